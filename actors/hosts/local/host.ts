@@ -1,0 +1,263 @@
+// The local host (Bun and Deno): activates actors on demand, runs the relay and timer loops, evicts idle actors.
+import { type Clock, systemClock } from "../../../shared/clock/index.ts";
+import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts";
+import {
+  type ActorAddress,
+  type ActorHost,
+  ActorInstance,
+  ActorRegistry,
+  type AnyActorDefinition,
+  type AskOptions,
+  askEnvelope,
+  assertValidKey,
+  defaultRelayPolicy,
+  formatAddress,
+  type RelayPolicy,
+  relayOnce,
+  retryDelay,
+  type Transport,
+  type TurnCommit,
+  type TurnOutcome,
+  targetOf,
+} from "../../runtime/index.ts";
+import type { SqlDatabase } from "./sql.ts";
+import { type ActorSnapshot, LocalStore } from "./store.ts";
+
+export interface LocalHostOptions {
+  actors: Iterable<AnyActorDefinition>;
+  db: SqlDatabase;
+  /** Where the relay sends committed outbox messages. Without one, messages wait durably in the outbox. */
+  transport?: Transport;
+  clock?: Clock;
+  /** How long handled message ids are remembered for deduplication. Default 7 days. */
+  inboxRetentionMs?: number;
+  /** Evict an actor after this long without a message. Default 60 s. */
+  idleEvictMs?: number;
+  relayPolicy?: RelayPolicy;
+  /** Longest sleep of the relay and timer loops between wake-ups. Default 1 s. */
+  pollMs?: number;
+  /** Reports failures of background work (relay, timers); defaults to console.error. */
+  onBackgroundError?: (what: string, error: unknown) => void;
+}
+
+export interface HostStats {
+  activeActors: number;
+  mailboxDepth: number;
+}
+
+export class LocalActorHost implements ActorHost {
+  readonly store: LocalStore;
+  private readonly registry: ActorRegistry;
+  private readonly clock: Clock;
+  private readonly instances = new Map<string, ActorInstance>();
+  private readonly firingTimers = new Set<string>();
+  private readonly options: Required<Omit<LocalHostOptions, "transport" | "actors" | "db">> & {
+    transport: Transport | undefined;
+  };
+  private stopped = false;
+  private relayWake: (() => void) | undefined;
+  private timerWake: (() => void) | undefined;
+  private readonly loops: Promise<void>[] = [];
+  private sweepHandle: ReturnType<typeof setInterval> | undefined;
+
+  constructor(options: LocalHostOptions) {
+    this.registry = new ActorRegistry(options.actors);
+    this.store = new LocalStore(options.db);
+    this.clock = options.clock ?? systemClock;
+    this.options = {
+      transport: options.transport,
+      clock: this.clock,
+      inboxRetentionMs: options.inboxRetentionMs ?? 7 * 86_400_000,
+      idleEvictMs: options.idleEvictMs ?? 60_000,
+      relayPolicy: options.relayPolicy ?? defaultRelayPolicy,
+      pollMs: options.pollMs ?? 1_000,
+      onBackgroundError:
+        options.onBackgroundError ?? ((what, error) => console.error(`[edgewise] ${what}`, error)),
+    };
+  }
+
+  /** Starts the background loops. Outbox entries and timers left by a previous run are picked up at once. */
+  start(): this {
+    this.loops.push(this.relayLoop(), this.timerLoop());
+    const sweepEvery = Math.max(1_000, Math.min(this.options.idleEvictMs, 60_000));
+    this.sweepHandle = setInterval(() => this.sweep(), sweepEvery);
+    this.pruneInbox();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.sweepHandle) clearInterval(this.sweepHandle);
+    this.relayWake?.();
+    this.timerWake?.();
+    await Promise.all(this.loops);
+    this.store.close();
+  }
+
+  get actorTypes(): string[] {
+    return this.registry.types;
+  }
+
+  ask(address: ActorAddress, type: string, data: unknown, options?: AskOptions): Promise<TurnOutcome> {
+    return this.dispatch(address, askEnvelope(address, type, data, options));
+  }
+
+  receive(input: Envelope): Promise<TurnOutcome> {
+    const envelope = parseEnvelope(input);
+    return this.dispatch(targetOf(envelope), envelope);
+  }
+
+  inspect(address: ActorAddress): ActorSnapshot {
+    this.registry.resolve(address.type);
+    assertValidKey(address.key);
+    return this.store.inspect(formatAddress(address));
+  }
+
+  stats(): HostStats {
+    let mailboxDepth = 0;
+    for (const instance of this.instances.values()) mailboxDepth += instance.mailboxDepth;
+    return { activeActors: this.instances.size, mailboxDepth };
+  }
+
+  /** Runs due timers and one relay pass now. Tests with a manual clock call it after advancing time. */
+  async tick(): Promise<void> {
+    await this.fireDueTimers();
+    await this.relayPass();
+  }
+
+  private dispatch(address: ActorAddress, envelope: Envelope, timerId?: string): Promise<TurnOutcome> {
+    const instance = this.instanceFor(address);
+    return instance.deliver(envelope, timerId ? { timerId } : {});
+  }
+
+  private instanceFor(address: ActorAddress): ActorInstance {
+    const definition = this.registry.resolve(address.type);
+    assertValidKey(address.key);
+    const id = formatAddress(address);
+    let instance = this.instances.get(id);
+    if (instance?.broken) {
+      this.instances.delete(id);
+      instance = undefined;
+    }
+    if (!instance) {
+      instance = new ActorInstance({
+        definition,
+        key: address.key,
+        storage: this.store.storageFor(id),
+        clock: this.clock,
+        onCommitted: (commit) => this.afterCommit(commit),
+      });
+      this.instances.set(id, instance);
+    }
+    return instance;
+  }
+
+  private afterCommit(commit: TurnCommit): void {
+    if (commit.outbox.length > 0) this.relayWake?.();
+    if (commit.timersAdded.length > 0) this.timerWake?.();
+  }
+
+  private sweep(): void {
+    const now = this.clock.now();
+    for (const [id, instance] of this.instances) {
+      if (instance.broken || (instance.idle && now - instance.lastActiveAt >= this.options.idleEvictMs)) {
+        this.instances.delete(id);
+      }
+    }
+    this.pruneInbox();
+  }
+
+  private pruneInbox(): void {
+    try {
+      this.store.pruneInbox(this.clock.now() - this.options.inboxRetentionMs);
+    } catch (error) {
+      this.options.onBackgroundError("inbox pruning failed", error);
+    }
+  }
+
+  // --- relay ---
+
+  private async relayPass(): Promise<number> {
+    if (!this.options.transport) return 0;
+    const pass = await relayOnce(this.store, this.options.transport, this.clock, this.options.relayPolicy);
+    if (pass.lastError !== undefined) {
+      this.options.onBackgroundError(`relay: ${pass.failed} messages will be retried`, pass.lastError);
+    }
+    return pass.sent;
+  }
+
+  private async relayLoop(): Promise<void> {
+    if (!this.options.transport) return;
+    while (!this.stopped) {
+      let sent = 0;
+      try {
+        sent = await this.relayPass();
+      } catch (error) {
+        this.options.onBackgroundError("relay pass failed", error);
+      }
+      if (sent > 0) continue;
+      const next = await this.store.nextDue();
+      await this.sleep(next, (wake) => {
+        this.relayWake = wake;
+      });
+    }
+  }
+
+  // --- timers ---
+
+  private async fireDueTimers(): Promise<number> {
+    const due = this.store
+      .dueTimers(this.clock.now(), 256)
+      .filter((timer) => !this.firingTimers.has(timer.id));
+    await Promise.all(
+      due.map(async (timer) => {
+        this.firingTimers.add(timer.id);
+        try {
+          await this.dispatch(targetOf(timer.envelope), timer.envelope, timer.id);
+        } catch (error) {
+          // At least once: the timer stays, and fires again after a backoff.
+          const attempts = timer.attempts + 1;
+          const at = this.clock.now() + retryDelay(attempts, this.options.relayPolicy);
+          this.store.retryTimer(timer.actor, timer.id, at, attempts);
+          this.options.onBackgroundError(
+            `timer ${timer.id} on ${timer.actor} failed; retry ${attempts}`,
+            error,
+          );
+        } finally {
+          this.firingTimers.delete(timer.id);
+        }
+      }),
+    );
+    return due.length;
+  }
+
+  private async timerLoop(): Promise<void> {
+    while (!this.stopped) {
+      let fired = 0;
+      try {
+        fired = await this.fireDueTimers();
+      } catch (error) {
+        this.options.onBackgroundError("timer pass failed", error);
+      }
+      if (fired > 0) continue;
+      await this.sleep(this.store.nextTimerAt(), (wake) => {
+        this.timerWake = wake;
+      });
+    }
+  }
+
+  /** Sleeps until `until` (epoch ms), the poll interval, or a wake-up, whichever is first. */
+  private sleep(until: number | undefined, register: (wake: () => void) => void): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    const wait = until === undefined ? this.options.pollMs : until - this.clock.now();
+    const delay = Math.max(0, Math.min(this.options.pollMs, wait));
+    return new Promise<void>((resolve) => {
+      const handle = setTimeout(done, delay);
+      function done() {
+        clearTimeout(handle);
+        resolve();
+      }
+      register(done);
+    });
+  }
+}

@@ -1,0 +1,264 @@
+// The local host's store: every actor's state, inbox, outbox, timers and kv in one SQLite file, group-committed.
+import type { Envelope } from "../../../shared/envelope/index.ts";
+import type {
+  ActorStorage,
+  InboxRecord,
+  OutboxRecord,
+  OutboxStore,
+  StoredState,
+  TimerRecord,
+  TurnCommit,
+} from "../../runtime/index.ts";
+import { type SqlDatabase, type SqlStatement, schema, schemaVersion } from "./sql.ts";
+
+export interface DueTimer extends TimerRecord {
+  actor: string;
+  attempts: number;
+}
+
+interface QueuedCommit {
+  view: ActorStorageView;
+  commit: TurnCommit;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** Commits wait at most one macrotask, and a batch holds at most this many turns (bounds reply latency). */
+const maxBatch = 512;
+
+const defer: (fn: () => void) => void =
+  typeof globalThis.setImmediate === "function"
+    ? (fn) => globalThis.setImmediate(fn)
+    : (fn) => setTimeout(fn, 0);
+
+export class LocalStore implements OutboxStore {
+  private readonly q: Record<string, SqlStatement>;
+  private queue: QueuedCommit[] = [];
+  private flushScheduled = false;
+
+  constructor(private readonly db: SqlDatabase) {
+    db.exec(schema);
+    const found = db.prepare("SELECT value FROM edgewise_meta WHERE name = 'schema'").get()?.value;
+    if (found === undefined) {
+      db.prepare("INSERT INTO edgewise_meta (name, value) VALUES ('schema', ?)").run(String(schemaVersion));
+    } else if (Number(found) > schemaVersion) {
+      throw new Error(`data dir was written by a newer Edgewise (store schema ${found} > ${schemaVersion})`);
+    }
+    const sql = {
+      loadState: "SELECT version, state FROM actor_state WHERE actor = ?",
+      saveState:
+        "INSERT INTO actor_state (actor, version, state) VALUES (?, ?, ?) ON CONFLICT (actor) DO UPDATE SET version = excluded.version, state = excluded.state",
+      inbox: "SELECT reply FROM inbox WHERE actor = ? AND id = ?",
+      addInbox: "INSERT INTO inbox (actor, id, reply, at) VALUES (?, ?, ?, ?)",
+      pruneInbox: "DELETE FROM inbox WHERE at < ?",
+      addOutbox: "INSERT INTO outbox (actor, envelope) VALUES (?, ?)",
+      pendingOutbox:
+        "SELECT seq, actor, envelope, attempts FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM outbox p WHERE p.actor = o.actor AND p.retry_at > ?) ORDER BY seq LIMIT ?",
+      deleteOutbox: "DELETE FROM outbox WHERE seq = ?",
+      failOutbox: "UPDATE outbox SET attempts = ?, retry_at = ? WHERE seq = ?",
+      // An actor is due once its latest backoff has passed (order per actor), so the minimum is over actors.
+      nextOutbox: "SELECT MIN(due) AS at FROM (SELECT MAX(retry_at) AS due FROM outbox GROUP BY actor)",
+      countOutbox: "SELECT COUNT(*) AS n FROM outbox WHERE actor = ?",
+      addTimer:
+        "INSERT INTO timers (actor, id, at, envelope) VALUES (?, ?, ?, ?) ON CONFLICT (actor, id) DO UPDATE SET at = excluded.at, envelope = excluded.envelope",
+      removeTimer: "DELETE FROM timers WHERE actor = ? AND id = ?",
+      dueTimers: "SELECT actor, id, at, envelope, attempts FROM timers WHERE at <= ? ORDER BY at LIMIT ?",
+      retryTimer: "UPDATE timers SET at = ?, attempts = ? WHERE actor = ? AND id = ?",
+      nextTimer: "SELECT MIN(at) AS at FROM timers",
+      actorTimers: "SELECT id, at, envelope FROM timers WHERE actor = ? ORDER BY at",
+      countInbox: "SELECT COUNT(*) AS n FROM inbox WHERE actor = ?",
+      kvGet: "SELECT value FROM kv WHERE actor = ? AND key = ?",
+      kvPut:
+        "INSERT INTO kv (actor, key, value) VALUES (?, ?, ?) ON CONFLICT (actor, key) DO UPDATE SET value = excluded.value",
+      kvDelete: "DELETE FROM kv WHERE actor = ? AND key = ?",
+    };
+    this.q = Object.fromEntries(Object.entries(sql).map(([name, text]) => [name, db.prepare(text)]));
+  }
+
+  /** A fresh storage view for one activation of one actor. */
+  storageFor(actor: string): ActorStorageView {
+    return new ActorStorageView(this, actor);
+  }
+
+  loadState(actor: string): StoredState | undefined {
+    const row = this.q.loadState!.get(actor);
+    return row ? { version: Number(row.version), state: JSON.parse(String(row.state)) } : undefined;
+  }
+
+  inbox(actor: string, id: string): InboxRecord | undefined {
+    const row = this.q.inbox!.get(actor, id);
+    if (!row) return undefined;
+    return { replyJson: row.reply === null ? undefined : String(row.reply) };
+  }
+
+  kvGet(actor: string, key: string): unknown {
+    const row = this.q.kvGet!.get(actor, key);
+    return row ? JSON.parse(String(row.value)) : undefined;
+  }
+
+  enqueueCommit(view: ActorStorageView, commit: TurnCommit): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ view, commit, resolve, reject });
+      if (this.queue.length >= maxBatch) this.flush();
+      else if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        defer(() => this.flush());
+      }
+    });
+  }
+
+  /** Writes every queued turn in one transaction (one fsync), then releases their replies. */
+  flush(): void {
+    this.flushScheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    // A view whose earlier commit failed must not write turns computed on top of it.
+    const writable = batch.filter((entry) => !entry.view.poisoned);
+    for (const entry of batch) if (entry.view.poisoned) entry.reject(entry.view.poisoned);
+    try {
+      this.db.transaction(() => {
+        for (const entry of writable) this.write(entry.view.actor, entry.commit);
+      });
+    } catch (error) {
+      for (const entry of writable) {
+        entry.view.poisoned ??= error;
+        entry.reject(error);
+      }
+      return;
+    }
+    for (const entry of writable) entry.resolve();
+  }
+
+  private write(actor: string, commit: TurnCommit): void {
+    this.q.saveState!.run(actor, commit.version, JSON.stringify(commit.state));
+    if (commit.inbox) {
+      this.q.addInbox!.run(actor, commit.inbox.id, commit.inbox.replyJson ?? null, commit.inbox.at);
+    }
+    for (const envelope of commit.outbox) this.q.addOutbox!.run(actor, JSON.stringify(envelope));
+    for (const id of commit.timersRemoved) this.q.removeTimer!.run(actor, id);
+    for (const timer of commit.timersAdded) {
+      this.q.addTimer!.run(actor, timer.id, timer.at, JSON.stringify(timer.envelope));
+    }
+    for (const [key, value] of commit.kv) {
+      if (value === undefined) this.q.kvDelete!.run(actor, key);
+      else this.q.kvPut!.run(actor, key, JSON.stringify(value));
+    }
+  }
+
+  removeTimer(actor: string, id: string): void {
+    this.q.removeTimer!.run(actor, id);
+  }
+
+  // --- OutboxStore, across all actors ---
+
+  async pending(now: number, limit: number): Promise<OutboxRecord[]> {
+    return this.q.pendingOutbox!.all(now, limit).map((row) => ({
+      seq: Number(row.seq),
+      actor: String(row.actor),
+      envelope: JSON.parse(String(row.envelope)) as Envelope,
+      attempts: Number(row.attempts),
+    }));
+  }
+
+  async delivered(seqs: number[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const seq of seqs) this.q.deleteOutbox!.run(seq);
+    });
+  }
+
+  async failed(seq: number, attempts: number, retryAt: number): Promise<void> {
+    this.q.failOutbox!.run(attempts, retryAt, seq);
+  }
+
+  async nextDue(): Promise<number | undefined> {
+    const at = this.q.nextOutbox!.get()?.at;
+    return at === null || at === undefined ? undefined : Number(at);
+  }
+
+  // --- timers and retention, across all actors ---
+
+  dueTimers(now: number, limit: number): DueTimer[] {
+    return this.q.dueTimers!.all(now, limit).map((row) => ({
+      actor: String(row.actor),
+      id: String(row.id),
+      at: Number(row.at),
+      envelope: JSON.parse(String(row.envelope)) as Envelope,
+      attempts: Number(row.attempts),
+    }));
+  }
+
+  retryTimer(actor: string, id: string, at: number, attempts: number): void {
+    this.q.retryTimer!.run(at, attempts, actor, id);
+  }
+
+  nextTimerAt(): number | undefined {
+    const at = this.q.nextTimer!.get()?.at;
+    return at === null || at === undefined ? undefined : Number(at);
+  }
+
+  /** Forgets handled message ids older than the retention window. Returns how many were removed. */
+  pruneInbox(olderThan: number): number {
+    return this.q.pruneInbox!.run(olderThan).changes;
+  }
+
+  /** What an operator or a test sees of one actor. */
+  inspect(actor: string): ActorSnapshot {
+    const stored = this.loadState(actor);
+    return {
+      state: stored?.state,
+      version: stored?.version,
+      inboxSize: Number(this.q.countInbox!.get(actor)?.n ?? 0),
+      outboxSize: Number(this.q.countOutbox!.get(actor)?.n ?? 0),
+      timers: this.q.actorTimers!.all(actor).map((row) => ({
+        id: String(row.id),
+        at: Number(row.at),
+        type: (JSON.parse(String(row.envelope)) as Envelope).type,
+      })),
+    };
+  }
+
+  close(): void {
+    this.flush();
+    this.db.close();
+  }
+}
+
+export interface ActorSnapshot {
+  state: unknown;
+  version: number | undefined;
+  inboxSize: number;
+  outboxSize: number;
+  timers: Array<{ id: string; at: number; type: string }>;
+}
+
+/** One activation's view of the store. Once a commit fails, the view refuses further commits. */
+export class ActorStorageView implements ActorStorage {
+  poisoned: unknown;
+
+  constructor(
+    private readonly store: LocalStore,
+    readonly actor: string,
+  ) {}
+
+  async load(): Promise<StoredState | undefined> {
+    return this.store.loadState(this.actor);
+  }
+
+  async inbox(messageId: string): Promise<InboxRecord | undefined> {
+    return this.store.inbox(this.actor, messageId);
+  }
+
+  async kvGet(key: string): Promise<unknown> {
+    return this.store.kvGet(this.actor, key);
+  }
+
+  commit(commit: TurnCommit): Promise<void> {
+    if (this.poisoned !== undefined) return Promise.reject(this.poisoned);
+    return this.store.enqueueCommit(this, commit);
+  }
+
+  async removeTimer(id: string): Promise<void> {
+    this.store.removeTimer(this.actor, id);
+  }
+}

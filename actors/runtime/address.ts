@@ -1,0 +1,40 @@
+// Actor identity: `type/key`, with the validation every host applies before touching storage.
+import { EdgewiseError } from "../../shared/errors/index.ts";
+
+export interface ActorAddress {
+  type: string;
+  key: string;
+}
+
+const typePattern = /^[a-z][a-z0-9-]{0,63}$/;
+/** URL-safe: RFC 3986 unreserved characters only, so a key is the same in a path, a header and a SQL row. */
+const keyPattern = /^[A-Za-z0-9._~-]{1,256}$/;
+
+export function isValidActorType(type: string): boolean {
+  return typePattern.test(type);
+}
+
+export function assertValidKey(key: unknown): asserts key is string {
+  if (typeof key !== "string" || !keyPattern.test(key)) {
+    throw new EdgewiseError(
+      "actor.invalid_key",
+      "actor key must be 1-256 URL-safe characters (letters, digits, '.', '_', '~', '-')",
+    );
+  }
+}
+
+export function formatAddress(address: ActorAddress): string {
+  return `${address.type}/${address.key}`;
+}
+
+export function parseAddress(text: string): ActorAddress {
+  const slash = text.indexOf("/");
+  if (slash < 1) throw new EdgewiseError("actor.invalid_key", "an actor address is written `type/key`");
+  const address = { type: text.slice(0, slash), key: text.slice(slash + 1) };
+  assertValidKey(address.key);
+  return address;
+}
+
+export function actorSource(address: ActorAddress): string {
+  return `edgewise://actor/${address.type}/${address.key}`;
+}

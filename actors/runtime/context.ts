@@ -1,0 +1,128 @@
+// What a handler sees during one turn: its state, the message, and effects that commit with the turn.
+import type { Clock } from "../../shared/clock/index.ts";
+import { createEnvelope, type Envelope } from "../../shared/envelope/index.ts";
+import { EdgewiseError } from "../../shared/errors/index.ts";
+import { newId } from "../../shared/ids/index.ts";
+import {
+  type ActorAddress,
+  actorSource,
+  assertValidKey,
+  formatAddress,
+  isValidActorType,
+} from "./address.ts";
+import type { TimerRecord } from "./storage.ts";
+
+export interface SendOptions {
+  /** Defaults to a fresh id. Give one to make a send idempotent across retries of the same turn logic. */
+  id?: string;
+  subject?: string;
+}
+
+export type When = { at: number | Date } | { delay: number };
+
+/** Per-actor records beyond the state object, read and written inside the turn's transaction. */
+export interface TurnKv {
+  get<T = unknown>(key: string): Promise<T | undefined>;
+  put(key: string, value: unknown): void;
+  delete(key: string): void;
+}
+
+export interface TurnContext<State> {
+  readonly self: ActorAddress;
+  readonly key: string;
+  /** The message being handled. */
+  readonly message: Envelope;
+  /** A working copy: mutate it or assign a new value; it commits if the handler returns. */
+  state: State;
+  readonly kv: TurnKv;
+  now(): number;
+  /** A command to one actor, through the queue. Returns the message id. */
+  send(target: ActorAddress, type: string, data: unknown, options?: SendOptions): string;
+  /** An event to whoever subscribes to its type, through the queue. Returns the message id. */
+  publish(type: string, data: unknown, options?: SendOptions): string;
+  /** A durable timer: delivers `type` to this actor at or after the given time. Returns the timer id. */
+  schedule(when: When, type: string, data: unknown, options?: SendOptions): string;
+  cancelSchedule(timerId: string): void;
+}
+
+/** The effects a turn collected, committed only if the handler returns. */
+export interface TurnEffects {
+  outbox: Envelope[];
+  timersAdded: TimerRecord[];
+  timersRemoved: string[];
+  kvWrites: Map<string, unknown>;
+}
+
+export function createTurnContext<State>(
+  self: ActorAddress,
+  message: Envelope,
+  state: State,
+  clock: Clock,
+  kvRead: (key: string) => Promise<unknown>,
+): { context: TurnContext<State>; effects: TurnEffects } {
+  const effects: TurnEffects = { outbox: [], timersAdded: [], timersRemoved: [], kvWrites: new Map() };
+  const source = actorSource(self);
+  const lineage = (type: string, data: unknown, options: SendOptions | undefined, target?: string) =>
+    createEnvelope({
+      type,
+      source,
+      data,
+      time: clock.now(),
+      ...(options?.id ? { id: options.id } : { id: newId() }),
+      ...(options?.subject ? { subject: options.subject } : {}),
+      ...(target ? { target } : {}),
+      causationid: message.id,
+      correlationid: message.correlationid ?? message.id,
+      ...(message.traceparent ? { traceparent: message.traceparent } : {}),
+      ...(message.tracestate ? { tracestate: message.tracestate } : {}),
+    });
+
+  const context: TurnContext<State> = {
+    self,
+    key: self.key,
+    message,
+    state,
+    now: () => clock.now(),
+    kv: {
+      get: async <T>(key: string) => {
+        if (effects.kvWrites.has(key)) return effects.kvWrites.get(key) as T | undefined;
+        return (await kvRead(key)) as T | undefined;
+      },
+      put: (key, value) => {
+        if (value === undefined)
+          throw new EdgewiseError("request.invalid", "kv.put needs a value; use kv.delete");
+        effects.kvWrites.set(key, value);
+      },
+      delete: (key) => {
+        effects.kvWrites.set(key, undefined);
+      },
+    },
+    send(target, type, data, options) {
+      if (!isValidActorType(target.type)) {
+        throw new EdgewiseError("actor.unknown_type", `cannot send to actor type "${target.type}"`);
+      }
+      assertValidKey(target.key);
+      const envelope = lineage(type, data, options, formatAddress(target));
+      effects.outbox.push(envelope);
+      return envelope.id;
+    },
+    publish(type, data, options) {
+      const envelope = lineage(type, data, options);
+      effects.outbox.push(envelope);
+      return envelope.id;
+    },
+    schedule(when, type, data, options) {
+      const at = "delay" in when ? clock.now() + Math.max(0, when.delay) : new Date(when.at).getTime();
+      if (!Number.isFinite(at)) throw new EdgewiseError("request.invalid", "schedule needs a valid time");
+      const envelope = lineage(type, data, options, formatAddress(self));
+      effects.timersAdded.push({ id: envelope.id, at, envelope });
+      return envelope.id;
+    },
+    cancelSchedule(timerId) {
+      const added = effects.timersAdded.findIndex((timer) => timer.id === timerId);
+      if (added >= 0) effects.timersAdded.splice(added, 1);
+      else effects.timersRemoved.push(timerId);
+    },
+  };
+  return { context, effects };
+}

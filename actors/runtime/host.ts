@@ -1,0 +1,66 @@
+// The host port: how a gateway or the queue reaches actors, whatever runs them (local host, Durable Objects).
+import { createEnvelope, type Envelope } from "../../shared/envelope/index.ts";
+import { EdgewiseError } from "../../shared/errors/index.ts";
+import { type ActorAddress, assertValidKey, formatAddress, parseAddress } from "./address.ts";
+import type { AnyActorDefinition, DataOf, MessageType, ReplyOf } from "./define.ts";
+import type { TurnOutcome } from "./turn.ts";
+
+export interface AskOptions {
+  /** Message id; give the same one to retry an ask safely (the stored reply comes back). */
+  id?: string;
+  source?: string;
+  traceparent?: string;
+  tracestate?: string;
+  correlationid?: string;
+}
+
+export interface ActorHost {
+  /** Request and reply: the reply leaves only after the turn committed. */
+  ask(address: ActorAddress, type: string, data: unknown, options?: AskOptions): Promise<TurnOutcome>;
+  /** A queued delivery addressed by `envelope.target`; resolves after the actor committed. */
+  receive(envelope: Envelope): Promise<TurnOutcome>;
+}
+
+export function askEnvelope(
+  address: ActorAddress,
+  type: string,
+  data: unknown,
+  options: AskOptions = {},
+): Envelope {
+  assertValidKey(address.key);
+  return createEnvelope({
+    type,
+    data,
+    source: options.source ?? "edgewise://gateway",
+    target: formatAddress(address),
+    ...(options.id ? { id: options.id } : {}),
+    ...(options.traceparent ? { traceparent: options.traceparent } : {}),
+    ...(options.tracestate ? { tracestate: options.tracestate } : {}),
+    ...(options.correlationid ? { correlationid: options.correlationid } : {}),
+  });
+}
+
+export function targetOf(envelope: Envelope): ActorAddress {
+  if (!envelope.target)
+    throw new EdgewiseError("envelope.invalid", "a delivery needs a `target` actor address");
+  return parseAddress(envelope.target);
+}
+
+/** A typed view of one actor type on a host: `client.ask(key, "Increment", { by: 1 })`. */
+export interface ActorClient<D extends AnyActorDefinition> {
+  ask<K extends MessageType<D>>(
+    key: string,
+    type: K,
+    data: DataOf<D, K>,
+    options?: AskOptions,
+  ): Promise<ReplyOf<D, K>>;
+}
+
+export function actorClient<D extends AnyActorDefinition>(host: ActorHost, definition: D): ActorClient<D> {
+  return {
+    async ask(key, type, data, options) {
+      const outcome = await host.ask({ type: definition.type, key }, type, data, options);
+      return outcome.reply as never;
+    },
+  };
+}

@@ -1,0 +1,11 @@
+// The portable actor runtime: define actors, run turns, and the ports that hosts implement.
+export * from "./address.ts";
+export * from "./context.ts";
+export * from "./define.ts";
+export * from "./host.ts";
+export * from "./migrate.ts";
+export * from "./registry.ts";
+export * from "./relay.ts";
+export * from "./storage.ts";
+export * from "./transport.ts";
+export * from "./turn.ts";

@@ -1,0 +1,64 @@
+// The outbox relay: drains committed messages to the transport, at least once, in order per actor, with backoff.
+import type { Clock } from "../../shared/clock/index.ts";
+import type { OutboxRecord, OutboxStore } from "./storage.ts";
+import type { Transport } from "./transport.ts";
+
+export interface RelayPolicy {
+  /** Entries read per pass. */
+  batchSize: number;
+  /** First retry delay; doubles per attempt, with jitter, up to `maxDelayMs`. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const defaultRelayPolicy: RelayPolicy = { batchSize: 256, baseDelayMs: 250, maxDelayMs: 60_000 };
+
+export interface RelayPass {
+  sent: number;
+  failed: number;
+  /** The last error the transport raised in this pass, for the host to log. */
+  lastError?: unknown;
+}
+
+export function retryDelay(
+  attempts: number,
+  policy: RelayPolicy,
+  random: () => number = Math.random,
+): number {
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(0, attempts - 1));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+/** One pass over what is due. Each actor's entries go in one ordered batch; a failed batch retries whole. */
+export async function relayOnce(
+  outbox: OutboxStore,
+  transport: Transport,
+  clock: Clock,
+  policy: RelayPolicy = defaultRelayPolicy,
+): Promise<RelayPass> {
+  const entries = await outbox.pending(clock.now(), policy.batchSize);
+  const byActor = new Map<string, OutboxRecord[]>();
+  for (const entry of entries) {
+    const group = byActor.get(entry.actor);
+    if (group) group.push(entry);
+    else byActor.set(entry.actor, [entry]);
+  }
+  const pass: RelayPass = { sent: 0, failed: 0 };
+  await Promise.all(
+    [...byActor.values()].map(async (group) => {
+      try {
+        await transport.send(group.map((entry) => entry.envelope));
+      } catch (error) {
+        pass.failed += group.length;
+        pass.lastError = error;
+        const attempts = Math.max(...group.map((entry) => entry.attempts)) + 1;
+        const retryAt = clock.now() + retryDelay(attempts, policy);
+        for (const entry of group) await outbox.failed(entry.seq, attempts, retryAt);
+        return;
+      }
+      await outbox.delivered(group.map((entry) => entry.seq));
+      pass.sent += group.length;
+    }),
+  );
+  return pass;
+}

@@ -1,0 +1,62 @@
+// The storage port: the few operations a turn needs, committed atomically. Hosts implement it.
+import type { Envelope } from "../../shared/envelope/index.ts";
+
+export interface StoredState {
+  state: unknown;
+  version: number;
+}
+
+export interface InboxRecord {
+  /** JSON of the reply the handler returned, so a repeated ask gets the same answer. */
+  replyJson: string | undefined;
+}
+
+export interface TimerRecord {
+  id: string;
+  /** Epoch ms when it is due. */
+  at: number;
+  envelope: Envelope;
+}
+
+/** Everything one turn changes. A host writes all of it or none of it. */
+export interface TurnCommit {
+  state: unknown;
+  version: number;
+  /** The handled message; absent for a migration-only commit. */
+  inbox?: { id: string; replyJson: string | undefined; at: number };
+  outbox: Envelope[];
+  timersAdded: TimerRecord[];
+  /** Cancelled timers, and the timer this turn handled. */
+  timersRemoved: string[];
+  /** Extra per-actor records written with `ctx.kv` (undefined deletes). */
+  kv: Array<[key: string, value: unknown]>;
+}
+
+/** One actor's storage, as the turn engine sees it. */
+export interface ActorStorage {
+  load(): Promise<StoredState | undefined>;
+  inbox(messageId: string): Promise<InboxRecord | undefined>;
+  kvGet(key: string): Promise<unknown>;
+  /** Resolves once the commit is durable. Replies wait for it (the output gate). */
+  commit(commit: TurnCommit): Promise<void>;
+  /** Removes a fired timer without a turn (its message was already handled). */
+  removeTimer(id: string): Promise<void>;
+}
+
+export interface OutboxRecord {
+  seq: number;
+  /** `type/key` of the actor that wrote it; the relay keeps order per actor. */
+  actor: string;
+  envelope: Envelope;
+  attempts: number;
+}
+
+/** The outbox as the relay sees it: one actor's on Durable Objects, all actors' on the local host. */
+export interface OutboxStore {
+  /** Entries due now, oldest first. */
+  pending(now: number, limit: number): Promise<OutboxRecord[]>;
+  delivered(seqs: number[]): Promise<void>;
+  failed(seq: number, attempts: number, retryAt: number): Promise<void>;
+  /** When the next entry becomes due, if any. */
+  nextDue(): Promise<number | undefined>;
+}

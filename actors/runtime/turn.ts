@@ -1,0 +1,260 @@
+// The turn engine: one actor's mailbox, run one message at a time, committed atomically behind an output gate.
+import * as v from "valibot";
+import type { Clock } from "../../shared/clock/index.ts";
+import type { Envelope } from "../../shared/envelope/index.ts";
+import { EdgewiseError, toEdgewiseError } from "../../shared/errors/index.ts";
+import { validationError } from "../../shared/errors/valibot.ts";
+import type { ActorAddress } from "./address.ts";
+import { createTurnContext } from "./context.ts";
+import type { AnyActorDefinition } from "./define.ts";
+import { activateState, validateState } from "./migrate.ts";
+import type { ActorStorage, TurnCommit } from "./storage.ts";
+
+export interface TurnOutcome {
+  /** True when the message id was already handled: the handler did not run again. */
+  duplicate: boolean;
+  reply: unknown;
+}
+
+export interface DeliverOptions {
+  /** Set when the message is a fired timer, so the timer is removed with the turn. */
+  timerId?: string;
+}
+
+export interface ActorInstanceOptions {
+  definition: AnyActorDefinition;
+  key: string;
+  storage: ActorStorage;
+  clock: Clock;
+  /** Called after each durable commit; hosts use it to wake their relay and timers. */
+  onCommitted?: (commit: TurnCommit) => void;
+}
+
+interface Job {
+  envelope: Envelope;
+  options: DeliverOptions;
+  resolve: (outcome: TurnOutcome) => void;
+  reject: (error: unknown) => void;
+}
+
+interface PendingTurn {
+  replyJson: string | undefined;
+  committed: Promise<void>;
+}
+
+/**
+ * One activated actor. Turns are strictly serialized: the next message starts only after the previous
+ * handler returned, so awaits inside a handler never interleave with another turn.
+ *
+ * Commits are pipelined: the next turn may start on the new in-memory state while the previous commit is
+ * still being written, but no reply leaves before its own commit is durable. If a commit fails the instance
+ * is broken: every later reply fails with `actor.reset`, and the host activates a fresh instance from disk.
+ */
+export class ActorInstance {
+  readonly address: ActorAddress;
+  private readonly queue: Job[] = [];
+  private running = false;
+  private state: unknown;
+  private activation: Promise<void> | undefined;
+  private readonly kvCache = new Map<string, unknown>();
+  private readonly pending = new Map<string, PendingTurn>();
+  private uncommitted = 0;
+  private brokenBy: unknown;
+  lastActiveAt: number;
+
+  constructor(private readonly options: ActorInstanceOptions) {
+    this.address = { type: options.definition.type, key: options.key };
+    this.lastActiveAt = options.clock.now();
+  }
+
+  get broken(): boolean {
+    return this.brokenBy !== undefined;
+  }
+
+  /** True when nothing is queued, running or waiting for its commit: safe to evict. */
+  get idle(): boolean {
+    return !this.running && this.queue.length === 0 && this.uncommitted === 0;
+  }
+
+  get mailboxDepth(): number {
+    return this.queue.length;
+  }
+
+  /** Runs a message through the mailbox. Resolves with the handler's reply once the turn is durable. */
+  deliver(envelope: Envelope, options: DeliverOptions = {}): Promise<TurnOutcome> {
+    return new Promise<TurnOutcome>((resolve, reject) => {
+      this.queue.push({ envelope, options, resolve, reject });
+      this.lastActiveAt = this.options.clock.now();
+      if (!this.running) void this.pump();
+    });
+  }
+
+  /** Loads and migrates state. Idempotent; the first turn calls it. */
+  activate(): Promise<void> {
+    this.activation ??= this.load();
+    return this.activation;
+  }
+
+  private async load(): Promise<void> {
+    const { definition, key, storage } = this.options;
+    const activated = activateState(definition, key, await storage.load());
+    this.state = activated.state;
+    if (activated.migrated) {
+      await this.write({
+        state: activated.state,
+        version: definition.version,
+        outbox: [],
+        timersAdded: [],
+        timersRemoved: [],
+        kv: [],
+      });
+    }
+  }
+
+  private async pump(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.queue.length > 0) {
+        const job = this.queue.shift() as Job;
+        try {
+          await this.turn(job);
+        } catch (error) {
+          job.reject(error);
+        }
+      }
+    } finally {
+      this.running = false;
+      this.lastActiveAt = this.options.clock.now();
+    }
+  }
+
+  private async turn(job: Job): Promise<void> {
+    if (this.brokenBy !== undefined) throw resetError(this.address, this.brokenBy);
+    try {
+      await this.activate();
+    } catch (error) {
+      this.brokenBy = error;
+      throw toEdgewiseError(error);
+    }
+    const { definition, storage, clock } = this.options;
+    const { envelope, options } = job;
+
+    const inFlight = this.pending.get(envelope.id);
+    if (inFlight) {
+      inFlight.committed.then(() => job.resolve(duplicateOf(inFlight.replyJson)), job.reject);
+      return;
+    }
+    const seen = await storage.inbox(envelope.id);
+    if (seen) {
+      if (options.timerId) await storage.removeTimer(options.timerId);
+      job.resolve(duplicateOf(seen.replyJson));
+      return;
+    }
+
+    const schema = Object.hasOwn(definition.messages, envelope.type)
+      ? definition.messages[envelope.type]
+      : undefined;
+    if (!schema) {
+      throw new EdgewiseError(
+        "message.unknown_type",
+        `${definition.type} has no handler for "${envelope.type}"`,
+      );
+    }
+    const parsed = v.safeParse(schema, envelope.data);
+    if (!parsed.success) throw validationError("message.invalid", `${envelope.type} message`, parsed.issues);
+
+    const { context, effects } = createTurnContext(
+      this.address,
+      envelope,
+      structuredClone(this.state),
+      clock,
+      (key) => this.kvRead(key),
+    );
+    let reply: unknown;
+    try {
+      const handler = definition.handlers[envelope.type] as (ctx: unknown, data: unknown) => unknown;
+      reply = await handler(context, parsed.output);
+    } catch (error) {
+      throw handlerError(this.address, envelope.type, error);
+    }
+    const nextState = validateState(definition, context.state);
+    const replyJson = reply === undefined ? undefined : JSON.stringify(reply);
+    if (options.timerId) effects.timersRemoved.push(options.timerId);
+
+    const commit: TurnCommit = {
+      state: nextState,
+      version: definition.version,
+      inbox: { id: envelope.id, replyJson, at: clock.now() },
+      outbox: effects.outbox,
+      timersAdded: effects.timersAdded,
+      timersRemoved: effects.timersRemoved,
+      kv: [...effects.kvWrites],
+    };
+    // Later turns see this turn's state now; its reply waits for the commit (the output gate).
+    this.state = nextState;
+    for (const [key, value] of effects.kvWrites) this.kvCache.set(key, value);
+    const committed = this.write(commit);
+    const entry: PendingTurn = { replyJson, committed };
+    this.pending.set(envelope.id, entry);
+    committed.then(
+      () => {
+        this.pending.delete(envelope.id);
+        job.resolve({ duplicate: false, reply: parseReply(replyJson) });
+      },
+      (error) => {
+        this.pending.delete(envelope.id);
+        job.reject(resetError(this.address, error));
+      },
+    );
+  }
+
+  private write(commit: TurnCommit): Promise<void> {
+    this.uncommitted++;
+    let written: Promise<void>;
+    try {
+      written = this.options.storage.commit(commit);
+    } catch (error) {
+      written = Promise.reject(error);
+    }
+    return written.then(
+      () => {
+        this.uncommitted--;
+        this.options.onCommitted?.(commit);
+      },
+      (error: unknown) => {
+        this.uncommitted--;
+        this.brokenBy ??= error;
+        throw error;
+      },
+    );
+  }
+
+  private async kvRead(key: string): Promise<unknown> {
+    if (this.kvCache.has(key)) return this.kvCache.get(key);
+    const value = await this.options.storage.kvGet(key);
+    if (!this.kvCache.has(key)) this.kvCache.set(key, value);
+    return this.kvCache.get(key);
+  }
+}
+
+function parseReply(replyJson: string | undefined): unknown {
+  return replyJson === undefined ? undefined : JSON.parse(replyJson);
+}
+
+function duplicateOf(replyJson: string | undefined): TurnOutcome {
+  return { duplicate: true, reply: parseReply(replyJson) };
+}
+
+function handlerError(address: ActorAddress, type: string, error: unknown): EdgewiseError {
+  const known = toEdgewiseError(error);
+  if (known.code !== "internal") return known;
+  return new EdgewiseError("actor.handler_failed", `${address.type}/${address.key} failed handling ${type}`, {
+    cause: error,
+  });
+}
+
+function resetError(address: ActorAddress, cause: unknown): EdgewiseError {
+  return new EdgewiseError("actor.reset", `${address.type}/${address.key} was reset: a commit failed`, {
+    cause,
+  });
+}

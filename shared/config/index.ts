@@ -1,0 +1,75 @@
+// Configuration: parsed from the environment with valibot, with messages that name the variable and the fix.
+import * as v from "valibot";
+import { EdgewiseError } from "../errors/index.ts";
+
+/** Durations are written `500ms`, `10s`, `5m`, `2h` or `7d`. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
+  if (!match) return undefined;
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+    match[2] as "ms" | "s" | "m" | "h" | "d"
+  ];
+  return Math.round(Number(match[1]) * unit);
+}
+
+const duration = (name: string) =>
+  v.pipe(
+    v.string(),
+    v.check(
+      (text) => parseDuration(text) !== undefined,
+      `${name} must be a duration such as 500ms, 10s, 5m, 2h or 7d`,
+    ),
+    v.transform((text) => parseDuration(text) as number),
+  );
+
+const port = (name: string) =>
+  v.pipe(
+    v.string(),
+    v.regex(/^\d+$/, `${name} must be a whole number`),
+    v.transform(Number),
+    v.integer(),
+    v.minValue(0, `${name} must be between 0 and 65535`),
+    v.maxValue(65535, `${name} must be between 0 and 65535`),
+  );
+
+export const ConfigSchema = v.object({
+  PORT: v.optional(port("PORT"), "8787"),
+  EDGEWISE_DATA_DIR: v.optional(
+    v.pipe(v.string(), v.minLength(1, "EDGEWISE_DATA_DIR must not be empty")),
+    "./.edgewise",
+  ),
+  /** How long a handled message id is remembered for deduplication. */
+  EDGEWISE_INBOX_RETENTION: v.optional(duration("EDGEWISE_INBOX_RETENTION"), "7d"),
+  /** An actor with no message for this long is evicted from memory (its state stays on disk). */
+  EDGEWISE_IDLE_EVICT: v.optional(duration("EDGEWISE_IDLE_EVICT"), "60s"),
+  /** SQLite durability: FULL fsyncs every group commit; NORMAL survives a process crash but not power loss. */
+  EDGEWISE_SQLITE_SYNC: v.optional(
+    v.picklist(["FULL", "NORMAL"], "EDGEWISE_SQLITE_SYNC must be FULL or NORMAL"),
+    "FULL",
+  ),
+  LOG_LEVEL: v.optional(
+    v.picklist(["debug", "info", "warn", "error"], "LOG_LEVEL must be debug, info, warn or error"),
+    "info",
+  ),
+});
+
+export type Config = v.InferOutput<typeof ConfigSchema>;
+
+/** Parses configuration; reports every bad variable at once, never the value itself (it may be a secret). */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([, value]) => value !== undefined && value !== ""),
+  );
+  const result = v.safeParse(ConfigSchema, present);
+  if (result.success) return result.output;
+  const lines = result.issues.map((issue) => {
+    const name = issue.path?.map((item) => String(item.key)).join(".") ?? "configuration";
+    return `  ${name}: ${issue.message}`;
+  });
+  throw new EdgewiseError("config.invalid", `Invalid configuration:\n${lines.join("\n")}`, {
+    issues: result.issues.map((issue) => ({
+      path: issue.path?.map((item) => String(item.key)).join(".") ?? "",
+      message: issue.message,
+    })),
+  });
+}

@@ -1,0 +1,128 @@
+// Fixture actors for the conformance suite: each message exercises one of the eight semantics.
+import * as v from "valibot";
+import { EdgewiseError } from "../../shared/errors/index.ts";
+import { defineActor } from "../../actors/runtime/index.ts";
+
+const empty = v.object({});
+
+export const counter = defineActor({
+  type: "counter",
+  state: v.object({ count: v.pipe(v.number(), v.integer()), ticks: v.array(v.string()) }),
+  initial: () => ({ count: 0, ticks: [] }),
+  messages: {
+    Increment: v.object({ by: v.pipe(v.number(), v.integer()) }),
+    /** Read, await storage, write: loses updates if turns ever interleave. */
+    SlowIncrement: empty,
+    Get: empty,
+    /** Changes everything a turn can change, then throws. */
+    FailAfterEffects: empty,
+    /** Leaves the state failing its schema. */
+    CorruptState: empty,
+    /** Throws a public, typed error. */
+    Refuse: empty,
+    SendTo: v.object({ key: v.string(), count: v.pipe(v.number(), v.integer(), v.minValue(1)) }),
+    Announce: v.object({ note: v.string() }),
+    ScheduleTick: v.object({ delayMs: v.pipe(v.number(), v.minValue(0)), tag: v.string() }),
+    ScheduleAndCancel: v.object({ delayMs: v.number(), tag: v.string() }),
+    Tick: v.object({ tag: v.string() }),
+  },
+  handlers: {
+    Increment(ctx, data) {
+      ctx.state.count += data.by;
+      return { count: ctx.state.count };
+    },
+    async SlowIncrement(ctx) {
+      const before = ctx.state.count;
+      const seen = (await ctx.kv.get<number>("slow-seen")) ?? 0;
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      ctx.kv.put("slow-seen", seen + 1);
+      ctx.state.count = before + 1;
+      return { count: ctx.state.count, seen: seen + 1 };
+    },
+    async Get(ctx) {
+      return { ...ctx.state, slowSeen: (await ctx.kv.get<number>("slow-seen")) ?? 0 };
+    },
+    FailAfterEffects(ctx) {
+      ctx.state.count += 1000;
+      ctx.kv.put("slow-seen", -1);
+      ctx.send({ type: "counter", key: "elsewhere" }, "Increment", { by: 1 });
+      ctx.publish("CounterFailed", { key: ctx.key });
+      ctx.schedule({ delay: 10 }, "Tick", { tag: "never" });
+      throw new Error("handler failed after effects");
+    },
+    CorruptState(ctx) {
+      (ctx.state as { count: unknown }).count = "not a number";
+      ctx.send({ type: "counter", key: "elsewhere" }, "Increment", { by: 1 });
+    },
+    Refuse() {
+      throw new EdgewiseError("conflict", "counter refuses");
+    },
+    SendTo(ctx, data) {
+      const ids: string[] = [];
+      for (let i = 0; i < data.count; i++) {
+        ids.push(ctx.send({ type: "counter", key: data.key }, "Increment", { by: i + 1 }));
+      }
+      ctx.state.count += 1;
+      return { ids };
+    },
+    Announce(ctx, data) {
+      return { id: ctx.publish("CounterAnnounced", { key: ctx.key, note: data.note }, { subject: ctx.key }) };
+    },
+    ScheduleTick(ctx, data) {
+      return { timerId: ctx.schedule({ delay: data.delayMs }, "Tick", { tag: data.tag }) };
+    },
+    ScheduleAndCancel(ctx, data) {
+      const id = ctx.schedule({ delay: data.delayMs }, "Tick", { tag: data.tag });
+      ctx.cancelSchedule(id);
+      const later = ctx.schedule({ delay: data.delayMs }, "Tick", { tag: `${data.tag}-kept` });
+      return { cancelled: id, kept: later };
+    },
+    Tick(ctx, data) {
+      ctx.state.ticks.push(data.tag);
+      return { ticks: ctx.state.ticks.length };
+    },
+  },
+});
+
+const ProfileV1 = v.object({ name: v.string() });
+const ProfileV2 = v.object({ firstName: v.string(), lastName: v.string(), renamed: v.number() });
+
+/** Version 1 of `profile`: one name field. */
+export const profileV1 = defineActor({
+  type: "profile",
+  state: ProfileV1,
+  initial: () => ({ name: "" }),
+  messages: { Rename: v.object({ name: v.string() }), Get: empty },
+  handlers: {
+    Rename(ctx, data) {
+      ctx.state.name = data.name;
+    },
+    Get: (ctx) => ctx.state,
+  },
+});
+
+/** Version 2 of `profile`: the same actors, split names; stored v1 state migrates on activation. */
+export const profileV2 = defineActor({
+  type: "profile",
+  version: 2,
+  state: ProfileV2,
+  initial: () => ({ firstName: "", lastName: "", renamed: 0 }),
+  migrations: {
+    2: (previous) => {
+      const [firstName = "", ...rest] = (previous as v.InferOutput<typeof ProfileV1>).name.split(" ");
+      return { firstName, lastName: rest.join(" "), renamed: 0 };
+    },
+  },
+  messages: { Rename: v.object({ first: v.string(), last: v.string() }), Get: empty },
+  handlers: {
+    Rename(ctx, data) {
+      ctx.state = { firstName: data.first, lastName: data.last, renamed: ctx.state.renamed + 1 };
+    },
+    Get: (ctx) => ctx.state,
+  },
+});
+
+/** The fixture set for a host; `profileVersion` picks which profile definition the host runs. */
+export function fixtureActors(profileVersion: 1 | 2 = 1) {
+  return [counter, profileVersion === 2 ? profileV2 : profileV1];
+}
