@@ -1,0 +1,132 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ManualClock } from "../../../shared/clock/index.ts";
+import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { counter } from "../../../test/conformance/fixtures.ts";
+import { RecordingTransport } from "../../../test/support/memory-transport.ts";
+import { LocalActorHost } from "./host.ts";
+import type { SqlDatabase } from "./sql.ts";
+import { openBunSqlite } from "./sqlite-bun.ts";
+
+const hosts: LocalActorHost[] = [];
+afterEach(async () => {
+  await Promise.all(hosts.splice(0).map((host) => host.stop()));
+});
+
+function dbFile(): string {
+  return join(mkdtempSync(join(tmpdir(), "edgewise-host-")), "actors.db");
+}
+
+function boot(options: Partial<ConstructorParameters<typeof LocalActorHost>[0]> & { file?: string } = {}) {
+  const host = new LocalActorHost({
+    actors: [counter],
+    db: options.db ?? openBunSqlite(options.file ?? dbFile()),
+    onBackgroundError: () => {},
+    ...options,
+  });
+  hosts.push(host);
+  return host;
+}
+
+const count = async (host: LocalActorHost, key: string) =>
+  ((await host.ask({ type: "counter", key }, "Get", {})).reply as { count: number }).count;
+
+describe("local host", () => {
+  test("timers fire on the host's clock: not before their time, once after it", async () => {
+    const clock = new ManualClock();
+    const host = boot({ clock });
+    await host.ask({ type: "counter", key: "k" }, "ScheduleTick", { delayMs: 60_000, tag: "minute" });
+    await host.tick();
+    expect(host.inspect({ type: "counter", key: "k" }).timers).toHaveLength(1);
+    clock.advance(59_999);
+    await host.tick();
+    expect(host.inspect({ type: "counter", key: "k" }).state).toMatchObject({ ticks: [] });
+    clock.advance(1);
+    await host.tick();
+    await host.tick();
+    expect(host.inspect({ type: "counter", key: "k" })).toMatchObject({
+      state: { ticks: ["minute"] },
+      timers: [],
+    });
+  });
+
+  test("a failed group commit resets the actor: no reply escapes, and state reloads from disk", async () => {
+    const real = openBunSqlite(dbFile());
+    let failNext = false;
+    const flaky: SqlDatabase = {
+      ...real,
+      transaction: (fn) => {
+        if (failNext) {
+          failNext = false;
+          throw new Error("disk full (test)");
+        }
+        return real.transaction(fn);
+      },
+    };
+    const host = boot({ db: flaky });
+    await host.ask({ type: "counter", key: "k" }, "Increment", { by: 1 });
+    failNext = true;
+    const lost = await host
+      .ask({ type: "counter", key: "k" }, "Increment", { by: 10 })
+      .catch((error) => error);
+    expect(lost).toBeInstanceOf(EdgewiseError);
+    expect((lost as EdgewiseError).code).toBe("actor.reset");
+    expect(await count(host, "k")).toBe(1);
+    expect(host.inspect({ type: "counter", key: "k" }).inboxSize).toBe(2);
+  });
+
+  test("handled ids are forgotten after the retention window, and not before", async () => {
+    const clock = new ManualClock();
+    const host = boot({ clock, inboxRetentionMs: 3_600_000 });
+    await host.ask({ type: "counter", key: "k" }, "Increment", { by: 1 }, { id: "m-1" });
+    clock.advance(3_599_999);
+    expect(host.store.pruneInbox(clock.now() - 3_600_000)).toBe(0);
+    const again = await host.ask({ type: "counter", key: "k" }, "Increment", { by: 1 }, { id: "m-1" });
+    expect(again.duplicate).toBe(true);
+    clock.advance(2);
+    expect(host.store.pruneInbox(clock.now() - 3_600_000)).toBeGreaterThanOrEqual(1);
+  });
+
+  test("idle actors are evicted from memory and reactivate from disk", async () => {
+    const clock = new ManualClock();
+    const host = boot({ clock, idleEvictMs: 1_000 }).start();
+    await host.ask({ type: "counter", key: "k" }, "Increment", { by: 3 });
+    expect(host.stats().activeActors).toBe(1);
+    clock.advance(1_001);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect(host.stats().activeActors).toBe(0);
+    expect(await count(host, "k")).toBe(3);
+  });
+
+  test("a restart recovers state, pending outbox entries and timers", async () => {
+    const file = dbFile();
+    const first = boot({ file, transport: Object.assign(new RecordingTransport(), { failing: true }) });
+    await first.ask({ type: "counter", key: "k" }, "SendTo", { key: "other", count: 2 });
+    await first.ask({ type: "counter", key: "k" }, "ScheduleTick", { delayMs: 50, tag: "later" });
+    await first.stop();
+    hosts.splice(hosts.indexOf(first), 1);
+    const transport = new RecordingTransport();
+    const second = boot({ file, transport, pollMs: 20 }).start();
+    await transport.waitFor(2);
+    expect(transport.sent.map((envelope) => envelope.target)).toEqual(["counter/other", "counter/other"]);
+    for (
+      let i = 0;
+      i < 50 &&
+      (second.inspect({ type: "counter", key: "k" }).state as { ticks: string[] }).ticks.length === 0;
+      i++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(second.inspect({ type: "counter", key: "k" }).state).toMatchObject({ count: 1, ticks: ["later"] });
+  });
+
+  test("a data dir written by a newer store schema is refused", () => {
+    const file = dbFile();
+    const db = openBunSqlite(file);
+    boot({ db });
+    db.exec("UPDATE edgewise_meta SET value = '99' WHERE name = 'schema'");
+    expect(() => boot({ file })).toThrow("newer Edgewise");
+  });
+});

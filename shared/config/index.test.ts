@@ -1,0 +1,49 @@
+import { describe, expect, test } from "bun:test";
+import { EdgewiseError } from "../errors/index.ts";
+import { parseConfig, parseDuration } from "./index.ts";
+
+describe("configuration", () => {
+  test("defaults apply when nothing is set", () => {
+    const config = parseConfig({});
+    expect(config.PORT).toBe(8787);
+    expect(config.EDGEWISE_DATA_DIR).toBe("./.edgewise");
+    expect(config.EDGEWISE_INBOX_RETENTION).toBe(7 * 86_400_000);
+    expect(config.EDGEWISE_SQLITE_SYNC).toBe("FULL");
+  });
+
+  test("values are parsed and empty strings count as unset", () => {
+    const config = parseConfig({ PORT: "9000", EDGEWISE_IDLE_EVICT: "90s", EDGEWISE_DATA_DIR: "" });
+    expect(config.PORT).toBe(9000);
+    expect(config.EDGEWISE_IDLE_EVICT).toBe(90_000);
+    expect(config.EDGEWISE_DATA_DIR).toBe("./.edgewise");
+  });
+
+  test("every bad variable is reported at once, by name, without echoing its value", () => {
+    let caught: unknown;
+    try {
+      parseConfig({ PORT: "80a80", EDGEWISE_INBOX_RETENTION: "forever", EDGEWISE_SQLITE_SYNC: "sometimes" });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(EdgewiseError);
+    const error = caught as EdgewiseError;
+    expect(error.code).toBe("config.invalid");
+    expect(error.issues?.map((issue) => issue.path).sort()).toEqual([
+      "EDGEWISE_INBOX_RETENTION",
+      "EDGEWISE_SQLITE_SYNC",
+      "PORT",
+    ]);
+    expect(error.message).toContain("PORT must be a whole number");
+    expect(error.message).toContain("EDGEWISE_INBOX_RETENTION must be a duration");
+    expect(error.message).not.toContain("80a80");
+    expect(() => parseConfig({ PORT: "70000" })).toThrow("PORT must be between 0 and 65535");
+  });
+
+  test("durations", () => {
+    expect(parseDuration("250ms")).toBe(250);
+    expect(parseDuration("1.5s")).toBe(1500);
+    expect(parseDuration("2h")).toBe(7_200_000);
+    expect(parseDuration("7")).toBeUndefined();
+    expect(parseDuration("-1s")).toBeUndefined();
+  });
+});
