@@ -19,6 +19,8 @@ export interface TurnOutcome {
 export interface DeliverOptions {
   /** Set when the message is a fired timer, so the timer is removed with the turn. */
   timerId?: string;
+  /** The caller minted the id just now, so it cannot be in the inbox: skip the lookup. */
+  freshId?: boolean;
 }
 
 export interface ActorInstanceOptions {
@@ -144,7 +146,7 @@ export class ActorInstance {
       inFlight.committed.then(() => job.resolve(duplicateOf(inFlight.replyJson)), job.reject);
       return;
     }
-    const seen = await storage.inbox(envelope.id);
+    const seen = options.freshId ? undefined : await storage.inbox(envelope.id);
     if (seen) {
       if (options.timerId) await storage.removeTimer(options.timerId);
       job.resolve(duplicateOf(seen.replyJson));

@@ -9,6 +9,7 @@ import {
   type AnyActorDefinition,
   type AskOptions,
   askEnvelope,
+  type DeliverOptions,
   assertValidKey,
   defaultRelayPolicy,
   formatAddress,
@@ -99,7 +100,9 @@ export class LocalActorHost implements ActorHost {
   }
 
   ask(address: ActorAddress, type: string, data: unknown, options?: AskOptions): Promise<TurnOutcome> {
-    return this.dispatch(address, askEnvelope(address, type, data, options));
+    return this.dispatch(address, askEnvelope(address, type, data, options), {
+      freshId: options?.id === undefined,
+    });
   }
 
   receive(input: Envelope): Promise<TurnOutcome> {
@@ -125,9 +128,12 @@ export class LocalActorHost implements ActorHost {
     await this.relayPass();
   }
 
-  private dispatch(address: ActorAddress, envelope: Envelope, timerId?: string): Promise<TurnOutcome> {
-    const instance = this.instanceFor(address);
-    return instance.deliver(envelope, timerId ? { timerId } : {});
+  private dispatch(
+    address: ActorAddress,
+    envelope: Envelope,
+    options: DeliverOptions = {},
+  ): Promise<TurnOutcome> {
+    return this.instanceFor(address).deliver(envelope, options);
   }
 
   private instanceFor(address: ActorAddress): ActorInstance {
@@ -213,7 +219,7 @@ export class LocalActorHost implements ActorHost {
       due.map(async (timer) => {
         this.firingTimers.add(timer.id);
         try {
-          await this.dispatch(targetOf(timer.envelope), timer.envelope, timer.id);
+          await this.dispatch(targetOf(timer.envelope), timer.envelope, { timerId: timer.id });
         } catch (error) {
           // At least once: the timer stays, and fires again after a backoff.
           const attempts = timer.attempts + 1;
