@@ -11,6 +11,10 @@ export interface HostProcessSpec {
   env?: Record<string, string>;
   cwd?: string;
   startTimeoutMs?: number;
+  /** What the host prints once ready, with the port as group 1. Default `listening <port>`. */
+  readyPattern?: RegExp;
+  /** Runs the host in its own process group and kills the whole group, for hosts that spawn children. */
+  processGroup?: boolean;
 }
 
 export class HttpDriver implements ConformanceDriver {
@@ -37,6 +41,7 @@ export class HttpDriver implements ConformanceDriver {
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
+      detached: this.spec.processGroup ?? false,
     });
     this.child = child;
     const collect = async (stream: ReadableStream<Uint8Array>) => {
@@ -52,7 +57,7 @@ export class HttpDriver implements ConformanceDriver {
     void collect(child.stderr);
     const deadline = Date.now() + (this.spec.startTimeoutMs ?? 30_000);
     while (Date.now() < deadline) {
-      const port = /listening (\d+)/.exec(this.output)?.[1];
+      const port = (this.spec.readyPattern ?? /listening (\d+)/).exec(this.output)?.[1];
       if (port) {
         this.base = `http://127.0.0.1:${port}`;
         try {
@@ -64,7 +69,7 @@ export class HttpDriver implements ConformanceDriver {
       if (child.exitCode !== null) break;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    child.kill("SIGKILL");
+    this.signal(child);
     throw new Error(`${this.name} host did not start:\n${this.output.slice(-2_000)}`);
   }
 
@@ -104,9 +109,21 @@ export class HttpDriver implements ConformanceDriver {
   private async kill(): Promise<void> {
     const child = this.child;
     if (!child) return;
-    child.kill("SIGKILL");
+    this.signal(child);
     await child.exited;
     this.child = undefined;
+  }
+
+  private signal(child: Subprocess): void {
+    if (this.spec.processGroup) {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+        return;
+      } catch {
+        // the group is gone already; fall through to the child itself
+      }
+    }
+    child.kill("SIGKILL");
   }
 
   close(): Promise<void> {

@@ -1,0 +1,208 @@
+// An actor as a Durable Object class: one ActorInstance per object, and one alarm for timers, relay and pruning.
+import { DurableObject } from "cloudflare:workers";
+import { type Clock, systemClock } from "../../../shared/clock/index.ts";
+import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts";
+import { type ErrorData, EdgewiseError, toEdgewiseError } from "../../../shared/errors/index.ts";
+import {
+  type ActorAddress,
+  ActorInstance,
+  type AnyActorDefinition,
+  defaultRelayPolicy,
+  formatAddress,
+  type RelayPolicy,
+  relayOnce,
+  retryDelay,
+  type Transport,
+  type TurnCommit,
+  parseAddress,
+  targetOf,
+} from "../../runtime/index.ts";
+import { CommitQueue } from "./group-commit.ts";
+import { type ActorSnapshot, DurableActorStore } from "./storage.ts";
+
+export interface DurableActorOptions<Env> {
+  /** Where the relay sends committed outbox messages. Without one, messages wait durably in the outbox. */
+  transport?: (env: Env) => Transport;
+  /** How long handled message ids are remembered for deduplication. Default 7 days. */
+  inboxRetentionMs?: number;
+  relayPolicy?: RelayPolicy;
+  clock?: Clock;
+  /** Reports failures of alarm work (relay, timers); defaults to console.error. */
+  onBackgroundError?: (what: string, error: unknown) => void;
+}
+
+/** What `ask` and `receive` return over RPC: errors travel as values in the error model's wire shape. */
+export type ActorRpcOutcome =
+  | { ok: true; duplicate: boolean; reply: unknown }
+  | { ok: false; error: ErrorData };
+
+/** The RPC surface of every actor object, as a stub sees it. */
+export interface DurableActorRpc {
+  ask(envelope: Envelope): Promise<ActorRpcOutcome>;
+  receive(envelope: Envelope): Promise<ActorRpcOutcome>;
+  inspect(): Promise<ActorSnapshot>;
+}
+
+const timerBatch = 256;
+
+/**
+ * Builds the Durable Object class of one actor type. Route to it with `idFromName(key)`; every delivery
+ * carries its `target` (`type/key`), which the object checks against the address it first committed under.
+ * `definition` may depend on the environment (e.g. a schema version chosen by a variable).
+ */
+export function durableActor<Env = unknown>(
+  definition: AnyActorDefinition | ((env: Env) => AnyActorDefinition),
+  options: DurableActorOptions<Env> = {},
+) {
+  const clock = options.clock ?? systemClock;
+  const retentionMs = options.inboxRetentionMs ?? 7 * 86_400_000;
+  const relayPolicy = options.relayPolicy ?? defaultRelayPolicy;
+  const report =
+    options.onBackgroundError ??
+    ((what: string, error: unknown) => console.error(`[edgewise] ${what}`, error));
+
+  return class DurableActor extends DurableObject<Env> implements DurableActorRpc {
+    private readonly definition: AnyActorDefinition;
+    private readonly store: DurableActorStore;
+    private readonly commits: CommitQueue;
+    private readonly transport: Transport | undefined;
+    private instance: ActorInstance | undefined;
+    /** The alarm as last set by this object; null when none is pending. */
+    private alarmAt: number | null = null;
+
+    constructor(ctx: DurableObjectState, env: Env) {
+      super(ctx, env);
+      this.definition = typeof definition === "function" ? definition(env) : definition;
+      this.store = new DurableActorStore(ctx.storage);
+      this.commits = new CommitQueue(this.store);
+      this.transport = options.transport?.(env);
+      void ctx.blockConcurrencyWhile(async () => {
+        this.alarmAt = await ctx.storage.getAlarm();
+      });
+    }
+
+    ask(envelope: Envelope): Promise<ActorRpcOutcome> {
+      return this.deliver(envelope);
+    }
+
+    receive(envelope: Envelope): Promise<ActorRpcOutcome> {
+      return this.deliver(envelope);
+    }
+
+    async inspect(): Promise<ActorSnapshot> {
+      return this.store.inspect();
+    }
+
+    override async alarm(): Promise<void> {
+      this.alarmAt = null; // this alarm is consumed; anything set from here on is a new one
+      try {
+        const address = this.store.address;
+        if (address !== undefined) await this.fireDueTimers(this.instanceFor(parseAddress(address)));
+        if (this.transport) {
+          const pass = await relayOnce(this.store, this.transport, clock, relayPolicy);
+          if (pass.lastError !== undefined) {
+            report(`relay: ${pass.failed} messages will be retried`, pass.lastError);
+          }
+        }
+        this.store.pruneInbox(clock.now() - retentionMs);
+        this.rearm(clock.now());
+      } catch (error) {
+        report("alarm pass failed", error);
+        this.rearm(clock.now() + relayPolicy.baseDelayMs);
+      }
+    }
+
+    private async deliver(input: Envelope): Promise<ActorRpcOutcome> {
+      try {
+        const envelope = parseEnvelope(input);
+        const address = targetOf(envelope);
+        if (address.type !== this.definition.type) {
+          throw new EdgewiseError(
+            "envelope.invalid",
+            `delivery for ${envelope.target} reached a ${this.definition.type} object`,
+          );
+        }
+        const name = this.ctx.id.name;
+        if (name !== undefined && name !== address.key) {
+          throw new EdgewiseError("envelope.invalid", `delivery for ${envelope.target} reached ${name}`);
+        }
+        const { duplicate, reply } = await this.instanceFor(address).deliver(envelope);
+        return { ok: true, duplicate, reply };
+      } catch (error) {
+        return { ok: false, error: toEdgewiseError(error).toJSON() };
+      }
+    }
+
+    private instanceFor(address: ActorAddress): ActorInstance {
+      if (this.instance?.broken) this.instance = undefined;
+      if (this.instance) {
+        if (this.instance.address.key !== address.key) {
+          throw new EdgewiseError(
+            "envelope.invalid",
+            `delivery for ${formatAddress(address)} reached the object of ${formatAddress(this.instance.address)}`,
+          );
+        }
+        return this.instance;
+      }
+      const storage = this.commits.storageFor(formatAddress(address));
+      this.instance = new ActorInstance({
+        definition: this.definition,
+        key: address.key,
+        storage,
+        clock,
+        onCommitted: (commit) => this.afterCommit(commit),
+      });
+      return this.instance;
+    }
+
+    private async fireDueTimers(instance: ActorInstance): Promise<void> {
+      const due = this.store.dueTimers(clock.now(), timerBatch);
+      await Promise.all(
+        due.map(async (timer) => {
+          try {
+            await instance.deliver(timer.envelope, { timerId: timer.id });
+          } catch (error) {
+            // At least once: the timer stays, and fires again after a backoff.
+            const attempts = timer.attempts + 1;
+            this.store.retryTimer(timer.id, clock.now() + retryDelay(attempts, relayPolicy), attempts);
+            report(`timer ${timer.id} on ${instance.address.type}/${instance.address.key} failed`, error);
+          }
+        }),
+      );
+    }
+
+    /** Runs before the turn's reply leaves, so the alarm write is behind the same output gate. */
+    private afterCommit(commit: TurnCommit): void {
+      let at = Number.POSITIVE_INFINITY;
+      if (commit.outbox.length > 0 && this.transport) at = clock.now();
+      for (const timer of commit.timersAdded) at = Math.min(at, timer.at);
+      if (commit.inbox && this.alarmAt === null) at = Math.min(at, commit.inbox.at + retentionMs);
+      if (at === Number.POSITIVE_INFINITY) return;
+      if (this.alarmAt !== null && this.alarmAt <= at) return;
+      this.setAlarm(at);
+    }
+
+    /** After an alarm pass: exactly one alarm for the earliest remaining work (not before `earliest`), or none. */
+    private rearm(earliest: number): void {
+      const candidates = [this.store.nextTimerAt()];
+      if (this.transport) candidates.push(this.store.nextOutboxAt());
+      const oldest = this.store.oldestInboxAt();
+      if (oldest !== undefined) candidates.push(oldest + retentionMs);
+      const due = candidates.filter((at): at is number => at !== undefined);
+      if (due.length === 0) {
+        if (this.alarmAt !== null) {
+          this.alarmAt = null;
+          void this.ctx.storage.deleteAlarm();
+        }
+        return;
+      }
+      const at = Math.max(Math.min(...due), earliest);
+      if (this.alarmAt !== at) this.setAlarm(at);
+    }
+
+    private setAlarm(at: number): void {
+      this.alarmAt = at;
+      void this.ctx.storage.setAlarm(at);
+    }
+  };
+}
