@@ -9,17 +9,10 @@ import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 /** The bar for one actor: this many durable turns per second with p99 under `p99Ms`. */
 const goal = { actors: 1, turnsPerSecond: 10_000, p99Ms: 2 };
 
-/**
- * `random`: ask() without an id, so the runtime mints one (nanoid today).
- * `sorted`: the bench passes time-prefixed ids, to measure what time-ordered default ids would give.
- */
-type IdOrder = "random" | "sorted";
-
 interface Plan {
   name: string;
   actors: number;
   inFlight: number;
-  ids: IdOrder;
 }
 
 interface Scenario extends Plan {
@@ -46,33 +39,18 @@ const list = (name: string, fallback: string): number[] =>
   (flag(name) ?? fallback).split(",").filter(Boolean).map(Number);
 const hotInFlight = list("hot", "1,4,8,16,64");
 const spreadInFlight = list("spread", "16,64,256");
-const sortedInFlight = list("sorted", "16,64");
 const spreadActors = 1_000;
 
 const plans: Plan[] = [
-  ...hotInFlight.map((inFlight) => hot(inFlight, "random")),
-  ...sortedInFlight.map((inFlight) => hot(inFlight, "sorted")),
+  ...hotInFlight.map((inFlight): Plan => ({ name: `hot-actor x${inFlight}`, actors: 1, inFlight })),
   ...spreadInFlight.map(
     (inFlight): Plan => ({
       name: `${spreadActors}-actors x${inFlight}`,
       actors: spreadActors,
       inFlight,
-      ids: "random",
     }),
   ),
 ];
-
-function hot(inFlight: number, ids: IdOrder): Plan {
-  const suffix = ids === "sorted" ? " sorted-ids" : "";
-  return { name: `hot-actor x${inFlight}${suffix}`, actors: 1, inFlight, ids };
-}
-
-/** Time-prefixed, unique ids (ms timestamp in base 36, then a per-process sequence and randomness). */
-let sequence = 0;
-function sortedId(): string {
-  sequence = (sequence + 1) % 1_679_616;
-  return `${Date.now().toString(36)}${sequence.toString(36).padStart(4, "0")}${Math.random().toString(36).slice(2, 12)}`;
-}
 
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -86,7 +64,6 @@ const round = (n: number, digits = 3): number => Number(n.toFixed(digits));
 async function drive(
   host: LocalActorHost,
   keys: string[],
-  ids: IdOrder,
   inFlight: number,
   turnLimit: number,
   secondLimit: number,
@@ -102,8 +79,7 @@ async function drive(
       started++;
       const key = keys[next++ % keys.length]!;
       const sent = performance.now();
-      const options = ids === "sorted" ? { id: sortedId() } : undefined;
-      await host.ask({ type: "counter", key }, "Increment", { by: 1 }, options);
+      await host.ask({ type: "counter", key }, "Increment", { by: 1 });
       if (latencies) latencies[done] = performance.now() - sent;
       done++;
     }
@@ -113,25 +89,17 @@ async function drive(
 }
 
 async function run(dir: string, sync: SyncMode, plan: Plan): Promise<Scenario> {
-  const path = join(dir, `${sync}-${plan.actors}-${plan.inFlight}-${plan.ids}.sqlite`);
+  const path = join(dir, `${sync}-${plan.actors}-${plan.inFlight}.sqlite`);
   const host = new LocalActorHost({ actors: [counterActor], db: openBunSqlite(path, sync) }).start();
   try {
     const keys = Array.from({ length: plan.actors }, (_, i) => `k${i}`);
     // Warm-up: activate every actor, then let the JIT and SQLite's page cache settle.
-    await drive(host, keys, plan.ids, Math.min(plan.actors, 64), plan.actors, 60, undefined);
-    await drive(host, keys, plan.ids, plan.inFlight, warmupTurns, 1, undefined);
+    await drive(host, keys, Math.min(plan.actors, 64), plan.actors, 60, undefined);
+    await drive(host, keys, plan.inFlight, warmupTurns, 1, undefined);
     const before = countAll(host, keys);
 
     const latencies = new Float64Array(maxTurns);
-    const { turns, seconds } = await drive(
-      host,
-      keys,
-      plan.ids,
-      plan.inFlight,
-      maxTurns,
-      maxSeconds,
-      latencies,
-    );
+    const { turns, seconds } = await drive(host, keys, plan.inFlight, maxTurns, maxSeconds, latencies);
     // Every turn must be durable and counted exactly once.
     const after = countAll(host, keys);
     if (after - before !== turns) throw new Error(`${plan.name}: counted ${after - before}, ran ${turns}`);
@@ -184,15 +152,11 @@ try {
 
 const meets = (s: Scenario): boolean =>
   s.actors === goal.actors && s.turnsPerSecond >= goal.turnsPerSecond && s.p99Ms < goal.p99Ms;
-/** Per sync mode and id order: the in-flight counts on one actor that met the goal. */
-const verdicts = syncModes.flatMap((sync) =>
-  (["random", "sorted"] as const)
-    .filter((ids) => scenarios.some((s) => s.sqliteSync === sync && s.ids === ids && s.actors === 1))
-    .map((ids) => {
-      const met = scenarios.filter((s) => s.sqliteSync === sync && s.ids === ids && meets(s));
-      return { sqliteSync: sync, ids, met: met.length > 0, inFlight: met.map((s) => s.inFlight) };
-    }),
-);
+/** Per sync mode: the in-flight counts on one actor that met the goal. */
+const verdicts = syncModes.map((sync) => {
+  const met = scenarios.filter((s) => s.sqliteSync === sync && meets(s));
+  return { sqliteSync: sync, met: met.length > 0, inFlight: met.map((s) => s.inFlight) };
+});
 
 const report = {
   host: "local (LocalActorHost, bun:sqlite, WAL, in process)",
