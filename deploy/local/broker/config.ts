@@ -1,0 +1,114 @@
+// Broker configuration: the options of startBroker, their defaults, and the public `qstash dev` credentials.
+
+/**
+ * The credentials `qstash dev` prints, and that @upstash/qstash 2.12's dev mode (`QSTASH_DEV=true`) hard-codes
+ * (`DEV_CREDENTIALS` in the SDK). They are public: never use them for anything reachable from outside.
+ * Older qstash-cli builds printed other signing keys (sig_7RvLj…, sig_7W3ZN…); the SDK's dev mode checks
+ * `GET /v2/keys` against the ones below, so these are the ones that let a user swap brokers.
+ */
+export const DEV_TOKEN = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=";
+export const DEV_CURRENT_SIGNING_KEY = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r";
+export const DEV_NEXT_SIGNING_KEY = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs";
+export const DEV_PORT = 8080;
+
+export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+
+export interface BrokerOptions {
+  /** TCP port; 0 picks a free one. Default 8080, like `qstash dev`. */
+  port?: number;
+  /** Interface to bind. Default 127.0.0.1. */
+  hostname?: string;
+  /** A postgres.js URL. Without it, an embedded PGlite is started in `dataDir`. */
+  databaseUrl?: string;
+  /** Postgres schema for the `qstash_*` tables (created if missing). Default: the connection's search_path. */
+  schema?: string;
+  /** Where the embedded PGlite keeps its files (`<dataDir>/pglite`). Default ./.edgewise */
+  dataDir?: string;
+  token?: string;
+  currentSigningKey?: string;
+  nextSigningKey?: string;
+  /** Multiplies retry backoff, Retry-After, Upstash-Delay and Upstash-Not-Before distances. Default 1. */
+  timeScale?: number;
+  /** Largest message body accepted, in bytes. Default 1 MiB (QStash free plan). */
+  maxBodyBytes?: number;
+  /** Largest /v2/batch request, in bytes. Default 10 MiB. */
+  maxBatchBytes?: number;
+  /** Deliveries in flight at once. Default 64. */
+  deliveryConcurrency?: number;
+  /** Delivery timeout when a message has no Upstash-Timeout. Default 15 minutes. */
+  defaultTimeoutMs?: number;
+  /** Retries when a message has no Upstash-Retries. Default 3. */
+  defaultRetries?: number;
+  /** Highest Upstash-Retries accepted. Default 20. */
+  maxRetries?: number;
+  /** How long a deduplication id is remembered. Default 10 minutes. */
+  dedupWindowMs?: number;
+  /** How long events (logs) are kept. Default 7 days. */
+  eventRetentionMs?: number;
+  /** Fallback poll when nothing woke the dispatcher. Default 1000 ms. */
+  pollIntervalMs?: number;
+  /** How deliveries are sent. Default: the global fetch (keep-alive). */
+  fetch?: FetchLike;
+  /** Where operational warnings go. Default console.error. */
+  log?: (message: string) => void;
+}
+
+export interface ResolvedOptions {
+  port: number;
+  hostname: string;
+  databaseUrl: string | undefined;
+  schema: string | undefined;
+  dataDir: string;
+  token: string;
+  currentSigningKey: string;
+  nextSigningKey: string;
+  timeScale: number;
+  maxBodyBytes: number;
+  maxBatchBytes: number;
+  deliveryConcurrency: number;
+  defaultTimeoutMs: number;
+  defaultRetries: number;
+  maxRetries: number;
+  dedupWindowMs: number;
+  eventRetentionMs: number;
+  pollIntervalMs: number;
+  fetch: FetchLike;
+  log: (message: string) => void;
+}
+
+const positive = (name: string, value: number): number => {
+  if (!Number.isFinite(value) || value <= 0)
+    throw new Error(`broker option ${name} must be a positive number`);
+  return value;
+};
+
+export function resolveOptions(options: BrokerOptions = {}): ResolvedOptions {
+  const port = options.port ?? DEV_PORT;
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error("broker option port must be 0-65535");
+  if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) {
+    throw new Error("broker option schema must be a lower-case SQL identifier");
+  }
+  return {
+    port,
+    hostname: options.hostname ?? "127.0.0.1",
+    databaseUrl: options.databaseUrl,
+    schema: options.schema,
+    dataDir: options.dataDir ?? "./.edgewise",
+    token: options.token ?? DEV_TOKEN,
+    currentSigningKey: options.currentSigningKey ?? DEV_CURRENT_SIGNING_KEY,
+    nextSigningKey: options.nextSigningKey ?? DEV_NEXT_SIGNING_KEY,
+    timeScale: positive("timeScale", options.timeScale ?? 1),
+    maxBodyBytes: positive("maxBodyBytes", options.maxBodyBytes ?? 1024 * 1024),
+    maxBatchBytes: positive("maxBatchBytes", options.maxBatchBytes ?? 10 * 1024 * 1024),
+    deliveryConcurrency: Math.floor(positive("deliveryConcurrency", options.deliveryConcurrency ?? 64)),
+    defaultTimeoutMs: positive("defaultTimeoutMs", options.defaultTimeoutMs ?? 15 * 60_000),
+    defaultRetries: Math.max(0, Math.floor(options.defaultRetries ?? 3)),
+    maxRetries: Math.max(0, Math.floor(options.maxRetries ?? 20)),
+    dedupWindowMs: positive("dedupWindowMs", options.dedupWindowMs ?? 10 * 60_000),
+    eventRetentionMs: positive("eventRetentionMs", options.eventRetentionMs ?? 7 * 86_400_000),
+    pollIntervalMs: positive("pollIntervalMs", options.pollIntervalMs ?? 1000),
+    fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+    log: options.log ?? ((message) => console.error(`[qstash-broker] ${message}`)),
+  };
+}

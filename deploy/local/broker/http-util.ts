@@ -1,0 +1,95 @@
+// HTTP plumbing for the broker: QStash-shaped JSON errors, bearer-token auth, bounded bodies, query params.
+
+/** An error the broker answers with `{"error": message}` and this status; nothing has been changed. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const json = (value: unknown, status = 200): Response =>
+  new Response(JSON.stringify(value), { status, headers: { "content-type": "application/json" } });
+
+export const empty = (status = 200): Response => new Response(null, { status });
+
+export const errorResponse = (status: number, message: string): Response => json({ error: message }, status);
+
+function sameText(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
+
+/** `Authorization: Bearer <token>`, or `?qstash_token=<token>` where headers cannot be set. */
+export function authorize(req: Request, url: URL, token: string): void {
+  const header = req.headers.get("authorization");
+  const given = header?.startsWith("Bearer ") ? header.slice(7).trim() : url.searchParams.get("qstash_token");
+  if (!given || !sameText(given, token)) throw new HttpError(401, "Unauthorized: invalid or missing token");
+}
+
+/** The request body, refused with 413 past `limit` bytes (checked before and while reading). */
+export async function readBody(req: Request, limit: number): Promise<Uint8Array> {
+  const tooLarge = () => new HttpError(413, `request body exceeds the limit of ${limit} bytes`);
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  if (declared > limit) throw tooLarge();
+  if (!req.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = req.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1 && chunks[0]) return chunks[0];
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body;
+}
+
+/** All values of a repeatable query parameter (also comma-separated, unless `split` is false), or undefined. */
+export function listParam(url: URL, name: string, split = true): string[] | undefined {
+  const values = url.searchParams
+    .getAll(name)
+    .flatMap((v) => (split ? v.split(",") : [v]))
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0);
+  return values.length > 0 ? values : undefined;
+}
+
+export function intParam(url: URL, name: string): number | undefined {
+  const text = url.searchParams.get(name);
+  if (text === null || text === "") return undefined;
+  if (!/^-?\d+$/.test(text)) throw new HttpError(400, `query parameter ${name} must be an integer`);
+  return Number(text);
+}
+
+export function countParam(url: URL, fallback: number, max: number): number {
+  const count = intParam(url, "count") ?? fallback;
+  if (count < 1) throw new HttpError(400, "count must be at least 1");
+  return Math.min(count, max);
+}
+
+/** Bodies as QStash shows them: UTF-8 text in `body`, anything else base64 in `bodyBase64`. */
+export function bodyFields(body: Uint8Array | null): { body?: string; bodyBase64?: string } {
+  if (!body || body.byteLength === 0) return {};
+  try {
+    return { body: new TextDecoder("utf-8", { fatal: true }).decode(body) };
+  } catch {
+    return { bodyBase64: Buffer.from(body).toString("base64") };
+  }
+}

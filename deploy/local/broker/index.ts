@@ -1,0 +1,115 @@
+// startBroker: a QStash-compatible broker (HTTP API, durable Postgres store, signed push delivery).
+import { type EmbeddedPostgres, startEmbeddedPostgres } from "../pglite/index.ts";
+import { Batcher } from "./batcher.ts";
+import { type BrokerOptions, resolveOptions } from "./config.ts";
+import { connect, migrate, recoverInFlight, type Sql } from "./db.ts";
+import { Dispatcher } from "./dispatcher.ts";
+import { handle } from "./router.ts";
+import type { BrokerContext } from "./routes-publish.ts";
+import { createSigner } from "./signing.ts";
+import { housekeeping } from "./store-events.ts";
+import { type Accepted, insertMessages } from "./store-messages.ts";
+import type { NewMessage } from "./types.ts";
+
+export type { BrokerOptions } from "./config.ts";
+export { DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_PORT, DEV_TOKEN } from "./config.ts";
+
+export interface Broker {
+  /** Base URL for `new Client({ baseUrl: url, token })`. */
+  url: string;
+  port: number;
+  token: string;
+  currentSigningKey: string;
+  nextSigningKey: string;
+  /** The broker's postgres.js pool (for inspection in tests and tools). */
+  sql: Sql;
+  /** Messages that were being delivered when the broker last stopped, and went back to pending. */
+  recovered: number;
+  /** Deliveries answered 2xx since start. */
+  delivered(): number;
+  /** Stops HTTP, lets deliveries under way finish (up to 5 s), then closes the database. */
+  stop(): Promise<void>;
+}
+
+const HOUSEKEEPING_MS = 60_000;
+
+export async function startBroker(options: BrokerOptions = {}): Promise<Broker> {
+  const config = resolveOptions(options);
+  let embedded: EmbeddedPostgres | undefined;
+  let sql: Sql | undefined;
+  try {
+    let url = config.databaseUrl;
+    let max = 10;
+    if (!url) {
+      embedded = await startEmbeddedPostgres({ dataDir: config.dataDir });
+      url = embedded.url;
+      max = embedded.maxConnections;
+    }
+    sql = await connect({ url, max, schema: config.schema });
+    await migrate(sql);
+    const recovered = await recoverInFlight(sql);
+    const db = sql;
+
+    const dispatcher = new Dispatcher(db, {
+      fetch: config.fetch,
+      sign: createSigner(config.currentSigningKey),
+      timeScale: config.timeScale,
+      concurrency: config.deliveryConcurrency,
+      pollIntervalMs: config.pollIntervalMs,
+      log: config.log,
+    });
+    const ingest = new Batcher<NewMessage, Accepted>(
+      (messages) => insertMessages(db, messages, config.dedupWindowMs),
+      5000,
+      (message) => message.body.byteLength,
+      16 * 1024 * 1024,
+    );
+    const ctx: BrokerContext = {
+      sql: db,
+      options: config,
+      ingest,
+      wake: () => dispatcher.wake(),
+      callerIp: (req) => server.requestIP(req)?.address ?? null,
+    };
+    const server = Bun.serve({
+      port: config.port,
+      hostname: config.hostname,
+      maxRequestBodySize: Math.max(config.maxBodyBytes, config.maxBatchBytes) + 64 * 1024,
+      idleTimeout: 60,
+      fetch: (req) => handle(req, ctx),
+    });
+    dispatcher.start();
+    const sweep = setInterval(() => {
+      housekeeping(db, config.eventRetentionMs).catch((error) =>
+        config.log(`housekeeping: ${String(error)}`),
+      );
+    }, HOUSEKEEPING_MS);
+    const port = server.port ?? config.port;
+    let stopping: Promise<void> | undefined;
+    return {
+      url: `http://${config.hostname}:${port}`,
+      port,
+      token: config.token,
+      currentSigningKey: config.currentSigningKey,
+      nextSigningKey: config.nextSigningKey,
+      sql: db,
+      recovered,
+      delivered: () => dispatcher.delivered,
+      stop() {
+        stopping ??= (async () => {
+          clearInterval(sweep);
+          await server.stop(true);
+          await ingest.idle();
+          await dispatcher.stop();
+          await db.end({ timeout: 5 });
+          await embedded?.stop();
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await sql?.end({ timeout: 1 }).catch(() => {});
+    await embedded?.stop().catch(() => {});
+    throw error;
+  }
+}

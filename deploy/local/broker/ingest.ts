@@ -1,0 +1,172 @@
+// Turning a publish, enqueue or batch item into a message: destination, Upstash-* headers, dedup key.
+import { customAlphabet } from "nanoid";
+import type { ResolvedOptions } from "./config.ts";
+import { HttpError } from "./http-util.ts";
+import { parseDelayHeader } from "./retry-policy.ts";
+import type { NewMessage } from "./types.ts";
+
+const alnum = customAlphabet("0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz", 24);
+export const newMessageId = (): string => `msg_${alnum()}`;
+export const newDlqId = (): string => `dlq_${alnum()}`;
+
+const METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]);
+/** Headers a destination must not get from a publisher: the HTTP client sets them itself. */
+const NOT_FORWARDED = new Set([
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "upgrade",
+]);
+/** QStash features this broker does not implement; publishing still works, the header is ignored (logged once). */
+const IGNORED =
+  /^upstash-(callback|failure-callback|retry-delay|flow-control|label|redact-fields|cron|schedule-id)/;
+const warned = new Set<string>();
+const QUEUE_NAME = /^[A-Za-z0-9._-]{1,128}$/;
+
+/**
+ * The destination from a raw request URL, after `prefix` (e.g. `/v2/publish/`): a full http(s) URL, with its
+ * own query string but without our `qstash_token`. Percent-encoded destinations are decoded.
+ */
+export function destinationFrom(rawUrl: string, prefix: string): string {
+  const at = rawUrl.indexOf(prefix);
+  let text = at >= 0 ? rawUrl.slice(at + prefix.length) : "";
+  if (!/^https?:\/\//i.test(text) && /^https?%3A/i.test(text)) {
+    try {
+      text = decodeURIComponent(text);
+    } catch {
+      // left as is; validated below
+    }
+  }
+  const queryAt = text.indexOf("?");
+  if (queryAt >= 0) {
+    const params = new URLSearchParams(text.slice(queryAt + 1));
+    params.delete("qstash_token");
+    const rest = params.toString();
+    text = text.slice(0, queryAt) + (rest ? `?${rest}` : "");
+  }
+  return validDestination(text);
+}
+
+export function validDestination(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new HttpError(400, `invalid destination: ${JSON.stringify(text.slice(0, 200))} is not a URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new HttpError(400, "invalid destination: only http and https URLs are supported");
+  }
+  if (!/^https?:\/\/[^/?#]/i.test(text)) throw new HttpError(400, "invalid destination: missing host");
+  return text;
+}
+
+export function validQueueName(name: string): string {
+  if (!QUEUE_NAME.test(name)) throw new HttpError(400, "invalid queue name: use 1-128 of A-Z a-z 0-9 . _ -");
+  return name;
+}
+
+export interface IngestInput {
+  destination: string;
+  /** Request headers; names are compared case-insensitively. */
+  headers: Iterable<[string, string]>;
+  body: Uint8Array;
+  queueName: string | null;
+  callerIp: string | null;
+}
+
+async function contentKey(url: string, body: Uint8Array): Promise<string> {
+  const data = new Uint8Array(url.length * 3 + 1 + body.byteLength);
+  const head = new TextEncoder().encodeInto(`${url}\n`, data);
+  data.set(body, head.written);
+  const digest = await crypto.subtle.digest("SHA-256", data.subarray(0, head.written + body.byteLength));
+  return `content:${Buffer.from(digest).toString("hex")}`;
+}
+
+/** Builds a message from the Upstash-* headers; a malformed header is a 400. */
+export async function buildMessage(input: IngestInput, options: ResolvedOptions): Promise<NewMessage> {
+  if (input.body.byteLength > options.maxBodyBytes) {
+    throw new HttpError(413, `message body exceeds the limit of ${options.maxBodyBytes} bytes`);
+  }
+  const forward: Record<string, string> = {};
+  const upstash = new Map<string, string>();
+  for (const [rawName, value] of input.headers) {
+    const name = rawName.toLowerCase();
+    if (name.startsWith("upstash-forward-")) {
+      const target = name.slice("upstash-forward-".length);
+      if (target && !NOT_FORWARDED.has(target)) forward[target] = value;
+    } else if (name === "content-type") {
+      forward["content-type"] = value;
+    } else if (name.startsWith("upstash-")) {
+      upstash.set(name, value);
+      const feature = IGNORED.exec(name)?.[1];
+      if (feature && !warned.has(feature)) {
+        warned.add(feature);
+        options.log(`${rawName} is not supported by this broker and is ignored`);
+      }
+    }
+  }
+  const now = Date.now();
+  const method = (upstash.get("upstash-method") ?? "POST").toUpperCase();
+  if (!METHODS.has(method)) throw new HttpError(400, `invalid Upstash-Method: ${method}`);
+
+  let maxRetries = options.defaultRetries;
+  const retriesText = upstash.get("upstash-retries");
+  if (retriesText !== undefined) {
+    if (!/^\d+$/.test(retriesText.trim()))
+      throw new HttpError(400, "invalid Upstash-Retries: not a whole number");
+    maxRetries = Number(retriesText.trim());
+    if (maxRetries > options.maxRetries) {
+      throw new HttpError(400, `invalid Upstash-Retries: at most ${options.maxRetries}`);
+    }
+  }
+
+  let timeoutMs = options.defaultTimeoutMs;
+  const timeoutText = upstash.get("upstash-timeout");
+  if (timeoutText !== undefined) {
+    const parsed = parseDelayHeader(timeoutText);
+    if (parsed === undefined || parsed <= 0)
+      throw new HttpError(400, "invalid Upstash-Timeout: use e.g. 30s or 5m");
+    timeoutMs = Math.min(parsed, 2 ** 31 - 1);
+  }
+
+  let dueAt = now;
+  let notBefore: number | null = null;
+  const notBeforeText = upstash.get("upstash-not-before");
+  const delayText = upstash.get("upstash-delay");
+  if (notBeforeText !== undefined) {
+    if (!/^\d+$/.test(notBeforeText.trim()))
+      throw new HttpError(400, "invalid Upstash-Not-Before: unix seconds");
+    notBefore = Number(notBeforeText.trim()) * 1000;
+    dueAt = now + Math.max(0, Math.round((notBefore - now) * options.timeScale));
+  } else if (delayText !== undefined) {
+    const delay = parseDelayHeader(delayText);
+    if (delay === undefined) throw new HttpError(400, "invalid Upstash-Delay: use e.g. 10s, 5m, 2h or 1d");
+    dueAt = now + Math.round(delay * options.timeScale);
+  }
+
+  let dedupKey: string | null = null;
+  const dedupId = upstash.get("upstash-deduplication-id");
+  if (dedupId !== undefined && dedupId !== "") dedupKey = `id:${dedupId}`;
+  else if (upstash.get("upstash-content-based-deduplication")?.toLowerCase() === "true") {
+    dedupKey = await contentKey(input.destination, input.body);
+  }
+
+  return {
+    id: newMessageId(),
+    url: input.destination,
+    method,
+    headers: forward,
+    body: input.body,
+    queueName: input.queueName,
+    maxRetries,
+    timeoutMs,
+    dueAt,
+    notBefore,
+    createdAt: now,
+    callerIp: input.callerIp,
+    dedupKey,
+  };
+}

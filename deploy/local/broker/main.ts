@@ -1,0 +1,57 @@
+// CLI: `npx bun deploy/local/broker/main.ts` runs the QStash-compatible broker, configured from the environment.
+import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_PORT, DEV_TOKEN, startBroker } from "./index.ts";
+
+function number(name: string, fallback: number, check: (n: number) => boolean): number {
+  const text = process.env[name];
+  if (text === undefined || text === "") return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || !check(value)) {
+    throw new EdgewiseError("config.invalid", `${name} is not valid (got ${JSON.stringify(text)})`);
+  }
+  return value;
+}
+
+const env = (name: string) => (process.env[name] === "" ? undefined : process.env[name]);
+
+const token = env("QSTASH_TOKEN");
+const broker = await startBroker({
+  port: number("QSTASH_PORT", DEV_PORT, (n) => Number.isInteger(n) && n >= 0 && n <= 65535),
+  hostname: env("QSTASH_HOST") ?? "127.0.0.1",
+  databaseUrl: env("DATABASE_URL"),
+  schema: env("QSTASH_DB_SCHEMA"),
+  dataDir: env("EDGEWISE_DATA_DIR") ?? "./.edgewise",
+  token,
+  currentSigningKey: env("QSTASH_CURRENT_SIGNING_KEY"),
+  nextSigningKey: env("QSTASH_NEXT_SIGNING_KEY"),
+  timeScale: number("QSTASH_TIME_SCALE", 1, (n) => n > 0),
+  deliveryConcurrency: number("QSTASH_DELIVERY_CONCURRENCY", 64, (n) => Number.isInteger(n) && n > 0),
+});
+
+// Only the public development defaults are printed; a token or key given by the user never is.
+const shown = (value: string, fallback: string) => (value === fallback ? value : "(as configured)");
+const store = process.env.DATABASE_URL ? "Postgres (DATABASE_URL)" : "embedded PGlite";
+console.log(
+  [
+    `QStash-compatible broker running at ${broker.url} (${store})`,
+    `QSTASH_URL=${broker.url}`,
+    `QSTASH_TOKEN=${shown(broker.token, DEV_TOKEN)}`,
+    `QSTASH_CURRENT_SIGNING_KEY=${shown(broker.currentSigningKey, DEV_CURRENT_SIGNING_KEY)}`,
+    `QSTASH_NEXT_SIGNING_KEY=${shown(broker.nextSigningKey, DEV_NEXT_SIGNING_KEY)}`,
+    ...(broker.recovered > 0
+      ? [`Recovered ${broker.recovered} in-flight message(s); they will be redelivered.`]
+      : []),
+  ].join("\n"),
+);
+
+let stopping = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    broker.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  });
+}

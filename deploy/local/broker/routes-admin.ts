@@ -1,0 +1,205 @@
+// HTTP routes that read and manage state: messages, dead letters, queues, events and signing keys.
+import { countParam, empty, HttpError, intParam, json, listParam, readBody } from "./http-util.ts";
+import { newMessageId, validQueueName } from "./ingest.ts";
+import { renderDlq, renderEvent, renderMessage } from "./render.ts";
+import type { BrokerContext } from "./routes-publish.ts";
+import { type DlqFilter, deleteDlq, getDlq, listDlq, retryDlq } from "./store-dlq.ts";
+import { listEvents } from "./store-events.ts";
+import { cancelMessages, getMessage } from "./store-messages.ts";
+import { deleteQueue, listQueues, setPaused, upsertQueue } from "./store-queues.ts";
+
+const UNSUPPORTED = [
+  "label",
+  "flowControlKey",
+  "scheduleId",
+  "topicName",
+  "urlGroup",
+  "callerIp",
+  "host",
+  "path",
+];
+
+function refuseUnsupported(url: URL): void {
+  for (const name of UNSUPPORTED) {
+    if (url.searchParams.has(name))
+      throw new HttpError(400, `filter ${name} is not supported by this broker`);
+  }
+}
+
+const cursorOf = (url: URL) => intParam(url, "cursor");
+const renderCursor = (cursor: number | undefined) => (cursor === undefined ? {} : { cursor: String(cursor) });
+
+function dlqFilter(url: URL): DlqFilter {
+  refuseUnsupported(url);
+  const statuses = listParam(url, "responseStatus")?.map(Number);
+  if (statuses?.some((s) => !Number.isInteger(s)))
+    throw new HttpError(400, "responseStatus must be an integer");
+  const messageIds = listParam(url, "messageId") ?? listParam(url, "messageIds");
+  const f: DlqFilter = {
+    count: countParam(url, 100, 100),
+    latestFirst: url.searchParams.get("order") === "latestFirst",
+  };
+  const dlqIds = listParam(url, "dlqIds") ?? listParam(url, "dlqId");
+  if (dlqIds) f.dlqIds = dlqIds;
+  if (messageIds) f.messageIds = messageIds;
+  const urls = listParam(url, "url", false);
+  if (urls) f.urls = urls;
+  const queueNames = listParam(url, "queueName");
+  if (queueNames) f.queueNames = queueNames;
+  if (statuses) f.responseStatuses = statuses;
+  const fromDate = intParam(url, "fromDate");
+  if (fromDate !== undefined) f.fromDate = fromDate;
+  const toDate = intParam(url, "toDate");
+  if (toDate !== undefined) f.toDate = toDate;
+  const cursor = cursorOf(url);
+  if (cursor !== undefined) f.cursor = cursor;
+  return f;
+}
+
+const notFound = (what: string) => new HttpError(404, `${what} not found`);
+
+export async function messagesRoute(
+  req: Request,
+  url: URL,
+  ctx: BrokerContext,
+  id?: string,
+): Promise<Response> {
+  if (id !== undefined && req.method === "GET") {
+    const row = await getMessage(ctx.sql, id);
+    if (!row) throw notFound("message");
+    return json(renderMessage(row));
+  }
+  if (req.method !== "DELETE") throw new HttpError(405, "method not allowed");
+  if (id !== undefined) {
+    const cancelled = await cancelMessages(ctx.sql, { messageIds: [id] });
+    if (cancelled === 0) throw notFound("message");
+    return json({ cancelled });
+  }
+  refuseUnsupported(url);
+  const filter: { messageIds?: string[]; urls?: string[]; queueNames?: string[] } = {};
+  const messageIds = listParam(url, "messageIds");
+  if (messageIds) filter.messageIds = messageIds;
+  const urls = listParam(url, "url", false);
+  if (urls) filter.urls = urls;
+  const queueNames = listParam(url, "queueName");
+  if (queueNames) filter.queueNames = queueNames;
+  return json({ cancelled: await cancelMessages(ctx.sql, filter) });
+}
+
+export async function dlqRoute(
+  req: Request,
+  url: URL,
+  ctx: BrokerContext,
+  rest: string[],
+): Promise<Response> {
+  const [first, second] = rest;
+  if (first === "retry" && req.method === "POST") {
+    const filter = second ? { count: 1, dlqIds: [decodeURIComponent(second)] } : dlqFilter(url);
+    const result = await retryDlq(ctx.sql, filter, newMessageId);
+    if (result.messageIds.length > 0) ctx.wake();
+    const responses = result.messageIds.map((messageId) => ({ messageId }));
+    return json({ responses, ...renderCursor(result.cursor) });
+  }
+  if (first !== undefined && second === undefined) {
+    const dlqId = decodeURIComponent(first);
+    if (req.method === "GET") {
+      const row = await getDlq(ctx.sql, dlqId);
+      if (!row) throw notFound("dlq message");
+      return json(renderDlq(row));
+    }
+    if (req.method === "DELETE") {
+      const { deleted } = await deleteDlq(ctx.sql, { count: 1, dlqIds: [dlqId] });
+      if (deleted === 0) throw notFound("dlq message");
+      return json({ deleted });
+    }
+    throw new HttpError(405, "method not allowed");
+  }
+  if (first !== undefined) throw notFound("route");
+  if (req.method === "GET") {
+    const { rows, cursor } = await listDlq(ctx.sql, dlqFilter(url));
+    return json({ messages: rows.map(renderDlq), ...renderCursor(cursor) });
+  }
+  if (req.method === "DELETE") {
+    const { deleted, cursor } = await deleteDlq(ctx.sql, dlqFilter(url));
+    return json({ deleted, ...renderCursor(cursor) });
+  }
+  throw new HttpError(405, "method not allowed");
+}
+
+export async function queuesRoute(req: Request, ctx: BrokerContext, rest: string[]): Promise<Response> {
+  const [rawName, action] = rest;
+  if (rawName === undefined) {
+    if (req.method === "GET") return json(await listQueues(ctx.sql));
+    if (req.method !== "POST") throw new HttpError(405, "method not allowed");
+    let body: { queueName?: unknown; parallelism?: unknown; paused?: unknown };
+    try {
+      body = JSON.parse(new TextDecoder().decode(await readBody(req, 64 * 1024)));
+    } catch {
+      throw new HttpError(400, "body must be JSON: {queueName, parallelism, paused}");
+    }
+    if (typeof body.queueName !== "string") throw new HttpError(400, "queueName is required");
+    const parallelism = body.parallelism ?? 1;
+    if (
+      typeof parallelism !== "number" ||
+      !Number.isInteger(parallelism) ||
+      parallelism < 1 ||
+      parallelism > 1000
+    ) {
+      throw new HttpError(400, "parallelism must be an integer from 1 to 1000");
+    }
+    await upsertQueue(ctx.sql, validQueueName(body.queueName), parallelism, body.paused === true);
+    ctx.wake();
+    return empty();
+  }
+  const name = decodeURIComponent(rawName);
+  if (action === "pause" || action === "resume") {
+    if (req.method !== "POST") throw new HttpError(405, "method not allowed");
+    if (!(await setPaused(ctx.sql, name, action === "pause"))) throw notFound("queue");
+    if (action === "resume") ctx.wake();
+    return empty();
+  }
+  if (action !== undefined) throw notFound("route");
+  if (req.method === "GET") {
+    const [queue] = await listQueues(ctx.sql, name);
+    if (!queue) throw notFound("queue");
+    return json(queue);
+  }
+  if (req.method === "DELETE") {
+    if (!(await deleteQueue(ctx.sql, name))) throw notFound("queue");
+    return empty();
+  }
+  throw new HttpError(405, "method not allowed");
+}
+
+export async function eventsRoute(req: Request, url: URL, ctx: BrokerContext): Promise<Response> {
+  if (req.method !== "GET") throw new HttpError(405, "method not allowed");
+  refuseUnsupported(url);
+  const f: Parameters<typeof listEvents>[1] = { count: countParam(url, 100, 1000) };
+  const messageIds = listParam(url, "messageIds") ?? listParam(url, "messageId");
+  if (messageIds) f.messageIds = messageIds;
+  const states = listParam(url, "state");
+  if (states) {
+    f.states = states
+      .map((s) => s.toUpperCase())
+      .flatMap((s) =>
+        s === "IN_PROGRESS" ? ["ACTIVE", "RETRY", "ERROR"] : s === "CANCELLED" ? ["CANCELED"] : [s],
+      );
+  }
+  const urls = listParam(url, "url", false);
+  if (urls) f.urls = urls;
+  const queueNames = listParam(url, "queueName");
+  if (queueNames) f.queueNames = queueNames;
+  const fromDate = intParam(url, "fromDate");
+  if (fromDate !== undefined) f.fromDate = fromDate;
+  const toDate = intParam(url, "toDate");
+  if (toDate !== undefined) f.toDate = toDate;
+  const cursor = cursorOf(url);
+  if (cursor !== undefined) f.cursor = cursor;
+  const { rows, cursor: next } = await listEvents(ctx.sql, f);
+  return json({ events: rows.map(renderEvent), ...renderCursor(next) });
+}
+
+export function keysRoute(req: Request, ctx: BrokerContext): Response {
+  if (req.method !== "GET") throw new HttpError(405, "method not allowed");
+  return json({ current: ctx.options.currentSigningKey, next: ctx.options.nextSigningKey });
+}

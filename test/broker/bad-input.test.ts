@@ -1,0 +1,127 @@
+// Bad input: wrong token, malformed destination, oversized body, unknown route; each a JSON error, nothing stored.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Broker } from "../../deploy/local/broker/index.ts";
+import { call, dropSchema, startReceiver, startTestBroker, uniqueSchema } from "./helpers.ts";
+
+const schema = uniqueSchema("badinput");
+let broker: Broker;
+const destination = startReceiver();
+
+const stored = async () => {
+  const [row] = await broker.sql`
+    SELECT (SELECT count(*)::int FROM qstash_messages) AS messages, (SELECT count(*)::int FROM qstash_events) AS events`;
+  return row;
+};
+
+beforeAll(async () => {
+  broker = await startTestBroker(schema, { maxBodyBytes: 1024 });
+});
+
+afterAll(async () => {
+  await broker.stop();
+  destination.stop();
+  await dropSchema(schema);
+});
+
+describe("bad input changes nothing", () => {
+  const url = () => destination.url("/hook");
+
+  test("a wrong or missing token is 401", async () => {
+    const wrong = await call(broker, `/v2/publish/${url()}`, { method: "POST", body: "x", token: "nope" });
+    expect(wrong.status).toBe(401);
+    expect(wrong.body).toEqual({ error: expect.any(String) });
+    const missing = await call(broker, `/v2/publish/${url()}`, { method: "POST", body: "x", token: null });
+    expect(missing.status).toBe(401);
+    const keys = await call(broker, "/v2/keys", { token: "nope" });
+    expect(keys.status).toBe(401);
+    expect(await stored()).toEqual({ messages: 0, events: 0 });
+  });
+
+  test("?qstash_token= works where headers cannot be set, and is not forwarded", async () => {
+    const response = await call(
+      broker,
+      `/v2/publish/${url()}?qstash_token=${encodeURIComponent(broker.token)}`,
+      {
+        method: "POST",
+        body: "x",
+        token: null,
+        headers: { "Upstash-Delay": "1d" }, // stays pending, so nothing happens to it after the clean-up below
+      },
+    );
+    expect(response.status).toBe(201);
+    const id = (response.body as { messageId: string; url: string }).messageId;
+    expect((response.body as { url: string }).url).toBe(url());
+    await broker.sql`DELETE FROM qstash_messages WHERE id = ${id}`;
+    await broker.sql`DELETE FROM qstash_events`;
+  });
+
+  test("a malformed destination is 400", async () => {
+    for (const bad of ["not-a-url", "ftp://example.com/x", "http://", "javascript:alert(1)"]) {
+      const response = await call(broker, `/v2/publish/${bad}`, { method: "POST", body: "x" });
+      expect(response.status).toBe(400);
+      expect(response.body).toEqual({ error: expect.stringContaining("destination") });
+    }
+    expect(await stored()).toEqual({ messages: 0, events: 0 });
+  });
+
+  test("malformed Upstash headers are 400", async () => {
+    const bad: Array<[string, string]> = [
+      ["Upstash-Delay", "soon"],
+      ["Upstash-Retries", "-1"],
+      ["Upstash-Not-Before", "tomorrow"],
+      ["Upstash-Method", "BREW"],
+      ["Upstash-Timeout", "0s"],
+    ];
+    for (const header of bad) {
+      const response = await call(broker, `/v2/publish/${url()}`, {
+        method: "POST",
+        body: "x",
+        headers: [header],
+      });
+      expect(response.status).toBe(400);
+      expect(response.body).toEqual({ error: expect.any(String) });
+    }
+    expect(await stored()).toEqual({ messages: 0, events: 0 });
+  });
+
+  test("a body over maxBodyBytes is 413, for publish and inside a batch", async () => {
+    const big = "x".repeat(1025);
+    const single = await call(broker, `/v2/publish/${url()}`, { method: "POST", body: big });
+    expect(single.status).toBe(413);
+    expect(single.body).toEqual({ error: expect.stringContaining("limit") });
+    const batch = await call(broker, "/v2/batch", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify([
+        { destination: url(), body: "fine" },
+        { destination: url(), body: big },
+      ]),
+    });
+    expect(batch.status).toBe(413);
+    expect(await stored()).toEqual({ messages: 0, events: 0 });
+  });
+
+  test("a batch with one bad item stores none of it", async () => {
+    const response = await call(broker, "/v2/batch", {
+      method: "POST",
+      body: JSON.stringify([{ destination: url(), body: "ok" }, { destination: "nope" }]),
+    });
+    expect(response.status).toBe(400);
+    expect(response.body).toEqual({ error: expect.stringContaining("batch item 1") });
+    expect((await call(broker, "/v2/batch", { method: "POST", body: "{" })).status).toBe(400);
+    expect(await stored()).toEqual({ messages: 0, events: 0 });
+  });
+
+  test("unknown routes are 404 and wrong methods 405, as JSON", async () => {
+    for (const path of ["/v2/nothing", "/v3/publish/x", "/", "/v2/dlq/a/b/c"]) {
+      const response = await call(broker, path);
+      expect(response.status).toBe(404);
+      expect(response.body).toEqual({ error: expect.any(String) });
+    }
+    expect((await call(broker, "/v2/messages/msg_missing")).status).toBe(404);
+    expect((await call(broker, "/v2/dlq/dlq_missing", { method: "DELETE" })).status).toBe(404);
+    expect((await call(broker, "/v2/queues/none")).status).toBe(404);
+    expect((await call(broker, `/v2/publish/${url()}`, { method: "GET" })).status).toBe(405);
+    expect(await stored()).toEqual({ messages: 0, events: 0 });
+  });
+});

@@ -1,0 +1,138 @@
+// Publish headers the broker honours: delay, not-before, deduplication, forwarded headers, method, timeout.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Client } from "@upstash/qstash";
+import type { Broker } from "../../deploy/local/broker/index.ts";
+import { call, dropSchema, startReceiver, startTestBroker, uniqueSchema, waitFor } from "./helpers.ts";
+
+const schema = uniqueSchema("headers");
+let broker: Broker;
+let client: Client;
+const destination = startReceiver(async (d) => {
+  if (d.path.startsWith("/slow")) await Bun.sleep(300);
+  return new Response("ok");
+});
+
+beforeAll(async () => {
+  // timeScale 0.01: a 10 s delay waits 100 ms.
+  broker = await startTestBroker(schema, { timeScale: 0.01 });
+  client = new Client({ baseUrl: broker.url, token: broker.token, retry: false });
+});
+
+afterAll(async () => {
+  await broker.stop();
+  destination.stop();
+  await dropSchema(schema);
+});
+
+describe("publish headers", () => {
+  test("Upstash-Delay waits (scaled by timeScale)", async () => {
+    const started = performance.now();
+    const { messageId } = await client.publish({ url: destination.url("/delay"), body: "d", delay: "10s" });
+    await waitFor(() => destination.of(messageId).length === 1);
+    const waited = (destination.of(messageId)[0]?.at ?? 0) - started;
+    expect(waited).toBeGreaterThanOrEqual(95);
+    expect(waited).toBeLessThan(1500);
+  });
+
+  test("Upstash-Not-Before waits until the given time (distance scaled by timeScale)", async () => {
+    const started = performance.now();
+    const notBefore = Math.floor(Date.now() / 1000) + 20; // 20 s away -> about 200 ms at 0.01
+    const { messageId } = await client.publish({ url: destination.url("/nb"), body: "n", notBefore });
+    expect((await client.messages.get(messageId)).notBefore).toBe(notBefore * 1000);
+    await waitFor(() => destination.of(messageId).length === 1);
+    const waited = (destination.of(messageId)[0]?.at ?? 0) - started;
+    expect(waited).toBeGreaterThanOrEqual(150);
+    expect(waited).toBeLessThan(2000);
+  });
+
+  test("Upstash-Deduplication-Id: the second publish is accepted with 202 and not delivered", async () => {
+    const url = destination.url("/dedup");
+    const first = await client.publish({ url, body: "one", deduplicationId: "order-42" });
+    const second = await call(broker, `/v2/publish/${url}`, {
+      method: "POST",
+      body: "two",
+      headers: { "Upstash-Deduplication-Id": "order-42" },
+    });
+    expect(second.status).toBe(202);
+    expect(second.body).toMatchObject({ messageId: first.messageId, deduplicated: true });
+    await waitFor(() => destination.of(first.messageId).length === 1);
+    await Bun.sleep(50);
+    expect(destination.deliveries.filter((d) => d.path === "/dedup")).toHaveLength(1);
+  });
+
+  test("content-based deduplication hashes destination and body", async () => {
+    const url = destination.url("/content");
+    const a = await client.publish({ url, body: "same", contentBasedDeduplication: true });
+    const b = await client.publish({ url, body: "same", contentBasedDeduplication: true });
+    const c = await client.publish({ url, body: "other", contentBasedDeduplication: true });
+    const d = await client.publish({
+      url: destination.url("/content2"),
+      body: "same",
+      contentBasedDeduplication: true,
+    });
+    expect(b.messageId).toBe(a.messageId);
+    expect(b.deduplicated).toBe(true);
+    expect(new Set([a.messageId, c.messageId, d.messageId]).size).toBe(3);
+    await waitFor(() => destination.deliveries.filter((x) => x.path.startsWith("/content")).length === 3);
+    await Bun.sleep(50);
+    expect(destination.deliveries.filter((x) => x.path.startsWith("/content"))).toHaveLength(3);
+  });
+
+  test("Upstash-Forward-* headers arrive without the prefix; other headers do not", async () => {
+    const url = destination.url("/fwd");
+    const sent = await call(broker, `/v2/publish/${url}`, {
+      method: "POST",
+      body: "<x/>",
+      headers: {
+        "Content-Type": "application/xml",
+        "Upstash-Forward-Authorization": "Bearer downstream",
+        "Upstash-Forward-X-Tenant": "acme",
+        "Upstash-Forward-Content-Length": "999", // set by the HTTP client, never forwarded
+        "X-Not-Forwarded": "1",
+      },
+    });
+    const messageId = (sent.body as { messageId: string }).messageId;
+    await waitFor(() => destination.of(messageId).length === 1);
+    const headers = destination.of(messageId)[0]?.headers ?? {};
+    expect(headers["content-type"]).toBe("application/xml");
+    expect(headers.authorization).toBe("Bearer downstream");
+    expect(headers["x-tenant"]).toBe("acme");
+    expect(headers["x-not-forwarded"]).toBeUndefined();
+    expect(headers["upstash-forward-x-tenant"]).toBeUndefined();
+    expect(headers["content-length"]).toBe("4");
+    expect(destination.of(messageId)[0]?.body).toBe("<x/>");
+  });
+
+  test("Upstash-Method picks the delivery method", async () => {
+    const put = await client.publish({ url: destination.url("/put"), body: "p", method: "PUT" });
+    const get = await client.publish({ url: destination.url("/get"), method: "GET" });
+    await waitFor(
+      () => destination.of(put.messageId).length === 1 && destination.of(get.messageId).length === 1,
+    );
+    expect(destination.of(put.messageId)[0]).toMatchObject({ method: "PUT", body: "p" });
+    expect(destination.of(get.messageId)[0]).toMatchObject({ method: "GET", body: "" });
+  });
+
+  test("Upstash-Timeout cuts a slow attempt and retries it", async () => {
+    const { messageId } = await client.publish({
+      url: destination.url("/slow"),
+      body: "s",
+      timeout: "1s",
+      retries: 1,
+    });
+    // Not time-scaled: 1 s timeout against a 300 ms answer is fine.
+    await waitFor(() => destination.of(messageId).length === 1, 3000);
+    const sent = await call(broker, `/v2/publish/${destination.url("/slow2")}`, {
+      method: "POST",
+      body: "s",
+      headers: { "Upstash-Timeout": "100ms", "Upstash-Retries": "1" },
+    });
+    const slowId = (sent.body as { messageId: string }).messageId;
+    await waitFor(() => destination.deliveries.filter((d) => d.path === "/slow2").length === 2, 5000);
+    await waitFor(async () =>
+      (await client.logs({ messageIds: [slowId] })).logs.some((l) => l.state === "FAILED"),
+    );
+    const logs = await client.logs({ messageIds: [slowId] });
+    expect(logs.logs.some((l) => l.state === "ERROR" && (l.error ?? "").includes("timeout"))).toBe(true);
+  });
+});
