@@ -1,6 +1,7 @@
 // The outbox relay: drains committed messages to the transport, at least once, in order per actor, with backoff.
 import type { Clock } from "../../shared/clock/index.ts";
 import type { OutboxRecord, OutboxStore } from "./storage.ts";
+import type { SubscriptionRegistry } from "./subscriptions.ts";
 import type { Transport } from "./transport.ts";
 
 export interface RelayPolicy {
@@ -29,12 +30,18 @@ export function retryDelay(
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 
-/** One pass over what is due. Each actor's entries go in one ordered batch; a failed batch retries whole. */
+/**
+ * One pass over what is due. Each actor's entries go in one ordered batch; a failed batch retries whole.
+ * With subscriptions, each event expands into one delivery per subscribed actor. An event whose key
+ * selector throws fails like a send: it retries (visible as outbox lag) and holds back that actor's later
+ * messages, rather than being dropped or delivered out of order.
+ */
 export async function relayOnce(
   outbox: OutboxStore,
   transport: Transport,
   clock: Clock,
   policy: RelayPolicy = defaultRelayPolicy,
+  subscriptions?: SubscriptionRegistry,
 ): Promise<RelayPass> {
   const entries = await outbox.pending(clock.now(), policy.batchSize);
   const byActor = new Map<string, OutboxRecord[]>();
@@ -47,7 +54,9 @@ export async function relayOnce(
   await Promise.all(
     [...byActor.values()].map(async (group) => {
       try {
-        await transport.send(group.map((entry) => entry.envelope));
+        const envelopes = group.map((entry) => entry.envelope);
+        const deliveries = subscriptions ? subscriptions.expand(envelopes) : envelopes;
+        if (deliveries.length > 0) await transport.send(deliveries);
       } catch (error) {
         pass.failed += group.length;
         pass.lastError = error;

@@ -47,3 +47,25 @@ describe("configuration", () => {
     expect(parseDuration("-1s")).toBeUndefined();
   });
 });
+
+describe("broker configuration", () => {
+  test("a broker URL needs its token and both signing keys", () => {
+    expect(() => parseConfig({ QSTASH_URL: "http://127.0.0.1:8080" })).toThrow(
+      "QSTASH_TOKEN, QSTASH_CURRENT_SIGNING_KEY, QSTASH_NEXT_SIGNING_KEY must be too",
+    );
+    const config = parseConfig({
+      QSTASH_URL: "http://127.0.0.1:8080",
+      QSTASH_TOKEN: "t",
+      QSTASH_CURRENT_SIGNING_KEY: "a",
+      QSTASH_NEXT_SIGNING_KEY: "b",
+    });
+    expect(config.QSTASH_URL).toBe("http://127.0.0.1:8080");
+  });
+
+  test("URLs are checked", () => {
+    expect(() => parseConfig({ DATABASE_URL: "mysql://x" })).toThrow(
+      "DATABASE_URL must be a postgres:// URL",
+    );
+    expect(() => parseConfig({ PUBLIC_URL: "not a url" })).toThrow("PUBLIC_URL must be a URL");
+  });
+});

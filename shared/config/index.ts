@@ -47,6 +47,17 @@ export const ConfigSchema = v.object({
     v.picklist(["FULL", "NORMAL"], "EDGEWISE_SQLITE_SYNC must be FULL or NORMAL"),
     "FULL",
   ),
+  /** Postgres for the broker (and later billing); unset = embedded PGlite in the data dir. */
+  DATABASE_URL: v.optional(
+    v.pipe(v.string(), v.regex(/^postgres(ql)?:\/\//, "DATABASE_URL must be a postgres:// URL")),
+  ),
+  /** A QStash-protocol broker; unset = the embedded local broker. */
+  QSTASH_URL: v.optional(v.pipe(v.string(), v.url("QSTASH_URL must be a URL"))),
+  QSTASH_TOKEN: v.optional(v.string()),
+  QSTASH_CURRENT_SIGNING_KEY: v.optional(v.string()),
+  QSTASH_NEXT_SIGNING_KEY: v.optional(v.string()),
+  /** The base URL the broker delivers to; default `http://127.0.0.1:$PORT`. */
+  PUBLIC_URL: v.optional(v.pipe(v.string(), v.url("PUBLIC_URL must be a URL"))),
   LOG_LEVEL: v.optional(
     v.picklist(["debug", "info", "warn", "error"], "LOG_LEVEL must be debug, info, warn or error"),
     "info",
@@ -55,13 +66,33 @@ export const ConfigSchema = v.object({
 
 export type Config = v.InferOutput<typeof ConfigSchema>;
 
+/** Broker settings must come as a set: a URL without a token or signing keys is refused at start. */
+const brokerSet = [
+  "QSTASH_URL",
+  "QSTASH_TOKEN",
+  "QSTASH_CURRENT_SIGNING_KEY",
+  "QSTASH_NEXT_SIGNING_KEY",
+] as const;
+
 /** Parses configuration; reports every bad variable at once, never the value itself (it may be a secret). */
 export function parseConfig(env: Record<string, string | undefined>): Config {
   const present = Object.fromEntries(
     Object.entries(env).filter(([, value]) => value !== undefined && value !== ""),
   );
   const result = v.safeParse(ConfigSchema, present);
-  if (result.success) return result.output;
+  if (result.success) {
+    const missing = brokerSet.filter((name) => result.output[name] === undefined);
+    if (result.output.QSTASH_URL !== undefined && missing.length > 0) {
+      throw new EdgewiseError(
+        "config.invalid",
+        `Invalid configuration:\n  QSTASH_URL is set, so ${missing.join(", ")} must be too`,
+        {
+          issues: missing.map((name) => ({ path: name, message: "required when QSTASH_URL is set" })),
+        },
+      );
+    }
+    return result.output;
+  }
   const lines = result.issues.map((issue) => {
     const name = issue.path?.map((item) => String(item.key)).join(".") ?? "configuration";
     return `  ${name}: ${issue.message}`;

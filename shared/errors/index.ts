@@ -15,8 +15,11 @@ export const errorCatalog = {
   "state.migration_failed": { status: 500, title: "Actor state migration failed", public: false },
   "config.invalid": { status: 500, title: "Invalid configuration", public: false },
   "request.invalid": { status: 400, title: "Invalid request", public: true },
+  unauthorized: { status: 401, title: "Unauthorized", public: true },
+  forbidden: { status: 403, title: "Forbidden", public: true },
   not_found: { status: 404, title: "Not found", public: true },
   conflict: { status: 409, title: "Conflict", public: true },
+  "broker.unavailable": { status: 503, title: "Message broker unavailable", public: true },
   internal: { status: 500, title: "Internal error", public: false },
 } as const satisfies Record<string, { status: number; title: string; public: boolean }>;
 
