@@ -5,10 +5,13 @@ import { EdgewiseError, problemContentType, toProblem } from "../shared/errors/i
 import { validationError } from "../shared/errors/valibot.ts";
 import { type ActorHost, actorClient } from "../actors/runtime/index.ts";
 import { counterActor } from "../actors/examples/counter.ts";
+import { type DeliveryOptions, deliveryRoutes } from "./routes/deliver.ts";
 
 export interface AppOptions {
   /** Where actors run: the local host in process, or Durable Object stubs on Workers. */
   actors: ActorHost;
+  /** The broker's signing keys and the public URL it delivers to; without them, no delivery endpoint. */
+  delivery?: Omit<DeliveryOptions, "actors">;
 }
 
 const IncrementBody = v.strictObject({ by: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))) });
@@ -18,6 +21,7 @@ export function createApp(options: AppOptions): Hono {
   const counters = actorClient(options.actors, counterActor);
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
+  if (options.delivery) app.route("/", deliveryRoutes({ ...options.delivery, actors: options.actors }));
 
   app.post("/v1/counters/:key/increment", async (c) => {
     const body = await c.req.json().catch(() => {

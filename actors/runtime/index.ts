@@ -7,5 +7,6 @@ export * from "./migrate.ts";
 export * from "./registry.ts";
 export * from "./relay.ts";
 export * from "./storage.ts";
+export * from "./subscriptions.ts";
 export * from "./transport.ts";
 export * from "./turn.ts";

@@ -1,12 +1,8 @@
-// The Bun entry behind `npm start`: config from the environment, the local host on SQLite, the app on Bun.serve.
-import { mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { LocalActorHost } from "../../actors/hosts/local/index.ts";
-import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
+// The Bun entry behind `npm start`: configuration from the environment, then one self-hosted node.
 import { counterActor } from "../../actors/examples/counter.ts";
+import { startNode } from "../../deploy/bun/node.ts";
 import { parseConfig } from "../../shared/config/index.ts";
 import { isEdgewiseError } from "../../shared/errors/index.ts";
-import { createApp } from "../app.ts";
 
 function loadConfig() {
   try {
@@ -18,30 +14,14 @@ function loadConfig() {
 }
 
 const config = loadConfig();
-const dataDir = resolve(config.EDGEWISE_DATA_DIR);
-mkdirSync(dataDir, { recursive: true });
-
-const host = new LocalActorHost({
-  actors: [counterActor],
-  db: openBunSqlite(join(dataDir, "actors.db"), config.EDGEWISE_SQLITE_SYNC),
-  inboxRetentionMs: config.EDGEWISE_INBOX_RETENTION,
-  idleEvictMs: config.EDGEWISE_IDLE_EVICT,
-}).start();
-
-const server = Bun.serve({
-  port: config.PORT,
-  hostname: "0.0.0.0",
-  fetch: createApp({ actors: host }).fetch,
-});
-console.log(`[edgewise] listening on http://127.0.0.1:${server.port} (data in ${dataDir})`);
-console.log(
-  `[edgewise] try: curl -X POST http://127.0.0.1:${server.port}/v1/counters/demo/increment -d '{"by":1}'`,
-);
+const node = await startNode({ config, actors: [counterActor] });
+console.log(`[edgewise] listening on ${node.url} (data in ${config.EDGEWISE_DATA_DIR})`);
+console.log(`[edgewise] queue: ${node.broker ? `embedded broker at ${node.brokerUrl}` : node.brokerUrl}`);
+console.log(`[edgewise] try: curl -X POST ${node.url}/v1/counters/demo/increment -d '{"by":1}'`);
 
 async function shutdown(signal: string) {
   console.log(`[edgewise] ${signal}: draining and closing`);
-  await server.stop();
-  await host.stop();
+  await node.stop();
   process.exit(0);
 }
 process.on("SIGINT", () => void shutdown("SIGINT"));

@@ -9,8 +9,11 @@ export interface DeliveryOptions {
   actors: ActorHost;
   currentSigningKey: string;
   nextSigningKey: string;
-  /** The public base URL the broker was told to deliver to; the signature covers the full URL. */
-  publicUrl: string;
+  /**
+   * The public base URL the broker was told to deliver to; the signature covers the full URL. A function
+   * when it is known only later (a node learns it once its port is bound).
+   */
+  publicUrl: string | (() => string);
   /** Accepted clock skew when checking the signature's `nbf`/`exp`, in seconds. */
   clockToleranceSeconds?: number;
 }
@@ -31,13 +34,13 @@ export function deliveryRoutes(options: DeliveryOptions): Hono {
     currentSigningKey: options.currentSigningKey,
     nextSigningKey: options.nextSigningKey,
   });
-  const base = options.publicUrl.replace(/\/+$/, "");
   const app = new Hono();
 
   app.post("/_edgewise/deliver/:type/:key", async (c) => {
     const body = await c.req.text();
     const signature = c.req.header("upstash-signature");
-    const url = `${base}${new URL(c.req.url).pathname}`;
+    const base = typeof options.publicUrl === "function" ? options.publicUrl() : options.publicUrl;
+    const url = `${base.replace(/\/+$/, "")}${new URL(c.req.url).pathname}`;
     const verified =
       signature !== undefined &&
       (await receiver

@@ -56,6 +56,16 @@ export const ConfigSchema = v.object({
   QSTASH_TOKEN: v.optional(v.string()),
   QSTASH_CURRENT_SIGNING_KEY: v.optional(v.string()),
   QSTASH_NEXT_SIGNING_KEY: v.optional(v.string()),
+  /** Retries the broker makes per delivery before dead-lettering it (QStash's default is 3). */
+  EDGEWISE_DELIVERY_RETRIES: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^\d+$/, "EDGEWISE_DELIVERY_RETRIES must be a whole number"),
+      v.transform(Number),
+      v.maxValue(20, "EDGEWISE_DELIVERY_RETRIES must be at most 20"),
+    ),
+    "3",
+  ),
   /** The base URL the broker delivers to; default `http://127.0.0.1:$PORT`. */
   PUBLIC_URL: v.optional(v.pipe(v.string(), v.url("PUBLIC_URL must be a URL"))),
   LOG_LEVEL: v.optional(

@@ -13,7 +13,7 @@ async function start(dataDir: string, port: number) {
     stdout: "pipe",
     stderr: "pipe",
   });
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 300; i++) {
     try {
       if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) return child;
     } catch {
@@ -42,7 +42,7 @@ describe("npm start", () => {
       second.kill("SIGTERM");
       await second.exited;
     }
-  }, 30_000);
+  }, 60_000);
 
   test("refuses bad configuration with exit code 78 and names the variable", async () => {
     const child = Bun.spawn([process.execPath, join(root, "edge/entries/bun.ts")], {

@@ -15,6 +15,7 @@ import {
   formatAddress,
   type RelayPolicy,
   relayOnce,
+  type SubscriptionRegistry,
   retryDelay,
   type Transport,
   type TurnCommit,
@@ -29,6 +30,8 @@ export interface LocalHostOptions {
   db: SqlDatabase;
   /** Where the relay sends committed outbox messages. Without one, messages wait durably in the outbox. */
   transport?: Transport;
+  /** Who receives published events; without it, events go to the transport as they are (topic, no target). */
+  subscriptions?: SubscriptionRegistry;
   clock?: Clock;
   /** How long handled message ids are remembered for deduplication. Default 7 days. */
   inboxRetentionMs?: number;
@@ -52,8 +55,11 @@ export class LocalActorHost implements ActorHost {
   private readonly clock: Clock;
   private readonly instances = new Map<string, ActorInstance>();
   private readonly firingTimers = new Set<string>();
-  private readonly options: Required<Omit<LocalHostOptions, "transport" | "actors" | "db">> & {
+  private readonly options: Required<
+    Omit<LocalHostOptions, "transport" | "actors" | "db" | "subscriptions">
+  > & {
     transport: Transport | undefined;
+    subscriptions: SubscriptionRegistry | undefined;
   };
   private stopped = false;
   private relayWake: (() => void) | undefined;
@@ -67,6 +73,7 @@ export class LocalActorHost implements ActorHost {
     this.clock = options.clock ?? systemClock;
     this.options = {
       transport: options.transport,
+      subscriptions: options.subscriptions,
       clock: this.clock,
       inboxRetentionMs: options.inboxRetentionMs ?? 7 * 86_400_000,
       idleEvictMs: options.idleEvictMs ?? 60_000,
@@ -185,7 +192,13 @@ export class LocalActorHost implements ActorHost {
 
   private async relayPass(): Promise<number> {
     if (!this.options.transport) return 0;
-    const pass = await relayOnce(this.store, this.options.transport, this.clock, this.options.relayPolicy);
+    const pass = await relayOnce(
+      this.store,
+      this.options.transport,
+      this.clock,
+      this.options.relayPolicy,
+      this.options.subscriptions,
+    );
     if (pass.lastError !== undefined) {
       this.options.onBackgroundError(`relay: ${pass.failed} messages will be retried`, pass.lastError);
     }
