@@ -34,18 +34,15 @@ export class QStashTransport implements Transport {
   }
 
   async send(envelopes: Envelope[]): Promise<void> {
-    for (let start = 0; start < envelopes.length; start += this.batchSize) {
-      const chunk = envelopes.slice(start, start + this.batchSize);
+    // The relay expands events into one targeted delivery per subscriber. One still without a target has no
+    // subscriber (or the host has no subscription registry): there is nobody to deliver it to.
+    const deliveries = envelopes.filter((envelope) => envelope.target !== undefined);
+    for (let start = 0; start < deliveries.length; start += this.batchSize) {
+      const chunk = deliveries.slice(start, start + this.batchSize);
       const results = await this.client.batch(
         chunk.map((envelope) => {
-          if (!envelope.target) {
-            throw new EdgewiseError(
-              "envelope.invalid",
-              `event ${envelope.type} reached the transport unexpanded`,
-            );
-          }
           return {
-            url: this.options.deliveryUrl(parseAddress(envelope.target)),
+            url: this.options.deliveryUrl(parseAddress(envelope.target as string)),
             body: JSON.stringify(envelope),
             headers: { "content-type": "application/cloudevents+json" },
             deduplicationId: deduplicationId(envelope),

@@ -90,7 +90,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
       publicUrl: () => publicUrl,
     },
   });
-  const server = Bun.serve({ port: config.PORT, hostname: "0.0.0.0", fetch: app.fetch });
+  const server = Bun.serve({ port: config.PORT, hostname: config.HOST, fetch: app.fetch });
   const port = server.port ?? config.PORT;
   publicUrl = (config.PUBLIC_URL ?? `http://127.0.0.1:${port}`).replace(/\/+$/, "");
   host.start();

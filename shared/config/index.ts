@@ -34,6 +34,8 @@ const port = (name: string) =>
 
 export const ConfigSchema = v.object({
   PORT: v.optional(port("PORT"), "8787"),
+  /** The interface the gateway listens on. */
+  HOST: v.optional(v.pipe(v.string(), v.minLength(1, "HOST must not be empty")), "0.0.0.0"),
   EDGEWISE_DATA_DIR: v.optional(
     v.pipe(v.string(), v.minLength(1, "EDGEWISE_DATA_DIR must not be empty")),
     "./.edgewise",

@@ -33,6 +33,7 @@ interface NodeSpec {
 
 async function node(spec: NodeSpec): Promise<EdgewiseNode> {
   const config = parseConfig({
+    HOST: "127.0.0.1",
     PORT: String(spec.port),
     EDGEWISE_DATA_DIR: spec.dataDir ?? mkdtempSync(join(tmpdir(), "edgewise-msg-")),
     QSTASH_URL: spec.brokerUrl,

@@ -12,6 +12,7 @@ import {
   type RelayPolicy,
   relayOnce,
   retryDelay,
+  type SubscriptionRegistry,
   type Transport,
   type TurnCommit,
   parseAddress,
@@ -21,8 +22,18 @@ import { CommitQueue } from "./group-commit.ts";
 import { type ActorSnapshot, DurableActorStore } from "./storage.ts";
 
 export interface DurableActorOptions<Env> {
-  /** Where the relay sends committed outbox messages. Without one, messages wait durably in the outbox. */
-  transport?: (env: Env) => Transport;
+  /**
+   * Where the relay sends committed outbox messages (e.g. `qstashTransportFromEnv`). Without one (or when it
+   * returns undefined), messages wait durably in the outbox.
+   */
+  transport?: (env: Env) => Transport | undefined;
+  /**
+   * Who receives published events: each event expands into one delivery per subscribed actor when it is
+   * relayed, and an event nobody subscribes to leaves the outbox with no delivery. Declared in the Worker's
+   * composition; the producer never names its subscribers. Without it, events reach the transport as they are
+   * (no target), which the QStash transport refuses: with QStash, always give one, if need be empty.
+   */
+  subscriptions?: SubscriptionRegistry | ((env: Env) => SubscriptionRegistry | undefined);
   /** How long handled message ids are remembered for deduplication. Default 7 days. */
   inboxRetentionMs?: number;
   relayPolicy?: RelayPolicy;
@@ -66,6 +77,7 @@ export function durableActor<Env = unknown>(
     private readonly store: DurableActorStore;
     private readonly commits: CommitQueue;
     private readonly transport: Transport | undefined;
+    private readonly subscriptions: SubscriptionRegistry | undefined;
     private instance: ActorInstance | undefined;
     /** The alarm as last set by this object; null when none is pending. */
     private alarmAt: number | null = null;
@@ -76,6 +88,8 @@ export function durableActor<Env = unknown>(
       this.store = new DurableActorStore(ctx.storage);
       this.commits = new CommitQueue(this.store);
       this.transport = options.transport?.(env);
+      this.subscriptions =
+        typeof options.subscriptions === "function" ? options.subscriptions(env) : options.subscriptions;
       void ctx.blockConcurrencyWhile(async () => {
         this.alarmAt = await ctx.storage.getAlarm();
       });
@@ -99,7 +113,7 @@ export function durableActor<Env = unknown>(
         const address = this.store.address;
         if (address !== undefined) await this.fireDueTimers(this.instanceFor(parseAddress(address)));
         if (this.transport) {
-          const pass = await relayOnce(this.store, this.transport, clock, relayPolicy);
+          const pass = await relayOnce(this.store, this.transport, clock, relayPolicy, this.subscriptions);
           if (pass.lastError !== undefined) {
             report(`relay: ${pass.failed} messages will be retried`, pass.lastError);
           }

@@ -1,0 +1,71 @@
+// The queue on Workers, from the Worker's environment: the QStash transport for the relay, the delivery endpoint's keys.
+import { deliveryPath, QStashTransport } from "../../queue/qstash-transport.ts";
+import { EdgewiseError } from "../../../shared/errors/index.ts";
+
+/**
+ * The variables the queue reads. Non-secret ones may be `[vars]` in wrangler.toml; the token and signing keys
+ * are secrets (`wrangler secret put` in production, `.dev.vars` or `--var NAME:value` under `wrangler dev`).
+ */
+export interface QueueEnv {
+  /** The QStash API: `https://qstash.upstash.io` in production, the local broker in development and tests. */
+  QSTASH_URL?: string;
+  QSTASH_TOKEN?: string;
+  QSTASH_CURRENT_SIGNING_KEY?: string;
+  QSTASH_NEXT_SIGNING_KEY?: string;
+  /** The Worker's public base URL; the broker delivers to `${PUBLIC_URL}/_edgewise/deliver/<type>/<key>`. */
+  PUBLIC_URL?: string;
+}
+
+/** What `createApp({ delivery })` needs for the signed delivery endpoint. */
+export interface DeliveryEnvOptions {
+  currentSigningKey: string;
+  nextSigningKey: string;
+  publicUrl: string;
+}
+
+const set = (value: string | undefined): value is string => value !== undefined && value !== "";
+
+/**
+ * The relay's transport: QStash at QSTASH_URL, delivering to PUBLIC_URL. Undefined when QSTASH_URL is unset,
+ * so committed messages wait durably in the outbox. Only builds objects (no I/O), so a Durable Object can call
+ * it in its constructor. Throws `config.invalid` when QSTASH_URL comes without QSTASH_TOKEN or PUBLIC_URL.
+ */
+export function qstashTransportFromEnv(
+  env: QueueEnv,
+  options: { retries?: number } = {},
+): QStashTransport | undefined {
+  if (!set(env.QSTASH_URL)) return undefined;
+  const missing = (["QSTASH_TOKEN", "PUBLIC_URL"] as const).filter((name) => !set(env[name]));
+  if (missing.length > 0) {
+    throw new EdgewiseError("config.invalid", `QSTASH_URL is set but ${missing.join(" and ")} is not`);
+  }
+  const base = (env.PUBLIC_URL as string).replace(/\/+$/, "");
+  return new QStashTransport({
+    baseUrl: env.QSTASH_URL,
+    token: env.QSTASH_TOKEN as string,
+    deliveryUrl: (target) => `${base}${deliveryPath(target)}`,
+    ...(options.retries !== undefined ? { retries: options.retries } : {}),
+  });
+}
+
+/**
+ * The delivery endpoint's settings: both signing keys and PUBLIC_URL (the signature covers the full URL).
+ * Undefined when no signing key is set (no endpoint: PUBLIC_URL alone may well be a `[vars]` entry whose
+ * secrets are not put yet); `config.invalid` when a key comes without the other or without PUBLIC_URL.
+ */
+export function deliveryFromEnv(env: QueueEnv): DeliveryEnvOptions | undefined {
+  if (!set(env.QSTASH_CURRENT_SIGNING_KEY) && !set(env.QSTASH_NEXT_SIGNING_KEY)) return undefined;
+  const names = ["QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY", "PUBLIC_URL"] as const;
+  const missing = names.filter((name) => !set(env[name]));
+  if (missing.length > 0) {
+    throw new EdgewiseError(
+      "config.invalid",
+      `the delivery endpoint needs QSTASH_CURRENT_SIGNING_KEY, QSTASH_NEXT_SIGNING_KEY and PUBLIC_URL; missing ${missing.join(", ")}`,
+    );
+  }
+  return {
+    currentSigningKey: env.QSTASH_CURRENT_SIGNING_KEY as string,
+    nextSigningKey: env.QSTASH_NEXT_SIGNING_KEY as string,
+    publicUrl: env.PUBLIC_URL as string,
+  };
+}
