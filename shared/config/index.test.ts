@@ -69,3 +69,23 @@ describe("broker configuration", () => {
     expect(() => parseConfig({ PUBLIC_URL: "not a url" })).toThrow("PUBLIC_URL must be a URL");
   });
 });
+
+describe("gateway configuration", () => {
+  test("rates, sizes and lists", () => {
+    const config = parseConfig({
+      RATE_LIMIT: "100/10s",
+      BODY_LIMIT: "1mb",
+      TRUSTED_PROXIES: "10.0.0.0/8, 127.0.0.1",
+    });
+    expect(config.RATE_LIMIT).toEqual({ limit: 100, windowMs: 10_000 });
+    expect(config.BODY_LIMIT).toBe(1_048_576);
+    expect(config.TRUSTED_PROXIES).toEqual(["10.0.0.0/8", "127.0.0.1"]);
+    expect(parseConfig({}).RATE_LIMIT).toEqual({ limit: 600, windowMs: 60_000 });
+  });
+
+  test("bad gateway values are refused by name", () => {
+    expect(() => parseConfig({ RATE_LIMIT: "lots" })).toThrow("RATE_LIMIT must be written <count>/<window>");
+    expect(() => parseConfig({ JWT_SECRET: "short" })).toThrow("JWT_SECRET must be at least 32 characters");
+    expect(() => parseConfig({ UPSTASH_REDIS_REST_URL: "http://127.0.0.1:8079" })).toThrow("go together");
+  });
+});

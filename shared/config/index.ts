@@ -32,6 +32,49 @@ const port = (name: string) =>
     v.maxValue(65535, `${name} must be between 0 and 65535`),
   );
 
+/** A rate written `<count>/<window>`, e.g. `100/10s`. */
+export function parseRate(text: string): { limit: number; windowMs: number } | undefined {
+  const [count, window] = text.split("/");
+  const windowMs = window === undefined ? undefined : parseDuration(window);
+  if (!count || !/^\d+$/.test(count) || Number(count) < 1 || !windowMs) return undefined;
+  return { limit: Number(count), windowMs };
+}
+
+const rate = (name: string) =>
+  v.pipe(
+    v.string(),
+    v.check(
+      (text) => parseRate(text) !== undefined,
+      `${name} must be written <count>/<window>, such as 100/10s`,
+    ),
+    v.transform((text) => parseRate(text) as { limit: number; windowMs: number }),
+  );
+
+const bytes = (name: string) =>
+  v.pipe(
+    v.string(),
+    v.regex(/^\d+(kb|mb)?$/i, `${name} must be a size such as 65536, 64kb or 1mb`),
+    v.transform((text) => {
+      const n = Number.parseInt(text, 10);
+      const unit = text.toLowerCase().endsWith("mb")
+        ? 1_048_576
+        : text.toLowerCase().endsWith("kb")
+          ? 1024
+          : 1;
+      return n * unit;
+    }),
+  );
+
+const list = v.pipe(
+  v.string(),
+  v.transform((text) =>
+    text
+      .split(",")
+      .map((item) => item.trim())
+      .filter(Boolean),
+  ),
+);
+
 export const ConfigSchema = v.object({
   PORT: v.optional(port("PORT"), "8787"),
   /** The interface the gateway listens on. */
@@ -70,6 +113,29 @@ export const ConfigSchema = v.object({
   ),
   /** The base URL the broker delivers to; default `http://127.0.0.1:$PORT`. */
   PUBLIC_URL: v.optional(v.pipe(v.string(), v.url("PUBLIC_URL must be a URL"))),
+  /** HS256 key for JWTs; unset = generated into the data dir on first start. */
+  JWT_SECRET: v.optional(v.pipe(v.string(), v.minLength(32, "JWT_SECRET must be at least 32 characters"))),
+  JWT_JWKS_URL: v.optional(v.pipe(v.string(), v.url("JWT_JWKS_URL must be a URL"))),
+  JWT_ISSUER: v.optional(v.string()),
+  JWT_AUDIENCE: v.optional(v.string()),
+  /** Per-subject limit per route class. */
+  RATE_LIMIT: v.optional(rate("RATE_LIMIT"), "600/60s"),
+  /** When Redis fails: `open` falls back to a local limiter, `closed` refuses with 503. */
+  RATE_LIMIT_ON_REDIS_FAILURE: v.optional(
+    v.picklist(["open", "closed"], "RATE_LIMIT_ON_REDIS_FAILURE must be open or closed"),
+    "open",
+  ),
+  REDIS_URL: v.optional(v.pipe(v.string(), v.regex(/^rediss?:\/\//, "REDIS_URL must be a redis:// URL"))),
+  UPSTASH_REDIS_REST_URL: v.optional(v.pipe(v.string(), v.url("UPSTASH_REDIS_REST_URL must be a URL"))),
+  UPSTASH_REDIS_REST_TOKEN: v.optional(v.string()),
+  /** Proxies whose X-Forwarded-For is believed: IPs or CIDRs, comma-separated. */
+  TRUSTED_PROXIES: v.optional(list, ""),
+  /** Origins allowed by CORS, comma-separated; `*` for any. Unset = no CORS headers. */
+  CORS_ORIGINS: v.optional(list, ""),
+  /** Largest request body. */
+  BODY_LIMIT: v.optional(bytes("BODY_LIMIT"), "64kb"),
+  /** Time a request may take before it is aborted with 504. */
+  REQUEST_TIMEOUT: v.optional(duration("REQUEST_TIMEOUT"), "10s"),
   LOG_LEVEL: v.optional(
     v.picklist(["debug", "info", "warn", "error"], "LOG_LEVEL must be debug, info, warn or error"),
     "info",
@@ -101,6 +167,16 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         {
           issues: missing.map((name) => ({ path: name, message: "required when QSTASH_URL is set" })),
         },
+      );
+    }
+    if (
+      (result.output.UPSTASH_REDIS_REST_URL === undefined) !==
+      (result.output.UPSTASH_REDIS_REST_TOKEN === undefined)
+    ) {
+      throw new EdgewiseError(
+        "config.invalid",
+        "Invalid configuration:\n  UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN go together",
+        { issues: [{ path: "UPSTASH_REDIS_REST_TOKEN", message: "set both or neither" }] },
       );
     }
     return result.output;

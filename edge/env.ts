@@ -1,0 +1,24 @@
+// The gateway's Hono environment: what each middleware leaves on the context for the ones after it.
+import type { Principal } from "./middleware/auth/principal.ts";
+
+export interface GatewayVariables {
+  /** Set by request-id: echoed in `X-Request-Id` and carried into logs and problem details. */
+  requestId: string;
+  /** Set by client-ip: the runtime's own peer address, or a forwarded one from a trusted proxy. */
+  clientIp: string;
+  /** Set by auth: who is calling; undefined when anonymous. */
+  principal: Principal | undefined;
+  /** Set by timeout: aborts when the client goes away or the request's time is up. */
+  signal: AbortSignal;
+}
+
+/** Per-runtime facts an entry passes in as Hono `env` bindings. */
+export interface GatewayBindings {
+  /** The TCP peer address as the runtime reports it (Bun's requestIP, Deno's remoteAddr); absent on Workers. */
+  remoteAddress?: string;
+}
+
+export interface GatewayEnv {
+  Variables: GatewayVariables;
+  Bindings: GatewayBindings;
+}

@@ -1,0 +1,43 @@
+// Who is calling, and what they may do: scopes as in API.md, with `admin` implying every scope.
+import { EdgewiseError } from "../../../shared/errors/index.ts";
+
+export const scopes = [
+  "orders:read",
+  "orders:write",
+  "inventory:read",
+  "inventory:write",
+  "billing:read",
+  "billing:write",
+  "loyalty:read",
+  "webhooks:admin",
+  "admin",
+] as const;
+
+export type Scope = (typeof scopes)[number];
+
+export interface Principal {
+  /** The caller: a JWT's `sub`, or the subject an API key was issued to. */
+  sub: string;
+  scopes: ReadonlySet<string>;
+  via: "jwt" | "api-key";
+}
+
+export function hasScope(principal: Principal, scope: Scope): boolean {
+  return principal.scopes.has("admin") || principal.scopes.has(scope);
+}
+
+/** 401 for an anonymous caller, 403 for a caller without the scope. */
+export function requireScope(principal: Principal | undefined, scope: Scope): Principal {
+  if (!principal) throw new EdgewiseError("unauthorized", "authentication required");
+  if (!hasScope(principal, scope)) throw new EdgewiseError("forbidden", `missing scope ${scope}`);
+  return principal;
+}
+
+/**
+ * Object-level authorization: without `admin`, a caller may only touch objects whose owner is itself.
+ * `exists` lets the route hide whether someone else's object exists (403 either way).
+ */
+export function requireOwner(principal: Principal, ownerId: string): void {
+  if (principal.scopes.has("admin") || principal.sub === ownerId) return;
+  throw new EdgewiseError("forbidden", "this object belongs to someone else");
+}
