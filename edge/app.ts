@@ -1,56 +1,93 @@
-// The gateway app, portable across Bun, Deno and Workers. At this stage: health, and a demo route to an actor.
-import { Hono } from "hono";
-import * as v from "valibot";
-import { EdgewiseError, problemContentType, toProblem } from "../shared/errors/index.ts";
-import { validationError } from "../shared/errors/valibot.ts";
-import { type ActorHost, actorClient } from "../actors/runtime/index.ts";
-import { counterActor } from "../actors/examples/counter.ts";
+// The gateway app, portable across Bun, Deno and Workers: middleware in DESIGN.md's order, then the routes.
+import { Hono, type MiddlewareHandler } from "hono";
+import { openAPIRouteHandler } from "hono-openapi";
+import { EdgewiseError } from "../shared/errors/index.ts";
+import type { ActorHost } from "../actors/runtime/index.ts";
+import type { GatewayEnv } from "./env.ts";
+import { errorHandler } from "./errors.ts";
+import { bodyLimit } from "./middleware/body-limit/index.ts";
+import { requestId } from "./middleware/request-id/index.ts";
+import { secureHeaders } from "./middleware/secure-headers/index.ts";
+import { type RequestRecord, telemetry } from "./middleware/telemetry/index.ts";
+import { timeout } from "./middleware/timeout/index.ts";
+import { counterRoutes } from "./routes/counters.ts";
 import { type DeliveryOptions, deliveryRoutes } from "./routes/deliver.ts";
+import { type DependencyCheck, healthRoutes } from "./routes/health.ts";
 
 export interface AppOptions {
-  /** Where actors run: the local host in process, or Durable Object stubs on Workers. */
+  /** Where actors run: the local host in process, Durable Object stubs, or a remote actor host. */
   actors: ActorHost;
   /** The broker's signing keys and the public URL it delivers to; without them, no delivery endpoint. */
   delivery?: Omit<DeliveryOptions, "actors">;
+  /** Sets `clientIp` from the runtime's peer address (see middleware/client-ip). */
+  clientIp?: MiddlewareHandler<GatewayEnv>;
+  /** Authentication: sets `principal` (see middleware/auth). Without it every caller is anonymous. */
+  auth?: MiddlewareHandler<GatewayEnv>;
+  /** Rate limiting per subject or client IP (see middleware/rate-limit). */
+  rateLimit?: MiddlewareHandler<GatewayEnv>;
+  /** More routes, mounted after the gateway's own (API keys, the commerce API). */
+  routes?: Array<Hono<GatewayEnv>>;
+  readiness?: DependencyCheck[];
+  corsOrigins?: string[];
+  bodyLimitBytes?: number;
+  requestTimeoutMs?: number;
+  onRequest?: (record: RequestRecord) => void;
 }
 
-const IncrementBody = v.strictObject({ by: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))) });
+/** Deliveries are signed by the broker and may be as large as a QStash message (1 MiB). */
+const deliveryBodyLimit = 1_048_576;
 
-export function createApp(options: AppOptions): Hono {
-  const app = new Hono();
-  const counters = actorClient(options.actors, counterActor);
-
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
-  if (options.delivery) app.route("/", deliveryRoutes({ ...options.delivery, actors: options.actors }));
-
-  app.post("/v1/counters/:key/increment", async (c) => {
-    const body = await c.req.json().catch(() => {
-      throw new EdgewiseError("request.invalid", "the body must be JSON");
-    });
-    const parsed = v.safeParse(IncrementBody, body);
-    if (!parsed.success) throw validationError("request.invalid", "request body", parsed.issues);
-    const idempotencyKey = c.req.header("idempotency-key");
-    const reply = await counters.ask(
-      c.req.param("key"),
-      "Increment",
-      { by: parsed.output.by ?? 1 },
-      idempotencyKey ? { id: `counter-increment:${idempotencyKey}` } : {},
-    );
-    return c.json(reply);
-  });
-
-  app.get("/v1/counters/:key", async (c) => c.json(await counters.ask(c.req.param("key"), "Get", {})));
-
+export function createApp(options: AppOptions): Hono<GatewayEnv> {
+  const app = new Hono<GatewayEnv>();
+  app.onError(errorHandler());
   app.notFound((c) => {
-    const problem = toProblem(new EdgewiseError("not_found", `no route for ${c.req.method} ${c.req.path}`));
-    return c.body(JSON.stringify(problem), 404, { "content-type": problemContentType });
+    throw new EdgewiseError("not_found", `no route for ${c.req.method} ${c.req.path}`);
   });
 
-  app.onError((error, c) => {
-    const problem = toProblem(error, c.req.path);
-    if (problem.status >= 500) console.error(`[edgewise] ${c.req.method} ${c.req.path} failed`, error);
-    return c.body(JSON.stringify(problem), problem.status as 500, { "content-type": problemContentType });
+  // 1. request id → 2. telemetry → 3. secure headers and CORS: for every request, internal ones included.
+  app.use(requestId());
+  app.use(telemetry(options.onRequest ? { onRequest: options.onRequest } : {}));
+  app.use(secureHeaders({ corsOrigins: options.corsOrigins ?? [] }));
+  app.route("/", healthRoutes({ checks: options.readiness ?? [] }));
+
+  // The delivery endpoint authenticates by the broker's signature, not by a caller's token or rate limit,
+  // so it is mounted before them; it has its own body limit.
+  if (options.delivery) {
+    app.use("/_edgewise/deliver/*", bodyLimit({ maxBytes: deliveryBodyLimit }));
+    app.route("/", deliveryRoutes({ ...options.delivery, actors: options.actors }));
+  }
+  app.all("/_edgewise/*", () => {
+    throw new EdgewiseError("not_found", "no such internal endpoint");
   });
 
+  // 4. body limit → 5. authentication → 6. rate limit; 7. validation sits on each route.
+  if (options.clientIp) app.use(options.clientIp);
+  app.use(bodyLimit({ maxBytes: options.bodyLimitBytes ?? 64 * 1024 }));
+  app.use(timeout({ ms: options.requestTimeoutMs ?? 10_000 }));
+  if (options.auth) app.use(options.auth);
+  if (options.rateLimit) app.use(options.rateLimit);
+
+  app.route("/", counterRoutes(options.actors));
+  for (const routes of options.routes ?? []) app.route("/", routes);
+
+  app.get(
+    "/openapi.json",
+    openAPIRouteHandler(app, {
+      documentation: {
+        openapi: "3.1.0",
+        info: {
+          title: "Edgewise",
+          version: "0.1.0",
+          description: "The Edgewise gateway and reference system.",
+        },
+        components: {
+          securitySchemes: {
+            bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
+            apiKey: { type: "apiKey", in: "header", name: "X-API-Key" },
+          },
+        },
+      },
+    }),
+  );
   return app;
 }

@@ -12,6 +12,8 @@ export interface AskOptions {
   traceparent?: string;
   tracestate?: string;
   correlationid?: string;
+  /** Stops waiting: a message not yet started is dropped; a running turn still commits. */
+  signal?: AbortSignal;
 }
 
 export interface ActorHost {

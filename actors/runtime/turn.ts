@@ -21,6 +21,11 @@ export interface DeliverOptions {
   timerId?: string;
   /** The caller minted the id just now, so it cannot be in the inbox: skip the lookup. */
   freshId?: boolean;
+  /**
+   * Aborts the wait. A message still in the mailbox is removed and never runs; a turn already running
+   * finishes and commits (turns are atomic), but the caller stops waiting for it.
+   */
+  signal?: AbortSignal;
 }
 
 export interface ActorInstanceOptions {
@@ -84,8 +89,27 @@ export class ActorInstance {
 
   /** Runs a message through the mailbox. Resolves with the handler's reply once the turn is durable. */
   deliver(envelope: Envelope, options: DeliverOptions = {}): Promise<TurnOutcome> {
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(abortError(signal));
     return new Promise<TurnOutcome>((resolve, reject) => {
-      this.queue.push({ envelope, options, resolve, reject });
+      const job: Job = { envelope, options, resolve, reject };
+      if (signal) {
+        const onAbort = () => {
+          const queued = this.queue.indexOf(job);
+          if (queued >= 0) this.queue.splice(queued, 1);
+          reject(abortError(signal));
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+        job.resolve = (outcome) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(outcome);
+        };
+        job.reject = (error) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(error);
+        };
+      }
+      this.queue.push(job);
       this.lastActiveAt = this.options.clock.now();
       if (!this.running) void this.pump();
     });
@@ -237,6 +261,14 @@ export class ActorInstance {
     if (!this.kvCache.has(key)) this.kvCache.set(key, value);
     return this.kvCache.get(key);
   }
+}
+
+function abortError(signal: AbortSignal): EdgewiseError {
+  const reason: unknown = signal.reason;
+  const timedOut = reason instanceof Error && reason.name === "TimeoutError";
+  return new EdgewiseError("timeout", timedOut ? "the request took too long" : "the caller stopped waiting", {
+    cause: reason,
+  });
 }
 
 function parseReply(replyJson: string | undefined): unknown {

@@ -17,7 +17,9 @@ const config = loadConfig();
 const node = await startNode({ config, actors: [counterActor] });
 console.log(`[edgewise] listening on ${node.url} (data in ${config.EDGEWISE_DATA_DIR})`);
 console.log(`[edgewise] queue: ${node.broker ? `embedded broker at ${node.brokerUrl}` : node.brokerUrl}`);
-console.log(`[edgewise] try: curl -X POST ${node.url}/v1/counters/demo/increment -d '{"by":1}'`);
+console.log(
+  `[edgewise] try: curl -X POST ${node.url}/v1/counters/demo/increment -H 'content-type: application/json' -d '{"by":1}'`,
+);
 
 async function shutdown(signal: string) {
   console.log(`[edgewise] ${signal}: draining and closing`);

@@ -15,11 +15,16 @@ export const errorCatalog = {
   "state.migration_failed": { status: 500, title: "Actor state migration failed", public: false },
   "config.invalid": { status: 500, title: "Invalid configuration", public: false },
   "request.invalid": { status: 400, title: "Invalid request", public: true },
+  "request.too_large": { status: 413, title: "Request body too large", public: true },
+  "request.unsupported_media_type": { status: 415, title: "Unsupported media type", public: true },
   unauthorized: { status: 401, title: "Unauthorized", public: true },
   forbidden: { status: 403, title: "Forbidden", public: true },
   not_found: { status: 404, title: "Not found", public: true },
   conflict: { status: 409, title: "Conflict", public: true },
+  rate_limited: { status: 429, title: "Too many requests", public: true },
   "broker.unavailable": { status: 503, title: "Message broker unavailable", public: true },
+  unavailable: { status: 503, title: "Service unavailable", public: true },
+  timeout: { status: 504, title: "Request timed out", public: true },
   internal: { status: 500, title: "Internal error", public: false },
 } as const satisfies Record<string, { status: number; title: string; public: boolean }>;
 

@@ -31,7 +31,11 @@ describe("npm start", () => {
     const port = 20_000 + Math.floor(Math.random() * 10_000);
     const first = await start(dataDir, port);
     const inc = () =>
-      fetch(`http://127.0.0.1:${port}/v1/counters/e2e/increment`, { method: "POST", body: '{"by":3}' });
+      fetch(`http://127.0.0.1:${port}/v1/counters/e2e/increment`, {
+        method: "POST",
+        body: '{"by":3}',
+        headers: { "content-type": "application/json" },
+      });
     expect(await (await inc()).json()).toEqual({ count: 3 });
     first.kill("SIGKILL");
     await first.exited;

@@ -130,3 +130,32 @@ describe("local host", () => {
     expect(() => boot({ file })).toThrow("newer Edgewise");
   });
 });
+
+describe("abortable asks", () => {
+  test("a queued ask whose signal aborts never runs; the running one still commits", async () => {
+    const host = boot();
+    const first = host.ask({ type: "counter", key: "slow" }, "SlowIncrement", {});
+    const controller = new AbortController();
+    const second = host.ask(
+      { type: "counter", key: "slow" },
+      "Increment",
+      { by: 100 },
+      { signal: controller.signal },
+    );
+    controller.abort(new DOMException("time is up", "TimeoutError"));
+    const error = await second.catch((caught) => caught);
+    expect(error).toBeInstanceOf(EdgewiseError);
+    expect((error as EdgewiseError).code).toBe("timeout");
+    expect((await first).reply).toMatchObject({ count: 1 });
+    expect(await count(host, "slow")).toBe(1);
+  });
+
+  test("an already-aborted signal is refused before anything is queued", async () => {
+    const host = boot();
+    const error = await host
+      .ask({ type: "counter", key: "x" }, "Increment", { by: 1 }, { signal: AbortSignal.abort() })
+      .catch((caught) => caught);
+    expect((error as EdgewiseError).code).toBe("timeout");
+    expect(host.inspect({ type: "counter", key: "x" }).state).toBeUndefined();
+  });
+});

@@ -109,6 +109,7 @@ export class LocalActorHost implements ActorHost {
   ask(address: ActorAddress, type: string, data: unknown, options?: AskOptions): Promise<TurnOutcome> {
     return this.dispatch(address, askEnvelope(address, type, data, options), {
       freshId: options?.id === undefined,
+      ...(options?.signal ? { signal: options.signal } : {}),
     });
   }
 

@@ -1,0 +1,42 @@
+// The gateway's one error handler: every failure becomes problem+json, with the headers its status calls for.
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { EdgewiseError, problemContentType, toEdgewiseError, toProblem } from "../shared/errors/index.ts";
+import type { GatewayEnv } from "./env.ts";
+
+export interface ErrorHandlerOptions {
+  /** Where unexpected (5xx) failures are reported; the client never sees their detail. */
+  report?: (error: unknown, c: Context<GatewayEnv>) => void;
+}
+
+export function errorHandler(options: ErrorHandlerOptions = {}) {
+  const report = options.report ?? ((error) => console.error("[edgewise] request failed", error));
+  return (thrown: Error, c: Context<GatewayEnv>): Response => {
+    const error = fromHttpException(thrown) ?? toEdgewiseError(thrown);
+    if (error.status >= 500 && error.code !== "timeout" && error.code !== "unavailable") report(thrown, c);
+    const problem = toProblem(error, c.req.path);
+    const headers = new Headers({ "content-type": problemContentType });
+    if (c.var.requestId) headers.set("x-request-id", c.var.requestId);
+    if (problem.status === 401 && !c.res.headers.get("www-authenticate"))
+      headers.set("www-authenticate", "Bearer");
+    const retryAfter = error.meta?.retryAfterSeconds;
+    if (typeof retryAfter === "number")
+      headers.set("retry-after", String(Math.max(0, Math.ceil(retryAfter))));
+    // Headers an earlier middleware set for this response (RateLimit-*, WWW-Authenticate) stay.
+    for (const [name, value] of c.res.headers) if (!headers.has(name)) headers.set(name, value);
+    return new Response(JSON.stringify(problem), { status: problem.status, headers });
+  };
+}
+
+/** Hono's own 4xx (malformed JSON in a validator, for one) carry generic, safe messages. */
+function fromHttpException(thrown: unknown): EdgewiseError | undefined {
+  if (!(thrown instanceof HTTPException)) return undefined;
+  if (thrown.status === 413)
+    return new EdgewiseError("request.too_large", thrown.message || "body too large");
+  if (thrown.status < 500) {
+    return new EdgewiseError("request.invalid", thrown.message || "invalid request", {
+      status: thrown.status,
+    });
+  }
+  return new EdgewiseError("internal", thrown.message);
+}

@@ -1,0 +1,31 @@
+// validation: valibot schemas for bodies, params and queries; failures are problem+json with field paths.
+import type { StandardSchemaV1 } from "@standard-schema/spec";
+import type { ValidationTargets } from "hono";
+import { validator } from "hono-openapi";
+import { EdgewiseError } from "../../../shared/errors/index.ts";
+
+/**
+ * hono-openapi's validator, so the same schema both checks the request and documents it in /openapi.json.
+ * Object schemas are strict: an unknown field is refused (400), never silently dropped, so a client's typo
+ * (`quantiy`) fails loudly instead of taking a default.
+ */
+export function validate<Schema extends StandardSchemaV1, Target extends keyof ValidationTargets>(
+  target: Target,
+  schema: Schema,
+) {
+  return validator(target, schema, (result) => {
+    if (result.success) return;
+    const issues = result.error.map((issue) => ({
+      path: (issue.path ?? [])
+        .map((segment) => (typeof segment === "object" ? String(segment.key) : String(segment)))
+        .join("."),
+      message: issue.message,
+    }));
+    const first = issues[0];
+    throw new EdgewiseError(
+      "request.invalid",
+      `${target === "json" ? "body" : target} is invalid${first ? ` (${first.path ? `${first.path}: ` : ""}${first.message})` : ""}`,
+      { issues },
+    );
+  });
+}

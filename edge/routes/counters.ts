@@ -1,0 +1,51 @@
+// The demo counter routes: the smallest path from the gateway to an actor and back (an ask).
+import { Hono } from "hono";
+import { describeRoute } from "hono-openapi";
+import * as v from "valibot";
+import { counterActor } from "../../actors/examples/counter.ts";
+import { type ActorHost, actorClient } from "../../actors/runtime/index.ts";
+import type { GatewayEnv } from "../env.ts";
+import { validate } from "../middleware/validation/index.ts";
+
+const KeyParam = v.object({
+  key: v.pipe(v.string(), v.regex(/^[A-Za-z0-9._~-]{1,256}$/, "must be URL-safe")),
+});
+const IncrementBody = v.strictObject({
+  by: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000))),
+});
+
+export function counterRoutes(actors: ActorHost) {
+  const counters = actorClient(actors, counterActor);
+  const app = new Hono<GatewayEnv>();
+  app.post(
+    "/v1/counters/:key/increment",
+    describeRoute({
+      summary: "Increment a demo counter",
+      tags: ["demo"],
+      responses: { 200: { description: "The new count" } },
+    }),
+    validate("param", KeyParam),
+    validate("json", IncrementBody),
+    async (c) => {
+      const idempotencyKey = c.req.header("idempotency-key");
+      const reply = await counters.ask(
+        c.req.valid("param").key,
+        "Increment",
+        { by: c.req.valid("json").by ?? 1 },
+        { signal: c.var.signal, ...(idempotencyKey ? { id: `counter-increment:${idempotencyKey}` } : {}) },
+      );
+      return c.json(reply);
+    },
+  );
+  app.get(
+    "/v1/counters/:key",
+    describeRoute({
+      summary: "Read a demo counter",
+      tags: ["demo"],
+      responses: { 200: { description: "The count" } },
+    }),
+    validate("param", KeyParam),
+    async (c) => c.json(await counters.ask(c.req.valid("param").key, "Get", {}, { signal: c.var.signal })),
+  );
+  return app;
+}

@@ -1,0 +1,57 @@
+// Health: /healthz says the process is up; /readyz checks each dependency and says which one is down.
+import { Hono } from "hono";
+import type { GatewayEnv } from "../env.ts";
+
+export interface DependencyCheck {
+  name: string;
+  /** A critical dependency that is down makes /readyz answer 503. */
+  critical: boolean;
+  /** Resolves when the dependency answers; rejects or times out otherwise. */
+  check(signal: AbortSignal): Promise<void>;
+  /** The state of the breaker in front of it, once there is one. */
+  breaker?: () => string;
+}
+
+export interface HealthOptions {
+  checks?: DependencyCheck[];
+  timeoutMs?: number;
+}
+
+export function healthRoutes(options: HealthOptions = {}) {
+  const checks = options.checks ?? [];
+  const timeoutMs = options.timeoutMs ?? 2_000;
+  const app = new Hono<GatewayEnv>();
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", async (c) => {
+    const results = await Promise.all(
+      checks.map(async (dependency) => {
+        const started = performance.now();
+        try {
+          await dependency.check(AbortSignal.timeout(timeoutMs));
+          return { name: dependency.name, ok: true, critical: dependency.critical, ms: elapsed(started) };
+        } catch (error) {
+          const reason =
+            error instanceof Error && error.name === "TimeoutError" ? "timed out" : "unreachable";
+          return {
+            name: dependency.name,
+            ok: false,
+            critical: dependency.critical,
+            ms: elapsed(started),
+            reason,
+          };
+        }
+      }),
+    );
+    const dependencies = Object.fromEntries(
+      results.map(({ name, ...rest }) => {
+        const breaker = checks.find((check) => check.name === name)?.breaker?.();
+        return [name, { ...rest, ...(breaker ? { breaker } : {}) }];
+      }),
+    );
+    const ready = results.every((result) => result.ok || !result.critical);
+    return c.json({ status: ready ? "ready" : "unavailable", dependencies }, ready ? 200 : 503);
+  });
+  return app;
+}
+
+const elapsed = (started: number) => Math.round((performance.now() - started) * 10) / 10;
