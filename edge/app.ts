@@ -11,6 +11,7 @@ import { secureHeaders } from "./middleware/secure-headers/index.ts";
 import { type RequestRecord, telemetry } from "./middleware/telemetry/index.ts";
 import { timeout } from "./middleware/timeout/index.ts";
 import { counterRoutes } from "./routes/counters.ts";
+import { actorHostRoutes } from "./routes/actor-host.ts";
 import { type DeliveryOptions, deliveryRoutes } from "./routes/deliver.ts";
 import { type DependencyCheck, healthRoutes } from "./routes/health.ts";
 
@@ -19,6 +20,11 @@ export interface AppOptions {
   actors: ActorHost;
   /** The broker's signing keys and the public URL it delivers to; without them, no delivery endpoint. */
   delivery?: Omit<DeliveryOptions, "actors">;
+  /**
+   * Serve this node's actors to gateways elsewhere (a split deployment): signed requests on
+   * `/_edgewise/actors/*`, answered from `actors`.
+   */
+  actorHost?: { secret: string };
   /** Sets `clientIp` from the runtime's peer address (see middleware/client-ip). */
   clientIp?: MiddlewareHandler<GatewayEnv>;
   /** Authentication: sets `principal` (see middleware/auth). Without it every caller is anonymous. */
@@ -55,6 +61,10 @@ export function createApp(options: AppOptions): Hono<GatewayEnv> {
   if (options.delivery) {
     app.use("/_edgewise/deliver/*", bodyLimit({ maxBytes: deliveryBodyLimit }));
     app.route("/", deliveryRoutes({ ...options.delivery, actors: options.actors }));
+  }
+  if (options.actorHost) {
+    app.use("/_edgewise/actors/*", bodyLimit({ maxBytes: deliveryBodyLimit }));
+    app.route("/", actorHostRoutes({ actors: options.actors, secret: options.actorHost.secret }));
   }
   app.all("/_edgewise/*", () => {
     throw new EdgewiseError("not_found", "no such internal endpoint");

@@ -1,0 +1,64 @@
+// The actor host's side of a split deployment: signed asks and deliveries from gateways, run on the local host.
+import { Hono } from "hono";
+import { parseEnvelope } from "../../shared/envelope/index.ts";
+import { EdgewiseError, toEdgewiseError } from "../../shared/errors/index.ts";
+import { hmacSigner } from "../../shared/crypto/hmac.ts";
+import {
+  actorHostPaths,
+  signatureHeaders,
+  signatureToleranceMs,
+  signedMessage,
+} from "../../actors/hosts/remote/protocol.ts";
+import { type ActorHost, targetOf } from "../../actors/runtime/index.ts";
+import type { GatewayEnv } from "../env.ts";
+
+export interface ActorHostRoutesOptions {
+  actors: ActorHost;
+  secret: string;
+  now?: () => number;
+}
+
+export function actorHostRoutes(options: ActorHostRoutesOptions) {
+  const signer = hmacSigner(options.secret);
+  const now = options.now ?? Date.now;
+  const app = new Hono<GatewayEnv>();
+
+  for (const [operation, path] of Object.entries(actorHostPaths)) {
+    app.post(path, async (c) => {
+      const body = await c.req.text();
+      const timestamp = c.req.header(signatureHeaders.timestamp) ?? "";
+      const signature = c.req.header(signatureHeaders.signature) ?? "";
+      const fresh =
+        /^\d{1,16}$/.test(timestamp) && Math.abs(now() - Number(timestamp)) <= signatureToleranceMs;
+      if (!fresh || !(await signer.verify(signedMessage(path, timestamp, body), signature))) {
+        throw new EdgewiseError("unauthorized", "missing, stale or invalid request signature");
+      }
+      try {
+        const envelope = parseEnvelope(JSON.parse(body));
+        const outcome =
+          operation === "ask"
+            ? await options.actors.ask(targetOf(envelope), envelope.type, envelope.data, {
+                id: envelope.id,
+                source: envelope.source,
+                ...(envelope.traceparent ? { traceparent: envelope.traceparent } : {}),
+                ...(envelope.correlationid ? { correlationid: envelope.correlationid } : {}),
+                signal: c.req.raw.signal,
+              })
+            : await options.actors.receive(envelope);
+        return c.json({ ok: true, duplicate: outcome.duplicate, reply: outcome.reply });
+      } catch (thrown) {
+        const error =
+          thrown instanceof SyntaxError
+            ? new EdgewiseError("envelope.invalid", "body is not JSON")
+            : toEdgewiseError(thrown);
+        // Errors travel as values so the gateway can render them; only public ones keep their message.
+        const data = error.toJSON();
+        return c.json(
+          { ok: false, error: error.public ? data : { ...data, message: "internal error" } },
+          error.status as 500,
+        );
+      }
+    });
+  }
+  return app;
+}
