@@ -11,6 +11,8 @@ export const DEV_CURRENT_SIGNING_KEY = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r";
 export const DEV_NEXT_SIGNING_KEY = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs";
 export const DEV_PORT = 8080;
 
+import type { Serve } from "../../serve.ts";
+
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
 export interface BrokerOptions {
@@ -49,6 +51,8 @@ export interface BrokerOptions {
   pollIntervalMs?: number;
   /** How deliveries are sent. Default: the global fetch (keep-alive). */
   fetch?: FetchLike;
+  /** How the broker listens for HTTP. Default: Bun.serve (Deno passes deploy/deno/serve.ts). */
+  serve?: Serve;
   /** Where operational warnings go. Default console.error. */
   log?: (message: string) => void;
 }

@@ -1,5 +1,6 @@
 // startBroker: a QStash-compatible broker (HTTP API, durable Postgres store, signed push delivery).
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "../pglite/index.ts";
+import { bunServe } from "../../bun/serve.ts";
 import { Batcher } from "./batcher.ts";
 import { type BrokerOptions, resolveOptions } from "./config.ts";
 import { connect, migrate, recoverInFlight, type Sql } from "./db.ts";
@@ -69,14 +70,18 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       options: config,
       ingest,
       wake: () => dispatcher.wake(),
-      callerIp: (req) => server.requestIP(req)?.address ?? null,
+      callerIp: (req) => peers.get(req) ?? null,
     };
-    const server = Bun.serve({
+    // The runtime's serve reports each request's peer; the routes read it back through `callerIp`.
+    const peers = new WeakMap<Request, string>();
+    const server = await (options.serve ?? bunServe)({
       port: config.port,
       hostname: config.hostname,
       maxRequestBodySize: Math.max(config.maxBodyBytes, config.maxBatchBytes) + 64 * 1024,
-      idleTimeout: 60,
-      fetch: (req) => handle(req, ctx),
+      fetch: (req, peer) => {
+        if (peer.address) peers.set(req, peer.address);
+        return handle(req, ctx);
+      },
     });
     dispatcher.start();
     const sweep = setInterval(() => {
@@ -84,7 +89,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
         config.log(`housekeeping: ${String(error)}`),
       );
     }, HOUSEKEEPING_MS);
-    const port = server.port ?? config.port;
+    const port = server.port;
     let stopping: Promise<void> | undefined;
     return {
       url: `http://${config.hostname}:${port}`,

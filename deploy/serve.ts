@@ -1,0 +1,23 @@
+// The serve port: how a runtime listens for HTTP. The node and the broker take one; each entry brings its own.
+
+export interface Peer {
+  /** The TCP peer's address, as the runtime reports it. */
+  address?: string;
+}
+
+export interface ServeOptions {
+  port: number;
+  hostname: string;
+  fetch: (request: Request, peer: Peer) => Response | Promise<Response>;
+  /** Largest request body the server itself accepts; the app applies its own, smaller limits. */
+  maxRequestBodySize?: number;
+}
+
+export interface RunningServer {
+  /** The port actually bound (a requested 0 picks a free one). */
+  port: number;
+  /** Stops listening; requests under way finish, unless `force` closes their connections too. */
+  stop(force?: boolean): Promise<void>;
+}
+
+export type Serve = (options: ServeOptions) => RunningServer | Promise<RunningServer>;
