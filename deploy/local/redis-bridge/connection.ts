@@ -1,0 +1,172 @@
+// One pipelined RESP2 connection to Redis over TCP, and the redis:// URL that describes it.
+import net from "node:net";
+import { type Arg, encodeCommands, ErrorReply, type Reply, ReplyParser } from "./resp.ts";
+
+export interface RedisTarget {
+  host: string;
+  port: number;
+  username: string | undefined;
+  password: string | undefined;
+  db: number;
+}
+
+/** `redis://[user[:password]@]host[:port][/db]`. TLS (`rediss://`) is not supported by the bridge. */
+export function parseRedisUrl(text: string): RedisTarget {
+  const url = new URL(text);
+  if (url.protocol !== "redis:")
+    throw new Error(`redis-bridge: unsupported Redis URL scheme ${url.protocol}`);
+  const db = url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0;
+  if (!Number.isInteger(db) || db < 0)
+    throw new Error("redis-bridge: the Redis URL's database is not a number");
+  return {
+    host: url.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1",
+    port: url.port ? Number(url.port) : 6379,
+    username: url.username ? decodeURIComponent(url.username) : undefined,
+    password: url.password ? decodeURIComponent(url.password) : undefined,
+    db,
+  };
+}
+
+interface Pending {
+  replies: Reply[];
+  expected: number;
+  resolve: (replies: Reply[]) => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * Commands are written in order and Redis answers in order, so replies are matched to callers by position.
+ * A batch is one `write`: nothing else this process sends can land between its commands.
+ */
+export class RespConnection {
+  private readonly queue: (Pending | undefined)[] = [];
+  private head = 0;
+  private failure: Error | undefined;
+
+  private constructor(private readonly socket: net.Socket) {
+    const parser = new ReplyParser((reply) => this.deliver(reply));
+    socket.on("data", (chunk: Buffer) => {
+      try {
+        parser.push(chunk);
+      } catch (error) {
+        this.fail(error instanceof Error ? error : new Error(String(error)));
+        socket.destroy();
+      }
+    });
+    socket.on("error", (error) => this.fail(error));
+    socket.on("close", () => this.fail(new Error("connection closed")));
+  }
+
+  static async open(target: RedisTarget, timeoutMs = 5000): Promise<RespConnection> {
+    const socket = net.createConnection({ host: target.host, port: target.port });
+    socket.setNoDelay(true);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(
+          new Error(`redis-bridge: no connection to ${target.host}:${target.port} after ${timeoutMs} ms`),
+        );
+      }, timeoutMs);
+      socket.once("connect", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once("error", (error) => {
+        clearTimeout(timer);
+        reject(new Error(`redis-bridge: cannot connect to ${target.host}:${target.port}: ${error.message}`));
+      });
+    });
+    const connection = new RespConnection(socket);
+    const setup: Arg[][] = [];
+    if (target.password !== undefined) {
+      setup.push(target.username ? ["AUTH", target.username, target.password] : ["AUTH", target.password]);
+    }
+    if (target.db !== 0) setup.push(["SELECT", String(target.db)]);
+    if (setup.length > 0) {
+      const replies = await connection.send(setup);
+      const refused = replies.find((reply) => reply instanceof ErrorReply);
+      if (refused instanceof ErrorReply) {
+        connection.close();
+        throw new Error(`redis-bridge: Redis refused the connection setup: ${refused.message}`);
+      }
+    }
+    return connection;
+  }
+
+  get closed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  /** Sends the commands as one write; resolves with their replies (error replies included, as values). */
+  send(commands: readonly (readonly Arg[])[]): Promise<Reply[]> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (commands.length === 0) return Promise.resolve([]);
+    return new Promise<Reply[]>((resolve, reject) => {
+      this.queue.push({ replies: [], expected: commands.length, resolve, reject });
+      this.socket.write(encodeCommands(commands));
+    });
+  }
+
+  close(): void {
+    this.fail(new Error("connection closed by the bridge"));
+    this.socket.end();
+  }
+
+  private deliver(reply: Reply): void {
+    const pending = this.queue[this.head];
+    if (!pending) {
+      this.fail(new Error("Redis sent a reply nobody asked for"));
+      this.socket.destroy();
+      return;
+    }
+    pending.replies.push(reply);
+    if (pending.replies.length < pending.expected) return;
+    this.queue[this.head] = undefined;
+    this.head++;
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+    pending.resolve(pending.replies);
+  }
+
+  private fail(error: Error): void {
+    if (this.failure) return;
+    this.failure = new Error(`redis-bridge: Redis connection lost (${error.message})`);
+    for (let i = this.head; i < this.queue.length; i++) this.queue[i]?.reject(this.failure);
+    this.queue.length = 0;
+    this.head = 0;
+  }
+}
+
+/** The bridge's link to Redis: one shared connection, reopened on the next request after it is lost. */
+export class RedisLink {
+  private current: Promise<RespConnection> | undefined;
+
+  constructor(
+    private readonly target: RedisTarget,
+    private readonly connectTimeoutMs = 5000,
+  ) {}
+
+  async send(commands: readonly (readonly Arg[])[]): Promise<Reply[]> {
+    return (await this.connection()).send(commands);
+  }
+
+  async connection(): Promise<RespConnection> {
+    for (let current = this.current; current; current = this.current) {
+      const connection = await current.catch(() => undefined);
+      if (connection && !connection.closed) return connection;
+      // Whoever finds it dead first replaces it; the others wait for the replacement.
+      if (this.current === current) this.current = undefined;
+    }
+    const next = RespConnection.open(this.target, this.connectTimeoutMs);
+    this.current = next;
+    return next;
+  }
+
+  async close(): Promise<void> {
+    const current = this.current;
+    this.current = undefined;
+    (await current?.catch(() => undefined))?.close();
+  }
+}

@@ -1,0 +1,73 @@
+// startRedisBridge: Upstash's Redis REST API in front of a real Redis, so @upstash/redis runs locally unchanged.
+import { parseRedisUrl, RedisLink } from "./connection.ts";
+import { createHandler } from "./routes.ts";
+import { ScriptShim } from "./scripts.ts";
+
+export const DEFAULT_PORT = 8079;
+export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379";
+
+export interface RedisBridgeOptions {
+  /** TCP port; 0 picks a free one. Default 8079. */
+  port?: number;
+  /** Interface to bind. Default 127.0.0.1. */
+  hostname?: string;
+  /** `redis://[user[:password]@]host[:port][/db]`. Default redis://127.0.0.1:6379. */
+  redisUrl?: string;
+  /** The bearer token clients must send (UPSTASH_REDIS_REST_TOKEN). Required. */
+  token: string;
+  /** Largest request body, in bytes. Default 10 MiB. */
+  maxBodyBytes?: number;
+  /** How long to wait for a TCP connection to Redis. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** Where unexpected failures go. Default console.error. */
+  log?: (message: string) => void;
+}
+
+export interface RedisBridge {
+  /** For `new Redis({ url, token })`. */
+  url: string;
+  port: number;
+  token: string;
+  /** Stops HTTP (closing open requests) and the Redis connection. */
+  stop(): Promise<void>;
+}
+
+export async function startRedisBridge(options: RedisBridgeOptions): Promise<RedisBridge> {
+  const { token } = options;
+  if (typeof token !== "string" || token.length === 0) throw new Error("redis-bridge: a token is required");
+  const port = options.port ?? DEFAULT_PORT;
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error("redis-bridge: port must be 0-65535");
+  const hostname = options.hostname ?? "127.0.0.1";
+  const log = options.log ?? ((message: string) => console.error(`[redis-bridge] ${message}`));
+
+  const link = new RedisLink(parseRedisUrl(options.redisUrl ?? DEFAULT_REDIS_URL), options.connectTimeoutMs);
+  await link.connection(); // fail at start, not on the first request, when Redis is not there
+  let server: ReturnType<typeof Bun.serve>;
+  try {
+    server = Bun.serve({
+      port,
+      hostname,
+      maxRequestBodySize: options.maxBodyBytes ?? 10 * 1024 * 1024,
+      idleTimeout: 60,
+      fetch: createHandler({ token, link, scripts: new ScriptShim(), log }),
+    });
+  } catch (error) {
+    await link.close();
+    throw error;
+  }
+  const boundPort = server.port ?? port;
+  let stopping: Promise<void> | undefined;
+  return {
+    url: `http://${hostname}:${boundPort}`,
+    port: boundPort,
+    token,
+    stop() {
+      stopping ??= (async () => {
+        await server.stop(true);
+        await link.close();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,150 @@
+// The bridge's HTTP surface: Upstash's REST routes (/, /pipeline, /multi-exec, /<cmd>/<arg>…) and bearer auth.
+import { createHash, timingSafeEqual } from "node:crypto";
+import { BadRequest, isQueued, isRefused, type Prepared, parseJsonCommand, prepare } from "./commands.ts";
+import type { RedisLink } from "./connection.ts";
+import { type Outcome, outcome } from "./reply.ts";
+import { type Arg, ErrorReply, type Reply } from "./resp.ts";
+import type { ScriptShim } from "./scripts.ts";
+
+export interface BridgeContext {
+  token: string;
+  link: RedisLink;
+  scripts: ScriptShim;
+  log: (message: string) => void;
+}
+
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT"]); // the ones Upstash's REST API allows
+
+const json = (value: unknown, status = 200): Response =>
+  new Response(JSON.stringify(value), { status, headers: { "content-type": "application/json" } });
+
+const digest = (text: string) => createHash("sha256").update(text, "utf8").digest();
+
+async function readJson(req: Request): Promise<unknown> {
+  const body = await req.text();
+  if (body.trim() === "") throw new BadRequest("ERR empty request body: expected a JSON array");
+  try {
+    return JSON.parse(body);
+  } catch {
+    throw new BadRequest("ERR request body is not valid JSON");
+  }
+}
+
+function parseBatch(value: unknown): Arg[][] {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new BadRequest("ERR body must be a non-empty JSON array of commands");
+  }
+  return value.map((command, i) => parseJsonCommand(command, `command ${i}`));
+}
+
+/** `/set/foo/bar?EX=100`: path segments, then a POST/PUT body as the last value, then query pairs. */
+async function pathCommand(req: Request, url: URL): Promise<Arg[]> {
+  const args: Arg[] = [];
+  try {
+    for (const segment of url.pathname.split("/")) if (segment !== "") args.push(decodeURIComponent(segment));
+  } catch {
+    throw new BadRequest("ERR malformed percent-encoding in the path");
+  }
+  if (req.method === "POST" || req.method === "PUT") {
+    const body = new Uint8Array(await req.arrayBuffer());
+    if (body.byteLength > 0) args.push(body);
+  }
+  for (const [name, value] of url.searchParams) {
+    if (name === "_token") continue;
+    args.push(name);
+    if (value !== "") args.push(value);
+  }
+  return args;
+}
+
+const fix = (prepared: Prepared, reply: Reply): Reply =>
+  prepared.mapReply ? prepared.mapReply(reply) : reply;
+
+async function single(ctx: BridgeContext, args: Arg[], base64: boolean): Promise<Response> {
+  const prepared = prepare(args, ctx.scripts);
+  if (isRefused(prepared)) return json({ error: prepared.refused }, 400);
+  const [reply = null] = await ctx.link.send([prepared.args]);
+  const result = outcome(fix(prepared, reply), base64);
+  return json(result, "error" in result ? 400 : 200);
+}
+
+/** In order, not atomic: a refused command gets its `{error}` and the others still run. */
+async function pipeline(ctx: BridgeContext, commands: Arg[][], base64: boolean): Promise<Response> {
+  const prepared = commands.map((args) => prepare(args, ctx.scripts));
+  const runnable = prepared.filter((p): p is Prepared => !isRefused(p));
+  const replies = await ctx.link.send(runnable.map((p) => p.args));
+  let next = 0;
+  const results: Outcome[] = prepared.map((p) =>
+    isRefused(p) ? { error: p.refused } : outcome(fix(p, replies[next++] ?? null), base64),
+  );
+  return json(results);
+}
+
+/**
+ * MULTI, the commands and EXEC go out as one write on the shared connection, so no other request's command can
+ * be queued into this transaction, and EXEC runs it atomically with respect to every other Redis client.
+ * A transaction discarded as a whole is one `{error}` (400), as Upstash documents.
+ */
+async function transaction(ctx: BridgeContext, commands: Arg[][], base64: boolean): Promise<Response> {
+  const prepared: Prepared[] = [];
+  for (const args of commands) {
+    const p = prepare(args, ctx.scripts);
+    if (isRefused(p)) return json({ error: p.refused }, 400);
+    prepared.push(p);
+  }
+  const replies = await ctx.link.send([["MULTI"], ...prepared.map((p) => p.args), ["EXEC"]]);
+  const [multi, ...rest] = replies;
+  const exec = rest.pop();
+  if (multi instanceof ErrorReply) throw new Error(`MULTI failed: ${multi.message}`);
+  // Redis answers EXECABORT after a queueing error; the queueing error says what was wrong.
+  const rejected = rest.find((reply) => !isQueued(reply));
+  if (rejected instanceof ErrorReply) return json({ error: rejected.message }, 400);
+  if (exec instanceof ErrorReply) return json({ error: exec.message }, 400);
+  if (!Array.isArray(exec)) return json({ error: "EXECABORT Transaction discarded" }, 400);
+  return json(exec.map((reply, i) => outcome(prepared[i] ? fix(prepared[i], reply) : reply, base64)));
+}
+
+async function route(req: Request, url: URL, ctx: BridgeContext): Promise<Response> {
+  const format = req.headers.get("upstash-response-format")?.toLowerCase();
+  if (format !== undefined && format !== "json") {
+    throw new BadRequest(
+      format === "resp2"
+        ? "ERR Upstash-Response-Format resp2 is not supported by the redis-bridge"
+        : "ERR Upstash-Response-Format must be json or resp2",
+    );
+  }
+  const base64 = req.headers.get("upstash-encoding")?.trim().toLowerCase() === "base64";
+  const path = url.pathname.replace(/\/+$/, "") || "/";
+  if (path === "/pipeline" || path === "/multi-exec") {
+    if (req.method !== "POST" && req.method !== "PUT") throw new BadRequest("Method Not Allowed", 405);
+    const commands = parseBatch(await readJson(req));
+    return path === "/pipeline" ? pipeline(ctx, commands, base64) : transaction(ctx, commands, base64);
+  }
+  const args = path === "/" ? parseJsonCommand(await readJson(req)) : await pathCommand(req, url);
+  return single(ctx, args, base64);
+}
+
+/** The fetch handler: method, then token (`Authorization: Bearer` or `?_token=`), then the route. */
+export function createHandler(ctx: BridgeContext): (req: Request) => Promise<Response> {
+  const expected = digest(ctx.token);
+  const authorized = (req: Request, url: URL): boolean => {
+    const header = req.headers.get("authorization");
+    const bearer = header?.match(/^Bearer\s+(.+)$/i)?.[1]?.trim();
+    const given = header === null ? url.searchParams.get("_token") : bearer;
+    // Comparing SHA-256 digests keeps the comparison constant-time and the token's length private.
+    return given !== undefined && given !== null && timingSafeEqual(digest(given), expected);
+  };
+  return async (req) => {
+    try {
+      if (!METHODS.has(req.method)) return json({ error: "Method Not Allowed" }, 405);
+      const url = new URL(req.url);
+      if (!authorized(req, url)) return json({ error: "Unauthorized" }, 401);
+      return await route(req, url, ctx);
+    } catch (error) {
+      if (error instanceof BadRequest) return json({ error: error.message }, error.status);
+      const message = error instanceof Error ? error.message : String(error);
+      ctx.log(`${req.method} ${new URL(req.url).pathname}: ${message}`);
+      return json({ error: `ERR ${message}` }, 500);
+    }
+  };
+}
