@@ -12,6 +12,7 @@ export const DEV_NEXT_SIGNING_KEY = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs";
 export const DEV_PORT = 8080;
 
 import type { Serve } from "../../serve.ts";
+import type { Sql } from "./db.ts";
 
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
@@ -20,7 +21,12 @@ export interface BrokerOptions {
   port?: number;
   /** Interface to bind. Default 127.0.0.1. */
   hostname?: string;
-  /** A postgres.js URL. Without it, an embedded PGlite is started in `dataDir`. */
+  /**
+   * A postgres.js pool to share (the node shares one with other stores; PGlite allows one connection).
+   * The broker then leaves it open when it stops. Its int8 columns must parse as numbers: use `connect`.
+   */
+  sql?: Sql;
+  /** A postgres.js URL. Without it (and without `sql`), an embedded PGlite is started in `dataDir`. */
   databaseUrl?: string;
   /** Postgres schema for the `qstash_*` tables (created if missing). Default: the connection's search_path. */
   schema?: string;

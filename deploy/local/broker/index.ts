@@ -39,14 +39,19 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   let embedded: EmbeddedPostgres | undefined;
   let sql: Sql | undefined;
   try {
-    let url = config.databaseUrl;
-    let max = 10;
-    if (!url) {
-      embedded = await startEmbeddedPostgres({ dataDir: config.dataDir });
-      url = embedded.url;
-      max = embedded.maxConnections;
+    if (options.sql) {
+      sql = options.sql;
+    } else {
+      let url = config.databaseUrl;
+      let max = 10;
+      if (!url) {
+        embedded = await startEmbeddedPostgres({ dataDir: config.dataDir });
+        url = embedded.url;
+        max = embedded.maxConnections;
+      }
+      sql = await connect({ url, max, schema: config.schema });
     }
-    sql = await connect({ url, max, schema: config.schema });
+    const ownsPool = !options.sql;
     await migrate(sql);
     const recovered = await recoverInFlight(sql);
     const db = sql;
@@ -106,14 +111,14 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
           await server.stop(true);
           await ingest.idle();
           await dispatcher.stop();
-          await db.end({ timeout: 5 });
+          if (ownsPool) await db.end({ timeout: 5 });
           await embedded?.stop();
         })();
         return stopping;
       },
     };
   } catch (error) {
-    await sql?.end({ timeout: 1 }).catch(() => {});
+    if (!options.sql) await sql?.end({ timeout: 1 }).catch(() => {});
     await embedded?.stop().catch(() => {});
     throw error;
   }
