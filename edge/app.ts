@@ -59,11 +59,11 @@ export function createApp(options: AppOptions): Hono<GatewayEnv> {
   // The delivery endpoint authenticates by the broker's signature, not by a caller's token or rate limit,
   // so it is mounted before them; it has its own body limit.
   if (options.delivery) {
-    app.use("/_edgewise/deliver/*", bodyLimit({ maxBytes: deliveryBodyLimit }));
+    app.use("/_edgewise/deliver/*", bodyLimit({ maxBytes: deliveryBodyLimit, requireJson: false }));
     app.route("/", deliveryRoutes({ ...options.delivery, actors: options.actors }));
   }
   if (options.actorHost) {
-    app.use("/_edgewise/actors/*", bodyLimit({ maxBytes: deliveryBodyLimit }));
+    app.use("/_edgewise/actors/*", bodyLimit({ maxBytes: deliveryBodyLimit, requireJson: false }));
     app.route("/", actorHostRoutes({ actors: options.actors, secret: options.actorHost.secret }));
   }
   app.all("/_edgewise/*", () => {

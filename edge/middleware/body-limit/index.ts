@@ -6,12 +6,15 @@ import type { GatewayEnv } from "../../env.ts";
 
 export interface BodyLimitOptions {
   maxBytes?: number;
+  /** Refuse a body not declared as JSON (415). Off for signed internal endpoints that parse it themselves. */
+  requireJson?: boolean;
 }
 
 const withBody = new Set(["POST", "PUT", "PATCH"]);
 
 export function bodyLimit(options: BodyLimitOptions = {}) {
   const maxBytes = options.maxBytes ?? 64 * 1024;
+  const requireJson = options.requireJson ?? true;
   // Hono's limit counts streamed bytes too, so a lying Content-Length cannot get past it.
   const limit = honoBodyLimit({
     maxSize: maxBytes,
@@ -21,6 +24,7 @@ export function bodyLimit(options: BodyLimitOptions = {}) {
   });
   return createMiddleware<GatewayEnv>(async (c, next) => {
     if (!withBody.has(c.req.method)) return next();
+    if (!requireJson) return limit(c, next);
     // Everything the gateway takes is JSON (the broker's deliveries are CloudEvents JSON). A body must say so:
     // without the header, Hono's JSON validator would see `{}` and defaults would apply silently.
     const type = c.req.header("content-type")?.split(";")[0]?.trim().toLowerCase();
