@@ -1,0 +1,71 @@
+// The API key store port: records keyed by id, holding only the secret's hash; plus an in-memory adapter.
+import { EdgewiseError } from "../../../shared/errors/index.ts";
+
+export interface NewApiKey {
+  id: string;
+  /** Hex SHA-256 of the key's secret part; the secret itself is never stored. */
+  secretHash: string;
+  sub: string;
+  scopes: readonly string[];
+  name: string | null;
+}
+
+export interface ApiKeyRecord extends NewApiKey {
+  createdAt: Date;
+  /** Set once by `revoke`; a revoked key never works again. */
+  revokedAt: Date | null;
+}
+
+/** What `list` shows: everything but the hash. */
+export type ApiKeySummary = Omit<ApiKeyRecord, "secretHash">;
+
+export interface ApiKeyStore {
+  /** Fails with `conflict` if the id is taken. */
+  create(key: NewApiKey): Promise<ApiKeyRecord>;
+  find(id: string): Promise<ApiKeyRecord | undefined>;
+  /** True when the key exists (revoking twice is not an error); false when it never did. */
+  revoke(id: string): Promise<boolean>;
+  list(filter?: { sub?: string }): Promise<ApiKeySummary[]>;
+}
+
+/** For tests and single-process demos: same contract as the Postgres adapter, nothing persisted. */
+export class MemoryApiKeyStore implements ApiKeyStore {
+  readonly #keys = new Map<string, ApiKeyRecord>();
+  /** How many times `find` was called: lets tests see the verifier's cache at work. */
+  finds = 0;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  async create(key: NewApiKey): Promise<ApiKeyRecord> {
+    if (this.#keys.has(key.id)) {
+      throw new EdgewiseError("conflict", "an API key with this id exists");
+    }
+    const record: ApiKeyRecord = {
+      ...key,
+      scopes: [...key.scopes],
+      createdAt: new Date(this.now()),
+      revokedAt: null,
+    };
+    this.#keys.set(key.id, record);
+    return { ...record };
+  }
+
+  async find(id: string): Promise<ApiKeyRecord | undefined> {
+    this.finds++;
+    const record = this.#keys.get(id);
+    return record ? { ...record } : undefined;
+  }
+
+  async revoke(id: string): Promise<boolean> {
+    const record = this.#keys.get(id);
+    if (!record) return false;
+    record.revokedAt ??= new Date(this.now());
+    return true;
+  }
+
+  async list(filter: { sub?: string } = {}): Promise<ApiKeySummary[]> {
+    return [...this.#keys.values()]
+      .filter((record) => filter.sub === undefined || record.sub === filter.sub)
+      .map(({ secretHash: _, ...summary }) => summary);
+  }
+}

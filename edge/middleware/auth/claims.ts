@@ -1,0 +1,30 @@
+// From a verified JWT's claims to a principal: `sub` is required, scopes come from `scope` (or `scp`).
+import type { JWTPayload } from "jose";
+import type { Principal } from "./principal.ts";
+import { scopeSet } from "./scope-set.ts";
+
+/** A principal, or why the claims do not make one; the reason names a claim, never its value. */
+export type ClaimsOutcome = { principal: Principal } | { reason: string };
+
+export function principalFromClaims(payload: JWTPayload): ClaimsOutcome {
+  if (typeof payload.sub !== "string" || payload.sub === "") return { reason: "missing sub" };
+  const granted = grantedScopes(payload);
+  if (granted === undefined) return { reason: "bad scope" };
+  return { principal: { sub: payload.sub, scopes: scopeSet(granted), via: "jwt" } };
+}
+
+/**
+ * `scope` is a space-separated string (RFC 9068, API.md) and wins when present. Without it, `scp` is read
+ * too, as an array of strings or a space-separated string, because Okta and Entra ID issue that instead.
+ * A claim of the wrong type refuses the token rather than silently granting nothing.
+ */
+function grantedScopes(payload: JWTPayload): string[] | undefined {
+  const { scope, scp } = payload;
+  if (scope !== undefined) return typeof scope === "string" ? split(scope) : undefined;
+  if (scp === undefined) return [];
+  if (typeof scp === "string") return split(scp);
+  if (Array.isArray(scp) && scp.every((item): item is string => typeof item === "string")) return scp;
+  return undefined;
+}
+
+const split = (text: string) => text.split(" ").filter(Boolean);

@@ -1,0 +1,87 @@
+// Authentication: a Bearer JWT or an X-API-Key becomes `c.var.principal`; no credentials leaves it undefined.
+import type { MiddlewareHandler } from "hono";
+import { EdgewiseError, isEdgewiseError } from "../../../shared/errors/index.ts";
+import type { GatewayEnv } from "../../env.ts";
+import type { ApiKeyVerifier } from "./api-keys.ts";
+import { bearerChallenge, invalidTokenChallenge } from "./challenge.ts";
+import { type JwtOptions, jwtVerifier } from "./jwt.ts";
+import type { Principal } from "./principal.ts";
+
+export interface AuthOptions extends JwtOptions {
+  /** Checks `X-API-Key`; without it, API keys are refused. Use `cachedApiKeyVerifier(store)`. */
+  apiKeys?: ApiKeyVerifier | undefined;
+  /** Longer credentials are refused before any parsing or lookup. */
+  maxCredentialLength?: number;
+}
+
+const defaults = { clockToleranceSeconds: 5, maxCredentialLength: 8192 };
+
+/** Why a credential was refused: the public reason and the challenge to send with the 401. */
+interface Refusal {
+  reason: string;
+  challenge: string;
+}
+
+/**
+ * Sets `principal` for the routes, which decide with `requireScope`. Credentials that are present but wrong
+ * get 401 here, even on routes that need none, so a client learns its token is bad. Tokens and keys are
+ * never logged nor echoed: a refusal carries a short reason only.
+ */
+export function auth(options: AuthOptions = {}): MiddlewareHandler<GatewayEnv> {
+  const settings = { ...defaults, ...options };
+  const verifyJwt = jwtVerifier(settings);
+  const apiKeys = settings.apiKeys;
+  const tooLong = (credential: string) => credential.length > settings.maxCredentialLength;
+
+  async function fromAuthorization(header: string): Promise<Principal | Refusal> {
+    const match = /^Bearer +(\S*) *$/i.exec(header);
+    if (!match) return { reason: "unsupported authorization scheme", challenge: bearerChallenge };
+    const token = match[1] as string;
+    if (token === "" || tooLong(token))
+      return { reason: "invalid token: malformed", challenge: invalidTokenChallenge };
+    if (!verifyJwt)
+      return { reason: "invalid token: JWTs are not accepted", challenge: invalidTokenChallenge };
+    const outcome = await verifyJwt(token);
+    return "principal" in outcome
+      ? outcome.principal
+      : { reason: `invalid token: ${outcome.reason}`, challenge: invalidTokenChallenge };
+  }
+
+  async function fromApiKey(key: string): Promise<Principal | Refusal> {
+    const refused = { reason: "invalid API key", challenge: invalidTokenChallenge };
+    if (!apiKeys || tooLong(key)) return refused;
+    const principal = await apiKeys.verify(key).catch((error: unknown) => {
+      if (isEdgewiseError(error)) throw error;
+      throw new EdgewiseError("unavailable", "API keys cannot be checked right now", { cause: error });
+    });
+    return principal ?? refused;
+  }
+
+  return async function auth(c, next) {
+    const authorization = c.req.header("authorization");
+    const apiKey = c.req.header("x-api-key");
+    if (authorization !== undefined && apiKey !== undefined) {
+      throw new EdgewiseError("request.invalid", "send one credential, Authorization or X-API-Key, not both");
+    }
+    const result =
+      authorization !== undefined
+        ? await fromAuthorization(authorization)
+        : apiKey !== undefined
+          ? await fromApiKey(apiKey)
+          : undefined;
+    if (result === undefined) {
+      c.set("principal", undefined);
+      return next();
+    }
+    if ("reason" in result) {
+      // Set on the context, so it survives into the error handler's `c.body()` answer.
+      c.header("WWW-Authenticate", result.challenge);
+      throw new EdgewiseError("unauthorized", result.reason);
+    }
+    c.set("principal", result);
+    return next();
+  };
+}
+
+export { withAuthChallenge } from "./challenge.ts";
+export type { ApiKeyVerifier } from "./api-keys.ts";

@@ -1,0 +1,125 @@
+// Test helpers for auth: a small gateway with the middleware and scoped routes, a local JWKS server, Postgres.
+import { Hono } from "hono";
+import { exportJWK, generateKeyPair, type JWK, type KeyLike } from "jose";
+import postgres from "postgres";
+import { problemContentType, toProblem } from "../../shared/errors/index.ts";
+import type { GatewayEnv } from "../../edge/env.ts";
+import { type AuthOptions, auth, withAuthChallenge } from "../../edge/middleware/auth/index.ts";
+import { requireScope } from "../../edge/middleware/auth/principal.ts";
+
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+export const SECRET = "test-secret-test-secret-test-secret-0123456789";
+export const ISSUER = "https://issuer.test";
+export const AUDIENCE = "edgewise";
+
+export interface TestGateway {
+  app: Hono<GatewayEnv>;
+  /** How many times a route handler ran: a refused request must leave it unchanged. */
+  readonly hits: number;
+}
+
+/**
+ * `GET /orders` needs orders:read, `PUT /inventory` inventory:write, `GET /public` nothing, and `GET /me`
+ * shows the principal. The error handler is the app's: problem+json, and a challenge on every 401.
+ */
+export function testGateway(options: AuthOptions, mount?: (app: Hono<GatewayEnv>) => void): TestGateway {
+  let hits = 0;
+  const app = new Hono<GatewayEnv>();
+  app.use(auth(options));
+  app.get("/orders", (c) => {
+    requireScope(c.var.principal, "orders:read");
+    hits++;
+    return c.json({ ok: true });
+  });
+  app.put("/inventory", (c) => {
+    requireScope(c.var.principal, "inventory:write");
+    hits++;
+    return c.json({ ok: true });
+  });
+  app.get("/public", (c) => {
+    hits++;
+    return c.json({ ok: true });
+  });
+  app.get("/me", (c) => {
+    hits++;
+    const principal = c.var.principal;
+    return c.json(principal ? { ...principal, scopes: [...principal.scopes].sort() } : null);
+  });
+  mount?.(app);
+  app.onError((error, c) => {
+    const problem = toProblem(error, c.req.path);
+    return withAuthChallenge(
+      c.body(JSON.stringify(problem), problem.status as 500, { "content-type": problemContentType }),
+    );
+  });
+  return {
+    app,
+    get hits() {
+      return hits;
+    },
+  };
+}
+
+export interface SigningKey {
+  kid: string;
+  alg: "RS256" | "ES256";
+  privateKey: KeyLike;
+  publicKey: KeyLike;
+  jwk: JWK;
+}
+
+export async function signingKey(alg: "RS256" | "ES256", kid: string): Promise<SigningKey> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+  const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: "sig" };
+  return { kid, alg, privateKey, publicKey, jwk };
+}
+
+/** A JWKS endpoint on 127.0.0.1 that counts its hits; `keys` can be changed to simulate rotation. */
+export function startJwksServer(keys: JWK[]) {
+  let hits = 0;
+  const state = { keys };
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch() {
+      hits++;
+      return Response.json({ keys: state.keys });
+    },
+  });
+  return {
+    url: `http://127.0.0.1:${server.port}/.well-known/jwks.json`,
+    get hits() {
+      return hits;
+    },
+    publish(next: JWK[]) {
+      state.keys = next;
+    },
+    stop: () => server.stop(true),
+  };
+}
+
+/** A postgres.js pool on a fresh schema of its own; `drop` removes the schema and ends the pool. */
+export async function testDatabase(name: string) {
+  const schema = `auth_test_${name}_${process.pid}_${Math.floor(Math.random() * 1e6)}`.toLowerCase();
+  const admin = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
+  await admin`CREATE SCHEMA ${admin(schema)}`;
+  const sql = postgres(TEST_DATABASE_URL, {
+    max: 2,
+    onnotice: () => {},
+    connection: { search_path: schema },
+  });
+  return {
+    sql,
+    schema,
+    async drop() {
+      await sql.end();
+      try {
+        await admin`DROP SCHEMA IF EXISTS ${admin(schema)} CASCADE`;
+      } finally {
+        await admin.end();
+      }
+    },
+  };
+}
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });

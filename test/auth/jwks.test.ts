@@ -1,0 +1,100 @@
+// JWKS: RS256 and ES256 keys from a local endpoint, fetched once and cached; an unknown kid refetches per cooldown.
+import { afterEach, describe, expect, test } from "bun:test";
+import { createLocalJWKSet, type JWTPayload, SignJWT } from "jose";
+import { bearer, type SigningKey, signingKey, startJwksServer, testGateway } from "./helpers.ts";
+
+const claims = (): JWTPayload => ({
+  sub: "svc",
+  scope: "orders:read",
+  exp: Math.floor(Date.now() / 1000) + 300,
+});
+const sign = (key: SigningKey) =>
+  new SignJWT(claims()).setProtectedHeader({ alg: key.alg, kid: key.kid }).sign(key.privateKey);
+
+const servers: Array<{ stop(): void }> = [];
+afterEach(() => {
+  for (const server of servers.splice(0)) server.stop();
+});
+
+describe("JWKS", () => {
+  test("RS256 and ES256 tokens verify; the key set is fetched once for many requests", async () => {
+    const rsa = await signingKey("RS256", "rsa-1");
+    const ec = await signingKey("ES256", "ec-1");
+    const jwks = startJwksServer([rsa.jwk, ec.jwk]);
+    servers.push(jwks);
+    const { app } = testGateway({ jwksUrl: jwks.url });
+    const tokens = [await sign(rsa), await sign(ec)];
+
+    const first = await Promise.all(tokens.map((t) => app.request("/orders", { headers: bearer(t) })));
+    expect(first.map((r) => r.status)).toEqual([200, 200]);
+    for (let i = 0; i < 50; i++) {
+      const response = await app.request("/orders", { headers: bearer(tokens[i % 2] as string) });
+      expect(response.status).toBe(200);
+    }
+    expect(jwks.hits).toBe(1);
+  });
+
+  test("concurrent first requests share one fetch", async () => {
+    const rsa = await signingKey("RS256", "rsa-1");
+    const jwks = startJwksServer([rsa.jwk]);
+    servers.push(jwks);
+    const { app } = testGateway({ jwksUrl: jwks.url });
+    const token = await sign(rsa);
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, () => app.request("/orders", { headers: bearer(token) })),
+    );
+    expect(responses.every((r) => r.status === 200)).toBe(true);
+    expect(jwks.hits).toBe(1);
+  });
+
+  test("an unknown kid refetches at most once per cooldown, and a rotated-in key then works", async () => {
+    const cooldownMs = 300;
+    const current = await signingKey("RS256", "current");
+    const next = await signingKey("ES256", "next");
+    const jwks = startJwksServer([current.jwk]);
+    servers.push(jwks);
+    const { app } = testGateway({ jwksUrl: jwks.url, jwksOptions: { cooldownDuration: cooldownMs } });
+    const call = async (key: SigningKey) =>
+      (await app.request("/orders", { headers: bearer(await sign(key)) })).status;
+
+    expect(await call(current)).toBe(200);
+    expect(jwks.hits).toBe(1);
+    // Within the cooldown, unknown kids are refused from the cache: a flood of forged kids costs no fetch.
+    for (let i = 0; i < 10; i++) expect(await call(next)).toBe(401);
+    expect(jwks.hits).toBe(1);
+
+    await Bun.sleep(cooldownMs + 50);
+    expect(await call(next)).toBe(401); // one refetch: still not published
+    expect(jwks.hits).toBe(2);
+    for (let i = 0; i < 10; i++) expect(await call(next)).toBe(401);
+    expect(jwks.hits).toBe(2);
+
+    jwks.publish([current.jwk, next.jwk]);
+    await Bun.sleep(cooldownMs + 50);
+    expect(await call(next)).toBe(200); // refetched: the rotated key is in
+    expect(await call(current)).toBe(200);
+    expect(jwks.hits).toBe(3);
+  });
+
+  test("a JWKS that cannot be fetched gives 503, not 401: the token is not at fault", async () => {
+    const rsa = await signingKey("RS256", "rsa-1");
+    const jwks = startJwksServer([]);
+    const url = jwks.url;
+    jwks.stop();
+    const gateway = testGateway({ jwksUrl: url, jwksOptions: { timeoutDuration: 1000 } });
+    const response = await gateway.app.request("/orders", { headers: bearer(await sign(rsa)) });
+    expect(response.status).toBe(503);
+    expect((await response.json()).code).toBe("unavailable");
+    expect(gateway.hits).toBe(0);
+  });
+
+  test("an injected key set replaces the URL (no network)", async () => {
+    const ec = await signingKey("ES256", "ec-1");
+    const gateway = testGateway({ jwks: createLocalJWKSet({ keys: [ec.jwk] }) });
+    expect((await gateway.app.request("/orders", { headers: bearer(await sign(ec)) })).status).toBe(200);
+    const stranger = await signingKey("ES256", "ec-2");
+    expect((await gateway.app.request("/orders", { headers: bearer(await sign(stranger)) })).status).toBe(
+      401,
+    );
+  });
+});

@@ -1,0 +1,141 @@
+// JWT attack table, claims: valid tokens pass; exp, nbf, iss, aud, sub and scope are enforced.
+import type { JWTPayload } from "jose";
+import { issueToken } from "../../edge/middleware/auth/tokens.ts";
+import { AUDIENCE, ISSUER, SECRET } from "./helpers.ts";
+import { type AttackRow, claims, drop, hs256, runAttackTable, seconds, signed } from "./jwt-table.ts";
+
+const rows: AttackRow[] = [
+  { name: "valid HS256", gateway: "hs", token: () => hs256(claims()), status: 200 },
+  {
+    name: "valid RS256 from the JWKS",
+    gateway: "jwks",
+    token: ({ rsa }) => signed(claims(), rsa),
+    status: 200,
+  },
+  {
+    name: "valid ES256 from the JWKS",
+    gateway: "jwks",
+    token: ({ ec }) => signed(claims(), ec),
+    status: 200,
+  },
+  {
+    name: "both configured: HS256 uses the secret",
+    gateway: "both",
+    token: () => hs256(claims()),
+    status: 200,
+  },
+  {
+    name: "both configured: RS256 uses the JWKS",
+    gateway: "both",
+    token: ({ rsa }) => signed(claims(), rsa),
+    status: 200,
+  },
+  {
+    name: "issued by tokens.ts",
+    gateway: "hs",
+    token: () =>
+      issueToken({
+        sub: "alice",
+        scopes: ["orders:read"],
+        ttlSeconds: 60,
+        secret: SECRET,
+        issuer: ISSUER,
+        audience: AUDIENCE,
+      }),
+    status: 200,
+  },
+  {
+    name: "exp 3 s ago is within the 5 s tolerance",
+    gateway: "hs",
+    token: () => hs256(claims({ exp: seconds() - 3 })),
+    status: 200,
+  },
+  {
+    name: "expired",
+    gateway: "hs",
+    token: () => hs256(claims({ exp: seconds() - 60 })),
+    status: 401,
+    detail: "invalid token: expired",
+  },
+  {
+    name: "nbf in the future",
+    gateway: "hs",
+    token: () => hs256(claims({ nbf: seconds() + 60 })),
+    status: 401,
+    detail: "invalid token: not yet valid",
+  },
+  {
+    name: "missing exp",
+    gateway: "hs",
+    token: () => hs256(drop(claims(), "exp")),
+    status: 401,
+    detail: "invalid token: missing exp",
+  },
+  {
+    name: "exp not a number",
+    gateway: "hs",
+    token: () => hs256({ ...claims(), exp: "tomorrow" } as unknown as JWTPayload),
+    status: 401,
+  },
+  {
+    name: "wrong iss",
+    gateway: "hs",
+    token: () => hs256(claims({ iss: "https://evil.test" })),
+    status: 401,
+    detail: "invalid token: bad iss",
+  },
+  {
+    name: "missing iss",
+    gateway: "jwks",
+    token: ({ rsa }) => signed(drop(claims(), "iss"), rsa),
+    status: 401,
+  },
+  {
+    name: "wrong aud",
+    gateway: "jwks",
+    token: ({ ec }) => signed(claims({ aud: "other" }), ec),
+    status: 401,
+    detail: "invalid token: bad aud",
+  },
+  {
+    name: "missing sub",
+    gateway: "hs",
+    token: () => hs256(drop(claims(), "sub")),
+    status: 401,
+    detail: "invalid token: missing sub",
+  },
+  {
+    name: "sub not a string",
+    gateway: "hs",
+    token: () => hs256({ ...claims(), sub: 42 } as unknown as JWTPayload),
+    status: 401,
+  },
+  {
+    name: "scope not a string",
+    gateway: "hs",
+    token: () => hs256({ ...claims(), scope: ["admin"] } as unknown as JWTPayload),
+    status: 401,
+    detail: "invalid token: bad scope",
+  },
+  {
+    name: "missing scope",
+    gateway: "hs",
+    token: () => hs256(claims({ scope: "inventory:read" })),
+    status: 403,
+    detail: "missing scope orders:read",
+  },
+  {
+    name: "only unknown scopes",
+    gateway: "hs",
+    token: () => hs256(claims({ scope: "orders:*  ORDERS:READ" })),
+    status: 403,
+  },
+  {
+    name: "no scope at all",
+    gateway: "jwks",
+    token: ({ ec }) => signed(drop(claims(), "scope"), ec),
+    status: 403,
+  },
+];
+
+runAttackTable("JWT claims against GET /orders", rows);

@@ -1,0 +1,102 @@
+// The JWT attack-table runner: three gateways (HS-only, JWKS-only, both) and one request per row against GET /orders.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { base64url, type JWTPayload, SignJWT } from "jose";
+import {
+  AUDIENCE,
+  bearer,
+  ISSUER,
+  SECRET,
+  type SigningKey,
+  signingKey,
+  startJwksServer,
+  type TestGateway,
+  testGateway,
+} from "./helpers.ts";
+
+export interface JwtFixtures {
+  rsa: SigningKey;
+  ec: SigningKey;
+}
+
+export interface AttackRow {
+  name: string;
+  gateway: "hs" | "jwks" | "both";
+  token: (keys: JwtFixtures) => Promise<string>;
+  status: 200 | 401 | 403;
+  /** The problem's `detail`, for refusals. */
+  detail?: string;
+}
+
+const now = () => Math.floor(Date.now() / 1000);
+
+/** Claims every gateway accepts, with orders:read; `extra` overrides. */
+export const claims = (extra: JWTPayload = {}): JWTPayload => ({
+  sub: "alice",
+  scope: "orders:read",
+  iss: ISSUER,
+  aud: AUDIENCE,
+  iat: now(),
+  exp: now() + 300,
+  ...extra,
+});
+
+export const drop = (payload: JWTPayload, name: keyof JWTPayload): JWTPayload => {
+  const { [name]: _, ...rest } = payload;
+  return rest;
+};
+
+export const hs256 = (payload: JWTPayload, key: Uint8Array | string = SECRET, kid?: string) =>
+  new SignJWT(payload)
+    .setProtectedHeader({ alg: "HS256", typ: "JWT", ...(kid ? { kid } : {}) })
+    .sign(typeof key === "string" ? new TextEncoder().encode(key) : key);
+
+export const signed = (payload: JWTPayload, key: SigningKey) =>
+  new SignJWT(payload).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "JWT" }).sign(key.privateKey);
+
+export const encode = (value: object) => base64url.encode(JSON.stringify(value));
+export const seconds = now;
+
+/** Each row: the exact status; on refusal the handler did not run, and nothing of the token comes back. */
+export function runAttackTable(title: string, rows: AttackRow[]): void {
+  let keys: JwtFixtures;
+  let jwks: ReturnType<typeof startJwksServer>;
+  let gateways: Record<AttackRow["gateway"], TestGateway>;
+
+  beforeAll(async () => {
+    keys = { rsa: await signingKey("RS256", "rsa-1"), ec: await signingKey("ES256", "ec-1") };
+    jwks = startJwksServer([keys.rsa.jwk, keys.ec.jwk]);
+    const checks = { issuer: ISSUER, audience: AUDIENCE };
+    gateways = {
+      hs: testGateway({ secret: SECRET, ...checks }),
+      jwks: testGateway({ jwksUrl: jwks.url, ...checks }),
+      both: testGateway({ secret: SECRET, jwksUrl: jwks.url, ...checks }),
+    };
+  });
+  afterAll(() => jwks.stop());
+
+  describe(title, () => {
+    for (const row of rows) {
+      test(`${row.name} → ${row.status}`, async () => {
+        const gateway = gateways[row.gateway];
+        const token = await row.token(keys);
+        const before = gateway.hits;
+        const response = await gateway.app.request("/orders", { headers: bearer(token) });
+        expect(response.status).toBe(row.status);
+        if (row.status === 200) {
+          expect(gateway.hits).toBe(before + 1);
+          return;
+        }
+        expect(gateway.hits).toBe(before);
+        expect(response.headers.get("content-type")).toBe("application/problem+json");
+        const text = await response.text();
+        if (row.detail) expect(JSON.parse(text).detail).toBe(row.detail);
+        expect(response.headers.get("www-authenticate")).toBe(
+          row.status === 401 ? 'Bearer error="invalid_token"' : null,
+        );
+        for (const part of token.split(".").filter((p) => p.length > 8)) expect(text).not.toContain(part);
+        expect(text).not.toContain("alice");
+        expect(text).not.toContain("mallory");
+      });
+    }
+  });
+}
