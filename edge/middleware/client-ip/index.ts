@@ -1,0 +1,45 @@
+// clientIp(): sets `c.var.clientIp` from the runtime's peer address, believing forwarding headers only from trusted proxies.
+import type { MiddlewareHandler } from "hono";
+import type { GatewayEnv } from "../../env.ts";
+import { cidrMatcher } from "./cidr.ts";
+import { forwardedHops, resolveClientIp, xForwardedForHops } from "./forwarded.ts";
+
+export interface ClientIpOptions {
+  /** Proxies whose forwarding header is believed: IPs or CIDRs, IPv4 or IPv6 (TRUSTED_PROXIES). */
+  trustedProxies: readonly string[];
+  /**
+   * Where the peer address comes from. Bun and Deno: `c.env.remoteAddress`, which the entry fills from the
+   * socket. Workers: `CF-Connecting-IP`, which Cloudflare's edge overwrites on every request from the internet;
+   * anywhere else a client can send that header, so it is read on Workers only.
+   */
+  platform: "bun" | "deno" | "workers";
+  /**
+   * The one header the trusted proxies write. Only one is read: a proxy passes the other through untouched, so
+   * reading both would let a client supply the hop the proxy never wrote. Default `x-forwarded-for`.
+   */
+  forwardedHeader?: "x-forwarded-for" | "forwarded";
+  /** The value when the runtime reports no peer (e.g. `app.request()` without bindings). Default `unknown`. */
+  unknown?: string;
+}
+
+export function clientIp(options: ClientIpOptions): MiddlewareHandler<GatewayEnv> {
+  const { trustedProxies, platform, forwardedHeader, unknown } = {
+    forwardedHeader: "x-forwarded-for" as const,
+    unknown: "unknown",
+    ...options,
+  };
+  const isTrusted = cidrMatcher(trustedProxies);
+  const hopsOf = forwardedHeader === "forwarded" ? forwardedHops : xForwardedForHops;
+  const believesHeaders = trustedProxies.length > 0;
+
+  return async function clientIpMiddleware(c, next) {
+    const peer = platform === "workers" ? c.req.header("cf-connecting-ip") : c.env?.remoteAddress;
+    const hops = believesHeaders ? hopsOf(c.req.header(forwardedHeader)) : [];
+    c.set("clientIp", resolveClientIp(peer, hops, isTrusted) ?? unknown);
+    await next();
+  };
+}
+
+export { canonicalIp, formatIp, parseIp } from "./ip.ts";
+export { cidrMatcher, parseCidr } from "./cidr.ts";
+export { resolveClientIp } from "./forwarded.ts";

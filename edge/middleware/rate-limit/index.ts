@@ -1,0 +1,111 @@
+// rateLimit(): spends one request of the caller's budget per route class, and says so in RateLimit-* headers.
+import type { MiddlewareHandler } from "hono";
+import { type Clock, systemClock } from "../../../shared/clock/index.ts";
+import { EdgewiseError } from "../../../shared/errors/index.ts";
+import type { GatewayEnv } from "../../env.ts";
+import { formatIp, parseIp } from "../client-ip/ip.ts";
+import { byMethod, type Classify } from "./classify.ts";
+import type { RateLimiter } from "./port.ts";
+
+export interface RateLimitOptions {
+  /** The limiter for a route class; asked once per class, then kept. */
+  limiterFor: (routeClass: string) => RateLimiter;
+  /** The route class of a request. Default `byMethod` (`read` / `write`); see `byRoute` for per-route classes. */
+  classify?: Classify;
+  /** Paths never limited: exact, or a prefix written `/prefix/*`. */
+  exempt?: readonly string[];
+  /**
+   * Anonymous IPv6 callers are keyed by this prefix of their address, since one subscriber usually holds a whole
+   * /64 and could otherwise rotate through it. 128 keys each address. Default 64.
+   */
+  ipv6PrefixBits?: number;
+  clock?: Clock;
+}
+
+/** Health checks and the broker's signed deliveries (a 429 there would only make QStash retry). */
+export const defaultExempt = ["/healthz", "/readyz", "/_edgewise/*"] as const;
+
+function exemptMatcher(patterns: readonly string[]): (path: string) => boolean {
+  const exact = new Set(patterns.filter((pattern) => !pattern.endsWith("/*")));
+  const prefixes = patterns
+    .filter((pattern) => pattern.endsWith("/*"))
+    .map((pattern) => pattern.slice(0, -1));
+  return (path) =>
+    exact.has(path) || prefixes.some((prefix) => path.startsWith(prefix) || `${path}/` === prefix);
+}
+
+/** The anonymous key for an address: IPv4 as is, IPv6 cut to its network prefix (`2001:db8:1:2::/64`). */
+export function ipKey(address: string, ipv6PrefixBits = 64): string {
+  const ip = parseIp(address);
+  if (!ip || ip.version === 4 || ipv6PrefixBits >= 128) return ip ? formatIp(ip) : address;
+  const bytes = ip.bytes.slice();
+  for (let bit = ipv6PrefixBits; bit < 128; bit++) bytes[bit >> 3]! &= ~(0x80 >> (bit & 7));
+  return `${formatIp({ version: 6, bytes })}/${ipv6PrefixBits}`;
+}
+
+export function rateLimit(options: RateLimitOptions): MiddlewareHandler<GatewayEnv> {
+  const { limiterFor, classify, exempt, ipv6PrefixBits, clock } = {
+    classify: byMethod,
+    exempt: defaultExempt,
+    ipv6PrefixBits: 64,
+    clock: systemClock,
+    ...options,
+  };
+  const isExempt = exemptMatcher(exempt);
+  const limiters = new Map<string, RateLimiter>();
+  const limiterOf = (routeClass: string) => {
+    let limiter = limiters.get(routeClass);
+    if (!limiter) {
+      limiter = limiterFor(routeClass);
+      limiters.set(routeClass, limiter);
+    }
+    return limiter;
+  };
+
+  return async function rateLimitMiddleware(c, next) {
+    if (isExempt(c.req.path)) return next();
+    const routeClass = classify(c);
+    const principal = c.get("principal");
+    const subject = principal
+      ? `sub:${principal.sub}`
+      : `ip:${ipKey(c.get("clientIp") || "unknown", ipv6PrefixBits)}`;
+    const decision = await limiterOf(routeClass).limit(`${routeClass}:${subject}`);
+    const resetSeconds = Math.max(0, Math.ceil((decision.reset - clock.now()) / 1000));
+    const retryAfter = String(Math.max(1, resetSeconds));
+
+    if (decision.reason === "unavailable") {
+      // No RateLimit-* here: nothing was counted, and a limit of 0 would tell a client something false.
+      c.header("Retry-After", retryAfter);
+      throw new EdgewiseError("unavailable", "rate limiting is unavailable; retry shortly", {
+        status: 503,
+        public: true,
+      });
+    }
+    const headers: [string, string][] = [
+      ["RateLimit-Limit", String(decision.limit)],
+      ["RateLimit-Remaining", String(Math.max(0, decision.remaining))],
+      ["RateLimit-Reset", String(resetSeconds)],
+    ];
+    // Set before `next()`: the error handler's problem response (our 429, or a route's error) picks them up.
+    for (const [name, value] of headers) c.header(name, value);
+    if (!decision.success) {
+      c.header("Retry-After", retryAfter);
+      throw new EdgewiseError("rate_limited", `rate limit exceeded; retry in ${retryAfter} s`, {
+        status: 429,
+        public: true,
+      });
+    }
+    await next();
+    // A route that returned its own Response skipped the prepared headers; a 101 upgrade cannot be rebuilt.
+    if (c.res.status !== 101 && !c.res.headers.has("ratelimit-limit")) {
+      for (const [name, value] of headers) c.header(name, value);
+    }
+  };
+}
+
+export { byMethod, byRoute, type Classify } from "./classify.ts";
+export { type ConfiguredLimiterOptions, configuredLimiter } from "./configured.ts";
+export { type MemoryLimiterOptions, memoryLimiter } from "./memory.ts";
+export type { RateLimitDecision, RateLimiter, RateLimitReason } from "./port.ts";
+export { type ResilientLimiterOptions, resilientLimiter } from "./resilient.ts";
+export { type RatelimitRedis, type UpstashLimiterOptions, upstashLimiter } from "./upstash.ts";
