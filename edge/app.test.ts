@@ -205,3 +205,33 @@ describe("content type", () => {
     expect(host.inspect({ type: "counter", key: "ct" }).state).toBeUndefined();
   });
 });
+
+describe("authentication in the app", async () => {
+  const { issueToken } = await import("./middleware/auth/tokens.ts");
+  const secret = "a-jwt-secret-for-the-app-test-0123456789";
+  const secured = createApp({ actors: host, auth: { secret } });
+
+  test("no token on a route that needs a caller: 401 with WWW-Authenticate: Bearer", async () => {
+    const response = await secured.request("/v1/counters/auth1");
+    expect(response.status).toBe(401);
+    expect(response.headers.get("www-authenticate")).toBe("Bearer");
+  });
+
+  test("a bad token: 401 with the invalid_token challenge, and the actor is not touched", async () => {
+    const response = await secured.request("/v1/counters/auth1", {
+      headers: { authorization: "Bearer not.a.token" },
+    });
+    expect(response.status).toBe(401);
+    expect(response.headers.get("www-authenticate")).toBe('Bearer error="invalid_token"');
+    expect(host.inspect({ type: "counter", key: "auth1" }).state).toBeUndefined();
+  });
+
+  test("a valid token reaches the actor", async () => {
+    const token = await issueToken({ sub: "u1", scopes: [], ttlSeconds: 60, secret });
+    const response = await secured.request("/v1/counters/auth1", {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ count: 0 });
+  });
+});

@@ -5,6 +5,9 @@ import { EdgewiseError } from "../shared/errors/index.ts";
 import type { ActorHost } from "../actors/runtime/index.ts";
 import type { GatewayEnv } from "./env.ts";
 import { errorHandler } from "./errors.ts";
+import { cachedApiKeyVerifier } from "./middleware/auth/api-key-cache.ts";
+import type { ApiKeyStore } from "./middleware/auth/api-key-store.ts";
+import { type AuthOptions, auth } from "./middleware/auth/index.ts";
 import { bodyLimit } from "./middleware/body-limit/index.ts";
 import { requestId } from "./middleware/request-id/index.ts";
 import { secureHeaders } from "./middleware/secure-headers/index.ts";
@@ -12,6 +15,7 @@ import { type RequestRecord, telemetry } from "./middleware/telemetry/index.ts";
 import { timeout } from "./middleware/timeout/index.ts";
 import { counterRoutes } from "./routes/counters.ts";
 import { actorHostRoutes } from "./routes/actor-host.ts";
+import { apiKeyRoutes } from "./routes/api-keys.ts";
 import { type DeliveryOptions, deliveryRoutes } from "./routes/deliver.ts";
 import { type DependencyCheck, healthRoutes } from "./routes/health.ts";
 
@@ -27,8 +31,10 @@ export interface AppOptions {
   actorHost?: { secret: string };
   /** Sets `clientIp` from the runtime's peer address (see middleware/client-ip). */
   clientIp?: MiddlewareHandler<GatewayEnv>;
-  /** Authentication: sets `principal` (see middleware/auth). Without it every caller is anonymous. */
-  auth?: MiddlewareHandler<GatewayEnv>;
+  /** JWT settings (see middleware/auth). Without them and without `apiKeys`, every caller is anonymous. */
+  auth?: Omit<AuthOptions, "apiKeys">;
+  /** Where API keys live; enables `X-API-Key` and the admin routes that create and revoke keys. */
+  apiKeys?: ApiKeyStore;
   /** Rate limiting per subject or client IP (see middleware/rate-limit). */
   rateLimit?: MiddlewareHandler<GatewayEnv>;
   /** More routes, mounted after the gateway's own (API keys, the commerce API). */
@@ -74,10 +80,13 @@ export function createApp(options: AppOptions): Hono<GatewayEnv> {
   if (options.clientIp) app.use(options.clientIp);
   app.use(bodyLimit({ maxBytes: options.bodyLimitBytes ?? 64 * 1024 }));
   app.use(timeout({ ms: options.requestTimeoutMs ?? 10_000 }));
-  if (options.auth) app.use(options.auth);
+  const apiKeyCache = options.apiKeys ? cachedApiKeyVerifier(options.apiKeys) : undefined;
+  if (options.auth || apiKeyCache) app.use(auth({ ...options.auth, apiKeys: apiKeyCache }));
   if (options.rateLimit) app.use(options.rateLimit);
 
-  app.route("/", counterRoutes(options.actors));
+  app.route("/", counterRoutes(options.actors, { requireCaller: Boolean(options.auth || options.apiKeys) }));
+  if (options.apiKeys)
+    app.route("/", apiKeyRoutes({ store: options.apiKeys, ...(apiKeyCache ? { cache: apiKeyCache } : {}) }));
   for (const routes of options.routes ?? []) app.route("/", routes);
 
   app.get(

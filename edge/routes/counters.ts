@@ -4,6 +4,7 @@ import { describeRoute } from "hono-openapi";
 import * as v from "valibot";
 import { counterActor } from "../../actors/examples/counter.ts";
 import { type ActorHost, actorClient } from "../../actors/runtime/index.ts";
+import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { GatewayEnv } from "../env.ts";
 import { validate } from "../middleware/validation/index.ts";
 
@@ -14,9 +15,20 @@ const IncrementBody = v.strictObject({
   by: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000))),
 });
 
-export function counterRoutes(actors: ActorHost) {
+export interface CounterRouteOptions {
+  /** When the gateway authenticates, the demo counters need a caller (any scope). */
+  requireCaller: boolean;
+}
+
+export function counterRoutes(actors: ActorHost, options: CounterRouteOptions = { requireCaller: false }) {
   const counters = actorClient(actors, counterActor);
   const app = new Hono<GatewayEnv>();
+  if (options.requireCaller) {
+    app.use("/v1/counters/*", async (c, next) => {
+      if (!c.var.principal) throw new EdgewiseError("unauthorized", "authentication required");
+      await next();
+    });
+  }
   app.post(
     "/v1/counters/:key/increment",
     describeRoute({
