@@ -17,9 +17,13 @@ const config = loadConfig();
 const node = await startNode({ config, actors: [counterActor] });
 console.log(`[edgewise] listening on ${node.url} (data in ${config.EDGEWISE_DATA_DIR})`);
 console.log(`[edgewise] queue: ${node.broker ? `embedded broker at ${node.brokerUrl}` : node.brokerUrl}`);
-console.log(
-  `[edgewise] try: curl -X POST ${node.url}/v1/counters/demo/increment -H 'content-type: application/json' -d '{"by":1}'`,
-);
+if (node.adminToken) {
+  // Printed only for the node's own key (embedded defaults): an operator's JWT_SECRET never yields a token here.
+  console.log(`[edgewise] admin token (24 h, local development): ${node.adminToken}`);
+  console.log(
+    `[edgewise] try: curl -X POST ${node.url}/v1/counters/demo/increment -H "authorization: Bearer ${node.adminToken}" -H 'content-type: application/json' -d '{"by":1}'`,
+  );
+}
 
 async function shutdown(signal: string) {
   console.log(`[edgewise] ${signal}: draining and closing`);

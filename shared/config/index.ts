@@ -136,6 +136,12 @@ export const ConfigSchema = v.object({
   BODY_LIMIT: v.optional(bytes("BODY_LIMIT"), "64kb"),
   /** Time a request may take before it is aborted with 504. */
   REQUEST_TIMEOUT: v.optional(duration("REQUEST_TIMEOUT"), "10s"),
+  /** Split deployment, gateway side: reach actors on this actor host instead of running them here. */
+  ACTOR_HOST_URL: v.optional(v.pipe(v.string(), v.url("ACTOR_HOST_URL must be a URL"))),
+  /** Split deployment: the secret gateways and actor hosts sign internal requests with. */
+  ACTOR_HOST_SECRET: v.optional(
+    v.pipe(v.string(), v.minLength(32, "ACTOR_HOST_SECRET must be at least 32 characters")),
+  ),
   LOG_LEVEL: v.optional(
     v.picklist(["debug", "info", "warn", "error"], "LOG_LEVEL must be debug, info, warn or error"),
     "info",
@@ -166,6 +172,15 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         `Invalid configuration:\n  QSTASH_URL is set, so ${missing.join(", ")} must be too`,
         {
           issues: missing.map((name) => ({ path: name, message: "required when QSTASH_URL is set" })),
+        },
+      );
+    }
+    if (result.output.ACTOR_HOST_URL !== undefined && result.output.ACTOR_HOST_SECRET === undefined) {
+      throw new EdgewiseError(
+        "config.invalid",
+        "Invalid configuration:\n  ACTOR_HOST_URL needs ACTOR_HOST_SECRET",
+        {
+          issues: [{ path: "ACTOR_HOST_SECRET", message: "required when ACTOR_HOST_URL is set" }],
         },
       );
     }

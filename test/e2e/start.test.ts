@@ -1,4 +1,4 @@
-// `npm start` on embedded defaults: a Bun process that answers /healthz and keeps data across a restart.
+// `npm start` on embedded defaults, as a newcomer runs it: the printed token works, data survives a SIGKILL.
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -6,47 +6,70 @@ import { join, resolve } from "node:path";
 
 const root = resolve(import.meta.dir, "../..");
 
+/** Starts the Bun entry and reads its stdout until it prints the admin token. */
 async function start(dataDir: string, port: number) {
   const child = Bun.spawn([process.execPath, join(root, "edge/entries/bun.ts")], {
     cwd: root,
-    env: { ...process.env, EDGEWISE_DATA_DIR: dataDir, PORT: String(port) },
+    env: { ...process.env, EDGEWISE_DATA_DIR: dataDir, PORT: String(port), HOST: "127.0.0.1" },
     stdout: "pipe",
     stderr: "pipe",
   });
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) return child;
-    } catch {
-      // not up yet
-    }
-    await Bun.sleep(100);
+  const reader = child.stdout.getReader();
+  const decoder = new TextDecoder();
+  let printed = "";
+  const deadline = Date.now() + 45_000;
+  while (!/admin token[^:]*: (\S+)/.test(printed) && Date.now() < deadline) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    printed += decoder.decode(value, { stream: true });
   }
-  child.kill("SIGKILL");
-  throw new Error(`did not start: ${await new Response(child.stderr).text()}`);
+  reader.releaseLock();
+  const token = /admin token[^:]*: (\S+)/.exec(printed)?.[1];
+  if (!token) {
+    child.kill("SIGKILL");
+    throw new Error(`no admin token printed:\n${printed}\n${await new Response(child.stderr).text()}`);
+  }
+  return { child, token, printed };
 }
 
 describe("npm start", () => {
-  test("answers /healthz, and state survives a SIGKILL and restart", async () => {
+  test("prints a working admin token and curl line; state and the key survive a SIGKILL and restart", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "edgewise-start-"));
     const port = 20_000 + Math.floor(Math.random() * 10_000);
+    const base = `http://127.0.0.1:${port}`;
     const first = await start(dataDir, port);
-    const inc = () =>
-      fetch(`http://127.0.0.1:${port}/v1/counters/e2e/increment`, {
+    expect(first.printed).toContain(`curl -X POST ${base}/v1/counters/demo/increment`);
+    const inc = (token?: string) =>
+      fetch(`${base}/v1/counters/e2e/increment`, {
         method: "POST",
         body: '{"by":3}',
-        headers: { "content-type": "application/json" },
+        headers: {
+          "content-type": "application/json",
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
       });
-    expect(await (await inc()).json()).toEqual({ count: 3 });
-    first.kill("SIGKILL");
-    await first.exited;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    const ready = (await (await fetch(`${base}/readyz`)).json()) as {
+      dependencies: Record<string, { ok: boolean }>;
+    };
+    expect(ready.dependencies.postgres?.ok).toBe(true);
+    expect(ready.dependencies.broker?.ok).toBe(true);
+    expect((await inc()).status).toBe(401);
+    const counted = await inc(first.token);
+    expect(counted.headers.get("ratelimit-limit")).toBe("600");
+    expect(await counted.json()).toEqual({ count: 3 });
+    first.child.kill("SIGKILL");
+    await first.child.exited;
+
     const second = await start(dataDir, port);
     try {
-      expect(await (await inc()).json()).toEqual({ count: 6 });
+      // The JWT key lives in the data dir: the first run's token still works.
+      expect(await (await inc(first.token)).json()).toEqual({ count: 6 });
     } finally {
-      second.kill("SIGTERM");
-      await second.exited;
+      second.child.kill("SIGTERM");
+      await second.child.exited;
     }
-  }, 60_000);
+  }, 120_000);
 
   test("refuses bad configuration with exit code 78 and names the variable", async () => {
     const child = Bun.spawn([process.execPath, join(root, "edge/entries/bun.ts")], {

@@ -41,9 +41,13 @@ async function node(spec: NodeSpec): Promise<EdgewiseNode> {
     QSTASH_CURRENT_SIGNING_KEY: DEV_CURRENT_SIGNING_KEY,
     QSTASH_NEXT_SIGNING_KEY: DEV_NEXT_SIGNING_KEY,
     EDGEWISE_DELIVERY_RETRIES: "6",
+    DATABASE_URL: TEST_DATABASE_URL,
   });
+  const schema = uniqueSchema("node");
+  cleanups.push(() => dropSchema(schema));
   const started = await startNode({
     config,
+    schema,
     actors: spec.actors,
     log: () => {},
     ...(spec.consumerUrl ? { deliveryUrl: (target) => `${spec.consumerUrl}${deliveryPath(target)}` } : {}),
@@ -52,7 +56,7 @@ async function node(spec: NodeSpec): Promise<EdgewiseNode> {
   return started;
 }
 
-const stateOf = (n: EdgewiseNode, type: string, key: string) => n.host.inspect({ type, key });
+const stateOf = (n: EdgewiseNode, type: string, key: string) => n.host!.inspect({ type, key });
 
 describe("messaging faults (Bun host, real broker, real Postgres)", () => {
   test("a consumer that is down for 20 s gets every message once it is back", async () => {
@@ -63,7 +67,7 @@ describe("messaging faults (Bun host, real broker, real Postgres)", () => {
     const consumerPort = freePort();
     const consumerUrl = `http://127.0.0.1:${consumerPort}`;
     const producer = await node({ brokerUrl: broker.url, port: freePort(), actors: [counter], consumerUrl });
-    await producer.host.ask({ type: "counter", key: "p1" }, "SendTo", { key: "c1", count: 20 });
+    await producer.host!.ask({ type: "counter", key: "p1" }, "SendTo", { key: "c1", count: 20 });
     await waitFor(() => stateOf(producer, "counter", "p1").outboxSize === 0, 5_000, "relay to the broker");
     const downSince = Date.now();
     await Bun.sleep(20_000);
@@ -81,7 +85,7 @@ describe("messaging faults (Bun host, real broker, real Postgres)", () => {
     const port = freePort();
     const dataDir = mkdtempSync(join(tmpdir(), "edgewise-msg-"));
     const before = await node({ brokerUrl: broker.url, port, dataDir, actors: [forwarder] });
-    await before.host.ask({ type: "forwarder", key: "f" }, "Forward", {
+    await before.host!.ask({ type: "forwarder", key: "f" }, "Forward", {
       type: "ghost",
       key: "g1",
       message: "Hit",
@@ -171,7 +175,7 @@ describe("messaging faults (Bun host, real broker, real Postgres)", () => {
     const app = await node({ brokerUrl, port: freePort(), actors: [counter] });
     const total = 300;
     for (let i = 0; i < 3; i++)
-      await app.host.ask({ type: "counter", key: "src" }, "SendTo", { key: "dst", count: 100 });
+      await app.host!.ask({ type: "counter", key: "src" }, "SendTo", { key: "dst", count: 100 });
     await waitFor(() => stateOf(app, "counter", "dst").inboxSize >= 40, 15_000, "deliveries under way");
     first.kill("SIGKILL");
     await first.exited;

@@ -20,10 +20,15 @@ let node: EdgewiseNode;
 
 beforeAll(async () => {
   node = await startNode({
-    config: parseConfig({ HOST: "127.0.0.1", DATABASE_URL: TEST_DATABASE_URL, PORT: "0", EDGEWISE_DATA_DIR: dataDir }),
+    config: parseConfig({
+      HOST: "127.0.0.1",
+      DATABASE_URL: TEST_DATABASE_URL,
+      PORT: "0",
+      EDGEWISE_DATA_DIR: dataDir,
+    }),
     actors: [counter, subscriber],
     subscriptions,
-    brokerSchema: schema,
+    schema: schema,
     brokerTimeScale: 0.01,
     log: () => {},
   });
@@ -40,7 +45,7 @@ interface SubscriberState {
 }
 
 const received = (address: ActorAddress) =>
-  (node.host.inspect(address).state as SubscriberState | undefined)?.received ?? [];
+  (node.host!.inspect(address).state as SubscriberState | undefined)?.received ?? [];
 
 async function deliveredTo(address: ActorAddress, messageIds?: string[]): Promise<number> {
   const broker = node.broker;
@@ -59,7 +64,7 @@ describe("subscriptions on the Bun host, through the broker", () => {
   const all = { type: "subscriber", key: "all" };
 
   test("a published event reaches the subscribers named only by a subscription", async () => {
-    const { reply } = await node.host.ask(producer, "Announce", { note: "hello" });
+    const { reply } = await node.host!.ask(producer, "Announce", { note: "hello" });
     const { id } = reply as { id: string };
     for (const address of [ofProducer, all]) {
       await waitFor(() => received(address).length === 1, 10_000, `the event at ${formatAddress(address)}`);
@@ -68,7 +73,7 @@ describe("subscriptions on the Bun host, through the broker", () => {
       // The broker logs the outcome after the HTTP call returns: the actor may have committed a moment before.
       await waitFor(async () => (await deliveredTo(address)) === 1, 5_000, "the broker's DELIVERED event");
     }
-    await waitFor(() => node.host.inspect(producer).outboxSize === 0, 5_000, "producer's outbox to drain");
+    await waitFor(() => node.host!.inspect(producer).outboxSize === 0, 5_000, "producer's outbox to drain");
   });
 
   test("the same event delivered again through the broker is applied once", async () => {
@@ -84,6 +89,6 @@ describe("subscriptions on the Bun host, through the broker", () => {
     });
     await waitFor(async () => (await deliveredTo(all, [messageId])) === 1, 10_000, "the replay");
     expect(received(all).map((entry) => entry.id)).toEqual([envelope.id]);
-    expect(node.host.inspect(all).inboxSize).toBe(1);
+    expect(node.host!.inspect(all).inboxSize).toBe(1);
   });
 });

@@ -1,0 +1,222 @@
+// One self-hosted Edgewise node, on any runtime that brings a serve and a SQLite driver: the composition root.
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Redis } from "@upstash/redis";
+import { LocalActorHost } from "../actors/hosts/local/index.ts";
+import type { SqlDatabase, SyncMode } from "../actors/hosts/local/sql.ts";
+import { RemoteActorHost } from "../actors/hosts/remote/client.ts";
+import { deliveryPath, QStashTransport } from "../actors/queue/qstash-transport.ts";
+import {
+  type ActorAddress,
+  type ActorHost,
+  type AnyActorDefinition,
+  type Subscription,
+  SubscriptionRegistry,
+} from "../actors/runtime/index.ts";
+import { createApp } from "../edge/app.ts";
+import { PostgresApiKeyStore } from "../edge/middleware/auth/postgres-api-key-store.ts";
+import { clientIp } from "../edge/middleware/client-ip/index.ts";
+import { configuredLimiter } from "../edge/middleware/rate-limit/configured.ts";
+import { rateLimit } from "../edge/middleware/rate-limit/index.ts";
+import type { RatelimitRedis } from "../edge/middleware/rate-limit/upstash.ts";
+import type { DependencyCheck } from "../edge/routes/health.ts";
+import type { Config } from "../shared/config/index.ts";
+import { type Broker, startBroker } from "./local/broker/index.ts";
+import { connect, type Sql } from "./local/broker/db.ts";
+import { startEmbeddedPostgres } from "./local/pglite/index.ts";
+import { jwtSecret } from "./secrets.ts";
+import type { Serve } from "./serve.ts";
+
+export interface NodeOptions {
+  config: Config;
+  actors: AnyActorDefinition[];
+  subscriptions?: Subscription[];
+  serve: Serve;
+  platform: "bun" | "deno";
+  openActorDb: (path: string, sync: SyncMode) => SqlDatabase;
+  /** A TCP Redis client for the rate limiter when REDIS_URL is set (Bun has one; elsewhere use Upstash REST). */
+  tcpRedis?: (url: string) => RatelimitRedis & { close(): void };
+  /** Where the broker delivers each actor's messages. Default: this node's own delivery endpoint. */
+  deliveryUrl?: (target: ActorAddress, publicUrl: string) => string;
+  /** Embedded broker only: shortens retry backoff (tests and development). */
+  brokerTimeScale?: number;
+  /** The Postgres schema for this node's tables, so several nodes can share one database in tests. */
+  schema?: string;
+  log?: (line: string) => void;
+}
+
+export interface EdgewiseNode {
+  url: string;
+  port: number;
+  publicUrl: string;
+  /** The local host; undefined on a gateway whose actors live on a remote actor host. */
+  host: LocalActorHost | undefined;
+  broker: Broker | undefined;
+  brokerUrl: string;
+  sql: Sql;
+  /** A token with every scope, when the JWT secret is the node's own (embedded defaults). */
+  adminToken: string | undefined;
+  stop(): Promise<void>;
+}
+
+export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
+  const { config } = options;
+  const log = options.log ?? ((line: string) => console.log(`[edgewise] ${line}`));
+  const dataDir = resolve(config.EDGEWISE_DATA_DIR);
+  mkdirSync(dataDir, { recursive: true });
+  const stops: Array<() => Promise<unknown> | unknown> = [];
+
+  // One pool for the node: the embedded PGlite serves a single connection, which everyone shares.
+  const embedded = config.DATABASE_URL ? undefined : await startEmbeddedPostgres({ dataDir });
+  if (embedded) stops.push(() => embedded.stop());
+  const sql = await connect({
+    url: config.DATABASE_URL ?? (embedded as { url: string }).url,
+    max: embedded ? embedded.maxConnections : 10,
+    schema: options.schema,
+  });
+  stops.push(() => sql.end({ timeout: 5 }));
+
+  const broker = config.QSTASH_URL
+    ? undefined
+    : await startBroker({
+        sql,
+        port: 0,
+        serve: options.serve,
+        ...(options.brokerTimeScale ? { timeScale: options.brokerTimeScale } : {}),
+        log: (line) => log(`broker: ${line}`),
+      });
+  if (broker) stops.push(() => broker.stop());
+  const queue = {
+    url: config.QSTASH_URL ?? (broker as Broker).url,
+    token: config.QSTASH_TOKEN ?? (broker as Broker).token,
+    currentSigningKey: config.QSTASH_CURRENT_SIGNING_KEY ?? (broker as Broker).currentSigningKey,
+    nextSigningKey: config.QSTASH_NEXT_SIGNING_KEY ?? (broker as Broker).nextSigningKey,
+  };
+
+  const apiKeys = new PostgresApiKeyStore(sql);
+  await apiKeys.migrate();
+  const secret = await jwtSecret(config, dataDir);
+
+  const rateLimitRedis = config.UPSTASH_REDIS_REST_URL
+    ? (new Redis({
+        url: config.UPSTASH_REDIS_REST_URL,
+        token: config.UPSTASH_REDIS_REST_TOKEN as string,
+        enableTelemetry: false,
+        retry: { retries: 1, backoff: () => 50 },
+      }) as unknown as RatelimitRedis)
+    : config.REDIS_URL && options.tcpRedis
+      ? options.tcpRedis(config.REDIS_URL)
+      : undefined;
+  if (rateLimitRedis && "close" in rateLimitRedis)
+    stops.push(() => (rateLimitRedis as { close(): void }).close());
+  const limiter = configuredLimiter({
+    rate: config.RATE_LIMIT,
+    onRedisFailure: config.RATE_LIMIT_ON_REDIS_FAILURE,
+    ...(rateLimitRedis ? { redis: rateLimitRedis } : {}),
+    report: (error) =>
+      log(`rate limiter: Redis failed (${error instanceof Error ? error.message : "error"})`),
+  });
+
+  // The public URL depends on the port actually bound (PORT=0 picks one), so it is read lazily.
+  let publicUrl = config.PUBLIC_URL ?? "";
+  const host = config.ACTOR_HOST_URL
+    ? undefined
+    : new LocalActorHost({
+        actors: options.actors,
+        db: options.openActorDb(join(dataDir, "actors.db"), config.EDGEWISE_SQLITE_SYNC),
+        inboxRetentionMs: config.EDGEWISE_INBOX_RETENTION,
+        idleEvictMs: config.EDGEWISE_IDLE_EVICT,
+        subscriptions: new SubscriptionRegistry(options.subscriptions ?? []),
+        transport: new QStashTransport({
+          baseUrl: queue.url,
+          token: queue.token,
+          deliveryUrl: options.deliveryUrl
+            ? (target) => (options.deliveryUrl as NonNullable<NodeOptions["deliveryUrl"]>)(target, publicUrl)
+            : (target) => `${publicUrl}${deliveryPath(target)}`,
+          retries: config.EDGEWISE_DELIVERY_RETRIES,
+        }),
+      });
+  const actors: ActorHost =
+    host ??
+    new RemoteActorHost({
+      baseUrl: config.ACTOR_HOST_URL as string,
+      secret: config.ACTOR_HOST_SECRET as string,
+    });
+
+  const readiness: DependencyCheck[] = [
+    { name: "postgres", critical: true, check: async () => void (await sql`SELECT 1`) },
+    {
+      name: "broker",
+      critical: true,
+      check: async (signal) => {
+        const response = await fetch(`${queue.url}/v2/keys`, {
+          headers: { authorization: `Bearer ${queue.token}` },
+          signal,
+        });
+        await response.body?.cancel();
+        if (response.status >= 500) throw new Error(`broker answered ${response.status}`);
+      },
+    },
+  ];
+  if (rateLimitRedis) {
+    readiness.push({
+      name: "redis",
+      critical: false,
+      check: async () => void (await rateLimitRedis.get("edgewise:ping")),
+    });
+  }
+
+  const app = createApp({
+    actors,
+    ...(host
+      ? {
+          delivery: {
+            currentSigningKey: queue.currentSigningKey,
+            nextSigningKey: queue.nextSigningKey,
+            publicUrl: () => publicUrl,
+          },
+        }
+      : {}),
+    ...(host && config.ACTOR_HOST_SECRET ? { actorHost: { secret: config.ACTOR_HOST_SECRET } } : {}),
+    clientIp: clientIp({ trustedProxies: config.TRUSTED_PROXIES, platform: options.platform }),
+    auth: {
+      secret: secret.value,
+      ...(config.JWT_JWKS_URL ? { jwksUrl: config.JWT_JWKS_URL } : {}),
+      ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
+      ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
+    },
+    apiKeys,
+    rateLimit: rateLimit({ limiterFor: () => limiter }),
+    readiness,
+    corsOrigins: config.CORS_ORIGINS,
+    bodyLimitBytes: config.BODY_LIMIT,
+    requestTimeoutMs: config.REQUEST_TIMEOUT,
+  });
+  const server = await options.serve({
+    port: config.PORT,
+    hostname: config.HOST,
+    fetch: (request, peer) => app.fetch(request, peer.address ? { remoteAddress: peer.address } : {}),
+  });
+  publicUrl = (config.PUBLIC_URL ?? `http://127.0.0.1:${server.port}`).replace(/\/+$/, "");
+  host?.start();
+
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `http://127.0.0.1:${server.port}`,
+    port: server.port,
+    publicUrl,
+    host,
+    broker,
+    brokerUrl: queue.url,
+    sql,
+    adminToken: await secret.adminToken(),
+    stop() {
+      stopped ??= (async () => {
+        await server.stop();
+        await host?.stop();
+        for (const stop of stops.reverse()) await stop();
+      })();
+      return stopped;
+    },
+  };
+}
