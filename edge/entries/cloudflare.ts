@@ -8,6 +8,7 @@ import {
 } from "../../actors/hosts/cloudflare/queue.ts";
 import { SubscriptionRegistry } from "../../actors/runtime/index.ts";
 import { createApp } from "../app.ts";
+import { gatewayFromEnv } from "./cloudflare-gateway.ts";
 
 /** Bindings, and the queue's variables (see wrangler.toml; the token and signing keys are secrets). */
 interface Env extends QueueEnv {
@@ -41,6 +42,7 @@ export default {
       app = createApp({
         actors: new DurableObjectHost({ counter: env.COUNTER }),
         ...(delivery ? { delivery } : {}),
+        ...gatewayFromEnv(env),
       });
     }
     return app.fetch(request, env, ctx);

@@ -29,7 +29,9 @@ function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
     );
   });
   // Promise.race subscribes to `work`, so its late rejection is handled, not reported as unhandled.
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+  return Promise.race([work, deadline]).finally(() => {
+    if (timer !== undefined) clearTimeout(timer);
+  });
 }
 
 export function resilientLimiter(primary: RateLimiter, options: ResilientLimiterOptions): RateLimiter {

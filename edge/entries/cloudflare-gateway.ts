@@ -1,0 +1,54 @@
+// The gateway's settings on Workers, from the Worker's environment: the same variables as on Bun and Deno.
+import { Redis } from "@upstash/redis/cloudflare";
+import { parseConfig } from "../../shared/config/index.ts";
+import type { AppOptions } from "../app.ts";
+import { clientIp } from "../middleware/client-ip/index.ts";
+import { configuredLimiter } from "../middleware/rate-limit/configured.ts";
+import { rateLimit } from "../middleware/rate-limit/index.ts";
+import type { RatelimitRedis } from "../middleware/rate-limit/upstash.ts";
+
+type GatewayOptions = Pick<
+  AppOptions,
+  "clientIp" | "auth" | "rateLimit" | "corsOrigins" | "bodyLimitBytes" | "requestTimeoutMs"
+>;
+
+/**
+ * JWT_SECRET (a secret) or JWT_JWKS_URL turns authentication on; there is no data dir to generate a key
+ * into on Workers. The rate limiter counts in Upstash Redis when UPSTASH_REDIS_REST_* are set; otherwise per
+ * isolate, which only bounds one isolate's share.
+ */
+export function gatewayFromEnv(env: object): GatewayOptions {
+  const strings = Object.fromEntries(Object.entries(env).filter(([, value]) => typeof value === "string"));
+  const config = parseConfig(strings);
+  const redis = config.UPSTASH_REDIS_REST_URL
+    ? (new Redis({
+        url: config.UPSTASH_REDIS_REST_URL,
+        token: config.UPSTASH_REDIS_REST_TOKEN as string,
+        enableTelemetry: false,
+        retry: { retries: 1, backoff: () => 50 },
+      }) as unknown as RatelimitRedis)
+    : undefined;
+  const limiter = configuredLimiter({
+    rate: config.RATE_LIMIT,
+    onRedisFailure: config.RATE_LIMIT_ON_REDIS_FAILURE,
+    ...(redis ? { redis } : {}),
+  });
+  const authenticates = config.JWT_SECRET !== undefined || config.JWT_JWKS_URL !== undefined;
+  return {
+    clientIp: clientIp({ trustedProxies: config.TRUSTED_PROXIES, platform: "workers" }),
+    ...(authenticates
+      ? {
+          auth: {
+            ...(config.JWT_SECRET ? { secret: config.JWT_SECRET } : {}),
+            ...(config.JWT_JWKS_URL ? { jwksUrl: config.JWT_JWKS_URL } : {}),
+            ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
+            ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
+          },
+        }
+      : {}),
+    rateLimit: rateLimit({ limiterFor: () => limiter }),
+    corsOrigins: config.CORS_ORIGINS,
+    bodyLimitBytes: config.BODY_LIMIT,
+    requestTimeoutMs: config.REQUEST_TIMEOUT,
+  };
+}

@@ -1,0 +1,58 @@
+// Starts a server process for an end-to-end test and waits for a line it prints; kills its whole group.
+import type { Subprocess } from "bun";
+
+export interface Started {
+  child: Subprocess<"ignore", "pipe", "pipe">;
+  /** Everything it printed so far (stdout and stderr). */
+  output(): string;
+  /** The first capture group of `pattern`, once printed. */
+  match: string;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function startProcess(
+  command: string[],
+  options: { env?: Record<string, string>; cwd: string; pattern: RegExp; timeoutMs?: number },
+): Promise<Started> {
+  const child = Bun.spawn(command, {
+    cwd: options.cwd,
+    env: { ...process.env, ...options.env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    detached: true,
+  });
+  let printed = "";
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>)
+      printed += decoder.decode(chunk);
+  };
+  void collect(child.stdout);
+  void collect(child.stderr);
+  const kill = async (signal: NodeJS.Signals = "SIGKILL") => {
+    try {
+      process.kill(-child.pid, signal);
+    } catch {
+      child.kill(signal);
+    }
+    await child.exited;
+  };
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  while (Date.now() < deadline) {
+    const found = options.pattern.exec(printed);
+    if (found) return { child, output: () => printed, match: found[1] ?? found[0], kill };
+    if (child.exitCode !== null) break;
+    await Bun.sleep(50);
+  }
+  await kill();
+  throw new Error(`${command.join(" ")} did not print ${options.pattern}:\n${printed.slice(-3000)}`);
+}
+
+/** A port nobody listens on now. */
+export function freePort(): number {
+  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
+  const port = server.port as number;
+  server.stop(true);
+  return port;
+}
