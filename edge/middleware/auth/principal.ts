@@ -35,7 +35,7 @@ export function requireScope(principal: Principal | undefined, scope: Scope): Pr
 
 /**
  * Object-level authorization: without `admin`, a caller may only touch objects whose owner is itself.
- * `exists` lets the route hide whether someone else's object exists (403 either way).
+ * Call it before revealing whether the object exists, so someone else's id gets 403, never 404.
  */
 export function requireOwner(principal: Principal, ownerId: string): void {
   if (principal.scopes.has("admin") || principal.sub === ownerId) return;
