@@ -66,6 +66,8 @@ export class ActorInstance {
   private readonly kvCache = new Map<string, unknown>();
   private readonly pending = new Map<string, PendingTurn>();
   private uncommitted = 0;
+  /** The latest write; a turn that writes nothing still replies only after it (it may have read its state). */
+  private lastWrite: Promise<void> = Promise.resolve();
   private brokenBy: unknown;
   lastActiveAt: number;
 
@@ -207,6 +209,23 @@ export class ActorInstance {
     const replyJson = reply === undefined ? undefined : JSON.stringify(reply);
     if (options.timerId) effects.timersRemoved.push(options.timerId);
 
+    // A read: an id nobody can redeliver (the host minted it), no effects, the same state. Nothing to commit,
+    // not even an inbox record; the reply still waits behind earlier writes (the output gate).
+    const readOnly =
+      options.freshId === true &&
+      effects.outbox.length === 0 &&
+      effects.timersAdded.length === 0 &&
+      effects.timersRemoved.length === 0 &&
+      effects.kvWrites.size === 0 &&
+      JSON.stringify(nextState) === JSON.stringify(this.state);
+    if (readOnly) {
+      this.lastWrite.then(
+        () => job.resolve({ duplicate: false, reply: parseReply(replyJson) }),
+        (error) => job.reject(resetError(this.address, error)),
+      );
+      return;
+    }
+
     const commit: TurnCommit = {
       state: nextState,
       version: definition.version,
@@ -242,7 +261,7 @@ export class ActorInstance {
     } catch (error) {
       written = Promise.reject(error);
     }
-    return written.then(
+    this.lastWrite = written.then(
       () => {
         this.uncommitted--;
         this.options.onCommitted?.(commit);
@@ -253,6 +272,7 @@ export class ActorInstance {
         throw error;
       },
     );
+    return this.lastWrite;
   }
 
   private async kvRead(key: string): Promise<unknown> {

@@ -74,7 +74,8 @@ describe("local host", () => {
     expect(lost).toBeInstanceOf(EdgewiseError);
     expect((lost as EdgewiseError).code).toBe("actor.reset");
     expect(await count(host, "k")).toBe(1);
-    expect(host.inspect({ type: "counter", key: "k" }).inboxSize).toBe(2);
+    // Only the first increment is recorded: the lost one never committed, and a read records nothing.
+    expect(host.inspect({ type: "counter", key: "k" }).inboxSize).toBe(1);
   });
 
   test("handled ids are forgotten after the retention window, and not before", async () => {
@@ -157,5 +158,36 @@ describe("abortable asks", () => {
       .catch((caught) => caught);
     expect((error as EdgewiseError).code).toBe("timeout");
     expect(host.inspect({ type: "counter", key: "x" }).state).toBeUndefined();
+  });
+});
+
+describe("read-only turns", () => {
+  test("a read with a host-minted id commits nothing, yet never replies before the writes it read", async () => {
+    const real = openBunSqlite(dbFile());
+    let writes = 0;
+    const counting: SqlDatabase = {
+      ...real,
+      transaction: (fn) => {
+        writes++;
+        return real.transaction(fn);
+      },
+    };
+    const host = boot({ db: counting });
+    const write = host.ask({ type: "counter", key: "r" }, "Increment", { by: 2 });
+    const read = host.ask({ type: "counter", key: "r" }, "Get", {});
+    let writeDone = false;
+    void write.then(() => {
+      writeDone = true;
+    });
+    const seen = (await read).reply as { count: number };
+    expect(writeDone).toBe(true);
+    expect(seen.count).toBe(2);
+    const before = writes;
+    await host.ask({ type: "counter", key: "r" }, "Get", {});
+    expect(writes).toBe(before);
+    expect(host.inspect({ type: "counter", key: "r" }).inboxSize).toBe(1);
+    // The same read with a caller-chosen id is recorded: a retry with that id must find its reply.
+    await host.ask({ type: "counter", key: "r" }, "Get", {}, { id: "read-1" });
+    expect(host.inspect({ type: "counter", key: "r" }).inboxSize).toBe(2);
   });
 });
