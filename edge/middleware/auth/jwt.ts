@@ -28,6 +28,8 @@ export interface JwtOptions {
   clockToleranceSeconds?: number | undefined;
   /** The time `exp`/`nbf` are checked against; default the system clock. */
   clock?: Clock | undefined;
+  /** Verified tokens remembered, so a client's repeated token skips the signature check. 0 turns it off. */
+  cacheEntries?: number | undefined;
 }
 
 /**
@@ -66,8 +68,22 @@ export function jwtVerifier(options: JwtOptions): JwtVerifier | undefined {
   };
   const clock = options.clock;
   const claims = (): JWTVerifyOptions => (clock ? { ...checks, currentDate: new Date(clock.now()) } : checks);
+  // jose would import a raw key again on every verification; a CryptoKey is imported once.
+  const hmacCryptoKey =
+    hmacKey === undefined
+      ? undefined
+      : crypto.subtle.importKey(
+          "raw",
+          hmacKey as Uint8Array<ArrayBuffer>,
+          { name: "HMAC", hash: "SHA-256" },
+          false,
+          ["verify"],
+        );
+  const cache = new VerifiedTokens(options.cacheEntries ?? 10_000, options.clockToleranceSeconds ?? 5, clock);
 
   return async (token) => {
+    const remembered = cache.get(token);
+    if (remembered) return remembered;
     let alg: string | undefined;
     try {
       alg = decodeProtectedHeader(token).alg;
@@ -77,13 +93,16 @@ export function jwtVerifier(options: JwtOptions): JwtVerifier | undefined {
     try {
       // The token's `alg` only picks which of our keys to try, and each key is tried with its own algorithms
       // alone: an HS256 token is never checked against a public key (algorithm confusion), nor `none` at all.
-      if (alg === "HS256" && hmacKey !== undefined) {
-        const { payload } = await jwtVerify(token, hmacKey, { ...claims(), algorithms: hmacAlgorithms });
-        return principalFromClaims(payload);
+      if (alg === "HS256" && hmacCryptoKey !== undefined) {
+        const { payload } = await jwtVerify(token, await hmacCryptoKey, {
+          ...claims(),
+          algorithms: hmacAlgorithms,
+        });
+        return cache.remember(token, payload, principalFromClaims(payload));
       }
       if (alg !== undefined && publicKeyAlgorithms.includes(alg) && keySet !== undefined) {
         const { payload } = await jwtVerify(token, keySet, { ...claims(), algorithms: publicKeyAlgorithms });
-        return principalFromClaims(payload);
+        return cache.remember(token, payload, principalFromClaims(payload));
       }
       return { reason: "algorithm not accepted" };
     } catch (error) {
@@ -98,6 +117,51 @@ export function jwtVerifier(options: JwtOptions): JwtVerifier | undefined {
 }
 
 class KeySetUnavailable extends Error {}
+
+/**
+ * Tokens whose signature and claims already checked out, keyed by the exact token string (so a change of one
+ * byte is a miss). A hit is re-checked against the clock (`exp`, `nbf`) and is kept at most a minute, so a key
+ * removed from the JWKS stops being honoured within that. Only successes are kept; a bounded LRU.
+ */
+class VerifiedTokens {
+  private readonly entries = new Map<
+    string,
+    { outcome: ClaimsOutcome; exp: number; nbf: number; until: number }
+  >();
+
+  constructor(
+    private readonly capacity: number,
+    private readonly toleranceSeconds: number,
+    private readonly clock: Clock | undefined,
+  ) {}
+
+  get(token: string): ClaimsOutcome | undefined {
+    const entry = this.entries.get(token);
+    if (!entry) return undefined;
+    const now = this.clock?.now() ?? Date.now();
+    const tolerance = this.toleranceSeconds * 1000;
+    if (now >= entry.until || now >= entry.exp + tolerance || now < entry.nbf - tolerance) {
+      this.entries.delete(token);
+      return undefined;
+    }
+    this.entries.delete(token);
+    this.entries.set(token, entry);
+    return entry.outcome;
+  }
+
+  remember(token: string, payload: { exp?: number; nbf?: number }, outcome: ClaimsOutcome): ClaimsOutcome {
+    if (this.capacity <= 0 || !("principal" in outcome) || payload.exp === undefined) return outcome;
+    const now = this.clock?.now() ?? Date.now();
+    this.entries.set(token, {
+      outcome,
+      exp: payload.exp * 1000,
+      nbf: (payload.nbf ?? 0) * 1000,
+      until: now + 60_000,
+    });
+    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
+    return outcome;
+  }
+}
 
 /** Separates "no key for this token" (the token's fault) from "no key set at all" (ours). */
 function guardKeySet(keySet: JWTVerifyGetKey): JWTVerifyGetKey {

@@ -1,0 +1,26 @@
+import { describe, expect, test } from "bun:test";
+import { ManualClock } from "../../../shared/clock/index.ts";
+import { jwtVerifier } from "./jwt.ts";
+import { issueToken } from "./tokens.ts";
+
+const secret = "a-secret-for-the-token-cache-tests-0123456789";
+
+describe("verified-token cache", () => {
+  test("a remembered token still expires on time, and a one-byte change is checked again", async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 25));
+    const verify = jwtVerifier({ secret, clock, clockToleranceSeconds: 0 });
+    const token = await issueToken({
+      sub: "u",
+      scopes: ["orders:read"],
+      ttlSeconds: 60,
+      secret,
+      now: clock.now(),
+    });
+    expect("principal" in ((await verify?.(token)) ?? {})).toBe(true);
+    expect("principal" in ((await verify?.(token)) ?? {})).toBe(true);
+    const last = token.at(-1) === "A" ? "B" : "A";
+    expect(await verify?.(`${token.slice(0, -1)}${last}`)).toEqual({ reason: "bad signature" });
+    clock.advance(61_000);
+    expect(await verify?.(token)).toEqual({ reason: "expired" });
+  });
+});
