@@ -2,7 +2,11 @@ import { describe, expect, test } from "bun:test";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { type Principal, requireOwner, requireScope } from "./principal.ts";
 
-const caller = (sub: string, ...scopes: string[]): Principal => ({ sub, scopes: new Set(scopes), via: "jwt" });
+const caller = (sub: string, ...scopes: string[]): Principal => ({
+  sub,
+  scopes: new Set(scopes),
+  via: "jwt",
+});
 const codeOf = (run: () => unknown) => {
   try {
     run();
