@@ -1,19 +1,9 @@
 // The Bun entry behind `npm start`: configuration from the environment, then one self-hosted node.
 import { counterActor } from "../../actors/examples/counter.ts";
+import { configOrExit } from "../../deploy/config.ts";
 import { startNode } from "../../deploy/bun/node.ts";
-import { parseConfig } from "../../shared/config/index.ts";
-import { isEdgewiseError } from "../../shared/errors/index.ts";
 
-function loadConfig() {
-  try {
-    return parseConfig(process.env);
-  } catch (error) {
-    console.error(isEdgewiseError(error) ? error.message : error);
-    process.exit(78); // EX_CONFIG
-  }
-}
-
-const config = loadConfig();
+const config = configOrExit();
 const node = await startNode({ config, actors: [counterActor] });
 console.log(`[edgewise] listening on ${node.url} (data in ${config.EDGEWISE_DATA_DIR})`);
 console.log(`[edgewise] queue: ${node.broker ? `embedded broker at ${node.brokerUrl}` : node.brokerUrl}`);

@@ -1,22 +1,12 @@
 // The Deno entry behind `npm run start:deno`: the same node as on Bun, with Deno.serve and node:sqlite.
 import process from "node:process";
 import { counterActor } from "../../actors/examples/counter.ts";
+import { configOrExit } from "../../deploy/config.ts";
 import { openNodeSqlite } from "../../actors/hosts/local/sqlite-node.ts";
 import { denoServe } from "../../deploy/deno/serve.ts";
 import { startNode } from "../../deploy/node.ts";
-import { parseConfig } from "../../shared/config/index.ts";
-import { isEdgewiseError } from "../../shared/errors/index.ts";
 
-function loadConfig() {
-  try {
-    return parseConfig(process.env);
-  } catch (error) {
-    console.error(isEdgewiseError(error) ? error.message : error);
-    process.exit(78); // EX_CONFIG
-  }
-}
-
-const config = loadConfig();
+const config = configOrExit();
 // Deno has no built-in TCP Redis client here: with REDIS_URL alone the limiter counts in memory; use
 // UPSTASH_REDIS_REST_URL (the bridge in deploy/local/redis-bridge, or Upstash) for a shared count.
 const node = await startNode({

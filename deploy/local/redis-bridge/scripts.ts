@@ -1,12 +1,7 @@
 // Lua shebang flags that Upstash accepts and open-source Redis refuses, removed before a script reaches Redis.
 import { createHash } from "node:crypto";
+import { withoutUpstashOnlyFlags } from "../../../shared/redis/lua-shebang.ts";
 
-/**
- * `allow-key-locking` tells Upstash to lock only the script's KEYS (ratelimit-js#154); @upstash/ratelimit 2.x
- * puts it on every script. Redis 7 answers `ERR Unexpected flag in script shebang`, so the bridge drops it.
- * Other unknown flags still reach Redis and fail there, verbatim.
- */
-const UPSTASH_ONLY_FLAGS = new Set(["allow-key-locking"]);
 const MAX_ALIASES = 1024;
 
 const sha1 = (text: string) => createHash("sha1").update(text, "utf8").digest("hex");
@@ -28,21 +23,8 @@ export class ScriptShim {
 
   /** The script Redis should run, or undefined when it needs no change. */
   rewrite(script: string): Rewritten | undefined {
-    if (!script.startsWith("#!")) return undefined;
-    const lineEnd = script.indexOf("\n");
-    const firstLine = lineEnd < 0 ? script : script.slice(0, lineEnd);
-    let changed = false;
-    const parts = firstLine.split(" ").map((part) => {
-      if (!part.startsWith("flags=")) return part;
-      const flags = part.slice("flags=".length).split(",");
-      const kept = flags.filter((flag) => !UPSTASH_ONLY_FLAGS.has(flag));
-      if (kept.length === flags.length) return part;
-      changed = true;
-      // `#!lua flags=` (no flags) keeps the shebang semantics the script asked for, minus the lock hint.
-      return `flags=${kept.join(",")}`;
-    });
-    if (!changed) return undefined;
-    const rewritten = parts.join(" ") + (lineEnd < 0 ? "" : script.slice(lineEnd));
+    const rewritten = withoutUpstashOnlyFlags(script);
+    if (rewritten === script) return undefined;
     const result = { script: rewritten, clientSha: sha1(script), redisSha: sha1(rewritten) };
     this.remember(result.clientSha, result.redisSha);
     return result;

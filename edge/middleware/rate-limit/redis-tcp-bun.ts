@@ -2,7 +2,7 @@
 import { RedisClient } from "bun";
 import type { Redis } from "@upstash/redis";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
-import { withoutUpstashOnlyFlags } from "./lua-shebang.ts";
+import { withoutUpstashOnlyFlags } from "../../../shared/redis/lua-shebang.ts";
 import type { RatelimitRedis } from "./upstash.ts";
 
 export interface TcpRedisOptions {
