@@ -2,6 +2,7 @@
 export * from "./address.ts";
 export * from "./context.ts";
 export * from "./define.ts";
+export * from "./group-commit.ts";
 export * from "./host.ts";
 export * from "./migrate.ts";
 export * from "./registry.ts";

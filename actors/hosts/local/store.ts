@@ -1,13 +1,14 @@
 // The local host's store: every actor's state, inbox, outbox, timers and kv in one SQLite file, group-committed.
 import type { Envelope } from "../../../shared/envelope/index.ts";
-import type {
-  ActorStorage,
-  InboxRecord,
-  OutboxRecord,
-  OutboxStore,
-  StoredState,
-  TimerRecord,
-  TurnCommit,
+import {
+  type ActorStorage,
+  GroupCommit,
+  type InboxRecord,
+  type OutboxRecord,
+  type OutboxStore,
+  type StoredState,
+  type TimerRecord,
+  type TurnCommit,
 } from "../../runtime/index.ts";
 import { type SqlDatabase, type SqlStatement, schema, schemaVersion } from "./sql.ts";
 
@@ -16,16 +17,6 @@ export interface DueTimer extends TimerRecord {
   attempts: number;
 }
 
-interface QueuedCommit {
-  view: ActorStorageView;
-  commit: TurnCommit;
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
-
-/** Commits wait at most one macrotask, and a batch holds at most this many turns (bounds reply latency). */
-const maxBatch = 512;
-
 const defer: (fn: () => void) => void =
   typeof globalThis.setImmediate === "function"
     ? (fn) => globalThis.setImmediate(fn)
@@ -33,8 +24,7 @@ const defer: (fn: () => void) => void =
 
 export class LocalStore implements OutboxStore {
   private readonly q: Record<string, SqlStatement>;
-  private queue: QueuedCommit[] = [];
-  private flushScheduled = false;
+  private readonly commits: GroupCommit<ActorStorageView>;
 
   constructor(private readonly db: SqlDatabase) {
     db.exec(schema);
@@ -73,6 +63,13 @@ export class LocalStore implements OutboxStore {
       kvDelete: "DELETE FROM kv WHERE actor = ? AND key = ?",
     };
     this.q = Object.fromEntries(Object.entries(sql).map(([name, text]) => [name, db.prepare(text)]));
+    this.commits = new GroupCommit<ActorStorageView>({
+      defer,
+      write: (batch) =>
+        db.transaction(() => {
+          for (const entry of batch) this.write(entry.view.actor, entry.commit);
+        }),
+    });
   }
 
   /** A fresh storage view for one activation of one actor. */
@@ -97,37 +94,12 @@ export class LocalStore implements OutboxStore {
   }
 
   enqueueCommit(view: ActorStorageView, commit: TurnCommit): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ view, commit, resolve, reject });
-      if (this.queue.length >= maxBatch) this.flush();
-      else if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        defer(() => this.flush());
-      }
-    });
+    return this.commits.enqueue(view, commit);
   }
 
-  /** Writes every queued turn in one transaction (one fsync), then releases their replies. */
+  /** Writes every queued turn now (one transaction, one fsync). */
   flush(): void {
-    this.flushScheduled = false;
-    const batch = this.queue;
-    this.queue = [];
-    if (batch.length === 0) return;
-    // A view whose earlier commit failed must not write turns computed on top of it.
-    const writable = batch.filter((entry) => !entry.view.poisoned);
-    for (const entry of batch) if (entry.view.poisoned) entry.reject(entry.view.poisoned);
-    try {
-      this.db.transaction(() => {
-        for (const entry of writable) this.write(entry.view.actor, entry.commit);
-      });
-    } catch (error) {
-      for (const entry of writable) {
-        entry.view.poisoned ??= error;
-        entry.reject(error);
-      }
-      return;
-    }
-    for (const entry of writable) entry.resolve();
+    this.commits.flush();
   }
 
   private write(actor: string, commit: TurnCommit): void {
@@ -254,7 +226,6 @@ export class ActorStorageView implements ActorStorage {
   }
 
   commit(commit: TurnCommit): Promise<void> {
-    if (this.poisoned !== undefined) return Promise.reject(this.poisoned);
     return this.store.enqueueCommit(this, commit);
   }
 

@@ -1,0 +1,70 @@
+// Group commit: turns queued until the next macrotask (or a full batch) are written in one transaction.
+import type { TurnCommit } from "./storage.ts";
+
+/** One activation's storage view: once a commit of it fails, it refuses the turns computed on top of it. */
+export interface CommitView {
+  poisoned: unknown;
+}
+
+interface Queued<View extends CommitView> {
+  view: View;
+  commit: TurnCommit;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+export interface GroupCommitOptions<View extends CommitView> {
+  /** Writes every turn of a batch in one synchronous transaction, or throws and writes none. */
+  write: (batch: ReadonlyArray<{ view: View; commit: TurnCommit }>) => void;
+  /** Runs the flush after the turns already queued in this tick (setImmediate, or setTimeout 0). */
+  defer: (flush: () => void) => void;
+  /** A batch holds at most this many turns, which bounds how long a reply waits for its commit. */
+  maxBatch?: number;
+}
+
+/**
+ * Why: one fsync (or, on workerd, one output-gate flush) per batch instead of per turn. A turn's reply still
+ * waits for its own batch. If a batch fails, every turn in it fails and their views are poisoned, so a turn
+ * that an actor computed on top of a lost one can never land in a later batch.
+ */
+export class GroupCommit<View extends CommitView> {
+  private queue: Array<Queued<View>> = [];
+  private scheduled = false;
+  private readonly maxBatch: number;
+
+  constructor(private readonly options: GroupCommitOptions<View>) {
+    this.maxBatch = options.maxBatch ?? 512;
+  }
+
+  enqueue(view: View, commit: TurnCommit): Promise<void> {
+    if (view.poisoned !== undefined) return Promise.reject(view.poisoned);
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ view, commit, resolve, reject });
+      if (this.queue.length >= this.maxBatch) this.flush();
+      else if (!this.scheduled) {
+        this.scheduled = true;
+        this.options.defer(() => this.flush());
+      }
+    });
+  }
+
+  /** Writes every queued turn now, in one transaction, then releases their replies. */
+  flush(): void {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    const writable = batch.filter((entry) => entry.view.poisoned === undefined);
+    for (const entry of batch) if (entry.view.poisoned !== undefined) entry.reject(entry.view.poisoned);
+    try {
+      this.options.write(writable);
+    } catch (error) {
+      for (const entry of writable) {
+        entry.view.poisoned ??= error;
+        entry.reject(error);
+      }
+      return;
+    }
+    for (const entry of writable) entry.resolve();
+  }
+}
