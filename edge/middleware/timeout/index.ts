@@ -17,9 +17,13 @@ const slotMs = 50;
  */
 export function timeout(options: TimeoutOptions = {}) {
   const ms = options.ms ?? 10_000;
+  // workerd ties a timer to the request that created it and refuses its use from another request.
+  const perRequest =
+    (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent === "Cloudflare-Workers";
   let slot = -1;
   let shared: AbortSignal | undefined;
   const deadlineFor = (now: number) => {
+    if (perRequest) return AbortSignal.timeout(ms);
     const current = Math.floor(now / slotMs);
     if (current !== slot || !shared) {
       slot = current;
