@@ -76,12 +76,23 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   });
   stops.push(() => sql.end({ timeout: 5 }));
 
+  // The embedded broker hands deliveries for this node straight to the app: the same signed request, route and
+  // verification, without a loopback TCP hop. Anything else (another node, a webhook) goes out over fetch.
+  let ownOrigin = "";
+  let appFetch: ((request: Request) => Response | Promise<Response>) | undefined;
+  const brokerFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const request = new Request(input, init);
+    return appFetch && ownOrigin && request.url.startsWith(`${ownOrigin}/`)
+      ? appFetch(request)
+      : fetch(request);
+  };
   const broker = config.QSTASH_URL
     ? undefined
     : await startBroker({
         sql,
         port: 0,
         serve: options.serve,
+        fetch: brokerFetch,
         ...(options.brokerTimeScale ? { timeScale: options.brokerTimeScale } : {}),
         log: (line) => log(`broker: ${line}`),
       });
@@ -198,6 +209,8 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     fetch: (request, peer) => app.fetch(request, peer.address ? { remoteAddress: peer.address } : {}),
   });
   publicUrl = (config.PUBLIC_URL ?? `http://127.0.0.1:${server.port}`).replace(/\/+$/, "");
+  ownOrigin = publicUrl;
+  appFetch = (request) => app.fetch(request, { remoteAddress: "127.0.0.1" });
   host?.start();
 
   let stopped: Promise<void> | undefined;

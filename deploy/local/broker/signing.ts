@@ -1,9 +1,8 @@
 // Upstash-Signature: the HS256 JWT QStash puts on every delivery, as the SDK's Receiver verifies it.
-import { base64url, SignJWT } from "jose";
+import { createHash, createHmac, createSecretKey, randomUUID } from "node:crypto";
+import { base64url } from "jose";
 
 export type Signer = (url: string, body: Uint8Array) => Promise<string>;
-
-const encoder = new TextEncoder();
 
 /** base64url(SHA-256(body)), the `body` claim. */
 export async function bodyHash(body: Uint8Array): Promise<string> {
@@ -14,26 +13,24 @@ export async function bodyHash(body: Uint8Array): Promise<string> {
 /**
  * A signer for one signing key. Claims: iss "Upstash", sub = destination URL, iat/nbf = now, exp = now + 5 min,
  * a unique jti, and body = base64url(SHA-256(body)). The Receiver tries the current key, then the next one.
+ * Signed with node:crypto's HMAC, synchronously and with the key prepared once: jose's SignJWT cost about a
+ * fifth of the broker's CPU per delivery. The token is the same compact HS256 JWS jose would produce.
  */
 export function createSigner(signingKey: string): Signer {
-  // Imported once: jose would import a raw Uint8Array key again on every signature.
-  const key = crypto.subtle.importKey(
-    "raw",
-    encoder.encode(signingKey),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
+  const header = base64url.encode(JSON.stringify({ alg: "HS256", typ: "JWT" }));
+  const key = createSecretKey(Buffer.from(signingKey, "utf8"));
   return async (url, body) => {
     const now = Math.floor(Date.now() / 1000);
-    return await new SignJWT({ body: await bodyHash(body) })
-      .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-      .setIssuer("Upstash")
-      .setSubject(url)
-      .setIssuedAt(now)
-      .setNotBefore(now)
-      .setExpirationTime(now + 300)
-      .setJti(`jwt_${crypto.randomUUID().replaceAll("-", "")}`)
-      .sign(await key);
+    const claims = {
+      body: createHash("sha256").update(body).digest("base64url"),
+      iss: "Upstash",
+      sub: url,
+      iat: now,
+      nbf: now,
+      exp: now + 300,
+      jti: `jwt_${randomUUID().replaceAll("-", "")}`,
+    };
+    const signingInput = `${header}.${base64url.encode(JSON.stringify(claims))}`;
+    return `${signingInput}.${createHmac("sha256", key).update(signingInput).digest("base64url")}`;
   };
 }
