@@ -22,6 +22,7 @@ const CLAIM_BATCH = 256;
  */
 export class Dispatcher {
   private inFlight = 0;
+  private pendingOutcomes = 0;
   private running = false;
   private again = false;
   private stopped = false;
@@ -101,20 +102,40 @@ export class Dispatcher {
     else this.timer = setTimeout(() => this.wake(), sleep);
   }
 
+  /**
+   * A slot is freed as soon as the destination answered, not when the outcome is committed: the message stays
+   * `active` until then (so it is neither claimed again nor lost in a crash), and outcomes commit in batches.
+   * Holding the slot through that commit capped delivery at about slots / commit latency. Outcomes still
+   * waiting are bounded: past four times the slots, a slot waits for its outcome again.
+   */
   private launch(message: MessageRow): void {
     this.inFlight++;
+    let slotHeld = true;
+    const release = () => {
+      if (!slotHeld) return;
+      slotHeld = false;
+      this.inFlight--;
+      this.wake();
+    };
     const delivery = (async () => {
       try {
         const outcome = await deliverOnce(message, this.options);
-        await this.outcomes.submit([outcome]);
+        this.pendingOutcomes++;
+        if (this.pendingOutcomes <= this.options.concurrency * 4) release();
+        try {
+          await this.outcomes.submit([outcome]);
+        } finally {
+          this.pendingOutcomes--;
+          // A committed outcome can unblock work: the next message of a FIFO queue, or a retry now due.
+          if (!slotHeld) this.wake();
+        }
         if (outcome.kind === "delivered") this.delivered++;
       } catch (error) {
         this.options.log(
           `delivery of ${message.id}: ${error instanceof Error ? error.message : String(error)}`,
         );
       } finally {
-        this.inFlight--;
-        this.wake();
+        release();
       }
     })();
     this.deliveries.add(delivery);
