@@ -48,3 +48,4 @@ const server = Bun.serve({
   fetch: (request, self) => app.fetch(request, { remoteAddress: self.requestIP(request)?.address }),
 });
 console.log(`listening ${server.port}`);
+process.on("SIGTERM", () => process.exit(0));
