@@ -18,7 +18,8 @@ async function start(dataDir: string, port: number) {
   const decoder = new TextDecoder();
   let printed = "";
   const deadline = Date.now() + 45_000;
-  while (!/admin token[^:]*: (\S+)/.test(printed) && Date.now() < deadline) {
+  // The curl line is printed last; the token and the curl line may arrive in different chunks.
+  while (!/try: curl .*\n/.test(printed) && Date.now() < deadline) {
     const { done, value } = await reader.read();
     if (done) break;
     printed += decoder.decode(value, { stream: true });
