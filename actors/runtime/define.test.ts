@@ -1,3 +1,4 @@
+// defineActor refuses malformed definitions: bad type names, missing handlers, missing migrations.
 import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
 import { defineActor } from "./define.ts";

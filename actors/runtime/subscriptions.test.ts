@@ -1,3 +1,4 @@
+// Subscriptions: fan-out per subscribed actor, and a bad key selector held back in the relay, not dropped.
 import { describe, expect, test } from "bun:test";
 import { ManualClock } from "../../shared/clock/index.ts";
 import { createEnvelope, type Envelope } from "../../shared/envelope/index.ts";

@@ -1,3 +1,4 @@
+// The signed delivery endpoint: valid, duplicate, forged, expired and poison deliveries.
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -1,3 +1,4 @@
+// Configuration: defaults, parsing, and errors that name the variable without echoing its value.
 import { describe, expect, test } from "bun:test";
 import { EdgewiseError } from "../errors/index.ts";
 import { parseConfig, parseDuration } from "./index.ts";

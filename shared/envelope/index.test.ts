@@ -1,3 +1,4 @@
+// The CloudEvents envelope: built valid, extensions kept, invalid ones refused with field paths.
 import { describe, expect, test } from "bun:test";
 import { EdgewiseError } from "../errors/index.ts";
 import { createEnvelope, parseEnvelope } from "./index.ts";

@@ -1,3 +1,4 @@
+// The error model: problem+json rendering, hidden internals, and a brand that survives the wire.
 import { describe, expect, test } from "bun:test";
 import { EdgewiseError, isEdgewiseError, problemResponse, toEdgewiseError, toProblem } from "./index.ts";
 

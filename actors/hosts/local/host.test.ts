@@ -1,3 +1,4 @@
+// The local host: clock-driven timers, failed group commits, retention, eviction, recovery, aborts, reads.
 import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -1,3 +1,4 @@
+// The verified-token cache: a remembered token still expires on time; any changed byte is checked again.
 import { describe, expect, test } from "bun:test";
 import { ManualClock } from "../../../shared/clock/index.ts";
 import { jwtVerifier } from "./jwt.ts";

@@ -1,3 +1,4 @@
+// Scope and object-level authorization: 401 anonymous, 403 missing scope or someone else's object.
 import { describe, expect, test } from "bun:test";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { type Principal, requireOwner, requireScope } from "./principal.ts";
