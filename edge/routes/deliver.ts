@@ -1,7 +1,7 @@
 // The signed delivery endpoint: the broker pushes a message here; it reaches the actor's inbox, and 2xx means committed.
 import { Receiver } from "@upstash/qstash";
 import { Hono } from "hono";
-import { parseEnvelope } from "../../shared/envelope/index.ts";
+import type { Envelope } from "../../shared/envelope/index.ts";
 import { EdgewiseError, problemContentType, toEdgewiseError, toProblem } from "../../shared/errors/index.ts";
 import { type ActorHost, formatAddress } from "../../actors/runtime/index.ts";
 
@@ -50,11 +50,12 @@ export function deliveryRoutes(options: DeliveryOptions): Hono {
       return problem(c.req.path, new EdgewiseError("unauthorized", "missing or invalid Upstash-Signature"));
     }
     try {
-      const envelope = parseEnvelope(JSON.parse(body));
+      const envelope = JSON.parse(body) as Envelope;
       const address = { type: c.req.param("type"), key: c.req.param("key") };
-      if (envelope.target !== formatAddress(address)) {
+      if (typeof envelope !== "object" || envelope === null || envelope.target !== formatAddress(address)) {
         throw new EdgewiseError("envelope.invalid", "the envelope's target does not match the delivery URL");
       }
+      // `receive` validates the envelope (once) and refuses a bad one with envelope.invalid, hence 489.
       const outcome = await options.actors.receive(envelope);
       return c.json({ duplicate: outcome.duplicate });
     } catch (thrown) {

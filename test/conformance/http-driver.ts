@@ -33,7 +33,21 @@ export class HttpDriver implements ConformanceDriver {
     return driver;
   }
 
+  /**
+   * A port picked as free can be taken by another process before the host binds it: then the command is built
+   * again (with a fresh port) and started once more.
+   */
   private async spawn(profileVersion: 1 | 2): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.spawnOnce(profileVersion);
+      } catch (error) {
+        if (attempt >= 3 || !/address already in use|EADDRINUSE/i.test(this.output)) throw error;
+      }
+    }
+  }
+
+  private async spawnOnce(profileVersion: 1 | 2): Promise<void> {
     this.output = "";
     const child = Bun.spawn(this.spec.command(profileVersion), {
       cwd: this.spec.cwd ?? process.cwd(),

@@ -62,8 +62,12 @@ export async function deliverOnce(message: MessageRow, ctx: DeliverContext): Pro
   } catch (error) {
     return failure(message, null, errorText(error), null, ctx);
   }
+  if (status >= 200 && status < 300) {
+    // A success's body is never kept: release it without reading it.
+    await response.body?.cancel().catch(() => {});
+    return { kind: "delivered", message, status };
+  }
   const responseBody = await readSome(response).catch(() => new Uint8Array(0));
-  if (status >= 200 && status < 300) return { kind: "delivered", message, status };
   const error = `destination answered ${status}`;
   if (status === 489 && response.headers.get("upstash-nonretryable-error")?.toLowerCase() === "true") {
     return {
