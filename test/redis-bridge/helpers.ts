@@ -1,4 +1,5 @@
 // Test helpers for the Redis REST bridge: a bridge on a free port, a direct RESP connection, per-run key prefixes.
+import { afterAll, beforeAll } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { parseRedisUrl, RespConnection } from "../../deploy/local/redis-bridge/connection.ts";
 import { type RedisBridge, startRedisBridge } from "../../deploy/local/redis-bridge/index.ts";
@@ -72,3 +73,21 @@ export async function call(
 }
 
 export const b64 = (value: string | Uint8Array) => Buffer.from(value).toString("base64");
+
+/** A bridge and a direct Redis connection for one test file; the file's keys are deleted afterwards. */
+export function useBridge(
+  prefix: string,
+  started: (fixture: { bridge: RedisBridge; raw: RespConnection }) => void,
+): void {
+  let fixture: { bridge: RedisBridge; raw: RespConnection } | undefined;
+  beforeAll(async () => {
+    fixture = { bridge: await startTestBridge(), raw: await openDirect() };
+    started(fixture);
+  });
+  afterAll(async () => {
+    if (!fixture) return;
+    await cleanup(fixture.raw, prefix);
+    fixture.raw.close();
+    await fixture.bridge.stop();
+  });
+}

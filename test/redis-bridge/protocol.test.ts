@@ -1,8 +1,8 @@
 // The bridge's REST protocol with raw fetch: bearer and ?_token= auth, Upstash-Encoding: base64, binary values.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { RespConnection } from "../../deploy/local/redis-bridge/connection.ts";
 import type { RedisBridge } from "../../deploy/local/redis-bridge/index.ts";
-import { b64, call, cleanup, direct, openDirect, startTestBridge, uniquePrefix } from "./helpers.ts";
+import { b64, call, direct, uniquePrefix, useBridge } from "./helpers.ts";
 
 const prefix = uniquePrefix("protocol");
 const k = (name: string) => `${prefix}${name}`;
@@ -10,15 +10,8 @@ const BASE64 = { "upstash-encoding": "base64" };
 let bridge: RedisBridge;
 let raw: RespConnection;
 
-beforeAll(async () => {
-  bridge = await startTestBridge();
-  raw = await openDirect();
-});
-
-afterAll(async () => {
-  await cleanup(raw, prefix);
-  raw.close();
-  await bridge.stop();
+useBridge(prefix, (fixture) => {
+  ({ bridge, raw } = fixture);
 });
 
 describe("auth", () => {

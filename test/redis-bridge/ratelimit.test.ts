@@ -4,12 +4,11 @@
 // with it on a later call would not reach the bridge; off, every call is decided by the Lua script in Redis.
 // timeout: 0 — the default 5 s timeout fails open (success: true, reason "timeout"), which would turn a slow or
 // broken bridge into extra allowed requests instead of a failed test.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { Ratelimit } from "@upstash/ratelimit";
 import { Redis } from "@upstash/redis";
-import type { RespConnection } from "../../deploy/local/redis-bridge/connection.ts";
 import type { RedisBridge } from "../../deploy/local/redis-bridge/index.ts";
-import { cleanup, openDirect, startTestBridge, uniquePrefix } from "./helpers.ts";
+import { uniquePrefix, useBridge } from "./helpers.ts";
 
 type Limiter = ConstructorParameters<typeof Ratelimit>[0]["limiter"];
 type Result = Awaited<ReturnType<Ratelimit["limit"]>>;
@@ -18,17 +17,9 @@ const WINDOW_MS = 10_000;
 const CALLS = 200;
 const prefix = uniquePrefix("ratelimit");
 let bridge: RedisBridge;
-let raw: RespConnection;
 
-beforeAll(async () => {
-  bridge = await startTestBridge();
-  raw = await openDirect();
-});
-
-afterAll(async () => {
-  await cleanup(raw, prefix);
-  raw.close();
-  await bridge.stop();
+useBridge(prefix, (fixture) => {
+  ({ bridge } = fixture);
 });
 
 /** The windows are epoch-aligned; start a burst with at least `needMs` left in the current one. */

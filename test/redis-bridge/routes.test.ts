@@ -1,9 +1,9 @@
 // The bridge's routes with raw fetch: errors passed through, malformed input, refusals, path form, multi-exec, scripts.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { RespConnection } from "../../deploy/local/redis-bridge/connection.ts";
 import type { RedisBridge } from "../../deploy/local/redis-bridge/index.ts";
 import { ErrorReply } from "../../deploy/local/redis-bridge/resp.ts";
-import { b64, call, cleanup, direct, openDirect, startTestBridge, text, uniquePrefix } from "./helpers.ts";
+import { b64, call, direct, text, uniquePrefix, useBridge } from "./helpers.ts";
 
 const prefix = uniquePrefix("routes");
 const k = (name: string) => `${prefix}${name}`;
@@ -11,15 +11,8 @@ const BASE64 = { "upstash-encoding": "base64" };
 let bridge: RedisBridge;
 let raw: RespConnection;
 
-beforeAll(async () => {
-  bridge = await startTestBridge();
-  raw = await openDirect();
-});
-
-afterAll(async () => {
-  await cleanup(raw, prefix);
-  raw.close();
-  await bridge.stop();
+useBridge(prefix, (fixture) => {
+  ({ bridge, raw } = fixture);
 });
 
 describe("errors", () => {

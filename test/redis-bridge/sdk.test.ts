@@ -1,25 +1,18 @@
 // The official @upstash/redis client, unpatched and with its default base64 encoding, against the bridge.
 // Since 1.3x the SDK auto-pipelines by default (commands of one tick go to /pipeline together), so the suite runs
 // once that way and once with enableAutoPipelining: false, which sends each command to POST /.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { Redis } from "@upstash/redis";
 import type { RespConnection } from "../../deploy/local/redis-bridge/connection.ts";
 import type { RedisBridge } from "../../deploy/local/redis-bridge/index.ts";
-import { cleanup, direct, openDirect, startTestBridge, text, uniquePrefix } from "./helpers.ts";
+import { direct, text, uniquePrefix, useBridge } from "./helpers.ts";
 
 const prefix = uniquePrefix("sdk");
 let bridge: RedisBridge;
 let raw: RespConnection;
 
-beforeAll(async () => {
-  bridge = await startTestBridge();
-  raw = await openDirect();
-});
-
-afterAll(async () => {
-  await cleanup(raw, prefix);
-  raw.close();
-  await bridge.stop();
+useBridge(prefix, (fixture) => {
+  ({ bridge, raw } = fixture);
 });
 
 describe.each([
