@@ -1,6 +1,7 @@
 // The Bun entry behind `npm start`: configuration from the environment, then one self-hosted node.
 import { counterActor } from "../../actors/examples/counter.ts";
 import { configOrExit } from "../../deploy/config.ts";
+import { stopOnSignals } from "../../deploy/shutdown.ts";
 import { startNode } from "../../deploy/bun/node.ts";
 
 const config = configOrExit();
@@ -15,10 +16,7 @@ if (node.adminToken) {
   );
 }
 
-async function shutdown(signal: string) {
-  console.log(`[edgewise] ${signal}: draining and closing`);
-  await node.stop();
-  process.exit(0);
-}
-process.on("SIGINT", () => void shutdown("SIGINT"));
-process.on("SIGTERM", () => void shutdown("SIGTERM"));
+stopOnSignals(
+  () => node.stop(),
+  (signal) => console.log(`[edgewise] ${signal}: draining and closing`),
+);

@@ -1,7 +1,7 @@
 // The Deno entry behind `npm run start:deno`: the same node as on Bun, with Deno.serve and node:sqlite.
-import process from "node:process";
 import { counterActor } from "../../actors/examples/counter.ts";
 import { configOrExit } from "../../deploy/config.ts";
+import { stopOnSignals } from "../../deploy/shutdown.ts";
 import { openNodeSqlite } from "../../actors/hosts/local/sqlite-node.ts";
 import { denoServe } from "../../deploy/deno/serve.ts";
 import { startNode } from "../../deploy/node.ts";
@@ -19,10 +19,7 @@ const node = await startNode({
 console.log(`[edgewise] listening on ${node.url} (Deno, data in ${config.EDGEWISE_DATA_DIR})`);
 if (node.adminToken) console.log(`[edgewise] admin token (24 h, local development): ${node.adminToken}`);
 
-async function shutdown(signal: string) {
-  console.log(`[edgewise] ${signal}: draining and closing`);
-  await node.stop();
-  process.exit(0);
-}
-process.on("SIGINT", () => void shutdown("SIGINT"));
-process.on("SIGTERM", () => void shutdown("SIGTERM"));
+stopOnSignals(
+  () => node.stop(),
+  (signal) => console.log(`[edgewise] ${signal}: draining and closing`),
+);

@@ -1,4 +1,5 @@
 // CLI: `npx bun deploy/local/broker/main.ts` runs the QStash-compatible broker, configured from the environment.
+import { stopOnSignals } from "../../shutdown.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_PORT, DEV_TOKEN, startBroker } from "./index.ts";
 
@@ -44,14 +45,4 @@ console.log(
   ].join("\n"),
 );
 
-let stopping = false;
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    broker.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  });
-}
+stopOnSignals(() => broker.stop());

@@ -1,4 +1,5 @@
 // CLI: `npx bun deploy/local/redis-bridge/main.ts` serves Upstash's Redis REST API over a local Redis.
+import { stopOnSignals } from "../../shutdown.ts";
 import { randomBytes } from "node:crypto";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { DEFAULT_PORT, DEFAULT_REDIS_URL, startRedisBridge } from "./index.ts";
@@ -37,14 +38,4 @@ console.log(
   ].join("\n"),
 );
 
-let stopping = false;
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    bridge.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  });
-}
+stopOnSignals(() => bridge.stop());
