@@ -1,4 +1,5 @@
 // Durable turns/s and ask latency on Durable Objects in workerd (`wrangler dev`): one hot actor and 1,000 actors.
+import { freePort, wranglerDev, wranglerEnv } from "../../test/support/wrangler.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,37 +35,19 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-function freePort(): number {
-  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = server.port as number;
-  server.stop(true);
-  return port;
-}
-
 async function startWrangler(persistTo: string) {
   const port = freePort();
   // Its own process group: wrangler runs workerd as children, and killing wrangler alone leaves them serving.
   const child = Bun.spawn(
-    [
-      join(root, "node_modules/.bin/wrangler"),
-      "dev",
-      "-c",
-      "bench/actor-turns/worker/wrangler.toml",
-      "--ip",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--inspector-port",
-      String(freePort()),
-      "--persist-to",
+    wranglerDev({
+      config: "bench/actor-turns/worker/wrangler.toml",
+      port,
       persistTo,
-      "--log-level",
-      "warn",
-      "--show-interactive-dev-session=false",
-    ],
+      extra: ["--log-level", "warn"],
+    }),
     {
       cwd: root,
-      env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
+      env: { ...process.env, ...wranglerEnv },
       stdin: "ignore",
       stdout: "ignore",
       stderr: "ignore",

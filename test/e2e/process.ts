@@ -49,10 +49,4 @@ export async function startProcess(
   throw new Error(`${command.join(" ")} did not print ${options.pattern}:\n${printed.slice(-3000)}`);
 }
 
-/** A port nobody listens on now. */
-export function freePort(): number {
-  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = server.port as number;
-  server.stop(true);
-  return port;
-}
+export { freePort } from "../support/wrangler.ts";

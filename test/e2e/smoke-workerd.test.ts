@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { issueToken } from "../../edge/middleware/auth/tokens.ts";
-import { freePort, startProcess } from "./process.ts";
+import { wranglerDev, wranglerEnv } from "../support/wrangler.ts";
+import { startProcess } from "./process.ts";
 import { gatewaySmoke } from "./smoke.ts";
 
 const root = resolve(import.meta.dir, "../..");
@@ -13,27 +14,11 @@ test("smoke on workerd: authentication, rate limit, actor ask", async () => {
   const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
   const persistTo = mkdtempSync(join(tmpdir(), "edgewise-smoke-workerd-"));
   const server = await startProcess(
-    [
-      join(root, "node_modules/.bin/wrangler"),
-      "dev",
-      "--ip",
-      "127.0.0.1",
-      "--port",
-      String(freePort()),
-      "--inspector-port",
-      String(freePort()),
-      "--persist-to",
-      persistTo,
-      // A secret on the command line is fine for a throwaway test key; production uses `wrangler secret put`.
-      "--var",
-      `JWT_SECRET:${secret}`,
-      "--var",
-      "RATE_LIMIT:5/60s",
-      "--show-interactive-dev-session=false",
-    ],
+    // A secret on the command line is fine for a throwaway test key; production uses `wrangler secret put`.
+    wranglerDev({ persistTo, vars: { JWT_SECRET: secret, RATE_LIMIT: "5/60s" } }),
     {
       cwd: root,
-      env: { CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" },
+      env: wranglerEnv,
       pattern: /Ready on (https?:\/\/[\w.]+:\d+)/,
     },
   );

@@ -13,18 +13,11 @@ import { createEnvelope, type Envelope } from "../../shared/envelope/index.ts";
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema, waitFor } from "../broker/helpers.ts";
 import { HttpDriver } from "../conformance/http-driver.ts";
 import type { Snapshot } from "../conformance/protocol.ts";
+import { freePort, wranglerDev, wranglerEnv } from "../support/wrangler.ts";
 
 const root = join(import.meta.dir, "../..");
 const schema = uniqueSchema("messaging_cf");
 const persistTo = mkdtempSync(join(tmpdir(), "edgewise-messaging-workerd-"));
-
-/** A port nobody listens on now. */
-function freePort(): number {
-  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = server.port as number;
-  server.stop(true);
-  return port;
-}
 
 let broker: Broker;
 let worker: HttpDriver;
@@ -44,34 +37,22 @@ beforeAll(async () => {
   worker = await HttpDriver.start({
     name: "workerd",
     cwd: root,
-    command: () => [
-      join(root, "node_modules/.bin/wrangler"),
-      "dev",
-      "-c",
-      "test/messaging/cloudflare/wrangler.toml",
-      "--ip",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--inspector-port",
-      String(freePort()),
-      "--persist-to",
-      persistTo,
-      "--var",
-      `QSTASH_URL:${broker.url}`,
-      "--var",
-      `QSTASH_TOKEN:${broker.token}`,
-      "--var",
-      `QSTASH_CURRENT_SIGNING_KEY:${broker.currentSigningKey}`,
-      "--var",
-      `QSTASH_NEXT_SIGNING_KEY:${broker.nextSigningKey}`,
-      "--var",
-      `PUBLIC_URL:${publicUrl}`,
-      "--show-interactive-dev-session=false",
-    ],
+    command: () =>
+      wranglerDev({
+        config: "test/messaging/cloudflare/wrangler.toml",
+        port,
+        persistTo,
+        vars: {
+          QSTASH_URL: broker.url,
+          QSTASH_TOKEN: broker.token,
+          QSTASH_CURRENT_SIGNING_KEY: broker.currentSigningKey,
+          QSTASH_NEXT_SIGNING_KEY: broker.nextSigningKey,
+          PUBLIC_URL: publicUrl,
+        },
+      }),
     readyPattern: /Ready on https?:\/\/[\w.]+:(\d+)/,
     processGroup: true, // wrangler runs workerd as children: SIGKILL the whole group
-    env: { CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" },
+    env: wranglerEnv,
     startTimeoutMs: 25_000,
   });
 }, 30_000);

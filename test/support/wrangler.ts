@@ -1,0 +1,45 @@
+// Starting `wrangler dev` from tests and benches: a free loopback port, and the one command line they share.
+import { join, resolve } from "node:path";
+
+const root = resolve(import.meta.dir, "../..");
+
+/** A port nobody listens on now (another process may still take it before it is bound: retry then). */
+export function freePort(): number {
+  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
+  const port = server.port as number;
+  server.stop(true);
+  return port;
+}
+
+export interface WranglerDevOptions {
+  /** A wrangler.toml relative to the repo root; the root one when absent. */
+  config?: string;
+  port?: number;
+  persistTo: string;
+  /** `--var NAME:value` pairs (for tests only: production secrets go through `wrangler secret put`). */
+  vars?: Record<string, string>;
+  extra?: string[];
+}
+
+/** `wrangler dev` on 127.0.0.1, with its own inspector port and state dir, and no interactive session. */
+export function wranglerDev(options: WranglerDevOptions): string[] {
+  return [
+    join(root, "node_modules/.bin/wrangler"),
+    "dev",
+    ...(options.config ? ["-c", options.config] : []),
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(options.port ?? freePort()),
+    "--inspector-port",
+    String(freePort()),
+    "--persist-to",
+    options.persistTo,
+    ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+    "--show-interactive-dev-session=false",
+    ...(options.extra ?? []),
+  ];
+}
+
+/** The environment wrangler needs in tests: no metrics, no colours, CI mode. */
+export const wranglerEnv = { CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" };
