@@ -60,3 +60,12 @@ export interface OutboxStore {
   /** When the next entry becomes due, if any. */
   nextDue(): Promise<number | undefined>;
 }
+
+/** What an operator or a test sees of one actor, on every host. */
+export interface ActorSnapshot {
+  state: unknown;
+  version: number | undefined;
+  inboxSize: number;
+  outboxSize: number;
+  timers: Array<{ id: string; at: number; type: string }>;
+}

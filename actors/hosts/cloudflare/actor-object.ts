@@ -17,9 +17,10 @@ import {
   type TurnCommit,
   parseAddress,
   targetOf,
+  type ActorSnapshot,
 } from "../../runtime/index.ts";
 import { CommitQueue } from "./group-commit.ts";
-import { type ActorSnapshot, DurableActorStore } from "./storage.ts";
+import { DurableActorStore } from "./storage.ts";
 
 export interface DurableActorOptions<Env> {
   /**

@@ -9,9 +9,9 @@ import {
   assertValidKey,
   type TurnOutcome,
   targetOf,
+  type ActorSnapshot,
 } from "../../runtime/index.ts";
 import type { ActorRpcOutcome, DurableActorRpc } from "./actor-object.ts";
-import type { ActorSnapshot } from "./storage.ts";
 
 /** The slice of a `DurableObjectNamespace` binding the host uses. */
 export interface ActorNamespace {

@@ -8,6 +8,7 @@ import type {
   StoredState,
   TimerRecord,
   TurnCommit,
+  ActorSnapshot,
 } from "../../runtime/index.ts";
 
 /** The slice of `DurableObjectStorage` the store needs. */
@@ -15,15 +16,6 @@ export type DurableSqlStorage = Pick<DurableObjectStorage, "sql" | "transactionS
 
 export interface DueTimer extends TimerRecord {
   attempts: number;
-}
-
-/** What an operator or a test sees of one actor; the same shape as the local host's snapshot. */
-export interface ActorSnapshot {
-  state: unknown;
-  version: number | undefined;
-  inboxSize: number;
-  outboxSize: number;
-  timers: Array<{ id: string; at: number; type: string }>;
 }
 
 // One object is one actor, so no table has an actor column. `meta.address` is the `type/key` the object

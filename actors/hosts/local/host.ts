@@ -21,9 +21,10 @@ import {
   type TurnCommit,
   type TurnOutcome,
   targetOf,
+  type ActorSnapshot,
 } from "../../runtime/index.ts";
 import type { SqlDatabase } from "./sql.ts";
-import { type ActorSnapshot, LocalStore } from "./store.ts";
+import { LocalStore } from "./store.ts";
 
 export interface LocalHostOptions {
   actors: Iterable<AnyActorDefinition>;

@@ -9,6 +9,7 @@ import {
   type StoredState,
   type TimerRecord,
   type TurnCommit,
+  type ActorSnapshot,
 } from "../../runtime/index.ts";
 import { type SqlDatabase, type SqlStatement, schema, schemaVersion } from "./sql.ts";
 
@@ -194,14 +195,6 @@ export class LocalStore implements OutboxStore {
     this.flush();
     this.db.close();
   }
-}
-
-export interface ActorSnapshot {
-  state: unknown;
-  version: number | undefined;
-  inboxSize: number;
-  outboxSize: number;
-  timers: Array<{ id: string; at: number; type: string }>;
 }
 
 /** One activation's view of the store. Once a commit fails, the view refuses further commits. */
