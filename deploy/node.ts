@@ -18,7 +18,7 @@ import { PostgresApiKeyStore } from "../edge/middleware/auth/postgres-api-key-st
 import { clientIp } from "../edge/middleware/client-ip/index.ts";
 import { configuredLimiter } from "../edge/middleware/rate-limit/configured.ts";
 import { rateLimit } from "../edge/middleware/rate-limit/index.ts";
-import type { RatelimitRedis } from "../edge/middleware/rate-limit/upstash.ts";
+import { type RatelimitRedis, upstashRestRedis } from "../edge/middleware/rate-limit/upstash.ts";
 import type { DependencyCheck } from "../edge/routes/health.ts";
 import type { Config } from "../shared/config/index.ts";
 import { type Broker, startBroker } from "./local/broker/index.ts";
@@ -109,12 +109,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   const secret = await jwtSecret(config, dataDir);
 
   const rateLimitRedis = config.UPSTASH_REDIS_REST_URL
-    ? (new Redis({
-        url: config.UPSTASH_REDIS_REST_URL,
-        token: config.UPSTASH_REDIS_REST_TOKEN as string,
-        enableTelemetry: false,
-        retry: { retries: 1, backoff: () => 50 },
-      }) as unknown as RatelimitRedis)
+    ? upstashRestRedis(Redis, config.UPSTASH_REDIS_REST_URL, config.UPSTASH_REDIS_REST_TOKEN as string)
     : config.REDIS_URL && options.tcpRedis
       ? options.tcpRedis(config.REDIS_URL)
       : undefined;

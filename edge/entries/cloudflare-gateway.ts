@@ -5,7 +5,7 @@ import type { AppOptions } from "../app.ts";
 import { clientIp } from "../middleware/client-ip/index.ts";
 import { configuredLimiter } from "../middleware/rate-limit/configured.ts";
 import { rateLimit } from "../middleware/rate-limit/index.ts";
-import type { RatelimitRedis } from "../middleware/rate-limit/upstash.ts";
+import { upstashRestRedis } from "../middleware/rate-limit/upstash.ts";
 
 type GatewayOptions = Pick<
   AppOptions,
@@ -21,12 +21,7 @@ export function gatewayFromEnv(env: object): GatewayOptions {
   const strings = Object.fromEntries(Object.entries(env).filter(([, value]) => typeof value === "string"));
   const config = parseConfig(strings);
   const redis = config.UPSTASH_REDIS_REST_URL
-    ? (new Redis({
-        url: config.UPSTASH_REDIS_REST_URL,
-        token: config.UPSTASH_REDIS_REST_TOKEN as string,
-        enableTelemetry: false,
-        retry: { retries: 1, backoff: () => 50 },
-      }) as unknown as RatelimitRedis)
+    ? upstashRestRedis(Redis, config.UPSTASH_REDIS_REST_URL, config.UPSTASH_REDIS_REST_TOKEN as string)
     : undefined;
   const limiter = configuredLimiter({
     rate: config.RATE_LIMIT,

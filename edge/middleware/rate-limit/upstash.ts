@@ -11,6 +11,27 @@ import type { RateLimitDecision, RateLimiter } from "./port.ts";
  */
 export type RatelimitRedis = Pick<Redis, "evalsha" | "eval" | "get" | "set">;
 
+/** The `Redis` class of `@upstash/redis` (or its `/cloudflare` build on Workers). */
+export type UpstashRedisClass = new (config: {
+  url: string;
+  token: string;
+  enableTelemetry?: boolean;
+  retry?: { retries: number; backoff: (retryCount: number) => number };
+}) => unknown;
+
+/**
+ * The limiter's REST client: no telemetry header, and one quick retry, since the SDK's default retries for
+ * about 4 s against a dead endpoint and the limiter's own timeout and fallback should decide instead.
+ */
+export function upstashRestRedis(RedisClass: UpstashRedisClass, url: string, token: string): RatelimitRedis {
+  return new RedisClass({
+    url,
+    token,
+    enableTelemetry: false,
+    retry: { retries: 1, backoff: () => 50 },
+  }) as RatelimitRedis;
+}
+
 export interface UpstashLimiterOptions {
   redis: RatelimitRedis;
   /** Requests admitted per window, per identifier. */
