@@ -29,6 +29,23 @@ function refuseUnsupported(url: URL): void {
 const cursorOf = (url: URL) => intParam(url, "cursor");
 const renderCursor = (cursor: number | undefined) => (cursor === undefined ? {} : { cursor: String(cursor) });
 
+/** The filters the DLQ and the event log share: destination URL, queue, time range and cursor. */
+function withListFilters<
+  F extends { urls?: string[]; queueNames?: string[]; fromDate?: number; toDate?: number; cursor?: number },
+>(url: URL, f: F): F {
+  const urls = listParam(url, "url", false);
+  if (urls) f.urls = urls;
+  const queueNames = listParam(url, "queueName");
+  if (queueNames) f.queueNames = queueNames;
+  const fromDate = intParam(url, "fromDate");
+  if (fromDate !== undefined) f.fromDate = fromDate;
+  const toDate = intParam(url, "toDate");
+  if (toDate !== undefined) f.toDate = toDate;
+  const cursor = cursorOf(url);
+  if (cursor !== undefined) f.cursor = cursor;
+  return f;
+}
+
 function dlqFilter(url: URL): DlqFilter {
   refuseUnsupported(url);
   const statuses = listParam(url, "responseStatus")?.map(Number);
@@ -42,18 +59,8 @@ function dlqFilter(url: URL): DlqFilter {
   const dlqIds = listParam(url, "dlqIds") ?? listParam(url, "dlqId");
   if (dlqIds) f.dlqIds = dlqIds;
   if (messageIds) f.messageIds = messageIds;
-  const urls = listParam(url, "url", false);
-  if (urls) f.urls = urls;
-  const queueNames = listParam(url, "queueName");
-  if (queueNames) f.queueNames = queueNames;
   if (statuses) f.responseStatuses = statuses;
-  const fromDate = intParam(url, "fromDate");
-  if (fromDate !== undefined) f.fromDate = fromDate;
-  const toDate = intParam(url, "toDate");
-  if (toDate !== undefined) f.toDate = toDate;
-  const cursor = cursorOf(url);
-  if (cursor !== undefined) f.cursor = cursor;
-  return f;
+  return withListFilters(url, f);
 }
 
 const notFound = (what: string) => new HttpError(404, `${what} not found`);
@@ -185,17 +192,7 @@ export async function eventsRoute(req: Request, url: URL, ctx: BrokerContext): P
         s === "IN_PROGRESS" ? ["ACTIVE", "RETRY", "ERROR"] : s === "CANCELLED" ? ["CANCELED"] : [s],
       );
   }
-  const urls = listParam(url, "url", false);
-  if (urls) f.urls = urls;
-  const queueNames = listParam(url, "queueName");
-  if (queueNames) f.queueNames = queueNames;
-  const fromDate = intParam(url, "fromDate");
-  if (fromDate !== undefined) f.fromDate = fromDate;
-  const toDate = intParam(url, "toDate");
-  if (toDate !== undefined) f.toDate = toDate;
-  const cursor = cursorOf(url);
-  if (cursor !== undefined) f.cursor = cursor;
-  const { rows, cursor: next } = await listEvents(ctx.sql, f);
+  const { rows, cursor: next } = await listEvents(ctx.sql, withListFilters(url, f));
   return json({ events: rows.map(renderEvent), ...renderCursor(next) });
 }
 
