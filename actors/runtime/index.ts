@@ -1,5 +1,6 @@
 // The portable actor runtime: define actors, run turns, and the ports that hosts implement.
 export * from "./address.ts";
+export * from "./consumers.ts";
 export * from "./context.ts";
 export * from "./define.ts";
 export * from "./group-commit.ts";
