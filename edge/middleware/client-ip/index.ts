@@ -32,10 +32,24 @@ export function clientIp(options: ClientIpOptions): MiddlewareHandler<GatewayEnv
   const hopsOf = forwardedHeader === "forwarded" ? forwardedHops : xForwardedForHops;
   const believesHeaders = trustedProxies.length > 0;
 
+  // Without forwarding hops the answer depends on the peer alone: remember it, since a client (or a proxy in
+  // front) sends many requests. Bounded: cleared when full, so an address scan cannot grow it.
+  const byPeer = new Map<string, string>();
+  const fromPeer = (peer: string | undefined) => {
+    if (peer === undefined) return resolveClientIp(peer, [], isTrusted) ?? unknown;
+    let ip = byPeer.get(peer);
+    if (ip === undefined) {
+      ip = resolveClientIp(peer, [], isTrusted) ?? unknown;
+      if (byPeer.size >= 4096) byPeer.clear();
+      byPeer.set(peer, ip);
+    }
+    return ip;
+  };
+
   return async function clientIpMiddleware(c, next) {
     const peer = platform === "workers" ? c.req.header("cf-connecting-ip") : c.env?.remoteAddress;
     const hops = believesHeaders ? hopsOf(c.req.header(forwardedHeader)) : [];
-    c.set("clientIp", resolveClientIp(peer, hops, isTrusted) ?? unknown);
+    c.set("clientIp", hops.length === 0 ? fromPeer(peer) : (resolveClientIp(peer, hops, isTrusted) ?? unknown));
     await next();
   };
 }
