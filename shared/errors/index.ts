@@ -21,6 +21,16 @@ export const errorCatalog = {
   forbidden: { status: 403, title: "Forbidden", public: true },
   not_found: { status: 404, title: "Not found", public: true },
   conflict: { status: 409, title: "Conflict", public: true },
+  "idempotency.mismatch": {
+    status: 422,
+    title: "Idempotency-Key reused with a different request",
+    public: true,
+  },
+  "webhook.target_refused": {
+    status: 422,
+    title: "Webhook target refused (not a public http(s) address)",
+    public: true,
+  },
   rate_limited: { status: 429, title: "Too many requests", public: true },
   "broker.unavailable": { status: 503, title: "Message broker unavailable", public: true },
   unavailable: { status: 503, title: "Service unavailable", public: true },
