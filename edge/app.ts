@@ -2,7 +2,7 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { openAPIRouteHandler } from "hono-openapi";
 import { EdgewiseError } from "../shared/errors/index.ts";
-import type { ActorHost } from "../actors/runtime/index.ts";
+import { type ActorHost, type MessageConsumer, withConsumers } from "../actors/runtime/index.ts";
 import type { GatewayEnv } from "./env.ts";
 import { errorHandler } from "./errors.ts";
 import { cachedApiKeyVerifier } from "./middleware/auth/api-key-cache.ts";
@@ -24,6 +24,8 @@ export interface AppOptions {
   actors: ActorHost;
   /** The broker's signing keys and the public URL it delivers to; without them, no delivery endpoint. */
   delivery?: Omit<DeliveryOptions, "actors">;
+  /** Queue consumers that are not actors (billing, projections, webhooks), reached by the delivery endpoint. */
+  consumers?: MessageConsumer[];
   /**
    * Serve this node's actors to gateways elsewhere (a split deployment): signed requests on
    * `/_edgewise/actors/*`, answered from `actors`.
@@ -66,7 +68,10 @@ export function createApp(options: AppOptions): Hono<GatewayEnv> {
   // so it is mounted before them; it has its own body limit.
   if (options.delivery) {
     app.use("/_edgewise/deliver/*", bodyLimit({ maxBytes: deliveryBodyLimit, requireJson: false }));
-    app.route("/", deliveryRoutes({ ...options.delivery, actors: options.actors }));
+    app.route(
+      "/",
+      deliveryRoutes({ ...options.delivery, actors: withConsumers(options.actors, options.consumers ?? []) }),
+    );
   }
   if (options.actorHost) {
     app.use("/_edgewise/actors/*", bodyLimit({ maxBytes: deliveryBodyLimit, requireJson: false }));
