@@ -1,0 +1,162 @@
+// Billing's commands: PaymentRequested and RefundRequested, validated, and applied to the journal in the caller's transaction.
+import * as v from "valibot";
+import { createEnvelope, type Envelope } from "../../../shared/envelope/index.ts";
+import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { validationError } from "../../../shared/errors/valibot.ts";
+import { newId } from "../../../shared/ids/index.ts";
+import { formatAddress } from "../../runtime/address.ts";
+import { targetOf } from "../../runtime/host.ts";
+import { Participants, PaymentRequested, RefundRequested } from "../messages.ts";
+import { lockCustomer, post } from "./journal.ts";
+import { type BillingTx, SystemAccounts } from "./schema.ts";
+
+/** The `source` of every message billing sends. */
+export const billingSource = "edgewise://billing";
+
+export type BillingCommand =
+  | { type: "PaymentRequested"; data: v.InferOutput<typeof PaymentRequested> }
+  | { type: "RefundRequested"; data: v.InferOutput<typeof RefundRequested> };
+
+const schemas = { PaymentRequested, RefundRequested } as const;
+
+/**
+ * Checks a delivery before any database work: it must target `billing/{customerId}` with a known type and
+ * data that passes its schema. Every failure here is poison (the same on every retry).
+ */
+export function parseCommand(envelope: Envelope): BillingCommand {
+  const address = targetOf(envelope);
+  if (address.type !== Participants.billing) {
+    throw new EdgewiseError("envelope.invalid", `billing cannot take a message for ${envelope.target}`);
+  }
+  if (envelope.type !== "PaymentRequested" && envelope.type !== "RefundRequested") {
+    throw new EdgewiseError("message.unknown_type", `billing has no handler for "${envelope.type}"`);
+  }
+  const parsed = v.safeParse(schemas[envelope.type], envelope.data);
+  if (!parsed.success) throw validationError("message.invalid", `${envelope.type} message`, parsed.issues);
+  if (parsed.output.customerId !== address.key) {
+    throw new EdgewiseError("message.invalid", `${envelope.type} is for another customer than its target`, {
+      issues: [{ path: "customerId", message: `must equal the target's key "${address.key}"` }],
+    });
+  }
+  return { type: envelope.type, data: parsed.output };
+}
+
+/**
+ * Debits the customer for the order, or answers PaymentFailed. An order is charged once whatever the message
+ * id: a second request finds the capture and answers it again, under the same reply id.
+ */
+export async function capture(
+  tx: BillingTx,
+  incoming: Envelope,
+  data: v.InferOutput<typeof PaymentRequested>,
+): Promise<Envelope> {
+  const { orderId, customerId, amountCents } = data;
+  const balance = await lockCustomer(tx, customerId);
+  const earlier = (await orderHistory(tx, orderId)).capture;
+  if (earlier) {
+    return reply(incoming, "PaymentCaptured", capturedId(orderId), {
+      orderId,
+      customerId,
+      amountCents: earlier.amountCents,
+      balanceCents: balance ?? 0,
+    });
+  }
+  if (balance === undefined || balance < amountCents) {
+    return reply(incoming, "PaymentFailed", newId(), {
+      orderId,
+      customerId,
+      amountCents,
+      reason: "insufficient_funds" as const,
+    });
+  }
+  const balances = await post(tx, {
+    kind: "capture",
+    customerId,
+    orderId,
+    messageId: incoming.id,
+    entries: [
+      { accountId: customerId, amountCents: -amountCents },
+      { accountId: SystemAccounts.revenue, amountCents },
+    ],
+  });
+  return reply(incoming, "PaymentCaptured", capturedId(orderId), {
+    orderId,
+    customerId,
+    amountCents,
+    balanceCents: balances.get(customerId) ?? 0,
+  });
+}
+
+/**
+ * Credits back the order's capture, once, for the captured amount. Without a capture of this customer, or
+ * once refunded, nothing happens and nothing is sent.
+ */
+export async function refund(
+  tx: BillingTx,
+  incoming: Envelope,
+  data: v.InferOutput<typeof RefundRequested>,
+): Promise<Envelope | undefined> {
+  const { orderId, customerId } = data;
+  if ((await lockCustomer(tx, customerId)) === undefined) return undefined;
+  const history = await orderHistory(tx, orderId);
+  if (!history.capture || history.capture.customerId !== customerId || history.refunded) return undefined;
+  const amountCents = history.capture.amountCents;
+  const balances = await post(tx, {
+    kind: "refund",
+    customerId,
+    orderId,
+    messageId: incoming.id,
+    entries: [
+      { accountId: customerId, amountCents },
+      { accountId: SystemAccounts.revenue, amountCents: -amountCents },
+    ],
+  });
+  return reply(incoming, "PaymentRefunded", refundedId(orderId), {
+    orderId,
+    customerId,
+    amountCents,
+    balanceCents: balances.get(customerId) ?? 0,
+  });
+}
+
+/** Reply ids derived from the order: the order's inbox drops a capture or refund announced twice. */
+const capturedId = (orderId: string) => `billing.captured.${orderId}`;
+const refundedId = (orderId: string) => `billing.refunded.${orderId}`;
+
+interface OrderHistory {
+  capture?: { customerId: string; amountCents: number };
+  refunded: boolean;
+}
+
+async function orderHistory(tx: BillingTx, orderId: string): Promise<OrderHistory> {
+  const rows = await tx`
+    SELECT t.kind, t.customer_id, e.amount_cents FROM billing_transactions t
+    JOIN billing_entries e ON e.transaction_id = t.id AND e.account_id = t.customer_id
+    WHERE t.order_id = ${orderId}`;
+  const history: OrderHistory = { refunded: false };
+  for (const row of rows) {
+    if (row.kind === "capture") {
+      history.capture = { customerId: String(row.customer_id), amountCents: -Number(row.amount_cents) };
+    } else if (row.kind === "refund") history.refunded = true;
+  }
+  return history;
+}
+
+function reply<Data extends { orderId: string }>(
+  incoming: Envelope,
+  type: string,
+  id: string,
+  data: Data,
+): Envelope<Data> {
+  return createEnvelope({
+    id,
+    type,
+    source: billingSource,
+    target: formatAddress({ type: Participants.order, key: data.orderId }),
+    data,
+    causationid: incoming.id,
+    correlationid: incoming.correlationid ?? incoming.id,
+    ...(incoming.traceparent ? { traceparent: incoming.traceparent } : {}),
+    ...(incoming.tracestate ? { tracestate: incoming.tracestate } : {}),
+  });
+}

@@ -1,0 +1,150 @@
+// The billing ledger: customer accounts in Postgres, and the `billing` MessageConsumer that charges and refunds orders.
+import * as v from "valibot";
+import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts";
+import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { validationError } from "../../../shared/errors/valibot.ts";
+import type { MessageConsumer } from "../../runtime/consumers.ts";
+import type { TurnOutcome } from "../../runtime/turn.ts";
+import { CustomerId, Participants } from "../messages.ts";
+import { capture, parseCommand, refund } from "./commands.ts";
+import { lockCustomer, post } from "./journal.ts";
+import { enqueue } from "./outbox.ts";
+import { type BillingSql, type BillingTx, migrateBilling, SystemAccounts } from "./schema.ts";
+
+export interface Account {
+  customerId: string;
+  balanceCents: number;
+}
+
+export interface BillingLedgerOptions {
+  /** Called after a transaction that wrote to the outbox committed; wire it to `BillingOutboxRelay.notify`. */
+  onCommitted?: () => void;
+}
+
+const AccountInput = v.object({
+  customerId: CustomerId,
+  balanceCents: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)),
+});
+
+/**
+ * Every change is one short Postgres transaction on the caller's pool: the journal entries, the balances, the
+ * handled message id and the reply in the outbox commit together or not at all. A database failure throws
+ * `unavailable` (retryable); bad input throws a poison code before any database work.
+ */
+export class BillingLedger implements MessageConsumer {
+  readonly type = Participants.billing;
+
+  constructor(
+    private readonly sql: BillingSql,
+    private readonly options: BillingLedgerOptions = {},
+  ) {}
+
+  /** Creates the billing tables if missing; safe on every start and from several nodes at once. */
+  migrate(): Promise<void> {
+    return migrateBilling(this.sql);
+  }
+
+  /** `PUT /v1/accounts/{customerId}`: sets the balance, creating the account, by funding the difference. */
+  async putAccount(customerId: string, balanceCents: number): Promise<Account> {
+    const parsed = v.safeParse(AccountInput, { customerId, balanceCents });
+    if (!parsed.success) throw validationError("request.invalid", "account", parsed.issues);
+    return await this.transaction(async (tx) => {
+      await tx`
+        INSERT INTO billing_accounts (id, kind) VALUES (${customerId}, 'customer') ON CONFLICT (id) DO NOTHING`;
+      const current = await lockCustomer(tx, customerId);
+      if (current === undefined) throw new EdgewiseError("conflict", `account id "${customerId}" is taken`);
+      const delta = balanceCents - current;
+      if (delta !== 0) {
+        await post(tx, {
+          kind: "funding",
+          customerId,
+          orderId: null,
+          messageId: null,
+          entries: [
+            { accountId: customerId, amountCents: delta },
+            { accountId: SystemAccounts.funding, amountCents: -delta },
+          ],
+        });
+      }
+      return { customerId, balanceCents };
+    });
+  }
+
+  /** `GET /v1/accounts/{customerId}`; `not_found` if it was never set. */
+  async getAccount(customerId: string): Promise<Account> {
+    const parsed = v.safeParse(CustomerId, customerId);
+    if (!parsed.success) throw validationError("request.invalid", "customerId", parsed.issues);
+    const rows = await this.query(
+      (sql) => sql`
+        SELECT balance_cents FROM billing_accounts WHERE id = ${customerId} AND kind = 'customer'`,
+    );
+    const row = rows[0];
+    if (!row) throw new EdgewiseError("not_found", `account "${customerId}" does not exist`);
+    return { customerId, balanceCents: Number(row.balance_cents) };
+  }
+
+  /**
+   * A queued `PaymentRequested` or `RefundRequested` for `billing/{customerId}`. Resolves once committed,
+   * with the reply envelope (or null when there is none); a message id seen before for this target does
+   * nothing and resolves with the reply stored the first time, `duplicate: true`.
+   */
+  async receive(input: Envelope): Promise<TurnOutcome> {
+    const envelope = parseEnvelope(input);
+    const command = parseCommand(envelope);
+    const target = envelope.target as string;
+    const outcome = await this.transaction(async (tx): Promise<TurnOutcome> => {
+      const claimed = await tx`
+        INSERT INTO billing_processed_messages (message_id, target, type)
+        VALUES (${envelope.id}, ${target}, ${envelope.type}) ON CONFLICT DO NOTHING RETURNING message_id`;
+      if (claimed.length === 0) {
+        const [seen] = await tx`
+          SELECT reply::text AS reply FROM billing_processed_messages
+          WHERE message_id = ${envelope.id} AND target = ${target}`;
+        return { duplicate: true, reply: seen?.reply ? JSON.parse(String(seen.reply)) : null };
+      }
+      const reply =
+        command.type === "PaymentRequested"
+          ? await capture(tx, envelope, command.data)
+          : await refund(tx, envelope, command.data);
+      if (reply) {
+        await enqueue(tx, [reply]);
+        await tx`
+          UPDATE billing_processed_messages SET reply = ${JSON.stringify(reply)}::text::jsonb
+          WHERE message_id = ${envelope.id} AND target = ${target}`;
+      }
+      return { duplicate: false, reply: reply ?? null };
+    });
+    if (!outcome.duplicate && outcome.reply !== null) this.options.onCommitted?.();
+    return outcome;
+  }
+
+  /** Forgets handled message ids older than `before`; keep them longer than the broker retries. */
+  async pruneProcessed(before: Date): Promise<number> {
+    const rows = await this.query(
+      (sql) => sql`DELETE FROM billing_processed_messages WHERE processed_at < ${before} RETURNING 1`,
+    );
+    return rows.length;
+  }
+
+  private async transaction<T>(work: (tx: BillingTx) => Promise<T>): Promise<T> {
+    try {
+      return (await this.sql.begin(work)) as T;
+    } catch (error) {
+      throw asRetryable(error);
+    }
+  }
+
+  private async query<T>(work: (sql: BillingSql) => Promise<T>): Promise<T> {
+    try {
+      return await work(this.sql);
+    } catch (error) {
+      throw asRetryable(error);
+    }
+  }
+}
+
+/** Our own errors pass through; anything from the driver or the database becomes `unavailable` (503). */
+function asRetryable(error: unknown): EdgewiseError {
+  if (error instanceof EdgewiseError) return error;
+  return new EdgewiseError("unavailable", "the billing ledger is unavailable; retry", { cause: error });
+}

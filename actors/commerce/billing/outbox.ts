@@ -1,0 +1,168 @@
+// Billing's transactional outbox: replies written with the ledger change, relayed to the transport in seq order.
+import type { Envelope } from "../../../shared/envelope/index.ts";
+import { defaultRelayPolicy, type RelayPass, type RelayPolicy, retryDelay } from "../../runtime/relay.ts";
+import type { Transport } from "../../runtime/transport.ts";
+import type { BillingSql, BillingTx } from "./schema.ts";
+
+/** Adds messages to the outbox inside the caller's transaction: they leave only if it commits. */
+export async function enqueue(tx: BillingTx, envelopes: readonly Envelope[]): Promise<void> {
+  for (const envelope of envelopes) {
+    // Written as text: postgres.js would JSON-encode a string bound to a jsonb parameter a second time.
+    await tx`INSERT INTO billing_outbox (envelope) VALUES (${JSON.stringify(envelope)}::text::jsonb)`;
+  }
+}
+
+export interface BillingRelayOptions {
+  /** Batch size and retry backoff; the runtime relay's defaults. */
+  policy?: RelayPolicy;
+  /** Longest sleep between passes when not notified. Default 1 s. */
+  intervalMs?: number;
+  /** How long a claimed batch stays invisible to other relays while it is being sent. Default 30 s. */
+  leaseMs?: number;
+  /** Reports failed passes; defaults to console.error. */
+  onError?: (what: string, error: unknown) => void;
+}
+
+interface ClaimedRow {
+  seq: number | string;
+  envelope: string;
+  attempts: number;
+}
+
+/**
+ * Drains `billing_outbox` to a transport, at least once and in seq order: a batch is claimed by pushing its
+ * `available_at` forward (a lease), sent, and deleted only once `transport.send` resolved. A failed batch
+ * gets `attempts + 1` and a backoff, and nothing after it is sent before it. Envelope ids are the stored
+ * ones, so a resend is deduplicated downstream.
+ */
+export class BillingOutboxRelay {
+  private readonly policy: RelayPolicy;
+  private readonly intervalMs: number;
+  private readonly leaseMs: number;
+  private readonly onError: (what: string, error: unknown) => void;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private kicked = false;
+  private wake: (() => void) | undefined;
+  /** The backoff the last failed send set, so the loop wakes up for the retry. */
+  private retryInMs: number | undefined;
+
+  constructor(
+    private readonly sql: BillingSql,
+    private readonly transport: Transport,
+    options: BillingRelayOptions = {},
+  ) {
+    this.policy = options.policy ?? defaultRelayPolicy;
+    this.intervalMs = options.intervalMs ?? 1_000;
+    this.leaseMs = options.leaseMs ?? 30_000;
+    this.onError = options.onError ?? ((what, error) => console.error(`[edgewise] ${what}`, error));
+  }
+
+  /** One pass: claims up to a batch of due messages in seq order and sends them as one ordered batch. */
+  async relayOnce(): Promise<RelayPass> {
+    const rows = await this.claim();
+    if (rows.length === 0) return { sent: 0, failed: 0 };
+    const seqs = rows.map((row) => row.seq);
+    try {
+      await this.transport.send(rows.map((row) => JSON.parse(row.envelope) as Envelope));
+    } catch (error) {
+      const attempts = Math.max(...rows.map((row) => row.attempts)) + 1;
+      const delay = retryDelay(attempts, this.policy);
+      this.retryInMs = delay;
+      await this.sql`
+        UPDATE billing_outbox SET attempts = attempts + 1, last_error = ${errorText(error)},
+          available_at = now() + ${delay}::float8 * interval '1 millisecond'
+        WHERE seq IN ${this.sql(seqs)}`;
+      return { sent: 0, failed: rows.length, lastError: error };
+    }
+    await this.sql`DELETE FROM billing_outbox WHERE seq IN ${this.sql(seqs)}`;
+    return { sent: rows.length, failed: 0 };
+  }
+
+  /** Messages still in the outbox, due or backing off (a lag gauge). */
+  async pending(): Promise<number> {
+    const [row] = await this.sql`SELECT count(*) AS n FROM billing_outbox`;
+    return Number(row?.n ?? 0);
+  }
+
+  /** Runs passes in the background until `stop()`: at once when notified, else every `intervalMs`. */
+  start(): this {
+    if (this.running) return this;
+    this.running = true;
+    this.loop = this.run();
+    return this;
+  }
+
+  /** Stops the loop; resolves once the pass in progress (if any) has finished. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    this.loop = undefined;
+  }
+
+  /** Wakes the loop for a pass now; the ledger calls it after committing a reply. */
+  notify(): void {
+    this.kicked = true;
+    this.wake?.();
+  }
+
+  /**
+   * Claims the longest due prefix of the outbox, up to a batch: a message that is backing off, or leased by
+   * another relay, holds back every later one.
+   */
+  private async claim(): Promise<ClaimedRow[]> {
+    const rows = await this.sql<ClaimedRow[]>`
+      UPDATE billing_outbox SET available_at = now() + ${this.leaseMs}::float8 * interval '1 millisecond'
+      WHERE seq IN (
+        SELECT seq FROM billing_outbox
+        WHERE available_at <= now()
+          AND seq < coalesce((SELECT min(seq) FROM billing_outbox WHERE available_at > now()),
+                             9223372036854775807)
+        ORDER BY seq LIMIT ${this.policy.batchSize}
+        FOR UPDATE SKIP LOCKED)
+      RETURNING seq, envelope::text AS envelope, attempts`;
+    return [...rows].sort((a, b) => Number(a.seq) - Number(b.seq));
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      this.kicked = false;
+      this.retryInMs = undefined;
+      let sleepMs = this.intervalMs;
+      try {
+        const pass = await this.relayOnce();
+        failures = 0;
+        if (pass.lastError !== undefined) {
+          this.onError(`billing relay: ${pass.failed} messages will be retried`, pass.lastError);
+        }
+        if (pass.sent >= this.policy.batchSize) sleepMs = 0;
+        else if (this.retryInMs !== undefined) sleepMs = Math.min(sleepMs, this.retryInMs);
+      } catch (error) {
+        failures++;
+        this.onError("billing relay pass failed", error);
+        sleepMs = retryDelay(failures, this.policy);
+      }
+      if (sleepMs > 0 && !this.kicked && this.running) await this.sleep(sleepMs);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+    });
+  }
+}
+
+function errorText(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).slice(0, 1_000);
+}
