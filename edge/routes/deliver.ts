@@ -27,6 +27,8 @@ const poison = new Set([
   "actor.invalid_key",
   "state.invalid",
   "state.migration_failed",
+  // A webhook URL the SSRF guard refuses (private, loopback, bad scheme) stays refused on every attempt.
+  "webhooks.target_refused",
 ]);
 
 export function deliveryRoutes(options: DeliveryOptions): Hono {

@@ -26,11 +26,6 @@ export const errorCatalog = {
     title: "Idempotency-Key reused with a different request",
     public: true,
   },
-  "webhook.target_refused": {
-    status: 422,
-    title: "Webhook target refused (not a public http(s) address)",
-    public: true,
-  },
   rate_limited: { status: 429, title: "Too many requests", public: true },
   "broker.unavailable": { status: 503, title: "Message broker unavailable", public: true },
   unavailable: { status: 503, title: "Service unavailable", public: true },

@@ -1,0 +1,92 @@
+// `webhooks/{subscriptionId}`: one signed POST per attempt; a non-2xx throws so the broker retries it.
+import type { Clock } from "../../../shared/clock/index.ts";
+import { EdgewiseError } from "../../../shared/errors/index.ts";
+import type { TurnOutcome } from "../../runtime/turn.ts";
+import { deliveryFailed, targetRefused } from "./errors.ts";
+import { type WebhookDelivery, webhookEventName, webhookPayload } from "./messages.ts";
+import { signedHeaders } from "./sign.ts";
+import { checkTarget, isPermanentRefusal, type TargetPolicy } from "./ssrf.ts";
+import type { WebhookStore } from "./store.ts";
+
+export interface DeliveryOptions {
+  store: Pick<WebhookStore, "getSubscription" | "wasDelivered" | "recordAttempt">;
+  policy: TargetPolicy;
+  clock: Clock;
+  /** Per attempt. Default 10 s. */
+  timeoutMs?: number;
+  userAgent?: string;
+}
+
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/**
+ * Sends one delivery. Resolves (2xx, or nothing to do: the subscription was deleted, or an earlier attempt
+ * already got a 2xx) or throws: `webhooks.target_refused` (permanent) or `webhooks.delivery_failed`
+ * (retryable). Every attempt is logged. The URL is checked on every attempt, since DNS can change.
+ */
+export async function deliver(options: DeliveryOptions, delivery: WebhookDelivery): Promise<TurnOutcome> {
+  const { store } = options;
+  const { subscriptionId, event } = delivery;
+  const subscription = await store.getSubscription(subscriptionId);
+  if (!subscription || subscription.deletedAt) {
+    return { duplicate: false, reply: { skipped: "subscription deleted" } };
+  }
+  if (await store.wasDelivered(subscriptionId, event.id)) return { duplicate: true, reply: undefined };
+  const name = webhookEventName(event.type);
+  if (name === undefined) {
+    throw new EdgewiseError("message.invalid", `WebhookDelivery of "${event.type}", which has no webhook`);
+  }
+
+  const log = (
+    outcome: "delivered" | "failed" | "refused",
+    statusCode: number | null,
+    error: string | null,
+  ) => store.recordAttempt({ subscriptionId, eventId: event.id, outcome, statusCode, error });
+
+  const check = await checkTarget(subscription.url, options.policy);
+  if (!check.allowed) {
+    await log("refused", null, `${check.reason}: ${check.message}`);
+    throw isPermanentRefusal(check.reason)
+      ? targetRefused(subscriptionId, check.message)
+      : deliveryFailed(subscriptionId, check.message);
+  }
+
+  const body = webhookPayload(event, name);
+  const headers = {
+    "content-type": "application/json",
+    "user-agent": options.userAgent ?? "Edgewise-Webhooks/1",
+    ...(await signedHeaders({ secret: subscription.secret, id: event.id, body, now: options.clock.now() })),
+  };
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  let response: Response;
+  try {
+    // Redirects are never followed: a 3xx could point anywhere, including inside, after the check.
+    response = await fetch(check.url, {
+      method: "POST",
+      headers,
+      body,
+      redirect: "manual",
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (error) {
+    const message =
+      error instanceof Error && error.name === "TimeoutError"
+        ? `no answer within ${timeoutMs} ms`
+        : `request failed (${error instanceof Error ? error.message : String(error)})`;
+    await log("failed", null, message);
+    throw deliveryFailed(subscriptionId, message);
+  }
+  // Only the status matters; the body is not read, so a huge or endless one costs nothing.
+  await response.body?.cancel().catch(() => {});
+  const status = response.status;
+  if (status >= 200 && status < 300) {
+    const attempt = await log("delivered", status, null);
+    return { duplicate: false, reply: { status, attempt } };
+  }
+  const message =
+    status >= 300 && status < 400
+      ? `answered ${status}: redirects are not followed`
+      : `answered ${status || "an opaque redirect"}`;
+  await log("failed", status || null, message);
+  throw deliveryFailed(subscriptionId, message, status);
+}

@@ -1,0 +1,100 @@
+// The Postgres webhook store: subscriptions with event filters and soft delete, the attempts log, inbound ids.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { EdgewiseError } from "../../../shared/errors/index.ts";
+import type { PostgresWebhookStore } from "./postgres-store.ts";
+import { generateSecret } from "./secret.ts";
+import { testStore } from "./test-support.ts";
+
+let db: Awaited<ReturnType<typeof testStore>>;
+let store: PostgresWebhookStore;
+
+beforeAll(async () => {
+  db = await testStore("store");
+  store = db.store;
+});
+afterAll(() => db.close());
+
+const newSubscription = (id: string, events: string[]) => ({
+  id,
+  url: `https://hooks.example.com/${id}`,
+  events,
+  secret: generateSecret(),
+});
+
+describe("PostgresWebhookStore", () => {
+  test("migrate is idempotent and safe concurrently", async () => {
+    await Promise.all([store.migrate(), store.migrate()]);
+  });
+
+  test("subscriptions: create, filter by event, soft delete", async () => {
+    const a = await store.createSubscription(newSubscription("whsub_a000000000000000", ["order.confirmed"]));
+    await store.createSubscription(
+      newSubscription("whsub_b000000000000000", ["order.rejected", "order.cancelled"]),
+    );
+    await store.createSubscription(
+      newSubscription("whsub_c000000000000000", ["order.confirmed", "order.cancelled"]),
+    );
+    expect(a).toMatchObject({ id: "whsub_a000000000000000", events: ["order.confirmed"], deletedAt: null });
+    expect(a.createdAt).toBeInstanceOf(Date);
+
+    const ids = async (event?: string) =>
+      (await store.listSubscriptions(event === undefined ? {} : { event })).map((s) => s.id.slice(6, 7));
+    expect(await ids()).toEqual(["a", "b", "c"]);
+    expect(await ids("order.confirmed")).toEqual(["a", "c"]);
+    expect(await ids("order.cancelled")).toEqual(["b", "c"]);
+    expect(await ids("order")).toEqual([]);
+
+    expect(await store.deleteSubscription("whsub_c000000000000000")).toBe(true);
+    expect(await store.deleteSubscription("whsub_c000000000000000")).toBe(true);
+    expect(await store.deleteSubscription("whsub_x000000000000000")).toBe(false);
+    expect(await ids("order.confirmed")).toEqual(["a"]);
+    expect((await store.getSubscription("whsub_c000000000000000"))?.deletedAt).toBeInstanceOf(Date);
+    expect(await store.getSubscription("whsub_x000000000000000")).toBeUndefined();
+  });
+
+  test("a duplicate id is a conflict; a secret must be whsec_", async () => {
+    const duplicate = await store
+      .createSubscription(newSubscription("whsub_a000000000000000", ["order.confirmed"]))
+      .catch((error: unknown) => error);
+    expect(duplicate).toBeInstanceOf(EdgewiseError);
+    expect((duplicate as EdgewiseError).code).toBe("conflict");
+    const plain = { ...newSubscription("whsub_d000000000000000", ["order.confirmed"]), secret: "hunter2" };
+    await expect(store.createSubscription(plain)).rejects.toThrow();
+  });
+
+  test("the attempts log numbers attempts per (subscription, event)", async () => {
+    const sub = "whsub_a000000000000000";
+    const base = { subscriptionId: sub, eventId: "evt_1", error: null };
+    expect(
+      await store.recordAttempt({ ...base, statusCode: 500, outcome: "failed", error: "answered 500" }),
+    ).toBe(1);
+    expect(await store.wasDelivered(sub, "evt_1")).toBe(false);
+    expect(await store.recordAttempt({ ...base, statusCode: 200, outcome: "delivered" })).toBe(2);
+    expect(
+      await store.recordAttempt({ ...base, eventId: "evt_2", statusCode: null, outcome: "refused" }),
+    ).toBe(1);
+    expect(await store.wasDelivered(sub, "evt_1")).toBe(true);
+    expect(await store.wasDelivered(sub, "evt_2")).toBe(false);
+    const attempts = await store.listAttempts(sub, "evt_1");
+    expect(
+      attempts.map(({ attempt, statusCode, outcome, error }) => ({ attempt, statusCode, outcome, error })),
+    ).toEqual([
+      { attempt: 1, statusCode: 500, outcome: "failed", error: "answered 500" },
+      { attempt: 2, statusCode: 200, outcome: "delivered", error: null },
+    ]);
+    expect(await store.listAttempts(sub)).toHaveLength(3);
+  });
+
+  test("inbound ids: the first record wins, per source; old ones can be pruned", async () => {
+    expect(await store.hasSeenInbound("supplier", "msg_1")).toBe(false);
+    expect(await store.recordInbound("supplier", "msg_1")).toBe(true);
+    expect(await store.recordInbound("supplier", "msg_1")).toBe(false);
+    expect(await store.recordInbound("other", "msg_1")).toBe(true);
+    expect(await store.hasSeenInbound("supplier", "msg_1")).toBe(true);
+    const racing = await Promise.all([1, 2, 3].map(() => store.recordInbound("supplier", "msg_2")));
+    expect(racing.filter(Boolean)).toHaveLength(1);
+    expect(await store.pruneInbound(new Date(Date.now() - 60_000))).toBe(0);
+    expect(await store.pruneInbound(new Date(Date.now() + 60_000))).toBe(3);
+    expect(await store.hasSeenInbound("supplier", "msg_1")).toBe(false);
+  });
+});

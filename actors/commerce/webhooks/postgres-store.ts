@@ -1,0 +1,178 @@
+// The WebhookStore on Postgres (postgres.js), on the caller's pool; tables created under an advisory lock.
+import type postgres from "postgres";
+import { EdgewiseError } from "../../../shared/errors/index.ts";
+import type {
+  AttemptRecord,
+  DeliveryAttempt,
+  NewSubscription,
+  WebhookStore,
+  WebhookSubscription,
+} from "./store.ts";
+
+interface SubscriptionRow {
+  id: string;
+  url: string;
+  events: string;
+  secret: string;
+  created_at: Date;
+  deleted_at: Date | null;
+}
+
+interface AttemptRow {
+  subscription_id: string;
+  event_id: string;
+  attempt: number;
+  status_code: number | null;
+  outcome: DeliveryAttempt["outcome"];
+  error: string | null;
+  at: Date;
+}
+
+/** Arbitrary but fixed: serializes concurrent migrations from several nodes starting at once. */
+const migrationLock = 8245602;
+
+export class PostgresWebhookStore<Types extends Record<string, unknown> = Record<string, never>>
+  implements WebhookStore
+{
+  /** Takes the caller's pool and never opens one (the embedded PGlite serves one connection only). */
+  constructor(private readonly sql: postgres.Sql<Types>) {}
+
+  /** Creates the tables if missing; safe on every start and from several nodes at once. */
+  async migrate(): Promise<void> {
+    await this.sql.begin(async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(${migrationLock})`;
+      // Events are stored space-separated, like API key scopes: no array types needed from the driver.
+      await tx.unsafe(`
+        CREATE TABLE IF NOT EXISTS webhook_subscriptions (
+          id text PRIMARY KEY,
+          url text NOT NULL,
+          events text NOT NULL,
+          secret text NOT NULL CHECK (secret LIKE 'whsec\\_%'),
+          created_at timestamptz NOT NULL DEFAULT now(),
+          deleted_at timestamptz
+        );
+        CREATE TABLE IF NOT EXISTS webhook_deliveries (
+          id bigserial PRIMARY KEY,
+          subscription_id text NOT NULL,
+          event_id text NOT NULL,
+          attempt int NOT NULL,
+          status_code int,
+          outcome text NOT NULL CHECK (outcome IN ('delivered', 'failed', 'refused')),
+          error text,
+          at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX IF NOT EXISTS webhook_deliveries_event ON webhook_deliveries (subscription_id, event_id);
+        CREATE TABLE IF NOT EXISTS webhook_inbound_seen (
+          source text NOT NULL,
+          webhook_id text NOT NULL,
+          received_at timestamptz NOT NULL DEFAULT now(),
+          PRIMARY KEY (source, webhook_id)
+        );
+      `);
+    });
+  }
+
+  async createSubscription(subscription: NewSubscription): Promise<WebhookSubscription> {
+    try {
+      const [row] = await this.sql<SubscriptionRow[]>`
+        INSERT INTO webhook_subscriptions (id, url, events, secret)
+        VALUES (${subscription.id}, ${subscription.url}, ${subscription.events.join(" ")}, ${subscription.secret})
+        RETURNING *`;
+      return fromRow(row as SubscriptionRow);
+    } catch (error) {
+      if ((error as { code?: unknown }).code === "23505") {
+        throw new EdgewiseError("conflict", "a webhook subscription with this id exists", { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  async deleteSubscription(id: string): Promise<boolean> {
+    const rows = await this.sql`
+      UPDATE webhook_subscriptions SET deleted_at = coalesce(deleted_at, now()) WHERE id = ${id} RETURNING id`;
+    return rows.length > 0;
+  }
+
+  async getSubscription(id: string): Promise<WebhookSubscription | undefined> {
+    const [row] = await this.sql<SubscriptionRow[]>`SELECT * FROM webhook_subscriptions WHERE id = ${id}`;
+    return row ? fromRow(row) : undefined;
+  }
+
+  async listSubscriptions(filter: { event?: string } = {}): Promise<WebhookSubscription[]> {
+    const rows =
+      filter.event === undefined
+        ? await this.sql<SubscriptionRow[]>`
+            SELECT * FROM webhook_subscriptions WHERE deleted_at IS NULL ORDER BY created_at, id`
+        : await this.sql<SubscriptionRow[]>`
+            SELECT * FROM webhook_subscriptions
+            WHERE deleted_at IS NULL AND ${filter.event} = ANY (string_to_array(events, ' '))
+            ORDER BY created_at, id`;
+    return rows.map(fromRow);
+  }
+
+  async recordAttempt(attempt: AttemptRecord): Promise<number> {
+    const [row] = await this.sql<{ attempt: number }[]>`
+      INSERT INTO webhook_deliveries (subscription_id, event_id, attempt, status_code, outcome, error)
+      SELECT ${attempt.subscriptionId}, ${attempt.eventId}, coalesce(max(attempt), 0) + 1,
+             ${attempt.statusCode}, ${attempt.outcome}, ${attempt.error}
+      FROM webhook_deliveries WHERE subscription_id = ${attempt.subscriptionId} AND event_id = ${attempt.eventId}
+      RETURNING attempt`;
+    return row?.attempt ?? 0;
+  }
+
+  async listAttempts(subscriptionId: string, eventId?: string): Promise<DeliveryAttempt[]> {
+    const rows =
+      eventId === undefined
+        ? await this.sql<AttemptRow[]>`
+            SELECT * FROM webhook_deliveries WHERE subscription_id = ${subscriptionId} ORDER BY id`
+        : await this.sql<AttemptRow[]>`
+            SELECT * FROM webhook_deliveries
+            WHERE subscription_id = ${subscriptionId} AND event_id = ${eventId} ORDER BY id`;
+    return rows.map((row) => ({
+      subscriptionId: row.subscription_id,
+      eventId: row.event_id,
+      attempt: row.attempt,
+      statusCode: row.status_code,
+      outcome: row.outcome,
+      error: row.error,
+      at: row.at,
+    }));
+  }
+
+  async wasDelivered(subscriptionId: string, eventId: string): Promise<boolean> {
+    const rows = await this.sql`
+      SELECT 1 FROM webhook_deliveries
+      WHERE subscription_id = ${subscriptionId} AND event_id = ${eventId} AND outcome = 'delivered' LIMIT 1`;
+    return rows.length > 0;
+  }
+
+  async recordInbound(source: string, webhookId: string): Promise<boolean> {
+    const rows = await this.sql`
+      INSERT INTO webhook_inbound_seen (source, webhook_id) VALUES (${source}, ${webhookId})
+      ON CONFLICT DO NOTHING RETURNING webhook_id`;
+    return rows.length > 0;
+  }
+
+  async hasSeenInbound(source: string, webhookId: string): Promise<boolean> {
+    const rows = await this.sql`
+      SELECT 1 FROM webhook_inbound_seen WHERE source = ${source} AND webhook_id = ${webhookId}`;
+    return rows.length > 0;
+  }
+
+  async pruneInbound(before: Date): Promise<number> {
+    const rows = await this.sql`
+      DELETE FROM webhook_inbound_seen WHERE received_at < ${before} RETURNING webhook_id`;
+    return rows.length;
+  }
+}
+
+function fromRow(row: SubscriptionRow): WebhookSubscription {
+  return {
+    id: row.id,
+    url: row.url,
+    events: row.events.split(" ").filter(Boolean),
+    secret: row.secret,
+    createdAt: row.created_at,
+    deletedAt: row.deleted_at,
+  };
+}

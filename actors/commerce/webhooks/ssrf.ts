@@ -1,0 +1,93 @@
+// The SSRF guard: a webhook URL may only reach public addresses over http(s), checked again on every attempt.
+import { type AddressKind, classifyIp, parseIp } from "./ip.ts";
+
+/**
+ * The DNS port: every address a name resolves to (A and AAAA). Runtime-specific, so the entry injects it
+ * (dns-resolver.ts for Bun and Deno). Rejects or returns nothing when the name does not resolve.
+ */
+export type Resolve = (hostname: string) => Promise<readonly string[]>;
+
+export interface TargetPolicy {
+  /** WEBHOOKS_ALLOW_PRIVATE=1: skip the address checks (tests, development). The scheme is still checked. */
+  allowPrivate?: boolean;
+  resolve: Resolve;
+}
+
+/**
+ * Why a target was refused. All but `unresolved` are permanent: retrying cannot help. `unresolved` may be a
+ * DNS hiccup.
+ */
+export type TargetRefusal = "invalid_url" | "scheme" | "credentials" | "localhost" | "address" | "unresolved";
+
+export type TargetCheck =
+  | { allowed: true; url: URL; addresses: readonly string[] }
+  | {
+      allowed: false;
+      reason: TargetRefusal;
+      message: string;
+      /** For `address`: the offending address, and its kind (undefined when it was not an address at all). */
+      address?: string;
+      kind?: AddressKind;
+    };
+
+const refuse = (
+  reason: TargetRefusal,
+  message: string,
+  extra: { address?: string; kind?: AddressKind } = {},
+) => ({ allowed: false, reason, message, ...extra }) as const;
+
+function checkAddress(address: string): TargetCheck | undefined {
+  const ip = parseIp(address);
+  if (!ip) return refuse("address", `"${address}" is not an IP address`, { address });
+  const kind = classifyIp(ip);
+  if (kind !== "public") return refuse("address", `${address} is a ${kind} address`, { address, kind });
+  return undefined;
+}
+
+/**
+ * Decides whether a webhook may be sent to `url`. IP literals in every spelling (`2130706433`, `0x7f.1`,
+ * `0177.0.0.1`, `127.1`) are normalized by the WHATWG URL parser before they get here; names are resolved and
+ * refused when ANY address is not public, so a name with one private record cannot be aimed inside.
+ *
+ * The check and the later fetch resolve separately, so a name whose records change in between (DNS
+ * rebinding) is not caught here; deliveries recheck on every attempt and never follow redirects.
+ */
+export async function checkTarget(url: string | URL, policy: TargetPolicy): Promise<TargetCheck> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return refuse("invalid_url", "not an absolute URL");
+  }
+  if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
+    return refuse("scheme", `scheme ${parsed.protocol} is not allowed: use http or https`);
+  }
+  if (parsed.username !== "" || parsed.password !== "") {
+    return refuse("credentials", "a URL with credentials is not allowed");
+  }
+  if (policy.allowPrivate) return { allowed: true, url: parsed, addresses: [] };
+
+  const host = parsed.hostname;
+  if (host.startsWith("[") || parseIp(host)) {
+    return checkAddress(host) ?? { allowed: true, url: parsed, addresses: [host] };
+  }
+  const name = host.replace(/\.$/, "").toLowerCase();
+  if (name === "localhost" || name.endsWith(".localhost")) {
+    return refuse("localhost", `${name} is always loopback`);
+  }
+  let addresses: readonly string[];
+  try {
+    addresses = await policy.resolve(name);
+  } catch {
+    addresses = [];
+  }
+  if (addresses.length === 0) return refuse("unresolved", `${name} does not resolve`);
+  for (const address of addresses) {
+    const refused = checkAddress(address);
+    if (refused) return refused;
+  }
+  return { allowed: true, url: parsed, addresses };
+}
+
+/** True when retrying the same URL later cannot succeed. */
+export const isPermanentRefusal = (reason: TargetRefusal): boolean => reason !== "unresolved";
