@@ -6,14 +6,18 @@ import { LocalActorHost } from "../actors/hosts/local/index.ts";
 import type { SqlDatabase, SyncMode } from "../actors/hosts/local/sql.ts";
 import { RemoteActorHost } from "../actors/hosts/remote/client.ts";
 import { deliveryPath, QStashTransport } from "../actors/queue/qstash-transport.ts";
+import type { Hono } from "hono";
 import {
   type ActorAddress,
   type ActorHost,
   type AnyActorDefinition,
+  type MessageConsumer,
   type Subscription,
   SubscriptionRegistry,
+  type Transport,
 } from "../actors/runtime/index.ts";
 import { createApp } from "../edge/app.ts";
+import type { GatewayEnv } from "../edge/env.ts";
 import { PostgresApiKeyStore } from "../edge/middleware/auth/postgres-api-key-store.ts";
 import { clientIp } from "../edge/middleware/client-ip/index.ts";
 import { configuredLimiter } from "../edge/middleware/rate-limit/configured.ts";
@@ -42,7 +46,35 @@ export interface NodeOptions {
   brokerTimeScale?: number;
   /** The Postgres schema for this node's tables, so several nodes can share one database in tests. */
   schema?: string;
+  /** Adds an application (the reference commerce system) on the node's pool, queue and actors. */
+  extend?: (context: ExtensionContext) => Promise<NodeExtension>;
   log?: (line: string) => void;
+}
+
+/** What a node shares with an extension. */
+export interface ExtensionContext {
+  config: Config;
+  sql: Sql;
+  /** Publishes to the queue; the broker delivers to `deliveryUrl(target)`. */
+  transport: Transport;
+  /** The actors, wherever they run (in process, or on a remote actor host). */
+  actors: ActorHost;
+  /** Whether this node hosts the actors (and so receives the queue's deliveries). */
+  hostsActors: boolean;
+  /** The node's Redis client (REST or TCP), when Redis is configured; the rate limiter uses the same one. */
+  redis: RatelimitRedis | undefined;
+  log: (line: string) => void;
+}
+
+/** What an extension adds to the node. */
+export interface NodeExtension {
+  consumers?: MessageConsumer[];
+  routes?: Array<Hono<GatewayEnv>>;
+  readiness?: DependencyCheck[];
+  /** Runs once the node serves (the port is bound and the public URL known). */
+  start?: () => void;
+  /** Runs before the pool closes. */
+  stop?: () => Promise<void>;
 }
 
 export interface EdgewiseNode {
@@ -125,6 +157,14 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
 
   // The public URL depends on the port actually bound (PORT=0 picks one), so it is read lazily.
   let publicUrl = config.PUBLIC_URL ?? "";
+  const transport = new QStashTransport({
+    baseUrl: queue.url,
+    token: queue.token,
+    deliveryUrl: options.deliveryUrl
+      ? (target) => (options.deliveryUrl as NonNullable<NodeOptions["deliveryUrl"]>)(target, publicUrl)
+      : (target) => `${publicUrl}${deliveryPath(target)}`,
+    retries: config.EDGEWISE_DELIVERY_RETRIES,
+  });
   const host = config.ACTOR_HOST_URL
     ? undefined
     : new LocalActorHost({
@@ -133,14 +173,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
         inboxRetentionMs: config.EDGEWISE_INBOX_RETENTION,
         idleEvictMs: config.EDGEWISE_IDLE_EVICT,
         subscriptions: new SubscriptionRegistry(options.subscriptions ?? []),
-        transport: new QStashTransport({
-          baseUrl: queue.url,
-          token: queue.token,
-          deliveryUrl: options.deliveryUrl
-            ? (target) => (options.deliveryUrl as NonNullable<NodeOptions["deliveryUrl"]>)(target, publicUrl)
-            : (target) => `${publicUrl}${deliveryPath(target)}`,
-          retries: config.EDGEWISE_DELIVERY_RETRIES,
-        }),
+        transport,
       });
   const actors: ActorHost =
     host ??
@@ -172,8 +205,24 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     });
   }
 
+  const extension = options.extend
+    ? await options.extend({
+        config,
+        sql,
+        transport,
+        actors,
+        hostsActors: host !== undefined,
+        redis: rateLimitRedis,
+        log,
+      })
+    : {};
+  if (extension.stop) stops.push(extension.stop);
+  readiness.push(...(extension.readiness ?? []));
+
   const app = createApp({
     actors,
+    consumers: extension.consumers ?? [],
+    routes: extension.routes ?? [],
     ...(host
       ? {
           delivery: {
@@ -207,6 +256,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   ownOrigin = publicUrl;
   appFetch = (request) => app.fetch(request, { remoteAddress: "127.0.0.1" });
   host?.start();
+  extension.start?.();
 
   let stopped: Promise<void> | undefined;
   return {

@@ -142,6 +142,16 @@ export const ConfigSchema = v.object({
   ACTOR_HOST_SECRET: v.optional(
     v.pipe(v.string(), v.minLength(32, "ACTOR_HOST_SECRET must be at least 32 characters")),
   ),
+  /** Inbound webhook sources and their secrets: `source=whsec_…,source2=whsec_…` (a secret; never logged). */
+  INBOUND_WEBHOOK_SECRETS: v.optional(v.string()),
+  /** `1` lets outbound webhooks reach private and loopback addresses (tests and development only). */
+  WEBHOOKS_ALLOW_PRIVATE: v.optional(
+    v.pipe(
+      v.picklist(["0", "1"], "WEBHOOKS_ALLOW_PRIVATE must be 0 or 1"),
+      v.transform((flag) => flag === "1"),
+    ),
+    "0",
+  ),
   LOG_LEVEL: v.optional(
     v.picklist(["debug", "info", "warn", "error"], "LOG_LEVEL must be debug, info, warn or error"),
     "info",

@@ -1,0 +1,53 @@
+// The account endpoints: set and read a customer's balance in the Postgres ledger (billing).
+import { Hono } from "hono";
+import { describeRoute } from "hono-openapi";
+import type { GatewayEnv } from "../../env.ts";
+import { requireOwner, requireScope } from "../../middleware/auth/principal.ts";
+import { validate } from "../../middleware/validation/index.ts";
+import { CustomerParam, PutAccountBody } from "./schemas.ts";
+
+/** What the routes need from the ledger. */
+export interface AccountsLedger {
+  putAccount(customerId: string, balanceCents: number): Promise<{ customerId: string; balanceCents: number }>;
+  /** Throws not_found for an account never set. */
+  getAccount(customerId: string): Promise<{ customerId: string; balanceCents: number }>;
+}
+
+export function accountRoutes(ledger: AccountsLedger): Hono<GatewayEnv> {
+  const app = new Hono<GatewayEnv>();
+
+  app.put(
+    "/v1/accounts/:customerId",
+    describeRoute({
+      summary: "Set a customer's balance",
+      tags: ["billing"],
+      responses: { 200: { description: "{ customerId, balanceCents }" } },
+    }),
+    validate("param", CustomerParam),
+    validate("json", PutAccountBody),
+    async (c) => {
+      const caller = requireScope(c.var.principal, "billing:write");
+      const { customerId } = c.req.valid("param");
+      requireOwner(caller, customerId);
+      return c.json(await ledger.putAccount(customerId, c.req.valid("json").balanceCents));
+    },
+  );
+
+  app.get(
+    "/v1/accounts/:customerId",
+    describeRoute({
+      summary: "Read a customer's balance",
+      tags: ["billing"],
+      responses: { 200: { description: "{ customerId, balanceCents }" }, 404: { description: "Never set" } },
+    }),
+    validate("param", CustomerParam),
+    async (c) => {
+      const caller = requireScope(c.var.principal, "billing:read");
+      const { customerId } = c.req.valid("param");
+      requireOwner(caller, customerId);
+      return c.json(await ledger.getAccount(customerId));
+    },
+  );
+
+  return app;
+}

@@ -1,0 +1,17 @@
+// How the read routes use the Redis read cache: read-through, with a version so an older fill never wins.
+export interface CachedReads {
+  /**
+   * The cached value under `key`, or `load()`'s, stored when `cacheable` says so. `load` returns the
+   * aggregate's version with it; the cache refuses a fill older than an invalidation it has seen.
+   */
+  read(
+    key: string,
+    load: () => Promise<{ version: number; value: unknown }>,
+    options?: { cacheable?: (value: unknown) => boolean },
+  ): Promise<unknown>;
+}
+
+/** No cache: every read loads. */
+export const noCache: CachedReads = {
+  read: async (_key, load) => (await load()).value,
+};

@@ -1,0 +1,68 @@
+// The inventory endpoints: set a sku's stock and price, and read it (cached, refreshed by StockChanged).
+import { Hono } from "hono";
+import { describeRoute } from "hono-openapi";
+import { inventoryActor } from "../../../actors/commerce/inventory.ts";
+import { type ActorHost, actorClient } from "../../../actors/runtime/index.ts";
+import type { GatewayEnv } from "../../env.ts";
+import { requireScope } from "../../middleware/auth/principal.ts";
+import { validate } from "../../middleware/validation/index.ts";
+import { type CachedReads, noCache } from "./cache.ts";
+import { PutInventoryBody, SkuParam } from "./schemas.ts";
+
+export interface InventoryRoutesOptions {
+  actors: ActorHost;
+  cache?: CachedReads;
+}
+
+/** The API's sku view: { sku, available, reserved, priceCents }. */
+function publicView(view: { sku: string; available: number; reserved: number; priceCents: number }) {
+  return { sku: view.sku, available: view.available, reserved: view.reserved, priceCents: view.priceCents };
+}
+
+export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEnv> {
+  const skus = actorClient(options.actors, inventoryActor);
+  const cache = options.cache ?? noCache;
+  const app = new Hono<GatewayEnv>();
+
+  app.put(
+    "/v1/inventory/:sku",
+    describeRoute({
+      summary: "Set a sku's available stock and price",
+      tags: ["inventory"],
+      responses: { 200: { description: "{ sku, available, reserved, priceCents }" } },
+    }),
+    validate("param", SkuParam),
+    validate("json", PutInventoryBody),
+    async (c) => {
+      requireScope(c.var.principal, "inventory:write");
+      const view = await skus.ask(c.req.valid("param").sku, "Put", c.req.valid("json"), {
+        signal: c.var.signal,
+      });
+      return c.json(publicView(view));
+    },
+  );
+
+  app.get(
+    "/v1/inventory/:sku",
+    describeRoute({
+      summary: "Read a sku",
+      tags: ["inventory"],
+      responses: {
+        200: { description: "{ sku, available, reserved, priceCents }" },
+        404: { description: "Never set" },
+      },
+    }),
+    validate("param", SkuParam),
+    async (c) => {
+      requireScope(c.var.principal, "inventory:read");
+      const { sku } = c.req.valid("param");
+      const view = await cache.read(`inventory:${sku}`, async () => {
+        const current = await skus.ask(sku, "Get", {}, { signal: c.var.signal });
+        return { version: current.version, value: current };
+      });
+      return c.json(publicView(view as Parameters<typeof publicView>[0]));
+    },
+  );
+
+  return app;
+}

@@ -1,0 +1,31 @@
+// The loyalty endpoint: a customer's points, read from their Loyalty actor.
+import { Hono } from "hono";
+import { describeRoute } from "hono-openapi";
+import { loyaltyActor } from "../../../actors/commerce/loyalty.ts";
+import { type ActorHost, actorClient } from "../../../actors/runtime/index.ts";
+import type { GatewayEnv } from "../../env.ts";
+import { requireOwner, requireScope } from "../../middleware/auth/principal.ts";
+import { validate } from "../../middleware/validation/index.ts";
+import { CustomerParam } from "./schemas.ts";
+
+export function loyaltyRoutes(actors: ActorHost): Hono<GatewayEnv> {
+  const loyalty = actorClient(actors, loyaltyActor);
+  const app = new Hono<GatewayEnv>();
+  app.get(
+    "/v1/customers/:customerId/loyalty",
+    describeRoute({
+      summary: "A customer's loyalty points",
+      tags: ["loyalty"],
+      responses: { 200: { description: "{ customerId, points }" } },
+    }),
+    validate("param", CustomerParam),
+    async (c) => {
+      const caller = requireScope(c.var.principal, "loyalty:read");
+      const { customerId } = c.req.valid("param");
+      requireOwner(caller, customerId);
+      const view = await loyalty.ask(customerId, "Get", {}, { signal: c.var.signal });
+      return c.json({ customerId, points: view.points });
+    },
+  );
+  return app;
+}

@@ -1,0 +1,148 @@
+// The order endpoints: place (with Idempotency-Key), read (cached once settled), cancel, and list from the read model.
+import { Hono } from "hono";
+import { describeRoute } from "hono-openapi";
+import { type ActorHost, actorClient } from "../../../actors/runtime/index.ts";
+import { orderActor } from "../../../actors/commerce/order.ts";
+import { newId } from "../../../shared/ids/index.ts";
+import { EdgewiseError } from "../../../shared/errors/index.ts";
+import type { GatewayEnv } from "../../env.ts";
+import { hasScope, requireOwner, requireScope } from "../../middleware/auth/principal.ts";
+import { validate } from "../../middleware/validation/index.ts";
+import { type CachedReads, noCache } from "./cache.ts";
+import { ListOrdersQuery, OrderParam, PlaceOrderBody } from "./schemas.ts";
+
+/** The orders read model (Postgres), as the list endpoint needs it. */
+export interface OrdersReadModel {
+  listOrders(query: {
+    customerId?: string;
+    status?: "pending" | "confirmed" | "rejected" | "cancelled";
+    q?: string;
+    limit?: number;
+    cursor?: string;
+  }): Promise<{ items: unknown[]; nextCursor: string | null }>;
+}
+
+export interface OrderRoutesOptions {
+  actors: ActorHost;
+  readModel: OrdersReadModel;
+  cache?: CachedReads;
+}
+
+const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
+
+/**
+ * One order per (caller, Idempotency-Key): its id is derived from both, so a retry reaches the same actor,
+ * which compares the body (same body: the same order; another body: 422). Nothing else is stored.
+ */
+async function orderIdFor(sub: string, idempotencyKey: string | undefined): Promise<string> {
+  if (idempotencyKey === undefined) return newId();
+  if (!idempotencyKeyPattern.test(idempotencyKey)) {
+    throw new EdgewiseError("request.invalid", "Idempotency-Key must be 1-255 visible ASCII characters");
+  }
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${sub}\n${idempotencyKey}`));
+  const base64 = btoa(String.fromCharCode(...new Uint8Array(digest).subarray(0, 18)));
+  return `idem-${base64.replaceAll("+", "-").replaceAll("/", "_")}`;
+}
+
+/** The API's order view: the actor's reply without its internal version counter. */
+function publicView(view: { version?: number } & Record<string, unknown>) {
+  const { version: _version, ...rest } = view;
+  return rest;
+}
+
+export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
+  const orders = actorClient(options.actors, orderActor);
+  const cache = options.cache ?? noCache;
+  const app = new Hono<GatewayEnv>();
+
+  const readOrder = (orderId: string, signal: AbortSignal) =>
+    cache.read(
+      `order:${orderId}`,
+      async () => {
+        const view = await orders.ask(orderId, "Get", {}, { signal });
+        return { version: view.version, value: view };
+      },
+      // A pending order changes as reservations arrive, which publish no event: only settled orders are cached.
+      { cacheable: (view) => (view as { status: string }).status !== "pending" },
+    );
+
+  app.post(
+    "/v1/orders",
+    describeRoute({
+      summary: "Place an order",
+      tags: ["orders"],
+      responses: { 202: { description: "Accepted: { orderId, status }, and a Location header" } },
+    }),
+    validate("json", PlaceOrderBody),
+    async (c) => {
+      const caller = requireScope(c.var.principal, "orders:write");
+      const body = c.req.valid("json");
+      requireOwner(caller, body.customerId);
+      const orderId = await orderIdFor(caller.sub, c.req.header("idempotency-key"));
+      const view = await orders.ask(orderId, "Place", body, { signal: c.var.signal });
+      c.header("Location", `/v1/orders/${orderId}`);
+      return c.json({ orderId, status: view.status }, 202);
+    },
+  );
+
+  app.get(
+    "/v1/orders/:orderId",
+    describeRoute({
+      summary: "Read an order",
+      tags: ["orders"],
+      responses: { 200: { description: "The order" }, 404: { description: "No such order" } },
+    }),
+    validate("param", OrderParam),
+    async (c) => {
+      const caller = requireScope(c.var.principal, "orders:read");
+      const view = (await readOrder(c.req.valid("param").orderId, c.var.signal)) as {
+        customerId: string;
+      } & Record<string, unknown>;
+      requireOwner(caller, view.customerId);
+      return c.json(publicView(view));
+    },
+  );
+
+  app.post(
+    "/v1/orders/:orderId/cancel",
+    describeRoute({
+      summary: "Cancel an order",
+      tags: ["orders"],
+      responses: { 202: { description: "Accepted; see the order lifecycle" } },
+    }),
+    validate("param", OrderParam),
+    async (c) => {
+      const caller = requireScope(c.var.principal, "orders:write");
+      const { orderId } = c.req.valid("param");
+      // The owner first: someone else's order gets 403 before anything changes.
+      const current = await orders.ask(orderId, "Get", {}, { signal: c.var.signal });
+      requireOwner(caller, current.customerId);
+      const view = await orders.ask(orderId, "Cancel", {}, { signal: c.var.signal });
+      return c.json({ orderId, status: view.status }, 202);
+    },
+  );
+
+  app.get(
+    "/v1/orders",
+    describeRoute({
+      summary: "List and search orders (read model; may lag by one event delivery)",
+      tags: ["orders"],
+      responses: { 200: { description: "{ items, nextCursor }" } },
+    }),
+    validate("query", ListOrdersQuery),
+    async (c) => {
+      const caller = requireScope(c.var.principal, "orders:read");
+      const query = c.req.valid("query");
+      // Without admin, a caller lists its own orders only: no filter means "mine", another customer is 403.
+      const customerId = hasScope(caller, "admin") ? query.customerId : (query.customerId ?? caller.sub);
+      if (customerId !== undefined) requireOwner(caller, customerId);
+      const page = await options.readModel.listOrders({
+        ...query,
+        ...(customerId !== undefined ? { customerId } : {}),
+      });
+      return c.json(page);
+    },
+  );
+
+  return app;
+}

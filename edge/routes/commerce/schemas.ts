@@ -1,0 +1,85 @@
+// Request schemas of the commerce API (API.md), shared by validation and /openapi.json. Objects are strict.
+import * as v from "valibot";
+
+const urlSafe = (what: string) =>
+  v.pipe(v.string(), v.regex(/^[A-Za-z0-9._~-]{1,128}$/, `${what} must be URL-safe, 1-128 characters`));
+const cents = v.pipe(
+  v.number("must be a number"),
+  v.integer("must be an integer"),
+  v.minValue(0, "must be 0 or more"),
+  v.maxValue(Number.MAX_SAFE_INTEGER, "is too large"),
+);
+
+export const SkuParam = v.strictObject({ sku: urlSafe("sku") });
+export const CustomerParam = v.strictObject({ customerId: urlSafe("customerId") });
+export const OrderParam = v.strictObject({ orderId: urlSafe("orderId") });
+export const IdParam = v.strictObject({ id: urlSafe("id") });
+export const SourceParam = v.strictObject({ source: urlSafe("source") });
+
+export const PutInventoryBody = v.strictObject({
+  available: v.pipe(
+    v.number(),
+    v.integer("must be an integer"),
+    v.minValue(0, "must be 0 or more"),
+    v.maxValue(1e9),
+  ),
+  priceCents: cents,
+});
+
+export const PutAccountBody = v.strictObject({ balanceCents: cents });
+
+export const PlaceOrderBody = v.strictObject({
+  customerId: urlSafe("customerId"),
+  items: v.pipe(
+    v.array(
+      v.strictObject({
+        sku: urlSafe("sku"),
+        quantity: v.pipe(
+          v.number(),
+          v.integer("must be an integer"),
+          v.minValue(1, "must be 1 or more"),
+          v.maxValue(1_000_000),
+        ),
+      }),
+    ),
+    v.minLength(1, "must hold 1 to 50 items"),
+    v.maxLength(50, "must hold 1 to 50 items"),
+  ),
+});
+
+const limit = v.optional(
+  v.pipe(
+    v.string(),
+    v.regex(/^\d{1,3}$/, "must be 1 to 100"),
+    v.transform(Number),
+    v.minValue(1),
+    v.maxValue(100),
+  ),
+);
+const cursor = v.optional(v.pipe(v.string(), v.maxLength(512)));
+
+export const ListOrdersQuery = v.strictObject({
+  customerId: v.optional(urlSafe("customerId")),
+  status: v.optional(
+    v.picklist(["pending", "confirmed", "rejected", "cancelled"], "must be an order status"),
+  ),
+  q: v.optional(v.pipe(v.string(), v.maxLength(200, "must be at most 200 characters"))),
+  limit,
+  cursor,
+});
+
+export const ListActivityQuery = v.strictObject({
+  subject: v.optional(v.pipe(v.string(), v.maxLength(256))),
+  type: v.optional(v.pipe(v.string(), v.maxLength(256))),
+  limit,
+  cursor,
+});
+
+export const WebhookEvent = v.picklist(
+  ["order.confirmed", "order.rejected", "order.cancelled"],
+  "must be a known event",
+);
+export const CreateWebhookBody = v.strictObject({
+  url: v.pipe(v.string(), v.maxLength(2048), v.url("must be an absolute URL")),
+  events: v.pipe(v.array(WebhookEvent), v.minLength(1, "must name at least one event"), v.maxLength(16)),
+});

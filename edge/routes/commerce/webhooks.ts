@@ -1,0 +1,97 @@
+// The webhook endpoints: subscriptions for outbound events (webhooks:admin), and signed inbound webhooks.
+import { Hono } from "hono";
+import { describeRoute } from "hono-openapi";
+import {
+  CreateSubscriptionBody,
+  createSubscription,
+  deleteSubscription,
+  type InboundRefusal,
+  type InboundSecrets,
+  receiveInbound,
+  type TargetPolicy,
+  type WebhookStore,
+} from "../../../actors/commerce/webhooks/index.ts";
+import type { Transport } from "../../../actors/runtime/index.ts";
+import { type Clock, systemClock } from "../../../shared/clock/index.ts";
+import type { GatewayEnv } from "../../env.ts";
+import { requireScope } from "../../middleware/auth/principal.ts";
+import { validate } from "../../middleware/validation/index.ts";
+import { IdParam, SourceParam } from "./schemas.ts";
+
+export interface WebhookRoutesOptions {
+  store: WebhookStore;
+  policy: TargetPolicy;
+  /** INBOUND_WEBHOOK_SECRETS, parsed; empty refuses every inbound webhook. */
+  inboundSecrets: InboundSecrets;
+  /** Where the inbound Restock command goes: the queue, so the sku actor applies it once. */
+  transport: Transport;
+  /** Records refused and replayed inbound webhooks (the activity log's security events). */
+  onRefusal?: (refusal: InboundRefusal, outcome: "refused" | "replayed") => Promise<void> | void;
+  clock?: Clock;
+}
+
+export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
+  const clock = options.clock ?? systemClock;
+  const app = new Hono<GatewayEnv>();
+
+  app.post(
+    "/v1/webhooks/subscriptions",
+    describeRoute({
+      summary: "Subscribe a URL to order events (Standard Webhooks)",
+      tags: ["webhooks"],
+      responses: { 201: { description: "{ id, url, events, secret }; the secret is shown only here" } },
+    }),
+    validate("json", CreateSubscriptionBody),
+    async (c) => {
+      requireScope(c.var.principal, "webhooks:admin");
+      const created = await createSubscription(
+        { store: options.store, policy: options.policy },
+        c.req.valid("json"),
+      );
+      return c.json(created, 201);
+    },
+  );
+
+  app.delete(
+    "/v1/webhooks/subscriptions/:id",
+    describeRoute({
+      summary: "Delete a webhook subscription; deliveries already queued for it are dropped",
+      tags: ["webhooks"],
+      responses: { 204: { description: "Deleted" } },
+    }),
+    validate("param", IdParam),
+    async (c) => {
+      requireScope(c.var.principal, "webhooks:admin");
+      await deleteSubscription(options.store, c.req.valid("param").id);
+      return c.body(null, 204);
+    },
+  );
+
+  app.post(
+    "/webhooks/inbound/:source",
+    describeRoute({
+      summary:
+        "An inbound webhook (e.g. inventory.restocked), authenticated by its Standard Webhooks signature",
+      tags: ["webhooks"],
+      responses: { 202: { description: "Accepted (or already processed)" } },
+    }),
+    validate("param", SourceParam),
+    async (c) => {
+      const outcome = await receiveInbound(
+        {
+          secrets: options.inboundSecrets,
+          store: options.store,
+          transport: options.transport,
+          now: clock.now(),
+        },
+        { source: c.req.valid("param").source, headers: c.req.raw.headers, body: await c.req.text() },
+      );
+      if (outcome.status === "accepted") return c.json({ status: "accepted" }, 202);
+      await options.onRefusal?.(outcome.refusal, outcome.status);
+      if (outcome.status === "replayed") return c.json({ status: "duplicate" }, 202);
+      throw outcome.error;
+    },
+  );
+
+  return app;
+}
