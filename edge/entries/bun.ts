@@ -1,11 +1,11 @@
 // The Bun entry behind `npm start`: configuration from the environment, then one self-hosted node.
-import { counterActor } from "../../actors/examples/counter.ts";
 import { configOrExit } from "../../deploy/config.ts";
+import { referenceSystem } from "../../deploy/reference.ts";
 import { stopOnSignals } from "../../deploy/shutdown.ts";
 import { startNode } from "../../deploy/bun/node.ts";
 
 const config = configOrExit();
-const node = await startNode({ config, actors: [counterActor] });
+const node = await startNode({ config, ...referenceSystem() });
 console.log(`[edgewise] listening on ${node.url} (data in ${config.EDGEWISE_DATA_DIR})`);
 console.log(`[edgewise] queue: ${node.broker ? `embedded broker at ${node.brokerUrl}` : node.brokerUrl}`);
 if (node.adminToken) {

@@ -1,6 +1,6 @@
 // The Deno entry behind `npm run start:deno`: the same node as on Bun, with Deno.serve and node:sqlite.
-import { counterActor } from "../../actors/examples/counter.ts";
 import { configOrExit } from "../../deploy/config.ts";
+import { referenceSystem } from "../../deploy/reference.ts";
 import { stopOnSignals } from "../../deploy/shutdown.ts";
 import { openNodeSqlite } from "../../actors/hosts/local/sqlite-node.ts";
 import { denoServe } from "../../deploy/deno/serve.ts";
@@ -11,7 +11,7 @@ const config = configOrExit();
 // UPSTASH_REDIS_REST_URL (the bridge in deploy/local/redis-bridge, or Upstash) for a shared count.
 const node = await startNode({
   config,
-  actors: [counterActor],
+  ...referenceSystem(),
   serve: denoServe,
   platform: "deno",
   openActorDb: openNodeSqlite,

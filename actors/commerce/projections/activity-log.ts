@@ -1,0 +1,147 @@
+// The activity log: a MessageConsumer (`activity/all`) appending every event envelope to Postgres, and its reader.
+import type postgres from "postgres";
+import * as v from "valibot";
+import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts";
+import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { validationError } from "../../../shared/errors/valibot.ts";
+import type { MessageConsumer } from "../../runtime/consumers.ts";
+import type { TurnOutcome } from "../../runtime/turn.ts";
+import { Participants } from "../messages.ts";
+import { migrateActivityLog, pruneSetting } from "./activity-table.ts";
+import { decodeCursor, encodeCursor } from "./cursor.ts";
+import { jsonbText } from "./jsonb.ts";
+import { type Page, PageLimit } from "./page-limit.ts";
+
+/** GET /v1/activity query parameters. */
+export const ListActivityQuery = v.object({
+  /** The envelope's `subject`, or an orderId, customerId or sku its data names. */
+  subject: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(1024))),
+  type: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
+  limit: PageLimit,
+  cursor: v.optional(v.string()),
+});
+export type ListActivityQuery = v.InferInput<typeof ListActivityQuery>;
+
+const ActivityCursor = v.strictObject({ s: v.pipe(v.string(), v.regex(/^[1-9][0-9]{0,18}$/)) });
+
+export interface RecordResult {
+  /** The envelope id was already in the log: nothing was written. */
+  duplicate: boolean;
+  /** The new entry's position; undefined for a duplicate. */
+  seq: string | undefined;
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** What the subject filter matches: the envelope's subject, and the orderId, customerId and skus of its data. */
+export function subjectsOf(envelope: Envelope): string[] {
+  const found = new Set<string>();
+  const add = (value: unknown) => {
+    if (typeof value === "string" && value.length > 0 && value.length <= 1024) found.add(value);
+  };
+  add(envelope.subject);
+  const { data } = envelope;
+  if (isRecord(data)) {
+    add(data.orderId);
+    add(data.customerId);
+    add(data.sku);
+    if (Array.isArray(data.skus)) for (const sku of data.skus.slice(0, 50)) add(sku);
+    if (Array.isArray(data.items)) {
+      for (const item of data.items.slice(0, 50)) if (isRecord(item)) add(item.sku);
+    }
+  }
+  return [...found];
+}
+
+/**
+ * Every event, once (UNIQUE(id): a redelivery is `duplicate: true`), plus whatever else is recorded directly with
+ * `recordActivity`, e.g. `security.auth_failed`. Append-only: a trigger refuses UPDATE, DELETE and TRUNCATE.
+ *
+ * Retention: nothing is deleted unless `pruneActivity` is called (by a scheduled job, say); it deletes entries
+ * recorded before a time, in short batches, with the trigger let through by a transaction-local setting.
+ */
+export class ActivityLog<Types extends Record<string, unknown> = Record<string, never>>
+  implements MessageConsumer
+{
+  readonly type = Participants.activity;
+
+  /** Takes the caller's pool and never opens one. */
+  constructor(private readonly sql: postgres.Sql<Types>) {}
+
+  migrate(): Promise<void> {
+    return migrateActivityLog(this.sql);
+  }
+
+  async receive(envelope: Envelope): Promise<TurnOutcome> {
+    const result = await this.recordActivity(envelope);
+    return { duplicate: result.duplicate, reply: { seq: result.seq } };
+  }
+
+  /**
+   * Appends one envelope (validated; `envelope.invalid` otherwise). The stored CloudEvent leaves out `target`,
+   * which names one delivery of the event, not the event.
+   */
+  async recordActivity(envelope: Envelope): Promise<RecordResult> {
+    const { target: _, ...event } = parseEnvelope(envelope);
+    const rows = await this.sql<{ seq: string }[]>`
+      INSERT INTO activity_log (id, type, subject, source, time, data, envelope, subjects)
+      VALUES (${event.id}, ${event.type}, ${event.subject ?? null}, ${event.source}, ${event.time}::timestamptz,
+        ${jsonbText(event.data) ?? null}::text::jsonb, ${jsonbText(event) ?? "{}"}::text::jsonb,
+        ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(subjectsOf(event))}::text::jsonb)))
+      ON CONFLICT (id) DO NOTHING
+      RETURNING seq::text AS seq`;
+    const [row] = rows;
+    return row ? { duplicate: false, seq: row.seq } : { duplicate: true, seq: undefined };
+  }
+
+  /** GET /v1/activity: newest first, keyset on the log's sequence. */
+  async listActivity(input: ListActivityQuery): Promise<Page<Envelope>> {
+    const parsed = v.safeParse(ListActivityQuery, input);
+    if (!parsed.success) throw validationError("request.invalid", "activity query", parsed.issues);
+    const { subject, type, limit, cursor } = parsed.output;
+    const before = cursor === undefined ? undefined : decodeCursor(cursor, ActivityCursor).s;
+    const sql = this.sql;
+    const none = sql``;
+    // The position comes back as text (any pool, any int8 parser); ORDER BY names the bigint column, not it.
+    const rows = await sql<{ position: string; envelope: Envelope }[]>`
+      SELECT seq::text AS position, envelope FROM activity_log
+      WHERE TRUE
+        ${subject === undefined ? none : sql`AND subjects @> ARRAY[${subject}::text]`}
+        ${type === undefined ? none : sql`AND type = ${type}`}
+        ${before === undefined ? none : sql`AND seq < ${before}::bigint`}
+      ORDER BY activity_log.seq DESC
+      LIMIT ${limit + 1}`;
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      items: page.map((row) => row.envelope),
+      nextCursor: rows.length > limit && last ? encodeCursor({ s: last.position }) : null,
+    };
+  }
+
+  /**
+   * Deletes entries recorded before `olderThan`, oldest first, `batchSize` per transaction; returns how many.
+   * Finding them reads the log in sequence order, so run it from a periodic job, not a request.
+   */
+  async pruneActivity(options: { olderThan: Date | number; batchSize?: number }): Promise<number> {
+    const batchSize = options.batchSize ?? 1000;
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new EdgewiseError("config.invalid", "pruneActivity: batchSize must be a positive integer");
+    }
+    const cutoff = new Date(options.olderThan).toISOString();
+    let deleted = 0;
+    for (;;) {
+      const count = await this.sql.begin(async (tx) => {
+        await tx`SELECT set_config(${pruneSetting}, 'on', true)`;
+        const rows = await tx`
+          DELETE FROM activity_log WHERE seq IN (
+            SELECT seq FROM activity_log WHERE recorded_at < ${cutoff}::timestamptz ORDER BY seq LIMIT ${batchSize})
+          RETURNING seq`;
+        return rows.length;
+      });
+      deleted += count;
+      if (count < batchSize) return deleted;
+    }
+  }
+}

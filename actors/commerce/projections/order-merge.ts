@@ -1,0 +1,170 @@
+// Folds one order event into the read model's row: newer versions win, facts that never change are backfilled.
+import type { OrderStatus, RejectReason } from "../messages.ts";
+import type { OrderEvent } from "./order-events.ts";
+
+export interface OrderLineView {
+  sku: string;
+  quantity: number;
+  unitPriceCents?: number;
+}
+
+/** GET /v1/orders/{orderId} and the items of GET /v1/orders (API.md). Times are ISO 8601. */
+export interface OrderView {
+  orderId: string;
+  customerId: string;
+  status: OrderStatus;
+  items: OrderLineView[];
+  totalCents?: number;
+  reason?: RejectReason;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One row of `orders_read`, as the merge sees it. Times are epoch milliseconds. */
+export interface OrderRecord {
+  orderId: string;
+  customerId: string;
+  status: OrderStatus;
+  /** Empty while only events without lines (rejected, cancelled) were seen. */
+  items: OrderLineView[];
+  /** Every sku the order is known to hold: from its lines, or from events that carry only skus. */
+  skus: string[];
+  totalCents: number | null;
+  reason: RejectReason | null;
+  version: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface MergeResult {
+  record: OrderRecord;
+  /** The event was newer than the row: its status and version were taken. */
+  applied: boolean;
+  /** Something in the row differs from before (an older event may still backfill lines or createdAt). */
+  changed: boolean;
+}
+
+const statusOf: Record<OrderEvent["type"], OrderStatus> = {
+  OrderPlaced: "pending",
+  OrderConfirmed: "confirmed",
+  OrderRejected: "rejected",
+  OrderCancelled: "cancelled",
+};
+
+/** 0: no lines known; 1: lines; 2: lines priced (from OrderConfirmed). */
+function detail(items: readonly OrderLineView[]): number {
+  if (items.length === 0) return 0;
+  return items.every((line) => line.unitPriceCents !== undefined) ? 2 : 1;
+}
+
+function factsOf(event: OrderEvent, at: number) {
+  switch (event.type) {
+    case "OrderPlaced": {
+      const placed = Date.parse(event.data.placedAt);
+      return {
+        items: event.data.items.map(({ sku, quantity }) => ({ sku, quantity })),
+        skus: [],
+        createdAt: Number.isFinite(placed) ? placed : at,
+        totalCents: null,
+        reason: null,
+      };
+    }
+    case "OrderConfirmed":
+      return {
+        items: event.data.items.map(({ sku, quantity, unitPriceCents }) => ({
+          sku,
+          quantity,
+          unitPriceCents,
+        })),
+        skus: [],
+        createdAt: at,
+        totalCents: event.data.totalCents,
+        reason: null,
+      };
+    case "OrderRejected":
+      return { items: [], skus: event.data.skus, createdAt: at, totalCents: null, reason: event.data.reason };
+    case "OrderCancelled":
+      return {
+        items: [],
+        skus: event.data.skus,
+        createdAt: at,
+        totalCents: event.data.totalCents ?? null,
+        reason: null,
+      };
+  }
+}
+
+/**
+ * `at` is the event's time (envelope `time`), in epoch ms. Rules:
+ * - status, version, totalCents, reason and updatedAt change only when `event.version` is greater than the row's,
+ *   so a late or redelivered event never moves an order back;
+ * - lines, skus and createdAt never change in a real order, so any event may fill in what the row lacks: a row
+ *   first created by OrderRejected learns its lines when the late OrderPlaced arrives, and its createdAt becomes
+ *   `placedAt` (the earliest time any event tells).
+ */
+export function mergeOrder(existing: OrderRecord | undefined, event: OrderEvent, at: number): MergeResult {
+  const facts = factsOf(event, at);
+  const base: OrderRecord = existing ?? {
+    orderId: event.data.orderId,
+    customerId: event.data.customerId,
+    status: statusOf[event.type],
+    items: [],
+    skus: [],
+    totalCents: null,
+    reason: null,
+    version: event.data.version,
+    createdAt: facts.createdAt,
+    updatedAt: at,
+  };
+  const applied = existing === undefined || event.data.version > existing.version;
+  const items = detail(facts.items) > detail(base.items) ? facts.items : base.items;
+  const record: OrderRecord = {
+    ...base,
+    items,
+    skus: [...new Set([...base.skus, ...items.map((line) => line.sku), ...facts.skus])],
+    createdAt: Math.min(base.createdAt, facts.createdAt),
+  };
+  if (applied) {
+    record.status = statusOf[event.type];
+    record.version = event.data.version;
+    record.updatedAt = Math.max(base.updatedAt, at);
+    record.totalCents = facts.totalCents ?? base.totalCents;
+    record.reason = facts.reason ?? base.reason;
+  }
+  const changed = existing === undefined || canonical(record) !== canonical(existing);
+  return { record, applied, changed };
+}
+
+/** A comparable form of a record, independent of key order (rows come back from jsonb with sorted keys). */
+function canonical(record: OrderRecord): string {
+  return JSON.stringify([
+    record.orderId,
+    record.customerId,
+    record.status,
+    record.items.map((line) => [line.sku, line.quantity, line.unitPriceCents ?? null]),
+    record.skus,
+    record.totalCents,
+    record.reason,
+    record.version,
+    record.createdAt,
+    record.updatedAt,
+  ]);
+}
+
+export function toOrderView(record: OrderRecord): OrderView {
+  return {
+    orderId: record.orderId,
+    customerId: record.customerId,
+    status: record.status,
+    items: record.items.map((line) => ({ ...line })),
+    ...(record.totalCents === null ? {} : { totalCents: record.totalCents }),
+    ...(record.reason === null ? {} : { reason: record.reason }),
+    createdAt: new Date(record.createdAt).toISOString(),
+    updatedAt: new Date(record.updatedAt).toISOString(),
+  };
+}
+
+/** The text the search vector is built from: ids, skus and status, one word each. */
+export function searchText(record: OrderRecord): string {
+  return [record.orderId, record.customerId, ...record.skus, record.status].join(" ");
+}

@@ -1,0 +1,77 @@
+// Reading the orders read model: one order, or a filtered, searched page, newest first, with a keyset cursor.
+import type postgres from "postgres";
+import * as v from "valibot";
+import { validationError } from "../../../shared/errors/valibot.ts";
+import { CustomerId, OrderId, OrderStatus } from "../messages.ts";
+import { decodeCursor, encodeCursor } from "./cursor.ts";
+import { type OrderView, toOrderView } from "./order-merge.ts";
+import { fromRow, type OrderRow, orderColumns } from "./orders-table.ts";
+import { type Page, PageLimit } from "./page-limit.ts";
+
+/** GET /v1/orders query parameters. `customerId` is also how the caller enforces object-level authorization. */
+export const ListOrdersQuery = v.object({
+  customerId: v.optional(CustomerId),
+  status: v.optional(OrderStatus),
+  /** Words, all of which must match: an order id, a customer id, a sku or a status, or a part of one. */
+  q: v.optional(v.pipe(v.string(), v.maxLength(200))),
+  limit: PageLimit,
+  cursor: v.optional(v.string()),
+});
+export type ListOrdersQuery = v.InferInput<typeof ListOrdersQuery>;
+
+/** The last row of a page: its createdAt (ISO, millisecond precision as written) and order id. */
+const OrdersCursor = v.strictObject({ t: v.pipe(v.string(), v.isoTimestamp()), id: OrderId });
+
+/** Words of `q` that can match: each has a letter or a digit; at most 8 are used. */
+function searchWords(q: string): string[] {
+  return q
+    .split(/\s+/)
+    .filter((word) => /[\p{L}\p{N}]/u.test(word))
+    .slice(0, 8);
+}
+
+export async function getOrder<Types extends Record<string, unknown>>(
+  sql: postgres.Sql<Types>,
+  orderId: string,
+): Promise<OrderView | undefined> {
+  const [row] = await sql<OrderRow[]>`
+    SELECT ${orderColumns(sql)} FROM orders_read WHERE order_id = ${orderId}`;
+  return row ? toOrderView(fromRow(row)) : undefined;
+}
+
+/**
+ * Each word of `q` is a phrase query (`phraseto_tsquery('simple', word)`) and all must match: `SKU-123` matches
+ * the sku `SKU-123` and not an order holding both `SKU-9` and `ABC-123`, which `plainto_tsquery` would accept.
+ * A `q` with words but none that can match (only punctuation) returns an empty page.
+ */
+export async function listOrders<Types extends Record<string, unknown>>(
+  sql: postgres.Sql<Types>,
+  input: ListOrdersQuery,
+): Promise<Page<OrderView>> {
+  const parsed = v.safeParse(ListOrdersQuery, input);
+  if (!parsed.success) throw validationError("request.invalid", "order query", parsed.issues);
+  const { customerId, status, q, limit, cursor } = parsed.output;
+  const after = cursor === undefined ? undefined : decodeCursor(cursor, OrdersCursor);
+  const words = q === undefined ? [] : searchWords(q);
+  if (q !== undefined && q.trim() !== "" && words.length === 0) return { items: [], nextCursor: null };
+
+  const none = sql``;
+  const rows = await sql<OrderRow[]>`
+    SELECT ${orderColumns(sql)} FROM orders_read
+    WHERE TRUE
+      ${customerId === undefined ? none : sql`AND customer_id = ${customerId}`}
+      ${status === undefined ? none : sql`AND status = ${status}`}
+      ${words.reduce((all, word) => sql`${all} AND search @@ phraseto_tsquery('simple', ${word})`, none)}
+      ${after === undefined ? none : sql`AND (created_at, order_id) < (${after.t}::timestamptz, ${after.id})`}
+    ORDER BY created_at DESC, order_id DESC
+    LIMIT ${limit + 1}`;
+  const page = rows.slice(0, limit).map(fromRow);
+  const last = page.at(-1);
+  return {
+    items: page.map(toOrderView),
+    nextCursor:
+      rows.length > limit && last
+        ? encodeCursor({ t: new Date(last.createdAt).toISOString(), id: last.orderId })
+        : null,
+  };
+}

@@ -1,0 +1,116 @@
+// The `orders_read` table: its DDL, and the mapping between its rows and OrderRecord.
+import type postgres from "postgres";
+import type { OrderStatus, RejectReason } from "../messages.ts";
+import { type OrderLineView, type OrderRecord, searchText } from "./order-merge.ts";
+
+/** Arbitrary but fixed: serializes concurrent migrations from several nodes starting at once. */
+const migrationLock = 8245611;
+
+/**
+ * `order_id` sorts bytewise (COLLATE "C"), so the keyset order is the same on every server. `search` is built
+ * from `searchText` with the 'simple' configuration: no stemming and no stop words, ids stay as written
+ * (lowercased). `skus` keeps the skus of orders whose lines are not known yet, for search.
+ */
+export async function migrateOrdersRead<Types extends Record<string, unknown>>(
+  sql: postgres.Sql<Types>,
+): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(${migrationLock})`;
+    await tx.unsafe(`
+      CREATE TABLE IF NOT EXISTS orders_read (
+        order_id text COLLATE "C" PRIMARY KEY,
+        customer_id text NOT NULL,
+        status text NOT NULL CHECK (status IN ('pending', 'confirmed', 'rejected', 'cancelled')),
+        items jsonb NOT NULL DEFAULT '[]',
+        skus text[] NOT NULL DEFAULT '{}',
+        total_cents bigint CHECK (total_cents >= 0),
+        reason text,
+        version bigint NOT NULL CHECK (version >= 1),
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL,
+        search tsvector NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS orders_read_recent ON orders_read (created_at DESC, order_id DESC);
+      CREATE INDEX IF NOT EXISTS orders_read_customer
+        ON orders_read (customer_id, created_at DESC, order_id DESC);
+      CREATE INDEX IF NOT EXISTS orders_read_status ON orders_read (status, created_at DESC, order_id DESC);
+      CREATE INDEX IF NOT EXISTS orders_read_search ON orders_read USING gin (search);
+    `);
+  });
+}
+
+export interface OrderRow {
+  order_id: string;
+  customer_id: string;
+  status: string;
+  items: unknown;
+  skus: unknown;
+  /** int8 columns arrive as strings, or as numbers on a pool that parses them (deploy/local/broker/db.ts). */
+  total_cents: string | number | null;
+  reason: string | null;
+  version: string | number;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** The select list `fromRow` expects; `skus` as jsonb, so no array type parsing is needed from the driver. */
+export function orderColumns<Types extends Record<string, unknown>>(sql: postgres.ISql<Types>) {
+  return sql`order_id, customer_id, status, items, to_jsonb(skus) AS skus, total_cents, reason, version,
+    created_at, updated_at`;
+}
+
+export function fromRow(row: OrderRow): OrderRecord {
+  return {
+    orderId: row.order_id,
+    customerId: row.customer_id,
+    status: row.status as OrderStatus,
+    items: row.items as OrderLineView[],
+    skus: row.skus as string[],
+    totalCents: row.total_cents === null ? null : Number(row.total_cents),
+    reason: row.reason as RejectReason | null,
+    version: Number(row.version),
+    createdAt: row.created_at.getTime(),
+    updatedAt: row.updated_at.getTime(),
+  };
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const textArray = (values: readonly string[]) => JSON.stringify(values);
+
+// JSON goes in as text, cast in SQL: a parameter Postgres describes as jsonb would be JSON-encoded again by the driver.
+
+/** Inserts the record unless its order exists; true when inserted. */
+export async function insertOrder<Types extends Record<string, unknown>>(
+  sql: postgres.ISql<Types>,
+  record: OrderRecord,
+): Promise<boolean> {
+  const rows = await sql`
+    INSERT INTO orders_read (order_id, customer_id, status, items, skus, total_cents, reason, version,
+      created_at, updated_at, search)
+    VALUES (${record.orderId}, ${record.customerId}, ${record.status}, ${JSON.stringify(record.items)}::text::jsonb,
+      ARRAY(SELECT jsonb_array_elements_text(${textArray(record.skus)}::text::jsonb)), ${record.totalCents},
+      ${record.reason}, ${record.version}, ${iso(record.createdAt)}::timestamptz,
+      ${iso(record.updatedAt)}::timestamptz, to_tsvector('simple', ${searchText(record)}))
+    ON CONFLICT (order_id) DO NOTHING
+    RETURNING order_id`;
+  return rows.length > 0;
+}
+
+export async function updateOrder<Types extends Record<string, unknown>>(
+  sql: postgres.ISql<Types>,
+  record: OrderRecord,
+): Promise<void> {
+  await sql`
+    UPDATE orders_read SET
+      customer_id = ${record.customerId},
+      status = ${record.status},
+      items = ${JSON.stringify(record.items)}::text::jsonb,
+      skus = ARRAY(SELECT jsonb_array_elements_text(${textArray(record.skus)}::text::jsonb)),
+      total_cents = ${record.totalCents},
+      reason = ${record.reason},
+      version = ${record.version},
+      created_at = ${iso(record.createdAt)}::timestamptz,
+      updated_at = ${iso(record.updatedAt)}::timestamptz,
+      search = to_tsvector('simple', ${searchText(record)})
+    WHERE order_id = ${record.orderId}`;
+}

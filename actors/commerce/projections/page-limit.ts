@@ -1,0 +1,24 @@
+// The `limit` of a list query: 1..100, default 20, as a number or as the query string's digits.
+import * as v from "valibot";
+
+export const defaultPageLimit = 20;
+export const maxPageLimit = 100;
+
+export const PageLimit = v.optional(
+  v.pipe(
+    v.union([
+      v.number(),
+      v.pipe(v.string(), v.regex(/^\d{1,4}$/, "must be a whole number"), v.transform(Number)),
+    ]),
+    v.integer(),
+    v.minValue(1),
+    v.maxValue(maxPageLimit),
+  ),
+  defaultPageLimit,
+);
+
+export interface Page<T> {
+  items: T[];
+  /** Pass it back as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
+}

@@ -1,0 +1,59 @@
+// Test support only: a Postgres schema per test file on the real server, and envelopes for the commerce events.
+import postgres from "postgres";
+import { connect, type Sql } from "../../../deploy/local/broker/db.ts";
+import { createEnvelope, type Envelope } from "../../../shared/envelope/index.ts";
+
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+export interface TestDatabase {
+  sql: Sql;
+  /** A second pool on the same schema that leaves int8 as strings (postgres.js's default). */
+  plain: postgres.Sql;
+  drop(): Promise<void>;
+}
+
+/** A fresh schema, and pools whose search_path is that schema; `drop` ends them and drops it. */
+export async function testDatabase(name: string): Promise<TestDatabase> {
+  const schema = `projections_${name}_${process.pid}_${Math.floor(Math.random() * 1e6)}`.toLowerCase();
+  const sql = await connect({ url: TEST_DATABASE_URL, max: 2, schema });
+  const plain = postgres(TEST_DATABASE_URL, {
+    max: 1,
+    onnotice: () => {},
+    connection: { search_path: schema },
+  });
+  return {
+    sql,
+    plain,
+    async drop() {
+      await sql.end();
+      await plain.end();
+      const admin = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
+      try {
+        await admin`DROP SCHEMA IF EXISTS ${admin(schema)} CASCADE`;
+      } finally {
+        await admin.end();
+      }
+    },
+  };
+}
+
+let counter = 0;
+
+/** An event envelope as the queue delivers it to `target`; `time` defaults to a fixed, increasing clock. */
+export function event<Data>(
+  type: string,
+  data: Data,
+  options: { id?: string; time?: number; target?: string; subject?: string } = {},
+): Envelope<Data> {
+  counter++;
+  return createEnvelope({
+    type,
+    source: "edgewise://test",
+    data,
+    time: options.time ?? Date.UTC(2026, 0, 1) + counter * 1000,
+    ...(options.id === undefined ? {} : { id: options.id }),
+    ...(options.target === undefined ? {} : { target: options.target }),
+    ...(options.subject === undefined ? {} : { subject: options.subject }),
+  });
+}
