@@ -1,0 +1,214 @@
+// The order lifecycle of API.md, end to end over HTTP: every branch, run by each host's suite (Bun, Durable Objects).
+import { describe, expect, test } from "bun:test";
+import { type CommerceClient, eventually, uniqueName } from "./client.ts";
+
+/** Registers the lifecycle tests against whatever gateway `client()` reaches (called after the host started). */
+export function lifecycleSuite(host: string, client: () => CommerceClient, timeoutMs = 30_000) {
+  describe(`order lifecycle (${host})`, () => {
+    test(
+      "confirmed: stock is sold, the account is charged once, loyalty is credited",
+      async () => {
+        const api = client();
+        const [apple, pear, alice] = [uniqueName("apple"), uniqueName("pear"), uniqueName("alice")];
+        await api.putSku(apple, 10, 250);
+        await api.putSku(pear, 5, 1_000);
+        await api.putAccount(alice, 10_000);
+        const placed = await api.place(alice, [
+          { sku: apple, quantity: 2 },
+          { sku: pear, quantity: 3 },
+          { sku: apple, quantity: 1 },
+        ]);
+        expect(placed.status).toBe(202);
+        expect(placed.body.status).toBe("pending");
+        expect(placed.headers.get("location")).toBe(`/v1/orders/${placed.body.orderId}`);
+
+        const order = await api.settle(placed.body.orderId);
+        expect(order.status).toBe("confirmed");
+        expect(order.totalCents).toBe(3 * 250 + 3 * 1_000);
+        expect(order.items).toContainEqual({ sku: apple, quantity: 3, unitPriceCents: 250 });
+        expect(await api.balance(alice)).toBe(10_000 - 3_750);
+        await eventually(async () => (await api.points(alice)) === 37, "loyalty points");
+        await eventually(async () => (await api.sku(apple)).reserved === 0, "reservation turned into a sale");
+        expect(await api.sku(apple)).toMatchObject({ available: 7, reserved: 0 });
+        expect(await api.sku(pear)).toMatchObject({ available: 2, reserved: 0 });
+        // The read model follows: the list finds it by customer and by sku.
+        await eventually(async () => {
+          const page = await api.call<{ items: Array<{ orderId: string; status: string }> }>(
+            "GET",
+            `/v1/orders?customerId=${alice}&q=${pear}`,
+          );
+          return page.body.items.some(
+            (item) => item.orderId === order.orderId && item.status === "confirmed",
+          );
+        }, "the read model to show the confirmed order");
+      },
+      timeoutMs,
+    );
+
+    test(
+      "out of stock: rejected, every reservation released, nothing charged",
+      async () => {
+        const api = client();
+        const [plenty, scarce, bob] = [uniqueName("plenty"), uniqueName("scarce"), uniqueName("bob")];
+        await api.putSku(plenty, 10, 100);
+        await api.putSku(scarce, 1, 100);
+        await api.putAccount(bob, 10_000);
+        const placed = await api.place(bob, [
+          { sku: plenty, quantity: 4 },
+          { sku: scarce, quantity: 2 },
+        ]);
+        const order = await api.settle(placed.body.orderId);
+        expect(order).toMatchObject({ status: "rejected", reason: "out_of_stock" });
+        await eventually(
+          async () => (await api.sku(plenty)).available === 10 && (await api.sku(plenty)).reserved === 0,
+          "the plenty sku's reservation to be released",
+        );
+        expect(await api.sku(scarce)).toMatchObject({ available: 1, reserved: 0 });
+        expect(await api.balance(bob)).toBe(10_000);
+        expect(await api.points(bob)).toBe(0);
+      },
+      timeoutMs,
+    );
+
+    test(
+      "insufficient funds: rejected, stock released, balance untouched",
+      async () => {
+        const api = client();
+        const [gold, carol] = [uniqueName("gold"), uniqueName("carol")];
+        await api.putSku(gold, 3, 5_000);
+        await api.putAccount(carol, 4_999);
+        const placed = await api.place(carol, [{ sku: gold, quantity: 1 }]);
+        const order = await api.settle(placed.body.orderId);
+        expect(order).toMatchObject({ status: "rejected", reason: "insufficient_funds", totalCents: 5_000 });
+        await eventually(async () => (await api.sku(gold)).reserved === 0, "the reservation to be released");
+        expect(await api.sku(gold)).toMatchObject({ available: 3, reserved: 0 });
+        expect(await api.balance(carol)).toBe(4_999);
+        expect(await api.points(carol)).toBe(0);
+      },
+      timeoutMs,
+    );
+
+    test(
+      "cancel after confirm: refunded, units back in stock, points taken back",
+      async () => {
+        const api = client();
+        const [book, dave] = [uniqueName("book"), uniqueName("dave")];
+        await api.putSku(book, 5, 1_250);
+        await api.putAccount(dave, 5_000);
+        const placed = await api.place(dave, [{ sku: book, quantity: 2 }]);
+        expect((await api.settle(placed.body.orderId)).status).toBe("confirmed");
+        await eventually(async () => (await api.points(dave)) === 25, "points credited");
+
+        const cancelled = await api.cancel(placed.body.orderId);
+        expect(cancelled.status).toBe(202);
+        expect((await api.settle(placed.body.orderId, (o) => o.status === "cancelled")).status).toBe(
+          "cancelled",
+        );
+        await eventually(async () => (await api.balance(dave)) === 5_000, "the refund");
+        await eventually(async () => (await api.points(dave)) === 0, "points taken back");
+        await eventually(async () => (await api.sku(book)).available === 5, "units back in stock");
+        // Cancelling again changes nothing.
+        expect((await api.cancel(placed.body.orderId)).status).toBe(202);
+        expect((await api.order(placed.body.orderId)).status).toBe("cancelled");
+        expect(await api.balance(dave)).toBe(5_000);
+      },
+      timeoutMs,
+    );
+
+    test(
+      "cancel while pending: cancelled once it settles, nothing kept",
+      async () => {
+        const api = client();
+        const [pen, erin] = [uniqueName("pen"), uniqueName("erin")];
+        await api.putSku(pen, 4, 300);
+        await api.putAccount(erin, 1_000);
+        const placed = await api.place(erin, [{ sku: pen, quantity: 2 }]);
+        // At once, before the saga can settle.
+        const cancel = await api.cancel(placed.body.orderId);
+        expect(cancel.status).toBe(202);
+        const order = await api.settle(placed.body.orderId, (o) => o.status === "cancelled");
+        expect(order.status).toBe("cancelled");
+        await eventually(async () => (await api.balance(erin)) === 1_000, "no charge kept");
+        await eventually(async () => {
+          const sku = await api.sku(pen);
+          return sku.available === 4 && sku.reserved === 0;
+        }, "the stock back");
+        expect(await api.points(erin)).toBe(0);
+      },
+      timeoutMs,
+    );
+
+    test(
+      "a rejected order cannot be cancelled into anything else",
+      async () => {
+        const api = client();
+        const [rare, fay] = [uniqueName("rare"), uniqueName("fay")];
+        await api.putSku(rare, 0, 100);
+        await api.putAccount(fay, 1_000);
+        const placed = await api.place(fay, [{ sku: rare, quantity: 1 }]);
+        expect((await api.settle(placed.body.orderId)).status).toBe("rejected");
+        expect((await api.cancel(placed.body.orderId)).status).toBe(202);
+        expect((await api.order(placed.body.orderId)).status).toBe("rejected");
+      },
+      timeoutMs,
+    );
+
+    test(
+      "Idempotency-Key: the same key and body give the same order, another body gets 422, one charge",
+      async () => {
+        const api = client();
+        const [mug, gus] = [uniqueName("mug"), uniqueName("gus")];
+        await api.putSku(mug, 10, 800);
+        await api.putAccount(gus, 10_000);
+        const key = { "idempotency-key": uniqueName("key") };
+        const first = await api.place(gus, [{ sku: mug, quantity: 1 }], key);
+        const again = await api.place(gus, [{ sku: mug, quantity: 1 }], key);
+        expect(first.status).toBe(202);
+        expect(again.status).toBe(202);
+        expect(again.body.orderId).toBe(first.body.orderId);
+
+        const other = await api.place(gus, [{ sku: mug, quantity: 2 }], key);
+        expect(other.status).toBe(422);
+        expect(other.headers.get("content-type")).toContain("application/problem+json");
+        expect((other.body as unknown as { code: string }).code).toBe("idempotency.mismatch");
+
+        expect((await api.settle(first.body.orderId)).status).toBe("confirmed");
+        // A retry after confirmation still returns the same order and charges nothing more.
+        const late = await api.place(gus, [{ sku: mug, quantity: 1 }], key);
+        expect(late.body.orderId).toBe(first.body.orderId);
+        await Bun.sleep(200);
+        expect(await api.balance(gus)).toBe(10_000 - 800);
+        expect(await api.sku(mug)).toMatchObject({ available: 9, reserved: 0 });
+      },
+      timeoutMs,
+    );
+
+    test(
+      "object-level authorization: another customer's order is 403, an unknown one 404",
+      async () => {
+        const api = client();
+        const [cup, hal, ivy] = [uniqueName("cup"), uniqueName("hal"), uniqueName("ivy")];
+        await api.putSku(cup, 5, 100);
+        await api.putAccount(hal, 1_000);
+        const placed = await api.place(hal, [{ sku: cup, quantity: 1 }]);
+        const asIvy = { sub: ivy, scopes: ["orders:read", "orders:write", "billing:read", "loyalty:read"] };
+        expect((await api.call("GET", `/v1/orders/${placed.body.orderId}`, { as: asIvy })).status).toBe(403);
+        expect(
+          (await api.call("POST", `/v1/orders/${placed.body.orderId}/cancel`, { as: asIvy })).status,
+        ).toBe(403);
+        expect((await api.call("GET", `/v1/accounts/${hal}`, { as: asIvy })).status).toBe(403);
+        expect((await api.call("GET", `/v1/customers/${hal}/loyalty`, { as: asIvy })).status).toBe(403);
+        const forHal = await api.call("POST", "/v1/orders", {
+          as: asIvy,
+          body: { customerId: hal, items: [{ sku: cup, quantity: 1 }] },
+        });
+        expect(forHal.status).toBe(403);
+        const asHal = { sub: hal, scopes: ["orders:read"] };
+        expect((await api.call("GET", `/v1/orders/${placed.body.orderId}`, { as: asHal })).status).toBe(200);
+        expect((await api.call("GET", `/v1/orders/${uniqueName("nope")}`, { as: asHal })).status).toBe(404);
+        expect((await api.call("GET", `/v1/inventory/${uniqueName("never")}`)).status).toBe(404);
+      },
+      timeoutMs,
+    );
+  });
+}
