@@ -31,8 +31,15 @@ export interface CommerceOptions {
 /** Adapts the projections' read cache to what the routes call. */
 export function routeCache(cache: ReadCache): CachedReads {
   return {
-    read: async (key, load, options) =>
-      (await cachedRead(cache, key, load, options?.cacheable ? { cacheable: options.cacheable } : {})).value,
+    read: async (key, load, options) => {
+      const read = await cachedRead(
+        cache,
+        key,
+        load,
+        options?.cacheable ? { cacheable: options.cacheable } : {},
+      );
+      return { value: read.value, hit: read.hit };
+    },
   };
 }
 

@@ -8,10 +8,13 @@ export interface CachedReads {
     key: string,
     load: () => Promise<{ version: number; value: unknown }>,
     options?: { cacheable?: (value: unknown) => boolean },
-  ): Promise<unknown>;
+  ): Promise<{ value: unknown; hit: boolean }>;
 }
+
+/** Tells the client where a read came from: `X-Cache: hit` or `miss` (counted in the cache's stats too). */
+export const cacheHeader = "X-Cache";
 
 /** No cache: every read loads. */
 export const noCache: CachedReads = {
-  read: async (_key, load) => (await load()).value,
+  read: async (_key, load) => ({ value: (await load()).value, hit: false }),
 };

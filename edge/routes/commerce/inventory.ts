@@ -6,7 +6,7 @@ import { type ActorHost, actorClient } from "../../../actors/runtime/index.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { requireScope } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
-import { type CachedReads, noCache } from "./cache.ts";
+import { type CachedReads, cacheHeader, noCache } from "./cache.ts";
 import { PutInventoryBody, SkuParam } from "./schemas.ts";
 
 export interface InventoryRoutesOptions {
@@ -56,11 +56,12 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
     async (c) => {
       requireScope(c.var.principal, "inventory:read");
       const { sku } = c.req.valid("param");
-      const view = await cache.read(`inventory:${sku}`, async () => {
+      const read = await cache.read(`inventory:${sku}`, async () => {
         const current = await skus.ask(sku, "Get", {}, { signal: c.var.signal });
         return { version: current.version, value: current };
       });
-      return c.json(publicView(view as Parameters<typeof publicView>[0]));
+      c.header(cacheHeader, read.hit ? "hit" : "miss");
+      return c.json(publicView(read.value as Parameters<typeof publicView>[0]));
     },
   );
 

@@ -8,7 +8,7 @@ import { EdgewiseError } from "../../../shared/errors/index.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { hasScope, requireOwner, requireScope } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
-import { type CachedReads, noCache } from "./cache.ts";
+import { type CachedReads, cacheHeader, noCache } from "./cache.ts";
 import { ListOrdersQuery, OrderParam, PlaceOrderBody } from "./schemas.ts";
 
 /** The orders read model (Postgres), as the list endpoint needs it. */
@@ -95,10 +95,10 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
     validate("param", OrderParam),
     async (c) => {
       const caller = requireScope(c.var.principal, "orders:read");
-      const view = (await readOrder(c.req.valid("param").orderId, c.var.signal)) as {
-        customerId: string;
-      } & Record<string, unknown>;
+      const read = await readOrder(c.req.valid("param").orderId, c.var.signal);
+      const view = read.value as { customerId: string } & Record<string, unknown>;
       requireOwner(caller, view.customerId);
+      c.header(cacheHeader, read.hit ? "hit" : "miss");
       return c.json(publicView(view));
     },
   );
