@@ -3,6 +3,7 @@ import { configOrExit } from "../../deploy/config.ts";
 import { referenceSystem } from "../../deploy/reference.ts";
 import { stopOnSignals } from "../../deploy/shutdown.ts";
 import { startNode } from "../../deploy/bun/node.ts";
+import { tryItLines } from "../../deploy/try-it.ts";
 
 const config = configOrExit();
 const node = await startNode({ config, ...referenceSystem() });
@@ -11,9 +12,7 @@ console.log(`[edgewise] queue: ${node.broker ? `embedded broker at ${node.broker
 if (node.adminToken) {
   // Printed only for the node's own key (embedded defaults): an operator's JWT_SECRET never yields a token here.
   console.log(`[edgewise] admin token (24 h, local development): ${node.adminToken}`);
-  console.log(
-    `[edgewise] try: curl -X POST ${node.url}/v1/counters/demo/increment -H "authorization: Bearer ${node.adminToken}" -H 'content-type: application/json' -d '{"by":1}'`,
-  );
+  console.log(tryItLines(node.url, node.adminToken).join("\n"));
 }
 
 stopOnSignals(

@@ -18,8 +18,8 @@ async function start(dataDir: string, port: number) {
   const decoder = new TextDecoder();
   let printed = "";
   const deadline = Date.now() + 45_000;
-  // The curl line is printed last; the token and the curl line may arrive in different chunks.
-  while (!/try: curl .*\n/.test(printed) && Date.now() < deadline) {
+  // The "more:" line is printed last; the token and the try-it lines may arrive in different chunks.
+  while (!/\[edgewise\] more: .*\n/.test(printed) && Date.now() < deadline) {
     const { done, value } = await reader.read();
     if (done) break;
     printed += decoder.decode(value, { stream: true });
@@ -40,6 +40,30 @@ describe("npm start", () => {
     const base = `http://127.0.0.1:${port}`;
     const first = await start(dataDir, port);
     expect(first.printed).toContain(`curl -X POST ${base}/v1/counters/demo/increment`);
+    // The printed commands work as printed: stock, fund, place an order; the order then confirms.
+    const commands = first.printed.split("\n").filter((line) => line.startsWith("  curl "));
+    expect(commands.length).toBe(4);
+    let placed = "";
+    for (const command of commands.slice(0, 3)) {
+      const run = Bun.spawnSync(["sh", "-c", `${command.trim()} -sS -w '\\n%{http_code}'`]);
+      const [body, status] = run.stdout.toString().trim().split("\n");
+      expect({ command: command.slice(0, 60), status: Number(status) }).toEqual({
+        command: command.slice(0, 60),
+        status: command.includes("/v1/orders") ? 202 : 200,
+      });
+      placed = body ?? "";
+    }
+    const { orderId } = JSON.parse(placed) as { orderId: string };
+    const deadlineForOrder = Date.now() + 20_000;
+    let status = "pending";
+    while (status === "pending" && Date.now() < deadlineForOrder) {
+      const read = await fetch(`${base}/v1/orders/${orderId}`, {
+        headers: { authorization: `Bearer ${first.token}` },
+      });
+      status = ((await read.json()) as { status: string }).status;
+      if (status === "pending") await Bun.sleep(50);
+    }
+    expect(status).toBe("confirmed");
     const inc = (token?: string) =>
       fetch(`${base}/v1/counters/e2e/increment`, {
         method: "POST",
