@@ -1,6 +1,7 @@
 // request-id: every request gets an id (the caller's, if it is sane), echoed in X-Request-Id and kept for logs.
-import { requestId as honoRequestId } from "hono/request-id";
+import type { MiddlewareHandler } from "hono";
 import { newId } from "../../../shared/ids/index.ts";
+import type { GatewayEnv } from "../../env.ts";
 
 export interface RequestIdOptions {
   headerName?: string;
@@ -8,15 +9,19 @@ export interface RequestIdOptions {
 
 const acceptable = /^[A-Za-z0-9._~-]{1,128}$/;
 
-/** Hono's request-id middleware; an incoming id is kept only if it is short and URL-safe (it lands in logs). */
-export function requestId(options: RequestIdOptions = {}) {
+/**
+ * An incoming id is kept only if it is short and URL-safe (it lands in logs); otherwise a new one is made.
+ * Hand-written rather than Hono's `requestId`: that one sets the header before the handler runs, which makes
+ * every response copy a prepared-header list (about 2 µs a request on Bun); here it is set once on the
+ * finished response, error responses included (Hono's compose has already put them on `c.res`).
+ */
+export function requestId(options: RequestIdOptions = {}): MiddlewareHandler<GatewayEnv> {
   const headerName = options.headerName ?? "X-Request-Id";
-  return honoRequestId({
-    headerName,
-    limitLength: 128,
-    generator: (c) => {
-      const incoming = c.req.header(headerName);
-      return incoming && acceptable.test(incoming) ? incoming : newId();
-    },
-  });
+  return async function requestIdMiddleware(c, next) {
+    const incoming = c.req.header(headerName);
+    const id = incoming !== undefined && acceptable.test(incoming) ? incoming : newId();
+    c.set("requestId", id);
+    await next();
+    c.res.headers.set(headerName, id);
+  };
 }
