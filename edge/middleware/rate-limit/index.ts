@@ -86,9 +86,9 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler<GatewayE
       ["RateLimit-Remaining", String(Math.max(0, decision.remaining))],
       ["RateLimit-Reset", String(resetSeconds)],
     ];
-    // Set before `next()`: the error handler's problem response (our 429, or a route's error) picks them up.
-    for (const [name, value] of headers) c.header(name, value);
     if (!decision.success) {
+      // Prepared on the context: the error handler's 429 picks them up.
+      for (const [name, value] of headers) c.header(name, value);
       c.header("Retry-After", retryAfter);
       throw new EdgewiseError("rate_limited", `rate limit exceeded; retry in ${retryAfter} s`, {
         status: 429,
@@ -96,9 +96,12 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler<GatewayE
       });
     }
     await next();
-    // A route that returned its own Response skipped the prepared headers; a 101 upgrade cannot be rebuilt.
-    if (c.res.status !== 101 && !c.res.headers.has("ratelimit-limit")) {
-      for (const [name, value] of headers) c.header(name, value);
+    // Written on the finished response (a route's error response too: Hono's compose has put it on `c.res`).
+    // Setting them before `next()` would make every response copy a prepared-header list. A 101 upgrade's
+    // headers are immutable.
+    if (c.res.status !== 101) {
+      const target = c.res.headers;
+      for (const [name, value] of headers) target.set(name, value);
     }
   };
 }
