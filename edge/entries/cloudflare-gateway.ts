@@ -1,6 +1,6 @@
 // The gateway's settings on Workers, from the Worker's environment: the same variables as on Bun and Deno.
 import { Redis } from "@upstash/redis/cloudflare";
-import { parseConfig } from "../../shared/config/index.ts";
+import { type Config, parseConfig } from "../../shared/config/index.ts";
 import type { AppOptions } from "../app.ts";
 import { clientIp } from "../middleware/client-ip/index.ts";
 import { configuredLimiter } from "../middleware/rate-limit/configured.ts";
@@ -12,14 +12,20 @@ type GatewayOptions = Pick<
   "clientIp" | "auth" | "rateLimit" | "corsOrigins" | "bodyLimitBytes" | "requestTimeoutMs"
 >;
 
+/** The Worker's settings: its string variables and secrets (bindings are objects), checked as on Bun and Deno. */
+export function workerConfig(env: object): Config {
+  return parseConfig(
+    Object.fromEntries(Object.entries(env).filter(([, value]) => typeof value === "string")),
+  );
+}
+
 /**
  * JWT_SECRET (a secret) or JWT_JWKS_URL turns authentication on; there is no data dir to generate a key
  * into on Workers. The rate limiter counts in Upstash Redis when UPSTASH_REDIS_REST_* are set; otherwise per
  * isolate, which only bounds one isolate's share.
  */
 export function gatewayFromEnv(env: object): GatewayOptions {
-  const strings = Object.fromEntries(Object.entries(env).filter(([, value]) => typeof value === "string"));
-  const config = parseConfig(strings);
+  const config = workerConfig(env);
   const redis = config.UPSTASH_REDIS_REST_URL
     ? upstashRestRedis(Redis, config.UPSTASH_REDIS_REST_URL, config.UPSTASH_REDIS_REST_TOKEN as string)
     : undefined;

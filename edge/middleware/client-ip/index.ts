@@ -49,7 +49,10 @@ export function clientIp(options: ClientIpOptions): MiddlewareHandler<GatewayEnv
   return async function clientIpMiddleware(c, next) {
     const peer = platform === "workers" ? c.req.header("cf-connecting-ip") : c.env?.remoteAddress;
     const hops = believesHeaders ? hopsOf(c.req.header(forwardedHeader)) : [];
-    c.set("clientIp", hops.length === 0 ? fromPeer(peer) : (resolveClientIp(peer, hops, isTrusted) ?? unknown));
+    c.set(
+      "clientIp",
+      hops.length === 0 ? fromPeer(peer) : (resolveClientIp(peer, hops, isTrusted) ?? unknown),
+    );
     await next();
   };
 }

@@ -1,0 +1,132 @@
+// The reference commerce system on one Postgres pool: its consumers and routes, for the node and the Worker to compose.
+import type { Hono } from "hono";
+import { BillingLedger, BillingOutboxRelay } from "../actors/commerce/billing/index.ts";
+import {
+  ActivityLog,
+  OrdersProjector,
+  type ReadCache,
+  ReadCacheConsumer,
+  cachedRead,
+} from "../actors/commerce/projections/index.ts";
+import {
+  type InboundRefusal,
+  PostgresWebhookStore,
+  parseInboundSecrets,
+  type TargetPolicy,
+  webhooksConsumer,
+} from "../actors/commerce/webhooks/index.ts";
+import type { ActorHost, MessageConsumer, Transport } from "../actors/runtime/index.ts";
+import type { BillingSql } from "../actors/commerce/billing/schema.ts";
+import { createEnvelope } from "../shared/envelope/index.ts";
+import type { GatewayEnv } from "./env.ts";
+import type { CachedReads } from "./routes/commerce/cache.ts";
+import { commerceRoutes } from "./routes/commerce/index.ts";
+
+export interface CommerceSystemOptions {
+  /** The pool (postgres.js) every Postgres part shares; never opened or closed here. */
+  sql: BillingSql;
+  /** The queue: billing's relay, the webhook fan-out and inbound Restock commands publish through it. */
+  transport: Transport;
+  /** The actors, wherever they run (in process, on a remote actor host, as Durable Objects). */
+  actors: ActorHost;
+  /** The SSRF guard's DNS port and WEBHOOKS_ALLOW_PRIVATE. */
+  webhookPolicy: TargetPolicy;
+  /** INBOUND_WEBHOOK_SECRETS, unparsed; unset refuses every inbound webhook. */
+  inboundWebhookSecrets: string | undefined;
+  /** The read cache; without one, no `cache` consumer, and every read loads. */
+  readCache?: ReadCache;
+  /**
+   * Runs after a billing delivery committed a reply to the outbox. Default: wakes the relay's loop, which a
+   * long-running node starts; where nothing runs between requests (Workers), relay from here instead.
+   */
+  afterBillingCommit?: (relay: BillingOutboxRelay) => void;
+  log?: (line: string) => void;
+}
+
+export interface CommerceSystem {
+  billing: BillingLedger;
+  relay: BillingOutboxRelay;
+  projector: OrdersProjector;
+  activity: ActivityLog;
+  /** The queue consumers that are not actors: billing, projector, activity, webhooks, and cache when given. */
+  consumers: MessageConsumer[];
+  routes: Hono<GatewayEnv>;
+  /** Creates the tables if missing, one part after another (the embedded PGlite serves one connection). */
+  migrate(): Promise<void>;
+}
+
+/** Adapts the projections' read cache to what the routes call. */
+export function routeCache(cache: ReadCache): CachedReads {
+  return {
+    read: async (key, load, options) => {
+      const read = await cachedRead(
+        cache,
+        key,
+        load,
+        options?.cacheable ? { cacheable: options.cacheable } : {},
+      );
+      return { value: read.value, hit: read.hit };
+    },
+  };
+}
+
+/** Builds the parts; no I/O until they are used (so a Worker may build them per request). */
+export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
+  const { sql, transport, actors, readCache } = options;
+  const log = options.log ?? ((line: string) => console.log(`[edgewise] ${line}`));
+  const relay = new BillingOutboxRelay(sql, transport, {
+    onError: (what, error) =>
+      log(`billing relay: ${what} (${error instanceof Error ? error.message : "error"})`),
+  });
+  const afterCommit = options.afterBillingCommit ?? ((outbox: BillingOutboxRelay) => outbox.notify());
+  const billing = new BillingLedger(sql, { onCommitted: () => afterCommit(relay) });
+  const projector = new OrdersProjector(sql);
+  const activity = new ActivityLog(sql);
+  const webhookStore = new PostgresWebhookStore(sql);
+  const policy = options.webhookPolicy;
+
+  const recordRefusal = async (refusal: InboundRefusal, outcome: "refused" | "replayed") => {
+    // A security event: who tried what, never the signature or the secret.
+    await activity.recordActivity(
+      createEnvelope({
+        type: `security.webhook_${outcome}`,
+        source: `edgewise://webhooks/inbound/${refusal.source}`,
+        data: { ...refusal },
+      }),
+    );
+  };
+
+  return {
+    billing,
+    relay,
+    projector,
+    activity,
+    consumers: [
+      billing,
+      projector,
+      activity,
+      ...(readCache ? [new ReadCacheConsumer(readCache)] : []),
+      webhooksConsumer({ store: webhookStore, transport, ...policy }),
+    ],
+    routes: commerceRoutes({
+      actors,
+      ledger: billing,
+      readModel: projector,
+      activity,
+      ...(readCache ? { cache: routeCache(readCache) } : {}),
+      webhooks: {
+        store: webhookStore,
+        policy,
+        inboundSecrets: parseInboundSecrets(options.inboundWebhookSecrets),
+        transport,
+        onRefusal: recordRefusal,
+      },
+    }),
+    async migrate() {
+      await billing.migrate();
+      await projector.migrate();
+      await activity.migrate();
+      await webhookStore.migrate();
+    },
+  };
+}

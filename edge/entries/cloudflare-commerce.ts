@@ -1,0 +1,166 @@
+// The reference commerce system on Workers: its actors as Durable Objects, its consumers on a per-request Postgres pool.
+import { Redis } from "@upstash/redis/cloudflare";
+import postgres from "postgres";
+import {
+  commerceActorSubscriptions,
+  inventoryActor,
+  loyaltyActor,
+  orderActor,
+} from "../../actors/commerce/actors.ts";
+import type { BillingOutboxRelay } from "../../actors/commerce/billing/index.ts";
+import { Participants } from "../../actors/commerce/messages.ts";
+import { type ReadCache, RedisReadCache } from "../../actors/commerce/projections/index.ts";
+import { commerceConsumerSubscriptions } from "../../actors/commerce/subscriptions.ts";
+import { resolveWithNodeDns } from "../../actors/commerce/webhooks/dns-resolver.ts";
+import { durableActor } from "../../actors/hosts/cloudflare/index.ts";
+import { type QueueEnv, qstashTransportFromEnv } from "../../actors/hosts/cloudflare/queue.ts";
+import { type ActorHost, SubscriptionRegistry, type Transport } from "../../actors/runtime/index.ts";
+import type { Config } from "../../shared/config/index.ts";
+import { EdgewiseError } from "../../shared/errors/index.ts";
+import { type CommerceSystem, commerceSystem } from "../commerce.ts";
+import { upstashRestRedis } from "../middleware/rate-limit/upstash.ts";
+
+/** The commerce bindings and variables (see wrangler.toml; DATABASE_URL and the Redis token are secrets). */
+export interface CommerceEnv extends QueueEnv {
+  ORDER: DurableObjectNamespace;
+  INVENTORY: DurableObjectNamespace;
+  LOYALTY: DurableObjectNamespace;
+  /** Hyperdrive in production: its connection string wins over DATABASE_URL. */
+  HYPERDRIVE?: Hyperdrive;
+  DATABASE_URL?: string;
+  /** With its token (a secret): the read cache. */
+  UPSTASH_REDIS_REST_URL?: string;
+}
+
+/** Postgres for the consumers: Hyperdrive's connection string, else DATABASE_URL; undefined = no commerce consumers. */
+export function databaseUrl(env: CommerceEnv): string | undefined {
+  return env.HYPERDRIVE?.connectionString ?? (env.DATABASE_URL || undefined);
+}
+
+const registries = new Map<string, SubscriptionRegistry>();
+
+/**
+ * Who receives the commerce events. The consumers' subscriptions only where they can run (Postgres), and the
+ * read cache's only with Redis: otherwise the broker would deliver to a consumer type nobody serves.
+ */
+export function commerceSubscriptions(env: CommerceEnv): SubscriptionRegistry {
+  const withConsumers = databaseUrl(env) !== undefined;
+  const withCache = withConsumers && Boolean(env.UPSTASH_REDIS_REST_URL);
+  const id = `${withConsumers}:${withCache}`;
+  let registry = registries.get(id);
+  if (!registry) {
+    const consumers = withConsumers
+      ? commerceConsumerSubscriptions.filter(
+          (subscription) => withCache || subscription.actor !== Participants.cache,
+        )
+      : [];
+    registry = new SubscriptionRegistry([...commerceActorSubscriptions, ...consumers]);
+    registries.set(id, registry);
+  }
+  return registry;
+}
+
+const actorOptions = {
+  transport: (env: CommerceEnv) => qstashTransportFromEnv(env),
+  subscriptions: commerceSubscriptions,
+};
+
+export const Order = durableActor<CommerceEnv>(orderActor, actorOptions);
+export const Inventory = durableActor<CommerceEnv>(inventoryActor, actorOptions);
+export const Loyalty = durableActor<CommerceEnv>(loyaltyActor, actorOptions);
+
+/** The commerce parts of one request (or one cron run), on a pool of their own. */
+export interface CommerceScope {
+  system: CommerceSystem;
+  /** Creates the tables, once per isolate (the first scope that needs them pays). */
+  ready(): Promise<void>;
+  /** The readiness check: one round trip on this scope's pool. */
+  ping(): Promise<void>;
+  /** Drains the billing outbox as far as it is due. */
+  drainBilling(): Promise<void>;
+  /** Ends the pool once the request's background work (the relay after a commit) is done. */
+  close(): void;
+}
+
+/** Relay passes after one commit: enough for a burst, bounded so one request cannot relay forever. */
+const drainPasses = 10;
+
+/**
+ * The commerce consumers and routes on Workers, one per isolate. workerd forbids a socket opened in one
+ * request from being used in another ("Cannot perform I/O on behalf of a different request"), so a
+ * postgres.js pool cannot outlive its request: each request opens its own (lazily: postgres.js connects on
+ * the first query, so a request that never touches Postgres opens nothing) and ends it in `waitUntil`.
+ * With Hyperdrive in front, those connections are cheap; without it, each costs a TCP and auth round trip.
+ */
+export class CommerceOnWorkers {
+  private readonly readCache: ReadCache | undefined;
+  private migrated = false;
+
+  constructor(
+    private readonly config: Config,
+    private readonly url: string,
+    private readonly transport: Transport,
+    private readonly actors: ActorHost,
+  ) {
+    // An isolate-local memory cache is unsafe here: another isolate would keep serving what this one
+    // invalidated. Redis over REST (fetch, so fine across requests) or no cache at all.
+    this.readCache = config.UPSTASH_REDIS_REST_URL
+      ? new RedisReadCache(
+          upstashRestRedis(Redis, config.UPSTASH_REDIS_REST_URL, config.UPSTASH_REDIS_REST_TOKEN as string),
+        )
+      : undefined;
+  }
+
+  open(ctx: ExecutionContext): CommerceScope {
+    const sql = postgres(this.url, {
+      // The commerce code runs on one connection (it does under the embedded PGlite), and each connection
+      // here is a fresh handshake.
+      max: 1,
+      connect_timeout: 5,
+      onnotice: () => {},
+      transform: { undefined: null },
+    });
+    const background: Array<Promise<unknown>> = [];
+    const drain = async (relay: BillingOutboxRelay) => {
+      for (let pass = 0; pass < drainPasses; pass++) {
+        const { sent, lastError } = await relay.relayOnce();
+        if (lastError !== undefined) console.error("[edgewise] billing relay: will retry", lastError);
+        if (sent === 0) return;
+      }
+    };
+    const system = commerceSystem({
+      sql,
+      transport: this.transport,
+      actors: this.actors,
+      webhookPolicy: { resolve: resolveWithNodeDns, allowPrivate: this.config.WEBHOOKS_ALLOW_PRIVATE },
+      inboundWebhookSecrets: this.config.INBOUND_WEBHOOK_SECRETS,
+      ...(this.readCache ? { readCache: this.readCache } : {}),
+      // No relay loop runs between requests: relay right after the commit, in the background of the same
+      // request; what fails there (or lands after the pool ended) waits for the next commit or the cron.
+      afterBillingCommit: (relay) => {
+        const relayed = drain(relay).catch((error) =>
+          console.error("[edgewise] billing relay after commit failed", error),
+        );
+        background.push(relayed);
+        ctx.waitUntil(relayed);
+      },
+    });
+    return {
+      system,
+      ready: async () => {
+        if (this.migrated) return;
+        try {
+          await system.migrate();
+        } catch (error) {
+          throw new EdgewiseError("unavailable", "Postgres is unavailable; retry", { cause: error });
+        }
+        this.migrated = true;
+      },
+      ping: async () => void (await sql`SELECT 1`),
+      drainBilling: () => drain(system.relay),
+      close: () => {
+        ctx.waitUntil(Promise.allSettled(background).then(() => sql.end({ timeout: 5 }).catch(() => {})));
+      },
+    };
+  }
+}
