@@ -51,6 +51,7 @@ export async function relayOnce(
     else byActor.set(entry.actor, [entry]);
   }
   const pass: RelayPass = { sent: 0, failed: 0 };
+  const sent: number[] = [];
   await Promise.all(
     [...byActor.values()].map(async (group) => {
       try {
@@ -65,9 +66,12 @@ export async function relayOnce(
         for (const entry of group) await outbox.failed(entry.seq, attempts, retryAt);
         return;
       }
-      await outbox.delivered(group.map((entry) => entry.seq));
+      for (const entry of group) sent.push(entry.seq);
       pass.sent += group.length;
     }),
   );
+  // One write for the whole pass: on the local host each `delivered` is a transaction with an fsync. A crash
+  // before it only means these entries are sent again, and receivers deduplicate by message id.
+  if (sent.length > 0) await outbox.delivered(sent);
   return pass;
 }
