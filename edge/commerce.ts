@@ -15,7 +15,14 @@ import {
   type TargetPolicy,
   webhooksConsumer,
 } from "../actors/commerce/webhooks/index.ts";
-import type { ActorHost, MessageConsumer, Transport } from "../actors/runtime/index.ts";
+import {
+  type ActorHost,
+  fanInConsumer,
+  type MessageConsumer,
+  type Transport,
+} from "../actors/runtime/index.ts";
+import { Participants } from "../actors/commerce/messages.ts";
+import { readSideEvents } from "../actors/commerce/subscriptions.ts";
 import type { BillingSql } from "../actors/commerce/billing/schema.ts";
 import { createEnvelope } from "../shared/envelope/index.ts";
 import type { GatewayEnv } from "./env.ts";
@@ -84,6 +91,7 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
   const activity = new ActivityLog(sql);
   const webhookStore = new PostgresWebhookStore(sql);
   const policy = options.webhookPolicy;
+  const webhooks = webhooksConsumer({ store: webhookStore, transport, ...policy });
 
   const recordRefusal = async (refusal: InboundRefusal, outcome: "refused" | "replayed") => {
     // A security event: who tried what, never the signature or the secret.
@@ -103,10 +111,16 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
     activity,
     consumers: [
       billing,
-      projector,
-      activity,
-      ...(readCache ? [new ReadCacheConsumer(readCache)] : []),
-      webhooksConsumer({ store: webhookStore, transport, ...policy }),
+      // Deliveries to one subscription (`webhooks/{id}`) come here; the fan-out of events goes through the read side.
+      webhooks,
+      fanInConsumer(Participants.readSide, [
+        { consumer: activity, key: "all", events: readSideEvents.activity },
+        { consumer: projector, key: "orders", events: readSideEvents.projector },
+        ...(readCache
+          ? [{ consumer: new ReadCacheConsumer(readCache), key: "reads", events: readSideEvents.cache }]
+          : []),
+        { consumer: webhooks, key: "outbound", events: readSideEvents.webhooks },
+      ]),
     ],
     routes: commerceRoutes({
       actors,

@@ -1,4 +1,15 @@
 // The inventory actor, one per sku: stock levels and price; reserves, sells and releases units per order.
+//
+// State holds counters only, so what a turn clones, validates and writes does not grow with the orders the sku
+// has seen. What each order did here is one kv record, `order:{orderId}` → `{ stage, quantity }`, read and
+// written with the turn (the actor's own kv, so any valid order id is a safe key):
+//   (none) → reserved | refused | released;   reserved → sold | released;   sold → returned.
+//
+// Version 1 kept those records in state (`reservations`, `sales`, `closed`). A migration cannot write kv, so
+// migration 2 turns them into the same records in a `legacy` map in state. Handlers read kv first and `legacy`
+// second; each order event moves up to `legacyMovesPerTurn` of them to kv with its own commit, and writing an
+// order's record removes its legacy one, so `legacy` drains and is dropped once empty. Nothing is lost, and an
+// old sku is back to constant-size state after a few hundred orders.
 import * as v from "valibot";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { defineActor, type TurnContext } from "../runtime/index.ts";
@@ -18,8 +29,14 @@ import {
 
 const units = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
 
-/** How an order's story ended at this sku, remembered so a late or repeated event never reserves again. */
-const Closed = v.picklist(["refused", "released", "returned"]);
+/**
+ * Where an order's story stands at this sku. `reserved` counts in `reserved`, `sold` in `sold`; `refused`,
+ * `released` and `returned` are final, so a late or repeated event never reserves again.
+ */
+const Stage = v.picklist(["reserved", "sold", "refused", "released", "returned"]);
+/** One order at this sku, in kv under `order:{orderId}`. `quantity`: the units it holds, or held. */
+export const OrderRecord = v.object({ stage: Stage, quantity: units });
+export type OrderRecord = v.InferOutput<typeof OrderRecord>;
 
 export const InventoryState = v.object({
   /** False until the first `Put`: an unpriced sku refuses every order. */
@@ -31,13 +48,21 @@ export const InventoryState = v.object({
   /** Everything ever set by `Put` or restocked: `available + reserved + sold === stocked`, always. */
   stocked: units,
   version: units,
-  /** Open reservations: orderId → units. */
-  reservations: v.record(v.string(), units),
-  /** Confirmed sales not returned: orderId → units. */
-  sales: v.record(v.string(), units),
-  closed: v.record(v.string(), Closed),
+  /** Version 1's per-order records, orderId → record, not yet moved to kv; absent once all moved. */
+  legacy: v.optional(v.record(v.string(), OrderRecord)),
 });
 export type InventoryState = v.InferOutput<typeof InventoryState>;
+
+/** State as version 1 stored it: the per-order records lived in state. */
+interface InventoryStateV1 {
+  reservations?: Record<string, number>;
+  sales?: Record<string, number>;
+  closed?: Record<string, "refused" | "released" | "returned">;
+  [counter: string]: unknown;
+}
+
+/** How many version-1 records a turn moves from `legacy` to kv (they commit with the turn). */
+const legacyMovesPerTurn = 256;
 
 /** `PUT /v1/inventory/{sku}`: sets `available` absolutely, and the price. */
 export const PutStock = v.object({ available: units, priceCents: units });
@@ -56,6 +81,8 @@ type Turn = TurnContext<InventoryState>;
 export const inventoryActor = defineActor({
   type: Participants.inventory,
   state: InventoryState,
+  version: 2,
+  migrations: { 2: fromVersion1 },
   initial: () => ({
     exists: false,
     available: 0,
@@ -64,9 +91,6 @@ export const inventoryActor = defineActor({
     priceCents: 0,
     stocked: 0,
     version: 0,
-    reservations: {},
-    sales: {},
-    closed: {},
   }),
   messages: {
     Put: PutStock,
@@ -105,17 +129,18 @@ export const inventoryActor = defineActor({
       changed(ctx);
     },
 
-    OrderPlaced(ctx, data) {
+    /** Reserves at most once per order: any record, even a release that overtook the placement, stops it. */
+    async OrderPlaced(ctx, data) {
       const stock = ctx.state;
       const { orderId } = data;
-      if (knows(stock, orderId)) return;
+      if ((await recordOf(ctx, orderId)) !== undefined) return;
       const quantity = data.items
         .filter((line) => line.sku === ctx.key)
         .reduce((sum, line) => sum + line.quantity, 0);
       if (quantity === 0) return;
       const order = { type: Participants.order, key: orderId };
       if (!stock.exists || stock.available < quantity) {
-        stock.closed[orderId] = "refused";
+        record(ctx, orderId, { stage: "refused", quantity });
         const refusal: v.InferInput<typeof StockRejected> = {
           orderId,
           sku: ctx.key,
@@ -127,7 +152,7 @@ export const inventoryActor = defineActor({
       }
       stock.available -= quantity;
       stock.reserved += quantity;
-      stock.reservations[orderId] = quantity;
+      record(ctx, orderId, { stage: "reserved", quantity });
       const reservation: v.InferInput<typeof StockReserved> = {
         orderId,
         sku: ctx.key,
@@ -138,57 +163,95 @@ export const inventoryActor = defineActor({
       changed(ctx);
     },
 
-    OrderConfirmed(ctx, data) {
+    async OrderConfirmed(ctx, data) {
       const stock = ctx.state;
-      const quantity = own(stock.reservations, data.orderId);
-      if (quantity === undefined) return;
-      delete stock.reservations[data.orderId];
-      stock.reserved -= quantity;
-      stock.sold += quantity;
-      stock.sales[data.orderId] = quantity;
+      const held = await recordOf(ctx, data.orderId);
+      if (held?.stage !== "reserved") return;
+      stock.reserved -= held.quantity;
+      stock.sold += held.quantity;
+      record(ctx, data.orderId, { stage: "sold", quantity: held.quantity });
       changed(ctx);
     },
 
-    OrderRejected(ctx, data) {
-      if (own(ctx.state.sales, data.orderId) !== undefined) return;
-      close(ctx, data.orderId, "released");
+    async OrderRejected(ctx, data) {
+      const held = await recordOf(ctx, data.orderId);
+      if (held?.stage === "sold") return;
+      release(ctx, data.orderId, held);
     },
 
     /** Sold units come back to `available`; an unconfirmed order only loses its reservation. */
-    OrderCancelled(ctx, data) {
+    async OrderCancelled(ctx, data) {
       const stock = ctx.state;
-      const sold = own(stock.sales, data.orderId);
-      if (sold === undefined) {
-        close(ctx, data.orderId, "released");
+      const held = await recordOf(ctx, data.orderId);
+      if (held?.stage !== "sold") {
+        release(ctx, data.orderId, held);
         return;
       }
-      delete stock.sales[data.orderId];
-      stock.sold -= sold;
-      stock.available += sold;
-      stock.closed[data.orderId] = "returned";
+      stock.sold -= held.quantity;
+      stock.available += held.quantity;
+      record(ctx, data.orderId, { stage: "returned", quantity: held.quantity });
       changed(ctx);
     },
   },
 });
 
-function own<T>(record: Record<string, T>, key: string): T | undefined {
-  return Object.hasOwn(record, key) ? record[key] : undefined;
+const recordKey = (orderId: string) => `order:${orderId}`;
+
+/** What this sku knows of an order: its kv record, else a version-1 record not yet moved. */
+async function recordOf(ctx: Turn, orderId: string): Promise<OrderRecord | undefined> {
+  moveLegacy(ctx);
+  const stored = await ctx.kv.get(recordKey(orderId));
+  if (stored !== undefined) return v.parse(OrderRecord, stored);
+  const legacy = ctx.state.legacy;
+  return legacy && Object.hasOwn(legacy, orderId) ? legacy[orderId] : undefined;
 }
 
-function knows(stock: InventoryState, orderId: string): boolean {
-  return [stock.reservations, stock.sales, stock.closed].some((record) => Object.hasOwn(record, orderId));
+/** Writes an order's record with the turn; a version-1 record of the same order is superseded. */
+function record(ctx: Turn, orderId: string, value: OrderRecord): void {
+  ctx.kv.put(recordKey(orderId), value);
+  const legacy = ctx.state.legacy;
+  if (legacy && Object.hasOwn(legacy, orderId)) delete legacy[orderId];
 }
 
-/** Ends an order's story here: releases its reservation, if any, and remembers it is over. */
-function close(ctx: Turn, orderId: string, how: v.InferOutput<typeof Closed>): void {
+/** Moves a bounded batch of version-1 records from state to kv; drops `legacy` once it is empty. */
+function moveLegacy(ctx: Turn): void {
+  const legacy = ctx.state.legacy;
+  if (!legacy) return;
+  let moved = 0;
+  for (const orderId in legacy) {
+    if (moved === legacyMovesPerTurn) return;
+    ctx.kv.put(recordKey(orderId), legacy[orderId]);
+    delete legacy[orderId];
+    moved++;
+  }
+  delete ctx.state.legacy;
+}
+
+/** Ends an order's story here: releases its reservation, if any; a story already over keeps its ending. */
+function release(ctx: Turn, orderId: string, held: OrderRecord | undefined): void {
+  if (held === undefined) {
+    record(ctx, orderId, { stage: "released", quantity: 0 });
+    return;
+  }
+  if (held.stage !== "reserved") return;
   const stock = ctx.state;
-  if (own(stock.closed, orderId) === undefined) stock.closed[orderId] = how;
-  const quantity = own(stock.reservations, orderId);
-  if (quantity === undefined) return;
-  delete stock.reservations[orderId];
-  stock.reserved -= quantity;
-  stock.available += quantity;
+  stock.reserved -= held.quantity;
+  stock.available += held.quantity;
+  record(ctx, orderId, { stage: "released", quantity: held.quantity });
   changed(ctx);
+}
+
+/** Version 1 → 2: the per-order records leave state for `legacy` (see the header), counters stay. */
+function fromVersion1(previous: unknown): unknown {
+  const { reservations = {}, sales = {}, closed = {}, ...counters } = previous as InventoryStateV1;
+  const legacy = new Map<string, OrderRecord>();
+  // At most one of the three holds an order; were it more, the units it still holds win.
+  for (const [orderId, stage] of Object.entries(closed)) legacy.set(orderId, { stage, quantity: 0 });
+  for (const [orderId, quantity] of Object.entries(sales)) legacy.set(orderId, { stage: "sold", quantity });
+  for (const [orderId, quantity] of Object.entries(reservations)) {
+    legacy.set(orderId, { stage: "reserved", quantity });
+  }
+  return legacy.size === 0 ? counters : { ...counters, legacy: Object.fromEntries(legacy) };
 }
 
 function changed(ctx: Turn): void {

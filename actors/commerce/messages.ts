@@ -16,6 +16,8 @@ export const Participants = {
   webhooks: "webhooks",
   /** Read-cache refresher (Redis); key: `reads`. */
   cache: "cache",
+  /** The read side in one delivery per event (activity, projector, cache, webhook fan-out); key: `events`. */
+  readSide: "readside",
 } as const;
 
 const id = v.pipe(v.string(), v.regex(/^[A-Za-z0-9._~-]{1,128}$/, "must be URL-safe, 1-128 characters"));

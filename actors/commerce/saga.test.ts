@@ -10,9 +10,11 @@ import { LocalActorHost } from "../hosts/local/host.ts";
 import { openBunSqlite } from "../hosts/local/sqlite-bun.ts";
 import { SubscriptionRegistry, targetOf } from "../runtime/index.ts";
 import { commerceActorSubscriptions, commerceActors, commerceConsumerSubscriptions } from "./actors.ts";
-import type { InventoryState } from "./inventory.ts";
+import type { InventoryState, OrderRecord } from "./inventory.ts";
 import { pointsFor } from "./loyalty.ts";
+import { Participants } from "./messages.ts";
 import type { OrderView } from "./order.ts";
+import { readSideEvents } from "./subscriptions.ts";
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -105,7 +107,7 @@ function boot() {
     rmSync(dir, { recursive: true, force: true });
   });
   const billing = new FakeBilling();
-  /** What reached the non-actor consumers (projector, activity, webhooks, cache). */
+  /** What reached the non-actor consumers (projector, activity, webhooks, cache), each addressed to its part. */
   const consumed: Envelope[] = [];
   let relayed = 0;
   let inFlight: Envelope[] = [];
@@ -114,7 +116,13 @@ function boot() {
     const { type } = targetOf(envelope);
     if (type === "billing") inFlight.push(...billing.handle(envelope));
     else if (host.actorTypes.includes(type)) await host.receive(envelope);
-    else consumed.push(envelope);
+    else if (type === Participants.readSide) {
+      // One delivery for the whole read side, handed to each part that takes the event (`fanInConsumer`).
+      for (const [part, key] of Object.entries(readSideParts)) {
+        const events: readonly string[] = readSideEvents[part as keyof typeof readSideParts];
+        if (events.includes(envelope.type)) consumed.push({ ...envelope, target: `${part}/${key}` });
+      }
+    } else consumed.push(envelope);
   }
 
   /** Relays and delivers until nothing moves; `between` runs after each round (e.g. to cancel mid-flight). */
@@ -143,6 +151,9 @@ function boot() {
   const ask = async <T>(type: string, key: string, message: string, data: unknown = {}) =>
     (await host.ask({ type, key }, message, data)).reply as T;
   const stock = (sku: string) => host.inspect({ type: "inventory", key: sku }).state as InventoryState;
+  /** What a sku remembers of an order (its kv record), or undefined. */
+  const stockRecord = (sku: string, orderId: string) =>
+    host.store.kvGet(`inventory/${sku}`, `order:${orderId}`) as OrderRecord | undefined;
   const order = (orderId: string) => ask<OrderView>("order", orderId, "Get");
   const points = async (customerId: string) =>
     (await ask<{ points: number }>("loyalty", customerId, "Get")).points;
@@ -157,8 +168,11 @@ function boot() {
         .filter((envelope) => envelope.type === type && (envelope.data as Payment).orderId === orderId)
         .map((envelope) => envelope.id),
     ).size;
-  return { host, billing, billed, consumed, settle, ask, stock, order, points, place, put };
+  return { host, billing, billed, consumed, settle, ask, stock, stockRecord, order, points, place, put };
 }
+
+/** The read side's parts and their address keys, as `edge/commerce.ts` wires them behind `readside/events`. */
+const readSideParts = { projector: "orders", activity: "all", webhooks: "outbound", cache: "reads" } as const;
 
 function shuffle<T>(list: T[], next: () => number): void {
   for (let i = list.length - 1; i > 0; i--) {
@@ -297,7 +311,7 @@ describe("order saga", () => {
   for (const seed of [1, 2, 3]) {
     test(`invariants hold under shuffled, delayed and repeated deliveries (seed ${seed})`, async () => {
       const next = random(seed);
-      const { ask, billing, billed, settle, stock, order, points, place, put } = boot();
+      const { ask, billing, billed, settle, stock, stockRecord, order, points, place, put } = boot();
       const skus = { apple: 150, pear: 275, plum: 990 };
       const customers = { alice: 50_000, bob: 4_000, carol: 0 };
       for (const [sku, price] of Object.entries(skus)) await put(sku, 25, price);
@@ -334,6 +348,15 @@ describe("order saga", () => {
           sold: soldTo.reduce((sum, item) => sum + item.quantity, 0),
         });
         expectBalanced(stock(sku));
+        // Each sku's record of each order agrees: sold for a confirmed order's line, nothing held otherwise.
+        for (const view of views) {
+          const line = view.items.find((item) => item.sku === sku);
+          const record = stockRecord(sku, view.orderId);
+          if (!line) expect(record).toBeUndefined();
+          else if (view.status === "confirmed")
+            expect(record).toEqual({ stage: "sold", quantity: line.quantity });
+          else expect(["refused", "released", "returned", undefined]).toContain(record?.stage);
+        }
       }
       for (const [customer, start] of Object.entries(customers)) {
         const mine = confirmed.filter((view) => view.customerId === customer);

@@ -43,19 +43,19 @@ const orderEvents = [
   EventTypes.OrderCancelled,
 ] as const;
 
-/** Each listed event goes to the one consumer address `actor/key`. */
-function consumer(actor: string, key: string, events: readonly string[]): Subscription[] {
-  return events.map((event) => subscribe({ event, actor, keys: () => key }));
-}
+/** The event types each read-side consumer takes. */
+export const readSideEvents = {
+  activity: [...orderEvents, EventTypes.StockChanged],
+  projector: orderEvents,
+  webhooks: [EventTypes.OrderConfirmed, EventTypes.OrderRejected, EventTypes.OrderCancelled],
+  cache: [...orderEvents, EventTypes.StockChanged],
+} as const satisfies Record<string, readonly string[]>;
 
-/** Consumers that are not actors (MessageConsumer), reached through the queue like actors. */
+/**
+ * Consumers that are not actors (MessageConsumer), reached through the queue like actors. The read side gets
+ * each event once, at `readside/events`, and hands it to its parts in process (`fanInConsumer`): one delivery
+ * instead of one per consumer.
+ */
 export const commerceConsumerSubscriptions: Subscription[] = [
-  ...consumer(Participants.projector, "orders", orderEvents),
-  ...consumer(Participants.activity, "all", [...orderEvents, EventTypes.StockChanged]),
-  ...consumer(Participants.webhooks, "outbound", [
-    EventTypes.OrderConfirmed,
-    EventTypes.OrderRejected,
-    EventTypes.OrderCancelled,
-  ]),
-  ...consumer(Participants.cache, "reads", [...orderEvents, EventTypes.StockChanged]),
-];
+  ...new Set(Object.values(readSideEvents).flat()),
+].map((event) => subscribe({ event, actor: Participants.readSide, keys: () => "events" }));

@@ -38,3 +38,50 @@ export function withConsumers(actors: ActorHost, consumers: readonly MessageCons
     },
   };
 }
+
+/** One part of a fan-in consumer: a consumer, the address key it is given, and the event types it takes. */
+export interface ConsumerPart {
+  consumer: MessageConsumer;
+  key: string;
+  events: readonly string[];
+}
+
+/**
+ * One queue delivery per event for several consumers in the same place (the read side: activity log,
+ * projector, cache, webhook fan-out), instead of one delivery each: every delivery costs the broker a durable
+ * write, a signature and an HTTP hop. Each part gets the envelope addressed to itself (`consumer.type/key`).
+ * The parts run concurrently; if any fails the delivery fails and the queue redelivers it, and the parts that
+ * had succeeded recognize the event (each consumer is idempotent on the event id). `duplicate` is true only
+ * when every part saw it before.
+ */
+export function fanInConsumer(type: string, parts: readonly ConsumerPart[]): MessageConsumer {
+  if (!isValidActorType(type))
+    throw new EdgewiseError("config.invalid", `consumer type "${type}" is invalid`);
+  const byEvent = new Map<string, ConsumerPart[]>();
+  for (const part of parts) {
+    for (const event of part.events) byEvent.set(event, [...(byEvent.get(event) ?? []), part]);
+  }
+  return {
+    type,
+    async receive(envelope) {
+      const targets = byEvent.get(envelope.type);
+      if (!targets) {
+        throw new EdgewiseError("message.unknown_type", `${type} takes no "${envelope.type}" events`);
+      }
+      const outcomes = await Promise.all(
+        targets.map((part) =>
+          part.consumer.receive({ ...envelope, target: `${part.consumer.type}/${part.key}` }),
+        ),
+      );
+      return {
+        duplicate: outcomes.every((outcome) => outcome.duplicate),
+        reply: Object.fromEntries(targets.map((part, i) => [part.consumer.type, outcomes[i]?.reply ?? null])),
+      };
+    },
+  };
+}
+
+/** The event types a fan-in consumer takes: what to subscribe it to. */
+export function fanInEvents(parts: readonly ConsumerPart[]): string[] {
+  return [...new Set(parts.flatMap((part) => part.events))];
+}

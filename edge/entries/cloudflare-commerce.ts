@@ -8,7 +8,6 @@ import {
   orderActor,
 } from "../../actors/commerce/actors.ts";
 import type { BillingOutboxRelay } from "../../actors/commerce/billing/index.ts";
-import { Participants } from "../../actors/commerce/messages.ts";
 import { type ReadCache, RedisReadCache } from "../../actors/commerce/projections/index.ts";
 import { commerceConsumerSubscriptions } from "../../actors/commerce/subscriptions.ts";
 import { resolveWithNodeDns } from "../../actors/commerce/webhooks/dns-resolver.ts";
@@ -40,20 +39,16 @@ export function databaseUrl(env: CommerceEnv): string | undefined {
 const registries = new Map<string, SubscriptionRegistry>();
 
 /**
- * Who receives the commerce events. The consumers' subscriptions only where they can run (Postgres), and the
- * read cache's only with Redis: otherwise the broker would deliver to a consumer type nobody serves.
+ * Who receives the commerce events. The consumers' subscriptions only where they can run (Postgres): otherwise
+ * the broker would deliver to a consumer type nobody serves. (The read side takes each event whether or not a
+ * cache is configured; without one it has no cache part.)
  */
 export function commerceSubscriptions(env: CommerceEnv): SubscriptionRegistry {
   const withConsumers = databaseUrl(env) !== undefined;
-  const withCache = withConsumers && Boolean(env.UPSTASH_REDIS_REST_URL);
-  const id = `${withConsumers}:${withCache}`;
+  const id = String(withConsumers);
   let registry = registries.get(id);
   if (!registry) {
-    const consumers = withConsumers
-      ? commerceConsumerSubscriptions.filter(
-          (subscription) => withCache || subscription.actor !== Participants.cache,
-        )
-      : [];
+    const consumers = withConsumers ? commerceConsumerSubscriptions : [];
     registry = new SubscriptionRegistry([...commerceActorSubscriptions, ...consumers]);
     registries.set(id, registry);
   }

@@ -1,7 +1,7 @@
 // The double-entry journal: lock a customer account, and post balanced transactions inside a caller's transaction.
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { newId } from "../../../shared/ids/index.ts";
-import type { BillingTx } from "./schema.ts";
+import { type BillingTx, SystemAccounts } from "./schema.ts";
 
 export type TransactionKind = "funding" | "capture" | "refund";
 
@@ -18,8 +18,37 @@ export interface Posting {
   orderId: string | null;
   /** The message that caused it, for audit. */
   messageId: string | null;
-  /** Applied in this order, so list the customer first: every writer locks customer, then system rows. */
+  /** Customer entries move their balance in this order; system entries are held back (see `SystemMoves`). */
   entries: Entry[];
+}
+
+const systemAccounts: ReadonlySet<string> = new Set(Object.values(SystemAccounts));
+
+/**
+ * Balance moves on the system accounts, held back to the end of the transaction. Every capture and refund
+ * moves `system:revenue`, so its row lock serializes them all, from the UPDATE until commit: updated last, just
+ * before COMMIT, it is held for one statement and the commit instead of for the rest of the transaction.
+ * The journal entries are written at once, so the deferred balance check still sees them; lock order stays
+ * customer row first, then system rows (in id order).
+ */
+export class SystemMoves {
+  private readonly pending = new Map<string, number>();
+
+  add(entry: Entry): void {
+    this.pending.set(entry.accountId, (this.pending.get(entry.accountId) ?? 0) + entry.amountCents);
+  }
+
+  /** Applies the held-back moves, one UPDATE per account; the caller commits right after. */
+  async apply(tx: BillingTx): Promise<void> {
+    const moves = [...this.pending].filter(([, amount]) => amount !== 0).sort(([a], [b]) => (a < b ? -1 : 1));
+    this.pending.clear();
+    for (const [accountId, amountCents] of moves) {
+      const [row] = await tx`
+        UPDATE billing_accounts SET balance_cents = balance_cents + ${amountCents}, updated_at = now()
+        WHERE id = ${accountId} RETURNING id`;
+      if (!row) throw new EdgewiseError("internal", `billing account ${accountId} does not exist`);
+    }
+  }
 }
 
 /** Locks a customer's account row for the rest of the transaction; undefined when there is none. */
@@ -30,16 +59,21 @@ export async function lockCustomer(tx: BillingTx, customerId: string): Promise<n
 }
 
 /**
- * Writes one transaction and its entries and moves the balances. The entries must sum to zero: checked here,
- * and again at commit by the deferred `billing_entries_balanced` trigger. Returns each account's new balance.
+ * Writes one transaction and its entries and moves the balances: customer accounts' now, system accounts'
+ * through `system`, which the caller applies last. The entries must sum to zero: checked here, and again at
+ * commit by the deferred `billing_entries_balanced` trigger. Returns each customer account's new balance.
  */
-export async function post(tx: BillingTx, posting: Posting): Promise<Map<string, number>> {
+export async function post(
+  tx: BillingTx,
+  posting: Posting,
+  system: SystemMoves,
+): Promise<Map<string, number>> {
   const total = posting.entries.reduce((sum, entry) => sum + entry.amountCents, 0);
   if (posting.entries.length < 2 || total !== 0 || !posting.entries.every(isSafeCents)) {
     throw new EdgewiseError("internal", `unbalanced ${posting.kind} transaction (sum ${total})`);
   }
   // The transaction row first: for an order's second capture, it waits on the unique index before this
-  // transaction takes any system account lock.
+  // transaction writes anything else.
   const id = newId();
   await tx`
     INSERT INTO billing_transactions (id, kind, order_id, customer_id, message_id)
@@ -52,6 +86,10 @@ export async function post(tx: BillingTx, posting: Posting): Promise<Map<string,
   await tx`INSERT INTO billing_entries ${tx(rows, "transaction_id", "account_id", "amount_cents")}`;
   const balances = new Map<string, number>();
   for (const entry of posting.entries) {
+    if (systemAccounts.has(entry.accountId)) {
+      system.add(entry);
+      continue;
+    }
     const [row] = await tx`
       UPDATE billing_accounts SET balance_cents = balance_cents + ${entry.amountCents}, updated_at = now()
       WHERE id = ${entry.accountId} RETURNING balance_cents`;

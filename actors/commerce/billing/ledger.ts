@@ -7,7 +7,7 @@ import type { MessageConsumer } from "../../runtime/consumers.ts";
 import type { TurnOutcome } from "../../runtime/turn.ts";
 import { CustomerId, Participants } from "../messages.ts";
 import { capture, parseCommand, refund } from "./commands.ts";
-import { lockCustomer, post } from "./journal.ts";
+import { lockCustomer, post, SystemMoves } from "./journal.ts";
 import { enqueue } from "./outbox.ts";
 import { type BillingSql, type BillingTx, migrateBilling, SystemAccounts } from "./schema.ts";
 
@@ -48,23 +48,27 @@ export class BillingLedger implements MessageConsumer {
   async putAccount(customerId: string, balanceCents: number): Promise<Account> {
     const parsed = v.safeParse(AccountInput, { customerId, balanceCents });
     if (!parsed.success) throw validationError("request.invalid", "account", parsed.issues);
-    return await this.transaction(async (tx) => {
+    return await this.transaction(async (tx, system) => {
       await tx`
         INSERT INTO billing_accounts (id, kind) VALUES (${customerId}, 'customer') ON CONFLICT (id) DO NOTHING`;
       const current = await lockCustomer(tx, customerId);
       if (current === undefined) throw new EdgewiseError("conflict", `account id "${customerId}" is taken`);
       const delta = balanceCents - current;
       if (delta !== 0) {
-        await post(tx, {
-          kind: "funding",
-          customerId,
-          orderId: null,
-          messageId: null,
-          entries: [
-            { accountId: customerId, amountCents: delta },
-            { accountId: SystemAccounts.funding, amountCents: -delta },
-          ],
-        });
+        await post(
+          tx,
+          {
+            kind: "funding",
+            customerId,
+            orderId: null,
+            messageId: null,
+            entries: [
+              { accountId: customerId, amountCents: delta },
+              { accountId: SystemAccounts.funding, amountCents: -delta },
+            ],
+          },
+          system,
+        );
       }
       return { customerId, balanceCents };
     });
@@ -92,7 +96,7 @@ export class BillingLedger implements MessageConsumer {
     const envelope = parseEnvelope(input);
     const command = parseCommand(envelope);
     const target = envelope.target as string;
-    const outcome = await this.transaction(async (tx): Promise<TurnOutcome> => {
+    const outcome = await this.transaction(async (tx, system): Promise<TurnOutcome> => {
       const claimed = await tx`
         INSERT INTO billing_processed_messages (message_id, target, type)
         VALUES (${envelope.id}, ${target}, ${envelope.type}) ON CONFLICT DO NOTHING RETURNING message_id`;
@@ -104,8 +108,8 @@ export class BillingLedger implements MessageConsumer {
       }
       const reply =
         command.type === "PaymentRequested"
-          ? await capture(tx, envelope, command.data)
-          : await refund(tx, envelope, command.data);
+          ? await capture(tx, envelope, command.data, system)
+          : await refund(tx, envelope, command.data, system);
       if (reply) {
         await enqueue(tx, [reply]);
         await tx`
@@ -126,9 +130,15 @@ export class BillingLedger implements MessageConsumer {
     return rows.length;
   }
 
-  private async transaction<T>(work: (tx: BillingTx) => Promise<T>): Promise<T> {
+  /** Runs `work`, then the system-account moves it posted, last before COMMIT (see `SystemMoves`). */
+  private async transaction<T>(work: (tx: BillingTx, system: SystemMoves) => Promise<T>): Promise<T> {
     try {
-      return (await this.sql.begin(work)) as T;
+      return (await this.sql.begin(async (tx) => {
+        const system = new SystemMoves();
+        const result = await work(tx, system);
+        await system.apply(tx);
+        return result;
+      })) as T;
     } catch (error) {
       throw asRetryable(error);
     }
