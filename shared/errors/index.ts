@@ -29,6 +29,8 @@ export const errorCatalog = {
   rate_limited: { status: 429, title: "Too many requests", public: true },
   "broker.unavailable": { status: 503, title: "Message broker unavailable", public: true },
   unavailable: { status: 503, title: "Service unavailable", public: true },
+  "breaker.open": { status: 503, title: "A dependency is unavailable (circuit open)", public: true },
+  "bulkhead.full": { status: 503, title: "Too many concurrent calls to a dependency", public: true },
   timeout: { status: 504, title: "Request timed out", public: true },
   internal: { status: 500, title: "Internal error", public: false },
 } as const satisfies Record<string, { status: number; title: string; public: boolean }>;

@@ -1,0 +1,5 @@
+// withTimeout under Bun: the portable cases workerd and Deno also run.
+import { bunCases } from "../../test/resilience/bun.ts";
+import { suites } from "../../test/resilience/cases.ts";
+
+bunCases("timeout", suites.timeout);
