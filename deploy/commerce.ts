@@ -26,6 +26,7 @@ export function commerce(options: CommerceOptions) {
       webhookPolicy: { resolve: options.resolve, allowPrivate: config.WEBHOOKS_ALLOW_PRIVATE },
       inboundWebhookSecrets: config.INBOUND_WEBHOOK_SECRETS,
       readCache,
+      dependencies: context.dependencies,
       log,
     });
     await system.migrate();

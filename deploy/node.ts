@@ -14,9 +14,13 @@ import {
   type MessageConsumer,
   type Subscription,
   SubscriptionRegistry,
+  guardedHost,
+  guardedTransport,
   type Transport,
 } from "../actors/runtime/index.ts";
 import { createApp } from "../edge/app.ts";
+import { guardedRedis } from "../edge/middleware/rate-limit/guarded-redis.ts";
+import { Dependencies, type DependencyPolicy } from "../shared/resilience/index.ts";
 import type { GatewayEnv } from "../edge/env.ts";
 import { PostgresApiKeyStore } from "../edge/middleware/auth/postgres-api-key-store.ts";
 import { clientIp } from "../edge/middleware/client-ip/index.ts";
@@ -63,6 +67,8 @@ export interface ExtensionContext {
   hostsActors: boolean;
   /** The node's Redis client (REST or TCP), when Redis is configured; the rate limiter uses the same one. */
   redis: RatelimitRedis | undefined;
+  /** The node's breakers, one per dependency: use `dependencies.call("postgres", …)` for remote calls. */
+  dependencies: Dependencies;
   log: (line: string) => void;
 }
 
@@ -90,6 +96,18 @@ export interface EdgewiseNode {
   adminToken: string | undefined;
   stop(): Promise<void>;
 }
+
+/**
+ * Timeouts per dependency kind. Redis sits on the request path of every call (rate limit, cache), so it gets the
+ * least; a webhook receiver the most (it is someone else's server).
+ */
+export const nodeDependencyPolicies: Record<string, Partial<DependencyPolicy>> = {
+  postgres: { timeoutMs: 5_000 },
+  redis: { timeoutMs: 500 },
+  broker: { timeoutMs: 5_000 },
+  "actor-host": { timeoutMs: 10_000 },
+  webhook: { timeoutMs: 10_000 },
+};
 
 export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   const { config } = options;
@@ -140,13 +158,19 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   await apiKeys.migrate();
   const secret = await jwtSecret(config, dataDir);
 
-  const rateLimitRedis = config.UPSTASH_REDIS_REST_URL
+  // Every remote dependency has one breaker and a timeout (shared/resilience); /readyz and /metrics show them.
+  const dependencies = new Dependencies({
+    policies: nodeDependencyPolicies,
+    onStateChange: (change) =>
+      log(`breaker ${change.name}: ${change.from} → ${change.to} (${change.reason})`),
+  });
+  const rawRedis = config.UPSTASH_REDIS_REST_URL
     ? upstashRestRedis(Redis, config.UPSTASH_REDIS_REST_URL, config.UPSTASH_REDIS_REST_TOKEN as string)
     : config.REDIS_URL && options.tcpRedis
       ? options.tcpRedis(config.REDIS_URL)
       : undefined;
-  if (rateLimitRedis && "close" in rateLimitRedis)
-    stops.push(() => (rateLimitRedis as { close(): void }).close());
+  if (rawRedis && "close" in rawRedis) stops.push(() => (rawRedis as { close(): void }).close());
+  const rateLimitRedis = rawRedis ? guardedRedis(rawRedis, dependencies) : undefined;
   const limiter = configuredLimiter({
     rate: config.RATE_LIMIT,
     onRedisFailure: config.RATE_LIMIT_ON_REDIS_FAILURE,
@@ -157,7 +181,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
 
   // The public URL depends on the port actually bound (PORT=0 picks one), so it is read lazily.
   let publicUrl = config.PUBLIC_URL ?? "";
-  const transport = new QStashTransport({
+  const queueTransport = new QStashTransport({
     baseUrl: queue.url,
     token: queue.token,
     deliveryUrl: options.deliveryUrl
@@ -165,6 +189,8 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
       : (target) => `${publicUrl}${deliveryPath(target)}`,
     retries: config.EDGEWISE_DELIVERY_RETRIES,
   });
+  // While the broker's breaker is open, relays keep every message in their outboxes and back off.
+  const transport = guardedTransport(queueTransport, dependencies, "broker");
   const host = config.ACTOR_HOST_URL
     ? undefined
     : new LocalActorHost({
@@ -177,16 +203,26 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
       });
   const actors: ActorHost =
     host ??
-    new RemoteActorHost({
-      baseUrl: config.ACTOR_HOST_URL as string,
-      secret: config.ACTOR_HOST_SECRET as string,
-    });
+    guardedHost(
+      new RemoteActorHost({
+        baseUrl: config.ACTOR_HOST_URL as string,
+        secret: config.ACTOR_HOST_SECRET as string,
+      }),
+      dependencies,
+      "actor-host",
+    );
 
   const readiness: DependencyCheck[] = [
-    { name: "postgres", critical: true, check: async () => void (await sql`SELECT 1`) },
+    {
+      name: "postgres",
+      critical: true,
+      check: async () => void (await sql`SELECT 1`),
+      breaker: () => dependencies.state("postgres"),
+    },
     {
       name: "broker",
       critical: true,
+      breaker: () => dependencies.state("broker"),
       check: async (signal) => {
         const response = await fetch(`${queue.url}/v2/keys`, {
           headers: { authorization: `Bearer ${queue.token}` },
@@ -201,7 +237,9 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     readiness.push({
       name: "redis",
       critical: false,
-      check: async () => void (await rateLimitRedis.get("edgewise:ping")),
+      // The raw client: a readiness probe must see Redis itself, not its breaker's fast failure.
+      check: async () => void (await rawRedis?.get("edgewise:ping")),
+      breaker: () => dependencies.state("redis"),
     });
   }
 
@@ -213,6 +251,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
         actors,
         hostsActors: host !== undefined,
         redis: rateLimitRedis,
+        dependencies,
         log,
       })
     : {};
@@ -243,6 +282,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     apiKeys,
     rateLimit: rateLimit({ limiterFor: () => limiter }),
     readiness,
+    dependencies,
     corsOrigins: config.CORS_ORIGINS,
     bodyLimitBytes: config.BODY_LIMIT,
     requestTimeoutMs: config.REQUEST_TIMEOUT,

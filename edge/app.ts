@@ -18,6 +18,8 @@ import { actorHostRoutes } from "./routes/actor-host.ts";
 import { apiKeyRoutes } from "./routes/api-keys.ts";
 import { type DeliveryOptions, deliveryRoutes } from "./routes/deliver.ts";
 import { type DependencyCheck, healthRoutes } from "./routes/health.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
+import type { Dependencies } from "../shared/resilience/index.ts";
 
 export interface AppOptions {
   /** Where actors run: the local host in process, Durable Object stubs, or a remote actor host. */
@@ -42,6 +44,8 @@ export interface AppOptions {
   /** More routes, mounted after the gateway's own (API keys, the commerce API). */
   routes?: Array<Hono<GatewayEnv>>;
   readiness?: DependencyCheck[];
+  /** The node's breakers: served at GET /metrics (Prometheus text). */
+  dependencies?: Dependencies;
   corsOrigins?: string[];
   bodyLimitBytes?: number;
   requestTimeoutMs?: number;
@@ -63,6 +67,7 @@ export function createApp(options: AppOptions): Hono<GatewayEnv> {
   app.use(telemetry(options.onRequest ? { onRequest: options.onRequest } : {}));
   app.use(secureHeaders({ corsOrigins: options.corsOrigins ?? [] }));
   app.route("/", healthRoutes({ checks: options.readiness ?? [] }));
+  if (options.dependencies) app.route("/", metricsRoutes(options.dependencies));
 
   // The delivery endpoint authenticates by the broker's signature, not by a caller's token or rate limit,
   // so it is mounted before them; it has its own body limit.

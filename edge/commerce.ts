@@ -18,6 +18,7 @@ import {
 import {
   type ActorHost,
   fanInConsumer,
+  guardedConsumer,
   type MessageConsumer,
   type Transport,
 } from "../actors/runtime/index.ts";
@@ -25,6 +26,7 @@ import { Participants } from "../actors/commerce/messages.ts";
 import { readSideEvents } from "../actors/commerce/subscriptions.ts";
 import type { BillingSql } from "../actors/commerce/billing/schema.ts";
 import { createEnvelope } from "../shared/envelope/index.ts";
+import type { Dependencies } from "../shared/resilience/index.ts";
 import type { GatewayEnv } from "./env.ts";
 import type { CachedReads } from "./routes/commerce/cache.ts";
 import { commerceRoutes } from "./routes/commerce/index.ts";
@@ -47,6 +49,11 @@ export interface CommerceSystemOptions {
    * long-running node starts; where nothing runs between requests (Workers), relay from here instead.
    */
   afterBillingCommit?: (relay: BillingOutboxRelay) => void;
+  /**
+   * The breakers: Postgres work (billing, projections, the routes' reads) goes through `postgres`, each webhook
+   * POST through `webhook:<host>`. Without it, calls are unguarded.
+   */
+  dependencies?: Dependencies;
   log?: (line: string) => void;
 }
 
@@ -91,7 +98,19 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
   const activity = new ActivityLog(sql);
   const webhookStore = new PostgresWebhookStore(sql);
   const policy = options.webhookPolicy;
-  const webhooks = webhooksConsumer({ store: webhookStore, transport, ...policy });
+  const dependencies = options.dependencies;
+  const webhooks = webhooksConsumer({
+    store: webhookStore,
+    transport,
+    ...policy,
+    ...(dependencies ? { guard: (host, post) => dependencies.call(`webhook:${host}`, post) } : {}),
+  });
+  // Postgres work behind the `postgres` breaker: while it is open, deliveries fail fast with 503 (the broker
+  // retries later) and reads answer 503 at once instead of waiting on a dead database.
+  const viaPostgres = (consumer: MessageConsumer) =>
+    dependencies ? guardedConsumer(consumer, dependencies, "postgres") : consumer;
+  const pg = <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+    dependencies ? (...args: A) => dependencies.call("postgres", () => fn(...args)) : fn;
 
   const recordRefusal = async (refusal: InboundRefusal, outcome: "refused" | "replayed") => {
     // A security event: who tried what, never the signature or the secret.
@@ -110,12 +129,12 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
     projector,
     activity,
     consumers: [
-      billing,
+      viaPostgres(billing),
       // Deliveries to one subscription (`webhooks/{id}`) come here; the fan-out of events goes through the read side.
       webhooks,
       fanInConsumer(Participants.readSide, [
-        { consumer: activity, key: "all", events: readSideEvents.activity },
-        { consumer: projector, key: "orders", events: readSideEvents.projector },
+        { consumer: viaPostgres(activity), key: "all", events: readSideEvents.activity },
+        { consumer: viaPostgres(projector), key: "orders", events: readSideEvents.projector },
         ...(readCache
           ? [{ consumer: new ReadCacheConsumer(readCache), key: "reads", events: readSideEvents.cache }]
           : []),
@@ -124,9 +143,12 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
     ],
     routes: commerceRoutes({
       actors,
-      ledger: billing,
-      readModel: projector,
-      activity,
+      ledger: {
+        putAccount: pg((customerId: string, cents: number) => billing.putAccount(customerId, cents)),
+        getAccount: pg((customerId: string) => billing.getAccount(customerId)),
+      },
+      readModel: { listOrders: pg((query) => projector.listOrders(query)) },
+      activity: { listActivity: pg((query) => activity.listActivity(query)) },
       ...(readCache ? { cache: routeCache(readCache) } : {}),
       webhooks: {
         store: webhookStore,

@@ -4,6 +4,7 @@ export * from "./consumers.ts";
 export * from "./context.ts";
 export * from "./define.ts";
 export * from "./group-commit.ts";
+export * from "./guarded.ts";
 export * from "./host.ts";
 export * from "./migrate.ts";
 export * from "./registry.ts";

@@ -16,3 +16,9 @@ export { type ResilientOptions, type ResilientPolicy, resilient } from "./policy
 export { type BackoffOptions, backoffDelay, defaultRetryOn, type RetryOptions, retry } from "./retry.ts";
 export { isTimeout, withTimeout } from "./timeout.ts";
 export type { WindowOptions } from "./window.ts";
+export {
+  type DependenciesOptions,
+  Dependencies,
+  type DependencyPolicy,
+  defaultDependencyPolicy,
+} from "./dependencies.ts";

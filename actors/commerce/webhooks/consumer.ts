@@ -15,7 +15,7 @@ import type { Resolve } from "./ssrf.ts";
 import type { WebhookStore } from "./store.ts";
 
 export interface WebhooksConsumerOptions
-  extends Partial<Pick<DeliveryOptions, "clock" | "timeoutMs" | "userAgent">> {
+  extends Partial<Pick<DeliveryOptions, "clock" | "timeoutMs" | "userAgent" | "guard">> {
   store: WebhookStore;
   /** Where `webhooks/outbound` sends the per-subscription deliveries: the queue. */
   transport: Transport;
@@ -32,6 +32,7 @@ export function webhooksConsumer(options: WebhooksConsumerOptions): MessageConsu
     clock: options.clock ?? systemClock,
     timeoutMs: options.timeoutMs,
     userAgent: options.userAgent,
+    guard: options.guard,
   };
   return {
     type: Participants.webhooks,

@@ -1,6 +1,7 @@
 // `webhooks/{subscriptionId}`: one signed POST per attempt; a non-2xx throws so the broker retries it.
 import type { Clock } from "../../../shared/clock/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { isBreakerOpen } from "../../../shared/resilience/index.ts";
 import type { TurnOutcome } from "../../runtime/turn.ts";
 import { deliveryFailed, targetRefused } from "./errors.ts";
 import { type WebhookDelivery, webhookEventName, webhookPayload } from "./messages.ts";
@@ -15,6 +16,11 @@ export interface DeliveryOptions {
   /** Per attempt. Default 10 s. */
   timeoutMs?: number;
   userAgent?: string;
+  /**
+   * Runs each POST through the target host's breaker (`webhook:<host>`): a receiver that keeps failing is
+   * not called at all while its breaker is open, and the broker retries later.
+   */
+  guard?: <T>(host: string, post: (signal: AbortSignal) => Promise<T>) => Promise<T>;
 }
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -58,35 +64,45 @@ export async function deliver(options: DeliveryOptions, delivery: WebhookDeliver
     ...(await signedHeaders({ secret: subscription.secret, id: event.id, body, now: options.clock.now() })),
   };
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  let response: Response;
-  try {
-    // Redirects are never followed: a 3xx could point anywhere, including inside, after the check.
-    response = await fetch(check.url, {
-      method: "POST",
-      headers,
-      body,
-      redirect: "manual",
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-  } catch (error) {
+  const post = async (signal: AbortSignal): Promise<number> => {
+    let response: Response;
+    try {
+      // Redirects are never followed: a 3xx could point anywhere, including inside, after the check.
+      response = await fetch(check.url, {
+        method: "POST",
+        headers,
+        body,
+        redirect: "manual",
+        signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+      });
+    } catch (error) {
+      const message =
+        error instanceof Error && error.name === "TimeoutError"
+          ? `no answer within ${timeoutMs} ms`
+          : `request failed (${error instanceof Error ? error.message : String(error)})`;
+      await log("failed", null, message);
+      throw deliveryFailed(subscriptionId, message);
+    }
+    // Only the status matters; the body is not read, so a huge or endless one costs nothing.
+    await response.body?.cancel().catch(() => {});
+    const status = response.status;
+    if (status >= 200 && status < 300) return status;
     const message =
-      error instanceof Error && error.name === "TimeoutError"
-        ? `no answer within ${timeoutMs} ms`
-        : `request failed (${error instanceof Error ? error.message : String(error)})`;
-    await log("failed", null, message);
-    throw deliveryFailed(subscriptionId, message);
+      status >= 300 && status < 400
+        ? `answered ${status}: redirects are not followed`
+        : `answered ${status || "an opaque redirect"}`;
+    await log("failed", status || null, message);
+    throw deliveryFailed(subscriptionId, message, status);
+  };
+  let status: number;
+  try {
+    status = options.guard
+      ? await options.guard(new URL(check.url).host, post)
+      : await post(new AbortController().signal);
+  } catch (error) {
+    if (isBreakerOpen(error)) await log("failed", null, "not sent: the receiver's circuit is open");
+    throw error;
   }
-  // Only the status matters; the body is not read, so a huge or endless one costs nothing.
-  await response.body?.cancel().catch(() => {});
-  const status = response.status;
-  if (status >= 200 && status < 300) {
-    const attempt = await log("delivered", status, null);
-    return { duplicate: false, reply: { status, attempt } };
-  }
-  const message =
-    status >= 300 && status < 400
-      ? `answered ${status}: redirects are not followed`
-      : `answered ${status || "an opaque redirect"}`;
-  await log("failed", status || null, message);
-  throw deliveryFailed(subscriptionId, message, status);
+  const attempt = await log("delivered", status, null);
+  return { duplicate: false, reply: { status, attempt } };
 }
