@@ -16,7 +16,9 @@ import { type QueueEnv, qstashTransportFromEnv } from "../../actors/hosts/cloudf
 import { type ActorHost, SubscriptionRegistry, type Transport } from "../../actors/runtime/index.ts";
 import type { Config } from "../../shared/config/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
+import { type Dependencies, isBreakerOpen } from "../../shared/resilience/index.ts";
 import { type CommerceSystem, commerceSystem } from "../commerce.ts";
+import { guardedRedis } from "../middleware/rate-limit/guarded-redis.ts";
 import { upstashRestRedis } from "../middleware/rate-limit/upstash.ts";
 
 /** The commerce bindings and variables (see wrangler.toml; DATABASE_URL and the Redis token are secrets). */
@@ -86,6 +88,7 @@ const drainPasses = 10;
  * postgres.js pool cannot outlive its request: each request opens its own (lazily: postgres.js connects on
  * the first query, so a request that never touches Postgres opens nothing) and ends it in `waitUntil`.
  * With Hyperdrive in front, those connections are cheap; without it, each costs a TCP and auth round trip.
+ * With `dependencies` (the isolate's breakers), Postgres work, Redis and webhook POSTs go through their breakers.
  */
 export class CommerceOnWorkers {
   private readonly readCache: ReadCache | undefined;
@@ -96,13 +99,15 @@ export class CommerceOnWorkers {
     private readonly url: string,
     private readonly transport: Transport,
     private readonly actors: ActorHost,
+    private readonly dependencies?: Dependencies,
   ) {
     // An isolate-local memory cache is unsafe here: another isolate would keep serving what this one
     // invalidated. Redis over REST (fetch, so fine across requests) or no cache at all.
-    this.readCache = config.UPSTASH_REDIS_REST_URL
-      ? new RedisReadCache(
-          upstashRestRedis(Redis, config.UPSTASH_REDIS_REST_URL, config.UPSTASH_REDIS_REST_TOKEN as string),
-        )
+    const redis = config.UPSTASH_REDIS_REST_URL
+      ? upstashRestRedis(Redis, config.UPSTASH_REDIS_REST_URL, config.UPSTASH_REDIS_REST_TOKEN as string)
+      : undefined;
+    this.readCache = redis
+      ? new RedisReadCache(dependencies ? guardedRedis(redis, dependencies) : redis)
       : undefined;
   }
 
@@ -130,6 +135,7 @@ export class CommerceOnWorkers {
       webhookPolicy: { resolve: resolveWithNodeDns, allowPrivate: this.config.WEBHOOKS_ALLOW_PRIVATE },
       inboundWebhookSecrets: this.config.INBOUND_WEBHOOK_SECRETS,
       ...(this.readCache ? { readCache: this.readCache } : {}),
+      ...(this.dependencies ? { dependencies: this.dependencies } : {}),
       // No relay loop runs between requests: relay right after the commit, in the background of the same
       // request; what fails there (or lands after the pool ended) waits for the next commit or the cron.
       afterBillingCommit: (relay) => {
@@ -144,9 +150,13 @@ export class CommerceOnWorkers {
       system,
       ready: async () => {
         if (this.migrated) return;
+        const dependencies = this.dependencies;
         try {
-          await system.migrate();
+          // Behind the `postgres` breaker: while it is open, a new isolate answers 503 at once instead of
+          // waiting out the connect timeout on every request.
+          await (dependencies ? dependencies.call("postgres", () => system.migrate()) : system.migrate());
         } catch (error) {
+          if (isBreakerOpen(error)) throw error;
           throw new EdgewiseError("unavailable", "Postgres is unavailable; retry", { cause: error });
         }
         this.migrated = true;

@@ -3,8 +3,12 @@ import { counterActor } from "../../actors/examples/counter.ts";
 import { DurableObjectHost, durableActor } from "../../actors/hosts/cloudflare/index.ts";
 import { deliveryFromEnv, qstashTransportFromEnv } from "../../actors/hosts/cloudflare/queue.ts";
 import { deliveryPath } from "../../actors/queue/qstash-transport.ts";
-import { EdgewiseError, problemResponse } from "../../shared/errors/index.ts";
+import { guardedTransport } from "../../actors/runtime/index.ts";
+import type { CoordinatedDependencies } from "../../actors/hosts/cloudflare/coordinated-dependencies.ts";
+import { EdgewiseError, isEdgewiseError, problemResponse } from "../../shared/errors/index.ts";
 import { type AppOptions, createApp } from "../app.ts";
+import type { DependencyCheck } from "../routes/health.ts";
+import { type BreakersEnv, brokerCheck, redisCheck, workerDependencies } from "./cloudflare-breakers.ts";
 import {
   type CommerceEnv,
   CommerceOnWorkers,
@@ -14,9 +18,10 @@ import {
 import { gatewayFromEnv, workerConfig } from "./cloudflare-gateway.ts";
 
 export { Inventory, Loyalty, Order } from "./cloudflare-commerce.ts";
+export { BreakerCoordinator } from "./cloudflare-breakers.ts";
 
 /** Bindings, and the variables of the queue and of commerce (see wrangler.toml; secrets are marked there). */
-interface Env extends CommerceEnv {
+interface Env extends CommerceEnv, BreakersEnv {
   COUNTER: DurableObjectNamespace;
 }
 
@@ -38,6 +43,13 @@ interface Isolate {
   commerce: CommerceOnWorkers | undefined;
   /** Without commerce, one app serves every request. */
   app: ReturnType<typeof createApp> | undefined;
+  /**
+   * The isolate's breakers (Postgres, the broker, Redis, webhook hosts), shared with the other isolates through
+   * the BreakerCoordinator objects: tick() at the start and end of each request syncs them in waitUntil.
+   */
+  dependencies: CoordinatedDependencies;
+  /** /readyz's checks besides Postgres (whose check needs the request's pool). */
+  readiness: DependencyCheck[];
 }
 
 // Built on the first request (never at module scope: workerd allows no I/O there, and `env` is only known per
@@ -54,7 +66,16 @@ function isolateFor(env: Env): Isolate {
   };
   const actors = new DurableObjectHost(namespaces);
   const delivery = deliveryFromEnv(env);
-  const options: AppOptions = { actors, ...(delivery ? { delivery } : {}), ...gatewayFromEnv(env) };
+  const dependencies = workerDependencies(env);
+  const options: AppOptions = {
+    actors,
+    ...(delivery ? { delivery } : {}),
+    ...gatewayFromEnv(env, dependencies),
+    dependencies,
+  };
+  const config = workerConfig(env);
+  const redis = redisCheck(config, dependencies);
+  const readiness: DependencyCheck[] = redis ? [redis] : [];
   const url = databaseUrl(env);
   let commerce: CommerceOnWorkers | undefined;
   if (url) {
@@ -65,43 +86,70 @@ function isolateFor(env: Env): Isolate {
         "commerce (DATABASE_URL) needs the queue: QSTASH_URL, QSTASH_TOKEN, both signing keys and PUBLIC_URL",
       );
     }
-    commerce = new CommerceOnWorkers(workerConfig(env), url, transport, actors);
+    // While the broker's breaker is open, the billing relay keeps its outbox and the cron retries it.
+    const guarded = guardedTransport(transport, dependencies, "broker");
+    commerce = new CommerceOnWorkers(config, url, guarded, actors, dependencies);
+    readiness.unshift(brokerCheck(env, dependencies));
   }
   isolate = {
     options,
     actorPaths: Object.keys(namespaces).map((type) => deliveryPath({ type, key: "" })),
     commerce,
-    app: commerce ? undefined : createApp(options),
+    app: commerce ? undefined : createApp({ ...options, readiness }),
+    dependencies,
+    readiness,
   };
   return isolate;
 }
 
-/** Everything but health checks and deliveries to actors may query Postgres, so needs its tables. */
+/** Everything but health checks, metrics and deliveries to actors may query Postgres, so needs its tables. */
 function needsTables(request: Request, worker: Isolate): boolean {
   const path = new URL(request.url).pathname;
-  if (path === "/healthz" || path === "/readyz") return false;
+  if (path === "/healthz" || path === "/readyz" || path === "/metrics") return false;
   return !worker.actorPaths.some((prefix) => path.startsWith(prefix));
 }
 
 export default {
   async fetch(request, env, ctx) {
     const worker = isolateFor(env);
-    if (!worker.commerce) return (worker.app as ReturnType<typeof createApp>).fetch(request, env, ctx);
-    // The commerce parts hold this request's pool, so the app that routes to them is built per request too.
-    const scope = worker.commerce.open(ctx);
+    const { dependencies } = worker;
+    // The breakers sync with their coordinators in this request's background, never in its way.
+    const waitUntil = (promise: Promise<unknown>) => ctx.waitUntil(promise);
+    dependencies.tick(waitUntil);
     try {
-      if (needsTables(request, worker)) await scope.ready();
-      const app = createApp({
-        ...worker.options,
-        consumers: scope.system.consumers,
-        routes: [scope.system.routes],
-        readiness: [{ name: "postgres", critical: true, check: () => scope.ping() }],
-      });
-      return await app.fetch(request, env, ctx);
-    } catch (error) {
-      return problemResponse(error, { instance: new URL(request.url).pathname });
+      if (!worker.commerce)
+        return await (worker.app as ReturnType<typeof createApp>).fetch(request, env, ctx);
+      // The commerce parts hold this request's pool, so the app that routes to them is built per request too.
+      const scope = worker.commerce.open(ctx);
+      try {
+        if (needsTables(request, worker)) await scope.ready();
+        const app = createApp({
+          ...worker.options,
+          consumers: scope.system.consumers,
+          routes: [scope.system.routes],
+          readiness: [
+            {
+              name: "postgres",
+              critical: true,
+              check: () => scope.ping(),
+              breaker: () => dependencies.state("postgres"),
+            },
+            ...worker.readiness,
+          ],
+        });
+        return await app.fetch(request, env, ctx);
+      } catch (error) {
+        // As the app's error handler does: a breaker's fast failure says when to come back.
+        const retryAfter = isEdgewiseError(error) ? error.meta?.retryAfterSeconds : undefined;
+        return problemResponse(error, {
+          instance: new URL(request.url).pathname,
+          ...(typeof retryAfter === "number" ? { headers: { "retry-after": String(retryAfter) } } : {}),
+        });
+      } finally {
+        scope.close();
+      }
     } finally {
-      scope.close();
+      dependencies.tick(waitUntil);
     }
   },
 
@@ -110,14 +158,17 @@ export default {
    * outbox (a failed publish backing off, a commit that landed after its request's pool ended).
    */
   async scheduled(_controller, env, ctx) {
-    const commerce = isolateFor(env).commerce;
+    const { commerce, dependencies } = isolateFor(env);
     if (!commerce) return;
+    const waitUntil = (promise: Promise<unknown>) => ctx.waitUntil(promise);
+    dependencies.tick(waitUntil);
     const scope = commerce.open(ctx);
     try {
       await scope.ready();
       await scope.drainBilling();
     } finally {
       scope.close();
+      dependencies.tick(waitUntil);
     }
   },
 } satisfies ExportedHandler<Env>;

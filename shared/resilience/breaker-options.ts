@@ -14,7 +14,9 @@ export type TransitionReason =
   | "probes-succeeded"
   | "forced-open"
   | "forced-closed"
-  | "reset";
+  | "reset"
+  /** Opened by holdOpenUntil(): a coordinator shared another process's trip. */
+  | "coordinated";
 
 export interface StateChange {
   name: string;

@@ -44,6 +44,8 @@ export class CircuitBreaker {
   private generation = 0;
   private consecutive = 0;
   private openedAt: number | undefined;
+  /** Set by holdOpenUntil(): when this open state half-opens, instead of `openedAt + resetTimeoutMs`. */
+  private heldUntil: number | undefined;
   private probesAdmitted = 0;
   private probesSucceeded = 0;
   private readonly totals: Record<CallOutcome, number> = {
@@ -115,6 +117,18 @@ export class CircuitBreaker {
     this.transition("closed", "forced-closed");
   }
 
+  /**
+   * Opens the breaker (unless it is open already) and keeps it open until `until` (clock time), when it
+   * half-opens as after a trip: for a coordinator that shares one dependency's state between processes, such as
+   * Workers isolates. `until` may be now: the next call is then a probe. Ignored while an operator holds the
+   * breaker with forceOpen() or forceClose().
+   */
+  holdOpenUntil(until: number): void {
+    if (this.forced) return;
+    if (this.current !== "open") this.transition("open", "coordinated");
+    this.heldUntil = until;
+  }
+
   /** Back to closed with an empty window, and no operator hold. */
   reset(): void {
     this.forced = undefined;
@@ -139,7 +153,7 @@ export class CircuitBreaker {
 
   private halfOpensAt(): number | undefined {
     if (this.current !== "open" || this.forced || this.openedAt === undefined) return undefined;
-    return this.openedAt + this.options.resetTimeoutMs;
+    return this.heldUntil ?? this.openedAt + this.options.resetTimeoutMs;
   }
 
   private admit(): Permit {
@@ -208,6 +222,7 @@ export class CircuitBreaker {
     const at = this.clock.now();
     this.current = to;
     this.generation += 1;
+    this.heldUntil = undefined;
     this.probesAdmitted = 0;
     this.probesSucceeded = 0;
     if (to === "open") {

@@ -1,0 +1,74 @@
+// The Worker's breakers: one CoordinatedDependencies per isolate, sharing state through BreakerCoordinator objects.
+import { Redis } from "@upstash/redis/cloudflare";
+import {
+  BreakerCoordinator,
+  type CoordinatorNamespace,
+  coordinatorPort,
+} from "../../actors/hosts/cloudflare/breaker-coordinator.ts";
+import { CoordinatedDependencies } from "../../actors/hosts/cloudflare/coordinated-dependencies.ts";
+import type { QueueEnv } from "../../actors/hosts/cloudflare/queue.ts";
+import type { Config } from "../../shared/config/index.ts";
+import type { Dependencies, DependencyPolicy } from "../../shared/resilience/index.ts";
+import { upstashRestRedis } from "../middleware/rate-limit/upstash.ts";
+import type { DependencyCheck } from "../routes/health.ts";
+
+export { BreakerCoordinator };
+
+/** The coordinator binding (wrangler.toml); without it, each isolate's breakers run alone. */
+export interface BreakersEnv {
+  BREAKERS?: CoordinatorNamespace;
+}
+
+/** Timeouts per dependency kind, as on a node (deploy/node.ts, `nodeDependencyPolicies`). */
+export const workerDependencyPolicies: Record<string, Partial<DependencyPolicy>> = {
+  postgres: { timeoutMs: 5_000 },
+  redis: { timeoutMs: 500 },
+  broker: { timeoutMs: 5_000 },
+  webhook: { timeoutMs: 10_000 },
+};
+
+/** The isolate's breakers. Builds objects only (no I/O), so isolateFor() may call it on the first request. */
+export function workerDependencies(env: BreakersEnv): CoordinatedDependencies {
+  const log = (line: string) => console.log(`[edgewise] ${line}`);
+  return new CoordinatedDependencies({
+    coordinator: env.BREAKERS ? coordinatorPort(env.BREAKERS) : undefined,
+    policies: workerDependencyPolicies,
+    onStateChange: (change) =>
+      log(`breaker ${change.name}: ${change.from} → ${change.to} (${change.reason})`),
+    log,
+  });
+}
+
+/** /readyz's broker check, as on a node: the queue's API answers below 500. */
+export function brokerCheck(env: QueueEnv, dependencies: Dependencies): DependencyCheck {
+  return {
+    name: "broker",
+    critical: true,
+    breaker: () => dependencies.state("broker"),
+    check: async (signal) => {
+      const response = await fetch(`${(env.QSTASH_URL as string).replace(/\/+$/, "")}/v2/keys`, {
+        headers: { authorization: `Bearer ${env.QSTASH_TOKEN}` },
+        signal,
+      });
+      await response.body?.cancel();
+      if (response.status >= 500) throw new Error(`broker answered ${response.status}`);
+    },
+  };
+}
+
+/** /readyz's Redis check when Upstash is configured: not critical (the limiter and the cache degrade). */
+export function redisCheck(config: Config, dependencies: Dependencies): DependencyCheck | undefined {
+  if (!config.UPSTASH_REDIS_REST_URL) return undefined;
+  // Its own client: a readiness probe must see Redis itself, not its breaker's fast failure.
+  const redis = upstashRestRedis(
+    Redis,
+    config.UPSTASH_REDIS_REST_URL,
+    config.UPSTASH_REDIS_REST_TOKEN as string,
+  );
+  return {
+    name: "redis",
+    critical: false,
+    check: async () => void (await redis.get("edgewise:ping")),
+    breaker: () => dependencies.state("redis"),
+  };
+}
