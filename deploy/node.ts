@@ -21,6 +21,7 @@ import {
 import { createApp } from "../edge/app.ts";
 import { guardedRedis } from "../edge/middleware/rate-limit/guarded-redis.ts";
 import { Dependencies, type DependencyPolicy } from "../shared/resilience/index.ts";
+import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
 import type { GatewayEnv } from "../edge/env.ts";
 import { PostgresApiKeyStore } from "../edge/middleware/auth/postgres-api-key-store.ts";
 import { clientIp } from "../edge/middleware/client-ip/index.ts";
@@ -69,6 +70,8 @@ export interface ExtensionContext {
   redis: RatelimitRedis | undefined;
   /** The node's breakers, one per dependency: use `dependencies.call("postgres", …)` for remote calls. */
   dependencies: Dependencies;
+  /** The node's instruments (GET /metrics): an extension attaches its own sources, e.g. its read cache. */
+  metrics: EdgewiseMetrics;
   log: (line: string) => void;
 }
 
@@ -94,6 +97,8 @@ export interface EdgewiseNode {
   sql: Sql;
   /** A token with every scope, when the JWT secret is the node's own (embedded defaults). */
   adminToken: string | undefined;
+  /** What GET /metrics serves. */
+  metrics: EdgewiseMetrics;
   stop(): Promise<void>;
 }
 
@@ -115,6 +120,11 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   const dataDir = resolve(config.EDGEWISE_DATA_DIR);
   mkdirSync(dataDir, { recursive: true });
   const stops: Array<() => Promise<unknown> | unknown> = [];
+  // Everything GET /metrics serves; each part below feeds it through a plain callback.
+  const metrics = new EdgewiseMetrics({
+    onError: (name, error) =>
+      log(`metrics: ${name} failed (${error instanceof Error ? error.message : "error"})`),
+  });
 
   // One pool for the node: the embedded PGlite serves a single connection, which everyone shares.
   const embedded = config.DATABASE_URL ? undefined : await startEmbeddedPostgres({ dataDir });
@@ -130,7 +140,14 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   // verification, without a loopback TCP hop. Anything else (another node, a webhook) goes out over fetch.
   let ownOrigin = "";
   let appFetch: ((request: Request) => Response | Promise<Response>) | undefined;
+  // The broker may find work the moment it starts (messages left by a crash), before this node listens: its
+  // deliveries wait until the node serves, instead of failing with ECONNREFUSED and taking a retry's backoff.
+  let serving: () => void = () => {};
+  const nodeServing = new Promise<void>((resolve) => {
+    serving = resolve;
+  });
   const brokerFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    await nodeServing;
     const request = new Request(input, init);
     return appFetch && ownOrigin && request.url.startsWith(`${ownOrigin}/`)
       ? appFetch(request)
@@ -144,9 +161,19 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
         serve: options.serve,
         fetch: brokerFetch,
         ...(options.brokerTimeScale ? { timeScale: options.brokerTimeScale } : {}),
+        // The embedded PGlite has no autovacuum: the broker vacuums its own tables there.
+        ...(embedded ? { maintenance: { vacuumEveryMs: 10_000 } } : {}),
         log: (line) => log(`broker: ${line}`),
       });
-  if (broker) stops.push(() => broker.stop());
+  if (broker) {
+    stops.push(() => broker.stop());
+    // Two counts on the broker's tables per scrape; the DLQ's is what an operator alerts on.
+    metrics.observeBroker(async () => {
+      const [row] = await broker.sql<Array<{ dead: number; pending: number }>>`
+        SELECT (SELECT count(*) FROM qstash_dlq)::int AS dead, (SELECT count(*) FROM qstash_messages)::int AS pending`;
+      return { deadLetters: row?.dead ?? 0, pending: row?.pending ?? 0 };
+    }, broker.delivered);
+  }
   const queue = {
     url: config.QSTASH_URL ?? (broker as Broker).url,
     token: config.QSTASH_TOKEN ?? (broker as Broker).token,
@@ -200,7 +227,9 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
         idleEvictMs: config.EDGEWISE_IDLE_EVICT,
         subscriptions: new SubscriptionRegistry(options.subscriptions ?? []),
         transport,
+        onTurn: (record) => metrics.turn(record),
       });
+  if (host) metrics.observeActors(() => host.stats().byType).observeOutbox(() => host.outboxBacklog());
   const actors: ActorHost =
     host ??
     guardedHost(
@@ -252,6 +281,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
         hostsActors: host !== undefined,
         redis: rateLimitRedis,
         dependencies,
+        metrics,
         log,
       })
     : {};
@@ -280,9 +310,14 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
       ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
     },
     apiKeys,
-    rateLimit: rateLimit({ limiterFor: () => limiter }),
+    rateLimit: rateLimit({
+      limiterFor: () => limiter,
+      onDecision: (decision, routeClass) => metrics.rateLimit(decision, routeClass),
+    }),
     readiness,
     dependencies,
+    metrics,
+    ...(config.METRICS_TOKEN ? { metricsToken: config.METRICS_TOKEN } : {}),
     corsOrigins: config.CORS_ORIGINS,
     bodyLimitBytes: config.BODY_LIMIT,
     requestTimeoutMs: config.REQUEST_TIMEOUT,
@@ -295,6 +330,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   publicUrl = (config.PUBLIC_URL ?? `http://127.0.0.1:${server.port}`).replace(/\/+$/, "");
   ownOrigin = publicUrl;
   appFetch = (request) => app.fetch(request, { remoteAddress: "127.0.0.1" });
+  serving();
   host?.start();
   extension.start?.();
 
@@ -308,6 +344,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     brokerUrl: queue.url,
     sql,
     adminToken: await secret.adminToken(),
+    metrics,
     stop() {
       stopped ??= (async () => {
         await server.stop();

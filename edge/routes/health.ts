@@ -1,5 +1,6 @@
 // Health: /healthz says the process is up; /readyz checks each dependency and says which one is down.
 import { Hono } from "hono";
+import { isTimeout, withTimeout } from "../../shared/resilience/index.ts";
 import type { GatewayEnv } from "../env.ts";
 
 export interface DependencyCheck {
@@ -27,11 +28,12 @@ export function healthRoutes(options: HealthOptions = {}) {
       checks.map(async (dependency) => {
         const started = performance.now();
         try {
-          await dependency.check(AbortSignal.timeout(timeoutMs));
+          // Raced against the timeout, not only signalled: a check that ignores its signal (a client blocked on a
+          // blackholed socket) must not hold /readyz past its bound.
+          await withTimeout((signal) => dependency.check(signal), timeoutMs);
           return { name: dependency.name, ok: true, critical: dependency.critical, ms: elapsed(started) };
         } catch (error) {
-          const reason =
-            error instanceof Error && error.name === "TimeoutError" ? "timed out" : "unreachable";
+          const reason = isTimeout(error) ? "timed out" : "unreachable";
           return {
             name: dependency.name,
             ok: false,
