@@ -16,7 +16,7 @@ export interface CommerceOptions {
 /** The extension for startNode: everything the commerce API needs beyond its actors (wired in edge/commerce.ts). */
 export function commerce(options: CommerceOptions) {
   return async (context: ExtensionContext): Promise<NodeExtension> => {
-    const { sql, transport, config, actors, log } = context;
+    const { sql, transport, config, actors, log, logger } = context;
     const readCache =
       options.readCache ?? (context.redis ? new RedisReadCache(context.redis) : new MemoryReadCache());
     const system = commerceSystem({
@@ -28,14 +28,17 @@ export function commerce(options: CommerceOptions) {
       readCache,
       dependencies: context.dependencies,
       log,
+      logger,
     });
     await system.migrate();
+    context.metrics.observeReadCache("reads", readCache);
 
     return {
       consumers: context.hostsActors ? system.consumers : [],
       routes: [system.routes],
       start: () => void system.relay.start(),
       stop: () => system.relay.stop(),
+      securityEvents: (event) => system.recordSecurityEvent(event),
     };
   };
 }

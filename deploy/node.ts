@@ -18,7 +18,7 @@ import {
   guardedTransport,
   type Transport,
 } from "../actors/runtime/index.ts";
-import { createApp } from "../edge/app.ts";
+import { createApp, securityReporters } from "../edge/app.ts";
 import { guardedRedis } from "../edge/middleware/rate-limit/guarded-redis.ts";
 import { Dependencies, type DependencyPolicy } from "../shared/resilience/index.ts";
 import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
@@ -30,6 +30,14 @@ import { rateLimit } from "../edge/middleware/rate-limit/index.ts";
 import { type RatelimitRedis, upstashRestRedis } from "../edge/middleware/rate-limit/upstash.ts";
 import type { DependencyCheck } from "../edge/routes/health.ts";
 import type { Config } from "../shared/config/index.ts";
+import {
+  boundedSecurityEvents,
+  createLogger,
+  errorFields,
+  type Logger,
+  type SecurityEvent,
+  type SecurityEvents,
+} from "../shared/telemetry/log/index.ts";
 import { type Broker, startBroker } from "./local/broker/index.ts";
 import { connect, type Sql } from "./local/broker/db.ts";
 import { startEmbeddedPostgres } from "./local/pglite/index.ts";
@@ -53,7 +61,15 @@ export interface NodeOptions {
   schema?: string;
   /** Adds an application (the reference commerce system) on the node's pool, queue and actors. */
   extend?: (context: ExtensionContext) => Promise<NodeExtension>;
+  /**
+   * Where the node's log lines go, each a JSON record at LOG_LEVEL or above. Default: the console (stdout; warn
+   * and error to stderr). When given (tests, benches, the demo), the access log is off unless `accessLog` is set.
+   */
   log?: (line: string) => void;
+  /** The structured logger for everything the node writes; takes precedence over `log`. */
+  logger?: Logger;
+  /** One line per request at info (method, route, status, duration, client, subject). See `log` for the default. */
+  accessLog?: boolean;
 }
 
 /** What a node shares with an extension. */
@@ -72,7 +88,10 @@ export interface ExtensionContext {
   dependencies: Dependencies;
   /** The node's instruments (GET /metrics): an extension attaches its own sources, e.g. its read cache. */
   metrics: EdgewiseMetrics;
+  /** Writes a line at info through `logger`. */
   log: (line: string) => void;
+  /** The node's structured logger: prefer it, with a level and fields. */
+  logger: Logger;
 }
 
 /** What an extension adds to the node. */
@@ -84,6 +103,11 @@ export interface NodeExtension {
   start?: () => void;
   /** Runs before the pool closes. */
   stop?: () => Promise<void>;
+  /**
+   * Records a security event (auth failure, rate-limit denial, signature failure), e.g. in the activity log. The
+   * node calls it at a bounded rate, after the request has moved on, and counts its failures.
+   */
+  securityEvents?: (event: SecurityEvent) => Promise<unknown>;
 }
 
 export interface EdgewiseNode {
@@ -99,6 +123,8 @@ export interface EdgewiseNode {
   adminToken: string | undefined;
   /** What GET /metrics serves. */
   metrics: EdgewiseMetrics;
+  /** Security events reported, recorded and dropped (over the rate) so far. */
+  securityEvents: SecurityEvents;
   stop(): Promise<void>;
 }
 
@@ -116,14 +142,20 @@ export const nodeDependencyPolicies: Record<string, Partial<DependencyPolicy>> =
 
 export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   const { config } = options;
-  const log = options.log ?? ((line: string) => console.log(`[edgewise] ${line}`));
+  const logger =
+    options.logger ??
+    createLogger({
+      level: config.LOG_LEVEL,
+      ...(options.log ? { sink: options.log } : {}),
+    });
+  const log = (line: string) => logger.info(line);
   const dataDir = resolve(config.EDGEWISE_DATA_DIR);
   mkdirSync(dataDir, { recursive: true });
   const stops: Array<() => Promise<unknown> | unknown> = [];
   // Everything GET /metrics serves; each part below feeds it through a plain callback.
   const metrics = new EdgewiseMetrics({
     onError: (name, error) =>
-      log(`metrics: ${name} failed (${error instanceof Error ? error.message : "error"})`),
+      logger.warn("metrics: an instrument's source failed", { metric: name, error: errorFields(error) }),
   });
 
   // One pool for the node: the embedded PGlite serves a single connection, which everyone shares.
@@ -153,6 +185,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
       ? appFetch(request)
       : fetch(request);
   };
+  const brokerLog = logger.child({ component: "broker" });
   const broker = config.QSTASH_URL
     ? undefined
     : await startBroker({
@@ -163,7 +196,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
         ...(options.brokerTimeScale ? { timeScale: options.brokerTimeScale } : {}),
         // The embedded PGlite has no autovacuum: the broker vacuums its own tables there.
         ...(embedded ? { maintenance: { vacuumEveryMs: 10_000 } } : {}),
-        log: (line) => log(`broker: ${line}`),
+        log: (line) => brokerLog.warn(line),
       });
   if (broker) {
     stops.push(() => broker.stop());
@@ -189,7 +222,15 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   const dependencies = new Dependencies({
     policies: nodeDependencyPolicies,
     onStateChange: (change) =>
-      log(`breaker ${change.name}: ${change.from} → ${change.to} (${change.reason})`),
+      logger[change.to === "closed" ? "info" : "warn"](
+        `breaker ${change.name}: ${change.from} → ${change.to}`,
+        {
+          breaker: change.name,
+          from: change.from,
+          to: change.to,
+          reason: change.reason,
+        },
+      ),
   });
   const rawRedis = config.UPSTASH_REDIS_REST_URL
     ? upstashRestRedis(Redis, config.UPSTASH_REDIS_REST_URL, config.UPSTASH_REDIS_REST_TOKEN as string)
@@ -202,8 +243,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     rate: config.RATE_LIMIT,
     onRedisFailure: config.RATE_LIMIT_ON_REDIS_FAILURE,
     ...(rateLimitRedis ? { redis: rateLimitRedis } : {}),
-    report: (error) =>
-      log(`rate limiter: Redis failed (${error instanceof Error ? error.message : "error"})`),
+    report: (error) => logger.warn("rate limiter: Redis failed", { error: errorFields(error) }),
   });
 
   // The public URL depends on the port actually bound (PORT=0 picks one), so it is read lazily.
@@ -228,6 +268,8 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
         subscriptions: new SubscriptionRegistry(options.subscriptions ?? []),
         transport,
         onTurn: (record) => metrics.turn(record),
+        onBackgroundError: (what, error) =>
+          logger.warn(what, { component: "host", error: errorFields(error) }),
       });
   if (host) metrics.observeActors(() => host.stats().byType).observeOutbox(() => host.outboxBacklog());
   const actors: ActorHost =
@@ -283,10 +325,18 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
         dependencies,
         metrics,
         log,
+        logger,
       })
     : {};
   if (extension.stop) stops.push(extension.stop);
   readiness.push(...(extension.readiness ?? []));
+  // Bounded per kind and recorded off the request path, so a flood of bad tokens cannot flood the log.
+  const securityEvents = boundedSecurityEvents({
+    ...(extension.securityEvents ? { record: extension.securityEvents } : {}),
+    logger,
+  });
+  stops.push(() => securityEvents.settled());
+  const security = securityReporters(securityEvents.emit);
 
   const app = createApp({
     actors,
@@ -313,6 +363,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     rateLimit: rateLimit({
       limiterFor: () => limiter,
       onDecision: (decision, routeClass) => metrics.rateLimit(decision, routeClass),
+      onDenied: security.onDenied,
     }),
     readiness,
     dependencies,
@@ -321,6 +372,9 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     corsOrigins: config.CORS_ORIGINS,
     bodyLimitBytes: config.BODY_LIMIT,
     requestTimeoutMs: config.REQUEST_TIMEOUT,
+    logger,
+    accessLog: options.accessLog ?? (options.logger !== undefined || options.log === undefined),
+    securityEvents: securityEvents.emit,
   });
   const server = await options.serve({
     port: config.PORT,
@@ -345,6 +399,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     sql,
     adminToken: await secret.adminToken(),
     metrics,
+    securityEvents,
     stop() {
       stopped ??= (async () => {
         await server.stop();

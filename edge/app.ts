@@ -1,5 +1,5 @@
 // The gateway app, portable across Bun, Deno and Workers: middleware in DESIGN.md's order, then the routes.
-import { Hono, type MiddlewareHandler } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { openAPIRouteHandler } from "hono-openapi";
 import { EdgewiseError } from "../shared/errors/index.ts";
 import { type ActorHost, type MessageConsumer, withConsumers } from "../actors/runtime/index.ts";
@@ -7,7 +7,7 @@ import type { GatewayEnv } from "./env.ts";
 import { errorHandler } from "./errors.ts";
 import { cachedApiKeyVerifier } from "./middleware/auth/api-key-cache.ts";
 import type { ApiKeyStore } from "./middleware/auth/api-key-store.ts";
-import { type AuthOptions, auth } from "./middleware/auth/index.ts";
+import { type AuthOptions, type AuthRefusal, auth } from "./middleware/auth/index.ts";
 import { bodyLimit } from "./middleware/body-limit/index.ts";
 import { requestId } from "./middleware/request-id/index.ts";
 import { secureHeaders } from "./middleware/secure-headers/index.ts";
@@ -16,10 +16,12 @@ import { timeout } from "./middleware/timeout/index.ts";
 import { counterRoutes } from "./routes/counters.ts";
 import { actorHostRoutes } from "./routes/actor-host.ts";
 import { apiKeyRoutes } from "./routes/api-keys.ts";
-import { type DeliveryOptions, deliveryRoutes } from "./routes/deliver.ts";
+import { type DeliveryOptions, type DeliveryRecord, deliveryRoutes } from "./routes/deliver.ts";
 import { type DependencyCheck, healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import type { Dependencies } from "../shared/resilience/index.ts";
+import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
+import { type Logger, maskSecrets, type SecurityEventSink } from "../shared/telemetry/log/index.ts";
 
 export interface AppOptions {
   /** Where actors run: the local host in process, Durable Object stubs, or a remote actor host. */
@@ -44,12 +46,29 @@ export interface AppOptions {
   /** More routes, mounted after the gateway's own (API keys, the commerce API). */
   routes?: Array<Hono<GatewayEnv>>;
   readiness?: DependencyCheck[];
-  /** The node's breakers: served at GET /metrics (Prometheus text). */
+  /** The node's breakers: served at GET /metrics (Prometheus text), with `metrics`. */
   dependencies?: Dependencies;
+  /**
+   * The node's instruments, served at GET /metrics; the app feeds HTTP requests and deliveries into them. Without
+   * it, an app given `dependencies` makes its own (HTTP, deliveries and breakers).
+   */
+  metrics?: EdgewiseMetrics;
+  /** When set, GET /metrics needs `Authorization: Bearer <metricsToken>`. */
+  metricsToken?: string;
   corsOrigins?: string[];
   bodyLimitBytes?: number;
   requestTimeoutMs?: number;
   onRequest?: (record: RequestRecord) => void;
+  /** The structured logger; each request gets a child as `c.var.log`. Default: JSON lines on the console at warn. */
+  logger?: Logger;
+  /** One line per request at info (see middleware/request-id). Default true. */
+  accessLog?: boolean;
+  /**
+   * Where auth failures and delivery signature failures are reported (give `rateLimit` the `onDenied` of
+   * `securityReporters` for denials). Use `boundedSecurityEvents(…).emit`: it caps the rate per kind and
+   * records off the request path.
+   */
+  securityEvents?: SecurityEventSink;
 }
 
 /** Deliveries are signed by the broker and may be as large as a QStash message (1 MiB). */
@@ -57,25 +76,56 @@ const deliveryBodyLimit = 1_048_576;
 
 export function createApp(options: AppOptions): Hono<GatewayEnv> {
   const app = new Hono<GatewayEnv>();
-  app.onError(errorHandler());
+  app.onError(errorHandler(options.logger ? { logger: options.logger } : {}));
   app.notFound((c) => {
     throw new EdgewiseError("not_found", `no route for ${c.req.method} ${c.req.path}`);
   });
 
+  const metrics = options.metrics ?? (options.dependencies ? new EdgewiseMetrics() : undefined);
+  if (metrics && options.dependencies) metrics.observeDependencies(options.dependencies);
+  const onRequest = metrics
+    ? (record: RequestRecord) => {
+        metrics.request(record);
+        options.onRequest?.(record);
+      }
+    : options.onRequest;
+
   // 1. request id → 2. telemetry → 3. secure headers and CORS: for every request, internal ones included.
-  app.use(requestId());
-  app.use(telemetry(options.onRequest ? { onRequest: options.onRequest } : {}));
+  app.use(requestId({ ...(options.logger ? { logger: options.logger } : {}), accessLog: options.accessLog }));
+  const security = options.securityEvents ? securityReporters(options.securityEvents) : undefined;
+  app.use(telemetry(onRequest ? { onRequest } : {}));
   app.use(secureHeaders({ corsOrigins: options.corsOrigins ?? [] }));
   app.route("/", healthRoutes({ checks: options.readiness ?? [] }));
-  if (options.dependencies) app.route("/", metricsRoutes(options.dependencies));
+  if (metrics) {
+    app.route(
+      "/",
+      metricsRoutes({
+        registry: metrics.registry,
+        ...(options.metricsToken ? { token: options.metricsToken } : {}),
+      }),
+    );
+  }
 
   // The delivery endpoint authenticates by the broker's signature, not by a caller's token or rate limit,
   // so it is mounted before them; it has its own body limit.
   if (options.delivery) {
     app.use("/_edgewise/deliver/*", bodyLimit({ maxBytes: deliveryBodyLimit, requireJson: false }));
+    const observe = options.delivery.onDelivery;
     app.route(
       "/",
-      deliveryRoutes({ ...options.delivery, actors: withConsumers(options.actors, options.consumers ?? []) }),
+      deliveryRoutes({
+        ...options.delivery,
+        actors: withConsumers(options.actors, options.consumers ?? []),
+        ...(security ? { onSignatureFailure: security.onSignatureFailure } : {}),
+        ...(metrics
+          ? {
+              onDelivery: (record: DeliveryRecord) => {
+                metrics.delivery(record);
+                observe?.(record);
+              },
+            }
+          : {}),
+      }),
     );
   }
   if (options.actorHost) {
@@ -91,7 +141,11 @@ export function createApp(options: AppOptions): Hono<GatewayEnv> {
   app.use(bodyLimit({ maxBytes: options.bodyLimitBytes ?? 64 * 1024 }));
   app.use(timeout({ ms: options.requestTimeoutMs ?? 10_000 }));
   const apiKeyCache = options.apiKeys ? cachedApiKeyVerifier(options.apiKeys) : undefined;
-  if (options.auth || apiKeyCache) app.use(auth({ ...options.auth, apiKeys: apiKeyCache }));
+  if (options.auth || apiKeyCache) {
+    app.use(
+      auth({ ...options.auth, apiKeys: apiKeyCache, ...(security ? { onRefused: security.onRefused } : {}) }),
+    );
+  }
   if (options.rateLimit) app.use(options.rateLimit);
 
   app.route("/", counterRoutes(options.actors, { requireCaller: Boolean(options.auth || options.apiKeys) }));
@@ -119,4 +173,46 @@ export function createApp(options: AppOptions): Hono<GatewayEnv> {
     }),
   );
   return app;
+}
+
+/**
+ * The middleware hooks that turn refusals into security events. Each carries a reason, the route and the
+ * caller's address, never a credential or a body; the raw path is cut and masked (an attacker chose it).
+ */
+export function securityReporters(sink: SecurityEventSink) {
+  const report: SecurityEventSink = (event) => {
+    try {
+      sink(event);
+    } catch {
+      // A security event is never why a request fails.
+    }
+  };
+  const request = (c: Context<GatewayEnv>) => ({
+    method: c.req.method,
+    path: maskSecrets(c.req.path.slice(0, 256)),
+    requestId: c.var.requestId,
+  });
+  return {
+    onRefused: (refusal: AuthRefusal, c: Context<GatewayEnv>) =>
+      report({
+        kind: "auth_failed",
+        subject: `ip:${c.var.clientIp || "unknown"}`,
+        data: { ...refusal, clientIp: c.var.clientIp, ...request(c) },
+      }),
+    onDenied: (denial: { subject: string; routeClass: string }, c: Context<GatewayEnv>) =>
+      report({
+        kind: "rate_limited",
+        subject: denial.subject,
+        data: { routeClass: denial.routeClass, clientIp: c.var.clientIp, ...request(c) },
+      }),
+    onSignatureFailure: (
+      failure: { target: string; reason: "missing" | "invalid" },
+      c: Context<GatewayEnv>,
+    ) =>
+      report({
+        kind: "signature_failed",
+        subject: failure.target,
+        data: { ...failure, peer: c.env?.remoteAddress, ...request(c) },
+      }),
+  };
 }

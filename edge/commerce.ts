@@ -27,6 +27,7 @@ import { readSideEvents } from "../actors/commerce/subscriptions.ts";
 import type { BillingSql } from "../actors/commerce/billing/schema.ts";
 import { createEnvelope } from "../shared/envelope/index.ts";
 import type { Dependencies } from "../shared/resilience/index.ts";
+import { errorFields, type Logger, type SecurityEvent } from "../shared/telemetry/log/index.ts";
 import type { GatewayEnv } from "./env.ts";
 import type { CachedReads } from "./routes/commerce/cache.ts";
 import { commerceRoutes } from "./routes/commerce/index.ts";
@@ -55,6 +56,8 @@ export interface CommerceSystemOptions {
    */
   dependencies?: Dependencies;
   log?: (line: string) => void;
+  /** The structured logger: billing relay failures go here at warn when given (else to `log`). */
+  logger?: Logger;
 }
 
 export interface CommerceSystem {
@@ -67,6 +70,11 @@ export interface CommerceSystem {
   routes: Hono<GatewayEnv>;
   /** Creates the tables if missing, one part after another (the embedded PGlite serves one connection). */
   migrate(): Promise<void>;
+  /**
+   * Appends a security event to the activity log as the CloudEvent `security.<kind>` (through the `postgres`
+   * breaker). Give it to `boundedSecurityEvents`, which caps the rate and keeps it off the request path.
+   */
+  recordSecurityEvent(event: SecurityEvent): Promise<void>;
 }
 
 /** Adapts the projections' read cache to what the routes call. */
@@ -90,7 +98,9 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
   const log = options.log ?? ((line: string) => console.log(`[edgewise] ${line}`));
   const relay = new BillingOutboxRelay(sql, transport, {
     onError: (what, error) =>
-      log(`billing relay: ${what} (${error instanceof Error ? error.message : "error"})`),
+      options.logger
+        ? options.logger.warn(`billing relay: ${what}`, { error: errorFields(error) })
+        : log(`billing relay: ${what} (${error instanceof Error ? error.message : "error"})`),
   });
   const afterCommit = options.afterBillingCommit ?? ((outbox: BillingOutboxRelay) => outbox.notify());
   const billing = new BillingLedger(sql, { onCommitted: () => afterCommit(relay) });
@@ -158,6 +168,18 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
         onRefusal: recordRefusal,
       },
     }),
+    async recordSecurityEvent(event) {
+      await pg(() =>
+        activity.recordActivity(
+          createEnvelope({
+            type: `security.${event.kind}`,
+            source: "edgewise://gateway",
+            subject: event.subject.slice(0, 1024),
+            data: event.data,
+          }),
+        ),
+      )();
+    },
     async migrate() {
       await billing.migrate();
       await projector.migrate();

@@ -1,9 +1,12 @@
 // The gateway's Hono environment: what each middleware leaves on the context for the ones after it.
+import type { Logger } from "../shared/telemetry/log/index.ts";
 import type { Principal } from "./middleware/auth/principal.ts";
 
 export interface GatewayVariables {
   /** Set by request-id: echoed in `X-Request-Id` and carried into logs and problem details. */
   requestId: string;
+  /** Set by request-id: the app's logger bound to this request (its id, and the caller's trace id if sent). */
+  log: Logger;
   /** Set by client-ip: the runtime's own peer address, or a forwarded one from a trusted proxy. */
   clientIp: string;
   /** Set by auth: who is calling; undefined when anonymous. */

@@ -2,18 +2,38 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { EdgewiseError, problemContentType, toEdgewiseError, toProblem } from "../shared/errors/index.ts";
+import { createLogger, errorFields, type Logger } from "../shared/telemetry/log/index.ts";
 import type { GatewayEnv } from "./env.ts";
 
 export interface ErrorHandlerOptions {
-  /** Where unexpected (5xx) failures are reported; the client never sees their detail. */
+  /**
+   * Where unexpected (5xx) failures are reported; the client never sees their detail. Default: the request's
+   * logger at error, with the error's cause chain.
+   */
   report?: (error: unknown, c: Context<GatewayEnv>) => void;
+  /** For requests without `c.var.log` (request-id did not run). Default: the console at warn. */
+  logger?: Logger;
 }
 
 export function errorHandler(options: ErrorHandlerOptions = {}) {
-  const report = options.report ?? ((error) => console.error("[edgewise] request failed", error));
+  const fallback = options.logger ?? createLogger({ level: "warn" });
+  const report =
+    options.report ??
+    ((error: unknown, c: Context<GatewayEnv>) =>
+      (c.var.log ?? fallback).error("request failed", failureFields(c, error)));
   return (thrown: Error, c: Context<GatewayEnv>): Response => {
     const error = fromHttpException(thrown) ?? toEdgewiseError(thrown);
+    const log = c.var.log ?? fallback;
+    // Timeouts and shed load are expected under stress: a warning each. A 4xx is the caller's: debug only.
     if (error.status >= 500 && error.code !== "timeout" && error.code !== "unavailable") report(thrown, c);
+    else if (error.status >= 500) log.warn("request failed", failureFields(c, thrown));
+    else if (log.isEnabled("debug")) {
+      log.debug("request refused", {
+        status: error.status,
+        code: error.code,
+        ...(error.public ? { detail: error.message } : {}),
+      });
+    }
     const problem = toProblem(error, c.req.path);
     const headers = new Headers({ "content-type": problemContentType });
     if (c.var.requestId) headers.set("x-request-id", c.var.requestId);
@@ -39,4 +59,9 @@ function fromHttpException(thrown: unknown): EdgewiseError | undefined {
     });
   }
   return new EdgewiseError("internal", thrown.message);
+}
+
+/** What a failure's log line carries: where it happened and the error with its causes (redacted by the logger). */
+function failureFields(c: Context<GatewayEnv>, error: unknown): Record<string, unknown> {
+  return { method: c.req.method, path: c.req.path, error: errorFields(error) };
 }

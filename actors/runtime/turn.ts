@@ -35,11 +35,26 @@ export interface ActorInstanceOptions {
   clock: Clock;
   /** Called after each durable commit; hosts use it to wake their relay and timers. */
   onCommitted?: (commit: TurnCommit) => void;
+  /** Observes each turn as it ends (metrics). Must not throw; without it, no clock is read. */
+  onTurn?: (record: TurnRecord) => void;
+}
+
+/** One turn, as an observer sees it. Durations come from `performance.now()`. */
+export interface TurnRecord {
+  actorType: string;
+  /** `write`: a commit was queued; `read`: nothing to commit; `duplicate`: already handled; `failed`: threw. */
+  outcome: "write" | "read" | "duplicate" | "failed";
+  /** From leaving the mailbox to the turn's end; the commit itself is waited for after it (the output gate). */
+  durationMs: number;
+  /** Time spent in the mailbox. */
+  waitMs: number;
 }
 
 interface Job {
   envelope: Envelope;
   options: DeliverOptions;
+  /** `performance.now()` when queued, only when someone observes turns. */
+  queuedAt: number;
   resolve: (outcome: TurnOutcome) => void;
   reject: (error: unknown) => void;
 }
@@ -94,7 +109,8 @@ export class ActorInstance {
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(abortError(signal));
     return new Promise<TurnOutcome>((resolve, reject) => {
-      const job: Job = { envelope, options, resolve, reject };
+      const queuedAt = this.options.onTurn ? performance.now() : 0;
+      const job: Job = { envelope, options, queuedAt, resolve, reject };
       if (signal) {
         const onAbort = () => {
           const queued = this.queue.indexOf(job);
@@ -144,11 +160,14 @@ export class ActorInstance {
     try {
       while (this.queue.length > 0) {
         const job = this.queue.shift() as Job;
+        const started = this.options.onTurn ? performance.now() : 0;
+        let outcome: TurnRecord["outcome"] = "failed";
         try {
-          await this.turn(job);
+          outcome = await this.turn(job);
         } catch (error) {
           job.reject(error);
         }
+        if (this.options.onTurn) this.observe(job, outcome, started);
       }
     } finally {
       this.running = false;
@@ -156,7 +175,21 @@ export class ActorInstance {
     }
   }
 
-  private async turn(job: Job): Promise<void> {
+  private observe(job: Job, outcome: TurnRecord["outcome"], started: number): void {
+    const now = performance.now();
+    try {
+      this.options.onTurn?.({
+        actorType: this.address.type,
+        outcome,
+        durationMs: now - started,
+        waitMs: started - job.queuedAt,
+      });
+    } catch {
+      // An observer's failure must not stop the mailbox.
+    }
+  }
+
+  private async turn(job: Job): Promise<TurnRecord["outcome"]> {
     if (this.brokenBy !== undefined) throw resetError(this.address, this.brokenBy);
     try {
       await this.activate();
@@ -170,13 +203,13 @@ export class ActorInstance {
     const inFlight = this.pending.get(envelope.id);
     if (inFlight) {
       inFlight.committed.then(() => job.resolve(duplicateOf(inFlight.replyJson)), job.reject);
-      return;
+      return "duplicate";
     }
     const seen = options.freshId ? undefined : await storage.inbox(envelope.id);
     if (seen) {
       if (options.timerId) await storage.removeTimer(options.timerId);
       job.resolve(duplicateOf(seen.replyJson));
-      return;
+      return "duplicate";
     }
 
     const schema = Object.hasOwn(definition.messages, envelope.type)
@@ -223,7 +256,7 @@ export class ActorInstance {
         () => job.resolve({ duplicate: false, reply: parseReply(replyJson) }),
         (error) => job.reject(resetError(this.address, error)),
       );
-      return;
+      return "read";
     }
 
     const commit: TurnCommit = {
@@ -251,6 +284,7 @@ export class ActorInstance {
         job.reject(resetError(this.address, error));
       },
     );
+    return "write";
   }
 
   private write(commit: TurnCommit): Promise<void> {

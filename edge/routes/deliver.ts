@@ -1,8 +1,10 @@
 // The signed delivery endpoint: the broker pushes a message here; it reaches the actor's inbox, and 2xx means committed.
 import { Receiver } from "@upstash/qstash";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import { EdgewiseError, problemContentType, toEdgewiseError, toProblem } from "../../shared/errors/index.ts";
+import { errorFields } from "../../shared/telemetry/log/index.ts";
+import type { GatewayEnv } from "../env.ts";
 import { type ActorHost, formatAddress } from "../../actors/runtime/index.ts";
 
 export interface DeliveryOptions {
@@ -16,6 +18,27 @@ export interface DeliveryOptions {
   publicUrl: string | (() => string);
   /** Accepted clock skew when checking the signature's `nbf`/`exp`, in seconds. */
   clockToleranceSeconds?: number;
+  /** Observes each delivery once answered (metrics). Must not throw. */
+  onDelivery?: (record: DeliveryRecord) => void;
+  /** Told of each delivery refused for its signature (security events). Must return at once and not throw. */
+  onSignatureFailure?: (
+    failure: { target: string; reason: "missing" | "invalid" },
+    c: Context<GatewayEnv>,
+  ) => void;
+}
+
+export interface DeliveryRecord {
+  /**
+   * The target actor type from the URL, once the signature verified; `_unverified` before, so an unsigned
+   * caller cannot mint label values.
+   */
+  targetType: string;
+  status: number;
+  /** `processed`, `duplicate`, `rejected` (489: dead-lettered at once), `unauthorized`, `failed` (retried). */
+  outcome: "processed" | "duplicate" | "rejected" | "unauthorized" | "failed";
+  /** `Upstash-Retried`: earlier attempts of this message (0 on the first). */
+  retried: number;
+  durationMs: number;
 }
 
 /** Errors that will fail the same way on every retry: the broker should dead-letter them at once. */
@@ -31,14 +54,26 @@ const poison = new Set([
   "webhooks.target_refused",
 ]);
 
-export function deliveryRoutes(options: DeliveryOptions): Hono {
+export function deliveryRoutes(options: DeliveryOptions): Hono<GatewayEnv> {
   const receiver = new Receiver({
     currentSigningKey: options.currentSigningKey,
     nextSigningKey: options.nextSigningKey,
   });
-  const app = new Hono();
+  const app = new Hono<GatewayEnv>();
 
+  const { onDelivery } = options;
   app.post("/_edgewise/deliver/:type/:key", async (c) => {
+    const started = onDelivery ? performance.now() : 0;
+    const answer = (response: Response, outcome: DeliveryRecord["outcome"], verified: boolean): Response => {
+      onDelivery?.({
+        targetType: verified ? c.req.param("type") : "_unverified",
+        status: response.status,
+        outcome,
+        retried: Number(c.req.header("upstash-retried")) || 0,
+        durationMs: performance.now() - started,
+      });
+      return response;
+    };
     const body = await c.req.text();
     const signature = c.req.header("upstash-signature");
     const base = typeof options.publicUrl === "function" ? options.publicUrl() : options.publicUrl;
@@ -49,27 +84,55 @@ export function deliveryRoutes(options: DeliveryOptions): Hono {
         .verify({ signature, body, url, clockTolerance: options.clockToleranceSeconds ?? 5 })
         .catch(() => false));
     if (!verified) {
-      return problem(c.req.path, new EdgewiseError("unauthorized", "missing or invalid Upstash-Signature"));
+      options.onSignatureFailure?.(
+        {
+          target: `${c.req.param("type")}/${c.req.param("key")}`,
+          reason: signature === undefined ? "missing" : "invalid",
+        },
+        c,
+      );
+      return answer(
+        problem(c.req.path, new EdgewiseError("unauthorized", "missing or invalid Upstash-Signature")),
+        "unauthorized",
+        false,
+      );
     }
+    let messageId: unknown;
     try {
       const envelope = JSON.parse(body) as Envelope;
+      messageId = envelope?.id;
       const address = { type: c.req.param("type"), key: c.req.param("key") };
       if (typeof envelope !== "object" || envelope === null || envelope.target !== formatAddress(address)) {
         throw new EdgewiseError("envelope.invalid", "the envelope's target does not match the delivery URL");
       }
       // `receive` validates the envelope (once) and refuses a bad one with envelope.invalid, hence 489.
       const outcome = await options.actors.receive(envelope);
-      return c.json({ duplicate: outcome.duplicate });
+      return answer(
+        c.json({ duplicate: outcome.duplicate }),
+        outcome.duplicate ? "duplicate" : "processed",
+        true,
+      );
     } catch (thrown) {
       const error =
         thrown instanceof SyntaxError
           ? new EdgewiseError("envelope.invalid", "body is not JSON")
           : toEdgewiseError(thrown);
+      // Signed, so the address and id are the broker's: safe to log. Retried (5xx) or dead-lettered (489).
+      c.var.log?.warn("delivery failed", {
+        actor: `${c.req.param("type")}/${c.req.param("key")}`,
+        message_id: typeof messageId === "string" ? messageId : undefined,
+        retried: Number(c.req.header("upstash-retried")) || 0,
+        error: errorFields(thrown),
+      });
       if (poison.has(String(error.code))) {
-        return problem(c.req.path, error, 489, { "Upstash-NonRetryable-Error": "true" });
+        return answer(
+          problem(c.req.path, error, 489, { "Upstash-NonRetryable-Error": "true" }),
+          "rejected",
+          true,
+        );
       }
       // Anything else may pass: a 5xx makes the broker retry with backoff.
-      return problem(c.req.path, error, error.status >= 500 ? error.status : 503);
+      return answer(problem(c.req.path, error, error.status >= 500 ? error.status : 503), "failed", true);
     }
   });
   return app;

@@ -1,56 +1,32 @@
-// GET /metrics: Prometheus text. Today the breakers (state, calls by outcome, transitions); issue 7 adds the rest.
+// GET /metrics: every instrument of the node in Prometheus text (HTTP, actors, messaging, breakers, limits, caches).
 import { Hono } from "hono";
-import type { Dependencies } from "../../shared/resilience/index.ts";
+import { timingSafeEqual } from "../../shared/crypto/hmac.ts";
+import { EdgewiseError } from "../../shared/errors/index.ts";
+import {
+  type MetricsRegistry,
+  prometheusContentType,
+  renderPrometheus,
+} from "../../shared/telemetry/metrics/index.ts";
 import type { GatewayEnv } from "../env.ts";
 
-const states = ["closed", "open", "half-open"] as const;
-
-/** Label values escaped as the text format requires. */
-const label = (value: string) =>
-  value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
-
-export function renderBreakerMetrics(dependencies: Dependencies): string {
-  const lines: string[] = [
-    "# HELP edgewise_breaker_state 1 for the state each dependency's circuit breaker is in.",
-    "# TYPE edgewise_breaker_state gauge",
-  ];
-  const snapshots = dependencies.snapshots();
-  for (const snapshot of snapshots) {
-    for (const state of states) {
-      lines.push(
-        `edgewise_breaker_state{dependency="${label(snapshot.name)}",state="${state}"} ${snapshot.state === state ? 1 : 0}`,
-      );
-    }
-  }
-  lines.push(
-    "# HELP edgewise_breaker_calls_total Calls through each breaker, by outcome.",
-    "# TYPE edgewise_breaker_calls_total counter",
-  );
-  for (const snapshot of snapshots) {
-    for (const [outcome, count] of Object.entries(snapshot.totals)) {
-      lines.push(
-        `edgewise_breaker_calls_total{dependency="${label(snapshot.name)}",outcome="${outcome}"} ${count}`,
-      );
-    }
-  }
-  lines.push(
-    "# HELP edgewise_breaker_transitions_total State changes of each breaker.",
-    "# TYPE edgewise_breaker_transitions_total counter",
-  );
-  for (const { name, from, to, count } of dependencies.transitionCounts()) {
-    lines.push(
-      `edgewise_breaker_transitions_total{dependency="${label(name)}",from="${from}",to="${to}"} ${count}`,
-    );
-  }
-  return `${lines.join("\n")}\n`;
+export interface MetricsRouteOptions {
+  registry: MetricsRegistry;
+  /**
+   * When set, a scrape must send `Authorization: Bearer <token>` (API.md: "none, or admin where configured").
+   * The route sits before authentication, so a scraper needs no JWT, only this shared secret.
+   */
+  token?: string;
 }
 
-export function metricsRoutes(dependencies: Dependencies): Hono<GatewayEnv> {
+export function metricsRoutes(options: MetricsRouteOptions): Hono<GatewayEnv> {
+  const { registry, token } = options;
+  const expected = token ? `Bearer ${token}` : undefined;
   const app = new Hono<GatewayEnv>();
-  app.get("/metrics", (c) =>
-    c.body(renderBreakerMetrics(dependencies), 200, {
-      "content-type": "text/plain; version=0.0.4; charset=utf-8",
-    }),
-  );
+  app.get("/metrics", async (c) => {
+    if (expected && !timingSafeEqual(c.req.header("authorization") ?? "", expected)) {
+      throw new EdgewiseError("unauthorized", "/metrics needs the metrics token");
+    }
+    return c.body(renderPrometheus(await registry.collect()), 200, { "content-type": prometheusContentType });
+  });
   return app;
 }

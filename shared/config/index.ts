@@ -152,6 +152,10 @@ export const ConfigSchema = v.object({
     ),
     "0",
   ),
+  /** When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` (a secret; never logged). */
+  METRICS_TOKEN: v.optional(
+    v.pipe(v.string(), v.minLength(16, "METRICS_TOKEN must be at least 16 characters")),
+  ),
   LOG_LEVEL: v.optional(
     v.picklist(["debug", "info", "warn", "error"], "LOG_LEVEL must be debug, info, warn or error"),
     "info",

@@ -20,6 +20,7 @@ import {
   type Transport,
   type TurnCommit,
   type TurnOutcome,
+  type TurnRecord,
   targetOf,
   type ActorSnapshot,
 } from "../../runtime/index.ts";
@@ -43,11 +44,15 @@ export interface LocalHostOptions {
   pollMs?: number;
   /** Reports failures of background work (relay, timers); defaults to console.error. */
   onBackgroundError?: (what: string, error: unknown) => void;
+  /** Observes every turn of every actor (metrics); see `TurnRecord`. */
+  onTurn?: (record: TurnRecord) => void;
 }
 
 export interface HostStats {
   activeActors: number;
   mailboxDepth: number;
+  /** The same, per actor type with at least one active actor. */
+  byType: Array<{ type: string; active: number; mailboxDepth: number }>;
 }
 
 export class LocalActorHost implements ActorHost {
@@ -57,10 +62,11 @@ export class LocalActorHost implements ActorHost {
   private readonly instances = new Map<string, ActorInstance>();
   private readonly firingTimers = new Set<string>();
   private readonly options: Required<
-    Omit<LocalHostOptions, "transport" | "actors" | "db" | "subscriptions">
+    Omit<LocalHostOptions, "transport" | "actors" | "db" | "subscriptions" | "onTurn">
   > & {
     transport: Transport | undefined;
     subscriptions: SubscriptionRegistry | undefined;
+    onTurn: ((record: TurnRecord) => void) | undefined;
   };
   private stopped = false;
   private relayWake: (() => void) | undefined;
@@ -75,6 +81,7 @@ export class LocalActorHost implements ActorHost {
     this.options = {
       transport: options.transport,
       subscriptions: options.subscriptions,
+      onTurn: options.onTurn,
       clock: this.clock,
       inboxRetentionMs: options.inboxRetentionMs ?? 7 * 86_400_000,
       idleEvictMs: options.idleEvictMs ?? 60_000,
@@ -127,8 +134,22 @@ export class LocalActorHost implements ActorHost {
 
   stats(): HostStats {
     let mailboxDepth = 0;
-    for (const instance of this.instances.values()) mailboxDepth += instance.mailboxDepth;
-    return { activeActors: this.instances.size, mailboxDepth };
+    const byType = new Map<string, { type: string; active: number; mailboxDepth: number }>();
+    for (const instance of this.instances.values()) {
+      mailboxDepth += instance.mailboxDepth;
+      const type = instance.address.type;
+      const entry = byType.get(type) ?? { type, active: 0, mailboxDepth: 0 };
+      entry.active++;
+      entry.mailboxDepth += instance.mailboxDepth;
+      byType.set(type, entry);
+    }
+    return { activeActors: this.instances.size, mailboxDepth, byType: [...byType.values()] };
+  }
+
+  /** Committed outbox entries not yet sent, and the age of the oldest (the relay's lag). */
+  outboxBacklog(): { pending: number; oldestAgeMs: number } {
+    const { pending, oldestAt } = this.store.outboxBacklog();
+    return { pending, oldestAgeMs: oldestAt === undefined ? 0 : Math.max(0, this.clock.now() - oldestAt) };
   }
 
   /** Runs due timers and one relay pass now. Tests with a manual clock call it after advancing time. */
@@ -161,6 +182,7 @@ export class LocalActorHost implements ActorHost {
         storage: this.store.storageFor(id),
         clock: this.clock,
         onCommitted: (commit) => this.afterCommit(commit),
+        ...(this.options.onTurn ? { onTurn: this.options.onTurn } : {}),
       });
       this.instances.set(id, instance);
     }

@@ -50,6 +50,8 @@ export class LocalStore implements OutboxStore {
       // An actor is due once its latest backoff has passed (order per actor), so the minimum is over actors.
       nextOutbox: "SELECT MIN(due) AS at FROM (SELECT MAX(retry_at) AS due FROM outbox GROUP BY actor)",
       countOutbox: "SELECT COUNT(*) AS n FROM outbox WHERE actor = ?",
+      outboxBacklog:
+        "SELECT COUNT(*) AS n, (SELECT envelope FROM outbox ORDER BY seq LIMIT 1) AS oldest FROM outbox",
       addTimer:
         "INSERT INTO timers (actor, id, at, envelope) VALUES (?, ?, ?, ?) ON CONFLICT (actor, id) DO UPDATE SET at = excluded.at, envelope = excluded.envelope",
       removeTimer: "DELETE FROM timers WHERE actor = ? AND id = ?",
@@ -142,6 +144,19 @@ export class LocalStore implements OutboxStore {
 
   async failed(seq: number, attempts: number, retryAt: number): Promise<void> {
     this.q.failOutbox!.run(attempts, retryAt, seq);
+  }
+
+  /**
+   * How many entries wait, and when the oldest was written. There is no column for that: the envelope's `time`
+   * is its turn's clock reading, which is when it was committed give or take the group commit.
+   */
+  outboxBacklog(): { pending: number; oldestAt: number | undefined } {
+    const row = this.q.outboxBacklog!.get();
+    const pending = Number(row?.n ?? 0);
+    if (pending === 0 || row?.oldest === null || row?.oldest === undefined)
+      return { pending, oldestAt: undefined };
+    const time = Date.parse((JSON.parse(String(row.oldest)) as Envelope).time ?? "");
+    return { pending, oldestAt: Number.isNaN(time) ? undefined : time };
   }
 
   async nextDue(): Promise<number | undefined> {

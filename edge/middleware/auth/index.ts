@@ -1,5 +1,5 @@
 // Authentication: a Bearer JWT or an X-API-Key becomes `c.var.principal`; no credentials leaves it undefined.
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { EdgewiseError, isEdgewiseError } from "../../../shared/errors/index.ts";
 import type { GatewayEnv } from "../../env.ts";
 import type { ApiKeyVerifier } from "./api-keys.ts";
@@ -12,6 +12,14 @@ export interface AuthOptions extends JwtOptions {
   apiKeys?: ApiKeyVerifier | undefined;
   /** Longer credentials are refused before any parsing or lookup. */
   maxCredentialLength?: number;
+  /** Told of each refused credential, before the 401 (security events). Must return at once and not throw. */
+  onRefused?: (refusal: AuthRefusal, c: Context<GatewayEnv>) => void;
+}
+
+/** A refused credential, as far as it may be told: the public reason and the scheme, never the credential. */
+export interface AuthRefusal {
+  reason: string;
+  scheme: "bearer" | "api-key" | "other";
 }
 
 const defaults = { clockToleranceSeconds: 5, maxCredentialLength: 8192 };
@@ -74,6 +82,10 @@ export function auth(options: AuthOptions = {}): MiddlewareHandler<GatewayEnv> {
       return next();
     }
     if ("reason" in result) {
+      settings.onRefused?.(
+        { reason: result.reason, scheme: apiKey !== undefined ? "api-key" : schemeOf(authorization) },
+        c,
+      );
       // Set on the context, so it survives into the error handler's `c.body()` answer.
       c.header("WWW-Authenticate", result.challenge);
       throw new EdgewiseError("unauthorized", result.reason);
@@ -82,6 +94,9 @@ export function auth(options: AuthOptions = {}): MiddlewareHandler<GatewayEnv> {
     return next();
   };
 }
+
+const schemeOf = (authorization: string | undefined): AuthRefusal["scheme"] =>
+  authorization !== undefined && /^bearer\b/i.test(authorization) ? "bearer" : "other";
 
 export { withAuthChallenge } from "./challenge.ts";
 export type { ApiKeyVerifier } from "./api-keys.ts";

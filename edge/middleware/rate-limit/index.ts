@@ -1,11 +1,11 @@
 // rateLimit(): spends one request of the caller's budget per route class, and says so in RateLimit-* headers.
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { type Clock, systemClock } from "../../../shared/clock/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { formatIp, parseIp } from "../client-ip/ip.ts";
 import { byMethod, type Classify } from "./classify.ts";
-import type { RateLimiter } from "./port.ts";
+import type { RateLimitDecision, RateLimiter } from "./port.ts";
 
 export interface RateLimitOptions {
   /** The limiter for a route class; asked once per class, then kept. */
@@ -20,6 +20,10 @@ export interface RateLimitOptions {
    */
   ipv6PrefixBits?: number;
   clock?: Clock;
+  /** Observes every decision with its route class (metrics). Must not throw. */
+  onDecision?: (decision: RateLimitDecision, routeClass: string) => void;
+  /** Told of each 429, before it is thrown (security events). Must return at once and not throw. */
+  onDenied?: (denial: { subject: string; routeClass: string }, c: Context<GatewayEnv>) => void;
 }
 
 /** Health checks and the broker's signed deliveries (a 429 there would only make QStash retry). */
@@ -44,7 +48,7 @@ export function ipKey(address: string, ipv6PrefixBits = 64): string {
 }
 
 export function rateLimit(options: RateLimitOptions): MiddlewareHandler<GatewayEnv> {
-  const { limiterFor, classify, exempt, ipv6PrefixBits, clock } = {
+  const { limiterFor, classify, exempt, ipv6PrefixBits, clock, onDecision } = {
     classify: byMethod,
     exempt: defaultExempt,
     ipv6PrefixBits: 64,
@@ -70,6 +74,7 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler<GatewayE
       ? `sub:${principal.sub}`
       : `ip:${ipKey(c.get("clientIp") || "unknown", ipv6PrefixBits)}`;
     const decision = await limiterOf(routeClass).limit(`${routeClass}:${subject}`);
+    onDecision?.(decision, routeClass);
     const resetSeconds = Math.max(0, Math.ceil((decision.reset - clock.now()) / 1000));
     const retryAfter = String(Math.max(1, resetSeconds));
 
@@ -87,6 +92,7 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler<GatewayE
       ["RateLimit-Reset", String(resetSeconds)],
     ];
     if (!decision.success) {
+      options.onDenied?.({ subject, routeClass }, c);
       // Prepared on the context: the error handler's 429 picks them up.
       for (const [name, value] of headers) c.header(name, value);
       c.header("Retry-After", retryAfter);

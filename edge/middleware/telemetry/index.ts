@@ -1,6 +1,7 @@
 // telemetry: times each request and reports it (route, status, duration) to whoever observes the gateway.
 import { createMiddleware } from "hono/factory";
-import { routePath } from "hono/route";
+import type { Context } from "hono";
+import { matchedRoutes, routePath } from "hono/route";
 import type { GatewayEnv } from "../../env.ts";
 
 export interface RequestRecord {
@@ -23,10 +24,26 @@ export function telemetry(options: TelemetryOptions = {}) {
     await next();
     onRequest?.({
       method: c.req.method,
-      route: routePath(c),
+      route: matchedRoute(c),
       status: c.res.status,
       durationMs: performance.now() - started,
       requestId: c.var.requestId,
     });
   });
+}
+
+/**
+ * The handler's route pattern. When middleware answered first (401, 413, 429), the route of the handler the
+ * request would have reached, so errors count against their route; `/*` when no handler matched (404).
+ */
+export function matchedRoute(c: Context<GatewayEnv>): string {
+  const current = routePath(c);
+  if (current !== "/*" && current !== "*") return current;
+  const routes = matchedRoutes(c);
+  for (let i = routes.length - 1; i >= 0; i--) {
+    const route = routes[i];
+    // Middleware is registered for every method (`ALL`); a handler names its own.
+    if (route && route.method !== "ALL") return route.path;
+  }
+  return current;
 }

@@ -1,0 +1,121 @@
+// Redaction: sensitive keys at any depth, token shapes anywhere in a string, and what is left readable.
+import { describe, expect, test } from "bun:test";
+import { errorFields, maskSecrets, redact, redacted } from "./redact.ts";
+
+const jwt =
+  "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsInNjb3BlIjoiYWRtaW4ifQ.c2lnbmF0dXJlLWJ5dGVzLWhlcmU";
+const upstashRest = "AX8sASQgN2Q5ZjE1YTQtYjBiZS00ZDg2LWE3ZmQtNjQ4ZjI3YzNhYjE0ZmE1OWQ4Y2E3";
+const qstashToken = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=";
+const apiKey = "ew_0123456789abcdef_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcdefg";
+
+describe("maskSecrets", () => {
+  test.each([
+    ["a JWT", `token was ${jwt} here`, jwt],
+    ["a Bearer credential", "header Bearer abc.def-ghi_123 sent", "abc.def-ghi_123"],
+    ["a lowercase bearer", "authorization: bearer s3cr3t-value", "s3cr3t-value"],
+    [
+      "a Standard Webhooks secret",
+      "secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+      "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    ],
+    [
+      "a webhook signature",
+      "got v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
+      "K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN",
+    ],
+    ["a QStash token", `QSTASH_TOKEN=${qstashToken}`, qstashToken.slice(0, 30)],
+    ["a QStash signing key", "key sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r", "7kYjw48mhY7kAjqNGcy6cr29RJ6r"],
+    ["an Upstash REST token", `token ${upstashRest}.`, upstashRest],
+    ["an API key's secret", `key ${apiKey}`, "AbCdEfGhIjKlMnOpQrSt"],
+  ])("masks %s", (_name, text, secret) => {
+    const masked = maskSecrets(text);
+    expect(masked).not.toContain(secret);
+    expect(masked).toContain(redacted);
+  });
+
+  test("keeps what identifies without granting: an API key's id, ids, hashes, paths, trace ids", () => {
+    expect(maskSecrets(`key ${apiKey}`)).toBe(`key ew_0123456789abcdef_${redacted}`);
+    for (const text of [
+      "0mabc1def2AbCdEfGhIjKl",
+      "4bf92f3577b34da6a3ce929d0e0e4736",
+      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+      "POST /v1/orders/:orderId/cancel",
+      "/_edgewise/deliver/readside/events",
+      "invalid token: expired",
+      "www.example.com",
+      "Bearer",
+    ]) {
+      expect(maskSecrets(text)).toBe(text);
+    }
+  });
+
+  test("a long run with no token in it is scanned quickly", () => {
+    const started = performance.now();
+    maskSecrets("a".repeat(8_000));
+    maskSecrets("a-".repeat(4_000));
+    expect(performance.now() - started).toBeLessThan(100);
+  });
+});
+
+describe("redact", () => {
+  test("sensitive keys are redacted at any depth and in any case", () => {
+    const out = redact({
+      Authorization: "Bearer x",
+      nested: { "X-API-Key": "k", cookie: "c", deeper: [{ password: "p", clientSecret: "s" }] },
+      "upstash-signature": "sig",
+      "webhook-signature": "v1,abc",
+      JWT_SECRET: "s",
+      accessToken: "t",
+      keep: "visible",
+    });
+    expect(out).toEqual({
+      Authorization: redacted,
+      nested: {
+        "X-API-Key": redacted,
+        cookie: redacted,
+        deeper: [{ password: redacted, clientSecret: redacted }],
+      },
+      "upstash-signature": redacted,
+      "webhook-signature": redacted,
+      JWT_SECRET: redacted,
+      accessToken: redacted,
+      keep: "visible",
+    });
+  });
+
+  test("Headers and Maps are read by entry, so their credentials are redacted by name", () => {
+    const headers = new Headers({ authorization: `Bearer ${jwt}`, "x-request-id": "r1" });
+    expect(redact({ headers })).toEqual({ headers: { authorization: redacted, "x-request-id": "r1" } });
+    expect(redact(new Map([["token", "t"]]))).toEqual({ token: redacted });
+  });
+
+  test("cycles, depth, long arrays, bigints and functions become JSON-safe", () => {
+    const cycle: Record<string, unknown> = { name: "a" };
+    cycle.self = cycle;
+    const out = redact({ cycle, big: 10n, fn: () => 1, list: Array.from({ length: 105 }, (_, i) => i) }) as {
+      cycle: Record<string, unknown>;
+      big: string;
+      list: unknown[];
+    };
+    expect(out.cycle.self).toBe("[circular]");
+    expect(out.big).toBe("10");
+    expect("fn" in out).toBe(false);
+    expect(out.list).toHaveLength(101);
+    expect(() => JSON.stringify(out)).not.toThrow();
+  });
+
+  test("errors keep name, message, code and the cause chain, never their other properties", () => {
+    const root = Object.assign(new Error(`connect failed with ${jwt}`), {
+      code: "ECONNREFUSED",
+      parameters: ["hunter2"],
+    });
+    const error = new Error("query failed", { cause: root });
+    const out = redact({ error }) as { error: Record<string, unknown> };
+    const text = JSON.stringify(out);
+    expect(text).not.toContain("hunter2");
+    expect(text).not.toContain(jwt);
+    expect(out.error.message).toBe("query failed");
+    expect(out.error.cause).toMatchObject({ name: "Error", code: "ECONNREFUSED" });
+    expect(errorFields("plain")).toEqual({ message: "plain" });
+  });
+});
