@@ -19,6 +19,9 @@ import {
   type Transport,
 } from "../actors/runtime/index.ts";
 import { createApp, securityReporters } from "../edge/app.ts";
+import { localInspector, topologyOf } from "../edge/console/local.ts";
+import type { ConsoleTraces } from "../edge/console/index.tsx";
+import type { Envelope } from "../shared/envelope/index.ts";
 import { guardedRedis } from "../edge/middleware/rate-limit/guarded-redis.ts";
 import { Dependencies, type DependencyPolicy } from "../shared/resilience/index.ts";
 import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
@@ -42,6 +45,7 @@ import { type Broker, startBroker } from "./local/broker/index.ts";
 import { connect, type Sql } from "./local/broker/db.ts";
 import { startEmbeddedPostgres } from "./local/pglite/index.ts";
 import { jwtSecret } from "./secrets.ts";
+import { type NodeTracing, startNodeTracing, tracingEnabled } from "./tracing.ts";
 import type { Serve } from "./serve.ts";
 
 export interface NodeOptions {
@@ -70,6 +74,13 @@ export interface NodeOptions {
   logger?: Logger;
   /** One line per request at info (method, route, status, duration, client, subject). See `log` for the default. */
   accessLog?: boolean;
+  /** The operator console at /_console (admins only). Default on; `false` turns it off. */
+  console?: false | { traces?: ConsoleTraces };
+  /**
+   * Traces (deploy/tracing.ts): the process-wide SDK, OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set, and
+   * the embedded trace store in the data dir. Default: on unless EDGEWISE_TRACING is `0`/`off`/`false`.
+   */
+  tracing?: boolean;
 }
 
 /** What a node shares with an extension. */
@@ -108,6 +119,8 @@ export interface NodeExtension {
    * node calls it at a bounded rate, after the request has moved on, and counts its failures.
    */
   securityEvents?: (event: SecurityEvent) => Promise<unknown>;
+  /** The latest events, newest first, for the console's live stream (the activity log). */
+  recentEvents?: (limit: number) => Promise<Envelope[]>;
 }
 
 export interface EdgewiseNode {
@@ -125,6 +138,8 @@ export interface EdgewiseNode {
   metrics: EdgewiseMetrics;
   /** Security events reported, recorded and dropped (over the rate) so far. */
   securityEvents: SecurityEvents;
+  /** The embedded trace store (`traces.db` in the data dir), when tracing is on. */
+  tracing: NodeTracing | undefined;
   stop(): Promise<void>;
 }
 
@@ -152,6 +167,11 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   const dataDir = resolve(config.EDGEWISE_DATA_DIR);
   mkdirSync(dataDir, { recursive: true });
   const stops: Array<() => Promise<unknown> | unknown> = [];
+  const tracing =
+    (options.tracing ?? tracingEnabled())
+      ? startNodeTracing({ dataDir, openDb: options.openActorDb })
+      : undefined;
+  if (tracing) stops.push(() => tracing.stop());
   // Everything GET /metrics serves; each part below feeds it through a plain callback.
   const metrics = new EdgewiseMetrics({
     onError: (name, error) =>
@@ -258,11 +278,14 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   });
   // While the broker's breaker is open, relays keep every message in their outboxes and back off.
   const transport = guardedTransport(queueTransport, dependencies, "broker");
-  const host = config.ACTOR_HOST_URL
+  const actorDb = config.ACTOR_HOST_URL
+    ? undefined
+    : options.openActorDb(join(dataDir, "actors.db"), config.EDGEWISE_SQLITE_SYNC);
+  const host = !actorDb
     ? undefined
     : new LocalActorHost({
         actors: options.actors,
-        db: options.openActorDb(join(dataDir, "actors.db"), config.EDGEWISE_SQLITE_SYNC),
+        db: actorDb,
         inboxRetentionMs: config.EDGEWISE_INBOX_RETENTION,
         idleEvictMs: config.EDGEWISE_IDLE_EVICT,
         subscriptions: new SubscriptionRegistry(options.subscriptions ?? []),
@@ -375,6 +398,26 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     logger,
     accessLog: options.accessLog ?? (options.logger !== undefined || options.log === undefined),
     securityEvents: securityEvents.emit,
+    ...(options.console === false
+      ? {}
+      : {
+          console: {
+            topology: topologyOf(
+              host ? options.actors : [],
+              extension.consumers ?? [],
+              options.subscriptions ?? [],
+            ),
+            breakers: () => dependencies.snapshots(),
+            broker: { url: queue.url, token: queue.token },
+            ...(extension.recentEvents ? { recentEvents: extension.recentEvents } : {}),
+            ...(host ? { inspect: localInspector((address) => host.inspect(address), actorDb) } : {}),
+            ...(options.console?.traces
+              ? { traces: options.console.traces }
+              : tracing
+                ? { traces: tracing.console }
+                : {}),
+          },
+        }),
   });
   const server = await options.serve({
     port: config.PORT,
@@ -400,6 +443,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     adminToken: await secret.adminToken(),
     metrics,
     securityEvents,
+    tracing,
     stop() {
       stopped ??= (async () => {
         await server.stop();

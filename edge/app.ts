@@ -13,6 +13,7 @@ import { requestId } from "./middleware/request-id/index.ts";
 import { secureHeaders } from "./middleware/secure-headers/index.ts";
 import { type RequestRecord, telemetry } from "./middleware/telemetry/index.ts";
 import { timeout } from "./middleware/timeout/index.ts";
+import { type ConsoleOptions, consoleRoutes } from "./console/index.tsx";
 import { counterRoutes } from "./routes/counters.ts";
 import { actorHostRoutes } from "./routes/actor-host.ts";
 import { apiKeyRoutes } from "./routes/api-keys.ts";
@@ -69,6 +70,8 @@ export interface AppOptions {
    * records off the request path.
    */
   securityEvents?: SecurityEventSink;
+  /** The operator console at `/_console` (HTML, admins only; see edge/console). */
+  console?: ConsoleOptions;
 }
 
 /** Deliveries are signed by the broker and may be as large as a QStash message (1 MiB). */
@@ -138,7 +141,17 @@ export function createApp(options: AppOptions): Hono<GatewayEnv> {
 
   // 4. body limit → 5. authentication → 6. rate limit; 7. validation sits on each route.
   if (options.clientIp) app.use(options.clientIp);
-  app.use(bodyLimit({ maxBytes: options.bodyLimitBytes ?? 64 * 1024 }));
+  const apiBodyLimit = bodyLimit({ maxBytes: options.bodyLimitBytes ?? 64 * 1024 });
+  if (options.console) {
+    // The console's forms post urlencoded bodies, and small ones.
+    const consoleBodyLimit = bodyLimit({ maxBytes: 16 * 1024, requireJson: false });
+    app.use((c, next) =>
+      (c.req.path === "/_console" || c.req.path.startsWith("/_console/") ? consoleBodyLimit : apiBodyLimit)(
+        c,
+        next,
+      ),
+    );
+  } else app.use(apiBodyLimit);
   app.use(timeout({ ms: options.requestTimeoutMs ?? 10_000 }));
   const apiKeyCache = options.apiKeys ? cachedApiKeyVerifier(options.apiKeys) : undefined;
   if (options.auth || apiKeyCache) {
@@ -147,6 +160,7 @@ export function createApp(options: AppOptions): Hono<GatewayEnv> {
     );
   }
   if (options.rateLimit) app.use(options.rateLimit);
+  if (options.console) app.route("/", consoleRoutes({ ...options.console, auth: options.auth }));
 
   app.route("/", counterRoutes(options.actors, { requireCaller: Boolean(options.auth || options.apiKeys) }));
   if (options.apiKeys)

@@ -3,6 +3,7 @@ import type { Clock } from "../../shared/clock/index.ts";
 import { createEnvelope, type Envelope } from "../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { newId } from "../../shared/ids/index.ts";
+import { type Context, producerSpan } from "../../shared/telemetry/trace/index.ts";
 import {
   type ActorAddress,
   actorSource,
@@ -59,23 +60,30 @@ export function createTurnContext<State>(
   state: State,
   clock: Clock,
   kvRead: (key: string) => Promise<unknown>,
+  /** The turn's span context, when a tracer records it: each message gets a PRODUCER span and its traceparent. */
+  trace?: Context,
 ): { context: TurnContext<State>; effects: TurnEffects } {
   const effects: TurnEffects = { outbox: [], timersAdded: [], timersRemoved: [], kvWrites: new Map() };
   const source = actorSource(self);
-  const lineage = (type: string, data: unknown, options: SendOptions | undefined, target?: string) =>
-    createEnvelope({
+  const lineage = (type: string, data: unknown, options: SendOptions | undefined, target?: string) => {
+    const id = options?.id ? options.id : newId();
+    // With a recording tracer the message carries its PRODUCER span's context; otherwise the incoming one.
+    const produced = trace ? producerSpan(trace, { id, type, ...(target ? { target } : {}) }) : undefined;
+    const carried = produced ?? message;
+    return createEnvelope({
       type,
       source,
       data,
       time: clock.now(),
-      ...(options?.id ? { id: options.id } : { id: newId() }),
+      id,
       ...(options?.subject ? { subject: options.subject } : {}),
       ...(target ? { target } : {}),
       causationid: message.id,
       correlationid: message.correlationid ?? message.id,
-      ...(message.traceparent ? { traceparent: message.traceparent } : {}),
-      ...(message.tracestate ? { tracestate: message.tracestate } : {}),
+      ...(carried.traceparent ? { traceparent: carried.traceparent } : {}),
+      ...(carried.tracestate ? { tracestate: carried.tracestate } : {}),
     });
+  };
 
   const context: TurnContext<State> = {
     self,

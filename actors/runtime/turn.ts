@@ -4,6 +4,20 @@ import type { Clock } from "../../shared/clock/index.ts";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import { EdgewiseError, toEdgewiseError } from "../../shared/errors/index.ts";
 import { validationError } from "../../shared/errors/valibot.ts";
+import {
+  activeContext,
+  ageMs,
+  type Context,
+  contextFromTraceparent,
+  creationLink,
+  failSpan,
+  hasSpan,
+  type Span,
+  SpanKind,
+  trace,
+  tracer,
+  withContext,
+} from "../../shared/telemetry/trace/index.ts";
 import type { ActorAddress } from "./address.ts";
 import { createTurnContext } from "./context.ts";
 import type { AnyActorDefinition } from "./define.ts";
@@ -55,6 +69,8 @@ interface Job {
   options: DeliverOptions;
   /** `performance.now()` when queued, only when someone observes turns. */
   queuedAt: number;
+  /** The caller's trace context (a gateway request, a delivery): the turn's span is its child. */
+  parent: Context;
   resolve: (outcome: TurnOutcome) => void;
   reject: (error: unknown) => void;
 }
@@ -110,7 +126,7 @@ export class ActorInstance {
     if (signal?.aborted) return Promise.reject(abortError(signal));
     return new Promise<TurnOutcome>((resolve, reject) => {
       const queuedAt = this.options.onTurn ? performance.now() : 0;
-      const job: Job = { envelope, options, queuedAt, resolve, reject };
+      const job: Job = { envelope, options, queuedAt, parent: activeContext(), resolve, reject };
       if (signal) {
         const onAbort = () => {
           const queued = this.queue.indexOf(job);
@@ -162,10 +178,17 @@ export class ActorInstance {
         const job = this.queue.shift() as Job;
         const started = this.options.onTurn ? performance.now() : 0;
         let outcome: TurnRecord["outcome"] = "failed";
+        const span = this.startSpan(job);
         try {
-          outcome = await this.turn(job);
+          outcome = await withContext(trace.setSpan(job.parent, span), () => this.turn(job, span));
         } catch (error) {
+          failSpan(span, error);
           job.reject(error);
+        }
+        // A write's span ends once its commit settles (the output gate), with the commit's duration.
+        if (outcome !== "write") {
+          if (outcome !== "failed") span.setAttribute("edgewise.turn.outcome", outcome);
+          span.end();
         }
         if (this.options.onTurn) this.observe(job, outcome, started);
       }
@@ -173,6 +196,43 @@ export class ActorInstance {
       this.running = false;
       this.lastActiveAt = this.options.clock.now();
     }
+  }
+
+  /**
+   * The turn's span: a child of the caller's span when there is one (gateway request, delivery), else a
+   * CONSUMER span whose parent is the envelope's traceparent (timers). Linked to the message's creation context.
+   */
+  private startSpan(job: Job): Span {
+    const { envelope } = job;
+    const inherited = hasSpan(job.parent);
+    const link = creationLink(envelope);
+    const parent = inherited
+      ? job.parent
+      : contextFromTraceparent(envelope.traceparent, envelope.tracestate, job.parent);
+    const span = tracer().startSpan(
+      `turn ${this.address.type} ${envelope.type}`,
+      {
+        kind: inherited || !link ? SpanKind.INTERNAL : SpanKind.CONSUMER,
+        ...(link ? { links: [link] } : {}),
+      },
+      parent,
+    );
+    if (span.isRecording()) {
+      const queueMs = ageMs(envelope.time, this.options.clock.now());
+      span.setAttributes({
+        "edgewise.actor.type": this.address.type,
+        "edgewise.actor.key": this.address.key,
+        "edgewise.message.type": envelope.type,
+        "messaging.message.id": envelope.id,
+        "messaging.system": "edgewise",
+        "messaging.operation.type": "process",
+        "edgewise.mailbox.depth": this.queue.length,
+        ...(queueMs !== undefined ? { "edgewise.queue_time_ms": queueMs } : {}),
+        ...(envelope.correlationid ? { "messaging.message.conversation_id": envelope.correlationid } : {}),
+        ...(job.options.timerId ? { "edgewise.timer.id": job.options.timerId } : {}),
+      });
+    }
+    return span;
   }
 
   private observe(job: Job, outcome: TurnRecord["outcome"], started: number): void {
@@ -189,7 +249,7 @@ export class ActorInstance {
     }
   }
 
-  private async turn(job: Job): Promise<TurnRecord["outcome"]> {
+  private async turn(job: Job, span: Span): Promise<TurnRecord["outcome"]> {
     if (this.brokenBy !== undefined) throw resetError(this.address, this.brokenBy);
     try {
       await this.activate();
@@ -230,6 +290,7 @@ export class ActorInstance {
       structuredClone(this.state),
       clock,
       (key) => this.kvRead(key),
+      span.isRecording() ? trace.setSpan(job.parent, span) : undefined,
     );
     let reply: unknown;
     try {
@@ -271,6 +332,7 @@ export class ActorInstance {
     // Later turns see this turn's state now; its reply waits for the commit (the output gate).
     this.state = nextState;
     for (const [key, value] of effects.kvWrites) this.kvCache.set(key, value);
+    const commitStarted = span.isRecording() ? performance.now() : 0;
     const committed = this.write(commit);
     const entry: PendingTurn = { replyJson, committed };
     this.pending.set(envelope.id, entry);
@@ -278,10 +340,13 @@ export class ActorInstance {
       () => {
         this.pending.delete(envelope.id);
         job.resolve({ duplicate: false, reply: parseReply(replyJson) });
+        endCommitted(span, commitStarted, commit.outbox.length);
       },
       (error) => {
         this.pending.delete(envelope.id);
         job.reject(resetError(this.address, error));
+        failSpan(span, error);
+        endCommitted(span, commitStarted, commit.outbox.length);
       },
     );
     return "write";
@@ -315,6 +380,17 @@ export class ActorInstance {
     if (!this.kvCache.has(key)) this.kvCache.set(key, value);
     return this.kvCache.get(key);
   }
+}
+
+function endCommitted(span: Span, commitStarted: number, outbox: number): void {
+  if (span.isRecording()) {
+    span.setAttributes({
+      "edgewise.turn.outcome": "write",
+      "edgewise.storage.commit_ms": performance.now() - commitStarted,
+      "edgewise.outbox.messages": outbox,
+    });
+  }
+  span.end();
 }
 
 function abortError(signal: AbortSignal): EdgewiseError {

@@ -11,6 +11,7 @@ import { clientIp } from "../../edge/middleware/client-ip/index.ts";
 import { configuredLimiter } from "../../edge/middleware/rate-limit/configured.ts";
 import { rateLimit } from "../../edge/middleware/rate-limit/index.ts";
 import { tcpRedis } from "../../edge/middleware/rate-limit/redis-tcp-bun.ts";
+import { installTracing, startNodeTracing } from "../../deploy/tracing.ts";
 
 /** `bare`, `memory` (full chain, in-memory limiter) or `redis` (full chain, limiter on the real Redis). */
 const variant = process.argv[2] ?? "bare";
@@ -23,9 +24,14 @@ function bare() {
 }
 
 function gateway(redisUrl: string | undefined) {
+  const dataDir = mkdtempSync(join(tmpdir(), "edgewise-bench-gw-"));
+  // BENCH_TRACING=1: the trace SDK and the embedded trace store, as a node runs them (tracing on vs off).
+  // BENCH_TRACING=sdk: the SDK only, spans made but not stored (to tell the store's cost from the SDK's).
+  if (process.env.BENCH_TRACING === "1") startNodeTracing({ dataDir, openDb: openBunSqlite });
+  else if (process.env.BENCH_TRACING === "sdk") installTracing();
   const host = new LocalActorHost({
     actors: [counterActor],
-    db: openBunSqlite(join(mkdtempSync(join(tmpdir(), "edgewise-bench-gw-")), "actors.db")),
+    db: openBunSqlite(join(dataDir, "actors.db")),
   }).start();
   const redis = redisUrl ? tcpRedis({ url: redisUrl }) : undefined;
   const limiter = configuredLimiter({

@@ -4,6 +4,18 @@ import { type Context, Hono } from "hono";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import { EdgewiseError, problemContentType, toEdgewiseError, toProblem } from "../../shared/errors/index.ts";
 import { errorFields } from "../../shared/telemetry/log/index.ts";
+import {
+  activeContext,
+  ageMs,
+  contextFromTraceparent,
+  creationLink,
+  failSpan,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  tracer,
+  withContext,
+} from "../../shared/telemetry/trace/index.ts";
 import type { GatewayEnv } from "../env.ts";
 import { type ActorHost, formatAddress } from "../../actors/runtime/index.ts";
 
@@ -106,7 +118,9 @@ export function deliveryRoutes(options: DeliveryOptions): Hono<GatewayEnv> {
         throw new EdgewiseError("envelope.invalid", "the envelope's target does not match the delivery URL");
       }
       // `receive` validates the envelope (once) and refuses a bad one with envelope.invalid, hence 489.
-      const outcome = await options.actors.receive(envelope);
+      const outcome = await processTraced(envelope, Number(c.req.header("upstash-retried")) || 0, () =>
+        options.actors.receive(envelope),
+      );
       return answer(
         c.json({ duplicate: outcome.duplicate }),
         outcome.duplicate ? "duplicate" : "processed",
@@ -150,4 +164,50 @@ function problem(
     status: body.status,
     headers: { "content-type": problemContentType, ...headers },
   });
+}
+
+/**
+ * The CONSUMER span of one delivery (OTel messaging "process"): a child of the context the envelope carries (the
+ * PRODUCER span that created the message), so the trace continues across the queue, and linked to it.
+ */
+async function processTraced<T extends { duplicate: boolean }>(
+  envelope: Envelope,
+  retried: number,
+  work: () => Promise<T>,
+): Promise<T> {
+  const parent = contextFromTraceparent(
+    typeof envelope.traceparent === "string" ? envelope.traceparent : undefined,
+    typeof envelope.tracestate === "string" ? envelope.tracestate : undefined,
+    activeContext(),
+  );
+  const link = creationLink({
+    ...(typeof envelope.traceparent === "string" ? { traceparent: envelope.traceparent } : {}),
+  });
+  const span = tracer().startSpan(
+    `process ${String(envelope.type)}`,
+    { kind: SpanKind.CONSUMER, ...(link ? { links: [link] } : {}) },
+    parent,
+  );
+  if (!span.isRecording()) return await work();
+  const queueMs = typeof envelope.time === "string" ? ageMs(envelope.time) : undefined;
+  span.setAttributes({
+    "messaging.system": "edgewise",
+    "messaging.operation.type": "process",
+    "messaging.message.id": String(envelope.id),
+    "messaging.destination.name": String(envelope.target),
+    "edgewise.message.type": String(envelope.type),
+    "edgewise.delivery.retried": retried,
+    ...(queueMs !== undefined ? { "edgewise.queue_time_ms": queueMs } : {}),
+  });
+  try {
+    const outcome = await withContext(trace.setSpan(parent, span), work);
+    span.setAttribute("edgewise.delivery.duplicate", outcome.duplicate);
+    span.setStatus({ code: SpanStatusCode.OK });
+    return outcome;
+  } catch (error) {
+    failSpan(span, error);
+    throw error;
+  } finally {
+    span.end();
+  }
 }

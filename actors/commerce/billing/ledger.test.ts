@@ -137,9 +137,10 @@ describe("payments", () => {
       target: `order/${orderId}`,
       causationid: request.id,
       correlationid: `corr-${orderId}`,
-      traceparent,
       data: { orderId, customerId: "cap", amountCents: 250, balanceCents: 750 },
     });
+    // The reply stays in the request's trace: the same trace id (its span is billing's own when a tracer runs).
+    expect(reply.traceparent?.split("-")[1]).toBe(traceparent.split("-")[1]);
     expect(await balance("cap")).toBe(750);
     expect(await outboxFor(orderId)).toEqual([reply as Envelope<{ orderId: string }>]);
     const [revenue] =

@@ -3,6 +3,17 @@ import * as v from "valibot";
 import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { validationError } from "../../../shared/errors/valibot.ts";
+import {
+  activeContext,
+  contextFromTraceparent,
+  failSpan,
+  hasSpan,
+  producerSpan,
+  type Span,
+  trace,
+  tracer,
+  withContext,
+} from "../../../shared/telemetry/trace/index.ts";
 import type { MessageConsumer } from "../../runtime/consumers.ts";
 import type { TurnOutcome } from "../../runtime/turn.ts";
 import { CustomerId, Participants } from "../messages.ts";
@@ -93,7 +104,34 @@ export class BillingLedger implements MessageConsumer {
    * nothing and resolves with the reply stored the first time, `duplicate: true`.
    */
   async receive(input: Envelope): Promise<TurnOutcome> {
+    // One span for the ledger transaction; its reply gets a PRODUCER span whose context the reply carries.
+    // Called outside a delivery span (a Worker, a test), the message's own traceparent is the parent, so the
+    // trace does not break here.
+    const active = activeContext();
+    const parent = hasSpan(active)
+      ? active
+      : contextFromTraceparent(input?.traceparent, input?.tracestate, active);
+    const span = tracer().startSpan(`billing ${String(input?.type)}`, {}, parent);
+    if (!span.isRecording()) return await this.receiveTraced(input, undefined);
+    try {
+      return await withContext(trace.setSpan(parent, span), () => this.receiveTraced(input, span));
+    } catch (error) {
+      failSpan(span, error);
+      throw error;
+    } finally {
+      span.end();
+    }
+  }
+
+  private async receiveTraced(input: Envelope, span: Span | undefined): Promise<TurnOutcome> {
     const envelope = parseEnvelope(input);
+    span?.setAttributes({
+      "edgewise.actor.type": Participants.billing,
+      "edgewise.actor.key": String(envelope.target).split("/")[1] ?? "",
+      "edgewise.message.type": envelope.type,
+      "messaging.message.id": envelope.id,
+      "db.system.name": "postgresql",
+    });
     const command = parseCommand(envelope);
     const target = envelope.target as string;
     const outcome = await this.transaction(async (tx, system): Promise<TurnOutcome> => {
@@ -111,6 +149,11 @@ export class BillingLedger implements MessageConsumer {
           ? await capture(tx, envelope, command.data, system)
           : await refund(tx, envelope, command.data, system);
       if (reply) {
+        const produced = span ? producerSpan(trace.setSpan(activeContext(), span), reply) : undefined;
+        if (produced) {
+          reply.traceparent = produced.traceparent;
+          if (produced.tracestate) reply.tracestate = produced.tracestate;
+        }
         await enqueue(tx, [reply]);
         await tx`
           UPDATE billing_processed_messages SET reply = ${JSON.stringify(reply)}::text::jsonb
@@ -118,6 +161,7 @@ export class BillingLedger implements MessageConsumer {
       }
       return { duplicate: false, reply: reply ?? null };
     });
+    span?.setAttribute("edgewise.turn.outcome", outcome.duplicate ? "duplicate" : "write");
     if (!outcome.duplicate && outcome.reply !== null) this.options.onCommitted?.();
     return outcome;
   }

@@ -3,6 +3,15 @@ import { createMiddleware } from "hono/factory";
 import type { Context } from "hono";
 import { matchedRoutes, routePath } from "hono/route";
 import type { GatewayEnv } from "../../env.ts";
+import {
+  activeContext,
+  contextFromTraceparent,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  tracer,
+  withContext,
+} from "../../../shared/telemetry/trace/index.ts";
 
 export interface RequestRecord {
   method: string;
@@ -17,11 +26,15 @@ export interface TelemetryOptions {
   onRequest?: (record: RequestRecord) => void;
 }
 
+/** The broker's deliveries get a CONSUMER span in the delivery route instead (its parent is in the body). */
+const deliveryPrefix = "/_edgewise/deliver/";
+
 export function telemetry(options: TelemetryOptions = {}) {
   const onRequest = options.onRequest;
   return createMiddleware<GatewayEnv>(async (c, next) => {
     const started = performance.now();
-    await next();
+    if (c.req.path.startsWith(deliveryPrefix)) await next();
+    else await traced(c, next);
     onRequest?.({
       method: c.req.method,
       route: matchedRoute(c),
@@ -46,4 +59,36 @@ export function matchedRoute(c: Context<GatewayEnv>): string {
     if (route && route.method !== "ALL") return route.path;
   }
   return current;
+}
+
+/**
+ * A SERVER span per request, continuing the caller's W3C `traceparent`; named by the route pattern once known.
+ * The handler runs with it active, so actor turns and their messages join the request's trace.
+ */
+async function traced(c: Context<GatewayEnv>, next: () => Promise<void>): Promise<void> {
+  const parent = contextFromTraceparent(
+    c.req.header("traceparent"),
+    c.req.header("tracestate"),
+    activeContext(),
+  );
+  const span = tracer().startSpan(c.req.method, { kind: SpanKind.SERVER }, parent);
+  if (!span.isRecording()) {
+    await next();
+    return;
+  }
+  try {
+    await withContext(trace.setSpan(parent, span), next);
+  } finally {
+    const route = matchedRoute(c);
+    const status = c.res.status;
+    span.updateName(`${c.req.method} ${route}`);
+    span.setAttributes({
+      "http.request.method": c.req.method,
+      "http.route": route,
+      "http.response.status_code": status,
+      "url.path": c.req.path,
+    });
+    if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+    span.end();
+  }
 }

@@ -1,0 +1,147 @@
+// Trace SDK wiring for the Bun and Deno entries: one process-wide provider (AsyncLocalStorage context, W3C
+// propagation), OTLP/HTTP export when OTEL_EXPORTER_OTLP_ENDPOINT is set, and each node's embedded trace store.
+//
+// Workers: not wired here. The hook is the same API: register a provider in the Worker entry (e.g. wrap the
+// handler with `@microlabs/otel-cf-workers`' `instrument()`, or use Cloudflare's built-in tracing); every span
+// the code makes through `@opentelemetry/api` (shared/telemetry/trace) then goes there. Without it they are no-ops.
+import { join } from "node:path";
+import { type Context, context, propagation, trace } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  type ReadableSpan,
+  type Span,
+  type SpanProcessor,
+} from "@opentelemetry/sdk-trace-base";
+import type { SqlDatabase } from "../actors/hosts/local/sql.ts";
+import type { ConsoleTraces } from "../edge/console/types.ts";
+import { TraceStoreProcessor } from "../shared/telemetry/trace/processor.ts";
+import { TraceStore, type TraceStoreOptions } from "../shared/telemetry/trace/store.ts";
+
+/** Spans go to every attached processor: each node in the process attaches its own trace store. */
+class FanoutProcessor implements SpanProcessor {
+  readonly processors = new Set<SpanProcessor>();
+  onStart(span: Span, parent: Context): void {
+    for (const processor of this.processors) processor.onStart(span, parent);
+  }
+  onEnd(span: ReadableSpan): void {
+    for (const processor of this.processors) processor.onEnd(span);
+  }
+  async forceFlush(): Promise<void> {
+    await Promise.all([...this.processors].map((processor) => processor.forceFlush()));
+  }
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.processors].map((processor) => processor.shutdown()));
+  }
+}
+
+interface Installed {
+  provider: BasicTracerProvider;
+  fanout: FanoutProcessor;
+}
+let installed: Installed | undefined;
+
+function env(name: string): string | undefined {
+  return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[name];
+}
+
+/** Off when EDGEWISE_TRACING is `0`, `off`, `false` or `no`; on otherwise (the embedded default). */
+export function tracingEnabled(value = env("EDGEWISE_TRACING")): boolean {
+  return !["0", "off", "false", "no"].includes((value ?? "").trim().toLowerCase());
+}
+
+/**
+ * Registers the process-wide tracer provider once (later calls return the same one). OTLP/HTTP export is added
+ * when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set; the exporter reads those itself.
+ */
+export function installTracing(serviceName = env("OTEL_SERVICE_NAME") ?? "edgewise"): Installed {
+  if (installed) return installed;
+  const fanout = new FanoutProcessor();
+  const processors: SpanProcessor[] = [fanout];
+  if (env("OTEL_EXPORTER_OTLP_ENDPOINT") || env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) {
+    processors.push(new BatchSpanProcessor(new OTLPTraceExporter()));
+  }
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ "service.name": serviceName }),
+    spanProcessors: processors,
+  });
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  trace.setGlobalTracerProvider(provider);
+  installed = { provider, fanout };
+  return installed;
+}
+
+export interface NodeTracing {
+  /** The node's embedded trace store (`traces.db` in the data dir). */
+  store: TraceStore;
+  /** The store as the console's port (/_console's recent traces and waterfalls). */
+  console: ConsoleTraces;
+  /** Writes buffered spans to the store now. */
+  flush(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface NodeTracingOptions extends TraceStoreOptions {
+  dataDir: string;
+  openDb: (path: string, sync: "FULL" | "NORMAL") => SqlDatabase;
+  serviceName?: string;
+}
+
+/** Installs the provider (once) and attaches a trace store in `dataDir` to it. */
+export function startNodeTracing(options: NodeTracingOptions): NodeTracing {
+  const { fanout } = installTracing(options.serviceName);
+  const store = new TraceStore(options.openDb(join(options.dataDir, "traces.db"), "NORMAL"), {
+    ...(options.maxSpans !== undefined ? { maxSpans: options.maxSpans } : {}),
+  });
+  const processor = new TraceStoreProcessor(store, {
+    onError: (error) => console.error("[edgewise] trace store: a write failed", error),
+  });
+  fanout.processors.add(processor);
+  let stopped = false;
+  return {
+    store,
+    console: consoleTraces(store, processor),
+    flush: () => processor.forceFlush(),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      fanout.processors.delete(processor);
+      await processor.shutdown();
+      store.close();
+    },
+  };
+}
+
+/** Adapts the store to the console's port; buffered spans are written first, so a fresh trace shows whole. */
+export function consoleTraces(store: TraceStore, processor?: TraceStoreProcessor): ConsoleTraces {
+  return {
+    recentTraces(limit) {
+      processor?.flushNow();
+      return store.recentTraces(limit).map((summary) => ({
+        traceId: summary.traceId,
+        name: summary.rootName,
+        startTimeMs: summary.startMs,
+        durationMs: summary.durationMs,
+        spanCount: summary.spanCount,
+      }));
+    },
+    spans(traceId) {
+      processor?.flushNow();
+      return store.trace(traceId).map((span) => ({
+        spanId: span.spanId,
+        parentSpanId: span.parentSpanId,
+        name: span.name,
+        kind: span.kind,
+        startTimeMs: span.startMs,
+        endTimeMs: span.startMs + span.durationMs,
+        status: span.status,
+        attributes: span.attributes,
+      }));
+    },
+  };
+}

@@ -1,0 +1,342 @@
+// The operator console at /_console: topology, live events, breakers, queues and dead letters, actors, traces.
+import { type Context, Hono } from "hono";
+import { raw } from "hono/html";
+import type { Child } from "hono/jsx";
+import { EdgewiseError } from "../../shared/errors/index.ts";
+import type { GatewayEnv } from "../env.ts";
+import type { JwtOptions } from "../middleware/auth/jwt.ts";
+import { consoleSessions, type Session, sameToken } from "./session.ts";
+import { consoleScript, consoleStyles } from "./static.ts";
+import type { ConsoleOptions } from "./types.ts";
+import {
+  ActorTable,
+  ActorView,
+  BreakerTable,
+  type DeadLetter,
+  EventRows,
+  InspectorForm,
+  Layout,
+  Notice,
+  type QueueInfo,
+  QueuesSection,
+  TopologyDiagram,
+  TraceList,
+  Waterfall,
+} from "./views.tsx";
+
+export type { ConsoleOptions, ConsoleTopology, ConsoleTraces, ConsoleSpan, TraceSummary } from "./types.ts";
+
+/** Scripts and styles from this origin only; forms post only here; nothing frames the console. */
+export const consolePolicy =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const notices: Record<string, string> = {
+  replayed: "The dead letter was handed back to the broker for delivery.",
+  deleted: "The dead letter was deleted.",
+  purged: "Every dead letter was deleted.",
+  failed: "The broker refused the request; see the dead-letter table.",
+};
+
+export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | undefined }): Hono<GatewayEnv> {
+  const sessions = consoleSessions(options.auth);
+  // The admin session of each request the guard let through.
+  const admitted = new WeakMap<Request, Session & { kind: "admin" }>();
+  const app = new Hono<GatewayEnv>();
+  const page = (c: Context, node: Child, status: 200 | 401 | 403 | 404 | 502 = 200) => {
+    c.header("Content-Security-Policy", consolePolicy);
+    c.header("Cache-Control", "no-store");
+    return c.html(
+      <>
+        {raw("<!DOCTYPE html>")}
+        {node}
+      </>,
+      status,
+    );
+  };
+
+  app.get("/_console/static/console.js", (c) => {
+    c.header("Cache-Control", "public, max-age=300");
+    return c.body(consoleScript, 200, { "content-type": "text/javascript; charset=utf-8" });
+  });
+  app.get("/_console/static/console.css", (c) => {
+    c.header("Cache-Control", "public, max-age=300");
+    return c.body(consoleStyles, 200, { "content-type": "text/css; charset=utf-8" });
+  });
+
+  // Every other console route needs an admin: a Bearer token, the session cookie, or `?token=` (once).
+  app.use("/_console", guard);
+  app.use("/_console/*", guard);
+  async function guard(c: Context<GatewayEnv>, next: () => Promise<void>) {
+    const url = new URL(c.req.url);
+    const token = url.searchParams.get("token");
+    let session: Session;
+    if (token !== null && c.req.method === "GET") {
+      session = await sessions.login(c, token);
+      if (session.kind === "admin") {
+        // The token leaves the address bar (and the history, and Referer) at once: the cookie carries it.
+        url.searchParams.delete("token");
+        c.header("Cache-Control", "no-store");
+        c.header("Referrer-Policy", "no-referrer");
+        return c.redirect(`${url.pathname}${url.search}${url.hash}`, 303);
+      }
+    } else {
+      session = await sessions.resolve(c);
+    }
+    if (session.kind === "anonymous" || session.kind === "invalid") {
+      c.header("WWW-Authenticate", 'Bearer realm="edgewise-console"');
+      return page(
+        c,
+        <Notice
+          title="Sign in"
+          message={
+            session.kind === "invalid"
+              ? `The console refused the token (${session.reason}).`
+              : "The console needs an admin token."
+          }
+          hint="Open /_console?token=<an admin JWT> once: the token moves into an HttpOnly cookie and out of the address bar. A Bearer header works too."
+        />,
+        401,
+      );
+    }
+    if (session.kind === "forbidden") {
+      return page(
+        c,
+        <Notice title="Forbidden" message="The console is for admins: the token has no admin scope." />,
+        403,
+      );
+    }
+    admitted.set(c.req.raw, session);
+    await next();
+  }
+  const sessionOf = (c: Context<GatewayEnv>) => {
+    const session = admitted.get(c.req.raw);
+    if (!session) throw new EdgewiseError("unauthorized", "authentication required");
+    return session;
+  };
+
+  async function brokerCall(path: string, init: RequestInit = {}): Promise<Response> {
+    const broker = options.broker as { url: string; token: string };
+    return fetch(`${broker.url.replace(/\/+$/, "")}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${broker.token}`, ...(init.headers ?? {}) },
+      signal: AbortSignal.timeout(5_000),
+    });
+  }
+
+  async function loadQueues(): Promise<{ queues?: QueueInfo[]; deadLetters?: DeadLetter[]; error?: string }> {
+    if (!options.broker) return {};
+    try {
+      const [queues, dlq] = await Promise.all([
+        brokerCall("/v2/queues").then((r) => (r.ok ? (r.json() as Promise<QueueInfo[]>) : [])),
+        brokerCall("/v2/dlq?count=100&order=latestFirst").then(async (r) => {
+          if (!r.ok) throw new Error(`the broker answered ${r.status} for the dead-letter queue`);
+          return ((await r.json()) as { messages: DeadLetter[] }).messages;
+        }),
+      ]);
+      return { queues: Array.isArray(queues) ? queues : [], deadLetters: dlq };
+    } catch (error) {
+      return { queues: [], deadLetters: [], error: `The broker could not be read: ${String(error)}` };
+    }
+  }
+
+  const recentEvents = async () => {
+    if (!options.recentEvents) return undefined;
+    try {
+      return await options.recentEvents(25);
+    } catch {
+      return [];
+    }
+  };
+  const recentTraces = async () => {
+    if (!options.traces) return undefined;
+    try {
+      return await options.traces.recentTraces(20);
+    } catch {
+      return [];
+    }
+  };
+
+  const allTypes = [...options.topology.actors.map((a) => a.type)];
+
+  app.get("/_console", async (c) => {
+    const session = sessionOf(c);
+    const [queues, events, traces] = await Promise.all([loadQueues(), recentEvents(), recentTraces()]);
+    const notice = notices[c.req.query("notice") ?? ""];
+    return page(
+      c,
+      <Layout title="Overview" refreshMs={options.refreshMs ?? 2000}>
+        {notice ? <p class="notice-bar">{notice}</p> : null}
+        <section id="topology">
+          <h2>Topology</h2>
+          <TopologyDiagram topology={options.topology} />
+          <ActorTable topology={options.topology} />
+        </section>
+        <section id="events">
+          <h2>
+            Live events <span class="muted">updated </span>
+            <span id="events-updated" class="muted">
+              {new Date().toISOString()}
+            </span>
+          </h2>
+          {events === undefined ? (
+            <p>no event log configured</p>
+          ) : (
+            <table id="event-table">
+              <thead>
+                <tr>
+                  <th>time</th>
+                  <th>type</th>
+                  <th>subject</th>
+                  <th>data</th>
+                </tr>
+              </thead>
+              <tbody id="event-rows">
+                <EventRows events={events} />
+              </tbody>
+            </table>
+          )}
+        </section>
+        <section id="breakers">
+          <h2>Breakers</h2>
+          <BreakerTable breakers={options.breakers?.()} />
+        </section>
+        <section id="queues">
+          <h2>Queues and dead letters</h2>
+          <QueuesSection
+            queues={queues.queues}
+            deadLetters={queues.deadLetters}
+            error={queues.error}
+            csrf={session.csrf}
+          />
+        </section>
+        <section id="inspector">
+          <h2>Inspect an actor</h2>
+          {options.inspect ? <InspectorForm types={allTypes} /> : <p>actors run on a remote host</p>}
+        </section>
+        <section id="traces">
+          <h2>Recent traces</h2>
+          <TraceList traces={traces} />
+        </section>
+        <section>
+          <form method="post" action="/_console/logout">
+            <input type="hidden" name="csrf" value={session.csrf} />
+            <button type="submit">Sign out</button>
+          </form>
+        </section>
+      </Layout>,
+    );
+  });
+
+  app.get("/_console/events/rows", async (c) => {
+    const events = (await recentEvents()) ?? [];
+    c.header("Cache-Control", "no-store");
+    c.header("Content-Security-Policy", consolePolicy);
+    return c.html(<EventRows events={events} />);
+  });
+
+  app.get("/_console/actors", (c) => {
+    const type = c.req.query("type") ?? "";
+    const key = c.req.query("key") ?? "";
+    if (!type || !key) return c.redirect("/_console#inspector", 303);
+    return c.redirect(`/_console/actors/${encodeURIComponent(type)}/${encodeURIComponent(key)}`, 303);
+  });
+
+  app.get("/_console/actors/:type/:key", (c) => {
+    const type = c.req.param("type");
+    const key = c.req.param("key");
+    if (!options.inspect) {
+      return page(
+        c,
+        <Notice title="Not here" message="Actors run on a remote host; inspect them there." />,
+        404,
+      );
+    }
+    let inspection: ReturnType<NonNullable<ConsoleOptions["inspect"]>>;
+    try {
+      inspection = options.inspect({ type, key });
+    } catch (error) {
+      const message = error instanceof EdgewiseError ? error.message : "no such actor";
+      return page(c, <Notice title="No such actor" message={message} />, 404);
+    }
+    return page(
+      c,
+      <Layout title={`${type}/${key}`}>
+        <InspectorForm types={allTypes} type={type} key={key} />
+        <ActorView type={type} actorKey={key} inspection={inspection} />
+      </Layout>,
+    );
+  });
+
+  app.get("/_console/traces/:traceId", async (c) => {
+    const traceId = c.req.param("traceId");
+    if (!options.traces) {
+      return page(c, <Notice title="Traces" message="tracing not configured" />, 404);
+    }
+    const spans = await options.traces.spans(traceId);
+    if (spans.length === 0) return page(c, <Notice title="Traces" message="no such trace" />, 404);
+    return page(
+      c,
+      <Layout title={`trace ${traceId}`}>
+        <section id="trace">
+          <h1>
+            Trace <span class="mono">{traceId}</span>
+          </h1>
+          <Waterfall traceId={traceId} spans={spans} />
+        </section>
+      </Layout>,
+    );
+  });
+
+  // State changes: a form post with the session's CSRF token (the cookie is SameSite=Strict as well), or a
+  // Bearer call, which no other site can make in the operator's name.
+  async function checkForm(c: Context<GatewayEnv>): Promise<void> {
+    const session = sessionOf(c);
+    if (session.via === "bearer") return;
+    const origin = c.req.header("origin");
+    if (origin !== undefined && origin !== "null" && origin !== new URL(c.req.url).origin) {
+      throw new EdgewiseError("forbidden", "a console form must come from the console");
+    }
+    const form = await c.req.parseBody();
+    const csrf = typeof form.csrf === "string" ? form.csrf : "";
+    if (!sameToken(csrf, session.csrf)) throw new EdgewiseError("forbidden", "missing or wrong CSRF token");
+  }
+  const back = (c: Context<GatewayEnv>, notice: string) =>
+    c.redirect(`/_console?notice=${notice}#queues`, 303);
+  const requireBroker = () => {
+    if (!options.broker) throw new EdgewiseError("not_found", "no broker configured");
+  };
+
+  app.post("/_console/dlq/purge", async (c) => {
+    await checkForm(c);
+    requireBroker();
+    const response = await brokerCall("/v2/dlq", { method: "DELETE" });
+    await response.body?.cancel();
+    return back(c, response.ok ? "purged" : "failed");
+  });
+  app.post("/_console/dlq/:dlqId/retry", async (c) => {
+    await checkForm(c);
+    requireBroker();
+    const response = await brokerCall(`/v2/dlq/retry/${encodeURIComponent(c.req.param("dlqId"))}`, {
+      method: "POST",
+    });
+    await response.body?.cancel();
+    return back(c, response.ok ? "replayed" : "failed");
+  });
+  app.post("/_console/dlq/:dlqId/delete", async (c) => {
+    await checkForm(c);
+    requireBroker();
+    const response = await brokerCall(`/v2/dlq/${encodeURIComponent(c.req.param("dlqId"))}`, {
+      method: "DELETE",
+    });
+    await response.body?.cancel();
+    return back(c, response.ok ? "deleted" : "failed");
+  });
+  app.post("/_console/logout", async (c) => {
+    await checkForm(c);
+    sessions.logout(c);
+    return page(c, <Notice title="Signed out" message="The console session cookie is gone." />);
+  });
+
+  return app;
+}

@@ -1,0 +1,156 @@
+// Tracing through `@opentelemetry/api` (tracer `edgewise`): W3C trace context to and from envelopes, and the helpers
+// every hop uses. Without a registered SDK every call here is the API's no-op; entries wire the SDK (deploy/tracing.ts).
+import {
+  type Context,
+  context,
+  isSpanContextValid,
+  type Link,
+  ROOT_CONTEXT,
+  type Span,
+  type SpanContext,
+  SpanKind,
+  SpanStatusCode,
+  type Tracer,
+  trace,
+  TraceFlags,
+} from "@opentelemetry/api";
+
+export { SpanKind, SpanStatusCode, trace };
+export type { Context, Span, SpanContext };
+
+let cached: Tracer | undefined;
+/** The `edgewise` tracer. The API's proxy tracer follows whichever provider is registered later. */
+export function tracer(): Tracer {
+  cached ??= trace.getTracer("edgewise");
+  return cached;
+}
+
+const traceparentPattern = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** The remote span context a W3C `traceparent` (and `tracestate`) names; undefined when malformed. */
+export function parseTraceparent(
+  traceparent: string | undefined,
+  tracestate?: string,
+): SpanContext | undefined {
+  if (!traceparent) return undefined;
+  const match = traceparentPattern.exec(traceparent.trim());
+  if (!match || match[1] === "ff") return undefined;
+  const spanContext: SpanContext = {
+    traceId: match[2] as string,
+    spanId: match[3] as string,
+    traceFlags: Number.parseInt(match[4] as string, 16) & TraceFlags.SAMPLED,
+    isRemote: true,
+  };
+  if (!isSpanContextValid(spanContext)) return undefined;
+  if (tracestate) {
+    // The API has no TraceState parser of its own; keep the header as it came.
+    spanContext.traceState = rawTraceState(tracestate);
+  }
+  return spanContext;
+}
+
+/** `00-traceid-spanid-flags`. */
+export function formatTraceparent(spanContext: SpanContext): string {
+  const flags = (spanContext.traceFlags & 0xff).toString(16).padStart(2, "0");
+  return `00-${spanContext.traceId}-${spanContext.spanId}-${flags}`;
+}
+
+/** A context whose parent is the remote span a traceparent names; `base` (default: root) when there is none. */
+export function contextFromTraceparent(
+  traceparent: string | undefined,
+  tracestate?: string,
+  base: Context = ROOT_CONTEXT,
+): Context {
+  const spanContext = parseTraceparent(traceparent, tracestate);
+  return spanContext ? trace.setSpanContext(base, spanContext) : base;
+}
+
+/** The context that carried a message: the envelope's traceparent, as a link (OTel messaging: creation context). */
+export function creationLink(envelope: { traceparent?: string; tracestate?: string }): Link | undefined {
+  const spanContext = parseTraceparent(envelope.traceparent, envelope.tracestate);
+  return spanContext ? { context: spanContext } : undefined;
+}
+
+/** True when `ctx` holds a valid span (a recording one or a remote parent). */
+export function hasSpan(ctx: Context): boolean {
+  const spanContext = trace.getSpanContext(ctx);
+  return spanContext !== undefined && isSpanContextValid(spanContext);
+}
+
+/** Traceparent and tracestate for a message created under `span`, or undefined when the span does not record. */
+export function traceHeadersOf(span: Span): { traceparent: string; tracestate?: string } | undefined {
+  if (!span.isRecording()) return undefined;
+  const spanContext = span.spanContext();
+  const state = spanContext.traceState?.serialize();
+  return state
+    ? { traceparent: formatTraceparent(spanContext), tracestate: state }
+    : { traceparent: formatTraceparent(spanContext) };
+}
+
+/**
+ * A PRODUCER span for one message created under `parent` (OTel messaging "create"), ended at once: its context is
+ * what the envelope carries. Undefined when nothing records (no SDK): the caller keeps what it had.
+ */
+export function producerSpan(
+  parent: Context,
+  message: { id: string; type: string; target?: string },
+): { traceparent: string; tracestate?: string } | undefined {
+  const span = tracer().startSpan(
+    `create ${message.type}`,
+    {
+      kind: SpanKind.PRODUCER,
+      attributes: {
+        "messaging.system": "edgewise",
+        "messaging.operation.type": "create",
+        "messaging.message.id": message.id,
+        "edgewise.message.type": message.type,
+        ...(message.target ? { "messaging.destination.name": message.target } : {}),
+      },
+    },
+    parent,
+  );
+  const headers = traceHeadersOf(span);
+  span.end();
+  return headers;
+}
+
+/** Records a thrown error on a span and marks it failed. */
+export function failSpan(span: Span, error: unknown): void {
+  if (!span.isRecording()) return;
+  if (error instanceof Error) span.recordException(error);
+  span.setStatus({
+    code: SpanStatusCode.ERROR,
+    message: error instanceof Error ? error.message : String(error),
+  });
+}
+
+/** The active context (AsyncLocalStorage on Bun and Deno when the SDK is wired; root otherwise). */
+export function activeContext(): Context {
+  return context.active();
+}
+
+/** Runs `fn` with `ctx` active. */
+export function withContext<T>(ctx: Context, fn: () => T): T {
+  return context.with(ctx, fn);
+}
+
+/** Milliseconds since an envelope's `time` (commit time for queued messages); undefined if unparsable. */
+export function ageMs(time: string, now = Date.now()): number | undefined {
+  const at = Date.parse(time);
+  return Number.isFinite(at) ? Math.max(0, now - at) : undefined;
+}
+
+function rawTraceState(header: string) {
+  const entries = header
+    .split(",")
+    .map((part) => part.trim())
+    .filter((part) => part.includes("="));
+  const make = (list: string[]) => ({
+    set: (key: string, value: string) =>
+      make([`${key}=${value}`, ...list.filter((e) => !e.startsWith(`${key}=`))]),
+    unset: (key: string) => make(list.filter((e) => !e.startsWith(`${key}=`))),
+    get: (key: string) => list.find((e) => e.startsWith(`${key}=`))?.slice(key.length + 1),
+    serialize: () => list.join(","),
+  });
+  return make(entries);
+}

@@ -1,0 +1,212 @@
+// The operator console in headless Chromium (Debian's, driven by playwright-core) against a commerce node on Bun:
+// topology, breakers, events and the inspector render; a dead letter replayed from the page is delivered.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { startReceiver } from "../broker/helpers.ts";
+import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
+import { eventually, expectOk, uniqueName } from "../commerce/client.ts";
+
+const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+/** From the machine notes: as root, with no network beyond localhost. */
+const chromiumArgs = [
+  "--no-sandbox",
+  "--headless=new",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-dev-shm-usage",
+];
+const artifacts = resolve(import.meta.dir, "../artifacts/console");
+
+let running: CommerceNode;
+let browser: Browser;
+const screenshots: string[] = [];
+
+beforeAll(async () => {
+  mkdirSync(artifacts, { recursive: true });
+  [running, browser] = await Promise.all([
+    // No retries: a failed webhook delivery is dead-lettered at once.
+    startCommerceNode("console_browser", { EDGEWISE_DELIVERY_RETRIES: "0" }),
+    chromium.launch({ executablePath: chromiumPath, args: chromiumArgs }),
+  ]);
+}, 60_000);
+afterAll(async () => {
+  await Promise.all([browser?.close(), running?.stop()]);
+  for (const path of screenshots) console.log(`console screenshot: ${path}`);
+});
+
+async function shot(page: Page, name: string) {
+  const path = join(artifacts, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  screenshots.push(path);
+}
+
+async function confirmedOrder() {
+  const api = running.client;
+  const [sku, customer] = [uniqueName("console-sku"), uniqueName("console-cust")];
+  await api.putSku(sku, 5, 400);
+  await api.putAccount(customer, 10_000);
+  const placed = await api.place(customer, [{ sku, quantity: 1 }]);
+  return api.settle(placed.body.orderId);
+}
+
+async function deadLetters(): Promise<Array<{ dlqId: string; url: string }>> {
+  const response = await fetch(`${running.node.brokerUrl}/v2/dlq`, {
+    headers: { authorization: `Bearer ${running.node.broker?.token}` },
+  });
+  return ((await response.json()) as { messages: Array<{ dlqId: string; url: string }> }).messages;
+}
+
+describe("the console in Chromium", () => {
+  test("renders the topology, breakers, live events and an actor; a replayed dead letter is delivered", async () => {
+    let status = 500;
+    const receiver = startReceiver(() => new Response(status === 200 ? "ok" : "broken", { status }));
+    const context = await browser.newContext();
+    try {
+      const hook = expectOk(
+        await running.client.call<{ id: string }>("POST", "/v1/webhooks/subscriptions", {
+          body: { url: receiver.url("/console-hook"), events: ["order.confirmed"] },
+        }),
+      );
+      const order = await confirmedOrder();
+      await eventually(
+        async () => (await deadLetters()).some((d) => d.url.endsWith(`/webhooks/${hook.id}`)),
+        "the dead letter",
+      );
+      const before = receiver.deliveries.length;
+      expect(before).toBeGreaterThanOrEqual(1);
+
+      const page = await context.newPage();
+      const errors: string[] = [];
+      page.on("console", (message) => {
+        if (message.type() === "error") errors.push(message.text());
+      });
+      const admin = await running.client.token();
+      const opened = await page.goto(`${running.node.url}/_console?token=${encodeURIComponent(admin)}`);
+      expect(opened?.status()).toBe(200);
+      // The token moved into an HttpOnly, SameSite=Strict cookie and out of the address bar.
+      expect(page.url()).toBe(`${running.node.url}/_console`);
+      const [cookie] = await context.cookies();
+      expect(cookie).toMatchObject({
+        name: "edgewise_console",
+        httpOnly: true,
+        sameSite: "Strict",
+        path: "/_console",
+      });
+      expect(opened?.headers()["content-security-policy"]).toContain("script-src 'self'");
+
+      // The topology: actor types, consumers and the event types they hear, as a diagram.
+      const diagram = page.locator("#topology-diagram");
+      await expect(diagram.isVisible()).resolves.toBe(true);
+      const diagramText = await diagram.textContent();
+      for (const name of ["order", "inventory", "loyalty", "readside", "OrderPlaced", "OrderConfirmed"]) {
+        expect(diagramText).toContain(name);
+      }
+      expect(await page.locator("#topology-diagram line.edge").count()).toBeGreaterThan(4);
+
+      // Breakers: the broker's and Postgres's have been used by now.
+      const breakers = await page.locator("#breaker-table tbody tr[data-breaker]").allTextContents();
+      expect(breakers.join(" ")).toContain("broker");
+      expect(breakers.join(" ")).toMatch(/closed/);
+
+      // The live event stream shows this order's events, and keeps refreshing.
+      await page.waitForFunction(
+        (orderId) => document.getElementById("event-rows")?.textContent?.includes(orderId) ?? false,
+        order.orderId,
+        { timeout: 10_000 },
+      );
+      const stamp = await page.locator("#events-updated").textContent();
+      await page.waitForFunction(
+        (previous) => document.getElementById("events-updated")?.textContent !== previous,
+        stamp,
+        { timeout: 10_000 },
+      );
+      await shot(page, "overview");
+      // Traces: the order's request as a waterfall, when the node records traces (it does by default).
+      const tracing = (running.node as { tracing?: unknown }).tracing !== undefined;
+      if (!tracing) {
+        expect(await page.locator("#traces").textContent()).toContain("tracing not configured");
+      } else {
+        const orderTrace = page.locator("#trace-table tr", { hasText: "POST /v1/orders" }).first();
+        expect(await orderTrace.count()).toBe(1);
+        await Promise.all([page.waitForURL(/\/_console\/traces\//), orderTrace.locator("a").click()]);
+        expect(await page.locator("#waterfall g.span").count()).toBeGreaterThan(1);
+        expect(await page.locator("#waterfall").textContent()).toContain("POST /v1/orders");
+        await shot(page, "order-waterfall");
+        await page.goto(`${running.node.url}/_console`);
+      }
+
+      // The dead letter is listed; replay it from the page once the receiver is healthy again.
+      const row = page.locator(`#dlq-table tr[data-url$="/webhooks/${hook.id}"]`);
+      expect(await row.count()).toBe(1);
+      await shot(page, "dead-letter");
+      status = 200;
+      await Promise.all([page.waitForURL(/notice=replayed/), row.locator("button.replay").click()]);
+      expect(await page.locator(".notice-bar").textContent()).toContain("handed back");
+      await eventually(() => receiver.deliveries.length > before, "the replayed delivery", 15_000);
+      expect(receiver.deliveries.at(-1)?.body).toContain(order.orderId);
+      await eventually(
+        async () => !(await deadLetters()).some((d) => d.url.endsWith(`/webhooks/${hook.id}`)),
+        "the dead letter to go",
+      );
+      await page.reload();
+      expect(await page.locator(`#dlq-table tr[data-url$="/webhooks/${hook.id}"]`).count()).toBe(0);
+      await shot(page, "after-replay");
+
+      // The inspector: the order actor's state, inbox and outbox.
+      await page.selectOption("#inspector select[name=type]", "order");
+      await page.fill("#inspector input[name=key]", order.orderId);
+      await Promise.all([page.waitForURL(/\/_console\/actors\/order\//), page.click("#inspector button")]);
+      expect(await page.locator("#actor-state").textContent()).toContain("confirmed");
+      expect(await page.locator("#actor-inbox tr").count()).toBeGreaterThan(0);
+      await shot(page, "actor");
+      expect(errors).toEqual([]);
+      await running.client.call("DELETE", `/v1/webhooks/subscriptions/${hook.id}`);
+    } finally {
+      await context.close();
+      receiver.stop();
+    }
+  }, 60_000);
+
+  test("no token gets 401 with a sign-in hint, a token without admin gets 403", async () => {
+    const anonymous = await fetch(`${running.node.url}/_console`);
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.text()).toContain("/_console?token=");
+    const reader = await running.client.token("reader", ["orders:read"]);
+    const bearer = await fetch(`${running.node.url}/_console`, {
+      headers: { authorization: `Bearer ${reader}` },
+    });
+    expect(bearer.status).toBe(403);
+    const query = await fetch(`${running.node.url}/_console?token=${reader}`, { redirect: "manual" });
+    expect(query.status).toBe(403);
+    expect(query.headers.get("set-cookie")).toBeNull();
+
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      expect((await page.goto(`${running.node.url}/_console?token=${reader}`))?.status()).toBe(403);
+      await shot(page, "forbidden");
+    } finally {
+      await context.close();
+    }
+  }, 30_000);
+
+  test("a form post without the session's CSRF token is refused", async () => {
+    const admin = await running.client.token();
+    const login = await fetch(`${running.node.url}/_console?token=${admin}`, { redirect: "manual" });
+    expect(login.status).toBe(303);
+    const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] as string;
+    const forged = await fetch(`${running.node.url}/_console/dlq/purge`, {
+      method: "POST",
+      headers: { cookie, "content-type": "application/x-www-form-urlencoded" },
+      body: "csrf=0123",
+      redirect: "manual",
+    });
+    expect(forged.status).toBe(403);
+  });
+});

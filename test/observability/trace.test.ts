@@ -1,0 +1,160 @@
+// One order, one trace: gateway → order turn → relay → broker → delivery → inventory → … → billing → confirmed,
+// read back from the node's embedded trace store (Bun host, embedded broker, real Postgres).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
+import type { StoredSpan } from "../../shared/telemetry/trace/store.ts";
+import { TraceStore } from "../../shared/telemetry/trace/store.ts";
+import { formatTraceparent, parseTraceparent } from "../../shared/telemetry/trace/index.ts";
+import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
+import { eventually, uniqueName } from "../commerce/client.ts";
+
+const hex = (bytes: number) =>
+  [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+let running: CommerceNode;
+beforeAll(async () => {
+  running = await startCommerceNode("trace_bun", {});
+}, 30_000);
+afterAll(() => running?.stop());
+
+describe("traces (bun)", () => {
+  test("one trace id covers the gateway, the actor turns, the deliveries and billing; parents and links are right", async () => {
+    const api = running.client;
+    const tracing = running.node.tracing;
+    expect(tracing).toBeDefined();
+    if (!tracing) return;
+    const [apple, alice] = [uniqueName("apple"), uniqueName("alice")];
+    await api.putSku(apple, 10, 250);
+    await api.putAccount(alice, 10_000);
+
+    const traceId = hex(16);
+    const callerSpanId = hex(8);
+    const placed = await api.place(alice, [{ sku: apple, quantity: 2 }], {
+      traceparent: `00-${traceId}-${callerSpanId}-01`,
+    });
+    expect(placed.status).toBe(202);
+    expect((await api.settle(placed.body.orderId)).status).toBe("confirmed");
+
+    let spans: StoredSpan[] = [];
+    const turns = () => spans.filter((span) => span.name.startsWith("turn "));
+    await eventually(async () => {
+      await tracing.flush();
+      spans = tracing.store.trace(traceId);
+      // Complete once the order confirmed (its last turn) and every stored span's parent is stored too (a
+      // delivery's span ends after the turn inside it).
+      const ids = new Set(spans.map((span) => span.spanId));
+      return (
+        turns().some((span) => span.name === "turn order PaymentCaptured") &&
+        spans.some((span) => span.name === "create OrderConfirmed") &&
+        spans.every((span) => span.parentSpanId === callerSpanId || ids.has(span.parentSpanId as string))
+      );
+    }, "the order's spans in the trace store");
+
+    if (process.env.TRACE_DUMP)
+      for (const s of spans)
+        console.log(s.kind, s.name, s.spanId, "<-", s.parentSpanId, s.links.map((l) => l.spanId).join(","));
+    const byId = new Map(spans.map((span) => [span.spanId, span]));
+    expect(spans.every((span) => span.traceId === traceId)).toBe(true);
+
+    // The gateway's SERVER span continues the caller's traceparent and names the route pattern.
+    const server = spans.find(
+      (span) => span.kind === "SERVER" && span.attributes["http.route"] === "/v1/orders",
+    );
+    expect(server).toBeDefined();
+    expect(server?.parentSpanId).toBe(callerSpanId);
+    expect(server?.attributes["http.response.status_code"]).toBe(202);
+
+    // At least four actor turns (order and inventory), with their attributes.
+    const types = new Set(turns().map((span) => span.attributes["edgewise.actor.type"]));
+    expect(turns().length).toBeGreaterThanOrEqual(4);
+    expect(types.has("order") && types.has("inventory")).toBe(true);
+    for (const turn of turns()) {
+      expect(typeof turn.attributes["edgewise.actor.key"]).toBe("string");
+      expect(typeof turn.attributes["messaging.message.id"]).toBe("string");
+      expect(typeof turn.attributes["edgewise.queue_time_ms"]).toBe("number");
+    }
+    expect(turns().some((turn) => typeof turn.attributes["edgewise.storage.commit_ms"] === "number")).toBe(
+      true,
+    );
+    // The order's first turn is the gateway request's child.
+    const firstOrderTurn = turns().find((span) => span.parentSpanId === server?.spanId);
+    expect(firstOrderTurn?.attributes["edgewise.actor.type"]).toBe("order");
+
+    // Every span's parent is in the trace (the server span's is the caller's).
+    for (const span of spans) {
+      if (span === server) continue;
+      expect(span.parentSpanId && byId.has(span.parentSpanId)).toBe(true);
+    }
+
+    // Each PRODUCER span is made by a turn or by billing; each CONSUMER span's parent or link is the PRODUCER
+    // span that created its message (same message id).
+    const producers = spans.filter((span) => span.kind === "PRODUCER");
+    const consumers = spans.filter((span) => span.kind === "CONSUMER");
+    expect(producers.length).toBeGreaterThanOrEqual(4);
+    expect(consumers.length).toBeGreaterThanOrEqual(4);
+    for (const producer of producers) {
+      const parent = byId.get(producer.parentSpanId as string);
+      expect(parent?.name.startsWith("turn ") || parent?.name.startsWith("billing ")).toBe(true);
+    }
+    for (const consumer of consumers) {
+      const candidates = [consumer.parentSpanId, ...consumer.links.map((link) => link.spanId)];
+      const producer = candidates
+        .map((id) => byId.get(id as string))
+        .find((span) => span?.kind === "PRODUCER");
+      expect(producer).toBeDefined();
+      expect(consumer.links.some((link) => link.spanId === producer?.spanId)).toBe(true);
+      expect(producer?.attributes["messaging.message.id"]).toBe(consumer.attributes["messaging.message.id"]);
+    }
+
+    // Billing: its transaction span is a delivery's child, and its reply was produced under it.
+    const billing = spans.find((span) => span.name === "billing PaymentRequested");
+    expect(billing).toBeDefined();
+    expect(byId.get(billing?.parentSpanId as string)?.kind).toBe("CONSUMER");
+    const reply = producers.find((span) => span.parentSpanId === billing?.spanId);
+    expect(reply).toBeDefined();
+    // …and the reply's delivery reaches the order again, which confirms it.
+    const replyDelivery = consumers.find((span) => span.parentSpanId === reply?.spanId);
+    expect(replyDelivery).toBeDefined();
+    expect(
+      turns().some(
+        (span) =>
+          span.parentSpanId === replyDelivery?.spanId && span.attributes["edgewise.actor.type"] === "order",
+      ),
+    ).toBe(true);
+
+    // The store lists the trace among the recent ones.
+    expect(tracing.store.recentTraces(100).some((summary) => summary.traceId === traceId)).toBe(true);
+    expect((await tracing.console.spans(traceId)).length).toBe(spans.length);
+  }, 40_000);
+});
+
+describe("trace store", () => {
+  test("is bounded: the oldest spans are evicted", () => {
+    const store = new TraceStore(openBunSqlite(":memory:", "NORMAL"), { maxSpans: 5 });
+    const span = (traceId: string, i: number): StoredSpan => ({
+      traceId,
+      spanId: hex(8),
+      name: `s${i}`,
+      kind: "INTERNAL",
+      startMs: i,
+      durationMs: 1,
+      status: "UNSET",
+      attributes: {},
+      links: [],
+    });
+    store.write([1, 2, 3].map((i) => span("a".repeat(32), i)));
+    store.write([4, 5, 6, 7].map((i) => span("b".repeat(32), i)));
+    expect(store.count()).toBe(5);
+    expect(store.trace("a".repeat(32)).map((s) => s.name)).toEqual(["s3"]);
+    expect(store.recentTraces().map((t) => t.traceId)).toEqual(["b".repeat(32), "a".repeat(32)]);
+    store.close();
+  });
+
+  test("traceparent round-trips", () => {
+    const traceparent = `00-${hex(16)}-${hex(8)}-01`;
+    const parsed = parseTraceparent(traceparent);
+    expect(parsed && formatTraceparent(parsed)).toBe(traceparent);
+    expect(parseTraceparent(`00-${"0".repeat(32)}-${hex(8)}-01`)).toBeUndefined();
+    expect(parseTraceparent("garbage")).toBeUndefined();
+  });
+});
