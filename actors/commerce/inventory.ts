@@ -7,12 +7,13 @@
 //
 // Version 1 kept those records in state (`reservations`, `sales`, `closed`). A migration cannot write kv, so
 // migration 2 turns them into the same records in a `legacy` map in state. Handlers read kv first and `legacy`
-// second; each order event moves up to `legacyMovesPerTurn` of them to kv with its own commit, and writing an
+// second; each order event moves up to `legacyMovesPerTurn` (order-records.ts) of them to kv with its own commit, and writing an
 // order's record removes its legacy one, so `legacy` drains and is dropped once empty. Nothing is lost, and an
 // old sku is back to constant-size state after a few hundred orders.
 import * as v from "valibot";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { defineActor, type TurnContext } from "../runtime/index.ts";
+import { orderRecords } from "./order-records.ts";
 import {
   EventTypes,
   OrderCancelled,
@@ -62,7 +63,6 @@ interface InventoryStateV1 {
 }
 
 /** How many version-1 records a turn moves from `legacy` to kv (they commit with the turn). */
-const legacyMovesPerTurn = 256;
 
 /** `PUT /v1/inventory/{sku}`: sets `available` absolutely, and the price. */
 export const PutStock = v.object({ available: units, priceCents: units });
@@ -195,37 +195,11 @@ export const inventoryActor = defineActor({
   },
 });
 
-const recordKey = (orderId: string) => `order:${orderId}`;
-
-/** What this sku knows of an order: its kv record, else a version-1 record not yet moved. */
-async function recordOf(ctx: Turn, orderId: string): Promise<OrderRecord | undefined> {
-  moveLegacy(ctx);
-  const stored = await ctx.kv.get(recordKey(orderId));
-  if (stored !== undefined) return v.parse(OrderRecord, stored);
-  const legacy = ctx.state.legacy;
-  return legacy && Object.hasOwn(legacy, orderId) ? legacy[orderId] : undefined;
-}
-
-/** Writes an order's record with the turn; a version-1 record of the same order is superseded. */
-function record(ctx: Turn, orderId: string, value: OrderRecord): void {
-  ctx.kv.put(recordKey(orderId), value);
-  const legacy = ctx.state.legacy;
-  if (legacy && Object.hasOwn(legacy, orderId)) delete legacy[orderId];
-}
-
-/** Moves a bounded batch of version-1 records from state to kv; drops `legacy` once it is empty. */
-function moveLegacy(ctx: Turn): void {
-  const legacy = ctx.state.legacy;
-  if (!legacy) return;
-  let moved = 0;
-  for (const orderId in legacy) {
-    if (moved === legacyMovesPerTurn) return;
-    ctx.kv.put(recordKey(orderId), legacy[orderId]);
-    delete legacy[orderId];
-    moved++;
-  }
-  delete ctx.state.legacy;
-}
+/** Per-order records in kv (version-1 ones still in state move over lazily). */
+const records = orderRecords(OrderRecord);
+const recordOf = (ctx: Turn, orderId: string) => records.read(ctx, orderId);
+const record = (ctx: Turn, orderId: string, value: v.InferOutput<typeof OrderRecord>) =>
+  records.write(ctx, orderId, value);
 
 /** Ends an order's story here: releases its reservation, if any; a story already over keeps its ending. */
 function release(ctx: Turn, orderId: string, held: OrderRecord | undefined): void {

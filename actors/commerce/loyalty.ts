@@ -11,6 +11,7 @@
 import * as v from "valibot";
 import { defineActor, type Subscription, subscribe, type TurnContext } from "../runtime/index.ts";
 import { EventTypes, OrderCancelled, OrderConfirmed, Participants } from "./messages.ts";
+import { orderRecords } from "./order-records.ts";
 
 const points = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
 
@@ -32,7 +33,6 @@ export interface LoyaltyView {
 }
 
 /** How many version-1 entries a turn moves from `legacy` to kv (they commit with the turn). */
-const legacyMovesPerTurn = 256;
 
 /** One point per whole currency unit (100 cents) of a confirmed order's total. */
 export function pointsFor(totalCents: number): number {
@@ -74,37 +74,11 @@ export const loyaltyActor = defineActor({
   },
 });
 
-const entryKey = (orderId: string) => `order:${orderId}`;
-
-/** What an order did here: its kv entry, else a version-1 entry not yet moved. */
-async function entryOf(ctx: Turn, orderId: string): Promise<OrderPoints | undefined> {
-  moveLegacy(ctx);
-  const stored = await ctx.kv.get(entryKey(orderId));
-  if (stored !== undefined) return v.parse(OrderPoints, stored);
-  const legacy = ctx.state.legacy;
-  return legacy && Object.hasOwn(legacy, orderId) ? legacy[orderId] : undefined;
-}
-
-/** Writes an order's entry with the turn; a version-1 entry of the same order is superseded. */
-function write(ctx: Turn, orderId: string, entry: OrderPoints): void {
-  ctx.kv.put(entryKey(orderId), entry);
-  const legacy = ctx.state.legacy;
-  if (legacy && Object.hasOwn(legacy, orderId)) delete legacy[orderId];
-}
-
-/** Moves a bounded batch of version-1 entries from state to kv; drops `legacy` once it is empty. */
-function moveLegacy(ctx: Turn): void {
-  const legacy = ctx.state.legacy;
-  if (!legacy) return;
-  let moved = 0;
-  for (const orderId in legacy) {
-    if (moved === legacyMovesPerTurn) return;
-    ctx.kv.put(entryKey(orderId), legacy[orderId]);
-    delete legacy[orderId];
-    moved++;
-  }
-  delete ctx.state.legacy;
-}
+/** Per-order records in kv (version-1 ones still in state move over lazily). */
+const records = orderRecords(OrderPoints);
+const entryOf = (ctx: Turn, orderId: string) => records.read(ctx, orderId);
+const write = (ctx: Turn, orderId: string, value: v.InferOutput<typeof OrderPoints>) =>
+  records.write(ctx, orderId, value);
 
 /** Version 1 → 2: `byOrder` leaves state for `legacy` (see the header); `points` stays. */
 function fromVersion1(previous: unknown): unknown {
