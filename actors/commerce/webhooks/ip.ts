@@ -1,4 +1,5 @@
 // IP addresses for the SSRF guard: strict parsing of canonical text, and the ranges a webhook may not reach.
+import { type Ip, parseIpExact } from "../../../shared/net/ip.ts";
 
 /** What an address is for. Only `public` may be the target of a webhook. */
 export type AddressKind =
@@ -12,70 +13,19 @@ export type AddressKind =
   | "broadcast"
   | "reserved";
 
-export interface Ip {
-  version: 4 | 6;
-  /** 4 or 16 bytes, network order. */
-  bytes: Uint8Array;
-}
-
-const v4Part = /^(0|[1-9]\d{0,2})$/;
-const hexGroup = /^[0-9a-f]{1,4}$/i;
-
-/** Dotted-quad decimal only. Other IPv4 spellings (`0x7f.1`, `2130706433`) are the URL parser's to normalize. */
-function parseV4(text: string): Uint8Array | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4 || !parts.every((part) => v4Part.test(part) && Number(part) <= 255))
-    return undefined;
-  return Uint8Array.from(parts, Number);
-}
-
-function groups(text: string, last: boolean): number[] | undefined {
-  if (text === "") return [];
-  const out: number[] = [];
-  const parts = text.split(":");
-  for (const [i, part] of parts.entries()) {
-    if (last && i === parts.length - 1 && part.includes(".")) {
-      const v4 = parseV4(part);
-      if (!v4) return undefined;
-      out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-    } else if (hexGroup.test(part)) {
-      out.push(Number.parseInt(part, 16));
-    } else {
-      return undefined;
-    }
-  }
-  return out;
-}
-
-function parseV6(text: string): Uint8Array | undefined {
-  const halves = text.split("::");
-  if (halves.length > 2) return undefined;
-  const head = groups(halves[0]!, halves.length === 1);
-  const tail = halves.length === 2 ? groups(halves[1]!, true) : [];
-  if (!head || !tail) return undefined;
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
-  const all = [...head, ...new Array<number>(halves.length === 2 ? missing : 0).fill(0), ...tail];
-  const bytes = new Uint8Array(16);
-  for (const [i, group] of all.entries()) {
-    bytes[i * 2] = group >> 8;
-    bytes[i * 2 + 1] = group & 0xff;
-  }
-  return bytes;
-}
+export type { Ip };
 
 /**
  * Parses an address as a resolver or the URL parser writes it: dotted IPv4, or IPv6 with or without
- * brackets. A zone id (`fe80::1%eth0`) is refused: nothing legitimate sends a webhook to one.
+ * brackets. A zone id (`fe80::1%eth0`) is refused: nothing legitimate sends a webhook to one. Other IPv4
+ * spellings (`0x7f.1`, `2130706433`) are the URL parser's to normalize. The parsing itself is the gateway's
+ * strict parser (shared/net/ip.ts), without its unwrapping of IPv4-mapped addresses: the guard classifies
+ * those itself.
  */
 export function parseIp(text: string): Ip | undefined {
   const bare = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
-  if (bare.includes(":")) {
-    const bytes = bare.includes("%") ? undefined : parseV6(bare);
-    return bytes ? { version: 6, bytes } : undefined;
-  }
-  const bytes = parseV4(bare);
-  return bytes ? { version: 4, bytes } : undefined;
+  if (bare.includes("%") || bare !== bare.trim()) return undefined;
+  return parseIpExact(bare);
 }
 
 /** The forms that carry an IPv4 address, which then decides: tunnels and translators reach it. */

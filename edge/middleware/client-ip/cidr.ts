@@ -1,6 +1,6 @@
 // CIDR ranges (IPv4 and IPv6) and a matcher over a list of them, for deciding which peers are trusted proxies.
 import { EdgewiseError } from "../../../shared/errors/index.ts";
-import { type Ip, isV4Mapped, parseIp, parseIpExact } from "./ip.ts";
+import { type Ip, isV4Mapped, parseIp, parseIpExact } from "../../../shared/net/ip.ts";
 
 export interface Cidr {
   base: Ip;

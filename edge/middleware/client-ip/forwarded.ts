@@ -1,5 +1,5 @@
 // The proxy chain: hops from X-Forwarded-For or Forwarded (RFC 7239), and the walk that picks the client among them.
-import { canonicalIp } from "./ip.ts";
+import { canonicalIp } from "../../../shared/net/ip.ts";
 
 /** Splits on commas outside quoted strings (a quoted `for=` value may hold anything a client typed). */
 function splitOutsideQuotes(text: string, separator: string): string[] {

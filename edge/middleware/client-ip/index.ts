@@ -57,6 +57,6 @@ export function clientIp(options: ClientIpOptions): MiddlewareHandler<GatewayEnv
   };
 }
 
-export { canonicalIp, formatIp, parseIp } from "./ip.ts";
+export { canonicalIp, formatIp, parseIp } from "../../../shared/net/ip.ts";
 export { cidrMatcher, parseCidr } from "./cidr.ts";
 export { resolveClientIp } from "./forwarded.ts";

@@ -1,7 +1,7 @@
 // Address parsing, canonical form and CIDR matching, IPv4 and IPv6.
 import { describe, expect, test } from "bun:test";
 import { cidrMatcher, parseCidr } from "./cidr.ts";
-import { canonicalIp } from "./ip.ts";
+import { canonicalIp } from "../../../shared/net/ip.ts";
 
 describe("canonicalIp", () => {
   test.each([

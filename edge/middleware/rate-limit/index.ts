@@ -3,7 +3,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { type Clock, systemClock } from "../../../shared/clock/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import type { GatewayEnv } from "../../env.ts";
-import { formatIp, parseIp } from "../client-ip/ip.ts";
+import { formatIp, parseIp } from "../../../shared/net/ip.ts";
 import { byMethod, type Classify } from "./classify.ts";
 import type { RateLimitDecision, RateLimiter } from "./port.ts";
 

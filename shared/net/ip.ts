@@ -1,4 +1,4 @@
-// IP addresses as bytes: strict IPv4/IPv6 parsing, IPv4-mapped unwrapping and one canonical text form per address.
+// IP addresses as bytes: strict IPv4/IPv6 parsing, IPv4-mapped unwrapping and one canonical text form per address (client IPs, the SSRF guard).
 
 export interface Ip {
   version: 4 | 6;
