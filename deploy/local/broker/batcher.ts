@@ -9,11 +9,14 @@ interface Waiting<T, R> {
 /**
  * Collects items from concurrent callers and hands them to `write` in groups of at most `maxGroup` items and
  * `maxWeight` total weight (a submission is never split, so one larger submission makes a group of its own).
- * Each caller's promise settles when its own group has been written.
+ * Each caller's promise settles when its own group has been written. With `lingerMs`, an item that finds the
+ * writer idle waits that long for others to join its group (items arriving during a write always wait for it),
+ * unless it is submitted `urgent`, which cuts the wait short.
  */
 export class Batcher<T, R> {
   private queue: Waiting<T, R>[] = [];
   private writing = false;
+  private lingering: ReturnType<typeof setTimeout> | undefined;
   private idleWaiters: Array<() => void> = [];
 
   constructor(
@@ -21,13 +24,25 @@ export class Batcher<T, R> {
     private readonly maxGroup = 1000,
     private readonly weigh: (item: T) => number = () => 0,
     private readonly maxWeight = Number.POSITIVE_INFINITY,
+    private readonly lingerMs = 0,
   ) {}
 
-  submit(items: T[]): Promise<R[]> {
+  submit(items: T[], urgent = false): Promise<R[]> {
     return new Promise<R[]>((resolve, reject) => {
       this.queue.push({ items, resolve, reject });
       if (!this.writing) {
         this.writing = true;
+        if (this.lingerMs > 0 && !urgent) {
+          this.lingering = setTimeout(() => {
+            this.lingering = undefined;
+            void this.drain();
+          }, this.lingerMs);
+        } else {
+          queueMicrotask(() => void this.drain());
+        }
+      } else if (urgent && this.lingering !== undefined) {
+        clearTimeout(this.lingering);
+        this.lingering = undefined;
         queueMicrotask(() => void this.drain());
       }
     });

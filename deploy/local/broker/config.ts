@@ -16,6 +16,18 @@ import type { Sql } from "./db.ts";
 
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
+/**
+ * Upkeep for a database that nothing else vacuums: the embedded PGlite is single-user Postgres, with no
+ * autovacuum or autoanalyze. Without it the queue table fills with dead rows and cached plans chosen while the
+ * tables were empty (sequential scans) are kept as they grow. On Postgres, leave it to autovacuum.
+ */
+export interface MaintenanceOptions {
+  /** Vacuum and analyze the broker's hot tables as needed this often, if anything was written. Default 10 s. */
+  vacuumEveryMs?: number;
+  /** ...and sooner once this many messages have been delivered or failed since the last one. Default 5,000. */
+  vacuumEveryOutcomes?: number;
+}
+
 export interface BrokerOptions {
   /** TCP port; 0 picks a free one. Default 8080, like `qstash dev`. */
   port?: number;
@@ -61,6 +73,11 @@ export interface BrokerOptions {
   serve?: Serve;
   /** Where operational warnings go. Default console.error. */
   log?: (message: string) => void;
+  /**
+   * Periodic VACUUM (ANALYZE) of the broker's tables. Default: on when the broker starts its own embedded
+   * PGlite, off otherwise; a node that shares its embedded PGlite with the broker (`sql`) passes it.
+   */
+  maintenance?: MaintenanceOptions | false;
 }
 
 export interface ResolvedOptions {
@@ -84,6 +101,8 @@ export interface ResolvedOptions {
   pollIntervalMs: number;
   fetch: FetchLike;
   log: (message: string) => void;
+  /** Undefined: no maintenance. */
+  maintenance: Required<MaintenanceOptions> | undefined;
 }
 
 const positive = (name: string, value: number): number => {
@@ -120,5 +139,16 @@ export function resolveOptions(options: BrokerOptions = {}): ResolvedOptions {
     pollIntervalMs: positive("pollIntervalMs", options.pollIntervalMs ?? 1000),
     fetch: options.fetch ?? ((input, init) => fetch(input, init)),
     log: options.log ?? ((message) => console.error(`[qstash-broker] ${message}`)),
+    maintenance: resolveMaintenance(options),
+  };
+}
+
+function resolveMaintenance(options: BrokerOptions): Required<MaintenanceOptions> | undefined {
+  const embedded = !options.sql && !options.databaseUrl;
+  const given = options.maintenance ?? (embedded ? {} : false);
+  if (given === false) return undefined;
+  return {
+    vacuumEveryMs: positive("maintenance.vacuumEveryMs", given.vacuumEveryMs ?? 10_000),
+    vacuumEveryOutcomes: positive("maintenance.vacuumEveryOutcomes", given.vacuumEveryOutcomes ?? 5_000),
   };
 }

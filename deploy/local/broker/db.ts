@@ -1,5 +1,7 @@
 // The broker's Postgres: one postgres.js pool, and the qstash_* tables created idempotently at start.
 import postgres from "postgres";
+import { eventRows, insertEvents } from "./store-events.ts";
+import type { LoggedMessage } from "./store-events.ts";
 
 export type Sql = postgres.Sql<Record<string, never>>;
 
@@ -97,6 +99,10 @@ export async function migrate(sql: Sql): Promise<void> {
         next_delivery_time bigint
       );
       CREATE INDEX IF NOT EXISTS qstash_events_message ON qstash_events (message_id, id);
+      -- Events carried by a later row (store-events.ts), and the log listed newest first by time.
+      ALTER TABLE qstash_events ADD COLUMN IF NOT EXISTS created_time bigint,
+        ADD COLUMN IF NOT EXISTS created_due bigint, ADD COLUMN IF NOT EXISTS active_time bigint;
+      CREATE INDEX IF NOT EXISTS qstash_events_time ON qstash_events (time, id);
       CREATE TABLE IF NOT EXISTS qstash_queues (
         name text PRIMARY KEY,
         parallelism int NOT NULL,
@@ -110,14 +116,90 @@ export async function migrate(sql: Sql): Promise<void> {
         expires_at bigint NOT NULL
       );
     `);
+    // A message's CREATED event stays on its row until something else is logged for it (store-events.ts).
+    // Messages stored before this column existed had theirs logged already, hence true for them.
+    const [logged] = await tx`
+      SELECT 1 FROM information_schema.columns
+      WHERE table_schema = current_schema() AND table_name = 'qstash_messages' AND column_name = 'logged'`;
+    if (!logged) {
+      await tx.unsafe(`
+        ALTER TABLE qstash_messages ADD COLUMN logged boolean NOT NULL DEFAULT true, ADD COLUMN active_at bigint;
+        ALTER TABLE qstash_messages ALTER COLUMN logged SET DEFAULT false;
+      `);
+    }
   });
 }
 
 /**
  * After a crash, messages that were being delivered go back to pending: their attempt may or may not have
- * reached the destination, so they are delivered again (at least once). One broker per database.
+ * reached the destination, so they are delivered again (at least once), and the interrupted attempt is logged
+ * as an ERROR. One broker per database.
  */
 export async function recoverInFlight(sql: Sql): Promise<number> {
-  const rows = await sql`UPDATE qstash_messages SET state = 'pending' WHERE state = 'active' RETURNING id`;
-  return rows.length;
+  const now = Date.now();
+  return await sql.begin(async (tx) => {
+    const db = tx as unknown as Sql;
+    const rows = await db<LoggedMessage[]>`
+      WITH was AS (
+        SELECT id, url, queue_name, created_at, due_at, logged, active_at FROM qstash_messages
+        WHERE state = 'active' FOR UPDATE
+      )
+      UPDATE qstash_messages m SET state = 'pending', logged = true, active_at = NULL
+      FROM was WHERE m.id = was.id
+      RETURNING was.*`;
+    const error = "interrupted: the broker stopped before this attempt's outcome was recorded";
+    if (rows.length > 0)
+      await insertEvents(
+        db,
+        rows.flatMap((m) => eventRows(m, [{ state: "ERROR", error }], now)),
+      );
+    return rows.length;
+  });
+}
+
+/** The tables every publish and delivery writes. */
+export const HOT_TABLES = ["qstash_messages", "qstash_events", "qstash_dedup"] as const;
+export type HotTable = (typeof HOT_TABLES)[number];
+
+export interface TableActivity {
+  table: HotTable;
+  liveRows: number;
+  deadRows: number;
+  /** Rows inserted, updated or deleted since the last ANALYZE. */
+  changedSinceAnalyze: number;
+}
+
+/** What the statistics collector counts for the hot tables (PGlite keeps these counters too). */
+export async function tableActivity(sql: Sql): Promise<TableActivity[]> {
+  const rows = await sql`
+    SELECT relname, n_live_tup, n_dead_tup, n_mod_since_analyze FROM pg_stat_user_tables
+    WHERE relid IN ('qstash_messages'::regclass, 'qstash_events'::regclass, 'qstash_dedup'::regclass)`;
+  return rows.map((r) => ({
+    table: r.relname as HotTable,
+    liveRows: Number(r.n_live_tup),
+    deadRows: Number(r.n_dead_tup),
+    changedSinceAnalyze: Number(r.n_mod_since_analyze),
+  }));
+}
+
+/**
+ * VACUUM and/or ANALYZE of one table, for a database that nothing else vacuums (the embedded PGlite has no
+ * autovacuum). It runs outside any transaction and holds PGlite's single connection while it runs.
+ * `TRUNCATE false` keeps the queue table's pages (free, for new rows): an emptied, truncated table would get
+ * cached plans fit for a tiny table (sequential scans), kept as it fills up again.
+ */
+export async function vacuum(
+  sql: Sql,
+  table: HotTable,
+  work: { vacuum: boolean; analyze: boolean },
+): Promise<void> {
+  if (work.vacuum) {
+    const options = [
+      ...(work.analyze ? ["ANALYZE"] : []),
+      ...(table === "qstash_messages" ? ["TRUNCATE false"] : []),
+    ];
+    await sql.unsafe(`VACUUM ${options.length > 0 ? `(${options.join(", ")}) ` : ""}${table}`);
+  } else if (work.analyze) {
+    await sql.unsafe(`ANALYZE ${table}`);
+  }
 }

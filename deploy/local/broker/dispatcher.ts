@@ -11,14 +11,23 @@ export interface DispatcherOptions extends DeliverContext {
   concurrency: number;
   pollIntervalMs: number;
   log: (message: string) => void;
+  /** Called after each group of outcomes commits, with its size. */
+  recorded?: (count: number) => void;
 }
 
 const CLAIM_BATCH = 256;
+const OUTCOME_LINGER_MS = 5;
 
 /**
- * Wake it on publish and it claims at once; otherwise it sleeps until the earliest due message, or the poll
- * interval, whichever comes first. A message is active from its claim until its outcome is committed, so a
- * crash in between leaves it active, and the next start sends it again.
+ * Claims due messages and delivers them, up to `concurrency` at once. A message is active from its claim until
+ * its outcome is committed, so a crash in between leaves it active, and the next start sends it again.
+ *
+ * It claims only when due messages may be waiting in the table (`backlog`): after start, after `wake()`
+ * (anything that may make messages due: a publish it could not start at once, a queue resumed, a DLQ retry),
+ * once a known due time has come (a delay, a retry), and at least every `pollIntervalMs` as a fallback. A
+ * claim that finds fewer than it asked for clears it. Publish starts what it can itself: while there is no
+ * backlog, it stores due messages as active in its own statement (`reserve`, `adopt`), so that they need no
+ * claim, which is the common case below full load.
  */
 export class Dispatcher {
   private inFlight = 0;
@@ -27,6 +36,14 @@ export class Dispatcher {
   private again = false;
   private stopped = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+  /** Due messages may be waiting in the table. */
+  private backlog = true;
+  /** Bumped by every `wake()`: a claim that found nothing clears `backlog` only if nothing woke it meanwhile. */
+  private wakes = 0;
+  /** The earliest time a waiting message is known to fall due (a delay, a retry, a queue head). */
+  private dueFrom = Number.POSITIVE_INFINITY;
+  private lastClaimAt = 0;
   private readonly outcomes: Batcher<Outcome, null>;
   private readonly deliveries = new Set<Promise<void>>();
   delivered = 0;
@@ -35,24 +52,55 @@ export class Dispatcher {
     private readonly sql: Sql,
     private readonly options: DispatcherOptions,
   ) {
-    this.outcomes = new Batcher(async (items) => {
-      await this.recordWithRetry(items);
-      return items.map(() => null);
-    }, 2000);
+    // Outcomes linger a little for company: below full load they would otherwise commit one by one, and
+    // nothing waits for them but the message's row (its slot is free once the destination answered). A FIFO
+    // queue's next message waits for it, though: those do not linger.
+    this.outcomes = new Batcher(
+      async (items) => {
+        await this.recordWithRetry(items);
+        return items.map(() => null);
+      },
+      2000,
+      () => 0,
+      Number.POSITIVE_INFINITY,
+      OUTCOME_LINGER_MS,
+    );
   }
 
   start(): void {
     this.wake();
   }
 
-  /** Look for work now (called after publish, and after each committed outcome). */
+  /** Messages may have become due: claim now. */
   wake(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    void this.run();
+    this.backlog = true;
+    this.wakes++;
+    this.poke();
+  }
+
+  /** A message stored meanwhile falls due at `at` (ms since epoch). */
+  dueAt(at: number): void {
+    if (at >= this.dueFrom) return;
+    this.dueFrom = at;
+    this.arm();
+  }
+
+  /**
+   * Slots for due messages that publish stores as active at once (see `adopt`); none while due messages may be
+   * waiting in the table, so that nothing overtakes them.
+   */
+  reserve(count: number): number {
+    if (this.stopped || this.backlog || Date.now() >= this.dueFrom) return 0;
+    const granted = Math.max(0, Math.min(count, this.options.concurrency - this.inFlight));
+    this.inFlight += granted;
+    return granted;
+  }
+
+  /** Delivers the messages publish stored as active, and gives back the slots reserved for the others. */
+  adopt(reserved: number, started: MessageRow[]): void {
+    this.inFlight -= reserved;
+    for (const message of started) this.launch(message);
+    if (started.length < reserved) this.poke();
   }
 
   /** Stops claiming, then waits (up to `graceMs`) for deliveries under way and their outcomes. */
@@ -65,23 +113,42 @@ export class Dispatcher {
     clearTimeout(grace);
   }
 
+  /** Run the claim loop if there may be something to claim and room for it. */
+  private poke(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    void this.run();
+  }
+
+  private mayHaveWork(now: number): boolean {
+    return this.backlog || now >= this.dueFrom || now - this.lastClaimAt >= this.options.pollIntervalMs;
+  }
+
   private async run(): Promise<void> {
     this.running = true;
-    clearTimeout(this.timer);
-    let sleep = this.options.pollIntervalMs;
-    let drained = false; // no due work left, as opposed to stopping for want of free slots
+    let drained = false; // a claim found no more due work, as opposed to stopping for want of free slots
     try {
       do {
         this.again = false;
-        drained = false;
         while (!this.stopped) {
+          const now = Date.now();
+          if (!this.mayHaveWork(now)) break;
           const free = this.options.concurrency - this.inFlight;
           // Claim in bulk: with work under way, wait until a quarter of the slots are free.
           if (free <= 0 || (this.inFlight > 0 && free < this.options.concurrency / 4)) break;
           const want = Math.min(free, CLAIM_BATCH);
-          const claimed = await claimDue(this.sql, want, Date.now());
+          // A due time come, or the fallback: until a claim finds less than it asked for, assume a backlog.
+          if (now >= this.dueFrom) this.dueFrom = Number.POSITIVE_INFINITY;
+          this.backlog = true;
+          const wakes = this.wakes;
+          this.lastClaimAt = now;
+          const claimed = await claimDue(this.sql, want, now);
           for (const message of claimed) this.launch(message);
           if (claimed.length < want) {
+            if (this.wakes === wakes) this.backlog = false;
             drained = true;
             break;
           }
@@ -89,7 +156,7 @@ export class Dispatcher {
       } while (this.again && !this.stopped);
       if (!this.stopped && drained) {
         const due = await nextDueAt(this.sql);
-        if (due !== null) sleep = Math.max(2, Math.min(sleep, due - Date.now()));
+        if (due !== null && due < this.dueFrom) this.dueFrom = due;
       }
     } catch (error) {
       if (!this.stopped)
@@ -98,8 +165,27 @@ export class Dispatcher {
       this.running = false;
     }
     if (this.stopped) return;
-    if (this.again) this.wake();
-    else this.timer = setTimeout(() => this.wake(), sleep);
+    if (this.again) this.poke();
+    else this.arm();
+  }
+
+  /**
+   * Sets the timer for the next known due time, or the poll fallback, whichever comes first. A due time already
+   * past means the last run had no free slot for it: a slot freed pokes the loop then.
+   */
+  private arm(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    const poll = now + this.options.pollIntervalMs;
+    const at = Math.max(now + 2, this.dueFrom > now ? Math.min(this.dueFrom, poll) : poll);
+    if (this.timer !== undefined && at >= this.timerAt) return;
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Number.POSITIVE_INFINITY;
+      this.poke();
+    }, at - now);
   }
 
   /**
@@ -115,7 +201,7 @@ export class Dispatcher {
       if (!slotHeld) return;
       slotHeld = false;
       this.inFlight--;
-      this.wake();
+      this.poke();
     };
     const delivery = (async () => {
       try {
@@ -123,12 +209,13 @@ export class Dispatcher {
         this.pendingOutcomes++;
         if (this.pendingOutcomes <= this.options.concurrency * 4) release();
         try {
-          await this.outcomes.submit([outcome]);
+          await this.outcomes.submit([outcome], message.queue_name !== null);
         } finally {
           this.pendingOutcomes--;
-          // A committed outcome can unblock work: the next message of a FIFO queue, or a retry now due.
-          if (!slotHeld) this.wake();
         }
+        // A committed outcome can make work due: the next message of a FIFO queue, or a retry.
+        if (outcome.kind === "retry") this.dueAt(outcome.dueAt);
+        if (message.queue_name !== null) this.wake();
         if (outcome.kind === "delivered") this.delivered++;
       } catch (error) {
         this.options.log(
@@ -147,6 +234,7 @@ export class Dispatcher {
     for (let attempt = 0; ; attempt++) {
       try {
         await recordOutcomes(this.sql, items, newDlqId);
+        this.options.recorded?.(items.length);
         return;
       } catch (error) {
         if (this.stopped && attempt > 0) throw error;

@@ -5,6 +5,7 @@ import { Batcher } from "./batcher.ts";
 import { type BrokerOptions, resolveOptions } from "./config.ts";
 import { connect, migrate, recoverInFlight, type Sql } from "./db.ts";
 import { Dispatcher } from "./dispatcher.ts";
+import { Maintenance } from "./maintenance.ts";
 import { handle } from "./router.ts";
 import type { BrokerContext } from "./routes-publish.ts";
 import { createSigner } from "./signing.ts";
@@ -28,6 +29,8 @@ export interface Broker {
   recovered: number;
   /** Deliveries answered 2xx since start. */
   delivered(): number;
+  /** The periodic VACUUM (ANALYZE), when enabled (see BrokerOptions.maintenance). */
+  maintenance: Maintenance | undefined;
   /** Stops HTTP, lets deliveries under way finish (up to 5 s), then closes the database. */
   stop(): Promise<void>;
 }
@@ -55,6 +58,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     await migrate(sql);
     const recovered = await recoverInFlight(sql);
     const db = sql;
+    const maintenance = config.maintenance && new Maintenance(db, config.maintenance, config.log);
 
     const dispatcher = new Dispatcher(db, {
       fetch: config.fetch,
@@ -63,9 +67,31 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       concurrency: config.deliveryConcurrency,
       pollIntervalMs: config.pollIntervalMs,
       log: config.log,
+      ...(maintenance ? { recorded: (count: number) => maintenance.recorded(count) } : {}),
     });
+    // Publish stores due messages as active when the dispatcher has slots and nothing due waits before them,
+    // and hands them over; otherwise it tells the dispatcher what there is to claim, and when.
     const ingest = new Batcher<NewMessage, Accepted>(
-      (messages) => insertMessages(db, messages, config.dedupWindowMs),
+      async (messages) => {
+        const now = Date.now();
+        const due = messages.filter((m) => m.queueName === null && m.dueAt <= now);
+        const reserved = dispatcher.reserve(due.length);
+        const start = new Set(due.slice(0, reserved).map((m) => m.id));
+        let stored: Awaited<ReturnType<typeof insertMessages>>;
+        try {
+          stored = await insertMessages(db, messages, config.dedupWindowMs, start);
+        } catch (error) {
+          dispatcher.adopt(reserved, []);
+          throw error;
+        }
+        dispatcher.adopt(reserved, stored.started);
+        maintenance?.wrote(messages.length);
+        const fresh = messages.filter((m, i) => !stored.accepted[i]?.deduplicated && !start.has(m.id));
+        if (fresh.some((m) => m.queueName !== null || m.dueAt <= now)) dispatcher.wake();
+        const later = fresh.filter((m) => m.queueName === null && m.dueAt > now);
+        if (later.length > 0) dispatcher.dueAt(Math.min(...later.map((m) => m.dueAt)));
+        return stored.accepted;
+      },
       5000,
       (message) => message.body.byteLength,
       16 * 1024 * 1024,
@@ -89,6 +115,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       },
     });
     dispatcher.start();
+    maintenance?.start();
     const sweep = setInterval(() => {
       housekeeping(db, config.eventRetentionMs).catch((error) =>
         config.log(`housekeeping: ${String(error)}`),
@@ -105,12 +132,14 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       sql: db,
       recovered,
       delivered: () => dispatcher.delivered,
+      maintenance,
       stop() {
         stopping ??= (async () => {
           clearInterval(sweep);
           await server.stop(true);
           await ingest.idle();
           await dispatcher.stop();
+          await maintenance?.stop();
           if (ownsPool) await db.end({ timeout: 5 });
           await embedded?.stop();
         })();

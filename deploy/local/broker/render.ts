@@ -1,7 +1,6 @@
 // JSON shapes of the QStash API (as @upstash/qstash 2.12 reads them) for messages, DLQ entries and events.
 import { bodyFields } from "./http-util.ts";
-import type { StoredEvent } from "./store-events.ts";
-import type { DlqRow, MessageRow } from "./types.ts";
+import type { DlqRow, EventRow, MessageRow } from "./types.ts";
 
 const listHeaders = (headers: Record<string, string> | null) =>
   Object.fromEntries(Object.entries(headers ?? {}).map(([k, v]) => [k, [v]]));
@@ -61,7 +60,7 @@ export function renderDlq(row: DlqRow) {
 }
 
 /** One log line (GET /v2/events, /v2/logs). */
-export function renderEvent(row: StoredEvent) {
+export function renderEvent(row: EventRow) {
   return {
     time: row.time,
     messageId: row.message_id,

@@ -4,7 +4,7 @@ import { newMessageId, validQueueName } from "./ingest.ts";
 import { renderDlq, renderEvent, renderMessage } from "./render.ts";
 import type { BrokerContext } from "./routes-publish.ts";
 import { type DlqFilter, deleteDlq, getDlq, listDlq, retryDlq } from "./store-dlq.ts";
-import { listEvents } from "./store-events.ts";
+import { type EventFilter, listEvents, parseEventCursor } from "./store-events.ts";
 import { cancelMessages, getMessage } from "./store-messages.ts";
 import { deleteQueue, listQueues, setPaused, upsertQueue } from "./store-queues.ts";
 
@@ -181,7 +181,7 @@ export async function queuesRoute(req: Request, ctx: BrokerContext, rest: string
 export async function eventsRoute(req: Request, url: URL, ctx: BrokerContext): Promise<Response> {
   if (req.method !== "GET") throw new HttpError(405, "method not allowed");
   refuseUnsupported(url);
-  const f: Parameters<typeof listEvents>[1] = { count: countParam(url, 100, 1000) };
+  const f: EventFilter = { count: countParam(url, 100, 1000) };
   const messageIds = listParam(url, "messageIds") ?? listParam(url, "messageId");
   if (messageIds) f.messageIds = messageIds;
   const states = listParam(url, "state");
@@ -192,8 +192,22 @@ export async function eventsRoute(req: Request, url: URL, ctx: BrokerContext): P
         s === "IN_PROGRESS" ? ["ACTIVE", "RETRY", "ERROR"] : s === "CANCELLED" ? ["CANCELED"] : [s],
       );
   }
-  const { rows, cursor: next } = await listEvents(ctx.sql, withListFilters(url, f));
-  return json({ events: rows.map(renderEvent), ...renderCursor(next) });
+  const urls = listParam(url, "url", false);
+  if (urls) f.urls = urls;
+  const queueNames = listParam(url, "queueName");
+  if (queueNames) f.queueNames = queueNames;
+  const fromDate = intParam(url, "fromDate");
+  if (fromDate !== undefined) f.fromDate = fromDate;
+  const toDate = intParam(url, "toDate");
+  if (toDate !== undefined) f.toDate = toDate;
+  const cursorText = url.searchParams.get("cursor");
+  if (cursorText) {
+    const cursor = parseEventCursor(cursorText);
+    if (!cursor) throw new HttpError(400, "invalid cursor");
+    f.cursor = cursor;
+  }
+  const { rows, cursor: next } = await listEvents(ctx.sql, f);
+  return json({ events: rows.map(renderEvent), ...(next === undefined ? {} : { cursor: next }) });
 }
 
 export function keysRoute(req: Request, ctx: BrokerContext): Response {

@@ -10,9 +10,12 @@ import type { NewMessage } from "./types.ts";
 export interface BrokerContext {
   sql: Sql;
   options: ResolvedOptions;
-  /** Stores messages durably (group-committed) and resolves after the commit. */
+  /**
+   * Stores messages durably (group-committed) and resolves after the commit; it also starts them or tells the
+   * dispatcher about them (index.ts).
+   */
   ingest: Batcher<NewMessage, Accepted>;
-  /** Tells the dispatcher there is new work. */
+  /** Tells the dispatcher that messages may have become due (a DLQ retry, a queue resumed or widened). */
   wake: () => void;
   callerIp: (req: Request) => string | null;
 }
@@ -38,7 +41,6 @@ export async function publish(
   );
   const [accepted] = await ctx.ingest.submit([message]);
   if (!accepted) throw new HttpError(500, "message was not stored");
-  if (!accepted.deduplicated) ctx.wake();
   return json(asResult(accepted), accepted.deduplicated ? 202 : 201);
 }
 
@@ -95,6 +97,5 @@ export async function batch(req: Request, ctx: BrokerContext): Promise<Response>
     }
   }
   const accepted = await ctx.ingest.submit(messages);
-  if (accepted.some((a) => !a.deduplicated)) ctx.wake();
   return json(accepted.map(asResult), 201);
 }

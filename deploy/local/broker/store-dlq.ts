@@ -69,17 +69,15 @@ export async function retryDlq(
     for (const row of rows) {
       const id = newMessageId();
       messageIds.push(id);
+      // Its CREATED event is read off the new row until something else is logged for it (store-events.ts).
       await tx`
         WITH moved AS (
           DELETE FROM qstash_dlq WHERE dlq_id = ${row.dlq_id} RETURNING *
-        ), inserted AS (
-          INSERT INTO qstash_messages (id, url, method, headers, body, queue_name, max_retries, timeout_ms, due_at,
-            not_before, created_at, caller_ip)
-          SELECT ${id}, url, method, headers, body, queue_name, max_retries, timeout_ms, ${now}, null, ${now}, caller_ip
-          FROM moved RETURNING id, url, queue_name
         )
-        INSERT INTO qstash_events (time, message_id, state, url, queue_name, next_delivery_time)
-        SELECT ${now}, id, 'CREATED', url, queue_name, ${now} FROM inserted`;
+        INSERT INTO qstash_messages (id, url, method, headers, body, queue_name, max_retries, timeout_ms, due_at,
+          not_before, created_at, caller_ip)
+        SELECT ${id}, url, method, headers, body, queue_name, max_retries, timeout_ms, ${now}, null, ${now}, caller_ip
+        FROM moved`;
       if (row.queue_name) {
         await tx`INSERT INTO qstash_queues (name, parallelism, created_at, updated_at)
           VALUES (${row.queue_name}, 1, ${now}, ${now}) ON CONFLICT (name) DO NOTHING`;

@@ -1,6 +1,7 @@
 // Recording delivery outcomes: delivered messages leave, retries are rescheduled, failures move to the DLQ.
 import type postgres from "postgres";
 import type { Sql } from "./db.ts";
+import { eventRows, insertEvents } from "./store-events.ts";
 import type { Outcome } from "./types.ts";
 
 const MAX_RESPONSE_BODY = 64 * 1024;
@@ -8,63 +9,85 @@ const MAX_RESPONSE_BODY = 64 * 1024;
 const rowsParam = (rows: unknown[]) => rows as unknown as postgres.JSONValue;
 
 /**
- * Writes a group of outcomes in one transaction (a group commit). The events are derived in SQL from the rows
- * each statement changed, so an outcome for a message cancelled meanwhile changes and logs nothing.
+ * Writes a group of outcomes atomically (a group commit): one statement when all of them are deliveries, as
+ * they nearly always are, else one transaction. Each message is found by its primary key (`id = ANY`), and
+ * its events are logged only if the statement changed its row, so an outcome for a message cancelled
+ * meanwhile changes and logs nothing. The events come from the claimed row (store-events.ts): nothing but
+ * this attempt's outcome changes an active message, short of a cancel that deletes it.
  */
 export async function recordOutcomes(sql: Sql, outcomes: Outcome[], newDlqId: () => string): Promise<void> {
   const now = Date.now();
-  const delivered = outcomes
-    .filter((o) => o.kind === "delivered")
-    .map((o) => ({ id: o.message.id, status: o.status }));
-  const retries = outcomes.flatMap((o) =>
-    o.kind === "retry" ? [{ id: o.message.id, due: o.dueAt, status: o.status, error: o.error }] : [],
-  );
-  const failures = outcomes.flatMap((o) =>
-    o.kind === "failed"
-      ? [
-          {
-            id: o.message.id,
-            dlq_id: newDlqId(),
-            status: o.status,
-            headers: o.responseHeaders,
-            body: o.responseBody
-              ? Buffer.from(o.responseBody.subarray(0, MAX_RESPONSE_BODY)).toString("base64")
-              : null,
-            error: o.error,
-          },
-        ]
-      : [],
-  );
+  const delivered = outcomes.flatMap((o) => (o.kind === "delivered" ? [o] : []));
+  const retries = outcomes.flatMap((o) => (o.kind === "retry" ? [o] : []));
+  const failures = outcomes.flatMap((o) => (o.kind === "failed" ? [o] : []));
+
+  const deliver = (db: Sql) => {
+    const ids = delivered.map((o) => o.message.id);
+    const events = delivered.flatMap((o) =>
+      eventRows(o.message, [{ state: "DELIVERED", response_status: o.status }], now),
+    );
+    return db`
+      WITH gone AS (DELETE FROM qstash_messages WHERE id = ANY(${ids}::text[]) RETURNING id)
+      ${insertEvents(db, events, "gone")}`;
+  };
+  if (retries.length === 0 && failures.length === 0) {
+    if (delivered.length > 0) await deliver(sql);
+    return;
+  }
+
   await sql.begin(async (tx) => {
-    if (delivered.length > 0) {
-      await tx`
-        WITH d AS (SELECT * FROM jsonb_to_recordset(${tx.json(rowsParam(delivered))}) AS d(id text, status int)),
-        gone AS (
-          DELETE FROM qstash_messages m USING d WHERE m.id = d.id RETURNING m.id, m.url, m.queue_name, d.status
-        )
-        INSERT INTO qstash_events (time, message_id, state, url, queue_name, response_status)
-        SELECT ${now}, id, 'DELIVERED', url, queue_name, status FROM gone`;
-    }
+    const db = tx as unknown as Sql;
+    if (delivered.length > 0) await deliver(db);
     if (retries.length > 0) {
-      await tx`
+      const rows = retries.map((o) => ({ id: o.message.id, due: o.dueAt, status: o.status, error: o.error }));
+      const events = retries.flatMap((o) =>
+        eventRows(
+          o.message,
+          [
+            { state: "ERROR", response_status: o.status, error: o.error },
+            { state: "RETRY", response_status: o.status, next_delivery_time: o.dueAt },
+          ],
+          now,
+        ),
+      );
+      await db`
         WITH r AS (
-          SELECT * FROM jsonb_to_recordset(${tx.json(rowsParam(retries))}) AS r(id text, due bigint, status int, error text)
+          SELECT * FROM jsonb_to_recordset(${db.json(rowsParam(rows))}) AS r(id text, due bigint, status int, error text)
         ), kept AS (
-          UPDATE qstash_messages m SET state = 'pending', due_at = r.due, last_status = r.status, last_error = r.error
-          FROM r WHERE m.id = r.id RETURNING m.id, m.url, m.queue_name, r.status, r.error, r.due
+          UPDATE qstash_messages m SET state = 'pending', due_at = r.due, last_status = r.status,
+            last_error = r.error, logged = true, active_at = NULL
+          FROM r WHERE m.id = r.id AND m.id = ANY(${rows.map((r) => r.id)}::text[])
+          RETURNING m.id
         )
-        INSERT INTO qstash_events (time, message_id, state, url, queue_name, response_status, error, next_delivery_time)
-        SELECT ${now}, id, e.state, url, queue_name, status, CASE WHEN e.state = 'ERROR' THEN error END,
-          CASE WHEN e.state = 'RETRY' THEN due END
-        FROM kept CROSS JOIN (VALUES (1, 'ERROR'), (2, 'RETRY')) AS e(n, state) ORDER BY kept.id, e.n`;
+        ${insertEvents(db, events, "kept")}`;
     }
     if (failures.length > 0) {
-      await tx`
+      const rows = failures.map((o) => ({
+        id: o.message.id,
+        dlq_id: newDlqId(),
+        status: o.status,
+        headers: o.responseHeaders,
+        body: o.responseBody
+          ? Buffer.from(o.responseBody.subarray(0, MAX_RESPONSE_BODY)).toString("base64")
+          : null,
+        error: o.error,
+      }));
+      const events = failures.flatMap((o) =>
+        eventRows(
+          o.message,
+          [
+            { state: "ERROR", response_status: o.status, error: o.error },
+            { state: "FAILED", response_status: o.status, error: o.error },
+          ],
+          now,
+        ),
+      );
+      await db`
         WITH f AS (
-          SELECT * FROM jsonb_to_recordset(${tx.json(rowsParam(failures))})
+          SELECT * FROM jsonb_to_recordset(${db.json(rowsParam(rows))})
             AS f(id text, dlq_id text, status int, headers jsonb, body text, error text)
         ), gone AS (
-          DELETE FROM qstash_messages m USING f WHERE m.id = f.id RETURNING m.*
+          DELETE FROM qstash_messages m WHERE m.id = ANY(${rows.map((r) => r.id)}::text[]) RETURNING m.*
         ), moved AS (
           INSERT INTO qstash_dlq (dlq_id, message_id, url, method, headers, body, queue_name, max_retries, timeout_ms,
             not_before, created_at, attempts, caller_ip, failed_at, response_status, response_headers, response_body,
@@ -73,11 +96,9 @@ export async function recordOutcomes(sql: Sql, outcomes: Outcome[], newDlqId: ()
             g.not_before, g.created_at, g.attempts, g.caller_ip, ${now}, f.status, f.headers,
             decode(f.body, 'base64'), f.error
           FROM gone g JOIN f ON f.id = g.id
-          RETURNING message_id, url, queue_name, response_status, last_error
+          RETURNING message_id AS id
         )
-        INSERT INTO qstash_events (time, message_id, state, url, queue_name, response_status, error)
-        SELECT ${now}, message_id, e.state, url, queue_name, response_status, last_error
-        FROM moved CROSS JOIN (VALUES (1, 'ERROR'), (2, 'FAILED')) AS e(n, state) ORDER BY moved.message_id, e.n`;
+        ${insertEvents(db, events, "moved")}`;
     }
   });
 }

@@ -1,5 +1,6 @@
 // Queue store: named FIFO queues with a parallelism, paused or not, and their lag.
 import type { Sql } from "./db.ts";
+import { cancelWhere } from "./store-messages.ts";
 
 export interface QueueInfo {
   name: string;
@@ -50,14 +51,10 @@ export async function setPaused(sql: Sql, name: string, paused: boolean): Promis
 
 /** Deletes a queue and cancels the messages still in it; false when there is no such queue. */
 export async function deleteQueue(sql: Sql, name: string): Promise<boolean> {
-  const now = Date.now();
   return await sql.begin(async (tx) => {
     const rows = await tx`DELETE FROM qstash_queues WHERE name = ${name} RETURNING name`;
     if (rows.length === 0) return false;
-    await tx`
-      WITH gone AS (DELETE FROM qstash_messages WHERE queue_name = ${name} RETURNING id, url, queue_name)
-      INSERT INTO qstash_events (time, message_id, state, url, queue_name)
-      SELECT ${now}, id, 'CANCELED', url, queue_name FROM gone`;
+    await cancelWhere(tx as unknown as Sql, tx`queue_name = ${name}`);
     return true;
   });
 }

@@ -41,9 +41,17 @@ export interface MessageRow {
   caller_ip: string | null;
   last_status: number | null;
   last_error: string | null;
+  /** When the attempt under way was claimed (ms since epoch); null when pending. */
+  active_at: number | null;
+  /** Whether its CREATED event is in qstash_events yet (see store-events.ts: until then it is read off this row). */
+  logged: boolean;
 }
 
-export interface DlqRow extends Omit<MessageRow, "seq" | "state" | "due_at" | "last_status" | "last_error"> {
+export interface DlqRow
+  extends Omit<
+    MessageRow,
+    "seq" | "state" | "due_at" | "last_status" | "last_error" | "active_at" | "logged"
+  > {
   dlq_id: string;
   seq: number;
   message_id: string;
@@ -69,6 +77,7 @@ export type Outcome =
 
 export type EventState = "CREATED" | "ACTIVE" | "DELIVERED" | "ERROR" | "RETRY" | "FAILED" | "CANCELED";
 
+/** One event, as GET /v2/events lists it. */
 export interface EventRow {
   time: number;
   message_id: string;
@@ -78,4 +87,16 @@ export interface EventRow {
   response_status: number | null;
   error: string | null;
   next_delivery_time: number | null;
+}
+
+/**
+ * A row of qstash_events: one event, which may also carry the message's CREATED event and the attempt's ACTIVE
+ * event that came before it (`created_time`, `created_due`, `active_time`), so that a message delivered at the
+ * first attempt costs one row rather than three. See store-events.ts.
+ */
+export interface EventInsert extends EventRow {
+  created_time: number | null;
+  /** The CREATED event's nextDeliveryTime. */
+  created_due: number | null;
+  active_time: number | null;
 }
