@@ -1,7 +1,7 @@
 // API.md's four invariants, checked once the queue drains: the logic of test/commerce/invariants-bun.test.ts as a
 // shared helper, plus the ledger (ledgerInvariants), one charge per confirmed order, the read model and the DLQ.
 import type postgres from "postgres";
-import { ledgerInvariants } from "../../actors/commerce/billing/index.ts";
+import { chargesByOrder, ledgerInvariants } from "../../actors/commerce/billing/index.ts";
 import type { CommerceClient, OrderView } from "../commerce/client.ts";
 import { uniqueName } from "../commerce/client.ts";
 
@@ -106,30 +106,6 @@ export interface InvariantReport {
   /** Every violation, human-readable; empty when the four invariants hold exactly. */
   violations: string[];
   outcomes: { confirmed: number; cancelled: number; outOfStock: number; insufficientFunds: number };
-}
-
-/** Per-order charges from billing's tables: captures, refunds and amounts, for the orders that have any. */
-async function chargesByOrder(sql: postgres.Sql) {
-  const rows = await sql`
-    SELECT t.order_id,
-      count(*) FILTER (WHERE t.kind = 'capture')::int AS captures,
-      count(*) FILTER (WHERE t.kind = 'refund')::int AS refunds,
-      coalesce(-sum(e.amount_cents) FILTER (WHERE t.kind = 'capture'), 0)::text AS captured,
-      coalesce(sum(e.amount_cents) FILTER (WHERE t.kind = 'refund'), 0)::text AS refunded
-    FROM billing_transactions t
-    JOIN billing_entries e ON e.transaction_id = t.id AND e.account_id = t.customer_id
-    WHERE t.order_id IS NOT NULL GROUP BY t.order_id`;
-  return new Map(
-    rows.map((row) => [
-      row.order_id as string,
-      {
-        captures: row.captures as number,
-        refunds: row.refunds as number,
-        captured: Number(row.captured),
-        refunded: Number(row.refunded),
-      },
-    ]),
-  );
 }
 
 /**

@@ -1,5 +1,5 @@
 // Ledger invariants, checked from the tables: balanced transactions, balances that match the journal, one charge per order.
-import type { BillingSql } from "./schema.ts";
+import type { BillingSql, BillingTx } from "./schema.ts";
 
 export interface LedgerReport {
   /** Human-readable violations; empty when every invariant holds. */
@@ -50,22 +50,39 @@ export async function ledgerInvariants(sql: BillingSql): Promise<LedgerReport> {
       totals.refundsCents += refunds;
       totals.balanceCents += balance;
     }
-    const orders = await tx`
-      SELECT t.order_id,
-        count(*) FILTER (WHERE t.kind = 'capture')::int AS captures,
-        count(*) FILTER (WHERE t.kind = 'refund')::int AS refunds,
-        coalesce(-sum(e.amount_cents) FILTER (WHERE t.kind = 'capture'), 0)::text AS captured,
-        coalesce(sum(e.amount_cents) FILTER (WHERE t.kind = 'refund'), 0)::text AS refunded
-      FROM billing_transactions t
-      JOIN billing_entries e ON e.transaction_id = t.id AND e.account_id = t.customer_id
-      WHERE t.order_id IS NOT NULL GROUP BY t.order_id`;
-    for (const row of orders) {
+    for (const [orderId, row] of await chargesByOrder(tx)) {
       if (row.captures > 1 || row.refunds > 1) {
-        violations.push(`order ${row.order_id}: ${row.captures} captures, ${row.refunds} refunds`);
+        violations.push(`order ${orderId}: ${row.captures} captures, ${row.refunds} refunds`);
       } else if (row.refunds === 1 && (row.captures === 0 || row.captured !== row.refunded)) {
-        violations.push(`order ${row.order_id}: refunded ${row.refunded} of a capture of ${row.captured}`);
+        violations.push(`order ${orderId}: refunded ${row.refunded} of a capture of ${row.captured}`);
       }
     }
     return { violations, totals };
   })) as LedgerReport;
+}
+
+/** Captures, refunds and their amounts per order, for the orders that have any. */
+export async function chargesByOrder(
+  sql: BillingSql | BillingTx,
+): Promise<Map<string, { captures: number; refunds: number; captured: number; refunded: number }>> {
+  const rows = await sql`
+    SELECT t.order_id,
+      count(*) FILTER (WHERE t.kind = 'capture')::int AS captures,
+      count(*) FILTER (WHERE t.kind = 'refund')::int AS refunds,
+      coalesce(-sum(e.amount_cents) FILTER (WHERE t.kind = 'capture'), 0)::text AS captured,
+      coalesce(sum(e.amount_cents) FILTER (WHERE t.kind = 'refund'), 0)::text AS refunded
+    FROM billing_transactions t
+    JOIN billing_entries e ON e.transaction_id = t.id AND e.account_id = t.customer_id
+    WHERE t.order_id IS NOT NULL GROUP BY t.order_id`;
+  return new Map(
+    rows.map((row) => [
+      row.order_id as string,
+      {
+        captures: row.captures as number,
+        refunds: row.refunds as number,
+        captured: Number(row.captured),
+        refunded: Number(row.refunded),
+      },
+    ]),
+  );
 }
