@@ -8,7 +8,7 @@
 // Options (environment): DEMO_ORDERS (100), DEMO_CONCURRENCY (16), DEMO_SEED (7), DEMO_VERBOSE=1 (node logs).
 // Exit code 0 only when every order reached a terminal status and the four invariants of API.md hold.
 import process from "node:process";
-import { Api, type EmbeddedNode, type Order, pool, startEmbeddedNode } from "./demo/support.ts";
+import { Api, type EmbeddedNode, type Order, pool, seededRandom, startEmbeddedNode } from "./demo/support.ts";
 
 const ORDERS = Number(process.env.DEMO_ORDERS ?? 100);
 const CONCURRENCY = Number(process.env.DEMO_CONCURRENCY ?? 16);
@@ -45,18 +45,6 @@ const customers = [
   { name: "ivy", balanceCents: 500 }, // almost none
 ];
 
-/** mulberry32: the same orders on every run with the same DEMO_SEED. */
-function random(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 type CancelPlan = "none" | "right-after-placing" | "after-confirmation";
 
 interface Planned {
@@ -75,7 +63,7 @@ interface Outcome extends Planned {
 }
 
 function planOrders(prefix: string): Planned[] {
-  const next = random(SEED);
+  const next = seededRandom(SEED);
   const pick = <T>(list: readonly T[]) => list[Math.floor(next() * list.length)] as T;
   return Array.from({ length: ORDERS }, (_, n) => {
     // A few of each: cancelled at once (while pending), or once they are confirmed.

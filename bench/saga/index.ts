@@ -9,7 +9,7 @@ import os from "node:os";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
-import { Api, pool, startEmbeddedNode } from "../../deploy/demo/support.ts";
+import { Api, pool, seededRandom, startEmbeddedNode } from "../../deploy/demo/support.ts";
 import { referenceSystem } from "../../deploy/reference.ts";
 import { Probe, type Steps } from "./probe.ts";
 import { SqlProbe } from "./sql-probe.ts";
@@ -82,18 +82,6 @@ function machineTicks(): { busy: number; total: number } | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** mulberry32: the same order mix on every run. */
-function random(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 interface OrderRecord {
@@ -272,7 +260,7 @@ try {
     `seeded ${skuCount} skus and ${customerCount} accounts in ${round((performance.now() - seedStart) / 1000, 2)} s`,
   );
 
-  const next = random(11);
+  const next = seededRandom(11);
   const newOrder = () => {
     const lines = 1 + Math.floor(next() * 3);
     const chosen = new Set<string>();

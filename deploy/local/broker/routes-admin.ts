@@ -29,9 +29,9 @@ function refuseUnsupported(url: URL): void {
 const cursorOf = (url: URL) => intParam(url, "cursor");
 const renderCursor = (cursor: number | undefined) => (cursor === undefined ? {} : { cursor: String(cursor) });
 
-/** The filters the DLQ and the event log share: destination URL, queue, time range and cursor. */
-function withListFilters<
-  F extends { urls?: string[]; queueNames?: string[]; fromDate?: number; toDate?: number; cursor?: number },
+/** The filters the DLQ and the event log share: destination URL, queue and time range. */
+function withRangeFilters<
+  F extends { urls?: string[]; queueNames?: string[]; fromDate?: number; toDate?: number },
 >(url: URL, f: F): F {
   const urls = listParam(url, "url", false);
   if (urls) f.urls = urls;
@@ -41,6 +41,15 @@ function withListFilters<
   if (fromDate !== undefined) f.fromDate = fromDate;
   const toDate = intParam(url, "toDate");
   if (toDate !== undefined) f.toDate = toDate;
+  return f;
+}
+
+/** The DLQ's filters: the shared ones, and its numeric cursor. */
+function withListFilters<F extends Parameters<typeof withRangeFilters>[1] & { cursor?: number }>(
+  url: URL,
+  f: F,
+): F {
+  withRangeFilters(url, f);
   const cursor = cursorOf(url);
   if (cursor !== undefined) f.cursor = cursor;
   return f;
@@ -192,14 +201,8 @@ export async function eventsRoute(req: Request, url: URL, ctx: BrokerContext): P
         s === "IN_PROGRESS" ? ["ACTIVE", "RETRY", "ERROR"] : s === "CANCELLED" ? ["CANCELED"] : [s],
       );
   }
-  const urls = listParam(url, "url", false);
-  if (urls) f.urls = urls;
-  const queueNames = listParam(url, "queueName");
-  if (queueNames) f.queueNames = queueNames;
-  const fromDate = intParam(url, "fromDate");
-  if (fromDate !== undefined) f.fromDate = fromDate;
-  const toDate = intParam(url, "toDate");
-  if (toDate !== undefined) f.toDate = toDate;
+  withRangeFilters(url, f);
+  // The event log's cursor is `<time>.<n>`, not the DLQ's number.
   const cursorText = url.searchParams.get("cursor");
   if (cursorText) {
     const cursor = parseEventCursor(cursorText);
