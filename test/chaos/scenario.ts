@@ -1,5 +1,6 @@
 // The end of every chaos scenario: wait for the queue to drain, then check that every accepted order is terminal,
 // nothing was lost or applied twice, and the invariants hold; and write the scenario's measurements.
+import { expect } from "bun:test";
 import { appendFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -335,4 +336,23 @@ export async function runFaultScenario(options: FaultScenarioOptions) {
     );
   }
   return { row, report, driver, window, probes: probe.probes };
+}
+
+/**
+ * What every fault scenario must show once it drained: no order stuck, the invariants exact, no dead letter,
+ * the read model equal to the actors, no request hung, every order accepted, some confirmed, /readyz never hung.
+ */
+export function expectScenarioHeld(
+  row: Awaited<ReturnType<typeof runFaultScenario>>["row"],
+  report: DrainReport,
+): void {
+  expect(report.stuck).toEqual([]);
+  expect(report.invariants.violations).toEqual([]);
+  expect(report.backlog.deadLettered).toBe(0);
+  expect(report.readModel).toEqual([]);
+  expect(row.hung).toBe(0);
+  expect(row.ordersAccepted).toBe(row.ordersPlaced);
+  expect(row.outcomes.confirmed).toBeGreaterThan(0);
+  // /readyz answers within its own check timeout (2 s), whatever a dependency does.
+  expect(row.readyzHung).toBe(0);
 }
