@@ -9,6 +9,7 @@ import { cachedApiKeyVerifier } from "./middleware/auth/api-key-cache.ts";
 import type { ApiKeyStore } from "./middleware/auth/api-key-store.ts";
 import { type AuthOptions, type AuthRefusal, auth } from "./middleware/auth/index.ts";
 import { bodyLimit } from "./middleware/body-limit/index.ts";
+import { type ClientCertOptions, requireClientCert } from "./middleware/client-cert/index.ts";
 import { requestId } from "./middleware/request-id/index.ts";
 import { secureHeaders } from "./middleware/secure-headers/index.ts";
 import { type RequestRecord, telemetry } from "./middleware/telemetry/index.ts";
@@ -36,6 +37,11 @@ export interface AppOptions {
    * `/_edgewise/actors/*`, answered from `actors`.
    */
   actorHost?: { secret: string };
+  /**
+   * Workers behind API Shield mTLS: refuse requests without a client certificate Cloudflare verified (see
+   * middleware/client-cert). Health checks, metrics and the signed delivery endpoint are mounted before it.
+   */
+  clientCert?: ClientCertOptions;
   /** Sets `clientIp` from the runtime's peer address (see middleware/client-ip). */
   clientIp?: MiddlewareHandler<GatewayEnv>;
   /** JWT settings (see middleware/auth). Without them and without `apiKeys`, every caller is anonymous. */
@@ -139,6 +145,7 @@ export function createApp(options: AppOptions): Hono<GatewayEnv> {
     throw new EdgewiseError("not_found", "no such internal endpoint");
   });
 
+  if (options.clientCert) app.use(requireClientCert(options.clientCert));
   // 4. body limit → 5. authentication → 6. rate limit; 7. validation sits on each route.
   if (options.clientIp) app.use(options.clientIp);
   const apiBodyLimit = bodyLimit({ maxBytes: options.bodyLimitBytes ?? 64 * 1024 });

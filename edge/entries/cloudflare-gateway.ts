@@ -1,6 +1,9 @@
 // The gateway's settings on Workers, from the Worker's environment: the same variables as on Bun and Deno.
 import { Redis } from "@upstash/redis/cloudflare";
+import { RemoteActorHost } from "../../actors/hosts/remote/client.ts";
+import { type ActorHost, guardedHost } from "../../actors/runtime/index.ts";
 import { type Config, parseConfig } from "../../shared/config/index.ts";
+import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { Dependencies } from "../../shared/resilience/index.ts";
 import type { AppOptions } from "../app.ts";
 import { clientIp } from "../middleware/client-ip/index.ts";
@@ -11,8 +14,13 @@ import { upstashRestRedis } from "../middleware/rate-limit/upstash.ts";
 
 type GatewayOptions = Pick<
   AppOptions,
-  "clientIp" | "auth" | "rateLimit" | "corsOrigins" | "bodyLimitBytes" | "requestTimeoutMs"
+  "clientIp" | "auth" | "rateLimit" | "corsOrigins" | "bodyLimitBytes" | "requestTimeoutMs" | "clientCert"
 >;
+
+/** The binding a Worker reaches a self-hosted actor host through (see wrangler.toml, `[[mtls_certificates]]`). */
+export interface RemoteActorsEnv {
+  ACTOR_HOST_MTLS?: Fetcher;
+}
 
 /** The Worker's settings: its string variables and secrets (bindings are objects), checked as on Bun and Deno. */
 export function workerConfig(env: object): Config {
@@ -54,5 +62,34 @@ export function gatewayFromEnv(env: object, dependencies?: Dependencies): Gatewa
     corsOrigins: config.CORS_ORIGINS,
     bodyLimitBytes: config.BODY_LIMIT,
     requestTimeoutMs: config.REQUEST_TIMEOUT,
+    // Behind API Shield mTLS: Cloudflare verified the client certificate; the app checks its verdict.
+    ...(config.REQUIRE_CLIENT_CERT ? { clientCert: { fingerprints: config.CLIENT_CERT_FINGERPRINTS } } : {}),
   };
+}
+
+/**
+ * With ACTOR_HOST_URL, the Worker is a gateway to a self-hosted actor host instead of running actors as Durable
+ * Objects. Every call goes through the `ACTOR_HOST_MTLS` binding, which presents the Worker's client
+ * certificate (uploaded with `wrangler mtls-certificate upload`), and is signed with ACTOR_HOST_SECRET as well.
+ * A plain `fetch` could not present a certificate, so without the binding the Worker refuses to start.
+ */
+export function remoteActorHostFromEnv(
+  env: RemoteActorsEnv & object,
+  dependencies?: Dependencies,
+): ActorHost | undefined {
+  const config = workerConfig(env);
+  if (!config.ACTOR_HOST_URL) return undefined;
+  const binding = env.ACTOR_HOST_MTLS;
+  if (!binding) {
+    throw new EdgewiseError(
+      "config.invalid",
+      "ACTOR_HOST_URL on Workers needs the ACTOR_HOST_MTLS binding ([[mtls_certificates]] in wrangler.toml)",
+    );
+  }
+  const remote = new RemoteActorHost({
+    baseUrl: config.ACTOR_HOST_URL,
+    secret: config.ACTOR_HOST_SECRET as string,
+    fetch: ((input: RequestInfo | URL, init?: RequestInit) => binding.fetch(input, init)) as typeof fetch,
+  });
+  return dependencies ? guardedHost(remote, dependencies, "actor-host") : remote;
 }

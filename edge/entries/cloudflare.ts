@@ -15,13 +15,18 @@ import {
   commerceSubscriptions,
   databaseUrl,
 } from "./cloudflare-commerce.ts";
-import { gatewayFromEnv, workerConfig } from "./cloudflare-gateway.ts";
+import {
+  gatewayFromEnv,
+  type RemoteActorsEnv,
+  remoteActorHostFromEnv,
+  workerConfig,
+} from "./cloudflare-gateway.ts";
 
 export { Inventory, Loyalty, Order } from "./cloudflare-commerce.ts";
 export { BreakerCoordinator } from "./cloudflare-breakers.ts";
 
 /** Bindings, and the variables of the queue and of commerce (see wrangler.toml; secrets are marked there). */
-interface Env extends CommerceEnv, BreakersEnv {
+interface Env extends CommerceEnv, BreakersEnv, RemoteActorsEnv {
   COUNTER: DurableObjectNamespace;
 }
 
@@ -64,9 +69,10 @@ function isolateFor(env: Env): Isolate {
     inventory: env.INVENTORY,
     loyalty: env.LOYALTY,
   };
-  const actors = new DurableObjectHost(namespaces);
-  const delivery = deliveryFromEnv(env);
   const dependencies = workerDependencies(env);
+  // A self-hosted actor host over mutual TLS (ACTOR_HOST_URL), or the Durable Objects bound below.
+  const actors = remoteActorHostFromEnv(env, dependencies) ?? new DurableObjectHost(namespaces);
+  const delivery = deliveryFromEnv(env);
   const options: AppOptions = {
     actors,
     ...(delivery ? { delivery } : {}),

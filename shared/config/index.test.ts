@@ -90,3 +90,41 @@ describe("gateway configuration", () => {
     expect(() => parseConfig({ UPSTASH_REDIS_REST_URL: "http://127.0.0.1:8079" })).toThrow("go together");
   });
 });
+
+describe("mutual TLS configuration", () => {
+  const secret = "s".repeat(32);
+  test("certificate, key and CA come as a set", () => {
+    const config = parseConfig({ TLS_CERT_FILE: "c.pem", TLS_KEY_FILE: "k.pem", TLS_CA_FILE: "ca.pem" });
+    expect(config.TLS_CA_FILE).toBe("ca.pem");
+    expect(() => parseConfig({ TLS_CERT_FILE: "c.pem" })).toThrow(
+      "TLS_CERT_FILE and TLS_KEY_FILE go together",
+    );
+    expect(() => parseConfig({ TLS_KEY_FILE: "k.pem" })).toThrow(
+      "TLS_CERT_FILE and TLS_KEY_FILE go together",
+    );
+    expect(() => parseConfig({ TLS_CA_FILE: "ca.pem" })).toThrow("needs TLS_CERT_FILE and TLS_KEY_FILE");
+  });
+
+  test("a gateway using mutual TLS must reach its actor host over https", () => {
+    const tls = {
+      TLS_CERT_FILE: "c.pem",
+      TLS_KEY_FILE: "k.pem",
+      TLS_CA_FILE: "ca.pem",
+      ACTOR_HOST_SECRET: secret,
+    };
+    expect(() => parseConfig({ ...tls, ACTOR_HOST_URL: "http://127.0.0.1:9443" })).toThrow(
+      "must be https://",
+    );
+    expect(parseConfig({ ...tls, ACTOR_HOST_URL: "https://127.0.0.1:9443" }).ACTOR_HOST_URL).toBe(
+      "https://127.0.0.1:9443",
+    );
+  });
+
+  test("client certificates on Workers: a flag and an optional fingerprint list", () => {
+    expect(parseConfig({}).REQUIRE_CLIENT_CERT).toBe(false);
+    const config = parseConfig({ REQUIRE_CLIENT_CERT: "1", CLIENT_CERT_FINGERPRINTS: "ab12, cd34" });
+    expect(config.REQUIRE_CLIENT_CERT).toBe(true);
+    expect(config.CLIENT_CERT_FINGERPRINTS).toEqual(["ab12", "cd34"]);
+    expect(() => parseConfig({ REQUIRE_CLIENT_CERT: "yes" })).toThrow("REQUIRE_CLIENT_CERT must be 0 or 1");
+  });
+});

@@ -142,6 +142,31 @@ export const ConfigSchema = v.object({
   ACTOR_HOST_SECRET: v.optional(
     v.pipe(v.string(), v.minLength(32, "ACTOR_HOST_SECRET must be at least 32 characters")),
   ),
+  /**
+   * Mutual TLS on Bun (a split deployment, see SECURITY.md): this process's certificate and key (PEM files,
+   * reloaded when they change). On an actor host they make the listener HTTPS; on a gateway they are the
+   * client certificate it presents to ACTOR_HOST_URL; on the broker, the one it delivers with.
+   */
+  TLS_CERT_FILE: v.optional(v.pipe(v.string(), v.minLength(1))),
+  TLS_KEY_FILE: v.optional(v.pipe(v.string(), v.minLength(1))),
+  /**
+   * The CAs this process trusts for its peers (a PEM bundle): on an actor host, the role CAs whose client
+   * certificates it admits (mutual TLS required); on a gateway, the CA that issued the actor host's certificate.
+   */
+  TLS_CA_FILE: v.optional(v.pipe(v.string(), v.minLength(1))),
+  /**
+   * Workers behind API Shield mTLS: `1` refuses every request (but /healthz) whose `request.cf.tlsClientAuth`
+   * does not show a verified, unrevoked client certificate.
+   */
+  REQUIRE_CLIENT_CERT: v.optional(
+    v.pipe(
+      v.picklist(["0", "1"], "REQUIRE_CLIENT_CERT must be 0 or 1"),
+      v.transform((flag) => flag === "1"),
+    ),
+    "0",
+  ),
+  /** With REQUIRE_CLIENT_CERT: only client certificates with these SHA-256 fingerprints (hex, comma-separated). */
+  CLIENT_CERT_FINGERPRINTS: v.optional(list, ""),
   /** Inbound webhook sources and their secrets: `source=whsec_…,source2=whsec_…` (a secret; never logged). */
   INBOUND_WEBHOOK_SECRETS: v.optional(v.string()),
   /** `1` lets outbound webhooks reach private and loopback addresses (tests and development only). */
@@ -172,6 +197,24 @@ const brokerSet = [
   "QSTASH_NEXT_SIGNING_KEY",
 ] as const;
 
+/** TLS settings come as a set: a CA without a certificate to present, or a certificate without its key, is refused. */
+function tlsSetIssue(config: Config): { path: string; message: string } | undefined {
+  const { TLS_CERT_FILE: cert, TLS_KEY_FILE: key, TLS_CA_FILE: ca, ACTOR_HOST_URL: actorHost } = config;
+  if ((cert === undefined) !== (key === undefined))
+    return {
+      path: cert ? "TLS_KEY_FILE" : "TLS_CERT_FILE",
+      message: "TLS_CERT_FILE and TLS_KEY_FILE go together",
+    };
+  if (ca !== undefined && cert === undefined)
+    return {
+      path: "TLS_CERT_FILE",
+      message: "TLS_CA_FILE (mutual TLS) needs TLS_CERT_FILE and TLS_KEY_FILE",
+    };
+  if (ca !== undefined && actorHost !== undefined && !actorHost.startsWith("https://"))
+    return { path: "ACTOR_HOST_URL", message: "must be https:// when TLS_CA_FILE is set (mutual TLS)" };
+  return undefined;
+}
+
 /** Parses configuration; reports every bad variable at once, never the value itself (it may be a secret). */
 export function parseConfig(env: Record<string, string | undefined>): Config {
   const present = Object.fromEntries(
@@ -195,6 +238,16 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         "Invalid configuration:\n  ACTOR_HOST_URL needs ACTOR_HOST_SECRET",
         {
           issues: [{ path: "ACTOR_HOST_SECRET", message: "required when ACTOR_HOST_URL is set" }],
+        },
+      );
+    }
+    const tlsIssue = tlsSetIssue(result.output);
+    if (tlsIssue) {
+      throw new EdgewiseError(
+        "config.invalid",
+        `Invalid configuration:\n  ${tlsIssue.path}: ${tlsIssue.message}`,
+        {
+          issues: [tlsIssue],
         },
       );
     }
