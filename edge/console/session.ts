@@ -1,4 +1,5 @@
 // Who may open the console: an admin JWT as a Bearer header, as `?token=` once (it becomes a cookie), or the cookie.
+import { timingSafeEqual } from "../../shared/crypto/hmac.ts";
 import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { GatewayEnv } from "../env.ts";
@@ -89,10 +90,7 @@ export function consoleSessions(jwt: JwtOptions | undefined): ConsoleSessions {
   };
 }
 
-/** Constant-time comparison of two hex strings. */
+/** Constant-time comparison of two CSRF tokens; an empty one (a session without a cookie) never matches. */
 export function sameToken(a: string, b: string): boolean {
-  if (a.length !== b.length || a.length === 0) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
+  return a.length > 0 && timingSafeEqual(a, b);
 }

@@ -1,4 +1,5 @@
 // HTTP plumbing for the broker: QStash-shaped JSON errors, bearer-token auth, bounded bodies, query params.
+import { timingSafeEqual } from "../../../shared/crypto/hmac.ts";
 
 /** An error the broker answers with `{"error": message}` and this status; nothing has been changed. */
 export class HttpError extends Error {
@@ -17,19 +18,12 @@ export const empty = (status = 200): Response => new Response(null, { status });
 
 export const errorResponse = (status: number, message: string): Response => json({ error: message }, status);
 
-function sameText(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
-  return diff === 0;
-}
-
 /** `Authorization: Bearer <token>`, or `?qstash_token=<token>` where headers cannot be set. */
 export function authorize(req: Request, url: URL, token: string): void {
   const header = req.headers.get("authorization");
   const given = header?.startsWith("Bearer ") ? header.slice(7).trim() : url.searchParams.get("qstash_token");
-  if (!given || !sameText(given, token)) throw new HttpError(401, "Unauthorized: invalid or missing token");
+  if (!given || !timingSafeEqual(given, token))
+    throw new HttpError(401, "Unauthorized: invalid or missing token");
 }
 
 /** The request body, refused with 413 past `limit` bytes (checked before and while reading). */

@@ -1,4 +1,5 @@
 // API keys: the `ew_<id>_<secret>` format, issuing a key, and checking one against its stored hash.
+import { timingSafeEqual } from "../../../shared/crypto/hmac.ts";
 import type { ApiKeyRecord, ApiKeyStore } from "./api-key-store.ts";
 import type { Principal } from "./principal.ts";
 import { scopeSet } from "./scope-set.ts";
@@ -32,14 +33,6 @@ export function isApiKeyId(id: string): boolean {
 export async function hashSecret(secret: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(secret));
   return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-
-/** Compares two hashes without an early exit, so timing does not reveal how many leading characters match. */
-export function constantTimeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let difference = 0;
-  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return difference === 0;
 }
 
 export interface GeneratedApiKey {
@@ -83,7 +76,7 @@ export async function principalForKey(
   record: ApiKeyRecord | undefined,
 ): Promise<Principal | undefined> {
   if (!record || record.revokedAt !== null) return undefined;
-  if (!constantTimeEqual(await hashSecret(parsed.secret), record.secretHash)) return undefined;
+  if (!timingSafeEqual(await hashSecret(parsed.secret), record.secretHash)) return undefined;
   return { sub: record.sub, scopes: scopeSet(record.scopes), via: "api-key" };
 }
 
