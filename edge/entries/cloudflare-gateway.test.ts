@@ -24,7 +24,10 @@ describe("remote actors from a Worker", () => {
 
   test("ACTOR_HOST_URL without the mTLS binding is refused at start, naming the fix", () => {
     expect(() =>
-      remoteActorHostFromEnv({ ACTOR_HOST_URL: "https://actors.example:9443", ACTOR_HOST_SECRET: secret }),
+      remoteActorHostFromEnv({
+        ACTOR_HOST_URL: "https://actors.example:9443",
+        ACTOR_HOST_SECRET: secret,
+      } as object),
     ).toThrow("needs the ACTOR_HOST_MTLS binding");
   });
 
@@ -32,7 +35,7 @@ describe("remote actors from a Worker", () => {
     const seen: string[] = [];
     // The mtls_certificates binding is a Fetcher: workerd presents the certificate on the TLS connection.
     const binding = {
-      fetch: (input: RequestInfo | URL, init?: RequestInit) => {
+      fetch: async (input: RequestInfo | URL, init?: RequestInit) => {
         const request = new Request(input, init);
         seen.push(request.url);
         return actorNode.request(new URL(request.url).pathname, {
@@ -41,7 +44,7 @@ describe("remote actors from a Worker", () => {
           body: init?.body ?? null,
         });
       },
-    } as unknown as Fetcher;
+    };
     const actors = remoteActorHostFromEnv({
       ACTOR_HOST_URL: "https://actors.example:9443",
       ACTOR_HOST_SECRET: secret,

@@ -19,7 +19,8 @@ type GatewayOptions = Pick<
 
 /** The binding a Worker reaches a self-hosted actor host through (see wrangler.toml, `[[mtls_certificates]]`). */
 export interface RemoteActorsEnv {
-  ACTOR_HOST_MTLS?: Fetcher;
+  /** An mtls_certificates binding: a Fetcher whose connections present the uploaded client certificate. */
+  ACTOR_HOST_MTLS?: { fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> };
 }
 
 /** The Worker's settings: its string variables and secrets (bindings are objects), checked as on Bun and Deno. */
@@ -73,8 +74,8 @@ export function gatewayFromEnv(env: object, dependencies?: Dependencies): Gatewa
  * certificate (uploaded with `wrangler mtls-certificate upload`), and is signed with ACTOR_HOST_SECRET as well.
  * A plain `fetch` could not present a certificate, so without the binding the Worker refuses to start.
  */
-export function remoteActorHostFromEnv(
-  env: RemoteActorsEnv & object,
+export function remoteActorHostFromEnv<Env extends RemoteActorsEnv>(
+  env: Env,
   dependencies?: Dependencies,
 ): ActorHost | undefined {
   const config = workerConfig(env);
