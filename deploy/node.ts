@@ -45,6 +45,7 @@ import { type Broker, startBroker } from "./local/broker/index.ts";
 import { connect, type Sql } from "./local/broker/db.ts";
 import { startEmbeddedPostgres } from "./local/pglite/index.ts";
 import { jwtSecret } from "./secrets.ts";
+import { mtlsFetch, type TlsFiles, watchTlsFiles } from "./tls.ts";
 import { type NodeTracing, startNodeTracing, tracingEnabled } from "./tracing.ts";
 import type { Serve } from "./serve.ts";
 
@@ -278,6 +279,22 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   });
   // While the broker's breaker is open, relays keep every message in their outboxes and back off.
   const transport = guardedTransport(queueTransport, dependencies, "broker");
+  // Mutual TLS (SECURITY.md): this process's certificate, followed as its files are rotated. An actor host serves
+  // with it (and, with TLS_CA_FILE, admits only clients of those CAs); a gateway presents it to its actor host.
+  const tlsFiles: TlsFiles | undefined = config.TLS_CERT_FILE
+    ? watchTlsFiles(
+        {
+          cert: config.TLS_CERT_FILE,
+          key: config.TLS_KEY_FILE as string,
+          ...(config.TLS_CA_FILE ? { ca: config.TLS_CA_FILE } : {}),
+        },
+        {
+          onError: (error) =>
+            logger.warn("tls: a rotated certificate was not applied", { error: errorFields(error) }),
+        },
+      )
+    : undefined;
+  if (tlsFiles) stops.push(() => tlsFiles.close());
   const actorDb = config.ACTOR_HOST_URL
     ? undefined
     : options.openActorDb(join(dataDir, "actors.db"), config.EDGEWISE_SQLITE_SYNC);
@@ -301,6 +318,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
       new RemoteActorHost({
         baseUrl: config.ACTOR_HOST_URL as string,
         secret: config.ACTOR_HOST_SECRET as string,
+        ...(tlsFiles ? { fetch: mtlsFetch(tlsFiles) } : {}),
       }),
       dependencies,
       "actor-host",
@@ -423,8 +441,13 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     port: config.PORT,
     hostname: config.HOST,
     fetch: (request, peer) => app.fetch(request, peer.address ? { remoteAddress: peer.address } : {}),
+    // A gateway's certificate is a client's; a node that hosts actors listens with its own.
+    ...(tlsFiles && host
+      ? { tls: { files: tlsFiles, requireClientCert: config.TLS_CA_FILE !== undefined } }
+      : {}),
   });
-  publicUrl = (config.PUBLIC_URL ?? `http://127.0.0.1:${server.port}`).replace(/\/+$/, "");
+  const scheme = tlsFiles && host ? "https" : "http";
+  publicUrl = (config.PUBLIC_URL ?? `${scheme}://127.0.0.1:${server.port}`).replace(/\/+$/, "");
   ownOrigin = publicUrl;
   appFetch = (request) => app.fetch(request, { remoteAddress: "127.0.0.1" });
   serving();
@@ -433,7 +456,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
 
   let stopped: Promise<void> | undefined;
   return {
-    url: `http://127.0.0.1:${server.port}`,
+    url: `${scheme}://127.0.0.1:${server.port}`,
     port: server.port,
     publicUrl,
     host,

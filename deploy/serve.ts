@@ -1,4 +1,5 @@
 // The serve port: how a runtime listens for HTTP. The node and the broker take one; each entry brings its own.
+import type { TlsFiles } from "./tls.ts";
 
 export interface Peer {
   /** The TCP peer's address, as the runtime reports it. */
@@ -11,6 +12,15 @@ export interface ServeOptions {
   fetch: (request: Request, peer: Peer) => Response | Promise<Response>;
   /** Largest request body the server itself accepts; the app applies its own, smaller limits. */
   maxRequestBodySize?: number;
+  /**
+   * Serve HTTPS with the certificate in `files`, following its rotations without downtime. Bun only for now;
+   * see `deploy/tls.ts` for the mutual TLS design (a peer's role is the CA that issued its certificate).
+   */
+  tls?: {
+    files: TlsFiles;
+    /** Require a client certificate issued by files.current().ca (mutual TLS). */
+    requireClientCert: boolean;
+  };
 }
 
 export interface RunningServer {

@@ -1,19 +1,89 @@
-// The serve port on Bun: Bun.serve, with the peer address from server.requestIP.
+// The serve port on Bun: Bun.serve, with the peer address from server.requestIP, and HTTPS / mutual TLS that
+// follows certificate rotations without downtime.
+//
+// Bun's server.reload() does not reload TLS, so a rotation starts a second listener on the same port with the new
+// material (both bound with SO_REUSEPORT; the kernel spreads new connections over both), then stops the old one
+// gracefully after a short overlap: its in-flight requests finish, new connections reach only the new one.
+// With requireClientCert, a client must present a certificate issued by one of the CAs in files.current().ca;
+// the handler cannot see which (bun#14097), which is why each role has its own CA (see deploy/tls.ts).
+import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { Serve } from "../serve.ts";
+import type { TlsMaterial } from "../tls.ts";
+
+/** How long the old listener keeps accepting after a rotation, so connections already queued on it are served. */
+const rotationOverlapMs = 250;
+
+function tlsOptions(material: TlsMaterial, requireClientCert: boolean) {
+  if (!requireClientCert) return { cert: material.cert, key: material.key };
+  if (material.ca === undefined) {
+    throw new EdgewiseError(
+      "config.invalid",
+      "mutual TLS needs a CA bundle to check client certificates against",
+    );
+  }
+  return {
+    cert: material.cert,
+    key: material.key,
+    ca: material.ca,
+    requestCert: true,
+    rejectUnauthorized: true,
+  };
+}
+
+type BunServer = ReturnType<typeof Bun.serve>;
 
 export const bunServe: Serve = (options) => {
-  const server = Bun.serve({
-    port: options.port,
-    hostname: options.hostname,
-    idleTimeout: 60,
-    ...(options.maxRequestBodySize ? { maxRequestBodySize: options.maxRequestBodySize } : {}),
-    fetch: (request, self) => {
-      const address = self.requestIP(request)?.address;
-      return options.fetch(request, address ? { address } : {});
-    },
+  const tls = options.tls;
+  const listen = (port: number): BunServer =>
+    Bun.serve({
+      port,
+      hostname: options.hostname,
+      idleTimeout: 60,
+      ...(options.maxRequestBodySize ? { maxRequestBodySize: options.maxRequestBodySize } : {}),
+      ...(tls ? { reusePort: true, tls: tlsOptions(tls.files.current(), tls.requireClientCert) } : {}),
+      fetch: (request, self) => {
+        const address = self.requestIP(request)?.address;
+        return options.fetch(request, address ? { address } : {});
+      },
+    });
+
+  let server = listen(options.port);
+  const port = server.port ?? options.port;
+  if (!tls) return { port, stop: (force) => server.stop(force) };
+
+  /** Old listeners: waiting out the overlap (with a timer), then draining their in-flight requests. */
+  const retiring = new Map<BunServer, ReturnType<typeof setTimeout> | undefined>();
+  const unsubscribe = tls.files.onChange(() => {
+    let next: BunServer;
+    try {
+      next = listen(port);
+    } catch (error) {
+      // The old listener keeps serving the previous certificate; the next change tries again.
+      console.error(
+        `[edgewise] TLS rotation on ${options.hostname}:${port} failed; still serving the previous certificate:`,
+        error instanceof Error ? error.message : error,
+      );
+      return;
+    }
+    const old = server;
+    server = next;
+    const timer = setTimeout(() => {
+      retiring.set(old, undefined);
+      void old
+        .stop(false)
+        .catch(() => {})
+        .finally(() => retiring.delete(old));
+    }, rotationOverlapMs);
+    retiring.set(old, timer);
   });
+
   return {
-    port: server.port ?? options.port,
-    stop: (force) => server.stop(force),
+    port,
+    async stop(force) {
+      unsubscribe();
+      for (const timer of retiring.values()) clearTimeout(timer);
+      await Promise.all([server, ...retiring.keys()].map((listener) => listener.stop(force)));
+      retiring.clear();
+    },
   };
 };

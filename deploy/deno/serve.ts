@@ -1,4 +1,5 @@
 // The serve port on Deno: Deno.serve, with the peer address from the connection info. Runs only under Deno.
+import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { Serve } from "../serve.ts";
 
 interface DenoAddr {
@@ -17,6 +18,13 @@ interface DenoGlobal {
 }
 
 export const denoServe: Serve = (options) => {
+  if (options.tls) {
+    // Deno.serve takes a cert and key but has no option to request or verify client certificates.
+    throw new EdgewiseError(
+      "config.invalid",
+      "TLS listeners (mutual TLS) are Bun-only for now: Deno.serve cannot request client certificates; run this node on Bun or terminate TLS in front of it",
+    );
+  }
   const deno = (globalThis as unknown as { Deno: DenoGlobal }).Deno;
   const server = deno.serve(
     { port: options.port, hostname: options.hostname, onListen: () => {} },

@@ -97,3 +97,66 @@ describe("remote actor host", () => {
     expect(replay).toEqual({ ok: true, duplicate: true, reply: { count: 2 } });
   });
 });
+
+describe("remote actor host: one retry on a failed connection", () => {
+  const connectionReset = () => Object.assign(new TypeError("socket closed"), { code: "ECONNRESET" });
+
+  test("a reset after the request reached the actor host is retried once and applied once", async () => {
+    let calls = 0;
+    const flaky = new RemoteActorHost({
+      baseUrl: "http://actors.internal",
+      secret,
+      fetch: (async (input: string | URL | Request, init?: RequestInit) => {
+        calls += 1;
+        const response = await viaNode(input, init);
+        // The first answer is lost with its connection: the turn ran, but the gateway never saw the reply.
+        if (calls === 1) throw connectionReset();
+        return response;
+      }) as typeof fetch,
+    });
+    const outcome = await flaky.ask({ type: "counter", key: "retry1" }, "Increment", { by: 5 });
+    expect(calls).toBe(2);
+    expect(outcome).toEqual({ duplicate: true, reply: { count: 5 } });
+    expect(local.inspect({ type: "counter", key: "retry1" }).state).toEqual({ count: 5 });
+  });
+
+  test("no retry after a second reset, an abort, a non-connection error, or any HTTP answer", async () => {
+    const attempts = async (fail: (call: number) => unknown, signal?: AbortSignal) => {
+      let calls = 0;
+      const host = new RemoteActorHost({
+        baseUrl: "http://actors.internal",
+        secret,
+        fetch: (async () => {
+          calls += 1;
+          const outcome = fail(calls);
+          if (outcome instanceof Response) return outcome;
+          throw outcome;
+        }) as unknown as typeof fetch,
+      });
+      const error = await host
+        .ask({ type: "counter", key: "retry2" }, "Increment", { by: 1 }, signal ? { signal } : {})
+        .catch((caught: unknown) => caught);
+      return { calls, code: (error as EdgewiseError).code };
+    };
+    expect(await attempts(() => connectionReset())).toEqual({ calls: 2, code: "unavailable" });
+    expect(await attempts(() => Object.assign(new TypeError("refused"), { code: "ECONNREFUSED" }))).toEqual({
+      calls: 2,
+      code: "unavailable",
+    });
+    expect(await attempts(() => new TypeError("certificate has expired"))).toEqual({
+      calls: 1,
+      code: "unavailable",
+    });
+    expect(await attempts(() => new DOMException("timed out", "TimeoutError"))).toEqual({
+      calls: 1,
+      code: "unavailable",
+    });
+    const aborted = AbortSignal.abort();
+    expect(await attempts(() => connectionReset(), aborted)).toEqual({ calls: 1, code: "timeout" });
+    expect(await attempts(() => new Response("busy", { status: 503 }))).toEqual({
+      calls: 1,
+      code: "unavailable",
+    });
+    expect(local.inspect({ type: "counter", key: "retry2" }).state).toBeUndefined();
+  });
+});

@@ -19,6 +19,28 @@ export interface RemoteActorHostOptions {
   fetch?: typeof fetch;
 }
 
+/** Codes of a connection that failed or closed under the request (Bun's fetch, and undici's in `cause`). */
+const connectionErrorCodes = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "EPIPE",
+  "ConnectionClosed",
+  "ConnectionRefused",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CLOSED",
+]);
+
+export function isConnectionError(error: unknown): boolean {
+  for (let at = error, depth = 0; typeof at === "object" && at !== null && depth < 4; depth += 1) {
+    const { code, name } = at as { code?: unknown; name?: unknown };
+    if (name === "AbortError" || name === "TimeoutError") return false;
+    if (typeof code === "string" && connectionErrorCodes.has(code)) return true;
+    at = (at as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 type Wire = { ok: true; duplicate: boolean; reply: unknown } | { ok: false; error: unknown };
 
 export class RemoteActorHost implements ActorHost {
@@ -40,20 +62,33 @@ export class RemoteActorHost implements ActorHost {
     return this.call(actorHostPaths.receive, envelope);
   }
 
+  private async post(path: string, body: string, signal?: AbortSignal): Promise<Response> {
+    // Signed per attempt: a retry carries a fresh timestamp, the same body and so the same envelope id.
+    const timestamp = String(Date.now());
+    return this.fetch(`${this.base}${path}`, {
+      method: "POST",
+      body,
+      headers: {
+        "content-type": "application/json",
+        [signatureHeaders.timestamp]: timestamp,
+        [signatureHeaders.signature]: await this.signer.sign(signedMessage(path, timestamp, body)),
+      },
+      ...(signal ? { signal } : {}),
+    });
+  }
+
   private async call(path: string, envelope: Envelope, signal?: AbortSignal): Promise<TurnOutcome> {
     const body = JSON.stringify(envelope);
-    const timestamp = String(Date.now());
     let response: Response;
     try {
-      response = await this.fetch(`${this.base}${path}`, {
-        method: "POST",
-        body,
-        headers: {
-          "content-type": "application/json",
-          [signatureHeaders.timestamp]: timestamp,
-          [signatureHeaders.signature]: await this.signer.sign(signedMessage(path, timestamp, body)),
-        },
-        ...(signal ? { signal } : {}),
+      response = await this.post(path, body, signal).catch((error: unknown) => {
+        // Retried once, and only when the connection itself failed (reset, refused, closed): a pooled
+        // keep-alive connection the actor host just closed, or a listener retired by a TLS rotation. This is
+        // safe even if the first attempt reached the actor: the envelope and its id are the same, and the
+        // actor host's inbox deduplicates by message id, so the turn runs at most once and the retry gets its
+        // stored reply. No retry after a timeout or an abort, nor on any HTTP answer.
+        if (signal?.aborted || !isConnectionError(error)) throw error;
+        return this.post(path, body, signal);
       });
     } catch (error) {
       if (signal?.aborted)

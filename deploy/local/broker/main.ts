@@ -1,6 +1,7 @@
 // CLI: `npx bun deploy/local/broker/main.ts` runs the QStash-compatible broker, configured from the environment.
 import { stopOnSignals } from "../../shutdown.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { mtlsFetch, watchTlsFiles } from "../../tls.ts";
 import { DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_PORT, DEV_TOKEN, startBroker } from "./index.ts";
 
 function number(name: string, fallback: number, check: (n: number) => boolean): number {
@@ -16,6 +17,19 @@ function number(name: string, fallback: number, check: (n: number) => boolean): 
 const env = (name: string) => (process.env[name] === "" ? undefined : process.env[name]);
 
 const token = env("QSTASH_TOKEN");
+// Delivering to actor hosts that require mutual TLS: the broker's own certificate (its role CA is the identity
+// the actor host admits), and the CA of the hosts it delivers to. Reloaded when the files change.
+const [certFile, keyFile, caFile] = [env("TLS_CERT_FILE"), env("TLS_KEY_FILE"), env("TLS_CA_FILE")];
+if ((certFile === undefined) !== (keyFile === undefined)) {
+  throw new EdgewiseError("config.invalid", "TLS_CERT_FILE and TLS_KEY_FILE go together");
+}
+const tls =
+  certFile && keyFile
+    ? watchTlsFiles(
+        { cert: certFile, key: keyFile, ...(caFile ? { ca: caFile } : {}) },
+        { onError: (error) => console.warn("[broker] tls: a rotated certificate was not applied:", error) },
+      )
+    : undefined;
 const broker = await startBroker({
   port: number("QSTASH_PORT", DEV_PORT, (n) => Number.isInteger(n) && n >= 0 && n <= 65535),
   hostname: env("QSTASH_HOST") ?? "127.0.0.1",
@@ -27,6 +41,7 @@ const broker = await startBroker({
   nextSigningKey: env("QSTASH_NEXT_SIGNING_KEY"),
   timeScale: number("QSTASH_TIME_SCALE", 1, (n) => n > 0),
   deliveryConcurrency: number("QSTASH_DELIVERY_CONCURRENCY", 64, (n) => Number.isInteger(n) && n > 0),
+  ...(tls ? { fetch: mtlsFetch(tls) } : {}),
 });
 
 // Only the public development defaults are printed; a token or key given by the user never is.
@@ -45,4 +60,7 @@ console.log(
   ].join("\n"),
 );
 
-stopOnSignals(() => broker.stop());
+stopOnSignals(async () => {
+  await broker.stop();
+  tls?.close();
+});

@@ -1,0 +1,224 @@
+// The split deployment as separate processes: broker, actor host and gateway, every internal hop over mutual TLS.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { checkServerIdentity, type PeerCertificate } from "node:tls";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import postgres from "postgres";
+import { DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_TOKEN } from "../../deploy/local/broker/index.ts";
+import { TEST_DATABASE_URL } from "../broker/helpers.ts";
+import { CommerceClient, expectOk } from "../commerce/client.ts";
+import { type Started, startProcess } from "../e2e/process.ts";
+import { attackCategory } from "./report.ts";
+
+const root = resolve(import.meta.dir, "../..");
+const bun = process.execPath;
+const cases = attackCategory("split-deployment");
+const work = mkdtempSync(join(tmpdir(), "edgewise-split-"));
+const certs = join(work, "certs");
+const database = `edgewise_split_${crypto.randomUUID().slice(0, 8)}`;
+const databaseUrl = TEST_DATABASE_URL.replace(/\/[^/]*$/, `/${database}`);
+const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
+const actorHostSecret = crypto.randomUUID() + crypto.randomUUID();
+const admin = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
+const processes: Started[] = [];
+let actorHostUrl = "";
+let client: CommerceClient;
+
+/** `npm run certs`, as an operator runs it: the first time it makes the CAs; again, it reissues the leaves. */
+function runCerts(): void {
+  const run = Bun.spawnSync([bun, join(root, "deploy/local/certs/main.ts"), "--out", certs], { cwd: root });
+  if (run.exitCode !== 0) throw new Error(`npm run certs failed:\n${run.stderr.toString()}`);
+}
+
+const queueEnv = (url: string) => ({
+  QSTASH_URL: url,
+  QSTASH_TOKEN: DEV_TOKEN,
+  QSTASH_CURRENT_SIGNING_KEY: DEV_CURRENT_SIGNING_KEY,
+  QSTASH_NEXT_SIGNING_KEY: DEV_NEXT_SIGNING_KEY,
+});
+
+const nodeEnv = (name: string) => ({
+  HOST: "127.0.0.1",
+  PORT: "0",
+  DATABASE_URL: databaseUrl,
+  EDGEWISE_DATA_DIR: join(work, name),
+  JWT_SECRET: jwtSecret,
+  ACTOR_HOST_SECRET: actorHostSecret,
+  RATE_LIMIT: "1000000/60s",
+  EDGEWISE_TRACING: "0",
+  LOG_LEVEL: "warn",
+});
+
+beforeAll(async () => {
+  await admin.unsafe(`CREATE DATABASE ${database}`);
+  runCerts();
+  const broker = await startProcess([bun, "deploy/local/broker/main.ts"], {
+    cwd: root,
+    pattern: /QSTASH_URL=(\S+)/,
+    env: {
+      QSTASH_PORT: "0",
+      DATABASE_URL: databaseUrl,
+      QSTASH_TIME_SCALE: "0.01",
+      // The broker delivers to the actor host: its certificate is of the broker role; it trusts the host's CA.
+      TLS_CERT_FILE: join(certs, "broker.pem"),
+      TLS_KEY_FILE: join(certs, "broker.key"),
+      TLS_CA_FILE: join(certs, "actor-host-ca.pem"),
+    },
+  });
+  processes.push(broker);
+  const host = await startProcess([bun, "edge/entries/bun.ts"], {
+    cwd: root,
+    pattern: /listening on (\S+)/,
+    env: {
+      ...nodeEnv("actor-host"),
+      ...queueEnv(broker.match),
+      // Serves HTTPS, and admits only clients whose certificate a gateway-role or broker-role CA issued.
+      TLS_CERT_FILE: join(certs, "actor-host.pem"),
+      TLS_KEY_FILE: join(certs, "actor-host.key"),
+      TLS_CA_FILE: join(certs, "actor-host-clients-ca.pem"),
+    },
+  });
+  processes.push(host);
+  actorHostUrl = host.match;
+  const gateway = await startProcess([bun, "edge/entries/bun.ts"], {
+    cwd: root,
+    pattern: /listening on (\S+)/,
+    env: {
+      ...nodeEnv("gateway"),
+      ...queueEnv(broker.match),
+      ACTOR_HOST_URL: actorHostUrl,
+      TLS_CERT_FILE: join(certs, "gateway.pem"),
+      TLS_KEY_FILE: join(certs, "gateway.key"),
+      TLS_CA_FILE: join(certs, "actor-host-ca.pem"),
+    },
+  });
+  processes.push(gateway);
+  client = new CommerceClient({ base: gateway.match, jwtSecret });
+}, 120_000);
+
+afterAll(async () => {
+  for (const started of processes.reverse()) await started.kill("SIGTERM").catch(() => {});
+  await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
+  await admin.end();
+  rmSync(work, { recursive: true, force: true });
+});
+
+/** A fetch to the actor host that must be refused at the TLS handshake: no HTTP status ever comes back. */
+async function refusedAtHandshake(name: string, tls: Record<string, string> | undefined, url = actorHostUrl) {
+  const outcome = await fetch(`${url}/_edgewise/actors/ask`, {
+    method: "POST",
+    body: "{}",
+    ...(tls ? { tls } : {}),
+  } as RequestInit).then(
+    (response) => `answered ${response.status}`,
+    (error: Error) => `refused: ${(error as { code?: string }).code ?? error.message}`,
+  );
+  cases.tried(name, outcome.startsWith("refused"));
+  expect({ name, outcome: outcome.startsWith("refused") ? "refused" : outcome }).toEqual({
+    name,
+    outcome: "refused",
+  });
+}
+
+const pem = (name: string) => Bun.file(join(certs, name)).text();
+const serialOf = (name: string) =>
+  new X509Certificate(readFileSync(join(certs, name))).serialNumber.toUpperCase();
+
+/** The serial of the certificate the actor host presents on a new connection (as the gateway would see it). */
+async function presentedSerial(): Promise<string> {
+  let serial = "";
+  const response = await fetch(`${actorHostUrl}/healthz`, {
+    tls: {
+      ca: await pem("actor-host-ca.pem"),
+      cert: await pem("gateway.pem"),
+      key: await pem("gateway.key"),
+      checkServerIdentity: (host: string, cert: PeerCertificate) => {
+        serial = cert.serialNumber.toUpperCase();
+        return checkServerIdentity(host, cert);
+      },
+    },
+  } as RequestInit);
+  await response.body?.cancel();
+  return serial;
+}
+
+describe("split deployment over mutual TLS", () => {
+  test("an order goes end to end: gateway → actor host → broker → actor host, and confirms", async () => {
+    expect(actorHostUrl).toStartWith("https://");
+    await client.putSku("split-sku", 5, 1_250);
+    await client.putAccount("split-alice", 10_000);
+    const placed = await client.place("split-alice", [{ sku: "split-sku", quantity: 2 }]);
+    expect(placed.status).toBe(202);
+    const order = await client.settle(placed.body.orderId);
+    expect(order.status).toBe("confirmed");
+    expect(await client.balance("split-alice")).toBe(10_000 - 2_500);
+    expect((await client.sku("split-sku")).available).toBe(3);
+  }, 60_000);
+
+  test("a client without a valid certificate is refused at the TLS handshake", async () => {
+    const ca = await pem("actor-host-ca.pem");
+    await refusedAtHandshake("no client certificate", { ca });
+    // A certificate of the wrong role: the actor host's own is not a gateway's or the broker's.
+    await refusedAtHandshake("actor-host certificate used as a client", {
+      ca,
+      cert: await pem("actor-host.pem"),
+      key: await pem("actor-host.key"),
+    });
+    await refusedAtHandshake("plain HTTP", undefined, actorHostUrl.replace("https://", "http://"));
+    // The control: the gateway's certificate gets through TLS, and the unsigned request is then refused (401).
+    const response = await fetch(`${actorHostUrl}/_edgewise/actors/ask`, {
+      method: "POST",
+      body: "{}",
+      tls: { ca, cert: await pem("gateway.pem"), key: await pem("gateway.key") },
+    } as RequestInit);
+    expect(response.status).toBe(401);
+  });
+
+  test("the gateway's public port serves no internal endpoint", async () => {
+    for (const path of ["/_edgewise/actors/ask", "/_edgewise/actors/receive", "/_edgewise/deliver/order/x"]) {
+      const response = await fetch(`${client.target.base}${path}`, { method: "POST", body: "{}" });
+      cases.tried(`gateway ${path}`, response.status === 404);
+      expect({ path, status: response.status }).toEqual({ path, status: 404 });
+    }
+  });
+
+  test("certificates rotated under 1 request every 10 ms: no request lost, none applied twice", async () => {
+    const token = await client.token();
+    const before = serialOf("actor-host.pem");
+    expect(await presentedSerial()).toBe(before);
+    const sent: Array<Promise<number>> = [];
+    const total = 300;
+    let rotatedAt = -1;
+    for (let i = 0; i < total; i++) {
+      if (i === total / 3) {
+        rotatedAt = i;
+        runCerts(); // every leaf reissued: the actor host's, the gateway's and the broker's
+      }
+      sent.push(
+        fetch(`${client.target.base}/v1/counters/rotation/increment`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body: '{"by":1}',
+        }).then(
+          (response) => response.status,
+          () => 0,
+        ),
+      );
+      await Bun.sleep(10);
+    }
+    const statuses = await Promise.all(sent);
+    const failed = statuses.filter((status) => status !== 200).length;
+    const count = expectOk(await client.call<{ count: number }>("GET", "/v1/counters/rotation")).count;
+    console.log(
+      `[split] rotation at request ${rotatedAt} of ${total}: ${failed} failed, final count ${count}`,
+    );
+    expect(failed).toBe(0);
+    expect(count).toBe(total);
+    // The actor host now serves the reissued certificate, without having restarted.
+    const after = serialOf("actor-host.pem");
+    expect(after).not.toBe(before);
+    expect(await presentedSerial()).toBe(after);
+  }, 60_000);
+});
