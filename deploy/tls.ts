@@ -183,9 +183,34 @@ export function watchTlsFiles(paths: TlsPaths, options: WatchTlsOptions = {}): T
  * configuration). `tls` options given by the caller (e.g. `checkServerIdentity`) are kept.
  */
 export function mtlsFetch(files: TlsFiles): typeof fetch {
+  const deno = (globalThis as { Deno?: DenoHttpClients }).Deno;
+  if (deno?.createHttpClient) return denoMtlsFetch(deno, files);
   const bound = (input: string | URL | Request, init?: BunFetchRequestInit) => {
     const { cert, key, ca } = files.current();
     return fetch(input, { ...init, tls: { ...init?.tls, cert, key, ...(ca === undefined ? {} : { ca }) } });
   };
   return Object.assign(bound, { preconnect: fetch.preconnect }) as typeof fetch;
+}
+
+/** The part of Deno's API that gives a fetch a client certificate: an HTTP client per TLS configuration. */
+interface DenoHttpClients {
+  createHttpClient(options: { cert: string; key: string; caCerts?: string[] }): { close(): void };
+}
+
+/**
+ * On Deno, fetch takes the certificate through an HTTP client: one per rotation. The previous client is closed
+ * once calls begun on it have had time to finish (the request timeout's order of magnitude).
+ */
+function denoMtlsFetch(deno: DenoHttpClients, files: TlsFiles): typeof fetch {
+  const clientFor = ({ cert, key, ca }: TlsMaterial) =>
+    deno.createHttpClient({ cert, key, ...(ca === undefined ? {} : { caCerts: [ca] }) });
+  let client = clientFor(files.current());
+  files.onChange((material) => {
+    const retired = client;
+    client = clientFor(material);
+    setTimeout(() => retired.close(), 30_000);
+  });
+  const bound = (input: string | URL | Request, init?: RequestInit) =>
+    fetch(input, { ...init, client } as RequestInit);
+  return bound as typeof fetch;
 }

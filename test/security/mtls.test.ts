@@ -343,3 +343,43 @@ describe("mutual TLS: rotation under load", () => {
     expect(clientFiles.current().cert).not.toBe(oldClient.cert);
   }, 15_000);
 });
+
+describe("a gateway on Deno", () => {
+  /** Runs deno-mtls-probe.ts: Deno's fetch takes the certificate through Deno.createHttpClient. */
+  async function denoProbe(url: string, client: CertFiles): Promise<string> {
+    const root = join(import.meta.dir, "../..");
+    // Not spawnSync: the listener runs in this process and must keep answering.
+    const run = Bun.spawn(
+      [
+        join(root, "node_modules/.bin/deno"),
+        "run",
+        "--allow-all",
+        join(import.meta.dir, "deno-mtls-probe.ts"),
+      ],
+      {
+        cwd: root,
+        env: {
+          ...process.env,
+          PROBE_URL: url,
+          PROBE_CERT: client.cert,
+          PROBE_KEY: client.key,
+          PROBE_CA: actorHostCa.cert,
+        },
+        stdout: "pipe",
+      },
+    );
+    const output = await new Response(run.stdout).text();
+    await run.exited;
+    return output.trim();
+  }
+
+  test("presents its certificate through mtlsFetch; a certificate of the wrong role is refused", async () => {
+    const { port, handled } = await listener(server);
+    const url = `https://127.0.0.1:${port}/from-deno`;
+    expect(await denoProbe(url, gateway)).toBe("status 200 ok");
+    const wrongRole = await denoProbe(url, server);
+    cases.tried("Deno client with an actor-host certificate", wrongRole.startsWith("refused"));
+    expect(wrongRole).toStartWith("refused");
+    expect(handled()).toBe(1);
+  }, 30_000);
+});
