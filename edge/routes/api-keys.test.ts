@@ -63,6 +63,19 @@ describe("API key routes", () => {
     ]);
   });
 
+  test("a sub or name with control characters is 400 (a NUL would reach Postgres, which refuses it)", async () => {
+    const { store, as, post } = await setup();
+    for (const body of [
+      { sub: "svc\u0000", scopes: ["orders:read"] },
+      { sub: "svc", scopes: ["orders:read"], name: "ci\u0000" },
+      { sub: "svc\nadmin", scopes: ["orders:read"] },
+    ]) {
+      const response = await post(await as(["admin"]), JSON.stringify(body));
+      expect(response.status).toBe(400);
+    }
+    expect(await store.list()).toEqual([]);
+  });
+
   test("DELETE tells this node's cache to forget the id", async () => {
     const { as, post, forgotten, gateway } = await setup();
     const admin = await as(["admin"]);

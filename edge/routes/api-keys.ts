@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import * as v from "valibot";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { validationError } from "../../shared/errors/valibot.ts";
+import { noControlCharacters } from "../../shared/text/index.ts";
 import type { GatewayEnv } from "../env.ts";
 import type { CachedApiKeyVerifier } from "../middleware/auth/api-key-cache.ts";
 import type { ApiKeyStore } from "../middleware/auth/api-key-store.ts";
@@ -20,13 +21,16 @@ export const CreateApiKeyBody = v.strictObject({
     v.string(),
     v.minLength(1, "must not be empty"),
     v.maxLength(256, "must be at most 256 characters"),
+    noControlCharacters,
   ),
   scopes: v.pipe(
     v.array(v.picklist(scopes, "must be a known scope")),
     v.minLength(1, "must name at least one scope"),
     v.transform((granted) => [...new Set(granted)]),
   ),
-  name: v.optional(v.pipe(v.string(), v.maxLength(200, "must be at most 200 characters"))),
+  name: v.optional(
+    v.pipe(v.string(), v.maxLength(200, "must be at most 200 characters"), noControlCharacters),
+  ),
 });
 
 export function apiKeyRoutes(options: ApiKeyRoutesOptions): Hono<GatewayEnv> {

@@ -60,15 +60,18 @@ export function testGateway(options: AuthOptions, mount?: (app: Hono<GatewayEnv>
   };
 }
 
+/** What the JWKS accepts (RS256, ES256), and algorithms the attack table uses to be refused. */
+export type SigningAlgorithm = "RS256" | "ES256" | "RS512" | "PS256";
+
 export interface SigningKey {
   kid: string;
-  alg: "RS256" | "ES256";
+  alg: SigningAlgorithm;
   privateKey: KeyLike;
   publicKey: KeyLike;
   jwk: JWK;
 }
 
-export async function signingKey(alg: "RS256" | "ES256", kid: string): Promise<SigningKey> {
+export async function signingKey(alg: SigningAlgorithm, kid: string): Promise<SigningKey> {
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
   const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: "sig" };
   return { kid, alg, privateKey, publicKey, jwk };

@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type EdgewiseNode, startNode } from "../../deploy/bun/node.ts";
+import { commerce } from "../../deploy/commerce.ts";
 import { referenceSystem } from "../../deploy/reference.ts";
+import type { Resolve } from "../../actors/commerce/webhooks/index.ts";
 import { parseConfig } from "../../shared/config/index.ts";
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
 import { CommerceClient } from "./client.ts";
@@ -13,6 +15,8 @@ export interface CommerceNode {
   client: CommerceClient;
   jwtSecret: string;
   schema: string;
+  /** The node's EDGEWISE_DATA_DIR (actors.db, traces.db), removed by `stop`. */
+  dataDir: string;
   stop(): Promise<void>;
 }
 
@@ -20,6 +24,11 @@ export interface CommerceNode {
 export async function startCommerceNode(
   name: string,
   env: Record<string, string> = {},
+  /**
+   * `log` receives the node's JSON log lines (default: dropped). `resolve` replaces the system resolver the webhook
+   * SSRF guard asks, so a test can map names to the addresses it wants.
+   */
+  options: { log?: (line: string) => void; resolve?: Resolve } = {},
 ): Promise<CommerceNode> {
   const schema = uniqueSchema(name);
   const dataDir = mkdtempSync(join(tmpdir(), `edgewise-${name}-`));
@@ -36,15 +45,17 @@ export async function startCommerceNode(
       ...env,
     }),
     ...referenceSystem(),
+    ...(options.resolve ? { extend: commerce({ resolve: options.resolve }) } : {}),
     schema,
     brokerTimeScale: 0.01,
-    log: () => {},
+    log: options.log ?? (() => {}),
   });
   return {
     node,
     client: new CommerceClient({ base: node.url, jwtSecret }),
     jwtSecret,
     schema,
+    dataDir,
     async stop() {
       await node.stop();
       await dropSchema(schema);

@@ -1,6 +1,7 @@
 // The JWT attack-table runner: three gateways (HS-only, JWKS-only, both) and one request per row against GET /orders.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { base64url, type JWTPayload, SignJWT } from "jose";
+import { attackCategory } from "./report.ts";
 import {
   AUDIENCE,
   bearer,
@@ -11,7 +12,7 @@ import {
   startJwksServer,
   type TestGateway,
   testGateway,
-} from "./helpers.ts";
+} from "../auth/helpers.ts";
 
 export interface JwtFixtures {
   rsa: SigningKey;
@@ -56,8 +57,13 @@ export const signed = (payload: JWTPayload, key: SigningKey) =>
 export const encode = (value: object) => base64url.encode(JSON.stringify(value));
 export const seconds = now;
 
-/** Each row: the exact status; on refusal the handler did not run, and nothing of the token comes back. */
-export function runAttackTable(title: string, rows: AttackRow[]): void {
+/**
+ * Runs each table (title → rows) against the three gateways. Each row: the exact status; on refusal the handler
+ * did not run, and nothing of the token comes back. Every row that expects a refusal is an attack case of the
+ * `jwt` category; rows that expect 200 are the controls. Call once per file: the category's line sums all tables.
+ */
+export function runAttackTables(tables: Record<string, AttackRow[]>): void {
+  const cases = attackCategory("jwt");
   let keys: JwtFixtures;
   let jwks: ReturnType<typeof startJwksServer>;
   let gateways: Record<AttackRow["gateway"], TestGateway>;
@@ -74,29 +80,40 @@ export function runAttackTable(title: string, rows: AttackRow[]): void {
   });
   afterAll(() => jwks.stop());
 
-  describe(title, () => {
-    for (const row of rows) {
-      test(`${row.name} → ${row.status}`, async () => {
-        const gateway = gateways[row.gateway];
-        const token = await row.token(keys);
-        const before = gateway.hits;
-        const response = await gateway.app.request("/orders", { headers: bearer(token) });
-        expect(response.status).toBe(row.status);
-        if (row.status === 200) {
-          expect(gateway.hits).toBe(before + 1);
-          return;
-        }
-        expect(gateway.hits).toBe(before);
-        expect(response.headers.get("content-type")).toBe("application/problem+json");
-        const text = await response.text();
-        if (row.detail) expect(JSON.parse(text).detail).toBe(row.detail);
-        expect(response.headers.get("www-authenticate")).toBe(
-          row.status === 401 ? 'Bearer error="invalid_token"' : null,
-        );
-        for (const part of token.split(".").filter((p) => p.length > 8)) expect(text).not.toContain(part);
-        expect(text).not.toContain("alice");
-        expect(text).not.toContain("mallory");
-      });
-    }
-  });
+  for (const [title, rows] of Object.entries(tables)) {
+    describe(title, () => {
+      for (const row of rows) {
+        test(`${row.name} → ${row.status}`, async () => {
+          const gateway = gateways[row.gateway];
+          const token = await row.token(keys);
+          const before = gateway.hits;
+          const response = await gateway.app.request("/orders", { headers: bearer(token) });
+          const text = await response.text();
+          if (row.status === 200) {
+            expect(response.status).toBe(200);
+            expect(gateway.hits).toBe(before + 1);
+            return;
+          }
+          const leaked = [...token.split(".").filter((part) => part.length > 8), "alice", "mallory"].filter(
+            (part) => text.includes(part),
+          );
+          cases.tried(
+            row.name,
+            response.status === row.status &&
+              gateway.hits === before &&
+              response.headers.get("content-type") === "application/problem+json" &&
+              leaked.length === 0,
+          );
+          expect(response.status).toBe(row.status);
+          expect(gateway.hits).toBe(before);
+          expect(response.headers.get("content-type")).toBe("application/problem+json");
+          if (row.detail) expect(JSON.parse(text).detail).toBe(row.detail);
+          expect(response.headers.get("www-authenticate")).toBe(
+            row.status === 401 ? 'Bearer error="invalid_token"' : null,
+          );
+          expect(leaked).toEqual([]);
+        });
+      }
+    });
+  }
 }

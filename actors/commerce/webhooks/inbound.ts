@@ -73,6 +73,8 @@ function signatureMessage(reason: SignatureFailure, skew: number): string {
   switch (reason) {
     case "missing_headers":
       return "webhook-id, webhook-timestamp and webhook-signature are required";
+    case "invalid_id":
+      return "webhook-id must be 1-256 visible ASCII characters";
     case "invalid_timestamp":
       return "webhook-timestamp must be whole seconds since the epoch";
     case "stale":

@@ -125,6 +125,17 @@ describe("Standard Webhooks signatures", () => {
       });
       expect(result.ok).toBe(false);
     }
+    // A webhook-id is 1-256 visible ASCII characters, even when validly signed: a longer one could not be
+    // remembered for replay protection.
+    for (const id of ["x".repeat(257), "msg 1", "msg\u00e9"]) {
+      const signed = await signedHeaders({ secret, id, body, now });
+      expect(await verify({ secrets: secret, headers: signed, body, now })).toEqual({
+        ok: false,
+        reason: "invalid_id",
+      });
+    }
+    const longest = await signedHeaders({ secret, id: "x".repeat(256), body, now });
+    expect((await verify({ secrets: secret, headers: longest, body, now })).ok).toBe(true);
     // Header names are case-insensitive in a plain record too.
     const upper = Object.fromEntries(Object.entries(good).map(([key, value]) => [key.toUpperCase(), value]));
     expect((await verify({ secrets: secret, headers: upper, body, now })).ok).toBe(true);

@@ -49,7 +49,19 @@ export async function signedHeaders(input: {
   };
 }
 
-export type SignatureFailure = "missing_headers" | "invalid_timestamp" | "stale" | "future" | "bad_signature";
+export type SignatureFailure =
+  | "missing_headers"
+  | "invalid_id"
+  | "invalid_timestamp"
+  | "stale"
+  | "future"
+  | "bad_signature";
+
+/**
+ * What a `webhook-id` may be: 1-256 visible ASCII characters. Every sender's ids are short tokens (`msg_…`); a
+ * longer one could not be remembered for replay protection (a Postgres index entry has a size limit).
+ */
+export const webhookIdPattern = /^[\x21-\x7e]{1,256}$/;
 
 export type SignatureCheck =
   | { ok: true; id: string; timestamp: number }
@@ -80,6 +92,8 @@ export async function verify(input: VerifyInput): Promise<SignatureCheck> {
   const stamp = header(input.headers, "webhook-timestamp");
   const signatures = header(input.headers, "webhook-signature");
   if (!id || !stamp || !signatures) return { ok: false, reason: "missing_headers", ...(id ? { id } : {}) };
+  // Checked before anything is done with it: a refused id is not echoed into the security event either.
+  if (!webhookIdPattern.test(id)) return { ok: false, reason: "invalid_id" };
   if (!/^\d{1,12}$/.test(stamp)) return { ok: false, reason: "invalid_timestamp", id };
   const timestamp = Number(stamp);
   const skew = Math.floor(input.now / 1000) - timestamp;

@@ -49,6 +49,9 @@ describe("createSubscription", () => {
       [{ events: ["order.confirmed"] }, "url"],
       [{ url: "https://hooks.example.com/", events: ["order.confirmed"], secret: "mine" }, "secret"],
       [{ url: `https://hooks.example.com/${"x".repeat(2048)}`, events: ["order.confirmed"] }, "url"],
+      // Stored as sent: a NUL would reach Postgres, which refuses it in text (it was a 500).
+      [{ url: "https://hooks.example.com/\u0000", events: ["order.confirmed"] }, "url"],
+      [{ url: "https://hooks.example.com/a\tb", events: ["order.confirmed"] }, "url"],
     ];
     for (const [body, path] of cases) {
       const error = await refusal(createSubscription(guarded(), body));

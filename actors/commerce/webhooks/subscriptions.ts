@@ -3,6 +3,7 @@ import * as v from "valibot";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { validationError } from "../../../shared/errors/valibot.ts";
 import { prefixedId } from "../../../shared/ids/index.ts";
+import { noControlCharacters } from "../../../shared/text/index.ts";
 import { WebhookEventNames } from "../messages.ts";
 import { isSubscriptionId } from "./messages.ts";
 import { generateSecret } from "./secret.ts";
@@ -13,7 +14,13 @@ export const webhookEventNames: readonly string[] = [...new Set(Object.values(We
 
 /** `POST /v1/webhooks/subscriptions`. Unknown fields are refused, like every gateway body. */
 export const CreateSubscriptionBody = v.strictObject({
-  url: v.pipe(v.string(), v.maxLength(2048, "must be at most 2048 characters"), v.url("must be a URL")),
+  url: v.pipe(
+    v.string(),
+    v.maxLength(2048, "must be at most 2048 characters"),
+    // The URL parser would drop or encode them, but the URL is stored as sent.
+    noControlCharacters,
+    v.url("must be a URL"),
+  ),
   events: v.pipe(
     v.array(v.picklist(webhookEventNames, `must be one of ${webhookEventNames.join(", ")}`)),
     v.minLength(1, "must name at least one event"),

@@ -1,8 +1,12 @@
 // Request schemas of the commerce API (API.md), shared by validation and /openapi.json. Objects are strict.
 import * as v from "valibot";
+import { noControlCharacters } from "../../../shared/text/index.ts";
 
 const urlSafe = (what: string) =>
   v.pipe(v.string(), v.regex(/^[A-Za-z0-9._~-]{1,128}$/, `${what} must be URL-safe, 1-128 characters`));
+/** Free text a caller sends into a query (a search, a filter): bounded, without control characters. */
+const freeText = (max: number) =>
+  v.pipe(v.string(), v.maxLength(max, `must be at most ${max} characters`), noControlCharacters);
 const cents = v.pipe(
   v.number("must be a number"),
   v.integer("must be an integer"),
@@ -63,14 +67,14 @@ export const ListOrdersQuery = v.strictObject({
   status: v.optional(
     v.picklist(["pending", "confirmed", "rejected", "cancelled"], "must be an order status"),
   ),
-  q: v.optional(v.pipe(v.string(), v.maxLength(200, "must be at most 200 characters"))),
+  q: v.optional(freeText(200)),
   limit,
   cursor,
 });
 
 export const ListActivityQuery = v.strictObject({
-  subject: v.optional(v.pipe(v.string(), v.maxLength(256))),
-  type: v.optional(v.pipe(v.string(), v.maxLength(256))),
+  subject: v.optional(freeText(256)),
+  type: v.optional(freeText(256)),
   limit,
   cursor,
 });
