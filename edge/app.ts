@@ -10,6 +10,7 @@ import type { ApiKeyStore } from "./middleware/auth/api-key-store.ts";
 import { type AuthOptions, type AuthRefusal, auth } from "./middleware/auth/index.ts";
 import { bodyLimit } from "./middleware/body-limit/index.ts";
 import { type ClientCertOptions, requireClientCert } from "./middleware/client-cert/index.ts";
+import type { RateLimitMiddleware } from "./middleware/rate-limit/index.ts";
 import { requestId } from "./middleware/request-id/index.ts";
 import { secureHeaders } from "./middleware/secure-headers/index.ts";
 import { type RequestRecord, telemetry } from "./middleware/telemetry/index.ts";
@@ -161,9 +162,16 @@ export function createApp(options: AppOptions): Hono<GatewayEnv> {
   } else app.use(apiBodyLimit);
   app.use(timeout({ ms: options.requestTimeoutMs ?? 10_000 }));
   const apiKeyCache = options.apiKeys ? cachedApiKeyVerifier(options.apiKeys) : undefined;
+  const refusals = (options.rateLimit as Partial<RateLimitMiddleware> | undefined)?.refusals;
   if (options.auth || apiKeyCache) {
     app.use(
-      auth({ ...options.auth, apiKeys: apiKeyCache, ...(security ? { onRefused: security.onRefused } : {}) }),
+      auth({
+        ...options.auth,
+        apiKeys: apiKeyCache,
+        ...(security ? { onRefused: security.onRefused } : {}),
+        // Refused credentials spend the caller's address budget, so guessing keys is rate limited too.
+        ...(refusals ? { refusals } : {}),
+      }),
     );
   }
   if (options.rateLimit) app.use(options.rateLimit);

@@ -14,6 +14,14 @@ export interface AuthOptions extends JwtOptions {
   maxCredentialLength?: number;
   /** Told of each refused credential, before the 401 (security events). Must return at once and not throw. */
   onRefused?: (refusal: AuthRefusal, c: Context<GatewayEnv>) => void;
+  /**
+   * Charges refused credentials to the caller's address (the rate limiter's `refusals`): `check` runs before a
+   * credential is verified and `charge` after one is refused; either throws 429 once the address is over budget.
+   */
+  refusals?: {
+    check(c: Context<GatewayEnv>): void;
+    charge(c: Context<GatewayEnv>): Promise<void>;
+  };
 }
 
 /** A refused credential, as far as it may be told: the public reason and the scheme, never the credential. */
@@ -71,6 +79,7 @@ export function auth(options: AuthOptions = {}): MiddlewareHandler<GatewayEnv> {
     if (authorization !== undefined && apiKey !== undefined) {
       throw new EdgewiseError("request.invalid", "send one credential, Authorization or X-API-Key, not both");
     }
+    if (authorization !== undefined || apiKey !== undefined) settings.refusals?.check(c);
     const result =
       authorization !== undefined
         ? await fromAuthorization(authorization)
@@ -86,6 +95,7 @@ export function auth(options: AuthOptions = {}): MiddlewareHandler<GatewayEnv> {
         { reason: result.reason, scheme: apiKey !== undefined ? "api-key" : schemeOf(authorization) },
         c,
       );
+      await settings.refusals?.charge(c);
       // Set on the context, so it survives into the error handler's `c.body()` answer.
       c.header("WWW-Authenticate", result.challenge);
       throw new EdgewiseError("unauthorized", result.reason);

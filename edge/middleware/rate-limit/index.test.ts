@@ -240,3 +240,35 @@ describe("a broken store", () => {
     expect(((await res.json()) as { code: string }).code).toBe("unavailable");
   });
 });
+
+describe("refused credentials", () => {
+  /** client IP → the real auth middleware (HS256) with the limiter's refusal hooks → rate limit → a route. */
+  async function withAuth(limit: number) {
+    const { auth } = await import("../auth/index.ts");
+    const limiter = rateLimit({ limiterFor: () => memoryLimiter({ limit, windowMs, clock }), clock });
+    const app = new Hono<GatewayEnv>();
+    app.use(clientIp({ platform: "bun", trustedProxies: [] }));
+    app.use(auth({ secret: "a-secret-of-enough-length-0123456789", refusals: limiter.refusals }));
+    app.use(limiter);
+    app.get("/v1/things/:id", (c) => c.json({ id: c.req.param("id") }));
+    app.onError((error, c) => {
+      const problem = toProblem(error, c.req.path);
+      return c.body(JSON.stringify(problem), problem.status as 500, { "content-type": problemContentType });
+    });
+    return (token: string, ip = "203.0.113.7") =>
+      app.request("/v1/things/1", { headers: { authorization: `Bearer ${token}` } }, { remoteAddress: ip });
+  }
+
+  test("each refusal spends the address's budget; past it, 429 before any credential is checked", async () => {
+    const call = await withAuth(3);
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await call(`not-a-jwt-${i}`)).status);
+    expect(statuses).toEqual([401, 401, 401, 429, 429]);
+    const denied = await call("still-not-a-jwt");
+    expect(denied.headers.get("retry-after")).toBe("45");
+    // Another address is not affected, and the lockout ends with the window.
+    expect((await call("bad", "198.51.100.1")).status).toBe(401);
+    clock.advance(45_000);
+    expect((await call("bad-again")).status).toBe(401);
+  });
+});

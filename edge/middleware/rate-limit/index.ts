@@ -47,7 +47,29 @@ export function ipKey(address: string, ipv6PrefixBits = 64): string {
   return `${formatIp({ version: 6, bytes })}/${ipv6PrefixBits}`;
 }
 
-export function rateLimit(options: RateLimitOptions): MiddlewareHandler<GatewayEnv> {
+/**
+ * The rate limit middleware, with `refusals`: the auth middleware's hooks that charge refused credentials to the
+ * caller's address (see `RefusalLimit`).
+ */
+export type RateLimitMiddleware = MiddlewareHandler<GatewayEnv> & { refusals: RefusalLimit };
+
+/**
+ * Refused credentials are charged to the caller's address, so guessing keys or tokens is rate limited even though
+ * authentication answers before the rate limit runs. Once an address has spent its budget on refusals, it is
+ * refused with 429 before any credential is checked (no lookup, so no load on the key store) until the window
+ * resets, on this node; a good credential from that address waits for the reset too, as with any lockout.
+ */
+export interface RefusalLimit {
+  /** Throws 429 when the caller's address is locked out after too many refused credentials. */
+  check(c: Context<GatewayEnv>): void;
+  /** Spends one request of the address's refusal budget; throws 429 when that was the last. */
+  charge(c: Context<GatewayEnv>): Promise<void>;
+}
+
+/** Addresses locked out at once, at most; the oldest lockout is forgotten first (the limiter still counts). */
+const maxLockouts = 10_000;
+
+export function rateLimit(options: RateLimitOptions): RateLimitMiddleware {
   const { limiterFor, classify, exempt, ipv6PrefixBits, clock, onDecision } = {
     classify: byMethod,
     exempt: defaultExempt,
@@ -65,15 +87,16 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler<GatewayE
     }
     return limiter;
   };
+  const addressOf = (c: Context<GatewayEnv>) => `ip:${ipKey(c.get("clientIp") || "unknown", ipv6PrefixBits)}`;
 
-  return async function rateLimitMiddleware(c, next) {
-    if (isExempt(c.req.path)) return next();
-    const routeClass = classify(c);
-    const principal = c.get("principal");
-    const subject = principal
-      ? `sub:${principal.sub}`
-      : `ip:${ipKey(c.get("clientIp") || "unknown", ipv6PrefixBits)}`;
-    const decision = await limiterOf(routeClass).limit(`${routeClass}:${subject}`);
+  /** Counts one request for `subject`; throws 429 or 503, else returns the RateLimit-* headers to send. */
+  async function spend(
+    c: Context<GatewayEnv>,
+    key: string,
+    subject: string,
+    routeClass: string,
+  ): Promise<[string, string][]> {
+    const decision = await limiterOf(routeClass).limit(key);
     onDecision?.(decision, routeClass);
     const resetSeconds = Math.max(0, Math.ceil((decision.reset - clock.now()) / 1000));
     const retryAfter = String(Math.max(1, resetSeconds));
@@ -95,12 +118,56 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler<GatewayE
       options.onDenied?.({ subject, routeClass }, c);
       // Prepared on the context: the error handler's 429 picks them up.
       for (const [name, value] of headers) c.header(name, value);
-      c.header("Retry-After", retryAfter);
-      throw new EdgewiseError("rate_limited", `rate limit exceeded; retry in ${retryAfter} s`, {
-        status: 429,
-        public: true,
-      });
+      throw limited(c, retryAfter);
     }
+    return headers;
+  }
+
+  const limited = (c: Context<GatewayEnv>, retryAfter: string) => {
+    c.header("Retry-After", retryAfter);
+    return new EdgewiseError("rate_limited", `rate limit exceeded; retry in ${retryAfter} s`, {
+      status: 429,
+      public: true,
+    });
+  };
+
+  const lockouts = new Map<string, number>();
+  const refusals: RefusalLimit = {
+    check(c) {
+      if (lockouts.size === 0 || isExempt(c.req.path)) return;
+      const address = addressOf(c);
+      const until = lockouts.get(address);
+      if (until === undefined) return;
+      const now = clock.now();
+      if (until <= now) {
+        lockouts.delete(address);
+        return;
+      }
+      throw limited(c, String(Math.max(1, Math.ceil((until - now) / 1000))));
+    },
+    async charge(c) {
+      if (isExempt(c.req.path)) return;
+      const address = addressOf(c);
+      const routeClass = classify(c);
+      const decision = await limiterOf(routeClass).limit(`${routeClass}:refused:${address}`);
+      onDecision?.(decision, routeClass);
+      // A limiter that cannot count ("unavailable") leaves the 401 as it is: the credential was refused anyway.
+      if (decision.success || decision.reason === "unavailable") return;
+      options.onDenied?.({ subject: address, routeClass }, c);
+      if (lockouts.size >= maxLockouts) lockouts.delete(lockouts.keys().next().value as string);
+      lockouts.set(address, decision.reset);
+      c.header("RateLimit-Limit", String(decision.limit));
+      c.header("RateLimit-Remaining", "0");
+      throw limited(c, String(Math.max(1, Math.ceil((decision.reset - clock.now()) / 1000))));
+    },
+  };
+
+  const middleware: MiddlewareHandler<GatewayEnv> = async function rateLimitMiddleware(c, next) {
+    if (isExempt(c.req.path)) return next();
+    const routeClass = classify(c);
+    const principal = c.get("principal");
+    const subject = principal ? `sub:${principal.sub}` : addressOf(c);
+    const headers = await spend(c, `${routeClass}:${subject}`, subject, routeClass);
     await next();
     // Written on the finished response (a route's error response too: Hono's compose has put it on `c.res`).
     // Setting them before `next()` would make every response copy a prepared-header list. A 101 upgrade's
@@ -110,6 +177,7 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler<GatewayE
       for (const [name, value] of headers) target.set(name, value);
     }
   };
+  return Object.assign(middleware, { refusals });
 }
 
 export { byMethod, byRoute, type Classify } from "./classify.ts";
