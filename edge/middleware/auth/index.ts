@@ -15,8 +15,9 @@ export interface AuthOptions extends JwtOptions {
   /** Told of each refused credential, before the 401 (security events). Must return at once and not throw. */
   onRefused?: (refusal: AuthRefusal, c: Context<GatewayEnv>) => void;
   /**
-   * Charges refused credentials to the caller's address (the rate limiter's `refusals`): `check` runs before a
-   * credential is verified and `charge` after one is refused; either throws 429 once the address is over budget.
+   * Charges refused credentials to the caller's address (the rate limiter's `refusals`): `charge` runs after a
+   * credential is refused, and `check` before an API key is looked up; either throws 429 once the address is
+   * over budget.
    */
   refusals?: {
     check(c: Context<GatewayEnv>): void;
@@ -79,7 +80,8 @@ export function auth(options: AuthOptions = {}): MiddlewareHandler<GatewayEnv> {
     if (authorization !== undefined && apiKey !== undefined) {
       throw new EdgewiseError("request.invalid", "send one credential, Authorization or X-API-Key, not both");
     }
-    if (authorization !== undefined || apiKey !== undefined) settings.refusals?.check(c);
+    // Only an API key costs a lookup in the key store; a JWT is checked in memory, so a good one is never held up.
+    if (apiKey !== undefined) settings.refusals?.check(c);
     const result =
       authorization !== undefined
         ? await fromAuthorization(authorization)

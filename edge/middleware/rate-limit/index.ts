@@ -55,9 +55,10 @@ export type RateLimitMiddleware = MiddlewareHandler<GatewayEnv> & { refusals: Re
 
 /**
  * Refused credentials are charged to the caller's address, so guessing keys or tokens is rate limited even though
- * authentication answers before the rate limit runs. Once an address has spent its budget on refusals, it is
- * refused with 429 before any credential is checked (no lookup, so no load on the key store) until the window
- * resets, on this node; a good credential from that address waits for the reset too, as with any lockout.
+ * authentication answers before the rate limit runs: past the budget, a refused credential gets 429. Once an
+ * address has spent its budget, its API keys are refused with 429 before they are looked up (no load on the key
+ * store) until the window resets, on this node; a good API key from that address waits for the reset too, as
+ * with any lockout. JWTs are checked in memory and are never held up.
  */
 export interface RefusalLimit {
   /** Throws 429 when the caller's address is locked out after too many refused credentials. */
@@ -153,7 +154,7 @@ export function rateLimit(options: RateLimitOptions): RateLimitMiddleware {
       onDecision?.(decision, routeClass);
       // A limiter that cannot count ("unavailable") leaves the 401 as it is: the credential was refused anyway.
       if (decision.success || decision.reason === "unavailable") return;
-      options.onDenied?.({ subject: address, routeClass }, c);
+      // No onDenied here: the refusal was already reported (as an auth failure) by the auth middleware.
       if (lockouts.size >= maxLockouts) lockouts.delete(lockouts.keys().next().value as string);
       lockouts.set(address, decision.reset);
       c.header("RateLimit-Limit", String(decision.limit));
