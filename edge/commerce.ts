@@ -22,7 +22,7 @@ import {
   type MessageConsumer,
   type Transport,
 } from "../actors/runtime/index.ts";
-import { Participants } from "../actors/commerce/messages.ts";
+import { EventSchemas, Participants } from "../actors/commerce/messages.ts";
 import { readSideEvents } from "../actors/commerce/subscriptions.ts";
 import type { BillingSql } from "../actors/commerce/billing/schema.ts";
 import { createEnvelope } from "../shared/envelope/index.ts";
@@ -142,14 +142,19 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
       viaPostgres(billing),
       // Deliveries to one subscription (`webhooks/{id}`) come here; the fan-out of events goes through the read side.
       webhooks,
-      fanInConsumer(Participants.readSide, [
-        { consumer: viaPostgres(activity), key: "all", events: readSideEvents.activity },
-        { consumer: viaPostgres(projector), key: "orders", events: readSideEvents.projector },
-        ...(readCache
-          ? [{ consumer: new ReadCacheConsumer(readCache), key: "reads", events: readSideEvents.cache }]
-          : []),
-        { consumer: webhooks, key: "outbound", events: readSideEvents.webhooks },
-      ]),
+      fanInConsumer(
+        Participants.readSide,
+        [
+          { consumer: viaPostgres(activity), key: "all", events: readSideEvents.activity },
+          { consumer: viaPostgres(projector), key: "orders", events: readSideEvents.projector },
+          ...(readCache
+            ? [{ consumer: new ReadCacheConsumer(readCache), key: "reads", events: readSideEvents.cache }]
+            : []),
+          { consumer: webhooks, key: "outbound", events: readSideEvents.webhooks },
+        ],
+        // A malformed event is refused before any part runs, so the activity log never keeps half of one.
+        { schemas: EventSchemas },
+      ),
     ],
     routes: commerceRoutes({
       actors,

@@ -20,7 +20,11 @@ export const Participants = {
   readSide: "readside",
 } as const;
 
-const id = v.pipe(v.string(), v.regex(/^[A-Za-z0-9._~-]{1,128}$/, "must be URL-safe, 1-128 characters"));
+/** An id that becomes an actor key (a sku, a customer): not `.` or `..`, which a delivery URL cannot carry. */
+const id = v.pipe(
+  v.string(),
+  v.regex(/^(?!\.\.?$)[A-Za-z0-9._~-]{1,128}$/, "must be URL-safe, 1-128 characters, and not '.' or '..'"),
+);
 const cents = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
 /** An aggregate's change counter: +1 on every turn that changes what a read of it returns. */
 const version = v.pipe(v.number(), v.integer(), v.minValue(1));
@@ -141,6 +145,15 @@ export const EventTypes = {
   OrderCancelled: "OrderCancelled",
   StockChanged: "StockChanged",
 } as const;
+
+/** Each domain event's data schema, by type: for a consumer of several (the read side) to check them up front. */
+export const EventSchemas: Readonly<Record<string, v.GenericSchema>> = {
+  [EventTypes.OrderPlaced]: OrderPlaced,
+  [EventTypes.OrderConfirmed]: OrderConfirmed,
+  [EventTypes.OrderRejected]: OrderRejected,
+  [EventTypes.OrderCancelled]: OrderCancelled,
+  [EventTypes.StockChanged]: StockChanged,
+};
 
 /** Outbound webhook event names (API.md) for the domain events that have one. */
 export const WebhookEventNames: Readonly<Record<string, string>> = {

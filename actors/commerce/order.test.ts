@@ -129,6 +129,19 @@ describe("order actor", () => {
     expect((proto as EdgewiseError).code).toBe("request.invalid");
   });
 
+  test("Place refuses a customer or sku of '.' or '..': no delivery URL can carry them, so it would never settle", async () => {
+    const { ask, sent } = boot();
+    for (const dots of [".", ".."]) {
+      const customer = await ask("o1", "Place", { customerId: dots, items }).catch((error) => error);
+      expect((customer as EdgewiseError).code).toBe("message.invalid");
+      const sku = await ask("o1", "Place", { customerId, items: [{ sku: dots, quantity: 1 }] }).catch(
+        (e) => e,
+      );
+      expect((sku as EdgewiseError).code).toBe("message.invalid");
+    }
+    expect(await sent()).toEqual([]);
+  });
+
   test("confirmed: once every sku reserved, payment is requested for the total; capture confirms", async () => {
     const { ask, sent, reserve, capture, clock } = boot();
     await ask("o1", "Place", { customerId, items });

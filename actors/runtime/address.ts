@@ -7,8 +7,11 @@ export interface ActorAddress {
 }
 
 const typePattern = /^[a-z][a-z0-9-]{0,63}$/;
-/** URL-safe: RFC 3986 unreserved characters only, so a key is the same in a path, a header and a SQL row. */
-const keyPattern = /^[A-Za-z0-9._~-]{1,256}$/;
+/**
+ * URL-safe: RFC 3986 unreserved characters only, so a key is the same in a path, a header and a SQL row. Not `.` or
+ * `..`: every URL parser drops those as path segments (`%2e` too), so no delivery could reach such an actor.
+ */
+const keyPattern = /^(?!\.\.?$)[A-Za-z0-9._~-]{1,256}$/;
 
 export function isValidActorType(type: string): boolean {
   return typePattern.test(type);
@@ -18,7 +21,7 @@ export function assertValidKey(key: unknown): asserts key is string {
   if (typeof key !== "string" || !keyPattern.test(key)) {
     throw new EdgewiseError(
       "actor.invalid_key",
-      "actor key must be 1-256 URL-safe characters (letters, digits, '.', '_', '~', '-')",
+      "actor key must be 1-256 URL-safe characters (letters, digits, '.', '_', '~', '-'), and not '.' or '..'",
     );
   }
 }

@@ -1,6 +1,8 @@
 // Message consumers that are not actors (billing, projections, webhooks): reached by address type like actors.
+import * as v from "valibot";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
+import { validationError } from "../../shared/errors/valibot.ts";
 import { isValidActorType } from "./address.ts";
 import type { ActorHost } from "./host.ts";
 import { targetOf } from "./host.ts";
@@ -53,8 +55,15 @@ export interface ConsumerPart {
  * The parts run concurrently; if any fails the delivery fails and the queue redelivers it, and the parts that
  * had succeeded recognize the event (each consumer is idempotent on the event id). `duplicate` is true only
  * when every part saw it before.
+ *
+ * `schemas` (event type → data schema) are checked once, before any part runs: an event one part would refuse as
+ * malformed (`message.invalid`, dead-lettered at once) must not be half applied by the others.
  */
-export function fanInConsumer(type: string, parts: readonly ConsumerPart[]): MessageConsumer {
+export function fanInConsumer(
+  type: string,
+  parts: readonly ConsumerPart[],
+  options: { schemas?: Readonly<Record<string, v.GenericSchema>> } = {},
+): MessageConsumer {
   if (!isValidActorType(type))
     throw new EdgewiseError("config.invalid", `consumer type "${type}" is invalid`);
   const byEvent = new Map<string, ConsumerPart[]>();
@@ -67,6 +76,15 @@ export function fanInConsumer(type: string, parts: readonly ConsumerPart[]): Mes
       const targets = byEvent.get(envelope.type);
       if (!targets) {
         throw new EdgewiseError("message.unknown_type", `${type} takes no "${envelope.type}" events`);
+      }
+      const schema =
+        options.schemas && Object.hasOwn(options.schemas, envelope.type)
+          ? options.schemas[envelope.type]
+          : undefined;
+      if (schema) {
+        const parsed = v.safeParse(schema, envelope.data);
+        if (!parsed.success)
+          throw validationError("message.invalid", `${envelope.type} event`, parsed.issues);
       }
       const outcomes = await Promise.all(
         targets.map((part) =>

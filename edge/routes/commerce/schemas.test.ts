@@ -1,7 +1,7 @@
-// The commerce query schemas refuse control characters in free text, which Postgres would turn into a 500.
+// The commerce request schemas: no control characters in free text (Postgres would 500), no dot-segment ids.
 import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
-import { ListActivityQuery, ListOrdersQuery } from "./schemas.ts";
+import { ListActivityQuery, ListOrdersQuery, PlaceOrderBody, SkuParam } from "./schemas.ts";
 
 describe("free-text query parameters", () => {
   test("q, subject and type take words and punctuation, but no control characters", () => {
@@ -11,6 +11,24 @@ describe("free-text query parameters", () => {
       expect(v.is(ListOrdersQuery, { q: text })).toBe(false);
       expect(v.is(ListActivityQuery, { subject: text })).toBe(false);
       expect(v.is(ListActivityQuery, { type: text })).toBe(false);
+    }
+  });
+});
+
+describe("ids that name actors", () => {
+  // Found by the fuzzer: an order for customer "." or sku "." was accepted, then its deliveries to billing/. and
+  // inventory/. reached /_edgewise/deliver/billing/ (a URL parser drops dot segments): 404, dead letters, and an
+  // order pending for ever.
+  test("'.' and '..' are refused as a sku, a customer or an order id; other dotted ids pass", () => {
+    const order = (customerId: string, sku: string) => ({ customerId, items: [{ sku, quantity: 1 }] });
+    for (const bad of [".", ".."]) {
+      expect(v.is(SkuParam, { sku: bad })).toBe(false);
+      expect(v.is(PlaceOrderBody, order(bad, "sku-1"))).toBe(false);
+      expect(v.is(PlaceOrderBody, order("alice", bad))).toBe(false);
+    }
+    for (const good of ["...", ".a", "a.b", "sku-1"]) {
+      expect(v.is(SkuParam, { sku: good })).toBe(true);
+      expect(v.is(PlaceOrderBody, order(good, good))).toBe(true);
     }
   });
 });

@@ -2,8 +2,18 @@
 import * as v from "valibot";
 import { noControlCharacters } from "../../../shared/text/index.ts";
 
+/**
+ * An id that names an actor (a sku, a customer, an order): URL-safe, and not `.` or `..`, which no delivery URL can
+ * carry (a URL parser drops them), so such an order would be accepted and never settle.
+ */
 const urlSafe = (what: string) =>
-  v.pipe(v.string(), v.regex(/^[A-Za-z0-9._~-]{1,128}$/, `${what} must be URL-safe, 1-128 characters`));
+  v.pipe(
+    v.string(),
+    v.regex(
+      /^(?!\.\.?$)[A-Za-z0-9._~-]{1,128}$/,
+      `${what} must be URL-safe, 1-128 characters, and not '.' or '..'`,
+    ),
+  );
 /** Free text a caller sends into a query (a search, a filter): bounded, without control characters. */
 const freeText = (max: number) =>
   v.pipe(v.string(), v.maxLength(max, `must be at most ${max} characters`), noControlCharacters);
