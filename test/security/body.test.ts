@@ -262,7 +262,7 @@ describe("deep, huge and odd JSON", () => {
     }
   });
 
-  test("huge, fractional, negative and non-numbers: 400, nothing changed", async () => {
+  test("huge, fractional, negative and non-numbers, and arrays for objects: 400, nothing changed", async () => {
     const attempts: Array<[string, string, string, Credential]> = [
       ["PUT", `/v1/inventory/${sku}`, '{"available":1e999,"priceCents":1}', admin],
       ["PUT", `/v1/inventory/${sku}`, `{"available":1${"0".repeat(100_000)},"priceCents":1}`, admin],
@@ -277,6 +277,10 @@ describe("deep, huge and odd JSON", () => {
       ["POST", "/v1/orders", `{"customerId":"${owner}","items":[{"sku":"${sku}","quantity":1e9}]}`, customer],
       ["POST", "/v1/orders", `{"customerId":"${owner}","items":[{"sku":"${sku}","quantity":-0}]}`, customer],
       ["POST", "/v1/counters/c1/increment", '{"by":1e21}', customer],
+      // An array where an object is expected: valibot alone would read `[]` as `{}` and take the defaults.
+      ["POST", "/v1/counters/c1/increment", "[]", customer],
+      ["PUT", `/v1/inventory/${sku}`, "[1,2]", admin],
+      ["POST", "/v1/orders", "[]", customer],
     ];
     for (const [method, path, body, as] of attempts) {
       const answer = await send(running.node.url, method, path, { as, body });

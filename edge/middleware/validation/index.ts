@@ -13,7 +13,14 @@ export function validate<Schema extends StandardSchemaV1, Target extends keyof V
   target: Target,
   schema: Schema,
 ) {
-  return validator(target, schema, (result) => {
+  // valibot's object schemas accept an array (`typeof [] === "object"`): a body of `[]` would pass as `{}`.
+  const objectBody = target === "json" && /object$/.test(String((schema as { type?: unknown }).type));
+  return validator(target, schema, async (result, c) => {
+    if (result.success && objectBody && Array.isArray(await c.req.json())) {
+      throw new EdgewiseError("request.invalid", "body is invalid (expected an object, not an array)", {
+        issues: [{ path: "", message: "expected an object, not an array" }],
+      });
+    }
     if (result.success) return;
     const issues = result.error.map((issue) => ({
       path: (issue.path ?? [])
