@@ -1,0 +1,37 @@
+// Unit tests of validate(): field paths in problems, and JSON arrays refused where an object is expected.
+import { describe, expect, test } from "bun:test";
+import { Hono } from "hono";
+import * as v from "valibot";
+import type { GatewayEnv } from "../../env.ts";
+import { errorHandler } from "../../errors.ts";
+import { validate } from "./index.ts";
+
+const app = new Hono<GatewayEnv>();
+app.onError(errorHandler());
+app.post("/counters", validate("json", v.strictObject({ by: v.optional(v.number(), 1) })), (c) =>
+  c.json(c.req.valid("json")),
+);
+app.post("/batch", validate("json", v.array(v.number())), (c) => c.json(c.req.valid("json")));
+const post = (path: string, body: string) =>
+  app.request(path, { method: "POST", body, headers: { "content-type": "application/json" } });
+
+describe("validate", () => {
+  test("an object body passes, defaults applied", async () => {
+    expect(await (await post("/counters", "{}")).json()).toEqual({ by: 1 });
+  });
+
+  test("an array where an object is expected is a 400 problem, not an object with defaults", async () => {
+    // A strict object refuses a non-empty array by its keys ("0"); the empty array is what slipped through.
+    for (const body of ["[1]", '[{"by":2}]']) expect((await post("/counters", body)).status).toBe(400);
+    const empty = await post("/counters", "[]");
+    expect(empty.status).toBe(400);
+    expect(((await empty.json()) as { detail: string }).detail).toContain("not an array");
+  });
+
+  test("an array schema still takes arrays; a wrong field is reported with its path", async () => {
+    expect(await (await post("/batch", "[1,2]")).json()).toEqual([1, 2]);
+    const response = await post("/counters", '{"by":"two"}');
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { errors: Array<{ path: string }> }).errors[0]?.path).toBe("by");
+  });
+});
