@@ -3,19 +3,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
 import { eventually, expectOk, type OrderView, uniqueName } from "../commerce/client.ts";
 import { attackCategory } from "./report.ts";
-import { type Credential, expectClosed, send } from "./support.ts";
+import { type Credential, customerScopes, expectClosed, send } from "./support.ts";
 
 const cases = attackCategory("bola");
-
-/** Every scope a customer may hold: everything but `admin` (activity) and the operator scopes. */
-const customerScopes = [
-  "orders:read",
-  "orders:write",
-  "billing:read",
-  "billing:write",
-  "loyalty:read",
-  "inventory:read",
-];
 
 let running: CommerceNode;
 const a = uniqueName("cust-a");

@@ -1,4 +1,5 @@
 // Fuzz endpoints: one request arbitrary per route (openapi.json's, then the gateway's own), and how a request is sent.
+import { parseJsonOrUndefined } from "./support.ts";
 import { createHash, createHmac } from "node:crypto";
 import { toJsonSchema } from "@valibot/to-json-schema";
 import fc from "fast-check";
@@ -1147,12 +1148,7 @@ export async function send(ctx: FuzzContext, request: FuzzRequest): Promise<Outc
     };
   }
   const text = await response.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
+  const json = parseJsonOrUndefined(text);
   const origin = response.headers.has("x-request-id") ? "app" : "runtime";
   return { status: response.status, text, json, ms: performance.now() - started, sent, origin };
 }

@@ -60,6 +60,7 @@ import {
 } from "./fuzz-endpoints.ts";
 import { changedParts, describeChange, type Snapshot, StateProbe, sameState } from "./fuzz-state.ts";
 import { attackCategory } from "./report.ts";
+import { customerScopes } from "./support.ts";
 
 const RUNS = Number(process.env.SECURITY_FUZZ_RUNS || 2_000);
 const SEED = Number(process.env.SECURITY_FUZZ_SEED || 20_261_108);
@@ -142,14 +143,7 @@ beforeAll(async () => {
   const now = Math.floor(Date.now() / 1000);
   const jwt = (sub: string, scopes: string[]) =>
     issueToken({ sub, scopes, ttlSeconds: 3_600, secret: jwtSecret });
-  const customer = [
-    "orders:read",
-    "orders:write",
-    "billing:read",
-    "billing:write",
-    "loyalty:read",
-    "inventory:read",
-  ];
+  const customer = customerScopes;
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
   const b64 = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
   const admin = await jwt("admin", ["admin"]);

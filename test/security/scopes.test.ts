@@ -7,20 +7,12 @@ import { startReceiver } from "../broker/helpers.ts";
 import { hs256 } from "./jwt-table.ts";
 import { attackCategory } from "./report.ts";
 import { type Credential, expectClosed, send } from "./support.ts";
+import { scopes } from "../../edge/middleware/auth/principal.ts";
 
 const cases = attackCategory("scopes");
 
 /** Every scope but `admin`. */
-const nonAdmin = [
-  "orders:read",
-  "orders:write",
-  "inventory:read",
-  "inventory:write",
-  "billing:read",
-  "billing:write",
-  "loyalty:read",
-  "webhooks:admin",
-];
+const nonAdmin: string[] = scopes.filter((scope) => scope !== "admin");
 const allBut = (scope: string) => nonAdmin.filter((granted) => granted !== scope);
 
 let running: CommerceNode;

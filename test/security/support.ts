@@ -14,6 +14,25 @@ export function expectClosed(cases: AttackCategory, name: string, observed: obje
 }
 
 /** A sku's committed `available`, read from its actor's storage: no read cache can hide a change. */
+/** Every scope a customer may hold: everything but `admin` (activity) and the operator scopes. */
+export const customerScopes = [
+  "orders:read",
+  "orders:write",
+  "billing:read",
+  "billing:write",
+  "loyalty:read",
+  "inventory:read",
+];
+
+/** The body as JSON, or undefined when it is not JSON. */
+export function parseJsonOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 export const availableOf = (running: CommerceNode, sku: string): number | undefined =>
   (running.node.host?.inspect({ type: "inventory", key: sku }).state as { available?: number } | undefined)
     ?.available;
@@ -55,12 +74,7 @@ export async function send(
     redirect: "manual",
   });
   const text = await response.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
+  const json = parseJsonOrUndefined(text);
   return {
     status: response.status,
     problem: isProblem(response.headers),
