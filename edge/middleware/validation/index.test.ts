@@ -16,8 +16,11 @@ const post = (path: string, body: string) =>
   app.request(path, { method: "POST", body, headers: { "content-type": "application/json" } });
 
 describe("validate", () => {
-  test("an object body passes, defaults applied", async () => {
+  test("an object body passes, defaults applied; so does no body at all", async () => {
     expect(await (await post("/counters", "{}")).json()).toEqual({ by: 1 });
+    const empty = await app.request("/counters", { method: "POST" });
+    expect(empty.status).toBe(200);
+    expect(await empty.json()).toEqual({ by: 1 });
   });
 
   test("an array where an object is expected is a 400 problem, not an object with defaults", async () => {

@@ -16,7 +16,8 @@ export function validate<Schema extends StandardSchemaV1, Target extends keyof V
   // valibot's object schemas accept an array (`typeof [] === "object"`): a body of `[]` would pass as `{}`.
   const objectBody = target === "json" && /object$/.test(String((schema as { type?: unknown }).type));
   return validator(target, schema, async (result, c) => {
-    if (result.success && objectBody && Array.isArray(await c.req.json())) {
+    // An empty body (no JSON at all) was read as `{}` by the validator: only a parsed array is refused here.
+    if (result.success && objectBody && Array.isArray(await c.req.json().catch(() => undefined))) {
       throw new EdgewiseError("request.invalid", "body is invalid (expected an object, not an array)", {
         issues: [{ path: "", message: "expected an object, not an array" }],
       });
