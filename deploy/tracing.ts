@@ -20,23 +20,49 @@ import {
 import type { SqlDatabase } from "../actors/hosts/local/sql.ts";
 import type { ConsoleTraces } from "../edge/console/types.ts";
 import { TraceStoreProcessor } from "../shared/telemetry/trace/processor.ts";
+import { parseReadSampling, type ReadSampling, sampleReads } from "../shared/telemetry/trace/sampling.ts";
 import { TraceStore, type TraceStoreOptions } from "../shared/telemetry/trace/store.ts";
 
 /** Spans go to every attached processor: each node in the process attaches its own trace store. */
 class FanoutProcessor implements SpanProcessor {
-  readonly processors = new Set<SpanProcessor>();
+  /** A copy made on change, so a span's start and end walk a plain array. */
+  private list: SpanProcessor[] = [];
+  add(processor: SpanProcessor): void {
+    if (!this.list.includes(processor)) this.list = [...this.list, processor];
+  }
+  delete(processor: SpanProcessor): void {
+    this.list = this.list.filter((attached) => attached !== processor);
+  }
   onStart(span: Span, parent: Context): void {
-    for (const processor of this.processors) processor.onStart(span, parent);
+    for (const processor of this.list) processor.onStart(span, parent);
   }
   onEnd(span: ReadableSpan): void {
-    for (const processor of this.processors) processor.onEnd(span);
+    for (const processor of this.list) processor.onEnd(span);
   }
   async forceFlush(): Promise<void> {
-    await Promise.all([...this.processors].map((processor) => processor.forceFlush()));
+    await Promise.all(this.list.map((processor) => processor.forceFlush()));
   }
   async shutdown(): Promise<void> {
-    await Promise.all([...this.processors].map((processor) => processor.shutdown()));
+    await Promise.all(this.list.map((processor) => processor.shutdown()));
   }
+}
+
+/** The default for reads that start a trace: at most 10 a second per process (ARCHITECTURE.md, Sampling: why). */
+export const defaultReadSampling: ReadSampling = { perSecond: 10 };
+
+/**
+ * EDGEWISE_TRACE_SAMPLE_READS: a share from 0 to 1 (`0.1`; `1` records every read) or a rate (`10/s`); default
+ * `defaultReadSampling`. Throws on anything else, naming the variable.
+ */
+export function readSamplingFromEnv(value = env("EDGEWISE_TRACE_SAMPLE_READS")): ReadSampling {
+  if (value === undefined || value.trim() === "") return defaultReadSampling;
+  const sampling = parseReadSampling(value);
+  if (!sampling) {
+    throw new Error(
+      "EDGEWISE_TRACE_SAMPLE_READS must be a share of reads from 0 to 1 (e.g. 0.1) or a rate (e.g. 10/s)",
+    );
+  }
+  return sampling;
 }
 
 interface Installed {
@@ -60,6 +86,10 @@ export function tracingEnabled(value = env("EDGEWISE_TRACING")): boolean {
  */
 export function installTracing(serviceName = env("OTEL_SERVICE_NAME") ?? "edgewise"): Installed {
   if (installed) return installed;
+  // Reads are sampled by the gateway before the SDK (shared/telemetry/trace/sampling.ts); the SDK's own sampler is
+  // its default, ParentBased(AlwaysOn) unless OTEL_TRACES_SAMPLER says otherwise: everything else is recorded, and a
+  // child follows its parent.
+  const reads = readSamplingFromEnv();
   const fanout = new FanoutProcessor();
   const processors: SpanProcessor[] = [fanout];
   if (env("OTEL_EXPORTER_OTLP_ENDPOINT") || env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) {
@@ -72,6 +102,7 @@ export function installTracing(serviceName = env("OTEL_SERVICE_NAME") ?? "edgewi
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);
+  sampleReads(reads);
   installed = { provider, fanout };
   return installed;
 }
@@ -101,7 +132,7 @@ export function startNodeTracing(options: NodeTracingOptions): NodeTracing {
   const processor = new TraceStoreProcessor(store, {
     onError: (error) => console.error("[edgewise] trace store: a write failed", error),
   });
-  fanout.processors.add(processor);
+  fanout.add(processor);
   let stopped = false;
   return {
     store,
@@ -110,7 +141,7 @@ export function startNodeTracing(options: NodeTracingOptions): NodeTracing {
     async stop() {
       if (stopped) return;
       stopped = true;
-      fanout.processors.delete(processor);
+      fanout.delete(processor);
       await processor.shutdown();
       store.close();
     },

@@ -7,6 +7,7 @@ import { validationError } from "../../shared/errors/valibot.ts";
 import {
   activeContext,
   ageMs,
+  type Attributes,
   type Context,
   contextFromTraceparent,
   creationLink,
@@ -14,6 +15,7 @@ import {
   hasSpan,
   type Span,
   SpanKind,
+  sampledOut,
   trace,
   tracer,
   withContext,
@@ -178,9 +180,15 @@ export class ActorInstance {
         const job = this.queue.shift() as Job;
         const started = this.options.onTurn ? performance.now() : 0;
         let outcome: TurnRecord["outcome"] = "failed";
-        const span = this.startSpan(job);
+        // Under a request the sampler dropped, the turn records nothing either: it keeps the caller's context.
+        const dropped = sampledOut(job.parent);
+        const span = dropped ?? this.startSpan(job);
+        const traced = dropped ? job.parent : trace.setSpan(job.parent, span);
         try {
-          outcome = await withContext(trace.setSpan(job.parent, span), () => this.turn(job, span));
+          // A dropped turn in its caller's own context (the pump started by that caller) needs no new frame.
+          outcome = await (dropped && activeContext() === traced
+            ? this.turn(job, span, traced)
+            : withContext(traced, () => this.turn(job, span, traced)));
         } catch (error) {
           failSpan(span, error);
           job.reject(error);
@@ -218,8 +226,7 @@ export class ActorInstance {
       parent,
     );
     if (span.isRecording()) {
-      const queueMs = ageMs(envelope.time, this.options.clock.now());
-      span.setAttributes({
+      const attributes: Attributes = {
         "edgewise.actor.type": this.address.type,
         "edgewise.actor.key": this.address.key,
         "edgewise.message.type": envelope.type,
@@ -227,10 +234,12 @@ export class ActorInstance {
         "messaging.system": "edgewise",
         "messaging.operation.type": "process",
         "edgewise.mailbox.depth": this.queue.length,
-        ...(queueMs !== undefined ? { "edgewise.queue_time_ms": queueMs } : {}),
-        ...(envelope.correlationid ? { "messaging.message.conversation_id": envelope.correlationid } : {}),
-        ...(job.options.timerId ? { "edgewise.timer.id": job.options.timerId } : {}),
-      });
+      };
+      const queueMs = ageMs(envelope.time, this.options.clock.now());
+      if (queueMs !== undefined) attributes["edgewise.queue_time_ms"] = queueMs;
+      if (envelope.correlationid) attributes["messaging.message.conversation_id"] = envelope.correlationid;
+      if (job.options.timerId) attributes["edgewise.timer.id"] = job.options.timerId;
+      span.setAttributes(attributes);
     }
     return span;
   }
@@ -249,7 +258,7 @@ export class ActorInstance {
     }
   }
 
-  private async turn(job: Job, span: Span): Promise<TurnRecord["outcome"]> {
+  private async turn(job: Job, span: Span, traced: Context): Promise<TurnRecord["outcome"]> {
     if (this.brokenBy !== undefined) throw resetError(this.address, this.brokenBy);
     try {
       await this.activate();
@@ -290,7 +299,7 @@ export class ActorInstance {
       structuredClone(this.state),
       clock,
       (key) => this.kvRead(key),
-      span.isRecording() ? trace.setSpan(job.parent, span) : undefined,
+      span.isRecording() ? traced : undefined,
     );
     let reply: unknown;
     try {

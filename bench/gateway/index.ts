@@ -1,34 +1,14 @@
 // Gateway cost: requests/s and latency of the full chain against bare Hono, same load generator, same run (Bun).
 import { cpus, loadavg } from "node:os";
-import { join } from "node:path";
 import { issueToken } from "../../edge/middleware/auth/tokens.ts";
 import { closedLoop, openLoop, type Result } from "./load.ts";
+import { withServer as spawnServer } from "./spawn.ts";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 64);
 const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
-
-async function withServer<T>(variant: string, run: (base: string) => Promise<T>): Promise<T> {
-  const child = Bun.spawn([process.execPath, join(import.meta.dir, "servers.ts"), variant], {
-    env: { ...process.env, BENCH_JWT_SECRET: secret },
-    stdout: "pipe",
-    stderr: "inherit",
-  });
-  const reader = child.stdout.getReader();
-  let printed = "";
-  while (!/listening (\d+)/.test(printed)) {
-    const { done, value } = await reader.read();
-    if (done) throw new Error(`${variant} server exited`);
-    printed += new TextDecoder().decode(value);
-  }
-  const port = /listening (\d+)/.exec(printed)?.[1];
-  try {
-    return await run(`http://127.0.0.1:${port}`);
-  } finally {
-    child.kill("SIGTERM");
-    await child.exited;
-  }
-}
+const withServer = <T>(variant: string, run: (base: string) => Promise<T>) =>
+  spawnServer(variant, { BENCH_JWT_SECRET: secret }, run);
 
 const token = await issueToken({ sub: "bench", scopes: ["admin"], ttlSeconds: 3_600, secret });
 const headers = { authorization: `Bearer ${token}` };

@@ -1,5 +1,5 @@
 // The servers bench/gateway compares, one per process: bare Hono, and the full gateway chain on the local host.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Hono } from "hono";
@@ -25,10 +25,13 @@ function bare() {
 
 function gateway(redisUrl: string | undefined) {
   const dataDir = mkdtempSync(join(tmpdir(), "edgewise-bench-gw-"));
-  // BENCH_TRACING=1: the trace SDK and the embedded trace store, as a node runs them (tracing on vs off).
+  process.on("exit", () => rmSync(dataDir, { recursive: true, force: true }));
+  // BENCH_TRACING=1: the trace SDK and the embedded trace store, as a node runs them (tracing on vs off), with the
+  // node's sampler: EDGEWISE_TRACE_SAMPLE_READS as set, else its default (bench/gateway/tracing.ts sets it for `full`).
   // BENCH_TRACING=sdk: the SDK only, spans made but not stored (to tell the store's cost from the SDK's).
   if (process.env.BENCH_TRACING === "1") startNodeTracing({ dataDir, openDb: openBunSqlite });
   else if (process.env.BENCH_TRACING === "sdk") installTracing();
+
   const host = new LocalActorHost({
     actors: [counterActor],
     db: openBunSqlite(join(dataDir, "actors.db")),

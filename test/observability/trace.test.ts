@@ -5,6 +5,7 @@ import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 import type { StoredSpan } from "../../shared/telemetry/trace/store.ts";
 import { TraceStore } from "../../shared/telemetry/trace/store.ts";
 import { formatTraceparent, parseTraceparent } from "../../shared/telemetry/trace/index.ts";
+import { readSampling, sampleReads } from "../../shared/telemetry/trace/sampling.ts";
 import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
 import { eventually, uniqueName } from "../commerce/client.ts";
 
@@ -126,6 +127,62 @@ describe("traces (bun)", () => {
     expect(tracing.store.recentTraces(100).some((summary) => summary.traceId === traceId)).toBe(true);
     expect((await tracing.console.spans(traceId)).length).toBe(spans.length);
   }, 40_000);
+});
+
+describe("read sampling (bun)", () => {
+  test("a read is recorded with its turn when sampled (by its caller or the policy); otherwise nothing is, turns included", async () => {
+    const tracing = running.node.tracing;
+    if (!tracing) throw new Error("tracing is off");
+    const customer = uniqueName("reader");
+    const read = async (flags: "00" | "01") => {
+      const traceId = hex(16);
+      const reply = await running.client.call("GET", `/v1/customers/${customer}/loyalty`, {
+        headers: { traceparent: `00-${traceId}-${hex(8)}-${flags}` },
+      });
+      expect(reply.status).toBe(200);
+      return traceId;
+    };
+    const [sampled, dropped] = [await read("01"), await read("00")];
+    await tracing.flush();
+    const spans = tracing.store.trace(sampled);
+    const server = spans.find((span) => span.kind === "SERVER");
+    expect(server?.attributes["http.route"]).toBe("/v1/customers/:customerId/loyalty");
+    expect(
+      spans.some((span) => span.name === "turn loyalty Get" && span.parentSpanId === server?.spanId),
+    ).toBe(true);
+    expect(tracing.store.trace(dropped)).toEqual([]);
+    // Without a traceparent, a read starts its own trace, recorded as the process's policy says (its default rate is
+    // shared by every node in this test process, so it is set here): all of them, then none.
+    const policy = readSampling();
+    const plainRead = async () => {
+      const plain = uniqueName("plain");
+      expect((await running.client.call("GET", `/v1/customers/${plain}/loyalty`)).status).toBe(200);
+      await tracing.flush();
+      return tracing.store
+        .recentTraces(50)
+        .map((summary) => tracing.store.trace(summary.traceId))
+        .find((trace) =>
+          trace.some((span) => span.attributes["url.path"] === `/v1/customers/${plain}/loyalty`),
+        );
+    };
+    try {
+      sampleReads({ ratio: 1 });
+      expect((await plainRead())?.map((span) => span.name).sort()).toEqual([
+        "GET /v1/customers/:customerId/loyalty",
+        "turn loyalty Get",
+      ]);
+      sampleReads({ ratio: 0 });
+      expect(await plainRead()).toBeUndefined();
+    } finally {
+      sampleReads(policy);
+    }
+    // …and no turn started a trace of its own either.
+    const stray = tracing.store
+      .recentTraces(50)
+      .flatMap((summary) => tracing.store.trace(summary.traceId))
+      .filter((span) => span.name === "turn loyalty Get" && span.parentSpanId === undefined);
+    expect(stray).toEqual([]);
+  });
 });
 
 describe("trace store", () => {

@@ -5,13 +5,19 @@ import { matchedRoutes, routePath } from "hono/route";
 import type { GatewayEnv } from "../../env.ts";
 import {
   activeContext,
+  type Context as TraceContext,
   contextFromTraceparent,
+  droppedSpan,
+  hasSpan,
+  isSpanValid,
+  type Span,
   SpanKind,
   SpanStatusCode,
   trace,
   tracer,
   withContext,
 } from "../../../shared/telemetry/trace/index.ts";
+import { isReadMethod, keepRead } from "../../../shared/telemetry/trace/sampling.ts";
 
 export interface RequestRecord {
   method: string;
@@ -33,11 +39,19 @@ export function telemetry(options: TelemetryOptions = {}) {
   const onRequest = options.onRequest;
   return createMiddleware<GatewayEnv>(async (c, next) => {
     const started = performance.now();
-    if (c.req.path.startsWith(deliveryPrefix)) await next();
-    else await traced(c, next);
+    const span = c.req.path.startsWith(deliveryPrefix) ? undefined : serverSpan(c);
+    let route: string | undefined;
+    if (span) {
+      try {
+        await withContext(span.context, next);
+      } finally {
+        route = matchedRoute(c);
+        endServerSpan(c, span.span, route);
+      }
+    } else await next();
     onRequest?.({
       method: c.req.method,
-      route: matchedRoute(c),
+      route: route ?? matchedRoute(c),
       status: c.res.status,
       durationMs: performance.now() - started,
       requestId: c.var.requestId,
@@ -63,32 +77,35 @@ export function matchedRoute(c: Context<GatewayEnv>): string {
 
 /**
  * A SERVER span per request, continuing the caller's W3C `traceparent`; named by the route pattern once known.
- * The handler runs with it active, so actor turns and their messages join the request's trace.
+ * The handler runs with it active, so actor turns and their messages join the request's trace. A span that does not
+ * record (a read the read sampling dropped, or a caller's unsampled `traceparent`) is still made active, so the
+ * turns under it follow its decision. Undefined without an SDK: the handler then runs in the context it has.
  */
-async function traced(c: Context<GatewayEnv>, next: () => Promise<void>): Promise<void> {
+function serverSpan(c: Context<GatewayEnv>): { span: Span; context: TraceContext } | undefined {
   const parent = contextFromTraceparent(
     c.req.header("traceparent"),
     c.req.header("tracestate"),
     activeContext(),
   );
-  const span = tracer().startSpan(c.req.method, { kind: SpanKind.SERVER }, parent);
-  if (!span.isRecording()) {
-    await next();
-    return;
-  }
-  try {
-    await withContext(trace.setSpan(parent, span), next);
-  } finally {
-    const route = matchedRoute(c);
-    const status = c.res.status;
-    span.updateName(`${c.req.method} ${route}`);
-    span.setAttributes({
-      "http.request.method": c.req.method,
-      "http.route": route,
-      "http.response.status_code": status,
-      "url.path": c.req.path,
-    });
-    if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-    span.end();
-  }
+  const method = c.req.method;
+  // A read that starts a trace is sampled here, before the SDK: a dropped one costs no SDK span.
+  const span =
+    isReadMethod(method) && !hasSpan(parent) && !keepRead()
+      ? droppedSpan()
+      : tracer().startSpan(method, { kind: SpanKind.SERVER }, parent);
+  return isSpanValid(span) ? { span, context: trace.setSpan(parent, span) } : undefined;
+}
+
+function endServerSpan(c: Context<GatewayEnv>, span: Span, route: string): void {
+  if (!span.isRecording()) return;
+  const status = c.res.status;
+  span.updateName(`${c.req.method} ${route}`);
+  span.setAttributes({
+    "http.request.method": c.req.method,
+    "http.route": route,
+    "http.response.status_code": status,
+    "url.path": c.req.path,
+  });
+  if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+  span.end();
 }

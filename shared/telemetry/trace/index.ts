@@ -1,6 +1,7 @@
 // Tracing through `@opentelemetry/api` (tracer `edgewise`): W3C trace context to and from envelopes, and the helpers
 // every hop uses. Without a registered SDK every call here is the API's no-op; entries wire the SDK (deploy/tracing.ts).
 import {
+  type Attributes,
   type Context,
   context,
   isSpanContextValid,
@@ -16,7 +17,7 @@ import {
 } from "@opentelemetry/api";
 
 export { SpanKind, SpanStatusCode, trace };
-export type { Context, Span, SpanContext };
+export type { Attributes, Context, Span, SpanContext };
 
 let cached: Tracer | undefined;
 /** The `edgewise` tracer. The API's proxy tracer follows whichever provider is registered later. */
@@ -75,6 +76,49 @@ export function creationLink(envelope: { traceparent?: string; tracestate?: stri
 export function hasSpan(ctx: Context): boolean {
   const spanContext = trace.getSpanContext(ctx);
   return spanContext !== undefined && isSpanContextValid(spanContext);
+}
+
+/**
+ * True when a span has a valid context: a recording span, or one a sampler dropped (its context still carries the
+ * decision to its children). False for the API's no-op span when no SDK is registered.
+ */
+export function isSpanValid(span: Span): boolean {
+  return isSpanContextValid(span.spanContext());
+}
+
+/**
+ * The span of `ctx` when a sampler dropped it (a valid context that neither records nor is sampled): every span
+ * under it would be dropped too (ParentBased), so a caller can run under it instead of starting one.
+ */
+export function sampledOut(ctx: Context): Span | undefined {
+  const span = trace.getSpan(ctx);
+  if (!span || span.isRecording()) return undefined;
+  const spanContext = span.spanContext();
+  return (spanContext.traceFlags & TraceFlags.SAMPLED) === 0 && isSpanContextValid(spanContext)
+    ? span
+    : undefined;
+}
+
+const hexByte = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
+function randomHex(words: number): string {
+  let hex = "";
+  for (let i = 0; i < words; i++) {
+    const word = (Math.random() * 0x100000000) >>> 0;
+    hex += `${hexByte[word >>> 24]}${hexByte[(word >>> 16) & 255]}${hexByte[(word >>> 8) & 255]}${hexByte[word & 255]}`;
+  }
+  return hex;
+}
+
+/**
+ * A new trace that records nothing (a sampler's "drop" at the head, decided before the SDK): fresh ids with the
+ * sampled flag off, so every span under it is dropped too (ParentBased) and the request's log lines have a trace id.
+ */
+export function droppedSpan(): Span {
+  let traceId = randomHex(4);
+  while (traceId === "00000000000000000000000000000000") traceId = randomHex(4);
+  let spanId = randomHex(2);
+  while (spanId === "0000000000000000") spanId = randomHex(2);
+  return trace.wrapSpanContext({ traceId, spanId, traceFlags: TraceFlags.NONE });
 }
 
 /** Traceparent and tracestate for a message created under `span`, or undefined when the span does not record. */
