@@ -70,9 +70,13 @@ describe("security events on a node", () => {
         ),
       ),
     );
-    // Every one is refused: the first eight with 401, then 429, as refusals spend the address's budget (8/60s).
-    expect(statuses.filter((status) => status === 401)).toHaveLength(8);
-    expect(statuses.filter((status) => status === 429)).toHaveLength(17);
+    // Every one is refused: eight with 401, then 429, as refusals spend the address's budget (8/60s). The
+    // limiter's windows are fixed to the wall clock: a burst that straddles a boundary gets a second eight.
+    const refused401 = statuses.filter((status) => status === 401).length;
+    expect(statuses.filter((status) => status !== 401 && status !== 429)).toEqual([]);
+    expect(refused401).toBeGreaterThanOrEqual(8);
+    expect(refused401).toBeLessThanOrEqual(16);
+    expect(statuses.filter((status) => status === 429).length).toBe(25 - refused401);
     const stats = node.securityEvents.stats();
     expect(stats.accepted.auth_failed + stats.dropped.auth_failed).toBe(25);
     expect(stats.dropped.auth_failed).toBeGreaterThan(0);

@@ -43,6 +43,9 @@ const capture = captureSink();
 // Debug: the strictest setting, every line the gateway can write is captured.
 const logger = createLogger({ level: "debug", sink: capture.sink });
 const clock = new ManualClock(Date.now());
+// The limiter's own clock, at the start of a window and never moved: a real clock could cross a window boundary
+// mid-test and hand out a fresh budget.
+const limiterClock = new ManualClock(1_000 * 60_000);
 const recorded: SecurityEvent[] = [];
 const security = boundedSecurityEvents({ record: (event) => void recorded.push(event), perSecond: 5, clock });
 
@@ -68,7 +71,8 @@ const app = createApp({
   apiKeys,
   delivery: { ...signingKeys, publicUrl },
   rateLimit: rateLimit({
-    limiterFor: () => memoryLimiter({ limit: 3, windowMs: 60_000 }),
+    clock: limiterClock,
+    limiterFor: () => memoryLimiter({ limit: 3, windowMs: 60_000, clock: limiterClock }),
     onDenied: securityReporters(security.emit).onDenied,
     exempt: ["/test/*"],
   }),
