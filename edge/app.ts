@@ -10,7 +10,7 @@ import type { ApiKeyStore } from "./middleware/auth/api-key-store.ts";
 import { type AuthOptions, type AuthRefusal, auth } from "./middleware/auth/index.ts";
 import { bodyLimit } from "./middleware/body-limit/index.ts";
 import { type ClientCertOptions, requireClientCert } from "./middleware/client-cert/index.ts";
-import type { RateLimitMiddleware } from "./middleware/rate-limit/index.ts";
+import type { RefusalLimit } from "./middleware/rate-limit/index.ts";
 import { requestId } from "./middleware/request-id/index.ts";
 import { secureHeaders } from "./middleware/secure-headers/index.ts";
 import { type RequestRecord, telemetry } from "./middleware/telemetry/index.ts";
@@ -49,8 +49,11 @@ export interface AppOptions {
   auth?: Omit<AuthOptions, "apiKeys">;
   /** Where API keys live; enables `X-API-Key` and the admin routes that create and revoke keys. */
   apiKeys?: ApiKeyStore;
-  /** Rate limiting per subject or client IP (see middleware/rate-limit). */
-  rateLimit?: MiddlewareHandler<GatewayEnv>;
+  /**
+   * Rate limiting per subject or client IP (see middleware/rate-limit). With `refusals` (as `rateLimit()` makes
+   * it), refused credentials spend the caller's address budget too.
+   */
+  rateLimit?: MiddlewareHandler<GatewayEnv> & { refusals?: RefusalLimit };
   /** More routes, mounted after the gateway's own (API keys, the commerce API). */
   routes?: Array<Hono<GatewayEnv>>;
   readiness?: DependencyCheck[];
@@ -162,7 +165,7 @@ export function createApp(options: AppOptions): Hono<GatewayEnv> {
   } else app.use(apiBodyLimit);
   app.use(timeout({ ms: options.requestTimeoutMs ?? 10_000 }));
   const apiKeyCache = options.apiKeys ? cachedApiKeyVerifier(options.apiKeys) : undefined;
-  const refusals = (options.rateLimit as Partial<RateLimitMiddleware> | undefined)?.refusals;
+  const refusals = options.rateLimit?.refusals;
   if (options.auth || apiKeyCache) {
     app.use(
       auth({

@@ -100,7 +100,7 @@ export function rateLimit(options: RateLimitOptions): RateLimitMiddleware {
     const decision = await limiterOf(routeClass).limit(key);
     onDecision?.(decision, routeClass);
     const resetSeconds = Math.max(0, Math.ceil((decision.reset - clock.now()) / 1000));
-    const retryAfter = String(Math.max(1, resetSeconds));
+    const retryAfter = retryAfterUntil(decision.reset);
 
     if (decision.reason === "unavailable") {
       // No RateLimit-* here: nothing was counted, and a limit of 0 would tell a client something false.
@@ -124,6 +124,8 @@ export function rateLimit(options: RateLimitOptions): RateLimitMiddleware {
     return headers;
   }
 
+  /** Whole seconds until `reset`, at least 1: what `Retry-After` says. */
+  const retryAfterUntil = (reset: number) => String(Math.max(1, Math.ceil((reset - clock.now()) / 1000)));
   const limited = (c: Context<GatewayEnv>, retryAfter: string) => {
     c.header("Retry-After", retryAfter);
     return new EdgewiseError("rate_limited", `rate limit exceeded; retry in ${retryAfter} s`, {
@@ -139,12 +141,11 @@ export function rateLimit(options: RateLimitOptions): RateLimitMiddleware {
       const address = addressOf(c);
       const until = lockouts.get(address);
       if (until === undefined) return;
-      const now = clock.now();
-      if (until <= now) {
+      if (until <= clock.now()) {
         lockouts.delete(address);
         return;
       }
-      throw limited(c, String(Math.max(1, Math.ceil((until - now) / 1000))));
+      throw limited(c, retryAfterUntil(until));
     },
     async charge(c) {
       if (isExempt(c.req.path)) return;
@@ -159,7 +160,7 @@ export function rateLimit(options: RateLimitOptions): RateLimitMiddleware {
       lockouts.set(address, decision.reset);
       c.header("RateLimit-Limit", String(decision.limit));
       c.header("RateLimit-Remaining", "0");
-      throw limited(c, String(Math.max(1, Math.ceil((decision.reset - clock.now()) / 1000))));
+      throw limited(c, retryAfterUntil(decision.reset));
     },
   };
 
