@@ -15,6 +15,9 @@ const destination = startReceiver((d, nth) => {
   if (d.path === "/retry-after" && nth === 1) {
     return new Response("busy", { status: 503, headers: { "Retry-After": "100" } }); // 100 s -> 100 ms
   }
+  if (d.path === "/retry-now" && nth <= 2) {
+    return new Response("busy", { status: 503, headers: { "Retry-After": "0" } });
+  }
   if (d.path === "/poison") {
     return new Response("bad payload", { status: 489, headers: { "Upstash-NonRetryable-Error": "true" } });
   }
@@ -87,6 +90,14 @@ describe("retries", () => {
     const gap = (second?.at ?? 0) - (first?.at ?? 0);
     expect(gap).toBeGreaterThanOrEqual(95); // Retry-After 100 s, not the 12 s backoff
     expect(gap).toBeLessThan(1000);
+  });
+
+  test("Retry-After: 0 retries at once, not at the next poll", async () => {
+    const { messageId } = await client.publish({ url: destination.url("/retry-now"), body: "x", retries: 3 });
+    await waitFor(() => destination.of(messageId).length === 3, 5000);
+    const attempts = destination.of(messageId);
+    // Each retry is due the moment its outcome commits; waiting for the 1 s poll fallback would take 2 s.
+    expect((attempts[2]?.at ?? 0) - (attempts[0]?.at ?? 0)).toBeLessThan(600);
   });
 
   test("489 with Upstash-NonRetryable-Error goes straight to the DLQ", async () => {

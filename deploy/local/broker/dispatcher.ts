@@ -82,7 +82,10 @@ export class Dispatcher {
   dueAt(at: number): void {
     if (at >= this.dueFrom) return;
     this.dueFrom = at;
-    this.arm();
+    // Already due (a retry whose outcome took longer to commit than its backoff, or `Retry-After: 0`): claim
+    // now. `arm()` would only set the poll fallback for a past due time, and the retry would wait for it.
+    if (at <= Date.now()) this.poke();
+    else this.arm();
   }
 
   /**
