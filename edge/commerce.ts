@@ -13,6 +13,7 @@ import {
   PostgresWebhookStore,
   parseInboundSecrets,
   type TargetPolicy,
+  type WebhookStore,
   webhooksConsumer,
 } from "../actors/commerce/webhooks/index.ts";
 import {
@@ -26,7 +27,7 @@ import { EventSchemas, Participants } from "../actors/commerce/messages.ts";
 import { readSideEvents } from "../actors/commerce/subscriptions.ts";
 import type { BillingSql } from "../actors/commerce/billing/schema.ts";
 import { createEnvelope } from "../shared/envelope/index.ts";
-import type { Dependencies } from "../shared/resilience/index.ts";
+import { type Dependencies, guardedPort } from "../shared/resilience/index.ts";
 import { errorFields, type Logger, type SecurityEvent } from "../shared/telemetry/log/index.ts";
 import type { GatewayEnv } from "./env.ts";
 import type { CachedReads } from "./routes/commerce/cache.ts";
@@ -106,9 +107,29 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
   const billing = new BillingLedger(sql, { onCommitted: () => afterCommit(relay) });
   const projector = new OrdersProjector(sql);
   const activity = new ActivityLog(sql);
-  const webhookStore = new PostgresWebhookStore(sql);
+  const postgresWebhookStore = new PostgresWebhookStore(sql);
   const policy = options.webhookPolicy;
   const dependencies = options.dependencies;
+  // Subscriptions, attempts and inbound ids live in Postgres too: behind its breaker like every other query.
+  const webhookStore: WebhookStore = dependencies
+    ? guardedPort<WebhookStore>(
+        postgresWebhookStore,
+        [
+          "createSubscription",
+          "deleteSubscription",
+          "getSubscription",
+          "listSubscriptions",
+          "recordAttempt",
+          "listAttempts",
+          "wasDelivered",
+          "recordInbound",
+          "hasSeenInbound",
+          "pruneInbound",
+        ],
+        dependencies,
+        "postgres",
+      )
+    : postgresWebhookStore;
   const webhooks = webhooksConsumer({
     store: webhookStore,
     transport,
@@ -189,7 +210,7 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
       await billing.migrate();
       await projector.migrate();
       await activity.migrate();
-      await webhookStore.migrate();
+      await postgresWebhookStore.migrate();
     },
   };
 }

@@ -12,6 +12,7 @@ export {
   type TransitionReason,
 } from "./breaker-options.ts";
 export { Bulkhead, type BulkheadOptions, type BulkheadSnapshot } from "./bulkhead.ts";
+export { guardedPort } from "./guarded-port.ts";
 export { type ResilientOptions, type ResilientPolicy, resilient } from "./policy.ts";
 export { type BackoffOptions, backoffDelay, defaultRetryOn, type RetryOptions, retry } from "./retry.ts";
 export { isTimeout, withTimeout } from "./timeout.ts";

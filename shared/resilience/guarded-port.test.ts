@@ -1,0 +1,63 @@
+// guardedPort: a store's methods behind a breaker, with `this` and the other members of the store intact.
+import { describe, expect, test } from "bun:test";
+import { isEdgewiseError } from "../errors/index.ts";
+import { Dependencies } from "./dependencies.ts";
+import { guardedPort } from "./guarded-port.ts";
+
+/** A store with a private field, as the Postgres adapters have: a wrong `this` would throw. */
+class CountingStore {
+  #rows = new Map<string, number>();
+  calls = 0;
+  failing = false;
+  async put(key: string, value: number): Promise<void> {
+    this.calls++;
+    if (this.failing) throw new Error("connection refused");
+    this.#rows.set(key, value);
+  }
+  async get(key: string): Promise<number | undefined> {
+    this.calls++;
+    if (this.failing) throw new Error("connection refused");
+    return this.#rows.get(key);
+  }
+  label(): string {
+    return `rows: ${this.#rows.size}`;
+  }
+}
+
+describe("guardedPort", () => {
+  test("calls go through to the store, with its own `this`", async () => {
+    const store = new CountingStore();
+    const guarded = guardedPort(store, ["put", "get"], new Dependencies(), "postgres");
+    await guarded.put("a", 1);
+    expect(await guarded.get("a")).toBe(1);
+    expect(store.calls).toBe(2);
+    expect(guarded.calls).toBe(2);
+    expect(guarded.label()).toBe("rows: 1"); // not guarded, still bound to the store
+  });
+
+  test("once the breaker opens, calls fail at once with breaker.open and never reach the store", async () => {
+    const store = new CountingStore();
+    const dependencies = new Dependencies();
+    const guarded = guardedPort(store, ["put", "get"], dependencies, "postgres");
+    store.failing = true;
+    for (let i = 0; i < 5; i++) await guarded.get("a").catch(() => undefined);
+    expect(dependencies.state("postgres")).toBe("open");
+    const before = store.calls;
+    const refused = await guarded.put("a", 1).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(isEdgewiseError(refused) && refused.code).toBe("breaker.open");
+    expect(isEdgewiseError(refused) && refused.status).toBe(503);
+    expect(store.calls).toBe(before);
+  });
+
+  test("a call past the dependency's timeout is cut off", async () => {
+    const slow = { get: () => new Promise<number>((resolve) => setTimeout(() => resolve(1), 500)) };
+    const dependencies = new Dependencies({ policies: { postgres: { timeoutMs: 20 } } });
+    const guarded = guardedPort(slow, ["get"], dependencies, "postgres");
+    const started = performance.now();
+    await expect(guarded.get()).rejects.toThrow();
+    expect(performance.now() - started).toBeLessThan(400);
+  });
+});
