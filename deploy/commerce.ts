@@ -39,7 +39,7 @@ export function commerce(options: CommerceOptions) {
       start: () => void system.relay.start(),
       stop: () => system.relay.stop(),
       securityEvents: (event) => system.recordSecurityEvent(event),
-      recentEvents: async (limit) => (await system.activity.listActivity({ limit })).items,
+      activity: system.activity,
     };
   };
 }

@@ -20,8 +20,7 @@ import {
 } from "../actors/runtime/index.ts";
 import { createApp, securityReporters } from "../edge/app.ts";
 import { localInspector, topologyOf } from "../edge/console/local.ts";
-import type { ConsoleTraces } from "../edge/console/index.tsx";
-import type { Envelope } from "../shared/envelope/index.ts";
+import type { ConsoleEventLog, ConsoleTraces } from "../edge/console/index.tsx";
 import { guardedRedis } from "../edge/middleware/rate-limit/guarded-redis.ts";
 import { Dependencies, type DependencyPolicy } from "../shared/resilience/index.ts";
 import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
@@ -120,8 +119,8 @@ export interface NodeExtension {
    * node calls it at a bounded rate, after the request has moved on, and counts its failures.
    */
   securityEvents?: (event: SecurityEvent) => Promise<unknown>;
-  /** The latest events, newest first, for the console's live stream (the activity log). */
-  recentEvents?: (limit: number) => Promise<Envelope[]>;
+  /** The activity log, for the console's events and their live stream. */
+  activity?: ConsoleEventLog;
 }
 
 export interface EdgewiseNode {
@@ -378,6 +377,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   });
   stops.push(() => securityEvents.settled());
   const security = securityReporters(securityEvents.emit);
+  const consoleShutdown = new AbortController();
 
   const app = createApp({
     actors,
@@ -427,7 +427,8 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
             ),
             breakers: () => dependencies.snapshots(),
             broker: { url: queue.url, token: queue.token },
-            ...(extension.recentEvents ? { recentEvents: extension.recentEvents } : {}),
+            ...(extension.activity ? { events: extension.activity } : {}),
+            signal: consoleShutdown.signal,
             ...(host ? { inspect: localInspector((address) => host.inspect(address), actorDb) } : {}),
             ...(options.console?.traces
               ? { traces: options.console.traces }
@@ -469,6 +470,8 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     tracing,
     stop() {
       stopped ??= (async () => {
+        // The console's live streams never end on their own: end them, or the server's graceful stop waits.
+        consoleShutdown.abort();
         await server.stop();
         await host?.stop();
         for (const stop of stops.reverse()) await stop();

@@ -2,12 +2,14 @@
 import { type Context, Hono } from "hono";
 import { raw } from "hono/html";
 import type { Child } from "hono/jsx";
+import { streamSSE } from "hono/streaming";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { GatewayEnv } from "../env.ts";
 import type { JwtOptions } from "../middleware/auth/jwt.ts";
+import { isPosition, LiveTail } from "./live.ts";
 import { consoleSessions, type Session, sameToken } from "./session.ts";
 import { consoleScript, consoleStyles } from "./static.ts";
-import type { ConsoleOptions } from "./types.ts";
+import type { ConsoleLogEntry, ConsoleOptions } from "./types.ts";
 import {
   ActorTable,
   ActorView,
@@ -24,9 +26,21 @@ import {
   Waterfall,
 } from "./views.tsx";
 
-export type { ConsoleOptions, ConsoleTopology, ConsoleTraces, ConsoleSpan, TraceSummary } from "./types.ts";
+export type {
+  ConsoleEventLog,
+  ConsoleLogEntry,
+  ConsoleOptions,
+  ConsoleSpan,
+  ConsoleTopology,
+  ConsoleTraces,
+  LiveOptions,
+  TraceSummary,
+} from "./types.ts";
 
-/** Scripts and styles from this origin only; forms post only here; nothing frames the console. */
+/**
+ * Scripts and styles from this origin only (no inline code, so no nonce either); forms post only here; the live
+ * event stream (EventSource) connects only here; nothing frames the console.
+ */
 export const consolePolicy =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
   "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -140,12 +154,13 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     }
   }
 
-  const recentEvents = async () => {
-    if (!options.recentEvents) return undefined;
+  /** The events section's first rows; undefined without an event log, null when it could not be read. */
+  const latestEvents = async (): Promise<ConsoleLogEntry[] | null | undefined> => {
+    if (!options.events) return undefined;
     try {
-      return await options.recentEvents(25);
+      return await options.events.latestActivity(eventRows);
     } catch {
-      return [];
+      return null;
     }
   };
   const recentTraces = async () => {
@@ -159,13 +174,25 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
 
   const allTypes = [...options.topology.actors.map((a) => a.type)];
 
+  const eventRows = 25;
+  const maxEventRows = 200;
+  const maxStreams = options.live?.maxStreams ?? 32;
+  const heartbeatMs = options.live?.heartbeatMs ?? 15_000;
+  const tail = options.events ? new LiveTail(options.events, options.live) : undefined;
+  /** Streams admitted but still waiting for the end of the log (they count towards the limit). */
+  let opening = 0;
+  if (tail && options.signal) {
+    if (options.signal.aborted) tail.close();
+    else options.signal.addEventListener("abort", () => tail.close(), { once: true });
+  }
+
   app.get("/_console", async (c) => {
     const session = sessionOf(c);
-    const [queues, events, traces] = await Promise.all([loadQueues(), recentEvents(), recentTraces()]);
+    const [queues, events, traces] = await Promise.all([loadQueues(), latestEvents(), recentTraces()]);
     const notice = notices[c.req.query("notice") ?? ""];
     return page(
       c,
-      <Layout title="Overview" refreshMs={options.refreshMs ?? 2000}>
+      <Layout title="Overview">
         {notice ? <p class="notice-bar">{notice}</p> : null}
         <section id="topology">
           <h2>Topology</h2>
@@ -174,7 +201,13 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
         </section>
         <section id="events">
           <h2>
-            Live events <span class="muted">updated </span>
+            Live events{" "}
+            {events === undefined ? null : (
+              <span id="events-status" class="status" data-state="static">
+                as of page load
+              </span>
+            )}{" "}
+            <span class="muted">updated </span>
             <span id="events-updated" class="muted">
               {new Date().toISOString()}
             </span>
@@ -182,19 +215,27 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
           {events === undefined ? (
             <p>no event log configured</p>
           ) : (
-            <table id="event-table">
-              <thead>
-                <tr>
-                  <th>time</th>
-                  <th>type</th>
-                  <th>subject</th>
-                  <th>data</th>
-                </tr>
-              </thead>
-              <tbody id="event-rows">
-                <EventRows events={events} />
-              </tbody>
-            </table>
+            <>
+              {events === null ? <p class="error">The activity log could not be read.</p> : null}
+              <table
+                id="event-table"
+                data-stream="/_console/events/stream"
+                data-after={events?.[0]?.position ?? (events === null ? undefined : "0")}
+                data-max-rows={String(maxEventRows)}
+              >
+                <thead>
+                  <tr>
+                    <th>time</th>
+                    <th>type</th>
+                    <th>subject</th>
+                    <th>data</th>
+                  </tr>
+                </thead>
+                <tbody id="event-rows">
+                  <EventRows events={(events ?? []).map((entry) => entry.envelope)} />
+                </tbody>
+              </table>
+            </>
           )}
         </section>
         <section id="breakers">
@@ -228,11 +269,61 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     );
   });
 
-  app.get("/_console/events/rows", async (c) => {
-    const events = (await recentEvents()) ?? [];
-    c.header("Cache-Control", "no-store");
-    c.header("Content-Security-Policy", consolePolicy);
-    return c.html(<EventRows events={events} />);
+  // The live event stream: Server-Sent Events, one `activity` frame per new entry of the log, its position as
+  // the frame's id. EventSource sends the last id back as Last-Event-ID when it reconnects, and the stream resumes
+  // right after it; the page's first connection names the newest row it rendered (`?after=`).
+  app.get("/_console/events/stream", async (c) => {
+    if (!tail) throw new EdgewiseError("not_found", "no event log configured");
+    const after = c.req.header("last-event-id") ?? c.req.query("after");
+    if (after !== undefined && !isPosition(after)) {
+      throw new EdgewiseError(
+        "request.invalid",
+        "Last-Event-ID and ?after= take a position in the activity log",
+      );
+    }
+    if (tail.closed) throw new EdgewiseError("unavailable", "the node is shutting down");
+    if (tail.size + opening >= maxStreams) {
+      throw new EdgewiseError("unavailable", `at most ${maxStreams} console event streams are open at once`, {
+        meta: { retryAfterSeconds: 10 },
+      });
+    }
+    let subscription: Awaited<ReturnType<LiveTail["subscribe"]>>;
+    opening++;
+    try {
+      subscription = await tail.subscribe(after);
+    } catch (error) {
+      throw new EdgewiseError("unavailable", "the activity log cannot be read", { cause: error });
+    } finally {
+      opening--;
+    }
+    const end = () => subscription.close();
+    c.req.raw.signal?.addEventListener("abort", end, { once: true });
+    c.header("X-Accel-Buffering", "no");
+    return streamSSE(c, async (stream) => {
+      stream.onAbort(end);
+      try {
+        // How long EventSource waits before reconnecting; it also gets the headers and a first byte out at once.
+        await stream.write("retry: 2000\n: live\n\n");
+        for (;;) {
+          const next = await subscription.next(heartbeatMs);
+          if ("closed" in next || stream.aborted) return;
+          if ("idle" in next) {
+            await stream.write(": heartbeat\n\n");
+            continue;
+          }
+          for (const entry of next.entries) {
+            // JSON, not HTML: the page puts each field in with textContent.
+            await stream.writeSSE({
+              event: "activity",
+              id: entry.position,
+              data: JSON.stringify(entry.envelope),
+            });
+          }
+        }
+      } finally {
+        end();
+      }
+    });
   });
 
   app.get("/_console/actors", (c) => {

@@ -1,27 +1,75 @@
 // The console's only script and stylesheet, served from its own routes so the CSP needs no inline code.
 
-/** Refreshes the live event stream: fetches the rows as HTML from the same origin, every `data-refresh-ms`. */
+/**
+ * Follows the live event stream: an EventSource on the table's `data-stream` (from `data-after`, the newest row the
+ * server rendered), each `activity` frame a new row on top, at most `data-max-rows`. The frame's data is JSON and
+ * goes into the cells as text (textContent), never as markup. `#events-status` says whether the stream is live.
+ * EventSource reconnects on its own, resuming after the last frame's id (Last-Event-ID); when the server refused
+ * it outright (503: too many streams, 401: signed out), a new one is opened after a pause.
+ */
 export const consoleScript = `"use strict";
 (function () {
+  var table = document.getElementById("event-table");
   var rows = document.getElementById("event-rows");
-  if (rows) {
-    var every = Number(document.body.getAttribute("data-refresh-ms")) || 2000;
-    var busy = false;
-    setInterval(function () {
-      if (busy || document.hidden) return;
-      busy = true;
-      fetch("/_console/events/rows", { credentials: "same-origin", headers: { accept: "text/html" } })
-        .then(function (response) { return response.ok ? response.text() : null; })
-        .then(function (html) {
-          if (html !== null) {
-            rows.innerHTML = html;
-            var stamp = document.getElementById("events-updated");
-            if (stamp) stamp.textContent = new Date().toISOString();
-          }
-        })
-        .catch(function () {})
-        .then(function () { busy = false; });
-    }, every);
+  var url = table && table.getAttribute("data-stream");
+  if (table && rows && url && typeof EventSource === "function") {
+    var status = document.getElementById("events-status");
+    var stamp = document.getElementById("events-updated");
+    var maxRows = Number(table.getAttribute("data-max-rows")) || 200;
+    var after = table.getAttribute("data-after");
+    var show = function (state, text) {
+      if (!status) return;
+      status.setAttribute("data-state", state);
+      status.textContent = text;
+    };
+    var cell = function (row, text, className) {
+      var td = document.createElement("td");
+      if (className) td.className = className;
+      td.textContent = text;
+      row.appendChild(td);
+    };
+    var known = function (id) {
+      var existing = rows.querySelectorAll("tr[data-event-id]");
+      for (var i = 0; i < existing.length; i++) if (existing[i].getAttribute("data-event-id") === id) return true;
+      return false;
+    };
+    var add = function (event) {
+      if (!event || typeof event !== "object" || typeof event.id !== "string" || known(event.id)) return;
+      var data = JSON.stringify(event.data === undefined ? null : event.data);
+      var row = document.createElement("tr");
+      row.setAttribute("data-event-id", event.id);
+      row.className = "fresh";
+      cell(row, typeof event.time === "string" ? event.time : "");
+      cell(row, String(event.type));
+      cell(row, typeof event.subject === "string" ? event.subject : "");
+      cell(row, data.length > 160 ? data.slice(0, 160) + "\u2026" : data, "mono");
+      var empty = rows.querySelector("tr.empty");
+      if (empty) empty.remove();
+      rows.insertBefore(row, rows.firstChild);
+      while (rows.rows.length > maxRows) rows.deleteRow(rows.rows.length - 1);
+      if (stamp) stamp.textContent = new Date().toISOString();
+    };
+    var connect = function () {
+      show("connecting", "connecting\u2026");
+      var source = new EventSource(after ? url + "?after=" + encodeURIComponent(after) : url);
+      source.onopen = function () { show("live", "live"); };
+      source.addEventListener("activity", function (message) {
+        if (message.lastEventId) after = message.lastEventId;
+        try {
+          add(JSON.parse(message.data));
+        } catch (error) {}
+      });
+      source.onerror = function () {
+        if (source.readyState === EventSource.CONNECTING) {
+          show("reconnecting", "reconnecting\u2026");
+        } else {
+          show("offline", "disconnected; retrying");
+          source.close();
+          setTimeout(connect, 10000);
+        }
+      };
+    };
+    connect();
   }
   document.addEventListener("submit", function (event) {
     var form = event.target;
@@ -66,4 +114,10 @@ svg text.col { font-weight: 600; fill: #556274; }
 svg text.dur { fill: #556274; font-size: 11px; }
 .diagram, .waterfall { max-width: 100%; height: auto; }
 .muted { color: #8591a3; }
+.status { font-size: 0.8rem; font-weight: 600; padding: 0.05rem 0.45rem; border-radius: 999px; background: #edf0f4; color: #556274; }
+.status[data-state="live"] { background: #e3f4e8; color: #2e7d32; }
+.status[data-state="connecting"], .status[data-state="reconnecting"] { background: #fff5d6; color: #8a6a00; }
+.status[data-state="offline"] { background: #fbe4e4; color: #a11d1d; }
+tr.fresh td { animation: fresh 2s ease-out; }
+@keyframes fresh { from { background: #fff5d6; } to { background: transparent; } }
 `;

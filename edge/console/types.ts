@@ -45,17 +45,50 @@ export interface ConsoleTraces {
   spans(traceId: string): Promise<ConsoleSpan[]> | ConsoleSpan[];
 }
 
+/** An entry of the activity log and its position there: a decimal string, larger for every later entry. */
+export interface ConsoleLogEntry {
+  position: string;
+  envelope: Envelope;
+}
+
+/**
+ * The activity log as the console reads it (domain events and security events): the page's first rows, and the
+ * tail its live stream follows. `ActivityLog` (actors/commerce/projections) is one.
+ */
+export interface ConsoleEventLog {
+  /** The newest entries, newest first. */
+  latestActivity(limit: number): Promise<ConsoleLogEntry[]>;
+  /** The entries after `position`, oldest first, at most `limit`. */
+  activityAfter(position: string, limit: number): Promise<ConsoleLogEntry[]>;
+}
+
 export interface ConsoleOptions {
   topology: ConsoleTopology;
   /** The node's breakers (`Dependencies.snapshots()`). */
   breakers?: () => BreakerSnapshot[];
   /** The broker's REST API (the embedded broker, or QStash): called server-side with its token. */
   broker?: { url: string; token: string };
-  /** The latest events, newest first (the activity log). */
-  recentEvents?: (limit: number) => Promise<Envelope[]>;
+  /** The activity log: the events section, and its live stream at /_console/events/stream. */
+  events?: ConsoleEventLog;
   /** One actor's state, inbox and outbox; absent where actors run on a remote host. */
   inspect?: (address: { type: string; key: string }) => ActorInspection;
   traces?: ConsoleTraces;
-  /** How often the page refreshes the event stream, in ms. Default 2000. */
-  refreshMs?: number;
+  /** The live stream's knobs (edge/console/live.ts); the defaults suit a node. */
+  live?: LiveOptions;
+  /** Aborted when the node shuts down: every live stream ends, so the server's graceful stop is not held up. */
+  signal?: AbortSignal;
+}
+
+export interface LiveOptions {
+  /** How often the shared tail reads the log for new entries, in ms. Default 500. */
+  intervalMs?: number;
+  /** A comment frame on each idle stream this often, in ms, so proxies keep the connection. Default 15,000. */
+  heartbeatMs?: number;
+  /** Streams open at once; one more is answered 503. Default 32. */
+  maxStreams?: number;
+  /**
+   * How long a hole in the log's positions is waited for before the entries after it are sent, in ms: a position
+   * taken by an insert that has not committed yet, or never will (a duplicate, a rollback). Default 2,000.
+   */
+  settleMs?: number;
 }

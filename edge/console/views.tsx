@@ -4,7 +4,7 @@ import type { Envelope } from "../../shared/envelope/index.ts";
 import type { BreakerSnapshot } from "../../shared/resilience/index.ts";
 import type { ActorInspection, ConsoleSpan, ConsoleTopology, TraceSummary } from "./types.ts";
 
-export const Layout: FC<{ title: string; children?: Child; refreshMs?: number }> = (props) => (
+export const Layout: FC<{ title: string; children?: Child }> = (props) => (
   <html lang="en">
     <head>
       <meta charset="utf-8" />
@@ -14,7 +14,7 @@ export const Layout: FC<{ title: string; children?: Child; refreshMs?: number }>
       <link rel="stylesheet" href="/_console/static/console.css" />
       <script src="/_console/static/console.js" defer />
     </head>
-    <body data-refresh-ms={String(props.refreshMs ?? 2000)}>
+    <body>
       <header>
         <a href="/_console" class="brand">
           Edgewise console
@@ -178,7 +178,7 @@ const time = (ms: number | undefined) => (ms === undefined ? "" : new Date(ms).t
 export const EventRows: FC<{ events: Envelope[] }> = ({ events }) => (
   <>
     {events.length === 0 ? (
-      <tr>
+      <tr class="empty">
         <td colspan={4}>no events yet</td>
       </tr>
     ) : (

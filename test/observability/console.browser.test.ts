@@ -1,5 +1,6 @@
 // The operator console in headless Chromium (Debian's, driven by playwright-core) against a commerce node on Bun:
-// topology, breakers, events and the inspector render; a dead letter replayed from the page is delivered.
+// topology, breakers, events and the inspector render; an event appended after the page loaded arrives on its live
+// stream (Server-Sent Events) without a reload; a dead letter replayed from the page is delivered.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -114,19 +115,15 @@ describe("the console in Chromium", () => {
       expect(breakers.join(" ")).toContain("broker");
       expect(breakers.join(" ")).toMatch(/closed/);
 
-      // The live event stream shows this order's events, and keeps refreshing.
+      // The events: this order's, rendered by the server; then the live stream (EventSource) is connected.
       await page.waitForFunction(
         (orderId) => document.getElementById("event-rows")?.textContent?.includes(orderId) ?? false,
         order.orderId,
         { timeout: 10_000 },
       );
-      const stamp = await page.locator("#events-updated").textContent();
-      await page.waitForFunction(
-        (previous) => document.getElementById("events-updated")?.textContent !== previous,
-        stamp,
-        { timeout: 10_000 },
-      );
+      await page.waitForSelector('#events-status[data-state="live"]', { timeout: 10_000 });
       await shot(page, "overview");
+
       // Traces: the order's request as a waterfall, when the node records traces (it does by default).
       const tracing = (running.node as { tracing?: unknown }).tracing !== undefined;
       if (!tracing) {
@@ -157,6 +154,36 @@ describe("the console in Chromium", () => {
       await page.reload();
       expect(await page.locator(`#dlq-table tr[data-url$="/webhooks/${hook.id}"]`).count()).toBe(0);
       await shot(page, "after-replay");
+      await page.waitForSelector('#events-status[data-state="live"]', { timeout: 10_000 });
+
+      // Events appended after the page loaded show up on it, at the top, without a reload: this order's (the
+      // receiver is healthy again, so its webhook makes no new dead letter), and a refused token's security event.
+      await page.evaluate(() => {
+        (window as unknown as { notReloaded?: boolean }).notReloaded = true;
+      });
+      const stamp = await page.locator("#events-updated").textContent();
+      const later = await confirmedOrder();
+      await page.waitForFunction(
+        (orderId) => document.getElementById("event-rows")?.textContent?.includes(orderId) ?? false,
+        later.orderId,
+        { timeout: 10_000 },
+      );
+      expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(
+        true,
+      );
+      expect(await page.locator("#events-updated").textContent()).not.toBe(stamp);
+      const streamed = page.locator("#event-rows tr.fresh", { hasText: later.orderId });
+      expect(await streamed.count()).toBeGreaterThan(0);
+      // Each cell is text: a streamed row has the four cells of a server-rendered one, and no markup inside.
+      expect(await streamed.first().locator("td").count()).toBe(4);
+      expect(await streamed.first().locator("td *").count()).toBe(0);
+      const forged = await fetch(`${running.node.url}/v1/orders`, {
+        headers: { authorization: "Bearer forged" },
+      });
+      expect(forged.status).toBe(401);
+      await page.waitForSelector("#event-rows tr.fresh >> text=security.auth_failed", { timeout: 10_000 });
+      expect(await page.locator("#events-status").getAttribute("data-state")).toBe("live");
+      await shot(page, "live-event");
 
       // The inspector: the order actor's state, inbox and outbox.
       await page.selectOption("#inspector select[name=type]", "order");

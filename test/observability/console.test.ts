@@ -1,9 +1,16 @@
-// The console without a browser: who gets in, the headers it sends, and the trace waterfall from a traces port.
+// The console without a browser: who gets in, the headers it sends, the trace waterfall from a traces port, and
+// the live event stream (Server-Sent Events over an activity log in memory).
 import { describe, expect, test } from "bun:test";
 import type { ActorHost } from "../../actors/runtime/index.ts";
 import { createApp } from "../../edge/app.ts";
-import type { ConsoleOptions, ConsoleSpan } from "../../edge/console/index.tsx";
+import type {
+  ConsoleEventLog,
+  ConsoleLogEntry,
+  ConsoleOptions,
+  ConsoleSpan,
+} from "../../edge/console/index.tsx";
 import { issueToken } from "../../edge/middleware/auth/tokens.ts";
+import { createEnvelope } from "../../shared/envelope/index.ts";
 
 const secret = "console-test-secret-console-test-secret";
 const topology: ConsoleOptions["topology"] = {
@@ -121,5 +128,319 @@ describe("traces", () => {
     expect(order).toEqual(["a", "b", "c", "d"]);
     expect(svg).toContain("#d9534f"); // the failed span
     expect((await gateway.request("/_console/traces/nope", { headers })).status).toBe(404);
+  });
+});
+
+/** An activity log in memory: positions taken in order, made visible on append (or later, like a slow commit). */
+class MemoryLog implements ConsoleEventLog {
+  private visible: ConsoleLogEntry[] = [];
+  private nextPosition = 1;
+  /** Calls of `activityAfter`: the live tail's queries. */
+  tailQueries = 0;
+
+  append(type: string, data: unknown = {}): ConsoleLogEntry {
+    return this.commit(this.reserve(), type, data);
+  }
+  /** Takes a position that becomes visible only when committed (or never: a duplicate insert's). */
+  reserve(): number {
+    return this.nextPosition++;
+  }
+  commit(position: number, type: string, data: unknown = {}): ConsoleLogEntry {
+    const entry = {
+      position: String(position),
+      envelope: createEnvelope({ type, source: "edgewise://test", subject: `s-${position}`, data }),
+    };
+    this.visible.push(entry);
+    this.visible.sort((a, b) => Number(a.position) - Number(b.position));
+    return entry;
+  }
+  async latestActivity(limit: number) {
+    return [...this.visible].reverse().slice(0, limit);
+  }
+  async activityAfter(position: string, limit: number) {
+    this.tailQueries++;
+    return this.visible.filter((e) => BigInt(e.position) > BigInt(position)).slice(0, limit);
+  }
+}
+
+interface Frame {
+  event?: string;
+  id?: string;
+  data?: string;
+  comment?: string;
+  retry?: string;
+}
+
+/** Reads an SSE response in the background, frame by frame. */
+function frames(response: Response) {
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  const received: Frame[] = [];
+  let buffer = "";
+  let ended = false;
+  const pump = (async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
+        const frame: Frame = {};
+        for (const line of buffer.slice(0, end).split("\n")) {
+          if (line.startsWith(":")) frame.comment = line.slice(1).trim();
+          else {
+            const colon = line.indexOf(":");
+            const field = line.slice(0, colon) as keyof Frame;
+            const value = line.slice(colon + 1).replace(/^ /, "");
+            frame[field] = field === "data" && frame.data !== undefined ? `${frame.data}\n${value}` : value;
+          }
+        }
+        received.push(frame);
+        buffer = buffer.slice(end + 2);
+      }
+    }
+  })()
+    .catch(() => {})
+    .finally(() => {
+      ended = true;
+    });
+  const activity = () => received.filter((f) => f.event === "activity");
+  return {
+    received,
+    activity,
+    ids: () => activity().map((f) => f.id),
+    get ended() {
+      return ended;
+    },
+    async until(check: () => boolean, what: string, ms = 3_000) {
+      const deadline = Date.now() + ms;
+      while (!check()) {
+        if (Date.now() > deadline)
+          throw new Error(`timed out waiting for ${what}: ${JSON.stringify(received)}`);
+        await Bun.sleep(10);
+      }
+    },
+    async close() {
+      await reader.cancel().catch(() => {});
+      await pump;
+    },
+  };
+}
+
+const fast = { intervalMs: 20, heartbeatMs: 60_000, settleMs: 200 };
+
+describe("the live event stream", () => {
+  const setup = async (live: ConsoleOptions["live"] = fast, signal?: AbortSignal) => {
+    const log = new MemoryLog();
+    const gateway = app({ events: log, live, ...(signal ? { signal } : {}) });
+    const headers = { authorization: `Bearer ${await token(["admin"])}` };
+    const open = async (extra: Record<string, string> = {}, query = "") => {
+      const response = await gateway.request(`/_console/events/stream${query}`, {
+        headers: { ...headers, ...extra },
+      });
+      return { response, stream: frames(response) };
+    };
+    return { log, gateway, headers, open };
+  };
+
+  test("sends each event appended after connect, as an `activity` frame with the log position as its id", async () => {
+    const { log, open } = await setup();
+    log.append("OrderPlaced");
+    const { response, stream } = await open();
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toContain("text/event-stream");
+    expect(response.headers.get("cache-control")).toContain("no-cache");
+    try {
+      const placed = log.append("OrderConfirmed", { orderId: "o-1", note: "<script>alert(1)</script>" });
+      const refused = log.append("security.auth_failed", { reason: "expired" });
+      await stream.until(() => stream.activity().length === 2, "two frames");
+      expect(stream.received[0]?.retry).toBe("2000");
+      // Only what came after the connection; the data is the envelope as JSON, nothing escaped for HTML.
+      expect(stream.ids()).toEqual([placed.position, refused.position]);
+      const [first, second] = stream.activity().map((f) => JSON.parse(f.data as string));
+      expect(first).toEqual(JSON.parse(JSON.stringify(placed.envelope)));
+      expect(first.data.note).toBe("<script>alert(1)</script>");
+      expect(stream.activity()[0]?.data).toContain("<script>");
+      expect(second.type).toBe("security.auth_failed");
+    } finally {
+      await stream.close();
+    }
+  });
+
+  test("Last-Event-ID resumes right after that event: no gap, no duplicate", async () => {
+    const { log, open } = await setup();
+    for (let i = 0; i < 3; i++) log.append("Before");
+    const first = await open();
+    for (let i = 0; i < 3; i++) log.append("Seen");
+    await first.stream.until(() => first.stream.activity().length === 3, "three frames");
+    const seen = first.stream.ids();
+    await first.stream.close();
+    // Appended while the client is away; then it comes back with the last id it got.
+    const missed = [log.append("Missed"), log.append("Missed")].map((e) => e.position);
+    const again = await open({ "last-event-id": seen.at(-1) as string });
+    try {
+      const later = log.append("Later").position;
+      await again.stream.until(() => again.stream.activity().length === 3, "the missed and the new");
+      expect(again.stream.ids()).toEqual([...missed, later]);
+      expect(new Set([...seen, ...again.stream.ids()]).size).toBe(6);
+    } finally {
+      await again.stream.close();
+    }
+  });
+
+  test("a resume from before the tail's buffer reads its own way forward; ?after= works like Last-Event-ID", async () => {
+    const { log, open } = await setup();
+    const old = Array.from({ length: 5 }, () => log.append("Old").position);
+    const live = await open();
+    const fromTwo = await open({ "last-event-id": old[1] as string }, `?after=${old[3]}`);
+    const fromQuery = await open({}, `?after=${old[3]}`);
+    try {
+      const next = log.append("New").position;
+      await fromTwo.stream.until(() => fromTwo.stream.activity().length === 4, "the catch-up and the new");
+      await fromQuery.stream.until(() => fromQuery.stream.activity().length === 2, "after the fourth");
+      await live.stream.until(() => live.stream.activity().length === 1, "the new one");
+      // The header wins over the query (an EventSource reconnecting keeps the URL it was opened with).
+      expect(fromTwo.stream.ids()).toEqual([old[2], old[3], old[4], next]);
+      expect(fromQuery.stream.ids()).toEqual([old[4], next]);
+      expect(live.stream.ids()).toEqual([next]);
+    } finally {
+      await Promise.all([live, fromTwo, fromQuery].map((s) => s.stream.close()));
+    }
+  });
+
+  test("a position taken before a visible one is waited for (a slow commit), then skipped once settled", async () => {
+    const { log, open } = await setup();
+    const { stream } = await open();
+    try {
+      const slow = log.reserve();
+      const quick = log.append("Quick").position;
+      await Bun.sleep(100);
+      expect(stream.ids()).toEqual([]); // held behind the hole
+      const late = log.commit(slow, "Late").position;
+      await stream.until(() => stream.activity().length === 2, "both, in log order");
+      expect(stream.ids()).toEqual([late, quick]);
+      log.reserve(); // never committed: a duplicate insert's position
+      const after = log.append("After").position;
+      await stream.until(() => stream.activity().length === 3, "the entry after a hole that stays");
+      expect(stream.ids().at(-1)).toBe(after);
+    } finally {
+      await stream.close();
+    }
+  });
+
+  test("one query per interval for all streams, none when nobody watches; heartbeats while idle", async () => {
+    const { log, open } = await setup({ ...fast, intervalMs: 50, heartbeatMs: 80 });
+    const streams = await Promise.all(Array.from({ length: 5 }, () => open()));
+    await Bun.sleep(520);
+    // Five streams for ~10 intervals: one tail, not five.
+    expect(log.tailQueries).toBeGreaterThan(3);
+    expect(log.tailQueries).toBeLessThan(16);
+    for (const { stream } of streams)
+      expect(stream.received.some((f) => f.comment === "heartbeat")).toBe(true);
+    await Promise.all(streams.map(({ stream }) => stream.close()));
+    await Bun.sleep(120);
+    const idle = log.tailQueries;
+    await Bun.sleep(200);
+    expect(log.tailQueries).toBe(idle);
+  });
+
+  test("without an admin: the same 401 and 403 pages as the rest of the console; a bad Last-Event-ID is 400", async () => {
+    const { gateway, headers } = await setup();
+    const anonymous = await gateway.request("/_console/events/stream");
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get("content-type")).toContain("text/html");
+    expect(anonymous.headers.get("www-authenticate")).toContain("edgewise-console");
+    expect(await anonymous.text()).toContain("The console needs an admin token.");
+    const reader = await token(["orders:read"]);
+    const forbidden = await gateway.request("/_console/events/stream", {
+      headers: { authorization: `Bearer ${reader}` },
+    });
+    expect(forbidden.status).toBe(403);
+    const forged = await gateway.request("/_console/events/stream", {
+      headers: { cookie: "edgewise_console=not-a-jwt" },
+    });
+    expect(forged.status).toBe(401);
+    const bad = await gateway.request("/_console/events/stream", {
+      headers: { ...headers, "last-event-id": "1; DROP TABLE" },
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get("content-type")).toContain("application/problem+json");
+    const none = await app().request("/_console/events/stream", { headers });
+    expect(none.status).toBe(404);
+  });
+
+  test("the admin cookie opens the stream, as EventSource sends it", async () => {
+    const { gateway } = await setup();
+    const login = await gateway.request(`/_console?token=${await token(["admin"])}`);
+    const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] as string;
+    const response = await gateway.request("/_console/events/stream", { headers: { cookie } });
+    expect(response.status).toBe(200);
+    await frames(response).close();
+  });
+
+  test("past the stream limit: 503 problem+json with Retry-After; a closed stream frees its place", async () => {
+    const { open, gateway, headers } = await setup({ ...fast, maxStreams: 2 });
+    const [a, b] = [await open(), await open()];
+    const third = await gateway.request("/_console/events/stream", { headers });
+    expect(third.status).toBe(503);
+    expect(third.headers.get("content-type")).toContain("application/problem+json");
+    expect(third.headers.get("retry-after")).toBe("10");
+    expect(((await third.json()) as { detail?: string }).detail).toContain("at most 2");
+    await a.stream.close();
+    const fourth = await open();
+    expect(fourth.response.status).toBe(200);
+    await Promise.all([b.stream.close(), fourth.stream.close()]);
+  });
+
+  test("the node shutting down ends every stream and admits no new one", async () => {
+    const shutdown = new AbortController();
+    const { open, gateway, headers } = await setup(fast, shutdown.signal);
+    const { stream } = await open();
+    await stream.until(() => stream.received.length > 0, "the first frame");
+    shutdown.abort();
+    await stream.until(() => stream.ended, "the end of the stream");
+    expect((await gateway.request("/_console/events/stream", { headers })).status).toBe(503);
+  });
+
+  test("over a real socket: a client that goes away frees its place", async () => {
+    const { log, gateway, headers } = await setup({ ...fast, maxStreams: 1 });
+    const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (request) => gateway.fetch(request) });
+    try {
+      const url = `http://127.0.0.1:${server.port}/_console/events/stream`;
+      const first = await fetch(url, { headers });
+      const stream = frames(first);
+      const entry = log.append("OverTheWire");
+      await stream.until(() => stream.ids().includes(entry.position), "the frame over HTTP");
+      expect((await fetch(url, { headers })).status).toBe(503);
+      await stream.close();
+      let status = 0;
+      for (let i = 0; i < 100 && status !== 200; i++) {
+        const again = await fetch(url, { headers });
+        status = again.status;
+        if (status === 200) await frames(again).close();
+        else {
+          await again.body?.cancel();
+          await Bun.sleep(20);
+        }
+      }
+      expect(status).toBe(200);
+    } finally {
+      await server.stop(true);
+    }
+  });
+
+  test("the page: rows rendered on the server, where the stream starts, and still no inline script", async () => {
+    const { log, gateway, headers } = await setup();
+    log.append("OrderPlaced", { orderId: "<b>o-9</b>" });
+    const newest = log.append("OrderConfirmed");
+    const html = await (await gateway.request("/_console", { headers })).text();
+    expect(html).toContain('data-stream="/_console/events/stream"');
+    expect(html).toContain(`data-after="${newest.position}"`);
+    expect(html).toContain('id="events-status"');
+    expect(html).toContain("&lt;b&gt;o-9&lt;/b&gt;");
+    expect(html).not.toContain("<script>");
+    const script = await (await gateway.request("/_console/static/console.js")).text();
+    expect(script).toContain("new EventSource(");
+    expect(script).toContain("textContent");
+    expect(script).not.toContain("innerHTML");
   });
 });

@@ -801,7 +801,7 @@ export function gatewayEndpoints(hints: Hints): EndpointSpec[] {
     consoleGet("/_console", {}, queryAspect("/_console", [{ name: "notice" }])),
     consoleGet("/_console/static/console.js"),
     consoleGet("/_console/static/console.css"),
-    consoleGet("/_console/events/rows"),
+    consoleGet("/_console/events/stream"),
     consoleGet("/_console/actors", {}, queryAspect("/_console/actors", [{ name: "type" }, { name: "key" }])),
     consoleGet("/_console/actors/{type}/{key}", { type: actorType, key: actorKey }),
     consoleGet("/_console/traces/{traceId}", {
@@ -1147,10 +1147,20 @@ export async function send(ctx: FuzzContext, request: FuzzRequest): Promise<Outc
       origin: "client",
     };
   }
-  const text = await response.text();
+  // A live event stream (the console's) never ends: its first frame is the answer, then the client goes away.
+  const text = response.headers.get("content-type")?.startsWith("text/event-stream")
+    ? await firstChunk(response)
+    : await response.text();
   const json = parseJsonOrUndefined(text);
   const origin = response.headers.has("x-request-id") ? "app" : "runtime";
   return { status: response.status, text, json, ms: performance.now() - started, sent, origin };
+}
+
+async function firstChunk(response: Response): Promise<string> {
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  const { value } = await reader.read();
+  await reader.cancel();
+  return new TextDecoder().decode(value);
 }
 
 function decodeSafe(segment: string): string {

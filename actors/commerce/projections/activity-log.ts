@@ -31,6 +31,8 @@ export interface RecordResult {
   seq: string | undefined;
 }
 
+const positiveLimit = (limit: number) => Math.min(Math.max(Math.trunc(limit) || 1, 1), 1000);
+
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
@@ -118,6 +120,27 @@ export class ActivityLog<Types extends Record<string, unknown> = Record<string, 
       items: page.map((row) => row.envelope),
       nextCursor: rows.length > limit && last ? encodeCursor({ s: last.position }) : null,
     };
+  }
+
+  /** The newest entries with their positions in the log, newest first (the operator console's first rows). */
+  async latestActivity(limit: number): Promise<Array<{ position: string; envelope: Envelope }>> {
+    return this.sql<{ position: string; envelope: Envelope }[]>`
+      SELECT seq::text AS position, envelope FROM activity_log
+      ORDER BY seq DESC LIMIT ${positiveLimit(limit)}`;
+  }
+
+  /** The entries after `position` (a `seq`), oldest first (the operator console's live tail). */
+  async activityAfter(
+    position: string,
+    limit: number,
+  ): Promise<Array<{ position: string; envelope: Envelope }>> {
+    if (!/^(0|[1-9][0-9]{0,18})$/.test(position) || BigInt(position) > 9_223_372_036_854_775_807n) {
+      throw new EdgewiseError("request.invalid", "an activity position is a non-negative integer");
+    }
+    return this.sql<{ position: string; envelope: Envelope }[]>`
+      SELECT seq::text AS position, envelope FROM activity_log
+      WHERE seq > ${position}::bigint
+      ORDER BY seq LIMIT ${positiveLimit(limit)}`;
   }
 
   /**

@@ -1,0 +1,265 @@
+// The console's live event stream: one tail of the activity log, read every `intervalMs` for all open streams.
+//
+// The tail keeps a cursor (every entry at or before it has been seen) and the latest entries in a buffer. Each
+// stream has a position (the last entry handed to it) and takes from the buffer what comes after; a stream that
+// resumes from before the buffer (Last-Event-ID of an old entry) reads its own way forward to the cursor, one batch
+// a tick, then follows the buffer like the rest. So an idle console costs nothing, and any number of open streams
+// cost one query per interval.
+//
+// Positions are the log's sequence, taken when an insert starts, not when it commits: a later entry can become
+// visible before an earlier one, and a position can stay empty for good (a duplicate insert, a rollback). The tail
+// never moves its cursor past a hole until the hole has been there `settleMs`, so a late commit is not skipped.
+import type { ConsoleEventLog, ConsoleLogEntry, LiveOptions } from "./types.ts";
+
+const maxPosition = 9_223_372_036_854_775_807n;
+
+/** A log position as a client may send it back (Last-Event-ID, `?after=`): a bigint's decimal digits. */
+export function isPosition(value: string): boolean {
+  return /^(0|[1-9][0-9]{0,18})$/.test(value) && BigInt(value) <= maxPosition;
+}
+
+/** What a stream waits for: entries to send, an idle interval (time for a heartbeat), or the end. */
+export type LiveNext = { entries: ConsoleLogEntry[] } | { idle: true } | { closed: true };
+
+export interface LiveSubscription {
+  /** The entries after the last ones it returned; `idle` if none came within `waitMs`; `closed` at the end. */
+  next(waitMs: number): Promise<LiveNext>;
+  /** Leaves the tail (the client went away); idempotent. */
+  close(): void;
+}
+
+interface Positioned {
+  at: bigint;
+  entry: ConsoleLogEntry;
+}
+
+class Subscriber implements LiveSubscription {
+  /** The last position queued for this stream. */
+  position: bigint;
+  queue: ConsoleLogEntry[] = [];
+  closed = false;
+  private waiter: ((next: LiveNext) => void) | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    position: bigint,
+    private readonly leave: (subscriber: Subscriber) => void,
+  ) {
+    this.position = position;
+  }
+
+  next(waitMs: number): Promise<LiveNext> {
+    if (this.closed) return Promise.resolve({ closed: true });
+    if (this.queue.length > 0) return Promise.resolve({ entries: this.queue.splice(0) });
+    return new Promise((resolve) => {
+      this.waiter = resolve;
+      this.timer = setTimeout(() => this.wake({ idle: true }), waitMs);
+    });
+  }
+
+  /** Hands queued entries to a waiting stream. */
+  flush(): void {
+    if (this.waiter && this.queue.length > 0) this.wake({ entries: this.queue.splice(0) });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue = [];
+    this.leave(this);
+    this.wake({ closed: true });
+  }
+
+  private wake(next: LiveNext): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.(next);
+  }
+}
+
+export class LiveTail {
+  private readonly subscribers = new Set<Subscriber>();
+  private readonly intervalMs: number;
+  private readonly settleMs: number;
+  /** Entries read per query. */
+  private readonly batch = 200;
+  /** How many settled entries the buffer keeps for streams a little behind. */
+  private readonly bufferSize = 1_000;
+  /** A stream this many entries behind on its writes is dropped; its EventSource reconnects and resumes. */
+  private readonly maxQueue = 2_000;
+  /** Every entry at or before it has been seen; undefined while no stream is open (the next one starts afresh). */
+  private cursor: bigint | undefined;
+  /** The buffer holds every settled entry after this position. */
+  private bufferFrom = 0n;
+  private buffer: Positioned[] = [];
+  /** The first position of a hole in the log and when the tail first saw it. */
+  private hole: { at: bigint; since: number } | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private starting: Promise<void> | undefined;
+  private running = false;
+  private failures = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly log: ConsoleEventLog,
+    options: LiveOptions = {},
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.intervalMs = options.intervalMs ?? 500;
+    this.settleMs = options.settleMs ?? 2_000;
+  }
+
+  /** Streams open now. */
+  get size(): number {
+    return this.subscribers.size;
+  }
+
+  /** Whether the tail was shut down (`close`): no new stream is admitted. */
+  get closed(): boolean {
+    return this.stopped;
+  }
+
+  /**
+   * A stream from just after `after` (a position), or from the end of the log as it is when this resolves: an
+   * entry appended after that is sent. Rejects when the log cannot be read.
+   */
+  async subscribe(after: string | undefined): Promise<LiveSubscription> {
+    if (after === undefined && this.cursor === undefined) await this.startOnce();
+    const position = after === undefined ? (this.cursor ?? this.bufferFrom) : BigInt(after);
+    const subscriber = new Subscriber(position, (s) => this.subscribers.delete(s));
+    if (this.stopped) {
+      subscriber.close();
+      return subscriber;
+    }
+    this.subscribers.add(subscriber);
+    if (!this.running) {
+      this.running = true;
+      this.schedule(0);
+    }
+    return subscriber;
+  }
+
+  /** The node is shutting down: every stream ends, and the tail reads no more. */
+  close(): void {
+    this.stopped = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    for (const subscriber of [...this.subscribers]) subscriber.close();
+  }
+
+  private schedule(ms: number): void {
+    this.timer = setTimeout(() => void this.tick(), ms);
+    (this.timer as { unref?: () => void }).unref?.();
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      if (this.cursor === undefined) await this.startOnce();
+      await this.pull();
+      await this.catchUp();
+      this.failures = 0;
+    } catch {
+      // The log could not be read (Postgres down, the breaker open): the streams stay open, the next tick retries.
+      this.failures++;
+    }
+    this.fanOut();
+    if (this.stopped) return;
+    if (this.subscribers.size === 0) {
+      // Nobody is watching: no more queries. The next stream starts from the end of the log as it is then.
+      this.running = false;
+      this.cursor = undefined;
+      this.buffer = [];
+      this.hole = undefined;
+      return;
+    }
+    this.schedule(this.intervalMs * 2 ** Math.min(this.failures, 4));
+  }
+
+  /** Finds the end of the log: the cursor starts there, with an empty buffer. One query however many ask. */
+  private startOnce(): Promise<void> {
+    this.starting ??= (async () => {
+      try {
+        const [newest] = await this.log.latestActivity(1);
+        const head = newest ? BigInt(newest.position) : 0n;
+        this.cursor = head;
+        this.bufferFrom = head;
+        this.buffer = [];
+        this.hole = undefined;
+      } finally {
+        this.starting = undefined;
+      }
+    })();
+    return this.starting;
+  }
+
+  /** The one query of a tick (a few when a burst fills a batch): entries after the cursor, settled in order. */
+  private async pull(): Promise<void> {
+    for (let round = 0; round < 5; round++) {
+      const cursor = this.cursor as bigint;
+      const rows = await this.log.activityAfter(cursor.toString(), this.batch);
+      const complete = this.settle(rows);
+      if (!complete || rows.length < this.batch) return;
+    }
+  }
+
+  /** Moves the cursor over `rows` (oldest first) as far as no young hole stops it; false if one did. */
+  private settle(rows: ConsoleLogEntry[]): boolean {
+    const now = this.clock();
+    for (const entry of rows) {
+      const at = BigInt(entry.position);
+      const cursor = this.cursor as bigint;
+      if (at <= cursor) continue;
+      const expected = cursor + 1n;
+      if (at !== expected) {
+        if (this.hole?.at !== expected) this.hole = { at: expected, since: now };
+        if (now - this.hole.since < this.settleMs) return false;
+      }
+      this.hole = undefined;
+      this.cursor = at;
+      this.buffer.push({ at, entry });
+    }
+    if (this.buffer.length > this.bufferSize) {
+      const dropped = this.buffer.splice(0, this.buffer.length - this.bufferSize);
+      this.bufferFrom = (dropped.at(-1) as Positioned).at;
+    }
+    return true;
+  }
+
+  /** Streams resuming from before the buffer read forward on their own, one batch each, up to the cursor. */
+  private async catchUp(): Promise<void> {
+    const cursor = this.cursor as bigint;
+    const behind = [...this.subscribers].filter((s) => s.position < this.bufferFrom);
+    await Promise.all(
+      behind.map(async (subscriber) => {
+        const from = subscriber.position;
+        const rows = await this.log.activityAfter(from.toString(), this.batch);
+        if (subscriber.closed || subscriber.position !== from) return;
+        const settled = rows.filter((row) => BigInt(row.position) <= cursor);
+        subscriber.queue.push(...settled);
+        // A short batch is everything after `from`: nothing else up to the cursor is missing.
+        subscriber.position =
+          rows.length < this.batch || settled.length < rows.length
+            ? cursor
+            : BigInt((settled.at(-1) as ConsoleLogEntry).position);
+      }),
+    );
+  }
+
+  private fanOut(): void {
+    const cursor = this.cursor;
+    if (cursor === undefined) return;
+    for (const subscriber of [...this.subscribers]) {
+      const position = subscriber.position;
+      if (position >= this.bufferFrom && position < cursor) {
+        // The buffer holds every settled entry after bufferFrom, and the newest of them is at the cursor.
+        let first = this.buffer.length;
+        while (first > 0 && (this.buffer[first - 1] as Positioned).at > position) first--;
+        for (const held of this.buffer.slice(first)) subscriber.queue.push(held.entry);
+        subscriber.position = cursor;
+      }
+      if (subscriber.queue.length > this.maxQueue) subscriber.close();
+      else subscriber.flush();
+    }
+  }
+}
