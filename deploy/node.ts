@@ -22,10 +22,11 @@ import { createApp, securityReporters } from "../edge/app.ts";
 import { localInspector, topologyOf } from "../edge/console/local.ts";
 import type { ConsoleEventLog, ConsoleTraces } from "../edge/console/index.tsx";
 import { guardedRedis } from "../edge/middleware/rate-limit/guarded-redis.ts";
-import { Dependencies, type DependencyPolicy } from "../shared/resilience/index.ts";
+import { Dependencies, type DependencyPolicy, guardedPort } from "../shared/resilience/index.ts";
 import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
 import type { GatewayEnv } from "../edge/env.ts";
 import { PostgresApiKeyStore } from "../edge/middleware/auth/postgres-api-key-store.ts";
+import type { ApiKeyStore } from "../edge/middleware/auth/api-key-store.ts";
 import { clientIp } from "../edge/middleware/client-ip/index.ts";
 import { configuredLimiter } from "../edge/middleware/rate-limit/configured.ts";
 import { rateLimit } from "../edge/middleware/rate-limit/index.ts";
@@ -400,7 +401,13 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
       ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
       ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
     },
-    apiKeys,
+    // Verifying a key may query Postgres: behind its breaker, so a dead database answers 503 at once.
+    apiKeys: guardedPort<ApiKeyStore>(
+      apiKeys,
+      ["create", "find", "revoke", "list"],
+      dependencies,
+      "postgres",
+    ),
     rateLimit: rateLimit({
       limiterFor: () => limiter,
       onDecision: (decision, routeClass) => metrics.rateLimit(decision, routeClass),
