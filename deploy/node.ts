@@ -46,6 +46,7 @@ import { connect, type Sql } from "./local/broker/db.ts";
 import { startEmbeddedPostgres } from "./local/pglite/index.ts";
 import { jwtSecret } from "./secrets.ts";
 import { mtlsFetch, type TlsFiles, watchTlsFiles } from "./tls.ts";
+import { otlpMetricsConfigFromEnv, startOtlpMetricsExport } from "./metrics-export.ts";
 import { type NodeTracing, startNodeTracing, tracingEnabled } from "./tracing.ts";
 import type { Serve } from "./serve.ts";
 
@@ -158,6 +159,8 @@ export const nodeDependencyPolicies: Record<string, Partial<DependencyPolicy>> =
 
 export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   const { config } = options;
+  // Read first, so a malformed OTEL_* setting stops the node before it opens anything.
+  const otlpMetrics = otlpMetricsConfigFromEnv();
   const logger =
     options.logger ??
     createLogger({
@@ -173,7 +176,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
       ? startNodeTracing({ dataDir, openDb: options.openActorDb })
       : undefined;
   if (tracing) stops.push(() => tracing.stop());
-  // Everything GET /metrics serves; each part below feeds it through a plain callback.
+  // Everything GET /metrics serves (and the OTLP export pushes); each part below feeds it through a plain callback.
   const metrics = new EdgewiseMetrics({
     onError: (name, error) =>
       logger.warn("metrics: an instrument's source failed", { metric: name, error: errorFields(error) }),
@@ -461,6 +464,11 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   serving();
   host?.start();
   extension.start?.();
+  // OTLP metrics push, when configured; pushed last so that it stops first: its final export sees every request.
+  const metricsExport = otlpMetrics
+    ? startOtlpMetricsExport(metrics.registry, otlpMetrics, logger.child({ component: "metrics-export" }))
+    : undefined;
+  if (metricsExport) stops.push(() => metricsExport.stop());
 
   let stopped: Promise<void> | undefined;
   return {
