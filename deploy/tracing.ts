@@ -1,9 +1,9 @@
 // Trace SDK wiring for the Bun and Deno entries: one process-wide provider (AsyncLocalStorage context, W3C
 // propagation), OTLP/HTTP export when OTEL_EXPORTER_OTLP_ENDPOINT is set, and each node's embedded trace store.
 //
-// Workers: not wired here. The hook is the same API: register a provider in the Worker entry (e.g. wrap the
-// handler with `@microlabs/otel-cf-workers`' `instrument()`, or use Cloudflare's built-in tracing); every span
-// the code makes through `@opentelemetry/api` (shared/telemetry/trace) then goes there. Without it they are no-ops.
+// Workers: wired in actors/hosts/cloudflare/tracing.ts (the same SDK, an isolate-wide provider, OTLP/JSON over fetch
+// flushed in waitUntil, no embedded store), installed by the Worker entry and every actor Durable Object when the
+// Worker has OTEL_EXPORTER_OTLP_ENDPOINT; without it, every span the shared code makes stays the API's no-op.
 import { join } from "node:path";
 import { type Context, context, propagation, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
@@ -20,7 +20,13 @@ import {
 import type { SqlDatabase } from "../actors/hosts/local/sql.ts";
 import type { ConsoleTraces } from "../edge/console/types.ts";
 import { TraceStoreProcessor } from "../shared/telemetry/trace/processor.ts";
-import { parseReadSampling, type ReadSampling, sampleReads } from "../shared/telemetry/trace/sampling.ts";
+import {
+  defaultReadSampling,
+  type ReadSampling,
+  readSamplingSetting,
+  sampleReads,
+  tracingSetting,
+} from "../shared/telemetry/trace/sampling.ts";
 import { TraceStore, type TraceStoreOptions } from "../shared/telemetry/trace/store.ts";
 
 /** Spans go to every attached processor: each node in the process attaches its own trace store. */
@@ -47,22 +53,14 @@ class FanoutProcessor implements SpanProcessor {
   }
 }
 
-/** The default for reads that start a trace: at most 10 a second per process (ARCHITECTURE.md, Sampling: why). */
-export const defaultReadSampling: ReadSampling = { perSecond: 10 };
+export { defaultReadSampling };
 
 /**
  * EDGEWISE_TRACE_SAMPLE_READS: a share from 0 to 1 (`0.1`; `1` records every read) or a rate (`10/s`); default
  * `defaultReadSampling`. Throws on anything else, naming the variable.
  */
 export function readSamplingFromEnv(value = env("EDGEWISE_TRACE_SAMPLE_READS")): ReadSampling {
-  if (value === undefined || value.trim() === "") return defaultReadSampling;
-  const sampling = parseReadSampling(value);
-  if (!sampling) {
-    throw new Error(
-      "EDGEWISE_TRACE_SAMPLE_READS must be a share of reads from 0 to 1 (e.g. 0.1) or a rate (e.g. 10/s)",
-    );
-  }
-  return sampling;
+  return readSamplingSetting(value);
 }
 
 interface Installed {
@@ -77,7 +75,7 @@ function env(name: string): string | undefined {
 
 /** Off when EDGEWISE_TRACING is `0`, `off`, `false` or `no`; on otherwise (the embedded default). */
 export function tracingEnabled(value = env("EDGEWISE_TRACING")): boolean {
-  return !["0", "off", "false", "no"].includes((value ?? "").trim().toLowerCase());
+  return tracingSetting(value);
 }
 
 /**

@@ -2,6 +2,7 @@
 import { counterActor } from "../../actors/examples/counter.ts";
 import { DurableObjectHost, durableActor } from "../../actors/hosts/cloudflare/index.ts";
 import { deliveryFromEnv, qstashTransportFromEnv } from "../../actors/hosts/cloudflare/queue.ts";
+import { type TracingEnv, workerTracing } from "../../actors/hosts/cloudflare/tracing.ts";
 import { deliveryPath } from "../../actors/queue/qstash-transport.ts";
 import { guardedTransport } from "../../actors/runtime/index.ts";
 import type { CoordinatedDependencies } from "../../actors/hosts/cloudflare/coordinated-dependencies.ts";
@@ -25,8 +26,8 @@ import {
 export { Inventory, Loyalty, Order } from "./cloudflare-commerce.ts";
 export { BreakerCoordinator } from "./cloudflare-breakers.ts";
 
-/** Bindings, and the variables of the queue and of commerce (see wrangler.toml; secrets are marked there). */
-interface Env extends CommerceEnv, BreakersEnv, RemoteActorsEnv {
+/** Bindings, and the variables of the queue, commerce and tracing (see wrangler.toml; secrets are marked there). */
+interface Env extends CommerceEnv, BreakersEnv, RemoteActorsEnv, TracingEnv {
   COUNTER: DurableObjectNamespace;
 }
 
@@ -115,66 +116,79 @@ function needsTables(request: Request, worker: Isolate): boolean {
   return !worker.actorPaths.some((prefix) => path.startsWith(prefix));
 }
 
-export default {
-  async fetch(request, env, ctx) {
-    const worker = isolateFor(env);
-    const { dependencies } = worker;
-    // The breakers sync with their coordinators in this request's background, never in its way.
-    const waitUntil = (promise: Promise<unknown>) => ctx.waitUntil(promise);
-    dependencies.tick(waitUntil);
+/** One request. With tracing, `ctx` tracks its waitUntil promises: the spans are exported once they settle. */
+async function handle(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+  const worker = isolateFor(env);
+  const { dependencies } = worker;
+  // The breakers sync with their coordinators in this request's background, never in its way.
+  const waitUntil = (promise: Promise<unknown>) => ctx.waitUntil(promise);
+  dependencies.tick(waitUntil);
+  try {
+    if (!worker.commerce) return await (worker.app as ReturnType<typeof createApp>).fetch(request, env, ctx);
+    // The commerce parts hold this request's pool, so the app that routes to them is built per request too.
+    const scope = worker.commerce.open(ctx);
     try {
-      if (!worker.commerce)
-        return await (worker.app as ReturnType<typeof createApp>).fetch(request, env, ctx);
-      // The commerce parts hold this request's pool, so the app that routes to them is built per request too.
-      const scope = worker.commerce.open(ctx);
-      try {
-        if (needsTables(request, worker)) await scope.ready();
-        const app = createApp({
-          ...worker.options,
-          consumers: scope.system.consumers,
-          routes: [scope.system.routes],
-          readiness: [
-            {
-              name: "postgres",
-              critical: true,
-              check: () => scope.ping(),
-              breaker: () => dependencies.state("postgres"),
-            },
-            ...worker.readiness,
-          ],
-        });
-        return await app.fetch(request, env, ctx);
-      } catch (error) {
-        // As the app's error handler does: a breaker's fast failure says when to come back.
-        const retryAfter = isEdgewiseError(error) ? error.meta?.retryAfterSeconds : undefined;
-        return problemResponse(error, {
-          instance: new URL(request.url).pathname,
-          ...(typeof retryAfter === "number" ? { headers: { "retry-after": String(retryAfter) } } : {}),
-        });
-      } finally {
-        scope.close();
-      }
-    } finally {
-      dependencies.tick(waitUntil);
-    }
-  },
-
-  /**
-   * The cron trigger ([triggers] in wrangler.toml): drains what the relay after each commit left in the billing
-   * outbox (a failed publish backing off, a commit that landed after its request's pool ended).
-   */
-  async scheduled(_controller, env, ctx) {
-    const { commerce, dependencies } = isolateFor(env);
-    if (!commerce) return;
-    const waitUntil = (promise: Promise<unknown>) => ctx.waitUntil(promise);
-    dependencies.tick(waitUntil);
-    const scope = commerce.open(ctx);
-    try {
-      await scope.ready();
-      await scope.drainBilling();
+      if (needsTables(request, worker)) await scope.ready();
+      const app = createApp({
+        ...worker.options,
+        consumers: scope.system.consumers,
+        routes: [scope.system.routes],
+        readiness: [
+          {
+            name: "postgres",
+            critical: true,
+            check: () => scope.ping(),
+            breaker: () => dependencies.state("postgres"),
+          },
+          ...worker.readiness,
+        ],
+      });
+      return await app.fetch(request, env, ctx);
+    } catch (error) {
+      // As the app's error handler does: a breaker's fast failure says when to come back.
+      const retryAfter = isEdgewiseError(error) ? error.meta?.retryAfterSeconds : undefined;
+      return problemResponse(error, {
+        instance: new URL(request.url).pathname,
+        ...(typeof retryAfter === "number" ? { headers: { "retry-after": String(retryAfter) } } : {}),
+      });
     } finally {
       scope.close();
-      dependencies.tick(waitUntil);
     }
+  } finally {
+    dependencies.tick(waitUntil);
+  }
+}
+
+/**
+ * The cron trigger ([triggers] in wrangler.toml): drains what the relay after each commit left in the billing
+ * outbox (a failed publish backing off, a commit that landed after its request's pool ended).
+ */
+async function drain(env: Env, ctx: ExecutionContext): Promise<void> {
+  const { commerce, dependencies } = isolateFor(env);
+  if (!commerce) return;
+  const waitUntil = (promise: Promise<unknown>) => ctx.waitUntil(promise);
+  dependencies.tick(waitUntil);
+  const scope = commerce.open(ctx);
+  try {
+    await scope.ready();
+    await scope.drainBilling();
+  } finally {
+    scope.close();
+    dependencies.tick(waitUntil);
+  }
+}
+
+export default {
+  // With OTEL_EXPORTER_OTLP_ENDPOINT, the isolate's tracing records the request and exports it in waitUntil.
+  fetch(request, env, ctx) {
+    const tracing = workerTracing(env);
+    if (!tracing) return handle(request, env, ctx);
+    return tracing.then((on) => on.around(ctx, (traced) => handle(request, env, traced)));
+  },
+
+  scheduled(_controller, env, ctx) {
+    const tracing = workerTracing(env);
+    if (!tracing) return drain(env, ctx);
+    return tracing.then((on) => on.around(ctx, (traced) => drain(env, traced)));
   },
 } satisfies ExportedHandler<Env>;

@@ -1,96 +1,15 @@
 // The order lifecycle on Durable Objects: the production Worker (root wrangler.toml) under `wrangler dev`, with the
 // local broker and the real Postgres, each on a schema of its own. Only 127.0.0.1.
 import { afterAll, beforeAll } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type Broker, startBroker } from "../../deploy/local/broker/index.ts";
-import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
-import { type Started, startProcess } from "../e2e/process.ts";
-import { freePort, wranglerDev, wranglerEnv } from "../support/wrangler.ts";
-import { CommerceClient } from "./client.ts";
 import { lifecycleSuite } from "./lifecycle.ts";
+import { type CommerceWorker, startCommerceWorker } from "./workerd-node.ts";
 
-const root = join(import.meta.dir, "../..");
-const brokerSchema = uniqueSchema("commerce_cf_broker");
-const workerSchema = uniqueSchema("commerce_cf");
-const persistTo = mkdtempSync(join(tmpdir(), "edgewise-commerce-workerd-"));
-const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
-
-let broker: Broker;
-let worker: Started | undefined;
-let client: CommerceClient;
-
-/** The Worker's Postgres: postgres.js sends URL parameters it does not know as startup parameters. */
-const databaseUrl = `${TEST_DATABASE_URL}${TEST_DATABASE_URL.includes("?") ? "&" : "?"}search_path=${workerSchema}`;
-
-async function createSchema(schema: string): Promise<void> {
-  const { default: postgres } = await import("postgres");
-  const sql = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
-  try {
-    await sql`CREATE SCHEMA IF NOT EXISTS ${sql(schema)}`;
-  } finally {
-    await sql.end();
-  }
-}
-
-/** `wrangler dev` on a free port; a port taken between picking and binding gets another try. */
-async function startWorker(): Promise<Started> {
-  for (let attempt = 1; ; attempt++) {
-    const port = freePort();
-    const publicUrl = `http://127.0.0.1:${port}`;
-    try {
-      return await startProcess(
-        wranglerDev({
-          port,
-          persistTo,
-          // Throwaway test values; production secrets go through `wrangler secret put`.
-          vars: {
-            QSTASH_URL: broker.url,
-            QSTASH_TOKEN: broker.token,
-            QSTASH_CURRENT_SIGNING_KEY: broker.currentSigningKey,
-            QSTASH_NEXT_SIGNING_KEY: broker.nextSigningKey,
-            PUBLIC_URL: publicUrl,
-            DATABASE_URL: databaseUrl,
-            JWT_SECRET: jwtSecret,
-            RATE_LIMIT: "1000000/60s",
-            WEBHOOKS_ALLOW_PRIVATE: "1",
-          },
-        }),
-        { cwd: root, env: wranglerEnv, pattern: /Ready on (https?:\/\/[\w.]+:\d+)/, timeoutMs: 40_000 },
-      );
-    } catch (error) {
-      if (attempt >= 3 || !/address already in use|EADDRINUSE/i.test(String(error))) throw error;
-    }
-  }
-}
+let running: CommerceWorker | undefined;
 
 beforeAll(async () => {
-  broker = await startBroker({
-    port: 0,
-    databaseUrl: TEST_DATABASE_URL,
-    schema: brokerSchema,
-    timeScale: 0.01,
-    log: () => {},
-  });
-  await createSchema(workerSchema);
-  worker = await startWorker();
-  client = new CommerceClient({ base: worker.match, jwtSecret });
-  const ready = await fetch(`${worker.match}/readyz`);
-  if (!ready.ok) throw new Error(`the Worker is not ready: ${await ready.text()}\n${worker.output()}`);
-  // The first request that may touch Postgres creates the commerce tables: pay for it before the clock runs.
-  const warm = await client.call("GET", "/v1/orders?customerId=warmup");
-  if (warm.status !== 200) throw new Error(`warm-up: HTTP ${warm.status} ${JSON.stringify(warm.body)}`);
+  running = await startCommerceWorker("commerce_cf");
 }, 60_000);
 
-afterAll(async () => {
-  // EDGEWISE_TEST_WORKER_LOG=1 prints what wrangler and the Worker logged (requests, relay errors).
-  if (process.env.EDGEWISE_TEST_WORKER_LOG === "1") console.log(worker?.output());
-  await worker?.kill(); // SIGKILL to wrangler's whole process group: workerd runs as its child
-  await broker?.stop();
-  await dropSchema(workerSchema);
-  await dropSchema(brokerSchema);
-  rmSync(persistTo, { recursive: true, force: true });
-});
+afterAll(() => running?.stop());
 
-lifecycleSuite("workerd", () => client);
+lifecycleSuite("workerd", () => (running as CommerceWorker).client);

@@ -3,6 +3,7 @@ import { DurableObject } from "cloudflare:workers";
 import { type Clock, systemClock } from "../../../shared/clock/index.ts";
 import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts";
 import { type ErrorData, EdgewiseError, toEdgewiseError } from "../../../shared/errors/index.ts";
+import { contextFromTraceparent, withContext } from "../../../shared/telemetry/trace/index.ts";
 import {
   type ActorAddress,
   ActorInstance,
@@ -21,6 +22,7 @@ import {
 } from "../../runtime/index.ts";
 import { CommitQueue } from "./group-commit.ts";
 import { DurableActorStore } from "./storage.ts";
+import { type WorkerTracing, workerTracing } from "./tracing.ts";
 
 export interface DurableActorOptions<Env> {
   /**
@@ -48,10 +50,20 @@ export type ActorRpcOutcome =
   | { ok: true; duplicate: boolean; reply: unknown }
   | { ok: false; error: ErrorData };
 
+/**
+ * The caller's span (the gateway's request, a delivery's CONSUMER span) as W3C trace context: the object runs the
+ * turn under it, as the local host runs it under the caller's active context. The envelope's own traceparent is
+ * the message's creation context (the turn's link), which is another thing.
+ */
+export interface CallerTrace {
+  traceparent: string;
+  tracestate?: string;
+}
+
 /** The RPC surface of every actor object, as a stub sees it. */
 export interface DurableActorRpc {
-  ask(envelope: Envelope): Promise<ActorRpcOutcome>;
-  receive(envelope: Envelope): Promise<ActorRpcOutcome>;
+  ask(envelope: Envelope, caller?: CallerTrace): Promise<ActorRpcOutcome>;
+  receive(envelope: Envelope, caller?: CallerTrace): Promise<ActorRpcOutcome>;
   inspect(): Promise<ActorSnapshot>;
 }
 
@@ -79,6 +91,8 @@ export function durableActor<Env = unknown>(
     private readonly commits: CommitQueue;
     private readonly transport: Transport | undefined;
     private readonly subscriptions: SubscriptionRegistry | undefined;
+    /** With OTEL_EXPORTER_OTLP_ENDPOINT: the isolate's tracing, flushed as each call and alarm ends. */
+    private readonly tracing: Promise<WorkerTracing> | undefined;
     private instance: ActorInstance | undefined;
     /** The alarm as last set by this object; null when none is pending. */
     private alarmAt: number | null = null;
@@ -89,6 +103,7 @@ export function durableActor<Env = unknown>(
       this.store = new DurableActorStore(ctx.storage);
       this.commits = new CommitQueue(this.store);
       this.transport = options.transport?.(env);
+      this.tracing = workerTracing(env);
       this.subscriptions =
         typeof options.subscriptions === "function" ? options.subscriptions(env) : options.subscriptions;
       void ctx.blockConcurrencyWhile(async () => {
@@ -96,12 +111,12 @@ export function durableActor<Env = unknown>(
       });
     }
 
-    ask(envelope: Envelope): Promise<ActorRpcOutcome> {
-      return this.deliver(envelope);
+    ask(envelope: Envelope, caller?: CallerTrace): Promise<ActorRpcOutcome> {
+      return this.traced(caller, () => this.deliver(envelope));
     }
 
-    receive(envelope: Envelope): Promise<ActorRpcOutcome> {
-      return this.deliver(envelope);
+    receive(envelope: Envelope, caller?: CallerTrace): Promise<ActorRpcOutcome> {
+      return this.traced(caller, () => this.deliver(envelope));
     }
 
     async inspect(): Promise<ActorSnapshot> {
@@ -109,6 +124,28 @@ export function durableActor<Env = unknown>(
     }
 
     override async alarm(): Promise<void> {
+      try {
+        await this.alarmPass();
+      } finally {
+        if (this.tracing) this.ctx.waitUntil(this.tracing.then((tracing) => tracing.flush()));
+      }
+    }
+
+    /**
+     * Runs an RPC call in its caller's trace context (the turn's span is then that caller's child, as on the
+     * local host) and exports the spans it made once it ends. Without tracing, just runs it.
+     */
+    private async traced<T>(caller: CallerTrace | undefined, work: () => Promise<T>): Promise<T> {
+      if (!this.tracing) return work();
+      const tracing = await this.tracing;
+      try {
+        return await withContext(contextFromTraceparent(caller?.traceparent, caller?.tracestate), work);
+      } finally {
+        this.ctx.waitUntil(tracing.flush());
+      }
+    }
+
+    private async alarmPass(): Promise<void> {
       this.alarmAt = null; // this alarm is consumed; anything set from here on is a new one
       try {
         const address = this.store.address;

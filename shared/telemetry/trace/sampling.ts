@@ -1,6 +1,7 @@
 // Head sampling of reads: which read requests that start a trace are recorded. The gateway asks before it asks the
 // trace SDK, so a dropped read makes no SDK span at all; every other span is the SDK's ParentBased(AlwaysOn) (a child
-// follows its parent, so a trace is whole or absent). deploy/tracing.ts installs the policy with the SDK.
+// follows its parent, so a trace is whole or absent). The SDK's wiring installs the policy with it: deploy/tracing.ts
+// on Bun and Deno, actors/hosts/cloudflare/tracing.ts on Workers.
 
 /** A share of the reads (`{ ratio: 0.1 }`), or at most so many a second (`{ perSecond: 10 }`). */
 export type ReadSampling = { ratio: number } | { perSecond: number };
@@ -17,6 +18,29 @@ export function parseReadSampling(text: string): ReadSampling | undefined {
   if (rate) return { perSecond: Number(rate[1]) };
   const ratio = trimmed === "" ? Number.NaN : Number(trimmed);
   return Number.isFinite(ratio) && ratio >= 0 && ratio <= 1 ? { ratio } : undefined;
+}
+
+/** The default for reads that start a trace: at most 10 a second per process (ARCHITECTURE.md, Sampling: why). */
+export const defaultReadSampling: ReadSampling = { perSecond: 10 };
+
+/**
+ * EDGEWISE_TRACE_SAMPLE_READS's value: a share or a rate, `defaultReadSampling` when unset or blank. Throws on
+ * anything else, naming the variable.
+ */
+export function readSamplingSetting(value: string | undefined): ReadSampling {
+  if (value === undefined || value.trim() === "") return defaultReadSampling;
+  const sampling = parseReadSampling(value);
+  if (!sampling) {
+    throw new Error(
+      "EDGEWISE_TRACE_SAMPLE_READS must be a share of reads from 0 to 1 (e.g. 0.1) or a rate (e.g. 10/s)",
+    );
+  }
+  return sampling;
+}
+
+/** EDGEWISE_TRACING's value: off when `0`, `off`, `false` or `no`; on otherwise. */
+export function tracingSetting(value: string | undefined): boolean {
+  return !["0", "off", "false", "no"].includes((value ?? "").trim().toLowerCase());
 }
 
 /** Decides, read by read. A rate is a token bucket holding one second's worth: every read while they are fewer. */

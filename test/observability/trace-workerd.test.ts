@@ -1,0 +1,228 @@
+// One order, one trace on workerd: the production Worker under `wrangler dev` exports OTLP/JSON to a receiver here;
+// gateway → order turn (Durable Object) → relay → broker → signed delivery → the next turns, parents and links right.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { eventually, uniqueName } from "../commerce/client.ts";
+import { type CommerceWorker, startCommerceWorker } from "../commerce/workerd-node.ts";
+
+const root = join(import.meta.dir, "../..");
+const hex = (bytes: number) =>
+  [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+/**
+ * Skipped only when wrangler or workerd cannot run here at all (not installed, or no workerd build for this
+ * platform); a Worker that fails to build or start is a failure.
+ */
+function unavailable(): string | undefined {
+  const wrangler = join(root, "node_modules/.bin/wrangler");
+  if (!existsSync(wrangler)) return `${wrangler} is not installed`;
+  const workerd = join(root, "node_modules/.bin/workerd");
+  try {
+    const run = Bun.spawnSync([workerd, "--version"], { stdout: "ignore", stderr: "pipe" });
+    if (run.exitCode !== 0)
+      return `workerd --version exited ${run.exitCode}: ${run.stderr.toString().trim()}`;
+  } catch (error) {
+    return `workerd cannot run: ${error}`;
+  }
+  return undefined;
+}
+const skip = unavailable();
+if (skip) console.warn(`[trace-workerd] skipped: ${skip}`);
+
+/** One span as the receiver decoded it from OTLP/JSON. */
+interface Received {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  /** OTLP's numbering: 1 internal, 2 server, 3 client, 4 producer, 5 consumer. */
+  kind: number;
+  /** From startTimeUnixNano (a decimal string). */
+  startMs: number;
+  attributes: Record<string, unknown>;
+  links: Array<{ traceId: string; spanId: string }>;
+  service: unknown;
+}
+const [SERVER, PRODUCER, CONSUMER] = [2, 4, 5];
+
+type OtlpValue = Record<string, unknown>;
+function value(v: OtlpValue | undefined): unknown {
+  if (!v) return undefined;
+  if ("intValue" in v) return Number(v.intValue);
+  if ("doubleValue" in v) return Number(v.doubleValue);
+  if ("arrayValue" in v) return ((v.arrayValue as { values?: OtlpValue[] }).values ?? []).map(value);
+  return v.stringValue ?? v.boolValue;
+}
+const attributes = (list: Array<{ key: string; value: OtlpValue }> | undefined) =>
+  Object.fromEntries((list ?? []).map((kv) => [kv.key, value(kv.value)]));
+
+/** A tiny OTLP/HTTP receiver: POST /v1/traces with a JSON body; keeps the spans, raw bodies and request headers. */
+function startReceiver() {
+  const spans: Received[] = [];
+  const bodies: string[] = [];
+  const headers: Headers[] = [];
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    async fetch(request) {
+      const path = new URL(request.url).pathname;
+      if (request.method !== "POST" || path !== "/v1/traces")
+        return new Response("not found", { status: 404 });
+      if (!request.headers.get("content-type")?.includes("application/json")) {
+        return new Response("JSON only", { status: 415 });
+      }
+      const body = await request.text();
+      bodies.push(body);
+      headers.push(request.headers);
+      const parsed = JSON.parse(body) as {
+        resourceSpans: Array<{
+          resource?: { attributes?: Array<{ key: string; value: OtlpValue }> };
+          scopeSpans: Array<{ spans: Array<Record<string, unknown>> }>;
+        }>;
+      };
+      for (const resource of parsed.resourceSpans) {
+        const service = attributes(resource.resource?.attributes)["service.name"];
+        for (const scope of resource.scopeSpans) {
+          for (const span of scope.spans) {
+            spans.push({
+              traceId: span.traceId as string,
+              spanId: span.spanId as string,
+              ...(span.parentSpanId ? { parentSpanId: span.parentSpanId as string } : {}),
+              name: span.name as string,
+              kind: span.kind as number,
+              startMs: Number(BigInt(span.startTimeUnixNano as string) / 1_000_000n),
+              attributes: attributes(span.attributes as Array<{ key: string; value: OtlpValue }>),
+              links: ((span.links ?? []) as Array<{ traceId: string; spanId: string }>).map((l) => ({
+                traceId: l.traceId,
+                spanId: l.spanId,
+              })),
+              service,
+            });
+          }
+        }
+      }
+      return Response.json({});
+    },
+  });
+  return { url: `http://127.0.0.1:${server.port}`, spans, bodies, headers, stop: () => server.stop(true) };
+}
+
+// Values that go only into the exporter's request headers (a collector's API key in production: a secret).
+const apiKey = `otlp-key-${hex(12)}`;
+const tenant = `tenant-${hex(6)}`;
+
+let receiver: ReturnType<typeof startReceiver> | undefined;
+let running: CommerceWorker | undefined;
+
+beforeAll(async () => {
+  if (skip) return;
+  receiver = startReceiver();
+  running = await startCommerceWorker("trace_cf", {
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_EXPORTER_OTLP_HEADERS: `authorization=Bearer%20${apiKey},x-otlp-tenant=${tenant}`,
+  });
+}, 50_000);
+
+afterAll(async () => {
+  await running?.stop();
+  receiver?.stop();
+});
+
+describe("traces (workerd)", () => {
+  test.skipIf(Boolean(skip))(
+    "one trace id covers the gateway, the Durable Object turns and the queue hops; parents and links are right",
+    async () => {
+      const api = (running as CommerceWorker).client;
+      const received = receiver as ReturnType<typeof startReceiver>;
+      const [apple, alice] = [uniqueName("apple"), uniqueName("alice")];
+      await api.putSku(apple, 10, 250);
+      await api.putAccount(alice, 10_000);
+
+      const traceId = hex(16);
+      const callerSpanId = hex(8);
+      const placed = await api.place(alice, [{ sku: apple, quantity: 2 }], {
+        traceparent: `00-${traceId}-${callerSpanId}-01`,
+      });
+      expect(placed.status).toBe(202);
+      expect((await api.settle(placed.body.orderId)).status).toBe("confirmed");
+
+      let spans: Received[] = [];
+      const turns = () => spans.filter((span) => span.name.startsWith("turn "));
+      await eventually(() => {
+        spans = received.spans.filter((span) => span.traceId === traceId);
+        // Complete once the order confirmed (its last turn) and every span's parent arrived too.
+        const ids = new Set(spans.map((span) => span.spanId));
+        return (
+          turns().some((span) => span.name === "turn order PaymentCaptured") &&
+          spans.some((span) => span.name === "create OrderConfirmed") &&
+          spans.every((span) => span.parentSpanId === callerSpanId || ids.has(span.parentSpanId as string))
+        );
+      }, "the order's spans at the OTLP receiver");
+      if (process.env.TRACE_DUMP)
+        for (const s of spans) console.log(s.kind, s.name, s.spanId, "<-", s.parentSpanId, s.links);
+      const byId = new Map(spans.map((span) => [span.spanId, span]));
+      expect(spans.every((span) => span.service === "edgewise-worker")).toBe(true);
+      // Wall-clock times (workerd's clock only moves on I/O, but it is the epoch's).
+      expect(spans.every((span) => Math.abs(span.startMs - Date.now()) < 60_000)).toBe(true);
+
+      // The gateway's SERVER span continues the caller's traceparent.
+      const server = spans.find(
+        (span) => span.kind === SERVER && span.attributes["http.route"] === "/v1/orders",
+      );
+      expect(server?.parentSpanId).toBe(callerSpanId);
+      expect(server?.attributes["http.response.status_code"]).toBe(202);
+
+      // The Durable Objects' turns, with the attributes the local host records; the order's first one is the
+      // gateway request's child (its context crossed the RPC call).
+      const types = new Set(turns().map((span) => span.attributes["edgewise.actor.type"]));
+      expect(turns().length).toBeGreaterThanOrEqual(4);
+      expect(types.has("order") && types.has("inventory")).toBe(true);
+      for (const turn of turns()) {
+        expect(typeof turn.attributes["edgewise.actor.key"]).toBe("string");
+        expect(typeof turn.attributes["edgewise.message.type"]).toBe("string");
+        expect(typeof turn.attributes["messaging.message.id"]).toBe("string");
+        expect(typeof turn.attributes["edgewise.queue_time_ms"]).toBe("number");
+      }
+      expect(turns().some((turn) => typeof turn.attributes["edgewise.storage.commit_ms"] === "number")).toBe(
+        true,
+      );
+      const firstOrderTurn = turns().find((span) => span.parentSpanId === server?.spanId);
+      expect(firstOrderTurn?.attributes["edgewise.actor.type"]).toBe("order");
+
+      // Each CONSUMER span (a signed delivery back to the Worker) is parented on, and linked to, the PRODUCER span
+      // that created its message in a turn; a turn runs under a delivery.
+      const producers = spans.filter((span) => span.kind === PRODUCER);
+      const consumers = spans.filter((span) => span.kind === CONSUMER);
+      expect(producers.length).toBeGreaterThanOrEqual(2);
+      expect(consumers.length).toBeGreaterThanOrEqual(2);
+      for (const consumer of consumers) {
+        const producer = byId.get(consumer.parentSpanId as string);
+        expect(producer?.kind).toBe(PRODUCER);
+        expect(consumer.links.some((link) => link.spanId === producer?.spanId)).toBe(true);
+        expect(producer?.attributes["messaging.message.id"]).toBe(
+          consumer.attributes["messaging.message.id"],
+        );
+        expect(typeof consumer.attributes["edgewise.delivery.retried"]).toBe("number");
+      }
+      expect(
+        producers.some((producer) => byId.get(producer.parentSpanId as string)?.name.startsWith("turn ")),
+      ).toBe(true);
+      expect(turns().some((turn) => byId.get(turn.parentSpanId as string)?.kind === CONSUMER)).toBe(true);
+      expect(spans.some((span) => span.name === "billing PaymentRequested")).toBe(true);
+
+      // OTEL_EXPORTER_OTLP_HEADERS went with every export, and nowhere into what was exported.
+      expect(received.headers.length).toBeGreaterThan(0);
+      for (const headers of received.headers) {
+        expect(headers.get("authorization")).toBe(`Bearer ${apiKey}`);
+        expect(headers.get("x-otlp-tenant")).toBe(tenant);
+      }
+      for (const body of received.bodies) {
+        expect(body.includes(apiKey)).toBe(false);
+        expect(body.includes(tenant)).toBe(false);
+      }
+      expect((running as CommerceWorker).worker.output().includes(apiKey)).toBe(false);
+    },
+    30_000,
+  );
+});
