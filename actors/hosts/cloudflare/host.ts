@@ -1,7 +1,7 @@
 // The host port on Workers: reaches each actor's Durable Object by `idFromName(key)` and unwraps RPC outcomes.
 import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts";
 import { EdgewiseError, toEdgewiseError } from "../../../shared/errors/index.ts";
-import { activeContext, formatTraceparent, hasSpan, trace } from "../../../shared/telemetry/trace/index.ts";
+import { activeTraceHeaders } from "../../../shared/telemetry/trace/index.ts";
 import {
   type ActorAddress,
   type ActorHost,
@@ -12,7 +12,7 @@ import {
   targetOf,
   type ActorSnapshot,
 } from "../../runtime/index.ts";
-import type { ActorRpcOutcome, CallerTrace, DurableActorRpc } from "./actor-object.ts";
+import type { ActorRpcOutcome, DurableActorRpc } from "./actor-object.ts";
 
 /** The slice of a `DurableObjectNamespace` binding the host uses. */
 export interface ActorNamespace {
@@ -30,12 +30,12 @@ export class DurableObjectHost implements ActorHost {
 
   async ask(address: ActorAddress, type: string, data: unknown, options?: AskOptions): Promise<TurnOutcome> {
     const stub = this.stub(address);
-    return unwrap(await stub.ask(askEnvelope(address, type, data, options), callerTrace()));
+    return unwrap(await stub.ask(askEnvelope(address, type, data, options), activeTraceHeaders()));
   }
 
   async receive(input: Envelope): Promise<TurnOutcome> {
     const envelope = parseEnvelope(input);
-    return unwrap(await this.stub(targetOf(envelope)).receive(envelope, callerTrace()));
+    return unwrap(await this.stub(targetOf(envelope)).receive(envelope, activeTraceHeaders()));
   }
 
   inspect(address: ActorAddress): Promise<ActorSnapshot> {
@@ -53,21 +53,6 @@ export class DurableObjectHost implements ActorHost {
     assertValidKey(address.key);
     return namespace.get(namespace.idFromName(address.key)) as DurableActorRpc;
   }
-}
-
-/**
- * The active span (the gateway's request, a delivery) as the object's caller context; undefined when there is none,
- * as always without a registered SDK. A span the sampler dropped goes too: the turn then follows its decision.
- */
-function callerTrace(): CallerTrace | undefined {
-  const active = activeContext();
-  if (!hasSpan(active)) return undefined;
-  const spanContext = trace.getSpanContext(active);
-  if (!spanContext) return undefined;
-  const tracestate = spanContext.traceState?.serialize();
-  return tracestate
-    ? { traceparent: formatTraceparent(spanContext), tracestate }
-    : { traceparent: formatTraceparent(spanContext) };
 }
 
 function unwrap(outcome: ActorRpcOutcome): TurnOutcome {

@@ -2,6 +2,7 @@
 import type { Envelope } from "../../../shared/envelope/index.ts";
 import { EdgewiseError, isEdgewiseError, toEdgewiseError } from "../../../shared/errors/index.ts";
 import { hmacSigner } from "../../../shared/crypto/hmac.ts";
+import { activeTraceHeaders } from "../../../shared/telemetry/trace/index.ts";
 import {
   type ActorAddress,
   type ActorHost,
@@ -72,6 +73,8 @@ export class RemoteActorHost implements ActorHost {
         "content-type": "application/json",
         [signatureHeaders.timestamp]: timestamp,
         [signatureHeaders.signature]: await this.signer.sign(signedMessage(path, timestamp, body)),
+        // The caller's span: the actor host's SERVER span continues it, so a split deployment keeps one trace.
+        ...activeTraceHeaders(),
       },
       ...(signal ? { signal } : {}),
     });

@@ -132,6 +132,22 @@ export function traceHeadersOf(span: Span): { traceparent: string; tracestate?: 
 }
 
 /**
+ * The active span's W3C trace context, for the next hop of the same request (an RPC to a Durable Object, an HTTP
+ * call to an actor host), whether or not it records: a dropped span's context carries the sampler's decision, so
+ * the next hop drops too. Undefined without a valid span (always, without an SDK).
+ */
+export function activeTraceHeaders(): { traceparent: string; tracestate?: string } | undefined {
+  const active = activeContext();
+  if (!hasSpan(active)) return undefined;
+  const spanContext = trace.getSpanContext(active);
+  if (!spanContext) return undefined;
+  const state = spanContext.traceState?.serialize();
+  return state
+    ? { traceparent: formatTraceparent(spanContext), tracestate: state }
+    : { traceparent: formatTraceparent(spanContext) };
+}
+
+/**
  * A PRODUCER span for one message created under `parent` (OTel messaging "create"), ended at once: its context is
  * what the envelope carries. Undefined when nothing records (no SDK): the caller keeps what it had.
  */
