@@ -439,6 +439,12 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
             broker: { url: queue.url, token: queue.token },
             ...(extension.activity ? { events: extension.activity } : {}),
             signal: consoleShutdown.signal,
+            live: {
+              onError: (error) =>
+                logger.warn("console: the live event stream cannot read the activity log; retrying", {
+                  error: errorFields(error),
+                }),
+            },
             ...(host ? { inspect: localInspector((address) => host.inspect(address), actorDb) } : {}),
             ...(options.console?.traces
               ? { traces: options.console.traces }

@@ -108,7 +108,10 @@ export class LiveTail {
   ) {
     this.intervalMs = options.intervalMs ?? 500;
     this.settleMs = options.settleMs ?? 2_000;
+    this.onError = options.onError;
   }
+
+  private readonly onError: ((error: unknown) => void) | undefined;
 
   /** Streams open now. */
   get size(): number {
@@ -159,9 +162,16 @@ export class LiveTail {
       await this.pull();
       await this.catchUp();
       this.failures = 0;
-    } catch {
+    } catch (error) {
       // The log could not be read (Postgres down, the breaker open): the streams stay open, the next tick retries.
       this.failures++;
+      if (this.failures === 1) {
+        try {
+          this.onError?.(error);
+        } catch {
+          // An observer's failure never stops the tail.
+        }
+      }
     }
     this.fanOut();
     if (this.stopped) return;

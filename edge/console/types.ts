@@ -87,6 +87,11 @@ export interface LiveOptions {
   /** Streams open at once; one more is answered 503. Default 32. */
   maxStreams?: number;
   /**
+   * Told when the tail cannot read the log (Postgres down, its breaker open), once per outage: the streams stay
+   * open and each tick retries. Must not throw.
+   */
+  onError?: (error: unknown) => void;
+  /**
    * How long a hole in the log's positions is waited for before the entries after it are sent, in ms: a position
    * taken by an insert that has not committed yet, or never will (a duplicate, a rollback). Default 2,000.
    */

@@ -157,8 +157,11 @@ class MemoryLog implements ConsoleEventLog {
   async latestActivity(limit: number) {
     return [...this.visible].reverse().slice(0, limit);
   }
+  /** While set, the log cannot be read (a database that is down). */
+  failing: Error | undefined;
   async activityAfter(position: string, limit: number) {
     this.tailQueries++;
+    if (this.failing) throw this.failing;
     return this.visible.filter((e) => BigInt(e.position) > BigInt(position)).slice(0, limit);
   }
 }
@@ -241,6 +244,30 @@ describe("the live event stream", () => {
     };
     return { log, gateway, headers, open };
   };
+
+  test("a log that cannot be read is reported once per outage; the stream stays open and resumes after it", async () => {
+    const errors: unknown[] = [];
+    const { log, open } = await setup({ ...fast, onError: (error) => errors.push(error) });
+    const { stream } = await open();
+    try {
+      log.failing = new Error("connection refused (test)");
+      const queries = log.tailQueries;
+      while (log.tailQueries < queries + 4) await Bun.sleep(10);
+      expect(errors).toHaveLength(1);
+      expect(String(errors[0])).toContain("connection refused");
+      log.failing = undefined;
+      const appended = log.append("OrderPlaced");
+      await stream.until(() => stream.ids().includes(appended.position), "the event after the outage");
+      expect(stream.ended).toBe(false);
+      log.failing = new Error("down again (test)");
+      const again = log.tailQueries;
+      while (log.tailQueries < again + 2) await Bun.sleep(10);
+      expect(errors).toHaveLength(2); // a new outage is reported again
+    } finally {
+      log.failing = undefined;
+      await stream.close();
+    }
+  });
 
   test("sends each event appended after connect, as an `activity` frame with the log position as its id", async () => {
     const { log, open } = await setup();
