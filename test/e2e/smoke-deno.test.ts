@@ -1,5 +1,5 @@
 // The gateway smoke test on Deno: `deno run edge/entries/deno.ts` (node:sqlite, Deno.serve, PGlite, broker).
-import { test } from "bun:test";
+import { expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -8,8 +8,20 @@ import { gatewaySmoke } from "./smoke.ts";
 
 const root = resolve(import.meta.dir, "../..");
 
-test("smoke on Deno: authentication, rate limit, actor ask", async () => {
+test("smoke on Deno: authentication, rate limit, actor ask; metrics pushed over OTLP", async () => {
   const port = freePort();
+  // An OTLP/HTTP collector on 127.0.0.1: the Deno node pushes its metrics here (deploy/metrics-export.ts).
+  const exports: Array<{
+    resourceMetrics: Array<{ scopeMetrics: Array<{ metrics: Array<{ name: string }> }> }>;
+  }> = [];
+  const collector = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(request) {
+      exports.push(await request.json());
+      return new Response("{}");
+    },
+  });
   const server = await startProcess(
     [
       join(root, "node_modules/.bin/deno"),
@@ -25,13 +37,25 @@ test("smoke on Deno: authentication, rate limit, actor ask", async () => {
         HOST: "127.0.0.1",
         RATE_LIMIT: "5/60s",
         EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-smoke-deno-")),
+        OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `http://127.0.0.1:${collector.port}/v1/metrics`,
+        OTEL_METRIC_EXPORT_INTERVAL: "200",
       },
       pattern: /admin token[^:]*: (\S+)/,
     },
   );
   try {
     await gatewaySmoke(`http://127.0.0.1:${port}`, server.match);
+    const names = () =>
+      new Set(
+        exports
+          .flatMap((e) => e.resourceMetrics.flatMap((r) => r.scopeMetrics.flatMap((s) => s.metrics)))
+          .map((m) => m.name),
+      );
+    const deadline = Date.now() + 5_000;
+    while (!names().has("http.server.request.duration") && Date.now() < deadline) await Bun.sleep(50);
+    expect(names().has("http.server.request.duration")).toBe(true);
   } finally {
     await server.kill("SIGTERM");
+    collector.stop(true);
   }
 }, 90_000);
