@@ -2,6 +2,7 @@
 import { counterActor } from "../../actors/examples/counter.ts";
 import { DurableObjectHost, durableActor } from "../../actors/hosts/cloudflare/index.ts";
 import { deliveryFromEnv, qstashTransportFromEnv } from "../../actors/hosts/cloudflare/queue.ts";
+import { type IsolateMetrics, isolateMetrics } from "../../actors/hosts/cloudflare/metrics.ts";
 import { type TracingEnv, workerTracing } from "../../actors/hosts/cloudflare/tracing.ts";
 import { deliveryPath } from "../../actors/queue/qstash-transport.ts";
 import { guardedTransport } from "../../actors/runtime/index.ts";
@@ -56,6 +57,9 @@ interface Isolate {
   dependencies: CoordinatedDependencies;
   /** /readyz's checks besides Postgres (whose check needs the request's pool). */
   readiness: DependencyCheck[];
+  /** The isolate's instruments: served at /metrics, pushed over OTLP when configured (one registry for every
+   * request, so the commerce app built per request adds to it instead of starting afresh). */
+  metrics: IsolateMetrics;
 }
 
 // Built on the first request (never at module scope: workerd allows no I/O there, and `env` is only known per
@@ -71,6 +75,7 @@ function isolateFor(env: Env): Isolate {
     loyalty: env.LOYALTY,
   };
   const dependencies = workerDependencies(env);
+  const metrics = isolateMetrics(env, "gateway");
   // A self-hosted actor host over mutual TLS (ACTOR_HOST_URL), or the Durable Objects bound below.
   const actors = remoteActorHostFromEnv(env, dependencies) ?? new DurableObjectHost(namespaces);
   const delivery = deliveryFromEnv(env);
@@ -79,6 +84,7 @@ function isolateFor(env: Env): Isolate {
     ...(delivery ? { delivery } : {}),
     ...gatewayFromEnv(env, dependencies),
     dependencies,
+    metrics: metrics.metrics,
   };
   const config = workerConfig(env);
   const redis = redisCheck(config, dependencies);
@@ -105,6 +111,7 @@ function isolateFor(env: Env): Isolate {
     app: commerce ? undefined : createApp({ ...options, readiness }),
     dependencies,
     readiness,
+    metrics,
   };
   return isolate;
 }
@@ -156,6 +163,7 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
     }
   } finally {
     dependencies.tick(waitUntil);
+    worker.metrics.pushIfDue(waitUntil);
   }
 }
 
@@ -175,6 +183,7 @@ async function drain(env: Env, ctx: ExecutionContext): Promise<void> {
   } finally {
     scope.close();
     dependencies.tick(waitUntil);
+    isolateFor(env).metrics.pushIfDue(waitUntil);
   }
 }
 

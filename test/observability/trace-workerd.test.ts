@@ -62,11 +62,29 @@ function startReceiver() {
   const spans: Received[] = [];
   const bodies: string[] = [];
   const headers: Headers[] = [];
+  /** Metrics pushes (POST /v1/metrics): each one's resource attributes and metric names. */
+  const metricPushes: Array<{ resource: Record<string, unknown>; names: string[]; headers: Headers }> = [];
   const server = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
     async fetch(request) {
       const path = new URL(request.url).pathname;
+      if (request.method === "POST" && path === "/v1/metrics") {
+        const pushed = (await request.json()) as {
+          resourceMetrics: Array<{
+            resource?: { attributes?: Array<{ key: string; value: OtlpValue }> };
+            scopeMetrics: Array<{ metrics: Array<{ name: string }> }>;
+          }>;
+        };
+        for (const resource of pushed.resourceMetrics) {
+          metricPushes.push({
+            resource: attributes(resource.resource?.attributes),
+            names: resource.scopeMetrics.flatMap((scope) => scope.metrics.map((metric) => metric.name)),
+            headers: request.headers,
+          });
+        }
+        return Response.json({});
+      }
       if (request.method !== "POST" || path !== "/v1/traces")
         return new Response("not found", { status: 404 });
       if (!request.headers.get("content-type")?.includes("application/json")) {
@@ -105,7 +123,14 @@ function startReceiver() {
       return Response.json({});
     },
   });
-  return { url: `http://127.0.0.1:${server.port}`, spans, bodies, headers, stop: () => server.stop(true) };
+  return {
+    url: `http://127.0.0.1:${server.port}`,
+    spans,
+    bodies,
+    headers,
+    metricPushes,
+    stop: () => server.stop(true),
+  };
 }
 
 // Values that go only into the exporter's request headers (a collector's API key in production: a secret).
@@ -121,6 +146,8 @@ beforeAll(async () => {
   running = await startCommerceWorker("trace_cf", {
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
     OTEL_EXPORTER_OTLP_HEADERS: `authorization=Bearer%20${apiKey},x-otlp-tenant=${tenant}`,
+    // Metrics are pushed when a request ends and this long has passed (workerd runs no timers between requests).
+    OTEL_METRIC_EXPORT_INTERVAL: "200",
   });
 }, 50_000);
 
@@ -222,6 +249,33 @@ describe("traces (workerd)", () => {
         expect(body.includes(tenant)).toBe(false);
       }
       expect((running as CommerceWorker).worker.output().includes(apiKey)).toBe(false);
+    },
+    30_000,
+  );
+
+  test.skipIf(Boolean(skip))(
+    "each isolate pushes its metrics over OTLP: the gateway's requests and the Durable Objects' turns",
+    async () => {
+      const api = (running as CommerceWorker).client;
+      const received = receiver as ReturnType<typeof startReceiver>;
+      const [pear, bob] = [uniqueName("pear"), uniqueName("bob")];
+      await api.putSku(pear, 10, 100);
+      await api.putAccount(bob, 10_000);
+      const placed = await api.place(bob, [{ sku: pear, quantity: 1 }]);
+      expect((await api.settle(placed.body.orderId)).status).toBe("confirmed");
+      const pushedBy = (role: string) =>
+        received.metricPushes.filter((push) => push.resource["edgewise.isolate.role"] === role);
+      await eventually(
+        () =>
+          pushedBy("gateway").some((push) => push.names.includes("http.server.request.duration")) &&
+          pushedBy("actors").some((push) => push.names.includes("edgewise.actor.turn.duration")),
+        "metrics pushes from the gateway and the actor objects",
+      );
+      for (const push of received.metricPushes) {
+        expect(push.resource["service.name"]).toBe("edgewise-worker");
+        expect(typeof push.resource["service.instance.id"]).toBe("string");
+        expect(push.headers.get("authorization")).toBe(`Bearer ${apiKey}`);
+      }
     },
     30_000,
   );

@@ -22,6 +22,7 @@ import {
 } from "../../runtime/index.ts";
 import { CommitQueue } from "./group-commit.ts";
 import { DurableActorStore } from "./storage.ts";
+import { type IsolateMetrics, isolateMetrics } from "./metrics.ts";
 import { type WorkerTracing, workerTracing } from "./tracing.ts";
 
 export interface DurableActorOptions<Env> {
@@ -93,6 +94,8 @@ export function durableActor<Env = unknown>(
     private readonly subscriptions: SubscriptionRegistry | undefined;
     /** With OTEL_EXPORTER_OTLP_ENDPOINT: the isolate's tracing, flushed as each call and alarm ends. */
     private readonly tracing: Promise<WorkerTracing> | undefined;
+    /** With an OTLP endpoint: the isolate's turn metrics, pushed as calls and alarms end (metrics.ts). */
+    private readonly metrics: IsolateMetrics | undefined;
     private instance: ActorInstance | undefined;
     /** The alarm as last set by this object; null when none is pending. */
     private alarmAt: number | null = null;
@@ -104,6 +107,8 @@ export function durableActor<Env = unknown>(
       this.commits = new CommitQueue(this.store);
       this.transport = options.transport?.(env);
       this.tracing = workerTracing(env);
+      const metrics = isolateMetrics(env, "actors");
+      this.metrics = metrics.pushes ? metrics : undefined;
       this.subscriptions =
         typeof options.subscriptions === "function" ? options.subscriptions(env) : options.subscriptions;
       void ctx.blockConcurrencyWhile(async () => {
@@ -128,6 +133,7 @@ export function durableActor<Env = unknown>(
         await this.alarmPass();
       } finally {
         if (this.tracing) this.ctx.waitUntil(this.tracing.then((tracing) => tracing.flush()));
+        this.metrics?.pushIfDue((promise) => this.ctx.waitUntil(promise));
       }
     }
 
@@ -136,6 +142,17 @@ export function durableActor<Env = unknown>(
      * local host) and exports the spans it made once it ends. Without tracing, just runs it.
      */
     private async traced<T>(caller: CallerTrace | undefined, work: () => Promise<T>): Promise<T> {
+      if (this.metrics) {
+        try {
+          return await this.tracedWork(caller, work);
+        } finally {
+          this.metrics.pushIfDue((promise) => this.ctx.waitUntil(promise));
+        }
+      }
+      return this.tracedWork(caller, work);
+    }
+
+    private async tracedWork<T>(caller: CallerTrace | undefined, work: () => Promise<T>): Promise<T> {
       if (!this.tracing) return work();
       const tracing = await this.tracing;
       try {
@@ -203,6 +220,7 @@ export function durableActor<Env = unknown>(
         storage,
         clock,
         onCommitted: (commit) => this.afterCommit(commit),
+        ...(this.metrics ? { onTurn: (record) => this.metrics?.metrics.turn(record) } : {}),
       });
       return this.instance;
     }

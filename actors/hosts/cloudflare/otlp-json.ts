@@ -1,4 +1,5 @@
 // OTLP/HTTP JSON for spans on Workers: encodes finished spans as an ExportTraceServiceRequest and POSTs it with fetch.
+import { otlpKeyValues } from "../../../shared/telemetry/otlp-env.ts";
 import type { Attributes, AttributeValue, HrTime, Link } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 
@@ -130,26 +131,7 @@ export async function postSpans(target: OtlpTarget, spans: readonly ReadableSpan
   if (!response.ok) throw new Error(`the OTLP collector answered HTTP ${response.status}`);
 }
 
-/**
- * OTEL_EXPORTER_OTLP_HEADERS: `name=value` pairs separated by commas, values URL-encoded (the OTel spec). Throws
- * naming the variable, never a value, when a pair is malformed.
- */
+/** OTEL_EXPORTER_OTLP_HEADERS, parsed as on every runtime (shared/telemetry/otlp-env.ts). */
 export function parseOtlpHeaders(text: string | undefined): Record<string, string> {
-  const headers: Record<string, string> = {};
-  for (const pair of (text ?? "").split(",")) {
-    if (pair.trim() === "") continue;
-    const at = pair.indexOf("=");
-    const name = at > 0 ? pair.slice(0, at).trim() : "";
-    let value: string | undefined;
-    try {
-      value = at > 0 ? decodeURIComponent(pair.slice(at + 1).trim()) : undefined;
-    } catch {
-      value = undefined;
-    }
-    if (!name || value === undefined || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
-      throw new Error("OTEL_EXPORTER_OTLP_HEADERS must be name=value pairs separated by commas");
-    }
-    headers[name.toLowerCase()] = value;
-  }
-  return headers;
+  return otlpKeyValues("OTEL_EXPORTER_OTLP_HEADERS", text, { headers: true });
 }
