@@ -3,9 +3,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { StoredSpan } from "../../shared/telemetry/trace/store.ts";
 import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
 import { eventually, uniqueName } from "../commerce/client.ts";
-
-const hex = (bytes: number) =>
-  [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+import { hex } from "./saga-trace.ts";
 
 const actorHostSecret = crypto.randomUUID() + crypto.randomUUID();
 let actorHost: CommerceNode;

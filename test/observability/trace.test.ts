@@ -8,9 +8,7 @@ import { formatTraceparent, parseTraceparent } from "../../shared/telemetry/trac
 import { readSampling, sampleReads } from "../../shared/telemetry/trace/sampling.ts";
 import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
 import { eventually, uniqueName } from "../commerce/client.ts";
-
-const hex = (bytes: number) =>
-  [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+import { expectGatewayAndTurns, hex, placeTracedOrder } from "./saga-trace.ts";
 
 let running: CommerceNode;
 beforeAll(async () => {
@@ -24,17 +22,7 @@ describe("traces (bun)", () => {
     const tracing = running.node.tracing;
     expect(tracing).toBeDefined();
     if (!tracing) return;
-    const [apple, alice] = [uniqueName("apple"), uniqueName("alice")];
-    await api.putSku(apple, 10, 250);
-    await api.putAccount(alice, 10_000);
-
-    const traceId = hex(16);
-    const callerSpanId = hex(8);
-    const placed = await api.place(alice, [{ sku: apple, quantity: 2 }], {
-      traceparent: `00-${traceId}-${callerSpanId}-01`,
-    });
-    expect(placed.status).toBe(202);
-    expect((await api.settle(placed.body.orderId)).status).toBe("confirmed");
+    const { traceId, callerSpanId } = await placeTracedOrder(api);
 
     let spans: StoredSpan[] = [];
     const turns = () => spans.filter((span) => span.name.startsWith("turn "));
@@ -57,29 +45,8 @@ describe("traces (bun)", () => {
     const byId = new Map(spans.map((span) => [span.spanId, span]));
     expect(spans.every((span) => span.traceId === traceId)).toBe(true);
 
-    // The gateway's SERVER span continues the caller's traceparent and names the route pattern.
-    const server = spans.find(
-      (span) => span.kind === "SERVER" && span.attributes["http.route"] === "/v1/orders",
-    );
-    expect(server).toBeDefined();
-    expect(server?.parentSpanId).toBe(callerSpanId);
-    expect(server?.attributes["http.response.status_code"]).toBe(202);
-
-    // At least four actor turns (order and inventory), with their attributes.
-    const types = new Set(turns().map((span) => span.attributes["edgewise.actor.type"]));
-    expect(turns().length).toBeGreaterThanOrEqual(4);
-    expect(types.has("order") && types.has("inventory")).toBe(true);
-    for (const turn of turns()) {
-      expect(typeof turn.attributes["edgewise.actor.key"]).toBe("string");
-      expect(typeof turn.attributes["messaging.message.id"]).toBe("string");
-      expect(typeof turn.attributes["edgewise.queue_time_ms"]).toBe("number");
-    }
-    expect(turns().some((turn) => typeof turn.attributes["edgewise.storage.commit_ms"] === "number")).toBe(
-      true,
-    );
-    // The order's first turn is the gateway request's child.
-    const firstOrderTurn = turns().find((span) => span.parentSpanId === server?.spanId);
-    expect(firstOrderTurn?.attributes["edgewise.actor.type"]).toBe("order");
+    // The gateway's SERVER span, and the turns under it (saga-trace.ts: the same checks as on workerd).
+    const { server } = expectGatewayAndTurns(spans, callerSpanId);
 
     // Every span's parent is in the trace (the server span's is the caller's).
     for (const span of spans) {

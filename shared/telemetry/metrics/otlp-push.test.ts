@@ -34,7 +34,7 @@ describe("OtlpMetricsPusher", () => {
     expect(pusher.pushIfDue(now + 500)).toBeUndefined();
     expect(await pusher.pushIfDue(now + 1_000 + 50)).toBe(true);
     expect(posts).toHaveLength(2);
-    expect((posts[0]?.headers as Record<string, string>).authorization).toBe("Bearer k");
+    expect((posts[0]?.headers as Record<string, string> | undefined)?.authorization).toBe("Bearer k");
   });
 
   test("a push asked for while one runs shares it", async () => {
