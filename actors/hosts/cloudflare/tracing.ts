@@ -14,6 +14,7 @@ import {
   sampleReads,
   tracingSetting,
 } from "../../../shared/telemetry/trace/sampling.ts";
+import { envReader, otlpSignalUrl } from "../../../shared/telemetry/otlp-env.ts";
 import { parseOtlpHeaders } from "./otlp-json.ts";
 
 /** The variables tracing reads (wrangler.toml: the endpoint is a var, the headers a secret). */
@@ -48,26 +49,18 @@ const exportTimeoutMs = 10_000;
 let decided: Promise<WorkerTracing> | null | undefined;
 
 function text(env: unknown, name: keyof TracingEnv): string | undefined {
-  const value = (env as Record<string, unknown> | undefined)?.[name];
-  return typeof value === "string" && value.trim() !== "" ? value.trim() : undefined;
-}
-
-function tracesUrl(env: unknown): string | undefined {
-  const traces = text(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-  if (traces) return traces;
-  const endpoint = text(env, "OTEL_EXPORTER_OTLP_ENDPOINT");
-  return endpoint ? `${endpoint.replace(/\/+$/, "")}/v1/traces` : undefined;
+  return envReader(env)(name);
 }
 
 /**
  * The isolate's tracing, installed by the first call whose env has an OTLP endpoint (and EDGEWISE_TRACING not off)
  * and then shared by every request and Durable Object of the isolate (env is the same for all of them). Undefined
- * without an endpoint: one check, and the SDK is never loaded. Throws `config.invalid` on malformed headers or read
- * sampling (naming the variable, never its value).
+ * without an endpoint: one check, and the SDK is never loaded. Throws `config.invalid` on a malformed endpoint, headers
+ * or read sampling (naming the variable, never its value).
  */
 export function workerTracing(env: unknown): Promise<WorkerTracing> | undefined {
   if (decided !== undefined) return decided ?? undefined;
-  const url = tracesUrl(env);
+  const url = otlpSignalUrl(envReader(env), "traces");
   if (!url || !tracingSetting(text(env, "EDGEWISE_TRACING"))) {
     decided = null;
     return undefined;
