@@ -10,6 +10,7 @@ export function tryItLines(base: string, token: string): string[] {
     `  curl -X PUT ${base}/v1/accounts/demo-customer ${auth} ${json} -d '{"balanceCents":100000}'`,
     `  curl -X POST ${base}/v1/orders ${auth} ${json} -d '{"customerId":"demo-customer","items":[{"sku":"demo-widget","quantity":2}]}'`,
     `  curl ${base}/v1/orders?customerId=demo-customer ${auth}`,
+    `[edgewise] console (topology, live events, traces, queues and dead letters): ${base}/_console?token=${token}`,
     `[edgewise] more: the demo counter (curl -X POST ${base}/v1/counters/demo/increment ${auth} ${json} -d '{"by":1}'), ${base}/openapi.json, and npm run demo`,
   ];
 }

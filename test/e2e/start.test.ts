@@ -40,6 +40,18 @@ describe("npm start", () => {
     const base = `http://127.0.0.1:${port}`;
     const first = await start(dataDir, port);
     expect(first.printed).toContain(`curl -X POST ${base}/v1/counters/demo/increment`);
+    // The printed console link logs in once: the token moves into a cookie and out of the address bar.
+    const consoleLink = /console \([^)]*\): (\S+)/.exec(first.printed)?.[1];
+    expect(consoleLink).toBe(`${base}/_console?token=${first.token}`);
+    const login = await fetch(consoleLink as string, { redirect: "manual" });
+    expect(login.status).toBeGreaterThanOrEqual(300);
+    expect(login.status).toBeLessThan(400);
+    expect(login.headers.get("location")).not.toContain(first.token);
+    const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] as string;
+    expect(cookie).not.toBe("");
+    const page = await fetch(`${base}/_console`, { headers: { cookie } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("Live events");
     // The printed commands work as printed: stock, fund, place an order; the order then confirms.
     const commands = first.printed.split("\n").filter((line) => line.startsWith("  curl "));
     expect(commands.length).toBe(4);
