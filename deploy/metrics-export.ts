@@ -7,25 +7,18 @@ import {
   type PostFetch,
   otlpMetricsConfig,
 } from "../shared/telemetry/metrics/otlp-push.ts";
-import type { EnvReader } from "../shared/telemetry/otlp-env.ts";
+import { type EnvReader, envReader } from "../shared/telemetry/otlp-env.ts";
 
 export type { OtlpMetricsConfig };
 
-const processEnv: EnvReader = (name) => {
-  const value = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[
-    name
-  ];
-  return value === undefined || value.trim() === "" ? undefined : value;
-};
-
 /** The settings from this process's environment (shared/telemetry/metrics/otlp-push.ts says which variables). */
-export function otlpMetricsConfigFromEnv(env: EnvReader = processEnv): OtlpMetricsConfig | undefined {
+export function otlpMetricsConfigFromEnv(
+  env: EnvReader = envReader((globalThis as { process?: { env?: unknown } }).process?.env),
+): OtlpMetricsConfig | undefined {
   return otlpMetricsConfig(env);
 }
 
 export interface MetricsExporter {
-  /** Collects and posts now; false when the collector did not take it (logged, never thrown). */
-  exportNow(): Promise<boolean>;
   /** Stops the interval and sends a last export, so the final counts reach the collector. */
   stop(): Promise<void>;
 }
@@ -42,7 +35,6 @@ export function startOtlpMetricsExport(
   (timer as { unref?: () => void }).unref?.();
   let stopped = false;
   return {
-    exportNow: () => pusher.push(),
     async stop() {
       if (stopped) return;
       stopped = true;

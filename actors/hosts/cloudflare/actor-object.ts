@@ -132,34 +132,28 @@ export function durableActor<Env = unknown>(
       try {
         await this.alarmPass();
       } finally {
-        if (this.tracing) this.ctx.waitUntil(this.tracing.then((tracing) => tracing.flush()));
-        this.metrics?.pushIfDue((promise) => this.ctx.waitUntil(promise));
+        this.exportTelemetry();
       }
     }
 
     /**
      * Runs an RPC call in its caller's trace context (the turn's span is then that caller's child, as on the
-     * local host) and exports the spans it made once it ends. Without tracing, just runs it.
+     * local host), then exports what the call recorded.
      */
     private async traced<T>(caller: CallerTrace | undefined, work: () => Promise<T>): Promise<T> {
-      if (this.metrics) {
-        try {
-          return await this.tracedWork(caller, work);
-        } finally {
-          this.metrics.pushIfDue((promise) => this.ctx.waitUntil(promise));
-        }
-      }
-      return this.tracedWork(caller, work);
-    }
-
-    private async tracedWork<T>(caller: CallerTrace | undefined, work: () => Promise<T>): Promise<T> {
-      if (!this.tracing) return work();
-      const tracing = await this.tracing;
       try {
+        if (!this.tracing) return await work();
+        await this.tracing; // the provider is installed before the call makes its first span
         return await withContext(contextFromTraceparent(caller?.traceparent, caller?.tracestate), work);
       } finally {
-        this.ctx.waitUntil(tracing.flush());
+        this.exportTelemetry();
       }
+    }
+
+    /** With an OTLP endpoint, as each call and alarm ends: the spans it made, and the metrics when a push is due. */
+    private exportTelemetry(): void {
+      if (this.tracing) this.ctx.waitUntil(this.tracing.then((tracing) => tracing.flush()));
+      this.metrics?.pushIfDue((promise) => this.ctx.waitUntil(promise));
     }
 
     private async alarmPass(): Promise<void> {
