@@ -217,6 +217,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
         port: 0,
         serve: options.serve,
         fetch: brokerFetch,
+        deliveryConcurrency: config.QSTASH_DELIVERY_CONCURRENCY ?? (embedded ? 64 : 256),
         ...(options.brokerTimeScale ? { timeScale: options.brokerTimeScale } : {}),
         // The embedded PGlite has no autovacuum: the broker vacuums its own tables there.
         ...(embedded ? { maintenance: { vacuumEveryMs: 10_000 } } : {}),

@@ -63,6 +63,16 @@ describe("broker configuration", () => {
     expect(config.QSTASH_URL).toBe("http://127.0.0.1:8080");
   });
 
+  test("the embedded broker's delivery concurrency: unset by default, a whole number from 1 to 4096", () => {
+    expect(parseConfig({}).QSTASH_DELIVERY_CONCURRENCY).toBeUndefined();
+    expect(parseConfig({ QSTASH_DELIVERY_CONCURRENCY: "32" }).QSTASH_DELIVERY_CONCURRENCY).toBe(32);
+    for (const bad of ["0", "4097", "1.5", "-1", "many"]) {
+      expect(() => parseConfig({ QSTASH_DELIVERY_CONCURRENCY: bad })).toThrow(
+        "QSTASH_DELIVERY_CONCURRENCY must",
+      );
+    }
+  });
+
   test("URLs are checked", () => {
     expect(() => parseConfig({ DATABASE_URL: "mysql://x" })).toThrow(
       "DATABASE_URL must be a postgres:// URL",

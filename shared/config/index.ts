@@ -111,6 +111,21 @@ export const ConfigSchema = v.object({
     ),
     "3",
   ),
+  /**
+   * Deliveries the embedded broker keeps in flight at once (ignored with QSTASH_URL). Unset: 256 on Postgres
+   * (DATABASE_URL), where more in flight means larger claims, outcome writes and group commits; 64 on the embedded
+   * PGlite, whose one connection more would only queue behind (deploy/node.ts). Each delivery holds its message's
+   * body (at most 1 MiB) until answered.
+   */
+  QSTASH_DELIVERY_CONCURRENCY: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^\d+$/, "QSTASH_DELIVERY_CONCURRENCY must be a whole number"),
+      v.transform(Number),
+      v.minValue(1, "QSTASH_DELIVERY_CONCURRENCY must be at least 1"),
+      v.maxValue(4096, "QSTASH_DELIVERY_CONCURRENCY must be at most 4096"),
+    ),
+  ),
   /** The base URL the broker delivers to; default `http://127.0.0.1:$PORT`. */
   PUBLIC_URL: v.optional(v.pipe(v.string(), v.url("PUBLIC_URL must be a URL"))),
   /** HS256 key for JWTs; unset = generated into the data dir on first start. */

@@ -63,6 +63,10 @@ describe("subscriptions on the Bun host, through the broker", () => {
   const ofProducer = { type: "subscriber", key: "of-producer" };
   const all = { type: "subscriber", key: "all" };
 
+  test("the embedded broker on Postgres keeps 256 deliveries in flight unless QSTASH_DELIVERY_CONCURRENCY says", () => {
+    expect(node.broker?.deliveryConcurrency).toBe(256);
+  });
+
   test("a published event reaches the subscribers named only by a subscription", async () => {
     const { reply } = await node.host!.ask(producer, "Announce", { note: "hello" });
     const { id } = reply as { id: string };

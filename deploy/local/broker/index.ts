@@ -29,6 +29,8 @@ export interface Broker {
   recovered: number;
   /** Deliveries answered 2xx since start. */
   delivered(): number;
+  /** Deliveries kept in flight at once (BrokerOptions.deliveryConcurrency, as resolved). */
+  deliveryConcurrency: number;
   /** The periodic VACUUM (ANALYZE), when enabled (see BrokerOptions.maintenance). */
   maintenance: Maintenance | undefined;
   /** Stops HTTP, lets deliveries under way finish (up to 5 s), then closes the database. */
@@ -132,6 +134,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       sql: db,
       recovered,
       delivered: () => dispatcher.delivered,
+      deliveryConcurrency: config.deliveryConcurrency,
       maintenance,
       stop() {
         stopping ??= (async () => {

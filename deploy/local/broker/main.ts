@@ -40,7 +40,12 @@ const broker = await startBroker({
   currentSigningKey: env("QSTASH_CURRENT_SIGNING_KEY"),
   nextSigningKey: env("QSTASH_NEXT_SIGNING_KEY"),
   timeScale: number("QSTASH_TIME_SCALE", 1, (n) => n > 0),
-  deliveryConcurrency: number("QSTASH_DELIVERY_CONCURRENCY", 64, (n) => Number.isInteger(n) && n > 0),
+  // 256 on Postgres; 64 on the embedded PGlite, whose one connection more in flight would only queue behind.
+  deliveryConcurrency: number(
+    "QSTASH_DELIVERY_CONCURRENCY",
+    env("DATABASE_URL") ? 256 : 64,
+    (n) => Number.isInteger(n) && n > 0 && n <= 4096,
+  ),
   ...(tls ? { fetch: mtlsFetch(tls) } : {}),
 });
 
