@@ -251,7 +251,12 @@ export async function runEdgewise(plan: Plan, options: EdgewiseOptions): Promise
         consumers,
         messagesPerProducerTurn: plan.bounds.batch,
         schema: schema,
-        brokerDeliveryConcurrency: 64,
+        brokerDeliveryConcurrency:
+          node.broker?.deliveryConcurrency ??
+          "the broker process's (QSTASH_DELIVERY_CONCURRENCY, 256 on Postgres)",
+        tracing: node.tracing
+          ? "on (the node's default: every write traced into its embedded trace store)"
+          : "off (EDGEWISE_TRACING=off)",
         relayBatchSize: 256,
         transportBatchSize: 100,
         latency:
