@@ -24,14 +24,18 @@ function summarize(latencies: number[], errors: number, seconds: number): Result
   };
 }
 
-/** Latency counts from `scheduledAt` when given, so a late generator cannot hide queueing. */
+/**
+ * Latency counts from `scheduledAt` when given, so a late generator cannot hide queueing; a request sent before its
+ * time (the open loop does not sleep for less than 1 ms) counts from when it was sent, never below zero.
+ */
 async function once(
   url: string,
   headers: Record<string, string>,
   latencies: number[],
   scheduledAt?: number,
 ): Promise<boolean> {
-  const started = scheduledAt ?? performance.now();
+  const now = performance.now();
+  const started = scheduledAt === undefined ? now : Math.min(scheduledAt, now);
   const response = await fetch(url, { headers });
   await response.arrayBuffer();
   latencies.push(performance.now() - started);

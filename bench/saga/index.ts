@@ -303,7 +303,8 @@ try {
       orderId,
       items: order.items,
       sentAt,
-      scheduledAt: scheduledAt ?? sentAt,
+      // Sent up to 1 ms early (the open loop does not sleep less): count from the send then, never from later.
+      scheduledAt: Math.min(scheduledAt ?? sentAt, sentAt),
       placedAt: performance.now(),
     };
     all.push(record);
