@@ -63,6 +63,17 @@ describe("broker configuration", () => {
     expect(config.QSTASH_URL).toBe("http://127.0.0.1:8080");
   });
 
+  test("broker retries: 3 by default, a whole number up to 20", () => {
+    expect(parseConfig({}).EDGEWISE_DELIVERY_RETRIES).toBe(3);
+    expect(parseConfig({ EDGEWISE_DELIVERY_RETRIES: "0" }).EDGEWISE_DELIVERY_RETRIES).toBe(0);
+    expect(() => parseConfig({ EDGEWISE_DELIVERY_RETRIES: "21" })).toThrow(
+      "EDGEWISE_DELIVERY_RETRIES must be at most 20",
+    );
+    expect(() => parseConfig({ EDGEWISE_DELIVERY_RETRIES: "two" })).toThrow(
+      "EDGEWISE_DELIVERY_RETRIES must be a whole number",
+    );
+  });
+
   test("the embedded broker's delivery concurrency: unset by default, a whole number from 1 to 4096", () => {
     expect(parseConfig({}).QSTASH_DELIVERY_CONCURRENCY).toBeUndefined();
     expect(parseConfig({ QSTASH_DELIVERY_CONCURRENCY: "32" }).QSTASH_DELIVERY_CONCURRENCY).toBe(32);

@@ -22,6 +22,16 @@ const duration = (name: string) =>
     v.transform((text) => parseDuration(text) as number),
   );
 
+/** A whole number from `min` to `max`, given as text. */
+const wholeNumber = (name: string, min: number, max: number) =>
+  v.pipe(
+    v.string(),
+    v.regex(/^\d+$/, `${name} must be a whole number`),
+    v.transform(Number),
+    v.minValue(min, `${name} must be at least ${min}`),
+    v.maxValue(max, `${name} must be at most ${max}`),
+  );
+
 const port = (name: string) =>
   v.pipe(
     v.string(),
@@ -102,30 +112,14 @@ export const ConfigSchema = v.object({
   QSTASH_CURRENT_SIGNING_KEY: v.optional(v.string()),
   QSTASH_NEXT_SIGNING_KEY: v.optional(v.string()),
   /** Retries the broker makes per delivery before dead-lettering it (QStash's default is 3). */
-  EDGEWISE_DELIVERY_RETRIES: v.optional(
-    v.pipe(
-      v.string(),
-      v.regex(/^\d+$/, "EDGEWISE_DELIVERY_RETRIES must be a whole number"),
-      v.transform(Number),
-      v.maxValue(20, "EDGEWISE_DELIVERY_RETRIES must be at most 20"),
-    ),
-    "3",
-  ),
+  EDGEWISE_DELIVERY_RETRIES: v.optional(wholeNumber("EDGEWISE_DELIVERY_RETRIES", 0, 20), "3"),
   /**
    * Deliveries the embedded broker keeps in flight at once (ignored with QSTASH_URL). Unset: 256 on Postgres
    * (DATABASE_URL), where more in flight means larger claims, outcome writes and group commits; 64 on the embedded
    * PGlite, whose one connection more would only queue behind (deploy/node.ts). Each delivery holds its message's
    * body (at most 1 MiB) until answered.
    */
-  QSTASH_DELIVERY_CONCURRENCY: v.optional(
-    v.pipe(
-      v.string(),
-      v.regex(/^\d+$/, "QSTASH_DELIVERY_CONCURRENCY must be a whole number"),
-      v.transform(Number),
-      v.minValue(1, "QSTASH_DELIVERY_CONCURRENCY must be at least 1"),
-      v.maxValue(4096, "QSTASH_DELIVERY_CONCURRENCY must be at most 4096"),
-    ),
-  ),
+  QSTASH_DELIVERY_CONCURRENCY: v.optional(wholeNumber("QSTASH_DELIVERY_CONCURRENCY", 1, 4096)),
   /** The base URL the broker delivers to; default `http://127.0.0.1:$PORT`. */
   PUBLIC_URL: v.optional(v.pipe(v.string(), v.url("PUBLIC_URL must be a URL"))),
   /** HS256 key for JWTs; unset = generated into the data dir on first start. */
