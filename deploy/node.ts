@@ -41,7 +41,7 @@ import {
   type SecurityEvent,
   type SecurityEvents,
 } from "../shared/telemetry/log/index.ts";
-import { type Broker, startBroker } from "./local/broker/index.ts";
+import { type Broker, defaultDeliveryConcurrency, startBroker } from "./local/broker/index.ts";
 import { connect, type Sql } from "./local/broker/db.ts";
 import { startEmbeddedPostgres } from "./local/pglite/index.ts";
 import { jwtSecret } from "./secrets.ts";
@@ -217,7 +217,8 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
         port: 0,
         serve: options.serve,
         fetch: brokerFetch,
-        deliveryConcurrency: config.QSTASH_DELIVERY_CONCURRENCY ?? (embedded ? 64 : 256),
+        deliveryConcurrency:
+          config.QSTASH_DELIVERY_CONCURRENCY ?? defaultDeliveryConcurrency(embedded !== undefined),
         ...(options.brokerTimeScale ? { timeScale: options.brokerTimeScale } : {}),
         // The embedded PGlite has no autovacuum: the broker vacuums its own tables there.
         ...(embedded ? { maintenance: { vacuumEveryMs: 10_000 } } : {}),

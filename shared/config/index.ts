@@ -116,8 +116,8 @@ export const ConfigSchema = v.object({
   /**
    * Deliveries the embedded broker keeps in flight at once (ignored with QSTASH_URL). Unset: 256 on Postgres
    * (DATABASE_URL), where more in flight means larger claims, outcome writes and group commits; 64 on the embedded
-   * PGlite, whose one connection more would only queue behind (deploy/node.ts). Each delivery holds its message's
-   * body (at most 1 MiB) until answered.
+   * PGlite, whose one connection more would only queue behind (`defaultDeliveryConcurrency` in deploy/local/broker).
+   * Each delivery holds its message's body (at most 1 MiB) until answered.
    */
   QSTASH_DELIVERY_CONCURRENCY: v.optional(wholeNumber("QSTASH_DELIVERY_CONCURRENCY", 1, 4096)),
   /** The base URL the broker delivers to; default `http://127.0.0.1:$PORT`. */

@@ -38,6 +38,8 @@ describe("embedded PGlite", () => {
 
   test("the broker works on it, and a waiting message survives a restart", async () => {
     let broker = await startBroker({ port: 0, dataDir });
+    // Its own PGlite has one connection: more deliveries in flight would only queue behind it.
+    expect(broker.deliveryConcurrency).toBe(64);
     const client = () => new Client({ baseUrl: broker.url, token: broker.token, retry: false });
     const url = destination.url("/embedded");
     const now = await client().publishJSON({ url, body: { now: true } });

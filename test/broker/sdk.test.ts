@@ -29,6 +29,10 @@ afterAll(async () => {
 });
 
 describe("official SDK against the broker", () => {
+  test("a broker on Postgres keeps 256 deliveries in flight by default", () => {
+    expect(broker.deliveryConcurrency).toBe(256);
+  });
+
   test("publishJSON delivers a signed request that Receiver.verify accepts", async () => {
     const url = destination.url("/hook?tenant=a");
     const { messageId } = await client.publishJSON({

@@ -11,6 +11,15 @@ export const DEV_CURRENT_SIGNING_KEY = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r";
 export const DEV_NEXT_SIGNING_KEY = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs";
 export const DEV_PORT = 8080;
 
+/**
+ * Deliveries kept in flight when none is configured: 256 on Postgres, where more in flight makes claims, outcome
+ * writes and the receivers' group commits larger; 64 on the embedded PGlite, whose one connection only queues more
+ * work behind it (bench/README.md: the queue and saga runs of 2026-12-04).
+ */
+export function defaultDeliveryConcurrency(onEmbeddedPglite: boolean): number {
+  return onEmbeddedPglite ? 64 : 256;
+}
+
 import type { Serve } from "../../serve.ts";
 import type { Sql } from "./db.ts";
 
@@ -53,7 +62,10 @@ export interface BrokerOptions {
   maxBodyBytes?: number;
   /** Largest /v2/batch request, in bytes. Default 10 MiB. */
   maxBatchBytes?: number;
-  /** Deliveries in flight at once. Default 64. */
+  /**
+   * Deliveries in flight at once. Default `defaultDeliveryConcurrency`: 256 with `sql` or `databaseUrl`, 64 on the
+   * broker's own embedded PGlite (a node sharing its PGlite through `sql` passes 64 itself).
+   */
   deliveryConcurrency?: number;
   /** Delivery timeout when a message has no Upstash-Timeout. Default 15 minutes. */
   defaultTimeoutMs?: number;
@@ -130,7 +142,12 @@ export function resolveOptions(options: BrokerOptions = {}): ResolvedOptions {
     timeScale: positive("timeScale", options.timeScale ?? 1),
     maxBodyBytes: positive("maxBodyBytes", options.maxBodyBytes ?? 1024 * 1024),
     maxBatchBytes: positive("maxBatchBytes", options.maxBatchBytes ?? 10 * 1024 * 1024),
-    deliveryConcurrency: Math.floor(positive("deliveryConcurrency", options.deliveryConcurrency ?? 64)),
+    deliveryConcurrency: Math.floor(
+      positive(
+        "deliveryConcurrency",
+        options.deliveryConcurrency ?? defaultDeliveryConcurrency(!options.sql && !options.databaseUrl),
+      ),
+    ),
     defaultTimeoutMs: positive("defaultTimeoutMs", options.defaultTimeoutMs ?? 15 * 60_000),
     defaultRetries: Math.max(0, Math.floor(options.defaultRetries ?? 3)),
     maxRetries: Math.max(0, Math.floor(options.maxRetries ?? 20)),

@@ -14,7 +14,13 @@ import { type Accepted, insertMessages } from "./store-messages.ts";
 import type { NewMessage } from "./types.ts";
 
 export type { BrokerOptions } from "./config.ts";
-export { DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_PORT, DEV_TOKEN } from "./config.ts";
+export {
+  DEV_CURRENT_SIGNING_KEY,
+  DEV_NEXT_SIGNING_KEY,
+  DEV_PORT,
+  DEV_TOKEN,
+  defaultDeliveryConcurrency,
+} from "./config.ts";
 
 export interface Broker {
   /** Base URL for `new Client({ baseUrl: url, token })`. */

@@ -2,7 +2,14 @@
 import { stopOnSignals } from "../../shutdown.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { mtlsFetch, watchTlsFiles } from "../../tls.ts";
-import { DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_PORT, DEV_TOKEN, startBroker } from "./index.ts";
+import {
+  DEV_CURRENT_SIGNING_KEY,
+  DEV_NEXT_SIGNING_KEY,
+  DEV_PORT,
+  DEV_TOKEN,
+  defaultDeliveryConcurrency,
+  startBroker,
+} from "./index.ts";
 
 function number(name: string, fallback: number, check: (n: number) => boolean): number {
   const text = process.env[name];
@@ -40,10 +47,9 @@ const broker = await startBroker({
   currentSigningKey: env("QSTASH_CURRENT_SIGNING_KEY"),
   nextSigningKey: env("QSTASH_NEXT_SIGNING_KEY"),
   timeScale: number("QSTASH_TIME_SCALE", 1, (n) => n > 0),
-  // 256 on Postgres; 64 on the embedded PGlite, whose one connection more in flight would only queue behind.
   deliveryConcurrency: number(
     "QSTASH_DELIVERY_CONCURRENCY",
-    env("DATABASE_URL") ? 256 : 64,
+    defaultDeliveryConcurrency(!env("DATABASE_URL")),
     (n) => Number.isInteger(n) && n > 0 && n <= 4096,
   ),
   ...(tls ? { fetch: mtlsFetch(tls) } : {}),
