@@ -188,6 +188,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   const sql = await connect({
     url: config.DATABASE_URL ?? (embedded as { url: string }).url,
     max: embedded ? embedded.maxConnections : 10,
+    socket: embedded?.socket,
     schema: options.schema,
   });
   stops.push(() => sql.end({ timeout: 5 }));

@@ -7,38 +7,60 @@ interface Statement {
 }
 
 /**
- * Wraps `PGlite.prototype.execProtocolRawStream`, which pglite-socket calls once per client message (Parse,
- * Bind, Execute, Sync… one at a time). Parse ('P') names a statement's text; Bind ('B') and simple Query ('Q')
- * start one; every message's time (Postgres in WASM, synchronous) counts for the statement last started, so a
- * statement's Execute and the Sync that commits it are its own. Install before the node starts.
+ * Wraps the PGlite calls that run client messages: `execProtocolRaw`, which the node's in-process connection
+ * (deploy/local/pglite/wire.ts) calls with every complete message it has, and `execProtocolRawStream`, which
+ * pglite-socket calls once per message. Parse ('P') names a statement's text; Bind ('B') and simple Query ('Q')
+ * start one; a call's time (Postgres in WASM, synchronous) counts for the statement last started, so a statement's
+ * Execute and the Sync that commits it are its own. To time statements one by one, the probe splits an
+ * `execProtocolRaw` batch after each Sync and runs the pieces in turn (the same messages, in the same order, a few
+ * more calls). Install before the node starts.
  */
 export class SqlProbe {
   private readonly texts = new Map<string, string>();
   private current = "(before any statement)";
   private stats = new Map<string, Statement>();
+  /** PGlite calls made. */
   chunks = 0;
+  /** Protocol messages in them. */
+  messages = 0;
   totalMs = 0;
 
   install(): void {
     const probe = this;
     const proto = PGlite.prototype as unknown as {
       execProtocolRawStream: (message: Uint8Array, options?: unknown) => Promise<void>;
+      execProtocolRaw: (message: Uint8Array, options?: unknown) => Promise<Uint8Array>;
     };
-    const original = proto.execProtocolRawStream;
+    const stream = proto.execProtocolRawStream;
     proto.execProtocolRawStream = async function (this: unknown, message: Uint8Array, options?: unknown) {
       const ran = probe.statementsIn(message);
       const start = performance.now();
       try {
-        return await original.call(this, message, options);
+        return await stream.call(this, message, options);
       } finally {
         probe.record(ran, performance.now() - start);
       }
+    };
+    const raw = proto.execProtocolRaw;
+    proto.execProtocolRaw = async function (this: unknown, message: Uint8Array, options?: unknown) {
+      const replies: Uint8Array[] = [];
+      for (const piece of splitAfterSync(message)) {
+        const ran = probe.statementsIn(piece);
+        const start = performance.now();
+        try {
+          replies.push(await raw.call(this, piece, options));
+        } finally {
+          probe.record(ran, performance.now() - start);
+        }
+      }
+      return replies.length === 1 ? (replies[0] as Uint8Array) : Buffer.concat(replies);
     };
   }
 
   reset(): void {
     this.stats = new Map();
     this.chunks = 0;
+    this.messages = 0;
     this.totalMs = 0;
   }
 
@@ -70,6 +92,7 @@ export class SqlProbe {
       const type = String.fromCharCode(message[at] as number);
       const length = view.getInt32(at + 1);
       const body = at + 5;
+      this.messages++;
       if (type === "P") {
         const [name, next] = cstring(body);
         const [text] = cstring(next);
@@ -95,7 +118,8 @@ export class SqlProbe {
     return {
       statementsPerOrder: per(count),
       pgliteMsPerOrder: per(this.totalMs),
-      protocolMessagesPerOrder: per(this.chunks),
+      protocolMessagesPerOrder: per(this.messages),
+      pgliteCallsPerOrder: per(this.chunks),
       top: statements.slice(0, top).map(([text, s]) => ({
         sql: text,
         perOrder: per(s.count),
@@ -104,6 +128,25 @@ export class SqlProbe {
       })),
     };
   }
+}
+
+/** The batch cut after each Sync ('S'); a startup message (no type byte) stays whole. */
+function splitAfterSync(message: Uint8Array): Uint8Array[] {
+  if (message[0] === 0) return [message];
+  const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
+  const pieces: Uint8Array[] = [];
+  let from = 0;
+  let at = 0;
+  while (at + 5 <= message.length) {
+    const type = message[at];
+    at += 1 + view.getInt32(at + 1);
+    if (type === 0x53) {
+      pieces.push(message.subarray(from, at));
+      from = at;
+    }
+  }
+  if (from < message.length) pieces.push(message.subarray(from));
+  return pieces;
 }
 
 function normalize(text: string): string {

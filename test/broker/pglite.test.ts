@@ -1,4 +1,4 @@
-// The embedded path: PGlite behind pglite-socket as the broker's store, across a clean restart and a SIGKILL.
+// The embedded path: PGlite as the broker's store (in process, or behind pglite-socket), across a restart and a SIGKILL.
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { Client, Receiver } from "@upstash/qstash";
 import postgres from "postgres";
 import { DEV_TOKEN, startBroker } from "../../deploy/local/broker/index.ts";
+import { connect } from "../../deploy/local/broker/db.ts";
 import { startEmbeddedPostgres } from "../../deploy/local/pglite/index.ts";
 import { startReceiver, waitFor } from "./helpers.ts";
 
@@ -23,15 +24,77 @@ afterAll(() => {
 });
 
 describe("embedded PGlite", () => {
-  test("startEmbeddedPostgres serves postgres.js over 127.0.0.1", async () => {
-    const pg = await startEmbeddedPostgres({ dataDir });
+  test("with transport tcp, pglite-socket serves postgres.js over 127.0.0.1", async () => {
+    const pg = await startEmbeddedPostgres({ dataDir, transport: "tcp" });
     const sql = postgres(pg.url, { max: pg.maxConnections, onnotice: () => {} });
     try {
       expect(pg.url).toStartWith("postgres://postgres@127.0.0.1:");
+      expect(pg.socket).toBeUndefined();
       const [row] = await sql`SELECT 1 + 1 AS two`;
       expect(row?.two).toBe(2);
     } finally {
       await sql.end();
+      await pg.stop();
+    }
+  }, 30_000);
+
+  test("in process (the default), postgres.js gets the wire protocol without TCP", async () => {
+    const pg = await startEmbeddedPostgres({ dataDir });
+    const sql = await connect({ url: pg.url, max: pg.maxConnections, socket: pg.socket });
+    try {
+      expect(pg.socket).toBeFunction();
+      await sql`CREATE TABLE IF NOT EXISTS wire_check (id int PRIMARY KEY, note text NOT NULL)`;
+      await sql`TRUNCATE wire_check`;
+      // Pipelined statements (postgres.js sends them together), each with parameters, in one connection.
+      await Promise.all(
+        Array.from({ length: 40 }, (_, n) => sql`INSERT INTO wire_check VALUES (${n}, ${`n${n}`})`),
+      );
+      // An error fails its own statement only, and the connection goes on.
+      await expect(sql`INSERT INTO wire_check VALUES (1, 'again')`).rejects.toThrow(/duplicate key/);
+      const [count] = await sql`SELECT count(*)::int AS n FROM wire_check`;
+      expect(count?.n).toBe(40);
+      // A transaction that throws rolls back; one that returns commits.
+      await expect(
+        sql.begin(async (tx) => {
+          await tx`INSERT INTO wire_check VALUES (100, 'rolled back')`;
+          throw new Error("abort");
+        }),
+      ).rejects.toThrow("abort");
+      await sql.begin(async (tx) => {
+        await tx`INSERT INTO wire_check VALUES (101, 'kept')`;
+      });
+      const ids = await sql`SELECT id FROM wire_check WHERE id >= 100`;
+      expect(ids.map((r) => r.id)).toEqual([101]);
+      // A reply far larger than one chunk arrives whole.
+      const big = await sql`SELECT repeat('x', 100000) AS b FROM generate_series(1, 30)`;
+      expect(big.map((r) => r.b.length)).toEqual(Array(30).fill(100000));
+      // One connection at a time, as over TCP: a second pool cannot open one while the first holds it.
+      const second = await connect({ url: pg.url, max: 1, socket: pg.socket });
+      await expect(second`SELECT 1`).rejects.toThrow(/one connection at a time|in use/);
+      await second.end();
+    } finally {
+      await sql.end();
+      await pg.stop();
+    }
+  }, 30_000);
+
+  test("in process, a client that leaves mid-transaction leaves nothing behind", async () => {
+    const pg = await startEmbeddedPostgres({ dataDir });
+    try {
+      const first = await connect({ url: pg.url, max: 1, socket: pg.socket });
+      await first`CREATE TABLE IF NOT EXISTS wire_left (id int PRIMARY KEY)`;
+      await first`TRUNCATE wire_left`;
+      const reserved = await first.reserve();
+      await reserved`BEGIN`;
+      await reserved`INSERT INTO wire_left VALUES (1)`;
+      // The pool closes its connection without COMMIT: the shared backend rolls it back.
+      reserved.release();
+      await first.end({ timeout: 0 });
+      const next = await connect({ url: pg.url, max: 1, socket: pg.socket });
+      const rows = await next`SELECT id FROM wire_left`;
+      expect(rows.length).toBe(0);
+      await next.end();
+    } finally {
       await pg.stop();
     }
   }, 30_000);

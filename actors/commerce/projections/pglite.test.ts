@@ -15,7 +15,7 @@ let sql: Sql;
 
 beforeAll(async () => {
   pg = await startEmbeddedPostgres({ dataDir });
-  sql = await connect({ url: pg.url, max: pg.maxConnections });
+  sql = await connect({ url: pg.url, max: pg.maxConnections, socket: pg.socket });
 }, 60_000);
 afterAll(async () => {
   await sql?.end();

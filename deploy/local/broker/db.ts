@@ -18,10 +18,18 @@ export interface ConnectOptions {
   /** Connections in the pool. The embedded PGlite serves one at a time, so it gets 1. */
   max: number;
   schema?: string | undefined;
+  /** The embedded PGlite's in-process connection (EmbeddedPostgres.socket), instead of TCP to `url`. */
+  socket?: (() => unknown) | undefined;
 }
 
 export async function connect(options: ConnectOptions): Promise<Sql> {
-  const base = { onnotice: () => {}, transform: { undefined: null }, types: { int8: int8AsNumber } };
+  const base = {
+    onnotice: () => {},
+    transform: { undefined: null },
+    types: { int8: int8AsNumber },
+    // postgres.js types `socket` as returning a net.Socket; PGliteWire implements the part of it postgres.js uses.
+    ...(options.socket ? { socket: options.socket as unknown as () => import("node:net").Socket } : {}),
+  };
   if (options.schema) {
     const bootstrap = postgres(options.url, { ...base, max: 1 });
     try {

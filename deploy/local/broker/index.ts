@@ -60,7 +60,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
         url = embedded.url;
         max = embedded.maxConnections;
       }
-      sql = await connect({ url, max, schema: config.schema });
+      sql = await connect({ url, max, schema: config.schema, socket: embedded?.socket });
     }
     const ownsPool = !options.sql;
     await migrate(sql);

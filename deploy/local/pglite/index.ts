@@ -1,19 +1,30 @@
-// Embedded Postgres: PGlite (files in <dataDir>/pglite) served on 127.0.0.1 over the wire protocol.
+// Embedded Postgres: PGlite (files in <dataDir>/pglite), reached over the Postgres wire protocol, in process or on 127.0.0.1.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+import { PGliteWire } from "./wire.ts";
 
 export interface EmbeddedPostgresOptions {
   /** The directory that holds `pglite/`. */
   dataDir: string;
-  /** TCP port on 127.0.0.1; 0 or absent picks a free one. */
+  /**
+   * `"in-process"` (the default): postgres.js reaches PGlite through `socket`, with no TCP (see wire.ts for why).
+   * `"tcp"`: pglite-socket serves it on 127.0.0.1, for a client in another process.
+   */
+  transport?: "in-process" | "tcp";
+  /** TCP port on 127.0.0.1 with `transport: "tcp"`; 0 or absent picks a free one. */
   port?: number;
 }
 
 export interface EmbeddedPostgres {
-  /** A postgres.js URL. Open at most `maxConnections` connections to it (postgres.js option `max`). */
+  /**
+   * A postgres.js URL. Open at most `maxConnections` connections (postgres.js option `max`), and pass `socket`
+   * (postgres.js option `socket`) when it is set.
+   */
   url: string;
+  /** In process: opens a connection; postgres.js calls it for each one it opens. Absent on TCP. */
+  socket?: () => PGliteWire;
   maxConnections: number;
   stop(): Promise<void>;
 }
@@ -31,6 +42,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   mkdirSync(dir, { recursive: true });
   const db = await PGlite.create(dir);
   const maxConnections = 1;
+  if ((options.transport ?? "in-process") === "in-process") return inProcess(db, maxConnections);
   const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: options.port ?? 0, maxConnections });
   try {
     await server.start();
@@ -47,6 +59,33 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       if (stopped) return;
       stopped = true;
       await server.stop();
+      await db.close();
+    },
+  };
+}
+
+/** The same single connection as over TCP, and the same refusal of a second one while it is open. */
+function inProcess(db: PGlite, maxConnections: number): EmbeddedPostgres {
+  const open = new Set<PGliteWire>();
+  let stopped = false;
+  return {
+    // postgres.js reads the user and database from it; with `socket` it opens no TCP connection.
+    url: "postgres://postgres@pglite.invalid/postgres",
+    maxConnections,
+    socket() {
+      if (stopped) throw new Error("the embedded Postgres has stopped");
+      if (open.size >= maxConnections)
+        throw new Error(
+          `the embedded Postgres serves ${maxConnections} connection at a time, and it is in use`,
+        );
+      const wire = new PGliteWire(db, () => open.delete(wire));
+      open.add(wire);
+      return wire;
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      for (const wire of open) wire.destroy();
       await db.close();
     },
   };
