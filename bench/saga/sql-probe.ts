@@ -7,13 +7,12 @@ interface Statement {
 }
 
 /**
- * Wraps the PGlite calls that run client messages: `execProtocolRaw`, which the node's in-process connection
- * (deploy/local/pglite/wire.ts) calls with every complete message it has, and `execProtocolRawStream`, which
- * pglite-socket calls once per message. Parse ('P') names a statement's text; Bind ('B') and simple Query ('Q')
- * start one; a call's time (Postgres in WASM, synchronous) counts for the statement last started, so a statement's
- * Execute and the Sync that commits it are its own. To time statements one by one, the probe splits an
- * `execProtocolRaw` batch after each Sync and runs the pieces in turn (the same messages, in the same order, a few
- * more calls). Install before the node starts.
+ * Wraps `PGlite.prototype.execProtocolRawStream`, the call that runs client messages: the node's in-process
+ * connection (deploy/local/pglite/wire.ts) makes it with every complete message it has, pglite-socket once per
+ * message. Parse ('P') names a statement's text; Bind ('B') and simple Query ('Q') start one; a call's time (Postgres
+ * in WASM, synchronous) counts for the statement last started, so a statement's Execute and the Sync that commits it
+ * are its own. To time statements one by one, the probe splits a batch after each Sync and runs the pieces in turn
+ * (the same messages, in the same order, a few more calls). Install before the node starts.
  */
 export class SqlProbe {
   private readonly texts = new Map<string, string>();
@@ -29,31 +28,18 @@ export class SqlProbe {
     const probe = this;
     const proto = PGlite.prototype as unknown as {
       execProtocolRawStream: (message: Uint8Array, options?: unknown) => Promise<void>;
-      execProtocolRaw: (message: Uint8Array, options?: unknown) => Promise<Uint8Array>;
     };
     const stream = proto.execProtocolRawStream;
     proto.execProtocolRawStream = async function (this: unknown, message: Uint8Array, options?: unknown) {
-      const ran = probe.statementsIn(message);
-      const start = performance.now();
-      try {
-        return await stream.call(this, message, options);
-      } finally {
-        probe.record(ran, performance.now() - start);
-      }
-    };
-    const raw = proto.execProtocolRaw;
-    proto.execProtocolRaw = async function (this: unknown, message: Uint8Array, options?: unknown) {
-      const replies: Uint8Array[] = [];
       for (const piece of splitAfterSync(message)) {
         const ran = probe.statementsIn(piece);
         const start = performance.now();
         try {
-          replies.push(await raw.call(this, piece, options));
+          await stream.call(this, piece, options);
         } finally {
           probe.record(ran, performance.now() - start);
         }
       }
-      return replies.length === 1 ? (replies[0] as Uint8Array) : Buffer.concat(replies);
     };
   }
 

@@ -11,7 +11,7 @@ const TERMINATE = 0x58;
  * Why not pglite-socket over loopback TCP, which this replaced for the node's own pool: in the saga bench the TCP
  * hop was about a fifth of the node's thread (pglite-socket writes each reply chunk to the socket on its own and runs
  * each protocol message as a separate PGlite call; postgres.js then reads it back through `node:net`). Here the
- * bytes postgres.js writes go to PGlite as they are, every complete message in one `execProtocolRaw` call, and the
+ * bytes postgres.js writes go to PGlite as they are, every complete message in one PGlite call, and the
  * reply comes back as one `data` event. It is the same wire protocol, so postgres.js behaves as it does against a
  * real server (pipelining, prepared statements, errors and transactions).
  *
@@ -107,7 +107,18 @@ export class PGliteWire extends EventEmitter {
       if (view.length === 8 && view.readInt32BE(4) === SSL_REQUEST) return Buffer.from("N");
       this.phase = "ready";
     }
-    return await this.db.execProtocolRaw(bytes);
+    // The stream form hands over the reply as it is written (a view into PGlite's memory, copied here). The plain
+    // `execProtocolRaw` would also parse every reply message into a results list that nothing here reads and that
+    // only `execProtocol` clears: it would grow with every row for the life of the connection.
+    const chunks: Uint8Array[] = [];
+    let length = 0;
+    await this.db.execProtocolRawStream(bytes, {
+      onRawData: (chunk) => {
+        chunks.push(chunk.slice());
+        length += chunk.length;
+      },
+    });
+    return chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks, length);
   }
 
   /**
