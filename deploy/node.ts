@@ -183,7 +183,9 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   });
 
   // One pool for the node: the embedded PGlite serves a single connection, which everyone shares.
-  const embedded = config.DATABASE_URL ? undefined : await startEmbeddedPostgres({ dataDir });
+  const embedded = config.DATABASE_URL
+    ? undefined
+    : await startEmbeddedPostgres({ dataDir, sync: config.EDGEWISE_PGLITE_SYNC });
   if (embedded) stops.push(() => embedded.stop());
   const sql = await connect({
     url: config.DATABASE_URL ?? (embedded as { url: string }).url,

@@ -32,6 +32,8 @@ const { values: flags } = parseArgs({
     detect: { type: "string", default: "webhook" },
     /** For comparison only: Postgres instead of the embedded PGlite (a schema of its own, dropped at the end). */
     "database-url": { type: "string" },
+    /** The embedded PGlite's durability (EDGEWISE_PGLITE_SYNC): FULL, the default, fsyncs every commit. */
+    "pglite-sync": { type: "string", default: "FULL" },
     /** Do not read the SQL PGlite runs (bench/saga/sql-probe.ts). */
     "no-sql": { type: "boolean", default: false },
     /** Skip the open-loop run. */
@@ -200,6 +202,7 @@ const embedded = await startEmbeddedNode({
   env: {
     RATE_LIMIT: "1000000000/1s",
     WEBHOOKS_ALLOW_PRIVATE: "1",
+    EDGEWISE_PGLITE_SYNC: flags["pglite-sync"],
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
   },
   ...(schema ? { schema } : {}),
@@ -657,7 +660,7 @@ try {
     setup: {
       stack: databaseUrl
         ? "COMPARISON, not the embedded stack: Postgres at --database-url (a schema of its own), the embedded broker on it, actors in SQLite (FULL), the read cache in memory, one Bun process"
-        : "embedded defaults in one Bun process: PGlite (one connection, shared by broker, billing, projections, activity, webhooks), the embedded broker, actors in SQLite (FULL), the read cache in memory",
+        : `embedded defaults in one Bun process: PGlite (one in-process connection, shared by broker, billing, projections, activity, webhooks; EDGEWISE_PGLITE_SYNC=${flags["pglite-sync"]}), the embedded broker, actors in SQLite (FULL), the read cache in memory`,
       node: "deploy/bun/node.ts startNode + deploy/reference.ts (what `npm start` runs), a fresh temp EDGEWISE_DATA_DIR, 127.0.0.1, RATE_LIMIT lifted",
       client: "the same process, over HTTP (fetch) to 127.0.0.1",
       skus: skuCount,

@@ -10,6 +10,11 @@ describe("configuration", () => {
     expect(config.EDGEWISE_DATA_DIR).toBe("./.edgewise");
     expect(config.EDGEWISE_INBOX_RETENTION).toBe(7 * 86_400_000);
     expect(config.EDGEWISE_SQLITE_SYNC).toBe("FULL");
+    expect(config.EDGEWISE_PGLITE_SYNC).toBe("FULL");
+    expect(parseConfig({ EDGEWISE_PGLITE_SYNC: "NORMAL" }).EDGEWISE_PGLITE_SYNC).toBe("NORMAL");
+    expect(() => parseConfig({ EDGEWISE_PGLITE_SYNC: "OFF" })).toThrow(
+      "EDGEWISE_PGLITE_SYNC must be FULL or NORMAL",
+    );
   });
 
   test("values are parsed and empty strings count as unset", () => {

@@ -102,6 +102,11 @@ export const ConfigSchema = v.object({
     v.picklist(["FULL", "NORMAL"], "EDGEWISE_SQLITE_SYNC must be FULL or NORMAL"),
     "FULL",
   ),
+  /** The embedded PGlite's durability, in the same terms: FULL fsyncs every commit; NORMAL does not. */
+  EDGEWISE_PGLITE_SYNC: v.optional(
+    v.picklist(["FULL", "NORMAL"], "EDGEWISE_PGLITE_SYNC must be FULL or NORMAL"),
+    "FULL",
+  ),
   /** Postgres for the broker (and later billing); unset = embedded PGlite in the data dir. */
   DATABASE_URL: v.optional(
     v.pipe(v.string(), v.regex(/^postgres(ql)?:\/\//, "DATABASE_URL must be a postgres:// URL")),

@@ -78,6 +78,29 @@ describe("embedded PGlite", () => {
     }
   }, 30_000);
 
+  test("FULL (the default): each commit is fsynced before it returns; NORMAL makes no fsync", async () => {
+    for (const sync of ["FULL", "NORMAL"] as const) {
+      const pg = await startEmbeddedPostgres({ dataDir, sync });
+      const sql = await connect({ url: pg.url, max: pg.maxConnections, socket: pg.socket });
+      try {
+        const [setting] = await sql`SELECT current_setting('fsync') AS fsync`;
+        expect(setting?.fsync).toBe(sync === "FULL" ? "on" : "off");
+        await sql`CREATE TABLE IF NOT EXISTS sync_check (id int PRIMARY KEY)`;
+        await sql`TRUNCATE sync_check`;
+        for (let n = 0; n < 5; n++) {
+          const before = pg.fsyncs();
+          await sql`INSERT INTO sync_check VALUES (${n})`;
+          // The commit's WAL reached the disk before the insert returned.
+          if (sync === "FULL") expect(pg.fsyncs()).toBeGreaterThan(before);
+        }
+        if (sync === "NORMAL") expect(pg.fsyncs()).toBe(0);
+      } finally {
+        await sql.end();
+        await pg.stop();
+      }
+    }
+  }, 30_000);
+
   test("in process, a client that leaves mid-transaction leaves nothing behind", async () => {
     const pg = await startEmbeddedPostgres({ dataDir });
     try {

@@ -53,6 +53,8 @@ export interface BrokerOptions {
   schema?: string;
   /** Where the embedded PGlite keeps its files (`<dataDir>/pglite`). Default ./.edgewise */
   dataDir?: string;
+  /** The embedded PGlite's durability: `FULL` (the default) fsyncs every commit, `NORMAL` does not. */
+  pgliteSync?: "FULL" | "NORMAL";
   token?: string;
   currentSigningKey?: string;
   nextSigningKey?: string;

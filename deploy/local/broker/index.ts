@@ -56,7 +56,10 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       let url = config.databaseUrl;
       let max = 10;
       if (!url) {
-        embedded = await startEmbeddedPostgres({ dataDir: config.dataDir });
+        embedded = await startEmbeddedPostgres({
+          dataDir: config.dataDir,
+          sync: options.pgliteSync ?? "FULL",
+        });
         url = embedded.url;
         max = embedded.maxConnections;
       }

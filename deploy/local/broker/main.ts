@@ -23,6 +23,10 @@ function number(name: string, fallback: number, check: (n: number) => boolean): 
 
 const env = (name: string) => (process.env[name] === "" ? undefined : process.env[name]);
 
+const pgliteSync = env("EDGEWISE_PGLITE_SYNC") ?? "FULL";
+if (pgliteSync !== "FULL" && pgliteSync !== "NORMAL") {
+  throw new EdgewiseError("config.invalid", "EDGEWISE_PGLITE_SYNC must be FULL or NORMAL");
+}
 const token = env("QSTASH_TOKEN");
 // Delivering to actor hosts that require mutual TLS: the broker's own certificate (its role CA is the identity
 // the actor host admits), and the CA of the hosts it delivers to. Reloaded when the files change.
@@ -43,6 +47,7 @@ const broker = await startBroker({
   databaseUrl: env("DATABASE_URL"),
   schema: env("QSTASH_DB_SCHEMA"),
   dataDir: env("EDGEWISE_DATA_DIR") ?? "./.edgewise",
+  pgliteSync,
   token,
   currentSigningKey: env("QSTASH_CURRENT_SIGNING_KEY"),
   nextSigningKey: env("QSTASH_NEXT_SIGNING_KEY"),

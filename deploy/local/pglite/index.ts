@@ -1,8 +1,9 @@
 // Embedded Postgres: PGlite (files in <dataDir>/pglite), reached over the Postgres wire protocol, in process or on 127.0.0.1.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { PGlite } from "@electric-sql/pglite";
+import type { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+import { openPGlite, type PGliteSync } from "./durable.ts";
 import { PGliteWire } from "./wire.ts";
 
 export interface EmbeddedPostgresOptions {
@@ -15,6 +16,8 @@ export interface EmbeddedPostgresOptions {
   transport?: "in-process" | "tcp";
   /** TCP port on 127.0.0.1 with `transport: "tcp"`; 0 or absent picks a free one. */
   port?: number;
+  /** `FULL` (the default) fsyncs every commit; `NORMAL` survives a killed process, not a power loss (durable.ts). */
+  sync?: PGliteSync;
 }
 
 export interface EmbeddedPostgres {
@@ -26,6 +29,8 @@ export interface EmbeddedPostgres {
   /** In process: opens a connection; postgres.js calls it for each one it opens. Absent on TCP. */
   socket?: () => PGliteWire;
   maxConnections: number;
+  /** fsyncs made since it started: 0 on `sync: "NORMAL"`. */
+  fsyncs(): number;
   stop(): Promise<void>;
 }
 
@@ -40,9 +45,9 @@ export interface EmbeddedPostgres {
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const dir = join(options.dataDir, "pglite");
   mkdirSync(dir, { recursive: true });
-  const db = await PGlite.create(dir);
+  const { db, fsyncs } = await openPGlite(dir, options.sync ?? "FULL");
   const maxConnections = 1;
-  if ((options.transport ?? "in-process") === "in-process") return inProcess(db, maxConnections);
+  if ((options.transport ?? "in-process") === "in-process") return inProcess(db, maxConnections, fsyncs);
   const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: options.port ?? 0, maxConnections });
   try {
     await server.start();
@@ -55,6 +60,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     maxConnections,
+    fsyncs,
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -65,13 +71,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 }
 
 /** The same single connection as over TCP, and the same refusal of a second one while it is open. */
-function inProcess(db: PGlite, maxConnections: number): EmbeddedPostgres {
+function inProcess(db: PGlite, maxConnections: number, fsyncs: () => number): EmbeddedPostgres {
   const open = new Set<PGliteWire>();
   let stopped = false;
   return {
     // postgres.js reads the user and database from it; with `socket` it opens no TCP connection.
     url: "postgres://postgres@pglite.invalid/postgres",
     maxConnections,
+    fsyncs,
     socket() {
       if (stopped) throw new Error("the embedded Postgres has stopped");
       if (open.size >= maxConnections)
