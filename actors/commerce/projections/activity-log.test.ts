@@ -104,6 +104,42 @@ describe("appending", () => {
   });
 });
 
+describe("envelopes recorded together", () => {
+  test("are one batch: each stored once, positions in call order, duplicates reported per call", async () => {
+    const fresh = Array.from({ length: 8 }, (_, n) => event("security.batch", { n }, { subject: "batch:1" }));
+    const results = await Promise.all([
+      ...fresh.map((envelope) => log.recordActivity(envelope)),
+      log.recordActivity(fresh[0] as Envelope), // the same id again, in the same batch
+      log.recordActivity(placed), // already stored
+    ]);
+    expect(results.map((r) => r.duplicate)).toEqual([...fresh.map(() => false), true, true]);
+    const positions = results.slice(0, fresh.length).map((r) => BigInt(r.seq as string));
+    expect(positions).toEqual([...positions].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+    expect(new Set(positions).size).toBe(fresh.length);
+    const { items } = await log.listActivity({ subject: "batch:1", limit: 100 });
+    expect(items.map((item) => (item.data as { n: number }).n)).toEqual([7, 6, 5, 4, 3, 2, 1, 0]);
+  });
+
+  test("a row Postgres refuses fails its own call only", async () => {
+    const good = [
+      event("security.batch", { n: 1 }, { subject: "batch:2" }),
+      event("security.batch", { n: 2 }, { subject: "batch:2" }),
+    ];
+    // Passes the envelope schema, but text with NUL is refused by Postgres.
+    const bad = event("security.batch", { n: 3 }, { subject: "batch:\u0000two" });
+    const [first, refused, second] = await Promise.allSettled([
+      log.recordActivity(good[0] as Envelope),
+      log.recordActivity(bad),
+      log.recordActivity(good[1] as Envelope),
+    ]);
+    expect(first).toMatchObject({ status: "fulfilled", value: { duplicate: false } });
+    expect(second).toMatchObject({ status: "fulfilled", value: { duplicate: false } });
+    expect(refused?.status).toBe("rejected");
+    const { items } = await log.listActivity({ subject: "batch:2" });
+    expect(items.map((item) => (item.data as { n: number }).n)).toEqual([2, 1]);
+  });
+});
+
 describe("listActivity", () => {
   test("newest first; filter by type", async () => {
     const all = await log.listActivity({});

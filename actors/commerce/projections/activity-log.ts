@@ -31,6 +31,25 @@ export interface RecordResult {
   seq: string | undefined;
 }
 
+/** One envelope as the log stores it; the JSON columns as text (NUL and lone surrogates already replaced). */
+interface ActivityRow {
+  id: string;
+  type: string;
+  subject: string | null;
+  source: string;
+  time: string;
+  data: string | null;
+  envelope: string;
+  subjects: string;
+}
+
+/** The next macrotask: what else is recorded in this one joins the batch (setTimeout where there is no setImmediate). */
+const deferToNextTurn = (run: () => void): void => {
+  const { setImmediate } = globalThis as { setImmediate?: (run: () => void) => unknown };
+  if (setImmediate) setImmediate(run);
+  else setTimeout(run, 0);
+};
+
 const positiveLimit = (limit: number) => Math.min(Math.max(Math.trunc(limit) || 1, 1), 1000);
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
@@ -83,18 +102,85 @@ export class ActivityLog<Types extends Record<string, unknown> = Record<string, 
   /**
    * Appends one envelope (validated; `envelope.invalid` otherwise). The stored CloudEvent leaves out `target`,
    * which names one delivery of the event, not the event.
+   *
+   * Envelopes recorded in the same turn of the event loop are written by one INSERT (one commit, so one fsync on
+   * a durable store, instead of one each); the saga writes about six per order, most of them concurrently. If that
+   * statement fails, each envelope is written on its own, so a bad row fails only its own call.
    */
   async recordActivity(envelope: Envelope): Promise<RecordResult> {
     const { target: _, ...event } = parseEnvelope(envelope);
+    const row: ActivityRow = {
+      id: event.id,
+      type: event.type,
+      subject: event.subject ?? null,
+      source: event.source,
+      time: event.time,
+      data: jsonbText(event.data) ?? null,
+      envelope: jsonbText(event) ?? "{}",
+      subjects: JSON.stringify(subjectsOf(event)),
+    };
+    return await new Promise<RecordResult>((resolve, reject) => {
+      this.waiting.push({ row, resolve, reject });
+      if (this.waiting.length === 1) deferToNextTurn(() => void this.flush());
+    });
+  }
+
+  private waiting: Array<{
+    row: ActivityRow;
+    resolve: (r: RecordResult) => void;
+    reject: (e: unknown) => void;
+  }> = [];
+
+  private async flush(): Promise<void> {
+    const batch = this.waiting;
+    this.waiting = [];
+    if (batch.length > 1) {
+      let stored: Map<string, string>;
+      try {
+        stored = await this.insertMany(batch.map((entry) => entry.row));
+      } catch {
+        // One at a time instead: each call gets its own result or its own error.
+        await Promise.all(batch.map((entry) => this.insertOne(entry.row).then(entry.resolve, entry.reject)));
+        return;
+      }
+      // The first of two envelopes with the same id in one batch is the one stored; the other is a duplicate.
+      for (const entry of batch) {
+        const seq = stored.get(entry.row.id);
+        stored.delete(entry.row.id);
+        entry.resolve(seq === undefined ? { duplicate: true, seq: undefined } : { duplicate: false, seq });
+      }
+      return;
+    }
+    const [only] = batch;
+    if (only) await this.insertOne(only.row).then(only.resolve, only.reject);
+  }
+
+  private async insertOne(row: ActivityRow): Promise<RecordResult> {
     const rows = await this.sql<{ seq: string }[]>`
       INSERT INTO activity_log (id, type, subject, source, time, data, envelope, subjects)
-      VALUES (${event.id}, ${event.type}, ${event.subject ?? null}, ${event.source}, ${event.time}::timestamptz,
-        ${jsonbText(event.data) ?? null}::text::jsonb, ${jsonbText(event) ?? "{}"}::text::jsonb,
-        ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(subjectsOf(event))}::text::jsonb)))
+      VALUES (${row.id}, ${row.type}, ${row.subject}, ${row.source}, ${row.time}::timestamptz,
+        ${row.data}::text::jsonb, ${row.envelope}::text::jsonb,
+        ARRAY(SELECT jsonb_array_elements_text(${row.subjects}::text::jsonb)))
       ON CONFLICT (id) DO NOTHING
       RETURNING seq::text AS seq`;
-    const [row] = rows;
-    return row ? { duplicate: false, seq: row.seq } : { duplicate: true, seq: undefined };
+    const [stored] = rows;
+    return stored ? { duplicate: false, seq: stored.seq } : { duplicate: true, seq: undefined };
+  }
+
+  /** Inserts in the batch's order (so `seq` follows it); returns the stored ids with their positions. */
+  private async insertMany(rows: ActivityRow[]): Promise<Map<string, string>> {
+    // Text columns, cast like the single insert: the JSON columns travel as strings, not as nested JSON.
+    const input = JSON.stringify(rows.map((row, n) => ({ n, ...row })));
+    const stored = await this.sql<{ id: string; seq: string }[]>`
+      INSERT INTO activity_log (id, type, subject, source, time, data, envelope, subjects)
+      SELECT r.id, r.type, r.subject, r.source, r.time::timestamptz, r.data::jsonb, r.envelope::jsonb,
+        ARRAY(SELECT jsonb_array_elements_text(r.subjects::jsonb))
+      FROM jsonb_to_recordset(${input}::text::jsonb) AS r(n int, id text, type text, subject text, source text,
+        time text, data text, envelope text, subjects text)
+      ORDER BY r.n
+      ON CONFLICT (id) DO NOTHING
+      RETURNING id, seq::text AS seq`;
+    return new Map(stored.map((row) => [row.id, row.seq]));
   }
 
   /** GET /v1/activity: newest first, keyset on the log's sequence. */
