@@ -33,6 +33,7 @@ import { rateLimit } from "../edge/middleware/rate-limit/index.ts";
 import { type RatelimitRedis, upstashRestRedis } from "../edge/middleware/rate-limit/upstash.ts";
 import type { DependencyCheck } from "../edge/routes/health.ts";
 import type { Config } from "../shared/config/index.ts";
+import { EdgewiseError } from "../shared/errors/index.ts";
 import {
   boundedSecurityEvents,
   createLogger,
@@ -159,6 +160,13 @@ export const nodeDependencyPolicies: Record<string, Partial<DependencyPolicy>> =
 
 export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   const { config } = options;
+  // PGlite ignores the search_path asked for at connect time: the tables would land in public, silently.
+  if (options.schema && !config.DATABASE_URL) {
+    throw new EdgewiseError(
+      "config.invalid",
+      "startNode's schema option needs DATABASE_URL (PGlite keeps its tables in public)",
+    );
+  }
   // Read first, so a malformed OTEL_* setting stops the node before it opens anything.
   const otlpMetrics = otlpMetricsConfigFromEnv();
   const logger =

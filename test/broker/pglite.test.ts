@@ -6,8 +6,10 @@ import { join, resolve } from "node:path";
 import { Client, Receiver } from "@upstash/qstash";
 import postgres from "postgres";
 import { DEV_TOKEN, startBroker } from "../../deploy/local/broker/index.ts";
+import { startNode } from "../../deploy/bun/node.ts";
 import { connect } from "../../deploy/local/broker/db.ts";
 import { startEmbeddedPostgres } from "../../deploy/local/pglite/index.ts";
+import { parseConfig } from "../../shared/config/index.ts";
 import { startReceiver, waitFor } from "./helpers.ts";
 
 const root = resolve(import.meta.dir, "../..");
@@ -121,6 +123,20 @@ describe("embedded PGlite", () => {
       await pg.stop();
     }
   }, 30_000);
+
+  test("a schema asked for on PGlite is refused before anything starts (PGlite would use public)", async () => {
+    await expect(startBroker({ port: 0, dataDir, schema: "elsewhere" })).rejects.toThrow(
+      /schema needs databaseUrl/,
+    );
+    await expect(
+      startNode({
+        config: parseConfig({ HOST: "127.0.0.1", PORT: "0", EDGEWISE_DATA_DIR: dataDir }),
+        actors: [],
+        schema: "elsewhere",
+        log: () => {},
+      }),
+    ).rejects.toThrow(/schema option needs DATABASE_URL/);
+  });
 
   test("the broker works on it, and a waiting message survives a restart", async () => {
     let broker = await startBroker({ port: 0, dataDir });

@@ -132,6 +132,10 @@ export function resolveOptions(options: BrokerOptions = {}): ResolvedOptions {
   if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) {
     throw new Error("broker option schema must be a lower-case SQL identifier");
   }
+  // PGlite ignores the search_path a client asks for at connect time: the tables would land in public, silently.
+  if (options.schema !== undefined && !options.databaseUrl && !options.sql) {
+    throw new Error("broker option schema needs databaseUrl: the embedded PGlite keeps its tables in public");
+  }
   return {
     port,
     hostname: options.hostname ?? "127.0.0.1",
