@@ -13,6 +13,15 @@ interface Queued<View extends CommitView> {
   reject: (error: unknown) => void;
 }
 
+/** Runs `fn` in the next macrotask: setImmediate where the runtime has it (Bun, Deno, Node), else setTimeout 0. */
+export const nextMacrotask: (fn: () => void) => void = (() => {
+  // Typed by hand: the runtime also compiles for Workers, whose types have no setImmediate.
+  const { setImmediate } = globalThis as { setImmediate?: (fn: () => void) => unknown };
+  return setImmediate
+    ? (fn: () => void) => void setImmediate(fn)
+    : (fn: () => void) => void setTimeout(fn, 0);
+})();
+
 export interface GroupCommitOptions<View extends CommitView> {
   /** Writes every turn of a batch in one synchronous transaction, or throws and writes none. */
   write: (batch: ReadonlyArray<{ view: View; commit: TurnCommit }>) => void;

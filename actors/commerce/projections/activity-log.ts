@@ -5,6 +5,7 @@ import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts"
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { validationError } from "../../../shared/errors/valibot.ts";
 import type { MessageConsumer } from "../../runtime/consumers.ts";
+import { nextMacrotask } from "../../runtime/group-commit.ts";
 import type { TurnOutcome } from "../../runtime/turn.ts";
 import { Participants } from "../messages.ts";
 import { migrateActivityLog, pruneSetting } from "./activity-table.ts";
@@ -42,13 +43,6 @@ interface ActivityRow {
   envelope: string;
   subjects: string;
 }
-
-/** The next macrotask: what else is recorded in this one joins the batch (setTimeout where there is no setImmediate). */
-const deferToNextTurn = (run: () => void): void => {
-  const { setImmediate } = globalThis as { setImmediate?: (run: () => void) => unknown };
-  if (setImmediate) setImmediate(run);
-  else setTimeout(run, 0);
-};
 
 const positiveLimit = (limit: number) => Math.min(Math.max(Math.trunc(limit) || 1, 1), 1000);
 
@@ -121,7 +115,8 @@ export class ActivityLog<Types extends Record<string, unknown> = Record<string, 
     };
     return await new Promise<RecordResult>((resolve, reject) => {
       this.waiting.push({ row, resolve, reject });
-      if (this.waiting.length === 1) deferToNextTurn(() => void this.flush());
+      // What else is recorded in this macrotask joins the batch.
+      if (this.waiting.length === 1) nextMacrotask(() => void this.flush());
     });
   }
 
@@ -134,37 +129,29 @@ export class ActivityLog<Types extends Record<string, unknown> = Record<string, 
   private async flush(): Promise<void> {
     const batch = this.waiting;
     this.waiting = [];
-    if (batch.length > 1) {
-      let stored: Map<string, string>;
-      try {
-        stored = await this.insertMany(batch.map((entry) => entry.row));
-      } catch {
-        // One at a time instead: each call gets its own result or its own error.
-        await Promise.all(batch.map((entry) => this.insertOne(entry.row).then(entry.resolve, entry.reject)));
+    try {
+      this.settle(batch, await this.insertMany(batch.map((entry) => entry.row)));
+    } catch (error) {
+      if (batch.length === 1) {
+        batch[0]?.reject(error);
         return;
       }
-      // The first of two envelopes with the same id in one batch is the one stored; the other is a duplicate.
-      for (const entry of batch) {
-        const seq = stored.get(entry.row.id);
-        stored.delete(entry.row.id);
-        entry.resolve(seq === undefined ? { duplicate: true, seq: undefined } : { duplicate: false, seq });
-      }
-      return;
+      // One at a time instead: each call gets its own result or its own error.
+      await Promise.all(
+        batch.map((entry) =>
+          this.insertMany([entry.row]).then((stored) => this.settle([entry], stored), entry.reject),
+        ),
+      );
     }
-    const [only] = batch;
-    if (only) await this.insertOne(only.row).then(only.resolve, only.reject);
   }
 
-  private async insertOne(row: ActivityRow): Promise<RecordResult> {
-    const rows = await this.sql<{ seq: string }[]>`
-      INSERT INTO activity_log (id, type, subject, source, time, data, envelope, subjects)
-      VALUES (${row.id}, ${row.type}, ${row.subject}, ${row.source}, ${row.time}::timestamptz,
-        ${row.data}::text::jsonb, ${row.envelope}::text::jsonb,
-        ARRAY(SELECT jsonb_array_elements_text(${row.subjects}::text::jsonb)))
-      ON CONFLICT (id) DO NOTHING
-      RETURNING seq::text AS seq`;
-    const [stored] = rows;
-    return stored ? { duplicate: false, seq: stored.seq } : { duplicate: true, seq: undefined };
+  /** The first of two envelopes with the same id in one batch is the one stored; the other is a duplicate. */
+  private settle(batch: typeof this.waiting, stored: Map<string, string>): void {
+    for (const entry of batch) {
+      const seq = stored.get(entry.row.id);
+      stored.delete(entry.row.id);
+      entry.resolve(seq === undefined ? { duplicate: true, seq: undefined } : { duplicate: false, seq });
+    }
   }
 
   /** Inserts in the batch's order (so `seq` follows it); returns the stored ids with their positions. */

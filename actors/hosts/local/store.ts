@@ -3,6 +3,7 @@ import type { Envelope } from "../../../shared/envelope/index.ts";
 import {
   type ActorStorage,
   GroupCommit,
+  nextMacrotask,
   type InboxRecord,
   type OutboxRecord,
   type OutboxStore,
@@ -17,11 +18,6 @@ export interface DueTimer extends TimerRecord {
   actor: string;
   attempts: number;
 }
-
-const defer: (fn: () => void) => void =
-  typeof globalThis.setImmediate === "function"
-    ? (fn) => globalThis.setImmediate(fn)
-    : (fn) => setTimeout(fn, 0);
 
 export class LocalStore implements OutboxStore {
   private readonly q: Record<string, SqlStatement>;
@@ -67,7 +63,7 @@ export class LocalStore implements OutboxStore {
     };
     this.q = Object.fromEntries(Object.entries(sql).map(([name, text]) => [name, db.prepare(text)]));
     this.commits = new GroupCommit<ActorStorageView>({
-      defer,
+      defer: nextMacrotask,
       write: (batch) =>
         db.transaction(() => {
           for (const entry of batch) this.write(entry.view.actor, entry.commit);

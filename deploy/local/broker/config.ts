@@ -21,6 +21,7 @@ export function defaultDeliveryConcurrency(onEmbeddedPglite: boolean): number {
 }
 
 import type { Serve } from "../../serve.ts";
+import type { PGliteSync } from "../pglite/durable.ts";
 import type { Sql } from "./db.ts";
 
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
@@ -54,7 +55,7 @@ export interface BrokerOptions {
   /** Where the embedded PGlite keeps its files (`<dataDir>/pglite`). Default ./.edgewise */
   dataDir?: string;
   /** The embedded PGlite's durability: `FULL` (the default) fsyncs every commit, `NORMAL` does not. */
-  pgliteSync?: "FULL" | "NORMAL";
+  pgliteSync?: PGliteSync;
   token?: string;
   currentSigningKey?: string;
   nextSigningKey?: string;

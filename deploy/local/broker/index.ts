@@ -58,7 +58,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       if (!url) {
         embedded = await startEmbeddedPostgres({
           dataDir: config.dataDir,
-          sync: options.pgliteSync ?? "FULL",
+          sync: options.pgliteSync,
         });
         url = embedded.url;
         max = embedded.maxConnections;

@@ -1,5 +1,6 @@
 // CLI: `npx bun deploy/local/broker/main.ts` runs the QStash-compatible broker, configured from the environment.
 import { stopOnSignals } from "../../shutdown.ts";
+import { parseConfig } from "../../../shared/config/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { mtlsFetch, watchTlsFiles } from "../../tls.ts";
 import {
@@ -23,10 +24,10 @@ function number(name: string, fallback: number, check: (n: number) => boolean): 
 
 const env = (name: string) => (process.env[name] === "" ? undefined : process.env[name]);
 
-const pgliteSync = env("EDGEWISE_PGLITE_SYNC") ?? "FULL";
-if (pgliteSync !== "FULL" && pgliteSync !== "NORMAL") {
-  throw new EdgewiseError("config.invalid", "EDGEWISE_PGLITE_SYNC must be FULL or NORMAL");
-}
+// The node's rule for this setting (shared/config), so both read it alike.
+const { EDGEWISE_PGLITE_SYNC: pgliteSync } = parseConfig({
+  EDGEWISE_PGLITE_SYNC: env("EDGEWISE_PGLITE_SYNC"),
+});
 const token = env("QSTASH_TOKEN");
 // Delivering to actor hosts that require mutual TLS: the broker's own certificate (its role CA is the identity
 // the actor host admits), and the CA of the hosts it delivers to. Reloaded when the files change.

@@ -80,13 +80,11 @@ export class PGliteWire extends EventEmitter {
       while (this.readyState === "open") {
         const batch = this.takeComplete();
         if (!batch) break;
-        if (batch.terminate && batch.bytes.length === 0) {
-          await this.close(false);
-          return;
+        if (batch.bytes.length > 0) {
+          const reply = await this.db.runExclusive(() => this.run(batch.bytes));
+          if (reply.length > 0 && this.readyState === "open")
+            this.emit("data", Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength));
         }
-        const reply = await this.db.runExclusive(() => this.run(batch.bytes));
-        if (reply.length > 0 && this.readyState === "open")
-          this.emit("data", Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength));
         if (batch.terminate) {
           await this.close(false);
           return;
