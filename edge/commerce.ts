@@ -24,7 +24,7 @@ import {
   type Transport,
 } from "../actors/runtime/index.ts";
 import { EventSchemas, Participants } from "../actors/commerce/messages.ts";
-import { readSideEvents } from "../actors/commerce/subscriptions.ts";
+import { readSideEvents, readSideKey } from "../actors/commerce/subscriptions.ts";
 import type { BillingSql } from "../actors/commerce/billing/schema.ts";
 import { createEnvelope } from "../shared/envelope/index.ts";
 import { type Dependencies, guardedPort } from "../shared/resilience/index.ts";
@@ -174,7 +174,7 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
           { consumer: webhooks, key: "outbound", events: readSideEvents.webhooks },
         ],
         // A malformed event is refused before any part runs, so the activity log never keeps half of one.
-        { schemas: EventSchemas },
+        { schemas: EventSchemas, key: readSideKey },
       ),
     ],
     routes: commerceRoutes({

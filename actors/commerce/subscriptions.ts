@@ -43,6 +43,9 @@ const orderEvents = [
   EventTypes.OrderCancelled,
 ] as const;
 
+/** The one key the read side is delivered at (`readside/events`); it refuses deliveries to any other. */
+export const readSideKey = "events";
+
 /** The event types each read-side consumer takes. */
 export const readSideEvents = {
   activity: [...orderEvents, EventTypes.StockChanged],
@@ -58,4 +61,4 @@ export const readSideEvents = {
  */
 export const commerceConsumerSubscriptions: Subscription[] = [
   ...new Set(Object.values(readSideEvents).flat()),
-].map((event) => subscribe({ event, actor: Participants.readSide, keys: () => "events" }));
+].map((event) => subscribe({ event, actor: Participants.readSide, keys: () => readSideKey }));

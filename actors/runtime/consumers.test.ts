@@ -39,6 +39,21 @@ describe("fanInConsumer", () => {
     });
   });
 
+  test("with a key, a delivery addressed to any other key of its type is refused and no part runs", async () => {
+    const log = recorder("log");
+    const fanIn = fanInConsumer("readside", [{ consumer: log.consumer, key: "all", events: ["Shipped"] }], {
+      key: "events",
+    });
+    for (const target of ["readside/other", "readside/events2", "readside/"]) {
+      await expect(fanIn.receive({ ...event({}), target })).rejects.toMatchObject({
+        code: "actor.invalid_key",
+      });
+    }
+    expect(log.seen).toEqual([]);
+    expect(await fanIn.receive(event({}))).toEqual({ duplicate: false, reply: { log: null } });
+    expect(log.seen.map((e) => e.target)).toEqual(["log/all"]);
+  });
+
   test("with schemas, malformed data is message.invalid and no part runs (found by the fuzzer: the log kept half)", async () => {
     const log = recorder("log");
     // A part that validates for itself, as the projector does: without the up-front check the log part would

@@ -58,11 +58,15 @@ export interface ConsumerPart {
  *
  * `schemas` (event type → data schema) are checked once, before any part runs: an event one part would refuse as
  * malformed (`message.invalid`, dead-lettered at once) must not be half applied by the others.
+ *
+ * `key`, when given, is the one address the fan-in answers at (its subscriptions' key, `readside/events`): a
+ * delivery to any other key of the type is refused as `actor.invalid_key` (dead-lettered at once) instead of being
+ * applied as if it were addressed there.
  */
 export function fanInConsumer(
   type: string,
   parts: readonly ConsumerPart[],
-  options: { schemas?: Readonly<Record<string, v.GenericSchema>> } = {},
+  options: { schemas?: Readonly<Record<string, v.GenericSchema>>; key?: string } = {},
 ): MessageConsumer {
   if (!isValidActorType(type))
     throw new EdgewiseError("config.invalid", `consumer type "${type}" is invalid`);
@@ -73,6 +77,12 @@ export function fanInConsumer(
   return {
     type,
     async receive(envelope) {
+      if (options.key !== undefined && envelope.target !== `${type}/${options.key}`) {
+        throw new EdgewiseError(
+          "actor.invalid_key",
+          `${type} takes deliveries at ${type}/${options.key} only, not at ${String(envelope.target)}`,
+        );
+      }
       const targets = byEvent.get(envelope.type);
       if (!targets) {
         throw new EdgewiseError("message.unknown_type", `${type} takes no "${envelope.type}" events`);
