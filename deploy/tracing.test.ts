@@ -1,21 +1,41 @@
-// EDGEWISE_TRACE_SAMPLE_READS, as the node reads it.
+// EDGEWISE_TRACE_SAMPLE_READS and EDGEWISE_TRACE_SAMPLE_WRITES, as the node reads them.
 import { describe, expect, test } from "bun:test";
-import { defaultReadSampling, readSamplingFromEnv } from "./tracing.ts";
+import {
+  defaultReadSampling,
+  defaultWriteSampling,
+  readSamplingFromEnv,
+  writeSamplingFromEnv,
+} from "./tracing.ts";
 
-describe("EDGEWISE_TRACE_SAMPLE_READS", () => {
-  test("defaults to 10 a second; takes a share from 0 to 1 or a rate; refuses anything else, naming the variable", () => {
-    expect(readSamplingFromEnv(undefined)).toEqual(defaultReadSampling);
-    expect(defaultReadSampling).toEqual({ perSecond: 10 });
-    expect(readSamplingFromEnv(" ")).toEqual(defaultReadSampling);
-    expect(readSamplingFromEnv("0")).toEqual({ ratio: 0 });
-    expect(readSamplingFromEnv("1")).toEqual({ ratio: 1 });
-    expect(readSamplingFromEnv("0.25")).toEqual({ ratio: 0.25 });
-    expect(readSamplingFromEnv("50/s")).toEqual({ perSecond: 50 });
-    expect(readSamplingFromEnv("2.5 / s")).toEqual({ perSecond: 2.5 });
-    for (const bad of ["abc", "2", "-0.1", "10%", "NaN", "10/m", "/s"]) {
-      expect(() => readSamplingFromEnv(bad)).toThrow(
-        "EDGEWISE_TRACE_SAMPLE_READS must be a share of reads from 0 to 1",
-      );
-    }
+const settings = [
+  {
+    name: "EDGEWISE_TRACE_SAMPLE_READS",
+    what: "reads",
+    read: readSamplingFromEnv,
+    fallback: defaultReadSampling,
+  },
+  {
+    name: "EDGEWISE_TRACE_SAMPLE_WRITES",
+    what: "writes",
+    read: writeSamplingFromEnv,
+    fallback: defaultWriteSampling,
+  },
+];
+
+for (const { name, what, read, fallback } of settings) {
+  describe(name, () => {
+    test("defaults to 10 a second; takes a share from 0 to 1 or a rate; refuses anything else, naming the variable", () => {
+      expect(read(undefined)).toEqual(fallback);
+      expect(fallback).toEqual({ perSecond: 10 });
+      expect(read(" ")).toEqual(fallback);
+      expect(read("0")).toEqual({ ratio: 0 });
+      expect(read("1")).toEqual({ ratio: 1 });
+      expect(read("0.25")).toEqual({ ratio: 0.25 });
+      expect(read("50/s")).toEqual({ perSecond: 50 });
+      expect(read("2.5 / s")).toEqual({ perSecond: 2.5 });
+      for (const bad of ["abc", "2", "-0.1", "10%", "NaN", "10/m", "/s"]) {
+        expect(() => read(bad)).toThrow(`${name} must be a share of ${what} from 0 to 1`);
+      }
+    });
   });
-});
+}

@@ -22,10 +22,14 @@ import type { ConsoleTraces } from "../edge/console/types.ts";
 import { TraceStoreProcessor } from "../shared/telemetry/trace/processor.ts";
 import {
   defaultReadSampling,
+  defaultWriteSampling,
   type ReadSampling,
   readSamplingSetting,
   sampleReads,
+  sampleWrites,
+  type TraceSampling,
   tracingSetting,
+  writeSamplingSetting,
 } from "../shared/telemetry/trace/sampling.ts";
 import { TraceStore, type TraceStoreOptions } from "../shared/telemetry/trace/store.ts";
 
@@ -53,7 +57,7 @@ class FanoutProcessor implements SpanProcessor {
   }
 }
 
-export { defaultReadSampling };
+export { defaultReadSampling, defaultWriteSampling };
 
 /**
  * EDGEWISE_TRACE_SAMPLE_READS: a share from 0 to 1 (`0.1`; `1` records every read) or a rate (`10/s`); default
@@ -61,6 +65,14 @@ export { defaultReadSampling };
  */
 export function readSamplingFromEnv(value = env("EDGEWISE_TRACE_SAMPLE_READS")): ReadSampling {
   return readSamplingSetting(value);
+}
+
+/**
+ * EDGEWISE_TRACE_SAMPLE_WRITES: the same forms, for writes that start a trace (a request that changes something
+ * without a caller's `traceparent`, an ask from code); default `defaultWriteSampling`. Throws on anything else.
+ */
+export function writeSamplingFromEnv(value = env("EDGEWISE_TRACE_SAMPLE_WRITES")): TraceSampling {
+  return writeSamplingSetting(value);
 }
 
 interface Installed {
@@ -84,10 +96,11 @@ export function tracingEnabled(value = env("EDGEWISE_TRACING")): boolean {
  */
 export function installTracing(serviceName = env("OTEL_SERVICE_NAME") ?? "edgewise"): Installed {
   if (installed) return installed;
-  // Reads are sampled by the gateway before the SDK (shared/telemetry/trace/sampling.ts); the SDK's own sampler is
-  // its default, ParentBased(AlwaysOn) unless OTEL_TRACES_SAMPLER says otherwise: everything else is recorded, and a
-  // child follows its parent.
+  // A trace's first span is sampled before the SDK (shared/telemetry/trace/sampling.ts), by the policy for reads or
+  // for writes; the SDK's own sampler is its default, ParentBased(AlwaysOn) unless OTEL_TRACES_SAMPLER says
+  // otherwise: a child follows its parent.
   const reads = readSamplingFromEnv();
+  const writes = writeSamplingFromEnv();
   const fanout = new FanoutProcessor();
   const processors: SpanProcessor[] = [fanout];
   if (env("OTEL_EXPORTER_OTLP_ENDPOINT") || env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) {
@@ -101,6 +114,7 @@ export function installTracing(serviceName = env("OTEL_SERVICE_NAME") ?? "edgewi
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);
   sampleReads(reads);
+  sampleWrites(writes);
   installed = { provider, fanout };
   return installed;
 }

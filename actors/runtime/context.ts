@@ -60,16 +60,22 @@ export function createTurnContext<State>(
   state: State,
   clock: Clock,
   kvRead: (key: string) => Promise<unknown>,
-  /** The turn's span context, when a tracer records it: each message gets a PRODUCER span and its traceparent. */
-  trace?: Context,
+  /**
+   * `traced`: the turn's context, when its span records: each message gets a PRODUCER span and its traceparent.
+   * `unsampled`: the trace context of a turn whose trace was dropped: each message carries it, so the hops it
+   * causes record nothing either. Neither (no tracer): a message carries the incoming one's.
+   */
+  tracing: { traced?: Context; unsampled?: { traceparent: string; tracestate?: string } } = {},
 ): { context: TurnContext<State>; effects: TurnEffects } {
+  const trace = tracing.traced;
   const effects: TurnEffects = { outbox: [], timersAdded: [], timersRemoved: [], kvWrites: new Map() };
   const source = actorSource(self);
   const lineage = (type: string, data: unknown, options: SendOptions | undefined, target?: string) => {
     const id = options?.id ? options.id : newId();
-    // With a recording tracer the message carries its PRODUCER span's context; otherwise the incoming one.
+    // With a recording tracer the message carries its PRODUCER span's context; under a dropped trace, the turn's
+    // unsampled one; otherwise the incoming message's.
     const produced = trace ? producerSpan(trace, { id, type, ...(target ? { target } : {}) }) : undefined;
-    const carried = produced ?? message;
+    const carried = produced ?? tracing.unsampled ?? message;
     return createEnvelope({
       type,
       source,

@@ -11,6 +11,7 @@ import {
   type Context,
   contextFromTraceparent,
   creationLink,
+  droppedSpan,
   failSpan,
   hasSpan,
   type Span,
@@ -18,8 +19,10 @@ import {
   sampledOut,
   trace,
   tracer,
+  unsampledHeaders,
   withContext,
 } from "../../shared/telemetry/trace/index.ts";
+import { keepWrite } from "../../shared/telemetry/trace/sampling.ts";
 import type { ActorAddress } from "./address.ts";
 import { createTurnContext } from "./context.ts";
 import type { AnyActorDefinition } from "./define.ts";
@@ -214,9 +217,17 @@ export class ActorInstance {
     const { envelope } = job;
     const inherited = hasSpan(job.parent);
     const link = creationLink(envelope);
+    // No caller and no message context: this turn starts a trace (an ask from code, a timer set without one), so
+    // the policy for writes decides. A dropped one makes no SDK span; the messages it sends carry its unsampled
+    // context, so the turns and deliveries they cause record nothing either.
+    if (!inherited && !link && !keepWrite()) return droppedSpan();
     const parent = inherited
       ? job.parent
       : contextFromTraceparent(envelope.traceparent, envelope.tracestate, job.parent);
+    // A message from a dropped trace (the sampled flag off): the turn follows it without an SDK span, and what it
+    // sends carries the same context on.
+    const droppedParent = inherited ? undefined : sampledOut(parent);
+    if (droppedParent) return droppedParent;
     const span = tracer().startSpan(
       `turn ${this.address.type} ${envelope.type}`,
       {
@@ -293,13 +304,14 @@ export class ActorInstance {
     const parsed = v.safeParse(schema, envelope.data);
     if (!parsed.success) throw validationError("message.invalid", `${envelope.type} message`, parsed.issues);
 
+    const recording = span.isRecording();
     const { context, effects } = createTurnContext(
       this.address,
       envelope,
       structuredClone(this.state),
       clock,
       (key) => this.kvRead(key),
-      span.isRecording() ? traced : undefined,
+      recording ? { traced } : unsampledTracing(span),
     );
     let reply: unknown;
     try {
@@ -408,6 +420,11 @@ function abortError(signal: AbortSignal): EdgewiseError {
   return new EdgewiseError("timeout", timedOut ? "the request took too long" : "the caller stopped waiting", {
     cause: reason,
   });
+}
+
+function unsampledTracing(span: Span): { unsampled?: { traceparent: string; tracestate?: string } } {
+  const unsampled = unsampledHeaders(span);
+  return unsampled ? { unsampled } : {};
 }
 
 function parseReply(replyJson: string | undefined): unknown {

@@ -255,7 +255,7 @@ export async function runEdgewise(plan: Plan, options: EdgewiseOptions): Promise
           node.broker?.deliveryConcurrency ??
           "the broker process's (QSTASH_DELIVERY_CONCURRENCY, 256 on Postgres)",
         tracing: node.tracing
-          ? "on (the node's default: every write traced into its embedded trace store)"
+          ? `on (the node's default, into its embedded trace store; writes that start a trace sampled at ${process.env.EDGEWISE_TRACE_SAMPLE_WRITES || "10/s, the default"})`
           : "off (EDGEWISE_TRACING=off)",
         relayBatchSize: 256,
         transportBatchSize: 100,

@@ -10,6 +10,7 @@ import {
   contextFromTraceparent,
   creationLink,
   failSpan,
+  sampledOut,
   SpanKind,
   SpanStatusCode,
   trace,
@@ -180,6 +181,9 @@ async function processTraced<T extends { duplicate: boolean }>(
     typeof envelope.tracestate === "string" ? envelope.tracestate : undefined,
     activeContext(),
   );
+  // A message from a trace its first span dropped (the sampled flag off) records nothing here either; the turn it
+  // reaches finds the same context in the envelope and follows it. No SDK span is made for it.
+  if (sampledOut(parent)) return await work();
   const link = creationLink({
     ...(typeof envelope.traceparent === "string" ? { traceparent: envelope.traceparent } : {}),
   });

@@ -5,7 +5,12 @@ import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 import type { StoredSpan } from "../../shared/telemetry/trace/store.ts";
 import { TraceStore } from "../../shared/telemetry/trace/store.ts";
 import { formatTraceparent, parseTraceparent } from "../../shared/telemetry/trace/index.ts";
-import { readSampling, sampleReads } from "../../shared/telemetry/trace/sampling.ts";
+import {
+  readSampling,
+  sampleReads,
+  sampleWrites,
+  writeSampling,
+} from "../../shared/telemetry/trace/sampling.ts";
 import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
 import { eventually, uniqueName } from "../commerce/client.ts";
 import { expectGatewayAndTurns, hex, placeTracedOrder } from "./saga-trace.ts";
@@ -149,6 +154,95 @@ describe("read sampling (bun)", () => {
       .flatMap((summary) => tracing.store.trace(summary.traceId))
       .filter((span) => span.name === "turn loyalty Get" && span.parentSpanId === undefined);
     expect(stray).toEqual([]);
+  });
+});
+
+describe("write sampling (bun)", () => {
+  /** Every stored span of the recent traces. */
+  const storedSpans = async () => {
+    const tracing = running.node.tracing;
+    if (!tracing) throw new Error("tracing is off");
+    await tracing.flush();
+    return tracing.store.recentTraces(2_000).flatMap((summary) => tracing.store.trace(summary.traceId));
+  };
+  /** The StockChanged event the activity log recorded for `sku` (the read side consumed it). */
+  const stockChanged = async (sku: string) => {
+    let event: { id: string; traceparent?: string } | undefined;
+    await eventually(async () => {
+      const reply = await running.client.call<{ items: Array<Record<string, unknown>> }>(
+        "GET",
+        "/v1/activity?type=StockChanged&limit=100",
+      );
+      const item = reply.body.items?.find((entry) => (entry.data as { sku?: string })?.sku === sku);
+      event = item as typeof event;
+      return item !== undefined;
+    }, `StockChanged for ${sku} in the activity log`);
+    return event as { id: string; traceparent?: string };
+  };
+
+  test("an ask from code starts a trace as the policy for writes says; a dropped one is dropped at every hop", async () => {
+    const host = running.node.host;
+    if (!host) throw new Error("no local host");
+    const policy = writeSampling();
+    const put = async () => {
+      const sku = uniqueName("sampled");
+      await host.ask({ type: "inventory", key: sku }, "Put", { available: 3, priceCents: 100 });
+      const event = await stockChanged(sku);
+      const spans = (await storedSpans()).filter(
+        (span) =>
+          span.attributes["edgewise.actor.key"] === sku ||
+          span.attributes["messaging.message.id"] === event.id,
+      );
+      return { event, spans };
+    };
+    try {
+      sampleWrites({ ratio: 1 });
+      const kept = await put();
+      const turn = kept.spans.find((span) => span.name === "turn inventory Put");
+      expect(turn?.parentSpanId).toBeUndefined();
+      // The event's delivery continues the turn's trace, and its traceparent says "sampled".
+      expect(kept.event.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      const delivery = kept.spans.find((span) => span.kind === "CONSUMER");
+      expect(delivery?.traceId).toBe(turn?.traceId as string);
+
+      sampleWrites({ ratio: 0 });
+      const dropped = await put();
+      // Nothing recorded: not the turn, not the PRODUCER span, not the delivery of the event it sent, which
+      // carried the dropped trace's context (sampled flag off) instead of starting a trace of its own.
+      expect(dropped.spans).toEqual([]);
+      expect(dropped.event.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+    } finally {
+      sampleWrites(policy);
+    }
+  });
+
+  test("a write request without a traceparent is sampled by the gateway: dropped, its whole order records nothing", async () => {
+    const [policy, reads] = [writeSampling(), readSampling()];
+    // The test's own polls (GET the order until it settles) are reads that start traces of their own: none here.
+    sampleReads({ ratio: 0 });
+    const api = running.client;
+    const order = async () => {
+      const [sku, customer] = [uniqueName("apple"), uniqueName("alice")];
+      await api.putSku(sku, 10, 250);
+      await api.putAccount(customer, 10_000);
+      const placed = await api.place(customer, [{ sku, quantity: 1 }]);
+      expect(placed.status).toBe(202);
+      const orderId = placed.body.orderId;
+      expect((await api.settle(orderId)).status).toBe("confirmed");
+      const keys = new Set([orderId, sku, customer]);
+      return (await storedSpans()).filter((span) => keys.has(String(span.attributes["edgewise.actor.key"])));
+    };
+    try {
+      sampleWrites({ ratio: 1 });
+      const kept = await order();
+      expect(kept.some((span) => span.name === "turn order PaymentCaptured")).toBe(true);
+      expect(kept.some((span) => span.name === "turn inventory OrderPlaced")).toBe(true);
+      sampleWrites({ ratio: 0 });
+      expect(await order()).toEqual([]);
+    } finally {
+      sampleWrites(policy);
+      sampleReads(reads);
+    }
   });
 });
 

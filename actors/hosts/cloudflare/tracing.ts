@@ -11,6 +11,8 @@
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import {
   readSamplingSetting,
+  sampleWrites,
+  writeSamplingSetting,
   sampleReads,
   tracingSetting,
 } from "../../../shared/telemetry/trace/sampling.ts";
@@ -31,6 +33,8 @@ export interface TracingEnv {
   EDGEWISE_TRACING?: string;
   /** Reads that start a trace: a rate (`10/s`, the default, per isolate) or a share (`0.1`). */
   EDGEWISE_TRACE_SAMPLE_READS?: string;
+  /** Writes that start a trace: a rate (`10/s`, the default, per isolate) or a share (`1` records every one). */
+  EDGEWISE_TRACE_SAMPLE_WRITES?: string;
 }
 
 export interface WorkerTracing {
@@ -67,17 +71,20 @@ export function workerTracing(env: unknown): Promise<WorkerTracing> | undefined 
   }
   let headers: Record<string, string>;
   let reads: ReturnType<typeof readSamplingSetting>;
+  let writes: ReturnType<typeof writeSamplingSetting>;
   try {
     headers = parseOtlpHeaders(text(env, "OTEL_EXPORTER_OTLP_HEADERS"));
     reads = readSamplingSetting(text(env, "EDGEWISE_TRACE_SAMPLE_READS"));
+    writes = writeSamplingSetting(text(env, "EDGEWISE_TRACE_SAMPLE_WRITES"));
   } catch (error) {
     throw new EdgewiseError("config.invalid", (error as Error).message);
   }
   const serviceName = text(env, "OTEL_SERVICE_NAME") ?? "edgewise-worker";
   decided = import("./tracing-sdk.ts").then(({ installProvider }) => {
     const flush = installProvider({ url, headers, timeoutMs: exportTimeoutMs }, serviceName);
-    // Reads are sampled by the gateway before the SDK (shared/telemetry/trace/sampling.ts), per isolate here.
+    // A trace's first span is sampled before the SDK (shared/telemetry/trace/sampling.ts), per isolate here.
     sampleReads(reads);
+    sampleWrites(writes);
     return { flush, around: (ctx, handle) => around(ctx, handle, flush) };
   });
   return decided;

@@ -17,7 +17,7 @@ import {
   tracer,
   withContext,
 } from "../../../shared/telemetry/trace/index.ts";
-import { isReadMethod, keepRead } from "../../../shared/telemetry/trace/sampling.ts";
+import { isReadMethod, keepRead, keepWrite } from "../../../shared/telemetry/trace/sampling.ts";
 
 export interface RequestRecord {
   method: string;
@@ -78,8 +78,8 @@ export function matchedRoute(c: Context<GatewayEnv>): string {
 /**
  * A SERVER span per request, continuing the caller's W3C `traceparent`; named by the route pattern once known.
  * The handler runs with it active, so actor turns and their messages join the request's trace. A span that does not
- * record (a read the read sampling dropped, or a caller's unsampled `traceparent`) is still made active, so the
- * turns under it follow its decision. Undefined without an SDK: the handler then runs in the context it has.
+ * record (a request the sampling dropped, or a caller's unsampled `traceparent`) is still made active, so the
+ * turns under it, and the messages they send, follow its decision. Undefined without an SDK: the handler then runs in the context it has.
  */
 function serverSpan(c: Context<GatewayEnv>): { span: Span; context: TraceContext } | undefined {
   const parent = contextFromTraceparent(
@@ -88,9 +88,11 @@ function serverSpan(c: Context<GatewayEnv>): { span: Span; context: TraceContext
     activeContext(),
   );
   const method = c.req.method;
-  // A read that starts a trace is sampled here, before the SDK: a dropped one costs no SDK span.
+  // A request that starts a trace is sampled here, before the SDK, by the policy for reads or for writes: a dropped
+  // one costs no SDK span. One that continues a caller's trace follows the caller's decision (the SDK's ParentBased).
+  const starts = !hasSpan(parent);
   const span =
-    isReadMethod(method) && !hasSpan(parent) && !keepRead()
+    starts && !(isReadMethod(method) ? keepRead() : keepWrite())
       ? droppedSpan()
       : tracer().startSpan(method, { kind: SpanKind.SERVER }, parent);
   return isSpanValid(span) ? { span, context: trace.setSpan(parent, span) } : undefined;

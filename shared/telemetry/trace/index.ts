@@ -132,6 +132,21 @@ export function traceHeadersOf(span: Span): { traceparent: string; tracestate?: 
 }
 
 /**
+ * The W3C trace context of a span that does not record but belongs to a trace (one a sampler dropped): a message
+ * sent under it carries it, so every later hop drops too. Undefined for a recording span (its messages get PRODUCER
+ * spans) and for the API's no-op span (no SDK).
+ */
+export function unsampledHeaders(span: Span): { traceparent: string; tracestate?: string } | undefined {
+  if (span.isRecording()) return undefined;
+  const spanContext = span.spanContext();
+  if (!isSpanContextValid(spanContext)) return undefined;
+  const state = spanContext.traceState?.serialize();
+  return state
+    ? { traceparent: formatTraceparent(spanContext), tracestate: state }
+    : { traceparent: formatTraceparent(spanContext) };
+}
+
+/**
  * The active span's W3C trace context, for the next hop of the same request (an RPC to a Durable Object, an HTTP
  * call to an actor host), whether or not it records: a dropped span's context carries the sampler's decision, so
  * the next hop drops too. Undefined without a valid span (always, without an SDK).

@@ -1,10 +1,13 @@
-// Head sampling of reads: which read requests that start a trace are recorded. The gateway asks before it asks the
-// trace SDK, so a dropped read makes no SDK span at all; every other span is the SDK's ParentBased(AlwaysOn) (a child
-// follows its parent, so a trace is whole or absent). The SDK's wiring installs the policy with it: deploy/tracing.ts
-// on Bun and Deno, actors/hosts/cloudflare/tracing.ts on Workers.
+// Head sampling of the traces a process starts: which read requests, and which writes, that start a trace are
+// recorded. The gateway (and a turn with no caller) asks before it asks the trace SDK, so a dropped trace makes no SDK
+// span at all; every other span is the SDK's ParentBased(AlwaysOn) (a child follows its parent, so a trace is whole or
+// absent). The SDK's wiring installs the policies with it: deploy/tracing.ts on Bun and Deno,
+// actors/hosts/cloudflare/tracing.ts on Workers.
 
-/** A share of the reads (`{ ratio: 0.1 }`), or at most so many a second (`{ perSecond: 10 }`). */
-export type ReadSampling = { ratio: number } | { perSecond: number };
+/** A share of the traces (`{ ratio: 0.1 }`), or at most so many a second (`{ perSecond: 10 }`). */
+export type TraceSampling = { ratio: number } | { perSecond: number };
+/** The policy for reads that start a trace. */
+export type ReadSampling = TraceSampling;
 
 /** The methods that read: GET, HEAD, OPTIONS. */
 export function isReadMethod(method: string): boolean {
@@ -12,7 +15,7 @@ export function isReadMethod(method: string): boolean {
 }
 
 /** A share from 0 to 1 (`0.1`; `1` records every read) or a rate (`10/s`); undefined when it is neither. */
-export function parseReadSampling(text: string): ReadSampling | undefined {
+export function parseTraceSampling(text: string): TraceSampling | undefined {
   const trimmed = text.trim();
   const rate = /^(\d+(?:\.\d+)?)\s*\/\s*s$/.exec(trimmed);
   if (rate) return { perSecond: Number(rate[1]) };
@@ -24,16 +27,36 @@ export function parseReadSampling(text: string): ReadSampling | undefined {
 export const defaultReadSampling: ReadSampling = { perSecond: 10 };
 
 /**
+ * The default for writes that start a trace (a POST, PUT or DELETE without a caller's `traceparent`, or an ask made
+ * by code outside any request): at most 10 a second per process, every one while they are fewer. Why a rate: under
+ * load, recording every write cost about a tenth of the saga's orders/s and over a quarter of the queue's
+ * messages/s (bench/README.md), and the embedded store (20,000 spans, about 50 an order) kept only seconds of them.
+ */
+export const defaultWriteSampling: TraceSampling = { perSecond: 10 };
+
+/**
  * EDGEWISE_TRACE_SAMPLE_READS's value: a share or a rate, `defaultReadSampling` when unset or blank. Throws on
  * anything else, naming the variable.
  */
 export function readSamplingSetting(value: string | undefined): ReadSampling {
-  if (value === undefined || value.trim() === "") return defaultReadSampling;
-  const sampling = parseReadSampling(value);
+  return samplingSetting("EDGEWISE_TRACE_SAMPLE_READS", "reads", value, defaultReadSampling);
+}
+
+/** EDGEWISE_TRACE_SAMPLE_WRITES's value, as for reads; `defaultWriteSampling` when unset or blank. */
+export function writeSamplingSetting(value: string | undefined): TraceSampling {
+  return samplingSetting("EDGEWISE_TRACE_SAMPLE_WRITES", "writes", value, defaultWriteSampling);
+}
+
+function samplingSetting(
+  name: string,
+  what: string,
+  value: string | undefined,
+  fallback: TraceSampling,
+): TraceSampling {
+  if (value === undefined || value.trim() === "") return fallback;
+  const sampling = parseTraceSampling(value);
   if (!sampling) {
-    throw new Error(
-      "EDGEWISE_TRACE_SAMPLE_READS must be a share of reads from 0 to 1 (e.g. 0.1) or a rate (e.g. 10/s)",
-    );
+    throw new Error(`${name} must be a share of ${what} from 0 to 1 (e.g. 0.1) or a rate (e.g. 10/s)`);
   }
   return sampling;
 }
@@ -43,8 +66,8 @@ export function tracingSetting(value: string | undefined): boolean {
   return !["0", "off", "false", "no"].includes((value ?? "").trim().toLowerCase());
 }
 
-/** Decides, read by read. A rate is a token bucket holding one second's worth: every read while they are fewer. */
-export class ReadSampler {
+/** Decides, trace by trace. A rate is a token bucket holding one second's worth: every read while they are fewer. */
+export class TraceSampler {
   private readonly ratio: number | undefined;
   private readonly perSecond: number;
   private readonly capacity: number;
@@ -52,7 +75,7 @@ export class ReadSampler {
   private last: number;
 
   constructor(
-    readonly sampling: ReadSampling,
+    readonly sampling: TraceSampling,
     private readonly now: () => number = () => performance.now(),
   ) {
     this.ratio = "ratio" in sampling ? sampling.ratio : undefined;
@@ -73,19 +96,38 @@ export class ReadSampler {
   }
 }
 
-let installed: ReadSampler | undefined;
+let reads: TraceSampler | undefined;
+let writes: TraceSampler | undefined;
 
-/** Installs the process's policy (deploy/tracing.ts, with the SDK); undefined records every read. */
+/** Installs the process's policy for reads (deploy/tracing.ts, with the SDK); undefined records every read. */
 export function sampleReads(sampling: ReadSampling | undefined): void {
-  installed = sampling ? new ReadSampler(sampling) : undefined;
+  reads = sampling ? new TraceSampler(sampling) : undefined;
 }
 
-/** The process's policy, if any. */
+/** The process's policy for reads, if any. */
 export function readSampling(): ReadSampling | undefined {
-  return installed?.sampling;
+  return reads?.sampling;
 }
 
 /** Whether a read that starts a trace is recorded: yes unless a policy says no. */
 export function keepRead(): boolean {
-  return installed ? installed.keep() : true;
+  return reads ? reads.keep() : true;
+}
+
+/** Installs the process's policy for writes that start a trace; undefined records every one. */
+export function sampleWrites(sampling: TraceSampling | undefined): void {
+  writes = sampling ? new TraceSampler(sampling) : undefined;
+}
+
+/** The process's policy for writes, if any. */
+export function writeSampling(): TraceSampling | undefined {
+  return writes?.sampling;
+}
+
+/**
+ * Whether a write that starts a trace (a request that changes something, an ask or timer with no caller) is
+ * recorded: yes unless a policy says no. Asked only for a trace's first span, never for one that continues a trace.
+ */
+export function keepWrite(): boolean {
+  return writes ? writes.keep() : true;
 }
