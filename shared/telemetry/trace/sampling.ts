@@ -30,7 +30,7 @@ export const defaultReadSampling: ReadSampling = { perSecond: 10 };
  * The default for writes that start a trace (a POST, PUT or DELETE without a caller's `traceparent`, or an ask made
  * by code outside any request): at most 10 a second per process, every one while they are fewer. Why a rate: under
  * load, recording every write cost about a tenth of the saga's orders/s and over a quarter of the queue's
- * messages/s (bench/README.md), and the embedded store (20,000 spans, about 50 an order) kept only seconds of them.
+ * messages/s (bench/README.md), and the embedded store (20,000 spans, about 25 an order) kept only seconds of them.
  */
 export const defaultWriteSampling: TraceSampling = { perSecond: 10 };
 
