@@ -96,38 +96,35 @@ export class TraceSampler {
   }
 }
 
-let reads: TraceSampler | undefined;
-let writes: TraceSampler | undefined;
+/** A process-wide policy, installed with the SDK; while none is, every trace is kept. */
+class Policy {
+  private sampler: TraceSampler | undefined;
+  install(sampling: TraceSampling | undefined): void {
+    this.sampler = sampling ? new TraceSampler(sampling) : undefined;
+  }
+  get sampling(): TraceSampling | undefined {
+    return this.sampler?.sampling;
+  }
+  keep(): boolean {
+    return this.sampler ? this.sampler.keep() : true;
+  }
+}
+const reads = new Policy();
+const writes = new Policy();
 
 /** Installs the process's policy for reads (deploy/tracing.ts, with the SDK); undefined records every read. */
-export function sampleReads(sampling: ReadSampling | undefined): void {
-  reads = sampling ? new TraceSampler(sampling) : undefined;
-}
-
+export const sampleReads = (sampling: ReadSampling | undefined): void => reads.install(sampling);
 /** The process's policy for reads, if any. */
-export function readSampling(): ReadSampling | undefined {
-  return reads?.sampling;
-}
-
+export const readSampling = (): ReadSampling | undefined => reads.sampling;
 /** Whether a read that starts a trace is recorded: yes unless a policy says no. */
-export function keepRead(): boolean {
-  return reads ? reads.keep() : true;
-}
+export const keepRead = (): boolean => reads.keep();
 
 /** Installs the process's policy for writes that start a trace; undefined records every one. */
-export function sampleWrites(sampling: TraceSampling | undefined): void {
-  writes = sampling ? new TraceSampler(sampling) : undefined;
-}
-
+export const sampleWrites = (sampling: TraceSampling | undefined): void => writes.install(sampling);
 /** The process's policy for writes, if any. */
-export function writeSampling(): TraceSampling | undefined {
-  return writes?.sampling;
-}
-
+export const writeSampling = (): TraceSampling | undefined => writes.sampling;
 /**
  * Whether a write that starts a trace (a request that changes something, an ask or timer with no caller) is
  * recorded: yes unless a policy says no. Asked only for a trace's first span, never for one that continues a trace.
  */
-export function keepWrite(): boolean {
-  return writes ? writes.keep() : true;
-}
+export const keepWrite = (): boolean => writes.keep();
