@@ -1,6 +1,8 @@
 // One order, one trace: gateway → order turn → relay → broker → delivery → inventory → … → billing → confirmed,
 // read back from the node's embedded trace store (Bun host, embedded broker, real Postgres).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Client } from "@upstash/qstash";
+import { createEnvelope } from "../../shared/envelope/index.ts";
 import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 import type { StoredSpan } from "../../shared/telemetry/trace/store.ts";
 import { TraceStore } from "../../shared/telemetry/trace/store.ts";
@@ -209,6 +211,50 @@ describe("write sampling (bun)", () => {
       const dropped = await put();
       // Nothing recorded: not the turn, not the PRODUCER span, not the delivery of the event it sent, which
       // carried the dropped trace's context (sampled flag off) instead of starting a trace of its own.
+      expect(dropped.spans).toEqual([]);
+      expect(dropped.event.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+    } finally {
+      sampleWrites(policy);
+    }
+  });
+
+  test("a message published without a traceparent starts a trace at its delivery, as the policy for writes says", async () => {
+    const broker = running.node.broker;
+    if (!broker) throw new Error("no embedded broker");
+    const client = new Client({ baseUrl: broker.url, token: broker.token, retry: false });
+    const policy = writeSampling();
+    const publish = async () => {
+      const sku = uniqueName("outside");
+      const target = `inventory/${sku}`;
+      const command = createEnvelope({
+        type: "Put",
+        source: "edgewise://test/outside",
+        target,
+        data: { available: 2, priceCents: 100 },
+      });
+      await client.publishJSON({ url: `${running.node.url}/_edgewise/deliver/${target}`, body: command });
+      const event = await stockChanged(sku);
+      const spans = (await storedSpans()).filter(
+        (span) =>
+          span.attributes["messaging.message.id"] === command.id ||
+          span.attributes["edgewise.actor.key"] === sku ||
+          span.attributes["messaging.message.id"] === event.id,
+      );
+      return { event, spans };
+    };
+    try {
+      sampleWrites({ ratio: 1 });
+      const kept = await publish();
+      const delivery = kept.spans.find((span) => span.name === "process Put");
+      expect(delivery?.kind).toBe("CONSUMER");
+      expect(delivery?.parentSpanId).toBeUndefined();
+      expect(kept.spans.find((span) => span.name === "turn inventory Put")?.parentSpanId).toBe(
+        delivery?.spanId as string,
+      );
+      expect(kept.event.traceparent).toMatch(/-01$/);
+
+      sampleWrites({ ratio: 0 });
+      const dropped = await publish();
       expect(dropped.spans).toEqual([]);
       expect(dropped.event.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
     } finally {
