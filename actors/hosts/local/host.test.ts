@@ -152,6 +152,27 @@ describe("abortable asks", () => {
     expect(await count(host, "slow")).toBe(1);
   });
 
+  test("asks sharing one signal (a gateway deadline slot): the answered keep their replies, every queued one is dropped", async () => {
+    const host = boot();
+    const controller = new AbortController();
+    const { signal } = controller;
+    const answered = await host.ask({ type: "counter", key: "a" }, "Increment", { by: 1 }, { signal });
+    const running = host.ask({ type: "counter", key: "b" }, "SlowIncrement", {}, { signal });
+    const queued = [1, 2, 3].map((by) =>
+      host.ask({ type: "counter", key: "b" }, "Increment", { by }, { signal }).catch((caught) => caught),
+    );
+    const elsewhere = host.ask({ type: "counter", key: "c" }, "Increment", { by: 5 }, { signal });
+    expect((await elsewhere).reply).toMatchObject({ count: 5 });
+    controller.abort(new DOMException("time is up", "TimeoutError"));
+    for (const error of await Promise.all(queued)) expect((error as EdgewiseError).code).toBe("timeout");
+    // The running turn's caller stops waiting too, but the turn commits; nothing queued behind it ever ran.
+    expect(((await running.catch((caught) => caught)) as EdgewiseError).code).toBe("timeout");
+    expect(await count(host, "b")).toBe(1);
+    expect(answered.reply).toMatchObject({ count: 1 });
+    expect(await count(host, "a")).toBe(1);
+    expect(await count(host, "c")).toBe(5);
+  });
+
   test("an already-aborted signal is refused before anything is queued", async () => {
     const host = boot();
     const error = await host
