@@ -9,9 +9,14 @@
 // Positions are the log's sequence, taken when an insert starts, not when it commits: a later entry can become
 // visible before an earlier one, and a position can stay empty for good (a duplicate insert, a rollback). The tail
 // never moves its cursor past a hole until the hole has been there `settleMs`, so a late commit is not skipped.
+// That holds from its start too: the tail starts below the newest recent hole, and the streams that start at the
+// end then skip the entries that were already there.
 import type { ConsoleEventLog, ConsoleLogEntry, LiveOptions } from "./types.ts";
 
 const maxPosition = 9_223_372_036_854_775_807n;
+
+/** How far below the newest entry the tail looks, when it starts, for a position whose insert may yet commit. */
+const recentPositions = 64;
 
 /** A log position as a client may send it back (Last-Event-ID, `?after=`): a bigint's decimal digits. */
 export function isPosition(value: string): boolean {
@@ -36,6 +41,11 @@ interface Positioned {
 class Subscriber implements LiveSubscription {
   /** The last position queued for this stream. */
   position: bigint;
+  /**
+   * For a stream that started at the end of the log while the tail's cursor was below a recent hole: the entries
+   * that were already there when the tail started, which the stream does not send (it starts after them).
+   */
+  skip: ReadonlySet<bigint> | undefined;
   queue: ConsoleLogEntry[] = [];
   closed = false;
   private waiter: ((next: LiveNext) => void) | undefined;
@@ -95,6 +105,11 @@ export class LiveTail {
   private buffer: Positioned[] = [];
   /** The first position of a hole in the log and when the tail first saw it. */
   private hole: { at: bigint; since: number } | undefined;
+  /**
+   * The entries at or below `head` that were visible when the tail started below a recent hole; the streams from
+   * the end do not send them. Dropped once the cursor reaches `head`.
+   */
+  private startedBelow: { head: bigint; visible: Set<bigint> } | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private starting: Promise<void> | undefined;
   private running = false;
@@ -131,6 +146,7 @@ export class LiveTail {
     if (after === undefined && this.cursor === undefined) await this.startOnce();
     const position = after === undefined ? (this.cursor ?? this.bufferFrom) : BigInt(after);
     const subscriber = new Subscriber(position, (s) => this.subscribers.delete(s));
+    if (after === undefined) subscriber.skip = this.startedBelow?.visible;
     if (this.stopped) {
       subscriber.close();
       return subscriber;
@@ -181,21 +197,42 @@ export class LiveTail {
       this.cursor = undefined;
       this.buffer = [];
       this.hole = undefined;
+      this.startedBelow = undefined;
       return;
     }
     this.schedule(this.intervalMs * 2 ** Math.min(this.failures, 4));
   }
 
-  /** Finds the end of the log: the cursor starts there, with an empty buffer. One query however many ask. */
+  /**
+   * Finds the end of the log: the cursor starts there, with an empty buffer. One query however many ask. If one of
+   * the newest positions is still empty (an insert that took it may not have committed yet), the cursor starts just
+   * below it instead, so that entry is waited for like any other hole, and the entries already visible above it are
+   * remembered for the streams from the end to skip.
+   */
   private startOnce(): Promise<void> {
     this.starting ??= (async () => {
       try {
-        const [newest] = await this.log.latestActivity(1);
-        const head = newest ? BigInt(newest.position) : 0n;
-        this.cursor = head;
-        this.bufferFrom = head;
+        const newest = await this.log.latestActivity(recentPositions);
+        const head = newest[0] ? BigInt(newest[0].position) : 0n;
+        const visible = new Set(newest.map((entry) => BigInt(entry.position)));
+        // The recent positions: those the newest entries span (from the first position when they are the whole
+        // log), at most `recentPositions` below the head.
+        const oldest = newest.at(-1);
+        const spanFrom = oldest && newest.length === recentPositions ? BigInt(oldest.position) : 1n;
+        let from = head - BigInt(recentPositions) + 1n;
+        if (from < spanFrom) from = spanFrom;
+        let firstHole: bigint | undefined;
+        for (let at = from; at < head; at++) {
+          if (!visible.has(at)) {
+            firstHole = at;
+            break;
+          }
+        }
+        this.cursor = firstHole === undefined ? head : firstHole - 1n;
+        this.bufferFrom = this.cursor;
         this.buffer = [];
         this.hole = undefined;
+        this.startedBelow = firstHole === undefined ? undefined : { head, visible };
       } finally {
         this.starting = undefined;
       }
@@ -259,15 +296,22 @@ export class LiveTail {
   private fanOut(): void {
     const cursor = this.cursor;
     if (cursor === undefined) return;
+    // Once the cursor has passed the start's head, nothing left to skip comes up again.
+    const startedBelow = this.startedBelow;
+    if (startedBelow && cursor >= startedBelow.head) this.startedBelow = undefined;
     for (const subscriber of [...this.subscribers]) {
       const position = subscriber.position;
       if (position >= this.bufferFrom && position < cursor) {
         // The buffer holds every settled entry after bufferFrom, and the newest of them is at the cursor.
         let first = this.buffer.length;
         while (first > 0 && (this.buffer[first - 1] as Positioned).at > position) first--;
-        for (const held of this.buffer.slice(first)) subscriber.queue.push(held.entry);
+        const skip = subscriber.skip;
+        for (const held of this.buffer.slice(first)) {
+          if (!skip?.has(held.at)) subscriber.queue.push(held.entry);
+        }
         subscriber.position = cursor;
       }
+      if (subscriber.skip && !this.startedBelow) subscriber.skip = undefined;
       if (subscriber.queue.length > this.maxQueue) subscriber.close();
       else subscriber.flush();
     }

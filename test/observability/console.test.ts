@@ -354,6 +354,38 @@ describe("the live event stream", () => {
     }
   });
 
+  test("the first stream from the end still gets an entry whose commit lands after it opened, below the newest one", async () => {
+    const { log, open } = await setup();
+    const slow = log.reserve(); // taken first, committed last (a slow transaction)
+    log.append("Before"); // the newest visible entry when the stream opens: the stream starts after it
+    const { stream } = await open();
+    try {
+      await Bun.sleep(60);
+      const late = log.commit(slow, "Late").position;
+      const after = log.append("After").position;
+      await stream.until(() => stream.activity().length === 2, "the late commit and the entry after it");
+      // In log order, and without the entry that was already there when the stream opened.
+      expect(stream.ids()).toEqual([late, after]);
+    } finally {
+      await stream.close();
+    }
+  });
+
+  test("a hole that stays empty when the first stream opens (a duplicate insert's) holds it only until it settles", async () => {
+    const { log, open } = await setup();
+    log.reserve(); // never committed
+    const before = log.append("Before").position;
+    const { stream } = await open();
+    try {
+      const after = log.append("After").position;
+      await stream.until(() => stream.activity().length === 1, "the entry after the settled hole", 2_000);
+      expect(stream.ids()).toEqual([after]);
+      expect(stream.ids()).not.toContain(before);
+    } finally {
+      await stream.close();
+    }
+  });
+
   test("one query per interval for all streams, none when nobody watches; heartbeats while idle", async () => {
     const { log, open } = await setup({ ...fast, intervalMs: 50, heartbeatMs: 80 });
     const streams = await Promise.all(Array.from({ length: 5 }, () => open()));
