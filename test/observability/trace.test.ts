@@ -182,48 +182,56 @@ describe("write sampling (bun)", () => {
     return event as { id: string; traceparent?: string };
   };
 
-  test("an ask from code starts a trace as the policy for writes says; a dropped one is dropped at every hop", async () => {
-    const host = running.node.host;
-    if (!host) throw new Error("no local host");
+  /** Spans naming `sku` or one of `messageIds`, once the StockChanged the write caused is in the activity log. */
+  const spansOf = async (sku: string, messageIds: string[] = []) => {
+    const event = await stockChanged(sku);
+    const ids = new Set([...messageIds, event.id]);
+    const spans = (await storedSpans()).filter(
+      (span) =>
+        span.attributes["edgewise.actor.key"] === sku ||
+        ids.has(String(span.attributes["messaging.message.id"])),
+    );
+    return { event, spans };
+  };
+  /** Runs `write` with every write that starts a trace kept, then with none. */
+  const keptThenDropped = async <T>(write: () => Promise<T>): Promise<{ kept: T; dropped: T }> => {
     const policy = writeSampling();
-    const put = async () => {
-      const sku = uniqueName("sampled");
-      await host.ask({ type: "inventory", key: sku }, "Put", { available: 3, priceCents: 100 });
-      const event = await stockChanged(sku);
-      const spans = (await storedSpans()).filter(
-        (span) =>
-          span.attributes["edgewise.actor.key"] === sku ||
-          span.attributes["messaging.message.id"] === event.id,
-      );
-      return { event, spans };
-    };
     try {
       sampleWrites({ ratio: 1 });
-      const kept = await put();
-      const turn = kept.spans.find((span) => span.name === "turn inventory Put");
-      expect(turn?.parentSpanId).toBeUndefined();
-      // The event's delivery continues the turn's trace, and its traceparent says "sampled".
-      expect(kept.event.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
-      const delivery = kept.spans.find((span) => span.kind === "CONSUMER");
-      expect(delivery?.traceId).toBe(turn?.traceId as string);
-
+      const kept = await write();
       sampleWrites({ ratio: 0 });
-      const dropped = await put();
-      // Nothing recorded: not the turn, not the PRODUCER span, not the delivery of the event it sent, which
-      // carried the dropped trace's context (sampled flag off) instead of starting a trace of its own.
-      expect(dropped.spans).toEqual([]);
-      expect(dropped.event.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+      return { kept, dropped: await write() };
     } finally {
       sampleWrites(policy);
     }
+  };
+  const unsampled = /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/;
+
+  test("an ask from code starts a trace as the policy for writes says; a dropped one is dropped at every hop", async () => {
+    const host = running.node.host;
+    if (!host) throw new Error("no local host");
+    const { kept, dropped } = await keptThenDropped(async () => {
+      const sku = uniqueName("sampled");
+      await host.ask({ type: "inventory", key: sku }, "Put", { available: 3, priceCents: 100 });
+      return spansOf(sku);
+    });
+    const turn = kept.spans.find((span) => span.name === "turn inventory Put");
+    expect(turn?.parentSpanId).toBeUndefined();
+    // The event's delivery continues the turn's trace, and its traceparent says "sampled".
+    expect(kept.event.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    const delivery = kept.spans.find((span) => span.kind === "CONSUMER");
+    expect(delivery?.traceId).toBe(turn?.traceId as string);
+    // Nothing recorded: not the turn, not the PRODUCER span, not the delivery of the event it sent, which
+    // carried the dropped trace's context (sampled flag off) instead of starting a trace of its own.
+    expect(dropped.spans).toEqual([]);
+    expect(dropped.event.traceparent).toMatch(unsampled);
   });
 
   test("a message published without a traceparent starts a trace at its delivery, as the policy for writes says", async () => {
     const broker = running.node.broker;
     if (!broker) throw new Error("no embedded broker");
     const client = new Client({ baseUrl: broker.url, token: broker.token, retry: false });
-    const policy = writeSampling();
-    const publish = async () => {
+    const { kept, dropped } = await keptThenDropped(async () => {
       const sku = uniqueName("outside");
       const target = `inventory/${sku}`;
       const command = createEnvelope({
@@ -233,37 +241,21 @@ describe("write sampling (bun)", () => {
         data: { available: 2, priceCents: 100 },
       });
       await client.publishJSON({ url: `${running.node.url}/_edgewise/deliver/${target}`, body: command });
-      const event = await stockChanged(sku);
-      const spans = (await storedSpans()).filter(
-        (span) =>
-          span.attributes["messaging.message.id"] === command.id ||
-          span.attributes["edgewise.actor.key"] === sku ||
-          span.attributes["messaging.message.id"] === event.id,
-      );
-      return { event, spans };
-    };
-    try {
-      sampleWrites({ ratio: 1 });
-      const kept = await publish();
-      const delivery = kept.spans.find((span) => span.name === "process Put");
-      expect(delivery?.kind).toBe("CONSUMER");
-      expect(delivery?.parentSpanId).toBeUndefined();
-      expect(kept.spans.find((span) => span.name === "turn inventory Put")?.parentSpanId).toBe(
-        delivery?.spanId as string,
-      );
-      expect(kept.event.traceparent).toMatch(/-01$/);
-
-      sampleWrites({ ratio: 0 });
-      const dropped = await publish();
-      expect(dropped.spans).toEqual([]);
-      expect(dropped.event.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
-    } finally {
-      sampleWrites(policy);
-    }
+      return spansOf(sku, [command.id]);
+    });
+    const delivery = kept.spans.find((span) => span.name === "process Put");
+    expect(delivery?.kind).toBe("CONSUMER");
+    expect(delivery?.parentSpanId).toBeUndefined();
+    expect(kept.spans.find((span) => span.name === "turn inventory Put")?.parentSpanId).toBe(
+      delivery?.spanId as string,
+    );
+    expect(kept.event.traceparent).toMatch(/-01$/);
+    expect(dropped.spans).toEqual([]);
+    expect(dropped.event.traceparent).toMatch(unsampled);
   });
 
   test("a write request without a traceparent is sampled by the gateway: dropped, its whole order records nothing", async () => {
-    const [policy, reads] = [writeSampling(), readSampling()];
+    const reads = readSampling();
     // The test's own polls (GET the order until it settles) are reads that start traces of their own: none here.
     sampleReads({ ratio: 0 });
     const api = running.client;
@@ -279,14 +271,11 @@ describe("write sampling (bun)", () => {
       return (await storedSpans()).filter((span) => keys.has(String(span.attributes["edgewise.actor.key"])));
     };
     try {
-      sampleWrites({ ratio: 1 });
-      const kept = await order();
+      const { kept, dropped } = await keptThenDropped(order);
       expect(kept.some((span) => span.name === "turn order PaymentCaptured")).toBe(true);
       expect(kept.some((span) => span.name === "turn inventory OrderPlaced")).toBe(true);
-      sampleWrites({ ratio: 0 });
-      expect(await order()).toEqual([]);
+      expect(dropped).toEqual([]);
     } finally {
-      sampleWrites(policy);
       sampleReads(reads);
     }
   });
