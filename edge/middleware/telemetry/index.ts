@@ -79,7 +79,8 @@ export function matchedRoute(c: Context<GatewayEnv>): string {
  * A SERVER span per request, continuing the caller's W3C `traceparent`; named by the route pattern once known.
  * The handler runs with it active, so actor turns and their messages join the request's trace. A span that does not
  * record (a request the sampling dropped, or a caller's unsampled `traceparent`) is still made active, so the
- * turns under it, and the messages they send, follow its decision. Undefined without an SDK: the handler then runs in the context it has.
+ * turns under it, and the messages they send, follow its decision. Undefined without an SDK: the handler then runs
+ * in the context it has.
  */
 function serverSpan(c: Context<GatewayEnv>): { span: Span; context: TraceContext } | undefined {
   const parent = contextFromTraceparent(
