@@ -109,7 +109,7 @@ export class LiveTail {
    * The entries at or below `head` that were visible when the tail started below a recent hole; the streams from
    * the end do not send them. Dropped once the cursor reaches `head`.
    */
-  private startedBelow: { head: bigint; visible: Set<bigint> } | undefined;
+  private startedBelow: { head: bigint; visible: Set<bigint>; since: number } | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private starting: Promise<void> | undefined;
   private running = false;
@@ -232,7 +232,7 @@ export class LiveTail {
         this.bufferFrom = this.cursor;
         this.buffer = [];
         this.hole = undefined;
-        this.startedBelow = firstHole === undefined ? undefined : { head, visible };
+        this.startedBelow = firstHole === undefined ? undefined : { head, visible, since: this.clock() };
       } finally {
         this.starting = undefined;
       }
@@ -259,7 +259,10 @@ export class LiveTail {
       if (at <= cursor) continue;
       const expected = cursor + 1n;
       if (at !== expected) {
-        if (this.hole?.at !== expected) this.hole = { at: expected, since: now };
+        // A hole among the positions the tail started below has been there since the start, like the first one:
+        // several of them settle together instead of one after another.
+        const since = this.startedBelow && expected <= this.startedBelow.head ? this.startedBelow.since : now;
+        if (this.hole?.at !== expected) this.hole = { at: expected, since };
         if (now - this.hole.since < this.settleMs) return false;
       }
       this.hole = undefined;
