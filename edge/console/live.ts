@@ -103,13 +103,16 @@ export class LiveTail {
   /** The buffer holds every settled entry after this position. */
   private bufferFrom = 0n;
   private buffer: Positioned[] = [];
-  /** The first position of a hole in the log and when the tail first saw it. */
-  private hole: { at: bigint; since: number } | undefined;
+  /**
+   * Holes in the log ahead of the cursor, each keyed by the visible position just after it, with when the tail first
+   * saw it. Every hole in a batch is noted when the batch is read, so holes seen together settle together.
+   */
+  private holes = new Map<bigint, number>();
   /**
    * The entries at or below `head` that were visible when the tail started below a recent hole; the streams from
    * the end do not send them. Dropped once the cursor reaches `head`.
    */
-  private startedBelow: { head: bigint; visible: Set<bigint>; since: number } | undefined;
+  private startedBelow: { head: bigint; visible: Set<bigint> } | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private starting: Promise<void> | undefined;
   private running = false;
@@ -196,7 +199,7 @@ export class LiveTail {
       this.running = false;
       this.cursor = undefined;
       this.buffer = [];
-      this.hole = undefined;
+      this.holes.clear();
       this.startedBelow = undefined;
       return;
     }
@@ -231,8 +234,9 @@ export class LiveTail {
         this.cursor = firstHole === undefined ? head : firstHole - 1n;
         this.bufferFrom = this.cursor;
         this.buffer = [];
-        this.hole = undefined;
-        this.startedBelow = firstHole === undefined ? undefined : { head, visible, since: this.clock() };
+        this.holes.clear();
+        this.noteHoles(newest.map((entry) => BigInt(entry.position)).reverse(), this.cursor, this.clock());
+        this.startedBelow = firstHole === undefined ? undefined : { head, visible };
       } finally {
         this.starting = undefined;
       }
@@ -253,19 +257,17 @@ export class LiveTail {
   /** Moves the cursor over `rows` (oldest first) as far as no young hole stops it; false if one did. */
   private settle(rows: ConsoleLogEntry[]): boolean {
     const now = this.clock();
+    this.noteHoles(
+      rows.map((entry) => BigInt(entry.position)),
+      this.cursor as bigint,
+      now,
+    );
     for (const entry of rows) {
       const at = BigInt(entry.position);
       const cursor = this.cursor as bigint;
       if (at <= cursor) continue;
-      const expected = cursor + 1n;
-      if (at !== expected) {
-        // A hole among the positions the tail started below has been there since the start, like the first one:
-        // several of them settle together instead of one after another.
-        const since = this.startedBelow && expected <= this.startedBelow.head ? this.startedBelow.since : now;
-        if (this.hole?.at !== expected) this.hole = { at: expected, since };
-        if (now - this.hole.since < this.settleMs) return false;
-      }
-      this.hole = undefined;
+      if (at !== cursor + 1n && now - (this.holes.get(at) ?? now) < this.settleMs) return false;
+      this.holes.delete(at);
       this.cursor = at;
       this.buffer.push({ at, entry });
     }
@@ -274,6 +276,16 @@ export class LiveTail {
       this.bufferFrom = (dropped.at(-1) as Positioned).at;
     }
     return true;
+  }
+
+  /** Notes, at `now`, each hole first seen in `positions` (ascending) after `from`. */
+  private noteHoles(positions: readonly bigint[], from: bigint, now: number): void {
+    let previous = from;
+    for (const at of positions) {
+      if (at <= previous) continue;
+      if (at > previous + 1n && !this.holes.has(at)) this.holes.set(at, now);
+      previous = at;
+    }
   }
 
   /** Streams resuming from before the buffer read forward on their own, one batch each, up to the cursor. */

@@ -393,6 +393,26 @@ describe("the live event stream", () => {
     }
   });
 
+  test("holes that appear together while streaming settle together, so the stream never falls a settle behind per hole", async () => {
+    const settleMs = 300;
+    const { log, open } = await setup({ ...fast, settleMs });
+    const { stream } = await open();
+    try {
+      await Bun.sleep(60);
+      const appended: string[] = [];
+      const started = Date.now();
+      for (let i = 0; i < 4; i++) {
+        log.reserve(); // a duplicate insert's position, never committed
+        appended.push(log.append(`Entry${i}`).position);
+      }
+      await stream.until(() => stream.activity().length === 4, "the four entries past their holes", 3_000);
+      expect(Date.now() - started).toBeLessThan(3 * settleMs);
+      expect(stream.ids()).toEqual(appended);
+    } finally {
+      await stream.close();
+    }
+  });
+
   test("one query per interval for all streams, none when nobody watches; heartbeats while idle", async () => {
     const { log, open } = await setup({ ...fast, intervalMs: 50, heartbeatMs: 80 });
     const streams = await Promise.all(Array.from({ length: 5 }, () => open()));
