@@ -187,9 +187,9 @@ async function processTraced<T extends { duplicate: boolean }>(
   // A message from a trace its first span dropped (the sampled flag off) records nothing here either; the turn it
   // reaches finds the same context in the envelope and follows it. No SDK span is made for it.
   if (sampledOut(parent)) return await work();
-  // A message that carries no trace (a publisher outside Edgewise, an inbound webhook's command) starts one here,
-  // as a write: the policy for writes decides. A dropped one runs under an unsampled context, which its turn and
-  // the messages that turn sends follow.
+  // A message that carries no trace (one published from outside Edgewise) starts one here, as a write: the policy
+  // for writes decides. A dropped one runs under an unsampled context, which its turn and the messages that turn
+  // sends follow.
   if (!hasSpan(parent) && !keepWrite()) return await withContext(trace.setSpan(parent, droppedSpan()), work);
   const link = creationLink({
     ...(typeof envelope.traceparent === "string" ? { traceparent: envelope.traceparent } : {}),

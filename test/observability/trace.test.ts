@@ -2,6 +2,8 @@
 // read back from the node's embedded trace store (Bun host, embedded broker, real Postgres).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "@upstash/qstash";
+import { Webhook } from "standardwebhooks";
+import { generateSecret } from "../../actors/commerce/webhooks/index.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
 import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 import type { StoredSpan } from "../../shared/telemetry/trace/store.ts";
@@ -18,8 +20,9 @@ import { eventually, uniqueName } from "../commerce/client.ts";
 import { expectGatewayAndTurns, hex, placeTracedOrder } from "./saga-trace.ts";
 
 let running: CommerceNode;
+const supplierSecret = generateSecret();
 beforeAll(async () => {
-  running = await startCommerceNode("trace_bun", {});
+  running = await startCommerceNode("trace_bun", { INBOUND_WEBHOOK_SECRETS: `supplier=${supplierSecret}` });
 }, 30_000);
 afterAll(() => running?.stop());
 
@@ -101,6 +104,40 @@ describe("traces (bun)", () => {
     expect(tracing.store.recentTraces(100).some((summary) => summary.traceId === traceId)).toBe(true);
     expect((await tracing.console.spans(traceId)).length).toBe(spans.length);
   }, 40_000);
+  test("a supplier's inbound webhook and the restock it queues are one trace", async () => {
+    const tracing = running.node.tracing;
+    if (!tracing) throw new Error("tracing is off");
+    const sku = uniqueName("restocked");
+    await running.client.putSku(sku, 1, 100);
+    const [traceId, callerSpanId, webhookId] = [hex(16), hex(8), uniqueName("msg")];
+    const body = JSON.stringify({ type: "inventory.restocked", sku, quantity: 4 });
+    const at = new Date();
+    const answer = await fetch(`${running.node.url}/webhooks/inbound/supplier`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        traceparent: `00-${traceId}-${callerSpanId}-01`,
+        "webhook-id": webhookId,
+        "webhook-timestamp": String(Math.floor(at.getTime() / 1000)),
+        "webhook-signature": new Webhook(supplierSecret).sign(webhookId, at, body),
+      },
+      body,
+    });
+    expect(answer.status).toBe(202);
+    let spans: StoredSpan[] = [];
+    await eventually(async () => {
+      await tracing.flush();
+      spans = tracing.store.trace(traceId);
+      return spans.some((span) => span.name === "turn inventory Restock");
+    }, "the restock's turn in the webhook's trace");
+    const server = spans.find((span) => span.kind === "SERVER");
+    expect(server?.parentSpanId).toBe(callerSpanId);
+    const delivery = spans.find((span) => span.name === "process Restock");
+    expect(delivery?.parentSpanId).toBe(server?.spanId as string);
+    expect(spans.find((span) => span.name === "turn inventory Restock")?.parentSpanId).toBe(
+      delivery?.spanId as string,
+    );
+  });
 });
 
 describe("read sampling (bun)", () => {

@@ -3,6 +3,7 @@ import * as v from "valibot";
 import { createEnvelope, type Envelope } from "../../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { validationError } from "../../../shared/errors/valibot.ts";
+import { activeTraceHeaders } from "../../../shared/telemetry/trace/index.ts";
 import { formatAddress } from "../../runtime/address.ts";
 import type { Transport } from "../../runtime/transport.ts";
 import { Participants, Restock } from "../messages.ts";
@@ -139,7 +140,7 @@ export async function verifyInbound(
 /**
  * The Restock command for `inventory/{sku}`. Its id is derived from the source and the `webhook-id`, so a
  * sender's retry becomes the same message and the sku actor's inbox applies it once; its time is the
- * sender's timestamp, so the whole envelope is the same on every retry.
+ * sender's timestamp, so the command is the same on every retry (the trace context sent with it may differ).
  */
 export async function restockCommand(
   payload: InboundPayload,
@@ -183,7 +184,13 @@ export async function receiveInbound(deps: InboundDeps, request: InboundRequest)
   if (await deps.store.hasSeenInbound(source, webhookId)) {
     return { status: "replayed", refusal: { source, reason: "replay", webhookId, timestamp } };
   }
-  const command = await restockCommand(payload, { source, webhookId, timestamp });
+  // The command continues the request's trace (whether it records or was dropped), so the supplier's webhook and
+  // the stock change it makes are one trace. The trace context is not part of the command's identity: its id, which
+  // every copy shares, is what the queue and the sku actor deduplicate on.
+  const command: Envelope = {
+    ...(await restockCommand(payload, { source, webhookId, timestamp })),
+    ...activeTraceHeaders(),
+  };
   await deps.transport.send([command]);
   await deps.store.recordInbound(source, webhookId);
   return { status: "accepted", webhookId, payload, command };
