@@ -121,14 +121,19 @@ export function droppedSpan(): Span {
   return trace.wrapSpanContext({ traceId, spanId, traceFlags: TraceFlags.NONE });
 }
 
-/** Traceparent and tracestate for a message created under `span`, or undefined when the span does not record. */
-export function traceHeadersOf(span: Span): { traceparent: string; tracestate?: string } | undefined {
-  if (!span.isRecording()) return undefined;
-  const spanContext = span.spanContext();
+/** The W3C headers of a span context: `traceparent`, and `tracestate` when it has one. */
+function traceHeaders(spanContext: SpanContext): { traceparent: string; tracestate?: string } {
   const state = spanContext.traceState?.serialize();
   return state
     ? { traceparent: formatTraceparent(spanContext), tracestate: state }
     : { traceparent: formatTraceparent(spanContext) };
+}
+
+/** Traceparent and tracestate for a message created under `span`, or undefined when the span does not record. */
+export function traceHeadersOf(span: Span): { traceparent: string; tracestate?: string } | undefined {
+  if (!span.isRecording()) return undefined;
+  const spanContext = span.spanContext();
+  return traceHeaders(spanContext);
 }
 
 /**
@@ -140,10 +145,7 @@ export function unsampledHeaders(span: Span): { traceparent: string; tracestate?
   if (span.isRecording()) return undefined;
   const spanContext = span.spanContext();
   if (!isSpanContextValid(spanContext)) return undefined;
-  const state = spanContext.traceState?.serialize();
-  return state
-    ? { traceparent: formatTraceparent(spanContext), tracestate: state }
-    : { traceparent: formatTraceparent(spanContext) };
+  return traceHeaders(spanContext);
 }
 
 /**
@@ -156,10 +158,7 @@ export function activeTraceHeaders(): { traceparent: string; tracestate?: string
   if (!hasSpan(active)) return undefined;
   const spanContext = trace.getSpanContext(active);
   if (!spanContext) return undefined;
-  const state = spanContext.traceState?.serialize();
-  return state
-    ? { traceparent: formatTraceparent(spanContext), tracestate: state }
-    : { traceparent: formatTraceparent(spanContext) };
+  return traceHeaders(spanContext);
 }
 
 /**
