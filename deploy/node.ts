@@ -143,6 +143,8 @@ export interface EdgewiseNode {
   securityEvents: SecurityEvents;
   /** The embedded trace store (`traces.db` in the data dir), when tracing is on. */
   tracing: NodeTracing | undefined;
+  /** The gateway app the node serves (`app.request()` answers in process, as a request to `url` would). */
+  app: Hono<GatewayEnv>;
   stop(): Promise<void>;
 }
 
@@ -502,6 +504,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     metrics,
     securityEvents,
     tracing,
+    app,
     stop() {
       stopped ??= (async () => {
         // The console's live streams never end on their own: end them, or the server's graceful stop waits.

@@ -398,7 +398,11 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     if (!options.broker) throw new EdgewiseError("not_found", "no broker configured");
   };
 
-  app.post("/_console/dlq/purge", async (c) => {
+  // `/_console/dlq/purge` is matched as a parameter: a literal segment beside `:dlqId` would make Hono's
+  // RegExpRouter refuse the route table, and every request of the node would go through the slower TrieRouter.
+  app.post("/_console/dlq/:action", async (c) => {
+    if (c.req.param("action") !== "purge")
+      throw new EdgewiseError("not_found", `no route for POST ${c.req.path}`);
     await checkForm(c);
     requireBroker();
     const response = await brokerCall("/v2/dlq", { method: "DELETE" });

@@ -312,6 +312,14 @@ describe("the operator console", () => {
         { cookie: `edgewise_console=${admin}`, origin: "https://evil.example" },
         403,
       ],
+      // `purge` is the only one-segment action under /_console/dlq/ (the route takes a parameter there).
+      [
+        "admin bearer, an action that does not exist",
+        "POST",
+        "/_console/dlq/drop",
+        { authorization: `Bearer ${admin}` },
+        404,
+      ],
     ];
     for (const [via, method, path, headers, status] of attempts) {
       const answer = await fetch(`${running.node.url}${path}`, {
