@@ -18,7 +18,7 @@ import {
   guardedTransport,
   type Transport,
 } from "../actors/runtime/index.ts";
-import { createApp, securityReporters } from "../edge/app.ts";
+import { createApp, type GatewayApp, securityReporters } from "../edge/app.ts";
 import { localInspector, topologyOf } from "../edge/console/local.ts";
 import type { ConsoleEventLog, ConsoleTraces } from "../edge/console/index.tsx";
 import { guardedRedis } from "../edge/middleware/rate-limit/guarded-redis.ts";
@@ -144,7 +144,7 @@ export interface EdgewiseNode {
   /** The embedded trace store (`traces.db` in the data dir), when tracing is on. */
   tracing: NodeTracing | undefined;
   /** The gateway app the node serves (`app.request()` answers in process, as a request to `url` would). */
-  app: Hono<GatewayEnv>;
+  app: GatewayApp;
   stop(): Promise<void>;
 }
 
@@ -481,7 +481,13 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   const scheme = tlsFiles && host ? "https" : "http";
   publicUrl = (config.PUBLIC_URL ?? `${scheme}://127.0.0.1:${server.port}`).replace(/\/+$/, "");
   ownOrigin = publicUrl;
-  appFetch = (request) => app.fetch(request, { remoteAddress: "127.0.0.1" });
+  // A delivery for this node skips the gateway's middleware (see GatewayApp.deliverInProcess); nothing else does.
+  const deliveryOrigin = `${ownOrigin}/_edgewise/deliver/`;
+  const { deliverInProcess } = app;
+  appFetch = (request) =>
+    deliverInProcess && request.url.startsWith(deliveryOrigin)
+      ? deliverInProcess(request, { remoteAddress: "127.0.0.1" })
+      : app.fetch(request, { remoteAddress: "127.0.0.1" });
   serving();
   host?.start();
   extension.start?.();

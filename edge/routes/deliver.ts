@@ -3,7 +3,7 @@ import { Receiver } from "@upstash/qstash";
 import { type Context, Hono } from "hono";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import { EdgewiseError, problemContentType, toEdgewiseError, toProblem } from "../../shared/errors/index.ts";
-import { errorFields } from "../../shared/telemetry/log/index.ts";
+import { errorFields, type Logger } from "../../shared/telemetry/log/index.ts";
 import {
   activeContext,
   ageMs,
@@ -36,6 +36,11 @@ export interface DeliveryOptions {
   clockToleranceSeconds?: number;
   /** Observes each delivery once answered (metrics). Must not throw. */
   onDelivery?: (record: DeliveryRecord) => void;
+  /**
+   * Where a failed delivery is logged when the request has no logger of its own (`c.var.log`, set by the request-id
+   * middleware): a delivery handed in process by an embedded broker skips the gateway's middleware.
+   */
+  logger?: Logger;
   /** Told of each delivery refused for its signature (security events). Must return at once and not throw. */
   onSignatureFailure?: (
     failure: { target: string; reason: "missing" | "invalid" },
@@ -136,7 +141,7 @@ export function deliveryRoutes(options: DeliveryOptions): Hono<GatewayEnv> {
           ? new EdgewiseError("envelope.invalid", "body is not JSON")
           : toEdgewiseError(thrown);
       // Signed, so the address and id are the broker's: safe to log. Retried (5xx) or dead-lettered (489).
-      c.var.log?.warn("delivery failed", {
+      (c.var.log ?? options.logger)?.warn("delivery failed", {
         actor: `${c.req.param("type")}/${c.req.param("key")}`,
         message_id: typeof messageId === "string" ? messageId : undefined,
         retried: Number(c.req.header("upstash-retried")) || 0,

