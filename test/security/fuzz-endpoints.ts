@@ -810,7 +810,13 @@ export function gatewayEndpoints(hints: Hints): EndpointSpec[] {
         hostileSegment,
       ),
     }),
-    consolePost("/_console/dlq/purge"),
+    // Purge is the one action at `/_console/dlq/{action}`; any other is a 404.
+    consolePost("/_console/dlq/{action}", {
+      action: pick<string | Ref>(
+        fc.constant("purge"),
+        fc.oneof(fc.constantFrom("drop", "retry", "PURGE"), hostileSegment),
+      ),
+    }),
     consolePost("/_console/dlq/{dlqId}/retry"),
     consolePost("/_console/dlq/{dlqId}/delete"),
     consolePost("/_console/logout"),
