@@ -11,7 +11,7 @@ import { type AuthOptions, type AuthRefusal, auth } from "./middleware/auth/inde
 import { bodyLimit } from "./middleware/body-limit/index.ts";
 import { type ClientCertOptions, requireClientCert } from "./middleware/client-cert/index.ts";
 import type { RefusalLimit } from "./middleware/rate-limit/index.ts";
-import { requestId } from "./middleware/request-id/index.ts";
+import { defaultRequestLogger, requestId } from "./middleware/request-id/index.ts";
 import { secureHeaders } from "./middleware/secure-headers/index.ts";
 import { type RequestRecord, telemetry } from "./middleware/telemetry/index.ts";
 import { timeout } from "./middleware/timeout/index.ts";
@@ -24,12 +24,7 @@ import { type DependencyCheck, healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import type { Dependencies } from "../shared/resilience/index.ts";
 import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
-import {
-  createLogger,
-  type Logger,
-  maskSecrets,
-  type SecurityEventSink,
-} from "../shared/telemetry/log/index.ts";
+import { type Logger, maskSecrets, type SecurityEventSink } from "../shared/telemetry/log/index.ts";
 
 export interface AppOptions {
   /** Where actors run: the local host in process, Durable Object stubs, or a remote actor host. */
@@ -89,9 +84,6 @@ export interface AppOptions {
   console?: ConsoleOptions;
 }
 
-/** Where a delivery that skipped the request-id middleware logs its failure, as request-id's default would. */
-const defaultDeliveryLogger = createLogger({ level: "warn" });
-
 /** Deliveries are signed by the broker and may be as large as a QStash message (1 MiB). */
 const deliveryBodyLimit = 1_048_576;
 
@@ -108,13 +100,15 @@ export type GatewayApp = Hono<GatewayEnv> & {
   deliverInProcess?: (request: Request, env?: GatewayEnv["Bindings"]) => Response | Promise<Response>;
 };
 
+function noRoute(c: Context<GatewayEnv>): never {
+  throw new EdgewiseError("not_found", `no route for ${c.req.method} ${c.req.path}`);
+}
+
 export function createApp(options: AppOptions): GatewayApp {
   const app: GatewayApp = new Hono<GatewayEnv>();
   const onError = errorHandler(options.logger ? { logger: options.logger } : {});
   app.onError(onError);
-  app.notFound((c) => {
-    throw new EdgewiseError("not_found", `no route for ${c.req.method} ${c.req.path}`);
-  });
+  app.notFound(noRoute);
 
   const metrics = options.metrics ?? (options.dependencies ? new EdgewiseMetrics() : undefined);
   if (metrics && options.dependencies) metrics.observeDependencies(options.dependencies);
@@ -149,7 +143,8 @@ export function createApp(options: AppOptions): GatewayApp {
     const deliveries = deliveryRoutes({
       ...options.delivery,
       actors: withConsumers(options.actors, options.consumers ?? []),
-      logger: options.logger ?? defaultDeliveryLogger,
+      // A delivery handed over in process has no request logger: it logs where request-id would have.
+      logger: options.logger ?? defaultRequestLogger,
       ...(security ? { onSignatureFailure: security.onSignatureFailure } : {}),
       ...(metrics
         ? {
@@ -163,9 +158,7 @@ export function createApp(options: AppOptions): GatewayApp {
     app.route("/", deliveries);
     // Mounted above, it answers with the app's handlers; alone, it needs the same ones.
     deliveries.onError(onError);
-    deliveries.notFound((c) => {
-      throw new EdgewiseError("not_found", `no route for ${c.req.method} ${c.req.path}`);
-    });
+    deliveries.notFound(noRoute);
     app.deliverInProcess = (request, env) => deliveries.fetch(request, env);
   }
   if (options.actorHost) {

@@ -22,7 +22,8 @@ export interface RequestIdOptions {
 }
 
 const acceptable = /^[A-Za-z0-9._~-]{1,128}$/;
-const defaultLogger = createLogger({ level: "warn" });
+/** The logger requests get when the app has none: JSON lines on the console at warn. */
+export const defaultRequestLogger = createLogger({ level: "warn" });
 const defaultQuietPaths = ["/healthz", "/readyz", "/_edgewise/*"] as const;
 
 /**
@@ -33,7 +34,7 @@ const defaultQuietPaths = ["/healthz", "/readyz", "/_edgewise/*"] as const;
  */
 export function requestId(options: RequestIdOptions = {}): MiddlewareHandler<GatewayEnv> {
   const headerName = options.headerName ?? "X-Request-Id";
-  const logger = options.logger ?? defaultLogger;
+  const logger = options.logger ?? defaultRequestLogger;
   const accessLog = options.accessLog !== false && logger.isEnabled("info");
   const isQuiet = pathMatcher(options.quietPaths ?? defaultQuietPaths);
   return async function requestIdMiddleware(c, next) {
