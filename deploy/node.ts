@@ -219,7 +219,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     await nodeServing;
     const request = new Request(input, init);
     return appFetch && ownOrigin && request.url.startsWith(`${ownOrigin}/`)
-      ? appFetch(request)
+      ? answerUnlessAborted(appFetch, request)
       : fetch(request);
   };
   const brokerLog = logger.child({ component: "broker" });
@@ -522,4 +522,25 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
       return stopped;
     },
   };
+}
+
+/**
+ * What `fetch` does for a request's signal, for a delivery answered in process: once the signal aborts (the
+ * message's Upstash-Timeout), the broker stops waiting and retries the message later. The node's work goes on, as a
+ * server's does when its client hangs up; if that turn commits, the retry is a duplicate its inbox acknowledges.
+ */
+function answerUnlessAborted(
+  answer: (request: Request) => Response | Promise<Response>,
+  request: Request,
+): Promise<Response> {
+  const { signal } = request;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<Response>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    Promise.resolve()
+      .then(() => answer(request))
+      .then(resolve, reject)
+      .finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
