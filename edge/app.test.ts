@@ -4,27 +4,12 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Hono } from "hono";
-import * as v from "valibot";
 import { counterActor } from "../actors/examples/counter.ts";
 import { LocalActorHost } from "../actors/hosts/local/index.ts";
 import { openBunSqlite } from "../actors/hosts/local/sqlite-bun.ts";
-import { defineActor } from "../actors/runtime/index.ts";
+import { sleeper } from "../test/conformance/fixtures.ts";
 import { createApp } from "./app.ts";
 import type { GatewayEnv } from "./env.ts";
-
-const sleeper = defineActor({
-  type: "sleeper",
-  state: v.object({ naps: v.number() }),
-  initial: () => ({ naps: 0 }),
-  messages: { Nap: v.object({ ms: v.number() }) },
-  handlers: {
-    async Nap(ctx, data) {
-      await new Promise((resolve) => setTimeout(resolve, data.ms));
-      ctx.state.naps += 1;
-      return ctx.state;
-    },
-  },
-});
 
 const host = new LocalActorHost({
   actors: [counterActor, sleeper],

@@ -84,6 +84,21 @@ export const counter = defineActor({
   },
 });
 
+/** An actor whose `Nap` takes as long as asked before it commits: for timeouts and slow turns. */
+export const sleeper = defineActor({
+  type: "sleeper",
+  state: v.object({ naps: v.number() }),
+  initial: () => ({ naps: 0 }),
+  messages: { Nap: v.object({ ms: v.number() }) },
+  handlers: {
+    async Nap(ctx, data) {
+      await new Promise((resolve) => setTimeout(resolve, data.ms));
+      ctx.state.naps += 1;
+      return ctx.state;
+    },
+  },
+});
+
 const ProfileV1 = v.object({ name: v.string() });
 const ProfileV2 = v.object({ firstName: v.string(), lastName: v.string(), renamed: v.number() });
 

@@ -4,27 +4,13 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@upstash/qstash";
-import * as v from "valibot";
 import { deliveryPath } from "../../actors/queue/qstash-transport.ts";
-import { defineActor } from "../../actors/runtime/index.ts";
 import { type EdgewiseNode, startNode } from "../../deploy/bun/node.ts";
 import { DEV_TOKEN } from "../../deploy/local/broker/index.ts";
 import { parseConfig } from "../../shared/config/index.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema, waitFor } from "../broker/helpers.ts";
-
-const sleeper = defineActor({
-  type: "sleeper",
-  state: v.object({ naps: v.number() }),
-  initial: () => ({ naps: 0 }),
-  messages: { Nap: v.object({ ms: v.number() }) },
-  handlers: {
-    async Nap(ctx, { ms }) {
-      await Bun.sleep(ms);
-      ctx.state.naps += 1;
-    },
-  },
-});
+import { sleeper } from "../conformance/fixtures.ts";
 
 const schema = uniqueSchema("embedded_timeout");
 let node: EdgewiseNode;
