@@ -1,4 +1,4 @@
-// The fault proxy against a tiny echo server: pass, delay, drop, reset and blackhole, on new and open connections.
+// The fault proxy against a tiny echo server: pass, delay, drop, reset, blackhole and mute, on new and open connections.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import net from "node:net";
 import { type FaultProxy, Modes, startFaultProxy } from "./fault-proxy.ts";
@@ -152,6 +152,26 @@ test("blackhole: connections stay open and get no answer; healing resets them, n
   const healed = await dial();
   expect(await healed.roundTrip("4")).toBeDefined();
   expect(healed.state.received).toBe("4");
+  healed.socket.destroy();
+});
+
+test("mute: the target gets the client's bytes, the client no reply; healing resets the connection", async () => {
+  proxy.setMode(Modes.pass);
+  const open = await dial();
+  expect(await open.roundTrip("1")).toBeDefined();
+  proxy.setMode(Modes.mute);
+  const upBefore = proxy.stats().bytesUp;
+  expect(await open.roundTrip("2345", 400)).toBeUndefined();
+  expect(proxy.stats().bytesUp - upBefore).toBe(4); // forwarded to the target, which echoed it
+  expect(proxy.stats().bytesSwallowed).toBeGreaterThanOrEqual(4); // and the echo was swallowed
+  expect(open.state.closed).toBe(false);
+
+  proxy.setMode(Modes.pass);
+  // Its client missed bytes of the reply: it is reset, not resumed.
+  expect(await within(open.closed, 2000)).toBe(true);
+  const healed = await dial();
+  expect(await healed.roundTrip("6")).toBeDefined();
+  expect(healed.state.received).toBe("6");
   healed.socket.destroy();
 });
 

@@ -8,19 +8,23 @@ import net from "node:net";
  * - `reset`: destroy every connection with a TCP RST; new ones are accepted, then reset at once.
  * - `blackhole`: accept and read, never forward nor answer: connections hang. A connection that was blackholed
  *   has lost bytes, so once the mode changes again it is reset rather than resumed with a corrupt stream.
+ * - `mute`: forward the client's bytes, swallow the target's replies: a statement reaches the database and
+ *   commits, but the client never hears so (a reply lost to a reset). Reset, like a blackhole, on leaving it.
  */
 export type FaultMode =
   | { kind: "pass" }
   | { kind: "delay"; ms: number }
   | { kind: "drop" }
   | { kind: "reset" }
-  | { kind: "blackhole" };
+  | { kind: "blackhole" }
+  | { kind: "mute" };
 
 export const Modes = {
   pass: { kind: "pass" } as FaultMode,
   drop: { kind: "drop" } as FaultMode,
   reset: { kind: "reset" } as FaultMode,
   blackhole: { kind: "blackhole" } as FaultMode,
+  mute: { kind: "mute" } as FaultMode,
   delay: (ms: number): FaultMode => ({ kind: "delay", ms }),
 };
 
@@ -115,8 +119,9 @@ export async function startFaultProxy(options: {
   };
 
   const forward = (pipe: Pipe, chunk: Buffer, direction: "up" | "down") => {
-    if (mode.kind === "blackhole" || pipe.tainted) {
-      pipe.tainted = true;
+    if (mode.kind === "blackhole" || pipe.tainted || (mode.kind === "mute" && direction === "down")) {
+      // A muted connection is reset when the mode changes; until then its client's bytes still go up.
+      if (mode.kind !== "mute") pipe.tainted = true;
       stats.bytesSwallowed += chunk.length;
       return;
     }
@@ -242,7 +247,7 @@ export async function startFaultProxy(options: {
             break;
           default:
             // Leaving a blackhole: a stream that lost bytes cannot be resumed.
-            if (pipe.tainted || previous.kind === "blackhole") {
+            if (pipe.tainted || previous.kind === "blackhole" || previous.kind === "mute") {
               stats.reset++;
               rst(pipe.client);
               rst(pipe.upstream);
