@@ -27,8 +27,8 @@ export async function connect(options: ConnectOptions): Promise<Sql> {
     onnotice: () => {},
     transform: { undefined: null },
     types: { int8: int8AsNumber },
-    // postgres.js types `socket` as returning a net.Socket; PGliteWire implements the part of it postgres.js uses.
-    ...(options.socket ? { socket: options.socket as unknown as () => import("node:net").Socket } : {}),
+    // postgres.js types `socket` as returning its SocketLike; PGliteWire implements it (an EventEmitter).
+    ...(options.socket ? { socket: options.socket as unknown as () => postgres.SocketLike } : {}),
   };
   if (options.schema) {
     const bootstrap = postgres(options.url, { ...base, max: 1 });
