@@ -143,23 +143,49 @@ export async function migrate(sql: Sql): Promise<void> {
  * reached the destination, so they are delivered again (at least once), and the interrupted attempt is logged
  * as an ERROR. One broker per database.
  */
-export async function recoverInFlight(sql: Sql): Promise<number> {
+export function recoverInFlight(sql: Sql): Promise<number> {
+  return backToPending(sql, {
+    where: (db) => db`true`,
+    uncount: false,
+    error: "interrupted: the broker stopped before this attempt's outcome was recorded",
+  });
+}
+
+/**
+ * Messages left active by a statement whose reply was lost (a claim, or a publish that started its messages):
+ * it committed, but the broker never heard so, and nobody delivers them. They go back to pending, like after a
+ * crash, except those the broker holds (deliveries under way, outcomes not yet committed) and any made active
+ * after `activeUpTo`. Their attempt never began, so it is not counted; the log says what happened. One broker
+ * per database.
+ */
+export function recoverOrphans(sql: Sql, activeUpTo: number, held: readonly string[]): Promise<number> {
+  return backToPending(sql, {
+    where: (db) => db`active_at <= ${activeUpTo} AND NOT (id = ANY(${held as string[]}::text[]))`,
+    uncount: true,
+    error: "not attempted: the database's reply to the claim was lost; it goes back to the queue",
+  });
+}
+
+async function backToPending(
+  sql: Sql,
+  options: { where: (db: Sql) => postgres.PendingQuery<postgres.Row[]>; uncount: boolean; error: string },
+): Promise<number> {
   const now = Date.now();
   return await sql.begin(async (tx) => {
     const db = tx as unknown as Sql;
     const rows = await db<LoggedMessage[]>`
       WITH was AS (
         SELECT id, url, queue_name, created_at, due_at, logged, active_at FROM qstash_messages
-        WHERE state = 'active' FOR UPDATE
+        WHERE state = 'active' AND ${options.where(db)} FOR UPDATE
       )
-      UPDATE qstash_messages m SET state = 'pending', logged = true, active_at = NULL
+      UPDATE qstash_messages m SET state = 'pending', logged = true, active_at = NULL,
+        attempts = m.attempts - ${options.uncount ? 1 : 0}
       FROM was WHERE m.id = was.id
       RETURNING was.*`;
-    const error = "interrupted: the broker stopped before this attempt's outcome was recorded";
     if (rows.length > 0)
       await insertEvents(
         db,
-        rows.flatMap((m) => eventRows(m, [{ state: "ERROR", error }], now)),
+        rows.flatMap((m) => eventRows(m, [{ state: "ERROR", error: options.error }], now)),
       );
     return rows.length;
   });

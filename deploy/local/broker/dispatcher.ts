@@ -3,6 +3,7 @@ import { Batcher } from "./batcher.ts";
 import type { Sql } from "./db.ts";
 import { type DeliverContext, deliverOnce } from "./deliver.ts";
 import { newDlqId } from "./ingest.ts";
+import { recoverOrphans } from "./db.ts";
 import { claimDue, nextDueAt } from "./store-messages.ts";
 import { recordOutcomes } from "./store-outcomes.ts";
 import type { MessageRow, Outcome } from "./types.ts";
@@ -17,6 +18,8 @@ export interface DispatcherOptions extends DeliverContext {
 
 const CLAIM_BATCH = 256;
 const OUTCOME_LINGER_MS = 5;
+/** After a failed claim, the next try comes this soon (or at the poll, if that is sooner). */
+const RETRY_AFTER_ERROR_MS = 1000;
 
 /**
  * Claims due messages and delivers them, up to `concurrency` at once. A message is active from its claim until
@@ -28,6 +31,12 @@ const OUTCOME_LINGER_MS = 5;
  * claim that finds fewer than it asked for clears it. Publish starts what it can itself: while there is no
  * backlog, it stores due messages as active in its own statement (`reserve`, `adopt`), so that they need no
  * claim, which is the common case below full load.
+ *
+ * A statement that makes messages active (a claim, or a publish that starts its messages) may commit without
+ * the broker hearing so, when the connection breaks before the reply arrives. Its messages would then stay
+ * active with nobody delivering them until the next start. So after such a failure, the next run first puts
+ * back to pending every active message made active up to then that this broker does not hold (`held`:
+ * deliveries under way, publishes' starts in flight, outcomes not yet committed).
  */
 export class Dispatcher {
   private inFlight = 0;
@@ -44,6 +53,12 @@ export class Dispatcher {
   /** The earliest time a waiting message is known to fall due (a delay, a retry, a queue head). */
   private dueFrom = Number.POSITIVE_INFINITY;
   private lastClaimAt = 0;
+  /** Messages this broker made active and has not settled yet, with how many holds each has. */
+  private readonly held = new Map<string, number>();
+  /** A statement that makes messages active failed at this time: orphans made active up to it may exist. */
+  private orphansUpTo: number | undefined;
+  /** Bumped by every such failure, so that a recovery clears only what it covered. */
+  private suspicions = 0;
   private readonly outcomes: Batcher<Outcome, null>;
   private readonly deliveries = new Set<Promise<void>>();
   delivered = 0;
@@ -89,21 +104,31 @@ export class Dispatcher {
   }
 
   /**
-   * Slots for due messages that publish stores as active at once (see `adopt`); none while due messages may be
-   * waiting in the table, so that nothing overtakes them.
+   * Slots for due messages that publish stores as active at once (see `adopt`): the ids granted, held until
+   * `adopt` or `abandon`. None while due messages may be waiting in the table, so that nothing overtakes them.
    */
-  reserve(count: number): number {
-    if (this.stopped || this.backlog || Date.now() >= this.dueFrom) return 0;
-    const granted = Math.max(0, Math.min(count, this.options.concurrency - this.inFlight));
-    this.inFlight += granted;
+  reserve(ids: readonly string[]): ReadonlySet<string> {
+    if (this.stopped || this.backlog || Date.now() >= this.dueFrom) return new Set();
+    const granted = new Set(ids.slice(0, Math.max(0, this.options.concurrency - this.inFlight)));
+    this.inFlight += granted.size;
+    for (const id of granted) this.hold(id);
     return granted;
   }
 
   /** Delivers the messages publish stored as active, and gives back the slots reserved for the others. */
-  adopt(reserved: number, started: MessageRow[]): void {
-    this.inFlight -= reserved;
+  adopt(granted: ReadonlySet<string>, started: MessageRow[]): void {
+    this.inFlight -= granted.size;
     for (const message of started) this.launch(message);
-    if (started.length < reserved) this.poke();
+    for (const id of granted) this.unhold(id);
+    if (started.length < granted.size) this.poke();
+  }
+
+  /** The publish's statement failed: it may have committed, and stored the granted messages as active. */
+  abandon(granted: ReadonlySet<string>): void {
+    this.inFlight -= granted.size;
+    for (const id of granted) this.unhold(id);
+    if (granted.size > 0) this.suspectOrphans();
+    this.poke();
   }
 
   /** Stops claiming, then waits (up to `graceMs`) for deliveries under way and their outcomes. */
@@ -137,6 +162,7 @@ export class Dispatcher {
       do {
         this.again = false;
         while (!this.stopped) {
+          if (this.orphansUpTo !== undefined) await this.recoverOrphans();
           const now = Date.now();
           if (!this.mayHaveWork(now)) break;
           const free = this.options.concurrency - this.inFlight;
@@ -148,7 +174,13 @@ export class Dispatcher {
           this.backlog = true;
           const wakes = this.wakes;
           this.lastClaimAt = now;
-          const claimed = await claimDue(this.sql, want, now);
+          let claimed: MessageRow[];
+          try {
+            claimed = await claimDue(this.sql, want, now);
+          } catch (error) {
+            this.suspectOrphans();
+            throw error;
+          }
           for (const message of claimed) this.launch(message);
           if (claimed.length < want) {
             if (this.wakes === wakes) this.backlog = false;
@@ -164,6 +196,11 @@ export class Dispatcher {
     } catch (error) {
       if (!this.stopped)
         this.options.log(`dispatcher: ${error instanceof Error ? error.message : String(error)}`);
+      // Try again soon rather than at the poll: the database may be back in a moment.
+      this.dueFrom = Math.min(
+        this.dueFrom,
+        Date.now() + Math.min(RETRY_AFTER_ERROR_MS, this.options.pollIntervalMs),
+      );
     } finally {
       this.running = false;
     }
@@ -199,6 +236,7 @@ export class Dispatcher {
    */
   private launch(message: MessageRow): void {
     this.inFlight++;
+    this.hold(message.id);
     let slotHeld = true;
     const release = () => {
       if (!slotHeld) return;
@@ -226,10 +264,39 @@ export class Dispatcher {
         );
       } finally {
         release();
+        this.unhold(message.id);
       }
     })();
     this.deliveries.add(delivery);
     void delivery.finally(() => this.deliveries.delete(delivery));
+  }
+
+  private hold(id: string): void {
+    this.held.set(id, (this.held.get(id) ?? 0) + 1);
+  }
+
+  private unhold(id: string): void {
+    const holds = (this.held.get(id) ?? 0) - 1;
+    if (holds > 0) this.held.set(id, holds);
+    else this.held.delete(id);
+  }
+
+  private suspectOrphans(): void {
+    this.orphansUpTo = Date.now();
+    this.suspicions++;
+  }
+
+  /** Puts orphans back to pending (see the class comment); throws, and stays due, while the database fails. */
+  private async recoverOrphans(): Promise<void> {
+    const suspicions = this.suspicions;
+    const recovered = await recoverOrphans(this.sql, this.orphansUpTo as number, [...this.held.keys()]);
+    if (this.suspicions === suspicions) this.orphansUpTo = undefined;
+    if (recovered > 0) {
+      this.backlog = true;
+      this.options.log(
+        `recovered ${recovered} message(s) left active by a lost reply; they will be delivered`,
+      );
+    }
   }
 
   /** Outcomes must not be lost while the broker runs: a failed commit is retried until it succeeds or stop. */

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { resolveOptions } from "./config.ts";
-import { connect, migrate, recoverInFlight, type Sql } from "./db.ts";
+import { connect, migrate, recoverInFlight, recoverOrphans, type Sql } from "./db.ts";
 import { Maintenance } from "./maintenance.ts";
 import { eventRows, FOLD_WINDOW_MS, listEvents, parseEventCursor } from "./store-events.ts";
 import { cancelMessages, claimDue, insertMessages } from "./store-messages.ts";
@@ -146,6 +146,51 @@ describe("one row per delivered message", () => {
     expect((await claim()).map((m) => m.id)).toEqual([waiting.id]);
     await recordOutcomes(sql, delivered(rows), () => "dlq_x");
     expect(await states(started.id)).toEqual(["CREATED", "ACTIVE", "DELIVERED"]);
+  });
+
+  test("orphans of a lost reply go back to pending, uncounted; held and newer active messages stay", async () => {
+    const [orphan, held, newer] = [message(), message(), message()];
+    await publish(orphan, held);
+    const claimed = await claim(); // its reply "lost" for `orphan`; `held` is being delivered
+    const upTo = Date.now();
+    await Bun.sleep(2);
+    await publish(newer);
+    await claim(); // after the failure: not covered by it
+    expect(await recoverOrphans(sql, upTo, [held.id])).toBe(1);
+    const rows = await sql`SELECT id, state, attempts FROM qstash_messages ORDER BY id`;
+    expect(rows.map((r) => [r.id, r.state, r.attempts])).toEqual(
+      [
+        [orphan.id, "pending", 0],
+        [held.id, "active", 1],
+        [newer.id, "active", 1],
+      ].sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+    );
+    expect(await states(orphan.id)).toEqual(["CREATED", "ACTIVE", "ERROR"]);
+    const [error] = (await listEvents(sql, { messageIds: [orphan.id], count: 1 })).rows;
+    expect(error?.error).toContain("not attempted");
+    const again = await claim();
+    expect(again.map((m) => [m.id, m.attempts])).toEqual([[orphan.id, 1]]);
+    await recordOutcomes(sql, delivered([...claimed.filter((m) => m.id === held.id), ...again]), () => "x");
+    expect(await states(orphan.id)).toEqual(["CREATED", "ACTIVE", "ERROR", "ACTIVE", "DELIVERED"]);
+  });
+
+  test("a retry outcome written again after its reply was lost changes nothing, even once claimed again", async () => {
+    const [id] = await publish(message());
+    const [first] = await claim();
+    const retry: Outcome = {
+      kind: "retry",
+      message: first as MessageRow,
+      dueAt: Date.now(),
+      status: 500,
+      error: "destination answered 500",
+    };
+    await recordOutcomes(sql, [retry], () => "x");
+    const [second] = await claim(); // the retry is due: claimed again, under way
+    expect(second?.attempts).toBe(2);
+    await recordOutcomes(sql, [retry], () => "x"); // the first write's reply was lost: written again
+    const [row] = await sql`SELECT state, attempts FROM qstash_messages WHERE id = ${id as string}`;
+    expect(row).toEqual({ state: "active", attempts: 2 });
+    expect(await states(id as string)).toEqual(["CREATED", "ACTIVE", "ERROR", "RETRY", "ACTIVE"]);
   });
 
   test("eventRows: a logged message carries no CREATED; a pending one no ACTIVE", () => {

@@ -86,16 +86,15 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       async (messages) => {
         const now = Date.now();
         const due = messages.filter((m) => m.queueName === null && m.dueAt <= now);
-        const reserved = dispatcher.reserve(due.length);
-        const start = new Set(due.slice(0, reserved).map((m) => m.id));
+        const start = dispatcher.reserve(due.map((m) => m.id));
         let stored: Awaited<ReturnType<typeof insertMessages>>;
         try {
           stored = await insertMessages(db, messages, config.dedupWindowMs, start);
         } catch (error) {
-          dispatcher.adopt(reserved, []);
+          dispatcher.abandon(start);
           throw error;
         }
-        dispatcher.adopt(reserved, stored.started);
+        dispatcher.adopt(start, stored.started);
         maintenance?.wrote(messages.length);
         const fresh = messages.filter((m, i) => !stored.accepted[i]?.deduplicated && !start.has(m.id));
         if (fresh.some((m) => m.queueName !== null || m.dueAt <= now)) dispatcher.wake();

@@ -12,7 +12,7 @@ const rowsParam = (rows: unknown[]) => rows as unknown as postgres.JSONValue;
  * Writes a group of outcomes atomically (a group commit): one statement when all of them are deliveries, as
  * they nearly always are, else one transaction. Each message is found by its primary key (`id = ANY`), and
  * its events are logged only if the statement changed its row, so an outcome for a message cancelled
- * meanwhile changes and logs nothing. The events come from the claimed row (store-events.ts): nothing but
+ * meanwhile changes and logs nothing, and neither does one written again after its reply was lost. The events come from the claimed row (store-events.ts): nothing but
  * this attempt's outcome changes an active message, short of a cancel that deletes it.
  */
 export async function recordOutcomes(sql: Sql, outcomes: Outcome[], newDlqId: () => string): Promise<void> {
@@ -39,7 +39,13 @@ export async function recordOutcomes(sql: Sql, outcomes: Outcome[], newDlqId: ()
     const db = tx as unknown as Sql;
     if (delivered.length > 0) await deliver(db);
     if (retries.length > 0) {
-      const rows = retries.map((o) => ({ id: o.message.id, due: o.dueAt, status: o.status, error: o.error }));
+      const rows = retries.map((o) => ({
+        id: o.message.id,
+        active_at: o.message.active_at,
+        due: o.dueAt,
+        status: o.status,
+        error: o.error,
+      }));
       const events = retries.flatMap((o) =>
         eventRows(
           o.message,
@@ -52,11 +58,15 @@ export async function recordOutcomes(sql: Sql, outcomes: Outcome[], newDlqId: ()
       );
       await db`
         WITH r AS (
-          SELECT * FROM jsonb_to_recordset(${db.json(rowsParam(rows))}) AS r(id text, due bigint, status int, error text)
+          SELECT * FROM jsonb_to_recordset(${db.json(rowsParam(rows))})
+            AS r(id text, active_at bigint, due bigint, status int, error text)
         ), kept AS (
+          -- Only the attempt this outcome is about: written again after a lost reply, it must not send back to
+          -- pending a message that has been claimed again meanwhile.
           UPDATE qstash_messages m SET state = 'pending', due_at = r.due, last_status = r.status,
             last_error = r.error, logged = true, active_at = NULL
           FROM r WHERE m.id = r.id AND m.id = ANY(${rows.map((r) => r.id)}::text[])
+            AND m.state = 'active' AND m.active_at = r.active_at
           RETURNING m.id
         )
         ${insertEvents(db, events, "kept")}`;
