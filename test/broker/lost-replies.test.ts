@@ -103,6 +103,41 @@ describe("the broker, when Postgres's replies are lost", () => {
     expect([...(await sql`SELECT 4 AS n`)]).toEqual([{ n: 4 }]);
   });
 
+  test("its pool: after 12 s of resets, it is back within a second or two of Postgres", async () => {
+    const url = new URL(POSTGRES);
+    url.host = proxy.address;
+    pool = await connect({ url: url.href, max: 2 });
+    const sql = pool;
+    await sql`SELECT 1`;
+    let stop = false;
+    let failures = 0;
+    let healedAt = 0;
+    let backAfterMs = Number.NaN;
+    // Two callers asking every 100 ms, as the node's loops and requests would.
+    const ask = async () => {
+      while (!stop) {
+        try {
+          await sql`SELECT 1`;
+          if (healedAt > 0 && Number.isNaN(backAfterMs)) backAfterMs = Date.now() - healedAt;
+        } catch {
+          failures++;
+        }
+        await Bun.sleep(100);
+      }
+    };
+    const callers = [ask(), ask()];
+    proxy.setMode(Modes.reset);
+    await Bun.sleep(12_000);
+    proxy.setMode(Modes.pass);
+    healedAt = Date.now();
+    await waitFor(() => !Number.isNaN(backAfterMs), 25_000, "a query to succeed");
+    stop = true;
+    await Promise.all(callers);
+    expect(failures).toBeGreaterThan(10); // the fault was seen, again and again
+    // postgres.js's own backoff had grown past 10 s by then (3^n / 100 s, up to 20 s); ours stops at 1 s.
+    expect(backAfterMs).toBeLessThan(2_500);
+  }, 45_000);
+
   test("a publish that stored its message as active but failed: the retried publish is delivered once", async () => {
     const to = await brokerThroughProxy();
     await warmUp(to, "p0");
