@@ -2,7 +2,8 @@
 // never hears so. The message must still be delivered, once, when the database is back (not only at a restart).
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "@upstash/qstash";
-import { connect, type Sql } from "../../deploy/local/broker/db.ts";
+import { EventEmitter } from "node:events";
+import { connect, errorWithClose, type Sql } from "../../deploy/local/broker/db.ts";
 import { type Broker, startBroker } from "../../deploy/local/broker/index.ts";
 import { type FaultProxy, Modes, startFaultProxy } from "../chaos/fault-proxy.ts";
 import { call, dropSchema, startReceiver, uniqueSchema, waitFor } from "./helpers.ts";
@@ -173,5 +174,34 @@ describe("the broker, when Postgres's replies are lost", () => {
     const client = new Client({ baseUrl: to.url, token: to.token });
     const states = (await client.logs({ messageIds: [messageId] })).logs.map((l) => l.state).reverse();
     expect(states).toEqual(["CREATED", "ACTIVE", "ERROR", "ACTIVE", "DELIVERED"]);
+  });
+});
+
+describe("errorWithClose", () => {
+  test("an error waits for the close, and the two go out together, in order", async () => {
+    const socket = new EventEmitter();
+    errorWithClose(socket);
+    const seen: string[] = [];
+    socket.on("error", (error: Error) => seen.push(`error ${error.message}`));
+    socket.on("close", (hadError: boolean) => seen.push(`close ${hadError}`));
+    socket.on("data", () => seen.push("data"));
+    socket.emit("data");
+    socket.emit("error", new Error("ECONNRESET"));
+    expect(seen).toEqual(["data"]);
+    socket.emit("close", true);
+    expect(seen).toEqual(["data", "error ECONNRESET", "close true"]);
+  });
+
+  test("an error with no close after it still goes out, after the grace", async () => {
+    const socket = new EventEmitter();
+    errorWithClose(socket, 50);
+    const seen: string[] = [];
+    socket.on("error", (error: Error) => seen.push(error.message));
+    socket.emit("error", new Error("lonely"));
+    expect(seen).toEqual([]);
+    await Bun.sleep(100);
+    expect(seen).toEqual(["lonely"]);
+    socket.emit("close", true);
+    expect(seen).toEqual(["lonely"]);
   });
 });

@@ -1,4 +1,6 @@
 // The broker's Postgres: one postgres.js pool, and the qstash_* tables created idempotently at start.
+import type { EventEmitter } from "node:events";
+import net from "node:net";
 import postgres from "postgres";
 import { eventRows, insertEvents } from "./store-events.ts";
 import type { LoggedMessage } from "./store-events.ts";
@@ -30,14 +32,53 @@ export interface ConnectOptions {
 export const reconnectBackoff = (retries: number, random: () => number = Math.random): number =>
   Math.min(1, 0.05 * 2 ** Math.max(0, retries - 1)) * (0.5 + random() / 2);
 
+/**
+ * Holds a socket's `error` back until its `close`, and emits the two together. postgres.js 3.4 rejects a
+ * connection's queries on `error`, and a query made in that rejection's handlers (a retry, the next pass of a
+ * loop) runs before `close` and is queued on the dying connection; on `close` after an error it never settles
+ * it, and whoever awaits it hangs for good (3.4.10 too). With nothing in between, that query goes to a fresh
+ * connection. postgres.js 4 has no such gap, but runs the embedded PGlite a third slower (bench/README.md). If
+ * `close` never came, the error still goes out after `graceMs`.
+ */
+export function errorWithClose(socket: EventEmitter, graceMs = 1_000): void {
+  const emit = socket.emit;
+  let held: unknown[] | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const release = () => {
+    clearTimeout(timer);
+    const args = held as unknown[];
+    held = undefined;
+    emit.call(socket, "error", ...args);
+  };
+  socket.emit = function (this: EventEmitter, event: string | symbol, ...args: unknown[]): boolean {
+    if (event === "error" && held === undefined) {
+      held = args;
+      timer = setTimeout(release, graceMs);
+      (timer as { unref?: () => void }).unref?.();
+      return true;
+    }
+    if (event === "close" && held !== undefined) release();
+    return emit.call(this, event, ...args);
+  } as typeof socket.emit;
+}
+
+/** postgres.js's TCP (or Unix socket) connection, with `errorWithClose`. The first host only. */
+function tcpSocket(options: { host: string[]; port: number[]; path?: string | false }): net.Socket {
+  const socket = options.path
+    ? net.connect(options.path)
+    : net.connect(options.port[0] as number, options.host[0] as string);
+  errorWithClose(socket);
+  return socket;
+}
+
 export async function connect(options: ConnectOptions): Promise<Sql> {
   const base = {
     backoff: reconnectBackoff,
     onnotice: () => {},
     transform: { undefined: null },
     types: { int8: int8AsNumber },
-    // postgres.js types `socket` as returning its SocketLike; PGliteWire implements it (an EventEmitter).
-    ...(options.socket ? { socket: options.socket as unknown as () => postgres.SocketLike } : {}),
+    // postgres.js types `socket` as returning a net.Socket; PGliteWire implements the part of it postgres.js uses.
+    socket: (options.socket ?? tcpSocket) as unknown as () => net.Socket,
   };
   if (options.schema) {
     const bootstrap = postgres(options.url, { ...base, max: 1 });

@@ -15,8 +15,8 @@ const TERMINATE = 0x58;
  * reply comes back as one `data` event. It is the same wire protocol, so postgres.js behaves as it does against a
  * real server (pipelining, prepared statements, errors and transactions).
  *
- * It implements what postgres.js uses of a socket (its `SocketLike`): `write`, `end`, `destroy`, `readyState`,
- * the `data`, `error` and `close` events, and `pause`/`resume` (no-ops: COPY streams are not used here).
+ * It implements what postgres.js uses of a `net.Socket`: `write`, `end`, `destroy`, `readyState`, the `data`,
+ * `error` and `close` events, and `pause`/`resume` (no-ops: COPY streams are not used here).
  */
 export class PGliteWire extends EventEmitter {
   readyState: "open" | "closed" = "open";
