@@ -77,6 +77,14 @@ async function warmUp(to: Broker, body: string): Promise<void> {
   await Bun.sleep(200);
 }
 
+/** A port on 127.0.0.1 that nothing listens on (just freed). */
+async function closedPort(): Promise<number> {
+  const server = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const { port } = server;
+  server.stop(true);
+  return port;
+}
+
 const bodiesOf = (body: string) => destination.deliveries.filter((d) => d.body === body);
 
 describe("the broker, when Postgres's replies are lost", () => {
@@ -138,6 +146,13 @@ describe("the broker, when Postgres's replies are lost", () => {
     // postgres.js's own backoff had grown past 10 s by then (3^n / 100 s, up to 20 s); ours stops at 1 s.
     expect(backAfterMs).toBeLessThan(2_500);
   }, 45_000);
+
+  test("its pool: with several hosts in the URL, a connection refused by one goes to the next", async () => {
+    const url = new URL(POSTGRES);
+    const refusing = `127.0.0.1:${await closedPort()}`;
+    pool = await connect({ url: url.href.replace(url.host, `${refusing},${url.host}`), max: 1 });
+    expect([...(await pool`SELECT 1 AS n`)]).toEqual([{ n: 1 }]);
+  });
 
   test("a publish that stored its message as active but failed: the retried publish is delivered once", async () => {
     const to = await brokerThroughProxy();

@@ -62,13 +62,20 @@ export function errorWithClose(socket: EventEmitter, graceMs = 1_000): void {
   } as typeof socket.emit;
 }
 
-/** postgres.js's TCP (or Unix socket) connection, with `errorWithClose`. The first host only. */
-function tcpSocket(options: { host: string[]; port: number[]; path?: string | false }): net.Socket {
-  const socket = options.path
-    ? net.connect(options.path)
-    : net.connect(options.port[0] as number, options.host[0] as string);
-  errorWithClose(socket);
-  return socket;
+/**
+ * postgres.js's TCP (or Unix socket) connections, with `errorWithClose`. Like postgres.js, each new connection
+ * goes to the next of the URL's hosts in turn.
+ */
+function tcpSockets(): (options: { host: string[]; port: number[]; path?: string | false }) => net.Socket {
+  let next = 0;
+  return (options) => {
+    const n = next++ % Math.max(1, options.host.length);
+    const socket = options.path
+      ? net.connect(options.path)
+      : net.connect((options.port[n] ?? options.port[0]) as number, options.host[n] as string);
+    errorWithClose(socket);
+    return socket;
+  };
 }
 
 export async function connect(options: ConnectOptions): Promise<Sql> {
@@ -78,7 +85,7 @@ export async function connect(options: ConnectOptions): Promise<Sql> {
     transform: { undefined: null },
     types: { int8: int8AsNumber },
     // postgres.js types `socket` as returning a net.Socket; PGliteWire implements the part of it postgres.js uses.
-    socket: (options.socket ?? tcpSocket) as unknown as () => net.Socket,
+    socket: (options.socket ?? tcpSockets()) as unknown as () => net.Socket,
   };
   if (options.schema) {
     const bootstrap = postgres(options.url, { ...base, max: 1 });
