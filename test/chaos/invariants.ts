@@ -212,6 +212,15 @@ export async function deadLetters(sql: postgres.Sql, limit = 10) {
     FROM qstash_dlq ORDER BY seq LIMIT ${limit}`;
 }
 
+/** Messages still in the broker, for evidence: where each was going, its state, attempts and timing. */
+export async function brokerLeft(sql: postgres.Sql, limit = 5) {
+  return await sql`
+    SELECT id, url, state, attempts, last_status, left(last_error, 120) AS last_error,
+      due_at - (extract(epoch FROM now()) * 1000)::bigint AS due_in_ms,
+      (extract(epoch FROM now()) * 1000)::bigint - active_at AS active_for_ms
+    FROM qstash_messages ORDER BY seq LIMIT ${limit}`;
+}
+
 /** Why deliveries failed, grouped by destination type, status and error: evidence for retries. */
 export async function retryCauses(sql: postgres.Sql, limit = 10) {
   const rows = await sql`

@@ -8,6 +8,7 @@ import type postgres from "postgres";
 import type { CommerceClient, OrderView } from "../commerce/client.ts";
 import {
   backlog,
+  brokerLeft,
   checkInvariants,
   deadLetters,
   type InvariantReport,
@@ -62,6 +63,8 @@ export interface DrainReport {
   /** Accepted orders whose read-model row is missing or stale after the drain. */
   readModel: string[];
   deadLetters: unknown[];
+  /** A few of the messages the broker still held at the end, if any. */
+  brokerLeft: unknown[];
   /** Failed delivery attempts grouped by destination, status and error (times in ms since the epoch). */
   retryCauses: Awaited<ReturnType<typeof retryCauses>>;
 }
@@ -161,6 +164,8 @@ export async function drainAndCheck(options: {
   }
   const dead =
     (options.brokerInSchema ?? true) && queues.deadLettered > 0 ? await deadLetters(sql).catch(() => []) : [];
+  const left =
+    (options.brokerInSchema ?? true) && queues.brokerQueued > 0 ? await brokerLeft(sql).catch(() => []) : [];
   return {
     drained: drainedAt !== undefined,
     drainMs: drainedAt === undefined ? null : drainedAt - options.from,
@@ -172,6 +177,7 @@ export async function drainAndCheck(options: {
     invariants,
     readModel,
     deadLetters: [...dead],
+    brokerLeft: [...left],
     retryCauses: (options.brokerInSchema ?? true) ? await retryCauses(sql).catch(() => []) : [],
   };
 }
@@ -194,21 +200,31 @@ export function lossSummary(report: DrainReport) {
   };
 }
 
-/** Prints the evidence for a failed scenario: stuck orders, violations, dead letters, read-model gaps. */
+/** The evidence for a failed scenario: stuck orders, violations, dead letters, read-model gaps, a backlog. */
+export function evidenceLines(report: DrainReport, limit = 10): string[] {
+  const { brokerQueued, billingOutbox } = report.backlog;
+  return [
+    ...report.stuck.slice(0, limit).map((s) => `stuck: ${JSON.stringify(s)}`),
+    ...report.invariants.violations.slice(0, 2 * limit).map((v) => `violation: ${v}`),
+    ...report.readModel.slice(0, limit).map((r) => `read model: ${r}`),
+    ...report.deadLetters.slice(0, Math.ceil(limit / 2)).map((d) => `dead letter: ${JSON.stringify(d)}`),
+    ...(Object.keys(report.reservedLeft).length > 0
+      ? [`reserved left: ${JSON.stringify(report.reservedLeft)}`]
+      : []),
+    ...(!report.drained && (brokerQueued !== 0 || billingOutbox !== 0)
+      ? [`not drained: broker queue ${brokerQueued}, billing outbox ${billingOutbox}`]
+      : []),
+    ...report.brokerLeft.slice(0, limit).map((m) => `in the broker: ${JSON.stringify(m)}`),
+  ];
+}
+
+/** Prints the evidence for a failed scenario, and the node's log lines, counted. */
 export function printEvidence(
   name: string,
   report: DrainReport,
   logs: Array<{ at: number; line: string }> = [],
 ) {
-  const lines = [
-    ...report.stuck.slice(0, 10).map((s) => `stuck: ${JSON.stringify(s)}`),
-    ...report.invariants.violations.slice(0, 20).map((v) => `violation: ${v}`),
-    ...report.readModel.slice(0, 10).map((r) => `read model: ${r}`),
-    ...report.deadLetters.slice(0, 5).map((d) => `dead letter: ${JSON.stringify(d)}`),
-    ...(Object.keys(report.reservedLeft).length > 0
-      ? [`reserved left: ${JSON.stringify(report.reservedLeft)}`]
-      : []),
-  ];
+  const lines = evidenceLines(report);
   if (lines.length === 0) return;
   console.error(`[chaos] ${name} evidence:\n  ${lines.join("\n  ")}`);
   if (logs.length > 0) {
@@ -314,6 +330,8 @@ export async function runFaultScenario(options: FaultScenarioOptions) {
       lastMs: last - window.start,
     })),
     ...(options.extra?.() ?? {}),
+    /** What went wrong, if anything: `table.ts --ci` prints it at the end of CI's output. */
+    evidence: evidenceLines(report, 3),
   };
   writeMeasurement(row);
   if (process.env.CHAOS_DEBUG) {

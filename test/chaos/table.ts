@@ -1,9 +1,12 @@
 // Turns the chaos measurements (one JSON line per scenario run) into a Markdown table for the docs:
-// `npx bun test/chaos/table.ts [results.jsonl]`; the latest run of each scenario wins.
+// `npx bun test/chaos/table.ts [results.jsonl]`; the latest run of each scenario wins. With `--ci`, one line per
+// scenario and its evidence, for the end of CI's output.
 import { readFileSync } from "node:fs";
 import { RESULTS_FILE } from "./scenario.ts";
 
-const file = process.argv[2] ?? RESULTS_FILE;
+const args = process.argv.slice(2);
+const ci = args.includes("--ci");
+const file = args.find((arg) => arg !== "--ci") ?? RESULTS_FILE;
 const rows = new Map<string, Record<string, unknown>>();
 for (const line of readFileSync(file, "utf8").split("\n")) {
   if (!line.trim()) continue;
@@ -33,6 +36,16 @@ const columns: Array<[string, (row: Record<string, unknown>) => string]> = [
   ["lost", (r) => String(r.lost)],
   ["invariant violations", (r) => String(r.invariantViolations)],
 ];
-console.log(`| ${columns.map(([name]) => name).join(" | ")} |`);
-console.log(`| ${columns.map(() => "---").join(" | ")} |`);
-for (const row of rows.values()) console.log(`| ${columns.map(([, cell]) => cell(row)).join(" | ")} |`);
+if (ci) {
+  for (const row of rows.values()) {
+    console.log(
+      `[chaos] ${row.scenario}: ${row.drained ? "drained" : "NOT drained"} after ${ms(row.drainMs)}, ` +
+        `${row.ordersStuck} stuck, ${row.lost} lost, ${row.invariantViolations} invariant violations`,
+    );
+    for (const line of (row.evidence as string[] | undefined) ?? []) console.log(`[chaos]   ${line}`);
+  }
+} else {
+  console.log(`| ${columns.map(([name]) => name).join(" | ")} |`);
+  console.log(`| ${columns.map(() => "---").join(" | ")} |`);
+  for (const row of rows.values()) console.log(`| ${columns.map(([, cell]) => cell(row)).join(" | ")} |`);
+}
