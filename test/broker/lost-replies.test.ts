@@ -3,7 +3,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "@upstash/qstash";
 import { EventEmitter } from "node:events";
-import { connect, errorWithClose, type Sql } from "../../deploy/local/broker/db.ts";
+import { connect, type Sql } from "../../deploy/local/broker/db.ts";
+import { errorWithClose } from "../../deploy/local/broker/pg-socket.ts";
 import { type Broker, startBroker } from "../../deploy/local/broker/index.ts";
 import { type FaultProxy, Modes, startFaultProxy } from "../chaos/fault-proxy.ts";
 import { call, dropSchema, startReceiver, uniqueSchema, waitFor } from "./helpers.ts";

@@ -1,9 +1,8 @@
 // The delivery worker: claims due messages, delivers up to N at once, and group-commits the outcomes.
 import { Batcher } from "./batcher.ts";
-import type { Sql } from "./db.ts";
+import { recoverOrphans, type Sql } from "./db.ts";
 import { type DeliverContext, deliverOnce } from "./deliver.ts";
 import { newDlqId } from "./ingest.ts";
-import { recoverOrphans } from "./db.ts";
 import { claimDue, nextDueAt } from "./store-messages.ts";
 import { recordOutcomes } from "./store-outcomes.ts";
 import type { MessageRow, Outcome } from "./types.ts";
@@ -126,8 +125,9 @@ export class Dispatcher {
   /** The publish's statement failed: it may have committed, and stored the granted messages as active. */
   abandon(granted: ReadonlySet<string>): void {
     this.inFlight -= granted.size;
+    if (granted.size === 0) return;
     for (const id of granted) this.unhold(id);
-    if (granted.size > 0) this.suspectOrphans();
+    this.suspectOrphans();
     this.poke();
   }
 
