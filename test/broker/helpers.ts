@@ -4,6 +4,12 @@ import { type Broker, type BrokerOptions, startBroker } from "../../deploy/local
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
+/** Where the test Postgres listens, for a fault proxy in front of it. */
+export function postgresTarget(): { host: string; port: number } {
+  const url = new URL(TEST_DATABASE_URL);
+  return { host: url.hostname, port: Number(url.port || 5432) };
+}
+
 export interface Delivery {
   at: number;
   method: string;

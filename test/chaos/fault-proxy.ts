@@ -265,3 +265,13 @@ export async function startFaultProxy(options: {
     },
   };
 }
+
+/** `url` (a database URL) with its host and port replaced by the proxy's. */
+export function proxiedUrl(
+  proxy: FaultProxy,
+  url = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test",
+): string {
+  const proxied = new URL(url);
+  proxied.host = proxy.address;
+  return proxied.href;
+}

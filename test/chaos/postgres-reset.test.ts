@@ -2,7 +2,7 @@
 // broker and billing live on Postgres, so publishes and deliveries fail and must be retried; once the fault ends,
 // everything drains, nothing is lost or applied twice, and the invariants hold.
 import { afterAll, test } from "bun:test";
-import { type FaultProxy, Modes, startFaultProxy } from "./fault-proxy.ts";
+import { type FaultProxy, Modes, proxiedUrl, startFaultProxy } from "./fault-proxy.ts";
 import { FAULT_SECONDS } from "./load.ts";
 import { type InProcessNode, startInProcessNode } from "./nodes.ts";
 import { expectScenarioHeld, runFaultScenario } from "./scenario.ts";
@@ -22,7 +22,7 @@ test(
     proxy = await startFaultProxy({ target: POSTGRES });
     // Only the node goes through the proxy; the checks use a direct pool (running.sql).
     running = await startInProcessNode("chaos_pg", {
-      DATABASE_URL: `postgres://postgres@${proxy.address}/test`,
+      DATABASE_URL: proxiedUrl(proxy),
     });
     const node = running;
     const faultProxy = proxy;
