@@ -7,14 +7,18 @@ import type { Transport } from "./transport.ts";
 
 /**
  * Publishes through `dependency`'s breaker. While it is open, `send` fails at once and the relay backs off
- * with every message still in the outbox: nothing is lost, and a dead broker is not hammered.
+ * with every message still in the outbox: nothing is lost, and a dead broker is not hammered. The relay retries
+ * when the breaker next lets a probe through (`availableInMs`), so it drains soon after the broker is back.
  */
 export function guardedTransport(
   transport: Transport,
   dependencies: Dependencies,
   dependency: string,
 ): Transport {
-  return { send: (envelopes: Envelope[]) => dependencies.call(dependency, () => transport.send(envelopes)) };
+  return {
+    send: (envelopes: Envelope[]) => dependencies.call(dependency, () => transport.send(envelopes)),
+    availableInMs: () => dependencies.for(dependency).breaker?.reopensInMs(),
+  };
 }
 
 /**

@@ -2,8 +2,11 @@
 import { describe, expect, test } from "bun:test";
 import { ManualClock } from "../../shared/clock/index.ts";
 import { createEnvelope, type Envelope } from "../../shared/envelope/index.ts";
-import { relayOnce, retryDelay } from "./relay.ts";
+import { Dependencies } from "../../shared/resilience/index.ts";
+import { guardedTransport } from "./guarded.ts";
+import { defaultRelayPolicy, failedSendDelay, relayOnce, retryDelay } from "./relay.ts";
 import type { OutboxRecord, OutboxStore } from "./storage.ts";
+import { SubscriptionRegistry, subscribe } from "./subscriptions.ts";
 
 class MemoryOutbox implements OutboxStore {
   rows: Array<OutboxRecord & { retryAt: number }> = [];
@@ -22,7 +25,7 @@ class MemoryOutbox implements OutboxStore {
     if (row) Object.assign(row, { attempts, retryAt });
   }
   async nextDue() {
-    return undefined;
+    return this.rows.length === 0 ? undefined : Math.min(...this.rows.map((row) => row.retryAt));
   }
 }
 
@@ -71,6 +74,79 @@ describe("outbox relay", () => {
     clock.advance(policy.maxDelayMs);
     await relayOnce(outbox, transport, clock, policy);
     expect(sent).toEqual([2, 1, 3]);
+  });
+
+  test("a queue down for 60 s behind its breaker: retries come at its probes, and all drain within one after", async () => {
+    const clock = new ManualClock(0);
+    const dependencies = new Dependencies({ clock }); // the node's defaults: half-open 5 s after opening
+    let down = true;
+    let queueCalls = 0;
+    const sent: string[] = [];
+    const transport = guardedTransport(
+      {
+        send: async (list) => {
+          queueCalls++;
+          if (down) throw new Error("connection refused");
+          sent.push(...list.map((e) => e.source));
+        },
+      },
+      dependencies,
+      "broker",
+    );
+    const outbox = new MemoryOutbox();
+    for (const actor of ["a/1", "b/1", "c/1", "d/1"]) outbox.add(actor, { ...message(1), source: actor });
+    // Each pass runs when the next entry is due, as the host's relay loop does.
+    const runUntil = async (until: number) => {
+      while (outbox.rows.length > 0 && clock.now() < until) {
+        await relayOnce(outbox, transport, clock, defaultRelayPolicy);
+        const next = await outbox.nextDue();
+        if (next !== undefined && next > clock.now()) clock.advance(next - clock.now());
+      }
+    };
+    await runUntil(60_000);
+    expect(outbox.rows).toHaveLength(4);
+    // The breaker keeps the load off: its first 5 failures, then about one probe per 5 s.
+    expect(queueCalls).toBeLessThanOrEqual(5 + 14);
+    expect(Math.max(...outbox.rows.map((row) => row.attempts))).toBeGreaterThan(8); // 250 ms·2^8 > 60 s
+    const healedAt = clock.now();
+    down = false;
+    await runUntil(healedAt + 60_000);
+    expect(sent.sort()).toEqual(["a/1", "b/1", "c/1", "d/1"]);
+    // One reset (5 s), its jitter (1 s) and a half-open refusal's second: not the backoff's 30–60 s.
+    expect(clock.now() - healedAt).toBeLessThanOrEqual(8_000);
+  });
+
+  test("a failed send waits no longer than the breaker's next probe; a throwing key selector backs off", async () => {
+    const late = { ...policy, maxDelayMs: 60_000 };
+    expect(failedSendDelay(11, late, undefined, () => 1)).toBe(60_000);
+    expect(failedSendDelay(11, late, 4_000, () => 0)).toBe(4_000);
+    expect(failedSendDelay(11, late, 4_000, () => 1)).toBe(5_000);
+    expect(failedSendDelay(1, late, 4_000, () => 1)).toBe(100); // the backoff, when it is sooner
+    const outbox = new MemoryOutbox();
+    const clock = new ManualClock(0);
+    outbox.add("a/1", message(1));
+    const first = outbox.rows[0] as OutboxRecord;
+    first.attempts = 10;
+    const available = { send: async () => {}, availableInMs: () => 0 };
+    const throwing = new SubscriptionRegistry([
+      subscribe({
+        event: "M",
+        actor: "audit",
+        keys: () => {
+          throw new Error("selector bug");
+        },
+      }),
+    ]);
+    await relayOnce(outbox, available, clock, late, throwing);
+    expect(outbox.rows[0]?.retryAt).toBeGreaterThanOrEqual(30_000);
+    clock.advance(outbox.rows[0]?.retryAt ?? 0);
+    await relayOnce(
+      outbox,
+      { ...available, send: async () => Promise.reject(new Error("down")) },
+      clock,
+      late,
+    );
+    expect((outbox.rows[0]?.retryAt ?? 0) - clock.now()).toBeLessThanOrEqual(1_000);
   });
 
   test("backoff doubles per attempt with jitter, up to the cap", () => {

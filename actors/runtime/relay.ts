@@ -30,6 +30,26 @@ export function retryDelay(
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 
+/** The spread of retries that wait for a breaker's probe, so that they do not all arrive at once. */
+const probeJitterMs = 1_000;
+
+/**
+ * The delay before a failed send is tried again: the backoff, but no later than when the queue's breaker lets a
+ * call through again (`availableInMs`, plus jitter). Without that bound, a relay that failed all through an outage
+ * waits up to `maxDelayMs` after the queue is back; with it, entries retry about every breaker reset during the
+ * outage, each a fast local rejection, with the breaker letting one probe through to the queue.
+ */
+export function failedSendDelay(
+  attempts: number,
+  policy: RelayPolicy,
+  availableInMs: number | undefined,
+  random: () => number = Math.random,
+): number {
+  const backoff = retryDelay(attempts, policy, random);
+  if (availableInMs === undefined) return backoff;
+  return Math.min(backoff, availableInMs + Math.round(random() * probeJitterMs));
+}
+
 /**
  * One pass over what is due. Each actor's entries go in one ordered batch; a failed batch retries whole.
  * With subscriptions, each event expands into one delivery per subscribed actor. An event whose key
@@ -54,15 +74,21 @@ export async function relayOnce(
   const sent: number[] = [];
   await Promise.all(
     [...byActor.values()].map(async (group) => {
+      let sending = false;
       try {
         const envelopes = group.map((entry) => entry.envelope);
         const deliveries = subscriptions ? subscriptions.expand(envelopes) : envelopes;
+        sending = true;
         if (deliveries.length > 0) await transport.send(deliveries);
       } catch (error) {
         pass.failed += group.length;
         pass.lastError = error;
         const attempts = Math.max(...group.map((entry) => entry.attempts)) + 1;
-        const retryAt = clock.now() + retryDelay(attempts, policy);
+        // A key selector that threw backs off as usual; a failed send also waits for the queue's breaker.
+        const delay = sending
+          ? failedSendDelay(attempts, policy, transport.availableInMs?.())
+          : retryDelay(attempts, policy);
+        const retryAt = clock.now() + delay;
         for (const entry of group) await outbox.failed(entry.seq, attempts, retryAt);
         return;
       }

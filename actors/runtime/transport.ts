@@ -7,4 +7,10 @@ export interface Transport {
    * rejects otherwise, and the relay retries the whole batch (receivers deduplicate by id).
    */
   send(envelopes: Envelope[]): Promise<void>;
+  /**
+   * After a failed send: if the queue is known to be unavailable (its breaker is open), how long until a send is
+   * let through again. The relay retries then rather than backing off further, so it drains soon after the queue
+   * is back, and the breaker still keeps the load off a queue that is down.
+   */
+  availableInMs?(): number | undefined;
 }

@@ -105,6 +105,17 @@ export class CircuitBreaker {
     };
   }
 
+  /**
+   * While open or half-open, how long until it lets a call through again: until it half-opens, or (half-open) the
+   * time its probes usually take. Undefined when closed, or held open by an operator (no time is known).
+   */
+  reopensInMs(): number | undefined {
+    this.advance();
+    if (this.current === "closed" || this.forced) return undefined;
+    const halfOpensAt = this.halfOpensAt();
+    return halfOpensAt !== undefined ? Math.max(0, halfOpensAt - this.clock.now()) : probeRetryAfterMs;
+  }
+
   /** Holds the breaker open (no probes) until forceClose() or reset(): for an operator draining a dependency. */
   forceOpen(): void {
     this.forced = "open";

@@ -359,6 +359,17 @@ const percentile = (values: number[], p: number) => {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 };
 
+/** The message of one of the node's log lines: its logger writes JSON (`{"msg": …}`); a plain line is its own. */
+function logMessage(line: string): string {
+  if (!line.startsWith("{")) return line;
+  try {
+    const msg = (JSON.parse(line) as { msg?: unknown }).msg;
+    return typeof msg === "string" ? msg : line;
+  } catch {
+    return line;
+  }
+}
+
 /** The numbers a scenario reports, from its requests, its readiness probes and the node's log. */
 export function measure(
   records: RequestRecord[],
@@ -421,9 +432,11 @@ export function measure(
   );
   if (firstDegraded) summary.readyzDetectMs = firstDegraded.end - window.start;
   summary.breakerTransitions = logs
-    .filter((l) => l.at >= window.start && /^breaker /.test(l.line))
+    .filter((l) => l.at >= window.start)
+    .map((l) => ({ at: l.at, msg: logMessage(l.line) }))
+    .filter((l) => /^breaker /.test(l.msg))
     .slice(0, 12)
-    .map((l) => `${l.at - window.start}ms ${l.line.replace(/^breaker /, "").replace(/ \(.*\)$/, "")}`);
+    .map((l) => `${l.at - window.start}ms ${l.msg.replace(/^breaker /, "")}`);
   const firstLog = logs.find((l) => l.at >= window.start);
   if (firstLog) summary.logDetectMs = firstLog.at - window.start;
   // Recovered: the first success after the fault ended from which on every request started succeeds.

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { connect, type Sql } from "../../../deploy/local/broker/db.ts";
 import { createEnvelope, type Envelope } from "../../../shared/envelope/index.ts";
 import { RecordingTransport } from "../../../test/support/memory-transport.ts";
+import type { Transport } from "../../runtime/transport.ts";
 import { BillingLedger, BillingOutboxRelay } from "./index.ts";
 
 const url = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -108,6 +109,21 @@ describe("billing outbox relay", () => {
       expect(Number(row?.wait)).toBeLessThanOrEqual(ceiling + 5);
       expect(Number(row?.wait)).toBeGreaterThanOrEqual(ceiling / 2 - 20);
     }
+  });
+
+  test("while the broker's breaker is open, a failed batch is due again at its next probe, not after the backoff", async () => {
+    const ledger = new BillingLedger(sql);
+    await replies(ledger, "relay-breaker", 1);
+    const slowBackoff = { ...policy, baseDelayMs: 20_000, maxDelayMs: 60_000 };
+    const down: Transport = {
+      send: async () => Promise.reject(new Error("connection refused")),
+      availableInMs: () => 300,
+    };
+    await new BillingOutboxRelay(sql, down, { policy: slowBackoff }).relayOnce();
+    const [row] =
+      await sql`SELECT extract(epoch FROM available_at - now()) * 1000 AS wait FROM billing_outbox`;
+    expect(Number(row?.wait)).toBeGreaterThan(200);
+    expect(Number(row?.wait)).toBeLessThanOrEqual(1_300 + 5); // the probe, plus up to 1 s of jitter
   });
 
   test("a claimed batch is leased: a second relay sends nothing while the first one is sending", async () => {

@@ -1,6 +1,12 @@
 // Billing's transactional outbox: replies written with the ledger change, relayed to the transport in seq order.
 import type { Envelope } from "../../../shared/envelope/index.ts";
-import { defaultRelayPolicy, type RelayPass, type RelayPolicy, retryDelay } from "../../runtime/relay.ts";
+import {
+  defaultRelayPolicy,
+  failedSendDelay,
+  type RelayPass,
+  type RelayPolicy,
+  retryDelay,
+} from "../../runtime/relay.ts";
 import type { Transport } from "../../runtime/transport.ts";
 import type { BillingSql, BillingTx } from "./schema.ts";
 
@@ -67,7 +73,7 @@ export class BillingOutboxRelay {
       await this.transport.send(rows.map((row) => JSON.parse(row.envelope) as Envelope));
     } catch (error) {
       const attempts = Math.max(...rows.map((row) => row.attempts)) + 1;
-      const delay = retryDelay(attempts, this.policy);
+      const delay = failedSendDelay(attempts, this.policy, this.transport.availableInMs?.());
       this.retryInMs = delay;
       await this.sql`
         UPDATE billing_outbox SET attempts = attempts + 1, last_error = ${errorText(error)},

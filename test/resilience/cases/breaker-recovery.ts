@@ -262,6 +262,25 @@ export const recoveryCases: Case[] = [
     },
   },
   {
+    name: "reopensInMs(): none while closed, the time to half-open while open, a probe's time while half-open",
+    async run() {
+      const f = breakerFixture({ consecutiveFailures: 1, resetTimeoutMs: 1_000 });
+      equal(f.breaker.reopensInMs(), undefined, "closed");
+      await f.fail();
+      f.clock.advance(300);
+      equal(f.breaker.reopensInMs(), 700, "open");
+      f.clock.advance(700);
+      const probe = deferred<string>();
+      const running = f.breaker.execute(() => probe.promise);
+      equal(f.breaker.reopensInMs(), 1_000, "half-open, its probe in flight");
+      probe.resolve("ok");
+      await running;
+      equal(f.breaker.reopensInMs(), undefined, "closed again");
+      f.breaker.forceOpen();
+      equal(f.breaker.reopensInMs(), undefined, "held open by an operator: no time is known");
+    },
+  },
+  {
     name: "invalid options fail at construction with config.invalid",
     run() {
       const invalid: Array<Partial<BreakerOptions>> = [
