@@ -323,6 +323,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
         db: actorDb,
         inboxRetentionMs: config.EDGEWISE_INBOX_RETENTION,
         idleEvictMs: config.EDGEWISE_IDLE_EVICT,
+        turnTimeoutMs: config.EDGEWISE_TURN_TIMEOUT,
         subscriptions: new SubscriptionRegistry(options.subscriptions ?? []),
         transport,
         onTurn: (record) => metrics.turn(record),

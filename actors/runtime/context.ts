@@ -36,6 +36,11 @@ export interface TurnContext<State> {
   /** A working copy: mutate it or assign a new value; it commits if the handler returns. */
   state: State;
   readonly kv: TurnKv;
+  /**
+   * Aborted when the turn runs out of time (the actor's `turnTimeoutMs`): pass it to whatever the handler awaits.
+   * The turn has failed by then, and nothing it did is committed.
+   */
+  readonly signal: AbortSignal;
   now(): number;
   /** A command to one actor, through the queue. Returns the message id. */
   send(target: ActorAddress, type: string, data: unknown, options?: SendOptions): string;
@@ -66,9 +71,16 @@ export function createTurnContext<State>(
    * causes record nothing either. Neither (no tracer): a message carries the incoming one's.
    */
   tracing: { traced?: Context; unsampled?: { traceparent: string; tracestate?: string } } = {},
-): { context: TurnContext<State>; effects: TurnEffects } {
+): { context: TurnContext<State>; effects: TurnEffects; expire: (reason: Error) => void } {
   const trace = tracing.traced;
   const effects: TurnEffects = { outbox: [], timersAdded: [], timersRemoved: [], kvWrites: new Map() };
+  // Made only when a handler reads `ctx.signal`: most turns never do.
+  let controller: AbortController | undefined;
+  let expiredBy: Error | undefined;
+  /** A handler that outlived its turn learns so at its next effect, rather than computing on for nothing. */
+  const live = () => {
+    if (expiredBy) throw expiredBy;
+  };
   const source = actorSource(self);
   const lineage = (type: string, data: unknown, options: SendOptions | undefined, target?: string) => {
     const id = options?.id ? options.id : newId();
@@ -96,6 +108,11 @@ export function createTurnContext<State>(
     key: self.key,
     message,
     state,
+    get signal() {
+      controller ??= new AbortController();
+      if (expiredBy && !controller.signal.aborted) controller.abort(expiredBy);
+      return controller.signal;
+    },
     now: () => clock.now(),
     kv: {
       get: async <T>(key: string) => {
@@ -103,15 +120,18 @@ export function createTurnContext<State>(
         return (await kvRead(key)) as T | undefined;
       },
       put: (key, value) => {
+        live();
         if (value === undefined)
           throw new EdgewiseError("request.invalid", "kv.put needs a value; use kv.delete");
         effects.kvWrites.set(key, value);
       },
       delete: (key) => {
+        live();
         effects.kvWrites.set(key, undefined);
       },
     },
     send(target, type, data, options) {
+      live();
       if (!isValidActorType(target.type)) {
         throw new EdgewiseError("actor.unknown_type", `cannot send to actor type "${target.type}"`);
       }
@@ -121,11 +141,13 @@ export function createTurnContext<State>(
       return envelope.id;
     },
     publish(type, data, options) {
+      live();
       const envelope = lineage(type, data, options);
       effects.outbox.push(envelope);
       return envelope.id;
     },
     schedule(when, type, data, options) {
+      live();
       const at = "delay" in when ? clock.now() + Math.max(0, when.delay) : new Date(when.at).getTime();
       if (!Number.isFinite(at)) throw new EdgewiseError("request.invalid", "schedule needs a valid time");
       const envelope = lineage(type, data, options, formatAddress(self));
@@ -133,10 +155,15 @@ export function createTurnContext<State>(
       return envelope.id;
     },
     cancelSchedule(timerId) {
+      live();
       const added = effects.timersAdded.findIndex((timer) => timer.id === timerId);
       if (added >= 0) effects.timersAdded.splice(added, 1);
       else effects.timersRemoved.push(timerId);
     },
   };
-  return { context, effects };
+  const expire = (reason: Error) => {
+    expiredBy = reason;
+    controller?.abort(reason);
+  };
+  return { context, effects, expire };
 }

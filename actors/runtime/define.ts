@@ -31,6 +31,11 @@ export interface ActorDefinitionInput<
   migrations?: Record<number, Migration>;
   messages: M;
   handlers: H;
+  /**
+   * How long one turn may take, in ms; the host's default (30 s on a node, `EDGEWISE_TURN_TIMEOUT`) when unset.
+   * A handler still running then fails its turn with `actor.turn_timeout`, commits nothing, and frees the mailbox.
+   */
+  turnTimeoutMs?: number;
 }
 
 export interface ActorDefinition<
@@ -45,6 +50,7 @@ export interface ActorDefinition<
   readonly migrations: Readonly<Record<number, Migration>>;
   readonly messages: M;
   readonly handlers: H;
+  readonly turnTimeoutMs?: number;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: erases a definition's type parameters for registries.
@@ -86,6 +92,13 @@ export function defineActor<S extends Schema, M extends MessageSchemas, H extend
       );
     }
   }
+  const { turnTimeoutMs } = input;
+  if (turnTimeoutMs !== undefined && !(Number.isInteger(turnTimeoutMs) && turnTimeoutMs > 0)) {
+    throw new EdgewiseError(
+      "config.invalid",
+      `actor "${input.type}": turnTimeoutMs must be a whole number of ms above 0`,
+    );
+  }
   for (const name of Object.keys(input.messages)) {
     if (typeof (input.handlers as Record<string, unknown>)[name] !== "function") {
       throw new EdgewiseError("config.invalid", `actor "${input.type}": no handler for message "${name}"`);
@@ -99,5 +112,6 @@ export function defineActor<S extends Schema, M extends MessageSchemas, H extend
     migrations: Object.freeze({ ...(input.migrations ?? {}) }),
     messages: input.messages,
     handlers: input.handlers,
+    ...(turnTimeoutMs === undefined ? {} : { turnTimeoutMs }),
   });
 }

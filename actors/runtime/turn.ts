@@ -56,7 +56,12 @@ export interface ActorInstanceOptions {
   onCommitted?: (commit: TurnCommit) => void;
   /** Observes each turn as it ends (metrics). Must not throw; without it, no clock is read. */
   onTurn?: (record: TurnRecord) => void;
+  /** How long a turn may take unless its definition says otherwise. Default 30 s (`defaultTurnTimeoutMs`). */
+  turnTimeoutMs?: number;
 }
+
+/** A turn's time limit when neither the actor's definition nor its host sets one. */
+export const defaultTurnTimeoutMs = 30_000;
 
 /** One turn, as an observer sees it. Durations come from `performance.now()`. */
 export interface TurnRecord {
@@ -305,7 +310,7 @@ export class ActorInstance {
     if (!parsed.success) throw validationError("message.invalid", `${envelope.type} message`, parsed.issues);
 
     const recording = span.isRecording();
-    const { context, effects } = createTurnContext(
+    const { context, effects, expire } = createTurnContext(
       this.address,
       envelope,
       structuredClone(this.state),
@@ -316,7 +321,12 @@ export class ActorInstance {
     let reply: unknown;
     try {
       const handler = definition.handlers[envelope.type] as (ctx: unknown, data: unknown) => unknown;
-      reply = await handler(context, parsed.output);
+      const limitMs = definition.turnTimeoutMs ?? this.options.turnTimeoutMs ?? defaultTurnTimeoutMs;
+      reply = await withinLimit(handler(context, parsed.output), limitMs, () => {
+        const error = turnTimeoutError(this.address, envelope.type, limitMs);
+        expire(error);
+        return error;
+      });
     } catch (error) {
       throw handlerError(this.address, envelope.type, error);
     }
@@ -465,6 +475,36 @@ function parseReply(replyJson: string | undefined): unknown {
 
 function duplicateOf(replyJson: string | undefined): TurnOutcome {
   return { duplicate: true, reply: parseReply(replyJson) };
+}
+
+/**
+ * A handler's result, failed with `onExpire()`'s error if it is still pending after `limitMs`. The mailbox moves on
+ * then; the handler's promise is left to settle on its own (JavaScript cannot stop it), with its `ctx.signal`
+ * aborted and its effects discarded. A synchronous result costs no timer.
+ */
+function withinLimit(result: unknown, limitMs: number, onExpire: () => Error): unknown {
+  if (typeof (result as PromiseLike<unknown> | undefined)?.then !== "function") return result;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(onExpire()), limitMs);
+    (result as PromiseLike<unknown>).then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+function turnTimeoutError(address: ActorAddress, type: string, limitMs: number): EdgewiseError {
+  return new EdgewiseError(
+    "actor.turn_timeout",
+    `${address.type}/${address.key} did not finish handling ${type} within ${limitMs} ms`,
+    { meta: { actor: `${address.type}/${address.key}`, messageType: type, limitMs } },
+  );
 }
 
 function handlerError(address: ActorAddress, type: string, error: unknown): EdgewiseError {

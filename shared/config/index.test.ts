@@ -68,6 +68,17 @@ describe("broker configuration", () => {
     expect(config.QSTASH_URL).toBe("http://127.0.0.1:8080");
   });
 
+  test("turn time limit: 30 s by default, a duration above 0", () => {
+    expect(parseConfig({}).EDGEWISE_TURN_TIMEOUT).toBe(30_000);
+    expect(parseConfig({ EDGEWISE_TURN_TIMEOUT: "500ms" }).EDGEWISE_TURN_TIMEOUT).toBe(500);
+    expect(() => parseConfig({ EDGEWISE_TURN_TIMEOUT: "0s" })).toThrow(
+      "EDGEWISE_TURN_TIMEOUT must be above 0",
+    );
+    expect(() => parseConfig({ EDGEWISE_TURN_TIMEOUT: "soon" })).toThrow(
+      "EDGEWISE_TURN_TIMEOUT must be a duration",
+    );
+  });
+
   test("broker retries: 3 by default, a whole number up to 20", () => {
     expect(parseConfig({}).EDGEWISE_DELIVERY_RETRIES).toBe(3);
     expect(parseConfig({ EDGEWISE_DELIVERY_RETRIES: "0" }).EDGEWISE_DELIVERY_RETRIES).toBe(0);

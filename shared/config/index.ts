@@ -97,6 +97,14 @@ export const ConfigSchema = v.object({
   EDGEWISE_INBOX_RETENTION: v.optional(duration("EDGEWISE_INBOX_RETENTION"), "7d"),
   /** An actor with no message for this long is evicted from memory (its state stays on disk). */
   EDGEWISE_IDLE_EVICT: v.optional(duration("EDGEWISE_IDLE_EVICT"), "60s"),
+  /** How long one actor turn may take before it fails (`actor.turn_timeout`) and frees the actor's mailbox. */
+  EDGEWISE_TURN_TIMEOUT: v.optional(
+    v.pipe(
+      duration("EDGEWISE_TURN_TIMEOUT"),
+      v.minValue(1, "EDGEWISE_TURN_TIMEOUT must be above 0, such as 30s"),
+    ),
+    "30s",
+  ),
   /** SQLite durability: FULL fsyncs every group commit; NORMAL survives a process crash but not power loss. */
   EDGEWISE_SQLITE_SYNC: v.optional(
     v.picklist(["FULL", "NORMAL"], "EDGEWISE_SQLITE_SYNC must be FULL or NORMAL"),

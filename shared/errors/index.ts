@@ -8,6 +8,7 @@ export const errorCatalog = {
   "actor.invalid_key": { status: 400, title: "Invalid actor key", public: true },
   "actor.reset": { status: 503, title: "Actor was reset before its turn committed", public: true },
   "actor.handler_failed": { status: 500, title: "Actor handler failed", public: false },
+  "actor.turn_timeout": { status: 503, title: "Actor turn took too long", public: true },
   "message.invalid": { status: 422, title: "Message failed its schema", public: true },
   "message.unknown_type": { status: 422, title: "Unknown message type", public: true },
   "envelope.invalid": { status: 400, title: "Invalid message envelope", public: true },

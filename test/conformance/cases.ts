@@ -141,6 +141,28 @@ export const conformanceCases: ConformanceCase[] = [
     },
   },
   {
+    name: "turn time limit: a handler still running after turnTimeoutMs fails with actor.turn_timeout, commits nothing, and the mailbox moves on",
+    semantic: 3,
+    async run(driver, key) {
+      const started = Date.now();
+      const hung = driver.ask("counter", key, "Hang", {});
+      const queued = driver.ask("counter", key, "Increment", { by: 1 });
+      const outcome = await hung;
+      failed(outcome, "actor.turn_timeout");
+      if (!outcome.ok) assert.equal(outcome.error.status, 503);
+      assert.ok(Date.now() - started >= 900, "not before the counter's 1 s limit");
+      assert.equal((ok(await queued).reply as { count: number }).count, 1);
+      const snapshot = await driver.inspect("counter", key);
+      assert.equal(snapshot.inboxSize, 1, "only the increment is recorded");
+      assert.equal(snapshot.outboxSize, 0);
+      assert.deepEqual(snapshot.state, { count: 1, ticks: [] });
+      assert.equal(
+        ((await driver.ask("counter", key, "Get", {})) as { reply: { slowSeen: number } }).reply.slowSeen,
+        0,
+      );
+    },
+  },
+  {
     name: "output gate: an ask's reply comes after its turn is committed",
     semantic: 3,
     async run(driver, key) {

@@ -7,6 +7,8 @@ const empty = v.object({});
 
 export const counter = defineActor({
   type: "counter",
+  /** Short, for `Hang`: every other counter turn takes well under a millisecond. */
+  turnTimeoutMs: 1_000,
   state: v.object({ count: v.pipe(v.number(), v.integer()), ticks: v.array(v.string()) }),
   initial: () => ({ count: 0, ticks: [] }),
   messages: {
@@ -25,6 +27,8 @@ export const counter = defineActor({
     ScheduleTick: v.object({ delayMs: v.pipe(v.number(), v.minValue(0)), tag: v.string() }),
     ScheduleAndCancel: v.object({ delayMs: v.number(), tag: v.string() }),
     Tick: v.object({ tag: v.string() }),
+    /** Never finishes on its own: it outlives the turn's time limit, then tries to send. */
+    Hang: empty,
   },
   handlers: {
     Increment(ctx, data) {
@@ -80,6 +84,13 @@ export const counter = defineActor({
     Tick(ctx, data) {
       ctx.state.ticks.push(data.tag);
       return { ticks: ctx.state.ticks.length };
+    },
+    async Hang(ctx) {
+      ctx.state.count += 1000;
+      ctx.kv.put("slow-seen", -1);
+      await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
+      // The turn has failed by now: this throws, and nothing of it is committed.
+      ctx.send({ type: "counter", key: "elsewhere" }, "Increment", { by: 1 });
     },
   },
 });

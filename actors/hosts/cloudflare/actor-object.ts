@@ -42,6 +42,8 @@ export interface DurableActorOptions<Env> {
   inboxRetentionMs?: number;
   relayPolicy?: RelayPolicy;
   clock?: Clock;
+  /** How long a turn may take unless the actor's definition says otherwise. Default 30 s. */
+  turnTimeoutMs?: number;
   /** Reports failures of alarm work (relay, timers); defaults to console.error. */
   onBackgroundError?: (what: string, error: unknown) => void;
 }
@@ -215,6 +217,7 @@ export function durableActor<Env = unknown>(
         clock,
         onCommitted: (commit) => this.afterCommit(commit),
         ...(this.metrics ? { onTurn: (record) => this.metrics?.metrics.turn(record) } : {}),
+        ...(options.turnTimeoutMs === undefined ? {} : { turnTimeoutMs: options.turnTimeoutMs }),
       });
       return this.instance;
     }

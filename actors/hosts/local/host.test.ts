@@ -3,10 +3,12 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as v from "valibot";
 import { ManualClock } from "../../../shared/clock/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { counter } from "../../../test/conformance/fixtures.ts";
 import { RecordingTransport } from "../../../test/support/memory-transport.ts";
+import { defineActor } from "../../runtime/index.ts";
 import { LocalActorHost } from "./host.ts";
 import type { SqlDatabase } from "./sql.ts";
 import { openBunSqlite } from "./sqlite-bun.ts";
@@ -180,6 +182,76 @@ describe("abortable asks", () => {
       .catch((caught) => caught);
     expect((error as EdgewiseError).code).toBe("timeout");
     expect(host.inspect({ type: "counter", key: "x" }).state).toBeUndefined();
+  });
+});
+
+describe("turn time limit", () => {
+  const napper = defineActor({
+    type: "napper",
+    state: v.object({ naps: v.number() }),
+    initial: () => ({ naps: 0 }),
+    messages: { Nap: v.object({ ms: v.number() }), HangThenSend: v.object({}) },
+    handlers: {
+      async Nap(ctx, data) {
+        await new Promise((resolve) => setTimeout(resolve, data.ms));
+        ctx.state.naps += 1;
+        return ctx.state;
+      },
+      async HangThenSend(ctx) {
+        await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
+        try {
+          ctx.send({ type: "napper", key: "other" }, "Nap", { ms: 0 });
+          lateSend = "sent";
+        } catch (error) {
+          lateSend = (error as EdgewiseError).code;
+        }
+      },
+    },
+  });
+  let lateSend = "";
+
+  test("the host's limit applies to actors that set none; a turn under it commits, one over it fails and frees the mailbox", async () => {
+    const transport = new RecordingTransport();
+    const host = boot({ actors: [napper], turnTimeoutMs: 200, transport }).start();
+    expect((await host.ask({ type: "napper", key: "n" }, "Nap", { ms: 20 })).reply).toEqual({ naps: 1 });
+    const slow = host.ask({ type: "napper", key: "n" }, "Nap", { ms: 600 }).catch((caught) => caught);
+    const next = host.ask({ type: "napper", key: "n" }, "Nap", { ms: 0 });
+    const error = (await slow) as EdgewiseError;
+    expect(error.code).toBe("actor.turn_timeout");
+    expect(error.status).toBe(503);
+    expect(error.message).toContain("napper/n did not finish handling Nap within 200 ms");
+    // The queued turn ran as soon as the slow one was given up, on the state before it.
+    expect((await next).reply).toEqual({ naps: 2 });
+    const hung = host.ask({ type: "napper", key: "h" }, "HangThenSend", {}).catch((caught) => caught);
+    expect(((await hung) as EdgewiseError).code).toBe("actor.turn_timeout");
+    // The handler saw its signal abort; its late send was refused, and nothing of it reached the outbox.
+    await Bun.sleep(10);
+    expect(lateSend).toBe("actor.turn_timeout");
+    await Bun.sleep(500); // the slow Nap finishes in the background: its state change is discarded
+    expect(host.inspect({ type: "napper", key: "n" })).toMatchObject({ state: { naps: 2 }, inboxSize: 2 });
+    expect(host.inspect({ type: "napper", key: "h" })).toMatchObject({ inboxSize: 0, outboxSize: 0 });
+    expect(transport.sent).toHaveLength(0);
+  });
+
+  test("a turn that returns without awaiting costs no timer; invalid limits are refused at definition", async () => {
+    const realSetTimeout = globalThis.setTimeout;
+    let timers = 0;
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+      timers++;
+      return realSetTimeout(fn, ms);
+    }) as typeof setTimeout;
+    try {
+      const host = boot();
+      await host.ask({ type: "counter", key: "sync" }, "Increment", { by: 1 });
+      const before = timers;
+      await host.ask({ type: "counter", key: "sync" }, "Increment", { by: 1 });
+      expect(timers).toBe(before);
+    } finally {
+      globalThis.setTimeout = realSetTimeout;
+    }
+    for (const turnTimeoutMs of [0, -1, 1.5]) {
+      expect(() => defineActor({ ...napper, turnTimeoutMs })).toThrow("turnTimeoutMs must be a whole number");
+    }
   });
 });
 

@@ -12,6 +12,7 @@ import {
   type DeliverOptions,
   assertValidKey,
   defaultRelayPolicy,
+  defaultTurnTimeoutMs,
   formatAddress,
   type RelayPolicy,
   relayOnce,
@@ -46,6 +47,8 @@ export interface LocalHostOptions {
   onBackgroundError?: (what: string, error: unknown) => void;
   /** Observes every turn of every actor (metrics); see `TurnRecord`. */
   onTurn?: (record: TurnRecord) => void;
+  /** How long a turn may take unless the actor's definition says otherwise. Default 30 s. */
+  turnTimeoutMs?: number;
 }
 
 export interface HostStats {
@@ -87,6 +90,7 @@ export class LocalActorHost implements ActorHost {
       idleEvictMs: options.idleEvictMs ?? 60_000,
       relayPolicy: options.relayPolicy ?? defaultRelayPolicy,
       pollMs: options.pollMs ?? 1_000,
+      turnTimeoutMs: options.turnTimeoutMs ?? defaultTurnTimeoutMs,
       onBackgroundError:
         options.onBackgroundError ?? ((what, error) => console.error(`[edgewise] ${what}`, error)),
     };
@@ -183,6 +187,7 @@ export class LocalActorHost implements ActorHost {
         clock: this.clock,
         onCommitted: (commit) => this.afterCommit(commit),
         ...(this.options.onTurn ? { onTurn: this.options.onTurn } : {}),
+        turnTimeoutMs: this.options.turnTimeoutMs,
       });
       this.instances.set(id, instance);
     }
