@@ -1,7 +1,7 @@
 // The broker's Postgres: one postgres.js pool, and the qstash_* tables created idempotently at start.
 import type net from "node:net";
 import postgres from "postgres";
-import { reconnectBackoff, tcpSockets } from "./pg-socket.ts";
+import { pgSockets, reconnectBackoff, tlsFromUrl } from "./pg-socket.ts";
 import { eventRows, insertEvents } from "./store-events.ts";
 import type { LoggedMessage } from "./store-events.ts";
 
@@ -25,23 +25,26 @@ export interface ConnectOptions {
 }
 
 export async function connect(options: ConnectOptions): Promise<Sql> {
+  // Our sockets make the TLS connection the URL asks for (pg-socket.ts), so postgres.js itself is told no TLS.
+  const { url, tls } = options.socket ? { url: options.url, tls: undefined } : tlsFromUrl(options.url);
   const base = {
     backoff: reconnectBackoff,
     onnotice: () => {},
     transform: { undefined: null },
     types: { int8: int8AsNumber },
+    ssl: false as const,
     // postgres.js types `socket` as returning a net.Socket; PGliteWire implements the part of it postgres.js uses.
-    socket: (options.socket ?? tcpSockets()) as unknown as () => net.Socket,
+    socket: (options.socket ?? pgSockets(tls)) as unknown as () => net.Socket,
   };
   if (options.schema) {
-    const bootstrap = postgres(options.url, { ...base, max: 1 });
+    const bootstrap = postgres(url, { ...base, max: 1 });
     try {
       await bootstrap`CREATE SCHEMA IF NOT EXISTS ${bootstrap(options.schema)}`;
     } finally {
       await bootstrap.end();
     }
   }
-  return postgres(options.url, {
+  return postgres(url, {
     ...base,
     max: options.max,
     ...(options.schema ? { connection: { search_path: options.schema } } : {}),

@@ -1,7 +1,9 @@
-// postgres.js's sockets to a real Postgres, for the node's and the broker's pool: joined error and close, hosts in
-// turn, and a short reconnect backoff.
-import type { EventEmitter } from "node:events";
+// postgres.js's sockets to a real Postgres, for the node's and the broker's pool: joined error and close, TLS as the
+// URL's sslmode asks, hosts in turn, and a short reconnect backoff.
+import { EventEmitter } from "node:events";
+import { readFileSync } from "node:fs";
 import net from "node:net";
+import tls from "node:tls";
 
 /**
  * Seconds before a connection tries again after failing: 50 ms doubling to 1 s, with jitter. postgres.js's
@@ -41,22 +43,184 @@ export function errorWithClose(socket: EventEmitter, graceMs = 1_000): void {
   } as typeof socket.emit;
 }
 
+/** What the URL asks of a connection's TLS, read as libpq reads `sslmode`, `sslrootcert` and `sslnegotiation`. */
+export interface PgTls {
+  mode: "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
+  /** PEM of the CAs to trust (`sslrootcert=<file>`); the system's when unset or `system`. */
+  ca?: string;
+  /** `sslnegotiation=direct` (Postgres 17): TLS at once, with ALPN `postgresql`, no SSLRequest first. */
+  direct: boolean;
+}
+
+const sslModes = new Set(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]);
+const tlsParams = ["sslmode", "sslrootcert", "sslnegotiation"];
+
 /**
- * postgres.js's TCP (or Unix socket) connections, with `errorWithClose`. Like postgres.js, each new connection
- * goes to the next of the URL's hosts in turn.
+ * Splits the URL's TLS parameters off: the URL postgres.js gets (without them, so none goes to the server as a
+ * startup parameter) and what they ask for (undefined: no TLS, postgres.js's default). `sslrootcert=system` means
+ * verify-full, as in libpq; a file is read here, so a missing one fails at start.
  */
-export function tcpSockets(): (options: {
+export function tlsFromUrl(url: string): { url: string; tls: PgTls | undefined } {
+  const at = url.indexOf("?");
+  if (at < 0) return { url, tls: undefined };
+  const params = new URLSearchParams(url.slice(at + 1));
+  if (!tlsParams.some((name) => params.has(name))) return { url, tls: undefined };
+  const rootCert = params.get("sslrootcert");
+  let mode = params.get("sslmode") ?? (rootCert ? "verify-full" : "prefer");
+  if (mode === "false") mode = "disable";
+  if (rootCert === "system") mode = "verify-full";
+  if (!sslModes.has(mode))
+    throw new Error(`sslmode must be one of ${[...sslModes].join(", ")}; got "${mode}"`);
+  const tlsAsked: PgTls = {
+    mode: mode as PgTls["mode"],
+    direct: params.get("sslnegotiation") === "direct",
+    ...(rootCert && rootCert !== "system" ? { ca: readFileSync(rootCert, "utf8") } : {}),
+  };
+  for (const name of tlsParams) params.delete(name);
+  const rest = params.toString();
+  return {
+    url: url.slice(0, at) + (rest ? `?${rest}` : ""),
+    tls: tlsAsked.mode === "disable" ? undefined : tlsAsked,
+  };
+}
+
+/**
+ * postgres.js's connections: TCP (or a Unix socket), with `errorWithClose`. Like postgres.js, each new connection
+ * goes to the next of the URL's hosts in turn.
+ *
+ * With TLS, the connection is made here, up to the end of the handshake, and postgres.js is given the TLS socket
+ * (and `ssl: false`). postgres.js would upgrade a socket it was given itself, but its TLS socket would then have
+ * neither `errorWithClose` (so a reset could strand a query, as above) nor the server's name (no SNI, which
+ * managed Postgres services route by, and no hostname to verify).
+ */
+export function pgSockets(
+  tlsAsked?: PgTls,
+): (options: {
   host: string[];
   port: number[];
   path?: string | false;
-}) => net.Socket {
+  connect_timeout?: number;
+}) => net.Socket | Promise<net.Socket> {
   let next = 0;
   return (options) => {
     const n = next++ % Math.max(1, options.host.length);
-    const socket = options.path
-      ? net.connect(options.path)
-      : net.connect((options.port[n] ?? options.port[0]) as number, options.host[n] as string);
-    errorWithClose(socket);
-    return socket;
+    if (options.path) {
+      const socket = net.connect(options.path);
+      errorWithClose(socket);
+      return socket;
+    }
+    const host = options.host[n] as string;
+    const port = (options.port[n] ?? options.port[0]) as number;
+    if (!tlsAsked) {
+      const socket = net.connect(port, host);
+      errorWithClose(socket);
+      return socket;
+    }
+    return secureSocket(host, port, tlsAsked, (options.connect_timeout ?? 30) * 1000);
   };
+}
+
+/** SSLRequest: length 8, code 80877103. */
+const sslRequest = Buffer.from([0, 0, 0, 8, 4, 210, 22, 47]);
+
+async function secureSocket(
+  host: string,
+  port: number,
+  asked: PgTls,
+  timeoutMs: number,
+): Promise<net.Socket> {
+  const raw = net.connect(port, host);
+  const timer = setTimeout(
+    () => raw.destroy(new Error(`connecting to ${host}:${port} timed out`)),
+    timeoutMs,
+  );
+  try {
+    await settled(raw, "connect");
+    if (!asked.direct) {
+      raw.write(sslRequest);
+      const answer = await settled<Buffer>(raw, "data");
+      if (answer.length !== 1 || answer[0] !== 0x53) {
+        // "N": this server has no TLS. `allow` and `prefer` go on without it, on the same connection.
+        if (
+          answer.length === 1 &&
+          answer[0] === 0x4e &&
+          (asked.mode === "allow" || asked.mode === "prefer")
+        ) {
+          errorWithClose(raw);
+          return raw;
+        }
+        throw new Error(
+          answer[0] === 0x4e
+            ? `server does not support SSL, but sslmode=${asked.mode} requires it`
+            : "unexpected answer to the SSL request",
+        );
+      }
+    }
+    const verify = asked.mode === "verify-ca" || asked.mode === "verify-full";
+    const secure = tls.connect({
+      socket: raw,
+      ...(net.isIP(host) ? {} : { servername: host }),
+      rejectUnauthorized: verify,
+      ...(asked.ca ? { ca: asked.ca } : {}),
+      ...(asked.mode === "verify-ca" ? { checkServerIdentity: () => undefined } : {}),
+      ...(asked.direct ? { ALPNProtocols: ["postgresql"] } : {}),
+    });
+    await settled(secure, "secureConnect");
+    errorWithClose(secure);
+    return secure;
+  } catch (error) {
+    raw.destroy();
+    return failedSocket(error);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Resolves with the first `event`'s argument; rejects on `error` or `close` before it. */
+function settled<T = void>(emitter: EventEmitter, event: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const cleanup = () => {
+      emitter.off(event, onEvent);
+      emitter.off("error", onError);
+      emitter.off("close", onClose);
+    };
+    const onEvent = (value: T) => {
+      cleanup();
+      resolve(value);
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new Error("the connection closed before the TLS handshake finished"));
+    };
+    emitter.once(event, onEvent);
+    emitter.once("error", onError);
+    emitter.once("close", onClose);
+  });
+}
+
+/**
+ * A connection that could not be made (refused, timed out, no TLS where it is required, a certificate refused): it
+ * fails as a TCP socket that failed would, with `error` and then `close` once postgres.js listens, so the query
+ * waiting for it fails with the reason and the pool tries again later.
+ */
+function failedSocket(error: unknown): net.Socket {
+  const socket = new EventEmitter() as EventEmitter & Record<string, unknown>;
+  Object.assign(socket, {
+    readyState: "closed",
+    write: () => true,
+    end: () => socket,
+    destroy: () => socket,
+    setKeepAlive: () => socket,
+    pause: () => socket,
+    resume: () => socket,
+  });
+  setImmediate(() => {
+    socket.emit("error", error);
+    socket.emit("close", true);
+  });
+  return socket as unknown as net.Socket;
 }
