@@ -1,6 +1,8 @@
 // Test helpers for the broker: a recording receiver on 127.0.0.1, a broker on its own Postgres schema, polling.
 import postgres from "postgres";
+import type { Sql } from "../../deploy/local/broker/db.ts";
 import { type Broker, type BrokerOptions, startBroker } from "../../deploy/local/broker/index.ts";
+import { type FaultProxy, Modes } from "../chaos/fault-proxy.ts";
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
@@ -8,6 +10,26 @@ export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://po
 export function postgresTarget(): { host: string; port: number } {
   const url = new URL(TEST_DATABASE_URL);
   return { host: url.hostname, port: Number(url.port || 5432) };
+}
+
+/**
+ * Mutes `proxy` (requests pass, replies are lost) while a query runs, so its connection fails, and makes another
+ * query in that failure's handler: the moment postgres.js 3.4 stranded such a query for good. Resolves with what the
+ * second query settled with, or "hung" after 5 s.
+ */
+export async function queryMadeAtTheError(sql: Sql, proxy: FaultProxy): Promise<unknown> {
+  proxy.setMode(Modes.mute);
+  const next = sql`SELECT 2 AS n`.then(
+    () => "first answered",
+    () =>
+      sql`SELECT 3 AS n`.then(
+        (rows) => rows,
+        (error: Error) => error.message,
+      ),
+  );
+  await Bun.sleep(300);
+  proxy.setMode(Modes.pass);
+  return Promise.race([next, Bun.sleep(5_000).then(() => "hung")]);
 }
 
 export interface Delivery {
