@@ -121,6 +121,8 @@ const dir = mkdtempSync(join(tmpdir(), "edgewise-pg-tls-"));
 const caFile = join(dir, "ca.pem");
 let front: TlsFront;
 let wrongName: TlsFront;
+/** Asks for a client certificate signed by the test CA. */
+let mutual: TlsFront;
 let tlsProxy: FaultProxy;
 
 const urlTo = (host: string, port: number, query: string) =>
@@ -143,12 +145,12 @@ describe("TLS to Postgres, from the URL's sslmode", () => {
       cert: caFile,
       key: join(dir, "ca-key.pem"),
     });
-    const leaf = (name: string, sans: string[]) =>
+    const leaf = (name: string, sans: string[], usage: "serverAuth" | "clientAuth" = "serverAuth") =>
       issueCert({
         ca,
         commonName: name,
         sans,
-        usage: ["serverAuth"],
+        usage: [usage],
         cert: join(dir, `${name}.pem`),
         key: join(dir, `${name}-key.pem`),
       });
@@ -164,6 +166,12 @@ describe("TLS to Postgres, from the URL's sslmode", () => {
       target: postgresTarget(),
       ...(await read(leaf("elsewhere.test", ["DNS:elsewhere.test"]))),
     });
+    mutual = await startTlsFront({
+      target: postgresTarget(),
+      ...(await read(leaf("localhost", ["DNS:localhost"]))),
+      clientCa: await Bun.file(caFile).text(),
+    });
+    leaf("edgewise-node", [], "clientAuth");
     tlsProxy = await startFaultProxy({ target: { host: "127.0.0.1", port: front.port } });
   });
   afterEach(() => {
@@ -173,6 +181,7 @@ describe("TLS to Postgres, from the URL's sslmode", () => {
     await tlsProxy.close();
     await front.close();
     await wrongName.close();
+    await mutual.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -209,6 +218,18 @@ describe("TLS to Postgres, from the URL's sslmode", () => {
     );
     await pool?.end({ timeout: 1 });
     expect(await tryQuery(urlTo(plain.host, plain.port, "sslmode=prefer"))).toEqual([{ db: "test", n: 1 }]);
+  });
+
+  test("sslcert and sslkey: a server that asks for a client certificate gets ours; without one it refuses", async () => {
+    const client = `sslcert=${encodeURIComponent(join(dir, "edgewise-node.pem"))}&sslkey=${encodeURIComponent(join(dir, "edgewise-node-key.pem"))}`;
+    expect(await tryQuery(urlTo("localhost", mutual.port, `sslmode=require&${client}`))).toEqual([
+      { db: "test", n: 1 },
+    ]);
+    expect(mutual.sessions.at(-1)).toMatchObject({ servername: "localhost", client: "edgewise-node" });
+    await pool?.end({ timeout: 1 });
+    expect(typeof (await tryQuery(urlTo("localhost", mutual.port, "sslmode=require")))).toBe("string");
+    expect(mutual.sessions).toHaveLength(1);
+    expect(() => tlsFromUrl(`postgres://h/db?sslcert=${caFile}`)).toThrow("sslcert and sslkey go together");
   });
 
   test("sslnegotiation=direct: TLS from the first byte, with ALPN postgresql", async () => {

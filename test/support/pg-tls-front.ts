@@ -9,6 +9,8 @@ export interface TlsFrontSession {
   /** The name the client sent in SNI; false when it sent none. */
   servername: string | false;
   alpn: string | false;
+  /** The common name of the client's certificate, when `clientCa` is set and it sent one. */
+  client?: string;
 }
 
 export interface TlsFront {
@@ -32,6 +34,8 @@ export async function startTlsFront(options: {
   cert: string;
   key: string;
   plain?: "relay" | "refuse";
+  /** Asks for a client certificate and admits only those this CA signed (Postgres's `clientcert=verify-full`). */
+  clientCa?: string;
 }): Promise<TlsFront> {
   const sessions: TlsFrontSession[] = [];
   const sockets = new Set<net.Socket>();
@@ -51,12 +55,23 @@ export async function startTlsFront(options: {
   /** How each hop to the TLS server began, by the hop's local port (the TLS server's remote port). */
   const negotiations = new Map<number, TlsFrontSession["negotiation"]>();
   const inner = tls.createServer(
-    { cert: options.cert, key: options.key, ALPNProtocols: ["postgresql"] },
+    {
+      cert: options.cert,
+      key: options.key,
+      ALPNProtocols: ["postgresql"],
+      ...(options.clientCa ? { ca: options.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+    },
     (secure) => {
       track(secure);
       const negotiation = negotiations.get(secure.remotePort ?? 0) ?? "sslrequest";
       const servername = (secure as tls.TLSSocket & { servername?: string | false }).servername ?? false;
-      sessions.push({ negotiation, servername: servername || false, alpn: secure.alpnProtocol || false });
+      const client = options.clientCa ? secure.getPeerCertificate()?.subject?.CN : undefined;
+      sessions.push({
+        negotiation,
+        servername: servername || false,
+        alpn: secure.alpnProtocol || false,
+        ...(client ? { client: String(client) } : {}),
+      });
       relay(secure);
     },
   );

@@ -48,17 +48,21 @@ export interface PgTls {
   mode: "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
   /** PEM of the CAs to trust (`sslrootcert=<file>`); the system's when unset or `system`. */
   ca?: string;
+  /** This client's certificate and key, PEM (`sslcert=<file>` and `sslkey=<file>`), for a server that asks for one. */
+  cert?: string;
+  key?: string;
   /** `sslnegotiation=direct` (Postgres 17): TLS at once, with ALPN `postgresql`, no SSLRequest first. */
   direct: boolean;
 }
 
 const sslModes = new Set(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]);
-const tlsParams = ["sslmode", "sslrootcert", "sslnegotiation"];
+const tlsParams = ["sslmode", "sslrootcert", "sslnegotiation", "sslcert", "sslkey"];
 
 /**
  * Splits the URL's TLS parameters off: the URL postgres.js gets (without them, so none goes to the server as a
  * startup parameter) and what they ask for (undefined: no TLS, postgres.js's default). `sslrootcert=system` means
- * verify-full, as in libpq; a file is read here, so a missing one fails at start.
+ * verify-full, as in libpq, and so does a root certificate file with no sslmode; `sslcert` and `sslkey` give a client
+ * certificate. Files are read here, so a missing one fails at start.
  */
 export function tlsFromUrl(url: string): { url: string; tls: PgTls | undefined } {
   const at = url.indexOf("?");
@@ -71,10 +75,16 @@ export function tlsFromUrl(url: string): { url: string; tls: PgTls | undefined }
   if (rootCert === "system") mode = "verify-full";
   if (!sslModes.has(mode))
     throw new Error(`sslmode must be one of ${[...sslModes].join(", ")}; got "${mode}"`);
+  const certFile = params.get("sslcert");
+  const keyFile = params.get("sslkey");
+  if (Boolean(certFile) !== Boolean(keyFile)) throw new Error("sslcert and sslkey go together");
   const tlsAsked: PgTls = {
     mode: mode as PgTls["mode"],
     direct: params.get("sslnegotiation") === "direct",
     ...(rootCert && rootCert !== "system" ? { ca: readFileSync(rootCert, "utf8") } : {}),
+    ...(certFile && keyFile
+      ? { cert: readFileSync(certFile, "utf8"), key: readFileSync(keyFile, "utf8") }
+      : {}),
   };
   for (const name of tlsParams) params.delete(name);
   const rest = params.toString();
@@ -162,6 +172,7 @@ async function secureSocket(
       ...(net.isIP(host) ? {} : { servername: host }),
       rejectUnauthorized: verify,
       ...(asked.ca ? { ca: asked.ca } : {}),
+      ...(asked.cert ? { cert: asked.cert, key: asked.key } : {}),
       ...(asked.mode === "verify-ca" ? { checkServerIdentity: () => undefined } : {}),
       ...(asked.direct ? { ALPNProtocols: ["postgresql"] } : {}),
     });
