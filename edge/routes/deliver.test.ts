@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LocalActorHost } from "../../actors/hosts/local/index.ts";
 import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
+import { DEV_CURRENT_SIGNING_KEY } from "../../deploy/local/broker/config.ts";
 import { createSigner } from "../../deploy/local/broker/signing.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
 import { counter } from "../../test/conformance/fixtures.ts";
@@ -71,5 +72,37 @@ describe("signed delivery endpoint", () => {
     expect(response.status).toBe(500);
     expect(response.headers.get("upstash-nonretryable-error")).toBeNull();
     expect(inboxOf("d5")).toBe(0);
+  });
+
+  test("QSTASH_DEV in the environment does not switch the endpoint to the SDK's public dev keys", async () => {
+    // The SDK's Receiver, when QSTASH_DEV is set, ignores the keys it was given and trusts `qstash dev`'s, which
+    // anyone can read: a leaked variable would let anyone sign deliveries. The endpoint pins its own keys.
+    const before = process.env.QSTASH_DEV;
+    process.env.QSTASH_DEV = "1";
+    try {
+      const pinned = deliveryRoutes({
+        actors: host,
+        currentSigningKey: current,
+        nextSigningKey: next,
+        publicUrl,
+      });
+      const body = JSON.stringify(increment("d6"));
+      const send = async (key: string) =>
+        pinned.request(url("d6"), {
+          method: "POST",
+          body,
+          headers: {
+            "content-type": "application/json",
+            "upstash-signature": await sign(key, url("d6"), body),
+          },
+        });
+      expect((await send(DEV_CURRENT_SIGNING_KEY)).status).toBe(401);
+      expect(inboxOf("d6")).toBe(0);
+      expect((await send(current)).status).toBe(200);
+      expect(inboxOf("d6")).toBe(1);
+    } finally {
+      if (before === undefined) delete process.env.QSTASH_DEV;
+      else process.env.QSTASH_DEV = before;
+    }
   });
 });

@@ -79,6 +79,9 @@ export function deliveryRoutes(options: DeliveryOptions): Hono<GatewayEnv> {
   const receiver = new Receiver({
     currentSigningKey: options.currentSigningKey,
     nextSigningKey: options.nextSigningKey,
+    // Left unset, the SDK reads QSTASH_DEV from the environment and, when it is on, verifies with `qstash dev`'s
+    // public keys instead of these: a stray variable would let anyone sign a delivery.
+    devMode: false,
   });
   const app = new Hono<GatewayEnv>();
 
