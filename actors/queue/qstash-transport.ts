@@ -31,7 +31,12 @@ export class QStashTransport implements Transport {
     // The relay owns retries and backoff; the SDK's own retry loop would hide failures from it. Left unset, devMode
     // follows QSTASH_DEV in the environment, and when on, the SDK ignores this URL and token, downloads the
     // closed-source `qstash dev` binary and publishes to it: the queue is always the one configured here.
-    this.client = new Client({ baseUrl: options.baseUrl, token: options.token, retry: false, devMode: false });
+    this.client = new Client({
+      baseUrl: options.baseUrl,
+      token: options.token,
+      retry: false,
+      devMode: false,
+    });
     this.batchSize = options.batchSize ?? 100;
   }
 
