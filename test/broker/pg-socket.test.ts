@@ -206,6 +206,12 @@ describe("TLS to Postgres, from the URL's sslmode", () => {
       /altnames|hostname|localhost/i,
     );
     await pool?.end({ timeout: 1 });
+    // An IP address is checked against the certificate's IP entries (and sent without SNI).
+    expect(await tryQuery(urlTo("127.0.0.1", front.port, trusted))).toEqual([{ db: "test", n: 1 }]);
+    expect(front.sessions.at(-1)).toMatchObject({ servername: false });
+    await pool?.end({ timeout: 1 });
+    expect(String(await tryQuery(urlTo("127.0.0.1", wrongName.port, trusted)))).toMatch(/altnames|IP/i);
+    await pool?.end({ timeout: 1 });
     // verify-ca checks the chain only, as in libpq: the certificate for another name passes.
     const chainOnly = `sslmode=verify-ca&sslrootcert=${encodeURIComponent(caFile)}`;
     expect(await tryQuery(urlTo("localhost", wrongName.port, chainOnly))).toEqual([{ db: "test", n: 1 }]);
