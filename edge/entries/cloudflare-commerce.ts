@@ -12,7 +12,7 @@ import { type ReadCache, RedisReadCache } from "../../actors/commerce/projection
 import { commerceConsumerSubscriptions } from "../../actors/commerce/subscriptions.ts";
 import { resolveWithNodeDns } from "../../actors/commerce/webhooks/dns-resolver.ts";
 import { durableActor } from "../../actors/hosts/cloudflare/index.ts";
-import { type QueueEnv, qstashTransportFromEnv } from "../../actors/hosts/cloudflare/queue.ts";
+import { type QueueEnv, relayTransportFromEnv } from "../../actors/hosts/cloudflare/queue.ts";
 import { type ActorHost, SubscriptionRegistry, type Transport } from "../../actors/runtime/index.ts";
 import type { Config } from "../../shared/config/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
@@ -58,7 +58,7 @@ export function commerceSubscriptions(env: CommerceEnv): SubscriptionRegistry {
 }
 
 const actorOptions = {
-  transport: (env: CommerceEnv) => qstashTransportFromEnv(env),
+  transport: (env: CommerceEnv) => relayTransportFromEnv(env),
   subscriptions: commerceSubscriptions,
 };
 

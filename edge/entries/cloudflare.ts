@@ -1,7 +1,11 @@
 // The Workers entry behind `wrangler dev` / deploy: the gateway app, with actors as SQLite-backed Durable Objects.
 import { counterActor } from "../../actors/examples/counter.ts";
 import { DurableObjectHost, durableActor } from "../../actors/hosts/cloudflare/index.ts";
-import { deliveryFromEnv, qstashTransportFromEnv } from "../../actors/hosts/cloudflare/queue.ts";
+import {
+  deliveryFromEnv,
+  qstashTransportFromEnv,
+  relayTransportFromEnv,
+} from "../../actors/hosts/cloudflare/queue.ts";
 import { type IsolateMetrics, isolateMetrics } from "../../actors/hosts/cloudflare/metrics.ts";
 import { type TracingEnv, workerTracing } from "../../actors/hosts/cloudflare/tracing.ts";
 import { deliveryPath } from "../../actors/queue/qstash-transport.ts";
@@ -37,7 +41,7 @@ interface Env extends CommerceEnv, BreakersEnv, RemoteActorsEnv, TracingEnv {
  * broker); without it, its outbox waits durably. It publishes no commerce event, so the registry drops any.
  */
 export const Counter = durableActor<Env>(counterActor, {
-  transport: (env) => qstashTransportFromEnv(env),
+  transport: (env) => relayTransportFromEnv(env),
   subscriptions: commerceSubscriptions,
 });
 

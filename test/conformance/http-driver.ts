@@ -27,6 +27,11 @@ export class HttpDriver implements ConformanceDriver {
     this.name = spec.name;
   }
 
+  /** What the host process has printed so far (stdout and stderr). */
+  get log(): string {
+    return this.output;
+  }
+
   static async start(spec: HostProcessSpec): Promise<HttpDriver> {
     const driver = new HttpDriver(spec);
     await driver.spawn(1);

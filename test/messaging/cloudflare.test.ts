@@ -244,4 +244,34 @@ describe("messaging on Durable Objects through the broker (wrangler dev)", () =>
     expect(after.version).toBe(before.version);
     expect(after.inboxSize).toBe(before.inboxSize);
   });
+
+  test("the broker down for 20 s: the outbox keeps the messages behind the relay's breaker, and drains within seconds of its return", async () => {
+    const port = Number(new URL(broker.url).port);
+    const sender = { type: "counter", key: "outage-sender" };
+    const receiver = { type: "counter", key: "outage-target" };
+    await broker.stop();
+    await ask("counter", sender.key, "SendTo", { key: receiver.key, count: 2 });
+    await Bun.sleep(20_000);
+    expect((await inspect(sender)).outboxSize).toBe(2);
+    // The relay's sends went through the isolate's breaker: it opened, and let a probe through every 5 s.
+    expect(worker.log).toContain("relay breaker broker: closed → open");
+    broker = await startBroker({
+      port,
+      databaseUrl: TEST_DATABASE_URL,
+      schema,
+      timeScale: 0.01,
+      log: (line) => brokerLog.push(line),
+    });
+    const back = performance.now();
+    await eventually(
+      async () => ((await inspect(receiver)).state as { count: number } | undefined)?.count === 3,
+      "the outage's messages",
+      20_000,
+    );
+    // The breaker's next probe (5 s after the last) plus up to 1 s of jitter, and the delivery: the relay's own
+    // backoff after 20 s of failures would be 16-32 s.
+    expect(performance.now() - back).toBeLessThan(9_000);
+    await eventually(async () => (await inspect(sender)).outboxSize === 0, "the sender's outbox to drain");
+    expect(worker.log).toContain("relay breaker broker: half-open → closed");
+  }, 60_000);
 });

@@ -1,6 +1,9 @@
 // The queue on Workers, from the Worker's environment: the QStash transport for the relay, the delivery endpoint's keys.
 import { deliveryPath, QStashTransport } from "../../queue/qstash-transport.ts";
+import { guardedTransport } from "../../runtime/guarded.ts";
+import type { Transport } from "../../runtime/transport.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { Dependencies } from "../../../shared/resilience/index.ts";
 
 /**
  * The variables the queue reads. Non-secret ones may be `[vars]` in wrangler.toml; the token and signing keys
@@ -46,6 +49,32 @@ export function qstashTransportFromEnv(
     deliveryUrl: (target) => `${base}${deliveryPath(target)}`,
     ...(options.retries !== undefined ? { retries: options.retries } : {}),
   });
+}
+
+/** The relays' breaker for the broker: one per isolate, shared by every Durable Object that runs in it. */
+let relayDependencies: Dependencies | undefined;
+
+/**
+ * The relay's transport for Durable Objects: `qstashTransportFromEnv` behind the isolate's `broker` breaker, with
+ * the node's 5 s timeout. While it is open a send fails at once, and each object's relay retries when the breaker
+ * next lets a probe through (`availableInMs`), so outboxes drain within seconds of the broker's return instead of
+ * after a backoff of up to a minute. The breaker is the isolate's own: an object's alarm has no request in whose
+ * `waitUntil` to sync a BreakerCoordinator, as the Worker's fetch path does.
+ */
+export function relayTransportFromEnv(
+  env: QueueEnv,
+  options: { retries?: number } = {},
+): Transport | undefined {
+  const transport = qstashTransportFromEnv(env, options);
+  if (!transport) return undefined;
+  relayDependencies ??= new Dependencies({
+    policies: { broker: { timeoutMs: 5_000 } },
+    onStateChange: (change) =>
+      console.log(
+        `[edgewise] relay breaker ${change.name}: ${change.from} → ${change.to} (${change.reason})`,
+      ),
+  });
+  return guardedTransport(transport, relayDependencies, "broker");
 }
 
 /**

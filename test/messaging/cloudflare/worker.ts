@@ -4,7 +4,7 @@ import { DurableObjectHost, durableActor } from "../../../actors/hosts/cloudflar
 import {
   deliveryFromEnv,
   type QueueEnv,
-  qstashTransportFromEnv,
+  relayTransportFromEnv,
 } from "../../../actors/hosts/cloudflare/queue.ts";
 import { SubscriptionRegistry } from "../../../actors/runtime/index.ts";
 import { createApp } from "../../../edge/app.ts";
@@ -18,10 +18,10 @@ interface Env extends QueueEnv {
 }
 
 const options = {
-  transport: (env: Env) => qstashTransportFromEnv(env),
+  transport: (env: Env) => relayTransportFromEnv(env),
   // The composition's subscriptions: the counter (the producer) is defined without knowing them.
   subscriptions: new SubscriptionRegistry(subscriptions),
-  relayPolicy: { batchSize: 256, baseDelayMs: 50, maxDelayMs: 500 },
+  // The production relay policy (250 ms doubling to 60 s): the broker-outage test measures the drain with it.
 };
 
 export const Counter = durableActor<Env>(counter, options);
