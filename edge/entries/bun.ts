@@ -2,11 +2,12 @@
 import { configOrExit } from "../../deploy/config.ts";
 import { referenceSystem } from "../../deploy/reference.ts";
 import { stopOnSignals } from "../../deploy/shutdown.ts";
+import { exitOnStartFailure } from "../../deploy/start-failure.ts";
 import { startNode } from "../../deploy/bun/node.ts";
 import { tryItLines } from "../../deploy/try-it.ts";
 
 const config = configOrExit();
-const node = await startNode({ config, ...referenceSystem() });
+const node = await startNode({ config, ...referenceSystem() }).catch(exitOnStartFailure(config));
 console.log(`[edgewise] listening on ${node.url} (data in ${config.EDGEWISE_DATA_DIR})`);
 console.log(`[edgewise] queue: ${node.broker ? `embedded broker at ${node.brokerUrl}` : node.brokerUrl}`);
 if (node.adminToken) {

@@ -2,6 +2,7 @@
 import { configOrExit } from "../../deploy/config.ts";
 import { referenceSystem } from "../../deploy/reference.ts";
 import { stopOnSignals } from "../../deploy/shutdown.ts";
+import { exitOnStartFailure } from "../../deploy/start-failure.ts";
 import { openNodeSqlite } from "../../actors/hosts/local/sqlite-node.ts";
 import { denoServe } from "../../deploy/deno/serve.ts";
 import { startNode } from "../../deploy/node.ts";
@@ -15,7 +16,7 @@ const node = await startNode({
   serve: denoServe,
   platform: "deno",
   openActorDb: openNodeSqlite,
-});
+}).catch(exitOnStartFailure(config));
 console.log(`[edgewise] listening on ${node.url} (Deno, data in ${config.EDGEWISE_DATA_DIR})`);
 if (node.adminToken) console.log(`[edgewise] admin token (24 h, local development): ${node.adminToken}`);
 

@@ -220,7 +220,7 @@ describe("TLS to Postgres, from the URL's sslmode", () => {
   test("a server without TLS: require fails with the reason, prefer goes on in plain text", async () => {
     const plain = postgresTarget();
     expect(await tryQuery(urlTo(plain.host, plain.port, "sslmode=require"))).toBe(
-      "server does not support SSL, but sslmode=require requires it",
+      `TLS to Postgres at ${plain.host}:${plain.port} failed: server does not support SSL, but sslmode=require requires it`,
     );
     await pool?.end({ timeout: 1 });
     expect(await tryQuery(urlTo(plain.host, plain.port, "sslmode=prefer"))).toEqual([{ db: "test", n: 1 }]);

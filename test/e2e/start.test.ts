@@ -118,4 +118,39 @@ describe("npm start", () => {
     expect(await child.exited).toBe(78);
     expect(await new Response(child.stderr).text()).toContain("PORT must be a whole number");
   });
+
+  test("a database it cannot use stops it with exit code 1 and one line that says what to check", async () => {
+    const unused = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const closedPort = unused.port;
+    unused.stop(true);
+    const cases: Array<[string, string]> = [
+      [
+        `postgres://postgres:not-a-real-secret@127.0.0.1:${closedPort}/test`,
+        `cannot reach Postgres at 127.0.0.1:${closedPort} (ECONNREFUSED): is it running? Check DATABASE_URL`,
+      ],
+      [
+        "postgres://postgres@127.0.0.1:5432/test?sslmode=require",
+        "TLS to Postgres at 127.0.0.1:5432 failed: server does not support SSL, but sslmode=require requires it",
+      ],
+    ];
+    for (const [databaseUrl, line] of cases) {
+      const child = Bun.spawn([process.execPath, join(root, "edge/entries/bun.ts")], {
+        cwd: root,
+        env: {
+          ...process.env,
+          DATABASE_URL: databaseUrl,
+          EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-start-fail-")),
+          PORT: "0",
+          HOST: "127.0.0.1",
+        },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      expect(await child.exited).toBe(1);
+      const stderr = await new Response(child.stderr).text();
+      expect(stderr).toContain(`[edgewise] could not start: ${line}`);
+      expect(stderr).not.toContain("not-a-real-secret");
+      expect(stderr).not.toMatch(/^\s+at /m); // no stack trace unless LOG_LEVEL=debug
+    }
+  }, 60_000);
 });

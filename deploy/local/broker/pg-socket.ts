@@ -144,8 +144,10 @@ async function secureSocket(
     () => raw.destroy(new Error(`connecting to ${host}:${port} timed out`)),
     timeoutMs,
   );
+  let connected = false;
   try {
     await settled(raw, "connect");
+    connected = true;
     if (!asked.direct) {
       raw.write(sslRequest);
       const answer = await settled<Buffer>(raw, "data");
@@ -181,10 +183,19 @@ async function secureSocket(
     return secure;
   } catch (error) {
     raw.destroy();
-    return failedSocket(error);
+    // A failure once connected is the TLS's: said so, for whoever reports it (a refused connection stays as it is).
+    return failedSocket(connected ? tlsFailure(error, host, port) : error);
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** `code: "PG_TLS"`: the TLS negotiation or handshake with Postgres failed. */
+export function tlsFailure(error: unknown, host: string, port: number): Error {
+  const reason = error instanceof Error ? error.message : String(error);
+  return Object.assign(new Error(`TLS to Postgres at ${host}:${port} failed: ${reason}`, { cause: error }), {
+    code: "PG_TLS",
+  });
 }
 
 /** Resolves with the first `event`'s argument; rejects on `error` or `close` before it. */

@@ -1,0 +1,55 @@
+// The line a node prints when it cannot start: what failed, what to check, and never a password.
+import { describe, expect, test } from "bun:test";
+import { EdgewiseError } from "../shared/errors/index.ts";
+import { tlsFailure } from "./local/broker/pg-socket.ts";
+import { startFailureLine } from "./start-failure.ts";
+
+const config = {
+  PORT: 8787,
+  DATABASE_URL: "postgres://app:hunter2-secret@db.internal:6543/shop",
+  REDIS_URL: "redis://:redis-secret@cache.internal:6380",
+};
+const netError = (code: string, address: string, port: number) =>
+  Object.assign(new Error(`connect ${code} ${address}:${port}`), { code, address, port });
+
+describe("startFailureLine", () => {
+  test("names the dependency whose address failed, with host and port only", () => {
+    const lines = [
+      startFailureLine(netError("ECONNREFUSED", "10.0.0.5", 6543), config),
+      startFailureLine(netError("ETIMEDOUT", "10.0.0.6", 6380), config),
+      startFailureLine(netError("ECONNREFUSED", "10.0.0.7", 9999), config),
+    ];
+    expect(lines).toEqual([
+      "cannot reach Postgres at db.internal:6543 (ECONNREFUSED): is it running? Check DATABASE_URL",
+      "cannot reach Redis at cache.internal:6380 (ETIMEDOUT): is it running? Check REDIS_URL",
+      "cannot reach 10.0.0.7:9999 (ECONNREFUSED): connect ECONNREFUSED 10.0.0.7:9999",
+    ]);
+    for (const line of lines) expect(line).not.toMatch(/secret/);
+  });
+
+  test("a busy port, TLS, a refused login and a missing database say what to change", () => {
+    const withCode = (message: string, code: string) => Object.assign(new Error(message), { code });
+    expect(startFailureLine(withCode("listen EADDRINUSE", "EADDRINUSE"), config)).toBe(
+      "port 8787 is in use: stop what holds it, or set PORT",
+    );
+    expect(
+      startFailureLine(
+        tlsFailure(new Error("unable to verify the first certificate"), "db.internal", 6543),
+        config,
+      ),
+    ).toBe(
+      "TLS to Postgres at db.internal:6543 failed: unable to verify the first certificate. Check sslmode and sslrootcert in DATABASE_URL",
+    );
+    // Another certificate's trouble (the node's own TLS files, say) is not blamed on Postgres.
+    expect(startFailureLine(new Error("certificate has expired"), config)).toBe("certificate has expired");
+    expect(startFailureLine(withCode('password authentication failed for user "app"', "28P01"), config)).toBe(
+      'Postgres refused the login: password authentication failed for user "app". Check the user and password in DATABASE_URL',
+    );
+    expect(startFailureLine(withCode('database "shop" does not exist', "3D000"), config)).toBe(
+      'database "shop" does not exist: create it, or name another in DATABASE_URL',
+    );
+    expect(
+      startFailureLine(new EdgewiseError("config.invalid", "TLS_CERT_FILE and TLS_KEY_FILE go together"), {}),
+    ).toBe("config.invalid: TLS_CERT_FILE and TLS_KEY_FILE go together");
+  });
+});

@@ -1,0 +1,83 @@
+// Why a node could not start, in one line that names what failed and what to check; then exit code 1.
+import process from "node:process";
+import type { Config } from "../shared/config/index.ts";
+import { isEdgewiseError } from "../shared/errors/index.ts";
+
+interface ErrorFacts {
+  message: string;
+  code?: string;
+  address?: string;
+  port?: number;
+}
+
+function factsOf(error: unknown): ErrorFacts {
+  if (typeof error !== "object" || error === null) return { message: String(error) };
+  const { message, code, address, port } = error as Record<string, unknown>;
+  return {
+    message: typeof message === "string" ? message : String(error),
+    ...(typeof code === "string" ? { code } : {}),
+    ...(typeof address === "string" ? { address } : {}),
+    ...(typeof port === "number" ? { port } : {}),
+  };
+}
+
+/** host:port of a URL, never its user or password; undefined when it is not a URL with a host. */
+function endpointOf(
+  url: string | undefined,
+  defaultPort: number,
+): { host: string; port: number } | undefined {
+  if (!url) return undefined;
+  try {
+    const parsed = new URL(url.split(",")[0] as string);
+    if (!parsed.hostname) return undefined;
+    return { host: parsed.hostname, port: Number(parsed.port || defaultPort) };
+  } catch {
+    return undefined;
+  }
+}
+
+const unreachable = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ECONNRESET",
+]);
+
+/**
+ * The line to print for an error that stopped `startNode`. Postgres and Redis are named when the error is about
+ * their address; connection strings are never printed whole (they may hold a password).
+ */
+export function startFailureLine(error: unknown, config: Partial<Config>): string {
+  const facts = factsOf(error);
+  const postgres = endpointOf(config.DATABASE_URL, 5432);
+  const redis = endpointOf(config.REDIS_URL, 6379);
+  const at = (endpoint: { host: string; port: number }) => `${endpoint.host}:${endpoint.port}`;
+  const matches = (endpoint: { host: string; port: number } | undefined) =>
+    endpoint !== undefined && facts.port === endpoint.port;
+  if (facts.code && unreachable.has(facts.code)) {
+    if (matches(postgres) && postgres)
+      return `cannot reach Postgres at ${at(postgres)} (${facts.code}): is it running? Check DATABASE_URL`;
+    if (matches(redis) && redis)
+      return `cannot reach Redis at ${at(redis)} (${facts.code}): is it running? Check REDIS_URL`;
+    const where = facts.port !== undefined ? ` ${facts.address ?? "?"}:${facts.port}` : "";
+    return `cannot reach${where} (${facts.code}): ${facts.message}`;
+  }
+  if (facts.code === "EADDRINUSE")
+    return `port ${config.PORT ?? "?"} is in use: stop what holds it, or set PORT`;
+  if (facts.code === "PG_TLS") return `${facts.message}. Check sslmode and sslrootcert in DATABASE_URL`;
+  if (facts.code === "28P01" || facts.code === "28000")
+    return `Postgres refused the login: ${facts.message}. Check the user and password in DATABASE_URL`;
+  if (facts.code === "3D000") return `${facts.message}: create it, or name another in DATABASE_URL`;
+  return isEdgewiseError(error) ? `${error.code}: ${error.message}` : facts.message;
+}
+
+/** Prints `startFailureLine` (and the stack with LOG_LEVEL=debug), then exits with code 1. */
+export function exitOnStartFailure(config: Partial<Config>): (error: unknown) => never {
+  return (error) => {
+    console.error(`[edgewise] could not start: ${startFailureLine(error, config)}`);
+    if (config.LOG_LEVEL === "debug") console.error(error);
+    process.exit(1);
+  };
+}
