@@ -53,14 +53,15 @@ export function startFailureLine(error: unknown, config: Partial<Config>): strin
   const facts = factsOf(error);
   const postgres = endpointOf(config.DATABASE_URL, 5432);
   const redis = endpointOf(config.REDIS_URL, 6379);
-  const at = (endpoint: { host: string; port: number }) => `${endpoint.host}:${endpoint.port}`;
-  const matches = (endpoint: { host: string; port: number } | undefined) =>
-    endpoint !== undefined && facts.port === endpoint.port;
   if (facts.code && unreachable.has(facts.code)) {
-    if (matches(postgres) && postgres)
-      return `cannot reach Postgres at ${at(postgres)} (${facts.code}): is it running? Check DATABASE_URL`;
-    if (matches(redis) && redis)
-      return `cannot reach Redis at ${at(redis)} (${facts.code}): is it running? Check REDIS_URL`;
+    // The error names the address it tried; its port tells which dependency that was.
+    for (const [name, endpoint, variable] of [
+      ["Postgres", postgres, "DATABASE_URL"],
+      ["Redis", redis, "REDIS_URL"],
+    ] as const) {
+      if (endpoint && facts.port === endpoint.port)
+        return `cannot reach ${name} at ${endpoint.host}:${endpoint.port} (${facts.code}): is it running? Check ${variable}`;
+    }
     const where = facts.port !== undefined ? ` ${facts.address ?? "?"}:${facts.port}` : "";
     return `cannot reach${where} (${facts.code}): ${facts.message}`;
   }
