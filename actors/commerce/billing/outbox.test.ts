@@ -156,6 +156,35 @@ describe("billing outbox relay", () => {
     expect(slow.sent).toHaveLength(2);
   });
 
+  test("a batch claimed by a relay that died mid-send goes out through another within the default lease (10 s)", async () => {
+    const ledger = new BillingLedger(sql);
+    const expected = await replies(ledger, "relay-dead", 2);
+    let entered: () => void = () => {};
+    const sendStarted = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    // The first relay claims the batch and never finishes sending it, as if its process had been killed.
+    const dead = new BillingOutboxRelay(sql, {
+      send: () => {
+        entered();
+        return new Promise<void>(() => {});
+      },
+    });
+    void dead.relayOnce();
+    await sendStarted;
+    const claimedAt = Date.now();
+    const survivor = new RecordingTransport();
+    const other = new BillingOutboxRelay(sql, survivor);
+    expect(await other.relayOnce()).toEqual({ sent: 0, failed: 0 });
+    while (survivor.sent.length === 0 && Date.now() - claimedAt < 15_000) {
+      await other.relayOnce();
+      if (survivor.sent.length === 0) await Bun.sleep(250);
+    }
+    expect(ids(survivor.sent)).toEqual(ids(expected));
+    expect(Date.now() - claimedAt).toBeGreaterThanOrEqual(9_500);
+    expect(Date.now() - claimedAt).toBeLessThan(12_000);
+  }, 20_000);
+
   test("start() relays right after a commit when notified, retries after a failure, and stop() ends the loop", async () => {
     const transport = new RecordingTransport();
     const errors: string[] = [];

@@ -23,11 +23,19 @@ export interface BillingRelayOptions {
   policy?: RelayPolicy;
   /** Longest sleep between passes when not notified. Default 1 s. */
   intervalMs?: number;
-  /** How long a claimed batch stays invisible to other relays while it is being sent. Default 30 s. */
+  /**
+   * How long a claimed batch stays invisible to other relays while it is being sent. Default 10 s: twice the
+   * broker's 5 s call timeout, so a live relay finishes well within it, and a relay killed mid-send holds its batch
+   * back (and, by seq order, every later message) for at most that long. A lease that ran out under a relay still
+   * sending only means a duplicate publish, which the queue's deduplication id and the receivers absorb.
+   */
   leaseMs?: number;
   /** Reports failed passes; defaults to console.error. */
   onError?: (what: string, error: unknown) => void;
 }
+
+/** See `BillingRelayOptions.leaseMs`. */
+export const defaultLeaseMs = 10_000;
 
 interface ClaimedRow {
   seq: number | string;
@@ -60,7 +68,7 @@ export class BillingOutboxRelay {
   ) {
     this.policy = options.policy ?? defaultRelayPolicy;
     this.intervalMs = options.intervalMs ?? 1_000;
-    this.leaseMs = options.leaseMs ?? 30_000;
+    this.leaseMs = options.leaseMs ?? defaultLeaseMs;
     this.onError = options.onError ?? ((what, error) => console.error(`[edgewise] ${what}`, error));
   }
 
