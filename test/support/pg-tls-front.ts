@@ -2,6 +2,7 @@
 // a test certificate, and relays the plain protocol to Postgres. It records each session's TLS server name (SNI).
 import net from "node:net";
 import tls from "node:tls";
+import { sslRequest } from "../../deploy/local/broker/pg-socket.ts";
 
 export interface TlsFrontSession {
   /** "sslrequest" (the classic negotiation), "direct" (TLS at once, Postgres 17), or "plain" (refused or relayed). */
@@ -19,8 +20,6 @@ export interface TlsFront {
   close(): Promise<void>;
 }
 
-/** The first bytes of an SSLRequest: length 8, then code 80877103. */
-const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 4, 210, 22, 47]);
 const TLS_HANDSHAKE_RECORD = 0x16;
 
 /**
@@ -94,7 +93,7 @@ export async function startTlsFront(options: {
     track(client);
     client.once("data", (first: Buffer) => {
       client.pause();
-      if (first.subarray(0, 8).equals(SSL_REQUEST)) {
+      if (first.subarray(0, 8).equals(sslRequest)) {
         client.write("S");
         toInner(client, first.subarray(8), "sslrequest");
       } else if (first[0] === TLS_HANDSHAKE_RECORD) {

@@ -61,14 +61,11 @@ let relayDependencies: Dependencies | undefined;
  * after a backoff of up to a minute. The breaker is the isolate's own: an object's alarm has no request in whose
  * `waitUntil` to sync a BreakerCoordinator, as the Worker's fetch path does.
  */
-export function relayTransportFromEnv(
-  env: QueueEnv,
-  options: { retries?: number } = {},
-): Transport | undefined {
-  const transport = qstashTransportFromEnv(env, options);
+export function relayTransportFromEnv(env: QueueEnv): Transport | undefined {
+  const transport = qstashTransportFromEnv(env);
   if (!transport) return undefined;
+  // The default policy: a 5 s timeout, as the node's broker breaker has.
   relayDependencies ??= new Dependencies({
-    policies: { broker: { timeoutMs: 5_000 } },
     onStateChange: (change) =>
       console.log(
         `[edgewise] relay breaker ${change.name}: ${change.from} → ${change.to} (${change.reason})`,

@@ -12,7 +12,6 @@ import {
   type DeliverOptions,
   assertValidKey,
   defaultRelayPolicy,
-  defaultTurnTimeoutMs,
   formatAddress,
   type RelayPolicy,
   relayOnce,
@@ -65,11 +64,13 @@ export class LocalActorHost implements ActorHost {
   private readonly instances = new Map<string, ActorInstance>();
   private readonly firingTimers = new Set<string>();
   private readonly options: Required<
-    Omit<LocalHostOptions, "transport" | "actors" | "db" | "subscriptions" | "onTurn">
+    Omit<LocalHostOptions, "transport" | "actors" | "db" | "subscriptions" | "onTurn" | "turnTimeoutMs">
   > & {
     transport: Transport | undefined;
     subscriptions: SubscriptionRegistry | undefined;
     onTurn: ((record: TurnRecord) => void) | undefined;
+    /** Undefined: the runtime's default (`defaultTurnTimeoutMs`). */
+    turnTimeoutMs: number | undefined;
   };
   private stopped = false;
   private relayWake: (() => void) | undefined;
@@ -85,12 +86,12 @@ export class LocalActorHost implements ActorHost {
       transport: options.transport,
       subscriptions: options.subscriptions,
       onTurn: options.onTurn,
+      turnTimeoutMs: options.turnTimeoutMs,
       clock: this.clock,
       inboxRetentionMs: options.inboxRetentionMs ?? 7 * 86_400_000,
       idleEvictMs: options.idleEvictMs ?? 60_000,
       relayPolicy: options.relayPolicy ?? defaultRelayPolicy,
       pollMs: options.pollMs ?? 1_000,
-      turnTimeoutMs: options.turnTimeoutMs ?? defaultTurnTimeoutMs,
       onBackgroundError:
         options.onBackgroundError ?? ((what, error) => console.error(`[edgewise] ${what}`, error)),
     };
@@ -187,7 +188,7 @@ export class LocalActorHost implements ActorHost {
         clock: this.clock,
         onCommitted: (commit) => this.afterCommit(commit),
         ...(this.options.onTurn ? { onTurn: this.options.onTurn } : {}),
-        turnTimeoutMs: this.options.turnTimeoutMs,
+        ...(this.options.turnTimeoutMs === undefined ? {} : { turnTimeoutMs: this.options.turnTimeoutMs }),
       });
       this.instances.set(id, instance);
     }

@@ -21,7 +21,7 @@ export const reconnectBackoff = (retries: number, random: () => number = Math.ra
  * connection. postgres.js 4 has no such gap, but runs the embedded PGlite a third slower (bench/README.md). If
  * `close` never came, the error still goes out after `graceMs`.
  */
-export function errorWithClose(socket: EventEmitter, graceMs = 1_000): void {
+export function errorWithClose<S extends EventEmitter>(socket: S, graceMs = 1_000): S {
   const emit = socket.emit;
   let held: unknown[] | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -41,6 +41,7 @@ export function errorWithClose(socket: EventEmitter, graceMs = 1_000): void {
     if (event === "close" && held !== undefined) release();
     return emit.call(this, event, ...args);
   } as typeof socket.emit;
+  return socket;
 }
 
 /** What the URL asks of a connection's TLS, read as libpq reads `sslmode`, `sslrootcert` and `sslnegotiation`. */
@@ -114,24 +115,16 @@ export function pgSockets(
   let next = 0;
   return (options) => {
     const n = next++ % Math.max(1, options.host.length);
-    if (options.path) {
-      const socket = net.connect(options.path);
-      errorWithClose(socket);
-      return socket;
-    }
+    if (options.path) return errorWithClose(net.connect(options.path));
     const host = options.host[n] as string;
     const port = (options.port[n] ?? options.port[0]) as number;
-    if (!tlsAsked) {
-      const socket = net.connect(port, host);
-      errorWithClose(socket);
-      return socket;
-    }
+    if (!tlsAsked) return errorWithClose(net.connect(port, host));
     return secureSocket(host, port, tlsAsked, (options.connect_timeout ?? 30) * 1000);
   };
 }
 
 /** SSLRequest: length 8, code 80877103. */
-const sslRequest = Buffer.from([0, 0, 0, 8, 4, 210, 22, 47]);
+export const sslRequest = Buffer.from([0, 0, 0, 8, 4, 210, 22, 47]);
 
 async function secureSocket(
   host: string,
@@ -153,14 +146,8 @@ async function secureSocket(
       const answer = await settled<Buffer>(raw, "data");
       if (answer.length !== 1 || answer[0] !== 0x53) {
         // "N": this server has no TLS. `allow` and `prefer` go on without it, on the same connection.
-        if (
-          answer.length === 1 &&
-          answer[0] === 0x4e &&
-          (asked.mode === "allow" || asked.mode === "prefer")
-        ) {
-          errorWithClose(raw);
-          return raw;
-        }
+        if (answer.length === 1 && answer[0] === 0x4e && (asked.mode === "allow" || asked.mode === "prefer"))
+          return errorWithClose(raw);
         throw new Error(
           answer[0] === 0x4e
             ? `server does not support SSL, but sslmode=${asked.mode} requires it`
@@ -179,8 +166,7 @@ async function secureSocket(
       ...(asked.direct ? { ALPNProtocols: ["postgresql"] } : {}),
     });
     await settled(secure, "secureConnect");
-    errorWithClose(secure);
-    return secure;
+    return errorWithClose(secure);
   } catch (error) {
     raw.destroy();
     // A failure once connected is the TLS's: said so, for whoever reports it (a refused connection stays as it is).

@@ -12,8 +12,9 @@ const rowsParam = (rows: unknown[]) => rows as unknown as postgres.JSONValue;
  * Writes a group of outcomes atomically (a group commit): one statement when all of them are deliveries, as
  * they nearly always are, else one transaction. Each message is found by its primary key (`id = ANY`), and
  * its events are logged only if the statement changed its row, so an outcome for a message cancelled
- * meanwhile changes and logs nothing, and neither does one written again after its reply was lost. The events come from the claimed row (store-events.ts): nothing but
- * this attempt's outcome changes an active message, short of a cancel that deletes it.
+ * meanwhile changes and logs nothing, and neither does one written again after its reply was lost. The events
+ * come from the claimed row (store-events.ts): nothing but this attempt's outcome changes an active message,
+ * short of a cancel that deletes it.
  */
 export async function recordOutcomes(sql: Sql, outcomes: Outcome[], newDlqId: () => string): Promise<void> {
   const now = Date.now();
