@@ -215,6 +215,17 @@ describe("TLS to Postgres, from the URL's sslmode", () => {
     // verify-ca checks the chain only, as in libpq: the certificate for another name passes.
     const chainOnly = `sslmode=verify-ca&sslrootcert=${encodeURIComponent(caFile)}`;
     expect(await tryQuery(urlTo("localhost", wrongName.port, chainOnly))).toEqual([{ db: "test", n: 1 }]);
+    await pool?.end({ timeout: 1 });
+    // require with a root certificate file is verify-ca, as in libpq: a server our CA did not sign is refused.
+    const otherCa = join(dir, "other-ca.pem");
+    makeCa({ commonName: "Some other CA", cert: otherCa, key: join(dir, "other-ca-key.pem") });
+    const requireOther = `sslmode=require&sslrootcert=${encodeURIComponent(otherCa)}`;
+    expect(String(await tryQuery(urlTo("localhost", front.port, requireOther)))).toMatch(
+      /certificate|self.signed|issuer|verify/i,
+    );
+    await pool?.end({ timeout: 1 });
+    const requireOurs = `sslmode=require&sslrootcert=${encodeURIComponent(caFile)}`;
+    expect(await tryQuery(urlTo("localhost", wrongName.port, requireOurs))).toEqual([{ db: "test", n: 1 }]);
   });
 
   test("a server without TLS: require fails with the reason, prefer goes on in plain text", async () => {
@@ -266,6 +277,9 @@ describe("TLS to Postgres, from the URL's sslmode", () => {
       tls: undefined,
     });
     expect(tlsFromUrl(`postgres://h/db?sslrootcert=${caFile}`).tls).toMatchObject({ mode: "verify-full" });
+    expect(tlsFromUrl(`postgres://h/db?sslmode=require&sslrootcert=${caFile}`).tls).toMatchObject({
+      mode: "verify-ca",
+    });
     expect(tlsFromUrl("postgres://h/db?sslmode=require&sslrootcert=system")).toEqual({
       url: "postgres://h/db",
       tls: { mode: "verify-full", direct: false },

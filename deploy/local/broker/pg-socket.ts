@@ -61,9 +61,11 @@ const tlsParams = ["sslmode", "sslrootcert", "sslnegotiation", "sslcert", "sslke
 
 /**
  * Splits the URL's TLS parameters off: the URL postgres.js gets (without them, so none goes to the server as a
- * startup parameter) and what they ask for (undefined: no TLS, postgres.js's default). `sslrootcert=system` means
- * verify-full, as in libpq, and so does a root certificate file with no sslmode; `sslcert` and `sslkey` give a client
- * certificate. Files are read here, so a missing one fails at start.
+ * startup parameter) and what they ask for (undefined: no TLS, postgres.js's default). As in libpq,
+ * `sslrootcert=system` means verify-full, and `require` with a root certificate file means verify-ca; a root
+ * certificate file with no sslmode means verify-full (stricter than libpq's `prefer`, which would fall back to
+ * plain text). `sslcert` and `sslkey` give a client certificate. Files are read here, so a missing one fails at
+ * start.
  */
 export function tlsFromUrl(url: string): { url: string; tls: PgTls | undefined } {
   const at = url.indexOf("?");
@@ -74,6 +76,7 @@ export function tlsFromUrl(url: string): { url: string; tls: PgTls | undefined }
   let mode = params.get("sslmode") ?? (rootCert ? "verify-full" : "prefer");
   if (mode === "false") mode = "disable";
   if (rootCert === "system") mode = "verify-full";
+  else if (rootCert && mode === "require") mode = "verify-ca";
   if (!sslModes.has(mode))
     throw new Error(`sslmode must be one of ${[...sslModes].join(", ")}; got "${mode}"`);
   const certFile = params.get("sslcert");
