@@ -45,7 +45,7 @@ import {
 import { type Broker, defaultDeliveryConcurrency, startBroker } from "./local/broker/index.ts";
 import { connect, type Sql } from "./local/broker/db.ts";
 import { startEmbeddedPostgres } from "./local/pglite/index.ts";
-import { jwtSecret } from "./secrets.ts";
+import { brokerCredentials, jwtSecret, publicSigningKeysWarning } from "./secrets.ts";
 import { mtlsFetch, type TlsFiles, watchTlsFiles } from "./tls.ts";
 import { otlpMetricsConfigFromEnv, startOtlpMetricsExport } from "./metrics-export.ts";
 import { type NodeTracing, startNodeTracing, tracingEnabled } from "./tracing.ts";
@@ -230,6 +230,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
         port: 0,
         serve: options.serve,
         fetch: brokerFetch,
+        ...brokerCredentials(dataDir),
         deliveryConcurrency:
           config.QSTASH_DELIVERY_CONCURRENCY ?? defaultDeliveryConcurrency(embedded !== undefined),
         ...(options.brokerTimeScale ? { timeScale: options.brokerTimeScale } : {}),
@@ -252,6 +253,9 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     currentSigningKey: config.QSTASH_CURRENT_SIGNING_KEY ?? (broker as Broker).currentSigningKey,
     nextSigningKey: config.QSTASH_NEXT_SIGNING_KEY ?? (broker as Broker).nextSigningKey,
   };
+
+  const publicKeys = publicSigningKeysWarning(config.HOST, queue);
+  if (publicKeys) logger.warn(publicKeys);
 
   const apiKeys = new PostgresApiKeyStore(sql);
   await apiKeys.migrate();

@@ -1,8 +1,10 @@
-// Secrets a node needs at start: the JWT key from JWT_SECRET, or one generated into the data dir once.
+// Secrets a node needs at start, from the environment or generated into the data dir once: the JWT key, the
+// embedded broker's token and signing keys.
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { issueToken } from "../edge/middleware/auth/tokens.ts";
 import type { Config } from "../shared/config/index.ts";
+import { isDevSigningKey } from "./local/broker/config.ts";
 
 export interface JwtSecret {
   value: string;
@@ -12,19 +14,53 @@ export interface JwtSecret {
   adminToken(): Promise<string | undefined>;
 }
 
-export async function jwtSecret(config: Config, dataDir: string): Promise<JwtSecret> {
-  const file = join(dataDir, "jwt-secret");
-  let value = config.JWT_SECRET;
-  const local = value === undefined;
-  if (value === undefined) {
-    if (!existsSync(file)) {
-      const bytes = crypto.getRandomValues(new Uint8Array(32));
-      writeFileSync(file, Buffer.from(bytes).toString("base64url"), { mode: 0o600 });
-      chmodSync(file, 0o600);
-    }
-    value = readFileSync(file, "utf8").trim();
+/** A random secret kept in `<dataDir>/<name>` (mode 0600): made on first use, the same one on every later start. */
+function dataDirSecret(dataDir: string, name: string, prefix = ""): string {
+  const file = join(dataDir, name);
+  if (!existsSync(file)) {
+    const bytes = crypto.getRandomValues(new Uint8Array(32));
+    writeFileSync(file, prefix + Buffer.from(bytes).toString("base64url"), { mode: 0o600 });
+    chmodSync(file, 0o600);
   }
-  const secret = value;
+  return readFileSync(file, "utf8").trim();
+}
+
+/**
+ * The embedded broker's token and signing keys: the node's own, kept in the data dir. Never `qstash dev`'s public
+ * ones, which the standalone broker defaults to: the delivery route trusts these keys, and it answers anyone who
+ * can reach the gateway, so with public keys anyone could sign a delivery (a payment, a restock) and have it applied.
+ */
+export function brokerCredentials(dataDir: string): {
+  token: string;
+  currentSigningKey: string;
+  nextSigningKey: string;
+} {
+  return {
+    token: dataDirSecret(dataDir, "broker-token"),
+    currentSigningKey: dataDirSecret(dataDir, "broker-current-signing-key", "sig_"),
+    nextSigningKey: dataDirSecret(dataDir, "broker-next-signing-key", "sig_"),
+  };
+}
+
+/**
+ * A warning for a node whose delivery route trusts `qstash dev`'s public signing keys (as `npm run broker` signs
+ * with by default) while it listens beyond loopback: anyone who can reach it could sign a delivery.
+ */
+export function publicSigningKeysWarning(
+  host: string,
+  keys: { currentSigningKey: string; nextSigningKey: string },
+): string | undefined {
+  const loopbackOnly = ["127.0.0.1", "::1", "localhost"].includes(host);
+  if (loopbackOnly || ![keys.currentSigningKey, keys.nextSigningKey].some(isDevSigningKey)) return undefined;
+  return (
+    `deliveries: this node trusts qstash dev's public signing keys and listens on ${host}, so anyone who can reach ` +
+    "it can sign a delivery; set QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY to keys of your own"
+  );
+}
+
+export async function jwtSecret(config: Config, dataDir: string): Promise<JwtSecret> {
+  const local = config.JWT_SECRET === undefined;
+  const secret = config.JWT_SECRET ?? dataDirSecret(dataDir, "jwt-secret");
   return {
     value: secret,
     local,

@@ -18,7 +18,6 @@ import postgres from "postgres";
 import * as v from "valibot";
 import { defineActor } from "../../actors/runtime/index.ts";
 import { startNode } from "../../deploy/bun/node.ts";
-import { DEV_CURRENT_SIGNING_KEY } from "../../deploy/local/broker/index.ts";
 import { createSigner } from "../../deploy/local/broker/signing.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
 import { parseConfig } from "../../shared/config/index.ts";
@@ -72,7 +71,7 @@ const node = await startNode({
   schema,
   log: () => {},
 });
-const sign = createSigner(DEV_CURRENT_SIGNING_KEY);
+const sign = createSigner((node.broker as { currentSigningKey: string }).currentSigningKey);
 const handle =
   values.through === "app" || !node.app.deliverInProcess
     ? (request: Request) => node.app.fetch(request, { remoteAddress: "127.0.0.1" })

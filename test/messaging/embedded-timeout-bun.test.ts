@@ -6,7 +6,6 @@ import { join } from "node:path";
 import { Client } from "@upstash/qstash";
 import { deliveryPath } from "../../actors/queue/qstash-transport.ts";
 import { type EdgewiseNode, startNode } from "../../deploy/bun/node.ts";
-import { DEV_TOKEN } from "../../deploy/local/broker/index.ts";
 import { parseConfig } from "../../shared/config/index.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema, waitFor } from "../broker/helpers.ts";
@@ -34,7 +33,7 @@ afterAll(async () => {
 });
 
 test("a turn slower than Upstash-Timeout: the attempt times out and is retried, and the message applies once", async () => {
-  const client = new Client({ baseUrl: node.brokerUrl, token: DEV_TOKEN, retry: false });
+  const client = new Client({ baseUrl: node.brokerUrl, token: node.broker?.token as string, retry: false });
   const target = { type: "sleeper", key: "s1" };
   const envelope = createEnvelope({
     type: "Nap",

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { base64url, SignJWT } from "jose";
 import { actorHostPaths, signatureHeaders, signedMessage } from "../../actors/hosts/remote/protocol.ts";
+import { DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY } from "../../deploy/local/broker/config.ts";
 import { createSigner } from "../../deploy/local/broker/signing.ts";
 import { hmacSigner } from "../../shared/crypto/hmac.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
@@ -118,6 +119,19 @@ describe("broker deliveries (Upstash-Signature)", () => {
       ["no signature", target, body, undefined],
       ["empty signature", target, body, ""],
       ["signed with another key", target, body, await sign(target, body, "sig_attacker_key")],
+      // The embedded broker's keys are the node's own (deploy/secrets.ts), never `qstash dev`'s public ones.
+      [
+        "signed with qstash dev's public key",
+        target,
+        body,
+        await sign(target, body, DEV_CURRENT_SIGNING_KEY),
+      ],
+      [
+        "signed with qstash dev's public next key",
+        target,
+        body,
+        await sign(target, body, DEV_NEXT_SIGNING_KEY),
+      ],
       [
         "body altered after signing",
         target,

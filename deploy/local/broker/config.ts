@@ -11,6 +11,10 @@ export const DEV_CURRENT_SIGNING_KEY = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r";
 export const DEV_NEXT_SIGNING_KEY = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs";
 export const DEV_PORT = 8080;
 
+/** True for `qstash dev`'s public signing keys, which anyone can sign a delivery with. */
+export const isDevSigningKey = (key: string): boolean =>
+  key === DEV_CURRENT_SIGNING_KEY || key === DEV_NEXT_SIGNING_KEY;
+
 /**
  * Deliveries kept in flight when none is configured: 256 on Postgres, where more in flight makes claims, outcome
  * writes and the receivers' group commits larger; 64 on the embedded PGlite, whose one connection only queues more
