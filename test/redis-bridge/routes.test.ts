@@ -95,6 +95,11 @@ describe("routes", () => {
     expect((await call(bridge, `/get/${k("path")}`)).body).toEqual({ result: "hello world" });
     const ttl = (await call(bridge, `/ttl/${k("path")}`)).body as { result: number };
     expect(ttl.result).toBeGreaterThan(90);
+    // Trailing slashes are cut, in one pass: a path of many slashes is refused as fast as any other.
+    expect((await call(bridge, `/get/${k("path")}///`)).body).toEqual({ result: "hello world" });
+    const started = performance.now();
+    expect((await call(bridge, `${"/".repeat(50_000)}x`)).status).toBe(400);
+    expect(performance.now() - started).toBeLessThan(1_000);
   }, 10_000);
 
   test("multi-exec: runtime errors are per command; a queueing error discards everything", async () => {

@@ -114,7 +114,10 @@ async function route(req: Request, url: URL, ctx: BridgeContext): Promise<Respon
     );
   }
   const base64 = req.headers.get("upstash-encoding")?.trim().toLowerCase() === "base64";
-  const path = url.pathname.replace(/\/+$/, "") || "/";
+  // Trailing slashes cut by hand: `/\/+$/` backtracks quadratically on a path of many slashes.
+  let end = url.pathname.length;
+  while (end > 0 && url.pathname.charCodeAt(end - 1) === 47) end--;
+  const path = url.pathname.slice(0, end) || "/";
   if (path === "/pipeline" || path === "/multi-exec") {
     if (req.method !== "POST" && req.method !== "PUT") throw new BadRequest("Method Not Allowed", 405);
     const commands = parseBatch(await readJson(req));
