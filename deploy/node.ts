@@ -1,5 +1,4 @@
 // One self-hosted Edgewise node, on any runtime that brings a serve and a SQLite driver: the composition root.
-import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Redis } from "@upstash/redis";
 import { LocalActorHost } from "../actors/hosts/local/index.ts";
@@ -45,7 +44,7 @@ import {
 import { type Broker, defaultDeliveryConcurrency, startBroker } from "./local/broker/index.ts";
 import { connect, type Sql } from "./local/broker/db.ts";
 import { startEmbeddedPostgres } from "./local/pglite/index.ts";
-import { brokerCredentials, jwtSecret, publicSigningKeysWarning } from "./secrets.ts";
+import { brokerCredentials, jwtSecret, privateDataDir, publicSigningKeysWarning } from "./secrets.ts";
 import { mtlsFetch, type TlsFiles, watchTlsFiles } from "./tls.ts";
 import { otlpMetricsConfigFromEnv, startOtlpMetricsExport } from "./metrics-export.ts";
 import { type NodeTracing, startNodeTracing, tracingEnabled } from "./tracing.ts";
@@ -179,7 +178,8 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     });
   const log = (line: string) => logger.info(line);
   const dataDir = resolve(config.EDGEWISE_DATA_DIR);
-  mkdirSync(dataDir, { recursive: true });
+  const openDataDir = privateDataDir(dataDir);
+  if (openDataDir) logger.warn(openDataDir);
   const stops: Array<() => Promise<unknown> | unknown> = [];
   const tracing =
     (options.tracing ?? tracingEnabled())

@@ -1,10 +1,11 @@
 // Secrets a node makes for itself: kept in the data dir (0600), stable across starts, never the public dev ones.
 import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_TOKEN } from "./local/broker/config.ts";
-import { brokerCredentials, publicSigningKeysWarning } from "./secrets.ts";
+import { parseConfig } from "../shared/config/index.ts";
+import { brokerCredentials, jwtSecret, privateDataDir, publicSigningKeysWarning } from "./secrets.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "edgewise-secrets-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -33,4 +34,42 @@ test("a node that trusts qstash dev's public keys is warned, unless it listens o
   expect(publicSigningKeysWarning("127.0.0.1", dev)).toBeUndefined();
   expect(publicSigningKeysWarning("::1", dev)).toBeUndefined();
   expect(publicSigningKeysWarning("0.0.0.0", brokerCredentials(dir))).toBeUndefined();
+});
+
+test("the JWT key: the node's own (0600, with an admin token) on defaults; none beside a JWKS; JWT_SECRET as given", async () => {
+  const own = await jwtSecret(parseConfig({}), dir);
+  expect(own.value).toMatch(/^[\w-]{43}$/);
+  expect(statSync(join(dir, "jwt-secret")).mode & 0o777).toBe(0o600);
+  expect(await own.adminToken()).toMatch(/^ey/);
+  expect((await jwtSecret(parseConfig({}), dir)).value).toBe(own.value);
+
+  const idpOnly = mkdtempSync(join(tmpdir(), "edgewise-secrets-"));
+  const withJwks = await jwtSecret(
+    parseConfig({ JWT_JWKS_URL: "https://idp.example/.well-known/jwks.json" }),
+    idpOnly,
+  );
+  expect(withJwks.value).toBeUndefined();
+  expect(await withJwks.adminToken()).toBeUndefined();
+  expect(existsSync(join(idpOnly, "jwt-secret"))).toBe(false);
+  rmSync(idpOnly, { recursive: true, force: true });
+
+  const given = "a-secret-the-operator-chose-0123456789abcdef";
+  const both = await jwtSecret(
+    parseConfig({ JWT_SECRET: given, JWT_JWKS_URL: "https://idp.example/jwks" }),
+    dir,
+  );
+  expect(both.value).toBe(given);
+  expect(await both.adminToken()).toBeUndefined();
+});
+
+test("the data dir is made private (0700, parents too); an existing one open to others is kept, with a warning", () => {
+  const made = join(dir, "made", "data");
+  expect(privateDataDir(made)).toBeUndefined();
+  expect(statSync(made).mode & 0o777).toBe(0o700);
+  expect(statSync(join(dir, "made")).mode & 0o777).toBe(0o700);
+  const open = join(dir, "open");
+  mkdirSync(open);
+  chmodSync(open, 0o755);
+  expect(privateDataDir(open)).toContain("open to other users (mode 755)");
+  expect(statSync(open).mode & 0o777).toBe(0o755);
 });

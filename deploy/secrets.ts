@@ -1,17 +1,33 @@
 // Secrets a node needs at start, from the environment or generated into the data dir once: the JWT key, the
 // embedded broker's token and signing keys.
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { issueToken } from "../edge/middleware/auth/tokens.ts";
 import type { Config } from "../shared/config/index.ts";
 import { isDevSigningKey } from "./local/broker/config.ts";
 
 export interface JwtSecret {
-  value: string;
+  /** Undefined on a node that takes its tokens from a JWKS only. */
+  value: string | undefined;
   /** True when the key is the node's own (generated into the data dir), not one the operator gave. */
   local: boolean;
   /** An admin token for the newcomer's first requests; only for a local key, never for an operator's. */
   adminToken(): Promise<string | undefined>;
+}
+
+/**
+ * Makes the data dir, private to this user (0700): it holds the node's secrets, its databases and their WAL, whose
+ * files PGlite and SQLite make readable by all. A dir that already exists is left as it is, with a warning if
+ * others may enter it (its mode may be the operator's choice, e.g. for backups).
+ */
+export function privateDataDir(dataDir: string): string | undefined {
+  if (!existsSync(dataDir)) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const mode = statSync(dataDir).mode & 0o777;
+  if (process.platform === "win32" || (mode & 0o077) === 0) return undefined;
+  return (
+    `data dir ${dataDir} is open to other users (mode ${mode.toString(8)}): it holds this node's secrets and ` +
+    "databases; chmod 700 it unless others must read it"
+  );
 }
 
 /** A random secret kept in `<dataDir>/<name>` (mode 0600): made on first use, the same one on every later start. */
@@ -58,14 +74,19 @@ export function publicSigningKeysWarning(
   );
 }
 
+/**
+ * The HS256 key: JWT_SECRET, else the node's own, generated into the data dir, with a ready admin token for the
+ * newcomer. A node given a JWKS (JWT_JWKS_URL) and no JWT_SECRET has none: its tokens come from that identity
+ * provider only, and a key of its own would mint admin tokens beside it.
+ */
 export async function jwtSecret(config: Config, dataDir: string): Promise<JwtSecret> {
-  const local = config.JWT_SECRET === undefined;
-  const secret = config.JWT_SECRET ?? dataDirSecret(dataDir, "jwt-secret");
+  const local = config.JWT_SECRET === undefined && config.JWT_JWKS_URL === undefined;
+  const secret = config.JWT_SECRET ?? (local ? dataDirSecret(dataDir, "jwt-secret") : undefined);
   return {
     value: secret,
     local,
     adminToken: async () =>
-      local
+      local && secret
         ? await issueToken({
             sub: "admin",
             scopes: ["admin"],

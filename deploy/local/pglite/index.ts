@@ -44,7 +44,8 @@ export interface EmbeddedPostgres {
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const dir = join(options.dataDir, "pglite");
-  mkdirSync(dir, { recursive: true });
+  // Private to this user, with any parent it makes: PGlite makes its files readable by all.
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const { db, fsyncs } = await openPGlite(dir, options.sync ?? "FULL");
   const maxConnections = 1;
   if ((options.transport ?? "in-process") === "in-process") return inProcess(db, maxConnections, fsyncs);
