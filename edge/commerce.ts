@@ -28,7 +28,12 @@ import { readSideEvents, readSideKey } from "../actors/commerce/subscriptions.ts
 import type { BillingSql } from "../actors/commerce/billing/schema.ts";
 import { createEnvelope } from "../shared/envelope/index.ts";
 import { type Dependencies, guardedPort } from "../shared/resilience/index.ts";
-import { errorFields, type Logger, type SecurityEvent } from "../shared/telemetry/log/index.ts";
+import {
+  boundedSecurityEvents,
+  errorFields,
+  type Logger,
+  type SecurityEvent,
+} from "../shared/telemetry/log/index.ts";
 import type { GatewayEnv } from "./env.ts";
 import type { CachedReads } from "./routes/commerce/cache.ts";
 import { commerceRoutes } from "./routes/commerce/index.ts";
@@ -143,15 +148,27 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
   const pg = <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
     dependencies ? (...args: A) => dependencies.call("postgres", () => fn(...args)) : fn;
 
+  // A refused inbound webhook is a security event: who tried what, never the signature or the secret. Anyone can
+  // send one, so they are recorded at a bounded rate (10 a second per outcome), as the gateway's own are.
+  const refusals = boundedSecurityEvents({
+    record: (event) =>
+      activity.recordActivity(
+        createEnvelope({
+          type: `security.${event.kind}`,
+          source: `edgewise://webhooks/inbound/${event.subject}`,
+          data: event.data,
+        }),
+      ),
+  });
   const recordRefusal = async (refusal: InboundRefusal, outcome: "refused" | "replayed") => {
-    // A security event: who tried what, never the signature or the secret.
-    await activity.recordActivity(
-      createEnvelope({
-        type: `security.webhook_${outcome}`,
-        source: `edgewise://webhooks/inbound/${refusal.source}`,
-        data: { ...refusal },
-      }),
-    );
+    const webhookId = refusal.webhookId?.slice(0, 256);
+    refusals.emit({
+      kind: `webhook_${outcome}`,
+      subject: refusal.source,
+      data: { ...refusal, ...(webhookId !== undefined ? { webhookId } : {}) },
+    });
+    // Recorded before the answer when within the rate, so the caller's next read of the activity log sees it.
+    await refusals.settled();
   };
 
   return {

@@ -216,4 +216,32 @@ describe("refusals", () => {
     );
     expect(replayed.items.length).toBeGreaterThanOrEqual(1);
   });
+
+  test("a flood of refused webhooks is recorded at a bounded rate, not one activity row each", async () => {
+    const marker = uniqueName("flood");
+    const body = restocked(uniqueName("nosku"), 1);
+    const answers = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        post("supplier", body, officialHeaders(`${marker}-${i}`, new Date(), body, generateSecret())),
+      ),
+    );
+    expect(new Set(answers.map((answer) => answer.status))).toEqual(new Set([401]));
+    await Bun.sleep(200);
+    const refused = expectOk(
+      await running.client.call<{ items: Array<{ data: { webhookId?: string } }> }>(
+        "GET",
+        "/v1/activity?type=security.webhook_refused&limit=100",
+      ),
+    );
+    const recorded = refused.items.filter((item) => item.data.webhookId?.startsWith(marker)).length;
+    // 10 a second: the flood spans one or two windows (three on a slow run), and at least one is recorded.
+    expectClosed(
+      cases,
+      "a flood of 60 refused webhooks",
+      { bounded: recorded >= 1 && recorded <= 30 },
+      {
+        bounded: true,
+      },
+    );
+  });
 });

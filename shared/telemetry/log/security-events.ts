@@ -1,9 +1,15 @@
-// Security events (auth failures, rate-limit denials, signature failures): recorded at a bounded rate, off the request path.
+// Security events (auth failures, rate-limit denials, signature failures, refused webhooks): recorded at a bounded rate.
 import { type Clock, systemClock } from "../../clock/index.ts";
 import type { Logger } from "./logger.ts";
 import { errorFields } from "./redact.ts";
 
-export const securityEventKinds = ["auth_failed", "rate_limited", "signature_failed"] as const;
+export const securityEventKinds = [
+  "auth_failed",
+  "rate_limited",
+  "signature_failed",
+  "webhook_refused",
+  "webhook_replayed",
+] as const;
 export type SecurityEventKind = (typeof securityEventKinds)[number];
 
 export interface SecurityEvent {
@@ -51,7 +57,8 @@ export interface SecurityEvents {
   settled(): Promise<void>;
 }
 
-const zeroCounts = (): SecurityEventCounts => ({ auth_failed: 0, rate_limited: 0, signature_failed: 0 });
+const zeroCounts = (): SecurityEventCounts =>
+  Object.fromEntries(securityEventKinds.map((kind) => [kind, 0])) as SecurityEventCounts;
 const failureReportEveryMs = 10_000;
 
 /**
