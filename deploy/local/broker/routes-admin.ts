@@ -5,26 +5,62 @@ import { renderDlq, renderEvent, renderMessage } from "./render.ts";
 import type { BrokerContext } from "./routes-publish.ts";
 import { type DlqFilter, deleteDlq, getDlq, listDlq, retryDlq } from "./store-dlq.ts";
 import { type EventFilter, listEvents, parseEventCursor } from "./store-events.ts";
-import { cancelMessages, getMessage } from "./store-messages.ts";
+import { type CancelFilter, cancelMessages, getMessage } from "./store-messages.ts";
 import { deleteQueue, listQueues, setPaused, upsertQueue } from "./store-queues.ts";
 
-const UNSUPPORTED = [
-  "label",
-  "flowControlKey",
-  "scheduleId",
-  "topicName",
-  "urlGroup",
-  "callerIp",
-  "host",
-  "path",
-];
+/** Filters QStash has and this broker does not: refused with 400, never ignored. */
+const UNSUPPORTED = ["label", "flowControlKey", "scheduleId", "topicName", "urlGroup", "host", "path"];
+/** QStash's name for the publisher's IP, and its deprecated spelling. */
+const CALLER_IP = ["callerIp", "callerIP"];
 
-function refuseUnsupported(url: URL): void {
-  for (const name of UNSUPPORTED) {
+function refuseUnsupported(url: URL, also: readonly string[] = []): void {
+  for (const name of [...UNSUPPORTED, ...also]) {
     if (url.searchParams.has(name))
       throw new HttpError(400, `filter ${name} is not supported by this broker`);
   }
 }
+
+/** Query parameters of the bulk cancel, and of the DLQ's bulk delete and retry. */
+const CANCEL_PARAMS = [
+  "messageIds",
+  "url",
+  "queueName",
+  "fromDate",
+  "toDate",
+  ...CALLER_IP,
+  "count",
+  "cursor",
+];
+const DLQ_PARAMS = [
+  "dlqIds",
+  "dlqId",
+  "messageId",
+  "messageIds",
+  "url",
+  "queueName",
+  "responseStatus",
+  "fromDate",
+  "toDate",
+  ...CALLER_IP,
+  "order",
+  "count",
+  "cursor",
+];
+
+/**
+ * For an action on every message a filter selects: a parameter it does not know, or a filter given empty
+ * (`messageIds=`), is a 400. Ignored, either would widen the action, up to every message.
+ */
+function refuseUnknown(url: URL, known: readonly string[]): void {
+  for (const [name, value] of url.searchParams) {
+    if (name === "qstash_token") continue;
+    if (!known.includes(name) && !UNSUPPORTED.includes(name))
+      throw new HttpError(400, `unknown filter ${name}`);
+    if (value.split(",").every((v) => v.trim() === "")) throw new HttpError(400, `filter ${name} is empty`);
+  }
+}
+
+const callerIps = (url: URL) => listParam(url, "callerIp") ?? listParam(url, "callerIP");
 
 const cursorOf = (url: URL) => intParam(url, "cursor");
 const renderCursor = (cursor: number | undefined) => (cursor === undefined ? {} : { cursor: String(cursor) });
@@ -57,6 +93,7 @@ function withListFilters<F extends Parameters<typeof withRangeFilters>[1] & { cu
 
 function dlqFilter(url: URL): DlqFilter {
   refuseUnsupported(url);
+  const ips = callerIps(url);
   const statuses = listParam(url, "responseStatus")?.map(Number);
   if (statuses?.some((s) => !Number.isInteger(s)))
     throw new HttpError(400, "responseStatus must be an integer");
@@ -69,6 +106,7 @@ function dlqFilter(url: URL): DlqFilter {
   if (dlqIds) f.dlqIds = dlqIds;
   if (messageIds) f.messageIds = messageIds;
   if (statuses) f.responseStatuses = statuses;
+  if (ips) f.callerIps = ips;
   return withListFilters(url, f);
 }
 
@@ -91,14 +129,15 @@ export async function messagesRoute(
     if (cancelled === 0) throw notFound("message");
     return json({ cancelled });
   }
-  refuseUnsupported(url);
-  const filter: { messageIds?: string[]; urls?: string[]; queueNames?: string[] } = {};
+  refuseUnknown(url, CANCEL_PARAMS);
+  // As in QStash: message ids select alone, other filters are ignored. `count` is accepted and, as QStash now
+  // does (the SDK's doc), ignored: every matching message is cancelled.
   const messageIds = listParam(url, "messageIds");
-  if (messageIds) filter.messageIds = messageIds;
-  const urls = listParam(url, "url", false);
-  if (urls) filter.urls = urls;
-  const queueNames = listParam(url, "queueName");
-  if (queueNames) filter.queueNames = queueNames;
+  if (messageIds) return json({ cancelled: await cancelMessages(ctx.sql, { messageIds }) });
+  refuseUnsupported(url);
+  intParam(url, "count");
+  const ips = callerIps(url);
+  const filter = withRangeFilters<CancelFilter>(url, ips ? { callerIps: ips } : {});
   return json({ cancelled: await cancelMessages(ctx.sql, filter) });
 }
 
@@ -110,6 +149,7 @@ export async function dlqRoute(
 ): Promise<Response> {
   const [first, second] = rest;
   if (first === "retry" && req.method === "POST") {
+    if (second === undefined) refuseUnknown(url, DLQ_PARAMS);
     const filter = second ? { count: 1, dlqIds: [decodeURIComponent(second)] } : dlqFilter(url);
     const result = await retryDlq(ctx.sql, filter, newMessageId);
     if (result.messageIds.length > 0) ctx.wake();
@@ -136,6 +176,7 @@ export async function dlqRoute(
     return json({ messages: rows.map(renderDlq), ...renderCursor(cursor) });
   }
   if (req.method === "DELETE") {
+    refuseUnknown(url, DLQ_PARAMS);
     const { deleted, cursor } = await deleteDlq(ctx.sql, dlqFilter(url));
     return json({ deleted, ...renderCursor(cursor) });
   }
@@ -189,7 +230,7 @@ export async function queuesRoute(req: Request, ctx: BrokerContext, rest: string
 
 export async function eventsRoute(req: Request, url: URL, ctx: BrokerContext): Promise<Response> {
   if (req.method !== "GET") throw new HttpError(405, "method not allowed");
-  refuseUnsupported(url);
+  refuseUnsupported(url, CALLER_IP);
   const f: EventFilter = { count: countParam(url, 100, 1000) };
   const messageIds = listParam(url, "messageIds") ?? listParam(url, "messageId");
   if (messageIds) f.messageIds = messageIds;

@@ -8,6 +8,7 @@ export interface DlqFilter {
   urls?: string[];
   queueNames?: string[];
   responseStatuses?: number[];
+  callerIps?: string[];
   fromDate?: number;
   toDate?: number;
   /** Rows after this cursor (the previous page's last seq). */
@@ -23,6 +24,7 @@ function where(sql: Sql, f: DlqFilter) {
     f.urls ? sql`url IN ${sql(f.urls)}` : null,
     f.queueNames ? sql`queue_name IN ${sql(f.queueNames)}` : null,
     f.responseStatuses ? sql`response_status IN ${sql(f.responseStatuses)}` : null,
+    f.callerIps ? sql`caller_ip IN ${sql(f.callerIps)}` : null,
     f.fromDate !== undefined ? sql`failed_at >= ${f.fromDate}` : null,
     f.toDate !== undefined ? sql`failed_at <= ${f.toDate}` : null,
     f.cursor !== undefined ? (f.latestFirst ? sql`seq < ${f.cursor}` : sql`seq > ${f.cursor}`) : null,

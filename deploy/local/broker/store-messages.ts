@@ -183,17 +183,28 @@ export interface CancelFilter {
   messageIds?: string[];
   urls?: string[];
   queueNames?: string[];
+  callerIps?: string[];
+  /** Created at or after (ms since epoch). */
+  fromDate?: number;
+  /** Created at or before (ms since epoch). */
+  toDate?: number;
 }
 
 /**
  * Cancels messages not yet delivered (an attempt already under way still completes, but is not retried).
- * No filter at all cancels every message.
+ * Filters combine with AND; no filter at all cancels every message (the route decides when that is asked for).
  */
 export async function cancelMessages(sql: Sql, filter: CancelFilter): Promise<number> {
-  const byId = filter.messageIds ? sql`id IN ${sql(filter.messageIds)}` : sql`true`;
-  const byUrl = filter.urls ? sql`url IN ${sql(filter.urls)}` : sql`true`;
-  const byQueue = filter.queueNames ? sql`queue_name IN ${sql(filter.queueNames)}` : sql`true`;
-  return await sql.begin((tx) => cancelWhere(tx as unknown as Sql, sql`${byId} AND ${byUrl} AND ${byQueue}`));
+  const parts = [
+    filter.messageIds ? sql`id IN ${sql(filter.messageIds)}` : null,
+    filter.urls ? sql`url IN ${sql(filter.urls)}` : null,
+    filter.queueNames ? sql`queue_name IN ${sql(filter.queueNames)}` : null,
+    filter.callerIps ? sql`caller_ip IN ${sql(filter.callerIps)}` : null,
+    filter.fromDate !== undefined ? sql`created_at >= ${filter.fromDate}` : null,
+    filter.toDate !== undefined ? sql`created_at <= ${filter.toDate}` : null,
+  ].filter((p) => p !== null);
+  const where = parts.reduce((acc, part) => sql`${acc} AND ${part}`, sql`true`);
+  return await sql.begin((tx) => cancelWhere(tx as unknown as Sql, where));
 }
 
 /** Deletes the messages that `where` selects and logs them CANCELED; run it in a transaction. */
