@@ -2,10 +2,15 @@
 import { describe, expect, test } from "bun:test";
 import { ManualClock } from "../../clock/index.ts";
 import { createLogger } from "./logger.ts";
-import { boundedSecurityEvents, type SecurityEvent, securityEventKinds } from "./security-events.ts";
+import {
+  boundedSecurityEvents,
+  type SecurityEvent,
+  type SecurityEventStats,
+  securityEventKinds,
+} from "./security-events.ts";
 import { captureSink } from "./sinks.ts";
 
-const none = Object.fromEntries(securityEventKinds.map((kind) => [kind, 0]));
+const none = Object.fromEntries(securityEventKinds.map((kind) => [kind, 0])) as SecurityEventStats["failed"];
 const event = (kind: SecurityEvent["kind"], n = 0): SecurityEvent => ({
   kind,
   subject: "ip:203.0.113.9",
