@@ -124,4 +124,23 @@ describe("bad input changes nothing", () => {
     expect((await call(broker, `/v2/publish/${url()}`, { method: "GET" })).status).toBe(405);
     expect(await stored()).toEqual({ messages: 0, events: 0 });
   });
+
+  test("a malformed or NUL id, or a NUL in a filter, is 400, not a 500", async () => {
+    for (const [method, path] of [
+      ["GET", "/v2/messages/%E0%A4%A"],
+      ["DELETE", "/v2/messages/%E0%A4%A"],
+      ["GET", "/v2/dlq/%E0%A4%A"],
+      ["POST", "/v2/dlq/retry/%E0%A4%A"],
+      ["POST", "/v2/queues/%E0%A4%A/pause"],
+      ["GET", "/v2/messages/%00"],
+      ["DELETE", "/v2/dlq/a%00b"],
+      ["DELETE", "/v2/messages?messageIds=%00"],
+      ["GET", "/v2/dlq?url=%00"],
+      ["GET", "/v2/events?messageId=a%00"],
+    ] as const) {
+      const response = await call(broker, path, { method });
+      expect({ path, status: response.status }).toEqual({ path, status: 400 });
+      expect(response.body).toEqual({ error: expect.any(String) });
+    }
+  });
 });

@@ -121,3 +121,30 @@ describe("DLQ bulk actions", () => {
     expect(await client.dlq.delete({ all: true })).toEqual({ deleted: 1 });
   });
 });
+
+describe("an empty id is not a bulk action", () => {
+  test("DELETE /v2/messages/, POST /v2/dlq/retry/ and DELETE /v2/dlq/ are 404 and change nothing", async () => {
+    const id = await waiting("/empty-id");
+    await broker.sql`DELETE FROM qstash_dlq`;
+    await broker.sql`
+      INSERT INTO qstash_dlq (dlq_id, message_id, url, method, headers, body, max_retries, timeout_ms,
+        created_at, attempts, failed_at)
+      VALUES ('dlq_stays', 'msg_stays', ${destination.url("/dead")}, 'POST', '{}'::jsonb, ''::bytea, 0, 1000,
+        ${Date.now()}, 1, ${Date.now()})`;
+    for (const [method, path] of [
+      ["DELETE", "/v2/messages/"],
+      ["GET", "/v2/messages/"],
+      ["POST", "/v2/dlq/retry/"],
+      ["DELETE", "/v2/dlq/"],
+      ["DELETE", "/v2/dlq//"],
+      ["DELETE", "/v2/queues/"],
+    ] as const) {
+      const response = await call(broker, path, { method });
+      expect({ path, status: response.status }).toEqual({ path, status: 404 });
+      expect(response.body).toEqual({ error: expect.any(String) });
+    }
+    expect(await left()).toEqual([id]);
+    const [dlq] = await broker.sql`SELECT count(*)::int AS n FROM qstash_dlq`;
+    expect(dlq?.n).toBe(1);
+  });
+});

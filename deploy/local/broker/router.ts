@@ -22,7 +22,10 @@ async function route(req: Request, ctx: BrokerContext): Promise<Response> {
     }
     return await publish(req, ctx, queueName, `/v2/enqueue/${rawQueue}/`);
   }
-  const segments = path.split("/").filter((s) => s.length > 0);
+  // An empty segment is no route: `DELETE /v2/messages/` with an id left empty must not be the bulk cancel.
+  const segments = path.split("/").slice(1).map(pathSegment);
+  if (segments.includes("")) throw new HttpError(404, "not found");
+  refuseNul(url);
   const [version, resource, ...rest] = segments;
   if (version !== "v2") throw new HttpError(404, "not found");
   switch (resource) {
@@ -32,12 +35,7 @@ async function route(req: Request, ctx: BrokerContext): Promise<Response> {
       return await batch(req, ctx);
     case "messages":
       if (rest.length > 1) break;
-      return await messagesRoute(
-        req,
-        url,
-        ctx,
-        rest[0] === undefined ? undefined : decodeURIComponent(rest[0]),
-      );
+      return await messagesRoute(req, url, ctx, rest[0]);
     case "dlq":
       if (rest.length > 2) break;
       return await dlqRoute(req, url, ctx, rest);
@@ -53,6 +51,29 @@ async function route(req: Request, ctx: BrokerContext): Promise<Response> {
       return keysRoute(req, ctx);
   }
   throw new HttpError(404, "not found");
+}
+
+/** A path segment, percent-decoded; malformed encoding or a NUL (which no id or name holds) is a 400. */
+function pathSegment(raw: string): string {
+  let text: string;
+  try {
+    text = decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(
+      400,
+      `malformed percent-encoding in path segment ${JSON.stringify(raw.slice(0, 100))}`,
+    );
+  }
+  if (text.includes("\0")) throw new HttpError(400, "a path segment must not contain NUL");
+  return text;
+}
+
+/** Filters go to Postgres as text, which cannot hold NUL. */
+function refuseNul(url: URL): void {
+  for (const [name, value] of url.searchParams) {
+    if (name.includes("\0") || value.includes("\0"))
+      throw new HttpError(400, "a query parameter must not contain NUL");
+  }
 }
 
 /** Handles one request; errors become QStash-shaped JSON, and unexpected ones are logged, not shown. */

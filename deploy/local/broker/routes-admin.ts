@@ -150,14 +150,14 @@ export async function dlqRoute(
   const [first, second] = rest;
   if (first === "retry" && req.method === "POST") {
     if (second === undefined) refuseUnknown(url, DLQ_PARAMS);
-    const filter = second ? { count: 1, dlqIds: [decodeURIComponent(second)] } : dlqFilter(url);
+    const filter = second ? { count: 1, dlqIds: [second] } : dlqFilter(url);
     const result = await retryDlq(ctx.sql, filter, newMessageId);
     if (result.messageIds.length > 0) ctx.wake();
     const responses = result.messageIds.map((messageId) => ({ messageId }));
     return json({ responses, ...renderCursor(result.cursor) });
   }
   if (first !== undefined && second === undefined) {
-    const dlqId = decodeURIComponent(first);
+    const dlqId = first; // the router decoded it
     if (req.method === "GET") {
       const row = await getDlq(ctx.sql, dlqId);
       if (!row) throw notFound("dlq message");
@@ -184,8 +184,8 @@ export async function dlqRoute(
 }
 
 export async function queuesRoute(req: Request, ctx: BrokerContext, rest: string[]): Promise<Response> {
-  const [rawName, action] = rest;
-  if (rawName === undefined) {
+  const [name, action] = rest;
+  if (name === undefined) {
     if (req.method === "GET") return json(await listQueues(ctx.sql));
     if (req.method !== "POST") throw new HttpError(405, "method not allowed");
     let body: { queueName?: unknown; parallelism?: unknown; paused?: unknown };
@@ -208,7 +208,6 @@ export async function queuesRoute(req: Request, ctx: BrokerContext, rest: string
     ctx.wake();
     return empty();
   }
-  const name = decodeURIComponent(rawName);
   if (action === "pause" || action === "resume") {
     if (req.method !== "POST") throw new HttpError(405, "method not allowed");
     if (!(await setPaused(ctx.sql, name, action === "pause"))) throw notFound("queue");
