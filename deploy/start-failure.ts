@@ -1,7 +1,9 @@
 // Why a node could not start, in one line that names what failed and what to check; then exit code 1.
 import process from "node:process";
+import { inspect } from "node:util";
 import type { Config } from "../shared/config/index.ts";
 import { isEdgewiseError } from "../shared/errors/index.ts";
+import { maskSecrets } from "../shared/telemetry/log/redact.ts";
 
 interface ErrorFacts {
   message: string;
@@ -78,7 +80,8 @@ export function startFailureLine(error: unknown, config: Partial<Config>): strin
 export function exitOnStartFailure(config: Partial<Config>): (error: unknown) => never {
   return (error) => {
     console.error(`[edgewise] could not start: ${startFailureLine(error, config)}`);
-    if (config.LOG_LEVEL === "debug") console.error(error);
+    // The stack, with any password masked: an error about a URL may quote it whole (postgres.js's `input`).
+    if (config.LOG_LEVEL === "debug") console.error(maskSecrets(inspect(error)));
     process.exit(1);
   };
 }

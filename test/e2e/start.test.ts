@@ -152,5 +152,25 @@ describe("npm start", () => {
       expect(stderr).not.toContain("not-a-real-secret");
       expect(stderr).not.toMatch(/^\s+at /m); // no stack trace unless LOG_LEVEL=debug
     }
+    // With LOG_LEVEL=debug the stack follows, and a URL it quotes (postgres.js's `input`) has its password masked.
+    const debug = Bun.spawn([process.execPath, join(root, "edge/entries/bun.ts")], {
+      cwd: root,
+      env: {
+        ...process.env,
+        DATABASE_URL: "postgres://edge:not-a-real-secret@127.0.0.1:99999/db",
+        EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-start-fail-")),
+        PORT: "0",
+        HOST: "127.0.0.1",
+        LOG_LEVEL: "debug",
+      },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(await debug.exited).toBe(1);
+    const stderr = await new Response(debug.stderr).text();
+    expect(stderr).toContain("[edgewise] could not start:");
+    expect(stderr).toMatch(/^\s+at /m);
+    expect(stderr).toContain("postgres://edge:[redacted]@127.0.0.1:99999/db");
+    expect(stderr).not.toContain("not-a-real-secret");
   }, 60_000);
 });

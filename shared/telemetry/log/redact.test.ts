@@ -27,6 +27,12 @@ describe("maskSecrets", () => {
     ["a QStash signing key", "key sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r", "7kYjw48mhY7kAjqNGcy6cr29RJ6r"],
     ["an Upstash REST token", `token ${upstashRest}.`, upstashRest],
     ["an API key's secret", `key ${apiKey}`, "AbCdEfGhIjKlMnOpQrSt"],
+    [
+      "a password in a URL",
+      'input: "postgres://edge:SuperSecretPw123@127.0.0.1:99999/db"',
+      "SuperSecretPw123",
+    ],
+    ["a password in a rediss URL", "rediss://default:p4ss@cache.internal:6380", "p4ss"],
   ])("masks %s", (_name, text, secret) => {
     const masked = maskSecrets(text);
     expect(masked).not.toContain(secret);
@@ -35,6 +41,12 @@ describe("maskSecrets", () => {
 
   test("keeps what identifies without granting: an API key's id, ids, hashes, paths, trace ids", () => {
     expect(maskSecrets(`key ${apiKey}`)).toBe(`key ew_0123456789abcdef_${redacted}`);
+    expect(maskSecrets("postgres://edge:pw@db.internal:5432/app")).toBe(
+      `postgres://edge:${redacted}@db.internal:5432/app`,
+    );
+    expect(maskSecrets("see https://example.com/a:b@c and http://host:8080/x")).toBe(
+      "see https://example.com/a:b@c and http://host:8080/x",
+    );
     for (const text of [
       "0mabc1def2AbCdEfGhIjKl",
       "4bf92f3577b34da6a3ce929d0e0e4736",
@@ -53,6 +65,8 @@ describe("maskSecrets", () => {
     const started = performance.now();
     maskSecrets("a".repeat(8_000));
     maskSecrets("a-".repeat(4_000));
+    maskSecrets(`x://${"a:".repeat(4_000)}`);
+    maskSecrets("a://b:".repeat(1_500));
     expect(performance.now() - started).toBeLessThan(100);
   });
 });

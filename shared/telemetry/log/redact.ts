@@ -20,7 +20,8 @@ export const isSensitiveKey = (key: string): boolean => sensitiveKey.test(key);
  * - base64 JSON blobs (`eyJ…`, a QStash token is one);
  * - Standard Webhooks secrets and signatures (`whsec_…`, `v1,…`), QStash signing keys (`sig_…`);
  * - Edgewise API keys (`ew_<id>_<secret>`: the id stays, it names the key without granting anything);
- * - long mixed-case alphanumeric runs (Upstash REST tokens, most vendors' keys).
+ * - long mixed-case alphanumeric runs (Upstash REST tokens, most vendors' keys);
+ * - the password in a URL's userinfo (`postgres://user:[redacted]@host`: the user and host stay).
  * The unanchored shapes start only where a run starts (the lookbehinds), so a long run that fails is scanned
  * once, not once per position.
  */
@@ -35,6 +36,7 @@ const tokenShapes = new RegExp(
     String.raw`\bsig_[A-Za-z0-9_]{8,}`,
     String.raw`\b(ew_[0-9a-z]{16}_)[A-Za-z0-9_-]{20,}`,
     "(?<![A-Za-z0-9+=_-])(?=[A-Za-z0-9+=_-]*[0-9])(?=[A-Za-z0-9+=_-]*[a-z])(?=[A-Za-z0-9+=_-]*[A-Z])[A-Za-z0-9+=_-]{40,}",
+    String.raw`(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#@]+@`,
   ].join("|"),
   "g",
 );
@@ -45,8 +47,16 @@ const shortest = 12;
 /** Masks every token-shaped run in a string; the rest of the text stays readable. */
 export function maskSecrets(text: string): string {
   if (text.length < shortest) return text;
-  return text.replace(tokenShapes, (_match, scheme: string | undefined, keyId: string | undefined) =>
-    scheme !== undefined ? `${scheme} ${redacted}` : keyId !== undefined ? `${keyId}${redacted}` : redacted,
+  return text.replace(
+    tokenShapes,
+    (_match, scheme: string | undefined, keyId: string | undefined, userinfo: string | undefined) =>
+      scheme !== undefined
+        ? `${scheme} ${redacted}`
+        : keyId !== undefined
+          ? `${keyId}${redacted}`
+          : userinfo !== undefined
+            ? `${userinfo}${redacted}@`
+            : redacted,
   );
 }
 
