@@ -78,6 +78,29 @@ describe("publish headers", () => {
     expect(destination.deliveries.filter((x) => x.path.startsWith("/content"))).toHaveLength(3);
   });
 
+  test("content-based deduplication also hashes Content-Type and the forwarded headers, as QStash does", async () => {
+    const url = destination.url("/content-headers");
+    const publish = async (headers: Record<string, string>) => {
+      const response = await call(broker, `/v2/publish/${url}`, {
+        method: "POST",
+        body: "same",
+        headers: { "Upstash-Content-Based-Deduplication": "true", ...headers },
+      });
+      return response.body as { messageId: string; deduplicated?: boolean };
+    };
+    const a = await publish({ "Upstash-Forward-X-Tenant": "a" });
+    const b = await publish({ "Upstash-Forward-X-Tenant": "b" });
+    const json = await publish({ "Upstash-Forward-X-Tenant": "a", "Content-Type": "application/json" });
+    const again = await publish({ "upstash-forward-x-tenant": "a" });
+    expect(new Set([a.messageId, b.messageId, json.messageId]).size).toBe(3);
+    expect(again).toMatchObject({ messageId: a.messageId, deduplicated: true });
+    await waitFor(() => destination.deliveries.filter((d) => d.path === "/content-headers").length === 3);
+    const tenants = destination.deliveries
+      .filter((d) => d.path === "/content-headers")
+      .map((d) => d.headers["x-tenant"]);
+    expect(tenants.sort()).toEqual(["a", "a", "b"]);
+  });
+
   test("Upstash-Forward-* headers arrive without the prefix; other headers do not", async () => {
     const url = destination.url("/fwd");
     const sent = await call(broker, `/v2/publish/${url}`, {

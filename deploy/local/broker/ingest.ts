@@ -1,4 +1,5 @@
 // Turning a publish, enqueue or batch item into a message: destination, Upstash-* headers, dedup key.
+import { createHash } from "node:crypto";
 import { customAlphabet } from "nanoid";
 import type { ResolvedOptions } from "./config.ts";
 import { HttpError } from "./http-util.ts";
@@ -77,12 +78,19 @@ export interface IngestInput {
   callerIp: string | null;
 }
 
-async function contentKey(url: string, body: Uint8Array): Promise<string> {
-  const data = new Uint8Array(url.length * 3 + 1 + body.byteLength);
-  const head = new TextEncoder().encodeInto(`${url}\n`, data);
-  data.set(body, head.written);
-  const digest = await crypto.subtle.digest("SHA-256", data.subarray(0, head.written + body.byteLength));
-  return `content:${Buffer.from(digest).toString("hex")}`;
+/**
+ * The content-based deduplication key: what QStash hashes (its deduplication page), the destination, the body, and
+ * the headers (Content-Type and the forwarded ones), the latter by lower-case name, in name order.
+ */
+function contentKey(url: string, headers: Record<string, string>, body: Uint8Array): string {
+  const named = Object.keys(headers)
+    .sort()
+    .map((name) => [name, headers[name]]);
+  // JSON holds no raw newline, so the newline ends the prefix unambiguously.
+  const hash = createHash("sha256")
+    .update(`${JSON.stringify([url, named])}\n`)
+    .update(body);
+  return `content:${hash.digest("hex")}`;
 }
 
 /** Builds a message from the Upstash-* headers; a malformed header is a 400. */
@@ -151,7 +159,7 @@ export async function buildMessage(input: IngestInput, options: ResolvedOptions)
   const dedupId = upstash.get("upstash-deduplication-id");
   if (dedupId !== undefined && dedupId !== "") dedupKey = `id:${dedupId}`;
   else if (upstash.get("upstash-content-based-deduplication")?.toLowerCase() === "true") {
-    dedupKey = await contentKey(input.destination, input.body);
+    dedupKey = contentKey(input.destination, forward, input.body);
   }
 
   return {
