@@ -182,6 +182,16 @@ describe("read sampling (bun)", () => {
         "GET /v1/customers/:customerId/loyalty",
         "turn loyalty Get",
       ]);
+      // A token-shaped path segment (a token pasted into a URL) is masked in the span, as in logs.
+      const token = `eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9.${hex(16)}`;
+      await running.client.call("GET", `/v1/customers/${token}/loyalty`);
+      await tracing.flush();
+      const paths = tracing.store
+        .recentTraces(50)
+        .flatMap((summary) => tracing.store.trace(summary.traceId))
+        .map((span) => String(span.attributes["url.path"] ?? ""));
+      expect(paths).toContain("/v1/customers/[redacted]/loyalty");
+      expect(paths.filter((path) => path.includes(token))).toEqual([]);
       sampleReads({ ratio: 0 });
       expect(await plainRead()).toBeUndefined();
     } finally {

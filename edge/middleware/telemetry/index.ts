@@ -17,6 +17,7 @@ import {
   tracer,
   withContext,
 } from "../../../shared/telemetry/trace/index.ts";
+import { maskSecrets } from "../../../shared/telemetry/log/redact.ts";
 import { isReadMethod, keepRead, keepWrite } from "../../../shared/telemetry/trace/sampling.ts";
 
 export interface RequestRecord {
@@ -107,7 +108,8 @@ function endServerSpan(c: Context<GatewayEnv>, span: Span, route: string): void 
     "http.request.method": c.req.method,
     "http.route": route,
     "http.response.status_code": status,
-    "url.path": c.req.path,
+    // Masked as logs are: a token pasted into a URL must not land in the trace store.
+    "url.path": maskSecrets(c.req.path),
   });
   if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
   span.end();
