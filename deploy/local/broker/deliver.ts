@@ -53,7 +53,8 @@ export async function deliverOnce(message: MessageRow, ctx: DeliverContext): Pro
   let status: number | null = null;
   let response: Response | undefined;
   try {
-    headers.set("upstash-signature", await ctx.sign(message.url, body));
+    // The body claim covers what is sent: nothing, for GET and HEAD, whatever the message holds.
+    headers.set("upstash-signature", await ctx.sign(message.url, withBody ? body : new Uint8Array(0)));
     response = await ctx.fetch(message.url, {
       method: message.method,
       headers,
