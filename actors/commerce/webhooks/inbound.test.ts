@@ -3,7 +3,13 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Webhook } from "standardwebhooks";
 import { parseEnvelope } from "../../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
-import { parseInboundSecrets, receiveInbound, restockCommand, verifyInbound } from "./inbound.ts";
+import {
+  inboundPruner,
+  parseInboundSecrets,
+  receiveInbound,
+  restockCommand,
+  verifyInbound,
+} from "./inbound.ts";
 import { generateSecret } from "./secret.ts";
 import { signedHeaders } from "./sign.ts";
 import { recordingTransport, testStore } from "./test-support.ts";
@@ -171,6 +177,30 @@ describe("receiveInbound", () => {
     expect(await db.store.hasSeenInbound("supplier", "msg_retry")).toBe(false);
     expect((await receiveInbound(d, { source: "supplier", headers, body })).status).toBe("accepted");
     expect(await db.store.hasSeenInbound("supplier", "msg_retry")).toBe(true);
+  });
+});
+
+describe("inboundPruner", () => {
+  test("forgets ids older than twice the tolerance, at most once a minute, and never a fresh one", async () => {
+    await db.store.recordInbound("pruner", "msg_old");
+    const seen = () => db.store.hasSeenInbound("pruner", "msg_old");
+    const passes: Date[] = [];
+    const prune = inboundPruner({
+      pruneInbound: (before) => {
+        passes.push(before);
+        return db.store.pruneInbound(before);
+      },
+    });
+    const now = Date.now();
+    prune(now); // forgets what is older than 10 minutes: not this id
+    prune(now + 59_000); // within the minute of the last pass: skipped
+    await Bun.sleep(100);
+    expect(passes.map((before) => before.getTime())).toEqual([now - 600_000]);
+    expect(await seen()).toBe(true);
+    prune(now + 11 * 60_000); // 11 minutes on, the id is past any replay window
+    for (let i = 0; i < 50 && (await seen()); i++) await Bun.sleep(20);
+    expect(await seen()).toBe(false);
+    expect(passes).toHaveLength(2);
   });
 });
 

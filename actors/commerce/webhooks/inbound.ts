@@ -173,6 +173,24 @@ export interface InboundDeps {
 }
 
 /**
+ * Forgets inbound ids once they can no longer be replayed (twice the timestamp tolerance: an older webhook fails
+ * its timestamp check before its id is looked up), at most once per `everyMs` per process, off the request path.
+ * Without it the table of seen ids grows by one row per webhook, for good.
+ */
+export function inboundPruner(
+  store: Pick<WebhookStore, "pruneInbound">,
+  options: { everyMs?: number; keepMs?: number; onError?: (error: unknown) => void } = {},
+): (now: number) => void {
+  const { everyMs = 60_000, keepMs = 2 * TOLERANCE_SECONDS * 1000 } = options;
+  let last = Number.NEGATIVE_INFINITY;
+  return (now) => {
+    if (now - last < everyMs) return;
+    last = now;
+    store.pruneInbound(new Date(now - keepMs)).catch((error: unknown) => options.onError?.(error));
+  };
+}
+
+/**
  * The whole inbound path. The id is marked seen only after the command was queued: marking it first would
  * turn a failed send into a silent loss, since the sender's retry would then look like a replay. Two
  * concurrent copies may both send; the command's deterministic id makes that harmless.

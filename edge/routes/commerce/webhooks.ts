@@ -6,6 +6,7 @@ import {
   createSubscription,
   deleteSubscription,
   type InboundRefusal,
+  inboundPruner,
   type InboundSecrets,
   receiveInbound,
   type TargetPolicy,
@@ -33,6 +34,8 @@ export interface WebhookRoutesOptions {
 export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
   const clock = options.clock ?? systemClock;
   const app = new Hono<GatewayEnv>();
+  // A failed prune is retried at the next minute's webhook; the ids it would forget are harmless meanwhile.
+  const pruneSeenIds = inboundPruner(options.store);
 
   app.post(
     "/v1/webhooks/subscriptions",
@@ -86,7 +89,10 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
         },
         { source: c.req.valid("param").source, headers: c.req.raw.headers, body: await c.req.text() },
       );
-      if (outcome.status === "accepted") return c.json({ status: "accepted" }, 202);
+      if (outcome.status === "accepted") {
+        pruneSeenIds(clock.now());
+        return c.json({ status: "accepted" }, 202);
+      }
       await options.onRefusal?.(outcome.refusal, outcome.status);
       if (outcome.status === "replayed") return c.json({ status: "duplicate" }, 202);
       throw outcome.error;
