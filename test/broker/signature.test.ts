@@ -1,16 +1,19 @@
-// Upstash-Signature as the SDK Receiver checks it: the body claim covers what is sent.
+// Upstash-Signature as the SDK Receiver checks it: the body claim covers what is sent, nbf tolerates a slow clock.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Receiver } from "@upstash/qstash";
+import { Client, Receiver } from "@upstash/qstash";
+import { decodeJwt, jwtVerify } from "jose";
 import type { Broker } from "../../deploy/local/broker/index.ts";
 import { call, dropSchema, startReceiver, startTestBroker, uniqueSchema, waitFor } from "./helpers.ts";
 
 const schema = uniqueSchema("signature");
 let broker: Broker;
+let client: Client;
 let receiver: Receiver;
 const destination = startReceiver();
 
 beforeAll(async () => {
   broker = await startTestBroker(schema);
+  client = new Client({ baseUrl: broker.url, token: broker.token, retry: false });
   receiver = new Receiver({
     currentSigningKey: broker.currentSigningKey,
     nextSigningKey: broker.nextSigningKey,
@@ -44,5 +47,25 @@ describe("Upstash-Signature", () => {
       const signature = got.headers["upstash-signature"] ?? "";
       expect(await receiver.verify({ signature, body: "", url })).toBe(true);
     }
+  });
+
+  test("nbf is 0, as QStash sets it, so a receiver whose clock is behind still verifies", async () => {
+    const url = destination.url("/skew");
+    const { messageId } = await client.publish({ url, body: "x" });
+    const signature = (await delivered(messageId)).headers["upstash-signature"] ?? "";
+    const claims = decodeJwt(signature);
+    const now = Math.floor(Date.now() / 1000);
+    expect(claims.nbf).toBe(0);
+    expect(claims.iat).toBeGreaterThanOrEqual(now - 5);
+    expect(claims.iat).toBeLessThanOrEqual(now);
+    expect(claims.exp).toBe((claims.iat as number) + 300);
+    // What the SDK Receiver runs (jose, no clock tolerance), on a clock 3 s behind the broker's.
+    const key = new TextEncoder().encode(broker.currentSigningKey);
+    const behind = new Date(((claims.iat as number) - 3) * 1000);
+    const verified = await jwtVerify(signature, key, { issuer: "Upstash", currentDate: behind });
+    expect(verified.payload.sub).toBe(url);
+    // Still refused once expired.
+    const late = new Date(((claims.exp as number) + 1) * 1000);
+    expect(jwtVerify(signature, key, { issuer: "Upstash", currentDate: late })).rejects.toThrow();
   });
 });
