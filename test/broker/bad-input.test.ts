@@ -55,6 +55,27 @@ describe("bad input changes nothing", () => {
     await broker.sql`DELETE FROM qstash_events`;
   });
 
+  test("the destination's query string is kept byte for byte; only qstash_token is taken out", async () => {
+    const token = encodeURIComponent(broker.token);
+    for (const [query, kept] of [
+      ["?flag&q=hello%20world&t=a:b,c&e=", "?flag&q=hello%20world&t=a:b,c&e="],
+      [`?a=1&qstash_token=${token}&b=x+y%2Bz&c`, "?a=1&b=x+y%2Bz&c"],
+      [`?qstash_token=${token}`, ""],
+    ]) {
+      const response = await call(broker, `/v2/publish/${url()}${query}`, {
+        method: "POST",
+        body: "x",
+        headers: { "Upstash-Delay": "1d" },
+      });
+      const { messageId, url: stored } = response.body as { messageId: string; url: string };
+      const [row] = await broker.sql`DELETE FROM qstash_messages WHERE id = ${messageId} RETURNING url`;
+      await broker.sql`DELETE FROM qstash_events`;
+      expect(response.status).toBe(201);
+      expect(stored).toBe(`${url()}${kept}`);
+      expect(row?.url).toBe(`${url()}${kept}`);
+    }
+  });
+
   test("a malformed destination is 400", async () => {
     for (const bad of ["not-a-url", "ftp://example.com/x", "http://", "javascript:alert(1)"]) {
       const response = await call(broker, `/v2/publish/${bad}`, { method: "POST", body: "x" });

@@ -40,14 +40,30 @@ export function destinationFrom(rawUrl: string, prefix: string): string {
       // left as is; validated below
     }
   }
+  return validDestination(withoutToken(text));
+}
+
+/**
+ * The URL without its `qstash_token` parameters, the rest of the query byte for byte: the destination, and the
+ * signature's `sub`, are the URL as published (re-encoding it broke receivers that verify against their own URL).
+ */
+function withoutToken(text: string): string {
   const queryAt = text.indexOf("?");
-  if (queryAt >= 0) {
-    const params = new URLSearchParams(text.slice(queryAt + 1));
-    params.delete("qstash_token");
-    const rest = params.toString();
-    text = text.slice(0, queryAt) + (rest ? `?${rest}` : "");
+  if (queryAt < 0) return text;
+  const parts = text.slice(queryAt + 1).split("&");
+  const kept = parts.filter((part) => !isToken(part));
+  if (kept.length === parts.length) return text;
+  return text.slice(0, queryAt) + (kept.length > 0 ? `?${kept.join("&")}` : "");
+}
+
+/** Whether a query part names `qstash_token`, as URLSearchParams (which authorize reads it with) decodes names. */
+function isToken(part: string): boolean {
+  const name = (part.split("=", 1)[0] ?? "").replaceAll("+", " ");
+  try {
+    return decodeURIComponent(name) === "qstash_token";
+  } catch {
+    return false;
   }
-  return validDestination(text);
 }
 
 export function validDestination(text: string): string {
