@@ -21,7 +21,7 @@ import { createApp, type GatewayApp, securityReporters } from "../edge/app.ts";
 import { localInspector, topologyOf } from "../edge/console/local.ts";
 import type { ConsoleEventLog, ConsoleTraces } from "../edge/console/index.tsx";
 import { guardedRedis } from "../edge/middleware/rate-limit/guarded-redis.ts";
-import { Dependencies, type DependencyPolicy, guardedPort } from "../shared/resilience/index.ts";
+import { Dependencies, type DependencyPolicy, guardedPort, sqlIsFailure } from "../shared/resilience/index.ts";
 import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
 import type { GatewayEnv } from "../edge/env.ts";
 import { PostgresApiKeyStore } from "../edge/middleware/auth/postgres-api-key-store.ts";
@@ -152,7 +152,8 @@ export interface EdgewiseNode {
  * least; a webhook receiver the most (it is someone else's server).
  */
 export const nodeDependencyPolicies: Record<string, Partial<DependencyPolicy>> = {
-  postgres: { timeoutMs: 5_000 },
+  // A refused statement (a value out of range, a constraint) is the database answering, not failing.
+  postgres: { timeoutMs: 5_000, breaker: { isFailure: sqlIsFailure } },
   redis: { timeoutMs: 500 },
   broker: { timeoutMs: 5_000 },
   "actor-host": { timeoutMs: 10_000 },

@@ -1,4 +1,5 @@
 // The activity log on the real Postgres: append, dedup by id, subject and type filters, pages, append-only, prune.
+import { encodeCursor } from "./cursor.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Envelope } from "../../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
@@ -191,7 +192,14 @@ describe("listActivity", () => {
   });
 
   test("bad queries are request.invalid; a pool with int8 as strings reads the same", async () => {
-    for (const query of [{ limit: 0 }, { subject: "" }, { cursor: "%%%" }, { cursor: "eyJzIjoiMCJ9" }]) {
+    const overflow = encodeCursor({ s: "9223372036854775808" }); // one past int8
+    for (const query of [
+      { limit: 0 },
+      { subject: "" },
+      { cursor: "%%%" },
+      { cursor: "eyJzIjoiMCJ9" },
+      { cursor: overflow },
+    ]) {
       expect(await codeOf(log.listActivity(query))).toBe("request.invalid");
     }
     const plain = new ActivityLog(db.plain);

@@ -23,7 +23,14 @@ export const ListActivityQuery = v.object({
 });
 export type ListActivityQuery = v.InferInput<typeof ListActivityQuery>;
 
-const ActivityCursor = v.strictObject({ s: v.pipe(v.string(), v.regex(/^[1-9][0-9]{0,18}$/)) });
+/** A sequence number that fits int8, as every row's does. */
+const ActivityCursor = v.strictObject({
+  s: v.pipe(
+    v.string(),
+    v.regex(/^[1-9][0-9]{0,18}$/),
+    v.check((s) => BigInt(s) <= 9_223_372_036_854_775_807n),
+  ),
+});
 
 export interface RecordResult {
   /** The envelope id was already in the log: nothing was written. */

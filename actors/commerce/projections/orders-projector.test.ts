@@ -1,4 +1,5 @@
 // The orders projector on the real Postgres: out-of-order and repeated events, search, filters, keyset pages.
+import { encodeCursor } from "./cursor.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import type { OrderView } from "./order-merge.ts";
@@ -196,6 +197,9 @@ describe("listOrders", () => {
       { customerId: "a b" },
       { cursor: "not a cursor!" },
       { cursor: "eyJ0IjoxfQ" }, // {"t":1}: base64url JSON, but not ours
+      // Well formed, but out of Postgres's range or of any row's: refused here, never sent to the database.
+      { cursor: encodeCursor({ t: "0000-01-01T00:00:00.000Z", id: "x" }) },
+      { cursor: encodeCursor({ t: "+275760-09-13T00:00:00.000Z", id: "x" }) },
     ]) {
       expect(await codeOf(projector.listOrders(query as never))).toBe("request.invalid");
     }

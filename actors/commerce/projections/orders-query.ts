@@ -20,7 +20,16 @@ export const ListOrdersQuery = v.object({
 export type ListOrdersQuery = v.InferInput<typeof ListOrdersQuery>;
 
 /** The last row of a page: its createdAt (ISO, millisecond precision as written) and order id. */
-const OrdersCursor = v.strictObject({ t: v.pipe(v.string(), v.isoTimestamp()), id: OrderId });
+/** A timestamp Postgres can compare with: a cursor's comes from a row, so anything before 1970 or after 9999 is forged. */
+const cursorTime = v.pipe(
+  v.string(),
+  v.isoTimestamp(),
+  v.check((t) => {
+    const year = new Date(t).getUTCFullYear();
+    return year >= 1970 && year <= 9999;
+  }),
+);
+const OrdersCursor = v.strictObject({ t: cursorTime, id: OrderId });
 
 /** Words of `q` that can match: each has a letter or a digit; at most 8 are used. */
 function searchWords(q: string): string[] {
