@@ -21,7 +21,12 @@ import { createApp, type GatewayApp, securityReporters } from "../edge/app.ts";
 import { localInspector, topologyOf } from "../edge/console/local.ts";
 import type { ConsoleEventLog, ConsoleTraces } from "../edge/console/index.tsx";
 import { guardedRedis } from "../edge/middleware/rate-limit/guarded-redis.ts";
-import { Dependencies, type DependencyPolicy, guardedPort, sqlIsFailure } from "../shared/resilience/index.ts";
+import {
+  Dependencies,
+  type DependencyPolicy,
+  guardedPort,
+  sqlIsFailure,
+} from "../shared/resilience/index.ts";
 import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
 import type { GatewayEnv } from "../edge/env.ts";
 import { PostgresApiKeyStore } from "../edge/middleware/auth/postgres-api-key-store.ts";
