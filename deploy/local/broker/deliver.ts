@@ -38,8 +38,11 @@ function errorText(error: unknown): string {
   return String(error);
 }
 
-/** Delivers once. Never throws: every result, network errors included, becomes an Outcome. */
-export async function deliverOnce(message: MessageRow, ctx: DeliverContext): Promise<Outcome> {
+/**
+ * The signed request of one attempt. It may throw (a header value fetch refuses, stored by an earlier version):
+ * deliverOnce counts that as a failed attempt, so the message is retried and dead-lettered, not left active.
+ */
+async function attempt(message: MessageRow, ctx: DeliverContext): Promise<RequestInit> {
   const body = new Uint8Array(message.body);
   const headers = new Headers(message.headers);
   headers.set("upstash-message-id", message.id);
@@ -50,22 +53,26 @@ export async function deliverOnce(message: MessageRow, ctx: DeliverContext): Pro
   // As on the wire: a receiver can check the size from the header instead of counting the stream (Hono's
   // bodyLimit reads and re-wraps a body without one, which cost a twentieth of an in-process delivery).
   if (withBody) headers.set("content-length", String(body.byteLength));
-  let status: number | null = null;
-  let response: Response | undefined;
+  // The body claim covers what is sent: nothing, for GET and HEAD, whatever the message holds.
+  headers.set("upstash-signature", await ctx.sign(message.url, withBody ? body : new Uint8Array(0)));
+  return {
+    method: message.method,
+    headers,
+    ...(withBody ? { body } : {}),
+    redirect: "manual",
+    signal: AbortSignal.timeout(message.timeout_ms),
+  };
+}
+
+/** Delivers once. Never throws: every result, network errors included, becomes an Outcome. */
+export async function deliverOnce(message: MessageRow, ctx: DeliverContext): Promise<Outcome> {
+  let response: Response;
   try {
-    // The body claim covers what is sent: nothing, for GET and HEAD, whatever the message holds.
-    headers.set("upstash-signature", await ctx.sign(message.url, withBody ? body : new Uint8Array(0)));
-    response = await ctx.fetch(message.url, {
-      method: message.method,
-      headers,
-      ...(withBody ? { body } : {}),
-      redirect: "manual",
-      signal: AbortSignal.timeout(message.timeout_ms),
-    });
-    status = response.status;
+    response = await ctx.fetch(message.url, await attempt(message, ctx));
   } catch (error) {
     return failure(message, null, errorText(error), null, ctx);
   }
+  const status = response.status;
   if (status >= 200 && status < 300) {
     // A success's body is never kept: release it without reading it.
     await response.body?.cancel().catch(() => {});

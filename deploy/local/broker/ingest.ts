@@ -80,6 +80,26 @@ export function validDestination(text: string): string {
   return text;
 }
 
+/** RFC 9110: a field name is a token; a value holds visible ASCII, spaces, tabs and obs-text (Latin-1) only. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * A header from a JSON batch item, checked as an HTTP parser checks one: fetch refuses a newline or a character
+ * above U+00FF when the message is delivered, and Postgres refuses NUL when it is stored.
+ */
+export function validHeader(name: string, value: string): [string, string] {
+  if (!TOKEN.test(name))
+    throw new HttpError(400, `invalid header name ${JSON.stringify(name.slice(0, 100))}`);
+  if (!FIELD_VALUE.test(value)) {
+    throw new HttpError(
+      400,
+      `invalid value for header ${name}: control characters or characters above U+00FF`,
+    );
+  }
+  return [name, value];
+}
+
 export function validQueueName(name: string): string {
   if (!QUEUE_NAME.test(name)) throw new HttpError(400, "invalid queue name: use 1-128 of A-Z a-z 0-9 . _ -");
   return name;

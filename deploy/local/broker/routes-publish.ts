@@ -3,7 +3,7 @@ import type { Batcher } from "./batcher.ts";
 import type { ResolvedOptions } from "./config.ts";
 import type { Sql } from "./db.ts";
 import { HttpError, json, readBody } from "./http-util.ts";
-import { buildMessage, destinationFrom, validDestination, validQueueName } from "./ingest.ts";
+import { buildMessage, destinationFrom, validDestination, validHeader, validQueueName } from "./ingest.ts";
 import type { Accepted } from "./store-messages.ts";
 import type { NewMessage } from "./types.ts";
 
@@ -72,12 +72,12 @@ export async function batch(req: Request, ctx: BrokerContext): Promise<Response>
     const headers = item.headers ?? {};
     if (typeof headers !== "object" || headers === null || Array.isArray(headers))
       throw at("headers must be an object");
-    const pairs = Object.entries(headers).map(([k, v]) => [k, String(v)] as [string, string]);
     if (item.body !== undefined && item.body !== null && typeof item.body !== "string") {
       throw at("body must be a string");
     }
     const queueName = item.queue === undefined || item.queue === null ? null : String(item.queue);
     try {
+      const pairs = Object.entries(headers).map(([k, v]) => validHeader(k, String(v)));
       messages.push(
         await buildMessage(
           {
