@@ -105,6 +105,51 @@ describe("bad input changes nothing", () => {
     expect(await stored()).toEqual({ messages: 0, events: 0 });
   });
 
+  test("a delay past the maximum (1 year, as on QStash's pay-as-you-go plan) is 400, however large", async () => {
+    const inDays = (days: number) => String(Math.floor(Date.now() / 1000) + days * 86_400);
+    for (const header of [
+      ["Upstash-Delay", "99999999999999999999d"],
+      ["Upstash-Delay", "366d"],
+      ["Upstash-Delay", "9".repeat(400)],
+      ["Upstash-Not-Before", "99999999999999999"],
+      ["Upstash-Not-Before", "9".repeat(400)],
+      ["Upstash-Not-Before", inDays(366)],
+    ] as Array<[string, string]>) {
+      const response = await call(broker, `/v2/publish/${url()}`, {
+        method: "POST",
+        body: "x",
+        headers: [header],
+      });
+      expect({ header, status: response.status }).toEqual({ header, status: 400 });
+      expect(response.body).toEqual({ error: expect.any(String) });
+    }
+    expect(await stored()).toEqual({ messages: 0, events: 0 });
+    for (const header of [
+      ["Upstash-Delay", "365d"],
+      ["Upstash-Not-Before", inDays(364)],
+    ] as Array<[string, string]>) {
+      const response = await call(broker, `/v2/publish/${url()}`, {
+        method: "POST",
+        body: "x",
+        headers: [header],
+      });
+      expect({ header, status: response.status }).toEqual({ header, status: 201 });
+    }
+    await broker.sql`DELETE FROM qstash_messages`;
+    await broker.sql`DELETE FROM qstash_events`;
+  });
+
+  test("a batch destination with a control character is 400, not a 500", async () => {
+    for (const destination of [`${url()}/a\u0000b`, `${url()}/a\nb`]) {
+      const response = await call(broker, "/v2/batch", {
+        method: "POST",
+        body: JSON.stringify([{ destination }]),
+      });
+      expect({ destination, status: response.status }).toEqual({ destination, status: 400 });
+    }
+    expect(await stored()).toEqual({ messages: 0, events: 0 });
+  });
+
   test("a body over maxBodyBytes is 413, for publish and inside a batch", async () => {
     const big = "x".repeat(1025);
     const single = await call(broker, `/v2/publish/${url()}`, { method: "POST", body: big });

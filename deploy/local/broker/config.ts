@@ -80,6 +80,11 @@ export interface BrokerOptions {
   defaultRetries?: number;
   /** Highest Upstash-Retries accepted. Default 20. */
   maxRetries?: number;
+  /**
+   * Longest Upstash-Delay, and farthest Upstash-Not-Before, accepted (400 beyond). Default 1 year, QStash's
+   * pay-as-you-go limit (its free plan allows 7 days).
+   */
+  maxDelayMs?: number;
   /** How long a deduplication id is remembered. Default 10 minutes. */
   dedupWindowMs?: number;
   /** How long events (logs) are kept. Default 7 days. */
@@ -115,6 +120,7 @@ export interface ResolvedOptions {
   defaultTimeoutMs: number;
   defaultRetries: number;
   maxRetries: number;
+  maxDelayMs: number;
   dedupWindowMs: number;
   eventRetentionMs: number;
   pollIntervalMs: number;
@@ -162,6 +168,7 @@ export function resolveOptions(options: BrokerOptions = {}): ResolvedOptions {
     defaultTimeoutMs: positive("defaultTimeoutMs", options.defaultTimeoutMs ?? 15 * 60_000),
     defaultRetries: Math.max(0, Math.floor(options.defaultRetries ?? 3)),
     maxRetries: Math.max(0, Math.floor(options.maxRetries ?? 20)),
+    maxDelayMs: positive("maxDelayMs", options.maxDelayMs ?? 365 * 86_400_000),
     dedupWindowMs: positive("dedupWindowMs", options.dedupWindowMs ?? 10 * 60_000),
     eventRetentionMs: positive("eventRetentionMs", options.eventRetentionMs ?? 7 * 86_400_000),
     pollIntervalMs: positive("pollIntervalMs", options.pollIntervalMs ?? 1000),

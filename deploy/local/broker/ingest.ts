@@ -67,6 +67,9 @@ function isToken(part: string): boolean {
 }
 
 export function validDestination(text: string): string {
+  // No control characters: HTTP cannot send them, and Postgres text cannot store NUL.
+  if (/[^\x20-\x7e\x80-\uffff]/.test(text))
+    throw new HttpError(400, "invalid destination: control character");
   let url: URL;
   try {
     url = new URL(text);
@@ -129,6 +132,8 @@ function contentKey(url: string, headers: Record<string, string>, body: Uint8Arr
   return `content:${hash.digest("hex")}`;
 }
 
+const formatDays = (ms: number) => (ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : `${ms} ms`);
+
 /** Builds a message from the Upstash-* headers; a malformed header is a 400. */
 export async function buildMessage(input: IngestInput, options: ResolvedOptions): Promise<NewMessage> {
   if (input.body.byteLength > options.maxBodyBytes) {
@@ -180,14 +185,21 @@ export async function buildMessage(input: IngestInput, options: ResolvedOptions)
   let notBefore: number | null = null;
   const notBeforeText = upstash.get("upstash-not-before");
   const delayText = upstash.get("upstash-delay");
+  const tooFar = (header: string) =>
+    new HttpError(
+      400,
+      `invalid ${header}: more than ${formatDays(options.maxDelayMs)} away (the maximum delay)`,
+    );
   if (notBeforeText !== undefined) {
     if (!/^\d+$/.test(notBeforeText.trim()))
       throw new HttpError(400, "invalid Upstash-Not-Before: unix seconds");
     notBefore = Number(notBeforeText.trim()) * 1000;
+    if (notBefore - now > options.maxDelayMs) throw tooFar("Upstash-Not-Before");
     dueAt = now + Math.max(0, Math.round((notBefore - now) * options.timeScale));
   } else if (delayText !== undefined) {
     const delay = parseDelayHeader(delayText);
     if (delay === undefined) throw new HttpError(400, "invalid Upstash-Delay: use e.g. 10s, 5m, 2h or 1d");
+    if (delay > options.maxDelayMs) throw tooFar("Upstash-Delay");
     dueAt = now + Math.round(delay * options.timeScale);
   }
 
