@@ -14,7 +14,7 @@ const stored = async () => {
 };
 
 beforeAll(async () => {
-  broker = await startTestBroker(schema, { maxBodyBytes: 1024 });
+  broker = await startTestBroker(schema, { maxBodyBytes: 1024, maxBatchBytes: 64 * 1024 });
 });
 
 afterAll(async () => {
@@ -164,6 +164,27 @@ describe("bad input changes nothing", () => {
       ]),
     });
     expect(batch.status).toBe(413);
+    expect(await stored()).toEqual({ messages: 0, events: 0 });
+  });
+
+  test("a request far over every limit gets a JSON 413 too, with or without Content-Length", async () => {
+    const huge = "x".repeat(1024 * 1024);
+    const declared = await call(broker, "/v2/batch", { method: "POST", body: huge });
+    expect(declared).toEqual({ status: 413, body: { error: expect.stringContaining("limit") } });
+    const published = await call(broker, `/v2/publish/${url()}`, { method: "POST", body: huge });
+    expect(published).toEqual({ status: 413, body: { error: expect.stringContaining("limit") } });
+    const chunks = new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < 16; i++) controller.enqueue(new TextEncoder().encode(huge.slice(0, 64 * 1024)));
+        controller.close();
+      },
+    });
+    const streamed = await call(broker, "/v2/batch", {
+      method: "POST",
+      body: chunks,
+      duplex: "half",
+    } as RequestInit);
+    expect(streamed).toEqual({ status: 413, body: { error: expect.stringContaining("limit") } });
     expect(await stored()).toEqual({ messages: 0, events: 0 });
   });
 

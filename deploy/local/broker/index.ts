@@ -118,7 +118,9 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     const server = await (options.serve ?? bunServe)({
       port: config.port,
       hostname: config.hostname,
-      maxRequestBodySize: Math.max(config.maxBodyBytes, config.maxBatchBytes) + 64 * 1024,
+      // No limit of the server's own: its 413 has an empty body. The routes read bodies as streams, up to their
+      // limits, and answer a JSON 413 past them (http-util.ts readBody); Bun buffers nothing they do not read.
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       fetch: (req, peer) => {
         if (peer.address) peers.set(req, peer.address);
         return handle(req, ctx);
