@@ -34,6 +34,30 @@ describe("publish headers", () => {
     expect(waited).toBeLessThan(1500);
   });
 
+  test("compound durations (1d10h30m) are read as QStash documents them, for Upstash-Delay and Upstash-Timeout", async () => {
+    const sent = await call(broker, `/v2/publish/${destination.url("/compound")}`, {
+      method: "POST",
+      body: "c",
+      headers: { "Upstash-Delay": "1d10h30m", "Upstash-Timeout": "1d1h30m" },
+    });
+    expect(sent.status).toBe(201);
+    const { messageId } = sent.body as { messageId: string };
+    const message = await client.messages.get(messageId);
+    // 34.5 h at timeScale 0.01.
+    expect((message.nextDeliveryTime ?? 0) - message.createdAt).toBeWithin(1_242_000 - 50, 1_242_000 + 50);
+    const [row] = await broker.sql`SELECT timeout_ms FROM qstash_messages WHERE id = ${messageId}`;
+    expect(row?.timeout_ms).toBe(91_800_000);
+    await client.messages.cancel(messageId);
+    for (const bad of ["1d10x", "10h1", "h", "1.5.5s"]) {
+      const response = await call(broker, `/v2/publish/${destination.url("/compound")}`, {
+        method: "POST",
+        body: "c",
+        headers: { "Upstash-Delay": bad },
+      });
+      expect({ bad, status: response.status }).toEqual({ bad, status: 400 });
+    }
+  });
+
   test("Upstash-Not-Before waits until the given time (distance scaled by timeScale)", async () => {
     const started = performance.now();
     const notBefore = Math.floor(Date.now() / 1000) + 20; // 20 s away -> about 200 ms at 0.01

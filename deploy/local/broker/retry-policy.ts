@@ -1,5 +1,4 @@
 // Retry policy: QStash's backoff, Retry-After, and the duration formats of Upstash-Delay / Upstash-Timeout.
-import { parseDuration } from "../../../shared/config/index.ts";
 
 /** QStash's documented backoff: min(86400, e^(2.5·n)) seconds for retry number n (1, 2, 3, …), in ms. */
 export function backoffMs(retryNumber: number, timeScale: number): number {
@@ -32,7 +31,23 @@ export function nextAttemptAt(
   return now + delay;
 }
 
-/** `Upstash-Delay` / `Upstash-Timeout`: `10s`, `2m`, `1h`, `1d`, `500ms`, or bare seconds. Undefined if malformed. */
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const DURATION = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$/;
+const DURATION_PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/g;
+
+/**
+ * A duration as QStash writes them, one unit or several (`10s`, `1d10h30m`), in ms; undefined if malformed.
+ * `500ms` and decimals (`1.5h`) are accepted too.
+ */
+export function parseDuration(text: string): number | undefined {
+  if (!DURATION.test(text)) return undefined;
+  let ms = 0;
+  for (const [, amount, unit] of text.matchAll(DURATION_PART))
+    ms += Number(amount) * UNIT_MS[unit as keyof typeof UNIT_MS];
+  return Math.round(ms);
+}
+
+/** `Upstash-Delay` / `Upstash-Timeout`: a duration (`10s`, `1d10h30m`, `500ms`), or bare seconds. Undefined if malformed. */
 export function parseDelayHeader(text: string): number | undefined {
   const trimmed = text.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
