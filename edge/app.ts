@@ -138,7 +138,7 @@ export function createApp(options: AppOptions): GatewayApp {
   // The delivery endpoint authenticates by the broker's signature, not by a caller's token or rate limit,
   // so it is mounted before them; it has its own body limit.
   if (options.delivery) {
-    app.use("/_edgewise/deliver/*", bodyLimit({ maxBytes: deliveryBodyLimit, requireJson: false }));
+    app.use("/_edgewise/deliver/*", bodyLimit({ maxBytes: deliveryBodyLimit }));
     const observe = options.delivery.onDelivery;
     const deliveries = deliveryRoutes({
       ...options.delivery,
@@ -162,7 +162,7 @@ export function createApp(options: AppOptions): GatewayApp {
     app.deliverInProcess = (request, env) => deliveries.fetch(request, env);
   }
   if (options.actorHost) {
-    app.use("/_edgewise/actors/*", bodyLimit({ maxBytes: deliveryBodyLimit, requireJson: false }));
+    app.use("/_edgewise/actors/*", bodyLimit({ maxBytes: deliveryBodyLimit }));
     app.route("/", actorHostRoutes({ actors: options.actors, secret: options.actorHost.secret }));
   }
   app.all("/_edgewise/*", () => {
@@ -175,7 +175,7 @@ export function createApp(options: AppOptions): GatewayApp {
   const apiBodyLimit = bodyLimit({ maxBytes: options.bodyLimitBytes ?? 64 * 1024 });
   if (options.console) {
     // The console's forms post urlencoded bodies, and small ones.
-    const consoleBodyLimit = bodyLimit({ maxBytes: 16 * 1024, requireJson: false });
+    const consoleBodyLimit = bodyLimit({ maxBytes: 16 * 1024 });
     app.use((c, next) =>
       (c.req.path === "/_console" || c.req.path.startsWith("/_console/") ? consoleBodyLimit : apiBodyLimit)(
         c,

@@ -1,14 +1,15 @@
 // The API key endpoints: an admin issues a key for a subject (shown once, stored hashed) and revokes it.
 import { Hono } from "hono";
+import { describeRoute } from "hono-openapi";
 import * as v from "valibot";
 import { EdgewiseError } from "../../shared/errors/index.ts";
-import { validationError } from "../../shared/errors/valibot.ts";
 import { noControlCharacters } from "../../shared/text/index.ts";
 import type { GatewayEnv } from "../env.ts";
 import type { CachedApiKeyVerifier } from "../middleware/auth/api-key-cache.ts";
 import type { ApiKeyStore } from "../middleware/auth/api-key-store.ts";
 import { isApiKeyId, issueApiKey } from "../middleware/auth/api-keys.ts";
-import { requireScope, scopes } from "../middleware/auth/principal.ts";
+import { requireScope, scoped, scopes } from "../middleware/auth/principal.ts";
+import { validate } from "../middleware/validation/index.ts";
 
 export interface ApiKeyRoutesOptions {
   store: ApiKeyStore;
@@ -36,27 +37,40 @@ export const CreateApiKeyBody = v.strictObject({
 export function apiKeyRoutes(options: ApiKeyRoutesOptions): Hono<GatewayEnv> {
   const app = new Hono<GatewayEnv>();
 
-  app.post("/v1/api-keys", async (c) => {
-    requireScope(c.var.principal, "admin");
-    const body = await c.req.json().catch(() => {
-      throw new EdgewiseError("request.invalid", "the body must be JSON");
-    });
-    const parsed = v.safeParse(CreateApiKeyBody, body);
-    if (!parsed.success) throw validationError("request.invalid", "request body", parsed.issues);
-    const { id, key } = await issueApiKey(options.store, parsed.output);
-    return c.json({ id, key }, 201);
-  });
+  app.post(
+    "/v1/api-keys",
+    describeRoute({
+      summary: "Issue an API key for a subject (admin); the key is shown only in this answer",
+      tags: ["api-keys"],
+      responses: { 201: { description: "{ id, key }" } },
+    }),
+    scoped("admin"),
+    validate("json", CreateApiKeyBody),
+    async (c) => {
+      requireScope(c.var.principal, "admin");
+      const { id, key } = await issueApiKey(options.store, c.req.valid("json"));
+      return c.json({ id, key }, 201);
+    },
+  );
 
-  app.delete("/v1/api-keys/:id", async (c) => {
-    requireScope(c.var.principal, "admin");
-    const id = c.req.param("id");
-    // A malformed id cannot exist: no query for it.
-    if (!isApiKeyId(id) || !(await options.store.revoke(id))) {
-      throw new EdgewiseError("not_found", "no such API key");
-    }
-    options.cache?.forget(id);
-    return c.body(null, 204);
-  });
+  app.delete(
+    "/v1/api-keys/:id",
+    describeRoute({
+      summary: "Revoke an API key (admin): it stops working on every node within 5 s",
+      tags: ["api-keys"],
+      responses: { 204: { description: "Revoked" } },
+    }),
+    scoped("admin"),
+    async (c) => {
+      const id = c.req.param("id");
+      // A malformed id cannot exist: no query for it.
+      if (!isApiKeyId(id) || !(await options.store.revoke(id))) {
+        throw new EdgewiseError("not_found", "no such API key");
+      }
+      options.cache?.forget(id);
+      return c.body(null, 204);
+    },
+  );
 
   return app;
 }

@@ -2,8 +2,8 @@
 import { Hono } from "hono";
 import { exportJWK, generateKeyPair, type JWK, type KeyLike } from "jose";
 import postgres from "postgres";
-import { problemContentType, toProblem } from "../../shared/errors/index.ts";
 import type { GatewayEnv } from "../../edge/env.ts";
+import { errorHandler } from "../../edge/errors.ts";
 import { type AuthOptions, auth, withAuthChallenge } from "../../edge/middleware/auth/index.ts";
 import { requireScope } from "../../edge/middleware/auth/principal.ts";
 
@@ -46,12 +46,9 @@ export function testGateway(options: AuthOptions, mount?: (app: Hono<GatewayEnv>
     return c.json(principal ? { ...principal, scopes: [...principal.scopes].sort() } : null);
   });
   mount?.(app);
-  app.onError((error, c) => {
-    const problem = toProblem(error, c.req.path);
-    return withAuthChallenge(
-      c.body(JSON.stringify(problem), problem.status as 500, { "content-type": problemContentType }),
-    );
-  });
+  // The gateway's own error handler (Hono's 400 for malformed JSON included), with the auth challenges.
+  const handle = errorHandler({ report: () => {} });
+  app.onError((error, c) => withAuthChallenge(handle(error, c)));
   return {
     app,
     get hits() {

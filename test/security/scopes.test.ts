@@ -175,6 +175,47 @@ describe("a missing scope", () => {
   });
 });
 
+/** Each route with a request it would refuse as invalid (path, query or body), and the scope it needs. */
+const invalidRequests = (): Array<
+  [scope: string, method: string, path: string, body?: unknown, headers?: Record<string, string>]
+> => [
+  ["inventory:write", "PUT", "/v1/inventory/a%20b", "{"],
+  ["inventory:read", "GET", "/v1/inventory/a%20b"],
+  ["billing:write", "PUT", `/v1/accounts/${owner}`, "x", { "content-type": "text/plain" }],
+  ["billing:read", "GET", "/v1/accounts/a%20b"],
+  ["orders:write", "POST", "/v1/orders", { bad: 1 }],
+  ["orders:read", "GET", "/v1/orders/a%20b"],
+  ["orders:write", "POST", "/v1/orders/a%20b/cancel"],
+  ["orders:read", "GET", "/v1/orders?limit=0"],
+  ["loyalty:read", "GET", "/v1/customers/a%20b/loyalty"],
+  ["admin", "GET", "/v1/activity?limit=0"],
+  ["webhooks:admin", "POST", "/v1/webhooks/subscriptions", { url: 1 }],
+  ["webhooks:admin", "DELETE", "/v1/webhooks/subscriptions/a%20b"],
+  ["admin", "POST", "/v1/api-keys", { sub: 1 }],
+];
+
+describe("credentials and scope come before validation", () => {
+  test("an invalid request is 401 without credentials and 403 without the scope, never a 400 or 415", async () => {
+    for (const [scope, method, path, body, headers] of invalidRequests()) {
+      const request = { ...(body !== undefined ? { body } : {}), ...(headers ? { headers } : {}) };
+      const anonymous = await send(running.node.url, method, path, request);
+      const unscoped = await send(running.node.url, method, path, {
+        ...request,
+        as: await jwt(allBut(scope)),
+      });
+      const admin = await send(running.node.url, method, path, { ...request, as: await jwt(["admin"]) });
+      expectClosed(
+        cases,
+        `invalid request, anonymous and without ${scope}: ${method} ${path}`,
+        { anonymous: anonymous.status, unscoped: unscoped.status, unchanged: await unchanged() },
+        { anonymous: 401, unscoped: 403, unchanged: true },
+      );
+      // …and the request is invalid: a caller allowed to send it learns why.
+      expect([400, 415]).toContain(admin.status);
+    }
+  });
+});
+
 describe("minting API keys", () => {
   test("only admin mints keys: an orders:read key or a webhooks:admin key asking for admin gets 403", async () => {
     for (const [name, credential] of [

@@ -1,5 +1,7 @@
 // Who is calling, and what they may do: scopes as in API.md, with `admin` implying every scope.
+import type { MiddlewareHandler } from "hono";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
+import type { GatewayEnv } from "../../env.ts";
 
 export const scopes = [
   "orders:read",
@@ -31,6 +33,18 @@ export function requireScope(principal: Principal | undefined, scope: Scope): Pr
   if (!principal) throw new EdgewiseError("unauthorized", "authentication required");
   if (!hasScope(principal, scope)) throw new EdgewiseError("forbidden", `missing scope ${scope}`);
   return principal;
+}
+
+/**
+ * `requireScope` as a middleware, for before the route's `validate`: an anonymous caller gets 401 and one without
+ * the scope 403, never a 400 about a body or query it may not send anyway. The handler's own `requireScope` then
+ * hands it the caller.
+ */
+export function scoped(scope: Scope): MiddlewareHandler<GatewayEnv> {
+  return async (c, next) => {
+    requireScope(c.var.principal, scope);
+    await next();
+  };
 }
 
 /**

@@ -1,4 +1,4 @@
-// body-limit: refuses a body over the limit (413) and a body that is not JSON where JSON is expected (415).
+// body-limit: refuses a body over the limit (413), streamed or declared. Whether it is JSON is validation's call.
 import { bodyLimit as honoBodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
@@ -6,15 +6,16 @@ import type { GatewayEnv } from "../../env.ts";
 
 export interface BodyLimitOptions {
   maxBytes?: number;
-  /** Refuse a body not declared as JSON (415). Off for signed internal endpoints that parse it themselves. */
-  requireJson?: boolean;
 }
 
 const withBody = new Set(["POST", "PUT", "PATCH"]);
 
+/**
+ * Size only: it runs before authentication, so a body's content type is checked later, by the route's
+ * `validate("json", …)` (415), after the caller was told 401 or 403 if that is what applies.
+ */
 export function bodyLimit(options: BodyLimitOptions = {}) {
   const maxBytes = options.maxBytes ?? 64 * 1024;
-  const requireJson = options.requireJson ?? true;
   // Hono's limit counts streamed bytes too, so a lying Content-Length cannot get past it.
   const limit = honoBodyLimit({
     maxSize: maxBytes,
@@ -22,16 +23,7 @@ export function bodyLimit(options: BodyLimitOptions = {}) {
       throw new EdgewiseError("request.too_large", `the body must be at most ${maxBytes} bytes`);
     },
   });
-  return createMiddleware<GatewayEnv>(async (c, next) => {
-    if (!withBody.has(c.req.method)) return next();
-    if (!requireJson) return limit(c, next);
-    // Everything the gateway takes is JSON (the broker's deliveries are CloudEvents JSON). A body must say so:
-    // without the header, Hono's JSON validator would see `{}` and defaults would apply silently.
-    const type = c.req.header("content-type")?.split(";")[0]?.trim().toLowerCase();
-    const hasBody = c.req.header("content-length") !== "0" && c.req.raw.body !== null;
-    if (hasBody && (type === undefined || (type !== "application/json" && !type.endsWith("+json")))) {
-      throw new EdgewiseError("request.unsupported_media_type", "send the body as application/json");
-    }
-    return limit(c, next);
-  });
+  return createMiddleware<GatewayEnv>(async (c, next) =>
+    withBody.has(c.req.method) ? limit(c, next) : next(),
+  );
 }

@@ -16,6 +16,10 @@ export function validate<Schema extends StandardSchemaV1, Target extends keyof V
   // valibot's object schemas accept an array (`typeof [] === "object"`): a body of `[]` would pass as `{}`.
   const objectBody = target === "json" && /object$/.test(String((schema as { type?: unknown }).type));
   return validator(target, schema, async (result, c) => {
+    // A body must say it is JSON: without the header, the validator read it as `{}`, and defaults would apply
+    // silently. Checked here rather than with the body's size, so that it comes after authentication.
+    if (target === "json" && hasBody(c.req.raw) && !isJson(c.req.header("content-type")))
+      throw new EdgewiseError("request.unsupported_media_type", "send the body as application/json");
     // An empty body (no JSON at all) was read as `{}` by the validator: only a parsed array is refused here.
     if (result.success && objectBody && Array.isArray(await c.req.json().catch(() => undefined))) {
       throw new EdgewiseError("request.invalid", "body is invalid (expected an object, not an array)", {
@@ -36,4 +40,14 @@ export function validate<Schema extends StandardSchemaV1, Target extends keyof V
       { issues },
     );
   });
+}
+
+function hasBody(request: Request): boolean {
+  return request.headers.get("content-length") !== "0" && request.body !== null;
+}
+
+/** `application/json` or any `+json` type, parameters aside. */
+function isJson(contentType: string | undefined): boolean {
+  const type = contentType?.split(";")[0]?.trim().toLowerCase();
+  return type !== undefined && (type === "application/json" || type.endsWith("+json"));
 }

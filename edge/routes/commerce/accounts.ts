@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { describeRoute } from "hono-openapi";
 import type { GatewayEnv } from "../../env.ts";
-import { requireOwner, requireScope } from "../../middleware/auth/principal.ts";
+import { requireOwner, requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
 import { CustomerParam, PutAccountBody } from "./schemas.ts";
 
@@ -23,6 +23,7 @@ export function accountRoutes(ledger: AccountsLedger): Hono<GatewayEnv> {
       tags: ["billing"],
       responses: { 200: { description: "{ customerId, balanceCents }" } },
     }),
+    scoped("billing:write"),
     validate("param", CustomerParam),
     validate("json", PutAccountBody),
     async (c) => {
@@ -40,6 +41,7 @@ export function accountRoutes(ledger: AccountsLedger): Hono<GatewayEnv> {
       tags: ["billing"],
       responses: { 200: { description: "{ customerId, balanceCents }" }, 404: { description: "Never set" } },
     }),
+    scoped("billing:read"),
     validate("param", CustomerParam),
     async (c) => {
       const caller = requireScope(c.var.principal, "billing:read");

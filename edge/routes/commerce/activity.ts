@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { describeRoute } from "hono-openapi";
 import type { GatewayEnv } from "../../env.ts";
-import { requireScope } from "../../middleware/auth/principal.ts";
+import { requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
 import { ListActivityQuery } from "./schemas.ts";
 
@@ -24,6 +24,7 @@ export function activityRoutes(log: ActivityLog): Hono<GatewayEnv> {
       tags: ["activity"],
       responses: { 200: { description: "{ items, nextCursor }" } },
     }),
+    scoped("admin"),
     validate("query", ListActivityQuery),
     async (c) => {
       requireScope(c.var.principal, "admin");

@@ -4,7 +4,7 @@ import { describeRoute } from "hono-openapi";
 import { inventoryActor } from "../../../actors/commerce/inventory.ts";
 import { type ActorHost, actorClient } from "../../../actors/runtime/index.ts";
 import type { GatewayEnv } from "../../env.ts";
-import { requireScope } from "../../middleware/auth/principal.ts";
+import { requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
 import { type CachedReads, cacheHeader, noCache } from "./cache.ts";
 import { PutInventoryBody, SkuParam } from "./schemas.ts";
@@ -31,6 +31,7 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
       tags: ["inventory"],
       responses: { 200: { description: "{ sku, available, reserved, priceCents }" } },
     }),
+    scoped("inventory:write"),
     validate("param", SkuParam),
     validate("json", PutInventoryBody),
     async (c) => {
@@ -52,6 +53,7 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
         404: { description: "Never set" },
       },
     }),
+    scoped("inventory:read"),
     validate("param", SkuParam),
     async (c) => {
       requireScope(c.var.principal, "inventory:read");

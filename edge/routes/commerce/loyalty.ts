@@ -4,7 +4,7 @@ import { describeRoute } from "hono-openapi";
 import { loyaltyActor } from "../../../actors/commerce/loyalty.ts";
 import { type ActorHost, actorClient } from "../../../actors/runtime/index.ts";
 import type { GatewayEnv } from "../../env.ts";
-import { requireOwner, requireScope } from "../../middleware/auth/principal.ts";
+import { requireOwner, requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
 import { CustomerParam } from "./schemas.ts";
 
@@ -18,6 +18,7 @@ export function loyaltyRoutes(actors: ActorHost): Hono<GatewayEnv> {
       tags: ["loyalty"],
       responses: { 200: { description: "{ customerId, points }" } },
     }),
+    scoped("loyalty:read"),
     validate("param", CustomerParam),
     async (c) => {
       const caller = requireScope(c.var.principal, "loyalty:read");

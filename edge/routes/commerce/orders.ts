@@ -6,7 +6,7 @@ import { orderActor } from "../../../actors/commerce/order.ts";
 import { newId } from "../../../shared/ids/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import type { GatewayEnv } from "../../env.ts";
-import { hasScope, requireOwner, requireScope } from "../../middleware/auth/principal.ts";
+import { hasScope, requireOwner, requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
 import { type CachedReads, cacheHeader, noCache } from "./cache.ts";
 import { ListOrdersQuery, OrderParam, PlaceOrderBody } from "./schemas.ts";
@@ -73,6 +73,7 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
       tags: ["orders"],
       responses: { 202: { description: "Accepted: { orderId, status }, and a Location header" } },
     }),
+    scoped("orders:write"),
     validate("json", PlaceOrderBody),
     async (c) => {
       const caller = requireScope(c.var.principal, "orders:write");
@@ -92,6 +93,7 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
       tags: ["orders"],
       responses: { 200: { description: "The order" }, 404: { description: "No such order" } },
     }),
+    scoped("orders:read"),
     validate("param", OrderParam),
     async (c) => {
       const caller = requireScope(c.var.principal, "orders:read");
@@ -110,6 +112,7 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
       tags: ["orders"],
       responses: { 202: { description: "Accepted; see the order lifecycle" } },
     }),
+    scoped("orders:write"),
     validate("param", OrderParam),
     async (c) => {
       const caller = requireScope(c.var.principal, "orders:write");
@@ -129,6 +132,7 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
       tags: ["orders"],
       responses: { 200: { description: "{ items, nextCursor }" } },
     }),
+    scoped("orders:read"),
     validate("query", ListOrdersQuery),
     async (c) => {
       const caller = requireScope(c.var.principal, "orders:read");

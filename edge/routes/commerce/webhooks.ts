@@ -15,7 +15,7 @@ import {
 import type { Transport } from "../../../actors/runtime/index.ts";
 import { type Clock, systemClock } from "../../../shared/clock/index.ts";
 import type { GatewayEnv } from "../../env.ts";
-import { requireScope } from "../../middleware/auth/principal.ts";
+import { requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
 import { IdParam, SourceParam } from "./schemas.ts";
 
@@ -44,6 +44,7 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
       tags: ["webhooks"],
       responses: { 201: { description: "{ id, url, events, secret }; the secret is shown only here" } },
     }),
+    scoped("webhooks:admin"),
     validate("json", CreateSubscriptionBody),
     async (c) => {
       requireScope(c.var.principal, "webhooks:admin");
@@ -62,6 +63,7 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
       tags: ["webhooks"],
       responses: { 204: { description: "Deleted" } },
     }),
+    scoped("webhooks:admin"),
     validate("param", IdParam),
     async (c) => {
       requireScope(c.var.principal, "webhooks:admin");
