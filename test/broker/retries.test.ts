@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "@upstash/qstash";
 import type { Broker } from "../../deploy/local/broker/index.ts";
-import { backoffMs } from "../../deploy/local/broker/retry-policy.ts";
+import { backoffMs, retryAfterMs } from "../../deploy/local/broker/retry-policy.ts";
 import { dropSchema, startReceiver, startTestBroker, uniqueSchema, waitFor } from "./helpers.ts";
 
 const schema = uniqueSchema("retries");
@@ -17,6 +17,11 @@ const destination = startReceiver((d, nth) => {
   }
   if (d.path === "/retry-now" && nth <= 2) {
     return new Response("busy", { status: 503, headers: { "Retry-After": "0" } });
+  }
+  if (d.path.startsWith("/junk-retry-after?") && nth <= 2) {
+    // The second failure says when to retry in a way no HTTP parser reads: the backoff applies.
+    const value = new URL(d.url).searchParams.get("v") ?? "";
+    return new Response("busy", { status: 503, headers: nth === 2 ? { "Retry-After": value } : {} });
   }
   if (d.path === "/poison") {
     return new Response("bad payload", { status: 489, headers: { "Upstash-NonRetryable-Error": "true" } });
@@ -98,6 +103,40 @@ describe("retries", () => {
     const attempts = destination.of(messageId);
     // Each retry is due the moment its outcome commits; waiting for the 1 s poll fallback would take 2 s.
     expect((attempts[2]?.at ?? 0) - (attempts[0]?.at ?? 0)).toBeLessThan(600);
+  });
+
+  test("a Retry-After that is neither seconds nor an HTTP date is ignored, not read as a date in the past", async () => {
+    const ids = await Promise.all(
+      ["abc 1", "1 2", "-5", "soon"].map(
+        async (v) =>
+          (
+            await client.publish({
+              url: destination.url(`/junk-retry-after?v=${encodeURIComponent(v)}`),
+              body: "x",
+              retries: 3,
+            })
+          ).messageId,
+      ),
+    );
+    await waitFor(() => ids.every((id) => destination.of(id).length === 3), 5000);
+    for (const id of ids) {
+      const [, second, third] = destination.of(id);
+      // The second retry's backoff (148 ms at this scale), not at once.
+      expect((third?.at ?? 0) - (second?.at ?? 0)).toBeGreaterThanOrEqual(130);
+    }
+  });
+
+  test("Retry-After takes seconds, HTTP dates and durations such as 6m5s; past a day it is capped", () => {
+    const now = Date.parse("Sun, 06 Nov 1994 08:49:37 GMT");
+    expect(retryAfterMs("10", now)).toBe(10_000);
+    expect(retryAfterMs("6m5s", now)).toBe(365_000);
+    expect(retryAfterMs("Sun, 06 Nov 1994 08:50:37 GMT", now)).toBe(60_000);
+    expect(retryAfterMs("Sunday, 06-Nov-94 08:50:37 GMT", now)).toBe(60_000);
+    expect(retryAfterMs("Sun Nov  6 08:50:37 1994", now)).toBe(60_000);
+    expect(retryAfterMs("Sun, 06 Nov 1994 08:48:37 GMT", now)).toBe(0);
+    expect(retryAfterMs("90000", now)).toBe(86_400_000);
+    for (const junk of ["abc 1", "1 2", "-5", "", "1.", "Nov 6"])
+      expect(retryAfterMs(junk, now)).toBeUndefined();
   });
 
   test("489 with Upstash-NonRetryable-Error goes straight to the DLQ", async () => {

@@ -6,17 +6,35 @@ export function backoffMs(retryNumber: number, timeScale: number): number {
   return Math.round(seconds * 1000 * timeScale);
 }
 
+/** The three HTTP-date forms (RFC 9110 5.6.7): IMF-fixdate, RFC 850, and asctime (which names no zone: GMT). */
+const IMF_FIXDATE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+const RFC_850 = /^[A-Z][a-z]+, \d{2}-[A-Z][a-z]{2}-\d{2} \d{2}:\d{2}:\d{2} GMT$/;
+const ASCTIME = /^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/;
+
+function httpDate(text: string): number | undefined {
+  const at =
+    IMF_FIXDATE.test(text) || RFC_850.test(text)
+      ? Date.parse(text)
+      : ASCTIME.test(text)
+        ? Date.parse(`${text} GMT`)
+        : Number.NaN;
+  return Number.isNaN(at) ? undefined : at;
+}
+
 /**
- * A `Retry-After` response header as a delay in ms (before timeScale): delta-seconds or an HTTP date.
- * Capped at one day, like the backoff. Undefined when absent or unreadable.
+ * A `Retry-After` response header as a delay in ms (before timeScale): delta-seconds, a duration such as `6m5s`
+ * (QStash reads those too), or an HTTP date. Capped at one day, like the backoff. Undefined when absent or
+ * unreadable, and the backoff applies: Date.parse alone reads junk such as `abc 1` as a date in 2001, which
+ * retried at once until the retries ran out.
  */
 export function retryAfterMs(header: string | null, now: number): number | undefined {
   if (!header) return undefined;
   const text = header.trim();
   if (/^\d+(\.\d+)?$/.test(text)) return Math.min(86_400_000, Math.round(Number(text) * 1000));
-  const at = Date.parse(text);
-  if (Number.isNaN(at)) return undefined;
-  return Math.min(86_400_000, Math.max(0, at - now));
+  const duration = parseDuration(text);
+  if (duration !== undefined) return Math.min(86_400_000, duration);
+  const at = httpDate(text);
+  return at === undefined ? undefined : Math.min(86_400_000, Math.max(0, at - now));
 }
 
 /** When the next attempt is due, after a failed attempt that was retry number `retryNumber - 1`. */
