@@ -22,7 +22,7 @@ const NOT_FORWARDED = new Set([
 ]);
 /** QStash features this broker does not implement; publishing still works, the header is ignored (logged once). */
 const IGNORED =
-  /^upstash-(callback|failure-callback|retry-delay|flow-control|label|redact-fields|cron|schedule-id)/;
+  /^upstash-(callback|failure-callback|retry-delay|flow-control|label|redact-fields|cron|schedule-id|header-forward)/;
 const warned = new Set<string>();
 const QUEUE_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 
