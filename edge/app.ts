@@ -5,6 +5,7 @@ import { EdgewiseError } from "../shared/errors/index.ts";
 import { type ActorHost, type MessageConsumer, withConsumers } from "../actors/runtime/index.ts";
 import type { GatewayEnv } from "./env.ts";
 import { errorHandler } from "./errors.ts";
+import { openApiOptions } from "./openapi.ts";
 import { cachedApiKeyVerifier } from "./middleware/auth/api-key-cache.ts";
 import type { ApiKeyStore } from "./middleware/auth/api-key-store.ts";
 import { type AuthOptions, type AuthRefusal, auth } from "./middleware/auth/index.ts";
@@ -205,25 +206,7 @@ export function createApp(options: AppOptions): GatewayApp {
     app.route("/", apiKeyRoutes({ store: options.apiKeys, ...(apiKeyCache ? { cache: apiKeyCache } : {}) }));
   for (const routes of options.routes ?? []) app.route("/", routes);
 
-  app.get(
-    "/openapi.json",
-    openAPIRouteHandler(app, {
-      documentation: {
-        openapi: "3.1.0",
-        info: {
-          title: "Edgewise",
-          version: "0.1.0",
-          description: "The Edgewise gateway and reference system.",
-        },
-        components: {
-          securitySchemes: {
-            bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
-            apiKey: { type: "apiKey", in: "header", name: "X-API-Key" },
-          },
-        },
-      },
-    }),
-  );
+  app.get("/openapi.json", openAPIRouteHandler(app, openApiOptions));
   return app;
 }
 

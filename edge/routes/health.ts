@@ -1,7 +1,9 @@
 // Health: /healthz says the process is up; /readyz checks each dependency and says which one is down.
 import { Hono } from "hono";
+import { describeRoute } from "hono-openapi";
 import { isTimeout, withTimeout } from "../../shared/resilience/index.ts";
 import type { GatewayEnv } from "../env.ts";
+import { publicRoute } from "../openapi.ts";
 
 export interface DependencyCheck {
   name: string;
@@ -22,37 +24,58 @@ export function healthRoutes(options: HealthOptions = {}) {
   const checks = options.checks ?? [];
   const timeoutMs = options.timeoutMs ?? 2_000;
   const app = new Hono<GatewayEnv>();
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.get("/readyz", async (c) => {
-    const results = await Promise.all(
-      checks.map(async (dependency) => {
-        const started = performance.now();
-        try {
-          // Raced against the timeout, not only signalled: a check that ignores its signal (a client blocked on a
-          // blackholed socket) must not hold /readyz past its bound.
-          await withTimeout((signal) => dependency.check(signal), timeoutMs);
-          return { name: dependency.name, ok: true, critical: dependency.critical, ms: elapsed(started) };
-        } catch (error) {
-          const reason = isTimeout(error) ? "timed out" : "unreachable";
-          return {
-            name: dependency.name,
-            ok: false,
-            critical: dependency.critical,
-            ms: elapsed(started),
-            reason,
-          };
-        }
-      }),
-    );
-    const dependencies = Object.fromEntries(
-      results.map(({ name, ...rest }) => {
-        const breaker = checks.find((check) => check.name === name)?.breaker?.();
-        return [name, { ...rest, ...(breaker ? { breaker } : {}) }];
-      }),
-    );
-    const ready = results.every((result) => result.ok || !result.critical);
-    return c.json({ status: ready ? "ready" : "unavailable", dependencies }, ready ? 200 : 503);
-  });
+  app.get(
+    "/healthz",
+    describeRoute({
+      summary: "Liveness: 200 once the process is up",
+      tags: ["operations"],
+      ...publicRoute,
+      responses: { 200: { description: '{ "status": "ok" }' } },
+    }),
+    (c) => c.json({ status: "ok" }),
+  );
+  app.get(
+    "/readyz",
+    describeRoute({
+      summary: "Readiness: each dependency, its state and its breaker's",
+      tags: ["operations"],
+      ...publicRoute,
+      responses: {
+        200: { description: '{ "status": "ready", dependencies }' },
+        503: { description: '{ "status": "unavailable", dependencies }: a critical dependency is down' },
+      },
+    }),
+    async (c) => {
+      const results = await Promise.all(
+        checks.map(async (dependency) => {
+          const started = performance.now();
+          try {
+            // Raced against the timeout, not only signalled: a check that ignores its signal (a client blocked on a
+            // blackholed socket) must not hold /readyz past its bound.
+            await withTimeout((signal) => dependency.check(signal), timeoutMs);
+            return { name: dependency.name, ok: true, critical: dependency.critical, ms: elapsed(started) };
+          } catch (error) {
+            const reason = isTimeout(error) ? "timed out" : "unreachable";
+            return {
+              name: dependency.name,
+              ok: false,
+              critical: dependency.critical,
+              ms: elapsed(started),
+              reason,
+            };
+          }
+        }),
+      );
+      const dependencies = Object.fromEntries(
+        results.map(({ name, ...rest }) => {
+          const breaker = checks.find((check) => check.name === name)?.breaker?.();
+          return [name, { ...rest, ...(breaker ? { breaker } : {}) }];
+        }),
+      );
+      const ready = results.every((result) => result.ok || !result.critical);
+      return c.json({ status: ready ? "ready" : "unavailable", dependencies }, ready ? 200 : 503);
+    },
+  );
   return app;
 }
 

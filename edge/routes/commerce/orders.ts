@@ -71,7 +71,22 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
     describeRoute({
       summary: "Place an order",
       tags: ["orders"],
-      responses: { 202: { description: "Accepted: { orderId, status }, and a Location header" } },
+      parameters: [
+        {
+          in: "header",
+          name: "Idempotency-Key",
+          required: false,
+          description:
+            "The same key, caller and body give the same orderId; the same key with another body is 422",
+          schema: { type: "string" },
+        },
+      ],
+      responses: {
+        202: {
+          description: "Accepted: { orderId, status }",
+          headers: { Location: { description: "/v1/orders/{orderId}", schema: { type: "string" } } },
+        },
+      },
     }),
     scoped("orders:write"),
     validate("json", PlaceOrderBody),

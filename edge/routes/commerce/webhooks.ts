@@ -17,6 +17,7 @@ import { type Clock, systemClock } from "../../../shared/clock/index.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
+import { publicRoute } from "../../openapi.ts";
 import { IdParam, SourceParam } from "./schemas.ts";
 
 export interface WebhookRoutesOptions {
@@ -78,7 +79,33 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
       summary:
         "An inbound webhook (e.g. inventory.restocked), authenticated by its Standard Webhooks signature",
       tags: ["webhooks"],
-      responses: { 202: { description: "Accepted (or already processed)" } },
+      // No caller credentials: the signature, made with the source's own secret, is the authentication.
+      ...publicRoute,
+      parameters: ["webhook-id", "webhook-timestamp", "webhook-signature"].map((name) => ({
+        in: "header" as const,
+        name,
+        required: true,
+        schema: { type: "string" as const },
+      })),
+      requestBody: {
+        content: {
+          "application/json": {
+            schema: {
+              type: "object",
+              required: ["type"],
+              properties: {
+                type: { type: "string", examples: ["inventory.restocked"] },
+                sku: { type: "string" },
+                quantity: { type: "integer", minimum: 1 },
+              },
+            },
+          },
+        },
+      },
+      responses: {
+        202: { description: "Accepted (or already processed)" },
+        401: { description: "Unsigned, forged, stale or from an unknown source (problem+json)" },
+      },
     }),
     validate("param", SourceParam),
     async (c) => {
