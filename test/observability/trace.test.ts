@@ -194,6 +194,14 @@ describe("read sampling (bun)", () => {
       expect(paths.filter((path) => path.includes(token))).toEqual([]);
       sampleReads({ ratio: 0 });
       expect(await plainRead()).toBeUndefined();
+      // A caller's sampled traceparent passes the same policy: an outsider cannot make its requests recorded.
+      const forced = hex(16);
+      const forcedRead = await running.client.call("GET", `/v1/customers/${uniqueName("forced")}/loyalty`, {
+        headers: { traceparent: `00-${forced}-${hex(8)}-01` },
+      });
+      expect(forcedRead.status).toBe(200);
+      await tracing.flush();
+      expect(tracing.store.trace(forced)).toEqual([]);
     } finally {
       sampleReads(policy);
     }

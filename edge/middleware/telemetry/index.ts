@@ -9,6 +9,7 @@ import {
   contextFromTraceparent,
   droppedSpan,
   hasSpan,
+  isSampled,
   isSpanValid,
   type Span,
   SpanKind,
@@ -91,11 +92,15 @@ function serverSpan(c: Context<GatewayEnv>): { span: Span; context: TraceContext
   );
   const method = c.req.method;
   // A request that starts a trace is sampled here, before the SDK, by the policy for reads or for writes: a dropped
-  // one costs no SDK span. One that continues a caller's trace follows the caller's decision (the SDK's ParentBased).
+  // one costs no SDK span. One that continues a caller's trace follows the caller's decision (the SDK's ParentBased),
+  // except that a caller outside the system cannot make its requests recorded: its sampled flag passes the same
+  // policy, or the request runs unrecorded under the caller's trace id. Internal hops (`/_edgewise/*`, signed or
+  // on mutual TLS) follow their caller, so a trace is recorded whole.
   const starts = !hasSpan(parent);
+  const callerSampled = !starts && isSampled(parent) && !c.req.path.startsWith("/_edgewise/");
   const span =
-    starts && !(isReadMethod(method) ? keepRead() : keepWrite())
-      ? droppedSpan()
+    (starts || callerSampled) && !(isReadMethod(method) ? keepRead() : keepWrite())
+      ? droppedSpan(starts ? undefined : trace.getSpanContext(parent)?.traceId)
       : tracer().startSpan(method, { kind: SpanKind.SERVER }, parent);
   return isSpanValid(span) ? { span, context: trace.setSpan(parent, span) } : undefined;
 }

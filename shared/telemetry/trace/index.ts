@@ -82,6 +82,11 @@ export function hasSpan(ctx: Context): boolean {
  * True when a span has a valid context: a recording span, or one a sampler dropped (its context still carries the
  * decision to its children). False for the API's no-op span when no SDK is registered.
  */
+/** Whether the span in `ctx` (a caller's, from its traceparent) asks for recording. */
+export function isSampled(ctx: Context): boolean {
+  return ((trace.getSpanContext(ctx)?.traceFlags ?? 0) & TraceFlags.SAMPLED) !== 0;
+}
+
 export function isSpanValid(span: Span): boolean {
   return isSpanContextValid(span.spanContext());
 }
@@ -112,9 +117,10 @@ function randomHex(words: number): string {
 /**
  * A new trace that records nothing (a sampler's "drop" at the head, decided before the SDK): fresh ids with the
  * sampled flag off, so every span under it is dropped too (ParentBased) and the request's log lines have a trace id.
+ * Given a trace id (a caller's, whose sampled flag was not honoured), the span keeps it, so logs still correlate.
  */
-export function droppedSpan(): Span {
-  let traceId = randomHex(4);
+export function droppedSpan(traceIdToKeep?: string): Span {
+  let traceId = traceIdToKeep ?? randomHex(4);
   while (traceId === "00000000000000000000000000000000") traceId = randomHex(4);
   let spanId = randomHex(2);
   while (spanId === "0000000000000000") spanId = randomHex(2);
