@@ -1,4 +1,5 @@
 // Test helpers for the broker: a recording receiver on 127.0.0.1, a broker on its own Postgres schema, polling.
+import { Client, Receiver } from "@upstash/qstash";
 import postgres from "postgres";
 import type { Sql } from "../../deploy/local/broker/db.ts";
 import { type Broker, type BrokerOptions, startBroker } from "../../deploy/local/broker/index.ts";
@@ -116,4 +117,15 @@ export async function call(broker: Broker, path: string, init: RequestInit & { t
     // not JSON
   }
   return { status: response.status, body };
+}
+
+/** The official SDK against a broker: a Client with its token (no SDK retries) and a Receiver with its keys. */
+export function sdkFor(broker: Broker): { client: Client; receiver: Receiver } {
+  return {
+    client: new Client({ baseUrl: broker.url, token: broker.token, retry: false }),
+    receiver: new Receiver({
+      currentSigningKey: broker.currentSigningKey,
+      nextSigningKey: broker.nextSigningKey,
+    }),
+  };
 }

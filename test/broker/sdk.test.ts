@@ -1,8 +1,8 @@
 // The official @upstash/qstash Client and Receiver, unpatched, against the local broker.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Client, Receiver } from "@upstash/qstash";
+import { type Client, Receiver } from "@upstash/qstash";
 import type { Broker } from "../../deploy/local/broker/index.ts";
-import { dropSchema, startReceiver, startTestBroker, uniqueSchema, waitFor } from "./helpers.ts";
+import { dropSchema, startReceiver, startTestBroker, uniqueSchema, waitFor, sdkFor } from "./helpers.ts";
 
 const schema = uniqueSchema("sdk");
 let broker: Broker;
@@ -15,11 +15,7 @@ const destination = startReceiver((d) =>
 
 beforeAll(async () => {
   broker = await startTestBroker(schema);
-  client = new Client({ baseUrl: broker.url, token: broker.token, retry: false });
-  receiver = new Receiver({
-    currentSigningKey: broker.currentSigningKey,
-    nextSigningKey: broker.nextSigningKey,
-  });
+  ({ client, receiver } = sdkFor(broker));
 });
 
 afterAll(async () => {

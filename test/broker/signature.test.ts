@@ -1,9 +1,17 @@
 // Upstash-Signature as the SDK Receiver checks it: the body claim covers what is sent, nbf tolerates a slow clock.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Client, Receiver } from "@upstash/qstash";
+import type { Client, Receiver } from "@upstash/qstash";
 import { decodeJwt, jwtVerify } from "jose";
 import type { Broker } from "../../deploy/local/broker/index.ts";
-import { call, dropSchema, startReceiver, startTestBroker, uniqueSchema, waitFor } from "./helpers.ts";
+import {
+  call,
+  dropSchema,
+  startReceiver,
+  startTestBroker,
+  uniqueSchema,
+  waitFor,
+  sdkFor,
+} from "./helpers.ts";
 
 const schema = uniqueSchema("signature");
 let broker: Broker;
@@ -13,11 +21,7 @@ const destination = startReceiver();
 
 beforeAll(async () => {
   broker = await startTestBroker(schema);
-  client = new Client({ baseUrl: broker.url, token: broker.token, retry: false });
-  receiver = new Receiver({
-    currentSigningKey: broker.currentSigningKey,
-    nextSigningKey: broker.nextSigningKey,
-  });
+  ({ client, receiver } = sdkFor(broker));
 });
 
 afterAll(async () => {

@@ -133,7 +133,8 @@ describe("npm start", () => {
         "TLS to Postgres at 127.0.0.1:5432 failed: server does not support SSL, but sslmode=require requires it",
       ],
     ];
-    for (const [databaseUrl, line] of cases) {
+    /** Starts the real entry with this DATABASE_URL, and returns its exit code and what it printed on stderr. */
+    const start = async (databaseUrl: string, env: Record<string, string> = {}) => {
       const child = Bun.spawn([process.execPath, join(root, "edge/entries/bun.ts")], {
         cwd: root,
         env: {
@@ -142,32 +143,25 @@ describe("npm start", () => {
           EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-start-fail-")),
           PORT: "0",
           HOST: "127.0.0.1",
+          ...env,
         },
         stdout: "pipe",
         stderr: "pipe",
       });
-      expect(await child.exited).toBe(1);
-      const stderr = await new Response(child.stderr).text();
+      return { code: await child.exited, stderr: await new Response(child.stderr).text() };
+    };
+    for (const [databaseUrl, line] of cases) {
+      const { code, stderr } = await start(databaseUrl);
+      expect(code).toBe(1);
       expect(stderr).toContain(`[edgewise] could not start: ${line}`);
       expect(stderr).not.toContain("not-a-real-secret");
       expect(stderr).not.toMatch(/^\s+at /m); // no stack trace unless LOG_LEVEL=debug
     }
     // With LOG_LEVEL=debug the stack follows, and a URL it quotes (postgres.js's `input`) has its password masked.
-    const debug = Bun.spawn([process.execPath, join(root, "edge/entries/bun.ts")], {
-      cwd: root,
-      env: {
-        ...process.env,
-        DATABASE_URL: "postgres://edge:not-a-real-secret@127.0.0.1:99999/db",
-        EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-start-fail-")),
-        PORT: "0",
-        HOST: "127.0.0.1",
-        LOG_LEVEL: "debug",
-      },
-      stdout: "pipe",
-      stderr: "pipe",
+    const { code, stderr } = await start("postgres://edge:not-a-real-secret@127.0.0.1:99999/db", {
+      LOG_LEVEL: "debug",
     });
-    expect(await debug.exited).toBe(1);
-    const stderr = await new Response(debug.stderr).text();
+    expect(code).toBe(1);
     expect(stderr).toContain("[edgewise] could not start:");
     expect(stderr).toMatch(/^\s+at /m);
     expect(stderr).toContain("postgres://edge:[redacted]@127.0.0.1:99999/db");
