@@ -9,7 +9,7 @@ import {
   uniqueSchema,
   waitFor,
 } from "../../test/broker/helpers.ts";
-import { QStashTransport } from "./qstash-transport.ts";
+import { batchBodyBytes, batches, QStashTransport } from "./qstash-transport.ts";
 
 const schema = uniqueSchema("transport_dev");
 let broker: Broker;
@@ -67,3 +67,47 @@ test("with QSTASH_DEV=1 in the environment, messages still go to the configured 
     }
   }
 });
+
+test("large messages go out in batches the broker accepts: by count and by size, a large one alone", async () => {
+  const item = (chars: number) => ({ body: "x".repeat(chars) });
+  const sizes = (runs: Array<Array<{ body: string }>>) => runs.map((run) => run.length);
+  expect(
+    sizes(
+      batches(
+        Array.from({ length: 250 }, () => item(10)),
+        100,
+        batchBodyBytes,
+      ),
+    ),
+  ).toEqual([100, 100, 50]);
+  // 900 KB each, counted at 3 bytes a character (2.7 MB): one per 4 MiB request.
+  expect(
+    sizes(
+      batches(
+        Array.from({ length: 11 }, () => item(900_000)),
+        100,
+        batchBodyBytes,
+      ),
+    ),
+  ).toEqual(Array.from({ length: 11 }, () => 1));
+  expect(sizes(batches([item(10), item(2_000_000), item(10)], 100, batchBodyBytes))).toEqual([1, 1, 1]);
+
+  // Eleven messages of about 900 KB: one /v2/batch request would be over the broker's 10 MiB, refused every time.
+  const transport = new QStashTransport({
+    baseUrl: broker.url,
+    token: broker.token,
+    deliveryUrl: () => receiver.url("/large"),
+  });
+  const before = receiver.deliveries.length;
+  await transport.send(
+    Array.from({ length: 11 }, (_, i) =>
+      createEnvelope({
+        type: "Big",
+        source: "edgewise://test",
+        target: `counter/big-${i}`,
+        data: { pad: "y".repeat(900_000) },
+      }),
+    ),
+  );
+  await waitFor(() => receiver.deliveries.length - before === 11, 15_000, "the eleven large deliveries");
+}, 30_000);

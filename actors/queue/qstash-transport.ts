@@ -43,20 +43,17 @@ export class QStashTransport implements Transport {
   async send(envelopes: Envelope[]): Promise<void> {
     // The relay expands events into one targeted delivery per subscriber. One still without a target has no
     // subscriber (or the host has no subscription registry): there is nobody to deliver it to.
-    const deliveries = envelopes.filter((envelope) => envelope.target !== undefined);
-    for (let start = 0; start < deliveries.length; start += this.batchSize) {
-      const chunk = deliveries.slice(start, start + this.batchSize);
-      const results = await this.client.batch(
-        chunk.map((envelope) => {
-          return {
-            url: this.options.deliveryUrl(parseAddress(envelope.target as string)),
-            body: JSON.stringify(envelope),
-            headers: { "content-type": "application/cloudevents+json" },
-            deduplicationId: deduplicationId(envelope),
-            retries: this.options.retries ?? 3,
-          };
-        }),
-      );
+    const deliveries = envelopes
+      .filter((envelope) => envelope.target !== undefined)
+      .map((envelope) => ({
+        url: this.options.deliveryUrl(parseAddress(envelope.target as string)),
+        body: JSON.stringify(envelope),
+        headers: { "content-type": "application/cloudevents+json" },
+        deduplicationId: deduplicationId(envelope),
+        retries: this.options.retries ?? 3,
+      }));
+    for (const chunk of batches(deliveries, this.batchSize, batchBodyBytes)) {
+      const results = await this.client.batch(chunk);
       const failed = results.filter((result) => "error" in (result as object));
       if (failed.length > 0) {
         throw new EdgewiseError("internal", `broker refused ${failed.length} of ${chunk.length} messages`, {
@@ -65,4 +62,30 @@ export class QStashTransport implements Transport {
       }
     }
   }
+}
+
+/**
+ * Bodies per /v2/batch request, at most: a batch of large messages (each may be up to 1 MiB) is split by size too,
+ * or eleven of them would be one request over the broker's limit, refused on every retry, and the actor's outbox
+ * behind it stuck for good.
+ */
+export const batchBodyBytes = 4 * 1024 * 1024;
+
+/** Consecutive runs of at most `count` items whose bodies fit `bytes` (bounded above: 3 UTF-8 bytes per UTF-16 unit). */
+export function batches<T extends { body: string }>(items: T[], count: number, bytes: number): T[][] {
+  const out: T[][] = [];
+  let current: T[] = [];
+  let size = 0;
+  for (const item of items) {
+    const itemSize = item.body.length * 3;
+    if (current.length > 0 && (current.length >= count || size + itemSize > bytes)) {
+      out.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(item);
+    size += itemSize;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
 }

@@ -21,6 +21,26 @@ export interface SendOptions {
 
 export type When = { at: number | Date } | { delay: number };
 
+/** The largest message a turn may send or schedule, as its envelope's JSON: QStash's limit, and the broker's. */
+export const maxMessageBytes = 1024 * 1024;
+
+/**
+ * A private JSON copy of what a turn hands over (a kv value, a message): what will be stored, taken now. Later
+ * changes to the original do not reach it, the handler never holds a cached value it could change after a failed
+ * turn, and a value JSON cannot hold (a BigInt, a cycle) fails this turn alone rather than the commit batch.
+ */
+function jsonText(value: unknown, what: string): string | undefined {
+  try {
+    return JSON.stringify(value);
+  } catch (error) {
+    throw new EdgewiseError("request.invalid", `${what} cannot be stored as JSON`, { cause: error });
+  }
+}
+export function jsonCopy<T>(value: T, what: string): T {
+  const text = jsonText(value, what);
+  return text === undefined ? (undefined as T) : (JSON.parse(text) as T);
+}
+
 /** Per-actor records beyond the state object, read and written inside the turn's transaction. */
 export interface TurnKv {
   get<T = unknown>(key: string): Promise<T | undefined>;
@@ -88,7 +108,7 @@ export function createTurnContext<State>(
     // unsampled one; otherwise the incoming message's.
     const produced = trace ? producerSpan(trace, { id, type, ...(target ? { target } : {}) }) : undefined;
     const carried = produced ?? tracing.unsampled ?? message;
-    return createEnvelope({
+    const envelope = createEnvelope({
       type,
       source,
       data,
@@ -101,6 +121,15 @@ export function createTurnContext<State>(
       ...(carried.traceparent ? { traceparent: carried.traceparent } : {}),
       ...(carried.tracestate ? { tracestate: carried.tracestate } : {}),
     });
+    const text = jsonText(envelope, `the data of ${type}`) as string;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: most messages skip the encoding.
+    if (text.length * 3 > maxMessageBytes && new TextEncoder().encode(text).byteLength > maxMessageBytes) {
+      throw new EdgewiseError(
+        "request.too_large",
+        `${type} is over ${maxMessageBytes} bytes as JSON: the queue would refuse it`,
+      );
+    }
+    return JSON.parse(text) as Envelope;
   };
 
   const context: TurnContext<State> = {
@@ -115,15 +144,16 @@ export function createTurnContext<State>(
     },
     now: () => clock.now(),
     kv: {
+      // Copies both ways: the turn's writes and the instance's cache stay as stored, whatever the handler does.
       get: async <T>(key: string) => {
-        if (effects.kvWrites.has(key)) return effects.kvWrites.get(key) as T | undefined;
-        return (await kvRead(key)) as T | undefined;
+        const value = effects.kvWrites.has(key) ? effects.kvWrites.get(key) : await kvRead(key);
+        return jsonCopy(value, `kv "${key}"`) as T | undefined;
       },
       put: (key, value) => {
         live();
         if (value === undefined)
           throw new EdgewiseError("request.invalid", "kv.put needs a value; use kv.delete");
-        effects.kvWrites.set(key, value);
+        effects.kvWrites.set(key, jsonCopy(value, `kv "${key}"`));
       },
       delete: (key) => {
         live();
@@ -150,9 +180,15 @@ export function createTurnContext<State>(
       live();
       const at = "delay" in when ? clock.now() + Math.max(0, when.delay) : new Date(when.at).getTime();
       if (!Number.isFinite(at)) throw new EdgewiseError("request.invalid", "schedule needs a valid time");
-      const envelope = lineage(type, data, options, formatAddress(self));
-      effects.timersAdded.push({ id: envelope.id, at, envelope });
-      return envelope.id;
+      // Each scheduling gets a message id of its own, so a timer id used again (a timer that renews itself) is a
+      // new message, not a duplicate of the last firing. The timer id, for cancelSchedule, is the one asked for.
+      const { id: asked, ...rest } = options ?? {};
+      const envelope = lineage(type, data, rest, formatAddress(self));
+      const id = asked ? asked : envelope.id;
+      const replaced = effects.timersAdded.findIndex((timer) => timer.id === id);
+      if (replaced >= 0) effects.timersAdded.splice(replaced, 1);
+      effects.timersAdded.push({ id, at, envelope });
+      return id;
     },
     cancelSchedule(timerId) {
       live();

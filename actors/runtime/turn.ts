@@ -104,7 +104,14 @@ export class ActorInstance {
   private running = false;
   private state: unknown;
   private activation: Promise<void> | undefined;
+  /** kv values as stored, most recently used last; at most `kvCacheLimit` (copies go out, see TurnKv). */
   private readonly kvCache = new Map<string, unknown>();
+  /**
+   * For each timer id a turn of this instance scheduled or cancelled, the message id of its current firing (null:
+   * cancelled). A firing read from storage before such a turn committed is stale: it is skipped, so it neither runs
+   * nor removes the timer that replaced it.
+   */
+  private readonly timerFirings = new Map<string, string | null>();
   private readonly pending = new Map<string, PendingTurn>();
   private uncommitted = 0;
   /** The latest write; a turn that writes nothing still replies only after it (it may have read its state). */
@@ -297,6 +304,14 @@ export class ActorInstance {
       return "duplicate";
     }
 
+    if (options.timerId !== undefined) {
+      const current = this.timerFirings.get(options.timerId);
+      if (current !== undefined && current !== envelope.id) {
+        job.resolve(duplicateOf(undefined));
+        return "duplicate";
+      }
+    }
+
     const schema = Object.hasOwn(definition.messages, envelope.type)
       ? definition.messages[envelope.type]
       : undefined;
@@ -362,7 +377,10 @@ export class ActorInstance {
     };
     // Later turns see this turn's state now; its reply waits for the commit (the output gate).
     this.state = nextState;
-    for (const [key, value] of effects.kvWrites) this.kvCache.set(key, value);
+    for (const [key, value] of effects.kvWrites) this.rememberKv(key, value);
+    for (const id of effects.timersRemoved) remember(this.timerFirings, id, null, timerFiringsLimit);
+    for (const timer of effects.timersAdded)
+      remember(this.timerFirings, timer.id, timer.envelope.id, timerFiringsLimit);
     const commitStarted = span.isRecording() ? performance.now() : 0;
     const committed = this.write(commit);
     const entry: PendingTurn = { replyJson, committed };
@@ -408,9 +426,25 @@ export class ActorInstance {
   private async kvRead(key: string): Promise<unknown> {
     if (this.kvCache.has(key)) return this.kvCache.get(key);
     const value = await this.options.storage.kvGet(key);
-    if (!this.kvCache.has(key)) this.kvCache.set(key, value);
+    if (!this.kvCache.has(key)) this.rememberKv(key, value);
     return this.kvCache.get(key);
   }
+
+  private rememberKv(key: string, value: unknown): void {
+    remember(this.kvCache, key, value, kvCacheLimit);
+  }
+}
+
+/** kv values one instance keeps in memory; a busy actor with many keys (an order per key) reads the rest again. */
+const kvCacheLimit = 1024;
+/** Timer generations one instance remembers; past it the oldest go (a stale firing is then possible again). */
+const timerFiringsLimit = 1024;
+
+/** Sets `key` as the most recent entry of `map`, dropping the least recent past `limit`. */
+function remember<V>(map: Map<string, V>, key: string, value: V, limit: number): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > limit) map.delete(map.keys().next().value as string);
 }
 
 function endCommitted(span: Span, commitStarted: number, outbox: number): void {

@@ -106,6 +106,38 @@ export const conformanceCases: ConformanceCase[] = [
     },
   },
   {
+    name: "atomic commit: a failed turn's change to an object kv.get returned is gone, in memory and on disk",
+    semantic: 3,
+    async run(driver, key) {
+      ok(await driver.ask("counter", key, "PutBox", { n: 1 }));
+      failed(await driver.ask("counter", key, "ChangeBoxThenFail", {}), "actor.handler_failed");
+      assert.deepEqual(ok(await driver.ask("counter", key, "GetBox", {})).reply, { n: 1 });
+      // A later write commits the actor's kv cache; the failed turn's change must not ride along.
+      ok(await driver.ask("counter", key, "Increment", { by: 1 }));
+      await driver.crash();
+      assert.deepEqual(ok(await driver.ask("counter", key, "GetBox", {})).reply, { n: 1 });
+    },
+  },
+  {
+    name: "atomic commit: a message JSON cannot hold, or over 1 MiB, fails its own turn only; a payload is taken at send",
+    semantic: 3,
+    async run(driver, key) {
+      failed(await driver.ask("counter", key, "SendUnstorable", {}), "request.invalid");
+      failed(await driver.ask("counter", key, "SendHuge", {}), "request.too_large");
+      assert.equal(await count(driver, key), 0);
+      assert.equal((await driver.inspect("counter", key)).outboxSize, 0);
+      ok(await driver.ask("counter", key, "SendThenChange", { key: `${key}-sink` }));
+      const sent = await eventually(
+        async () => sentTo(await driver.sent(), `counter/${key}-sink`),
+        (list) => list.length >= 1,
+      );
+      assert.deepEqual(
+        sent.map((envelope) => envelope.data),
+        [{ by: 1 }],
+      );
+    },
+  },
+  {
     name: "atomic commit: a state that fails its schema after a handler commits nothing",
     semantic: 7,
     async run(driver, key) {
@@ -296,6 +328,19 @@ export const conformanceCases: ConformanceCase[] = [
       const settled = ok(await driver.ask("counter", key, "Get", {})).reply as { ticks: string[] };
       assert.deepEqual([...settled.ticks].sort(), ["t1", "t2-kept"]);
       assert.deepEqual(state.ticks.length, 2);
+      assert.equal((await driver.inspect("counter", key)).timers.length, 0);
+    },
+  },
+  {
+    name: "timers: a timer that renews itself under one fixed id fires each time",
+    semantic: 6,
+    async run(driver, key) {
+      ok(await driver.ask("counter", key, "Renewing", { left: 3, delayMs: 50 }));
+      const state = await eventually(
+        async () => ok(await driver.ask("counter", key, "Get", {})).reply as { ticks: string[] },
+        (value) => value.ticks.length >= 4,
+      );
+      assert.deepEqual(state.ticks, ["renewing-3", "renewing-2", "renewing-1", "renewing-0"]);
       assert.equal((await driver.inspect("counter", key)).timers.length, 0);
     },
   },

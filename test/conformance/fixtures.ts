@@ -29,6 +29,18 @@ export const counter = defineActor({
     Tick: v.object({ tag: v.string() }),
     /** Never finishes on its own: it outlives the turn's time limit, then tries to send. */
     Hang: empty,
+    PutBox: v.object({ n: v.pipe(v.number(), v.integer()) }),
+    GetBox: empty,
+    /** Changes the object `kv.get` handed it, then throws: the change must not survive, in memory or on disk. */
+    ChangeBoxThenFail: empty,
+    /** Sends a payload, then changes the object it sent: what was sent is what it was at `send`. */
+    SendThenChange: v.object({ key: v.string() }),
+    /** Sends a value JSON cannot hold (a BigInt): this turn fails, alone. */
+    SendUnstorable: empty,
+    /** Sends a message over the queue's 1 MiB: this turn fails, rather than the relay forever. */
+    SendHuge: empty,
+    /** A timer under one fixed id that renews itself: `left` more times after this one. */
+    Renewing: v.object({ left: v.pipe(v.number(), v.integer()), delayMs: v.number() }),
   },
   handlers: {
     Increment(ctx, data) {
@@ -84,6 +96,38 @@ export const counter = defineActor({
     Tick(ctx, data) {
       ctx.state.ticks.push(data.tag);
       return { ticks: ctx.state.ticks.length };
+    },
+    PutBox(ctx, data) {
+      ctx.kv.put("box", { n: data.n });
+    },
+    async GetBox(ctx) {
+      return (await ctx.kv.get<{ n: number }>("box")) ?? null;
+    },
+    async ChangeBoxThenFail(ctx) {
+      const box = (await ctx.kv.get<{ n: number }>("box")) ?? { n: 0 };
+      box.n += 100;
+      throw new Error("failed after changing the box it read");
+    },
+    SendThenChange(ctx, data) {
+      const payload = { by: 1 };
+      const id = ctx.send({ type: "counter", key: data.key }, "Increment", payload);
+      payload.by = 1000;
+      return { id };
+    },
+    SendUnstorable(ctx) {
+      ctx.state.count += 1;
+      ctx.send({ type: "counter", key: "elsewhere" }, "Increment", { by: 1n });
+    },
+    SendHuge(ctx) {
+      ctx.state.count += 1;
+      ctx.send({ type: "counter", key: "elsewhere" }, "Increment", { by: 1, pad: "x".repeat(1_100_000) });
+    },
+    Renewing(ctx, data) {
+      ctx.state.ticks.push(`renewing-${data.left}`);
+      if (data.left > 0) {
+        const next = { left: data.left - 1, delayMs: data.delayMs };
+        ctx.schedule({ delay: data.delayMs }, "Renewing", next, { id: "renewing" });
+      }
     },
     async Hang(ctx) {
       ctx.state.count += 1000;
