@@ -233,6 +233,22 @@ describe("turn time limit", () => {
     expect(transport.sent).toHaveLength(0);
   });
 
+  test("stop lets the running and queued turns commit, refuses new messages with 503, then closes", async () => {
+    const file = dbFile();
+    const host = boot({ actors: [napper], file }).start();
+    const running = host.ask({ type: "napper", key: "s" }, "Nap", { ms: 150 });
+    const queued = host.ask({ type: "napper", key: "s" }, "Nap", { ms: 0 });
+    await Bun.sleep(20);
+    const stopping = host.stop();
+    const late = await host.ask({ type: "napper", key: "s" }, "Nap", { ms: 0 }).catch((caught) => caught);
+    expect((late as EdgewiseError).code).toBe("unavailable");
+    expect((await running).reply).toEqual({ naps: 1 });
+    expect((await queued).reply).toEqual({ naps: 2 });
+    await stopping;
+    const again = boot({ actors: [napper], file }).start();
+    expect(again.inspect({ type: "napper", key: "s" })).toMatchObject({ state: { naps: 2 }, inboxSize: 2 });
+  });
+
   test("a turn that returns without awaiting costs no timer; invalid limits are refused at definition", async () => {
     const realSetTimeout = globalThis.setTimeout;
     let timers = 0;

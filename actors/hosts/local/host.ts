@@ -1,6 +1,7 @@
 // The local host (Bun and Deno): activates actors on demand, runs the relay and timer loops, evicts idle actors.
 import { type Clock, systemClock } from "../../../shared/clock/index.ts";
 import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts";
+import { EdgewiseError } from "../../../shared/errors/index.ts";
 import {
   type ActorAddress,
   type ActorHost,
@@ -106,11 +107,19 @@ export class LocalActorHost implements ActorHost {
     return this;
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops taking messages (a new one gets 503 `unavailable`, which the broker retries elsewhere or later), lets
+   * the turns already queued or running finish and commit, within `drainMs`, then closes the store. Before, a
+   * running turn lost its database under it ("closed database") and used up one of the broker's retries.
+   */
+  async stop(drainMs = 10_000): Promise<void> {
     this.stopped = true;
     if (this.sweepHandle) clearInterval(this.sweepHandle);
     this.relayWake?.();
     this.timerWake?.();
+    const deadline = Date.now() + drainMs;
+    while (Date.now() < deadline && [...this.instances.values()].some((instance) => !instance.idle))
+      await new Promise((resolve) => setTimeout(resolve, 10));
     await Promise.all(this.loops);
     this.store.close();
   }
@@ -168,6 +177,8 @@ export class LocalActorHost implements ActorHost {
     envelope: Envelope,
     options: DeliverOptions = {},
   ): Promise<TurnOutcome> {
+    if (this.stopped)
+      return Promise.reject(new EdgewiseError("unavailable", "this actor host is shutting down"));
     return this.instanceFor(address).deliver(envelope, options);
   }
 
