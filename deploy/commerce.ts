@@ -9,7 +9,10 @@ export { routeCache } from "../edge/commerce.ts";
 export interface CommerceOptions {
   /** Resolves webhook hosts for the SSRF guard (node:dns on Bun and Deno). */
   resolve: Resolve;
-  /** The read cache. Default: Redis when the node has it (REDIS_URL or Upstash REST), else in-process memory. */
+  /**
+   * The read cache. Default: Redis when the node has it (REDIS_URL or Upstash REST), else in-process memory on a
+   * node that hosts the actors, else none.
+   */
   readCache?: ReadCache;
 }
 
@@ -17,8 +20,15 @@ export interface CommerceOptions {
 export function commerce(options: CommerceOptions) {
   return async (context: ExtensionContext): Promise<NodeExtension> => {
     const { sql, transport, config, actors, log, logger } = context;
+    // A node without Redis caches in its own memory only if it hosts the actors: the consumer that invalidates the
+    // cache runs where the actors' events are delivered, so a gateway-only node's memory would never be told.
     const readCache =
-      options.readCache ?? (context.redis ? new RedisReadCache(context.redis) : new MemoryReadCache());
+      options.readCache ??
+      (context.redis
+        ? new RedisReadCache(context.redis)
+        : context.hostsActors
+          ? new MemoryReadCache()
+          : undefined);
     const system = commerceSystem({
       sql,
       transport,
@@ -31,7 +41,7 @@ export function commerce(options: CommerceOptions) {
       logger,
     });
     await system.migrate();
-    context.metrics.observeReadCache("reads", readCache);
+    if (readCache) context.metrics.observeReadCache("reads", readCache);
 
     return {
       consumers: context.hostsActors ? system.consumers : [],

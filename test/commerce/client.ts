@@ -21,6 +21,7 @@ export interface OrderView {
   items: Array<{ sku: string; quantity: number; unitPriceCents?: number }>;
   totalCents?: number;
   reason?: string;
+  refundedAt?: string;
   createdAt: string;
   updatedAt: string;
 }

@@ -105,6 +105,11 @@ export function lifecycleSuite(host: string, client: () => CommerceClient, timeo
           "cancelled",
         );
         await eventually(async () => (await api.balance(dave)) === 5_000, "the refund");
+        // The refund shows on the order soon after, not when a cached copy of it expires.
+        await eventually(
+          async () => (await api.order(placed.body.orderId)).refundedAt !== undefined,
+          "refundedAt on the order",
+        );
         await eventually(async () => (await api.points(dave)) === 0, "points taken back");
         await eventually(async () => (await api.sku(book)).available === 5, "units back in stock");
         // Cancelling again changes nothing.

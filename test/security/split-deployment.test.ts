@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import postgres from "postgres";
 import { DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_TOKEN } from "../../deploy/local/broker/index.ts";
 import { TEST_DATABASE_URL } from "../broker/helpers.ts";
-import { CommerceClient, expectOk } from "../commerce/client.ts";
+import { CommerceClient, eventually, expectOk } from "../commerce/client.ts";
 import { type Started, startProcess } from "../e2e/process.ts";
 import { attackCategory } from "./report.ts";
 
@@ -155,6 +155,17 @@ describe("split deployment over mutual TLS", () => {
     expect(order.status).toBe("confirmed");
     expect(await client.balance("split-alice")).toBe(10_000 - 2_500);
     expect((await client.sku("split-sku")).available).toBe(3);
+    // Reads through the gateway see what changed on the actor host: the gateway, which hears no events, keeps no
+    // cache of its own (this deployment has no shared Redis).
+    expect((await client.order(placed.body.orderId)).status).toBe("confirmed");
+    expect((await client.cancel(placed.body.orderId)).status).toBe(202);
+    await eventually(
+      async () => (await client.order(placed.body.orderId)).status === "cancelled",
+      "the cancel, read through the gateway",
+      5_000,
+    );
+    await client.putSku("split-sku", 50, 700);
+    expect(await client.sku("split-sku")).toMatchObject({ available: 50, priceCents: 700 });
   }, 60_000);
 
   test("a client without a valid certificate is refused at the TLS handshake", async () => {

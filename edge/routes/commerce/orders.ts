@@ -62,8 +62,9 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
         const view = await orders.ask(orderId, "Get", {}, { signal });
         return { version: view.version, value: view };
       },
-      // A pending order changes as reservations arrive, which publish no event: only settled orders are cached.
-      { cacheable: (view) => (view as { status: string }).status !== "pending" },
+      // A pending order changes as reservations arrive, and a cancelled one when its refund lands: neither change
+      // publishes an event to invalidate the cache, so only orders that will not change again are cached.
+      { cacheable: (view) => settled(view as { status: string; refundedAt?: string }) },
     );
 
   app.post(
@@ -164,4 +165,9 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
   );
 
   return app;
+}
+
+/** An order that no later message changes: confirmed or rejected, or cancelled with its refund recorded. */
+function settled(view: { status: string; refundedAt?: string }): boolean {
+  return view.status !== "pending" && (view.status !== "cancelled" || view.refundedAt !== undefined);
 }
