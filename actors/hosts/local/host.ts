@@ -266,12 +266,14 @@ export class LocalActorHost implements ActorHost {
   // --- timers ---
 
   private async fireDueTimers(): Promise<number> {
+    // Keyed by actor and id: a timer id may be one the handler chose, and two actors may choose the same.
+    const firing = (timer: { actor: string; id: string }) => `${timer.actor} ${timer.id}`;
     const due = this.store
       .dueTimers(this.clock.now(), 256)
-      .filter((timer) => !this.firingTimers.has(timer.id));
+      .filter((timer) => !this.firingTimers.has(firing(timer)));
     await Promise.all(
       due.map(async (timer) => {
-        this.firingTimers.add(timer.id);
+        this.firingTimers.add(firing(timer));
         try {
           await this.dispatch(targetOf(timer.envelope), timer.envelope, { timerId: timer.id });
         } catch (error) {
@@ -284,7 +286,7 @@ export class LocalActorHost implements ActorHost {
             error,
           );
         } finally {
-          this.firingTimers.delete(timer.id);
+          this.firingTimers.delete(firing(timer));
         }
       }),
     );
