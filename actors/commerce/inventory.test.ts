@@ -168,7 +168,7 @@ describe("inventory actor", () => {
     expectBalanced("apple", ["o1"]);
   });
 
-  test("a redelivered OrderPlaced reserves once: the same envelope, or the same order under a new id", async () => {
+  test("a redelivered OrderPlaced reserves once; the same order under a new id (its nudge) gets the same answer again", async () => {
     const { ask, deliver, sent, state, expectBalanced } = boot();
     await ask("apple", "Put", { available: 10, priceCents: 100 });
     await sent();
@@ -176,9 +176,23 @@ describe("inventory actor", () => {
     expect((await deliver("apple", "OrderPlaced", event, "evt-1")).duplicate).toBe(false);
     expect((await deliver("apple", "OrderPlaced", event, "evt-1")).duplicate).toBe(true);
     expect((await deliver("apple", "OrderPlaced", event, "evt-2")).duplicate).toBe(false);
-    expect((await sent()).filter((message) => message.type === "StockReserved")).toHaveLength(1);
+    const answers = (await sent()).filter((message) => message.type === "StockReserved");
+    expect(answers.map((message) => message.data)).toEqual([
+      { orderId: "o1", sku: "apple", quantity: 4, unitPriceCents: 100 },
+      { orderId: "o1", sku: "apple", quantity: 4, unitPriceCents: 100 },
+    ]);
     expect(state("apple")).toMatchObject({ available: 6, reserved: 4 });
     expectBalanced("apple", ["o1"]);
+    // A refusal is answered again the same way; an order that has moved on (sold) gets no answer.
+    await ask("pear", "Put", { available: 1, priceCents: 100 });
+    await deliver("pear", "OrderPlaced", placed("o2", [{ sku: "pear", quantity: 3 }]), "evt-3");
+    await deliver("pear", "OrderPlaced", placed("o2", [{ sku: "pear", quantity: 3 }]), "evt-4");
+    const refusals = (await sent()).filter((message) => message.type !== "StockChanged");
+    expect(refusals.map((message) => message.type)).toEqual(["StockRejected", "StockRejected"]);
+    await deliver("apple", "OrderConfirmed", confirmed("o1", "apple", 4));
+    await deliver("apple", "OrderPlaced", event, "evt-5");
+    expect((await sent()).filter((message) => message.type !== "StockChanged")).toEqual([]);
+    expect(state("apple")).toMatchObject({ available: 6, reserved: 0, sold: 4 });
   });
 
   test("confirm sells the reservation; cancelling the confirmed order returns the units, each once", async () => {
@@ -335,9 +349,10 @@ describe("inventory actor", () => {
     });
     await sent();
 
-    // A refused order still in `legacy` (each turn moves 256 records) does not reserve on a redelivery.
+    // A refused order still in `legacy` (each turn moves 256 records) does not reserve on a redelivery: it is
+    // refused again.
     await deliver("apple", "OrderPlaced", placed("c599", [{ sku: "apple", quantity: 1 }]));
-    expect(await sent()).toEqual([]);
+    expect((await sent()).map((message) => message.type)).toEqual(["StockRejected"]);
     expect(Object.keys(state("apple").legacy ?? {})).toHaveLength(603 - 256);
     expect(record("apple", "c0")).toEqual({ stage: "refused", quantity: 0 });
     expect(record("apple", "c599")).toBeUndefined();

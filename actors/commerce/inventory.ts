@@ -133,12 +133,34 @@ export const inventoryActor = defineActor({
     async OrderPlaced(ctx, data) {
       const stock = ctx.state;
       const { orderId } = data;
-      if ((await recordOf(ctx, orderId)) !== undefined) return;
+      const order = { type: Participants.order, key: orderId };
+      const known = await recordOf(ctx, orderId);
+      if (known !== undefined) {
+        // The order heard nothing (its nudge sent OrderPlaced again): answer again as the first time. Past
+        // reserved or refused, the order has moved on and needs no answer.
+        if (known.stage === "reserved") {
+          const again: v.InferInput<typeof StockReserved> = {
+            orderId,
+            sku: ctx.key,
+            quantity: known.quantity,
+            unitPriceCents: ctx.state.priceCents,
+          };
+          ctx.send(order, "StockReserved", again);
+        } else if (known.stage === "refused") {
+          const again: v.InferInput<typeof StockRejected> = {
+            orderId,
+            sku: ctx.key,
+            quantity: known.quantity,
+            available: ctx.state.available,
+          };
+          ctx.send(order, "StockRejected", again);
+        }
+        return;
+      }
       const quantity = data.items
         .filter((line) => line.sku === ctx.key)
         .reduce((sum, line) => sum + line.quantity, 0);
       if (quantity === 0) return;
-      const order = { type: Participants.order, key: orderId };
       if (!stock.exists || stock.available < quantity) {
         record(ctx, orderId, { stage: "refused", quantity });
         const refusal: v.InferInput<typeof StockRejected> = {

@@ -9,7 +9,7 @@ import { EdgewiseError } from "../../shared/errors/index.ts";
 import { RecordingTransport } from "../../test/support/memory-transport.ts";
 import { LocalActorHost } from "../hosts/local/host.ts";
 import { openBunSqlite } from "../hosts/local/sqlite-bun.ts";
-import { type OrderView, orderActor } from "./order.ts";
+import { type OrderView, orderActor, sagaNudgeMs } from "./order.ts";
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -70,7 +70,8 @@ function boot() {
     await reserve(orderId, "pear", 1, 200);
     return sent();
   };
-  return { clock, sent, ask, deliver, reserve, capture, fail, placeAndReserve };
+  const timers = (orderId: string) => host.inspect({ type: "order", key: orderId }).timers;
+  return { clock, sent, ask, deliver, reserve, capture, fail, placeAndReserve, timers };
 }
 
 describe("order actor", () => {
@@ -175,6 +176,44 @@ describe("order actor", () => {
     expect(view).toMatchObject({ status: "confirmed", totalCents: 500, version: 4 });
     expect(view.updatedAt).toBe(new Date(Date.UTC(2026, 0, 1) + 1_000).toISOString());
     expect(view.reason).toBeUndefined();
+  });
+
+  test("a pending order nudges its saga: the unanswered step is sent again, backing off, until the order settles", async () => {
+    const { ask, sent, reserve, capture, clock, timers } = boot();
+    await ask("o1", "Place", { customerId, items });
+    const placedEvent = await sent();
+    expect(placedEvent.map(([type]) => type)).toEqual(["OrderPlaced"]);
+    clock.advance(sagaNudgeMs - 1);
+    expect(await sent()).toEqual([]);
+    // Ten minutes with no answer from inventory (an OrderPlaced dead-lettered, say): it is published again.
+    clock.advance(1);
+    expect(await sent()).toEqual(placedEvent);
+    await reserve("o1", "apple", 2, 150);
+    await reserve("o1", "pear", 1, 200);
+    const request = await sent();
+    expect(request.map(([type]) => type)).toEqual(["PaymentRequested"]);
+    // The next nudge comes twice as late, and asks billing again (which charges an order at most once).
+    clock.advance(2 * sagaNudgeMs);
+    expect(await sent()).toEqual(request);
+    await capture("o1", 500);
+    expect((await sent()).map(([type]) => type)).toEqual(["OrderConfirmed"]);
+    expect(timers("o1")).toEqual([]);
+    clock.advance(24 * 60 * 60_000);
+    expect(await sent()).toEqual([]);
+  });
+
+  test("a rejected or cancelled order nudges no more", async () => {
+    const { ask, sent, deliver, capture, placeAndReserve, timers } = boot();
+    await ask("o1", "Place", { customerId, items });
+    await deliver("o1", "StockRejected", { sku: "pear", quantity: 1, available: 0 });
+    expect(timers("o1")).toEqual([]);
+    await placeAndReserve("o2");
+    await ask("o2", "Cancel");
+    expect(timers("o2").map((timer) => timer.type)).toEqual(["Nudge"]);
+    await capture("o2", 500);
+    expect(await ask("o2", "Get")).toMatchObject({ status: "cancelled" });
+    expect(timers("o2")).toEqual([]);
+    await sent();
   });
 
   test("every reply applies once: the same envelope twice, or the same fact under a new id", async () => {

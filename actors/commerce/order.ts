@@ -73,6 +73,17 @@ export interface OrderView {
 
 type Turn = TurnContext<OrderState>;
 
+/**
+ * A pending order nudges its saga: if a step's message was lost for good (dead-lettered after a long outage), the
+ * order would otherwise wait forever with its stock reserved. After 10 minutes, then doubling up to 6 hours, a
+ * still-pending order sends its outstanding step again (OrderPlaced while stock is unanswered, PaymentRequested
+ * while payment is): inventory answers again for a reservation it already made, and billing charges an order at
+ * most once. A settled order cancels its nudge.
+ */
+export const sagaNudgeMs = 10 * 60_000;
+const maxNudgeMs = 6 * 60 * 60_000;
+const nudgeTimer = "saga-nudge";
+
 /** Keys a JSON record cannot hold (schemas drop them), so no order may be named by one. */
 const unsafeIds = new Set(["__proto__", "constructor", "prototype"]);
 
@@ -100,6 +111,7 @@ export const orderActor = defineActor({
     PaymentCaptured,
     PaymentFailed,
     PaymentRefunded,
+    Nudge: v.object({ attempt: v.pipe(v.number(), v.integer(), v.minValue(1)) }),
   },
   handlers: {
     Place(ctx, data): OrderView {
@@ -125,6 +137,7 @@ export const orderActor = defineActor({
         placedAt,
       };
       ctx.publish(EventTypes.OrderPlaced, event);
+      ctx.schedule({ delay: sagaNudgeMs }, "Nudge", { attempt: 1 }, { id: nudgeTimer });
       return view(ctx);
     },
 
@@ -159,12 +172,7 @@ export const orderActor = defineActor({
       }
       order.totalCents = totalCents;
       order.payment = "requested";
-      const request: v.InferInput<typeof PaymentRequested> = {
-        orderId: ctx.key,
-        customerId: order.customerId,
-        amountCents: totalCents,
-      };
-      ctx.send(billingOf(order), "PaymentRequested", request);
+      requestPayment(ctx);
     },
 
     StockRejected(ctx, data) {
@@ -191,6 +199,7 @@ export const orderActor = defineActor({
         return;
       }
       order.status = "confirmed";
+      ctx.cancelSchedule(nudgeTimer);
       touch(ctx);
       const event: v.InferInput<typeof OrderConfirmed> = {
         orderId: ctx.key,
@@ -207,6 +216,24 @@ export const orderActor = defineActor({
       if (!order.placed || order.status !== "pending" || order.payment !== "requested") return;
       order.payment = "failed";
       reject(ctx, "insufficient_funds");
+    },
+
+    Nudge(ctx, data) {
+      const order = ctx.state;
+      if (!order.placed || order.status !== "pending") return;
+      if (order.payment === "none") {
+        // Every sku hears the order again; one that already answered answers again, the same way.
+        const event: v.InferInput<typeof OrderPlaced> = {
+          orderId: ctx.key,
+          version: 1, // the version Place gave the order, which its OrderPlaced carried
+          customerId: order.customerId,
+          items: order.items.map(({ sku, quantity }) => ({ sku, quantity })),
+          placedAt: order.createdAt,
+        };
+        ctx.publish(EventTypes.OrderPlaced, event);
+      } else if (order.payment === "requested") requestPayment(ctx);
+      const delay = Math.min(sagaNudgeMs * 2 ** data.attempt, maxNudgeMs);
+      ctx.schedule({ delay }, "Nudge", { attempt: data.attempt + 1 }, { id: nudgeTimer });
     },
 
     PaymentRefunded(ctx) {
@@ -265,9 +292,20 @@ function skus(order: OrderState): string[] {
   return order.items.map((item) => item.sku);
 }
 
+function requestPayment(ctx: Turn): void {
+  const order = ctx.state;
+  const request: v.InferInput<typeof PaymentRequested> = {
+    orderId: ctx.key,
+    customerId: order.customerId,
+    amountCents: order.totalCents ?? 0,
+  };
+  ctx.send(billingOf(order), "PaymentRequested", request);
+}
+
 function reject(ctx: Turn, reason: RejectReason): void {
   const order = ctx.state;
   order.status = "rejected";
+  ctx.cancelSchedule(nudgeTimer);
   order.reason = reason;
   touch(ctx);
   const event: v.InferInput<typeof OrderRejected> = {
@@ -284,6 +322,7 @@ function reject(ctx: Turn, reason: RejectReason): void {
 function cancel(ctx: Turn, wasConfirmed: boolean, capturedCents: number): void {
   const order = ctx.state;
   order.status = "cancelled";
+  if (!wasConfirmed) ctx.cancelSchedule(nudgeTimer);
   requestRefund(ctx, capturedCents);
   touch(ctx);
   const event: v.InferInput<typeof OrderCancelled> = {
