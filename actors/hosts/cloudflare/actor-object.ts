@@ -4,6 +4,7 @@ import { type Clock, systemClock } from "../../../shared/clock/index.ts";
 import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts";
 import { type ErrorData, EdgewiseError, toEdgewiseError } from "../../../shared/errors/index.ts";
 import { contextFromTraceparent, withContext } from "../../../shared/telemetry/trace/index.ts";
+import { errorFields } from "../../../shared/telemetry/log/redact.ts";
 import {
   type ActorAddress,
   ActorInstance,
@@ -86,7 +87,7 @@ export function durableActor<Env = unknown>(
   const relayPolicy = options.relayPolicy ?? defaultRelayPolicy;
   const report =
     options.onBackgroundError ??
-    ((what: string, error: unknown) => console.error(`[edgewise] ${what}`, error));
+    ((what: string, error: unknown) => console.error(`[edgewise] ${what}`, errorFields(error)));
 
   return class DurableActor extends DurableObject<Env> implements DurableActorRpc {
     private readonly definition: AnyActorDefinition;
@@ -194,7 +195,11 @@ export function durableActor<Env = unknown>(
         const { duplicate, reply } = await this.instanceFor(address).deliver(envelope);
         return { ok: true, duplicate, reply };
       } catch (error) {
-        return { ok: false, error: toEdgewiseError(error).toJSON() };
+        const failure = toEdgewiseError(error);
+        // Only the code and message cross RPC: the cause (a handler's own error) is reported here (the default
+        // report logs it redacted), or it would be seen nowhere.
+        if (failure.status >= 500) report(`${this.definition.type} turn failed: ${failure.code}`, error);
+        return { ok: false, error: failure.toJSON() };
       }
     }
 
@@ -231,7 +236,8 @@ export function durableActor<Env = unknown>(
           } catch (error) {
             // At least once: the timer stays, and fires again after a backoff.
             const attempts = timer.attempts + 1;
-            this.store.retryTimer(timer.id, clock.now() + retryDelay(attempts, relayPolicy), attempts);
+            const at = clock.now() + retryDelay(attempts, relayPolicy);
+            this.store.retryTimer(timer.id, timer.envelope.id, at, attempts);
             report(`timer ${timer.id} on ${instance.address.type}/${instance.address.key} failed`, error);
           }
         }),

@@ -13,6 +13,7 @@ import {
   type ActorSnapshot,
 } from "../../runtime/index.ts";
 import type { ActorRpcOutcome, DurableActorRpc } from "./actor-object.ts";
+import { rpc } from "./rpc-errors.ts";
 
 /** The slice of a `DurableObjectNamespace` binding the host uses. */
 export interface ActorNamespace {
@@ -30,12 +31,13 @@ export class DurableObjectHost implements ActorHost {
 
   async ask(address: ActorAddress, type: string, data: unknown, options?: AskOptions): Promise<TurnOutcome> {
     const stub = this.stub(address);
-    return unwrap(await stub.ask(askEnvelope(address, type, data, options), activeTraceHeaders()));
+    return unwrap(await rpc(() => stub.ask(askEnvelope(address, type, data, options), activeTraceHeaders())));
   }
 
   async receive(input: Envelope): Promise<TurnOutcome> {
     const envelope = parseEnvelope(input);
-    return unwrap(await this.stub(targetOf(envelope)).receive(envelope, activeTraceHeaders()));
+    const stub = this.stub(targetOf(envelope));
+    return unwrap(await rpc(() => stub.receive(envelope, activeTraceHeaders())));
   }
 
   inspect(address: ActorAddress): Promise<ActorSnapshot> {

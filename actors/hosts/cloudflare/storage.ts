@@ -184,8 +184,15 @@ export class DurableActorStore implements OutboxStore {
       }));
   }
 
-  retryTimer(id: string, at: number, attempts: number): void {
-    this.sql.exec("UPDATE timers SET at = ?, attempts = ? WHERE id = ?", at, attempts, id);
+  /** Only the firing that failed: a turn may have replaced the timer under the same id since. */
+  retryTimer(id: string, messageId: string, at: number, attempts: number): void {
+    this.sql.exec(
+      "UPDATE timers SET at = ?, attempts = ? WHERE id = ? AND json_extract(envelope, '$.id') = ?",
+      at,
+      attempts,
+      id,
+      messageId,
+    );
   }
 
   nextTimerAt(): number | undefined {

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
 import { ManualClock } from "../../../shared/clock/index.ts";
+import { createEnvelope } from "../../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { counter } from "../../../test/conformance/fixtures.ts";
 import { RecordingTransport } from "../../../test/support/memory-transport.ts";
@@ -124,6 +125,28 @@ describe("local host", () => {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     expect(second.inspect({ type: "counter", key: "k" }).state).toMatchObject({ count: 1, ticks: ["later"] });
+  });
+
+  test("a failed firing's retry moves only that firing, never a timer that replaced it under the same id", async () => {
+    const host = boot();
+    const envelope = (id: string) =>
+      createEnvelope({ id, type: "Tick", source: "edgewise://test", target: "counter/r", data: { tag: id } });
+    await host.store.storageFor("counter/r").commit({
+      state: { count: 0, ticks: [] },
+      version: 1,
+      outbox: [],
+      timersAdded: [{ id: "renewing", at: 5_000, envelope: envelope("second-scheduling") }],
+      timersRemoved: [],
+      kv: [],
+    });
+    host.store.retryTimer("counter/r", "renewing", "first-scheduling", 100, 1);
+    expect(host.inspect({ type: "counter", key: "r" }).timers).toEqual([
+      { id: "renewing", at: 5_000, type: "Tick" },
+    ]);
+    host.store.retryTimer("counter/r", "renewing", "second-scheduling", 100, 1);
+    expect(host.inspect({ type: "counter", key: "r" }).timers).toEqual([
+      { id: "renewing", at: 100, type: "Tick" },
+    ]);
   });
 
   test("a data dir written by a newer store schema is refused", () => {

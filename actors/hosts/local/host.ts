@@ -280,7 +280,7 @@ export class LocalActorHost implements ActorHost {
           // At least once: the timer stays, and fires again after a backoff.
           const attempts = timer.attempts + 1;
           const at = this.clock.now() + retryDelay(attempts, this.options.relayPolicy);
-          this.store.retryTimer(timer.actor, timer.id, at, attempts);
+          this.store.retryTimer(timer.actor, timer.id, timer.envelope.id, at, attempts);
           this.options.onBackgroundError(
             `timer ${timer.id} on ${timer.actor} failed; retry ${attempts}`,
             error,

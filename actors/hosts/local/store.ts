@@ -52,7 +52,9 @@ export class LocalStore implements OutboxStore {
         "INSERT INTO timers (actor, id, at, envelope) VALUES (?, ?, ?, ?) ON CONFLICT (actor, id) DO UPDATE SET at = excluded.at, envelope = excluded.envelope",
       removeTimer: "DELETE FROM timers WHERE actor = ? AND id = ?",
       dueTimers: "SELECT actor, id, at, envelope, attempts FROM timers WHERE at <= ? ORDER BY at LIMIT ?",
-      retryTimer: "UPDATE timers SET at = ?, attempts = ? WHERE actor = ? AND id = ?",
+      // Only the firing that failed: a turn may have replaced the timer under the same id since.
+      retryTimer:
+        "UPDATE timers SET at = ?, attempts = ? WHERE actor = ? AND id = ? AND json_extract(envelope, '$.id') = ?",
       nextTimer: "SELECT MIN(at) AS at FROM timers",
       actorTimers: "SELECT id, at, envelope FROM timers WHERE actor = ? ORDER BY at",
       countInbox: "SELECT COUNT(*) AS n FROM inbox WHERE actor = ?",
@@ -172,8 +174,8 @@ export class LocalStore implements OutboxStore {
     }));
   }
 
-  retryTimer(actor: string, id: string, at: number, attempts: number): void {
-    this.q.retryTimer!.run(at, attempts, actor, id);
+  retryTimer(actor: string, id: string, messageId: string, at: number, attempts: number): void {
+    this.q.retryTimer!.run(at, attempts, actor, id, messageId);
   }
 
   nextTimerAt(): number | undefined {
