@@ -133,28 +133,12 @@ export const inventoryActor = defineActor({
     async OrderPlaced(ctx, data) {
       const stock = ctx.state;
       const { orderId } = data;
-      const order = { type: Participants.order, key: orderId };
       const known = await recordOf(ctx, orderId);
       if (known !== undefined) {
         // The order heard nothing (its nudge sent OrderPlaced again): answer again as the first time. Past
         // reserved or refused, the order has moved on and needs no answer.
-        if (known.stage === "reserved") {
-          const again: v.InferInput<typeof StockReserved> = {
-            orderId,
-            sku: ctx.key,
-            quantity: known.quantity,
-            unitPriceCents: ctx.state.priceCents,
-          };
-          ctx.send(order, "StockReserved", again);
-        } else if (known.stage === "refused") {
-          const again: v.InferInput<typeof StockRejected> = {
-            orderId,
-            sku: ctx.key,
-            quantity: known.quantity,
-            available: ctx.state.available,
-          };
-          ctx.send(order, "StockRejected", again);
-        }
+        if (known.stage === "reserved") answerReserved(ctx, orderId, known.quantity);
+        else if (known.stage === "refused") answerRefused(ctx, orderId, known.quantity);
         return;
       }
       const quantity = data.items
@@ -163,25 +147,13 @@ export const inventoryActor = defineActor({
       if (quantity === 0) return;
       if (!stock.exists || stock.available < quantity) {
         record(ctx, orderId, { stage: "refused", quantity });
-        const refusal: v.InferInput<typeof StockRejected> = {
-          orderId,
-          sku: ctx.key,
-          quantity,
-          available: stock.available,
-        };
-        ctx.send(order, "StockRejected", refusal);
+        answerRefused(ctx, orderId, quantity);
         return;
       }
       stock.available -= quantity;
       stock.reserved += quantity;
       record(ctx, orderId, { stage: "reserved", quantity });
-      const reservation: v.InferInput<typeof StockReserved> = {
-        orderId,
-        sku: ctx.key,
-        quantity,
-        unitPriceCents: stock.priceCents,
-      };
-      ctx.send(order, "StockReserved", reservation);
+      answerReserved(ctx, orderId, quantity);
       changed(ctx);
     },
 
@@ -222,6 +194,28 @@ const records = orderRecords(OrderRecord);
 const recordOf = (ctx: Turn, orderId: string) => records.read(ctx, orderId);
 const record = (ctx: Turn, orderId: string, value: v.InferOutput<typeof OrderRecord>) =>
   records.write(ctx, orderId, value);
+
+/** Tells the order its units here are reserved, at this sku's price. */
+function answerReserved(ctx: Turn, orderId: string, quantity: number): void {
+  const reservation: v.InferInput<typeof StockReserved> = {
+    orderId,
+    sku: ctx.key,
+    quantity,
+    unitPriceCents: ctx.state.priceCents,
+  };
+  ctx.send({ type: Participants.order, key: orderId }, "StockReserved", reservation);
+}
+
+/** Tells the order this sku cannot supply it, and how many units it has. */
+function answerRefused(ctx: Turn, orderId: string, quantity: number): void {
+  const refusal: v.InferInput<typeof StockRejected> = {
+    orderId,
+    sku: ctx.key,
+    quantity,
+    available: ctx.state.available,
+  };
+  ctx.send({ type: Participants.order, key: orderId }, "StockRejected", refusal);
+}
 
 /** Ends an order's story here: releases its reservation, if any; a story already over keeps its ending. */
 function release(ctx: Turn, orderId: string, held: OrderRecord | undefined): void {
