@@ -1,9 +1,10 @@
 // What /openapi.json says beyond the routes' own schemas: who may call, and the problem+json every error is.
 import type { DescribeRouteOptions, GenerateSpecOptions } from "hono-openapi";
+import { problemContentType } from "../shared/errors/index.ts";
 
 const problem = (description: string) => ({
   description,
-  content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } },
+  content: { [problemContentType]: { schema: { $ref: "#/components/schemas/Problem" } } },
 });
 
 /** The errors any authenticated route may answer, by the middleware that answers them. */
