@@ -164,6 +164,9 @@ describe("split deployment over mutual TLS", () => {
       "the cancel, read through the gateway",
       5_000,
     );
+    // The cancel returns the 2 units (OrderCancelled, through the queue): seen through the gateway too. A Put
+    // before they land would be raised by them afterwards.
+    await eventually(async () => (await client.sku("split-sku")).available === 5, "the units back", 5_000);
     await client.putSku("split-sku", 50, 700);
     expect(await client.sku("split-sku")).toMatchObject({ available: 50, priceCents: 700 });
   }, 60_000);
