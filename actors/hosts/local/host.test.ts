@@ -149,6 +149,55 @@ describe("local host", () => {
     ]);
   });
 
+  test("a stale firing (its timer replaced while it waited in the mailbox) is skipped and keeps the new timer", async () => {
+    const clock = new ManualClock();
+    const host = boot({ clock });
+    const k = { type: "counter", key: "renew" };
+    await host.ask(k, "Renewing", { left: 1, delayMs: 1_000 });
+    clock.advance(1_000);
+    // The replacing turn is queued first; the tick then reads the old firing from disk and queues it behind.
+    const replacing = host.ask(k, "Renewing", { left: 5, delayMs: 1_000 });
+    await Promise.all([replacing, host.tick()]);
+    const after = host.inspect(k);
+    // The old firing (`renewing-0`) never ran, and it removed nothing: the replacing turn's timer is still there.
+    expect(after.state).toMatchObject({ ticks: ["renewing-1", "renewing-5"] });
+    expect(after.timers).toEqual([{ id: "renewing", at: clock.now() + 1_000, type: "Renewing" }]);
+    clock.advance(1_000);
+    await host.tick();
+    expect(host.inspect(k).state).toMatchObject({ ticks: ["renewing-1", "renewing-5", "renewing-4"] });
+  });
+
+  test("a slow timer firing holds only itself: timers due after it still fire on time", async () => {
+    const napper = defineActor({
+      type: "napper",
+      state: v.object({ woke: v.array(v.string()) }),
+      initial: () => ({ woke: [] }),
+      messages: {
+        Plan: v.object({ delayMs: v.number(), napMs: v.number() }),
+        Nap: v.object({ napMs: v.number() }),
+      },
+      handlers: {
+        Plan(ctx, data) {
+          ctx.schedule({ delay: data.delayMs }, "Nap", { napMs: data.napMs });
+        },
+        async Nap(ctx, data) {
+          await new Promise((resolve) => setTimeout(resolve, data.napMs));
+          ctx.state.woke.push(String(Date.now()));
+        },
+      },
+    });
+    const host = boot({ actors: [napper], pollMs: 5_000 }).start();
+    const woken = (key: string) =>
+      (host.inspect({ type: "napper", key }).state as { woke: string[] }).woke.length > 0;
+    await host.ask({ type: "napper", key: "slow" }, "Plan", { delayMs: 0, napMs: 3_000 });
+    await host.ask({ type: "napper", key: "quick" }, "Plan", { delayMs: 100, napMs: 0 });
+    const started = Date.now();
+    while (!woken("quick") && Date.now() - started < 2_500)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(woken("quick")).toBe(true);
+    expect(woken("slow")).toBe(false);
+  });
+
   test("a data dir written by a newer store schema is refused", () => {
     const file = dbFile();
     const db = openBunSqlite(file);

@@ -26,7 +26,13 @@ import {
   type ActorSnapshot,
 } from "../../runtime/index.ts";
 import type { SqlDatabase } from "./sql.ts";
-import { LocalStore } from "./store.ts";
+import { type DueTimer, LocalStore } from "./store.ts";
+
+/** Timer firings in flight at once, at most. */
+const maxTimerFirings = 256;
+
+/** Keyed by actor and id: a timer id may be one the handler chose, and two actors may choose the same. */
+const firingKey = (timer: { actor: string; id: string }) => `${timer.actor} ${timer.id}`;
 
 export interface LocalHostOptions {
   actors: Iterable<AnyActorDefinition>;
@@ -63,7 +69,9 @@ export class LocalActorHost implements ActorHost {
   private readonly registry: ActorRegistry;
   private readonly clock: Clock;
   private readonly instances = new Map<string, ActorInstance>();
+  /** Timers firing now, by `firingKey`, and their firings (stop waits for them before closing the store). */
   private readonly firingTimers = new Set<string>();
+  private readonly firings = new Set<Promise<void>>();
   private readonly options: Required<
     Omit<LocalHostOptions, "transport" | "actors" | "db" | "subscriptions" | "onTurn" | "turnTimeoutMs">
   > & {
@@ -120,7 +128,7 @@ export class LocalActorHost implements ActorHost {
     const deadline = Date.now() + drainMs;
     while (Date.now() < deadline && [...this.instances.values()].some((instance) => !instance.idle))
       await new Promise((resolve) => setTimeout(resolve, 10));
-    await Promise.all(this.loops);
+    await Promise.all([...this.loops, ...this.firings]);
     this.store.close();
   }
 
@@ -168,7 +176,7 @@ export class LocalActorHost implements ActorHost {
 
   /** Runs due timers and one relay pass now. Tests with a manual clock call it after advancing time. */
   async tick(): Promise<void> {
-    await this.fireDueTimers();
+    await Promise.all(this.startDueTimers());
     await this.relayPass();
   }
 
@@ -265,18 +273,28 @@ export class LocalActorHost implements ActorHost {
 
   // --- timers ---
 
-  private async fireDueTimers(): Promise<number> {
-    // Keyed by actor and id: a timer id may be one the handler chose, and two actors may choose the same.
-    const firing = (timer: { actor: string; id: string }) => `${timer.actor} ${timer.id}`;
-    const due = this.store
-      .dueTimers(this.clock.now(), 256)
-      .filter((timer) => !this.firingTimers.has(firing(timer)));
-    await Promise.all(
-      due.map(async (timer) => {
-        this.firingTimers.add(firing(timer));
-        try {
-          await this.dispatch(targetOf(timer.envelope), timer.envelope, { timerId: timer.id });
-        } catch (error) {
+  /**
+   * Starts every due timer not already firing, up to `maxTimerFirings` at once, without waiting for them: a slow
+   * turn (a busy mailbox, a handler near its time limit) holds only its own firing, never the timers behind it.
+   * A firing that ends wakes the loop, so the next due timer starts at once.
+   */
+  private startDueTimers(): Promise<void>[] {
+    const room = maxTimerFirings - this.firingTimers.size;
+    if (room <= 0) return [];
+    return this.store
+      .dueTimers(this.clock.now(), room + this.firingTimers.size)
+      .filter((timer) => !this.firingTimers.has(firingKey(timer)))
+      .slice(0, room)
+      .map((timer) => this.fireTimer(timer));
+  }
+
+  private fireTimer(timer: DueTimer): Promise<void> {
+    const key = firingKey(timer);
+    this.firingTimers.add(key);
+    const firing = this.dispatch(targetOf(timer.envelope), timer.envelope, { timerId: timer.id })
+      .then(
+        () => {},
+        (error: unknown) => {
           // At least once: the timer stays, and fires again after a backoff.
           const attempts = timer.attempts + 1;
           const at = this.clock.now() + retryDelay(attempts, this.options.relayPolicy);
@@ -285,24 +303,35 @@ export class LocalActorHost implements ActorHost {
             `timer ${timer.id} on ${timer.actor} failed; retry ${attempts}`,
             error,
           );
-        } finally {
-          this.firingTimers.delete(firing(timer));
-        }
-      }),
-    );
-    return due.length;
+        },
+      )
+      .catch((error: unknown) => this.options.onBackgroundError("timer retry failed", error))
+      .finally(() => {
+        this.firingTimers.delete(key);
+        this.firings.delete(firing);
+        this.timerWake?.();
+      });
+    this.firings.add(firing);
+    return firing;
+  }
+
+  /** When the loop should look again: the earliest timer not already firing (none while every slot is taken). */
+  private nextTimerToStart(): number | undefined {
+    if (this.firingTimers.size === 0) return this.store.nextTimerAt();
+    if (this.firingTimers.size >= maxTimerFirings) return undefined;
+    return this.store
+      .dueTimers(Number.MAX_SAFE_INTEGER, this.firingTimers.size + 1)
+      .find((timer) => !this.firingTimers.has(firingKey(timer)))?.at;
   }
 
   private async timerLoop(): Promise<void> {
     while (!this.stopped) {
-      let fired = 0;
       try {
-        fired = await this.fireDueTimers();
+        this.startDueTimers();
       } catch (error) {
         this.options.onBackgroundError("timer pass failed", error);
       }
-      if (fired > 0) continue;
-      await this.sleep(this.store.nextTimerAt(), (wake) => {
+      await this.sleep(this.nextTimerToStart(), (wake) => {
         this.timerWake = wake;
       });
     }
