@@ -75,6 +75,10 @@ export const OrderRejected = v.object({
   customerId: CustomerId,
   reason: RejectReason,
   skus: v.array(Sku),
+  /** The order's lines, each priced once its sku reserved it: what `GET /v1/orders/{id}` shows (older events lack it). */
+  items: v.optional(v.array(v.object({ sku: Sku, quantity, unitPriceCents: v.optional(cents) }))),
+  /** Once every line was priced (a funds rejection): what the order would have cost. */
+  totalCents: v.optional(cents),
 });
 /**
  * order → inventory, loyalty, projector, activity, webhooks (`order.cancelled`).

@@ -242,7 +242,18 @@ describe("order actor", () => {
       [
         "OrderRejected",
         "published",
-        { orderId: "o1", version: 3, customerId, reason: "out_of_stock", skus: ["apple", "pear"] },
+        {
+          orderId: "o1",
+          version: 3,
+          customerId,
+          reason: "out_of_stock",
+          skus: ["apple", "pear"],
+          // The line reserved so far is priced; the refused one is not, and there is no total.
+          items: [
+            { sku: "apple", quantity: 2, unitPriceCents: 150 },
+            { sku: "pear", quantity: 1 },
+          ],
+        },
       ],
     ]);
     // Late or repeated replies change nothing; a capture the order can no longer use is refunded.
@@ -263,7 +274,18 @@ describe("order actor", () => {
       [
         "OrderRejected",
         "published",
-        { orderId: "o1", version: 4, customerId, reason: "insufficient_funds", skus: ["apple", "pear"] },
+        {
+          orderId: "o1",
+          version: 4,
+          customerId,
+          reason: "insufficient_funds",
+          skus: ["apple", "pear"],
+          items: [
+            { sku: "apple", quantity: 2, unitPriceCents: 150 },
+            { sku: "pear", quantity: 1, unitPriceCents: 200 },
+          ],
+          totalCents: 500,
+        },
       ],
     ]);
     expect(await ask("o1", "Get")).toMatchObject({

@@ -314,6 +314,8 @@ function reject(ctx: Turn, reason: RejectReason): void {
     customerId: order.customerId,
     reason,
     skus: skus(order),
+    items: order.items.map((item) => ({ ...item })),
+    ...(order.totalCents === undefined ? {} : { totalCents: order.totalCents }),
   };
   ctx.publish(EventTypes.OrderRejected, event);
 }

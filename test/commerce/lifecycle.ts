@@ -1,6 +1,6 @@
 // The order lifecycle of API.md, end to end over HTTP: every branch, run by each host's suite (Bun, Durable Objects).
 import { describe, expect, test } from "bun:test";
-import { type CommerceClient, eventually, uniqueName } from "./client.ts";
+import { type CommerceClient, eventually, type OrderView, uniqueName } from "./client.ts";
 
 /** Registers the lifecycle tests against whatever gateway `client()` reaches (called after the host started). */
 export function lifecycleSuite(host: string, client: () => CommerceClient, timeoutMs = 30_000) {
@@ -80,6 +80,18 @@ export function lifecycleSuite(host: string, client: () => CommerceClient, timeo
         const placed = await api.place(carol, [{ sku: gold, quantity: 1 }]);
         const order = await api.settle(placed.body.orderId);
         expect(order).toMatchObject({ status: "rejected", reason: "insufficient_funds", totalCents: 5_000 });
+        // The list (the read model) shows what the order shows: its priced line and its total.
+        await eventually(async () => {
+          const listed = await api.call<{ items: OrderView[] }>("GET", `/v1/orders?customerId=${carol}`);
+          return listed.body.items?.[0]?.status === "rejected";
+        }, "the rejection in the order list");
+        const listed = await api.call<{ items: OrderView[] }>("GET", `/v1/orders?customerId=${carol}`);
+        expect(listed.body.items[0]).toMatchObject({
+          orderId: placed.body.orderId,
+          reason: "insufficient_funds",
+          totalCents: 5_000,
+          items: [{ sku: gold, quantity: 1, unitPriceCents: 5_000 }],
+        });
         await eventually(async () => (await api.sku(gold)).reserved === 0, "the reservation to be released");
         expect(await api.sku(gold)).toMatchObject({ available: 3, reserved: 0 });
         expect(await api.balance(carol)).toBe(4_999);

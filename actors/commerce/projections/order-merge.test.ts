@@ -88,6 +88,65 @@ describe("mergeOrder", () => {
     });
   });
 
+  test("a funds rejection carries the priced lines and the total, as the order shows them", () => {
+    const fundsRejected: OrderEvent = {
+      type: "OrderRejected",
+      data: {
+        orderId: "o1",
+        version: 4,
+        customerId: "c1",
+        reason: "insufficient_funds",
+        skus: ["SKU-1"],
+        items: [{ sku: "SKU-1", quantity: 2, unitPriceCents: 150 }],
+        totalCents: 300,
+      },
+    };
+    for (const events of [
+      [placed, fundsRejected],
+      [fundsRejected, placed],
+    ]) {
+      expect(toOrderView(fold(events) as OrderRecord)).toMatchObject({
+        status: "rejected",
+        reason: "insufficient_funds",
+        items: [{ sku: "SKU-1", quantity: 2, unitPriceCents: 150 }],
+        totalCents: 300,
+        createdAt: new Date(t0).toISOString(),
+      });
+    }
+  });
+
+  test("an out-of-stock rejection keeps the prices of the lines that were reserved", () => {
+    const twoLines: OrderEvent = {
+      type: "OrderPlaced",
+      data: {
+        ...(placed.data as object),
+        items: [
+          { sku: "SKU-1", quantity: 2 },
+          { sku: "SKU-2", quantity: 1 },
+        ],
+      },
+    } as OrderEvent;
+    const partlyPriced: OrderEvent = {
+      type: "OrderRejected",
+      data: {
+        ...(rejected.data as object),
+        items: [
+          { sku: "SKU-1", quantity: 2, unitPriceCents: 150 },
+          { sku: "SKU-2", quantity: 1 },
+        ],
+      },
+    } as OrderEvent;
+    const record = fold([twoLines, partlyPriced]) as OrderRecord;
+    expect(toOrderView(record)).toMatchObject({
+      status: "rejected",
+      items: [
+        { sku: "SKU-1", quantity: 2, unitPriceCents: 150 },
+        { sku: "SKU-2", quantity: 1 },
+      ],
+    });
+    expect(toOrderView(record).totalCents).toBeUndefined();
+  });
+
   test("any order of the same events ends in the same row", () => {
     const events = [placed, confirmed, cancelled];
     const orders = [

@@ -51,10 +51,10 @@ const statusOf: Record<OrderEvent["type"], OrderStatus> = {
   OrderCancelled: "cancelled",
 };
 
-/** 0: no lines known; 1: lines; 2: lines priced (from OrderConfirmed). */
+/** 0: no lines known; else 1 + the lines priced (all of them from OrderConfirmed, some from OrderRejected). */
 function detail(items: readonly OrderLineView[]): number {
   if (items.length === 0) return 0;
-  return items.every((line) => line.unitPriceCents !== undefined) ? 2 : 1;
+  return 1 + items.filter((line) => line.unitPriceCents !== undefined).length;
 }
 
 function factsOf(event: OrderEvent, at: number) {
@@ -82,7 +82,15 @@ function factsOf(event: OrderEvent, at: number) {
         reason: null,
       };
     case "OrderRejected":
-      return { items: [], skus: event.data.skus, createdAt: at, totalCents: null, reason: event.data.reason };
+      return {
+        items: (event.data.items ?? []).map(({ sku, quantity, unitPriceCents }) =>
+          unitPriceCents === undefined ? { sku, quantity } : { sku, quantity, unitPriceCents },
+        ),
+        skus: event.data.skus,
+        createdAt: at,
+        totalCents: event.data.totalCents ?? null,
+        reason: event.data.reason,
+      };
     case "OrderCancelled":
       return {
         items: [],
