@@ -15,7 +15,7 @@ import type { Resolve } from "./ssrf.ts";
 import type { WebhookStore } from "./store.ts";
 
 export interface WebhooksConsumerOptions
-  extends Partial<Pick<DeliveryOptions, "clock" | "timeoutMs" | "userAgent" | "guard">> {
+  extends Partial<Pick<DeliveryOptions, "clock" | "timeoutMs" | "userAgent" | "guard" | "post">> {
   store: WebhookStore;
   /** Where `webhooks/outbound` sends the per-subscription deliveries: the queue. */
   transport: Transport;
@@ -33,6 +33,7 @@ export function webhooksConsumer(options: WebhooksConsumerOptions): MessageConsu
     timeoutMs: options.timeoutMs,
     userAgent: options.userAgent,
     guard: options.guard,
+    post: options.post,
   };
   return {
     type: Participants.webhooks,

@@ -5,6 +5,7 @@ import { isBreakerOpen } from "../../../shared/resilience/index.ts";
 import type { TurnOutcome } from "../../runtime/turn.ts";
 import { deliveryFailed, targetRefused } from "./errors.ts";
 import { type WebhookDelivery, webhookEventName, webhookPayload } from "./messages.ts";
+import { type PostWebhook, postWithFetch } from "./post.ts";
 import { signedHeaders } from "./sign.ts";
 import { checkTarget, isPermanentRefusal, type TargetPolicy } from "./ssrf.ts";
 import type { WebhookStore } from "./store.ts";
@@ -21,6 +22,11 @@ export interface DeliveryOptions {
    * not called at all while its breaker is open, and the broker retries later.
    */
   guard?: <T>(host: string, post: (signal: AbortSignal) => Promise<T>) => Promise<T>;
+  /**
+   * The HTTP port. Bun and Deno inject `postWithNodeHttp` (node-post.ts), which connects only to the addresses
+   * the check approved. Default: `postWithFetch`, which resolves the name again (for Workers).
+   */
+  post?: PostWebhook;
 }
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -28,7 +34,8 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 /**
  * Sends one delivery. Resolves (2xx, or nothing to do: the subscription was deleted, or an earlier attempt
  * already got a 2xx) or throws: `webhooks.target_refused` (permanent) or `webhooks.delivery_failed`
- * (retryable). Every attempt is logged. The URL is checked on every attempt, since DNS can change.
+ * (retryable). Every attempt is logged. The URL is checked on every attempt, since DNS can change, and the POST
+ * goes to the addresses that check approved (with a pinning `post`).
  */
 export async function deliver(options: DeliveryOptions, delivery: WebhookDelivery): Promise<TurnOutcome> {
   const { store } = options;
@@ -64,15 +71,16 @@ export async function deliver(options: DeliveryOptions, delivery: WebhookDeliver
     ...(await signedHeaders({ secret: subscription.secret, id: event.id, body, now: options.clock.now() })),
   };
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const send = options.post ?? postWithFetch;
   const post = async (signal: AbortSignal): Promise<number> => {
-    let response: Response;
+    let status: number;
     try {
-      // Redirects are never followed: a 3xx could point anywhere, including inside, after the check.
-      response = await fetch(check.url, {
-        method: "POST",
+      // To the addresses just checked; redirects are never followed (the port's contract).
+      status = await send({
+        url: check.url,
+        addresses: check.addresses,
         headers,
         body,
-        redirect: "manual",
         signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
       });
     } catch (error) {
@@ -83,9 +91,6 @@ export async function deliver(options: DeliveryOptions, delivery: WebhookDeliver
       await log("failed", null, message);
       throw deliveryFailed(subscriptionId, message);
     }
-    // Only the status matters; the body is not read, so a huge or endless one costs nothing.
-    await response.body?.cancel().catch(() => {});
-    const status = response.status;
     if (status >= 200 && status < 300) return status;
     const message =
       status >= 300 && status < 400

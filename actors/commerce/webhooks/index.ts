@@ -6,6 +6,7 @@ export * from "./fan-out.ts";
 export * from "./inbound.ts";
 export * from "./ip.ts";
 export * from "./messages.ts";
+export * from "./post.ts";
 export * from "./postgres-store.ts";
 export * from "./secret.ts";
 export * from "./sign.ts";
