@@ -116,6 +116,7 @@ export function durableActor<Env = unknown>(
         typeof options.subscriptions === "function" ? options.subscriptions(env) : options.subscriptions;
       void ctx.blockConcurrencyWhile(async () => {
         this.alarmAt = await ctx.storage.getAlarm();
+        this.wake();
       });
     }
 
@@ -255,22 +256,40 @@ export function durableActor<Env = unknown>(
       this.setAlarm(at);
     }
 
+    /**
+     * As the object starts: stored work due before the pending alarm (or with none) moves the alarm earlier. Only a
+     * commit's own outbox and timers set alarms, so outbox rows committed while the Worker had no transport (before
+     * QSTASH_URL was set: the alarm then is only the inbox's pruning, days away) or a lost alarm would otherwise
+     * wait for a later turn that happens to send something.
+     */
+    private wake(): void {
+      const next = this.nextWorkAt();
+      if (next === undefined) return;
+      const at = Math.max(next, clock.now());
+      if (this.alarmAt === null || this.alarmAt > at) this.setAlarm(at);
+    }
+
     /** After an alarm pass: exactly one alarm for the earliest remaining work (not before `earliest`), or none. */
     private rearm(earliest: number): void {
+      const next = this.nextWorkAt();
+      if (next === undefined) {
+        // Unconditionally: wake() may have set an alarm as this pass's own alarm woke the object.
+        this.alarmAt = null;
+        void this.ctx.storage.deleteAlarm();
+        return;
+      }
+      const at = Math.max(next, earliest);
+      if (this.alarmAt !== at) this.setAlarm(at);
+    }
+
+    /** When the earliest stored work is due: a timer, the outbox (with a transport), or inbox pruning. */
+    private nextWorkAt(): number | undefined {
       const candidates = [this.store.nextTimerAt()];
       if (this.transport) candidates.push(this.store.nextOutboxAt());
       const oldest = this.store.oldestInboxAt();
       if (oldest !== undefined) candidates.push(oldest + retentionMs);
       const due = candidates.filter((at): at is number => at !== undefined);
-      if (due.length === 0) {
-        if (this.alarmAt !== null) {
-          this.alarmAt = null;
-          void this.ctx.storage.deleteAlarm();
-        }
-        return;
-      }
-      const at = Math.max(Math.min(...due), earliest);
-      if (this.alarmAt !== at) this.setAlarm(at);
+      return due.length === 0 ? undefined : Math.min(...due);
     }
 
     private setAlarm(at: number): void {

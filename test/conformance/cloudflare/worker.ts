@@ -10,10 +10,12 @@ interface Env {
   SINK: DurableObjectNamespace<Sink>;
   /** "2" runs profile's schema version 2 (a restart with `--var PROFILE_VERSION:2` migrates stored v1 state). */
   PROFILE_VERSION?: string;
+  /** "off": no transport, as a Worker deployed before QSTASH_URL was set (test/conformance/wake-workerd.test.ts). */
+  RELAY?: string;
 }
 
 const options = {
-  transport: (env: Env) => sinkTransport(env.SINK),
+  transport: (env: Env) => (env.RELAY === "off" ? undefined : sinkTransport(env.SINK)),
   relayPolicy: { batchSize: 256, baseDelayMs: 50, maxDelayMs: 500 },
   onBackgroundError: () => {},
 };
