@@ -56,6 +56,28 @@ describe("checkTarget", () => {
     expect(resolve.asked).toEqual([]);
   });
 
+  test("allowAddresses lets exactly those addresses through, and a name resolving to them keeps its answer", async () => {
+    const resolve = async (hostname: string) =>
+      ({ "hooks.rebind.test": ["127.0.0.1"], "mixed.rebind.test": ["127.0.0.1", "127.0.0.2"] })[hostname] ??
+      [];
+    const policy = { resolve, allowAddresses: ["127.0.0.1", "0:0::1"] };
+    expect(await checkTarget("http://hooks.rebind.test:8080/", policy)).toMatchObject({
+      allowed: true,
+      addresses: ["127.0.0.1"],
+    });
+    expect(await checkTarget("http://[::1]/", policy)).toMatchObject({ allowed: true, addresses: ["[::1]"] });
+    // Any other address still refuses the name, and localhost stays refused by name.
+    expect(await checkTarget("http://mixed.rebind.test/", policy)).toMatchObject({
+      allowed: false,
+      reason: "address",
+      address: "127.0.0.2",
+    });
+    expect(await checkTarget("http://localhost/", policy)).toMatchObject({
+      allowed: false,
+      reason: "localhost",
+    });
+  });
+
   test("only an unresolved name may be worth retrying", () => {
     expect(isPermanentRefusal("unresolved")).toBe(false);
     for (const reason of ["invalid_url", "scheme", "credentials", "localhost", "address"] as const) {

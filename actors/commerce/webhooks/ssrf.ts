@@ -1,4 +1,5 @@
 // The SSRF guard: a webhook URL may only reach public addresses over http(s), checked again on every attempt.
+import { formatIp } from "../../../shared/net/ip.ts";
 import { type AddressKind, classifyIp, parseIp } from "./ip.ts";
 
 /**
@@ -11,6 +12,11 @@ export interface TargetPolicy {
   /** WEBHOOKS_ALLOW_PRIVATE=1: skip the address checks (tests, development). The scheme is still checked. */
   allowPrivate?: boolean;
   resolve: Resolve;
+  /**
+   * These exact addresses pass although they are not public, and names resolving to them are still checked and
+   * pinned. For tests that aim a name at a loopback receiver; no configuration sets it.
+   */
+  allowAddresses?: readonly string[];
 }
 
 /**
@@ -20,7 +26,12 @@ export interface TargetPolicy {
 export type TargetRefusal = "invalid_url" | "scheme" | "credentials" | "localhost" | "address" | "unresolved";
 
 export type TargetCheck =
-  | { allowed: true; url: URL; addresses: readonly string[] }
+  | {
+      allowed: true;
+      url: URL;
+      /** What the POST may connect to: the literal or the name's addresses; empty under allowPrivate. */
+      addresses: readonly string[];
+    }
   | {
       allowed: false;
       reason: TargetRefusal;
@@ -36,12 +47,19 @@ const refuse = (
   extra: { address?: string; kind?: AddressKind } = {},
 ) => ({ allowed: false, reason, message, ...extra }) as const;
 
-function checkAddress(address: string): TargetCheck | undefined {
+function checkAddress(address: string, allowed: ReadonlySet<string>): TargetCheck | undefined {
   const ip = parseIp(address);
   if (!ip) return refuse("address", `"${address}" is not an IP address`, { address });
   const kind = classifyIp(ip);
-  if (kind !== "public") return refuse("address", `${address} is a ${kind} address`, { address, kind });
+  if (kind !== "public" && !allowed.has(formatIp(ip))) {
+    return refuse("address", `${address} is a ${kind} address`, { address, kind });
+  }
   return undefined;
+}
+
+function allowedAddresses(policy: TargetPolicy): ReadonlySet<string> {
+  const parsed = (policy.allowAddresses ?? []).map((text) => parseIp(text));
+  return new Set(parsed.flatMap((ip) => (ip ? [formatIp(ip)] : [])));
 }
 
 /**
@@ -49,8 +67,10 @@ function checkAddress(address: string): TargetCheck | undefined {
  * `0177.0.0.1`, `127.1`) are normalized by the WHATWG URL parser before they get here; names are resolved and
  * refused when ANY address is not public, so a name with one private record cannot be aimed inside.
  *
- * The check and the later fetch resolve separately, so a name whose records change in between (DNS
- * rebinding) is not caught here; deliveries recheck on every attempt and never follow redirects.
+ * An allowed check carries the addresses it approved, and delivery connects to those (a pinning PostWebhook:
+ * node-post.ts on Bun and Deno), so a name whose records change after the check (DNS rebinding) cannot move the
+ * connection. On Workers the POST is a fetch that resolves again (post.ts says why that is acceptable there).
+ * Under `allowPrivate` names are not resolved and `addresses` is empty: no address would be refused.
  */
 export async function checkTarget(url: string | URL, policy: TargetPolicy): Promise<TargetCheck> {
   let parsed: URL;
@@ -67,9 +87,10 @@ export async function checkTarget(url: string | URL, policy: TargetPolicy): Prom
   }
   if (policy.allowPrivate) return { allowed: true, url: parsed, addresses: [] };
 
+  const allowed = allowedAddresses(policy);
   const host = parsed.hostname;
   if (host.startsWith("[") || parseIp(host)) {
-    return checkAddress(host) ?? { allowed: true, url: parsed, addresses: [host] };
+    return checkAddress(host, allowed) ?? { allowed: true, url: parsed, addresses: [host] };
   }
   const name = host.replace(/\.$/, "").toLowerCase();
   if (name === "localhost" || name.endsWith(".localhost")) {
@@ -83,7 +104,7 @@ export async function checkTarget(url: string | URL, policy: TargetPolicy): Prom
   }
   if (addresses.length === 0) return refuse("unresolved", `${name} does not resolve`);
   for (const address of addresses) {
-    const refused = checkAddress(address);
+    const refused = checkAddress(address, allowed);
     if (refused) return refused;
   }
   return { allowed: true, url: parsed, addresses };
