@@ -25,11 +25,36 @@ export type When = { at: number | Date } | { delay: number };
 export const maxMessageBytes = 1024 * 1024;
 
 /**
+ * The largest value a turn may store, as JSON: its state, a kv entry (key and value), a reply it commits. Durable
+ * Objects' SQLite refuses a row over 2 MB, and one refused row fails every turn in its commit batch; the same limit
+ * holds on every host, so an actor that runs on one runs on the others. 10 KB is left for a row's other columns.
+ */
+export const maxValueBytes = 1_990_000;
+
+/** Fails the turn with `request.too_large` when `parts` together are over `limit` bytes of UTF-8. */
+function assertFits(parts: readonly string[], limit: number, what: string, why: string): void {
+  let units = 0;
+  for (const part of parts) units += part.length;
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: most texts skip the encoding.
+  if (units * 3 <= limit) return;
+  const encoder = new TextEncoder();
+  let bytes = 0;
+  for (const part of parts) bytes += encoder.encode(part).byteLength;
+  if (bytes > limit)
+    throw new EdgewiseError("request.too_large", `${what} is over ${limit} bytes as JSON: ${why}`);
+}
+
+/** Fails the turn with `request.too_large` when what it would store in one row (`parts`) is over `maxValueBytes`. */
+export function assertStorable(parts: readonly string[], what: string): void {
+  assertFits(parts, maxValueBytes, what, "a Durable Object could not store it (2 MB a row)");
+}
+
+/**
  * A private JSON copy of what a turn hands over (a kv value, a message): what will be stored, taken now. Later
  * changes to the original do not reach it, the handler never holds a cached value it could change after a failed
  * turn, and a value JSON cannot hold (a BigInt, a cycle) fails this turn alone rather than the commit batch.
  */
-function jsonText(value: unknown, what: string): string | undefined {
+export function jsonText(value: unknown, what: string): string | undefined {
   try {
     return JSON.stringify(value);
   } catch (error) {
@@ -122,13 +147,7 @@ export function createTurnContext<State>(
       ...(carried.tracestate ? { tracestate: carried.tracestate } : {}),
     });
     const text = jsonText(envelope, `the data of ${type}`) as string;
-    // UTF-8 takes at most 3 bytes per UTF-16 unit: most messages skip the encoding.
-    if (text.length * 3 > maxMessageBytes && new TextEncoder().encode(text).byteLength > maxMessageBytes) {
-      throw new EdgewiseError(
-        "request.too_large",
-        `${type} is over ${maxMessageBytes} bytes as JSON: the queue would refuse it`,
-      );
-    }
+    assertFits([text], maxMessageBytes, type, "the queue would refuse it");
     return JSON.parse(text) as Envelope;
   };
 
@@ -153,7 +172,10 @@ export function createTurnContext<State>(
         live();
         if (value === undefined)
           throw new EdgewiseError("request.invalid", "kv.put needs a value; use kv.delete");
-        effects.kvWrites.set(key, jsonCopy(value, `kv "${key}"`));
+        const label = `kv "${key.length > 64 ? `${key.slice(0, 64)}…` : key}"`;
+        const text = jsonText(value, label);
+        if (text !== undefined) assertStorable([key, text], label);
+        effects.kvWrites.set(key, text === undefined ? undefined : JSON.parse(text));
       },
       delete: (key) => {
         live();

@@ -24,7 +24,7 @@ import {
 } from "../../shared/telemetry/trace/index.ts";
 import { keepWrite } from "../../shared/telemetry/trace/sampling.ts";
 import type { ActorAddress } from "./address.ts";
-import { createTurnContext } from "./context.ts";
+import { assertStorable, createTurnContext, jsonText } from "./context.ts";
 import type { AnyActorDefinition } from "./define.ts";
 import { activateState, validateState } from "./migrate.ts";
 import type { ActorStorage, TurnCommit } from "./storage.ts";
@@ -346,7 +346,9 @@ export class ActorInstance {
       throw handlerError(this.address, envelope.type, error);
     }
     const nextState = validateState(definition, context.state);
-    const replyJson = reply === undefined ? undefined : JSON.stringify(reply);
+    const actor = `${this.address.type}/${this.address.key}`;
+    const stateJson = jsonText(nextState, `the state of ${actor}`) as string;
+    const replyJson = reply === undefined ? undefined : jsonText(reply, `the reply to ${envelope.type}`);
     if (options.timerId) effects.timersRemoved.push(options.timerId);
 
     // A read: an id nobody can redeliver (the host minted it), no effects, the same state. Nothing to commit,
@@ -357,7 +359,7 @@ export class ActorInstance {
       effects.timersAdded.length === 0 &&
       effects.timersRemoved.length === 0 &&
       effects.kvWrites.size === 0 &&
-      JSON.stringify(nextState) === JSON.stringify(this.state);
+      stateJson === JSON.stringify(this.state);
     if (readOnly) {
       this.lastWrite.then(
         () => job.resolve({ duplicate: false, reply: parseReply(replyJson) }),
@@ -366,6 +368,9 @@ export class ActorInstance {
       return "read";
     }
 
+    // Checked before the turn joins a commit batch, where a row the store refuses would fail every turn in it.
+    assertStorable([stateJson], `the state of ${actor}`);
+    if (replyJson !== undefined) assertStorable([replyJson], `the reply to ${envelope.type}`);
     const commit: TurnCommit = {
       state: nextState,
       version: definition.version,

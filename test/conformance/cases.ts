@@ -138,6 +138,33 @@ export const conformanceCases: ConformanceCase[] = [
     },
   },
   {
+    name: "atomic commit: a state, kv value or stored reply over the stored-value limit fails its own turn only",
+    semantic: 3,
+    async run(driver, key) {
+      // Over the limit (1,990,000 bytes), and over what workerd's SQLite stores in one row (about 2.2 MB).
+      const over = { bytes: 2_300_000 };
+      // Concurrent, so that on a host that group-commits they share batches with the increments.
+      const outcomes = await Promise.all([
+        driver.ask("counter", key, "Increment", { by: 1 }),
+        driver.ask("counter", key, "GrowState", over),
+        driver.ask("counter", key, "Increment", { by: 1 }),
+        driver.ask("counter", key, "PutLarge", over),
+        driver.ask("counter", key, "Increment", { by: 1 }),
+        driver.ask("counter", key, "ReplyLarge", over),
+        driver.ask("counter", key, "Increment", { by: 1 }),
+      ]);
+      for (const index of [1, 3, 5]) failed(outcomes[index] as Outcome, "request.too_large");
+      for (const index of [0, 2, 4, 6]) ok(outcomes[index] as Outcome);
+      const snapshot = await driver.inspect("counter", key);
+      assert.deepEqual(snapshot.state, { count: 4, ticks: [] });
+      assert.equal(snapshot.inboxSize, 4);
+      assert.equal(await count(driver, key), 4);
+      // Under the limit, a large value is stored.
+      ok(await driver.ask("counter", key, "PutLarge", { bytes: 1_900_000 }));
+      assert.equal(await count(driver, key), 5);
+    },
+  },
+  {
     name: "atomic commit: a state that fails its schema after a handler commits nothing",
     semantic: 7,
     async run(driver, key) {

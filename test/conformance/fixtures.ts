@@ -39,6 +39,10 @@ export const counter = defineActor({
     SendUnstorable: empty,
     /** Sends a message over the queue's 1 MiB: this turn fails, rather than the relay forever. */
     SendHuge: empty,
+    /** Each makes one value of `bytes` characters to store (state, kv, reply): over the limit, this turn fails alone. */
+    GrowState: v.object({ bytes: v.number() }),
+    PutLarge: v.object({ bytes: v.number() }),
+    ReplyLarge: v.object({ bytes: v.number() }),
     /** A timer under one fixed id that renews itself: `left` more times after this one. */
     Renewing: v.object({ left: v.pipe(v.number(), v.integer()), delayMs: v.number() }),
   },
@@ -121,6 +125,18 @@ export const counter = defineActor({
     SendHuge(ctx) {
       ctx.state.count += 1;
       ctx.send({ type: "counter", key: "elsewhere" }, "Increment", { by: 1, pad: "x".repeat(1_100_000) });
+    },
+    GrowState(ctx, data) {
+      ctx.state.count += 1;
+      ctx.state.ticks.push("x".repeat(data.bytes));
+    },
+    PutLarge(ctx, data) {
+      ctx.state.count += 1;
+      ctx.kv.put("large", "x".repeat(data.bytes));
+    },
+    ReplyLarge(ctx, data) {
+      ctx.state.count += 1;
+      return { pad: "x".repeat(data.bytes) };
     },
     Renewing(ctx, data) {
       ctx.state.ticks.push(`renewing-${data.left}`);
