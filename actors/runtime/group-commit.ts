@@ -33,8 +33,9 @@ export interface GroupCommitOptions<View extends CommitView> {
 
 /**
  * Why: one fsync (or, on workerd, one output-gate flush) per batch instead of per turn. A turn's reply still
- * waits for its own batch. If a batch fails, every turn in it fails and their views are poisoned, so a turn
- * that an actor computed on top of a lost one can never land in a later batch.
+ * waits for its own batch. If a batch fails, its turns are written again one at a time, in order, so a turn the
+ * store refuses (a row too large, say) fails alone; a turn that fails poisons its view, so the turns its actor
+ * computed on top of it fail too, and can never land in a later batch.
  */
 export class GroupCommit<View extends CommitView> {
   private queue: Array<Queued<View>> = [];
@@ -68,12 +69,32 @@ export class GroupCommit<View extends CommitView> {
     try {
       this.options.write(writable);
     } catch (error) {
-      for (const entry of writable) {
-        entry.view.poisoned ??= error;
-        entry.reject(error);
-      }
+      if (writable.length === 1) this.fail(writable[0] as Queued<View>, error);
+      else this.writeEach(writable);
       return;
     }
     for (const entry of writable) entry.resolve();
+  }
+
+  /** After a batch failed (and wrote nothing): each turn in its own transaction. Costs a write each, so only then. */
+  private writeEach(batch: Array<Queued<View>>): void {
+    for (const entry of batch) {
+      if (entry.view.poisoned !== undefined) {
+        entry.reject(entry.view.poisoned);
+        continue;
+      }
+      try {
+        this.options.write([entry]);
+      } catch (error) {
+        this.fail(entry, error);
+        continue;
+      }
+      entry.resolve();
+    }
+  }
+
+  private fail(entry: Queued<View>, error: unknown): void {
+    entry.view.poisoned ??= error;
+    entry.reject(error);
   }
 }
