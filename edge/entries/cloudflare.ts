@@ -15,6 +15,7 @@ import { EdgewiseError, isEdgewiseError, problemResponse } from "../../shared/er
 import { type AppOptions, createApp } from "../app.ts";
 import type { DependencyCheck } from "../routes/health.ts";
 import { type BreakersEnv, brokerCheck, redisCheck, workerDependencies } from "./cloudflare-breakers.ts";
+import { configGuard } from "./config-guard.ts";
 import {
   type CommerceEnv,
   CommerceOnWorkers,
@@ -191,17 +192,24 @@ async function drain(env: Env, ctx: ExecutionContext): Promise<void> {
   }
 }
 
+/** A variable missing or malformed: problem+json naming it, logged once, instead of workerd's 1101 page. */
+const guard = configGuard();
+
 export default {
   // With OTEL_EXPORTER_OTLP_ENDPOINT, the isolate's tracing records the request and exports it in waitUntil.
   fetch(request, env, ctx) {
-    const tracing = workerTracing(env);
-    if (!tracing) return handle(request, env, ctx);
-    return tracing.then((on) => on.around(ctx, (traced) => handle(request, env, traced)));
+    return guard.fetch(request, async () => {
+      const tracing = workerTracing(env);
+      if (!tracing) return handle(request, env, ctx);
+      return tracing.then((on) => on.around(ctx, (traced) => handle(request, env, traced)));
+    });
   },
 
   scheduled(_controller, env, ctx) {
-    const tracing = workerTracing(env);
-    if (!tracing) return drain(env, ctx);
-    return tracing.then((on) => on.around(ctx, (traced) => drain(env, traced)));
+    return guard.run(async () => {
+      const tracing = workerTracing(env);
+      if (!tracing) return drain(env, ctx);
+      return tracing.then((on) => on.around(ctx, (traced) => drain(env, traced)));
+    });
   },
 } satisfies ExportedHandler<Env>;

@@ -1,0 +1,43 @@
+// The production Worker with a bad variable: every request gets problem+json naming it, never workerd's 1101 page.
+import { expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { problemContentType } from "../../shared/errors/index.ts";
+import { wranglerDev, wranglerEnv } from "../support/wrangler.ts";
+import { startProcess } from "./process.ts";
+
+const root = resolve(import.meta.dir, "../..");
+
+test("a JWT_SECRET too short and a malformed QSTASH_URL: 500 problem+json naming them, logged once, no value", async () => {
+  const persistTo = mkdtempSync(join(tmpdir(), "edgewise-config-workerd-"));
+  const secret = "short-secret-value";
+  const server = await startProcess(
+    wranglerDev({ persistTo, vars: { JWT_SECRET: secret, QSTASH_URL: "not a url" } }),
+    { cwd: root, env: wranglerEnv, pattern: /Ready on (https?:\/\/[\w.]+:\d+)/ },
+  );
+  try {
+    for (const path of ["/healthz", "/v1/counters/a/increment", "/healthz"]) {
+      const response = await fetch(`${server.match}${path}`);
+      expect(response.status).toBe(500);
+      expect(response.headers.get("content-type")).toBe(problemContentType);
+      const problem = (await response.json()) as { code: string; detail: string; errors?: unknown[] };
+      expect(problem.code).toBe("config.invalid");
+      expect(problem.detail).toContain("JWT_SECRET must be at least 32 characters");
+      expect(problem.detail).toContain("QSTASH_URL must be a URL");
+      expect(JSON.stringify(problem)).not.toContain(secret);
+      expect(JSON.stringify(problem)).not.toContain("not a url");
+    }
+    // Logged once for the isolate, however many requests it refused.
+    await Bun.sleep(200);
+    const logged = server
+      .output()
+      .split("\n")
+      .filter((line) => line.includes("configuration is invalid"));
+    expect(logged).toHaveLength(1);
+    expect(server.output()).not.toContain(secret);
+  } finally {
+    await server.kill();
+    rmSync(persistTo, { recursive: true, force: true });
+  }
+}, 90_000);
