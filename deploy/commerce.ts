@@ -1,6 +1,6 @@
 // The reference commerce system on a self-hosted node: billing, projections, read cache, webhooks, and the API routes.
 import { MemoryReadCache, type ReadCache, RedisReadCache } from "../actors/commerce/projections/index.ts";
-import type { Resolve } from "../actors/commerce/webhooks/index.ts";
+import type { PostWebhook, Resolve } from "../actors/commerce/webhooks/index.ts";
 import { commerceSystem } from "../edge/commerce.ts";
 import type { ExtensionContext, NodeExtension } from "./node.ts";
 
@@ -9,6 +9,8 @@ export { routeCache } from "../edge/commerce.ts";
 export interface CommerceOptions {
   /** Resolves webhook hosts for the SSRF guard (node:dns on Bun and Deno). */
   resolve: Resolve;
+  /** Sends webhooks to the addresses the guard approved, never to a second lookup's (node:http on Bun and Deno). */
+  post: PostWebhook;
   /**
    * The read cache. Default: Redis when the node has it (REDIS_URL or Upstash REST), else in-process memory on a
    * node that hosts the actors, else none.
@@ -34,6 +36,7 @@ export function commerce(options: CommerceOptions) {
       transport,
       actors,
       webhookPolicy: { resolve: options.resolve, allowPrivate: config.WEBHOOKS_ALLOW_PRIVATE },
+      webhookPost: options.post,
       inboundWebhookSecrets: config.INBOUND_WEBHOOK_SECRETS,
       readCache,
       dependencies: context.dependencies,

@@ -2,6 +2,7 @@
 import { commerceActors, commerceActorSubscriptions } from "../actors/commerce/actors.ts";
 import { commerceConsumerSubscriptions } from "../actors/commerce/subscriptions.ts";
 import { resolveWithNodeDns } from "../actors/commerce/webhooks/dns-resolver.ts";
+import { postWithNodeHttp } from "../actors/commerce/webhooks/node-post.ts";
 import { counterActor } from "../actors/examples/counter.ts";
 import { commerce } from "./commerce.ts";
 
@@ -10,6 +11,6 @@ export function referenceSystem() {
   return {
     actors: [counterActor, ...commerceActors],
     subscriptions: [...commerceActorSubscriptions, ...commerceConsumerSubscriptions],
-    extend: commerce({ resolve: resolveWithNodeDns }),
+    extend: commerce({ resolve: resolveWithNodeDns, post: postWithNodeHttp }),
   };
 }

@@ -10,6 +10,7 @@ import {
 } from "../actors/commerce/projections/index.ts";
 import {
   type InboundRefusal,
+  type PostWebhook,
   PostgresWebhookStore,
   parseInboundSecrets,
   type TargetPolicy,
@@ -47,6 +48,11 @@ export interface CommerceSystemOptions {
   actors: ActorHost;
   /** The SSRF guard's DNS port and WEBHOOKS_ALLOW_PRIVATE. */
   webhookPolicy: TargetPolicy;
+  /**
+   * The webhook POST: `postWithNodeHttp` on Bun and Deno, which connects only to the addresses the guard
+   * approved; `postWithFetch` on Workers, which resolves again (post.ts says why).
+   */
+  webhookPost: PostWebhook;
   /** INBOUND_WEBHOOK_SECRETS, unparsed; unset refuses every inbound webhook. */
   inboundWebhookSecrets: string | undefined;
   /** The read cache; without one, no `cache` consumer, and every read loads. */
@@ -139,6 +145,7 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
     store: webhookStore,
     transport,
     ...policy,
+    post: options.webhookPost,
     ...(dependencies ? { guard: (host, post) => dependencies.call(`webhook:${host}`, post) } : {}),
   });
   // Postgres work behind the `postgres` breaker: while it is open, deliveries fail fast with 503 (the broker

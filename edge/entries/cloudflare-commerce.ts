@@ -11,6 +11,7 @@ import type { BillingOutboxRelay } from "../../actors/commerce/billing/index.ts"
 import { type ReadCache, RedisReadCache } from "../../actors/commerce/projections/index.ts";
 import { commerceConsumerSubscriptions } from "../../actors/commerce/subscriptions.ts";
 import { resolveWithNodeDns } from "../../actors/commerce/webhooks/dns-resolver.ts";
+import { postWithFetch } from "../../actors/commerce/webhooks/post.ts";
 import { durableActor } from "../../actors/hosts/cloudflare/index.ts";
 import { type QueueEnv, relayTransportFromEnv } from "../../actors/hosts/cloudflare/queue.ts";
 import { type ActorHost, SubscriptionRegistry, type Transport } from "../../actors/runtime/index.ts";
@@ -133,6 +134,9 @@ export class CommerceOnWorkers {
       transport: this.transport,
       actors: this.actors,
       webhookPolicy: { resolve: resolveWithNodeDns, allowPrivate: this.config.WEBHOOKS_ALLOW_PRIVATE },
+      // fetch resolves the name again (Workers' fetch cannot be given an address), but a deployed Worker
+      // cannot reach your loopback or private networks anyway (post.ts).
+      webhookPost: postWithFetch,
       inboundWebhookSecrets: this.config.INBOUND_WEBHOOK_SECRETS,
       ...(this.readCache ? { readCache: this.readCache } : {}),
       ...(this.dependencies ? { dependencies: this.dependencies } : {}),

@@ -6,6 +6,7 @@ import { type EdgewiseNode, startNode } from "../../deploy/bun/node.ts";
 import { commerce } from "../../deploy/commerce.ts";
 import { referenceSystem } from "../../deploy/reference.ts";
 import type { Resolve } from "../../actors/commerce/webhooks/index.ts";
+import { postWithNodeHttp } from "../../actors/commerce/webhooks/node-post.ts";
 import { parseConfig } from "../../shared/config/index.ts";
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
 import { CommerceClient } from "./client.ts";
@@ -45,7 +46,7 @@ export async function startCommerceNode(
       ...env,
     }),
     ...referenceSystem(),
-    ...(options.resolve ? { extend: commerce({ resolve: options.resolve }) } : {}),
+    ...(options.resolve ? { extend: commerce({ resolve: options.resolve, post: postWithNodeHttp }) } : {}),
     schema,
     brokerTimeScale: 0.01,
     log: options.log ?? (() => {}),
