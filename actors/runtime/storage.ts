@@ -21,6 +21,8 @@ export interface TimerRecord {
 /** Everything one turn changes. A host writes all of it or none of it. */
 export interface TurnCommit {
   state: unknown;
+  /** `state` as JSON, when the turn engine already made it (to check its size): stores write it as is. */
+  stateJson?: string;
   version: number;
   /** The handled message; absent for a migration-only commit. */
   inbox?: { id: string; replyJson: string | undefined; at: number };

@@ -373,6 +373,7 @@ export class ActorInstance {
     if (replyJson !== undefined) assertStorable([replyJson], `the reply to ${envelope.type}`);
     const commit: TurnCommit = {
       state: nextState,
+      stateJson,
       version: definition.version,
       inbox: { id: envelope.id, replyJson, at: clock.now() },
       outbox: effects.outbox,

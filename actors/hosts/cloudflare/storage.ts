@@ -97,7 +97,7 @@ export class DurableActorStore implements OutboxStore {
     this.sql.exec(
       "INSERT INTO state (id, version, state) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET version = excluded.version, state = excluded.state",
       commit.version,
-      JSON.stringify(commit.state),
+      commit.stateJson ?? JSON.stringify(commit.state),
     );
     if (commit.inbox) {
       const { id, replyJson, at } = commit.inbox;

@@ -104,7 +104,7 @@ export class LocalStore implements OutboxStore {
   }
 
   private write(actor: string, commit: TurnCommit): void {
-    this.q.saveState!.run(actor, commit.version, JSON.stringify(commit.state));
+    this.q.saveState!.run(actor, commit.version, commit.stateJson ?? JSON.stringify(commit.state));
     if (commit.inbox) {
       this.q.addInbox!.run(actor, commit.inbox.id, commit.inbox.replyJson ?? null, commit.inbox.at);
     }
