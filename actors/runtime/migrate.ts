@@ -18,8 +18,10 @@ export function activateState(
 ): ActivatedState {
   if (!stored) return { state: validateState(definition, definition.initial(key)), migrated: false };
   if (stored.version > definition.version) {
+    // Not poison: a delivery answered 503 stays in the queue (retried with backoff) while the rollout that
+    // wrote this state is rolled forward again; 489 would have dead-lettered it at once.
     throw new EdgewiseError(
-      "state.migration_failed",
+      "state.newer_than_code",
       `${definition.type}/${key}: stored state is version ${stored.version}, newer than the code's ${definition.version}; refusing to downgrade`,
     );
   }

@@ -74,6 +74,23 @@ describe("signed delivery endpoint", () => {
     expect(inboxOf("d5")).toBe(0);
   });
 
+  test("state written by newer code (after a rollback) answers 503, so the message waits in the queue", async () => {
+    await host.store.storageFor("counter/d7").commit({
+      state: { count: 5, ticks: [] },
+      version: counter.version + 1,
+      outbox: [],
+      timersAdded: [],
+      timersRemoved: [],
+      kv: [],
+    });
+    const body = JSON.stringify(increment("d7"));
+    const response = await deliver("d7", body, await sign(current, url("d7"), body));
+    expect(response.status).toBe(503);
+    expect(response.headers.get("upstash-nonretryable-error")).toBeNull();
+    expect(((await response.json()) as { code: string }).code).toBe("state.newer_than_code");
+    expect(inboxOf("d7")).toBe(0);
+  });
+
   test("QSTASH_DEV in the environment does not switch the endpoint to the SDK's public dev keys", async () => {
     // The SDK's Receiver, when QSTASH_DEV is set, ignores the keys it was given and trusts `qstash dev`'s, which
     // anyone can read: a leaked variable would let anyone sign deliveries. The endpoint pins its own keys.

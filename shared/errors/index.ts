@@ -14,6 +14,12 @@ export const errorCatalog = {
   "envelope.invalid": { status: 400, title: "Invalid message envelope", public: true },
   "state.invalid": { status: 500, title: "Actor state failed its schema", public: false },
   "state.migration_failed": { status: 500, title: "Actor state migration failed", public: false },
+  /** Retryable: after a rollback, the code that wrote the state may come back (and the queue keeps retrying). */
+  "state.newer_than_code": {
+    status: 503,
+    title: "Actor state was written by a newer version of the code",
+    public: true,
+  },
   "config.invalid": { status: 500, title: "Invalid configuration", public: false },
   "request.invalid": { status: 400, title: "Invalid request", public: true },
   "request.too_large": { status: 413, title: "Request body too large", public: true },

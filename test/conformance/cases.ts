@@ -438,7 +438,10 @@ export const conformanceCases: ConformanceCase[] = [
         renamed: 1,
       });
       await driver.crash({ profileVersion: 1 });
-      failed(await driver.ask("profile", key, "Get", {}), "state.migration_failed");
+      // Refused, and retryable (503): the newer code may come back, and a queued message must wait for it.
+      const refused = await driver.ask("profile", key, "Get", {});
+      failed(refused, "state.newer_than_code");
+      assert.equal(!refused.ok && refused.error.status, 503);
     },
   },
 ];
