@@ -74,16 +74,21 @@ export async function signingKey(alg: SigningAlgorithm, kid: string): Promise<Si
   return { kid, alg, privateKey, publicKey, jwk };
 }
 
-/** A JWKS endpoint on 127.0.0.1 that counts its hits; `keys` can be changed to simulate rotation. */
+/**
+ * A JWKS endpoint on 127.0.0.1 that counts its hits; `keys` can be changed to simulate rotation, and `fail`
+ * makes it answer 502 (an identity provider that is down) until `recover`.
+ */
 export function startJwksServer(keys: JWK[]) {
   let hits = 0;
-  const state = { keys };
+  const state = { keys, failing: false };
   const server = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
     fetch() {
       hits++;
-      return Response.json({ keys: state.keys });
+      return state.failing
+        ? new Response("bad gateway", { status: 502 })
+        : Response.json({ keys: state.keys });
     },
   });
   return {
@@ -93,6 +98,12 @@ export function startJwksServer(keys: JWK[]) {
     },
     publish(next: JWK[]) {
       state.keys = next;
+    },
+    fail() {
+      state.failing = true;
+    },
+    recover() {
+      state.failing = false;
     },
     stop: () => server.stop(true),
   };

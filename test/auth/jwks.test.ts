@@ -1,4 +1,5 @@
-// JWKS: RS256 and ES256 keys from a local endpoint, fetched once and cached; an unknown kid refetches per cooldown.
+// JWKS: RS256 and ES256 keys from a local endpoint, fetched once and cached; an unknown kid refetches per cooldown;
+// an identity provider that is down costs one fetch per backoff, and the keys it last served stay usable a while.
 import { afterEach, describe, expect, test } from "bun:test";
 import { createLocalJWKSet, type JWTPayload, SignJWT } from "jose";
 import { bearer, type SigningKey, signingKey, startJwksServer, testGateway } from "./helpers.ts";
@@ -86,6 +87,85 @@ describe("JWKS", () => {
     expect(response.status).toBe(503);
     expect((await response.json()).code).toBe("unavailable");
     expect(gateway.hits).toBe(0);
+  });
+
+  describe("the identity provider down", () => {
+    // The verified-token cache is off: every request resolves its key.
+    const gatewayFor = (url: string, options: Record<string, number>) =>
+      testGateway({ jwksUrl: url, cacheEntries: 0, jwksOptions: options });
+    const status = async (app: ReturnType<typeof testGateway>["app"], token: string) =>
+      (await app.request("/orders", { headers: bearer(token) })).status;
+
+    test("after the cache's max age, the keys it last served keep verifying; it is asked once per backoff", async () => {
+      const rsa = await signingKey("RS256", "rsa-1");
+      const jwks = startJwksServer([rsa.jwk]);
+      servers.push(jwks);
+      const { app } = gatewayFor(jwks.url, { cacheMaxAge: 200, cooldownDuration: 1_000, retryMs: 300 });
+      const token = await sign(rsa);
+      expect(await status(app, token)).toBe(200);
+      expect(jwks.hits).toBe(1);
+
+      jwks.fail();
+      await Bun.sleep(250); // past cacheMaxAge: jose refetches, and the fetch fails
+      const during = [];
+      for (let i = 0; i < 10; i++) during.push(await status(app, token));
+      expect(during).toEqual(Array(10).fill(200));
+      expect(jwks.hits).toBe(2); // one failed refetch, not one per request
+
+      jwks.recover();
+      await Bun.sleep(350); // past the backoff: one probe, which succeeds
+      expect(await status(app, token)).toBe(200);
+      expect(jwks.hits).toBe(3);
+      for (let i = 0; i < 5; i++) expect(await status(app, token)).toBe(200);
+      expect(jwks.hits).toBe(3);
+    });
+
+    test("down at start: 503, and one fetch per backoff, however many requests; then it works", async () => {
+      const rsa = await signingKey("RS256", "rsa-1");
+      const jwks = startJwksServer([rsa.jwk]);
+      servers.push(jwks);
+      jwks.fail();
+      const { app } = gatewayFor(jwks.url, { retryMs: 300 });
+      const token = await sign(rsa);
+      const statuses = [];
+      for (let i = 0; i < 10; i++) statuses.push(await status(app, token));
+      expect(statuses).toEqual(Array(10).fill(503));
+      expect(jwks.hits).toBe(1);
+
+      jwks.recover();
+      await Bun.sleep(350);
+      expect(await status(app, token)).toBe(200);
+      expect(jwks.hits).toBe(2);
+    });
+
+    test("an unknown kid during an outage is 503 (we cannot tell) and costs no fetch within the backoff", async () => {
+      const rsa = await signingKey("RS256", "rsa-1");
+      const jwks = startJwksServer([rsa.jwk]);
+      servers.push(jwks);
+      const { app } = gatewayFor(jwks.url, { cacheMaxAge: 200, retryMs: 5_000 });
+      expect(await status(app, await sign(rsa))).toBe(200);
+      jwks.fail();
+      await Bun.sleep(250);
+      expect(await status(app, await sign(rsa))).toBe(200); // the failed refetch; the last keys answer
+      const forged = await signingKey("RS256", "forged");
+      for (let i = 0; i < 10; i++) expect(await status(app, await sign(forged))).toBe(503);
+      expect(await status(app, await sign(rsa))).toBe(200);
+      expect(jwks.hits).toBe(2);
+    });
+
+    test("keys older than maxStaleMs are not used: 503", async () => {
+      const rsa = await signingKey("RS256", "rsa-1");
+      const jwks = startJwksServer([rsa.jwk]);
+      servers.push(jwks);
+      const { app } = gatewayFor(jwks.url, { cacheMaxAge: 100, maxStaleMs: 400, retryMs: 50 });
+      const token = await sign(rsa);
+      expect(await status(app, token)).toBe(200);
+      jwks.fail();
+      await Bun.sleep(150);
+      expect(await status(app, token)).toBe(200);
+      await Bun.sleep(300); // 450 ms since the last successful fetch
+      expect(await status(app, token)).toBe(503);
+    });
   });
 
   test("an injected key set replaces the URL (no network)", async () => {

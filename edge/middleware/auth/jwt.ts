@@ -1,16 +1,16 @@
 // JWT verification: HS256 with a shared secret, RS256/ES256 from a JWKS, each key with its own algorithms only.
 import {
-  createRemoteJWKSet,
   decodeProtectedHeader,
   errors,
+  type JWTPayload,
   type JWTVerifyGetKey,
   type JWTVerifyOptions,
   jwtVerify,
-  type RemoteJWKSetOptions,
 } from "jose";
 import type { Clock } from "../../../shared/clock/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { type ClaimsOutcome, principalFromClaims } from "./claims.ts";
+import { type RemoteKeySetOptions, remoteKeySet } from "./jwks.ts";
 
 export interface JwtOptions {
   /** HS256 key, at least 32 bytes (JWT_SECRET). */
@@ -19,8 +19,11 @@ export interface JwtOptions {
   jwksUrl?: string | URL | undefined;
   /** A key resolver used instead of `jwksUrl`, e.g. jose's `createLocalJWKSet` in tests. */
   jwks?: JWTVerifyGetKey | undefined;
-  /** Passed to `createRemoteJWKSet`; defaults: cooldownDuration 30 s, cacheMaxAge 10 min, timeoutDuration 5 s. */
-  jwksOptions?: RemoteJWKSetOptions | undefined;
+  /**
+   * Passed to `remoteKeySet` (jose's `createRemoteJWKSet`); defaults: cooldownDuration 30 s, cacheMaxAge 10 min,
+   * timeoutDuration 5 s, and while the JWKS cannot be fetched, retryMs 1 s (doubling) and maxStaleMs 1 h.
+   */
+  jwksOptions?: RemoteKeySetOptions | undefined;
   /** Checked when set (JWT_ISSUER, JWT_AUDIENCE). */
   issuer?: string | undefined;
   audience?: string | string[] | undefined;
@@ -52,7 +55,7 @@ export function jwtVerifier(options: JwtOptions): JwtVerifier | undefined {
     options.jwks ??
     (options.jwksUrl === undefined
       ? undefined
-      : createRemoteJWKSet(new URL(options.jwksUrl), {
+      : remoteKeySet(new URL(options.jwksUrl), {
           cooldownDuration: 30_000,
           cacheMaxAge: 600_000,
           timeoutDuration: 5_000,
@@ -60,9 +63,10 @@ export function jwtVerifier(options: JwtOptions): JwtVerifier | undefined {
         }));
   if (hmacKey === undefined && remote === undefined) return undefined;
   const keySet = remote === undefined ? undefined : guardKeySet(remote);
+  const tolerance = options.clockToleranceSeconds ?? 5;
   const checks: JWTVerifyOptions = {
     requiredClaims: ["exp", "sub"],
-    clockTolerance: options.clockToleranceSeconds ?? 5,
+    clockTolerance: tolerance,
     ...(options.issuer === undefined ? {} : { issuer: options.issuer }),
     ...(options.audience === undefined ? {} : { audience: options.audience }),
   };
@@ -79,7 +83,17 @@ export function jwtVerifier(options: JwtOptions): JwtVerifier | undefined {
           false,
           ["verify"],
         );
-  const cache = new VerifiedTokens(options.cacheEntries ?? 10_000, options.clockToleranceSeconds ?? 5, clock);
+  const cache = new VerifiedTokens(options.cacheEntries ?? 10_000, tolerance, clock);
+  /**
+   * jose checks `iat` only against a maximum age; a token issued in the future (past the same tolerance as `nbf`)
+   * is refused here too: its issuer's clock is wrong, or it was minted ahead of time.
+   */
+  const accept = (token: string, payload: JWTPayload): ClaimsOutcome => {
+    const now = Math.floor((clock?.now() ?? Date.now()) / 1000);
+    if (typeof payload.iat === "number" && payload.iat > now + tolerance)
+      return { reason: "issued in the future" };
+    return cache.remember(token, payload, principalFromClaims(payload));
+  };
 
   return async (token) => {
     const remembered = cache.get(token);
@@ -98,11 +112,11 @@ export function jwtVerifier(options: JwtOptions): JwtVerifier | undefined {
           ...claims(),
           algorithms: hmacAlgorithms,
         });
-        return cache.remember(token, payload, principalFromClaims(payload));
+        return accept(token, payload);
       }
       if (alg !== undefined && publicKeyAlgorithms.includes(alg) && keySet !== undefined) {
         const { payload } = await jwtVerify(token, keySet, { ...claims(), algorithms: publicKeyAlgorithms });
-        return cache.remember(token, payload, principalFromClaims(payload));
+        return accept(token, payload);
       }
       return { reason: "algorithm not accepted" };
     } catch (error) {

@@ -1,0 +1,99 @@
+// The remote key set (JWT_JWKS_URL): jose's cached createRemoteJWKSet, kept usable while the identity provider is down.
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  type ExportedJWKSCache,
+  errors,
+  type JSONWebKeySet,
+  type JWKSCacheInput,
+  type JWTVerifyGetKey,
+  jwksCache,
+  type RemoteJWKSetOptions,
+} from "jose";
+
+export interface RemoteKeySetOptions extends RemoteJWKSetOptions {
+  /**
+   * While the key set cannot be fetched, the last one fetched is used until it is this old (ms since that
+   * fetch). Default 1 h. It bounds how long a key the provider has withdrawn can outlive an outage.
+   */
+  maxStaleMs?: number | undefined;
+  /** After a failed fetch, the next waits this long, doubling per failure up to `cooldownDuration`. Default 1 s. */
+  retryMs?: number | undefined;
+}
+
+/** The key set could not be fetched and no usable copy is at hand: the token is not at fault. */
+export class JwksUnavailable extends Error {
+  override readonly name = "JwksUnavailable";
+}
+
+/**
+ * jose caches the set and refetches it on an unknown `kid` at most once per `cooldownDuration`, but once the set is
+ * older than `cacheMaxAge` it refetches before every verification and throws when that fails: an outage of the
+ * provider turned every token into a 503 though its keys were in memory, and every request fetched again. Here a
+ * failed fetch is retried once per backoff (one request probes; the others meanwhile use the last set, or get 503
+ * at once without one), and the last set keeps answering for `maxStaleMs`. A `kid` that set lacks is 503 during
+ * an outage, never a fetch: a newly rotated key and a forged one look the same then.
+ */
+export function remoteKeySet(url: URL, options: RemoteKeySetOptions = {}): JWTVerifyGetKey {
+  const { maxStaleMs = 3_600_000, retryMs = 1_000, ...joseOptions } = options;
+  const maxRetryMs = Math.max(retryMs, joseOptions.cooldownDuration ?? 30_000);
+  // jose writes each set it fetches, and when, into this object.
+  const fetched: JWKSCacheInput = {};
+  const remote = createRemoteJWKSet(url, { ...joseOptions, [jwksCache]: fetched });
+  let last: { jwks: JSONWebKeySet; at: number; keys: JWTVerifyGetKey } | undefined;
+  /** Failed rounds in a row; 0 while the provider answers. */
+  let failures = 0;
+  let retryAt = 0;
+
+  const backoff = (failed: number) => Math.min(maxRetryMs, retryMs * 2 ** (failed - 1));
+
+  function lastSet(): typeof last {
+    const { jwks, uat } = fetched as Partial<ExportedJWKSCache>;
+    if (jwks !== undefined && uat !== undefined && jwks !== last?.jwks) {
+      last = { jwks, at: uat, keys: createLocalJWKSet(jwks) };
+    }
+    return last;
+  }
+
+  const fromLastSet: JWTVerifyGetKey = async (...args) => {
+    const set = lastSet();
+    if (set === undefined || Date.now() - set.at >= maxStaleMs) {
+      throw new JwksUnavailable("the JWKS cannot be fetched and no recent copy is at hand");
+    }
+    try {
+      return await set.keys(...args);
+    } catch (error) {
+      if (error instanceof errors.JWKSNoMatchingKey) {
+        throw new JwksUnavailable("the JWKS cannot be fetched to look for this kid", { cause: error });
+      }
+      throw error;
+    }
+  };
+
+  return async (...args) => {
+    const now = Date.now();
+    if (failures > 0) {
+      if (now < retryAt) return fromLastSet(...args);
+      // This request probes; until it settles (or its backoff passes, should it never settle), others do not.
+      failures++;
+      retryAt = now + backoff(failures);
+    }
+    try {
+      const key = await remote(...args);
+      failures = 0;
+      return key;
+    } catch (error) {
+      // No key for this token in a set jose holds as current: the token's fault, and the provider answered.
+      if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) {
+        failures = 0;
+        throw error;
+      }
+      // Counted once per round: requests that shared the failed fetch do not lengthen the backoff.
+      if (failures === 0) {
+        failures = 1;
+        retryAt = Date.now() + backoff(1);
+      }
+      return fromLastSet(...args);
+    }
+  };
+}
