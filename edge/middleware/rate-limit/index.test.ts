@@ -255,9 +255,27 @@ describe("refused credentials", () => {
       const problem = toProblem(error, c.req.path);
       return c.body(JSON.stringify(problem), problem.status as 500, { "content-type": problemContentType });
     });
-    return (token: string, ip = "203.0.113.7") =>
-      app.request("/v1/things/1", { headers: { authorization: `Bearer ${token}` } }, { remoteAddress: ip });
+    return (token: string, ip = "203.0.113.7", header = "authorization") =>
+      app.request(
+        "/v1/things/1",
+        { headers: { [header]: header === "authorization" ? `Bearer ${token}` : token } },
+        { remoteAddress: ip },
+      );
   }
+
+  test("its 429s carry the same RateLimit-* headers as any other 429, the lockout's too", async () => {
+    const call = await withAuth(2);
+    await call("bad-1");
+    await call("bad-2");
+    clock.advance(4_500);
+    const spent = await call("bad-3"); // the refusal that ends the budget
+    expect(spent.status).toBe(429);
+    expect([...rate(spent), spent.headers.get("retry-after")]).toEqual(["2", "0", "41", "41"]);
+    clock.advance(1_000);
+    const locked = await call("ew_anything", undefined, "x-api-key"); // refused before any lookup
+    expect(locked.status).toBe(429);
+    expect([...rate(locked), locked.headers.get("retry-after")]).toEqual(["2", "0", "40", "40"]);
+  });
 
   test("each refusal spends the address's budget; past it, 429 before any credential is checked", async () => {
     const call = await withAuth(3);

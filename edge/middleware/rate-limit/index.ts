@@ -133,19 +133,27 @@ export function rateLimit(options: RateLimitOptions): RateLimitMiddleware {
       public: true,
     });
   };
+  /** A refused credential's 429 says what any 429 says: the budget, none left, and when it comes back. */
+  const refusedOver = (c: Context<GatewayEnv>, limit: number, reset: number) => {
+    const retryAfter = retryAfterUntil(reset);
+    c.header("RateLimit-Limit", String(limit));
+    c.header("RateLimit-Remaining", "0");
+    c.header("RateLimit-Reset", retryAfter);
+    return limited(c, retryAfter);
+  };
 
-  const lockouts = new Map<string, number>();
+  const lockouts = new Map<string, { until: number; limit: number }>();
   const refusals: RefusalLimit = {
     check(c) {
       if (lockouts.size === 0 || isExempt(c.req.path)) return;
       const address = addressOf(c);
-      const until = lockouts.get(address);
-      if (until === undefined) return;
-      if (until <= clock.now()) {
+      const lockout = lockouts.get(address);
+      if (lockout === undefined) return;
+      if (lockout.until <= clock.now()) {
         lockouts.delete(address);
         return;
       }
-      throw limited(c, retryAfterUntil(until));
+      throw refusedOver(c, lockout.limit, lockout.until);
     },
     async charge(c) {
       if (isExempt(c.req.path)) return;
@@ -157,10 +165,8 @@ export function rateLimit(options: RateLimitOptions): RateLimitMiddleware {
       if (decision.success || decision.reason === "unavailable") return;
       // No onDenied here: the refusal was already reported (as an auth failure) by the auth middleware.
       if (lockouts.size >= maxLockouts) lockouts.delete(lockouts.keys().next().value as string);
-      lockouts.set(address, decision.reset);
-      c.header("RateLimit-Limit", String(decision.limit));
-      c.header("RateLimit-Remaining", "0");
-      throw limited(c, retryAfterUntil(decision.reset));
+      lockouts.set(address, { until: decision.reset, limit: decision.limit });
+      throw refusedOver(c, decision.limit, decision.reset);
     },
   };
 
