@@ -333,6 +333,7 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
         db: actorDb,
         inboxRetentionMs: config.EDGEWISE_INBOX_RETENTION,
         idleEvictMs: config.EDGEWISE_IDLE_EVICT,
+        maxActiveActors: config.EDGEWISE_MAX_ACTORS,
         turnTimeoutMs: config.EDGEWISE_TURN_TIMEOUT,
         subscriptions: new SubscriptionRegistry(options.subscriptions ?? []),
         transport,
@@ -423,7 +424,11 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
         }
       : {}),
     ...(host && config.ACTOR_HOST_SECRET ? { actorHost: { secret: config.ACTOR_HOST_SECRET } } : {}),
-    clientIp: clientIp({ trustedProxies: config.TRUSTED_PROXIES, platform: options.platform }),
+    clientIp: clientIp({
+      trustedProxies: config.TRUSTED_PROXIES,
+      forwardedHeader: config.TRUSTED_PROXY_HEADER,
+      platform: options.platform,
+    }),
     auth: {
       secret: secret.value,
       ...(config.JWT_JWKS_URL ? { jwksUrl: config.JWT_JWKS_URL } : {}),

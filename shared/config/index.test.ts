@@ -21,6 +21,9 @@ describe("configuration", () => {
     const config = parseConfig({ PORT: "9000", EDGEWISE_IDLE_EVICT: "90s", EDGEWISE_DATA_DIR: "" });
     expect(config.PORT).toBe(9000);
     expect(config.EDGEWISE_IDLE_EVICT).toBe(90_000);
+    expect(config.EDGEWISE_MAX_ACTORS).toBe(10_000);
+    expect(parseConfig({ EDGEWISE_MAX_ACTORS: "500" }).EDGEWISE_MAX_ACTORS).toBe(500);
+    expect(() => parseConfig({ EDGEWISE_MAX_ACTORS: "0" })).toThrow("EDGEWISE_MAX_ACTORS must be at least 1");
     expect(config.EDGEWISE_DATA_DIR).toBe("./.edgewise");
   });
 
@@ -119,6 +122,14 @@ describe("gateway configuration", () => {
     expect(config.BODY_LIMIT).toBe(1_048_576);
     expect(config.TRUSTED_PROXIES).toEqual(["10.0.0.0/8", "127.0.0.1"]);
     expect(parseConfig({}).RATE_LIMIT).toEqual({ limit: 600, windowMs: 60_000 });
+  });
+
+  test("TRUSTED_PROXY_HEADER: X-Forwarded-For by default, or Forwarded; nothing else", () => {
+    expect(parseConfig({}).TRUSTED_PROXY_HEADER).toBe("x-forwarded-for");
+    expect(parseConfig({ TRUSTED_PROXY_HEADER: "Forwarded" }).TRUSTED_PROXY_HEADER).toBe("forwarded");
+    expect(() => parseConfig({ TRUSTED_PROXY_HEADER: "x-real-ip" })).toThrow(
+      "TRUSTED_PROXY_HEADER must be x-forwarded-for or forwarded",
+    );
   });
 
   test("bad gateway values are refused by name", () => {

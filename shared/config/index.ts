@@ -97,6 +97,8 @@ export const ConfigSchema = v.object({
   EDGEWISE_INBOX_RETENTION: v.optional(duration("EDGEWISE_INBOX_RETENTION"), "7d"),
   /** An actor with no message for this long is evicted from memory (its state stays on disk). */
   EDGEWISE_IDLE_EVICT: v.optional(duration("EDGEWISE_IDLE_EVICT"), "60s"),
+  /** Actors held in memory at most; one more evicts the least recently asked idle one (its state stays on disk). */
+  EDGEWISE_MAX_ACTORS: v.optional(wholeNumber("EDGEWISE_MAX_ACTORS", 1, 10_000_000), "10000"),
   /** How long one actor turn may take before it fails (`actor.turn_timeout`) and frees the actor's mailbox. */
   EDGEWISE_TURN_TIMEOUT: v.optional(
     v.pipe(
@@ -150,8 +152,23 @@ export const ConfigSchema = v.object({
   REDIS_URL: v.optional(v.pipe(v.string(), v.regex(/^rediss?:\/\//, "REDIS_URL must be a redis:// URL"))),
   UPSTASH_REDIS_REST_URL: v.optional(v.pipe(v.string(), v.url("UPSTASH_REDIS_REST_URL must be a URL"))),
   UPSTASH_REDIS_REST_TOKEN: v.optional(v.string()),
-  /** Proxies whose X-Forwarded-For is believed: IPs or CIDRs, comma-separated. */
+  /** Proxies whose forwarding header (TRUSTED_PROXY_HEADER) is believed: IPs or CIDRs, comma-separated. */
   TRUSTED_PROXIES: v.optional(list, ""),
+  /**
+   * The one header the trusted proxies write: `x-forwarded-for`, or `forwarded` (RFC 7239). Only that one is read: a
+   * proxy passes the other through untouched, so a client could write it.
+   */
+  TRUSTED_PROXY_HEADER: v.optional(
+    v.pipe(
+      v.string(),
+      v.toLowerCase(),
+      v.picklist(
+        ["x-forwarded-for", "forwarded"],
+        "TRUSTED_PROXY_HEADER must be x-forwarded-for or forwarded",
+      ),
+    ),
+    "x-forwarded-for",
+  ),
   /** Origins allowed by CORS, comma-separated; `*` for any. Unset = no CORS headers. */
   CORS_ORIGINS: v.optional(list, ""),
   /** Largest request body. */

@@ -105,6 +105,58 @@ describe("local host", () => {
     expect(await count(host, "k")).toBe(3);
   });
 
+  test("actors in memory are bounded by count: a flood of keys evicts the least recently asked idle ones", async () => {
+    const host = boot({ maxActiveActors: 3 }).start();
+    const loads: string[] = [];
+    const loadState = host.store.loadState.bind(host.store);
+    host.store.loadState = (actor) => {
+      loads.push(actor);
+      return loadState(actor);
+    };
+    await host.ask({ type: "counter", key: "hot" }, "Increment", { by: 1 });
+    for (let i = 0; i < 50; i++) {
+      await count(host, `scan-${i}`);
+      expect(await count(host, "hot")).toBe(1);
+      expect(host.stats().activeActors).toBeLessThanOrEqual(3);
+    }
+    // The actor asked between the others stayed in memory: activated once, never reloaded.
+    expect(loads.filter((actor) => actor === "counter/hot")).toHaveLength(1);
+    // An evicted one reactivates from disk with its state.
+    await host.ask({ type: "counter", key: "scan-0" }, "Increment", { by: 5 });
+    for (let i = 1; i < 5; i++) await count(host, `scan-${i}`);
+    expect(await count(host, "scan-0")).toBe(5);
+  });
+
+  test("a busy actor is never evicted for room: the host goes over its bound until the turn ends", async () => {
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const waiter = defineActor({
+      type: "waiter",
+      state: v.object({ n: v.number() }),
+      initial: () => ({ n: 0 }),
+      messages: { Wait: v.object({}), Get: v.object({}) },
+      handlers: {
+        async Wait(ctx) {
+          await gate;
+          ctx.state.n += 1;
+          return ctx.state;
+        },
+        Get: (ctx) => ctx.state,
+      },
+    });
+    const host = boot({ actors: [waiter], maxActiveActors: 1 }).start();
+    const busy = host.ask({ type: "waiter", key: "busy" }, "Wait", {});
+    await host.ask({ type: "waiter", key: "other" }, "Get", {});
+    expect(host.stats().activeActors).toBe(2);
+    release();
+    expect((await busy).reply).toEqual({ n: 1 });
+    await host.ask({ type: "waiter", key: "third" }, "Get", {});
+    expect(host.stats().activeActors).toBe(1);
+    expect((await host.ask({ type: "waiter", key: "busy" }, "Get", {})).reply).toEqual({ n: 1 });
+  });
+
   test("a restart recovers state, pending outbox entries and timers", async () => {
     const file = dbFile();
     const first = boot({ file, transport: Object.assign(new RecordingTransport(), { failing: true }) });

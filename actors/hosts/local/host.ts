@@ -30,6 +30,8 @@ import { type DueTimer, LocalStore } from "./store.ts";
 
 /** Timer firings in flight at once, at most. */
 const maxTimerFirings = 256;
+/** Instances looked at, oldest first, for an idle one to evict when the host is full (see `makeRoom`). */
+const evictionScan = 64;
 
 /** Keyed by actor and id: a timer id may be one the handler chose, and two actors may choose the same. */
 const firingKey = (timer: { actor: string; id: string }) => `${timer.actor} ${timer.id}`;
@@ -46,6 +48,12 @@ export interface LocalHostOptions {
   inboxRetentionMs?: number;
   /** Evict an actor after this long without a message. Default 60 s. */
   idleEvictMs?: number;
+  /**
+   * Actors held in memory at most: activating one more first evicts the least recently asked idle one. Default
+   * 10,000. Busy actors (a turn running, queued or committing) are never evicted, so the host can hold more while
+   * they are busy.
+   */
+  maxActiveActors?: number;
   relayPolicy?: RelayPolicy;
   /** Longest sleep of the relay and timer loops between wake-ups. Default 1 s. */
   pollMs?: number;
@@ -99,6 +107,7 @@ export class LocalActorHost implements ActorHost {
       clock: this.clock,
       inboxRetentionMs: options.inboxRetentionMs ?? 7 * 86_400_000,
       idleEvictMs: options.idleEvictMs ?? 60_000,
+      maxActiveActors: options.maxActiveActors ?? 10_000,
       relayPolicy: options.relayPolicy ?? defaultRelayPolicy,
       pollMs: options.pollMs ?? 1_000,
       onBackgroundError:
@@ -195,11 +204,13 @@ export class LocalActorHost implements ActorHost {
     assertValidKey(address.key);
     const id = formatAddress(address);
     let instance = this.instances.get(id);
-    if (instance?.broken) {
-      this.instances.delete(id);
-      instance = undefined;
-    }
+    // Taken out and put back, so the map's order is the order of last use, oldest first (see makeRoom). Only past
+    // half the bound, when an eviction may come: moving an entry costs about a tenth of an in-memory ask. Below it,
+    // activation order stands in, and whatever is asked once the host fills moves behind it.
+    if (instance && this.instances.size * 2 > this.options.maxActiveActors) this.instances.delete(id);
+    if (instance?.broken) instance = undefined;
     if (!instance) {
+      this.makeRoom();
       instance = new ActorInstance({
         definition,
         key: address.key,
@@ -209,9 +220,25 @@ export class LocalActorHost implements ActorHost {
         ...(this.options.onTurn ? { onTurn: this.options.onTurn } : {}),
         ...(this.options.turnTimeoutMs === undefined ? {} : { turnTimeoutMs: this.options.turnTimeoutMs }),
       });
-      this.instances.set(id, instance);
     }
+    this.instances.set(id, instance);
     return instance;
+  }
+
+  /**
+   * Keeps the instances under `maxActiveActors` by count, not only by idle time: every distinct key a caller names
+   * (a sku read, an order id, a counter) activates an instance, and the sweep alone let a stream of them hold
+   * memory for the whole idle window. Evicts the least recently asked idle instances: an actor in use stays warm,
+   * and a flood of new keys costs the evicted ones a reload from disk (their state is there), never a lost turn.
+   * Busy instances are skipped, and at most `evictionScan` are looked at, so a host whose oldest instances are all
+   * busy goes over the bound for as long as they are, rather than scanning every instance per activation.
+   */
+  private makeRoom(): void {
+    let scanned = 0;
+    for (const [id, instance] of this.instances) {
+      if (this.instances.size < this.options.maxActiveActors || scanned++ >= evictionScan) return;
+      if (instance.broken || instance.idle) this.instances.delete(id);
+    }
   }
 
   private afterCommit(commit: TurnCommit): void {
