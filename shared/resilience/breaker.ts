@@ -116,6 +116,17 @@ export class CircuitBreaker {
     return halfOpensAt !== undefined ? Math.max(0, halfOpensAt - this.clock.now()) : probeRetryAfterMs;
   }
 
+  /**
+   * Whether forgetting this breaker would drop nothing that protects its callers: no operator hold, and not open
+   * with its reset time still ahead (a fresh breaker would then let calls through early). Reads the state without
+   * moving it, so asking fires no transition.
+   */
+  get disposable(): boolean {
+    if (this.forced) return false;
+    const halfOpensAt = this.halfOpensAt();
+    return this.current !== "open" || (halfOpensAt !== undefined && this.clock.now() >= halfOpensAt);
+  }
+
   /** Holds the breaker open (no probes) until forceClose() or reset(): for an operator draining a dependency. */
   forceOpen(): void {
     this.forced = "open";

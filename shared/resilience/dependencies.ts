@@ -32,18 +32,32 @@ export interface DependenciesOptions {
   /** Per dependency name (or name prefix before `:`, e.g. `webhook` for `webhook:example.com`). */
   policies?: Record<string, Partial<DependencyPolicy>>;
   onStateChange?: (change: StateChange) => void;
+  /**
+   * Breakers kept at most for names of one of many of a kind, `<kind>:<instance>` (`webhook:<host>`, one per
+   * receiver a customer chose). Default 1,000. Names without a `:` (postgres, broker, redis) are never evicted.
+   */
+  maxInstanceBreakers?: number;
 }
+
+/** Instance breakers looked at, least recently used first, for one to evict (see `makeRoom`). */
+const evictionScan = 64;
 
 export class Dependencies {
   private readonly policies = new Map<string, ResilientPolicy>();
-  private readonly transitions = new Map<string, number>();
+  /** The `<kind>:<instance>` names among them, least recently used first. */
+  private readonly instances = new Map<string, ResilientPolicy>();
+  /** Per name, `from|to` → count. */
+  private readonly transitions = new Map<string, Map<string, number>>();
 
   constructor(private readonly options: DependenciesOptions = {}) {}
 
   /** The guarded call path for a dependency: timeout inside its breaker. Same name, same breaker. */
   for(name: string): ResilientPolicy {
     let policy = this.policies.get(name);
-    if (!policy) {
+    if (policy) {
+      // Moved to the back: the map's order is the order of last use.
+      if (this.instances.size > 0 && this.instances.delete(name)) this.instances.set(name, policy);
+    } else {
       const configured =
         this.options.policies?.[name] ?? this.options.policies?.[name.split(":")[0] ?? name] ?? {};
       const breakerOptions = { ...defaultDependencyPolicy.breaker, ...configured.breaker };
@@ -52,18 +66,48 @@ export class Dependencies {
         name,
         ...(this.options.clock ? { clock: this.options.clock } : {}),
         onStateChange: (change) => {
-          this.transitions.set(
-            `${change.name}|${change.from}|${change.to}`,
-            this.transitionCount(change) + 1,
-          );
+          // A transition of a breaker already evicted (a call that outlived it) is not counted under its name.
+          if (this.policies.get(change.name)?.breaker !== breaker) return;
+          const counts = this.transitions.get(change.name) ?? new Map<string, number>();
+          this.transitions.set(change.name, counts);
+          const key = `${change.from}|${change.to}`;
+          counts.set(key, (counts.get(key) ?? 0) + 1);
           this.options.onStateChange?.(change);
         },
       });
       policy = resilient({ breaker, timeoutMs: configured.timeoutMs ?? defaultDependencyPolicy.timeoutMs });
+      if (name.includes(":")) {
+        this.makeRoom();
+        this.instances.set(name, policy);
+      }
       this.policies.set(name, policy);
     }
     return policy;
   }
+
+  /**
+   * Keeps the instance breakers under `maxInstanceBreakers`. Their names come from data (every receiver host any
+   * subscription ever named, deleted ones too), so each used to stay for good, with its series in /metrics.
+   * Evicts the least recently used breaker that is `disposable`: never one open with its reset time ahead, so a
+   * failing receiver keeps failing fast however many others are called, nor one an operator holds. What an evicted
+   * breaker forgets (recent failures short of a trip, its totals) starts again from zero if its host is called
+   * again. At most `evictionScan` are looked at: with more open at once, the bound is exceeded while they are.
+   */
+  private makeRoom(): void {
+    const max = this.options.maxInstanceBreakers ?? 1_000;
+    let scanned = 0;
+    for (const [name, policy] of this.instances) {
+      if (this.instances.size < max || scanned++ >= evictionScan) return;
+      if (policy.breaker && !policy.breaker.disposable) continue;
+      this.instances.delete(name);
+      this.policies.delete(name);
+      this.transitions.delete(name);
+      this.forgotten(name);
+    }
+  }
+
+  /** Told when an instance breaker is evicted, for a subclass that keeps something per name. */
+  protected forgotten(_name: string): void {}
 
   /** Runs `fn` through the dependency's timeout and breaker. */
   call<T>(name: string, fn: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -81,15 +125,13 @@ export class Dependencies {
     );
   }
 
-  /** Transitions so far: `{ name, from, to, count }`. */
+  /** Transitions so far, of the breakers kept: `{ name, from, to, count }`. */
   transitionCounts(): Array<{ name: string; from: string; to: string; count: number }> {
-    return [...this.transitions].map(([key, count]) => {
-      const [name = "", from = "", to = ""] = key.split("|");
-      return { name, from, to, count };
-    });
-  }
-
-  private transitionCount(change: StateChange): number {
-    return this.transitions.get(`${change.name}|${change.from}|${change.to}`) ?? 0;
+    return [...this.transitions].flatMap(([name, counts]) =>
+      [...counts].map(([key, count]) => {
+        const [from = "", to = ""] = key.split("|");
+        return { name, from, to, count };
+      }),
+    );
   }
 }

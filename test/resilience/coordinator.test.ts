@@ -451,6 +451,29 @@ describe("an isolate's breakers, synced through the coordinator", () => {
     expect(await call(b, calls, true)).toBe("ok");
   });
 
+  test("an evicted instance breaker (webhook:<host>) takes its link along: links stay bounded with the breakers", async () => {
+    const clock = new ManualClock();
+    const coordinator = new FakeCoordinator(clock);
+    const a = new CoordinatedDependencies({
+      coordinator,
+      isolate: "a",
+      clock,
+      coordination,
+      maxInstanceBreakers: 5,
+    });
+    for (let i = 0; i < 50; i++) {
+      await request(a, () => a.call(`webhook:h${i}.example`, async () => "ok"));
+    }
+    expect(a.status().map((link) => link.name)).toEqual(
+      [45, 46, 47, 48, 49].map((i) => `webhook:h${i}.example`),
+    );
+    expect(a.snapshots()).toHaveLength(5);
+    // Called again, an evicted host gets a fresh breaker and a fresh link, synced like any other.
+    await request(a, () => a.call("webhook:h0.example", async () => "ok"));
+    expect(a.status().find((link) => link.name === "webhook:h0.example")).toMatchObject({ local: "closed" });
+    expect(a.status()).toHaveLength(5);
+  });
+
   test("without a coordinator these are plain per-isolate breakers", async () => {
     const clock = new ManualClock();
     const a = isolate("a", clock, undefined);

@@ -167,6 +167,11 @@ export class CoordinatedDependencies extends Dependencies {
     return policy;
   }
 
+  /** An evicted instance breaker (`webhook:<host>`) takes its link along; calling that host again makes both anew. */
+  protected override forgotten(name: string): void {
+    this.links.delete(name);
+  }
+
   /**
    * Starts, in the background of the current request, a sync for each dependency that is due. Cheap when
    * none is (a few comparisons); never throws, never waits.
