@@ -2,6 +2,7 @@
 // an identity provider that is down costs one fetch per backoff, and the keys it last served stay usable a while.
 import { afterEach, describe, expect, test } from "bun:test";
 import { createLocalJWKSet, type JWTPayload, SignJWT } from "jose";
+import type { RemoteKeySetOptions } from "../../edge/middleware/auth/jwks.ts";
 import { bearer, type SigningKey, signingKey, startJwksServer, testGateway } from "./helpers.ts";
 
 const claims = (): JWTPayload => ({
@@ -91,7 +92,7 @@ describe("JWKS", () => {
 
   describe("the identity provider down", () => {
     // The verified-token cache is off: every request resolves its key.
-    const gatewayFor = (url: string, options: Record<string, number>) =>
+    const gatewayFor = (url: string, options: RemoteKeySetOptions) =>
       testGateway({ jwksUrl: url, cacheEntries: 0, jwksOptions: options });
     const status = async (app: ReturnType<typeof testGateway>["app"], token: string) =>
       (await app.request("/orders", { headers: bearer(token) })).status;
@@ -100,7 +101,14 @@ describe("JWKS", () => {
       const rsa = await signingKey("RS256", "rsa-1");
       const jwks = startJwksServer([rsa.jwk]);
       servers.push(jwks);
-      const { app } = gatewayFor(jwks.url, { cacheMaxAge: 200, cooldownDuration: 1_000, retryMs: 300 });
+      const reported: unknown[] = [];
+      const report = (error: unknown) => reported.push(error);
+      const { app } = gatewayFor(jwks.url, {
+        cacheMaxAge: 200,
+        cooldownDuration: 1_000,
+        retryMs: 300,
+        report,
+      });
       const token = await sign(rsa);
       expect(await status(app, token)).toBe(200);
       expect(jwks.hits).toBe(1);
@@ -111,6 +119,7 @@ describe("JWKS", () => {
       for (let i = 0; i < 10; i++) during.push(await status(app, token));
       expect(during).toEqual(Array(10).fill(200));
       expect(jwks.hits).toBe(2); // one failed refetch, not one per request
+      expect(reported).toHaveLength(1); // the outage is told, though every request was answered
 
       jwks.recover();
       await Bun.sleep(350); // past the backoff: one probe, which succeeds

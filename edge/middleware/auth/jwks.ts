@@ -11,6 +11,7 @@ import {
   type RemoteJWKSetOptions,
 } from "jose";
 
+/** jose's options (defaults: cooldownDuration 30 s, cacheMaxAge 10 min, timeoutDuration 5 s), and two of ours. */
 export interface RemoteKeySetOptions extends RemoteJWKSetOptions {
   /**
    * While the key set cannot be fetched, the last one fetched is used until it is this old (ms since that
@@ -19,10 +20,23 @@ export interface RemoteKeySetOptions extends RemoteJWKSetOptions {
   maxStaleMs?: number | undefined;
   /** After a failed fetch, the next waits this long, doubling per failure up to `cooldownDuration`. Default 1 s. */
   retryMs?: number | undefined;
+  /**
+   * Told of each failed fetch (once per round, however many requests shared it), e.g. to log it: while the last set
+   * answers, nothing else shows the outage. Must not throw.
+   */
+  report?: ((error: unknown) => void) | undefined;
 }
 
+const defaults = {
+  cooldownDuration: 30_000,
+  cacheMaxAge: 600_000,
+  timeoutDuration: 5_000,
+  maxStaleMs: 3_600_000,
+  retryMs: 1_000,
+};
+
 /** The key set could not be fetched and no usable copy is at hand: the token is not at fault. */
-export class JwksUnavailable extends Error {
+class JwksUnavailable extends Error {
   override readonly name = "JwksUnavailable";
 }
 
@@ -34,18 +48,27 @@ export class JwksUnavailable extends Error {
  * at once without one), and the last set keeps answering for `maxStaleMs`. A `kid` that set lacks is 503 during
  * an outage, never a fetch: a newly rotated key and a forged one look the same then.
  */
-export function remoteKeySet(url: URL, options: RemoteKeySetOptions = {}): JWTVerifyGetKey {
-  const { maxStaleMs = 3_600_000, retryMs = 1_000, ...joseOptions } = options;
-  const maxRetryMs = Math.max(retryMs, joseOptions.cooldownDuration ?? 30_000);
+export function remoteKeySet(url: string | URL, options: RemoteKeySetOptions = {}): JWTVerifyGetKey {
+  const { maxStaleMs, retryMs, report, ...given } = options;
+  // `??`, not a spread: an option given as undefined takes its default too.
+  const staleMs = maxStaleMs ?? defaults.maxStaleMs;
+  const firstRetryMs = retryMs ?? defaults.retryMs;
+  const joseOptions = {
+    ...given,
+    cooldownDuration: given.cooldownDuration ?? defaults.cooldownDuration,
+    cacheMaxAge: given.cacheMaxAge ?? defaults.cacheMaxAge,
+    timeoutDuration: given.timeoutDuration ?? defaults.timeoutDuration,
+  };
+  const maxRetryMs = Math.max(firstRetryMs, joseOptions.cooldownDuration);
   // jose writes each set it fetches, and when, into this object.
   const fetched: JWKSCacheInput = {};
-  const remote = createRemoteJWKSet(url, { ...joseOptions, [jwksCache]: fetched });
+  const remote = createRemoteJWKSet(new URL(url), { ...joseOptions, [jwksCache]: fetched });
   let last: { jwks: JSONWebKeySet; at: number; keys: JWTVerifyGetKey } | undefined;
   /** Failed rounds in a row; 0 while the provider answers. */
   let failures = 0;
   let retryAt = 0;
 
-  const backoff = (failed: number) => Math.min(maxRetryMs, retryMs * 2 ** (failed - 1));
+  const backoff = (failed: number) => Math.min(maxRetryMs, firstRetryMs * 2 ** (failed - 1));
 
   function lastSet(): typeof last {
     const { jwks, uat } = fetched as Partial<ExportedJWKSCache>;
@@ -57,7 +80,7 @@ export function remoteKeySet(url: URL, options: RemoteKeySetOptions = {}): JWTVe
 
   const fromLastSet: JWTVerifyGetKey = async (...args) => {
     const set = lastSet();
-    if (set === undefined || Date.now() - set.at >= maxStaleMs) {
+    if (set === undefined || Date.now() - set.at >= staleMs) {
       throw new JwksUnavailable("the JWKS cannot be fetched and no recent copy is at hand");
     }
     try {
@@ -72,7 +95,8 @@ export function remoteKeySet(url: URL, options: RemoteKeySetOptions = {}): JWTVe
 
   return async (...args) => {
     const now = Date.now();
-    if (failures > 0) {
+    const probing = failures > 0;
+    if (probing) {
       if (now < retryAt) return fromLastSet(...args);
       // This request probes; until it settles (or its backoff passes, should it never settle), others do not.
       failures++;
@@ -92,6 +116,9 @@ export function remoteKeySet(url: URL, options: RemoteKeySetOptions = {}): JWTVe
       if (failures === 0) {
         failures = 1;
         retryAt = Date.now() + backoff(1);
+        report?.(error);
+      } else if (probing) {
+        report?.(error);
       }
       return fromLastSet(...args);
     }

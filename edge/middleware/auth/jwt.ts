@@ -17,7 +17,10 @@ export interface JwtOptions {
   secret?: string | Uint8Array | undefined;
   /** Where RS256/ES256 public keys are published (JWT_JWKS_URL); fetched by jose, cached, refetched on an unknown `kid`. */
   jwksUrl?: string | URL | undefined;
-  /** A key resolver used instead of `jwksUrl`, e.g. jose's `createLocalJWKSet` in tests. */
+  /**
+   * A key resolver used instead of `jwksUrl`: `remoteKeySet(url)` made once and shared by apps built per request
+   * (each `jwksUrl` makes a key set, and a cache, of its own), or jose's `createLocalJWKSet` in tests.
+   */
   jwks?: JWTVerifyGetKey | undefined;
   /**
    * Passed to `remoteKeySet` (jose's `createRemoteJWKSet`); defaults: cooldownDuration 30 s, cacheMaxAge 10 min,
@@ -53,14 +56,7 @@ export function jwtVerifier(options: JwtOptions): JwtVerifier | undefined {
   }
   const remote =
     options.jwks ??
-    (options.jwksUrl === undefined
-      ? undefined
-      : remoteKeySet(new URL(options.jwksUrl), {
-          cooldownDuration: 30_000,
-          cacheMaxAge: 600_000,
-          timeoutDuration: 5_000,
-          ...options.jwksOptions,
-        }));
+    (options.jwksUrl === undefined ? undefined : remoteKeySet(options.jwksUrl, options.jwksOptions));
   if (hmacKey === undefined && remote === undefined) return undefined;
   const keySet = remote === undefined ? undefined : guardKeySet(remote);
   const tolerance = options.clockToleranceSeconds ?? 5;
