@@ -29,6 +29,7 @@ import {
 } from "../shared/resilience/index.ts";
 import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
 import type { GatewayEnv } from "../edge/env.ts";
+import { remoteKeySet } from "../edge/middleware/auth/jwks.ts";
 import { PostgresApiKeyStore } from "../edge/middleware/auth/postgres-api-key-store.ts";
 import type { ApiKeyStore } from "../edge/middleware/auth/api-key-store.ts";
 import { clientIp } from "../edge/middleware/client-ip/index.ts";
@@ -431,7 +432,17 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     }),
     auth: {
       secret: secret.value,
-      ...(config.JWT_JWKS_URL ? { jwksUrl: config.JWT_JWKS_URL } : {}),
+      // One key set for the API and the console's logins; a provider outage is logged, once per failed round.
+      ...(config.JWT_JWKS_URL
+        ? {
+            jwks: remoteKeySet(config.JWT_JWKS_URL, {
+              report: (error) =>
+                logger.warn("JWKS: the key set could not be fetched; the last one answers up to 1 h", {
+                  error: errorFields(error),
+                }),
+            }),
+          }
+        : {}),
       ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
       ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
     },
@@ -451,6 +462,9 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
     dependencies,
     metrics,
     ...(config.METRICS_TOKEN ? { metricsToken: config.METRICS_TOKEN } : {}),
+    // Rendered at most once a second: /metrics is public unless METRICS_TOKEN is set, and a render costs ms of CPU
+    // and the broker's counts on the one Postgres pool.
+    metricsReuseMs: 1_000,
     corsOrigins: config.CORS_ORIGINS,
     bodyLimitBytes: config.BODY_LIMIT,
     requestTimeoutMs: config.REQUEST_TIMEOUT,

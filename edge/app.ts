@@ -67,6 +67,8 @@ export interface AppOptions {
   metrics?: EdgewiseMetrics;
   /** When set, GET /metrics needs `Authorization: Bearer <metricsToken>`. */
   metricsToken?: string;
+  /** A scrape within this many ms of the last render of /metrics gets it again (see metricsRoutes). Default 0. */
+  metricsReuseMs?: number;
   corsOrigins?: string[];
   bodyLimitBytes?: number;
   requestTimeoutMs?: number;
@@ -132,6 +134,7 @@ export function createApp(options: AppOptions): GatewayApp {
       metricsRoutes({
         registry: metrics.registry,
         ...(options.metricsToken ? { token: options.metricsToken } : {}),
+        ...(options.metricsReuseMs ? { reuseMs: options.metricsReuseMs } : {}),
       }),
     );
   }

@@ -1,8 +1,11 @@
-// /metrics and /readyz show each breaker: its state, its calls by outcome and its transitions.
+// /metrics and /readyz show each breaker: its state, its calls by outcome and its transitions; a render is reused.
 import { expect, test } from "bun:test";
 import { ManualClock } from "../../shared/clock/index.ts";
 import { Dependencies } from "../../shared/resilience/index.ts";
+import { EdgewiseMetrics, MetricsRegistry } from "../../shared/telemetry/metrics/index.ts";
 import { createApp } from "../app.ts";
+import { errorHandler } from "../errors.ts";
+import { metricsRoutes } from "./metrics.ts";
 
 test("a tripped breaker shows as open in /metrics and /readyz, and closed again after a good probe", async () => {
   const clock = new ManualClock(0);
@@ -49,4 +52,45 @@ test("a tripped breaker shows as open in /metrics and /readyz, and closed again 
   expect(await (await app.request("/metrics")).text()).toContain(
     'edgewise_breaker_transitions_total{dependency="postgres",from="half-open",to="closed"} 1',
   );
+});
+
+test("with reuseMs, a flood of scrapes renders once per interval (in flight or within it); later ones see new values", async () => {
+  const clock = new ManualClock(0);
+  const registry = new MetricsRegistry();
+  let reads = 0;
+  registry.callbackGauge({
+    name: "edgewise_test_source_reads",
+    help: "How often the source was read.",
+    observe: async (observe) => {
+      await Bun.sleep(5);
+      observe(++reads);
+    },
+  });
+  const app = metricsRoutes({ registry, reuseMs: 1_000, clock, token: "scrape-token" });
+  app.onError(errorHandler());
+  const scrape = () => app.request("/metrics", { headers: { authorization: "Bearer scrape-token" } });
+  const concurrent = await Promise.all(Array.from({ length: 50 }, async () => (await scrape()).text()));
+  for (let i = 0; i < 50; i++) expect(await (await scrape()).text()).toBe(concurrent[0] as string);
+  expect(reads).toBe(1);
+  // The token is still checked on every scrape, reused or not.
+  expect((await app.request("/metrics")).status).toBe(401);
+  clock.advance(1_000);
+  expect(await (await scrape()).text()).toContain("edgewise_test_source_reads 2");
+  expect(reads).toBe(2);
+});
+
+test("createApp passes metricsReuseMs on: one collect however many scrapes", async () => {
+  const metrics = new EdgewiseMetrics();
+  let reads = 0;
+  metrics.observeOutbox(() => ({ pending: ++reads, oldestAgeMs: 0 }));
+  const app = createApp({
+    actors: {
+      ask: async () => ({ duplicate: false, reply: null }),
+      receive: async () => ({ duplicate: false, reply: null }),
+    },
+    metrics,
+    metricsReuseMs: 60_000,
+  });
+  for (let i = 0; i < 20; i++) expect((await app.request("/metrics")).status).toBe(200);
+  expect(reads).toBe(1);
 });

@@ -1,6 +1,7 @@
 // GET /metrics: every instrument of the node in Prometheus text (HTTP, actors, messaging, breakers, limits, caches).
 import { Hono } from "hono";
 import { describeRoute } from "hono-openapi";
+import { type Clock, systemClock } from "../../shared/clock/index.ts";
 import { timingSafeEqual } from "../../shared/crypto/hmac.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import {
@@ -18,11 +19,46 @@ export interface MetricsRouteOptions {
    * The route sits before authentication, so a scraper needs no JWT, only this shared secret.
    */
   token?: string;
+  /**
+   * A scrape within this many ms of the last render gets that render again, and scrapes arriving during a render
+   * share it. Default 0: every scrape renders. See `reusedRender`.
+   */
+  reuseMs?: number;
+  clock?: Clock;
+}
+
+/**
+ * The scrape's text, rendered at most once per `reuseMs`. A render collects every instrument (each callback source
+ * too: the broker's counts on Postgres, the outbox's on SQLite) and writes a few hundred KB of text, several ms of
+ * CPU, while /metrics sits before the rate limit and needs no credential unless METRICS_TOKEN is set: without the
+ * reuse, anyone could make a node render it thousands of times a second. A scraper every few seconds or more (as
+ * Prometheus and the OTLP push are) sees the same values as before, at most `reuseMs` old.
+ */
+function reusedRender(registry: MetricsRegistry, reuseMs: number, clock: Clock): () => Promise<string> {
+  const render = async () => renderPrometheus(await registry.collect());
+  if (reuseMs <= 0) return render;
+  let last: { text: string; at: number } | undefined;
+  let rendering: Promise<string> | undefined;
+  return () => {
+    if (last && clock.now() - last.at < reuseMs) return Promise.resolve(last.text);
+    rendering ??= (async () => {
+      const at = clock.now();
+      try {
+        const text = await render();
+        last = { text, at };
+        return text;
+      } finally {
+        rendering = undefined;
+      }
+    })();
+    return rendering;
+  };
 }
 
 export function metricsRoutes(options: MetricsRouteOptions): Hono<GatewayEnv> {
   const { registry, token } = options;
   const expected = token ? `Bearer ${token}` : undefined;
+  const scrape = reusedRender(registry, options.reuseMs ?? 0, options.clock ?? systemClock);
   const app = new Hono<GatewayEnv>();
   app.get(
     "/metrics",
@@ -36,7 +72,7 @@ export function metricsRoutes(options: MetricsRouteOptions): Hono<GatewayEnv> {
       if (expected && !timingSafeEqual(c.req.header("authorization") ?? "", expected)) {
         throw new EdgewiseError("unauthorized", "/metrics needs the metrics token");
       }
-      return c.body(renderPrometheus(await registry.collect()), 200, {
+      return c.body(await scrape(), 200, {
         "content-type": prometheusContentType,
       });
     },
