@@ -1,12 +1,16 @@
 // The Worker as a gateway to a self-hosted actor host: every call leaves through the mtls_certificates binding.
 import { afterAll, describe, expect, test } from "bun:test";
+import { Hono } from "hono";
+import { SignJWT } from "jose";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { counterActor } from "../../actors/examples/counter.ts";
 import { LocalActorHost } from "../../actors/hosts/local/index.ts";
 import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
+import { signingKey, startJwksServer } from "../../test/auth/helpers.ts";
 import { createApp } from "../app.ts";
+import type { GatewayEnv } from "../env.ts";
 import { gatewayFromEnv, remoteActorHostFromEnv } from "./cloudflare-gateway.ts";
 
 const secret = "actor-host-secret-for-tests-0123456789";
@@ -67,5 +71,55 @@ describe("remote actors from a Worker", () => {
     expect(gatewayFromEnv({ REQUIRE_CLIENT_CERT: "1", CLIENT_CERT_FINGERPRINTS: "ab12" }).clientCert).toEqual(
       { fingerprints: ["ab12"] },
     );
+  });
+});
+
+describe("the client IP on Workers", () => {
+  /** The address the gateway keys an anonymous caller by, for a request Cloudflare delivered from `peer`. */
+  async function clientIpOf(env: Record<string, string>, peer: string, headers: Record<string, string>) {
+    const { clientIp } = gatewayFromEnv(env);
+    if (!clientIp) throw new Error("expected a clientIp middleware");
+    const app = new Hono<GatewayEnv>();
+    app.use(clientIp);
+    app.get("/", (c) => c.text(c.var.clientIp ?? ""));
+    return (await app.request("/", { headers: { "cf-connecting-ip": peer, ...headers } })).text();
+  }
+  const proxy = "198.51.100.7";
+  const headers = { forwarded: 'for="[2001:db8::5]:443";proto=https', "x-forwarded-for": "203.0.113.9" };
+
+  test("TRUSTED_PROXY_HEADER=forwarded: a trusted proxy's Forwarded names the client, its X-Forwarded-For not", async () => {
+    const env = { TRUSTED_PROXIES: "198.51.100.0/24", TRUSTED_PROXY_HEADER: "forwarded" };
+    expect(await clientIpOf(env, proxy, headers)).toBe("2001:db8::5");
+    expect(await clientIpOf(env, "192.0.2.1", headers)).toBe("192.0.2.1"); // not a trusted proxy
+  });
+
+  test("by default X-Forwarded-For alone is read", async () => {
+    expect(await clientIpOf({ TRUSTED_PROXIES: "198.51.100.0/24" }, proxy, headers)).toBe("203.0.113.9");
+  });
+});
+
+describe("JWT_JWKS_URL on Workers", () => {
+  test("the key set is fetched once per isolate, though the commerce app is built per request", async () => {
+    const rsa = await signingKey("RS256", "rsa-1");
+    const jwks = startJwksServer([rsa.jwk]);
+    try {
+      const options = gatewayFromEnv({ JWT_JWKS_URL: jwks.url });
+      const token = await new SignJWT({ sub: "alice", exp: Math.floor(Date.now() / 1000) + 300 })
+        .setProtectedHeader({ alg: "RS256", kid: rsa.kid })
+        .sign(rsa.privateKey);
+      // As edge/entries/cloudflare.ts does with commerce: an app per request from the isolate's options.
+      for (let i = 0; i < 3; i++) {
+        const app = createApp({ ...options, actors: local });
+        const response = await app.request("/v1/counters/jwks/increment", {
+          method: "POST",
+          body: "{}",
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        });
+        expect(response.status).toBe(200);
+      }
+      expect(jwks.hits).toBe(1);
+    } finally {
+      jwks.stop();
+    }
   });
 });

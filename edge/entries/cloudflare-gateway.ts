@@ -6,6 +6,7 @@ import { type Config, parseConfig } from "../../shared/config/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { Dependencies } from "../../shared/resilience/index.ts";
 import type { AppOptions } from "../app.ts";
+import { remoteKeySet } from "../middleware/auth/jwks.ts";
 import { clientIp } from "../middleware/client-ip/index.ts";
 import { configuredLimiter } from "../middleware/rate-limit/configured.ts";
 import { guardedRedis } from "../middleware/rate-limit/guarded-redis.ts";
@@ -48,12 +49,18 @@ export function gatewayFromEnv(env: object, dependencies?: Dependencies): Gatewa
   });
   const authenticates = config.JWT_SECRET !== undefined || config.JWT_JWKS_URL !== undefined;
   return {
-    clientIp: clientIp({ trustedProxies: config.TRUSTED_PROXIES, platform: "workers" }),
+    clientIp: clientIp({
+      trustedProxies: config.TRUSTED_PROXIES,
+      forwardedHeader: config.TRUSTED_PROXY_HEADER,
+      platform: "workers",
+    }),
     ...(authenticates
       ? {
           auth: {
             ...(config.JWT_SECRET ? { secret: config.JWT_SECRET } : {}),
-            ...(config.JWT_JWKS_URL ? { jwksUrl: config.JWT_JWKS_URL } : {}),
+            // One key set per isolate: with commerce the app is built per request, and a `jwksUrl` would make
+            // each its own, fetched anew.
+            ...(config.JWT_JWKS_URL ? { jwks: remoteKeySet(config.JWT_JWKS_URL) } : {}),
             ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
             ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
           },

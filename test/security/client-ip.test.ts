@@ -11,14 +11,21 @@ const RATE = 5;
 let untrusted: CommerceNode;
 /** Trusts 127.0.0.1: this suite plays the proxy, and its X-Forwarded-For is believed. */
 let trusted: CommerceNode;
+/** Trusts 127.0.0.1 too, as a proxy that writes RFC 7239 `Forwarded` (TRUSTED_PROXY_HEADER=forwarded). */
+let forwarding: CommerceNode;
 
 beforeAll(async () => {
-  [untrusted, trusted] = await Promise.all([
+  [untrusted, trusted, forwarding] = await Promise.all([
     startCommerceNode("security_ip", { RATE_LIMIT: `${RATE}/60s`, TRUSTED_PROXIES: "10.0.0.0/8,192.0.2.1" }),
     startCommerceNode("security_ip_proxy", { RATE_LIMIT: `${RATE}/60s`, TRUSTED_PROXIES: "127.0.0.1,::1" }),
+    startCommerceNode("security_ip_fwd", {
+      RATE_LIMIT: `${RATE}/60s`,
+      TRUSTED_PROXIES: "127.0.0.1,::1",
+      TRUSTED_PROXY_HEADER: "forwarded",
+    }),
   ]);
 }, 30_000);
-afterAll(() => Promise.all([untrusted?.stop(), trusted?.stop()]));
+afterAll(() => Promise.all([untrusted?.stop(), trusted?.stop(), forwarding?.stop()]));
 
 /** An anonymous read: the rate limit runs before the route, which then answers 401. */
 const anonymousRead = (node: CommerceNode, headers: Record<string, string> = {}) =>
@@ -138,6 +145,30 @@ describe("from a trusted proxy", () => {
         cases,
         `trusted proxy, IPv6 ${ip} in a spent /64`,
         limited(await anonymousRead(trusted, { "x-forwarded-for": ip })),
+        refused,
+      );
+    }
+  });
+});
+
+describe("from a trusted proxy that writes Forwarded", () => {
+  test("its Forwarded is believed, X-Forwarded-For is not: each client has its own budget", async () => {
+    const client = (forwarded: string) => () => anonymousRead(forwarding, { forwarded });
+    await exhaust(client('for="[2001:db8:5:6::1]:443";proto=https'));
+    expect((await client("for=203.0.113.20")()).status).toBe(401);
+    const attempts: Array<[string, Record<string, string>]> = [
+      ["the same /64", { forwarded: 'for="[2001:db8:5:6::99]"' }],
+      ["a client's hop before the proxy's", { forwarded: 'for=203.0.113.21, for="[2001:db8:5:6::1]"' }],
+      [
+        "X-Forwarded-For, which this proxy does not write",
+        { forwarded: 'for="[2001:db8:5:6::1]"', "x-forwarded-for": "203.0.113.22" },
+      ],
+    ];
+    for (const [name, headers] of attempts) {
+      expectClosed(
+        cases,
+        `Forwarded proxy, ${name}`,
+        limited(await anonymousRead(forwarding, headers)),
         refused,
       );
     }
