@@ -192,6 +192,17 @@ describe("read sampling (bun)", () => {
         .map((span) => String(span.attributes["url.path"] ?? ""));
       expect(paths).toContain("/v1/customers/[redacted]/loyalty");
       expect(paths.filter((path) => path.includes(token))).toEqual([]);
+      // A path as long as the request line allows is cut, so the span store's size stays bounded by its count.
+      const long = "x".repeat(8_000);
+      await running.client.call("GET", `/v1/customers/${long}/loyalty`);
+      await tracing.flush();
+      const cut = tracing.store
+        .recentTraces(50)
+        .flatMap((summary) => tracing.store.trace(summary.traceId))
+        .map((span) => String(span.attributes["url.path"] ?? ""))
+        .find((path) => path.startsWith(`/v1/customers/${long.slice(0, 100)}`));
+      expect(cut?.length).toBe(1025);
+      expect(cut?.endsWith("…")).toBe(true);
       sampleReads({ ratio: 0 });
       expect(await plainRead()).toBeUndefined();
       // A caller's sampled traceparent passes the same policy: an outsider cannot make its requests recorded.

@@ -105,6 +105,11 @@ function serverSpan(c: Context<GatewayEnv>): { span: Span; context: TraceContext
   return isSpanValid(span) ? { span, context: trace.setSpan(parent, span) } : undefined;
 }
 
+/** The longest `url.path` a span keeps; the route (`http.route`) is always whole. */
+export const maxPathChars = 1024;
+
+const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max)}…` : text);
+
 function endServerSpan(c: Context<GatewayEnv>, span: Span, route: string): void {
   if (!span.isRecording()) return;
   const status = c.res.status;
@@ -113,8 +118,9 @@ function endServerSpan(c: Context<GatewayEnv>, span: Span, route: string): void 
     "http.request.method": c.req.method,
     "http.route": route,
     "http.response.status_code": status,
-    // Masked as logs are: a token pasted into a URL must not land in the trace store.
-    "url.path": maskSecrets(c.req.path),
+    // Masked as logs are: a token pasted into a URL must not land in the trace store. Cut to `maxPathChars`: the
+    // store is bounded by spans, and a path can be as long as the runtime's request line (about 16 KB on Bun).
+    "url.path": clip(maskSecrets(c.req.path), maxPathChars),
   });
   if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
   span.end();
