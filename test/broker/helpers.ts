@@ -80,6 +80,16 @@ export function startReceiver(respond: Responder = () => new Response("ok")) {
 export const uniqueSchema = (name: string) =>
   `broker_test_${name}_${process.pid}_${Math.floor(Math.random() * 1e6)}`.toLowerCase();
 
+/** Creates `schema`, for a node started as a process that finds it through a `search_path` in DATABASE_URL. */
+export async function createSchema(schema: string): Promise<void> {
+  const sql = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    await sql`CREATE SCHEMA IF NOT EXISTS ${sql(schema)}`;
+  } finally {
+    await sql.end();
+  }
+}
+
 export async function dropSchema(schema: string): Promise<void> {
   const sql = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
   try {

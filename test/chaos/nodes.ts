@@ -8,7 +8,7 @@ import { type EdgewiseNode, startNode } from "../../deploy/bun/node.ts";
 import { DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_TOKEN } from "../../deploy/local/broker/index.ts";
 import { referenceSystem } from "../../deploy/reference.ts";
 import { parseConfig } from "../../shared/config/index.ts";
-import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
+import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
 import { CommerceClient } from "../commerce/client.ts";
 import { type Started, startProcess } from "../e2e/process.ts";
 import { REQUEST_TIMEOUT_MS } from "./load.ts";
@@ -200,14 +200,4 @@ export async function startNodeProcess(options: {
   });
 }
 
-/** Creates `schema` (a node started as a process finds it through its search_path). */
-export async function createSchema(schema: string): Promise<void> {
-  const sql = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
-  try {
-    await sql`CREATE SCHEMA IF NOT EXISTS ${sql(schema)}`;
-  } finally {
-    await sql.end();
-  }
-}
-
-export { dropSchema, uniqueSchema };
+export { createSchema, dropSchema, uniqueSchema };

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Broker, startBroker } from "../../deploy/local/broker/index.ts";
-import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
+import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
 import { type Started, startProcess } from "../e2e/process.ts";
 import { freePort, wranglerDev, wranglerEnv } from "../support/wrangler.ts";
 import { CommerceClient } from "./client.ts";
@@ -18,16 +18,6 @@ export interface CommerceWorker {
   jwtSecret: string;
   /** Kills wrangler (and workerd), stops the broker, drops both schemas and the persisted state. */
   stop(): Promise<void>;
-}
-
-async function createSchema(schema: string): Promise<void> {
-  const { default: postgres } = await import("postgres");
-  const sql = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
-  try {
-    await sql`CREATE SCHEMA IF NOT EXISTS ${sql(schema)}`;
-  } finally {
-    await sql.end();
-  }
 }
 
 /**
