@@ -1,4 +1,4 @@
-// The order lifecycle of API.md, end to end over HTTP: every branch, run by each host's suite (Bun, Durable Objects).
+// The order lifecycle of API.md, end to end over HTTP: every branch, run on each host (Bun, Deno, Durable Objects).
 import { describe, expect, test } from "bun:test";
 import { type CommerceClient, eventually, type OrderView, uniqueName } from "./client.ts";
 
