@@ -53,7 +53,7 @@ const notices: Record<string, string> = {
 };
 
 export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | undefined }): Hono<GatewayEnv> {
-  const sessions = consoleSessions(options.auth);
+  const sessions = consoleSessions(options.auth, options.sessions);
   // The admin session of each request the guard let through.
   const admitted = new WeakMap<Request, Session & { kind: "admin" }>();
   const app = new Hono<GatewayEnv>();
@@ -97,7 +97,7 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     } else {
       session = await sessions.resolve(c);
     }
-    if (session.kind === "anonymous" || session.kind === "invalid") {
+    if (session.kind === "anonymous" || session.kind === "invalid" || session.kind === "ended") {
       c.header("WWW-Authenticate", 'Bearer realm="edgewise-console"');
       return page(
         c,
@@ -106,9 +106,11 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
           message={
             session.kind === "invalid"
               ? `The console refused the token (${session.reason}).`
-              : "The console needs an admin token."
+              : session.kind === "ended"
+                ? "The console session has ended (signed out, expired, or the node restarted)."
+                : "The console needs an admin token."
           }
-          hint="Open /_console?token=<an admin JWT> once: the token moves into an HttpOnly cookie and out of the address bar. A Bearer header works too."
+          hint="Open /_console?token=<an admin JWT> once: it opens a console session (an HttpOnly cookie) and leaves the address bar. A Bearer header works too."
         />,
         401,
       );
@@ -273,6 +275,7 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
   // the frame's id. EventSource sends the last id back as Last-Event-ID when it reconnects, and the stream resumes
   // right after it; the page's first connection names the newest row it rendered (`?after=`).
   app.get("/_console/events/stream", async (c) => {
+    const session = sessionOf(c);
     if (!tail) throw new EdgewiseError("not_found", "no event log configured");
     const after = c.req.header("last-event-id") ?? c.req.query("after");
     if (after !== undefined && !isPosition(after)) {
@@ -296,8 +299,20 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     } finally {
       opening--;
     }
-    const end = () => subscription.close();
+    // A session's stream ends with the session (sign-out, expiry), like its pages; a Bearer caller's with the request.
+    let expiry: ReturnType<typeof setTimeout> | undefined;
+    const end = () => {
+      if (expiry !== undefined) clearTimeout(expiry);
+      session.ended?.removeEventListener("abort", end);
+      subscription.close();
+    };
     c.req.raw.signal?.addEventListener("abort", end, { once: true });
+    if (session.ended?.aborted) end();
+    session.ended?.addEventListener("abort", end, { once: true });
+    if (session.expiresAt !== undefined) {
+      expiry = setTimeout(end, Math.min(Math.max(session.expiresAt - Date.now(), 0), 2 ** 31 - 1));
+      (expiry as { unref?: () => void }).unref?.();
+    }
     c.header("X-Accel-Buffering", "no");
     return streamSSE(c, async (stream) => {
       stream.onAbort(end);
@@ -384,8 +399,14 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
   async function checkForm(c: Context<GatewayEnv>): Promise<void> {
     const session = sessionOf(c);
     if (session.via === "bearer") return;
+    // Origin is `null` on the console's own posts (its pages are `no-referrer`), and on any page that chooses so:
+    // Sec-Fetch-Site, which a page cannot choose, tells another site's (or a sibling subdomain's) form apart.
     const origin = c.req.header("origin");
-    if (origin !== undefined && origin !== "null" && origin !== new URL(c.req.url).origin) {
+    const site = c.req.header("sec-fetch-site");
+    if (
+      (origin !== undefined && origin !== "null" && origin !== new URL(c.req.url).origin) ||
+      (site !== undefined && site !== "same-origin" && site !== "none")
+    ) {
       throw new EdgewiseError("forbidden", "a console form must come from the console");
     }
     const form = await c.req.parseBody();
@@ -430,7 +451,13 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
   app.post("/_console/logout", async (c) => {
     await checkForm(c);
     sessions.logout(c);
-    return page(c, <Notice title="Signed out" message="The console session cookie is gone." />);
+    return page(
+      c,
+      <Notice
+        title="Signed out"
+        message="The console session has ended on this node, and its cookie is gone."
+      />,
+    );
   });
 
   return app;

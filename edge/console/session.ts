@@ -1,4 +1,9 @@
-// Who may open the console: an admin JWT as a Bearer header, as `?token=` once (it becomes a cookie), or the cookie.
+// Who may open the console: an admin JWT as a Bearer header, or a console session (cookie) that `?token=` opens once.
+//
+// The cookie holds an opaque session id, never the JWT: a copy of it opens the console only, only on this node,
+// and only until the session ends (sign-out, its lifetime, or the token's `exp`, whichever comes first). Sessions
+// live in the process, like the live streams; a restart signs everyone out.
+import { decodeJwt } from "jose";
 import { timingSafeEqual } from "../../shared/crypto/hmac.ts";
 import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
@@ -10,52 +15,97 @@ export const sessionCookie = "edgewise_console";
 const cookiePath = "/_console";
 
 export type Session =
-  | { kind: "admin"; principal: Principal; via: "bearer" | "cookie"; csrf: string }
+  | {
+      kind: "admin";
+      principal: Principal;
+      via: "bearer" | "cookie";
+      /** The form token; empty for a Bearer caller, which no other site can make send a request. */
+      csrf: string;
+      /** Aborted when the session ends; absent for a Bearer caller. */
+      ended?: AbortSignal;
+      /** When the session ends at the latest, in epoch ms; absent for a Bearer caller. */
+      expiresAt?: number;
+    }
   | { kind: "anonymous" }
+  /** The cookie names no session: it was signed out, has expired, or the node restarted. */
+  | { kind: "ended" }
   | { kind: "invalid"; reason: string }
   | { kind: "forbidden"; principal: Principal };
 
-export interface ConsoleSessions {
-  /** Resolves the caller from the gateway's principal (Bearer), or the session cookie. */
-  resolve(c: Context<GatewayEnv>): Promise<Session>;
-  /** Checks a `?token=`; on success sets the session cookie. */
-  login(c: Context<GatewayEnv>, token: string): Promise<Session>;
-  logout(c: Context<GatewayEnv>): void;
-  /** The form token for a session cookie: an HMAC of it under a key that lives as long as the process. */
-  csrfFor(cookie: string): Promise<string>;
+export interface SessionOptions {
+  /** How long a session lasts at most, in ms (never past its token's `exp`). Default 8 h. */
+  ttlMs?: number;
+  /** Sessions held at once; signing in past it ends the one unused the longest. Default 1,000. */
+  maxSessions?: number;
 }
 
-const hex = (bytes: ArrayBuffer) =>
-  [...new Uint8Array(bytes)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+export interface ConsoleSessions {
+  /** The caller: the gateway's principal (Bearer), or the session its cookie names. */
+  resolve(c: Context<GatewayEnv>): Promise<Session>;
+  /** Checks a `?token=`; for an admin, opens a session and sets its cookie (ending the one the cookie named). */
+  login(c: Context<GatewayEnv>, token: string): Promise<Session>;
+  /** Ends the cookie's session on the server and clears the cookie. */
+  logout(c: Context<GatewayEnv>): void;
+}
 
-export function consoleSessions(jwt: JwtOptions | undefined): ConsoleSessions {
+interface Held {
+  principal: Principal;
+  csrf: string;
+  expiresAt: number;
+  end: AbortController;
+}
+
+const randomHex = (bytes: number) =>
+  [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+export function consoleSessions(jwt: JwtOptions | undefined, options: SessionOptions = {}): ConsoleSessions {
   const verify = jwt ? jwtVerifier(jwt) : undefined;
-  const key = crypto.subtle.importKey(
-    "raw",
-    crypto.getRandomValues(new Uint8Array(32)),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const csrfFor = async (cookie: string) =>
-    hex(await crypto.subtle.sign("HMAC", await key, new TextEncoder().encode(`csrf:${cookie}`)));
+  const ttlMs = options.ttlMs ?? 8 * 3600_000;
+  const maxSessions = options.maxSessions ?? 1_000;
+  /** By id, least recently used first (a Map keeps insertion order). */
+  const held = new Map<string, Held>();
 
-  async function check(token: string, via: "bearer" | "cookie"): Promise<Session> {
-    if (!verify) return { kind: "invalid", reason: "JWTs are not accepted" };
-    if (token.length === 0 || token.length > 8192) return { kind: "invalid", reason: "malformed" };
-    const outcome = await verify(token);
-    if (!("principal" in outcome)) return { kind: "invalid", reason: outcome.reason };
-    if (!hasScope(outcome.principal, "admin")) return { kind: "forbidden", principal: outcome.principal };
-    return {
-      kind: "admin",
-      principal: outcome.principal,
-      via,
-      csrf: via === "cookie" ? await csrfFor(token) : "",
-    };
-  }
+  const end = (id: string) => {
+    const session = held.get(id);
+    if (!session) return;
+    held.delete(id);
+    session.end.abort();
+  };
+  const find = (id: string): Held | undefined => {
+    const session = held.get(id);
+    if (!session) return undefined;
+    if (session.expiresAt <= Date.now()) {
+      end(id);
+      return undefined;
+    }
+    // Last used goes last: past the bound, the session unused the longest ends, not one in use.
+    held.delete(id);
+    held.set(id, session);
+    return session;
+  };
+  const open = (principal: Principal, token: string): { id: string; session: Held } => {
+    for (const [id, session] of held) if (session.expiresAt <= Date.now()) end(id);
+    while (held.size >= maxSessions) end(held.keys().next().value as string);
+    const exp = decodeJwt(token).exp; // verified just before; required
+    const expiresAt = Math.min(
+      Date.now() + ttlMs,
+      typeof exp === "number" ? exp * 1000 : Number.POSITIVE_INFINITY,
+    );
+    const id = randomHex(32);
+    const session = { principal, csrf: randomHex(32), expiresAt, end: new AbortController() };
+    held.set(id, session);
+    return { id, session };
+  };
+  const admitted = (session: Held): Session => ({
+    kind: "admin",
+    principal: session.principal,
+    via: "cookie",
+    csrf: session.csrf,
+    ended: session.end.signal,
+    expiresAt: session.expiresAt,
+  });
 
   return {
-    csrfFor,
     async resolve(c) {
       const principal = c.var.principal;
       if (principal) {
@@ -63,28 +113,36 @@ export function consoleSessions(jwt: JwtOptions | undefined): ConsoleSessions {
           ? { kind: "admin", principal, via: "bearer", csrf: "" }
           : { kind: "forbidden", principal };
       }
-      const cookie = getCookie(c, sessionCookie);
-      if (cookie === undefined) return { kind: "anonymous" };
-      const session = await check(cookie, "cookie");
-      if (session.kind === "invalid") deleteCookie(c, sessionCookie, { path: cookiePath });
-      return session;
+      const id = getCookie(c, sessionCookie);
+      if (id === undefined) return { kind: "anonymous" };
+      const session = find(id);
+      if (session) return admitted(session);
+      deleteCookie(c, sessionCookie, { path: cookiePath });
+      return { kind: "ended" };
     },
     async login(c, token) {
-      const session = await check(token, "cookie");
-      if (session.kind === "admin") {
-        const url = new URL(c.req.url);
-        const secure = url.protocol === "https:" || c.req.header("x-forwarded-proto") === "https";
-        setCookie(c, sessionCookie, token, {
-          path: cookiePath,
-          httpOnly: true,
-          sameSite: "Strict",
-          secure,
-          maxAge: 8 * 3600,
-        });
-      }
-      return session;
+      if (!verify) return { kind: "invalid", reason: "JWTs are not accepted" };
+      if (token.length === 0 || token.length > 8192) return { kind: "invalid", reason: "malformed" };
+      const outcome = await verify(token);
+      if (!("principal" in outcome)) return { kind: "invalid", reason: outcome.reason };
+      if (!hasScope(outcome.principal, "admin")) return { kind: "forbidden", principal: outcome.principal };
+      const previous = getCookie(c, sessionCookie);
+      if (previous !== undefined) end(previous);
+      const { id, session } = open(outcome.principal, token);
+      const secure =
+        new URL(c.req.url).protocol === "https:" || c.req.header("x-forwarded-proto") === "https";
+      setCookie(c, sessionCookie, id, {
+        path: cookiePath,
+        httpOnly: true,
+        sameSite: "Strict",
+        secure,
+        maxAge: Math.max(0, Math.floor((session.expiresAt - Date.now()) / 1000)),
+      });
+      return admitted(session);
     },
     logout(c) {
+      const id = getCookie(c, sessionCookie);
+      if (id !== undefined) end(id);
       deleteCookie(c, sessionCookie, { path: cookiePath });
     },
   };

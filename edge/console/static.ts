@@ -5,10 +5,18 @@
  * server rendered), each `activity` frame a new row on top, at most `data-max-rows`. The frame's data is JSON and
  * goes into the cells as text (textContent), never as markup. `#events-status` says whether the stream is live.
  * EventSource reconnects on its own, resuming after the last frame's id (Last-Event-ID); when the server refused
- * it outright (503: too many streams, 401: signed out), a new one is opened after a pause.
+ * it outright (503: too many streams, 401: signed out), a new one is opened after a pause. First of all, a `?token=`
+ * the server refused (it redirects only a sign-in that worked) is taken out of the address and the history.
  */
 export const consoleScript = `"use strict";
 (function () {
+  // A refused ?token= is answered where it was asked (401, 403): it leaves the address bar and the history here.
+  if (/[?&]token=/.test(location.search) && window.history && typeof URLSearchParams === "function") {
+    var params = new URLSearchParams(location.search);
+    params.delete("token");
+    var query = params.toString();
+    history.replaceState(null, "", location.pathname + (query ? "?" + query : "") + location.hash);
+  }
   var table = document.getElementById("event-table");
   var rows = document.getElementById("event-rows");
   var url = table && table.getAttribute("data-stream");

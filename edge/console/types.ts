@@ -2,6 +2,7 @@
 import type { ActorSnapshot } from "../../actors/runtime/index.ts";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import type { BreakerSnapshot } from "../../shared/resilience/index.ts";
+import type { SessionOptions } from "./session.ts";
 
 export interface ConsoleTopology {
   /** Actor types and the message types each accepts. */
@@ -73,6 +74,8 @@ export interface ConsoleOptions {
   /** One actor's state, inbox and outbox; absent where actors run on a remote host. */
   inspect?: (address: { type: string; key: string }) => ActorInspection;
   traces?: ConsoleTraces;
+  /** Console sessions (edge/console/session.ts): how long one lasts, how many are held. */
+  sessions?: SessionOptions;
   /** The live stream's knobs (edge/console/live.ts); the defaults suit a node. */
   live?: LiveOptions;
   /** Aborted when the node shuts down: every live stream ends, so the server's graceful stop is not held up. */

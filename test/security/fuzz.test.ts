@@ -213,17 +213,13 @@ beforeAll(async () => {
     both: { headers: { ...bearer(alice), "x-api-key": adminKey.key }, sub: "alice" },
     metrics: { headers: bearer(metricsToken), sub: "carol" },
     "metrics-wrong": { headers: bearer(`${metricsToken}x`), sub: "carol" },
-    "cookie:admin": { headers: { cookie: `edgewise_console=${admin}` }, sub: "admin" },
+    // Filled in below by a sign-in: the cookie holds a session id. A JWT planted in it is no session (alice's).
+    "cookie:admin": { headers: {}, sub: "admin" },
     "cookie:alice": { headers: { cookie: `edgewise_console=${alice}` }, sub: "alice" },
     "cookie:garbage": { headers: { cookie: "edgewise_console=garbage; other=1" }, sub: "carol" },
   };
 
-  // The console's form token for the admin cookie session.
-  const page = await (
-    await fetch(`${node.url}/_console`, { headers: { cookie: `edgewise_console=${admin}` } })
-  ).text();
-  const csrf = /name="csrf" value="([0-9a-f]+)"/.exec(page)?.[1];
-  if (!csrf) throw new Error("fuzz: no CSRF token on the console page");
+  const csrf = await consoleSignIn(node.url, admin, credentials);
 
   ctx = {
     base: node.url,
@@ -279,6 +275,21 @@ afterAll(async () => {
   await running?.stop();
   receiver?.stop();
 });
+
+/** Opens a console session with `?token=`: its cookie becomes `cookie:admin`, and its CSRF token is returned. */
+async function consoleSignIn(
+  base: string,
+  admin: string,
+  credentials: FuzzContext["credentials"],
+): Promise<string> {
+  const login = await fetch(`${base}/_console?token=${admin}`, { redirect: "manual" });
+  const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] as string;
+  credentials["cookie:admin"] = { headers: { cookie }, sub: "admin" };
+  const page = await (await fetch(`${base}/_console`, { headers: { cookie } })).text();
+  const csrf = /name="csrf" value="([0-9a-f]+)"/.exec(page)?.[1];
+  if (!csrf) throw new Error("fuzz: no CSRF token on the console page");
+  return csrf;
+}
 
 async function waitForDeadLetter(): Promise<void> {
   const deadline = Date.now() + 10_000;
@@ -395,6 +406,11 @@ test(
 
         const outcome = await send(ctx, request);
         sent++;
+        // Signing out ends the console session on the server: sign in again, so later requests have one.
+        if (request.endpoint === "POST /_console/logout" && outcome.status === 200) {
+          const admin = (ctx.credentials["jwt:admin"]?.headers.authorization ?? "").slice("Bearer ".length);
+          ctx.csrf = await consoleSignIn(ctx.base, admin, ctx.credentials);
+        }
         const status = outcome.status;
         // Bun's HTTP parser answering before the app ran (400, 431, 505 for a request line it cannot read) or
         // closing the connection is a refusal. Any other answer without the app's X-Request-Id (a 500 from a throw

@@ -308,13 +308,11 @@ describe("the operator console", () => {
     const attempts: Array<[string, string, string, Record<string, string>]> = [
       ["Bearer, every other scope", "GET", "/_console", { authorization: `Bearer ${scoped}` }],
       ["?token=, every other scope", "GET", `/_console?token=${scoped}`, {}],
-      ["session cookie, every other scope", "GET", "/_console", { cookie: `edgewise_console=${scoped}` }],
       ["API key", "GET", "/_console", { "x-api-key": webhookAdminKey }],
       ["Bearer", "GET", `/_console/actors/inventory/${sku}`, { authorization: `Bearer ${scoped}` }],
       ["Bearer", "POST", `/_console/dlq/${dlqId}/retry`, { authorization: `Bearer ${scoped}` }],
       ["Bearer", "POST", `/_console/dlq/${dlqId}/delete`, { authorization: `Bearer ${scoped}` }],
       ["Bearer", "POST", "/_console/dlq/purge", { authorization: `Bearer ${scoped}` }],
-      ["session cookie", "POST", `/_console/dlq/${dlqId}/retry`, { cookie: `edgewise_console=${scoped}` }],
     ];
     for (const [via, method, path, headers] of attempts) {
       const answer = await send(running.node.url, method, path, { headers });
@@ -329,28 +327,47 @@ describe("the operator console", () => {
 
   test("anonymous gets 401; an admin's cookie without the CSRF token, or from another origin, replays nothing", async () => {
     const admin = await running.client.token();
+    const scoped = await running.client.token(owner, nonAdmin);
+    // The cookie holds a console session's id, which only an admin's `?token=` opens; a JWT put there is none.
+    const login = await fetch(`${running.node.url}/_console?token=${admin}`, { redirect: "manual" });
+    const session = (login.headers.get("set-cookie") ?? "").split(";")[0] as string;
     const attempts: Array<[string, string, string, Record<string, string>, number]> = [
       ["anonymous", "GET", "/_console", {}, 401],
       ["anonymous", "POST", `/_console/dlq/${dlqId}/retry`, {}, 401],
       [
-        "admin cookie, no CSRF token",
+        "a JWT of every other scope as the cookie",
+        "GET",
+        "/_console",
+        { cookie: `edgewise_console=${scoped}` },
+        401,
+      ],
+      [
+        "a JWT of every other scope as the cookie",
         "POST",
         `/_console/dlq/${dlqId}/retry`,
-        { cookie: `edgewise_console=${admin}` },
-        403,
+        { cookie: `edgewise_console=${scoped}` },
+        401,
       ],
+      [
+        "an admin's JWT as the cookie",
+        "POST",
+        "/_console/dlq/purge",
+        { cookie: `edgewise_console=${admin}` },
+        401,
+      ],
+      ["admin cookie, no CSRF token", "POST", `/_console/dlq/${dlqId}/retry`, { cookie: session }, 403],
       [
         "admin cookie, wrong CSRF token",
         "POST",
         `/_console/dlq/${dlqId}/delete`,
-        { cookie: `edgewise_console=${admin}`, "content-type": "application/x-www-form-urlencoded" },
+        { cookie: session, "content-type": "application/x-www-form-urlencoded" },
         403,
       ],
       [
         "admin cookie, another origin",
         "POST",
         "/_console/dlq/purge",
-        { cookie: `edgewise_console=${admin}`, origin: "https://evil.example" },
+        { cookie: session, origin: "https://evil.example" },
         403,
       ],
       // `purge` is the only one-segment action under /_console/dlq/ (the route takes a parameter there).
