@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
-import { type Started, startProcess } from "../e2e/process.ts";
+import { denoEntryCommand, type Started, startProcess } from "../e2e/process.ts";
 import { CommerceClient } from "./client.ts";
 
 const root = resolve(import.meta.dir, "../..");
@@ -40,31 +40,22 @@ export async function startCommerceDenoNode(
   };
   try {
     await createSchema(schema);
-    node = await startProcess(
-      [
-        join(root, "node_modules/.bin/deno"),
-        "run",
-        "--allow-all",
-        "--no-lock",
-        join(root, "edge/entries/deno.ts"),
-      ],
-      {
-        cwd: root,
-        env: {
-          HOST: "127.0.0.1",
-          PORT: "0",
-          DATABASE_URL: `${TEST_DATABASE_URL}${TEST_DATABASE_URL.includes("?") ? "&" : "?"}search_path=${schema}`,
-          EDGEWISE_DATA_DIR: dataDir,
-          JWT_SECRET: jwtSecret,
-          RATE_LIMIT: "1000000/60s",
-          WEBHOOKS_ALLOW_PRIVATE: "1",
-          NO_COLOR: "1",
-          ...env,
-        },
-        pattern: /listening on (https?:\/\/\S+)/,
-        timeoutMs: 60_000,
+    node = await startProcess(denoEntryCommand(root), {
+      cwd: root,
+      env: {
+        HOST: "127.0.0.1",
+        PORT: "0",
+        DATABASE_URL: `${TEST_DATABASE_URL}${TEST_DATABASE_URL.includes("?") ? "&" : "?"}search_path=${schema}`,
+        EDGEWISE_DATA_DIR: dataDir,
+        JWT_SECRET: jwtSecret,
+        RATE_LIMIT: "1000000/60s",
+        WEBHOOKS_ALLOW_PRIVATE: "1",
+        NO_COLOR: "1",
+        ...env,
       },
-    );
+      pattern: /listening on (https?:\/\/\S+)/,
+      timeoutMs: 60_000,
+    });
     const client = new CommerceClient({ base: node.match, jwtSecret });
     const ready = await fetch(`${node.match}/readyz`);
     if (!ready.ok) throw new Error(`the Deno node is not ready: ${await ready.text()}\n${node.output()}`);

@@ -1,4 +1,5 @@
 // Starts a server process for an end-to-end test and waits for a line it prints; kills its whole group.
+import { join } from "node:path";
 import type { Subprocess } from "bun";
 
 export interface Started {
@@ -50,3 +51,12 @@ export async function startProcess(
 }
 
 export { freePort } from "../support/wrangler.ts";
+
+/** `npm run start:deno`'s command, for a test to start a Deno node as an operator would. */
+export const denoEntryCommand = (root: string): string[] => [
+  join(root, "node_modules/.bin/deno"),
+  "run",
+  "--allow-all",
+  "--no-lock",
+  join(root, "edge/entries/deno.ts"),
+];

@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { freePort, startProcess } from "./process.ts";
+import { denoEntryCommand, freePort, startProcess } from "./process.ts";
 import { gatewaySmoke } from "./smoke.ts";
 
 const root = resolve(import.meta.dir, "../..");
@@ -22,27 +22,18 @@ test("smoke on Deno: authentication, rate limit, actor ask; metrics pushed over 
       return new Response("{}");
     },
   });
-  const server = await startProcess(
-    [
-      join(root, "node_modules/.bin/deno"),
-      "run",
-      "--allow-all",
-      "--no-lock",
-      join(root, "edge/entries/deno.ts"),
-    ],
-    {
-      cwd: root,
-      env: {
-        PORT: String(port),
-        HOST: "127.0.0.1",
-        RATE_LIMIT: "5/60s",
-        EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-smoke-deno-")),
-        OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `http://127.0.0.1:${collector.port}/v1/metrics`,
-        OTEL_METRIC_EXPORT_INTERVAL: "200",
-      },
-      pattern: /admin token[^:]*: (\S+)/,
+  const server = await startProcess(denoEntryCommand(root), {
+    cwd: root,
+    env: {
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      RATE_LIMIT: "5/60s",
+      EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-smoke-deno-")),
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `http://127.0.0.1:${collector.port}/v1/metrics`,
+      OTEL_METRIC_EXPORT_INTERVAL: "200",
     },
-  );
+    pattern: /admin token[^:]*: (\S+)/,
+  });
   try {
     await gatewaySmoke(`http://127.0.0.1:${port}`, server.match);
     const names = () =>

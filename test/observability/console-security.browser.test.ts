@@ -2,25 +2,14 @@
 // activity log in memory: markup that arrives on the live stream stays text, a refused `?token=` leaves the address
 // bar, and signing out ends the live stream.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { launchChromium } from "../support/chromium.ts";
 import type { ActorHost } from "../../actors/runtime/index.ts";
 import { createApp } from "../../edge/app.ts";
 import type { ConsoleLogEntry } from "../../edge/console/index.tsx";
 import { issueToken } from "../../edge/middleware/auth/tokens.ts";
 import { createEnvelope, type Envelope } from "../../shared/envelope/index.ts";
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const chromiumArgs = [
-  "--no-sandbox",
-  "--headless=new",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-dev-shm-usage",
-];
 const secret = "console-browser-secret-console-browser-secret";
 /** Runs if any of it becomes markup: the CSP would block the inline handlers, so the test looks for both. */
 const payload = `<img src=x onerror="window.pwned=1"><svg onload="window.pwned=1"></svg><b>bold</b>`;
@@ -51,7 +40,7 @@ let browser: Browser;
 beforeAll(async () => {
   server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (request) => gateway.fetch(request) });
   base = `http://127.0.0.1:${server.port}`;
-  browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
+  browser = await launchChromium();
 }, 60_000);
 afterAll(async () => {
   await browser?.close();

@@ -4,24 +4,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "../support/chromium.ts";
 import { startReceiver } from "../broker/helpers.ts";
 import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
 import { eventually, expectOk, uniqueName } from "../commerce/client.ts";
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-/** From the machine notes: as root, with no network beyond localhost. */
-const chromiumArgs = [
-  "--no-sandbox",
-  "--headless=new",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-dev-shm-usage",
-];
 const artifacts = resolve(import.meta.dir, "../artifacts/console");
 
 let running: CommerceNode;
@@ -33,7 +21,7 @@ beforeAll(async () => {
   [running, browser] = await Promise.all([
     // No retries: a failed webhook delivery is dead-lettered at once.
     startCommerceNode("console_browser", { EDGEWISE_DELIVERY_RETRIES: "0" }),
-    chromium.launch({ executablePath: chromiumPath, args: chromiumArgs }),
+    launchChromium(),
   ]);
 }, 60_000);
 afterAll(async () => {
