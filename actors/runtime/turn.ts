@@ -28,6 +28,7 @@ import { assertStorable, createTurnContext, jsonText } from "./context.ts";
 import type { AnyActorDefinition } from "./define.ts";
 import { activateState, validateState } from "./migrate.ts";
 import type { ActorStorage, TurnCommit } from "./storage.ts";
+import { remember } from "../../shared/collections/recency.ts";
 
 export interface TurnOutcome {
   /** True when the message id was already handled: the handler did not run again. */
@@ -445,13 +446,6 @@ export class ActorInstance {
 const kvCacheLimit = 1024;
 /** Timer generations one instance remembers; past it the oldest go (a stale firing is then possible again). */
 const timerFiringsLimit = 1024;
-
-/** Sets `key` as the most recent entry of `map`, dropping the least recent past `limit`. */
-function remember<V>(map: Map<string, V>, key: string, value: V, limit: number): void {
-  map.delete(key);
-  map.set(key, value);
-  if (map.size > limit) map.delete(map.keys().next().value as string);
-}
 
 function endCommitted(span: Span, commitStarted: number, outbox: number): void {
   if (span.isRecording()) {

@@ -10,6 +10,8 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { GatewayEnv } from "../env.ts";
 import { type JwtOptions, jwtVerifier } from "../middleware/auth/jwt.ts";
 import { hasScope, type Principal } from "../middleware/auth/principal.ts";
+import { randomHex } from "../../shared/crypto/hex.ts";
+import { evictLeastRecent, touch } from "../../shared/collections/recency.ts";
 
 export const sessionCookie = "edgewise_console";
 const cookiePath = "/_console";
@@ -55,9 +57,6 @@ interface Held {
   end: AbortController;
 }
 
-const randomHex = (bytes: number) =>
-  [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
-
 export function consoleSessions(jwt: JwtOptions | undefined, options: SessionOptions = {}): ConsoleSessions {
   const verify = jwt ? jwtVerifier(jwt) : undefined;
   const ttlMs = options.ttlMs ?? 8 * 3600_000;
@@ -79,13 +78,12 @@ export function consoleSessions(jwt: JwtOptions | undefined, options: SessionOpt
       return undefined;
     }
     // Last used goes last: past the bound, the session unused the longest ends, not one in use.
-    held.delete(id);
-    held.set(id, session);
+    touch(held, id);
     return session;
   };
   const open = (principal: Principal, token: string): { id: string; session: Held } => {
     for (const [id, session] of held) if (session.expiresAt <= Date.now()) end(id);
-    while (held.size >= maxSessions) end(held.keys().next().value as string);
+    evictLeastRecent(held, maxSessions, { evicted: (session) => session.end.abort() });
     const exp = decodeJwt(token).exp; // verified just before; required
     const expiresAt = Math.min(
       Date.now() + ttlMs,

@@ -1,4 +1,6 @@
 // HMAC-SHA256 request signing with WebCrypto (every runtime has it), verified in constant time.
+import { toHex } from "./hex.ts";
+
 const encoder = new TextEncoder();
 
 async function key(secret: string): Promise<CryptoKey> {
@@ -8,15 +10,12 @@ async function key(secret: string): Promise<CryptoKey> {
   ]);
 }
 
-const hex = (bytes: ArrayBuffer) =>
-  [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
-
 /** A signer for one secret; the key is imported once. */
 export function hmacSigner(secret: string) {
   const imported = key(secret);
   return {
     async sign(message: string): Promise<string> {
-      return hex(await crypto.subtle.sign("HMAC", await imported, encoder.encode(message)));
+      return toHex(await crypto.subtle.sign("HMAC", await imported, encoder.encode(message)));
     },
     /** WebCrypto's verify compares in constant time; a malformed signature is just false. */
     async verify(message: string, signatureHex: string): Promise<boolean> {

@@ -3,6 +3,7 @@ import type { Clock } from "../clock/index.ts";
 import { CircuitBreaker } from "./breaker.ts";
 import type { BreakerOptions, BreakerSnapshot, StateChange } from "./breaker-options.ts";
 import { resilient, type ResilientPolicy } from "./policy.ts";
+import { evictLeastRecent, touch } from "../collections/recency.ts";
 
 /** How each kind of dependency is guarded. Timeouts are per call; a breaker opens within about a second. */
 export interface DependencyPolicy {
@@ -56,7 +57,7 @@ export class Dependencies {
     let policy = this.policies.get(name);
     if (policy) {
       // Moved to the back: the map's order is the order of last use.
-      if (this.instances.size > 0 && this.instances.delete(name)) this.instances.set(name, policy);
+      if (this.instances.size > 0) touch(this.instances, name);
     } else {
       const configured =
         this.options.policies?.[name] ?? this.options.policies?.[name.split(":")[0] ?? name] ?? {};
@@ -94,16 +95,15 @@ export class Dependencies {
    * again. At most `evictionScan` are looked at: with more open at once, the bound is exceeded while they are.
    */
   private makeRoom(): void {
-    const max = this.options.maxInstanceBreakers ?? 1_000;
-    let scanned = 0;
-    for (const [name, policy] of this.instances) {
-      if (this.instances.size < max || scanned++ >= evictionScan) return;
-      if (policy.breaker && !policy.breaker.disposable) continue;
-      this.instances.delete(name);
-      this.policies.delete(name);
-      this.transitions.delete(name);
-      this.forgotten(name);
-    }
+    evictLeastRecent(this.instances, this.options.maxInstanceBreakers ?? 1_000, {
+      scan: evictionScan,
+      evictable: (policy) => !policy.breaker || policy.breaker.disposable,
+      evicted: (_policy, name) => {
+        this.policies.delete(name);
+        this.transitions.delete(name);
+        this.forgotten(name);
+      },
+    });
   }
 
   /** Told when an instance breaker is evicted, for a subclass that keeps something per name. */

@@ -7,10 +7,10 @@ import { activeTraceHeaders } from "../../../shared/telemetry/trace/index.ts";
 import { formatAddress } from "../../runtime/address.ts";
 import type { Transport } from "../../runtime/transport.ts";
 import { Participants, Restock } from "../messages.ts";
-import { sha256Hex } from "./messages.ts";
 import { isSecret } from "./secret.ts";
 import { type HeadersLike, type SignatureFailure, TOLERANCE_SECONDS, verify } from "./sign.ts";
 import type { WebhookStore } from "./store.ts";
+import { sha256Hex } from "../../../shared/crypto/hex.ts";
 
 /** Source name → its secrets. A source listed twice has two, for rotation: either may sign. */
 export type InboundSecrets = ReadonlyMap<string, readonly string[]>;

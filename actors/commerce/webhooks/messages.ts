@@ -3,6 +3,7 @@ import * as v from "valibot";
 import { createEnvelope, type Envelope, EnvelopeSchema } from "../../../shared/envelope/index.ts";
 import { actorSource, formatAddress } from "../../runtime/address.ts";
 import { Participants, WebhookEventNames } from "../messages.ts";
+import { sha256Hex } from "../../../shared/crypto/hex.ts";
 
 /** The fan-out consumer's key: `webhooks/outbound` receives the domain events. */
 export const OUTBOUND_KEY = "outbound";
@@ -30,11 +31,6 @@ const urlSafe = /^[A-Za-z0-9._~-]{1,256}$/;
 export async function deliveryId(eventId: string, subscriptionId: string): Promise<string> {
   const plain = `${eventId}.${subscriptionId}`;
   return urlSafe.test(plain) ? plain : `whd_${await sha256Hex(plain)}`;
-}
-
-export async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 /** The delivery command for one subscription; deterministic, so a retried fan-out sends the same message. */

@@ -27,6 +27,7 @@ import {
 } from "../../runtime/index.ts";
 import type { SqlDatabase } from "./sql.ts";
 import { type DueTimer, LocalStore } from "./store.ts";
+import { evictLeastRecent } from "../../../shared/collections/recency.ts";
 
 /** Timer firings in flight at once, at most. */
 const maxTimerFirings = 256;
@@ -234,11 +235,10 @@ export class LocalActorHost implements ActorHost {
    * busy goes over the bound for as long as they are, rather than scanning every instance per activation.
    */
   private makeRoom(): void {
-    let scanned = 0;
-    for (const [id, instance] of this.instances) {
-      if (this.instances.size < this.options.maxActiveActors || scanned++ >= evictionScan) return;
-      if (instance.broken || instance.idle) this.instances.delete(id);
-    }
+    evictLeastRecent(this.instances, this.options.maxActiveActors, {
+      scan: evictionScan,
+      evictable: (instance) => instance.broken || instance.idle,
+    });
   }
 
   private afterCommit(commit: TurnCommit): void {

@@ -3,6 +3,7 @@ import { timingSafeEqual } from "../../../shared/crypto/hmac.ts";
 import type { ApiKeyRecord, ApiKeyStore } from "./api-key-store.ts";
 import type { Principal } from "./principal.ts";
 import { scopeSet } from "./scope-set.ts";
+import { sha256Hex } from "../../../shared/crypto/hex.ts";
 
 /** Crockford base32, lower case: 32 symbols, so `byte & 31` picks one without bias. */
 const idAlphabet = "0123456789abcdefghjkmnpqrstvwxyz";
@@ -31,8 +32,7 @@ export function isApiKeyId(id: string): boolean {
  * there is nothing to guess or precompute, and a slow KDF would only cost CPU on every request.
  */
 export async function hashSecret(secret: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(secret));
-  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+  return sha256Hex(secret);
 }
 
 export interface GeneratedApiKey {
