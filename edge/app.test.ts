@@ -169,6 +169,28 @@ describe("gateway app (in process)", () => {
     expect(JSON.parse(text)).toMatchObject({ code: "internal", title: "Internal error" });
   });
 
+  test("a known path asked with a method it does not take: 405 problem with Allow, not 404", async () => {
+    const cases: Array<[string, string, string]> = [
+      ["POST", "/healthz", "GET, HEAD"],
+      ["DELETE", "/test/nap", "POST"],
+      ["GET", "/v1/counters/k1/increment", "POST"],
+      ["PATCH", "/openapi.json", "GET, HEAD"],
+    ];
+    for (const [method, path, allow] of cases) {
+      const response = await app.request(path, { method });
+      expect({ method, path, status: response.status, allow: response.headers.get("allow") }).toEqual({
+        method,
+        path,
+        status: 405,
+        allow,
+      });
+      expect(response.headers.get("content-type")).toBe("application/problem+json");
+      expect(await response.json()).toMatchObject({ status: 405, code: "method_not_allowed" });
+    }
+    // A path no route has stays a 404, whatever the method.
+    expect((await app.request("/v1/counters/k1/nope", { method: "DELETE" })).status).toBe(404);
+  });
+
   test("GET /openapi.json is OpenAPI 3.1 generated from the schemas the routes validate with", async () => {
     const spec = (await (await app.request("/openapi.json")).json()) as {
       openapi: string;

@@ -4,6 +4,7 @@ import { openAPIRouteHandler } from "hono-openapi";
 import { EdgewiseError } from "../shared/errors/index.ts";
 import { type ActorHost, type MessageConsumer, withConsumers } from "../actors/runtime/index.ts";
 import type { GatewayEnv } from "./env.ts";
+import { allowedMethodsFor } from "./allowed-methods.ts";
 import { errorHandler } from "./errors.ts";
 import { openApiOptions } from "./openapi.ts";
 import { cachedApiKeyVerifier } from "./middleware/auth/api-key-cache.ts";
@@ -107,11 +108,25 @@ function noRoute(c: Context<GatewayEnv>): never {
   throw new EdgewiseError("not_found", `no route for ${c.req.method} ${c.req.path}`);
 }
 
+/** No handler for this method: 405 with `Allow` when the path has handlers for others (RFC 9110), else 404. */
+function noRouteIn(app: Hono<GatewayEnv>) {
+  const allowedMethods = allowedMethodsFor(app.routes);
+  return (c: Context<GatewayEnv>): never => {
+    const allowed = allowedMethods(c.req.path);
+    if (allowed.length === 0) noRoute(c);
+    c.header("allow", allowed.join(", "));
+    throw new EdgewiseError(
+      "method_not_allowed",
+      `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allowed.join(", ")}`,
+    );
+  };
+}
+
 export function createApp(options: AppOptions): GatewayApp {
   const app: GatewayApp = new Hono<GatewayEnv>();
   const onError = errorHandler(options.logger ? { logger: options.logger } : {});
   app.onError(onError);
-  app.notFound(noRoute);
+  app.notFound(noRouteIn(app));
 
   const metrics = options.metrics ?? (options.dependencies ? new EdgewiseMetrics() : undefined);
   if (metrics && options.dependencies) metrics.observeDependencies(options.dependencies);

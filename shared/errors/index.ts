@@ -27,6 +27,8 @@ export const errorCatalog = {
   unauthorized: { status: 401, title: "Unauthorized", public: true },
   forbidden: { status: 403, title: "Forbidden", public: true },
   not_found: { status: 404, title: "Not found", public: true },
+  /** A path the API knows, asked with a method it does not take there; the response's `Allow` lists those it does. */
+  method_not_allowed: { status: 405, title: "Method not allowed", public: true },
   conflict: { status: 409, title: "Conflict", public: true },
   "idempotency.mismatch": {
     status: 422,
