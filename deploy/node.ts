@@ -50,6 +50,7 @@ import {
 import { type Broker, defaultDeliveryConcurrency, startBroker } from "./local/broker/index.ts";
 import { connect, type Sql } from "./local/broker/db.ts";
 import { startEmbeddedPostgres } from "./local/pglite/index.ts";
+import { lockDataDir } from "./data-dir-lock.ts";
 import { brokerCredentials, jwtSecret, privateDataDir, publicSigningKeysWarning } from "./secrets.ts";
 import { mtlsFetch, type TlsFiles, watchTlsFiles } from "./tls.ts";
 import { otlpMetricsConfigFromEnv, startOtlpMetricsExport } from "./metrics-export.ts";
@@ -188,6 +189,15 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   const openDataDir = privateDataDir(dataDir);
   if (openDataDir) logger.warn(openDataDir);
   const stops: Array<() => Promise<unknown> | unknown> = [];
+  // One process at a time on the embedded Postgres and on the local actors; released last, once they are closed.
+  const openLockDb = (path: string) => options.openActorDb(path, "NORMAL");
+  const locks = [
+    ...(config.DATABASE_URL ? [] : [lockDataDir(dataDir, "pglite", openLockDb)]),
+    ...(config.ACTOR_HOST_URL ? [] : [lockDataDir(dataDir, "actors", openLockDb)]),
+  ];
+  stops.push(() => {
+    for (const lock of locks) lock.release();
+  });
   const tracing =
     (options.tracing ?? tracingEnabled())
       ? startNodeTracing({ dataDir, openDb: options.openActorDb })

@@ -91,6 +91,26 @@ describe("npm start", () => {
     };
     expect(ready.dependencies.postgres?.ok).toBe(true);
     expect(ready.dependencies.broker?.ok).toBe(true);
+    // A second node on the same data dir would run a second Postgres on its files and the same actors twice:
+    // it stops at once and says who holds the dir; so does a standalone broker on it. The first goes on serving.
+    const refused = (command: string[], env: Record<string, string>) => {
+      const run = Bun.spawnSync(command, {
+        cwd: root,
+        env: { ...process.env, EDGEWISE_DATA_DIR: dataDir, HOST: "127.0.0.1", ...env },
+        timeout: 30_000,
+      });
+      return { code: run.exitCode, stderr: run.stderr.toString() };
+    };
+    const secondNode = refused([process.execPath, join(root, "edge/entries/bun.ts")], { PORT: "0" });
+    expect(secondNode.code).toBe(1);
+    expect(secondNode.stderr).toContain(
+      `[edgewise] could not start: config.invalid: data dir ${dataDir} is in use: another process (pid ${first.child.pid}`,
+    );
+    const broker = refused([process.execPath, join(root, "deploy/local/broker/main.ts")], {
+      QSTASH_PORT: "0",
+    });
+    expect(broker.code).not.toBe(0);
+    expect(broker.stderr).toContain(`data dir ${dataDir} is in use`);
     expect((await inc()).status).toBe(401);
     const counted = await inc(first.token);
     expect(counted.headers.get("ratelimit-limit")).toBe("600");

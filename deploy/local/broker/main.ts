@@ -1,4 +1,7 @@
 // CLI: `npx bun deploy/local/broker/main.ts` runs the QStash-compatible broker, configured from the environment.
+import { openBunSqlite } from "../../../actors/hosts/local/sqlite-bun.ts";
+import { type DataDirLock, lockDataDir } from "../../data-dir-lock.ts";
+import { exitOnStartFailure } from "../../start-failure.ts";
 import { stopOnSignals } from "../../shutdown.ts";
 import { parseConfig } from "../../../shared/config/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
@@ -42,12 +45,28 @@ const tls =
         { onError: (error) => console.warn("[broker] tls: a rotated certificate was not applied:", error) },
       )
     : undefined;
+const dataDir = env("EDGEWISE_DATA_DIR") ?? "./.edgewise";
+// Why it could not start, in one line (the stack with LOG_LEVEL=debug), as the node says it; exit code 1.
+const failed = exitOnStartFailure({
+  DATABASE_URL: env("DATABASE_URL"),
+  LOG_LEVEL: env("LOG_LEVEL") === "debug" ? "debug" : "info",
+});
+// On PGlite, one process at a time on the data dir's embedded Postgres (a node on the same dir included). Kept
+// referenced until the broker stops: a collected connection would close, and its lock go with it.
+let pgliteLock: DataDirLock | undefined;
+try {
+  pgliteLock = env("DATABASE_URL")
+    ? undefined
+    : lockDataDir(dataDir, "pglite", (path) => openBunSqlite(path, "NORMAL"));
+} catch (error) {
+  failed(error);
+}
 const broker = await startBroker({
   port: number("QSTASH_PORT", DEV_PORT, (n) => Number.isInteger(n) && n >= 0 && n <= 65535),
   hostname: env("QSTASH_HOST") ?? "127.0.0.1",
   databaseUrl: env("DATABASE_URL"),
   schema: env("QSTASH_DB_SCHEMA"),
-  dataDir: env("EDGEWISE_DATA_DIR") ?? "./.edgewise",
+  dataDir,
   pgliteSync,
   token,
   currentSigningKey: env("QSTASH_CURRENT_SIGNING_KEY"),
@@ -59,7 +78,7 @@ const broker = await startBroker({
     (n) => Number.isInteger(n) && n > 0 && n <= 4096,
   ),
   ...(tls ? { fetch: mtlsFetch(tls) } : {}),
-});
+}).catch(failed);
 
 // Only the public development defaults are printed; a token or key given by the user never is.
 const shown = (value: string, fallback: string) => (value === fallback ? value : "(as configured)");
@@ -79,5 +98,6 @@ console.log(
 
 stopOnSignals(async () => {
   await broker.stop();
+  pgliteLock?.release();
   tls?.close();
 });
