@@ -12,6 +12,18 @@ app.post("/counters", validate("json", v.strictObject({ by: v.optional(v.number(
   c.json(c.req.valid("json")),
 );
 app.post("/batch", validate("json", v.array(v.number())), (c) => c.json(c.req.valid("json")));
+app.get(
+  "/things",
+  validate(
+    "query",
+    v.strictObject({
+      status: v.optional(v.picklist(["open", "closed"])),
+      limit: v.optional(v.pipe(v.string(), v.regex(/^\d{1,3}$/))),
+      q: v.optional(v.string()),
+    }),
+  ),
+  (c) => c.json(c.req.valid("query")),
+);
 const post = (path: string, body: string) =>
   app.request(path, { method: "POST", body, headers: { "content-type": "application/json" } });
 
@@ -36,5 +48,15 @@ describe("validate", () => {
     const response = await post("/counters", '{"by":"two"}');
     expect(response.status).toBe(400);
     expect(((await response.json()) as { errors: Array<{ path: string }> }).errors[0]?.path).toBe("by");
+  });
+
+  test("a query parameter sent empty means the same as one left out; a wrong one is still refused", async () => {
+    const blank = await app.request("/things?status=&limit=&q=");
+    expect(blank.status).toBe(200);
+    expect(await blank.json()).toEqual({});
+    expect(await (await app.request("/things?status=open&limit=")).json()).toEqual({ status: "open" });
+    expect((await app.request("/things?status=shut")).status).toBe(400);
+    expect((await app.request("/things?limit=abc")).status).toBe(400);
+    expect((await app.request("/things?unknown=")).status).toBe(400);
   });
 });

@@ -15,7 +15,7 @@ export function validate<Schema extends StandardSchemaV1, Target extends keyof V
 ) {
   // valibot's object schemas accept an array (`typeof [] === "object"`): a body of `[]` would pass as `{}`.
   const objectBody = target === "json" && /object$/.test(String((schema as { type?: unknown }).type));
-  return validator(target, schema, async (result, c) => {
+  return validator(target, target === "query" ? blankAsAbsent(schema) : schema, async (result, c) => {
     // A body must say it is JSON: without the header, the validator read it as `{}`, and defaults would apply
     // silently. Checked here rather than with the body's size, so that it comes after authentication.
     if (target === "json" && hasBody(c.req.raw) && !isJson(c.req.header("content-type")))
@@ -40,6 +40,26 @@ export function validate<Schema extends StandardSchemaV1, Target extends keyof V
       { issues },
     );
   });
+}
+
+/**
+ * A query parameter sent empty (`?status=&cursor=`, as a client fills API.md's `?customerId=&status=…` template
+ * with the filters it does not use) means the same as one left out. The schema stays the one /openapi.json
+ * documents (its own properties, through the prototype); only what it validates loses the empty values.
+ */
+function blankAsAbsent<Schema extends StandardSchemaV1>(schema: Schema): Schema {
+  const standard = schema["~standard"];
+  // Only the schema's own parameters: an unknown one, empty or not, is still refused.
+  const known = new Set(Object.keys((schema as { entries?: object }).entries ?? {}));
+  const validate = (value: unknown) =>
+    standard.validate(
+      typeof value === "object" && value !== null && !Array.isArray(value)
+        ? Object.fromEntries(
+            Object.entries(value).filter(([name, given]) => given !== "" || !known.has(name)),
+          )
+        : value,
+    );
+  return Object.create(schema, { "~standard": { value: { ...standard, validate }, enumerable: true } });
 }
 
 function hasBody(request: Request): boolean {
