@@ -14,9 +14,21 @@ export interface InventoryRoutesOptions {
   cache?: CachedReads;
 }
 
-/** The API's sku view: { sku, available, reserved, priceCents }. */
-function publicView(view: { sku: string; available: number; reserved: number; priceCents: number }) {
-  return { sku: view.sku, available: view.available, reserved: view.reserved, priceCents: view.priceCents };
+interface SkuView {
+  sku: string;
+  available: number;
+  reserved: number;
+  sold: number;
+  priceCents: number;
+}
+
+/**
+ * The API's sku view, { sku, available, reserved, priceCents }, and `sold` besides (README): with it a client can
+ * check API.md's invariant, available + reserved + sold = everything set or restocked. The actor's version is left out.
+ */
+function publicView(view: SkuView): SkuView {
+  const { sku, available, reserved, sold, priceCents } = view;
+  return { sku, available, reserved, sold, priceCents };
 }
 
 export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEnv> {
@@ -29,7 +41,7 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
     describeRoute({
       summary: "Set a sku's available stock and price",
       tags: ["inventory"],
-      responses: { 200: { description: "{ sku, available, reserved, priceCents }" } },
+      responses: { 200: { description: "{ sku, available, reserved, sold, priceCents }" } },
     }),
     scoped("inventory:write"),
     validate("param", SkuParam),
@@ -49,7 +61,7 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
       summary: "Read a sku",
       tags: ["inventory"],
       responses: {
-        200: { description: "{ sku, available, reserved, priceCents }" },
+        200: { description: "{ sku, available, reserved, sold, priceCents }" },
         404: { description: "Never set" },
       },
     }),
@@ -63,7 +75,7 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
         return { version: current.version, value: current };
       });
       c.header(cacheHeader, read.hit ? "hit" : "miss");
-      return c.json(publicView(read.value as Parameters<typeof publicView>[0]));
+      return c.json(publicView(read.value as SkuView));
     },
   );
 
