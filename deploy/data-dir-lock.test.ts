@@ -59,3 +59,26 @@ test("a lock held by another process refuses this one; once that process is kill
     rmSync(dataDir, { recursive: true, force: true });
   }
 });
+
+test("a node whose start fails part way lets go of the dir, so the same process can start again", async () => {
+  const { startNode } = await import("./bun/node.ts");
+  const { referenceSystem } = await import("./reference.ts");
+  const { parseConfig } = await import("../shared/config/index.ts");
+  const dataDir = mkdtempSync(join(tmpdir(), "edgewise-lock-"));
+  const unused = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const closedPort = unused.port;
+  unused.stop(true);
+  try {
+    // The actors' lock is taken, then Postgres cannot be reached.
+    const config = parseConfig({
+      HOST: "127.0.0.1",
+      PORT: "0",
+      EDGEWISE_DATA_DIR: dataDir,
+      DATABASE_URL: `postgres://postgres@127.0.0.1:${closedPort}/test`,
+    });
+    await expect(startNode({ config, ...referenceSystem() })).rejects.toThrow("ECONNREFUSED");
+    lockDataDir(dataDir, "actors", open).release();
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}, 30_000);

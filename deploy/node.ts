@@ -168,6 +168,23 @@ export const nodeDependencyPolicies: Record<string, Partial<DependencyPolicy>> =
 };
 
 export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
+  const stops: Stop[] = [];
+  try {
+    return await assembleNode(options, stops);
+  } catch (error) {
+    // A start that fails part way closes what it had opened, the data dir's locks last, so this process (a test,
+    // a supervisor in process) can start a node on the same dir again.
+    for (const stop of stops.reverse())
+      await Promise.resolve()
+        .then(stop)
+        .catch(() => undefined);
+    throw error;
+  }
+}
+
+type Stop = () => Promise<unknown> | unknown;
+
+async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<EdgewiseNode> {
   const { config } = options;
   // PGlite ignores the search_path asked for at connect time: the tables would land in public, silently.
   if (options.schema && !config.DATABASE_URL) {
@@ -188,16 +205,15 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
   const dataDir = resolve(config.EDGEWISE_DATA_DIR);
   const openDataDir = privateDataDir(dataDir);
   if (openDataDir) logger.warn(openDataDir);
-  const stops: Array<() => Promise<unknown> | unknown> = [];
   // One process at a time on the embedded Postgres and on the local actors; released last, once they are closed.
   const openLockDb = (path: string) => options.openActorDb(path, "NORMAL");
-  const locks = [
-    ...(config.DATABASE_URL ? [] : [lockDataDir(dataDir, "pglite", openLockDb)]),
-    ...(config.ACTOR_HOST_URL ? [] : [lockDataDir(dataDir, "actors", openLockDb)]),
-  ];
-  stops.push(() => {
-    for (const lock of locks) lock.release();
-  });
+  for (const part of [
+    ...(config.DATABASE_URL ? [] : (["pglite"] as const)),
+    ...(config.ACTOR_HOST_URL ? [] : (["actors"] as const)),
+  ]) {
+    const lock = lockDataDir(dataDir, part, openLockDb);
+    stops.push(() => lock.release());
+  }
   const tracing =
     (options.tracing ?? tracingEnabled())
       ? startNodeTracing({ dataDir, openDb: options.openActorDb })
