@@ -12,6 +12,9 @@ app.post("/counters", validate("json", v.strictObject({ by: v.optional(v.number(
   c.json(c.req.valid("json")),
 );
 app.post("/batch", validate("json", v.array(v.number())), (c) => c.json(c.req.valid("json")));
+app.post("/names", validate("json", v.strictObject({ name: v.string() })), (c) =>
+  c.json(c.req.valid("json")),
+);
 app.get(
   "/things",
   validate(
@@ -48,6 +51,23 @@ describe("validate", () => {
     const response = await post("/counters", '{"by":"two"}');
     expect(response.status).toBe(400);
     expect(((await response.json()) as { errors: Array<{ path: string }> }).errors[0]?.path).toBe("by");
+  });
+
+  test("a JSON body that is not UTF-8 is a 400 problem, not U+FFFD in a field; real UTF-8 passes", async () => {
+    const send = (bytes: number[]) =>
+      app.request("/names", {
+        method: "POST",
+        body: new Uint8Array([...Buffer.from('{"name":"'), ...bytes, ...Buffer.from('"}')]),
+        headers: { "content-type": "application/json" },
+      });
+    // A stray 0xFF, an overlong '/' (0xC0 0xAF), a lone continuation byte: before, each became U+FFFD and passed.
+    for (const bad of [[0xff, 0xfe], [0x61, 0xc0, 0xaf], [0x80]]) {
+      const refused = await send(bad);
+      expect(refused.status).toBe(400);
+      expect(refused.headers.get("content-type")).toBe("application/problem+json");
+      expect(((await refused.json()) as { detail: string }).detail).toBe("body is not valid UTF-8");
+    }
+    expect(await (await send([...Buffer.from("zoë 日本 🚀")])).json()).toEqual({ name: "zoë 日本 🚀" });
   });
 
   test("a query parameter sent empty means the same as one left out; a wrong one is still refused", async () => {

@@ -1,7 +1,7 @@
 // validation: valibot schemas for bodies, params and queries; failures are problem+json with field paths.
 import type { StandardSchemaV1 } from "@standard-schema/spec";
-import type { ValidationTargets } from "hono";
-import { validator } from "hono-openapi";
+import type { Context, MiddlewareHandler, ValidationTargets } from "hono";
+import { uniqueSymbol, validator } from "hono-openapi";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 
 /**
@@ -15,31 +15,64 @@ export function validate<Schema extends StandardSchemaV1, Target extends keyof V
 ) {
   // valibot's object schemas accept an array (`typeof [] === "object"`): a body of `[]` would pass as `{}`.
   const objectBody = target === "json" && /object$/.test(String((schema as { type?: unknown }).type));
-  return validator(target, target === "query" ? blankAsAbsent(schema) : schema, async (result, c) => {
-    // A body must say it is JSON: without the header, the validator read it as `{}`, and defaults would apply
-    // silently. Checked here rather than with the body's size, so that it comes after authentication.
-    if (target === "json" && hasBody(c.req.raw) && !isJson(c.req.header("content-type")))
-      throw new EdgewiseError("request.unsupported_media_type", "send the body as application/json");
-    // An empty body (no JSON at all) was read as `{}` by the validator: only a parsed array is refused here.
-    if (result.success && objectBody && Array.isArray(await c.req.json().catch(() => undefined))) {
-      throw new EdgewiseError("request.invalid", "body is invalid (expected an object, not an array)", {
-        issues: [{ path: "", message: "expected an object, not an array" }],
-      });
-    }
-    if (result.success) return;
-    const issues = result.error.map((issue) => ({
-      path: (issue.path ?? [])
-        .map((segment) => (typeof segment === "object" ? String(segment.key) : String(segment)))
-        .join("."),
-      message: issue.message,
-    }));
-    const first = issues[0];
-    throw new EdgewiseError(
-      "request.invalid",
-      `${target === "json" ? "body" : target} is invalid${first ? ` (${first.path ? `${first.path}: ` : ""}${first.message})` : ""}`,
-      { issues },
-    );
-  });
+  const checked = validator(
+    target,
+    target === "query" ? blankAsAbsent(schema) : schema,
+    async (result, c) => {
+      // A body must say it is JSON: without the header, the validator read it as `{}`, and defaults would apply
+      // silently. Checked here rather than with the body's size, so that it comes after authentication.
+      if (target === "json" && hasBody(c.req.raw) && !isJson(c.req.header("content-type")))
+        throw new EdgewiseError("request.unsupported_media_type", "send the body as application/json");
+      // An empty body (no JSON at all) was read as `{}` by the validator: only a parsed array is refused here.
+      if (result.success && objectBody && Array.isArray(await c.req.json().catch(() => undefined))) {
+        throw new EdgewiseError("request.invalid", "body is invalid (expected an object, not an array)", {
+          issues: [{ path: "", message: "expected an object, not an array" }],
+        });
+      }
+      if (result.success) return;
+      const issues = result.error.map((issue) => ({
+        path: (issue.path ?? [])
+          .map((segment) => (typeof segment === "object" ? String(segment.key) : String(segment)))
+          .join("."),
+        message: issue.message,
+      }));
+      const first = issues[0];
+      throw new EdgewiseError(
+        "request.invalid",
+        `${target === "json" ? "body" : target} is invalid${first ? ` (${first.path ? `${first.path}: ` : ""}${first.message})` : ""}`,
+        { issues },
+      );
+    },
+  );
+  if (target !== "json") return checked;
+  // Same middleware for /openapi.json (hono-openapi finds the validator by its symbol), after a strict UTF-8 read.
+  const strict: MiddlewareHandler = async (c, next) => {
+    await decodeStrictly(c);
+    return checked(c, next);
+  };
+  const openapi = (checked as unknown as Record<symbol, unknown>)[uniqueSymbol];
+  return Object.assign(strict, { [uniqueSymbol]: openapi }) as unknown as typeof checked;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/**
+ * A JSON body must be UTF-8 (RFC 8259). `Request.json()` turns bytes that are not into U+FFFD and goes on, so a
+ * garbled id (`\xff\xfe`) reached the routes as a different, valid one. The bytes are decoded strictly here and the
+ * text is left in Hono's body cache, where the validator's `c.req.json()` parses it.
+ */
+async function decodeStrictly(c: Context): Promise<void> {
+  if (!hasBody(c.req.raw) || !isJson(c.req.header("content-type"))) return;
+  const bytes = await c.req.arrayBuffer();
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw new EdgewiseError("request.invalid", "body is not valid UTF-8", {
+      issues: [{ path: "", message: "JSON must be sent as UTF-8" }],
+    });
+  }
+  (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
 }
 
 /**
