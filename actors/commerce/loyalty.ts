@@ -10,6 +10,7 @@
 // so `legacy` drains and is dropped once empty. Nothing is lost.
 import * as v from "valibot";
 import { defineActor, type Subscription, subscribe, type TurnContext } from "../runtime/index.ts";
+import { customerIdOfKey, customerKey } from "./customer-key.ts";
 import { EventTypes, OrderCancelled, OrderConfirmed, Participants } from "./messages.ts";
 import { orderRecords } from "./order-records.ts";
 
@@ -70,7 +71,7 @@ export const loyaltyActor = defineActor({
       ctx.state.points -= entry.earned;
     },
 
-    Get: (ctx): LoyaltyView => ({ customerId: ctx.key, points: ctx.state.points }),
+    Get: (ctx): LoyaltyView => ({ customerId: customerIdOfKey(ctx.key), points: ctx.state.points }),
   },
 });
 
@@ -91,11 +92,11 @@ export const loyaltySubscriptions: Subscription[] = [
   subscribe<v.InferOutput<typeof OrderConfirmed>>({
     event: EventTypes.OrderConfirmed,
     actor: Participants.loyalty,
-    keys: (data) => data.customerId,
+    keys: (data) => customerKey(data.customerId),
   }),
   subscribe<v.InferOutput<typeof OrderCancelled>>({
     event: EventTypes.OrderCancelled,
     actor: Participants.loyalty,
-    keys: (data) => (data.wasConfirmed ? data.customerId : []),
+    keys: (data) => (data.wasConfirmed ? customerKey(data.customerId) : []),
   }),
 ];

@@ -1,5 +1,6 @@
 // The commerce message contract: every command and event the order saga exchanges, as valibot schemas.
 import * as v from "valibot";
+import { CustomerId } from "./customer-key.ts";
 
 /** Address types of the commerce participants. Actors: order, inventory, loyalty. Consumers: the rest. */
 export const Participants = {
@@ -31,7 +32,8 @@ const version = v.pipe(v.number(), v.integer(), v.minValue(1));
 const quantity = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000));
 
 export const Sku = id;
-export const CustomerId = id;
+/** Any text of 1-128 characters (a JWT `sub`); it reaches actors through `customerKey`. */
+export { CustomerId };
 export const OrderId = id;
 
 export const OrderLine = v.object({ sku: Sku, quantity });

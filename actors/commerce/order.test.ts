@@ -130,11 +130,10 @@ describe("order actor", () => {
     expect((proto as EdgewiseError).code).toBe("request.invalid");
   });
 
-  test("Place refuses a customer or sku of '.' or '..': no delivery URL can carry them, so it would never settle", async () => {
+  test("Place refuses a sku of '.' or '..': no delivery URL can carry them, so it would never settle", async () => {
+    // A customer of that name is fine: billing and loyalty reach it under an encoded key (customer-key.ts).
     const { ask, sent } = boot();
     for (const dots of [".", ".."]) {
-      const customer = await ask("o1", "Place", { customerId: dots, items }).catch((error) => error);
-      expect((customer as EdgewiseError).code).toBe("message.invalid");
       const sku = await ask("o1", "Place", { customerId, items: [{ sku: dots, quantity: 1 }] }).catch(
         (e) => e,
       );

@@ -3,6 +3,7 @@ import * as v from "valibot";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { validationError } from "../../shared/errors/valibot.ts";
 import { defineActor, type TurnContext } from "../runtime/index.ts";
+import { customerKey } from "./customer-key.ts";
 import {
   CustomerId,
   EventTypes,
@@ -275,7 +276,7 @@ function placed(ctx: Turn): Turn {
 }
 
 function billingOf(order: OrderState) {
-  return { type: Participants.billing, key: order.customerId };
+  return { type: Participants.billing, key: customerKey(order.customerId) };
 }
 
 function isoNow(ctx: Turn): string {

@@ -79,16 +79,21 @@ export class CommerceClient {
   }
 
   async putAccount(customerId: string, balanceCents: number) {
-    return expectOk(await this.call("PUT", `/v1/accounts/${customerId}`, { body: { balanceCents } }));
+    return expectOk(
+      await this.call("PUT", `/v1/accounts/${encodeURIComponent(customerId)}`, { body: { balanceCents } }),
+    );
   }
 
   async balance(customerId: string): Promise<number> {
-    return expectOk(await this.call<{ balanceCents: number }>("GET", `/v1/accounts/${customerId}`))
-      .balanceCents;
+    return expectOk(
+      await this.call<{ balanceCents: number }>("GET", `/v1/accounts/${encodeURIComponent(customerId)}`),
+    ).balanceCents;
   }
 
   async points(customerId: string): Promise<number> {
-    return expectOk(await this.call<{ points: number }>("GET", `/v1/customers/${customerId}/loyalty`)).points;
+    return expectOk(
+      await this.call<{ points: number }>("GET", `/v1/customers/${encodeURIComponent(customerId)}/loyalty`),
+    ).points;
   }
 
   async place(

@@ -227,5 +227,49 @@ export function lifecycleSuite(host: string, client: () => CommerceClient, timeo
       },
       timeoutMs,
     );
+
+    test(
+      "a customer named by an identity provider's sub (auth0|…, an email) orders as themselves, end to end",
+      async () => {
+        const api = client();
+        const sku = uniqueName("kite");
+        // Subs as Auth0 and others issue them: characters an actor key cannot carry, and a non-ASCII one.
+        const customers = [`auth0|${uniqueName("5f1c")}`, `${uniqueName("zoë")}@example.com`];
+        await api.putSku(sku, 10, 1_250);
+        for (const customerId of customers) {
+          await api.putAccount(customerId, 10_000);
+          const as = {
+            sub: customerId,
+            scopes: ["orders:read", "orders:write", "billing:read", "loyalty:read"],
+          };
+          const placed = await api.call<{ orderId: string }>("POST", "/v1/orders", {
+            as,
+            body: { customerId, items: [{ sku, quantity: 2 }] },
+          });
+          expect(placed.status).toBe(202);
+          const order = await api.settle(placed.body.orderId);
+          expect(order).toMatchObject({ status: "confirmed", customerId, totalCents: 2_500 });
+          const path = encodeURIComponent(customerId);
+          expect((await api.call("GET", `/v1/accounts/${path}`, { as })).body).toEqual({
+            customerId,
+            balanceCents: 7_500,
+          });
+          await eventually(async () => {
+            const loyalty = await api.call<{ customerId: string; points: number }>(
+              "GET",
+              `/v1/customers/${path}/loyalty`,
+              { as },
+            );
+            return loyalty.body.customerId === customerId && loyalty.body.points === 25;
+          }, "loyalty points for the customer");
+          await eventually(async () => {
+            const page = await api.call<{ items: Array<{ orderId: string }> }>("GET", "/v1/orders", { as });
+            return page.body.items.some((item) => item.orderId === order.orderId);
+          }, "the customer's own list to show the order");
+        }
+        expect(await api.sku(sku)).toMatchObject({ available: 6, reserved: 0 });
+      },
+      timeoutMs,
+    );
   });
 }

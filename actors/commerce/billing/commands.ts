@@ -6,6 +6,7 @@ import { validationError } from "../../../shared/errors/valibot.ts";
 import { newId } from "../../../shared/ids/index.ts";
 import { formatAddress } from "../../runtime/address.ts";
 import { targetOf } from "../../runtime/host.ts";
+import { customerKey } from "../customer-key.ts";
 import { Participants, PaymentRequested, RefundRequested } from "../messages.ts";
 import { lockCustomer, post, type SystemMoves } from "./journal.ts";
 import { type BillingTx, SystemAccounts } from "./schema.ts";
@@ -33,7 +34,7 @@ export function parseCommand(envelope: Envelope): BillingCommand {
   }
   const parsed = v.safeParse(schemas[envelope.type], envelope.data);
   if (!parsed.success) throw validationError("message.invalid", `${envelope.type} message`, parsed.issues);
-  if (parsed.output.customerId !== address.key) {
+  if (customerKey(parsed.output.customerId) !== address.key) {
     throw new EdgewiseError("message.invalid", `${envelope.type} is for another customer than its target`, {
       issues: [{ path: "customerId", message: `must equal the target's key "${address.key}"` }],
     });

@@ -93,7 +93,8 @@ describe("accounts", () => {
     await expectCode(ledger.getAccount(SystemAccounts.revenue), "request.invalid");
     await expectCode(ledger.putAccount("acc-2", -1), "request.invalid");
     await expectCode(ledger.putAccount("acc-2", 1.5), "request.invalid");
-    await expectCode(ledger.putAccount("bad id", 1), "request.invalid");
+    await expectCode(ledger.putAccount("bad\nid", 1), "request.invalid");
+    await expectCode(ledger.putAccount("", 1), "request.invalid");
   });
 
   test("the CHECK constraint rejects a negative customer balance written directly", async () => {

@@ -194,7 +194,8 @@ describe("listOrders", () => {
       { limit: 101 },
       { limit: "ten" },
       { status: "shipped" },
-      { customerId: "a b" },
+      { customerId: "a\nb" },
+      { customerId: "x".repeat(129) },
       { cursor: "not a cursor!" },
       { cursor: "eyJ0IjoxfQ" }, // {"t":1}: base64url JSON, but not ours
       // Well formed, but out of Postgres's range or of any row's: refused here, never sent to the database.

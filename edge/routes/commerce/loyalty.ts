@@ -1,6 +1,7 @@
 // The loyalty endpoint: a customer's points, read from their Loyalty actor.
 import { Hono } from "hono";
 import { describeRoute } from "hono-openapi";
+import { customerKey } from "../../../actors/commerce/customer-key.ts";
 import { loyaltyActor } from "../../../actors/commerce/loyalty.ts";
 import { type ActorHost, actorClient } from "../../../actors/runtime/index.ts";
 import type { GatewayEnv } from "../../env.ts";
@@ -24,7 +25,7 @@ export function loyaltyRoutes(actors: ActorHost): Hono<GatewayEnv> {
       const caller = requireScope(c.var.principal, "loyalty:read");
       const { customerId } = c.req.valid("param");
       requireOwner(caller, customerId);
-      const view = await loyalty.ask(customerId, "Get", {}, { signal: c.var.signal });
+      const view = await loyalty.ask(customerKey(customerId), "Get", {}, { signal: c.var.signal });
       return c.json({ customerId, points: view.points });
     },
   );

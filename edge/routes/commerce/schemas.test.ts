@@ -18,12 +18,13 @@ describe("free-text query parameters", () => {
 describe("ids that name actors", () => {
   // Found by the fuzzer: an order for customer "." or sku "." was accepted, then its deliveries to billing/. and
   // inventory/. reached /_edgewise/deliver/billing/ (a URL parser drops dot segments): 404, dead letters, and an
-  // order pending for ever.
-  test("'.' and '..' are refused as a sku, a customer or an order id; other dotted ids pass", () => {
+  // order pending for ever. A customer's key is encoded when it is not URL-safe (customer-key.ts), so "." is a
+  // customer like any other.
+  test("'.' and '..' are refused as a sku or an order id; other dotted ids pass, and any customer", () => {
     const order = (customerId: string, sku: string) => ({ customerId, items: [{ sku, quantity: 1 }] });
     for (const bad of [".", ".."]) {
       expect(v.is(SkuParam, { sku: bad })).toBe(false);
-      expect(v.is(PlaceOrderBody, order(bad, "sku-1"))).toBe(false);
+      expect(v.is(PlaceOrderBody, order(bad, "sku-1"))).toBe(true);
       expect(v.is(PlaceOrderBody, order("alice", bad))).toBe(false);
     }
     for (const good of ["...", ".a", "a.b", "sku-1"]) {

@@ -1,5 +1,6 @@
 // Request schemas of the commerce API (API.md), shared by validation and /openapi.json. Objects are strict.
 import * as v from "valibot";
+import { CustomerId } from "../../../actors/commerce/customer-key.ts";
 import { noControlCharacters } from "../../../shared/text/index.ts";
 
 /**
@@ -25,7 +26,7 @@ const cents = v.pipe(
 );
 
 export const SkuParam = v.strictObject({ sku: urlSafe("sku") });
-export const CustomerParam = v.strictObject({ customerId: urlSafe("customerId") });
+export const CustomerParam = v.strictObject({ customerId: CustomerId });
 export const OrderParam = v.strictObject({ orderId: urlSafe("orderId") });
 export const IdParam = v.strictObject({ id: urlSafe("id") });
 export const SourceParam = v.strictObject({ source: urlSafe("source") });
@@ -43,7 +44,7 @@ export const PutInventoryBody = v.strictObject({
 export const PutAccountBody = v.strictObject({ balanceCents: cents });
 
 export const PlaceOrderBody = v.strictObject({
-  customerId: urlSafe("customerId"),
+  customerId: CustomerId,
   items: v.pipe(
     v.array(
       v.strictObject({
@@ -73,7 +74,7 @@ const limit = v.optional(
 const cursor = v.optional(v.pipe(v.string(), v.maxLength(512)));
 
 export const ListOrdersQuery = v.strictObject({
-  customerId: v.optional(urlSafe("customerId")),
+  customerId: v.optional(CustomerId),
   status: v.optional(
     v.picklist(["pending", "confirmed", "rejected", "cancelled"], "must be an order status"),
   ),
