@@ -99,23 +99,27 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     }
     if (session.kind === "anonymous" || session.kind === "invalid" || session.kind === "ended") {
       c.header("WWW-Authenticate", 'Bearer realm="edgewise-console"');
+      const message =
+        session.kind === "invalid"
+          ? `The console refused the token (${session.reason}).`
+          : session.kind === "ended"
+            ? "The console session has ended (signed out, expired, or the node restarted)."
+            : "The console needs an admin token.";
+      // A browser gets the sign-in page; any other client the API's problem+json (API.md: every error is one).
+      if (!wantsHtml(c)) throw new EdgewiseError("unauthorized", message);
       return page(
         c,
         <Notice
           title="Sign in"
-          message={
-            session.kind === "invalid"
-              ? `The console refused the token (${session.reason}).`
-              : session.kind === "ended"
-                ? "The console session has ended (signed out, expired, or the node restarted)."
-                : "The console needs an admin token."
-          }
+          message={message}
           hint="Open /_console?token=<an admin JWT> once: it opens a console session (an HttpOnly cookie) and leaves the address bar. A Bearer header works too."
         />,
         401,
       );
     }
     if (session.kind === "forbidden") {
+      if (!wantsHtml(c))
+        throw new EdgewiseError("forbidden", "The console is for admins: the token has no admin scope.");
       return page(
         c,
         <Notice title="Forbidden" message="The console is for admins: the token has no admin scope." />,
@@ -461,4 +465,9 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
   });
 
   return app;
+}
+
+/** A browser's navigation asks for HTML; `fetch`, curl, EventSource and monitoring probes do not. */
+function wantsHtml(c: Context): boolean {
+  return /\btext\/html\b/i.test(c.req.header("accept") ?? "");
 }

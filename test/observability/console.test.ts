@@ -58,13 +58,26 @@ const token = (scopes: string[]) => issueToken({ sub: "op", scopes, ttlSeconds: 
 describe("console access", () => {
   test("401 without a token, 403 without admin, 401 for a bad cookie", async () => {
     const gateway = app();
-    const anonymous = await gateway.request("/_console");
+    // A browser gets the sign-in page; any other client a problem+json, as every error of the API.
+    const browser = { accept: "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8" };
+    const anonymous = await gateway.request("/_console", { headers: browser });
     expect(anonymous.status).toBe(401);
     expect(anonymous.headers.get("content-type")).toContain("text/html");
+    for (const accept of [undefined, "*/*", "application/json"]) {
+      const refused = await gateway.request("/_console", accept ? { headers: { accept } } : {});
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get("content-type")).toBe("application/problem+json");
+      expect(refused.headers.get("www-authenticate")).toContain("Bearer");
+      expect(((await refused.json()) as { code: string }).code).toBe("unauthorized");
+    }
     const reader = await token(["orders:read"]);
-    expect(
-      (await gateway.request("/_console", { headers: { authorization: `Bearer ${reader}` } })).status,
-    ).toBe(403);
+    const asReader = { authorization: `Bearer ${reader}` };
+    const forbiddenPage = await gateway.request("/_console", { headers: { ...asReader, ...browser } });
+    expect(forbiddenPage.status).toBe(403);
+    expect(forbiddenPage.headers.get("content-type")).toContain("text/html");
+    const forbidden = await gateway.request("/_console", { headers: asReader });
+    expect(forbidden.status).toBe(403);
+    expect(forbidden.headers.get("content-type")).toBe("application/problem+json");
     const forged = await gateway.request("/_console", { headers: { cookie: "edgewise_console=not-a-jwt" } });
     expect(forged.status).toBe(401);
     expect(forged.headers.get("set-cookie")).toContain("edgewise_console=;");
@@ -431,7 +444,7 @@ describe("the live event stream", () => {
 
   test("without an admin: the same 401 and 403 pages as the rest of the console; a bad Last-Event-ID is 400", async () => {
     const { gateway, headers } = await setup();
-    const anonymous = await gateway.request("/_console/events/stream");
+    const anonymous = await gateway.request("/_console/events/stream", { headers: { accept: "text/html" } });
     expect(anonymous.status).toBe(401);
     expect(anonymous.headers.get("content-type")).toContain("text/html");
     expect(anonymous.headers.get("www-authenticate")).toContain("edgewise-console");
