@@ -72,6 +72,14 @@ export async function deliver(options: DeliveryOptions, delivery: WebhookDeliver
   };
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const send = options.post ?? postWithFetch;
+  const fail = async (status: number): Promise<never> => {
+    const message =
+      status >= 300 && status < 400
+        ? `answered ${status}: redirects are not followed`
+        : `answered ${status || "an opaque redirect"}`;
+    await log("failed", status || null, message);
+    throw deliveryFailed(subscriptionId, message, status);
+  };
   const post = async (signal: AbortSignal): Promise<number> => {
     let status: number;
     try {
@@ -91,13 +99,10 @@ export async function deliver(options: DeliveryOptions, delivery: WebhookDeliver
       await log("failed", null, message);
       throw deliveryFailed(subscriptionId, message);
     }
-    if (status >= 200 && status < 300) return status;
-    const message =
-      status >= 300 && status < 400
-        ? `answered ${status}: redirects are not followed`
-        : `answered ${status || "an opaque redirect"}`;
-    await log("failed", status || null, message);
-    throw deliveryFailed(subscriptionId, message, status);
+    // Only an answer that says the host is in trouble fails inside the guard. Another (a 404, a redirect) is one
+    // subscription's mistake: counted against the host's breaker, it would hold back every subscription there.
+    if (hostInTrouble(status)) return fail(status);
+    return status;
   };
   let status: number;
   try {
@@ -108,6 +113,12 @@ export async function deliver(options: DeliveryOptions, delivery: WebhookDeliver
     if (isBreakerOpen(error)) await log("failed", null, "not sent: the receiver's circuit is open");
     throw error;
   }
+  if (status < 200 || status >= 300) return fail(status);
   const attempt = await log("delivered", status, null);
   return { duplicate: false, reply: { status, attempt } };
+}
+
+/** 5xx, 408 and 429 say the receiver's host is down or overloaded; its breaker counts them (and network errors). */
+function hostInTrouble(status: number): boolean {
+  return status >= 500 || status === 408 || status === 429;
 }
