@@ -87,3 +87,21 @@ describe("the host's breaker counts only answers that say the host is in trouble
     expect(guarded).toEqual(["failed"]);
   });
 });
+
+describe("410 Gone: the receiver wants no more webhooks (Standard Webhooks)", () => {
+  test("the subscription is disabled, the delivery ends without a retry, and the attempt is logged", async () => {
+    const { subscription, attempts, guarded, run } = setup("/410");
+    expect(await run()).toEqual({
+      duplicate: false,
+      reply: { status: 410, disabled: "the receiver answered 410 Gone" },
+    });
+    expect(subscription.deletedAt).toBeInstanceOf(Date);
+    expect(guarded).toEqual(["answered"]);
+    expect(attempts.map(({ outcome, statusCode, error }) => [outcome, statusCode, error])).toEqual([
+      ["failed", 410, "answered 410 Gone: subscription disabled"],
+    ]);
+    // Its next delivery is a no-op, like any deleted subscription's.
+    expect(await run()).toEqual({ duplicate: false, reply: { skipped: "subscription deleted" } });
+    expect(receiver.at("/410")).toHaveLength(1);
+  });
+});

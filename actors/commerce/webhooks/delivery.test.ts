@@ -86,6 +86,7 @@ async function send(url: string, policy: TargetPolicy, post: PostWebhook) {
     }),
     wasDelivered: async () => false,
     recordAttempt: async (attempt: AttemptRecord) => attempts.push(attempt),
+    deleteSubscription: async () => true,
   };
   const event = createEnvelope({
     type: "OrderConfirmed",

@@ -11,7 +11,7 @@ import { checkTarget, isPermanentRefusal, type TargetPolicy } from "./ssrf.ts";
 import type { WebhookStore } from "./store.ts";
 
 export interface DeliveryOptions {
-  store: Pick<WebhookStore, "getSubscription" | "wasDelivered" | "recordAttempt">;
+  store: Pick<WebhookStore, "getSubscription" | "wasDelivered" | "recordAttempt" | "deleteSubscription">;
   policy: TargetPolicy;
   clock: Clock;
   /** Per attempt. Default 10 s. */
@@ -32,8 +32,8 @@ export interface DeliveryOptions {
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
 /**
- * Sends one delivery. Resolves (2xx, or nothing to do: the subscription was deleted, or an earlier attempt
- * already got a 2xx) or throws: `webhooks.target_refused` (permanent) or `webhooks.delivery_failed`
+ * Sends one delivery. Resolves (2xx; 410 Gone, which disables the subscription; or nothing to do: the subscription
+ * was deleted, or an earlier attempt already got a 2xx) or throws: `webhooks.target_refused` (permanent) or `webhooks.delivery_failed`
  * (retryable). Every attempt is logged. The URL is checked on every attempt, since DNS can change, and the POST
  * goes to the addresses that check approved (with a pinning `post`).
  */
@@ -112,6 +112,13 @@ export async function deliver(options: DeliveryOptions, delivery: WebhookDeliver
   } catch (error) {
     if (isBreakerOpen(error)) await log("failed", null, "not sent: the receiver's circuit is open");
     throw error;
+  }
+  if (status === 410) {
+    // Standard Webhooks: 410 Gone means the receiver wants no more webhooks. Disabled like a DELETE: its queued
+    // deliveries become no-ops and later events are not fanned out to it. Retrying this one could not help.
+    await store.deleteSubscription(subscriptionId);
+    await log("failed", status, "answered 410 Gone: subscription disabled");
+    return { duplicate: false, reply: { status, disabled: "the receiver answered 410 Gone" } };
   }
   if (status < 200 || status >= 300) return fail(status);
   const attempt = await log("delivered", status, null);
