@@ -7,7 +7,10 @@ import { Client, Receiver } from "@upstash/qstash";
 import postgres from "postgres";
 import { DEV_TOKEN, startBroker } from "../../deploy/local/broker/index.ts";
 import { startNode } from "../../deploy/bun/node.ts";
-import { connect } from "../../deploy/local/broker/db.ts";
+import { connect, migrate } from "../../deploy/local/broker/db.ts";
+import { claimDue, insertMessages } from "../../deploy/local/broker/store-messages.ts";
+import { recordOutcomes } from "../../deploy/local/broker/store-outcomes.ts";
+import type { NewMessage } from "../../deploy/local/broker/types.ts";
 import { startEmbeddedPostgres } from "../../deploy/local/pglite/index.ts";
 import { parseConfig } from "../../shared/config/index.ts";
 import { startReceiver, waitFor } from "./helpers.ts";
@@ -100,6 +103,51 @@ describe("embedded PGlite", () => {
         await sql.end();
         await pg.stop();
       }
+    }
+  }, 30_000);
+
+  test("FULL: a publish waits for the disk; a claim and a delivered message's removal do not", async () => {
+    const pg = await startEmbeddedPostgres({ dataDir, sync: "FULL" });
+    const sql = await connect({ url: pg.url, max: pg.maxConnections, socket: pg.socket });
+    try {
+      await migrate(sql);
+      const message = (id: string): NewMessage => ({
+        id,
+        url: "http://127.0.0.1:9/x",
+        method: "POST",
+        headers: {},
+        body: new TextEncoder().encode("{}"),
+        queueName: null,
+        maxRetries: 3,
+        timeoutMs: 1_000,
+        dueAt: 0,
+        notBefore: null,
+        createdAt: Date.now(),
+        callerIp: null,
+        dedupKey: null,
+      });
+      const ids = ["fsync-1", "fsync-2", "fsync-3"];
+      let before = pg.fsyncs();
+      await insertMessages(sql, ids.map(message), 60_000);
+      expect(pg.fsyncs()).toBeGreaterThan(before);
+      before = pg.fsyncs();
+      const claimed = (await claimDue(sql, 100, Date.now())).filter((row) => ids.includes(row.id));
+      expect(claimed.map((row) => row.id)).toEqual(ids);
+      expect(claimed[0]).not.toHaveProperty("relaxed_commit");
+      await recordOutcomes(
+        sql,
+        claimed.map((row) => ({ kind: "delivered" as const, message: row, status: 200 })),
+        () => "unused",
+      );
+      expect(pg.fsyncs()).toBe(before);
+      // Both were applied all the same, and the next commit that waits for the disk takes them with it.
+      expect(await sql`SELECT id FROM qstash_messages WHERE id = ANY(${ids})`).toHaveLength(0);
+      const [logged] = await sql`SELECT count(*)::int AS n FROM qstash_events WHERE message_id = ANY(${ids})
+        AND state = 'DELIVERED'`;
+      expect(logged?.n).toBe(3);
+    } finally {
+      await sql.end();
+      await pg.stop();
     }
   }, 30_000);
 

@@ -243,3 +243,15 @@ export async function vacuum(
     await sql.unsafe(`ANALYZE ${table}`);
   }
 }
+
+/**
+ * An expression that makes the statement's own transaction commit without waiting for the WAL to reach the disk
+ * (`synchronous_commit = off`, for this transaction only; the setting is read at commit). For writes that a crash
+ * may lose because they are redone anyway: a claim (the message stays pending and is delivered again) and a
+ * delivered message's removal (delivered again; receivers deduplicate by message id). Never for a publish, which
+ * the sender takes as stored. Any later commit that waits for the disk takes these with it, as the WAL is
+ * written in order. Place it where it is evaluated only when the statement writes (a RETURNING list).
+ */
+export function relaxedCommit(sql: Sql) {
+  return sql`set_config('synchronous_commit', 'off', true)`;
+}

@@ -1,6 +1,6 @@
 // Message store: durable inserts with deduplication, claiming due work, reading and cancelling messages.
 import type postgres from "postgres";
-import type { Sql } from "./db.ts";
+import { relaxedCommit, type Sql } from "./db.ts";
 import { eventRows, insertEvents, type LoggedMessage } from "./store-events.ts";
 import type { MessageRow, NewMessage } from "./types.ts";
 
@@ -130,10 +130,11 @@ export async function insertMessages(
  * Claims up to `limit` due messages: messages outside queues by due time, and the head of each unpaused queue
  * (its first `parallelism` undelivered messages, so a queue stays FIFO). Marks them active, counts the
  * attempt and notes when it started (the ACTIVE event, read off the row until the outcome logs it), all in
- * one statement.
+ * one statement. Its commit does not wait for the disk (`relaxedCommit`): a claim lost in a crash leaves the
+ * message pending, and it is delivered again, as one found active at start is.
  */
 export async function claimDue(sql: Sql, limit: number, now: number): Promise<MessageRow[]> {
-  const rows = await sql<MessageRow[]>`
+  const rows = await sql<Array<MessageRow & { relaxed_commit?: string }>>`
     WITH free AS (
       SELECT id, due_at, seq FROM qstash_messages
       WHERE state = 'pending' AND queue_name IS NULL AND due_at <= ${now}
@@ -156,9 +157,10 @@ export async function claimDue(sql: Sql, limit: number, now: number): Promise<Me
     ), claimed AS (
       UPDATE qstash_messages m SET state = 'active', attempts = m.attempts + 1, active_at = ${now}
       WHERE m.id = ANY (ARRAY(SELECT id FROM picked))
-      RETURNING m.*
+      RETURNING m.*, ${relaxedCommit(sql)} AS relaxed_commit
     )
     SELECT * FROM claimed ORDER BY seq`;
+  for (const row of rows) delete row.relaxed_commit;
   return rows;
 }
 

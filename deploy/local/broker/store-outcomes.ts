@@ -1,6 +1,6 @@
 // Recording delivery outcomes: delivered messages leave, retries are rescheduled, failures move to the DLQ.
 import type postgres from "postgres";
-import type { Sql } from "./db.ts";
+import { relaxedCommit, type Sql } from "./db.ts";
 import { eventRows, insertEvents } from "./store-events.ts";
 import type { Outcome } from "./types.ts";
 
@@ -27,8 +27,11 @@ export async function recordOutcomes(sql: Sql, outcomes: Outcome[], newDlqId: ()
     const events = delivered.flatMap((o) =>
       eventRows(o.message, [{ state: "DELIVERED", response_status: o.status }], now),
     );
+    // Not waiting for the disk (relaxedCommit): lost in a crash, the message is delivered again.
     return db`
-      WITH gone AS (DELETE FROM qstash_messages WHERE id = ANY(${ids}::text[]) RETURNING id)
+      WITH gone AS (
+        DELETE FROM qstash_messages WHERE id = ANY(${ids}::text[]) RETURNING id, ${relaxedCommit(db)}
+      )
       ${insertEvents(db, events, "gone")}`;
   };
   if (retries.length === 0 && failures.length === 0) {
