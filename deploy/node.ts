@@ -55,7 +55,7 @@ import { brokerCredentials, jwtSecret, privateDataDir, publicSigningKeysWarning 
 import { mtlsFetch, type TlsFiles, watchTlsFiles } from "./tls.ts";
 import { otlpMetricsConfigFromEnv, startOtlpMetricsExport } from "./metrics-export.ts";
 import { type NodeTracing, startNodeTracing, tracingEnabled } from "./tracing.ts";
-import type { Serve } from "./serve.ts";
+import type { RunningServer, Serve } from "./serve.ts";
 
 export interface NodeOptions {
   config: Config;
@@ -90,6 +90,11 @@ export interface NodeOptions {
    * the embedded trace store in the data dir. Default: on unless EDGEWISE_TRACING is `0`/`off`/`false`.
    */
   tracing?: boolean;
+  /**
+   * How long `stop` waits for the HTTP requests under way (after EDGEWISE_SHUTDOWN_DELAY) before it closes their
+   * connections. Default 10 s.
+   */
+  httpDrainMs?: number;
 }
 
 /** What a node shares with an extension. */
@@ -436,6 +441,9 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   stops.push(() => securityEvents.settled());
   const security = securityReporters(securityEvents.emit);
   const consoleShutdown = new AbortController();
+  // Set when stop begins: /readyz answers 503 `draining` from then on.
+  let draining = false;
+  let requestsUnderWay = 0;
 
   const app = createApp({
     actors,
@@ -485,6 +493,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
       onDenied: security.onDenied,
     }),
     readiness,
+    draining: () => draining,
     dependencies,
     metrics,
     ...(config.METRICS_TOKEN ? { metricsToken: config.METRICS_TOKEN } : {}),
@@ -528,7 +537,14 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   const server = await options.serve({
     port: config.PORT,
     hostname: config.HOST,
-    fetch: (request, peer) => app.fetch(request, peer.address ? { remoteAddress: peer.address } : {}),
+    fetch: async (request, peer) => {
+      requestsUnderWay++;
+      try {
+        return await app.fetch(request, peer.address ? { remoteAddress: peer.address } : {});
+      } finally {
+        requestsUnderWay--;
+      }
+    },
     // A gateway's certificate is a client's; a node that hosts actors listens with its own.
     ...(tlsFiles && host
       ? { tls: { files: tlsFiles, requireClientCert: config.TLS_CA_FILE !== undefined } }
@@ -569,15 +585,47 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
     app,
     stop() {
       stopped ??= (async () => {
+        // Readiness fails first, and the node keeps serving while load balancers notice (EDGEWISE_SHUTDOWN_DELAY).
+        draining = true;
+        logger.info("stopping: /readyz answers 503 draining", { delay_ms: config.EDGEWISE_SHUTDOWN_DELAY });
+        if (config.EDGEWISE_SHUTDOWN_DELAY > 0) await sleep(config.EDGEWISE_SHUTDOWN_DELAY);
         // The console's live streams never end on their own: end them, or the server's graceful stop waits.
         consoleShutdown.abort();
-        await server.stop();
+        await drainServer(server, () => requestsUnderWay, options.httpDrainMs ?? 10_000, logger);
         await host?.stop();
         for (const stop of stops.reverse()) await stop();
       })();
       return stopped;
     },
   };
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Stops listening and lets the requests under way finish, for up to `drainMs`; then closes the connections still
+ * open (an upload that never ends, a client that stopped reading), so a stop is bounded.
+ */
+async function drainServer(
+  server: RunningServer,
+  underWay: () => number,
+  drainMs: number,
+  logger: Logger,
+): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const finished = await Promise.race([
+    server.stop().then(() => true),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), drainMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (finished) return;
+  logger.warn("stopping: requests still under way after the drain; closing their connections", {
+    requests: underWay(),
+    drain_ms: drainMs,
+  });
+  await server.stop(true);
 }
 
 /**

@@ -59,6 +59,8 @@ export interface AppOptions {
   /** More routes, mounted after the gateway's own (API keys, the commerce API). */
   routes?: Array<Hono<GatewayEnv>>;
   readiness?: DependencyCheck[];
+  /** True once the process is stopping: /readyz answers 503 `draining`. */
+  draining?: () => boolean;
   /** The node's breakers: served at GET /metrics (Prometheus text), with `metrics`. */
   dependencies?: Dependencies;
   /**
@@ -142,7 +144,13 @@ export function createApp(options: AppOptions): GatewayApp {
   const security = options.securityEvents ? securityReporters(options.securityEvents) : undefined;
   app.use(telemetry(onRequest ? { onRequest } : {}));
   app.use(secureHeaders({ corsOrigins: options.corsOrigins ?? [] }));
-  app.route("/", healthRoutes({ checks: options.readiness ?? [] }));
+  app.route(
+    "/",
+    healthRoutes({
+      checks: options.readiness ?? [],
+      ...(options.draining ? { draining: options.draining } : {}),
+    }),
+  );
   if (metrics) {
     app.route(
       "/",

@@ -1,5 +1,5 @@
 // The serve port on Deno: Deno.serve, with the peer address from the connection info. Runs only under Deno.
-import { EdgewiseError } from "../../shared/errors/index.ts";
+import { EdgewiseError, problemResponse } from "../../shared/errors/index.ts";
 import type { Serve } from "../serve.ts";
 
 interface DenoAddr {
@@ -26,10 +26,35 @@ export const denoServe: Serve = (options) => {
     );
   }
   const deno = (globalThis as unknown as { Deno: DenoGlobal }).Deno;
+  // Deno's shutdown() fails a request whose body is still arriving (BadResource, answered 500), so a graceful stop
+  // first waits for the handlers under way; requests that arrive meanwhile get 503 and `connection: close`.
+  let underWay = 0;
+  let closing = false;
+  let settled: (() => void) | undefined;
   const server = deno.serve(
     { port: options.port, hostname: options.hostname, onListen: () => {} },
-    (request, info) =>
-      options.fetch(request, info.remoteAddr.hostname ? { address: info.remoteAddr.hostname } : {}),
+    async (request, info) => {
+      if (closing)
+        return problemResponse(new EdgewiseError("unavailable", "this server is shutting down"), {
+          headers: { connection: "close", "retry-after": "1" },
+        });
+      underWay++;
+      try {
+        return await options.fetch(
+          request,
+          info.remoteAddr.hostname ? { address: info.remoteAddr.hostname } : {},
+        );
+      } finally {
+        if (--underWay === 0) settled?.();
+      }
+    },
   );
-  return { port: server.addr.port, stop: () => server.shutdown() };
+  return {
+    port: server.addr.port,
+    async stop(force) {
+      closing = true;
+      if (!force && underWay > 0) await new Promise<void>((resolve) => (settled = resolve));
+      await server.shutdown();
+    },
+  };
 };

@@ -18,6 +18,8 @@ export interface DependencyCheck {
 export interface HealthOptions {
   checks?: DependencyCheck[];
   timeoutMs?: number;
+  /** True once the process is stopping: /readyz answers 503 `draining`, so a load balancer sends no more. */
+  draining?: () => boolean;
 }
 
 export function healthRoutes(options: HealthOptions = {}) {
@@ -42,10 +44,14 @@ export function healthRoutes(options: HealthOptions = {}) {
       ...publicRoute,
       responses: {
         200: { description: '{ "status": "ready", dependencies }' },
-        503: { description: '{ "status": "unavailable", dependencies }: a critical dependency is down' },
+        503: {
+          description:
+            '{ "status": "unavailable" | "draining", dependencies }: a critical dependency is down, or the process is stopping',
+        },
       },
     }),
     async (c) => {
+      if (options.draining?.()) return c.json({ status: "draining", dependencies: {} }, 503);
       const results = await Promise.all(
         checks.map(async (dependency) => {
           const started = performance.now();

@@ -95,6 +95,11 @@ export const ConfigSchema = v.object({
   ),
   /** How long a handled message id is remembered for deduplication. */
   EDGEWISE_INBOX_RETENTION: v.optional(duration("EDGEWISE_INBOX_RETENTION"), "7d"),
+  /**
+   * On SIGTERM, /readyz answers 503 `draining` for this long while the node still serves, so a load balancer stops
+   * sending before the listener closes (a connection refused). Set it to the balancer's probe period or more.
+   */
+  EDGEWISE_SHUTDOWN_DELAY: v.optional(duration("EDGEWISE_SHUTDOWN_DELAY"), "0s"),
   /** An actor with no message for this long is evicted from memory (its state stays on disk). */
   EDGEWISE_IDLE_EVICT: v.optional(duration("EDGEWISE_IDLE_EVICT"), "60s"),
   /** Actors held in memory at most; one more evicts the least recently asked idle one (its state stays on disk). */
