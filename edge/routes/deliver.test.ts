@@ -7,7 +7,9 @@ import { LocalActorHost } from "../../actors/hosts/local/index.ts";
 import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 import { DEV_CURRENT_SIGNING_KEY } from "../../deploy/local/broker/config.ts";
 import { createSigner } from "../../deploy/local/broker/signing.ts";
+import type { ActorHost } from "../../actors/runtime/index.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
+import { EdgewiseError } from "../../shared/errors/index.ts";
 import { counter } from "../../test/conformance/fixtures.ts";
 import { deliveryRoutes } from "./deliver.ts";
 
@@ -89,6 +91,39 @@ describe("signed delivery endpoint", () => {
     expect(response.headers.get("upstash-nonretryable-error")).toBeNull();
     expect(((await response.json()) as { code: string }).code).toBe("state.newer_than_code");
     expect(inboxOf("d7")).toBe(0);
+  });
+
+  test("a failure that says when to come back (a webhook receiver's Retry-After) answers it to the broker", async () => {
+    // The port of one receiving consumer, failing as the webhook consumer does for a receiver's 429.
+    const busy = deliveryRoutes({
+      actors: {
+        receive: async () => {
+          throw new EdgewiseError("webhooks.delivery_failed", "answered 429", {
+            status: 502,
+            public: true,
+            meta: { retryAfterSeconds: 30 },
+          });
+        },
+      } as unknown as ActorHost,
+      currentSigningKey: current,
+      nextSigningKey: next,
+      publicUrl,
+    });
+    const body = JSON.stringify(increment("d8"));
+    const response = await busy.request(url("d8"), {
+      method: "POST",
+      body,
+      headers: {
+        "content-type": "application/json",
+        "upstash-signature": await sign(current, url("d8"), body),
+      },
+    });
+    expect(response.status).toBe(502);
+    expect(response.headers.get("retry-after")).toBe("30");
+    // Without one, the broker's own backoff applies.
+    const plain = JSON.stringify({ ...increment("d9"), type: "FailAfterEffects", data: {} });
+    const failed = await deliver("d9", plain, await sign(current, url("d9"), plain));
+    expect(failed.headers.get("retry-after")).toBeNull();
   });
 
   test("QSTASH_DEV in the environment does not switch the endpoint to the SDK's public dev keys", async () => {

@@ -157,8 +157,15 @@ export function deliveryRoutes(options: DeliveryOptions): Hono<GatewayEnv> {
           true,
         );
       }
-      // Anything else may pass: a 5xx makes the broker retry with backoff.
-      return answer(problem(c.req.path, error, error.status >= 500 ? error.status : 503), "failed", true);
+      // Anything else may pass: a 5xx makes the broker retry with backoff, or after the Retry-After that a
+      // consumer passed on (a webhook receiver's 429 or 503), which the broker honours as QStash does.
+      const wait = error.meta?.retryAfterSeconds;
+      const retryAfter = typeof wait === "number" ? { "Retry-After": String(Math.ceil(wait)) } : undefined;
+      return answer(
+        problem(c.req.path, error, error.status >= 500 ? error.status : 503, retryAfter),
+        "failed",
+        true,
+      );
     }
   });
   return app;

@@ -11,11 +11,15 @@ import { startHookReceiver } from "./test-support.ts";
 
 let receiver: ReturnType<typeof startHookReceiver>;
 beforeAll(() => {
+  // `/<status>`, or `/<status>/<Retry-After value, URI-encoded>`.
   receiver = startHookReceiver((hit) => {
-    const status = Number(hit.path.slice(1));
+    const [status, retryAfter] = hit.path.slice(1).split("/");
     return new Response(null, {
-      status,
-      headers: status === 302 ? { location: "http://127.0.0.1:1/elsewhere" } : {},
+      status: Number(status),
+      headers: {
+        ...(status === "302" ? { location: "http://127.0.0.1:1/elsewhere" } : {}),
+        ...(retryAfter ? { "retry-after": decodeURIComponent(retryAfter) } : {}),
+      },
     });
   });
 });
@@ -103,5 +107,25 @@ describe("410 Gone: the receiver wants no more webhooks (Standard Webhooks)", ()
     // Its next delivery is a no-op, like any deleted subscription's.
     expect(await run()).toEqual({ duplicate: false, reply: { skipped: "subscription deleted" } });
     expect(receiver.at("/410")).toHaveLength(1);
+  });
+});
+
+describe("a receiver's Retry-After is passed on, so the broker comes back when it was asked to", () => {
+  test("delta-seconds and an HTTP date; capped at a day; an unreadable one is left out", async () => {
+    const inNinetySeconds = new Date(Date.now() + 90_000).toUTCString();
+    const cases: Array<[string, number | undefined]> = [
+      ["/429/30", 30],
+      [`/503/${encodeURIComponent(inNinetySeconds)}`, 90],
+      ["/429/999999", 86_400],
+      ["/503/soon", undefined],
+      ["/503", undefined],
+    ];
+    for (const [path, seconds] of cases) {
+      const error = (await setup(path).run()) as { code: string; meta: Record<string, unknown> };
+      expect(error.code).toBe("webhooks.delivery_failed");
+      if (seconds === undefined) expect(error.meta).not.toHaveProperty("retryAfterSeconds");
+      // An HTTP date has a resolution of one second: 89 to 90 s ahead.
+      else expect(Math.abs((error.meta.retryAfterSeconds as number) - seconds)).toBeLessThanOrEqual(1);
+    }
   });
 });

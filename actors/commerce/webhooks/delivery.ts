@@ -3,9 +3,9 @@ import type { Clock } from "../../../shared/clock/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { isBreakerOpen } from "../../../shared/resilience/index.ts";
 import type { TurnOutcome } from "../../runtime/turn.ts";
-import { deliveryFailed, targetRefused } from "./errors.ts";
+import { deliveryFailed, retryAfterSeconds, targetRefused } from "./errors.ts";
 import { type WebhookDelivery, webhookEventName, webhookPayload } from "./messages.ts";
-import { type PostWebhook, postWithFetch } from "./post.ts";
+import { type PostWebhook, postWithFetch, type WebhookAnswer } from "./post.ts";
 import { signedHeaders } from "./sign.ts";
 import { checkTarget, isPermanentRefusal, type TargetPolicy } from "./ssrf.ts";
 import type { WebhookStore } from "./store.ts";
@@ -72,19 +72,20 @@ export async function deliver(options: DeliveryOptions, delivery: WebhookDeliver
   };
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const send = options.post ?? postWithFetch;
-  const fail = async (status: number): Promise<never> => {
+  const fail = async ({ status, retryAfter }: WebhookAnswer): Promise<never> => {
     const message =
       status >= 300 && status < 400
         ? `answered ${status}: redirects are not followed`
         : `answered ${status || "an opaque redirect"}`;
     await log("failed", status || null, message);
-    throw deliveryFailed(subscriptionId, message, status);
+    const wait = retryAfterSeconds(retryAfter, options.clock.now());
+    throw deliveryFailed(subscriptionId, message, status, wait);
   };
-  const post = async (signal: AbortSignal): Promise<number> => {
-    let status: number;
+  const post = async (signal: AbortSignal): Promise<WebhookAnswer> => {
+    let answer: WebhookAnswer;
     try {
       // To the addresses just checked; redirects are never followed (the port's contract).
-      status = await send({
+      answer = await send({
         url: check.url,
         addresses: check.addresses,
         headers,
@@ -101,18 +102,19 @@ export async function deliver(options: DeliveryOptions, delivery: WebhookDeliver
     }
     // Only an answer that says the host is in trouble fails inside the guard. Another (a 404, a redirect) is one
     // subscription's mistake: counted against the host's breaker, it would hold back every subscription there.
-    if (hostInTrouble(status)) return fail(status);
-    return status;
+    if (hostInTrouble(answer.status)) return fail(answer);
+    return answer;
   };
-  let status: number;
+  let answer: WebhookAnswer;
   try {
-    status = options.guard
+    answer = options.guard
       ? await options.guard(new URL(check.url).host, post)
       : await post(new AbortController().signal);
   } catch (error) {
     if (isBreakerOpen(error)) await log("failed", null, "not sent: the receiver's circuit is open");
     throw error;
   }
+  const { status } = answer;
   if (status === 410) {
     // Standard Webhooks: 410 Gone means the receiver wants no more webhooks. Disabled like a DELETE: its queued
     // deliveries become no-ops and later events are not fanned out to it. Retrying this one could not help.
@@ -120,7 +122,7 @@ export async function deliver(options: DeliveryOptions, delivery: WebhookDeliver
     await log("failed", status, "answered 410 Gone: subscription disabled");
     return { duplicate: false, reply: { status, disabled: "the receiver answered 410 Gone" } };
   }
-  if (status < 200 || status >= 300) return fail(status);
+  if (status < 200 || status >= 300) return fail(answer);
   const attempt = await log("delivered", status, null);
   return { duplicate: false, reply: { status, attempt } };
 }

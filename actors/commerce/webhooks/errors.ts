@@ -16,10 +16,38 @@ export const targetRefused = (subscriptionId: string, message: string) =>
     meta: { subscriptionId },
   });
 
-/** A non-2xx answer, a network error, a timeout or an unresolved name: the broker retries with backoff. */
-export const deliveryFailed = (subscriptionId: string, message: string, statusCode?: number) =>
+/**
+ * A non-2xx answer, a network error, a timeout or an unresolved name: the broker retries with backoff, or after
+ * `retryAfterSeconds` when the receiver said when to come back (the delivery endpoint answers it as Retry-After,
+ * which the broker honours).
+ */
+export const deliveryFailed = (
+  subscriptionId: string,
+  message: string,
+  statusCode?: number,
+  retryAfterSeconds?: number,
+) =>
   new EdgewiseError("webhooks.delivery_failed", `webhook ${subscriptionId}: ${message}`, {
     status: 502,
     public: true,
-    meta: { subscriptionId, ...(statusCode === undefined ? {} : { statusCode }) },
+    meta: {
+      subscriptionId,
+      ...(statusCode === undefined ? {} : { statusCode }),
+      ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
+    },
   });
+
+/** The longest wait a receiver's Retry-After may ask for: QStash's own longest backoff, a day. */
+const MAX_RETRY_AFTER_SECONDS = 86_400;
+
+/**
+ * Seconds from a Retry-After value (delta-seconds or an HTTP date, RFC 9110 §10.2.3), at most a day; undefined
+ * when absent or unreadable, and the broker's own backoff applies.
+ */
+export function retryAfterSeconds(value: string | undefined, nowMs: number): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  const seconds = /^\d{1,10}$/.test(text) ? Number(text) : (Date.parse(text) - nowMs) / 1000;
+  if (!Number.isFinite(seconds)) return undefined;
+  return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(0, Math.ceil(seconds)));
+}

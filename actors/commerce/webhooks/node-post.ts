@@ -2,7 +2,7 @@
 import type { LookupAddress, LookupOptions } from "node:dns";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
-import type { PostWebhook } from "./post.ts";
+import { type PostWebhook, type WebhookAnswer, webhookAnswer } from "./post.ts";
 
 export interface NodeHttpPostOptions {
   /** Trust anchors (PEM) that replace the runtime's CA store: for tests with their own CA. */
@@ -41,7 +41,7 @@ function pinnedLookup(hostname: string, addresses: readonly string[]) {
 /** A POST that pins the connection to the check's addresses; `options.ca` is for tests. */
 export function nodeHttpPost(options: NodeHttpPostOptions = {}): PostWebhook {
   return ({ url, addresses, headers, body, signal }) =>
-    new Promise<number>((resolve, reject) => {
+    new Promise<WebhookAnswer>((resolve, reject) => {
       if (signal.aborted) {
         reject(signal.reason);
         return;
@@ -63,7 +63,10 @@ export function nodeHttpPost(options: NodeHttpPostOptions = {}): PostWebhook {
           signal.removeEventListener("abort", abort);
           // Only the status matters; the body is not read, so a huge or endless one costs nothing.
           response.destroy();
-          resolve(response.statusCode ?? 0);
+          const retryAfter = response.headers["retry-after"];
+          resolve(
+            webhookAnswer(response.statusCode ?? 0, typeof retryAfter === "string" ? retryAfter : undefined),
+          );
         },
       );
       // Redirects are not followed: node:http never does.

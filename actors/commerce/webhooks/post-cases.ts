@@ -128,6 +128,9 @@ const request = (url: string, addresses: string[], more: Partial<WebhookPostRequ
 
 const nameOf = (error: unknown) => (error instanceof Error ? error.name : typeof error);
 
+/** The status a post answered, for the cases about where and how it connects. */
+const statusOf = async (post: PostWebhook, sent: WebhookPostRequest) => (await post(sent)).status;
+
 /** The contract every PostWebhook keeps. */
 function contractCases(post: PostWebhook): Case[] {
   return [
@@ -138,7 +141,7 @@ function contractCases(post: PostWebhook): Case[] {
           [serve("127.0.0.1", { answer: (_q, response) => response.writeHead(202).end() })],
           async ([s]) => {
             const sent = request(`http://127.0.0.1:${s!.port}/hook?x=1`, ["127.0.0.1"]);
-            equal(await post(sent), 202, "status");
+            equal(await statusOf(post, sent), 202, "status");
             const [hit] = s!.seen;
             assert(hit, "the request arrived");
             equal([hit.method, hit.path, hit.body], ["POST", "/hook?x=1", sent.body], "method, path, body");
@@ -149,6 +152,26 @@ function contractCases(post: PostWebhook): Case[] {
               String(new TextEncoder().encode(sent.body).byteLength),
               "length",
             );
+          },
+        ),
+    },
+    {
+      name: "answers the receiver's Retry-After with its status, and none when it sent none",
+      run: () =>
+        withServers(
+          [
+            serve("127.0.0.1", {
+              answer: (q, response) =>
+                q.url === "/busy"
+                  ? response.writeHead(429, { "retry-after": "7" }).end()
+                  : response.writeHead(503).end(),
+            }),
+          ],
+          async ([s]) => {
+            const busy = await post(request(`http://127.0.0.1:${s!.port}/busy`, ["127.0.0.1"]));
+            equal([busy.status, busy.retryAfter], [429, "7"], "429 with Retry-After");
+            const down = await post(request(`http://127.0.0.1:${s!.port}/down`, ["127.0.0.1"]));
+            equal([down.status, down.retryAfter], [503, undefined], "503 without");
           },
         ),
     },
@@ -165,7 +188,7 @@ function contractCases(post: PostWebhook): Case[] {
             ],
             async ([redirector]) => {
               equal(
-                await post(request(`http://127.0.0.1:${redirector!.port}/moved`, ["127.0.0.1"])),
+                await statusOf(post, request(`http://127.0.0.1:${redirector!.port}/moved`, ["127.0.0.1"])),
                 307,
                 "status",
               );
@@ -186,7 +209,11 @@ function contractCases(post: PostWebhook): Case[] {
         };
         return withServers([serve("127.0.0.1", { answer: endless })], async ([s]) => {
           try {
-            equal(await post(request(`http://127.0.0.1:${s!.port}/`, ["127.0.0.1"])), 200, "status");
+            equal(
+              await statusOf(post, request(`http://127.0.0.1:${s!.port}/`, ["127.0.0.1"])),
+              200,
+              "status",
+            );
             await until(() => s!.closed() === 1, "the connection to close");
           } finally {
             clearInterval(timer);
@@ -232,7 +259,11 @@ function pinningCases(post: PostWebhook): Case[] {
       name: `a name goes to the checked address, with its Host header, though nothing resolves ${PINNED_NAME}`,
       run: () =>
         withServers([serve("127.0.0.1")], async ([s]) => {
-          equal(await post(request(`http://${PINNED_NAME}:${s!.port}/hook`, ["127.0.0.1"])), 204, "status");
+          equal(
+            await statusOf(post, request(`http://${PINNED_NAME}:${s!.port}/hook`, ["127.0.0.1"])),
+            204,
+            "status",
+          );
           equal(
             s!.seen.map((hit) => hit.host),
             [`${PINNED_NAME}:${s!.port}`],
@@ -247,7 +278,7 @@ function pinningCases(post: PostWebhook): Case[] {
           // localhost is 127.0.0.1 in the hosts file; the check approved 127.0.0.2 only.
           const port = system!.port;
           await withServers([serve("127.0.0.2", { port })], async ([checked]) => {
-            equal(await post(request(`http://localhost:${port}/`, ["127.0.0.2"])), 204, "status");
+            equal(await statusOf(post, request(`http://localhost:${port}/`, ["127.0.0.2"])), 204, "status");
             equal(
               checked!.seen.map((hit) => hit.host),
               [`localhost:${port}`],
@@ -263,8 +294,8 @@ function pinningCases(post: PostWebhook): Case[] {
       name: "IPv6: a checked ::1, for a name and for a bracketed literal",
       run: () =>
         withServers([serve("::1")], async ([s]) => {
-          equal(await post(request(`http://${PINNED_NAME}:${s!.port}/a`, ["::1"])), 204, "name");
-          equal(await post(request(`http://[::1]:${s!.port}/b`, ["[::1]"])), 204, "literal");
+          equal(await statusOf(post, request(`http://${PINNED_NAME}:${s!.port}/a`, ["::1"])), 204, "name");
+          equal(await statusOf(post, request(`http://[::1]:${s!.port}/b`, ["[::1]"])), 204, "literal");
           equal(
             s!.seen.map((hit) => hit.host),
             [`${PINNED_NAME}:${s!.port}`, `[::1]:${s!.port}`],
@@ -283,7 +314,11 @@ function tlsCases(subject: PostSubject, tls: TlsFixture, trusting: (ca: string) 
       name: "https: SNI, Host and the certificate check use the name while the connection goes to the address",
       run: () =>
         withServers([serve("127.0.0.1", { tls })], async ([s]) => {
-          equal(await post(request(`https://${PINNED_NAME}:${s!.port}/tls`, ["127.0.0.1"])), 204, "status");
+          equal(
+            await statusOf(post, request(`https://${PINNED_NAME}:${s!.port}/tls`, ["127.0.0.1"])),
+            204,
+            "status",
+          );
           const [hit] = s!.seen;
           equal([hit?.servername, hit?.host], [PINNED_NAME, `${PINNED_NAME}:${s!.port}`], "SNI and Host");
         }),

@@ -14,12 +14,22 @@ export interface WebhookPostRequest {
   signal: AbortSignal;
 }
 
+/** What the receiver answered: its status, and its `Retry-After` header as sent, if any (a 429's or a 503's). */
+export interface WebhookAnswer {
+  status: number;
+  retryAfter?: string;
+}
+
 /**
- * The port: resolves with the response's status, or rejects when there is none (network, TLS, abort).
- * Redirects are never followed (a 3xx could point anywhere, including inside) and the body is never read.
+ * The port: resolves with the response's status (and Retry-After), or rejects when there is none (network, TLS,
+ * abort). Redirects are never followed (a 3xx could point anywhere, including inside) and the body is never read.
  * Runtime-specific where it pins the connection, so the entry injects it (node-post.ts for Bun and Deno).
  */
-export type PostWebhook = (request: WebhookPostRequest) => Promise<number>;
+export type PostWebhook = (request: WebhookPostRequest) => Promise<WebhookAnswer>;
+
+/** The answer of a status and a Retry-After header value (absent or empty: none). */
+export const webhookAnswer = (status: number, retryAfter: string | null | undefined): WebhookAnswer =>
+  retryAfter ? { status, retryAfter } : { status };
 
 /**
  * `fetch`, which resolves the name again on its own: the check's addresses are not pinned. For Cloudflare
@@ -32,5 +42,5 @@ export const postWithFetch: PostWebhook = async ({ url, headers, body, signal })
   const response = await fetch(url, { method: "POST", headers, body, redirect: "manual", signal });
   // Only the status matters; the body is not read, so a huge or endless one costs nothing.
   await response.body?.cancel().catch(() => {});
-  return response.status;
+  return webhookAnswer(response.status, response.headers.get("retry-after"));
 };
