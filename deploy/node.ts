@@ -592,6 +592,8 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
         // The console's live streams never end on their own: end them, or the server's graceful stop waits.
         consoleShutdown.abort();
         await drainServer(server, () => requestsUnderWay, options.httpDrainMs ?? 10_000, logger);
+        // The embedded broker's deliveries under way finish while the actors are still there; no new one starts.
+        await broker?.pauseDeliveries();
         await host?.stop();
         for (const stop of stops.reverse()) await stop();
       })();

@@ -43,6 +43,8 @@ export class Dispatcher {
   private running = false;
   private again = false;
   private stopped = false;
+  /** Slots granted to publishes still under way (`reserve`), until `adopt` or `abandon`. */
+  private reservedSlots = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
   /** Due messages may be waiting in the table. */
@@ -110,6 +112,7 @@ export class Dispatcher {
     if (this.stopped || this.backlog || Date.now() >= this.dueFrom) return new Set();
     const granted = new Set(ids.slice(0, Math.max(0, this.options.concurrency - this.inFlight)));
     this.inFlight += granted.size;
+    this.reservedSlots += granted.size;
     for (const id of granted) this.hold(id);
     return granted;
   }
@@ -117,6 +120,7 @@ export class Dispatcher {
   /** Delivers the messages publish stored as active, and gives back the slots reserved for the others. */
   adopt(granted: ReadonlySet<string>, started: MessageRow[]): void {
     this.inFlight -= granted.size;
+    this.reservedSlots -= granted.size;
     for (const message of started) this.launch(message);
     for (const id of granted) this.unhold(id);
     if (started.length < granted.size) this.poke();
@@ -125,6 +129,7 @@ export class Dispatcher {
   /** The publish's statement failed: it may have committed, and stored the granted messages as active. */
   abandon(granted: ReadonlySet<string>): void {
     this.inFlight -= granted.size;
+    this.reservedSlots -= granted.size;
     if (granted.size === 0) return;
     for (const id of granted) this.unhold(id);
     this.suspectOrphans();
@@ -135,9 +140,15 @@ export class Dispatcher {
   async stop(graceMs = 5000): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    const deadline = Date.now() + graceMs;
+    // A publish granted slots before the stop delivers its messages when its statement returns (`adopt`): wait
+    // for it, so that its deliveries are among those waited for, not started after the stop returned.
+    while (this.reservedSlots > 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 5));
     const settled = Promise.all([...this.deliveries]).then(() => this.outcomes.idle());
     let grace: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([settled, new Promise((resolve) => (grace = setTimeout(resolve, graceMs)))]);
+    const left = Math.max(0, deadline - Date.now());
+    await Promise.race([settled, new Promise((resolve) => (grace = setTimeout(resolve, left)))]);
     clearTimeout(grace);
   }
 

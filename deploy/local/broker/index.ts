@@ -39,6 +39,12 @@ export interface Broker {
   deliveryConcurrency: number;
   /** The periodic VACUUM (ANALYZE), when enabled (see BrokerOptions.maintenance). */
   maintenance: Maintenance | undefined;
+  /**
+   * Stops handing out messages and waits (up to 5 s) for the deliveries under way; publishing goes on. For a node
+   * that embeds the broker: its actors are still there to answer those deliveries, and nothing new reaches them
+   * while they stop (a delivery they refused would spend a retry and wait out its backoff after the restart).
+   */
+  pauseDeliveries(): Promise<void>;
   /** Stops HTTP, lets deliveries under way finish (up to 5 s), then closes the database. */
   stop(): Promise<void>;
 }
@@ -146,6 +152,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       delivered: () => dispatcher.delivered,
       deliveryConcurrency: config.deliveryConcurrency,
       maintenance,
+      pauseDeliveries: () => dispatcher.stop(),
       stop() {
         stopping ??= (async () => {
           clearInterval(sweep);
