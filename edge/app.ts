@@ -10,6 +10,7 @@ import { openApiOptions } from "./openapi.ts";
 import { cachedApiKeyVerifier } from "./middleware/auth/api-key-cache.ts";
 import type { ApiKeyStore } from "./middleware/auth/api-key-store.ts";
 import { type AuthOptions, type AuthRefusal, auth } from "./middleware/auth/index.ts";
+import { jwtVerifier } from "./middleware/auth/jwt.ts";
 import { bodyLimit } from "./middleware/body-limit/index.ts";
 import { type ClientCertOptions, requireClientCert } from "./middleware/client-cert/index.ts";
 import type { RefusalLimit } from "./middleware/rate-limit/index.ts";
@@ -156,7 +157,9 @@ export function createApp(options: AppOptions): GatewayApp {
       "/",
       metricsRoutes({
         registry: metrics.registry,
-        ...(options.metricsToken ? { token: options.metricsToken } : {}),
+        ...(options.metricsToken
+          ? { token: options.metricsToken, verifyJwt: options.auth ? jwtVerifier(options.auth) : undefined }
+          : {}),
         ...(options.metricsReuseMs ? { reuseMs: options.metricsReuseMs } : {}),
       }),
     );

@@ -10,6 +10,9 @@ import {
   renderPrometheus,
 } from "../../shared/telemetry/metrics/index.ts";
 import type { GatewayEnv } from "../env.ts";
+import { bearerToken } from "../middleware/auth/index.ts";
+import type { JwtVerifier } from "../middleware/auth/jwt.ts";
+import { requireScope } from "../middleware/auth/principal.ts";
 import { publicRoute } from "../openapi.ts";
 
 export interface MetricsRouteOptions {
@@ -19,6 +22,12 @@ export interface MetricsRouteOptions {
    * The route sits before authentication, so a scraper needs no JWT, only this shared secret.
    */
   token?: string;
+  /**
+   * With `token`: also admits a Bearer JWT with the `admin` scope (API.md's "admin where configured"), checked
+   * by this verifier. JWTs only: they are checked in memory, while an API key would cost a store lookup on a
+   * route that comes before the rate limit.
+   */
+  verifyJwt?: JwtVerifier | undefined;
   /**
    * A scrape within this many ms of the last render gets that render again, and scrapes arriving during a render
    * share it. Default 0: every scrape renders. See `reusedRender`.
@@ -63,19 +72,29 @@ export function metricsRoutes(options: MetricsRouteOptions): Hono<GatewayEnv> {
   app.get(
     "/metrics",
     describeRoute({
-      summary: "Prometheus metrics; Authorization: Bearer <METRICS_TOKEN> when one is configured",
+      summary: "Prometheus metrics; when METRICS_TOKEN is configured, Bearer <METRICS_TOKEN> or an admin JWT",
       tags: ["operations"],
       ...(token ? {} : publicRoute),
       responses: { 200: { description: "Prometheus text format" } },
     }),
     async (c) => {
-      if (expected && !timingSafeEqual(c.req.header("authorization") ?? "", expected)) {
-        throw new EdgewiseError("unauthorized", "/metrics needs the metrics token");
-      }
+      const authorization = c.req.header("authorization") ?? "";
+      if (expected && !timingSafeEqual(authorization, expected))
+        await admitAdmin(authorization, options.verifyJwt);
       return c.body(await scrape(), 200, {
         "content-type": prometheusContentType,
       });
     },
   );
   return app;
+}
+
+/** A Bearer JWT with the admin scope passes; any other credential is 401, a valid one without admin 403. */
+async function admitAdmin(authorization: string, verifyJwt: JwtVerifier | undefined): Promise<void> {
+  const token = bearerToken(authorization);
+  const outcome = token && verifyJwt ? await verifyJwt(token) : undefined;
+  if (!outcome || !("principal" in outcome)) {
+    throw new EdgewiseError("unauthorized", "/metrics needs the metrics token or an admin JWT");
+  }
+  requireScope(outcome.principal, "admin");
 }

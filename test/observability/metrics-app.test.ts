@@ -10,6 +10,7 @@ import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 import { defineActor } from "../../actors/runtime/index.ts";
 import { createSigner } from "../../deploy/local/broker/signing.ts";
 import { createApp } from "../../edge/app.ts";
+import { issueToken } from "../../edge/middleware/auth/tokens.ts";
 import { memoryLimiter, rateLimit } from "../../edge/middleware/rate-limit/index.ts";
 import { ManualClock } from "../../shared/clock/index.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
@@ -70,6 +71,19 @@ const http = "http_server_request_duration_seconds";
 test("with a metrics token, /metrics refuses a scrape without it", async () => {
   expect((await app.request("/metrics")).status).toBe(401);
   expect((await app.request("/metrics", { headers: { authorization: "Bearer wrong" } })).status).toBe(401);
+});
+
+test("with a metrics token and JWTs configured, an admin JWT scrapes too (API.md: admin where configured)", async () => {
+  const secret = "metrics-admin-secret-0123456789-abcdef";
+  const guarded = createApp({ actors: host, metrics, metricsToken, auth: { secret } });
+  const scrape = async (bearer: string) =>
+    (await guarded.request("/metrics", { headers: { authorization: `Bearer ${bearer}` } })).status;
+  const jwt = (scopes: string[]) => issueToken({ sub: "ops", scopes, ttlSeconds: 60, secret });
+  expect(await scrape(metricsToken)).toBe(200);
+  expect(await scrape(await jwt(["admin"]))).toBe(200);
+  expect(await scrape(await jwt(["orders:read"]))).toBe(403);
+  expect(await scrape(`${await jwt(["admin"])}x`)).toBe(401);
+  expect((await guarded.request("/metrics")).status).toBe(401);
 });
 
 test("requests, turns, mailboxes and rate-limit decisions move with the traffic", async () => {
