@@ -93,33 +93,42 @@ describe("signed delivery endpoint", () => {
     expect(inboxOf("d7")).toBe(0);
   });
 
-  test("a failure that says when to come back (a webhook receiver's Retry-After) answers it to the broker", async () => {
-    // The port of one receiving consumer, failing as the webhook consumer does for a receiver's 429.
-    const busy = deliveryRoutes({
-      actors: {
-        receive: async () => {
-          throw new EdgewiseError("webhooks.delivery_failed", "answered 429", {
-            status: 502,
-            public: true,
-            meta: { retryAfterSeconds: 30 },
-          });
+  test("a failure that asks for a longer wait than the backoff (a webhook receiver's Retry-After) answers it", async () => {
+    // The port of one receiving consumer, failing as the webhook consumer does when a receiver says when.
+    const failing = (retryAfterSeconds: number) =>
+      deliveryRoutes({
+        actors: {
+          receive: async () => {
+            throw new EdgewiseError("webhooks.delivery_failed", "answered 429", {
+              status: 502,
+              public: true,
+              meta: { retryAfterSeconds },
+            });
+          },
+        } as unknown as ActorHost,
+        currentSigningKey: current,
+        nextSigningKey: next,
+        publicUrl,
+      });
+    const retryAfter = async (seconds: number, retried: number) => {
+      const body = JSON.stringify(increment("d8"));
+      const response = await failing(seconds).request(url("d8"), {
+        method: "POST",
+        body,
+        headers: {
+          "content-type": "application/json",
+          "upstash-signature": await sign(current, url("d8"), body),
+          "upstash-retried": String(retried),
         },
-      } as unknown as ActorHost,
-      currentSigningKey: current,
-      nextSigningKey: next,
-      publicUrl,
-    });
-    const body = JSON.stringify(increment("d8"));
-    const response = await busy.request(url("d8"), {
-      method: "POST",
-      body,
-      headers: {
-        "content-type": "application/json",
-        "upstash-signature": await sign(current, url("d8"), body),
-      },
-    });
-    expect(response.status).toBe(502);
-    expect(response.headers.get("retry-after")).toBe("30");
+      });
+      expect(response.status).toBe(502);
+      return response.headers.get("retry-after");
+    };
+    // The first retry's backoff is 12 s, the third's 30 min.
+    expect(await retryAfter(30, 0)).toBe("30");
+    expect(await retryAfter(30, 2)).toBeNull();
+    // A shorter wait (a breaker's "retry in 1 s") would spend the retries within seconds: the backoff stays.
+    expect(await retryAfter(1, 0)).toBeNull();
     // Without one, the broker's own backoff applies.
     const plain = JSON.stringify({ ...increment("d9"), type: "FailAfterEffects", data: {} });
     const failed = await deliver("d9", plain, await sign(current, url("d9"), plain));

@@ -2,6 +2,7 @@
 import { Receiver } from "@upstash/qstash";
 import { type Context, Hono } from "hono";
 import type { Envelope } from "../../shared/envelope/index.ts";
+import { backoffMs } from "../../actors/queue/retry-policy.ts";
 import { EdgewiseError, problemContentType, toEdgewiseError, toProblem } from "../../shared/errors/index.ts";
 import { errorFields, type Logger } from "../../shared/telemetry/log/index.ts";
 import {
@@ -157,10 +158,11 @@ export function deliveryRoutes(options: DeliveryOptions): Hono<GatewayEnv> {
           true,
         );
       }
-      // Anything else may pass: a 5xx makes the broker retry with backoff, or after the Retry-After that a
-      // consumer passed on (a webhook receiver's 429 or 503), which the broker honours as QStash does.
-      const wait = error.meta?.retryAfterSeconds;
-      const retryAfter = typeof wait === "number" ? { "Retry-After": String(Math.ceil(wait)) } : undefined;
+      // Anything else may pass: a 5xx makes the broker retry with backoff, or later when a consumer was told to
+      // wait longer (a webhook receiver's Retry-After), which the broker honours as QStash does.
+      const retried = Number(c.req.header("upstash-retried")) || 0;
+      const wait = longerThanBackoff(error.meta?.retryAfterSeconds, retried);
+      const retryAfter = wait === undefined ? undefined : { "Retry-After": String(wait) };
       return answer(
         problem(c.req.path, error, error.status >= 500 ? error.status : 503, retryAfter),
         "failed",
@@ -236,4 +238,14 @@ async function processTraced<T extends { duplicate: boolean }>(
   } finally {
     span.end();
   }
+}
+
+/**
+ * A wait to answer as Retry-After: only one longer than the broker's next backoff. A Retry-After replaces the
+ * backoff, so a shorter one (a breaker's "retry in 1 s", a receiver's "1") would spend a message's few retries
+ * within seconds and dead-letter it, where the backoff (12 s, 2.5 min, 30 min) rides out an outage.
+ */
+function longerThanBackoff(seconds: unknown, retried: number): number | undefined {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds)) return undefined;
+  return seconds * 1000 > backoffMs(retried + 1, 1) ? Math.ceil(seconds) : undefined;
 }

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "@upstash/qstash";
 import type { Broker } from "../../deploy/local/broker/index.ts";
-import { backoffMs, retryAfterMs } from "../../deploy/local/broker/retry-policy.ts";
+import { backoffMs, retryAfterMs } from "../../actors/queue/retry-policy.ts";
 import { dropSchema, startReceiver, startTestBroker, uniqueSchema, waitFor } from "./helpers.ts";
 
 const schema = uniqueSchema("retries");

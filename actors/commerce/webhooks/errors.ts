@@ -1,5 +1,6 @@
 // The webhook error codes, and which of them the delivery endpoint should dead-letter at once.
 import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { retryAfterMs } from "../../queue/retry-policy.ts";
 
 /**
  * `webhooks.target_refused`: the SSRF guard refused the subscription's URL. Retrying cannot help, so the
@@ -37,17 +38,11 @@ export const deliveryFailed = (
     },
   });
 
-/** The longest wait a receiver's Retry-After may ask for: QStash's own longest backoff, a day. */
-const MAX_RETRY_AFTER_SECONDS = 86_400;
-
 /**
- * Seconds from a Retry-After value (delta-seconds or an HTTP date, RFC 9110 §10.2.3), at most a day; undefined
- * when absent or unreadable, and the broker's own backoff applies.
+ * Seconds from a receiver's Retry-After (delta-seconds, a QStash duration or an HTTP date, read as the broker reads
+ * it: at most a day), or undefined when absent or unreadable and the broker's own backoff applies.
  */
 export function retryAfterSeconds(value: string | undefined, nowMs: number): number | undefined {
-  if (value === undefined) return undefined;
-  const text = value.trim();
-  const seconds = /^\d{1,10}$/.test(text) ? Number(text) : (Date.parse(text) - nowMs) / 1000;
-  if (!Number.isFinite(seconds)) return undefined;
-  return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(0, Math.ceil(seconds)));
+  const ms = retryAfterMs(value ?? null, nowMs);
+  return ms === undefined ? undefined : Math.ceil(ms / 1000);
 }

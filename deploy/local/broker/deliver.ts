@@ -1,6 +1,6 @@
 // One delivery attempt: the signed HTTP request to the destination, and what its answer means.
 import type { FetchLike } from "./config.ts";
-import { nextAttemptAt } from "./retry-policy.ts";
+import { nextAttemptAt } from "../../../actors/queue/retry-policy.ts";
 import type { Signer } from "./signing.ts";
 import type { MessageRow, Outcome } from "./types.ts";
 

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { customAlphabet } from "nanoid";
 import type { ResolvedOptions } from "./config.ts";
 import { HttpError } from "./http-util.ts";
-import { parseDelayHeader } from "./retry-policy.ts";
+import { parseDelayHeader } from "../../../actors/queue/retry-policy.ts";
 import type { NewMessage } from "./types.ts";
 
 const alnum = customAlphabet("0123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz", 24);

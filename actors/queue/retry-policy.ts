@@ -1,4 +1,4 @@
-// Retry policy: QStash's backoff, Retry-After, and the duration formats of Upstash-Delay / Upstash-Timeout.
+// QStash's retry policy (its backoff, Retry-After, Upstash-Delay durations): the local broker's, and its callers'.
 
 /** QStash's documented backoff: min(86400, e^(2.5·n)) seconds for retry number n (1, 2, 3, …), in ms. */
 export function backoffMs(retryNumber: number, timeScale: number): number {
