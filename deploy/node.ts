@@ -51,6 +51,7 @@ import { type Broker, defaultDeliveryConcurrency, startBroker } from "./local/br
 import { connect, type Sql } from "./local/broker/db.ts";
 import { startEmbeddedPostgres } from "./local/pglite/index.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
+import { followDeliveryOrigin } from "./delivery-origin.ts";
 import { brokerCredentials, jwtSecret, privateDataDir, publicSigningKeysWarning } from "./secrets.ts";
 import { mtlsFetch, type TlsFiles, watchTlsFiles } from "./tls.ts";
 import { otlpMetricsConfigFromEnv, startOtlpMetricsExport } from "./metrics-export.ts";
@@ -268,6 +269,8 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
         port: 0,
         serve: options.serve,
         fetch: brokerFetch,
+        // Not before the node serves, at the address its waiting messages were moved to (followDeliveryOrigin).
+        deliverAfter: nodeServing,
         ...brokerCredentials(dataDir),
         deliveryConcurrency:
           config.QSTASH_DELIVERY_CONCURRENCY ?? defaultDeliveryConcurrency(embedded !== undefined),
@@ -560,6 +563,11 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
     deliverInProcess && request.url.startsWith(deliveryOrigin)
       ? deliverInProcess(request, { remoteAddress: "127.0.0.1" })
       : app.fetch(request, { remoteAddress: "127.0.0.1" });
+  // The embedded broker's messages for this node follow it to a new port or PUBLIC_URL (delivery-origin.ts).
+  if (broker && !options.deliveryUrl) {
+    const moved = await followDeliveryOrigin(broker.sql, dataDir, ownOrigin);
+    if (moved) logger.info(`deliveries moved from ${moved.from} to ${ownOrigin}`, { ...moved });
+  }
   serving();
   host?.start();
   extension.start?.();

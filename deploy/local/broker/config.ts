@@ -93,6 +93,11 @@ export interface BrokerOptions {
   pollIntervalMs?: number;
   /** How deliveries are sent. Default: the global fetch (keep-alive). */
   fetch?: FetchLike;
+  /**
+   * Messages are handed out only once this settles. For a node that embeds the broker: once it serves at its final
+   * address, to which the messages waiting for it were moved (deploy/delivery-origin.ts). Default: at once.
+   */
+  deliverAfter?: Promise<unknown>;
   /** How the broker listens for HTTP. Default: Bun.serve (Deno passes deploy/deno/serve.ts). */
   serve?: Serve;
   /** Where operational warnings go. Default console.error. */

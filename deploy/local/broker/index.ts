@@ -132,7 +132,11 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
         return handle(req, ctx);
       },
     });
-    dispatcher.start();
+    if (options.deliverAfter)
+      void options.deliverAfter.then(() => {
+        if (!stopping) dispatcher.start();
+      });
+    else dispatcher.start();
     maintenance?.start();
     const sweep = setInterval(() => {
       housekeeping(db, config.eventRetentionMs).catch((error) =>
