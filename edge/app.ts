@@ -7,7 +7,7 @@ import type { GatewayEnv } from "./env.ts";
 import { allowedMethodsFor } from "./allowed-methods.ts";
 import { errorHandler } from "./errors.ts";
 import { openApiOptions } from "./openapi.ts";
-import { cachedApiKeyVerifier } from "./middleware/auth/api-key-cache.ts";
+import { type CachedApiKeyVerifier, cachedApiKeyVerifier } from "./middleware/auth/api-key-cache.ts";
 import type { ApiKeyStore } from "./middleware/auth/api-key-store.ts";
 import { type AuthOptions, type AuthRefusal, auth } from "./middleware/auth/index.ts";
 import { jwtVerifier } from "./middleware/auth/jwt.ts";
@@ -52,6 +52,11 @@ export interface AppOptions {
   auth?: Omit<AuthOptions, "apiKeys">;
   /** Where API keys live; enables `X-API-Key` and the admin routes that create and revoke keys. */
   apiKeys?: ApiKeyStore;
+  /**
+   * The X-API-Key verifier to use instead of one made here over `apiKeys`: where the app is built per request
+   * (Workers with commerce), a verifier kept by the isolate keeps its cache, and the revocation bound, across them.
+   */
+  apiKeyVerifier?: CachedApiKeyVerifier;
   /**
    * Rate limiting per subject or client IP (see middleware/rate-limit). With `refusals` (as `rateLimit()` makes
    * it), refused credentials spend the caller's address budget too.
@@ -214,7 +219,8 @@ export function createApp(options: AppOptions): GatewayApp {
     );
   } else app.use(apiBodyLimit);
   app.use(timeout({ ms: options.requestTimeoutMs ?? 10_000 }));
-  const apiKeyCache = options.apiKeys ? cachedApiKeyVerifier(options.apiKeys) : undefined;
+  const apiKeyCache =
+    options.apiKeyVerifier ?? (options.apiKeys ? cachedApiKeyVerifier(options.apiKeys) : undefined);
   const refusals = options.rateLimit?.refusals;
   if (options.auth || apiKeyCache) {
     app.use(
@@ -230,7 +236,7 @@ export function createApp(options: AppOptions): GatewayApp {
   if (options.rateLimit) app.use(options.rateLimit);
   if (options.console) app.route("/", consoleRoutes({ ...options.console, auth: options.auth }));
 
-  app.route("/", counterRoutes(options.actors, { requireCaller: Boolean(options.auth || options.apiKeys) }));
+  app.route("/", counterRoutes(options.actors, { requireCaller: Boolean(options.auth || apiKeyCache) }));
   if (options.apiKeys)
     app.route("/", apiKeyRoutes({ store: options.apiKeys, ...(apiKeyCache ? { cache: apiKeyCache } : {}) }));
   for (const routes of options.routes ?? []) app.route("/", routes);

@@ -19,6 +19,9 @@ import type { Config } from "../../shared/config/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { type Dependencies, isBreakerOpen } from "../../shared/resilience/index.ts";
 import { type CommerceSystem, commerceSystem } from "../commerce.ts";
+import { cachedApiKeyVerifier } from "../middleware/auth/api-key-cache.ts";
+import type { ApiKeyStore } from "../middleware/auth/api-key-store.ts";
+import { PostgresApiKeyStore } from "../middleware/auth/postgres-api-key-store.ts";
 import { guardedRedis } from "../middleware/rate-limit/guarded-redis.ts";
 import { upstashRestRedis } from "../middleware/rate-limit/upstash.ts";
 
@@ -70,6 +73,8 @@ export const Loyalty = durableActor<CommerceEnv>(loyaltyActor, actorOptions);
 /** The commerce parts of one request (or one cron run), on a pool of their own. */
 export interface CommerceScope {
   system: CommerceSystem;
+  /** The API-key store on this scope's pool: POST and DELETE /v1/api-keys. */
+  apiKeys: ApiKeyStore;
   /** Creates the tables, once per isolate (the first scope that needs them pays). */
   ready(): Promise<void>;
   /** The readiness check: one round trip on this scope's pool. */
@@ -94,6 +99,12 @@ const drainPasses = 10;
 export class CommerceOnWorkers {
   private readonly readCache: ReadCache | undefined;
   private migrated = false;
+  /**
+   * X-API-Key, verified across the isolate's requests: its cache (4 s, API.md's "within 5 s" for a revoke) is
+   * the isolate's, and a miss looks the key up on a connection of its own, opened in the request that missed and
+   * ended with the lookup, since no pool outlives a request here.
+   */
+  readonly apiKeyVerifier = cachedApiKeyVerifier({ find: (id) => this.findApiKey(id) });
 
   constructor(
     private readonly config: Config,
@@ -112,15 +123,29 @@ export class CommerceOnWorkers {
       : undefined;
   }
 
-  open(ctx: ExecutionContext): CommerceScope {
-    const sql = postgres(this.url, {
-      // The commerce code runs on one connection (it does under the embedded PGlite), and each connection
-      // here is a fresh handshake.
+  private async findApiKey(id: string) {
+    const sql = this.connect();
+    try {
+      const find = () => new PostgresApiKeyStore(sql).find(id);
+      return await (this.dependencies ? this.dependencies.call("postgres", find) : find());
+    } finally {
+      await sql.end({ timeout: 5 }).catch(() => {});
+    }
+  }
+
+  /** One connection: the commerce code runs on one (it does under the embedded PGlite), each a fresh handshake. */
+  private connect() {
+    return postgres(this.url, {
       max: 1,
       connect_timeout: 5,
       onnotice: () => {},
       transform: { undefined: null },
     });
+  }
+
+  open(ctx: ExecutionContext): CommerceScope {
+    const sql = this.connect();
+    const apiKeys = new PostgresApiKeyStore(sql);
     const background: Array<Promise<unknown>> = [];
     const drain = async (relay: BillingOutboxRelay) => {
       for (let pass = 0; pass < drainPasses; pass++) {
@@ -152,13 +177,18 @@ export class CommerceOnWorkers {
     });
     return {
       system,
+      apiKeys,
       ready: async () => {
         if (this.migrated) return;
         const dependencies = this.dependencies;
         try {
           // Behind the `postgres` breaker: while it is open, a new isolate answers 503 at once instead of
           // waiting out the connect timeout on every request.
-          await (dependencies ? dependencies.call("postgres", () => system.migrate()) : system.migrate());
+          const migrate = async () => {
+            await system.migrate();
+            await apiKeys.migrate();
+          };
+          await (dependencies ? dependencies.call("postgres", migrate) : migrate());
         } catch (error) {
           if (isBreakerOpen(error)) throw error;
           throw new EdgewiseError("unavailable", "Postgres is unavailable; retry", { cause: error });

@@ -143,6 +143,8 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
       if (needsTables(request, worker)) await scope.ready();
       const app = createApp({
         ...worker.options,
+        apiKeys: scope.apiKeys,
+        apiKeyVerifier: worker.commerce.apiKeyVerifier,
         consumers: scope.system.consumers,
         routes: [scope.system.routes],
         readiness: [

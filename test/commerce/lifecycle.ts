@@ -229,6 +229,50 @@ export function lifecycleSuite(host: string, client: () => CommerceClient, timeo
     );
 
     test(
+      "API keys: minted by an admin and shown once, they act as their sub with their scopes; a revoked one stops",
+      async () => {
+        const api = client();
+        const [sku, ada] = [uniqueName("lamp"), uniqueName("ada")];
+        await api.putSku(sku, 5, 700);
+        await api.putAccount(ada, 5_000);
+        const minted = await api.call<{ id: string; key: string }>("POST", "/v1/api-keys", {
+          body: { sub: ada, scopes: ["orders:write", "orders:read", "billing:read"], name: "lifecycle" },
+        });
+        expect(minted.status).toBe(201);
+        const withKey = (method: string, path: string, body?: unknown) =>
+          fetch(`${api.target.base}${path}`, {
+            method,
+            headers: {
+              "x-api-key": minted.body.key,
+              ...(body === undefined ? {} : { "content-type": "application/json" }),
+            },
+            ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+          });
+        const placed = await withKey("POST", "/v1/orders", {
+          customerId: ada,
+          items: [{ sku, quantity: 1 }],
+        });
+        expect(placed.status).toBe(202);
+        const { orderId } = (await placed.json()) as { orderId: string };
+        expect((await api.settle(orderId)).status).toBe("confirmed");
+        expect((await withKey("GET", `/v1/accounts/${ada}`)).status).toBe(200);
+        // Its scopes and its sub bound it: no inventory writes, and no other customer's account.
+        expect((await withKey("PUT", `/v1/inventory/${sku}`, { available: 1, priceCents: 1 })).status).toBe(
+          403,
+        );
+        expect((await withKey("GET", `/v1/accounts/${uniqueName("bob")}`)).status).toBe(403);
+        expect((await api.call("DELETE", `/v1/api-keys/${minted.body.id}`)).status).toBe(204);
+        // API.md: the key stops working within 5 s everywhere.
+        await eventually(
+          async () => (await withKey("GET", `/v1/accounts/${ada}`)).status === 401,
+          "revoked",
+          5_000,
+        );
+      },
+      timeoutMs,
+    );
+
+    test(
       "a customer named by an identity provider's sub (auth0|…, an email) orders as themselves, end to end",
       async () => {
         const api = client();
