@@ -94,6 +94,82 @@ describe("outbound webhooks", () => {
   }, 30_000);
 });
 
+describe("managing a subscription", () => {
+  test("list and show it without the secret, rotate the secret with an overlap, read the attempts", async () => {
+    const receiver = startReceiver();
+    const api = running.client;
+    try {
+      const created = expectOk(
+        await api.call<{ id: string; secret: string }>("POST", "/v1/webhooks/subscriptions", {
+          body: { url: receiver.url("/managed"), events: ["order.confirmed"] },
+        }),
+      );
+      const shown = await api.call<Record<string, unknown>>(
+        "GET",
+        `/v1/webhooks/subscriptions/${created.id}`,
+      );
+      expect(shown.status).toBe(200);
+      expect(shown.body).toMatchObject({
+        id: created.id,
+        url: receiver.url("/managed"),
+        events: ["order.confirmed"],
+        previousSecretExpiresAt: null,
+      });
+      const listed = await api.call<{ items: Array<{ id: string }> }>(
+        "GET",
+        "/v1/webhooks/subscriptions?limit=100",
+      );
+      expect(listed.body.items.map((item) => item.id)).toContain(created.id);
+      expect(JSON.stringify([shown.body, listed.body])).not.toContain("whsec_");
+
+      // A POST with no body at all takes the default overlap (a day).
+      const rotated = await api.call<{ secret: string; previousSecretExpiresAt: string }>(
+        "POST",
+        `/v1/webhooks/subscriptions/${created.id}/rotate-secret`,
+      );
+      expect(rotated.status).toBe(200);
+      expect(rotated.body.secret).toMatch(/^whsec_/);
+      const overlapEnds = Date.parse(rotated.body.previousSecretExpiresAt) - Date.now();
+      expect(overlapEnds).toBeGreaterThan(86_000_000);
+      expect(overlapEnds).toBeLessThanOrEqual(86_400_000);
+
+      const order = await confirmedOrder(running);
+      await eventually(() => receiver.deliveries.some((d) => d.body.includes(order.orderId)), "the webhook");
+      const delivery = receiver.deliveries.find((d) => d.body.includes(order.orderId)) as Delivery;
+      // The receiver may verify with either secret while it switches over.
+      for (const secret of [created.secret, rotated.body.secret]) {
+        expect(new Webhook(secret).verify(delivery.body, delivery.headers)).toMatchObject({
+          type: "order.confirmed",
+        });
+      }
+
+      const attempts = await api.call<{ items: Array<Record<string, unknown>>; nextCursor: string | null }>(
+        "GET",
+        `/v1/webhooks/subscriptions/${created.id}/attempts`,
+      );
+      expect(attempts.status).toBe(200);
+      expect(attempts.body.items[0]).toMatchObject({
+        eventId: delivery.headers["webhook-id"],
+        attempt: 1,
+        outcome: "delivered",
+        statusCode: 200,
+        error: null,
+      });
+
+      expect((await api.call("DELETE", `/v1/webhooks/subscriptions/${created.id}`)).status).toBe(204);
+      expect((await api.call("GET", `/v1/webhooks/subscriptions/${created.id}`)).status).toBe(404);
+      expect(
+        (await api.call("POST", `/v1/webhooks/subscriptions/${created.id}/rotate-secret`, { body: {} }))
+          .status,
+      ).toBe(404);
+      // The attempts stay readable: they tell why deliveries stopped.
+      expect((await api.call("GET", `/v1/webhooks/subscriptions/${created.id}/attempts`)).status).toBe(200);
+    } finally {
+      receiver.stop();
+    }
+  }, 30_000);
+});
+
 describe("read cache", () => {
   test("hits and misses are told apart, and an update's event ends any stale read", async () => {
     const api = running.client;

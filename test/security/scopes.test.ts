@@ -47,9 +47,10 @@ async function deadLetters(): Promise<string[]> {
 /** Everything the refused calls below could have changed. */
 async function snapshot() {
   const { sql } = running.node;
-  const [subscriptions] = await sql<Array<{ active: number; target: string | null }>>`
+  const [subscriptions] = await sql<Array<{ active: number; target: string | null; secret: string | null }>>`
     SELECT (SELECT count(*) FROM webhook_subscriptions WHERE deleted_at IS NULL)::int AS active,
-           (SELECT deleted_at::text FROM webhook_subscriptions WHERE id = ${subscriptionId}) AS target`;
+           (SELECT deleted_at::text FROM webhook_subscriptions WHERE id = ${subscriptionId}) AS target,
+           (SELECT secret FROM webhook_subscriptions WHERE id = ${subscriptionId}) AS secret`;
   const [keys] = await sql<Array<{ live: number; target: string | null }>>`
     SELECT (SELECT count(*) FROM edgewise_api_keys WHERE revoked_at IS NULL)::int AS live,
            (SELECT revoked_at::text FROM edgewise_api_keys WHERE id = ${keyId}) AS target`;
@@ -120,6 +121,10 @@ const routes = (): Array<[scope: string, method: string, path: string, body?: un
     "/v1/webhooks/subscriptions",
     { url: "http://127.0.0.1:9/x", events: ["order.confirmed"] },
   ],
+  ["webhooks:admin", "GET", "/v1/webhooks/subscriptions"],
+  ["webhooks:admin", "GET", `/v1/webhooks/subscriptions/${subscriptionId}`],
+  ["webhooks:admin", "GET", `/v1/webhooks/subscriptions/${subscriptionId}/attempts`],
+  ["webhooks:admin", "POST", `/v1/webhooks/subscriptions/${subscriptionId}/rotate-secret`, {}],
   ["webhooks:admin", "DELETE", `/v1/webhooks/subscriptions/${subscriptionId}`],
   ["admin", "POST", "/v1/api-keys", { sub: owner, scopes: ["admin"] }],
   ["admin", "DELETE", `/v1/api-keys/${keyId}`],
@@ -191,6 +196,15 @@ const invalidRequests = (): Array<
   ["admin", "GET", "/v1/activity?limit=0"],
   ["webhooks:admin", "POST", "/v1/webhooks/subscriptions", { url: 1 }],
   ["webhooks:admin", "DELETE", "/v1/webhooks/subscriptions/a%20b"],
+  ["webhooks:admin", "GET", "/v1/webhooks/subscriptions?limit=0"],
+  ["webhooks:admin", "GET", "/v1/webhooks/subscriptions/a%20b"],
+  ["webhooks:admin", "GET", `/v1/webhooks/subscriptions/${subscriptionId}/attempts?cursor=forged`],
+  [
+    "webhooks:admin",
+    "POST",
+    `/v1/webhooks/subscriptions/${subscriptionId}/rotate-secret`,
+    { overlapSeconds: -1 },
+  ],
   ["admin", "POST", "/v1/api-keys", { sub: 1 }],
 ];
 

@@ -32,6 +32,8 @@ function setup(path: string) {
     url: receiver.url(path),
     events: ["order.confirmed"],
     secret: generateSecret(),
+    previousSecret: null,
+    previousSecretExpiresAt: null,
     createdAt: new Date(),
     deletedAt: null,
   };

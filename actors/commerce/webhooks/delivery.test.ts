@@ -81,6 +81,8 @@ async function send(url: string, policy: TargetPolicy, post: PostWebhook) {
       url,
       events: ["order.confirmed"],
       secret,
+      previousSecret: null,
+      previousSecretExpiresAt: null,
       createdAt: new Date(),
       deletedAt: null,
     }),

@@ -8,6 +8,7 @@ import { type WebhookDelivery, webhookEventName, webhookPayload } from "./messag
 import { type PostWebhook, postWithFetch, type WebhookAnswer } from "./post.ts";
 import { signedHeaders } from "./sign.ts";
 import { checkTarget, isPermanentRefusal, type TargetPolicy } from "./ssrf.ts";
+import { signingSecrets } from "./management.ts";
 import type { WebhookStore } from "./store.ts";
 
 export interface DeliveryOptions {
@@ -68,7 +69,12 @@ export async function deliver(options: DeliveryOptions, delivery: WebhookDeliver
   const headers = {
     "content-type": "application/json",
     "user-agent": options.userAgent ?? "Edgewise-Webhooks/1",
-    ...(await signedHeaders({ secret: subscription.secret, id: event.id, body, now: options.clock.now() })),
+    ...(await signedHeaders({
+      secret: signingSecrets(subscription, options.clock.now()),
+      id: event.id,
+      body,
+      now: options.clock.now(),
+    })),
   };
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const send = options.post ?? postWithFetch;

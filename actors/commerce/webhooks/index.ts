@@ -4,6 +4,7 @@ export * from "./delivery.ts";
 export * from "./errors.ts";
 export * from "./fan-out.ts";
 export * from "./inbound.ts";
+export * from "./management.ts";
 export * from "./ip.ts";
 export * from "./messages.ts";
 export * from "./post.ts";

@@ -2,9 +2,11 @@
 import type postgres from "postgres";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import type {
+  AttemptPage,
   AttemptRecord,
   DeliveryAttempt,
   NewSubscription,
+  SubscriptionPage,
   WebhookStore,
   WebhookSubscription,
 } from "./store.ts";
@@ -14,11 +16,14 @@ interface SubscriptionRow {
   url: string;
   events: string;
   secret: string;
+  previous_secret: string | null;
+  previous_secret_expires_at: Date | null;
   created_at: Date;
   deleted_at: Date | null;
 }
 
 interface AttemptRow {
+  id: string;
   subscription_id: string;
   event_id: string;
   attempt: number;
@@ -51,6 +56,10 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
           created_at timestamptz NOT NULL DEFAULT now(),
           deleted_at timestamptz
         );
+        -- Secret rotation (added after the first release: ALTER keeps tables made before it).
+        ALTER TABLE webhook_subscriptions
+          ADD COLUMN IF NOT EXISTS previous_secret text CHECK (previous_secret LIKE 'whsec\\_%'),
+          ADD COLUMN IF NOT EXISTS previous_secret_expires_at timestamptz;
         CREATE TABLE IF NOT EXISTS webhook_deliveries (
           id bigserial PRIMARY KEY,
           subscription_id text NOT NULL,
@@ -62,6 +71,7 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
           at timestamptz NOT NULL DEFAULT now()
         );
         CREATE INDEX IF NOT EXISTS webhook_deliveries_event ON webhook_deliveries (subscription_id, event_id);
+        CREATE INDEX IF NOT EXISTS webhook_deliveries_newest ON webhook_deliveries (subscription_id, id DESC);
         CREATE TABLE IF NOT EXISTS webhook_inbound_seen (
           source text NOT NULL,
           webhook_id text NOT NULL,
@@ -110,6 +120,31 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
     return rows.map(fromRow);
   }
 
+  async pageSubscriptions(page: SubscriptionPage): Promise<WebhookSubscription[]> {
+    const rows = page.after
+      ? await this.sql<SubscriptionRow[]>`
+          SELECT * FROM webhook_subscriptions
+          WHERE deleted_at IS NULL
+            AND (created_at, id) > (SELECT created_at, id FROM webhook_subscriptions WHERE id = ${page.after})
+          ORDER BY created_at, id LIMIT ${page.limit}`
+      : await this.sql<SubscriptionRow[]>`
+          SELECT * FROM webhook_subscriptions WHERE deleted_at IS NULL ORDER BY created_at, id LIMIT ${page.limit}`;
+    return rows.map(fromRow);
+  }
+
+  async rotateSecret(
+    id: string,
+    secret: string,
+    previousExpiresAt: Date,
+  ): Promise<WebhookSubscription | undefined> {
+    const [row] = await this.sql<SubscriptionRow[]>`
+      UPDATE webhook_subscriptions
+      SET previous_secret = secret, previous_secret_expires_at = ${previousExpiresAt}, secret = ${secret}
+      WHERE id = ${id} AND deleted_at IS NULL
+      RETURNING *`;
+    return row ? fromRow(row) : undefined;
+  }
+
   async recordAttempt(attempt: AttemptRecord): Promise<number> {
     const [row] = await this.sql<{ attempt: number }[]>`
       INSERT INTO webhook_deliveries (subscription_id, event_id, attempt, status_code, outcome, error)
@@ -128,15 +163,17 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
         : await this.sql<AttemptRow[]>`
             SELECT * FROM webhook_deliveries
             WHERE subscription_id = ${subscriptionId} AND event_id = ${eventId} ORDER BY id`;
-    return rows.map((row) => ({
-      subscriptionId: row.subscription_id,
-      eventId: row.event_id,
-      attempt: row.attempt,
-      statusCode: row.status_code,
-      outcome: row.outcome,
-      error: row.error,
-      at: row.at,
-    }));
+    return rows.map(fromAttemptRow);
+  }
+
+  async pageAttempts(subscriptionId: string, page: AttemptPage): Promise<DeliveryAttempt[]> {
+    const event = page.eventId === undefined ? this.sql`` : this.sql`AND event_id = ${page.eventId}`;
+    const before = page.beforeSeq === undefined ? this.sql`` : this.sql`AND id < ${page.beforeSeq}`;
+    const rows = await this.sql<AttemptRow[]>`
+      SELECT * FROM webhook_deliveries
+      WHERE subscription_id = ${subscriptionId} ${event} ${before}
+      ORDER BY id DESC LIMIT ${page.limit}`;
+    return rows.map(fromAttemptRow);
   }
 
   async wasDelivered(subscriptionId: string, eventId: string): Promise<boolean> {
@@ -172,7 +209,22 @@ function fromRow(row: SubscriptionRow): WebhookSubscription {
     url: row.url,
     events: row.events.split(" ").filter(Boolean),
     secret: row.secret,
+    previousSecret: row.previous_secret,
+    previousSecretExpiresAt: row.previous_secret_expires_at,
     createdAt: row.created_at,
     deletedAt: row.deleted_at,
+  };
+}
+
+function fromAttemptRow(row: AttemptRow): DeliveryAttempt {
+  return {
+    seq: Number(row.id),
+    subscriptionId: row.subscription_id,
+    eventId: row.event_id,
+    attempt: row.attempt,
+    statusCode: row.status_code,
+    outcome: row.outcome,
+    error: row.error,
+    at: row.at,
   };
 }

@@ -34,18 +34,26 @@ export async function sign(input: SignInput): Promise<string> {
   return `v1,${await hmac(input.secret, `${input.id}.${input.timestamp}.${input.body}`)}`;
 }
 
-/** The three Standard Webhooks headers for a body, stamped `now` (epoch ms). */
+/**
+ * The three Standard Webhooks headers for a body, stamped `now` (epoch ms). With several secrets (a rotation's
+ * overlap), `webhook-signature` carries one signature per secret, space-separated, as the spec allows: a receiver
+ * that knows either secret verifies it.
+ */
 export async function signedHeaders(input: {
-  secret: string;
+  secret: string | readonly string[];
   id: string;
   body: string;
   now: number;
 }): Promise<Record<"webhook-id" | "webhook-timestamp" | "webhook-signature", string>> {
   const timestamp = Math.floor(input.now / 1000);
+  const secrets = typeof input.secret === "string" ? [input.secret] : input.secret;
+  const signatures = await Promise.all(
+    secrets.map((secret) => sign({ secret, id: input.id, timestamp, body: input.body })),
+  );
   return {
     "webhook-id": input.id,
     "webhook-timestamp": String(timestamp),
-    "webhook-signature": await sign({ secret: input.secret, id: input.id, timestamp, body: input.body }),
+    "webhook-signature": signatures.join(" "),
   };
 }
 

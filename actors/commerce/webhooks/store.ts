@@ -7,6 +7,12 @@ export interface WebhookSubscription {
   events: string[];
   /** `whsec_…`: kept readable, since every delivery is signed with it. */
   secret: string;
+  /**
+   * The secret replaced by the last rotation, which still signs beside `secret` until `previousSecretExpiresAt`,
+   * so a receiver can switch over without refusing a delivery. Null when none, or when it has expired.
+   */
+  previousSecret: string | null;
+  previousSecretExpiresAt: Date | null;
   createdAt: Date;
   deletedAt: Date | null;
 }
@@ -14,6 +20,19 @@ export interface WebhookSubscription {
 export type NewSubscription = Pick<WebhookSubscription, "id" | "url" | "events" | "secret">;
 
 /** `delivered`: 2xx. `failed`: another status, a network error or a timeout. `refused`: the SSRF guard said no. */
+/** Where a page of a listing starts: after this subscription (oldest first), or before this attempt (newest first). */
+export interface SubscriptionPage {
+  limit: number;
+  /** The id of the last subscription of the previous page. */
+  after?: string;
+}
+export interface AttemptPage {
+  limit: number;
+  eventId?: string;
+  /** Attempts logged before this one (its `seq`), for the next page. */
+  beforeSeq?: number;
+}
+
 export type AttemptOutcome = "delivered" | "failed" | "refused";
 
 export interface AttemptRecord {
@@ -25,6 +44,8 @@ export interface AttemptRecord {
 }
 
 export interface DeliveryAttempt extends AttemptRecord {
+  /** The attempt's place in the log, which only grows: what a page of attempts is cut at. */
+  seq: number;
   /** 1 for the first attempt of this event at this subscription. */
   attempt: number;
   at: Date;
@@ -38,9 +59,18 @@ export interface WebhookStore {
   getSubscription(id: string): Promise<WebhookSubscription | undefined>;
   /** Active subscriptions, oldest first; only those that take `event` when it is given. */
   listSubscriptions(filter?: { event?: string }): Promise<WebhookSubscription[]>;
+  /** Active subscriptions, oldest first, one page of them. */
+  pageSubscriptions(page: SubscriptionPage): Promise<WebhookSubscription[]>;
+  /**
+   * Makes `secret` the active secret of an active subscription. The one it replaces keeps signing beside it until
+   * `previousExpiresAt`; a secret rotated out earlier is dropped. Undefined when there is no such subscription.
+   */
+  rotateSecret(id: string, secret: string, previousExpiresAt: Date): Promise<WebhookSubscription | undefined>;
   /** Appends to the attempts log; returns the attempt's number. */
   recordAttempt(attempt: AttemptRecord): Promise<number>;
   listAttempts(subscriptionId: string, eventId?: string): Promise<DeliveryAttempt[]>;
+  /** One page of a subscription's attempts, newest first. */
+  pageAttempts(subscriptionId: string, page: AttemptPage): Promise<DeliveryAttempt[]>;
   /** True once some attempt of this event at this subscription got a 2xx. */
   wasDelivered(subscriptionId: string, eventId: string): Promise<boolean>;
   /** Marks an inbound `webhook-id` of a source as seen; false when it already was (a replay). */

@@ -89,12 +89,3 @@ export const ListActivityQuery = v.strictObject({
   limit,
   cursor,
 });
-
-export const WebhookEvent = v.picklist(
-  ["order.confirmed", "order.rejected", "order.cancelled"],
-  "must be a known event",
-);
-export const CreateWebhookBody = v.strictObject({
-  url: v.pipe(v.string(), v.maxLength(2048), v.url("must be an absolute URL")),
-  events: v.pipe(v.array(WebhookEvent), v.minLength(1, "must name at least one event"), v.maxLength(16)),
-});

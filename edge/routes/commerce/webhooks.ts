@@ -8,7 +8,14 @@ import {
   type InboundRefusal,
   inboundPruner,
   type InboundSecrets,
+  ListAttemptsQuery,
+  ListSubscriptionsQuery,
+  listDeliveryAttempts,
+  listSubscriptionViews,
+  RotateSecretBody,
   receiveInbound,
+  rotateSubscriptionSecret,
+  showSubscription,
   type TargetPolicy,
   type WebhookStore,
 } from "../../../actors/commerce/webhooks/index.ts";
@@ -54,6 +61,87 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
         c.req.valid("json"),
       );
       return c.json(created, 201);
+    },
+  );
+
+  app.get(
+    "/v1/webhooks/subscriptions",
+    describeRoute({
+      summary: "List the active webhook subscriptions, oldest first (never their secrets)",
+      tags: ["webhooks"],
+      responses: {
+        200: {
+          description: "{ items: [{ id, url, events, createdAt, previousSecretExpiresAt }], nextCursor }",
+        },
+      },
+    }),
+    scoped("webhooks:admin"),
+    validate("query", ListSubscriptionsQuery),
+    async (c) => {
+      requireScope(c.var.principal, "webhooks:admin");
+      return c.json(await listSubscriptionViews({ store: options.store, clock }, c.req.valid("query")));
+    },
+  );
+
+  app.get(
+    "/v1/webhooks/subscriptions/:id",
+    describeRoute({
+      summary: "One active webhook subscription (never its secret)",
+      tags: ["webhooks"],
+      responses: {
+        200: { description: "{ id, url, events, createdAt, previousSecretExpiresAt }" },
+        404: { description: "No such subscription, or it was deleted or disabled by a 410" },
+      },
+    }),
+    scoped("webhooks:admin"),
+    validate("param", IdParam),
+    async (c) => {
+      requireScope(c.var.principal, "webhooks:admin");
+      return c.json(await showSubscription({ store: options.store, clock }, c.req.valid("param").id));
+    },
+  );
+
+  app.get(
+    "/v1/webhooks/subscriptions/:id/attempts",
+    describeRoute({
+      summary: "A subscription's delivery attempts, newest first (deleted and disabled subscriptions too)",
+      tags: ["webhooks"],
+      responses: {
+        200: { description: "{ items: [{ eventId, attempt, outcome, statusCode, error, at }], nextCursor }" },
+      },
+    }),
+    scoped("webhooks:admin"),
+    validate("param", IdParam),
+    validate("query", ListAttemptsQuery),
+    async (c) => {
+      requireScope(c.var.principal, "webhooks:admin");
+      return c.json(
+        await listDeliveryAttempts({ store: options.store }, c.req.valid("param").id, c.req.valid("query")),
+      );
+    },
+  );
+
+  app.post(
+    "/v1/webhooks/subscriptions/:id/rotate-secret",
+    describeRoute({
+      summary:
+        "Rotate a subscription's secret: the new one is shown only here; the old one keeps signing beside it " +
+        "for overlapSeconds (default 86400)",
+      tags: ["webhooks"],
+      responses: { 200: { description: "{ id, secret, previousSecretExpiresAt }" } },
+    }),
+    scoped("webhooks:admin"),
+    validate("param", IdParam),
+    validate("json", RotateSecretBody),
+    async (c) => {
+      requireScope(c.var.principal, "webhooks:admin");
+      return c.json(
+        await rotateSubscriptionSecret(
+          { store: options.store, clock },
+          c.req.valid("param").id,
+          c.req.valid("json"),
+        ),
+      );
     },
   );
 
