@@ -1,7 +1,13 @@
 // The reference commerce system on a self-hosted node: billing, projections, read cache, webhooks, and the API routes.
-import { MemoryReadCache, type ReadCache, RedisReadCache } from "../actors/commerce/projections/index.ts";
+import {
+  MemoryReadCache,
+  type ReadCache,
+  RedisReadCache,
+  securityEventPruner,
+} from "../actors/commerce/projections/index.ts";
 import type { PostWebhook, Resolve } from "../actors/commerce/webhooks/index.ts";
 import { commerceSystem } from "../edge/commerce.ts";
+import { errorFields } from "../shared/telemetry/log/index.ts";
 import type { ExtensionContext, NodeExtension } from "./node.ts";
 
 export { routeCache } from "../edge/commerce.ts";
@@ -45,13 +51,20 @@ export function commerce(options: CommerceOptions) {
     });
     await system.migrate();
     if (readCache) context.metrics.observeReadCache("reads", readCache);
+    // Security events are what anyone can make the node write: they leave the activity log after their retention.
+    const pruneSecurityEvents = securityEventPruner(system.activity, {
+      onError: (error) => logger.warn("security events: pruning failed", { error: errorFields(error) }),
+    });
 
     return {
       consumers: context.hostsActors ? system.consumers : [],
       routes: [system.routes],
       start: () => void system.relay.start(),
       stop: () => system.relay.stop(),
-      securityEvents: (event) => system.recordSecurityEvent(event),
+      securityEvents: (event) => {
+        pruneSecurityEvents(Date.now());
+        return system.recordSecurityEvent(event);
+      },
       activity: system.activity,
     };
   };

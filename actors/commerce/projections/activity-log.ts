@@ -81,7 +81,8 @@ export function subjectsOf(envelope: Envelope): string[] {
  * `recordActivity`, e.g. `security.auth_failed`. Append-only: a trigger refuses UPDATE, DELETE and TRUNCATE.
  *
  * Retention: nothing is deleted unless `pruneActivity` is called (by a scheduled job, say); it deletes entries
- * recorded before a time, in short batches, with the trigger let through by a transaction-local setting.
+ * recorded before a time, in short batches, with the trigger let through by a transaction-local setting. A node
+ * calls it for security events only (`securityEventPruner`), which anyone can make it write.
  */
 export class ActivityLog<Types extends Record<string, unknown> = Record<string, never>>
   implements MessageConsumer
@@ -225,21 +226,28 @@ export class ActivityLog<Types extends Record<string, unknown> = Record<string, 
 
   /**
    * Deletes entries recorded before `olderThan`, oldest first, `batchSize` per transaction; returns how many.
-   * Finding them reads the log in sequence order, so run it from a periodic job, not a request.
+   * With `types`, only entries of those types (`security.auth_failed`, …). Finding them reads the log in sequence
+   * order, so run it from a periodic job, not a request.
    */
-  async pruneActivity(options: { olderThan: Date | number; batchSize?: number }): Promise<number> {
+  async pruneActivity(options: {
+    olderThan: Date | number;
+    batchSize?: number;
+    types?: readonly string[];
+  }): Promise<number> {
     const batchSize = options.batchSize ?? 1000;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new EdgewiseError("config.invalid", "pruneActivity: batchSize must be a positive integer");
     }
     const cutoff = new Date(options.olderThan).toISOString();
+    const types = options.types ? [...options.types] : undefined;
     let deleted = 0;
     for (;;) {
       const count = await this.sql.begin(async (tx) => {
         await tx`SELECT set_config(${pruneSetting}, 'on', true)`;
         const rows = await tx`
           DELETE FROM activity_log WHERE seq IN (
-            SELECT seq FROM activity_log WHERE recorded_at < ${cutoff}::timestamptz ORDER BY seq LIMIT ${batchSize})
+            SELECT seq FROM activity_log WHERE recorded_at < ${cutoff}::timestamptz
+            ${types ? tx`AND type = ANY(${types})` : tx``} ORDER BY seq LIMIT ${batchSize})
           RETURNING seq`;
         return rows.length;
       });

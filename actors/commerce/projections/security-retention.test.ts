@@ -1,0 +1,64 @@
+// Security events leave the activity log after their retention; domain events, and recent security events, stay.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { ActivityLog } from "./activity-log.ts";
+import { securityEventPruner, securityEventRetentionMs, securityEventTypes } from "./security-retention.ts";
+import { type TestDatabase, testDatabase } from "./testing.ts";
+
+let db: TestDatabase;
+let log: ActivityLog;
+
+beforeAll(async () => {
+  db = await testDatabase("security_retention");
+  log = new ActivityLog(db.sql);
+  await log.migrate();
+});
+afterAll(() => db.drop());
+
+const day = 86_400_000;
+
+/** Rows recorded `ageMs` ago, written as the log would hold them (recorded_at set, since the trigger forbids UPDATE). */
+async function recorded(type: string, count: number, ageMs: number, prefix: string): Promise<void> {
+  await db.sql`
+    INSERT INTO activity_log (id, type, source, time, envelope, recorded_at)
+    SELECT ${prefix} || '-' || i, ${type}, 'edgewise://test', now(), jsonb_build_object('type', ${type}::text),
+           now() - ${`${ageMs} milliseconds`}::interval
+    FROM generate_series(1, ${count}::int) AS i`;
+}
+
+async function typesLeft(): Promise<Record<string, number>> {
+  const rows = await db.sql<Array<{ type: string; n: number }>>`
+    SELECT type, count(*)::int AS n FROM activity_log GROUP BY type ORDER BY type`;
+  return Object.fromEntries(rows.map((row) => [row.type, row.n]));
+}
+
+test("a flood of old security events is pruned past the retention; domain events and recent ones stay", async () => {
+  // 2,000 old ones of every kind, more than one batch each: what a long attack leaves behind.
+  for (const type of securityEventTypes) {
+    await recorded(type, 2_000, securityEventRetentionMs + day, `old-${type}`);
+    await recorded(type, 3, securityEventRetentionMs - day, `recent-${type}`);
+  }
+  await recorded("OrderPlaced", 4, 90 * day, "old-domain");
+  expect(securityEventTypes.length).toBeGreaterThanOrEqual(5);
+
+  const prune = securityEventPruner(log, { onError: (error) => console.error(error) });
+  await prune(Date.now());
+
+  const left = await typesLeft();
+  for (const type of securityEventTypes) expect(left[type]).toBe(3);
+  expect(left.OrderPlaced).toBe(4);
+  // The log is append-only again once the pruning is done.
+  expect(await db.sql`DELETE FROM activity_log`.catch((error: Error) => error.message)).toContain(
+    "append-only",
+  );
+});
+
+test("it prunes at most once per interval, so a flood of events costs one query an interval", async () => {
+  const prune = securityEventPruner(log, { everyMs: 60_000 });
+  const start = Date.now();
+  await prune(start);
+  await recorded("security.auth_failed", 10, securityEventRetentionMs + day, "later");
+  for (let i = 1; i < 50_000; i++) expect(prune(start + i)).toBeUndefined();
+  expect((await typesLeft())["security.auth_failed"]).toBe(13);
+  await prune(start + 60_000);
+  expect((await typesLeft())["security.auth_failed"]).toBe(3);
+});
