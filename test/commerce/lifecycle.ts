@@ -1,5 +1,7 @@
 // The order lifecycle of API.md, end to end over HTTP: every branch, run on each host (Bun, Deno, Durable Objects).
 import { describe, expect, test } from "bun:test";
+import { Webhook } from "standardwebhooks";
+import { type Delivery, startReceiver } from "../broker/helpers.ts";
 import { type CommerceClient, eventually, type OrderView, uniqueName } from "./client.ts";
 
 /** Registers the lifecycle tests against whatever gateway `client()` reaches (called after the host started). */
@@ -312,6 +314,78 @@ export function lifecycleSuite(host: string, client: () => CommerceClient, timeo
           }, "the customer's own list to show the order");
         }
         expect(await api.sku(sku)).toMatchObject({ available: 6, reserved: 0 });
+      },
+      timeoutMs,
+    );
+
+    test(
+      "outbound webhooks: signed per Standard Webhooks, a rotated secret overlaps the old one, attempts are logged",
+      async () => {
+        const api = client();
+        const receiver = startReceiver();
+        try {
+          const created = await api.call<{ id: string; secret: string }>(
+            "POST",
+            "/v1/webhooks/subscriptions",
+            {
+              body: { url: receiver.url("/lifecycle-hooks"), events: ["order.confirmed"] },
+            },
+          );
+          expect(created.status).toBe(201);
+          const { id, secret } = created.body;
+          const [sku, customer] = [uniqueName("hooked"), uniqueName("hookee")];
+          await api.putSku(sku, 10, 300);
+          await api.putAccount(customer, 10_000);
+          /** Confirms an order and returns its webhook as the receiver got it. */
+          const confirmedHook = async () => {
+            const placed = await api.place(customer, [{ sku, quantity: 1 }]);
+            const { orderId } = await api.settle(placed.body.orderId);
+            const arrived = () => receiver.deliveries.find((delivery) => delivery.body.includes(orderId));
+            await eventually(() => arrived() !== undefined, "the order.confirmed webhook");
+            return arrived() as Delivery;
+          };
+          const verifiesWith = (key: string, hook: Delivery) => {
+            try {
+              return (new Webhook(key).verify(hook.body, hook.headers) as { type: string }).type;
+            } catch {
+              return "refused";
+            }
+          };
+
+          const first = await confirmedHook();
+          expect(verifiesWith(secret, first)).toBe("order.confirmed");
+
+          const rotated = await api.call<{ secret: string; previousSecretExpiresAt: string | null }>(
+            "POST",
+            `/v1/webhooks/subscriptions/${id}/rotate-secret`,
+            { body: { overlapSeconds: 600 } },
+          );
+          expect(rotated.status).toBe(200);
+          expect(rotated.body.secret).not.toBe(secret);
+          const second = await confirmedHook();
+          expect([verifiesWith(secret, second), verifiesWith(rotated.body.secret, second)]).toEqual([
+            "order.confirmed",
+            "order.confirmed",
+          ]);
+
+          const attempts = await api.call<{ items: Array<{ eventId: string; outcome: string }> }>(
+            "GET",
+            `/v1/webhooks/subscriptions/${id}/attempts`,
+          );
+          expect(attempts.body.items.slice(0, 2)).toEqual([
+            expect.objectContaining({ eventId: second.headers["webhook-id"], outcome: "delivered" }),
+            expect.objectContaining({ eventId: first.headers["webhook-id"], outcome: "delivered" }),
+          ]);
+          const listed = await api.call<{ items: Array<{ id: string }> }>(
+            "GET",
+            "/v1/webhooks/subscriptions?limit=100",
+          );
+          expect(listed.body.items.map((item) => item.id)).toContain(id);
+          expect(JSON.stringify(listed.body)).not.toContain("whsec_");
+          expect((await api.call("DELETE", `/v1/webhooks/subscriptions/${id}`)).status).toBe(204);
+        } finally {
+          receiver.stop();
+        }
       },
       timeoutMs,
     );
