@@ -9,9 +9,18 @@ import os from "node:os";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
-import { Api, pool, seededRandom, startEmbeddedNode } from "../../deploy/demo/support.ts";
+import { Api, pool, startEmbeddedNode } from "../../deploy/demo/support.ts";
 import { referenceSystem } from "../../deploy/reference.ts";
 import { Probe, type Steps } from "./probe.ts";
+import {
+  Confirmations,
+  orderMix,
+  percentiles,
+  round,
+  SHOP_STOCK,
+  seedShop,
+  webhookReceiver,
+} from "./shop.ts";
 import { SqlProbe } from "./sql-probe.ts";
 
 const { values: flags } = parseArgs({
@@ -56,23 +65,6 @@ const log = (line: string) => console.error(`[saga] ${line}`);
 /** A phase's span as epoch milliseconds, which is how a CPU profile's timestamps can be matched. */
 const window = (from: number, to: number) =>
   `--from ${Math.round(performance.timeOrigin + from)} --to ${Math.round(performance.timeOrigin + to)}`;
-const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
-
-function percentiles(values: number[]) {
-  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  const at = (p: number) =>
-    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? 0;
-  const mean = sorted.reduce((s, v) => s + v, 0) / Math.max(1, sorted.length);
-  return {
-    n: sorted.length,
-    mean: round(mean),
-    p50: round(at(0.5)),
-    p90: round(at(0.9)),
-    p99: round(at(0.99)),
-    max: round(sorted.at(-1) ?? 0),
-  };
-}
-
 /** Busy and total jiffies of the whole machine (Linux /proc/stat), to tell a busy machine from a busy bench. */
 function machineTicks(): { busy: number; total: number } | undefined {
   try {
@@ -95,42 +87,6 @@ interface OrderRecord {
   placedAt: number;
   confirmedAt?: number;
   failed?: string;
-}
-
-/** Confirmations as they are seen, and waiters for them. */
-class Confirmations {
-  private readonly seen = new Map<string, { at: number; failed?: string }>();
-  private readonly waiters = new Map<string, (value: { at: number; failed?: string }) => void>();
-  duplicates = 0;
-
-  settle(orderId: string, at: number, failed?: string): void {
-    if (this.seen.has(orderId)) {
-      this.duplicates++;
-      return;
-    }
-    const value = failed === undefined ? { at } : { at, failed };
-    this.seen.set(orderId, value);
-    const waiter = this.waiters.get(orderId);
-    if (waiter) {
-      this.waiters.delete(orderId);
-      waiter(value);
-    }
-  }
-
-  wait(orderId: string, timeoutMs: number): Promise<{ at: number; failed?: string } | undefined> {
-    const seen = this.seen.get(orderId);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(orderId);
-        resolve(undefined);
-      }, timeoutMs);
-      this.waiters.set(orderId, (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      });
-    });
-  }
 }
 
 /** What this run's numbers say, in words (the profile's top consumers are in bench/README.md). */
@@ -217,45 +173,16 @@ if (!node.host || !node.broker) {
 probe.wrapHost(node.host);
 const api = new Api(embedded.url, embedded.token);
 const confirmations = new Confirmations();
-let webhookRequests = 0;
-const receiver = Bun.serve({
-  hostname: "127.0.0.1",
-  port: 0,
-  async fetch(request) {
-    const at = performance.now();
-    webhookRequests++;
-    const event = (await request.json()) as { type?: string; data?: { orderId?: string } };
-    const orderId = event.data?.orderId;
-    if (typeof orderId === "string") {
-      if (event.type === "order.confirmed") confirmations.settle(orderId, at);
-      else confirmations.settle(orderId, at, event.type);
-    }
-    return new Response(null, { status: 204 });
-  },
-});
+const receiver = webhookReceiver(confirmations);
 
 const result: Record<string, unknown> = {};
 try {
   // ---- Seed: plenty of stock and money, so every order confirms ----
   const seedStart = performance.now();
-  const skus = Array.from({ length: skuCount }, (_, i) => ({
-    sku: `s${i}`,
-    priceCents: 100 + ((i * 37) % 4900),
-  }));
-  const customers = Array.from({ length: customerCount }, (_, i) => `c${i}`);
-  const STOCK = 1_000_000_000;
-  await pool(skus, 16, (s) => api.putInventory(s.sku, STOCK, s.priceCents));
-  await pool(customers, 16, (c) => api.putAccount(c, 1_000_000_000_000));
+  const { skus, customers } = await seedShop(api, skuCount, customerCount);
+  const STOCK = SHOP_STOCK;
   if (detect === "webhook") {
-    await api.call(
-      "POST",
-      "/v1/webhooks/subscriptions",
-      {
-        url: `http://127.0.0.1:${receiver.port}/hook`,
-        events: ["order.confirmed", "order.rejected", "order.cancelled"],
-      },
-      [201],
-    );
+    await receiver.subscribe(api);
   } else if (detect === "hook") {
     probe.onCaptured = (orderId, at) => confirmations.settle(orderId, at);
   }
@@ -263,16 +190,7 @@ try {
     `seeded ${skuCount} skus and ${customerCount} accounts in ${round((performance.now() - seedStart) / 1000, 2)} s`,
   );
 
-  const next = seededRandom(11);
-  const newOrder = () => {
-    const lines = 1 + Math.floor(next() * 3);
-    const chosen = new Set<string>();
-    while (chosen.size < lines) chosen.add((skus[Math.floor(next() * skus.length)] as { sku: string }).sku);
-    return {
-      customerId: customers[Math.floor(next() * customers.length)] as string,
-      items: [...chosen].map((sku) => ({ sku, quantity: 1 + Math.floor(next() * 2) })),
-    };
-  };
+  const newOrder = orderMix({ skus, customers });
   const all: OrderRecord[] = [];
 
   async function waitConfirmed(record: OrderRecord): Promise<void> {
@@ -693,7 +611,7 @@ try {
       ordersConfirmed: all.filter((r) => !r.failed && r.confirmedAt !== undefined).length,
       notConfirmed: all.filter((r) => r.failed).length,
       duplicateWebhooks: confirmations.duplicates,
-      webhookRequests,
+      webhookRequests: receiver.requests(),
       skusWhereSoldDiffersFromConfirmedItems: soldMismatches,
       unitsStillReserved: reservedLeft,
       ...(checkError ? { error: checkError } : {}),
@@ -711,7 +629,7 @@ try {
     totalSeconds: round((performance.now() - benchStart) / 1000, 1),
   });
 } finally {
-  receiver.stop(true);
+  receiver.stop();
   await embedded.stop();
   if (databaseUrl && schema) {
     const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} });
