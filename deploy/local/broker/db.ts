@@ -197,25 +197,25 @@ async function backToPending(
   });
 }
 
-/** The tables every publish and delivery writes. */
-export const HOT_TABLES = ["qstash_messages", "qstash_events", "qstash_dedup"] as const;
-export type HotTable = (typeof HOT_TABLES)[number];
-
 export interface TableActivity {
-  table: HotTable;
+  table: string;
   liveRows: number;
   deadRows: number;
   /** Rows inserted, updated or deleted since the last ANALYZE. */
   changedSinceAnalyze: number;
 }
 
-/** What the statistics collector counts for the hot tables (PGlite keeps these counters too). */
+/**
+ * What the statistics collector counts (PGlite keeps these counters too) for every table of the connection's
+ * schema: the broker's, and on a node's embedded PGlite the application's beside them (billing's outbox and
+ * accounts, the read model), which nothing else vacuums there either.
+ */
 export async function tableActivity(sql: Sql): Promise<TableActivity[]> {
   const rows = await sql`
     SELECT relname, n_live_tup, n_dead_tup, n_mod_since_analyze FROM pg_stat_user_tables
-    WHERE relid IN ('qstash_messages'::regclass, 'qstash_events'::regclass, 'qstash_dedup'::regclass)`;
+    WHERE schemaname = current_schema() ORDER BY relname`;
   return rows.map((r) => ({
-    table: r.relname as HotTable,
+    table: r.relname as string,
     liveRows: Number(r.n_live_tup),
     deadRows: Number(r.n_dead_tup),
     changedSinceAnalyze: Number(r.n_mod_since_analyze),
@@ -225,22 +225,19 @@ export async function tableActivity(sql: Sql): Promise<TableActivity[]> {
 /**
  * VACUUM and/or ANALYZE of one table, for a database that nothing else vacuums (the embedded PGlite has no
  * autovacuum). It runs outside any transaction and holds PGlite's single connection while it runs.
- * `TRUNCATE false` keeps the queue table's pages (free, for new rows): an emptied, truncated table would get
- * cached plans fit for a tiny table (sequential scans), kept as it fills up again.
+ * `TRUNCATE false` keeps a table's pages (free, for new rows): an emptied, truncated queue table (the broker's
+ * messages, billing's outbox) would get cached plans fit for a tiny table (sequential scans), kept as it fills up.
  */
 export async function vacuum(
   sql: Sql,
-  table: HotTable,
+  table: string,
   work: { vacuum: boolean; analyze: boolean },
 ): Promise<void> {
   if (work.vacuum) {
-    const options = [
-      ...(work.analyze ? ["ANALYZE"] : []),
-      ...(table === "qstash_messages" ? ["TRUNCATE false"] : []),
-    ];
-    await sql.unsafe(`VACUUM ${options.length > 0 ? `(${options.join(", ")}) ` : ""}${table}`);
+    const options = [...(work.analyze ? ["ANALYZE"] : []), "TRUNCATE false"];
+    await sql.unsafe(`VACUUM (${options.join(", ")}) ${quoted(table)}`);
   } else if (work.analyze) {
-    await sql.unsafe(`ANALYZE ${table}`);
+    await sql.unsafe(`ANALYZE ${quoted(table)}`);
   }
 }
 
@@ -255,3 +252,5 @@ export async function vacuum(
 export function relaxedCommit(sql: Sql) {
   return sql`set_config('synchronous_commit', 'off', true)`;
 }
+
+const quoted = (identifier: string) => `"${identifier.replaceAll('"', '""')}"`;

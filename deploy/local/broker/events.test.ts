@@ -305,4 +305,41 @@ describe("maintenance", () => {
       await maintenance.stop();
     }
   });
+
+  test("vacuums the other tables of the schema too: on a node's PGlite, the application's", async () => {
+    // A queue-like table of the application's (billing's outbox is one): rows inserted, then deleted.
+    await sql`CREATE TABLE IF NOT EXISTS app_outbox (seq bigserial PRIMARY KEY, body text NOT NULL)`;
+    await sql.begin(async (tx) => {
+      await tx`INSERT INTO app_outbox (body) SELECT 'x' FROM generate_series(1, 500)`;
+      await tx`DELETE FROM app_outbox`;
+      // The counts reach the view when this backend next goes idle, not up to 10 s later.
+      await tx`SELECT pg_stat_force_next_flush()`;
+    });
+    const stats = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+    const row = async () =>
+      (
+        await stats`
+          SELECT n_dead_tup::int AS dead, last_vacuum FROM pg_stat_user_tables
+          WHERE schemaname = ${schema} AND relname = 'app_outbox'`
+      )[0];
+    const maintenance = new Maintenance(
+      sql,
+      { vacuumEveryMs: 60_000, vacuumEveryOutcomes: 1_000 },
+      (line) => {
+        throw new Error(line);
+      },
+    );
+    try {
+      for (let i = 0; i < 100 && ((await row())?.dead ?? 0) < 500; i++) await Bun.sleep(50);
+      expect((await row())?.dead).toBe(500);
+      await maintenance.run();
+      expect(maintenance.lastMs.app_outbox).toBeNumber();
+      for (let i = 0; i < 100 && (await row())?.last_vacuum == null; i++) await Bun.sleep(50);
+      expect((await row())?.last_vacuum).not.toBeNull();
+      expect((await row())?.dead).toBe(0);
+    } finally {
+      await maintenance.stop();
+      await stats.end();
+    }
+  });
 });

@@ -1,15 +1,17 @@
-// Upkeep for the embedded PGlite: VACUUM (ANALYZE) of the broker's tables, which nothing else would run there.
+// Upkeep for the embedded PGlite: VACUUM (ANALYZE) of its tables, the broker's and the node's, which nothing else runs.
 import type { MaintenanceOptions } from "./config.ts";
 import { type Sql, tableActivity, vacuum } from "./db.ts";
 
 /**
  * Every `vacuumEveryMs` if anything was written meanwhile, and sooner after `vacuumEveryOutcomes` outcomes (a
  * busy broker right after start, whose plans were made on empty tables), looks at the statistics collector's
- * counts and, like autovacuum but with tighter thresholds, vacuums each hot table with dead rows beyond 50 +
- * 5% of its live rows and analyzes each with changes beyond 50 + 10%. The queue table gets both on every run
- * under load; the event log and the dedup ids, which only lose rows to the housekeeping sweep, get them far
- * less often (ANALYZE of a large event log samples 30,000 rows: 0.1-0.2 s on PGlite). One table per
- * statement, so that PGlite's single connection serves other statements in between; never two runs at once.
+ * counts and, like autovacuum but with tighter thresholds, vacuums each table of the schema with dead rows
+ * beyond 50 + 5% of its live rows and analyzes each with changes beyond 50 + 10%: the broker's, and on a node's
+ * PGlite the application's (billing's outbox and accounts, the read model leave a dead row per order). The queue
+ * table gets both on every run under load; the event log and the dedup ids, which only lose rows to the
+ * housekeeping sweep, and append-only tables get them far less often (ANALYZE of a large event log samples
+ * 30,000 rows: 0.1-0.2 s on PGlite). One table per statement, so that PGlite's single connection serves other
+ * statements in between; never two runs at once.
  */
 export class Maintenance {
   private timer: ReturnType<typeof setInterval> | undefined;
