@@ -16,6 +16,8 @@ export interface CommerceWorker {
   broker: Broker;
   client: CommerceClient;
   jwtSecret: string;
+  /** wrangler's --persist-to: where workerd keeps each Durable Object's SQLite file. */
+  persistTo: string;
   /** Kills wrangler (and workerd), stops the broker, drops both schemas and the persisted state. */
   stop(): Promise<void>;
 }
@@ -89,7 +91,7 @@ export async function startCommerceWorker(
     // The first request that may touch Postgres creates the commerce tables: pay for it before the clock runs.
     const warm = await client.call("GET", "/v1/orders?customerId=warmup");
     if (warm.status !== 200) throw new Error(`warm-up: HTTP ${warm.status} ${JSON.stringify(warm.body)}`);
-    return { worker, broker, client, jwtSecret, stop };
+    return { worker, broker, client, jwtSecret, persistTo, stop };
   } catch (error) {
     await stop();
     throw error;

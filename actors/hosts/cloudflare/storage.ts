@@ -41,10 +41,20 @@ type Row = Record<string, SqlStorageValue>;
 export class DurableActorStore implements OutboxStore {
   private readonly sql: SqlStorage;
   private storedAddress: string | undefined;
+  /**
+   * Whether this object's tables exist. They are created by its first commit, not when it wakes: a read of an
+   * address that was never written (a GET of an unknown sku) must leave nothing stored, or any reader could make
+   * Cloudflare keep, and bill, one object per name it cares to ask for. Until then every read finds nothing.
+   */
+  private hasTables: boolean;
 
   constructor(private readonly storage: DurableSqlStorage) {
     this.sql = storage.sql;
-    this.sql.exec(schema);
+    this.hasTables =
+      this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'state'").toArray().length >
+      0;
+    // Tables and indexes added since this object was created.
+    if (this.hasTables) this.sql.exec(schema);
     this.storedAddress = this.first("SELECT value FROM meta WHERE name = 'address'")?.value as
       | string
       | undefined;
@@ -84,8 +94,10 @@ export class DurableActorStore implements OutboxStore {
   /** Writes turns in one SQLite transaction: all of them or none. */
   writeTurns(turns: ReadonlyArray<{ address: string; commit: TurnCommit }>): void {
     this.storage.transactionSync(() => {
+      if (!this.hasTables) this.sql.exec(schema);
       for (const { address, commit } of turns) this.write(address, commit);
     });
+    this.hasTables = true;
     const last = turns.at(-1);
     if (last) this.storedAddress ??= last.address;
   }
@@ -128,12 +140,14 @@ export class DurableActorStore implements OutboxStore {
   }
 
   removeTimer(id: string): void {
+    if (!this.hasTables) return;
     this.sql.exec("DELETE FROM timers WHERE id = ?", id);
   }
 
   // --- OutboxStore: this one actor's outbox ---
 
   async pending(now: number, limit: number): Promise<OutboxRecord[]> {
+    if (!this.hasTables) return [];
     // Order per actor: nothing leaves while an earlier entry waits out its backoff.
     const rows = this.sql
       .exec(
@@ -152,12 +166,14 @@ export class DurableActorStore implements OutboxStore {
   }
 
   async delivered(seqs: number[]): Promise<void> {
+    if (!this.hasTables) return;
     this.storage.transactionSync(() => {
       for (const seq of seqs) this.sql.exec("DELETE FROM outbox WHERE seq = ?", seq);
     });
   }
 
   async failed(seq: number, attempts: number, retryAt: number): Promise<void> {
+    if (!this.hasTables) return;
     this.sql.exec("UPDATE outbox SET attempts = ?, retry_at = ? WHERE seq = ?", attempts, retryAt, seq);
   }
 
@@ -173,6 +189,7 @@ export class DurableActorStore implements OutboxStore {
   // --- timers and retention ---
 
   dueTimers(now: number, limit: number): DueTimer[] {
+    if (!this.hasTables) return [];
     return this.sql
       .exec("SELECT id, at, envelope, attempts FROM timers WHERE at <= ? ORDER BY at LIMIT ?", now, limit)
       .toArray()
@@ -186,6 +203,7 @@ export class DurableActorStore implements OutboxStore {
 
   /** Only the firing that failed: a turn may have replaced the timer under the same id since. */
   retryTimer(id: string, messageId: string, at: number, attempts: number): void {
+    if (!this.hasTables) return;
     this.sql.exec(
       "UPDATE timers SET at = ?, attempts = ? WHERE id = ? AND json_extract(envelope, '$.id') = ?",
       at,
@@ -206,6 +224,7 @@ export class DurableActorStore implements OutboxStore {
 
   /** Forgets handled message ids older than the retention window. Returns how many were removed. */
   pruneInbox(olderThan: number): number {
+    if (!this.hasTables) return 0;
     return this.sql.exec("DELETE FROM inbox WHERE at < ?", olderThan).rowsWritten;
   }
 
@@ -216,18 +235,19 @@ export class DurableActorStore implements OutboxStore {
       version: stored?.version,
       inboxSize: Number(this.first("SELECT COUNT(*) AS n FROM inbox")?.n ?? 0),
       outboxSize: Number(this.first("SELECT COUNT(*) AS n FROM outbox")?.n ?? 0),
-      timers: this.sql
-        .exec("SELECT id, at, envelope FROM timers ORDER BY at")
-        .toArray()
-        .map((row) => ({
-          id: String(row.id),
-          at: Number(row.at),
-          type: (JSON.parse(String(row.envelope)) as Envelope).type,
-        })),
+      timers: (this.hasTables
+        ? this.sql.exec("SELECT id, at, envelope FROM timers ORDER BY at").toArray()
+        : []
+      ).map((row) => ({
+        id: String(row.id),
+        at: Number(row.at),
+        type: (JSON.parse(String(row.envelope)) as Envelope).type,
+      })),
     };
   }
 
   private first(query: string, ...bindings: unknown[]): Row | undefined {
+    if (!this.hasTables) return undefined;
     const next = this.sql.exec<Row>(query, ...bindings).next();
     return next.done ? undefined : next.value;
   }
