@@ -1,4 +1,4 @@
-// /readyz answers within its bound even when a dependency's check hangs and ignores its abort signal.
+// /readyz answers within its bound even when a check hangs, and a flood of probes runs the checks once.
 import { expect, test } from "bun:test";
 import { Hono } from "hono";
 import { healthRoutes } from "./health.ts";
@@ -21,4 +21,42 @@ test("a check blocked on a blackholed socket is reported as timed out, within th
   const body = (await response.json()) as { dependencies: Record<string, { ok: boolean; reason?: string }> };
   expect(body.dependencies.redis).toMatchObject({ ok: false, reason: "timed out" });
   expect(body.dependencies.postgres).toMatchObject({ ok: true });
+});
+
+test("a flood of /readyz runs the checks once: concurrent probes share them, and a healthy result is reused", async () => {
+  let calls = 0;
+  let up = true;
+  const app = new Hono().route(
+    "/",
+    healthRoutes({
+      reuseMs: 200,
+      checks: [
+        {
+          name: "postgres",
+          critical: true,
+          check: async () => {
+            calls++;
+            await Bun.sleep(20);
+            if (!up) throw new Error("connection refused");
+          },
+        },
+      ],
+    }),
+  );
+  const statuses = await Promise.all(Array.from({ length: 200 }, () => app.request("/readyz")));
+  expect(statuses.map((response) => response.status)).toEqual(Array(200).fill(200));
+  expect(calls).toBe(1);
+  // Within reuseMs of a healthy result: the same answer, no new check.
+  for (let i = 0; i < 50; i++) expect((await app.request("/readyz")).status).toBe(200);
+  expect(calls).toBe(1);
+
+  // After it, checks run again; a failure is never reused, so recovery shows at the next probe.
+  await Bun.sleep(250);
+  up = false;
+  expect((await app.request("/readyz")).status).toBe(503);
+  expect((await app.request("/readyz")).status).toBe(503);
+  expect(calls).toBe(3);
+  up = true;
+  expect((await app.request("/readyz")).status).toBe(200);
+  expect(calls).toBe(4);
 });

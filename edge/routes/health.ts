@@ -20,11 +20,63 @@ export interface HealthOptions {
   timeoutMs?: number;
   /** True once the process is stopping: /readyz answers 503 `draining`, so a load balancer sends no more. */
   draining?: () => boolean;
+  /**
+   * A check run within this many ms that found every dependency up answers again, instead of new checks. Default
+   * 1000. /readyz is public and not rate limited, so without it every probe of a flood reached Postgres and the
+   * broker. Requests that arrive while checks run always share them; a failed result is never reused.
+   */
+  reuseMs?: number;
+}
+
+interface CheckResult {
+  name: string;
+  ok: boolean;
+  critical: boolean;
+  ms: number;
+  reason?: string;
 }
 
 export function healthRoutes(options: HealthOptions = {}) {
   const checks = options.checks ?? [];
   const timeoutMs = options.timeoutMs ?? 2_000;
+  const reuseMs = options.reuseMs ?? 1_000;
+  const runChecks = (): Promise<CheckResult[]> =>
+    Promise.all(
+      checks.map(async (dependency) => {
+        const started = performance.now();
+        try {
+          // Raced against the timeout, not only signalled: a check that ignores its signal (a client blocked on a
+          // blackholed socket) must not hold /readyz past its bound.
+          await withTimeout((signal) => dependency.check(signal), timeoutMs);
+          return { name: dependency.name, ok: true, critical: dependency.critical, ms: elapsed(started) };
+        } catch (error) {
+          const reason = isTimeout(error) ? "timed out" : "unreachable";
+          return {
+            name: dependency.name,
+            ok: false,
+            critical: dependency.critical,
+            ms: elapsed(started),
+            reason,
+          };
+        }
+      }),
+    );
+  /** The checks in flight, or the last ones that found everything up (see `reuseMs`). */
+  let shared: { results: Promise<CheckResult[]>; settledAt?: number; allOk?: boolean } | undefined;
+  const currentChecks = (): Promise<CheckResult[]> => {
+    const reusable =
+      shared &&
+      (shared.settledAt === undefined ||
+        (shared.allOk === true && performance.now() - shared.settledAt <= reuseMs));
+    if (shared && reusable) return shared.results;
+    const run: NonNullable<typeof shared> = { results: runChecks() };
+    shared = run;
+    void run.results.then((results) => {
+      run.settledAt = performance.now();
+      run.allOk = results.every((result) => result.ok);
+    });
+    return run.results;
+  };
   const app = new Hono<GatewayEnv>();
   app.get(
     "/healthz",
@@ -52,26 +104,7 @@ export function healthRoutes(options: HealthOptions = {}) {
     }),
     async (c) => {
       if (options.draining?.()) return c.json({ status: "draining", dependencies: {} }, 503);
-      const results = await Promise.all(
-        checks.map(async (dependency) => {
-          const started = performance.now();
-          try {
-            // Raced against the timeout, not only signalled: a check that ignores its signal (a client blocked on a
-            // blackholed socket) must not hold /readyz past its bound.
-            await withTimeout((signal) => dependency.check(signal), timeoutMs);
-            return { name: dependency.name, ok: true, critical: dependency.critical, ms: elapsed(started) };
-          } catch (error) {
-            const reason = isTimeout(error) ? "timed out" : "unreachable";
-            return {
-              name: dependency.name,
-              ok: false,
-              critical: dependency.critical,
-              ms: elapsed(started),
-              reason,
-            };
-          }
-        }),
-      );
+      const results = await currentChecks();
       const dependencies = Object.fromEntries(
         results.map(({ name, ...rest }) => {
           const breaker = checks.find((check) => check.name === name)?.breaker?.();
