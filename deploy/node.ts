@@ -49,6 +49,7 @@ import {
 } from "../shared/telemetry/log/index.ts";
 import { type Broker, defaultDeliveryConcurrency, startBroker } from "./local/broker/index.ts";
 import { connect, type Sql } from "./local/broker/db.ts";
+import { Checkpoints } from "./local/pglite/checkpoints.ts";
 import { startEmbeddedPostgres } from "./local/pglite/index.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
 import { followDeliveryOrigin } from "./delivery-origin.ts";
@@ -243,6 +244,12 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
     schema: options.schema,
   });
   stops.push(() => sql.end({ timeout: 5 }));
+  // PGlite makes no checkpoint while it runs, so without these its WAL would grow for as long as the node runs.
+  if (embedded) {
+    const checkpoints = new Checkpoints(sql, { log: (line) => logger.warn(line) });
+    checkpoints.start();
+    stops.push(() => checkpoints.stop());
+  }
 
   // The embedded broker hands deliveries for this node straight to the app: the same signed request, route and
   // verification, without a loopback TCP hop. Anything else (another node, a webhook) goes out over fetch.

@@ -6,6 +6,7 @@ import { type BrokerOptions, resolveOptions } from "./config.ts";
 import { connect, migrate, recoverInFlight, type Sql } from "./db.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { Maintenance } from "./maintenance.ts";
+import { Checkpoints } from "../pglite/checkpoints.ts";
 import { handle } from "./router.ts";
 import type { BrokerContext } from "./routes-publish.ts";
 import { createSigner } from "./signing.ts";
@@ -76,6 +77,8 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     const recovered = await recoverInFlight(sql);
     const db = sql;
     const maintenance = config.maintenance && new Maintenance(db, config.maintenance, config.log);
+    // Its own PGlite makes no checkpoint while it runs (../pglite/checkpoints.ts): the broker makes them.
+    const checkpoints = embedded && new Checkpoints(db, { log: config.log });
 
     const dispatcher = new Dispatcher(db, {
       fetch: config.fetch,
@@ -138,6 +141,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       });
     else dispatcher.start();
     maintenance?.start();
+    checkpoints?.start();
     const sweep = setInterval(() => {
       housekeeping(db, config.eventRetentionMs).catch((error) =>
         config.log(`housekeeping: ${String(error)}`),
@@ -164,6 +168,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
           await ingest.idle();
           await dispatcher.stop();
           await maintenance?.stop();
+          await checkpoints?.stop();
           if (ownsPool) await db.end({ timeout: 5 });
           await embedded?.stop();
         })();
