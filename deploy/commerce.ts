@@ -44,6 +44,7 @@ export function commerce(options: CommerceOptions) {
       webhookPolicy: { resolve: options.resolve, allowPrivate: config.WEBHOOKS_ALLOW_PRIVATE },
       webhookPost: options.post,
       inboundWebhookSecrets: config.INBOUND_WEBHOOK_SECRETS,
+      processedRetentionMs: config.EDGEWISE_INBOX_RETENTION,
       readCache,
       dependencies: context.dependencies,
       log,

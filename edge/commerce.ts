@@ -42,6 +42,8 @@ import { commerceRoutes } from "./routes/commerce/index.ts";
 export interface CommerceSystemOptions {
   /** The pool (postgres.js) every Postgres part shares; never opened or closed here. */
   sql: BillingSql;
+  /** How long billing keeps a handled message id for deduplication (a node's EDGEWISE_INBOX_RETENTION); 7 days. */
+  processedRetentionMs?: number;
   /** The queue: billing's relay, the webhook fan-out and inbound Restock commands publish through it. */
   transport: Transport;
   /** The actors, wherever they run (in process, on a remote actor host, as Durable Objects). */
@@ -115,7 +117,16 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
         : log(`billing relay: ${what} (${error instanceof Error ? error.message : "error"})`),
   });
   const afterCommit = options.afterBillingCommit ?? ((outbox: BillingOutboxRelay) => outbox.notify());
-  const billing = new BillingLedger(sql, { onCommitted: () => afterCommit(relay) });
+  const billing = new BillingLedger(sql, {
+    onCommitted: () => afterCommit(relay),
+    ...(options.processedRetentionMs ? { processedRetentionMs: options.processedRetentionMs } : {}),
+    onPruneError: (error) =>
+      options.logger
+        ? options.logger.warn("billing: pruning handled message ids failed", { error: errorFields(error) })
+        : log(
+            `billing: pruning handled message ids failed (${error instanceof Error ? error.message : "error"})`,
+          ),
+  });
   const projector = new OrdersProjector(sql);
   const activity = new ActivityLog(sql);
   const postgresWebhookStore = new PostgresWebhookStore(sql);

@@ -244,6 +244,29 @@ describe("payments", () => {
     await expectInvariants();
   });
 
+  test("handled message ids older than the retention are pruned after a commit; the order is still charged once", async () => {
+    const pruning = new BillingLedger(sql, { processedRetentionMs: 60_000, pruneEveryMs: 0 });
+    await pruning.putAccount("kept", 1_000);
+    const old = payment("kept", nextOrder(), 100);
+    await pruning.receive(old);
+    // Handled two minutes ago, as far as the table says.
+    await sql`UPDATE billing_processed_messages SET processed_at = now() - interval '2 minutes'
+      WHERE message_id = ${old.id}`;
+    const recent = payment("kept", nextOrder(), 100);
+    await pruning.receive(recent);
+    const processed = async (id: string) =>
+      (await sql`SELECT 1 FROM billing_processed_messages WHERE message_id = ${id}`).length;
+    for (let i = 0; i < 100 && (await processed(old.id)) > 0; i++) await Bun.sleep(10);
+    expect(await processed(old.id)).toBe(0);
+    expect(await processed(recent.id)).toBe(1);
+    // A redelivery after the retention is handled again, and still charges the order once.
+    const again = await pruning.receive(old);
+    expect(again.duplicate).toBe(false);
+    expect(replyOf(again).type).toBe("PaymentCaptured");
+    expect(await balance("kept")).toBe(800);
+    await expectInvariants();
+  });
+
   test("50 concurrent payments on one small account never overdraw it", async () => {
     await ledger.putAccount("rush", 1_000);
     const outcomes = await Promise.all(

@@ -30,7 +30,19 @@ export interface Account {
 export interface BillingLedgerOptions {
   /** Called after a transaction that wrote to the outbox committed; wire it to `BillingOutboxRelay.notify`. */
   onCommitted?: () => void;
+  /**
+   * How long a handled message id, and the reply stored with it, is kept to answer a redelivery: as long as the
+   * actors' inbox keeps theirs (`EDGEWISE_INBOX_RETENTION`), 7 days by default, far beyond the broker's retries.
+   * A redelivery later than that is still charged at most once per order (unique indexes); its reply is made again.
+   */
+  processedRetentionMs?: number;
+  /** Older ids are pruned after a commit, at most this often (and at the first commit). Default 1 hour. */
+  pruneEveryMs?: number;
+  /** A failed prune is retried at the next one; this hears about it. */
+  onPruneError?: (error: unknown) => void;
 }
+
+const PRUNE_BATCH = 5_000;
 
 const AccountInput = v.object({
   customerId: CustomerId,
@@ -163,15 +175,37 @@ export class BillingLedger implements MessageConsumer {
     });
     span?.setAttribute("edgewise.turn.outcome", outcome.duplicate ? "duplicate" : "write");
     if (!outcome.duplicate && outcome.reply !== null) this.options.onCommitted?.();
+    if (!outcome.duplicate) this.pruneIfDue();
     return outcome;
+  }
+
+  private lastPruneAt: number | undefined;
+
+  /** Every handled message leaves a row: without this, billing_processed_messages grows by one per payment. */
+  private pruneIfDue(): void {
+    const now = Date.now();
+    if (this.lastPruneAt !== undefined && now - this.lastPruneAt < (this.options.pruneEveryMs ?? 3_600_000))
+      return;
+    this.lastPruneAt = now;
+    const keepMs = this.options.processedRetentionMs ?? 7 * 86_400_000;
+    this.pruneProcessed(new Date(now - keepMs)).catch((error: unknown) => this.options.onPruneError?.(error));
   }
 
   /** Forgets handled message ids older than `before`; keep them longer than the broker retries. */
   async pruneProcessed(before: Date): Promise<number> {
-    const rows = await this.query(
-      (sql) => sql`DELETE FROM billing_processed_messages WHERE processed_at < ${before} RETURNING 1`,
-    );
-    return rows.length;
+    // In batches, oldest first (the processed_at index), so one prune never holds a connection for long.
+    let pruned = 0;
+    for (;;) {
+      const rows = await this.query(
+        (sql) => sql`
+          DELETE FROM billing_processed_messages WHERE (message_id, target) IN (
+            SELECT message_id, target FROM billing_processed_messages WHERE processed_at < ${before}
+            ORDER BY processed_at LIMIT ${PRUNE_BATCH})
+          RETURNING 1`,
+      );
+      pruned += rows.length;
+      if (rows.length < PRUNE_BATCH) return pruned;
+    }
   }
 
   /** Runs `work`, then the system-account moves it posted, last before COMMIT (see `SystemMoves`). */
