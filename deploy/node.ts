@@ -282,6 +282,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
         deliveryConcurrency:
           config.QSTASH_DELIVERY_CONCURRENCY ?? defaultDeliveryConcurrency(embedded !== undefined),
         ...(options.brokerTimeScale ? { timeScale: options.brokerTimeScale } : {}),
+        eventRetentionMs: config.EDGEWISE_BROKER_EVENT_RETENTION,
         // The embedded PGlite has no autovacuum: the broker vacuums its own tables there.
         ...(embedded ? { maintenance: { vacuumEveryMs: 10_000 } } : {}),
         log: (line) => brokerLog.warn(line),

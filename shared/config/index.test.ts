@@ -9,6 +9,10 @@ describe("configuration", () => {
     expect(config.PORT).toBe(8787);
     expect(config.EDGEWISE_DATA_DIR).toBe("./.edgewise");
     expect(config.EDGEWISE_INBOX_RETENTION).toBe(7 * 86_400_000);
+    expect(config.EDGEWISE_BROKER_EVENT_RETENTION).toBe(7 * 86_400_000);
+    expect(parseConfig({ EDGEWISE_BROKER_EVENT_RETENTION: "1d" }).EDGEWISE_BROKER_EVENT_RETENTION).toBe(
+      86_400_000,
+    );
     expect(config.EDGEWISE_SQLITE_SYNC).toBe("FULL");
     expect(config.EDGEWISE_PGLITE_SYNC).toBe("FULL");
     expect(parseConfig({ EDGEWISE_PGLITE_SYNC: "NORMAL" }).EDGEWISE_PGLITE_SYNC).toBe("NORMAL");

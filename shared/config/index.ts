@@ -96,6 +96,11 @@ export const ConfigSchema = v.object({
   /** How long a handled message id is remembered for deduplication. */
   EDGEWISE_INBOX_RETENTION: v.optional(duration("EDGEWISE_INBOX_RETENTION"), "7d"),
   /**
+   * How long the embedded broker keeps its event log (`GET /v2/events`, the console's queues): one row per delivery,
+   * about 16 an order, so 7 days at 15 orders/s is some 145 million rows. Older events are deleted every minute.
+   */
+  EDGEWISE_BROKER_EVENT_RETENTION: v.optional(duration("EDGEWISE_BROKER_EVENT_RETENTION"), "7d"),
+  /**
    * On SIGTERM, /readyz answers 503 `draining` for this long while the node still serves, so a load balancer stops
    * sending before the listener closes (a connection refused). Set it to the balancer's probe period or more.
    */

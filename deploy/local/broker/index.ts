@@ -142,11 +142,13 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     else dispatcher.start();
     maintenance?.start();
     checkpoints?.start();
-    const sweep = setInterval(() => {
-      housekeeping(db, config.eventRetentionMs).catch((error) =>
+    // Once now (a broker that was down, or started with a shorter retention, prunes at once), then every minute.
+    const sweepOnce = () =>
+      void housekeeping(db, config.eventRetentionMs).catch((error) =>
         config.log(`housekeeping: ${String(error)}`),
       );
-    }, HOUSEKEEPING_MS);
+    sweepOnce();
+    const sweep = setInterval(sweepOnce, HOUSEKEEPING_MS);
     const port = server.port;
     let stopping: Promise<void> | undefined;
     return {

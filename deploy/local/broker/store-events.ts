@@ -206,9 +206,19 @@ export async function listEvents(sql: Sql, f: EventFilter): Promise<{ rows: Even
     : { rows };
 }
 
-/** Forgets expired deduplication ids and events older than the retention. */
+/**
+ * Forgets expired deduplication ids and events older than the retention. Events go oldest first, 10,000 per
+ * statement (index qstash_events_time): a log left by a shorter retention or a long stop may hold millions, and
+ * on PGlite one statement holds the only connection.
+ */
 export async function housekeeping(sql: Sql, eventRetentionMs: number): Promise<void> {
   const now = Date.now();
   await sql`DELETE FROM qstash_dedup WHERE expires_at < ${now}`;
-  await sql`DELETE FROM qstash_events WHERE time < ${now - eventRetentionMs}`;
+  for (;;) {
+    const gone = await sql`
+      DELETE FROM qstash_events WHERE id IN (
+        SELECT id FROM qstash_events WHERE time < ${now - eventRetentionMs} ORDER BY time, id LIMIT 10000)
+      RETURNING 1`;
+    if (gone.length < 10_000) return;
+  }
 }
