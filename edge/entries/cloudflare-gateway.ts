@@ -15,7 +15,14 @@ import { upstashRestRedis } from "../middleware/rate-limit/upstash.ts";
 
 type GatewayOptions = Pick<
   AppOptions,
-  "clientIp" | "auth" | "rateLimit" | "corsOrigins" | "bodyLimitBytes" | "requestTimeoutMs" | "clientCert"
+  | "clientIp"
+  | "auth"
+  | "rateLimit"
+  | "corsOrigins"
+  | "bodyLimitBytes"
+  | "requestTimeoutMs"
+  | "clientCert"
+  | "metricsToken"
 >;
 
 /** The binding a Worker reaches a self-hosted actor host through (see wrangler.toml, `[[mtls_certificates]]`). */
@@ -70,6 +77,8 @@ export function gatewayFromEnv(env: object, dependencies?: Dependencies): Gatewa
     corsOrigins: config.CORS_ORIGINS,
     bodyLimitBytes: config.BODY_LIMIT,
     requestTimeoutMs: config.REQUEST_TIMEOUT,
+    // As on a node: /metrics then needs this token or an admin JWT (a secret: `wrangler secret put METRICS_TOKEN`).
+    ...(config.METRICS_TOKEN ? { metricsToken: config.METRICS_TOKEN } : {}),
     // Behind API Shield mTLS: Cloudflare verified the client certificate; the app checks its verdict.
     ...(config.REQUIRE_CLIENT_CERT ? { clientCert: { fingerprints: config.CLIENT_CERT_FINGERPRINTS } } : {}),
   };

@@ -2,11 +2,11 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { RegExpRouter } from "hono/router/reg-exp-router";
 import { type CommerceNode, startCommerceNode } from "./bun-node.ts";
-import { lifecycleSuite } from "./lifecycle.ts";
+import { lifecycleEnv, lifecycleSuite } from "./lifecycle.ts";
 
 let running: CommerceNode;
 beforeAll(async () => {
-  running = await startCommerceNode("commerce_bun");
+  running = await startCommerceNode("commerce_bun", lifecycleEnv);
 }, 30_000);
 afterAll(() => running?.stop());
 

@@ -5,13 +5,13 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { uniqueName } from "./client.ts";
-import { lifecycleSuite } from "./lifecycle.ts";
+import { lifecycleEnv, lifecycleSuite } from "./lifecycle.ts";
 import { type CommerceWorker, startCommerceWorker } from "./workerd-node.ts";
 
 let running: CommerceWorker | undefined;
 
 beforeAll(async () => {
-  running = await startCommerceWorker("commerce_cf");
+  running = await startCommerceWorker("commerce_cf", lifecycleEnv);
 }, 60_000);
 
 afterAll(() => running?.stop());

@@ -4,6 +4,12 @@ import { Webhook } from "standardwebhooks";
 import { type Delivery, startReceiver } from "../broker/helpers.ts";
 import { type CommerceClient, eventually, type OrderView, uniqueName } from "./client.ts";
 
+/**
+ * What every host of this suite is started with: a METRICS_TOKEN, so GET /metrics answers as API.md's "admin where
+ * configured" on each of them.
+ */
+export const lifecycleEnv = { METRICS_TOKEN: "lifecycle-metrics-token-0123456789" };
+
 /** Registers the lifecycle tests against whatever gateway `client()` reaches (called after the host started). */
 export function lifecycleSuite(host: string, client: () => CommerceClient, timeoutMs = 30_000) {
   describe(`order lifecycle (${host})`, () => {
@@ -314,6 +320,30 @@ export function lifecycleSuite(host: string, client: () => CommerceClient, timeo
           }, "the customer's own list to show the order");
         }
         expect(await api.sku(sku)).toMatchObject({ available: 6, reserved: 0 });
+      },
+      timeoutMs,
+    );
+
+    test(
+      "GET /metrics with METRICS_TOKEN set: the token or an admin JWT scrape it; anyone else gets problem+json",
+      async () => {
+        const api = client();
+        const scrape = (authorization?: string) =>
+          fetch(`${api.target.base}/metrics`, authorization ? { headers: { authorization } } : {});
+        const anonymous = await scrape();
+        expect(anonymous.status).toBe(401);
+        expect(anonymous.headers.get("content-type")).toContain("application/problem+json");
+        expect(anonymous.headers.get("www-authenticate")).toContain("Bearer");
+        expect(await anonymous.text()).not.toContain("# HELP");
+        expect((await scrape("Bearer not-the-metrics-token-0123")).status).toBe(401);
+        expect(
+          (await scrape(`Bearer ${await api.token(uniqueName("viewer"), ["orders:read"])}`)).status,
+        ).toBe(403);
+        for (const authorization of [`Bearer ${lifecycleEnv.METRICS_TOKEN}`, `Bearer ${await api.token()}`]) {
+          const scraped = await scrape(authorization);
+          expect(scraped.status).toBe(200);
+          expect(await scraped.text()).toContain("# HELP http_server_request_duration_seconds");
+        }
       },
       timeoutMs,
     );
