@@ -106,6 +106,16 @@ export function routeCache(cache: ReadCache): CachedReads {
   };
 }
 
+/** A gateway's security event as the activity log keeps it: the CloudEvent `security.<kind>`. */
+export function securityEventEnvelope(event: SecurityEvent) {
+  return createEnvelope({
+    type: `security.${event.kind}`,
+    source: "edgewise://gateway",
+    subject: event.subject.slice(0, 1024),
+    data: event.data,
+  });
+}
+
 /** Builds the parts; no I/O until they are used (so a Worker may build them per request). */
 export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
   const { sql, transport, actors, readCache } = options;
@@ -233,16 +243,7 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
       },
     }),
     async recordSecurityEvent(event) {
-      await pg(() =>
-        activity.recordActivity(
-          createEnvelope({
-            type: `security.${event.kind}`,
-            source: "edgewise://gateway",
-            subject: event.subject.slice(0, 1024),
-            data: event.data,
-          }),
-        ),
-      )();
+      await pg(() => activity.recordActivity(securityEventEnvelope(event)))();
     },
     async migrate() {
       await billing.migrate();

@@ -8,7 +8,12 @@ import {
   orderActor,
 } from "../../actors/commerce/actors.ts";
 import type { BillingOutboxRelay } from "../../actors/commerce/billing/index.ts";
-import { type ReadCache, RedisReadCache } from "../../actors/commerce/projections/index.ts";
+import {
+  ActivityLog,
+  type ReadCache,
+  RedisReadCache,
+  securityEventPruner,
+} from "../../actors/commerce/projections/index.ts";
 import { commerceConsumerSubscriptions } from "../../actors/commerce/subscriptions.ts";
 import { resolveWithNodeDns } from "../../actors/commerce/webhooks/dns-resolver.ts";
 import { postWithFetch } from "../../actors/commerce/webhooks/post.ts";
@@ -18,7 +23,12 @@ import { type ActorHost, SubscriptionRegistry, type Transport } from "../../acto
 import type { Config } from "../../shared/config/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { type Dependencies, isBreakerOpen } from "../../shared/resilience/index.ts";
-import { type CommerceSystem, commerceSystem } from "../commerce.ts";
+import {
+  boundedSecurityEvents,
+  type SecurityEvent,
+  type SecurityEvents,
+} from "../../shared/telemetry/log/index.ts";
+import { type CommerceSystem, commerceSystem, securityEventEnvelope } from "../commerce.ts";
 import { cachedApiKeyVerifier } from "../middleware/auth/api-key-cache.ts";
 import type { ApiKeyStore } from "../middleware/auth/api-key-store.ts";
 import { PostgresApiKeyStore } from "../middleware/auth/postgres-api-key-store.ts";
@@ -106,6 +116,20 @@ export class CommerceOnWorkers {
    */
   readonly apiKeyVerifier = cachedApiKeyVerifier({ find: (id) => this.findApiKey(id) });
 
+  /**
+   * The gateway's security events (refused credentials, rate-limit denials, forged deliveries) into the activity log,
+   * as on a node: at most 10 a second per kind across the isolate's requests, each written on a connection of its
+   * own (opened in the request that reported it, which waits for it in waitUntil), and those older than their
+   * retention pruned at most once an hour the same way.
+   */
+  readonly securityEvents: SecurityEvents = boundedSecurityEvents({
+    record: (event) => this.recordSecurityEvent(event),
+  });
+  private readonly pruneSecurityEvents = securityEventPruner(
+    { pruneActivity: (query) => this.onActivityLog((log) => log.pruneActivity(query)) },
+    { onError: (error) => console.error("[edgewise] security events: pruning failed", error) },
+  );
+
   constructor(
     private readonly config: Config,
     private readonly url: string,
@@ -128,6 +152,24 @@ export class CommerceOnWorkers {
     try {
       const find = () => new PostgresApiKeyStore(sql).find(id);
       return await (this.dependencies ? this.dependencies.call("postgres", find) : find());
+    } finally {
+      await sql.end({ timeout: 5 }).catch(() => {});
+    }
+  }
+
+  private async recordSecurityEvent(event: SecurityEvent): Promise<void> {
+    await Promise.all([
+      this.pruneSecurityEvents(Date.now()),
+      this.onActivityLog((log) => log.recordActivity(securityEventEnvelope(event))),
+    ]);
+  }
+
+  /** `work` on the activity log over a connection of its own, behind the `postgres` breaker; ended after it. */
+  private async onActivityLog<T>(work: (log: ActivityLog) => Promise<T>): Promise<T> {
+    const sql = this.connect();
+    try {
+      const run = () => work(new ActivityLog(sql));
+      return await (this.dependencies ? this.dependencies.call("postgres", run) : run());
     } finally {
       await sql.end({ timeout: 5 }).catch(() => {});
     }

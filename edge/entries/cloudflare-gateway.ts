@@ -10,7 +10,7 @@ import { remoteKeySet } from "../middleware/auth/jwks.ts";
 import { clientIp } from "../middleware/client-ip/index.ts";
 import { configuredLimiter } from "../middleware/rate-limit/configured.ts";
 import { guardedRedis } from "../middleware/rate-limit/guarded-redis.ts";
-import { rateLimit } from "../middleware/rate-limit/index.ts";
+import { type RateLimitOptions, rateLimit } from "../middleware/rate-limit/index.ts";
 import { upstashRestRedis } from "../middleware/rate-limit/upstash.ts";
 
 type GatewayOptions = Pick<
@@ -43,7 +43,12 @@ export function workerConfig(env: object): Config {
  * into on Workers. The rate limiter counts in Upstash Redis when UPSTASH_REDIS_REST_* are set; otherwise per
  * isolate, which only bounds one isolate's share. With `dependencies`, Redis goes through its `redis` breaker.
  */
-export function gatewayFromEnv(env: object, dependencies?: Dependencies): GatewayOptions {
+export function gatewayFromEnv(
+  env: object,
+  dependencies?: Dependencies,
+  /** Told of each 429 (security events); the isolate's, so it may be set after this returns. */
+  onDenied?: RateLimitOptions["onDenied"],
+): GatewayOptions {
   const config = workerConfig(env);
   const raw = config.UPSTASH_REDIS_REST_URL
     ? upstashRestRedis(Redis, config.UPSTASH_REDIS_REST_URL, config.UPSTASH_REDIS_REST_TOKEN as string)
@@ -73,7 +78,7 @@ export function gatewayFromEnv(env: object, dependencies?: Dependencies): Gatewa
           },
         }
       : {}),
-    rateLimit: rateLimit({ limiterFor: () => limiter }),
+    rateLimit: rateLimit({ limiterFor: () => limiter, ...(onDenied ? { onDenied } : {}) }),
     corsOrigins: config.CORS_ORIGINS,
     bodyLimitBytes: config.BODY_LIMIT,
     requestTimeoutMs: config.REQUEST_TIMEOUT,

@@ -12,7 +12,8 @@ import { deliveryPath } from "../../actors/queue/qstash-transport.ts";
 import { guardedTransport } from "../../actors/runtime/index.ts";
 import type { CoordinatedDependencies } from "../../actors/hosts/cloudflare/coordinated-dependencies.ts";
 import { EdgewiseError, isEdgewiseError, problemResponse } from "../../shared/errors/index.ts";
-import { type AppOptions, createApp } from "../app.ts";
+import { type AppOptions, createApp, securityReporters } from "../app.ts";
+import type { RateLimitOptions } from "../middleware/rate-limit/index.ts";
 import type { DependencyCheck } from "../routes/health.ts";
 import { type BreakersEnv, brokerCheck, redisCheck, workerDependencies } from "./cloudflare-breakers.ts";
 import { configGuard } from "./config-guard.ts";
@@ -84,10 +85,15 @@ function isolateFor(env: Env): Isolate {
   // A self-hosted actor host over mutual TLS (ACTOR_HOST_URL), or the Durable Objects bound below.
   const actors = remoteActorHostFromEnv(env, dependencies) ?? new DurableObjectHost(namespaces);
   const delivery = deliveryFromEnv(env);
+  // With commerce (below), 429s are security events in its activity log, as on a node.
+  let commerce: CommerceOnWorkers | undefined;
+  const onDenied: RateLimitOptions["onDenied"] = (denial, c) => {
+    if (commerce) securityReporters(commerce.securityEvents.emit).onDenied(denial, c);
+  };
   const options: AppOptions = {
     actors,
     ...(delivery ? { delivery } : {}),
-    ...gatewayFromEnv(env, dependencies),
+    ...gatewayFromEnv(env, dependencies, onDenied),
     dependencies,
     metrics: metrics.metrics,
   };
@@ -95,7 +101,6 @@ function isolateFor(env: Env): Isolate {
   const redis = redisCheck(config, dependencies);
   const readiness: DependencyCheck[] = redis ? [redis] : [];
   const url = databaseUrl(env);
-  let commerce: CommerceOnWorkers | undefined;
   if (url) {
     const transport = qstashTransportFromEnv(env);
     if (!transport || !delivery) {
@@ -145,6 +150,7 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
         ...worker.options,
         apiKeys: scope.apiKeys,
         apiKeyVerifier: worker.commerce.apiKeyVerifier,
+        securityEvents: worker.commerce.securityEvents.emit,
         consumers: scope.system.consumers,
         routes: [scope.system.routes],
         readiness: [
@@ -166,6 +172,8 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
         ...(typeof retryAfter === "number" ? { headers: { "retry-after": String(retryAfter) } } : {}),
       });
     } finally {
+      // The security events this request reported are written after its answer, on connections of their own.
+      ctx.waitUntil(worker.commerce.securityEvents.settled());
       scope.close();
     }
   } finally {

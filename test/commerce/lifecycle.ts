@@ -349,6 +349,33 @@ export function lifecycleSuite(host: string, client: () => CommerceClient, timeo
     );
 
     test(
+      "a refused credential is a security event in the activity log (security.auth_failed), with its request id",
+      async () => {
+        const api = client();
+        const refused = await fetch(`${api.target.base}/v1/inventory/${uniqueName("guarded")}`, {
+          headers: { authorization: "Bearer forged.token.value" },
+        });
+        expect(refused.status).toBe(401);
+        const requestId = refused.headers.get("x-request-id");
+        expect(requestId).toBeTruthy();
+        await eventually(
+          async () => {
+            const page = await api.call<{ items: Array<{ type: string; data: { requestId?: string } }> }>(
+              "GET",
+              "/v1/activity?type=security.auth_failed&limit=100",
+            );
+            return page.body.items.some(
+              (event) => event.type === "security.auth_failed" && event.data.requestId === requestId,
+            );
+          },
+          "the refusal in the activity log",
+          5_000,
+        );
+      },
+      timeoutMs,
+    );
+
+    test(
       "outbound webhooks: signed per Standard Webhooks, a rotated secret overlaps the old one, attempts are logged",
       async () => {
         const api = client();
