@@ -33,7 +33,7 @@ const message = (n: number) => createEnvelope({ type: "M", source: "s", data: { 
 const policy = { batchSize: 100, baseDelayMs: 100, maxDelayMs: 1_000 };
 
 describe("outbox relay", () => {
-  test("sends each actor's entries as one ordered batch and removes them", async () => {
+  test("sends every actor's entries in one call, each actor's in order, and removes them", async () => {
     const outbox = new MemoryOutbox();
     for (let n = 1; n <= 3; n++) outbox.add("a/1", message(n));
     outbox.add("b/1", message(9));
@@ -45,8 +45,32 @@ describe("outbox relay", () => {
       policy,
     );
     expect(pass).toEqual({ sent: 4, failed: 0 });
-    expect(batches.sort()).toEqual([[1, 2, 3], [9]]);
+    // One call, so one broker commit for the pass instead of one per actor.
+    expect(batches).toEqual([[1, 2, 3, 9]]);
     expect(outbox.rows).toHaveLength(0);
+  });
+
+  test("a message the queue refuses holds back only its own actor: the pass falls back to one call per actor", async () => {
+    const outbox = new MemoryOutbox();
+    const clock = new ManualClock();
+    outbox.add("a/1", message(1));
+    outbox.add("poisoned/1", message(666));
+    outbox.add("b/1", message(2));
+    outbox.add("a/1", message(3));
+    const calls: number[][] = [];
+    const transport = {
+      send: async (list: Envelope[]) => {
+        const ns = list.map((e) => (e.data as { n: number }).n);
+        calls.push(ns);
+        if (ns.includes(666)) throw new Error("broker refused 1 of the messages");
+      },
+    };
+    const pass = await relayOnce(outbox, transport, clock, policy);
+    expect(pass).toMatchObject({ sent: 3, failed: 1 });
+    expect(calls[0]).toEqual([1, 3, 666, 2]);
+    expect(calls.slice(1).sort()).toEqual([[1, 3], [2], [666]]);
+    expect(outbox.rows.map((row) => row.actor)).toEqual(["poisoned/1"]);
+    expect(outbox.rows[0]?.attempts).toBe(1);
   });
 
   test("a failed actor backs off while others proceed, and keeps its order on retry", async () => {

@@ -1,5 +1,6 @@
 // The outbox relay: drains committed messages to the transport, at least once, in order per actor, with backoff.
 import type { Clock } from "../../shared/clock/index.ts";
+import type { Envelope } from "../../shared/envelope/index.ts";
 import type { OutboxRecord, OutboxStore } from "./storage.ts";
 import type { SubscriptionRegistry } from "./subscriptions.ts";
 import type { Transport } from "./transport.ts";
@@ -51,10 +52,13 @@ export function failedSendDelay(
 }
 
 /**
- * One pass over what is due. Each actor's entries go in one ordered batch; a failed batch retries whole.
- * With subscriptions, each event expands into one delivery per subscribed actor. An event whose key
- * selector throws fails like a send: it retries (visible as outbox lag) and holds back that actor's later
- * messages, rather than being dropped or delivered out of order.
+ * One pass over what is due. Each actor's entries stay in order; with subscriptions, each event expands into one
+ * delivery per subscribed actor. All actors' deliveries go to the transport in one call, which keeps each actor's
+ * order (a QStash batch is stored in its order) and costs the broker one commit instead of one per actor. If that
+ * call fails, the pass falls back to one call per actor, so that a message the broker refuses holds back only its
+ * own actor, and what the failed call did store is deduplicated by the broker. An event whose key selector throws
+ * fails like a send: it retries (visible as outbox lag) and holds back that actor's later messages, rather than
+ * being dropped or delivered out of order.
  */
 export async function relayOnce(
   outbox: OutboxStore,
@@ -72,30 +76,56 @@ export async function relayOnce(
   }
   const pass: RelayPass = { sent: 0, failed: 0 };
   const sent: number[] = [];
-  await Promise.all(
-    [...byActor.values()].map(async (group) => {
-      let sending = false;
-      try {
-        const envelopes = group.map((entry) => entry.envelope);
-        const deliveries = subscriptions ? subscriptions.expand(envelopes) : envelopes;
-        sending = true;
-        if (deliveries.length > 0) await transport.send(deliveries);
-      } catch (error) {
-        pass.failed += group.length;
-        pass.lastError = error;
-        const attempts = Math.max(...group.map((entry) => entry.attempts)) + 1;
-        // A key selector that threw backs off as usual; a failed send also waits for the queue's breaker.
-        const delay = sending
-          ? failedSendDelay(attempts, policy, transport.availableInMs?.())
-          : retryDelay(attempts, policy);
-        const retryAt = clock.now() + delay;
-        for (const entry of group) await outbox.failed(entry.seq, attempts, retryAt);
-        return;
-      }
-      for (const entry of group) sent.push(entry.seq);
-      pass.sent += group.length;
-    }),
-  );
+  const backOff = async (group: OutboxRecord[], error: unknown, sending: boolean) => {
+    pass.failed += group.length;
+    pass.lastError = error;
+    const attempts = Math.max(...group.map((entry) => entry.attempts)) + 1;
+    // A key selector that threw backs off as usual; a failed send also waits for the queue's breaker.
+    const delay = sending
+      ? failedSendDelay(attempts, policy, transport.availableInMs?.())
+      : retryDelay(attempts, policy);
+    const retryAt = clock.now() + delay;
+    for (const entry of group) await outbox.failed(entry.seq, attempts, retryAt);
+  };
+  const succeeded = (group: OutboxRecord[]) => {
+    for (const entry of group) sent.push(entry.seq);
+    pass.sent += group.length;
+  };
+
+  // Expanded per actor first: a selector that throws holds back its own actor only.
+  const ready: Array<{ group: OutboxRecord[]; deliveries: Envelope[] }> = [];
+  for (const group of byActor.values()) {
+    try {
+      const envelopes = group.map((entry) => entry.envelope);
+      ready.push({ group, deliveries: subscriptions ? subscriptions.expand(envelopes) : envelopes });
+    } catch (error) {
+      await backOff(group, error, false);
+    }
+  }
+  const together = ready.flatMap((one) => one.deliveries);
+  let sentTogether = false;
+  if (ready.length > 1 && together.length > 0) {
+    try {
+      await transport.send(together);
+      sentTogether = true;
+    } catch {
+      // Each actor on its own below: the error it meets is the one recorded.
+    }
+  }
+  if (sentTogether) for (const { group } of ready) succeeded(group);
+  else {
+    await Promise.all(
+      ready.map(async ({ group, deliveries }) => {
+        try {
+          if (deliveries.length > 0) await transport.send(deliveries);
+        } catch (error) {
+          await backOff(group, error, true);
+          return;
+        }
+        succeeded(group);
+      }),
+    );
+  }
   // One write for the whole pass: on the local host each `delivered` is a transaction with an fsync. A crash
   // before it only means these entries are sent again, and receivers deduplicate by message id.
   if (sent.length > 0) await outbox.delivered(sent);
