@@ -8,6 +8,7 @@ import {
 import type { PostWebhook, Resolve } from "../actors/commerce/webhooks/index.ts";
 import { commerceSystem } from "../edge/commerce.ts";
 import { errorFields } from "../shared/telemetry/log/index.ts";
+import { ActivityRetention } from "./activity-retention.ts";
 import type { ExtensionContext, NodeExtension } from "./node.ts";
 
 export { routeCache } from "../edge/commerce.ts";
@@ -57,11 +58,26 @@ export function commerce(options: CommerceOptions) {
       onError: (error) => logger.warn("security events: pruning failed", { error: errorFields(error) }),
     });
 
+    // EDGEWISE_ACTIVITY_RETENTION, when set: older entries leave the activity log (unset, it keeps everything).
+    const activityRetention =
+      config.EDGEWISE_ACTIVITY_RETENTION === undefined
+        ? undefined
+        : new ActivityRetention(system.activity, {
+            keepMs: config.EDGEWISE_ACTIVITY_RETENTION,
+            onError: (error) => logger.warn("activity log: pruning failed", { error: errorFields(error) }),
+          });
+
     return {
       consumers: context.hostsActors ? system.consumers : [],
       routes: [system.routes],
-      start: () => void system.relay.start(),
-      stop: () => system.relay.stop(),
+      start: () => {
+        void system.relay.start();
+        activityRetention?.start();
+      },
+      stop: async () => {
+        await activityRetention?.stop();
+        await system.relay.stop();
+      },
       securityEvents: (event) => {
         pruneSecurityEvents(Date.now());
         return system.recordSecurityEvent(event);
