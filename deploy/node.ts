@@ -1,5 +1,6 @@
 // One self-hosted Edgewise node, on any runtime that brings a serve and a SQLite driver: the composition root.
 import { join, resolve } from "node:path";
+import { hostname } from "node:os";
 import { Redis } from "@upstash/redis";
 import { LocalActorHost } from "../actors/hosts/local/index.ts";
 import type { SqlDatabase, SyncMode } from "../actors/hosts/local/sql.ts";
@@ -58,6 +59,7 @@ import { mtlsFetch, type TlsFiles, watchTlsFiles } from "./tls.ts";
 import { otlpMetricsConfigFromEnv, startOtlpMetricsExport } from "./metrics-export.ts";
 import { type NodeTracing, startNodeTracing, tracingEnabled } from "./tracing.ts";
 import type { RunningServer, Serve } from "./serve.ts";
+import { acquireActorHostLease } from "./actor-host-lease.ts";
 
 export interface NodeOptions {
   config: Config;
@@ -97,6 +99,11 @@ export interface NodeOptions {
    * connections. Default 10 s.
    */
   httpDrainMs?: number;
+  /**
+   * Something this node cannot go on from: another node took the database's actor-host lease while this one's
+   * Postgres connection was down (deploy/actor-host-lease.ts). Default: log it and exit with code 1.
+   */
+  onFatal?: (error: EdgewiseError) => void;
 }
 
 /** What a node shares with an extension. */
@@ -220,6 +227,21 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   ]) {
     const lock = lockDataDir(dataDir, part, openLockDb);
     stops.push(() => lock.release());
+  }
+  // One actor host per shared database: a second node hosting actors there would keep its own copy of each.
+  if (config.DATABASE_URL && !config.ACTOR_HOST_URL) {
+    const lease = await acquireActorHostLease({
+      url: config.DATABASE_URL,
+      schema: options.schema,
+      holder: `${hostname()} pid ${process.pid}`,
+      onLost:
+        options.onFatal ??
+        ((error) => {
+          logger.error(error.message);
+          process.exit(1);
+        }),
+    });
+    stops.push(() => lease.release());
   }
   const tracing =
     (options.tracing ?? tracingEnabled())

@@ -22,6 +22,8 @@ export interface ConnectOptions {
   schema?: string | undefined;
   /** The embedded PGlite's in-process connection (EmbeddedPostgres.socket), instead of TCP to `url`. */
   socket?: (() => unknown) | undefined;
+  /** Shown in pg_stat_activity: who holds a connection (the actor host's lease names its node). */
+  applicationName?: string;
 }
 
 export async function connect(options: ConnectOptions): Promise<Sql> {
@@ -47,7 +49,10 @@ export async function connect(options: ConnectOptions): Promise<Sql> {
   return postgres(url, {
     ...base,
     max: options.max,
-    ...(options.schema ? { connection: { search_path: options.schema } } : {}),
+    connection: {
+      ...(options.schema ? { search_path: options.schema } : {}),
+      ...(options.applicationName ? { application_name: options.applicationName } : {}),
+    },
   }) as unknown as Sql;
 }
 

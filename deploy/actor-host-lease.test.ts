@@ -1,0 +1,136 @@
+// One actor host per database: a second node hosting actors on the same Postgres schema is refused, a gateway is not.
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import postgres from "postgres";
+import { EdgewiseError } from "../shared/errors/index.ts";
+import { parseConfig } from "../shared/config/index.ts";
+import { startCommerceNode } from "../test/commerce/bun-node.ts";
+import { eventually } from "../test/commerce/client.ts";
+import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../test/broker/helpers.ts";
+import { acquireActorHostLease } from "./actor-host-lease.ts";
+import { startNode } from "./bun/node.ts";
+import { referenceSystem } from "./reference.ts";
+
+const admin = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
+const schemas: string[] = [];
+afterAll(async () => {
+  for (const schema of schemas) await dropSchema(schema);
+  await admin.end();
+});
+
+async function freshSchema(name: string): Promise<string> {
+  const schema = uniqueSchema(name);
+  await createSchema(schema);
+  schemas.push(schema);
+  return schema;
+}
+
+/** The refusal a second holder gets, as the error model carries it. */
+async function refusal(promise: Promise<unknown>): Promise<EdgewiseError> {
+  const error = await promise.then(
+    () => undefined,
+    (thrown: unknown) => thrown,
+  );
+  expect(error).toBeInstanceOf(EdgewiseError);
+  return error as EdgewiseError;
+}
+
+const holders = (name: string) =>
+  admin<
+    Array<{ pid: number }>
+  >`SELECT pid FROM pg_stat_activity WHERE application_name = ${`edgewise actor host ${name}`}`;
+
+test("one holder per schema: a second is refused and told who holds it; another schema is free; release frees it", async () => {
+  const [a, b] = [await freshSchema("lease_a"), await freshSchema("lease_b")];
+  const onLost = () => {};
+  const first = await acquireActorHostLease({ url: TEST_DATABASE_URL, schema: a, holder: "node-1", onLost });
+  const error = await refusal(
+    acquireActorHostLease({ url: TEST_DATABASE_URL, schema: a, holder: "node-2", onLost }),
+  );
+  expect(error.code).toBe("config.invalid");
+  expect(error.message).toContain("another node hosts the actors of this database");
+  expect(error.message).toContain("edgewise actor host node-1");
+  expect(error.message).toContain("ACTOR_HOST_URL");
+  expect((await holders("node-2")).length).toBe(0); // the refused one closed its connection
+
+  const elsewhere = await acquireActorHostLease({
+    url: TEST_DATABASE_URL,
+    schema: b,
+    holder: "node-3",
+    onLost,
+  });
+  await first.release();
+  const second = await acquireActorHostLease({ url: TEST_DATABASE_URL, schema: a, holder: "node-2", onLost });
+  await second.release();
+  await elsewhere.release();
+});
+
+test("a holder whose connection broke takes the lease back, unless another took it first: then it is told", async () => {
+  const schema = await freshSchema("lease_lost");
+  const lost: EdgewiseError[] = [];
+  const first = await acquireActorHostLease({
+    url: TEST_DATABASE_URL,
+    schema,
+    holder: "flaky",
+    checkEveryMs: 50,
+    onLost: (error) => lost.push(error),
+  });
+  // Its connection is cut (a Postgres restart, a network fault): it reconnects and holds the lease again.
+  await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'edgewise actor host flaky'`;
+  await eventually(async () => (await holders("flaky")).length === 1, "the holder to reconnect");
+  await refusal(acquireActorHostLease({ url: TEST_DATABASE_URL, schema, holder: "late", onLost: () => {} }));
+
+  // Cut again, and another node starts in the gap: the first learns it lost the lease.
+  await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'edgewise actor host flaky'`;
+  const usurper = await acquireActorHostLease({
+    url: TEST_DATABASE_URL,
+    schema,
+    holder: "usurper",
+    onLost: () => {},
+  });
+  await eventually(async () => lost.length === 1, "the first holder to learn it lost the lease");
+  expect(lost[0]?.message).toContain("edgewise actor host usurper");
+  await first.release();
+  await usurper.release();
+}, 20_000);
+
+test("a second node hosting actors on the same database is refused at start; a gateway in front is not", async () => {
+  const running = await startCommerceNode("lease_node");
+  const dataDir = mkdtempSync(join(tmpdir(), "edgewise-lease-"));
+  try {
+    const config = {
+      HOST: "127.0.0.1",
+      PORT: "0",
+      DATABASE_URL: TEST_DATABASE_URL,
+      EDGEWISE_DATA_DIR: join(dataDir, "second"),
+      JWT_SECRET: running.jwtSecret,
+      QSTASH_URL: running.node.brokerUrl,
+      QSTASH_TOKEN: running.node.broker?.token ?? "",
+      QSTASH_CURRENT_SIGNING_KEY: running.node.broker?.currentSigningKey ?? "",
+      QSTASH_NEXT_SIGNING_KEY: running.node.broker?.nextSigningKey ?? "",
+    };
+    const error = await refusal(
+      startNode({ config: parseConfig(config), ...referenceSystem(), schema: running.schema, log: () => {} }),
+    );
+    expect(error.message).toContain("another node hosts the actors of this database");
+
+    // A gateway (its actors on the first node) may run beside it: it takes no lease.
+    const gateway = await startNode({
+      config: parseConfig({
+        ...config,
+        EDGEWISE_DATA_DIR: join(dataDir, "gateway"),
+        ACTOR_HOST_URL: running.node.url,
+        ACTOR_HOST_SECRET: "a-shared-secret-of-at-least-32-characters",
+      }),
+      ...referenceSystem(),
+      schema: running.schema,
+      log: () => {},
+    });
+    await gateway.stop();
+  } finally {
+    await running.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}, 60_000);
