@@ -1,11 +1,37 @@
-// A node's stop: /readyz says draining while the node still serves, and an upload that never ends cannot hold it.
+// A node's stop: /readyz says draining while the node still serves (closing kept-alive connections), and an upload
+// that never ends cannot hold it.
 import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { parseConfig } from "../shared/config/index.ts";
 import { startNode } from "./bun/node.ts";
 import { referenceSystem } from "./reference.ts";
+
+/** One HTTP/1.1 request on a raw connection that asks to be kept alive: the answer, and whether the server closed it. */
+function keepAliveRequest(base: string, path: string): Promise<{ answer: string; closedByServer: boolean }> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    let answer = "";
+    const socket = connect({ host: hostname, port: Number(port) }, () =>
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}\r\nConnection: keep-alive\r\n\r\n`),
+    );
+    // A connection kept alive stays open: after 1 s with an answer and no close, the server kept it.
+    const kept = setTimeout(() => {
+      socket.destroy();
+      resolve({ answer, closedByServer: false });
+    }, 1_000);
+    socket.on("data", (chunk) => {
+      answer += chunk.toString("latin1");
+    });
+    socket.on("end", () => {
+      clearTimeout(kept);
+      resolve({ answer, closedByServer: true });
+    });
+    socket.on("error", reject);
+  });
+}
 
 test("stop: readiness 503 during EDGEWISE_SHUTDOWN_DELAY, then a bounded drain", async () => {
   const dataDir = mkdtempSync(join(tmpdir(), "edgewise-stop-"));
@@ -14,7 +40,7 @@ test("stop: readiness 503 during EDGEWISE_SHUTDOWN_DELAY, then a bounded drain",
       HOST: "127.0.0.1",
       PORT: "0",
       EDGEWISE_DATA_DIR: dataDir,
-      EDGEWISE_SHUTDOWN_DELAY: "1s",
+      EDGEWISE_SHUTDOWN_DELAY: "2s",
       EDGEWISE_TRACING: "off",
     }),
     ...referenceSystem(),
@@ -46,12 +72,17 @@ test("stop: readiness 503 during EDGEWISE_SHUTDOWN_DELAY, then a bounded drain",
     const ready = await fetch(`${node.url}/readyz`);
     expect(ready.status).toBe(503);
     expect(((await ready.json()) as { status: string }).status).toBe("draining");
-    // Still serving while load balancers take it out.
+    // Still serving while load balancers take it out, and a kept-alive connection is closed after its answer, so
+    // the client's next request goes out on a new one (elsewhere) instead of meeting the listener's close.
     expect((await fetch(`${node.url}/healthz`)).status).toBe(200);
+    const { answer, closedByServer } = await keepAliveRequest(node.url, "/healthz");
+    expect(answer).toStartWith("HTTP/1.1 200");
+    expect(answer.toLowerCase()).toContain("connection: close");
+    expect(closedByServer).toBe(true);
 
     await stopped;
-    // 1 s of delay, 0.5 s of drain, then the rest of the stop: well under the upload's endless wait.
-    expect(Date.now() - started).toBeLessThan(8_000);
+    // 2 s of delay, 0.5 s of drain, then the rest of the stop: well under the upload's endless wait.
+    expect(Date.now() - started).toBeLessThan(9_000);
     expect(await upload).not.toBe(200);
   } finally {
     await node.stop();

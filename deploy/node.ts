@@ -573,7 +573,10 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
     fetch: async (request, peer) => {
       requestsUnderWay++;
       try {
-        return await app.fetch(request, peer.address ? { remoteAddress: peer.address } : {});
+        const response = await app.fetch(request, peer.address ? { remoteAddress: peer.address } : {});
+        // While the node drains, a kept-alive connection is closed after its answer: the client's next request
+        // opens a new one, which the load balancer sends elsewhere, instead of meeting this listener's close.
+        return draining ? closingConnection(response) : response;
       } finally {
         requestsUnderWay--;
       }
@@ -641,6 +644,18 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The answer with `Connection: close` (a copy when its headers are immutable, as a fetched response's are). */
+function closingConnection(response: Response): Response {
+  try {
+    response.headers.set("connection", "close");
+    return response;
+  } catch {
+    const copy = new Response(response.body, response);
+    copy.headers.set("connection", "close");
+    return copy;
+  }
+}
 
 /**
  * Stops listening and lets the requests under way finish, for up to `drainMs`; then closes the connections still
