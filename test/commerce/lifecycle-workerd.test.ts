@@ -1,7 +1,7 @@
 // The order lifecycle on Durable Objects: the production Worker (root wrangler.toml) under `wrangler dev`, with the
 // local broker and the real Postgres, each on a schema of its own. Only 127.0.0.1.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { uniqueName } from "./client.ts";
@@ -22,6 +22,7 @@ lifecycleSuite("workerd", () => (running as CommerceWorker).client);
 function inventoryObjects(persistTo: string): Map<string, string[]> {
   const dir = join(persistTo, "v3", "do", "edgewise-Inventory");
   const objects = new Map<string, string[]>();
+  if (!existsSync(dir)) return objects;
   for (const file of readdirSync(dir).filter((name) => /^[0-9a-f]{64}\.sqlite$/.test(name))) {
     const db = new Database(join(dir, file), { readonly: true });
     try {
