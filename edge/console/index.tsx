@@ -53,7 +53,7 @@ const notices: Record<string, string> = {
 };
 
 export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | undefined }): Hono<GatewayEnv> {
-  const sessions = consoleSessions(options.auth, options.sessions);
+  const sessions = options.sessionStore ?? consoleSessions(options.auth, options.sessions);
   // The admin session of each request the guard let through.
   const admitted = new WeakMap<Request, Session & { kind: "admin" }>();
   const app = new Hono<GatewayEnv>();
@@ -103,7 +103,7 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
         session.kind === "invalid"
           ? `The console refused the token (${session.reason}).`
           : session.kind === "ended"
-            ? "The console session has ended (signed out, expired, or the node restarted)."
+            ? "The console session has ended (signed out, expired, or no longer valid here)."
             : "The console needs an admin token.";
       // A browser gets the sign-in page; any other client the API's problem+json (API.md: every error is one).
       if (!wantsHtml(c)) throw new EdgewiseError("unauthorized", message);
@@ -182,9 +182,10 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
 
   const eventRows = 25;
   const maxEventRows = 200;
-  const maxStreams = options.live?.maxStreams ?? 32;
-  const heartbeatMs = options.live?.heartbeatMs ?? 15_000;
-  const tail = options.events ? new LiveTail(options.events, options.live) : undefined;
+  const live = options.live === false ? undefined : options.live;
+  const maxStreams = live?.maxStreams ?? 32;
+  const heartbeatMs = live?.heartbeatMs ?? 15_000;
+  const tail = options.events && options.live !== false ? new LiveTail(options.events, live) : undefined;
   /** Streams admitted but still waiting for the end of the log (they count towards the limit). */
   let opening = 0;
   if (tail && options.signal) {
@@ -207,7 +208,7 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
         </section>
         <section id="events">
           <h2>
-            Live events{" "}
+            {tail ? "Live events" : "Latest events"}{" "}
             {events === undefined ? null : (
               <span id="events-status" class="status" data-state="static">
                 as of page load
@@ -223,9 +224,10 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
           ) : (
             <>
               {events === null ? <p class="error">The activity log could not be read.</p> : null}
+              {tail ? null : <p class="muted">No live stream here: reload the page for newer events.</p>}
               <table
                 id="event-table"
-                data-stream="/_console/events/stream"
+                data-stream={tail ? "/_console/events/stream" : undefined}
                 data-after={events?.[0]?.position ?? (events === null ? undefined : "0")}
                 data-max-rows={String(maxEventRows)}
               >
@@ -263,7 +265,11 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
         </section>
         <section id="traces">
           <h2>Recent traces</h2>
-          <TraceList traces={traces} />
+          {options.traces === undefined && options.tracesElsewhere !== undefined ? (
+            <p id="tracing-off">{options.tracesElsewhere}</p>
+          ) : (
+            <TraceList traces={traces} />
+          )}
         </section>
         <section>
           <form method="post" action="/_console/logout">
@@ -280,7 +286,7 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
   // right after it; the page's first connection names the newest row it rendered (`?after=`).
   app.get("/_console/events/stream", async (c) => {
     const session = sessionOf(c);
-    if (!tail) throw new EdgewiseError("not_found", "no event log configured");
+    if (!tail) throw new EdgewiseError("not_found", "no live event stream here");
     const after = c.req.header("last-event-id") ?? c.req.query("after");
     if (after !== undefined && !isPosition(after)) {
       throw new EdgewiseError(
@@ -352,7 +358,7 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     return c.redirect(`/_console/actors/${encodeURIComponent(type)}/${encodeURIComponent(key)}`, 303);
   });
 
-  app.get("/_console/actors/:type/:key", (c) => {
+  app.get("/_console/actors/:type/:key", async (c) => {
     const type = c.req.param("type");
     const key = c.req.param("key");
     if (!options.inspect) {
@@ -362,9 +368,9 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
         404,
       );
     }
-    let inspection: ReturnType<NonNullable<ConsoleOptions["inspect"]>>;
+    let inspection: Awaited<ReturnType<NonNullable<ConsoleOptions["inspect"]>>>;
     try {
-      inspection = options.inspect({ type, key });
+      inspection = await options.inspect({ type, key });
     } catch (error) {
       const message = error instanceof EdgewiseError ? error.message : "no such actor";
       return page(c, <Notice title="No such actor" message={message} />, 404);
@@ -454,14 +460,7 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
   });
   app.post("/_console/logout", async (c) => {
     await checkForm(c);
-    sessions.logout(c);
-    return page(
-      c,
-      <Notice
-        title="Signed out"
-        message="The console session has ended on this node, and its cookie is gone."
-      />,
-    );
+    return page(c, <Notice title="Signed out" message={sessions.logout(c)} />);
   });
 
   return app;

@@ -8,7 +8,7 @@ import { timingSafeEqual } from "../../shared/crypto/hmac.ts";
 import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { GatewayEnv } from "../env.ts";
-import { type JwtOptions, jwtVerifier } from "../middleware/auth/jwt.ts";
+import { type JwtOptions, type JwtVerifier, jwtVerifier } from "../middleware/auth/jwt.ts";
 import { hasScope, type Principal } from "../middleware/auth/principal.ts";
 import { randomHex } from "../../shared/crypto/hex.ts";
 import { evictLeastRecent, touch } from "../../shared/collections/recency.ts";
@@ -46,8 +46,8 @@ export interface ConsoleSessions {
   resolve(c: Context<GatewayEnv>): Promise<Session>;
   /** Checks a `?token=`; for an admin, opens a session and sets its cookie (ending the one the cookie named). */
   login(c: Context<GatewayEnv>, token: string): Promise<Session>;
-  /** Ends the cookie's session on the server and clears the cookie. */
-  logout(c: Context<GatewayEnv>): void;
+  /** Ends the cookie's session (on the server, where one is held) and clears the cookie; says what it did. */
+  logout(c: Context<GatewayEnv>): string;
 }
 
 interface Held {
@@ -81,14 +81,10 @@ export function consoleSessions(jwt: JwtOptions | undefined, options: SessionOpt
     touch(held, id);
     return session;
   };
-  const open = (principal: Principal, token: string): { id: string; session: Held } => {
+  const open = (principal: Principal, tokenExpiresAtMs: number): { id: string; session: Held } => {
     for (const [id, session] of held) if (session.expiresAt <= Date.now()) end(id);
     evictLeastRecent(held, maxSessions, { evicted: (session) => session.end.abort() });
-    const exp = decodeJwt(token).exp; // verified just before; required
-    const expiresAt = Math.min(
-      Date.now() + ttlMs,
-      typeof exp === "number" ? exp * 1000 : Number.POSITIVE_INFINITY,
-    );
+    const expiresAt = Math.min(Date.now() + ttlMs, tokenExpiresAtMs);
     const id = randomHex(32);
     const session = { principal, csrf: randomHex(32), expiresAt, end: new AbortController() };
     held.set(id, session);
@@ -105,45 +101,73 @@ export function consoleSessions(jwt: JwtOptions | undefined, options: SessionOpt
 
   return {
     async resolve(c) {
-      const principal = c.var.principal;
-      if (principal) {
-        return hasScope(principal, "admin")
-          ? { kind: "admin", principal, via: "bearer", csrf: "" }
-          : { kind: "forbidden", principal };
-      }
+      const bearer = bearerSession(c);
+      if (bearer) return bearer;
       const id = getCookie(c, sessionCookie);
       if (id === undefined) return { kind: "anonymous" };
       const session = find(id);
       if (session) return admitted(session);
-      deleteCookie(c, sessionCookie, { path: cookiePath });
+      clearSessionCookie(c);
       return { kind: "ended" };
     },
     async login(c, token) {
-      if (!verify) return { kind: "invalid", reason: "JWTs are not accepted" };
-      if (token.length === 0 || token.length > 8192) return { kind: "invalid", reason: "malformed" };
-      const outcome = await verify(token);
-      if (!("principal" in outcome)) return { kind: "invalid", reason: outcome.reason };
-      if (!hasScope(outcome.principal, "admin")) return { kind: "forbidden", principal: outcome.principal };
+      const checked = await checkConsoleToken(verify, token);
+      if (!("expiresAtMs" in checked)) return checked;
       const previous = getCookie(c, sessionCookie);
       if (previous !== undefined) end(previous);
-      const { id, session } = open(outcome.principal, token);
-      const secure =
-        new URL(c.req.url).protocol === "https:" || c.req.header("x-forwarded-proto") === "https";
-      setCookie(c, sessionCookie, id, {
-        path: cookiePath,
-        httpOnly: true,
-        sameSite: "Strict",
-        secure,
-        maxAge: Math.max(0, Math.floor((session.expiresAt - Date.now()) / 1000)),
-      });
+      const { id, session } = open(checked.principal, checked.expiresAtMs);
+      setSessionCookie(c, id, session.expiresAt);
       return admitted(session);
     },
     logout(c) {
       const id = getCookie(c, sessionCookie);
       if (id !== undefined) end(id);
-      deleteCookie(c, sessionCookie, { path: cookiePath });
+      clearSessionCookie(c);
+      return "The console session has ended on this node, and its cookie is gone.";
     },
   };
+}
+
+/** The gateway's principal (a Bearer JWT, verified per request): an admin session without a cookie, or forbidden. */
+export function bearerSession(c: Context<GatewayEnv>): Session | undefined {
+  const principal = c.var.principal;
+  if (!principal) return undefined;
+  return hasScope(principal, "admin")
+    ? { kind: "admin", principal, via: "bearer", csrf: "" }
+    : { kind: "forbidden", principal };
+}
+
+/** A `?token=` checked for sign-in: an admin and when its token expires (epoch ms), or why it is refused. */
+export async function checkConsoleToken(
+  verify: JwtVerifier | undefined,
+  token: string,
+): Promise<{ principal: Principal; expiresAtMs: number } | Session> {
+  if (!verify) return { kind: "invalid", reason: "JWTs are not accepted" };
+  if (token.length === 0 || token.length > 8192) return { kind: "invalid", reason: "malformed" };
+  const outcome = await verify(token);
+  if (!("principal" in outcome)) return { kind: "invalid", reason: outcome.reason };
+  if (!hasScope(outcome.principal, "admin")) return { kind: "forbidden", principal: outcome.principal };
+  const exp = decodeJwt(token).exp; // verified just before; required
+  return {
+    principal: outcome.principal,
+    expiresAtMs: typeof exp === "number" ? exp * 1000 : Number.POSITIVE_INFINITY,
+  };
+}
+
+/** The session cookie: HttpOnly, SameSite=Strict, only under /_console, Secure over https; gone at `expiresAt`. */
+export function setSessionCookie(c: Context<GatewayEnv>, value: string, expiresAt: number): void {
+  const secure = new URL(c.req.url).protocol === "https:" || c.req.header("x-forwarded-proto") === "https";
+  setCookie(c, sessionCookie, value, {
+    path: cookiePath,
+    httpOnly: true,
+    sameSite: "Strict",
+    secure,
+    maxAge: Math.max(0, Math.floor((expiresAt - Date.now()) / 1000)),
+  });
+}
+
+export function clearSessionCookie(c: Context<GatewayEnv>): void {
+  deleteCookie(c, sessionCookie, { path: cookiePath });
 }
 
 /** Constant-time comparison of two CSRF tokens; an empty one (a session without a cookie) never matches. */

@@ -2,7 +2,7 @@
 import type { ActorSnapshot } from "../../actors/runtime/index.ts";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import type { BreakerSnapshot } from "../../shared/resilience/index.ts";
-import type { SessionOptions } from "./session.ts";
+import type { ConsoleSessions, SessionOptions } from "./session.ts";
 
 export interface ConsoleTopology {
   /** Actor types and the message types each accepts. */
@@ -72,12 +72,22 @@ export interface ConsoleOptions {
   /** The activity log: the events section, and its live stream at /_console/events/stream. */
   events?: ConsoleEventLog;
   /** One actor's state, inbox and outbox; absent where actors run on a remote host. */
-  inspect?: (address: { type: string; key: string }) => ActorInspection;
+  inspect?: (address: { type: string; key: string }) => ActorInspection | Promise<ActorInspection>;
   traces?: ConsoleTraces;
+  /** Where there is no trace store, why: the traces section says so instead of "tracing not configured". */
+  tracesElsewhere?: string;
   /** Console sessions (edge/console/session.ts): how long one lasts, how many are held. */
   sessions?: SessionOptions;
-  /** The live stream's knobs (edge/console/live.ts); the defaults suit a node. */
-  live?: LiveOptions;
+  /**
+   * Sessions kept elsewhere than this app's memory (edge/console/signed-session.ts on Workers, built once per
+   * isolate); `sessions` is then unused.
+   */
+  sessionStore?: ConsoleSessions;
+  /**
+   * The live stream's knobs (edge/console/live.ts); the defaults suit a node. `false`: no live stream (Workers),
+   * and the events section is the newest entries as of the page's load.
+   */
+  live?: LiveOptions | false;
   /** Aborted when the node shuts down: every live stream ends, so the server's graceful stop is not held up. */
   signal?: AbortSignal;
 }

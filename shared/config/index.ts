@@ -155,6 +155,13 @@ export const ConfigSchema = v.object({
   /** HS256 key for JWTs; unset = generated into the data dir on first start. */
   JWT_SECRET: v.optional(v.pipe(v.string(), v.minLength(32, "JWT_SECRET must be at least 32 characters"))),
   JWT_JWKS_URL: v.optional(v.pipe(v.string(), v.url("JWT_JWKS_URL must be a URL"))),
+  /**
+   * Workers only: the key the console's session cookies are sealed with (edge/console/signed-session.ts); unset =
+   * derived from JWT_SECRET. A Worker with only JWT_JWKS_URL needs it for `?token=` sign-in.
+   */
+  CONSOLE_SESSION_SECRET: v.optional(
+    v.pipe(v.string(), v.minLength(32, "CONSOLE_SESSION_SECRET must be at least 32 characters")),
+  ),
   JWT_ISSUER: v.optional(v.string()),
   JWT_AUDIENCE: v.optional(v.string()),
   /** Per-subject limit per route class. */
