@@ -16,6 +16,7 @@ import { type AppOptions, createApp, securityReporters } from "../app.ts";
 import type { RateLimitOptions } from "../middleware/rate-limit/index.ts";
 import type { DependencyCheck } from "../routes/health.ts";
 import { type BreakersEnv, brokerCheck, redisCheck, workerDependencies } from "./cloudflare-breakers.ts";
+import { workerConsole, workerEvents } from "./cloudflare-console.ts";
 import { configGuard } from "./config-guard.ts";
 import {
   type CommerceEnv,
@@ -90,17 +91,20 @@ function isolateFor(env: Env): Isolate {
   const onDenied: RateLimitOptions["onDenied"] = (denial, c) => {
     if (commerce) securityReporters(commerce.securityEvents.emit).onDenied(denial, c);
   };
+  const config = workerConfig(env);
+  const gateway = gatewayFromEnv(env, dependencies, onDenied);
+  const url = databaseUrl(env);
   const options: AppOptions = {
     actors,
     ...(delivery ? { delivery } : {}),
-    ...gatewayFromEnv(env, dependencies, onDenied),
+    ...gateway,
     dependencies,
     metrics: metrics.metrics,
+    // The console (edge/entries/cloudflare-console.ts); with commerce, each request adds its activity log.
+    console: workerConsole(config, gateway.auth, actors, dependencies, url !== undefined),
   };
-  const config = workerConfig(env);
   const redis = redisCheck(config, dependencies);
   const readiness: DependencyCheck[] = redis ? [redis] : [];
-  const url = databaseUrl(env);
   if (url) {
     const transport = qstashTransportFromEnv(env);
     if (!transport || !delivery) {
@@ -153,6 +157,14 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
         securityEvents: worker.commerce.securityEvents.emit,
         consumers: scope.system.consumers,
         routes: [scope.system.routes],
+        ...(worker.options.console
+          ? {
+              console: {
+                ...worker.options.console,
+                events: workerEvents(scope.system.activity, dependencies),
+              },
+            }
+          : {}),
         readiness: [
           {
             name: "postgres",

@@ -5,6 +5,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { uniqueName } from "./client.ts";
+import { consoleWorkerdSuite } from "./console-workerd.ts";
 import { lifecycleEnv, lifecycleSuite } from "./lifecycle.ts";
 import { type CommerceWorker, startCommerceWorker } from "./workerd-node.ts";
 
@@ -17,6 +18,7 @@ beforeAll(async () => {
 afterAll(() => running?.stop());
 
 lifecycleSuite("workerd", () => (running as CommerceWorker).client);
+consoleWorkerdSuite(() => running as CommerceWorker);
 
 /** The tables in each Inventory object's SQLite file, as workerd persists them under wrangler dev. */
 function inventoryObjects(persistTo: string): Map<string, string[]> {
