@@ -14,6 +14,8 @@ import type { CoordinatedDependencies } from "../../actors/hosts/cloudflare/coor
 import { EdgewiseError, isEdgewiseError, problemResponse } from "../../shared/errors/index.ts";
 import { type AppOptions, createApp, securityReporters } from "../app.ts";
 import type { RateLimitOptions } from "../middleware/rate-limit/index.ts";
+import { apiSecurityHeaders } from "../middleware/secure-headers/index.ts";
+import { newId } from "../../shared/ids/index.ts";
 import type { DependencyCheck } from "../routes/health.ts";
 import { type BreakersEnv, brokerCheck, redisCheck, workerDependencies } from "./cloudflare-breakers.ts";
 import { workerConsole, workerEvents } from "./cloudflare-console.ts";
@@ -177,11 +179,16 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
       });
       return await app.fetch(request, env, ctx);
     } catch (error) {
-      // As the app's error handler does: a breaker's fast failure says when to come back.
+      // As the app's error handler does: a breaker's fast failure says when to come back. The app never ran, so
+      // its headers are set here: the API's security headers and a request id a caller can quote.
       const retryAfter = isEdgewiseError(error) ? error.meta?.retryAfterSeconds : undefined;
       return problemResponse(error, {
         instance: new URL(request.url).pathname,
-        ...(typeof retryAfter === "number" ? { headers: { "retry-after": String(retryAfter) } } : {}),
+        headers: {
+          ...Object.fromEntries(apiSecurityHeaders),
+          "x-request-id": newId(),
+          ...(typeof retryAfter === "number" ? { "retry-after": String(retryAfter) } : {}),
+        },
       });
     } finally {
       // The security events this request reported are written after its answer, on connections of their own.

@@ -64,6 +64,10 @@ test("Postgres down: the breaker trips, requests fail fast, /readyz and /metrics
   for (let i = 0; i < 6; i++) {
     const response = await fetch(`${base}/v1/orders?customerId=c1`);
     expect(response.status).toBe(503);
+    // Answered before the app could run (the tables cannot be made), yet with the app's headers.
+    expect(response.headers.get("content-type")).toContain("application/problem+json");
+    expect(response.headers.get("x-request-id")).toMatch(/^[A-Za-z0-9._~-]+$/);
+    expect(response.headers.get("x-content-type-options")).toBe("nosniff");
     codes.push(((await response.json()) as { code: string }).code);
     if (i === 5) expect(Number(response.headers.get("retry-after"))).toBeGreaterThan(0);
   }
