@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
-import { EdgewiseError } from "../shared/errors/index.ts";
+import type { EdgewiseError } from "../shared/errors/index.ts";
 import { parseConfig } from "../shared/config/index.ts";
 import { startCommerceNode } from "../test/commerce/bun-node.ts";
 import { eventually } from "../test/commerce/client.ts";
@@ -12,6 +12,7 @@ import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../te
 import { acquireActorHostLease } from "./actor-host-lease.ts";
 import { startNode } from "./bun/node.ts";
 import { referenceSystem } from "./reference.ts";
+import { edgewiseRejection } from "../test/support/errors.ts";
 
 const admin = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
 const schemas: string[] = [];
@@ -27,16 +28,6 @@ async function freshSchema(name: string): Promise<string> {
   return schema;
 }
 
-/** The refusal a second holder gets, as the error model carries it. */
-async function refusal(promise: Promise<unknown>): Promise<EdgewiseError> {
-  const error = await promise.then(
-    () => undefined,
-    (thrown: unknown) => thrown,
-  );
-  expect(error).toBeInstanceOf(EdgewiseError);
-  return error as EdgewiseError;
-}
-
 const holders = (name: string) =>
   admin<
     Array<{ pid: number }>
@@ -46,7 +37,7 @@ test("one holder per schema: a second is refused and told who holds it; another 
   const [a, b] = [await freshSchema("lease_a"), await freshSchema("lease_b")];
   const onLost = () => {};
   const first = await acquireActorHostLease({ url: TEST_DATABASE_URL, schema: a, holder: "node-1", onLost });
-  const error = await refusal(
+  const error = await edgewiseRejection(
     acquireActorHostLease({ url: TEST_DATABASE_URL, schema: a, holder: "node-2", onLost }),
   );
   expect(error.code).toBe("config.invalid");
@@ -80,7 +71,9 @@ test("a holder whose connection broke takes the lease back, unless another took 
   // Its connection is cut (a Postgres restart, a network fault): it reconnects and holds the lease again.
   await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'edgewise actor host flaky'`;
   await eventually(async () => (await holders("flaky")).length === 1, "the holder to reconnect");
-  await refusal(acquireActorHostLease({ url: TEST_DATABASE_URL, schema, holder: "late", onLost: () => {} }));
+  await edgewiseRejection(
+    acquireActorHostLease({ url: TEST_DATABASE_URL, schema, holder: "late", onLost: () => {} }),
+  );
 
   // Cut again, and another node starts in the gap: the first learns it lost the lease.
   await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'edgewise actor host flaky'`;
@@ -111,7 +104,7 @@ test("a second node hosting actors on the same database is refused at start; a g
       QSTASH_CURRENT_SIGNING_KEY: running.node.broker?.currentSigningKey ?? "",
       QSTASH_NEXT_SIGNING_KEY: running.node.broker?.nextSigningKey ?? "",
     };
-    const error = await refusal(
+    const error = await edgewiseRejection(
       startNode({ config: parseConfig(config), ...referenceSystem(), schema: running.schema, log: () => {} }),
     );
     expect(error.message).toContain("another node hosts the actors of this database");

@@ -2,13 +2,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Webhook } from "standardwebhooks";
 import { createEnvelope, type Envelope } from "../../../shared/envelope/index.ts";
-import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { withConsumers } from "../../runtime/consumers.ts";
 import type { ActorHost } from "../../runtime/host.ts";
 import { webhooksConsumer } from "./consumer.ts";
 import { NON_RETRYABLE_WEBHOOK_CODES } from "./errors.ts";
 import { type CreatedSubscription, createSubscription, deleteSubscription } from "./subscriptions.ts";
 import { type Hit, recordingTransport, startHookReceiver, testStore } from "./test-support.ts";
+import { edgewiseRejection } from "../../../test/support/errors.ts";
 
 let db: Awaited<ReturnType<typeof testStore>>;
 let receiver: ReturnType<typeof startHookReceiver>;
@@ -66,16 +66,6 @@ function orderEvent(type: "OrderConfirmed" | "OrderRejected" | "OrderCancelled",
     target: "webhooks/outbound",
     traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
   });
-}
-
-/** What a delivery throws, as the error model sees it. */
-async function failure(promise: Promise<unknown>): Promise<EdgewiseError> {
-  const error = await promise.then(
-    () => undefined,
-    (thrown: unknown) => thrown,
-  );
-  expect(error).toBeInstanceOf(EdgewiseError);
-  return error as EdgewiseError;
 }
 
 describe("webhooks/outbound fan-out and webhooks/{id} delivery", () => {
@@ -161,7 +151,7 @@ describe("webhooks/outbound fan-out and webhooks/{id} delivery", () => {
     await consumer.receive(event);
     const delivery = transport.sent.find((envelope) => envelope.target === `webhooks/${sub.id}`) as Envelope;
 
-    const error = await failure(consumer.receive(delivery));
+    const error = await edgewiseRejection(consumer.receive(delivery));
     expect(error).toMatchObject({ code: "webhooks.delivery_failed", status: 502, meta: { statusCode: 500 } });
     expect(NON_RETRYABLE_WEBHOOK_CODES).not.toContain(String(error.code));
     expect(await consumer.receive(delivery)).toMatchObject({
@@ -188,7 +178,7 @@ describe("webhooks/outbound fan-out and webhooks/{id} delivery", () => {
     const { transport, consumer } = setup();
     await consumer.receive(orderEvent("OrderConfirmed", "o-4"));
     const delivery = transport.sent.find((envelope) => envelope.target === `webhooks/${sub.id}`) as Envelope;
-    const error = await failure(consumer.receive(delivery));
+    const error = await edgewiseRejection(consumer.receive(delivery));
     expect(error).toMatchObject({ code: "webhooks.delivery_failed", meta: { statusCode: 302 } });
     expect(error.message).toContain("redirects are not followed");
     expect(receiver.at("/moved")).toHaveLength(1);
@@ -209,10 +199,10 @@ describe("webhooks/outbound fan-out and webhooks/{id} delivery", () => {
     await consumer.receive(orderEvent("OrderConfirmed", "o-5"));
     const to = (id: string) =>
       transport.sent.find((envelope) => envelope.target === `webhooks/${id}`) as Envelope;
-    const timedOut = await failure(consumer.receive(to(slow.id)));
+    const timedOut = await edgewiseRejection(consumer.receive(to(slow.id)));
     expect(timedOut.code).toBe("webhooks.delivery_failed");
     expect(timedOut.message).toContain("no answer within 150 ms");
-    expect((await failure(consumer.receive(to(closed.id)))).code).toBe("webhooks.delivery_failed");
+    expect((await edgewiseRejection(consumer.receive(to(closed.id)))).code).toBe("webhooks.delivery_failed");
     await deleteSubscription(db.store, slow.id);
     await deleteSubscription(db.store, closed.id);
   });
@@ -247,7 +237,7 @@ describe("webhooks/outbound fan-out and webhooks/{id} delivery", () => {
       const delivery = transport.sent.find(
         (envelope) => envelope.target === `webhooks/${sub.id}`,
       ) as Envelope;
-      const error = await failure(consumer.receive(delivery));
+      const error = await edgewiseRejection(consumer.receive(delivery));
       expect(error).toMatchObject({ code: "webhooks.target_refused", status: 422 });
       expect(NON_RETRYABLE_WEBHOOK_CODES).toContain(String(error.code));
       expect(error.message).not.toContain("/literal");
@@ -263,7 +253,7 @@ describe("webhooks/outbound fan-out and webhooks/{id} delivery", () => {
     const delivery = transport.sent.find(
       (envelope) => envelope.target === `webhooks/${named.id}`,
     ) as Envelope;
-    expect((await failure(noDnsConsumer.receive(delivery))).code).toBe("webhooks.delivery_failed");
+    expect((await edgewiseRejection(noDnsConsumer.receive(delivery))).code).toBe("webhooks.delivery_failed");
     for (const sub of [literal, named]) await deleteSubscription(db.store, sub.id);
   });
 
@@ -275,7 +265,7 @@ describe("webhooks/outbound fan-out and webhooks/{id} delivery", () => {
       data: {},
       target: "webhooks/outbound",
     });
-    expect((await failure(consumer.receive(placed))).code).toBe("message.unknown_type");
+    expect((await edgewiseRejection(consumer.receive(placed))).code).toBe("message.unknown_type");
     const other = { subscriptionId: confirmedOnly.id, event: orderEvent("OrderConfirmed", "o-8") };
     const misrouted = createEnvelope({
       type: "WebhookDelivery",
@@ -283,16 +273,16 @@ describe("webhooks/outbound fan-out and webhooks/{id} delivery", () => {
       data: other,
       target: "webhooks/whsub_0000000000000000",
     });
-    expect((await failure(consumer.receive(misrouted))).code).toBe("message.invalid");
+    expect((await edgewiseRejection(consumer.receive(misrouted))).code).toBe("message.invalid");
     const wrongType = createEnvelope({
       type: "Nope",
       source: "s",
       data: other,
       target: `webhooks/${confirmedOnly.id}`,
     });
-    expect((await failure(consumer.receive(wrongType))).code).toBe("message.unknown_type");
+    expect((await edgewiseRejection(consumer.receive(wrongType))).code).toBe("message.unknown_type");
     const broken = { ...placed, specversion: "0.3" } as unknown as Envelope;
-    expect((await failure(consumer.receive(broken))).code).toBe("envelope.invalid");
+    expect((await edgewiseRejection(consumer.receive(broken))).code).toBe("envelope.invalid");
   });
 
   test("withConsumers routes both keys of the webhooks type to the consumer", async () => {

@@ -3,7 +3,6 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { Webhook } from "standardwebhooks";
 import { ManualClock } from "../../../shared/clock/index.ts";
 import { createEnvelope, type Envelope } from "../../../shared/envelope/index.ts";
-import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { webhooksConsumer } from "./consumer.ts";
 import {
   listDeliveryAttempts,
@@ -14,6 +13,7 @@ import {
 import { PostgresWebhookStore } from "./postgres-store.ts";
 import { createSubscription, deleteSubscription } from "./subscriptions.ts";
 import { recordingTransport, startHookReceiver, testStore } from "./test-support.ts";
+import { edgewiseRejection } from "../../../test/support/errors.ts";
 
 let db: Awaited<ReturnType<typeof testStore>>;
 let receiver: ReturnType<typeof startHookReceiver>;
@@ -66,15 +66,6 @@ function verifies(secret: string, path: string): boolean {
   } catch {
     return false;
   }
-}
-
-async function failure(promise: Promise<unknown>): Promise<EdgewiseError> {
-  const error = await promise.then(
-    () => undefined,
-    (thrown: unknown) => thrown,
-  );
-  expect(error).toBeInstanceOf(EdgewiseError);
-  return error as EdgewiseError;
 }
 
 describe("secret rotation", () => {
@@ -134,16 +125,20 @@ describe("secret rotation", () => {
       { overlapSeconds: 8 * 86_400 },
       { x: 1 },
     ]) {
-      expect((await failure(rotateSubscriptionSecret(deps(), created.id, body))).code).toBe(
+      expect((await edgewiseRejection(rotateSubscriptionSecret(deps(), created.id, body))).code).toBe(
         "request.invalid",
       );
     }
     await deleteSubscription(db.store, created.id);
-    expect((await failure(rotateSubscriptionSecret(deps(), created.id, {}))).code).toBe("not_found");
-    expect((await failure(rotateSubscriptionSecret(deps(), "whsub_0000000000000000", {}))).code).toBe(
+    expect((await edgewiseRejection(rotateSubscriptionSecret(deps(), created.id, {}))).code).toBe(
       "not_found",
     );
-    expect((await failure(rotateSubscriptionSecret(deps(), "not-an-id", {}))).code).toBe("not_found");
+    expect(
+      (await edgewiseRejection(rotateSubscriptionSecret(deps(), "whsub_0000000000000000", {}))).code,
+    ).toBe("not_found");
+    expect((await edgewiseRejection(rotateSubscriptionSecret(deps(), "not-an-id", {}))).code).toBe(
+      "not_found",
+    );
     expect((await db.store.getSubscription(created.id))?.secret).toBe(created.secret);
   });
 });
@@ -179,10 +174,12 @@ describe("listings", () => {
       } while (cursor && pages < 10);
       expect(seen).toEqual(ids.filter((_, i) => i !== 2));
       expect(pages).toBe(2);
-      expect((await failure(listSubscriptionViews({ store, clock }, { cursor: "forged" }))).code).toBe(
-        "request.invalid",
+      expect(
+        (await edgewiseRejection(listSubscriptionViews({ store, clock }, { cursor: "forged" }))).code,
+      ).toBe("request.invalid");
+      expect((await edgewiseRejection(showSubscription({ store, clock }, ids[2] as string))).code).toBe(
+        "not_found",
       );
-      expect((await failure(showSubscription({ store, clock }, ids[2] as string))).code).toBe("not_found");
     } finally {
       await close();
     }
@@ -218,7 +215,7 @@ describe("listings", () => {
 
     await deleteSubscription(db.store, failing.id);
     expect((await listDeliveryAttempts(deps(), failing.id, {})).items).toHaveLength(4);
-    expect((await failure(listDeliveryAttempts(deps(), "whsub_0000000000000000", {}))).code).toBe(
+    expect((await edgewiseRejection(listDeliveryAttempts(deps(), "whsub_0000000000000000", {}))).code).toBe(
       "not_found",
     );
   });

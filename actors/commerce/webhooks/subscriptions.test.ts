@@ -1,25 +1,16 @@
 // Creating subscriptions: body validation, the SSRF check at creation, ids and secrets; deleting them.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { isSubscriptionId } from "./messages.ts";
 import { caseResolver } from "./ssrf-cases.ts";
 import { createSubscription, deleteSubscription } from "./subscriptions.ts";
 import { testStore } from "./test-support.ts";
+import { edgewiseRejection } from "../../../test/support/errors.ts";
 
 let db: Awaited<ReturnType<typeof testStore>>;
 beforeAll(async () => {
   db = await testStore("subscriptions");
 });
 afterAll(() => db.close());
-
-async function refusal(promise: Promise<unknown>): Promise<EdgewiseError> {
-  const error = await promise.then(
-    () => undefined,
-    (thrown: unknown) => thrown,
-  );
-  expect(error).toBeInstanceOf(EdgewiseError);
-  return error as EdgewiseError;
-}
 
 describe("createSubscription", () => {
   const guarded = () => ({ store: db.store, policy: { resolve: caseResolver() } });
@@ -54,7 +45,7 @@ describe("createSubscription", () => {
       [{ url: "https://hooks.example.com/a\tb", events: ["order.confirmed"] }, "url"],
     ];
     for (const [body, path] of cases) {
-      const error = await refusal(createSubscription(guarded(), body));
+      const error = await edgewiseRejection(createSubscription(guarded(), body));
       expect(error).toMatchObject({ code: "request.invalid", status: 400 });
       expect(error.issues?.[0]?.path).toBe(path);
     }
@@ -68,7 +59,9 @@ describe("createSubscription", () => {
       "http://internal.example/",
       "ftp://hooks.example.com/",
     ]) {
-      const error = await refusal(createSubscription(guarded(), { url, events: ["order.confirmed"] }));
+      const error = await edgewiseRejection(
+        createSubscription(guarded(), { url, events: ["order.confirmed"] }),
+      );
       expect(error).toMatchObject({ code: "request.invalid", issues: [{ path: "url" }] });
     }
     const dev = { store: db.store, policy: { resolve: caseResolver(), allowPrivate: true } };
@@ -77,7 +70,7 @@ describe("createSubscription", () => {
     ).toMatchObject({
       url: "http://127.0.0.1:9/",
     });
-    const ftp = await refusal(
+    const ftp = await edgewiseRejection(
       createSubscription(dev, { url: "ftp://127.0.0.1/", events: ["order.rejected"] }),
     );
     expect(ftp.code).toBe("request.invalid");
@@ -94,7 +87,7 @@ describe("deleteSubscription", () => {
     await deleteSubscription(db.store, created.id);
     expect((await db.store.listSubscriptions()).map((s) => s.id)).not.toContain(created.id);
     for (const id of ["whsub_zzzzzzzzzzzzzzzz", "outbound", "'; drop table webhook_subscriptions; --"]) {
-      expect((await refusal(deleteSubscription(db.store, id))).code).toBe("not_found");
+      expect((await edgewiseRejection(deleteSubscription(db.store, id))).code).toBe("not_found");
     }
   });
 });
