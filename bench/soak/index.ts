@@ -160,6 +160,8 @@ const error = (what: string, e: unknown) => {
 
 let shop: Awaited<ReturnType<typeof seedShop>>;
 const samples: Array<Record<string, unknown>> = [];
+/** JavaScriptCore's live objects by type at each sample: what the growth in jsObjects is made of. */
+const objectTypes: Array<Record<string, number>> = [];
 const result: Record<string, unknown> = {};
 try {
   shop = await seedShop(api, Number(flags.skus), Number(flags.customers));
@@ -199,6 +201,7 @@ try {
     Bun.gc(true);
     const memory = process.memoryUsage();
     const jsc = heapStats();
+    objectTypes.push(jsc.objectTypeCounts);
     const tables = await postgresTables();
     const queued = await backlog(node.sql);
     const sqlite = sqliteTables();
@@ -356,6 +359,19 @@ try {
           .filter(([, v]) => v !== 0),
       ),
     },
+    /** The object types whose count grew most from the first steady sample to the last, per 1,000 orders. */
+    objectTypesGrowthPer1000Orders: (() => {
+      const from = objectTypes[1] ?? {};
+      const to = objectTypes.at(-1) ?? {};
+      const orders = Math.max(1, (last.ordersPlaced as number) - ((samples[1]?.ordersPlaced as number) ?? 0));
+      return Object.fromEntries(
+        Object.keys(to)
+          .map((type) => [type, ((to[type] ?? 0) - (from[type] ?? 0)) / (orders / 1000)] as const)
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 12)
+          .map(([type, n]) => [type, round(n)]),
+      );
+    })(),
     latencyDrift: {
       first: windows[0]?.latencyMs,
       last: windows.at(-2)?.latencyMs ?? windows.at(-1)?.latencyMs,
