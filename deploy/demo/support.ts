@@ -49,7 +49,11 @@ export async function startEmbeddedNode(options: EmbeddedNodeOptions = {}): Prom
     rmSync(dataDir, { recursive: true, force: true });
     throw error;
   }
-  if (!node.adminToken) throw new Error("the embedded node has no admin token");
+  if (!node.adminToken) {
+    // A JWKS-only configuration makes no HS256 key, so no admin token: stop what started before saying so.
+    await node.stop().finally(() => rmSync(dataDir, { recursive: true, force: true }));
+    throw new Error("the embedded node has no admin token (JWT_JWKS_URL without JWT_SECRET?)");
+  }
   return {
     node,
     url: node.url,
