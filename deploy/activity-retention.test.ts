@@ -4,7 +4,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ActivityLog } from "../actors/commerce/projections/index.ts";
-import { type TestDatabase, testDatabase } from "../actors/commerce/projections/testing.ts";
+import {
+  recordAgedActivity,
+  type TestDatabase,
+  testDatabase,
+} from "../actors/commerce/projections/testing.ts";
 import { parseConfig } from "../shared/config/index.ts";
 import { ActivityRetention } from "./activity-retention.ts";
 import { type EdgewiseNode, startNode } from "./bun/node.ts";
@@ -20,14 +24,8 @@ beforeAll(async () => {
 });
 afterAll(() => db.drop());
 
-/** Rows recorded `ageMs` ago, as the log holds them (recorded_at set at insert: the trigger forbids UPDATE). */
-async function recorded(type: string, count: number, ageMs: number, prefix: string): Promise<void> {
-  await db.sql`
-    INSERT INTO activity_log (id, type, source, time, envelope, recorded_at)
-    SELECT ${prefix} || '-' || i, ${type}, 'edgewise://test', now(), jsonb_build_object('type', ${type}::text),
-           now() - ${`${ageMs} milliseconds`}::interval
-    FROM generate_series(1, ${count}::int) AS i`;
-}
+const recorded = (type: string, count: number, ageMs: number, prefix: string) =>
+  recordAgedActivity(db.sql, { type, count, ageMs, prefix });
 
 test("unset by default: the log keeps everything unless the operator sets a retention", () => {
   expect(parseConfig({}).EDGEWISE_ACTIVITY_RETENTION).toBeUndefined();

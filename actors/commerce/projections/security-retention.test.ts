@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { ActivityLog } from "./activity-log.ts";
 import { securityEventPruner, securityEventRetentionMs, securityEventTypes } from "./security-retention.ts";
-import { type TestDatabase, testDatabase } from "./testing.ts";
+import { recordAgedActivity, type TestDatabase, testDatabase } from "./testing.ts";
 
 let db: TestDatabase;
 let log: ActivityLog;
@@ -16,14 +16,8 @@ afterAll(() => db.drop());
 
 const day = 86_400_000;
 
-/** Rows recorded `ageMs` ago, written as the log would hold them (recorded_at set, since the trigger forbids UPDATE). */
-async function recorded(type: string, count: number, ageMs: number, prefix: string): Promise<void> {
-  await db.sql`
-    INSERT INTO activity_log (id, type, source, time, envelope, recorded_at)
-    SELECT ${prefix} || '-' || i, ${type}, 'edgewise://test', now(), jsonb_build_object('type', ${type}::text),
-           now() - ${`${ageMs} milliseconds`}::interval
-    FROM generate_series(1, ${count}::int) AS i`;
-}
+const recorded = (type: string, count: number, ageMs: number, prefix: string) =>
+  recordAgedActivity(db.sql, { type, count, ageMs, prefix });
 
 async function typesLeft(): Promise<Record<string, number>> {
   const rows = await db.sql<Array<{ type: string; n: number }>>`

@@ -40,6 +40,22 @@ export async function testDatabase(name: string): Promise<TestDatabase> {
 
 let counter = 0;
 
+/**
+ * Activity-log rows recorded `ageMs` ago, as the log holds them (`recorded_at` set at insert, since the log's trigger
+ * forbids UPDATE): ids `<prefix>-1` to `<prefix>-<count>`.
+ */
+export async function recordAgedActivity(
+  sql: TestDatabase["sql"],
+  entry: { type: string; count: number; ageMs: number; prefix: string },
+): Promise<void> {
+  const { type, count, ageMs, prefix } = entry;
+  await sql`
+    INSERT INTO activity_log (id, type, source, time, envelope, recorded_at)
+    SELECT ${prefix} || '-' || i, ${type}, 'edgewise://test', now(), jsonb_build_object('type', ${type}::text),
+           now() - ${`${ageMs} milliseconds`}::interval
+    FROM generate_series(1, ${count}::int) AS i`;
+}
+
 /** An event envelope as the queue delivers it to `target`; `time` defaults to a fixed, increasing clock. */
 export function event<Data>(
   type: string,
