@@ -1,6 +1,7 @@
 // Upkeep for the embedded PGlite: VACUUM (ANALYZE) of its tables, the broker's and the node's, which nothing else runs.
 import type { MaintenanceOptions } from "./config.ts";
 import { type Sql, tableActivity, vacuum } from "./db.ts";
+import { PeriodicJob } from "../periodic-job.ts";
 
 /**
  * Every `vacuumEveryMs` if anything was written meanwhile, and sooner after `vacuumEveryOutcomes` outcomes (a
@@ -14,11 +15,9 @@ import { type Sql, tableActivity, vacuum } from "./db.ts";
  * statements in between; never two runs at once.
  */
 export class Maintenance {
-  private timer: ReturnType<typeof setInterval> | undefined;
-  private running: Promise<void> | undefined;
+  private readonly job: PeriodicJob;
   private writes = 0;
   private outcomes = 0;
-  private stopped = false;
   /** Runs so far, and how long each table took in the last one (ms). */
   runs = 0;
   lastMs: Record<string, number> = {};
@@ -27,13 +26,36 @@ export class Maintenance {
     private readonly sql: Sql,
     private readonly options: Required<MaintenanceOptions>,
     private readonly log: (message: string) => void,
-  ) {}
+  ) {
+    this.job = new PeriodicJob(async (stopped) => {
+      // Every outcome leaves a dead row in the queue table; the collector's counts can lag by a second or so.
+      // Read and reset before the first await, so writes counted during the run start the next one.
+      const churned = this.outcomes > 50;
+      this.writes = 0;
+      this.outcomes = 0;
+      const took: Record<string, number> = {};
+      try {
+        for (const t of await tableActivity(this.sql)) {
+          const queue = churned && t.table === "qstash_messages";
+          const work = {
+            vacuum: queue || t.deadRows > 50 + 0.05 * t.liveRows,
+            analyze: queue || t.changedSinceAnalyze > 50 + 0.1 * t.liveRows,
+          };
+          if (stopped() || (!work.vacuum && !work.analyze)) continue;
+          const start = performance.now();
+          await vacuum(this.sql, t.table, work);
+          took[t.table] = Math.round((performance.now() - start) * 10) / 10;
+        }
+      } catch (error) {
+        if (!stopped()) this.log(`vacuum: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      this.runs++;
+      this.lastMs = took;
+    });
+  }
 
   start(): void {
-    this.timer = setInterval(() => {
-      if (this.writes > 0) void this.run();
-    }, this.options.vacuumEveryMs);
-    (this.timer as { unref?: () => void }).unref?.();
+    this.job.every(this.options.vacuumEveryMs, () => this.writes > 0);
   }
 
   /** Messages stored. */
@@ -49,40 +71,10 @@ export class Maintenance {
   }
 
   run(): Promise<void> {
-    if (this.stopped) return Promise.resolve();
-    if (this.running) return this.running;
-    // Every outcome leaves a dead row in the queue table; the collector's counts can lag by a second or so.
-    const churned = this.outcomes > 50;
-    this.writes = 0;
-    this.outcomes = 0;
-    this.running = (async () => {
-      const took: Record<string, number> = {};
-      try {
-        for (const t of await tableActivity(this.sql)) {
-          const queue = churned && t.table === "qstash_messages";
-          const work = {
-            vacuum: queue || t.deadRows > 50 + 0.05 * t.liveRows,
-            analyze: queue || t.changedSinceAnalyze > 50 + 0.1 * t.liveRows,
-          };
-          if (this.stopped || (!work.vacuum && !work.analyze)) continue;
-          const start = performance.now();
-          await vacuum(this.sql, t.table, work);
-          took[t.table] = Math.round((performance.now() - start) * 10) / 10;
-        }
-      } catch (error) {
-        if (!this.stopped) this.log(`vacuum: ${error instanceof Error ? error.message : String(error)}`);
-      }
-      this.runs++;
-      this.lastMs = took;
-    })().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+    return this.job.run();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.job.stop();
   }
 }

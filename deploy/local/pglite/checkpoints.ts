@@ -1,5 +1,6 @@
 // Checkpoints for the embedded PGlite, which makes none of its own: without them its WAL grows until it closes.
 import type { Sql } from "../broker/db.ts";
+import { PeriodicJob } from "../periodic-job.ts";
 
 export interface CheckpointOptions {
   /** How often the WAL written since the last checkpoint is looked at. Default 10 s. */
@@ -19,9 +20,7 @@ export interface CheckpointOptions {
  * dirtied since the last one on PGlite's thread: tens of ms at this volume.
  */
 export class Checkpoints {
-  private timer: ReturnType<typeof setInterval> | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = false;
+  private readonly job: PeriodicJob;
   private readonly walBytes: number;
   /** Checkpoints made so far, and how long the last one took (ms). */
   made = 0;
@@ -32,11 +31,22 @@ export class Checkpoints {
     private readonly options: CheckpointOptions = {},
   ) {
     this.walBytes = options.walBytes ?? 64 * 1024 * 1024;
+    this.job = new PeriodicJob(async (stopped) => {
+      try {
+        if ((await this.walSinceCheckpoint()) < this.walBytes || stopped()) return;
+        const start = performance.now();
+        await this.sql`CHECKPOINT`;
+        this.lastMs = Math.round(performance.now() - start);
+        this.made++;
+      } catch (error) {
+        if (!stopped())
+          this.options.log?.(`checkpoint: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    });
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.check(), this.options.everyMs ?? 10_000);
-    (this.timer as { unref?: () => void }).unref?.();
+    this.job.every(this.options.everyMs ?? 10_000);
   }
 
   /** WAL bytes written since the last checkpoint's redo point. */
@@ -48,27 +58,10 @@ export class Checkpoints {
 
   /** Checkpoints if enough WAL was written since the last one; never two at once. */
   check(): Promise<void> {
-    if (this.stopped) return Promise.resolve();
-    this.running ??= (async () => {
-      try {
-        if ((await this.walSinceCheckpoint()) < this.walBytes || this.stopped) return;
-        const start = performance.now();
-        await this.sql`CHECKPOINT`;
-        this.lastMs = Math.round(performance.now() - start);
-        this.made++;
-      } catch (error) {
-        if (!this.stopped)
-          this.options.log?.(`checkpoint: ${error instanceof Error ? error.message : String(error)}`);
-      }
-    })().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+    return this.job.run();
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.job.stop();
   }
 }
