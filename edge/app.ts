@@ -67,8 +67,6 @@ export interface AppOptions {
   readiness?: DependencyCheck[];
   /** True once the process is stopping: /readyz answers 503 `draining`. */
   draining?: () => boolean;
-  /** How long /readyz answers with the last checks that found every dependency up (see healthRoutes). Default 1 s. */
-  readinessReuseMs?: number;
   /** The node's breakers: served at GET /metrics (Prometheus text), with `metrics`. */
   dependencies?: Dependencies;
   /**
@@ -157,7 +155,6 @@ export function createApp(options: AppOptions): GatewayApp {
     healthRoutes({
       checks: options.readiness ?? [],
       ...(options.draining ? { draining: options.draining } : {}),
-      ...(options.readinessReuseMs !== undefined ? { reuseMs: options.readinessReuseMs } : {}),
     }),
   );
   if (metrics) {
