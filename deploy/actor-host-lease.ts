@@ -84,7 +84,7 @@ export async function acquireActorHostLease(options: ActorHostLeaseOptions): Pro
 
 async function heldElsewhere(sql: Sql): Promise<EdgewiseError> {
   const [holder] = await sql<Array<{ name: string; addr: string | null; since: Date; schema: string }>>`
-    SELECT a.application_name AS name, a.client_addr::text AS addr, a.backend_start AS since,
+    SELECT a.application_name AS name, host(a.client_addr) AS addr, a.backend_start AS since,
            current_schema() AS schema
     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
     WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ${LEASE_CLASS}
