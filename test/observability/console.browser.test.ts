@@ -9,12 +9,19 @@ import { launchChromium } from "../support/chromium.ts";
 import { startReceiver } from "../broker/helpers.ts";
 import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
 import { eventually, expectOk, uniqueName } from "../commerce/client.ts";
+import { sampleWrites, writeSampling } from "../../shared/telemetry/trace/sampling.ts";
 
 const artifacts = resolve(import.meta.dir, "../artifacts/console");
 
 let running: CommerceNode;
 let browser: Browser;
 const screenshots: string[] = [];
+
+/**
+ * The order's trace must be recorded for the traces section to list it. Writes that start a trace are sampled at
+ * 10 a second per process by default, a budget every node of this test process shares: record every write here.
+ */
+let writesBefore: ReturnType<typeof writeSampling>;
 
 beforeAll(async () => {
   mkdirSync(artifacts, { recursive: true });
@@ -23,8 +30,12 @@ beforeAll(async () => {
     startCommerceNode("console_browser", { EDGEWISE_DELIVERY_RETRIES: "0" }),
     launchChromium(),
   ]);
+  // After the node started: the first node of a process installs the policy from the environment.
+  writesBefore = writeSampling();
+  sampleWrites(undefined);
 }, 60_000);
 afterAll(async () => {
+  sampleWrites(writesBefore);
   await Promise.all([browser?.close(), running?.stop()]);
   for (const path of screenshots) console.log(`console screenshot: ${path}`);
 });
