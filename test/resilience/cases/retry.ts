@@ -112,7 +112,14 @@ export const retryCases: Case[] = [
       const controller = new AbortController();
       const dependency = flaky(10);
       const started = Date.now();
-      const pending = retry(dependency.fn, { idempotent: true, baseMs: 10_000, signal: controller.signal });
+      // Equal jitter: the sleep is at least half the 5 s cap. With full jitter it could draw under the 10 ms
+      // before the abort (one run in a few hundred), and the second call came first.
+      const pending = retry(dependency.fn, {
+        idempotent: true,
+        baseMs: 10_000,
+        jitter: "equal",
+        signal: controller.signal,
+      });
       setTimeout(() => controller.abort(new Error("client went away")), 10);
       const error = (await rejection(pending, "retry")) as Error;
       equal([error.message, dependency.state.calls], ["client went away", 1], "stopped");
