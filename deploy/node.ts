@@ -50,6 +50,7 @@ import {
 } from "../shared/telemetry/log/index.ts";
 import { type Broker, defaultDeliveryConcurrency, startBroker } from "./local/broker/index.ts";
 import { connect, type Sql } from "./local/broker/db.ts";
+import { Maintenance } from "./local/broker/maintenance.ts";
 import { Checkpoints } from "./local/pglite/checkpoints.ts";
 import { startEmbeddedPostgres } from "./local/pglite/index.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
@@ -104,6 +105,8 @@ export interface NodeOptions {
    * Postgres connection was down (deploy/actor-host-lease.ts). Default: log it and exit with code 1.
    */
   onFatal?: (error: EdgewiseError) => void;
+  /** How often an embedded PGlite whose queue is elsewhere looks for tables to vacuum. Default 10 s. */
+  upkeepEveryMs?: number;
 }
 
 /** What a node shares with an extension. */
@@ -309,6 +312,17 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
         ...(embedded ? { maintenance: { vacuumEveryMs: 10_000 } } : {}),
         log: (line) => brokerLog.warn(line),
       });
+  // PGlite has no autovacuum: the embedded broker's upkeep covers every table of it; with the queue elsewhere
+  // (QSTASH_URL), the node runs that upkeep for the application's tables itself.
+  if (embedded && !broker) {
+    const upkeep = new Maintenance(
+      sql,
+      { vacuumEveryMs: options.upkeepEveryMs ?? 10_000, vacuumEveryOutcomes: Number.POSITIVE_INFINITY },
+      (line) => logger.warn(line),
+    );
+    upkeep.start({ always: true });
+    stops.push(() => upkeep.stop());
+  }
   if (broker) {
     stops.push(() => broker.stop());
     // Two counts on the broker's tables per scrape; the DLQ's is what an operator alerts on.

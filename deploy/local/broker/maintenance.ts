@@ -54,8 +54,12 @@ export class Maintenance {
     });
   }
 
-  start(): void {
-    this.job.every(this.options.vacuumEveryMs, () => this.writes > 0);
+  /**
+   * Runs every `vacuumEveryMs` once something was written (the broker says so through `wrote` and `recorded`); with
+   * `always`, on every tick, for a PGlite whose writers do not report (a node whose queue is elsewhere).
+   */
+  start(options: { always?: boolean } = {}): void {
+    this.job.every(this.options.vacuumEveryMs, options.always ? undefined : () => this.writes > 0);
   }
 
   /** Messages stored. */
