@@ -11,8 +11,8 @@ import {
 } from "../actors/commerce/projections/testing.ts";
 import { parseConfig } from "../shared/config/index.ts";
 import { ActivityRetention } from "./activity-retention.ts";
-import { type EdgewiseNode, startNode } from "./bun/node.ts";
-import { referenceSystem } from "./reference.ts";
+import type { EdgewiseNode } from "./bun/node.ts";
+import { startLocalNode } from "../test/support/local-node.ts";
 
 let db: TestDatabase;
 let log: ActivityLog;
@@ -56,17 +56,7 @@ test("at start, domain events older than the retention are pruned, in batches; n
 test("a node with EDGEWISE_ACTIVITY_RETENTION prunes as it starts; one without keeps everything", async () => {
   const dataDir = mkdtempSync(join(tmpdir(), "edgewise-activity-retention-"));
   const start = (retention?: string) =>
-    startNode({
-      config: parseConfig({
-        HOST: "127.0.0.1",
-        PORT: "0",
-        EDGEWISE_DATA_DIR: dataDir,
-        EDGEWISE_TRACING: "off",
-        ...(retention ? { EDGEWISE_ACTIVITY_RETENTION: retention } : {}),
-      }),
-      ...referenceSystem(),
-      log: () => {},
-    });
+    startLocalNode(dataDir, retention ? { EDGEWISE_ACTIVITY_RETENTION: retention } : {});
   const ids = async (node: EdgewiseNode) =>
     (await node.sql`SELECT id FROM activity_log WHERE id LIKE 'aged-%' ORDER BY id`).map(
       (r) => r.id as string,

@@ -5,25 +5,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@upstash/qstash";
 import { createEnvelope } from "../shared/envelope/index.ts";
-import { parseConfig } from "../shared/config/index.ts";
-import { type EdgewiseNode, startNode } from "./bun/node.ts";
-import { referenceSystem } from "./reference.ts";
+import type { EdgewiseNode } from "./bun/node.ts";
+import { startLocalNode } from "../test/support/local-node.ts";
 
 test("a message waiting for the old port is delivered at the new one, once", async () => {
   const dataDir = mkdtempSync(join(tmpdir(), "edgewise-origin-"));
-  const start = () =>
-    startNode({
-      config: parseConfig({
-        HOST: "127.0.0.1",
-        PORT: "0",
-        EDGEWISE_DATA_DIR: dataDir,
-        EDGEWISE_TRACING: "off",
-      }),
-      ...referenceSystem(),
-      log: () => {},
-      // 1 s of the broker's time is 10 ms: the message's delay and its retries (12 s, 2.5 min) come quickly.
-      brokerTimeScale: 0.01,
-    });
+  // 1 s of the broker's time is 10 ms: the message's delay and its retries (12 s, 2.5 min) come quickly.
+  const start = () => startLocalNode(dataDir, {}, { brokerTimeScale: 0.01 });
   let node: EdgewiseNode = await start();
   try {
     const broker = node.broker as NonNullable<EdgewiseNode["broker"]>;

@@ -3,12 +3,11 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseConfig } from "../shared/config/index.ts";
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../test/broker/helpers.ts";
 import { eventually } from "../test/commerce/client.ts";
-import { type EdgewiseNode, startNode } from "./bun/node.ts";
+import type { EdgewiseNode } from "./bun/node.ts";
 import { type Broker, startBroker } from "./local/broker/index.ts";
-import { referenceSystem } from "./reference.ts";
+import { startLocalNode } from "../test/support/local-node.ts";
 
 const brokerSchema = uniqueSchema("embedded_upkeep_broker");
 const dataDir = mkdtempSync(join(tmpdir(), "edgewise-upkeep-"));
@@ -23,21 +22,16 @@ beforeAll(async () => {
     schema: brokerSchema,
     log: () => {},
   });
-  node = await startNode({
-    config: parseConfig({
-      HOST: "127.0.0.1",
-      PORT: "0",
-      EDGEWISE_DATA_DIR: dataDir,
-      EDGEWISE_TRACING: "off",
+  node = await startLocalNode(
+    dataDir,
+    {
       QSTASH_URL: broker.url,
       QSTASH_TOKEN: broker.token,
       QSTASH_CURRENT_SIGNING_KEY: broker.currentSigningKey,
       QSTASH_NEXT_SIGNING_KEY: broker.nextSigningKey,
-    }),
-    ...referenceSystem(),
-    log: () => {},
-    upkeepEveryMs: 200,
-  });
+    },
+    { upkeepEveryMs: 200 },
+  );
 }, 30_000);
 afterAll(async () => {
   await node?.stop();

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { parseConfig } from "../shared/config/index.ts";
 import { startNode } from "./bun/node.ts";
 import { referenceSystem } from "./reference.ts";
+import { startLocalNode } from "../test/support/local-node.ts";
 
 /** One HTTP/1.1 request on a raw connection that asks to be kept alive: the answer, and whether the server closed it. */
 function keepAliveRequest(base: string, path: string): Promise<{ answer: string; closedByServer: boolean }> {
@@ -35,18 +36,7 @@ function keepAliveRequest(base: string, path: string): Promise<{ answer: string;
 
 test("stop: readiness 503 during EDGEWISE_SHUTDOWN_DELAY, then a bounded drain", async () => {
   const dataDir = mkdtempSync(join(tmpdir(), "edgewise-stop-"));
-  const node = await startNode({
-    config: parseConfig({
-      HOST: "127.0.0.1",
-      PORT: "0",
-      EDGEWISE_DATA_DIR: dataDir,
-      EDGEWISE_SHUTDOWN_DELAY: "2s",
-      EDGEWISE_TRACING: "off",
-    }),
-    ...referenceSystem(),
-    log: () => {},
-    httpDrainMs: 500,
-  });
+  const node = await startLocalNode(dataDir, { EDGEWISE_SHUTDOWN_DELAY: "2s" }, { httpDrainMs: 500 });
   try {
     expect((await fetch(`${node.url}/readyz`)).status).toBe(200);
     // An upload that sends its first bytes, then nothing more.
