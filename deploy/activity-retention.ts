@@ -1,5 +1,6 @@
 // EDGEWISE_ACTIVITY_RETENTION: the node deletes activity-log entries older than it, at start and every hour.
 import type { ActivityLog } from "../actors/commerce/projections/index.ts";
+import { PeriodicJob } from "./periodic-job.ts";
 
 /**
  * The activity log keeps every domain event (about 6 an order: OrderPlaced, StockChanged per line, OrderConfirmed)
@@ -8,40 +9,35 @@ import type { ActivityLog } from "../actors/commerce/projections/index.ts";
  * `everyMs`, in pruneActivity's short batches; a prune still running when the next is due is not doubled.
  */
 export class ActivityRetention {
-  private timer: ReturnType<typeof setInterval> | undefined;
-  private running: Promise<void> | undefined;
+  private readonly job: PeriodicJob;
   /** Entries deleted so far. */
   pruned = 0;
 
   constructor(
-    private readonly log: Pick<ActivityLog, "pruneActivity">,
+    log: Pick<ActivityLog, "pruneActivity">,
     private readonly options: { keepMs: number; everyMs?: number; onError?: (error: unknown) => void },
-  ) {}
+  ) {
+    this.job = new PeriodicJob(() =>
+      log.pruneActivity({ olderThan: Date.now() - options.keepMs }).then(
+        (count) => {
+          this.pruned += count;
+        },
+        (error: unknown) => options.onError?.(error),
+      ),
+    );
+  }
 
   start(): void {
     void this.prune();
-    this.timer = setInterval(() => void this.prune(), this.options.everyMs ?? 3_600_000);
-    (this.timer as { unref?: () => void }).unref?.();
+    this.job.every(this.options.everyMs ?? 3_600_000);
   }
 
   /** One prune of everything older than the retention (the one under way, if any). */
   prune(): Promise<void> {
-    this.running ??= this.log
-      .pruneActivity({ olderThan: Date.now() - this.options.keepMs })
-      .then(
-        (count) => {
-          this.pruned += count;
-        },
-        (error: unknown) => this.options.onError?.(error),
-      )
-      .finally(() => {
-        this.running = undefined;
-      });
-    return this.running;
+    return this.job.run();
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.job.stop();
   }
 }

@@ -1,7 +1,7 @@
 // Upkeep for the embedded PGlite: VACUUM (ANALYZE) of its tables, the broker's and the node's, which nothing else runs.
 import type { MaintenanceOptions } from "./config.ts";
 import { type Sql, tableActivity, vacuum } from "./db.ts";
-import { PeriodicJob } from "../periodic-job.ts";
+import { PeriodicJob } from "../../periodic-job.ts";
 
 /**
  * Every `vacuumEveryMs` if anything was written meanwhile, and sooner after `vacuumEveryOutcomes` outcomes (a

@@ -1,6 +1,6 @@
 // Checkpoints for the embedded PGlite, which makes none of its own: without them its WAL grows until it closes.
 import type { Sql } from "../broker/db.ts";
-import { PeriodicJob } from "../periodic-job.ts";
+import { PeriodicJob } from "../../periodic-job.ts";
 
 export interface CheckpointOptions {
   /** How often the WAL written since the last checkpoint is looked at. Default 10 s. */
