@@ -1,6 +1,7 @@
 // One actor host per database: a node that hosts actors holds a Postgres advisory lock, so a second one cannot.
 import { EdgewiseError } from "../shared/errors/index.ts";
 import { connect, type Sql } from "./local/broker/db.ts";
+import { PeriodicJob } from "./periodic-job.ts";
 
 /**
  * Why: a node keeps its actors (stock, orders, points) in its own data dir, while billing, the read side and the
@@ -51,32 +52,25 @@ export async function acquireActorHostLease(options: ActorHostLeaseOptions): Pro
     await sql.end({ timeout: 1 });
     throw error;
   }
-  let stopped = false;
-  let checking = false;
-  const timer = setInterval(async () => {
-    if (checking || stopped) return;
-    checking = true;
+  const watch: PeriodicJob = new PeriodicJob(async (stopped) => {
     try {
       const [still] = await held(sql);
-      if (still?.held || stopped) return;
+      if (still?.held || stopped()) return;
       // A new session (the old one's connection broke): take the lock again, unless someone else has.
       const [row] = await take(sql);
-      if (!row?.taken && !stopped) {
-        stopped = true;
-        clearInterval(timer);
-        options.onLost(await heldElsewhere(sql));
-      }
+      if (row?.taken || stopped()) return;
+      const error = await heldElsewhere(sql);
+      void watch.stop(); // not awaited: it waits for this very run
+      options.onLost(error);
     } catch {
       // Postgres is unreachable: nobody else can take the lease meanwhile. Checked again at the next tick.
-    } finally {
-      checking = false;
     }
-  }, options.checkEveryMs ?? 5_000);
+  });
+  watch.every(options.checkEveryMs ?? 5_000);
   return {
     async release() {
-      stopped = true;
-      clearInterval(timer);
-      // Ending the session releases the lock.
+      // Not awaited: a check stuck on a dead connection ends with the session below, which releases the lock.
+      void watch.stop();
       await sql.end({ timeout: 2 });
     },
   };

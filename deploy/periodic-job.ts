@@ -1,6 +1,6 @@
 // A job that runs now and then on a timer or on demand: never two runs at once, none after stop, stop awaits the run.
 
-/** The embedded PGlite's upkeep (checkpoints, vacuums) and the activity log's retention are such jobs. */
+/** Such jobs: the embedded PGlite's upkeep (checkpoints, vacuums), the activity log's retention, the lease's watch. */
 export class PeriodicJob {
   private timer: ReturnType<typeof setInterval> | undefined;
   private running: Promise<void> | undefined;
