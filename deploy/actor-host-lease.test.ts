@@ -9,7 +9,8 @@ import { parseConfig } from "../shared/config/index.ts";
 import { startCommerceNode } from "../test/commerce/bun-node.ts";
 import { eventually } from "../test/commerce/client.ts";
 import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../test/broker/helpers.ts";
-import { acquireActorHostLease } from "./actor-host-lease.ts";
+import { acquireActorHostLease, LEASE_CLASS } from "./actor-host-lease.ts";
+import { connect } from "./local/broker/db.ts";
 import { startNode } from "./bun/node.ts";
 import { referenceSystem } from "./reference.ts";
 import { edgewiseRejection } from "../test/support/errors.ts";
@@ -32,6 +33,12 @@ const holders = (name: string) =>
   admin<
     Array<{ pid: number }>
   >`SELECT pid FROM pg_stat_activity WHERE application_name = ${`edgewise actor host ${name}`}`;
+
+/** Sessions of that name that hold an advisory lock: a reconnected holder shows up before it has taken it back. */
+const lockHolders = (name: string) =>
+  admin<Array<{ pid: number }>>`
+    SELECT a.pid FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
+    WHERE a.application_name = ${`edgewise actor host ${name}`} AND l.locktype = 'advisory' AND l.granted`;
 
 test("one holder per schema: a second is refused and told who holds it; another schema is free; release frees it", async () => {
   const [a, b] = [await freshSchema("lease_a"), await freshSchema("lease_b")];
@@ -70,23 +77,35 @@ test("a holder whose connection broke takes the lease back, unless another took 
   });
   // Its connection is cut (a Postgres restart, a network fault): it reconnects and holds the lease again.
   await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'edgewise actor host flaky'`;
-  await eventually(async () => (await holders("flaky")).length === 1, "the holder to reconnect");
+  await eventually(
+    async () => (await lockHolders("flaky")).length === 1,
+    "the holder to take the lease back",
+  );
   await edgewiseRejection(
     acquireActorHostLease({ url: TEST_DATABASE_URL, schema, holder: "late", onLost: () => {} }),
   );
 
-  // Cut again, and another node starts in the gap: the first learns it lost the lease.
-  await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'edgewise actor host flaky'`;
-  const usurper = await acquireActorHostLease({
+  // Cut again, and another node takes the lock in the gap. Its connection is open before the cut, and it locks
+  // the moment the old session is gone, well before the first holder's next check (50 ms) could reconnect.
+  const usurper = await connect({
     url: TEST_DATABASE_URL,
+    max: 1,
     schema,
-    holder: "usurper",
-    onLost: () => {},
+    applicationName: "edgewise actor host usurper",
   });
+  await usurper`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'edgewise actor host flaky'`;
+  // Asked back to back (no sleep: pg_terminate_backend's own wait polls every 100 ms, longer than that check).
+  let taken = false;
+  for (const deadline = Date.now() + 2_000; !taken && Date.now() < deadline; ) {
+    const [row] = await usurper<Array<{ taken: boolean }>>`
+      SELECT pg_try_advisory_lock(${LEASE_CLASS}, hashtext(current_schema())) AS taken`;
+    taken = row?.taken === true;
+  }
+  expect(taken).toBe(true);
   await eventually(async () => lost.length === 1, "the first holder to learn it lost the lease");
   expect(lost[0]?.message).toContain("edgewise actor host usurper");
   await first.release();
-  await usurper.release();
+  await usurper.end();
 }, 20_000);
 
 test("a second node hosting actors on the same database is refused at start; a gateway in front is not", async () => {

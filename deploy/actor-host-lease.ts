@@ -12,7 +12,7 @@ import { PeriodicJob } from "./periodic-job.ts";
  * The lock is a session-level advisory lock on a connection of its own, so Postgres releases it the moment the
  * holder's process dies (no stale lease to expire). Fixed classid, arbitrary; the schema names the second key.
  */
-const LEASE_CLASS = 8245604;
+export const LEASE_CLASS = 8245604;
 
 export interface ActorHostLease {
   release(): Promise<void>;
