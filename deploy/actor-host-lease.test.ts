@@ -75,10 +75,12 @@ test("a holder whose connection broke takes the lease back, unless another took 
     checkEveryMs: 50,
     onLost: (error) => lost.push(error),
   });
-  // Its connection is cut (a Postgres restart, a network fault): it reconnects and holds the lease again.
-  await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'edgewise actor host flaky'`;
+  // Its connection is cut (a Postgres restart, a network fault): it reconnects and holds the lease again. A new
+  // session must hold it: the old one stays listed, lock and all, until its process has exited.
+  const [cut] = await lockHolders("flaky");
+  await admin`SELECT pg_terminate_backend(${cut?.pid ?? 0}::int)`;
   await eventually(
-    async () => (await lockHolders("flaky")).length === 1,
+    async () => (await lockHolders("flaky")).some(({ pid }) => pid !== cut?.pid),
     "the holder to take the lease back",
   );
   await edgewiseRejection(
