@@ -7,6 +7,8 @@ import {
 } from "../actors/commerce/projections/index.ts";
 import type { PostWebhook, Resolve } from "../actors/commerce/webhooks/index.ts";
 import { commerceSystem } from "../edge/commerce.ts";
+import type { Config } from "../shared/config/index.ts";
+import { EdgewiseError } from "../shared/errors/index.ts";
 import { errorFields } from "../shared/telemetry/log/index.ts";
 import { ActivityRetention } from "./activity-retention.ts";
 import type { ExtensionContext, NodeExtension } from "./node.ts";
@@ -29,6 +31,7 @@ export interface CommerceOptions {
 export function commerce(options: CommerceOptions) {
   return async (context: ExtensionContext): Promise<NodeExtension> => {
     const { sql, transport, config, actors, log, logger } = context;
+    if (!context.hostsActors) requireSharedWithActorHost(config);
     // A node without Redis caches in its own memory only if it hosts the actors: the consumer that invalidates the
     // cache runs where the actors' events are delivered, so a gateway-only node's memory would never be told.
     const readCache =
@@ -71,7 +74,9 @@ export function commerce(options: CommerceOptions) {
       consumers: context.hostsActors ? system.consumers : [],
       routes: [system.routes],
       start: () => {
-        void system.relay.start();
+        // Billing runs where the actors do (its consumer is delivered there), and so does the relay of its outbox:
+        // a gateway polling the same table would only compete for its rows.
+        if (context.hostsActors) void system.relay.start();
         activityRetention?.start();
       },
       stop: async () => {
@@ -85,4 +90,19 @@ export function commerce(options: CommerceOptions) {
       activity: system.activity,
     };
   };
+}
+
+/**
+ * A gateway serves the commerce API on its actor host's data: billing, the read side and the activity log in the
+ * same Postgres, and the inbound webhooks' restocks published to the same queue, which delivers them to the actor
+ * host. Without them its reads would come from a database of its own and its restocks would never arrive.
+ */
+function requireSharedWithActorHost(config: Config): void {
+  const missing = (["DATABASE_URL", "QSTASH_URL"] as const).filter((name) => config[name] === undefined);
+  if (missing.length === 0) return;
+  throw new EdgewiseError(
+    "config.invalid",
+    `Invalid configuration:\n  a gateway (ACTOR_HOST_URL) serves commerce on its actor host's database and queue: set ${missing.join(" and ")} as the actor host has them`,
+    { issues: missing.map((name) => ({ path: name, message: "required on a gateway (ACTOR_HOST_URL)" })) },
+  );
 }

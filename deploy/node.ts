@@ -376,12 +376,18 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
 
   // The public URL depends on the port actually bound (PORT=0 picks one), so it is read lazily.
   let publicUrl = config.PUBLIC_URL ?? "";
+  // Where messages for actors are delivered: here, or, on a gateway, at its actor host (this node serves no
+  // delivery endpoint). The actor host checks each delivery's signed URL against its own PUBLIC_URL.
+  const actorsOrigin = config.ACTOR_HOST_URL
+    ? (config.ACTOR_HOST_PUBLIC_URL ?? config.ACTOR_HOST_URL).replace(/\/+$/, "")
+    : undefined;
   const queueTransport = new QStashTransport({
     baseUrl: queue.url,
     token: queue.token,
     deliveryUrl: options.deliveryUrl
-      ? (target) => (options.deliveryUrl as NonNullable<NodeOptions["deliveryUrl"]>)(target, publicUrl)
-      : (target) => `${publicUrl}${deliveryPath(target)}`,
+      ? (target) =>
+          (options.deliveryUrl as NonNullable<NodeOptions["deliveryUrl"]>)(target, actorsOrigin ?? publicUrl)
+      : (target) => `${actorsOrigin ?? publicUrl}${deliveryPath(target)}`,
     retries: config.EDGEWISE_DELIVERY_RETRIES,
   });
   // While the broker's breaker is open, relays keep every message in their outboxes and back off.

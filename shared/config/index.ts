@@ -199,6 +199,12 @@ export const ConfigSchema = v.object({
   REQUEST_TIMEOUT: v.optional(duration("REQUEST_TIMEOUT"), "10s"),
   /** Split deployment, gateway side: reach actors on this actor host instead of running them here. */
   ACTOR_HOST_URL: v.optional(v.pipe(v.string(), v.url("ACTOR_HOST_URL must be a URL"))),
+  /**
+   * Split deployment, gateway side: the actor host's PUBLIC_URL, where the queue delivers the messages this gateway
+   * publishes for actors (an inbound webhook's restock). Default ACTOR_HOST_URL; set it when the queue reaches the
+   * actor host at another address than the gateway does.
+   */
+  ACTOR_HOST_PUBLIC_URL: v.optional(v.pipe(v.string(), v.url("ACTOR_HOST_PUBLIC_URL must be a URL"))),
   /** Split deployment: the secret gateways and actor hosts sign internal requests with. */
   ACTOR_HOST_SECRET: v.optional(
     v.pipe(v.string(), v.minLength(32, "ACTOR_HOST_SECRET must be at least 32 characters")),

@@ -64,3 +64,54 @@ export async function startCommerceNode(
     },
   };
 }
+
+/**
+ * A gateway in front of `actorHost`, as the README's split deployment runs one: the same Postgres schema and queue,
+ * its own data dir, and the actors reached at the host's URL (its node needs ACTOR_HOST_SECRET, passed here too).
+ */
+export async function startCommerceGateway(
+  actorHost: CommerceNode,
+  actorHostSecret: string,
+  /** Added to its environment; a name mapped to undefined is left out. */
+  env: Record<string, string | undefined> = {},
+): Promise<CommerceNode> {
+  const dataDir = mkdtempSync(join(tmpdir(), "edgewise-gateway-"));
+  const broker = actorHost.node.broker;
+  const environment: Record<string, string | undefined> = {
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DATABASE_URL: TEST_DATABASE_URL,
+    EDGEWISE_DATA_DIR: dataDir,
+    JWT_SECRET: actorHost.jwtSecret,
+    RATE_LIMIT: "1000000/60s",
+    ACTOR_HOST_URL: actorHost.node.url,
+    ACTOR_HOST_SECRET: actorHostSecret,
+    QSTASH_URL: actorHost.node.brokerUrl,
+    QSTASH_TOKEN: broker?.token ?? "",
+    QSTASH_CURRENT_SIGNING_KEY: broker?.currentSigningKey ?? "",
+    QSTASH_NEXT_SIGNING_KEY: broker?.nextSigningKey ?? "",
+    ...env,
+  };
+  const node = await startNode({
+    config: parseConfig(
+      Object.fromEntries(Object.entries(environment).filter(([, value]) => value !== undefined)),
+    ),
+    ...referenceSystem(),
+    ...(environment.DATABASE_URL ? { schema: actorHost.schema } : {}),
+    log: () => {},
+  }).catch((error: unknown) => {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  });
+  return {
+    node,
+    client: new CommerceClient({ base: node.url, jwtSecret: actorHost.jwtSecret }),
+    jwtSecret: actorHost.jwtSecret,
+    schema: actorHost.schema,
+    dataDir,
+    async stop() {
+      await node.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,7 +1,7 @@
 // A split deployment keeps one trace: the gateway's call to the actor host carries its span's W3C trace context.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { StoredSpan } from "../../shared/telemetry/trace/store.ts";
-import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
+import { type CommerceNode, startCommerceGateway, startCommerceNode } from "../commerce/bun-node.ts";
 import { eventually, uniqueName } from "../commerce/client.ts";
 import { hex } from "./saga-trace.ts";
 
@@ -10,10 +10,7 @@ let actorHost: CommerceNode;
 let gateway: CommerceNode;
 beforeAll(async () => {
   actorHost = await startCommerceNode("trace_split_host", { ACTOR_HOST_SECRET: actorHostSecret });
-  gateway = await startCommerceNode("trace_split_gateway", {
-    ACTOR_HOST_URL: actorHost.node.url,
-    ACTOR_HOST_SECRET: actorHostSecret,
-  });
+  gateway = await startCommerceGateway(actorHost, actorHostSecret);
 }, 60_000);
 afterAll(async () => {
   await gateway?.stop();

@@ -1,0 +1,110 @@
+// A gateway beside its actor host on one database and one queue: what the gateway publishes reaches the actor host.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import postgres from "postgres";
+import { Webhook } from "standardwebhooks";
+import { generateSecret } from "../../actors/commerce/webhooks/index.ts";
+import { TEST_DATABASE_URL } from "../broker/helpers.ts";
+import { edgewiseRejection } from "../support/errors.ts";
+import { type CommerceNode, startCommerceGateway, startCommerceNode } from "./bun-node.ts";
+import { type CommerceClient, eventually, uniqueName } from "./client.ts";
+
+const actorHostSecret = crypto.randomUUID() + crypto.randomUUID();
+const supplierSecret = generateSecret();
+const sql = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
+let actorHost: CommerceNode;
+let gateway: CommerceNode;
+let client: CommerceClient;
+
+beforeAll(async () => {
+  actorHost = await startCommerceNode("split_gateway", {
+    ACTOR_HOST_SECRET: actorHostSecret,
+    INBOUND_WEBHOOK_SECRETS: `supplier=${supplierSecret}`,
+  });
+  gateway = await startCommerceGateway(actorHost, actorHostSecret, {
+    INBOUND_WEBHOOK_SECRETS: `supplier=${supplierSecret}`,
+  });
+  client = gateway.client;
+}, 60_000);
+
+afterAll(async () => {
+  await gateway?.stop();
+  await actorHost?.stop();
+  await sql.end();
+});
+
+/** Messages the queue was ever given for a destination on this origin (its event log keeps every one). */
+const queuedFor = async (origin: string) => {
+  const [row] = await sql.unsafe(
+    `SELECT count(*)::int AS n FROM "${actorHost.schema}".qstash_events WHERE url LIKE $1`,
+    [`${origin}/%`],
+  );
+  return (row?.n as number) ?? 0;
+};
+
+test("a supplier's restock through the gateway reaches the sku on the actor host", async () => {
+  const sku = uniqueName("split-restock");
+  await client.putSku(sku, 2, 100);
+  const body = JSON.stringify({ type: "inventory.restocked", sku, quantity: 5 });
+  const id = uniqueName("msg");
+  const response = await fetch(`${gateway.node.url}/webhooks/inbound/supplier`, {
+    method: "POST",
+    body,
+    headers: {
+      "content-type": "application/json",
+      "webhook-id": id,
+      "webhook-timestamp": String(Math.floor(Date.now() / 1000)),
+      "webhook-signature": new Webhook(supplierSecret).sign(id, new Date(), body),
+    },
+  });
+  expect(response.status).toBe(202);
+  // Before, the gateway addressed the command to its own URL, which serves no delivery endpoint: 404, retries,
+  // then a dead letter, and the stock never came.
+  await eventually(async () => (await client.sku(sku)).available === 7, "the restock on the actor host");
+  expect(await queuedFor(gateway.node.url)).toBe(0);
+});
+
+test("an order placed through the gateway confirms; billing's replies go to the actor host", async () => {
+  const sku = uniqueName("split-sku");
+  const customer = uniqueName("split-cust");
+  await client.putSku(sku, 10, 250);
+  await client.putAccount(customer, 10_000);
+  const placed = await client.place(customer, [{ sku, quantity: 2 }]);
+  expect(placed.status).toBe(202);
+  expect((await client.settle(placed.body.orderId)).status).toBe("confirmed");
+  expect(await queuedFor(gateway.node.url)).toBe(0);
+});
+
+test("a gateway without its actor host's database or queue is refused at start, naming what is missing", async () => {
+  for (const missing of ["QSTASH_URL", "DATABASE_URL"]) {
+    const unset =
+      missing === "QSTASH_URL"
+        ? {
+            QSTASH_URL: undefined,
+            QSTASH_TOKEN: undefined,
+            QSTASH_CURRENT_SIGNING_KEY: undefined,
+            QSTASH_NEXT_SIGNING_KEY: undefined,
+          }
+        : { DATABASE_URL: undefined };
+    const error = await edgewiseRejection(startCommerceGateway(actorHost, actorHostSecret, unset));
+    expect(error.code).toBe("config.invalid");
+    expect(error.message).toContain(`set ${missing}`);
+  }
+});
+
+test("a gateway leaves billing's outbox to the actor host, which hosts billing", async () => {
+  // The actor host stops; a reply left in billing's outbox must wait for it, not be taken by the gateway (which
+  // would send it from its own node and, before, to its own URL).
+  await actorHost.node.stop();
+  const envelope = { id: uniqueName("reply"), type: "PaymentCaptured", target: "order/none", data: {} };
+  const [row] = await sql.unsafe(
+    `INSERT INTO "${actorHost.schema}".billing_outbox (envelope) VALUES ($1::jsonb)
+     RETURNING seq, available_at`,
+    [JSON.stringify(envelope)],
+  );
+  await Bun.sleep(2_500); // more than two of a relay's 1 s polls
+  const [after] = await sql.unsafe(
+    `SELECT attempts, available_at FROM "${actorHost.schema}".billing_outbox WHERE seq = $1`,
+    [row?.seq],
+  );
+  expect(after).toMatchObject({ attempts: 0, available_at: row?.available_at });
+}, 20_000);
