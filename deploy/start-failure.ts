@@ -1,4 +1,4 @@
-// Why a node could not start, in one line that names what failed and what to check; then exit code 1.
+// Why a node could not start, in one line that names what failed and what to check; then exit code 78 or 1.
 import process from "node:process";
 import { inspect } from "node:util";
 import type { Config } from "../shared/config/index.ts";
@@ -76,12 +76,17 @@ export function startFailureLine(error: unknown, config: Partial<Config>): strin
   return isEdgewiseError(error) ? `${error.code}: ${error.message}` : facts.message;
 }
 
-/** Prints `startFailureLine` (and the stack with LOG_LEVEL=debug), then exits with code 1. */
+/**
+ * Prints `startFailureLine` (and the stack with LOG_LEVEL=debug), then exits: 78 (EX_CONFIG, as for a variable that
+ * does not parse) when a setting is what is wrong (`config.invalid` naming the variables: a bad OTLP or sampling
+ * value, a gateway without its actor host's queue), else 1 (a port or data dir in use, another actor host, a
+ * database it cannot reach).
+ */
 export function exitOnStartFailure(config: Partial<Config>): (error: unknown) => never {
   return (error) => {
     console.error(`[edgewise] could not start: ${startFailureLine(error, config)}`);
     // The stack, with any password masked: an error about a URL may quote it whole (postgres.js's `input`).
     if (config.LOG_LEVEL === "debug") console.error(maskSecrets(inspect(error)));
-    process.exit(1);
+    process.exit(isEdgewiseError(error) && error.code === "config.invalid" && error.issues?.length ? 78 : 1);
   };
 }

@@ -29,10 +29,10 @@ export function otlpSignalUrl(env: EnvReader, signal: "traces" | "metrics"): str
     // refused below
   }
   if (protocol !== "http:" && protocol !== "https:") {
-    throw new EdgewiseError(
-      "config.invalid",
-      `${own ? ownName : "OTEL_EXPORTER_OTLP_ENDPOINT"} must be an http(s) URL`,
-    );
+    const name = own ? ownName : "OTEL_EXPORTER_OTLP_ENDPOINT";
+    throw new EdgewiseError("config.invalid", `${name} must be an http(s) URL`, {
+      issues: [{ path: name, message: "must be an http(s) URL" }],
+    });
   }
   return url;
 }
@@ -62,7 +62,9 @@ export function otlpKeyValues(
     const valid =
       name && value !== undefined && (!options.headers || /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name));
     if (!valid || name === undefined || value === undefined) {
-      throw new EdgewiseError("config.invalid", `${variable}: entry ${index + 1} is not key=value`);
+      throw new EdgewiseError("config.invalid", `${variable}: entry ${index + 1} is not key=value`, {
+        issues: [{ path: variable, message: `entry ${index + 1} is not key=value` }],
+      });
     }
     out[options.headers ? name.toLowerCase() : name] = value;
   }

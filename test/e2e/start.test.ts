@@ -139,6 +139,22 @@ describe("npm start", () => {
     expect(await new Response(child.stderr).text()).toContain("PORT must be a whole number");
   });
 
+  test("a setting read as the node starts (trace sampling) refuses a bad value with exit code 78 too", async () => {
+    const child = Bun.spawn([process.execPath, join(root, "edge/entries/bun.ts")], {
+      cwd: root,
+      env: {
+        ...process.env,
+        PORT: "0",
+        EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-start-")),
+        EDGEWISE_TRACE_SAMPLE_READS: "often",
+      },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(await child.exited).toBe(78);
+    expect(await new Response(child.stderr).text()).toContain("EDGEWISE_TRACE_SAMPLE_READS");
+  });
+
   test("a database it cannot use stops it with exit code 1 and one line that says what to check", async () => {
     const unused = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     const closedPort = unused.port;

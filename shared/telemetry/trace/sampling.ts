@@ -3,6 +3,7 @@
 // span at all; every other span is the SDK's ParentBased(AlwaysOn) (a child follows its parent, so a trace is whole or
 // absent). The SDK's wiring installs the policies with it: deploy/tracing.ts on Bun and Deno,
 // actors/hosts/cloudflare/tracing.ts on Workers.
+import { EdgewiseError } from "../../errors/index.ts";
 
 /** A share of the traces (`{ ratio: 0.1 }`), or at most so many a second (`{ perSecond: 10 }`). */
 export type TraceSampling = { ratio: number } | { perSecond: number };
@@ -56,7 +57,8 @@ function samplingSetting(
   if (value === undefined || value.trim() === "") return fallback;
   const sampling = parseTraceSampling(value);
   if (!sampling) {
-    throw new Error(`${name} must be a share of ${what} from 0 to 1 (e.g. 0.1) or a rate (e.g. 10/s)`);
+    const message = `must be a share of ${what} from 0 to 1 (e.g. 0.1) or a rate (e.g. 10/s)`;
+    throw new EdgewiseError("config.invalid", `${name} ${message}`, { issues: [{ path: name, message }] });
   }
   return sampling;
 }
