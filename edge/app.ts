@@ -1,4 +1,4 @@
-// The gateway app, portable across Bun, Deno and Workers: middleware in DESIGN.md's order, then the routes.
+// The gateway app, portable across Bun, Deno and Workers: middleware in the order the README gives, then the routes.
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { openAPIRouteHandler } from "hono-openapi";
 import { EdgewiseError } from "../shared/errors/index.ts";

@@ -222,8 +222,8 @@ export const ConfigSchema = v.object({
    */
   TLS_CA_FILE: v.optional(v.pipe(v.string(), v.minLength(1))),
   /**
-   * Workers behind API Shield mTLS: `1` refuses every request (but /healthz) whose `request.cf.tlsClientAuth`
-   * does not show a verified, unrevoked client certificate.
+   * Workers behind API Shield mTLS: `1` refuses every request whose `request.cf.tlsClientAuth` does not show a
+   * verified, unrevoked client certificate, but /healthz, /readyz, /metrics and the signed delivery endpoint.
    */
   REQUIRE_CLIENT_CERT: v.optional(
     v.pipe(
