@@ -2,7 +2,10 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Broker } from "../../deploy/local/broker/index.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
+import { qstashTransportFromEnv } from "../hosts/cloudflare/queue.ts";
+import { edgewiseRejection } from "../../test/support/errors.ts";
 import {
+  call,
   dropSchema,
   startReceiver,
   startTestBroker,
@@ -111,3 +114,42 @@ test("large messages go out in batches the broker accepts: by count and by size,
   );
   await waitFor(() => receiver.deliveries.length - before === 11, 15_000, "the eleven large deliveries");
 }, 30_000);
+
+test("on Workers, EDGEWISE_DELIVERY_RETRIES sets the broker's retries, as on a node; a bad value is config.invalid", async () => {
+  const failing = startReceiver(() => new Response("down", { status: 500 }));
+  try {
+    const transport = qstashTransportFromEnv({
+      QSTASH_URL: broker.url,
+      QSTASH_TOKEN: broker.token,
+      PUBLIC_URL: failing.url(""),
+      EDGEWISE_DELIVERY_RETRIES: "1",
+    });
+    const envelope = createEnvelope({
+      type: "Ping",
+      source: "edgewise://test",
+      target: "counter/retries",
+      data: {},
+    });
+    await transport?.send([envelope]);
+    // One delivery and one retry, then the dead-letter queue (with the default of 3 there would be four).
+    const dead = async () => {
+      const { body } = await call(broker, "/v2/dlq");
+      return (body as { messages: Array<{ url: string }> }).messages.filter((m) => m.url.includes("retries"));
+    };
+    await waitFor(async () => (await dead()).length === 1, 10_000, "the dead letter");
+    expect(failing.deliveries.length).toBe(2);
+  } finally {
+    failing.stop();
+  }
+  const error = await edgewiseRejection(
+    (async () =>
+      qstashTransportFromEnv({
+        QSTASH_URL: broker.url,
+        QSTASH_TOKEN: broker.token,
+        PUBLIC_URL: "https://edge.example",
+        EDGEWISE_DELIVERY_RETRIES: "lots",
+      }))(),
+  );
+  expect(error.code).toBe("config.invalid");
+  expect(error.issues?.[0]?.path).toBe("EDGEWISE_DELIVERY_RETRIES");
+});

@@ -2,6 +2,8 @@
 import { deliveryPath, QStashTransport } from "../../queue/qstash-transport.ts";
 import { guardedTransport } from "../../runtime/guarded.ts";
 import type { Transport } from "../../runtime/transport.ts";
+import * as v from "valibot";
+import { ConfigSchema } from "../../../shared/config/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { Dependencies } from "../../../shared/resilience/index.ts";
 
@@ -17,6 +19,18 @@ export interface QueueEnv {
   QSTASH_NEXT_SIGNING_KEY?: string;
   /** The Worker's public base URL; the broker delivers to `${PUBLIC_URL}/_edgewise/deliver/<type>/<key>`. */
   PUBLIC_URL?: string;
+  /** Retries the broker makes per delivery before dead-lettering it: 0 to 20, default 3, as on a node. */
+  EDGEWISE_DELIVERY_RETRIES?: string;
+}
+
+/** EDGEWISE_DELIVERY_RETRIES, checked as the node's configuration checks it; `config.invalid` naming it if bad. */
+function deliveryRetriesFromEnv(env: QueueEnv): number {
+  const parsed = v.safeParse(ConfigSchema.entries.EDGEWISE_DELIVERY_RETRIES, env.EDGEWISE_DELIVERY_RETRIES);
+  if (parsed.success) return parsed.output;
+  const message = parsed.issues[0]?.message ?? "EDGEWISE_DELIVERY_RETRIES is not valid";
+  throw new EdgewiseError("config.invalid", message, {
+    issues: [{ path: "EDGEWISE_DELIVERY_RETRIES", message }],
+  });
 }
 
 /** What `createApp({ delivery })` needs for the signed delivery endpoint. */
@@ -47,7 +61,7 @@ export function qstashTransportFromEnv(
     baseUrl: env.QSTASH_URL,
     token: env.QSTASH_TOKEN as string,
     deliveryUrl: (target) => `${base}${deliveryPath(target)}`,
-    ...(options.retries !== undefined ? { retries: options.retries } : {}),
+    retries: options.retries ?? deliveryRetriesFromEnv(env),
   });
 }
 
