@@ -45,6 +45,25 @@ async function replies(ledger: BillingLedger, customerId: string, n: number): Pr
 }
 
 const ids = (envelopes: Envelope[]) => envelopes.map((envelope) => envelope.id);
+/** Postgres's clock now, to microseconds (as text, which a JS Date would round to milliseconds). */
+const pgNow = async () => ((await sql`SELECT clock_timestamp()::text AS at`)[0]?.at ?? "") as string;
+
+/**
+ * Runs `pass`, and says when the outbox's row is due, in ms, counted from just before the pass and from just after
+ * it: the wait the relay set lies between the two, however long the pass took on a busy machine.
+ */
+async function dueAfter(pass: () => Promise<unknown>) {
+  const before = await pgNow();
+  await pass();
+  const after = await pgNow();
+  const [row] = await sql`
+    SELECT attempts,
+      extract(epoch FROM available_at - ${before}::timestamptz) * 1000 AS "fromBefore",
+      extract(epoch FROM available_at - ${after}::timestamptz) * 1000 AS "fromAfter"
+    FROM billing_outbox`;
+  return { attempts: row?.attempts, fromBefore: Number(row?.fromBefore), fromAfter: Number(row?.fromAfter) };
+}
+
 const outboxRows = async () =>
   (await sql`SELECT attempts, last_error FROM billing_outbox ORDER BY seq`).map((row) => ({
     attempts: row.attempts,
@@ -71,7 +90,9 @@ describe("billing outbox relay", () => {
     const ledger = new BillingLedger(sql);
     const expected = await replies(ledger, "relay-retry", 2);
     const transport = new RecordingTransport();
-    const relay = new BillingOutboxRelay(sql, transport, { policy });
+    // A first backoff of 200-400 ms: with 40 ms (20-40 ms), a busy machine's commit of `later` outlasted it.
+    const slower = { ...policy, baseDelayMs: 400, maxDelayMs: 400 };
+    const relay = new BillingOutboxRelay(sql, transport, { policy: slower });
     transport.failing = true;
     const failed = await relay.relayOnce();
     expect(failed).toMatchObject({ sent: 0, failed: 2 });
@@ -86,7 +107,7 @@ describe("billing outbox relay", () => {
     expect(await relay.relayOnce()).toEqual({ sent: 0, failed: 0 });
     expect(transport.sent).toEqual([]);
     // Once due, the same envelopes go again, still first.
-    await Bun.sleep(policy.baseDelayMs + 10);
+    await Bun.sleep(slower.baseDelayMs + 10);
     expect((await relay.relayOnce()).sent).toBe(3);
     expect(ids(transport.sent)).toEqual(ids([...expected, ...later]));
     expect(transport.sent.slice(0, 2)).toEqual(expected);
@@ -101,13 +122,11 @@ describe("billing outbox relay", () => {
     const relay = new BillingOutboxRelay(sql, transport, { policy });
     for (let attempt = 1; attempt <= 3; attempt++) {
       await sql`UPDATE billing_outbox SET available_at = now()`;
-      await relay.relayOnce();
-      const [row] = await sql`
-        SELECT attempts, extract(epoch FROM available_at - now()) * 1000 AS wait FROM billing_outbox`;
-      expect(row?.attempts).toBe(attempt);
+      const due = await dueAfter(() => relay.relayOnce());
+      expect(due.attempts).toBe(attempt);
       const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-      expect(Number(row?.wait)).toBeLessThanOrEqual(ceiling + 5);
-      expect(Number(row?.wait)).toBeGreaterThanOrEqual(ceiling / 2 - 20);
+      expect(due.fromAfter).toBeLessThanOrEqual(ceiling);
+      expect(due.fromBefore).toBeGreaterThanOrEqual(ceiling / 2);
     }
   });
 
@@ -119,11 +138,9 @@ describe("billing outbox relay", () => {
       send: async () => Promise.reject(new Error("connection refused")),
       availableInMs: () => 300,
     };
-    await new BillingOutboxRelay(sql, down, { policy: slowBackoff }).relayOnce();
-    const [row] =
-      await sql`SELECT extract(epoch FROM available_at - now()) * 1000 AS wait FROM billing_outbox`;
-    expect(Number(row?.wait)).toBeGreaterThan(200);
-    expect(Number(row?.wait)).toBeLessThanOrEqual(1_300 + 5); // the probe, plus up to 1 s of jitter
+    const due = await dueAfter(() => new BillingOutboxRelay(sql, down, { policy: slowBackoff }).relayOnce());
+    expect(due.fromBefore).toBeGreaterThanOrEqual(300);
+    expect(due.fromAfter).toBeLessThanOrEqual(1_300); // the probe, plus up to 1 s of jitter
   });
 
   test("a claimed batch is leased: a second relay sends nothing while the first one is sending", async () => {
