@@ -98,12 +98,14 @@ beforeAll(async () => {
   client = new CommerceClient({ base: gateway.match, jwtSecret });
 }, 120_000);
 
+// Three processes draining on SIGTERM, one after another, then a database dropped: past a hook's default 5 s on a
+// busy machine (it timed out once under load).
 afterAll(async () => {
   for (const started of processes.reverse()) await started.kill("SIGTERM").catch(() => {});
   await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
   await admin.end();
   rmSync(work, { recursive: true, force: true });
-});
+}, 60_000);
 
 /** A fetch to the actor host that must be refused at the TLS handshake: no HTTP status ever comes back. */
 async function refusedAtHandshake(name: string, tls: Record<string, string> | undefined, url = actorHostUrl) {
