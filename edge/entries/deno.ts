@@ -5,17 +5,18 @@ import { stopOnSignals } from "../../deploy/shutdown.ts";
 import { exitOnStartFailure } from "../../deploy/start-failure.ts";
 import { openNodeSqlite } from "../../actors/hosts/local/sqlite-node.ts";
 import { denoServe } from "../../deploy/deno/serve.ts";
+import { nodeTcpRedis } from "../middleware/rate-limit/redis-tcp-node.ts";
 import { startNode } from "../../deploy/node.ts";
 
 const config = configOrExit();
-// Deno has no built-in TCP Redis client here: with REDIS_URL alone the limiter counts in memory; use
-// UPSTASH_REDIS_REST_URL (the bridge in deploy/local/redis-bridge, or Upstash) for a shared count.
 const node = await startNode({
   config,
   ...referenceSystem(),
   serve: denoServe,
   platform: "deno",
   openActorDb: openNodeSqlite,
+  // REDIS_URL over ioredis: Deno has no built-in Redis client (Bun's entry uses Bun's).
+  tcpRedis: (url) => nodeTcpRedis({ url }),
 }).catch(exitOnStartFailure(config));
 console.log(`[edgewise] listening on ${node.url} (Deno, data in ${config.EDGEWISE_DATA_DIR})`);
 if (node.adminToken) console.log(`[edgewise] admin token (24 h, local development): ${node.adminToken}`);

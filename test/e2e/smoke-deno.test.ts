@@ -1,5 +1,7 @@
 // The gateway smoke test on Deno: `deno run edge/entries/deno.ts` (node:sqlite, Deno.serve, PGlite, broker).
 import { expect, test } from "bun:test";
+import { RedisClient } from "bun";
+import { SignJWT } from "jose";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -48,5 +50,43 @@ test("smoke on Deno: authentication, rate limit, actor ask; metrics pushed over 
   } finally {
     await server.kill("SIGTERM");
     collector.stop(true);
+  }
+}, 90_000);
+
+test("on Deno, REDIS_URL: the rate limit counts in the real Redis over TCP, and /readyz checks it", async () => {
+  const port = freePort();
+  const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
+  // A subject of its own, so that no other run's count in the shared Redis shows in this one's.
+  const sub = `deno-redis-${crypto.randomUUID()}`;
+  const token = await new SignJWT({ sub, scope: "admin" })
+    .setProtectedHeader({ alg: "HS256" })
+    .setExpirationTime("5m")
+    .sign(new TextEncoder().encode(jwtSecret));
+  const server = await startProcess(denoEntryCommand(root), {
+    cwd: root,
+    env: {
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      RATE_LIMIT: "5/60s",
+      JWT_SECRET: jwtSecret,
+      REDIS_URL: "redis://127.0.0.1:6379",
+      EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-smoke-deno-redis-")),
+    },
+    pattern: /listening on (\S+)/,
+  });
+  const redis = new RedisClient("redis://127.0.0.1:6379");
+  try {
+    await gatewaySmoke(`http://127.0.0.1:${port}`, token);
+    const ready = (await (await fetch(`http://127.0.0.1:${port}/readyz`)).json()) as {
+      dependencies: Record<string, { ok: boolean }>;
+    };
+    expect(ready.dependencies.redis?.ok).toBe(true);
+    // Before, Deno ignored REDIS_URL and counted in its own memory: no key of this subject in Redis.
+    const keys = (await redis.send("KEYS", [`edgewise:rl*${sub}*`])) as string[];
+    expect(keys.length).toBeGreaterThan(0);
+    await redis.send("DEL", keys);
+  } finally {
+    redis.close();
+    await server.kill("SIGTERM");
   }
 }, 90_000);

@@ -1,17 +1,17 @@
-// @upstash/ratelimit over TCP: tcpRedis (Bun's RedisClient) → the real Redis at 127.0.0.1:6379.
+// @upstash/ratelimit over TCP: tcpRedis (Bun's RedisClient) and nodeTcpRedis (ioredis, Deno's) → the real Redis.
 import { afterAll, describe, expect, test } from "bun:test";
-import { tcpRedis, type TcpRedis } from "../../edge/middleware/rate-limit/redis-tcp-bun.ts";
+import {
+  tcpRedis,
+  type TcpRedis,
+  type TcpRedisOptions,
+} from "../../edge/middleware/rate-limit/redis-tcp-bun.ts";
+import { nodeTcpRedis } from "../../edge/middleware/rate-limit/redis-tcp-node.ts";
 import { memoryLimiter, resilientLimiter, upstashLimiter } from "../../edge/middleware/rate-limit/index.ts";
 import { rateLimitStoreSuite } from "./cases.ts";
 import { TcpForwarder } from "./forwarder.ts";
 import { closedPort, deleteKeys, hungTcpServer, redisUrl, runPrefix } from "./support.ts";
 
 const clients: TcpRedis[] = [];
-const open = (url: string) => {
-  const client = tcpRedis({ url, connectTimeoutMs: 500 });
-  clients.push(client);
-  return client;
-};
 const hung = hungTcpServer();
 const closed = closedPort();
 
@@ -20,57 +20,70 @@ afterAll(() => {
   hung.stop();
 });
 
-rateLimitStoreSuite("tcp", {
-  redis: () => open(redisUrl),
-  unreachable: () => open(`redis://127.0.0.1:${closed}`),
-  hung: () => open(`redis://127.0.0.1:${hung.port}`),
-});
+const adapters: Array<[string, string, (options: TcpRedisOptions) => TcpRedis]> = [
+  ["tcp", "tcpRedis (Bun)", tcpRedis],
+  ["tcp-ioredis", "nodeTcpRedis (Deno)", nodeTcpRedis],
+];
 
-describe("tcpRedis", () => {
-  const prefix = runPrefix("tcp-adapter");
-  afterAll(async () => {
-    await deleteKeys(prefix);
+for (const [suite, name, connect] of adapters) {
+  const open = (url: string) => {
+    const client = connect({ url, connectTimeoutMs: 500 });
+    clients.push(client);
+    return client;
+  };
+
+  rateLimitStoreSuite(suite, {
+    redis: () => open(redisUrl),
+    unreachable: () => open(`redis://127.0.0.1:${closed}`),
+    hung: () => open(`redis://127.0.0.1:${hung.port}`),
   });
 
-  test("Upstash-only shebang flags are dropped, and EVALSHA by the client's hash then finds the script", async () => {
-    const redis = open(redisUrl);
-    const script = `#!lua flags=allow-key-locking\nreturn redis.call("INCR", KEYS[1]) -- ${prefix}`;
-    const sha = new Bun.CryptoHasher("sha1").update(script).digest("hex");
-    await expect(redis.evalsha(sha, [`${prefix}:n`], [])).rejects.toThrow(/NOSCRIPT/);
-    expect(await redis.eval(script, [`${prefix}:n`], [])).toBe(1);
-    expect(await redis.evalsha(sha, [`${prefix}:n`], [])).toBe(2);
+  describe(name, () => {
+    const prefix = runPrefix(`${suite}-adapter`);
+    afterAll(async () => {
+      await deleteKeys(prefix);
+    });
+
+    test("Upstash-only shebang flags are dropped, and EVALSHA by the client's hash then finds the script", async () => {
+      const redis = open(redisUrl);
+      const script = `#!lua flags=allow-key-locking\nreturn redis.call("INCR", KEYS[1]) -- ${prefix}`;
+      const sha = new Bun.CryptoHasher("sha1").update(script).digest("hex");
+      await expect(redis.evalsha(sha, [`${prefix}:n`], [])).rejects.toThrow(/NOSCRIPT/);
+      expect(await redis.eval(script, [`${prefix}:n`], [])).toBe(1);
+      expect(await redis.evalsha(sha, [`${prefix}:n`], [])).toBe(2);
+    });
+
+    test("get and set speak @upstash/redis's JSON", async () => {
+      const redis = open(redisUrl);
+      expect(await redis.set(`${prefix}:json`, { a: 1 }, { px: 60_000 })).toBe("OK");
+      expect(await redis.get<{ a: number }>(`${prefix}:json`)).toEqual({ a: 1 });
+      expect(await redis.get(`${prefix}:missing`)).toBeNull();
+    });
+
+    test("Redis goes away and comes back: fallback meanwhile, the shared counter again after", async () => {
+      const forwarder = new TcpForwarder({ hostname: "127.0.0.1", port: 6379 });
+      forwarder.start();
+      try {
+        const redis = connect({ url: `redis://127.0.0.1:${forwarder.port}`, reconnectBackoffMs: 200 });
+        clients.push(redis);
+        const limiter = resilientLimiter(
+          upstashLimiter({ redis, limit: 100, windowMs: 60_000, prefix, timeoutMs: 250 }),
+          { fallback: memoryLimiter({ limit: 100, windowMs: 60_000 }), onFailure: "open", timeoutMs: 1_000 },
+        );
+        expect((await limiter.limit("flap")).reason).toBe("allowed");
+
+        forwarder.stop();
+        const started = performance.now();
+        const during = await Promise.all(Array.from({ length: 10 }, () => limiter.limit("flap")));
+        expect(performance.now() - started).toBeLessThan(1_000);
+        expect(during.every((d) => d.reason === "fallback")).toBe(true);
+
+        forwarder.start(); // the same port
+        await Bun.sleep(300); // past the reconnect backoff
+        expect((await limiter.limit("flap")).reason).toBe("allowed");
+      } finally {
+        forwarder.stop();
+      }
+    }, 15_000);
   });
-
-  test("get and set speak @upstash/redis's JSON", async () => {
-    const redis = open(redisUrl);
-    expect(await redis.set(`${prefix}:json`, { a: 1 }, { px: 60_000 })).toBe("OK");
-    expect(await redis.get<{ a: number }>(`${prefix}:json`)).toEqual({ a: 1 });
-    expect(await redis.get(`${prefix}:missing`)).toBeNull();
-  });
-
-  test("Redis goes away and comes back: fallback meanwhile, the shared counter again after", async () => {
-    const forwarder = new TcpForwarder({ hostname: "127.0.0.1", port: 6379 });
-    forwarder.start();
-    try {
-      const redis = tcpRedis({ url: `redis://127.0.0.1:${forwarder.port}`, reconnectBackoffMs: 200 });
-      clients.push(redis);
-      const limiter = resilientLimiter(
-        upstashLimiter({ redis, limit: 100, windowMs: 60_000, prefix, timeoutMs: 250 }),
-        { fallback: memoryLimiter({ limit: 100, windowMs: 60_000 }), onFailure: "open", timeoutMs: 1_000 },
-      );
-      expect((await limiter.limit("flap")).reason).toBe("allowed");
-
-      forwarder.stop();
-      const started = performance.now();
-      const during = await Promise.all(Array.from({ length: 10 }, () => limiter.limit("flap")));
-      expect(performance.now() - started).toBeLessThan(1_000);
-      expect(during.every((d) => d.reason === "fallback")).toBe(true);
-
-      forwarder.start(); // the same port
-      await Bun.sleep(300); // past the reconnect backoff
-      expect((await limiter.limit("flap")).reason).toBe("allowed");
-    } finally {
-      forwarder.stop();
-    }
-  }, 15_000);
-});
+}

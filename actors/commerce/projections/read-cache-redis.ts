@@ -14,7 +14,7 @@ import { advanceScript, fillScript, getScript } from "./read-cache-lua.ts";
 
 /**
  * What the cache calls on Redis. `Redis` of @upstash/redis satisfies it, and so does the rate limiter's TCP
- * client, `tcpRedis` (edge/middleware/rate-limit/redis-tcp-bun.ts), which drops the Upstash-only script flag.
+ * client, `tcpRedis` (edge/middleware/rate-limit/redis-tcp-commands.ts), which drops the Upstash-only script flag.
  */
 export interface ScriptRedis {
   eval(script: string, keys: string[], args: string[]): Promise<unknown>;

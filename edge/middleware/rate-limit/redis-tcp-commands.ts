@@ -1,0 +1,116 @@
+// The part of @upstash/redis that @upstash/ratelimit and the read cache call, over any RESP client's send().
+import type { Redis } from "@upstash/redis";
+import { withoutUpstashOnlyFlags } from "../../../shared/redis/lua-shebang.ts";
+import type { RatelimitRedis } from "./upstash.ts";
+
+export interface TcpRedisOptions {
+  /** `redis://[user[:password]@]host[:port][/db]` or `rediss://…`. */
+  url: string;
+  /** How long one connection attempt may take. Default 1000 ms. */
+  connectTimeoutMs?: number;
+  /**
+   * After a failed connection attempt, calls fail at once for this long instead of each trying again, so an outage
+   * costs the fallback nothing rather than a connect per request. Default 1000 ms.
+   */
+  reconnectBackoffMs?: number;
+}
+
+export interface TcpRedis extends RatelimitRedis {
+  close(): void;
+}
+
+type SetOptions = Parameters<Redis["set"]>[2];
+
+function toArg(value: unknown): string {
+  return typeof value === "string"
+    ? value
+    : typeof value === "object"
+      ? JSON.stringify(value)
+      : String(value);
+}
+
+/** Like @upstash/redis's automatic deserialization: JSON when it parses, the string otherwise. */
+function fromReply(reply: unknown): unknown {
+  if (typeof reply !== "string") return reply;
+  try {
+    return JSON.parse(reply);
+  } catch {
+    return reply;
+  }
+}
+
+/**
+ * evalsha, eval, get and set as @upstash/redis answers them, over `send` (one command, its reply). `sha1` hashes a
+ * script as Redis does: EVAL runs the script without its Upstash-only shebang flags, which plain Redis refuses, so
+ * Redis holds it under another hash; the alias sends later EVALSHA calls (made with the client's hash) to it.
+ */
+export function redisCommands(
+  send: (command: string, args: string[]) => Promise<unknown>,
+  sha1: (text: string) => string,
+): RatelimitRedis {
+  /** The client's SHA1 of a script → the SHA1 of the script Redis actually holds (flags dropped). */
+  const aliases = new Map<string, string>();
+  const scriptArgs = (keys: string[], args: unknown[]) => [String(keys.length), ...keys, ...args.map(toArg)];
+  return {
+    evalsha: async <TArgs extends unknown[], TData = unknown>(sha: string, keys: string[], args: TArgs) =>
+      (await send("EVALSHA", [aliases.get(sha) ?? sha, ...scriptArgs(keys, args)])) as TData,
+
+    // Ratelimit calls eval only after EVALSHA said NOSCRIPT; remembering the alias sends later calls back to EVALSHA.
+    eval: async <TArgs extends unknown[], TData = unknown>(script: string, keys: string[], args: TArgs) => {
+      const runnable = withoutUpstashOnlyFlags(script);
+      if (runnable !== script && aliases.size < 64) aliases.set(sha1(script), sha1(runnable));
+      return (await send("EVAL", [runnable, ...scriptArgs(keys, args)])) as TData;
+    },
+
+    get: async <TData>(key: string) => fromReply(await send("GET", [key])) as TData | null,
+
+    set: async <TData>(key: string, value: TData, opts?: SetOptions) => {
+      const args = [key, toArg(value)];
+      if (opts?.get) args.push("GET");
+      if (opts?.ex !== undefined) args.push("EX", String(opts.ex));
+      if (opts?.px !== undefined) args.push("PX", String(opts.px));
+      if (opts?.exat !== undefined) args.push("EXAT", String(opts.exat));
+      if (opts?.pxat !== undefined) args.push("PXAT", String(opts.pxat));
+      if (opts?.keepTtl) args.push("KEEPTTL");
+      if (opts?.nx) args.push("NX");
+      if (opts?.xx) args.push("XX");
+      return fromReply(await send("SET", args)) as "OK" | TData | null;
+    },
+  } as RatelimitRedis;
+}
+
+/**
+ * Reconnection is ours, not the client's: with a client's offline queue a command waits out every reconnect
+ * attempt (seconds). Here commands fail fast while Redis is away, and the first call after the backoff reconnects;
+ * the limiter's timeout bounds a Redis that accepts but never answers. `connect` makes one attempt.
+ */
+export function reconnecting(
+  options: Pick<TcpRedisOptions, "reconnectBackoffMs">,
+  client: { connected(): boolean; connect(): Promise<void> },
+  unavailable: (message: string, cause?: unknown) => Error,
+): { ready(): Promise<void>; close(): void } {
+  const reconnectBackoffMs = options.reconnectBackoffMs ?? 1000;
+  let connecting: Promise<void> | undefined;
+  let failedAt = Number.NEGATIVE_INFINITY;
+  let closed = false;
+  return {
+    async ready() {
+      if (client.connected()) return;
+      if (closed) throw unavailable("the Redis client is closed");
+      if (Date.now() - failedAt < reconnectBackoffMs) throw unavailable("Redis is unreachable");
+      connecting ??= client
+        .connect()
+        .catch((error: unknown) => {
+          failedAt = Date.now();
+          throw unavailable("Redis is unreachable", error);
+        })
+        .finally(() => {
+          connecting = undefined;
+        });
+      await connecting;
+    },
+    close() {
+      closed = true;
+    },
+  };
+}

@@ -1,0 +1,54 @@
+// tcpRedis() for Deno (and Node): the same commands as on Bun, over ioredis, since Deno has no built-in Redis client.
+import { createHash } from "node:crypto";
+import Redis from "ioredis";
+import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { reconnecting, redisCommands, type TcpRedis, type TcpRedisOptions } from "./redis-tcp-commands.ts";
+
+const sha1 = (text: string) => createHash("sha1").update(text).digest("hex");
+const unavailable = (message: string, cause?: unknown) =>
+  new EdgewiseError("unavailable", message, { status: 503, public: true, ...(cause ? { cause } : {}) });
+
+/**
+ * ioredis with its own retries off (no offline queue, no reconnect strategy, no per-request retries, no ready
+ * check): `reconnecting` decides when to try again, as with Bun's client, so both runtimes fail over alike.
+ */
+export function nodeTcpRedis(options: TcpRedisOptions): TcpRedis {
+  const client = new Redis(options.url, {
+    lazyConnect: true,
+    connectTimeout: options.connectTimeoutMs ?? 1000,
+    enableOfflineQueue: false,
+    enableReadyCheck: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  // Errors reach the caller through the failed command; without a listener ioredis would also print each one.
+  client.on("error", () => {});
+  const connection = reconnecting(
+    options,
+    {
+      connected: () => client.status === "ready",
+      connect: async () => {
+        // A client whose connection ended is connected again; one still connecting is waited for.
+        if (client.status === "connecting" || client.status === "connect") {
+          await new Promise<void>((resolve, reject) => {
+            client.once("ready", resolve);
+            client.once("end", () => reject(new Error("the connection ended")));
+          });
+          return;
+        }
+        await client.connect();
+      },
+    },
+    unavailable,
+  );
+  const commands = redisCommands(async (command, args) => {
+    await connection.ready();
+    return await client.call(command, ...args);
+  }, sha1);
+  return Object.assign(commands, {
+    close() {
+      connection.close();
+      client.disconnect();
+    },
+  });
+}
