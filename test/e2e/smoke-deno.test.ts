@@ -10,8 +10,24 @@ import { gatewaySmoke } from "./smoke.ts";
 
 const root = resolve(import.meta.dir, "../..");
 
-test("smoke on Deno: authentication, rate limit, actor ask; metrics pushed over OTLP", async () => {
+/** `deno run edge/entries/deno.ts` on a free port and a fresh data dir, RATE_LIMIT=5/60s, plus `env`. */
+async function startDenoNode(env: Record<string, string>, pattern: RegExp) {
   const port = freePort();
+  const server = await startProcess(denoEntryCommand(root), {
+    cwd: root,
+    env: {
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      RATE_LIMIT: "5/60s",
+      EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-smoke-deno-")),
+      ...env,
+    },
+    pattern,
+  });
+  return { server, base: `http://127.0.0.1:${port}` };
+}
+
+test("smoke on Deno: authentication, rate limit, actor ask; metrics pushed over OTLP", async () => {
   // An OTLP/HTTP collector on 127.0.0.1: the Deno node pushes its metrics here (deploy/metrics-export.ts).
   const exports: Array<{
     resourceMetrics: Array<{ scopeMetrics: Array<{ metrics: Array<{ name: string }> }> }>;
@@ -24,20 +40,15 @@ test("smoke on Deno: authentication, rate limit, actor ask; metrics pushed over 
       return new Response("{}");
     },
   });
-  const server = await startProcess(denoEntryCommand(root), {
-    cwd: root,
-    env: {
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      RATE_LIMIT: "5/60s",
-      EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-smoke-deno-")),
+  const { server, base } = await startDenoNode(
+    {
       OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: `http://127.0.0.1:${collector.port}/v1/metrics`,
       OTEL_METRIC_EXPORT_INTERVAL: "200",
     },
-    pattern: /admin token[^:]*: (\S+)/,
-  });
+    /admin token[^:]*: (\S+)/,
+  );
   try {
-    await gatewaySmoke(`http://127.0.0.1:${port}`, server.match);
+    await gatewaySmoke(base, server.match);
     const names = () =>
       new Set(
         exports
@@ -54,7 +65,6 @@ test("smoke on Deno: authentication, rate limit, actor ask; metrics pushed over 
 }, 90_000);
 
 test("on Deno, REDIS_URL: the rate limit counts in the real Redis over TCP, and /readyz checks it", async () => {
-  const port = freePort();
   const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
   // A subject of its own, so that no other run's count in the shared Redis shows in this one's.
   const sub = `deno-redis-${crypto.randomUUID()}`;
@@ -62,22 +72,14 @@ test("on Deno, REDIS_URL: the rate limit counts in the real Redis over TCP, and 
     .setProtectedHeader({ alg: "HS256" })
     .setExpirationTime("5m")
     .sign(new TextEncoder().encode(jwtSecret));
-  const server = await startProcess(denoEntryCommand(root), {
-    cwd: root,
-    env: {
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      RATE_LIMIT: "5/60s",
-      JWT_SECRET: jwtSecret,
-      REDIS_URL: "redis://127.0.0.1:6379",
-      EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-smoke-deno-redis-")),
-    },
-    pattern: /listening on (\S+)/,
-  });
+  const { server, base } = await startDenoNode(
+    { JWT_SECRET: jwtSecret, REDIS_URL: "redis://127.0.0.1:6379" },
+    /listening on (\S+)/,
+  );
   const redis = new RedisClient("redis://127.0.0.1:6379");
   try {
-    await gatewaySmoke(`http://127.0.0.1:${port}`, token);
-    const ready = (await (await fetch(`http://127.0.0.1:${port}/readyz`)).json()) as {
+    await gatewaySmoke(base, token);
+    const ready = (await (await fetch(`${base}/readyz`)).json()) as {
       dependencies: Record<string, { ok: boolean }>;
     };
     expect(ready.dependencies.redis?.ok).toBe(true);
