@@ -91,9 +91,17 @@ export interface CommerceScope {
   ping(): Promise<void>;
   /** Drains the billing outbox as far as it is due. */
   drainBilling(): Promise<void>;
+  /**
+   * EDGEWISE_ACTIVITY_RETENTION, when set: deletes activity-log entries older than it, at most once an hour per
+   * isolate (the cron calls it every minute), as a node does at start and then hourly.
+   */
+  pruneActivity(): Promise<void>;
   /** Ends the pool once the request's background work (the relay after a commit) is done. */
   close(): void;
 }
+
+/** How often an isolate prunes the activity log when EDGEWISE_ACTIVITY_RETENTION is set: hourly, as a node does. */
+const activityPruneEveryMs = 3_600_000;
 
 /** Relay passes after one commit: enough for a burst, bounded so one request cannot relay forever. */
 const drainPasses = 10;
@@ -109,6 +117,8 @@ const drainPasses = 10;
 export class CommerceOnWorkers {
   private readonly readCache: ReadCache | undefined;
   private migrated = false;
+  /** When this isolate last pruned the activity log (EDGEWISE_ACTIVITY_RETENTION). */
+  private activityPrunedAt = Number.NEGATIVE_INFINITY;
   /**
    * X-API-Key, verified across the isolate's requests: its cache (4 s, API.md's "within 5 s" for a revoke) is
    * the isolate's, and a miss looks the key up on a connection of its own, opened in the request that missed and
@@ -239,6 +249,14 @@ export class CommerceOnWorkers {
       },
       ping: async () => void (await sql`SELECT 1`),
       drainBilling: () => drain(system.relay),
+      pruneActivity: async () => {
+        const keepMs = this.config.EDGEWISE_ACTIVITY_RETENTION;
+        const now = Date.now();
+        if (keepMs === undefined || now - this.activityPrunedAt < activityPruneEveryMs) return;
+        this.activityPrunedAt = now;
+        const prune = () => system.activity.pruneActivity({ olderThan: now - keepMs });
+        await (this.dependencies ? this.dependencies.call("postgres", prune) : prune());
+      },
       close: () => {
         ctx.waitUntil(Promise.allSettled(background).then(() => sql.end({ timeout: 5 }).catch(() => {})));
       },

@@ -214,6 +214,9 @@ async function drain(env: Env, ctx: ExecutionContext): Promise<void> {
   try {
     await scope.ready();
     await scope.drainBilling();
+    await scope
+      .pruneActivity()
+      .catch((error) => console.error("[edgewise] activity log: pruning failed", error));
   } finally {
     scope.close();
     dependencies.tick(waitUntil);

@@ -4,6 +4,9 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
+import postgres from "postgres";
+import { recordAgedActivity } from "../../actors/commerce/projections/testing.ts";
+import { TEST_DATABASE_URL } from "../broker/helpers.ts";
 import { uniqueName } from "./client.ts";
 import { consoleWorkerdSuite } from "./console-workerd.ts";
 import { lifecycleEnv, lifecycleSuite } from "./lifecycle.ts";
@@ -12,7 +15,10 @@ import { type CommerceWorker, startCommerceWorker } from "./workerd-node.ts";
 let running: CommerceWorker | undefined;
 
 beforeAll(async () => {
-  running = await startCommerceWorker("commerce_cf", lifecycleEnv);
+  // EDGEWISE_ACTIVITY_RETENTION and --test-scheduled: the cron's activity-log pruning, tested below.
+  running = await startCommerceWorker("commerce_cf", { ...lifecycleEnv, EDGEWISE_ACTIVITY_RETENTION: "1h" }, [
+    "--test-scheduled",
+  ]);
 }, 60_000);
 
 afterAll(() => running?.stop());
@@ -56,3 +62,31 @@ test("reading skus that were never set leaves no stored Durable Object behind (w
   expect(stored()).toBe(before + 1);
   expect(await client.sku(sku)).toMatchObject({ available: 3 });
 }, 30_000);
+
+test("the cron prunes the activity log past EDGEWISE_ACTIVITY_RETENTION, as a node does; newer entries stay", async () => {
+  const worker = running as CommerceWorker;
+  const sql = postgres(TEST_DATABASE_URL, {
+    max: 1,
+    onnotice: () => {},
+    connection: { search_path: worker.schema },
+  });
+  try {
+    const prefix = uniqueName("aged");
+    await recordAgedActivity(sql, {
+      type: "AgedTest",
+      count: 3,
+      ageMs: 2 * 3_600_000,
+      prefix: `${prefix}-old`,
+    });
+    await recordAgedActivity(sql, { type: "AgedTest", count: 2, ageMs: 60_000, prefix: `${prefix}-new` });
+    // wrangler dev runs the scheduled handler on this request (--test-scheduled), as Cloudflare does each minute.
+    const cron = await fetch(`${worker.worker.match}/__scheduled?cron=*+*+*+*+*`);
+    expect(cron.status).toBe(200);
+    const left = await sql<Array<{ id: string }>>`
+      SELECT id FROM activity_log WHERE id LIKE ${`${prefix}-%`} ORDER BY id`;
+    // Before, a Worker ignored the setting: all five stayed.
+    expect(left.map((row) => row.id)).toEqual([`${prefix}-new-1`, `${prefix}-new-2`]);
+  } finally {
+    await sql.end();
+  }
+});

@@ -18,6 +18,8 @@ export interface CommerceWorker {
   jwtSecret: string;
   /** wrangler's --persist-to: where workerd keeps each Durable Object's SQLite file. */
   persistTo: string;
+  /** The Worker's Postgres schema (DATABASE_URL's search_path). */
+  schema: string;
   /** Kills wrangler (and workerd), stops the broker, drops both schemas and the persisted state. */
   stop(): Promise<void>;
 }
@@ -29,6 +31,8 @@ export interface CommerceWorker {
 export async function startCommerceWorker(
   name: string,
   vars: Record<string, string> = {},
+  /** More `wrangler dev` flags, e.g. `--test-scheduled` (GET /__scheduled runs the cron). */
+  flags: string[] = [],
 ): Promise<CommerceWorker> {
   const brokerSchema = uniqueSchema(`${name}_broker`);
   const workerSchema = uniqueSchema(name);
@@ -78,6 +82,7 @@ export async function startCommerceWorker(
               WEBHOOKS_ALLOW_PRIVATE: "1",
               ...vars,
             },
+            extra: flags,
           }),
           { cwd: root, env: wranglerEnv, pattern: /Ready on (https?:\/\/[\w.]+:\d+)/, timeoutMs: 40_000 },
         );
@@ -91,7 +96,7 @@ export async function startCommerceWorker(
     // The first request that may touch Postgres creates the commerce tables: pay for it before the clock runs.
     const warm = await client.call("GET", "/v1/orders?customerId=warmup");
     if (warm.status !== 200) throw new Error(`warm-up: HTTP ${warm.status} ${JSON.stringify(warm.body)}`);
-    return { worker, broker, client, jwtSecret, persistTo, stop };
+    return { worker, broker, client, jwtSecret, persistTo, schema: workerSchema, stop };
   } catch (error) {
     await stop();
     throw error;
