@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { freePort } from "../support/wrangler.ts";
 
 const root = resolve(import.meta.dir, "../..");
 
@@ -36,7 +37,7 @@ async function start(dataDir: string, port: number) {
 describe("npm start", () => {
   test("prints a working admin token and curl line; state and the key survive a SIGKILL and restart", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "edgewise-start-"));
-    const port = 20_000 + Math.floor(Math.random() * 10_000);
+    const port = freePort(); // a port the OS just had free, not a random guess that may be taken
     const base = `http://127.0.0.1:${port}`;
     const first = await start(dataDir, port);
     expect(first.printed).toContain(`curl -X POST ${base}/v1/counters/demo/increment`);
