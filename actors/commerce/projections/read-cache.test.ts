@@ -17,13 +17,17 @@ import {
 import { cachedRead, type ReadCache } from "./read-cache.ts";
 import { MemoryReadCache } from "./read-cache-memory.ts";
 import { type TcpRedisOptions, tcpRedis } from "../../../edge/middleware/rate-limit/redis-tcp-bun.ts";
+import { nodeTcpRedis } from "../../../edge/middleware/rate-limit/redis-tcp-node.ts";
 import { RedisReadCache, type RedisReadCacheOptions } from "./read-cache-redis.ts";
 
 import { TEST_REDIS_URL } from "./testing.ts";
 
-/** The node's own wiring: the read cache on the same TCP client the rate limiter uses (deploy/commerce.ts). */
-function tcpReadCache(options: TcpRedisOptions & RedisReadCacheOptions) {
-  const client = tcpRedis(options);
+/**
+ * The node's own wiring: the read cache on the same TCP client the rate limiter uses (deploy/commerce.ts): Bun's
+ * (`tcpRedis`) or Deno's (`nodeTcpRedis`, ioredis).
+ */
+function tcpReadCache(options: TcpRedisOptions & RedisReadCacheOptions, connect = tcpRedis) {
+  const client = connect(options);
   return Object.assign(new RedisReadCache(client, options), { close: () => client.close() });
 }
 
@@ -62,6 +66,17 @@ const stores: Array<[string, () => Store]> = [
     "Redis over TCP (tcpRedis, EVAL)",
     () => {
       const cache = tcpReadCache({ url: TEST_REDIS_URL, prefix: `${prefix}tcp${++instance}:` });
+      closers.push(() => cache.close());
+      return { cache, wait: (ms) => Bun.sleep(ms) };
+    },
+  ],
+  [
+    "Redis over TCP on Deno (nodeTcpRedis: ioredis, EVAL)",
+    () => {
+      const cache = tcpReadCache(
+        { url: TEST_REDIS_URL, prefix: `${prefix}ioredis${++instance}:` },
+        nodeTcpRedis,
+      );
       closers.push(() => cache.close());
       return { cache, wait: (ms) => Bun.sleep(ms) };
     },
