@@ -6,7 +6,11 @@ import { lifecycleEnv, lifecycleSuite } from "./lifecycle.ts";
 let running: CommerceDenoNode | undefined;
 
 beforeAll(async () => {
-  running = await startCommerceDenoNode("commerce_deno", lifecycleEnv);
+  // REDIS_URL: on Deno the rate limit and the read cache then run on ioredis against the real Redis.
+  running = await startCommerceDenoNode("commerce_deno", {
+    ...lifecycleEnv,
+    REDIS_URL: "redis://127.0.0.1:6379",
+  });
 }, 90_000);
 
 afterAll(() => running?.stop());
