@@ -172,6 +172,20 @@ describe("mutual TLS configuration", () => {
     );
   });
 
+  test("ACTOR_HOST_PUBLIC_URL is a gateway's: a URL, and only with ACTOR_HOST_URL", () => {
+    const gateway = { ACTOR_HOST_URL: "https://actors.internal:9443", ACTOR_HOST_SECRET: secret };
+    expect(parseConfig(gateway).ACTOR_HOST_PUBLIC_URL).toBeUndefined();
+    expect(
+      parseConfig({ ...gateway, ACTOR_HOST_PUBLIC_URL: "https://actors.example:9443" }).ACTOR_HOST_PUBLIC_URL,
+    ).toBe("https://actors.example:9443");
+    expect(() => parseConfig({ ...gateway, ACTOR_HOST_PUBLIC_URL: "actors" })).toThrow(
+      "ACTOR_HOST_PUBLIC_URL must be a URL",
+    );
+    expect(() => parseConfig({ ACTOR_HOST_PUBLIC_URL: "https://actors.example:9443" })).toThrow(
+      "it needs ACTOR_HOST_URL",
+    );
+  });
+
   test("client certificates on Workers: a flag and an optional fingerprint list", () => {
     expect(parseConfig({}).REQUIRE_CLIENT_CERT).toBe(false);
     const config = parseConfig({ REQUIRE_CLIENT_CERT: "1", CLIENT_CERT_FINGERPRINTS: "ab12, cd34" });

@@ -308,6 +308,15 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         },
       );
     }
+    if (result.output.ACTOR_HOST_PUBLIC_URL !== undefined && result.output.ACTOR_HOST_URL === undefined) {
+      throw new EdgewiseError(
+        "config.invalid",
+        "Invalid configuration:\n  ACTOR_HOST_PUBLIC_URL is a gateway's setting: it needs ACTOR_HOST_URL",
+        {
+          issues: [{ path: "ACTOR_HOST_URL", message: "required when ACTOR_HOST_PUBLIC_URL is set" }],
+        },
+      );
+    }
     const tlsIssue = tlsSetIssue(result.output);
     if (tlsIssue) {
       throw new EdgewiseError(

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import postgres from "postgres";
 import { Webhook } from "standardwebhooks";
 import { generateSecret } from "../../actors/commerce/webhooks/index.ts";
-import { TEST_DATABASE_URL } from "../broker/helpers.ts";
+import { startReceiver, TEST_DATABASE_URL } from "../broker/helpers.ts";
 import { edgewiseRejection } from "../support/errors.ts";
 import { type CommerceNode, startCommerceGateway, startCommerceNode } from "./bun-node.ts";
 import { type CommerceClient, eventually, uniqueName } from "./client.ts";
@@ -41,12 +41,11 @@ const queuedFor = async (origin: string) => {
   return (row?.n as number) ?? 0;
 };
 
-test("a supplier's restock through the gateway reaches the sku on the actor host", async () => {
-  const sku = uniqueName("split-restock");
-  await client.putSku(sku, 2, 100);
-  const body = JSON.stringify({ type: "inventory.restocked", sku, quantity: 5 });
+/** A supplier's signed `inventory.restocked` for `sku`, posted to a gateway. */
+function restock(at: CommerceNode, sku: string, quantity: number): Promise<Response> {
+  const body = JSON.stringify({ type: "inventory.restocked", sku, quantity });
   const id = uniqueName("msg");
-  const response = await fetch(`${gateway.node.url}/webhooks/inbound/supplier`, {
+  return fetch(`${at.node.url}/webhooks/inbound/supplier`, {
     method: "POST",
     body,
     headers: {
@@ -56,11 +55,34 @@ test("a supplier's restock through the gateway reaches the sku on the actor host
       "webhook-signature": new Webhook(supplierSecret).sign(id, new Date(), body),
     },
   });
-  expect(response.status).toBe(202);
+}
+
+test("a supplier's restock through the gateway reaches the sku on the actor host", async () => {
+  const sku = uniqueName("split-restock");
+  await client.putSku(sku, 2, 100);
+  expect((await restock(gateway, sku, 5)).status).toBe(202);
   // Before, the gateway addressed the command to its own URL, which serves no delivery endpoint: 404, retries,
   // then a dead letter, and the stock never came.
   await eventually(async () => (await client.sku(sku)).available === 7, "the restock on the actor host");
   expect(await queuedFor(gateway.node.url)).toBe(0);
+});
+
+test("ACTOR_HOST_PUBLIC_URL: where the queue reaches the actor host, when that is not ACTOR_HOST_URL", async () => {
+  // Stands where the actor host's public address would be, and records what the queue delivers there.
+  const publicSide = startReceiver(() => new Response("ok"));
+  const other = await startCommerceGateway(actorHost, actorHostSecret, {
+    INBOUND_WEBHOOK_SECRETS: `supplier=${supplierSecret}`,
+    ACTOR_HOST_PUBLIC_URL: publicSide.url(""),
+  });
+  try {
+    const sku = uniqueName("public-restock");
+    expect((await restock(other, sku, 3)).status).toBe(202);
+    await eventually(() => publicSide.deliveries.length === 1, "the restock at ACTOR_HOST_PUBLIC_URL");
+    expect(publicSide.deliveries[0]?.path).toBe(`/_edgewise/deliver/inventory/${sku}`);
+  } finally {
+    await other.stop();
+    publicSide.stop();
+  }
 });
 
 test("an order placed through the gateway confirms; billing's replies go to the actor host", async () => {
