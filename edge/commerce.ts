@@ -19,6 +19,7 @@ import {
 } from "../actors/commerce/webhooks/index.ts";
 import {
   type ActorHost,
+  type ConsumerPart,
   fanInConsumer,
   guardedConsumer,
   type MessageConsumer,
@@ -116,6 +117,31 @@ export function securityEventEnvelope(event: SecurityEvent) {
   });
 }
 
+/**
+ * Versions before the read side took one delivery per event (`readside/events`) sent each event to every part at
+ * its own address: `projector/orders`, `activity/all`, `cache/reads` (`webhooks/outbound` is still served). A node
+ * upgraded from one may find such deliveries in its queue or its actors' outboxes; each is handed to its part (as
+ * the read side would: schema first, that key only) instead of being refused as an unknown type and dead-lettered,
+ * which lost them from the activity log and the read model. The parts are idempotent on the event id. Without a
+ * read cache, a delivery to `cache/reads` has nothing to refresh and is taken as done.
+ */
+function legacyReadSideConsumers(parts: readonly ConsumerPart[]): MessageConsumer[] {
+  const legacy = [
+    { type: Participants.activity, key: "all" },
+    { type: Participants.projector, key: "orders" },
+    { type: Participants.cache, key: "reads" },
+  ];
+  return legacy.map(({ type, key }) => {
+    const part = parts.find((candidate) => candidate.consumer.type === type);
+    if (part) return fanInConsumer(type, [part], { schemas: EventSchemas, key });
+    const nothing: MessageConsumer = { type, receive: async () => ({ duplicate: false, reply: null }) };
+    return fanInConsumer(type, [{ consumer: nothing, key, events: readSideEvents.cache }], {
+      schemas: EventSchemas,
+      key,
+    });
+  });
+}
+
 /** Builds the parts; no I/O until they are used (so a Worker may build them per request). */
 export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
   const { sql, transport, actors, readCache } = options;
@@ -202,6 +228,14 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
     await refusals.settled();
   };
 
+  const readSideParts: ConsumerPart[] = [
+    { consumer: viaPostgres(activity), key: "all", events: readSideEvents.activity },
+    { consumer: viaPostgres(projector), key: "orders", events: readSideEvents.projector },
+    ...(readCache
+      ? [{ consumer: new ReadCacheConsumer(readCache), key: "reads", events: readSideEvents.cache }]
+      : []),
+  ];
+
   return {
     billing,
     relay,
@@ -213,17 +247,11 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
       webhooks,
       fanInConsumer(
         Participants.readSide,
-        [
-          { consumer: viaPostgres(activity), key: "all", events: readSideEvents.activity },
-          { consumer: viaPostgres(projector), key: "orders", events: readSideEvents.projector },
-          ...(readCache
-            ? [{ consumer: new ReadCacheConsumer(readCache), key: "reads", events: readSideEvents.cache }]
-            : []),
-          { consumer: webhooks, key: "outbound", events: readSideEvents.webhooks },
-        ],
+        [...readSideParts, { consumer: webhooks, key: "outbound", events: readSideEvents.webhooks }],
         // A malformed event is refused before any part runs, so the activity log never keeps half of one.
         { schemas: EventSchemas, key: readSideKey },
       ),
+      ...legacyReadSideConsumers(readSideParts),
     ],
     routes: commerceRoutes({
       actors,
