@@ -12,6 +12,7 @@ import {
   ActivityLog,
   type ReadCache,
   RedisReadCache,
+  activityPruner,
   securityEventPruner,
 } from "../../actors/commerce/projections/index.ts";
 import { commerceConsumerSubscriptions } from "../../actors/commerce/subscriptions.ts";
@@ -91,17 +92,9 @@ export interface CommerceScope {
   ping(): Promise<void>;
   /** Drains the billing outbox as far as it is due. */
   drainBilling(): Promise<void>;
-  /**
-   * EDGEWISE_ACTIVITY_RETENTION, when set: deletes activity-log entries older than it, at most once an hour per
-   * isolate (the cron calls it every minute), as a node does at start and then hourly.
-   */
-  pruneActivity(): Promise<void>;
   /** Ends the pool once the request's background work (the relay after a commit) is done. */
   close(): void;
 }
-
-/** How often an isolate prunes the activity log when EDGEWISE_ACTIVITY_RETENTION is set: hourly, as a node does. */
-const activityPruneEveryMs = 3_600_000;
 
 /** Relay passes after one commit: enough for a burst, bounded so one request cannot relay forever. */
 const drainPasses = 10;
@@ -117,8 +110,6 @@ const drainPasses = 10;
 export class CommerceOnWorkers {
   private readonly readCache: ReadCache | undefined;
   private migrated = false;
-  /** When this isolate last pruned the activity log (EDGEWISE_ACTIVITY_RETENTION). */
-  private activityPrunedAt = Number.NEGATIVE_INFINITY;
   /**
    * X-API-Key, verified across the isolate's requests: its cache (4 s, API.md's "within 5 s" for a revoke) is
    * the isolate's, and a miss looks the key up on a connection of its own, opened in the request that missed and
@@ -135,6 +126,11 @@ export class CommerceOnWorkers {
   readonly securityEvents: SecurityEvents = boundedSecurityEvents({
     record: (event) => this.recordSecurityEvent(event),
   });
+  /**
+   * EDGEWISE_ACTIVITY_RETENTION, when set: the cron calls it every minute, and it prunes the activity log at most
+   * once an hour per isolate (as a node does at start and then hourly), on a connection of its own.
+   */
+  readonly pruneActivity: (now: number) => Promise<void> | undefined;
   private readonly pruneSecurityEvents = securityEventPruner(
     { pruneActivity: (query) => this.onActivityLog((log) => log.pruneActivity(query)) },
     { onError: (error) => console.error("[edgewise] security events: pruning failed", error) },
@@ -147,6 +143,14 @@ export class CommerceOnWorkers {
     private readonly actors: ActorHost,
     private readonly dependencies?: Dependencies,
   ) {
+    const keepMs = config.EDGEWISE_ACTIVITY_RETENTION;
+    this.pruneActivity =
+      keepMs === undefined
+        ? () => undefined
+        : activityPruner(
+            { pruneActivity: (query) => this.onActivityLog((log) => log.pruneActivity(query)) },
+            { keepMs, onError: (error) => console.error("[edgewise] activity log: pruning failed", error) },
+          );
     // An isolate-local memory cache is unsafe here: another isolate would keep serving what this one
     // invalidated. Redis over REST (fetch, so fine across requests) or no cache at all.
     const redis = config.UPSTASH_REDIS_REST_URL
@@ -249,14 +253,6 @@ export class CommerceOnWorkers {
       },
       ping: async () => void (await sql`SELECT 1`),
       drainBilling: () => drain(system.relay),
-      pruneActivity: async () => {
-        const keepMs = this.config.EDGEWISE_ACTIVITY_RETENTION;
-        const now = Date.now();
-        if (keepMs === undefined || now - this.activityPrunedAt < activityPruneEveryMs) return;
-        this.activityPrunedAt = now;
-        const prune = () => system.activity.pruneActivity({ olderThan: now - keepMs });
-        await (this.dependencies ? this.dependencies.call("postgres", prune) : prune());
-      },
       close: () => {
         ctx.waitUntil(Promise.allSettled(background).then(() => sql.end({ timeout: 5 }).catch(() => {})));
       },

@@ -214,9 +214,7 @@ async function drain(env: Env, ctx: ExecutionContext): Promise<void> {
   try {
     await scope.ready();
     await scope.drainBilling();
-    await scope
-      .pruneActivity()
-      .catch((error) => console.error("[edgewise] activity log: pruning failed", error));
+    await commerce.pruneActivity(Date.now());
   } finally {
     scope.close();
     dependencies.tick(waitUntil);

@@ -1,7 +1,12 @@
 // The commerce read side: orders projection and search, activity log, and the versioned read cache.
 export { ActivityLog, ListActivityQuery, type RecordResult, subjectsOf } from "./activity-log.ts";
 export { pruneSetting } from "./activity-table.ts";
-export { securityEventPruner, securityEventRetentionMs, securityEventTypes } from "./security-retention.ts";
+export {
+  activityPruner,
+  securityEventPruner,
+  securityEventRetentionMs,
+  securityEventTypes,
+} from "./security-retention.ts";
 export { cacheAdvanceOf, ReadCacheConsumer } from "./cache-consumer.ts";
 export type { OrderEvent } from "./order-events.ts";
 export { type OrderLineView, type OrderView, mergeOrder } from "./order-merge.ts";

@@ -16,23 +16,40 @@ export const securityEventTypes: readonly string[] = securityEventKinds.map((kin
 export const securityEventRetentionMs = 7 * 86_400_000;
 
 /**
- * Deletes security events older than `keepMs`, at most once per `everyMs` per process, off the caller's path.
- * Call it as events are recorded: a node that records none has nothing new to prune. Domain events are not
- * touched (their retention is the operator's `pruneActivity`). Returns the pruning it started, if it started one
- * (settling once done, failed or not), for a caller that wants to wait.
+ * Deletes activity-log entries (of `types`, or all) older than `keepMs`, at most once per `everyMs` per process,
+ * off the caller's path. Call it as often as you like: on Workers the cron calls it every minute for
+ * EDGEWISE_ACTIVITY_RETENTION, where no timer outlives a request. Returns the pruning it started, if it started
+ * one (settling once done, failed or not), for a caller that wants to wait.
+ */
+export function activityPruner(
+  log: Pick<ActivityLog, "pruneActivity">,
+  options: {
+    keepMs: number;
+    everyMs?: number;
+    types?: readonly string[];
+    onError?: (error: unknown) => void;
+  },
+): (now: number) => Promise<void> | undefined {
+  const { everyMs = 3_600_000, keepMs, types } = options;
+  let last = Number.NEGATIVE_INFINITY;
+  return (now) => {
+    if (now - last < everyMs) return undefined;
+    last = now;
+    return log.pruneActivity({ olderThan: now - keepMs, ...(types ? { types } : {}) }).then(
+      () => undefined,
+      (error: unknown) => options.onError?.(error),
+    );
+  };
+}
+
+/**
+ * `activityPruner` for security events only, after `securityEventRetentionMs`. Call it as events are recorded: a
+ * node that records none has nothing new to prune. Domain events are not touched (their retention is the
+ * operator's EDGEWISE_ACTIVITY_RETENTION).
  */
 export function securityEventPruner(
   log: Pick<ActivityLog, "pruneActivity">,
   options: { everyMs?: number; keepMs?: number; onError?: (error: unknown) => void } = {},
 ): (now: number) => Promise<void> | undefined {
-  const { everyMs = 3_600_000, keepMs = securityEventRetentionMs } = options;
-  let last = Number.NEGATIVE_INFINITY;
-  return (now) => {
-    if (now - last < everyMs) return undefined;
-    last = now;
-    return log.pruneActivity({ olderThan: now - keepMs, types: securityEventTypes }).then(
-      () => undefined,
-      (error: unknown) => options.onError?.(error),
-    );
-  };
+  return activityPruner(log, { keepMs: securityEventRetentionMs, ...options, types: securityEventTypes });
 }
