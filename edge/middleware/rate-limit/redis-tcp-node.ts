@@ -27,17 +27,8 @@ export function nodeTcpRedis(options: TcpRedisOptions): TcpRedis {
     options,
     {
       connected: () => client.status === "ready",
-      connect: async () => {
-        // A client whose connection ended is connected again; one still connecting is waited for.
-        if (client.status === "connecting" || client.status === "connect") {
-          await new Promise<void>((resolve, reject) => {
-            client.once("ready", resolve);
-            client.once("end", () => reject(new Error("the connection ended")));
-          });
-          return;
-        }
-        await client.connect();
-      },
+      // One attempt at a time (`reconnecting` shares it); after a failed one the client's status is "end" again.
+      connect: () => client.connect(),
     },
     unavailable,
   );
