@@ -3,29 +3,20 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ActivityLog } from "../actors/commerce/projections/index.ts";
-import {
-  recordAgedActivity,
-  type TestDatabase,
-  testDatabase,
-} from "../actors/commerce/projections/testing.ts";
+import { type ActivityLogTestDatabase, activityLogDatabase } from "../actors/commerce/projections/testing.ts";
 import { parseConfig } from "../shared/config/index.ts";
 import { ActivityRetention } from "./activity-retention.ts";
 import type { EdgewiseNode } from "./bun/node.ts";
 import { startLocalNode } from "../test/support/local-node.ts";
 
-let db: TestDatabase;
-let log: ActivityLog;
+let db: ActivityLogTestDatabase;
 
 beforeAll(async () => {
-  db = await testDatabase("activity_retention");
-  log = new ActivityLog(db.sql);
-  await log.migrate();
+  db = await activityLogDatabase("activity_retention");
 });
 afterAll(() => db.drop());
 
-const recorded = (type: string, count: number, ageMs: number, prefix: string) =>
-  recordAgedActivity(db.sql, { type, count, ageMs, prefix });
+const recorded: ActivityLogTestDatabase["recorded"] = (...args) => db.recorded(...args);
 
 test("unset by default: the log keeps everything unless the operator sets a retention", () => {
   expect(parseConfig({}).EDGEWISE_ACTIVITY_RETENTION).toBeUndefined();
@@ -38,7 +29,7 @@ test("at start, domain events older than the retention are pruned, in batches; n
   const day = 86_400_000;
   await recorded("OrderPlaced", 2_500, 31 * day, "old");
   await recorded("StockChanged", 7, 29 * day, "recent");
-  const retention = new ActivityRetention(log, {
+  const retention = new ActivityRetention(db.log, {
     keepMs: 30 * day,
     onError: (error) => {
       throw error;
@@ -48,9 +39,7 @@ test("at start, domain events older than the retention are pruned, in batches; n
   await retention.prune();
   await retention.stop();
   expect(retention.pruned).toBe(2_500);
-  const left = await db.sql<Array<{ type: string; n: number }>>`
-    SELECT type, count(*)::int AS n FROM activity_log GROUP BY type`;
-  expect(left.map((row) => [row.type, row.n])).toEqual([["StockChanged", 7]]);
+  expect(await db.typesLeft()).toEqual({ StockChanged: 7 });
 });
 
 test("a node with EDGEWISE_ACTIVITY_RETENTION prunes as it starts; one without keeps everything", async () => {

@@ -1,29 +1,18 @@
 // Security events leave the activity log after their retention; domain events, and recent security events, stay.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { ActivityLog } from "./activity-log.ts";
 import { securityEventPruner, securityEventRetentionMs, securityEventTypes } from "./security-retention.ts";
-import { recordAgedActivity, type TestDatabase, testDatabase } from "./testing.ts";
+import { type ActivityLogTestDatabase, activityLogDatabase } from "./testing.ts";
 
-let db: TestDatabase;
-let log: ActivityLog;
+let db: ActivityLogTestDatabase;
 
 beforeAll(async () => {
-  db = await testDatabase("security_retention");
-  log = new ActivityLog(db.sql);
-  await log.migrate();
+  db = await activityLogDatabase("security_retention");
 });
 afterAll(() => db.drop());
 
 const day = 86_400_000;
-
-const recorded = (type: string, count: number, ageMs: number, prefix: string) =>
-  recordAgedActivity(db.sql, { type, count, ageMs, prefix });
-
-async function typesLeft(): Promise<Record<string, number>> {
-  const rows = await db.sql<Array<{ type: string; n: number }>>`
-    SELECT type, count(*)::int AS n FROM activity_log GROUP BY type ORDER BY type`;
-  return Object.fromEntries(rows.map((row) => [row.type, row.n]));
-}
+const recorded: ActivityLogTestDatabase["recorded"] = (...args) => db.recorded(...args);
+const typesLeft = () => db.typesLeft();
 
 test("a flood of old security events is pruned past the retention; domain events and recent ones stay", async () => {
   // 2,000 old ones of every kind, more than one batch each: what a long attack leaves behind.
@@ -34,7 +23,7 @@ test("a flood of old security events is pruned past the retention; domain events
   await recorded("OrderPlaced", 4, 90 * day, "old-domain");
   expect(securityEventTypes.length).toBeGreaterThanOrEqual(5);
 
-  const prune = securityEventPruner(log, { onError: (error) => console.error(error) });
+  const prune = securityEventPruner(db.log, { onError: (error) => console.error(error) });
   await prune(Date.now());
 
   const left = await typesLeft();
@@ -47,7 +36,7 @@ test("a flood of old security events is pruned past the retention; domain events
 });
 
 test("it prunes at most once per interval, so a flood of events costs one query an interval", async () => {
-  const prune = securityEventPruner(log, { everyMs: 60_000 });
+  const prune = securityEventPruner(db.log, { everyMs: 60_000 });
   const start = Date.now();
   await prune(start);
   await recorded("security.auth_failed", 10, securityEventRetentionMs + day, "later");

@@ -2,6 +2,7 @@
 import postgres from "postgres";
 import { connect, type Sql } from "../../../deploy/local/broker/db.ts";
 import { createEnvelope, type Envelope } from "../../../shared/envelope/index.ts";
+import { ActivityLog } from "./activity-log.ts";
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -54,6 +55,31 @@ export async function recordAgedActivity(
     SELECT ${prefix} || '-' || i, ${type}, 'edgewise://test', now(), jsonb_build_object('type', ${type}::text),
            now() - ${`${ageMs} milliseconds`}::interval
     FROM generate_series(1, ${count}::int) AS i`;
+}
+
+/** A test database with the activity log's table, for the retention tests. */
+export interface ActivityLogTestDatabase extends TestDatabase {
+  log: ActivityLog;
+  /** `recordAgedActivity` in this database: ids `<prefix>-1` to `<prefix>-<count>`. */
+  recorded(type: string, count: number, ageMs: number, prefix: string): Promise<void>;
+  /** How many entries of each type the log holds. */
+  typesLeft(): Promise<Record<string, number>>;
+}
+
+export async function activityLogDatabase(name: string): Promise<ActivityLogTestDatabase> {
+  const db = await testDatabase(name);
+  const log = new ActivityLog(db.sql);
+  await log.migrate();
+  return {
+    ...db,
+    log,
+    recorded: (type, count, ageMs, prefix) => recordAgedActivity(db.sql, { type, count, ageMs, prefix }),
+    async typesLeft() {
+      const rows = await db.sql<Array<{ type: string; n: number }>>`
+        SELECT type, count(*)::int AS n FROM activity_log GROUP BY type ORDER BY type`;
+      return Object.fromEntries(rows.map((row) => [row.type, row.n]));
+    },
+  };
 }
 
 /** An event envelope as the queue delivers it to `target`; `time` defaults to a fixed, increasing clock. */
