@@ -219,6 +219,7 @@ export class CommerceOnWorkers {
       // cannot reach your loopback or private networks anyway (post.ts).
       webhookPost: postWithFetch,
       inboundWebhookSecrets: this.config.INBOUND_WEBHOOK_SECRETS,
+      processedRetentionMs: this.config.EDGEWISE_INBOX_RETENTION,
       ...(this.readCache ? { readCache: this.readCache } : {}),
       ...(this.dependencies ? { dependencies: this.dependencies } : {}),
       // No relay loop runs between requests: relay right after the commit, in the background of the same

@@ -21,6 +21,7 @@ import {
   targetOf,
   type ActorSnapshot,
 } from "../../runtime/index.ts";
+import { settingFromEnv } from "./env-settings.ts";
 import { CommitQueue } from "./group-commit.ts";
 import { DurableActorStore } from "./storage.ts";
 import { type IsolateMetrics, isolateMetrics } from "./metrics.ts";
@@ -39,11 +40,13 @@ export interface DurableActorOptions<Env> {
    * (no target), which the QStash transport refuses: with QStash, always give one, if need be empty.
    */
   subscriptions?: SubscriptionRegistry | ((env: Env) => SubscriptionRegistry | undefined);
-  /** How long handled message ids are remembered for deduplication. Default 7 days. */
+  /** How long handled message ids are remembered for deduplication. Default: EDGEWISE_INBOX_RETENTION, else 7 days. */
   inboxRetentionMs?: number;
   relayPolicy?: RelayPolicy;
   clock?: Clock;
-  /** How long a turn may take unless the actor's definition says otherwise. Default 30 s. */
+  /**
+   * How long a turn may take unless the actor's definition says otherwise. Default: EDGEWISE_TURN_TIMEOUT, else 30 s.
+   */
   turnTimeoutMs?: number;
   /** Reports failures of alarm work (relay, timers); defaults to console.error. */
   onBackgroundError?: (what: string, error: unknown) => void;
@@ -83,7 +86,6 @@ export function durableActor<Env = unknown>(
   options: DurableActorOptions<Env> = {},
 ) {
   const clock = options.clock ?? systemClock;
-  const retentionMs = options.inboxRetentionMs ?? 7 * 86_400_000;
   const relayPolicy = options.relayPolicy ?? defaultRelayPolicy;
   const report =
     options.onBackgroundError ??
@@ -99,6 +101,9 @@ export function durableActor<Env = unknown>(
     private readonly tracing: Promise<WorkerTracing> | undefined;
     /** With an OTLP endpoint: the isolate's turn metrics, pushed as calls and alarms end (metrics.ts). */
     private readonly metrics: IsolateMetrics | undefined;
+    /** Handled ids are pruned after this long; a turn fails after `turnTimeoutMs` (the options, else the env's). */
+    private readonly retentionMs: number;
+    private readonly turnTimeoutMs: number;
     private instance: ActorInstance | undefined;
     /** The alarm as last set by this object; null when none is pending. */
     private alarmAt: number | null = null;
@@ -106,6 +111,9 @@ export function durableActor<Env = unknown>(
     constructor(ctx: DurableObjectState, env: Env) {
       super(ctx, env);
       this.definition = typeof definition === "function" ? definition(env) : definition;
+      // As a node reads them (a bad value is `config.invalid`, which every call of this object then answers).
+      this.retentionMs = options.inboxRetentionMs ?? settingFromEnv(env, "EDGEWISE_INBOX_RETENTION");
+      this.turnTimeoutMs = options.turnTimeoutMs ?? settingFromEnv(env, "EDGEWISE_TURN_TIMEOUT");
       this.store = new DurableActorStore(ctx.storage);
       this.commits = new CommitQueue(this.store);
       this.transport = options.transport?.(env);
@@ -171,7 +179,7 @@ export function durableActor<Env = unknown>(
             report(`relay: ${pass.failed} messages will be retried`, pass.lastError);
           }
         }
-        this.store.pruneInbox(clock.now() - retentionMs);
+        this.store.pruneInbox(clock.now() - this.retentionMs);
         this.rearm(clock.now());
       } catch (error) {
         report("alarm pass failed", error);
@@ -223,7 +231,7 @@ export function durableActor<Env = unknown>(
         clock,
         onCommitted: (commit) => this.afterCommit(commit),
         ...(this.metrics ? { onTurn: (record) => this.metrics?.metrics.turn(record) } : {}),
-        ...(options.turnTimeoutMs === undefined ? {} : { turnTimeoutMs: options.turnTimeoutMs }),
+        turnTimeoutMs: this.turnTimeoutMs,
       });
       return this.instance;
     }
@@ -250,7 +258,7 @@ export function durableActor<Env = unknown>(
       let at = Number.POSITIVE_INFINITY;
       if (commit.outbox.length > 0 && this.transport) at = clock.now();
       for (const timer of commit.timersAdded) at = Math.min(at, timer.at);
-      if (commit.inbox && this.alarmAt === null) at = Math.min(at, commit.inbox.at + retentionMs);
+      if (commit.inbox && this.alarmAt === null) at = Math.min(at, commit.inbox.at + this.retentionMs);
       if (at === Number.POSITIVE_INFINITY) return;
       if (this.alarmAt !== null && this.alarmAt <= at) return;
       this.setAlarm(at);
@@ -287,7 +295,7 @@ export function durableActor<Env = unknown>(
       const candidates = [this.store.nextTimerAt()];
       if (this.transport) candidates.push(this.store.nextOutboxAt());
       const oldest = this.store.oldestInboxAt();
-      if (oldest !== undefined) candidates.push(oldest + retentionMs);
+      if (oldest !== undefined) candidates.push(oldest + this.retentionMs);
       const due = candidates.filter((at): at is number => at !== undefined);
       return due.length === 0 ? undefined : Math.min(...due);
     }

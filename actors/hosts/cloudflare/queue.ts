@@ -2,9 +2,8 @@
 import { deliveryPath, QStashTransport } from "../../queue/qstash-transport.ts";
 import { guardedTransport } from "../../runtime/guarded.ts";
 import type { Transport } from "../../runtime/transport.ts";
-import * as v from "valibot";
-import { ConfigSchema } from "../../../shared/config/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { settingFromEnv } from "./env-settings.ts";
 import { Dependencies } from "../../../shared/resilience/index.ts";
 
 /**
@@ -21,16 +20,6 @@ export interface QueueEnv {
   PUBLIC_URL?: string;
   /** Retries the broker makes per delivery before dead-lettering it: 0 to 20, default 3, as on a node. */
   EDGEWISE_DELIVERY_RETRIES?: string;
-}
-
-/** EDGEWISE_DELIVERY_RETRIES, checked as the node's configuration checks it; `config.invalid` naming it if bad. */
-function deliveryRetriesFromEnv(env: QueueEnv): number {
-  const parsed = v.safeParse(ConfigSchema.entries.EDGEWISE_DELIVERY_RETRIES, env.EDGEWISE_DELIVERY_RETRIES);
-  if (parsed.success) return parsed.output;
-  const message = parsed.issues[0]?.message ?? "EDGEWISE_DELIVERY_RETRIES is not valid";
-  throw new EdgewiseError("config.invalid", message, {
-    issues: [{ path: "EDGEWISE_DELIVERY_RETRIES", message }],
-  });
 }
 
 /** What `createApp({ delivery })` needs for the signed delivery endpoint. */
@@ -61,7 +50,7 @@ export function qstashTransportFromEnv(
     baseUrl: env.QSTASH_URL,
     token: env.QSTASH_TOKEN as string,
     deliveryUrl: (target) => `${base}${deliveryPath(target)}`,
-    retries: options.retries ?? deliveryRetriesFromEnv(env),
+    retries: options.retries ?? settingFromEnv(env, "EDGEWISE_DELIVERY_RETRIES"),
   });
 }
 

@@ -1,12 +1,14 @@
 // The conformance Worker: the fixture actors as Durable Objects, served over the control protocol.
 import { DurableObjectHost, durableActor } from "../../../actors/hosts/cloudflare/index.ts";
-import { counter, profileV1, profileV2 } from "../fixtures.ts";
+import { counter, profileV1, profileV2, sleeper } from "../fixtures.ts";
 import { type ControlTarget, controlHandler, outcomeOf } from "../protocol.ts";
 import { Sink, sinkTransport } from "./sink.ts";
 
 interface Env {
   COUNTER: DurableObjectNamespace;
   PROFILE: DurableObjectNamespace;
+  /** `sleeper`: no time limit of its own, so the host's (EDGEWISE_TURN_TIMEOUT) applies. */
+  SLEEPER: DurableObjectNamespace;
   SINK: DurableObjectNamespace<Sink>;
   /** "2" runs profile's schema version 2 (a restart with `--var PROFILE_VERSION:2` migrates stored v1 state). */
   PROFILE_VERSION?: string;
@@ -25,10 +27,11 @@ export const Profile = durableActor<Env>(
   (env) => (env.PROFILE_VERSION === "2" ? profileV2 : profileV1),
   options,
 );
+export const Sleeper = durableActor<Env>(sleeper, options);
 export { Sink };
 
 function controlTarget(env: Env): ControlTarget {
-  const host = new DurableObjectHost({ counter: env.COUNTER, profile: env.PROFILE });
+  const host = new DurableObjectHost({ counter: env.COUNTER, profile: env.PROFILE, sleeper: env.SLEEPER });
   const sink = () => env.SINK.get(env.SINK.idFromName("sink"));
   return {
     ask: (type, key, message, data, id) =>
