@@ -179,8 +179,12 @@ export function durableActor<Env = unknown>(
             report(`relay: ${pass.failed} messages will be retried`, pass.lastError);
           }
         }
-        this.store.pruneInbox(clock.now() - this.retentionMs);
-        this.rearm(clock.now());
+        // Ids whose retention ends by now (`nextWorkAt` asks for this alarm then): `pruneInbox` keeps `at` equal to
+        // its bound, and the clock stands still during the alarm, so this alarm can run at exactly `at + retention`.
+        this.store.pruneInbox(clock.now() - this.retentionMs + 1);
+        // Work left that is due now gets an alarm 1 ms on, never one at this alarm's own time: workerd drops an
+        // alarm set to the time of the one running once it returns, and the work would then wait for a later commit.
+        this.rearm(clock.now() + 1);
       } catch (error) {
         report("alarm pass failed", error);
         this.rearm(clock.now() + relayPolicy.baseDelayMs);
