@@ -530,6 +530,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
             }),
           }
         : {}),
+      ...(config.JWT_MAX_LIFETIME ? { maxLifetimeSeconds: config.JWT_MAX_LIFETIME / 1000 } : {}),
       ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
       ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
     },

@@ -42,6 +42,14 @@ test("the JWT key: the node's own (0600, with an admin token) on defaults; none 
   expect(statSync(join(dir, "jwt-secret")).mode & 0o777).toBe(0o600);
   expect(await own.adminToken()).toMatch(/^ey/);
   expect((await jwtSecret(parseConfig({}), dir)).value).toBe(own.value);
+  // A day, or at most JWT_MAX_LIFETIME, so the token npm start prints is never one the node refuses.
+  const lifetime = async (token: string | undefined) => {
+    const claims = JSON.parse(Buffer.from(String(token).split(".")[1] ?? "", "base64url").toString());
+    return claims.exp - claims.iat;
+  };
+  expect(await lifetime(await own.adminToken())).toBe(86_400);
+  const capped = await jwtSecret(parseConfig({ JWT_MAX_LIFETIME: "1h" }), dir);
+  expect(await lifetime(await capped.adminToken())).toBe(3_600);
 
   const idpOnly = mkdtempSync(join(tmpdir(), "edgewise-secrets-"));
   const withJwks = await jwtSecret(

@@ -90,7 +90,11 @@ export async function jwtSecret(config: Config, dataDir: string): Promise<JwtSec
         ? await issueToken({
             sub: "admin",
             scopes: ["admin"],
-            ttlSeconds: 86_400,
+            // A day, or less when JWT_MAX_LIFETIME says so (a longer token would be refused).
+            ttlSeconds: Math.min(
+              86_400,
+              Math.floor((config.JWT_MAX_LIFETIME ?? Number.POSITIVE_INFINITY) / 1000),
+            ),
             secret,
             ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
             ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),

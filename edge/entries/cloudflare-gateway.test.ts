@@ -123,3 +123,25 @@ describe("JWT_JWKS_URL on Workers", () => {
     }
   });
 });
+
+describe("JWT_MAX_LIFETIME on Workers", () => {
+  test("a token valid for longer than the limit is refused, one within it passes", async () => {
+    const key = "worker-jwt-secret-for-tests-0123456789";
+    const app = createApp({ ...gatewayFromEnv({ JWT_SECRET: key, JWT_MAX_LIFETIME: "1h" }), actors: local });
+    const ask = async (lifetimeSeconds: number) => {
+      const token = await new SignJWT({ sub: "alice", scope: "admin" })
+        .setProtectedHeader({ alg: "HS256" })
+        .setExpirationTime(Math.floor(Date.now() / 1000) + lifetimeSeconds)
+        .sign(new TextEncoder().encode(key));
+      return app.request("/v1/counters/lifetime/increment", {
+        method: "POST",
+        body: "{}",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      });
+    };
+    expect((await ask(30 * 60)).status).toBe(200);
+    const refused = await ask(2 * 3600);
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as { detail: string }).detail).toBe("invalid token: exp too far ahead");
+  });
+});

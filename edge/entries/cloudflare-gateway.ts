@@ -73,6 +73,7 @@ export function gatewayFromEnv(
             // One key set per isolate: with commerce the app is built per request, and a `jwksUrl` would make
             // each its own, fetched anew.
             ...(config.JWT_JWKS_URL ? { jwks: remoteKeySet(config.JWT_JWKS_URL) } : {}),
+            ...(config.JWT_MAX_LIFETIME ? { maxLifetimeSeconds: config.JWT_MAX_LIFETIME / 1000 } : {}),
             ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
             ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
           },

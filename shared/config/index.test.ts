@@ -86,6 +86,13 @@ describe("broker configuration", () => {
     );
   });
 
+  test("JWT maximum lifetime: none by default, a duration of at least 1 s", () => {
+    expect(parseConfig({}).JWT_MAX_LIFETIME).toBeUndefined();
+    expect(parseConfig({ JWT_MAX_LIFETIME: "1h" }).JWT_MAX_LIFETIME).toBe(3_600_000);
+    expect(() => parseConfig({ JWT_MAX_LIFETIME: "500ms" })).toThrow("JWT_MAX_LIFETIME must be at least 1s");
+    expect(() => parseConfig({ JWT_MAX_LIFETIME: "forever" })).toThrow("JWT_MAX_LIFETIME must be a duration");
+  });
+
   test("broker retries: 3 by default, a whole number up to 20", () => {
     expect(parseConfig({}).EDGEWISE_DELIVERY_RETRIES).toBe(3);
     expect(parseConfig({ EDGEWISE_DELIVERY_RETRIES: "0" }).EDGEWISE_DELIVERY_RETRIES).toBe(0);

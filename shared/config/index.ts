@@ -162,6 +162,16 @@ export const ConfigSchema = v.object({
   CONSOLE_SESSION_SECRET: v.optional(
     v.pipe(v.string(), v.minLength(32, "CONSOLE_SESSION_SECRET must be at least 32 characters")),
   ),
+  /**
+   * The longest a JWT may still be valid: a token whose `exp` is further ahead is refused (401), as Kong's
+   * `maximum_expiration` does. Unset: no limit. npm start's admin token is issued for at most this long.
+   */
+  JWT_MAX_LIFETIME: v.optional(
+    v.pipe(
+      duration("JWT_MAX_LIFETIME"),
+      v.minValue(1000, "JWT_MAX_LIFETIME must be at least 1s, such as 1h"),
+    ),
+  ),
   JWT_ISSUER: v.optional(v.string()),
   JWT_AUDIENCE: v.optional(v.string()),
   /** Per-subject limit per route class. */

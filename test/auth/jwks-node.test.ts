@@ -1,4 +1,4 @@
-// JWT_JWKS_URL on a running node: the API and the console share one key set, and an outage of the provider is logged.
+// JWT_JWKS_URL on a running node: the API and the console share one key set, an outage of the provider is logged, and JWT_MAX_LIFETIME holds.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -29,6 +29,7 @@ beforeAll(async () => {
       DATABASE_URL: TEST_DATABASE_URL,
       EDGEWISE_DATA_DIR: dataDir,
       JWT_JWKS_URL: jwks.url,
+      JWT_MAX_LIFETIME: "1h",
     }),
     ...referenceSystem(),
     schema,
@@ -43,8 +44,8 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-const adminToken = (sub: string) =>
-  new SignJWT({ sub, scope: "admin", exp: Math.floor(Date.now() / 1000) + 300 })
+const adminToken = (sub: string, lifetimeSeconds = 300) =>
+  new SignJWT({ sub, scope: "admin", exp: Math.floor(Date.now() / 1000) + lifetimeSeconds })
     .setProtectedHeader({ alg: "RS256", kid: rsa.kid })
     .sign(rsa.privateKey);
 
@@ -70,4 +71,16 @@ test("once it is back, the API and the console's ?token= login verify with one k
   });
   expect(login.status).toBe(303);
   expect(jwks.hits).toBe(2);
+});
+
+test("JWT_MAX_LIFETIME on a node: a token still valid for 2 h is refused under a 1 h limit, the API and the console alike", async () => {
+  const longLived = await adminToken("admin-3", 2 * 3600);
+  const response = await fetch(`${node.url}/v1/inventory/jwks-node`, {
+    headers: { authorization: `Bearer ${longLived}` },
+  });
+  expect(response.status).toBe(401);
+  expect(((await response.json()) as { detail: string }).detail).toBe("invalid token: exp too far ahead");
+  const login = await fetch(`${node.url}/_console?token=${longLived}`, { redirect: "manual" });
+  expect(login.status).not.toBe(303);
+  expect(await read(await adminToken("admin-4", 50 * 60))).toBe(404);
 });

@@ -72,6 +72,25 @@ export const claimRows: AttackRow[] = [
     detail: "invalid token: issued in the future",
   },
   {
+    name: "no JWT_MAX_LIFETIME: a token valid for ten more years passes",
+    gateway: "hs",
+    token: () => hs256(claims({ exp: seconds() + 10 * 365 * 86_400 })),
+    status: 200,
+  },
+  {
+    name: "JWT_MAX_LIFETIME 1h: a token valid for 59 more minutes passes",
+    gateway: "capped",
+    token: () => hs256(claims({ exp: seconds() + 59 * 60 })),
+    status: 200,
+  },
+  {
+    name: "JWT_MAX_LIFETIME 1h: a token valid for 2 more hours is refused, whatever its iat",
+    gateway: "capped",
+    token: () => hs256(claims({ iat: seconds() - 3 * 3600, exp: seconds() + 2 * 3600 })),
+    status: 401,
+    detail: "invalid token: exp too far ahead",
+  },
+  {
     name: "iat in the future, RS256 from the JWKS",
     gateway: "jwks",
     token: (keys) => signed(claims({ iat: seconds() + 3600, exp: seconds() + 7200 }), keys.rsa),

@@ -1,4 +1,4 @@
-// The JWT attack-table runner: three gateways (HS-only, JWKS-only, both) and one request per row against GET /orders.
+// The JWT attack-table runner: four gateways (HS-only, JWKS-only, both, HS with a maximum lifetime) and one request per row against GET /orders.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { base64url, type JWTPayload, SignJWT } from "jose";
 import { attackCategory } from "./report.ts";
@@ -21,7 +21,8 @@ export interface JwtFixtures {
 
 export interface AttackRow {
   name: string;
-  gateway: "hs" | "jwks" | "both";
+  /** `capped`: HS256 with JWT_MAX_LIFETIME of an hour. */
+  gateway: "hs" | "jwks" | "both" | "capped";
   token: (keys: JwtFixtures) => Promise<string>;
   status: 200 | 401 | 403;
   /** The problem's `detail`, for refusals. */
@@ -58,7 +59,7 @@ export const encode = (value: object) => base64url.encode(JSON.stringify(value))
 export const seconds = now;
 
 /**
- * Runs each table (title → rows) against the three gateways. Each row: the exact status; on refusal the handler
+ * Runs each table (title → rows) against the four gateways. Each row: the exact status; on refusal the handler
  * did not run, and nothing of the token comes back. Every row that expects a refusal is an attack case of the
  * `jwt` category; rows that expect 200 are the controls. Call once per file: the category's line sums all tables.
  */
@@ -76,6 +77,7 @@ export function runAttackTables(tables: Record<string, AttackRow[]>): void {
       hs: testGateway({ secret: SECRET, ...checks }),
       jwks: testGateway({ jwksUrl: jwks.url, ...checks }),
       both: testGateway({ secret: SECRET, jwksUrl: jwks.url, ...checks }),
+      capped: testGateway({ secret: SECRET, ...checks, maxLifetimeSeconds: 3600 }),
     };
   });
   afterAll(() => jwks.stop());

@@ -30,6 +30,11 @@ export interface JwtOptions {
   /** Checked when set (JWT_ISSUER, JWT_AUDIENCE). */
   issuer?: string | undefined;
   audience?: string | string[] | undefined;
+  /**
+   * The longest a token may still be valid, in seconds (JWT_MAX_LIFETIME): one whose `exp` is further ahead than
+   * this (plus the leeway) is refused, so a leaked long-lived token is not honoured. Unset: no limit.
+   */
+  maxLifetimeSeconds?: number | undefined;
   /** Leeway for `exp` and `nbf`, in seconds. */
   clockToleranceSeconds?: number | undefined;
   /** The time `exp`/`nbf` are checked against; default the system clock. */
@@ -60,6 +65,10 @@ export function jwtVerifier(options: JwtOptions): JwtVerifier | undefined {
   if (hmacKey === undefined && remote === undefined) return undefined;
   const keySet = remote === undefined ? undefined : guardKeySet(remote);
   const tolerance = options.clockToleranceSeconds ?? 5;
+  const maxLifetime = options.maxLifetimeSeconds;
+  if (maxLifetime !== undefined && !(maxLifetime > 0)) {
+    throw new EdgewiseError("config.invalid", "the JWT maximum lifetime must be above 0 seconds");
+  }
   const checks: JWTVerifyOptions = {
     requiredClaims: ["exp", "sub"],
     clockTolerance: tolerance,
@@ -82,12 +91,19 @@ export function jwtVerifier(options: JwtOptions): JwtVerifier | undefined {
   const cache = new VerifiedTokens(options.cacheEntries ?? 10_000, tolerance, clock);
   /**
    * jose checks `iat` only against a maximum age; a token issued in the future (past the same tolerance as `nbf`)
-   * is refused here too: its issuer's clock is wrong, or it was minted ahead of time.
+   * is refused here too: its issuer's clock is wrong, or it was minted ahead of time. So is one valid for longer
+   * than the maximum lifetime from now, whatever its `iat` says.
    */
   const accept = (token: string, payload: JWTPayload): ClaimsOutcome => {
     const now = Math.floor((clock?.now() ?? Date.now()) / 1000);
     if (typeof payload.iat === "number" && payload.iat > now + tolerance)
       return { reason: "issued in the future" };
+    if (
+      maxLifetime !== undefined &&
+      typeof payload.exp === "number" &&
+      payload.exp > now + maxLifetime + tolerance
+    )
+      return { reason: "exp too far ahead" };
     return cache.remember(token, payload, principalFromClaims(payload));
   };
 
