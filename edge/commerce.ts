@@ -1,6 +1,6 @@
 // The reference commerce system on one Postgres pool: its consumers and routes, for the node and the Worker to compose.
 import type { Hono } from "hono";
-import { BillingLedger, BillingOutboxRelay } from "../actors/commerce/billing/index.ts";
+import { BillingLedger, BillingOutboxRelay, type PruneSchedule } from "../actors/commerce/billing/index.ts";
 import {
   ActivityLog,
   OrdersProjector,
@@ -45,6 +45,8 @@ export interface CommerceSystemOptions {
   sql: BillingSql;
   /** How long billing keeps a handled message id for deduplication (a node's EDGEWISE_INBOX_RETENTION); 7 days. */
   processedRetentionMs?: number;
+  /** Shared by systems built per request (Workers), so billing prunes handled ids once an hour between them. */
+  billingPruneSchedule?: PruneSchedule;
   /** The queue: billing's relay, the webhook fan-out and inbound Restock commands publish through it. */
   transport: Transport;
   /** The actors, wherever they run (in process, on a remote actor host, as Durable Objects). */
@@ -156,6 +158,7 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
   const billing = new BillingLedger(sql, {
     onCommitted: () => afterCommit(relay),
     ...(options.processedRetentionMs ? { processedRetentionMs: options.processedRetentionMs } : {}),
+    ...(options.billingPruneSchedule ? { pruneSchedule: options.billingPruneSchedule } : {}),
     onPruneError: (error) =>
       options.logger
         ? options.logger.warn("billing: pruning handled message ids failed", { error: errorFields(error) })

@@ -7,7 +7,7 @@ import {
   loyaltyActor,
   orderActor,
 } from "../../actors/commerce/actors.ts";
-import type { BillingOutboxRelay } from "../../actors/commerce/billing/index.ts";
+import type { BillingOutboxRelay, PruneSchedule } from "../../actors/commerce/billing/index.ts";
 import {
   ActivityLog,
   type ReadCache,
@@ -131,6 +131,8 @@ export class CommerceOnWorkers {
    * once an hour per isolate (as a node does at start and then hourly), on a connection of its own.
    */
   readonly pruneActivity: (now: number) => Promise<void> | undefined;
+  /** When billing last pruned its handled ids in this isolate: at most once an hour across its requests. */
+  private readonly billingPrunes: PruneSchedule = { lastAt: undefined };
   private readonly pruneSecurityEvents = securityEventPruner(
     { pruneActivity: (query) => this.onActivityLog((log) => log.pruneActivity(query)) },
     { onError: (error) => console.error("[edgewise] security events: pruning failed", error) },
@@ -220,6 +222,7 @@ export class CommerceOnWorkers {
       webhookPost: postWithFetch,
       inboundWebhookSecrets: this.config.INBOUND_WEBHOOK_SECRETS,
       processedRetentionMs: this.config.EDGEWISE_INBOX_RETENTION,
+      billingPruneSchedule: this.billingPrunes,
       ...(this.readCache ? { readCache: this.readCache } : {}),
       ...(this.dependencies ? { dependencies: this.dependencies } : {}),
       // No relay loop runs between requests: relay right after the commit, in the background of the same

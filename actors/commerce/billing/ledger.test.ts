@@ -267,6 +267,33 @@ describe("payments", () => {
     await expectInvariants();
   });
 
+  test("ledgers sharing a prune schedule (Workers builds one a request) prune once a period between them", async () => {
+    const schedule = { lastAt: undefined as number | undefined };
+    const options = { processedRetentionMs: 60_000, pruneSchedule: schedule };
+    const processed = async (id: string) =>
+      (await sql`SELECT 1 FROM billing_processed_messages WHERE message_id = ${id}`).length;
+    const first = new BillingLedger(sql, options);
+    await first.putAccount("shared-prune", 1_000);
+    const old = payment("shared-prune", nextOrder(), 100);
+    await first.receive(old);
+    const prunedAt = schedule.lastAt;
+    expect(prunedAt).toBeNumber();
+    await sql`UPDATE billing_processed_messages SET processed_at = now() - interval '2 minutes'
+      WHERE message_id = ${old.id}`;
+    // The next request's ledger: within the hour of the shared schedule, it does not prune.
+    await new BillingLedger(sql, options).receive(payment("shared-prune", nextOrder(), 100));
+    expect(schedule.lastAt).toBe(prunedAt as number);
+    await Bun.sleep(200);
+    expect(await processed(old.id)).toBe(1);
+    // A ledger with a schedule of its own prunes at its first payment, as before.
+    await new BillingLedger(sql, { processedRetentionMs: 60_000 }).receive(
+      payment("shared-prune", nextOrder(), 100),
+    );
+    for (let i = 0; i < 100 && (await processed(old.id)) > 0; i++) await Bun.sleep(10);
+    expect(await processed(old.id)).toBe(0);
+    await expectInvariants();
+  });
+
   test("50 concurrent payments on one small account never overdraw it", async () => {
     await ledger.putAccount("rush", 1_000);
     const outcomes = await Promise.all(

@@ -38,8 +38,18 @@ export interface BillingLedgerOptions {
   processedRetentionMs?: number;
   /** Older ids are pruned after a commit, at most this often (and at the first commit). Default 1 hour. */
   pruneEveryMs?: number;
+  /**
+   * When the last prune ran, shared by ledgers that should prune once a period between them: on Workers a ledger is
+   * built per request, and without it each request's first payment would prune. Default: this ledger's own.
+   */
+  pruneSchedule?: PruneSchedule;
   /** A failed prune is retried at the next one; this hears about it. */
   onPruneError?: (error: unknown) => void;
+}
+
+/** When handled ids were last pruned (ms since the epoch), or undefined before the first prune. */
+export interface PruneSchedule {
+  lastAt: number | undefined;
 }
 
 const PRUNE_BATCH = 5_000;
@@ -60,7 +70,9 @@ export class BillingLedger implements MessageConsumer {
   constructor(
     private readonly sql: BillingSql,
     private readonly options: BillingLedgerOptions = {},
-  ) {}
+  ) {
+    this.pruneSchedule = options.pruneSchedule ?? { lastAt: undefined };
+  }
 
   /** Creates the billing tables if missing; safe on every start and from several nodes at once. */
   migrate(): Promise<void> {
@@ -179,14 +191,14 @@ export class BillingLedger implements MessageConsumer {
     return outcome;
   }
 
-  private lastPruneAt: number | undefined;
+  private readonly pruneSchedule: PruneSchedule;
 
   /** Every handled message leaves a row: without this, billing_processed_messages grows by one per payment. */
   private pruneIfDue(): void {
     const now = Date.now();
-    if (this.lastPruneAt !== undefined && now - this.lastPruneAt < (this.options.pruneEveryMs ?? 3_600_000))
-      return;
-    this.lastPruneAt = now;
+    const last = this.pruneSchedule.lastAt;
+    if (last !== undefined && now - last < (this.options.pruneEveryMs ?? 3_600_000)) return;
+    this.pruneSchedule.lastAt = now;
     const keepMs = this.options.processedRetentionMs ?? 7 * 86_400_000;
     this.pruneProcessed(new Date(now - keepMs)).catch((error: unknown) => this.options.onPruneError?.(error));
   }
