@@ -10,6 +10,7 @@ import { openApiOptions } from "./openapi.ts";
 import { type CachedApiKeyVerifier, cachedApiKeyVerifier } from "./middleware/auth/api-key-cache.ts";
 import type { ApiKeyStore } from "./middleware/auth/api-key-store.ts";
 import { type AuthOptions, type AuthRefusal, auth } from "./middleware/auth/index.ts";
+import { headContentLength } from "./middleware/head/index.ts";
 import { jwtVerifier } from "./middleware/auth/jwt.ts";
 import { bodyLimit } from "./middleware/body-limit/index.ts";
 import { type ClientCertOptions, requireClientCert } from "./middleware/client-cert/index.ts";
@@ -145,6 +146,8 @@ export function createApp(options: AppOptions): GatewayApp {
       }
     : options.onRequest;
 
+  // Around everything: a HEAD answer gets its GET's Content-Length.
+  app.use(headContentLength());
   // 1. request id → 2. telemetry → 3. secure headers and CORS: for every request, internal ones included.
   app.use(requestId({ ...(options.logger ? { logger: options.logger } : {}), accessLog: options.accessLog }));
   const security = options.securityEvents ? securityReporters(options.securityEvents) : undefined;
