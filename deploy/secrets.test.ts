@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_TOKEN } from "./local/broker/config.ts";
 import { parseConfig } from "../shared/config/index.ts";
 import { brokerCredentials, jwtSecret, privateDataDir, publicSigningKeysWarning } from "./secrets.ts";
+import { adminTokenLine } from "./try-it.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "edgewise-secrets-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -50,6 +51,12 @@ test("the JWT key: the node's own (0600, with an admin token) on defaults; none 
   expect(await lifetime(await own.adminToken())).toBe(86_400);
   const capped = await jwtSecret(parseConfig({ JWT_MAX_LIFETIME: "1h" }), dir);
   expect(await lifetime(await capped.adminToken())).toBe(3_600);
+  // And npm start says so when it prints it.
+  expect(adminTokenLine(String(await own.adminToken()))).toStartWith(
+    "[edgewise] admin token (24 h, local development): ey",
+  );
+  const shorter = await jwtSecret(parseConfig({ JWT_MAX_LIFETIME: "90s" }), dir);
+  expect(adminTokenLine(String(await shorter.adminToken()))).toContain("(90 s, local development)");
 
   const idpOnly = mkdtempSync(join(tmpdir(), "edgewise-secrets-"));
   const withJwks = await jwtSecret(

@@ -14,3 +14,19 @@ export function tryItLines(base: string, token: string): string[] {
     `[edgewise] more: the demo counter (curl -X POST ${base}/v1/counters/demo/increment ${auth} ${json} -d '{"by":1}'), ${base}/openapi.json, and npm run demo`,
   ];
 }
+
+/** The line that prints the node's own admin token, with how long it lasts (a day, or JWT_MAX_LIFETIME). */
+export function adminTokenLine(token: string): string {
+  const claims = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString()) as {
+    iat?: number;
+    exp?: number;
+  };
+  const seconds = (claims.exp ?? 0) - (claims.iat ?? 0);
+  const lifetime =
+    seconds % 3600 === 0
+      ? `${seconds / 3600} h`
+      : seconds % 60 === 0
+        ? `${seconds / 60} min`
+        : `${seconds} s`;
+  return `[edgewise] admin token (${lifetime}, local development): ${token}`;
+}

@@ -4,7 +4,7 @@ import { referenceSystem } from "../../deploy/reference.ts";
 import { stopOnSignals } from "../../deploy/shutdown.ts";
 import { exitOnStartFailure } from "../../deploy/start-failure.ts";
 import { startNode } from "../../deploy/bun/node.ts";
-import { tryItLines } from "../../deploy/try-it.ts";
+import { adminTokenLine, tryItLines } from "../../deploy/try-it.ts";
 
 const config = configOrExit();
 const node = await startNode({ config, ...referenceSystem() }).catch(exitOnStartFailure(config));
@@ -12,7 +12,7 @@ console.log(`[edgewise] listening on ${node.url} (data in ${config.EDGEWISE_DATA
 console.log(`[edgewise] queue: ${node.broker ? `embedded broker at ${node.brokerUrl}` : node.brokerUrl}`);
 if (node.adminToken) {
   // Printed only for the node's own key (embedded defaults): an operator's JWT_SECRET never yields a token here.
-  console.log(`[edgewise] admin token (24 h, local development): ${node.adminToken}`);
+  console.log(adminTokenLine(node.adminToken));
   console.log(tryItLines(node.url, node.adminToken).join("\n"));
 }
 

@@ -7,6 +7,7 @@ import { openNodeSqlite } from "../../actors/hosts/local/sqlite-node.ts";
 import { denoServe } from "../../deploy/deno/serve.ts";
 import { nodeTcpRedis } from "../middleware/rate-limit/redis-tcp-node.ts";
 import { startNode } from "../../deploy/node.ts";
+import { adminTokenLine } from "../../deploy/try-it.ts";
 
 const config = configOrExit();
 const node = await startNode({
@@ -19,7 +20,7 @@ const node = await startNode({
   tcpRedis: (url) => nodeTcpRedis({ url }),
 }).catch(exitOnStartFailure(config));
 console.log(`[edgewise] listening on ${node.url} (Deno, data in ${config.EDGEWISE_DATA_DIR})`);
-if (node.adminToken) console.log(`[edgewise] admin token (24 h, local development): ${node.adminToken}`);
+if (node.adminToken) console.log(adminTokenLine(node.adminToken));
 
 stopOnSignals(
   () => node.stop(),
