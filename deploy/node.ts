@@ -31,6 +31,7 @@ import {
 import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
 import type { GatewayEnv } from "../edge/env.ts";
 import { remoteKeySet } from "../edge/middleware/auth/jwks.ts";
+import { jwtClaimChecks } from "../edge/middleware/auth/jwt.ts";
 import { PostgresApiKeyStore } from "../edge/middleware/auth/postgres-api-key-store.ts";
 import type { ApiKeyStore } from "../edge/middleware/auth/api-key-store.ts";
 import { clientIp } from "../edge/middleware/client-ip/index.ts";
@@ -530,9 +531,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
             }),
           }
         : {}),
-      ...(config.JWT_MAX_LIFETIME ? { maxLifetimeSeconds: config.JWT_MAX_LIFETIME / 1000 } : {}),
-      ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
-      ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
+      ...jwtClaimChecks(config),
     },
     // Verifying a key may query Postgres: behind its breaker, so a dead database answers 503 at once.
     apiKeys: guardedPort<ApiKeyStore>(

@@ -7,6 +7,7 @@ import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { Dependencies } from "../../shared/resilience/index.ts";
 import type { AppOptions } from "../app.ts";
 import { remoteKeySet } from "../middleware/auth/jwks.ts";
+import { jwtClaimChecks } from "../middleware/auth/jwt.ts";
 import { clientIp } from "../middleware/client-ip/index.ts";
 import { configuredLimiter } from "../middleware/rate-limit/configured.ts";
 import { guardedRedis } from "../middleware/rate-limit/guarded-redis.ts";
@@ -73,9 +74,7 @@ export function gatewayFromEnv(
             // One key set per isolate: with commerce the app is built per request, and a `jwksUrl` would make
             // each its own, fetched anew.
             ...(config.JWT_JWKS_URL ? { jwks: remoteKeySet(config.JWT_JWKS_URL) } : {}),
-            ...(config.JWT_MAX_LIFETIME ? { maxLifetimeSeconds: config.JWT_MAX_LIFETIME / 1000 } : {}),
-            ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
-            ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
+            ...jwtClaimChecks(config),
           },
         }
       : {}),

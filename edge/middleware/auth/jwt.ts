@@ -8,6 +8,7 @@ import {
   jwtVerify,
 } from "jose";
 import type { Clock } from "../../../shared/clock/index.ts";
+import type { Config } from "../../../shared/config/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { type ClaimsOutcome, principalFromClaims } from "./claims.ts";
 import { type RemoteKeySetOptions, remoteKeySet } from "./jwks.ts";
@@ -41,6 +42,17 @@ export interface JwtOptions {
   clock?: Clock | undefined;
   /** Verified tokens remembered, so a client's repeated token skips the signature check. 0 turns it off. */
   cacheEntries?: number | undefined;
+}
+
+/** The claim checks a node's or a Worker's configuration asks for: JWT_ISSUER, JWT_AUDIENCE, JWT_MAX_LIFETIME. */
+export function jwtClaimChecks(
+  config: Pick<Config, "JWT_ISSUER" | "JWT_AUDIENCE" | "JWT_MAX_LIFETIME">,
+): Pick<JwtOptions, "issuer" | "audience" | "maxLifetimeSeconds"> {
+  return {
+    ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
+    ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
+    ...(config.JWT_MAX_LIFETIME ? { maxLifetimeSeconds: config.JWT_MAX_LIFETIME / 1000 } : {}),
+  };
 }
 
 /**
