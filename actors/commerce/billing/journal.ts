@@ -94,7 +94,16 @@ export async function post(
       UPDATE billing_accounts SET balance_cents = balance_cents + ${entry.amountCents}, updated_at = now()
       WHERE id = ${entry.accountId} RETURNING balance_cents`;
     if (!row) throw new EdgewiseError("internal", `billing account ${entry.accountId} does not exist`);
-    balances.set(entry.accountId, Number(row.balance_cents));
+    const balance = Number(row.balance_cents);
+    // Postgres's bigint holds more than a JavaScript number does exactly. A balance past the largest safe integer
+    // would be read back rounded and fail every message that carries it, so the transaction rolls back instead.
+    if (!Number.isSafeInteger(balance)) {
+      throw new EdgewiseError(
+        "conflict",
+        `a ${posting.kind} of ${entry.amountCents} cents would take account ${entry.accountId} over the largest balance (${Number.MAX_SAFE_INTEGER} cents); nothing was applied`,
+      );
+    }
+    balances.set(entry.accountId, balance);
   }
   return balances;
 }

@@ -195,6 +195,27 @@ describe("payments", () => {
     await expectInvariants();
   });
 
+  test("a refund that would take a balance past the largest safe integer is refused whole, and applies once it fits", async () => {
+    await ledger.putAccount("rich", 1_000);
+    const orderId = nextOrder();
+    await ledger.receive(payment("rich", orderId, 100));
+    await ledger.putAccount("rich", Number.MAX_SAFE_INTEGER);
+    const message = refund("rich", orderId, 100);
+    // Postgres would hold MAX_SAFE_INTEGER + 100 exactly; read back it would round, and the reply would fail.
+    await expectCode(ledger.receive(message), "conflict");
+    expect(await balance("rich")).toBe(Number.MAX_SAFE_INTEGER);
+    expect(await transactionsOf(orderId)).toEqual(["capture"]);
+    expect((await outboxFor(orderId)).map((envelope) => envelope.type)).toEqual(["PaymentCaptured"]);
+    // Nothing recorded the message as handled: its redelivery, once the balance leaves room, applies it.
+    await ledger.putAccount("rich", 5_000);
+    expect(replyOf(await ledger.receive(message))).toMatchObject({
+      type: "PaymentRefunded",
+      data: { orderId, customerId: "rich", amountCents: 100, balanceCents: 5_100 },
+    });
+    expect(await transactionsOf(orderId)).toEqual(["capture", "refund"]);
+    await expectInvariants();
+  });
+
   test("a refund without a capture is a no-op, but the message is recorded", async () => {
     await ledger.putAccount("nocap", 50);
     const orderId = nextOrder();
@@ -274,10 +295,17 @@ describe("payments", () => {
       (await sql`SELECT 1 FROM billing_processed_messages WHERE message_id = ${id}`).length;
     const first = new BillingLedger(sql, options);
     await first.putAccount("shared-prune", 1_000);
+    // A handled id already past the retention: its disappearance shows that the first prune has run to its end
+    // (it is not awaited), so it cannot be what removes `old` below.
+    const sentinel = `sentinel-${nextOrder()}`;
+    await sql`INSERT INTO billing_processed_messages (message_id, target, type, processed_at)
+      VALUES (${sentinel}, 'billing/shared-prune', 'PaymentRequested', now() - interval '2 minutes')`;
     const old = payment("shared-prune", nextOrder(), 100);
     await first.receive(old);
     const prunedAt = schedule.lastAt;
     expect(prunedAt).toBeNumber();
+    for (let i = 0; i < 100 && (await processed(sentinel)) > 0; i++) await Bun.sleep(10);
+    expect(await processed(sentinel)).toBe(0);
     await sql`UPDATE billing_processed_messages SET processed_at = now() - interval '2 minutes'
       WHERE message_id = ${old.id}`;
     // The next request's ledger: within the hour of the shared schedule, it does not prune.
