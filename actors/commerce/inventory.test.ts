@@ -258,7 +258,9 @@ describe("inventory actor", () => {
 
     await deliver("kiwi", "Restock", { sku: "kiwi", quantity: 3 });
     expect(state("kiwi")).toMatchObject({ exists: false, available: 3, stocked: 3 });
-    expect(((await ask("kiwi", "Get").catch((error) => error)) as EdgewiseError).code).toBe("not_found");
+    const unlisted = (await ask("kiwi", "Get").catch((error) => error)) as EdgewiseError;
+    expect(unlisted.code).toBe("not_found");
+    expect(unlisted.message).toBe("sku kiwi was never set; 3 restocked units wait for a PUT with its price");
     await sent();
     await deliver("kiwi", "OrderPlaced", placed("o1", [{ sku: "kiwi", quantity: 1 }]));
     expect((await sent()).map((message) => message.type)).toEqual(["StockRejected"]);

@@ -118,7 +118,12 @@ export const inventoryActor = defineActor({
     },
 
     Get(ctx): StockView {
-      if (!ctx.state.exists) throw new EdgewiseError("not_found", `sku ${ctx.key} was never set`);
+      if (!ctx.state.exists) {
+        // Restocked units of an unlisted sku are kept (and counted in `stocked`); say so rather than hide them.
+        const waiting = ctx.state.available;
+        const held = waiting > 0 ? `; ${waiting} restocked units wait for a PUT with its price` : "";
+        throw new EdgewiseError("not_found", `sku ${ctx.key} was never set${held}`);
+      }
       return view(ctx);
     },
 
