@@ -93,6 +93,17 @@ describe("gateway app (in process)", () => {
     expect(response.headers.get("x-content-type-options")).toBe("nosniff");
     expect(response.headers.get("strict-transport-security")).toContain("max-age=");
     expect(response.headers.get("access-control-allow-origin")).toBe("https://shop.example");
+    // A browser reads only what is exposed: the 202's Location above all, and the ids and limits.
+    const exposed = (response.headers.get("access-control-expose-headers") ?? "").toLowerCase().split(",");
+    for (const name of [
+      "location",
+      "x-request-id",
+      "x-cache",
+      "www-authenticate",
+      "ratelimit-remaining",
+      "retry-after",
+    ])
+      expect(exposed).toContain(name);
     const other = await app.request("/healthz", { headers: { origin: "https://evil.example" } });
     expect(other.headers.get("access-control-allow-origin")).toBeNull();
     const preflight = await app.request("/v1/counters/a/increment", {

@@ -44,8 +44,12 @@ export function secureHeaders(options: SecureHeadersOptions = {}) {
           origin: origins.includes("*") ? "*" : origins,
           allowHeaders: ["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "X-Request-Id"],
           allowMethods: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+          // Everything API.md promises a client beyond the CORS-safelisted headers: a browser hides the rest.
           exposeHeaders: [
+            "Location",
             "X-Request-Id",
+            "X-Cache",
+            "WWW-Authenticate",
             "RateLimit-Limit",
             "RateLimit-Remaining",
             "RateLimit-Reset",
