@@ -19,6 +19,7 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import type { SqlDatabase } from "../actors/hosts/local/sql.ts";
 import type { ConsoleTraces } from "../edge/console/types.ts";
+import { otlpResource } from "../shared/telemetry/otlp-env.ts";
 import { TraceStoreProcessor } from "../shared/telemetry/trace/processor.ts";
 import {
   defaultReadSampling,
@@ -107,7 +108,7 @@ export function installTracing(serviceName = env("OTEL_SERVICE_NAME") ?? "edgewi
     processors.push(new BatchSpanProcessor(new OTLPTraceExporter()));
   }
   const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ "service.name": serviceName }),
+    resource: resourceFromAttributes(otlpResource(serviceName, env("OTEL_RESOURCE_ATTRIBUTES"))),
     spanProcessors: processors,
   });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());

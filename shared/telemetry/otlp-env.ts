@@ -70,3 +70,14 @@ export function otlpKeyValues(
   }
   return out;
 }
+
+/**
+ * The resource every export describes itself with, traces and metrics alike: OTEL_RESOURCE_ATTRIBUTES (`key=value,…`),
+ * with `service.name` always the given one (OTEL_SERVICE_NAME or the default), as the OTel SDKs do.
+ */
+export function otlpResource(
+  serviceName: string,
+  attributesText: string | undefined,
+): Record<string, string> {
+  return { ...otlpKeyValues("OTEL_RESOURCE_ATTRIBUTES", attributesText), "service.name": serviceName };
+}

@@ -41,6 +41,8 @@ interface Received {
   attributes: Record<string, unknown>;
   links: Array<{ traceId: string; spanId: string }>;
   service: unknown;
+  /** The resource's `deployment.environment`, from OTEL_RESOURCE_ATTRIBUTES. */
+  environment: unknown;
 }
 const [PRODUCER, CONSUMER] = [4, 5];
 
@@ -98,7 +100,8 @@ function startReceiver() {
         }>;
       };
       for (const resource of parsed.resourceSpans) {
-        const service = attributes(resource.resource?.attributes)["service.name"];
+        const described = attributes(resource.resource?.attributes);
+        const service = described["service.name"];
         for (const scope of resource.scopeSpans) {
           for (const span of scope.spans) {
             spans.push({
@@ -114,6 +117,7 @@ function startReceiver() {
                 spanId: l.spanId,
               })),
               service,
+              environment: described["deployment.environment"],
             });
           }
         }
@@ -144,6 +148,7 @@ beforeAll(async () => {
   running = await startCommerceWorker("trace_cf", {
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
     OTEL_EXPORTER_OTLP_HEADERS: `authorization=Bearer%20${apiKey},x-otlp-tenant=${tenant}`,
+    OTEL_RESOURCE_ATTRIBUTES: "deployment.environment=trace-test",
     // Metrics are pushed when a request ends and this long has passed (workerd runs no timers between requests).
     OTEL_METRIC_EXPORT_INTERVAL: "200",
   });
@@ -178,6 +183,7 @@ describe("traces (workerd)", () => {
         for (const s of spans) console.log(s.kind, s.name, s.spanId, "<-", s.parentSpanId, s.links);
       const byId = new Map(spans.map((span) => [span.spanId, span]));
       expect(spans.every((span) => span.service === "edgewise-worker")).toBe(true);
+      expect(spans.every((span) => span.environment === "trace-test")).toBe(true);
       // Wall-clock times (workerd's clock only moves on I/O, but it is the epoch's).
       expect(spans.every((span) => Math.abs(span.startMs - Date.now()) < 60_000)).toBe(true);
 
@@ -244,6 +250,7 @@ describe("traces (workerd)", () => {
       );
       for (const push of received.metricPushes) {
         expect(push.resource["service.name"]).toBe("edgewise-worker");
+        expect(push.resource["deployment.environment"]).toBe("trace-test");
         expect(typeof push.resource["service.instance.id"]).toBe("string");
         expect(push.headers.get("authorization")).toBe(`Bearer ${apiKey}`);
       }

@@ -57,11 +57,11 @@ class BufferingProcessor implements SpanProcessor {
  * Registers the isolate's provider (AsyncLocalStorage context, W3C propagation, the SDK's default sampler
  * ParentBased(AlwaysOn) as on Bun) and returns the flush that exports what it buffered.
  */
-export function installProvider(target: OtlpTarget, serviceName: string): () => Promise<void> {
+export function installProvider(target: OtlpTarget, resource: Record<string, string>): () => Promise<void> {
   const processor = new BufferingProcessor(target);
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({
-      "service.name": serviceName,
+      ...resource,
       "cloud.provider": "cloudflare",
       "cloud.platform": "cloudflare.workers",
     }),

@@ -16,7 +16,7 @@ import {
   sampleReads,
   tracingSetting,
 } from "../../../shared/telemetry/trace/sampling.ts";
-import { envReader, otlpSignalUrl } from "../../../shared/telemetry/otlp-env.ts";
+import { envReader, otlpResource, otlpSignalUrl } from "../../../shared/telemetry/otlp-env.ts";
 import { parseOtlpHeaders } from "./otlp-json.ts";
 
 /** The variables tracing reads (wrangler.toml: the endpoint is a var, the headers a secret). */
@@ -29,6 +29,8 @@ export interface TracingEnv {
   OTEL_EXPORTER_OTLP_HEADERS?: string;
   /** Default `edgewise-worker`. */
   OTEL_SERVICE_NAME?: string;
+  /** `key=value,…` on every span's resource, as on the metrics pushed. */
+  OTEL_RESOURCE_ATTRIBUTES?: string;
   /** `0` turns tracing off even with an endpoint. */
   EDGEWISE_TRACING?: string;
   /** Reads that start a trace: a rate (`10/s`, the default, per isolate) or a share (`0.1`). */
@@ -72,16 +74,20 @@ export function workerTracing(env: unknown): Promise<WorkerTracing> | undefined 
   let headers: Record<string, string>;
   let reads: ReturnType<typeof readSamplingSetting>;
   let writes: ReturnType<typeof writeSamplingSetting>;
+  let resource: Record<string, string>;
   try {
+    resource = otlpResource(
+      text(env, "OTEL_SERVICE_NAME") ?? "edgewise-worker",
+      text(env, "OTEL_RESOURCE_ATTRIBUTES"),
+    );
     headers = parseOtlpHeaders(text(env, "OTEL_EXPORTER_OTLP_HEADERS"));
     reads = readSamplingSetting(text(env, "EDGEWISE_TRACE_SAMPLE_READS"));
     writes = writeSamplingSetting(text(env, "EDGEWISE_TRACE_SAMPLE_WRITES"));
   } catch (error) {
     throw new EdgewiseError("config.invalid", (error as Error).message);
   }
-  const serviceName = text(env, "OTEL_SERVICE_NAME") ?? "edgewise-worker";
   decided = import("./tracing-sdk.ts").then(({ installProvider }) => {
-    const flush = installProvider({ url, headers, timeoutMs: exportTimeoutMs }, serviceName);
+    const flush = installProvider({ url, headers, timeoutMs: exportTimeoutMs }, resource);
     // A trace's first span is sampled before the SDK (shared/telemetry/trace/sampling.ts), per isolate here.
     sampleReads(reads);
     sampleWrites(writes);

@@ -1,7 +1,7 @@
 // Pushes a registry's snapshot to an OTLP/HTTP collector as JSON: the settings from OTel's variables, one push at a time.
 import { EdgewiseError } from "../../errors/index.ts";
 import type { Logger } from "../log/index.ts";
-import { type EnvReader, otlpKeyValues, otlpSignalUrl } from "../otlp-env.ts";
+import { type EnvReader, otlpKeyValues, otlpResource, otlpSignalUrl } from "../otlp-env.ts";
 import { toOtlpMetrics } from "./otlp.ts";
 import type { MetricsRegistry } from "./registry.ts";
 
@@ -55,10 +55,7 @@ export function otlpMetricsConfig(env: EnvReader, serviceName = "edgewise"): Otl
     },
     intervalMs: milliseconds("OTEL_METRIC_EXPORT_INTERVAL", env("OTEL_METRIC_EXPORT_INTERVAL"), 60_000),
     timeoutMs: milliseconds("OTEL_METRIC_EXPORT_TIMEOUT", env("OTEL_METRIC_EXPORT_TIMEOUT"), 30_000),
-    resource: {
-      ...otlpKeyValues("OTEL_RESOURCE_ATTRIBUTES", env("OTEL_RESOURCE_ATTRIBUTES")),
-      "service.name": env("OTEL_SERVICE_NAME")?.trim() || serviceName,
-    },
+    resource: otlpResource(env("OTEL_SERVICE_NAME")?.trim() || serviceName, env("OTEL_RESOURCE_ATTRIBUTES")),
   };
 }
 
