@@ -15,42 +15,80 @@ import {
   startBroker,
 } from "./index.ts";
 
+/** A bad setting: `config.invalid` naming it, which stops the broker with exit code 78, as a node does. */
+function settingError(name: string, message: string): EdgewiseError {
+  return new EdgewiseError("config.invalid", message, { issues: [{ path: name, message }] });
+}
+
 function number(name: string, fallback: number, check: (n: number) => boolean): number {
   const text = process.env[name];
   if (text === undefined || text === "") return fallback;
   const value = Number(text);
   if (!Number.isFinite(value) || !check(value)) {
-    throw new EdgewiseError("config.invalid", `${name} is not valid (got ${JSON.stringify(text)})`);
+    throw settingError(name, `${name} is not valid (got ${JSON.stringify(text)})`);
   }
   return value;
 }
 
 const env = (name: string) => (process.env[name] === "" ? undefined : process.env[name]);
 
-// The node's rule for this setting (shared/config), so both read it alike.
-const { EDGEWISE_PGLITE_SYNC: pgliteSync } = parseConfig({
-  EDGEWISE_PGLITE_SYNC: env("EDGEWISE_PGLITE_SYNC"),
-});
-const token = env("QSTASH_TOKEN");
-// Delivering to actor hosts that require mutual TLS: the broker's own certificate (its role CA is the identity
-// the actor host admits), and the CA of the hosts it delivers to. Reloaded when the files change.
-const [certFile, keyFile, caFile] = [env("TLS_CERT_FILE"), env("TLS_KEY_FILE"), env("TLS_CA_FILE")];
-if ((certFile === undefined) !== (keyFile === undefined)) {
-  throw new EdgewiseError("config.invalid", "TLS_CERT_FILE and TLS_KEY_FILE go together");
-}
-const tls =
-  certFile && keyFile
-    ? watchTlsFiles(
-        { cert: certFile, key: keyFile, ...(caFile ? { ca: caFile } : {}) },
-        { onError: (error) => console.warn("[broker] tls: a rotated certificate was not applied:", error) },
-      )
-    : undefined;
 const dataDir = env("EDGEWISE_DATA_DIR") ?? "./.edgewise";
-// Why it could not start, in one line (the stack with LOG_LEVEL=debug), as the node says it; exit code 1.
-const failed = exitOnStartFailure({
+// Why it could not start, in one line (the stack with LOG_LEVEL=debug), as the node says it; exit code 78 for a
+// setting, 1 otherwise.
+const failed: (error: unknown) => never = exitOnStartFailure({
   DATABASE_URL: env("DATABASE_URL"),
   LOG_LEVEL: env("LOG_LEVEL") === "debug" ? "debug" : "info",
 });
+
+/** The settings, read and checked before anything starts: a bad one stops the broker with one line. */
+function readSettings() {
+  // The node's rule for this setting (shared/config), so both read it alike.
+  const { EDGEWISE_PGLITE_SYNC: pgliteSync } = parseConfig({
+    EDGEWISE_PGLITE_SYNC: env("EDGEWISE_PGLITE_SYNC"),
+  });
+  // Delivering to actor hosts that require mutual TLS: the broker's own certificate (its role CA is the identity
+  // the actor host admits), and the CA of the hosts it delivers to. Reloaded when the files change.
+  const [certFile, keyFile, caFile] = [env("TLS_CERT_FILE"), env("TLS_KEY_FILE"), env("TLS_CA_FILE")];
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw settingError(
+      certFile ? "TLS_KEY_FILE" : "TLS_CERT_FILE",
+      "TLS_CERT_FILE and TLS_KEY_FILE go together",
+    );
+  }
+  // As on a node: the CA is for mutual TLS, and alone it would be ignored, which no one setting it means.
+  if (caFile !== undefined && certFile === undefined) {
+    throw settingError(
+      "TLS_CERT_FILE",
+      "TLS_CA_FILE (mutual TLS) needs TLS_CERT_FILE and TLS_KEY_FILE, the broker's client certificate",
+    );
+  }
+  return {
+    pgliteSync,
+    port: number("QSTASH_PORT", DEV_PORT, (n) => Number.isInteger(n) && n >= 0 && n <= 65535),
+    timeScale: number("QSTASH_TIME_SCALE", 1, (n) => n > 0),
+    deliveryConcurrency: number(
+      "QSTASH_DELIVERY_CONCURRENCY",
+      defaultDeliveryConcurrency(!env("DATABASE_URL")),
+      (n) => Number.isInteger(n) && n > 0 && n <= 4096,
+    ),
+    tlsFiles:
+      certFile && keyFile ? { cert: certFile, key: keyFile, ...(caFile ? { ca: caFile } : {}) } : undefined,
+  };
+}
+
+let settings: ReturnType<typeof readSettings>;
+try {
+  settings = readSettings();
+} catch (error) {
+  failed(error);
+}
+const { tlsFiles } = settings;
+const token = env("QSTASH_TOKEN");
+const tls = tlsFiles
+  ? watchTlsFiles(tlsFiles, {
+      onError: (error) => console.warn("[broker] tls: a rotated certificate was not applied:", error),
+    })
+  : undefined;
 // On PGlite, one process at a time on the data dir's embedded Postgres (a node on the same dir included). Kept
 // referenced until the broker stops: a collected connection would close, and its lock go with it.
 let pgliteLock: DataDirLock | undefined;
@@ -62,21 +100,17 @@ try {
   failed(error);
 }
 const broker = await startBroker({
-  port: number("QSTASH_PORT", DEV_PORT, (n) => Number.isInteger(n) && n >= 0 && n <= 65535),
+  port: settings.port,
   hostname: env("QSTASH_HOST") ?? "127.0.0.1",
   databaseUrl: env("DATABASE_URL"),
   schema: env("QSTASH_DB_SCHEMA"),
   dataDir,
-  pgliteSync,
+  pgliteSync: settings.pgliteSync,
   token,
   currentSigningKey: env("QSTASH_CURRENT_SIGNING_KEY"),
   nextSigningKey: env("QSTASH_NEXT_SIGNING_KEY"),
-  timeScale: number("QSTASH_TIME_SCALE", 1, (n) => n > 0),
-  deliveryConcurrency: number(
-    "QSTASH_DELIVERY_CONCURRENCY",
-    defaultDeliveryConcurrency(!env("DATABASE_URL")),
-    (n) => Number.isInteger(n) && n > 0 && n <= 4096,
-  ),
+  timeScale: settings.timeScale,
+  deliveryConcurrency: settings.deliveryConcurrency,
   ...(tls ? { fetch: mtlsFetch(tls) } : {}),
 }).catch(failed);
 

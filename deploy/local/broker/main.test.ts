@@ -1,0 +1,40 @@
+// `npm run broker` refuses a bad setting before it starts: one line naming it, exit code 78, as a node does.
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const dataDir = mkdtempSync(join(tmpdir(), "edgewise-broker-cli-"));
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+async function start(settings: Record<string, string>) {
+  const child = Bun.spawn([process.execPath, join(import.meta.dir, "main.ts")], {
+    env: { ...process.env, DATABASE_URL: "", EDGEWISE_DATA_DIR: dataDir, QSTASH_PORT: "0", ...settings },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [code, stdout, stderr] = await Promise.all([
+    child.exited,
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
+  return { code, stdout, lines: stderr.trim().split("\n") };
+}
+
+describe("the broker's CLI settings", () => {
+  test.each([
+    [{ TLS_CA_FILE: "/nonexistent/ca.pem" }, "TLS_CA_FILE (mutual TLS) needs TLS_CERT_FILE and TLS_KEY_FILE"],
+    [{ TLS_CERT_FILE: "/nonexistent/cert.pem" }, "TLS_CERT_FILE and TLS_KEY_FILE go together"],
+    [{ QSTASH_PORT: "eighty" }, 'QSTASH_PORT is not valid (got "eighty")'],
+    [{ QSTASH_TIME_SCALE: "0" }, 'QSTASH_TIME_SCALE is not valid (got "0")'],
+    [{ EDGEWISE_PGLITE_SYNC: "SOMETIMES" }, "EDGEWISE_PGLITE_SYNC must be FULL or NORMAL"],
+  ])("%p is refused with one line and exit code 78", async (settings, reason) => {
+    const { code, stdout, lines } = await start(settings);
+    expect(code).toBe(78);
+    expect(lines[0]).toStartWith("[edgewise] could not start: config.invalid:");
+    expect(lines.join("\n")).toContain(reason);
+    // Refused before it listened or opened anything: no broker line, no stack.
+    expect(stdout).not.toContain("broker running");
+    expect(lines.join("\n")).not.toContain("    at ");
+  });
+});
