@@ -60,7 +60,7 @@ import { brokerCredentials, jwtSecret, privateDataDir, publicSigningKeysWarning 
 import { mtlsFetch, type TlsFiles, watchTlsFiles } from "./tls.ts";
 import { otlpMetricsConfigFromEnv, startOtlpMetricsExport } from "./metrics-export.ts";
 import { type NodeTracing, startNodeTracing, tracingEnabled } from "./tracing.ts";
-import type { RunningServer, Serve } from "./serve.ts";
+import { dialableHost, type RunningServer, type Serve } from "./serve.ts";
 import { acquireActorHostLease } from "./actor-host-lease.ts";
 
 export interface NodeOptions {
@@ -151,6 +151,7 @@ export interface NodeExtension {
 }
 
 export interface EdgewiseNode {
+  /** Where this machine reaches the node: 127.0.0.1 when HOST is every interface (the default), else HOST. */
   url: string;
   port: number;
   publicUrl: string;
@@ -607,7 +608,9 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
       : {}),
   });
   const scheme = tlsFiles && host ? "https" : "http";
-  publicUrl = (config.PUBLIC_URL ?? `${scheme}://127.0.0.1:${server.port}`).replace(/\/+$/, "");
+  // What this machine dials to reach the node: 127.0.0.1 when bound to every interface, else the bound address.
+  const localUrl = `${scheme}://${dialableHost(config.HOST)}:${server.port}`;
+  publicUrl = (config.PUBLIC_URL ?? localUrl).replace(/\/+$/, "");
   ownOrigin = publicUrl;
   // A delivery for this node skips the gateway's middleware (see GatewayApp.deliverInProcess); nothing else does.
   const deliveryOrigin = `${ownOrigin}/_edgewise/deliver/`;
@@ -632,7 +635,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
 
   let stopped: Promise<void> | undefined;
   return {
-    url: `${scheme}://127.0.0.1:${server.port}`,
+    url: localUrl,
     port: server.port,
     publicUrl,
     host,

@@ -31,3 +31,12 @@ export interface RunningServer {
 }
 
 export type Serve = (options: ServeOptions) => RunningServer | Promise<RunningServer>;
+
+/**
+ * The host a client on this machine dials to reach a server bound to `bound`: a wildcard (every interface) is
+ * reached at 127.0.0.1; a specific address or name at itself (an IPv6 address in brackets, as a URL needs).
+ */
+export function dialableHost(bound: string): string {
+  if (bound === "0.0.0.0" || bound === "::" || bound === "") return "127.0.0.1";
+  return bound.includes(":") && !bound.startsWith("[") ? `[${bound}]` : bound;
+}

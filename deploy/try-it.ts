@@ -30,3 +30,18 @@ export function adminTokenLine(token: string): string {
         : `${seconds} s`;
   return `[edgewise] admin token (${lifetime}, local development): ${token}`;
 }
+
+/**
+ * The first line a node prints: the URL to use from this machine, and what the socket is really bound to. `HOST`
+ * defaults to 0.0.0.0, so the node answers on every interface, which a URL of 127.0.0.1 alone would hide.
+ */
+export function listeningLine(url: string, host: string, details: string): string {
+  const loopback = host === "127.0.0.1" || host === "::1" || host === "localhost";
+  const reach =
+    host === "0.0.0.0" || host === "::"
+      ? `bound to ${host}: every interface, set HOST=127.0.0.1 for this machine only`
+      : loopback
+        ? "this machine only"
+        : `bound to ${host}`;
+  return `[edgewise] listening on ${url} (${reach}; ${details})`;
+}

@@ -7,7 +7,7 @@ import { openNodeSqlite } from "../../actors/hosts/local/sqlite-node.ts";
 import { denoServe } from "../../deploy/deno/serve.ts";
 import { nodeTcpRedis } from "../middleware/rate-limit/redis-tcp-node.ts";
 import { startNode } from "../../deploy/node.ts";
-import { adminTokenLine } from "../../deploy/try-it.ts";
+import { adminTokenLine, listeningLine } from "../../deploy/try-it.ts";
 
 const config = configOrExit();
 const node = await startNode({
@@ -19,7 +19,7 @@ const node = await startNode({
   // REDIS_URL over ioredis: Deno has no built-in Redis client (Bun's entry uses Bun's).
   tcpRedis: (url) => nodeTcpRedis({ url }),
 }).catch(exitOnStartFailure(config));
-console.log(`[edgewise] listening on ${node.url} (Deno, data in ${config.EDGEWISE_DATA_DIR})`);
+console.log(listeningLine(node.url, config.HOST, `Deno, data in ${config.EDGEWISE_DATA_DIR}`));
 if (node.adminToken) console.log(adminTokenLine(node.adminToken));
 
 stopOnSignals(

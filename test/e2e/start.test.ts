@@ -40,6 +40,9 @@ describe("npm start", () => {
     const port = freePort(); // a port the OS just had free, not a random guess that may be taken
     const base = `http://127.0.0.1:${port}`;
     const first = await start(dataDir, port);
+    expect(first.printed).toContain(
+      `[edgewise] listening on ${base} (this machine only; data in ${dataDir})`,
+    );
     expect(first.printed).toContain(`curl -X POST ${base}/v1/counters/demo/increment`);
     // The printed console link logs in once: the token moves into a cookie and out of the address bar.
     const consoleLink = /console \([^)]*\): (\S+)/.exec(first.printed)?.[1];
