@@ -1,12 +1,12 @@
 // The gateway app, portable across Bun, Deno and Workers: middleware in the order the README gives, then the routes.
 import { type Context, Hono, type MiddlewareHandler } from "hono";
-import { openAPIRouteHandler } from "hono-openapi";
+import { describeRoute, openAPIRouteHandler } from "hono-openapi";
 import { EdgewiseError } from "../shared/errors/index.ts";
 import { type ActorHost, type MessageConsumer, withConsumers } from "../actors/runtime/index.ts";
 import type { GatewayEnv } from "./env.ts";
 import { allowedMethodsFor } from "./allowed-methods.ts";
 import { errorHandler } from "./errors.ts";
-import { openApiOptions } from "./openapi.ts";
+import { openApiOptions, publicRoute } from "./openapi.ts";
 import { type CachedApiKeyVerifier, cachedApiKeyVerifier } from "./middleware/auth/api-key-cache.ts";
 import type { ApiKeyStore } from "./middleware/auth/api-key-store.ts";
 import { type AuthOptions, type AuthRefusal, auth } from "./middleware/auth/index.ts";
@@ -244,7 +244,19 @@ export function createApp(options: AppOptions): GatewayApp {
     app.route("/", apiKeyRoutes({ store: options.apiKeys, ...(apiKeyCache ? { cache: apiKeyCache } : {}) }));
   for (const routes of options.routes ?? []) app.route("/", routes);
 
-  app.get("/openapi.json", openAPIRouteHandler(app, openApiOptions));
+  app.get(
+    "/openapi.json",
+    describeRoute({
+      summary:
+        "This document: OpenAPI 3.1, generated from the schemas the gateway validates and answers with",
+      tags: ["operations"],
+      ...publicRoute,
+      responses: {
+        200: { description: "OpenAPI 3.1", content: { "application/json": { schema: { type: "object" } } } },
+      },
+    }),
+    openAPIRouteHandler(app, openApiOptions),
+  );
   return app;
 }
 

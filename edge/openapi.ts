@@ -1,8 +1,11 @@
 // What /openapi.json says beyond the routes' own schemas: who may call, and the problem+json every error is.
-import type { DescribeRouteOptions, GenerateSpecOptions } from "hono-openapi";
+import { type DescribeRouteOptions, type GenerateSpecOptions, resolver } from "hono-openapi";
+import type { Scope } from "./middleware/auth/principal.ts";
 import { problemContentType } from "../shared/errors/index.ts";
+import type { ResponseSchema } from "./routes/responses.ts";
 
-const problem = (description: string) => ({
+/** An error answer in the document: problem+json, described. */
+export const problem = (description: string) => ({
   description,
   content: { [problemContentType]: { schema: { $ref: "#/components/schemas/Problem" } } },
 });
@@ -18,6 +21,32 @@ const bodyErrors = {
   413: problem("The body is over the limit (64 KiB unless BODY_LIMIT says otherwise)"),
   415: problem("The body is not declared as application/json"),
 };
+
+/** A JSON answer in the document, with the schema of `edge/routes/responses.ts` that tests hold real answers to. */
+export const json = (description: string, schema: ResponseSchema) => ({
+  description,
+  content: { "application/json": { schema: resolver(schema) } },
+});
+
+/**
+ * An authenticated operation: the scope it needs, in its security requirement (OpenAPI 3.1 lets a non-OAuth scheme
+ * list the roles it requires; `admin` implies every scope, as API.md says), and its answers with the errors any
+ * authenticated route may give. A public route (`publicRoute`) lists only its own.
+ */
+export const requires = (
+  scope: Scope,
+  responses: Responses,
+): Pick<DescribeRouteOptions, "security" | "responses"> => ({
+  security: [{ bearer: [scope] }, { apiKey: [scope] }],
+  ...authenticated(responses),
+});
+
+/** An operation any authenticated caller may use, whatever its scopes: its answers, and the common errors. */
+export const authenticated = (responses: Responses): Pick<DescribeRouteOptions, "responses"> => ({
+  responses: { ...commonErrors, ...responses },
+});
+
+type Responses = NonNullable<DescribeRouteOptions["responses"]>;
 
 /** For `openAPIRouteHandler`: the document's frame, and the defaults each operation starts from. */
 export const openApiOptions: Partial<GenerateSpecOptions> = {
@@ -60,12 +89,13 @@ export const openApiOptions: Partial<GenerateSpecOptions> = {
       },
     },
   },
+  // /openapi.json itself is an operation (API.md lists it), not a static file to leave out.
+  excludeStaticFile: false,
   defaultValidationErrorResponse: problem("The request is invalid: each field's path and what is wrong"),
+  // Every route reads its body through the body limit; the authenticated routes' errors come with `requires`.
   defaultOptions: {
-    GET: { responses: commonErrors },
-    DELETE: { responses: commonErrors },
-    POST: { responses: { ...commonErrors, ...bodyErrors } },
-    PUT: { responses: { ...commonErrors, ...bodyErrors } },
+    POST: { responses: bodyErrors },
+    PUT: { responses: bodyErrors },
   },
 };
 

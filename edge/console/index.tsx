@@ -3,9 +3,11 @@ import { type Context, Hono } from "hono";
 import { raw } from "hono/html";
 import type { Child } from "hono/jsx";
 import { streamSSE } from "hono/streaming";
+import { describeRoute } from "hono-openapi";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { GatewayEnv } from "../env.ts";
 import type { JwtOptions } from "../middleware/auth/jwt.ts";
+import { requires } from "../openapi.ts";
 import { isPosition, LiveTail } from "./live.ts";
 import { consoleSessions, type Session, sameToken } from "./session.ts";
 import { consoleScript, consoleStyles } from "./static.ts";
@@ -193,93 +195,114 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     else options.signal.addEventListener("abort", () => tail.close(), { once: true });
   }
 
-  app.get("/_console", async (c) => {
-    const session = sessionOf(c);
-    const [queues, events, traces] = await Promise.all([loadQueues(), latestEvents(), recentTraces()]);
-    const notice = notices[c.req.query("notice") ?? ""];
-    return page(
-      c,
-      <Layout title="Overview">
-        {notice ? <p class="notice-bar">{notice}</p> : null}
-        <section id="topology">
-          <h2>Topology</h2>
-          <TopologyDiagram topology={options.topology} />
-          <ActorTable topology={options.topology} />
-        </section>
-        <section id="events">
-          <h2>
-            {tail ? "Live events" : "Latest events"}{" "}
-            {events === undefined ? null : (
-              <span id="events-status" class="status" data-state="static">
-                as of page load
+  app.get(
+    "/_console",
+    describeRoute({
+      summary:
+        "The operator console (admin): an HTML page; a browser signs in once with ?token=, which moves into a cookie",
+      tags: ["operations"],
+      parameters: [
+        {
+          in: "query",
+          name: "token",
+          required: false,
+          description: "An admin JWT: answered 303 to /_console with an HttpOnly session cookie",
+          schema: { type: "string" },
+        },
+      ],
+      ...requires("admin", {
+        200: { description: "The console", content: { "text/html": { schema: { type: "string" } } } },
+        303: { description: "Signed in: the session cookie is set, and the token leaves the address bar" },
+      }),
+    }),
+    async (c) => {
+      const session = sessionOf(c);
+      const [queues, events, traces] = await Promise.all([loadQueues(), latestEvents(), recentTraces()]);
+      const notice = notices[c.req.query("notice") ?? ""];
+      return page(
+        c,
+        <Layout title="Overview">
+          {notice ? <p class="notice-bar">{notice}</p> : null}
+          <section id="topology">
+            <h2>Topology</h2>
+            <TopologyDiagram topology={options.topology} />
+            <ActorTable topology={options.topology} />
+          </section>
+          <section id="events">
+            <h2>
+              {tail ? "Live events" : "Latest events"}{" "}
+              {events === undefined ? null : (
+                <span id="events-status" class="status" data-state="static">
+                  as of page load
+                </span>
+              )}{" "}
+              <span class="muted">updated </span>
+              <span id="events-updated" class="muted">
+                {new Date().toISOString()}
               </span>
-            )}{" "}
-            <span class="muted">updated </span>
-            <span id="events-updated" class="muted">
-              {new Date().toISOString()}
-            </span>
-          </h2>
-          {events === undefined ? (
-            <p>no event log configured</p>
-          ) : (
-            <>
-              {events === null ? <p class="error">The activity log could not be read.</p> : null}
-              {tail ? null : <p class="muted">No live stream here: reload the page for newer events.</p>}
-              <table
-                id="event-table"
-                data-stream={tail ? "/_console/events/stream" : undefined}
-                data-after={events?.[0]?.position ?? (events === null ? undefined : "0")}
-                data-max-rows={String(maxEventRows)}
-              >
-                <thead>
-                  <tr>
-                    <th>time</th>
-                    <th>type</th>
-                    <th>subject</th>
-                    <th>data</th>
-                  </tr>
-                </thead>
-                <tbody id="event-rows">
-                  <EventRows events={(events ?? []).map((entry) => entry.envelope)} />
-                </tbody>
-              </table>
-            </>
-          )}
-        </section>
-        <section id="breakers">
-          <h2>Breakers</h2>
-          <BreakerTable breakers={options.breakers?.()} />
-        </section>
-        <section id="queues">
-          <h2>Queues and dead letters</h2>
-          <QueuesSection
-            queues={queues.queues}
-            deadLetters={queues.deadLetters}
-            error={queues.error}
-            csrf={session.csrf}
-          />
-        </section>
-        <section id="inspector">
-          <h2>Inspect an actor</h2>
-          {options.inspect ? <InspectorForm types={allTypes} /> : <p>actors run on a remote host</p>}
-        </section>
-        <section id="traces">
-          <h2>Recent traces</h2>
-          {options.traces === undefined && options.tracesElsewhere !== undefined ? (
-            <p id="tracing-off">{options.tracesElsewhere}</p>
-          ) : (
-            <TraceList traces={traces} />
-          )}
-        </section>
-        <section>
-          <form method="post" action="/_console/logout">
-            <input type="hidden" name="csrf" value={session.csrf} />
-            <button type="submit">Sign out</button>
-          </form>
-        </section>
-      </Layout>,
-    );
-  });
+            </h2>
+            {events === undefined ? (
+              <p>no event log configured</p>
+            ) : (
+              <>
+                {events === null ? <p class="error">The activity log could not be read.</p> : null}
+                {tail ? null : <p class="muted">No live stream here: reload the page for newer events.</p>}
+                <table
+                  id="event-table"
+                  data-stream={tail ? "/_console/events/stream" : undefined}
+                  data-after={events?.[0]?.position ?? (events === null ? undefined : "0")}
+                  data-max-rows={String(maxEventRows)}
+                >
+                  <thead>
+                    <tr>
+                      <th>time</th>
+                      <th>type</th>
+                      <th>subject</th>
+                      <th>data</th>
+                    </tr>
+                  </thead>
+                  <tbody id="event-rows">
+                    <EventRows events={(events ?? []).map((entry) => entry.envelope)} />
+                  </tbody>
+                </table>
+              </>
+            )}
+          </section>
+          <section id="breakers">
+            <h2>Breakers</h2>
+            <BreakerTable breakers={options.breakers?.()} />
+          </section>
+          <section id="queues">
+            <h2>Queues and dead letters</h2>
+            <QueuesSection
+              queues={queues.queues}
+              deadLetters={queues.deadLetters}
+              error={queues.error}
+              csrf={session.csrf}
+            />
+          </section>
+          <section id="inspector">
+            <h2>Inspect an actor</h2>
+            {options.inspect ? <InspectorForm types={allTypes} /> : <p>actors run on a remote host</p>}
+          </section>
+          <section id="traces">
+            <h2>Recent traces</h2>
+            {options.traces === undefined && options.tracesElsewhere !== undefined ? (
+              <p id="tracing-off">{options.tracesElsewhere}</p>
+            ) : (
+              <TraceList traces={traces} />
+            )}
+          </section>
+          <section>
+            <form method="post" action="/_console/logout">
+              <input type="hidden" name="csrf" value={session.csrf} />
+              <button type="submit">Sign out</button>
+            </form>
+          </section>
+        </Layout>,
+      );
+    },
+  );
 
   // The live event stream: Server-Sent Events, one `activity` frame per new entry of the log, its position as
   // the frame's id. EventSource sends the last id back as Last-Event-ID when it reconnects, and the stream resumes

@@ -10,6 +10,8 @@ import type { ApiKeyStore } from "../middleware/auth/api-key-store.ts";
 import { isApiKeyId, issueApiKey } from "../middleware/auth/api-keys.ts";
 import { requireScope, scoped, scopes } from "../middleware/auth/principal.ts";
 import { validate } from "../middleware/validation/index.ts";
+import { json, problem, requires } from "../openapi.ts";
+import { ApiKeyCreated } from "./responses.ts";
 
 export interface ApiKeyRoutesOptions {
   store: ApiKeyStore;
@@ -42,7 +44,7 @@ export function apiKeyRoutes(options: ApiKeyRoutesOptions): Hono<GatewayEnv> {
     describeRoute({
       summary: "Issue an API key for a subject (admin); the key is shown only in this answer",
       tags: ["api-keys"],
-      responses: { 201: { description: "{ id, key }" } },
+      ...requires("admin", { 201: json("The key, shown only here", ApiKeyCreated) }),
     }),
     scoped("admin"),
     validate("json", CreateApiKeyBody),
@@ -58,7 +60,7 @@ export function apiKeyRoutes(options: ApiKeyRoutesOptions): Hono<GatewayEnv> {
     describeRoute({
       summary: "Revoke an API key (admin): it stops working on every node within 5 s",
       tags: ["api-keys"],
-      responses: { 204: { description: "Revoked" } },
+      ...requires("admin", { 204: { description: "Revoked" }, 404: problem("No such API key") }),
     }),
     scoped("admin"),
     async (c) => {

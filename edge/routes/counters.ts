@@ -7,6 +7,8 @@ import { type ActorHost, actorClient } from "../../actors/runtime/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { GatewayEnv } from "../env.ts";
 import { validate } from "../middleware/validation/index.ts";
+import { authenticated, json } from "../openapi.ts";
+import { CounterView } from "./responses.ts";
 
 const KeyParam = v.object({
   key: v.pipe(v.string(), v.regex(/^[A-Za-z0-9._~-]{1,256}$/, "must be URL-safe")),
@@ -34,7 +36,7 @@ export function counterRoutes(actors: ActorHost, options: CounterRouteOptions = 
     describeRoute({
       summary: "Increment a demo counter",
       tags: ["demo"],
-      responses: { 200: { description: "The new count" } },
+      ...authenticated({ 200: json("The new count", CounterView) }),
     }),
     validate("param", KeyParam),
     validate("json", IncrementBody),
@@ -54,7 +56,7 @@ export function counterRoutes(actors: ActorHost, options: CounterRouteOptions = 
     describeRoute({
       summary: "Read a demo counter",
       tags: ["demo"],
-      responses: { 200: { description: "The count" } },
+      ...authenticated({ 200: json("The count", CounterView) }),
     }),
     validate("param", KeyParam),
     async (c) => c.json(await counters.ask(c.req.valid("param").key, "Get", {}, { signal: c.var.signal })),

@@ -3,7 +3,8 @@ import { Hono } from "hono";
 import { describeRoute } from "hono-openapi";
 import { isTimeout, withTimeout } from "../../shared/resilience/index.ts";
 import type { GatewayEnv } from "../env.ts";
-import { publicRoute } from "../openapi.ts";
+import { json, publicRoute } from "../openapi.ts";
+import { Health, Readiness } from "./responses.ts";
 
 export interface DependencyCheck {
   name: string;
@@ -84,7 +85,7 @@ export function healthRoutes(options: HealthOptions = {}) {
       summary: "Liveness: 200 once the process is up",
       tags: ["operations"],
       ...publicRoute,
-      responses: { 200: { description: '{ "status": "ok" }' } },
+      responses: { 200: json("Up", Health) },
     }),
     (c) => c.json({ status: "ok" }),
   );
@@ -95,11 +96,11 @@ export function healthRoutes(options: HealthOptions = {}) {
       tags: ["operations"],
       ...publicRoute,
       responses: {
-        200: { description: '{ "status": "ready", dependencies }' },
-        503: {
-          description:
-            '{ "status": "unavailable" | "draining", dependencies }: a critical dependency is down, or the process is stopping',
-        },
+        200: json("Every critical dependency answered", Readiness),
+        503: json(
+          "A critical dependency is down (unavailable), or the process is stopping (draining)",
+          Readiness,
+        ),
       },
     }),
     async (c) => {

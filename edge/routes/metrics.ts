@@ -13,7 +13,7 @@ import type { GatewayEnv } from "../env.ts";
 import { bearerToken } from "../middleware/auth/index.ts";
 import type { JwtVerifier } from "../middleware/auth/jwt.ts";
 import { requireScope } from "../middleware/auth/principal.ts";
-import { publicRoute } from "../openapi.ts";
+import { problem, publicRoute } from "../openapi.ts";
 
 export interface MetricsRouteOptions {
   registry: MetricsRegistry;
@@ -75,7 +75,13 @@ export function metricsRoutes(options: MetricsRouteOptions): Hono<GatewayEnv> {
       summary: "Prometheus metrics; when METRICS_TOKEN is configured, Bearer <METRICS_TOKEN> or an admin JWT",
       tags: ["operations"],
       ...(token ? {} : publicRoute),
-      responses: { 200: { description: "Prometheus text format" } },
+      responses: {
+        200: {
+          description: "Prometheus text format",
+          content: { [prometheusContentType]: { schema: { type: "string" } } },
+        },
+        ...(token ? { 401: problem("METRICS_TOKEN is set, and neither it nor an admin JWT was sent") } : {}),
+      },
     }),
     async (c) => {
       const authorization = c.req.header("authorization") ?? "";

@@ -4,6 +4,8 @@ import { describeRoute } from "hono-openapi";
 import type { GatewayEnv } from "../../env.ts";
 import { requireOwner, requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
+import { json, problem, requires } from "../../openapi.ts";
+import { AccountView } from "../responses.ts";
 import { CustomerParam, PutAccountBody } from "./schemas.ts";
 
 /** What the routes need from the ledger. */
@@ -21,7 +23,7 @@ export function accountRoutes(ledger: AccountsLedger): Hono<GatewayEnv> {
     describeRoute({
       summary: "Set a customer's balance",
       tags: ["billing"],
-      responses: { 200: { description: "{ customerId, balanceCents }" } },
+      ...requires("billing:write", { 200: json("The account as set", AccountView) }),
     }),
     scoped("billing:write"),
     validate("param", CustomerParam),
@@ -39,7 +41,10 @@ export function accountRoutes(ledger: AccountsLedger): Hono<GatewayEnv> {
     describeRoute({
       summary: "Read a customer's balance",
       tags: ["billing"],
-      responses: { 200: { description: "{ customerId, balanceCents }" }, 404: { description: "Never set" } },
+      ...requires("billing:read", {
+        200: json("The account", AccountView),
+        404: problem("The account was never set"),
+      }),
     }),
     scoped("billing:read"),
     validate("param", CustomerParam),

@@ -4,6 +4,8 @@ import { describeRoute } from "hono-openapi";
 import type { GatewayEnv } from "../../env.ts";
 import { requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
+import { json, requires } from "../../openapi.ts";
+import { ActivityPage } from "../responses.ts";
 import { ListActivityQuery } from "./schemas.ts";
 
 export interface ActivityLog {
@@ -22,7 +24,7 @@ export function activityRoutes(log: ActivityLog): Hono<GatewayEnv> {
     describeRoute({
       summary: "The activity log: CloudEvents, newest first",
       tags: ["activity"],
-      responses: { 200: { description: "{ items, nextCursor }" } },
+      ...requires("admin", { 200: json("A page of the log, newest first", ActivityPage) }),
     }),
     scoped("admin"),
     validate("query", ListActivityQuery),

@@ -6,6 +6,8 @@ import { type ActorHost, actorClient } from "../../../actors/runtime/index.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
+import { json, problem, requires } from "../../openapi.ts";
+import { SkuView as SkuBody } from "../responses.ts";
 import { type CachedReads, cacheHeader, noCache } from "./cache.ts";
 import { PutInventoryBody, SkuParam } from "./schemas.ts";
 
@@ -41,7 +43,7 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
     describeRoute({
       summary: "Set a sku's available stock and price",
       tags: ["inventory"],
-      responses: { 200: { description: "{ sku, available, reserved, sold, priceCents }" } },
+      ...requires("inventory:write", { 200: json("The sku as set", SkuBody) }),
     }),
     scoped("inventory:write"),
     validate("param", SkuParam),
@@ -60,10 +62,10 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
     describeRoute({
       summary: "Read a sku",
       tags: ["inventory"],
-      responses: {
-        200: { description: "{ sku, available, reserved, sold, priceCents }" },
-        404: { description: "Never set" },
-      },
+      ...requires("inventory:read", {
+        200: json("The sku (X-Cache: hit or miss)", SkuBody),
+        404: problem("The sku was never set (restocked units waiting for a price are named)"),
+      }),
     }),
     scoped("inventory:read"),
     validate("param", SkuParam),

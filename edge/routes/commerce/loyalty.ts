@@ -7,6 +7,8 @@ import { type ActorHost, actorClient } from "../../../actors/runtime/index.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { requireOwner, requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
+import { json, requires } from "../../openapi.ts";
+import { LoyaltyView } from "../responses.ts";
 import { CustomerParam } from "./schemas.ts";
 
 export function loyaltyRoutes(actors: ActorHost): Hono<GatewayEnv> {
@@ -17,7 +19,9 @@ export function loyaltyRoutes(actors: ActorHost): Hono<GatewayEnv> {
     describeRoute({
       summary: "A customer's loyalty points",
       tags: ["loyalty"],
-      responses: { 200: { description: "{ customerId, points }" } },
+      ...requires("loyalty:read", {
+        200: json("The customer's points (0 for a customer who has none yet)", LoyaltyView),
+      }),
     }),
     scoped("loyalty:read"),
     validate("param", CustomerParam),

@@ -8,6 +8,8 @@ import { EdgewiseError } from "../../../shared/errors/index.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { hasScope, requireOwner, requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
+import { json, problem, requires } from "../../openapi.ts";
+import { OrderAccepted, OrderPage, OrderView } from "../responses.ts";
 import { type CachedReads, cacheHeader, noCache } from "./cache.ts";
 import { ListOrdersQuery, OrderParam, PlaceOrderBody } from "./schemas.ts";
 
@@ -82,12 +84,13 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
           schema: { type: "string" },
         },
       ],
-      responses: {
+      ...requires("orders:write", {
         202: {
-          description: "Accepted: { orderId, status }",
+          ...json("Accepted: the order, pending until the saga settles it", OrderAccepted),
           headers: { Location: { description: "/v1/orders/{orderId}", schema: { type: "string" } } },
         },
-      },
+        422: problem("idempotency.mismatch: this Idempotency-Key was used with another body"),
+      }),
     }),
     scoped("orders:write"),
     validate("json", PlaceOrderBody),
@@ -107,7 +110,10 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
     describeRoute({
       summary: "Read an order",
       tags: ["orders"],
-      responses: { 200: { description: "The order" }, 404: { description: "No such order" } },
+      ...requires("orders:read", {
+        200: json("The order (X-Cache: hit or miss)", OrderView),
+        404: problem("No such order"),
+      }),
     }),
     scoped("orders:read"),
     validate("param", OrderParam),
@@ -126,7 +132,10 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
     describeRoute({
       summary: "Cancel an order",
       tags: ["orders"],
-      responses: { 202: { description: "Accepted; see the order lifecycle" } },
+      ...requires("orders:write", {
+        202: json("Accepted: the order's status now; see the order lifecycle", OrderAccepted),
+        404: problem("No such order"),
+      }),
     }),
     scoped("orders:write"),
     validate("param", OrderParam),
@@ -146,7 +155,7 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
     describeRoute({
       summary: "List and search orders (read model; may lag by one event delivery)",
       tags: ["orders"],
-      responses: { 200: { description: "{ items, nextCursor }" } },
+      ...requires("orders:read", { 200: json("A page of orders, newest first", OrderPage) }),
     }),
     scoped("orders:read"),
     validate("query", ListOrdersQuery),

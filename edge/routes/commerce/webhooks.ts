@@ -24,7 +24,15 @@ import { type Clock, systemClock } from "../../../shared/clock/index.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
-import { publicRoute } from "../../openapi.ts";
+import { json, problem, publicRoute, requires } from "../../openapi.ts";
+import {
+  AttemptPage,
+  InboundAccepted,
+  SecretRotated,
+  SubscriptionCreated,
+  SubscriptionPage,
+  SubscriptionView,
+} from "../responses.ts";
 import { IdParam, SourceParam } from "./schemas.ts";
 
 export interface WebhookRoutesOptions {
@@ -50,7 +58,9 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
     describeRoute({
       summary: "Subscribe a URL to order events (Standard Webhooks)",
       tags: ["webhooks"],
-      responses: { 201: { description: "{ id, url, events, secret }; the secret is shown only here" } },
+      ...requires("webhooks:admin", {
+        201: json("The subscription; its secret is shown only here", SubscriptionCreated),
+      }),
     }),
     scoped("webhooks:admin"),
     validate("json", CreateSubscriptionBody),
@@ -69,11 +79,7 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
     describeRoute({
       summary: "List the active webhook subscriptions, oldest first (never their secrets)",
       tags: ["webhooks"],
-      responses: {
-        200: {
-          description: "{ items: [{ id, url, events, createdAt, previousSecretExpiresAt }], nextCursor }",
-        },
-      },
+      ...requires("webhooks:admin", { 200: json("A page of subscriptions, oldest first", SubscriptionPage) }),
     }),
     scoped("webhooks:admin"),
     validate("query", ListSubscriptionsQuery),
@@ -88,10 +94,10 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
     describeRoute({
       summary: "One active webhook subscription (never its secret)",
       tags: ["webhooks"],
-      responses: {
-        200: { description: "{ id, url, events, createdAt, previousSecretExpiresAt }" },
-        404: { description: "No such subscription, or it was deleted or disabled by a 410" },
-      },
+      ...requires("webhooks:admin", {
+        200: json("The subscription", SubscriptionView),
+        404: problem("No such subscription, or it was deleted or disabled by a 410"),
+      }),
     }),
     scoped("webhooks:admin"),
     validate("param", IdParam),
@@ -106,9 +112,10 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
     describeRoute({
       summary: "A subscription's delivery attempts, newest first (deleted and disabled subscriptions too)",
       tags: ["webhooks"],
-      responses: {
-        200: { description: "{ items: [{ eventId, attempt, outcome, statusCode, error, at }], nextCursor }" },
-      },
+      ...requires("webhooks:admin", {
+        200: json("A page of delivery attempts, newest first", AttemptPage),
+        404: problem("No such subscription"),
+      }),
     }),
     scoped("webhooks:admin"),
     validate("param", IdParam),
@@ -128,7 +135,10 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
         "Rotate a subscription's secret: the new one is shown only here; the old one keeps signing beside it " +
         "for overlapSeconds (default 86400)",
       tags: ["webhooks"],
-      responses: { 200: { description: "{ id, secret, previousSecretExpiresAt }" } },
+      ...requires("webhooks:admin", {
+        200: json("The new secret, shown only here", SecretRotated),
+        404: problem("No such subscription"),
+      }),
     }),
     scoped("webhooks:admin"),
     validate("param", IdParam),
@@ -150,7 +160,10 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
     describeRoute({
       summary: "Delete a webhook subscription; deliveries already queued for it are dropped",
       tags: ["webhooks"],
-      responses: { 204: { description: "Deleted" } },
+      ...requires("webhooks:admin", {
+        204: { description: "Deleted" },
+        404: problem("No such subscription"),
+      }),
     }),
     scoped("webhooks:admin"),
     validate("param", IdParam),
@@ -191,8 +204,9 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
         },
       },
       responses: {
-        202: { description: "Accepted (or already processed)" },
-        401: { description: "Unsigned, forged, stale or from an unknown source (problem+json)" },
+        202: json("Accepted, or already processed (its webhook-id was seen)", InboundAccepted),
+        400: problem("The body is not an event this source may send"),
+        401: problem("Unsigned, forged, stale, or from an unknown source"),
       },
     }),
     validate("param", SourceParam),
