@@ -171,6 +171,11 @@ describe("gateway app (in process)", () => {
     const missing = await app.request("/nope");
     expect(missing.status).toBe(404);
     expect(((await missing.json()) as { code: string }).code).toBe("not_found");
+    // `instance` is the path as sent, percent-encoding kept: a URI reference, never a decoded NUL or slash.
+    for (const path of ["/nope/%00", "/nope/a%2Fb", "/nope/%E2%9C%93"]) {
+      const problem = (await (await app.request(path)).json()) as { instance: string };
+      expect(problem.instance).toBe(path);
+    }
     const internal = await app.request("/_edgewise/anything");
     expect(internal.status).toBe(404);
     const boom = await app.request("/test/boom");

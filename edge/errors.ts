@@ -34,7 +34,9 @@ export function errorHandler(options: ErrorHandlerOptions = {}) {
         ...(error.public ? { detail: error.message } : {}),
       });
     }
-    const problem = toProblem(error, c.req.path);
+    // The path as the client sent it: `instance` is a URI reference, so percent-encoding stays (a decoded `%00` or
+    // `%2F` would not be one, or would name another path). Built only for an error answer.
+    const problem = toProblem(error, new URL(c.req.url).pathname);
     const headers = new Headers({ "content-type": problemContentType });
     if (c.var.requestId) headers.set("x-request-id", c.var.requestId);
     if (problem.status === 401 && !c.res.headers.get("www-authenticate"))
