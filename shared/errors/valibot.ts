@@ -1,10 +1,10 @@
-// Maps valibot issues onto the error model's field issues.
+// Maps valibot issues onto the error model's field issues, in words a client's developer reads at a glance.
 import type { BaseIssue } from "valibot";
 import { getDotPath } from "valibot";
 import { EdgewiseError, type ErrorCode, type FieldIssue } from "./index.ts";
 
 export function fieldIssues(issues: readonly BaseIssue<unknown>[]): FieldIssue[] {
-  return issues.map((issue) => ({ path: getDotPath(issue) ?? "", message: issue.message }));
+  return issues.map((issue) => ({ path: getDotPath(issue) ?? "", message: readable(issue) }));
 }
 
 export function validationError(
@@ -16,4 +16,48 @@ export function validationError(
   const first = fields[0];
   const where = first ? `${first.path ? `${first.path}: ` : ""}${first.message}` : "invalid";
   return new EdgewiseError(code, `${what} is invalid (${where})`, { issues: fields });
+}
+
+const kinds: Record<string, string> = {
+  number: "a number",
+  string: "a string",
+  boolean: "true or false",
+  Object: "an object",
+  Array: "an array",
+};
+
+/**
+ * Valibot's default messages name its internals ("Invalid key: Expected never but received \"foo\""). A schema's
+ * own message (`"must be 1 to 100"`) is kept; the defaults for a missing field, an unknown one and a wrong type are
+ * said plainly. A wrong type names what was received only as a kind, never the value.
+ */
+function readable(issue: BaseIssue<unknown>): string {
+  const { message, expected, received } = issue;
+  if (message.startsWith("Invalid key: ")) {
+    if (expected === "never") return "is not a field here (unknown fields are refused)";
+    if (received === "undefined") return "is required";
+  }
+  if (message.startsWith("Invalid type: ") && expected !== null) {
+    const got = received === "Array" ? "an array (a repeated query parameter?)" : kindOf(issue.input);
+    if (received === "undefined") return `is required (${kinds[expected] ?? expected})`;
+    return `must be ${kinds[expected] ?? expected}, not ${got}`;
+  }
+  return message;
+}
+
+function kindOf(input: unknown): string {
+  if (input === null) return "null";
+  if (Array.isArray(input)) return "an array";
+  switch (typeof input) {
+    case "string":
+      return "a string";
+    case "number":
+      return "a number";
+    case "boolean":
+      return "true or false";
+    case "object":
+      return "an object";
+    default:
+      return typeof input;
+  }
 }
