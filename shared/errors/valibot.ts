@@ -4,7 +4,7 @@ import { getDotPath } from "valibot";
 import { EdgewiseError, type ErrorCode, type FieldIssue } from "./index.ts";
 
 export function fieldIssues(issues: readonly BaseIssue<unknown>[]): FieldIssue[] {
-  return issues.map((issue) => ({ path: getDotPath(issue) ?? "", message: readable(issue) }));
+  return issues.map((issue) => ({ path: getDotPath(issue) ?? "", message: issueMessage(issue) }));
 }
 
 export function validationError(
@@ -26,18 +26,26 @@ const kinds: Record<string, string> = {
   Array: "an array",
 };
 
+/** What a valibot issue says, as it reaches a Standard Schema consumer too (hono-openapi's validator hook). */
+export interface IssueLike {
+  message: string;
+  expected?: string | null;
+  received?: string;
+  input?: unknown;
+}
+
 /**
  * Valibot's default messages name its internals ("Invalid key: Expected never but received \"foo\""). A schema's
  * own message (`"must be 1 to 100"`) is kept; the defaults for a missing field, an unknown one and a wrong type are
  * said plainly. A wrong type names what was received only as a kind, never the value.
  */
-function readable(issue: BaseIssue<unknown>): string {
+export function issueMessage(issue: IssueLike): string {
   const { message, expected, received } = issue;
   if (message.startsWith("Invalid key: ")) {
     if (expected === "never") return "is not a field here (unknown fields are refused)";
     if (received === "undefined") return "is required";
   }
-  if (message.startsWith("Invalid type: ") && expected !== null) {
+  if (message.startsWith("Invalid type: ") && typeof expected === "string") {
     const got = received === "Array" ? "an array (a repeated query parameter?)" : kindOf(issue.input);
     if (received === "undefined") return `is required (${kinds[expected] ?? expected})`;
     return `must be ${kinds[expected] ?? expected}, not ${got}`;

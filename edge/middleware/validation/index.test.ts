@@ -44,6 +44,26 @@ describe("validate", () => {
     const empty = await post("/counters", "[]");
     expect(empty.status).toBe(400);
     expect(((await empty.json()) as { detail: string }).detail).toContain("not an array");
+    // Where the object has required fields, the array is still named as such, not as missing fields.
+    const named = await post("/names", "[]");
+    expect(((await named.json()) as { detail: string }).detail).toBe(
+      "body is invalid (expected an object, not an array)",
+    );
+  });
+
+  test("problems say plainly what is wrong: missing, unknown, or the wrong kind of value", async () => {
+    const errorsOf = async (response: Response) =>
+      ((await response.json()) as { errors: Array<{ path: string; message: string }> }).errors;
+    expect(await errorsOf(await post("/names", "{}"))).toEqual([{ path: "name", message: "is required" }]);
+    expect(await errorsOf(await post("/names", '{"name":"a","nmae":"b"}'))).toEqual([
+      { path: "nmae", message: "is not a field here (unknown fields are refused)" },
+    ]);
+    expect(await errorsOf(await post("/names", '{"name":42}'))).toEqual([
+      { path: "name", message: "must be a string, not a number" },
+    ]);
+    expect(await errorsOf(await app.request("/things?q=a&q=b"))).toEqual([
+      { path: "q", message: "must be a string, not an array (a repeated query parameter?)" },
+    ]);
   });
 
   test("an array schema still takes arrays; a wrong field is reported with its path", async () => {

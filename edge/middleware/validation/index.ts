@@ -3,6 +3,7 @@ import type { StandardSchemaV1 } from "@standard-schema/spec";
 import type { Context, MiddlewareHandler, ValidationTargets } from "hono";
 import { uniqueSymbol, validator } from "hono-openapi";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { issueMessage } from "../../../shared/errors/valibot.ts";
 
 /**
  * hono-openapi's validator, so the same schema both checks the request and documents it in /openapi.json.
@@ -23,8 +24,9 @@ export function validate<Schema extends StandardSchemaV1, Target extends keyof V
       // silently. Checked here rather than with the body's size, so that it comes after authentication.
       if (target === "json" && hasBody(c.req.raw) && !isJson(c.req.header("content-type")))
         throw new EdgewiseError("request.unsupported_media_type", "send the body as application/json");
-      // An empty body (no JSON at all) was read as `{}` by the validator: only a parsed array is refused here.
-      if (result.success && objectBody && Array.isArray(await c.req.json().catch(() => undefined))) {
+      // An empty body (no JSON at all) was read as `{}` by the validator: only a parsed array is refused here,
+      // whatever else is wrong with it (its "missing fields" would hide that it is not an object at all).
+      if (objectBody && hasBody(c.req.raw) && Array.isArray(await c.req.json().catch(() => undefined))) {
         throw new EdgewiseError("request.invalid", "body is invalid (expected an object, not an array)", {
           issues: [{ path: "", message: "expected an object, not an array" }],
         });
@@ -34,7 +36,7 @@ export function validate<Schema extends StandardSchemaV1, Target extends keyof V
         path: (issue.path ?? [])
           .map((segment) => (typeof segment === "object" ? String(segment.key) : String(segment)))
           .join("."),
-        message: issue.message,
+        message: issueMessage(issue),
       }));
       const first = issues[0];
       throw new EdgewiseError(
