@@ -10,9 +10,9 @@ export const PageLimit = v.optional(
       v.number(),
       v.pipe(v.string(), v.regex(/^\d{1,4}$/, "must be a whole number"), v.transform(Number)),
     ]),
-    v.integer(),
-    v.minValue(1),
-    v.maxValue(maxPageLimit),
+    v.integer(`must be 1 to ${maxPageLimit}`),
+    v.minValue(1, `must be 1 to ${maxPageLimit}`),
+    v.maxValue(maxPageLimit, `must be 1 to ${maxPageLimit}`),
   ),
   defaultPageLimit,
 );

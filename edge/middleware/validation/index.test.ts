@@ -4,6 +4,7 @@ import { Hono } from "hono";
 import * as v from "valibot";
 import type { GatewayEnv } from "../../env.ts";
 import { errorHandler } from "../../errors.ts";
+import { ListOrdersQuery } from "../../routes/commerce/schemas.ts";
 import { validate } from "./index.ts";
 
 const app = new Hono<GatewayEnv>();
@@ -27,6 +28,7 @@ app.get(
   ),
   (c) => c.json(c.req.valid("query")),
 );
+app.get("/orders", validate("query", ListOrdersQuery), (c) => c.json(c.req.valid("query")));
 const post = (path: string, body: string) =>
   app.request(path, { method: "POST", body, headers: { "content-type": "application/json" } });
 
@@ -61,6 +63,11 @@ describe("validate", () => {
     expect(await errorsOf(await post("/names", '{"name":42}'))).toEqual([
       { path: "name", message: "must be a string, not a number" },
     ]);
+    // The API's own page limit says the same thing however it is out of range.
+    for (const limit of ["0", "101", "1000", "2.5"])
+      expect(await errorsOf(await app.request(`/orders?limit=${limit}`))).toEqual([
+        { path: "limit", message: "must be 1 to 100" },
+      ]);
     expect(await errorsOf(await app.request("/things?q=a&q=b"))).toEqual([
       { path: "q", message: "must be a string, not an array (a repeated query parameter?)" },
     ]);

@@ -67,8 +67,8 @@ const limit = v.optional(
     v.string(),
     v.regex(/^\d{1,3}$/, "must be 1 to 100"),
     v.transform(Number),
-    v.minValue(1),
-    v.maxValue(100),
+    v.minValue(1, "must be 1 to 100"),
+    v.maxValue(100, "must be 1 to 100"),
   ),
 );
 const cursor = v.optional(v.pipe(v.string(), v.maxLength(512)));
