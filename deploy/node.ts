@@ -53,6 +53,7 @@ import { type Broker, defaultDeliveryConcurrency, startBroker } from "./local/br
 import { connect, type Sql } from "./local/broker/db.ts";
 import { Maintenance } from "./local/broker/maintenance.ts";
 import { Checkpoints } from "./local/pglite/checkpoints.ts";
+import { WalWriter } from "./local/pglite/wal-writer.ts";
 import { startEmbeddedPostgres } from "./local/pglite/index.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
 import { followDeliveryOrigin } from "./delivery-origin.ts";
@@ -276,6 +277,10 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
     const checkpoints = new Checkpoints(sql, { log: (line) => logger.warn(line) });
     checkpoints.start();
     stops.push(() => checkpoints.stop());
+    // Nor does it flush the embedded broker's commits that do not wait for the disk (local/pglite/wal-writer.ts).
+    const walWriter = new WalWriter(sql, { log: (line) => logger.warn(line) });
+    walWriter.start();
+    stops.push(() => walWriter.stop());
   }
 
   // The embedded broker hands deliveries for this node straight to the app: the same signed request, route and

@@ -7,9 +7,10 @@ import { Client, Receiver } from "@upstash/qstash";
 import postgres from "postgres";
 import { DEV_TOKEN, startBroker } from "../../deploy/local/broker/index.ts";
 import { startNode } from "../../deploy/bun/node.ts";
-import { connect, migrate } from "../../deploy/local/broker/db.ts";
+import { connect, migrate, relaxedCommit } from "../../deploy/local/broker/db.ts";
 import { claimDue, insertMessages } from "../../deploy/local/broker/store-messages.ts";
 import { recordOutcomes } from "../../deploy/local/broker/store-outcomes.ts";
+import { WalWriter } from "../../deploy/local/pglite/wal-writer.ts";
 import type { NewMessage } from "../../deploy/local/broker/types.ts";
 import { startEmbeddedPostgres } from "../../deploy/local/pglite/index.ts";
 import { parseConfig } from "../../shared/config/index.ts";
@@ -219,6 +220,85 @@ describe("embedded PGlite", () => {
       await broker.stop();
     }
   }, 20_000);
+
+  test("the WAL writer flushes commits made without waiting for the disk, as a server's walwriter does", async () => {
+    const pg = await startEmbeddedPostgres({ dataDir, sync: "NORMAL" });
+    const sql = await connect({ url: pg.url, max: pg.maxConnections, socket: pg.socket });
+    const walWriter = new WalWriter(sql);
+    try {
+      await sql`CREATE TABLE IF NOT EXISTS wal_check (id int PRIMARY KEY)`;
+      await sql`TRUNCATE wal_check`;
+      const unflushed = async () => {
+        const [row] = await sql<{ behind: boolean }[]>`
+          SELECT pg_current_wal_insert_lsn() > pg_current_wal_flush_lsn() AS behind`;
+        return row?.behind;
+      };
+      await sql`INSERT INTO wal_check VALUES (1) RETURNING ${relaxedCommit(sql)}`;
+      // PGlite runs no WAL writer: the relaxed commit's WAL waits in its memory...
+      expect(await unflushed()).toBe(true);
+      await walWriter.flush();
+      // ...until the writer's commit takes it to the file, in order.
+      expect(await unflushed()).toBe(false);
+      expect(walWriter.flushes).toBe(1);
+      await walWriter.flush();
+      expect(walWriter.flushes).toBe(1);
+    } finally {
+      await walWriter.stop();
+      await sql.end();
+      await pg.stop();
+    }
+  }, 30_000);
+
+  test("SIGKILL after a quiet spell on PGlite: what was delivered before it is not delivered again", async () => {
+    const port = 31_000 + Math.floor(Math.random() * 9_000);
+    const baseUrl = `http://127.0.0.1:${port}`;
+    const { DATABASE_URL: _ignored, ...env } = process.env;
+    const start = async () => {
+      const child = Bun.spawn([process.execPath, join(root, "deploy/local/broker/main.ts")], {
+        cwd: root,
+        env: { ...env, EDGEWISE_DATA_DIR: dataDir, QSTASH_PORT: String(port) },
+        stdout: "ignore",
+        stderr: "pipe",
+      });
+      children.push(child);
+      await waitFor(
+        async () => {
+          const headers = { authorization: `Bearer ${DEV_TOKEN}` };
+          return (await fetch(`${baseUrl}/v2/keys`, { headers }).catch(() => undefined))?.ok === true;
+        },
+        15_000,
+        "the broker process",
+      );
+      return child;
+    };
+    const receiver = startReceiver();
+    const first = await start();
+    const client = new Client({ baseUrl, token: DEV_TOKEN, retry: false });
+    const accepted = (
+      await client.batch(Array.from({ length: 5 }, (_, n) => ({ url: receiver.url(), body: String(n) })))
+    ).map((r) => (r as { messageId: string }).messageId);
+    await waitFor(() => receiver.deliveries.length >= 5, 10_000, "5 deliveries");
+    // Quiet for longer than the writer's period: no publish came to carry the removals to the disk.
+    await Bun.sleep(600);
+    first.kill("SIGKILL");
+    await first.exited;
+    const second = await start();
+    try {
+      // A lost removal is redelivered at once at the start; give it the time it would take.
+      await Bun.sleep(1_000);
+      expect(receiver.deliveries.map((d) => d.messageId).sort()).toEqual([...accepted].sort());
+      for (const id of accepted) {
+        const waiting = await fetch(`${baseUrl}/v2/messages/${id}`, {
+          headers: { authorization: `Bearer ${DEV_TOKEN}` },
+        });
+        expect({ id, status: waiting.status }).toEqual({ id, status: 404 });
+      }
+    } finally {
+      second.kill("SIGTERM");
+      await second.exited;
+      receiver.stop();
+    }
+  }, 45_000);
 
   test("SIGKILL mid-stream on PGlite: every accepted message arrives after a restart", async () => {
     const port = 31_000 + Math.floor(Math.random() * 9_000);

@@ -7,6 +7,7 @@ import { connect, migrate, recoverInFlight, type Sql } from "./db.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { Maintenance } from "./maintenance.ts";
 import { Checkpoints } from "../pglite/checkpoints.ts";
+import { WalWriter } from "../pglite/wal-writer.ts";
 import { handle } from "./router.ts";
 import type { BrokerContext } from "./routes-publish.ts";
 import { createSigner } from "./signing.ts";
@@ -79,6 +80,8 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     const maintenance = config.maintenance && new Maintenance(db, config.maintenance, config.log);
     // Its own PGlite makes no checkpoint while it runs (../pglite/checkpoints.ts): the broker makes them.
     const checkpoints = embedded && new Checkpoints(db, { log: config.log });
+    // Nor does it flush the claims and removals committed without waiting for the disk (../pglite/wal-writer.ts).
+    const walWriter = embedded && new WalWriter(db, { log: config.log });
 
     const dispatcher = new Dispatcher(db, {
       fetch: config.fetch,
@@ -142,6 +145,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     else dispatcher.start();
     maintenance?.start();
     checkpoints?.start();
+    walWriter?.start();
     // Once now (a broker that was down, or started with a shorter retention, prunes at once), then every minute.
     const sweepOnce = () =>
       void housekeeping(db, config.eventRetentionMs).catch((error) =>
@@ -171,6 +175,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
           await dispatcher.stop();
           await maintenance?.stop();
           await checkpoints?.stop();
+          await walWriter?.stop();
           if (ownsPool) await db.end({ timeout: 5 });
           await embedded?.stop();
         })();
