@@ -199,6 +199,27 @@ describe("bad input changes nothing", () => {
     expect(await stored()).toEqual({ messages: 0, events: 0 });
   });
 
+  test("a batch header value that is not text is 400, not sent as '[object Object]'", async () => {
+    for (const value of [{ a: 1 }, null, [1], true]) {
+      const response = await call(broker, "/v2/batch", {
+        method: "POST",
+        body: JSON.stringify([{ destination: url(), headers: { "Upstash-Forward-N": value }, body: "x" }]),
+      });
+      expect({ value, status: response.status }).toEqual({ value, status: 400 });
+      expect(response.body).toEqual({ error: 'batch item 0: header "Upstash-Forward-N" must be a string' });
+    }
+    expect(await stored()).toEqual({ messages: 0, events: 0 });
+  });
+
+  test("a queue created with a body that is not an object, or paused not a boolean, is 400, not a 500", async () => {
+    for (const body of ["null", "[]", "7", '"q"', '{"queueName":"q1","paused":"true"}']) {
+      const response = await call(broker, "/v2/queues", { method: "POST", body });
+      expect({ body, status: response.status }).toEqual({ body, status: 400 });
+      expect(response.body).toEqual({ error: expect.any(String) });
+    }
+    expect((await call(broker, "/v2/queues")).body).toEqual([]);
+  });
+
   test("unknown routes are 404 and wrong methods 405, as JSON", async () => {
     for (const path of ["/v2/nothing", "/v3/publish/x", "/", "/v2/dlq/a/b/c"]) {
       const response = await call(broker, path);

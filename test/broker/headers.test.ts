@@ -135,6 +135,10 @@ describe("publish headers", () => {
         "Upstash-Forward-Authorization": "Bearer downstream",
         "Upstash-Forward-X-Tenant": "acme",
         "Upstash-Forward-Content-Length": "999", // set by the HTTP client, never forwarded
+        // Hop-by-hop: for a proxy on the way, never the destination's.
+        "Upstash-Forward-TE": "trailers",
+        "Upstash-Forward-Trailer": "X-Checksum",
+        "Upstash-Forward-Proxy-Authorization": "Basic cHJveHk6c2VjcmV0",
         "X-Not-Forwarded": "1",
       },
     });
@@ -147,6 +151,8 @@ describe("publish headers", () => {
     expect(headers["x-not-forwarded"]).toBeUndefined();
     expect(headers["upstash-forward-x-tenant"]).toBeUndefined();
     expect(headers["content-length"]).toBe("4");
+    for (const hopByHop of ["te", "trailer", "proxy-authorization"])
+      expect(headers[hopByHop]).toBeUndefined();
     expect(destination.of(messageId)[0]?.body).toBe("<x/>");
   });
 

@@ -11,7 +11,10 @@ export const newMessageId = (): string => `msg_${alnum()}`;
 export const newDlqId = (): string => `dlq_${alnum()}`;
 
 const METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]);
-/** Headers a destination must not get from a publisher: the HTTP client sets them itself. */
+/**
+ * Headers a destination must not get from a publisher: the HTTP client sets them itself, or they are hop-by-hop
+ * (RFC 9110 §7.6.1; `Proxy-*` concern a proxy on the way, not the destination).
+ */
 const NOT_FORWARDED = new Set([
   "host",
   "content-length",
@@ -19,6 +22,11 @@ const NOT_FORWARDED = new Set([
   "connection",
   "keep-alive",
   "upgrade",
+  "te",
+  "trailer",
+  "proxy-authorization",
+  "proxy-authenticate",
+  "proxy-connection",
 ]);
 /** QStash features this broker does not implement; publishing still works, the header is ignored (logged once). */
 const IGNORED =

@@ -194,7 +194,11 @@ export async function queuesRoute(req: Request, ctx: BrokerContext, rest: string
     } catch {
       throw new HttpError(400, "body must be JSON: {queueName, parallelism, paused}");
     }
+    if (typeof body !== "object" || body === null || Array.isArray(body))
+      throw new HttpError(400, "body must be a JSON object: {queueName, parallelism, paused}");
     if (typeof body.queueName !== "string") throw new HttpError(400, "queueName is required");
+    if (body.paused !== undefined && typeof body.paused !== "boolean")
+      throw new HttpError(400, "paused must be true or false");
     const parallelism = body.parallelism ?? 1;
     if (
       typeof parallelism !== "number" ||

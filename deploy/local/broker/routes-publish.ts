@@ -77,7 +77,13 @@ export async function batch(req: Request, ctx: BrokerContext): Promise<Response>
     }
     const queueName = item.queue === undefined || item.queue === null ? null : String(item.queue);
     try {
-      const pairs = Object.entries(headers).map(([k, v]) => validHeader(k, String(v)));
+      // A header value is text; a number is taken as its digits, anything else (an object, null) is refused
+      // rather than sent as "[object Object]".
+      const pairs = Object.entries(headers).map(([k, v]) => {
+        if (typeof v !== "string" && !(typeof v === "number" && Number.isFinite(v)))
+          throw new HttpError(400, `header ${JSON.stringify(k)} must be a string`);
+        return validHeader(k, String(v));
+      });
       messages.push(
         await buildMessage(
           {
