@@ -27,7 +27,12 @@ afterAll(async () => {
 describe("publish headers", () => {
   test("Upstash-Delay waits (scaled by timeScale)", async () => {
     const started = performance.now();
+    const publishedAt = Date.now();
     const { messageId } = await client.publish({ url: destination.url("/delay"), body: "d", delay: "10s" });
+    // Reported as QStash reports a delayed message: the time it may be delivered from, unscaled.
+    const { notBefore } = await client.messages.get(messageId);
+    expect(notBefore).toBeGreaterThanOrEqual(publishedAt + 10_000);
+    expect(notBefore).toBeLessThan(Date.now() + 10_000 + 1);
     await waitFor(() => destination.of(messageId).length === 1);
     const waited = (destination.of(messageId)[0]?.at ?? 0) - started;
     expect(waited).toBeGreaterThanOrEqual(95);

@@ -209,6 +209,8 @@ export async function buildMessage(input: IngestInput, options: ResolvedOptions)
     if (delay === undefined) throw new HttpError(400, "invalid Upstash-Delay: use e.g. 10s, 5m, 2h or 1d");
     if (delay > options.maxDelayMs) throw tooFar("Upstash-Delay");
     dueAt = now + Math.round(delay * options.timeScale);
+    // As QStash reports a delayed message: the time it may be delivered from (the time scale aside).
+    notBefore = now + delay;
   }
 
   let dedupKey: string | null = null;
