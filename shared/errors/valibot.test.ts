@@ -4,9 +4,9 @@ import * as v from "valibot";
 import { fieldIssues, validationError } from "./valibot.ts";
 
 const Body = v.strictObject({
-  available: v.number(),
+  available: v.pipe(v.number(), v.maxValue(1e9)),
   priceCents: v.pipe(v.number(), v.integer("must be an integer")),
-  tags: v.optional(v.array(v.string())),
+  tags: v.optional(v.pipe(v.array(v.string()), v.minLength(1))),
 });
 const issuesOf = (input: unknown) => fieldIssues(v.safeParse(Body, input).issues ?? []);
 
@@ -24,6 +24,8 @@ describe("field issues", () => {
       [{ path: "tags.0", message: "must be a string, not a number" }],
     ],
     ["x", [{ path: "", message: "must be an object, not a string" }]],
+    [{ available: 1e300, priceCents: 2 }, [{ path: "available", message: "must be at most 1000000000" }]],
+    [{ available: 1, priceCents: 2, tags: [] }, [{ path: "tags", message: "length must be at least 1" }]],
     // The schema's own message stays as written.
     [{ available: 1, priceCents: 2.5 }, [{ path: "priceCents", message: "must be an integer" }]],
   ])("%j", (input, expected) => {

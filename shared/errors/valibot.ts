@@ -45,6 +45,15 @@ export function issueMessage(issue: IssueLike): string {
     if (expected === "never") return "is not a field here (unknown fields are refused)";
     if (received === "undefined") return "is required";
   }
+  // A bound: "Invalid value: Expected <=1000000000 but received 1e+300", "Invalid length: Expected >=1 …".
+  const bound = /^Invalid (value|length): /.exec(message) && /^([<>]=?)(.+)$/.exec(expected ?? "");
+  if (bound) {
+    const [, op, limit] = bound;
+    const words = { "<=": "at most", ">=": "at least", "<": "less than", ">": "more than" }[op as string];
+    return message.startsWith("Invalid length: ")
+      ? `length must be ${words} ${limit}`
+      : `must be ${words} ${limit}`;
+  }
   if (message.startsWith("Invalid type: ") && typeof expected === "string") {
     const got = received === "Array" ? "an array (a repeated query parameter?)" : kindOf(issue.input);
     if (received === "undefined") return `is required (${kinds[expected] ?? expected})`;
