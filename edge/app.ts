@@ -173,6 +173,22 @@ export function createApp(options: AppOptions): GatewayApp {
     );
   }
 
+  // The document is public: mounted before authentication, so a caller's credentials, good or bad, do not matter
+  // (it is generated from the whole app, routes mounted below included, at its first request, then kept).
+  app.get(
+    "/openapi.json",
+    describeRoute({
+      summary:
+        "This document: OpenAPI 3.1, generated from the schemas the gateway validates and answers with",
+      tags: ["operations"],
+      ...publicRoute,
+      responses: {
+        200: { description: "OpenAPI 3.1", content: { "application/json": { schema: { type: "object" } } } },
+      },
+    }),
+    openAPIRouteHandler(app, openApiOptions),
+  );
+
   // The delivery endpoint authenticates by the broker's signature, not by a caller's token or rate limit,
   // so it is mounted before them; it has its own body limit.
   if (options.delivery) {
@@ -244,19 +260,6 @@ export function createApp(options: AppOptions): GatewayApp {
     app.route("/", apiKeyRoutes({ store: options.apiKeys, ...(apiKeyCache ? { cache: apiKeyCache } : {}) }));
   for (const routes of options.routes ?? []) app.route("/", routes);
 
-  app.get(
-    "/openapi.json",
-    describeRoute({
-      summary:
-        "This document: OpenAPI 3.1, generated from the schemas the gateway validates and answers with",
-      tags: ["operations"],
-      ...publicRoute,
-      responses: {
-        200: { description: "OpenAPI 3.1", content: { "application/json": { schema: { type: "object" } } } },
-      },
-    }),
-    openAPIRouteHandler(app, openApiOptions),
-  );
   return app;
 }
 

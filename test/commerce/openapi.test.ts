@@ -98,6 +98,15 @@ test("every endpoint of API.md is documented, with the scope it needs and the sc
   ]);
 });
 
+test("the document is public: a bad credential does not stop it, and it still lists every route", async () => {
+  for (const headers of [{ authorization: "Bearer garbage" }, { "x-api-key": "ek_nope" }, {}]) {
+    const response = await fetch(`${running.node.url}/openapi.json`, { headers });
+    expect({ headers, status: response.status }).toEqual({ headers, status: 200 });
+    const document = (await response.json()) as Spec;
+    expect(Object.keys(document.paths).sort()).toEqual(Object.keys(spec.paths).sort());
+  }
+});
+
 test("errors are documented as problem+json, validation failures included", () => {
   expect(spec.components.schemas.Problem).toBeDefined();
   const place = spec.paths["/v1/orders"]?.post as Operation;
