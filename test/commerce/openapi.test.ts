@@ -99,7 +99,12 @@ test("every endpoint of API.md is documented, with the scope it needs and the sc
 });
 
 test("the document is public: a bad credential does not stop it, and it still lists every route", async () => {
-  for (const headers of [{ authorization: "Bearer garbage" }, { "x-api-key": "ek_nope" }, {}]) {
+  const credentials: Array<Record<string, string>> = [
+    { authorization: "Bearer garbage" },
+    { "x-api-key": "ek_nope" },
+    {},
+  ];
+  for (const headers of credentials) {
     const response = await fetch(`${running.node.url}/openapi.json`, { headers });
     expect({ headers, status: response.status }).toEqual({ headers, status: 200 });
     const document = (await response.json()) as Spec;
