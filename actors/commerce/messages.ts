@@ -93,6 +93,11 @@ export const OrderCancelled = v.object({
   customerId: CustomerId,
   skus: v.array(Sku),
   wasConfirmed: v.boolean(),
+  /**
+   * The order's lines, priced as its skus reserved them (older events lack it): an order cancelled while pending
+   * reaches its end with no OrderConfirmed, so this is the one event that tells the read side its prices.
+   */
+  items: v.optional(v.array(v.object({ sku: Sku, quantity, unitPriceCents: v.optional(cents) }))),
   totalCents: v.optional(cents),
 });
 /** inventory → cache, activity. Published by a sku actor whenever its levels or price change. */

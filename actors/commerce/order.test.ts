@@ -311,6 +311,10 @@ describe("order actor", () => {
           customerId,
           skus: ["apple", "pear"],
           wasConfirmed: true,
+          items: [
+            { sku: "apple", quantity: 2, unitPriceCents: 150 },
+            { sku: "pear", quantity: 1, unitPriceCents: 200 },
+          ],
           totalCents: 500,
         },
       ],
@@ -340,6 +344,10 @@ describe("order actor", () => {
           customerId,
           skus: ["apple", "pear"],
           wasConfirmed: false,
+          items: [
+            { sku: "apple", quantity: 2, unitPriceCents: 150 },
+            { sku: "pear", quantity: 1, unitPriceCents: 200 },
+          ],
           totalCents: 500,
         },
       ],

@@ -334,6 +334,7 @@ function cancel(ctx: Turn, wasConfirmed: boolean, capturedCents: number): void {
     customerId: order.customerId,
     skus: skus(order),
     wasConfirmed,
+    items: order.items.map((item) => ({ ...item })),
     ...(order.totalCents === undefined ? {} : { totalCents: order.totalCents }),
   };
   ctx.publish(EventTypes.OrderCancelled, event);

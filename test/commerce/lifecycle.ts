@@ -159,6 +159,15 @@ export function lifecycleSuite(host: string, client: () => CommerceClient, timeo
           return sku.available === 4 && sku.reserved === 0;
         }, "the stock back");
         expect(await api.points(erin)).toBe(0);
+        // The read model lists it priced, as GET /v1/orders/{id} shows it: OrderCancelled is the only event after
+        // the placement that carries the prices.
+        await eventually(async () => {
+          const page = await api.call<{
+            items: Array<{ orderId: string; status: string; items: Array<{ unitPriceCents?: number }> }>;
+          }>("GET", `/v1/orders?customerId=${erin}`);
+          const listed = page.body.items.find((item) => item.orderId === placed.body.orderId);
+          return listed?.status === "cancelled" && listed.items[0]?.unitPriceCents === 300;
+        }, "the cancelled order listed with its price");
       },
       timeoutMs,
     );

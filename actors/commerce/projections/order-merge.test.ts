@@ -115,6 +115,35 @@ describe("mergeOrder", () => {
     }
   });
 
+  test("an order cancelled while pending gets its prices from OrderCancelled, the only event after its placement", () => {
+    const cancelledWhilePending: OrderEvent = {
+      type: "OrderCancelled",
+      data: {
+        orderId: "o1",
+        version: 5,
+        customerId: "c1",
+        skus: ["SKU-1"],
+        wasConfirmed: false,
+        items: [{ sku: "SKU-1", quantity: 2, unitPriceCents: 150 }],
+        totalCents: 300,
+      },
+    };
+    for (const events of [
+      [placed, cancelledWhilePending],
+      [cancelledWhilePending, placed],
+    ]) {
+      expect(toOrderView(fold(events) as OrderRecord)).toMatchObject({
+        status: "cancelled",
+        items: [{ sku: "SKU-1", quantity: 2, unitPriceCents: 150 }],
+        totalCents: 300,
+      });
+    }
+    // An older event without lines keeps what OrderPlaced said.
+    expect(toOrderView(fold([placed, cancelled]) as OrderRecord).items).toEqual([
+      { sku: "SKU-1", quantity: 2 },
+    ]);
+  });
+
   test("an out-of-stock rejection keeps the prices of the lines that were reserved", () => {
     const twoLines: OrderEvent = {
       type: "OrderPlaced",

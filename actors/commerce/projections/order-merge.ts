@@ -93,7 +93,9 @@ function factsOf(event: OrderEvent, at: number) {
       };
     case "OrderCancelled":
       return {
-        items: [],
+        items: (event.data.items ?? []).map(({ sku, quantity, unitPriceCents }) =>
+          unitPriceCents === undefined ? { sku, quantity } : { sku, quantity, unitPriceCents },
+        ),
         skus: event.data.skus,
         createdAt: at,
         totalCents: event.data.totalCents ?? null,
