@@ -111,6 +111,13 @@ describe("gateway app (in process)", () => {
       headers: { origin: "https://shop.example", "access-control-request-method": "POST" },
     });
     expect(preflight.status).toBe(204);
+    // An OPTIONS that asks nothing of CORS is no preflight: the route answers it, as without CORS.
+    const plainOptions = await app.request("/v1/counters/a/increment", {
+      method: "OPTIONS",
+      headers: { origin: "https://shop.example" },
+    });
+    expect(plainOptions.status).toBe(405);
+    expect((await app.request("/nope", { method: "OPTIONS" })).status).toBe(404);
   });
 
   test("an increment is durable, and an Idempotency-Key makes a retry return the same reply", async () => {
