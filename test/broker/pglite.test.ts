@@ -29,6 +29,34 @@ afterAll(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
+/** `npm run broker` as a process of its own on this file's data dir (embedded PGlite), once it answers. */
+async function startBrokerProcess(
+  port: number,
+  settings: Record<string, string> = {},
+): Promise<Bun.Subprocess> {
+  const { DATABASE_URL: _ignored, ...env } = process.env;
+  const child = Bun.spawn([process.execPath, join(root, "deploy/local/broker/main.ts")], {
+    cwd: root,
+    env: { ...env, EDGEWISE_DATA_DIR: dataDir, QSTASH_PORT: String(port), ...settings },
+    stdout: "ignore",
+    stderr: "pipe",
+  });
+  children.push(child);
+  await waitFor(
+    async () => {
+      const headers = { authorization: `Bearer ${DEV_TOKEN}` };
+      const keys = await fetch(`http://127.0.0.1:${port}/v2/keys`, { headers }).catch(() => undefined);
+      return keys?.ok === true;
+    },
+    15_000,
+    "the broker process",
+  ).catch(async (error) => {
+    child.kill("SIGKILL");
+    throw new Error(`${error}: ${await new Response(child.stderr as ReadableStream).text()}`);
+  });
+  return child;
+}
+
 describe("embedded PGlite", () => {
   test("with transport tcp, pglite-socket serves postgres.js over 127.0.0.1", async () => {
     const pg = await startEmbeddedPostgres({ dataDir, transport: "tcp" });
@@ -252,25 +280,7 @@ describe("embedded PGlite", () => {
   test("SIGKILL after a quiet spell on PGlite: what was delivered before it is not delivered again", async () => {
     const port = 31_000 + Math.floor(Math.random() * 9_000);
     const baseUrl = `http://127.0.0.1:${port}`;
-    const { DATABASE_URL: _ignored, ...env } = process.env;
-    const start = async () => {
-      const child = Bun.spawn([process.execPath, join(root, "deploy/local/broker/main.ts")], {
-        cwd: root,
-        env: { ...env, EDGEWISE_DATA_DIR: dataDir, QSTASH_PORT: String(port) },
-        stdout: "ignore",
-        stderr: "pipe",
-      });
-      children.push(child);
-      await waitFor(
-        async () => {
-          const headers = { authorization: `Bearer ${DEV_TOKEN}` };
-          return (await fetch(`${baseUrl}/v2/keys`, { headers }).catch(() => undefined))?.ok === true;
-        },
-        15_000,
-        "the broker process",
-      );
-      return child;
-    };
+    const start = () => startBrokerProcess(port);
     const receiver = startReceiver();
     const first = await start();
     const client = new Client({ baseUrl, token: DEV_TOKEN, retry: false });
@@ -303,33 +313,7 @@ describe("embedded PGlite", () => {
   test("SIGKILL mid-stream on PGlite: every accepted message arrives after a restart", async () => {
     const port = 31_000 + Math.floor(Math.random() * 9_000);
     const baseUrl = `http://127.0.0.1:${port}`;
-    const { DATABASE_URL: _ignored, ...env } = process.env;
-    const start = async () => {
-      const child = Bun.spawn([process.execPath, join(root, "deploy/local/broker/main.ts")], {
-        cwd: root,
-        env: {
-          ...env,
-          EDGEWISE_DATA_DIR: dataDir,
-          QSTASH_PORT: String(port),
-          QSTASH_DELIVERY_CONCURRENCY: "4",
-        },
-        stdout: "ignore",
-        stderr: "pipe",
-      });
-      children.push(child);
-      await waitFor(
-        async () => {
-          const headers = { authorization: `Bearer ${DEV_TOKEN}` };
-          return (await fetch(`${baseUrl}/v2/keys`, { headers }).catch(() => undefined))?.ok === true;
-        },
-        15_000,
-        "the broker process",
-      ).catch(async (error) => {
-        child.kill("SIGKILL");
-        throw new Error(`${error}: ${await new Response(child.stderr).text()}`);
-      });
-      return child;
-    };
+    const start = () => startBrokerProcess(port, { QSTASH_DELIVERY_CONCURRENCY: "4" });
     const slow = startReceiver(async () => {
       await Bun.sleep(20);
       return new Response("ok");
