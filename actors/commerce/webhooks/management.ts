@@ -151,7 +151,7 @@ export async function rotateSubscriptionSecret(
   body: unknown,
 ): Promise<{ id: string; secret: string; previousSecretExpiresAt: string | null }> {
   const parsed = v.safeParse(RotateSecretBody, body ?? {});
-  if (!parsed.success) throw validationError("request.invalid", "request body", parsed.issues);
+  if (!parsed.success) throw validationError("request.invalid", "body", parsed.issues);
   const now = deps.clock.now();
   const expiresAt = new Date(now + parsed.output.overlapSeconds * 1000);
   const rotated = isSubscriptionId(id)

@@ -46,11 +46,11 @@ export async function createSubscription(
   body: unknown,
 ): Promise<CreatedSubscription> {
   const parsed = v.safeParse(CreateSubscriptionBody, body);
-  if (!parsed.success) throw validationError("request.invalid", "request body", parsed.issues);
+  if (!parsed.success) throw validationError("request.invalid", "body", parsed.issues);
   const { url, events } = parsed.output;
   const check = await checkTarget(url, deps.policy);
   if (!check.allowed) {
-    throw new EdgewiseError("request.invalid", `request body is invalid (url: ${check.message})`, {
+    throw new EdgewiseError("request.invalid", `body is invalid (url: ${check.message})`, {
       issues: [{ path: "url", message: check.message }],
       meta: { reason: check.reason },
     });
