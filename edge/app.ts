@@ -33,6 +33,12 @@ import { type Logger, maskSecrets, type SecurityEventSink } from "../shared/tele
 export interface AppOptions {
   /** Where actors run: the local host in process, Durable Object stubs, or a remote actor host. */
   actors: ActorHost;
+  /**
+   * A HEAD answer gets its GET's Content-Length (default true; see middleware/head). Workers say false: Cloudflare
+   * compresses answers for clients that accept it, so the uncompressed length would stand beside
+   * `Content-Encoding: gzip` and be wrong, and workerd sends a HEAD with no length at all rather than Bun's 0.
+   */
+  headContentLength?: boolean;
   /** The broker's signing keys and the public URL it delivers to; without them, no delivery endpoint. */
   delivery?: Omit<DeliveryOptions, "actors">;
   /** Queue consumers that are not actors (billing, projections, webhooks), reached by the delivery endpoint. */
@@ -147,7 +153,7 @@ export function createApp(options: AppOptions): GatewayApp {
     : options.onRequest;
 
   // Around everything: a HEAD answer gets its GET's Content-Length.
-  app.use(headContentLength());
+  if (options.headContentLength !== false) app.use(headContentLength());
   // 1. request id → 2. telemetry → 3. secure headers and CORS: for every request, internal ones included.
   app.use(requestId({ ...(options.logger ? { logger: options.logger } : {}), accessLog: options.accessLog }));
   const security = options.securityEvents ? securityReporters(options.securityEvents) : undefined;

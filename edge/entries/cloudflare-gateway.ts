@@ -20,6 +20,7 @@ type GatewayOptions = Pick<
   | "auth"
   | "rateLimit"
   | "corsOrigins"
+  | "headContentLength"
   | "bodyLimitBytes"
   | "requestTimeoutMs"
   | "clientCert"
@@ -80,6 +81,8 @@ export function gatewayFromEnv(
       : {}),
     rateLimit: rateLimit({ limiterFor: () => limiter, ...(onDenied ? { onDenied } : {}) }),
     corsOrigins: config.CORS_ORIGINS,
+    // Cloudflare may compress the GET; a HEAD then has no right length to give (see AppOptions).
+    headContentLength: false,
     bodyLimitBytes: config.BODY_LIMIT,
     requestTimeoutMs: config.REQUEST_TIMEOUT,
     // As on a node: /metrics then needs this token or an admin JWT (a secret: `wrangler secret put METRICS_TOKEN`).
