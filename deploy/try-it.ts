@@ -15,6 +15,14 @@ export function tryItLines(base: string, token: string): string[] {
   ];
 }
 
+/**
+ * What a node prints after its address on embedded defaults: its own admin token and how long it lasts, then the
+ * commands. Only for the node's own key: an operator's JWT_SECRET never yields a token to print.
+ */
+export function firstRunLines(base: string, token: string): string[] {
+  return [adminTokenLine(token), ...tryItLines(base, token)];
+}
+
 /** The line that prints the node's own admin token, with how long it lasts (a day, or JWT_MAX_LIFETIME). */
 export function adminTokenLine(token: string): string {
   const claims = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString()) as {

@@ -4,17 +4,13 @@ import { referenceSystem } from "../../deploy/reference.ts";
 import { stopOnSignals } from "../../deploy/shutdown.ts";
 import { exitOnStartFailure } from "../../deploy/start-failure.ts";
 import { startNode } from "../../deploy/bun/node.ts";
-import { adminTokenLine, listeningLine, tryItLines } from "../../deploy/try-it.ts";
+import { firstRunLines, listeningLine } from "../../deploy/try-it.ts";
 
 const config = configOrExit();
 const node = await startNode({ config, ...referenceSystem() }).catch(exitOnStartFailure(config));
 console.log(listeningLine(node.url, config.HOST, `data in ${config.EDGEWISE_DATA_DIR}`));
 console.log(`[edgewise] queue: ${node.broker ? `embedded broker at ${node.brokerUrl}` : node.brokerUrl}`);
-if (node.adminToken) {
-  // Printed only for the node's own key (embedded defaults): an operator's JWT_SECRET never yields a token here.
-  console.log(adminTokenLine(node.adminToken));
-  console.log(tryItLines(node.url, node.adminToken).join("\n"));
-}
+if (node.adminToken) console.log(firstRunLines(node.url, node.adminToken).join("\n"));
 
 stopOnSignals(
   () => node.stop(),
