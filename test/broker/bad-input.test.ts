@@ -230,6 +230,8 @@ describe("bad input changes nothing", () => {
     expect((await call(broker, "/v2/dlq/dlq_missing", { method: "DELETE" })).status).toBe(404);
     expect((await call(broker, "/v2/queues/none")).status).toBe(404);
     expect((await call(broker, `/v2/publish/${url()}`, { method: "GET" })).status).toBe(405);
+    expect((await call(broker, "/v2/dlq/retry", { method: "GET" })).status).toBe(405);
+    expect((await call(broker, "/v2/dlq/retry/dlq_x", { method: "DELETE" })).status).toBe(405);
     expect(await stored()).toEqual({ messages: 0, events: 0 });
   });
 

@@ -148,7 +148,9 @@ export async function dlqRoute(
   rest: string[],
 ): Promise<Response> {
   const [first, second] = rest;
-  if (first === "retry" && req.method === "POST") {
+  // `retry` is an action, never a DLQ id (those are `dlq_…`): another method is 405, not "dlq message not found".
+  if (first === "retry" && req.method !== "POST") throw new HttpError(405, "method not allowed");
+  if (first === "retry") {
     if (second === undefined) refuseUnknown(url, DLQ_PARAMS);
     const filter = second ? { count: 1, dlqIds: [second] } : dlqFilter(url);
     const result = await retryDlq(ctx.sql, filter, newMessageId);
