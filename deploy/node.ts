@@ -52,8 +52,7 @@ import {
 import { type Broker, defaultDeliveryConcurrency, startBroker } from "./local/broker/index.ts";
 import { connect, type Sql } from "./local/broker/db.ts";
 import { Maintenance } from "./local/broker/maintenance.ts";
-import { Checkpoints } from "./local/pglite/checkpoints.ts";
-import { WalWriter } from "./local/pglite/wal-writer.ts";
+import { startPGliteUpkeep } from "./local/pglite/upkeep.ts";
 import { startEmbeddedPostgres } from "./local/pglite/index.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
 import { followDeliveryOrigin } from "./delivery-origin.ts";
@@ -272,15 +271,10 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
     schema: options.schema,
   });
   stops.push(() => sql.end({ timeout: 5 }));
-  // PGlite makes no checkpoint while it runs, so without these its WAL would grow for as long as the node runs.
+  // PGlite runs no checkpointer and no WAL writer: the node runs their stand-ins (local/pglite/upkeep.ts).
   if (embedded) {
-    const checkpoints = new Checkpoints(sql, { log: (line) => logger.warn(line) });
-    checkpoints.start();
-    stops.push(() => checkpoints.stop());
-    // Nor does it flush the embedded broker's commits that do not wait for the disk (local/pglite/wal-writer.ts).
-    const walWriter = new WalWriter(sql, { log: (line) => logger.warn(line) });
-    walWriter.start();
-    stops.push(() => walWriter.stop());
+    const upkeep = startPGliteUpkeep(sql, (line) => logger.warn(line));
+    stops.push(() => upkeep.stop());
   }
 
   // The embedded broker hands deliveries for this node straight to the app: the same signed request, route and

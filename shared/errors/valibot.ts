@@ -18,13 +18,16 @@ export function validationError(
   return new EdgewiseError(code, `${what} is invalid (${where})`, { issues: fields });
 }
 
+/** A kind of JSON value in words, by valibot's name for it (`Object`, `number`) or `typeof`'s. */
 const kinds: Record<string, string> = {
   number: "a number",
   string: "a string",
   boolean: "true or false",
-  Object: "an object",
-  Array: "an array",
+  object: "an object",
+  array: "an array",
+  null: "null",
 };
+const kindWords = (name: string) => kinds[name.toLowerCase()] ?? name;
 
 /** What a valibot issue says, as it reaches a Standard Schema consumer too (hono-openapi's validator hook). */
 export interface IssueLike {
@@ -56,25 +59,12 @@ export function issueMessage(issue: IssueLike): string {
   }
   if (message.startsWith("Invalid type: ") && typeof expected === "string") {
     const got = received === "Array" ? "an array (a repeated query parameter?)" : kindOf(issue.input);
-    if (received === "undefined") return `is required (${kinds[expected] ?? expected})`;
-    return `must be ${kinds[expected] ?? expected}, not ${got}`;
+    if (received === "undefined") return `is required (${kindWords(expected)})`;
+    return `must be ${kindWords(expected)}, not ${got}`;
   }
   return message;
 }
 
 function kindOf(input: unknown): string {
-  if (input === null) return "null";
-  if (Array.isArray(input)) return "an array";
-  switch (typeof input) {
-    case "string":
-      return "a string";
-    case "number":
-      return "a number";
-    case "boolean":
-      return "true or false";
-    case "object":
-      return "an object";
-    default:
-      return typeof input;
-  }
+  return kindWords(input === null ? "null" : Array.isArray(input) ? "array" : typeof input);
 }

@@ -6,8 +6,7 @@ import { type BrokerOptions, resolveOptions } from "./config.ts";
 import { connect, migrate, recoverInFlight, type Sql } from "./db.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { Maintenance } from "./maintenance.ts";
-import { Checkpoints } from "../pglite/checkpoints.ts";
-import { WalWriter } from "../pglite/wal-writer.ts";
+import { startPGliteUpkeep } from "../pglite/upkeep.ts";
 import { handle } from "./router.ts";
 import type { BrokerContext } from "./routes-publish.ts";
 import { createSigner } from "./signing.ts";
@@ -78,10 +77,6 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     const recovered = await recoverInFlight(sql);
     const db = sql;
     const maintenance = config.maintenance && new Maintenance(db, config.maintenance, config.log);
-    // Its own PGlite makes no checkpoint while it runs (../pglite/checkpoints.ts): the broker makes them.
-    const checkpoints = embedded && new Checkpoints(db, { log: config.log });
-    // Nor does it flush the claims and removals committed without waiting for the disk (../pglite/wal-writer.ts).
-    const walWriter = embedded && new WalWriter(db, { log: config.log });
 
     const dispatcher = new Dispatcher(db, {
       fetch: config.fetch,
@@ -144,8 +139,8 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       });
     else dispatcher.start();
     maintenance?.start();
-    checkpoints?.start();
-    walWriter?.start();
+    // Its own PGlite has no checkpointer and no WAL writer: the broker runs their stand-ins (../pglite/upkeep.ts).
+    const upkeep = embedded ? startPGliteUpkeep(db, config.log) : undefined;
     // Once now (a broker that was down, or started with a shorter retention, prunes at once), then every minute.
     const sweepOnce = () =>
       void housekeeping(db, config.eventRetentionMs).catch((error) =>
@@ -174,8 +169,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
           await ingest.idle();
           await dispatcher.stop();
           await maintenance?.stop();
-          await checkpoints?.stop();
-          await walWriter?.stop();
+          await upkeep?.stop();
           if (ownsPool) await db.end({ timeout: 5 });
           await embedded?.stop();
         })();

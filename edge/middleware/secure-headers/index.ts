@@ -61,9 +61,10 @@ export function secureHeaders(options: SecureHeadersOptions = {}) {
     // A preflight is answered by CORS itself (its Response is returned); other requests go on through. An OPTIONS
     // that is no preflight (no Access-Control-Request-Method) is an ordinary request: the route answers it (405 with
     // Allow, or 404), rather than a 204 with CORS headers for any path.
-    const preflightOrCors =
-      c.req.method !== "OPTIONS" || c.req.header("access-control-request-method") !== undefined;
-    if (corsHandler && preflightOrCors) {
+    if (
+      corsHandler &&
+      (c.req.method !== "OPTIONS" || c.req.header("access-control-request-method") !== undefined)
+    ) {
       return corsHandler(c, async () => {
         await headers(c, next);
       });
