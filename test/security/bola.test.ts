@@ -156,6 +156,30 @@ describe("A against B's objects", () => {
     });
   });
 
+  test("B's own answers say no-store: no cache between B and the gateway can hand them to A", async () => {
+    // A shared cache (a CDN, Varnish, a corporate proxy) knows Authorization as a credential but not X-API-Key: a
+    // 200 without Cache-Control may be stored under its URL alone and served to the next caller of that URL, A.
+    const key = expectOk(
+      await running.client.call<{ key: string }>("POST", "/v1/api-keys", {
+        body: { sub: b, scopes: customerScopes },
+      }),
+    );
+    for (const path of [
+      `/v1/accounts/${b}`,
+      `/v1/orders/${bOrder.orderId}`,
+      `/v1/orders?customerId=${b}`,
+      `/v1/customers/${b}/loyalty`,
+    ]) {
+      const answer = await send(running.node.url, "GET", path, { as: { apiKey: key.key } });
+      expectClosed(
+        cases,
+        `B's GET ${path} may be stored by a shared cache`,
+        { status: answer.status, cacheControl: answer.headers.get("cache-control") },
+        { status: 200, cacheControl: "no-store" },
+      );
+    }
+  });
+
   test("encoded path tricks around the owner check are refused", async () => {
     const [, credential] = credentials[0] as [string, Credential];
     for (const path of [

@@ -5,7 +5,8 @@ import { createMiddleware } from "hono/factory";
 import type { GatewayEnv } from "../../env.ts";
 
 /**
- * OWASP's REST Security Cheat Sheet set for JSON APIs. Hono's `secureHeaders` also sends headers that only
+ * OWASP's REST Security Cheat Sheet set for JSON APIs (with its `Cache-Control: no-store`, set below unless the
+ * route chose its own). Hono's `secureHeaders` also sends headers that only
  * matter to HTML pages or are deprecated (X-XSS-Protection, X-Download-Options, X-DNS-Prefetch-Control,
  * X-Permitted-Cross-Domain-Policies, Origin-Agent-Cluster); each costs a header write on every response, so
  * this list is fixed once and written in one loop. A route that serves HTML sets its own CSP.
@@ -36,6 +37,9 @@ export function secureHeaders(options: SecureHeadersOptions = {}) {
     for (const [name, value] of apiSecurityHeaders) {
       if (!(ownPolicy && name === "Content-Security-Policy")) target.set(name, value);
     }
+    // Answers are per caller (balances, orders) and X-API-Key is no credential to a shared cache, which could
+    // otherwise keep one under its URL and serve it to the next caller. A route that may be cached says so itself.
+    if (!target.has("cache-control")) target.set("Cache-Control", "no-store");
   };
   const corsHandler =
     origins.length === 0
