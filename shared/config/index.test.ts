@@ -143,6 +143,23 @@ describe("gateway configuration", () => {
     );
   });
 
+  test("JWT_JWKS_URL is https, or http to this machine only: keys fetched in clear can be swapped on the way", () => {
+    for (const url of [
+      "https://idp.example/.well-known/jwks.json",
+      "http://127.0.0.1:8080/jwks.json",
+      "http://localhost:8080/jwks.json",
+      "http://[::1]:8080/jwks.json",
+    ])
+      expect(parseConfig({ JWT_JWKS_URL: url }).JWT_JWKS_URL).toBe(url);
+    for (const url of [
+      "http://idp.example/.well-known/jwks.json",
+      "http://10.0.0.7/jwks.json",
+      "http://127.0.0.1.nip.io/jwks.json",
+      "ftp://idp.example/jwks.json",
+    ])
+      expect(() => parseConfig({ JWT_JWKS_URL: url })).toThrow("JWT_JWKS_URL must be https://");
+  });
+
   test("bad gateway values are refused by name", () => {
     expect(() => parseConfig({ RATE_LIMIT: "lots" })).toThrow("RATE_LIMIT must be written <count>/<window>");
     expect(() => parseConfig({ JWT_SECRET: "short" })).toThrow("JWT_SECRET must be at least 32 characters");

@@ -12,6 +12,23 @@ export function parseDuration(text: string): number | undefined {
   return Math.round(Number(match[1]) * unit);
 }
 
+/**
+ * A URL trust is fetched from (a JWKS): https, or http to a loopback name or address, where nothing on the way can
+ * change the answer.
+ */
+function fetchedSafely(text: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return true; // v.url has said so already
+  }
+  if (url.protocol === "https:") return true;
+  if (url.protocol !== "http:") return false;
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 const duration = (name: string) =>
   v.pipe(
     v.string(),
@@ -154,7 +171,16 @@ export const ConfigSchema = v.object({
   PUBLIC_URL: v.optional(v.pipe(v.string(), v.url("PUBLIC_URL must be a URL"))),
   /** HS256 key for JWTs; unset = generated into the data dir on first start. */
   JWT_SECRET: v.optional(v.pipe(v.string(), v.minLength(32, "JWT_SECRET must be at least 32 characters"))),
-  JWT_JWKS_URL: v.optional(v.pipe(v.string(), v.url("JWT_JWKS_URL must be a URL"))),
+  JWT_JWKS_URL: v.optional(
+    v.pipe(
+      v.string(),
+      v.url("JWT_JWKS_URL must be a URL"),
+      v.check(
+        fetchedSafely,
+        "JWT_JWKS_URL must be https:// (http only to this machine): whoever can change the key set on its way mints tokens",
+      ),
+    ),
+  ),
   /**
    * Workers only: the key the console's session cookies are sealed with (edge/console/signed-session.ts); unset =
    * derived from JWT_SECRET. A Worker with only JWT_JWKS_URL needs it for `?token=` sign-in.
