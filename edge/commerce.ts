@@ -106,6 +106,13 @@ export function routeCache(cache: ReadCache): CachedReads {
       );
       return { value: read.value, hit: read.hit };
     },
+    advance: async (key, version) => {
+      try {
+        await cache.advance(key, version);
+      } catch {
+        // Counted by the cache; the write's event advances the key when the cache is back.
+      }
+    },
   };
 }
 

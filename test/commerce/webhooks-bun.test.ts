@@ -200,4 +200,23 @@ describe("read cache", () => {
       "the cancelled order to be read",
     );
   }, 30_000);
+
+  test("a write through the gateway is read back at once, not after its event (read-your-writes)", async () => {
+    const api = running.client;
+    const sku = uniqueName("ryw");
+    await api.putSku(sku, 3, 100);
+    await Bun.sleep(200);
+    await api.sku(sku);
+    expect((await api.call("GET", `/v1/inventory/${sku}`)).headers.get("x-cache")).toBe("hit");
+    // The PUT answers 200 with the new stock: the next read must not serve the cached old one.
+    await api.putSku(sku, 9, 250);
+    expect(await api.sku(sku)).toMatchObject({ available: 9, priceCents: 250 });
+
+    const order = await confirmedOrder(running);
+    await api.order(order.orderId);
+    expect((await api.call("GET", `/v1/orders/${order.orderId}`)).headers.get("x-cache")).toBe("hit");
+    // The cancel answers 202 "cancelled": the next read must not serve the cached "confirmed".
+    expect((await api.cancel(order.orderId)).body).toMatchObject({ status: "cancelled" });
+    expect((await api.order(order.orderId)).status).toBe("cancelled");
+  }, 30_000);
 });

@@ -9,6 +9,12 @@ export interface CachedReads {
     load: () => Promise<{ version: number; value: unknown }>,
     options?: { cacheable?: (value: unknown) => boolean },
   ): Promise<{ value: unknown; hit: boolean }>;
+  /**
+   * After a write through the gateway, raises `key`'s floor to the version the write returned, so the next read
+   * loads the new value instead of serving the old one until the write's event reaches the cache consumer. Never
+   * throws: a cache that fails leaves that event (retried by the queue) and the TTL to end the stale read.
+   */
+  advance(key: string, version: number): Promise<void>;
 }
 
 /** Tells the client where a read came from: `X-Cache: hit` or `miss` (counted in the cache's stats too). */
@@ -17,4 +23,5 @@ export const cacheHeader = "X-Cache";
 /** No cache: every read loads. */
 export const noCache: CachedReads = {
   read: async (_key, load) => ({ value: (await load()).value, hit: false }),
+  advance: async () => {},
 };

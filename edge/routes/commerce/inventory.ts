@@ -50,9 +50,10 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
     validate("json", PutInventoryBody),
     async (c) => {
       requireScope(c.var.principal, "inventory:write");
-      const view = await skus.ask(c.req.valid("param").sku, "Put", c.req.valid("json"), {
-        signal: c.var.signal,
-      });
+      const { sku } = c.req.valid("param");
+      const view = await skus.ask(sku, "Put", c.req.valid("json"), { signal: c.var.signal });
+      // Read-your-writes: a cached view older than this one is not served again.
+      await cache.advance(`inventory:${sku}`, view.version);
       return c.json(publicView(view));
     },
   );

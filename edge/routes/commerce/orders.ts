@@ -146,6 +146,8 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
       const current = await orders.ask(orderId, "Get", {}, { signal: c.var.signal });
       requireOwner(caller, current.customerId);
       const view = await orders.ask(orderId, "Cancel", {}, { signal: c.var.signal });
+      // Read-your-writes: a cached "confirmed" is not served after this cancel answered "cancelled".
+      await cache.advance(`order:${orderId}`, view.version);
       return c.json({ orderId, status: view.status }, 202);
     },
   );
