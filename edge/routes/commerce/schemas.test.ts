@@ -33,3 +33,26 @@ describe("ids that name actors", () => {
     }
   });
 });
+
+describe("order lines", () => {
+  // An order's lines are merged by sku (the order actor sums them). Lines of one sku that add up past a line's limit
+  // used to pass here and be refused by the actor as 422 message.invalid ("Message failed its schema"): the status
+  // API.md gives an Idempotency-Key reused with another body, for what is a plain invalid body (400).
+  test("lines of one sku may add up to a line's limit, not past it", () => {
+    const body = (quantities: number[]) => ({
+      customerId: "alice",
+      items: quantities.map((quantity) => ({ sku: "apple", quantity })),
+    });
+    expect(v.is(PlaceOrderBody, body([999_999, 1]))).toBe(true);
+    expect(
+      v.is(PlaceOrderBody, {
+        ...body([1_000_000]),
+        items: [...body([1_000_000]).items, { sku: "pear", quantity: 1_000_000 }],
+      }),
+    ).toBe(true);
+    const refused = v.safeParse(PlaceOrderBody, body([1_000_000, 1]));
+    expect(refused.success).toBe(false);
+    expect(refused.issues?.[0]?.message).toContain("1000000");
+    expect(v.is(PlaceOrderBody, body(Array.from({ length: 50 }, () => 1_000_000)))).toBe(false);
+  });
+});

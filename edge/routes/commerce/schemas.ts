@@ -43,6 +43,9 @@ export const PutInventoryBody = v.strictObject({
 
 export const PutAccountBody = v.strictObject({ balanceCents: cents });
 
+/** The most units one line (one sku, once merged) of an order holds. */
+const maxQuantity = 1_000_000;
+
 export const PlaceOrderBody = v.strictObject({
   customerId: CustomerId,
   items: v.pipe(
@@ -53,14 +56,29 @@ export const PlaceOrderBody = v.strictObject({
           v.number(),
           v.integer("must be an integer"),
           v.minValue(1, "must be 1 or more"),
-          v.maxValue(1_000_000),
+          v.maxValue(maxQuantity),
         ),
       }),
     ),
     v.minLength(1, "must hold 1 to 50 items"),
     v.maxLength(50, "must hold 1 to 50 items"),
+    // Lines of one sku are merged into one (the order actor sums them), and a line holds at most 1,000,000.
+    v.check(
+      (items) => mergedWithinLimit(items),
+      `the quantities of one sku must add up to at most ${maxQuantity}`,
+    ),
   ),
 });
+
+function mergedWithinLimit(items: ReadonlyArray<{ sku: string; quantity: number }>): boolean {
+  const bySku = new Map<string, number>();
+  for (const { sku, quantity } of items) {
+    const total = (bySku.get(sku) ?? 0) + quantity;
+    if (total > maxQuantity) return false;
+    bySku.set(sku, total);
+  }
+  return true;
+}
 
 const limit = v.optional(
   v.pipe(
