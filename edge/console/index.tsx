@@ -47,12 +47,15 @@ export const consolePolicy =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
   "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-const notices: Record<string, string> = {
-  replayed: "The dead letter was handed back to the broker for delivery.",
-  deleted: "The dead letter was deleted.",
-  purged: "Every dead letter was deleted.",
-  failed: "The broker refused the request; see the dead-letter table.",
-};
+/** A Map, not an object: `?notice=constructor` must find nothing, not Object's own function. */
+const notices = new Map<string, string>(
+  Object.entries({
+    replayed: "The dead letter was handed back to the broker for delivery.",
+    deleted: "The dead letter was deleted.",
+    purged: "Every dead letter was deleted.",
+    failed: "The broker refused the request; see the dead-letter table.",
+  }),
+);
 
 export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | undefined }): Hono<GatewayEnv> {
   const sessions = options.sessionStore ?? consoleSessions(options.auth, options.sessions);
@@ -218,7 +221,7 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     async (c) => {
       const session = sessionOf(c);
       const [queues, events, traces] = await Promise.all([loadQueues(), latestEvents(), recentTraces()]);
-      const notice = notices[c.req.query("notice") ?? ""];
+      const notice = notices.get(c.req.query("notice") ?? "");
       return page(
         c,
         <Layout title="Overview">

@@ -103,6 +103,20 @@ describe("console access", () => {
     expect(html).toContain('name="csrf"');
   });
 
+  test("?notice= shows only the console's own notices: a name Object has (constructor, toString) shows nothing", async () => {
+    const gateway = app();
+    const admin = { authorization: `Bearer ${await token(["admin"])}` };
+    const known = await gateway.request("/_console?notice=purged", { headers: admin });
+    expect(await known.text()).toContain("Every dead letter was deleted.");
+    for (const name of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+      const page = await gateway.request(`/_console?notice=${name}`, { headers: admin });
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      expect(html).not.toContain("notice-bar");
+      expect(html).not.toContain("[native code]");
+    }
+  });
+
   test("the static script and styles need no token; the API keeps its strict CSP", async () => {
     const gateway = app();
     const script = await gateway.request("/_console/static/console.js");
