@@ -10,6 +10,7 @@ describe("error model", () => {
     const response = problemResponse(error, { instance: "/v1/x" });
     expect(response.status).toBe(422);
     expect(response.headers.get("content-type")).toBe("application/problem+json");
+    expect(response.headers.get("cache-control")).toBe("no-store");
     expect(await response.json()).toEqual({
       type: "https://edgewise.dev/problems/message.invalid",
       title: "Message failed its schema",

@@ -152,7 +152,10 @@ export function toProblem(value: unknown, instance?: string): Problem {
 
 export const problemContentType = "application/problem+json";
 
-/** A problem+json Response, for the places that answer HTTP without a framework. */
+/**
+ * A problem+json Response, for the places that answer HTTP without a framework (a Worker whose config is bad, a
+ * node shutting down). `no-store`, as every answer of the gateway (its secure headers): a shared cache keeps none.
+ */
 export function problemResponse(
   value: unknown,
   init: { instance?: string; headers?: HeadersInit } = {},
@@ -160,5 +163,6 @@ export function problemResponse(
   const problem = toProblem(value, init.instance);
   const headers = new Headers(init.headers);
   headers.set("content-type", problemContentType);
+  if (!headers.has("cache-control")) headers.set("cache-control", "no-store");
   return new Response(JSON.stringify(problem), { status: problem.status, headers });
 }
