@@ -245,6 +245,9 @@ describe("webhooks/outbound fan-out and webhooks/{id} delivery", () => {
         { attempt: 1, outcome: "refused" },
       ]);
     }
+    // The operator's record of the named target says what the name resolved to; the error does not.
+    const [namedAttempt] = await db.store.listAttempts(named.id, event.id);
+    expect(namedAttempt?.error).toBe("address: hooks.test resolves to a loopback address (127.0.0.1)");
     expect(receiver.at("/literal")).toHaveLength(0);
     expect(receiver.at("/named")).toHaveLength(0);
 

@@ -59,7 +59,9 @@ export async function deliver(options: DeliveryOptions, delivery: WebhookDeliver
 
   const check = await checkTarget(subscription.url, options.policy);
   if (!check.allowed) {
-    await log("refused", null, `${check.reason}: ${check.message}`);
+    // The operator's record names the address a name resolved to; the refusal's message does not (ssrf.ts).
+    const resolved = check.address && !check.message.startsWith(check.address) ? ` (${check.address})` : "";
+    await log("refused", null, `${check.reason}: ${check.message}${resolved}`);
     throw isPermanentRefusal(check.reason)
       ? targetRefused(subscriptionId, check.message)
       : deliveryFailed(subscriptionId, check.message);

@@ -19,6 +19,24 @@ describe("checkTarget", () => {
     if (entry.resolvesTo === undefined) expect(resolve.asked).toEqual([]);
   });
 
+  test("a name's refusal says the kind of address, not the address: the check is no map of inside names", async () => {
+    const resolve = async () => ["10.20.30.40", "93.184.216.34"];
+    const result = await checkTarget("https://billing.internal.example/hook", { resolve });
+    expect(result).toMatchObject({
+      allowed: false,
+      reason: "address",
+      kind: "private",
+      address: "10.20.30.40",
+    });
+    if (!result.allowed) {
+      expect(result.message).toBe("billing.internal.example resolves to a private address");
+      expect(result.message).not.toContain("10.20");
+    }
+    // A literal is what the caller sent, so naming it tells them nothing new.
+    const literal = await checkTarget("http://10.20.30.40/", { resolve });
+    if (!literal.allowed) expect(literal.message).toBe("10.20.30.40 is a private address");
+  });
+
   test("the WHATWG URL parser normalizes every IPv4 spelling to dotted decimal before the guard sees it", () => {
     const spellings = [
       "2130706433",

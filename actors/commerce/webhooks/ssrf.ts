@@ -105,7 +105,14 @@ export async function checkTarget(url: string | URL, policy: TargetPolicy): Prom
   if (addresses.length === 0) return refuse("unresolved", `${name} does not resolve`);
   for (const address of addresses) {
     const refused = checkAddress(address, allowed);
-    if (refused) return refused;
+    // The address stays on the result for the operator's log, not in the message the caller reads: echoing what
+    // an inside name resolves to would let a webhooks:admin caller map the internal network through this check.
+    if (refused && !refused.allowed) {
+      return refuse("address", `${name} resolves to a ${refused.kind ?? "non-public"} address`, {
+        address,
+        ...(refused.kind ? { kind: refused.kind } : {}),
+      });
+    }
   }
   return { allowed: true, url: parsed, addresses };
 }
