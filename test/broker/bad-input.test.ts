@@ -253,4 +253,24 @@ describe("bad input changes nothing", () => {
       expect(response.body).toEqual({ error: expect.any(String) });
     }
   });
+  test("an integer filter past what Postgres holds (a date, a cursor, a response status) is 400, not a 500", async () => {
+    const before = await stored();
+    for (const [method, path] of [
+      ["GET", "/v2/dlq?toDate=99999999999999999999999"],
+      ["GET", "/v2/dlq?fromDate=99999999999999999999"],
+      ["GET", "/v2/dlq?cursor=99999999999999999999"],
+      ["GET", "/v2/dlq?responseStatus=3000000000"],
+      ["GET", "/v2/dlq?responseStatus=99999999999999999999999"],
+      ["GET", "/v2/events?fromDate=99999999999999999999"],
+      ["GET", "/v2/events?toDate=-99999999999999999999"],
+      ["DELETE", "/v2/messages?fromDate=99999999999999999999"],
+      ["DELETE", "/v2/dlq?toDate=99999999999999999999"],
+      ["POST", "/v2/dlq/retry?toDate=99999999999999999999999"],
+    ] as const) {
+      const response = await call(broker, path, { method });
+      expect({ path, status: response.status }).toEqual({ path, status: 400 });
+      expect(response.body).toEqual({ error: expect.any(String) });
+    }
+    expect(await stored()).toEqual(before);
+  });
 });

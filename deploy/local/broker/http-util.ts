@@ -69,7 +69,10 @@ export function intParam(url: URL, name: string): number | undefined {
   const text = url.searchParams.get(name);
   if (text === null || text === "") return undefined;
   if (!/^-?\d+$/.test(text)) throw new HttpError(400, `query parameter ${name} must be an integer`);
-  return Number(text);
+  // Past 2^53 the digits are not the number (and Postgres' bigint refuses what they round to): a 400, not a 500.
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new HttpError(400, `query parameter ${name} is out of range`);
+  return value;
 }
 
 export function countParam(url: URL, fallback: number, max: number): number {

@@ -95,8 +95,9 @@ function dlqFilter(url: URL): DlqFilter {
   refuseUnsupported(url);
   const ips = callerIps(url);
   const statuses = listParam(url, "responseStatus")?.map(Number);
-  if (statuses?.some((s) => !Number.isInteger(s)))
-    throw new HttpError(400, "responseStatus must be an integer");
+  // An HTTP status: the column is an int, which refuses (as a 500) anything past 2^31.
+  if (statuses?.some((s) => !Number.isInteger(s) || s < 0 || s > 999))
+    throw new HttpError(400, "responseStatus must be an HTTP status, an integer from 0 to 999");
   const messageIds = listParam(url, "messageId") ?? listParam(url, "messageIds");
   const f: DlqFilter = {
     count: countParam(url, 100, 100),
