@@ -73,6 +73,11 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
       status,
     );
   };
+  /** A console page that is not there: a browser gets the page, any other client the API's problem+json. */
+  const notFound = (c: Context, title: string, message: string) => {
+    if (!wantsHtml(c)) throw new EdgewiseError("not_found", message);
+    return page(c, <Notice title={title} message={message} />, 404);
+  };
 
   app.get("/_console/static/console.js", (c) => {
     c.header("Cache-Control", "public, max-age=300");
@@ -388,18 +393,14 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     const type = c.req.param("type");
     const key = c.req.param("key");
     if (!options.inspect) {
-      return page(
-        c,
-        <Notice title="Not here" message="Actors run on a remote host; inspect them there." />,
-        404,
-      );
+      return notFound(c, "Not here", "Actors run on a remote host; inspect them there.");
     }
     let inspection: Awaited<ReturnType<NonNullable<ConsoleOptions["inspect"]>>>;
     try {
       inspection = await options.inspect({ type, key });
     } catch (error) {
       const message = error instanceof EdgewiseError ? error.message : "no such actor";
-      return page(c, <Notice title="No such actor" message={message} />, 404);
+      return notFound(c, "No such actor", message);
     }
     return page(
       c,
@@ -413,10 +414,10 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
   app.get("/_console/traces/:traceId", async (c) => {
     const traceId = c.req.param("traceId");
     if (!options.traces) {
-      return page(c, <Notice title="Traces" message="tracing not configured" />, 404);
+      return notFound(c, "Traces", "tracing not configured");
     }
     const spans = await options.traces.spans(traceId);
-    if (spans.length === 0) return page(c, <Notice title="Traces" message="no such trace" />, 404);
+    if (spans.length === 0) return notFound(c, "Traces", "no such trace");
     return page(
       c,
       <Layout title={`trace ${traceId}`}>

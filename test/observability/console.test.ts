@@ -156,6 +156,32 @@ describe("traces", () => {
     expect(svg).toContain("#d9534f"); // the failed span
     expect((await gateway.request("/_console/traces/nope", { headers })).status).toBe(404);
   });
+
+  test("a page that is not there is HTML for a browser and problem+json for any other client", async () => {
+    const headers = { authorization: `Bearer ${await token(["admin"])}` };
+    const browser = { ...headers, accept: "text/html" };
+    const withTraces = app({ traces: { recentTraces: () => [], spans: () => [] } });
+    for (const [gateway, path] of [
+      [withTraces, "/_console/traces/nope"],
+      [app(), "/_console/traces/nope"],
+      [app(), "/_console/actors/order/o1"],
+      [app({ inspect: () => Promise.reject(new Error("gone")) }), "/_console/actors/order/o1"],
+    ] as const) {
+      const page = await gateway.request(path, { headers: browser });
+      expect(page.status).toBe(404);
+      expect(page.headers.get("content-type")).toContain("text/html");
+      const api = await gateway.request(path, { headers });
+      expect({ path, status: api.status, type: api.headers.get("content-type") }).toEqual({
+        path,
+        status: 404,
+        type: "application/problem+json",
+      });
+      expect((await api.json()) as { status: number; code: string }).toMatchObject({
+        status: 404,
+        code: "not_found",
+      });
+    }
+  });
 });
 
 /** An activity log in memory: positions taken in order, made visible on append (or later, like a slow commit). */
