@@ -8,7 +8,12 @@ export const PageLimit = v.optional(
   v.pipe(
     v.union([
       v.number(),
-      v.pipe(v.string(), v.regex(/^\d{1,4}$/, "must be a whole number"), v.transform(Number)),
+      // Text that is not 1–4 digits reads as 0, which the minimum below refuses as "must be 1 to 100" (one issue):
+      // a regex here would fail the string branch and leave valibot's union to say "must be (number | string)".
+      v.pipe(
+        v.string(),
+        v.transform((text) => (/^\d{1,4}$/.test(text) ? Number(text) : 0)),
+      ),
     ]),
     v.integer(`must be 1 to ${maxPageLimit}`),
     v.minValue(1, `must be 1 to ${maxPageLimit}`),
