@@ -132,6 +132,53 @@ describe("npm start", () => {
     }
   }, 120_000);
 
+  test("a SIGTERM to `npm start` (what a supervisor or `docker stop` sends to it) drains the node, then npm exits", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "edgewise-start-npm-"));
+    const port = freePort();
+    const npm = Bun.spawn(["npm", "start"], {
+      cwd: root,
+      env: { ...process.env, EDGEWISE_DATA_DIR: dataDir, PORT: String(port), HOST: "127.0.0.1" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    let printed = "";
+    const collect = async (stream: ReadableStream<Uint8Array>) => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>)
+        printed += decoder.decode(chunk);
+    };
+    void collect(npm.stdout);
+    void collect(npm.stderr);
+    const answers = () =>
+      fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (response) => response.ok,
+        () => false,
+      );
+    try {
+      const deadline = Date.now() + 45_000;
+      while (!printed.includes("[edgewise] listening on") && Date.now() < deadline) await Bun.sleep(50);
+      expect(await answers()).toBe(true);
+      npm.kill("SIGTERM");
+      const code = await Promise.race([npm.exited, Bun.sleep(40_000).then(() => "npm still running")]);
+      // npm exits with the node's own code, once the node has drained; before, npm died at once and left the node
+      // serving, orphaned, on the port and the data dir: the drain never ran and a restart found the dir in use.
+      expect(code).toBe(0);
+      expect(printed).toContain("[edgewise] SIGTERM: draining and closing");
+      expect(printed).toMatch(/\[edgewise\] stopped in \d+ ms/);
+      expect(await answers()).toBe(false);
+    } finally {
+      npm.kill("SIGKILL");
+      // A node left running (the bug this guards against) is found by the pid its data dir lock records.
+      const holder = Number.parseInt(
+        await Bun.file(join(dataDir, "actors.lock.pid"))
+          .text()
+          .catch(() => ""),
+        10,
+      );
+      if (holder > 0 && (await answers())) process.kill(holder, "SIGKILL");
+    }
+  }, 90_000);
+
   test("refuses bad configuration with exit code 78 and names the variable", async () => {
     const child = Bun.spawn([process.execPath, join(root, "edge/entries/bun.ts")], {
       cwd: root,
