@@ -25,6 +25,7 @@ import { guardedRedis } from "../edge/middleware/rate-limit/guarded-redis.ts";
 import {
   Dependencies,
   type DependencyPolicy,
+  asPostgresFailure,
   guardedPort,
   sqlIsFailure,
 } from "../shared/resilience/index.ts";
@@ -539,6 +540,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
       ["create", "find", "revoke", "list"],
       dependencies,
       "postgres",
+      asPostgresFailure,
     ),
     rateLimit: rateLimit({
       limiterFor: () => limiter,

@@ -1,4 +1,5 @@
 // Which Postgres errors count against its breaker: a refused query (bad data, a constraint) is the database answering.
+import { EdgewiseError, isEdgewiseError } from "../errors/index.ts";
 import { defaultIsFailure } from "./breaker-options.ts";
 
 /**
@@ -18,4 +19,16 @@ export function sqlIsFailure(error: unknown): boolean {
   if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) && statementClasses.has(code.slice(0, 2)))
     return false;
   return defaultIsFailure(error);
+}
+
+/**
+ * A Postgres call's failure as a caller should see it: the database or its connection failing (what `sqlIsFailure`
+ * counts: a reset, a refused connection, a server shutting down) is `unavailable`, a 503 to retry, as the billing
+ * ledger already answers; a statement the database refused, and our own errors (`breaker.open`, `timeout`), pass
+ * through. Without it a driver's `ECONNRESET` was a 500 `internal`, logged as a bug, for the calls that met the
+ * outage before the breaker opened and for each half-open probe.
+ */
+export function asPostgresFailure(error: unknown): unknown {
+  if (isEdgewiseError(error) || !sqlIsFailure(error)) return error;
+  return new EdgewiseError("unavailable", "Postgres is unavailable; retry", { cause: error });
 }
