@@ -1,0 +1,47 @@
+// A node whose Redis is down logs the rate limiter's failure once per interval, not once per request.
+import { expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startLocalNode } from "../test/support/local-node.ts";
+import { everyInterval } from "./node.ts";
+
+test("Redis down: 40 requests, each counted locally, leave one warning that says how many failed", async () => {
+  const unused = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const closedPort = unused.port;
+  unused.stop(true);
+  const dataDir = mkdtempSync(join(tmpdir(), "edgewise-rl-log-"));
+  const lines: string[] = [];
+  const node = await startLocalNode(
+    dataDir,
+    { REDIS_URL: `redis://127.0.0.1:${closedPort}` },
+    { log: (line) => lines.push(line) },
+  );
+  try {
+    const headers = { authorization: `Bearer ${node.adminToken}` };
+    for (let i = 0; i < 40; i++) {
+      const response = await fetch(`${node.url}/v1/inventory/rl-log`, { headers });
+      await response.body?.cancel();
+      expect(response.status).toBe(404); // allowed by the local fallback; the sku was never set
+    }
+    const warnings = lines.filter((line) => line.includes("rate limiter: Redis failed"));
+    // One line per request before (40 here; thousands a second under load).
+    expect(warnings.length).toBe(1);
+    expect(JSON.parse(warnings[0] as string)).toMatchObject({ level: "warn", failures: 1 });
+  } finally {
+    await node.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}, 60_000);
+
+test("everyInterval: the first failure, then one per interval counting those in between", () => {
+  let now = 0;
+  const told: number[] = [];
+  const report = everyInterval(
+    10_000,
+    (_error, failures) => told.push(failures),
+    () => now,
+  );
+  for (now = 0; now < 25_000; now += 1_000) report(new Error("down"));
+  expect(told).toEqual([1, 10, 10]);
+});
