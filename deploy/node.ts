@@ -251,7 +251,14 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   }
   const tracing =
     (options.tracing ?? tracingEnabled())
-      ? startNodeTracing({ dataDir, openDb: options.openActorDb })
+      ? startNodeTracing({
+          dataDir,
+          openDb: options.openActorDb,
+          onError: (error) =>
+            logger.warn("trace store: a write failed; those spans are not kept", {
+              error: errorFields(error),
+            }),
+        })
       : undefined;
   if (tracing) stops.push(() => tracing.stop());
   // Everything GET /metrics serves (and the OTLP export pushes); each part below feeds it through a plain callback.

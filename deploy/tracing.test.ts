@@ -1,9 +1,15 @@
-// EDGEWISE_TRACE_SAMPLE_READS and EDGEWISE_TRACE_SAMPLE_WRITES, as the node reads them.
+// EDGEWISE_TRACE_SAMPLE_READS and EDGEWISE_TRACE_SAMPLE_WRITES, as the node reads them; the trace store's failures.
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { trace } from "@opentelemetry/api";
+import { openBunSqlite } from "../actors/hosts/local/sqlite-bun.ts";
 import {
   defaultReadSampling,
   defaultWriteSampling,
   readSamplingFromEnv,
+  startNodeTracing,
   writeSamplingFromEnv,
 } from "./tracing.ts";
 
@@ -39,3 +45,47 @@ for (const { name, what, read, fallback } of settings) {
     });
   });
 }
+
+describe("startNodeTracing", () => {
+  /** A trace store whose writes fail once `full` is set, as SQLite's do on a full disk. */
+  const failingStore = (dataDir: string) => {
+    const state = { full: false };
+    const openDb = (path: string, sync: "FULL" | "NORMAL") => {
+      const db = openBunSqlite(path, sync);
+      return {
+        exec: (sql: string) => db.exec(sql),
+        prepare: (sql: string) => db.prepare(sql),
+        close: () => db.close(),
+        transaction: <T>(fn: () => T): T => {
+          if (state.full) throw Object.assign(new Error("database or disk is full"), { code: "SQLITE_FULL" });
+          return db.transaction(fn);
+        },
+      };
+    };
+    return { state, options: { dataDir, openDb } };
+  };
+
+  test("a failed write is told to onError (the node's logger), or is one line on stderr, never a stack", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "edgewise-trace-store-"));
+    const errors: unknown[] = [];
+    const printed: unknown[][] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]) => void printed.push(args);
+    try {
+      for (const onError of [(error: unknown) => void errors.push(error), undefined]) {
+        const { state, options } = failingStore(dataDir);
+        const tracing = startNodeTracing({ ...options, ...(onError ? { onError } : {}) });
+        state.full = true;
+        trace.getTracer("store-test").startSpan("a span").end();
+        await tracing.flush();
+        await tracing.stop();
+      }
+    } finally {
+      console.error = original;
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    expect(errors.map((error) => (error as Error).message)).toEqual(["database or disk is full"]);
+    // Before: ("[edgewise] trace store: a write failed", error), which Bun prints as the stack and source lines.
+    expect(printed).toEqual([["[edgewise] trace store: a write failed: database or disk is full"]]);
+  });
+});

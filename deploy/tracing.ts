@@ -134,6 +134,11 @@ export interface NodeTracingOptions extends TraceStoreOptions {
   dataDir: string;
   openDb: (path: string, sync: "FULL" | "NORMAL") => SqlDatabase;
   serviceName?: string;
+  /**
+   * Told when a batch of spans could not be written (a full disk, say): the node logs it with its logger. Default:
+   * one line on stderr.
+   */
+  onError?: (error: unknown) => void;
 }
 
 /** Installs the provider (once) and attaches a trace store in `dataDir` to it. */
@@ -143,7 +148,12 @@ export function startNodeTracing(options: NodeTracingOptions): NodeTracing {
     ...(options.maxSpans !== undefined ? { maxSpans: options.maxSpans } : {}),
   });
   const processor = new TraceStoreProcessor(store, {
-    onError: (error) => console.error("[edgewise] trace store: a write failed", error),
+    onError:
+      options.onError ??
+      ((error) =>
+        console.error(
+          `[edgewise] trace store: a write failed: ${error instanceof Error ? error.message : String(error)}`,
+        )),
   });
   fanout.add(processor);
   let stopped = false;
