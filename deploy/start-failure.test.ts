@@ -52,4 +52,26 @@ describe("startFailureLine", () => {
       startFailureLine(new EdgewiseError("config.invalid", "TLS_CERT_FILE and TLS_KEY_FILE go together"), {}),
     ).toBe("config.invalid: TLS_CERT_FILE and TLS_KEY_FILE go together");
   });
+
+  test("a data dir that is full or read-only, or an address it cannot listen on, is named with what to do", () => {
+    const at = { ...config, HOST: "10.9.9.9", EDGEWISE_DATA_DIR: "/var/lib/edgewise" };
+    // PGlite's file system on a full disk: an Emscripten ErrnoError, no message, WASI's errno 51 (ENOSPC).
+    const pgliteFull = Object.assign(Object.create({ name: "ErrnoError" }), { errno: 51 });
+    const sqlite = (message: string, code: string) =>
+      Object.assign(new Error(message), { name: "SQLiteError", code, errno: 14 });
+    const listen = (code: string, message: string) =>
+      Object.assign(new Error(message), { code, syscall: "listen" });
+    expect([
+      startFailureLine(pgliteFull, at),
+      startFailureLine(sqlite("unable to open database file", "SQLITE_CANTOPEN"), at),
+      startFailureLine(sqlite("database or disk is full", "SQLITE_FULL"), at),
+      startFailureLine(listen("EADDRNOTAVAIL", "EADDRNOTAVAIL: address not available, listen"), at),
+    ]).toEqual([
+      // Before: "[object Object]" and SQLite's bare message, naming neither the dir nor the variable.
+      "cannot write the data dir /var/lib/edgewise (ENOSPC: no space left on the device): free some space, or make it writable, or set EDGEWISE_DATA_DIR",
+      "cannot write the data dir /var/lib/edgewise (SQLITE_CANTOPEN: a database file could not be opened or created): free some space, or make it writable, or set EDGEWISE_DATA_DIR",
+      "cannot write the data dir /var/lib/edgewise (SQLITE_FULL: no space left on the device): free some space, or make it writable, or set EDGEWISE_DATA_DIR",
+      "cannot listen on 10.9.9.9:8787 (EADDRNOTAVAIL): EADDRNOTAVAIL: address not available, listen. Check HOST (an address of this machine, or 0.0.0.0) and PORT",
+    ]);
+  });
 });

@@ -10,18 +10,51 @@ interface ErrorFacts {
   code?: string;
   address?: string;
   port?: number;
+  syscall?: string;
 }
+
+/**
+ * The embedded PGlite's file system (Emscripten) throws `ErrnoError { errno }`, with no message and WASI's errno
+ * numbers (EACCES 2, EDQUOT 19, EIO 29, ENOENT 44, ENOSPC 51, EPERM 63, EROFS 69), not the kernel's.
+ */
+const wasiErrnos: Record<number, string> = {
+  2: "EACCES",
+  19: "EDQUOT",
+  29: "EIO",
+  44: "ENOENT",
+  51: "ENOSPC",
+  63: "EPERM",
+  69: "EROFS",
+};
 
 function factsOf(error: unknown): ErrorFacts {
   if (typeof error !== "object" || error === null) return { message: String(error) };
-  const { message, code, address, port } = error as Record<string, unknown>;
+  const { message, code, address, port, syscall, name, errno } = error as Record<string, unknown>;
+  const wasiCode = name === "ErrnoError" && typeof errno === "number" ? wasiErrnos[errno] : undefined;
+  const knownCode = typeof code === "string" ? code : wasiCode;
   return {
-    message: typeof message === "string" ? message : String(error),
-    ...(typeof code === "string" ? { code } : {}),
+    message:
+      typeof message === "string"
+        ? message
+        : `${typeof name === "string" ? name : "error"}${knownCode ? ` ${knownCode}` : ""}`,
+    ...(knownCode ? { code: knownCode } : {}),
     ...(typeof address === "string" ? { address } : {}),
     ...(typeof port === "number" ? { port } : {}),
+    ...(typeof syscall === "string" ? { syscall } : {}),
   };
 }
+
+/** What a failure to write the data dir says, by the code of the error (the OS's, SQLite's, or PGlite's). */
+const dataDirFailures: Record<string, string> = {
+  ENOSPC: "no space left on the device",
+  EDQUOT: "disk quota exceeded",
+  EROFS: "read-only file system",
+  EIO: "I/O error",
+  SQLITE_FULL: "no space left on the device",
+  SQLITE_CANTOPEN: "a database file could not be opened or created",
+  SQLITE_READONLY: "a database file is read-only",
+  SQLITE_IOERR: "I/O error",
+};
 
 /** host:port of a URL, never its user or password; undefined when it is not a URL with a host. */
 function endpointOf(
@@ -69,6 +102,11 @@ export function startFailureLine(error: unknown, config: Partial<Config>): strin
   }
   if (facts.code === "EADDRINUSE")
     return `port ${config.PORT ?? "?"} is in use: stop what holds it, or set PORT`;
+  if (facts.syscall === "listen")
+    return `cannot listen on ${config.HOST ?? "?"}:${config.PORT ?? "?"} (${facts.code ?? "error"}): ${facts.message}. Check HOST (an address of this machine, or 0.0.0.0) and PORT`;
+  const dataDir = facts.code ? dataDirFailures[facts.code] : undefined;
+  if (dataDir && config.EDGEWISE_DATA_DIR)
+    return `cannot write the data dir ${config.EDGEWISE_DATA_DIR} (${facts.code}: ${dataDir}): free some space, or make it writable, or set EDGEWISE_DATA_DIR`;
   if (facts.code === "PG_TLS") return `${facts.message}. Check sslmode and sslrootcert in DATABASE_URL`;
   if (facts.code === "28P01" || facts.code === "28000")
     return `Postgres refused the login: ${facts.message}. Check the user and password in DATABASE_URL`;
