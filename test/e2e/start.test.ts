@@ -190,6 +190,31 @@ describe("npm start", () => {
     expect(await new Response(child.stderr).text()).toContain("PORT must be a whole number");
   });
 
+  test("a list the node parses as it starts (trusted proxies, inbound secrets) refuses a bad entry with 78 too", async () => {
+    for (const [name, value] of [
+      ["TRUSTED_PROXIES", "10.0.0.0/8,banana"],
+      ["INBOUND_WEBHOOK_SECRETS", "supplier=not-a-secret"],
+    ] as const) {
+      const child = Bun.spawn([process.execPath, join(root, "edge/entries/bun.ts")], {
+        cwd: root,
+        env: {
+          ...process.env,
+          PORT: "0",
+          HOST: "127.0.0.1",
+          EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-start-")),
+          [name]: value,
+        },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      // 1 before, the code of a node that cannot start with a valid configuration (README: a bad value is 78).
+      expect({ name, code: await child.exited }).toEqual({ name, code: 78 });
+      const stderr = await new Response(child.stderr).text();
+      expect(stderr).toContain(`[edgewise] could not start: config.invalid: ${name}`);
+      expect(stderr).not.toContain("not-a-secret");
+    }
+  }, 60_000);
+
   test("a setting read as the node starts (trace sampling) refuses a bad value with exit code 78 too", async () => {
     const child = Bun.spawn([process.execPath, join(root, "edge/entries/bun.ts")], {
       cwd: root,

@@ -30,6 +30,7 @@ export function parseInboundSecrets(text: string | undefined): InboundSecrets {
       throw new EdgewiseError(
         "config.invalid",
         "INBOUND_WEBHOOK_SECRETS is written source=whsec_…,source2=whsec_…",
+        { issues: [{ path: "INBOUND_WEBHOOK_SECRETS", message: "written source=whsec_…,source2=whsec_…" }] },
       );
     }
     secrets.set(source, [...(secrets.get(source) ?? []), secret]);

@@ -44,6 +44,8 @@ export function cidrMatcher(entries: readonly string[]): (address: string) => bo
       throw new EdgewiseError(
         "config.invalid",
         `TRUSTED_PROXIES: "${entry}" is not an IP address or CIDR range (e.g. 10.0.0.0/8, 2001:db8::/32)`,
+        // Naming the variable makes it a bad setting (exit 78), not a failure to start (exit 1).
+        { issues: [{ path: "TRUSTED_PROXIES", message: "not an IP address or CIDR range" }] },
       );
     }
     return cidr;
