@@ -15,6 +15,9 @@ export interface ErrorHandlerOptions {
   logger?: Logger;
 }
 
+/** 5xx codes that are the system protecting itself, not a bug: logged at warn, not reported as failures. */
+const expectedUnderStress: ReadonlySet<string> = new Set(["timeout", "unavailable", "breaker.open"]);
+
 export function errorHandler(options: ErrorHandlerOptions = {}) {
   const fallback = options.logger ?? createLogger({ level: "warn" });
   const report =
@@ -24,8 +27,9 @@ export function errorHandler(options: ErrorHandlerOptions = {}) {
   return (thrown: Error, c: Context<GatewayEnv>): Response => {
     const error = fromHttpException(thrown) ?? toEdgewiseError(thrown);
     const log = c.var.log ?? fallback;
-    // Timeouts and shed load are expected under stress: a warning each. A 4xx is the caller's: debug only.
-    if (error.status >= 500 && error.code !== "timeout" && error.code !== "unavailable") report(thrown, c);
+    // Timeouts, shed load and a dependency's open breaker are expected under stress: a warning each (the breaker's
+    // own transitions say why). A 4xx is the caller's: debug only.
+    if (error.status >= 500 && !expectedUnderStress.has(error.code)) report(thrown, c);
     else if (error.status >= 500) log.warn("request failed", failureFields(c, thrown));
     else if (log.isEnabled("debug")) {
       log.debug("request refused", {
