@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startLocalNode } from "../test/support/local-node.ts";
 import { dialableHost } from "./serve.ts";
-import { listeningLine } from "./try-it.ts";
+import { listeningLine, tryItLines } from "./try-it.ts";
 
 test("the listening line says what the socket is bound to, not only the URL to use", () => {
   expect(listeningLine("http://127.0.0.1:8787", "0.0.0.0", "data in ./.edgewise")).toBe(
@@ -38,5 +38,16 @@ test("a node bound to one address gives that address as its URL, and it answers 
   } finally {
     await node.stop();
     rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test("every printed URL is quoted, so zsh runs the lines as printed (an unquoted ? or [::1] is a glob there)", () => {
+  for (const base of ["http://127.0.0.1:8787", "http://[::1]:8787"]) {
+    const lines = tryItLines(base, "t0k3n").filter((line) => line.includes("curl "));
+    expect(lines.length).toBe(5);
+    for (const line of lines) {
+      const url = /curl (?:-X [A-Z]+ )?(\S+)/.exec(line)?.[1];
+      expect(url).toMatch(/^'http:\/\/[^']*'$/);
+    }
   }
 });

@@ -1,17 +1,20 @@
 // The commands `npm start` prints for a newcomer: stock a sku, fund a customer, place an order, read it back.
 
-/** Shell lines, each runnable as printed (the token is inlined: it is the node's own local admin token). */
+/**
+ * Shell lines, each runnable as printed (the token is inlined: it is the node's own local admin token). Each URL is
+ * quoted: zsh (macOS's default shell) refuses an unquoted `?` or `[::1]` with "no matches found".
+ */
 export function tryItLines(base: string, token: string): string[] {
   const auth = `-H "authorization: Bearer ${token}"`;
   const json = `-H 'content-type: application/json'`;
   return [
     "[edgewise] try it (stock a sku, fund a customer, place an order, then list that customer's orders):",
-    `  curl -X PUT ${base}/v1/inventory/demo-widget ${auth} ${json} -d '{"available":100,"priceCents":1250}'`,
-    `  curl -X PUT ${base}/v1/accounts/demo-customer ${auth} ${json} -d '{"balanceCents":100000}'`,
-    `  curl -X POST ${base}/v1/orders ${auth} ${json} -d '{"customerId":"demo-customer","items":[{"sku":"demo-widget","quantity":2}]}'`,
-    `  curl ${base}/v1/orders?customerId=demo-customer ${auth}`,
+    `  curl -X PUT '${base}/v1/inventory/demo-widget' ${auth} ${json} -d '{"available":100,"priceCents":1250}'`,
+    `  curl -X PUT '${base}/v1/accounts/demo-customer' ${auth} ${json} -d '{"balanceCents":100000}'`,
+    `  curl -X POST '${base}/v1/orders' ${auth} ${json} -d '{"customerId":"demo-customer","items":[{"sku":"demo-widget","quantity":2}]}'`,
+    `  curl '${base}/v1/orders?customerId=demo-customer' ${auth}`,
     `[edgewise] console (topology, live events, traces, queues and dead letters): ${base}/_console?token=${token}`,
-    `[edgewise] more: the demo counter (curl -X POST ${base}/v1/counters/demo/increment ${auth} ${json} -d '{"by":1}'), ${base}/openapi.json, and npm run demo`,
+    `[edgewise] more: the demo counter (curl -X POST '${base}/v1/counters/demo/increment' ${auth} ${json} -d '{"by":1}'), ${base}/openapi.json, and npm run demo`,
   ];
 }
 

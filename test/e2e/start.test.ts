@@ -43,7 +43,7 @@ describe("npm start", () => {
     expect(first.printed).toContain(
       `[edgewise] listening on ${base} (this machine only; data in ${dataDir})`,
     );
-    expect(first.printed).toContain(`curl -X POST ${base}/v1/counters/demo/increment`);
+    expect(first.printed).toContain(`curl -X POST '${base}/v1/counters/demo/increment'`);
     // The printed console link logs in once: the token moves into a cookie and out of the address bar.
     const consoleLink = /console \([^)]*\): (\S+)/.exec(first.printed)?.[1];
     expect(consoleLink).toBe(`${base}/_console?token=${first.token}`);
