@@ -80,11 +80,22 @@ const unreachable = new Set([
   "ECONNRESET",
 ]);
 
+/** The setting that chose the port a process listens on: a node's `PORT`, the broker's `QSTASH_PORT`. */
+export interface ListenSetting {
+  variable: string;
+  port: number | string | undefined;
+}
+
 /**
  * The line to print for an error that stopped `startNode`. Postgres and Redis are named when the error is about
- * their address; connection strings are never printed whole (they may hold a password).
+ * their address; connection strings are never printed whole (they may hold a password). A busy port is named with
+ * the variable that sets it (`listen`, a node's `PORT` unless told).
  */
-export function startFailureLine(error: unknown, config: Partial<Config>): string {
+export function startFailureLine(
+  error: unknown,
+  config: Partial<Config>,
+  listen: ListenSetting = { variable: "PORT", port: config.PORT },
+): string {
   const facts = factsOf(error);
   const postgres = endpointOf(config.DATABASE_URL, 5432);
   const redis = endpointOf(config.REDIS_URL, 6379);
@@ -101,9 +112,9 @@ export function startFailureLine(error: unknown, config: Partial<Config>): strin
     return `cannot reach${where} (${facts.code}): ${facts.message}`;
   }
   if (facts.code === "EADDRINUSE")
-    return `port ${config.PORT ?? "?"} is in use: stop what holds it, or set PORT`;
+    return `port ${listen.port ?? "?"} is in use: stop what holds it, or set ${listen.variable}`;
   if (facts.syscall === "listen")
-    return `cannot listen on ${config.HOST ?? "?"}:${config.PORT ?? "?"} (${facts.code ?? "error"}): ${facts.message}. Check HOST (an address of this machine, or 0.0.0.0) and PORT`;
+    return `cannot listen on ${config.HOST ?? "?"}:${listen.port ?? "?"} (${facts.code ?? "error"}): ${facts.message}. Check HOST (an address of this machine, or 0.0.0.0) and ${listen.variable}`;
   const dataDir = facts.code ? dataDirFailures[facts.code] : undefined;
   if (dataDir && config.EDGEWISE_DATA_DIR)
     return `cannot write the data dir ${config.EDGEWISE_DATA_DIR} (${facts.code}: ${dataDir}): free some space, or make it writable, or set EDGEWISE_DATA_DIR`;
@@ -120,9 +131,12 @@ export function startFailureLine(error: unknown, config: Partial<Config>): strin
  * value, a gateway without its actor host's queue), else 1 (a port or data dir in use, another actor host, a
  * database it cannot reach).
  */
-export function exitOnStartFailure(config: Partial<Config>): (error: unknown) => never {
+export function exitOnStartFailure(
+  config: Partial<Config>,
+  listen?: ListenSetting,
+): (error: unknown) => never {
   return (error) => {
-    console.error(`[edgewise] could not start: ${startFailureLine(error, config)}`);
+    console.error(`[edgewise] could not start: ${startFailureLine(error, config, listen)}`);
     // The stack, with any password masked: an error about a URL may quote it whole (postgres.js's `input`).
     if (config.LOG_LEVEL === "debug") console.error(maskSecrets(inspect(error)));
     process.exit(isEdgewiseError(error) && error.code === "config.invalid" && error.issues?.length ? 78 : 1);

@@ -37,4 +37,18 @@ describe("the broker's CLI settings", () => {
     expect(stdout).not.toContain("broker running");
     expect(lines.join("\n")).not.toContain("    at ");
   });
+
+  test("a busy port names the port and QSTASH_PORT, the broker's setting, not a node's PORT", async () => {
+    const holder = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("taken") });
+    try {
+      const { code, stdout, lines } = await start({ QSTASH_PORT: String(holder.port) });
+      expect(code).toBe(1);
+      expect(stdout).not.toContain("broker running");
+      expect(lines[0]).toBe(
+        `[edgewise] could not start: port ${holder.port} is in use: stop what holds it, or set QSTASH_PORT`,
+      );
+    } finally {
+      holder.stop(true);
+    }
+  });
 });

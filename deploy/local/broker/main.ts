@@ -35,10 +35,14 @@ const env = (name: string) => (process.env[name] === "" ? undefined : process.en
 const dataDir = env("EDGEWISE_DATA_DIR") ?? "./.edgewise";
 // Why it could not start, in one line (the stack with LOG_LEVEL=debug), as the node says it; exit code 78 for a
 // setting, 1 otherwise.
-const failed: (error: unknown) => never = exitOnStartFailure({
-  DATABASE_URL: env("DATABASE_URL"),
-  LOG_LEVEL: env("LOG_LEVEL") === "debug" ? "debug" : "info",
-});
+// A busy port is the broker's own, QSTASH_PORT, not a node's PORT.
+const failed: (error: unknown) => never = exitOnStartFailure(
+  {
+    DATABASE_URL: env("DATABASE_URL"),
+    LOG_LEVEL: env("LOG_LEVEL") === "debug" ? "debug" : "info",
+  },
+  { variable: "QSTASH_PORT", port: env("QSTASH_PORT") ?? DEV_PORT },
+);
 
 /** The settings, read and checked before anything starts: a bad one stops the broker with one line. */
 function readSettings() {
