@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startLocalNode } from "../test/support/local-node.ts";
 import { dialableHost } from "./serve.ts";
-import { listeningLine, tryItLines } from "./try-it.ts";
+import { firstRunLines, listeningLine, tryItLines } from "./try-it.ts";
 
 test("the listening line says what the socket is bound to, not only the URL to use", () => {
   expect(listeningLine("http://127.0.0.1:8787", "0.0.0.0", "data in ./.edgewise")).toBe(
@@ -50,4 +50,17 @@ test("every printed URL is quoted, so zsh runs the lines as printed (an unquoted
       expect(url).toMatch(/^'http:\/\/[^']*'$/);
     }
   }
+});
+
+test("a node that requires client certificates says what curl needs before the commands", () => {
+  const token = `h.${Buffer.from(JSON.stringify({ iat: 0, exp: 86_400 })).toString("base64url")}.s`;
+  const plain = firstRunLines("http://127.0.0.1:8787", token);
+  expect(plain.some((line) => line.includes("client certificate"))).toBe(false);
+  const mtls = firstRunLines("https://127.0.0.1:9443", token, { clientCertificates: true });
+  const note = mtls.findIndex((line) => line.includes("requires a client certificate (TLS_CA_FILE)"));
+  expect(note).toBe(1);
+  expect(mtls[note]).toContain(
+    "--cacert .edgewise/certs/actor-host-ca.pem --cert .edgewise/certs/gateway.pem",
+  );
+  expect(mtls.findIndex((line) => line.startsWith("  curl "))).toBeGreaterThan(note);
 });

@@ -22,9 +22,26 @@ export function tryItLines(base: string, token: string): string[] {
  * What a node prints after its address on embedded defaults: its own admin token and how long it lasts, then the
  * commands. Only for the node's own key: an operator's JWT_SECRET never yields a token to print.
  */
-export function firstRunLines(base: string, token: string): string[] {
-  return [adminTokenLine(token), ...tryItLines(base, token)];
+export function firstRunLines(
+  base: string,
+  token: string,
+  options: { clientCertificates?: boolean } = {},
+): string[] {
+  return [
+    adminTokenLine(token),
+    ...(options.clientCertificates ? [clientCertificateLine] : []),
+    ...tryItLines(base, token),
+  ];
 }
+
+/**
+ * Before the commands of a node that requires client certificates (an actor host with TLS_CA_FILE): curl as printed
+ * has no certificate to present, and does not trust the node's CA, so it fails the handshake.
+ */
+export const clientCertificateLine =
+  "[edgewise] this node requires a client certificate (TLS_CA_FILE): add curl's --cacert, --cert and --key to the" +
+  " commands below (with npm run certs: --cacert .edgewise/certs/actor-host-ca.pem --cert .edgewise/certs/gateway.pem" +
+  " --key .edgewise/certs/gateway.key), or send them to a gateway instead";
 
 /** The line that prints the node's own admin token, with how long it lasts (a day, or JWT_MAX_LIFETIME). */
 export function adminTokenLine(token: string): string {

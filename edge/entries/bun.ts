@@ -10,7 +10,12 @@ const config = configOrExit();
 const node = await startNode({ config, ...referenceSystem() }).catch(exitOnStartFailure(config));
 console.log(listeningLine(node.url, config.HOST, `data in ${config.EDGEWISE_DATA_DIR}`));
 console.log(`[edgewise] queue: ${node.broker ? `embedded broker at ${node.brokerUrl}` : node.brokerUrl}`);
-if (node.adminToken) console.log(firstRunLines(node.url, node.adminToken).join("\n"));
+if (node.adminToken) {
+  // An actor host serving mutual TLS refuses curl without a client certificate: the lines say what to add. (A
+  // gateway's TLS files are for its own calls to the actor host; it serves plain HTTP.)
+  const clientCertificates = node.url.startsWith("https:") && config.TLS_CA_FILE !== undefined;
+  console.log(firstRunLines(node.url, node.adminToken, { clientCertificates }).join("\n"));
+}
 
 stopOnSignals(
   () => node.stop(),
