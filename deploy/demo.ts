@@ -356,12 +356,16 @@ async function main(): Promise<number> {
     }
     if (embedded) {
       say();
-      say(dim("Run it yourself: `npm start` prints an admin token; then the same calls with curl, e.g."));
-      say(dim(`  curl -X POST localhost:8787/v1/orders -H "authorization: Bearer $TOKEN" \\`));
+      // This node and its shop are gone now: a fresh `npm start` has no "mug" nor "ada", so an order for them would
+      // only be rejected. Point at what works there: its own printed lines, or this demo against it.
       say(
         dim(
-          `    -H 'content-type: application/json' -d '{"customerId":"ada","items":[{"sku":"mug","quantity":1}]}'`,
+          "Run it yourself: `npm start` prints an admin token and curl lines that stock a sku, fund a customer",
         ),
+      );
+      say(dim("and place an order; or run this demo against that node:"));
+      say(
+        dim("  EDGEWISE_URL=http://127.0.0.1:8787 EDGEWISE_TOKEN=<the admin token it printed> npm run demo"),
       );
     }
     return ok ? 0 : 1;
