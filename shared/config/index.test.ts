@@ -160,6 +160,33 @@ describe("gateway configuration", () => {
       expect(() => parseConfig({ JWT_JWKS_URL: url })).toThrow("JWT_JWKS_URL must be https://");
   });
 
+  test("values that would quietly defeat their setting are refused: a zero timeout, body limit or retention, a typo", () => {
+    const refused: [string, string, string][] = [
+      ["REQUEST_TIMEOUT", "0s", "REQUEST_TIMEOUT must be at least 100ms"],
+      ["REQUEST_TIMEOUT", "20ms", "REQUEST_TIMEOUT must be at least 100ms"],
+      ["BODY_LIMIT", "0", "BODY_LIMIT must be at least 1kb"],
+      ["BODY_LIMIT", "100", "BODY_LIMIT must be at least 1kb"],
+      ["EDGEWISE_INBOX_RETENTION", "0s", "EDGEWISE_INBOX_RETENTION must be at least 1s"],
+      ["EDGEWISE_TRACING", "maybe", "EDGEWISE_TRACING must be on or off"],
+      ["CORS_ORIGINS", "notanorigin", "CORS_ORIGINS must list origins"],
+      ["CORS_ORIGINS", "https://app.example.com/", "CORS_ORIGINS must list origins"],
+      ["CORS_ORIGINS", "https://App.example.com", "CORS_ORIGINS must list origins"],
+      ["CORS_ORIGINS", "https://a.example, ftp://b.example", "CORS_ORIGINS must list origins"],
+    ];
+    for (const [name, value, message] of refused)
+      expect(() => parseConfig({ [name]: value })).toThrow(message);
+    const taken = parseConfig({
+      REQUEST_TIMEOUT: "100ms",
+      BODY_LIMIT: "1kb",
+      EDGEWISE_INBOX_RETENTION: "1s",
+      EDGEWISE_TRACING: "OFF",
+      CORS_ORIGINS: "https://app.example.com, http://localhost:5173",
+    });
+    expect(taken).toMatchObject({ REQUEST_TIMEOUT: 100, BODY_LIMIT: 1024, EDGEWISE_INBOX_RETENTION: 1000 });
+    expect(taken.CORS_ORIGINS).toEqual(["https://app.example.com", "http://localhost:5173"]);
+    expect(parseConfig({ CORS_ORIGINS: "*" }).CORS_ORIGINS).toEqual(["*"]);
+  });
+
   test("bad gateway values are refused by name", () => {
     expect(() => parseConfig({ RATE_LIMIT: "lots" })).toThrow("RATE_LIMIT must be written <count>/<window>");
     expect(() => parseConfig({ JWT_SECRET: "short" })).toThrow("JWT_SECRET must be at least 32 characters");

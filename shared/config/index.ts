@@ -102,6 +102,28 @@ const list = v.pipe(
   ),
 );
 
+/** A duration of at least `minMs`: shorter would quietly defeat the setting (see each use). */
+const durationAtLeast = (name: string, minMs: number, minText: string, why: string) =>
+  v.pipe(duration(name), v.minValue(minMs, `${name} must be at least ${minText}: ${why}`));
+
+/** `*`, or origins as a browser sends them (`https://app.example.com`, lowercase, no path): others never match. */
+const origins = v.pipe(
+  list,
+  v.check(
+    (items) => items.every((item) => item === "*" || isOrigin(item)),
+    "CORS_ORIGINS must list origins such as https://app.example.com (scheme, lowercase host, optional port, no path), or *",
+  ),
+);
+
+function isOrigin(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === "https:" || url.protocol === "http:") && url.origin === text;
+  } catch {
+    return false;
+  }
+}
+
 export const ConfigSchema = v.object({
   PORT: v.optional(port("PORT"), "8787"),
   /** The interface the gateway listens on. */
@@ -111,7 +133,15 @@ export const ConfigSchema = v.object({
     "./.edgewise",
   ),
   /** How long a handled message id is remembered for deduplication. */
-  EDGEWISE_INBOX_RETENTION: v.optional(duration("EDGEWISE_INBOX_RETENTION"), "7d"),
+  EDGEWISE_INBOX_RETENTION: v.optional(
+    durationAtLeast(
+      "EDGEWISE_INBOX_RETENTION",
+      1000,
+      "1s",
+      "shorter forgets handled ids at once, so redeliveries apply again",
+    ),
+    "7d",
+  ),
   /**
    * How long the embedded broker keeps its event log (`GET /v2/events`, the console's queues): one row per delivery,
    * about 16 an order, so 7 days at 15 orders/s is some 145 million rows. Older events are deleted every minute.
@@ -228,11 +258,33 @@ export const ConfigSchema = v.object({
     "x-forwarded-for",
   ),
   /** Origins allowed by CORS, comma-separated; `*` for any. Unset = no CORS headers. */
-  CORS_ORIGINS: v.optional(list, ""),
+  CORS_ORIGINS: v.optional(origins, ""),
   /** Largest request body. */
-  BODY_LIMIT: v.optional(bytes("BODY_LIMIT"), "64kb"),
+  BODY_LIMIT: v.optional(
+    v.pipe(
+      bytes("BODY_LIMIT"),
+      v.minValue(1024, "BODY_LIMIT must be at least 1kb: a smaller limit refuses ordinary requests with 413"),
+    ),
+    "64kb",
+  ),
+  /**
+   * Tracing and the embedded trace store: on unless `0`, `off`, `false` or `no` (deploy/tracing.ts and the Worker
+   * read it themselves); checked here so that a typo stops the start instead of silently meaning on.
+   */
+  EDGEWISE_TRACING: v.optional(
+    v.pipe(
+      v.string(),
+      v.check(
+        (text) => /^(0|1|on|off|true|false|yes|no)$/i.test(text.trim()),
+        "EDGEWISE_TRACING must be on or off (also 1/0, true/false, yes/no)",
+      ),
+    ),
+  ),
   /** Time a request may take before it is aborted with 504. */
-  REQUEST_TIMEOUT: v.optional(duration("REQUEST_TIMEOUT"), "10s"),
+  REQUEST_TIMEOUT: v.optional(
+    durationAtLeast("REQUEST_TIMEOUT", 100, "100ms", "deadlines are kept in 50 ms steps"),
+    "10s",
+  ),
   /** Split deployment, gateway side: reach actors on this actor host instead of running them here. */
   ACTOR_HOST_URL: v.optional(v.pipe(v.string(), v.url("ACTOR_HOST_URL must be a URL"))),
   /**
