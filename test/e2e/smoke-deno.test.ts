@@ -50,7 +50,7 @@ test("smoke on Deno: authentication, rate limit, actor ask; metrics pushed over 
   try {
     await gatewaySmoke(base, server.match);
     // As on Bun, a newcomer gets commands that work as printed, not only a token.
-    expect(server.output()).toContain(`curl -X PUT ${base}/v1/inventory/demo-widget`);
+    expect(server.output()).toContain(`curl -X PUT '${base}/v1/inventory/demo-widget'`);
     expect(server.output()).toContain(`${base}/_console?token=${server.match}`);
     const names = () =>
       new Set(
