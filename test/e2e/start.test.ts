@@ -4,6 +4,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { freePort } from "../support/wrangler.ts";
+import { startProcess } from "./process.ts";
 
 const root = resolve(import.meta.dir, "../..");
 
@@ -135,47 +136,30 @@ describe("npm start", () => {
   test("a SIGTERM to `npm start` (what a supervisor or `docker stop` sends to it) drains the node, then npm exits", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "edgewise-start-npm-"));
     const port = freePort();
-    const npm = Bun.spawn(["npm", "start"], {
+    // Its own process group: the cleanup below kills the whole group, a node left orphaned (the bug) included.
+    const npm = await startProcess(["npm", "start"], {
       cwd: root,
-      env: { ...process.env, EDGEWISE_DATA_DIR: dataDir, PORT: String(port), HOST: "127.0.0.1" },
-      stdout: "pipe",
-      stderr: "pipe",
+      env: { EDGEWISE_DATA_DIR: dataDir, PORT: String(port), HOST: "127.0.0.1" },
+      pattern: /\[edgewise\] listening on/,
+      timeoutMs: 45_000,
     });
-    let printed = "";
-    const collect = async (stream: ReadableStream<Uint8Array>) => {
-      const decoder = new TextDecoder();
-      for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>)
-        printed += decoder.decode(chunk);
-    };
-    void collect(npm.stdout);
-    void collect(npm.stderr);
     const answers = () =>
       fetch(`http://127.0.0.1:${port}/healthz`).then(
         (response) => response.ok,
         () => false,
       );
     try {
-      const deadline = Date.now() + 45_000;
-      while (!printed.includes("[edgewise] listening on") && Date.now() < deadline) await Bun.sleep(50);
       expect(await answers()).toBe(true);
-      npm.kill("SIGTERM");
-      const code = await Promise.race([npm.exited, Bun.sleep(40_000).then(() => "npm still running")]);
+      npm.child.kill("SIGTERM"); // to npm alone, as a supervisor signals the process it started
+      const code = await Promise.race([npm.child.exited, Bun.sleep(40_000).then(() => "npm still running")]);
       // npm exits with the node's own code, once the node has drained; before, npm died at once and left the node
       // serving, orphaned, on the port and the data dir: the drain never ran and a restart found the dir in use.
       expect(code).toBe(0);
-      expect(printed).toContain("[edgewise] SIGTERM: draining and closing");
-      expect(printed).toMatch(/\[edgewise\] stopped in \d+ ms/);
+      expect(npm.output()).toContain("[edgewise] SIGTERM: draining and closing");
+      expect(npm.output()).toMatch(/\[edgewise\] stopped in \d+ ms/);
       expect(await answers()).toBe(false);
     } finally {
-      npm.kill("SIGKILL");
-      // A node left running (the bug this guards against) is found by the pid its data dir lock records.
-      const holder = Number.parseInt(
-        await Bun.file(join(dataDir, "actors.lock.pid"))
-          .text()
-          .catch(() => ""),
-        10,
-      );
-      if (holder > 0 && (await answers())) process.kill(holder, "SIGKILL");
+      await npm.kill();
     }
   }, 90_000);
 
