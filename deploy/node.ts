@@ -19,6 +19,7 @@ import {
   type Transport,
 } from "../actors/runtime/index.ts";
 import { createApp, type GatewayApp, securityReporters } from "../edge/app.ts";
+import { dataDirCheck } from "./data-dir-check.ts";
 import { localInspector, topologyOf } from "../edge/console/local.ts";
 import type { ConsoleEventLog, ConsoleTraces } from "../edge/console/index.tsx";
 import { guardedRedis } from "../edge/middleware/rate-limit/guarded-redis.ts";
@@ -479,6 +480,8 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
       },
     },
   ];
+  // Critical where the node's own state lives there: the local actors' SQLite, or the embedded Postgres.
+  readiness.push(dataDirCheck(dataDir, host !== undefined || embedded !== undefined));
   if (rateLimitRedis) {
     readiness.push({
       name: "redis",

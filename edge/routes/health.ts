@@ -14,6 +14,8 @@ export interface DependencyCheck {
   check(signal: AbortSignal): Promise<void>;
   /** The state of the breaker in front of it, once there is one. */
   breaker?: () => string;
+  /** What a failed check means, as `reason` (default "unreachable"; "timed out" when it took too long). */
+  failedAs?: string;
 }
 
 export interface HealthOptions {
@@ -51,7 +53,7 @@ export function healthRoutes(options: HealthOptions = {}) {
           await withTimeout((signal) => dependency.check(signal), timeoutMs);
           return { name: dependency.name, ok: true, critical: dependency.critical, ms: elapsed(started) };
         } catch (error) {
-          const reason = isTimeout(error) ? "timed out" : "unreachable";
+          const reason = isTimeout(error) ? "timed out" : (dependency.failedAs ?? "unreachable");
           return {
             name: dependency.name,
             ok: false,
