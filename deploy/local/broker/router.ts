@@ -1,10 +1,13 @@
-// The broker's request router: authentication, then the QStash v2 paths, with every error as {"error": "..."}.
+// The broker's request router: health, authentication, then the QStash v2 paths, every error as {"error": "..."}.
 import { authorize, errorResponse, HttpError } from "./http-util.ts";
 import { dlqRoute, eventsRoute, keysRoute, messagesRoute, queuesRoute } from "./routes-admin.ts";
+import { healthRoute } from "./routes-health.ts";
 import { type BrokerContext, batch, publish } from "./routes-publish.ts";
 
 async function route(req: Request, ctx: BrokerContext): Promise<Response> {
   const url = new URL(req.url);
+  const health = await healthRoute(req, url.pathname, ctx);
+  if (health) return health;
   authorize(req, url, ctx.options.token);
   const path = url.pathname;
   if (path.startsWith("/v2/publish/")) {
