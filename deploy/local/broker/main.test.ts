@@ -13,6 +13,9 @@ async function start(settings: Record<string, string>) {
     stdout: "pipe",
     stderr: "pipe",
   });
+  // A broker that starts when it should have refused would run until killed: end it, so the test fails, not hangs.
+  const started = setTimeout(() => child.kill(), 15_000);
+  void child.exited.then(() => clearTimeout(started));
   const [code, stdout, stderr] = await Promise.all([
     child.exited,
     new Response(child.stdout).text(),
@@ -37,6 +40,28 @@ describe("the broker's CLI settings", () => {
     expect(stdout).not.toContain("broker running");
     expect(lines.join("\n")).not.toContain("    at ");
   });
+
+  // The qstash dev token is public: a broker reachable beyond this machine with it lets anyone publish, and the
+  // broker signs and delivers what they publish (over its broker-role certificate, past an actor host's mutual TLS).
+  test.each([
+    [{ QSTASH_HOST: "0.0.0.0" }],
+    [{ QSTASH_HOST: "::" }],
+    [
+      {
+        QSTASH_HOST: "10.1.2.3",
+        QSTASH_TOKEN: "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=",
+      },
+    ],
+  ])(
+    "listening beyond loopback with the public dev token (%p) is refused with exit code 78",
+    async (settings) => {
+      const { code, stdout, lines } = await start(settings);
+      expect(code).toBe(78);
+      expect(lines[0]).toStartWith("[edgewise] could not start: config.invalid:");
+      expect(lines.join("\n")).toContain("QSTASH_TOKEN");
+      expect(stdout).not.toContain("broker running");
+    },
+  );
 
   test("a busy port names the port and QSTASH_PORT, the broker's setting, not a node's PORT", async () => {
     const holder = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("taken") });

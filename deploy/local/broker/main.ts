@@ -20,6 +20,10 @@ function settingError(name: string, message: string): EdgewiseError {
   return new EdgewiseError("config.invalid", message, { issues: [{ path: name, message }] });
 }
 
+/** An address or name that only this machine reaches: 127.0.0.0/8, ::1 or localhost. */
+const isLoopbackHost = (host: string) =>
+  /^127(\.\d{1,3}){3}$/.test(host) || host === "::1" || host === "[::1]" || host === "localhost";
+
 function number(name: string, fallback: number, check: (n: number) => boolean): number {
   const text = process.env[name];
   if (text === undefined || text === "") return fallback;
@@ -66,7 +70,20 @@ function readSettings() {
       "TLS_CA_FILE (mutual TLS) needs TLS_CERT_FILE and TLS_KEY_FILE, the broker's client certificate",
     );
   }
+  // The qstash dev token is public (Upstash's docs): on a broker reachable from other machines it would let anyone
+  // publish, and the broker signs and delivers what they publish, with its broker-role certificate, so an actor
+  // host's mutual TLS and signature checks admit it. Beyond loopback, a token of one's own is required.
+  const host = env("QSTASH_HOST") ?? "127.0.0.1";
+  const token = env("QSTASH_TOKEN");
+  if (!isLoopbackHost(host) && (token === undefined || token === DEV_TOKEN)) {
+    throw settingError(
+      "QSTASH_TOKEN",
+      `QSTASH_HOST ${host} is reachable beyond this machine: set QSTASH_TOKEN to a secret of your own (the default is qstash dev's public token, with which anyone could publish)`,
+    );
+  }
   return {
+    host,
+    token,
     pgliteSync,
     port: number("QSTASH_PORT", DEV_PORT, (n) => Number.isInteger(n) && n >= 0 && n <= 65535),
     timeScale: number("QSTASH_TIME_SCALE", 1, (n) => n > 0),
@@ -86,8 +103,7 @@ try {
 } catch (error) {
   failed(error);
 }
-const { tlsFiles } = settings;
-const token = env("QSTASH_TOKEN");
+const { tlsFiles, token } = settings;
 const tls = tlsFiles
   ? watchTlsFiles(tlsFiles, {
       onError: (error) => console.warn("[broker] tls: a rotated certificate was not applied:", error),
@@ -105,7 +121,7 @@ try {
 }
 const broker = await startBroker({
   port: settings.port,
-  hostname: env("QSTASH_HOST") ?? "127.0.0.1",
+  hostname: settings.host,
   databaseUrl: env("DATABASE_URL"),
   schema: env("QSTASH_DB_SCHEMA"),
   dataDir,
