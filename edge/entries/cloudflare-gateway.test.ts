@@ -35,6 +35,24 @@ describe("remote actors from a Worker", () => {
     ).toThrow("needs the ACTOR_HOST_MTLS binding");
   });
 
+  test("an http:// ACTOR_HOST_URL is refused: over plain HTTP the binding presents no certificate", () => {
+    let called = false;
+    const binding = {
+      fetch: async () => {
+        called = true;
+        return Response.json({ ok: true, duplicate: false, reply: null });
+      },
+    };
+    expect(() =>
+      remoteActorHostFromEnv({
+        ACTOR_HOST_URL: "http://actors.example:9443",
+        ACTOR_HOST_SECRET: secret,
+        ACTOR_HOST_MTLS: binding,
+      }),
+    ).toThrow("ACTOR_HOST_URL must be https://");
+    expect(called).toBe(false);
+  });
+
   test("asks go through the binding's fetch, signed, and reach the actor host", async () => {
     const seen: string[] = [];
     // The mtls_certificates binding is a Fetcher: workerd presents the certificate on the TLS connection.

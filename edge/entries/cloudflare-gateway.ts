@@ -96,7 +96,8 @@ export function gatewayFromEnv(
  * With ACTOR_HOST_URL, the Worker is a gateway to a self-hosted actor host instead of running actors as Durable
  * Objects. Every call goes through the `ACTOR_HOST_MTLS` binding, which presents the Worker's client
  * certificate (uploaded with `wrangler mtls-certificate upload`), and is signed with ACTOR_HOST_SECRET as well.
- * A plain `fetch` could not present a certificate, so without the binding the Worker refuses to start.
+ * A plain `fetch` could not present a certificate, so without the binding, or with an http:// URL, the Worker
+ * refuses to start.
  */
 export function remoteActorHostFromEnv<Env extends RemoteActorsEnv>(
   env: Env,
@@ -104,6 +105,14 @@ export function remoteActorHostFromEnv<Env extends RemoteActorsEnv>(
 ): ActorHost | undefined {
   const config = workerConfig(env);
   if (!config.ACTOR_HOST_URL) return undefined;
+  // Over plain HTTP there is no TLS connection for the binding to present its certificate on: the calls would
+  // cross the internet in clear, and the actor host's answers could be forged on the way.
+  if (!config.ACTOR_HOST_URL.startsWith("https://")) {
+    throw new EdgewiseError(
+      "config.invalid",
+      "ACTOR_HOST_URL must be https:// on Workers: the ACTOR_HOST_MTLS binding presents its certificate only over TLS",
+    );
+  }
   const binding = env.ACTOR_HOST_MTLS;
   if (!binding) {
     throw new EdgewiseError(
