@@ -199,7 +199,9 @@ interface DenoHttpClients {
 
 /**
  * On Deno, fetch takes the certificate through an HTTP client: one per rotation. The previous client is closed
- * once calls begun on it have had time to finish (the request timeout's order of magnitude).
+ * once calls begun on it have had time to finish (the request timeout's order of magnitude). Its `caCerts` are
+ * trusted in addition to Deno's default roots, which no option removes: unlike on Bun, a publicly trusted
+ * certificate for the actor host's name is accepted too (SECURITY.md, "Not defended").
  */
 function denoMtlsFetch(deno: DenoHttpClients, files: TlsFiles): typeof fetch {
   const clientFor = ({ cert, key, ca }: TlsMaterial) =>
