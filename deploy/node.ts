@@ -447,17 +447,14 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
           logger.warn(what, { component: "host", error: errorFields(error) }),
       });
   if (host) metrics.observeActors(() => host.stats().byType).observeOutbox(() => host.outboxBacklog());
-  const actors: ActorHost =
-    host ??
-    guardedHost(
-      new RemoteActorHost({
+  const remoteHost = host
+    ? undefined
+    : new RemoteActorHost({
         baseUrl: config.ACTOR_HOST_URL as string,
         secret: config.ACTOR_HOST_SECRET as string,
         ...(tlsFiles ? { fetch: mtlsFetch(tlsFiles) } : {}),
-      }),
-      dependencies,
-      "actor-host",
-    );
+      });
+  const actors: ActorHost = host ?? guardedHost(remoteHost as RemoteActorHost, dependencies, "actor-host");
 
   const readiness: DependencyCheck[] = [
     {
@@ -480,6 +477,15 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
       },
     },
   ];
+  // A gateway of a split deployment serves nothing without its actor host: the hop, its TLS and the secret.
+  if (remoteHost) {
+    readiness.push({
+      name: "actorHost",
+      critical: true,
+      check: (signal) => remoteHost.ping(signal),
+      breaker: () => dependencies.state("actor-host"),
+    });
+  }
   // Critical where the node's own state lives there: the local actors' SQLite, or the embedded Postgres.
   readiness.push(dataDirCheck(dataDir, host !== undefined || embedded !== undefined));
   if (rateLimitRedis) {

@@ -41,6 +41,29 @@ describe("remote actor host", () => {
   });
 });
 
+describe("remote actor host: the shared secret", () => {
+  const withSecret = (other: string) =>
+    new RemoteActorHost({ baseUrl: "http://actors.internal", secret: other, fetch: viaNode as typeof fetch });
+
+  test("ping proves the hop and the secret without a turn; a wrong secret is refused by name", async () => {
+    const before = local.stats().activeActors;
+    await remote.ping();
+    expect(local.stats().activeActors).toBe(before);
+    const wrong = withSecret("another-secret-another-secret-0123");
+    const refused = await wrong.ping().catch((caught: unknown) => caught);
+    expect(refused).toBeInstanceOf(EdgewiseError);
+    expect((refused as Error).message).toContain("ACTOR_HOST_SECRET differs");
+  });
+
+  test("an ask with a wrong secret says so in the log, not 'actor host failed'", async () => {
+    const error = await withSecret("another-secret-another-secret-0123")
+      .ask({ type: "counter", key: "s1" }, "Increment", { by: 1 })
+      .catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: "internal" });
+    expect((error as Error).message).toContain("refused this gateway's signature");
+  });
+});
+
 describe("remote actor host: one retry on a failed connection", () => {
   const connectionReset = () => Object.assign(new TypeError("socket closed"), { code: "ECONNRESET" });
 

@@ -1,10 +1,11 @@
 // The actor host's side of a split deployment: signed asks and deliveries from gateways, run on the local host.
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { parseEnvelope } from "../../shared/envelope/index.ts";
 import { EdgewiseError, toEdgewiseError } from "../../shared/errors/index.ts";
 import { hmacSigner } from "../../shared/crypto/hmac.ts";
 import {
   actorHostPaths,
+  actorHostPingPath,
   signatureHeaders,
   signatureToleranceMs,
   signedMessage,
@@ -22,17 +23,26 @@ export function actorHostRoutes(options: ActorHostRoutesOptions) {
   const signer = hmacSigner(options.secret);
   const now = options.now ?? Date.now;
   const app = new Hono<GatewayEnv>();
+  /** The body of a request signed by a gateway that holds the secret, recently; `unauthorized` otherwise. */
+  const signedBody = async (c: Context<GatewayEnv>, path: string): Promise<string> => {
+    const body = await c.req.text();
+    const timestamp = c.req.header(signatureHeaders.timestamp) ?? "";
+    const signature = c.req.header(signatureHeaders.signature) ?? "";
+    const fresh = /^\d{1,16}$/.test(timestamp) && Math.abs(now() - Number(timestamp)) <= signatureToleranceMs;
+    if (!fresh || !(await signer.verify(signedMessage(path, timestamp, body), signature))) {
+      throw new EdgewiseError("unauthorized", "missing, stale or invalid request signature");
+    }
+    return body;
+  };
+
+  app.post(actorHostPingPath, async (c) => {
+    await signedBody(c, actorHostPingPath);
+    return c.json({ ok: true });
+  });
 
   for (const [operation, path] of Object.entries(actorHostPaths)) {
     app.post(path, async (c) => {
-      const body = await c.req.text();
-      const timestamp = c.req.header(signatureHeaders.timestamp) ?? "";
-      const signature = c.req.header(signatureHeaders.signature) ?? "";
-      const fresh =
-        /^\d{1,16}$/.test(timestamp) && Math.abs(now() - Number(timestamp)) <= signatureToleranceMs;
-      if (!fresh || !(await signer.verify(signedMessage(path, timestamp, body), signature))) {
-        throw new EdgewiseError("unauthorized", "missing, stale or invalid request signature");
-      }
+      const body = await signedBody(c, path);
       try {
         const envelope = parseEnvelope(JSON.parse(body));
         const outcome =

@@ -24,6 +24,7 @@ const actorHostSecret = crypto.randomUUID() + crypto.randomUUID();
 const admin = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
 const processes: Started[] = [];
 let actorHostUrl = "";
+let brokerUrl = "";
 let client: CommerceClient;
 
 /** `npm run certs`, as an operator runs it: the first time it makes the CAs; again, it reissues the leaves. */
@@ -68,6 +69,7 @@ beforeAll(async () => {
     },
   });
   processes.push(broker);
+  brokerUrl = broker.match;
   const host = await startProcess([bun, "edge/entries/bun.ts"], {
     cwd: root,
     pattern: /listening on (\S+)/,
@@ -191,6 +193,41 @@ describe("split deployment over mutual TLS", () => {
     } as RequestInit);
     expect(response.status).toBe(401);
   });
+
+  test("the gateway's /readyz proves the hop to its actor host: TLS and the shared secret", async () => {
+    type Ready = { dependencies: Record<string, { ok: boolean; critical: boolean }> };
+    const ready = await fetch(`${client.target.base}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(((await ready.json()) as Ready).dependencies.actorHost).toMatchObject({
+      ok: true,
+      critical: true,
+    });
+    // A gateway whose ACTOR_HOST_SECRET differs serves nothing: it must not say it is ready (it did: the hop's
+    // TLS and the actor host's /healthz were fine, and /readyz never asked the actor host at all).
+    const wrong = await startProcess([bun, "edge/entries/bun.ts"], {
+      cwd: root,
+      pattern: /listening on (\S+)/,
+      env: {
+        ...nodeEnv("gateway-wrong-secret"),
+        ...queueEnv(brokerUrl),
+        ACTOR_HOST_SECRET: `${actorHostSecret}-not`,
+        ACTOR_HOST_URL: actorHostUrl,
+        TLS_CERT_FILE: join(certs, "gateway.pem"),
+        TLS_KEY_FILE: join(certs, "gateway.key"),
+        TLS_CA_FILE: join(certs, "actor-host-ca.pem"),
+      },
+    });
+    try {
+      const refused = await fetch(`${wrong.match}/readyz`);
+      expect(refused.status).toBe(503);
+      expect(((await refused.json()) as Ready).dependencies.actorHost).toMatchObject({
+        ok: false,
+        critical: true,
+      });
+    } finally {
+      await wrong.kill("SIGTERM");
+    }
+  }, 60_000);
 
   test("the gateway's public port serves no internal endpoint", async () => {
     for (const path of ["/_edgewise/actors/ask", "/_edgewise/actors/receive", "/_edgewise/deliver/order/x"]) {

@@ -10,7 +10,7 @@ import {
   askEnvelope,
   type TurnOutcome,
 } from "../../runtime/index.ts";
-import { actorHostPaths, signatureHeaders, signedMessage } from "./protocol.ts";
+import { actorHostPaths, actorHostPingPath, signatureHeaders, signedMessage } from "./protocol.ts";
 
 export interface RemoteActorHostOptions {
   /** The actor host's base URL, e.g. `https://actors.internal:9443`. */
@@ -63,6 +63,19 @@ export class RemoteActorHost implements ActorHost {
     return this.call(actorHostPaths.receive, envelope);
   }
 
+  /**
+   * A signed request that runs no turn: resolves when the actor host took this gateway's signature, so the hop,
+   * its TLS and the shared secret all work (a gateway's /readyz). Throws what an ask would meet otherwise.
+   */
+  async ping(signal?: AbortSignal): Promise<void> {
+    const response = await this.post(actorHostPingPath, "{}", signal);
+    await response.body?.cancel();
+    if (response.ok) return;
+    throw response.status === 401
+      ? signatureRefused()
+      : new Error(`the actor host answered ${response.status}`);
+  }
+
   private async post(path: string, body: string, signal?: AbortSignal): Promise<Response> {
     // Signed per attempt: a retry carries a fresh timestamp, the same body and so the same envelope id.
     const timestamp = String(Date.now());
@@ -98,7 +111,10 @@ export class RemoteActorHost implements ActorHost {
         throw new EdgewiseError("timeout", "the actor host did not answer in time", { cause: error });
       throw new EdgewiseError("unavailable", "the actor host is unreachable", { cause: error });
     }
-    const wire = (await response.json().catch(() => undefined)) as Wire | undefined;
+    const answer = (await response.json().catch(() => undefined)) as Partial<Wire> | undefined;
+    const wire = typeof answer?.ok === "boolean" ? (answer as Wire) : undefined;
+    // The actor host's own refusal (a problem, not the wire's answer): this gateway's secret or clock is wrong.
+    if (!wire && response.status === 401) throw signatureRefused();
     if (!wire)
       throw new EdgewiseError("unavailable", `the actor host answered ${response.status} without a body`);
     if (wire.ok) return { duplicate: wire.duplicate, reply: wire.reply };
@@ -107,3 +123,10 @@ export class RemoteActorHost implements ActorHost {
       : new EdgewiseError("internal", "actor host failed");
   }
 }
+
+/** A 500 whose log line says what to fix: the client sees only "internal", as for any misconfiguration. */
+const signatureRefused = () =>
+  new EdgewiseError(
+    "internal",
+    "the actor host refused this gateway's signature: ACTOR_HOST_SECRET differs between them, or their clocks are more than 60 s apart",
+  );

@@ -1,6 +1,9 @@
 // The wire between a gateway and a remote actor host: paths, signature headers, and the signed message.
 export const actorHostPaths = { ask: "/_edgewise/actors/ask", receive: "/_edgewise/actors/receive" } as const;
 
+/** A signed request that touches no actor: a gateway's /readyz proves the hop, its TLS and the shared secret. */
+export const actorHostPingPath = "/_edgewise/actors/ping";
+
 export const signatureHeaders = {
   timestamp: "x-edgewise-timestamp",
   signature: "x-edgewise-signature",
