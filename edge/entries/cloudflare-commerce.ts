@@ -23,7 +23,12 @@ import { type QueueEnv, relayTransportFromEnv } from "../../actors/hosts/cloudfl
 import { type ActorHost, SubscriptionRegistry, type Transport } from "../../actors/runtime/index.ts";
 import type { Config } from "../../shared/config/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
-import { type Dependencies, isBreakerOpen } from "../../shared/resilience/index.ts";
+import {
+  asPostgresFailure,
+  type Dependencies,
+  guardedPort,
+  isBreakerOpen,
+} from "../../shared/resilience/index.ts";
 import {
   boundedSecurityEvents,
   type SecurityEvent,
@@ -203,7 +208,17 @@ export class CommerceOnWorkers {
 
   open(ctx: ExecutionContext): CommerceScope {
     const sql = this.connect();
-    const apiKeys = new PostgresApiKeyStore(sql);
+    const store = new PostgresApiKeyStore(sql);
+    // As on a node: behind the `postgres` breaker, and a dead database is 503 `unavailable`, not 500 `internal`.
+    const apiKeys = this.dependencies
+      ? guardedPort<PostgresApiKeyStore>(
+          store,
+          ["create", "find", "revoke", "list"],
+          this.dependencies,
+          "postgres",
+          asPostgresFailure,
+        )
+      : store;
     const background: Array<Promise<unknown>> = [];
     const drain = async (relay: BillingOutboxRelay) => {
       for (let pass = 0; pass < drainPasses; pass++) {
