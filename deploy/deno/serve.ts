@@ -31,24 +31,29 @@ export const denoServe: Serve = (options) => {
   let underWay = 0;
   let closing = false;
   let settled: (() => void) | undefined;
-  const server = deno.serve(
-    { port: options.port, hostname: options.hostname, onListen: () => {} },
-    async (request, info) => {
-      if (closing)
-        return problemResponse(new EdgewiseError("unavailable", "this server is shutting down"), {
-          headers: { connection: "close", "retry-after": "1" },
-        });
-      underWay++;
-      try {
-        return await options.fetch(
-          request,
-          info.remoteAddr.hostname ? { address: info.remoteAddr.hostname } : {},
-        );
-      } finally {
-        if (--underWay === 0) settled?.();
-      }
-    },
-  );
+  let server: DenoServer;
+  try {
+    server = deno.serve(
+      { port: options.port, hostname: options.hostname, onListen: () => {} },
+      async (request, info) => {
+        if (closing)
+          return problemResponse(new EdgewiseError("unavailable", "this server is shutting down"), {
+            headers: { connection: "close", "retry-after": "1" },
+          });
+        underWay++;
+        try {
+          return await options.fetch(
+            request,
+            info.remoteAddr.hostname ? { address: info.remoteAddr.hostname } : {},
+          );
+        } finally {
+          if (--underWay === 0) settled?.();
+        }
+      },
+    );
+  } catch (error) {
+    throw listenFailure(error);
+  }
   return {
     port: server.addr.port,
     async stop(force) {
@@ -58,3 +63,14 @@ export const denoServe: Serve = (options) => {
     },
   };
 };
+
+/**
+ * Deno's errors for an address it cannot listen on (AddrNotAvailable, a HOST that does not resolve) say no
+ * `syscall`, as Node's and Bun's say `listen`: without it the start failure was Deno's bare "Cannot assign requested
+ * address (os error 99)", naming neither HOST nor PORT. Tagged, it reads as on Bun (deploy/start-failure.ts).
+ */
+function listenFailure(error: unknown): unknown {
+  if (typeof error === "object" && error !== null && !("syscall" in error))
+    Object.assign(error, { syscall: "listen" });
+  return error;
+}

@@ -95,3 +95,32 @@ test("on Deno, REDIS_URL: the rate limit counts in the real Redis over TCP, and 
     await server.kill("SIGTERM");
   }
 }, 90_000);
+
+test("on Deno, an address it cannot listen on stops the start with exit 1 and one line naming HOST, as on Bun", async () => {
+  // 192.0.2.1 (TEST-NET-1) is no address of this machine; a name that does not resolve cannot be listened on either.
+  for (const host of ["192.0.2.1", "nosuch.invalid"]) {
+    const child = Bun.spawn(denoEntryCommand(root), {
+      cwd: root,
+      env: {
+        ...process.env,
+        HOST: host,
+        PORT: "0",
+        EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-deno-host-")),
+      },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const code = await child.exited;
+    const stderr = await new Response(child.stderr).text();
+    // Before: Deno's bare "Cannot assign requested address (os error 99)" (or a failed name lookup), no variable.
+    expect({ host, code, line: stderr.trim().split("\n")[0] }).toEqual({
+      host,
+      code: 1,
+      line: expect.stringMatching(
+        new RegExp(
+          `^\\[edgewise\\] could not start: cannot listen on ${host.replaceAll(".", "\\.")}:0 \\(.+\\): .+\\. Check HOST \\(an address of this machine, or 0\\.0\\.0\\.0\\) and PORT$`,
+        ),
+      ),
+    });
+  }
+}, 60_000);
