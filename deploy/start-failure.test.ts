@@ -27,6 +27,21 @@ describe("startFailureLine", () => {
     for (const line of lines) expect(line).not.toMatch(/secret/);
   });
 
+  test("a host name that does not resolve is named with its dependency, as postgres.js reports it on Bun and Deno", () => {
+    // getaddrinfo's error: a code and the name asked for, no address or port (before: "cannot reach (ENOTFOUND): …").
+    const dnsError = (code: string, hostname: string) =>
+      Object.assign(new Error(`getaddrinfo ${code} ${hostname}`), { code, syscall: "getaddrinfo", hostname });
+    expect([
+      startFailureLine(dnsError("ENOTFOUND", "db.internal"), config),
+      startFailureLine(dnsError("EAI_AGAIN", "cache.internal"), config),
+      startFailureLine(dnsError("ENOTFOUND", "elsewhere.internal"), config),
+    ]).toEqual([
+      "cannot reach Postgres at db.internal:6543 (ENOTFOUND): the host name does not resolve. Check DATABASE_URL",
+      "cannot reach Redis at cache.internal:6380 (EAI_AGAIN): the host name does not resolve. Check REDIS_URL",
+      "cannot reach (ENOTFOUND): getaddrinfo ENOTFOUND elsewhere.internal",
+    ]);
+  });
+
   test("a busy port, TLS, a refused login and a missing database say what to change", () => {
     const withCode = (message: string, code: string) => Object.assign(new Error(message), { code });
     expect(startFailureLine(withCode("listen EADDRINUSE", "EADDRINUSE"), config)).toBe(

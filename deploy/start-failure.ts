@@ -11,6 +11,8 @@ interface ErrorFacts {
   address?: string;
   port?: number;
   syscall?: string;
+  /** The name a failed DNS lookup asked for (ENOTFOUND, EAI_AGAIN: no address or port yet). */
+  hostname?: string;
 }
 
 /**
@@ -29,7 +31,7 @@ const wasiErrnos: Record<number, string> = {
 
 function factsOf(error: unknown): ErrorFacts {
   if (typeof error !== "object" || error === null) return { message: String(error) };
-  const { message, code, address, port, syscall, name, errno } = error as Record<string, unknown>;
+  const { message, code, address, port, syscall, name, errno, hostname } = error as Record<string, unknown>;
   const wasiCode = name === "ErrnoError" && typeof errno === "number" ? wasiErrnos[errno] : undefined;
   const knownCode = typeof code === "string" ? code : wasiCode;
   return {
@@ -41,6 +43,7 @@ function factsOf(error: unknown): ErrorFacts {
     ...(typeof address === "string" ? { address } : {}),
     ...(typeof port === "number" ? { port } : {}),
     ...(typeof syscall === "string" ? { syscall } : {}),
+    ...(typeof hostname === "string" ? { hostname } : {}),
   };
 }
 
@@ -100,11 +103,15 @@ export function startFailureLine(
   const postgres = endpointOf(config.DATABASE_URL, 5432);
   const redis = endpointOf(config.REDIS_URL, 6379);
   if (facts.code && unreachable.has(facts.code)) {
-    // The error names the address it tried; its port tells which dependency that was.
+    // The error names the address it tried; its port tells which dependency that was. A name that does not
+    // resolve has no address yet: the name itself tells.
+    const unresolved = facts.port === undefined && facts.hostname !== undefined;
     for (const [name, endpoint, variable] of [
       ["Postgres", postgres, "DATABASE_URL"],
       ["Redis", redis, "REDIS_URL"],
     ] as const) {
+      if (endpoint && unresolved && endpoint.host === facts.hostname)
+        return `cannot reach ${name} at ${endpoint.host}:${endpoint.port} (${facts.code}): the host name does not resolve. Check ${variable}`;
       if (endpoint && facts.port === endpoint.port)
         return `cannot reach ${name} at ${endpoint.host}:${endpoint.port} (${facts.code}): is it running? Check ${variable}`;
     }
