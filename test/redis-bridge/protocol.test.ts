@@ -1,5 +1,6 @@
 // The bridge's REST protocol with raw fetch: bearer and ?_token= auth, Upstash-Encoding: base64, binary values.
 import { describe, expect, test } from "bun:test";
+import { Redis } from "@upstash/redis";
 import type { RespConnection } from "../../deploy/local/redis-bridge/connection.ts";
 import type { RedisBridge } from "../../deploy/local/redis-bridge/index.ts";
 import { b64, call, direct, uniquePrefix, useBridge } from "./helpers.ts";
@@ -15,7 +16,7 @@ useBridge(prefix, (fixture) => {
 });
 
 describe("auth", () => {
-  test("a missing or wrong token is 401 Unauthorized and runs nothing", async () => {
+  test("a missing or wrong token is 401 with Upstash's WRONGPASS error, and runs nothing", async () => {
     const attempts = [
       call(bridge, "/", { body: ["SET", k("auth"), "x"], token: null }),
       call(bridge, "/", { body: ["SET", k("auth"), "x"], token: "wrong" }),
@@ -32,8 +33,11 @@ describe("auth", () => {
     ];
     for (const { status, body } of await Promise.all(attempts)) {
       expect(status).toBe(401);
-      expect(body).toEqual({ error: "Unauthorized" });
+      // Upstash's own words: code that recognizes an auth failure by "WRONGPASS" must see it here too.
+      expect(body).toEqual({ error: "WRONGPASS invalid or missing auth token" });
     }
+    const wrong = new Redis({ url: bridge.url, token: "wrong", enableTelemetry: false, retry: false });
+    await expect(wrong.get(k("auth"))).rejects.toThrow("WRONGPASS invalid or missing auth token");
     expect(await direct(raw, "EXISTS", k("auth"))).toBe(0);
   }, 10_000);
 

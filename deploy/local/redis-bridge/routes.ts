@@ -141,7 +141,8 @@ export function createHandler(ctx: BridgeContext): (req: Request) => Promise<Res
     try {
       if (!METHODS.has(req.method)) return json({ error: "Method Not Allowed" }, 405);
       const url = new URL(req.url);
-      if (!authorized(req, url)) return json({ error: "Unauthorized" }, 401);
+      // Upstash's answer, word for word: clients tell an auth failure apart by its WRONGPASS code.
+      if (!authorized(req, url)) return json({ error: "WRONGPASS invalid or missing auth token" }, 401);
       return await route(req, url, ctx);
     } catch (error) {
       if (error instanceof BadRequest) return json({ error: error.message }, error.status);
