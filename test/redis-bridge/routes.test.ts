@@ -1,9 +1,10 @@
 // The bridge's routes with raw fetch: errors passed through, malformed input, refusals, path form, multi-exec, scripts.
 import { describe, expect, test } from "bun:test";
+import { Redis } from "@upstash/redis";
 import type { RespConnection } from "../../deploy/local/redis-bridge/connection.ts";
-import type { RedisBridge } from "../../deploy/local/redis-bridge/index.ts";
+import { type RedisBridge, startRedisBridge } from "../../deploy/local/redis-bridge/index.ts";
 import { ErrorReply } from "../../deploy/local/redis-bridge/resp.ts";
-import { b64, call, direct, text, uniquePrefix, useBridge } from "./helpers.ts";
+import { b64, call, direct, TEST_REDIS_URL, text, uniquePrefix, useBridge } from "./helpers.ts";
 
 const prefix = uniquePrefix("routes");
 const k = (name: string) => `${prefix}${name}`;
@@ -157,5 +158,40 @@ describe("routes", () => {
       result: [1],
     });
     expect(text(await direct(raw, "GET", k("lua")))).toBe("2");
+  }, 10_000);
+});
+
+describe("request size", () => {
+  test("a body over maxBodyBytes is a JSON {error} the SDK can read, declared or streamed", async () => {
+    const small = await startRedisBridge({
+      port: 0,
+      redisUrl: TEST_REDIS_URL,
+      token: "size-token",
+      maxBodyBytes: 1024,
+    });
+    try {
+      const redis = new Redis({ url: small.url, token: small.token, enableTelemetry: false, retry: false });
+      // Before: Bun's bare 413 with an empty body, which the SDK reports as UpstashJSONParseError.
+      const error = await redis.set(k("big"), "x".repeat(2048)).catch((e: unknown) => e);
+      expect((error as Error).name).toBe("UpstashError");
+      expect((error as Error).message).toContain("ERR max request size exceeded");
+      const streamed = await fetch(`${small.url}/set/${k("big")}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${small.token}` },
+        body: new ReadableStream({
+          start(controller) {
+            controller.enqueue(new Uint8Array(2048));
+            controller.close();
+          },
+        }),
+        duplex: "half",
+      } as RequestInit);
+      expect(streamed.status).toBe(413);
+      expect(((await streamed.json()) as { error: string }).error).toContain("ERR max request size exceeded");
+      expect(await redis.set(k("small"), "x".repeat(512))).toBe("OK");
+      expect(await direct(raw, "EXISTS", k("big"))).toBe(0);
+    } finally {
+      await small.stop();
+    }
   }, 10_000);
 });

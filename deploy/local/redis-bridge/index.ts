@@ -39,6 +39,7 @@ export async function startRedisBridge(options: RedisBridgeOptions): Promise<Red
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new Error("redis-bridge: port must be 0-65535");
   const hostname = options.hostname ?? "127.0.0.1";
+  const maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
   const log = options.log ?? ((message: string) => console.error(`[redis-bridge] ${message}`));
 
   const link = new RedisLink(parseRedisUrl(options.redisUrl ?? DEFAULT_REDIS_URL), options.connectTimeoutMs);
@@ -48,9 +49,10 @@ export async function startRedisBridge(options: RedisBridgeOptions): Promise<Red
     server = Bun.serve({
       port,
       hostname,
-      maxRequestBodySize: options.maxBodyBytes ?? 10 * 1024 * 1024,
+      // The handler enforces maxBodyBytes itself, so an oversized body gets a JSON error rather than Bun's bare 413.
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       idleTimeout: 60,
-      fetch: createHandler({ token, link, scripts: new ScriptShim(), log }),
+      fetch: createHandler({ token, link, scripts: new ScriptShim(), log, maxBodyBytes }),
     });
   } catch (error) {
     await link.close();
