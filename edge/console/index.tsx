@@ -100,9 +100,27 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
       if (session.kind === "admin") {
         // The token leaves the address bar (and the history, and Referer) at once: the cookie carries it.
         url.searchParams.delete("token");
+        const target = `${url.pathname}${url.search}${url.hash}`;
         c.header("Cache-Control", "no-store");
         c.header("Referrer-Policy", "no-referrer");
-        return c.redirect(`${url.pathname}${url.search}${url.hash}`, 303);
+        // A navigation another site started (a link in a runbook or a chat) does not send the SameSite=Strict
+        // cookie, nor does a redirect it follows, nor a reload: the console would ask to sign in again. A page of
+        // this origin moves on instead, and its navigation sends the cookie.
+        const site = c.req.header("sec-fetch-site");
+        if (site === "cross-site" || site === "same-site") {
+          return page(
+            c,
+            <Layout title="Signed in" refresh={target}>
+              <section class="notice">
+                <h1>Signed in</h1>
+                <p>
+                  <a href={target}>Continue to the console</a>
+                </p>
+              </section>
+            </Layout>,
+          );
+        }
+        return c.redirect(target, 303);
       }
     } else {
       session = await sessions.resolve(c);

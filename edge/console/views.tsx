@@ -4,10 +4,12 @@ import type { Envelope } from "../../shared/envelope/index.ts";
 import type { BreakerSnapshot } from "../../shared/resilience/index.ts";
 import type { ActorInspection, ConsoleSpan, ConsoleTopology, TraceSummary } from "./types.ts";
 
-export const Layout: FC<{ title: string; children?: Child }> = (props) => (
+/** `refresh`: an address of this origin the page moves on to at once (a navigation this origin starts). */
+export const Layout: FC<{ title: string; refresh?: string; children?: Child }> = (props) => (
   <html lang="en">
     <head>
       <meta charset="utf-8" />
+      {props.refresh === undefined ? null : <meta http-equiv="refresh" content={`0; url=${props.refresh}`} />}
       <meta name="viewport" content="width=device-width, initial-scale=1" />
       <title>{`${props.title} · Edgewise console`}</title>
       <link rel="icon" href="data:," />

@@ -73,6 +73,34 @@ describe("the console under attack, in Chromium", () => {
     }
   }, 30_000);
 
+  test("a sign-in link on another site opens the console, though the cookie is SameSite=Strict", async () => {
+    // Another site (localhost is not 127.0.0.1) links to the console, as a runbook or a chat message would.
+    const admin = await token(["admin"]);
+    const elsewhere = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: () =>
+        new Response(`<a id="open" href="${base}/_console?token=${admin}">console</a>`, {
+          headers: { "content-type": "text/html" },
+        }),
+    });
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`http://localhost:${elsewhere.port}/`);
+      await page.click("#open");
+      await page.waitForURL(`${base}/_console`, { timeout: 10_000 });
+      await page.waitForSelector("#topology", { timeout: 10_000 });
+      expect(await page.title()).toBe("Overview · Edgewise console");
+      // Neither address in the history holds the token.
+      await page.goBack();
+      expect(page.url()).toBe(`http://localhost:${elsewhere.port}/`);
+    } finally {
+      await context.close();
+      await elsewhere.stop(true);
+    }
+  }, 30_000);
+
   test("markup in streamed events stays text, and signing out ends the stream", async () => {
     append(createEnvelope({ type: "Before", source: "edgewise://test", data: {} }));
     const context = await browser.newContext();
