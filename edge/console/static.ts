@@ -5,7 +5,8 @@
  * server rendered), each `activity` frame a new row on top, at most `data-max-rows`. The frame's data is JSON and
  * goes into the cells as text (textContent), never as markup. `#events-status` says whether the stream is live.
  * EventSource reconnects on its own, resuming after the last frame's id (Last-Event-ID); when the server refused
- * it outright (503: too many streams, 401: signed out), a new one is opened after a pause. First of all, a `?token=`
+ * it outright (503: too many streams), a new one is opened after a pause; when it was refused for want of a session
+ * (401: signed out, expired, the node restarted), the page says so and stops. First of all, a `?token=`
  * the server refused (it redirects only a sign-in that worked) is taken out of the address and the history.
  */
 export const consoleScript = `"use strict";
@@ -70,11 +71,22 @@ export const consoleScript = `"use strict";
       source.onerror = function () {
         if (source.readyState === EventSource.CONNECTING) {
           show("reconnecting", "reconnecting\u2026");
-        } else {
-          show("offline", "disconnected; retrying");
-          source.close();
-          setTimeout(connect, 10000);
+          return;
         }
+        source.close();
+        var retry = function () {
+          show("offline", "disconnected; retrying");
+          setTimeout(connect, 10000);
+        };
+        // EventSource does not say why it was refused: asked once, a 401 (signed out, expired, or the node
+        // restarted) is said as such, instead of retrying a stream that will never let this page in.
+        if (typeof fetch !== "function" || typeof AbortController !== "function") return retry();
+        var probe = new AbortController();
+        fetch(url, { credentials: "same-origin", signal: probe.signal }).then(function (response) {
+          probe.abort();
+          if (response.status === 401) show("signed-out", "signed out: reload to sign in again");
+          else retry();
+        }, retry);
       };
     };
     connect();
@@ -125,7 +137,7 @@ svg text.dur { fill: #556274; font-size: 11px; }
 .status { font-size: 0.8rem; font-weight: 600; padding: 0.05rem 0.45rem; border-radius: 999px; background: #edf0f4; color: #556274; }
 .status[data-state="live"] { background: #e3f4e8; color: #2e7d32; }
 .status[data-state="connecting"], .status[data-state="reconnecting"] { background: #fff5d6; color: #8a6a00; }
-.status[data-state="offline"] { background: #fbe4e4; color: #a11d1d; }
+.status[data-state="offline"], .status[data-state="signed-out"] { background: #fbe4e4; color: #a11d1d; }
 tr.fresh td { animation: fresh 2s ease-out; }
 @keyframes fresh { from { background: #fff5d6; } to { background: transparent; } }
 `;
