@@ -451,7 +451,26 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
 
   // State changes: a form post with the session's CSRF token (the cookie is SameSite=Strict as well), or a
   // Bearer call, which no other site can make in the operator's name.
-  async function checkForm(c: Context<GatewayEnv>): Promise<void> {
+  // A browser's form gets a page saying what to do (most often: the page is from an earlier session, as signing in
+  // again in another tab gives a new CSRF token); any other client the API's problem+json.
+  async function checkForm(c: Context<GatewayEnv>): Promise<Response | undefined> {
+    try {
+      await checkFormOrThrow(c);
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof EdgewiseError) || error.code !== "forbidden" || !wantsHtml(c)) throw error;
+      return page(
+        c,
+        <Notice
+          title="Not done"
+          message={`The console refused the form: ${error.message}.`}
+          hint="This page may be from an earlier console session (signing in again starts a new one): reload the console and try again."
+        />,
+        403,
+      );
+    }
+  }
+  async function checkFormOrThrow(c: Context<GatewayEnv>): Promise<void> {
     const session = sessionOf(c);
     if (session.via === "bearer") return;
     // Origin is `null` on the console's own posts (its pages are `no-referrer`), and on any page that chooses so:
@@ -479,14 +498,16 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
   app.post("/_console/dlq/:action", async (c) => {
     if (c.req.param("action") !== "purge")
       throw new EdgewiseError("not_found", `no route for POST ${c.req.path}`);
-    await checkForm(c);
+    const refused = await checkForm(c);
+    if (refused) return refused;
     requireBroker();
     const response = await brokerCall("/v2/dlq", { method: "DELETE" });
     await response.body?.cancel();
     return back(c, response.ok ? "purged" : "failed");
   });
   app.post("/_console/dlq/:dlqId/retry", async (c) => {
-    await checkForm(c);
+    const refused = await checkForm(c);
+    if (refused) return refused;
     requireBroker();
     const response = await brokerCall(`/v2/dlq/retry/${encodeURIComponent(c.req.param("dlqId"))}`, {
       method: "POST",
@@ -495,7 +516,8 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     return back(c, response.ok ? "replayed" : "failed");
   });
   app.post("/_console/dlq/:dlqId/delete", async (c) => {
-    await checkForm(c);
+    const refused = await checkForm(c);
+    if (refused) return refused;
     requireBroker();
     const response = await brokerCall(`/v2/dlq/${encodeURIComponent(c.req.param("dlqId"))}`, {
       method: "DELETE",
@@ -504,7 +526,8 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     return back(c, response.ok ? "deleted" : "failed");
   });
   app.post("/_console/logout", async (c) => {
-    await checkForm(c);
+    const refused = await checkForm(c);
+    if (refused) return refused;
     return page(c, <Notice title="Signed out" message={sessions.logout(c)} />);
   });
 

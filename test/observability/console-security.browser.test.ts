@@ -101,6 +101,27 @@ describe("the console under attack, in Chromium", () => {
     }
   }, 30_000);
 
+  test("a form of a page from an earlier session is refused with a page that says what to do", async () => {
+    const context = await browser.newContext();
+    try {
+      const stale = await context.newPage();
+      await stale.goto(`${base}/_console?token=${await token(["admin"])}`);
+      // Signing in again (the console link clicked once more) opens a new session, with a new CSRF token.
+      const fresh = await context.newPage();
+      await fresh.goto(`${base}/_console?token=${await token(["admin"])}`);
+      const [refused] = await Promise.all([
+        stale.waitForResponse(`${base}/_console/logout`),
+        stale.click("text=Sign out"),
+      ]);
+      expect(refused.status()).toBe(403);
+      expect(refused.headers()["content-type"]).toContain("text/html");
+      expect(await stale.locator("h1").textContent()).toBe("Not done");
+      expect(await stale.locator("main").textContent()).toContain("reload the console");
+    } finally {
+      await context.close();
+    }
+  }, 30_000);
+
   test("markup in streamed events stays text, and signing out ends the stream", async () => {
     append(createEnvelope({ type: "Before", source: "edgewise://test", data: {} }));
     const context = await browser.newContext();
