@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { join } from "node:path";
 import { issueToken } from "../edge/middleware/auth/tokens.ts";
 import type { Config } from "../shared/config/index.ts";
+import { isLoopbackHost } from "../shared/net/ip.ts";
 import { isDevSigningKey } from "./local/broker/config.ts";
 
 export interface JwtSecret {
@@ -66,7 +67,7 @@ export function publicSigningKeysWarning(
   host: string,
   keys: { currentSigningKey: string; nextSigningKey: string },
 ): string | undefined {
-  const loopbackOnly = ["127.0.0.1", "::1", "localhost"].includes(host);
+  const loopbackOnly = isLoopbackHost(host);
   if (loopbackOnly || ![keys.currentSigningKey, keys.nextSigningKey].some(isDevSigningKey)) return undefined;
   return (
     `deliveries: this node trusts qstash dev's public signing keys and listens on ${host}, so anyone who can reach ` +

@@ -1,4 +1,5 @@
 // The commands `npm start` prints for a newcomer: stock a sku, fund a customer, place an order, read it back.
+import { isLoopbackHost } from "../shared/net/ip.ts";
 
 /**
  * Shell lines, each runnable as printed (the token is inlined: it is the node's own local admin token). Each URL is
@@ -64,7 +65,7 @@ export function adminTokenLine(token: string): string {
  * defaults to 0.0.0.0, so the node answers on every interface, which a URL of 127.0.0.1 alone would hide.
  */
 export function listeningLine(url: string, host: string, details: string): string {
-  const loopback = host === "127.0.0.1" || host === "::1" || host === "localhost";
+  const loopback = isLoopbackHost(host);
   const reach =
     host === "0.0.0.0" || host === "::"
       ? `bound to ${host}: every interface, set HOST=127.0.0.1 for this machine only`

@@ -1,6 +1,7 @@
 // Configuration: parsed from the environment with valibot, with messages that name the variable and the fix.
 import * as v from "valibot";
 import { EdgewiseError } from "../errors/index.ts";
+import { isLoopbackHost } from "../net/ip.ts";
 
 /** Durations are written `500ms`, `10s`, `5m`, `2h` or `7d`. */
 export function parseDuration(text: string): number | undefined {
@@ -25,8 +26,7 @@ function fetchedSafely(text: string): boolean {
   }
   if (url.protocol === "https:") return true;
   if (url.protocol !== "http:") return false;
-  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+  return isLoopbackHost(url.hostname);
 }
 
 const duration = (name: string) =>

@@ -120,3 +120,16 @@ export function canonicalIp(text: string): string | undefined {
   const ip = parseIp(text);
   return ip ? formatIp(ip) : undefined;
 }
+
+/**
+ * A host only this machine reaches: `localhost`, 127.0.0.0/8 or ::1, bracketed or not, IPv4-mapped too. For
+ * deciding whether a listener or a URL stays on this machine (what a node prints, which defaults it may keep).
+ */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.trim().replace(/^\[(.*)\]$/, "$1");
+  if (bare.toLowerCase() === "localhost") return true;
+  const ip = parseIp(bare);
+  if (!ip) return false;
+  if (ip.version === 4) return ip.bytes[0] === 127;
+  return ip.bytes.every((byte, i) => byte === (i === 15 ? 1 : 0));
+}

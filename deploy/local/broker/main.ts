@@ -5,6 +5,7 @@ import { exitOnStartFailure } from "../../start-failure.ts";
 import { stopOnSignals } from "../../shutdown.ts";
 import { parseConfig } from "../../../shared/config/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { isLoopbackHost } from "../../../shared/net/ip.ts";
 import { mtlsFetch, watchTlsFiles } from "../../tls.ts";
 import {
   DEV_CURRENT_SIGNING_KEY,
@@ -19,10 +20,6 @@ import {
 function settingError(name: string, message: string): EdgewiseError {
   return new EdgewiseError("config.invalid", message, { issues: [{ path: name, message }] });
 }
-
-/** An address or name that only this machine reaches: 127.0.0.0/8, ::1 or localhost. */
-const isLoopbackHost = (host: string) =>
-  /^127(\.\d{1,3}){3}$/.test(host) || host === "::1" || host === "[::1]" || host === "localhost";
 
 function number(name: string, fallback: number, check: (n: number) => boolean): number {
   const text = process.env[name];
