@@ -1,5 +1,6 @@
 // HTTP plumbing for the broker: QStash-shaped JSON errors, bearer-token auth, bounded bodies, query params.
 import { timingSafeEqual } from "../../../shared/crypto/hmac.ts";
+import { readBoundedBody } from "../../../shared/net/body.ts";
 
 /** An error the broker answers with `{"error": message}` and this status; nothing has been changed. */
 export class HttpError extends Error {
@@ -27,33 +28,8 @@ export function authorize(req: Request, url: URL, token: string): void {
 }
 
 /** The request body, refused with 413 past `limit` bytes (checked before and while reading). */
-export async function readBody(req: Request, limit: number): Promise<Uint8Array> {
-  const tooLarge = () => new HttpError(413, `request body exceeds the limit of ${limit} bytes`);
-  const declared = Number(req.headers.get("content-length") ?? "0");
-  if (declared > limit) throw tooLarge();
-  if (!req.body) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = req.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  if (chunks.length === 1 && chunks[0]) return chunks[0];
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return body;
-}
+export const readBody = (req: Request, limit: number): Promise<Uint8Array> =>
+  readBoundedBody(req, limit, () => new HttpError(413, `request body exceeds the limit of ${limit} bytes`));
 
 /** All values of a repeatable query parameter (also comma-separated, unless `split` is false), or undefined. */
 export function listParam(url: URL, name: string, split = true): string[] | undefined {

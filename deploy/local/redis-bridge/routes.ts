@@ -5,6 +5,7 @@ import type { RedisLink } from "./connection.ts";
 import { type Outcome, outcome } from "./reply.ts";
 import { type Arg, ErrorReply, type Reply } from "./resp.ts";
 import type { ScriptShim } from "./scripts.ts";
+import { readBoundedBody } from "../../../shared/net/body.ts";
 
 export interface BridgeContext {
   token: string;
@@ -26,22 +27,8 @@ const digest = (text: string) => createHash("sha256").update(text, "utf8").diges
  * The body, up to `max` bytes. Past it, Upstash's error as JSON (413): Bun's own limit answers with an empty body,
  * which @upstash/redis can only report as UpstashJSONParseError. A declared length is refused before reading.
  */
-async function readBody(req: Request, max: number): Promise<Uint8Array> {
-  const tooLarge = () => new BadRequest(`ERR max request size exceeded. Limit: ${max} bytes`, 413);
-  if (Number(req.headers.get("content-length") ?? 0) > max) throw tooLarge();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = req.body?.getReader();
-  for (let next = await reader?.read(); next && !next.done; next = await reader?.read()) {
-    size += next.value.byteLength;
-    if (size > max) {
-      await reader?.cancel();
-      throw tooLarge();
-    }
-    chunks.push(next.value);
-  }
-  return Buffer.concat(chunks);
-}
+const readBody = (req: Request, max: number): Promise<Uint8Array> =>
+  readBoundedBody(req, max, () => new BadRequest(`ERR max request size exceeded. Limit: ${max} bytes`, 413));
 
 async function readJson(req: Request, max: number): Promise<unknown> {
   const body = Buffer.from(await readBody(req, max)).toString("utf8");
