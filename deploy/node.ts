@@ -181,7 +181,8 @@ export interface EdgewiseNode {
  */
 export const nodeDependencyPolicies: Record<string, Partial<DependencyPolicy>> = {
   // A refused statement (a value out of range, a constraint) is the database answering, not failing.
-  postgres: { timeoutMs: 5_000, breaker: { isFailure: sqlIsFailure } },
+  // A lost connection reaches callers as 503 `unavailable` (asPostgresFailure), not as a driver error (a 500).
+  postgres: { timeoutMs: 5_000, breaker: { isFailure: sqlIsFailure }, mapError: asPostgresFailure },
   redis: { timeoutMs: 500 },
   broker: { timeoutMs: 5_000 },
   "actor-host": { timeoutMs: 10_000 },
@@ -566,7 +567,6 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
       ["create", "find", "revoke", "list"],
       dependencies,
       "postgres",
-      asPostgresFailure,
     ),
     rateLimit: rateLimit({
       limiterFor: () => limiter,

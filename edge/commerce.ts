@@ -29,7 +29,7 @@ import { EventSchemas, Participants } from "../actors/commerce/messages.ts";
 import { readSideEvents, readSideKey } from "../actors/commerce/subscriptions.ts";
 import type { BillingSql } from "../actors/commerce/billing/schema.ts";
 import { createEnvelope } from "../shared/envelope/index.ts";
-import { asPostgresFailure, type Dependencies, guardedPort } from "../shared/resilience/index.ts";
+import { type Dependencies, guardedPort } from "../shared/resilience/index.ts";
 import {
   boundedSecurityEvents,
   errorFields,
@@ -199,7 +199,6 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
         ],
         dependencies,
         "postgres",
-        asPostgresFailure,
       )
     : postgresWebhookStore;
   const webhooks = webhooksConsumer({
@@ -214,14 +213,7 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
   const viaPostgres = (consumer: MessageConsumer) =>
     dependencies ? guardedConsumer(consumer, dependencies, "postgres") : consumer;
   const pg = <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
-    dependencies
-      ? (...args: A) =>
-          dependencies
-            .call("postgres", () => fn(...args))
-            .catch((error: unknown) => {
-              throw asPostgresFailure(error);
-            })
-      : fn;
+    dependencies ? (...args: A) => dependencies.call("postgres", () => fn(...args)) : fn;
 
   // A refused inbound webhook is a security event: who tried what, never the signature or the secret. Anyone can
   // send one, so they are recorded at a bounded rate (10 a second per outcome), as the gateway's own are.

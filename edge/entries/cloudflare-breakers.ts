@@ -8,7 +8,12 @@ import {
 import { CoordinatedDependencies } from "../../actors/hosts/cloudflare/coordinated-dependencies.ts";
 import type { QueueEnv } from "../../actors/hosts/cloudflare/queue.ts";
 import type { Config } from "../../shared/config/index.ts";
-import { type Dependencies, type DependencyPolicy, sqlIsFailure } from "../../shared/resilience/index.ts";
+import {
+  asPostgresFailure,
+  type Dependencies,
+  type DependencyPolicy,
+  sqlIsFailure,
+} from "../../shared/resilience/index.ts";
 import { upstashRestRedis } from "../middleware/rate-limit/upstash.ts";
 import type { DependencyCheck } from "../routes/health.ts";
 
@@ -22,7 +27,7 @@ export interface BreakersEnv {
 /** Timeouts per dependency kind, as on a node (deploy/node.ts, `nodeDependencyPolicies`). */
 export const workerDependencyPolicies: Record<string, Partial<DependencyPolicy>> = {
   // A refused statement (a value out of range, a constraint) is the database answering, not failing.
-  postgres: { timeoutMs: 5_000, breaker: { isFailure: sqlIsFailure } },
+  postgres: { timeoutMs: 5_000, breaker: { isFailure: sqlIsFailure }, mapError: asPostgresFailure },
   redis: { timeoutMs: 500 },
   broker: { timeoutMs: 5_000 },
   webhook: { timeoutMs: 10_000 },

@@ -23,12 +23,7 @@ import { type QueueEnv, relayTransportFromEnv } from "../../actors/hosts/cloudfl
 import { type ActorHost, SubscriptionRegistry, type Transport } from "../../actors/runtime/index.ts";
 import type { Config } from "../../shared/config/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
-import {
-  asPostgresFailure,
-  type Dependencies,
-  guardedPort,
-  isBreakerOpen,
-} from "../../shared/resilience/index.ts";
+import { type Dependencies, guardedPort, isBreakerOpen } from "../../shared/resilience/index.ts";
 import {
   boundedSecurityEvents,
   type SecurityEvent,
@@ -216,7 +211,6 @@ export class CommerceOnWorkers {
           ["create", "find", "revoke", "list"],
           this.dependencies,
           "postgres",
-          asPostgresFailure,
         )
       : store;
     const background: Array<Promise<unknown>> = [];

@@ -9,6 +9,11 @@ import { evictLeastRecent, touch } from "../collections/recency.ts";
 export interface DependencyPolicy {
   timeoutMs: number;
   breaker?: Partial<Omit<BreakerOptions, "name" | "clock" | "onStateChange">>;
+  /**
+   * What a caller sees of a failed call, for every call path of this dependency (`asPostgresFailure`: a lost
+   * connection is a 503 `unavailable`, not a driver error answered as a 500). Default: the error as thrown.
+   */
+  mapError?: (error: unknown) => unknown;
 }
 
 /**
@@ -59,8 +64,7 @@ export class Dependencies {
       // Moved to the back: the map's order is the order of last use.
       if (this.instances.size > 0) touch(this.instances, name);
     } else {
-      const configured =
-        this.options.policies?.[name] ?? this.options.policies?.[name.split(":")[0] ?? name] ?? {};
+      const configured = this.configured(name);
       const breakerOptions = { ...defaultDependencyPolicy.breaker, ...configured.breaker };
       const breaker = new CircuitBreaker({
         ...breakerOptions,
@@ -109,9 +113,20 @@ export class Dependencies {
   /** Told when an instance breaker is evicted, for a subclass that keeps something per name. */
   protected forgotten(_name: string): void {}
 
-  /** Runs `fn` through the dependency's timeout and breaker. */
+  /** Runs `fn` through the dependency's timeout and breaker; a failure as its policy's `mapError` says. */
   call<T>(name: string, fn: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return this.for(name).execute(fn, signal);
+    const result = this.for(name).execute(fn, signal);
+    const { mapError } = this.configured(name);
+    return mapError
+      ? result.catch((error: unknown) => {
+          throw mapError(error);
+        })
+      : result;
+  }
+
+  /** The policy configured for `name`, or for its kind (`webhook` for `webhook:example.com`). */
+  private configured(name: string): Partial<DependencyPolicy> {
+    return this.options.policies?.[name] ?? this.options.policies?.[name.split(":")[0] ?? name] ?? {};
   }
 
   /** The state of a dependency's breaker (`closed` for one never called). */

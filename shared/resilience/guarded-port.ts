@@ -16,22 +16,11 @@ export function guardedPort<T extends object>(
   methods: readonly AsyncMethods<T>[],
   dependencies: Dependencies,
   dependency: string,
-  /** What a caller sees of a failed call (e.g. `asPostgresFailure`); by default the error as thrown. */
-  mapError?: (error: unknown) => unknown,
 ): T {
   const guarded = new Map<PropertyKey, (...args: unknown[]) => Promise<unknown>>();
   for (const name of methods) {
     const method = port[name] as (...args: unknown[]) => Promise<unknown>;
-    const call = (args: unknown[]) => dependencies.call(dependency, () => method.apply(port, args));
-    guarded.set(
-      name,
-      mapError
-        ? (...args) =>
-            call(args).catch((error: unknown) => {
-              throw mapError(error);
-            })
-        : (...args) => call(args),
-    );
+    guarded.set(name, (...args) => dependencies.call(dependency, () => method.apply(port, args)));
   }
   return new Proxy(port, {
     get(target, name) {

@@ -26,7 +26,8 @@ export function sqlIsFailure(error: unknown): boolean {
  * counts: a reset, a refused connection, a server shutting down) is `unavailable`, a 503 to retry, as the billing
  * ledger already answers; a statement the database refused, and our own errors (`breaker.open`, `timeout`), pass
  * through. Without it a driver's `ECONNRESET` was a 500 `internal`, logged as a bug, for the calls that met the
- * outage before the breaker opened and for each half-open probe.
+ * outage before the breaker opened and for each half-open probe. The `postgres` dependency policy applies it to
+ * every call (node and Worker alike: `mapError` in their policies).
  */
 export function asPostgresFailure(error: unknown): unknown {
   if (isEdgewiseError(error) || !sqlIsFailure(error)) return error;
