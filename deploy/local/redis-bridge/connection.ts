@@ -27,11 +27,21 @@ export function parseRedisUrl(text: string): RedisTarget {
   };
 }
 
+/** How long a request waits for Redis's replies by default (REDIS_BRIDGE_TIMEOUT). */
+export const DEFAULT_REPLY_TIMEOUT_MS = 30_000;
+
+/**
+ * Redis sent no reply within the deadline. Replies are matched to requests by position, so one that never came
+ * leaves the connection useless: it is dropped, and every request waiting on it fails with this error.
+ */
+export class RedisTimeout extends Error {}
+
 interface Pending {
   replies: Reply[];
   expected: number;
   resolve: (replies: Reply[]) => void;
   reject: (error: Error) => void;
+  deadline: ReturnType<typeof setTimeout>;
 }
 
 /**
@@ -43,7 +53,10 @@ export class RespConnection {
   private head = 0;
   private failure: Error | undefined;
 
-  private constructor(private readonly socket: net.Socket) {
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly replyTimeoutMs: number,
+  ) {
     const parser = new ReplyParser((reply) => this.deliver(reply));
     socket.on("data", (chunk: Buffer) => {
       try {
@@ -57,7 +70,11 @@ export class RespConnection {
     socket.on("close", () => this.fail(new Error("connection closed")));
   }
 
-  static async open(target: RedisTarget, timeoutMs = 5000): Promise<RespConnection> {
+  static async open(
+    target: RedisTarget,
+    timeoutMs = 5000,
+    replyTimeoutMs = DEFAULT_REPLY_TIMEOUT_MS,
+  ): Promise<RespConnection> {
     const socket = net.createConnection({ host: target.host, port: target.port });
     socket.setNoDelay(true);
     await new Promise<void>((resolve, reject) => {
@@ -76,7 +93,7 @@ export class RespConnection {
         reject(new Error(`redis-bridge: cannot connect to ${target.host}:${target.port}: ${error.message}`));
       });
     });
-    const connection = new RespConnection(socket);
+    const connection = new RespConnection(socket, replyTimeoutMs);
     const setup: Arg[][] = [];
     if (target.password !== undefined) {
       setup.push(target.username ? ["AUTH", target.username, target.password] : ["AUTH", target.password]);
@@ -97,12 +114,17 @@ export class RespConnection {
     return this.failure !== undefined;
   }
 
-  /** Sends the commands as one write; resolves with their replies (error replies included, as values). */
+  /**
+   * Sends the commands as one write; resolves with their replies (error replies included, as values). Without all
+   * of them within `replyTimeoutMs`, rejects with RedisTimeout and drops the connection: a Redis that stopped
+   * answering without closing it (a hung server, a lost route) would otherwise hold every later request forever.
+   */
   send(commands: readonly (readonly Arg[])[]): Promise<Reply[]> {
     if (this.failure) return Promise.reject(this.failure);
     if (commands.length === 0) return Promise.resolve([]);
     return new Promise<Reply[]>((resolve, reject) => {
-      this.queue.push({ replies: [], expected: commands.length, resolve, reject });
+      const deadline = setTimeout(() => this.timedOut(), this.replyTimeoutMs);
+      this.queue.push({ replies: [], expected: commands.length, resolve, reject, deadline });
       this.socket.write(encodeCommands(commands));
     });
   }
@@ -121,6 +143,7 @@ export class RespConnection {
     }
     pending.replies.push(reply);
     if (pending.replies.length < pending.expected) return;
+    clearTimeout(pending.deadline);
     this.queue[this.head] = undefined;
     this.head++;
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
@@ -130,10 +153,27 @@ export class RespConnection {
     pending.resolve(pending.replies);
   }
 
+  private timedOut(): void {
+    this.fail(
+      new RedisTimeout(
+        `redis-bridge: Redis did not answer within ${this.replyTimeoutMs} ms; the connection was dropped, and the next request opens a new one`,
+      ),
+    );
+    this.socket.destroy();
+  }
+
   private fail(error: Error): void {
     if (this.failure) return;
-    this.failure = new Error(`redis-bridge: Redis connection lost (${error.message})`);
-    for (let i = this.head; i < this.queue.length; i++) this.queue[i]?.reject(this.failure);
+    this.failure =
+      error instanceof RedisTimeout
+        ? error
+        : new Error(`redis-bridge: Redis connection lost (${error.message})`);
+    for (let i = this.head; i < this.queue.length; i++) {
+      const pending = this.queue[i];
+      if (!pending) continue;
+      clearTimeout(pending.deadline);
+      pending.reject(this.failure);
+    }
     this.queue.length = 0;
     this.head = 0;
   }
@@ -146,6 +186,7 @@ export class RedisLink {
   constructor(
     private readonly target: RedisTarget,
     private readonly connectTimeoutMs = 5000,
+    private readonly replyTimeoutMs = DEFAULT_REPLY_TIMEOUT_MS,
   ) {}
 
   async send(commands: readonly (readonly Arg[])[]): Promise<Reply[]> {
@@ -159,7 +200,7 @@ export class RedisLink {
       // Whoever finds it dead first replaces it; the others wait for the replacement.
       if (this.current === current) this.current = undefined;
     }
-    const next = RespConnection.open(this.target, this.connectTimeoutMs);
+    const next = RespConnection.open(this.target, this.connectTimeoutMs, this.replyTimeoutMs);
     this.current = next;
     return next;
   }

@@ -1,5 +1,5 @@
 // startRedisBridge: Upstash's Redis REST API in front of a real Redis, so @upstash/redis runs locally unchanged.
-import { parseRedisUrl, RedisLink } from "./connection.ts";
+import { DEFAULT_REPLY_TIMEOUT_MS, parseRedisUrl, RedisLink } from "./connection.ts";
 import { createHandler } from "./routes.ts";
 import { ScriptShim } from "./scripts.ts";
 
@@ -19,6 +19,12 @@ export interface RedisBridgeOptions {
   maxBodyBytes?: number;
   /** How long to wait for a TCP connection to Redis. Default 5000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * How long a request waits for Redis's replies (REDIS_BRIDGE_TIMEOUT). Past it the client gets 503
+   * `{"error": "ERR redis-bridge: Redis did not answer within …"}` and the connection to Redis is replaced.
+   * Default 30000 ms.
+   */
+  replyTimeoutMs?: number;
   /** Where unexpected failures go. Default console.error. */
   log?: (message: string) => void;
 }
@@ -42,7 +48,14 @@ export async function startRedisBridge(options: RedisBridgeOptions): Promise<Red
   const maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
   const log = options.log ?? ((message: string) => console.error(`[redis-bridge] ${message}`));
 
-  const link = new RedisLink(parseRedisUrl(options.redisUrl ?? DEFAULT_REDIS_URL), options.connectTimeoutMs);
+  const replyTimeoutMs = options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS;
+  if (!Number.isFinite(replyTimeoutMs) || replyTimeoutMs <= 0)
+    throw new Error("redis-bridge: replyTimeoutMs must be a positive number of milliseconds");
+  const link = new RedisLink(
+    parseRedisUrl(options.redisUrl ?? DEFAULT_REDIS_URL),
+    options.connectTimeoutMs,
+    replyTimeoutMs,
+  );
   await link.connection(); // fail at start, not on the first request, when Redis is not there
   let server: ReturnType<typeof Bun.serve>;
   try {

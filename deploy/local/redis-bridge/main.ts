@@ -1,6 +1,7 @@
 // CLI: `npx bun deploy/local/redis-bridge/main.ts` serves Upstash's Redis REST API over a local Redis.
 import { stopOnSignals } from "../../shutdown.ts";
 import { randomBytes } from "node:crypto";
+import { parseDuration } from "../../../shared/config/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { DEFAULT_PORT, DEFAULT_REDIS_URL, startRedisBridge } from "./index.ts";
 
@@ -16,16 +17,37 @@ function port(): number {
   return value;
 }
 
+/** REDIS_BRIDGE_TIMEOUT, a duration such as 30s: how long a request waits for Redis. */
+function replyTimeoutMs(): number | undefined {
+  const text = env("REDIS_BRIDGE_TIMEOUT");
+  if (text === undefined) return undefined;
+  const value = parseDuration(text);
+  if (value === undefined || value <= 0) {
+    throw new EdgewiseError(
+      "config.invalid",
+      `REDIS_BRIDGE_TIMEOUT must be a duration such as 500ms, 10s or 1m (got ${JSON.stringify(text)})`,
+    );
+  }
+  return value;
+}
+
 const given = env("UPSTASH_REDIS_REST_TOKEN");
-const bridge = await startRedisBridge({
-  port: port(),
-  hostname: env("REDIS_BRIDGE_HOST") ?? "127.0.0.1",
-  redisUrl: env("REDIS_URL") ?? DEFAULT_REDIS_URL,
-  token: given ?? randomBytes(24).toString("base64url"),
-}).catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : String(error));
-  process.exit(1);
-});
+// Inside the chain, so that a bad variable ends the start with its one-line message, as a failed start does.
+const bridge = await Promise.resolve()
+  .then(() => {
+    const timeout = replyTimeoutMs();
+    return startRedisBridge({
+      port: port(),
+      hostname: env("REDIS_BRIDGE_HOST") ?? "127.0.0.1",
+      redisUrl: env("REDIS_URL") ?? DEFAULT_REDIS_URL,
+      token: given ?? randomBytes(24).toString("base64url"),
+      ...(timeout !== undefined ? { replyTimeoutMs: timeout } : {}),
+    });
+  })
+  .catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : String(error));
+    process.exit(1);
+  });
 
 // A generated token is printed once, so it can be copied; a token the user set is never printed.
 const redisUrl = new URL(env("REDIS_URL") ?? DEFAULT_REDIS_URL);

@@ -1,7 +1,7 @@
 // The bridge's HTTP surface: Upstash's REST routes (/, /pipeline, /multi-exec, /<cmd>/<arg>…) and bearer auth.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { BadRequest, isQueued, isRefused, type Prepared, parseJsonCommand, prepare } from "./commands.ts";
-import type { RedisLink } from "./connection.ts";
+import { type RedisLink, RedisTimeout } from "./connection.ts";
 import { type Outcome, outcome } from "./reply.ts";
 import { type Arg, ErrorReply, type Reply } from "./resp.ts";
 import type { ScriptShim } from "./scripts.ts";
@@ -161,7 +161,8 @@ export function createHandler(ctx: BridgeContext): (req: Request) => Promise<Res
       if (error instanceof BadRequest) return json({ error: error.message }, error.status);
       const message = error instanceof Error ? error.message : String(error);
       ctx.log(`${req.method} ${new URL(req.url).pathname}: ${message}`);
-      return json({ error: `ERR ${message}` }, 500);
+      // 503, as Upstash answers while it cannot serve: Redis may answer again, and the next request reconnects.
+      return json({ error: `ERR ${message}` }, error instanceof RedisTimeout ? 503 : 500);
     }
   };
 }
