@@ -292,7 +292,7 @@ describe("deep, huge and odd JSON", () => {
     }
   });
 
-  test("huge strings, too many items, prototype keys and NUL characters: 400, nothing stored", async () => {
+  test("huge strings, too many items, prototype keys, NUL characters and malformed %-escapes: 400, nothing stored", async () => {
     const big = "a".repeat(200_000);
     const attempts: Array<[string, string, string | undefined, Credential, Record<string, string>?]> = [
       ["POST", "/v1/orders", JSON.stringify({ customerId: big, items: [{ sku, quantity: 1 }] }), customer],
@@ -344,6 +344,12 @@ describe("deep, huge and odd JSON", () => {
       ["GET", `/v1/orders?q=a%00b&customerId=${owner}`, undefined, customer],
       ["GET", "/v1/activity?subject=%00", undefined, admin],
       ["GET", "/v1/activity?type=a%00", undefined, admin],
+      // Malformed percent-encoding: before, each was searched for as its raw text (a 200 with the wrong answer).
+      ["GET", "/v1/orders?q=%E0%A4%A", undefined, customer],
+      ["GET", `/v1/orders?customerId=${owner}&q=%zz`, undefined, customer],
+      ["GET", "/v1/orders?q=100%", undefined, customer],
+      ["GET", "/v1/activity?subject=%FF", undefined, admin],
+      ["GET", "/v1/activity?type=order.%C0%AE", undefined, admin],
     ];
     for (const [method, path, body, as, headers] of attempts) {
       const answer = await send(running.node.url, method, path, {

@@ -97,6 +97,35 @@ describe("validate", () => {
     expect(await (await send([...Buffer.from("zoë 日本 🚀")])).json()).toEqual({ name: "zoë 日本 🚀" });
   });
 
+  test("malformed percent-encoding in any query parameter is a 400 problem naming it, not its raw text", async () => {
+    const refused = async (query: string) => {
+      const response = await app.request(`/things?${query}`);
+      expect({ query, status: response.status, type: response.headers.get("content-type") }).toEqual({
+        query,
+        status: 400,
+        type: "application/problem+json",
+      });
+      return ((await response.json()) as { errors: Array<{ path: string }> }).errors.map((e) => e.path);
+    };
+    // A cut UTF-8 sequence, an escape without hex, a lone %, bytes that are not UTF-8, an overlong '/', a surrogate.
+    expect(await refused("q=%E0%A4%A")).toEqual(["q"]);
+    expect(await refused("q=%zz")).toEqual(["q"]);
+    expect(await refused("status=open&q=50%")).toEqual(["q"]);
+    expect(await refused("limit=%FF")).toEqual(["limit"]);
+    expect(await refused("q=%C0%AF")).toEqual(["q"]);
+    expect(await refused("q=%ED%A0%80&status=%E2%82")).toEqual(["q", "status"]);
+    expect(await refused("%zz=1")).toEqual(["%zz"]);
+    expect(await refused("q%E2=1")).toEqual(["q%E2"]);
+    // The API's own schemas get it too, through the same validate().
+    expect(await (await app.request("/orders?q=%E0%A4%A")).json()).toMatchObject({
+      status: 400,
+      code: "request.invalid",
+      errors: [{ path: "q" }],
+    });
+    // Well-formed escapes still decode as before: UTF-8, a literal % and +, and + as a space.
+    expect(await (await app.request("/things?q=%E0%A4%A4%20%25%2B+")).json()).toEqual({ q: "त %+ " });
+  });
+
   test("a query parameter sent empty means the same as one left out; a wrong one is still refused", async () => {
     const blank = await app.request("/things?status=&limit=&q=");
     expect(blank.status).toBe(200);

@@ -2,7 +2,7 @@
 import type { StandardSchemaV1 } from "@standard-schema/spec";
 import type { Context, MiddlewareHandler, ValidationTargets } from "hono";
 import { uniqueSymbol, validator } from "hono-openapi";
-import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { EdgewiseError, type FieldIssue } from "../../../shared/errors/index.ts";
 import { issueMessage } from "../../../shared/errors/valibot.ts";
 
 /**
@@ -46,10 +46,12 @@ export function validate<Schema extends StandardSchemaV1, Target extends keyof V
       );
     },
   );
-  if (target !== "json") return checked;
-  // Same middleware for /openapi.json (hono-openapi finds the validator by its symbol), after a strict UTF-8 read.
+  if (target !== "json" && target !== "query") return checked;
+  // Same middleware for /openapi.json (hono-openapi finds the validator by its symbol), after a strict read of
+  // the body's UTF-8 or of the query's percent-encoding.
   const strict: MiddlewareHandler = async (c, next) => {
-    await decodeStrictly(c);
+    if (target === "json") await decodeStrictly(c);
+    else checkQueryEncoding(c.req.url);
     return checked(c, next);
   };
   const openapi = (checked as unknown as Record<symbol, unknown>)[uniqueSymbol];
@@ -75,6 +77,46 @@ async function decodeStrictly(c: Context): Promise<void> {
     });
   }
   (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
+}
+
+/**
+ * Every query parameter the API reads passes here, as each is read through `validate("query", …)`. Hono decodes
+ * them leniently (`c.req.queries()` keeps the raw text of an escape it cannot decode), so `?q=%zz` searched for
+ * "%zz" and `?q=%E0%A4%A` (a cut UTF-8 sequence) for its raw text: the client's request was garbled and got an
+ * answer to another one. An escape that is not `%` and two hex digits, or bytes that are not UTF-8, are refused
+ * here instead, naming the parameter. Checked on the URL as sent, before Hono decodes anything.
+ */
+function checkQueryEncoding(url: string): void {
+  const start = url.indexOf("?");
+  if (start === -1 || !url.includes("%", start)) return;
+  const end = url.indexOf("#", start);
+  const issues: FieldIssue[] = [];
+  for (const pair of url.slice(start + 1, end === -1 ? undefined : end).split("&")) {
+    if (!pair.includes("%")) continue;
+    const equals = pair.indexOf("=");
+    const rawName = equals === -1 ? pair : pair.slice(0, equals);
+    const name = decoded(rawName);
+    if (name !== undefined && (equals === -1 || decoded(pair.slice(equals + 1)) !== undefined)) continue;
+    issues.push({
+      path: name ?? rawName,
+      message: "is not valid percent-encoding (%XX escapes of UTF-8 bytes)",
+    });
+  }
+  const first = issues[0];
+  if (first) {
+    throw new EdgewiseError("request.invalid", `query is invalid (${first.path}: ${first.message})`, {
+      issues,
+    });
+  }
+}
+
+/** The text percent-decoded, or undefined where it is not valid percent-encoded UTF-8. */
+function decoded(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
