@@ -74,3 +74,8 @@ export function listeningLine(url: string, host: string, details: string): strin
         : `bound to ${host}`;
   return `[edgewise] listening on ${url} (${reach}; ${details})`;
 }
+
+/** The line after it: where the node's queue is, its own embedded broker or the one QSTASH_URL names. */
+export function queueLine(node: { broker: unknown; brokerUrl: string }): string {
+  return `[edgewise] queue: ${node.broker ? `embedded broker at ${node.brokerUrl}` : node.brokerUrl}`;
+}

@@ -4,12 +4,12 @@ import { referenceSystem } from "../../deploy/reference.ts";
 import { stopOnSignals } from "../../deploy/shutdown.ts";
 import { exitOnStartFailure } from "../../deploy/start-failure.ts";
 import { startNode } from "../../deploy/bun/node.ts";
-import { firstRunLines, listeningLine } from "../../deploy/try-it.ts";
+import { firstRunLines, listeningLine, queueLine } from "../../deploy/try-it.ts";
 
 const config = configOrExit();
 const node = await startNode({ config, ...referenceSystem() }).catch(exitOnStartFailure(config));
 console.log(listeningLine(node.url, config.HOST, `data in ${config.EDGEWISE_DATA_DIR}`));
-console.log(`[edgewise] queue: ${node.broker ? `embedded broker at ${node.brokerUrl}` : node.brokerUrl}`);
+console.log(queueLine(node));
 if (node.adminToken) {
   // An actor host serving mutual TLS refuses curl without a client certificate: the lines say what to add. (A
   // gateway's TLS files are for its own calls to the actor host; it serves plain HTTP.)

@@ -7,7 +7,7 @@ import { openNodeSqlite } from "../../actors/hosts/local/sqlite-node.ts";
 import { denoServe } from "../../deploy/deno/serve.ts";
 import { nodeTcpRedis } from "../middleware/rate-limit/redis-tcp-node.ts";
 import { startNode } from "../../deploy/node.ts";
-import { firstRunLines, listeningLine } from "../../deploy/try-it.ts";
+import { firstRunLines, listeningLine, queueLine } from "../../deploy/try-it.ts";
 
 const config = configOrExit();
 const node = await startNode({
@@ -20,6 +20,7 @@ const node = await startNode({
   tcpRedis: (url) => nodeTcpRedis({ url }),
 }).catch(exitOnStartFailure(config));
 console.log(listeningLine(node.url, config.HOST, `Deno, data in ${config.EDGEWISE_DATA_DIR}`));
+console.log(queueLine(node));
 if (node.adminToken) console.log(firstRunLines(node.url, node.adminToken).join("\n"));
 
 stopOnSignals(

@@ -49,6 +49,8 @@ test("smoke on Deno: authentication, rate limit, actor ask; metrics pushed over 
   );
   try {
     await gatewaySmoke(base, server.match);
+    // As on Bun, the line after the address says where the queue is (before, Deno printed none).
+    expect(server.output()).toMatch(/^\[edgewise\] queue: embedded broker at http:\/\/127\.0\.0\.1:\d+$/m);
     // As on Bun, a newcomer gets commands that work as printed, not only a token.
     expect(server.output()).toContain(`curl -X PUT '${base}/v1/inventory/demo-widget'`);
     expect(server.output()).toContain(`${base}/_console?token=${server.match}`);
