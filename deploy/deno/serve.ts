@@ -1,5 +1,7 @@
 // The serve port on Deno: Deno.serve, with the peer address from the connection info. Runs only under Deno.
 import { EdgewiseError, problemResponse } from "../../shared/errors/index.ts";
+import { requestIdFor } from "../../edge/middleware/request-id/index.ts";
+import { apiSecurityHeaders } from "../../edge/middleware/secure-headers/index.ts";
 import type { Serve } from "../serve.ts";
 
 interface DenoAddr {
@@ -36,10 +38,7 @@ export const denoServe: Serve = (options) => {
     server = deno.serve(
       { port: options.port, hostname: options.hostname, onListen: () => {} },
       async (request, info) => {
-        if (closing)
-          return problemResponse(new EdgewiseError("unavailable", "this server is shutting down"), {
-            headers: { connection: "close", "retry-after": "1" },
-          });
+        if (closing) return shuttingDown(request);
         underWay++;
         try {
           return await options.fetch(
@@ -63,6 +62,23 @@ export const denoServe: Serve = (options) => {
     },
   };
 };
+
+/**
+ * The 503 for a request that arrives while the server closes. It never reaches the app, so it is given here what
+ * the app gives every answer, as Bun's (served by the app until its listener closes) have: an `X-Request-Id` (the
+ * caller's, when sane) for the client to quote, the problem's `instance`, and the API's security headers.
+ */
+function shuttingDown(request: Request): Response {
+  const headers = new Headers(apiSecurityHeaders.map(([name, value]) => [name, value]));
+  headers.set("connection", "close");
+  headers.set("retry-after", "1");
+  headers.set("x-request-id", requestIdFor(request.headers.get("x-request-id")));
+  return problemResponse(new EdgewiseError("unavailable", "this server is shutting down"), {
+    // The path as sent, percent-encoding kept, as the app's error handler gives it.
+    instance: new URL(request.url).pathname,
+    headers,
+  });
+}
 
 /**
  * Deno's errors for an address it cannot listen on (AddrNotAvailable, a HOST that does not resolve) say no

@@ -3,6 +3,7 @@ import { expect, test } from "bun:test";
 import { RedisClient } from "bun";
 import { SignJWT } from "jose";
 import { mkdtempSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { denoEntryCommand, freePort, startProcess } from "./process.ts";
@@ -126,3 +127,52 @@ test("on Deno, an address it cannot listen on stops the start with exit 1 and on
     });
   }
 }, 60_000);
+
+test("on Deno, a request that arrives while the node stops gets a 503 with a request id, as from the app", async () => {
+  const { server, base } = await startDenoNode({}, /listening on (\S+)/);
+  let upload: ReturnType<typeof connect> | undefined;
+  try {
+    // A chunked upload that never ends keeps a request under way, so the stop waits (up to 10 s) for it, and a
+    // request that arrives meanwhile is answered by the server itself, not by the app.
+    const { hostname, port } = new URL(base);
+    const open = connect({ host: hostname, port: Number(port) });
+    upload = open;
+    await new Promise<void>((resolve, reject) => {
+      open.once("connect", () => resolve());
+      open.once("error", reject);
+    });
+    open.on("error", () => {});
+    open.write(
+      `POST /v1/counters/stop/increment HTTP/1.1\r\nHost: ${hostname}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n4\r\n{"by`,
+    );
+    await Bun.sleep(200);
+    process.kill(-server.child.pid, "SIGTERM");
+
+    let refused: Response | undefined;
+    const until = Date.now() + 8_000;
+    while (!refused && Date.now() < until) {
+      const response = await fetch(`${base}/v1/orders/a%2Fb`, { headers: { "x-request-id": "probe-42" } });
+      if (response.status === 503) refused = response;
+      else await response.body?.cancel();
+    }
+    if (!refused) throw new Error("no 503 while the Deno node was stopping");
+    // Before: no X-Request-Id, no instance.
+    expect(refused.headers.get("x-request-id")).toBe("probe-42");
+    expect(refused.headers.get("content-type")).toBe("application/problem+json");
+    expect(refused.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(refused.headers.get("retry-after")).toBe("1");
+    expect(await refused.json()).toMatchObject({
+      status: 503,
+      code: "unavailable",
+      instance: "/v1/orders/a%2Fb",
+    });
+    // Without one of its own (or with one not fit for logs), the caller gets a new id, as from the app.
+    const unnamed = await fetch(`${base}/healthz`, { headers: { "x-request-id": "not ok" } });
+    expect(unnamed.status).toBe(503);
+    expect(unnamed.headers.get("x-request-id")).toMatch(/^[A-Za-z0-9._~-]{8,}$/);
+    await unnamed.body?.cancel();
+  } finally {
+    upload?.destroy();
+    await server.kill("SIGKILL");
+  }
+}, 90_000);

@@ -22,6 +22,12 @@ export interface RequestIdOptions {
 }
 
 const acceptable = /^[A-Za-z0-9._~-]{1,128}$/;
+
+/** A request's id: the caller's, when it is short and URL-safe (it lands in logs), else a new one. */
+export function requestIdFor(incoming: string | null | undefined): string {
+  return incoming !== undefined && incoming !== null && acceptable.test(incoming) ? incoming : newId();
+}
+
 /** The logger requests get when the app has none: JSON lines on the console at warn. */
 export const defaultRequestLogger = createLogger({ level: "warn" });
 const defaultQuietPaths = ["/healthz", "/readyz", "/_edgewise/*"] as const;
@@ -38,8 +44,7 @@ export function requestId(options: RequestIdOptions = {}): MiddlewareHandler<Gat
   const accessLog = options.accessLog !== false && logger.isEnabled("info");
   const isQuiet = pathMatcher(options.quietPaths ?? defaultQuietPaths);
   return async function requestIdMiddleware(c, next) {
-    const incoming = c.req.header(headerName);
-    const id = incoming !== undefined && acceptable.test(incoming) ? incoming : newId();
+    const id = requestIdFor(c.req.header(headerName));
     c.set("requestId", id);
     const traceId = traceIdFromTraceparent(c.req.header("traceparent"));
     c.set("log", logger.child(traceId ? { request_id: id, trace_id: traceId } : { request_id: id }));
