@@ -5,6 +5,7 @@ import type { Child } from "hono/jsx";
 import { streamSSE } from "hono/streaming";
 import { describeRoute } from "hono-openapi";
 import { EdgewiseError } from "../../shared/errors/index.ts";
+import { errorFields } from "../../shared/telemetry/log/index.ts";
 import type { GatewayEnv } from "../env.ts";
 import type { JwtOptions } from "../middleware/auth/jwt.ts";
 import { requires } from "../openapi.ts";
@@ -62,7 +63,7 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
   // The admin session of each request the guard let through.
   const admitted = new WeakMap<Request, Session & { kind: "admin" }>();
   const app = new Hono<GatewayEnv>();
-  const page = (c: Context, node: Child, status: 200 | 401 | 403 | 404 | 502 = 200) => {
+  const page = (c: Context, node: Child, status: 200 | 401 | 403 | 404 | 502 | 503 = 200) => {
     c.header("Content-Security-Policy", consolePolicy);
     c.header("Cache-Control", "no-store");
     return c.html(
@@ -163,13 +164,33 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     return session;
   };
 
+  /**
+   * A call to the broker's REST API. No answer (refused, reset, timed out) or a 5xx is `unavailable`, a 503 like
+   * any dependency that is down; another answer is the caller's to read.
+   */
   async function brokerCall(path: string, init: RequestInit = {}): Promise<Response> {
     const broker = options.broker as { url: string; token: string };
-    return fetch(`${broker.url.replace(/\/+$/, "")}${path}`, {
-      ...init,
-      headers: { authorization: `Bearer ${broker.token}`, ...(init.headers ?? {}) },
-      signal: AbortSignal.timeout(5_000),
-    });
+    let response: Response;
+    try {
+      response = await fetch(`${broker.url.replace(/\/+$/, "")}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${broker.token}`, ...(init.headers ?? {}) },
+        signal: AbortSignal.timeout(5_000),
+      });
+    } catch (error) {
+      // A timeout may have reached the broker after all; a refused or reset connection did not.
+      const timedOut = (error as { name?: unknown } | null)?.name === "TimeoutError";
+      throw brokerUnavailable(
+        timedOut ? "did not answer within 5 s" : "could not be reached",
+        !timedOut,
+        error,
+      );
+    }
+    if (response.status >= 500) {
+      await response.body?.cancel();
+      throw brokerUnavailable(`answered ${response.status}`, false);
+    }
+    return response;
   }
 
   async function loadQueues(): Promise<{ queues?: QueueInfo[]; deadLetters?: DeadLetter[]; error?: string }> {
@@ -184,7 +205,13 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
       ]);
       return { queues: Array.isArray(queues) ? queues : [], deadLetters: dlq };
     } catch (error) {
-      return { queues: [], deadLetters: [], error: `The broker could not be read: ${String(error)}` };
+      // As the events section does with the activity log: the page renders, and this section says what is missing.
+      return {
+        error:
+          error instanceof EdgewiseError
+            ? `Queue unreachable: the broker (the message queue) ${String(error.meta?.reason)}, so its queues and dead letters cannot be shown. Reload the page to try again.`
+            : `The broker could not be read: ${error instanceof Error ? error.message : String(error)}`,
+      };
     }
   }
 
@@ -492,6 +519,36 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
   const requireBroker = () => {
     if (!options.broker) throw new EdgewiseError("not_found", "no broker configured");
   };
+  /**
+   * A form's call to the broker, then back to the dead letters with `done` (or `failed` when the broker refused).
+   * When the broker is unavailable, a browser gets a console page saying so, any other client the problem+json.
+   */
+  async function brokerForm(c: Context<GatewayEnv>, path: string, method: string, done: string) {
+    requireBroker();
+    let response: Response;
+    try {
+      response = await brokerCall(path, { method });
+    } catch (error) {
+      if (!(error instanceof EdgewiseError) || !wantsHtml(c)) throw error;
+      // Logged as the error handler logs a 503 for other clients: a dependency down, not a bug.
+      c.var.log?.warn("request failed", {
+        method: c.req.method,
+        path: c.req.path,
+        error: errorFields(error),
+      });
+      return page(
+        c,
+        <Notice
+          title="Broker unreachable"
+          message={`${error.message[0]?.toUpperCase()}${error.message.slice(1)}.`}
+          hint="Reload the console to see the dead letters as they are, and try again once the broker is back (the Breakers section shows its state)."
+        />,
+        503,
+      );
+    }
+    await response.body?.cancel();
+    return back(c, response.ok ? done : "failed");
+  }
 
   // `/_console/dlq/purge` is matched as a parameter: a literal segment beside `:dlqId` would make Hono's
   // RegExpRouter refuse the route table, and every request of the node would go through the slower TrieRouter.
@@ -500,30 +557,17 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
       throw new EdgewiseError("not_found", `no route for POST ${c.req.path}`);
     const refused = await checkForm(c);
     if (refused) return refused;
-    requireBroker();
-    const response = await brokerCall("/v2/dlq", { method: "DELETE" });
-    await response.body?.cancel();
-    return back(c, response.ok ? "purged" : "failed");
+    return brokerForm(c, "/v2/dlq", "DELETE", "purged");
   });
   app.post("/_console/dlq/:dlqId/retry", async (c) => {
     const refused = await checkForm(c);
     if (refused) return refused;
-    requireBroker();
-    const response = await brokerCall(`/v2/dlq/retry/${encodeURIComponent(c.req.param("dlqId"))}`, {
-      method: "POST",
-    });
-    await response.body?.cancel();
-    return back(c, response.ok ? "replayed" : "failed");
+    return brokerForm(c, `/v2/dlq/retry/${encodeURIComponent(c.req.param("dlqId"))}`, "POST", "replayed");
   });
   app.post("/_console/dlq/:dlqId/delete", async (c) => {
     const refused = await checkForm(c);
     if (refused) return refused;
-    requireBroker();
-    const response = await brokerCall(`/v2/dlq/${encodeURIComponent(c.req.param("dlqId"))}`, {
-      method: "DELETE",
-    });
-    await response.body?.cancel();
-    return back(c, response.ok ? "deleted" : "failed");
+    return brokerForm(c, `/v2/dlq/${encodeURIComponent(c.req.param("dlqId"))}`, "DELETE", "deleted");
   });
   app.post("/_console/logout", async (c) => {
     const refused = await checkForm(c);
@@ -532,6 +576,18 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
   });
 
   return app;
+}
+
+/**
+ * The broker did not answer, or answered 5xx: `unavailable` (503), which the error handler logs as a dependency
+ * down, not a bug. `unchanged`: whether the request surely never reached it (a refused or reset connection).
+ */
+function brokerUnavailable(reason: string, unchanged: boolean, cause?: unknown): EdgewiseError {
+  return new EdgewiseError(
+    "unavailable",
+    `the broker (the message queue) ${reason}: ${unchanged ? "nothing was changed" : "the console cannot tell whether the change was made"}`,
+    { cause, meta: { reason } },
+  );
 }
 
 /** A browser's navigation asks for HTML; `fetch`, curl, EventSource and monitoring probes do not. */

@@ -258,14 +258,28 @@ export interface DeadLetter {
 
 const CsrfField: FC<{ csrf: string }> = ({ csrf }) => <input type="hidden" name="csrf" value={csrf} />;
 
+/** The queues and dead letters; when the broker could not be read, a notice saying so instead of either table. */
 export const QueuesSection: FC<{
   queues: QueueInfo[] | undefined;
   deadLetters: DeadLetter[] | undefined;
   error?: string | undefined;
   csrf: string;
+}> = (props) =>
+  // No table: an empty one would say there is nothing, when the broker could not be asked.
+  props.error ? (
+    <p id="broker-error" class="error">
+      {props.error}
+    </p>
+  ) : (
+    <QueueTables queues={props.queues} deadLetters={props.deadLetters} csrf={props.csrf} />
+  );
+
+const QueueTables: FC<{
+  queues: QueueInfo[] | undefined;
+  deadLetters: DeadLetter[] | undefined;
+  csrf: string;
 }> = (props) => (
   <>
-    {props.error ? <p class="error">{props.error}</p> : null}
     <h3>Queues</h3>
     {props.queues === undefined ? (
       <p>no broker configured</p>

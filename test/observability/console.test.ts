@@ -184,6 +184,70 @@ describe("traces", () => {
   });
 });
 
+describe("a broker that answers 5xx", () => {
+  // A broker port that fails as QStash does in an incident: every call answers 503.
+  const failing = () => {
+    const calls: string[] = [];
+    const server = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: (request) => {
+        calls.push(`${request.method} ${new URL(request.url).pathname}`);
+        return new Response("upstream unavailable", { status: 503 });
+      },
+    });
+    return { calls, url: `http://127.0.0.1:${server.port}`, stop: () => server.stop(true) };
+  };
+
+  test("the forms answer 503: a console page for a browser, problem+json `unavailable` otherwise", async () => {
+    const broker = failing();
+    try {
+      const gateway = app({ broker: { url: broker.url, token: "t" } });
+      const headers = { authorization: `Bearer ${await token(["admin"])}` };
+      for (const path of ["/_console/dlq/dlq_1/retry", "/_console/dlq/dlq_1/delete", "/_console/dlq/purge"]) {
+        const api = await gateway.request(path, { method: "POST", headers });
+        expect(api.status).toBe(503);
+        expect(api.headers.get("content-type")).toBe("application/problem+json");
+        const problem = (await api.json()) as { code: string; detail: string };
+        expect(problem.code).toBe("unavailable");
+        expect(problem.detail).toContain("answered 503");
+        const browser = await gateway.request(path, {
+          method: "POST",
+          headers: { ...headers, accept: "text/html" },
+        });
+        expect(browser.status).toBe(503);
+        expect(browser.headers.get("content-type")).toContain("text/html");
+        expect(browser.headers.get("content-security-policy")).toContain("script-src 'self'");
+        const html = await browser.text();
+        expect(html).toContain("<h1>Broker unreachable</h1>");
+        // It may have reached the broker: the page does not claim nothing changed.
+        expect(html).toContain("cannot tell whether the change was made");
+      }
+      expect(broker.calls).toContain("POST /v2/dlq/retry/dlq_1");
+    } finally {
+      broker.stop();
+    }
+  });
+
+  test("the overview renders, and its queue section says the broker is unreachable, not that it is empty", async () => {
+    const broker = failing();
+    try {
+      const gateway = app({ broker: { url: broker.url, token: "t" } });
+      const page = await gateway.request("/_console", {
+        headers: { authorization: `Bearer ${await token(["admin"])}` },
+      });
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      expect(html).toContain("Queue unreachable: the broker (the message queue) answered 503");
+      expect(html).not.toContain("the dead-letter queue is empty");
+      expect(html).not.toContain('id="dlq-table"');
+      expect(html).toContain('id="topology-diagram"');
+    } finally {
+      broker.stop();
+    }
+  });
+});
+
 /** An activity log in memory: positions taken in order, made visible on append (or later, like a slow commit). */
 class MemoryLog implements ConsoleEventLog {
   private visible: ConsoleLogEntry[] = [];
