@@ -88,6 +88,7 @@ export function commerce(options: CommerceOptions) {
         return system.recordSecurityEvent(event);
       },
       activity: system.activity,
+      describeTarget: system.describeTarget,
     };
   };
 }

@@ -21,7 +21,7 @@ import {
 import { createApp, type GatewayApp, securityReporters } from "../edge/app.ts";
 import { dataDirCheck } from "./data-dir-check.ts";
 import { localInspector, topologyOf } from "../edge/console/local.ts";
-import type { ConsoleEventLog, ConsoleTraces } from "../edge/console/index.tsx";
+import type { ConsoleEventLog, ConsoleOptions, ConsoleTraces } from "../edge/console/index.tsx";
 import { guardedRedis } from "../edge/middleware/rate-limit/guarded-redis.ts";
 import {
   Dependencies,
@@ -150,6 +150,8 @@ export interface NodeExtension {
   securityEvents?: (event: SecurityEvent) => Promise<unknown>;
   /** The activity log, for the console's events and their live stream. */
   activity?: ConsoleEventLog;
+  /** What the console's dead-letter table shows for a target the extension owns (a webhook's subscriber URL). */
+  describeTarget?: ConsoleOptions["describeTarget"];
 }
 
 export interface EdgewiseNode {
@@ -599,6 +601,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
             breakers: () => dependencies.snapshots(),
             broker: { url: queue.url, token: queue.token },
             ...(extension.activity ? { events: extension.activity } : {}),
+            ...(extension.describeTarget ? { describeTarget: extension.describeTarget } : {}),
             signal: consoleShutdown.signal,
             live: {
               onError: (error) =>

@@ -9,6 +9,7 @@ import {
   cachedRead,
 } from "../actors/commerce/projections/index.ts";
 import {
+  describeWebhookTarget,
   type InboundRefusal,
   type PostWebhook,
   PostgresWebhookStore,
@@ -18,6 +19,7 @@ import {
   webhooksConsumer,
 } from "../actors/commerce/webhooks/index.ts";
 import {
+  type ActorAddress,
   type ActorHost,
   type ConsumerPart,
   fanInConsumer,
@@ -36,6 +38,7 @@ import {
   type Logger,
   type SecurityEvent,
 } from "../shared/telemetry/log/index.ts";
+import type { TargetDescription } from "./console/types.ts";
 import type { GatewayEnv } from "./env.ts";
 import type { CachedReads } from "./routes/commerce/cache.ts";
 import { commerceRoutes } from "./routes/commerce/index.ts";
@@ -92,6 +95,11 @@ export interface CommerceSystem {
    * breaker). Give it to `boundedSecurityEvents`, which caps the rate and keeps it off the request path.
    */
   recordSecurityEvent(event: SecurityEvent): Promise<void>;
+  /**
+   * A message target as the console's dead-letter table shows it: `webhooks/<subscriptionId>` as the subscription
+   * and its URL (through the `postgres` breaker); undefined for the others.
+   */
+  describeTarget(target: ActorAddress): Promise<TargetDescription | undefined>;
 }
 
 /** Adapts the projections' read cache to what the routes call. */
@@ -283,6 +291,7 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
     async recordSecurityEvent(event) {
       await pg(() => activity.recordActivity(securityEventEnvelope(event)))();
     },
+    describeTarget: (target) => describeWebhookTarget(webhookStore, target),
     async migrate() {
       await billing.migrate();
       await projector.migrate();

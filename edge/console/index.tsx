@@ -9,6 +9,7 @@ import { errorFields } from "../../shared/telemetry/log/index.ts";
 import type { GatewayEnv } from "../env.ts";
 import type { JwtOptions } from "../middleware/auth/jwt.ts";
 import { requires } from "../openapi.ts";
+import { type DeadLetter, type ListedDeadLetter, listDeadLetters } from "./dead-letters.ts";
 import { isPosition, LiveTail } from "./live.ts";
 import { consoleSessions, type Session, sameToken } from "./session.ts";
 import { consoleScript, consoleStyles } from "./static.ts";
@@ -17,7 +18,6 @@ import {
   ActorTable,
   ActorView,
   BreakerTable,
-  type DeadLetter,
   EventRows,
   InspectorForm,
   Layout,
@@ -37,6 +37,7 @@ export type {
   ConsoleTopology,
   ConsoleTraces,
   LiveOptions,
+  TargetDescription,
   TraceSummary,
 } from "./types.ts";
 
@@ -193,7 +194,11 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     return response;
   }
 
-  async function loadQueues(): Promise<{ queues?: QueueInfo[]; deadLetters?: DeadLetter[]; error?: string }> {
+  async function loadQueues(): Promise<{
+    queues?: QueueInfo[];
+    deadLetters?: ListedDeadLetter[];
+    error?: string;
+  }> {
     if (!options.broker) return {};
     try {
       const [queues, dlq] = await Promise.all([
@@ -203,7 +208,10 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
           return ((await r.json()) as { messages: DeadLetter[] }).messages;
         }),
       ]);
-      return { queues: Array.isArray(queues) ? queues : [], deadLetters: dlq };
+      return {
+        queues: Array.isArray(queues) ? queues : [],
+        deadLetters: await listDeadLetters(dlq, options.describeTarget),
+      };
     } catch (error) {
       // As the events section does with the activity log: the page renders, and this section says what is missing.
       return {

@@ -122,6 +122,7 @@ pre { background: #f2f4f7; padding: 0.6rem; overflow: auto; max-height: 24rem; }
 .state-open { color: #c62828; font-weight: 600; }
 .state-half-open { color: #e08e00; font-weight: 600; }
 .actions form { display: inline; margin-right: 0.3rem; }
+details.raw summary { color: #8591a3; font-size: 0.8rem; cursor: pointer; }
 button { cursor: pointer; border: 1px solid #b8c2d0; background: #f4f6f9; border-radius: 4px; padding: 0.2rem 0.6rem; }
 button.replay { border-color: #3c6fb6; color: #1f4f95; }
 button.delete, button.purge { border-color: #c62828; color: #a11d1d; }

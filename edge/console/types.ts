@@ -1,5 +1,5 @@
 // The console's ports: what a node hands it to show (topology, breakers, broker, events, actors, traces).
-import type { ActorSnapshot } from "../../actors/runtime/index.ts";
+import type { ActorAddress, ActorSnapshot } from "../../actors/runtime/index.ts";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import type { BreakerSnapshot } from "../../shared/resilience/index.ts";
 import type { ConsoleSessions, SessionOptions } from "./session.ts";
@@ -63,12 +63,30 @@ export interface ConsoleEventLog {
   activityAfter(position: string, limit: number): Promise<ConsoleLogEntry[]>;
 }
 
+/**
+ * What a message's target is to an operator, from the part of the system behind it, where the address says little:
+ * `webhooks/<subscriptionId>` is a webhook subscription, and what matters is the URL its deliveries go to.
+ */
+export interface TargetDescription {
+  /** What the target is, e.g. `webhook subscription whsub_…`. */
+  label: string;
+  /** Where its messages end up outside the system, e.g. the subscriber's URL; shown with credentials masked. */
+  url?: string;
+  /** A remark, e.g. that the subscription was deleted. */
+  note?: string;
+}
+
 export interface ConsoleOptions {
   topology: ConsoleTopology;
   /** The node's breakers (`Dependencies.snapshots()`). */
   breakers?: () => BreakerSnapshot[];
   /** The broker's REST API (the embedded broker, or QStash): called server-side with its token. */
   broker?: { url: string; token: string };
+  /**
+   * Describes the targets of dead letters (the dead-letter table); undefined for a target it does not know, which is
+   * then shown as its actor address. Must never return a secret.
+   */
+  describeTarget?: (target: ActorAddress) => Promise<TargetDescription | undefined>;
   /** The activity log: the events section, and its live stream at /_console/events/stream. */
   events?: ConsoleEventLog;
   /** One actor's state, inbox and outbox; absent where actors run on a remote host. */

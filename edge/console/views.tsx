@@ -2,6 +2,8 @@
 import type { Child, FC } from "hono/jsx";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import type { BreakerSnapshot } from "../../shared/resilience/index.ts";
+import { maskSecrets } from "../../shared/telemetry/log/index.ts";
+import type { ListedDeadLetter } from "./dead-letters.ts";
 import type { ActorInspection, ConsoleSpan, ConsoleTopology, TraceSummary } from "./types.ts";
 
 /** `refresh`: an address of this origin the page moves on to at once (a navigation this origin starts). */
@@ -245,23 +247,12 @@ export interface QueueInfo {
   lag?: number;
 }
 
-export interface DeadLetter {
-  dlqId: string;
-  messageId: string;
-  url: string;
-  queueName?: string;
-  createdAt?: number;
-  retried?: number;
-  responseStatus?: number;
-  error?: string;
-}
-
 const CsrfField: FC<{ csrf: string }> = ({ csrf }) => <input type="hidden" name="csrf" value={csrf} />;
 
 /** The queues and dead letters; when the broker could not be read, a notice saying so instead of either table. */
 export const QueuesSection: FC<{
   queues: QueueInfo[] | undefined;
-  deadLetters: DeadLetter[] | undefined;
+  deadLetters: ListedDeadLetter[] | undefined;
   error?: string | undefined;
   csrf: string;
 }> = (props) =>
@@ -276,7 +267,7 @@ export const QueuesSection: FC<{
 
 const QueueTables: FC<{
   queues: QueueInfo[] | undefined;
-  deadLetters: DeadLetter[] | undefined;
+  deadLetters: ListedDeadLetter[] | undefined;
   csrf: string;
 }> = (props) => (
   <>
@@ -316,7 +307,8 @@ const QueueTables: FC<{
           <thead>
             <tr>
               <th>dead since</th>
-              <th>destination</th>
+              <th>target</th>
+              <th>message</th>
               <th>status</th>
               <th>retried</th>
               <th>actions</th>
@@ -325,13 +317,20 @@ const QueueTables: FC<{
           <tbody>
             {props.deadLetters.length === 0 ? (
               <tr class="empty">
-                <td colspan={5}>the dead-letter queue is empty</td>
+                <td colspan={6}>the dead-letter queue is empty</td>
               </tr>
             ) : (
               props.deadLetters.map((d) => (
                 <tr data-dlq-id={d.dlqId} data-url={d.url}>
                   <td>{time(d.createdAt)}</td>
-                  <td class="mono">{d.url}</td>
+                  <td class="target" title={d.url}>
+                    <DeadLetterTarget letter={d} />
+                    <details class="raw">
+                      <summary>delivery URL</summary>
+                      <span class="mono">{d.url}</span>
+                    </details>
+                  </td>
+                  <td class="message">{d.messageType ?? ""}</td>
                   <td>{d.responseStatus ?? d.error ?? ""}</td>
                   <td>{d.retried ?? 0}</td>
                   <td class="actions">
@@ -365,6 +364,29 @@ const QueueTables: FC<{
     )}
   </>
 );
+
+/**
+ * A dead letter's target as an operator knows it: what the system says it is (a webhook subscription and the URL
+ * it posts to, credentials masked), else the actor's address; the broker's delivery URL only when neither is known.
+ */
+const DeadLetterTarget: FC<{ letter: ListedDeadLetter }> = ({ letter }) => {
+  const { description, target } = letter;
+  const address = target ? `${target.type}/${target.key}` : undefined;
+  return (
+    <div class="what">
+      {description ? (
+        <>
+          <div>{description.label}</div>
+          {description.url ? <div class="mono">{maskSecrets(description.url)}</div> : null}
+          {description.note ? <div class="muted">{description.note}</div> : null}
+        </>
+      ) : (
+        <div class="mono">{address ?? letter.url}</div>
+      )}
+      {letter.undescribed ? <div class="muted">(its details could not be read)</div> : null}
+    </div>
+  );
+};
 
 export const InspectorForm: FC<{ types: string[]; type?: string; key?: string }> = (props) => (
   <form method="get" action="/_console/actors" class="inspector">

@@ -164,6 +164,7 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
               console: {
                 ...worker.options.console,
                 events: workerEvents(scope.system.activity, dependencies),
+                describeTarget: scope.system.describeTarget,
               },
             }
           : {}),

@@ -9,6 +9,7 @@ import { launchChromium } from "../support/chromium.ts";
 import { startReceiver } from "../broker/helpers.ts";
 import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
 import { eventually, expectOk, uniqueName } from "../commerce/client.ts";
+import { createEnvelope } from "../../shared/envelope/index.ts";
 import { sampleWrites, writeSampling } from "../../shared/telemetry/trace/sampling.ts";
 
 const artifacts = resolve(import.meta.dir, "../artifacts/console");
@@ -62,6 +63,38 @@ async function deadLetters(): Promise<Array<{ dlqId: string; url: string }>> {
   return ((await response.json()) as { messages: Array<{ dlqId: string; url: string }> }).messages;
 }
 
+/**
+ * A message for an actor that refuses it for good (an order takes no `Refund`): the node answers 489 and the broker
+ * dead-letters it at once. Published to the broker as the node's relay publishes, to the node's delivery URL.
+ */
+async function actorDeadLetter(): Promise<{ dlqId: string; key: string }> {
+  const key = uniqueName("console-refused");
+  const envelope = createEnvelope({
+    type: "Refund",
+    source: "edgewise://test",
+    target: `order/${key}`,
+    data: {},
+  });
+  const published = await fetch(
+    `${running.node.brokerUrl}/v2/publish/${running.node.publicUrl}/_edgewise/deliver/order/${key}`,
+    {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${running.node.broker?.token}`,
+        "content-type": "application/cloudevents+json",
+      },
+      body: JSON.stringify(envelope),
+    },
+  );
+  expect(published.status).toBe(201);
+  let dlqId = "";
+  await eventually(async () => {
+    dlqId = (await deadLetters()).find((d) => d.url.endsWith(`/order/${key}`))?.dlqId ?? "";
+    return dlqId !== "";
+  }, "the refused message's dead letter");
+  return { dlqId, key };
+}
+
 describe("the console in Chromium", () => {
   test("renders the topology, breakers, live events and an actor; a replayed dead letter is delivered", async () => {
     let status = 500;
@@ -69,10 +102,11 @@ describe("the console in Chromium", () => {
     const context = await browser.newContext();
     try {
       const hook = expectOk(
-        await running.client.call<{ id: string }>("POST", "/v1/webhooks/subscriptions", {
+        await running.client.call<{ id: string; secret: string }>("POST", "/v1/webhooks/subscriptions", {
           body: { url: receiver.url("/console-hook"), events: ["order.confirmed"] },
         }),
       );
+      const refused = await actorDeadLetter();
       const order = await confirmedOrder();
       await eventually(
         async () => (await deadLetters()).some((d) => d.url.endsWith(`/webhooks/${hook.id}`)),
@@ -137,9 +171,29 @@ describe("the console in Chromium", () => {
         await page.goto(`${running.node.url}/_console`);
       }
 
-      // The dead letter is listed; replay it from the page once the receiver is healthy again.
+      // The dead letter is listed as an operator knows it: the webhook's subscription and its receiver's URL, and
+      // the message type; the internal delivery URL is there for debugging, folded away. Never the signing secret.
       const row = page.locator(`#dlq-table tr[data-url$="/webhooks/${hook.id}"]`);
       expect(await row.count()).toBe(1);
+      const target = row.locator("td.target");
+      const shown = (await target.locator(".what").textContent()) ?? "";
+      expect(shown).toContain(receiver.url("/console-hook"));
+      expect(shown).toContain(hook.id);
+      expect(shown).not.toContain("/_edgewise/deliver/");
+      expect(await row.locator("td.message").textContent()).toBe("WebhookDelivery");
+      expect(await target.getAttribute("title")).toEndWith(`/_edgewise/deliver/webhooks/${hook.id}`);
+      const raw = target.locator("details");
+      expect(await raw.getAttribute("open")).toBeNull();
+      await raw.locator("summary").click();
+      expect(await raw.getAttribute("open")).not.toBeNull();
+      expect(await raw.textContent()).toContain(`/_edgewise/deliver/webhooks/${hook.id}`);
+      expect(await page.content()).not.toContain(hook.secret);
+      // An actor's dead letter: the actor's type and key, and the message type.
+      const actorRow = page.locator(`#dlq-table tr[data-dlq-id="${refused.dlqId}"]`);
+      const actor = (await actorRow.locator("td.target .what").textContent()) ?? "";
+      expect(actor).toContain(`order/${refused.key}`);
+      expect(actor).not.toContain("/_edgewise/deliver/");
+      expect(await actorRow.locator("td.message").textContent()).toBe("Refund");
       await shot(page, "dead-letter");
       status = 200;
       await Promise.all([page.waitForURL(/notice=replayed/), row.locator("button.replay").click()]);

@@ -248,6 +248,92 @@ describe("a broker that answers 5xx", () => {
   });
 });
 
+describe("the dead-letter table", () => {
+  const origin = "https://node.example";
+  const letters = [
+    {
+      dlqId: "dlq_hook",
+      messageId: "m1",
+      url: `${origin}/_edgewise/deliver/webhooks/whsub_0123456789abcdef`,
+      body: JSON.stringify(
+        createEnvelope({
+          type: "WebhookDelivery",
+          source: "edgewise://test",
+          target: "webhooks/whsub_0123456789abcdef",
+          data: {},
+        }),
+      ),
+      responseStatus: 502,
+    },
+    {
+      dlqId: "dlq_order",
+      messageId: "m2",
+      url: `${origin}/_edgewise/deliver/order/o-1`,
+      body: JSON.stringify(
+        createEnvelope({ type: "Refund", source: "edgewise://test", target: "order/o-1", data: {} }),
+      ),
+    },
+  ];
+  const broker = () => {
+    const server = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: (request) =>
+        new URL(request.url).pathname === "/v2/dlq"
+          ? Response.json({ messages: letters })
+          : Response.json([]),
+    });
+    return { url: `http://127.0.0.1:${server.port}`, stop: () => server.stop(true) };
+  };
+  const overview = async (describeTarget: ConsoleOptions["describeTarget"]) => {
+    const running = broker();
+    try {
+      const gateway = app({
+        broker: { url: running.url, token: "t" },
+        ...(describeTarget ? { describeTarget } : {}),
+      });
+      const page = await gateway.request("/_console", {
+        headers: { authorization: `Bearer ${await token(["admin"])}` },
+      });
+      expect(page.status).toBe(200);
+      return await page.text();
+    } finally {
+      running.stop();
+    }
+  };
+
+  test("each target as its owner describes it, with credentials in its URL masked; the message type", async () => {
+    const asked: string[] = [];
+    const html = await overview(async (target) => {
+      asked.push(`${target.type}/${target.key}`);
+      return target.type === "webhooks"
+        ? {
+            label: `webhook subscription ${target.key}`,
+            url: "https://hook-user:s3cret-password@hooks.example/in?token=abcDEF0123456789abcDEF0123456789abcDEF0123",
+          }
+        : undefined;
+    });
+    expect(asked.sort()).toEqual(["order/o-1", "webhooks/whsub_0123456789abcdef"]);
+    expect(html).toContain("webhook subscription whsub_0123456789abcdef");
+    expect(html).toContain("hooks.example/in");
+    expect(html).not.toContain("s3cret-password");
+    expect(html).not.toContain("abcDEF0123456789abcDEF0123456789abcDEF0123");
+    expect(html).toContain('<td class="message">WebhookDelivery</td>');
+    // Not described: the actor's address, and its message type.
+    expect(html).toMatch(/<div class="what"><div class="mono">order\/o-1<\/div><\/div>/);
+    expect(html).toContain('<td class="message">Refund</td>');
+    // The delivery URL stays, for debugging.
+    expect(html).toContain(`title="${origin}/_edgewise/deliver/order/o-1"`);
+  });
+
+  test("a describer that fails (its store down) leaves the page, and the address", async () => {
+    const html = await overview(() => Promise.reject(new Error("postgres down")));
+    expect(html).toContain("webhooks/whsub_0123456789abcdef");
+    expect(html).toContain("its details could not be read");
+    expect(html).toContain('<td class="message">Refund</td>');
+  });
+});
+
 /** An activity log in memory: positions taken in order, made visible on append (or later, like a slow commit). */
 class MemoryLog implements ConsoleEventLog {
   private visible: ConsoleLogEntry[] = [];

@@ -1,6 +1,7 @@
 // Webhooks, outbound and inbound, on the Standard Webhooks spec: the consumer, the store, the guard, the routes' logic.
 export * from "./consumer.ts";
 export * from "./delivery.ts";
+export * from "./describe.ts";
 export * from "./errors.ts";
 export * from "./fan-out.ts";
 export * from "./inbound.ts";
