@@ -19,7 +19,7 @@ import { defaultRequestLogger, requestId } from "./middleware/request-id/index.t
 import { secureHeaders } from "./middleware/secure-headers/index.ts";
 import { type RequestRecord, telemetry } from "./middleware/telemetry/index.ts";
 import { timeout } from "./middleware/timeout/index.ts";
-import { type ConsoleOptions, consoleRoutes } from "./console/index.tsx";
+import { type ConsoleOptions, consoleRoutes, isConsolePath } from "./console/index.tsx";
 import { counterRoutes } from "./routes/counters.ts";
 import { actorHostRoutes } from "./routes/actor-host.ts";
 import { apiKeyRoutes } from "./routes/api-keys.ts";
@@ -157,7 +157,14 @@ export function createApp(options: AppOptions): GatewayApp {
   // 1. request id → 2. telemetry → 3. secure headers and CORS: for every request, internal ones included.
   app.use(requestId({ ...(options.logger ? { logger: options.logger } : {}), accessLog: options.accessLog }));
   const security = options.securityEvents ? securityReporters(options.securityEvents) : undefined;
-  app.use(telemetry(onRequest ? { onRequest } : {}));
+  // The console's own requests are not traced: its page loads and live streams would crowd the API's traffic out of
+  // the recent traces, and take the API's sampling budget.
+  app.use(
+    telemetry({
+      ...(onRequest ? { onRequest } : {}),
+      ...(options.console ? { untraced: isConsolePath } : {}),
+    }),
+  );
   app.use(secureHeaders({ corsOrigins: options.corsOrigins ?? [] }));
   app.route(
     "/",
@@ -236,12 +243,7 @@ export function createApp(options: AppOptions): GatewayApp {
   if (options.console) {
     // The console's forms post urlencoded bodies, and small ones.
     const consoleBodyLimit = bodyLimit({ maxBytes: 16 * 1024 });
-    app.use((c, next) =>
-      (c.req.path === "/_console" || c.req.path.startsWith("/_console/") ? consoleBodyLimit : apiBodyLimit)(
-        c,
-        next,
-      ),
-    );
+    app.use((c, next) => (isConsolePath(c.req.path) ? consoleBodyLimit : apiBodyLimit)(c, next));
   } else app.use(apiBodyLimit);
   app.use(timeout({ ms: options.requestTimeoutMs ?? 10_000 }));
   const apiKeyCache =

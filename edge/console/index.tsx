@@ -49,6 +49,9 @@ export const consolePolicy =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
   "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/** Whether a path is the console's: its pages, forms, assets and live stream, all under `/_console`. */
+export const isConsolePath = (path: string): boolean => path === "/_console" || path.startsWith("/_console/");
+
 /** A Map, not an object: `?notice=constructor` must find nothing, not Object's own function. */
 const notices = new Map<string, string>(
   Object.entries({

@@ -225,6 +225,51 @@ describe("read sampling (bun)", () => {
   });
 });
 
+describe("the console's own requests (bun)", () => {
+  test("are not recorded, and leave the read budget to the API: its pages, assets, live stream and forms", async () => {
+    const tracing = running.node.tracing;
+    if (!tracing) throw new Error("tracing is off");
+    const [reads, writes] = [readSampling(), writeSampling()];
+    const admin = { authorization: `Bearer ${await running.client.token()}` };
+    const base = running.node.url;
+    try {
+      // One read, then one every 10 s; the same for writes. Whatever the console spends is gone for the API.
+      sampleReads({ perSecond: 0.1 });
+      sampleWrites({ perSecond: 0.1 });
+      const sampledCaller = { ...admin, traceparent: `00-${hex(16)}-${hex(8)}-01` };
+      for (const path of ["/_console", "/_console/static/console.js", "/_console/static/console.css"]) {
+        await (
+          await fetch(`${base}${path}`, { headers: path === "/_console" ? sampledCaller : admin })
+        ).text();
+      }
+      await (await fetch(`${base}/_console/actors/order/${uniqueName("none")}`, { headers: admin })).text();
+      await (await fetch(`${base}/_console/logout`, { method: "POST", headers: admin })).text();
+      // The live stream: its first frame, then the client goes away (the span would end then).
+      const stream = new AbortController();
+      const live = await fetch(`${base}/_console/events/stream`, { headers: admin, signal: stream.signal });
+      await live.body?.getReader().read();
+      stream.abort();
+
+      const plain = uniqueName("after-console");
+      expect((await running.client.call("GET", `/v1/customers/${plain}/loyalty`)).status).toBe(200);
+      await Bun.sleep(50);
+      await tracing.flush();
+      const spans = tracing.store
+        .recentTraces(100)
+        .flatMap((summary) => tracing.store.trace(summary.traceId));
+      const paths = spans.map((span) => String(span.attributes["url.path"] ?? ""));
+      expect(paths.filter((path) => path.startsWith("/_console"))).toEqual([]);
+      expect(paths).toContain(`/v1/customers/${plain}/loyalty`);
+      // …and the console's own port lists none of them.
+      const listed = await tracing.console.recentTraces(100);
+      expect(listed.filter((summary) => summary.name?.includes("/_console"))).toEqual([]);
+    } finally {
+      sampleReads(reads);
+      sampleWrites(writes);
+    }
+  });
+});
+
 describe("write sampling (bun)", () => {
   /** Every stored span of the recent traces. */
   const storedSpans = async () => {

@@ -32,16 +32,24 @@ export interface RequestRecord {
 
 export interface TelemetryOptions {
   onRequest?: (record: RequestRecord) => void;
+  /**
+   * Paths whose requests are never recorded, whatever the sampling or the caller's `traceparent` says (the operator
+   * console's own pages, assets and live stream): they run under an unsampled context, so nothing they start is
+   * recorded either, and they take nothing from the sampling budget. Still timed and reported to `onRequest`.
+   */
+  untraced?: (path: string) => boolean;
 }
 
 /** The broker's deliveries get a CONSUMER span in the delivery route instead (its parent is in the body). */
 const deliveryPrefix = "/_edgewise/deliver/";
 
 export function telemetry(options: TelemetryOptions = {}) {
-  const onRequest = options.onRequest;
+  const { onRequest, untraced } = options;
   return createMiddleware<GatewayEnv>(async (c, next) => {
     const started = performance.now();
-    const span = c.req.path.startsWith(deliveryPrefix) ? undefined : serverSpan(c);
+    const span = c.req.path.startsWith(deliveryPrefix)
+      ? undefined
+      : serverSpan(c, untraced?.(c.req.path) ?? false);
     let route: string | undefined;
     if (span) {
       try {
@@ -84,7 +92,10 @@ export function matchedRoute(c: Context<GatewayEnv>): string {
  * turns under it, and the messages they send, follow its decision. Undefined without an SDK: the handler then runs
  * in the context it has.
  */
-function serverSpan(c: Context<GatewayEnv>): { span: Span; context: TraceContext } | undefined {
+function serverSpan(
+  c: Context<GatewayEnv>,
+  untraced: boolean,
+): { span: Span; context: TraceContext } | undefined {
   const parent = contextFromTraceparent(
     c.req.header("traceparent"),
     c.req.header("tracestate"),
@@ -95,11 +106,12 @@ function serverSpan(c: Context<GatewayEnv>): { span: Span; context: TraceContext
   // one costs no SDK span. One that continues a caller's trace follows the caller's decision (the SDK's ParentBased),
   // except that a caller outside the system cannot make its requests recorded: its sampled flag passes the same
   // policy, or the request runs unrecorded under the caller's trace id. Internal hops (`/_edgewise/*`, signed or
-  // on mutual TLS) follow their caller, so a trace is recorded whole.
+  // on mutual TLS) follow their caller, so a trace is recorded whole. An `untraced` path is never recorded, and asks
+  // no policy (it would spend the API's budget).
   const starts = !hasSpan(parent);
   const callerSampled = !starts && isSampled(parent) && !c.req.path.startsWith("/_edgewise/");
   const span =
-    (starts || callerSampled) && !(isReadMethod(method) ? keepRead() : keepWrite())
+    untraced || ((starts || callerSampled) && !(isReadMethod(method) ? keepRead() : keepWrite()))
       ? droppedSpan(starts ? undefined : trace.getSpanContext(parent)?.traceId)
       : tracer().startSpan(method, { kind: SpanKind.SERVER }, parent);
   return isSpanValid(span) ? { span, context: trace.setSpan(parent, span) } : undefined;
