@@ -9,33 +9,19 @@
 // CONNECTION_CLOSED instead, as a write to a closed connection should, so the caller's promise settles.
 //
 // Idempotent; on a postgres.js without that line it only warns, so an upgrade does not break `npm ci`.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { patchConnection } from "./postgres-connection.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
-const unguarded = "  function nextWrite(fn) {\n    const x = socket.write(chunk, fn)\n";
 const marker = "edgewise: the connection closed";
-const guarded =
-  "  function nextWrite(fn) {\n" +
-  `    if (socket === null) { // ${marker} (deploy/patches/postgres-next-write.mjs)\n` +
-  "      nextWriteTimer !== null && clearImmediate(nextWriteTimer)\n" +
-  "      chunk = nextWriteTimer = null\n" +
-  "      error(Errors.connection('CONNECTION_CLOSED', options))\n" +
-  "      return false\n" +
-  "    }\n" +
-  "    const x = socket.write(chunk, fn)\n";
-
-for (const variant of ["src", "cjs/src", "cf/src"]) {
-  const file = join(root, "node_modules/postgres", variant, "connection.js");
-  if (!existsSync(file)) continue;
-  const text = readFileSync(file, "utf8");
-  if (text.includes(marker)) continue;
-  if (!text.includes(unguarded)) {
-    console.warn(
-      `[edgewise] ${file}: nextWrite is not as expected; not patched (deploy/patches/postgres-next-write.mjs)`,
-    );
-    continue;
-  }
-  writeFileSync(file, text.replace(unguarded, guarded));
-}
+patchConnection("postgres-next-write.mjs", marker, [
+  [
+    "  function nextWrite(fn) {\n    const x = socket.write(chunk, fn)\n",
+    "  function nextWrite(fn) {\n" +
+      `    if (socket === null) { // ${marker} (deploy/patches/postgres-next-write.mjs)\n` +
+      "      nextWriteTimer !== null && clearImmediate(nextWriteTimer)\n" +
+      "      chunk = nextWriteTimer = null\n" +
+      "      error(Errors.connection('CONNECTION_CLOSED', options))\n" +
+      "      return false\n" +
+      "    }\n" +
+      "    const x = socket.write(chunk, fn)\n",
+  ],
+]);
