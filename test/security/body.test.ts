@@ -34,12 +34,13 @@ beforeAll(async () => {
 }, 30_000);
 afterAll(() => running?.stop());
 
-/** What a refused body could have changed: the sku, the account, orders, subscriptions, API keys. */
+/** What a refused request could have changed: the sku, the account, other accounts, subscriptions, API keys. */
 async function snapshot() {
   const { sql } = running.node;
-  const [counts] = await sql<Array<{ subscriptions: number; keys: number }>>`
+  const [counts] = await sql<Array<{ subscriptions: number; keys: number; accounts: number }>>`
     SELECT (SELECT count(*) FROM webhook_subscriptions)::int AS subscriptions,
-           (SELECT count(*) FROM edgewise_api_keys)::int AS keys`;
+           (SELECT count(*) FROM edgewise_api_keys)::int AS keys,
+           (SELECT count(*) FROM billing_accounts)::int AS accounts`;
   return {
     sku: running.node.host?.inspect({ type: "inventory", key: sku }).state,
     balance: await running.client.balance(owner),
@@ -350,6 +351,18 @@ describe("deep, huge and odd JSON", () => {
       ["GET", "/v1/orders?q=100%", undefined, customer],
       ["GET", "/v1/activity?subject=%FF", undefined, admin],
       ["GET", "/v1/activity?type=order.%C0%AE", undefined, admin],
+      // The same in path parameters: before, a customerId (any text) was its raw text, and PUT opened the account
+      // "%FF" (the customer /v1/accounts/%25FF names) with a 200. A sku or order id was already refused by its schema.
+      ["PUT", "/v1/accounts/%FF", '{"balanceCents":1}', admin],
+      ["PUT", "/v1/accounts/%E0%A4%A", '{"balanceCents":1}', admin],
+      ["PUT", "/v1/accounts/%zz", '{"balanceCents":1}', admin],
+      ["GET", "/v1/accounts/x%C0%AF", undefined, admin],
+      ["GET", "/v1/customers/%FF/loyalty", undefined, admin],
+      ["PUT", "/v1/inventory/%FF", '{"available":1,"priceCents":1}', admin],
+      ["PUT", "/v1/inventory/a%2Fb", '{"available":1,"priceCents":1}', admin],
+      ["PUT", "/v1/inventory/%00", '{"available":1,"priceCents":1}', admin],
+      ["POST", "/v1/orders/%E0%A4%A/cancel", undefined, customer],
+      ["DELETE", "/v1/webhooks/subscriptions/%zz", undefined, admin],
     ];
     for (const [method, path, body, as, headers] of attempts) {
       const answer = await send(running.node.url, method, path, {

@@ -4,7 +4,7 @@ import { Hono } from "hono";
 import * as v from "valibot";
 import type { GatewayEnv } from "../../env.ts";
 import { errorHandler } from "../../errors.ts";
-import { ListOrdersQuery } from "../../routes/commerce/schemas.ts";
+import { CustomerParam, ListOrdersQuery } from "../../routes/commerce/schemas.ts";
 import { validate } from "./index.ts";
 
 const app = new Hono<GatewayEnv>();
@@ -29,6 +29,15 @@ app.get(
   (c) => c.json(c.req.valid("query")),
 );
 app.get("/orders", validate("query", ListOrdersQuery), (c) => c.json(c.req.valid("query")));
+// A schema that takes any text, as a customerId does: only the encoding check stands between "%FF" and the route.
+const shops = new Hono<GatewayEnv>();
+shops.get(
+  "/:shop/items/:item",
+  validate("param", v.strictObject({ shop: v.string(), item: v.string() })),
+  (c) => c.json(c.req.valid("param")),
+);
+app.route("/shops", shops);
+app.get("/accounts/:customerId", validate("param", CustomerParam), (c) => c.json(c.req.valid("param")));
 const post = (path: string, body: string) =>
   app.request(path, { method: "POST", body, headers: { "content-type": "application/json" } });
 
@@ -124,6 +133,40 @@ describe("validate", () => {
     });
     // Well-formed escapes still decode as before: UTF-8, a literal % and +, and + as a space.
     expect(await (await app.request("/things?q=%E0%A4%A4%20%25%2B+")).json()).toEqual({ q: "त %+ " });
+  });
+
+  test("malformed percent-encoding in a path parameter is a 400 problem naming it, not its raw text", async () => {
+    const refused = async (path: string) => {
+      const response = await app.request(path);
+      expect({ path, status: response.status, type: response.headers.get("content-type") }).toEqual({
+        path,
+        status: 400,
+        type: "application/problem+json",
+      });
+      return ((await response.json()) as { errors: Array<{ path: string }> }).errors.map((e) => e.path);
+    };
+    // Before, each was the customerId "%FF", "%zz", … (the one /accounts/%25FF names): a different customer.
+    for (const bad of ["%FF", "%zz", "%E0%A4%A", "50%", "%C0%AF", "%ED%A0%80", "a%E2b"])
+      expect(await refused(`/accounts/${bad}`)).toEqual(["customerId"]);
+    // Named by the route's parameter in its place, on a mounted sub-app too; a query string is not the path.
+    expect(await refused("/shops/%FF/items/ok?q=%20")).toEqual(["shop"]);
+    expect(await refused("/shops/ok/items/%zz")).toEqual(["item"]);
+    expect(await refused("/shops/%E0%A4%A/items/%FF")).toEqual(["shop", "item"]);
+    expect(await (await app.request("/accounts/%FF")).json()).toMatchObject({
+      status: 400,
+      code: "request.invalid",
+      detail: "param is invalid (customerId: is not valid percent-encoding (%XX escapes of UTF-8 bytes))",
+    });
+    // Well-formed escapes decode as before: UTF-8, a literal %, an encoded '/' kept inside its parameter.
+    expect(await (await app.request("/accounts/%25FF")).json()).toEqual({ customerId: "%FF" });
+    expect(await (await app.request("/accounts/zo%C3%AB%20%E0%A4%A4")).json()).toEqual({
+      customerId: "zoë त",
+    });
+    expect(await (await app.request("/accounts/auth0%7Ca%2Fb")).json()).toEqual({ customerId: "auth0|a/b" });
+    expect(await (await app.request("/shops/a%2Fb/items/%25?q=%zz")).json()).toEqual({
+      shop: "a/b",
+      item: "%",
+    });
   });
 
   test("a query parameter sent empty means the same as one left out; a wrong one is still refused", async () => {

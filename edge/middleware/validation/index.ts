@@ -46,12 +46,13 @@ export function validate<Schema extends StandardSchemaV1, Target extends keyof V
       );
     },
   );
-  if (target !== "json" && target !== "query") return checked;
+  if (target !== "json" && target !== "query" && target !== "param") return checked;
   // Same middleware for /openapi.json (hono-openapi finds the validator by its symbol), after a strict read of
-  // the body's UTF-8 or of the query's percent-encoding.
+  // the body's UTF-8 or of the query's or the path's percent-encoding.
   const strict: MiddlewareHandler = async (c, next) => {
     if (target === "json") await decodeStrictly(c);
-    else checkQueryEncoding(c.req.url);
+    else if (target === "query") checkQueryEncoding(c.req.url);
+    else checkParamEncoding(c.req.url, c.req.routePath);
     return checked(c, next);
   };
   const openapi = (checked as unknown as Record<symbol, unknown>)[uniqueSymbol];
@@ -97,14 +98,42 @@ function checkQueryEncoding(url: string): void {
     const rawName = equals === -1 ? pair : pair.slice(0, equals);
     const name = decoded(rawName);
     if (name !== undefined && (equals === -1 || decoded(pair.slice(equals + 1)) !== undefined)) continue;
-    issues.push({
-      path: name ?? rawName,
-      message: "is not valid percent-encoding (%XX escapes of UTF-8 bytes)",
-    });
+    issues.push({ path: name ?? rawName, message: malformedEncoding });
   }
+  refuseMalformed("query", issues);
+}
+
+/**
+ * The same for path parameters, which every route reads through `validate("param", …)`. Hono decodes them with the
+ * same lenient fallback, so `PUT /v1/accounts/%FF` set the balance of a customer named "%FF" (the one
+ * `/v1/accounts/%25FF` names), and `%E0%A4%A` or `%zz` opened accounts under their raw text. Each segment of the
+ * path as sent is checked; a bad one is named by the route's parameter in the same place (`/v1/accounts/:customerId`).
+ * An encoded `/` (`%2F`) is well-formed: it stays inside its parameter, and the parameter's schema decides.
+ */
+function checkParamEncoding(url: string, routePath: string): void {
+  const start = url.charCodeAt(0) === 47 ? 0 : url.indexOf("/", url.indexOf(":") + 3);
+  const end = url.search(/[?#]/);
+  const path = url.slice(start, end === -1 ? undefined : end);
+  if (!path.includes("%")) return;
+  const segments = path.split("/");
+  const pattern = routePath.split("/");
+  const issues: FieldIssue[] = [];
+  segments.forEach((segment, at) => {
+    if (!segment.includes("%") || decoded(segment) !== undefined) return;
+    // `:name`, `:name?` or `:name{regex}`; a wildcard (`*`) would shift the segments, so then the whole path is named.
+    const name = !routePath.includes("*") && /^:([^{?]+)/.exec(pattern[at] ?? "")?.[1];
+    issues.push({ path: name || "path", message: malformedEncoding });
+  });
+  refuseMalformed("param", issues);
+}
+
+const malformedEncoding = "is not valid percent-encoding (%XX escapes of UTF-8 bytes)";
+
+/** A 400 naming each parameter of `target` that is not valid percent-encoding, as the validator names its issues. */
+function refuseMalformed(target: "query" | "param", issues: FieldIssue[]): void {
   const first = issues[0];
   if (first) {
-    throw new EdgewiseError("request.invalid", `query is invalid (${first.path}: ${first.message})`, {
+    throw new EdgewiseError("request.invalid", `${target} is invalid (${first.path}: ${first.message})`, {
       issues,
     });
   }
