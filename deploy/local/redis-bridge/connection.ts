@@ -31,10 +31,17 @@ export function parseRedisUrl(text: string): RedisTarget {
 export const DEFAULT_REPLY_TIMEOUT_MS = 30_000;
 
 /**
+ * Redis cannot be reached for now: no connection (refused, or none within the connect timeout), or the connection
+ * was lost. A request may succeed once it is back (the next one reconnects): the bridge answers 503, as Upstash
+ * does while it cannot serve, not the 500 of a bug.
+ */
+export class RedisUnavailable extends Error {}
+
+/**
  * Redis sent no reply within the deadline. Replies are matched to requests by position, so one that never came
  * leaves the connection useless: it is dropped, and every request waiting on it fails with this error.
  */
-export class RedisTimeout extends Error {}
+export class RedisTimeout extends RedisUnavailable {}
 
 interface Pending {
   replies: Reply[];
@@ -62,12 +69,14 @@ export class RespConnection {
       try {
         parser.push(chunk);
       } catch (error) {
-        this.fail(error instanceof Error ? error : new Error(String(error)));
+        // Bytes that are not RESP: not an outage but a bug (ours or Redis's), answered 500.
+        const reason = error instanceof Error ? error.message : String(error);
+        this.fail(new Error(`redis-bridge: Redis connection lost (${reason})`));
         socket.destroy();
       }
     });
-    socket.on("error", (error) => this.fail(error));
-    socket.on("close", () => this.fail(new Error("connection closed")));
+    socket.on("error", (error) => this.lost(error.message));
+    socket.on("close", () => this.lost("connection closed"));
   }
 
   static async open(
@@ -81,7 +90,9 @@ export class RespConnection {
       const timer = setTimeout(() => {
         socket.destroy();
         reject(
-          new Error(`redis-bridge: no connection to ${target.host}:${target.port} after ${timeoutMs} ms`),
+          new RedisUnavailable(
+            `redis-bridge: no connection to ${target.host}:${target.port} after ${timeoutMs} ms`,
+          ),
         );
       }, timeoutMs);
       socket.once("connect", () => {
@@ -90,7 +101,11 @@ export class RespConnection {
       });
       socket.once("error", (error) => {
         clearTimeout(timer);
-        reject(new Error(`redis-bridge: cannot connect to ${target.host}:${target.port}: ${error.message}`));
+        reject(
+          new RedisUnavailable(
+            `redis-bridge: cannot connect to ${target.host}:${target.port}: ${error.message}`,
+          ),
+        );
       });
     });
     const connection = new RespConnection(socket, replyTimeoutMs);
@@ -130,14 +145,14 @@ export class RespConnection {
   }
 
   close(): void {
-    this.fail(new Error("connection closed by the bridge"));
+    this.lost("connection closed by the bridge");
     this.socket.end();
   }
 
   private deliver(reply: Reply): void {
     const pending = this.queue[this.head];
     if (!pending) {
-      this.fail(new Error("Redis sent a reply nobody asked for"));
+      this.fail(new Error("redis-bridge: Redis connection lost (Redis sent a reply nobody asked for)"));
       this.socket.destroy();
       return;
     }
@@ -162,12 +177,14 @@ export class RespConnection {
     this.socket.destroy();
   }
 
+  /** The socket closed or failed (reset, refused, closed by Redis or by a proxy): an outage, not a bug. */
+  private lost(reason: string): void {
+    this.fail(new RedisUnavailable(`redis-bridge: Redis connection lost (${reason})`));
+  }
+
   private fail(error: Error): void {
     if (this.failure) return;
-    this.failure =
-      error instanceof RedisTimeout
-        ? error
-        : new Error(`redis-bridge: Redis connection lost (${error.message})`);
+    this.failure = error;
     for (let i = this.head; i < this.queue.length; i++) {
       const pending = this.queue[i];
       if (!pending) continue;
@@ -179,18 +196,36 @@ export class RespConnection {
   }
 }
 
-/** The bridge's link to Redis: one shared connection, reopened on the next request after it is lost. */
+/**
+ * The bridge's link to Redis: one shared connection, reopened on the next request after it is lost. `report` hears
+ * once that Redis became unavailable and once that it answers again, not once per request refused meanwhile.
+ */
 export class RedisLink {
   private current: Promise<RespConnection> | undefined;
+  private unavailable = false;
 
   constructor(
     private readonly target: RedisTarget,
     private readonly connectTimeoutMs = 5000,
     private readonly replyTimeoutMs = DEFAULT_REPLY_TIMEOUT_MS,
+    private readonly report: (message: string) => void = () => {},
   ) {}
 
   async send(commands: readonly (readonly Arg[])[]): Promise<Reply[]> {
-    return (await this.connection()).send(commands);
+    try {
+      const replies = await (await this.connection()).send(commands);
+      if (this.unavailable) {
+        this.unavailable = false;
+        this.report("Redis answers again");
+      }
+      return replies;
+    } catch (error) {
+      if (error instanceof RedisUnavailable && !this.unavailable) {
+        this.unavailable = true;
+        this.report(`Redis unavailable, requests get 503 until it is back: ${error.message}`);
+      }
+      throw error;
+    }
   }
 
   async connection(): Promise<RespConnection> {

@@ -25,7 +25,10 @@ export interface RedisBridgeOptions {
    * Default 30000 ms.
    */
   replyTimeoutMs?: number;
-  /** Where unexpected failures go. Default console.error. */
+  /**
+   * Where unexpected failures go (`POST /: …`, answered 500), and a line when Redis becomes unavailable and when it
+   * answers again. Default console.error.
+   */
   log?: (message: string) => void;
 }
 
@@ -55,6 +58,7 @@ export async function startRedisBridge(options: RedisBridgeOptions): Promise<Red
     parseRedisUrl(options.redisUrl ?? DEFAULT_REDIS_URL),
     options.connectTimeoutMs,
     replyTimeoutMs,
+    log,
   );
   await link.connection(); // fail at start, not on the first request, when Redis is not there
   let server: ReturnType<typeof Bun.serve>;

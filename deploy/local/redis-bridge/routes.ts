@@ -1,7 +1,7 @@
 // The bridge's HTTP surface: Upstash's REST routes (/, /pipeline, /multi-exec, /<cmd>/<arg>…) and bearer auth.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { BadRequest, isQueued, isRefused, type Prepared, parseJsonCommand, prepare } from "./commands.ts";
-import { type RedisLink, RedisTimeout } from "./connection.ts";
+import { type RedisLink, RedisUnavailable } from "./connection.ts";
 import { type Outcome, outcome } from "./reply.ts";
 import { type Arg, ErrorReply, type Reply } from "./resp.ts";
 import type { ScriptShim } from "./scripts.ts";
@@ -159,10 +159,12 @@ export function createHandler(ctx: BridgeContext): (req: Request) => Promise<Res
       return await route(req, url, ctx);
     } catch (error) {
       if (error instanceof BadRequest) return json({ error: error.message }, error.status);
+      // 503, as Upstash answers while it cannot serve: Redis may answer again, and the next request reconnects.
+      // Not a failure of the bridge: the link reports the outage once, not as each request's error.
+      if (error instanceof RedisUnavailable) return json({ error: `ERR ${error.message}` }, 503);
       const message = error instanceof Error ? error.message : String(error);
       ctx.log(`${req.method} ${new URL(req.url).pathname}: ${message}`);
-      // 503, as Upstash answers while it cannot serve: Redis may answer again, and the next request reconnects.
-      return json({ error: `ERR ${message}` }, error instanceof RedisTimeout ? 503 : 500);
+      return json({ error: `ERR ${message}` }, 500);
     }
   };
 }
