@@ -63,6 +63,11 @@ export class CircuitBreaker {
     this.window = outcomeWindow(this.options.window);
   }
 
+  /** Counts since construction, by outcome; unlike `snapshot()`, reading them never moves the state on. */
+  callTotals(): Record<CallOutcome, number> {
+    return { ...this.totals };
+  }
+
   /** The state now; reading it may half-open a breaker whose reset time has passed. */
   get state(): BreakerState {
     this.advance();

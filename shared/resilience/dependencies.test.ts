@@ -56,3 +56,32 @@ test("an open breaker is never evicted: a failing receiver keeps failing fast ho
   expect(dependencies.state("webhook:down.example")).toBe("closed");
   expect(transitions).toEqual(["webhook:down.example open"]);
 });
+
+test("tallies: the breakers of a kind are one row (webhook, not a host each), whose sums never go down as its breakers are evicted", async () => {
+  const clock = new ManualClock(0);
+  const dependencies = new Dependencies({ clock, maxInstanceBreakers: 10 });
+  await dependencies.call("postgres", ok);
+  for (let i = 0; i < 5; i++) await dependencies.call("webhook:down.example", fail).catch(() => {});
+  for (let i = 0; i < 100; i++) await dependencies.call(`webhook:h${i}.example`, ok);
+  const row = (name: string) => dependencies.tallies().find((tally) => tally.dependency === name);
+
+  expect(dependencies.tallies().map((tally) => tally.dependency)).toEqual(["postgres", "webhook"]);
+  expect(row("postgres")).toEqual({
+    dependency: "postgres",
+    states: { closed: 1, open: 0, "half-open": 0 },
+    totals: { success: 1, failure: 0, slow: 0, rejected: 0, ignored: 0 },
+    transitions: new Map(),
+  });
+  // Ten breakers kept (the open one among them); the 91 evicted still count in the sums.
+  expect(row("webhook")?.states).toEqual({ closed: 9, open: 1, "half-open": 0 });
+  expect(row("webhook")?.totals).toMatchObject({ success: 100, failure: 5 });
+  expect(row("webhook")?.transitions).toEqual(new Map([["closed|open", 1]]));
+
+  // Once the open one is evicted too, its failures and its trip stay counted.
+  clock.advance(5_000);
+  for (let i = 100; i < 120; i++) await dependencies.call(`webhook:h${i}.example`, ok);
+  expect(dependencies.snapshots().map((snapshot) => snapshot.name)).not.toContain("webhook:down.example");
+  expect(row("webhook")?.states).toEqual({ closed: 10, open: 0, "half-open": 0 });
+  expect(row("webhook")?.totals).toMatchObject({ success: 120, failure: 5 });
+  expect(row("webhook")?.transitions.get("closed|open")).toBe(1);
+});

@@ -1,7 +1,13 @@
 // One breaker and one timeout per remote dependency, made on first use: what /readyz and /metrics report.
 import type { Clock } from "../clock/index.ts";
 import { CircuitBreaker } from "./breaker.ts";
-import type { BreakerOptions, BreakerSnapshot, StateChange } from "./breaker-options.ts";
+import type {
+  BreakerOptions,
+  BreakerSnapshot,
+  BreakerState,
+  CallOutcome,
+  StateChange,
+} from "./breaker-options.ts";
 import { resilient, type ResilientPolicy } from "./policy.ts";
 import { evictLeastRecent, touch } from "../collections/recency.ts";
 
@@ -45,6 +51,25 @@ export interface DependenciesOptions {
   maxInstanceBreakers?: number;
 }
 
+/**
+ * The breakers as /metrics counts them: one row per dependency, and one per kind of instance breakers (`webhook`
+ * for every `webhook:<host>`), since a host is a part of a URL a subscriber chose: a label per host would be up to
+ * 1,000 × 8 series, each named by data.
+ */
+export interface BreakerTally {
+  /** The dependency's name, or the kind of its instance breakers. */
+  dependency: string;
+  /** How many of its breakers are in each state: 1 for the one state of a single breaker. */
+  states: Record<BreakerState, number>;
+  /** Calls since start by outcome, evicted instance breakers' included, so that a sum never goes down. */
+  totals: Partial<Record<CallOutcome, number>>;
+  /** State changes, `from|to` → count, the same way. */
+  transitions: Map<string, number>;
+}
+
+/** `webhook` for `webhook:example.com`; a name without a kind is its own. */
+const kindOf = (name: string) => name.split(":")[0] ?? name;
+
 /** Instance breakers looked at, least recently used first, for one to evict (see `makeRoom`). */
 const evictionScan = 64;
 
@@ -54,6 +79,8 @@ export class Dependencies {
   private readonly instances = new Map<string, ResilientPolicy>();
   /** Per name, `from|to` → count. */
   private readonly transitions = new Map<string, Map<string, number>>();
+  /** Per kind, what its evicted breakers had counted (see `tallies`). */
+  private readonly evictedCounts = new Map<string, Pick<BreakerTally, "totals" | "transitions">>();
 
   constructor(private readonly options: DependenciesOptions = {}) {}
 
@@ -102,7 +129,10 @@ export class Dependencies {
     evictLeastRecent(this.instances, this.options.maxInstanceBreakers ?? 1_000, {
       scan: evictionScan,
       evictable: (policy) => !policy.breaker || policy.breaker.disposable,
-      evicted: (_policy, name) => {
+      evicted: (policy, name) => {
+        const counts = this.evictedCounts.get(kindOf(name)) ?? { totals: {}, transitions: new Map() };
+        this.evictedCounts.set(kindOf(name), counts);
+        addCounts(counts, policy.breaker?.callTotals() ?? {}, this.transitions.get(name));
         this.policies.delete(name);
         this.transitions.delete(name);
         this.forgotten(name);
@@ -140,6 +170,35 @@ export class Dependencies {
     );
   }
 
+  /** One row per dependency, and per kind of instance breakers (see BreakerTally). */
+  tallies(): BreakerTally[] {
+    const rows = new Map<string, BreakerTally>();
+    const row = (dependency: string) => {
+      let found = rows.get(dependency);
+      if (!found) {
+        const evicted = this.evictedCounts.get(dependency);
+        found = {
+          dependency,
+          states: { closed: 0, open: 0, "half-open": 0 },
+          totals: { ...evicted?.totals },
+          transitions: new Map(evicted?.transitions),
+        };
+        rows.set(dependency, found);
+      }
+      return found;
+    };
+    for (const [name, policy] of this.policies) {
+      if (!policy.breaker) continue;
+      const into = row(kindOf(name));
+      const snapshot = policy.breaker.snapshot();
+      into.states[snapshot.state]++;
+      addCounts(into, snapshot.totals, this.transitions.get(name));
+    }
+    // A kind whose breakers were all evicted (by another kind's) keeps its sums, with no breaker in any state.
+    for (const kind of this.evictedCounts.keys()) row(kind);
+    return [...rows.values()];
+  }
+
   /** Transitions so far, of the breakers kept: `{ name, from, to, count }`. */
   transitionCounts(): Array<{ name: string; from: string; to: string; count: number }> {
     return [...this.transitions].flatMap(([name, counts]) =>
@@ -149,4 +208,16 @@ export class Dependencies {
       }),
     );
   }
+}
+
+function addCounts(
+  into: Pick<BreakerTally, "totals" | "transitions">,
+  totals: Partial<Record<CallOutcome, number>>,
+  transitions: Map<string, number> | undefined,
+): void {
+  for (const [outcome, count] of Object.entries(totals) as Array<[CallOutcome, number]>) {
+    into.totals[outcome] = (into.totals[outcome] ?? 0) + count;
+  }
+  for (const [key, count] of transitions ?? [])
+    into.transitions.set(key, (into.transitions.get(key) ?? 0) + count);
 }

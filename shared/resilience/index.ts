@@ -19,6 +19,7 @@ export { asPostgresFailure, sqlIsFailure } from "./sql-failures.ts";
 export { isTimeout, withTimeout } from "./timeout.ts";
 export type { WindowOptions } from "./window.ts";
 export {
+  type BreakerTally,
   type DependenciesOptions,
   Dependencies,
   type DependencyPolicy,

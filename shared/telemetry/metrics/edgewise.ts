@@ -220,37 +220,37 @@ export class EdgewiseMetrics {
       },
     });
 
+    // By dependency, and by kind for the many of a kind (`webhook`, not `webhook:<host>`; see Dependencies.tallies).
     r.callbackGauge({
       name: "edgewise_breaker_state",
-      help: "1 for the state each dependency's circuit breaker is in.",
+      help: "Breakers in each state, by dependency: 1 for the state of a dependency's breaker; for webhook, how many receiver hosts' breakers are in it.",
       labelNames: ["dependency", "state"],
       observe: (observe) => {
-        for (const snapshot of this.dependencies?.snapshots() ?? []) {
-          for (const state of breakerStates) {
-            observe(snapshot.state === state ? 1 : 0, { dependency: snapshot.name, state });
-          }
+        for (const { dependency, states } of this.dependencies?.tallies() ?? []) {
+          for (const state of breakerStates) observe(states[state], { dependency, state });
         }
       },
     });
     r.callbackCounter({
       name: "edgewise_breaker_calls_total",
-      help: "Calls through each breaker, by outcome.",
+      help: "Calls through each dependency's breakers, by outcome.",
       labelNames: ["dependency", "outcome"],
       observe: (observe) => {
-        for (const snapshot of this.dependencies?.snapshots() ?? []) {
-          for (const [outcome, count] of Object.entries(snapshot.totals)) {
-            observe(count, { dependency: snapshot.name, outcome });
-          }
+        for (const { dependency, totals } of this.dependencies?.tallies() ?? []) {
+          for (const [outcome, count] of Object.entries(totals)) observe(count, { dependency, outcome });
         }
       },
     });
     r.callbackCounter({
       name: "edgewise_breaker_transitions_total",
-      help: "State changes of each breaker.",
+      help: "State changes of each dependency's breakers.",
       labelNames: ["dependency", "from", "to"],
       observe: (observe) => {
-        for (const { name, from, to, count } of this.dependencies?.transitionCounts() ?? []) {
-          observe(count, { dependency: name, from, to });
+        for (const { dependency, transitions } of this.dependencies?.tallies() ?? []) {
+          for (const [key, count] of transitions) {
+            const [from = "", to = ""] = key.split("|");
+            observe(count, { dependency, from, to });
+          }
         }
       },
     });
