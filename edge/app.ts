@@ -137,6 +137,9 @@ function noRouteIn(app: Hono<GatewayEnv>) {
   };
 }
 
+/** Health probes and metric scrapes: counted and logged, never traced. */
+const operationalPaths: ReadonlySet<string> = new Set(["/healthz", "/readyz", "/metrics"]);
+
 export function createApp(options: AppOptions): GatewayApp {
   const app: GatewayApp = new Hono<GatewayEnv>();
   const onError = errorHandler(options.logger ? { logger: options.logger } : {});
@@ -157,12 +160,14 @@ export function createApp(options: AppOptions): GatewayApp {
   // 1. request id → 2. telemetry → 3. secure headers and CORS: for every request, internal ones included.
   app.use(requestId({ ...(options.logger ? { logger: options.logger } : {}), accessLog: options.accessLog }));
   const security = options.securityEvents ? securityReporters(options.securityEvents) : undefined;
-  // The console's own requests are not traced: its page loads and live streams would crowd the API's traffic out of
-  // the recent traces, and take the API's sampling budget.
+  // Probes, scrapes and the console's own requests are not traced: a load balancer's probe every second, a
+  // scrape every 15 s, the console's page loads and live streams would crowd the API's traffic out of the recent
+  // traces, and take the API's sampling budget.
+  const consoleMounted = Boolean(options.console);
   app.use(
     telemetry({
       ...(onRequest ? { onRequest } : {}),
-      ...(options.console ? { untraced: isConsolePath } : {}),
+      untraced: (path) => operationalPaths.has(path) || (consoleMounted && isConsolePath(path)),
     }),
   );
   app.use(secureHeaders({ corsOrigins: options.corsOrigins ?? [] }));

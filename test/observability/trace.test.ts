@@ -270,6 +270,52 @@ describe("the console's own requests (bun)", () => {
   });
 });
 
+describe("health probes and metric scrapes (bun)", () => {
+  test("are not recorded, and leave the read budget to the API; they are still counted in the metrics", async () => {
+    const tracing = running.node.tracing;
+    if (!tracing) throw new Error("tracing is off");
+    const reads = readSampling();
+    const base = running.node.url;
+    const routeCount = (text: string, route: string) =>
+      text
+        .split("\n")
+        .filter(
+          (line) =>
+            line.startsWith("http_server_request_duration_seconds_count{") &&
+            line.includes(`http_route="${route}"`),
+        )
+        .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
+    const before = await (await fetch(`${base}/metrics`)).text();
+    try {
+      // One read, then one every 10 s: a load balancer's probes and a scrape would take it from the API.
+      sampleReads({ perSecond: 0.1 });
+      const sampledCaller = { traceparent: `00-${hex(16)}-${hex(8)}-01` };
+      for (const path of ["/healthz", "/readyz", "/metrics", "/healthz", "/readyz"]) {
+        const answer = await fetch(`${base}${path}`, { headers: path === "/readyz" ? sampledCaller : {} });
+        expect({ path, status: answer.status }).toEqual({ path, status: 200 });
+        await answer.text();
+      }
+      const plain = uniqueName("after-probes");
+      expect((await running.client.call("GET", `/v1/customers/${plain}/loyalty`)).status).toBe(200);
+      await Bun.sleep(50);
+      await tracing.flush();
+      const spans = tracing.store
+        .recentTraces(100)
+        .flatMap((summary) => tracing.store.trace(summary.traceId));
+      const paths = spans.map((span) => String(span.attributes["url.path"] ?? ""));
+      expect(paths.filter((path) => ["/healthz", "/readyz", "/metrics"].includes(path))).toEqual([]);
+      expect(paths).toContain(`/v1/customers/${plain}/loyalty`);
+    } finally {
+      sampleReads(reads);
+    }
+    // Counted as before: in the request metrics, by route (a scrape within a second may be the cached render).
+    await Bun.sleep(1_100);
+    const after = await (await fetch(`${base}/metrics`)).text();
+    expect(routeCount(after, "/healthz") - routeCount(before, "/healthz")).toBe(2);
+    expect(routeCount(after, "/readyz") - routeCount(before, "/readyz")).toBe(2);
+  });
+});
+
 describe("write sampling (bun)", () => {
   /** Every stored span of the recent traces. */
   const storedSpans = async () => {

@@ -33,9 +33,10 @@ export interface RequestRecord {
 export interface TelemetryOptions {
   onRequest?: (record: RequestRecord) => void;
   /**
-   * Paths whose requests are never recorded, whatever the sampling or the caller's `traceparent` says (the operator
-   * console's own pages, assets and live stream): they run under an unsampled context, so nothing they start is
-   * recorded either, and they take nothing from the sampling budget. Still timed and reported to `onRequest`.
+   * Paths whose requests are never recorded, whatever the sampling or the caller's `traceparent` says (health
+   * probes, metric scrapes, the operator console's own pages, assets and live stream): they run under an unsampled
+   * context, so nothing they start is recorded either, and they take nothing from the sampling budget. Still timed
+   * and reported to `onRequest`.
    */
   untraced?: (path: string) => boolean;
 }
