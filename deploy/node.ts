@@ -599,7 +599,11 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
               options.subscriptions ?? [],
             ),
             breakers: () => dependencies.snapshots(),
-            broker: { url: queue.url, token: queue.token },
+            broker: {
+              url: queue.url,
+              token: queue.token,
+              guard: (call, signal) => dependencies.call("broker", call, signal),
+            },
             ...(extension.activity ? { events: extension.activity } : {}),
             ...(extension.describeTarget ? { describeTarget: extension.describeTarget } : {}),
             signal: consoleShutdown.signal,

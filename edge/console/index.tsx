@@ -5,6 +5,7 @@ import type { Child } from "hono/jsx";
 import { streamSSE } from "hono/streaming";
 import { describeRoute } from "hono-openapi";
 import { EdgewiseError } from "../../shared/errors/index.ts";
+import { isTimeout } from "../../shared/resilience/index.ts";
 import { errorFields } from "../../shared/telemetry/log/index.ts";
 import type { GatewayEnv } from "../env.ts";
 import type { JwtOptions } from "../middleware/auth/jwt.ts";
@@ -169,35 +170,42 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
   };
 
   /**
-   * A call to the broker's REST API. No answer (refused, reset, timed out) or a 5xx is `unavailable`, a 503 like
-   * any dependency that is down; another answer is the caller's to read.
+   * A call to the broker's REST API, through the node's `broker` breaker and timeout when it gives one
+   * (`broker.guard`), as its relays' publishes are: while the breaker is open, the console answers at once instead of
+   * waiting out the timeout, and its failures count towards opening it. No answer (refused, reset, timed out, the
+   * breaker open) or a 5xx is `unavailable`, a 503 like any dependency that is down; another answer (a 4xx, such as
+   * a dead letter deleted meanwhile) is the broker answering, the caller's to read.
    */
-  async function brokerCall(path: string, init: RequestInit = {}): Promise<Response> {
-    const broker = options.broker as { url: string; token: string };
-    let response: Response;
-    try {
-      response = await fetch(`${broker.url.replace(/\/+$/, "")}${path}`, {
+  async function brokerCall(path: string, init: RequestInit = {}, signal?: AbortSignal): Promise<Response> {
+    const broker = options.broker as NonNullable<ConsoleOptions["broker"]>;
+    const url = `${broker.url.replace(/\/+$/, "")}${path}`;
+    const call = async (callSignal: AbortSignal) => {
+      const response = await fetch(url, {
         ...init,
         headers: { authorization: `Bearer ${broker.token}`, ...(init.headers ?? {}) },
-        signal: AbortSignal.timeout(5_000),
+        signal: callSignal,
       });
+      if (response.status >= 500) {
+        await response.body?.cancel();
+        // Thrown inside the guard, so the breaker counts it as a failure (a 4xx, returned, counts as an answer).
+        throw brokerUnavailable(`answered ${response.status}`, false);
+      }
+      return response;
+    };
+    try {
+      return broker.guard
+        ? await broker.guard(call, signal)
+        : await call(
+            signal
+              ? AbortSignal.any([signal, AbortSignal.timeout(brokerTimeoutMs)])
+              : AbortSignal.timeout(brokerTimeoutMs),
+          );
     } catch (error) {
-      // A timeout may have reached the broker after all; a refused or reset connection did not.
-      const timedOut = (error as { name?: unknown } | null)?.name === "TimeoutError";
-      throw brokerUnavailable(
-        timedOut ? "did not answer within 5 s" : "could not be reached",
-        !timedOut,
-        error,
-      );
+      throw asBrokerFailure(error);
     }
-    if (response.status >= 500) {
-      await response.body?.cancel();
-      throw brokerUnavailable(`answered ${response.status}`, false);
-    }
-    return response;
   }
 
-  async function loadQueues(): Promise<{
+  async function loadQueues(signal: AbortSignal): Promise<{
     queues?: QueueInfo[];
     deadLetters?: ListedDeadLetter[];
     error?: string;
@@ -205,8 +213,8 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     if (!options.broker) return {};
     try {
       const [queues, dlq] = await Promise.all([
-        brokerCall("/v2/queues").then((r) => (r.ok ? (r.json() as Promise<QueueInfo[]>) : [])),
-        brokerCall("/v2/dlq?count=100&order=latestFirst").then(async (r) => {
+        brokerCall("/v2/queues", {}, signal).then((r) => (r.ok ? (r.json() as Promise<QueueInfo[]>) : [])),
+        brokerCall("/v2/dlq?count=100&order=latestFirst", {}, signal).then(async (r) => {
           if (!r.ok) throw new Error(`the broker answered ${r.status} for the dead-letter queue`);
           return ((await r.json()) as { messages: DeadLetter[] }).messages;
         }),
@@ -281,7 +289,11 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     }),
     async (c) => {
       const session = sessionOf(c);
-      const [queues, events, traces] = await Promise.all([loadQueues(), latestEvents(), recentTraces()]);
+      const [queues, events, traces] = await Promise.all([
+        loadQueues(c.req.raw.signal),
+        latestEvents(),
+        recentTraces(),
+      ]);
       const notice = notices.get(c.req.query("notice") ?? "");
       return page(
         c,
@@ -538,7 +550,7 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     requireBroker();
     let response: Response;
     try {
-      response = await brokerCall(path, { method });
+      response = await brokerCall(path, { method }, c.req.raw.signal);
     } catch (error) {
       if (!(error instanceof EdgewiseError) || !wantsHtml(c)) throw error;
       // Logged as the error handler logs a 503 for other clients: a dependency down, not a bug.
@@ -547,6 +559,8 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
         path: c.req.path,
         error: errorFields(error),
       });
+      const retryAfter = error.meta?.retryAfterSeconds;
+      if (typeof retryAfter === "number") c.header("Retry-After", String(retryAfter));
       return page(
         c,
         <Notice
@@ -589,15 +603,42 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
   return app;
 }
 
+/** How long a call to the broker may take when the node gives no guard (its `broker` policy's timeout otherwise). */
+const brokerTimeoutMs = 5_000;
+
+/** What a failed call to the broker is to the operator: `unavailable`, saying whether anything was changed. */
+function asBrokerFailure(error: unknown): EdgewiseError {
+  if (error instanceof EdgewiseError && error.code === "unavailable" && error.meta?.reason !== undefined) {
+    return error;
+  }
+  if (error instanceof EdgewiseError && error.code === "breaker.open") {
+    // Nothing was sent: the breaker refused the call before it was made.
+    return brokerUnavailable(
+      "is not called while its circuit breaker is open (it failed moments ago)",
+      true,
+      error,
+      error.meta?.retryAfterSeconds,
+    );
+  }
+  // A timeout may have reached the broker after all; a refused or reset connection did not.
+  const timedOut = isTimeout(error) || (error as { name?: unknown } | null)?.name === "TimeoutError";
+  return brokerUnavailable(timedOut ? "did not answer in time" : "could not be reached", !timedOut, error);
+}
+
 /**
  * The broker did not answer, or answered 5xx: `unavailable` (503), which the error handler logs as a dependency
  * down, not a bug. `unchanged`: whether the request surely never reached it (a refused or reset connection).
  */
-function brokerUnavailable(reason: string, unchanged: boolean, cause?: unknown): EdgewiseError {
+function brokerUnavailable(
+  reason: string,
+  unchanged: boolean,
+  cause?: unknown,
+  retryAfterSeconds?: unknown,
+): EdgewiseError {
   return new EdgewiseError(
     "unavailable",
     `the broker (the message queue) ${reason}: ${unchanged ? "nothing was changed" : "the console cannot tell whether the change was made"}`,
-    { cause, meta: { reason } },
+    { cause, meta: { reason, ...(typeof retryAfterSeconds === "number" ? { retryAfterSeconds } : {}) } },
   );
 }
 

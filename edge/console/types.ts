@@ -81,7 +81,17 @@ export interface ConsoleOptions {
   /** The node's breakers (`Dependencies.snapshots()`). */
   breakers?: () => BreakerSnapshot[];
   /** The broker's REST API (the embedded broker, or QStash): called server-side with its token. */
-  broker?: { url: string; token: string };
+  broker?: {
+    url: string;
+    token: string;
+    /**
+     * Runs each call through the node's `broker` breaker and timeout (`dependencies.call("broker", …)`), as the
+     * relays' publishes are: while the breaker is open the console answers 503 at once, and its failed calls count
+     * towards opening it (a 5xx or no answer is a failure; a 4xx is the broker answering). Without it, each call has
+     * its own 5 s timeout.
+     */
+    guard?: <T>(call: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal) => Promise<T>;
+  };
   /**
    * Describes the targets of dead letters (the dead-letter table); undefined for a target it does not know, which is
    * then shown as its actor address. Must never return a secret.

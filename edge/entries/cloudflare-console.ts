@@ -40,7 +40,13 @@ export function workerConsole(
     ),
     breakers: () => dependencies.snapshots(),
     ...(config.QSTASH_URL && config.QSTASH_TOKEN
-      ? { broker: { url: config.QSTASH_URL, token: config.QSTASH_TOKEN } }
+      ? {
+          broker: {
+            url: config.QSTASH_URL,
+            token: config.QSTASH_TOKEN,
+            guard: (call, signal) => dependencies.call("broker", call, signal),
+          },
+        }
       : {}),
     ...(local ? { inspect: (address) => actors.inspect(address) } : {}),
     sessionStore: secret

@@ -158,12 +158,52 @@ describe("the console with its broker unreachable", () => {
         expect(answer.headers.get("content-type")).toBe("application/problem+json");
         const problem = (await answer.json()) as { code: string; detail: string };
         expect(problem.code).toBe("unavailable");
-        expect(problem.detail).toContain("could not be reached");
+        // Once the failures above open the node's broker breaker, the console does not call the broker at all.
+        expect(problem.detail).toMatch(/could not be reached|circuit breaker is open/);
+        expect(problem.detail).toContain("nothing was changed");
       }
       expect(errorLines().slice(logged)).toEqual([]);
     } finally {
       proxy.setMode(Modes.pass);
     }
     expect((await deadLetters()).some((d) => d.dlqId === letter.dlqId)).toBe(true);
+  }, 60_000);
+
+  test("once the node's broker breaker is open, a form answers 503 at once instead of waiting out its timeout", async () => {
+    const letter = (await deadLetters())[0] ?? (await deadLetter());
+    const admin = { authorization: `Bearer ${await running.client.token()}` };
+    const retry = () =>
+      fetch(`${running.node.url}/_console/dlq/${encodeURIComponent(letter.dlqId)}/retry`, {
+        method: "POST",
+        headers: admin,
+        redirect: "manual",
+      });
+    // From a closed breaker (the failures above may have opened it): the overview reads the queue again.
+    await eventually(
+      async () =>
+        (await (await fetch(`${running.node.url}/_console`, { headers: admin })).text()).includes(
+          'id="dlq-table"',
+        ),
+      "the console to read the broker again",
+    );
+    // The broker hangs: each call waits for the broker policy's 5 s timeout, and five failures open the breaker.
+    proxy.setMode(Modes.blackhole);
+    const logged = errorLines().length;
+    try {
+      const first = await Promise.all(Array.from({ length: 5 }, retry));
+      expect(first.map((answer) => answer.status)).toEqual([503, 503, 503, 503, 503]);
+      const started = performance.now();
+      const answer = await retry();
+      const tookMs = performance.now() - started;
+      expect(answer.status).toBe(503);
+      const problem = (await answer.json()) as { code: string; detail: string };
+      expect(problem.code).toBe("unavailable");
+      expect(problem.detail).toContain("circuit breaker is open");
+      // Well under the 5 s the call would otherwise wait (generous: CI is a loaded two-core machine).
+      expect(tookMs).toBeLessThan(2_500);
+      expect(errorLines().slice(logged)).toEqual([]);
+    } finally {
+      proxy.setMode(Modes.pass);
+    }
   }, 60_000);
 });

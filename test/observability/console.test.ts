@@ -10,7 +10,9 @@ import type {
   ConsoleSpan,
 } from "../../edge/console/index.tsx";
 import { issueToken } from "../../edge/middleware/auth/tokens.ts";
+import { nodeDependencyPolicies } from "../../deploy/node.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
+import { Dependencies } from "../../shared/resilience/index.ts";
 
 const secret = "console-test-secret-console-test-secret";
 const topology: ConsoleOptions["topology"] = {
@@ -242,6 +244,89 @@ describe("a broker that answers 5xx", () => {
       expect(html).not.toContain("the dead-letter queue is empty");
       expect(html).not.toContain('id="dlq-table"');
       expect(html).toContain('id="topology-diagram"');
+    } finally {
+      broker.stop();
+    }
+  });
+});
+
+describe("the node's broker breaker", () => {
+  /** A broker that answers every call with `status`, recording the calls that reach it. */
+  const answering = (status: number) => {
+    const calls: string[] = [];
+    const server = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: (request) => {
+        calls.push(`${request.method} ${new URL(request.url).pathname}`);
+        return Response.json({ error: "x" }, { status });
+      },
+    });
+    return { calls, url: `http://127.0.0.1:${server.port}`, stop: () => server.stop(true) };
+  };
+  /** The console as a node mounts it: its broker calls go through the node's `broker` breaker. */
+  const guarded = (url: string) => {
+    const dependencies = new Dependencies({ policies: nodeDependencyPolicies });
+    const gateway = app({
+      broker: { url, token: "t", guard: (call, signal) => dependencies.call("broker", call, signal) },
+      breakers: () => dependencies.snapshots(),
+    });
+    return { dependencies, gateway };
+  };
+
+  test("a failing broker opens it; then each form answers 503 at once, without calling the broker", async () => {
+    const broker = answering(503);
+    try {
+      const { dependencies, gateway } = guarded(broker.url);
+      const headers = { authorization: `Bearer ${await token(["admin"])}` };
+      for (let i = 0; i < 5; i++) {
+        const answer = await gateway.request("/_console/dlq/dlq_1/retry", { method: "POST", headers });
+        expect(answer.status).toBe(503);
+        expect(((await answer.json()) as { detail: string }).detail).toContain("answered 503");
+      }
+      expect(broker.calls.length).toBe(5);
+      expect(dependencies.state("broker")).toBe("open");
+      const api = await gateway.request("/_console/dlq/dlq_1/delete", { method: "POST", headers });
+      expect(api.status).toBe(503);
+      expect(api.headers.get("retry-after")).toMatch(/^\d+$/);
+      const problem = (await api.json()) as { code: string; detail: string };
+      expect(problem.code).toBe("unavailable");
+      expect(problem.detail).toContain("circuit breaker is open");
+      expect(problem.detail).toContain("nothing was changed");
+      const page = await gateway.request("/_console/dlq/purge", {
+        method: "POST",
+        headers: { ...headers, accept: "text/html" },
+      });
+      expect(page.status).toBe(503);
+      expect(page.headers.get("retry-after")).toMatch(/^\d+$/);
+      const html = await page.text();
+      expect(html).toContain("<h1>Broker unreachable</h1>");
+      expect(html).toContain("circuit breaker is open");
+      const overview = await (await gateway.request("/_console", { headers })).text();
+      expect(overview).toContain("Queue unreachable: the broker (the message queue) is not called while");
+      // None of those reached the broker.
+      expect(broker.calls.length).toBe(5);
+    } finally {
+      broker.stop();
+    }
+  });
+
+  test("a 4xx (a dead letter deleted meanwhile) is the broker answering: it never opens the breaker", async () => {
+    const broker = answering(404);
+    try {
+      const { dependencies, gateway } = guarded(broker.url);
+      const headers = { authorization: `Bearer ${await token(["admin"])}` };
+      for (let i = 0; i < 8; i++) {
+        const answer = await gateway.request("/_console/dlq/dlq_gone/delete", { method: "POST", headers });
+        expect(answer.status).toBe(303);
+        expect(answer.headers.get("location")).toBe("/_console?notice=failed#queues");
+      }
+      expect(broker.calls.length).toBe(8);
+      expect(dependencies.state("broker")).toBe("closed");
+      const [snapshot] = dependencies.snapshots();
+      expect(snapshot?.name).toBe("broker");
+      expect(snapshot?.totals.success).toBe(8);
+      expect(snapshot?.totals.failure).toBe(0);
     } finally {
       broker.stop();
     }
