@@ -14,7 +14,7 @@ import { type DeadLetter, type ListedDeadLetter, listDeadLetters } from "./dead-
 import { isPosition, LiveTail } from "./live.ts";
 import { consoleSessions, type Session, sameToken } from "./session.ts";
 import { consoleScript, consoleStyles } from "./static.ts";
-import type { ConsoleLogEntry, ConsoleOptions } from "./types.ts";
+import type { ActorInspection, ConsoleLogEntry, ConsoleOptions } from "./types.ts";
 import {
   ActorTable,
   ActorView,
@@ -68,7 +68,7 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
   // The admin session of each request the guard let through.
   const admitted = new WeakMap<Request, Session & { kind: "admin" }>();
   const app = new Hono<GatewayEnv>();
-  const page = (c: Context, node: Child, status: 200 | 401 | 403 | 404 | 502 | 503 = 200) => {
+  const page = (c: Context, node: Child, status: 200 | 400 | 401 | 403 | 404 | 502 | 503 = 200) => {
     c.header("Content-Security-Policy", consolePolicy);
     c.header("Cache-Control", "no-store");
     return c.html(
@@ -80,9 +80,24 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     );
   };
   /** A console page that is not there: a browser gets the page, any other client the API's problem+json. */
-  const notFound = (c: Context, title: string, message: string) => {
-    if (!wantsHtml(c)) throw new EdgewiseError("not_found", message);
-    return page(c, <Notice title={title} message={message} />, 404);
+  const notFound = (c: Context, title: string, message: string) =>
+    refused(c, title, new EdgewiseError("not_found", message));
+  /** A request the console refuses (4xx): a browser gets a page saying why, any other client the problem+json. */
+  const refused = (c: Context, title: string, error: EdgewiseError) => {
+    if (!wantsHtml(c)) throw error;
+    return page(c, <Notice title={title} message={sentence(error.message)} />, error.status as 400 | 404);
+  };
+  /**
+   * A dependency the page needs is down (`unavailable`, 503): a browser gets a console page saying so, with the
+   * error's Retry-After, logged at warn as the error handler logs a 503 for other clients (a dependency down, not a
+   * bug); any other client gets the problem+json.
+   */
+  const unavailable = (c: Context<GatewayEnv>, title: string, error: EdgewiseError, hint: string) => {
+    if (!wantsHtml(c)) throw error;
+    c.var.log?.warn("request failed", { method: c.req.method, path: c.req.path, error: errorFields(error) });
+    const retryAfter = error.meta?.retryAfterSeconds;
+    if (typeof retryAfter === "number") c.header("Retry-After", String(retryAfter));
+    return page(c, <Notice title={title} message={sentence(error.message)} hint={hint} />, 503);
   };
 
   app.get("/_console/static/console.js", (c) => {
@@ -467,8 +482,42 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     try {
       inspection = await options.inspect({ type, key });
     } catch (error) {
-      const message = error instanceof EdgewiseError ? error.message : "no such actor";
-      return notFound(c, "No such actor", message);
+      if (error instanceof EdgewiseError && error.code === "actor.unknown_type") {
+        const known = allTypes.length > 0 ? `: the types here are ${allTypes.join(", ")}` : "";
+        return refused(
+          c,
+          "No such actor type",
+          new EdgewiseError("actor.unknown_type", `No actor type "${type}" is registered here${known}`),
+        );
+      }
+      // A key no actor can have (`actor.invalid_key`, 400), or another refusal of the host: the request, not the host.
+      if (error instanceof EdgewiseError && error.status < 500) {
+        return refused(c, error.code === "actor.invalid_key" ? "Invalid actor key" : "Not inspected", error);
+      }
+      // Anything else is the host or its store failing (a closed or unreadable database, a host that is down):
+      // a dependency down, not a missing actor, nor a bug of the console.
+      return unavailable(
+        c,
+        "Actor store unreachable",
+        new EdgewiseError(
+          "unavailable",
+          `the actor ${type}/${key} cannot be read: its host or its store is not answering`,
+          {
+            cause: error,
+            ...(error instanceof EdgewiseError && typeof error.meta?.retryAfterSeconds === "number"
+              ? { meta: { retryAfterSeconds: error.meta.retryAfterSeconds } }
+              : {}),
+          },
+        ),
+        "Reload to try again; the Breakers section shows the state of the node's dependencies.",
+      );
+    }
+    if (neverSeen(inspection)) {
+      return notFound(
+        c,
+        "No such actor",
+        `There is no actor ${type}/${key}: it has never handled a message, and nothing is stored for it.`,
+      );
     }
     return page(
       c,
@@ -552,23 +601,12 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     try {
       response = await brokerCall(path, { method }, c.req.raw.signal);
     } catch (error) {
-      if (!(error instanceof EdgewiseError) || !wantsHtml(c)) throw error;
-      // Logged as the error handler logs a 503 for other clients: a dependency down, not a bug.
-      c.var.log?.warn("request failed", {
-        method: c.req.method,
-        path: c.req.path,
-        error: errorFields(error),
-      });
-      const retryAfter = error.meta?.retryAfterSeconds;
-      if (typeof retryAfter === "number") c.header("Retry-After", String(retryAfter));
-      return page(
+      if (!(error instanceof EdgewiseError)) throw error;
+      return unavailable(
         c,
-        <Notice
-          title="Broker unreachable"
-          message={`${error.message[0]?.toUpperCase()}${error.message.slice(1)}.`}
-          hint="Reload the console to see the dead letters as they are, and try again once the broker is back (the Breakers section shows its state)."
-        />,
-        503,
+        "Broker unreachable",
+        error,
+        "Reload the console to see the dead letters as they are, and try again once the broker is back (the Breakers section shows its state).",
       );
     }
     await response.body?.cancel();
@@ -639,6 +677,26 @@ function brokerUnavailable(
     "unavailable",
     `the broker (the message queue) ${reason}: ${unchanged ? "nothing was changed" : "the console cannot tell whether the change was made"}`,
     { cause, meta: { reason, ...(typeof retryAfterSeconds === "number" ? { retryAfterSeconds } : {}) } },
+  );
+}
+
+/** An error's message as a sentence on a page: a capital first letter and a full stop. */
+function sentence(message: string): string {
+  const text = `${message[0]?.toUpperCase() ?? ""}${message.slice(1)}`;
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
+
+/**
+ * Whether nothing is stored for an actor: it has never committed a turn (every turn commits its state and version),
+ * and holds no message or timer. Actors are virtual, so such an address is not an actor yet: its first message
+ * creates it.
+ */
+function neverSeen(inspection: ActorInspection): boolean {
+  return (
+    inspection.version === undefined &&
+    inspection.inboxSize === 0 &&
+    inspection.outboxSize === 0 &&
+    inspection.timers.length === 0
   );
 }
 

@@ -1,6 +1,13 @@
 // The console without a browser: who gets in, the headers it sends, the trace waterfall from a traces port, and
 // the live event stream (Server-Sent Events over an activity log in memory).
 import { describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { counterActor } from "../../actors/examples/counter.ts";
+import { LocalActorHost } from "../../actors/hosts/local/index.ts";
+import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 import type { ActorHost } from "../../actors/runtime/index.ts";
 import { createApp } from "../../edge/app.ts";
 import type {
@@ -9,6 +16,7 @@ import type {
   ConsoleOptions,
   ConsoleSpan,
 } from "../../edge/console/index.tsx";
+import { localInspector } from "../../edge/console/local.ts";
 import { issueToken } from "../../edge/middleware/auth/tokens.ts";
 import { nodeDependencyPolicies } from "../../deploy/node.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
@@ -167,7 +175,6 @@ describe("traces", () => {
       [withTraces, "/_console/traces/nope"],
       [app(), "/_console/traces/nope"],
       [app(), "/_console/actors/order/o1"],
-      [app({ inspect: () => Promise.reject(new Error("gone")) }), "/_console/actors/order/o1"],
     ] as const) {
       const page = await gateway.request(path, { headers: browser });
       expect(page.status).toBe(404);
@@ -183,6 +190,97 @@ describe("traces", () => {
         code: "not_found",
       });
     }
+  });
+});
+
+describe("the actor inspector", () => {
+  /** A local host on its own SQLite file, inspected as a node's console does (its snapshot plus the file's rows). */
+  const inspected = async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "edgewise-inspector-")), "actors.db");
+    const db = openBunSqlite(file);
+    const host = new LocalActorHost({ actors: [counterActor], db });
+    await host.ask({ type: "counter", key: "c1" }, "Increment", { by: 3 });
+    const gateway = app({
+      topology: { actors: [{ type: "counter", messages: ["Increment"] }], consumers: [], subscriptions: [] },
+      inspect: localInspector((address) => host.inspect(address), db),
+    });
+    return { file, host, gateway };
+  };
+  const headers = async () => ({ authorization: `Bearer ${await token(["admin"])}` });
+  /** The answer to a browser and to any other client: status, the page's heading, the problem's code and detail. */
+  const both = async (gateway: ReturnType<typeof app>, path: string) => {
+    const api = await gateway.request(path, { headers: await headers() });
+    const problem = (await api.json()) as { code: string; detail: string };
+    const browser = await gateway.request(path, { headers: { ...(await headers()), accept: "text/html" } });
+    const html = await browser.text();
+    expect(api.headers.get("content-type")).toBe("application/problem+json");
+    expect(browser.headers.get("content-type")).toContain("text/html");
+    return {
+      api: { status: api.status, code: problem.code, detail: problem.detail },
+      page: { status: browser.status, title: /<h1>([^<]*)<\/h1>/.exec(html)?.[1], html },
+    };
+  };
+
+  test("an actor that exists is shown; one never seen is 404 'No such actor'", async () => {
+    const { host, gateway } = await inspected();
+    try {
+      const page = await gateway.request("/_console/actors/counter/c1", { headers: await headers() });
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain("version 1");
+      const { api, page: missing } = await both(gateway, "/_console/actors/counter/never-seen");
+      expect(api).toMatchObject({ status: 404, code: "not_found" });
+      expect(api.detail).toContain("There is no actor counter/never-seen");
+      expect(missing).toMatchObject({ status: 404, title: "No such actor" });
+    } finally {
+      await host.stop();
+    }
+  });
+
+  test("an actor type that does not exist is 404 'No such actor type', naming the types there are", async () => {
+    const { host, gateway } = await inspected();
+    try {
+      const { api, page } = await both(gateway, "/_console/actors/nosuchtype/c1");
+      expect(api).toMatchObject({ status: 404, code: "actor.unknown_type" });
+      expect(api.detail).toBe('No actor type "nosuchtype" is registered here: the types here are counter');
+      expect(page).toMatchObject({ status: 404, title: "No such actor type" });
+    } finally {
+      await host.stop();
+    }
+  });
+
+  test("a key no actor can have is 400", async () => {
+    const { host, gateway } = await inspected();
+    try {
+      const { api, page } = await both(gateway, `/_console/actors/counter/${encodeURIComponent("a b")}`);
+      expect(api).toMatchObject({ status: 400, code: "actor.invalid_key" });
+      expect(page).toMatchObject({ status: 400, title: "Invalid actor key" });
+      expect(page.html).toContain("URL-safe characters");
+    } finally {
+      await host.stop();
+    }
+  });
+
+  test("a store that cannot be read is 503 'Actor store unreachable', not 'No such actor'", async () => {
+    const { file, host, gateway } = await inspected();
+    try {
+      // The host's SQLite fails for real: its state table is gone (a botched restore or migration).
+      const other = new Database(file);
+      other.exec("DROP TABLE actor_state");
+      other.close();
+      const { api, page } = await both(gateway, "/_console/actors/counter/c1");
+      expect(api).toMatchObject({ status: 503, code: "unavailable" });
+      expect(api.detail).toContain("the actor counter/c1 cannot be read");
+      expect(page).toMatchObject({ status: 503, title: "Actor store unreachable" });
+      expect(page.html).toContain("Breakers section");
+    } finally {
+      await host.stop();
+    }
+    // A port that fails the same way, whatever it throws.
+    const failing = app({ inspect: () => Promise.reject(new Error("gone")) });
+    expect((await both(failing, "/_console/actors/order/o1")).api).toMatchObject({
+      status: 503,
+      code: "unavailable",
+    });
   });
 });
 
