@@ -14,7 +14,7 @@ import { type DeadLetter, type ListedDeadLetter, listDeadLetters } from "./dead-
 import { isPosition, LiveTail } from "./live.ts";
 import { consoleSessions, type Session, sameToken } from "./session.ts";
 import { consoleScript, consoleStyles } from "./static.ts";
-import type { ActorInspection, ConsoleLogEntry, ConsoleOptions } from "./types.ts";
+import type { ActorInspection, ConsoleLogEntry, ConsoleOptions, ConsoleSpan } from "./types.ts";
 import {
   ActorTable,
   ActorView,
@@ -258,12 +258,13 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
       return null;
     }
   };
+  /** The traces section's rows; undefined without a trace store, null when it could not be read. */
   const recentTraces = async () => {
     if (!options.traces) return undefined;
     try {
       return await options.traces.recentTraces(20);
     } catch {
-      return [];
+      return null;
     }
   };
 
@@ -533,7 +534,20 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     if (!options.traces) {
       return notFound(c, "Traces", "tracing not configured");
     }
-    const spans = await options.traces.spans(traceId);
+    let spans: ConsoleSpan[];
+    try {
+      spans = await options.traces.spans(traceId);
+    } catch (error) {
+      // The store failing (its database closed or unreadable) is a dependency down, not a bug of the console.
+      return unavailable(
+        c,
+        "Trace store unreachable",
+        new EdgewiseError("unavailable", "the trace store cannot be read, so this trace cannot be shown", {
+          cause: error,
+        }),
+        "Reload to try again. The API is not affected: the trace store only keeps recent traces for the console.",
+      );
+    }
     if (spans.length === 0) return notFound(c, "Traces", "no such trace");
     return page(
       c,

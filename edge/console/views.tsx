@@ -466,9 +466,12 @@ export const ActorView: FC<{ type: string; actorKey: string; inspection: ActorIn
   );
 };
 
-export const TraceList: FC<{ traces: TraceSummary[] | undefined }> = ({ traces }) =>
+/** `undefined`: no trace store here; `null`: it could not be read. */
+export const TraceList: FC<{ traces: TraceSummary[] | null | undefined }> = ({ traces }) =>
   traces === undefined ? (
     <p id="tracing-off">tracing not configured</p>
+  ) : traces === null ? (
+    <p class="error">The trace store could not be read. Reload the page to try again.</p>
   ) : traces.length === 0 ? (
     <p>no traces recorded yet</p>
   ) : (

@@ -16,11 +16,14 @@ import type {
   ConsoleOptions,
   ConsoleSpan,
 } from "../../edge/console/index.tsx";
+import { consoleTraces } from "../../deploy/tracing.ts";
 import { localInspector } from "../../edge/console/local.ts";
 import { issueToken } from "../../edge/middleware/auth/tokens.ts";
 import { nodeDependencyPolicies } from "../../deploy/node.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
 import { Dependencies } from "../../shared/resilience/index.ts";
+import { captureSink, createLogger } from "../../shared/telemetry/log/index.ts";
+import { TraceStore } from "../../shared/telemetry/trace/store.ts";
 
 const secret = "console-test-secret-console-test-secret";
 const topology: ConsoleOptions["topology"] = {
@@ -190,6 +193,49 @@ describe("traces", () => {
         code: "not_found",
       });
     }
+  });
+});
+
+describe("a trace store that cannot be read", () => {
+  test("a trace's page is 503 'Trace store unreachable' (page or problem+json), logged at warn, not as a bug", async () => {
+    // The node's own store and adapter (deploy/tracing.ts) on a SQLite file, closed as when tracing stops.
+    const store = new TraceStore(
+      openBunSqlite(join(mkdtempSync(join(tmpdir(), "edgewise-traces-")), "traces.db")),
+    );
+    const capture = captureSink();
+    const gateway = createApp({
+      actors: {} as unknown as ActorHost,
+      auth: { secret },
+      logger: createLogger({ level: "debug", sink: capture.sink }),
+      console: { topology, breakers: () => [], traces: consoleTraces(store) },
+    });
+    const headers = { authorization: `Bearer ${await token(["admin"])}` };
+    const path = `/_console/traces/${"ab".repeat(16)}`;
+    expect((await gateway.request(path, { headers })).status).toBe(404); // readable: no such trace
+    store.close();
+    const api = await gateway.request(path, { headers });
+    expect(api.status).toBe(503);
+    expect(api.headers.get("content-type")).toBe("application/problem+json");
+    const problem = (await api.json()) as { code: string; detail: string };
+    expect(problem).toMatchObject({ code: "unavailable" });
+    expect(problem.detail).toContain("the trace store cannot be read");
+    const browser = await gateway.request(path, { headers: { ...headers, accept: "text/html" } });
+    expect(browser.status).toBe(503);
+    expect(browser.headers.get("content-type")).toContain("text/html");
+    expect(await browser.text()).toContain("<h1>Trace store unreachable</h1>");
+    // The overview renders, and its traces section says the store could not be read (not "no traces yet").
+    const overview = await (await gateway.request("/_console", { headers })).text();
+    expect(overview).toContain("The trace store could not be read");
+    expect(overview).not.toContain("no traces recorded yet");
+    // Both failures logged as a dependency down (warn), neither as an internal bug (error).
+    const records = capture.records();
+    expect(records.filter((record) => record.level === "error")).toEqual([]);
+    const warned = records.filter(
+      (record) =>
+        record.level === "warn" &&
+        String((record.error as { message?: string } | undefined)?.message).includes("trace store"),
+    );
+    expect(warned.length).toBe(2);
   });
 });
 
