@@ -60,6 +60,53 @@ test("a lock held by another process refuses this one; once that process is kill
   }
 });
 
+test("a node of a version before the lock, still running on the dir, is refused; once it exits, the dir opens", async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "edgewise-lock-"));
+  // What every version's local actor host does, the ones from before the lock included: actors.db open in WAL mode
+  // for as long as the node runs, and no lock taken.
+  const olderNode = Bun.spawn(
+    [
+      process.execPath,
+      "-e",
+      `const { openBunSqlite } = await import(${JSON.stringify(join(import.meta.dir, "../actors/hosts/local/sqlite-bun.ts"))});
+       const { schema } = await import(${JSON.stringify(join(import.meta.dir, "../actors/hosts/local/sql.ts"))});
+       const db = openBunSqlite(${JSON.stringify(join(dataDir, "actors.db"))}, "NORMAL");
+       db.exec(schema);
+       db.prepare("INSERT INTO actor_state (actor, version, state) VALUES (?, ?, ?)").run("order/o1", 1, "{}");
+       globalThis.db = db;
+       console.log("open");
+       setInterval(() => {}, 1000);`,
+    ],
+    { stdout: "pipe", stderr: "inherit" },
+  );
+  try {
+    const reader = olderNode.stdout.getReader();
+    let printed = "";
+    while (!printed.includes("open")) {
+      const { done, value } = await reader.read();
+      if (done) throw new Error("the older node exited");
+      printed += new TextDecoder().decode(value);
+    }
+    // Before, the lock was granted: the new node then opened the same PGlite files and ran the same actors.
+    expect(() => lockDataDir(dataDir, "actors", open)).toThrow(
+      `data dir ${dataDir} is in use: another process has its actors (actors.db) open without holding the data dir's lock`,
+    );
+    // The embedded Postgres's lock alone does not look at actors.db; a node takes both, actors before it opens PGlite.
+    lockDataDir(dataDir, "pglite", open).release();
+    olderNode.kill("SIGKILL");
+    await olderNode.exited;
+    const lock = lockDataDir(dataDir, "actors", open);
+    const actors = open(join(dataDir, "actors.db"));
+    expect(actors.prepare("SELECT actor FROM actor_state").all()).toEqual([{ actor: "order/o1" }]);
+    expect(actors.prepare("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
+    actors.close();
+    lock.release();
+  } finally {
+    olderNode.kill("SIGKILL");
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
 test("a node whose start fails part way lets go of the dir, so the same process can start again", async () => {
   const { startNode } = await import("./bun/node.ts");
   const { referenceSystem } = await import("./reference.ts");

@@ -1,5 +1,5 @@
 // One process per data dir: an OS lock on `<dataDir>/<part>.lock`, held while the embedded state is open.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SqlDatabase } from "../actors/hosts/local/sql.ts";
 import { EdgewiseError } from "../shared/errors/index.ts";
@@ -56,6 +56,14 @@ export function lockDataDir(
         "Stop it, or give this one its own EDGEWISE_DATA_DIR",
     );
   }
+  if (part === "actors") {
+    try {
+      refuseUnlockedHolder(dataDir, openDb);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
   writeFileSync(holderFile, `${process.pid} ${new Date().toISOString()}\n`, { mode: 0o600 });
   const held = db;
   let released = false;
@@ -75,5 +83,32 @@ function holderOf(holderFile: string): string {
     return pid ? ` (pid ${pid}${since ? `, since ${since}` : ""})` : "";
   } catch {
     return "";
+  }
+}
+
+/**
+ * A node of a version from before this lock (2026-12-06) takes no lock, so the one above cannot see it: a newer
+ * version started while it still runs, as in an upgrade that does not wait for the old node to exit, would open the
+ * same PGlite files (two Postgres instances writing over each other: two diverging ledgers, then a data dir that no
+ * longer opens) and run the same actors. Such a node keeps actors.db open in WAL mode while it runs, which holds a
+ * shared lock on the file; leaving WAL mode needs every other connection gone, so with no wait it fails at once
+ * while one is open anywhere. When it succeeds the file is only checkpointed (the actor host turns WAL back on).
+ */
+function refuseUnlockedHolder(dataDir: string, openDb: (path: string) => SqlDatabase): void {
+  const path = join(dataDir, "actors.db");
+  if (!existsSync(path)) return;
+  const db = openDb(path);
+  try {
+    db.exec("PRAGMA busy_timeout = 0; PRAGMA journal_mode = DELETE;");
+  } catch (error) {
+    if (!/locked|busy/i.test(String((error as Error)?.message ?? error))) throw error;
+    throw new EdgewiseError(
+      "config.invalid",
+      `data dir ${dataDir} is in use: another process has its actors (actors.db) open without holding the data ` +
+        "dir's lock, as a node of a version from before 2026-12-06 does. Stop it and wait for it to exit, then start " +
+        "this one",
+    );
+  } finally {
+    db.close();
   }
 }

@@ -16,6 +16,8 @@ export function openBunSqlite(path: string, sync: SyncMode = "FULL"): SqlDatabas
       };
     },
     transaction: (fn) => db.transaction(fn)(),
-    close: () => db.close(),
+    // close(true): finalize the prepared statements and release the file now. Plain close() defers that until they
+    // are collected, so a stopped node kept actors.db open (and its locks) for as long as the process lived.
+    close: () => db.close(true),
   };
 }
