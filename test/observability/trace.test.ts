@@ -153,7 +153,17 @@ describe("read sampling (bun)", () => {
       expect(reply.status).toBe(200);
       return traceId;
     };
-    const [sampled, dropped] = [await read("01"), await read("00")];
+    // A caller's sampled flag passes the process's read policy too (below), whose default budget (10 a second) this
+    // test process's other requests may have spent: all reads pass it here, and the caller's "00" still drops one.
+    const policy = readSampling();
+    sampleReads({ ratio: 1 });
+    const [sampled, dropped] = await (async () => {
+      try {
+        return [await read("01"), await read("00")];
+      } finally {
+        sampleReads(policy);
+      }
+    })();
     await tracing.flush();
     const spans = tracing.store.trace(sampled);
     const server = spans.find((span) => span.kind === "SERVER");
@@ -164,7 +174,6 @@ describe("read sampling (bun)", () => {
     expect(tracing.store.trace(dropped)).toEqual([]);
     // Without a traceparent, a read starts its own trace, recorded as the process's policy says (its default rate is
     // shared by every node in this test process, so it is set here): all of them, then none.
-    const policy = readSampling();
     const plainRead = async () => {
       const plain = uniqueName("plain");
       expect((await running.client.call("GET", `/v1/customers/${plain}/loyalty`)).status).toBe(200);
