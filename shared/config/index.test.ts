@@ -221,6 +221,14 @@ describe("mutual TLS configuration", () => {
     expect(parseConfig({ ...tls, ACTOR_HOST_URL: "https://127.0.0.1:9443" }).ACTOR_HOST_URL).toBe(
       "https://127.0.0.1:9443",
     );
+    // A client certificate without a CA (the system's roots check the actor host) is presented only over TLS too.
+    const { TLS_CA_FILE: _ca, ...withoutCa } = tls;
+    expect(() => parseConfig({ ...withoutCa, ACTOR_HOST_URL: "http://127.0.0.1:9443" })).toThrow(
+      "ACTOR_HOST_URL: must be https:// when TLS_CERT_FILE is set",
+    );
+    expect(
+      parseConfig({ ...withoutCa, ACTOR_HOST_URL: "https://127.0.0.1:9443" }).TLS_CA_FILE,
+    ).toBeUndefined();
   });
 
   test("ACTOR_HOST_PUBLIC_URL is a gateway's: a URL, and only with ACTOR_HOST_URL", () => {

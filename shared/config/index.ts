@@ -365,8 +365,13 @@ function tlsSetIssue(config: Config): { path: string; message: string } | undefi
       path: "TLS_CERT_FILE",
       message: "TLS_CA_FILE (mutual TLS) needs TLS_CERT_FILE and TLS_KEY_FILE",
     };
-  if (ca !== undefined && actorHost !== undefined && !actorHost.startsWith("https://"))
-    return { path: "ACTOR_HOST_URL", message: "must be https:// when TLS_CA_FILE is set (mutual TLS)" };
+  // On a gateway the certificate is the one it presents to its actor host, which only TLS carries: over http://
+  // it would go unused, and the hop would be plain text, with or without a CA to check the actor host by.
+  if (cert !== undefined && actorHost !== undefined && !actorHost.startsWith("https://"))
+    return {
+      path: "ACTOR_HOST_URL",
+      message: `must be https:// when ${ca === undefined ? "TLS_CERT_FILE" : "TLS_CA_FILE"} is set (mutual TLS)`,
+    };
   return undefined;
 }
 
