@@ -59,7 +59,7 @@ import { startEmbeddedPostgres } from "./local/pglite/index.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
 import { followDeliveryOrigin } from "./delivery-origin.ts";
 import { brokerCredentials, jwtSecret, privateDataDir, publicSigningKeysWarning } from "./secrets.ts";
-import { mtlsFetch, type TlsFiles, watchTlsFiles } from "./tls.ts";
+import { mtlsFetch, type TlsFiles, type TlsMaterial, tlsSummary, watchTlsFiles } from "./tls.ts";
 import { otlpMetricsConfigFromEnv, startOtlpMetricsExport } from "./metrics-export.ts";
 import { type NodeTracing, startNodeTracing, tracingEnabled } from "./tracing.ts";
 import { dialableHost, type RunningServer, type Serve } from "./serve.ts";
@@ -430,7 +430,16 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
         },
       )
     : undefined;
-  if (tlsFiles) stops.push(() => tlsFiles.close());
+  const tlsApplied = (material: TlsMaterial) =>
+    logger.info("tls: certificate files applied", { ...tlsSummary(material) });
+  if (tlsFiles) {
+    stops.push(() => tlsFiles.close());
+    // What it presents and trusts, at start and on every change applied: during a CA rotation, the line an
+    // operator waits for on each process before the next step (SECURITY.md, "Rotating a role CA").
+    logger.info("tls: certificate files loaded", { ...tlsSummary(tlsFiles.current()) });
+    // A node that serves TLS logs it once its listener has switched (below); a gateway's next call uses them.
+    if (config.ACTOR_HOST_URL) tlsFiles.onChange(tlsApplied);
+  }
   const actorDb = config.ACTOR_HOST_URL
     ? undefined
     : options.openActorDb(join(dataDir, "actors.db"), config.EDGEWISE_SQLITE_SYNC);
@@ -638,7 +647,13 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
     },
     // A gateway's certificate is a client's; a node that hosts actors listens with its own.
     ...(tlsFiles && host
-      ? { tls: { files: tlsFiles, requireClientCert: config.TLS_CA_FILE !== undefined } }
+      ? {
+          tls: {
+            files: tlsFiles,
+            requireClientCert: config.TLS_CA_FILE !== undefined,
+            onApplied: tlsApplied,
+          },
+        }
       : {}),
   });
   const scheme = tlsFiles && host ? "https" : "http";

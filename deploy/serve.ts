@@ -1,5 +1,5 @@
 // The serve port: how a runtime listens for HTTP. The node and the broker take one; each entry brings its own.
-import type { TlsFiles } from "./tls.ts";
+import type { TlsFiles, TlsMaterial } from "./tls.ts";
 
 export interface Peer {
   /** The TCP peer's address, as the runtime reports it. */
@@ -20,6 +20,11 @@ export interface ServeOptions {
     files: TlsFiles;
     /** Require a client certificate issued by files.current().ca (mutual TLS). */
     requireClientCert: boolean;
+    /**
+     * Called once a rotation has taken effect: every new connection gets the new material (the listener that
+     * served the previous one no longer accepts). Not called for a rotation that could not be applied.
+     */
+    onApplied?: (material: TlsMaterial) => void;
   };
 }
 

@@ -95,6 +95,27 @@ export function readTlsMaterial(paths: TlsPaths): TlsMaterial {
   return ca === undefined ? { cert, key } : { cert, key, ca };
 }
 
+/** What a process presents and trusts, for its log: names and serials, never key material. */
+export interface TlsSummary {
+  /** The certificate presented: its subject, serial and issuer. */
+  presents: string;
+  /** Each CA trusted for peers (TLS_CA_FILE), by subject and serial: a rotation shows the old and the new. */
+  trusts: string[];
+}
+
+const commonName = (name: string) => /(?:^|\n)CN=(.*)/.exec(name)?.[1] ?? name.replace(/\n/g, ", ");
+
+export function tlsSummary(material: TlsMaterial): TlsSummary {
+  const [leaf] = (material.cert.match(pemBlock) ?? []).map((block) => new X509Certificate(block));
+  const trusted = (material.ca?.match(pemBlock) ?? []).map((block) => new X509Certificate(block));
+  return {
+    presents: leaf
+      ? `${commonName(leaf.subject)} (serial ${leaf.serialNumber}, issued by ${commonName(leaf.issuer)})`
+      : "",
+    trusts: trusted.map((ca) => `${commonName(ca.subject)} (serial ${ca.serialNumber})`),
+  };
+}
+
 const same = (a: TlsMaterial, b: TlsMaterial) => a.cert === b.cert && a.key === b.key && a.ca === b.ca;
 
 /**

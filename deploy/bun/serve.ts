@@ -53,7 +53,7 @@ export const bunServe: Serve = (options) => {
 
   /** Old listeners: waiting out the overlap (with a timer), then draining their in-flight requests. */
   const retiring = new Map<BunServer, ReturnType<typeof setTimeout> | undefined>();
-  const unsubscribe = tls.files.onChange(() => {
+  const unsubscribe = tls.files.onChange((material) => {
     let next: BunServer;
     try {
       next = listen(port);
@@ -69,10 +69,10 @@ export const bunServe: Serve = (options) => {
     server = next;
     const timer = setTimeout(() => {
       retiring.set(old, undefined);
-      void old
-        .stop(false)
-        .catch(() => {})
-        .finally(() => retiring.delete(old));
+      // stop(false) closes the listening socket at once; its requests under way finish.
+      const stopped = old.stop(false);
+      tls.onApplied?.(material);
+      void stopped.catch(() => {}).finally(() => retiring.delete(old));
     }, rotationOverlapMs);
     retiring.set(old, timer);
   });

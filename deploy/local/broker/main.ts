@@ -6,7 +6,7 @@ import { stopOnSignals } from "../../shutdown.ts";
 import { parseConfig } from "../../../shared/config/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { isLoopbackHost } from "../../../shared/net/ip.ts";
-import { mtlsFetch, watchTlsFiles } from "../../tls.ts";
+import { mtlsFetch, type TlsMaterial, tlsSummary, watchTlsFiles } from "../../tls.ts";
 import {
   DEV_CURRENT_SIGNING_KEY,
   DEV_NEXT_SIGNING_KEY,
@@ -106,6 +106,15 @@ const tls = tlsFiles
       onError: (error) => console.warn("[broker] tls: a rotated certificate was not applied:", error),
     })
   : undefined;
+if (tls) {
+  // As a node logs it: the line an operator waits for during a CA rotation (SECURITY.md, "Rotating a role CA").
+  const applied = (what: string) => (material: TlsMaterial) => {
+    const { presents, trusts } = tlsSummary(material);
+    console.log(`[broker] tls: certificate files ${what}: presents ${presents}; trusts ${trusts.join(", ")}`);
+  };
+  applied("loaded")(tls.current());
+  tls.onChange(applied("applied"));
+}
 // On PGlite, one process at a time on the data dir's embedded Postgres (a node on the same dir included). Kept
 // referenced until the broker stops: a collected connection would close, and its lock go with it.
 let pgliteLock: DataDirLock | undefined;
