@@ -60,7 +60,7 @@ test("a node that requires client certificates says what curl needs before the c
   const note = mtls.findIndex((line) => line.includes("requires a client certificate (TLS_CA_FILE)"));
   expect(note).toBe(1);
   expect(mtls[note]).toContain(
-    "--cacert .edgewise/certs/actor-host-ca.pem --cert .edgewise/certs/gateway.pem",
+    "--cacert .edgewise/certs/actor-host-ca-bundle.pem --cert .edgewise/certs/gateway.pem",
   );
   expect(mtls.findIndex((line) => line.startsWith("  curl "))).toBeGreaterThan(note);
 });

@@ -41,7 +41,7 @@ export function firstRunLines(
  */
 export const clientCertificateLine =
   "[edgewise] this node requires a client certificate (TLS_CA_FILE): add curl's --cacert, --cert and --key to the" +
-  " commands below (with npm run certs: --cacert .edgewise/certs/actor-host-ca.pem --cert .edgewise/certs/gateway.pem" +
+  " commands below (with npm run certs: --cacert .edgewise/certs/actor-host-ca-bundle.pem --cert .edgewise/certs/gateway.pem" +
   " --key .edgewise/certs/gateway.key), or send them to a gateway instead";
 
 /** The line that prints the node's own admin token, with how long it lasts (a day, or JWT_MAX_LIFETIME). */

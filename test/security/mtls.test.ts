@@ -4,7 +4,7 @@
 // (bun#14097), so a client-cert SAN cannot be checked and the listener trusts only the gateway and broker CAs.
 import { afterAll, describe, expect, test } from "bun:test";
 import { X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type PeerCertificate, checkServerIdentity } from "node:tls";
@@ -345,6 +345,11 @@ describe("mutual TLS: rotation under load", () => {
 });
 
 describe("a gateway on Deno", () => {
+  // As during a CA rotation (SECURITY.md): TLS_CA_FILE holds two actor-host CAs, the one that issued the host's
+  // certificate second. Deno's createHttpClient must read every certificate of the bundle, not only the first.
+  const rotationBundle = join(dir, "actor-host-ca-bundle.pem");
+  writeFileSync(rotationBundle, pem(ca("actor-host-next").cert) + pem(actorHostCa.cert));
+
   /** Runs deno-mtls-probe.ts: Deno's fetch takes the certificate through Deno.createHttpClient. */
   async function denoProbe(url: string, client: CertFiles): Promise<string> {
     const root = join(import.meta.dir, "../..");
@@ -363,7 +368,7 @@ describe("a gateway on Deno", () => {
           PROBE_URL: url,
           PROBE_CERT: client.cert,
           PROBE_KEY: client.key,
-          PROBE_CA: actorHostCa.cert,
+          PROBE_CA: rotationBundle,
         },
         stdout: "pipe",
       },
@@ -373,7 +378,7 @@ describe("a gateway on Deno", () => {
     return output.trim();
   }
 
-  test("presents its certificate through mtlsFetch; a certificate of the wrong role is refused", async () => {
+  test("presents its certificate through mtlsFetch, trusting a CA bundle; a certificate of the wrong role is refused", async () => {
     const { port, handled } = await listener(server);
     const url = `https://127.0.0.1:${port}/from-deno`;
     expect(await denoProbe(url, gateway)).toBe("status 200 ok");

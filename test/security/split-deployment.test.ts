@@ -4,23 +4,35 @@ import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import postgres from "postgres";
-import { DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_TOKEN } from "../../deploy/local/broker/index.ts";
 import { TEST_DATABASE_URL } from "../broker/helpers.ts";
 import { CommerceClient, eventually, expectOk } from "../commerce/client.ts";
 import { type Started, startProcess } from "../e2e/process.ts";
 import { attackCategory } from "./report.ts";
+import {
+  gatewayTls,
+  nodeEnv,
+  queueEnv,
+  root,
+  runCerts as certsInto,
+  type SplitSettings,
+  startSplitDeployment,
+  stopProcesses,
+} from "./split-processes.ts";
 
-const root = resolve(import.meta.dir, "../..");
 const bun = process.execPath;
 const cases = attackCategory("split-deployment");
 const work = mkdtempSync(join(tmpdir(), "edgewise-split-"));
 const certs = join(work, "certs");
 const database = `edgewise_split_${crypto.randomUUID().slice(0, 8)}`;
-const databaseUrl = TEST_DATABASE_URL.replace(/\/[^/]*$/, `/${database}`);
-const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
-const actorHostSecret = crypto.randomUUID() + crypto.randomUUID();
+const settings: SplitSettings = {
+  work,
+  certs,
+  databaseUrl: TEST_DATABASE_URL.replace(/\/[^/]*$/, `/${database}`),
+  jwtSecret: crypto.randomUUID() + crypto.randomUUID(),
+  actorHostSecret: crypto.randomUUID() + crypto.randomUUID(),
+};
 const admin = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
 const processes: Started[] = [];
 let actorHostUrl = "";
@@ -28,82 +40,22 @@ let brokerUrl = "";
 let client: CommerceClient;
 
 /** `npm run certs`, as an operator runs it: the first time it makes the CAs; again, it reissues the leaves. */
-function runCerts(): void {
-  const run = Bun.spawnSync([bun, join(root, "deploy/local/certs/main.ts"), "--out", certs], { cwd: root });
-  if (run.exitCode !== 0) throw new Error(`npm run certs failed:\n${run.stderr.toString()}`);
-}
-
-const queueEnv = (url: string) => ({
-  QSTASH_URL: url,
-  QSTASH_TOKEN: DEV_TOKEN,
-  QSTASH_CURRENT_SIGNING_KEY: DEV_CURRENT_SIGNING_KEY,
-  QSTASH_NEXT_SIGNING_KEY: DEV_NEXT_SIGNING_KEY,
-});
-
-const nodeEnv = (name: string) => ({
-  HOST: "127.0.0.1",
-  PORT: "0",
-  DATABASE_URL: databaseUrl,
-  EDGEWISE_DATA_DIR: join(work, name),
-  JWT_SECRET: jwtSecret,
-  ACTOR_HOST_SECRET: actorHostSecret,
-  RATE_LIMIT: "1000000/60s",
-  EDGEWISE_TRACING: "0",
-  LOG_LEVEL: "warn",
-});
+const runCerts = () => void certsInto(certs);
 
 beforeAll(async () => {
   await admin.unsafe(`CREATE DATABASE ${database}`);
   runCerts();
-  const broker = await startProcess([bun, "deploy/local/broker/main.ts"], {
-    cwd: root,
-    pattern: /QSTASH_URL=(\S+)/,
-    env: {
-      QSTASH_PORT: "0",
-      DATABASE_URL: databaseUrl,
-      QSTASH_TIME_SCALE: "0.01",
-      // The broker delivers to the actor host: its certificate is of the broker role; it trusts the host's CA.
-      TLS_CERT_FILE: join(certs, "broker.pem"),
-      TLS_KEY_FILE: join(certs, "broker.key"),
-      TLS_CA_FILE: join(certs, "actor-host-ca.pem"),
-    },
-  });
-  processes.push(broker);
-  brokerUrl = broker.match;
-  const host = await startProcess([bun, "edge/entries/bun.ts"], {
-    cwd: root,
-    pattern: /listening on (\S+)/,
-    env: {
-      ...nodeEnv("actor-host"),
-      ...queueEnv(broker.match),
-      // Serves HTTPS, and admits only clients whose certificate a gateway-role or broker-role CA issued.
-      TLS_CERT_FILE: join(certs, "actor-host.pem"),
-      TLS_KEY_FILE: join(certs, "actor-host.key"),
-      TLS_CA_FILE: join(certs, "actor-host-clients-ca.pem"),
-    },
-  });
-  processes.push(host);
-  actorHostUrl = host.match;
-  const gateway = await startProcess([bun, "edge/entries/bun.ts"], {
-    cwd: root,
-    pattern: /listening on (\S+)/,
-    env: {
-      ...nodeEnv("gateway"),
-      ...queueEnv(broker.match),
-      ACTOR_HOST_URL: actorHostUrl,
-      TLS_CERT_FILE: join(certs, "gateway.pem"),
-      TLS_KEY_FILE: join(certs, "gateway.key"),
-      TLS_CA_FILE: join(certs, "actor-host-ca.pem"),
-    },
-  });
-  processes.push(gateway);
-  client = new CommerceClient({ base: gateway.match, jwtSecret });
+  const split = await startSplitDeployment(settings);
+  processes.push(...split.processes);
+  brokerUrl = split.broker.match;
+  actorHostUrl = split.host.match;
+  client = new CommerceClient({ base: split.gateway.match, jwtSecret: settings.jwtSecret });
 }, 120_000);
 
 // Three processes draining on SIGTERM, one after another, then a database dropped: past a hook's default 5 s on a
 // busy machine (it timed out once under load).
 afterAll(async () => {
-  for (const started of processes.reverse()) await started.kill("SIGTERM").catch(() => {});
+  await stopProcesses(processes);
   await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
   await admin.end();
   rmSync(work, { recursive: true, force: true });
@@ -208,13 +160,11 @@ describe("split deployment over mutual TLS", () => {
       cwd: root,
       pattern: /listening on (\S+)/,
       env: {
-        ...nodeEnv("gateway-wrong-secret"),
+        ...nodeEnv(settings, "gateway-wrong-secret"),
         ...queueEnv(brokerUrl),
-        ACTOR_HOST_SECRET: `${actorHostSecret}-not`,
+        ACTOR_HOST_SECRET: `${settings.actorHostSecret}-not`,
         ACTOR_HOST_URL: actorHostUrl,
-        TLS_CERT_FILE: join(certs, "gateway.pem"),
-        TLS_KEY_FILE: join(certs, "gateway.key"),
-        TLS_CA_FILE: join(certs, "actor-host-ca.pem"),
+        ...gatewayTls(certs),
       },
     });
     try {

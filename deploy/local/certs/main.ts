@@ -1,71 +1,49 @@
-// CLI: `npm run certs [-- --out <dir>] [--san <SAN>]... [--force]` makes the mutual TLS certificates of a split deployment.
+// CLI: `npm run certs [-- --out <dir>] [--san <SAN>]... [--days N] [--force]` makes the mutual TLS certificates of a
+// split deployment; `npm run certs -- rotate-ca [--role <role>]...` and `npm run certs -- retire-old-ca` rotate
+// the role CAs without downtime (roles.ts; the procedure is in SECURITY.md, "Rotating a role CA").
 //
-// One CA per role (gateway, actor-host, broker): a peer's role is the CA that issued its certificate, since Bun
-// cannot show the client certificate to a handler (bun#14097). The actor host trusts the gateway and broker CAs
-// (actor-host-clients-ca.pem); the gateway and the broker trust the actor-host CA. Existing CAs are kept unless
-// --force; leaf certificates are reissued on every run, so re-running rotates them (listeners follow the files).
-import { X509Certificate, createPrivateKey } from "node:crypto";
+// Existing CAs are kept unless --force; leaf certificates are reissued on every run, so re-running rotates them
+// (running processes follow the files).
+import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { EdgewiseError, isEdgewiseError } from "../../../shared/errors/index.ts";
+import { normalizeSan, opensslVersion } from "./openssl.ts";
 import {
-  type CertFiles,
-  issueCert,
-  makeCa,
-  normalizeSan,
-  opensslVersion,
-  writeFileAtomic,
-} from "./openssl.ts";
+  caFiles,
+  issueLeaves,
+  keepOrMakeCa,
+  previousCaFile,
+  previousSans,
+  type Role,
+  retireOldCas,
+  roles,
+  rotateCas,
+  trustBundles,
+  writeTrustBundles,
+} from "./roles.ts";
 
-const roles = ["gateway", "actor-host", "broker"] as const;
-type Role = (typeof roles)[number];
+const show = (path: string) => relative(process.cwd(), path) || path;
+const subject = (path: string) => {
+  const cert = new X509Certificate(readFileSync(path));
+  return `${cert.subject.replace(/^CN=/, "")}, serial ${cert.serialNumber}`;
+};
 
-function keepOrMakeCa(dir: string, role: Role, force: boolean): { files: CertFiles; made: boolean } {
-  const files = { cert: join(dir, `${role}-ca.pem`), key: join(dir, `${role}-ca.key`) };
-  const present = [files.cert, files.key].filter((path) => existsSync(path));
-  if (!force && present.length === 2) {
-    const cert = new X509Certificate(readFileSync(files.cert));
-    if (!cert.checkPrivateKey(createPrivateKey(readFileSync(files.key)))) {
-      throw new EdgewiseError(
-        "config.invalid",
-        `${files.key} does not match ${files.cert}; pass --force to remake the CAs`,
-      );
-    }
-    if (new Date(cert.validTo).getTime() < Date.now()) {
-      throw new EdgewiseError("config.invalid", `${files.cert} has expired; pass --force to remake the CAs`);
-    }
-    return { files, made: false };
-  }
-  if (!force && present.length === 1) {
-    throw new EdgewiseError(
-      "config.invalid",
-      `found ${present[0]} without its pair; pass --force to remake the CAs`,
+/** What each trust bundle holds now, one line each. */
+function bundleLines(dir: string): string[] {
+  return Object.entries(trustBundles).map(([name, trusted]) => {
+    const held = trusted.map((role: Role) =>
+      [`${role} CA`, ...(previousTrusted(dir, role) ? [`the previous ${role} CA`] : [])].join(" + "),
     );
-  }
-  return { files: makeCa({ ...files, commonName: `Edgewise ${role} CA` }), made: true };
-}
-
-function previousSans(path: string): string[] {
-  if (!existsSync(path)) return [];
-  const names = new X509Certificate(readFileSync(path)).subjectAltName ?? "";
-  return names
-    .split(", ")
-    .map((name) => name.replace(/^IP Address:/, "IP:"))
-    .filter((name) => /^(DNS|IP):/.test(name) && !["DNS:localhost", "IP:127.0.0.1"].includes(name))
-    .map(normalizeSan);
-}
-
-function main(): void {
-  const { values } = parseArgs({
-    options: {
-      out: { type: "string", default: ".edgewise/certs" },
-      san: { type: "string", multiple: true, default: [] },
-      force: { type: "boolean", default: false },
-      days: { type: "string", default: "90" },
-    },
+    return `  ${show(join(dir, name))}: ${held.join(" + ")}`;
   });
-  const dir = resolve(values.out);
+}
+
+const previousTrusted = (dir: string, role: Role) => existsSync(previousCaFile(dir, role));
+
+/** The default command: CAs kept (or made), every leaf reissued, the bundles written. */
+function issue(dir: string, values: { san: string[]; force: boolean; days: string }): string[] {
   const days = Number(values.days);
   if (!Number.isInteger(days) || days < 1)
     throw new EdgewiseError("config.invalid", "--days must be a positive integer");
@@ -74,61 +52,122 @@ function main(): void {
     .filter(Boolean)
     .map(normalizeSan);
   // A rotation without --san keeps the actor host's previous names, so a re-run never drops one silently.
-  const extraSans = given.length > 0 ? given : previousSans(join(dir, "actor-host.pem"));
+  const sans = [
+    ...new Set(["DNS:localhost", "IP:127.0.0.1", ...(given.length > 0 ? given : previousSans(dir))]),
+  ];
   const version = opensslVersion().split(" (")[0];
-
-  const cas = Object.fromEntries(
-    roles.map((role) => [role, keepOrMakeCa(dir, role, values.force)]),
-  ) as Record<Role, { files: CertFiles; made: boolean }>;
-  const leaf = (role: Role, usage: "serverAuth" | "clientAuth", sans: string[]) =>
-    issueCert({
-      cert: join(dir, `${role}.pem`),
-      key: join(dir, `${role}.key`),
-      ca: cas[role].files,
-      commonName: `edgewise ${role}`,
-      sans,
-      usage: [usage],
-      days,
-    });
-  const sans = [...new Set(["DNS:localhost", "IP:127.0.0.1", ...extraSans])];
-  const actorHost = leaf("actor-host", "serverAuth", sans);
-  const gateway = leaf("gateway", "clientAuth", ["DNS:gateway.edgewise.internal"]);
-  const broker = leaf("broker", "clientAuth", ["DNS:broker.edgewise.internal"]);
-  const clientsCa = join(dir, "actor-host-clients-ca.pem");
-  writeFileAtomic(
-    clientsCa,
-    readFileSync(cas.gateway.files.cert, "utf8") + readFileSync(cas.broker.files.cert, "utf8"),
-    0o644,
-  );
-
-  // Paths only: key material is never printed.
-  const show = (path: string) => relative(process.cwd(), path) || path;
-  const lines = [
+  const made = new Set(roles.filter((role) => keepOrMakeCa(dir, role, values.force).made));
+  const leaves = issueLeaves(dir, { sans, days });
+  writeTrustBundles(dir);
+  const clients = join(dir, "actor-host-clients-ca.pem");
+  const servers = join(dir, "actor-host-ca-bundle.pem");
+  const rotating = roles.filter((role) => previousTrusted(dir, role));
+  return [
     `Mutual TLS certificates in ${show(dir)} (${version})`,
     ...roles.map(
-      (role) => `  ${role} CA: ${show(cas[role].files.cert)} (${cas[role].made ? "new" : "kept"})`,
+      (role) => `  ${role} CA: ${show(caFiles(dir, role).cert)} (${made.has(role) ? "new" : "kept"})`,
     ),
-    `  actor-host server cert: ${show(actorHost.cert)} (${days} days; SANs ${sans.join(", ")})`,
-    `  gateway client cert:    ${show(gateway.cert)}`,
-    `  broker client cert:     ${show(broker.cert)}`,
-    `  actor host trusts:      ${show(clientsCa)} (gateway CA + broker CA)`,
+    `  actor-host server cert: ${show(leaves["actor-host"].cert)} (${days} days; SANs ${sans.join(", ")})`,
+    `  gateway client cert:    ${show(leaves.gateway.cert)}`,
+    `  broker client cert:     ${show(leaves.broker.cert)}`,
+    "Trust bundles:",
+    ...bundleLines(dir),
     "",
     "Actor host:",
-    `  TLS_CERT_FILE=${show(actorHost.cert)}`,
-    `  TLS_KEY_FILE=${show(actorHost.key)}`,
-    `  TLS_CA_FILE=${show(clientsCa)}`,
+    `  TLS_CERT_FILE=${show(leaves["actor-host"].cert)}`,
+    `  TLS_KEY_FILE=${show(leaves["actor-host"].key)}`,
+    `  TLS_CA_FILE=${show(clients)}`,
     "Gateway:",
-    `  TLS_CERT_FILE=${show(gateway.cert)}`,
-    `  TLS_KEY_FILE=${show(gateway.key)}`,
-    `  TLS_CA_FILE=${show(cas["actor-host"].files.cert)}`,
+    `  TLS_CERT_FILE=${show(leaves.gateway.cert)}`,
+    `  TLS_KEY_FILE=${show(leaves.gateway.key)}`,
+    `  TLS_CA_FILE=${show(servers)}`,
     "  ACTOR_HOST_URL=https://127.0.0.1:<port>",
     "Broker (delivering to the actor host):",
-    `  TLS_CERT_FILE=${show(broker.cert)}`,
-    `  TLS_KEY_FILE=${show(broker.key)}`,
-    `  TLS_CA_FILE=${show(cas["actor-host"].files.cert)}`,
+    `  TLS_CERT_FILE=${show(leaves.broker.cert)}`,
+    `  TLS_KEY_FILE=${show(leaves.broker.key)}`,
+    `  TLS_CA_FILE=${show(servers)}`,
     "",
     "Run this again to rotate the leaf certificates; running processes pick up the new files.",
+    ...(values.force
+      ? [
+          "--force made new CAs: processes that still trust the old ones refuse the new certificates until they",
+          "reload the new bundles. To replace the CAs of a running deployment, use rotate-ca (SECURITY.md).",
+        ]
+      : []),
+    ...(rotating.length > 0
+      ? [
+          `A CA rotation is under way (${rotating.join(", ")}): these leaves are from the new CAs. Roll them out,`,
+          "then run: npm run certs -- retire-old-ca",
+        ]
+      : []),
   ];
+}
+
+function rotate(dir: string, given: string[]): string[] {
+  for (const role of given) {
+    if (!(roles as readonly string[]).includes(role))
+      throw new EdgewiseError("config.invalid", `--role must be one of ${roles.join(", ")} (got ${role})`);
+  }
+  const rotating = given.length > 0 ? [...new Set(given as Role[])] : [...roles];
+  const rotated = rotateCas(dir, rotating);
+  return [
+    `Rotating the ${rotating.join(", ")} CA${rotating.length > 1 ? "s" : ""} in ${show(dir)}: step 1 of 3 done`,
+    ...rotated.map(
+      (ca) =>
+        `  ${ca.role} CA: new ${show(ca.cert)} (${subject(ca.cert)}); the old one is kept in ${show(ca.previous)}`,
+    ),
+    "Trust bundles (old and new trusted alike):",
+    ...bundleLines(dir),
+    "The leaf certificates are unchanged, still from the old CAs.",
+    "",
+    "Next:",
+    "  1. Give every process its new trust bundle (the file its TLS_CA_FILE names) and wait until each has logged",
+    '     "tls: certificate files applied" trusting the new CA (or restart them one at a time).',
+    "  2. npm run certs: reissues the leaves from the new CAs. Roll them out the same way.",
+    "  3. npm run certs -- retire-old-ca: drops the old CAs from the bundles. Roll the bundles out.",
+  ];
+}
+
+function retire(dir: string): string[] {
+  const retired = retireOldCas(dir);
+  if (retired.length === 0) return [`No CA rotation under way in ${show(dir)}: nothing to retire.`];
+  return [
+    `Retired the previous ${retired.join(", ")} CA${retired.length > 1 ? "s" : ""} in ${show(dir)}: step 3 of 3 done`,
+    "Trust bundles:",
+    ...bundleLines(dir),
+    "Give every process its new trust bundle; once each has applied it, the old CAs are trusted nowhere.",
+  ];
+}
+
+function main(): void {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      out: { type: "string", default: ".edgewise/certs" },
+      san: { type: "string", multiple: true, default: [] },
+      force: { type: "boolean", default: false },
+      days: { type: "string", default: "90" },
+      role: { type: "string", multiple: true, default: [] },
+    },
+  });
+  const dir = resolve(values.out);
+  const [command = "issue", ...rest] = positionals;
+  if (rest.length > 0) throw new EdgewiseError("config.invalid", `unexpected arguments: ${rest.join(" ")}`);
+  // Paths and serials only: key material is never printed.
+  const lines =
+    command === "issue"
+      ? issue(dir, values)
+      : command === "rotate-ca"
+        ? rotate(dir, values.role)
+        : command === "retire-old-ca"
+          ? retire(dir)
+          : undefined;
+  if (!lines) {
+    throw new EdgewiseError(
+      "config.invalid",
+      `unknown command ${JSON.stringify(command)}: use no command (issue), rotate-ca or retire-old-ca`,
+    );
+  }
   console.log(lines.join("\n"));
 }
 
