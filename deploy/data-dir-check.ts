@@ -21,7 +21,7 @@ export function dataDirCheck(dataDir: string, critical: boolean): DependencyChec
     critical,
     failedAs: "unwritable",
     check: async () => {
-      await writeFile(probe, probeBytes);
+      await writeFile(probe, probeBytes, { mode: 0o600 });
       await rm(probe, { force: true });
     },
   };

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SqlDatabase } from "../actors/hosts/local/sql.ts";
 import { EdgewiseError } from "../shared/errors/index.ts";
+import { createPrivateFile } from "./data-dir-files.ts";
 
 /**
  * What a lock guards. `pglite`: the embedded Postgres's files, which two Postgres instances would write over each
@@ -37,6 +38,8 @@ export function lockDataDir(
   const holderFile = `${path}.pid`;
   let db: SqlDatabase | undefined;
   try {
+    // 0600 before SQLite makes it 0644 (its journal takes the file's mode): data-dir-files.ts.
+    createPrivateFile(path);
     db = openDb(path);
     db.exec(
       "PRAGMA busy_timeout = 0; PRAGMA journal_mode = DELETE; PRAGMA locking_mode = EXCLUSIVE; " +

@@ -20,6 +20,7 @@ import {
 } from "../actors/runtime/index.ts";
 import { createApp, type GatewayApp, securityReporters } from "../edge/app.ts";
 import { dataDirCheck } from "./data-dir-check.ts";
+import { createPrivateFile, describeTightened, tightenDataDir } from "./data-dir-files.ts";
 import { localInspector, topologyOf } from "../edge/console/local.ts";
 import type { ConsoleEventLog, ConsoleOptions, ConsoleTraces } from "../edge/console/index.tsx";
 import { guardedRedis } from "../edge/middleware/rate-limit/guarded-redis.ts";
@@ -229,6 +230,25 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   const dataDir = resolve(config.EDGEWISE_DATA_DIR);
   const openDataDir = privateDataDir(dataDir);
   if (openDataDir) logger.warn(openDataDir);
+  // Files an earlier version left readable by others (it made SQLite's 0644, PGlite's 0666): private from now on.
+  const tightened = tightenDataDir(dataDir);
+  if (tightened.changed.length > 0) {
+    logger.warn(
+      `data dir: ${tightened.changed.length} files and directories could be read by other users; made them 0600 (directories 0700)`,
+      { dataDir, paths: describeTightened(dataDir, tightened.changed) },
+    );
+  }
+  if (tightened.failed.length > 0) {
+    logger.warn("data dir: some files could not be made private (0600); chmod them by hand", {
+      dataDir,
+      paths: tightened.failed.slice(0, 20),
+    });
+  }
+  // SQLite files made 0600 before SQLite opens them: it creates them 0644, and their -wal and -shm take that mode.
+  const openPrivateDb = (path: string, sync: SyncMode) => {
+    createPrivateFile(path);
+    return options.openActorDb(path, sync);
+  };
   // One process at a time on the embedded Postgres and on the local actors; released last, once they are closed.
   const openLockDb = (path: string) => options.openActorDb(path, "NORMAL");
   for (const part of [
@@ -257,7 +277,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
     (options.tracing ?? tracingEnabled())
       ? startNodeTracing({
           dataDir,
-          openDb: options.openActorDb,
+          openDb: openPrivateDb,
           onError: (error) =>
             logger.warn("trace store: a write failed; those spans are not kept", {
               error: errorFields(error),
@@ -442,7 +462,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   }
   const actorDb = config.ACTOR_HOST_URL
     ? undefined
-    : options.openActorDb(join(dataDir, "actors.db"), config.EDGEWISE_SQLITE_SYNC);
+    : openPrivateDb(join(dataDir, "actors.db"), config.EDGEWISE_SQLITE_SYNC);
   const host = !actorDb
     ? undefined
     : new LocalActorHost({

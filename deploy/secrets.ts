@@ -17,9 +17,9 @@ export interface JwtSecret {
 }
 
 /**
- * Makes the data dir, private to this user (0700): it holds the node's secrets, its databases and their WAL, whose
- * files PGlite and SQLite make readable by all. A dir that already exists is left as it is, with a warning if
- * others may enter it (its mode may be the operator's choice, e.g. for backups).
+ * Makes the data dir, private to this user (0700): it holds the node's secrets, its databases and their WAL. A dir
+ * that already exists is left as it is, with a warning if others may enter it (its mode may be the operator's
+ * choice, e.g. for backups); the files in it are private whatever its mode (data-dir-files.ts).
  */
 export function privateDataDir(dataDir: string): string | undefined {
   if (!existsSync(dataDir)) mkdirSync(dataDir, { recursive: true, mode: 0o700 });

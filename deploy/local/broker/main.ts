@@ -1,5 +1,6 @@
 // CLI: `npx bun deploy/local/broker/main.ts` runs the QStash-compatible broker, configured from the environment.
 import { openBunSqlite } from "../../../actors/hosts/local/sqlite-bun.ts";
+import { describeTightened, tightenDataDir } from "../../data-dir-files.ts";
 import { type DataDirLock, lockDataDir } from "../../data-dir-lock.ts";
 import { exitOnStartFailure } from "../../start-failure.ts";
 import { stopOnSignals } from "../../shutdown.ts";
@@ -124,6 +125,19 @@ try {
     : lockDataDir(dataDir, "pglite", (path) => openBunSqlite(path, "NORMAL"));
 } catch (error) {
   failed(error);
+}
+if (pgliteLock) {
+  // As a node does: files an earlier version left readable by others (PGlite's were 0666) made private.
+  const { changed, failed: left } = tightenDataDir(dataDir);
+  if (changed.length > 0) {
+    console.warn(
+      `[broker] data dir ${dataDir}: ${changed.length} files and directories could be read by other users; made them 0600 (directories 0700): ${describeTightened(dataDir, changed).join(", ")}`,
+    );
+  }
+  if (left.length > 0)
+    console.warn(
+      `[broker] data dir: could not make private (chmod them by hand): ${left.slice(0, 20).join(", ")}`,
+    );
 }
 const broker = await startBroker({
   port: settings.port,

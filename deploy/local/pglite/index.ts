@@ -3,6 +3,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+import { tightenTree } from "../../data-dir-files.ts";
 import { openPGlite, type PGliteSync } from "./durable.ts";
 import { PGliteWire } from "./wire.ts";
 
@@ -44,16 +45,26 @@ export interface EmbeddedPostgres {
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const dir = join(options.dataDir, "pglite");
-  // Private to this user, with any parent it makes: PGlite makes its files readable by all.
+  // Private to this user, with any parent it makes: PGlite makes its files readable by all (0666 from its
+  // template, 0644 for those it writes later), so its tree is tightened once it has opened and once it has closed.
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const { db, fsyncs } = await openPGlite(dir, options.sync ?? "FULL");
+  tightenTree(dir);
+  const close = async () => {
+    try {
+      await db.close();
+    } finally {
+      tightenTree(dir);
+    }
+  };
   const maxConnections = 1;
-  if ((options.transport ?? "in-process") === "in-process") return inProcess(db, maxConnections, fsyncs);
+  if ((options.transport ?? "in-process") === "in-process")
+    return inProcess(db, close, maxConnections, fsyncs);
   const server = new PGLiteSocketServer({ db, host: "127.0.0.1", port: options.port ?? 0, maxConnections });
   try {
     await server.start();
   } catch (error) {
-    await db.close();
+    await close();
     throw error;
   }
   const port = Number(server.getServerConn().split(":").at(-1));
@@ -66,13 +77,18 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       if (stopped) return;
       stopped = true;
       await server.stop();
-      await db.close();
+      await close();
     },
   };
 }
 
 /** The same single connection as over TCP, and the same refusal of a second one while it is open. */
-function inProcess(db: PGlite, maxConnections: number, fsyncs: () => number): EmbeddedPostgres {
+function inProcess(
+  db: PGlite,
+  close: () => Promise<void>,
+  maxConnections: number,
+  fsyncs: () => number,
+): EmbeddedPostgres {
   const open = new Set<PGliteWire>();
   let stopped = false;
   return {
@@ -94,7 +110,7 @@ function inProcess(db: PGlite, maxConnections: number, fsyncs: () => number): Em
       if (stopped) return;
       stopped = true;
       for (const wire of open) wire.destroy();
-      await db.close();
+      await close();
     },
   };
 }
