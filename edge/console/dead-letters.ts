@@ -1,6 +1,7 @@
 // What a dead letter is to an operator: the actor or consumer it was for, its message type, and what the part of the
 // system behind that target says it is (a webhook subscription's URL), besides the broker's internal delivery URL.
 import { type ActorAddress, parseAddress } from "../../actors/runtime/index.ts";
+import { maskSecrets, redacted } from "../../shared/telemetry/log/index.ts";
 import type { TargetDescription } from "./types.ts";
 
 /** A dead letter as the broker's REST API lists it (`GET /v2/dlq`, QStash's shape): the fields the console reads. */
@@ -94,4 +95,35 @@ function urlTarget(url: string): ActorAddress | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A target's URL as the page shows it: its scheme, host and path (long token-shaped runs in the path masked, as in
+ * logs), each query parameter by name with its value masked, and no userinfo or fragment. A subscriber's receiver
+ * is often authenticated by a short token in its URL (`?token=…`, `?code=…`, `?sig=…`) that no token shape
+ * recognizes, and which parameter holds it is the subscriber's choice: so every value goes, the names stay.
+ * Hand-written rather than through URL's setters, which would percent-encode the mask.
+ */
+export function maskedUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return maskSecrets(text);
+  }
+  const userinfo = url.username || url.password ? `${redacted}@` : "";
+  const query = url.search
+    ? `?${url.search
+        .slice(1)
+        .split("&")
+        .map((pair) => {
+          const equals = pair.indexOf("=");
+          return equals === -1
+            ? pair
+            : `${pair.slice(0, equals)}=${equals === pair.length - 1 ? "" : redacted}`;
+        })
+        .join("&")}`
+    : "";
+  const fragment = url.hash ? `#${redacted}` : "";
+  return `${url.protocol}//${userinfo}${url.host}${maskSecrets(url.pathname)}${query}${fragment}`;
 }

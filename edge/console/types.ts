@@ -70,7 +70,7 @@ export interface ConsoleEventLog {
 export interface TargetDescription {
   /** What the target is, e.g. `webhook subscription whsub_…`. */
   label: string;
-  /** Where its messages end up outside the system, e.g. the subscriber's URL; shown with credentials masked. */
+  /** Where its messages end up outside the system, e.g. the subscriber's URL; shown with its query values masked. */
   url?: string;
   /** A remark, e.g. that the subscription was deleted. */
   note?: string;

@@ -2,8 +2,7 @@
 import type { Child, FC } from "hono/jsx";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import type { BreakerSnapshot } from "../../shared/resilience/index.ts";
-import { maskSecrets } from "../../shared/telemetry/log/index.ts";
-import type { ListedDeadLetter } from "./dead-letters.ts";
+import { type ListedDeadLetter, maskedUrl } from "./dead-letters.ts";
 import type { ActorInspection, ConsoleSpan, ConsoleTopology, TraceSummary } from "./types.ts";
 
 /** `refresh`: an address of this origin the page moves on to at once (a navigation this origin starts). */
@@ -367,7 +366,7 @@ const QueueTables: FC<{
 
 /**
  * A dead letter's target as an operator knows it: what the system says it is (a webhook subscription and the URL
- * it posts to, credentials masked), else the actor's address; the broker's delivery URL only when neither is known.
+ * it posts to, its query values masked: maskedUrl), else the actor's address; the broker's delivery URL only when neither is known.
  */
 const DeadLetterTarget: FC<{ letter: ListedDeadLetter }> = ({ letter }) => {
   const { description, target } = letter;
@@ -377,7 +376,7 @@ const DeadLetterTarget: FC<{ letter: ListedDeadLetter }> = ({ letter }) => {
       {description ? (
         <>
           <div>{description.label}</div>
-          {description.url ? <div class="mono">{maskSecrets(description.url)}</div> : null}
+          {description.url ? <div class="mono">{maskedUrl(description.url)}</div> : null}
           {description.note ? <div class="muted">{description.note}</div> : null}
         </>
       ) : (
