@@ -148,6 +148,49 @@ test("tightening: files and the node's trees lose group and other bits; symlinks
   expect(mode(join(dataDir, "traces.db"))).toBe(0o600);
 });
 
+test("tightening a data dir whose PGlite another process is writing skips the files removed meanwhile", async () => {
+  // A node starts by tightening its data dir, before it takes the dir's locks: beside a node that still runs there
+  // (an upgrade that did not wait for the old one to exit), it must get to the lock and be refused as "in use", not
+  // fail on a file the running Postgres removed between listing its directory and reading its mode.
+  const dataDir = openDir("busy");
+  const pglite = join(dataDir, "pglite");
+  mkdirSync(pglite);
+  // A real PGlite in its own process, creating and dropping tables (each a relation file) and checkpointing.
+  const churn = Bun.spawn(
+    [
+      process.execPath,
+      "-e",
+      `const { PGlite } = await import(${JSON.stringify(join(root, "node_modules/@electric-sql/pglite/dist/index.js"))});
+      const db = await PGlite.create(${JSON.stringify(pglite)});
+      console.log("ready");
+      for (let i = 0; ; i++) {
+        await db.exec(\`CREATE TABLE t_\${i % 50} (a int); INSERT INTO t_\${i % 50} SELECT generate_series(1, 100); DROP TABLE t_\${i % 50};\`);
+        if (i % 20 === 0) await db.exec("CHECKPOINT");
+      }`,
+    ],
+    { stdout: "pipe", stderr: "inherit" },
+  );
+  try {
+    const ready = await churn.stdout.getReader().read();
+    expect(new TextDecoder().decode(ready.value)).toContain("ready");
+    const refusals: string[] = [];
+    for (let run = 0; run < 1_500; run++) {
+      try {
+        const { failed } = tightenDataDir(dataDir);
+        // A file that is gone was not left readable by anyone: nothing to report either.
+        refusals.push(...failed);
+      } catch (error) {
+        refusals.push(String(error));
+      }
+      await Bun.sleep(1);
+    }
+    expect(refusals).toEqual([]);
+  } finally {
+    churn.kill("SIGKILL");
+    await churn.exited;
+  }
+}, 60_000);
+
 test("a Deno node's files in an open data dir are 0600 and its directories 0700", async () => {
   const dataDir = openDir("deno");
   const node = await startProcess(denoEntryCommand(root), {

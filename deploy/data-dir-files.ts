@@ -25,8 +25,21 @@ export interface Tightened {
 
 const open = 0o077;
 
+/**
+ * A file removed while the tree is walked: a node tightens its data dir at start, before it takes the dir's locks,
+ * so a Postgres still running there (another node's) may drop a table's file between the listing and the lstat.
+ * Nothing is left to tighten, and the start goes on to the lock, which says the dir is in use.
+ */
+const gone = (error: unknown) => (error as { code?: string } | null)?.code === "ENOENT";
+
 function tighten(path: string, into: Tightened): boolean {
-  const stat = lstatSync(path);
+  let stat: ReturnType<typeof lstatSync>;
+  try {
+    stat = lstatSync(path);
+  } catch (error) {
+    if (gone(error)) return false;
+    throw error;
+  }
   // A symlink's mode means nothing, and chmod would follow it out of the data dir.
   if (stat.isSymbolicLink()) return false;
   if ((stat.mode & open) !== 0) {
@@ -34,7 +47,7 @@ function tighten(path: string, into: Tightened): boolean {
       chmodSync(path, stat.mode & 0o700);
       into.changed.push(path);
     } catch (error) {
-      into.failed.push(`${path}: ${(error as { code?: string }).code ?? String(error)}`);
+      if (!gone(error)) into.failed.push(`${path}: ${(error as { code?: string }).code ?? String(error)}`);
     }
   }
   return stat.isDirectory();
@@ -43,7 +56,14 @@ function tighten(path: string, into: Tightened): boolean {
 /** Removes group and other permissions from `dir` and everything under it; symlinks are not followed. */
 export function tightenTree(dir: string, into: Tightened = { changed: [], failed: [] }): Tightened {
   if (!tighten(dir, into)) return into;
-  for (const name of readdirSync(dir)) tightenTree(join(dir, name), into);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (error) {
+    if (gone(error)) return into;
+    throw error;
+  }
+  for (const name of names) tightenTree(join(dir, name), into);
   return into;
 }
 
