@@ -230,20 +230,6 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   const dataDir = resolve(config.EDGEWISE_DATA_DIR);
   const openDataDir = privateDataDir(dataDir);
   if (openDataDir) logger.warn(openDataDir);
-  // Files an earlier version left readable by others (it made SQLite's 0644, PGlite's 0666): private from now on.
-  const tightened = tightenDataDir(dataDir);
-  if (tightened.changed.length > 0) {
-    logger.warn(
-      `data dir: ${tightened.changed.length} files and directories could be read by other users; made them 0600 (directories 0700)`,
-      { dataDir, paths: describeTightened(dataDir, tightened.changed) },
-    );
-  }
-  if (tightened.failed.length > 0) {
-    logger.warn("data dir: some files could not be made private (0600); chmod them by hand", {
-      dataDir,
-      paths: tightened.failed.slice(0, 20),
-    });
-  }
   // SQLite files made 0600 before SQLite opens them: it creates them 0644, and their -wal and -shm take that mode.
   const openPrivateDb = (path: string, sync: SyncMode) => {
     createPrivateFile(path);
@@ -257,6 +243,21 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   ]) {
     const lock = lockDataDir(dataDir, part, openLockDb);
     stops.push(() => lock.release());
+  }
+  // Files an earlier version left readable by others (it made SQLite's 0644, PGlite's 0666): private from now on.
+  // After the locks: a node still running on this dir is refused first, instead of its files changing under the walk.
+  const tightened = tightenDataDir(dataDir);
+  if (tightened.changed.length > 0) {
+    logger.warn(
+      `data dir: ${tightened.changed.length} files and directories could be read by other users; made them 0600 (directories 0700)`,
+      { dataDir, paths: describeTightened(dataDir, tightened.changed) },
+    );
+  }
+  if (tightened.failed.length > 0) {
+    logger.warn("data dir: some files could not be made private (0600); chmod them by hand", {
+      dataDir,
+      paths: tightened.failed.slice(0, 20),
+    });
   }
   // One actor host per shared database: a second node hosting actors there would keep its own copy of each.
   if (config.DATABASE_URL && !config.ACTOR_HOST_URL) {
