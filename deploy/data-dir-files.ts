@@ -26,9 +26,10 @@ export interface Tightened {
 const open = 0o077;
 
 /**
- * A file removed while the tree is walked: a node tightens its data dir at start, before it takes the dir's locks,
- * so a Postgres still running there (another node's) may drop a table's file between the listing and the lstat.
- * Nothing is left to tighten, and the start goes on to the lock, which says the dir is in use.
+ * A file removed while the tree is walked: nothing is left to tighten. A node and `npm run broker` walk the data dir
+ * only once they hold its locks, but a process that takes none (a node of a version from before the lock, which the
+ * broker's PGlite lock cannot see) may still drop a file between the listing and the lstat: that must not stop the
+ * start.
  */
 const gone = (error: unknown) => (error as { code?: string } | null)?.code === "ENOENT";
 

@@ -99,7 +99,7 @@ function urlTarget(url: string): ActorAddress | undefined {
 
 /**
  * A target's URL as the page shows it: its scheme, host and path (long token-shaped runs in the path masked, as in
- * logs), each query parameter by name with its value masked, and no userinfo or fragment. A subscriber's receiver
+ * logs), each query parameter by name with its value masked, and any userinfo or fragment masked whole. A subscriber's receiver
  * is often authenticated by a short token in its URL (`?token=…`, `?code=…`, `?sig=…`) that no token shape
  * recognizes, and which parameter holds it is the subscriber's choice: so every value goes, the names stay.
  * Hand-written rather than through URL's setters, which would percent-encode the mask.
