@@ -25,6 +25,7 @@ export function defaultDeliveryConcurrency(onEmbeddedPglite: boolean): number {
 }
 
 import type { Serve } from "../../serve.ts";
+import type { TlsFiles, TlsMaterial } from "../../tls.ts";
 import type { PGliteSync } from "../pglite/durable.ts";
 import type { Sql } from "./db.ts";
 
@@ -100,6 +101,12 @@ export interface BrokerOptions {
   deliverAfter?: Promise<unknown>;
   /** How the broker listens for HTTP. Default: Bun.serve (Deno passes deploy/deno/serve.ts). */
   serve?: Serve;
+  /**
+   * Serve the API over HTTPS with this certificate, followed as its files are rotated (a new listener on the same
+   * port, deploy/bun/serve.ts); `url` is then https. No client certificate is asked for: the token authenticates
+   * publishers. `onApplied` is told once a rotated certificate serves every new connection.
+   */
+  tls?: { files: TlsFiles; onApplied?: (material: TlsMaterial) => void };
   /** Where operational warnings go. Default console.error. */
   log?: (message: string) => void;
   /**

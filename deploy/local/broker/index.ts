@@ -132,6 +132,15 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
         if (peer.address) peers.set(req, peer.address);
         return handle(req, ctx);
       },
+      ...(options.tls
+        ? {
+            tls: {
+              files: options.tls.files,
+              requireClientCert: false,
+              ...(options.tls.onApplied ? { onApplied: options.tls.onApplied } : {}),
+            },
+          }
+        : {}),
     });
     if (options.deliverAfter)
       void options.deliverAfter.then(() => {
@@ -151,7 +160,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     const port = server.port;
     let stopping: Promise<void> | undefined;
     return {
-      url: `http://${config.hostname}:${port}`,
+      url: `${options.tls ? "https" : "http"}://${config.hostname}:${port}`,
       port,
       token: config.token,
       currentSigningKey: config.currentSigningKey,

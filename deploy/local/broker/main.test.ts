@@ -3,9 +3,16 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../../../test/broker/helpers.ts";
+import { startProcess } from "../../../test/e2e/process.ts";
+import { issueCert, makeCa } from "../certs/openssl.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "edgewise-broker-cli-"));
-afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+const schemas: string[] = [];
+afterAll(async () => {
+  rmSync(dataDir, { recursive: true, force: true });
+  for (const schema of schemas) await dropSchema(schema);
+});
 
 async function start(settings: Record<string, string>) {
   const child = Bun.spawn([process.execPath, join(import.meta.dir, "main.ts")], {
@@ -28,6 +35,10 @@ describe("the broker's CLI settings", () => {
   test.each([
     [{ TLS_CA_FILE: "/nonexistent/ca.pem" }, "TLS_CA_FILE (mutual TLS) needs TLS_CERT_FILE and TLS_KEY_FILE"],
     [{ TLS_CERT_FILE: "/nonexistent/cert.pem" }, "TLS_CERT_FILE and TLS_KEY_FILE go together"],
+    [
+      { QSTASH_TLS_CERT_FILE: "/nonexistent/cert.pem" },
+      "QSTASH_TLS_CERT_FILE and QSTASH_TLS_KEY_FILE go together",
+    ],
     [{ QSTASH_PORT: "eighty" }, 'QSTASH_PORT is not valid (got "eighty")'],
     [{ QSTASH_TIME_SCALE: "0" }, 'QSTASH_TIME_SCALE is not valid (got "0")'],
     [{ EDGEWISE_PGLITE_SYNC: "SOMETIMES" }, "EDGEWISE_PGLITE_SYNC must be FULL or NORMAL"],
@@ -75,5 +86,83 @@ describe("the broker's CLI settings", () => {
     } finally {
       holder.stop(true);
     }
+  });
+
+  test("a client certificate as the API's (QSTASH_TLS_CERT_FILE=broker.pem) is refused by name, exit code 78", async () => {
+    const ca = makeCa({
+      cert: join(dataDir, "ca.pem"),
+      key: join(dataDir, "ca.key"),
+      commonName: "Edgewise broker CA",
+    });
+    const client = issueCert({
+      cert: join(dataDir, "broker.pem"),
+      key: join(dataDir, "broker.key"),
+      ca,
+      commonName: "edgewise broker",
+      usage: ["clientAuth"],
+    });
+    const { code, stdout, lines } = await start({
+      QSTASH_TLS_CERT_FILE: client.cert,
+      QSTASH_TLS_KEY_FILE: client.key,
+    });
+    expect(code).toBe(78);
+    expect(lines[0]).toStartWith("[edgewise] could not start: config.invalid: QSTASH_TLS_CERT_FILE");
+    expect(stdout).not.toContain("broker running");
+  });
+});
+
+// Beyond loopback in plain HTTP, the token and every message cross the network in clear: warned, not refused (a
+// private network, or TLS terminated in front of the broker, may be the operator's choice). With its own server
+// certificate the broker serves HTTPS, and says nothing.
+describe("the broker's API beyond loopback", () => {
+  const running = async (settings: Record<string, string>) => {
+    const schema = uniqueSchema("broker_cli");
+    schemas.push(schema);
+    const broker = await startProcess([process.execPath, join(import.meta.dir, "main.ts")], {
+      cwd: import.meta.dir,
+      pattern: /QSTASH_URL=(\S+)/,
+      env: {
+        DATABASE_URL: TEST_DATABASE_URL,
+        QSTASH_DB_SCHEMA: schema,
+        QSTASH_PORT: "0",
+        QSTASH_HOST: "0.0.0.0",
+        QSTASH_TOKEN: crypto.randomUUID(),
+        ...settings,
+      },
+      timeoutMs: 15_000,
+    });
+    const output = broker.output();
+    await broker.kill("SIGTERM");
+    return { url: broker.match, output };
+  };
+
+  test("over plain HTTP it starts, and warns that the token and messages cross the network in clear", async () => {
+    const { url, output } = await running({});
+    expect(url).toStartWith("http://");
+    expect(output).toContain("QSTASH_HOST 0.0.0.0 is reachable beyond this machine over plain HTTP");
+    expect(output).toContain("QSTASH_TLS_CERT_FILE");
+  });
+
+  test("with QSTASH_TLS_CERT_FILE it serves https, and does not warn", async () => {
+    const ca = makeCa({
+      cert: join(dataDir, "ca2.pem"),
+      key: join(dataDir, "ca2.key"),
+      commonName: "Edgewise broker CA",
+    });
+    const server = issueCert({
+      cert: join(dataDir, "broker-server.pem"),
+      key: join(dataDir, "broker-server.key"),
+      ca,
+      commonName: "edgewise broker-server",
+      sans: ["IP:127.0.0.1"],
+      usage: ["serverAuth"],
+    });
+    const { url, output } = await running({
+      QSTASH_TLS_CERT_FILE: server.cert,
+      QSTASH_TLS_KEY_FILE: server.key,
+    });
+    expect(url).toStartWith("https://");
+    expect(output).toContain("[broker] https: server certificate loaded: presents edgewise broker-server");
+    expect(output).not.toContain("plain HTTP");
   });
 });

@@ -1,4 +1,5 @@
 // CLI: `npx bun deploy/local/broker/main.ts` runs the QStash-compatible broker, configured from the environment.
+import { X509Certificate } from "node:crypto";
 import { openBunSqlite } from "../../../actors/hosts/local/sqlite-bun.ts";
 import { describeTightened, tightenDataDir } from "../../data-dir-files.ts";
 import { type DataDirLock, lockDataDir } from "../../data-dir-lock.ts";
@@ -7,7 +8,7 @@ import { stopOnSignals } from "../../shutdown.ts";
 import { parseConfig } from "../../../shared/config/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { isLoopbackHost } from "../../../shared/net/ip.ts";
-import { mtlsFetch, type TlsMaterial, tlsSummary, watchTlsFiles } from "../../tls.ts";
+import { mtlsFetch, type TlsMaterial, type TlsPaths, tlsSummary, watchTlsFiles } from "../../tls.ts";
 import {
   DEV_CURRENT_SIGNING_KEY,
   DEV_NEXT_SIGNING_KEY,
@@ -31,6 +32,9 @@ function number(name: string, fallback: number, check: (n: number) => boolean): 
   }
   return value;
 }
+
+/** The extended key usage of a certificate that may serve TLS (id-kp-serverAuth). */
+const serverAuth = "1.3.6.1.5.5.7.3.1";
 
 const env = (name: string) => (process.env[name] === "" ? undefined : process.env[name]);
 
@@ -68,6 +72,15 @@ function readSettings() {
       "TLS_CA_FILE (mutual TLS) needs TLS_CERT_FILE and TLS_KEY_FILE, the broker's client certificate",
     );
   }
+  // Serving the API over HTTPS: a server certificate of its own, not the client certificate above (another usage, and
+  // the names of the broker's address). Nodes trust its CA with QSTASH_CA_FILE. Reloaded when the files change.
+  const [serverCert, serverKey] = [env("QSTASH_TLS_CERT_FILE"), env("QSTASH_TLS_KEY_FILE")];
+  if ((serverCert === undefined) !== (serverKey === undefined)) {
+    throw settingError(
+      serverCert ? "QSTASH_TLS_KEY_FILE" : "QSTASH_TLS_CERT_FILE",
+      "QSTASH_TLS_CERT_FILE and QSTASH_TLS_KEY_FILE go together",
+    );
+  }
   // The qstash dev token is public (Upstash's docs): on a broker reachable from other machines it would let anyone
   // publish, and the broker signs and delivers what they publish, with its broker-role certificate, so an actor
   // host's mutual TLS and signature checks admit it. Beyond loopback, a token of one's own is required.
@@ -92,6 +105,7 @@ function readSettings() {
     ),
     tlsFiles:
       certFile && keyFile ? { cert: certFile, key: keyFile, ...(caFile ? { ca: caFile } : {}) } : undefined,
+    serverTlsFiles: serverCert && serverKey ? { cert: serverCert, key: serverKey } : undefined,
   };
 }
 
@@ -101,12 +115,18 @@ try {
 } catch (error) {
   failed(error);
 }
-const { tlsFiles, token } = settings;
-const tls = tlsFiles
-  ? watchTlsFiles(tlsFiles, {
-      onError: (error) => console.warn("[broker] tls: a rotated certificate was not applied:", error),
-    })
-  : undefined;
+const { tlsFiles, serverTlsFiles, token } = settings;
+const watchOrFail = (paths: TlsPaths | undefined, what: string) => {
+  if (!paths) return undefined;
+  try {
+    return watchTlsFiles(paths, {
+      onError: (error) => console.warn(`[broker] tls: a rotated ${what} was not applied:`, error),
+    });
+  } catch (error) {
+    failed(error);
+  }
+};
+const tls = watchOrFail(tlsFiles, "client certificate");
 if (tls) {
   // As a node logs it: the line an operator waits for during a CA rotation (SECURITY.md, "Rotating a role CA").
   const applied = (what: string) => (material: TlsMaterial) => {
@@ -115,6 +135,31 @@ if (tls) {
   };
   applied("loaded")(tls.current());
   tls.onChange(applied("applied"));
+}
+// The API's own certificate: logged apart, as a listener's, once a rotated one serves every new connection.
+const serverTls = watchOrFail(serverTlsFiles, "server certificate");
+const serverApplied = (what: string) => (material: TlsMaterial) =>
+  console.log(`[broker] https: server certificate ${what}: presents ${tlsSummary(material).presents}`);
+if (serverTls) {
+  // A client certificate there (broker.pem, for deliveries, instead of broker-server.pem) would be refused by every
+  // node at the handshake, with a message about the node: said here instead, by name.
+  const usages = new X509Certificate(serverTls.current().cert).keyUsage;
+  if (usages !== undefined && !usages.includes(serverAuth)) {
+    failed(
+      settingError(
+        "QSTASH_TLS_CERT_FILE",
+        `QSTASH_TLS_CERT_FILE holds a certificate that may not serve TLS (no serverAuth in its extended key usage): a client certificate? npm run certs issues the broker's as broker-server.pem`,
+      ),
+    );
+  }
+  serverApplied("loaded")(serverTls.current());
+}
+// Beyond loopback in plain HTTP, the token and every message body cross the network in clear. Warned, not refused:
+// a broker on a private network, or behind a proxy that terminates TLS, may be what its operator chose.
+if (!serverTls && !isLoopbackHost(settings.host)) {
+  console.warn(
+    `[broker] warning: QSTASH_HOST ${settings.host} is reachable beyond this machine over plain HTTP: QSTASH_TOKEN and every message body cross the network in clear. Set QSTASH_TLS_CERT_FILE and QSTASH_TLS_KEY_FILE to serve HTTPS (npm run certs issues broker-server.pem), unless TLS is terminated in front of the broker.`,
+  );
 }
 // On PGlite, one process at a time on the data dir's embedded Postgres (a node on the same dir included). Kept
 // referenced until the broker stops: a collected connection would close, and its lock go with it.
@@ -152,6 +197,7 @@ const broker = await startBroker({
   timeScale: settings.timeScale,
   deliveryConcurrency: settings.deliveryConcurrency,
   ...(tls ? { fetch: mtlsFetch(tls) } : {}),
+  ...(serverTls ? { tls: { files: serverTls, onApplied: serverApplied("applied") } } : {}),
 }).catch(failed);
 
 // Only the public development defaults are printed; a token or key given by the user never is.
@@ -174,4 +220,5 @@ stopOnSignals(async () => {
   await broker.stop();
   pgliteLock?.release();
   tls?.close();
+  serverTls?.close();
 });
