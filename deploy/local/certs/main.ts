@@ -1,6 +1,7 @@
-// CLI: `npm run certs [-- --out <dir>] [--san <SAN>]... [--days N] [--force]` makes the mutual TLS certificates of a
-// split deployment; `npm run certs -- rotate-ca [--role <role>]...` and `npm run certs -- retire-old-ca` rotate
-// the role CAs without downtime (roles.ts; the procedure is in SECURITY.md, "Rotating a role CA").
+// CLI: `npm run certs [-- --out <dir>] [--san <SAN>]... [--broker-san <SAN>]... [--days N] [--force]` makes the TLS
+// certificates of a split deployment (mutual TLS to actor hosts, HTTPS to the broker's API); `npm run certs --
+// rotate-ca [--role <role>]...` and `npm run certs -- retire-old-ca` rotate the role CAs without downtime (roles.ts;
+// the procedure is in SECURITY.md, "Rotating a role CA").
 //
 // Existing CAs are kept unless --force; leaf certificates are reissued on every run, so re-running rotates them
 // (running processes follow the files).
@@ -14,6 +15,7 @@ import {
   caFiles,
   issueLeaves,
   keepOrMakeCa,
+  localSans,
   previousCaFile,
   previousSans,
   type Role,
@@ -42,34 +44,47 @@ function bundleLines(dir: string): string[] {
 
 const previousTrusted = (dir: string, role: Role) => existsSync(previousCaFile(dir, role));
 
-/** The default command: CAs kept (or made), every leaf reissued, the bundles written. */
-function issue(dir: string, values: { san: string[]; force: boolean; days: string }): string[] {
-  const days = Number(values.days);
-  if (!Number.isInteger(days) || days < 1)
-    throw new EdgewiseError("config.invalid", "--days must be a positive integer");
-  const given = values.san
+/**
+ * A server certificate's SANs: the local ones, and those given, or else those its previous certificate had, so that a
+ * rotation without --san (--broker-san) never drops a name silently.
+ */
+function serverSans(dir: string, leaf: "actor-host" | "broker-server", given: string[]): string[] {
+  const named = given
     .flatMap((value) => value.split(","))
     .filter(Boolean)
     .map(normalizeSan);
-  // A rotation without --san keeps the actor host's previous names, so a re-run never drops one silently.
-  const sans = [
-    ...new Set(["DNS:localhost", "IP:127.0.0.1", ...(given.length > 0 ? given : previousSans(dir))]),
-  ];
+  return [...new Set([...localSans, ...(named.length > 0 ? named : previousSans(dir, leaf))])];
+}
+
+/** The default command: CAs kept (or made), every leaf reissued, the bundles written. */
+function issue(
+  dir: string,
+  values: { san: string[]; "broker-san": string[]; force: boolean; days: string },
+): string[] {
+  const days = Number(values.days);
+  if (!Number.isInteger(days) || days < 1)
+    throw new EdgewiseError("config.invalid", "--days must be a positive integer");
+  const sans = {
+    "actor-host": serverSans(dir, "actor-host", values.san),
+    "broker-server": serverSans(dir, "broker-server", values["broker-san"]),
+  };
   const version = opensslVersion().split(" (")[0];
   const made = new Set(roles.filter((role) => keepOrMakeCa(dir, role, values.force).made));
   const leaves = issueLeaves(dir, { sans, days });
   writeTrustBundles(dir);
   const clients = join(dir, "actor-host-clients-ca.pem");
   const servers = join(dir, "actor-host-ca-bundle.pem");
+  const brokers = join(dir, "broker-ca-bundle.pem");
   const rotating = roles.filter((role) => previousTrusted(dir, role));
   return [
-    `Mutual TLS certificates in ${show(dir)} (${version})`,
+    `TLS certificates in ${show(dir)} (${version})`,
     ...roles.map(
       (role) => `  ${role} CA: ${show(caFiles(dir, role).cert)} (${made.has(role) ? "new" : "kept"})`,
     ),
-    `  actor-host server cert: ${show(leaves["actor-host"].cert)} (${days} days; SANs ${sans.join(", ")})`,
+    `  actor-host server cert: ${show(leaves["actor-host"].cert)} (${days} days; SANs ${sans["actor-host"].join(", ")})`,
     `  gateway client cert:    ${show(leaves.gateway.cert)}`,
     `  broker client cert:     ${show(leaves.broker.cert)}`,
+    `  broker server cert:     ${show(leaves["broker-server"].cert)} (SANs ${sans["broker-server"].join(", ")})`,
     "Trust bundles:",
     ...bundleLines(dir),
     "",
@@ -82,10 +97,15 @@ function issue(dir: string, values: { san: string[]; force: boolean; days: strin
     `  TLS_KEY_FILE=${show(leaves.gateway.key)}`,
     `  TLS_CA_FILE=${show(servers)}`,
     "  ACTOR_HOST_URL=https://127.0.0.1:<port>",
-    "Broker (delivering to the actor host):",
+    "Broker (delivering to the actor host, and serving its API over https):",
     `  TLS_CERT_FILE=${show(leaves.broker.cert)}`,
     `  TLS_KEY_FILE=${show(leaves.broker.key)}`,
     `  TLS_CA_FILE=${show(servers)}`,
+    `  QSTASH_TLS_CERT_FILE=${show(leaves["broker-server"].cert)}`,
+    `  QSTASH_TLS_KEY_FILE=${show(leaves["broker-server"].key)}`,
+    "Actor host and gateway (publishing to the broker):",
+    `  QSTASH_CA_FILE=${show(brokers)}`,
+    "  QSTASH_URL=https://127.0.0.1:<broker port>",
     "",
     "Run this again to rotate the leaf certificates; running processes pick up the new files.",
     ...(values.force
@@ -121,8 +141,9 @@ function rotate(dir: string, given: string[]): string[] {
     "The leaf certificates are unchanged, still from the old CAs.",
     "",
     "Next:",
-    "  1. Give every process its new trust bundle (the file its TLS_CA_FILE names) and wait until each has logged",
-    '     "tls: certificate files applied" trusting the new CA (or restart them one at a time).',
+    "  1. Give every process its new trust bundles (the files its TLS_CA_FILE and QSTASH_CA_FILE name) and wait",
+    '     until each has logged "tls: certificate files applied" (and "tls: broker CA applied") trusting the new CA,',
+    "     or restart them one at a time.",
     "  2. npm run certs: reissues the leaves from the new CAs. Roll them out the same way.",
     "  3. npm run certs -- retire-old-ca: drops the old CAs from the bundles. Roll the bundles out.",
   ];
@@ -145,6 +166,7 @@ function main(): void {
     options: {
       out: { type: "string", default: ".edgewise/certs" },
       san: { type: "string", multiple: true, default: [] },
+      "broker-san": { type: "string", multiple: true, default: [] },
       force: { type: "boolean", default: false },
       days: { type: "string", default: "90" },
       role: { type: "string", multiple: true, default: [] },

@@ -8,18 +8,42 @@ import { X509Certificate, createPrivateKey } from "node:crypto";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
-import { type CertFiles, issueCert, makeCa, normalizeSan, writeFileAtomic } from "./openssl.ts";
+import {
+  type CertFiles,
+  issueCert,
+  type KeyUsage,
+  makeCa,
+  normalizeSan,
+  writeFileAtomic,
+} from "./openssl.ts";
 
 export const roles = ["gateway", "actor-host", "broker"] as const;
 export type Role = (typeof roles)[number];
 
-/** Each trust bundle, and the roles whose CAs it holds: what TLS_CA_FILE names on the processes that check them. */
+/**
+ * Each trust bundle, and the roles whose CAs it holds: what TLS_CA_FILE (or QSTASH_CA_FILE) names on the processes
+ * that check them.
+ */
 export const trustBundles = {
   /** The actor host's: it admits gateways and brokers. */
   "actor-host-clients-ca.pem": ["gateway", "broker"],
   /** Gateways' and brokers': they call actor hosts. */
   "actor-host-ca-bundle.pem": ["actor-host"],
+  /** Actor hosts' and gateways' QSTASH_CA_FILE: they publish to the broker's API over https. */
+  "broker-ca-bundle.pem": ["broker"],
 } as const satisfies Record<string, readonly Role[]>;
+
+/**
+ * Each leaf certificate: the role whose CA issues it, and what it is for. The broker has two: its client certificate
+ * (deliveries to actor hosts) and its API's server certificate (QSTASH_TLS_CERT_FILE), a different usage and names.
+ */
+export const leaves = {
+  "actor-host": { role: "actor-host", usage: "serverAuth" },
+  gateway: { role: "gateway", usage: "clientAuth" },
+  broker: { role: "broker", usage: "clientAuth" },
+  "broker-server": { role: "broker", usage: "serverAuth" },
+} as const satisfies Record<string, { role: Role; usage: KeyUsage }>;
+export type Leaf = keyof typeof leaves;
 
 export const caFiles = (dir: string, role: Role): CertFiles => ({
   cert: join(dir, `${role}-ca.pem`),
@@ -27,10 +51,13 @@ export const caFiles = (dir: string, role: Role): CertFiles => ({
 });
 /** The CA a rotation replaced: still trusted (its certificate only; its key is gone), until `retireOldCas`. */
 export const previousCaFile = (dir: string, role: Role) => join(dir, `${role}-ca.previous.pem`);
-export const leafFiles = (dir: string, role: Role): CertFiles => ({
-  cert: join(dir, `${role}.pem`),
-  key: join(dir, `${role}.key`),
+export const leafFiles = (dir: string, leaf: Leaf): CertFiles => ({
+  cert: join(dir, `${leaf}.pem`),
+  key: join(dir, `${leaf}.key`),
 });
+
+/** The names a server certificate always carries: a server on this machine is reached at one of them. */
+export const localSans = ["DNS:localhost", "IP:127.0.0.1"];
 
 const readCert = (path: string) => new X509Certificate(readFileSync(path));
 
@@ -94,33 +121,40 @@ export function writeTrustBundles(dir: string): string[] {
   });
 }
 
-/** The SANs of the actor host's certificate beyond the defaults, so a reissue without --san keeps them. */
-export function previousSans(dir: string): string[] {
-  const path = leafFiles(dir, "actor-host").cert;
+/** The SANs of a server certificate beyond the local ones, so a reissue without --san (--broker-san) keeps them. */
+export function previousSans(dir: string, leaf: "actor-host" | "broker-server"): string[] {
+  const path = leafFiles(dir, leaf).cert;
   if (!existsSync(path)) return [];
   const names = readCert(path).subjectAltName ?? "";
   return names
     .split(", ")
     .map((name) => name.replace(/^IP Address:/, "IP:"))
-    .filter((name) => /^(DNS|IP):/.test(name) && !["DNS:localhost", "IP:127.0.0.1"].includes(name))
+    .filter((name) => /^(DNS|IP):/.test(name) && !localSans.includes(name))
     .map(normalizeSan);
 }
 
-/** Issues every role's leaf from the role's current CA: the actor host's for serving, the others' as clients. */
-export function issueLeaves(dir: string, options: { sans: string[]; days: number }): Record<Role, CertFiles> {
-  const leaf = (role: Role, usage: "serverAuth" | "clientAuth", sans: string[]) =>
+/**
+ * Issues every leaf from its role's current CA: the servers' (the actor host, the broker's API) with the SANs given,
+ * the clients' with a fixed name (a client's SAN is not checked, see above).
+ */
+export function issueLeaves(
+  dir: string,
+  options: { sans: Record<"actor-host" | "broker-server", string[]>; days: number },
+): Record<Leaf, CertFiles> {
+  const issue = (leaf: Leaf, sans: string[]) =>
     issueCert({
-      ...leafFiles(dir, role),
-      ca: caFiles(dir, role),
-      commonName: `edgewise ${role}`,
+      ...leafFiles(dir, leaf),
+      ca: caFiles(dir, leaves[leaf].role),
+      commonName: `edgewise ${leaf}`,
       sans,
-      usage: [usage],
+      usage: [leaves[leaf].usage],
       days: options.days,
     });
   return {
-    "actor-host": leaf("actor-host", "serverAuth", options.sans),
-    gateway: leaf("gateway", "clientAuth", ["DNS:gateway.edgewise.internal"]),
-    broker: leaf("broker", "clientAuth", ["DNS:broker.edgewise.internal"]),
+    "actor-host": issue("actor-host", options.sans["actor-host"]),
+    gateway: issue("gateway", ["DNS:gateway.edgewise.internal"]),
+    broker: issue("broker", ["DNS:broker.edgewise.internal"]),
+    "broker-server": issue("broker-server", options.sans["broker-server"]),
   };
 }
 
@@ -182,12 +216,14 @@ export function retireOldCas(dir: string): Role[] {
   const retiring = roles.filter((role) => existsSync(previousCaFile(dir, role)));
   for (const role of retiring) {
     const ca = readCert(caFiles(dir, role).cert);
-    const leaf = leafFiles(dir, role).cert;
-    if (existsSync(leaf) && !readCert(leaf).verify(ca.publicKey)) {
-      throw new EdgewiseError(
-        "config.invalid",
-        `${leaf} is not from the new ${role} CA yet: run npm run certs (step 2) and roll the new certificates out, then retire the old CA`,
-      );
+    for (const leaf of (Object.keys(leaves) as Leaf[]).filter((name) => leaves[name].role === role)) {
+      const path = leafFiles(dir, leaf).cert;
+      if (existsSync(path) && !readCert(path).verify(ca.publicKey)) {
+        throw new EdgewiseError(
+          "config.invalid",
+          `${path} is not from the new ${role} CA yet: run npm run certs (step 2) and roll the new certificates out, then retire the old CA`,
+        );
+      }
     }
   }
   for (const role of retiring) rmSync(previousCaFile(dir, role));
