@@ -60,7 +60,16 @@ import { startEmbeddedPostgres } from "./local/pglite/index.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
 import { followDeliveryOrigin } from "./delivery-origin.ts";
 import { brokerCredentials, jwtSecret, privateDataDir, publicSigningKeysWarning } from "./secrets.ts";
-import { mtlsFetch, type TlsFiles, type TlsMaterial, tlsSummary, watchTlsFiles } from "./tls.ts";
+import {
+  caSummary,
+  mtlsFetch,
+  type TlsFiles,
+  type TlsMaterial,
+  tlsSummary,
+  watchCaBundle,
+  watchTlsFiles,
+} from "./tls.ts";
+import { brokerApiFetch, plainBrokerWarning } from "./broker-api.ts";
 import { otlpMetricsConfigFromEnv, startOtlpMetricsExport } from "./metrics-export.ts";
 import { type NodeTracing, startNodeTracing, tracingEnabled } from "./tracing.ts";
 import { dialableHost, type RunningServer, type Serve } from "./serve.ts";
@@ -375,6 +384,25 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
 
   const publicKeys = publicSigningKeysWarning(config.HOST, queue);
   if (publicKeys) logger.warn(publicKeys);
+  const plainBroker = plainBrokerWarning(config.QSTASH_URL);
+  if (plainBroker) logger.warn(plainBroker);
+  // A self-hosted broker's CAs (QSTASH_CA_FILE), followed as they rotate: every call to the broker trusts them.
+  const brokerCa = config.QSTASH_CA_FILE
+    ? watchCaBundle(config.QSTASH_CA_FILE, {
+        onError: (error) =>
+          logger.warn("tls: a rotated broker CA bundle was not applied", { error: errorFields(error) }),
+      })
+    : undefined;
+  if (brokerCa) {
+    stops.push(() => brokerCa.close());
+    // The line an operator waits for on each node during a rotation of the broker CA (SECURITY.md).
+    logger.info("tls: broker CA loaded", { trusts: caSummary(brokerCa.current()) });
+    brokerCa.onChange((bundle) => logger.info("tls: broker CA applied", { trusts: caSummary(bundle) }));
+  }
+  const queueFetch = brokerApiFetch(queue.url, {
+    ca: brokerCa,
+    onRefused: (error) => logger.warn(`queue: ${error.message}`, { code: error.meta?.code }),
+  });
 
   const apiKeys = new PostgresApiKeyStore(sql);
   await apiKeys.migrate();
@@ -433,6 +461,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
           (options.deliveryUrl as NonNullable<NodeOptions["deliveryUrl"]>)(target, actorsOrigin ?? publicUrl)
       : (target) => `${actorsOrigin ?? publicUrl}${deliveryPath(target)}`,
     retries: config.EDGEWISE_DELIVERY_RETRIES,
+    fetch: queueFetch,
   });
   // While the broker's breaker is open, relays keep every message in their outboxes and back off.
   const transport = guardedTransport(queueTransport, dependencies, "broker");
@@ -501,7 +530,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
       critical: true,
       breaker: () => dependencies.state("broker"),
       check: async (signal) => {
-        const response = await fetch(`${queue.url}/v2/keys`, {
+        const response = await queueFetch(`${queue.url}/v2/keys`, {
           headers: { authorization: `Bearer ${queue.token}` },
           signal,
         });
@@ -632,6 +661,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
             broker: {
               url: queue.url,
               token: queue.token,
+              fetch: queueFetch,
               guard: (call, signal) => dependencies.call("broker", call, signal),
             },
             ...(extension.activity ? { events: extension.activity } : {}),

@@ -1,9 +1,10 @@
-// TLS material from PEM files that may be rotated on disk, and a Bun fetch that presents the current client cert.
+// TLS material from PEM files that may be rotated on disk, and fetches that present it (a client cert) or trust it (CAs).
 //
 // Mutual TLS in a split deployment: Bun cannot show the peer certificate to a handler (bun#14097), so a peer's
 // identity is the CA that issued its certificate. Each role (`gateway`, `actor-host`, `broker`) has its own CA;
 // a listener trusts only the CAs of the roles that may call it (a PEM bundle in `ca`), and a client trusts only
 // the CA of the role it calls, with the server's SAN checked against the URL host. `npm run certs` makes them.
+// A node that publishes to a self-hosted broker over https trusts the broker CA for it (`caFetch`, QSTASH_CA_FILE).
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync, type FSWatcher, watch } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
@@ -24,13 +25,16 @@ export interface TlsMaterial {
   ca?: string;
 }
 
-export interface TlsFiles {
-  /** The last complete, consistent material read (never a half-written rotation). */
-  current(): TlsMaterial;
-  /** Called after the files changed and the new material was checked; returns an unsubscribe function. */
-  onChange(listener: (material: TlsMaterial) => void): () => void;
+/** Files followed as they are rotated on disk: what they held when last read whole and checked. */
+export interface WatchedFiles<T> {
+  /** The last complete, consistent content read (never a half-written rotation). */
+  current(): T;
+  /** Called after the files changed and the new content was checked; returns an unsubscribe function. */
+  onChange(listener: (value: T) => void): () => void;
   close(): void;
 }
+
+export interface TlsFiles extends WatchedFiles<TlsMaterial> {}
 
 export interface WatchTlsOptions {
   /** How often the files are re-read, besides fs.watch events. Default 1000 ms. */
@@ -95,6 +99,13 @@ export function readTlsMaterial(paths: TlsPaths): TlsMaterial {
   return ca === undefined ? { cert, key } : { cert, key, ca };
 }
 
+/** Reads and checks a CA bundle once: PEM, and every certificate in it parses. */
+export function readCaBundle(path: string): string {
+  const ca = readPem(path, "CA");
+  certificates(ca, path, "CA");
+  return ca;
+}
+
 /** What a process presents and trusts, for its log: names and serials, never key material. */
 export interface TlsSummary {
   /** The certificate presented: its subject, serial and issuer. */
@@ -105,14 +116,20 @@ export interface TlsSummary {
 
 const commonName = (name: string) => /(?:^|\n)CN=(.*)/.exec(name)?.[1] ?? name.replace(/\n/g, ", ");
 
+/** The CAs of a PEM bundle, for a log: each by subject and serial. */
+export function caSummary(bundle: string | undefined): string[] {
+  return (bundle?.match(pemBlock) ?? [])
+    .map((block) => new X509Certificate(block))
+    .map((ca) => `${commonName(ca.subject)} (serial ${ca.serialNumber})`);
+}
+
 export function tlsSummary(material: TlsMaterial): TlsSummary {
   const [leaf] = (material.cert.match(pemBlock) ?? []).map((block) => new X509Certificate(block));
-  const trusted = (material.ca?.match(pemBlock) ?? []).map((block) => new X509Certificate(block));
   return {
     presents: leaf
       ? `${commonName(leaf.subject)} (serial ${leaf.serialNumber}, issued by ${commonName(leaf.issuer)})`
       : "",
-    trusts: trusted.map((ca) => `${commonName(ca.subject)} (serial ${ca.serialNumber})`),
+    trusts: caSummary(material.ca),
   };
 }
 
@@ -124,16 +141,40 @@ const same = (a: TlsMaterial, b: TlsMaterial) => a.cert === b.cert && a.key === 
  * that writes the cert and then the key is picked up after the second write, never in between.
  */
 export function watchTlsFiles(paths: TlsPaths, options: WatchTlsOptions = {}): TlsFiles {
-  let material = readTlsMaterial(paths);
-  const listeners = new Set<(material: TlsMaterial) => void>();
+  const files = [paths.cert, paths.key, ...(paths.ca === undefined ? [] : [paths.ca])];
+  return followFiles(files, () => readTlsMaterial(paths), same, options);
+}
+
+/**
+ * A CA bundle alone (a client's trust, with no certificate of its own to present), followed as `watchTlsFiles`
+ * follows a certificate: a rotation's new bundle applies to the next new connection.
+ */
+export function watchCaBundle(path: string, options: WatchTlsOptions = {}): WatchedFiles<string> {
+  return followFiles(
+    [path],
+    () => readCaBundle(path),
+    (a, b) => a === b,
+    options,
+  );
+}
+
+/** Reads `read()` now (a throw is the caller's), then again whenever one of `paths` may have changed. */
+function followFiles<T>(
+  paths: string[],
+  read: () => T,
+  same: (a: T, b: T) => boolean,
+  options: WatchTlsOptions,
+): WatchedFiles<T> {
+  let value = read();
+  const listeners = new Set<(value: T) => void>();
   let lastFailure: string | undefined;
   let closed = false;
 
   const check = () => {
     if (closed) return;
-    let next: TlsMaterial;
+    let next: T;
     try {
-      next = readTlsMaterial(paths);
+      next = read();
     } catch (error) {
       // Report a given failure once; it is retried on every poll until the files are consistent again.
       const text = error instanceof Error ? error.message : String(error);
@@ -142,8 +183,8 @@ export function watchTlsFiles(paths: TlsPaths, options: WatchTlsOptions = {}): T
       return;
     }
     lastFailure = undefined;
-    if (same(next, material)) return;
-    material = next;
+    if (same(next, value)) return;
+    value = next;
     for (const listener of [...listeners]) {
       try {
         listener(next);
@@ -162,9 +203,7 @@ export function watchTlsFiles(paths: TlsPaths, options: WatchTlsOptions = {}): T
     }, 25);
   };
 
-  const watched = [paths.cert, paths.key, ...(paths.ca === undefined ? [] : [paths.ca])].map((p) =>
-    resolve(p),
-  );
+  const watched = paths.map((p) => resolve(p));
   const names = new Set(watched.map((p) => basename(p)));
   const watchers: FSWatcher[] = [];
   for (const dir of new Set(watched.map((p) => dirname(p)))) {
@@ -183,7 +222,7 @@ export function watchTlsFiles(paths: TlsPaths, options: WatchTlsOptions = {}): T
   (poll as { unref?: () => void }).unref?.();
 
   return {
-    current: () => material,
+    current: () => value,
     onChange(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
@@ -205,7 +244,12 @@ export function watchTlsFiles(paths: TlsPaths, options: WatchTlsOptions = {}): T
  */
 export function mtlsFetch(files: TlsFiles): typeof fetch {
   const deno = (globalThis as { Deno?: DenoHttpClients }).Deno;
-  if (deno?.createHttpClient) return denoMtlsFetch(deno, files);
+  if (deno?.createHttpClient)
+    return denoFetch(deno, files, ({ cert, key, ca }) => ({
+      cert,
+      key,
+      ...(ca === undefined ? {} : { caCerts: [ca] }),
+    }));
   const bound = (input: string | URL | Request, init?: BunFetchRequestInit) => {
     const { cert, key, ca } = files.current();
     return fetch(input, { ...init, tls: { ...init?.tls, cert, key, ...(ca === undefined ? {} : { ca }) } });
@@ -213,24 +257,45 @@ export function mtlsFetch(files: TlsFiles): typeof fetch {
   return Object.assign(bound, { preconnect: fetch.preconnect }) as typeof fetch;
 }
 
-/** The part of Deno's API that gives a fetch a client certificate: an HTTP client per TLS configuration. */
+/**
+ * A fetch that trusts the CAs of `bundle` for the server, and presents no certificate: a node's calls to a broker
+ * whose certificate a private CA issued (QSTASH_CA_FILE). On Bun they are the only CAs trusted; on Deno they are
+ * added to its default roots (see `denoFetch`). Read on every call, as in `mtlsFetch`.
+ */
+export function caFetch(bundle: WatchedFiles<string>): typeof fetch {
+  const deno = (globalThis as { Deno?: DenoHttpClients }).Deno;
+  if (deno?.createHttpClient) return denoFetch(deno, bundle, (ca) => ({ caCerts: [ca] }));
+  const bound = (input: string | URL | Request, init?: BunFetchRequestInit) =>
+    fetch(input, { ...init, tls: { ...init?.tls, ca: bundle.current() } });
+  return Object.assign(bound, { preconnect: fetch.preconnect }) as typeof fetch;
+}
+
+/** The part of Deno's API that gives a fetch its TLS settings: an HTTP client per TLS configuration. */
 interface DenoHttpClients {
-  createHttpClient(options: { cert: string; key: string; caCerts?: string[] }): { close(): void };
+  createHttpClient(options: DenoClientOptions): { close(): void };
+}
+interface DenoClientOptions {
+  cert?: string;
+  key?: string;
+  caCerts?: string[];
 }
 
 /**
- * On Deno, fetch takes the certificate through an HTTP client: one per rotation. The previous client is closed
+ * On Deno, fetch takes a certificate and CAs through an HTTP client: one per rotation. The previous client is closed
  * once calls begun on it have had time to finish (the request timeout's order of magnitude). Its `caCerts` are
  * trusted in addition to Deno's default roots, which no option removes: unlike on Bun, a publicly trusted
- * certificate for the actor host's name is accepted too (SECURITY.md, "Not defended").
+ * certificate for the server's name is accepted too (SECURITY.md, "Not defended").
  */
-function denoMtlsFetch(deno: DenoHttpClients, files: TlsFiles): typeof fetch {
-  const clientFor = ({ cert, key, ca }: TlsMaterial) =>
-    deno.createHttpClient({ cert, key, ...(ca === undefined ? {} : { caCerts: [ca] }) });
+function denoFetch<T>(
+  deno: DenoHttpClients,
+  files: WatchedFiles<T>,
+  optionsOf: (value: T) => DenoClientOptions,
+): typeof fetch {
+  const clientFor = (value: T) => deno.createHttpClient(optionsOf(value));
   let client = clientFor(files.current());
-  files.onChange((material) => {
+  files.onChange((value) => {
     const retired = client;
-    client = clientFor(material);
+    client = clientFor(value);
     setTimeout(() => retired.close(), 30_000);
   });
   const bound = (input: string | URL | Request, init?: RequestInit) =>

@@ -1,5 +1,5 @@
 // The QStash transport: publishes relayed messages through `@upstash/qstash`'s batch API, one delivery per target.
-import { Client } from "@upstash/qstash";
+import { Client, QstashError } from "@upstash/qstash";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { type ActorAddress, parseAddress } from "../runtime/address.ts";
@@ -15,6 +15,11 @@ export interface QStashTransportOptions {
   retries?: number;
   /** Messages per `/v2/batch` request. */
   batchSize?: number;
+  /**
+   * How the broker's API is called. Default: the global fetch. A node gives one that trusts the CA of a self-hosted
+   * broker's certificate (QSTASH_CA_FILE, deploy/tls.ts `caFetch`).
+   */
+  fetch?: (input: string, init: RequestInit) => Promise<Response>;
 }
 
 export const deliveryPath = (target: ActorAddress): string =>
@@ -37,6 +42,7 @@ export class QStashTransport implements Transport {
       retry: false,
       devMode: false,
     });
+    this.client.http = brokerRequester(this.client.http, options);
     this.batchSize = options.batchSize ?? 100;
   }
 
@@ -62,6 +68,54 @@ export class QStashTransport implements Transport {
       }
     }
   }
+}
+
+type Requester = Client["http"];
+type UpstashRequest = Parameters<Requester["request"]>[0];
+
+/**
+ * The SDK's HTTP layer, sending with `options.fetch`. @upstash/qstash 2.12 has no fetch option (its HttpClient calls
+ * the global fetch), and Bun's fetch takes the CAs to trust per call (`tls.ca`), so a broker with a certificate from
+ * a private CA could not be trusted otherwise. The SDK's public `http` field is its seam: the SDK still turns each
+ * message into QStash's headers (those of `http.headers` and its telemetry kept), and only the request is ours. It
+ * is what the SDK's own does with `retry: false` and `devMode: false`: one attempt, a non-2xx thrown as a
+ * QstashError with the broker's answer.
+ */
+function brokerRequester(sdk: Requester, options: QStashTransportOptions): Requester {
+  const send = options.fetch ?? ((input: string, init: RequestInit) => fetch(input, init));
+  const base = options.baseUrl.replace(/\/+$/, "");
+  return {
+    ...(sdk.headers ? { headers: sdk.headers } : {}),
+    ...(sdk.telemetryHeaders ? { telemetryHeaders: sdk.telemetryHeaders } : {}),
+    requestStream: () => {
+      throw new QstashError("streaming is not used by the QStash transport");
+    },
+    async request<T>(request: UpstashRequest) {
+      const url = new URL([request.baseUrl ?? base, ...request.path].join("/"));
+      for (const [key, value] of Object.entries(request.query ?? {})) {
+        for (const item of Array.isArray(value) ? value : value === undefined ? [] : [value]) {
+          url.searchParams.append(key, item instanceof Date ? String(item.getTime()) : String(item));
+        }
+      }
+      // The SDK's HeadersInit is undici's, which Bun's types do not overlap (the SDK casts it the same way).
+      const headers = new Headers(request.headers as HeadersInit);
+      if (!headers.has("authorization")) headers.set("authorization", `Bearer ${options.token}`);
+      const response = await send(url.toString(), {
+        ...(request.method ? { method: request.method } : {}),
+        headers,
+        ...(request.body === undefined ? {} : { body: request.body }),
+      });
+      if (response.status < 200 || response.status >= 300) {
+        const text = await response.text();
+        throw new QstashError(text.length > 0 ? text : `Error: status=${response.status}`, response.status);
+      }
+      if (request.parseResponseAsJson === false) {
+        await response.body?.cancel();
+        return undefined as T;
+      }
+      return (await response.json()) as T;
+    },
+  } as Requester;
 }
 
 /**

@@ -195,7 +195,7 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     const broker = options.broker as NonNullable<ConsoleOptions["broker"]>;
     const url = `${broker.url.replace(/\/+$/, "")}${path}`;
     const call = async (callSignal: AbortSignal) => {
-      const response = await fetch(url, {
+      const response = await (broker.fetch ?? fetch)(url, {
         ...init,
         headers: { authorization: `Bearer ${broker.token}`, ...(init.headers ?? {}) },
         signal: callSignal,

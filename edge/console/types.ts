@@ -91,6 +91,8 @@ export interface ConsoleOptions {
      * its own 5 s timeout.
      */
     guard?: <T>(call: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal) => Promise<T>;
+    /** How its API is called. Default: the global fetch. A node's trusts a self-hosted broker's CA (QSTASH_CA_FILE). */
+    fetch?: (input: string, init: RequestInit) => Promise<Response>;
   };
   /**
    * Describes the targets of dead letters (the dead-letter table); undefined for a target it does not know, which is

@@ -75,6 +75,23 @@ describe("broker configuration", () => {
     expect(config.QSTASH_URL).toBe("http://127.0.0.1:8080");
   });
 
+  test("QSTASH_CA_FILE needs an https:// QSTASH_URL: with http://, or none, the hop would be plain text", () => {
+    const broker = {
+      QSTASH_TOKEN: "t",
+      QSTASH_CURRENT_SIGNING_KEY: "a",
+      QSTASH_NEXT_SIGNING_KEY: "b",
+      QSTASH_CA_FILE: "/etc/edgewise/broker-ca-bundle.pem",
+    };
+    expect(() => parseConfig({ ...broker, QSTASH_URL: "http://10.0.0.5:8080" })).toThrow(
+      "QSTASH_URL: must be https:// when QSTASH_CA_FILE is set",
+    );
+    expect(() => parseConfig({ QSTASH_CA_FILE: broker.QSTASH_CA_FILE })).toThrow(
+      "QSTASH_CA_FILE: needs QSTASH_URL",
+    );
+    const config = parseConfig({ ...broker, QSTASH_URL: "https://broker.internal:8080" });
+    expect(config.QSTASH_CA_FILE).toBe(broker.QSTASH_CA_FILE);
+  });
+
   test("turn time limit: 30 s by default, a duration above 0", () => {
     expect(parseConfig({}).EDGEWISE_TURN_TIMEOUT).toBe(30_000);
     expect(parseConfig({ EDGEWISE_TURN_TIMEOUT: "500ms" }).EDGEWISE_TURN_TIMEOUT).toBe(500);

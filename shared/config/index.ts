@@ -188,6 +188,11 @@ export const ConfigSchema = v.object({
   QSTASH_TOKEN: v.optional(v.string()),
   QSTASH_CURRENT_SIGNING_KEY: v.optional(v.string()),
   QSTASH_NEXT_SIGNING_KEY: v.optional(v.string()),
+  /**
+   * The CAs trusted for an https QSTASH_URL (a PEM bundle, reloaded when it changes): a self-hosted broker whose
+   * certificate a private CA issued (`npm run certs`: broker-ca-bundle.pem). Unset: the runtime's public roots.
+   */
+  QSTASH_CA_FILE: v.optional(v.pipe(v.string(), v.minLength(1))),
   /** Retries the broker makes per delivery before dead-lettering it (QStash's default is 3). */
   EDGEWISE_DELIVERY_RETRIES: v.optional(wholeNumber("EDGEWISE_DELIVERY_RETRIES", 0, 20), "3"),
   /**
@@ -375,6 +380,22 @@ function tlsSetIssue(config: Config): { path: string; message: string } | undefi
   return undefined;
 }
 
+/**
+ * QSTASH_CA_FILE is for a broker reached over https: without QSTASH_URL (the embedded broker, in process) or with an
+ * http:// one it would go unused, and the hop would be plain text, which no one setting it means.
+ */
+function brokerTlsIssue(config: Config): { path: string; message: string } | undefined {
+  if (config.QSTASH_CA_FILE === undefined) return undefined;
+  if (config.QSTASH_URL === undefined)
+    return {
+      path: "QSTASH_CA_FILE",
+      message: "needs QSTASH_URL, an https:// broker (the embedded broker is reached in process)",
+    };
+  if (!config.QSTASH_URL.startsWith("https://"))
+    return { path: "QSTASH_URL", message: "must be https:// when QSTASH_CA_FILE is set" };
+  return undefined;
+}
+
 /** Parses configuration; reports every bad variable at once, never the value itself (it may be a secret). */
 export function parseConfig(env: Record<string, string | undefined>): Config {
   const present = Object.fromEntries(
@@ -410,7 +431,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         },
       );
     }
-    const tlsIssue = tlsSetIssue(result.output);
+    const tlsIssue = tlsSetIssue(result.output) ?? brokerTlsIssue(result.output);
     if (tlsIssue) {
       throw new EdgewiseError(
         "config.invalid",
