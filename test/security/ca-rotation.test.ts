@@ -1,5 +1,6 @@
 // Rotating every role CA of a running split deployment, under load, in the three steps SECURITY.md gives: no client
-// request fails, no message is lost or applied twice, and afterwards only the new CAs are trusted.
+// request fails, no message is lost or applied twice, no publish to the broker's https API is refused, and afterwards
+// only the new CAs are trusted.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -75,16 +76,37 @@ function lastApplied(process: Started): Applied | undefined {
   return last;
 }
 
+/** The broker CA bundle a node last applied (QSTASH_CA_FILE), from its "tls: broker CA applied" record. */
+function lastBrokerTrust(process: Started): string[] | undefined {
+  let last: string[] | undefined;
+  for (const line of process.output().split("\n")) {
+    if (!line.includes("tls: broker CA applied")) continue;
+    try {
+      last = (JSON.parse(line) as { trusts: string[] }).trusts;
+    } catch {
+      // A line cut in two by the pipe: read again whole on the next poll.
+    }
+  }
+  return last;
+}
+
+/** The certificate the broker's API last switched to, from its "[broker] https: server certificate applied" line. */
+function lastBrokerServer(process: Started): string | undefined {
+  const lines = process.output().split("\n");
+  return lines.findLast((line) => line.includes("https: server certificate applied"));
+}
+
 /** Waits until `process` has applied material that `holds`: the operator's signal to move to the next step. */
 async function applied(process: Started, what: string, holds: (applied: Applied) => boolean) {
-  await eventually(
-    () => {
-      const last = lastApplied(process);
-      return last !== undefined && holds(last);
-    },
-    `${what}; last applied: ${JSON.stringify(lastApplied(process))}`,
-    20_000,
+  await until(
+    what,
+    () => lastApplied(process),
+    (last) => last !== undefined && holds(last),
   );
+}
+
+async function until<T>(what: string, read: () => T, holds: (value: T) => boolean) {
+  await eventually(() => holds(read()), `${what}; last applied: ${JSON.stringify(read())}`, 20_000);
 }
 
 const naming = (serials: string[]) => (entries: string[]) =>
@@ -171,6 +193,14 @@ test("every role CA rotated in three steps under load: no request fails, no mess
         naming([actorHostCa, oldActorHostCa])(a.trusts),
       );
     }
+    // The nodes publish to the broker's API over https: both broker CAs trusted before its new certificate comes.
+    for (const node of [host, gateway]) {
+      await until(
+        "a node trusts both broker CAs for QSTASH_URL",
+        () => lastBrokerTrust(node),
+        (trusts) => naming([brokerCa, oldBrokerCa])(trusts ?? []),
+      );
+    }
     await steady();
 
     // Step 2: leaves from the new CAs, presented by every process.
@@ -182,6 +212,11 @@ test("every role CA rotated in three steps under load: no request fails, no mess
     ] as const) {
       await applied(process, `${leaf} presented`, (a) => a.presents.includes(`serial ${serial(leaf)}`));
     }
+    await until(
+      "the broker's API serves its new certificate",
+      () => lastBrokerServer(broker),
+      (line) => (line ?? "").includes(`serial ${serial("broker-server.pem")}`),
+    );
     await steady();
 
     // Step 3: the old CAs leave the bundles.
@@ -196,6 +231,13 @@ test("every role CA rotated in three steps under load: no request fails, no mess
         caller,
         "a caller trusts the new actor-host CA only",
         (a) => a.trusts.length === 1 && naming([actorHostCa])(a.trusts),
+      );
+    }
+    for (const node of [host, gateway]) {
+      await until(
+        "a node trusts the new broker CA only",
+        () => lastBrokerTrust(node),
+        (trusts) => trusts?.length === 1 && naming([brokerCa])(trusts),
       );
     }
     await steady();
@@ -223,8 +265,14 @@ test("every role CA rotated in three steps under load: no request fails, no mess
   expect((await client.sku(sku)).available).toBe(stock - placed.length);
   const deadLetters = await fetch(`${broker.match}/v2/dlq`, {
     headers: { authorization: `Bearer ${DEV_TOKEN}` },
-  });
+    tls: { ca: pem("broker-ca-bundle.pem") },
+  } as RequestInit);
   expect(((await deadLetters.json()) as { messages: unknown[] }).messages).toEqual([]);
+  // No publish to the broker's API was refused at the handshake through the rotation (a refusal is logged, once per
+  // cause, by the node that met it).
+  for (const node of [host, gateway]) {
+    expect(node.output()).not.toContain("presented a certificate this node refuses");
+  }
 
   // The rotation took: a new connection gets the new actor-host leaf, a gateway leaf from the new CA is admitted,
   // and one from the retired CA is refused at the handshake.

@@ -1,4 +1,5 @@
-// The split deployment as separate processes: broker, actor host and gateway, every internal hop over mutual TLS.
+// The split deployment as separate processes: broker, actor host and gateway, every internal hop over TLS (mutual TLS
+// to the actor host, HTTPS to the broker's API).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -82,14 +83,16 @@ const pem = (name: string) => Bun.file(join(certs, name)).text();
 const serialOf = (name: string) =>
   new X509Certificate(readFileSync(join(certs, name))).serialNumber.toUpperCase();
 
-/** The serial of the certificate the actor host presents on a new connection (as the gateway would see it). */
-async function presentedSerial(): Promise<string> {
+/** The serial of the certificate the actor host (or the broker) presents on a new connection, as a node sees it. */
+async function presentedSerial(of: "actor host" | "broker" = "actor host"): Promise<string> {
   let serial = "";
-  const response = await fetch(`${actorHostUrl}/healthz`, {
+  const client =
+    of === "broker"
+      ? { ca: await pem("broker-ca-bundle.pem") }
+      : { ca: await pem("actor-host-ca.pem"), cert: await pem("gateway.pem"), key: await pem("gateway.key") };
+  const response = await fetch(`${of === "broker" ? brokerUrl : actorHostUrl}/healthz`, {
     tls: {
-      ca: await pem("actor-host-ca.pem"),
-      cert: await pem("gateway.pem"),
-      key: await pem("gateway.key"),
+      ...client,
       checkServerIdentity: (host: string, cert: PeerCertificate) => {
         serial = cert.serialNumber.toUpperCase();
         return checkServerIdentity(host, cert);
@@ -102,7 +105,9 @@ async function presentedSerial(): Promise<string> {
 
 describe("split deployment over mutual TLS", () => {
   test("an order goes end to end: gateway → actor host → broker → actor host, and confirms", async () => {
+    // Every internal hop over TLS: the actor host's listener, and the broker's API the nodes publish to.
     expect(actorHostUrl).toStartWith("https://");
+    expect(brokerUrl).toStartWith("https://");
     await client.putSku("split-sku", 5, 1_250);
     await client.putAccount("split-alice", 10_000);
     const placed = await client.place("split-alice", [{ sku: "split-sku", quantity: 2 }]);
@@ -161,7 +166,7 @@ describe("split deployment over mutual TLS", () => {
       pattern: /listening on (\S+)/,
       env: {
         ...nodeEnv(settings, "gateway-wrong-secret"),
-        ...queueEnv(brokerUrl),
+        ...queueEnv(brokerUrl, certs),
         ACTOR_HOST_SECRET: `${settings.actorHostSecret}-not`,
         ACTOR_HOST_URL: actorHostUrl,
         ...gatewayTls(certs),
@@ -179,6 +184,35 @@ describe("split deployment over mutual TLS", () => {
     }
   }, 60_000);
 
+  test("a gateway without QSTASH_CA_FILE refuses the broker's certificate: not ready, and its log says why", async () => {
+    const untrusting = await startProcess([bun, "edge/entries/bun.ts"], {
+      cwd: root,
+      pattern: /listening on (\S+)/,
+      env: {
+        ...nodeEnv(settings, "gateway-no-broker-ca"),
+        ...queueEnv(brokerUrl),
+        ACTOR_HOST_URL: actorHostUrl,
+        ...gatewayTls(certs),
+      },
+    });
+    try {
+      const refused = await fetch(`${untrusting.match}/readyz`);
+      type Ready = { dependencies: Record<string, { ok: boolean }> };
+      const broker = ((await refused.json()) as Ready).dependencies.broker;
+      cases.tried("a gateway without the broker CA", refused.status === 503 && broker?.ok === false);
+      expect(refused.status).toBe(503);
+      expect(broker).toMatchObject({ ok: false });
+      await eventually(
+        () => untrusting.output().includes("presented a certificate this node refuses"),
+        "the refusal in the gateway's log",
+        5_000,
+      );
+      expect(untrusting.output()).toContain("set QSTASH_CA_FILE");
+    } finally {
+      await untrusting.kill("SIGTERM");
+    }
+  }, 60_000);
+
   test("the gateway's public port serves no internal endpoint", async () => {
     for (const path of ["/_edgewise/actors/ask", "/_edgewise/actors/receive", "/_edgewise/deliver/order/x"]) {
       const response = await fetch(`${client.target.base}${path}`, { method: "POST", body: "{}" });
@@ -191,6 +225,8 @@ describe("split deployment over mutual TLS", () => {
     const token = await client.token();
     const before = serialOf("actor-host.pem");
     expect(await presentedSerial()).toBe(before);
+    const brokerBefore = serialOf("broker-server.pem");
+    expect(await presentedSerial("broker")).toBe(brokerBefore);
     const sent: Array<Promise<number>> = [];
     const total = 300;
     let rotatedAt = -1;
@@ -219,9 +255,21 @@ describe("split deployment over mutual TLS", () => {
     );
     expect(failed).toBe(0);
     expect(count).toBe(total);
-    // The actor host now serves the reissued certificate, without having restarted.
+    // The actor host now serves the reissued certificate, without having restarted, and so does the broker's API
+    // (its listener switched within a second), through which an order's messages still go.
     const after = serialOf("actor-host.pem");
     expect(after).not.toBe(before);
     expect(await presentedSerial()).toBe(after);
+    const brokerAfter = serialOf("broker-server.pem");
+    expect(brokerAfter).not.toBe(brokerBefore);
+    await eventually(
+      async () => (await presentedSerial("broker")) === brokerAfter,
+      "the broker's reissued certificate",
+      5_000,
+    );
+    await client.putSku("rotated-sku", 1, 100);
+    await client.putAccount("rotated-bob", 100);
+    const placed = await client.place("rotated-bob", [{ sku: "rotated-sku", quantity: 1 }]);
+    expect((await client.settle(placed.body.orderId)).status).toBe("confirmed");
   }, 60_000);
 });

@@ -1,5 +1,6 @@
 // The split deployment as an operator runs it: `npm run certs`, then the broker, an actor host and a gateway as
-// separate processes on one machine, every internal hop over mutual TLS. Shared by the suites that run it.
+// separate processes on one machine, every internal hop over TLS (mutual TLS to the actor host, HTTPS to the
+// broker's API). Shared by the suites that run it.
 import { join, resolve } from "node:path";
 import { DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_TOKEN } from "../../deploy/local/broker/index.ts";
 import { type Started, startProcess } from "../e2e/process.ts";
@@ -29,11 +30,27 @@ export interface SplitSettings {
   logLevel?: string;
 }
 
-export const queueEnv = (url: string) => ({
+/** A node's queue settings: the broker at `url`, and with `certs`, the broker CA bundle it trusts for https. */
+export const queueEnv = (url: string, certs?: string) => ({
   QSTASH_URL: url,
   QSTASH_TOKEN: DEV_TOKEN,
   QSTASH_CURRENT_SIGNING_KEY: DEV_CURRENT_SIGNING_KEY,
   QSTASH_NEXT_SIGNING_KEY: DEV_NEXT_SIGNING_KEY,
+  ...(certs ? { QSTASH_CA_FILE: join(certs, "broker-ca-bundle.pem") } : {}),
+});
+
+/** The broker's settings: it delivers with its client certificate, and serves its API with its server one. */
+export const brokerEnv = (settings: SplitSettings) => ({
+  QSTASH_PORT: "0",
+  DATABASE_URL: settings.databaseUrl,
+  QSTASH_TIME_SCALE: "0.01",
+  // The broker delivers to the actor host: its certificate is of the broker role; it trusts the host's CAs.
+  TLS_CERT_FILE: join(settings.certs, "broker.pem"),
+  TLS_KEY_FILE: join(settings.certs, "broker.key"),
+  TLS_CA_FILE: join(settings.certs, "actor-host-ca-bundle.pem"),
+  // Its API over https, so the token and the messages the nodes publish are never in clear.
+  QSTASH_TLS_CERT_FILE: join(settings.certs, "broker-server.pem"),
+  QSTASH_TLS_KEY_FILE: join(settings.certs, "broker-server.key"),
 });
 
 export const nodeEnv = (settings: SplitSettings, name: string) => ({
@@ -71,15 +88,7 @@ export async function startSplitDeployment(settings: SplitSettings): Promise<Spl
     const broker = await startProcess([bun, "deploy/local/broker/main.ts"], {
       cwd: root,
       pattern: /QSTASH_URL=(\S+)/,
-      env: {
-        QSTASH_PORT: "0",
-        DATABASE_URL: settings.databaseUrl,
-        QSTASH_TIME_SCALE: "0.01",
-        // The broker delivers to the actor host: its certificate is of the broker role; it trusts the host's CAs.
-        TLS_CERT_FILE: join(certs, "broker.pem"),
-        TLS_KEY_FILE: join(certs, "broker.key"),
-        TLS_CA_FILE: join(certs, "actor-host-ca-bundle.pem"),
-      },
+      env: brokerEnv(settings),
     });
     processes.push(broker);
     const host = await startProcess([bun, "edge/entries/bun.ts"], {
@@ -87,7 +96,7 @@ export async function startSplitDeployment(settings: SplitSettings): Promise<Spl
       pattern: /listening on (\S+)/,
       env: {
         ...nodeEnv(settings, "actor-host"),
-        ...queueEnv(broker.match),
+        ...queueEnv(broker.match, certs),
         // Serves HTTPS, and admits only clients whose certificate a gateway-role or broker-role CA issued.
         TLS_CERT_FILE: join(certs, "actor-host.pem"),
         TLS_KEY_FILE: join(certs, "actor-host.key"),
@@ -100,7 +109,7 @@ export async function startSplitDeployment(settings: SplitSettings): Promise<Spl
       pattern: /listening on (\S+)/,
       env: {
         ...nodeEnv(settings, "gateway"),
-        ...queueEnv(broker.match),
+        ...queueEnv(broker.match, certs),
         ACTOR_HOST_URL: host.match,
         ...gatewayTls(certs),
       },
