@@ -1,9 +1,11 @@
 // The hop to the broker's API over HTTPS (SECURITY.md, hop 3): a node trusts the broker CA for QSTASH_URL
 // (QSTASH_CA_FILE), refuses a certificate it cannot check without sending anything, and keeps its messages until it can.
 import { afterAll, describe, expect, test } from "bun:test";
+import { Webhook } from "standardwebhooks";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { generateSecret } from "../../actors/commerce/webhooks/index.ts";
 import { QStashTransport } from "../../actors/queue/qstash-transport.ts";
 import { brokerApiFetch } from "../../deploy/broker-api.ts";
 import { bunServe } from "../../deploy/bun/serve.ts";
@@ -158,6 +160,7 @@ describe("a node publishing to the broker over https", () => {
     // The operator's mistake: the bundle of another role's CA in QSTASH_CA_FILE. Fixed by replacing the file.
     const trustFile = join(work, "node-broker-trust.pem");
     writeFileSync(trustFile, pem("actor-host-ca-bundle.pem"));
+    const supplier = generateSecret();
     const lines: string[] = [];
     const running = await startCommerceNode(
       "broker_tls_node",
@@ -167,6 +170,7 @@ describe("a node publishing to the broker over https", () => {
         QSTASH_CURRENT_SIGNING_KEY: broker.currentSigningKey,
         QSTASH_NEXT_SIGNING_KEY: broker.nextSigningKey,
         QSTASH_CA_FILE: trustFile,
+        INBOUND_WEBHOOK_SECRETS: `supplier=${supplier}`,
         EDGEWISE_TRACING: "0",
       },
       { log: (line) => lines.push(line) },
@@ -177,6 +181,21 @@ describe("a node publishing to the broker over https", () => {
     const console = () =>
       fetch(`${node.url}/_console`, { headers: { authorization: `Bearer ${admin}` } }).then((r) => r.text());
     const before = await published();
+    // A supplier's restock, which the node publishes before answering: refused while the hop is, retried after.
+    const restock = JSON.stringify({ type: "inventory.restocked", sku: "tls-sku", quantity: 3 });
+    const webhook = () => {
+      const at = new Date();
+      return fetch(`${node.url}/webhooks/inbound/supplier`, {
+        method: "POST",
+        body: restock,
+        headers: {
+          "content-type": "application/json",
+          "webhook-id": "msg_tls_restock",
+          "webhook-timestamp": String(Math.floor(at.getTime() / 1000)),
+          "webhook-signature": new Webhook(supplier).sign("msg_tls_restock", at, restock),
+        },
+      });
+    };
 
     await client.putSku("tls-sku", 5, 1_000);
     await client.putAccount("tls-alice", 5_000);
@@ -201,6 +220,10 @@ describe("a node publishing to the broker over https", () => {
       ((await ready.json()) as { dependencies: Record<string, { ok: boolean }> }).dependencies.broker?.ok,
     ).toBe(false);
     expect(await console()).toContain("Queue unreachable");
+    const refusedWebhook = await webhook();
+    expect(refusedWebhook.status).toBe(503);
+    // The detail (the broker's address, the remedy) is the operator's, in the log; not the supplier's.
+    expect(await refusedWebhook.text()).not.toContain("QSTASH_CA_FILE");
     cases.tried("a node whose QSTASH_CA_FILE lacks the broker CA", (await published()) === before);
 
     // The fix: the broker CA bundle in the file the node follows. No restart.
@@ -213,6 +236,9 @@ describe("a node publishing to the broker over https", () => {
     const order = await client.settle(placed.body.orderId);
     expect(order.status).toBe("confirmed");
     expect(await client.balance("tls-alice")).toBe(4_000);
+    // The supplier's retry of the refused webhook is accepted now, and its restock lands: 5 - 1 + 3.
+    expect((await webhook()).status).toBe(202);
+    await eventually(async () => (await client.sku("tls-sku")).available === 7, "the restock", 10_000);
     expect(await published()).toBeGreaterThan(before);
     await eventually(async () => (await fetch(`${node.url}/readyz`)).status === 200, "/readyz ready", 10_000);
     expect(await console()).toContain("the dead-letter queue is empty");
