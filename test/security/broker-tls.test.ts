@@ -101,7 +101,7 @@ describe("a node publishing to the broker over https", () => {
     expect(refusals).toHaveLength(1);
   });
 
-  test("a broker certificate that does not name the QSTASH_URL host, or is of another role, is refused", async () => {
+  test("a broker certificate for another name, expired, or of another role is refused", async () => {
     const trust = watchCaBundle(brokerBundle);
     cleanups.push(() => trust.close());
     const impostors = {
@@ -113,6 +113,16 @@ describe("a node publishing to the broker over https", () => {
         commonName: "edgewise elsewhere",
         sans: ["DNS:elsewhere.test"],
         usage: ["serverAuth"],
+      }),
+      "an expired certificate from the broker CA": issueCert({
+        cert: join(work, "expired.pem"),
+        key: join(work, "expired.key"),
+        ca: caFiles(certs, "broker"),
+        commonName: "edgewise expired",
+        sans: ["IP:127.0.0.1"],
+        usage: ["serverAuth"],
+        notBefore: new Date(Date.now() - 3 * 86_400_000),
+        notAfter: new Date(Date.now() - 86_400_000),
       }),
       // The actor host's own server certificate names 127.0.0.1, but its CA is not the broker's.
       "the actor host's certificate (another role's CA)": {
@@ -152,6 +162,7 @@ describe("a node publishing to the broker over https", () => {
     }
     expect(codes).toEqual({
       "a certificate from the broker CA for another name": "ERR_TLS_CERT_ALTNAME_INVALID",
+      "an expired certificate from the broker CA": "CERT_HAS_EXPIRED",
       "the actor host's certificate (another role's CA)": "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
     });
   });

@@ -141,6 +141,12 @@ describe("split deployment over mutual TLS", () => {
       cert: await pem("actor-host.pem"),
       key: await pem("actor-host.key"),
     });
+    // The broker's server certificate is from the broker CA, which the actor host admits, but may not be a client's.
+    await refusedAtHandshake("the broker's server certificate used as a client", {
+      ca,
+      cert: await pem("broker-server.pem"),
+      key: await pem("broker-server.key"),
+    });
     await refusedAtHandshake("plain HTTP", undefined, actorHostUrl.replace("https://", "http://"));
     // The control: the gateway's certificate gets through TLS, and the unsigned request is then refused (401).
     const response = await fetch(`${actorHostUrl}/_edgewise/actors/ask`, {
