@@ -78,8 +78,8 @@ type UpstashRequest = Parameters<Requester["request"]>[0];
  * the global fetch), and Bun's fetch takes the CAs to trust per call (`tls.ca`), so a broker with a certificate from
  * a private CA could not be trusted otherwise. The SDK's public `http` field is its seam: the SDK still turns each
  * message into QStash's headers (those of `http.headers` and its telemetry kept), and only the request is ours. It
- * is what the SDK's own does with `retry: false` and `devMode: false`: one attempt, a non-2xx thrown as a
- * QstashError with the broker's answer.
+ * behaves as the SDK's own HttpClient with `retry: false` and `devMode: false`: one attempt, and a non-2xx thrown as
+ * a QstashError with the broker's answer.
  */
 function brokerRequester(sdk: Requester, options: QStashTransportOptions): Requester {
   const send = options.fetch ?? ((input: string, init: RequestInit) => fetch(input, init));
