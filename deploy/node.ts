@@ -461,7 +461,8 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
           (options.deliveryUrl as NonNullable<NodeOptions["deliveryUrl"]>)(target, actorsOrigin ?? publicUrl)
       : (target) => `${actorsOrigin ?? publicUrl}${deliveryPath(target)}`,
     retries: config.EDGEWISE_DELIVERY_RETRIES,
-    fetch: queueFetch,
+    // The SDK's own HTTP client unless a private CA is to be trusted (a refused certificate is then also named).
+    ...(brokerCa ? { fetch: queueFetch } : {}),
   });
   // While the broker's breaker is open, relays keep every message in their outboxes and back off.
   const transport = guardedTransport(queueTransport, dependencies, "broker");

@@ -16,8 +16,8 @@ export interface QStashTransportOptions {
   /** Messages per `/v2/batch` request. */
   batchSize?: number;
   /**
-   * How the broker's API is called. Default: the global fetch. A node gives one that trusts the CA of a self-hosted
-   * broker's certificate (QSTASH_CA_FILE, deploy/tls.ts `caFetch`).
+   * How the broker's API is called. Default: the SDK's own HTTP client (the global fetch). A node gives one that
+   * trusts the CA of a self-hosted broker's certificate (QSTASH_CA_FILE, deploy/tls.ts `caFetch`).
    */
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
 }
@@ -42,7 +42,9 @@ export class QStashTransport implements Transport {
       retry: false,
       devMode: false,
     });
-    this.client.http = brokerRequester(this.client.http, options);
+    // Only for a fetch of the node's own (a private CA to trust): otherwise the SDK's own HTTP client does the calls,
+    // as it does against Upstash.
+    if (options.fetch) this.client.http = brokerRequester(this.client.http, options.fetch, options);
     this.batchSize = options.batchSize ?? 100;
   }
 
@@ -81,8 +83,11 @@ type UpstashRequest = Parameters<Requester["request"]>[0];
  * behaves as the SDK's own HttpClient with `retry: false` and `devMode: false`: one attempt, and a non-2xx thrown as
  * a QstashError with the broker's answer.
  */
-function brokerRequester(sdk: Requester, options: QStashTransportOptions): Requester {
-  const send = options.fetch ?? ((input: string, init: RequestInit) => fetch(input, init));
+function brokerRequester(
+  sdk: Requester,
+  send: NonNullable<QStashTransportOptions["fetch"]>,
+  options: QStashTransportOptions,
+): Requester {
   const base = options.baseUrl.replace(/\/+$/, "");
   return {
     ...(sdk.headers ? { headers: sdk.headers } : {}),
