@@ -3,8 +3,7 @@
 // only the new CAs are trusted.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { type PeerCertificate, checkServerIdentity } from "node:tls";
 import postgres from "postgres";
@@ -14,24 +13,15 @@ import { CommerceClient, eventually, expectOk } from "../commerce/client.ts";
 import type { Started } from "../e2e/process.ts";
 import {
   runCerts,
+  freshSplitSettings,
   type SplitDeployment,
-  type SplitSettings,
   startSplitDeployment,
   stopProcesses,
 } from "./split-processes.ts";
 
-const work = mkdtempSync(join(tmpdir(), "edgewise-ca-rotation-"));
-const certs = join(work, "certs");
-const database = `edgewise_carot_${crypto.randomUUID().slice(0, 8)}`;
-const settings: SplitSettings = {
-  work,
-  certs,
-  databaseUrl: TEST_DATABASE_URL.replace(/\/[^/]*$/, `/${database}`),
-  jwtSecret: crypto.randomUUID() + crypto.randomUUID(),
-  actorHostSecret: crypto.randomUUID() + crypto.randomUUID(),
-  // The "tls: certificate files applied" lines are info: each step waits for them, as an operator would.
-  logLevel: "info",
-};
+// The "tls: certificate files applied" lines are info: each step waits for them, as an operator would.
+const { settings, database } = freshSplitSettings("ca-rotation", { logLevel: "info" });
+const { work, certs } = settings;
 const admin = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
 let split: SplitDeployment | undefined;
 

@@ -2,9 +2,8 @@
 // to the actor host, HTTPS to the broker's API).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { checkServerIdentity, type PeerCertificate } from "node:tls";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { TEST_DATABASE_URL } from "../broker/helpers.ts";
@@ -17,23 +16,15 @@ import {
   queueEnv,
   root,
   runCerts as certsInto,
-  type SplitSettings,
+  freshSplitSettings,
   startSplitDeployment,
   stopProcesses,
 } from "./split-processes.ts";
 
 const bun = process.execPath;
 const cases = attackCategory("split-deployment");
-const work = mkdtempSync(join(tmpdir(), "edgewise-split-"));
-const certs = join(work, "certs");
-const database = `edgewise_split_${crypto.randomUUID().slice(0, 8)}`;
-const settings: SplitSettings = {
-  work,
-  certs,
-  databaseUrl: TEST_DATABASE_URL.replace(/\/[^/]*$/, `/${database}`),
-  jwtSecret: crypto.randomUUID() + crypto.randomUUID(),
-  actorHostSecret: crypto.randomUUID() + crypto.randomUUID(),
-};
+const { settings, database } = freshSplitSettings("split");
+const { work, certs } = settings;
 const admin = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
 const processes: Started[] = [];
 let actorHostUrl = "";

@@ -1,8 +1,11 @@
 // The split deployment as an operator runs it: `npm run certs`, then the broker, an actor host and a gateway as
 // separate processes on one machine, every internal hop over TLS (mutual TLS to the actor host, HTTPS to the
 // broker's API). Shared by the suites that run it.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_TOKEN } from "../../deploy/local/broker/index.ts";
+import { TEST_DATABASE_URL } from "../broker/helpers.ts";
 import { type Started, startProcess } from "../e2e/process.ts";
 
 export const root = resolve(import.meta.dir, "../..");
@@ -28,6 +31,27 @@ export interface SplitSettings {
   actorHostSecret: string;
   /** LOG_LEVEL of every process; default warn. */
   logLevel?: string;
+}
+
+/**
+ * Settings for a suite's own deployment: a temp dir with its certificates, a database of its own (named in
+ * `database`, for the suite to create and drop), and fresh secrets.
+ */
+export function freshSplitSettings(
+  name: string,
+  extra: Pick<SplitSettings, "logLevel"> = {},
+): { settings: SplitSettings; database: string } {
+  const work = mkdtempSync(join(tmpdir(), `edgewise-${name}-`));
+  const database = `edgewise_${name.replaceAll("-", "_")}_${crypto.randomUUID().slice(0, 8)}`;
+  const settings: SplitSettings = {
+    work,
+    certs: join(work, "certs"),
+    databaseUrl: TEST_DATABASE_URL.replace(/\/[^/]*$/, `/${database}`),
+    jwtSecret: crypto.randomUUID() + crypto.randomUUID(),
+    actorHostSecret: crypto.randomUUID() + crypto.randomUUID(),
+    ...extra,
+  };
+  return { settings, database };
 }
 
 /** A node's queue settings: the broker at `url`, and with `certs`, the broker CA bundle it trusts for https. */
