@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { parseRedisUrl, RespConnection } from "../../deploy/local/redis-bridge/connection.ts";
 import { type RedisBridge, startRedisBridge } from "../../deploy/local/redis-bridge/index.ts";
 import { type Arg, ErrorReply, type Reply } from "../../deploy/local/redis-bridge/resp.ts";
+import { type FaultProxy, startFaultProxy } from "../chaos/fault-proxy.ts";
 
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -44,11 +45,20 @@ export async function cleanup(connection: RespConnection, prefix: string): Promi
   } while (cursor !== "0");
 }
 
-/** Raw HTTP to the bridge: `token: null` sends none; the body is JSON-encoded unless it is a string or bytes. */
+/**
+ * Raw HTTP to the bridge: `token: null` sends none; the body is JSON-encoded unless it is a string or bytes. With
+ * `timeoutMs`, a hang fails the test then instead of holding it.
+ */
 export async function call(
   bridge: RedisBridge,
   path: string,
-  init: { body?: unknown; token?: string | null; headers?: Record<string, string>; method?: string } = {},
+  init: {
+    body?: unknown;
+    token?: string | null;
+    headers?: Record<string, string>;
+    method?: string;
+    timeoutMs?: number;
+  } = {},
 ): Promise<{ status: number; body: unknown }> {
   const headers = new Headers(init.headers);
   const token = init.token === undefined ? bridge.token : init.token;
@@ -61,6 +71,7 @@ export async function call(
     method: init.method ?? (body === undefined ? "GET" : "POST"),
     headers,
     body,
+    ...(init.timeoutMs === undefined ? {} : { signal: AbortSignal.timeout(init.timeoutMs) }),
   });
   const raw = await response.text();
   let parsed: unknown = raw;
@@ -90,4 +101,38 @@ export function useBridge(
     fixture.raw.close();
     await fixture.bridge.stop();
   });
+}
+
+/** A bridge whose Redis is reached through a fault proxy, for the outage tests; its lines are kept in `logged`. */
+export interface BridgeBehindProxy {
+  bridge: RedisBridge;
+  /** Replaced by a test that closes it and starts another on the same port. */
+  proxy: FaultProxy;
+  logged: string[];
+}
+
+/** Starts one for the test file (fields set in beforeAll) and stops it, and deletes the file's keys, afterwards. */
+export function useBridgeBehindProxy(
+  prefix: string,
+  options: { replyTimeoutMs?: number } = {},
+): BridgeBehindProxy {
+  const fixture = { logged: [] } as unknown as BridgeBehindProxy;
+  beforeAll(async () => {
+    fixture.proxy = await startFaultProxy({ target: parseRedisUrl(TEST_REDIS_URL) });
+    fixture.bridge = await startRedisBridge({
+      port: 0,
+      redisUrl: `redis://${fixture.proxy.address}`,
+      token: `test-${randomBytes(16).toString("hex")}`,
+      ...options,
+      log: (line) => fixture.logged.push(line),
+    });
+  });
+  afterAll(async () => {
+    await fixture.bridge?.stop();
+    await fixture.proxy?.close();
+    const raw = await openDirect();
+    await cleanup(raw, prefix);
+    raw.close();
+  });
+  return fixture;
 }
