@@ -99,3 +99,26 @@ export function describeTightened(dataDir: string, paths: string[]): string[] {
   }
   return [...counts].map(([key, count]) => (key.endsWith("/") ? `${key} (${count})` : key));
 }
+
+/**
+ * What a start says about `tightenDataDir`'s result, the node's and the broker's alike: what was made private, and
+ * what could not be. Nothing when nothing was open.
+ */
+export function reportTightened(
+  dataDir: string,
+  tightened: Tightened,
+  warn: (message: string, paths: string[]) => void,
+): void {
+  if (tightened.changed.length > 0) {
+    warn(
+      `data dir ${dataDir}: ${tightened.changed.length} files and directories could be read by other users; made them 0600 (directories 0700)`,
+      describeTightened(dataDir, tightened.changed),
+    );
+  }
+  if (tightened.failed.length > 0) {
+    warn(
+      `data dir ${dataDir}: some files could not be made private (0600); chmod them by hand`,
+      tightened.failed.slice(0, 20),
+    );
+  }
+}

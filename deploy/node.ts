@@ -20,7 +20,7 @@ import {
 } from "../actors/runtime/index.ts";
 import { createApp, type GatewayApp, securityReporters } from "../edge/app.ts";
 import { dataDirCheck } from "./data-dir-check.ts";
-import { createPrivateFile, describeTightened, tightenDataDir } from "./data-dir-files.ts";
+import { createPrivateFile, reportTightened, tightenDataDir } from "./data-dir-files.ts";
 import { localInspector, topologyOf } from "../edge/console/local.ts";
 import type { ConsoleEventLog, ConsoleOptions, ConsoleTraces } from "../edge/console/index.tsx";
 import { guardedRedis } from "../edge/middleware/rate-limit/guarded-redis.ts";
@@ -255,19 +255,9 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   }
   // Files an earlier version left readable by others (it made SQLite's 0644, PGlite's 0666): private from now on.
   // After the locks: a node still running on this dir is refused first, instead of its files changing under the walk.
-  const tightened = tightenDataDir(dataDir);
-  if (tightened.changed.length > 0) {
-    logger.warn(
-      `data dir: ${tightened.changed.length} files and directories could be read by other users; made them 0600 (directories 0700)`,
-      { dataDir, paths: describeTightened(dataDir, tightened.changed) },
-    );
-  }
-  if (tightened.failed.length > 0) {
-    logger.warn("data dir: some files could not be made private (0600); chmod them by hand", {
-      dataDir,
-      paths: tightened.failed.slice(0, 20),
-    });
-  }
+  reportTightened(dataDir, tightenDataDir(dataDir), (message, paths) =>
+    logger.warn(message, { dataDir, paths }),
+  );
   // One actor host per shared database: a second node hosting actors there would keep its own copy of each.
   if (config.DATABASE_URL && !config.ACTOR_HOST_URL) {
     const lease = await acquireActorHostLease({

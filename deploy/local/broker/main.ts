@@ -1,7 +1,7 @@
 // CLI: `npx bun deploy/local/broker/main.ts` runs the QStash-compatible broker, configured from the environment.
 import { X509Certificate } from "node:crypto";
 import { openBunSqlite } from "../../../actors/hosts/local/sqlite-bun.ts";
-import { describeTightened, tightenDataDir } from "../../data-dir-files.ts";
+import { reportTightened, tightenDataDir } from "../../data-dir-files.ts";
 import { type DataDirLock, lockDataDir } from "../../data-dir-lock.ts";
 import { exitOnStartFailure } from "../../start-failure.ts";
 import { stopOnSignals } from "../../shutdown.ts";
@@ -173,16 +173,9 @@ try {
 }
 if (pgliteLock) {
   // As a node does: files an earlier version left readable by others (PGlite's were 0666) made private.
-  const { changed, failed: left } = tightenDataDir(dataDir);
-  if (changed.length > 0) {
-    console.warn(
-      `[broker] data dir ${dataDir}: ${changed.length} files and directories could be read by other users; made them 0600 (directories 0700): ${describeTightened(dataDir, changed).join(", ")}`,
-    );
-  }
-  if (left.length > 0)
-    console.warn(
-      `[broker] data dir: could not make private (chmod them by hand): ${left.slice(0, 20).join(", ")}`,
-    );
+  reportTightened(dataDir, tightenDataDir(dataDir), (message, paths) =>
+    console.warn(`[broker] ${message}: ${paths.join(", ")}`),
+  );
 }
 const broker = await startBroker({
   port: settings.port,
