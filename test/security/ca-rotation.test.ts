@@ -14,6 +14,7 @@ import type { Started } from "../e2e/process.ts";
 import {
   runCerts,
   freshSplitSettings,
+  incrementThrough,
   type SplitDeployment,
   startSplitDeployment,
   stopProcesses,
@@ -144,16 +145,7 @@ test("every role CA rotated in three steps under load: no request fails, no mess
   let loading = true;
   const load = (async () => {
     for (let i = 0; loading; i++) {
-      increments.push(
-        fetch(`${gateway.match}/v1/counters/ca-rotation/increment`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-          body: '{"by":1}',
-        }).then(
-          (response) => response.status,
-          () => 0,
-        ),
-      );
+      increments.push(incrementThrough(gateway.match, "ca-rotation", token));
       if (i % 10 === 0) {
         orders.push(
           client.place(customer, [{ sku, quantity: 1 }]).then(

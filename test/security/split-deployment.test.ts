@@ -17,6 +17,7 @@ import {
   root,
   runCerts as certsInto,
   freshSplitSettings,
+  incrementThrough,
   startSplitDeployment,
   stopProcesses,
 } from "./split-processes.ts";
@@ -232,16 +233,7 @@ describe("split deployment over mutual TLS", () => {
         rotatedAt = i;
         runCerts(); // every leaf reissued: the actor host's, the gateway's and the broker's
       }
-      sent.push(
-        fetch(`${client.target.base}/v1/counters/rotation/increment`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-          body: '{"by":1}',
-        }).then(
-          (response) => response.status,
-          () => 0,
-        ),
-      );
+      sent.push(incrementThrough(client.target.base, "rotation", token));
       await Bun.sleep(10);
     }
     const statuses = await Promise.all(sent);

@@ -54,6 +54,17 @@ export function freshSplitSettings(
   return { settings, database };
 }
 
+/** One `POST /v1/counters/{key}/increment` by 1 through `base`, as the load of a rotation: its status, 0 if none came. */
+export const incrementThrough = (base: string, key: string, token: string): Promise<number> =>
+  fetch(`${base}/v1/counters/${key}/increment`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: '{"by":1}',
+  }).then(
+    (response) => response.status,
+    () => 0,
+  );
+
 /** A node's queue settings: the broker at `url`, and with `certs`, the broker CA bundle it trusts for https. */
 export const queueEnv = (url: string, certs?: string) => ({
   QSTASH_URL: url,
