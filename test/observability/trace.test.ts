@@ -26,6 +26,17 @@ beforeAll(async () => {
 }, 30_000);
 afterAll(() => running?.stop());
 
+/** The `url.path` of every span in the node's `count` most recent traces, once what is pending is written. */
+async function recordedPaths(count: number): Promise<string[]> {
+  const tracing = running.node.tracing;
+  if (!tracing) throw new Error("tracing is off");
+  await tracing.flush();
+  return tracing.store
+    .recentTraces(count)
+    .flatMap((summary) => tracing.store.trace(summary.traceId))
+    .map((span) => String(span.attributes["url.path"] ?? ""));
+}
+
 describe("traces (bun)", () => {
   test("one trace id covers the gateway, the actor turns, the deliveries and billing; parents and links are right", async () => {
     const api = running.client;
@@ -194,22 +205,15 @@ describe("read sampling (bun)", () => {
       // A token-shaped path segment (a token pasted into a URL) is masked in the span, as in logs.
       const token = `eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9.${hex(16)}`;
       await running.client.call("GET", `/v1/customers/${token}/loyalty`);
-      await tracing.flush();
-      const paths = tracing.store
-        .recentTraces(50)
-        .flatMap((summary) => tracing.store.trace(summary.traceId))
-        .map((span) => String(span.attributes["url.path"] ?? ""));
+      const paths = await recordedPaths(50);
       expect(paths).toContain("/v1/customers/[redacted]/loyalty");
       expect(paths.filter((path) => path.includes(token))).toEqual([]);
       // A path as long as the request line allows is cut, so the span store's size stays bounded by its count.
       const long = "x".repeat(8_000);
       await running.client.call("GET", `/v1/customers/${long}/loyalty`);
-      await tracing.flush();
-      const cut = tracing.store
-        .recentTraces(50)
-        .flatMap((summary) => tracing.store.trace(summary.traceId))
-        .map((span) => String(span.attributes["url.path"] ?? ""))
-        .find((path) => path.startsWith(`/v1/customers/${long.slice(0, 100)}`));
+      const cut = (await recordedPaths(50)).find((path) =>
+        path.startsWith(`/v1/customers/${long.slice(0, 100)}`),
+      );
       expect(cut?.length).toBe(1025);
       expect(cut?.endsWith("…")).toBe(true);
       sampleReads({ ratio: 0 });
@@ -262,11 +266,7 @@ describe("the console's own requests (bun)", () => {
       const plain = uniqueName("after-console");
       expect((await running.client.call("GET", `/v1/customers/${plain}/loyalty`)).status).toBe(200);
       await Bun.sleep(50);
-      await tracing.flush();
-      const spans = tracing.store
-        .recentTraces(100)
-        .flatMap((summary) => tracing.store.trace(summary.traceId));
-      const paths = spans.map((span) => String(span.attributes["url.path"] ?? ""));
+      const paths = await recordedPaths(100);
       expect(paths.filter((path) => path.startsWith("/_console"))).toEqual([]);
       expect(paths).toContain(`/v1/customers/${plain}/loyalty`);
       // …and the console's own port lists none of them.
@@ -307,11 +307,7 @@ describe("health probes and metric scrapes (bun)", () => {
       const plain = uniqueName("after-probes");
       expect((await running.client.call("GET", `/v1/customers/${plain}/loyalty`)).status).toBe(200);
       await Bun.sleep(50);
-      await tracing.flush();
-      const spans = tracing.store
-        .recentTraces(100)
-        .flatMap((summary) => tracing.store.trace(summary.traceId));
-      const paths = spans.map((span) => String(span.attributes["url.path"] ?? ""));
+      const paths = await recordedPaths(100);
       expect(paths.filter((path) => ["/healthz", "/readyz", "/metrics"].includes(path))).toEqual([]);
       expect(paths).toContain(`/v1/customers/${plain}/loyalty`);
     } finally {
