@@ -252,6 +252,15 @@ describe("the actor inspector", () => {
     });
     return { file, host, gateway };
   };
+  /** Runs `use` against a fresh inspector and its host, and stops the host afterwards. */
+  const inspecting = async (use: (fixture: Awaited<ReturnType<typeof inspected>>) => Promise<void>) => {
+    const fixture = await inspected();
+    try {
+      await use(fixture);
+    } finally {
+      await fixture.host.stop();
+    }
+  };
   const headers = async () => ({ authorization: `Bearer ${await token(["admin"])}` });
   /** The answer to a browser and to any other client: status, the page's heading, the problem's code and detail. */
   const both = async (gateway: ReturnType<typeof app>, path: string) => {
@@ -268,8 +277,7 @@ describe("the actor inspector", () => {
   };
 
   test("an actor that exists is shown; one never seen is 404 'No such actor'", async () => {
-    const { host, gateway } = await inspected();
-    try {
+    await inspecting(async ({ gateway }) => {
       const page = await gateway.request("/_console/actors/counter/c1", { headers: await headers() });
       expect(page.status).toBe(200);
       expect(await page.text()).toContain("version 1");
@@ -277,38 +285,29 @@ describe("the actor inspector", () => {
       expect(api).toMatchObject({ status: 404, code: "not_found" });
       expect(api.detail).toContain("There is no actor counter/never-seen");
       expect(missing).toMatchObject({ status: 404, title: "No such actor" });
-    } finally {
-      await host.stop();
-    }
+    });
   });
 
   test("an actor type that does not exist is 404 'No such actor type', naming the types there are", async () => {
-    const { host, gateway } = await inspected();
-    try {
+    await inspecting(async ({ gateway }) => {
       const { api, page } = await both(gateway, "/_console/actors/nosuchtype/c1");
       expect(api).toMatchObject({ status: 404, code: "actor.unknown_type" });
       expect(api.detail).toBe('No actor type "nosuchtype" is registered here: the types here are counter');
       expect(page).toMatchObject({ status: 404, title: "No such actor type" });
-    } finally {
-      await host.stop();
-    }
+    });
   });
 
   test("a key no actor can have is 400", async () => {
-    const { host, gateway } = await inspected();
-    try {
+    await inspecting(async ({ gateway }) => {
       const { api, page } = await both(gateway, `/_console/actors/counter/${encodeURIComponent("a b")}`);
       expect(api).toMatchObject({ status: 400, code: "actor.invalid_key" });
       expect(page).toMatchObject({ status: 400, title: "Invalid actor key" });
       expect(page.html).toContain("URL-safe characters");
-    } finally {
-      await host.stop();
-    }
+    });
   });
 
   test("a store that cannot be read is 503 'Actor store unreachable', not 'No such actor'", async () => {
-    const { file, host, gateway } = await inspected();
-    try {
+    await inspecting(async ({ file, gateway }) => {
       // The host's SQLite fails for real: its state table is gone (a botched restore or migration).
       const other = new Database(file);
       other.exec("DROP TABLE actor_state");
@@ -318,9 +317,7 @@ describe("the actor inspector", () => {
       expect(api.detail).toContain("the actor counter/c1 cannot be read");
       expect(page).toMatchObject({ status: 503, title: "Actor store unreachable" });
       expect(page.html).toContain("Breakers section");
-    } finally {
-      await host.stop();
-    }
+    });
     // A port that fails the same way, whatever it throws.
     const failing = app({ inspect: () => Promise.reject(new Error("gone")) });
     expect((await both(failing, "/_console/actors/order/o1")).api).toMatchObject({
