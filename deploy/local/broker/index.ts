@@ -1,6 +1,7 @@
 // startBroker: a QStash-compatible broker (HTTP API, durable Postgres store, signed push delivery).
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "../pglite/index.ts";
 import { bunServe } from "../../bun/serve.ts";
+import { dialableHost } from "../../serve.ts";
 import { Batcher } from "./batcher.ts";
 import { type BrokerOptions, resolveOptions } from "./config.ts";
 import { connect, migrate, recoverInFlight, type Sql } from "./db.ts";
@@ -160,7 +161,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     const port = server.port;
     let stopping: Promise<void> | undefined;
     return {
-      url: `${options.tls ? "https" : "http"}://${config.hostname}:${port}`,
+      url: `${options.tls ? "https" : "http"}://${dialableHost(config.hostname)}:${port}`,
       port,
       token: config.token,
       currentSigningKey: config.currentSigningKey,

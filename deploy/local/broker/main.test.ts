@@ -115,7 +115,7 @@ describe("the broker's CLI settings", () => {
 // private network, or TLS terminated in front of the broker, may be the operator's choice). With its own server
 // certificate the broker serves HTTPS, and says nothing.
 describe("the broker's API beyond loopback", () => {
-  const running = async (settings: Record<string, string>) => {
+  const running = async (settings: Record<string, string>, whileUp?: (url: string) => Promise<void>) => {
     const schema = uniqueSchema("broker_cli");
     schemas.push(schema);
     const broker = await startProcess([process.execPath, join(import.meta.dir, "main.ts")], {
@@ -131,9 +131,12 @@ describe("the broker's API beyond loopback", () => {
       },
       timeoutMs: 15_000,
     });
-    const output = broker.output();
-    await broker.kill("SIGTERM");
-    return { url: broker.match, output };
+    try {
+      await whileUp?.(broker.match);
+    } finally {
+      await broker.kill("SIGTERM");
+    }
+    return { url: broker.match, output: broker.output() };
   };
 
   test("over plain HTTP it starts, and warns that the token and messages cross the network in clear", async () => {
@@ -141,6 +144,27 @@ describe("the broker's API beyond loopback", () => {
     expect(url).toStartWith("http://");
     expect(output).toContain("QSTASH_HOST 0.0.0.0 is reachable beyond this machine over plain HTTP");
     expect(output).toContain("QSTASH_TLS_CERT_FILE");
+  });
+
+  // The printed QSTASH_URL is what a user pastes into a node: a wildcard bind address (0.0.0.0, ::) is no address
+  // to dial, and an IPv6 one needs brackets in a URL.
+  test.each(["0.0.0.0", "::"])(
+    "bound to every interface (%p), the printed QSTASH_URL is one this machine can call, and says what it listens on",
+    async (host) => {
+      const { url, output } = await running({ QSTASH_HOST: host }, async (printed) => {
+        const health = await fetch(new URL("/healthz", printed));
+        expect(health.status).toBe(200);
+      });
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(output).toContain(`listening on every interface (${host})`);
+    },
+  );
+
+  test("bound to an IPv6 address, the printed QSTASH_URL has it in brackets", async () => {
+    const { url } = await running({ QSTASH_HOST: "::1" }, async (printed) => {
+      expect((await fetch(new URL("/healthz", printed))).status).toBe(200);
+    });
+    expect(url).toMatch(/^http:\/\/\[::1\]:\d+$/);
   });
 
   test("with QSTASH_TLS_CERT_FILE it serves https, and does not warn", async () => {

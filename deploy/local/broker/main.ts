@@ -196,9 +196,13 @@ const broker = await startBroker({
 // Only the public development defaults are printed; a token or key given by the user never is.
 const shown = (value: string, fallback: string) => (value === fallback ? value : "(as configured)");
 const store = process.env.DATABASE_URL ? "Postgres (DATABASE_URL)" : "embedded PGlite";
+// Bound to a wildcard, the URL above is this machine's loopback; other machines use one of its own addresses.
+const everyInterface = ["0.0.0.0", "::"].includes(settings.host)
+  ? `, listening on every interface (${settings.host})`
+  : "";
 console.log(
   [
-    `QStash-compatible broker running at ${broker.url} (${store})`,
+    `QStash-compatible broker running at ${broker.url} (${store})${everyInterface}`,
     `QSTASH_URL=${broker.url}`,
     `QSTASH_TOKEN=${shown(broker.token, DEV_TOKEN)}`,
     `QSTASH_CURRENT_SIGNING_KEY=${shown(broker.currentSigningKey, DEV_CURRENT_SIGNING_KEY)}`,
