@@ -1,6 +1,7 @@
 // /metrics on a whole node (startNode, the embedded broker, real Postgres): values move as orders flow.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { startReceiver } from "../broker/helpers.ts";
+import postgres from "postgres";
+import { startReceiver, TEST_DATABASE_URL } from "../broker/helpers.ts";
 import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
 import { eventually, expectOk, type OrderView, uniqueName } from "../commerce/client.ts";
 import { type Scrape, scrape } from "./metrics-scrape.ts";
@@ -125,3 +126,31 @@ test("orders, reads, deliveries, retries, dead letters and cache hits all show i
     0,
   );
 }, 60_000);
+
+test("a reply stuck in billing's own outbox shows in its pending and lag gauges", async () => {
+  // What a billing relay that cannot publish leaves (the broker refusing its batch): a committed reply, backing off,
+  // which no actor outbox holds. Made directly in the table, so the test needs no broker outage.
+  const sql = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
+  const table = sql(`${running.schema}.billing_outbox`);
+  try {
+    const [row] = await sql<Array<{ seq: string }>>`
+      INSERT INTO ${table} (envelope, created_at, available_at, attempts, last_error)
+      VALUES (${sql.json({ id: uniqueName("stuck"), type: "PaymentCaptured" })}, now() - interval '90 seconds',
+        now() + interval '1 hour', 7, 'broker refused the batch')
+      RETURNING seq`;
+    let seen: Scrape | undefined;
+    await eventually(async () => {
+      seen = await scrape(running.node.url);
+      return seen.value("edgewise_billing_outbox_pending") >= 1;
+    }, "the stuck billing reply in /metrics");
+    expect(seen?.type("edgewise_billing_outbox_pending")).toBe("gauge");
+    expect(seen?.value("edgewise_billing_outbox_lag_seconds")).toBeGreaterThanOrEqual(90);
+    await sql`DELETE FROM ${table} WHERE seq = ${row?.seq as string}`;
+    await eventually(
+      async () => (await scrape(running.node.url)).value("edgewise_billing_outbox_lag_seconds") < 90,
+      "the gauges once the reply left",
+    );
+  } finally {
+    await sql.end();
+  }
+}, 30_000);

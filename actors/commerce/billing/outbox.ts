@@ -99,6 +99,18 @@ export class BillingOutboxRelay {
     return Number(row?.n ?? 0);
   }
 
+  /**
+   * What is still in the outbox and how long its oldest message has waited: the `/metrics` gauges of a relay that
+   * is stuck (a broker refusing its batch), since billing's replies never pass through an actor's outbox.
+   */
+  async backlog(): Promise<{ pending: number; oldestAgeMs: number }> {
+    const [row] = await this.sql`
+      SELECT count(*) AS n,
+        coalesce(extract(epoch FROM clock_timestamp() - min(created_at)) * 1000, 0)::float8 AS age
+      FROM billing_outbox`;
+    return { pending: Number(row?.n ?? 0), oldestAgeMs: Math.max(0, Number(row?.age ?? 0)) };
+  }
+
   /** Runs passes in the background until `stop()`: at once when notified, else every `intervalMs`. */
   start(): this {
     if (this.running) return this;

@@ -106,6 +106,7 @@ export class EdgewiseMetrics {
   private readonly rateLimits;
   private actors: Source<ActorTypeStats[]> | undefined;
   private outbox: Source<OutboxBacklog> | undefined;
+  private billingOutbox: Source<OutboxBacklog> | undefined;
   private broker: Source<BrokerStats> | undefined;
   private brokerDelivered: Source<number> | undefined;
   private dependencies: Dependencies | undefined;
@@ -169,6 +170,25 @@ export class EdgewiseMetrics {
       unit: "s",
       observe: async (observe) => {
         const value = await backlog();
+        if (value) observe(value.oldestAgeMs / 1000);
+      },
+    });
+
+    const billingBacklog = inflight(() => this.billingOutbox?.());
+    r.callbackGauge({
+      name: "edgewise_billing_outbox_pending",
+      help: "Billing's replies committed in its Postgres outbox and not yet handed to the queue.",
+      observe: async (observe) => {
+        const value = await billingBacklog();
+        if (value) observe(value.pending);
+      },
+    });
+    r.callbackGauge({
+      name: "edgewise_billing_outbox_lag_seconds",
+      help: "Age of the oldest message in billing's Postgres outbox (0 when empty).",
+      unit: "s",
+      observe: async (observe) => {
+        const value = await billingBacklog();
         if (value) observe(value.oldestAgeMs / 1000);
       },
     });
@@ -355,6 +375,12 @@ export class EdgewiseMetrics {
 
   observeOutbox(source: Source<OutboxBacklog>): this {
     this.outbox = source;
+    return this;
+  }
+
+  /** Billing's own outbox (Postgres), relayed by the node that hosts the actors. */
+  observeBillingOutbox(source: Source<OutboxBacklog>): this {
+    this.billingOutbox = source;
     return this;
   }
 
