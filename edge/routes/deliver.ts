@@ -4,7 +4,7 @@ import { type Context, Hono } from "hono";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import { backoffMs } from "../../actors/queue/retry-policy.ts";
 import { EdgewiseError, problemContentType, toEdgewiseError, toProblem } from "../../shared/errors/index.ts";
-import { errorFields, type Logger } from "../../shared/telemetry/log/index.ts";
+import { errorFields, type Logger, traceIdFromTraceparent } from "../../shared/telemetry/log/index.ts";
 import {
   activeContext,
   ageMs,
@@ -123,16 +123,24 @@ export function deliveryRoutes(options: DeliveryOptions): Hono<GatewayEnv> {
       );
     }
     let messageId: unknown;
+    // The trace the failure belongs to, for its log line: no span is active here (a delivery gets no SERVER span,
+    // and one handed in process none of the gateway's middleware), so the envelope's and the delivery span's ids.
+    const traced: DeliveryTrace = {};
     try {
       const envelope = JSON.parse(body) as Envelope;
       messageId = envelope?.id;
+      // Parsed only if the delivery fails: the hot path keeps just a reference.
+      if (typeof envelope?.traceparent === "string") traced.traceparent = envelope.traceparent;
       const address = { type: c.req.param("type"), key: c.req.param("key") };
       if (typeof envelope !== "object" || envelope === null || envelope.target !== formatAddress(address)) {
         throw new EdgewiseError("envelope.invalid", "the envelope's target does not match the delivery URL");
       }
       // `receive` validates the envelope (once) and refuses a bad one with envelope.invalid, hence 489.
-      const outcome = await processTraced(envelope, Number(c.req.header("upstash-retried")) || 0, () =>
-        options.actors.receive(envelope),
+      const outcome = await processTraced(
+        envelope,
+        Number(c.req.header("upstash-retried")) || 0,
+        () => options.actors.receive(envelope),
+        traced,
       );
       return answer(
         c.json({ duplicate: outcome.duplicate }),
@@ -148,6 +156,9 @@ export function deliveryRoutes(options: DeliveryOptions): Hono<GatewayEnv> {
       (c.var.log ?? options.logger)?.warn("delivery failed", {
         actor: `${c.req.param("type")}/${c.req.param("key")}`,
         message_id: typeof messageId === "string" ? messageId : undefined,
+        // The broker's own id (`msg_…`), which its events API and dead-letter queue are keyed by.
+        broker_message_id: c.req.header("upstash-message-id"),
+        ...traceFields(traced),
         retried: Number(c.req.header("upstash-retried")) || 0,
         error: errorFields(thrown),
       });
@@ -187,6 +198,20 @@ function problem(
   });
 }
 
+/** The ids a failed delivery's log line names: its trace, and its CONSUMER span when one was recorded. */
+interface DeliveryTrace {
+  /** The envelope's, until a span of this delivery (recorded or dropped) names its own trace. */
+  traceparent?: string;
+  traceId?: string;
+  spanId?: string;
+}
+
+function traceFields(traced: DeliveryTrace): { trace_id?: string; span_id?: string } {
+  const traceId = traced.traceId ?? traceIdFromTraceparent(traced.traceparent);
+  if (!traceId) return {};
+  return traced.spanId ? { trace_id: traceId, span_id: traced.spanId } : { trace_id: traceId };
+}
+
 /**
  * The CONSUMER span of one delivery (OTel messaging "process"): a child of the context the envelope carries (the
  * PRODUCER span that created the message), so the trace continues across the queue, and linked to it.
@@ -195,6 +220,7 @@ async function processTraced<T extends { duplicate: boolean }>(
   envelope: Envelope,
   retried: number,
   work: () => Promise<T>,
+  traced: DeliveryTrace,
 ): Promise<T> {
   const parent = contextFromTraceparent(
     typeof envelope.traceparent === "string" ? envelope.traceparent : undefined,
@@ -207,7 +233,11 @@ async function processTraced<T extends { duplicate: boolean }>(
   // A message that carries no trace (one published from outside Edgewise) starts one here, as a write: the policy
   // for writes decides. A dropped one runs under an unsampled context, which its turn and the messages that turn
   // sends follow.
-  if (!hasSpan(parent) && !keepWrite()) return await withContext(trace.setSpan(parent, droppedSpan()), work);
+  if (!hasSpan(parent) && !keepWrite()) {
+    const dropped = droppedSpan();
+    traced.traceId = dropped.spanContext().traceId;
+    return await withContext(trace.setSpan(parent, dropped), work);
+  }
   const link = creationLink({
     ...(typeof envelope.traceparent === "string" ? { traceparent: envelope.traceparent } : {}),
   });
@@ -217,6 +247,8 @@ async function processTraced<T extends { duplicate: boolean }>(
     parent,
   );
   if (!span.isRecording()) return await work();
+  traced.traceId = span.spanContext().traceId;
+  traced.spanId = span.spanContext().spanId;
   const queueMs = typeof envelope.time === "string" ? ageMs(envelope.time) : undefined;
   span.setAttributes({
     "messaging.system": "edgewise",
