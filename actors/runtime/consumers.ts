@@ -3,6 +3,7 @@ import * as v from "valibot";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { validationError } from "../../shared/errors/valibot.ts";
+import { activeContext, failSpan, trace, tracer, withContext } from "../../shared/telemetry/trace/index.ts";
 import { isValidActorType } from "./address.ts";
 import type { ActorHost } from "./host.ts";
 import { targetOf } from "./host.ts";
@@ -96,10 +97,16 @@ export function fanInConsumer(
         if (!parsed.success)
           throw validationError("message.invalid", `${envelope.type} event`, parsed.issues);
       }
+      // Each part a span of its own, only in a trace that records: a failing or slow part (the projector, the
+      // activity log, the cache, the webhook fan-out) shows by name instead of as the delivery's alone.
+      const traced = trace.getActiveSpan()?.isRecording() === true;
       const outcomes = await Promise.all(
-        targets.map((part) =>
-          part.consumer.receive({ ...envelope, target: `${part.consumer.type}/${part.key}` }),
-        ),
+        targets.map((part) => {
+          const addressed = { ...envelope, target: `${part.consumer.type}/${part.key}` };
+          return traced
+            ? partTraced(`${part.consumer.type} ${envelope.type}`, () => part.consumer.receive(addressed))
+            : part.consumer.receive(addressed);
+        }),
       );
       return {
         duplicate: outcomes.every((outcome) => outcome.duplicate),
@@ -107,6 +114,22 @@ export function fanInConsumer(
       };
     },
   };
+}
+
+/** Runs one part under an INTERNAL span named `<part type> <event type>`, failed when the part throws. */
+async function partTraced(name: string, work: () => Promise<TurnOutcome>): Promise<TurnOutcome> {
+  const parent = activeContext();
+  const span = tracer().startSpan(name, {}, parent);
+  try {
+    const outcome = await withContext(trace.setSpan(parent, span), work);
+    span.setAttribute("edgewise.delivery.duplicate", outcome.duplicate);
+    return outcome;
+  } catch (error) {
+    failSpan(span, error);
+    throw error;
+  } finally {
+    span.end();
+  }
 }
 
 /** The event types a fan-in consumer takes: what to subscribe it to. */

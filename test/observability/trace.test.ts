@@ -15,6 +15,7 @@ import {
   sampleWrites,
   writeSampling,
 } from "../../shared/telemetry/trace/sampling.ts";
+import { startReceiver } from "../broker/helpers.ts";
 import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
 import { eventually, uniqueName } from "../commerce/client.ts";
 import { expectGatewayAndTurns, hex, placeTracedOrder } from "./saga-trace.ts";
@@ -115,6 +116,55 @@ describe("traces (bun)", () => {
     expect(tracing.store.recentTraces(100).some((summary) => summary.traceId === traceId)).toBe(true);
     expect((await tracing.console.spans(traceId)).length).toBe(spans.length);
   }, 40_000);
+  test("the read side's parts and the webhook fan-out are spans of the order's trace, and each webhook attempt is the fan-out's", async () => {
+    const tracing = running.node.tracing;
+    if (!tracing) throw new Error("tracing is off");
+    // The first attempt fails (a 500), the retry succeeds: both attempts must hang under the fan-out.
+    const receiver = startReceiver((_delivery, nth) =>
+      nth === 1 ? new Response("boom", { status: 500 }) : new Response("ok"),
+    );
+    const created = await running.client.call<{ id: string }>("POST", "/v1/webhooks/subscriptions", {
+      body: { url: receiver.url("/hooks"), events: ["order.confirmed"] },
+    });
+    expect(created.status).toBe(201);
+    try {
+      const { traceId } = await placeTracedOrder(running.client);
+      let spans: StoredSpan[] = [];
+      const attempts = () => spans.filter((span) => span.name === "process WebhookDelivery");
+      await eventually(async () => {
+        await tracing.flush();
+        spans = tracing.store.trace(traceId);
+        return attempts().length === 2 && spans.some((span) => span.name === "projector OrderConfirmed");
+      }, "the webhook's two attempts and the read side's parts in the order's trace");
+      const byId = new Map(spans.map((span) => [span.spanId, span]));
+      const readSide = spans.find(
+        (span) =>
+          span.name === "process OrderConfirmed" &&
+          span.attributes["messaging.destination.name"] === "readside/events",
+      );
+      expect(readSide?.kind).toBe("CONSUMER");
+      const parts = spans.filter((span) => span.parentSpanId === readSide?.spanId).map((span) => span.name);
+      expect(parts.sort()).toEqual(
+        ["activity", "cache", "projector", "webhooks"].map((part) => `${part} OrderConfirmed`),
+      );
+      const fanOut = spans.find((span) => span.name === "webhooks OrderConfirmed");
+      for (const attempt of attempts()) {
+        const producer = byId.get(attempt.parentSpanId as string);
+        expect(producer?.name).toBe("create WebhookDelivery");
+        expect(producer?.kind).toBe("PRODUCER");
+        expect(producer?.parentSpanId).toBe(fanOut?.spanId as string);
+        expect(attempt.links.map((link) => link.spanId)).toEqual([producer?.spanId as string]);
+      }
+      expect(
+        attempts()
+          .map((attempt) => attempt.status)
+          .sort(),
+      ).toEqual(["ERROR", "OK"]);
+    } finally {
+      await running.client.call("DELETE", `/v1/webhooks/subscriptions/${created.body.id}`);
+      receiver.stop();
+    }
+  });
   test("a supplier's inbound webhook and the restock it queues are one trace", async () => {
     const tracing = running.node.tracing;
     if (!tracing) throw new Error("tracing is off");
