@@ -143,7 +143,7 @@ export interface NodeTracingOptions extends TraceStoreOptions {
 
 /** Installs the provider (once) and attaches a trace store in `dataDir` to it. */
 export function startNodeTracing(options: NodeTracingOptions): NodeTracing {
-  const { fanout } = installTracing(options.serviceName);
+  const { provider, fanout } = installTracing(options.serviceName);
   const store = new TraceStore(options.openDb(join(options.dataDir, "traces.db"), "NORMAL"), {
     ...(options.maxSpans !== undefined ? { maxSpans: options.maxSpans } : {}),
   });
@@ -164,11 +164,29 @@ export function startNodeTracing(options: NodeTracingOptions): NodeTracing {
     async stop() {
       if (stopped) return;
       stopped = true;
+      // The OTLP exporter sends its batch every 5 s: the spans of a node's last seconds (often what an incident
+      // that ends in a restart is about) would leave with the process. Bounded, so a collector that is down cannot
+      // hold the shutdown.
+      await flushWithin(provider, exportFlushMs);
       fanout.delete(processor);
       await processor.shutdown();
       store.close();
     },
   };
+}
+
+/** How long a node's stop waits for the exporters to send what they hold. */
+const exportFlushMs = 3_000;
+
+async function flushWithin(provider: BasicTracerProvider, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    provider.forceFlush().catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /** Adapts the store to the console's port; buffered spans are written first, so a fresh trace shows whole. */
