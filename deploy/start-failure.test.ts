@@ -68,6 +68,22 @@ describe("startFailureLine", () => {
     ).toBe("config.invalid: TLS_CERT_FILE and TLS_KEY_FILE go together");
   });
 
+  test("a connection string that does not parse is named by its variable, never quoted (Deno's Invalid URL)", () => {
+    // A base64 password with an unescaped "/" makes the URL fail to parse; Deno's error then quotes it whole.
+    const settings = {
+      DATABASE_URL: "postgres://app:Zm9v/YmFyPLANTED+cw==@db.internal:5432/shop",
+      REDIS_URL: "redis://default:r3d/isPLANTED@cache.internal:6380",
+    };
+    const lines = [
+      startFailureLine(new TypeError(`Invalid URL: '${settings.DATABASE_URL}'`), settings),
+      startFailureLine(new TypeError(`Invalid URL: '${settings.REDIS_URL}'`), settings),
+      // The same text in a URL no setting holds (a library's own): masked to the last "@" all the same.
+      startFailureLine(new TypeError("Invalid URL: 'postgres://x:pa/ssPLANTED#1@h/db'"), {}),
+    ];
+    expect(lines.slice(0, 2)).toEqual(["Invalid URL: '<DATABASE_URL>'", "Invalid URL: '<REDIS_URL>'"]);
+    for (const line of lines) expect(line).not.toContain("PLANTED");
+  });
+
   test("a data dir that is full or read-only, or an address it cannot listen on, is named with what to do", () => {
     const at = { ...config, HOST: "10.9.9.9", EDGEWISE_DATA_DIR: "/var/lib/edgewise" };
     // PGlite's file system on a full disk: an Emscripten ErrnoError, no message, WASI's errno 51 (ENOSPC).

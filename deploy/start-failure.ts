@@ -99,6 +99,33 @@ export function startFailureLine(
   config: Partial<Config>,
   listen: ListenSetting = { variable: "PORT", port: config.PORT },
 ): string {
+  return withoutSettings(describeFailure(error, config, listen), config);
+}
+
+/** Settings an error may quote whole (a URL that does not parse): each is named by its variable instead. */
+const quotedSettings = [
+  "DATABASE_URL",
+  "REDIS_URL",
+  "UPSTASH_REDIS_REST_URL",
+  "QSTASH_URL",
+  "JWT_JWKS_URL",
+] as const;
+
+/**
+ * The line with every configured connection string replaced by its variable's name, then masked as a log line is:
+ * a URL that fails to parse is quoted whole by some runtimes' errors (Deno's `Invalid URL: '…'`), password and all,
+ * and a password with an unescaped `/` or `#` is what makes it fail.
+ */
+function withoutSettings(line: string, config: Partial<Config>): string {
+  let out = line;
+  for (const name of quotedSettings) {
+    const value = (config as Record<string, unknown>)[name];
+    if (typeof value === "string" && value.length > 0) out = out.replaceAll(value, `<${name}>`);
+  }
+  return maskSecrets(out);
+}
+
+function describeFailure(error: unknown, config: Partial<Config>, listen: ListenSetting): string {
   const facts = factsOf(error);
   const postgres = endpointOf(config.DATABASE_URL, 5432);
   const redis = endpointOf(config.REDIS_URL, 6379);

@@ -33,6 +33,13 @@ describe("maskSecrets", () => {
       "SuperSecretPw123",
     ],
     ["a password in a rediss URL", "rediss://default:p4ss@cache.internal:6380", "p4ss"],
+    // A password that breaks the URL (an unescaped "/", "#" or "@"), as a parser's error quotes it.
+    [
+      "a password with a slash in a URL",
+      "Invalid URL: 'postgres://edge:c2Vj/cmV0PLANTED@db:5432/app'",
+      "PLANTED",
+    ],
+    ["a password with a # and an @ in a URL", "redis://u:se#cr@tPLANTED@cache:6379", "PLANTED"],
   ])("masks %s", (_name, text, secret) => {
     const masked = maskSecrets(text);
     expect(masked).not.toContain(secret);
