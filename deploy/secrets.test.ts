@@ -88,3 +88,19 @@ test("the data dir is made private (0700, parents too); an existing one open to 
   expect(privateDataDir(open)).toContain("open to other users (mode 755)");
   expect(statSync(open).mode & 0o777).toBe(0o755);
 });
+
+test("the files secrets are kept in on a developer's machine are ignored by git, so `git add .` cannot commit them", () => {
+  // wrangler dev's .dev.vars (SECURITY.md: "not committed"), dotenv files, and the data dir with its keys and certs.
+  const paths = [
+    ".dev.vars",
+    ".dev.vars.staging",
+    ".env",
+    ".env.local",
+    ".edgewise/jwt-secret",
+    ".edgewise/certs/gateway.key",
+  ];
+  const check = Bun.spawnSync(["git", "check-ignore", "--no-index", ...paths], {
+    cwd: join(import.meta.dir, ".."),
+  });
+  expect(check.stdout.toString().trim().split("\n")).toEqual(paths);
+});
