@@ -24,6 +24,7 @@ export function defaultDeliveryConcurrency(onEmbeddedPglite: boolean): number {
   return onEmbeddedPglite ? 64 : 256;
 }
 
+import { maskSecrets } from "../../../shared/telemetry/log/redact.ts";
 import type { Serve } from "../../serve.ts";
 import type { TlsFiles, TlsMaterial } from "../../tls.ts";
 import type { PGliteSync } from "../pglite/durable.ts";
@@ -185,10 +186,19 @@ export function resolveOptions(options: BrokerOptions = {}): ResolvedOptions {
     eventRetentionMs: positive("eventRetentionMs", options.eventRetentionMs ?? 7 * 86_400_000),
     pollIntervalMs: positive("pollIntervalMs", options.pollIntervalMs ?? 1000),
     fetch: options.fetch ?? ((input, init) => fetch(input, init)),
-    log: options.log ?? ((message) => console.error(`[qstash-broker] ${message}`)),
+    log: maskedLog(options.log ?? ((message) => console.error(`[qstash-broker] ${message}`))),
     maintenance: resolveMaintenance(options),
   };
 }
+
+/**
+ * Every line the broker logs, masked as a node's log is: a failed request is logged with its path, and a publish's
+ * path is the destination URL, which may carry the receiver's password or a token.
+ */
+const maskedLog =
+  (log: (message: string) => void) =>
+  (message: string): void =>
+    log(maskSecrets(message));
 
 function resolveMaintenance(options: BrokerOptions): Required<MaintenanceOptions> | undefined {
   const embedded = !options.sql && !options.databaseUrl;
