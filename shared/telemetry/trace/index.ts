@@ -15,6 +15,7 @@ import {
   trace,
   TraceFlags,
 } from "@opentelemetry/api";
+import { maskSecrets } from "../log/redact.ts";
 
 export { SpanKind, SpanStatusCode, trace };
 export type { Attributes, Context, Span, SpanContext };
@@ -194,14 +195,23 @@ export function producerSpan(
   return headers;
 }
 
-/** Records a thrown error on a span and marks it failed. */
+/**
+ * Records a thrown error on a span and marks it failed. Its message and stack are masked as a log line's are
+ * (`maskSecrets`): spans go to the console's trace store and to OTLP, and an error's text may quote a credential.
+ */
 export function failSpan(span: Span, error: unknown): void {
   if (!span.isRecording()) return;
-  if (error instanceof Error) span.recordException(error);
-  span.setStatus({
-    code: SpanStatusCode.ERROR,
-    message: error instanceof Error ? error.message : String(error),
-  });
+  const message = maskSecrets(error instanceof Error ? error.message : String(error));
+  if (error instanceof Error) {
+    const { code } = error as { code?: unknown };
+    span.recordException({
+      name: error.name,
+      message,
+      ...(typeof code === "string" || typeof code === "number" ? { code } : {}),
+      ...(error.stack ? { stack: maskSecrets(error.stack) } : {}),
+    });
+  }
+  span.setStatus({ code: SpanStatusCode.ERROR, message });
 }
 
 /** The active context (AsyncLocalStorage on Bun and Deno when the SDK is wired; root otherwise). */
