@@ -1,5 +1,11 @@
 // Broker configuration: the options of startBroker, their defaults, and the public `qstash dev` credentials.
 
+import { maskSecrets } from "../../../shared/telemetry/log/redact.ts";
+import type { Serve } from "../../serve.ts";
+import type { TlsFiles, TlsMaterial } from "../../tls.ts";
+import type { PGliteSync } from "../pglite/durable.ts";
+import type { Sql } from "./db.ts";
+
 /**
  * The credentials `qstash dev` prints, and that @upstash/qstash 2.12's dev mode (`QSTASH_DEV=true`) hard-codes
  * (`DEV_CREDENTIALS` in the SDK). They are public: never use them for anything reachable from outside.
@@ -23,12 +29,6 @@ export const isDevSigningKey = (key: string): boolean =>
 export function defaultDeliveryConcurrency(onEmbeddedPglite: boolean): number {
   return onEmbeddedPglite ? 64 : 256;
 }
-
-import { maskSecrets } from "../../../shared/telemetry/log/redact.ts";
-import type { Serve } from "../../serve.ts";
-import type { TlsFiles, TlsMaterial } from "../../tls.ts";
-import type { PGliteSync } from "../pglite/durable.ts";
-import type { Sql } from "./db.ts";
 
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
