@@ -137,6 +137,35 @@ describe("broker configuration", () => {
     );
     expect(() => parseConfig({ PUBLIC_URL: "not a url" })).toThrow("PUBLIC_URL must be a URL");
   });
+
+  // A base64 password with a `/` is the usual cause: postgres.js then failed at start with a bare "Invalid URL"
+  // (exit 1, no variable named). It is a setting to fix (exit 78), and the message never quotes the password.
+  test.each([
+    ["DATABASE_URL", "postgres://app:ab/cd#PLANTED@127.0.0.1:5432/db"],
+    ["DATABASE_URL", "postgres://app:PLANTED@db host/db"],
+    ["REDIS_URL", "redis://default:ab/c#dPLANTED@127.0.0.1:6379"],
+  ])("%s that does not parse as a URL is refused by name, without its password", (name, value) => {
+    let message = "";
+    try {
+      parseConfig({ [name]: value });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain(`${name} is not a valid URL`);
+    expect(message).toContain("percent-encoded");
+    expect(message).not.toContain("PLANTED");
+  });
+
+  test("connection strings that postgres.js and Redis clients take still pass", () => {
+    for (const url of [
+      "postgres://app:p%2Fss%23word@127.0.0.1:5432/db?sslmode=verify-full&sslrootcert=system",
+      "postgresql://app@h1:5432,h2:5433,h3/db?target_session_attrs=read-write",
+      "postgres://app:pw@[::1]:5432/db",
+    ]) {
+      expect(parseConfig({ DATABASE_URL: url }).DATABASE_URL).toBe(url);
+    }
+    expect(parseConfig({ REDIS_URL: "rediss://default:p%2Fw@127.0.0.1:6380/0" }).REDIS_URL).toBeDefined();
+  });
 });
 
 describe("gateway configuration", () => {

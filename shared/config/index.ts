@@ -29,6 +29,30 @@ function fetchedSafely(text: string): boolean {
   return isLoopbackHost(url.hostname);
 }
 
+/**
+ * A connection string that parses as a URL. postgres.js also takes several hosts (`@h1:5432,h2:5432/db`), which
+ * `new URL` does not, so the extra hosts are dropped before the check. The message never quotes the value: it holds
+ * the password.
+ */
+const connectionUrl = (name: string, scheme: RegExp, what: string) =>
+  v.pipe(
+    v.string(),
+    v.regex(scheme, `${name} must be a ${what} URL`),
+    v.check(
+      (text) => parses(text) || parses(text.replace(/,[^/?#@,]+(?=[,/?#]|$)/g, "")),
+      `${name} is not a valid URL: a password or user name with /, #, ?, @, : or % in it must be percent-encoded (encodeURIComponent)`,
+    ),
+  );
+
+function parses(text: string): boolean {
+  try {
+    new URL(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const duration = (name: string) =>
   v.pipe(
     v.string(),
@@ -180,9 +204,7 @@ export const ConfigSchema = v.object({
     "FULL",
   ),
   /** Postgres for the broker (and later billing); unset = embedded PGlite in the data dir. */
-  DATABASE_URL: v.optional(
-    v.pipe(v.string(), v.regex(/^postgres(ql)?:\/\//, "DATABASE_URL must be a postgres:// URL")),
-  ),
+  DATABASE_URL: v.optional(connectionUrl("DATABASE_URL", /^postgres(ql)?:\/\//, "postgres://")),
   /** A QStash-protocol broker; unset = the embedded local broker. */
   QSTASH_URL: v.optional(v.pipe(v.string(), v.url("QSTASH_URL must be a URL"))),
   QSTASH_TOKEN: v.optional(v.string()),
@@ -242,7 +264,7 @@ export const ConfigSchema = v.object({
     v.picklist(["open", "closed"], "RATE_LIMIT_ON_REDIS_FAILURE must be open or closed"),
     "open",
   ),
-  REDIS_URL: v.optional(v.pipe(v.string(), v.regex(/^rediss?:\/\//, "REDIS_URL must be a redis:// URL"))),
+  REDIS_URL: v.optional(connectionUrl("REDIS_URL", /^rediss?:\/\//, "redis://")),
   UPSTASH_REDIS_REST_URL: v.optional(v.pipe(v.string(), v.url("UPSTASH_REDIS_REST_URL must be a URL"))),
   UPSTASH_REDIS_REST_TOKEN: v.optional(v.string()),
   /** Proxies whose forwarding header (TRUSTED_PROXY_HEADER) is believed: IPs or CIDRs, comma-separated. */

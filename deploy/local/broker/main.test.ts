@@ -42,6 +42,7 @@ describe("the broker's CLI settings", () => {
     [{ QSTASH_PORT: "eighty" }, 'QSTASH_PORT is not valid (got "eighty")'],
     [{ QSTASH_TIME_SCALE: "0" }, 'QSTASH_TIME_SCALE is not valid (got "0")'],
     [{ EDGEWISE_PGLITE_SYNC: "SOMETIMES" }, "EDGEWISE_PGLITE_SYNC must be FULL or NORMAL"],
+    [{ DATABASE_URL: "postgres://app:ab/cd#ef@127.0.0.1:5432/db" }, "DATABASE_URL is not a valid URL"],
   ])("%p is refused with one line and exit code 78", async (settings, reason) => {
     const { code, stdout, lines } = await start(settings);
     expect(code).toBe(78);

@@ -52,9 +52,10 @@ const failed: (error: unknown) => never = exitOnStartFailure(
 
 /** The settings, read and checked before anything starts: a bad one stops the broker with one line. */
 function readSettings() {
-  // The node's rule for this setting (shared/config), so both read it alike.
+  // The node's rules for these settings (shared/config), so both read them alike.
   const { EDGEWISE_PGLITE_SYNC: pgliteSync } = parseConfig({
     EDGEWISE_PGLITE_SYNC: env("EDGEWISE_PGLITE_SYNC"),
+    DATABASE_URL: env("DATABASE_URL"),
   });
   // Delivering to actor hosts that require mutual TLS: the broker's own certificate (its role CA is the identity
   // the actor host admits), and the CA of the hosts it delivers to. Reloaded when the files change.
