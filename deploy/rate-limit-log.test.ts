@@ -1,4 +1,4 @@
-// A node whose Redis is down logs the rate limiter's failure once per interval, not once per request.
+// A node whose Redis is down logs the rate limiter's failure once per interval, not once per request, and says why.
 import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,6 +30,58 @@ test("Redis down: 40 requests, each counted locally, leave one warning that says
     expect(JSON.parse(warnings[0] as string)).toMatchObject({ level: "warn", failures: 1 });
   } finally {
     await node.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}, 60_000);
+
+// Bun's RedisClient (and ioredis) say "Connection closed" for a refused password too: an operator told "unreachable"
+// looks at the network, not at the password in REDIS_URL.
+test("a wrong Redis password is named: the warning quotes Redis's refusal, /readyz says refused", async () => {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  const redis = Bun.spawn(
+    ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--requirepass", "right-password"].concat(
+      ["--save", "", "--appendonly", "no"],
+    ),
+    { stdout: "ignore", stderr: "ignore" },
+  );
+  const dataDir = mkdtempSync(join(tmpdir(), "edgewise-rl-auth-"));
+  const lines: string[] = [];
+  try {
+    for (let tries = 0; ; tries++) {
+      const up = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
+        (socket) => (socket.end(), true),
+        () => false,
+      );
+      if (up) break;
+      if (tries > 100) throw new Error("redis-server did not start");
+      await Bun.sleep(50);
+    }
+    const node = await startLocalNode(
+      dataDir,
+      { REDIS_URL: `redis://default:wrong-PLANTED@127.0.0.1:${port}` },
+      { log: (line) => lines.push(line) },
+    );
+    try {
+      const response = await fetch(`${node.url}/v1/inventory/rl-auth`, {
+        headers: { authorization: `Bearer ${node.adminToken}` },
+      });
+      await response.body?.cancel();
+      expect(response.status).toBe(404); // counted by the local fallback, as with any Redis failure
+      const warning = lines.find((line) => line.includes("rate limiter: Redis failed")) ?? "";
+      expect(warning).toContain("Redis refused the connection (WRONGPASS");
+      const ready = (await (await fetch(`${node.url}/readyz`)).json()) as {
+        dependencies: { redis: { ok: boolean; reason?: string } };
+      };
+      expect(ready.dependencies.redis).toMatchObject({ ok: false, reason: "refused" });
+      expect(lines.join("\n")).not.toContain("PLANTED");
+    } finally {
+      await node.stop();
+    }
+  } finally {
+    redis.kill();
+    await redis.exited;
     rmSync(dataDir, { recursive: true, force: true });
   }
 }, 60_000);

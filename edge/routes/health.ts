@@ -1,6 +1,7 @@
 // Health: /healthz says the process is up; /readyz checks each dependency and says which one is down.
 import { Hono } from "hono";
 import { describeRoute } from "hono-openapi";
+import { EdgewiseError } from "../../shared/errors/index.ts";
 import { isTimeout, withTimeout } from "../../shared/resilience/index.ts";
 import type { GatewayEnv } from "../env.ts";
 import { json, publicRoute } from "../openapi.ts";
@@ -53,7 +54,9 @@ export function healthRoutes(options: HealthOptions = {}) {
           await withTimeout((signal) => dependency.check(signal), timeoutMs);
           return { name: dependency.name, ok: true, critical: dependency.critical, ms: elapsed(started) };
         } catch (error) {
-          const reason = isTimeout(error) ? "timed out" : (dependency.failedAs ?? "unreachable");
+          const reason = isTimeout(error)
+            ? "timed out"
+            : (reasonOf(error) ?? dependency.failedAs ?? "unreachable");
           return {
             name: dependency.name,
             ok: false,
@@ -122,3 +125,9 @@ export function healthRoutes(options: HealthOptions = {}) {
 }
 
 const elapsed = (started: number) => Math.round((performance.now() - started) * 10) / 10;
+
+/** A cause the failed call named itself (`meta.reason`, e.g. Redis's "refused" for a rejected password). */
+function reasonOf(error: unknown): string | undefined {
+  const reason = error instanceof EdgewiseError ? error.meta?.reason : undefined;
+  return typeof reason === "string" ? reason : undefined;
+}

@@ -138,7 +138,7 @@ export const Readiness = v.object({
       critical: v.boolean(),
       /** How long the check took. */
       ms: v.number(),
-      /** Why it failed: "timed out", "unreachable", or "unwritable" (a node's data dir). */
+      /** Why it failed: "timed out", "unreachable", "unwritable" (a node's data dir) or "refused" (Redis refused the password). */
       reason: v.optional(v.string()),
       /** Its circuit breaker's state, where it has one. */
       breaker: v.optional(v.unknown()),

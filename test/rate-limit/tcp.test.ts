@@ -87,3 +87,64 @@ for (const [suite, name, connect] of adapters) {
     }, 15_000);
   });
 }
+
+// Both clients report a refused AUTH as "Connection closed", like a Redis that is down; the adapter asks Redis why.
+describe("a Redis that requires a password", () => {
+  let redisServer: ReturnType<typeof Bun.spawn> | undefined;
+  const port = closedPort();
+  const started = (async () => {
+    redisServer = Bun.spawn(
+      [
+        "redis-server",
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--requirepass",
+        "right-password",
+      ].concat(["--save", "", "--appendonly", "no"]),
+      { stdout: "ignore", stderr: "ignore" },
+    );
+    for (let tries = 0; tries < 100; tries++) {
+      const up = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
+        (socket) => (socket.end(), true),
+        () => false,
+      );
+      if (up) return;
+      await Bun.sleep(50);
+    }
+    throw new Error("redis-server did not start");
+  })();
+  afterAll(async () => {
+    redisServer?.kill();
+    await redisServer?.exited;
+  });
+
+  const failure = (promise: Promise<unknown>) =>
+    promise.then(
+      () => undefined,
+      (error: unknown) => error as Error & { meta?: { reason?: string } },
+    );
+
+  for (const [, name, connect] of adapters) {
+    test(`${name}: a wrong or missing password is "refused", quoting Redis; the right one works`, async () => {
+      await started;
+      const open = (url: string) => {
+        const client = connect({ url, connectTimeoutMs: 500, reconnectBackoffMs: 0 });
+        clients.push(client);
+        return client;
+      };
+      const wrong = await failure(open(`redis://default:wrong-PLANTED@127.0.0.1:${port}`).get("k"));
+      expect(wrong?.message).toContain("Redis refused the connection (WRONGPASS");
+      expect(wrong?.message).not.toContain("PLANTED");
+      expect(wrong?.meta?.reason).toBe("refused");
+      const missing = await failure(open(`redis://127.0.0.1:${port}`).get("k"));
+      expect(missing?.message).toContain("Redis refused the connection (NOAUTH");
+      expect(await open(`redis://default:right-password@127.0.0.1:${port}`).get("k")).toBeNull();
+      // A port nothing listens on is still "unreachable", with no reason of its own.
+      const away = await failure(open(`redis://127.0.0.1:${closed}`).get("k"));
+      expect(away?.message).toBe("Redis is unreachable");
+      expect(away?.meta?.reason).toBeUndefined();
+    });
+  }
+});

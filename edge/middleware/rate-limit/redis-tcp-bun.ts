@@ -1,13 +1,10 @@
 // tcpRedis(): the part of @upstash/redis that @upstash/ratelimit calls, over Bun's built-in TCP client (REDIS_URL).
 import { RedisClient } from "bun";
-import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { reconnecting, redisCommands, type TcpRedis, type TcpRedisOptions } from "./redis-tcp-commands.ts";
 
 export type { TcpRedis, TcpRedisOptions } from "./redis-tcp-commands.ts";
 
 const sha1 = (text: string) => new Bun.CryptoHasher("sha1").update(text).digest("hex");
-const unavailable = (message: string, cause?: unknown) =>
-  new EdgewiseError("unavailable", message, { status: 503, public: true, ...(cause ? { cause } : {}) });
 
 /** Bun's offline queue and auto-reconnect are off: `reconnecting` decides when to try again (see there). */
 export function tcpRedis(options: TcpRedisOptions): TcpRedis {
@@ -16,11 +13,10 @@ export function tcpRedis(options: TcpRedisOptions): TcpRedis {
     autoReconnect: false,
     enableOfflineQueue: false,
   });
-  const connection = reconnecting(
-    options,
-    { connected: () => client.connected, connect: () => client.connect() },
-    unavailable,
-  );
+  const connection = reconnecting(options, {
+    connected: () => client.connected,
+    connect: () => client.connect(),
+  });
   const commands = redisCommands(async (command, args) => {
     await connection.ready();
     return await client.send(command, args);

@@ -1,6 +1,8 @@
 // The part of @upstash/redis that @upstash/ratelimit and the read cache call, over any RESP client's send().
 import type { Redis } from "@upstash/redis";
 import { withoutUpstashOnlyFlags } from "../../../shared/redis/lua-shebang.ts";
+import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { redisRefusal } from "./redis-refusal.ts";
 import type { RatelimitRedis } from "./upstash.ts";
 
 export interface TcpRedisOptions {
@@ -84,25 +86,48 @@ export function redisCommands(
  * attempt (seconds). Here commands fail fast while Redis is away, and the first call after the backoff reconnects;
  * the limiter's timeout bounds a Redis that accepts but never answers. `connect` makes one attempt.
  */
+/** A call that found Redis away (503); `reason` names a cause /readyz shows instead of "unreachable". */
+export const redisUnavailable = (message: string, cause?: unknown, reason?: string): EdgewiseError =>
+  new EdgewiseError("unavailable", message, {
+    status: 503,
+    public: true,
+    ...(cause ? { cause } : {}),
+    ...(reason ? { meta: { reason } } : {}),
+  });
+
 export function reconnecting(
-  options: Pick<TcpRedisOptions, "reconnectBackoffMs">,
+  options: Pick<TcpRedisOptions, "reconnectBackoffMs" | "connectTimeoutMs" | "url">,
   client: { connected(): boolean; connect(): Promise<void> },
-  unavailable: (message: string, cause?: unknown) => Error,
 ): { ready(): Promise<void>; close(): void } {
   const reconnectBackoffMs = options.reconnectBackoffMs ?? 1000;
+  const connectTimeoutMs = options.connectTimeoutMs ?? 1000;
   let connecting: Promise<void> | undefined;
   let failedAt = Number.NEGATIVE_INFINITY;
+  let failure: { message: string; reason?: string } = { message: "Redis is unreachable" };
   let closed = false;
   return {
     async ready() {
       if (client.connected()) return;
-      if (closed) throw unavailable("the Redis client is closed");
-      if (Date.now() - failedAt < reconnectBackoffMs) throw unavailable("Redis is unreachable");
+      if (closed) throw redisUnavailable("the Redis client is closed");
+      if (Date.now() - failedAt < reconnectBackoffMs) {
+        throw redisUnavailable(failure.message, undefined, failure.reason);
+      }
+      const started = Date.now();
       connecting ??= client
         .connect()
-        .catch((error: unknown) => {
+        .catch(async (error: unknown) => {
+          // Both clients say "Connection closed" for a refused password too. A server that closed at once (not a
+          // timeout, not a refused port) is asked why, once per attempt: see redis-refusal.ts.
+          const answered = Date.now() - started < connectTimeoutMs / 2;
+          const refusal = answered ? await redisRefusal(options.url, connectTimeoutMs) : undefined;
           failedAt = Date.now();
-          throw unavailable("Redis is unreachable", error);
+          failure = refusal
+            ? {
+                message: `Redis refused the connection (${refusal}): check the user and password in the Redis URL`,
+                reason: "refused",
+              }
+            : { message: "Redis is unreachable" };
+          throw redisUnavailable(failure.message, error, failure.reason);
         })
         .finally(() => {
           connecting = undefined;

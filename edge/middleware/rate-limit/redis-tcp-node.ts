@@ -1,12 +1,9 @@
 // tcpRedis() for Deno (and Node): the same commands as on Bun, over ioredis, since Deno has no built-in Redis client.
 import { createHash } from "node:crypto";
 import Redis from "ioredis";
-import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { reconnecting, redisCommands, type TcpRedis, type TcpRedisOptions } from "./redis-tcp-commands.ts";
 
 const sha1 = (text: string) => createHash("sha1").update(text).digest("hex");
-const unavailable = (message: string, cause?: unknown) =>
-  new EdgewiseError("unavailable", message, { status: 503, public: true, ...(cause ? { cause } : {}) });
 
 /**
  * ioredis with its own retries off (no offline queue, no reconnect strategy, no per-request retries, no ready
@@ -23,15 +20,11 @@ export function nodeTcpRedis(options: TcpRedisOptions): TcpRedis {
   });
   // Errors reach the caller through the failed command; without a listener ioredis would also print each one.
   client.on("error", () => {});
-  const connection = reconnecting(
-    options,
-    {
-      connected: () => client.status === "ready",
-      // One attempt at a time (`reconnecting` shares it); after a failed one the client's status is "end" again.
-      connect: () => client.connect(),
-    },
-    unavailable,
-  );
+  const connection = reconnecting(options, {
+    connected: () => client.status === "ready",
+    // One attempt at a time (`reconnecting` shares it); after a failed one the client's status is "end" again.
+    connect: () => client.connect(),
+  });
   const commands = redisCommands(async (command, args) => {
     await connection.ready();
     return await client.call(command, ...args);
