@@ -1,0 +1,224 @@
+// `npm run backup`: an offline, consistent copy of a stopped node's data dir, as one gzipped tar with a manifest.
+import { createHash, randomBytes } from "node:crypto";
+import { once } from "node:events";
+import {
+  closeSync,
+  createWriteStream,
+  existsSync,
+  fsyncSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+} from "node:fs";
+import { hostname } from "node:os";
+import { basename, dirname, join, resolve } from "node:path";
+import { finished } from "node:stream/promises";
+import { createGzip } from "node:zlib";
+import type { SqlDatabase } from "../../actors/hosts/local/sql.ts";
+import { EdgewiseError } from "../../shared/errors/index.ts";
+import { type DataDirLock, lockDataDir } from "../data-dir-lock.ts";
+import {
+  edgewiseBuild,
+  type Manifest,
+  type ManifestEntry,
+  manifestFormat,
+  manifestName,
+} from "./manifest.ts";
+import { encodeHeader, padding } from "./tar.ts";
+
+export interface BackupOptions {
+  dataDir: string;
+  /** The archive to write; refused if it exists. */
+  out: string;
+  openDb: (path: string) => SqlDatabase;
+  /** Whether the node keeps its Postgres elsewhere (DATABASE_URL): then the archive holds the data dir alone. */
+  externalPostgres: boolean;
+}
+
+/** Files that belong to a running process, not to the data: the locks (remade at start) and the readiness probe. */
+const skipped = /^(actors|pglite)\.lock(\.pid|-journal)?$|^\.readyz-probe$/;
+
+/** SQLite files a node keeps open in WAL mode while it runs. */
+const sqliteFiles = ["actors.db", "traces.db"];
+
+/**
+ * Why offline: the actors' SQLite and the Postgres side (PGlite here, or a server) are separate stores. Copied at
+ * different instants, a restore can pair an actor's outbox with a broker that already recorded its delivery, or
+ * the reverse, and lose or re-apply messages. With every process off the dir, all of them are at one instant.
+ * The data dir's locks refuse while a node or `npm run broker` runs on it; a gateway of a split deployment holds
+ * none, so a SQLite file still open elsewhere is refused too (sqliteInUse).
+ */
+export async function backup(options: BackupOptions): Promise<Manifest> {
+  const dataDir = resolve(options.dataDir);
+  const out = resolve(options.out);
+  if (!existsSync(dataDir) || !lstatSync(dataDir).isDirectory()) {
+    throw new EdgewiseError("config.invalid", `data dir ${dataDir} does not exist`);
+  }
+  if (existsSync(out)) throw new EdgewiseError("conflict", `${out} exists; backups are never overwritten`);
+  if (out.startsWith(`${dataDir}/`)) {
+    throw new EdgewiseError("config.invalid", "the backup must be written outside the data dir it copies");
+  }
+  const locks: DataDirLock[] = [];
+  const partial = join(dirname(out), `.${basename(out)}.partial-${randomBytes(4).toString("hex")}`);
+  try {
+    for (const part of ["pglite", "actors"] as const) locks.push(lockDataDir(dataDir, part, options.openDb));
+    for (const name of sqliteFiles) sqliteInUse(dataDir, name, options.openDb);
+    const manifest: Manifest = {
+      format: manifestFormat,
+      edgewise: edgewiseBuild(),
+      createdAt: new Date().toISOString(),
+      source: { host: hostname(), dataDir },
+      postgres: options.externalPostgres ? "external" : "embedded",
+      stores: storeFacts(dataDir, options.openDb),
+      entries: [],
+    };
+    await writeArchive(dataDir, partial, manifest);
+    renameSync(partial, out);
+    syncDir(dirname(out));
+    return manifest;
+  } catch (error) {
+    rmSync(partial, { force: true });
+    throw error;
+  } finally {
+    for (const lock of locks.reverse()) lock.release();
+  }
+}
+
+/**
+ * Refuses a SQLite file another process has open: leaving WAL mode needs every other connection gone, and fails at
+ * once when one is open. When it succeeds, the WAL is checkpointed into the file (the node turns WAL back on).
+ */
+function sqliteInUse(dataDir: string, name: string, openDb: (path: string) => SqlDatabase): void {
+  const path = join(dataDir, name);
+  if (!existsSync(path)) return;
+  const db = openDb(path);
+  try {
+    db.exec("PRAGMA busy_timeout = 0; PRAGMA journal_mode = DELETE;");
+  } catch (error) {
+    if (!/locked|busy/i.test(String((error as Error)?.message ?? error))) throw error;
+    throw new EdgewiseError(
+      "config.invalid",
+      `data dir ${dataDir} is in use: another process has ${name} open (a gateway of a split deployment takes no lock). Stop it, then back up`,
+    );
+  } finally {
+    db.close();
+  }
+}
+
+/** What restore and an operator want to know about the stores' schemas. */
+function storeFacts(dataDir: string, openDb: (path: string) => SqlDatabase): Record<string, unknown> {
+  const facts: Record<string, unknown> = {};
+  for (const name of sqliteFiles) {
+    const path = join(dataDir, name);
+    if (!existsSync(path)) continue;
+    const db = openDb(path);
+    try {
+      const tables = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .all()
+        .map((row) => row.name);
+      const meta = tables.includes("edgewise_meta")
+        ? Object.fromEntries(
+            db
+              .prepare("SELECT name, value FROM edgewise_meta")
+              .all()
+              .map((row) => [row.name, row.value]),
+          )
+        : {};
+      const userVersion = db.prepare("PRAGMA user_version").get()?.user_version ?? 0;
+      facts[name] = { userVersion, tables, meta };
+    } finally {
+      db.close();
+    }
+  }
+  const pgVersion = join(dataDir, "pglite", "PG_VERSION");
+  if (existsSync(pgVersion)) facts.pglite = { postgresMajor: readFileSync(pgVersion, "utf8").trim() };
+  return facts;
+}
+
+/** Every directory and file under `dir` (sorted, directories before their contents), but the skipped ones. */
+function walk(dir: string, prefix = ""): Array<{ path: string; type: "dir" | "file" }> {
+  const found: Array<{ path: string; type: "dir" | "file" }> = [];
+  for (const name of readdirSync(dir).sort()) {
+    const path = prefix ? `${prefix}/${name}` : name;
+    if (!prefix && skipped.test(name)) continue;
+    if (!prefix && name === manifestName) throw new Error(`the data dir holds a file named ${manifestName}`);
+    const stat = lstatSync(join(dir, name));
+    if (stat.isDirectory()) {
+      found.push({ path, type: "dir" }, ...walk(join(dir, name), path));
+    } else if (stat.isFile()) {
+      found.push({ path, type: "file" });
+    } else {
+      // A symlink would restore as a copy or point elsewhere; a socket or fifo is no data. Refused, not skipped.
+      throw new EdgewiseError("config.invalid", `${join(dir, name)} is neither a file nor a directory`);
+    }
+  }
+  return found;
+}
+
+async function writeArchive(dataDir: string, path: string, manifest: Manifest): Promise<void> {
+  const gzip = createGzip({ level: 6 });
+  const file = createWriteStream(path, { flags: "wx", mode: 0o600 });
+  gzip.pipe(file);
+  const write = async (chunk: Buffer) => {
+    if (!gzip.write(chunk)) await once(gzip, "drain");
+  };
+  const mtimeSeconds = Date.now() / 1000;
+  const buffer = Buffer.alloc(1 << 20);
+  for (const entry of walk(dataDir)) {
+    if (entry.type === "dir") {
+      await write(encodeHeader({ ...entry, size: 0, mode: 0o700, mtimeSeconds }));
+      manifest.entries.push({ path: entry.path, type: "dir" });
+      continue;
+    }
+    const fd = openSync(join(dataDir, entry.path), "r");
+    try {
+      const size = lstatSync(join(dataDir, entry.path)).size;
+      await write(encodeHeader({ ...entry, size, mode: 0o600, mtimeSeconds }));
+      const hash = createHash("sha256");
+      let written = 0;
+      while (written < size) {
+        const read = readSync(fd, buffer, 0, Math.min(buffer.length, size - written), written);
+        if (read === 0) throw new Error(`${entry.path} shrank while it was copied`);
+        const chunk = Buffer.from(buffer.subarray(0, read));
+        hash.update(chunk);
+        await write(chunk);
+        written += read;
+      }
+      await write(padding(size));
+      manifest.entries.push({ ...entry, size, sha256: hash.digest("hex") } satisfies ManifestEntry);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  // Last, so it can hold every checksum; restore trusts nothing it extracted until it has read and checked it.
+  const body = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
+  await write(
+    encodeHeader({ path: manifestName, type: "file", size: body.length, mode: 0o600, mtimeSeconds }),
+  );
+  await write(body);
+  await write(padding(body.length));
+  await write(Buffer.alloc(1024));
+  gzip.end();
+  await finished(file);
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Makes a rename in `dir` durable. */
+export function syncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

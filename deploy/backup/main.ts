@@ -1,0 +1,89 @@
+// CLI: `npm run backup -- [--out <file>]` and `npm run restore -- <file>`, on EDGEWISE_DATA_DIR (or --data-dir).
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
+import { isEdgewiseError } from "../../shared/errors/index.ts";
+import { backup } from "./backup.ts";
+import { restore } from "./restore.ts";
+import { ArchiveError } from "./tar.ts";
+
+/** Exit codes: 0 done; 1 refused or failed (in use, exists, not empty); 64 usage (EX_USAGE); 65 bad archive (EX_DATAERR). */
+const exitCodes = { refused: 1, usage: 64, badArchive: 65 } as const;
+
+const env = (name: string) => (process.env[name] === "" ? undefined : process.env[name]);
+const openDb = (path: string) => openBunSqlite(path, "NORMAL");
+
+function usage(message: string): never {
+  console.error(`${message}\nusage: npm run backup -- [--data-dir <dir>] [--out <file>]`);
+  console.error("       npm run restore -- <file> [--data-dir <dir>]");
+  process.exit(exitCodes.usage);
+}
+
+function parse(args: string[]) {
+  try {
+    return parseArgs({
+      args,
+      options: { "data-dir": { type: "string" }, out: { type: "string" } },
+      allowPositionals: true,
+    });
+  } catch (error) {
+    usage((error as Error).message);
+  }
+}
+
+async function main(): Promise<void> {
+  const [command, ...rest] = process.argv.slice(2);
+  const parsed = parse(rest);
+  const dataDir = parsed.values["data-dir"] ?? env("EDGEWISE_DATA_DIR") ?? "./.edgewise";
+  if (command === "backup") {
+    if (parsed.positionals.length > 0) usage(`unexpected argument ${parsed.positionals[0]}`);
+    const out =
+      parsed.values.out ?? `edgewise-backup-${new Date().toISOString().replace(/[:.]/g, "-")}.tar.gz`;
+    const externalPostgres = env("DATABASE_URL") !== undefined;
+    const manifest = await backup({ dataDir, out, openDb, externalPostgres });
+    const files = manifest.entries.filter((entry) => entry.type === "file").length;
+    console.log(
+      `[backup] ${dataDir} → ${out} (${files} files, mode 0600); it holds secrets: store it as you store them`,
+    );
+    if (externalPostgres) {
+      console.log(
+        "[backup] DATABASE_URL is set: this archive holds the data dir only. Dump the node's Postgres schema now, before the node starts again (deploy/README.md, Backup and restore)",
+      );
+    }
+    return;
+  }
+  if (command === "restore") {
+    const [archive, extra] = parsed.positionals;
+    if (!archive) usage("name the archive to restore");
+    if (extra) usage(`unexpected argument ${extra}`);
+    if (parsed.values.out) usage("--out is for backup");
+    const manifest = await restore({ archive, dataDir, openDb });
+    console.log(
+      `[restore] ${archive} (taken ${manifest.createdAt}, Edgewise ${manifest.edgewise.version} ${manifest.edgewise.commit ?? ""}) → ${dataDir}`.replace(
+        " )",
+        ")",
+      ),
+    );
+    if (manifest.postgres === "external") {
+      console.log(
+        "[restore] the node kept its Postgres elsewhere (DATABASE_URL): restore the dump taken with this backup before starting it",
+      );
+    }
+    return;
+  }
+  usage(command ? `unknown command ${command}` : "backup or restore?");
+}
+
+try {
+  await main();
+} catch (error) {
+  if (error instanceof ArchiveError) {
+    console.error(
+      `[restore] refused: the archive is corrupt or incomplete: ${error.message}; nothing was changed`,
+    );
+    process.exit(exitCodes.badArchive);
+  }
+  const message = isEdgewiseError(error) ? error.message : String((error as Error)?.message ?? error);
+  console.error(`[${process.argv[2] ?? "backup"}] refused: ${message}`);
+  process.exit(exitCodes.refused);
+}
