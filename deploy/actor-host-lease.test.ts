@@ -148,3 +148,28 @@ test("a second node hosting actors on the same database is refused at start; a g
     rmSync(dataDir, { recursive: true, force: true });
   }
 }, 60_000);
+
+test("a refusal names the holder in this database, not one on a schema of the same name in another database", async () => {
+  const schema = await freshSchema("lease_otherdb");
+  const otherDb = `edgewise_lease_${crypto.randomUUID().slice(0, 8)}`;
+  await admin.unsafe(`CREATE DATABASE ${otherDb}`);
+  const otherUrl = TEST_DATABASE_URL.replace(/\/[^/?]+(\?|$)/, `/${otherDb}$1`);
+  const leases = [];
+  try {
+    // Advisory locks are per database: each takes its own lease, but pg_locks lists both with the same keys.
+    leases.push(
+      await acquireActorHostLease({ url: otherUrl, schema, holder: "elsewhere", onLost: () => {} }),
+    );
+    leases.push(
+      await acquireActorHostLease({ url: TEST_DATABASE_URL, schema, holder: "here", onLost: () => {} }),
+    );
+    const refused = await edgewiseRejection(
+      acquireActorHostLease({ url: TEST_DATABASE_URL, schema, holder: "second", onLost: () => {} }),
+    );
+    expect(refused.message).toContain("edgewise actor host here");
+    expect(refused.message).not.toContain("elsewhere");
+  } finally {
+    for (const lease of leases) await lease.release();
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${otherDb} WITH (FORCE)`);
+  }
+});

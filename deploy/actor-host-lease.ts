@@ -82,7 +82,8 @@ async function heldElsewhere(sql: Sql): Promise<EdgewiseError> {
            current_schema() AS schema
     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
     WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ${LEASE_CLASS}
-      AND l.objid = hashtext(current_schema())::oid AND l.objsubid = 2`.catch(() => []);
+      AND l.objid = hashtext(current_schema())::oid AND l.objsubid = 2
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`.catch(() => []);
   const who = holder
     ? `${holder.name || "another client"}${holder.addr ? ` at ${holder.addr}` : ""}, since ${holder.since.toISOString()}`
     : "another node";
