@@ -20,6 +20,7 @@ import { finished } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import type { SqlDatabase } from "../../actors/hosts/local/sql.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
+import { type ActorHostLease, acquireActorHostLease } from "../actor-host-lease.ts";
 import { type DataDirLock, lockDataDir } from "../data-dir-lock.ts";
 import {
   edgewiseBuild,
@@ -35,8 +36,11 @@ export interface BackupOptions {
   /** The archive to write; refused if it exists. */
   out: string;
   openDb: (path: string) => SqlDatabase;
-  /** Whether the node keeps its Postgres elsewhere (DATABASE_URL): then the archive holds the data dir alone. */
-  externalPostgres: boolean;
+  /**
+   * The node's DATABASE_URL, when it keeps its Postgres elsewhere: the archive then holds the data dir alone, and
+   * the operator dumps that schema (deploy/README.md). Used to check that no actor host runs on it.
+   */
+  databaseUrl?: string | undefined;
 }
 
 /** Files that belong to a running process, not to the data: the locks (remade at start) and the readiness probe. */
@@ -63,16 +67,25 @@ export async function backup(options: BackupOptions): Promise<Manifest> {
     throw new EdgewiseError("config.invalid", "the backup must be written outside the data dir it copies");
   }
   const locks: DataDirLock[] = [];
+  let lease: ActorHostLease | undefined;
   const partial = join(dirname(out), `.${basename(out)}.partial-${randomBytes(4).toString("hex")}`);
   try {
     for (const part of ["pglite", "actors"] as const) locks.push(lockDataDir(dataDir, part, options.openDb));
     for (const name of sqliteFiles) sqliteInUse(dataDir, name, options.openDb);
+    // An actor host's data dir on a shared database: its lease proves no actor host writes there meanwhile.
+    if (options.databaseUrl && existsSync(join(dataDir, "actors.db"))) {
+      lease = await acquireActorHostLease({
+        url: options.databaseUrl,
+        holder: `npm run backup pid ${process.pid}`,
+        onLost: () => {},
+      });
+    }
     const manifest: Manifest = {
       format: manifestFormat,
       edgewise: edgewiseBuild(),
       createdAt: new Date().toISOString(),
       source: { host: hostname(), dataDir },
-      postgres: options.externalPostgres ? "external" : "embedded",
+      postgres: options.databaseUrl ? "external" : "embedded",
       stores: storeFacts(dataDir, options.openDb),
       entries: [],
     };
@@ -84,6 +97,7 @@ export async function backup(options: BackupOptions): Promise<Manifest> {
     rmSync(partial, { force: true });
     throw error;
   } finally {
+    await lease?.release();
     for (const lock of locks.reverse()) lock.release();
   }
 }

@@ -39,13 +39,13 @@ async function main(): Promise<void> {
     if (parsed.positionals.length > 0) usage(`unexpected argument ${parsed.positionals[0]}`);
     const out =
       parsed.values.out ?? `edgewise-backup-${new Date().toISOString().replace(/[:.]/g, "-")}.tar.gz`;
-    const externalPostgres = env("DATABASE_URL") !== undefined;
-    const manifest = await backup({ dataDir, out, openDb, externalPostgres });
+    const databaseUrl = env("DATABASE_URL");
+    const manifest = await backup({ dataDir, out, openDb, databaseUrl });
     const files = manifest.entries.filter((entry) => entry.type === "file").length;
     console.log(
       `[backup] ${dataDir} → ${out} (${files} files, mode 0600); it holds secrets: store it as you store them`,
     );
-    if (externalPostgres) {
+    if (databaseUrl) {
       console.log(
         "[backup] DATABASE_URL is set: this archive holds the data dir only. Dump the node's Postgres schema now, before the node starts again (deploy/README.md, Backup and restore)",
       );
