@@ -10,6 +10,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
@@ -156,7 +157,6 @@ function modesUnder(path: string): string[] {
 const { world, plans } = makeWorld("backup", 32, 11);
 
 describe("npm run backup / npm run restore", () => {
-  const archive = dir("settled.tar.gz");
   let settledBefore: Awaited<ReturnType<typeof snapshot>>;
   let settledIds: string[] = [];
 
@@ -168,6 +168,7 @@ describe("npm run backup / npm run restore", () => {
     settledBefore = await quiet(api, world, settledIds);
     expect(settledBefore.orders.filter((o) => o.status === "confirmed").length).toBeGreaterThan(0);
 
+    const archive = dir("settled.tar.gz");
     const refused = await run("backup", "--", "--data-dir", source, "--out", archive);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(`is in use: another process (pid ${node.child.pid}`);
@@ -207,6 +208,7 @@ describe("npm run backup / npm run restore", () => {
     await again.stop();
   }, 120_000);
 
+  // Runs on the first test's restored dir: a restored node is backed up and restored again.
   test("messages in flight when the node died settle exactly once after a restore", async () => {
     const source = dir("restored");
     const { node, api } = await nodeProcess(source);
@@ -246,6 +248,16 @@ describe("npm run backup / npm run restore", () => {
   }, 120_000);
 
   test("refuses a non-empty target, and a truncated, corrupt or edited archive, leaving the target as it was", async () => {
+    // A small data dir of its own: a secret, a SQLite file, a tree.
+    const small = dir("small");
+    mkdirSync(join(small, "pglite", "base"), { recursive: true, mode: 0o700 });
+    writeFileSync(join(small, "jwt-secret"), crypto.randomUUID(), { mode: 0o600 });
+    writeFileSync(join(small, "pglite", "base", "1"), randomBytes(300_000), { mode: 0o600 });
+    const actors = new Database(join(small, "actors.db"));
+    actors.exec("CREATE TABLE actor_state (actor TEXT, state TEXT)");
+    actors.close();
+    const archive = dir("small.tar.gz");
+    expect((await run("backup", "--", "--data-dir", small, "--out", archive)).code).toBe(0);
     const busy = dir("busy");
     mkdirSync(busy);
     writeFileSync(join(busy, "keep"), "mine");
@@ -256,7 +268,7 @@ describe("npm run backup / npm run restore", () => {
 
     const whole = readFileSync(archive);
     const tar = gunzipSync(whole);
-    const at = tar.indexOf(Buffer.from(readFileSync(join(dir("source"), "jwt-secret"))));
+    const at = tar.indexOf(Buffer.from(readFileSync(join(small, "jwt-secret"))));
     const edited = Buffer.from(tar);
     edited[at] = (edited[at] as number) ^ 1;
     const bad = {
@@ -362,6 +374,9 @@ describe("npm run backup / npm run restore", () => {
   }, 120_000);
 
   test("with DATABASE_URL, refused while an actor host holds the database's lease", async () => {
+    const leased = dir("leased");
+    mkdirSync(leased, { mode: 0o700 });
+    new Database(join(leased, "actors.db")).close();
     // Its own schema, named by the URL as an operator's role would set it: the lease is per schema.
     const schema = uniqueSchema("backup_lease");
     await createSchema(schema);
@@ -377,7 +392,7 @@ describe("npm run backup / npm run restore", () => {
         "backup",
         "--",
         "--data-dir",
-        dir("pg-restored"),
+        leased,
         "--out",
         dir("leased.tar.gz"),
       );
