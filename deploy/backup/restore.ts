@@ -57,6 +57,12 @@ export async function restore(options: RestoreOptions): Promise<Manifest> {
   try {
     // A node started on the target meanwhile is refused; the lock files stay, as a node would make them.
     for (const part of ["pglite", "actors"] as const) locks.push(lockDataDir(dataDir, part, options.openDb));
+  } catch (error) {
+    // A process that took the target since it was found empty owns what is in it now: nothing is removed.
+    for (const lock of locks) lock.release();
+    throw error;
+  }
+  try {
     mkdirSync(staging, { mode: 0o700 });
     const manifest = await extract(archive, staging);
     for (const name of readdirSync(staging)) renameSync(join(staging, name), join(dataDir, name));
