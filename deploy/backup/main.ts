@@ -58,12 +58,9 @@ async function main(): Promise<void> {
     if (extra) usage(`unexpected argument ${extra}`);
     if (parsed.values.out) usage("--out is for backup");
     const manifest = await restore({ archive, dataDir, openDb });
-    console.log(
-      `[restore] ${archive} (taken ${manifest.createdAt}, Edgewise ${manifest.edgewise.version} ${manifest.edgewise.commit ?? ""}) → ${dataDir}`.replace(
-        " )",
-        ")",
-      ),
-    );
+    const { version, commit } = manifest.edgewise;
+    const build = commit ? `${version} ${commit.slice(0, 12)}` : version;
+    console.log(`[restore] ${archive} (taken ${manifest.createdAt}, Edgewise ${build}) → ${dataDir}`);
     if (manifest.postgres === "external") {
       console.log(
         "[restore] the node kept its Postgres elsewhere (DATABASE_URL): restore the dump taken with this backup before starting it",
