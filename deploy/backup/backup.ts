@@ -1,35 +1,31 @@
 // `npm run backup`: an offline, consistent copy of a stopped node's data dir, as one gzipped tar with a manifest.
-import { createHash, randomBytes } from "node:crypto";
-import { once } from "node:events";
+import { randomBytes } from "node:crypto";
 import {
   closeSync,
-  createWriteStream,
   existsSync,
   fsyncSync,
   lstatSync,
   openSync,
   readdirSync,
   readFileSync,
-  readSync,
   renameSync,
   rmSync,
 } from "node:fs";
 import { hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
-import { finished } from "node:stream/promises";
-import { createGzip } from "node:zlib";
 import type { SqlDatabase } from "../../actors/hosts/local/sql.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { type ActorHostLease, acquireActorHostLease } from "../actor-host-lease.ts";
 import { type DataDirLock, lockDataDir } from "../data-dir-lock.ts";
+import { writeArchive } from "./archive.ts";
 import {
+  digestFile,
   edgewiseBuild,
   type Manifest,
   type ManifestEntry,
   manifestFormat,
   manifestName,
 } from "./manifest.ts";
-import { encodeHeader, padding } from "./tar.ts";
 
 export interface BackupOptions {
   dataDir: string;
@@ -87,9 +83,14 @@ export async function backup(options: BackupOptions): Promise<Manifest> {
       source: { host: hostname(), dataDir },
       postgres: options.databaseUrl ? "external" : "embedded",
       stores: storeFacts(dataDir, options.openDb),
-      entries: [],
+      // Checksums first: the locks (and refusals) above keep every writer off the data dir until the archive is
+      // written, so the files node-tar reads next are these. A restore still checks what it extracts against them.
+      entries: walk(dataDir),
     };
-    await writeArchive(dataDir, partial, manifest);
+    // Last, so a listing ends with it; restore trusts nothing it extracted until it has read and checked it.
+    const body = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
+    const paths = manifest.entries.map((entry) => entry.path);
+    await writeArchive(dataDir, paths, { name: manifestName, body }, partial);
     renameSync(partial, out);
     syncDir(dirname(out));
     return manifest;
@@ -154,9 +155,12 @@ function storeFacts(dataDir: string, openDb: (path: string) => SqlDatabase): Rec
   return facts;
 }
 
-/** Every directory and file under `dir` (sorted, directories before their contents), but the skipped ones. */
-function walk(dir: string, prefix = ""): Array<{ path: string; type: "dir" | "file" }> {
-  const found: Array<{ path: string; type: "dir" | "file" }> = [];
+/**
+ * Every directory and file under `dir` (sorted, directories before their contents) but the skipped ones, each file
+ * with its size and sha256.
+ */
+function walk(dir: string, prefix = ""): ManifestEntry[] {
+  const found: ManifestEntry[] = [];
   for (const name of readdirSync(dir).sort()) {
     const path = prefix ? `${prefix}/${name}` : name;
     if (!prefix && skipped.test(name)) continue;
@@ -165,66 +169,13 @@ function walk(dir: string, prefix = ""): Array<{ path: string; type: "dir" | "fi
     if (stat.isDirectory()) {
       found.push({ path, type: "dir" }, ...walk(join(dir, name), path));
     } else if (stat.isFile()) {
-      found.push({ path, type: "file" });
+      found.push({ path, type: "file", ...digestFile(join(dir, name)) });
     } else {
       // A symlink would restore as a copy or point elsewhere; a socket or fifo is no data. Refused, not skipped.
       throw new EdgewiseError("config.invalid", `${join(dir, name)} is neither a file nor a directory`);
     }
   }
   return found;
-}
-
-async function writeArchive(dataDir: string, path: string, manifest: Manifest): Promise<void> {
-  const gzip = createGzip({ level: 6 });
-  const file = createWriteStream(path, { flags: "wx", mode: 0o600 });
-  gzip.pipe(file);
-  const write = async (chunk: Buffer) => {
-    if (!gzip.write(chunk)) await once(gzip, "drain");
-  };
-  const mtimeSeconds = Date.now() / 1000;
-  const buffer = Buffer.alloc(1 << 20);
-  for (const entry of walk(dataDir)) {
-    if (entry.type === "dir") {
-      await write(encodeHeader({ ...entry, size: 0, mode: 0o700, mtimeSeconds }));
-      manifest.entries.push({ path: entry.path, type: "dir" });
-      continue;
-    }
-    const fd = openSync(join(dataDir, entry.path), "r");
-    try {
-      const size = lstatSync(join(dataDir, entry.path)).size;
-      await write(encodeHeader({ ...entry, size, mode: 0o600, mtimeSeconds }));
-      const hash = createHash("sha256");
-      let written = 0;
-      while (written < size) {
-        const read = readSync(fd, buffer, 0, Math.min(buffer.length, size - written), written);
-        if (read === 0) throw new Error(`${entry.path} shrank while it was copied`);
-        const chunk = Buffer.from(buffer.subarray(0, read));
-        hash.update(chunk);
-        await write(chunk);
-        written += read;
-      }
-      await write(padding(size));
-      manifest.entries.push({ ...entry, size, sha256: hash.digest("hex") } satisfies ManifestEntry);
-    } finally {
-      closeSync(fd);
-    }
-  }
-  // Last, so it can hold every checksum; restore trusts nothing it extracted until it has read and checked it.
-  const body = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
-  await write(
-    encodeHeader({ path: manifestName, type: "file", size: body.length, mode: 0o600, mtimeSeconds }),
-  );
-  await write(body);
-  await write(padding(body.length));
-  await write(Buffer.alloc(1024));
-  gzip.end();
-  await finished(file);
-  const fd = openSync(path, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Makes a rename in `dir` durable. */

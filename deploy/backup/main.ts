@@ -5,7 +5,7 @@ import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 import { isEdgewiseError } from "../../shared/errors/index.ts";
 import { backup } from "./backup.ts";
 import { restore } from "./restore.ts";
-import { ArchiveError } from "./tar.ts";
+import { ArchiveError } from "./manifest.ts";
 
 /** Exit codes: 0 done; 1 refused or failed (in use, exists, not empty); 64 usage (EX_USAGE); 65 bad archive (EX_DATAERR). */
 const exitCodes = { refused: 1, usage: 64, badArchive: 65 } as const;

@@ -1,9 +1,12 @@
-// What a backup archive says it holds: the Edgewise build, the stores' schema facts, and every entry's checksum.
+// What a backup archive says it holds (the Edgewise build, store facts, each entry's checksum), and the checks on it.
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ArchiveError } from "./tar.ts";
+
+/** Why a restore gave up: the archive is not what a backup writes (truncated, corrupt, or edited). */
+export class ArchiveError extends Error {}
 
 export const manifestName = "edgewise-backup.json";
 export const manifestFormat = "edgewise-backup/1";
@@ -41,6 +44,24 @@ export function edgewiseBuild(): Manifest["edgewise"] {
     }
   }
   return { version, commit };
+}
+
+/** A file's size and sha256 (hex), read whole; `sync` also flushes it to disk, as a restore wants. */
+export function digestFile(path: string, sync = false): { size: number; sha256: string } {
+  const hash = createHash("sha256");
+  const buffer = Buffer.alloc(1 << 20);
+  const fd = openSync(path, "r");
+  try {
+    let size = 0;
+    for (let read = readSync(fd, buffer); read > 0; read = readSync(fd, buffer)) {
+      hash.update(buffer.subarray(0, read));
+      size += read;
+    }
+    if (sync) fsyncSync(fd);
+    return { size, sha256: hash.digest("hex") };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

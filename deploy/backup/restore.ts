@@ -1,26 +1,30 @@
 // `npm run restore`: an archive of `npm run backup` checked whole, then moved into an empty data dir, or nothing is.
 import { randomBytes } from "node:crypto";
 import {
-  closeSync,
-  createReadStream,
+  chmodSync,
   existsSync,
-  fsyncSync,
-  statSync,
+  lstatSync,
   mkdirSync,
-  openSync,
   readdirSync,
+  readFileSync,
   renameSync,
   rmSync,
-  writeSync,
+  statSync,
 } from "node:fs";
 import { join, resolve } from "node:path";
-import { createGunzip } from "node:zlib";
 import type { SqlDatabase } from "../../actors/hosts/local/sql.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { type DataDirLock, lockDataDir } from "../data-dir-lock.ts";
+import { extractArchive } from "./archive.ts";
 import { syncDir } from "./backup.ts";
-import { type Manifest, type ManifestEntry, manifestName, parseManifest, safePath } from "./manifest.ts";
-import { ArchiveError, ByteReader, blockSize, decodeHeader, readContent } from "./tar.ts";
+import {
+  ArchiveError,
+  digestFile,
+  type Manifest,
+  type ManifestEntry,
+  manifestName,
+  parseManifest,
+} from "./manifest.ts";
 
 export interface RestoreOptions {
   archive: string;
@@ -64,7 +68,8 @@ export async function restore(options: RestoreOptions): Promise<Manifest> {
   }
   try {
     mkdirSync(staging, { mode: 0o700 });
-    const manifest = await extract(archive, staging);
+    extractArchive(archive, staging);
+    const manifest = verify(staging);
     for (const name of readdirSync(staging)) renameSync(join(staging, name), join(dataDir, name));
     rmSync(staging, { recursive: true });
     syncDir(dataDir);
@@ -80,46 +85,35 @@ export async function restore(options: RestoreOptions): Promise<Manifest> {
   }
 }
 
-/** Streams the archive into `into`, then checks what it found against the manifest (its last entry). */
-async function extract(archive: string, into: string): Promise<Manifest> {
-  const gunzip = createReadStream(archive).pipe(createGunzip());
-  const reader = new ByteReader(gunzip[Symbol.asyncIterator]() as AsyncIterator<Buffer>);
+/**
+ * Reads the manifest out of `into`, then checks every entry extracted there against it, from what is on disk (not
+ * what the archive claimed), setting the modes a node makes and flushing each file.
+ */
+function verify(into: string): Manifest {
+  const path = join(into, manifestName);
+  if (!existsSync(path) || !lstatSync(path).isFile())
+    throw new ArchiveError("it has no manifest (truncated?)");
+  const manifest = parseManifest(readFileSync(path));
+  rmSync(path);
   const found = new Map<string, ManifestEntry>();
-  let manifest: Manifest | undefined;
-  try {
-    for (;;) {
-      const header = decodeHeader(await reader.exactly(blockSize));
-      if (!header) break;
-      if (manifest) throw new ArchiveError("it has entries after its manifest");
-      if (!safePath(header.path)) throw new ArchiveError(`it names an unsafe path (${header.path})`);
-      if (found.has(header.path)) throw new ArchiveError(`it holds ${header.path} twice`);
-      const path = join(into, header.path);
-      if (header.type === "dir") {
-        mkdirSync(path, { mode: 0o700 });
-        found.set(header.path, { path: header.path, type: "dir" });
-        continue;
-      }
-      if (header.path === manifestName) {
-        const parts: Buffer[] = [];
-        await readContent(reader, header.size, (chunk) => parts.push(Buffer.from(chunk)));
-        manifest = parseManifest(Buffer.concat(parts));
-        continue;
-      }
-      // `wx`: a path the archive names twice, or under a directory it never made, fails here.
-      const fd = openSync(path, "wx", 0o600);
-      try {
-        const sha256 = await readContent(reader, header.size, (chunk) => writeSync(fd, chunk));
-        fsyncSync(fd);
-        found.set(header.path, { path: header.path, type: "file", size: header.size, sha256 });
-      } finally {
-        closeSync(fd);
+  const visit = (dir: string, prefix: string) => {
+    for (const name of readdirSync(dir)) {
+      const relative = prefix ? `${prefix}/${name}` : name;
+      const full = join(dir, name);
+      const stat = lstatSync(full);
+      if (stat.isDirectory()) {
+        chmodSync(full, 0o700);
+        found.set(relative, { path: relative, type: "dir" });
+        visit(full, relative);
+      } else if (stat.isFile()) {
+        chmodSync(full, 0o600);
+        found.set(relative, { path: relative, type: "file", ...digestFile(full, true) });
+      } else {
+        throw new ArchiveError(`${relative} extracted as neither a file nor a directory`);
       }
     }
-    if (!(await reader.onlyZerosLeft())) throw new ArchiveError("it has data after its end");
-  } catch (error) {
-    throw asArchiveError(error);
-  }
-  if (!manifest) throw new ArchiveError("it has no manifest (truncated?)");
+  };
+  visit(into, "");
   compare(manifest, found);
   return manifest;
 }
@@ -140,17 +134,4 @@ function compare(manifest: Manifest, found: Map<string, ManifestEntry>): void {
   }
   const extra = [...found.keys()].find((path) => !listed.has(path));
   if (extra) throw new ArchiveError(`${extra} is in the archive but not in its manifest`);
-}
-
-/** zlib's failures (a bad CRC, an early end) and a short read are the archive's fault, as is a path it misnames. */
-function asArchiveError(error: unknown): unknown {
-  if (error instanceof ArchiveError) return error;
-  const code = (error as { code?: string } | null)?.code ?? "";
-  if (code.startsWith("Z_") || code === "ERR_ZLIB") {
-    return new ArchiveError(`it is not a whole gzip stream (${(error as Error).message})`);
-  }
-  if (code === "EEXIST" || code === "ENOENT") {
-    return new ArchiveError(`its entries do not form a tree (${code})`);
-  }
-  return error;
 }
