@@ -5,6 +5,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  linkSync,
   readFileSync,
   rmSync,
   statSync,
@@ -295,6 +296,17 @@ describe("npm run backup / npm run restore", () => {
       "jwt-secret does not match its checksum",
     );
   }, 60_000);
+
+  test("refuses a data dir holding one file under two names, which tar would store as a link restore refuses", async () => {
+    const linked = dir("linked");
+    mkdirSync(join(linked, "keys"), { recursive: true, mode: 0o700 });
+    writeFileSync(join(linked, "jwt-secret"), crypto.randomUUID(), { mode: 0o600 });
+    linkSync(join(linked, "jwt-secret"), join(linked, "keys", "copy"));
+    const refused = await run("backup", "--", "--data-dir", linked, "--out", dir("linked.tar.gz"));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("keys/copy is a second name (a hard link) of jwt-secret");
+    expect(existsSync(dir("linked.tar.gz"))).toBe(false);
+  }, 30_000);
 
   test("with DATABASE_URL: the data dir archive and a pg_dump of the node's schema, both taken while it is stopped", async () => {
     const schema = uniqueSchema("backup_pg");

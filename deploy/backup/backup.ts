@@ -159,7 +159,7 @@ function storeFacts(dataDir: string, openDb: (path: string) => SqlDatabase): Rec
  * Every directory and file under `dir` (sorted, directories before their contents) but the skipped ones, each file
  * with its size and sha256.
  */
-function walk(dir: string, prefix = ""): ManifestEntry[] {
+function walk(dir: string, prefix = "", inodes = new Map<string, string>()): ManifestEntry[] {
   const found: ManifestEntry[] = [];
   for (const name of readdirSync(dir).sort()) {
     const path = prefix ? `${prefix}/${name}` : name;
@@ -167,8 +167,14 @@ function walk(dir: string, prefix = ""): ManifestEntry[] {
     if (!prefix && name === manifestName) throw new Error(`the data dir holds a file named ${manifestName}`);
     const stat = lstatSync(join(dir, name));
     if (stat.isDirectory()) {
-      found.push({ path, type: "dir" }, ...walk(join(dir, name), path));
+      found.push({ path, type: "dir" }, ...walk(join(dir, name), path, inodes));
     } else if (stat.isFile()) {
+      // tar would store a second name of one file as a hard link, which restore refuses: refused here instead.
+      const inode = `${stat.dev}:${stat.ino}`;
+      const other = inodes.get(inode);
+      if (other)
+        throw new EdgewiseError("config.invalid", `${path} is a second name (a hard link) of ${other}`);
+      inodes.set(inode, path);
       found.push({ path, type: "file", ...digestFile(join(dir, name)) });
     } else {
       // A symlink would restore as a copy or point elsewhere; a socket or fifo is no data. Refused, not skipped.
