@@ -32,6 +32,8 @@ export function lockDataDir(
   dataDir: string,
   part: DataDirPart,
   openDb: (path: string) => SqlDatabase,
+  /** What the refusal tells the user to do; a node's own start by default. */
+  remedy = "Stop it, or give this one its own EDGEWISE_DATA_DIR",
 ): DataDirLock {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const path = join(dataDir, `${part}.lock`);
@@ -55,8 +57,7 @@ export function lockDataDir(
     if (!/locked|busy/i.test(String((error as Error)?.message ?? error))) throw error;
     throw new EdgewiseError(
       "config.invalid",
-      `data dir ${dataDir} is in use: another process${holderOf(holderFile)} holds ${guards[part]}. ` +
-        "Stop it, or give this one its own EDGEWISE_DATA_DIR",
+      `data dir ${dataDir} is in use: another process${holderOf(holderFile)} holds ${guards[part]}. ${remedy}`,
     );
   }
   if (part === "actors") {

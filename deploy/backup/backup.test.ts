@@ -173,6 +173,7 @@ describe("npm run backup / npm run restore", () => {
     const refused = await run("backup", "--", "--data-dir", source, "--out", archive);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(`is in use: another process (pid ${node.child.pid}`);
+    expect(refused.stderr).toContain("Stop it, then back up");
     expect(existsSync(archive)).toBe(false);
     expect(readdirSync(work).filter((name) => name.includes("partial"))).toEqual([]);
 

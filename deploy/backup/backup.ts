@@ -66,7 +66,8 @@ export async function backup(options: BackupOptions): Promise<Manifest> {
   let lease: ActorHostLease | undefined;
   const partial = join(dirname(out), `.${basename(out)}.partial-${randomBytes(4).toString("hex")}`);
   try {
-    for (const part of ["pglite", "actors"] as const) locks.push(lockDataDir(dataDir, part, options.openDb));
+    for (const part of ["pglite", "actors"] as const)
+      locks.push(lockDataDir(dataDir, part, options.openDb, "Stop it, then back up"));
     for (const name of sqliteFiles) sqliteInUse(dataDir, name, options.openDb);
     // An actor host's data dir on a shared database: its lease proves no actor host writes there meanwhile.
     if (options.databaseUrl && existsSync(join(dataDir, "actors.db"))) {

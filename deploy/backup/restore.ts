@@ -60,7 +60,8 @@ export async function restore(options: RestoreOptions): Promise<Manifest> {
   const locks: DataDirLock[] = [];
   try {
     // A node started on the target meanwhile is refused; the lock files stay, as a node would make them.
-    for (const part of ["pglite", "actors"] as const) locks.push(lockDataDir(dataDir, part, options.openDb));
+    for (const part of ["pglite", "actors"] as const)
+      locks.push(lockDataDir(dataDir, part, options.openDb, "Restore into another, empty dir"));
   } catch (error) {
     // A process that took the target since it was found empty owns what is in it now: nothing is removed.
     for (const lock of locks) lock.release();
