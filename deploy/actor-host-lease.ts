@@ -9,8 +9,12 @@ import { PeriodicJob } from "./periodic-job.ts";
  * keep a copy of every actor: a sku restocked on one is still empty on the other, and the invariants of the order
  * saga no longer hold. More nodes run as gateways (`ACTOR_HOST_URL`) in front of one actor host.
  *
- * The lock is a session-level advisory lock on a connection of its own, so Postgres releases it the moment the
- * holder's process dies (no stale lease to expire). Fixed classid, arbitrary; the schema names the second key.
+ * The lock is a transaction-level advisory lock, in a transaction held open on a connection of its own, so Postgres
+ * releases it the moment the holder's process dies (no stale lease to expire). Not a session-level lock: behind a
+ * transaction pooler (PgBouncer's pool_mode=transaction, Supavisor, Hyperdrive) a session lock stays with the
+ * pooler's server connection, which other clients then share: a second node took the "held" lock again (advisory
+ * locks are reentrant), and a dead node's lock outlived it. An open transaction keeps its server connection to
+ * itself in every pooling mode. Fixed classid, arbitrary; the schema names the second key.
  */
 export const LEASE_CLASS = 8245604;
 
@@ -34,8 +38,16 @@ const held = (sql: Sql) => sql<Array<{ held: boolean }>>`
   WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
     AND classid = ${LEASE_CLASS} AND objid = hashtext(current_schema())::oid AND objsubid = 2`;
 
-const take = (sql: Sql) => sql<Array<{ taken: boolean }>>`
-  SELECT pg_try_advisory_lock(${LEASE_CLASS}, hashtext(current_schema())) AS taken`;
+/** Opens the lease's transaction and locks in it; on refusal the transaction ends, so the connection is clean. */
+async function take(sql: Sql): Promise<boolean> {
+  // Ends a transaction that a failed check left aborted (its lock is then of no use); a warning when there is none.
+  await sql`ROLLBACK`;
+  await sql`BEGIN`;
+  const [row] = await sql<Array<{ taken: boolean }>>`
+    SELECT pg_try_advisory_xact_lock(${LEASE_CLASS}, hashtext(current_schema())) AS taken`;
+  if (!row?.taken) await sql`ROLLBACK`;
+  return row?.taken === true;
+}
 
 /** Takes the lease, or throws `config.invalid` naming the node that holds it. */
 export async function acquireActorHostLease(options: ActorHostLeaseOptions): Promise<ActorHostLease> {
@@ -44,10 +56,12 @@ export async function acquireActorHostLease(options: ActorHostLeaseOptions): Pro
     max: 1,
     schema: options.schema,
     applicationName: `edgewise actor host ${options.holder}`.slice(0, 63),
+    // After a reconnect, a statement prepared before the lease's transaction began may sit on another server
+    // connection of a pooler.
+    prepare: false,
   });
   try {
-    const [row] = await take(sql);
-    if (!row?.taken) throw await heldElsewhere(sql);
+    if (!(await take(sql))) throw await heldElsewhere(sql);
   } catch (error) {
     await sql.end({ timeout: 1 });
     throw error;
@@ -57,13 +71,14 @@ export async function acquireActorHostLease(options: ActorHostLeaseOptions): Pro
       const [still] = await held(sql);
       if (still?.held || stopped()) return;
       // A new session (the old one's connection broke): take the lock again, unless someone else has.
-      const [row] = await take(sql);
-      if (row?.taken || stopped()) return;
+      if ((await take(sql)) || stopped()) return;
       const error = await heldElsewhere(sql);
       void watch.stop(); // not awaited: it waits for this very run
       options.onLost(error);
     } catch {
-      // Postgres is unreachable: nobody else can take the lease meanwhile. Checked again at the next tick.
+      // Postgres is unreachable: nobody else can take the lease meanwhile. Checked again at the next tick, in a new
+      // transaction: one that a failed statement aborted would fail every check while it kept the lock.
+      await sql`ROLLBACK`.catch(() => undefined);
     }
   });
   watch.every(options.checkEveryMs ?? 5_000);
@@ -71,6 +86,15 @@ export async function acquireActorHostLease(options: ActorHostLeaseOptions): Pro
     async release() {
       // Not awaited: a check stuck on a dead connection ends with the session below, which releases the lock.
       void watch.stop();
+      // Ended before the connection closes: through a pooler, the server connection goes back to it clean.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        sql`ROLLBACK`.catch(() => undefined),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, 1_000);
+        }),
+      ]);
+      clearTimeout(timer);
       await sql.end({ timeout: 2 });
     },
   };

@@ -24,6 +24,8 @@ export interface ConnectOptions {
   socket?: (() => unknown) | undefined;
   /** Shown in pg_stat_activity: who holds a connection (the actor host's lease names its node). */
   applicationName?: string;
+  /** `false`: no named prepared statements (a transaction pooler hands each transaction any server connection). */
+  prepare?: boolean;
 }
 
 export async function connect(options: ConnectOptions): Promise<Sql> {
@@ -49,6 +51,7 @@ export async function connect(options: ConnectOptions): Promise<Sql> {
   return postgres(url, {
     ...base,
     max: options.max,
+    ...(options.prepare === false ? { prepare: false } : {}),
     connection: {
       ...(options.schema ? { search_path: options.schema } : {}),
       ...(options.applicationName ? { application_name: options.applicationName } : {}),
