@@ -24,7 +24,10 @@ export interface ConnectOptions {
   socket?: (() => unknown) | undefined;
   /** Shown in pg_stat_activity: who holds a connection (the actor host's lease names its node). */
   applicationName?: string;
-  /** `false`: no named prepared statements (a transaction pooler hands each transaction any server connection). */
+  /**
+   * `false`: no named prepared statements (a transaction pooler hands each transaction any server connection).
+   * Default: `prepare=false` in the URL, or off when `url` turns out to be such a pooler (`transactionPooled`).
+   */
   prepare?: boolean;
 }
 
@@ -48,15 +51,42 @@ export async function connect(options: ConnectOptions): Promise<Sql> {
       await bootstrap.end();
     }
   }
+  const prepare = options.prepare ?? (options.socket ? undefined : !(await transactionPooled(options.url)));
   return postgres(url, {
     ...base,
     max: options.max,
-    ...(options.prepare === false ? { prepare: false } : {}),
+    ...(prepare === false ? { prepare: false } : {}),
     connection: {
       ...(options.schema ? { search_path: options.schema } : {}),
       ...(options.applicationName ? { application_name: options.applicationName } : {}),
     },
   }) as unknown as Sql;
+}
+
+/**
+ * Whether `url` leads to a transaction pooler (PgBouncer's pool_mode=transaction, Supavisor's transaction port):
+ * one whose clients share server connections between transactions, so a statement prepared in one transaction is
+ * missing in the next ("prepared statement … does not exist"). Client A asks for its backend, then client B holds a
+ * transaction open and asks for its own, then A asks again: directly or through a session pooler each client keeps
+ * its backend; through a transaction pooler B is handed A's idle one, or A another. Two short connections at start.
+ */
+export async function transactionPooled(databaseUrl: string): Promise<boolean> {
+  const { url, tls } = tlsFromUrl(databaseUrl);
+  const socket = pgSockets(tls) as unknown as () => net.Socket;
+  const options = { max: 1, prepare: false, ssl: false as const, socket, onnotice: () => {} };
+  const [a, b] = [postgres(url, options), postgres(url, options)];
+  const pid = async (sql: postgres.Sql) =>
+    ((await sql`SELECT pg_backend_pid() AS pid`)[0] as { pid: number }).pid;
+  try {
+    const first = await pid(a);
+    await b`BEGIN`;
+    const other = await pid(b);
+    const again = await pid(a);
+    await b`ROLLBACK`;
+    return other === first || again !== first;
+  } finally {
+    await Promise.all([a.end({ timeout: 1 }), b.end({ timeout: 1 })]);
+  }
 }
 
 /** Creates the tables and indexes if missing; safe to run from several brokers at once. */
