@@ -301,6 +301,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
     max: embedded ? embedded.maxConnections : 10,
     socket: embedded?.socket,
     schema: options.schema,
+    prepare: "detect",
   });
   stops.push(() => sql.end({ timeout: 5 }));
   // PGlite runs no checkpointer and no WAL writer: the node runs their stand-ins (local/pglite/upkeep.ts).

@@ -32,7 +32,7 @@ describe.skipIf(!pgbouncerBinary)("DATABASE_URL through a transaction pooler", (
   test("a pool's statements and transactions never meet a missing prepared statement", async () => {
     // postgres.js prepared each statement on whichever server connection PgBouncer lent: the next use of it, in
     // another transaction, failed with `prepared statement "…" does not exist`.
-    const sql = await connect({ url: pooler.url, max: 4 });
+    const sql = await connect({ url: pooler.url, max: 4, prepare: "detect" });
     try {
       const runs = Array.from({ length: 40 }, (_, i) =>
         i % 2

@@ -25,10 +25,11 @@ export interface ConnectOptions {
   /** Shown in pg_stat_activity: who holds a connection (the actor host's lease names its node). */
   applicationName?: string;
   /**
-   * `false`: no named prepared statements (a transaction pooler hands each transaction any server connection).
-   * Default: `prepare=false` in the URL, or off when `url` turns out to be such a pooler (`transactionPooled`).
+   * `false`: no named prepared statements (a transaction pooler hands each transaction any server connection);
+   * `"detect"`: off when `url` turns out to be such a pooler (`transactionPooled`). Default: on, unless the URL
+   * says `prepare=false` (postgres.js reads it).
    */
-  prepare?: boolean;
+  prepare?: boolean | "detect";
 }
 
 export async function connect(options: ConnectOptions): Promise<Sql> {
@@ -51,7 +52,13 @@ export async function connect(options: ConnectOptions): Promise<Sql> {
       await bootstrap.end();
     }
   }
-  const prepare = options.prepare ?? (options.socket ? undefined : !(await transactionPooled(options.url)));
+  // A probe that fails (Postgres down, TLS refused) leaves postgres.js's default: the pool's first query reports why.
+  const prepare =
+    options.prepare === "detect"
+      ? !options.socket && (await transactionPooled(options.url).catch(() => false))
+        ? false
+        : undefined
+      : options.prepare;
   return postgres(url, {
     ...base,
     max: options.max,

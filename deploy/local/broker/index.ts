@@ -71,7 +71,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
         url = embedded.url;
         max = embedded.maxConnections;
       }
-      sql = await connect({ url, max, schema: config.schema, socket: embedded?.socket });
+      sql = await connect({ url, max, schema: config.schema, socket: embedded?.socket, prepare: "detect" });
     }
     const ownsPool = !options.sql;
     await migrate(sql);
