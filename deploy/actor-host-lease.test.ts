@@ -173,3 +173,28 @@ test("a refusal names the holder in this database, not one on a schema of the sa
     await admin.unsafe(`DROP DATABASE IF EXISTS ${otherDb} WITH (FORCE)`);
   }
 });
+
+const onLost = () => {};
+test("the lease's open transaction holds back no vacuum: no snapshot (backend_xmin) between its checks", async () => {
+  const schema = await freshSchema("lease_xmin");
+  const lease = await acquireActorHostLease({
+    url: TEST_DATABASE_URL,
+    schema,
+    holder: "xmin",
+    checkEveryMs: 50,
+    onLost,
+  });
+  try {
+    await Bun.sleep(300); // a few checks, each a statement in that transaction
+    // Sampled between two checks (while one runs, its statement has a snapshot of its own).
+    let idle: Array<{ xmin: string | null }> = [];
+    for (let i = 0; i < 50 && idle.length === 0; i++)
+      idle = await admin<Array<{ xmin: string | null }>>`
+        SELECT backend_xmin::text AS xmin FROM pg_stat_activity
+        WHERE application_name = 'edgewise actor host xmin' AND state = 'idle in transaction'`;
+    expect(idle.length).toBe(1);
+    expect(idle[0]?.xmin).toBeNull();
+  } finally {
+    await lease.release();
+  }
+});

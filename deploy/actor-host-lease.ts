@@ -33,19 +33,30 @@ export interface ActorHostLeaseOptions {
   onLost(error: EdgewiseError): void;
 }
 
-const held = (sql: Sql) => sql<Array<{ held: boolean }>>`
-  SELECT count(*) > 0 AS held FROM pg_locks
-  WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-    AND classid = ${LEASE_CLASS} AND objid = hashtext(current_schema())::oid AND objsubid = 2`;
+/**
+ * The lease's statements go in the simple query protocol: an extended-protocol SELECT leaves its unnamed portal, and
+ * the portal's snapshot, open until the next one, so the open transaction held back every vacuum of the database.
+ */
+const simple = <T extends object[]>(sql: Sql, text: string) => sql.unsafe<T>(text).simple();
+
+const held = (sql: Sql) =>
+  simple<Array<{ held: boolean }>>(
+    sql,
+    `SELECT count(*) > 0 AS held FROM pg_locks
+     WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+       AND classid = ${LEASE_CLASS} AND objid = hashtext(current_schema())::oid AND objsubid = 2`,
+  );
 
 /** Opens the lease's transaction and locks in it; on refusal the transaction ends, so the connection is clean. */
 async function take(sql: Sql): Promise<boolean> {
   // Ends a transaction that a failed check left aborted (its lock is then of no use); a warning when there is none.
-  await sql`ROLLBACK`;
-  await sql`BEGIN`;
-  const [row] = await sql<Array<{ taken: boolean }>>`
-    SELECT pg_try_advisory_xact_lock(${LEASE_CLASS}, hashtext(current_schema())) AS taken`;
-  if (!row?.taken) await sql`ROLLBACK`;
+  await simple(sql, "ROLLBACK");
+  await simple(sql, "BEGIN");
+  const [row] = await simple<Array<{ taken: boolean }>>(
+    sql,
+    `SELECT pg_try_advisory_xact_lock(${LEASE_CLASS}, hashtext(current_schema())) AS taken`,
+  );
+  if (!row?.taken) await simple(sql, "ROLLBACK");
   return row?.taken === true;
 }
 
@@ -78,7 +89,7 @@ export async function acquireActorHostLease(options: ActorHostLeaseOptions): Pro
     } catch {
       // Postgres is unreachable: nobody else can take the lease meanwhile. Checked again at the next tick, in a new
       // transaction: one that a failed statement aborted would fail every check while it kept the lock.
-      await sql`ROLLBACK`.catch(() => undefined);
+      await simple(sql, "ROLLBACK").catch(() => undefined);
     }
   });
   watch.every(options.checkEveryMs ?? 5_000);
@@ -89,7 +100,7 @@ export async function acquireActorHostLease(options: ActorHostLeaseOptions): Pro
       // Ended before the connection closes: through a pooler, the server connection goes back to it clean.
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
-        sql`ROLLBACK`.catch(() => undefined),
+        simple(sql, "ROLLBACK").catch(() => undefined),
         new Promise((resolve) => {
           timer = setTimeout(resolve, 1_000);
         }),
