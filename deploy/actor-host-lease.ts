@@ -1,6 +1,7 @@
 // One actor host per database: a node that hosts actors holds a Postgres advisory lock, so a second one cannot.
 import { EdgewiseError } from "../shared/errors/index.ts";
 import { connect, type Sql } from "./local/broker/db.ts";
+import { checkSchema } from "./local/broker/search-path.ts";
 import { PeriodicJob } from "./periodic-job.ts";
 
 /**
@@ -72,6 +73,8 @@ export async function acquireActorHostLease(options: ActorHostLeaseOptions): Pro
     prepare: false,
   });
   try {
+    // Keyed by the schema: one a pooler dropped would lock another deployment's.
+    await checkSchema(sql, options.url, options.schema);
     if (!(await take(sql))) throw await heldElsewhere(sql);
   } catch (error) {
     await sql.end({ timeout: 1 });

@@ -54,6 +54,7 @@ import {
 } from "../shared/telemetry/log/index.ts";
 import { type Broker, defaultDeliveryConcurrency, startBroker } from "./local/broker/index.ts";
 import { connect, type Sql } from "./local/broker/db.ts";
+import { checkSchema } from "./local/broker/search-path.ts";
 import { Maintenance } from "./local/broker/maintenance.ts";
 import { startPGliteUpkeep } from "./local/pglite/upkeep.ts";
 import { startEmbeddedPostgres } from "./local/pglite/index.ts";
@@ -304,6 +305,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
     prepare: "detect",
   });
   stops.push(() => sql.end({ timeout: 5 }));
+  if (config.DATABASE_URL) await checkSchema(sql, config.DATABASE_URL, options.schema);
   // PGlite runs no checkpointer and no WAL writer: the node runs their stand-ins (local/pglite/upkeep.ts).
   if (embedded) {
     const upkeep = startPGliteUpkeep(sql, (line) => logger.warn(line));

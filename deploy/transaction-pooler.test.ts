@@ -1,12 +1,15 @@
 // A node and its embedded broker with DATABASE_URL through a real PgBouncer in transaction pooling mode.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import postgres from "postgres";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../shared/config/index.ts";
 import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../test/broker/helpers.ts";
 import { CommerceClient, eventually } from "../test/commerce/client.ts";
+import { edgewiseRejection } from "../test/support/errors.ts";
 import { type PgBouncer, pgbouncerBinary, startPgBouncer } from "../test/support/pgbouncer.ts";
+import { startBroker } from "./local/broker/index.ts";
 import { startNode } from "./bun/node.ts";
 import { connect, transactionPooled } from "./local/broker/db.ts";
 import { referenceSystem } from "./reference.ts";
@@ -83,4 +86,42 @@ describe.skipIf(!pgbouncerBinary)("DATABASE_URL through a transaction pooler", (
       rmSync(dataDir, { recursive: true, force: true });
     }
   }, 40_000);
+
+  test("a search_path the pooler drops stops the node and the broker at start (exit 78), before any table is made", async () => {
+    // PgBouncer refuses a search_path startup parameter; `ignore_startup_parameters = search_path`, the usual way
+    // past that, drops it: the node made its tables, and took its lease, in `public`.
+    const database = `edgewise_txpool_${process.pid}`;
+    const admin = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`CREATE DATABASE ${database}`);
+    const dropping = await startPgBouncer({
+      database,
+      settings: ["ignore_startup_parameters = search_path"],
+    });
+    const dataDir = mkdtempSync(join(tmpdir(), "edgewise-txpool-path-"));
+    try {
+      const url = `${dropping.url}?search_path=${schema}`;
+      const config = parseConfig({
+        HOST: "127.0.0.1",
+        PORT: "0",
+        DATABASE_URL: url,
+        EDGEWISE_DATA_DIR: dataDir,
+        JWT_SECRET: crypto.randomUUID() + crypto.randomUUID(),
+      });
+      const error = await edgewiseRejection(startNode({ config, ...referenceSystem(), log: () => {} }));
+      expect(error.code).toBe("config.invalid");
+      expect(error.issues?.[0]?.path).toBe("DATABASE_URL");
+      expect(error.message).toContain(`asks for the schema "${schema}"`);
+      const broker = await edgewiseRejection(startBroker({ port: 0, databaseUrl: url }));
+      expect(broker.issues?.[0]?.path).toBe("DATABASE_URL");
+      const made = postgres(TEST_DATABASE_URL.replace(/\/[^/?]*(\?|$)/, `/${database}$1`), { max: 1 });
+      const [tables] = await made`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'`;
+      await made.end();
+      expect(tables?.n).toBe(0);
+    } finally {
+      await dropping.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+      await admin.end();
+    }
+  }, 30_000);
 });

@@ -20,6 +20,8 @@ export interface PgBouncer {
 export interface PgBouncerOptions {
   /** Every server connection's search_path (`connect_query`), as an operator would give a pooled deployment. */
   schema?: string;
+  /** The server database behind it. Default: the test database. */
+  database?: string;
   /** More `[pgbouncer]` settings, e.g. `ignore_startup_parameters = search_path`. */
   settings?: string[];
 }
@@ -39,7 +41,7 @@ export async function startPgBouncer(options: PgBouncerOptions = {}): Promise<Pg
   const server = [
     `host=${target.hostname}`,
     `port=${target.port || 5432}`,
-    `dbname=${target.pathname.slice(1) || "postgres"}`,
+    `dbname=${options.database ?? (target.pathname.slice(1) || "postgres")}`,
     `user=${decodeURIComponent(target.username) || "postgres"}`,
     ...(target.password ? [`password=${decodeURIComponent(target.password)}`] : []),
     ...(options.schema ? [`connect_query='SET search_path TO ${options.schema}'`] : []),

@@ -4,6 +4,7 @@ import { bunServe } from "../../bun/serve.ts";
 import { dialableHost } from "../../serve.ts";
 import { Batcher } from "./batcher.ts";
 import { type BrokerOptions, resolveOptions } from "./config.ts";
+import { checkSchema } from "./search-path.ts";
 import { connect, migrate, recoverInFlight, type Sql } from "./db.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { Maintenance } from "./maintenance.ts";
@@ -72,6 +73,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
         max = embedded.maxConnections;
       }
       sql = await connect({ url, max, schema: config.schema, socket: embedded?.socket, prepare: "detect" });
+      if (!embedded) await checkSchema(sql, url, config.schema);
     }
     const ownsPool = !options.sql;
     await migrate(sql);
