@@ -73,26 +73,43 @@ export async function connect(options: ConnectOptions): Promise<Sql> {
 /**
  * Whether `url` leads to a transaction pooler (PgBouncer's pool_mode=transaction, Supavisor's transaction port):
  * one whose clients share server connections between transactions, so a statement prepared in one transaction is
- * missing in the next ("prepared statement … does not exist"). Client A asks for its backend, then client B holds a
- * transaction open and asks for its own, then A asks again: directly or through a session pooler each client keeps
- * its backend; through a transaction pooler B is handed A's idle one, or A another. Two short connections at start.
+ * missing in the next ("prepared statement … does not exist"). Client A asks for its backend; then, up to three
+ * times, another client opens a transaction and asks for its own, and A asks again. Directly or through a session
+ * pooler each client keeps its backend, whatever else runs; through a transaction pooler a holder is handed A's idle
+ * one (PgBouncer lends the one last used), or A another. A round can miss when other clients take A's backend in
+ * between (a node and a broker starting together did), hence the rounds. Never true of a session; a few short
+ * connections at start, bounded to 5 s (then false).
  */
 export async function transactionPooled(databaseUrl: string): Promise<boolean> {
   const { url, tls } = tlsFromUrl(databaseUrl);
   const socket = pgSockets(tls) as unknown as () => net.Socket;
   const options = { max: 1, prepare: false, ssl: false as const, socket, onnotice: () => {} };
-  const [a, b] = [postgres(url, options), postgres(url, options)];
+  const client = () => postgres(url, options);
   const pid = async (sql: postgres.Sql) =>
     ((await sql`SELECT pg_backend_pid() AS pid`)[0] as { pid: number }).pid;
-  try {
+  const a = client();
+  const holders: postgres.Sql[] = [];
+  const probe = async () => {
     const first = await pid(a);
-    await b`BEGIN`;
-    const other = await pid(b);
-    const again = await pid(a);
-    await b`ROLLBACK`;
-    return other === first || again !== first;
+    for (let round = 0; round < 3; round++) {
+      const holder = client();
+      holders.push(holder);
+      await holder`BEGIN`;
+      if ((await pid(holder)) === first || (await pid(a)) !== first) return true;
+    }
+    return false;
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      probe(),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), 5_000);
+      }),
+    ]);
   } finally {
-    await Promise.all([a.end({ timeout: 1 }), b.end({ timeout: 1 })]);
+    clearTimeout(timer);
+    await Promise.all([a, ...holders].map((sql) => sql.end({ timeout: 1 })));
   }
 }
 
