@@ -111,12 +111,14 @@ export class CircuitBreaker {
   }
 
   /**
-   * While open or half-open, how long until it lets a call through again: until it half-opens, or (half-open) the
-   * time its probes usually take. Undefined when closed, or held open by an operator (no time is known).
+   * While open or half-open, how long until it lets a call through again: until it half-opens, 0 while half-open
+   * with a probe still to give, or (its probes all out) the time they usually take. Undefined when closed, or held
+   * open by an operator (no time is known).
    */
   reopensInMs(): number | undefined {
     this.advance();
     if (this.current === "closed" || this.forced) return undefined;
+    if (this.current === "half-open" && this.probesAdmitted < this.options.halfOpenProbes) return 0;
     const halfOpensAt = this.halfOpensAt();
     return halfOpensAt !== undefined ? Math.max(0, halfOpensAt - this.clock.now()) : probeRetryAfterMs;
   }

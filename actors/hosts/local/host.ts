@@ -282,8 +282,19 @@ export class LocalActorHost implements ActorHost {
   }
 
   private async relayLoop(): Promise<void> {
-    if (!this.options.transport) return;
+    const transport = this.options.transport;
+    if (!transport) return;
     while (!this.stopped) {
+      // While the queue's breaker refuses calls, a pass would only read a page of the outbox, have every send
+      // refused locally and write each entry back with its backoff; pass after pass (other actors' entries are
+      // still due), that marched through a large outbox during an outage, an fsync per entry, slowing every turn.
+      const refusingFor = transport.availableInMs?.();
+      if (refusingFor !== undefined && refusingFor > 0) {
+        await this.sleep(this.clock.now() + refusingFor, (wake) => {
+          this.relayWake = wake;
+        });
+        continue;
+      }
       let sent = 0;
       try {
         sent = await this.relayPass();

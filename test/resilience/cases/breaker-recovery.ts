@@ -262,7 +262,7 @@ export const recoveryCases: Case[] = [
     },
   },
   {
-    name: "reopensInMs(): none while closed, the time to half-open while open, a probe's time while half-open",
+    name: "reopensInMs(): none while closed, the time to half-open while open, 0 or a probe's time while half-open",
     async run() {
       const f = breakerFixture({ consecutiveFailures: 1, resetTimeoutMs: 1_000 });
       equal(f.breaker.reopensInMs(), undefined, "closed");
@@ -270,6 +270,7 @@ export const recoveryCases: Case[] = [
       f.clock.advance(300);
       equal(f.breaker.reopensInMs(), 700, "open");
       f.clock.advance(700);
+      equal(f.breaker.reopensInMs(), 0, "half-open, its probe not yet taken");
       const probe = deferred<string>();
       const running = f.breaker.execute(() => probe.promise);
       equal(f.breaker.reopensInMs(), 1_000, "half-open, its probe in flight");
