@@ -5,11 +5,13 @@ import { createEnvelope, type Envelope } from "../../shared/envelope/index.ts";
 import { Dependencies } from "../../shared/resilience/index.ts";
 import { guardedTransport } from "./guarded.ts";
 import { defaultRelayPolicy, failedSendDelay, relayOnce, retryDelay } from "./relay.ts";
-import type { OutboxRecord, OutboxStore } from "./storage.ts";
+import type { OutboxFailure, OutboxRecord, OutboxStore } from "./storage.ts";
 import { SubscriptionRegistry, subscribe } from "./subscriptions.ts";
 
 class MemoryOutbox implements OutboxStore {
   rows: Array<OutboxRecord & { retryAt: number }> = [];
+  /** Calls that wrote failures: on the local host each is a transaction, with an fsync. */
+  failureWrites = 0;
   add(actor: string, envelope: Envelope) {
     this.rows.push({ seq: this.rows.length + 1, actor, envelope, attempts: 0, retryAt: 0 });
   }
@@ -20,9 +22,12 @@ class MemoryOutbox implements OutboxStore {
   async delivered(seqs: number[]) {
     this.rows = this.rows.filter((row) => !seqs.includes(row.seq));
   }
-  async failed(seq: number, attempts: number, retryAt: number) {
-    const row = this.rows.find((item) => item.seq === seq);
-    if (row) Object.assign(row, { attempts, retryAt });
+  async failed(entries: OutboxFailure[]) {
+    this.failureWrites++;
+    for (const { seq, attempts, retryAt } of entries) {
+      const row = this.rows.find((item) => item.seq === seq);
+      if (row) Object.assign(row, { attempts, retryAt });
+    }
   }
   async nextDue() {
     return this.rows.length === 0 ? undefined : Math.min(...this.rows.map((row) => row.retryAt));
@@ -71,6 +76,17 @@ describe("outbox relay", () => {
     expect(calls.slice(1).sort()).toEqual([[1, 3], [2], [666]]);
     expect(outbox.rows.map((row) => row.actor)).toEqual(["poisoned/1"]);
     expect(outbox.rows[0]?.attempts).toBe(1);
+  });
+
+  test("a pass whose sends all fail writes its entries' backoffs in one call, not one per entry", async () => {
+    const outbox = new MemoryOutbox();
+    for (let n = 0; n < 256; n++) outbox.add(`a/${n}`, message(n));
+    const down = { send: async () => Promise.reject(new Error("connection refused")) };
+    const pass = await relayOnce(outbox, down, new ManualClock(), { ...policy, batchSize: 256 });
+    expect(pass).toMatchObject({ sent: 0, failed: 256 });
+    expect(outbox.rows.every((row) => row.attempts === 1 && row.retryAt > 0)).toBe(true);
+    // One per entry before: 256 transactions with an fsync each, about a second with the node's loop blocked.
+    expect(outbox.failureWrites).toBe(1);
   });
 
   test("a failed actor backs off while others proceed, and keeps its order on retry", async () => {

@@ -53,12 +53,19 @@ export interface OutboxRecord {
   attempts: number;
 }
 
+export interface OutboxFailure {
+  seq: number;
+  attempts: number;
+  retryAt: number;
+}
+
 /** The outbox as the relay sees it: one actor's on Durable Objects, all actors' on the local host. */
 export interface OutboxStore {
   /** Entries due now, oldest first. */
   pending(now: number, limit: number): Promise<OutboxRecord[]>;
   delivered(seqs: number[]): Promise<void>;
-  failed(seq: number, attempts: number, retryAt: number): Promise<void>;
+  /** Records a pass's failed entries, all in one write: each entry's attempts so far and when it is due again. */
+  failed(entries: OutboxFailure[]): Promise<void>;
   /** When the next entry becomes due, if any. */
   nextDue(): Promise<number | undefined>;
 }

@@ -55,7 +55,7 @@ describe("subscriptions", () => {
     const outbox: OutboxStore = {
       pending: async () => rows,
       delivered: async () => {},
-      failed: async (seq) => void failed.push(seq),
+      failed: async (entries) => void failed.push(...entries.map((entry) => entry.seq)),
       nextDue: async () => undefined,
     };
     const sent: Envelope[] = [];

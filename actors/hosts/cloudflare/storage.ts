@@ -3,6 +3,7 @@ import type { Envelope } from "../../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import type {
   InboxRecord,
+  OutboxFailure,
   OutboxRecord,
   OutboxStore,
   StoredState,
@@ -172,9 +173,12 @@ export class DurableActorStore implements OutboxStore {
     });
   }
 
-  async failed(seq: number, attempts: number, retryAt: number): Promise<void> {
+  async failed(entries: OutboxFailure[]): Promise<void> {
     if (!this.hasTables) return;
-    this.sql.exec("UPDATE outbox SET attempts = ?, retry_at = ? WHERE seq = ?", attempts, retryAt, seq);
+    this.storage.transactionSync(() => {
+      for (const { seq, attempts, retryAt } of entries)
+        this.sql.exec("UPDATE outbox SET attempts = ?, retry_at = ? WHERE seq = ?", attempts, retryAt, seq);
+    });
   }
 
   async nextDue(): Promise<number | undefined> {

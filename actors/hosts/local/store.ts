@@ -5,6 +5,7 @@ import {
   GroupCommit,
   nextMacrotask,
   type InboxRecord,
+  type OutboxFailure,
   type OutboxRecord,
   type OutboxStore,
   type StoredState,
@@ -140,8 +141,10 @@ export class LocalStore implements OutboxStore {
     });
   }
 
-  async failed(seq: number, attempts: number, retryAt: number): Promise<void> {
-    this.q.failOutbox!.run(attempts, retryAt, seq);
+  async failed(entries: OutboxFailure[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const { seq, attempts, retryAt } of entries) this.q.failOutbox!.run(attempts, retryAt, seq);
+    });
   }
 
   /**
