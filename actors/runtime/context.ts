@@ -25,6 +25,13 @@ export type When = { at: number | Date } | { delay: number };
 export const maxMessageBytes = 1024 * 1024;
 
 /**
+ * What the relay adds to a published event for each subscriber: `,"target":"<type>/<key>"`, at most a 64-character
+ * type and a 256-character key (address.ts). An event is measured with that room kept, or one the turn accepted
+ * could be refused by the queue for every subscriber, on every retry, and hold its actor's outbox back for good.
+ */
+const targetRoomBytes = ',"target":""'.length + 64 + 1 + 256;
+
+/**
  * The largest value a turn may store, as JSON: its state, a kv entry (key and value), a reply it commits. Durable
  * Objects' SQLite refuses a row over 2 MB, and one refused row fails every turn in its commit batch; the same limit
  * holds on every host, so an actor that runs on one runs on the others. 10 KB is left for a row's other columns.
@@ -147,7 +154,14 @@ export function createTurnContext<State>(
       ...(carried.tracestate ? { tracestate: carried.tracestate } : {}),
     });
     const text = jsonText(envelope, `the data of ${type}`) as string;
-    assertFits([text], maxMessageBytes, type, "the queue would refuse it");
+    if (target) assertFits([text], maxMessageBytes, type, "the queue would refuse it");
+    else
+      assertFits(
+        [text],
+        maxMessageBytes - targetRoomBytes,
+        type,
+        "with a subscriber's target added, the queue would refuse it",
+      );
     return JSON.parse(text) as Envelope;
   };
 
