@@ -8,12 +8,24 @@ import type { Transport } from "./transport.ts";
 export interface RelayPolicy {
   /** Entries read per pass. */
   batchSize: number;
+  /**
+   * Bytes of stored envelopes read per pass, at most (a pass reads at least one entry). Default 4 MiB
+   * (`defaultRelayBatchBytes`).
+   */
+  batchBytes?: number;
   /** First retry delay; doubles per attempt, with jitter, up to `maxDelayMs`. */
   baseDelayMs: number;
   maxDelayMs: number;
 }
 
 export const defaultRelayPolicy: RelayPolicy = { batchSize: 256, baseDelayMs: 250, maxDelayMs: 60_000 };
+
+/**
+ * A pass's page is bounded in bytes as well as in entries. Messages may each be up to 1 MiB: a page of 256 of them,
+ * parsed, expanded and encoded for the queue, took the node to 3 GB, and sending it in one call outlasted the
+ * queue's timeout (5 s on a node), so the pass failed and was sent again, pass after pass.
+ */
+export const defaultRelayBatchBytes = 4 * 1024 * 1024;
 
 export interface RelayPass {
   sent: number;
@@ -67,7 +79,11 @@ export async function relayOnce(
   policy: RelayPolicy = defaultRelayPolicy,
   subscriptions?: SubscriptionRegistry,
 ): Promise<RelayPass> {
-  const entries = await outbox.pending(clock.now(), policy.batchSize);
+  const entries = await outbox.pending(
+    clock.now(),
+    policy.batchSize,
+    policy.batchBytes ?? defaultRelayBatchBytes,
+  );
   const byActor = new Map<string, OutboxRecord[]>();
   for (const entry of entries) {
     const group = byActor.get(entry.actor);

@@ -61,8 +61,11 @@ export interface OutboxFailure {
 
 /** The outbox as the relay sees it: one actor's on Durable Objects, all actors' on the local host. */
 export interface OutboxStore {
-  /** Entries due now, oldest first. */
-  pending(now: number, limit: number): Promise<OutboxRecord[]>;
+  /**
+   * Entries due now, oldest first: at most `limit`, and no more than `maxBytes` of stored envelopes, except that the
+   * first due entry is always returned, whatever its size.
+   */
+  pending(now: number, limit: number, maxBytes: number): Promise<OutboxRecord[]>;
   delivered(seqs: number[]): Promise<void>;
   /** Records a pass's failed entries, all in one write: each entry's attempts so far and when it is due again. */
   failed(entries: OutboxFailure[]): Promise<void>;

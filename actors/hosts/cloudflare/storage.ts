@@ -147,14 +147,22 @@ export class DurableActorStore implements OutboxStore {
 
   // --- OutboxStore: this one actor's outbox ---
 
-  async pending(now: number, limit: number): Promise<OutboxRecord[]> {
+  async pending(now: number, limit: number, maxBytes: number): Promise<OutboxRecord[]> {
     if (!this.hasTables) return [];
-    // Order per actor: nothing leaves while an earlier entry waits out its backoff.
+    // Order per actor: nothing leaves while an earlier entry waits out its backoff. Sizes come from the rows'
+    // headers (octet_length reads no content); only the envelopes within the byte budget are read, since an
+    // object's isolate has 128 MB and a page of large messages would not fit.
     const rows = this.sql
       .exec(
-        "SELECT seq, envelope, attempts FROM outbox WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE retry_at > ?) ORDER BY seq LIMIT ?",
+        `WITH due AS (
+          SELECT seq, octet_length(envelope) AS bytes FROM outbox
+          WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE retry_at > ?) ORDER BY seq LIMIT ?
+        ), page AS (SELECT seq, SUM(bytes) OVER (ORDER BY seq) - bytes AS before FROM due)
+        SELECT o.seq, o.envelope, o.attempts FROM page JOIN outbox o ON o.seq = page.seq
+        WHERE page.before < ? ORDER BY o.seq`,
         now,
         limit,
+        maxBytes,
       )
       .toArray();
     const actor = this.storedAddress ?? "";

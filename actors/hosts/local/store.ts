@@ -40,8 +40,14 @@ export class LocalStore implements OutboxStore {
       addInbox: "INSERT INTO inbox (actor, id, reply, at) VALUES (?, ?, ?, ?)",
       pruneInbox: "DELETE FROM inbox WHERE at < ?",
       addOutbox: "INSERT INTO outbox (actor, envelope) VALUES (?, ?)",
-      pendingOutbox:
-        "SELECT seq, actor, envelope, attempts FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM outbox p WHERE p.actor = o.actor AND p.retry_at > ?) ORDER BY seq LIMIT ?",
+      // The page's sizes come from the rows' headers (octet_length reads no content); only the envelopes within
+      // the byte budget are read.
+      pendingOutbox: `WITH due AS (
+          SELECT seq, octet_length(envelope) AS bytes FROM outbox o
+          WHERE NOT EXISTS (SELECT 1 FROM outbox p WHERE p.actor = o.actor AND p.retry_at > ?) ORDER BY seq LIMIT ?
+        ), page AS (SELECT seq, SUM(bytes) OVER (ORDER BY seq) - bytes AS before FROM due)
+        SELECT o.seq, o.actor, o.envelope, o.attempts FROM page JOIN outbox o ON o.seq = page.seq
+        WHERE page.before < ? ORDER BY o.seq`,
       deleteOutbox: "DELETE FROM outbox WHERE seq = ?",
       failOutbox: "UPDATE outbox SET attempts = ?, retry_at = ? WHERE seq = ?",
       // An actor is due once its latest backoff has passed (order per actor), so the minimum is over actors.
@@ -126,8 +132,8 @@ export class LocalStore implements OutboxStore {
 
   // --- OutboxStore, across all actors ---
 
-  async pending(now: number, limit: number): Promise<OutboxRecord[]> {
-    return this.q.pendingOutbox!.all(now, limit).map((row) => ({
+  async pending(now: number, limit: number, maxBytes: number): Promise<OutboxRecord[]> {
+    return this.q.pendingOutbox!.all(now, limit, maxBytes).map((row) => ({
       seq: Number(row.seq),
       actor: String(row.actor),
       envelope: JSON.parse(String(row.envelope)) as Envelope,
