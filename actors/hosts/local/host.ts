@@ -286,8 +286,8 @@ export class LocalActorHost implements ActorHost {
     if (!transport) return;
     while (!this.stopped) {
       // While the queue's breaker refuses calls, a pass would only read a page of the outbox, have every send
-      // refused locally and write each entry back with its backoff; pass after pass (other actors' entries are
-      // still due), that marched through a large outbox during an outage, an fsync per entry, slowing every turn.
+      // refused locally and write the page back with its backoff; pass after pass (other actors' entries are still
+      // due), the relay marched so through a large outbox during an outage, slowing every turn on the node.
       const refusingFor = transport.availableInMs?.();
       if (refusingFor !== undefined && refusingFor > 0) {
         await this.sleep(this.clock.now() + refusingFor, (wake) => {
