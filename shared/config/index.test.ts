@@ -152,7 +152,7 @@ describe("broker configuration", () => {
       message = (error as Error).message;
     }
     expect(message).toContain(`${name} is not a valid URL`);
-    expect(message).toContain("percent-encoded");
+    expect(message).toContain("percent-encode");
     expect(message).not.toContain("PLANTED");
   });
 

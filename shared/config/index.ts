@@ -40,7 +40,7 @@ const connectionUrl = (name: string, scheme: RegExp, what: string) =>
     v.regex(scheme, `${name} must be a ${what} URL`),
     v.check(
       (text) => parses(text) || parses(text.replace(/,[^/?#@,]+(?=[,/?#]|$)/g, "")),
-      `${name} is not a valid URL: a password or user name with /, #, ?, @, : or % in it must be percent-encoded (encodeURIComponent)`,
+      `${name} is not a valid URL: check its host and port, and percent-encode (encodeURIComponent) a password or user name with /, #, ?, @, : or % in it`,
     ),
   );
 
