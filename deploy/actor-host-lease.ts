@@ -32,7 +32,13 @@ export interface ActorHostLeaseOptions {
   checkEveryMs?: number;
   /** The lease was lost for good: another node took it while this one's connection was down. */
   onLost(error: EdgewiseError): void;
+  /** What a refusal tells the user to do; a node's own start by default (`npm run backup` says its own). */
+  remedy?: string;
 }
+
+const nodeRemedy =
+  "Actors live in one node's data dir, so two would each keep their own copy. Stop the other node, or run " +
+  "this one as a gateway in front of it (ACTOR_HOST_URL)";
 
 /**
  * The lease's statements go in the simple query protocol: an extended-protocol SELECT leaves its unnamed portal, and
@@ -75,7 +81,7 @@ export async function acquireActorHostLease(options: ActorHostLeaseOptions): Pro
   try {
     // Keyed by the schema: one a pooler dropped would lock another deployment's.
     await checkSchema(sql, options.url, options.schema);
-    if (!(await take(sql))) throw await heldElsewhere(sql);
+    if (!(await take(sql))) throw await heldElsewhere(sql, options.remedy);
   } catch (error) {
     await sql.end({ timeout: 1 });
     throw error;
@@ -86,7 +92,7 @@ export async function acquireActorHostLease(options: ActorHostLeaseOptions): Pro
       if (still?.held || stopped()) return;
       // A new session (the old one's connection broke): take the lock again, unless someone else has.
       if ((await take(sql)) || stopped()) return;
-      const error = await heldElsewhere(sql);
+      const error = await heldElsewhere(sql, options.remedy);
       void watch.stop(); // not awaited: it waits for this very run
       options.onLost(error);
     } catch {
@@ -114,7 +120,7 @@ export async function acquireActorHostLease(options: ActorHostLeaseOptions): Pro
   };
 }
 
-async function heldElsewhere(sql: Sql): Promise<EdgewiseError> {
+async function heldElsewhere(sql: Sql, remedy = nodeRemedy): Promise<EdgewiseError> {
   const [holder] = await sql<Array<{ name: string; addr: string | null; since: Date; schema: string }>>`
     SELECT a.application_name AS name, host(a.client_addr) AS addr, a.backend_start AS since,
            current_schema() AS schema
@@ -127,8 +133,6 @@ async function heldElsewhere(sql: Sql): Promise<EdgewiseError> {
     : "another node";
   return new EdgewiseError(
     "config.invalid",
-    `another node hosts the actors of this database${holder ? ` (schema ${holder.schema})` : ""}: ${who}. ` +
-      "Actors live in one node's data dir, so two would each keep their own copy. Stop the other node, or run " +
-      "this one as a gateway in front of it (ACTOR_HOST_URL)",
+    `another node hosts the actors of this database${holder ? ` (schema ${holder.schema})` : ""}: ${who}. ${remedy}`,
   );
 }

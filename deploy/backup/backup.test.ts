@@ -411,6 +411,9 @@ describe("npm run backup / npm run restore", () => {
       );
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain("backup-test holder");
+      // The backup's remedy, not a node's (run this one as a gateway).
+      expect(refused.stderr).toContain("Stop it, then back up");
+      expect(refused.stderr).not.toContain("ACTOR_HOST_URL");
       expect(existsSync(dir("leased.tar.gz"))).toBe(false);
     } finally {
       await lease.release();

@@ -75,6 +75,7 @@ export async function backup(options: BackupOptions): Promise<Manifest> {
         url: options.databaseUrl,
         holder: `npm run backup pid ${process.pid}`,
         onLost: () => {},
+        remedy: "Stop it, then back up",
       });
     }
     const manifest: Manifest = {
