@@ -198,3 +198,27 @@ test("the lease's open transaction holds back no vacuum: no snapshot (backend_xm
     await lease.release();
   }
 });
+
+test("a server's idle_in_transaction_session_timeout does not end the lease's transaction, so nobody else takes it", async () => {
+  const schema = await freshSchema("lease_idle_tx");
+  // As a managed Postgres, or a role (ALTER ROLE … SET), may set it for every session: here as a startup parameter.
+  const url = `${TEST_DATABASE_URL}${TEST_DATABASE_URL.includes("?") ? "&" : "?"}idle_in_transaction_session_timeout=200`;
+  const lost: EdgewiseError[] = [];
+  const lease = await acquireActorHostLease({
+    url,
+    schema,
+    holder: "idle-tx",
+    checkEveryMs: 60_000,
+    onLost: (error) => lost.push(error),
+  });
+  try {
+    await Bun.sleep(600); // three times the timeout, and no check in between to take it back
+    const refused = await edgewiseRejection(
+      acquireActorHostLease({ url: TEST_DATABASE_URL, schema, holder: "idle-tx-second", onLost }),
+    );
+    expect(refused.message).toContain("edgewise actor host idle-tx");
+    expect(lost).toEqual([]);
+  } finally {
+    await lease.release();
+  }
+});

@@ -58,13 +58,20 @@ const held = (sql: Sql) =>
 async function take(sql: Sql): Promise<boolean> {
   // Ends a transaction that a failed check left aborted (its lock is then of no use); a warning when there is none.
   await simple(sql, "ROLLBACK");
-  await simple(sql, "BEGIN");
-  const [row] = await simple<Array<{ taken: boolean }>>(
+  // One query: were the connection lost after BEGIN, postgres.js would run the lock on a new one outside any
+  // transaction, where it is taken and let go at once, yet reads as taken. The server's idle-in-transaction and
+  // transaction timeouts (a managed Postgres or an ALTER ROLE may set them) would end the lease's transaction, and
+  // free the lease for another node, between two checks: off for this transaction (transaction_timeout is PG 17+).
+  const results = await simple<Array<Array<{ taken?: boolean }>>>(
     sql,
-    `SELECT pg_try_advisory_xact_lock(${LEASE_CLASS}, hashtext(current_schema())) AS taken`,
+    `BEGIN;
+     SELECT set_config(name, '0', true) FROM pg_settings
+     WHERE name IN ('idle_in_transaction_session_timeout', 'transaction_timeout');
+     SELECT pg_try_advisory_xact_lock(${LEASE_CLASS}, hashtext(current_schema())) AS taken`,
   );
-  if (!row?.taken) await simple(sql, "ROLLBACK");
-  return row?.taken === true;
+  const taken = results.at(-1)?.[0]?.taken === true;
+  if (!taken) await simple(sql, "ROLLBACK");
+  return taken;
 }
 
 /** Takes the lease, or throws `config.invalid` naming the node that holds it. */
