@@ -23,7 +23,8 @@ export const isSensitiveKey = (key: string): boolean => sensitiveKey.test(key);
  * - long mixed-case alphanumeric runs (Upstash REST tokens, most vendors' keys);
  * - the password in a URL's userinfo (`postgres://user:[redacted]@host`: the user and host stay), up to the run's
  *   last `@`: a password with an unescaped `/`, `?`, `#` or `@` (base64 has `/`) is what makes a URL fail to parse,
- *   and a parser's error quotes that URL whole (Deno's `Invalid URL: '…'`).
+ *   and a parser's error quotes that URL whole (Deno's `Invalid URL: '…'`). The search stops at the next `://`, so
+ *   each URL's is scanned once: to the run's end, a run of many (`a://b:a://b:…`) took time quadratic in its length.
  * The unanchored shapes start only where a run starts (the lookbehinds), so a long run that fails is scanned
  * once, not once per position.
  */
@@ -38,7 +39,7 @@ const tokenShapes = new RegExp(
     String.raw`\bsig_[A-Za-z0-9_]{8,}`,
     String.raw`\b(ew_[0-9a-z]{16}_)[A-Za-z0-9_-]{20,}`,
     "(?<![A-Za-z0-9+=_-])(?=[A-Za-z0-9+=_-]*[0-9])(?=[A-Za-z0-9+=_-]*[a-z])(?=[A-Za-z0-9+=_-]*[A-Z])[A-Za-z0-9+=_-]{40,}",
-    String.raw`(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)[^\s"'<>]*@`,
+    String.raw`(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)(?:[^\s"'<>:]|:(?!//))*@`,
   ].join("|"),
   "g",
 );
