@@ -144,6 +144,9 @@ describe("broker configuration", () => {
     ["DATABASE_URL", "postgres://app:ab/cd#PLANTED@127.0.0.1:5432/db"],
     ["DATABASE_URL", "postgres://app:PLANTED@db host/db"],
     ["REDIS_URL", "redis://default:ab/c#dPLANTED@127.0.0.1:6379"],
+    // A bare `%` parses as a URL, but decoding the password fails (postgres.js: a bare "URI error" at start).
+    ["DATABASE_URL", "postgres://app:50%offPLANTED@127.0.0.1:5432/db"],
+    ["REDIS_URL", "redis://default:50%offPLANTED@127.0.0.1:6379"],
   ])("%s that does not parse as a URL is refused by name, without its password", (name, value) => {
     let message = "";
     try {

@@ -44,9 +44,12 @@ const connectionUrl = (name: string, scheme: RegExp, what: string) =>
     ),
   );
 
+/** Also the user name and password decode: a bare `%` parses, then fails in the client (postgres.js: "URI error"). */
 function parses(text: string): boolean {
   try {
-    new URL(text);
+    const url = new URL(text);
+    decodeURIComponent(url.username);
+    decodeURIComponent(url.password);
     return true;
   } catch {
     return false;
