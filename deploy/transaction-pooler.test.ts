@@ -125,3 +125,31 @@ describe.skipIf(!pgbouncerBinary)("DATABASE_URL through a transaction pooler", (
     }
   }, 30_000);
 });
+
+describe.skipIf(!pgbouncerBinary)("the transaction-pooler probe on a busy pooler", () => {
+  test("a probe that outlives its 5 s bound leaves no connection behind in a transaction", async () => {
+    // One server connection, held by another client for a little over the probe's bound: the probe's first query
+    // answers after it gave up, while it closes its connections.
+    const pooler = await startPgBouncer({ settings: ["default_pool_size = 1"] });
+    const other = postgres(pooler.url, { max: 1, prepare: false, onnotice: () => {} });
+    try {
+      const busy = other.begin(async (tx) => {
+        await tx`SELECT pg_sleep(5.5)`;
+      });
+      await Bun.sleep(100);
+      expect(await transactionPooled(pooler.url)).toBe(false);
+      await busy;
+      await Bun.sleep(500);
+      // A holder opened after the probe gave up, never closed, would keep the only server connection in its
+      // transaction: this query would wait for it for good.
+      const answered = await Promise.race([
+        other`SELECT 1 AS one`.then(() => true),
+        Bun.sleep(3_000).then(() => false),
+      ]);
+      expect(answered).toBe(true);
+    } finally {
+      await other.end({ timeout: 1 });
+      await pooler.stop();
+    }
+  }, 30_000);
+});
