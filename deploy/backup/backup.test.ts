@@ -298,6 +298,51 @@ describe("npm run backup / npm run restore", () => {
     );
   }, 60_000);
 
+  // strace shows each fsync with its file's path (-y): the one way to see what a restore flushes, short of a power cut.
+  const strace = Bun.which("strace");
+  test.skipIf(!strace)(
+    "a restore flushes every directory it made, so a restored file's name survives a power cut",
+    async () => {
+      const nested = dir("nested");
+      mkdirSync(join(nested, "pglite", "base", "1"), { recursive: true, mode: 0o700 });
+      writeFileSync(join(nested, "jwt-secret"), crypto.randomUUID(), { mode: 0o600 });
+      writeFileSync(join(nested, "pglite", "base", "1", "1259"), crypto.randomUUID(), { mode: 0o600 });
+      const archive = dir("nested.tar.gz");
+      expect((await run("backup", "--", "--data-dir", nested, "--out", archive)).code).toBe(0);
+      const target = dir("nested-restored");
+      const log = dir("nested-restore.strace");
+      const restored = Bun.spawnSync(
+        [
+          strace as string,
+          "-f",
+          "-y",
+          "-e",
+          "trace=fsync",
+          "-o",
+          log,
+          process.execPath,
+          "deploy/backup/main.ts",
+        ].concat(["restore", archive, "--data-dir", target]),
+        { cwd: root, stdout: "pipe", stderr: "pipe" },
+      );
+      expect(restored.exitCode).toBe(0);
+      const synced = [...readFileSync(log, "utf8").matchAll(/fsync\(\d+<([^>]+)>\) = 0/g)].map(
+        (m) => m[1] ?? "",
+      );
+      // Under its staging name or its own: the directory's entries are on disk before the restore says it is done.
+      for (const path of ["", "pglite", "pglite/base", "pglite/base/1"]) {
+        expect({
+          path,
+          synced: synced.some((p) => p.startsWith(target) && p.endsWith(path ? `/${path}` : target)),
+        }).toEqual({ path, synced: true });
+      }
+      expect(readFileSync(join(target, "pglite", "base", "1", "1259"), "utf8")).toBe(
+        readFileSync(join(nested, "pglite", "base", "1", "1259"), "utf8"),
+      );
+    },
+    30_000,
+  );
+
   test("refuses a data dir holding one file under two names, which tar would store as a link restore refuses", async () => {
     const linked = dir("linked");
     mkdirSync(join(linked, "keys"), { recursive: true, mode: 0o700 });

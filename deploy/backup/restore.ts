@@ -88,7 +88,7 @@ export async function restore(options: RestoreOptions): Promise<Manifest> {
 
 /**
  * Reads the manifest out of `into`, then checks every entry extracted there against it, from what is on disk (not
- * what the archive claimed), setting the modes a node makes and flushing each file.
+ * what the archive claimed), setting the modes a node makes and flushing each file and directory.
  */
 function verify(into: string): Manifest {
   const path = join(into, manifestName);
@@ -106,6 +106,9 @@ function verify(into: string): Manifest {
         chmodSync(full, 0o700);
         found.set(relative, { path: relative, type: "dir" });
         visit(full, relative);
+        // Its entries (the names of the files in it) are on disk too, not only their contents: the final syncDir
+        // covers the target's own entries, and a rename moves a directory without flushing what is in it.
+        syncDir(full);
       } else if (stat.isFile()) {
         chmodSync(full, 0o600);
         found.set(relative, { path: relative, type: "file", ...digestFile(full, true) });
