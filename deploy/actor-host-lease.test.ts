@@ -222,3 +222,49 @@ test("a server's idle_in_transaction_session_timeout does not end the lease's tr
     await lease.release();
   }
 });
+
+// A check that fails while its connection lives (a cancel, a role's statement_timeout) aborts the lease's
+// transaction; rolling that back whole freed the lock until the next check, and a second host could start.
+test("a check cancelled on a live connection keeps the lease: no second host gets in meanwhile", async () => {
+  const schema = await freshSchema("lease_cancel");
+  let lost = false;
+  const lease = await acquireActorHostLease({
+    url: TEST_DATABASE_URL,
+    schema,
+    holder: "cancelled",
+    // Checks far apart: without the fix the lock was free from a cancelled check to the next one.
+    checkEveryMs: 50,
+    onLost: () => {
+      lost = true;
+    },
+  });
+  const [row] = await admin<Array<{ pid: number }>>`
+    SELECT pid FROM pg_stat_activity WHERE application_name = 'edgewise actor host cancelled'`;
+  const pid = row?.pid as number;
+  let cancelled = 0;
+  let secondIn = 0;
+  try {
+    const until = Date.now() + 3_000;
+    while (Date.now() < until && secondIn === 0) {
+      for (let i = 0; i < 20; i++) {
+        const [hit] = await admin<Array<{ ok: boolean }>>`SELECT pg_cancel_backend(${pid}) AS ok`;
+        if (hit?.ok) cancelled++;
+      }
+      const second = await acquireActorHostLease({
+        url: TEST_DATABASE_URL,
+        schema,
+        holder: "second",
+        onLost: () => {},
+      }).catch(() => undefined);
+      if (second) {
+        secondIn++;
+        await second.release();
+      }
+    }
+  } finally {
+    await lease.release();
+  }
+  expect(cancelled).toBeGreaterThan(0);
+  expect(secondIn).toBe(0);
+  expect(lost).toBe(false);
+}, 30_000);

@@ -46,13 +46,34 @@ const nodeRemedy =
  */
 const simple = <T extends object[]>(sql: Sql, text: string) => sql.unsafe<T>(text).simple();
 
-const held = (sql: Sql) =>
-  simple<Array<{ held: boolean }>>(
+const held = async (sql: Sql): Promise<boolean> => {
+  const [row] = await simple<Array<{ held: boolean }>>(
     sql,
     `SELECT count(*) > 0 AS held FROM pg_locks
      WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
        AND classid = ${LEASE_CLASS} AND objid = hashtext(current_schema())::oid AND objsubid = 2`,
   );
+  return row?.held === true;
+};
+
+/**
+ * After a failed check: true when the lease's transaction, and so its lock, is intact again. A check that fails on
+ * a live connection (a cancel, a role's statement_timeout) aborts the transaction; rolling back to the savepoint
+ * `take` set right after the lock keeps the lock (never the whole transaction: that freed the lock until the next
+ * check, and a second host could start meanwhile). Tried again while it is itself cancelled or timed out (57014);
+ * any other refusal means there is no lease transaction on this connection (one postgres.js remade).
+ */
+async function keepAfterFailedCheck(sql: Sql): Promise<boolean> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      await simple(sql, "ROLLBACK TO SAVEPOINT lease_check");
+      return true;
+    } catch (error) {
+      if ((error as { code?: string } | null)?.code !== "57014") return false;
+    }
+  }
+  return false;
+}
 
 /** Opens the lease's transaction and locks in it; on refusal the transaction ends, so the connection is clean. */
 async function take(sql: Sql): Promise<boolean> {
@@ -67,9 +88,10 @@ async function take(sql: Sql): Promise<boolean> {
     `BEGIN;
      SELECT set_config(name, '0', true) FROM pg_settings
      WHERE name IN ('idle_in_transaction_session_timeout', 'transaction_timeout');
-     SELECT pg_try_advisory_xact_lock(${LEASE_CLASS}, hashtext(current_schema())) AS taken`,
+     SELECT pg_try_advisory_xact_lock(${LEASE_CLASS}, hashtext(current_schema())) AS taken;
+     SAVEPOINT lease_check`,
   );
-  const taken = results.at(-1)?.[0]?.taken === true;
+  const taken = results.some((rows) => Array.isArray(rows) && rows[0]?.taken === true);
   if (!taken) await simple(sql, "ROLLBACK");
   return taken;
 }
@@ -93,19 +115,24 @@ export async function acquireActorHostLease(options: ActorHostLeaseOptions): Pro
     await sql.end({ timeout: 1 });
     throw error;
   }
+  const retake = async (stopped: () => boolean) => {
+    // A new session (the old one's connection broke): take the lock again, unless someone else has.
+    if ((await take(sql)) || stopped()) return;
+    const error = await heldElsewhere(sql, options.remedy);
+    void watch.stop(); // not awaited: it waits for this very run
+    options.onLost(error);
+  };
   const watch: PeriodicJob = new PeriodicJob(async (stopped) => {
     try {
-      const [still] = await held(sql);
-      if (still?.held || stopped()) return;
-      // A new session (the old one's connection broke): take the lock again, unless someone else has.
-      if ((await take(sql)) || stopped()) return;
-      const error = await heldElsewhere(sql, options.remedy);
-      void watch.stop(); // not awaited: it waits for this very run
-      options.onLost(error);
+      if ((await held(sql)) || stopped()) return;
+      await retake(stopped);
     } catch {
-      // Postgres is unreachable: nobody else can take the lease meanwhile. Checked again at the next tick, in a new
-      // transaction: one that a failed statement aborted would fail every check while it kept the lock.
-      await simple(sql, "ROLLBACK").catch(() => undefined);
+      // The check failed. On a live connection its transaction is kept, lock and all (never rolled back whole:
+      // that freed the lock until the next check, and a second host could start meanwhile).
+      if ((await keepAfterFailedCheck(sql)) || stopped()) return;
+      // No lease transaction here (a connection postgres.js remade): take it back now. If Postgres is unreachable,
+      // nobody else can take the lease meanwhile; checked again at the next tick.
+      await retake(stopped).catch(() => undefined);
     }
   });
   watch.every(options.checkEveryMs ?? 5_000);
