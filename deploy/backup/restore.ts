@@ -8,10 +8,11 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmdirSync,
   rmSync,
   statSync,
 } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import type { SqlDatabase } from "../../actors/hosts/local/sql.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { type DataDirLock, lockDataDir } from "../data-dir-lock.ts";
@@ -76,10 +77,21 @@ export async function restore(options: RestoreOptions): Promise<Manifest> {
     syncDir(dataDir);
     return manifest;
   } catch (error) {
+    // Emptied while the locks are held, their own files last (unlinked, still locked): a node that starts on the
+    // target once they are released makes new ones, and nothing of it is removed here.
+    const own = new Set(locks.flatMap((lock) => [basename(lock.path), `${basename(lock.path)}.pid`]));
+    for (const name of readdirSync(dataDir)) {
+      if (!own.has(name)) rmSync(join(dataDir, name), { recursive: true, force: true });
+    }
+    for (const name of own) rmSync(join(dataDir, name), { force: true });
     for (const lock of locks.splice(0).reverse()) lock.release();
-    if (created) rmSync(dataDir, { recursive: true, force: true });
-    else
-      for (const name of readdirSync(dataDir)) rmSync(join(dataDir, name), { recursive: true, force: true });
+    if (created) {
+      try {
+        rmdirSync(dataDir); // only if still empty
+      } catch {
+        // Someone else's now.
+      }
+    }
     throw error;
   } finally {
     for (const lock of locks.reverse()) lock.release();
