@@ -126,6 +126,39 @@ describe("a Redis that requires a password", () => {
       (error: unknown) => error as Error & { meta?: { reason?: string } },
     );
 
+  test("a refusal that is not about credentials (max clients) is quoted without the password hint", async () => {
+    const full = closedPort();
+    const server = Bun.spawn(
+      ["redis-server", "--port", String(full), "--bind", "127.0.0.1", "--maxclients", "1"].concat([
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+      ]),
+      { stdout: "ignore", stderr: "ignore" },
+    );
+    let holder: Awaited<ReturnType<typeof Bun.connect>> | undefined;
+    try {
+      for (let tries = 0; tries < 100 && !holder; tries++) {
+        holder = await Bun.connect({ hostname: "127.0.0.1", port: full, socket: { data() {} } }).catch(
+          () => undefined,
+        );
+        if (!holder) await Bun.sleep(50);
+      }
+      for (const [, , connect] of adapters) {
+        const client = connect({ url: `redis://127.0.0.1:${full}`, connectTimeoutMs: 500 });
+        clients.push(client);
+        const error = await failure(client.get("k"));
+        expect(error?.message).toContain("Redis refused the connection (ERR max number of clients reached)");
+        expect(error?.message).not.toContain("password");
+      }
+    } finally {
+      holder?.end();
+      server.kill();
+      await server.exited;
+    }
+  });
+
   for (const [, name, connect] of adapters) {
     test(`${name}: a wrong or missing password is "refused", quoting Redis; the right one works`, async () => {
       await started;

@@ -1,5 +1,5 @@
 // Why Redis closed a new connection at once: one raw AUTH (or PING) over TCP, to tell a refused password apart.
-import { connect as tcpConnect, type Socket } from "node:net";
+import { isIP, connect as tcpConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 
 /**
@@ -18,8 +18,14 @@ export function redisRefusal(url: string, timeoutMs = 1000): Promise<string | un
   } catch {
     return Promise.resolve(undefined);
   }
-  const password = decodeURIComponent(parsed.password);
-  const user = decodeURIComponent(parsed.username);
+  let password: string;
+  let user: string;
+  try {
+    password = decodeURIComponent(parsed.password);
+    user = decodeURIComponent(parsed.username);
+  } catch {
+    return Promise.resolve(undefined);
+  }
   const command = password ? (user ? ["AUTH", user, password] : ["AUTH", password]) : ["PING"];
   const port = Number(parsed.port) || 6379;
   const host = parsed.hostname.replace(/^\[|\]$/g, "");
@@ -35,7 +41,7 @@ export function redisRefusal(url: string, timeoutMs = 1000): Promise<string | un
     const send = () => socket.write(resp(command));
     socket =
       parsed.protocol === "rediss:"
-        ? tlsConnect({ host, port, servername: host }, send)
+        ? tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }) }, send)
         : tcpConnect({ host, port }, send);
     socket.on("error", () => done(undefined));
     socket.on("close", () => done(undefined));

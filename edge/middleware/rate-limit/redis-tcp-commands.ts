@@ -121,9 +121,12 @@ export function reconnecting(
           const answered = Date.now() - started < connectTimeoutMs / 2;
           const refusal = answered ? await redisRefusal(options.url, connectTimeoutMs) : undefined;
           failedAt = Date.now();
+          // Only an authentication refusal points at the URL's credentials; Redis's other refusals (LOADING,
+          // protected mode's DENIED, max clients) are quoted as they are.
+          const credentials = /^(WRONGPASS|NOAUTH)\b|^ERR .*(AUTH|password)/i.test(refusal ?? "");
           failure = refusal
             ? {
-                message: `Redis refused the connection (${refusal}): check the user and password in the Redis URL`,
+                message: `Redis refused the connection (${refusal})${credentials ? ": check the user and password in the Redis URL" : ""}`,
                 reason: "refused",
               }
             : { message: "Redis is unreachable" };
