@@ -51,6 +51,8 @@ export function commerce(options: CommerceOptions) {
       processedRetentionMs: config.EDGEWISE_INBOX_RETENTION,
       readCache,
       dependencies: context.dependencies,
+      // Billing is delivered where the actors are; the counter is bumped only after its transaction commits.
+      onBillingOutcome: (outcome) => context.metrics.billingPayment(outcome),
       log,
       logger,
     });

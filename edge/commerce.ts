@@ -1,6 +1,11 @@
 // The reference commerce system on one Postgres pool: its consumers and routes, for the node and the Worker to compose.
 import type { Hono } from "hono";
-import { BillingLedger, BillingOutboxRelay, type PruneSchedule } from "../actors/commerce/billing/index.ts";
+import {
+  BillingLedger,
+  type BillingOutcome,
+  BillingOutboxRelay,
+  type PruneSchedule,
+} from "../actors/commerce/billing/index.ts";
 import {
   ActivityLog,
   OrdersProjector,
@@ -70,6 +75,8 @@ export interface CommerceSystemOptions {
    * long-running node starts; where nothing runs between requests (Workers), relay from here instead.
    */
   afterBillingCommit?: (relay: BillingOutboxRelay) => void;
+  /** Hears what each billing delivery did once committed: `edgewise_billing_payments_total`. */
+  onBillingOutcome?: (outcome: BillingOutcome) => void;
   /**
    * The breakers: Postgres work (billing, projections, the routes' reads) goes through `postgres`, each webhook
    * POST through `webhook:<host>`. Without it, calls are unguarded.
@@ -172,6 +179,7 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
   const afterCommit = options.afterBillingCommit ?? ((outbox: BillingOutboxRelay) => outbox.notify());
   const billing = new BillingLedger(sql, {
     onCommitted: () => afterCommit(relay),
+    ...(options.onBillingOutcome ? { onOutcome: options.onBillingOutcome } : {}),
     ...(options.processedRetentionMs ? { processedRetentionMs: options.processedRetentionMs } : {}),
     ...(options.billingPruneSchedule ? { pruneSchedule: options.billingPruneSchedule } : {}),
     onPruneError: (error) =>

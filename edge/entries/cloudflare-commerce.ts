@@ -29,6 +29,7 @@ import {
   type SecurityEvent,
   type SecurityEvents,
 } from "../../shared/telemetry/log/index.ts";
+import type { EdgewiseMetrics } from "../../shared/telemetry/metrics/index.ts";
 import { type CommerceSystem, commerceSystem, securityEventEnvelope } from "../commerce.ts";
 import { cachedApiKeyVerifier } from "../middleware/auth/api-key-cache.ts";
 import type { ApiKeyStore } from "../middleware/auth/api-key-store.ts";
@@ -144,6 +145,8 @@ export class CommerceOnWorkers {
     private readonly transport: Transport,
     private readonly actors: ActorHost,
     private readonly dependencies?: Dependencies,
+    /** The isolate's gateway metrics, where billing's deliveries land: `edgewise_billing_payments_total`. */
+    private readonly metrics?: EdgewiseMetrics,
   ) {
     const keepMs = config.EDGEWISE_ACTIVITY_RETENTION;
     this.pruneActivity =
@@ -232,6 +235,7 @@ export class CommerceOnWorkers {
       inboundWebhookSecrets: this.config.INBOUND_WEBHOOK_SECRETS,
       processedRetentionMs: this.config.EDGEWISE_INBOX_RETENTION,
       billingPruneSchedule: this.billingPrunes,
+      ...(this.metrics ? { onBillingOutcome: (outcome) => this.metrics?.billingPayment(outcome) } : {}),
       ...(this.readCache ? { readCache: this.readCache } : {}),
       ...(this.dependencies ? { dependencies: this.dependencies } : {}),
       // No relay loop runs between requests: relay right after the commit, in the background of the same

@@ -117,7 +117,7 @@ function isolateFor(env: Env): Isolate {
     }
     // While the broker's breaker is open, the billing relay keeps its outbox and the cron retries it.
     const guarded = guardedTransport(transport, dependencies, "broker");
-    commerce = new CommerceOnWorkers(config, url, guarded, actors, dependencies);
+    commerce = new CommerceOnWorkers(config, url, guarded, actors, dependencies, metrics.metrics);
     readiness.unshift(brokerCheck(env, dependencies));
   }
   isolate = {

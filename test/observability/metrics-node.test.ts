@@ -127,6 +127,39 @@ test("orders, reads, deliveries, retries, dead letters and cache hits all show i
   );
 }, 60_000);
 
+test("billing's payments counter: one capture, one insufficient-funds failure and one refund, exactly", async () => {
+  const api = running.client;
+  const sku = uniqueName("metrics-bill-sku");
+  const rich = uniqueName("metrics-rich");
+  const poor = uniqueName("metrics-poor");
+  await api.putSku(sku, 100, 250);
+  await api.putAccount(rich, 10_000);
+  await api.putAccount(poor, 100);
+  const payments = "edgewise_billing_payments_total";
+  const before = await scrape(running.node.url);
+
+  const kept = expectOk(await api.place(rich, [{ sku, quantity: 1 }])).orderId;
+  const failed = expectOk(await api.place(poor, [{ sku, quantity: 1 }])).orderId;
+  const cancelled = expectOk(await api.place(rich, [{ sku, quantity: 2 }])).orderId;
+  expect((await api.settle(kept)).status).toBe("confirmed");
+  expect((await api.settle(failed)).status).toBe("rejected");
+  expect((await api.settle(cancelled)).status).toBe("confirmed");
+  expect((await api.cancel(cancelled)).status).toBe(202);
+  // /metrics renders at most once a second: poll until a render shows the refund, the last of the four.
+  let after: Scrape = before;
+  await eventually(async () => {
+    after = await scrape(running.node.url);
+    return after.value(payments, { outcome: "refunded" }) > before.value(payments, { outcome: "refunded" });
+  }, "the cancelled order's refund in /metrics");
+  expect(after.type(payments)).toBe("counter");
+  const delta = (outcome: string) => after.value(payments, { outcome }) - before.value(payments, { outcome });
+  expect(delta("captured")).toBe(2);
+  expect(delta("failed")).toBe(1);
+  expect(delta("refunded")).toBe(1);
+  // The rejected order's refund request finds nothing paid: no outcome (and a redelivery would be `duplicate`).
+  expect(after.value(payments) - before.value(payments)).toBe(4 + delta("duplicate"));
+}, 60_000);
+
 test("a reply stuck in billing's own outbox shows in its pending and lag gauges", async () => {
   // What a billing relay that cannot publish leaves (the broker refusing its batch): a committed reply, backing off,
   // which no actor outbox holds. Made directly in the table, so the test needs no broker outage.

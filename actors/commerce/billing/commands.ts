@@ -14,6 +14,19 @@ import { type BillingTx, SystemAccounts } from "./schema.ts";
 /** The `source` of every message billing sends. */
 export const billingSource = "edgewise://billing";
 
+/**
+ * What a billing delivery did, for `edgewise_billing_payments_total`: `captured` (the order was charged),
+ * `failed` (PaymentFailed, insufficient funds), `refunded` (a capture credited back), `duplicate` (already
+ * handled: the same message id, or an order already charged or refunded; nothing changed).
+ */
+export type BillingOutcome = "captured" | "failed" | "refunded" | "duplicate";
+
+/** A command's reply (none when there is nothing to answer) and its outcome (none for a refund of nothing paid). */
+export interface Applied {
+  reply: Envelope | undefined;
+  outcome: BillingOutcome | undefined;
+}
+
 export type BillingCommand =
   | { type: "PaymentRequested"; data: v.InferOutput<typeof PaymentRequested> }
   | { type: "RefundRequested"; data: v.InferOutput<typeof RefundRequested> };
@@ -51,25 +64,27 @@ export async function capture(
   incoming: Envelope,
   data: v.InferOutput<typeof PaymentRequested>,
   system: SystemMoves,
-): Promise<Envelope> {
+): Promise<Applied> {
   const { orderId, customerId, amountCents } = data;
   const balance = await lockCustomer(tx, customerId);
   const earlier = (await orderHistory(tx, orderId)).capture;
   if (earlier) {
-    return reply(incoming, "PaymentCaptured", capturedId(orderId), {
+    const answer = reply(incoming, "PaymentCaptured", capturedId(orderId), {
       orderId,
       customerId,
       amountCents: earlier.amountCents,
       balanceCents: balance ?? 0,
     });
+    return { reply: answer, outcome: "duplicate" };
   }
   if (balance === undefined || balance < amountCents) {
-    return reply(incoming, "PaymentFailed", newId(), {
+    const answer = reply(incoming, "PaymentFailed", newId(), {
       orderId,
       customerId,
       amountCents,
       reason: "insufficient_funds" as const,
     });
+    return { reply: answer, outcome: "failed" };
   }
   const balances = await post(
     tx,
@@ -85,12 +100,13 @@ export async function capture(
     },
     system,
   );
-  return reply(incoming, "PaymentCaptured", capturedId(orderId), {
+  const answer = reply(incoming, "PaymentCaptured", capturedId(orderId), {
     orderId,
     customerId,
     amountCents,
     balanceCents: balances.get(customerId) ?? 0,
   });
+  return { reply: answer, outcome: "captured" };
 }
 
 /**
@@ -102,11 +118,13 @@ export async function refund(
   incoming: Envelope,
   data: v.InferOutput<typeof RefundRequested>,
   system: SystemMoves,
-): Promise<Envelope | undefined> {
+): Promise<Applied> {
   const { orderId, customerId } = data;
-  if ((await lockCustomer(tx, customerId)) === undefined) return undefined;
+  const nothing: Applied = { reply: undefined, outcome: undefined };
+  if ((await lockCustomer(tx, customerId)) === undefined) return nothing;
   const history = await orderHistory(tx, orderId);
-  if (!history.capture || history.capture.customerId !== customerId || history.refunded) return undefined;
+  if (!history.capture || history.capture.customerId !== customerId) return nothing;
+  if (history.refunded) return { reply: undefined, outcome: "duplicate" };
   const amountCents = history.capture.amountCents;
   const balances = await post(
     tx,
@@ -122,12 +140,13 @@ export async function refund(
     },
     system,
   );
-  return reply(incoming, "PaymentRefunded", refundedId(orderId), {
+  const answer = reply(incoming, "PaymentRefunded", refundedId(orderId), {
     orderId,
     customerId,
     amountCents,
     balanceCents: balances.get(customerId) ?? 0,
   });
+  return { reply: answer, outcome: "refunded" };
 }
 
 /** Reply ids derived from the order: the order's inbox drops a capture or refund announced twice. */

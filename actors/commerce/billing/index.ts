@@ -1,5 +1,5 @@
 // Billing: the Postgres ledger (a MessageConsumer of type `billing`), its transactional outbox and relay.
-export { billingSource, parseCommand } from "./commands.ts";
+export { type BillingOutcome, billingSource, parseCommand } from "./commands.ts";
 export { chargesByOrder, type LedgerReport, ledgerInvariants } from "./invariants.ts";
 export { type Account, BillingLedger, type BillingLedgerOptions, type PruneSchedule } from "./ledger.ts";
 export { BillingOutboxRelay, type BillingRelayOptions } from "./outbox.ts";

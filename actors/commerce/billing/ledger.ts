@@ -17,7 +17,7 @@ import {
 import type { MessageConsumer } from "../../runtime/consumers.ts";
 import type { TurnOutcome } from "../../runtime/turn.ts";
 import { CustomerId, Participants } from "../messages.ts";
-import { capture, parseCommand, refund } from "./commands.ts";
+import { type Applied, type BillingOutcome, capture, parseCommand, refund } from "./commands.ts";
 import { lockCustomer, post, SystemMoves } from "./journal.ts";
 import { enqueue } from "./outbox.ts";
 import { type BillingSql, type BillingTx, migrateBilling, SystemAccounts } from "./schema.ts";
@@ -30,6 +30,11 @@ export interface Account {
 export interface BillingLedgerOptions {
   /** Called after a transaction that wrote to the outbox committed; wire it to `BillingOutboxRelay.notify`. */
   onCommitted?: () => void;
+  /**
+   * Called once per delivery after its transaction committed (never for one rolled back), with what it did; not
+   * called for a refund of an order with nothing paid. Wire it to `EdgewiseMetrics.billingPayment`.
+   */
+  onOutcome?: (outcome: BillingOutcome) => void;
   /**
    * How long a handled message id, and the reply stored with it, is kept to answer a redelivery: as long as the
    * actors' inbox keeps theirs (`EDGEWISE_INBOX_RETENTION`), 7 days by default, far beyond the broker's retries.
@@ -158,7 +163,7 @@ export class BillingLedger implements MessageConsumer {
     });
     const command = parseCommand(envelope);
     const target = envelope.target as string;
-    const outcome = await this.transaction(async (tx, system): Promise<TurnOutcome> => {
+    const { outcome, did } = await this.transaction(async (tx, system) => {
       const claimed = await tx`
         INSERT INTO billing_processed_messages (message_id, target, type)
         VALUES (${envelope.id}, ${target}, ${envelope.type}) ON CONFLICT DO NOTHING RETURNING message_id`;
@@ -166,12 +171,17 @@ export class BillingLedger implements MessageConsumer {
         const [seen] = await tx`
           SELECT reply::text AS reply FROM billing_processed_messages
           WHERE message_id = ${envelope.id} AND target = ${target}`;
-        return { duplicate: true, reply: seen?.reply ? JSON.parse(String(seen.reply)) : null };
+        const outcome: TurnOutcome = {
+          duplicate: true,
+          reply: seen?.reply ? JSON.parse(String(seen.reply)) : null,
+        };
+        return { outcome, did: "duplicate" as BillingOutcome | undefined };
       }
-      const reply =
+      const applied: Applied =
         command.type === "PaymentRequested"
           ? await capture(tx, envelope, command.data, system)
           : await refund(tx, envelope, command.data, system);
+      const reply = applied.reply;
       if (reply) {
         const produced = span ? producerSpan(trace.setSpan(activeContext(), span), reply) : undefined;
         if (produced) {
@@ -183,8 +193,10 @@ export class BillingLedger implements MessageConsumer {
           UPDATE billing_processed_messages SET reply = ${JSON.stringify(reply)}::text::jsonb
           WHERE message_id = ${envelope.id} AND target = ${target}`;
       }
-      return { duplicate: false, reply: reply ?? null };
+      const outcome: TurnOutcome = { duplicate: false, reply: reply ?? null };
+      return { outcome, did: applied.outcome };
     });
+    if (did) this.options.onOutcome?.(did);
     span?.setAttribute("edgewise.turn.outcome", outcome.duplicate ? "duplicate" : "write");
     if (!outcome.duplicate && outcome.reply !== null) this.options.onCommitted?.();
     if (!outcome.duplicate) this.pruneIfDue();

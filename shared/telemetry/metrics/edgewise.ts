@@ -50,6 +50,9 @@ export interface DeliverySample {
   durationMs: number;
 }
 
+/** What one billing delivery did, once its Postgres transaction committed (billing's `BillingOutcome`). */
+export type BillingPaymentOutcome = "captured" | "failed" | "refunded" | "duplicate";
+
 export interface ActorTypeStats {
   type: string;
   active: number;
@@ -104,6 +107,7 @@ export class EdgewiseMetrics {
   private readonly deliveries;
   private readonly retries;
   private readonly rateLimits;
+  private readonly billingPayments;
   private actors: Source<ActorTypeStats[]> | undefined;
   private outbox: Source<OutboxBacklog> | undefined;
   private billingOutbox: Source<OutboxBacklog> | undefined;
@@ -191,6 +195,12 @@ export class EdgewiseMetrics {
         const value = await billingBacklog();
         if (value) observe(value.oldestAgeMs / 1000);
       },
+    });
+
+    this.billingPayments = r.counter({
+      name: "edgewise_billing_payments_total",
+      help: "Billing deliveries committed, by outcome: captured, failed (insufficient funds), refunded, duplicate (already handled, nothing changed).",
+      labelNames: ["outcome"],
     });
 
     this.process = r.histogram({
@@ -356,6 +366,11 @@ export class EdgewiseMetrics {
       messaging_destination_name: target,
       error_type: failed ? String(sample.status) : "",
     });
+  }
+
+  /** After billing's transaction committed; never for one rolled back. */
+  billingPayment(outcome: BillingPaymentOutcome): void {
+    this.billingPayments.inc({ outcome });
   }
 
   rateLimit(decision: { reason: string; success: boolean }, routeClass: string): void {

@@ -1,6 +1,7 @@
 // Metrics: a portable registry, its Prometheus text rendering, and the instruments Edgewise records.
 export {
   type ActorTypeStats,
+  type BillingPaymentOutcome,
   type BrokerStats,
   type CacheStatsSource,
   type DeliveryOutcome,
