@@ -22,7 +22,7 @@ import { referenceSystem } from "../reference.ts";
 import { parseConfig } from "../../shared/config/index.ts";
 import { CommerceClient, type OrderView } from "../../test/commerce/client.ts";
 import { checkInvariants, makeWorld, setUpWorld, type World } from "../../test/chaos/invariants.ts";
-import { freePort, type Started, startProcess } from "../../test/e2e/process.ts";
+import { denoEntryCommand, freePort, type Started, startProcess } from "../../test/e2e/process.ts";
 import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../../test/broker/helpers.ts";
 import { acquireActorHostLease } from "../actor-host-lease.ts";
 
@@ -43,6 +43,18 @@ const env = { HOST: "127.0.0.1", RATE_LIMIT: "1000000/60s", EDGEWISE_SHUTDOWN_DE
 async function nodeProcess(dataDir: string): Promise<{ node: Started; api: CommerceClient }> {
   const port = freePort();
   const node = await startProcess([process.execPath, join(root, "edge/entries/bun.ts")], {
+    cwd: root,
+    env: { ...env, EDGEWISE_DATA_DIR: dataDir, PORT: String(port) },
+    pattern: /admin token[^:]*: (\S+)/,
+  });
+  started.push(node);
+  return { node, api: client(`http://127.0.0.1:${port}`, dataDir) };
+}
+
+/** `npm run start:deno` on `dataDir`, embedded defaults: Deno's node:sqlite and PGlite write the same dir. */
+async function denoNodeProcess(dataDir: string): Promise<{ node: Started; api: CommerceClient }> {
+  const port = freePort();
+  const node = await startProcess(denoEntryCommand(root), {
     cwd: root,
     env: { ...env, EDGEWISE_DATA_DIR: dataDir, PORT: String(port) },
     pattern: /admin token[^:]*: (\S+)/,
@@ -469,6 +481,40 @@ describe("npm run backup / npm run restore", () => {
       await dropSchema(schema);
     }
   }, 30_000);
+
+  test("a Deno node's data dir: refused while it runs, restored exactly, and a Deno node works on it", async () => {
+    const source = dir("deno-source");
+    const { node, api } = await denoNodeProcess(source);
+    await setUpWorld(api, world);
+    const ids = await placeAll(api, plans.slice(0, 8));
+    const before = await quiet(api, world, ids);
+    expect(before.orders.filter((o) => o.status === "confirmed").length).toBeGreaterThan(0);
+
+    // Deno's node holds the same locks as Bun's: the backup names it and writes nothing.
+    const archive = dir("deno.tar.gz");
+    const refused = await run("backup", "--", "--data-dir", source, "--out", archive);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`is in use: another process (pid ${node.child.pid}`);
+    expect(existsSync(archive)).toBe(false);
+
+    await node.kill("SIGTERM");
+    const made = await run("backup", "--", "--data-dir", source, "--out", archive);
+    expect(made.stderr).toBe("");
+    expect(made.code).toBe(0);
+    const target = dir("deno-restored");
+    const restored = await run("restore", "--", archive, "--data-dir", target);
+    expect(restored.stderr).toBe("");
+    expect(restored.code).toBe(0);
+
+    const { node: again, api: restoredApi } = await denoNodeProcess(target);
+    expect(await snapshot(restoredApi, world, ids)).toEqual(before);
+    const fresh = await restoredApi.place(world.customers[0]?.id as string, [
+      { sku: world.skus[5]?.sku as string, quantity: 1 },
+    ]);
+    expect(fresh.status).toBe(202);
+    expect((await restoredApi.settle(fresh.body.orderId)).status).not.toBe("pending");
+    await again.kill("SIGTERM");
+  }, 120_000);
 
   test("refused while another process has a SQLite file of the dir open (a gateway takes no lock)", async () => {
     const gateway = dir("gateway");
