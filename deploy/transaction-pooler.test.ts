@@ -3,10 +3,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { parseConfig } from "../shared/config/index.ts";
 import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../test/broker/helpers.ts";
 import { CommerceClient, eventually } from "../test/commerce/client.ts";
+import { denoEntryCommand, startProcess } from "../test/e2e/process.ts";
 import { edgewiseRejection } from "../test/support/errors.ts";
 import { type PgBouncer, pgbouncerBinary, startPgBouncer } from "../test/support/pgbouncer.ts";
 import { startBroker } from "./local/broker/index.ts";
@@ -86,6 +87,64 @@ describe.skipIf(!pgbouncerBinary)("DATABASE_URL through a transaction pooler", (
       rmSync(dataDir, { recursive: true, force: true });
     }
   }, 40_000);
+
+  test("on Deno (postgres.js over node:net there): the node confirms orders through it; a second one is refused", async () => {
+    // `npm run start:deno` as an operator runs it: the probe, the pool, the broker and the lease through Deno's sockets.
+    const root = resolve(import.meta.dir, "..");
+    const dataDir = mkdtempSync(join(tmpdir(), "edgewise-txpool-deno-"));
+    const secondDir = mkdtempSync(join(tmpdir(), "edgewise-txpool-deno2-"));
+    const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
+    const env = {
+      HOST: "127.0.0.1",
+      PORT: "0",
+      DATABASE_URL: pooler.url,
+      JWT_SECRET: jwtSecret,
+      RATE_LIMIT: "1000000/60s",
+      NO_COLOR: "1",
+    };
+    const node = await startProcess(denoEntryCommand(root), {
+      cwd: root,
+      env: { ...env, EDGEWISE_DATA_DIR: dataDir },
+      pattern: /listening on (http:\/\/\S+)/,
+    });
+    try {
+      const api = new CommerceClient({ base: node.match, jwtSecret });
+      await api.putSku("deno-pooled-widget", 10, 500);
+      await api.putAccount("deno-pooled-customer", 10_000);
+      const placed = await Promise.all(
+        Array.from({ length: 4 }, () =>
+          api.place("deno-pooled-customer", [{ sku: "deno-pooled-widget", quantity: 1 }]),
+        ),
+      );
+      for (const reply of placed) expect(reply.status).toBe(202);
+      for (const reply of placed)
+        expect((await api.settle(reply.body.orderId, undefined, 15_000)).status).toBe("confirmed");
+      expect(await api.balance("deno-pooled-customer")).toBe(10_000 - 4 * 500);
+      // Reserved turns into sold after the confirmation (API.md, step 5).
+      await eventually(
+        async () => (await api.sku("deno-pooled-widget")).sold === 4,
+        "the four units to be sold",
+      );
+      expect(node.output()).not.toContain("prepared statement");
+
+      const second = Bun.spawn(denoEntryCommand(root), {
+        cwd: root,
+        env: { ...process.env, ...env, EDGEWISE_DATA_DIR: secondDir },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const code = await Promise.race([second.exited, Bun.sleep(30_000).then(() => "running")]);
+      if (code === "running") second.kill("SIGKILL");
+      expect(code).toBe(1);
+      expect(await new Response(second.stderr).text()).toContain(
+        "another node hosts the actors of this database",
+      );
+    } finally {
+      await node.kill("SIGTERM");
+      rmSync(dataDir, { recursive: true, force: true });
+      rmSync(secondDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   test("a search_path the pooler drops stops the node and the broker at start (exit 78), before any table is made", async () => {
     // PgBouncer refuses a search_path startup parameter; `ignore_startup_parameters = search_path`, the usual way

@@ -71,7 +71,7 @@ export class CommerceClient {
 
   async sku(sku: string) {
     return expectOk(
-      await this.call<{ sku: string; available: number; reserved: number; priceCents: number }>(
+      await this.call<{ sku: string; available: number; reserved: number; sold: number; priceCents: number }>(
         "GET",
         `/v1/inventory/${sku}`,
       ),
