@@ -3,7 +3,7 @@ import * as v from "valibot";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { validationError } from "../../shared/errors/valibot.ts";
-import { activeContext, failSpan, trace, tracer, withContext } from "../../shared/telemetry/trace/index.ts";
+import { activeContext, inSpan, trace, tracer } from "../../shared/telemetry/trace/index.ts";
 import { isValidActorType } from "./address.ts";
 import type { ActorHost } from "./host.ts";
 import { targetOf } from "./host.ts";
@@ -117,19 +117,12 @@ export function fanInConsumer(
 }
 
 /** Runs one part under an INTERNAL span named `<part type> <event type>`, failed when the part throws. */
-async function partTraced(name: string, work: () => Promise<TurnOutcome>): Promise<TurnOutcome> {
+function partTraced(name: string, work: () => Promise<TurnOutcome>): Promise<TurnOutcome> {
   const parent = activeContext();
   const span = tracer().startSpan(name, {}, parent);
-  try {
-    const outcome = await withContext(trace.setSpan(parent, span), work);
-    span.setAttribute("edgewise.delivery.duplicate", outcome.duplicate);
-    return outcome;
-  } catch (error) {
-    failSpan(span, error);
-    throw error;
-  } finally {
-    span.end();
-  }
+  return inSpan(parent, span, work, (outcome) =>
+    span.setAttribute("edgewise.delivery.duplicate", outcome.duplicate),
+  );
 }
 
 /** The event types a fan-in consumer takes: what to subscribe it to. */

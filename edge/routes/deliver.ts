@@ -11,7 +11,7 @@ import {
   contextFromTraceparent,
   creationLink,
   droppedSpan,
-  failSpan,
+  inSpan,
   hasSpan,
   sampledOut,
   SpanKind,
@@ -259,17 +259,10 @@ async function processTraced<T extends { duplicate: boolean }>(
     "edgewise.delivery.retried": retried,
     ...(queueMs !== undefined ? { "edgewise.queue_time_ms": queueMs } : {}),
   });
-  try {
-    const outcome = await withContext(trace.setSpan(parent, span), work);
+  return await inSpan(parent, span, work, (outcome) => {
     span.setAttribute("edgewise.delivery.duplicate", outcome.duplicate);
     span.setStatus({ code: SpanStatusCode.OK });
-    return outcome;
-  } catch (error) {
-    failSpan(span, error);
-    throw error;
-  } finally {
-    span.end();
-  }
+  });
 }
 
 /**

@@ -6,13 +6,12 @@ import { validationError } from "../../../shared/errors/valibot.ts";
 import {
   activeContext,
   contextFromTraceparent,
-  failSpan,
+  inSpan,
   hasSpan,
   producerSpan,
   type Span,
   trace,
   tracer,
-  withContext,
 } from "../../../shared/telemetry/trace/index.ts";
 import type { MessageConsumer } from "../../runtime/consumers.ts";
 import type { TurnOutcome } from "../../runtime/turn.ts";
@@ -142,14 +141,7 @@ export class BillingLedger implements MessageConsumer {
       : contextFromTraceparent(input?.traceparent, input?.tracestate, active);
     const span = tracer().startSpan(`billing ${String(input?.type)}`, {}, parent);
     if (!span.isRecording()) return await this.receiveTraced(input, undefined);
-    try {
-      return await withContext(trace.setSpan(parent, span), () => this.receiveTraced(input, span));
-    } catch (error) {
-      failSpan(span, error);
-      throw error;
-    } finally {
-      span.end();
-    }
+    return await inSpan(parent, span, () => this.receiveTraced(input, span));
   }
 
   private async receiveTraced(input: Envelope, span: Span | undefined): Promise<TurnOutcome> {

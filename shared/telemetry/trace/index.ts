@@ -214,6 +214,28 @@ export function failSpan(span: Span, error: unknown): void {
   span.setStatus({ code: SpanStatusCode.ERROR, message });
 }
 
+/**
+ * Runs `work` with `span` active (as a child of `parent`): failed when it throws (`failSpan`), ended either way.
+ * `settled` sees the result first, for the attributes only it can tell.
+ */
+export async function inSpan<T>(
+  parent: Context,
+  span: Span,
+  work: () => Promise<T>,
+  settled?: (result: T) => void,
+): Promise<T> {
+  try {
+    const result = await withContext(trace.setSpan(parent, span), work);
+    settled?.(result);
+    return result;
+  } catch (error) {
+    failSpan(span, error);
+    throw error;
+  } finally {
+    span.end();
+  }
+}
+
 /** The active context (AsyncLocalStorage on Bun and Deno when the SDK is wired; root otherwise). */
 export function activeContext(): Context {
   return context.active();
