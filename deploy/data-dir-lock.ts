@@ -99,19 +99,28 @@ function holderOf(holderFile: string): string {
  * while one is open anywhere. When it succeeds the file is only checkpointed (the actor host turns WAL back on).
  */
 function refuseUnlockedHolder(dataDir: string, openDb: (path: string) => SqlDatabase): void {
-  const path = join(dataDir, "actors.db");
-  if (!existsSync(path)) return;
+  if (!openElsewhere(join(dataDir, "actors.db"), openDb)) return;
+  throw new EdgewiseError(
+    "config.invalid",
+    `data dir ${dataDir} is in use: another process has its actors (actors.db) open without holding the data ` +
+      "dir's lock, as a node of a version from before 2026-12-06 does. Stop it and wait for it to exit, then start " +
+      "this one",
+  );
+}
+
+/**
+ * Whether another process has the SQLite file at `path` open (see refuseUnlockedHolder for how it tells). When no
+ * one has, the file's WAL is checkpointed into it on the way (its owner turns WAL back on).
+ */
+export function openElsewhere(path: string, openDb: (path: string) => SqlDatabase): boolean {
+  if (!existsSync(path)) return false;
   const db = openDb(path);
   try {
     db.exec("PRAGMA busy_timeout = 0; PRAGMA journal_mode = DELETE;");
+    return false;
   } catch (error) {
     if (!/locked|busy/i.test(String((error as Error)?.message ?? error))) throw error;
-    throw new EdgewiseError(
-      "config.invalid",
-      `data dir ${dataDir} is in use: another process has its actors (actors.db) open without holding the data ` +
-        "dir's lock, as a node of a version from before 2026-12-06 does. Stop it and wait for it to exit, then start " +
-        "this one",
-    );
+    return true;
   } finally {
     db.close();
   }

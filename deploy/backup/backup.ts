@@ -16,7 +16,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { SqlDatabase } from "../../actors/hosts/local/sql.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { type ActorHostLease, acquireActorHostLease } from "../actor-host-lease.ts";
-import { type DataDirLock, lockDataDir } from "../data-dir-lock.ts";
+import { type DataDirLock, lockDataDir, openElsewhere } from "../data-dir-lock.ts";
 import { writeArchive } from "./archive.ts";
 import {
   digestFile,
@@ -105,25 +105,13 @@ export async function backup(options: BackupOptions): Promise<Manifest> {
   }
 }
 
-/**
- * Refuses a SQLite file another process has open: leaving WAL mode needs every other connection gone, and fails at
- * once when one is open. When it succeeds, the WAL is checkpointed into the file (the node turns WAL back on).
- */
+/** Refuses a SQLite file another process has open (a gateway of a split deployment takes no lock). */
 function sqliteInUse(dataDir: string, name: string, openDb: (path: string) => SqlDatabase): void {
-  const path = join(dataDir, name);
-  if (!existsSync(path)) return;
-  const db = openDb(path);
-  try {
-    db.exec("PRAGMA busy_timeout = 0; PRAGMA journal_mode = DELETE;");
-  } catch (error) {
-    if (!/locked|busy/i.test(String((error as Error)?.message ?? error))) throw error;
-    throw new EdgewiseError(
-      "config.invalid",
-      `data dir ${dataDir} is in use: another process has ${name} open (a gateway of a split deployment takes no lock). Stop it, then back up`,
-    );
-  } finally {
-    db.close();
-  }
+  if (!openElsewhere(join(dataDir, name), openDb)) return;
+  throw new EdgewiseError(
+    "config.invalid",
+    `data dir ${dataDir} is in use: another process has ${name} open (a gateway of a split deployment takes no lock). Stop it, then back up`,
+  );
 }
 
 /** What restore and an operator want to know about the stores' schemas. */
