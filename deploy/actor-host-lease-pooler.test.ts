@@ -1,32 +1,24 @@
 // The actor-host lease behind a real PgBouncer in transaction pooling mode: one holder, and none left by a dead one.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../test/broker/helpers.ts";
+import { TEST_DATABASE_URL } from "../test/broker/helpers.ts";
 import { eventually } from "../test/commerce/client.ts";
 import { edgewiseRejection } from "../test/support/errors.ts";
-import { type PgBouncer, pgbouncerBinary, startPgBouncer } from "../test/support/pgbouncer.ts";
+import { pgbouncerBinary, usePooledSchema } from "../test/support/pgbouncer.ts";
 import { acquireActorHostLease } from "./actor-host-lease.ts";
 
 const onLost = () => {};
 
 describe.skipIf(!pgbouncerBinary)("the actor-host lease through a transaction pooler", () => {
-  const schema = uniqueSchema("lease_pooler");
-  let pooler: PgBouncer;
-  beforeAll(async () => {
-    await createSchema(schema);
-    pooler = await startPgBouncer({ schema });
-  });
-  afterAll(async () => {
-    await pooler?.stop();
-    await dropSchema(schema);
-  });
+  const fixture = usePooledSchema("lease_pooler");
+  const { schema } = fixture;
 
   test("a second node is refused, through the pooler or direct, and a released lease is free again", async () => {
     // A session-level lock stayed on the pooler's server connection: the next client that got it locked again.
-    const first = await acquireActorHostLease({ url: pooler.url, holder: "pooled-1", onLost });
+    const first = await acquireActorHostLease({ url: fixture.pooler.url, holder: "pooled-1", onLost });
     const pooled = await edgewiseRejection(
-      acquireActorHostLease({ url: pooler.url, holder: "pooled-2", onLost }),
+      acquireActorHostLease({ url: fixture.pooler.url, holder: "pooled-2", onLost }),
     );
     expect(pooled.message).toContain("another node hosts the actors of this database");
     expect(pooled.message).toContain("edgewise actor host pooled-1");
@@ -34,7 +26,7 @@ describe.skipIf(!pgbouncerBinary)("the actor-host lease through a transaction po
       acquireActorHostLease({ url: TEST_DATABASE_URL, schema, holder: "direct", onLost }),
     );
     await first.release();
-    const second = await acquireActorHostLease({ url: pooler.url, holder: "pooled-2", onLost });
+    const second = await acquireActorHostLease({ url: fixture.pooler.url, holder: "pooled-2", onLost });
     await second.release();
   }, 20_000);
 
@@ -43,7 +35,7 @@ describe.skipIf(!pgbouncerBinary)("the actor-host lease through a transaction po
     writeFileSync(
       script,
       `import { acquireActorHostLease } from ${JSON.stringify(join(import.meta.dir, "actor-host-lease.ts"))};
-await acquireActorHostLease({ url: ${JSON.stringify(pooler.url)}, holder: "doomed", onLost: () => {} });
+await acquireActorHostLease({ url: ${JSON.stringify(fixture.pooler.url)}, holder: "doomed", onLost: () => {} });
 console.log("taken");
 setInterval(() => {}, 1000);
 `,

@@ -1,42 +1,34 @@
 // A node and its embedded broker with DATABASE_URL through a real PgBouncer in transaction pooling mode.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseConfig } from "../shared/config/index.ts";
-import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../test/broker/helpers.ts";
+import { TEST_DATABASE_URL } from "../test/broker/helpers.ts";
 import { CommerceClient, eventually } from "../test/commerce/client.ts";
 import { denoEntryCommand, startProcess } from "../test/e2e/process.ts";
 import { edgewiseRejection } from "../test/support/errors.ts";
-import { type PgBouncer, pgbouncerBinary, startPgBouncer } from "../test/support/pgbouncer.ts";
+import { pgbouncerBinary, startPgBouncer, usePooledSchema } from "../test/support/pgbouncer.ts";
 import { startBroker } from "./local/broker/index.ts";
 import { startNode } from "./bun/node.ts";
 import { connect, transactionPooled } from "./local/broker/db.ts";
 import { referenceSystem } from "./reference.ts";
 
 describe.skipIf(!pgbouncerBinary)("DATABASE_URL through a transaction pooler", () => {
-  const schema = uniqueSchema("txpool");
-  let pooler: PgBouncer;
-  beforeAll(async () => {
-    await createSchema(schema);
-    // The deployment's schema as an operator gives it to pooled connections: on every server connection.
-    pooler = await startPgBouncer({ schema });
-  });
-  afterAll(async () => {
-    await pooler?.stop();
-    await dropSchema(schema);
-  });
+  // The deployment's schema as an operator gives it to pooled connections: on every server connection.
+  const fixture = usePooledSchema("txpool");
+  const { schema } = fixture;
 
   test("the pooler is told from a direct connection", async () => {
-    expect(await transactionPooled(pooler.url)).toBe(true);
+    expect(await transactionPooled(fixture.pooler.url)).toBe(true);
     expect(await transactionPooled(TEST_DATABASE_URL)).toBe(false);
   });
 
   test("a pool's statements and transactions never meet a missing prepared statement", async () => {
     // postgres.js prepared each statement on whichever server connection PgBouncer lent: the next use of it, in
     // another transaction, failed with `prepared statement "…" does not exist`.
-    const sql = await connect({ url: pooler.url, max: 4, prepare: "detect" });
+    const sql = await connect({ url: fixture.pooler.url, max: 4, prepare: "detect" });
     try {
       const runs = Array.from({ length: 40 }, (_, i) =>
         i % 2
@@ -56,7 +48,7 @@ describe.skipIf(!pgbouncerBinary)("DATABASE_URL through a transaction pooler", (
       config: parseConfig({
         HOST: "127.0.0.1",
         PORT: "0",
-        DATABASE_URL: pooler.url,
+        DATABASE_URL: fixture.pooler.url,
         EDGEWISE_DATA_DIR: dataDir,
         JWT_SECRET: jwtSecret,
         RATE_LIMIT: "1000000/60s",
@@ -97,7 +89,7 @@ describe.skipIf(!pgbouncerBinary)("DATABASE_URL through a transaction pooler", (
     const env = {
       HOST: "127.0.0.1",
       PORT: "0",
-      DATABASE_URL: pooler.url,
+      DATABASE_URL: fixture.pooler.url,
       JWT_SECRET: jwtSecret,
       RATE_LIMIT: "1000000/60s",
       NO_COLOR: "1",

@@ -2,7 +2,8 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TEST_DATABASE_URL } from "../broker/helpers.ts";
+import { afterAll, beforeAll } from "bun:test";
+import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
 
 /** Debian's `pgbouncer` package (`.ci/run` installs it); tests that need it skip when it is missing. */
 export const pgbouncerBinary: string | undefined = [Bun.which("pgbouncer"), "/usr/sbin/pgbouncer"].find(
@@ -92,4 +93,28 @@ export async function startPgBouncer(options: PgBouncerOptions = {}): Promise<Pg
     await Bun.sleep(20);
   }
   return { url: `postgres://postgres@127.0.0.1:${port}/edgewise`, log: () => output, stop };
+}
+
+/**
+ * For a describe block: a schema of its own, and a PgBouncer that puts every server connection in it (as an
+ * operator gives a pooled deployment its schema), made before the block's tests and removed after them.
+ */
+export function usePooledSchema(name: string): { schema: string; readonly pooler: PgBouncer } {
+  const schema = uniqueSchema(name);
+  let pooler: PgBouncer | undefined;
+  beforeAll(async () => {
+    await createSchema(schema);
+    pooler = await startPgBouncer({ schema });
+  });
+  afterAll(async () => {
+    await pooler?.stop();
+    await dropSchema(schema);
+  });
+  return {
+    schema,
+    get pooler() {
+      if (!pooler) throw new Error("the pooler is not started");
+      return pooler;
+    },
+  };
 }
