@@ -1,37 +1,20 @@
 // The broker's operational log (stderr of `npm run broker`) never carries a destination's credentials.
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { connect, type Sql } from "../../deploy/local/broker/db.ts";
-import { type Broker, startBroker } from "../../deploy/local/broker/index.ts";
-import { type FaultProxy, Modes, proxiedUrl, startFaultProxy } from "../chaos/fault-proxy.ts";
-import { call, dropSchema, postgresTarget, uniqueSchema, waitFor } from "./helpers.ts";
+import { expect, test } from "bun:test";
+import { Modes } from "../chaos/fault-proxy.ts";
+import { useBrokerBehindProxy } from "./behind-proxy.ts";
+import { call, waitFor } from "./helpers.ts";
 
-const schema = uniqueSchema("log");
 const lines: string[] = [];
-let proxy: FaultProxy;
-let pool: Sql;
-let broker: Broker;
-
-beforeAll(async () => {
-  proxy = await startFaultProxy({ target: postgresTarget() });
-  pool = await connect({ url: proxiedUrl(proxy), max: 2, schema });
-  broker = await startBroker({ port: 0, sql: pool, timeScale: 0.001, log: (line) => lines.push(line) });
-});
-afterAll(async () => {
-  proxy.setMode(Modes.pass);
-  await broker.stop();
-  await pool.end({ timeout: 1 });
-  await proxy.close();
-  await dropSchema(schema);
-});
+const fixture = useBrokerBehindProxy("log", (line) => lines.push(line));
 
 test("a publish that fails on Postgres is logged without the destination's password or a token in its path", async () => {
   // A destination may carry its receiver's credentials (QStash takes any URL); a failed publish logs its path.
   const jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJob29rIn0.c2lnbmF0dXJlLW9mLXRoZS1ob29r";
   const destinations = [`http://hook:PLANTEDpw@127.0.0.1:1/in`, `https://hooks.example/in/${jwt}`];
   await Bun.sleep(300); // not in the same instant as a query's answer (see health.test.ts)
-  proxy.setMode(Modes.reset);
+  fixture.proxy.setMode(Modes.reset);
   for (const destination of destinations) {
-    const answer = await call(broker, `/v2/publish/${destination}`, { method: "POST", body: "{}" });
+    const answer = await call(fixture.broker, `/v2/publish/${destination}`, { method: "POST", body: "{}" });
     expect(answer).toEqual({ status: 500, body: { error: "internal error" } });
   }
   await waitFor(() => lines.filter((line) => line.startsWith("request POST")).length >= 2, 5000, "logged");
@@ -39,5 +22,5 @@ test("a publish that fails on Postgres is logged without the destination's passw
   expect(logged).toContain("request POST /v2/publish/http://hook:[redacted]@127.0.0.1:1/in");
   expect(logged).not.toContain("PLANTED");
   expect(logged).not.toContain(jwt.split(".")[2] as string);
-  proxy.setMode(Modes.pass);
+  fixture.proxy.setMode(Modes.pass);
 }, 30_000);
