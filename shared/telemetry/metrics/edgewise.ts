@@ -159,43 +159,24 @@ export class EdgewiseMetrics {
         for (const stats of (await this.actors?.()) ?? []) observe(stats.active, { actor_type: stats.type });
       },
     });
-    const backlog = inflight(() => this.outbox?.());
-    r.callbackGauge({
-      name: "edgewise_outbox_pending",
-      help: "Committed outbox entries not yet handed to the queue.",
-      observe: async (observe) => {
-        const value = await backlog();
-        if (value) observe(value.pending);
+    backlogGauges(
+      r,
+      "edgewise_outbox",
+      inflight(() => this.outbox?.()),
+      {
+        pending: "Committed outbox entries not yet handed to the queue.",
+        lag: "Age of the oldest committed outbox entry not yet handed to the queue (0 when empty).",
       },
-    });
-    r.callbackGauge({
-      name: "edgewise_outbox_lag_seconds",
-      help: "Age of the oldest committed outbox entry not yet handed to the queue (0 when empty).",
-      unit: "s",
-      observe: async (observe) => {
-        const value = await backlog();
-        if (value) observe(value.oldestAgeMs / 1000);
+    );
+    backlogGauges(
+      r,
+      "edgewise_billing_outbox",
+      inflight(() => this.billingOutbox?.()),
+      {
+        pending: "Billing's replies committed in its Postgres outbox and not yet handed to the queue.",
+        lag: "Age of the oldest message in billing's Postgres outbox (0 when empty).",
       },
-    });
-
-    const billingBacklog = inflight(() => this.billingOutbox?.());
-    r.callbackGauge({
-      name: "edgewise_billing_outbox_pending",
-      help: "Billing's replies committed in its Postgres outbox and not yet handed to the queue.",
-      observe: async (observe) => {
-        const value = await billingBacklog();
-        if (value) observe(value.pending);
-      },
-    });
-    r.callbackGauge({
-      name: "edgewise_billing_outbox_lag_seconds",
-      help: "Age of the oldest message in billing's Postgres outbox (0 when empty).",
-      unit: "s",
-      observe: async (observe) => {
-        const value = await billingBacklog();
-        if (value) observe(value.oldestAgeMs / 1000);
-      },
-    });
+    );
 
     this.billingPayments = r.counter({
       name: "edgewise_billing_payments_total",
@@ -414,6 +395,32 @@ export class EdgewiseMetrics {
     this.caches.set(name, cache);
     return this;
   }
+}
+
+/** An outbox's two gauges, `<name>_pending` and `<name>_lag_seconds`, from one read per scrape. */
+function backlogGauges(
+  r: MetricsRegistry,
+  name: string,
+  read: () => Promise<OutboxBacklog | undefined>,
+  help: { pending: string; lag: string },
+): void {
+  r.callbackGauge({
+    name: `${name}_pending`,
+    help: help.pending,
+    observe: async (observe) => {
+      const value = await read();
+      if (value) observe(value.pending);
+    },
+  });
+  r.callbackGauge({
+    name: `${name}_lag_seconds`,
+    help: help.lag,
+    unit: "s",
+    observe: async (observe) => {
+      const value = await read();
+      if (value) observe(value.oldestAgeMs / 1000);
+    },
+  });
 }
 
 /** Shares one read among the instruments collected in the same scrape (they start in the same tick). */
