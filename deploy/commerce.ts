@@ -59,7 +59,10 @@ export function commerce(options: CommerceOptions) {
     await system.migrate();
     if (readCache) context.metrics.observeReadCache("reads", readCache);
     // Where billing's relay runs: a reply stuck in its outbox would otherwise show in no gauge.
-    if (context.hostsActors) context.metrics.observeBillingOutbox(() => system.relay.backlog());
+    if (context.hostsActors) {
+      context.metrics.observeBillingOutbox(() => system.relay.backlog());
+      context.metrics.countBillingPayments();
+    }
     // Security events are what anyone can make the node write: they leave the activity log after their retention.
     const pruneSecurityEvents = securityEventPruner(system.activity, {
       onError: (error) => logger.warn("security events: pruning failed", { error: errorFields(error) }),

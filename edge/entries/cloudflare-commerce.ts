@@ -148,6 +148,7 @@ export class CommerceOnWorkers {
     /** The isolate's gateway metrics, where billing's deliveries land: `edgewise_billing_payments_total`. */
     private readonly metrics?: EdgewiseMetrics,
   ) {
+    metrics?.countBillingPayments();
     const keepMs = config.EDGEWISE_ACTIVITY_RETENTION;
     this.pruneActivity =
       keepMs === undefined

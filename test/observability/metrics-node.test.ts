@@ -137,6 +137,16 @@ test("billing's payments counter: one capture, one insufficient-funds failure an
   await api.putAccount(poor, 100);
   const payments = "edgewise_billing_payments_total";
   const before = await scrape(running.node.url);
+  // Every outcome has its series from the start, at 0 until it happens (no failure or refund has happened on this
+  // node yet): without it, an alert on the rate of `failed` has no data until the first failure.
+  const series = before.metrics[payments]?.data as Array<{ labels: Record<string, string> }> | undefined;
+  expect((series ?? []).map((point) => point.labels.outcome).sort()).toEqual([
+    "captured",
+    "duplicate",
+    "failed",
+    "refunded",
+  ]);
+  expect(before.value(payments, { outcome: "failed" })).toBe(0);
 
   const kept = expectOk(await api.place(rich, [{ sku, quantity: 1 }])).orderId;
   const failed = expectOk(await api.place(poor, [{ sku, quantity: 1 }])).orderId;

@@ -51,7 +51,8 @@ export interface DeliverySample {
 }
 
 /** What one billing delivery did, once its Postgres transaction committed (billing's `BillingOutcome`). */
-export type BillingPaymentOutcome = "captured" | "failed" | "refunded" | "duplicate";
+export const billingPaymentOutcomes = ["captured", "failed", "refunded", "duplicate"] as const;
+export type BillingPaymentOutcome = (typeof billingPaymentOutcomes)[number];
 
 export interface ActorTypeStats {
   type: string;
@@ -352,6 +353,15 @@ export class EdgewiseMetrics {
   /** After billing's transaction committed; never for one rolled back. */
   billingPayment(outcome: BillingPaymentOutcome): void {
     this.billingPayments.inc({ outcome });
+  }
+
+  /**
+   * Where billing is delivered: every outcome's series exists from the start, at 0, so that a rate or an alert on
+   * `failed` has a series before the first failure (Prometheus cannot tell a missing series from no data).
+   */
+  countBillingPayments(): this {
+    for (const outcome of billingPaymentOutcomes) this.billingPayments.add(0, { outcome });
+    return this;
   }
 
   rateLimit(decision: { reason: string; success: boolean }, routeClass: string): void {
