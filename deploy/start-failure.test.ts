@@ -84,6 +84,14 @@ describe("startFailureLine", () => {
     for (const line of lines) expect(line).not.toContain("PLANTED");
   });
 
+  test("a URL with a port and a later @ is quoted as it is: only userinfo before the host is a password", () => {
+    // An identity provider's address (JWT_JWKS_URL) with a query: its port and path are what the operator checks.
+    const jwks = "https://idp.example.com:8443/keys?login_hint=ops@example.com";
+    expect(startFailureLine(new Error(`JWKS fetch from ${jwks} failed: 503`), {})).toBe(
+      `JWKS fetch from ${jwks} failed: 503`,
+    );
+  });
+
   test("a data dir that is full or read-only, or an address it cannot listen on, is named with what to do", () => {
     const at = { ...config, HOST: "10.9.9.9", EDGEWISE_DATA_DIR: "/var/lib/edgewise" };
     // PGlite's file system on a full disk: an Emscripten ErrnoError, no message, WASI's errno 51 (ENOSPC).

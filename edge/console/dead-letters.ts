@@ -109,21 +109,34 @@ export function maskedUrl(text: string): string {
   try {
     url = new URL(text);
   } catch {
-    return maskSecrets(text);
+    return maskedUnparsedUrl(text);
   }
   const userinfo = url.username || url.password ? `${redacted}@` : "";
-  const query = url.search
-    ? `?${url.search
-        .slice(1)
-        .split("&")
-        .map((pair) => {
-          const equals = pair.indexOf("=");
-          return equals === -1
-            ? pair
-            : `${pair.slice(0, equals)}=${equals === pair.length - 1 ? "" : redacted}`;
-        })
-        .join("&")}`
-    : "";
+  const query = url.search ? `?${maskedQuery(url.search.slice(1))}` : "";
   const fragment = url.hash ? `#${redacted}` : "";
   return `${url.protocol}//${userinfo}${url.host}${maskSecrets(url.pathname)}${query}${fragment}`;
+}
+
+/**
+ * A URL that does not parse, masked as a log line is (a password in its userinfo, token shapes), and then its query
+ * values and fragment as a parsed one's: the log masking keeps what follows a host and port readable.
+ */
+function maskedUnparsedUrl(text: string): string {
+  const masked = maskSecrets(text);
+  const start = masked.search(/[?#]/);
+  if (start === -1) return masked;
+  const hash = masked.indexOf("#", start);
+  const query = masked[start] === "?" ? masked.slice(start + 1, hash === -1 ? undefined : hash) : "";
+  return `${masked.slice(0, start)}${masked[start] === "?" ? `?${maskedQuery(query)}` : ""}${hash === -1 ? "" : `#${redacted}`}`;
+}
+
+/** A query's parameters by name, each value masked. */
+function maskedQuery(query: string): string {
+  return query
+    .split("&")
+    .map((pair) => {
+      const equals = pair.indexOf("=");
+      return equals === -1 ? pair : `${pair.slice(0, equals)}=${equals === pair.length - 1 ? "" : redacted}`;
+    })
+    .join("&");
 }

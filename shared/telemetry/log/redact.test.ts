@@ -40,6 +40,11 @@ describe("maskSecrets", () => {
       "PLANTED",
     ],
     ["a password with a # and an @ in a URL", "redis://u:se#cr@tPLANTED@cache:6379", "PLANTED"],
+    ["a password with a ? in a URL", "postgres://u:PLANTED?x@h:5432/db", "PLANTED"],
+    ["a password with an @ in a URL", "postgres://u:p@PLANTED@h:5432/db?application_name=a@b", "PLANTED"],
+    ["a password alone in a redis URL", "redis://:PLANTED@cache", "PLANTED"],
+    ["a percent-encoded password", "postgres://u:PLANTED%2F%3F%23%40x@h:5432/db", "PLANTED"],
+    ["a password before an IPv6 host", "redis://u:PLANTED@[::1]:6379/0", "PLANTED"],
   ])("masks %s", (_name, text, secret) => {
     const masked = maskSecrets(text);
     expect(masked).not.toContain(secret);
@@ -66,6 +71,25 @@ describe("maskSecrets", () => {
     ]) {
       expect(maskSecrets(text)).toBe(text);
     }
+  });
+
+  test("an @ after a URL's authority is no password: its port, path and query stay readable", () => {
+    for (const text of [
+      "https://h:8443/x?email=a@b.com",
+      "GET https://api.example.com:8443/users/a@b.com/orders failed",
+      "http://h:80#a@b and http://h:80?x=1@",
+      "https://[::1]:8443/x?email=a@b.com",
+      'fetch "https://idp.example.com:443/keys?login=ops@example.com" refused',
+    ]) {
+      expect(maskSecrets(text)).toBe(text);
+    }
+    // Userinfo before the host is masked; an @ in the path or query after it is left as it was.
+    expect(maskSecrets("postgres://u:p@h:5432/db?application_name=a@b")).toBe(
+      `postgres://u:${redacted}@h:5432/db?application_name=a@b`,
+    );
+    expect(maskSecrets("rediss://default:p4ss@cache.internal:6380/0?x=y@z")).toBe(
+      `rediss://default:${redacted}@cache.internal:6380/0?x=y@z`,
+    );
   });
 
   test("a long run with no token in it is scanned quickly", () => {

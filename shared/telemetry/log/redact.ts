@@ -21,10 +21,15 @@ export const isSensitiveKey = (key: string): boolean => sensitiveKey.test(key);
  * - Standard Webhooks secrets and signatures (`whsec_…`, `v1,…`), QStash signing keys (`sig_…`);
  * - Edgewise API keys (`ew_<id>_<secret>`: the id stays, it names the key without granting anything);
  * - long mixed-case alphanumeric runs (Upstash REST tokens, most vendors' keys);
- * - the password in a URL's userinfo (`postgres://user:[redacted]@host`: the user and host stay), up to the run's
- *   last `@`: a password with an unescaped `/`, `?`, `#` or `@` (base64 has `/`) is what makes a URL fail to parse,
- *   and a parser's error quotes that URL whole (Deno's `Invalid URL: '…'`). The search stops at the next `://`, so
- *   each URL's is scanned once: to the run's end, a run of many (`a://b:a://b:…`) took time quadratic in its length.
+ * - the password in a URL's userinfo (`postgres://user:[redacted]@host`: the user and host stay). Userinfo lives in
+ *   the authority, before the first `/`, `?` or `#`, and ends at its last `@`, as URL() and postgres.js read it; an
+ *   `@` further on (`https://h:8443/x?email=a@b.com`) is not one. The exception is an authority that is not a
+ *   host and port (`user:c2Vj/…@db`: `c2Vj` is no port): a password with an unescaped `/`, `?` or `#` (base64 has
+ *   `/`) is what makes a URL fail to parse, and a parser's error quotes that URL whole (Deno's `Invalid URL: '…'`),
+ *   so the mask then runs to the run's last `@`. What cannot be told apart stays readable: a password of 1 to 5
+ *   digits before its first unescaped `/`, `?` or `#` reads as a port, and one with both an unescaped `@` and one of
+ *   those is masked to the `@` only. That search stops at the next `://`, so each URL is scanned once: to the run's
+ *   end, a run of many (`a://b:a://b:…`) took time quadratic in its length.
  * The unanchored shapes start only where a run starts (the lookbehinds), so a long run that fails is scanned
  * once, not once per position.
  */
@@ -39,7 +44,9 @@ const tokenShapes = new RegExp(
     String.raw`\bsig_[A-Za-z0-9_]{8,}`,
     String.raw`\b(ew_[0-9a-z]{16}_)[A-Za-z0-9_-]{20,}`,
     "(?<![A-Za-z0-9+=_-])(?=[A-Za-z0-9+=_-]*[0-9])(?=[A-Za-z0-9+=_-]*[a-z])(?=[A-Za-z0-9+=_-]*[A-Z])[A-Za-z0-9+=_-]{40,}",
-    String.raw`(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:)(?:[^\s"'<>:]|:(?!//))*@`,
+    String.raw`(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>/?#@:[]*:)` +
+      // In the authority, to its last `@`; else, unless a port follows the `:`, to the run's last `@`.
+      String.raw`(?:[^\s"'<>/?#]*@|(?!\d{1,5}(?![^\s"'<>/?#]))(?:[^\s"'<>:]|:(?!//))*@)`,
   ].join("|"),
   "g",
 );
