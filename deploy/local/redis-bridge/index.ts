@@ -1,4 +1,5 @@
 // startRedisBridge: Upstash's Redis REST API in front of a real Redis, so @upstash/redis runs locally unchanged.
+import { maskSecrets } from "../../../shared/telemetry/log/redact.ts";
 import { DEFAULT_REPLY_TIMEOUT_MS, parseRedisUrl, RedisLink } from "./connection.ts";
 import { createHandler } from "./routes.ts";
 import { ScriptShim } from "./scripts.ts";
@@ -26,8 +27,9 @@ export interface RedisBridgeOptions {
    */
   replyTimeoutMs?: number;
   /**
-   * Where unexpected failures go (`POST /: …`, answered 500), and a line when Redis becomes unavailable and when it
-   * answers again. Default console.error.
+   * Where unexpected failures go (`POST /: …`, `GET /set/…: …`, answered 500: the route and command name, never
+   * its arguments), and a line when Redis becomes unavailable and when it answers again. Each line is masked as a
+   * node's log is (`maskSecrets`) before it gets here. Default console.error.
    */
   log?: (message: string) => void;
 }
@@ -49,7 +51,9 @@ export async function startRedisBridge(options: RedisBridgeOptions): Promise<Red
     throw new Error("redis-bridge: port must be 0-65535");
   const hostname = options.hostname ?? "127.0.0.1";
   const maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
-  const log = options.log ?? ((message: string) => console.error(`[redis-bridge] ${message}`));
+  const write = options.log ?? ((message: string) => console.error(`[redis-bridge] ${message}`));
+  // An error's text may quote what a request carried; every line goes through the one masking the node's logs use.
+  const log = (message: string) => write(maskSecrets(message));
 
   const replyTimeoutMs = options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS;
   if (!Number.isFinite(replyTimeoutMs) || replyTimeoutMs <= 0)

@@ -3,6 +3,7 @@ import { stopOnSignals } from "../../shutdown.ts";
 import { randomBytes } from "node:crypto";
 import { parseDuration } from "../../../shared/config/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { maskSecrets } from "../../../shared/telemetry/log/redact.ts";
 import { DEFAULT_PORT, DEFAULT_REDIS_URL, startRedisBridge } from "./index.ts";
 
 const env = (name: string) => (process.env[name] === "" ? undefined : process.env[name]);
@@ -45,7 +46,8 @@ const bridge = await Promise.resolve()
     });
   })
   .catch((error: unknown) => {
-    console.error(error instanceof Error ? error.message : String(error));
+    // Masked as the bridge's log lines are: a URL that does not parse may be quoted whole, password and all.
+    console.error(maskSecrets(error instanceof Error ? error.message : String(error)));
     process.exit(1);
   });
 

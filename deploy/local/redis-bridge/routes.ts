@@ -140,6 +140,17 @@ async function route(req: Request, url: URL, ctx: BridgeContext): Promise<Respon
   return single(ctx, args, base64);
 }
 
+/**
+ * A request's route as its log line names it: `/`, `/pipeline`, `/multi-exec`, or a path command's name alone
+ * (`/set/…`). The rest of a path is the command's arguments, keys and values that may be a session's token or a
+ * password, which no token shape would recognize.
+ */
+function routeOf(pathname: string): string {
+  const [, name = "", ...rest] = pathname.split("/");
+  if (rest.length === 0 || name === "pipeline" || name === "multi-exec") return `/${name.slice(0, 64)}`;
+  return `/${name.slice(0, 64)}/…`;
+}
+
 /** The fetch handler: method, then token (`Authorization: Bearer` or `?_token=`), then the route. */
 export function createHandler(ctx: BridgeContext): (req: Request) => Promise<Response> {
   const expected = digest(ctx.token);
@@ -163,7 +174,7 @@ export function createHandler(ctx: BridgeContext): (req: Request) => Promise<Res
       // Not a failure of the bridge: the link reports the outage once, not as each request's error.
       if (error instanceof RedisUnavailable) return json({ error: `ERR ${error.message}` }, 503);
       const message = error instanceof Error ? error.message : String(error);
-      ctx.log(`${req.method} ${new URL(req.url).pathname}: ${message}`);
+      ctx.log(`${req.method} ${routeOf(new URL(req.url).pathname)}: ${message}`);
       return json({ error: `ERR ${message}` }, 500);
     }
   };
