@@ -17,13 +17,20 @@ export function isValidActorType(type: string): boolean {
   return typePattern.test(type);
 }
 
+export function isValidActorKey(key: unknown): key is string {
+  return typeof key === "string" && keyPattern.test(key);
+}
+
+/** What a valid key is, in the words every refusal of one uses. */
+export const actorKeyRule =
+  "1-256 URL-safe characters (letters, digits, '.', '_', '~', '-'), and not '.' or '..'";
+
+/** What a valid actor type is, in words. */
+export const actorTypeRule = "a lowercase letter, then up to 63 lowercase letters, digits or '-'";
+
 export function assertValidKey(key: unknown): asserts key is string {
-  if (typeof key !== "string" || !keyPattern.test(key)) {
-    throw new EdgewiseError(
-      "actor.invalid_key",
-      "actor key must be 1-256 URL-safe characters (letters, digits, '.', '_', '~', '-'), and not '.' or '..'",
-    );
-  }
+  if (!isValidActorKey(key))
+    throw new EdgewiseError("actor.invalid_key", `actor key must be ${actorKeyRule}`);
 }
 
 export function formatAddress(address: ActorAddress): string {

@@ -1,14 +1,22 @@
 // The operator console at /_console: topology, live events, breakers, queues and dead letters, actors, traces.
-import { type Context, Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { raw } from "hono/html";
 import type { Child } from "hono/jsx";
 import { streamSSE } from "hono/streaming";
 import { describeRoute } from "hono-openapi";
+import * as v from "valibot";
+import {
+  actorKeyRule,
+  actorTypeRule,
+  isValidActorKey,
+  isValidActorType,
+} from "../../actors/runtime/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { isTimeout } from "../../shared/resilience/index.ts";
 import { errorFields } from "../../shared/telemetry/log/index.ts";
 import type { GatewayEnv } from "../env.ts";
 import type { JwtOptions } from "../middleware/auth/jwt.ts";
+import { validate } from "../middleware/validation/index.ts";
 import { requires } from "../openapi.ts";
 import { type DeadLetter, type ListedDeadLetter, listDeadLetters } from "./dead-letters.ts";
 import { isPosition, LiveTail } from "./live.ts";
@@ -53,6 +61,23 @@ export const consolePolicy =
 /** Whether a path is the console's: its pages, forms, assets and live stream, all under `/_console`. */
 export const isConsolePath = (path: string): boolean => path === "/_console" || path.startsWith("/_console/");
 
+/**
+ * The inspector's address, as every host checks an actor's: a malformed or oversized type or key is refused here,
+ * before any host is asked (an unknown type was echoed back whole in "No actor type … is registered here").
+ */
+const ActorParams = v.object({
+  type: v.pipe(
+    v.string(),
+    v.maxLength(64, `must be ${actorTypeRule}`),
+    v.check((type) => isValidActorType(type), `must be ${actorTypeRule}`),
+  ),
+  key: v.pipe(
+    v.string(),
+    v.maxLength(256, `must be ${actorKeyRule}`),
+    v.check((key) => isValidActorKey(key), `must be ${actorKeyRule}`),
+  ),
+});
+
 /** A Map, not an object: `?notice=constructor` must find nothing, not Object's own function. */
 const notices = new Map<string, string>(
   Object.entries({
@@ -86,6 +111,26 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
   const refused = (c: Context, title: string, error: EdgewiseError) => {
     if (!wantsHtml(c)) throw error;
     return page(c, <Notice title={title} message={sentence(error.message)} />, error.status as 400 | 404);
+  };
+  /**
+   * A request validator (`validate(…)`) on a console page: what it refuses is a page for a browser and the API's
+   * problem+json for any other client, as the console's other refusals. Only its own refusal: what the route
+   * throws after it passed is the route's.
+   */
+  const pageChecked = <Check extends MiddlewareHandler>(check: Check, title: string): Check => {
+    const checked: MiddlewareHandler = async (c, next) => {
+      let passed = false;
+      try {
+        return await check(c, async () => {
+          passed = true;
+          await next();
+        });
+      } catch (error) {
+        if (passed || !(error instanceof EdgewiseError)) throw error;
+        return refused(c, title, error);
+      }
+    };
+    return checked as Check;
   };
   /**
    * A dependency the page needs is down (`unavailable`, 503): a browser gets a console page saying so, with the
@@ -473,9 +518,9 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
     return c.redirect(`/_console/actors/${encodeURIComponent(type)}/${encodeURIComponent(key)}`, 303);
   });
 
-  app.get("/_console/actors/:type/:key", async (c) => {
-    const type = c.req.param("type");
-    const key = c.req.param("key");
+  const checkedAddress = pageChecked(validate("param", ActorParams), "Invalid actor address");
+  app.get("/_console/actors/:type/:key", checkedAddress, async (c) => {
+    const { type, key } = c.req.valid("param");
     if (!options.inspect) {
       return notFound(c, "Not here", "Actors run on a remote host; inspect them there.");
     }
@@ -491,7 +536,7 @@ export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | un
           new EdgewiseError("actor.unknown_type", `No actor type "${type}" is registered here${known}`),
         );
       }
-      // A key no actor can have (`actor.invalid_key`, 400), or another refusal of the host: the request, not the host.
+      // Another refusal of the host (`actor.invalid_key`, should a host check more than the route): the request.
       if (error instanceof EdgewiseError && error.status < 500) {
         return refused(c, error.code === "actor.invalid_key" ? "Invalid actor key" : "Not inspected", error);
       }

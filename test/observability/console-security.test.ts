@@ -137,7 +137,7 @@ describe("markup an outsider controls is text", () => {
     expect(html).toContain(`action="/_console/dlq/${encoded}/retry"`);
   });
 
-  test("an actor page (its key from the address) and a trace's waterfall (span names, kinds, attributes)", async () => {
+  test("an actor page (its state, timers, inbox and outbox) and a trace's waterfall (span names, kinds, attributes)", async () => {
     const gateway = app({
       inspect: () => ({
         state: { note: payload },
@@ -164,9 +164,15 @@ describe("markup an outsider controls is text", () => {
       },
     });
     const headers = { authorization: `Bearer ${await token(["admin"])}` };
-    const actor = await gateway.request(`/_console/actors/order/${encodeURIComponent(payload)}`, { headers });
+    const actor = await gateway.request("/_console/actors/order/o1", { headers });
     expect(actor.status).toBe(200);
     expectInert(await actor.text());
+    // A key from the address that no actor can have is refused (400), on a page as inert.
+    const refused = await gateway.request(`/_console/actors/order/${encodeURIComponent(payload)}`, {
+      headers: { ...headers, accept: "text/html" },
+    });
+    expect(refused.status).toBe(400);
+    expectInert(await refused.text());
     const trace = await gateway.request(`/_console/traces/${encodeURIComponent(payload)}`, { headers });
     expect(trace.status).toBe(200);
     expectInert(await trace.text());

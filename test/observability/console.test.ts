@@ -246,11 +246,17 @@ describe("the actor inspector", () => {
     const db = openBunSqlite(file);
     const host = new LocalActorHost({ actors: [counterActor], db });
     await host.ask({ type: "counter", key: "c1" }, "Increment", { by: 3 });
+    const inspector = localInspector((address) => host.inspect(address), db);
+    /** Every address the console asked the host about. */
+    const asked: string[] = [];
     const gateway = app({
       topology: { actors: [{ type: "counter", messages: ["Increment"] }], consumers: [], subscriptions: [] },
-      inspect: localInspector((address) => host.inspect(address), db),
+      inspect: (address) => {
+        asked.push(`${address.type}/${address.key}`);
+        return inspector(address);
+      },
     });
-    return { file, host, gateway };
+    return { file, host, gateway, asked };
   };
   /** Runs `use` against a fresh inspector and its host, and stops the host afterwards. */
   const inspecting = async (use: (fixture: Awaited<ReturnType<typeof inspected>>) => Promise<void>) => {
@@ -297,12 +303,33 @@ describe("the actor inspector", () => {
     });
   });
 
-  test("a key no actor can have is 400", async () => {
-    await inspecting(async ({ gateway }) => {
-      const { api, page } = await both(gateway, `/_console/actors/counter/${encodeURIComponent("a b")}`);
-      expect(api).toMatchObject({ status: 400, code: "actor.invalid_key" });
-      expect(page).toMatchObject({ status: 400, title: "Invalid actor key" });
-      expect(page.html).toContain("URL-safe characters");
+  test("a malformed or oversized type or key is 400 before any host is asked: problem+json, or a page for a browser", async () => {
+    await inspecting(async ({ gateway, host, asked }) => {
+      const active = host.stats().activeActors;
+      const longType = "t".repeat(5_000);
+      for (const [path, field] of [
+        [`/_console/actors/counter/${encodeURIComponent("a b")}`, "key"],
+        [`/_console/actors/counter/${"k".repeat(257)}`, "key"],
+        ["/_console/actors/counter/%FF", "key"],
+        [`/_console/actors/${longType}/c1`, "type"],
+        ["/_console/actors/Counter/c1", "type"],
+        [`/_console/actors/${encodeURIComponent("<b>x</b>")}/c1`, "type"],
+      ] as const) {
+        const { api, page } = await both(gateway, path);
+        expect({ path, ...api }).toMatchObject({ path, status: 400, code: "request.invalid" });
+        expect(api.detail).toStartWith(`param is invalid (${field}: `);
+        expect(page).toMatchObject({ status: 400, title: "Invalid actor address" });
+        expect(page.html).not.toContain(longType);
+        expect(page.html).not.toContain("<b>x</b>");
+      }
+      const { api } = await both(gateway, `/_console/actors/counter/${encodeURIComponent("a b")}`);
+      expect(api.detail).toContain("URL-safe characters");
+      // No host was asked about any of them, and no actor activated.
+      expect(asked).toEqual([]);
+      expect(host.stats().activeActors).toBe(active);
+      // A well-formed address still is.
+      expect((await both(gateway, "/_console/actors/counter/never-seen")).api.status).toBe(404);
+      expect(asked).toEqual(["counter/never-seen", "counter/never-seen"]);
     });
   });
 
