@@ -499,8 +499,8 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
         subscriptions: new SubscriptionRegistry(options.subscriptions ?? []),
         transport,
         onTurn: (record) => metrics.turn(record),
-        onBackgroundError: (what, error) =>
-          logger.warn(what, { component: "host", error: errorFields(error) }),
+        onBackgroundError: (what, error, fields) =>
+          logger.warn(what, { component: "host", ...fields, error: errorFields(error) }),
       });
   if (host) metrics.observeActors(() => host.stats().byType).observeOutbox(() => host.outboxBacklog());
   const remoteHost = host

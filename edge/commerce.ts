@@ -171,10 +171,13 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
   const { sql, transport, actors, readCache } = options;
   const log = options.log ?? ((line: string) => console.log(`[edgewise] ${line}`));
   const relay = new BillingOutboxRelay(sql, transport, {
-    onError: (what, error) =>
+    // `what` names the billing relay already ("billing relay: 3 messages will be retried").
+    onError: (what, error, fields) =>
       options.logger
-        ? options.logger.warn(`billing relay: ${what}`, { error: errorFields(error) })
-        : log(`billing relay: ${what} (${error instanceof Error ? error.message : "error"})`),
+        ? options.logger.warn(what, { ...fields, error: errorFields(error) })
+        : log(
+            `${what} (${error instanceof Error ? error.message : "error"}${fields ? `; ${JSON.stringify(fields)}` : ""})`,
+          ),
   });
   const afterCommit = options.afterBillingCommit ?? ((outbox: BillingOutboxRelay) => outbox.notify());
   const billing = new BillingLedger(sql, {

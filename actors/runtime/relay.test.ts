@@ -4,7 +4,14 @@ import { ManualClock } from "../../shared/clock/index.ts";
 import { createEnvelope, type Envelope } from "../../shared/envelope/index.ts";
 import { Dependencies } from "../../shared/resilience/index.ts";
 import { guardedTransport } from "./guarded.ts";
-import { defaultRelayPolicy, failedSendDelay, relayOnce, retryDelay } from "./relay.ts";
+import {
+  defaultRelayPolicy,
+  failedSendDelay,
+  namedInWarning,
+  relayFailureFields,
+  relayOnce,
+  retryDelay,
+} from "./relay.ts";
 import type { OutboxFailure, OutboxRecord, OutboxStore } from "./storage.ts";
 import { SubscriptionRegistry, subscribe } from "./subscriptions.ts";
 
@@ -187,6 +194,28 @@ describe("outbox relay", () => {
       late,
     );
     expect((outbox.rows[0]?.retryAt ?? 0) - clock.now()).toBeLessThanOrEqual(1_000);
+  });
+
+  test("a failed pass names its messages and their actors, in outbox order, the first ten of each and a count", async () => {
+    const outbox = new MemoryOutbox();
+    // 12 actors with 2 messages each, interleaved as turns commit; one actor's messages still go out.
+    for (let n = 0; n < 26; n++) outbox.add(`order/o${n % 13}`, message(n));
+    const refused = {
+      send: async (list: Envelope[]) => {
+        if (list.some((envelope) => envelope.data && (envelope.data as { n: number }).n % 13 !== 12))
+          throw new Error("down");
+      },
+    };
+    const pass = await relayOnce(outbox, refused, new ManualClock(), policy);
+    const failed = outbox.rows.map((row) => ({ id: row.envelope.id, actor: row.actor }));
+    expect(failed).toHaveLength(24);
+    expect(pass).toMatchObject({ sent: 2, failed: 24, failedMessages: failed });
+    expect(relayFailureFields(pass.failedMessages ?? [])).toEqual({
+      message_ids: failed.slice(0, namedInWarning).map((message) => message.id),
+      message_count: 24,
+      actors: Array.from({ length: namedInWarning }, (_, n) => `order/o${n}`),
+      actor_count: 12,
+    });
   });
 
   test("backoff doubles per attempt with jitter, up to the cap", () => {

@@ -32,6 +32,39 @@ export interface RelayPass {
   failed: number;
   /** The last error the transport raised in this pass, for the host to log. */
   lastError?: unknown;
+  /**
+   * The messages that failed in this pass, in outbox order: each envelope's id, and the actor it concerns (whose
+   * outbox holds it; billing's relay, a consumer's, names the actor it is addressed to).
+   */
+  failedMessages?: FailedMessage[];
+}
+
+export interface FailedMessage {
+  id: string;
+  actor: string;
+}
+
+/** How many message ids, and actors, a failed pass's warning names; its counts say how many in all. */
+export const namedInWarning = 10;
+
+/**
+ * A failed pass as its warning's fields, bounded: the first message ids and actors, and how many of each. The ids
+ * are the envelopes': the broker has none of its own for a publish it refused, and once a retry is stored, the
+ * receiving side's log lines carry the same `message_id` beside the broker's `msg_…` id.
+ */
+export function relayFailureFields(failed: readonly FailedMessage[]): {
+  message_ids: string[];
+  message_count: number;
+  actors: string[];
+  actor_count: number;
+} {
+  const actors = [...new Set(failed.map((message) => message.actor))];
+  return {
+    message_ids: failed.slice(0, namedInWarning).map((message) => message.id),
+    message_count: failed.length,
+    actors: actors.slice(0, namedInWarning),
+    actor_count: actors.length,
+  };
 }
 
 export function retryDelay(
@@ -93,9 +126,11 @@ export async function relayOnce(
   const pass: RelayPass = { sent: 0, failed: 0 };
   const sent: number[] = [];
   const failures: OutboxFailure[] = [];
+  const failedEntries: OutboxRecord[] = [];
   const backOff = (group: OutboxRecord[], error: unknown, sending: boolean) => {
     pass.failed += group.length;
     pass.lastError = error;
+    failedEntries.push(...group);
     const attempts = Math.max(...group.map((entry) => entry.attempts)) + 1;
     // A key selector that threw backs off as usual; a failed send also waits for the queue's breaker.
     const delay = sending
@@ -149,5 +184,10 @@ export async function relayOnce(
   // that they are retried sooner.
   if (sent.length > 0) await outbox.delivered(sent);
   if (failures.length > 0) await outbox.failed(failures);
+  if (failedEntries.length > 0) {
+    // Sends fail concurrently, an actor each: the warning lists them in outbox order all the same.
+    failedEntries.sort((a, b) => a.seq - b.seq);
+    pass.failedMessages = failedEntries.map((entry) => ({ id: entry.envelope.id, actor: entry.actor }));
+  }
   return pass;
 }

@@ -20,12 +20,18 @@ import { resolveWithNodeDns } from "../../actors/commerce/webhooks/dns-resolver.
 import { postWithFetch } from "../../actors/commerce/webhooks/post.ts";
 import { durableActor } from "../../actors/hosts/cloudflare/index.ts";
 import { type QueueEnv, relayTransportFromEnv } from "../../actors/hosts/cloudflare/queue.ts";
-import { type ActorHost, SubscriptionRegistry, type Transport } from "../../actors/runtime/index.ts";
+import {
+  type ActorHost,
+  relayFailureFields,
+  SubscriptionRegistry,
+  type Transport,
+} from "../../actors/runtime/index.ts";
 import type { Config } from "../../shared/config/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { type Dependencies, guardedPort, isBreakerOpen } from "../../shared/resilience/index.ts";
 import {
   boundedSecurityEvents,
+  errorFields,
   type SecurityEvent,
   type SecurityEvents,
 } from "../../shared/telemetry/log/index.ts";
@@ -220,8 +226,13 @@ export class CommerceOnWorkers {
     const background: Array<Promise<unknown>> = [];
     const drain = async (relay: BillingOutboxRelay) => {
       for (let pass = 0; pass < drainPasses; pass++) {
-        const { sent, lastError } = await relay.relayOnce();
-        if (lastError !== undefined) console.error("[edgewise] billing relay: will retry", lastError);
+        const { sent, failed, lastError, failedMessages } = await relay.relayOnce();
+        if (lastError !== undefined) {
+          console.error(`[edgewise] billing relay: ${failed} messages will be retried`, {
+            ...relayFailureFields(failedMessages ?? []),
+            error: errorFields(lastError),
+          });
+        }
         if (sent === 0) return;
       }
     };

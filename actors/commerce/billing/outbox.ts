@@ -5,6 +5,7 @@ import {
   failedSendDelay,
   type RelayPass,
   type RelayPolicy,
+  relayFailureFields,
   retryDelay,
 } from "../../runtime/relay.ts";
 import type { Transport } from "../../runtime/transport.ts";
@@ -30,8 +31,11 @@ export interface BillingRelayOptions {
    * sending only means a duplicate publish, which the queue's deduplication id and the receivers absorb.
    */
   leaseMs?: number;
-  /** Reports failed passes; defaults to console.error. */
-  onError?: (what: string, error: unknown) => void;
+  /**
+   * Reports failed passes; defaults to console.error. `fields` says what failed: the message ids and the actors they
+   * are addressed to (`relayFailureFields`).
+   */
+  onError?: (what: string, error: unknown, fields?: Record<string, unknown>) => void;
 }
 
 /** See `BillingRelayOptions.leaseMs`. */
@@ -53,7 +57,7 @@ export class BillingOutboxRelay {
   private readonly policy: RelayPolicy;
   private readonly intervalMs: number;
   private readonly leaseMs: number;
-  private readonly onError: (what: string, error: unknown) => void;
+  private readonly onError: (what: string, error: unknown, fields?: Record<string, unknown>) => void;
   private running = false;
   private loop: Promise<void> | undefined;
   private kicked = false;
@@ -69,7 +73,9 @@ export class BillingOutboxRelay {
     this.policy = options.policy ?? defaultRelayPolicy;
     this.intervalMs = options.intervalMs ?? 1_000;
     this.leaseMs = options.leaseMs ?? defaultLeaseMs;
-    this.onError = options.onError ?? ((what, error) => console.error(`[edgewise] ${what}`, error));
+    this.onError =
+      options.onError ??
+      ((what, error, fields) => console.error(`[edgewise] ${what}`, ...(fields ? [fields] : []), error));
   }
 
   /** One pass: claims up to a batch of due messages in seq order and sends them as one ordered batch. */
@@ -77,8 +83,9 @@ export class BillingOutboxRelay {
     const rows = await this.claim();
     if (rows.length === 0) return { sent: 0, failed: 0 };
     const seqs = rows.map((row) => row.seq);
+    const envelopes = rows.map((row) => JSON.parse(row.envelope) as Envelope);
     try {
-      await this.transport.send(rows.map((row) => JSON.parse(row.envelope) as Envelope));
+      await this.transport.send(envelopes);
     } catch (error) {
       const attempts = Math.max(...rows.map((row) => row.attempts)) + 1;
       const delay = failedSendDelay(attempts, this.policy, this.transport.availableInMs?.());
@@ -87,7 +94,12 @@ export class BillingOutboxRelay {
         UPDATE billing_outbox SET attempts = attempts + 1, last_error = ${errorText(error)},
           available_at = now() + ${delay}::float8 * interval '1 millisecond'
         WHERE seq IN ${this.sql(seqs)}`;
-      return { sent: 0, failed: rows.length, lastError: error };
+      // Billing is no actor: each message is named with the actor it is addressed to.
+      const failedMessages = envelopes.map((envelope) => ({
+        id: envelope.id,
+        actor: envelope.target ?? "(no target)",
+      }));
+      return { sent: 0, failed: rows.length, lastError: error, failedMessages };
     }
     await this.sql`DELETE FROM billing_outbox WHERE seq IN ${this.sql(seqs)}`;
     return { sent: rows.length, failed: 0 };
@@ -161,7 +173,11 @@ export class BillingOutboxRelay {
         const pass = await this.relayOnce();
         failures = 0;
         if (pass.lastError !== undefined) {
-          this.onError(`billing relay: ${pass.failed} messages will be retried`, pass.lastError);
+          this.onError(
+            `billing relay: ${pass.failed} messages will be retried`,
+            pass.lastError,
+            relayFailureFields(pass.failedMessages ?? []),
+          );
         }
         if (pass.sent >= this.policy.batchSize) sleepMs = 0;
         else if (this.retryInMs !== undefined) sleepMs = Math.min(sleepMs, this.retryInMs);

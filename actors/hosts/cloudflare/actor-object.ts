@@ -12,6 +12,7 @@ import {
   defaultRelayPolicy,
   formatAddress,
   type RelayPolicy,
+  relayFailureFields,
   relayOnce,
   retryDelay,
   type SubscriptionRegistry,
@@ -48,8 +49,11 @@ export interface DurableActorOptions<Env> {
    * How long a turn may take unless the actor's definition says otherwise. Default: EDGEWISE_TURN_TIMEOUT, else 30 s.
    */
   turnTimeoutMs?: number;
-  /** Reports failures of alarm work (relay, timers); defaults to console.error. */
-  onBackgroundError?: (what: string, error: unknown) => void;
+  /**
+   * Reports failures of alarm work (relay, timers); defaults to console.error. `fields` says what failed: a relay
+   * pass's message ids and actors (`relayFailureFields`).
+   */
+  onBackgroundError?: (what: string, error: unknown, fields?: Record<string, unknown>) => void;
 }
 
 /** What `ask` and `receive` return over RPC: errors travel as values in the error model's wire shape. */
@@ -89,7 +93,8 @@ export function durableActor<Env = unknown>(
   const relayPolicy = options.relayPolicy ?? defaultRelayPolicy;
   const report =
     options.onBackgroundError ??
-    ((what: string, error: unknown) => console.error(`[edgewise] ${what}`, errorFields(error)));
+    ((what: string, error: unknown, fields?: Record<string, unknown>) =>
+      console.error(`[edgewise] ${what}`, { ...fields, error: errorFields(error) }));
 
   return class DurableActor extends DurableObject<Env> implements DurableActorRpc {
     private readonly definition: AnyActorDefinition;
@@ -176,7 +181,11 @@ export function durableActor<Env = unknown>(
         if (this.transport) {
           const pass = await relayOnce(this.store, this.transport, clock, relayPolicy, this.subscriptions);
           if (pass.lastError !== undefined) {
-            report(`relay: ${pass.failed} messages will be retried`, pass.lastError);
+            report(
+              `relay: ${pass.failed} messages will be retried`,
+              pass.lastError,
+              relayFailureFields(pass.failedMessages ?? []),
+            );
           }
         }
         // Ids whose retention ends by now (`nextWorkAt` asks for this alarm then): `pruneInbox` keeps `at` equal to

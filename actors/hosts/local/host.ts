@@ -15,6 +15,7 @@ import {
   defaultRelayPolicy,
   formatAddress,
   type RelayPolicy,
+  relayFailureFields,
   relayOnce,
   type SubscriptionRegistry,
   retryDelay,
@@ -58,8 +59,11 @@ export interface LocalHostOptions {
   relayPolicy?: RelayPolicy;
   /** Longest sleep of the relay and timer loops between wake-ups. Default 1 s. */
   pollMs?: number;
-  /** Reports failures of background work (relay, timers); defaults to console.error. */
-  onBackgroundError?: (what: string, error: unknown) => void;
+  /**
+   * Reports failures of background work (relay, timers); defaults to console.error. `fields` says what failed, for
+   * the log line: a relay pass's message ids and actors (`relayFailureFields`).
+   */
+  onBackgroundError?: (what: string, error: unknown, fields?: Record<string, unknown>) => void;
   /** Observes every turn of every actor (metrics); see `TurnRecord`. */
   onTurn?: (record: TurnRecord) => void;
   /** How long a turn may take unless the actor's definition says otherwise. Default 30 s. */
@@ -112,7 +116,8 @@ export class LocalActorHost implements ActorHost {
       relayPolicy: options.relayPolicy ?? defaultRelayPolicy,
       pollMs: options.pollMs ?? 1_000,
       onBackgroundError:
-        options.onBackgroundError ?? ((what, error) => console.error(`[edgewise] ${what}`, error)),
+        options.onBackgroundError ??
+        ((what, error, fields) => console.error(`[edgewise] ${what}`, ...(fields ? [fields] : []), error)),
     };
   }
 
@@ -276,7 +281,11 @@ export class LocalActorHost implements ActorHost {
       this.options.subscriptions,
     );
     if (pass.lastError !== undefined) {
-      this.options.onBackgroundError(`relay: ${pass.failed} messages will be retried`, pass.lastError);
+      this.options.onBackgroundError(
+        `relay: ${pass.failed} messages will be retried`,
+        pass.lastError,
+        relayFailureFields(pass.failedMessages ?? []),
+      );
     }
     return pass.sent;
   }
