@@ -9,3 +9,12 @@ export const noControlCharacters = v.regex<string, string>(
   /^\P{Cc}*$/u,
   "must not contain control characters",
 );
+
+/**
+ * True when `text` holds half a surrogate pair (`"\ud800"` in JSON, or a JWT claim): such text has no UTF-8 form,
+ * so Postgres, `TextEncoder` and every other encoder store U+FFFD in its place, and two different ids (`x\ud800`,
+ * `x\udc00`, `x\ufffd`) became one account, one loyalty actor and one read-model customer.
+ */
+export function hasUnpairedSurrogate(text: string): boolean {
+  return /\p{Cs}/u.test(text);
+}

@@ -169,6 +169,28 @@ export const claimRows: AttackRow[] = [
     status: 401,
   },
   {
+    // JSON.stringify writes the lone surrogate as the escape "\ud800", as a token's payload may carry it. It has no
+    // UTF-8 form, so Postgres would read the sub as "alice\ufffd": another customer's orders and account.
+    name: "sub with half a surrogate pair",
+    gateway: "hs",
+    token: () => hs256(claims({ sub: "alice\ud800" })),
+    status: 401,
+    detail: "invalid token: malformed sub",
+  },
+  {
+    name: "sub with half a surrogate pair, from the JWKS",
+    gateway: "jwks",
+    token: ({ ec }) => signed(claims({ sub: "\udc00alice" }), ec),
+    status: 401,
+    detail: "invalid token: malformed sub",
+  },
+  {
+    name: "sub with a surrogate pair (an emoji) is valid",
+    gateway: "hs",
+    token: () => hs256(claims({ sub: "alice\ud83d\ude00" })),
+    status: 200,
+  },
+  {
     name: "scope not a string",
     gateway: "hs",
     token: () => hs256({ ...claims(), scope: ["admin"] } as unknown as JWTPayload),

@@ -1,5 +1,6 @@
 // From a verified JWT's claims to a principal: `sub` is required, scopes come from `scope` (or `scp`).
 import type { JWTPayload } from "jose";
+import { hasUnpairedSurrogate } from "../../../shared/text/index.ts";
 import type { Principal } from "./principal.ts";
 import { scopeSet } from "./scope-set.ts";
 
@@ -8,6 +9,9 @@ export type ClaimsOutcome = { principal: Principal } | { reason: string };
 
 export function principalFromClaims(payload: JWTPayload): ClaimsOutcome {
   if (typeof payload.sub !== "string" || payload.sub === "") return { reason: "missing sub" };
+  // Half a surrogate pair (`"\ud800"` in the payload's JSON) has no UTF-8 form: Postgres would store U+FFFD, so the
+  // caller would own the orders, account and points of the customer whose sub has U+FFFD there.
+  if (hasUnpairedSurrogate(payload.sub)) return { reason: "malformed sub" };
   const granted = grantedScopes(payload);
   if (granted === undefined) return { reason: "bad scope" };
   return { principal: { sub: payload.sub, scopes: scopeSet(granted), via: "jwt" } };

@@ -106,6 +106,29 @@ describe("validate", () => {
     expect(await (await send([...Buffer.from("zoë 日本 🚀")])).json()).toEqual({ name: "zoë 日本 🚀" });
   });
 
+  test("a \\u escape of half a surrogate pair is a 400 naming its field, not U+FFFD in a store", async () => {
+    // Valid UTF-8 on the wire, but text no store can hold: Postgres and TextEncoder write U+FFFD instead, so the
+    // customer "x\ud800" was the customer "x\ufffd". A body like this passed before.
+    for (const [body, path] of [
+      ['{"name":"x\\ud800"}', "name"],
+      ['{"name":"\\uDC00x"}', "name"],
+      ['{"name":"\\ude00\\ud83d"}', "name"], // the pair's halves in the wrong order
+      ['{"by":1,"\\ud800":2}', "\ud800"],
+    ] as const) {
+      const refused = await post(path === "name" ? "/names" : "/counters", body);
+      expect(refused.status).toBe(400);
+      expect(refused.headers.get("content-type")).toBe("application/problem+json");
+      const problem = (await refused.json()) as { errors: Array<{ path: string; message: string }> };
+      expect(problem.errors).toEqual([
+        { path, message: "must be well-formed Unicode (a \\u escape names half a surrogate pair)" },
+      ]);
+    }
+    // An escaped pair is one character, and passes; so does an escaped backslash before a "u".
+    expect(await (await post("/names", '{"name":"\\ud83d\\ude80 \\\\ud800"}')).json()).toEqual({
+      name: "🚀 \\ud800",
+    });
+  });
+
   test("malformed percent-encoding in any query parameter is a 400 problem naming it, not its raw text", async () => {
     const refused = async (query: string) => {
       const response = await app.request(`/things?${query}`);

@@ -4,6 +4,7 @@ import type { Context, MiddlewareHandler, ValidationTargets } from "hono";
 import { uniqueSymbol, validator } from "hono-openapi";
 import { EdgewiseError, type FieldIssue } from "../../../shared/errors/index.ts";
 import { issueMessage } from "../../../shared/errors/valibot.ts";
+import { hasUnpairedSurrogate } from "../../../shared/text/index.ts";
 
 /**
  * hono-openapi's validator, so the same schema both checks the request and documents it in /openapi.json.
@@ -77,7 +78,42 @@ async function decodeStrictly(c: Context): Promise<void> {
       issues: [{ path: "", message: "JSON must be sent as UTF-8" }],
     });
   }
+  refuseUnpairedSurrogates(text);
   (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
+}
+
+/**
+ * Valid UTF-8 can still spell text that UTF-8 cannot hold: JSON's `\ud800` escape is half a surrogate pair. Read
+ * as is, `{"customerId":"x\ud800"}` was accepted, and every store then wrote U+FFFD in its place, so it shared the
+ * account, loyalty actor and orders of the customer `x\ufffd` (and a different one came back on each read path).
+ * Only a body with such an escape is parsed here; one that is not JSON is left to the validator's own answer.
+ */
+function refuseUnpairedSurrogates(text: string): void {
+  if (!/\\u[dD][89a-fA-F]/.test(text)) return;
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return;
+  }
+  const path = unpairedSurrogateAt(body, []);
+  if (path === undefined) return;
+  const message = "must be well-formed Unicode (a \\u escape names half a surrogate pair)";
+  throw new EdgewiseError("request.invalid", `body is invalid (${path ? `${path}: ` : ""}${message})`, {
+    issues: [{ path, message }],
+  });
+}
+
+/** The dotted path of the first string or member name holding half a surrogate pair, if any. */
+function unpairedSurrogateAt(value: unknown, path: string[]): string | undefined {
+  if (typeof value === "string") return hasUnpairedSurrogate(value) ? path.join(".") : undefined;
+  if (typeof value !== "object" || value === null) return undefined;
+  for (const [name, member] of Object.entries(value)) {
+    if (hasUnpairedSurrogate(name)) return [...path, name].join(".");
+    const found = unpairedSurrogateAt(member, [...path, name]);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 /**
