@@ -1,7 +1,7 @@
 // The commerce request schemas: no control characters in free text (Postgres would 500), no dot-segment ids.
 import { describe, expect, test } from "bun:test";
 import * as v from "valibot";
-import { ListActivityQuery, ListOrdersQuery, PlaceOrderBody, SkuParam } from "./schemas.ts";
+import { CustomerParam, ListActivityQuery, ListOrdersQuery, PlaceOrderBody, SkuParam } from "./schemas.ts";
 
 describe("free-text query parameters", () => {
   test("q, subject and type take words and punctuation, but no control characters", () => {
@@ -18,18 +18,27 @@ describe("free-text query parameters", () => {
 describe("ids that name actors", () => {
   // Found by the fuzzer: an order for customer "." or sku "." was accepted, then its deliveries to billing/. and
   // inventory/. reached /_edgewise/deliver/billing/ (a URL parser drops dot segments): 404, dead letters, and an
-  // order pending for ever. A customer's key is encoded when it is not URL-safe (customer-key.ts), so "." is a
-  // customer like any other.
-  test("'.' and '..' are refused as a sku or an order id; other dotted ids pass, and any customer", () => {
+  // order pending for ever. A customer's actor key is encoded when it is not URL-safe (customer-key.ts), which fixed
+  // the deliveries; but no API path can name customer "." either (`/v1/accounts/.` and `/%2E` are /v1/accounts/),
+  // so it could order and never be given an account: an id audit found every such order rejected. Both are refused.
+  test("'.' and '..' are refused as a sku, an order id or a customer, wherever the API takes one", () => {
     const order = (customerId: string, sku: string) => ({ customerId, items: [{ sku, quantity: 1 }] });
     for (const bad of [".", ".."]) {
       expect(v.is(SkuParam, { sku: bad })).toBe(false);
-      expect(v.is(PlaceOrderBody, order(bad, "sku-1"))).toBe(true);
+      expect(v.is(PlaceOrderBody, order(bad, "sku-1"))).toBe(false);
       expect(v.is(PlaceOrderBody, order("alice", bad))).toBe(false);
+      expect(v.is(CustomerParam, { customerId: bad })).toBe(false);
+      expect(v.is(ListOrdersQuery, { customerId: bad })).toBe(false);
+      const refused = v.safeParse(PlaceOrderBody, order(bad, "sku-1"));
+      expect(refused.issues?.[0]?.message).toBe("must not be '.' or '..' (no URL path can carry them)");
     }
     for (const good of ["...", ".a", "a.b", "sku-1"]) {
       expect(v.is(SkuParam, { sku: good })).toBe(true);
       expect(v.is(PlaceOrderBody, order(good, good))).toBe(true);
+    }
+    for (const customer of ["...", ". ", "./a", "a/..", "%2E", "auth0|.."]) {
+      expect(v.is(PlaceOrderBody, order(customer, "sku-1"))).toBe(true);
+      expect(v.is(CustomerParam, { customerId: customer })).toBe(true);
     }
   });
 });

@@ -15,6 +15,21 @@ const urlSafe = (what: string) =>
       `${what} must be URL-safe, 1-128 characters, and not '.' or '..'`,
     ),
   );
+/**
+ * A customerId as the API takes it: customer-key.ts's CustomerId (what messages already in the queue may carry), and
+ * not `.` or `..`. No URL path can carry those (clients and servers drop them as dot segments, `%2E` too), so such a
+ * customer could place an order but never have an account set or its points read: every order was rejected.
+ */
+const ApiCustomerId = v.pipe(
+  CustomerId,
+  v.check((id) => id !== "." && id !== "..", "must not be '.' or '..' (no URL path can carry them)"),
+  v.description(
+    "Any text of 1-128 UTF-16 code units without control characters, as an identity provider writes a JWT `sub`; " +
+      "not `.` or `..` (no URL path can carry them), not starting with `system:`, and at most 189 bytes of UTF-8 " +
+      "unless it is URL-safe (`[A-Za-z0-9._~-]`). Compared exactly, with no case folding or Unicode normalization: " +
+      "`café` in NFC and in NFD are two customers. Percent-encode it in a path or query (`encodeURIComponent`).",
+  ),
+);
 /** Free text a caller sends into a query (a search, a filter): bounded, without control characters. */
 const freeText = (max: number) =>
   v.pipe(v.string(), v.maxLength(max, `must be at most ${max} characters`), noControlCharacters);
@@ -26,7 +41,7 @@ const cents = v.pipe(
 );
 
 export const SkuParam = v.strictObject({ sku: urlSafe("sku") });
-export const CustomerParam = v.strictObject({ customerId: CustomerId });
+export const CustomerParam = v.strictObject({ customerId: ApiCustomerId });
 export const OrderParam = v.strictObject({ orderId: urlSafe("orderId") });
 export const IdParam = v.strictObject({ id: urlSafe("id") });
 export const SourceParam = v.strictObject({ source: urlSafe("source") });
@@ -47,7 +62,7 @@ export const PutAccountBody = v.strictObject({ balanceCents: cents });
 const maxQuantity = 1_000_000;
 
 export const PlaceOrderBody = v.strictObject({
-  customerId: CustomerId,
+  customerId: ApiCustomerId,
   items: v.pipe(
     v.array(
       v.strictObject({
@@ -92,7 +107,7 @@ const limit = v.optional(
 const cursor = v.optional(v.pipe(v.string(), v.maxLength(512)));
 
 export const ListOrdersQuery = v.strictObject({
-  customerId: v.optional(CustomerId),
+  customerId: v.optional(ApiCustomerId),
   status: v.optional(
     v.picklist(["pending", "confirmed", "rejected", "cancelled"], "must be an order status"),
   ),
