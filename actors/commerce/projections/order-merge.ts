@@ -174,7 +174,10 @@ export function toOrderView(record: OrderRecord): OrderView {
   };
 }
 
-/** The text the search vector is built from: ids, skus and status, one word each. */
+/**
+ * The text the search vector is built from: ids, skus and status, one word each. In Unicode's composed form (NFC),
+ * as a search's words are, so `café` typed either way finds it (the `ids` column keeps each id exactly as given).
+ */
 export function searchText(record: OrderRecord): string {
-  return [record.orderId, record.customerId, ...record.skus, record.status].join(" ");
+  return [record.orderId, record.customerId, ...record.skus, record.status].join(" ").normalize("NFC");
 }

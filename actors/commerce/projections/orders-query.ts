@@ -31,13 +31,16 @@ const cursorTime = v.pipe(
 );
 const OrdersCursor = v.strictObject({ t: cursorTime, id: OrderId });
 
-/** Words of `q` that can match: each has a letter or a digit; at most 8 are used. */
+/** The words of `q`, at most 8. */
 function searchWords(q: string): string[] {
   return q
     .split(/\s+/)
-    .filter((word) => /[\p{L}\p{N}]/u.test(word))
+    .filter((word) => word !== "")
     .slice(0, 8);
 }
+
+/** Only a word with a letter or a digit can match the text parser's lexemes (the rest it drops). */
+const hasLexeme = (word: string) => /[\p{L}\p{N}]/u.test(word);
 
 export async function getOrder<Types extends Record<string, unknown>>(
   sql: postgres.Sql<Types>,
@@ -51,7 +54,10 @@ export async function getOrder<Types extends Record<string, unknown>>(
 /**
  * Each word of `q` is a phrase query (`phraseto_tsquery('simple', word)`) and all must match: `SKU-123` matches
  * the sku `SKU-123` and not an order holding both `SKU-9` and `ABC-123`, which `plainto_tsquery` would accept.
- * A `q` with words but none that can match (only punctuation) returns an empty page.
+ * A word also matches an order, customer or sku id equal to it, and `q` as a whole does too (a customer `a b`):
+ * every id the API takes is found by itself, even one the parser drops (`😀🎉`, `---`) or splits (`~abc`). Words
+ * are compared in Unicode's composed form (NFC), as the search text is stored; the exact match takes `q` as given.
+ * A `q` of only white space searches nothing, as if left out.
  */
 export async function listOrders<Types extends Record<string, unknown>>(
   sql: postgres.Sql<Types>,
@@ -62,15 +68,28 @@ export async function listOrders<Types extends Record<string, unknown>>(
   const { customerId, status, q, limit, cursor } = parsed.output;
   const after = cursor === undefined ? undefined : decodeCursor(cursor, OrdersCursor);
   const words = q === undefined ? [] : searchWords(q);
-  if (q !== undefined && q.trim() !== "" && words.length === 0) return { items: [], nextCursor: null };
 
   const none = sql``;
+  // One word: an id equal to it, or (if the parser keeps any of it) its phrase in the search text.
+  const wordMatches = (word: string) =>
+    hasLexeme(word)
+      ? sql`(ids @> ARRAY[${word}]::text[] OR search @@ phraseto_tsquery('simple', ${word.normalize("NFC")}))`
+      : sql`ids @> ARRAY[${word}]::text[]`;
+  const allWords = words
+    .slice(1)
+    .reduce((all, word) => sql`${all} AND ${wordMatches(word)}`, words[0] ? wordMatches(words[0]) : none);
+  const search =
+    q === undefined || words.length === 0
+      ? none
+      : words.length === 1 && words[0] === q
+        ? sql`AND ${allWords}`
+        : sql`AND (ids @> ARRAY[${q}]::text[] OR (${allWords}))`;
   const rows = await sql<OrderRow[]>`
     SELECT ${orderColumns(sql)} FROM orders_read
     WHERE TRUE
       ${customerId === undefined ? none : sql`AND customer_id = ${customerId}`}
       ${status === undefined ? none : sql`AND status = ${status}`}
-      ${words.reduce((all, word) => sql`${all} AND search @@ phraseto_tsquery('simple', ${word})`, none)}
+      ${search}
       ${after === undefined ? none : sql`AND (created_at, order_id) < (${after.t}::timestamptz, ${after.id})`}
     ORDER BY created_at DESC, order_id DESC
     LIMIT ${limit + 1}`;

@@ -10,6 +10,11 @@ const migrationLock = 8245611;
  * `order_id` sorts bytewise (COLLATE "C"), so the keyset order is the same on every server. `search` is built
  * from `searchText` with the 'simple' configuration: no stemming and no stop words, ids stay as written
  * (lowercased). `skus` keeps the skus of orders whose lines are not known yet, for search.
+ *
+ * `ids` (the order id, the customer id and the skus, exactly as given) lets a search find an id as a whole, which
+ * the text parser cannot always: it drops what has no letter or digit (a customer `😀🎉` or `%`, a sku `---`) and
+ * splits some ids differently inside the document than alone (`~abc` is `abc` there and `~abc` in a query). Being
+ * generated, it is filled for rows written before it too (Postgres computes it once, when the column is added).
  */
 export async function migrateOrdersRead<Types extends Record<string, unknown>>(
   sql: postgres.Sql<Types>,
@@ -35,6 +40,9 @@ export async function migrateOrdersRead<Types extends Record<string, unknown>>(
         ON orders_read (customer_id, created_at DESC, order_id DESC);
       CREATE INDEX IF NOT EXISTS orders_read_status ON orders_read (status, created_at DESC, order_id DESC);
       CREATE INDEX IF NOT EXISTS orders_read_search ON orders_read USING gin (search);
+      ALTER TABLE orders_read ADD COLUMN IF NOT EXISTS ids text[]
+        GENERATED ALWAYS AS (ARRAY[order_id, customer_id] || skus) STORED;
+      CREATE INDEX IF NOT EXISTS orders_read_ids ON orders_read USING gin (ids);
     `);
   });
 }

@@ -111,7 +111,16 @@ export const ListOrdersQuery = v.strictObject({
   status: v.optional(
     v.picklist(["pending", "confirmed", "rejected", "cancelled"], "must be an order status"),
   ),
-  q: v.optional(freeText(200)),
+  q: v.optional(
+    v.pipe(
+      freeText(200),
+      v.description(
+        "Up to 8 words, all of which must match: each finds an order by its id, its customer's id or a sku, exactly " +
+          "as given or as a word of one (any case; Unicode compared in composed form, NFC); `q` as a whole also " +
+          "finds an id with spaces in it. Every id the API accepts is found by itself.",
+      ),
+    ),
+  ),
   limit,
   cursor,
 });
