@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { Webhook } from "standardwebhooks";
 import { type Delivery, startReceiver } from "../broker/helpers.ts";
 import { type CommerceClient, eventually, type OrderView, uniqueName } from "./client.ts";
+import { idsCases } from "./lifecycle-ids.ts";
 
 /**
  * What every host of this suite is started with: a METRICS_TOKEN, so GET /metrics answers as API.md's "admin where
@@ -455,5 +456,7 @@ export function lifecycleSuite(host: string, client: () => CommerceClient, timeo
       },
       timeoutMs,
     );
+
+    idsCases(client, timeoutMs);
   });
 }
