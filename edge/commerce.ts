@@ -32,6 +32,7 @@ import {
   type MessageConsumer,
   type Transport,
 } from "../actors/runtime/index.ts";
+import { describeCustomerTarget } from "../actors/commerce/customer-target.ts";
 import { EventSchemas, Participants } from "../actors/commerce/messages.ts";
 import { readSideEvents, readSideKey } from "../actors/commerce/subscriptions.ts";
 import type { BillingSql } from "../actors/commerce/billing/schema.ts";
@@ -104,7 +105,8 @@ export interface CommerceSystem {
   recordSecurityEvent(event: SecurityEvent): Promise<void>;
   /**
    * A message target as the console's dead-letter table shows it: `webhooks/<subscriptionId>` as the subscription
-   * and its URL (through the `postgres` breaker); undefined for the others.
+   * and its URL (through the `postgres` breaker), `billing/…` and `loyalty/…` as the customer (decoded from the
+   * key); undefined for the others.
    */
   describeTarget(target: ActorAddress): Promise<TargetDescription | undefined>;
 }
@@ -302,7 +304,8 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
     async recordSecurityEvent(event) {
       await pg(() => activity.recordActivity(securityEventEnvelope(event)))();
     },
-    describeTarget: (target) => describeWebhookTarget(webhookStore, target),
+    describeTarget: async (target) =>
+      describeCustomerTarget(target) ?? describeWebhookTarget(webhookStore, target),
     async migrate() {
       await billing.migrate();
       await projector.migrate();
