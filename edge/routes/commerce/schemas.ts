@@ -117,7 +117,8 @@ export const ListOrdersQuery = v.strictObject({
       v.description(
         "Up to 8 words, all of which must match: each finds an order by its id, its customer's id or a sku, exactly " +
           "as given or as a word of one (any case; Unicode compared in composed form, NFC); `q` as a whole also " +
-          "finds an id with spaces in it. Every id the API accepts is found by itself.",
+          "finds an id with spaces in it. Every id the API accepts is found by itself, but for a customerId of only " +
+          "white space: a `q` of only white space searches nothing.",
       ),
     ),
   ),
