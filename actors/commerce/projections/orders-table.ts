@@ -1,5 +1,6 @@
 // The `orders_read` table: its DDL, and the mapping between its rows and OrderRecord.
 import type postgres from "postgres";
+import { addColumnIfMissing } from "../add-column.ts";
 import type { OrderStatus, RejectReason } from "../messages.ts";
 import { type OrderLineView, type OrderRecord, searchText } from "./order-merge.ts";
 
@@ -40,8 +41,7 @@ export async function migrateOrdersRead<Types extends Record<string, unknown>>(
         ON orders_read (customer_id, created_at DESC, order_id DESC);
       CREATE INDEX IF NOT EXISTS orders_read_status ON orders_read (status, created_at DESC, order_id DESC);
       CREATE INDEX IF NOT EXISTS orders_read_search ON orders_read USING gin (search);
-      ALTER TABLE orders_read ADD COLUMN IF NOT EXISTS ids text[]
-        GENERATED ALWAYS AS (ARRAY[order_id, customer_id] || skus) STORED;
+      ${addColumnIfMissing("orders_read", "ids", "text[] GENERATED ALWAYS AS (ARRAY[order_id, customer_id] || skus) STORED")}
       CREATE INDEX IF NOT EXISTS orders_read_ids ON orders_read USING gin (ids);
     `);
   });

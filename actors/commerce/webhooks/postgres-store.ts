@@ -1,6 +1,7 @@
 // The WebhookStore on Postgres (postgres.js), on the caller's pool; tables created under an advisory lock.
 import type postgres from "postgres";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { addColumnIfMissing } from "../add-column.ts";
 import type {
   AttemptPage,
   AttemptRecord,
@@ -57,9 +58,8 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
           deleted_at timestamptz
         );
         -- Secret rotation (added after the first release: ALTER keeps tables made before it).
-        ALTER TABLE webhook_subscriptions
-          ADD COLUMN IF NOT EXISTS previous_secret text CHECK (previous_secret LIKE 'whsec\\_%'),
-          ADD COLUMN IF NOT EXISTS previous_secret_expires_at timestamptz;
+        ${addColumnIfMissing("webhook_subscriptions", "previous_secret", "text CHECK (previous_secret LIKE 'whsec\\_%')")}
+        ${addColumnIfMissing("webhook_subscriptions", "previous_secret_expires_at", "timestamptz")}
         CREATE TABLE IF NOT EXISTS webhook_deliveries (
           id bigserial PRIMARY KEY,
           subscription_id text NOT NULL,
