@@ -690,6 +690,8 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
         requestsUnderWay--;
       }
     },
+    // Answered problem+json by the serve; reported here, as the app's own failures are.
+    onError: (error) => logger.error("request failed outside the app", { error: errorFields(error) }),
     // A gateway's certificate is a client's; a node that hosts actors listens with its own.
     ...(tlsFiles && host
       ? {

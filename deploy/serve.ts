@@ -1,4 +1,6 @@
 // The serve port: how a runtime listens for HTTP. The node and the broker take one; each entry brings its own.
+import { EdgewiseError, problemResponse } from "../shared/errors/index.ts";
+import { apiSecurityHeaders } from "../edge/middleware/secure-headers/index.ts";
 import type { TlsFiles, TlsMaterial } from "./tls.ts";
 
 export interface Peer {
@@ -12,6 +14,11 @@ export interface ServeOptions {
   fetch: (request: Request, peer: Peer) => Response | Promise<Response>;
   /** Largest request body the server itself accepts; the app applies its own, smaller limits. */
   maxRequestBodySize?: number;
+  /**
+   * Where a failure that escaped `fetch` is reported (it is answered with `unansweredFailure`). Default: the
+   * console's stderr, as the runtimes print one themselves.
+   */
+  onError?: (error: unknown) => void;
   /**
    * Serve HTTPS with the certificate in `files`, following its rotations without downtime. Bun only for now;
    * see `deploy/tls.ts` for the mutual TLS design (a peer's role is the CA that issued its certificate).
@@ -44,4 +51,21 @@ export type Serve = (options: ServeOptions) => RunningServer | Promise<RunningSe
 export function dialableHost(bound: string): string {
   if (bound === "0.0.0.0" || bound === "::" || bound === "") return "127.0.0.1";
   return bound.includes(":") && !bound.startsWith("[") ? `[${bound}]` : bound;
+}
+
+/**
+ * The answer to a request whose `fetch` threw instead of answering: a problem+json 500 that says nothing of the
+ * failure, with the API's security headers. Left to itself, Bun answers such a request with its development error
+ * page unless NODE_ENV is `production` (the stack, the source lines around it and the working directory, to anyone
+ * who sends, say, `CONNECT host:port`), and Deno with a bare text 500.
+ */
+export function unansweredFailure(error: unknown, report: ServeOptions["onError"]): Response {
+  try {
+    (report ?? ((e) => console.error("[edgewise] a request failed outside the app:", e)))(error);
+  } catch {
+    // Reporting a failure never stops its answer.
+  }
+  return problemResponse(new EdgewiseError("internal", "unanswered failure"), {
+    headers: new Headers(apiSecurityHeaders.map(([name, value]) => [name, value])),
+  });
 }

@@ -38,9 +38,7 @@ export function errorHandler(options: ErrorHandlerOptions = {}) {
         ...(error.public ? { detail: error.message } : {}),
       });
     }
-    // The path as the client sent it: `instance` is a URI reference, so percent-encoding stays (a decoded `%00` or
-    // `%2F` would not be one, or would name another path). Built only for an error answer.
-    const problem = toProblem(error, new URL(c.req.url).pathname);
+    const problem = toProblem(error, instanceOf(c.req.url));
     const headers = new Headers({ "content-type": problemContentType });
     if (c.var.requestId) headers.set("x-request-id", c.var.requestId);
     if (problem.status === 401 && !c.res.headers.get("www-authenticate"))
@@ -52,6 +50,20 @@ export function errorHandler(options: ErrorHandlerOptions = {}) {
     for (const [name, value] of c.res.headers) if (!headers.has(name)) headers.set(name, value);
     return new Response(JSON.stringify(problem), { status: problem.status, headers });
   };
+}
+
+/**
+ * The path as the client sent it: `instance` is a URI reference, so percent-encoding stays (a decoded `%00` or `%2F`
+ * would not be one, or would name another path). Built only for an error answer. None when the request target is
+ * no URL: Bun hands `CONNECT host:port` over as the URL `host:port`, and a throw here left the request to the
+ * runtime's own error answer.
+ */
+function instanceOf(url: string): string | undefined {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Hono's own 4xx (malformed JSON in a validator, for one) carry generic, safe messages. */

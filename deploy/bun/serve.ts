@@ -7,7 +7,7 @@
 // With requireClientCert, a client must present a certificate issued by one of the CAs in files.current().ca;
 // the handler cannot see which (bun#14097), which is why each role has its own CA (see deploy/tls.ts).
 import { EdgewiseError } from "../../shared/errors/index.ts";
-import type { Serve } from "../serve.ts";
+import { type Serve, unansweredFailure } from "../serve.ts";
 import type { TlsMaterial } from "../tls.ts";
 
 /** How long the old listener keeps accepting after a rotation, so connections already queued on it are served. */
@@ -39,6 +39,9 @@ export const bunServe: Serve = (options) => {
       port,
       hostname: options.hostname,
       idleTimeout: 60,
+      // Never Bun's development error page (its default unless NODE_ENV=production): see unansweredFailure.
+      development: false,
+      error: (error) => unansweredFailure(error, options.onError),
       ...(options.maxRequestBodySize ? { maxRequestBodySize: options.maxRequestBodySize } : {}),
       ...(tls ? { reusePort: true, tls: tlsOptions(tls.files.current(), tls.requireClientCert) } : {}),
       fetch: (request, self) => {

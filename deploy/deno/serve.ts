@@ -2,7 +2,7 @@
 import { EdgewiseError, problemResponse } from "../../shared/errors/index.ts";
 import { requestIdFor } from "../../edge/middleware/request-id/index.ts";
 import { apiSecurityHeaders } from "../../edge/middleware/secure-headers/index.ts";
-import type { Serve } from "../serve.ts";
+import { type Serve, unansweredFailure } from "../serve.ts";
 
 interface DenoAddr {
   hostname?: string;
@@ -14,7 +14,12 @@ interface DenoServer {
 }
 interface DenoGlobal {
   serve(
-    options: { port: number; hostname: string; onListen?: () => void },
+    options: {
+      port: number;
+      hostname: string;
+      onListen?: () => void;
+      onError?: (error: unknown) => Response | Promise<Response>;
+    },
     handler: (request: Request, info: { remoteAddr: DenoAddr }) => Response | Promise<Response>,
   ): DenoServer;
 }
@@ -36,7 +41,12 @@ export const denoServe: Serve = (options) => {
   let server: DenoServer;
   try {
     server = deno.serve(
-      { port: options.port, hostname: options.hostname, onListen: () => {} },
+      {
+        port: options.port,
+        hostname: options.hostname,
+        onListen: () => {},
+        onError: (error) => unansweredFailure(error, options.onError),
+      },
       async (request, info) => {
         if (closing) return shuttingDown(request);
         underWay++;
