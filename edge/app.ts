@@ -171,6 +171,8 @@ export function createApp(options: AppOptions): GatewayApp {
     }),
   );
   app.use(secureHeaders({ corsOrigins: options.corsOrigins ?? [] }));
+  // 4. timeout, for every route: a body, the deliveries' and the actor host's included, must arrive by its deadline.
+  app.use(timeout({ ms: options.requestTimeoutMs ?? 10_000 }));
   app.route(
     "/",
     healthRoutes({
@@ -242,7 +244,7 @@ export function createApp(options: AppOptions): GatewayApp {
   });
 
   if (options.clientCert) app.use(requireClientCert(options.clientCert));
-  // 4. body limit → 5. authentication → 6. rate limit; 7. validation sits on each route.
+  // 5. body limit → 6. authentication → 7. rate limit; 8. validation sits on each route.
   if (options.clientIp) app.use(options.clientIp);
   const apiBodyLimit = bodyLimit({ maxBytes: options.bodyLimitBytes ?? 64 * 1024 });
   if (options.console) {
@@ -250,7 +252,6 @@ export function createApp(options: AppOptions): GatewayApp {
     const consoleBodyLimit = bodyLimit({ maxBytes: 16 * 1024 });
     app.use((c, next) => (isConsolePath(c.req.path) ? consoleBodyLimit : apiBodyLimit)(c, next));
   } else app.use(apiBodyLimit);
-  app.use(timeout({ ms: options.requestTimeoutMs ?? 10_000 }));
   const apiKeyCache =
     options.apiKeyVerifier ?? (options.apiKeys ? cachedApiKeyVerifier(options.apiKeys) : undefined);
   const refusals = options.rateLimit?.refusals;

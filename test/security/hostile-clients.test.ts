@@ -1,15 +1,19 @@
-// Security suite, hostile-clients: raw TCP clients that send a request target that is no URL, against `npm start`'s
-// Bun node and `npm run start:deno`'s Deno node, each run as its entry.
+// Security suite, hostile-clients: raw TCP clients that trickle a body, hang up mid-body or send a request target
+// that is no URL, against `npm start`'s Bun node and `npm run start:deno`'s Deno node, each run as its entry.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { denoEntryCommand, freePort, type Started, startProcess } from "../e2e/process.ts";
-import { rawExchange } from "../support/raw-http.ts";
+import { type RawExchange, rawExchange } from "../support/raw-http.ts";
 import { attackCategory } from "./report.ts";
 
 const cases = attackCategory("hostile-clients");
 const root = resolve(import.meta.dir, "../..");
+/** REQUEST_TIMEOUT of both nodes, short so that a slow client's case takes about a second. */
+const timeoutMs = 1_000;
+/** The deadline's 50 ms slot, and a loaded machine's scheduling. */
+const slackMs = 1_500;
 
 const runtimes = [
   { name: "Bun", command: [process.execPath, join(root, "edge/entries/bun.ts")] },
@@ -20,6 +24,7 @@ for (const runtime of runtimes) {
   describe(`${runtime.name} node`, () => {
     let node: Started;
     let port: number;
+    let token: string;
     let dataDir: string;
 
     beforeAll(async () => {
@@ -32,13 +37,95 @@ for (const runtime of runtimes) {
           HOST: "127.0.0.1",
           EDGEWISE_DATA_DIR: dataDir,
           EDGEWISE_TRACING: "off",
+          REQUEST_TIMEOUT: `${timeoutMs}ms`,
         },
         pattern: /admin token[^:]*: (\S+)/,
       });
+      token = node.match;
     }, 30_000);
     afterAll(async () => {
       await node?.kill("SIGTERM");
       rmSync(dataDir, { recursive: true, force: true });
+    });
+
+    const head = (path: string, headers: string) =>
+      `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n` +
+      `Content-Type: application/json\r\n${headers}\r\n`;
+    const problem = (answer: RawExchange) =>
+      answer.headers.get("content-type") === "application/problem+json" ? JSON.parse(answer.body) : undefined;
+
+    /** A body that trickles a byte every 300 ms, never ending: answered 504 at the deadline, not waited for. */
+    async function slowBody(name: string, path: string, headers: string, first: string, more: string) {
+      const answer = await rawExchange(port, {
+        head: head(path, headers) + first,
+        trickle: { bytes: more, everyMs: 300 },
+        waitMs: timeoutMs + slackMs + 500,
+        closeWaitMs: 300,
+      });
+      expect(answer.status).toBe(504);
+      expect(problem(answer)?.code).toBe("timeout");
+      expect(answer.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(answer.answeredMs).toBeLessThan(timeoutMs + slackMs);
+      // The rest of the body would be read as the next request: the connection is closed after the answer. Bun
+      // closes it; Deno.serve keeps it while the client sends (SECURITY.md, "Slow and hostile clients").
+      expect(answer.headers.get("connection")).toBe("close");
+      if (runtime.name === "Bun") expect(answer.closedMs).toBeDefined();
+      cases.tried(`${runtime.name}: ${name}`, answer.status === 504);
+    }
+
+    test("a body declared 1,000 bytes that trickles in is answered 504 at REQUEST_TIMEOUT", async () => {
+      await slowBody("slow Content-Length body", "/v1/orders", "Content-Length: 1000\r\n", "{", " ");
+    });
+
+    test("a chunked body that trickles in is answered 504 too, before the body limit has read it", async () => {
+      await slowBody(
+        "slow chunked body",
+        "/v1/orders",
+        "Transfer-Encoding: chunked\r\n",
+        "1\r\n{\r\n",
+        "1\r\n \r\n",
+      );
+    });
+
+    test("so is one to the delivery endpoint, which reads its body before it checks the signature", async () => {
+      await slowBody(
+        "slow delivery body",
+        "/_edgewise/deliver/counter/hostile",
+        "Content-Length: 1000\r\n",
+        "{",
+        " ",
+      );
+    });
+
+    test("a client that hangs up mid-body is a 400 in the access log, not a server error, and nothing waits", async () => {
+      const requestId = `hangup-${crypto.randomUUID()}`;
+      await rawExchange(port, {
+        head: `${head("/v1/orders", `Content-Length: 200\r\nX-Request-Id: ${requestId}\r\n`)}{"customerId":`,
+        hangUpAfterMs: 100,
+      });
+      const deadline = Date.now() + 3_000;
+      const access = () =>
+        node
+          .output()
+          .split("\n")
+          .find((line) => line.includes(requestId));
+      while (!access() && Date.now() < deadline) await Bun.sleep(50);
+      const line = JSON.parse(access() ?? "{}");
+      expect(line).toMatchObject({ msg: "request", route: "/v1/orders", status: 400 });
+      expect(node.output()).not.toContain('"level":"error"');
+      // The order actor's mailbox is free: a whole order is accepted at once.
+      const started = Date.now();
+      const order = await fetch(`http://127.0.0.1:${port}/v1/orders`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          customerId: "hostile-customer",
+          items: [{ sku: "hostile-sku", quantity: 1 }],
+        }),
+      });
+      expect(order.status).toBe(202);
+      expect(Date.now() - started).toBeLessThan(2_000);
+      cases.tried(`${runtime.name}: hang-up mid-body`, line.status === 400);
     });
 
     test("CONNECT host:port (a target Bun hands over as no URL) gets the API's problem+json", async () => {
@@ -47,8 +134,7 @@ for (const runtime of runtimes) {
         closeWaitMs: 100,
       });
       expect(answer.status).toBe(404);
-      expect(answer.headers.get("content-type")).toBe("application/problem+json");
-      expect(JSON.parse(answer.body).code).toBe("not_found");
+      expect(problem(answer)?.code).toBe("not_found");
       expect(answer.headers.get("x-content-type-options")).toBe("nosniff");
       expect(answer.body).not.toContain(root);
       cases.tried(`${runtime.name}: CONNECT authority-form`, answer.status === 404);
