@@ -11,7 +11,10 @@ export interface GatewayVariables {
   clientIp: string;
   /** Set by auth: who is calling; undefined when anonymous. */
   principal: Principal | undefined;
-  /** Set by timeout: aborts when the client goes away or the request's time is up. */
+  /**
+   * Set by timeout: aborts when the request's time is up. A client that goes away does not abort it: work already
+   * asked for goes on, and an order whose request arrived whole is placed once (its Idempotency-Key finds it).
+   */
   signal: AbortSignal;
 }
 
