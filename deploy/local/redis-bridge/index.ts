@@ -73,6 +73,15 @@ export async function startRedisBridge(options: RedisBridgeOptions): Promise<Red
       // The handler enforces maxBodyBytes itself, so an oversized body gets a JSON error rather than Bun's bare 413.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       idleTimeout: 60,
+      // Never Bun's development error page (its default unless NODE_ENV=production) for a failure that escapes
+      // the handler, which answers its own failures: Upstash's error shape, and the failure logged (masked).
+      development: false,
+      error: (error) => {
+        log(
+          `a request failed outside the handler: ${error instanceof Error ? error.message : String(error)}`,
+        );
+        return Response.json({ error: "ERR internal error" }, { status: 500 });
+      },
       fetch: createHandler({ token, link, scripts: new ScriptShim(), log, maxBodyBytes }),
     });
   } catch (error) {
