@@ -73,7 +73,7 @@ import {
 import { brokerApiFetch, plainBrokerWarning } from "./broker-api.ts";
 import { otlpMetricsConfigFromEnv, startOtlpMetricsExport } from "./metrics-export.ts";
 import { type NodeTracing, startNodeTracing, tracingEnabled } from "./tracing.ts";
-import { dialableHost, type RunningServer, type Serve } from "./serve.ts";
+import { dialableHost, idleTimeoutFor, type RunningServer, type Serve } from "./serve.ts";
 import { acquireActorHostLease } from "./actor-host-lease.ts";
 
 export interface NodeOptions {
@@ -679,6 +679,8 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   const server = await options.serve({
     port: config.PORT,
     hostname: config.HOST,
+    // On Bun: a request may take REQUEST_TIMEOUT to answer before the connection counts as idle.
+    idleTimeoutSeconds: idleTimeoutFor(config.REQUEST_TIMEOUT),
     fetch: async (request, peer) => {
       requestsUnderWay++;
       try {

@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { rawExchange } from "../test/support/raw-http.ts";
 import { startProcess } from "../test/e2e/process.ts";
 import { bunServe } from "./bun/serve.ts";
+import { idleTimeoutFor } from "./serve.ts";
 
 const root = resolve(import.meta.dir, "..");
 
@@ -42,6 +43,42 @@ test("Bun: a fetch that throws is answered problem+json, not with Bun's developm
     await server.stop(true);
   }
 });
+
+test("Bun: an answer that takes longer than the idle timeout is cut off; the node's idle timeout follows REQUEST_TIMEOUT", async () => {
+  // Bun counts a request still being answered as idle: with its 60 s default, a REQUEST_TIMEOUT over a minute was
+  // cut off without an answer. A node now passes idleTimeoutFor(REQUEST_TIMEOUT).
+  expect([
+    idleTimeoutFor(100),
+    idleTimeoutFor(10_000),
+    idleTimeoutFor(70_000),
+    idleTimeoutFor(250_000),
+  ]).toEqual([60, 60, 75, 255]);
+  const slowAnswer = async (idleTimeoutSeconds: number) => {
+    const server = await bunServe({
+      port: 0,
+      hostname: "127.0.0.1",
+      idleTimeoutSeconds,
+      fetch: async () => {
+        await Bun.sleep(6_000);
+        return new Response("done");
+      },
+    });
+    try {
+      return await rawExchange(server.port, {
+        head: "GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        waitMs: 10_000,
+      });
+    } finally {
+      await server.stop(true);
+    }
+  };
+  // Bun checks idle connections every 4 s or so: an idle timeout of 1 s closes after about 4.
+  const [cut, answered] = await Promise.all([slowAnswer(1), slowAnswer(12)]);
+  expect(cut.status).toBe(0);
+  expect(cut.closedMs).toBeLessThan(6_000);
+  expect(answered.status).toBe(200);
+  expect(answered.body).toBe("done");
+}, 20_000);
 
 const deno = await startProcess(
   [

@@ -15,6 +15,11 @@ export interface ServeOptions {
   /** Largest request body the server itself accepts; the app applies its own, smaller limits. */
   maxRequestBodySize?: number;
   /**
+   * Bun only: seconds a connection may stay silent, an answer still being worked on included, before Bun closes
+   * it (60 by default). Deno.serve has no such setting. See `idleTimeoutFor`.
+   */
+  idleTimeoutSeconds?: number;
+  /**
    * Where a failure that escaped `fetch` is reported (it is answered with `unansweredFailure`). Default: the
    * console's stderr, as the runtimes print one themselves.
    */
@@ -68,4 +73,13 @@ export function unansweredFailure(error: unknown, report: ServeOptions["onError"
   return problemResponse(new EdgewiseError("internal", "unanswered failure"), {
     headers: new Headers(apiSecurityHeaders.map(([name, value]) => [name, value])),
   });
+}
+
+/**
+ * The idle timeout for a server whose requests may take `requestTimeoutMs`: Bun counts a request still being
+ * answered as idle, so with its 60 s default a REQUEST_TIMEOUT over a minute was cut off without an answer. Never
+ * under 60 s (idle keep-alive connections are closed after it), and at most Bun's 255.
+ */
+export function idleTimeoutFor(requestTimeoutMs: number): number {
+  return Math.min(255, Math.max(60, Math.ceil(requestTimeoutMs / 1000) + 5));
 }

@@ -38,7 +38,7 @@ export const bunServe: Serve = (options) => {
     Bun.serve({
       port,
       hostname: options.hostname,
-      idleTimeout: 60,
+      idleTimeout: options.idleTimeoutSeconds ?? 60,
       // Never Bun's development error page (its default unless NODE_ENV=production): see unansweredFailure.
       development: false,
       error: (error) => unansweredFailure(error, options.onError),

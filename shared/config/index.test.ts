@@ -213,6 +213,7 @@ describe("gateway configuration", () => {
     const refused: [string, string, string][] = [
       ["REQUEST_TIMEOUT", "0s", "REQUEST_TIMEOUT must be at least 100ms"],
       ["REQUEST_TIMEOUT", "20ms", "REQUEST_TIMEOUT must be at least 100ms"],
+      ["REQUEST_TIMEOUT", "251s", "REQUEST_TIMEOUT must be at most 250s"],
       ["BODY_LIMIT", "0", "BODY_LIMIT must be at least 1kb"],
       ["BODY_LIMIT", "100", "BODY_LIMIT must be at least 1kb"],
       ["EDGEWISE_INBOX_RETENTION", "0s", "EDGEWISE_INBOX_RETENTION must be at least 1s"],

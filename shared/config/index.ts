@@ -312,7 +312,15 @@ export const ConfigSchema = v.object({
   ),
   /** Time a request may take before it is aborted with 504. */
   REQUEST_TIMEOUT: v.optional(
-    durationAtLeast("REQUEST_TIMEOUT", 100, "100ms", "deadlines are kept in 50 ms steps"),
+    v.pipe(
+      durationAtLeast("REQUEST_TIMEOUT", 100, "100ms", "deadlines are kept in 50 ms steps"),
+      // Bun closes a connection idle for its idleTimeout, an answer still being worked on included, and takes at
+      // most 255 s there; the node sets it to this plus 5 s (deploy/serve.ts idleTimeoutFor).
+      v.maxValue(
+        250_000,
+        "REQUEST_TIMEOUT must be at most 250s: Bun closes a connection idle for 255 s at most",
+      ),
+    ),
     "10s",
   ),
   /** Split deployment, gateway side: reach actors on this actor host instead of running them here. */
