@@ -1,0 +1,84 @@
+// How a console route answers: a page under its own CSP, or a refusal (a page for a browser, else problem+json).
+import type { Context, MiddlewareHandler } from "hono";
+import { raw } from "hono/html";
+import type { Child } from "hono/jsx";
+import { EdgewiseError } from "../../shared/errors/index.ts";
+import { errorFields } from "../../shared/telemetry/log/index.ts";
+import type { GatewayEnv } from "../env.ts";
+import { Notice } from "./views.tsx";
+
+/**
+ * Scripts and styles from this origin only (no inline code, so no nonce either); forms post only here; the live
+ * event stream (EventSource) connects only here; nothing frames the console.
+ */
+export const consolePolicy =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/** A console page: its own CSP, never cached. */
+export function page(c: Context, node: Child, status: 200 | 400 | 401 | 403 | 404 | 502 | 503 = 200) {
+  c.header("Content-Security-Policy", consolePolicy);
+  c.header("Cache-Control", "no-store");
+  return c.html(
+    <>
+      {raw("<!DOCTYPE html>")}
+      {node}
+    </>,
+    status,
+  );
+}
+
+/** A request the console refuses (4xx): a browser gets a page saying why, any other client the problem+json. */
+export function refused(c: Context, title: string, error: EdgewiseError) {
+  if (!wantsHtml(c)) throw error;
+  return page(c, <Notice title={title} message={sentence(error.message)} />, error.status as 400 | 404);
+}
+
+/** A console page that is not there: a browser gets the page, any other client the API's problem+json. */
+export const notFound = (c: Context, title: string, message: string) =>
+  refused(c, title, new EdgewiseError("not_found", message));
+
+/**
+ * A request validator (`validate(…)`) on a console page: what it refuses is a page for a browser and the API's
+ * problem+json for any other client, as the console's other refusals. Only its own refusal: what the route
+ * throws after it passed is the route's.
+ */
+export function pageChecked<Check extends MiddlewareHandler>(check: Check, title: string): Check {
+  const checked: MiddlewareHandler = async (c, next) => {
+    let passed = false;
+    try {
+      return await check(c, async () => {
+        passed = true;
+        await next();
+      });
+    } catch (error) {
+      if (passed || !(error instanceof EdgewiseError)) throw error;
+      return refused(c, title, error);
+    }
+  };
+  return checked as Check;
+}
+
+/**
+ * A dependency the page needs is down (`unavailable`, 503): a browser gets a console page saying so, with the
+ * error's Retry-After, logged at warn as the error handler logs a 503 for other clients (a dependency down, not a
+ * bug); any other client gets the problem+json.
+ */
+export function unavailable(c: Context<GatewayEnv>, title: string, error: EdgewiseError, hint: string) {
+  if (!wantsHtml(c)) throw error;
+  c.var.log?.warn("request failed", { method: c.req.method, path: c.req.path, error: errorFields(error) });
+  const retryAfter = error.meta?.retryAfterSeconds;
+  if (typeof retryAfter === "number") c.header("Retry-After", String(retryAfter));
+  return page(c, <Notice title={title} message={sentence(error.message)} hint={hint} />, 503);
+}
+
+/** An error's message as a sentence on a page: a capital first letter and a full stop. */
+export function sentence(message: string): string {
+  const text = `${message[0]?.toUpperCase() ?? ""}${message.slice(1)}`;
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
+
+/** A browser's navigation asks for HTML; `fetch`, curl, EventSource and monitoring probes do not. */
+export function wantsHtml(c: Context): boolean {
+  return /\btext\/html\b/i.test(c.req.header("accept") ?? "");
+}
