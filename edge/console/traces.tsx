@@ -1,14 +1,31 @@
 // The console's trace page, `/_console/traces/:traceId`: one trace's spans as a waterfall, from the node's trace store.
 import type { Hono } from "hono";
+import * as v from "valibot";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { GatewayEnv } from "../env.ts";
-import { notFound, page, unavailable } from "./page.tsx";
+import { validate } from "../middleware/validation/index.ts";
+import { notFound, page, pageChecked, unavailable } from "./page.tsx";
 import type { ConsoleOptions, ConsoleSpan } from "./types.ts";
 import { Layout, Waterfall } from "./views.tsx";
 
+const traceIdRule = "a W3C trace id: 32 lowercase hex digits, not all zero";
+
+/**
+ * A trace's address: a W3C trace id, as every span the store keeps has (an all-zero id is invalid there). Anything
+ * else is refused before the store is read, rather than looked up and echoed back whole on the page.
+ */
+const TraceParams = v.object({
+  traceId: v.pipe(
+    v.string(),
+    v.regex(/^[0-9a-f]{32}$/, `must be ${traceIdRule}`),
+    v.check((traceId) => !/^0+$/.test(traceId), `must be ${traceIdRule}`),
+  ),
+});
+
 export function traceRoutes(app: Hono<GatewayEnv>, options: ConsoleOptions): void {
-  app.get("/_console/traces/:traceId", async (c) => {
-    const traceId = c.req.param("traceId");
+  const checkedTrace = pageChecked(validate("param", TraceParams), "Invalid trace id");
+  app.get("/_console/traces/:traceId", checkedTrace, async (c) => {
+    const { traceId } = c.req.valid("param");
     if (!options.traces) {
       return notFound(c, "Traces", "tracing not configured");
     }

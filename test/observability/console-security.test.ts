@@ -173,9 +173,15 @@ describe("markup an outsider controls is text", () => {
     });
     expect(refused.status).toBe(400);
     expectInert(await refused.text());
-    const trace = await gateway.request(`/_console/traces/${encodeURIComponent(payload)}`, { headers });
+    const trace = await gateway.request(`/_console/traces/${"ab".repeat(16)}`, { headers });
     expect(trace.status).toBe(200);
     expectInert(await trace.text());
+    // A trace id that is no W3C trace id is refused (400), on a page as inert.
+    const badTrace = await gateway.request(`/_console/traces/${encodeURIComponent(payload)}`, {
+      headers: { ...headers, accept: "text/html" },
+    });
+    expect(badTrace.status).toBe(400);
+    expectInert(await badTrace.text());
   });
 
   test("the live stream: one frame per entry, whatever newlines the data holds", async () => {

@@ -141,6 +141,9 @@ describe("console access", () => {
 });
 
 describe("traces", () => {
+  // W3C trace ids, as the route takes (test/observability/console-params.test.ts refuses the others).
+  const traceOne = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const noSuchTrace = "0af7651916cd43dd8448eb211c80319c";
   test("without a traces port: tracing not configured", async () => {
     const admin = await token(["admin"]);
     const html = await (
@@ -153,21 +156,21 @@ describe("traces", () => {
     const gateway = app({
       traces: {
         recentTraces: () => [
-          { traceId: "t1", name: "POST /v1/orders", startTimeMs: t0, durationMs: 40, spanCount: 4 },
+          { traceId: traceOne, name: "POST /v1/orders", startTimeMs: t0, durationMs: 40, spanCount: 4 },
         ],
-        spans: (traceId) => (traceId === "t1" ? spans : []),
+        spans: (traceId) => (traceId === traceOne ? spans : []),
       },
     });
     const headers = { authorization: `Bearer ${await token(["admin"])}` };
     const overview = await (await gateway.request("/_console", { headers })).text();
-    expect(overview).toContain('href="/_console/traces/t1"');
-    const waterfall = await gateway.request("/_console/traces/t1", { headers });
+    expect(overview).toContain(`href="/_console/traces/${traceOne}"`);
+    const waterfall = await gateway.request(`/_console/traces/${traceOne}`, { headers });
     expect(waterfall.status).toBe(200);
     const svg = await waterfall.text();
     const order = [...svg.matchAll(/data-span-id="(\w)"/g)].map((m) => m[1]);
     expect(order).toEqual(["a", "b", "c", "d"]);
     expect(svg).toContain("#d9534f"); // the failed span
-    expect((await gateway.request("/_console/traces/nope", { headers })).status).toBe(404);
+    expect((await gateway.request(`/_console/traces/${noSuchTrace}`, { headers })).status).toBe(404);
   });
 
   test("a page that is not there is HTML for a browser and problem+json for any other client", async () => {
@@ -175,8 +178,8 @@ describe("traces", () => {
     const browser = { ...headers, accept: "text/html" };
     const withTraces = app({ traces: { recentTraces: () => [], spans: () => [] } });
     for (const [gateway, path] of [
-      [withTraces, "/_console/traces/nope"],
-      [app(), "/_console/traces/nope"],
+      [withTraces, `/_console/traces/${noSuchTrace}`],
+      [app(), `/_console/traces/${noSuchTrace}`],
       [app(), "/_console/actors/order/o1"],
     ] as const) {
       const page = await gateway.request(path, { headers: browser });

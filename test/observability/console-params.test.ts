@@ -1,0 +1,150 @@
+// The console's path parameters and queries: each checked by its rule before anything is asked (the trace
+// store), refused as 400 request.invalid naming it, and each valid one served.
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
+import type { ActorHost } from "../../actors/runtime/index.ts";
+import { consoleTraces } from "../../deploy/tracing.ts";
+import { createApp } from "../../edge/app.ts";
+import type { ConsoleOptions } from "../../edge/console/index.tsx";
+import { issueToken } from "../../edge/middleware/auth/tokens.ts";
+import { TraceStore } from "../../shared/telemetry/trace/store.ts";
+
+const secret = "console-params-secret-console-params-secret";
+const topology: ConsoleOptions["topology"] = {
+  actors: [{ type: "counter", messages: ["Increment", "Get"] }],
+  consumers: [],
+  subscriptions: [],
+};
+const app = (extra: Partial<ConsoleOptions> = {}) =>
+  createApp({
+    actors: {} as unknown as ActorHost,
+    auth: { secret },
+    console: { topology, breakers: () => [], live: { intervalMs: 20, heartbeatMs: 60_000 }, ...extra },
+  });
+const admin = async () => ({
+  authorization: `Bearer ${await issueToken({ sub: "op", scopes: ["admin"], ttlSeconds: 600, secret })}`,
+});
+
+/** The answer to any other client (problem+json) and to a browser (a console page), for one request. */
+async function both(gateway: ReturnType<typeof app>, path: string, init: RequestInit = {}) {
+  const headers = await admin();
+  const api = await gateway.request(path, { ...init, headers: { ...headers, ...init.headers } });
+  const apiType = api.headers.get("content-type");
+  const problem =
+    apiType === "application/problem+json" ? ((await api.json()) as Record<string, unknown>) : {};
+  const browser = await gateway.request(path, { ...init, headers: { ...headers, accept: "text/html" } });
+  const html = await browser.text();
+  return {
+    api: { status: api.status, type: apiType, code: problem.code, detail: String(problem.detail) },
+    page: {
+      status: browser.status,
+      type: browser.headers.get("content-type"),
+      location: browser.headers.get("location"),
+      title: /<h1>([^<]*)<\/h1>/.exec(html)?.[1],
+      html,
+    },
+  };
+}
+
+/** Expects the request refused as a bad `param` or `query` field, by both clients, without echoing `echo`. */
+async function expectRefused(
+  gateway: ReturnType<typeof app>,
+  path: string,
+  target: "param" | "query",
+  field: string,
+  title: string,
+  init: RequestInit = {},
+  echo?: string,
+) {
+  const { api, page } = await both(gateway, path, init);
+  expect({ path, ...api }).toMatchObject({
+    path,
+    status: 400,
+    type: "application/problem+json",
+    code: "request.invalid",
+  });
+  const prefix = `${target} is invalid (${field}: `;
+  expect({ path, detail: api.detail.slice(0, prefix.length) }).toEqual({ path, detail: prefix });
+  expect({ path, status: page.status, title: page.title, location: page.location }).toEqual({
+    path,
+    status: 400,
+    title,
+    location: null,
+  });
+  expect(page.type).toContain("text/html");
+  if (echo !== undefined) expect(page.html).not.toContain(echo);
+  expect(page.html).not.toContain("<b>x</b>");
+}
+describe("a trace's page, /_console/traces/:traceId", () => {
+  const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const store = new TraceStore(
+    openBunSqlite(join(mkdtempSync(join(tmpdir(), "audit-console-traces-")), "t.db")),
+  );
+  store.write([
+    {
+      traceId,
+      spanId: "00f067aa0ba902b7",
+      name: "POST /v1/orders",
+      kind: "SERVER",
+      startMs: 1_767_000_000_000,
+      durationMs: 12,
+      status: "OK",
+      attributes: {},
+      links: [],
+    },
+  ]);
+  /** Every trace id the store was asked for. */
+  const asked: string[] = [];
+  const traces = consoleTraces(store);
+  const gateway = app({
+    traces: {
+      recentTraces: (limit) => traces.recentTraces(limit),
+      spans: (id) => {
+        asked.push(id);
+        return traces.spans(id);
+      },
+    },
+  });
+  afterAll(() => store.close());
+
+  test("an id that is not 32 lowercase hex digits (or is all zero) is 400 before the store is read", async () => {
+    const oversized = "a".repeat(5_000);
+    for (const bad of [
+      traceId.toUpperCase(),
+      traceId.slice(1),
+      `${traceId}0`,
+      "0".repeat(32),
+      `${"g".repeat(32)}`,
+      oversized,
+      encodeURIComponent("<b>x</b>"),
+      encodeURIComponent(`${traceId.slice(0, 16)}/${traceId.slice(16)}`),
+      "%FF",
+      "t1",
+    ]) {
+      await expectRefused(
+        gateway,
+        `/_console/traces/${bad}`,
+        "param",
+        "traceId",
+        "Invalid trace id",
+        {},
+        oversized,
+      );
+    }
+    expect(asked).toEqual([]);
+  });
+
+  test("a well-formed id is looked up: its waterfall, or 404 when the store has no such trace", async () => {
+    asked.length = 0;
+    const shown = await both(gateway, `/_console/traces/${traceId}`);
+    expect(shown.page.status).toBe(200);
+    expect(shown.page.html).toContain("POST /v1/orders");
+    const missing = await both(gateway, `/_console/traces/${"1".repeat(32)}`);
+    expect(missing.api).toMatchObject({ status: 404, code: "not_found" });
+    expect(missing.page).toMatchObject({ status: 404, title: "Traces" });
+    expect(asked).toEqual([traceId, traceId, "1".repeat(32), "1".repeat(32)]);
+  });
+});
