@@ -1,11 +1,37 @@
 // The console's dead-letter forms: replay or delete one dead letter, or purge them all, through the broker's REST API.
 import type { Context, Hono } from "hono";
+import * as v from "valibot";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { GatewayEnv } from "../env.ts";
+import { validate } from "../middleware/validation/index.ts";
 import type { ConsoleAccess } from "./access.tsx";
 import type { BrokerCall } from "./broker.ts";
-import { unavailable } from "./page.tsx";
+import { pageChecked, unavailable } from "./page.tsx";
 import type { ConsoleOptions } from "./types.ts";
+
+const dlqIdRule =
+  "a dead letter's id as the broker lists it: 1-128 letters, digits, '_' or '-', from a letter or digit";
+
+/**
+ * The words the broker's REST API has of its own under `/v2/dlq/` (`POST /v2/dlq/retry/multi`, `DELETE
+ * /v2/dlq/multi`: the calls that take a list of ids in their body), which no dead letter is named.
+ */
+const brokerWords = new Set(["retry", "multi"]);
+
+/**
+ * A dead letter's id, checked before the broker is called. The embedded broker's are `dlq_` and 24 letters and
+ * digits (deploy/local/broker/ingest.ts); QStash documents no format, its examples are Redis stream ids
+ * (`1725323658779-0`). So the rule is the alphabet both write in, bounded, not one broker's exact shape: the console
+ * in front of QStash must never refuse an id QStash listed on its own page. A `/`, `%`, space or markup, an
+ * oversized id or one of the API's own words never reaches the broker.
+ */
+const DeadLetterParams = v.object({
+  dlqId: v.pipe(
+    v.string(),
+    v.regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/, `must be ${dlqIdRule}`),
+    v.check((dlqId) => !brokerWords.has(dlqId), `must be ${dlqIdRule}, not one of the broker's own words`),
+  ),
+});
 
 export function deadLetterRoutes(
   app: Hono<GatewayEnv>,
@@ -49,14 +75,17 @@ export function deadLetterRoutes(
     if (refused) return refused;
     return brokerForm(c, "/v2/dlq", "DELETE", "purged");
   });
-  app.post("/_console/dlq/:dlqId/retry", async (c) => {
+  const checkedId = pageChecked(validate("param", DeadLetterParams), "Invalid dead letter");
+  app.post("/_console/dlq/:dlqId/retry", checkedId, async (c) => {
     const refused = await access.checkForm(c);
     if (refused) return refused;
-    return brokerForm(c, `/v2/dlq/retry/${encodeURIComponent(c.req.param("dlqId"))}`, "POST", "replayed");
+    const { dlqId } = c.req.valid("param");
+    return brokerForm(c, `/v2/dlq/retry/${encodeURIComponent(dlqId)}`, "POST", "replayed");
   });
-  app.post("/_console/dlq/:dlqId/delete", async (c) => {
+  app.post("/_console/dlq/:dlqId/delete", checkedId, async (c) => {
     const refused = await access.checkForm(c);
     if (refused) return refused;
-    return brokerForm(c, `/v2/dlq/${encodeURIComponent(c.req.param("dlqId"))}`, "DELETE", "deleted");
+    const { dlqId } = c.req.valid("param");
+    return brokerForm(c, `/v2/dlq/${encodeURIComponent(dlqId)}`, "DELETE", "deleted");
   });
 }

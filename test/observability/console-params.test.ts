@@ -1,16 +1,27 @@
-// The console's path parameters and queries: each checked by its rule before anything is asked (the trace
-// store), refused as 400 request.invalid naming it, and each valid one served.
-import { afterAll, describe, expect, test } from "bun:test";
+// The console's path parameters and queries: each checked by its rule before anything is asked (the trace store, the
+// broker), refused as 400 request.invalid naming it, and each valid one served.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 import type { ActorHost } from "../../actors/runtime/index.ts";
+import type { Broker } from "../../deploy/local/broker/index.ts";
+import { newDlqId } from "../../deploy/local/broker/ingest.ts";
 import { consoleTraces } from "../../deploy/tracing.ts";
 import { createApp } from "../../edge/app.ts";
 import type { ConsoleOptions } from "../../edge/console/index.tsx";
 import { issueToken } from "../../edge/middleware/auth/tokens.ts";
 import { TraceStore } from "../../shared/telemetry/trace/store.ts";
+import {
+  call,
+  dropSchema,
+  sdkFor,
+  startReceiver,
+  startTestBroker,
+  uniqueSchema,
+  waitFor,
+} from "../broker/helpers.ts";
 
 const secret = "console-params-secret-console-params-secret";
 const topology: ConsoleOptions["topology"] = {
@@ -146,5 +157,111 @@ describe("a trace's page, /_console/traces/:traceId", () => {
     expect(missing.api).toMatchObject({ status: 404, code: "not_found" });
     expect(missing.page).toMatchObject({ status: 404, title: "Traces" });
     expect(asked).toEqual([traceId, traceId, "1".repeat(32), "1".repeat(32)]);
+  });
+});
+
+describe("the dead-letter forms, /_console/dlq/:dlqId/retry and …/delete, against the broker", () => {
+  const schema = uniqueSchema("console_params");
+  let broker: Broker;
+  let receiver: ReturnType<typeof startReceiver>;
+  let refusing = true;
+  /** The calls the console made to the broker's API. */
+  const calls: string[] = [];
+  let gateway: ReturnType<typeof app>;
+  const deadLetters = async () =>
+    ((await call(broker, "/v2/dlq")).body as { messages: Array<{ dlqId: string; body: string }> }).messages;
+
+  beforeAll(async () => {
+    broker = await startTestBroker(schema);
+    receiver = startReceiver(() => new Response(refusing ? "no" : "ok", { status: refusing ? 500 : 200 }));
+    const { client } = sdkFor(broker);
+    for (const n of [1, 2]) await client.publishJSON({ url: receiver.url("/dead"), body: { n }, retries: 0 });
+    await waitFor(async () => (await deadLetters()).length === 2, 10_000, "two dead letters");
+    refusing = false;
+    gateway = app({
+      broker: {
+        url: broker.url,
+        token: broker.token,
+        fetch: (input, init) => {
+          calls.push(`${init.method ?? "GET"} ${new URL(input).pathname}`);
+          return fetch(input, init);
+        },
+      },
+    });
+  }, 30_000);
+  afterAll(async () => {
+    receiver?.stop();
+    await broker?.stop();
+    await dropSchema(schema);
+  });
+
+  test("an id the broker cannot have is 400, and the broker is not called: every dead letter stays", async () => {
+    const before = await deadLetters();
+    const delivered = receiver.deliveries.length;
+    const oversized = `dlq_${"a".repeat(5_000)}`;
+    for (const action of ["retry", "delete"]) {
+      for (const bad of [
+        oversized,
+        "a".repeat(129),
+        encodeURIComponent("dlq_a/b"),
+        encodeURIComponent("dlq a"),
+        encodeURIComponent("<b>x</b>"),
+        "dlq_%FF",
+        "%zz",
+        "-dlq",
+        "_dlq",
+        "dlq.x",
+        // The broker API's own words under /v2/dlq/: DELETE /v2/dlq/multi and POST /v2/dlq/retry/multi take lists.
+        "multi",
+        "retry",
+      ]) {
+        await expectRefused(
+          gateway,
+          `/_console/dlq/${bad}/${action}`,
+          "param",
+          "dlqId",
+          "Invalid dead letter",
+          { method: "POST" },
+          oversized,
+        );
+      }
+    }
+    expect(calls).toEqual([]);
+    expect(await deadLetters()).toEqual(before);
+    await Bun.sleep(100);
+    expect(receiver.deliveries.length).toBe(delivered);
+  });
+
+  test("the broker's own ids are replayed and deleted; an id of QStash's shape reaches the broker too", async () => {
+    calls.length = 0;
+    const [first, second] = await deadLetters();
+    expect(first?.dlqId).toMatch(/^dlq_/);
+    const headers = await admin();
+    const replay = await gateway.request(`/_console/dlq/${first?.dlqId}/retry`, { method: "POST", headers });
+    expect(replay.status).toBe(303);
+    expect(replay.headers.get("location")).toBe("/_console?notice=replayed#queues");
+    // Delivered again, and answered this time: it leaves the dead-letter queue.
+    await waitFor(
+      () => receiver.deliveries.filter((d) => d.body === first?.body).length === 2,
+      10_000,
+      "the replay",
+    );
+    const removed = await gateway.request(`/_console/dlq/${second?.dlqId}/delete`, {
+      method: "POST",
+      headers,
+    });
+    expect(removed.headers.get("location")).toBe("/_console?notice=deleted#queues");
+    expect(await deadLetters()).toEqual([]);
+    // QStash's ids look like `1725323658779-0`, and the embedded broker's like newDlqId()'s: neither is refused.
+    for (const id of ["1725323658779-0", newDlqId()]) {
+      const answer = await gateway.request(`/_console/dlq/${id}/delete`, { method: "POST", headers });
+      expect(answer.headers.get("location")).toBe("/_console?notice=failed#queues"); // the broker: no such id
+    }
+    expect(calls).toEqual([
+      `POST /v2/dlq/retry/${first?.dlqId}`,
+      `DELETE /v2/dlq/${second?.dlqId}`,
+      "DELETE /v2/dlq/1725323658779-0",
+      expect.stringMatching(/^DELETE \/v2\/dlq\/dlq_[0-9A-Za-z]{24}$/),
+    ]);
   });
 });
