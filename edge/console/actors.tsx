@@ -31,12 +31,21 @@ const ActorParams = v.object({
   ),
 });
 
+/**
+ * The inspector form's fields (`GET /_console/actors?type=&key=`), by the same rules: a bad one is refused here, not
+ * redirected to an address that is then refused. A field left empty leaves the form to be filled in.
+ */
+const InspectorQuery = v.strictObject({
+  type: v.optional(ActorParams.entries.type),
+  key: v.optional(ActorParams.entries.key),
+});
+
 export function actorRoutes(app: Hono<GatewayEnv>, options: ConsoleOptions): void {
   const allTypes = [...options.topology.actors.map((a) => a.type)];
 
-  app.get("/_console/actors", (c) => {
-    const type = c.req.query("type") ?? "";
-    const key = c.req.query("key") ?? "";
+  const checkedForm = pageChecked(validate("query", InspectorQuery), "Invalid actor address");
+  app.get("/_console/actors", checkedForm, (c) => {
+    const { type, key } = c.req.valid("query");
     if (!type || !key) return c.redirect("/_console#inspector", 303);
     return c.redirect(`/_console/actors/${encodeURIComponent(type)}/${encodeURIComponent(key)}`, 303);
   });

@@ -1,11 +1,21 @@
 // The console's live event stream, `/_console/events/stream`: SSE from one shared tail of the activity log.
 import type { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
+import * as v from "valibot";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { GatewayEnv } from "../env.ts";
+import { validate } from "../middleware/validation/index.ts";
 import type { ConsoleAccess } from "./access.tsx";
 import { isPosition, LiveTail } from "./live.ts";
+import { pageChecked } from "./page.tsx";
 import type { ConsoleOptions } from "./types.ts";
+
+const positionRule = "a position in the activity log (a decimal number below 2^63)";
+
+/** The page's first connection names the newest row it rendered: `?after=`, a position in the log. */
+const StreamQuery = v.strictObject({
+  after: v.optional(v.pipe(v.string(), v.check(isPosition, `must be ${positionRule}`))),
+});
 
 /** The node's one tail of the activity log, closed when the node stops; none without a log or a live stream. */
 export function liveTail(options: ConsoleOptions): LiveTail | undefined {
@@ -33,15 +43,14 @@ export function liveStreamRoutes(
   // The live event stream: Server-Sent Events, one `activity` frame per new entry of the log, its position as
   // the frame's id. EventSource sends the last id back as Last-Event-ID when it reconnects, and the stream resumes
   // right after it; the page's first connection names the newest row it rendered (`?after=`).
-  app.get("/_console/events/stream", async (c) => {
+  const checkedQuery = pageChecked(validate("query", StreamQuery), "Invalid stream position");
+  app.get("/_console/events/stream", checkedQuery, async (c) => {
     const session = access.sessionOf(c);
     if (!tail) throw new EdgewiseError("not_found", "no live event stream here");
-    const after = c.req.header("last-event-id") ?? c.req.query("after");
+    // The header, which EventSource sends when it reconnects, is checked here: the validator reads no headers.
+    const after = c.req.header("last-event-id") ?? c.req.valid("query").after;
     if (after !== undefined && !isPosition(after)) {
-      throw new EdgewiseError(
-        "request.invalid",
-        "Last-Event-ID and ?after= take a position in the activity log",
-      );
+      throw new EdgewiseError("request.invalid", `Last-Event-ID must be ${positionRule}`);
     }
     if (tail.closed) throw new EdgewiseError("unavailable", "the node is shutting down");
     if (tail.size + opening >= maxStreams) {

@@ -1,14 +1,16 @@
 // The console's overview, `/_console`: topology, events, breakers, queues and dead letters, inspector, traces.
 import type { Hono } from "hono";
 import { describeRoute } from "hono-openapi";
+import * as v from "valibot";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { GatewayEnv } from "../env.ts";
+import { validate } from "../middleware/validation/index.ts";
 import { requires } from "../openapi.ts";
 import type { ConsoleAccess } from "./access.tsx";
 import type { BrokerCall } from "./broker.ts";
 import { type DeadLetter, type ListedDeadLetter, listDeadLetters } from "./dead-letters.ts";
 import type { LiveTail } from "./live.ts";
-import { page } from "./page.tsx";
+import { page, pageChecked } from "./page.tsx";
 import type { ConsoleLogEntry, ConsoleOptions } from "./types.ts";
 import {
   ActorTable,
@@ -21,6 +23,17 @@ import {
   TopologyDiagram,
   TraceList,
 } from "./views.tsx";
+
+/**
+ * The overview's query: `?notice=`, a word the console's own forms redirect with (one it does not know shows nothing,
+ * so an address kept from another version still opens the page), and `?token=`, which the guard takes first.
+ */
+const OverviewQuery = v.strictObject({
+  notice: v.optional(
+    v.pipe(v.string(), v.regex(/^[A-Za-z_]{1,32}$/, "must be a notice's name: 1-32 letters")),
+  ),
+  token: v.optional(v.string()),
+});
 
 /** A Map, not an object: `?notice=constructor` must find nothing, not Object's own function. */
 const notices = new Map<string, string>(
@@ -113,6 +126,7 @@ export function overviewRoutes(
         303: { description: "Signed in: the session cookie is set, and the token leaves the address bar" },
       }),
     }),
+    pageChecked(validate("query", OverviewQuery), "Invalid console address"),
     async (c) => {
       const session = access.sessionOf(c);
       const [queues, events, traces] = await Promise.all([
@@ -120,7 +134,7 @@ export function overviewRoutes(
         latestEvents(),
         recentTraces(),
       ]);
-      const notice = notices.get(c.req.query("notice") ?? "");
+      const notice = notices.get(c.req.valid("query").notice ?? "");
       return page(
         c,
         <Layout title="Overview">

@@ -1,9 +1,13 @@
 // The console's path parameters and queries: each checked by its rule before anything is asked (the trace store, the
-// broker), refused as 400 request.invalid naming it, and each valid one served.
+// broker, the actor host, the activity log), refused as 400 request.invalid naming it, and each valid one served.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import postgres from "postgres";
+import { ActivityLog } from "../../actors/commerce/projections/activity-log.ts";
+import { counterActor } from "../../actors/examples/counter.ts";
+import { LocalActorHost } from "../../actors/hosts/local/index.ts";
 import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 import type { ActorHost } from "../../actors/runtime/index.ts";
 import type { Broker } from "../../deploy/local/broker/index.ts";
@@ -11,7 +15,9 @@ import { newDlqId } from "../../deploy/local/broker/ingest.ts";
 import { consoleTraces } from "../../deploy/tracing.ts";
 import { createApp } from "../../edge/app.ts";
 import type { ConsoleOptions } from "../../edge/console/index.tsx";
+import { localInspector } from "../../edge/console/local.ts";
 import { issueToken } from "../../edge/middleware/auth/tokens.ts";
+import { createEnvelope } from "../../shared/envelope/index.ts";
 import { TraceStore } from "../../shared/telemetry/trace/store.ts";
 import {
   call,
@@ -19,6 +25,7 @@ import {
   sdkFor,
   startReceiver,
   startTestBroker,
+  TEST_DATABASE_URL,
   uniqueSchema,
   waitFor,
 } from "../broker/helpers.ts";
@@ -263,5 +270,158 @@ describe("the dead-letter forms, /_console/dlq/:dlqId/retry and …/delete, agai
       "DELETE /v2/dlq/1725323658779-0",
       expect.stringMatching(/^DELETE \/v2\/dlq\/dlq_[0-9A-Za-z]{24}$/),
     ]);
+  });
+});
+
+describe("the inspector form's target, /_console/actors?type=&key=", () => {
+  const file = join(mkdtempSync(join(tmpdir(), "audit-console-inspector-")), "actors.db");
+  const db = openBunSqlite(file);
+  const host = new LocalActorHost({ actors: [counterActor], db });
+  const inspector = localInspector((address) => host.inspect(address), db);
+  const asked: string[] = [];
+  const gateway = app({
+    inspect: (address) => {
+      asked.push(`${address.type}/${address.key}`);
+      return inspector(address);
+    },
+  });
+  afterAll(() => host.stop());
+
+  test("a type or key no actor can have is refused there, not redirected to an address that then is", async () => {
+    const active = host.stats().activeActors;
+    const oversized = "k".repeat(5_000);
+    for (const [query, field] of [
+      [`type=counter&key=${oversized}`, "key"],
+      [`type=counter&key=${encodeURIComponent("a b")}`, "key"],
+      ["type=counter&key=%FF", "key"],
+      [`type=${encodeURIComponent("//evil.example")}&key=x`, "type"],
+      [`type=Counter&key=x`, "type"],
+      [`type=${encodeURIComponent("<b>x</b>")}&key=x`, "type"],
+      ["type=counter&key=x&then=1", "then"],
+    ] as const) {
+      await expectRefused(
+        gateway,
+        `/_console/actors?${query}`,
+        "query",
+        field,
+        "Invalid actor address",
+        {},
+        oversized,
+      );
+    }
+    expect(asked).toEqual([]);
+    expect(host.stats().activeActors).toBe(active);
+  });
+
+  test("a valid one goes to the actor's page, and an empty field back to the form", async () => {
+    const headers = await admin();
+    const go = await gateway.request("/_console/actors?type=counter&key=c-1", { headers });
+    expect(go.status).toBe(303);
+    expect(go.headers.get("location")).toBe("/_console/actors/counter/c-1");
+    for (const query of ["type=counter&key=", "type=counter", ""]) {
+      const back = await gateway.request(`/_console/actors?${query}`, { headers });
+      expect({ query, status: back.status, location: back.headers.get("location") }).toEqual({
+        query,
+        status: 303,
+        location: "/_console#inspector",
+      });
+    }
+  });
+});
+
+describe("the overview's ?notice=", () => {
+  test("a malformed or oversized one is 400; a notice the console wrote still shows", async () => {
+    const gateway = app();
+    const oversized = "n".repeat(5_000);
+    for (const bad of [oversized, encodeURIComponent("<b>x</b>"), "replayed%FF", "re played"]) {
+      await expectRefused(
+        gateway,
+        `/_console?notice=${bad}`,
+        "query",
+        "notice",
+        "Invalid console address",
+        {},
+        oversized,
+      );
+    }
+    await expectRefused(
+      gateway,
+      "/_console?notice=purged&then=1",
+      "query",
+      "then",
+      "Invalid console address",
+    );
+    const shown = await both(gateway, "/_console?notice=purged");
+    expect(shown.page.status).toBe(200);
+    expect(shown.page.html).toContain("Every dead letter was deleted.");
+  });
+});
+
+describe("the live stream's ?after=, on the activity log in Postgres", () => {
+  const schema = uniqueSchema("console_params_log");
+  const sql = postgres(TEST_DATABASE_URL, {
+    max: 2,
+    onnotice: () => {},
+    connection: { search_path: schema },
+  });
+  const log = new ActivityLog(sql);
+  let gateway: ReturnType<typeof app>;
+  let queries = 0;
+  beforeAll(async () => {
+    await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    await log.migrate();
+    gateway = app({
+      events: {
+        latestActivity: (limit) => log.latestActivity(limit),
+        activityAfter: (after, limit) => {
+          queries++;
+          return log.activityAfter(after, limit);
+        },
+      },
+    });
+  });
+  afterAll(async () => {
+    await sql.end();
+    await dropSchema(schema);
+  });
+
+  test("one that is not a position, or a parameter the stream does not take, is 400 naming it", async () => {
+    for (const [query, field] of [
+      ["after=abc", "after"],
+      [`after=${"9".repeat(5_000)}`, "after"],
+      ["after=-1", "after"],
+      ["after=%FF", "after"],
+      ["after=1&from=2", "from"],
+    ] as const) {
+      const { api } = await both(gateway, `/_console/events/stream?${query}`);
+      expect({ query, ...api }).toMatchObject({ query, status: 400, code: "request.invalid" });
+      const prefix = `query is invalid (${field}: `;
+      expect({ query, detail: api.detail.slice(0, prefix.length) }).toEqual({ query, detail: prefix });
+    }
+    expect(queries).toBe(0);
+  });
+
+  test("a position streams the entries after it", async () => {
+    const envelope = (n: number) =>
+      createEnvelope({
+        type: "OrderPlaced",
+        source: "edgewise://test",
+        subject: `order/o-${n}`,
+        data: { n },
+      });
+    const { seq } = await log.recordActivity(envelope(1));
+    expect(seq).toBeString();
+    const later = envelope(2);
+    await log.recordActivity(later);
+    const response = await gateway.request(`/_console/events/stream?after=${seq}`, {
+      headers: await admin(),
+    });
+    expect(response.status).toBe(200);
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    let text = "";
+    while (!text.includes(later.id)) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    expect(text).toContain("event: activity");
+    expect(text).not.toContain(`"subject":"order/o-1"`);
   });
 });
