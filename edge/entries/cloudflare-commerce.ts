@@ -151,7 +151,10 @@ export class CommerceOnWorkers {
     private readonly transport: Transport,
     private readonly actors: ActorHost,
     private readonly dependencies?: Dependencies,
-    /** The isolate's gateway metrics, where billing's deliveries land: `edgewise_billing_payments_total`. */
+    /**
+     * The isolate's gateway metrics, where billing's deliveries land (`edgewise_billing_payments_total`) and the read
+     * cache counts its lookups (`edgewise_read_cache_*`).
+     */
     private readonly metrics?: EdgewiseMetrics,
   ) {
     metrics?.countBillingPayments();
@@ -171,6 +174,8 @@ export class CommerceOnWorkers {
     this.readCache = redis
       ? new RedisReadCache(dependencies ? guardedRedis(redis, dependencies) : redis)
       : undefined;
+    // The isolate's hits and misses, as a node's /metrics shows its cache's (`edgewise_read_cache_*`).
+    if (this.readCache) metrics?.observeReadCache("reads", this.readCache);
   }
 
   private async findApiKey(id: string) {

@@ -48,8 +48,12 @@ export function workerConfig(env: object): Config {
 export function gatewayFromEnv(
   env: object,
   dependencies?: Dependencies,
-  /** Told of each 429 (security events); the isolate's, so it may be set after this returns. */
-  onDenied?: RateLimitOptions["onDenied"],
+  /**
+   * The rate limiter's hooks: `onDecision` for each decision (the isolate's
+   * `edgewise_rate_limit_decisions_total`, as on a node), `onDenied` for each 429 (security events; the isolate's,
+   * so it may be set after this returns).
+   */
+  hooks: Pick<RateLimitOptions, "onDecision" | "onDenied"> = {},
 ): GatewayOptions {
   const config = workerConfig(env);
   const raw = config.UPSTASH_REDIS_REST_URL
@@ -79,7 +83,7 @@ export function gatewayFromEnv(
           },
         }
       : {}),
-    rateLimit: rateLimit({ limiterFor: () => limiter, ...(onDenied ? { onDenied } : {}) }),
+    rateLimit: rateLimit({ limiterFor: () => limiter, ...hooks }),
     corsOrigins: config.CORS_ORIGINS,
     // Cloudflare may compress the GET; a HEAD then has no right length to give (see AppOptions).
     headContentLength: false,

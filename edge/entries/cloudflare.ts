@@ -94,7 +94,10 @@ function isolateFor(env: Env): Isolate {
     if (commerce) securityReporters(commerce.securityEvents.emit).onDenied(denial, c);
   };
   const config = workerConfig(env);
-  const gateway = gatewayFromEnv(env, dependencies, onDenied);
+  const gateway = gatewayFromEnv(env, dependencies, {
+    onDenied,
+    onDecision: (decision, routeClass) => metrics.metrics.rateLimit(decision, routeClass),
+  });
   const url = databaseUrl(env);
   const options: AppOptions = {
     actors,

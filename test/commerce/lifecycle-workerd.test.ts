@@ -1,27 +1,45 @@
 // The order lifecycle on Durable Objects: the production Worker (root wrangler.toml) under `wrangler dev`, with the
-// local broker and the real Postgres, each on a schema of its own. Only 127.0.0.1.
+// local broker and the real Postgres, each on a schema of its own, and the real Redis through the Upstash REST bridge.
+// Only 127.0.0.1.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import postgres from "postgres";
 import { recordAgedActivity } from "../../actors/commerce/projections/testing.ts";
+import type { RedisBridge } from "../../deploy/local/redis-bridge/index.ts";
 import { TEST_DATABASE_URL } from "../broker/helpers.ts";
+import { parseMetrics } from "../observability/metrics-scrape.ts";
+import { startTestBridge } from "../redis-bridge/helpers.ts";
 import { uniqueName } from "./client.ts";
 import { consoleWorkerdSuite } from "./console-workerd.ts";
 import { lifecycleEnv, lifecycleSuite } from "./lifecycle.ts";
 import { type CommerceWorker, startCommerceWorker } from "./workerd-node.ts";
 
 let running: CommerceWorker | undefined;
+let bridge: RedisBridge | undefined;
 
 beforeAll(async () => {
+  // Upstash's REST API over the real Redis, as a deployed Worker would have it: the read cache and the rate
+  // limiter's shared count.
+  bridge = await startTestBridge();
   // EDGEWISE_ACTIVITY_RETENTION and --test-scheduled: the cron's activity-log pruning, tested below.
-  running = await startCommerceWorker("commerce_cf", { ...lifecycleEnv, EDGEWISE_ACTIVITY_RETENTION: "1h" }, [
-    "--test-scheduled",
-  ]);
+  running = await startCommerceWorker(
+    "commerce_cf",
+    {
+      ...lifecycleEnv,
+      EDGEWISE_ACTIVITY_RETENTION: "1h",
+      UPSTASH_REDIS_REST_URL: bridge.url,
+      UPSTASH_REDIS_REST_TOKEN: bridge.token,
+    },
+    ["--test-scheduled"],
+  );
 }, 60_000);
 
-afterAll(() => running?.stop());
+afterAll(async () => {
+  await running?.stop();
+  await bridge?.stop();
+});
 
 lifecycleSuite("workerd", () => (running as CommerceWorker).client);
 consoleWorkerdSuite(() => running as CommerceWorker);
@@ -90,3 +108,39 @@ test("the cron prunes the activity log past EDGEWISE_ACTIVITY_RETENTION, as a no
     await sql.end();
   }
 });
+
+test("/metrics on the Worker counts what a node's does: billing's payments, rate-limit decisions, read-cache hits", async () => {
+  const { client } = running as CommerceWorker;
+  // wrangler dev runs one isolate, so its /metrics sees every request below (a deployed Worker's is per isolate).
+  const scrape = async () => {
+    const response = await fetch(`${client.target.base}/metrics`, {
+      headers: { authorization: `Bearer ${lifecycleEnv.METRICS_TOKEN}` },
+    });
+    expect(response.status).toBe(200);
+    return parseMetrics(await response.text());
+  };
+  const counts = async () => {
+    const scraped = await scrape();
+    return {
+      captured: scraped.value("edgewise_billing_payments_total", { outcome: "captured" }),
+      allowed: scraped.value("edgewise_rate_limit_decisions_total", { decision: "allowed" }),
+      cacheHits: scraped.value("edgewise_read_cache_hits_total", { cache: "reads" }),
+    };
+  };
+  const before = await counts();
+  const [sku, customer] = [uniqueName("metered"), uniqueName("meterer")];
+  await client.putSku(sku, 5, 100);
+  await client.putAccount(customer, 1_000);
+  const placed = await client.place(customer, [{ sku, quantity: 1 }]);
+  expect((await client.settle(placed.body.orderId)).status).toBe("confirmed");
+  // The first read fills the cache (or finds it filled by the sale's invalidation), the second is a hit.
+  await client.call("GET", `/v1/inventory/${sku}`);
+  const again = await client.call("GET", `/v1/inventory/${sku}`);
+  expect(again.headers.get("x-cache")).toBe("hit");
+
+  const after = await counts();
+  // Before, the Worker wired neither the rate limiter's decisions nor its read cache to /metrics: both stayed 0.
+  expect(after.captured).toBeGreaterThanOrEqual(before.captured + 1);
+  expect(after.allowed).toBeGreaterThanOrEqual(before.allowed + 6);
+  expect(after.cacheHits).toBeGreaterThanOrEqual(before.cacheHits + 1);
+}, 30_000);
