@@ -163,3 +163,27 @@ describe("JWT_MAX_LIFETIME on Workers", () => {
     expect(((await refused.json()) as { detail: string }).detail).toBe("invalid token: exp too far ahead");
   });
 });
+
+describe("a Worker without JWT_SECRET or JWT_JWKS_URL", () => {
+  test("refuses every caller of the demo counters (401), as a node with a key does an anonymous one", async () => {
+    const app = createApp({ ...gatewayFromEnv({}), actors: local });
+    const anonymous = await app.request("/v1/counters/unkeyed/increment", {
+      method: "POST",
+      body: "{}",
+      headers: { "content-type": "application/json" },
+    });
+    // Before, with no key the Worker mounted no authentication, and anyone could write the counters.
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get("www-authenticate")).toContain("Bearer");
+    const forged = await new SignJWT({ sub: "alice", scope: "admin" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setExpirationTime("1h")
+      .sign(new TextEncoder().encode("any-key-at-all-will-do-0123456789abcdef"));
+    const read = await app.request("/v1/counters/unkeyed", {
+      headers: { authorization: `Bearer ${forged}` },
+    });
+    expect(read.status).toBe(401);
+    // Nothing was written: the actor has no stored state at all.
+    expect(local.inspect({ type: "counter", key: "unkeyed" }).state).toBeUndefined();
+  });
+});

@@ -41,9 +41,11 @@ export function workerConfig(env: object): Config {
 }
 
 /**
- * JWT_SECRET (a secret) or JWT_JWKS_URL turns authentication on; there is no data dir to generate a key
- * into on Workers. The rate limiter counts in Upstash Redis when UPSTASH_REDIS_REST_* are set; otherwise per
- * isolate, which only bounds one isolate's share. With `dependencies`, Redis goes through its `redis` breaker.
+ * JWT_SECRET (a secret) or JWT_JWKS_URL verifies tokens; there is no data dir to generate a key into on Workers.
+ * Without either, authentication still runs and accepts no JWT: a Worker whose secret was never put refuses its
+ * callers (401) instead of serving the demo counters to anyone (a node always has a key: it generates one). The
+ * rate limiter counts in Upstash Redis when UPSTASH_REDIS_REST_* are set; otherwise per isolate, which only bounds
+ * one isolate's share. With `dependencies`, Redis goes through its `redis` breaker.
  */
 export function gatewayFromEnv(
   env: object,
@@ -65,24 +67,19 @@ export function gatewayFromEnv(
     onRedisFailure: config.RATE_LIMIT_ON_REDIS_FAILURE,
     ...(redis ? { redis } : {}),
   });
-  const authenticates = config.JWT_SECRET !== undefined || config.JWT_JWKS_URL !== undefined;
   return {
     clientIp: clientIp({
       trustedProxies: config.TRUSTED_PROXIES,
       forwardedHeader: config.TRUSTED_PROXY_HEADER,
       platform: "workers",
     }),
-    ...(authenticates
-      ? {
-          auth: {
-            ...(config.JWT_SECRET ? { secret: config.JWT_SECRET } : {}),
-            // One key set per isolate: with commerce the app is built per request, and a `jwksUrl` would make
-            // each its own, fetched anew.
-            ...(config.JWT_JWKS_URL ? { jwks: remoteKeySet(config.JWT_JWKS_URL) } : {}),
-            ...jwtClaimChecks(config),
-          },
-        }
-      : {}),
+    auth: {
+      ...(config.JWT_SECRET ? { secret: config.JWT_SECRET } : {}),
+      // One key set per isolate: with commerce the app is built per request, and a `jwksUrl` would make each its
+      // own, fetched anew.
+      ...(config.JWT_JWKS_URL ? { jwks: remoteKeySet(config.JWT_JWKS_URL) } : {}),
+      ...jwtClaimChecks(config),
+    },
     rateLimit: rateLimit({ limiterFor: () => limiter, ...hooks }),
     corsOrigins: config.CORS_ORIGINS,
     // Cloudflare may compress the GET; a HEAD then has no right length to give (see AppOptions).
