@@ -101,6 +101,12 @@ export interface AppOptions {
   securityEvents?: SecurityEventSink;
   /** The operator console at `/_console` (HTML, admins only; see edge/console). */
   console?: ConsoleOptions;
+  /**
+   * Work a request waits for before anything else of the app runs but the request id, telemetry, and secure
+   * headers and CORS: on Workers, commerce's tables, made by an isolate's first request that needs them. A failure
+   * is then answered as any error of the app is, with those headers.
+   */
+  prepare?: (c: Context<GatewayEnv>) => Promise<void> | undefined;
 }
 
 /** Deliveries are signed by the broker and may be as large as a QStash message (1 MiB). */
@@ -173,6 +179,13 @@ export function createApp(options: AppOptions): GatewayApp {
   app.use(secureHeaders({ corsOrigins: options.corsOrigins ?? [] }));
   // 4. timeout, for every route: a body, the deliveries' and the actor host's included, must arrive by its deadline.
   app.use(timeout({ ms: options.requestTimeoutMs ?? 10_000 }));
+  const prepare = options.prepare;
+  if (prepare) {
+    app.use(async (c, next) => {
+      await prepare(c);
+      await next();
+    });
+  }
   app.route(
     "/",
     healthRoutes({

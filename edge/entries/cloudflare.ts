@@ -136,8 +136,7 @@ function isolateFor(env: Env): Isolate {
 }
 
 /** Everything but health checks, metrics and deliveries to actors may query Postgres, so needs its tables. */
-function needsTables(request: Request, worker: Isolate): boolean {
-  const path = new URL(request.url).pathname;
+function needsTables(path: string, worker: Isolate): boolean {
   if (path === "/healthz" || path === "/readyz" || path === "/metrics") return false;
   return !worker.actorPaths.some((prefix) => path.startsWith(prefix));
 }
@@ -154,9 +153,11 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
     // The commerce parts hold this request's pool, so the app that routes to them is built per request too.
     const scope = worker.commerce.open(ctx);
     try {
-      if (needsTables(request, worker)) await scope.ready();
       const app = createApp({
         ...worker.options,
+        // Inside the app, so that a Postgres outage is answered with its headers (CORS included) and counted in its
+        // metrics; before authentication and the delivery endpoint, which may need the tables (API keys, billing).
+        prepare: (c) => (needsTables(c.req.path, worker) ? scope.ready() : undefined),
         apiKeys: scope.apiKeys,
         apiKeyVerifier: worker.commerce.apiKeyVerifier,
         securityEvents: worker.commerce.securityEvents.emit,
@@ -183,8 +184,8 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
       });
       return await app.fetch(request, env, ctx);
     } catch (error) {
-      // As the app's error handler does: a breaker's fast failure says when to come back. The app never ran, so
-      // its headers are set here: the API's security headers and a request id a caller can quote.
+      // Outside the app (it could not be built): as its error handler does, a breaker's fast failure says when to
+      // come back, with the API's security headers and a request id a caller can quote.
       const retryAfter = isEdgewiseError(error) ? error.meta?.retryAfterSeconds : undefined;
       return problemResponse(error, {
         instance: new URL(request.url).pathname,

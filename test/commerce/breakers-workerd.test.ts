@@ -29,6 +29,7 @@ async function startWorker(): Promise<Started> {
         PUBLIC_URL: `http://127.0.0.1:${port}`,
         DATABASE_URL: `postgres://postgres@127.0.0.1:${dead}/none`,
         RATE_LIMIT: "1000000/60s",
+        CORS_ORIGINS: "https://app.example.com",
       },
     }),
     { cwd: root, env: wranglerEnv, pattern: /Ready on (https?:\/\/[\w.]+:\d+)/, timeoutMs: 40_000 },
@@ -62,12 +63,17 @@ test("Postgres down: the breaker trips, requests fail fast, /readyz and /metrics
   // row open it, and from then on the answer is 503 at once, with Retry-After.
   const codes: string[] = [];
   for (let i = 0; i < 6; i++) {
-    const response = await fetch(`${base}/v1/orders?customerId=c1`);
+    const response = await fetch(`${base}/v1/orders?customerId=c1`, {
+      headers: { origin: "https://app.example.com" },
+    });
     expect(response.status).toBe(503);
-    // Answered before the app could run (the tables cannot be made), yet with the app's headers.
+    // The tables cannot be made, and that is answered as any error of the app: its headers, CORS included, so a
+    // page sees the 503 (before, it was answered outside the app, without CORS: a browser saw a network error).
     expect(response.headers.get("content-type")).toContain("application/problem+json");
     expect(response.headers.get("x-request-id")).toMatch(/^[A-Za-z0-9._~-]+$/);
     expect(response.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(response.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
+    expect(response.headers.get("access-control-expose-headers")).toContain("Retry-After");
     codes.push(((await response.json()) as { code: string }).code);
     if (i === 5) expect(Number(response.headers.get("retry-after"))).toBeGreaterThan(0);
   }
