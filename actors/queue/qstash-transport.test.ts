@@ -153,3 +153,34 @@ test("on Workers, EDGEWISE_DELIVERY_RETRIES sets the broker's retries, as on a n
   expect(error.code).toBe("config.invalid");
   expect(error.issues?.[0]?.path).toBe("EDGEWISE_DELIVERY_RETRIES");
 });
+
+test("the same message from two deployments on one broker reaches both; the same deployment's repeat is dropped", async () => {
+  // Ids are deterministic where they must be (an order's from its caller and Idempotency-Key, billing's replies), so
+  // staging and production publishing to one QStash account can publish the same id for the same target. Before,
+  // the second deployment's message was taken for a repeat of the first's and dropped.
+  const production = startReceiver();
+  try {
+    const transport = (deliverTo: string) =>
+      new QStashTransport({ baseUrl: broker.url, token: broker.token, deliveryUrl: () => deliverTo });
+    const staging = transport(receiver.url("/two-deployments"));
+    const live = transport(production.url("/two-deployments"));
+    const envelope = createEnvelope({
+      type: "PaymentCaptured",
+      source: "edgewise://billing",
+      target: "order/o-42",
+      data: {},
+    });
+    await staging.send([envelope]);
+    await live.send([envelope]);
+    await staging.send([envelope]); // a relay retry of a batch the broker already took
+    const arrived = (deliveries: typeof receiver.deliveries) =>
+      deliveries.filter((delivery) => delivery.path === "/two-deployments").map((d) => JSON.parse(d.body).id);
+    await waitFor(() => arrived(production.deliveries).length === 1, 5_000, "production's delivery");
+    await waitFor(() => arrived(receiver.deliveries).length === 1, 5_000, "staging's delivery");
+    await Bun.sleep(300); // a repeat that slipped through would be delivered by now
+    expect(arrived(receiver.deliveries)).toEqual([envelope.id]);
+    expect(arrived(production.deliveries)).toEqual([envelope.id]);
+  } finally {
+    production.stop();
+  }
+});

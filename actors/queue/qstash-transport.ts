@@ -25,12 +25,27 @@ export interface QStashTransportOptions {
 export const deliveryPath = (target: ActorAddress): string =>
   `/_edgewise/deliver/${encodeURIComponent(target.type)}/${encodeURIComponent(target.key)}`;
 
-/** The broker keeps one copy per (message, target): a relay retry of the same batch is not enqueued twice. */
-export const deduplicationId = (envelope: Envelope): string => `${envelope.id}.${envelope.target ?? "topic"}`;
+/**
+ * The broker keeps one copy per (message, target, deployment): a relay retry of the same batch is not enqueued
+ * twice. `deployment` tags where the message is delivered (`deploymentTag` of the delivery URL's origin): ids are
+ * deterministic where they must be (an order's id from its caller and `Idempotency-Key`, billing's replies), so two
+ * deployments publishing to one QStash account (staging and production, say) had their messages taken for each
+ * other's repeats, and the second one's was dropped: its order stayed pending for good.
+ */
+export const deduplicationId = (envelope: Envelope, deployment: string): string =>
+  `${envelope.id}.${envelope.target ?? "topic"}.${deployment}`;
+
+/** A short tag of a delivery origin (the first 12 hex digits of its SHA-256), for `deduplicationId`. */
+export async function deploymentTag(origin: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(origin));
+  return [...new Uint8Array(digest).slice(0, 6)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+}
 
 export class QStashTransport implements Transport {
   private readonly client: Client;
   private readonly batchSize: number;
+  /** `deploymentTag` per delivery origin; a deployment delivers to one or two (a split one's actor host). */
+  private readonly tags = new Map<string, string>();
 
   constructor(private readonly options: QStashTransportOptions) {
     // The relay owns retries and backoff; the SDK's own retry loop would hide failures from it. Left unset, devMode
@@ -51,15 +66,20 @@ export class QStashTransport implements Transport {
   async send(envelopes: Envelope[]): Promise<void> {
     // The relay expands events into one targeted delivery per subscriber. One still without a target has no
     // subscriber (or the host has no subscription registry): there is nobody to deliver it to.
-    const deliveries = envelopes
+    const targeted = envelopes
       .filter((envelope) => envelope.target !== undefined)
       .map((envelope) => ({
+        envelope,
         url: this.options.deliveryUrl(parseAddress(envelope.target as string)),
-        body: JSON.stringify(envelope),
-        headers: { "content-type": "application/cloudevents+json" },
-        deduplicationId: deduplicationId(envelope),
-        retries: this.options.retries ?? 3,
       }));
+    for (const { url } of targeted) if (!this.tags.has(originOf(url))) await this.learnTag(originOf(url));
+    const deliveries = targeted.map(({ envelope, url }) => ({
+      url,
+      body: JSON.stringify(envelope),
+      headers: { "content-type": "application/cloudevents+json" },
+      deduplicationId: deduplicationId(envelope, this.tags.get(originOf(url)) as string),
+      retries: this.options.retries ?? 3,
+    }));
     for (const chunk of batches(deliveries, this.batchSize, batchBodyBytes)) {
       const results = await this.client.batch(chunk);
       const failed = results.filter((result) => "error" in (result as object));
@@ -70,7 +90,19 @@ export class QStashTransport implements Transport {
       }
     }
   }
+
+  private async learnTag(origin: string): Promise<void> {
+    const tag = await deploymentTag(origin);
+    if (this.tags.size >= 64) this.tags.clear(); // origins come from configuration: a handful at most
+    this.tags.set(origin, tag);
+  }
 }
+
+/** `scheme://host:port` of an absolute URL, without parsing the rest (a delivery URL is built by us). */
+const originOf = (url: string): string => {
+  const end = url.indexOf("/", url.indexOf("//") + 2);
+  return end === -1 ? url : url.slice(0, end);
+};
 
 type Requester = Client["http"];
 type UpstashRequest = Parameters<Requester["request"]>[0];
