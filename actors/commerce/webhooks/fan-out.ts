@@ -9,14 +9,25 @@ import { deliveryEnvelope, type WebhookDelivery, webhookEventName } from "./mess
 import type { WebhookStore } from "./store.ts";
 
 export interface FanOutOptions {
-  store: Pick<WebhookStore, "listSubscriptions" | "listAttempts" | "recordAttempt">;
+  store: Pick<WebhookStore, "pageSubscriptions" | "listAttempts" | "recordAttempt">;
   transport: Transport;
 }
+
+/**
+ * Subscriptions read, and their deliveries built and handed to the transport, at a time. A `webhooks:admin` caller
+ * may create any number of subscriptions, and the fan-out once read them all and built every delivery (each a copy
+ * of the event) before sending any: 50,000 subscriptions held 50,000 envelopes at once, per event being fanned out.
+ */
+export const fanOutPageSize = 256;
 
 /**
  * Resolves only once the transport has durably accepted every delivery. A redelivered event sends the same
  * deterministic ids again, which the broker and the inboxes deduplicate; a subscription created in between
  * also gets it.
+ *
+ * Subscriptions are read a page at a time (`fanOutPageSize`, oldest first), and each page's deliveries are sent
+ * before the next page is read, so what a fan-out holds does not grow with the subscriptions. A send that fails
+ * fails the fan-out; the queue redelivers the event, and the pages already sent are sent again, deduplicated.
  *
  * A delivery the queue would refuse (the event plus the wrapper over `maxMessageBytes`) is not sent: the queue
  * would answer 413 on every retry, no subscriber would get the event, and the fan-out would be dead-lettered. Each
@@ -28,11 +39,41 @@ export async function fanOut(options: FanOutOptions, event: Envelope): Promise<T
   if (name === undefined) {
     throw new EdgewiseError("message.unknown_type", `webhooks/outbound has no webhook for "${event.type}"`);
   }
-  const subscriptions = await options.store.listSubscriptions({ event: name });
-  const deliveries = await Promise.all(
-    subscriptions.map((subscription) => deliveryEnvelope(event, subscription.id)),
-  );
-  const size = deliveries[0] ? deliverySize(deliveries[0]) : undefined;
+  let size: ((delivery: Envelope) => number) | undefined;
+  let sent = 0;
+  let tooLarge = 0;
+  let after: string | undefined;
+  for (;;) {
+    const page = await options.store.pageSubscriptions({
+      event: name,
+      limit: fanOutPageSize,
+      ...(after === undefined ? {} : { after }),
+    });
+    const deliveries = await Promise.all(
+      page.map((subscription) => deliveryEnvelope(event, subscription.id)),
+    );
+    // The deliveries of one event differ only in their ids and trace context: measured from the first one.
+    if (deliveries[0]) size ??= deliverySize(deliveries[0]);
+    const outcome = await sendPage(options, event, deliveries, size);
+    sent += outcome.sent;
+    tooLarge += outcome.tooLarge;
+    const last = page.at(-1);
+    if (page.length < fanOutPageSize || last === undefined) break;
+    after = last.id;
+  }
+  return {
+    duplicate: false,
+    reply: { event: name, deliveries: sent, ...(tooLarge > 0 ? { tooLarge } : {}) },
+  };
+}
+
+/** Sends one page's deliveries, and logs a failed attempt for each the queue would refuse as too large. */
+async function sendPage(
+  options: FanOutOptions,
+  event: Envelope,
+  deliveries: Envelope[],
+  size: ((delivery: Envelope) => number) | undefined,
+): Promise<{ sent: number; tooLarge: number }> {
   // In a trace that records, each delivery gets a PRODUCER span under the fan-out, as an actor's messages do: its
   // attempts are then the fan-out's children, not siblings of every other consumer of the event.
   const active = activeContext();
@@ -64,14 +105,7 @@ export async function fanOut(options: FanOutOptions, event: Envelope): Promise<T
       error: `event too large for a webhook delivery: ${bytes} bytes, limit ${maxMessageBytes}`,
     });
   }
-  return {
-    duplicate: false,
-    reply: {
-      event: name,
-      deliveries: sendable.length,
-      ...(tooLarge.length > 0 ? { tooLarge: tooLarge.length } : {}),
-    },
-  };
+  return { sent: sendable.length, tooLarge: tooLarge.length };
 }
 
 /**

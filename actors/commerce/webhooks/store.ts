@@ -25,6 +25,8 @@ export interface SubscriptionPage {
   limit: number;
   /** The id of the last subscription of the previous page. */
   after?: string;
+  /** Only the subscriptions that take this event (`order.confirmed`). */
+  event?: string;
 }
 export interface AttemptPage {
   limit: number;
@@ -57,7 +59,10 @@ export interface WebhookStore {
   deleteSubscription(id: string): Promise<boolean>;
   /** Deleted ones too, with `deletedAt` set. */
   getSubscription(id: string): Promise<WebhookSubscription | undefined>;
-  /** Active subscriptions, oldest first; only those that take `event` when it is given. */
+  /**
+   * Active subscriptions, oldest first; only those that take `event` when it is given. All of them at once: a
+   * caller that must not hold them all (the fan-out) reads `pageSubscriptions`.
+   */
   listSubscriptions(filter?: { event?: string }): Promise<WebhookSubscription[]>;
   /** Active subscriptions, oldest first, one page of them. */
   pageSubscriptions(page: SubscriptionPage): Promise<WebhookSubscription[]>;
