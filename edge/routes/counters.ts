@@ -6,8 +6,10 @@ import { counterActor } from "../../actors/examples/counter.ts";
 import { type ActorHost, actorClient } from "../../actors/runtime/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { GatewayEnv } from "../env.ts";
+import { sha256Hex } from "../../shared/crypto/hex.ts";
 import { validate } from "../middleware/validation/index.ts";
 import { authenticated, json } from "../openapi.ts";
+import { idempotencyKey } from "./idempotency-key.ts";
 import { CounterView } from "./responses.ts";
 
 const KeyParam = v.object({
@@ -16,6 +18,16 @@ const KeyParam = v.object({
 const IncrementBody = v.strictObject({
   by: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000))),
 });
+
+/**
+ * The increment's message id for an Idempotency-Key: the id the actor's inbox remembers it by, for the retention
+ * window. The key as it is where that fits a message id (at most 256 characters, as every id was before), its
+ * SHA-256 otherwise, under a prefix no key can make.
+ */
+async function incrementId(key: string): Promise<string> {
+  const plain = `counter-increment:${key}`;
+  return plain.length <= 256 ? plain : `counter-increment-sha256:${await sha256Hex(key)}`;
+}
 
 export interface CounterRouteOptions {
   /** When the gateway authenticates, the demo counters need a caller (any scope). */
@@ -36,17 +48,27 @@ export function counterRoutes(actors: ActorHost, options: CounterRouteOptions = 
     describeRoute({
       summary: "Increment a demo counter",
       tags: ["demo"],
+      parameters: [
+        {
+          in: "header",
+          name: "Idempotency-Key",
+          required: false,
+          description:
+            "1-255 visible ASCII characters: a retry with the same key on the same counter returns the same reply",
+          schema: { type: "string" },
+        },
+      ],
       ...authenticated({ 200: json("The new count", CounterView) }),
     }),
     validate("param", KeyParam),
     validate("json", IncrementBody),
     async (c) => {
-      const idempotencyKey = c.req.header("idempotency-key");
+      const key = idempotencyKey(c.req.header("idempotency-key"));
       const reply = await counters.ask(
         c.req.valid("param").key,
         "Increment",
         { by: c.req.valid("json").by ?? 1 },
-        { signal: c.var.signal, ...(idempotencyKey ? { id: `counter-increment:${idempotencyKey}` } : {}) },
+        { signal: c.var.signal, ...(key === undefined ? {} : { id: await incrementId(key) }) },
       );
       return c.json(reply);
     },

@@ -4,11 +4,11 @@ import { describeRoute } from "hono-openapi";
 import { type ActorHost, actorClient } from "../../../actors/runtime/index.ts";
 import { orderActor } from "../../../actors/commerce/order.ts";
 import { newId } from "../../../shared/ids/index.ts";
-import { EdgewiseError } from "../../../shared/errors/index.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { hasScope, requireOwner, requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
 import { json, problem, requires } from "../../openapi.ts";
+import { idempotencyKey } from "../idempotency-key.ts";
 import { OrderAccepted, OrderPage, OrderView } from "../responses.ts";
 import { type CachedReads, cacheHeader, noCache } from "./cache.ts";
 import { ListOrdersQuery, OrderParam, PlaceOrderBody } from "./schemas.ts";
@@ -30,18 +30,14 @@ export interface OrderRoutesOptions {
   cache?: CachedReads;
 }
 
-const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
-
 /**
  * One order per (caller, Idempotency-Key): its id is derived from both, so a retry reaches the same actor,
  * which compares the body (same body: the same order; another body: 422). Nothing else is stored.
  */
-async function orderIdFor(sub: string, idempotencyKey: string | undefined): Promise<string> {
-  if (idempotencyKey === undefined) return newId();
-  if (!idempotencyKeyPattern.test(idempotencyKey)) {
-    throw new EdgewiseError("request.invalid", "Idempotency-Key must be 1-255 visible ASCII characters");
-  }
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${sub}\n${idempotencyKey}`));
+async function orderIdFor(sub: string, header: string | undefined): Promise<string> {
+  const key = idempotencyKey(header);
+  if (key === undefined) return newId();
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${sub}\n${key}`));
   const base64 = btoa(String.fromCharCode(...new Uint8Array(digest).subarray(0, 18)));
   return `idem-${base64.replaceAll("+", "-").replaceAll("/", "_")}`;
 }
