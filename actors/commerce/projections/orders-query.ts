@@ -31,16 +31,22 @@ const cursorTime = v.pipe(
 );
 const OrdersCursor = v.strictObject({ t: cursorTime, id: OrderId });
 
-/** The words of `q`, at most 8. */
+/** Only a word with a letter or a digit can match the text parser's lexemes (the rest it drops). */
+const hasLexeme = (word: string) => /[\p{L}\p{N}]/u.test(word);
+
+/**
+ * The words of `q`, at most 8, those the text parser can match first. A word with no letter or digit is matched
+ * by id alone, a clause of another shape; in the order given, 8 words made 256 statements, and each distinct one is
+ * prepared and kept on every connection that runs it (about 20 KB each on PGlite), so anyone who may search could
+ * grow the embedded Postgres by tens of MB. Sorted, the shapes are at most 9 per word count; AND does not care.
+ */
 function searchWords(q: string): string[] {
   return q
     .split(/\s+/)
     .filter((word) => word !== "")
-    .slice(0, 8);
+    .slice(0, 8)
+    .sort((a, b) => Number(hasLexeme(b)) - Number(hasLexeme(a)));
 }
-
-/** Only a word with a letter or a digit can match the text parser's lexemes (the rest it drops). */
-const hasLexeme = (word: string) => /[\p{L}\p{N}]/u.test(word);
 
 export async function getOrder<Types extends Record<string, unknown>>(
   sql: postgres.Sql<Types>,
