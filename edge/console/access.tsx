@@ -4,7 +4,7 @@ import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { GatewayEnv } from "../env.ts";
 import { page, wantsHtml } from "./page.tsx";
 import { type ConsoleSessions, type Session, sameToken } from "./session.ts";
-import { Layout, Notice } from "./views.tsx";
+import { Layout, Notice } from "./views/layout.tsx";
 
 export interface ConsoleAccess {
   /** Lets an admin through; anyone else gets the sign-in page (401) or "Forbidden" (403), or the problem+json. */

@@ -12,7 +12,8 @@ import type { GatewayEnv } from "../env.ts";
 import { validate } from "../middleware/validation/index.ts";
 import { notFound, page, pageChecked, refused, unavailable } from "./page.tsx";
 import type { ActorInspection, ConsoleOptions } from "./types.ts";
-import { ActorView, InspectorForm, Layout } from "./views.tsx";
+import { ActorView, InspectorForm } from "./views/actors.tsx";
+import { Layout } from "./views/layout.tsx";
 
 /**
  * The inspector's address, as every host checks an actor's: a malformed or oversized type or key is refused here,

@@ -2,7 +2,7 @@
 //
 // This file composes it; each page or area is a file of its own: overview.tsx (`/_console`), live-stream.ts (the
 // event stream), actors.tsx (the inspector), traces.tsx (a trace's waterfall), dead-letter-forms.ts (replay, delete,
-// purge), access.tsx (the admin guard, CSRF, sign-out); page.tsx is how each answers.
+// purge), access.tsx (the admin guard, CSRF, sign-out); page.tsx is how each answers, views/ what each renders.
 import { Hono } from "hono";
 import type { GatewayEnv } from "../env.ts";
 import type { JwtOptions } from "../middleware/auth/jwt.ts";

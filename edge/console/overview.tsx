@@ -12,17 +12,13 @@ import { type DeadLetter, type ListedDeadLetter, listDeadLetters } from "./dead-
 import type { LiveTail } from "./live.ts";
 import { page, pageChecked } from "./page.tsx";
 import type { ConsoleLogEntry, ConsoleOptions } from "./types.ts";
-import {
-  ActorTable,
-  BreakerTable,
-  EventRows,
-  InspectorForm,
-  Layout,
-  type QueueInfo,
-  QueuesSection,
-  TopologyDiagram,
-  TraceList,
-} from "./views.tsx";
+import { InspectorForm } from "./views/actors.tsx";
+import { BreakerTable } from "./views/breakers.tsx";
+import { EventRows } from "./views/events.tsx";
+import { Layout } from "./views/layout.tsx";
+import { type QueueInfo, QueuesSection } from "./views/queues.tsx";
+import { ActorTable, TopologyDiagram } from "./views/topology.tsx";
+import { TraceList } from "./views/traces.tsx";
 
 /**
  * The overview's query: `?notice=`, a word the console's own forms redirect with (one it does not know shows nothing,

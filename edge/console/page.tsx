@@ -5,7 +5,7 @@ import type { Child } from "hono/jsx";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { errorFields } from "../../shared/telemetry/log/index.ts";
 import type { GatewayEnv } from "../env.ts";
-import { Notice } from "./views.tsx";
+import { Notice } from "./views/layout.tsx";
 
 /**
  * Scripts and styles from this origin only (no inline code, so no nonce either); forms post only here; the live

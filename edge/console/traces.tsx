@@ -6,7 +6,8 @@ import type { GatewayEnv } from "../env.ts";
 import { validate } from "../middleware/validation/index.ts";
 import { notFound, page, pageChecked, unavailable } from "./page.tsx";
 import type { ConsoleOptions, ConsoleSpan } from "./types.ts";
-import { Layout, Waterfall } from "./views.tsx";
+import { Layout } from "./views/layout.tsx";
+import { Waterfall } from "./views/traces.tsx";
 
 const traceIdRule = "a W3C trace id: 32 lowercase hex digits, not all zero";
 
