@@ -101,7 +101,7 @@ export function actorRoutes(app: Hono<GatewayEnv>, options: ConsoleOptions): voi
     return page(
       c,
       <Layout title={`${type}/${key}`}>
-        <InspectorForm types={allTypes} type={type} key={key} />
+        <InspectorForm types={allTypes} type={type} actorKey={key} />
         <ActorView type={type} actorKey={key} inspection={inspection} />
       </Layout>,
     );

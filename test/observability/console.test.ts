@@ -289,7 +289,11 @@ describe("the actor inspector", () => {
     await inspecting(async ({ gateway }) => {
       const page = await gateway.request("/_console/actors/counter/c1", { headers: await headers() });
       expect(page.status).toBe(200);
-      expect(await page.text()).toContain("version 1");
+      const html = await page.text();
+      expect(html).toContain("version 1");
+      // The inspector form above it keeps the actor's address, to look at another key of the same type.
+      expect(html).toContain('<input name="key" value="c1" required');
+      expect(html).toMatch(/<option value="counter" selected/);
       const { api, page: missing } = await both(gateway, "/_console/actors/counter/never-seen");
       expect(api).toMatchObject({ status: 404, code: "not_found" });
       expect(api.detail).toContain("There is no actor counter/never-seen");

@@ -3,7 +3,7 @@ import type { FC } from "hono/jsx";
 import type { ActorInspection } from "../types.ts";
 import { time } from "./format.ts";
 
-export const InspectorForm: FC<{ types: string[]; type?: string; key?: string }> = (props) => (
+export const InspectorForm: FC<{ types: string[]; type?: string; actorKey?: string }> = (props) => (
   <form method="get" action="/_console/actors" class="inspector">
     <label>
       type{" "}
@@ -16,7 +16,7 @@ export const InspectorForm: FC<{ types: string[]; type?: string; key?: string }>
       </select>
     </label>{" "}
     <label>
-      key <input name="key" value={props.key ?? ""} required />
+      key <input name="key" value={props.actorKey ?? ""} required />
     </label>{" "}
     <button type="submit">Inspect</button>
   </form>
