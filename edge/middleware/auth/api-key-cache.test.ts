@@ -33,6 +33,15 @@ describe("cachedApiKeyVerifier", () => {
     expect(await verifier.verify(key)).toBeUndefined();
   });
 
+  test("a revoked key stops within ttl though the wall clock steps back an hour", async () => {
+    const { store, clock, verifier, id, key } = await setup();
+    await verifier.verify(key);
+    await store.revoke(id);
+    clock.step(-3_600_000);
+    clock.advance(4000);
+    expect(await verifier.verify(key)).toBeUndefined();
+  });
+
   test("forget drops the entry at once", async () => {
     const { store, verifier, id, key } = await setup();
     await verifier.verify(key);

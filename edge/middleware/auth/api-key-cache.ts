@@ -1,5 +1,5 @@
 // An ApiKeyVerifier that remembers store lookups for a short time, so a hot key costs no query per request.
-import type { Clock } from "../../../shared/clock/index.ts";
+import { type Clock, systemClock } from "../../../shared/clock/index.ts";
 import type { ApiKeyRecord, ApiKeyStore } from "./api-key-store.ts";
 import { type ApiKeyVerifier, parseApiKey, principalForKey } from "./api-keys.ts";
 
@@ -8,11 +8,11 @@ export interface ApiKeyCacheOptions {
    * How long a lookup (found, revoked or unknown) is trusted. The bound on revocation: every node refuses a
    * revoked key at most `ttlMs` after the revoke commits. Entries are stamped when their query starts and
    * only local elapsed time is measured, so node clocks need not agree with each other or the database;
-   * what can stretch the bound is the clock itself stepping back (hence the monotonic default), and the
-   * default 4 s leaves 1 s of API.md's 5 s for that and for requests already past the check.
+   * the age is read off the clock's monotonic time, which a step of the wall clock does not move, and the default 4 s
+   * leaves 1 s of API.md's 5 s for requests already past the check.
    */
   ttlMs?: number;
-  /** Only differences are used. Default: `performance.now()`, which NTP steps do not move. */
+  /** Only its monotonic time is read. Default `systemClock`. */
   clock?: Clock;
   /** The least recently used entry goes when the cache is full. */
   maxEntries?: number;
@@ -24,9 +24,7 @@ export interface CachedApiKeyVerifier extends ApiKeyVerifier {
   readonly size: number;
 }
 
-const monotonicClock: Clock = { now: () => performance.now() };
-
-const defaults = { ttlMs: 4_000, clock: monotonicClock, maxEntries: 10_000 };
+const defaults = { ttlMs: 4_000, clock: systemClock, maxEntries: 10_000 };
 
 interface Entry {
   expiresAt: number;
@@ -41,7 +39,7 @@ export function cachedApiKeyVerifier(
   const entries = new Map<string, Entry>();
 
   async function lookup(id: string): Promise<ApiKeyRecord | undefined> {
-    const now = clock.now();
+    const now = clock.monotonic();
     const hit = entries.get(id);
     if (hit) {
       entries.delete(id);
