@@ -29,3 +29,45 @@ test("the breaker never touches a timer: not at construction, not on a call, not
   expect(await breaker.execute(async () => "ok")).toBe("ok");
   expect(breaker.state).toBe("closed");
 });
+
+test("a wall clock stepped back an hour does not keep an open breaker open: it half-opens after resetTimeoutMs", async () => {
+  const clock = new ManualClock();
+  const breaker = new CircuitBreaker({ name: "db", clock, consecutiveFailures: 1, resetTimeoutMs: 5_000 });
+  await expect(breaker.execute(async () => Promise.reject(new Error("down")))).rejects.toThrow("down");
+  clock.step(-3_600_000);
+  clock.advance(4_999);
+  await expect(breaker.execute(async () => "refused")).rejects.toMatchObject({ code: "breaker.open" });
+  expect(breaker.reopensInMs()).toBe(1);
+  // What it shows is wall time, read off the stepped clock.
+  expect(breaker.snapshot().halfOpensAt).toBe(clock.now() + 1);
+  clock.advance(1);
+  expect(await breaker.execute(async () => "ok")).toBe("ok");
+  expect(breaker.state).toBe("closed");
+});
+
+test("a wall clock stepped forward during a call does not make it slow", async () => {
+  const clock = new ManualClock();
+  const breaker = new CircuitBreaker({
+    name: "db",
+    clock,
+    slowCallDurationMs: 1_000,
+    slowCallRateThreshold: 1,
+    minimumCalls: 1,
+  });
+  await breaker.execute(async () => {
+    clock.step(3_600_000);
+    clock.advance(10);
+    return "ok";
+  });
+  expect(breaker.callTotals().slow).toBe(0);
+  expect(breaker.state).toBe("closed");
+});
+
+test("holdOpenUntil holds for the time left then, whatever the wall clock does afterwards", () => {
+  const clock = new ManualClock();
+  const breaker = new CircuitBreaker({ name: "db", clock });
+  breaker.holdOpenUntil(clock.now() + 5_000);
+  clock.step(-3_600_000);
+  clock.advance(5_000);
+  expect(breaker.state).toBe("half-open");
+});

@@ -18,6 +18,10 @@ import { type OutcomeWindow, outcomeWindow } from "./window.ts";
  * refuses that at load (cockatiel#105). opossum starts timers at construction: workerd forbids timers outside a
  * request, and on Bun and Deno they keep the process alive. This breaker owns no timer at all: open → half-open
  * is decided lazily from the injected Clock, at the next call or look.
+ *
+ * Every time it keeps is the clock's monotonic time: a wall clock stepped back an hour while the breaker was open
+ * kept it open, refusing every call, for that hour. Only what it shows (a snapshot, a transition, a rejection's
+ * meta) is told in wall time, converted as it is read.
  */
 
 /** What a half-open rejection suggests as Retry-After: the probes in flight usually settle within a second. */
@@ -43,6 +47,7 @@ export class CircuitBreaker {
   private forced: "open" | "closed" | undefined;
   private generation = 0;
   private consecutive = 0;
+  /** Monotonic, as every time below. */
   private openedAt: number | undefined;
   /** Set by holdOpenUntil(): when this open state half-opens, instead of `openedAt + resetTimeoutMs`. */
   private heldUntil: number | undefined;
@@ -79,7 +84,7 @@ export class CircuitBreaker {
     const signal = options.signal ?? neverAborted();
     signal.throwIfAborted();
     const permit = this.admit();
-    const started = this.clock.now();
+    const started = this.clock.monotonic();
     let value: T;
     try {
       value = await fn(signal);
@@ -94,7 +99,7 @@ export class CircuitBreaker {
 
   snapshot(): BreakerSnapshot {
     this.advance();
-    const window = this.window.totals(this.clock.now());
+    const window = this.window.totals(this.clock.monotonic());
     const halfOpensAt = this.halfOpensAt();
     return {
       name: this.name,
@@ -104,8 +109,8 @@ export class CircuitBreaker {
       slowRate: window.calls === 0 ? 0 : window.slow / window.calls,
       calls: window.calls,
       consecutiveFailures: this.consecutive,
-      ...(this.openedAt === undefined ? {} : { openedAt: this.openedAt }),
-      ...(halfOpensAt === undefined ? {} : { halfOpensAt }),
+      ...(this.openedAt === undefined ? {} : { openedAt: this.wallTime(this.openedAt) }),
+      ...(halfOpensAt === undefined ? {} : { halfOpensAt: this.wallTime(halfOpensAt) }),
       totals: { ...this.totals },
     };
   }
@@ -120,7 +125,7 @@ export class CircuitBreaker {
     if (this.current === "closed" || this.forced) return undefined;
     if (this.current === "half-open" && this.probesAdmitted < this.options.halfOpenProbes) return 0;
     const halfOpensAt = this.halfOpensAt();
-    return halfOpensAt !== undefined ? Math.max(0, halfOpensAt - this.clock.now()) : probeRetryAfterMs;
+    return halfOpensAt !== undefined ? Math.max(0, halfOpensAt - this.clock.monotonic()) : probeRetryAfterMs;
   }
 
   /**
@@ -131,7 +136,7 @@ export class CircuitBreaker {
   get disposable(): boolean {
     if (this.forced) return false;
     const halfOpensAt = this.halfOpensAt();
-    return this.current !== "open" || (halfOpensAt !== undefined && this.clock.now() >= halfOpensAt);
+    return this.current !== "open" || (halfOpensAt !== undefined && this.clock.monotonic() >= halfOpensAt);
   }
 
   /** Holds the breaker open (no probes) until forceClose() or reset(): for an operator draining a dependency. */
@@ -147,15 +152,16 @@ export class CircuitBreaker {
   }
 
   /**
-   * Opens the breaker (unless it is open already) and keeps it open until `until` (clock time), when it
-   * half-opens as after a trip: for a coordinator that shares one dependency's state between processes, such as
-   * Workers isolates. `until` may be now: the next call is then a probe. Ignored while an operator holds the
-   * breaker with forceOpen() or forceClose().
+   * Opens the breaker (unless it is open already) and keeps it open until `until` (the clock's wall time, as
+   * processes share it), when it half-opens as after a trip: for a coordinator that shares one dependency's state
+   * between processes, such as Workers isolates. `until` may be now: the next call is then a probe. Ignored while an
+   * operator holds the breaker with forceOpen() or forceClose(). The hold lasts `until` less now, measured in
+   * monotonic time: a later step of the wall clock neither shortens nor stretches it.
    */
   holdOpenUntil(until: number): void {
     if (this.forced) return;
     if (this.current !== "open") this.transition("open", "coordinated");
-    this.heldUntil = until;
+    this.heldUntil = this.clock.monotonic() + (until - this.clock.now());
   }
 
   /** Back to closed with an empty window, and no operator hold. */
@@ -175,9 +181,14 @@ export class CircuitBreaker {
 
   private advance(): void {
     const halfOpensAt = this.halfOpensAt();
-    if (halfOpensAt !== undefined && this.clock.now() >= halfOpensAt) {
+    if (halfOpensAt !== undefined && this.clock.monotonic() >= halfOpensAt) {
       this.transition("half-open", "reset-timeout");
     }
+  }
+
+  /** A monotonic time as wall time: what the wall clock reads now, moved by how far that time is from now. */
+  private wallTime(monotonic: number): number {
+    return this.clock.now() + (monotonic - this.clock.monotonic());
   }
 
   private halfOpensAt(): number | undefined {
@@ -197,7 +208,7 @@ export class CircuitBreaker {
   }
 
   private settle(permit: Permit, started: number, counted: "success" | "failure" | "ignored"): void {
-    const now = this.clock.now();
+    const now = this.clock.monotonic();
     const durationMs = Math.max(0, now - started);
     const slow =
       this.options.slowCallDurationMs !== undefined && durationMs >= this.options.slowCallDurationMs;
@@ -248,7 +259,7 @@ export class CircuitBreaker {
 
   private transition(to: BreakerState, reason: TransitionReason): void {
     const from = this.current;
-    const at = this.clock.now();
+    const at = this.clock.monotonic();
     this.current = to;
     this.generation += 1;
     this.heldUntil = undefined;
@@ -265,7 +276,7 @@ export class CircuitBreaker {
     if (from === to) return;
     const hook = this.options.onStateChange;
     try {
-      hook?.({ name: this.name, from, to, reason, at });
+      hook?.({ name: this.name, from, to, reason, at: this.clock.now() });
     } catch {
       // A broken metrics hook must not leave the breaker half-transitioned.
     }
@@ -284,7 +295,7 @@ export class CircuitBreaker {
     const halfOpensAt = this.halfOpensAt();
     const retryAfterMs =
       halfOpensAt !== undefined
-        ? Math.max(0, halfOpensAt - this.clock.now())
+        ? Math.max(0, halfOpensAt - this.clock.monotonic())
         : this.current === "half-open"
           ? probeRetryAfterMs
           : this.options.resetTimeoutMs;
@@ -299,7 +310,7 @@ export class CircuitBreaker {
           state: this.current,
           retryAfterMs,
           retryAfterSeconds,
-          ...(halfOpensAt === undefined ? {} : { halfOpensAt }),
+          ...(halfOpensAt === undefined ? {} : { halfOpensAt: this.wallTime(halfOpensAt) }),
         },
       },
     );
