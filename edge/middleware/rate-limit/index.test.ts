@@ -289,4 +289,17 @@ describe("refused credentials", () => {
     clock.advance(45_000);
     expect((await call("bad-again")).status).toBe(401);
   });
+
+  test("a lockout ends with its window though the wall clock steps back an hour meanwhile", async () => {
+    const call = await withAuth(1);
+    expect((await call("bad-1")).status).toBe(401);
+    expect((await call("bad-2")).status).toBe(429);
+    clock.step(-3_600_000);
+    clock.advance(44_000);
+    const locked = await call("ew_anything", undefined, "x-api-key");
+    expect([locked.status, locked.headers.get("retry-after")]).toEqual([429, "1"]);
+    clock.advance(1_000);
+    // Looked up again (and refused as unknown), no longer held by the lockout.
+    expect((await call("ew_anything", undefined, "x-api-key")).status).toBe(401);
+  });
 });

@@ -124,8 +124,10 @@ export function rateLimit(options: RateLimitOptions): RateLimitMiddleware {
     return headers;
   }
 
-  /** Whole seconds until `reset`, at least 1: what `Retry-After` says. */
-  const retryAfterUntil = (reset: number) => String(Math.max(1, Math.ceil((reset - clock.now()) / 1000)));
+  /** Whole seconds for `ms`, at least 1: what `Retry-After` says. */
+  const retryAfterIn = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)));
+  /** The same until `reset`, a limiter's wall time (it may share its windows with other nodes, through Redis). */
+  const retryAfterUntil = (reset: number) => retryAfterIn(reset - clock.now());
   const limited = (c: Context<GatewayEnv>, retryAfter: string) => {
     c.header("Retry-After", retryAfter);
     return new EdgewiseError("rate_limited", `rate limit exceeded; retry in ${retryAfter} s`, {
@@ -134,14 +136,18 @@ export function rateLimit(options: RateLimitOptions): RateLimitMiddleware {
     });
   };
   /** A refused credential's 429 says what any 429 says: the budget, none left, and when it comes back. */
-  const refusedOver = (c: Context<GatewayEnv>, limit: number, reset: number) => {
-    const retryAfter = retryAfterUntil(reset);
+  const refusedOver = (c: Context<GatewayEnv>, limit: number, resetInMs: number) => {
+    const retryAfter = retryAfterIn(resetInMs);
     c.header("RateLimit-Limit", String(limit));
     c.header("RateLimit-Remaining", "0");
     c.header("RateLimit-Reset", retryAfter);
     return limited(c, retryAfter);
   };
 
+  /**
+   * `until` is monotonic: the limiter's reset is wall time, and a lockout kept in wall time outlived its window by as
+   * long as the wall clock was stepped back (an hour's step locked an address's API keys out for the hour).
+   */
   const lockouts = new Map<string, { until: number; limit: number }>();
   const refusals: RefusalLimit = {
     check(c) {
@@ -149,11 +155,12 @@ export function rateLimit(options: RateLimitOptions): RateLimitMiddleware {
       const address = addressOf(c);
       const lockout = lockouts.get(address);
       if (lockout === undefined) return;
-      if (lockout.until <= clock.now()) {
+      const left = lockout.until - clock.monotonic();
+      if (left <= 0) {
         lockouts.delete(address);
         return;
       }
-      throw refusedOver(c, lockout.limit, lockout.until);
+      throw refusedOver(c, lockout.limit, left);
     },
     async charge(c) {
       if (isExempt(c.req.path)) return;
@@ -165,8 +172,9 @@ export function rateLimit(options: RateLimitOptions): RateLimitMiddleware {
       if (decision.success || decision.reason === "unavailable") return;
       // No onDenied here: the refusal was already reported (as an auth failure) by the auth middleware.
       if (lockouts.size >= maxLockouts) lockouts.delete(lockouts.keys().next().value as string);
-      lockouts.set(address, { until: decision.reset, limit: decision.limit });
-      throw refusedOver(c, decision.limit, decision.reset);
+      const resetInMs = decision.reset - clock.now();
+      lockouts.set(address, { until: clock.monotonic() + resetInMs, limit: decision.limit });
+      throw refusedOver(c, decision.limit, resetInMs);
     },
   };
 
