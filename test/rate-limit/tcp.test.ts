@@ -8,6 +8,7 @@ import {
 import { nodeTcpRedis } from "../../edge/middleware/rate-limit/redis-tcp-node.ts";
 import { memoryLimiter, resilientLimiter, upstashLimiter } from "../../edge/middleware/rate-limit/index.ts";
 import { rateLimitStoreSuite } from "./cases.ts";
+import { ManualClock } from "../../shared/clock/index.ts";
 import { TcpForwarder } from "./forwarder.ts";
 import { closedPort, deleteKeys, hungTcpServer, redisUrl, runPrefix } from "./support.ts";
 
@@ -81,6 +82,31 @@ for (const [suite, name, connect] of adapters) {
         forwarder.start(); // the same port
         await Bun.sleep(300); // past the reconnect backoff
         expect((await limiter.limit("flap")).reason).toBe("allowed");
+      } finally {
+        forwarder.stop();
+      }
+    }, 15_000);
+
+    test("a wall clock stepped back an hour after a failed connect does not stretch the reconnect backoff", async () => {
+      const forwarder = new TcpForwarder({ hostname: "127.0.0.1", port: 6379 });
+      forwarder.start();
+      forwarder.stop(); // its port now refuses: Redis is away
+      try {
+        const clock = new ManualClock();
+        const redis = connect({
+          url: `redis://127.0.0.1:${forwarder.port}`,
+          reconnectBackoffMs: 1_000,
+          connectTimeoutMs: 500,
+          clock,
+        });
+        clients.push(redis);
+        await expect(redis.get(`${prefix}:step`)).rejects.toMatchObject({ code: "unavailable" });
+        forwarder.start(); // Redis is back, on the same port
+        clock.step(-3_600_000);
+        clock.advance(999);
+        await expect(redis.get(`${prefix}:step`)).rejects.toMatchObject({ code: "unavailable" }); // backing off
+        clock.advance(1);
+        expect(await redis.get(`${prefix}:step`)).toBeNull();
       } finally {
         forwarder.stop();
       }

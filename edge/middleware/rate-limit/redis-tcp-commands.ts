@@ -1,5 +1,6 @@
 // The part of @upstash/redis that @upstash/ratelimit and the read cache call, over any RESP client's send().
 import type { Redis } from "@upstash/redis";
+import { type Clock, systemClock } from "../../../shared/clock/index.ts";
 import { withoutUpstashOnlyFlags } from "../../../shared/redis/lua-shebang.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { redisRefusal } from "./redis-refusal.ts";
@@ -15,6 +16,8 @@ export interface TcpRedisOptions {
    * costs the fallback nothing rather than a connect per request. Default 1000 ms.
    */
   reconnectBackoffMs?: number;
+  /** Only its monotonic time is read: a wall clock stepped back must not stretch the backoff. Default `systemClock`. */
+  clock?: Clock;
 }
 
 export interface TcpRedis extends RatelimitRedis {
@@ -96,11 +99,12 @@ export const redisUnavailable = (message: string, cause?: unknown, reason?: stri
   });
 
 export function reconnecting(
-  options: Pick<TcpRedisOptions, "reconnectBackoffMs" | "connectTimeoutMs" | "url">,
+  options: Pick<TcpRedisOptions, "reconnectBackoffMs" | "connectTimeoutMs" | "url" | "clock">,
   client: { connected(): boolean; connect(): Promise<void> },
 ): { ready(): Promise<void>; close(): void } {
   const reconnectBackoffMs = options.reconnectBackoffMs ?? 1000;
   const connectTimeoutMs = options.connectTimeoutMs ?? 1000;
+  const clock = options.clock ?? systemClock;
   let connecting: Promise<void> | undefined;
   let failedAt = Number.NEGATIVE_INFINITY;
   let failure: { message: string; reason?: string } = { message: "Redis is unreachable" };
@@ -109,18 +113,18 @@ export function reconnecting(
     async ready() {
       if (client.connected()) return;
       if (closed) throw redisUnavailable("the Redis client is closed");
-      if (Date.now() - failedAt < reconnectBackoffMs) {
+      if (clock.monotonic() - failedAt < reconnectBackoffMs) {
         throw redisUnavailable(failure.message, undefined, failure.reason);
       }
-      const started = Date.now();
+      const started = clock.monotonic();
       connecting ??= client
         .connect()
         .catch(async (error: unknown) => {
           // Both clients say "Connection closed" for a refused password too. A server that closed at once (not a
           // timeout, not a refused port) is asked why, once per attempt: see redis-refusal.ts.
-          const answered = Date.now() - started < connectTimeoutMs / 2;
+          const answered = clock.monotonic() - started < connectTimeoutMs / 2;
           const refusal = answered ? await redisRefusal(options.url, connectTimeoutMs) : undefined;
-          failedAt = Date.now();
+          failedAt = clock.monotonic();
           // Only an authentication refusal points at the URL's credentials; Redis's other refusals (LOADING,
           // protected mode's DENIED, max clients) are quoted as they are.
           const credentials = /^(WRONGPASS|NOAUTH)\b|^ERR .*(AUTH|password)/i.test(refusal ?? "");
