@@ -94,3 +94,19 @@ test("createApp passes metricsReuseMs on: one collect however many scrapes", asy
   for (let i = 0; i < 20; i++) expect((await app.request("/metrics")).status).toBe(200);
   expect(reads).toBe(1);
 });
+
+test("a wall clock stepped back an hour does not freeze the reused scrape", async () => {
+  const clock = new ManualClock(Date.UTC(2026, 10, 1));
+  const registry = new MetricsRegistry();
+  let reads = 0;
+  registry.callbackGauge({
+    name: "edgewise_test_source_reads",
+    help: "How often the source was read.",
+    observe: (observe) => observe(++reads),
+  });
+  const app = metricsRoutes({ registry, reuseMs: 1_000, clock });
+  expect(await (await app.request("/metrics")).text()).toContain("edgewise_test_source_reads 1");
+  clock.step(-3_600_000);
+  clock.advance(1_000);
+  expect(await (await app.request("/metrics")).text()).toContain("edgewise_test_source_reads 2");
+});

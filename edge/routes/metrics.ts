@@ -41,7 +41,8 @@ export interface MetricsRouteOptions {
  * too: the broker's counts on Postgres, the outbox's on SQLite) and writes a few hundred KB of text, several ms of
  * CPU, while /metrics sits before the rate limit and needs no credential unless METRICS_TOKEN is set: without the
  * reuse, anyone could make a node render it thousands of times a second. A scraper every few seconds or more (as
- * Prometheus and the OTLP push are) sees the same values as before, at most `reuseMs` old.
+ * Prometheus and the OTLP push are) sees the same values as before, at most `reuseMs` old. Measured in monotonic time:
+ * in wall time, a clock stepped back an hour served the same text, every counter frozen, for the hour.
  */
 function reusedRender(registry: MetricsRegistry, reuseMs: number, clock: Clock): () => Promise<string> {
   const render = async () => renderPrometheus(await registry.collect());
@@ -49,9 +50,9 @@ function reusedRender(registry: MetricsRegistry, reuseMs: number, clock: Clock):
   let last: { text: string; at: number } | undefined;
   let rendering: Promise<string> | undefined;
   return () => {
-    if (last && clock.now() - last.at < reuseMs) return Promise.resolve(last.text);
+    if (last && clock.monotonic() - last.at < reuseMs) return Promise.resolve(last.text);
     rendering ??= (async () => {
-      const at = clock.now();
+      const at = clock.monotonic();
       try {
         const text = await render();
         last = { text, at };
