@@ -779,8 +779,10 @@ export function everyInterval(
   let failures = 0;
   return (error) => {
     failures++;
-    if (now() - last < intervalMs) return;
-    last = now();
+    const at = now();
+    // An `at` before the last line: the wall clock was stepped back. Due, or the failures went unlogged for as long.
+    if (at >= last && at - last < intervalMs) return;
+    last = at;
     report(error, failures);
     failures = 0;
   };

@@ -3,6 +3,7 @@ import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ManualClock } from "../shared/clock/index.ts";
 import { startLocalNode } from "../test/support/local-node.ts";
 import { everyInterval } from "./node.ts";
 
@@ -96,4 +97,22 @@ test("everyInterval: the first failure, then one per interval counting those in 
   );
   for (now = 0; now < 25_000; now += 1_000) report(new Error("down"));
   expect(told).toEqual([1, 10, 10]);
+});
+
+test("everyInterval: a wall clock stepped back an hour does not silence the failures for the hour", () => {
+  const clock = new ManualClock(Date.UTC(2026, 10, 1));
+  const told: number[] = [];
+  const report = everyInterval(
+    10_000,
+    (_error, failures) => told.push(failures),
+    () => clock.now(),
+  );
+  report(new Error("down"));
+  clock.step(-3_600_000);
+  // The first failure after the step is told at once; the interval counts from it.
+  for (let i = 0; i < 11; i++) {
+    clock.advance(1_000);
+    report(new Error("down"));
+  }
+  expect(told).toEqual([1, 1, 10]);
 });

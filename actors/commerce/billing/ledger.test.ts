@@ -1,6 +1,7 @@
 // The billing ledger on a real Postgres: funding, captures, refunds, deduplication, concurrency and the invariants.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect, type Sql } from "../../../deploy/local/broker/db.ts";
+import { ManualClock } from "../../../shared/clock/index.ts";
 import { createEnvelope, type Envelope } from "../../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { BillingLedger, ledgerInvariants, SystemAccounts } from "./index.ts";
@@ -317,6 +318,26 @@ describe("payments", () => {
     await new BillingLedger(sql, { processedRetentionMs: 60_000 }).receive(
       payment("shared-prune", nextOrder(), 100),
     );
+    for (let i = 0; i < 100 && (await processed(old.id)) > 0; i++) await Bun.sleep(10);
+    expect(await processed(old.id)).toBe(0);
+    await expectInvariants();
+  });
+
+  test("a wall clock stepped back an hour does not stop the pruning for the hour: the next commit prunes", async () => {
+    const clock = new ManualClock(Date.now());
+    const stepped = new BillingLedger(sql, { processedRetentionMs: 60_000, clock });
+    const processed = async (id: string) =>
+      (await sql`SELECT 1 FROM billing_processed_messages WHERE message_id = ${id}`).length;
+    await stepped.putAccount("stepped-prune", 1_000);
+    // Its first commit prunes, and starts the hour.
+    await stepped.receive(payment("stepped-prune", nextOrder(), 100));
+    const old = payment("stepped-prune", nextOrder(), 100);
+    await stepped.receive(old);
+    await sql`UPDATE billing_processed_messages SET processed_at = now() - interval '2 hours'
+      WHERE message_id = ${old.id}`;
+    clock.step(-3_600_000);
+    clock.advance(1_000);
+    await stepped.receive(payment("stepped-prune", nextOrder(), 100));
     for (let i = 0; i < 100 && (await processed(old.id)) > 0; i++) await Bun.sleep(10);
     expect(await processed(old.id)).toBe(0);
     await expectInvariants();

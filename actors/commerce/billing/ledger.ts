@@ -1,5 +1,6 @@
 // The billing ledger: customer accounts in Postgres, and the `billing` MessageConsumer that charges and refunds orders.
 import * as v from "valibot";
+import { type Clock, systemClock } from "../../../shared/clock/index.ts";
 import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { validationError } from "../../../shared/errors/valibot.ts";
@@ -49,6 +50,8 @@ export interface BillingLedgerOptions {
   pruneSchedule?: PruneSchedule;
   /** A failed prune is retried at the next one; this hears about it. */
   onPruneError?: (error: unknown) => void;
+  /** Its wall time dates the prunes (the cutoff is compared with Postgres's `processed_at`). Default `systemClock`. */
+  clock?: Clock;
 }
 
 /** When handled ids were last pruned (ms since the epoch), or undefined before the first prune. */
@@ -199,9 +202,10 @@ export class BillingLedger implements MessageConsumer {
 
   /** Every handled message leaves a row: without this, billing_processed_messages grows by one per payment. */
   private pruneIfDue(): void {
-    const now = Date.now();
+    const now = (this.options.clock ?? systemClock).now();
     const last = this.pruneSchedule.lastAt;
-    if (last !== undefined && now - last < (this.options.pruneEveryMs ?? 3_600_000)) return;
+    // A `now` before the last prune: the wall clock was stepped back. Due, or the pruning stopped for as long.
+    if (last !== undefined && now >= last && now - last < (this.options.pruneEveryMs ?? 3_600_000)) return;
     this.pruneSchedule.lastAt = now;
     const keepMs = this.options.processedRetentionMs ?? 7 * 86_400_000;
     this.pruneProcessed(new Date(now - keepMs)).catch((error: unknown) => this.options.onPruneError?.(error));

@@ -1,5 +1,6 @@
 // Security events leave the activity log after their retention; domain events, and recent security events, stay.
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { ManualClock } from "../../../shared/clock/index.ts";
 import { securityEventPruner, securityEventRetentionMs, securityEventTypes } from "./security-retention.ts";
 import { type ActivityLogTestDatabase, activityLogDatabase } from "./testing.ts";
 
@@ -33,6 +34,19 @@ test("a flood of old security events is pruned past the retention; domain events
   expect(await db.sql`DELETE FROM activity_log`.catch((error: Error) => error.message)).toContain(
     "append-only",
   );
+});
+
+test("a wall clock stepped back a day does not stop the pruning for the day: the next call prunes", async () => {
+  const clock = new ManualClock(Date.now());
+  const prune = securityEventPruner(db.log, { everyMs: 60_000 });
+  await prune(clock.now());
+  await recorded("security.auth_failed", 10, securityEventRetentionMs + 2 * day, "stepped");
+  clock.step(-day);
+  clock.advance(1_000);
+  await prune(clock.now());
+  // The cutoff is wall time, a day earlier now: these are 8 days old by it, past the 7 kept.
+  expect((await typesLeft())["security.auth_failed"]).toBe(3);
+  expect(prune(clock.now() + 59_000)).toBeUndefined();
 });
 
 test("it prunes at most once per interval, so a flood of events costs one query an interval", async () => {

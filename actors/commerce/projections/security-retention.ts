@@ -19,7 +19,9 @@ export const securityEventRetentionMs = 7 * 86_400_000;
  * Deletes activity-log entries (of `types`, or all) older than `keepMs`, at most once per `everyMs` per process,
  * off the caller's path. Call it as often as you like: on Workers the cron calls it every minute for
  * EDGEWISE_ACTIVITY_RETENTION, where no timer outlives a request. Returns the pruning it started, if it started
- * one (settling once done, failed or not), for a caller that wants to wait.
+ * one (settling once done, failed or not), for a caller that wants to wait. `now` is wall time (the cutoff is
+ * compared with stored times); one before the last prune means the wall clock was stepped back, and prunes then,
+ * or a clock stepped back a day stopped the pruning for a day.
  */
 export function activityPruner(
   log: Pick<ActivityLog, "pruneActivity">,
@@ -33,7 +35,7 @@ export function activityPruner(
   const { everyMs = 3_600_000, keepMs, types } = options;
   let last = Number.NEGATIVE_INFINITY;
   return (now) => {
-    if (now - last < everyMs) return undefined;
+    if (now >= last && now - last < everyMs) return undefined;
     last = now;
     return log.pruneActivity({ olderThan: now - keepMs, ...(types ? { types } : {}) }).then(
       () => undefined,

@@ -1,6 +1,7 @@
 // Inbound webhooks: per-source secrets, signature and timestamp checks, replays, payloads, the Restock command.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Webhook } from "standardwebhooks";
+import { ManualClock } from "../../../shared/clock/index.ts";
 import { parseEnvelope } from "../../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import {
@@ -200,6 +201,26 @@ describe("inboundPruner", () => {
     prune(now + 11 * 60_000); // 11 minutes on, the id is past any replay window
     for (let i = 0; i < 50 && (await seen()); i++) await Bun.sleep(20);
     expect(await seen()).toBe(false);
+    expect(passes).toHaveLength(2);
+  });
+});
+
+describe("inboundPruner after a step of the wall clock", () => {
+  test("a clock stepped back an hour does not stop the pruning for the hour: the next call prunes", async () => {
+    const clock = new ManualClock(Date.now());
+    const passes: number[] = [];
+    const prune = inboundPruner({
+      pruneInbound: async (before) => {
+        passes.push(before.getTime());
+        return 0;
+      },
+    });
+    prune(clock.now());
+    clock.step(-3_600_000);
+    clock.advance(1_000);
+    prune(clock.now());
+    expect(passes).toEqual([clock.now() + 3_600_000 - 1_000 - 600_000, clock.now() - 600_000]);
+    prune(clock.now() + 59_000); // the interval counts from the pass after the step
     expect(passes).toHaveLength(2);
   });
 });

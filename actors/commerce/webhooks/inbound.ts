@@ -185,7 +185,8 @@ export function inboundPruner(
   const { everyMs = 60_000, keepMs = 2 * TOLERANCE_SECONDS * 1000 } = options;
   let last = Number.NEGATIVE_INFINITY;
   return (now) => {
-    if (now - last < everyMs) return;
+    // A `now` before the last pass: the wall clock was stepped back. Due, or the pruning stopped for as long.
+    if (now >= last && now - last < everyMs) return;
     last = now;
     store.pruneInbound(new Date(now - keepMs)).catch((error: unknown) => options.onError?.(error));
   };

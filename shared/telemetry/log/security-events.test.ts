@@ -66,6 +66,25 @@ describe("boundedSecurityEvents", () => {
     expect(capture.records().filter((record) => record.msg === "security.signature_failed")).toHaveLength(2);
   });
 
+  test("a wall clock stepped back an hour does not silence the next report of a failing store", async () => {
+    const clock = new ManualClock();
+    const capture = captureSink();
+    const events = boundedSecurityEvents({
+      record: () => Promise.reject(new Error("postgres is down")),
+      logger: createLogger({ sink: capture.sink, clock }),
+      clock,
+    });
+    events.emit(event("auth_failed", 0));
+    await events.settled();
+    clock.step(-3_600_000);
+    clock.advance(10_000);
+    events.emit(event("auth_failed", 1));
+    await events.settled();
+    expect(capture.records().filter((record) => record.msg === "security event not recorded")).toHaveLength(
+      2,
+    );
+  });
+
   test("recording is off the caller's path: emit returns before the store is even called", async () => {
     let started = false;
     let finish: () => void = () => {};

@@ -75,7 +75,7 @@ export function boundedSecurityEvents(options: SecurityEventsOptions = {}): Secu
 
   const failed = (event: SecurityEvent, error: unknown) => {
     stats.failed[event.kind] += 1;
-    const now = clock.now();
+    const now = clock.monotonic();
     if (now - lastFailureReport < failureReportEveryMs) return;
     lastFailureReport = now;
     logger?.warn("security event not recorded", { kind: event.kind, error: errorFields(error) });
