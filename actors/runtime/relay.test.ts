@@ -22,8 +22,9 @@ class MemoryOutbox implements OutboxStore {
   add(actor: string, envelope: Envelope) {
     this.rows.push({ seq: this.rows.length + 1, actor, envelope, attempts: 0, retryAt: 0 });
   }
-  async pending(now: number, limit: number) {
-    const blocked = new Set(this.rows.filter((row) => row.retryAt > now).map((row) => row.actor));
+  async pending(now: number, limit: number, _maxBytes: number, notAfter: number) {
+    const waiting = this.rows.filter((row) => row.retryAt > now && row.retryAt <= notAfter);
+    const blocked = new Set(waiting.map((row) => row.actor));
     return this.rows.filter((row) => !blocked.has(row.actor)).slice(0, limit);
   }
   async delivered(seqs: number[]) {

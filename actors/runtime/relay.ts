@@ -76,6 +76,14 @@ export function retryDelay(
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 
+/**
+ * How far ahead of the wall clock a retry time can be when the relay writes it: the longest backoff, and a second to
+ * spare. Retry times are stored (they outlive the process), so they are wall time; one further ahead than this was
+ * written before the wall clock was stepped back, and is due. Without the bound an actor whose send had failed just
+ * before a step back of an hour held all its messages (an order's saga) for the hour.
+ */
+export const retryHorizonMs = (policy: RelayPolicy): number => policy.maxDelayMs + 1_000;
+
 /** The spread of retries that wait for a breaker's probe, so that they do not all arrive at once. */
 const probeJitterMs = 1_000;
 
@@ -112,10 +120,12 @@ export async function relayOnce(
   policy: RelayPolicy = defaultRelayPolicy,
   subscriptions?: SubscriptionRegistry,
 ): Promise<RelayPass> {
+  const now = clock.now();
   const entries = await outbox.pending(
-    clock.now(),
+    now,
     policy.batchSize,
     policy.batchBytes ?? defaultRelayBatchBytes,
+    now + retryHorizonMs(policy),
   );
   const byActor = new Map<string, OutboxRecord[]>();
   for (const entry of entries) {

@@ -63,9 +63,10 @@ export interface OutboxFailure {
 export interface OutboxStore {
   /**
    * Entries due now, oldest first: at most `limit`, and no more than `maxBytes` of stored envelopes, except that the
-   * first due entry is always returned, whatever its size.
+   * first due entry is always returned, whatever its size. An entry is due once its retry time is at most `now`, or
+   * past `notAfter`: no backoff reaches that far, so it was set before the wall clock was stepped back.
    */
-  pending(now: number, limit: number, maxBytes: number): Promise<OutboxRecord[]>;
+  pending(now: number, limit: number, maxBytes: number, notAfter: number): Promise<OutboxRecord[]>;
   delivered(seqs: number[]): Promise<void>;
   /** Records a pass's failed entries, all in one write: each entry's attempts so far and when it is due again. */
   failed(entries: OutboxFailure[]): Promise<void>;

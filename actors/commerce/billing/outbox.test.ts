@@ -114,6 +114,27 @@ describe("billing outbox relay", () => {
     expect(await relay.pending()).toBe(0);
   });
 
+  test("a backoff set before the clock was stepped back an hour is due: later replies are not held for the hour", async () => {
+    const ledger = new BillingLedger(sql);
+    const expected = await replies(ledger, "relay-stepped", 2);
+    const transport = new RecordingTransport();
+    const relay = new BillingOutboxRelay(sql, transport, { policy });
+    transport.failing = true;
+    expect(await relay.relayOnce()).toMatchObject({ sent: 0, failed: 2 });
+    transport.failing = false;
+    // Postgres's clock (with PGlite, the node's own) is stepped back an hour: as it now reads, the backoff the
+    // failed send wrote ends an hour and a moment from now.
+    await sql`UPDATE billing_outbox SET available_at = available_at + interval '1 hour'`;
+    const later = await replies(ledger, "relay-stepped", 1);
+    expect((await relay.relayOnce()).sent).toBe(3);
+    expect(ids(transport.sent)).toEqual(ids([...expected, ...later]));
+    // A lease or backoff within reach still holds the outbox, as before.
+    const held = await replies(ledger, "relay-stepped", 1);
+    await sql`UPDATE billing_outbox SET available_at = now() + interval '5 seconds'`;
+    expect(await relay.relayOnce()).toEqual({ sent: 0, failed: 0 });
+    expect(ids(transport.sent)).not.toContain(held[0]?.id);
+  });
+
   test("attempts grow the backoff up to the policy's ceiling", async () => {
     const ledger = new BillingLedger(sql);
     await replies(ledger, "relay-backoff", 1);

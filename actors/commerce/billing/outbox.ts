@@ -7,6 +7,7 @@ import {
   type RelayPolicy,
   relayFailureFields,
   retryDelay,
+  retryHorizonMs,
 } from "../../runtime/relay.ts";
 import type { Transport } from "../../runtime/transport.ts";
 import type { BillingSql, BillingTx } from "./schema.ts";
@@ -147,15 +148,20 @@ export class BillingOutboxRelay {
 
   /**
    * Claims the longest due prefix of the outbox, up to a batch: a message that is backing off, or leased by
-   * another relay, holds back every later one.
+   * another relay, holds back every later one. `available_at` is Postgres's wall time, the same clock as the node's
+   * with the embedded PGlite: one further ahead than any lease or backoff (`horizon`) was set before that clock was
+   * stepped back, and is due. Without the bound, a failed send just before a step back of an hour held every later
+   * reply, every order's payment, for the hour.
    */
   private async claim(): Promise<ClaimedRow[]> {
+    const horizon = Math.max(this.leaseMs + 1_000, retryHorizonMs(this.policy));
     const rows = await this.sql<ClaimedRow[]>`
       UPDATE billing_outbox SET available_at = now() + ${this.leaseMs}::float8 * interval '1 millisecond'
       WHERE seq IN (
         SELECT seq FROM billing_outbox
-        WHERE available_at <= now()
-          AND seq < coalesce((SELECT min(seq) FROM billing_outbox WHERE available_at > now()),
+        WHERE (available_at <= now() OR available_at > now() + ${horizon}::float8 * interval '1 millisecond')
+          AND seq < coalesce((SELECT min(seq) FROM billing_outbox WHERE available_at > now()
+                                AND available_at <= now() + ${horizon}::float8 * interval '1 millisecond'),
                              9223372036854775807)
         ORDER BY seq LIMIT ${this.policy.batchSize}
         FOR UPDATE SKIP LOCKED)

@@ -147,7 +147,7 @@ export class DurableActorStore implements OutboxStore {
 
   // --- OutboxStore: this one actor's outbox ---
 
-  async pending(now: number, limit: number, maxBytes: number): Promise<OutboxRecord[]> {
+  async pending(now: number, limit: number, maxBytes: number, notAfter: number): Promise<OutboxRecord[]> {
     if (!this.hasTables) return [];
     // Order per actor: nothing leaves while an earlier entry waits out its backoff. Sizes come from the rows'
     // headers (octet_length reads no content); only the envelopes within the byte budget are read, since an
@@ -156,11 +156,12 @@ export class DurableActorStore implements OutboxStore {
       .exec(
         `WITH due AS (
           SELECT seq, octet_length(envelope) AS bytes FROM outbox
-          WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE retry_at > ?) ORDER BY seq LIMIT ?
+          WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE retry_at > ? AND retry_at <= ?) ORDER BY seq LIMIT ?
         ), page AS (SELECT seq, SUM(bytes) OVER (ORDER BY seq) - bytes AS before FROM due)
         SELECT o.seq, o.envelope, o.attempts FROM page JOIN outbox o ON o.seq = page.seq
         WHERE page.before < ? ORDER BY o.seq`,
         now,
+        notAfter,
         limit,
         maxBytes,
       )

@@ -157,6 +157,30 @@ describe("local host", () => {
     expect((await host.ask({ type: "waiter", key: "busy" }, "Get", {})).reply).toEqual({ n: 1 });
   });
 
+  test("a wall clock stepped back an hour does not hold a failed send's retry for the hour", async () => {
+    const clock = new ManualClock();
+    const transport = Object.assign(new RecordingTransport(), { failing: true });
+    const host = boot({ clock, transport });
+    await host.ask({ type: "counter", key: "k" }, "SendTo", { key: "other", count: 2 });
+    await host.tick(); // the send fails: a backoff of at most 250 ms, stored as wall time
+    expect(transport.attempts).toBe(1);
+    transport.failing = false;
+    clock.step(-3_600_000);
+    clock.advance(1_000);
+    await host.tick();
+    expect(transport.sent.map((envelope) => envelope.target)).toEqual(["counter/other", "counter/other"]);
+    // Another actor's entries, and a backoff still within reach, keep their order and wait as before.
+    transport.failing = true;
+    await host.ask({ type: "counter", key: "k2" }, "SendTo", { key: "other", count: 1 });
+    await host.tick();
+    transport.failing = false;
+    await host.tick();
+    expect(transport.sent).toHaveLength(2);
+    clock.advance(250);
+    await host.tick();
+    expect(transport.sent).toHaveLength(3);
+  });
+
   test("a restart recovers state, pending outbox entries and timers", async () => {
     const file = dbFile();
     const first = boot({ file, transport: Object.assign(new RecordingTransport(), { failing: true }) });

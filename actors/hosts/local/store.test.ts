@@ -39,12 +39,12 @@ describe("local store outbox", () => {
     await sends(outbox, "producer/a", 20, 900_000);
     // Before, the page was bounded only by count: all 20 (18 MB) read, parsed and sent in one pass; 256 messages of
     // 1 MiB took a node to 3 GB, and their send outlasted the queue's timeout, so the pass failed again and again.
-    const page = await outbox.pending(Date.now(), 256, 4 * 1024 * 1024);
+    const page = await outbox.pending(Date.now(), 256, 4 * 1024 * 1024, Number.MAX_SAFE_INTEGER);
     expect(page.map((entry) => (entry.envelope.data as { n: number }).n)).toEqual([0, 1, 2, 3, 4]);
-    const one = await outbox.pending(Date.now(), 256, 1_000);
+    const one = await outbox.pending(Date.now(), 256, 1_000, Number.MAX_SAFE_INTEGER);
     expect(one).toHaveLength(1);
     await outbox.delivered(page.map((entry) => entry.seq));
-    const next = await outbox.pending(Date.now(), 256, 4 * 1024 * 1024);
+    const next = await outbox.pending(Date.now(), 256, 4 * 1024 * 1024, Number.MAX_SAFE_INTEGER);
     expect(next[0]?.envelope.data).toMatchObject({ n: 5 });
     outbox.close();
   });
@@ -53,12 +53,12 @@ describe("local store outbox", () => {
     const outbox = store();
     await sends(outbox, "producer/a", 3, 10);
     await sends(outbox, "producer/b", 300, 10);
-    const first = await outbox.pending(Date.now(), 256, 4 * 1024 * 1024);
+    const first = await outbox.pending(Date.now(), 256, 4 * 1024 * 1024, Number.MAX_SAFE_INTEGER);
     expect(first).toHaveLength(256);
     await outbox.failed(
       first.slice(0, 3).map((entry) => ({ seq: entry.seq, attempts: 1, retryAt: Date.now() + 60_000 })),
     );
-    const page = await outbox.pending(Date.now(), 256, 4 * 1024 * 1024);
+    const page = await outbox.pending(Date.now(), 256, 4 * 1024 * 1024, Number.MAX_SAFE_INTEGER);
     expect(new Set(page.map((entry) => entry.actor))).toEqual(new Set(["producer/b"]));
     expect(page).toHaveLength(256);
     expect(page.map((entry) => entry.seq)).toEqual([...page.map((entry) => entry.seq)].sort((x, y) => x - y));

@@ -44,7 +44,9 @@ export class LocalStore implements OutboxStore {
       // the byte budget are read.
       pendingOutbox: `WITH due AS (
           SELECT seq, octet_length(envelope) AS bytes FROM outbox o
-          WHERE NOT EXISTS (SELECT 1 FROM outbox p WHERE p.actor = o.actor AND p.retry_at > ?) ORDER BY seq LIMIT ?
+          WHERE NOT EXISTS (
+            SELECT 1 FROM outbox p WHERE p.actor = o.actor AND p.retry_at > ? AND p.retry_at <= ?
+          ) ORDER BY seq LIMIT ?
         ), page AS (SELECT seq, SUM(bytes) OVER (ORDER BY seq) - bytes AS before FROM due)
         SELECT o.seq, o.actor, o.envelope, o.attempts FROM page JOIN outbox o ON o.seq = page.seq
         WHERE page.before < ? ORDER BY o.seq`,
@@ -132,8 +134,8 @@ export class LocalStore implements OutboxStore {
 
   // --- OutboxStore, across all actors ---
 
-  async pending(now: number, limit: number, maxBytes: number): Promise<OutboxRecord[]> {
-    return this.q.pendingOutbox!.all(now, limit, maxBytes).map((row) => ({
+  async pending(now: number, limit: number, maxBytes: number, notAfter: number): Promise<OutboxRecord[]> {
+    return this.q.pendingOutbox!.all(now, notAfter, limit, maxBytes).map((row) => ({
       seq: Number(row.seq),
       actor: String(row.actor),
       envelope: JSON.parse(String(row.envelope)) as Envelope,
