@@ -11,6 +11,7 @@
 // never moves its cursor past a hole until the hole has been there `settleMs`, so a late commit is not skipped.
 // That holds from its start too: the tail starts below the newest recent hole, and the streams that start at the
 // end then skip the entries that were already there.
+import { type Clock, systemClock } from "../../shared/clock/index.ts";
 import type { ConsoleEventLog, ConsoleLogEntry, LiveOptions } from "./types.ts";
 
 const maxPosition = 9_223_372_036_854_775_807n;
@@ -92,6 +93,7 @@ export class LiveTail {
   private readonly subscribers = new Set<Subscriber>();
   private readonly intervalMs: number;
   private readonly settleMs: number;
+  private readonly clock: Clock;
   /** Entries read per query. */
   private readonly batch = 200;
   /** How many settled entries the buffer keeps for streams a little behind. */
@@ -122,10 +124,12 @@ export class LiveTail {
   constructor(
     private readonly log: ConsoleEventLog,
     options: LiveOptions = {},
-    private readonly clock: () => number = Date.now,
   ) {
     this.intervalMs = options.intervalMs ?? 500;
     this.settleMs = options.settleMs ?? 2_000;
+    // Monotonic: in wall time, a hole first seen just before the clock was stepped back an hour held every stream
+    // behind it for the hour.
+    this.clock = options.clock ?? systemClock;
     this.onError = options.onError;
   }
 
@@ -235,7 +239,11 @@ export class LiveTail {
         this.bufferFrom = this.cursor;
         this.buffer = [];
         this.holes.clear();
-        this.noteHoles(newest.map((entry) => BigInt(entry.position)).reverse(), this.cursor, this.clock());
+        this.noteHoles(
+          newest.map((entry) => BigInt(entry.position)).reverse(),
+          this.cursor,
+          this.clock.monotonic(),
+        );
         this.startedBelow = firstHole === undefined ? undefined : { head, visible };
       } finally {
         this.starting = undefined;
@@ -256,7 +264,7 @@ export class LiveTail {
 
   /** Moves the cursor over `rows` (oldest first) as far as no young hole stops it; false if one did. */
   private settle(rows: ConsoleLogEntry[]): boolean {
-    const now = this.clock();
+    const now = this.clock.monotonic();
     this.noteHoles(
       rows.map((entry) => BigInt(entry.position)),
       this.cursor as bigint,

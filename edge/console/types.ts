@@ -1,5 +1,6 @@
 // The console's ports: what a node hands it to show (topology, breakers, broker, events, actors, traces).
 import type { ActorAddress, ActorSnapshot } from "../../actors/runtime/index.ts";
+import type { Clock } from "../../shared/clock/index.ts";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import type { BreakerSnapshot } from "../../shared/resilience/index.ts";
 import type { ConsoleSessions, SessionOptions } from "./session.ts";
@@ -139,4 +140,6 @@ export interface LiveOptions {
    * taken by an insert that has not committed yet, or never will (a duplicate, a rollback). Default 2,000.
    */
   settleMs?: number;
+  /** Only its monotonic time is read (how long a hole has been there). Default `systemClock`. */
+  clock?: Clock;
 }

@@ -20,6 +20,7 @@ import { consoleTraces } from "../../deploy/tracing.ts";
 import { localInspector } from "../../edge/console/local.ts";
 import { issueToken } from "../../edge/middleware/auth/tokens.ts";
 import { nodeDependencyPolicies } from "../../deploy/node.ts";
+import { ManualClock } from "../../shared/clock/index.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
 import { Dependencies } from "../../shared/resilience/index.ts";
 import { captureSink, createLogger } from "../../shared/telemetry/log/index.ts";
@@ -812,6 +813,25 @@ describe("the live event stream", () => {
       const after = log.append("After").position;
       await stream.until(() => stream.activity().length === 3, "the entry after a hole that stays");
       expect(stream.ids().at(-1)).toBe(after);
+    } finally {
+      await stream.close();
+    }
+  });
+
+  test("a hole seen just before the wall clock steps back an hour settles after settleMs, not after the hour", async () => {
+    const clock = new ManualClock();
+    const { log, open } = await setup({ ...fast, clock });
+    const { stream } = await open();
+    try {
+      log.reserve(); // never committed: a duplicate insert's position
+      const after = log.append("After").position;
+      const queries = log.tailQueries;
+      while (log.tailQueries < queries + 2) await Bun.sleep(10); // the tail has seen the hole
+      expect(stream.ids()).toEqual([]);
+      clock.step(-3_600_000);
+      clock.advance(fast.settleMs);
+      await stream.until(() => stream.activity().length === 1, "the entry after the settled hole");
+      expect(stream.ids()).toEqual([after]);
     } finally {
       await stream.close();
     }
