@@ -1,5 +1,6 @@
 // The verified-token cache: a remembered token still expires on time; any changed byte is checked again.
 import { describe, expect, test } from "bun:test";
+import { errors, generateKeyPair, SignJWT } from "jose";
 import { ManualClock } from "../../../shared/clock/index.ts";
 import { jwtVerifier } from "./jwt.ts";
 import { issueToken } from "./tokens.ts";
@@ -27,5 +28,32 @@ describe("verified-token cache", () => {
     });
     clock.advance(61_000);
     expect(await verify?.(token)).toEqual({ reason: "expired" });
+  });
+
+  test("a key withdrawn from the key set stops a remembered token within a minute, though the wall clock steps back an hour", async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 25));
+    const { privateKey, publicKey } = await generateKeyPair("ES256");
+    let withdrawn = false;
+    const verify = jwtVerifier({
+      clock,
+      jwks: async () => {
+        if (withdrawn) throw new errors.JWKSNoMatchingKey();
+        return publicKey;
+      },
+    });
+    const issuedAt = Math.floor(clock.now() / 1000);
+    const token = await new SignJWT({ scope: "orders:read" })
+      .setProtectedHeader({ alg: "ES256", kid: "k1" })
+      .setSubject("u")
+      .setIssuedAt(issuedAt)
+      .setExpirationTime(issuedAt + 3 * 3600)
+      .sign(privateKey);
+    expect("principal" in ((await verify?.(token)) ?? {})).toBe(true);
+    withdrawn = true;
+    clock.step(-3_600_000);
+    clock.advance(59_000);
+    expect("principal" in ((await verify?.(token)) ?? {})).toBe(true); // remembered, as within any minute
+    clock.advance(1_000);
+    expect(await verify?.(token)).toEqual({ reason: "unknown key" });
   });
 });

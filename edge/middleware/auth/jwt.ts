@@ -7,7 +7,7 @@ import {
   type JWTVerifyOptions,
   jwtVerify,
 } from "jose";
-import type { Clock } from "../../../shared/clock/index.ts";
+import { type Clock, systemClock } from "../../../shared/clock/index.ts";
 import type { Config } from "../../../shared/config/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { type ClaimsOutcome, principalFromClaims } from "./claims.ts";
@@ -100,7 +100,7 @@ export function jwtVerifier(options: JwtOptions): JwtVerifier | undefined {
           false,
           ["verify"],
         );
-  const cache = new VerifiedTokens(options.cacheEntries ?? 10_000, tolerance, clock);
+  const cache = new VerifiedTokens(options.cacheEntries ?? 10_000, tolerance, clock ?? systemClock);
   /**
    * jose checks `iat` only against a maximum age; a token issued in the future (past the same tolerance as `nbf`)
    * is refused here too: its issuer's clock is wrong, or it was minted ahead of time. So is one valid for longer
@@ -158,27 +158,34 @@ class KeySetUnavailable extends Error {}
 
 /**
  * Tokens whose signature and claims already checked out, keyed by the exact token string (so a change of one
- * byte is a miss). A hit is re-checked against the clock (`exp`, `nbf`) and is kept at most a minute, so a key
- * removed from the JWKS stops being honoured within that. Only successes are kept; a bounded LRU.
+ * byte is a miss). A hit is re-checked against the clock (`exp`, `nbf`: wall time) and is kept at most a minute of
+ * monotonic time, so a key removed from the JWKS stops being honoured within that, whatever the wall clock does (a
+ * minute of wall time lasted an hour and a minute after a step back of an hour). Only successes are kept; a bounded
+ * LRU.
  */
 class VerifiedTokens {
   private readonly entries = new Map<
     string,
+    /** `until` is monotonic; `exp` and `nbf` are wall time. */
     { outcome: ClaimsOutcome; exp: number; nbf: number; until: number }
   >();
 
   constructor(
     private readonly capacity: number,
     private readonly toleranceSeconds: number,
-    private readonly clock: Clock | undefined,
+    private readonly clock: Clock,
   ) {}
 
   get(token: string): ClaimsOutcome | undefined {
     const entry = this.entries.get(token);
     if (!entry) return undefined;
-    const now = this.clock?.now() ?? Date.now();
+    const now = this.clock.now();
     const tolerance = this.toleranceSeconds * 1000;
-    if (now >= entry.until || now >= entry.exp + tolerance || now < entry.nbf - tolerance) {
+    if (
+      this.clock.monotonic() >= entry.until ||
+      now >= entry.exp + tolerance ||
+      now < entry.nbf - tolerance
+    ) {
       this.entries.delete(token);
       return undefined;
     }
@@ -189,12 +196,11 @@ class VerifiedTokens {
 
   remember(token: string, payload: { exp?: number; nbf?: number }, outcome: ClaimsOutcome): ClaimsOutcome {
     if (this.capacity <= 0 || !("principal" in outcome) || payload.exp === undefined) return outcome;
-    const now = this.clock?.now() ?? Date.now();
     this.entries.set(token, {
       outcome,
       exp: payload.exp * 1000,
       nbf: (payload.nbf ?? 0) * 1000,
-      until: now + 60_000,
+      until: this.clock.monotonic() + 60_000,
     });
     if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
     return outcome;
