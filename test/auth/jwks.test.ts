@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { createLocalJWKSet, type JWTPayload, SignJWT } from "jose";
 import type { RemoteKeySetOptions } from "../../edge/middleware/auth/jwks.ts";
+import { ManualClock } from "../../shared/clock/index.ts";
 import { bearer, type SigningKey, signingKey, startJwksServer, testGateway } from "./helpers.ts";
 
 const claims = (): JWTPayload => ({
@@ -174,6 +175,83 @@ describe("JWKS", () => {
       expect(await status(app, token)).toBe(200);
       await Bun.sleep(300); // 450 ms since the last successful fetch
       expect(await status(app, token)).toBe(503);
+    });
+  });
+
+  describe("the wall clock stepped back an hour", () => {
+    // jose's key set reads Date.now() itself: for these tests it reads the manual clock's wall time, as the
+    // verifier's claim checks do through the clock port.
+    const realNow = Date.now;
+    afterEach(() => {
+      Date.now = realNow;
+    });
+    const stepped = () => {
+      const clock = new ManualClock(realNow());
+      Date.now = () => clock.now();
+      return clock;
+    };
+    const status = async (app: ReturnType<typeof testGateway>["app"], token: string) =>
+      (await app.request("/orders", { headers: bearer(token) })).status;
+
+    test("a provider down at the step is asked again after the backoff, not after the hour", async () => {
+      const clock = stepped();
+      const rsa = await signingKey("RS256", "rsa-1");
+      const jwks = startJwksServer([rsa.jwk]);
+      servers.push(jwks);
+      jwks.fail();
+      const { app } = testGateway({
+        jwksUrl: jwks.url,
+        clock,
+        cacheEntries: 0,
+        jwksOptions: { retryMs: 300, clock },
+      });
+      expect(await status(app, await sign(rsa))).toBe(503);
+      jwks.recover();
+      clock.step(-3_600_000);
+      clock.advance(300);
+      expect(await status(app, await sign(rsa))).toBe(200);
+      expect(jwks.hits).toBe(2);
+    });
+
+    test("a rotated-in key works once the cooldown has passed, not an hour later", async () => {
+      const clock = stepped();
+      const current = await signingKey("RS256", "current");
+      const next = await signingKey("ES256", "next");
+      const jwks = startJwksServer([current.jwk]);
+      servers.push(jwks);
+      const { app } = testGateway({
+        jwksUrl: jwks.url,
+        clock,
+        jwksOptions: { cooldownDuration: 300, clock },
+      });
+      expect(await status(app, await sign(current))).toBe(200);
+      clock.step(-3_600_000);
+      jwks.publish([current.jwk, next.jwk]);
+      expect(await status(app, await sign(next))).toBe(401); // within the cooldown: no fetch
+      clock.advance(300);
+      expect(await status(app, await sign(next))).toBe(200);
+      expect(jwks.hits).toBe(2);
+    });
+
+    test("a withdrawn key stops verifying once the cache's max age has passed, not an hour later", async () => {
+      const clock = stepped();
+      const rsa = await signingKey("RS256", "rsa-1");
+      const jwks = startJwksServer([rsa.jwk]);
+      servers.push(jwks);
+      const { app } = testGateway({
+        jwksUrl: jwks.url,
+        clock,
+        cacheEntries: 0,
+        jwksOptions: { cacheMaxAge: 500, clock },
+      });
+      expect(await status(app, await sign(rsa))).toBe(200);
+      clock.step(-3_600_000);
+      jwks.publish([]);
+      clock.advance(499);
+      expect(await status(app, await sign(rsa))).toBe(200);
+      clock.advance(1);
+      expect(await status(app, await sign(rsa))).toBe(401);
+      expect(jwks.hits).toBe(2);
     });
   });
 

@@ -10,6 +10,7 @@ import {
   jwksCache,
   type RemoteJWKSetOptions,
 } from "jose";
+import { type Clock, systemClock } from "../../../shared/clock/index.ts";
 
 /** jose's options (defaults: cooldownDuration 30 s, cacheMaxAge 10 min, timeoutDuration 5 s), and two of ours. */
 export interface RemoteKeySetOptions extends RemoteJWKSetOptions {
@@ -25,6 +26,8 @@ export interface RemoteKeySetOptions extends RemoteJWKSetOptions {
    * answers, nothing else shows the outage. Must not throw.
    */
   report?: ((error: unknown) => void) | undefined;
+  /** Only its monotonic time is read: every age and backoff here is measured in it. Default `systemClock`. */
+  clock?: Clock | undefined;
 }
 
 const defaults = {
@@ -49,7 +52,8 @@ class JwksUnavailable extends Error {
  * an outage, never a fetch: a newly rotated key and a forged one look the same then.
  */
 export function remoteKeySet(url: string | URL, options: RemoteKeySetOptions = {}): JWTVerifyGetKey {
-  const { maxStaleMs, retryMs, report, ...given } = options;
+  const { maxStaleMs, retryMs, report, clock: givenClock, ...given } = options;
+  const clock = givenClock ?? systemClock;
   // `??`, not a spread: an option given as undefined takes its default too.
   const staleMs = maxStaleMs ?? defaults.maxStaleMs;
   const firstRetryMs = retryMs ?? defaults.retryMs;
@@ -63,6 +67,8 @@ export function remoteKeySet(url: string | URL, options: RemoteKeySetOptions = {
   // jose writes each set it fetches, and when, into this object.
   const fetched: JWKSCacheInput = {};
   const remote = createRemoteJWKSet(new URL(url), { ...joseOptions, [jwksCache]: fetched });
+  /** The last set jose fetched, and when (monotonic) it was first seen here, right after the call that fetched it. */
+  let seen: { jwks: JSONWebKeySet; at: number } | undefined;
   let last: { jwks: JSONWebKeySet; at: number; keys: JWTVerifyGetKey } | undefined;
   /** Failed rounds in a row; 0 while the provider answers. */
   let failures = 0;
@@ -70,17 +76,48 @@ export function remoteKeySet(url: string | URL, options: RemoteKeySetOptions = {
 
   const backoff = (failed: number) => Math.min(maxRetryMs, firstRetryMs * 2 ** (failed - 1));
 
+  function noteFetch(): void {
+    const { jwks } = fetched as Partial<ExportedJWKSCache>;
+    if (jwks !== undefined && jwks !== seen?.jwks) seen = { jwks, at: clock.monotonic() };
+  }
+
   function lastSet(): typeof last {
-    const { jwks, uat } = fetched as Partial<ExportedJWKSCache>;
-    if (jwks !== undefined && uat !== undefined && jwks !== last?.jwks) {
-      last = { jwks, at: uat, keys: createLocalJWKSet(jwks) };
+    noteFetch();
+    if (seen !== undefined && seen.jwks !== last?.jwks) {
+      last = { ...seen, keys: createLocalJWKSet(seen.jwks) };
     }
     return last;
   }
 
+  /**
+   * jose ages its set, and its cooldown for an unknown `kid`, in wall time (`Date.now()`): after the wall clock was
+   * stepped back an hour, it kept a set for the hour and ten minutes (a key the provider withdrew still verified)
+   * and refused a newly rotated-in key for the hour. Both are measured here in monotonic time too, and the set is
+   * reloaded when jose would have reloaded it but for the step.
+   */
+  const resolveKey: JWTVerifyGetKey = async (...args) => {
+    const age = () => {
+      noteFetch(); // a fetch jose made itself meanwhile restarts the age
+      return seen === undefined ? 0 : clock.monotonic() - seen.at;
+    };
+    try {
+      if (remote.fresh && age() >= joseOptions.cacheMaxAge) await remote.reload();
+      try {
+        return await remote(...args);
+      } catch (error) {
+        if (!(error instanceof errors.JWKSNoMatchingKey && remote.coolingDown)) throw error;
+        if (age() < joseOptions.cooldownDuration) throw error;
+        await remote.reload();
+        return await remote(...args);
+      }
+    } finally {
+      noteFetch();
+    }
+  };
+
   const fromLastSet: JWTVerifyGetKey = async (...args) => {
     const set = lastSet();
-    if (set === undefined || Date.now() - set.at >= staleMs) {
+    if (set === undefined || clock.monotonic() - set.at >= staleMs) {
       throw new JwksUnavailable("the JWKS cannot be fetched and no recent copy is at hand");
     }
     try {
@@ -94,7 +131,7 @@ export function remoteKeySet(url: string | URL, options: RemoteKeySetOptions = {
   };
 
   return async (...args) => {
-    const now = Date.now();
+    const now = clock.monotonic();
     const probing = failures > 0;
     if (probing) {
       if (now < retryAt) return fromLastSet(...args);
@@ -103,7 +140,7 @@ export function remoteKeySet(url: string | URL, options: RemoteKeySetOptions = {
       retryAt = now + backoff(failures);
     }
     try {
-      const key = await remote(...args);
+      const key = await resolveKey(...args);
       failures = 0;
       return key;
     } catch (error) {
@@ -115,7 +152,7 @@ export function remoteKeySet(url: string | URL, options: RemoteKeySetOptions = {
       // Counted once per round: requests that shared the failed fetch do not lengthen the backoff.
       if (failures === 0) {
         failures = 1;
-        retryAt = Date.now() + backoff(1);
+        retryAt = clock.monotonic() + backoff(1);
         report?.(error);
       } else if (probing) {
         report?.(error);
