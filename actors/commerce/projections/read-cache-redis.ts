@@ -118,8 +118,9 @@ export class RedisReadCache implements ReadCache {
     return this.counters.snapshot();
   }
 
+  /** Monotonic: in wall time, a clock stepped back an hour after a failure kept the cache skipped for the hour. */
   private cooling(): boolean {
-    return this.clock.now() < this.coolingUntil;
+    return this.clock.monotonic() < this.coolingUntil;
   }
 
   private async call(script: string, key: string, args: string[]): Promise<unknown> {
@@ -132,7 +133,7 @@ export class RedisReadCache implements ReadCache {
       );
     } catch (error) {
       this.counters.errors++;
-      this.coolingUntil = this.clock.now() + this.cooldownMs;
+      this.coolingUntil = this.clock.monotonic() + this.cooldownMs;
       this.options.report?.(error);
       throw new EdgewiseError("unavailable", "the read cache failed", {
         status: 503,

@@ -21,6 +21,7 @@ import { nodeTcpRedis } from "../../../edge/middleware/rate-limit/redis-tcp-node
 import { RedisReadCache, type RedisReadCacheOptions } from "./read-cache-redis.ts";
 
 import { TEST_REDIS_URL } from "./testing.ts";
+import { TcpForwarder } from "../../../test/rate-limit/forwarder.ts";
 
 /**
  * The node's own wiring: the read cache on the same TCP client the rate limiter uses (deploy/commerce.ts): Bun's
@@ -275,4 +276,33 @@ describe("Redis failing: reads are served from load", () => {
     // An advance is never skipped: it fails loudly, so the cache consumer's delivery is retried.
     await expect(cache.advance("inventory:s", 2)).rejects.toMatchObject({ code: "unavailable", status: 503 });
   });
+});
+
+test("a wall clock stepped back an hour after a failure does not keep Redis skipped for the hour", async () => {
+  const target = new URL(TEST_REDIS_URL);
+  const forwarder = new TcpForwarder({ hostname: target.hostname, port: Number(target.port || 6379) });
+  forwarder.start();
+  forwarder.stop(); // Redis is away
+  try {
+    const clock = new ManualClock();
+    const cache = tcpReadCache({
+      url: `redis://127.0.0.1:${forwarder.port}`,
+      prefix: `${prefix}stepped:`,
+      cooldownMs: 1_000,
+      reconnectBackoffMs: 1_000,
+      clock,
+    });
+    closers.push(() => cache.close());
+    const load = async () => ({ version: 1, value: { sku: "s", available: 1 } });
+    expect((await cachedRead(cache, "inventory:s", load)).hit).toBe(false);
+    expect(cache.stats().errors).toBe(1);
+    forwarder.start(); // back, on the same port
+    clock.step(-3_600_000);
+    clock.advance(1_000);
+    await cachedRead(cache, "inventory:s", load);
+    expect(cache.stats()).toEqual({ hits: 0, misses: 1, errors: 1 });
+    expect((await cachedRead(cache, "inventory:s", load)).hit).toBe(true);
+  } finally {
+    forwarder.stop();
+  }
 });
