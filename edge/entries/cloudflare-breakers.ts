@@ -24,7 +24,7 @@ export interface BreakersEnv {
   BREAKERS?: CoordinatorNamespace;
 }
 
-/** Timeouts per dependency kind, as on a node (deploy/node.ts, `nodeDependencyPolicies`). */
+/** Timeouts per dependency kind, as on a node (deploy/node-dependencies.ts, `nodeDependencyPolicies`). */
 export const workerDependencyPolicies: Record<string, Partial<DependencyPolicy>> = {
   // A refused statement (a value out of range, a constraint) is the database answering, not failing.
   postgres: { timeoutMs: 5_000, breaker: { isFailure: sqlIsFailure }, mapError: asPostgresFailure },

@@ -1,0 +1,39 @@
+// The node's breakers and timeouts, one per remote dependency (shared/resilience); /readyz and /metrics show them.
+import {
+  Dependencies,
+  type DependencyPolicy,
+  asPostgresFailure,
+  sqlIsFailure,
+} from "../shared/resilience/index.ts";
+import type { Logger } from "../shared/telemetry/log/index.ts";
+
+/**
+ * Timeouts per dependency kind. Redis sits on the request path of every call (rate limit, cache), so it gets the
+ * least; a webhook receiver the most (it is someone else's server).
+ */
+export const nodeDependencyPolicies: Record<string, Partial<DependencyPolicy>> = {
+  // A refused statement (a value out of range, a constraint) is the database answering, not failing.
+  // A lost connection reaches callers as 503 `unavailable` (asPostgresFailure), not as a driver error (a 500).
+  postgres: { timeoutMs: 5_000, breaker: { isFailure: sqlIsFailure }, mapError: asPostgresFailure },
+  redis: { timeoutMs: 500 },
+  broker: { timeoutMs: 5_000 },
+  "actor-host": { timeoutMs: 10_000 },
+  webhook: { timeoutMs: 10_000 },
+};
+
+/** The breakers, each change of state logged (a breaker closing at info, opening at warn). */
+export function nodeDependencies(logger: Logger): Dependencies {
+  return new Dependencies({
+    policies: nodeDependencyPolicies,
+    onStateChange: (change) =>
+      logger[change.to === "closed" ? "info" : "warn"](
+        `breaker ${change.name}: ${change.from} → ${change.to}`,
+        {
+          breaker: change.name,
+          from: change.from,
+          to: change.to,
+          reason: change.reason,
+        },
+      ),
+  });
+}

@@ -1,0 +1,69 @@
+// What /readyz checks on a node: Postgres, the broker, a gateway's actor host, the data dir, and Redis.
+import type { DependencyCheck } from "../edge/routes/health.ts";
+import type { Dependencies } from "../shared/resilience/index.ts";
+import { dataDirCheck } from "./data-dir-check.ts";
+import type { Sql } from "./local/broker/db.ts";
+import type { EmbeddedPostgres } from "./local/pglite/index.ts";
+import type { NodeActors } from "./node-actors.ts";
+import type { NodeQueue } from "./node-queue.ts";
+import type { NodeRateLimit } from "./node-rate-limit.ts";
+
+export interface NodeReadinessParts {
+  sql: Sql;
+  embedded: EmbeddedPostgres | undefined;
+  dataDir: string;
+  queue: NodeQueue;
+  actors: NodeActors;
+  redis: NodeRateLimit;
+  dependencies: Dependencies;
+}
+
+/** The node's own checks; an extension adds its own after them. */
+export function nodeReadiness(parts: NodeReadinessParts): DependencyCheck[] {
+  const { sql, embedded, dataDir, dependencies } = parts;
+  const { queue, queueFetch } = parts.queue;
+  const { host, remoteHost } = parts.actors;
+  const { rawRedis, rateLimitRedis } = parts.redis;
+  const readiness: DependencyCheck[] = [
+    {
+      name: "postgres",
+      critical: true,
+      check: async () => void (await sql`SELECT 1`),
+      breaker: () => dependencies.state("postgres"),
+    },
+    {
+      name: "broker",
+      critical: true,
+      breaker: () => dependencies.state("broker"),
+      check: async (signal) => {
+        const response = await queueFetch(`${queue.url}/v2/keys`, {
+          headers: { authorization: `Bearer ${queue.token}` },
+          signal,
+        });
+        await response.body?.cancel();
+        if (response.status >= 500) throw new Error(`broker answered ${response.status}`);
+      },
+    },
+  ];
+  // A gateway of a split deployment serves nothing without its actor host: the hop, its TLS and the secret.
+  if (remoteHost) {
+    readiness.push({
+      name: "actorHost",
+      critical: true,
+      check: (signal) => remoteHost.ping(signal),
+      breaker: () => dependencies.state("actor-host"),
+    });
+  }
+  // Critical where the node's own state lives there: the local actors' SQLite, or the embedded Postgres.
+  readiness.push(dataDirCheck(dataDir, host !== undefined || embedded !== undefined));
+  if (rateLimitRedis) {
+    readiness.push({
+      name: "redis",
+      critical: false,
+      // The raw client: a readiness probe must see Redis itself, not its breaker's fast failure.
+      check: async () => void (await rawRedis?.get("edgewise:ping")),
+      breaker: () => dependencies.state("redis"),
+    });
+  }
+  return readiness;
+}
