@@ -172,14 +172,15 @@ test("billing's payments counter: one capture, one insufficient-funds failure an
 
 test("a reply stuck in billing's own outbox shows in its pending and lag gauges", async () => {
   // What a billing relay that cannot publish leaves (the broker refusing its batch): a committed reply, backing off,
-  // which no actor outbox holds. Made directly in the table, so the test needs no broker outage.
+  // which no actor outbox holds. Made directly in the table, so the test needs no broker outage. Its retry is due
+  // within the relay's horizon: one further ahead is taken for a wall clock stepped back, and is due at once.
   const sql = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
   const table = sql(`${running.schema}.billing_outbox`);
   try {
     const [row] = await sql<Array<{ seq: string }>>`
       INSERT INTO ${table} (envelope, created_at, available_at, attempts, last_error)
       VALUES (${sql.json({ id: uniqueName("stuck"), type: "PaymentCaptured" })}, now() - interval '90 seconds',
-        now() + interval '1 hour', 7, 'broker refused the batch')
+        now() + interval '8 seconds', 7, 'broker refused the batch')
       RETURNING seq`;
     let seen: Scrape | undefined;
     await eventually(async () => {
