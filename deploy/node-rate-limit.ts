@@ -1,4 +1,5 @@
 // The node's Redis client, when configured (Upstash REST, or TCP), and the rate limiter on it or in memory.
+import { dueAfter } from "../shared/clock/index.ts";
 import { Redis } from "@upstash/redis";
 import { configuredLimiter } from "../edge/middleware/rate-limit/configured.ts";
 import { guardedRedis } from "../edge/middleware/rate-limit/guarded-redis.ts";
@@ -64,8 +65,7 @@ export function everyInterval(
   return (error) => {
     failures++;
     const at = now();
-    // An `at` before the last line: the wall clock was stepped back. Due, or the failures went unlogged for as long.
-    if (at >= last && at - last < intervalMs) return;
+    if (!dueAfter(at, last, intervalMs)) return;
     last = at;
     report(error, failures);
     failures = 0;

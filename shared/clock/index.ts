@@ -43,3 +43,12 @@ export class ManualClock implements Clock {
     this.current = epochMs;
   }
 }
+
+/**
+ * Whether work throttled to once per `everyMs` of wall time is due at `now`, its last run at `last` (undefined:
+ * never). Wall time, since such work compares cutoffs with stored times; a `now` before `last` means the wall clock
+ * was stepped back, and counts as due, or the work would stop for as long as the step.
+ */
+export function dueAfter(now: number, last: number | undefined, everyMs: number): boolean {
+  return last === undefined || now < last || now - last >= everyMs;
+}

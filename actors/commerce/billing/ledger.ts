@@ -1,6 +1,6 @@
 // The billing ledger: customer accounts in Postgres, and the `billing` MessageConsumer that charges and refunds orders.
 import * as v from "valibot";
-import { type Clock, systemClock } from "../../../shared/clock/index.ts";
+import { type Clock, dueAfter, systemClock } from "../../../shared/clock/index.ts";
 import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { validationError } from "../../../shared/errors/valibot.ts";
@@ -204,8 +204,7 @@ export class BillingLedger implements MessageConsumer {
   private pruneIfDue(): void {
     const now = (this.options.clock ?? systemClock).now();
     const last = this.pruneSchedule.lastAt;
-    // A `now` before the last prune: the wall clock was stepped back. Due, or the pruning stopped for as long.
-    if (last !== undefined && now >= last && now - last < (this.options.pruneEveryMs ?? 3_600_000)) return;
+    if (!dueAfter(now, last, this.options.pruneEveryMs ?? 3_600_000)) return;
     this.pruneSchedule.lastAt = now;
     const keepMs = this.options.processedRetentionMs ?? 7 * 86_400_000;
     this.pruneProcessed(new Date(now - keepMs)).catch((error: unknown) => this.options.onPruneError?.(error));

@@ -1,4 +1,5 @@
 // Retention for the security events in the activity log: the only rows an unauthenticated caller can make it write.
+import { dueAfter } from "../../../shared/clock/index.ts";
 import { securityEventKinds } from "../../../shared/telemetry/log/security-events.ts";
 import type { ActivityLog } from "./activity-log.ts";
 
@@ -35,7 +36,7 @@ export function activityPruner(
   const { everyMs = 3_600_000, keepMs, types } = options;
   let last = Number.NEGATIVE_INFINITY;
   return (now) => {
-    if (now >= last && now - last < everyMs) return undefined;
+    if (!dueAfter(now, last, everyMs)) return undefined;
     last = now;
     return log.pruneActivity({ olderThan: now - keepMs, ...(types ? { types } : {}) }).then(
       () => undefined,

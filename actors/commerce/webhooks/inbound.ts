@@ -1,4 +1,5 @@
 // Inbound webhooks (`POST /webhooks/inbound/{source}`): per-source secrets, verification, replay guard, Restock.
+import { dueAfter } from "../../../shared/clock/index.ts";
 import * as v from "valibot";
 import { createEnvelope, type Envelope } from "../../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
@@ -185,8 +186,7 @@ export function inboundPruner(
   const { everyMs = 60_000, keepMs = 2 * TOLERANCE_SECONDS * 1000 } = options;
   let last = Number.NEGATIVE_INFINITY;
   return (now) => {
-    // A `now` before the last pass: the wall clock was stepped back. Due, or the pruning stopped for as long.
-    if (now >= last && now - last < everyMs) return;
+    if (!dueAfter(now, last, everyMs)) return;
     last = now;
     store.pruneInbound(new Date(now - keepMs)).catch((error: unknown) => options.onError?.(error));
   };
