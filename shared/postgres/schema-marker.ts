@@ -1,0 +1,121 @@
+// Schema markers: a store's DDL runs once per version of it, so a start whose stores are current takes no table lock.
+import type postgres from "postgres";
+import { sha256Hex } from "../crypto/hex.ts";
+
+/**
+ * One store's Postgres schema. `ddl` is idempotent and additive (it never drops or narrows anything), so running it
+ * on a schema some version of it made is always safe; the marker only saves doing so on every start.
+ */
+export interface SchemaComponent {
+  /** The marker's key, e.g. `billing`. */
+  readonly name: string;
+  /**
+   * Raised whenever `ddl` changes (deploy/schema-versions.test.ts pins each). A node whose version is below the
+   * marker's leaves the newer schema as it is; one at or above it applies its `ddl` unless the marker matches it.
+   */
+  readonly version: number;
+  /** Arbitrary but fixed: serializes the component's DDL across nodes starting at once. */
+  readonly lock: number;
+  readonly ddl: string;
+}
+
+/** What the last node to apply a component's DDL applied. */
+export interface SchemaMarker {
+  version: number;
+  /** SHA-256 (hex) of the DDL text. */
+  fingerprint: string;
+}
+
+/** The markers of the pool's schema, by component name: read once at a start and given to every store. */
+export type SchemaMarkers = ReadonlyMap<string, SchemaMarker>;
+
+/** Any postgres.js pool: the stores' custom types do not matter to the marker's text and int columns. */
+type Pool<Types extends Record<string, unknown>> = postgres.Sql<Types>;
+
+/** Arbitrary but fixed: serializes the creation of the marker table itself. */
+const markerTableLock = 8245500;
+
+const markerTable = `
+  CREATE TABLE IF NOT EXISTS edgewise_schema (
+    component text PRIMARY KEY,
+    version int NOT NULL,
+    fingerprint text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+  )`;
+
+const fingerprints = new WeakMap<SchemaComponent, Promise<string>>();
+
+/** SHA-256 (hex) of the component's DDL, through WebCrypto (Bun, Deno, workerd); computed once per component. */
+export function schemaFingerprint(component: SchemaComponent): Promise<string> {
+  let fingerprint = fingerprints.get(component);
+  if (!fingerprint) {
+    fingerprint = sha256Hex(component.ddl);
+    fingerprints.set(component, fingerprint);
+  }
+  return fingerprint;
+}
+
+/**
+ * The markers in the first schema of the pool's search_path (where the stores' tables are), in one round trip and
+ * without a table lock but the marker table's own ACCESS SHARE. None when the table is missing there: a marker
+ * table in a later schema of the path (another deployment's, in `public`) is not this schema's and is ignored.
+ */
+export async function readSchemaMarkers<Types extends Record<string, unknown>>(
+  sql: Pool<Types>,
+): Promise<SchemaMarkers> {
+  try {
+    const rows = await sql<Array<{ component: string; version: number; fingerprint: string }>>`
+      SELECT component, version, fingerprint FROM edgewise_schema
+      WHERE tableoid = to_regclass(format('%I.edgewise_schema', current_schema()))::oid`;
+    return new Map(
+      rows.map((row) => [row.component, { version: row.version, fingerprint: row.fingerprint }]),
+    );
+  } catch (error) {
+    if ((error as { code?: unknown }).code === "42P01") return new Map(); // undefined_table: a schema never marked
+    throw error;
+  }
+}
+
+function isCurrent(
+  marker: SchemaMarker | undefined,
+  component: SchemaComponent,
+  fingerprint: string,
+): boolean {
+  if (!marker) return false;
+  // A newer node applied a later version: this older node's DDL could only put back older function bodies.
+  if (marker.version > component.version) return true;
+  return marker.version === component.version && marker.fingerprint === fingerprint;
+}
+
+/**
+ * Applies the component's DDL unless the marker says it is current, and then records it, in one transaction
+ * under the component's advisory lock (re-checked there: another node may have applied it meanwhile). Given the
+ * start's `markers` (readSchemaMarkers), a current component costs no round trip at all; without, one.
+ */
+export async function ensureSchema<Types extends Record<string, unknown>>(
+  sql: Pool<Types>,
+  component: SchemaComponent,
+  markers?: SchemaMarkers,
+): Promise<void> {
+  const fingerprint = await schemaFingerprint(component);
+  const known = markers ?? (await readSchemaMarkers(sql));
+  if (isCurrent(known.get(component.name), component, fingerprint)) return;
+  await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(${component.lock})`;
+    const [table] = await tx<Array<{ exists: boolean }>>`
+      SELECT to_regclass(format('%I.edgewise_schema', current_schema())) IS NOT NULL AS exists`;
+    if (!table?.exists) {
+      await tx`SELECT pg_advisory_xact_lock(${markerTableLock})`;
+      await tx.unsafe(markerTable);
+    }
+    const [marker] = await tx<SchemaMarker[]>`
+      SELECT version, fingerprint FROM edgewise_schema WHERE component = ${component.name}`;
+    if (isCurrent(marker, component, fingerprint)) return;
+    await tx.unsafe(component.ddl);
+    await tx`
+      INSERT INTO edgewise_schema (component, version, fingerprint)
+      VALUES (${component.name}, ${component.version}, ${fingerprint})
+      ON CONFLICT (component) DO UPDATE
+        SET version = excluded.version, fingerprint = excluded.fingerprint, applied_at = now()`;
+  });
+}
