@@ -37,6 +37,7 @@ import { EventSchemas, Participants } from "../actors/commerce/messages.ts";
 import { readSideEvents, readSideKey } from "../actors/commerce/subscriptions.ts";
 import type { BillingSql } from "../actors/commerce/billing/schema.ts";
 import { createEnvelope } from "../shared/envelope/index.ts";
+import { readSchemaMarkers, type SchemaMarkers } from "../shared/postgres/schema-marker.ts";
 import { type Dependencies, guardedPort } from "../shared/resilience/index.ts";
 import {
   boundedSecurityEvents,
@@ -96,8 +97,11 @@ export interface CommerceSystem {
   /** The queue consumers that are not actors: billing, projector, activity, webhooks, and cache when given. */
   consumers: MessageConsumer[];
   routes: Hono<GatewayEnv>;
-  /** Creates the tables if missing, one part after another (the embedded PGlite serves one connection). */
-  migrate(): Promise<void>;
+  /**
+   * Creates the tables if missing, one part after another (the embedded PGlite serves one connection); parts whose
+   * schema marker is current run no DDL. `markers`: the start's readSchemaMarkers, else read here, once.
+   */
+  migrate(markers?: SchemaMarkers): Promise<void>;
   /**
    * Appends a security event to the activity log as the CloudEvent `security.<kind>` (through the `postgres`
    * breaker). Give it to `boundedSecurityEvents`, which caps the rate and keeps it off the request path.
@@ -306,11 +310,12 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
     },
     describeTarget: async (target) =>
       describeCustomerTarget(target) ?? describeWebhookTarget(webhookStore, target),
-    async migrate() {
-      await billing.migrate();
-      await projector.migrate();
-      await activity.migrate();
-      await postgresWebhookStore.migrate();
+    async migrate(markers) {
+      const known = markers ?? (await readSchemaMarkers(sql));
+      await billing.migrate(known);
+      await projector.migrate(known);
+      await activity.migrate(known);
+      await postgresWebhookStore.migrate(known);
     },
   };
 }

@@ -43,6 +43,8 @@ test("migrating again while a reader holds orders_read and webhook_subscriptions
       await held;
     });
     await readingNow;
+    // Markers gone, as on the first start of a version whose DDL changed: the whole DDL runs again.
+    await db.sql`DELETE FROM edgewise_schema`;
     try {
       // ADD COLUMN IF NOT EXISTS took ACCESS EXCLUSIVE even with the column there: lock_timeout ended these.
       await new OrdersProjector(starting).migrate();
@@ -55,8 +57,9 @@ test("migrating again while a reader holds orders_read and webhook_subscriptions
     await reader.end();
     await starting.end();
   }
-  // And a table made before a column still gets it.
+  // And a table made before a column (by a version before schema markers) still gets it.
   await db.sql`ALTER TABLE webhook_subscriptions DROP COLUMN previous_secret_expires_at`;
+  await db.sql`DELETE FROM edgewise_schema WHERE component = 'webhooks'`;
   await new PostgresWebhookStore(db.sql).migrate();
   const columns = await db.sql<{ name: string }[]>`
     SELECT column_name AS name FROM information_schema.columns

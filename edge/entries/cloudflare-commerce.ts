@@ -28,6 +28,7 @@ import {
 } from "../../actors/runtime/index.ts";
 import type { Config } from "../../shared/config/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
+import { readSchemaMarkers } from "../../shared/postgres/schema-marker.ts";
 import { type Dependencies, guardedPort, isBreakerOpen } from "../../shared/resilience/index.ts";
 import {
   boundedSecurityEvents,
@@ -274,9 +275,11 @@ export class CommerceOnWorkers {
         try {
           // Behind the `postgres` breaker: while it is open, a new isolate answers 503 at once instead of
           // waiting out the connect timeout on every request.
+          // One round trip when every store's schema marker is current: no DDL, no table lock.
           const migrate = async () => {
-            await system.migrate();
-            await apiKeys.migrate();
+            const markers = await readSchemaMarkers(sql);
+            await system.migrate(markers);
+            await apiKeys.migrate(markers);
           };
           await (dependencies ? dependencies.call("postgres", migrate) : migrate());
         } catch (error) {

@@ -4,6 +4,7 @@ import { type Clock, dueAfter, systemClock } from "../../../shared/clock/index.t
 import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { validationError } from "../../../shared/errors/valibot.ts";
+import type { SchemaMarkers } from "../../../shared/postgres/schema-marker.ts";
 import {
   activeContext,
   contextFromTraceparent,
@@ -82,8 +83,8 @@ export class BillingLedger implements MessageConsumer {
   }
 
   /** Creates the billing tables if missing; safe on every start and from several nodes at once. */
-  migrate(): Promise<void> {
-    return migrateBilling(this.sql);
+  migrate(markers?: SchemaMarkers): Promise<void> {
+    return migrateBilling(this.sql, markers);
   }
 
   /** `PUT /v1/accounts/{customerId}`: sets the balance, creating the account, by funding the difference. */

@@ -1,5 +1,10 @@
-// The billing ledger's Postgres schema (billing_* tables), created idempotently under an advisory lock.
+// The billing ledger's Postgres schema (billing_* tables), applied once per version of it (shared/postgres).
 import type postgres from "postgres";
+import {
+  ensureSchema,
+  type SchemaComponent,
+  type SchemaMarkers,
+} from "../../../shared/postgres/schema-marker.ts";
 
 /**
  * The caller's pool (postgres.js), never opened here. Custom types do not matter: billing reads every int8
@@ -16,9 +21,6 @@ export const SystemAccounts = {
   /** Money captured from customers, less refunds. */
   revenue: "system:revenue",
 } as const;
-
-/** Arbitrary but fixed: serializes concurrent migrations from several nodes starting at once. */
-const migrationLock = 8245641;
 
 const ddl = `
   CREATE TABLE IF NOT EXISTS billing_accounts (
@@ -92,13 +94,13 @@ const ddl = `
   );
 `;
 
+export const billingSchema: SchemaComponent = { name: "billing", version: 1, lock: 8245641, ddl };
+
 /**
  * Creates the billing tables, the balance trigger and the system accounts if missing; safe on every start and
- * from several nodes at once. Everything lands in the first schema of the pool's `search_path`.
+ * from several nodes at once, and without DDL when the marker says this version is applied. Everything lands in
+ * the first schema of the pool's `search_path`.
  */
-export async function migrateBilling(sql: BillingSql): Promise<void> {
-  await sql.begin(async (tx) => {
-    await tx`SELECT pg_advisory_xact_lock(${migrationLock})`;
-    await tx.unsafe(ddl);
-  });
+export function migrateBilling(sql: BillingSql, markers?: SchemaMarkers): Promise<void> {
+  return ensureSchema(sql, billingSchema, markers);
 }

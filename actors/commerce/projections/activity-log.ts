@@ -4,6 +4,7 @@ import * as v from "valibot";
 import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { validationError } from "../../../shared/errors/valibot.ts";
+import type { SchemaMarkers } from "../../../shared/postgres/schema-marker.ts";
 import type { MessageConsumer } from "../../runtime/consumers.ts";
 import { nextMacrotask } from "../../runtime/group-commit.ts";
 import type { TurnOutcome } from "../../runtime/turn.ts";
@@ -92,8 +93,9 @@ export class ActivityLog<Types extends Record<string, unknown> = Record<string, 
   /** Takes the caller's pool and never opens one. */
   constructor(private readonly sql: postgres.Sql<Types>) {}
 
-  migrate(): Promise<void> {
-    return migrateActivityLog(this.sql);
+  /** Creates the table if missing; safe on every start and from several nodes at once. */
+  migrate(markers?: SchemaMarkers): Promise<void> {
+    return migrateActivityLog(this.sql, markers);
   }
 
   async receive(envelope: Envelope): Promise<TurnOutcome> {

@@ -1,8 +1,10 @@
 // The `activity_log` table: append-only by trigger, deduplicated by envelope id, searchable by subject and type.
 import type postgres from "postgres";
-
-/** Arbitrary but fixed: serializes concurrent migrations from several nodes starting at once. */
-const migrationLock = 8245612;
+import {
+  ensureSchema,
+  type SchemaComponent,
+  type SchemaMarkers,
+} from "../../../shared/postgres/schema-marker.ts";
 
 /** The session setting (transaction-local) under which the trigger lets DELETE through: pruneActivity only. */
 export const pruneSetting = "edgewise.activity_prune";
@@ -12,12 +14,11 @@ export const pruneSetting = "edgewise.activity_prune";
  * which only `pruneActivity` sets. The trigger guards against application bugs, not against a database owner,
  * who can drop it. `subjects` (GIN) holds the envelope's subject and the ids its data names, for the filter.
  */
-export async function migrateActivityLog<Types extends Record<string, unknown>>(
-  sql: postgres.Sql<Types>,
-): Promise<void> {
-  await sql.begin(async (tx) => {
-    await tx`SELECT pg_advisory_xact_lock(${migrationLock})`;
-    await tx.unsafe(`
+export const activityLogSchema: SchemaComponent = {
+  name: "activity_log",
+  version: 1,
+  lock: 8245612,
+  ddl: `
       CREATE TABLE IF NOT EXISTS activity_log (
         seq bigserial PRIMARY KEY,
         id text NOT NULL UNIQUE,
@@ -44,6 +45,13 @@ export async function migrateActivityLog<Types extends Record<string, unknown>>(
         FOR EACH ROW EXECUTE FUNCTION activity_log_append_only();
       CREATE OR REPLACE TRIGGER activity_log_no_truncate BEFORE TRUNCATE ON activity_log
         FOR EACH STATEMENT EXECUTE FUNCTION activity_log_append_only();
-    `);
-  });
+    `,
+};
+
+/** Creates the table, indexes and triggers if missing; without DDL when the marker says this version is applied. */
+export function migrateActivityLog<Types extends Record<string, unknown>>(
+  sql: postgres.Sql<Types>,
+  markers?: SchemaMarkers,
+): Promise<void> {
+  return ensureSchema(sql, activityLogSchema, markers);
 }

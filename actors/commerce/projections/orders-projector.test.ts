@@ -245,6 +245,7 @@ describe("listOrders", () => {
   test("a read model made before the ids column gets it, filled for its old rows, when it migrates", async () => {
     await projector.receive(placed("w-old", "🎈", ["___"], t0 + 100));
     await db.sql`ALTER TABLE orders_read DROP COLUMN ids`; // as the table was before
+    await db.sql`DELETE FROM edgewise_schema WHERE component = 'orders_read'`; // and a version before markers
     await projector.migrate();
     expect(ids((await projector.listOrders({ q: "🎈" })).items)).toEqual(["w-old"]);
     expect(ids((await projector.listOrders({ q: "___" })).items)).toEqual(["w-old"]);

@@ -1,6 +1,7 @@
 // The orders projector: a MessageConsumer (`projector/orders`) keeping `orders_read` from the order events.
 import type postgres from "postgres";
 import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts";
+import type { SchemaMarkers } from "../../../shared/postgres/schema-marker.ts";
 import type { MessageConsumer } from "../../runtime/consumers.ts";
 import type { TurnOutcome } from "../../runtime/turn.ts";
 import { Participants } from "../messages.ts";
@@ -40,8 +41,8 @@ export class OrdersProjector<Types extends Record<string, unknown> = Record<stri
   constructor(private readonly sql: postgres.Sql<Types>) {}
 
   /** Creates the table and indexes if missing; safe on every start and from several nodes at once. */
-  migrate(): Promise<void> {
-    return migrateOrdersRead(this.sql);
+  migrate(markers?: SchemaMarkers): Promise<void> {
+    return migrateOrdersRead(this.sql, markers);
   }
 
   async receive(envelope: Envelope): Promise<TurnOutcome> {

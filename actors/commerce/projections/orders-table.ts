@@ -1,11 +1,13 @@
 // The `orders_read` table: its DDL, and the mapping between its rows and OrderRecord.
 import type postgres from "postgres";
+import {
+  ensureSchema,
+  type SchemaComponent,
+  type SchemaMarkers,
+} from "../../../shared/postgres/schema-marker.ts";
 import { addColumnIfMissing } from "../add-column.ts";
 import type { OrderStatus, RejectReason } from "../messages.ts";
 import { type OrderLineView, type OrderRecord, searchText } from "./order-merge.ts";
-
-/** Arbitrary but fixed: serializes concurrent migrations from several nodes starting at once. */
-const migrationLock = 8245611;
 
 /**
  * `order_id` sorts bytewise (COLLATE "C"), so the keyset order is the same on every server. `search` is built
@@ -17,12 +19,11 @@ const migrationLock = 8245611;
  * splits some ids differently inside the document than alone (`~abc` is `abc` there and `~abc` in a query). Being
  * generated, it is filled for rows written before it too (Postgres computes it once, when the column is added).
  */
-export async function migrateOrdersRead<Types extends Record<string, unknown>>(
-  sql: postgres.Sql<Types>,
-): Promise<void> {
-  await sql.begin(async (tx) => {
-    await tx`SELECT pg_advisory_xact_lock(${migrationLock})`;
-    await tx.unsafe(`
+export const ordersReadSchema: SchemaComponent = {
+  name: "orders_read",
+  version: 1,
+  lock: 8245611,
+  ddl: `
       CREATE TABLE IF NOT EXISTS orders_read (
         order_id text COLLATE "C" PRIMARY KEY,
         customer_id text NOT NULL,
@@ -43,8 +44,15 @@ export async function migrateOrdersRead<Types extends Record<string, unknown>>(
       CREATE INDEX IF NOT EXISTS orders_read_search ON orders_read USING gin (search);
       ${addColumnIfMissing("orders_read", "ids", "text[] GENERATED ALWAYS AS (ARRAY[order_id, customer_id] || skus) STORED")}
       CREATE INDEX IF NOT EXISTS orders_read_ids ON orders_read USING gin (ids);
-    `);
-  });
+    `,
+};
+
+/** Creates the table and indexes if missing; without DDL when the marker says this version is applied. */
+export function migrateOrdersRead<Types extends Record<string, unknown>>(
+  sql: postgres.Sql<Types>,
+  markers?: SchemaMarkers,
+): Promise<void> {
+  return ensureSchema(sql, ordersReadSchema, markers);
 }
 
 export interface OrderRow {

@@ -224,8 +224,9 @@ describe("listings", () => {
 test("a table made before rotation existed gains its columns, and its subscriptions rotate", async () => {
   const { sql, close } = await testStore("management_upgrade");
   try {
-    // The shape of webhook_subscriptions before this release.
+    // The shape of webhook_subscriptions before this release (which left no schema marker).
     await sql.unsafe(`
+      DELETE FROM edgewise_schema WHERE component = 'webhooks';
       DROP TABLE webhook_subscriptions;
       CREATE TABLE webhook_subscriptions (
         id text PRIMARY KEY, url text NOT NULL, events text NOT NULL,

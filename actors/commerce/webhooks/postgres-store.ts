@@ -1,6 +1,11 @@
-// The WebhookStore on Postgres (postgres.js), on the caller's pool; tables created under an advisory lock.
+// The WebhookStore on Postgres (postgres.js), on the caller's pool; tables created once per version of their DDL.
 import type postgres from "postgres";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
+import {
+  ensureSchema,
+  type SchemaComponent,
+  type SchemaMarkers,
+} from "../../../shared/postgres/schema-marker.ts";
 import { addColumnIfMissing } from "../add-column.ts";
 import type {
   AttemptPage,
@@ -34,8 +39,46 @@ interface AttemptRow {
   at: Date;
 }
 
-/** Arbitrary but fixed: serializes concurrent migrations from several nodes starting at once. */
-const migrationLock = 8245602;
+// Events are stored space-separated, like API key scopes: no array types needed from the driver.
+export const webhooksSchema: SchemaComponent = {
+  name: "webhooks",
+  version: 1,
+  lock: 8245602,
+  ddl: `
+    CREATE TABLE IF NOT EXISTS webhook_subscriptions (
+      id text PRIMARY KEY,
+      url text NOT NULL,
+      events text NOT NULL,
+      secret text NOT NULL CHECK (secret LIKE 'whsec\\_%'),
+      created_at timestamptz NOT NULL DEFAULT now(),
+      deleted_at timestamptz
+    );
+    -- Secret rotation (added after the first release: ALTER keeps tables made before it).
+    ${addColumnIfMissing("webhook_subscriptions", "previous_secret", "text CHECK (previous_secret LIKE 'whsec\\_%')")}
+    ${addColumnIfMissing("webhook_subscriptions", "previous_secret_expires_at", "timestamptz")}
+    -- Pages of the active subscriptions (the fan-out's, the listing's) in their order, without a sort of them all.
+    CREATE INDEX IF NOT EXISTS webhook_subscriptions_active ON webhook_subscriptions (created_at, id)
+      WHERE deleted_at IS NULL;
+    CREATE TABLE IF NOT EXISTS webhook_deliveries (
+      id bigserial PRIMARY KEY,
+      subscription_id text NOT NULL,
+      event_id text NOT NULL,
+      attempt int NOT NULL,
+      status_code int,
+      outcome text NOT NULL CHECK (outcome IN ('delivered', 'failed', 'refused')),
+      error text,
+      at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX IF NOT EXISTS webhook_deliveries_event ON webhook_deliveries (subscription_id, event_id);
+    CREATE INDEX IF NOT EXISTS webhook_deliveries_newest ON webhook_deliveries (subscription_id, id DESC);
+    CREATE TABLE IF NOT EXISTS webhook_inbound_seen (
+      source text NOT NULL,
+      webhook_id text NOT NULL,
+      received_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (source, webhook_id)
+    );
+  `,
+};
 
 export class PostgresWebhookStore<Types extends Record<string, unknown> = Record<string, never>>
   implements WebhookStore
@@ -44,45 +87,8 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
   constructor(private readonly sql: postgres.Sql<Types>) {}
 
   /** Creates the tables if missing; safe on every start and from several nodes at once. */
-  async migrate(): Promise<void> {
-    await this.sql.begin(async (tx) => {
-      await tx`SELECT pg_advisory_xact_lock(${migrationLock})`;
-      // Events are stored space-separated, like API key scopes: no array types needed from the driver.
-      await tx.unsafe(`
-        CREATE TABLE IF NOT EXISTS webhook_subscriptions (
-          id text PRIMARY KEY,
-          url text NOT NULL,
-          events text NOT NULL,
-          secret text NOT NULL CHECK (secret LIKE 'whsec\\_%'),
-          created_at timestamptz NOT NULL DEFAULT now(),
-          deleted_at timestamptz
-        );
-        -- Secret rotation (added after the first release: ALTER keeps tables made before it).
-        ${addColumnIfMissing("webhook_subscriptions", "previous_secret", "text CHECK (previous_secret LIKE 'whsec\\_%')")}
-        ${addColumnIfMissing("webhook_subscriptions", "previous_secret_expires_at", "timestamptz")}
-        -- Pages of the active subscriptions (the fan-out's, the listing's) in their order, without a sort of them all.
-        CREATE INDEX IF NOT EXISTS webhook_subscriptions_active ON webhook_subscriptions (created_at, id)
-          WHERE deleted_at IS NULL;
-        CREATE TABLE IF NOT EXISTS webhook_deliveries (
-          id bigserial PRIMARY KEY,
-          subscription_id text NOT NULL,
-          event_id text NOT NULL,
-          attempt int NOT NULL,
-          status_code int,
-          outcome text NOT NULL CHECK (outcome IN ('delivered', 'failed', 'refused')),
-          error text,
-          at timestamptz NOT NULL DEFAULT now()
-        );
-        CREATE INDEX IF NOT EXISTS webhook_deliveries_event ON webhook_deliveries (subscription_id, event_id);
-        CREATE INDEX IF NOT EXISTS webhook_deliveries_newest ON webhook_deliveries (subscription_id, id DESC);
-        CREATE TABLE IF NOT EXISTS webhook_inbound_seen (
-          source text NOT NULL,
-          webhook_id text NOT NULL,
-          received_at timestamptz NOT NULL DEFAULT now(),
-          PRIMARY KEY (source, webhook_id)
-        );
-      `);
-    });
+  migrate(markers?: SchemaMarkers): Promise<void> {
+    return ensureSchema(this.sql, webhooksSchema, markers);
   }
 
   async createSubscription(subscription: NewSubscription): Promise<WebhookSubscription> {

@@ -1,6 +1,11 @@
-// The broker's Postgres: one postgres.js pool, and the qstash_* tables created idempotently at start.
+// The broker's Postgres: one postgres.js pool, and the qstash_* tables, created once per version of their DDL.
 import type net from "node:net";
 import postgres from "postgres";
+import {
+  ensureSchema,
+  type SchemaComponent,
+  type SchemaMarkers,
+} from "../../../shared/postgres/schema-marker.ts";
 import { pgSockets, reconnectBackoff, tlsFromUrl } from "./pg-socket.ts";
 import { eventRows, insertEvents } from "./store-events.ts";
 import type { LoggedMessage } from "./store-events.ts";
@@ -117,11 +122,13 @@ export async function transactionPooled(databaseUrl: string): Promise<boolean> {
   }
 }
 
-/** Creates the tables and indexes if missing; safe to run from several brokers at once. */
-export async function migrate(sql: Sql): Promise<void> {
-  await sql.begin(async (tx) => {
-    await tx`SELECT pg_advisory_xact_lock(8245531)`;
-    await tx.unsafe(`
+// A message's CREATED event stays on its row until something else is logged for it (store-events.ts). Messages
+// stored before the `logged` column existed had theirs logged already, hence true for them.
+export const brokerSchema: SchemaComponent = {
+  name: "broker",
+  version: 1,
+  lock: 8245531,
+  ddl: `
       CREATE TABLE IF NOT EXISTS qstash_messages (
         id text PRIMARY KEY,
         seq bigserial NOT NULL,
@@ -195,19 +202,24 @@ export async function migrate(sql: Sql): Promise<void> {
         message_id text NOT NULL,
         expires_at bigint NOT NULL
       );
-    `);
-    // A message's CREATED event stays on its row until something else is logged for it (store-events.ts).
-    // Messages stored before this column existed had theirs logged already, hence true for them.
-    const [logged] = await tx`
-      SELECT 1 FROM information_schema.columns
-      WHERE table_schema = current_schema() AND table_name = 'qstash_messages' AND column_name = 'logged'`;
-    if (!logged) {
-      await tx.unsafe(`
-        ALTER TABLE qstash_messages ADD COLUMN logged boolean NOT NULL DEFAULT true, ADD COLUMN active_at bigint;
-        ALTER TABLE qstash_messages ALTER COLUMN logged SET DEFAULT false;
-      `);
-    }
-  });
+      DO $logged$ BEGIN
+        IF NOT EXISTS (
+          SELECT 1 FROM information_schema.columns
+          WHERE table_schema = current_schema() AND table_name = 'qstash_messages' AND column_name = 'logged'
+        ) THEN
+          ALTER TABLE qstash_messages ADD COLUMN logged boolean NOT NULL DEFAULT true, ADD COLUMN active_at bigint;
+          ALTER TABLE qstash_messages ALTER COLUMN logged SET DEFAULT false;
+        END IF;
+      END $logged$;
+    `,
+};
+
+/**
+ * Creates the tables and indexes if missing; safe to run from several brokers at once, and without DDL when the
+ * marker says this version is applied.
+ */
+export function migrate(sql: Sql, markers?: SchemaMarkers): Promise<void> {
+  return ensureSchema(sql, brokerSchema, markers);
 }
 
 /**

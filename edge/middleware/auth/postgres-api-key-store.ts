@@ -1,6 +1,11 @@
 // The ApiKeyStore on Postgres (postgres.js): table `edgewise_api_keys`, on the node's one shared pool.
 import type postgres from "postgres";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
+import {
+  ensureSchema,
+  type SchemaComponent,
+  type SchemaMarkers,
+} from "../../../shared/postgres/schema-marker.ts";
 import type { ApiKeyRecord, ApiKeyStore, ApiKeySummary, NewApiKey } from "./api-key-store.ts";
 
 interface Row {
@@ -13,8 +18,24 @@ interface Row {
   revoked_at: Date | null;
 }
 
-/** Arbitrary but fixed: serializes concurrent migrations from several nodes starting at once. */
-const migrationLock = 8245601;
+// Scopes are stored space-separated, as in a JWT's `scope`: no array types needed from the driver.
+export const apiKeysSchema: SchemaComponent = {
+  name: "api_keys",
+  version: 1,
+  lock: 8245601,
+  ddl: `
+    CREATE TABLE IF NOT EXISTS edgewise_api_keys (
+      id text PRIMARY KEY,
+      secret_sha256 text NOT NULL CHECK (secret_sha256 ~ '^[0-9a-f]{64}$'),
+      sub text NOT NULL,
+      scopes text NOT NULL,
+      name text,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      revoked_at timestamptz
+    );
+    CREATE INDEX IF NOT EXISTS edgewise_api_keys_sub ON edgewise_api_keys (sub);
+  `,
+};
 
 /** Generic over the pool's custom types, which do not matter here: the columns are text and timestamptz. */
 export class PostgresApiKeyStore<Types extends Record<string, unknown> = Record<string, never>>
@@ -27,23 +48,8 @@ export class PostgresApiKeyStore<Types extends Record<string, unknown> = Record<
   constructor(private readonly sql: postgres.Sql<Types>) {}
 
   /** Creates the table if missing; safe to run on every start and from several nodes at once. */
-  async migrate(): Promise<void> {
-    await this.sql.begin(async (tx) => {
-      await tx`SELECT pg_advisory_xact_lock(${migrationLock})`;
-      // Scopes are stored space-separated, as in a JWT's `scope`: no array types needed from the driver.
-      await tx.unsafe(`
-        CREATE TABLE IF NOT EXISTS edgewise_api_keys (
-          id text PRIMARY KEY,
-          secret_sha256 text NOT NULL CHECK (secret_sha256 ~ '^[0-9a-f]{64}$'),
-          sub text NOT NULL,
-          scopes text NOT NULL,
-          name text,
-          created_at timestamptz NOT NULL DEFAULT now(),
-          revoked_at timestamptz
-        );
-        CREATE INDEX IF NOT EXISTS edgewise_api_keys_sub ON edgewise_api_keys (sub);
-      `);
-    });
+  migrate(markers?: SchemaMarkers): Promise<void> {
+    return ensureSchema(this.sql, apiKeysSchema, markers);
   }
 
   async create(key: NewApiKey): Promise<ApiKeyRecord> {

@@ -1,0 +1,47 @@
+// Every Postgres store's DDL is pinned to its schema version: changing the DDL without raising the version fails here.
+import { expect, test } from "bun:test";
+import { billingSchema } from "../actors/commerce/billing/schema.ts";
+import { activityLogSchema } from "../actors/commerce/projections/activity-table.ts";
+import { ordersReadSchema } from "../actors/commerce/projections/orders-table.ts";
+import { webhooksSchema } from "../actors/commerce/webhooks/postgres-store.ts";
+import { apiKeysSchema } from "../edge/middleware/auth/postgres-api-key-store.ts";
+import { type SchemaComponent, schemaFingerprint } from "../shared/postgres/schema-marker.ts";
+import { brokerSchema } from "./local/broker/db.ts";
+
+const components: SchemaComponent[] = [
+  billingSchema,
+  ordersReadSchema,
+  activityLogSchema,
+  webhooksSchema,
+  apiKeysSchema,
+  brokerSchema,
+];
+
+/**
+ * The first 12 hex digits of each version's DDL fingerprint. A changed DDL must raise its component's version
+ * (so a node of an older version, seeing a higher one in the marker, leaves the newer schema alone): add the new
+ * version's line here. The DDL stays additive (nothing dropped or narrowed), since older nodes keep running on it.
+ */
+const pinned: Record<string, Record<number, string>> = {
+  billing: { 1: "5d5c58685ba6" },
+  orders_read: { 1: "71dcfb49dab8" },
+  activity_log: { 1: "069e4df9bdd6" },
+  webhooks: { 1: "b2f57953623f" },
+  api_keys: { 1: "b15426a3b78b" },
+  broker: { 1: "6cc442d735c6" },
+};
+
+test("each component's DDL is the one pinned for its version", async () => {
+  const actual: Record<string, string> = {};
+  const expected: Record<string, string> = {};
+  for (const c of components) {
+    actual[`${c.name} v${c.version}`] = (await schemaFingerprint(c)).slice(0, 12);
+    expected[`${c.name} v${c.version}`] = pinned[c.name]?.[c.version] ?? "(not pinned)";
+  }
+  expect(actual).toEqual(expected);
+});
+
+test("components have their own names and advisory locks", () => {
+  expect(new Set(components.map((c) => c.name)).size).toBe(components.length);
+  expect(new Set(components.map((c) => c.lock)).size).toBe(components.length);
+});
