@@ -1,12 +1,14 @@
 // The host port: how a gateway or the queue reaches actors, whatever runs them (local host, Durable Objects).
-import { createEnvelope, type Envelope } from "../../shared/envelope/index.ts";
+import * as v from "valibot";
+import { createEnvelope, type Envelope, EnvelopeSchema } from "../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
+import { validationError } from "../../shared/errors/valibot.ts";
 import { type ActorAddress, assertValidKey, formatAddress, parseAddress } from "./address.ts";
 import type { AnyActorDefinition, DataOf, MessageType, ReplyOf } from "./define.ts";
 import type { TurnOutcome } from "./turn.ts";
 
 export interface AskOptions {
-  /** Message id; give the same one to retry an ask safely (the stored reply comes back). */
+  /** Message id (1-256 characters, else `envelope.invalid`); give the same one to retry an ask safely (the stored reply comes back). */
   id?: string;
   source?: string;
   traceparent?: string;
@@ -23,6 +25,20 @@ export interface ActorHost {
   receive(envelope: Envelope): Promise<TurnOutcome>;
 }
 
+/** The envelope attributes an asker may set, held to the limits every delivery of the envelope is held to. */
+const CallerAttributes = v.pick(EnvelopeSchema, [
+  "id",
+  "source",
+  "traceparent",
+  "tracestate",
+  "correlationid",
+]);
+
+/**
+ * The envelope of an ask; throws `envelope.invalid` for a caller-given id (or source, trace context, correlation
+ * id) the envelope schema refuses, before any host queues or stores it: the turn's record and its outgoing
+ * messages, which carry the id on, would otherwise hold what no delivery accepts.
+ */
 export function askEnvelope(
   address: ActorAddress,
   type: string,
@@ -30,16 +46,27 @@ export function askEnvelope(
   options: AskOptions = {},
 ): Envelope {
   assertValidKey(address.key);
-  return createEnvelope({
+  const envelope = createEnvelope({
     type,
     data,
     source: options.source ?? "edgewise://gateway",
     target: formatAddress(address),
-    ...(options.id ? { id: options.id } : {}),
+    ...(options.id !== undefined ? { id: options.id } : {}),
     ...(options.traceparent ? { traceparent: options.traceparent } : {}),
     ...(options.tracestate ? { tracestate: options.tracestate } : {}),
     ...(options.correlationid ? { correlationid: options.correlationid } : {}),
   });
+  const callerSet =
+    options.id !== undefined ||
+    options.source !== undefined ||
+    options.traceparent ||
+    options.tracestate ||
+    options.correlationid;
+  if (callerSet) {
+    const checked = v.safeParse(CallerAttributes, envelope);
+    if (!checked.success) throw validationError("envelope.invalid", "ask envelope", checked.issues);
+  }
+  return envelope;
 }
 
 export function targetOf(envelope: Envelope): ActorAddress {

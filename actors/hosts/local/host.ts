@@ -152,7 +152,13 @@ export class LocalActorHost implements ActorHost {
   }
 
   ask(address: ActorAddress, type: string, data: unknown, options?: AskOptions): Promise<TurnOutcome> {
-    return this.dispatch(address, askEnvelope(address, type, data, options), {
+    let envelope: Envelope;
+    try {
+      envelope = askEnvelope(address, type, data, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.dispatch(address, envelope, {
       freshId: options?.id === undefined,
       ...(options?.signal ? { signal: options.signal } : {}),
     });

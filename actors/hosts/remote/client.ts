@@ -55,7 +55,12 @@ export class RemoteActorHost implements ActorHost {
     this.base = options.baseUrl.replace(/\/+$/, "");
   }
 
-  ask(address: ActorAddress, type: string, data: unknown, options: AskOptions = {}): Promise<TurnOutcome> {
+  async ask(
+    address: ActorAddress,
+    type: string,
+    data: unknown,
+    options: AskOptions = {},
+  ): Promise<TurnOutcome> {
     return this.call(actorHostPaths.ask, askEnvelope(address, type, data, options), options.signal);
   }
 
