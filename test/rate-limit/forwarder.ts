@@ -1,4 +1,5 @@
-// A TCP forwarder to the real Redis that can be cut and restored on the same port: Redis going away, then coming back.
+// A TCP forwarder to the real Redis that can be cut and restored on the same port (Redis going away, then coming
+// back), or muted: connections stay open and commands reach Redis, but no reply comes back (a hung Redis).
 import type { Socket, TCPSocketListener } from "bun";
 
 interface Link {
@@ -10,11 +11,14 @@ export class TcpForwarder {
   private listener: TCPSocketListener<Link> | undefined;
   private readonly clients = new Set<Socket<Link>>();
   port = 0;
+  /** While true, Redis's replies are swallowed: the connection neither answers nor closes. */
+  muted = false;
 
   constructor(private readonly target: { hostname: string; port: number }) {}
 
   start(): void {
     const { target, clients } = this;
+    const forwarder = this;
     this.listener = Bun.listen<Link>({
       hostname: "127.0.0.1",
       port: this.port,
@@ -31,7 +35,7 @@ export class TcpForwarder {
                 client.data.pending = [];
               },
               data(_, chunk) {
-                client.write(chunk);
+                if (!forwarder.muted) client.write(chunk);
               },
               close() {
                 client.end();

@@ -16,6 +16,17 @@ export interface TcpRedisOptions {
    * costs the fallback nothing rather than a connect per request. Default 1000 ms.
    */
   reconnectBackoffMs?: number;
+  /**
+   * Commands one connection may have awaiting replies; past it a new command fails at once (503 `unavailable`).
+   * Callers stop waiting at their own timeout, but a reply is matched by position, so the client holds every
+   * unanswered command until its connection ends. Default 1000.
+   */
+  maxOutstanding?: number;
+  /**
+   * A reply awaited longer than this means the connection is stuck (a Redis hung with the connection open): the
+   * next command drops it, failing what it held, and goes over a new one. Default 5000 ms.
+   */
+  replyTimeoutMs?: number;
   /** Only its monotonic time is read: a wall clock stepped back must not stretch the backoff. Default `systemClock`. */
   clock?: Clock;
 }
@@ -144,5 +155,43 @@ export function reconnecting(
     close() {
       closed = true;
     },
+  };
+}
+
+/**
+ * Bounds what one connection holds unanswered (see `maxOutstanding`, `replyTimeoutMs`). `drop` ends the current
+ * connection, failing its commands; the next `connect` opens a new one. A stuck connection is found by the next
+ * command, so against a hung Redis it holds at most the commands of one reply timeout (about one at a breaker's
+ * probe rate), and the rest of the time at most `maxOutstanding`.
+ */
+export function boundedReplies(
+  options: Pick<TcpRedisOptions, "maxOutstanding" | "replyTimeoutMs" | "clock">,
+  drop: () => void,
+): <T>(command: () => Promise<T>) => Promise<T> {
+  const maxOutstanding = options.maxOutstanding ?? 1000;
+  const replyTimeoutMs = options.replyTimeoutMs ?? 5000;
+  const clock = options.clock ?? systemClock;
+  // Number of each command awaiting its reply on the current connection → when it was sent; oldest first.
+  const awaiting = new Map<number, number>();
+  let sent = 0;
+  return async (command) => {
+    const oldest = awaiting.values().next();
+    if (!oldest.done && clock.monotonic() - oldest.value > replyTimeoutMs) {
+      awaiting.clear();
+      drop();
+    } else if (awaiting.size >= maxOutstanding) {
+      throw redisUnavailable(
+        `Redis has not answered the ${maxOutstanding} commands this connection awaits`,
+        undefined,
+        "timed out",
+      );
+    }
+    const number = sent++;
+    awaiting.set(number, clock.monotonic());
+    try {
+      return await command();
+    } finally {
+      awaiting.delete(number);
+    }
   };
 }
