@@ -101,7 +101,8 @@ interface PendingTurn {
  */
 export class ActorInstance {
   readonly address: ActorAddress;
-  private readonly queue: Job[] = [];
+  /** The mailbox, in arrival order; a Set so that an ask timing out leaves it in O(1), wherever it waits. */
+  private readonly queue = new Set<Job>();
   private running = false;
   private state: unknown;
   private activation: Promise<void> | undefined;
@@ -131,11 +132,11 @@ export class ActorInstance {
 
   /** True when nothing is queued, running or waiting for its commit: safe to evict. */
   get idle(): boolean {
-    return !this.running && this.queue.length === 0 && this.uncommitted === 0;
+    return !this.running && this.queue.size === 0 && this.uncommitted === 0;
   }
 
   get mailboxDepth(): number {
-    return this.queue.length;
+    return this.queue.size;
   }
 
   /** Runs a message through the mailbox. Resolves with the handler's reply once the turn is durable. */
@@ -147,8 +148,7 @@ export class ActorInstance {
       const job: Job = { envelope, options, queuedAt, parent: activeContext(), resolve, reject };
       if (signal) {
         const onAbort = () => {
-          const queued = this.queue.indexOf(job);
-          if (queued >= 0) this.queue.splice(queued, 1);
+          this.queue.delete(job);
           reject(abortError(signal));
         };
         const leave = waitOn(signal, onAbort);
@@ -161,7 +161,7 @@ export class ActorInstance {
           reject(error);
         };
       }
-      this.queue.push(job);
+      this.queue.add(job);
       this.lastActiveAt = this.options.clock.now();
       if (!this.running) void this.pump();
     });
@@ -192,8 +192,9 @@ export class ActorInstance {
   private async pump(): Promise<void> {
     this.running = true;
     try {
-      while (this.queue.length > 0) {
-        const job = this.queue.shift() as Job;
+      for (let next = this.queue.values().next(); !next.done; next = this.queue.values().next()) {
+        const job = next.value;
+        this.queue.delete(job);
         const started = this.options.onTurn ? performance.now() : 0;
         let outcome: TurnRecord["outcome"] = "failed";
         // Under a request the sampler dropped, the turn records nothing either: it keeps the caller's context.
@@ -257,7 +258,7 @@ export class ActorInstance {
         "messaging.message.id": envelope.id,
         "messaging.system": "edgewise",
         "messaging.operation.type": "process",
-        "edgewise.mailbox.depth": this.queue.length,
+        "edgewise.mailbox.depth": this.queue.size,
       };
       const queueMs = ageMs(envelope.time, this.options.clock.now());
       if (queueMs !== undefined) attributes["edgewise.queue_time_ms"] = queueMs;

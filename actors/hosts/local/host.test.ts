@@ -323,6 +323,27 @@ describe("abortable asks", () => {
     expect(await count(host, "c")).toBe(5);
   });
 
+  test("queued asks timing out in any order: the rest run in the order they were asked, the timed-out never run", async () => {
+    const host = boot();
+    const address = { type: "counter", key: "order" };
+    const running = host.ask(address, "SlowIncrement", {});
+    const controllers = Array.from({ length: 300 }, () => new AbortController());
+    const asks = controllers.map((controller, i) =>
+      host.ask(address, "Tick", { tag: `t${i}` }, { signal: controller.signal }).catch((caught) => caught),
+    );
+    // Every third and every seventh, from the back, the middle and the front: they leave the mailbox out of order.
+    const timedOut = controllers.map((_, i) => i).filter((i) => i % 3 === 1 || i % 7 === 0);
+    for (const i of [...timedOut].sort((a, b) => ((a * 37) % 300) - ((b * 37) % 300)))
+      controllers[i]?.abort(new DOMException("time is up", "TimeoutError"));
+    expect(host.stats().mailboxDepth).toBe(300 - timedOut.length);
+    await running;
+    const outcomes = await Promise.all(asks);
+    for (const i of timedOut) expect((outcomes[i] as EdgewiseError).code).toBe("timeout");
+    const kept = controllers.map((_, i) => i).filter((i) => !timedOut.includes(i));
+    expect(host.inspect(address).state).toMatchObject({ count: 1, ticks: kept.map((i) => `t${i}`) });
+    expect(host.stats().mailboxDepth).toBe(0);
+  });
+
   test("an already-aborted signal is refused before anything is queued", async () => {
     const host = boot();
     const error = await host
