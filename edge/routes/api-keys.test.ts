@@ -90,4 +90,21 @@ describe("API key routes", () => {
     ).toBe(404);
     expect(forgotten).toEqual([id]);
   });
+
+  test("DELETE with a malformed id is 400 problem+json naming `id`, as on every route's path ids; after authorization", async () => {
+    const { as, store, gateway } = await setup();
+    const admin = await as(["admin"]);
+    const remove = async (id: string, headers: Record<string, string>) =>
+      gateway.app.request(`/v1/api-keys/${id}`, { method: "DELETE", headers });
+    for (const id of ["%C3%A9", "a%20b", "a!b", "x".repeat(129)]) {
+      const response = await remove(id, admin);
+      expect(response.status).toBe(400);
+      expect(response.headers.get("content-type")).toContain("application/problem+json");
+      expect((await response.json()).errors.map((issue: { path: string }) => issue.path)).toEqual(["id"]);
+    }
+    // A non-admin learns nothing from the id's shape; a URL-safe id that names no key is still 404.
+    expect((await remove("a%20b", await as(["orders:read"]))).status).toBe(403);
+    expect((await remove("not-an-id", admin)).status).toBe(404);
+    expect(await store.list()).toEqual([]);
+  });
 });

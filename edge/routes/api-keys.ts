@@ -11,6 +11,7 @@ import { isApiKeyId, issueApiKey } from "../middleware/auth/api-keys.ts";
 import { requireScope, scoped, scopes } from "../middleware/auth/principal.ts";
 import { validate } from "../middleware/validation/index.ts";
 import { json, problem, requires } from "../openapi.ts";
+import { IdParam } from "./commerce/schemas.ts";
 import { ApiKeyCreated } from "./responses.ts";
 
 export interface ApiKeyRoutesOptions {
@@ -63,9 +64,12 @@ export function apiKeyRoutes(options: ApiKeyRoutesOptions): Hono<GatewayEnv> {
       ...requires("admin", { 204: { description: "Revoked" }, 404: problem("No such API key") }),
     }),
     scoped("admin"),
+    // The same rule as every other path id (400 naming `id`), checked once the caller may know what exists.
+    validate("param", IdParam),
     async (c) => {
-      const id = c.req.param("id");
-      // A malformed id cannot exist: no query for it.
+      requireScope(c.var.principal, "admin");
+      const { id } = c.req.valid("param");
+      // A URL-safe id of another shape cannot be a key's: no query for it.
       if (!isApiKeyId(id) || !(await options.store.revoke(id))) {
         throw new EdgewiseError("not_found", "no such API key");
       }
