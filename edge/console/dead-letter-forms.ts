@@ -1,5 +1,5 @@
 // The console's dead-letter forms: replay or delete one dead letter, or purge them all, through the broker's REST API.
-import type { Context, Hono } from "hono";
+import type { Context, Hono, MiddlewareHandler } from "hono";
 import * as v from "valibot";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { GatewayEnv } from "../env.ts";
@@ -66,6 +66,12 @@ export function deadLetterRoutes(
     return back(c, response.ok ? done : "failed");
   }
 
+  // The form's CSRF check comes first: a forged form learns nothing about the id (400) it would be refused for.
+  const formChecked: MiddlewareHandler<GatewayEnv> = async (c, next) => {
+    const refused = await access.checkForm(c);
+    if (refused) return refused;
+    await next();
+  };
   // `/_console/dlq/purge` is matched as a parameter: a literal segment beside `:dlqId` would make Hono's
   // RegExpRouter refuse the route table, and every request of the node would go through the slower TrieRouter.
   app.post("/_console/dlq/:action", async (c) => {
@@ -76,15 +82,11 @@ export function deadLetterRoutes(
     return brokerForm(c, "/v2/dlq", "DELETE", "purged");
   });
   const checkedId = pageChecked(validate("param", DeadLetterParams), "Invalid dead letter");
-  app.post("/_console/dlq/:dlqId/retry", checkedId, async (c) => {
-    const refused = await access.checkForm(c);
-    if (refused) return refused;
+  app.post("/_console/dlq/:dlqId/retry", formChecked, checkedId, async (c) => {
     const { dlqId } = c.req.valid("param");
     return brokerForm(c, `/v2/dlq/retry/${encodeURIComponent(dlqId)}`, "POST", "replayed");
   });
-  app.post("/_console/dlq/:dlqId/delete", checkedId, async (c) => {
-    const refused = await access.checkForm(c);
-    if (refused) return refused;
+  app.post("/_console/dlq/:dlqId/delete", formChecked, checkedId, async (c) => {
     const { dlqId } = c.req.valid("param");
     return brokerForm(c, `/v2/dlq/${encodeURIComponent(dlqId)}`, "DELETE", "deleted");
   });

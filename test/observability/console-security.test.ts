@@ -408,6 +408,27 @@ describe("CSRF, framing", () => {
     expect((await gateway.request("/_console/logout", own)).status).toBe(200);
   });
 
+  test("a dead-letter form is checked for its CSRF token before its id: a forged one with a bad id is 403, not 400", async () => {
+    const gateway = app({ broker: { url: `http://127.0.0.1:${broker.port}`, token: "broker-token" } });
+    const mine = await signIn(gateway, await token(["admin"]));
+    for (const path of [
+      "/_console/dlq/multi/retry",
+      "/_console/dlq/bad%20id/delete",
+      "/_console/dlq/retry/delete",
+    ]) {
+      for (const accept of ["text/html", "application/json"]) {
+        for (const body of ["", "csrf=forged"]) {
+          const forged = await gateway.request(path, form(mine.cookie, body, { accept }));
+          expect(forged.status).toBe(403);
+        }
+        // With the session's own token, the id's rule answers.
+        expect((await gateway.request(path, form(mine.cookie, `csrf=${mine.csrf}`, { accept }))).status).toBe(
+          400,
+        );
+      }
+    }
+  });
+
   test("nothing frames the console, and its CSP allows no inline script", async () => {
     const gateway = app();
     // As a browser asks: a client that does not take HTML gets problem+json for a missing page, under the API's CSP.
