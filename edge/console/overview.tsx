@@ -26,9 +26,18 @@ import { TraceList } from "./views/traces.tsx";
  */
 const OverviewQuery = v.strictObject({
   notice: v.optional(
-    v.pipe(v.string(), v.regex(/^[A-Za-z_]{1,32}$/, "must be a notice's name: 1-32 letters")),
+    v.pipe(
+      v.string(),
+      v.regex(/^[A-Za-z_]{1,32}$/, "must be a notice's name: 1-32 letters"),
+      v.description("What the console's own form just did, shown above the page (it redirects here with it)"),
+    ),
   ),
-  token: v.optional(v.string()),
+  token: v.optional(
+    v.pipe(
+      v.string(),
+      v.description("An admin JWT: answered 303 to /_console with an HttpOnly session cookie"),
+    ),
+  ),
 });
 
 /** A Map, not an object: `?notice=constructor` must find nothing, not Object's own function. */
@@ -108,21 +117,12 @@ export function overviewRoutes(
       summary:
         "The operator console (admin): an HTML page; a browser signs in once with ?token=, which moves into a cookie",
       tags: ["operations"],
-      parameters: [
-        {
-          in: "query",
-          name: "token",
-          required: false,
-          description: "An admin JWT: answered 303 to /_console with an HttpOnly session cookie",
-          schema: { type: "string" },
-        },
-      ],
       ...requires("admin", {
         200: { description: "The console", content: { "text/html": { schema: { type: "string" } } } },
         303: { description: "Signed in: the session cookie is set, and the token leaves the address bar" },
       }),
     }),
-    pageChecked(validate("query", OverviewQuery), "Invalid console address"),
+    pageChecked(validate("query", OverviewQuery), "Invalid console address", { documented: true }),
     async (c) => {
       const session = access.sessionOf(c);
       const [queues, events, traces] = await Promise.all([

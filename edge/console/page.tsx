@@ -1,5 +1,6 @@
 // How a console route answers: a page under its own CSP, or a refusal (a page for a browser, else problem+json).
 import type { Context, MiddlewareHandler } from "hono";
+import { uniqueSymbol } from "hono-openapi";
 import { raw } from "hono/html";
 import type { Child } from "hono/jsx";
 import { EdgewiseError } from "../../shared/errors/index.ts";
@@ -41,9 +42,14 @@ export const notFound = (c: Context, title: string, message: string) =>
 /**
  * A request validator (`validate(…)`) on a console page: what it refuses is a page for a browser and the API's
  * problem+json for any other client, as the console's other refusals. Only its own refusal: what the route
- * throws after it passed is the route's.
+ * throws after it passed is the route's. `documented`: the route is in /openapi.json (only `GET /_console`, as
+ * API.md lists it), so the validator's schema documents its parameters there; the other pages stay out of it.
  */
-export function pageChecked<Check extends MiddlewareHandler>(check: Check, title: string): Check {
+export function pageChecked<Check extends MiddlewareHandler>(
+  check: Check,
+  title: string,
+  options: { documented?: boolean } = {},
+): Check {
   const checked: MiddlewareHandler = async (c, next) => {
     let passed = false;
     try {
@@ -56,7 +62,10 @@ export function pageChecked<Check extends MiddlewareHandler>(check: Check, title
       return refused(c, title, error);
     }
   };
-  return checked as Check;
+  if (!options.documented) return checked as Check;
+  return Object.assign(checked, {
+    [uniqueSymbol]: (check as Record<symbol, unknown>)[uniqueSymbol],
+  }) as unknown as Check;
 }
 
 /**
