@@ -24,7 +24,7 @@ const components: SchemaComponent[] = [
  */
 const pinned: Record<string, Record<number, string>> = {
   billing: { 1: "5d5c58685ba6" },
-  orders_read: { 1: "71dcfb49dab8" },
+  orders_read: { 1: "71dcfb49dab8", 2: "5f53c7d65ffe" },
   activity_log: { 1: "069e4df9bdd6" },
   webhooks: { 1: "b2f57953623f" },
   api_keys: { 1: "b15426a3b78b" },

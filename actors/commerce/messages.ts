@@ -100,6 +100,22 @@ export const OrderCancelled = v.object({
   items: v.optional(v.array(v.object({ sku: Sku, quantity, unitPriceCents: v.optional(cents) }))),
   totalCents: v.optional(cents),
 });
+/**
+ * order → projector, activity, cache: the order's charge was refunded (`refundedAt`, as the order records it). It
+ * carries what the order's other events do, so a read model that hears it first still shows the order whole.
+ */
+export const OrderRefunded = v.object({
+  orderId: OrderId,
+  version,
+  customerId: CustomerId,
+  /** The order's status when the refund came: `cancelled`, or `rejected` for a capture that came too late. */
+  status: OrderStatus,
+  skus: v.array(Sku),
+  items: v.array(v.object({ sku: Sku, quantity, unitPriceCents: v.optional(cents) })),
+  totalCents: v.optional(cents),
+  reason: v.optional(RejectReason),
+  refundedAt: v.pipe(v.string(), v.isoTimestamp()),
+});
 /** inventory → cache, activity. Published by a sku actor whenever its levels or price change. */
 export const StockChanged = v.object({
   sku: Sku,
@@ -154,6 +170,7 @@ export const EventTypes = {
   OrderConfirmed: "OrderConfirmed",
   OrderRejected: "OrderRejected",
   OrderCancelled: "OrderCancelled",
+  OrderRefunded: "OrderRefunded",
   StockChanged: "StockChanged",
 } as const;
 
@@ -163,6 +180,7 @@ export const EventSchemas: Readonly<Record<string, v.GenericSchema>> = {
   [EventTypes.OrderConfirmed]: OrderConfirmed,
   [EventTypes.OrderRejected]: OrderRejected,
   [EventTypes.OrderCancelled]: OrderCancelled,
+  [EventTypes.OrderRefunded]: OrderRefunded,
   [EventTypes.StockChanged]: StockChanged,
 };
 

@@ -322,7 +322,30 @@ describe("order actor", () => {
     expect(await ask("o1", "Cancel")).toMatchObject({ status: "cancelled", version: 5 });
     expect(await sent()).toEqual([]);
     await deliver("o1", "PaymentRefunded", { customerId, amountCents: 500, balanceCents: 1_000 });
-    expect(await ask("o1", "Get")).toMatchObject({ status: "cancelled", refundedAt: expect.any(String) });
+    const refunded = (await ask("o1", "Get")) as { refundedAt?: string; version: number };
+    expect(refunded).toMatchObject({ status: "cancelled", refundedAt: expect.any(String), version: 6 });
+    // The read side hears of the refund too, so GET /v1/orders shows refundedAt as GET /v1/orders/{id} does.
+    expect(await sent()).toEqual([
+      [
+        "OrderRefunded",
+        "published",
+        {
+          orderId: "o1",
+          version: 6,
+          customerId,
+          status: "cancelled",
+          skus: ["apple", "pear"],
+          items: [
+            { sku: "apple", quantity: 2, unitPriceCents: 150 },
+            { sku: "pear", quantity: 1, unitPriceCents: 200 },
+          ],
+          totalCents: 500,
+          refundedAt: refunded.refundedAt,
+        },
+      ],
+    ]);
+    await deliver("o1", "PaymentRefunded", { customerId, amountCents: 500, balanceCents: 1_000 });
+    expect(await sent()).toEqual([]);
   });
 
   test("cancel while pending, then capture: cancelled, refunded, and never confirmed", async () => {

@@ -12,6 +12,7 @@ import {
   OrderId,
   OrderLine,
   OrderPlaced,
+  type OrderRefunded,
   type OrderRejected,
   OrderStatus,
   type PaymentRequested,
@@ -241,8 +242,22 @@ export const orderActor = defineActor({
       const order = ctx.state;
       if (!order.placed || order.refund === "refunded") return;
       order.refund = "refunded";
-      order.refundedAt = isoNow(ctx);
+      const refundedAt = isoNow(ctx);
+      order.refundedAt = refundedAt;
       touch(ctx);
+      // For the read side: GET /v1/orders shows refundedAt as GET /v1/orders/{id} does.
+      const event: v.InferInput<typeof OrderRefunded> = {
+        orderId: ctx.key,
+        version: order.version,
+        customerId: order.customerId,
+        status: order.status,
+        skus: skus(order),
+        items: order.items.map((item) => ({ ...item })),
+        ...(order.totalCents === undefined ? {} : { totalCents: order.totalCents }),
+        ...(order.reason === undefined ? {} : { reason: order.reason }),
+        refundedAt,
+      };
+      ctx.publish(EventTypes.OrderRefunded, event);
     },
   },
 });

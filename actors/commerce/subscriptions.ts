@@ -41,6 +41,7 @@ const orderEvents = [
   EventTypes.OrderConfirmed,
   EventTypes.OrderRejected,
   EventTypes.OrderCancelled,
+  EventTypes.OrderRefunded,
 ] as const;
 
 /** The one key the read side is delivered at (`readside/events`); it refuses deliveries to any other. */

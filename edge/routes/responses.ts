@@ -41,7 +41,10 @@ export const OrderView = v.object({
   reason: v.optional(v.picklist(["out_of_stock", "insufficient_funds"])),
   /** A cancel asked while pending, applied when the order settles (the order actor's view only). */
   cancelRequested: v.optional(v.literal(true)),
-  /** When a cancelled order's charge was refunded (the order actor's view only). */
+  /**
+   * When the order's charge was refunded (a cancelled order, or a capture that came after a rejection). In the list
+   * too since December 2026; a refund recorded by an earlier version shows only on the order itself.
+   */
   refundedAt: v.optional(isoTime),
   createdAt: isoTime,
   updatedAt: isoTime,

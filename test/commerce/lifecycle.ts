@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { Webhook } from "standardwebhooks";
 import { type Delivery, startReceiver } from "../broker/helpers.ts";
-import { type CommerceClient, eventually, type OrderView, uniqueName } from "./client.ts";
+import { type CommerceClient, eventually, expectOk, type OrderView, uniqueName } from "./client.ts";
 import { idsCases } from "./lifecycle-ids.ts";
 
 /**
@@ -131,6 +131,17 @@ export function lifecycleSuite(host: string, client: () => CommerceClient, timeo
           async () => (await api.order(placed.body.orderId)).refundedAt !== undefined,
           "refundedAt on the order",
         );
+        // The list (the read model) shows the same refundedAt as the order itself.
+        const { refundedAt } = await api.order(placed.body.orderId);
+        await eventually(async () => {
+          const page = expectOk(
+            await api.call<{ items: OrderView[] }>(
+              "GET",
+              `/v1/orders?customerId=${encodeURIComponent(dave)}`,
+            ),
+          );
+          return page.items.find((item) => item.orderId === placed.body.orderId)?.refundedAt === refundedAt;
+        }, "refundedAt in the list");
         await eventually(async () => (await api.points(dave)) === 0, "points taken back");
         await eventually(async () => (await api.sku(book)).available === 5, "units back in stock");
         // Cancelling again changes nothing.

@@ -20,7 +20,7 @@ export function cacheAdvanceOf(envelope: Envelope, consumer = "cache"): { key: s
 }
 
 /**
- * Subscribed to StockChanged (key `reads`) and the four order events. `advance` is idempotent (the floor only
+ * Subscribed to StockChanged (key `reads`) and the order events. `advance` is idempotent (the floor only
  * grows), so a redelivery changes nothing; `duplicate` is always false, as the cache cannot tell. A Redis failure
  * throws `unavailable` (503), so the queue retries; meanwhile the entry's TTL bounds how stale a read can be.
  */

@@ -3,19 +3,28 @@ import * as v from "valibot";
 import type { Envelope } from "../../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { validationError } from "../../../shared/errors/valibot.ts";
-import { EventTypes, OrderCancelled, OrderConfirmed, OrderPlaced, OrderRejected } from "../messages.ts";
+import {
+  EventTypes,
+  OrderCancelled,
+  OrderConfirmed,
+  OrderPlaced,
+  OrderRefunded,
+  OrderRejected,
+} from "../messages.ts";
 
 export type OrderEvent =
   | { type: "OrderPlaced"; data: v.InferOutput<typeof OrderPlaced> }
   | { type: "OrderConfirmed"; data: v.InferOutput<typeof OrderConfirmed> }
   | { type: "OrderRejected"; data: v.InferOutput<typeof OrderRejected> }
-  | { type: "OrderCancelled"; data: v.InferOutput<typeof OrderCancelled> };
+  | { type: "OrderCancelled"; data: v.InferOutput<typeof OrderCancelled> }
+  | { type: "OrderRefunded"; data: v.InferOutput<typeof OrderRefunded> };
 
 const schemas = {
   [EventTypes.OrderPlaced]: OrderPlaced,
   [EventTypes.OrderConfirmed]: OrderConfirmed,
   [EventTypes.OrderRejected]: OrderRejected,
   [EventTypes.OrderCancelled]: OrderCancelled,
+  [EventTypes.OrderRefunded]: OrderRefunded,
 } as const;
 
 export const orderEventTypes: readonly string[] = Object.keys(schemas);

@@ -16,6 +16,8 @@ export interface OrderView {
   items: OrderLineView[];
   totalCents?: number;
   reason?: RejectReason;
+  /** When the order's charge was refunded, as the order records it. */
+  refundedAt?: string;
   createdAt: string;
   updatedAt: string;
 }
@@ -31,6 +33,8 @@ export interface OrderRecord {
   skus: string[];
   totalCents: number | null;
   reason: RejectReason | null;
+  /** Set once, by OrderRefunded (epoch ms). */
+  refundedAt: number | null;
   version: number;
   createdAt: number;
   updatedAt: number;
@@ -44,11 +48,19 @@ export interface MergeResult {
   changed: boolean;
 }
 
-const statusOf: Record<OrderEvent["type"], OrderStatus> = {
-  OrderPlaced: "pending",
-  OrderConfirmed: "confirmed",
-  OrderRejected: "rejected",
-  OrderCancelled: "cancelled",
+const statusOf = (event: OrderEvent): OrderStatus => {
+  switch (event.type) {
+    case "OrderPlaced":
+      return "pending";
+    case "OrderConfirmed":
+      return "confirmed";
+    case "OrderRejected":
+      return "rejected";
+    case "OrderCancelled":
+      return "cancelled";
+    case "OrderRefunded":
+      return event.data.status;
+  }
 };
 
 /** 0: no lines known; else 1 + the lines priced (all of them from OrderConfirmed, some from OrderRejected). */
@@ -67,6 +79,7 @@ function factsOf(event: OrderEvent, at: number) {
         createdAt: Number.isFinite(placed) ? placed : at,
         totalCents: null,
         reason: null,
+        refundedAt: null,
       };
     }
     case "OrderConfirmed":
@@ -80,6 +93,7 @@ function factsOf(event: OrderEvent, at: number) {
         createdAt: at,
         totalCents: event.data.totalCents,
         reason: null,
+        refundedAt: null,
       };
     case "OrderRejected":
       return {
@@ -90,6 +104,7 @@ function factsOf(event: OrderEvent, at: number) {
         createdAt: at,
         totalCents: event.data.totalCents ?? null,
         reason: event.data.reason,
+        refundedAt: null,
       };
     case "OrderCancelled":
       return {
@@ -100,7 +115,21 @@ function factsOf(event: OrderEvent, at: number) {
         createdAt: at,
         totalCents: event.data.totalCents ?? null,
         reason: null,
+        refundedAt: null,
       };
+    case "OrderRefunded": {
+      const refunded = Date.parse(event.data.refundedAt);
+      return {
+        items: event.data.items.map(({ sku, quantity, unitPriceCents }) =>
+          unitPriceCents === undefined ? { sku, quantity } : { sku, quantity, unitPriceCents },
+        ),
+        skus: event.data.skus,
+        createdAt: at,
+        totalCents: event.data.totalCents ?? null,
+        reason: event.data.reason ?? null,
+        refundedAt: Number.isFinite(refunded) ? refunded : at,
+      };
+    }
   }
 }
 
@@ -110,18 +139,20 @@ function factsOf(event: OrderEvent, at: number) {
  *   so a late or redelivered event never moves an order back;
  * - lines, skus and createdAt never change in a real order, so any event may fill in what the row lacks: a row
  *   first created by OrderRejected learns its lines when the late OrderPlaced arrives, and its createdAt becomes
- *   `placedAt` (the earliest time any event tells).
+ *   `placedAt` (the earliest time any event tells);
+ * - refundedAt is set once, by OrderRefunded, whichever version the row holds (an order is refunded once).
  */
 export function mergeOrder(existing: OrderRecord | undefined, event: OrderEvent, at: number): MergeResult {
   const facts = factsOf(event, at);
   const base: OrderRecord = existing ?? {
     orderId: event.data.orderId,
     customerId: event.data.customerId,
-    status: statusOf[event.type],
+    status: statusOf(event),
     items: [],
     skus: [],
     totalCents: null,
     reason: null,
+    refundedAt: null,
     version: event.data.version,
     createdAt: facts.createdAt,
     updatedAt: at,
@@ -133,9 +164,10 @@ export function mergeOrder(existing: OrderRecord | undefined, event: OrderEvent,
     items,
     skus: [...new Set([...base.skus, ...items.map((line) => line.sku), ...facts.skus])],
     createdAt: Math.min(base.createdAt, facts.createdAt),
+    refundedAt: base.refundedAt ?? facts.refundedAt,
   };
   if (applied) {
-    record.status = statusOf[event.type];
+    record.status = statusOf(event);
     record.version = event.data.version;
     record.updatedAt = Math.max(base.updatedAt, at);
     record.totalCents = facts.totalCents ?? base.totalCents;
@@ -155,6 +187,7 @@ function canonical(record: OrderRecord): string {
     record.skus,
     record.totalCents,
     record.reason,
+    record.refundedAt,
     record.version,
     record.createdAt,
     record.updatedAt,
@@ -169,6 +202,7 @@ export function toOrderView(record: OrderRecord): OrderView {
     items: record.items.map((line) => ({ ...line })),
     ...(record.totalCents === null ? {} : { totalCents: record.totalCents }),
     ...(record.reason === null ? {} : { reason: record.reason }),
+    ...(record.refundedAt === null ? {} : { refundedAt: new Date(record.refundedAt).toISOString() }),
     createdAt: new Date(record.createdAt).toISOString(),
     updatedAt: new Date(record.updatedAt).toISOString(),
   };

@@ -121,6 +121,69 @@ describe("projecting order events", () => {
     expect(ids((await projector.listOrders({ q: "SKU-5" })).items)).toEqual(["p-3"]);
   });
 
+  test("OrderRefunded: the list shows refundedAt as the order's own view does, whatever order the events come in", async () => {
+    const refundedAt = new Date(t0 + 120_000).toISOString();
+    const lines = [{ sku: "SKU-R", quantity: 1, unitPriceCents: 100 }];
+    const cancelled = (orderId: string) =>
+      event(
+        "OrderCancelled",
+        {
+          orderId,
+          version: 5,
+          customerId: "cust-refund",
+          skus: ["SKU-R"],
+          wasConfirmed: true,
+          items: lines,
+          totalCents: 100,
+        },
+        { target, time: t0 + 90_000 },
+      );
+    const refunded = (orderId: string) =>
+      event(
+        "OrderRefunded",
+        {
+          orderId,
+          version: 6,
+          customerId: "cust-refund",
+          status: "cancelled",
+          skus: ["SKU-R"],
+          items: lines,
+          totalCents: 100,
+          refundedAt,
+        },
+        { target, time: t0 + 120_000 },
+      );
+    const expected = (orderId: string): OrderView => ({
+      orderId,
+      customerId: "cust-refund",
+      status: "cancelled",
+      items: lines,
+      totalCents: 100,
+      refundedAt,
+      createdAt: new Date(t0).toISOString(),
+      updatedAt: refundedAt,
+    });
+    // In order: placed, cancelled (no refund yet), refunded; a redelivery changes nothing.
+    await projector.receive(placed("p-refund-1", "cust-refund", ["SKU-R"]));
+    await projector.receive(cancelled("p-refund-1"));
+    expect(await projector.getOrder("p-refund-1")).not.toHaveProperty("refundedAt");
+    expect((await projector.receive(refunded("p-refund-1"))).reply).toMatchObject({
+      version: 6,
+      applied: true,
+    });
+    expect((await projector.receive(refunded("p-refund-1"))).duplicate).toBe(true);
+    // Out of order: the refund first, then the older events only fill in what it lacks.
+    await projector.receive(refunded("p-refund-2"));
+    await projector.receive(cancelled("p-refund-2"));
+    await projector.receive(placed("p-refund-2", "cust-refund", ["SKU-R"]));
+    const page = await projector.listOrders({ customerId: "cust-refund" });
+    expect(page.items.sort((a, b) => a.orderId.localeCompare(b.orderId))).toEqual([
+      expected("p-refund-1"),
+      expected("p-refund-2"),
+    ]);
+    expect(await projector.getOrder("p-refund-2")).toEqual(expected("p-refund-2"));
+  });
+
   test("the first two events of one order, concurrently: the newer wins", async () => {
     for (let i = 0; i < 5; i++) {
       const orderId = `p-race-${i}`;

@@ -28,7 +28,7 @@ export interface ProjectionReply {
 }
 
 /**
- * Subscribed to OrderPlaced, OrderConfirmed, OrderRejected and OrderCancelled, key `orders`. Idempotent by
+ * Subscribed to OrderPlaced, OrderConfirmed, OrderRejected, OrderCancelled and OrderRefunded, key `orders`. Idempotent by
  * construction: an event changes a row's status only when its `version` is greater than the row's, so a
  * redelivered or late event is a no-op (`duplicate: true` when it changed nothing at all). Takes the caller's pool
  * and never opens one; each event is one short transaction (a row lock, then one write).

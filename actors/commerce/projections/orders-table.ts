@@ -21,7 +21,7 @@ import { type OrderLineView, type OrderRecord, searchText } from "./order-merge.
  */
 export const ordersReadSchema: SchemaComponent = {
   name: "orders_read",
-  version: 1,
+  version: 2,
   lock: 8245611,
   ddl: `
       CREATE TABLE IF NOT EXISTS orders_read (
@@ -44,6 +44,7 @@ export const ordersReadSchema: SchemaComponent = {
       CREATE INDEX IF NOT EXISTS orders_read_search ON orders_read USING gin (search);
       ${addColumnIfMissing("orders_read", "ids", "text[] GENERATED ALWAYS AS (ARRAY[order_id, customer_id] || skus) STORED")}
       CREATE INDEX IF NOT EXISTS orders_read_ids ON orders_read USING gin (ids);
+      ${addColumnIfMissing("orders_read", "refunded_at", "timestamptz")}
     `,
 };
 
@@ -64,6 +65,8 @@ export interface OrderRow {
   /** int8 columns arrive as strings, or as numbers on a pool that parses them (deploy/local/broker/db.ts). */
   total_cents: string | number | null;
   reason: string | null;
+  /** Null until OrderRefunded; also on a table made before the column, for its old rows. */
+  refunded_at: Date | null;
   version: string | number;
   created_at: Date;
   updated_at: Date;
@@ -71,8 +74,8 @@ export interface OrderRow {
 
 /** The select list `fromRow` expects; `skus` as jsonb, so no array type parsing is needed from the driver. */
 export function orderColumns<Types extends Record<string, unknown>>(sql: postgres.ISql<Types>) {
-  return sql`order_id, customer_id, status, items, to_jsonb(skus) AS skus, total_cents, reason, version,
-    created_at, updated_at`;
+  return sql`order_id, customer_id, status, items, to_jsonb(skus) AS skus, total_cents, reason, refunded_at,
+    version, created_at, updated_at`;
 }
 
 export function fromRow(row: OrderRow): OrderRecord {
@@ -84,6 +87,7 @@ export function fromRow(row: OrderRow): OrderRecord {
     skus: row.skus as string[],
     totalCents: row.total_cents === null ? null : Number(row.total_cents),
     reason: row.reason as RejectReason | null,
+    refundedAt: row.refunded_at === null ? null : row.refunded_at.getTime(),
     version: Number(row.version),
     createdAt: row.created_at.getTime(),
     updatedAt: row.updated_at.getTime(),
@@ -91,6 +95,7 @@ export function fromRow(row: OrderRow): OrderRecord {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
 const textArray = (values: readonly string[]) => JSON.stringify(values);
 
 // JSON goes in as text, cast in SQL: a parameter Postgres describes as jsonb would be JSON-encoded again by the driver.
@@ -101,11 +106,11 @@ export async function insertOrder<Types extends Record<string, unknown>>(
   record: OrderRecord,
 ): Promise<boolean> {
   const rows = await sql`
-    INSERT INTO orders_read (order_id, customer_id, status, items, skus, total_cents, reason, version,
+    INSERT INTO orders_read (order_id, customer_id, status, items, skus, total_cents, reason, refunded_at, version,
       created_at, updated_at, search)
     VALUES (${record.orderId}, ${record.customerId}, ${record.status}, ${JSON.stringify(record.items)}::text::jsonb,
       ARRAY(SELECT jsonb_array_elements_text(${textArray(record.skus)}::text::jsonb)), ${record.totalCents},
-      ${record.reason}, ${record.version}, ${iso(record.createdAt)}::timestamptz,
+      ${record.reason}, ${isoOrNull(record.refundedAt)}::timestamptz, ${record.version}, ${iso(record.createdAt)}::timestamptz,
       ${iso(record.updatedAt)}::timestamptz, to_tsvector('simple', ${searchText(record)}))
     ON CONFLICT (order_id) DO NOTHING
     RETURNING order_id`;
@@ -124,6 +129,7 @@ export async function updateOrder<Types extends Record<string, unknown>>(
       skus = ARRAY(SELECT jsonb_array_elements_text(${textArray(record.skus)}::text::jsonb)),
       total_cents = ${record.totalCents},
       reason = ${record.reason},
+      refunded_at = ${isoOrNull(record.refundedAt)}::timestamptz,
       version = ${record.version},
       created_at = ${iso(record.createdAt)}::timestamptz,
       updated_at = ${iso(record.updatedAt)}::timestamptz,
