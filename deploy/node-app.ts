@@ -1,5 +1,7 @@
 // The gateway app a node serves, configured from the node's parts: actors, deliveries, auth, limits, the console.
+import type { MiddlewareHandler } from "hono";
 import { createApp, type GatewayApp, securityReporters } from "../edge/app.ts";
+import type { GatewayEnv } from "../edge/env.ts";
 import { localInspector, topologyOf } from "../edge/console/local.ts";
 import type { ApiKeyStore } from "../edge/middleware/auth/api-key-store.ts";
 import { remoteKeySet } from "../edge/middleware/auth/jwks.ts";
@@ -32,6 +34,8 @@ export interface NodeAppParts {
   traffic: HttpTraffic;
   dependencies: Dependencies;
   metrics: EdgewiseMetrics;
+  /** Refuses new orders while the embedded broker is too far behind (node-load.ts); none when it is off. */
+  admission: MiddlewareHandler<GatewayEnv> | undefined;
   securityEvents: SecurityEvents;
   /** Ends the console's live streams when the node stops. */
   consoleShutdown: AbortController;
@@ -93,6 +97,7 @@ export function createNodeApp(parts: NodeAppParts): GatewayApp {
       onDecision: (decision, routeClass) => metrics.rateLimit(decision, routeClass),
       onDenied: security.onDenied,
     }),
+    ...(parts.admission ? { admission: parts.admission } : {}),
     readiness,
     draining: () => traffic.draining,
     dependencies,

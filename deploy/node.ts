@@ -10,6 +10,7 @@ import { createNodeApp } from "./node-app.ts";
 import { claimDataDir } from "./node-data-dir.ts";
 import { nodeDependencies } from "./node-dependencies.ts";
 import { type HttpTraffic, serveNodeApp } from "./node-listener.ts";
+import { nodeLoad } from "./node-load.ts";
 import type { EdgewiseNode, NodeExtension, NodeOptions } from "./node-options.ts";
 import { openNodePostgres } from "./node-postgres.ts";
 import { startNodeQueue } from "./node-queue.ts";
@@ -139,6 +140,9 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   // `draining` is set when stop begins: /readyz answers 503 `draining` from then on.
   const traffic: HttpTraffic = { draining: false, requestsUnderWay: 0 };
 
+  // How far behind the embedded broker is, read every 250 ms: new orders are refused above EDGEWISE_MAX_QUEUE_DELAY.
+  const load = nodeLoad({ options, brokerSql: broker?.sql, metrics, stops });
+
   const app = createNodeApp({
     options,
     actors,
@@ -152,6 +156,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
     traffic,
     dependencies,
     metrics,
+    admission: load.admission,
     securityEvents,
     consoleShutdown,
     tracing,

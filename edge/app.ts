@@ -69,6 +69,8 @@ export interface AppOptions {
    * it), refused credentials spend the caller's address budget too.
    */
   rateLimit?: MiddlewareHandler<GatewayEnv> & { refusals?: RefusalLimit };
+  /** Load shedding after the rate limit, before the routes (see middleware/admission): refuses new work when behind. */
+  admission?: MiddlewareHandler<GatewayEnv>;
   /** More routes, mounted after the gateway's own (API keys, the commerce API). */
   routes?: Array<Hono<GatewayEnv>>;
   readiness?: DependencyCheck[];
@@ -257,7 +259,7 @@ export function createApp(options: AppOptions): GatewayApp {
   });
 
   if (options.clientCert) app.use(requireClientCert(options.clientCert));
-  // 5. body limit → 6. authentication → 7. rate limit; 8. validation sits on each route.
+  // 5. body limit → 6. authentication → 7. rate limit → 8. admission; 9. validation sits on each route.
   if (options.clientIp) app.use(options.clientIp);
   const apiBodyLimit = bodyLimit({ maxBytes: options.bodyLimitBytes ?? 64 * 1024 });
   if (options.console) {
@@ -280,6 +282,7 @@ export function createApp(options: AppOptions): GatewayApp {
     );
   }
   if (options.rateLimit) app.use(options.rateLimit);
+  if (options.admission) app.use(options.admission);
   if (options.console) app.route("/", consoleRoutes({ ...options.console, auth: options.auth }));
 
   app.route("/", counterRoutes(options.actors, { requireCaller: Boolean(options.auth || apiKeyCache) }));

@@ -17,6 +17,8 @@ export interface ErrorHandlerOptions {
 
 /** 5xx codes that are the system protecting itself, not a bug: logged at warn, not reported as failures. */
 const expectedUnderStress: ReadonlySet<string> = new Set(["timeout", "unavailable", "breaker.open"]);
+/** Shed load, refused before anything was written: one warning per episode comes from the admission's owner. */
+const shedQuietly: ReadonlySet<string> = new Set(["overloaded"]);
 
 export function errorHandler(options: ErrorHandlerOptions = {}) {
   const fallback = options.logger ?? createLogger({ level: "warn" });
@@ -29,7 +31,8 @@ export function errorHandler(options: ErrorHandlerOptions = {}) {
     const log = c.var.log ?? fallback;
     // Timeouts, shed load and a dependency's open breaker are expected under stress: a warning each (the breaker's
     // own transitions say why). A 4xx is the caller's: debug only.
-    if (error.status >= 500 && !expectedUnderStress.has(error.code)) report(thrown, c);
+    if (shedQuietly.has(error.code)) log.debug("request shed", { status: error.status, code: error.code });
+    else if (error.status >= 500 && !expectedUnderStress.has(error.code)) report(thrown, c);
     else if (error.status >= 500) log.warn("request failed", failureFields(c, thrown));
     else if (log.isEnabled("debug")) {
       log.debug("request refused", {

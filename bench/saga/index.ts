@@ -157,6 +157,8 @@ const embedded = await startEmbeddedNode({
   // The bench's caller is one subject: the per-caller rate limit would be what it measures otherwise.
   env: {
     RATE_LIMIT: "1000000000/1s",
+    // The closed loop measures the most the saga settles; admission control (bench/overload) would cap its input.
+    EDGEWISE_MAX_QUEUE_DELAY: "0s",
     WEBHOOKS_ALLOW_PRIVATE: "1",
     EDGEWISE_PGLITE_SYNC: flags["pglite-sync"],
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
@@ -579,7 +581,7 @@ try {
       stack: databaseUrl
         ? "COMPARISON, not the embedded stack: Postgres at --database-url (a schema of its own), the embedded broker on it, actors in SQLite (FULL), the read cache in memory, one Bun process"
         : `embedded defaults in one Bun process: PGlite (one in-process connection, shared by broker, billing, projections, activity, webhooks; EDGEWISE_PGLITE_SYNC=${flags["pglite-sync"]}), the embedded broker, actors in SQLite (FULL), the read cache in memory`,
-      node: "deploy/bun/node.ts startNode + deploy/reference.ts (what `npm start` runs), a fresh temp EDGEWISE_DATA_DIR, 127.0.0.1, RATE_LIMIT lifted",
+      node: "deploy/bun/node.ts startNode + deploy/reference.ts (what `npm start` runs), a fresh temp EDGEWISE_DATA_DIR, 127.0.0.1, RATE_LIMIT lifted, admission control off (EDGEWISE_MAX_QUEUE_DELAY=0s)",
       client: "the same process, over HTTP (fetch) to 127.0.0.1",
       skus: skuCount,
       customers: customerCount,

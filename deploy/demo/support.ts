@@ -90,7 +90,7 @@ export interface Order {
   updatedAt: string;
 }
 
-/** The public HTTP API, with a bearer token. A 429 waits for its Retry-After and tries again. */
+/** The public HTTP API, with a bearer token. A 429, or a 503 with Retry-After, waits for it and tries again. */
 export class Api {
   constructor(
     readonly base: string,
@@ -107,7 +107,11 @@ export class Api {
         },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
-      if (response.status === 429 && attempt < 20) {
+      // 429, and 503 with Retry-After (the node shedding new orders while its queue is behind: nothing was written).
+      if (
+        (response.status === 429 || (response.status === 503 && response.headers.has("retry-after"))) &&
+        attempt < 20
+      ) {
         await response.body?.cancel();
         const wait = Number(response.headers.get("retry-after") ?? "1");
         await Bun.sleep(Math.min(10, Math.max(0.05, wait)) * 1000);

@@ -188,6 +188,11 @@ export const ConfigSchema = v.object({
   EDGEWISE_IDLE_EVICT: v.optional(duration("EDGEWISE_IDLE_EVICT"), "60s"),
   /** Actors held in memory at most; one more evicts the least recently asked idle one (its state stays on disk). */
   EDGEWISE_MAX_ACTORS: v.optional(wholeNumber("EDGEWISE_MAX_ACTORS", 1, 10_000_000), "10000"),
+  /**
+   * Admission control: while the queues are this far behind (the oldest message due and not yet delivered), new
+   * orders are refused with 503 `overloaded` and Retry-After, before anything is written. 0 turns it off.
+   */
+  EDGEWISE_MAX_QUEUE_DELAY: v.optional(duration("EDGEWISE_MAX_QUEUE_DELAY"), "2s"),
   /** How long one actor turn may take before it fails (`actor.turn_timeout`) and frees the actor's mailbox. */
   EDGEWISE_TURN_TIMEOUT: v.optional(
     v.pipe(

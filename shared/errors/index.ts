@@ -38,6 +38,12 @@ export const errorCatalog = {
   rate_limited: { status: 429, title: "Too many requests", public: true },
   "broker.unavailable": { status: 503, title: "Message broker unavailable", public: true },
   unavailable: { status: 503, title: "Service unavailable", public: true },
+  /** Load shed before anything was written: the node's queues are too far behind; retry after `Retry-After`. */
+  overloaded: {
+    status: 503,
+    title: "Overloaded: new work is refused until the backlog drains",
+    public: true,
+  },
   "breaker.open": { status: 503, title: "A dependency is unavailable (circuit open)", public: true },
   "bulkhead.full": { status: 503, title: "Too many concurrent calls to a dependency", public: true },
   timeout: { status: 504, title: "Request timed out", public: true },

@@ -86,6 +86,9 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
           headers: { Location: { description: "/v1/orders/{orderId}", schema: { type: "string" } } },
         },
         422: problem("idempotency.mismatch: this Idempotency-Key was used with another body"),
+        503: problem(
+          "overloaded: the node's queue is behind (EDGEWISE_MAX_QUEUE_DELAY), nothing was written, send it again after Retry-After; or a dependency is down or its breaker is open",
+        ),
       }),
     }),
     scoped("orders:write"),

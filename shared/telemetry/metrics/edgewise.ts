@@ -79,6 +79,12 @@ export interface CacheStatsSource {
 
 type Source<T> = () => T | Promise<T>;
 
+/** Read synchronously at scrape time, from values a node samples on its own. */
+export interface NodeLoad {
+  behindMs: () => number;
+  eventLoopLagMs: () => number;
+}
+
 const knownMethods = new Set([
   "GET",
   "HEAD",
@@ -109,6 +115,8 @@ export class EdgewiseMetrics {
   private readonly retries;
   private readonly rateLimits;
   private readonly billingPayments;
+  private readonly admissionRefusals;
+  private load: NodeLoad | undefined;
   private actors: Source<ActorTypeStats[]> | undefined;
   private outbox: Source<OutboxBacklog> | undefined;
   private billingOutbox: Source<OutboxBacklog> | undefined;
@@ -267,6 +275,27 @@ export class EdgewiseMetrics {
       },
     });
 
+    this.admissionRefusals = r.counter({
+      name: "edgewise_admission_refused_total",
+      help: "Requests that start new work (POST /v1/orders) refused with 503 overloaded, before anything was written.",
+    });
+    r.callbackGauge({
+      name: "edgewise_queue_behind_seconds",
+      help: "How far behind the node's queues are: the wait of the oldest message due and not yet delivered (what admission compares with EDGEWISE_MAX_QUEUE_DELAY).",
+      unit: "s",
+      observe: (observe) => {
+        if (this.load) observe(this.load.behindMs() / 1000);
+      },
+    });
+    r.callbackGauge({
+      name: "edgewise_event_loop_lag_seconds",
+      help: "The longest a 100 ms timer fired late over the last 5 s: how long the JS thread was busy without a break.",
+      unit: "s",
+      observe: (observe) => {
+        if (this.load) observe(this.load.eventLoopLagMs() / 1000);
+      },
+    });
+
     this.rateLimits = r.counter({
       name: "edgewise_rate_limit_decisions_total",
       help: "Rate-limit decisions by route class: allowed, limited, fallback (local limiter decided), unavailable.",
@@ -372,7 +401,18 @@ export class EdgewiseMetrics {
     });
   }
 
+  /** A request that starts new work, refused by admission control (503 overloaded). */
+  admissionRefused(): void {
+    this.admissionRefusals.inc();
+  }
+
   // --- sources read at scrape time ---
+
+  /** The node's load: how far behind its queues are, and its event loop's lag. */
+  observeLoad(load: NodeLoad): this {
+    this.load = load;
+    return this;
+  }
 
   observeActors(source: Source<ActorTypeStats[]>): this {
     this.actors = source;

@@ -8,6 +8,7 @@ export {
   type DeliverySample,
   EdgewiseMetrics,
   httpDurationBuckets,
+  type NodeLoad,
   type OutboxBacklog,
   type RequestSample,
   statusClass,

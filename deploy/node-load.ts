@@ -1,0 +1,86 @@
+// The node's load, sampled off the request path: how far behind the embedded broker is (admission), event-loop lag.
+import { admission } from "../edge/middleware/admission/index.ts";
+import type { EdgewiseMetrics, NodeLoad } from "../shared/telemetry/metrics/index.ts";
+import type { Sql } from "./local/broker/db.ts";
+import type { NodeOptions } from "./node-options.ts";
+import type { Stop } from "./node-stop.ts";
+
+export interface NodeLoadParts {
+  options: NodeOptions;
+  /** The embedded broker's database, when the broker is this node's: its oldest due message says how far behind. */
+  brokerSql: Sql | undefined;
+  metrics: EdgewiseMetrics;
+  stops: Stop[];
+}
+
+/** How often the queues are read; a read never overlaps the previous one. */
+const SAMPLE_MS = 250;
+/** Event-loop lag: a timer every 100 ms, the worst lateness kept over the last 5 s. */
+const LAG_TICK_MS = 100;
+const LAG_WINDOW = 50;
+
+/** The requests that start new work on the reference system: placing an order (its saga follows). */
+export const startsWork = (method: string, path: string) =>
+  method === "POST" && (path === "/v1/orders" || path === "/v1/orders/");
+
+export function nodeLoad(parts: NodeLoadParts) {
+  const { options, brokerSql, metrics, stops } = parts;
+  let brokerBehindMs = 0;
+  let reading: Promise<void> | undefined;
+  const readBroker = async () => {
+    if (!brokerSql) return;
+    try {
+      // Claims go by due time (store-messages.ts claimDue): the oldest due message's wait is what a new one meets.
+      const [row] = await brokerSql<Array<{ due: string | null }>>`
+        SELECT min(due_at)::text AS due FROM qstash_messages WHERE state = 'pending' AND queue_name IS NULL`;
+      brokerBehindMs = row?.due ? Math.max(0, Date.now() - Number(row.due)) : 0;
+    } catch {
+      // A failing database is /readyz's and the breakers' to report; admission does not refuse on a guess.
+      brokerBehindMs = 0;
+    }
+  };
+  const sampler = setInterval(() => {
+    reading ??= readBroker().finally(() => {
+      reading = undefined;
+    });
+  }, SAMPLE_MS);
+  (sampler as { unref?: () => void }).unref?.();
+
+  const lags = new Array<number>(LAG_WINDOW).fill(0);
+  let lagAt = 0;
+  let expected = performance.now() + LAG_TICK_MS;
+  const lagTimer = setInterval(() => {
+    const now = performance.now();
+    lags[lagAt++ % LAG_WINDOW] = Math.max(0, now - expected);
+    expected = now + LAG_TICK_MS;
+  }, LAG_TICK_MS);
+  (lagTimer as { unref?: () => void }).unref?.();
+
+  stops.push(async () => {
+    clearInterval(sampler);
+    clearInterval(lagTimer);
+    await reading;
+  });
+
+  const load: NodeLoad = {
+    // Not the actors' outbox: it also grows while the broker is unreachable, and orders are taken then (the
+    // outbox keeps them until the broker is back); an outage is /readyz's and the breakers' to report.
+    behindMs: () => brokerBehindMs,
+    eventLoopLagMs: () => Math.max(...lags),
+  };
+  metrics.observeLoad(load);
+  const maxBehindMs = options.config.EDGEWISE_MAX_QUEUE_DELAY;
+  return {
+    load,
+    /** The gateway's admission middleware; none when EDGEWISE_MAX_QUEUE_DELAY is 0. */
+    admission:
+      maxBehindMs > 0
+        ? admission({
+            behindMs: load.behindMs,
+            maxBehindMs,
+            startsWork,
+            onRefused: () => metrics.admissionRefused(),
+          })
+        : undefined,
+  };
+}

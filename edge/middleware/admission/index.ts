@@ -1,0 +1,41 @@
+// Admission control: refuses requests that start new work (503 `overloaded`, Retry-After) while the queues are behind.
+import type { MiddlewareHandler } from "hono";
+import { EdgewiseError } from "../../../shared/errors/index.ts";
+import type { GatewayEnv } from "../../env.ts";
+
+export interface AdmissionOptions {
+  /** How far behind the queues are, in ms: the wait of the oldest message due and not yet delivered (0 when none). */
+  behindMs: () => number;
+  /** Above this, new work is refused. */
+  maxBehindMs: number;
+  /** The requests that start new work (e.g. `POST /v1/orders`); every other request passes. */
+  startsWork: (method: string, path: string) => boolean;
+  /** Called for each refusal (a metric). */
+  onRefused?: () => void;
+}
+
+/** Retry-After, in whole seconds: about the time the queues need to catch up, from 1 to 30. */
+export const retryAfterSeconds = (behindMs: number, maxBehindMs: number) =>
+  Math.min(30, Math.max(1, Math.ceil((behindMs - maxBehindMs / 2) / 1000)));
+
+/**
+ * Mounted after authentication and the rate limit and before the routes, so a refusal comes before anything is
+ * validated or written: the client may send the same request again (same Idempotency-Key) once Retry-After passes.
+ */
+export function admission(options: AdmissionOptions): MiddlewareHandler<GatewayEnv> {
+  const { behindMs, maxBehindMs, startsWork, onRefused } = options;
+  return async (c, next) => {
+    if (startsWork(c.req.method, c.req.path)) {
+      const behind = behindMs();
+      if (behind > maxBehindMs) {
+        onRefused?.();
+        throw new EdgewiseError(
+          "overloaded",
+          `the node's queues are ${Math.round(behind / 100) / 10} s behind (the limit is ${maxBehindMs / 1000} s); nothing was written, retry later`,
+          { status: 503, public: true, meta: { retryAfterSeconds: retryAfterSeconds(behind, maxBehindMs) } },
+        );
+      }
+    }
+    await next();
+  };
+}
