@@ -5,6 +5,7 @@ import type { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { tightenTree } from "../../data-dir-files.ts";
 import { openPGlite, type PGliteSync } from "./durable.ts";
+import { atQuietInstant, PGliteGate } from "./quiet-instant.ts";
 import { PGliteWire } from "./wire.ts";
 
 export interface EmbeddedPostgresOptions {
@@ -32,6 +33,12 @@ export interface EmbeddedPostgres {
   maxConnections: number;
   /** fsyncs made since it started: 0 on `sync: "NORMAL"`. */
   fsyncs(): number;
+  /**
+   * Runs `take` (synchronous) at an instant when PGlite runs nothing and no transaction is open, its files as a
+   * stop would leave them to a copy; 503 if that instant does not come within `withinMs` (quiet-instant.ts).
+   * In process only: over TCP another process may be mid-transaction, unseen.
+   */
+  atQuietInstant?<T>(withinMs: number, take: () => T): Promise<T>;
   stop(): Promise<void>;
 }
 
@@ -90,19 +97,21 @@ function inProcess(
   fsyncs: () => number,
 ): EmbeddedPostgres {
   const open = new Set<PGliteWire>();
+  const gate = new PGliteGate();
   let stopped = false;
   return {
     // postgres.js reads the user and database from it; with `socket` it opens no TCP connection.
     url: "postgres://postgres@pglite.invalid/postgres",
     maxConnections,
     fsyncs,
+    atQuietInstant: (withinMs, take) => atQuietInstant(db, gate, withinMs, take),
     socket() {
       if (stopped) throw new Error("the embedded Postgres has stopped");
       if (open.size >= maxConnections)
         throw new Error(
           `the embedded Postgres serves ${maxConnections} connection at a time, and it is in use`,
         );
-      const wire = new PGliteWire(db, () => open.delete(wire));
+      const wire = new PGliteWire(db, () => open.delete(wire), gate);
       open.add(wire);
       return wire;
     },

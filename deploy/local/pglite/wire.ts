@@ -1,6 +1,7 @@
 // An in-process Postgres wire connection to PGlite: the socket postgres.js is given (its `socket` option) instead of TCP.
 import { EventEmitter } from "node:events";
 import type { PGlite } from "@electric-sql/pglite";
+import type { PGliteGate } from "./quiet-instant.ts";
 
 /** The first message's code on a connection that asks for TLS; answered "N" (no TLS), as pglite-socket does. */
 const SSL_REQUEST = 80877103;
@@ -30,6 +31,8 @@ export class PGliteWire extends EventEmitter {
   constructor(
     private readonly db: PGlite,
     private readonly onClosed: () => void,
+    /** Closed while an online backup waits for a quiet instant: the next statements outside a transaction wait. */
+    private readonly gate?: PGliteGate,
   ) {
     super();
   }
@@ -78,6 +81,11 @@ export class PGliteWire extends EventEmitter {
       // Let the rest of this tick's writes join the batch (postgres.js writes a query's messages together).
       await Promise.resolve();
       while (this.readyState === "open") {
+        const held = this.gate?.held;
+        if (held && !this.db.isInTransaction()) {
+          await held;
+          continue;
+        }
         const batch = this.takeComplete();
         if (!batch) break;
         if (batch.bytes.length > 0) {
