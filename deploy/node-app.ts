@@ -1,5 +1,5 @@
 // The gateway app a node serves, configured from the node's parts: actors, deliveries, auth, limits, the console.
-import type { MiddlewareHandler } from "hono";
+import type { Hono, MiddlewareHandler } from "hono";
 import { createApp, type GatewayApp, securityReporters } from "../edge/app.ts";
 import type { GatewayEnv } from "../edge/env.ts";
 import { localInspector, topologyOf } from "../edge/console/local.ts";
@@ -40,6 +40,8 @@ export interface NodeAppParts {
   /** Ends the console's live streams when the node stops. */
   consoleShutdown: AbortController;
   tracing: NodeTracing | undefined;
+  /** POST /v1/backup: the node's online backup (backup/online-route.ts). */
+  backup: Hono<GatewayEnv>;
   logger: Logger;
 }
 
@@ -54,7 +56,7 @@ export function createNodeApp(parts: NodeAppParts): GatewayApp {
   return createApp({
     actors,
     consumers: extension.consumers ?? [],
-    routes: extension.routes ?? [],
+    routes: [...(extension.routes ?? []), parts.backup],
     ...(host
       ? {
           delivery: {

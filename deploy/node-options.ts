@@ -63,6 +63,8 @@ export interface NodeOptions {
    * connections. Default 10 s.
    */
   httpDrainMs?: number;
+  /** How long an online backup (POST /v1/backup) may wait for a quiet instant before it answers 503. Default 5 s. */
+  backupQuiesceMs?: number;
   /**
    * Something this node cannot go on from: another node took the database's actor-host lease while this one's
    * Postgres connection was down (deploy/actor-host-lease.ts). Default: log it and exit with code 1.

@@ -3,6 +3,7 @@ import { PostgresApiKeyStore } from "../edge/middleware/auth/postgres-api-key-st
 import { EdgewiseError } from "../shared/errors/index.ts";
 import { boundedSecurityEvents, createLogger, errorFields } from "../shared/telemetry/log/index.ts";
 import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
+import { onlineBackupRoutes } from "./backup/online-route.ts";
 import { followDeliveryOrigin } from "./delivery-origin.ts";
 import { otlpMetricsConfigFromEnv, startOtlpMetricsExport } from "./metrics-export.ts";
 import { nodeActors, nodeTransport } from "./node-actors.ts";
@@ -160,6 +161,12 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
     securityEvents,
     consoleShutdown,
     tracing,
+    backup: onlineBackupRoutes({
+      dataDir,
+      embedded,
+      openDb: (path) => options.openActorDb(path, "NORMAL"),
+      quiesceMs: options.backupQuiesceMs ?? 5_000,
+    }),
     logger,
   });
   const server = await serveNodeApp({ serve: options.serve, config, app, traffic, tls, host, logger });

@@ -40,10 +40,10 @@ export interface BackupOptions {
 }
 
 /** Files that belong to a running process, not to the data: the locks (remade at start) and the readiness probe. */
-const skipped = /^(actors|pglite)\.lock(\.pid|-journal)?$|^\.readyz-probe$/;
+export const skipped = /^(actors|pglite)\.lock(\.pid|-journal)?$|^\.readyz-probe$/;
 
 /** SQLite files a node keeps open in WAL mode while it runs. */
-const sqliteFiles = ["actors.db", "traces.db"];
+export const sqliteFiles = ["actors.db", "traces.db"];
 
 /**
  * Why offline: the actors' SQLite and the Postgres side (PGlite here, or a server) are separate stores. Copied at
@@ -115,7 +115,7 @@ function sqliteInUse(dataDir: string, name: string, openDb: (path: string) => Sq
 }
 
 /** What restore and an operator want to know about the stores' schemas. */
-function storeFacts(dataDir: string, openDb: (path: string) => SqlDatabase): Record<string, unknown> {
+export function storeFacts(dataDir: string, openDb: (path: string) => SqlDatabase): Record<string, unknown> {
   const facts: Record<string, unknown> = {};
   for (const name of sqliteFiles) {
     const path = join(dataDir, name);
@@ -149,7 +149,7 @@ function storeFacts(dataDir: string, openDb: (path: string) => SqlDatabase): Rec
  * Every directory and file under `dir` (sorted, directories before their contents) but the skipped ones, each file
  * with its size and sha256.
  */
-function walk(dir: string, prefix = "", inodes = new Map<string, string>()): ManifestEntry[] {
+export function walk(dir: string, prefix = "", inodes = new Map<string, string>()): ManifestEntry[] {
   const found: ManifestEntry[] = [];
   for (const name of readdirSync(dir).sort()) {
     const path = prefix ? `${prefix}/${name}` : name;

@@ -102,7 +102,7 @@ export async function restore(options: RestoreOptions): Promise<Manifest> {
  * Reads the manifest out of `into`, then checks every entry extracted there against it, from what is on disk (not
  * what the archive claimed), setting the modes a node makes and flushing each file and directory.
  */
-function verify(into: string): Manifest {
+export function verify(into: string): Manifest {
   const path = join(into, manifestName);
   if (!existsSync(path) || !lstatSync(path).isFile())
     throw new ArchiveError("it has no manifest (truncated?)");
