@@ -14,7 +14,7 @@ export async function writeArchive(
   last: { name: string; body: Buffer },
   path: string,
 ): Promise<void> {
-  const pack = packArchive(dir, paths, last);
+  const pack = new Pack({ cwd: dir, gzip: { level: 6 }, portable: true, strict: true, noDirRecurse: true });
   const file = createWriteStream(path, { flags: "wx", mode: 0o600 });
   const written = new Promise<void>((resolve, reject) => {
     const fail = (error: unknown) => {
@@ -26,18 +26,6 @@ export async function writeArchive(
     file.on("close", resolve);
   });
   pack.pipe(file);
-  await written;
-  const fd = openSync(path, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** The gzipped tar of `paths` then `last`, as a stream (writeArchive's, or an online backup's HTTP answer). */
-export function packArchive(dir: string, paths: string[], last: { name: string; body: Buffer }): Pack {
-  const pack = new Pack({ cwd: dir, gzip: { level: 6 }, portable: true, strict: true, noDirRecurse: true });
   for (const entry of paths) pack.add(entry);
   // Not a file on disk: the manifest is made here, so it goes in as an entry of its own.
   const manifest = new ReadEntry(
@@ -46,7 +34,13 @@ export function packArchive(dir: string, paths: string[], last: { name: string; 
   pack.add(manifest);
   manifest.end(last.body);
   pack.end();
-  return pack;
+  await written;
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

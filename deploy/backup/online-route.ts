@@ -30,7 +30,7 @@ export function onlineBackupRoutes(parts: OnlineBackupParts): Hono<GatewayEnv> {
     scoped("admin"),
     async (c) => {
       requireScope(c.var.principal, "admin");
-      const { manifest, body, quietAfterMs, pausedMs } = await takeOnlineBackup(parts, busy);
+      const { manifest, body, size, quietAfterMs, pausedMs } = await takeOnlineBackup(parts, busy);
       c.var.log.info("online backup: both stores copied at one quiet instant; streaming the archive", {
         quiet_after_ms: quietAfterMs,
         paused_ms: pausedMs,
@@ -41,6 +41,7 @@ export function onlineBackupRoutes(parts: OnlineBackupParts): Hono<GatewayEnv> {
         status: 200,
         headers: {
           "content-type": "application/gzip",
+          "content-length": String(size),
           "content-disposition": `attachment; filename="${name}"`,
           "cache-control": "no-store",
         },

@@ -1,7 +1,7 @@
 // npm run backup -- --online: a running node backed up mid-saga restores and settles once; refusals leave nothing.
 import { afterAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type postgres from "postgres";
@@ -16,9 +16,18 @@ import { referenceSystem } from "../reference.ts";
 const root = resolve(import.meta.dir, "../..");
 const work = mkdtempSync(join(tmpdir(), "edgewise-online-"));
 const dir = (name: string) => join(work, name);
+// Where the nodes of this file (in process, and the processes it starts) stage their copies: checked below for
+// leftovers, apart from any other run's.
+const staged = dir("tmp");
+mkdirSync(staged);
+const ownTmpdir = process.env.TMPDIR;
+process.env.TMPDIR = staged;
 const started: Started[] = [];
 const inProcess: EdgewiseNode[] = [];
 afterAll(async () => {
+  // The test files after this one in the same process make their dirs where they did.
+  if (ownTmpdir === undefined) delete process.env.TMPDIR;
+  else process.env.TMPDIR = ownTmpdir;
   for (const node of started) await node.kill("SIGKILL");
   for (const node of inProcess) await node.stop().catch(() => undefined);
   rmSync(work, { recursive: true, force: true });
@@ -82,7 +91,7 @@ const onlineBackup = (url: string, token: string, out: string) =>
   run({ EDGEWISE_TOKEN: token }, "backup", "--", "--online", "--url", url, "--out", out);
 
 /** What a refused backup must not leave: the archive, a partial or check file beside it, a staging copy. */
-const staging = () => readdirSync(tmpdir()).filter((name) => name.startsWith("edgewise-online-backup-"));
+const staging = () => readdirSync(staged);
 const leftovers = () =>
   readdirSync(work).filter((name) => name.includes(".partial-") || name.includes(".check-"));
 
@@ -139,6 +148,9 @@ describe("npm run backup -- --online", () => {
     expect(made.stdout).toContain("checked, mode 0600");
     expect(statSync(archive).mode & 0o777).toBe(0o600);
     expect(leftovers()).toEqual([]);
+    // The node's staging copy goes once the archive is sent.
+    for (let i = 0; i < 50 && staging().length > 0; i++) await Bun.sleep(20);
+    expect(staging()).toEqual([]);
 
     // The live node went on: every order it accepted, before, during and after the backup, settles.
     const live = await quiet(api, world, placed);
