@@ -17,6 +17,7 @@ import { checkInvariants, type World } from "../../test/chaos/invariants.ts";
 import { CommerceClient, type OrderView } from "../../test/commerce/client.ts";
 import { seededRandom } from "../../deploy/demo/support.ts";
 import { percentiles, round } from "../saga/shop.ts";
+import { type CpuSample, cpuBetween, sampleCpu } from "./node-cpu.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -255,6 +256,8 @@ async function openLoop(phase: Placement["phase"], perSecond: number, ms: number
 const probes: Array<{ at: number; path: string; status: number; ms: number }> = [];
 const reads: Array<{ at: number; status: number; ms: number }> = [];
 const samples: Array<Record<string, number>> = [];
+/** Alongside each sample: the node's CPU (`node-cpu.ts`), to tell a node costing more per delivery from one starved. */
+const cpuSamples: Array<(CpuSample & { at: number }) | undefined> = [];
 const phaseAt: Record<string, number> = {};
 function metric(text: string, name: string): number | undefined {
   let sum: number | undefined;
@@ -308,6 +311,8 @@ const samplers = [
         metricsMs: round(r.ms),
         metricsStatus: r.status,
         brokerPending: metric(r.text, "edgewise_broker_messages_pending") ?? -1,
+        deliveries: metric(r.text, "edgewise_broker_deliveries_total") ?? -1,
+        loadAverage1m: round(os.loadavg()[0] as number, 2),
         actorOutboxPending: metric(r.text, "edgewise_outbox_pending") ?? -1,
         billingOutboxPending: metric(r.text, "edgewise_billing_outbox_pending") ?? -1,
         mailboxDepth: metric(r.text, "edgewise_actor_mailbox_depth") ?? -1,
@@ -315,6 +320,8 @@ const samplers = [
         accepted: placements.filter((p) => p.status === 202).length,
         terminal: eventsByOrder.size,
       });
+      const cpu = sampleCpu(child.pid);
+      cpuSamples.push(cpu && { ...cpu, at: performance.now() });
       await Bun.sleep(2000);
     }
   })(),
@@ -452,6 +459,34 @@ const settleMs = (list: Placement[]) =>
       .map((p) => (eventsByOrder.get(p.orderId as string)?.at as number) - p.scheduledAt),
   );
 const refused = burst.filter((p) => p.status !== 202);
+/**
+ * What the node did with the CPU it got, between two samples: deliveries a second (its throughput, whatever order
+ * the saga's steps come in), CPU per delivery (up with the backlog would be congestion collapse) and the main
+ * thread's time running and waiting for a core (other processes on the machine).
+ */
+const workBetween = (i: number, j: number) => {
+  const [a, b] = [cpuSamples[i], cpuSamples[j]];
+  const [sa, sb] = [samples[i], samples[j]];
+  if (!a || !b || !sa || !sb || (sa.deliveries ?? -1) < 0 || b.at <= a.at) return null;
+  const deliveries = (sb.deliveries as number) - (sa.deliveries as number);
+  const wallMs = b.at - a.at;
+  return {
+    deliveries,
+    deliveriesPerSecond: round((deliveries / wallMs) * 1000),
+    settledPerSecond: round((((sb.terminal as number) - (sa.terminal as number)) / wallMs) * 1000, 1),
+    ...cpuBetween(a, b, wallMs, deliveries),
+  };
+};
+const workIn = (from: number, to: number) => {
+  const inside = cpuSamples.flatMap((c, i) => (c && c.at >= from && c.at <= to ? [i] : []));
+  return inside.length >= 2 ? workBetween(inside[0] as number, inside.at(-1) as number) : null;
+};
+const workBySample = samples.slice(1).map((s, n) => ({
+  t: s.t,
+  brokerPending: s.brokerPending,
+  loadAverage1m: s.loadAverage1m,
+  ...workBetween(n, n + 1),
+}));
 const rss = samples.map((s) => s.rssMB ?? 0);
 const result = {
   bench: "overload",
@@ -473,6 +508,7 @@ const result = {
     acceptedRate: round(burst.filter((p) => p.status === 202).length / seconds),
     settleFromScheduledMs: settleMs(burst),
     probes: probeReport(phaseAt.burst, phaseAt.burstEnd),
+    work: workIn(phaseAt.burst, phaseAt.burstEnd),
     readsGetOrder: {
       ...latencies(inPhase(reads, phaseAt.burst, phaseAt.burstEnd)),
       statuses: statuses(inPhase(reads, phaseAt.burst, phaseAt.burstEnd)),
@@ -483,6 +519,7 @@ const result = {
     timedOutPostsRetried: unanswered.length,
     timedOutPostsAcceptedOnRetry: unanswered.filter((p) => p.status === 202).length,
     probes: probeReport(phaseAt.burstEnd, phaseAt.drained),
+    work: workIn(phaseAt.burstEnd, phaseAt.drained),
     readsGetOrder: {
       ...latencies(inPhase(reads, phaseAt.burstEnd, phaseAt.drained)),
       statuses: statuses(inPhase(reads, phaseAt.burstEnd, phaseAt.drained)),
@@ -494,10 +531,12 @@ const result = {
       placements.filter((p) => p.phase === "after").map((p) => (p.answeredAt as number) - p.scheduledAt),
     ),
     probes: probeReport(phaseAt.after, phaseAt.end),
+    work: workIn(phaseAt.after, phaseAt.end),
   },
   warmup: { settleFromScheduledMs: settleMs(placements.filter((p) => p.phase === "warmup")) },
   memory: { rssMBStart: rss[0], rssMBPeak: Math.max(...rss), rssMBEnd: rss.at(-1) },
   samples,
+  workBySample,
   check: {
     accepted: orderIds.size,
     notTerminal,
