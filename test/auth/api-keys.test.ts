@@ -79,7 +79,7 @@ describe("POST /v1/api-keys", () => {
     const { id, key } = await issue(["orders:read", "orders:read"], "ci");
     expect(key).toStartWith(`ew_${id}_`);
     const me = await nodeA.app.request("/me", { headers: withKey(key) });
-    expect(await me.json()).toEqual({ sub: "svc-1", scopes: ["orders:read"], via: "api-key" });
+    expect(await me.json()).toEqual({ sub: "svc-1", scopes: ["orders:read"], via: "api-key", apiKeyId: id });
     expect((await nodeA.app.request("/orders", { headers: withKey(key) })).status).toBe(200);
     const forbidden = await nodeA.app.request("/inventory", { method: "PUT", headers: withKey(key) });
     expect(forbidden.status).toBe(403);

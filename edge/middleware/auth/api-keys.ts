@@ -77,7 +77,7 @@ export async function principalForKey(
 ): Promise<Principal | undefined> {
   if (!record || record.revokedAt !== null) return undefined;
   if (!timingSafeEqual(await hashSecret(parsed.secret), record.secretHash)) return undefined;
-  return { sub: record.sub, scopes: scopeSet(record.scopes), via: "api-key" };
+  return { sub: record.sub, scopes: scopeSet(record.scopes), via: "api-key", apiKeyId: record.id };
 }
 
 /** Looks every key up in the store: revocation is immediate, at one query per request. */

@@ -107,10 +107,11 @@ describe("auth middleware", () => {
 
   test("an API key becomes a principal via api-key; a store failure is 503, not 401", async () => {
     const store = new MemoryApiKeyStore();
-    const { key } = await issueApiKey(store, { sub: "svc", scopes: ["orders:read"] });
+    const { id, key } = await issueApiKey(store, { sub: "svc", scopes: ["orders:read"] });
     const gateway = testGateway({ apiKeys: storeApiKeyVerifier(store) });
     const me = await gateway.app.request("/me", { headers: { "x-api-key": key } });
-    expect(await me.json()).toEqual({ sub: "svc", scopes: ["orders:read"], via: "api-key" });
+    // The principal names the key by its id (for the admin events), never by its secret.
+    expect(await me.json()).toEqual({ sub: "svc", scopes: ["orders:read"], via: "api-key", apiKeyId: id });
     const broken = testGateway({
       apiKeys: { verify: () => Promise.reject(new Error("connection refused")) },
     });

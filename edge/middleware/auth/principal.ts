@@ -22,6 +22,8 @@ export interface Principal {
   sub: string;
   scopes: ReadonlySet<string>;
   via: "jwt" | "api-key";
+  /** The API key's id (never its secret) when `via` is `api-key`: the admin events name it. */
+  apiKeyId?: string;
 }
 
 export function hasScope(principal: Principal, scope: Scope): boolean {
