@@ -1,0 +1,122 @@
+// Admin actions (keys, subscriptions, balances, stock, dead letters, backups) as `admin.<action>` CloudEvents.
+import type { Context } from "hono";
+import { createEnvelope } from "../../shared/envelope/index.ts";
+import { errorFields, type Logger } from "../../shared/telemetry/log/index.ts";
+import type { GatewayEnv } from "../env.ts";
+import type { Principal } from "../middleware/auth/principal.ts";
+
+export const adminActions = [
+  "api_key_created",
+  "api_key_revoked",
+  "webhook_subscription_created",
+  "webhook_subscription_deleted",
+  "webhook_secret_rotated",
+  "account_set",
+  "inventory_set",
+  "dead_letter_replayed",
+  "dead_letter_deleted",
+  "dead_letters_purged",
+  "backup_taken",
+] as const;
+export type AdminAction = (typeof adminActions)[number];
+
+/** Who did it: the subject, and how it authenticated (an API key by its id, never its secret). */
+export interface AdminActor {
+  sub: string;
+  /** `none` only where a route let an anonymous caller act, which none of the audited ones does. */
+  via: "jwt" | "api-key" | "console-cookie" | "console-bearer" | "none";
+  apiKeyId?: string;
+}
+
+/** What was acted on: `subject` is what GET /v1/activity?subject= finds it by; the rest names it in full. */
+export type AdminTarget = { subject: string } & Record<string, string>;
+
+export interface AdminEvent {
+  action: AdminAction;
+  actor: AdminActor;
+  requestId: string;
+  clientIp: string | undefined;
+  target: AdminTarget;
+  /** What changed (e.g. a balance before and after): never a secret, a token or a key. */
+  change?: Record<string, unknown>;
+}
+
+/** The actor of an API call, from its principal. */
+export function actorOf(principal: Principal): AdminActor {
+  return {
+    sub: principal.sub,
+    via: principal.via,
+    ...(principal.apiKeyId !== undefined ? { apiKeyId: principal.apiKeyId } : {}),
+  };
+}
+
+/** An admin event as the activity log keeps it: the CloudEvent `admin.<action>`. */
+export function adminEventEnvelope(event: AdminEvent) {
+  const { subject, ...target } = event.target;
+  return createEnvelope({
+    type: `admin.${event.action}`,
+    source: "edgewise://gateway",
+    subject: subject.slice(0, 1024),
+    data: {
+      actor: event.actor,
+      requestId: event.requestId,
+      ...(event.clientIp !== undefined ? { clientIp: event.clientIp } : {}),
+      target: { subject, ...target },
+      ...(event.change !== undefined ? { change: event.change } : {}),
+    },
+  });
+}
+
+/** Records the admin actions of requests: awaited by the route, so its answer comes after the record. */
+export interface AdminEvents {
+  /**
+   * Records `action` by the request's caller (`actor` when the caller is not its principal, e.g. a console
+   * session). Never throws: the action already happened, so a failure is logged at warn and counted instead.
+   */
+  record(
+    c: Context<GatewayEnv>,
+    action: AdminAction,
+    target: AdminTarget,
+    change?: Record<string, unknown>,
+    actor?: AdminActor,
+  ): Promise<void>;
+}
+
+export interface AdminEventsOptions {
+  /** Writes one event (to the activity log). */
+  write: (event: AdminEvent) => Promise<unknown>;
+  /** Hears each outcome: `edgewise_admin_events_total{action,outcome}`. */
+  onOutcome?: (action: AdminAction, outcome: "recorded" | "failed") => void;
+  /** Each failure to record at warn, with the action, target and actor (never the change). */
+  logger?: Logger;
+}
+
+export function adminEvents(options: AdminEventsOptions): AdminEvents {
+  return {
+    async record(c, action, target, change, actor) {
+      const principal = c.var.principal;
+      const who = actor ?? (principal ? actorOf(principal) : { sub: "anonymous", via: "none" as const });
+      const event: AdminEvent = {
+        action,
+        actor: who,
+        requestId: c.var.requestId,
+        clientIp: c.var.clientIp,
+        target,
+        ...(change !== undefined ? { change } : {}),
+      };
+      try {
+        await options.write(event);
+        options.onOutcome?.(action, "recorded");
+      } catch (error) {
+        options.onOutcome?.(action, "failed");
+        (options.logger ?? c.var.log)?.warn("admin event not recorded", {
+          action,
+          target,
+          actor: who,
+          request_id: c.var.requestId,
+          error: errorFields(error),
+        });
+      }
+    },
+  };
+}
