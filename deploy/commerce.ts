@@ -53,6 +53,7 @@ export function commerce(options: CommerceOptions) {
       dependencies: context.dependencies,
       // Billing is delivered where the actors are; the counter is bumped only after its transaction commits.
       onBillingOutcome: (outcome) => context.metrics.billingPayment(outcome),
+      onAdminEvent: (action, outcome) => context.metrics.adminEvent(action, outcome),
       log,
       logger,
     });
@@ -94,6 +95,7 @@ export function commerce(options: CommerceOptions) {
         pruneSecurityEvents(Date.now());
         return system.recordSecurityEvent(event);
       },
+      adminEvents: system.adminEvents,
       activity: system.activity,
       describeTarget: system.describeTarget,
     };

@@ -114,6 +114,7 @@ export function createNodeApp(parts: NodeAppParts): GatewayApp {
     logger,
     accessLog: options.accessLog ?? (options.logger !== undefined || options.log === undefined),
     securityEvents: securityEvents.emit,
+    ...(extension.adminEvents ? { adminEvents: extension.adminEvents } : {}),
     ...(options.console === false
       ? {}
       : {

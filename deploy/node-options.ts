@@ -11,6 +11,7 @@ import type {
   Transport,
 } from "../actors/runtime/index.ts";
 import type { GatewayApp } from "../edge/app.ts";
+import type { AdminEvents } from "../edge/audit/admin-events.ts";
 import type { ConsoleEventLog, ConsoleOptions, ConsoleTraces } from "../edge/console/index.tsx";
 import type { GatewayEnv } from "../edge/env.ts";
 import type { RatelimitRedis } from "../edge/middleware/rate-limit/upstash.ts";
@@ -110,6 +111,8 @@ export interface NodeExtension {
    * node calls it at a bounded rate, after the request has moved on, and counts its failures.
    */
   securityEvents?: (event: SecurityEvent) => Promise<unknown>;
+  /** Records admin actions (API keys, the console's dead letters, online backups) in the activity log. */
+  adminEvents?: AdminEvents;
   /** The activity log, for the console's events and their live stream. */
   activity?: ConsoleEventLog;
   /** What the console's dead-letter table shows for a target the extension owns (a webhook's subscriber URL). */

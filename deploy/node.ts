@@ -166,6 +166,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
       embedded,
       openDb: (path) => options.openActorDb(path, "NORMAL"),
       quiesceMs: options.backupQuiesceMs ?? 5_000,
+      ...(extension.adminEvents ? { adminEvents: extension.adminEvents } : {}),
     }),
     logger,
   });

@@ -19,6 +19,7 @@ import { defaultRequestLogger, requestId } from "./middleware/request-id/index.t
 import { secureHeaders } from "./middleware/secure-headers/index.ts";
 import { type RequestRecord, telemetry } from "./middleware/telemetry/index.ts";
 import { timeout } from "./middleware/timeout/index.ts";
+import type { AdminEvents } from "./audit/admin-events.ts";
 import { type ConsoleOptions, consoleRoutes, isConsolePath } from "./console/index.tsx";
 import { counterRoutes } from "./routes/counters.ts";
 import { actorHostRoutes } from "./routes/actor-host.ts";
@@ -101,6 +102,11 @@ export interface AppOptions {
    * records off the request path.
    */
   securityEvents?: SecurityEventSink;
+  /**
+   * Records what administrators do (API keys here, dead letters in the console) as `admin.<action>` in the
+   * activity log; the commerce routes take theirs from the commerce system. Without it, nothing is recorded.
+   */
+  adminEvents?: AdminEvents;
   /** The operator console at `/_console` (HTML, admins only; see edge/console). */
   console?: ConsoleOptions;
   /**
@@ -283,11 +289,23 @@ export function createApp(options: AppOptions): GatewayApp {
   }
   if (options.rateLimit) app.use(options.rateLimit);
   if (options.admission) app.use(options.admission);
-  if (options.console) app.route("/", consoleRoutes({ ...options.console, auth: options.auth }));
+  if (options.console) {
+    app.route(
+      "/",
+      consoleRoutes({
+        ...options.console,
+        auth: options.auth,
+        ...(options.adminEvents ? { adminEvents: options.adminEvents } : {}),
+      }),
+    );
+  }
 
   app.route("/", counterRoutes(options.actors, { requireCaller: Boolean(options.auth || apiKeyCache) }));
   if (options.apiKeys)
-    app.route("/", apiKeyRoutes({ store: options.apiKeys, ...(apiKeyCache ? { cache: apiKeyCache } : {}) }));
+    app.route(
+      "/",
+      apiKeyRoutes({ store: options.apiKeys, cache: apiKeyCache, adminEvents: options.adminEvents }),
+    );
   for (const routes of options.routes ?? []) app.route("/", routes);
 
   return app;

@@ -45,6 +45,7 @@ import {
   type Logger,
   type SecurityEvent,
 } from "../shared/telemetry/log/index.ts";
+import { type AdminAction, type AdminEvents, adminEventEnvelope, adminEvents } from "./audit/admin-events.ts";
 import type { TargetDescription } from "./console/types.ts";
 import type { GatewayEnv } from "./env.ts";
 import type { CachedReads } from "./routes/commerce/cache.ts";
@@ -84,6 +85,8 @@ export interface CommerceSystemOptions {
    * POST through `webhook:<host>`. Without it, calls are unguarded.
    */
   dependencies?: Dependencies;
+  /** Hears whether each admin event was recorded: `edgewise_admin_events_total{action,outcome}`. */
+  onAdminEvent?: (action: AdminAction, outcome: "recorded" | "failed") => void;
   log?: (line: string) => void;
   /** The structured logger: billing relay failures go here at warn when given (else to `log`). */
   logger?: Logger;
@@ -107,6 +110,12 @@ export interface CommerceSystem {
    * breaker). Give it to `boundedSecurityEvents`, which caps the rate and keeps it off the request path.
    */
   recordSecurityEvent(event: SecurityEvent): Promise<void>;
+  /**
+   * Records admin actions in the activity log as `admin.<action>` (through the `postgres` breaker), awaited by the
+   * route before it answers; a failure to record is logged at warn and counted, and the action's answer stands.
+   * The commerce routes use it; give it to the app (API keys, console) and the backup route too.
+   */
+  adminEvents: AdminEvents;
   /**
    * A message target as the console's dead-letter table shows it: `webhooks/<subscriptionId>` as the subscription
    * and its URL (through the `postgres` breaker), `billing/…` and `loyalty/…` as the customer (decoded from the
@@ -263,6 +272,12 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
     await refusals.settled();
   };
 
+  const admin = adminEvents({
+    write: pg((event) => activity.recordActivity(adminEventEnvelope(event))),
+    ...(options.onAdminEvent ? { onOutcome: options.onAdminEvent } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
+
   const readSideParts: ConsumerPart[] = [
     { consumer: viaPostgres(activity), key: "all", events: readSideEvents.activity },
     { consumer: viaPostgres(projector), key: "orders", events: readSideEvents.projector },
@@ -288,8 +303,10 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
       ),
       ...legacyReadSideConsumers(readSideParts),
     ],
+    adminEvents: admin,
     routes: commerceRoutes({
       actors,
+      adminEvents: admin,
       ledger: {
         putAccount: pg((customerId: string, cents: number) => billing.putAccount(customerId, cents)),
         getAccount: pg((customerId: string) => billing.getAccount(customerId)),

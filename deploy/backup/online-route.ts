@@ -1,12 +1,16 @@
 // POST /v1/backup (admin): a consistent archive of the running node, streamed as `npm run backup` would write it.
 import { Hono } from "hono";
 import { describeRoute } from "hono-openapi";
+import type { AdminEvents } from "../../edge/audit/admin-events.ts";
 import type { GatewayEnv } from "../../edge/env.ts";
 import { requireScope, scoped } from "../../edge/middleware/auth/principal.ts";
 import { problem, requires } from "../../edge/openapi.ts";
 import { type OnlineBackupParts, takeOnlineBackup } from "./online.ts";
 
-export function onlineBackupRoutes(parts: OnlineBackupParts): Hono<GatewayEnv> {
+/** `adminEvents` records each archive handed out as `admin.backup_taken`, before its first byte is sent. */
+export function onlineBackupRoutes(
+  parts: OnlineBackupParts & { adminEvents?: AdminEvents },
+): Hono<GatewayEnv> {
   const app = new Hono<GatewayEnv>();
   // One at a time: a second would pause the node again for a copy the first is already making.
   const busy = { now: false };
@@ -36,6 +40,13 @@ export function onlineBackupRoutes(parts: OnlineBackupParts): Hono<GatewayEnv> {
         paused_ms: pausedMs,
         files: manifest.entries.filter((entry) => entry.type === "file").length,
       });
+      // Who took the node's secrets away, and when: recorded before the archive's first byte leaves.
+      await parts.adminEvents?.record(
+        c,
+        "backup_taken",
+        { subject: "backup", createdAt: manifest.createdAt },
+        { bytes: size, files: manifest.entries.filter((entry) => entry.type === "file").length },
+      );
       const name = `edgewise-backup-${manifest.createdAt.replace(/[:.]/g, "-")}.tar.gz`;
       return new Response(body, {
         status: 200,

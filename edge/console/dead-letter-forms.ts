@@ -2,6 +2,7 @@
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import * as v from "valibot";
 import { EdgewiseError } from "../../shared/errors/index.ts";
+import type { AdminAction, AdminTarget } from "../audit/admin-events.ts";
 import type { GatewayEnv } from "../env.ts";
 import { validate } from "../middleware/validation/index.ts";
 import type { ConsoleAccess } from "./access.tsx";
@@ -48,7 +49,13 @@ export function deadLetterRoutes(
    * A form's call to the broker, then back to the dead letters with `done` (or `failed` when the broker refused).
    * When the broker is unavailable, a browser gets a console page saying so, any other client the problem+json.
    */
-  async function brokerForm(c: Context<GatewayEnv>, path: string, method: string, done: string) {
+  async function brokerForm(
+    c: Context<GatewayEnv>,
+    path: string,
+    method: string,
+    done: string,
+    audit: { action: AdminAction; target: AdminTarget },
+  ) {
     requireBroker();
     let response: Response;
     try {
@@ -63,6 +70,14 @@ export function deadLetterRoutes(
       );
     }
     await response.body?.cancel();
+    if (response.ok) {
+      // Who did it: the admin of the console session (by its cookie) or of the Bearer call, never its token.
+      const session = access.sessionOf(c);
+      await options.adminEvents?.record(c, audit.action, audit.target, undefined, {
+        sub: session.principal.sub,
+        via: session.via === "cookie" ? "console-cookie" : "console-bearer",
+      });
+    }
     return back(c, response.ok ? done : "failed");
   }
 
@@ -79,15 +94,24 @@ export function deadLetterRoutes(
       throw new EdgewiseError("not_found", `no route for POST ${c.req.path}`);
     const refused = await access.checkForm(c);
     if (refused) return refused;
-    return brokerForm(c, "/v2/dlq", "DELETE", "purged");
+    return brokerForm(c, "/v2/dlq", "DELETE", "purged", {
+      action: "dead_letters_purged",
+      target: { subject: "dlq" },
+    });
   });
   const checkedId = pageChecked(validate("param", DeadLetterParams), "Invalid dead letter");
   app.post("/_console/dlq/:dlqId/retry", formChecked, checkedId, async (c) => {
     const { dlqId } = c.req.valid("param");
-    return brokerForm(c, `/v2/dlq/retry/${encodeURIComponent(dlqId)}`, "POST", "replayed");
+    return brokerForm(c, `/v2/dlq/retry/${encodeURIComponent(dlqId)}`, "POST", "replayed", {
+      action: "dead_letter_replayed",
+      target: { subject: `dlq/${dlqId}`, dlqId },
+    });
   });
   app.post("/_console/dlq/:dlqId/delete", formChecked, checkedId, async (c) => {
     const { dlqId } = c.req.valid("param");
-    return brokerForm(c, `/v2/dlq/${encodeURIComponent(dlqId)}`, "DELETE", "deleted");
+    return brokerForm(c, `/v2/dlq/${encodeURIComponent(dlqId)}`, "DELETE", "deleted", {
+      action: "dead_letter_deleted",
+      target: { subject: `dlq/${dlqId}`, dlqId },
+    });
   });
 }

@@ -3,6 +3,7 @@ import type { ActorAddress, ActorSnapshot } from "../../actors/runtime/index.ts"
 import type { Clock } from "../../shared/clock/index.ts";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import type { BreakerSnapshot } from "../../shared/resilience/index.ts";
+import type { AdminEvents } from "../audit/admin-events.ts";
 import type { ConsoleSessions, SessionOptions } from "./session.ts";
 
 export interface ConsoleTopology {
@@ -79,6 +80,8 @@ export interface TargetDescription {
 
 export interface ConsoleOptions {
   topology: ConsoleTopology;
+  /** Records each dead letter replayed or deleted, and each purge, as `admin.*` with the session's admin. */
+  adminEvents?: AdminEvents;
   /** The node's breakers (`Dependencies.snapshots()`). */
   breakers?: () => BreakerSnapshot[];
   /** The broker's REST API (the embedded broker, or QStash): called server-side with its token. */

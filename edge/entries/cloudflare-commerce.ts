@@ -254,6 +254,9 @@ export class CommerceOnWorkers {
       processedRetentionMs: this.config.EDGEWISE_INBOX_RETENTION,
       billingPruneSchedule: this.billingPrunes,
       ...(this.metrics ? { onBillingOutcome: (outcome) => this.metrics?.billingPayment(outcome) } : {}),
+      ...(this.metrics
+        ? { onAdminEvent: (action, outcome) => this.metrics?.adminEvent(action, outcome) }
+        : {}),
       ...(this.readCache ? { readCache: this.readCache } : {}),
       ...(this.dependencies ? { dependencies: this.dependencies } : {}),
       // No relay loop runs between requests: relay right after the commit, in the background of the same

@@ -161,6 +161,8 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
         apiKeys: scope.apiKeys,
         apiKeyVerifier: worker.commerce.apiKeyVerifier,
         securityEvents: worker.commerce.securityEvents.emit,
+        // API keys created and revoked, and the console's dead letters, as on a node (`admin.*`).
+        adminEvents: scope.system.adminEvents,
         consumers: scope.system.consumers,
         routes: [scope.system.routes],
         ...(worker.options.console

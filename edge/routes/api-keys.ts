@@ -4,6 +4,7 @@ import { describeRoute } from "hono-openapi";
 import * as v from "valibot";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { noControlCharacters } from "../../shared/text/index.ts";
+import type { AdminEvents } from "../audit/admin-events.ts";
 import type { GatewayEnv } from "../env.ts";
 import type { CachedApiKeyVerifier } from "../middleware/auth/api-key-cache.ts";
 import type { ApiKeyStore } from "../middleware/auth/api-key-store.ts";
@@ -18,6 +19,8 @@ export interface ApiKeyRoutesOptions {
   store: ApiKeyStore;
   /** This node's verifier cache: a revoke then takes effect here at once, and on other nodes within its ttl. */
   cache?: Pick<CachedApiKeyVerifier, "forget"> | undefined;
+  /** Records `admin.api_key_created` and `admin.api_key_revoked` (never the key) once done. */
+  adminEvents?: AdminEvents | undefined;
 }
 
 export const CreateApiKeyBody = v.strictObject({
@@ -51,7 +54,14 @@ export function apiKeyRoutes(options: ApiKeyRoutesOptions): Hono<GatewayEnv> {
     validate("json", CreateApiKeyBody),
     async (c) => {
       requireScope(c.var.principal, "admin");
-      const { id, key } = await issueApiKey(options.store, c.req.valid("json"));
+      const grant = c.req.valid("json");
+      const { id, key } = await issueApiKey(options.store, grant);
+      await options.adminEvents?.record(
+        c,
+        "api_key_created",
+        { subject: `api-keys/${id}`, apiKeyId: id, sub: grant.sub },
+        { scopes: grant.scopes, ...(grant.name !== undefined ? { name: grant.name } : {}) },
+      );
       return c.json({ id, key }, 201);
     },
   );
@@ -74,6 +84,7 @@ export function apiKeyRoutes(options: ApiKeyRoutesOptions): Hono<GatewayEnv> {
         throw new EdgewiseError("not_found", "no such API key");
       }
       options.cache?.forget(id);
+      await options.adminEvents?.record(c, "api_key_revoked", { subject: `api-keys/${id}`, apiKeyId: id });
       return c.body(null, 204);
     },
   );

@@ -78,8 +78,16 @@ async function expectInvariants() {
 
 describe("accounts", () => {
   test("PUT sets the balance absolutely, through funding transactions of the difference", async () => {
-    expect(await ledger.putAccount("acc-1", 1_000)).toEqual({ customerId: "acc-1", balanceCents: 1_000 });
-    expect(await ledger.putAccount("acc-1", 400)).toEqual({ customerId: "acc-1", balanceCents: 400 });
+    expect(await ledger.putAccount("acc-1", 1_000)).toEqual({
+      customerId: "acc-1",
+      balanceCents: 1_000,
+      previousBalanceCents: 0,
+    });
+    expect(await ledger.putAccount("acc-1", 400)).toEqual({
+      customerId: "acc-1",
+      balanceCents: 400,
+      previousBalanceCents: 1_000,
+    });
     await ledger.putAccount("acc-1", 400);
     expect(await ledger.getAccount("acc-1")).toEqual({ customerId: "acc-1", balanceCents: 400 });
     const funding = await sql`

@@ -87,8 +87,14 @@ export class BillingLedger implements MessageConsumer {
     return migrateBilling(this.sql, markers);
   }
 
-  /** `PUT /v1/accounts/{customerId}`: sets the balance, creating the account, by funding the difference. */
-  async putAccount(customerId: string, balanceCents: number): Promise<Account> {
+  /**
+   * `PUT /v1/accounts/{customerId}`: sets the balance, creating the account, by funding the difference. Also
+   * returns the balance it replaced (0 for a new account), read under the same lock, for the admin event.
+   */
+  async putAccount(
+    customerId: string,
+    balanceCents: number,
+  ): Promise<Account & { previousBalanceCents: number }> {
     const parsed = v.safeParse(AccountInput, { customerId, balanceCents });
     if (!parsed.success) throw validationError("request.invalid", "account", parsed.issues);
     return await this.transaction(async (tx, system) => {
@@ -113,7 +119,7 @@ export class BillingLedger implements MessageConsumer {
           system,
         );
       }
-      return { customerId, balanceCents };
+      return { customerId, balanceCents, previousBalanceCents: current };
     });
   }
 

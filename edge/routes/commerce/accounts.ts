@@ -1,6 +1,7 @@
 // The account endpoints: set and read a customer's balance in the Postgres ledger (billing).
 import { Hono } from "hono";
 import { describeRoute } from "hono-openapi";
+import type { AdminEvents } from "../../audit/admin-events.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { requireOwner, requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
@@ -10,12 +11,17 @@ import { CustomerParam, PutAccountBody } from "./schemas.ts";
 
 /** What the routes need from the ledger. */
 export interface AccountsLedger {
-  putAccount(customerId: string, balanceCents: number): Promise<{ customerId: string; balanceCents: number }>;
+  /** The account as set, and its balance just before (0 for a new account), read in the same transaction. */
+  putAccount(
+    customerId: string,
+    balanceCents: number,
+  ): Promise<{ customerId: string; balanceCents: number; previousBalanceCents?: number }>;
   /** Throws not_found for an account never set. */
   getAccount(customerId: string): Promise<{ customerId: string; balanceCents: number }>;
 }
 
-export function accountRoutes(ledger: AccountsLedger): Hono<GatewayEnv> {
+/** `adminEvents` records each balance set as `admin.account_set`, before and after. */
+export function accountRoutes(ledger: AccountsLedger, adminEvents?: AdminEvents): Hono<GatewayEnv> {
   const app = new Hono<GatewayEnv>();
 
   app.put(
@@ -32,7 +38,17 @@ export function accountRoutes(ledger: AccountsLedger): Hono<GatewayEnv> {
       const caller = requireScope(c.var.principal, "billing:write");
       const { customerId } = c.req.valid("param");
       requireOwner(caller, customerId);
-      return c.json(await ledger.putAccount(customerId, c.req.valid("json").balanceCents));
+      const set = await ledger.putAccount(customerId, c.req.valid("json").balanceCents);
+      await adminEvents?.record(
+        c,
+        "account_set",
+        { subject: customerId, customerId },
+        {
+          ...(set.previousBalanceCents !== undefined ? { balanceCentsBefore: set.previousBalanceCents } : {}),
+          balanceCentsAfter: set.balanceCents,
+        },
+      );
+      return c.json({ customerId: set.customerId, balanceCents: set.balanceCents });
     },
   );
 

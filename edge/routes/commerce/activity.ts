@@ -1,4 +1,4 @@
-// The activity endpoint: every domain and security event, newest first, from the append-only log (admin only).
+// The activity endpoint: every domain, security and admin event, newest first, from the append-only log (admin only).
 import { Hono } from "hono";
 import { describeRoute } from "hono-openapi";
 import type { GatewayEnv } from "../../env.ts";
@@ -23,6 +23,14 @@ export function activityRoutes(log: ActivityLog): Hono<GatewayEnv> {
     "/v1/activity",
     describeRoute({
       summary: "The activity log: CloudEvents, newest first",
+      description:
+        "Domain events (OrderPlaced, StockChanged, …), security events (security.auth_failed, security.rate_limited, " +
+        "security.signature_failed, security.webhook_refused, security.webhook_replayed) and admin actions " +
+        "(admin.api_key_created, admin.api_key_revoked, admin.webhook_subscription_created, " +
+        "admin.webhook_subscription_deleted, admin.webhook_secret_rotated, admin.account_set, admin.inventory_set, " +
+        "admin.dead_letter_replayed, admin.dead_letter_deleted, admin.dead_letters_purged, admin.backup_taken: who " +
+        "did it, the request id, the client IP, the target and the change, never a secret). `type` matches one type " +
+        "exactly; `subject` matches an event's subject or the orderId, customerId or sku its data names.",
       tags: ["activity"],
       ...requires("admin", { 200: json("A page of the log, newest first", ActivityPage) }),
     }),

@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { describeRoute } from "hono-openapi";
 import { inventoryActor } from "../../../actors/commerce/inventory.ts";
 import { type ActorHost, actorClient } from "../../../actors/runtime/index.ts";
+import type { AdminEvents } from "../../audit/admin-events.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
@@ -14,6 +15,8 @@ import { PutInventoryBody, SkuParam } from "./schemas.ts";
 export interface InventoryRoutesOptions {
   actors: ActorHost;
   cache?: CachedReads;
+  /** Records each Put as `admin.inventory_set`, with the stock and price as set. */
+  adminEvents?: AdminEvents | undefined;
 }
 
 interface SkuView {
@@ -54,6 +57,12 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
       const view = await skus.ask(sku, "Put", c.req.valid("json"), { signal: c.var.signal });
       // Read-your-writes: a cached view older than this one is not served again.
       await cache.advance(`inventory:${sku}`, view.version);
+      await options.adminEvents?.record(
+        c,
+        "inventory_set",
+        { subject: sku, sku },
+        { availableAfter: view.available, priceCentsAfter: view.priceCents },
+      );
       return c.json(publicView(view));
     },
   );

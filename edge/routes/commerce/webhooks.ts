@@ -21,6 +21,7 @@ import {
 } from "../../../actors/commerce/webhooks/index.ts";
 import type { Transport } from "../../../actors/runtime/index.ts";
 import { type Clock, systemClock } from "../../../shared/clock/index.ts";
+import type { AdminEvents } from "../../audit/admin-events.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
@@ -45,6 +46,18 @@ export interface WebhookRoutesOptions {
   /** Records refused and replayed inbound webhooks (the activity log's security events). */
   onRefusal?: (refusal: InboundRefusal, outcome: "refused" | "replayed") => Promise<void> | void;
   clock?: Clock;
+  /** Records subscriptions created and deleted and secrets rotated as `admin.*` (never a secret). */
+  adminEvents?: AdminEvents | undefined;
+}
+
+/** A subscription URL as an admin event names it: origin and path, without credentials, query or fragment. */
+function shownUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.origin}${parsed.pathname}`;
+  } catch {
+    return "(unparsable)";
+  }
 }
 
 export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
@@ -69,6 +82,12 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
       const created = await createSubscription(
         { store: options.store, policy: options.policy },
         c.req.valid("json"),
+      );
+      await options.adminEvents?.record(
+        c,
+        "webhook_subscription_created",
+        { subject: `webhooks/${created.id}`, subscriptionId: created.id },
+        { url: shownUrl(created.url), events: created.events },
       );
       return c.json(created, 201);
     },
@@ -145,13 +164,18 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
     validate("json", RotateSecretBody),
     async (c) => {
       requireScope(c.var.principal, "webhooks:admin");
-      return c.json(
-        await rotateSubscriptionSecret(
-          { store: options.store, clock },
-          c.req.valid("param").id,
-          c.req.valid("json"),
-        ),
+      const rotated = await rotateSubscriptionSecret(
+        { store: options.store, clock },
+        c.req.valid("param").id,
+        c.req.valid("json"),
       );
+      await options.adminEvents?.record(
+        c,
+        "webhook_secret_rotated",
+        { subject: `webhooks/${rotated.id}`, subscriptionId: rotated.id },
+        { previousSecretExpiresAt: rotated.previousSecretExpiresAt },
+      );
+      return c.json(rotated);
     },
   );
 
@@ -169,7 +193,12 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
     validate("param", IdParam),
     async (c) => {
       requireScope(c.var.principal, "webhooks:admin");
-      await deleteSubscription(options.store, c.req.valid("param").id);
+      const { id } = c.req.valid("param");
+      await deleteSubscription(options.store, id);
+      await options.adminEvents?.record(c, "webhook_subscription_deleted", {
+        subject: `webhooks/${id}`,
+        subscriptionId: id,
+      });
       return c.body(null, 204);
     },
   );

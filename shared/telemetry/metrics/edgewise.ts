@@ -115,6 +115,7 @@ export class EdgewiseMetrics {
   private readonly retries;
   private readonly rateLimits;
   private readonly billingPayments;
+  private readonly adminEvents;
   private readonly admissionRefusals;
   private load: NodeLoad | undefined;
   private actors: Source<ActorTypeStats[]> | undefined;
@@ -191,6 +192,12 @@ export class EdgewiseMetrics {
       name: "edgewise_billing_payments_total",
       help: "Billing deliveries committed, by outcome: captured, failed (insufficient funds), refunded, duplicate (already handled, nothing changed).",
       labelNames: ["outcome"],
+    });
+
+    this.adminEvents = r.counter({
+      name: "edgewise_admin_events_total",
+      help: "Admin actions (API keys, webhook subscriptions, balances, stock, dead letters, backups) by action and outcome: recorded in the activity log, or failed (the action stood; a warn line says which).",
+      labelNames: ["action", "outcome"],
     });
 
     this.process = r.histogram({
@@ -382,6 +389,11 @@ export class EdgewiseMetrics {
   /** After billing's transaction committed; never for one rolled back. */
   billingPayment(outcome: BillingPaymentOutcome): void {
     this.billingPayments.inc({ outcome });
+  }
+
+  /** One admin action's record in the activity log: `recorded`, or `failed` (the action itself stood). */
+  adminEvent(action: string, outcome: "recorded" | "failed"): void {
+    this.adminEvents.inc({ action, outcome });
   }
 
   /**
