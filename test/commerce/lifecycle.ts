@@ -370,6 +370,50 @@ export function lifecycleSuite(host: string, client: () => CommerceClient, timeo
     );
 
     test(
+      "admin actions are admin.* events in the activity log: who, the request, the target, never the key",
+      async () => {
+        const api = client();
+        const customerId = uniqueName("audited");
+        const minted = await api.call<{ id: string; key: string }>("POST", "/v1/api-keys", {
+          body: { sub: customerId, scopes: ["billing:write"] },
+          as: { sub: "lifecycle-admin", scopes: ["admin"] },
+        });
+        expect(minted.status).toBe(201);
+        const set = await fetch(`${api.target.base}/v1/accounts/${customerId}`, {
+          method: "PUT",
+          headers: { "x-api-key": minted.body.key, "content-type": "application/json" },
+          body: JSON.stringify({ balanceCents: 4_200 }),
+        });
+        expect(set.status).toBe(200);
+        expect((await api.call("DELETE", `/v1/api-keys/${minted.body.id}`)).status).toBe(204);
+        const events = async (subject: string) =>
+          (
+            await api.call<{ items: Array<{ type: string; data: Record<string, unknown> }> }>(
+              "GET",
+              `/v1/activity?subject=${encodeURIComponent(subject)}`,
+            )
+          ).body.items;
+        const keyEvents = await events(`api-keys/${minted.body.id}`);
+        expect(keyEvents.map((event) => event.type)).toEqual([
+          "admin.api_key_revoked",
+          "admin.api_key_created",
+        ]);
+        expect(keyEvents[1]?.data.actor).toEqual({ sub: "lifecycle-admin", via: "jwt" });
+        const [funded] = await events(customerId);
+        expect(funded).toMatchObject({
+          type: "admin.account_set",
+          data: {
+            actor: { sub: customerId, via: "api-key", apiKeyId: minted.body.id },
+            requestId: set.headers.get("x-request-id"),
+            change: { balanceCentsBefore: 0, balanceCentsAfter: 4_200 },
+          },
+        });
+        expect(JSON.stringify([...keyEvents, funded])).not.toContain(minted.body.key);
+      },
+      timeoutMs,
+    );
+
+    test(
       "a refused credential is a security event in the activity log (security.auth_failed), with its request id",
       async () => {
         const api = client();

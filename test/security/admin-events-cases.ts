@@ -1,0 +1,119 @@
+// The admin-audit cases, run on a node's real activity log (Postgres or the embedded PGlite): one event per action.
+import { expect } from "bun:test";
+import type postgres from "postgres";
+import { issueToken } from "../../edge/middleware/auth/tokens.ts";
+import { createEnvelope } from "../../shared/envelope/index.ts";
+import { eventually, uniqueName } from "../commerce/client.ts";
+
+export interface AuditedNode {
+  url: string;
+  sql: postgres.Sql;
+  jwtSecret: string;
+  brokerUrl: string;
+  brokerToken: string;
+}
+
+export interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+  requestId: string;
+}
+
+export interface StoredEvent {
+  type: string;
+  /** The stored row as text: the envelope and every column, where no secret may appear. */
+  json: string;
+  envelope: { subject?: string; data: Record<string, unknown> };
+}
+
+export const token = (node: AuditedNode, sub: string, scopes: string[] = ["admin"]) =>
+  issueToken({ sub, scopes, ttlSeconds: 600, secret: node.jwtSecret });
+
+/** One call as `credential` (a JWT, or `{ apiKey }`); the answer's body parsed when it is JSON. */
+export async function call(
+  node: AuditedNode,
+  method: string,
+  path: string,
+  credential: string | { apiKey: string },
+  body?: unknown,
+): Promise<Answer> {
+  const response = await fetch(`${node.url}${path}`, {
+    method,
+    redirect: "manual",
+    headers: {
+      ...(typeof credential === "string"
+        ? { authorization: `Bearer ${credential}` }
+        : { "x-api-key": credential.apiKey }),
+      ...(body !== undefined ? { "content-type": "application/json" } : {}),
+    },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await response.text();
+  let parsed: Record<string, unknown> = {};
+  if ((response.headers.get("content-type") ?? "").includes("json") && text) parsed = JSON.parse(text);
+  return { status: response.status, body: parsed, requestId: response.headers.get("x-request-id") ?? "" };
+}
+
+export async function lastSeq(sql: postgres.Sql): Promise<string> {
+  const [row] = await sql<{ seq: string }[]>`SELECT coalesce(max(seq), 0)::text AS seq FROM activity_log`;
+  return row?.seq ?? "0";
+}
+
+/** The admin events recorded after `seq`, oldest first, read from the table itself. */
+export async function adminEventsAfter(sql: postgres.Sql, seq: string): Promise<StoredEvent[]> {
+  const rows = await sql<{ type: string; json: string; envelope: StoredEvent["envelope"] }[]>`
+    SELECT type, row_to_json(a)::text AS json, envelope FROM activity_log a
+    WHERE seq > ${seq}::bigint AND type LIKE 'admin.%' ORDER BY seq`;
+  return rows.map((row) => ({ ...row }));
+}
+
+/** Runs `act`, then expects exactly one admin event, of `type`, naming the request and holding none of `secrets`. */
+export async function onlyEvent(
+  node: AuditedNode,
+  type: string,
+  act: () => Promise<Answer>,
+  expectStatus: number,
+  /** The secrets the event must not hold, given the answer (which may be the one showing them). */
+  secrets: (answer: Answer) => string[],
+): Promise<{ answer: Answer; event: StoredEvent; data: Record<string, unknown> }> {
+  const before = await lastSeq(node.sql);
+  const answer = await act();
+  expect(answer.status).toBe(expectStatus);
+  const events = await adminEventsAfter(node.sql, before);
+  expect(events.map((event) => event.type)).toEqual([type]);
+  const event = events[0] as StoredEvent;
+  const data = event.envelope.data;
+  expect(data.requestId).toBe(answer.requestId);
+  expect(data.clientIp).toBe("127.0.0.1");
+  for (const secret of secrets(answer)) {
+    expect(secret.length).toBeGreaterThan(8);
+    expect(event.json).not.toContain(secret);
+  }
+  return { answer, event, data };
+}
+
+/** Dead-letters one message on the node's embedded broker (its target refuses the type); returns its dlqId. */
+export async function deadLetter(node: AuditedNode): Promise<string> {
+  const broker = (path: string, init: RequestInit = {}) =>
+    fetch(`${node.brokerUrl}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${node.brokerToken}`, ...init.headers },
+    });
+  const target = `loyalty/${uniqueName("audit")}`;
+  const envelope = createEnvelope({ type: "NoSuchMessage", source: "edgewise://test", target, data: {} });
+  const published = await broker(`/v2/publish/${node.url}/_edgewise/deliver/${target}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "upstash-retries": "0" },
+    body: JSON.stringify(envelope),
+  });
+  expect(published.status).toBe(201);
+  let dlqId = "";
+  await eventually(async () => {
+    const { messages } = (await (await broker("/v2/dlq")).json()) as {
+      messages: Array<{ url: string; dlqId: string }>;
+    };
+    dlqId = messages.find((letter) => letter.url.endsWith(target))?.dlqId ?? "";
+    return dlqId !== "";
+  }, "the refused delivery's dead letter");
+  return dlqId;
+}

@@ -1,0 +1,247 @@
+// The admin-audit tests, for a node given later: each admin action, each refusal, the log's append-only trigger.
+import { expect, test } from "bun:test";
+import { uniqueName } from "../commerce/client.ts";
+import {
+  adminEventsAfter,
+  type AuditedNode,
+  call,
+  deadLetter,
+  lastSeq,
+  onlyEvent,
+  token,
+} from "./admin-events-cases.ts";
+
+export function adminAuditTests(node: () => AuditedNode): void {
+  test("API keys, balances, stock and webhook subscriptions: one admin.* event each, naming who, never a secret", async () => {
+    const n = node();
+    const root = await token(n, "root");
+    const customerId = uniqueName("audit-cust");
+    const sku = uniqueName("audit-sku");
+    const created = await onlyEvent(
+      n,
+      "admin.api_key_created",
+      () => call(n, "POST", "/v1/api-keys", root, { sub: "ops", scopes: ["admin"], name: "ops key" }),
+      201,
+      (answer) => [String(answer.body.key), String(answer.body.key).slice(-24), root],
+    );
+    const key = String(created.answer.body.key);
+    const keyId = String(created.answer.body.id);
+    expect(created.answer.body.key).toBeString();
+    expect(created.data.actor).toEqual({ sub: "root", via: "jwt" });
+    expect(created.data.target).toEqual({ subject: `api-keys/${keyId}`, apiKeyId: keyId, sub: "ops" });
+    expect(created.data.change).toEqual({ scopes: ["admin"], name: "ops key" });
+    // Checked after the answer: the secret in hand, the stored row read again.
+    const [again] = await adminEventsAfter(n.sql, "0").then((all) =>
+      all.filter((e) => e.envelope.subject === `api-keys/${keyId}`),
+    );
+    expect(again?.json).not.toContain(key);
+    expect(again?.json).not.toContain(key.slice(-20));
+
+    // The money: who set it (an API key, by id), before and after.
+    const viaKey = { apiKey: key };
+    const funded = await onlyEvent(
+      n,
+      "admin.account_set",
+      () => call(n, "PUT", `/v1/accounts/${customerId}`, viaKey, { balanceCents: 1_000_000 }),
+      200,
+      () => [key],
+    );
+    expect(funded.answer.body).toEqual({ customerId, balanceCents: 1_000_000 });
+    expect(funded.data.actor).toEqual({ sub: "ops", via: "api-key", apiKeyId: keyId });
+    expect(funded.data.target).toEqual({ subject: customerId, customerId });
+    expect(funded.data.change).toEqual({ balanceCentsBefore: 0, balanceCentsAfter: 1_000_000 });
+    const lowered = await onlyEvent(
+      n,
+      "admin.account_set",
+      () => call(n, "PUT", `/v1/accounts/${customerId}`, root, { balanceCents: 250 }),
+      200,
+      () => [root],
+    );
+    expect(lowered.data.change).toEqual({ balanceCentsBefore: 1_000_000, balanceCentsAfter: 250 });
+
+    const stocked = await onlyEvent(
+      n,
+      "admin.inventory_set",
+      () => call(n, "PUT", `/v1/inventory/${sku}`, root, { available: 7, priceCents: 1299 }),
+      200,
+      () => [root],
+    );
+    expect(stocked.data.target).toEqual({ subject: sku, sku });
+    expect(stocked.data.change).toEqual({ availableAfter: 7, priceCentsAfter: 1299 });
+
+    // A webhook: its secret (and a token in its URL's query) never stored in the event.
+    const hook = await onlyEvent(
+      n,
+      "admin.webhook_subscription_created",
+      () =>
+        call(n, "POST", "/v1/webhooks/subscriptions", root, {
+          url: "http://127.0.0.1:9/hooks?token=query-token-never-logged",
+          events: ["order.confirmed"],
+        }),
+      201,
+      (answer) => [String(answer.body.secret), "query-token-never-logged", root],
+    );
+    const secret = String(hook.answer.body.secret);
+    const subscriptionId = String(hook.answer.body.id);
+    expect(hook.data.target).toEqual({ subject: `webhooks/${subscriptionId}`, subscriptionId });
+    expect(hook.data.change).toEqual({ url: "http://127.0.0.1:9/hooks", events: ["order.confirmed"] });
+    expect((await adminEventsAfter(n.sql, "0")).map((e) => e.json).join("")).not.toContain(secret);
+
+    const rotated = await onlyEvent(
+      n,
+      "admin.webhook_secret_rotated",
+      () => call(n, "POST", `/v1/webhooks/subscriptions/${subscriptionId}/rotate-secret`, root, {}),
+      200,
+      (answer) => [String(answer.body.secret), secret, root],
+    );
+    const rotatedSecret = String(rotated.answer.body.secret);
+    expect(rotatedSecret).toStartWith("whsec_");
+    expect(rotated.event.json).not.toContain(rotatedSecret);
+    await onlyEvent(
+      n,
+      "admin.webhook_subscription_deleted",
+      () => call(n, "DELETE", `/v1/webhooks/subscriptions/${subscriptionId}`, root),
+      204,
+      () => [secret, rotatedSecret, root],
+    );
+
+    const revoked = await onlyEvent(
+      n,
+      "admin.api_key_revoked",
+      () => call(n, "DELETE", `/v1/api-keys/${keyId}`, root),
+      204,
+      () => [key, root],
+    );
+    expect(revoked.data.target).toEqual({ subject: `api-keys/${keyId}`, apiKeyId: keyId });
+
+    // GET /v1/activity shows them to admins: by type, and by the account as subject.
+    const byType = await call(n, "GET", "/v1/activity?type=admin.account_set", root);
+    expect(byType.status).toBe(200);
+    const items = byType.body.items as Array<{ subject: string; type: string }>;
+    expect(items.filter((item) => item.subject === customerId)).toHaveLength(2);
+    const bySubject = await call(n, "GET", `/v1/activity?subject=${customerId}`, root);
+    expect((bySubject.body.items as Array<{ type: string }>).map((item) => item.type)).toEqual([
+      "admin.account_set",
+      "admin.account_set",
+    ]);
+    const customer = await token(n, customerId, ["billing:write", "billing:read"]);
+    expect((await call(n, "GET", "/v1/activity?type=admin.account_set", customer)).status).toBe(403);
+  }, 60_000);
+
+  test("a refused admin action (401, 403, 400, 404) records nothing", async () => {
+    const n = node();
+    const root = await token(n, "root");
+    const reader = await token(n, "reader", ["orders:read", "inventory:read"]);
+    const customer = await token(n, "cust-a", ["billing:write"]);
+    const before = await lastSeq(n.sql);
+    const refusals: Array<[number, Promise<{ status: number }>]> = [
+      [403, call(n, "POST", "/v1/api-keys", reader, { sub: "x", scopes: ["admin"] })],
+      [400, call(n, "POST", "/v1/api-keys", root, { sub: "", scopes: ["admin"] })],
+      [404, call(n, "DELETE", "/v1/api-keys/ak_doesnotexist0000000000", root)],
+      [403, call(n, "DELETE", "/v1/api-keys/ak_doesnotexist0000000000", reader)],
+      [403, call(n, "PUT", "/v1/accounts/cust-b", customer, { balanceCents: 1_000_000 })],
+      [400, call(n, "PUT", "/v1/accounts/cust-a", root, { balanceCents: -1 })],
+      [403, call(n, "PUT", "/v1/inventory/sku-x", reader, { available: 1, priceCents: 1 })],
+      [400, call(n, "PUT", "/v1/inventory/sku-x", root, { available: -1, priceCents: 1 })],
+      [
+        400,
+        call(n, "POST", "/v1/webhooks/subscriptions", root, {
+          url: "not a url",
+          events: ["order.confirmed"],
+        }),
+      ],
+      [
+        403,
+        call(n, "POST", "/v1/webhooks/subscriptions", reader, { url: "http://127.0.0.1:9/", events: [] }),
+      ],
+      [404, call(n, "DELETE", "/v1/webhooks/subscriptions/nope", root)],
+      [403, call(n, "POST", "/v1/backup", reader)],
+      [401, fetch(`${n.url}/v1/backup`, { method: "POST" })],
+      [403, call(n, "POST", "/_console/dlq/dlq_x/retry", reader)],
+      [400, call(n, "POST", "/_console/dlq/retry/retry", root)],
+    ];
+    for (const [status, answer] of refusals) expect((await answer).status).toBe(status);
+    expect(await adminEventsAfter(n.sql, before)).toEqual([]);
+    // The control: the same caller's allowed call (its own account) is recorded, so the silence above is refusal.
+    const own = await onlyEvent(
+      n,
+      "admin.account_set",
+      () => call(n, "PUT", "/v1/accounts/cust-a", customer, { balanceCents: 1 }),
+      200,
+      () => [customer],
+    );
+    expect(own.data.actor).toEqual({ sub: "cust-a", via: "jwt" });
+  }, 60_000);
+
+  test("the console's dead-letter forms: replay, delete and purge each record who did it", async () => {
+    const n = node();
+    const root = await token(n, "root");
+    const replayedId = await deadLetter(n);
+    const replayed = await onlyEvent(
+      n,
+      "admin.dead_letter_replayed",
+      () => call(n, "POST", `/_console/dlq/${replayedId}/retry`, root),
+      303,
+      () => [root],
+    );
+    expect(replayed.data.actor).toEqual({ sub: "root", via: "console-bearer" });
+    expect(replayed.data.target).toEqual({ subject: `dlq/${replayedId}`, dlqId: replayedId });
+    const deletedId = await deadLetter(n);
+    const deleted = await onlyEvent(
+      n,
+      "admin.dead_letter_deleted",
+      () => call(n, "POST", `/_console/dlq/${deletedId}/delete`, root),
+      303,
+      () => [root],
+    );
+    expect(deleted.data.target).toEqual({ subject: `dlq/${deletedId}`, dlqId: deletedId });
+    // Signed in with `?token=` as a browser is: the form names the session's admin, never the cookie or the token.
+    const login = await fetch(`${n.url}/_console?token=${root}`, { redirect: "manual" });
+    expect(login.status).toBe(303);
+    const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] as string;
+    const html = await (await fetch(`${n.url}/_console`, { headers: { cookie } })).text();
+    const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? "";
+    const viaCookieId = await deadLetter(n);
+    const viaCookie = await onlyEvent(
+      n,
+      "admin.dead_letter_deleted",
+      async () => {
+        const answer = await fetch(`${n.url}/_console/dlq/${viaCookieId}/delete`, {
+          method: "POST",
+          redirect: "manual",
+          headers: { cookie, origin: n.url, "content-type": "application/x-www-form-urlencoded" },
+          body: `csrf=${csrf}`,
+        });
+        return { status: answer.status, body: {}, requestId: answer.headers.get("x-request-id") ?? "" };
+      },
+      303,
+      () => [root, cookie.slice(cookie.indexOf("=") + 1), csrf],
+    );
+    expect(viaCookie.data.actor).toEqual({ sub: "root", via: "console-cookie" });
+    await onlyEvent(
+      n,
+      "admin.dead_letters_purged",
+      () => call(n, "POST", "/_console/dlq/purge", root),
+      303,
+      () => [root],
+    );
+  }, 60_000);
+
+  test("admin events are append-only: UPDATE and DELETE are refused by the log's trigger", async () => {
+    const n = node();
+    const root = await token(n, "root");
+    const before = await lastSeq(n.sql);
+    const answer = await call(n, "PUT", `/v1/inventory/${uniqueName("ao")}`, root, {
+      available: 1,
+      priceCents: 1,
+    });
+    expect(answer.status).toBe(200);
+    const [event] = await adminEventsAfter(n.sql, before);
+    expect(event?.type).toBe("admin.inventory_set");
+    await expect(
+      n.sql`UPDATE activity_log SET data = '{}' WHERE type LIKE 'admin.%' AND seq > ${before}::bigint`,
+    ).rejects.toThrow(/append-only/);
+    await expect(n.sql`DELETE FROM activity_log WHERE type LIKE 'admin.%'`).rejects.toThrow(/append-only/);
+    expect((await adminEventsAfter(n.sql, before)).map((e) => e.json)).toEqual([event?.json ?? ""]);
+  }, 30_000);
+}
