@@ -154,6 +154,19 @@ describe("listActivity", () => {
     expect((await log.listActivity({ type: "Nothing" })).items).toEqual([]);
   });
 
+  test("filter by a family of types: `security.*` is every type starting with `security.`", async () => {
+    const all = types((await log.listActivity({ limit: 100 })).items);
+    const family = types((await log.listActivity({ type: "security.*", limit: 100 })).items);
+    expect(family).toContain("security.auth_failed");
+    expect(family).toEqual(all.filter((type) => type.startsWith("security.")));
+    expect(family.length).toBeLessThan(all.length);
+    // The dot is part of the prefix: `Order.*` is not `OrderPlaced`, and `security*` is no family.
+    expect((await log.listActivity({ type: "Order.*" })).items).toEqual([]);
+    for (const type of ["security*", "*", ".*", "a.*.b", "admin.**"]) {
+      expect(await codeOf(log.listActivity({ type }))).toBe("request.invalid");
+    }
+  });
+
   test("filter by subject: envelope subject, orderId, customerId, sku (also inside lines)", async () => {
     expect(types((await log.listActivity({ subject: "client:203.0.113.9" })).items)).toEqual([
       "security.auth_failed",

@@ -18,7 +18,21 @@ import { type Page, PageLimit } from "./page-limit.ts";
 export const ListActivityQuery = v.object({
   /** The envelope's `subject`, or an orderId, customerId or sku its data names. */
   subject: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(1024))),
-  type: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
+  /**
+   * One type exactly (`OrderPlaced`, `security.auth_failed`), or a family ending in `.*` (`admin.*`, `security.*`):
+   * every type that starts with what comes before the `*`. No type contains `*`, so the two cannot be confused.
+   */
+  type: v.optional(
+    v.pipe(
+      v.string(),
+      v.minLength(1),
+      v.maxLength(256),
+      v.check(
+        (type) => !type.includes("*") || /^[^*]+\.\*$/.test(type),
+        "is one event type, or a family of them ending in .* (admin.*, security.*)",
+      ),
+    ),
+  ),
   limit: PageLimit,
   cursor: v.optional(v.string()),
 });
@@ -193,7 +207,7 @@ export class ActivityLog<Types extends Record<string, unknown> = Record<string, 
       SELECT seq::text AS position, envelope FROM activity_log
       WHERE TRUE
         ${subject === undefined ? none : sql`AND subjects @> ARRAY[${subject}::text]`}
-        ${type === undefined ? none : sql`AND type = ${type}`}
+        ${type === undefined ? none : type.endsWith(".*") ? sql`AND starts_with(type, ${type.slice(0, -1)})` : sql`AND type = ${type}`}
         ${before === undefined ? none : sql`AND seq < ${before}::bigint`}
       ORDER BY activity_log.seq DESC
       LIMIT ${limit + 1}`;

@@ -30,7 +30,7 @@ export function activityRoutes(log: ActivityLog): Hono<GatewayEnv> {
         "admin.webhook_subscription_deleted, admin.webhook_secret_rotated, admin.account_set, admin.inventory_set, " +
         "admin.dead_letter_replayed, admin.dead_letter_deleted, admin.dead_letters_purged, admin.backup_taken: who " +
         "did it, the request id, the client IP, the target and the change, never a secret). `type` matches one type " +
-        "exactly; `subject` matches an event's subject or the orderId, customerId or sku its data names.",
+        "exactly, or a family ending in `.*` (`admin.*`, `security.*`: every type starting with `admin.`); `subject` matches an event's subject or the orderId, customerId or sku its data names.",
       tags: ["activity"],
       ...requires("admin", { 200: json("A page of the log, newest first", ActivityPage) }),
     }),
