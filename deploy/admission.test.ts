@@ -18,7 +18,11 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 }, 30_000);
 
+/** Each node's log lines, parsed, in the order written. */
+type LogLine = { level: string; msg: string } & Record<string, unknown>;
+
 async function nodeOn(dataDir: string, env: Record<string, string>) {
+  const lines: LogLine[] = [];
   const node = await startNode({
     config: parseConfig({
       HOST: "127.0.0.1",
@@ -29,11 +33,11 @@ async function nodeOn(dataDir: string, env: Record<string, string>) {
       ...env,
     }),
     ...referenceSystem(),
-    log: () => {},
+    log: (line) => lines.push(JSON.parse(line) as LogLine),
   });
   running.push(node);
   const jwtSecret = readFileSync(join(dataDir, "jwt-secret"), "utf8").trim();
-  return { node, api: new CommerceClient({ base: node.url, jwtSecret }) };
+  return { node, lines, api: new CommerceClient({ base: node.url, jwtSecret }) };
 }
 
 /** The id `POST /v1/orders` gives (caller, Idempotency-Key): to ask whether a refused placement left an order. */
@@ -54,7 +58,7 @@ const metric = (text: string, name: string) =>
 test("behind its queue, a node refuses new orders with 503 overloaded before writing; all accepted settle once", async () => {
   const dataDir = join(work, "node");
   const { world, plans } = makeWorld("admission", 30, 17);
-  const { node, api } = await nodeOn(dataDir, { EDGEWISE_MAX_QUEUE_DELAY: "300ms" });
+  const { node, api, lines } = await nodeOn(dataDir, { EDGEWISE_MAX_QUEUE_DELAY: "300ms" });
   await setUpWorld(api, world);
 
   // The broker stops handing out messages (publishing goes on): what an overloaded broker looks like, held still.
@@ -89,6 +93,11 @@ test("behind its queue, a node refuses new orders with 503 overloaded before wri
   expect(metric(metrics, "edgewise_admission_refused_total")).toBe(refused.length);
   expect(metric(metrics, "edgewise_queue_behind_seconds")).toBeGreaterThan(0.3);
   expect(metric(metrics, "edgewise_event_loop_lag_seconds")).toBeGreaterThanOrEqual(0);
+  // The log says so once for the episode (each refusal is logged at debug only): at warn, how far behind and the limit.
+  const shedding = lines.filter((line) => line.msg.startsWith("admission: refusing new orders"));
+  expect(shedding).toHaveLength(1);
+  expect(shedding[0]).toMatchObject({ level: "warn", limit_ms: 300 });
+  expect(shedding[0]?.behind_ms as number).toBeGreaterThan(300);
   await node.stop();
 
   // Restarted, the node delivers its backlog; a client sending the refused placements again (same keys, after

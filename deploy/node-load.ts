@@ -1,5 +1,6 @@
 // The node's load, sampled off the request path: how far behind the embedded broker is (admission), event-loop lag.
 import { admission } from "../edge/middleware/admission/index.ts";
+import type { Logger } from "../shared/telemetry/log/index.ts";
 import type { EdgewiseMetrics, NodeLoad } from "../shared/telemetry/metrics/index.ts";
 import type { Sql } from "./local/broker/db.ts";
 import type { NodeOptions } from "./node-options.ts";
@@ -10,6 +11,8 @@ export interface NodeLoadParts {
   /** The embedded broker's database, when the broker is this node's: its oldest due message says how far behind. */
   brokerSql: Sql | undefined;
   metrics: EdgewiseMetrics;
+  /** One warn line when admission starts refusing, one info line when it takes orders again. */
+  logger: Logger;
   stops: Stop[];
 }
 
@@ -24,8 +27,25 @@ export const startsWork = (method: string, path: string) =>
   method === "POST" && (path === "/v1/orders" || path === "/v1/orders/");
 
 export function nodeLoad(parts: NodeLoadParts) {
-  const { options, brokerSql, metrics, stops } = parts;
+  const { options, brokerSql, metrics, logger, stops } = parts;
+  const maxBehindMs = options.config.EDGEWISE_MAX_QUEUE_DELAY;
   let brokerBehindMs = 0;
+  // Refusals since the node began refusing: a refusal itself is logged at debug (edge/errors.ts), so an episode
+  // is told once at warn when it starts and once at info when it ends, neither silent nor a line per request.
+  let refusedInEpisode = 0;
+  const refused = () => {
+    metrics.admissionRefused();
+    if (refusedInEpisode++ > 0) return;
+    logger.warn("admission: refusing new orders (503 overloaded) while the embedded broker is behind", {
+      behind_ms: Math.round(brokerBehindMs),
+      limit_ms: maxBehindMs,
+    });
+  };
+  const episodeOver = () => {
+    if (refusedInEpisode === 0 || brokerBehindMs > maxBehindMs) return;
+    logger.info("admission: taking new orders again", { refused: refusedInEpisode });
+    refusedInEpisode = 0;
+  };
   let reading: Promise<void> | undefined;
   const readBroker = async () => {
     if (!brokerSql) return;
@@ -38,6 +58,7 @@ export function nodeLoad(parts: NodeLoadParts) {
       // A failing database is /readyz's and the breakers' to report; admission does not refuse on a guess.
       brokerBehindMs = 0;
     }
+    episodeOver();
   };
   const sampler = setInterval(() => {
     reading ??= readBroker().finally(() => {
@@ -69,7 +90,6 @@ export function nodeLoad(parts: NodeLoadParts) {
     eventLoopLagMs: () => Math.max(...lags),
   };
   metrics.observeLoad(load);
-  const maxBehindMs = options.config.EDGEWISE_MAX_QUEUE_DELAY;
   return {
     load,
     /** The gateway's admission middleware; none when EDGEWISE_MAX_QUEUE_DELAY is 0. */
@@ -79,7 +99,7 @@ export function nodeLoad(parts: NodeLoadParts) {
             behindMs: load.behindMs,
             maxBehindMs,
             startsWork,
-            onRefused: () => metrics.admissionRefused(),
+            onRefused: refused,
           })
         : undefined,
   };

@@ -142,7 +142,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   const traffic: HttpTraffic = { draining: false, requestsUnderWay: 0 };
 
   // How far behind the embedded broker is, read every 250 ms: new orders are refused above EDGEWISE_MAX_QUEUE_DELAY.
-  const load = nodeLoad({ options, brokerSql: broker?.sql, metrics, stops });
+  const load = nodeLoad({ options, brokerSql: broker?.sql, metrics, logger, stops });
 
   const app = createNodeApp({
     options,

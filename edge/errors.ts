@@ -17,7 +17,7 @@ export interface ErrorHandlerOptions {
 
 /** 5xx codes that are the system protecting itself, not a bug: logged at warn, not reported as failures. */
 const expectedUnderStress: ReadonlySet<string> = new Set(["timeout", "unavailable", "breaker.open"]);
-/** Shed load, refused before anything was written: one warning per episode comes from the admission's owner. */
+/** Shed load, refused before anything was written: one warning per episode comes from the admission's owner (deploy/node-load.ts). */
 const shedQuietly: ReadonlySet<string> = new Set(["overloaded"]);
 
 export function errorHandler(options: ErrorHandlerOptions = {}) {
