@@ -60,11 +60,14 @@ export function nodeLoad(parts: NodeLoadParts) {
     }
     episodeOver();
   };
-  const sampler = setInterval(() => {
+  const sample = () => {
     reading ??= readBroker().finally(() => {
       reading = undefined;
     });
-  }, SAMPLE_MS);
+  };
+  // Read once at start too: a node restarted over a backlog is behind before its first interval has passed.
+  sample();
+  const sampler = setInterval(sample, SAMPLE_MS);
   (sampler as { unref?: () => void }).unref?.();
 
   const lags = new Array<number>(LAG_WINDOW).fill(0);
