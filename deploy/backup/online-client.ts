@@ -39,7 +39,8 @@ export async function onlineBackup(request: OnlineBackupRequest): Promise<Manife
   const partial = join(dirname(out), `.${basename(out)}.partial-${tag}`);
   let checking: string | undefined;
   try {
-    const response = await fetch(new URL("/v1/backup", request.url), {
+    // Relative to the URL's path, so a node behind a proxy under a prefix (`https://host/edgewise`) is reached there.
+    const response = await fetch(backupUrl(request.url), {
       method: "POST",
       headers: { authorization: `Bearer ${request.token}` },
     });
@@ -82,4 +83,13 @@ async function refusal(response: Response): Promise<string> {
   }
   const retry = response.headers.get("retry-after");
   return `the node answered ${response.status}: ${detail}${retry ? ` (retry after ${retry} s)` : ""}`;
+}
+
+/** `<url>/v1/backup`, keeping any path the node's URL has (a trailing slash or not). */
+export function backupUrl(url: string): URL {
+  const base = new URL(url);
+  base.pathname = `${base.pathname.replace(/\/+$/, "")}/v1/backup`;
+  base.search = "";
+  base.hash = "";
+  return base;
 }
