@@ -17,6 +17,7 @@ export const adminActions = [
   "dead_letter_deleted",
   "dead_letters_purged",
   "backup_taken",
+  "console_signed_in",
 ] as const;
 export type AdminAction = (typeof adminActions)[number];
 

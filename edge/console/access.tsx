@@ -1,6 +1,7 @@
 // Who gets into the console: the admin guard (Bearer, session cookie, or `?token=` once), form CSRF checks, sign-out.
 import type { Context, Hono } from "hono";
 import { EdgewiseError } from "../../shared/errors/index.ts";
+import type { AdminEvents } from "../audit/admin-events.ts";
 import type { GatewayEnv } from "../env.ts";
 import { page, wantsHtml } from "./page.tsx";
 import { type ConsoleSessions, type Session, sameToken } from "./session.ts";
@@ -19,7 +20,8 @@ export interface ConsoleAccess {
   sessions: ConsoleSessions;
 }
 
-export function consoleAccess(sessions: ConsoleSessions): ConsoleAccess {
+/** `adminEvents`: each sign-in with `?token=` is recorded as `admin.console_signed_in` (who, from where; never the token). */
+export function consoleAccess(sessions: ConsoleSessions, adminEvents?: AdminEvents): ConsoleAccess {
   // The admin session of each request the guard let through.
   const admitted = new WeakMap<Request, Session & { kind: "admin" }>();
 
@@ -30,6 +32,11 @@ export function consoleAccess(sessions: ConsoleSessions): ConsoleAccess {
     if (token !== null && c.req.method === "GET") {
       session = await sessions.login(c, token);
       if (session.kind === "admin") {
+        // A session opened is an admin's way in for hours: who opened it, and from where, goes to the audit.
+        await adminEvents?.record(c, "console_signed_in", { subject: "console" }, undefined, {
+          sub: session.principal.sub,
+          via: "jwt",
+        });
         // The token leaves the address bar (and the history, and Referer) at once: the cookie carries it.
         url.searchParams.delete("token");
         const target = `${url.pathname}${url.search}${url.hash}`;

@@ -35,7 +35,7 @@ export const isConsolePath = (path: string): boolean => path === "/_console" || 
 
 export function consoleRoutes(options: ConsoleOptions & { auth?: JwtOptions | undefined }): Hono<GatewayEnv> {
   const sessions = options.sessionStore ?? consoleSessions(options.auth, options.sessions);
-  const access = consoleAccess(sessions);
+  const access = consoleAccess(sessions, options.adminEvents);
   const brokerCall = brokerCaller(options);
   const tail = liveTail(options);
   const app = new Hono<GatewayEnv>();

@@ -173,7 +173,7 @@ export function adminAuditTests(node: () => AuditedNode): void {
     expect(own.data.actor).toEqual({ sub: "cust-a", via: "jwt" });
   }, 60_000);
 
-  test("the console's dead-letter forms: replay, delete and purge each record who did it", async () => {
+  test("the console: a sign-in, and the dead-letter forms' replay, delete and purge each record who did it", async () => {
     const n = node();
     const root = await token(n, "root");
     const replayedId = await deadLetter(n);
@@ -196,9 +196,20 @@ export function adminAuditTests(node: () => AuditedNode): void {
     );
     expect(deleted.data.target).toEqual({ subject: `dlq/${deletedId}`, dlqId: deletedId });
     // Signed in with `?token=` as a browser is: the form names the session's admin, never the cookie or the token.
-    const login = await fetch(`${n.url}/_console?token=${root}`, { redirect: "manual" });
-    expect(login.status).toBe(303);
-    const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] as string;
+    let cookie = "";
+    const signedIn = await onlyEvent(
+      n,
+      "admin.console_signed_in",
+      async () => {
+        const login = await fetch(`${n.url}/_console?token=${root}`, { redirect: "manual" });
+        cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] as string;
+        return { status: login.status, body: {}, requestId: login.headers.get("x-request-id") ?? "" };
+      },
+      303,
+      () => [root, cookie.slice(cookie.indexOf("=") + 1)],
+    );
+    expect(signedIn.data.actor).toEqual({ sub: "root", via: "jwt" });
+    expect(signedIn.data.target).toEqual({ subject: "console" });
     const html = await (await fetch(`${n.url}/_console`, { headers: { cookie } })).text();
     const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? "";
     const viaCookieId = await deadLetter(n);

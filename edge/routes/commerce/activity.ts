@@ -28,7 +28,7 @@ export function activityRoutes(log: ActivityLog): Hono<GatewayEnv> {
         "security.signature_failed, security.webhook_refused, security.webhook_replayed) and admin actions " +
         "(admin.api_key_created, admin.api_key_revoked, admin.webhook_subscription_created, " +
         "admin.webhook_subscription_deleted, admin.webhook_secret_rotated, admin.account_set, admin.inventory_set, " +
-        "admin.dead_letter_replayed, admin.dead_letter_deleted, admin.dead_letters_purged, admin.backup_taken: who " +
+        "admin.dead_letter_replayed, admin.dead_letter_deleted, admin.dead_letters_purged, admin.backup_taken, admin.console_signed_in: who " +
         "did it, the request id, the client IP, the target and the change, never a secret). `type` matches one type " +
         "exactly, or a family ending in `.*` (`admin.*`, `security.*`: every type starting with `admin.`); `subject` matches an event's subject or the orderId, customerId or sku its data names.",
       tags: ["activity"],
