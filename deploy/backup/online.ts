@@ -133,9 +133,19 @@ function copyDataDir(dataDir: string, into: string, openDb: (path: string) => Sq
 
 /**
  * The archive file as a web stream, read a MiB at a time as the client takes it; `done` runs once, however it ends.
- * Each chunk is a fresh buffer the stream owns. node-tar's output streamed straight into the answer (paused and
- * resumed as the client read) reached the client corrupt twice in about 35 backups on Bun (gzip: "invalid distance
- * code"), cause not pinned down; a file read this way has not been.
+ * Each chunk is a fresh buffer the stream owns.
+ *
+ * Why not node-tar's Pack streamed straight into the answer (6c02940, paused when the queue was full, resumed in
+ * `pull`): a web stream calls `pull` synchronously from `enqueue` when it wants more, so `pack.resume()` ran inside
+ * Pack's own 'data' event, that is inside minizlib's Gzip.write while it was still emitting one deflate output in
+ * 16 KiB parts. The resume reached the entry being packed (zip 'drain', then Pack's drain handler resumes it), whose
+ * buffered next chunk went into the same Gzip.write re-entrantly, and its output was emitted between the parts of
+ * the first: the gzip's bytes reordered, so it does not inflate ("invalid distance code", "invalid code lengths
+ * set", "incorrect data check"). It needs an entry with a chunk buffered at that moment: 3 of 34 mid-saga runs of
+ * online.test.ts on 6c02940. The bytes sent and received were identical, so neither Bun's HTTP nor fetch was at
+ * fault, and Node 20 does the same without HTTP. Packing to a file is safe (the pipe resumes Pack from the file's
+ * asynchronous 'drain', never inside a write); a Pack streamed again must be resumed outside its 'data' event
+ * (queueMicrotask).
  */
 function fileBody(path: string, done: () => void): ReadableStream<Uint8Array> {
   const fd = openSync(path, "r");
