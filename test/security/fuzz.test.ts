@@ -19,8 +19,8 @@
 // and neither does a GET of any status. State is a fingerprint of every table in the node's Postgres schema (count
 // and a sum of hashes of each row version's ctid and xmin, so any insert, update or delete shows: ledger, read
 // model, activity log, API keys, webhooks, the broker's messages, dead letters and dedup ids) and of the actor
-// store (state, kv, timers, inbox, outbox). Security events in the activity log are left out: recording a refusal
-// is their point. Accepted requests change state, and keep changing it through the queue, so the check is made only
+// store (state, kv, timers, inbox, outbox). Security events and console sign-ins in the activity log are left out:
+// recording a refusal, or who opened a console session, is their point. Accepted requests change state, and keep changing it through the queue, so the check is made only
 // against a quiescent system: before each request the fingerprint must equal the last settled one (else the run
 // waits for quiescence, and a change found then after a rejected request is that request's failure), and a few
 // milliseconds after a rejected request the system must be idle with that same fingerprint. Quiescent means nothing
