@@ -119,10 +119,16 @@ describe("traces (bun)", () => {
   test("the read side's parts and the webhook fan-out are spans of the order's trace, and each webhook attempt is the fan-out's", async () => {
     const tracing = running.node.tracing;
     if (!tracing) throw new Error("tracing is off");
-    // The first attempt fails (a 500), the retry succeeds: both attempts must hang under the fan-out.
-    const receiver = startReceiver((_delivery, nth) =>
-      nth === 1 ? new Response("boom", { status: 500 }) : new Response("ok"),
-    );
+    // Each webhook's first attempt fails (a 500), its retry succeeds: both attempts must hang under the fan-out.
+    // Counted per webhook-id, not per request: an earlier test's order confirmed late (a loaded machine) is also
+    // sent to this subscription, and its webhook could otherwise take this order's failure.
+    const attemptsOf = new Map<string, number>();
+    const receiver = startReceiver((delivery) => {
+      const id = delivery.headers["webhook-id"] ?? "";
+      const nth = (attemptsOf.get(id) ?? 0) + 1;
+      attemptsOf.set(id, nth);
+      return nth === 1 ? new Response("boom", { status: 500 }) : new Response("ok");
+    });
     const created = await running.client.call<{ id: string }>("POST", "/v1/webhooks/subscriptions", {
       body: { url: receiver.url("/hooks"), events: ["order.confirmed"] },
     });
