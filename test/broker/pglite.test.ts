@@ -14,6 +14,7 @@ import { WalWriter } from "../../deploy/local/pglite/wal-writer.ts";
 import type { NewMessage } from "../../deploy/local/broker/types.ts";
 import { startEmbeddedPostgres } from "../../deploy/local/pglite/index.ts";
 import { parseConfig } from "../../shared/config/index.ts";
+import { restartablePort } from "../support/ports.ts";
 import { startReceiver, waitFor } from "./helpers.ts";
 
 const root = resolve(import.meta.dir, "../..");
@@ -278,7 +279,7 @@ describe("embedded PGlite", () => {
   }, 30_000);
 
   test("SIGKILL after a quiet spell on PGlite: what was delivered before it is not delivered again", async () => {
-    const port = 31_000 + Math.floor(Math.random() * 9_000);
+    const port = restartablePort();
     const baseUrl = `http://127.0.0.1:${port}`;
     const start = () => startBrokerProcess(port);
     const receiver = startReceiver();
@@ -311,7 +312,7 @@ describe("embedded PGlite", () => {
   }, 45_000);
 
   test("SIGKILL mid-stream on PGlite: every accepted message arrives after a restart", async () => {
-    const port = 31_000 + Math.floor(Math.random() * 9_000);
+    const port = restartablePort();
     const baseUrl = `http://127.0.0.1:${port}`;
     const start = () => startBrokerProcess(port, { QSTASH_DELIVERY_CONCURRENCY: "4" });
     const slow = startReceiver(async () => {

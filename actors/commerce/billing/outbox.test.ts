@@ -146,8 +146,11 @@ describe("billing outbox relay", () => {
       const due = await dueAfter(() => relay.relayOnce());
       expect(due.attempts).toBe(attempt);
       const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-      expect(due.fromAfter).toBeLessThanOrEqual(ceiling);
-      expect(due.fromBefore).toBeGreaterThanOrEqual(ceiling / 2);
+      // The delay can be the ceiling itself (it is rounded to the ms), and `after` is the wall clock read on another
+      // connection, which a VM's clock can place a few µs before the relay's now() (CI on a2507cc: 80.025 > 80); `before`
+      // likewise.
+      expect(due.fromAfter).toBeLessThanOrEqual(ceiling + 1);
+      expect(due.fromBefore).toBeGreaterThanOrEqual(ceiling / 2 - 1);
     }
   });
 
