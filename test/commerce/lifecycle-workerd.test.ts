@@ -52,6 +52,9 @@ function inventoryObjects(persistTo: string): Map<string, string[]> {
   for (const file of readdirSync(dir).filter((name) => /^[0-9a-f]{64}\.sqlite$/.test(name))) {
     const db = new Database(join(dir, file), { readonly: true });
     try {
+      // workerd may be writing another object's file (or this one) right now: wait for its lock, not SQLITE_BUSY
+      // (CI on 02cded3 read a file mid-write: "database is locked").
+      db.exec("PRAGMA busy_timeout = 5000");
       const rows = db
         .query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'table'")
         .all();
