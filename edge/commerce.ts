@@ -1,6 +1,7 @@
 // The reference commerce system on one Postgres pool: its consumers and routes, for the node and the Worker to compose.
 import type { Hono } from "hono";
 import {
+  type AccountSet,
   BillingLedger,
   type BillingOutcome,
   BillingOutboxRelay,
@@ -45,7 +46,13 @@ import {
   type Logger,
   type SecurityEvent,
 } from "../shared/telemetry/log/index.ts";
-import { type AdminAction, type AdminEvents, adminEventEnvelope, adminEvents } from "./audit/admin-events.ts";
+import {
+  type AdminAction,
+  type AdminEvent,
+  type AdminEvents,
+  adminEventEnvelope,
+  adminEvents,
+} from "./audit/admin-events.ts";
 import type { TargetDescription } from "./console/types.ts";
 import type { GatewayEnv } from "./env.ts";
 import type { CachedReads } from "./routes/commerce/cache.ts";
@@ -113,6 +120,7 @@ export interface CommerceSystem {
   /**
    * Records admin actions in the activity log as `admin.<action>` (through the `postgres` breaker), awaited by the
    * route before it answers; a failure to record is logged at warn and counted, and the action's answer stands.
+   * Except `admin.account_set`, which the ledger writes in the balance's own transaction: no record, no balance.
    * The commerce routes use it; give it to the app (API keys, console) and the backup route too.
    */
   adminEvents: AdminEvents;
@@ -308,7 +316,15 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
       actors,
       adminEvents: admin,
       ledger: {
-        putAccount: pg((customerId: string, cents: number) => billing.putAccount(customerId, cents)),
+        // The admin event goes into the ledger's transaction, on the same pool: the activity log is a table of the
+        // same database on every host (one pool per node, one connection per request on Workers).
+        putAccount: pg((customerId: string, cents: number, audit?: (set: AccountSet) => AdminEvent) =>
+          billing.putAccount(
+            customerId,
+            cents,
+            audit && ((tx, set) => activity.recordActivityIn(tx, adminEventEnvelope(audit(set)))),
+          ),
+        ),
         getAccount: pg((customerId: string) => billing.getAccount(customerId)),
       },
       readModel: { listOrders: pg((query) => projector.listOrders(query)) },

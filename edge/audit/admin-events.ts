@@ -72,7 +72,8 @@ export function adminEventEnvelope(event: AdminEvent) {
 export interface AdminEvents {
   /**
    * Records `action` by the request's caller (`actor` when the caller is not its principal, e.g. a console
-   * session). Never throws: the action already happened, so a failure is logged at warn and counted instead.
+   * session), after the action. Never throws: the action already happened, so a failure is logged at warn and
+   * counted instead.
    */
   record(
     c: Context<GatewayEnv>,
@@ -81,6 +82,19 @@ export interface AdminEvents {
     change?: Record<string, unknown>,
     actor?: AdminActor,
   ): Promise<void>;
+  /**
+   * Records `action` in the action's own transaction, where its store can write the record there (`account_set`:
+   * the ledger and the activity log share the database). `act` does the action, and writes the event `eventOf`
+   * makes from what changed in the same transaction, or throws and keeps neither. Its error is rethrown (the
+   * caller's problem+json); when `act` had made the event, that is logged at warn and counted as `failed` too.
+   */
+  recordInTransaction<T>(
+    c: Context<GatewayEnv>,
+    action: AdminAction,
+    target: AdminTarget,
+    act: (eventOf: (change?: Record<string, unknown>) => AdminEvent) => Promise<T>,
+    actor?: AdminActor,
+  ): Promise<T>;
 }
 
 export interface AdminEventsOptions {
@@ -93,30 +107,59 @@ export interface AdminEventsOptions {
 }
 
 export function adminEvents(options: AdminEventsOptions): AdminEvents {
+  const eventOf = (
+    c: Context<GatewayEnv>,
+    action: AdminAction,
+    target: AdminTarget,
+    change: Record<string, unknown> | undefined,
+    actor: AdminActor | undefined,
+  ): AdminEvent => {
+    const principal = c.var.principal;
+    return {
+      action,
+      actor: actor ?? (principal ? actorOf(principal) : { sub: "anonymous", via: "none" }),
+      requestId: c.var.requestId,
+      clientIp: c.var.clientIp,
+      target,
+      ...(change !== undefined ? { change } : {}),
+    };
+  };
+  const failed = (c: Context<GatewayEnv>, event: AdminEvent, error: unknown, rolledBack: boolean) => {
+    options.onOutcome?.(event.action, "failed");
+    (options.logger ?? c.var.log)?.warn("admin event not recorded", {
+      action: event.action,
+      target: event.target,
+      actor: event.actor,
+      request_id: c.var.requestId,
+      // Whether the action was undone with it (recorded in its transaction), or stands without a record.
+      action_rolled_back: rolledBack,
+      error: errorFields(error),
+    });
+  };
   return {
     async record(c, action, target, change, actor) {
-      const principal = c.var.principal;
-      const who = actor ?? (principal ? actorOf(principal) : { sub: "anonymous", via: "none" as const });
-      const event: AdminEvent = {
-        action,
-        actor: who,
-        requestId: c.var.requestId,
-        clientIp: c.var.clientIp,
-        target,
-        ...(change !== undefined ? { change } : {}),
-      };
+      const event = eventOf(c, action, target, change, actor);
       try {
         await options.write(event);
         options.onOutcome?.(action, "recorded");
       } catch (error) {
-        options.onOutcome?.(action, "failed");
-        (options.logger ?? c.var.log)?.warn("admin event not recorded", {
-          action,
-          target,
-          actor: who,
-          request_id: c.var.requestId,
-          error: errorFields(error),
+        failed(c, event, error, false);
+      }
+    },
+
+    async recordInTransaction(c, action, target, act, actor) {
+      let made: AdminEvent | undefined;
+      try {
+        const done = await act((change) => {
+          made = eventOf(c, action, target, change, actor);
+          return made;
         });
+        if (made) options.onOutcome?.(action, "recorded");
+        return done;
+      } catch (error) {
+        // Before the event was made, the action failed on its own: nothing to count.
+        if (made) failed(c, made, error, true);
+        throw error;
       }
     },
   };

@@ -17,6 +17,7 @@ export interface Answer {
   status: number;
   body: Record<string, unknown>;
   requestId: string;
+  contentType?: string;
 }
 
 export interface StoredEvent {
@@ -51,7 +52,12 @@ export async function call(
   const text = await response.text();
   let parsed: Record<string, unknown> = {};
   if ((response.headers.get("content-type") ?? "").includes("json") && text) parsed = JSON.parse(text);
-  return { status: response.status, body: parsed, requestId: response.headers.get("x-request-id") ?? "" };
+  return {
+    status: response.status,
+    body: parsed,
+    requestId: response.headers.get("x-request-id") ?? "",
+    contentType: response.headers.get("content-type") ?? "",
+  };
 }
 
 export async function lastSeq(sql: postgres.Sql): Promise<string> {
@@ -65,6 +71,29 @@ export async function adminEventsAfter(sql: postgres.Sql, seq: string): Promise<
     SELECT type, row_to_json(a)::text AS json, envelope FROM activity_log a
     WHERE seq > ${seq}::bigint AND type LIKE 'admin.%' ORDER BY seq`;
   return rows.map((row) => ({ ...row }));
+}
+
+/**
+ * Makes the activity log refuse, as a failing database would, every `admin.account_set` record whose subject starts
+ * with `prefix`: a trigger on the node's own table (its schema), raising an error. Returns what drops it again.
+ */
+export async function refuseAccountRecords(sql: postgres.Sql, prefix: string): Promise<() => Promise<void>> {
+  const name = `refuse_${prefix.replace(/[^a-z0-9]/gi, "_").toLowerCase()}`;
+  await sql.unsafe(`
+    CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.type = 'admin.account_set' AND starts_with(NEW.subject, '${prefix}') THEN
+        RAISE EXCEPTION 'the activity log refuses this record (a test)';
+      END IF;
+      RETURN NEW;
+    END $$`);
+  await sql.unsafe(
+    `CREATE TRIGGER ${name} BEFORE INSERT ON activity_log FOR EACH ROW EXECUTE FUNCTION ${name}()`,
+  );
+  return async () => {
+    await sql.unsafe(`DROP TRIGGER ${name} ON activity_log`);
+    await sql.unsafe(`DROP FUNCTION ${name}()`);
+  };
 }
 
 /** Runs `act`, then expects exactly one admin event, of `type`, naming the request and holding none of `secrets`. */

@@ -8,6 +8,7 @@ import {
   deadLetter,
   lastSeq,
   onlyEvent,
+  refuseAccountRecords,
   token,
 } from "./admin-events-cases.ts";
 
@@ -127,6 +128,55 @@ export function adminAuditTests(node: () => AuditedNode): void {
     const customer = await token(n, customerId, ["billing:write", "billing:read"]);
     expect((await call(n, "GET", "/v1/activity?type=admin.account_set", customer)).status).toBe(403);
   }, 60_000);
+
+  test("a balance set whose record cannot be written is refused: 503 problem+json, balance and ledger unchanged", async () => {
+    const n = node();
+    const root = await token(n, "root");
+    const customerId = uniqueName("audit-refused");
+    await onlyEvent(
+      n,
+      "admin.account_set",
+      () => call(n, "PUT", `/v1/accounts/${customerId}`, root, { balanceCents: 500 }),
+      200,
+      () => [root],
+    );
+    const journal = async () => {
+      const [row] = await n.sql<{ moves: string }[]>`
+        SELECT count(*)::text AS moves FROM billing_transactions WHERE customer_id = ${customerId}`;
+      return row?.moves;
+    };
+    const movesBefore = await journal();
+    const before = await lastSeq(n.sql);
+    // The log refuses this customer's records (a real error from the real table, on this node's schema only).
+    const allow = await refuseAccountRecords(n.sql, customerId);
+    let refused: Awaited<ReturnType<typeof call>>;
+    try {
+      refused = await call(n, "PUT", `/v1/accounts/${customerId}`, root, { balanceCents: 1_000_000 });
+    } finally {
+      await allow();
+    }
+    expect(refused.status).toBe(503);
+    expect(refused.contentType).toStartWith("application/problem+json");
+    expect(refused.body).toMatchObject({ status: 503, title: "Service unavailable" });
+    expect(JSON.stringify(refused.body)).not.toContain("refuses this record");
+    // Neither the balance nor its journal moved, and nothing was recorded.
+    expect((await call(n, "GET", `/v1/accounts/${customerId}`, root)).body).toEqual({
+      customerId,
+      balanceCents: 500,
+    });
+    expect(await journal()).toBe(movesBefore);
+    expect(await adminEventsAfter(n.sql, before)).toEqual([]);
+    // With the log writable again, the same set is made once, and recorded once, from the balance it really replaced.
+    const retried = await onlyEvent(
+      n,
+      "admin.account_set",
+      () => call(n, "PUT", `/v1/accounts/${customerId}`, root, { balanceCents: 1_000_000 }),
+      200,
+      () => [root],
+    );
+    expect(retried.data.change).toEqual({ balanceCentsBefore: 500, balanceCentsAfter: 1_000_000 });
+    expect((await call(n, "GET", `/v1/accounts/${customerId}`, root)).body.balanceCents).toBe(1_000_000);
+  }, 30_000);
 
   test("a refused admin action (401, 403, 400, 404) records nothing", async () => {
     const n = node();

@@ -4,7 +4,14 @@ import { connect, type Sql } from "../../../deploy/local/broker/db.ts";
 import { ManualClock } from "../../../shared/clock/index.ts";
 import { createEnvelope, type Envelope } from "../../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
-import { BillingLedger, ledgerInvariants, SystemAccounts } from "./index.ts";
+import { ActivityLog } from "../projections/index.ts";
+import {
+  type AccountSet,
+  type AccountSetRecorder,
+  BillingLedger,
+  ledgerInvariants,
+  SystemAccounts,
+} from "./index.ts";
 
 const url = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const schema = `billing_test_ledger_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
@@ -130,6 +137,39 @@ describe("accounts", () => {
     });
     await expect(unbalanced).rejects.toMatchObject({ code: "23514" });
     expect((await sql`SELECT id FROM billing_transactions WHERE id = 't-bad'`).length).toBe(0);
+  });
+
+  test("a set's recorder writes on the set's transaction: kept with it, and if it throws neither is kept", async () => {
+    // The activity log on the same database (this schema), as the gateway wires it for admin.account_set.
+    const activity = new ActivityLog(sql);
+    await activity.migrate();
+    const recordOf = (set: AccountSet) =>
+      createEnvelope({
+        type: "admin.account_set",
+        source: "edgewise://test",
+        subject: set.customerId,
+        data: { before: set.previousBalanceCents, after: set.balanceCents },
+      });
+    const logged = async (customerId: string) =>
+      (await activity.listActivity({ subject: customerId })).items.map((event) => event.data);
+    const record: AccountSetRecorder = (tx, set) => activity.recordActivityIn(tx, recordOf(set));
+
+    await ledger.putAccount("acc-rec", 700, record);
+    expect(await logged("acc-rec")).toEqual([{ before: 0, after: 700 }]);
+
+    // The record is written, then the recorder fails: the row it wrote goes with the balance it recorded.
+    const failing: AccountSetRecorder = async (tx, set) => {
+      await record(tx, set);
+      throw new Error("the record's write failed");
+    };
+    await expectCode(ledger.putAccount("acc-rec", 50, failing), "unavailable");
+    expect(await balance("acc-rec")).toBe(700);
+    expect(await logged("acc-rec")).toEqual([{ before: 0, after: 700 }]);
+    // A new account is not created either.
+    await expectCode(ledger.putAccount("acc-rec-new", 50, failing), "unavailable");
+    await expectCode(ledger.getAccount("acc-rec-new"), "not_found");
+    expect(await logged("acc-rec-new")).toEqual([]);
+    await expectInvariants();
   });
 });
 

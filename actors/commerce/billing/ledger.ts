@@ -28,6 +28,18 @@ export interface Account {
   balanceCents: number;
 }
 
+/** A balance as `putAccount` set it, with the one it replaced (0 for a new account), read under the same lock. */
+export interface AccountSet extends Account {
+  previousBalanceCents: number;
+}
+
+/**
+ * Writes the record of a balance set (the activity log's `admin.account_set`, on the same database) on the set's
+ * own transaction: the record and the balance commit together or not at all, and if it throws the balance is not
+ * set. The ledger knows nothing of what the record says or where it goes.
+ */
+export type AccountSetRecorder = (tx: BillingTx, set: AccountSet) => Promise<unknown>;
+
 export interface BillingLedgerOptions {
   /** Called after a transaction that wrote to the outbox committed; wire it to `BillingOutboxRelay.notify`. */
   onCommitted?: () => void;
@@ -89,12 +101,14 @@ export class BillingLedger implements MessageConsumer {
 
   /**
    * `PUT /v1/accounts/{customerId}`: sets the balance, creating the account, by funding the difference. Also
-   * returns the balance it replaced (0 for a new account), read under the same lock, for the admin event.
+   * returns the balance it replaced (0 for a new account), read under the same lock, for the admin event; `record`
+   * writes that event in the same transaction, so a set is never kept without it.
    */
   async putAccount(
     customerId: string,
     balanceCents: number,
-  ): Promise<Account & { previousBalanceCents: number }> {
+    record?: AccountSetRecorder,
+  ): Promise<AccountSet> {
     const parsed = v.safeParse(AccountInput, { customerId, balanceCents });
     if (!parsed.success) throw validationError("request.invalid", "account", parsed.issues);
     return await this.transaction(async (tx, system) => {
@@ -119,7 +133,9 @@ export class BillingLedger implements MessageConsumer {
           system,
         );
       }
-      return { customerId, balanceCents, previousBalanceCents: current };
+      const set: AccountSet = { customerId, balanceCents, previousBalanceCents: current };
+      if (record) await record(tx, set);
+      return set;
     });
   }
 

@@ -91,6 +91,21 @@ export function subjectsOf(envelope: Envelope): string[] {
   return [...found];
 }
 
+/** One envelope as the log stores it (validated; `envelope.invalid` otherwise), without its delivery's `target`. */
+function activityRow(envelope: Envelope): ActivityRow {
+  const { target: _, ...event } = parseEnvelope(envelope);
+  return {
+    id: event.id,
+    type: event.type,
+    subject: event.subject ?? null,
+    source: event.source,
+    time: event.time,
+    data: jsonbText(event.data) ?? null,
+    envelope: jsonbText(event) ?? "{}",
+    subjects: JSON.stringify(subjectsOf(event)),
+  };
+}
+
 /**
  * Every event, once (UNIQUE(id): a redelivery is `duplicate: true`), plus whatever else is recorded directly with
  * `recordActivity`, e.g. `security.auth_failed`. Append-only: a trigger refuses UPDATE, DELETE and TRUNCATE.
@@ -126,22 +141,23 @@ export class ActivityLog<Types extends Record<string, unknown> = Record<string, 
    * statement fails, each envelope is written on its own, so a bad row fails only its own call.
    */
   async recordActivity(envelope: Envelope): Promise<RecordResult> {
-    const { target: _, ...event } = parseEnvelope(envelope);
-    const row: ActivityRow = {
-      id: event.id,
-      type: event.type,
-      subject: event.subject ?? null,
-      source: event.source,
-      time: event.time,
-      data: jsonbText(event.data) ?? null,
-      envelope: jsonbText(event) ?? "{}",
-      subjects: JSON.stringify(subjectsOf(event)),
-    };
+    const row = activityRow(envelope);
     return await new Promise<RecordResult>((resolve, reject) => {
       this.waiting.push({ row, resolve, reject });
       // What else is recorded in this macrotask joins the batch.
       if (this.waiting.length === 1) nextMacrotask(() => void this.flush());
     });
+  }
+
+  /**
+   * Appends one envelope on `tx`, a transaction of the caller's on the log's database, by the same insert: it is kept
+   * if and only if `tx` commits. For a record that must stand or fall with a change made in `tx` (`admin.account_set`
+   * with the balance it set); it is not batched with others, whose fate is not `tx`'s.
+   */
+  async recordActivityIn(tx: postgres.TransactionSql<Types>, envelope: Envelope): Promise<RecordResult> {
+    const row = activityRow(envelope);
+    const seq = (await this.insertMany([row], tx)).get(row.id);
+    return seq === undefined ? { duplicate: true, seq: undefined } : { duplicate: false, seq };
   }
 
   private waiting: Array<{
@@ -178,11 +194,17 @@ export class ActivityLog<Types extends Record<string, unknown> = Record<string, 
     }
   }
 
-  /** Inserts in the batch's order (so `seq` follows it); returns the stored ids with their positions. */
-  private async insertMany(rows: ActivityRow[]): Promise<Map<string, string>> {
+  /**
+   * Inserts in the batch's order (so `seq` follows it), on the pool or on a caller's transaction; returns the stored
+   * ids with their positions.
+   */
+  private async insertMany(
+    rows: ActivityRow[],
+    sql: postgres.ISql<Types> = this.sql,
+  ): Promise<Map<string, string>> {
     // Text columns, cast like the single insert: the JSON columns travel as strings, not as nested JSON.
     const input = JSON.stringify(rows.map((row, n) => ({ n, ...row })));
-    const stored = await this.sql<{ id: string; seq: string }[]>`
+    const stored = await sql<{ id: string; seq: string }[]>`
       INSERT INTO activity_log (id, type, subject, source, time, data, envelope, subjects)
       SELECT r.id, r.type, r.subject, r.source, r.time::timestamptz, r.data::jsonb, r.envelope::jsonb,
         ARRAY(SELECT jsonb_array_elements_text(r.subjects::jsonb))

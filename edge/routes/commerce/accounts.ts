@@ -1,7 +1,7 @@
 // The account endpoints: set and read a customer's balance in the Postgres ledger (billing).
 import { Hono } from "hono";
 import { describeRoute } from "hono-openapi";
-import type { AdminEvents } from "../../audit/admin-events.ts";
+import type { AdminEvent, AdminEvents } from "../../audit/admin-events.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { requireOwner, requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
@@ -9,18 +9,32 @@ import { json, problem, requires } from "../../openapi.ts";
 import { AccountView } from "../responses.ts";
 import { CustomerParam, PutAccountBody } from "./schemas.ts";
 
+/** A balance as set, and the one it replaced (0 for a new account), read in the same transaction. */
+export interface AccountSetView {
+  customerId: string;
+  balanceCents: number;
+  previousBalanceCents?: number;
+}
+
 /** What the routes need from the ledger. */
 export interface AccountsLedger {
-  /** The account as set, and its balance just before (0 for a new account), read in the same transaction. */
+  /**
+   * The account as set. With `audit`, the event it makes from the set is written in the set's own transaction: both
+   * are kept or neither is, and a record that cannot be written fails the call with the balance unchanged.
+   */
   putAccount(
     customerId: string,
     balanceCents: number,
-  ): Promise<{ customerId: string; balanceCents: number; previousBalanceCents?: number }>;
+    audit?: (set: AccountSetView) => AdminEvent,
+  ): Promise<AccountSetView>;
   /** Throws not_found for an account never set. */
   getAccount(customerId: string): Promise<{ customerId: string; balanceCents: number }>;
 }
 
-/** `adminEvents` records each balance set as `admin.account_set`, before and after. */
+/**
+ * `adminEvents` records each balance set as `admin.account_set`, before and after, in the ledger's transaction: no
+ * balance is set without its record (a failure to write it is the request's 503, the balance unchanged).
+ */
 export function accountRoutes(ledger: AccountsLedger, adminEvents?: AdminEvents): Hono<GatewayEnv> {
   const app = new Hono<GatewayEnv>();
 
@@ -28,6 +42,9 @@ export function accountRoutes(ledger: AccountsLedger, adminEvents?: AdminEvents)
     "/v1/accounts/:customerId",
     describeRoute({
       summary: "Set a customer's balance",
+      description:
+        "The balance and its record in the activity log (admin.account_set: who, the balance before and after) are " +
+        "written in one transaction: if the record cannot be written, the answer is 503 and the balance is unchanged.",
       tags: ["billing"],
       ...requires("billing:write", { 200: json("The account as set", AccountView) }),
     }),
@@ -38,16 +55,23 @@ export function accountRoutes(ledger: AccountsLedger, adminEvents?: AdminEvents)
       const caller = requireScope(c.var.principal, "billing:write");
       const { customerId } = c.req.valid("param");
       requireOwner(caller, customerId);
-      const set = await ledger.putAccount(customerId, c.req.valid("json").balanceCents);
-      await adminEvents?.record(
-        c,
-        "account_set",
-        { subject: customerId, customerId },
-        {
-          ...(set.previousBalanceCents !== undefined ? { balanceCentsBefore: set.previousBalanceCents } : {}),
-          balanceCentsAfter: set.balanceCents,
-        },
-      );
+      const { balanceCents } = c.req.valid("json");
+      const set = adminEvents
+        ? await adminEvents.recordInTransaction(
+            c,
+            "account_set",
+            { subject: customerId, customerId },
+            (eventOf) =>
+              ledger.putAccount(customerId, balanceCents, (made) =>
+                eventOf({
+                  ...(made.previousBalanceCents !== undefined
+                    ? { balanceCentsBefore: made.previousBalanceCents }
+                    : {}),
+                  balanceCentsAfter: made.balanceCents,
+                }),
+              ),
+          )
+        : await ledger.putAccount(customerId, balanceCents);
       return c.json({ customerId: set.customerId, balanceCents: set.balanceCents });
     },
   );

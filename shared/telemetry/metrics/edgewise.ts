@@ -196,7 +196,7 @@ export class EdgewiseMetrics {
 
     this.adminEvents = r.counter({
       name: "edgewise_admin_events_total",
-      help: "Admin actions (API keys, webhook subscriptions, balances, stock, dead letters, backups) by action and outcome: recorded in the activity log, or failed (the action stood; a warn line says which).",
+      help: "Admin actions (API keys, webhook subscriptions, balances, stock, dead letters, backups) by action and outcome: recorded in the activity log, or failed (a warn line says which; account_set was rolled back with its record, the others stood).",
       labelNames: ["action", "outcome"],
     });
 
@@ -391,7 +391,10 @@ export class EdgewiseMetrics {
     this.billingPayments.inc({ outcome });
   }
 
-  /** One admin action's record in the activity log: `recorded`, or `failed` (the action itself stood). */
+  /**
+   * One admin action's record in the activity log: `recorded`, or `failed` (`account_set` was rolled back with it;
+   * every other action stood).
+   */
   adminEvent(action: string, outcome: "recorded" | "failed"): void {
     this.adminEvents.inc({ action, outcome });
   }
