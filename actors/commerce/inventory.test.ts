@@ -102,22 +102,27 @@ describe("inventory actor", () => {
     expect(missing).toBeInstanceOf(EdgewiseError);
     expect((missing as EdgewiseError).code).toBe("not_found");
 
-    expect(await ask("apple", "Put", { available: 10, priceCents: 250 })).toMatchObject({
-      sku: "apple",
-      available: 10,
-      reserved: 0,
-      priceCents: 250,
-    });
+    const first = await ask("apple", "Put", { available: 10, priceCents: 250 });
+    expect(first).toMatchObject({ sku: "apple", available: 10, reserved: 0, priceCents: 250 });
+    expect(first).not.toHaveProperty("previous");
     expect(await ask("apple", "Get")).toMatchObject({ sku: "apple", available: 10, priceCents: 250 });
     const changes = await sent();
     expect(changes.map((event) => [event.type, event.data])).toEqual([
       ["StockChanged", { sku: "apple", version: 1, available: 10, reserved: 0, sold: 0, priceCents: 250 }],
     ]);
 
-    // The same Put changes nothing; a lower one lowers what was ever stocked, keeping the invariant.
-    await ask("apple", "Put", { available: 10, priceCents: 250 });
+    // The same Put changes nothing; a lower one lowers what was ever stocked, keeping the invariant. Each answers
+    // the stock and price it replaced, read in its own turn (the first had none: the sku was never set).
+    expect(await ask("apple", "Put", { available: 10, priceCents: 250 })).toMatchObject({
+      available: 10,
+      previous: { available: 10, priceCents: 250 },
+    });
     expect(await sent()).toEqual([]);
-    await ask("apple", "Put", { available: 4, priceCents: 300 });
+    expect(await ask("apple", "Put", { available: 4, priceCents: 300 })).toMatchObject({
+      available: 4,
+      priceCents: 300,
+      previous: { available: 10, priceCents: 250 },
+    });
     expect(state("apple")).toMatchObject({ available: 4, stocked: 4, priceCents: 300, version: 2 });
     expectBalanced("apple");
   });

@@ -76,6 +76,14 @@ export interface StockView {
   version: number;
 }
 
+/**
+ * What `Put` answers: the sku as set, and the stock and price it replaced, read in the same turn (absent for a sku
+ * never set), for the record of who set it.
+ */
+export interface StockSet extends StockView {
+  previous?: { available: number; priceCents: number };
+}
+
 type Turn = TurnContext<InventoryState>;
 
 export const inventoryActor = defineActor({
@@ -102,19 +110,23 @@ export const inventoryActor = defineActor({
     OrderCancelled,
   },
   handlers: {
-    Put(ctx, data): StockView {
+    Put(ctx, data): StockSet {
       if (!v.is(Sku, ctx.key))
         throw new EdgewiseError("request.invalid", "a sku is 1-128 URL-safe characters");
       const stock = ctx.state;
+      const previous = stock.exists
+        ? { available: stock.available, priceCents: stock.priceCents }
+        : undefined;
+      const set = () => ({ ...view(ctx), ...(previous ? { previous } : {}) });
       if (stock.exists && stock.available === data.available && stock.priceCents === data.priceCents) {
-        return view(ctx);
+        return set();
       }
       stock.stocked += data.available - stock.available;
       stock.available = data.available;
       stock.priceCents = data.priceCents;
       stock.exists = true;
       changed(ctx);
-      return view(ctx);
+      return set();
     },
 
     Get(ctx): StockView {

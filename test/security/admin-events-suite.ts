@@ -178,6 +178,61 @@ export function adminAuditTests(node: () => AuditedNode): void {
     expect((await call(n, "GET", `/v1/accounts/${customerId}`, root)).body.balanceCents).toBe(1_000_000);
   }, 30_000);
 
+  test("inventory_set carries the stock and price before and after, from the turn that applied the Put", async () => {
+    const n = node();
+    const root = await token(n, "root");
+    const sku = uniqueName("audit-stock");
+    const first = await onlyEvent(
+      n,
+      "admin.inventory_set",
+      () => call(n, "PUT", `/v1/inventory/${sku}`, root, { available: 7, priceCents: 1299 }),
+      200,
+      () => [root],
+    );
+    // A sku never set has no values before.
+    expect(first.data.change).toEqual({ availableAfter: 7, priceCentsAfter: 1299 });
+    const second = await onlyEvent(
+      n,
+      "admin.inventory_set",
+      () => call(n, "PUT", `/v1/inventory/${sku}`, root, { available: 3, priceCents: 1499 }),
+      200,
+      () => [root],
+    );
+    expect(second.data.change).toEqual({
+      availableBefore: 7,
+      priceCentsBefore: 1299,
+      availableAfter: 3,
+      priceCentsAfter: 1499,
+    });
+
+    // Concurrent Puts: whatever order the actor applied them in, each record's before is the after of exactly one
+    // other (the one applied just before it), so the records chain from the first value to the last.
+    const before = await lastSeq(n.sql);
+    const answers = await Promise.all(
+      [10, 11, 12, 13, 14].map((available) =>
+        call(n, "PUT", `/v1/inventory/${sku}`, root, { available, priceCents: available * 100 }),
+      ),
+    );
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200, 200]);
+    const changes = (await adminEventsAfter(n.sql, before)).map(
+      (event) => event.envelope.data.change as Record<string, number>,
+    );
+    expect(changes).toHaveLength(5);
+    const next = new Map(changes.map((change) => [change.availableBefore, change]));
+    let at = 3;
+    const applied: number[] = [];
+    for (let step = 0; step < 5; step++) {
+      const change = next.get(at);
+      expect(change).toBeDefined();
+      expect(change?.priceCentsBefore).toBe(at === 3 ? 1499 : at * 100);
+      at = change?.availableAfter ?? -1;
+      applied.push(at);
+    }
+    expect(applied.toSorted()).toEqual([10, 11, 12, 13, 14]);
+    const last = await call(n, "GET", `/v1/inventory/${sku}`, root);
+    expect(last.body.available).toBe(at);
+  }, 30_000);
+
   test("a refused admin action (401, 403, 400, 404) records nothing", async () => {
     const n = node();
     const root = await token(n, "root");

@@ -15,7 +15,7 @@ import { PutInventoryBody, SkuParam } from "./schemas.ts";
 export interface InventoryRoutesOptions {
   actors: ActorHost;
   cache?: CachedReads;
-  /** Records each Put as `admin.inventory_set`, with the stock and price as set. */
+  /** Records each Put as `admin.inventory_set`, with the stock and price before (once set) and after. */
   adminEvents?: AdminEvents | undefined;
 }
 
@@ -45,6 +45,9 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
     "/v1/inventory/:sku",
     describeRoute({
       summary: "Set a sku's available stock and price",
+      description:
+        "Recorded in the activity log as admin.inventory_set: who, and the stock and price before (once the sku was " +
+        "set) and after, as the inventory actor applied them.",
       tags: ["inventory"],
       ...requires("inventory:write", { 200: json("The sku as set", SkuBody) }),
     }),
@@ -57,11 +60,17 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
       const view = await skus.ask(sku, "Put", c.req.valid("json"), { signal: c.var.signal });
       // Read-your-writes: a cached view older than this one is not served again.
       await cache.advance(`inventory:${sku}`, view.version);
+      // The values before come from the turn that applied the Put: a separate read could see another Put's.
+      const before = view.previous;
       await options.adminEvents?.record(
         c,
         "inventory_set",
         { subject: sku, sku },
-        { availableAfter: view.available, priceCentsAfter: view.priceCents },
+        {
+          ...(before ? { availableBefore: before.available, priceCentsBefore: before.priceCents } : {}),
+          availableAfter: view.available,
+          priceCentsAfter: view.priceCents,
+        },
       );
       return c.json(publicView(view));
     },
