@@ -133,3 +133,40 @@ test("behind its queue, a node refuses new orders with 503 overloaded before wri
   expect(report.violations).toEqual([]);
   await again.stop();
 }, 90_000);
+
+test("behind its queue, a retry of an order already accepted (same Idempotency-Key) gets its answer, not 503", async () => {
+  const { node, api } = await nodeOn(join(work, "retries"), { EDGEWISE_MAX_QUEUE_DELAY: "300ms" });
+  await api.putSku("retry-sku", 100, 250);
+  await api.putAccount("retry-customer", 100_000);
+  await api.putAccount("retry-other", 100_000);
+  const items = [{ sku: "retry-sku", quantity: 1 }];
+
+  // Accepted while the queue is fresh; then the broker stops handing out messages and falls behind.
+  await node.broker?.pauseDeliveries();
+  const first = await api.place("retry-customer", items, { "idempotency-key": "retry-1" });
+  expect(first.status).toBe(202);
+  const deadline = Date.now() + 10_000;
+  while (metric(await (await fetch(`${node.url}/metrics`)).text(), "edgewise_queue_behind_seconds") <= 0.3) {
+    expect(Date.now()).toBeLessThan(deadline);
+    await Bun.sleep(50);
+  }
+
+  // A new placement is refused and leaves nothing...
+  const fresh = await api.place("retry-customer", items, { "idempotency-key": "retry-2" });
+  expect(fresh.status).toBe(503);
+  expect((await api.call("GET", `/v1/orders/${await orderIdFor("admin", "retry-2")}`)).status).toBe(404);
+  // ...but the same placement sent again writes nothing new: it gets the same order, as Idempotency-Key promises,
+  const again = await api.place("retry-customer", items, { "idempotency-key": "retry-1" });
+  expect(again.status).toBe(202);
+  expect(again.body.orderId).toBe(first.body.orderId);
+  expect(again.headers.get("location")).toBe(`/v1/orders/${first.body.orderId}`);
+  // and the same key with another body is still 422, as at any other time.
+  const other = await api.place("retry-other", items, { "idempotency-key": "retry-1" });
+  expect(other.status).toBe(422);
+  expect(other.body).toMatchObject({ code: "idempotency.mismatch" });
+  // Only the new placement was refused (read past the 1 s for which /metrics serves one render again).
+  await Bun.sleep(1_100);
+  const metrics = await (await fetch(`${node.url}/metrics`)).text();
+  expect(metric(metrics, "edgewise_admission_refused_total")).toBe(1);
+  await node.stop();
+}, 60_000);

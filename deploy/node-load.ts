@@ -1,5 +1,5 @@
 // The node's load, sampled off the request path: how far behind the embedded broker is (admission), event-loop lag.
-import { admission } from "../edge/middleware/admission/index.ts";
+import { type AdmissionOptions, admission } from "../edge/middleware/admission/index.ts";
 import type { Logger } from "../shared/telemetry/log/index.ts";
 import type { EdgewiseMetrics, NodeLoad } from "../shared/telemetry/metrics/index.ts";
 import type { Sql } from "./local/broker/db.ts";
@@ -11,6 +11,8 @@ export interface NodeLoadParts {
   /** The embedded broker's database, when the broker is this node's: its oldest due message says how far behind. */
   brokerSql: Sql | undefined;
   metrics: EdgewiseMetrics;
+  /** Whether a refused request repeats work already accepted (an order's Idempotency-Key): then it is let through. */
+  repeatsAccepted?: AdmissionOptions["repeatsAccepted"];
   /** One warn line when admission starts refusing, one info line when it takes orders again. */
   logger: Logger;
   stops: Stop[];
@@ -27,7 +29,7 @@ export const startsWork = (method: string, path: string) =>
   method === "POST" && (path === "/v1/orders" || path === "/v1/orders/");
 
 export function nodeLoad(parts: NodeLoadParts) {
-  const { options, brokerSql, metrics, logger, stops } = parts;
+  const { options, brokerSql, metrics, logger, stops, repeatsAccepted } = parts;
   const maxBehindMs = options.config.EDGEWISE_MAX_QUEUE_DELAY;
   let brokerBehindMs = 0;
   // Refusals since the node began refusing: a refusal itself is logged at debug (edge/errors.ts), so an episode
@@ -102,6 +104,7 @@ export function nodeLoad(parts: NodeLoadParts) {
             behindMs: load.behindMs,
             maxBehindMs,
             startsWork,
+            ...(repeatsAccepted ? { repeatsAccepted } : {}),
             onRefused: refused,
           })
         : undefined,

@@ -1,5 +1,6 @@
 // One self-hosted Edgewise node, on any runtime that brings a serve and a SQLite driver: the composition root.
 import { PostgresApiKeyStore } from "../edge/middleware/auth/postgres-api-key-store.ts";
+import { placedBefore } from "../edge/routes/commerce/orders.ts";
 import { EdgewiseError } from "../shared/errors/index.ts";
 import { boundedSecurityEvents, createLogger, errorFields } from "../shared/telemetry/log/index.ts";
 import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
@@ -142,7 +143,15 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   const traffic: HttpTraffic = { draining: false, requestsUnderWay: 0 };
 
   // How far behind the embedded broker is, read every 250 ms: new orders are refused above EDGEWISE_MAX_QUEUE_DELAY.
-  const load = nodeLoad({ options, brokerSql: broker?.sql, metrics, logger, stops });
+  // A placement repeating an accepted order's Idempotency-Key writes nothing new: it is answered, never refused.
+  const load = nodeLoad({
+    options,
+    brokerSql: broker?.sql,
+    metrics,
+    logger,
+    stops,
+    repeatsAccepted: placedBefore(actors.actors),
+  });
 
   const app = createNodeApp({
     options,

@@ -1,5 +1,5 @@
 // Admission control: refuses requests that start new work (503 `overloaded`, Retry-After) while the queues are behind.
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import type { GatewayEnv } from "../../env.ts";
 
@@ -10,6 +10,12 @@ export interface AdmissionOptions {
   maxBehindMs: number;
   /** The requests that start new work (e.g. `POST /v1/orders`); every other request passes. */
   startsWork: (method: string, path: string) => boolean;
+  /**
+   * True for a request that repeats work already accepted (an order placed before with this Idempotency-Key): it
+   * writes nothing new, so it passes and gets its answer as at any other time. Asked only of a request about to be
+   * refused; false or a failure refuses it.
+   */
+  repeatsAccepted?: (c: Context<GatewayEnv>) => Promise<boolean>;
   /** Called for each refusal (a metric). */
   onRefused?: () => void;
 }
@@ -21,13 +27,16 @@ export const retryAfterSeconds = (behindMs: number, maxBehindMs: number) =>
 /**
  * Mounted after authentication and the rate limit and before the routes, so a refusal comes before anything is
  * validated or written: the client may send the same request again (same Idempotency-Key) once Retry-After passes.
+ * A request that repeats accepted work (`repeatsAccepted`) is not new work: it passes even while refusing.
  */
 export function admission(options: AdmissionOptions): MiddlewareHandler<GatewayEnv> {
-  const { behindMs, maxBehindMs, startsWork, onRefused } = options;
+  const { behindMs, maxBehindMs, startsWork, repeatsAccepted, onRefused } = options;
+  const repeats = async (c: Context<GatewayEnv>) =>
+    repeatsAccepted ? repeatsAccepted(c).catch(() => false) : false;
   return async (c, next) => {
     if (startsWork(c.req.method, c.req.path)) {
       const behind = behindMs();
-      if (behind > maxBehindMs) {
+      if (behind > maxBehindMs && !(await repeats(c))) {
         onRefused?.();
         throw new EdgewiseError(
           "overloaded",

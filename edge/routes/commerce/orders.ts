@@ -1,5 +1,5 @@
 // The order endpoints: place (with Idempotency-Key), read (cached once settled), cancel, and list from the read model.
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { describeRoute } from "hono-openapi";
 import { type ActorHost, actorClient } from "../../../actors/runtime/index.ts";
 import { orderActor } from "../../../actors/commerce/order.ts";
@@ -40,6 +40,22 @@ async function orderIdFor(sub: string, header: string | undefined): Promise<stri
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${sub}\n${key}`));
   const base64 = btoa(String.fromCharCode(...new Uint8Array(digest).subarray(0, 18)));
   return `idem-${base64.replaceAll("+", "-").replaceAll("/", "_")}`;
+}
+
+/**
+ * True when this `POST /v1/orders` repeats a placement already accepted: the caller's order for its Idempotency-Key
+ * exists. Admission lets it through while refusing new work, since it writes nothing new (the order actor answers it
+ * from its state, as a read). Asks with a read only; a missing order, or no key, rejects or is false.
+ */
+export function placedBefore(actors: ActorHost) {
+  const orders = actorClient(actors, orderActor);
+  return async (c: Context<GatewayEnv>): Promise<boolean> => {
+    const header = c.req.header("idempotency-key");
+    const caller = c.var.principal;
+    if (header === undefined || caller === undefined) return false;
+    await orders.ask(await orderIdFor(caller.sub, header), "Get", {}, { signal: c.var.signal });
+    return true;
+  };
 }
 
 /** The API's order view: the actor's reply without its internal version counter. */
@@ -87,7 +103,7 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
         },
         422: problem("idempotency.mismatch: this Idempotency-Key was used with another body"),
         503: problem(
-          "overloaded: the node's queue is behind (EDGEWISE_MAX_QUEUE_DELAY), nothing was written, send it again after Retry-After; or a dependency is down or its breaker is open",
+          "overloaded: the node's queue is behind (EDGEWISE_MAX_QUEUE_DELAY), nothing was written, send it again after Retry-After (a retry of an order already accepted, same Idempotency-Key, is answered, not refused); or a dependency is down or its breaker is open",
         ),
       }),
     }),
