@@ -2,6 +2,7 @@
 // (warn) and once at its end (info), not once a request.
 import { afterAll, expect, test } from "bun:test";
 import { Hono } from "hono";
+import postgres from "postgres";
 import { errorHandler } from "../edge/errors.ts";
 import type { GatewayEnv } from "../edge/env.ts";
 import { parseConfig } from "../shared/config/index.ts";
@@ -13,6 +14,7 @@ import {
   dropSchema,
   startReceiver,
   startTestBroker,
+  TEST_DATABASE_URL,
   uniqueSchema,
   waitFor,
 } from "../test/broker/helpers.ts";
@@ -67,5 +69,71 @@ test("refusing new orders is logged once at warn when it starts and once at info
   } finally {
     for (const stop of stops) await stop();
     await broker.stop();
+  }
+}, 30_000);
+
+test("a read of the broker that does not come back is not trusted: past 2 s the node takes orders, and says so once", async () => {
+  const stuckSchema = uniqueSchema("node_load_stuck");
+  await createSchema(stuckSchema);
+  const broker = await startTestBroker(stuckSchema);
+  const locker = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
+  const stops: Stop[] = [];
+  let unlock = () => {};
+  try {
+    await broker.pauseDeliveries();
+    const published = await call(broker, `/v2/publish/${receiver.url()}`, { method: "POST", body: "work" });
+    expect(published.status).toBe(201);
+    const lines: LogLine[] = [];
+    const logger = createLogger({ level: "info", sink: (line) => lines.push(JSON.parse(line) as LogLine) });
+    const options = { config: parseConfig({ EDGEWISE_MAX_QUEUE_DELAY: "300ms" }) } as NodeOptions;
+    const load = nodeLoad({ options, brokerSql: broker.sql, metrics: new EdgewiseMetrics(), logger, stops });
+    const app = new Hono<GatewayEnv>();
+    app.onError(errorHandler({ logger }));
+    if (load.admission) app.use(load.admission);
+    app.post("/v1/orders", (c) => c.json({ status: "pending" }, 202));
+    const place = async () => (await app.request("/v1/orders", { method: "POST" })).status;
+    await waitFor(() => load.load.behindMs() > 300, 5_000, "the broker to be 300 ms behind");
+    expect(await place()).toBe(503);
+
+    // The broker's table is locked by another session (a migration, a VACUUM FULL, a wedged connection): the
+    // sampler's next read waits, and the last value it read would stand for as long as that lasts.
+    let locked = () => {};
+    const isLocked = new Promise<void>((resolve) => {
+      locked = resolve;
+    });
+    const released = new Promise<void>((resolve) => {
+      unlock = resolve;
+    });
+    const holding = locker.begin(async (tx) => {
+      await tx`LOCK TABLE ${tx(stuckSchema)}.qstash_messages IN ACCESS EXCLUSIVE MODE`;
+      locked();
+      await released;
+    });
+    await isLocked;
+    const lockedAt = performance.now();
+    // Within the bound, the last sample still counts; past it, the wait is unknown and new orders are taken, as when
+    // the read fails: the outbox keeps what they publish until the broker answers.
+    await waitFor(async () => (await place()) === 202, 5_000, "orders taken once the sample is stale");
+    expect(performance.now() - lockedAt).toBeGreaterThan(1_500);
+    expect(load.load.behindMs()).toBe(0);
+    const stale = lines.filter((line) =>
+      line.msg.startsWith("admission: the broker's backlog has not been read for 2 s; taking new orders"),
+    );
+    expect(stale).toEqual([expect.objectContaining({ level: "warn" })]);
+    expect(lines.filter((line) => line.msg.startsWith("admission: taking new orders again"))).toEqual([
+      expect.objectContaining({ level: "info", refused: expect.any(Number) }),
+    ]);
+
+    // The read comes back: the broker is still behind, and new orders are refused again.
+    unlock();
+    await holding;
+    await waitFor(() => load.load.behindMs() > 300, 5_000, "the sample to be read again");
+    expect(await place()).toBe(503);
+  } finally {
+    unlock();
+    for (const stop of stops) await stop();
+    await broker.stop();
+    await locker.end();
+    await dropSchema(stuckSchema);
   }
 }, 30_000);

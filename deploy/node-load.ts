@@ -20,6 +20,11 @@ export interface NodeLoadParts {
 
 /** How often the queues are read; a read never overlaps the previous one. */
 const SAMPLE_MS = 250;
+/**
+ * A sample older than this is not trusted: a read of the broker that has not come back (its table locked, its
+ * connection wedged, PGlite held by a backup's quiet instant) says nothing of the wait now. It counts as a failed read.
+ */
+const STALE_MS = 2_000;
 /** Event-loop lag: a timer every 100 ms, the worst lateness kept over the last 5 s. */
 const LAG_TICK_MS = 100;
 const LAG_WINDOW = 50;
@@ -32,6 +37,9 @@ export function nodeLoad(parts: NodeLoadParts) {
   const { options, brokerSql, metrics, logger, stops, repeatsAccepted } = parts;
   const maxBehindMs = options.config.EDGEWISE_MAX_QUEUE_DELAY;
   let brokerBehindMs = 0;
+  // When the last read came back (monotonic), and whether the read under way has already been told stale.
+  let sampledAt = performance.now();
+  let toldStale = false;
   // Refusals since the node began refusing: a refusal itself is logged at debug (edge/errors.ts), so an episode
   // is told once at warn when it starts and once at info when it ends, neither silent nor a line per request.
   let refusedInEpisode = 0;
@@ -43,8 +51,8 @@ export function nodeLoad(parts: NodeLoadParts) {
       limit_ms: maxBehindMs,
     });
   };
-  const episodeOver = () => {
-    if (refusedInEpisode === 0 || brokerBehindMs > maxBehindMs) return;
+  const episodeOver = (behind: number) => {
+    if (refusedInEpisode === 0 || behind > maxBehindMs) return;
     logger.info("admission: taking new orders again", { refused: refusedInEpisode });
     refusedInEpisode = 0;
   };
@@ -60,7 +68,24 @@ export function nodeLoad(parts: NodeLoadParts) {
       // A failing database is /readyz's and the breakers' to report; admission does not refuse on a guess.
       brokerBehindMs = 0;
     }
-    episodeOver();
+    sampledAt = performance.now();
+    toldStale = false;
+    episodeOver(brokerBehindMs);
+  };
+  // The wait as last read; once that read is older than STALE_MS, 0 (unknown, as when a read fails), said once.
+  const behindMs = () => {
+    if (!brokerSql || performance.now() - sampledAt <= STALE_MS) return brokerBehindMs;
+    if (!toldStale) {
+      toldStale = true;
+      logger.warn(
+        `admission: the broker's backlog has not been read for ${STALE_MS / 1000} s; taking new orders`,
+        {
+          last_behind_ms: Math.round(brokerBehindMs),
+        },
+      );
+      episodeOver(0);
+    }
+    return 0;
   };
   const sample = () => {
     reading ??= readBroker().finally(() => {
@@ -91,7 +116,7 @@ export function nodeLoad(parts: NodeLoadParts) {
   const load: NodeLoad = {
     // Not the actors' outbox: it also grows while the broker is unreachable, and orders are taken then (the
     // outbox keeps them until the broker is back); an outage is /readyz's and the breakers' to report.
-    behindMs: () => brokerBehindMs,
+    behindMs,
     eventLoopLagMs: () => Math.max(...lags),
   };
   metrics.observeLoad(load);
