@@ -5,7 +5,11 @@ import { activityLogSchema } from "../actors/commerce/projections/activity-table
 import { ordersReadSchema } from "../actors/commerce/projections/orders-table.ts";
 import { webhooksSchema } from "../actors/commerce/webhooks/postgres-store.ts";
 import { apiKeysSchema } from "../edge/middleware/auth/postgres-api-key-store.ts";
-import { type SchemaComponent, schemaFingerprint } from "../shared/postgres/schema-marker.ts";
+import {
+  type SchemaComponent,
+  schemaFingerprint,
+  schemaRelations,
+} from "../shared/postgres/schema-marker.ts";
 import { brokerSchema } from "./local/broker/db.ts";
 
 const components: SchemaComponent[] = [
@@ -45,3 +49,33 @@ test("components have their own names and advisory locks", () => {
   expect(new Set(components.map((c) => c.name)).size).toBe(components.length);
   expect(new Set(components.map((c) => c.lock)).size).toBe(components.length);
 });
+
+test("each component names the tables and indexes its DDL creates (a marker is current only while they are there)", () => {
+  const tables = Object.fromEntries(
+    components.map((c) => [c.name, schemaRelations(c).filter((name) => !indexes.has(name))]),
+  );
+  expect(tables).toEqual({
+    billing: [
+      "billing_accounts",
+      "billing_transactions",
+      "billing_entries",
+      "billing_processed_messages",
+      "billing_outbox",
+    ],
+    orders_read: ["orders_read"],
+    activity_log: ["activity_log"],
+    webhooks: ["webhook_subscriptions", "webhook_deliveries", "webhook_inbound_seen"],
+    api_keys: ["edgewise_api_keys"],
+    broker: ["qstash_messages", "qstash_dlq", "qstash_events", "qstash_queues", "qstash_dedup"],
+  });
+  for (const c of components) expect(schemaRelations(c).length).toBeGreaterThan(tables[c.name]?.length ?? 0);
+});
+
+/** Every index the components' DDL creates, by name. */
+const indexes = new Set(
+  components.flatMap((c) =>
+    [...c.ddl.matchAll(/CREATE\s+(?:UNIQUE\s+)?INDEX\s+IF\s+NOT\s+EXISTS\s+(\w+)/gi)].map(
+      (m) => m[1] as string,
+    ),
+  ),
+);

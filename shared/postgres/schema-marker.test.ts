@@ -125,10 +125,29 @@ test("a marker table in a later schema of the search path is not this schema's",
 test("deleting the marker row (the documented recovery) makes the next start apply the DDL again", async () => {
   const { sql } = await freshSchema("recovery");
   await ensureSchema(sql, component(1, "colour"));
-  await sql`DROP TABLE widgets`; // by hand: the marker now lies
-  await ensureSchema(sql, component(1, "colour"));
-  expect(await sql`SELECT to_regclass('widgets') AS t`.then((r) => r[0]?.t)).toBeNull();
   await sql`DELETE FROM edgewise_schema WHERE component = 'widgets'`;
   await ensureSchema(sql, component(1, "colour"));
+  expect(await runs(sql)).toEqual([1, 1]);
+});
+
+test("a marked component whose table or index was dropped is applied again at the next start, and only then", async () => {
+  const { sql } = await freshSchema("dropped");
+  const v1: SchemaComponent = {
+    ...component(1, "colour"),
+    ddl: `${component(1, "colour").ddl}
+      CREATE INDEX IF NOT EXISTS widgets_colour ON widgets (colour);`,
+  };
+  await ensureSchema(sql, v1);
+  await sql`DROP TABLE widgets`; // by hand, or a restore of some tables only: the marker says applied
+  await ensureSchema(sql, v1, await readSchemaMarkers(sql));
   expect(await sql`SELECT to_regclass('widgets')::text AS t`.then((r) => r[0]?.t)).toBe("widgets");
+  await sql`DROP INDEX widgets_colour`;
+  await ensureSchema(sql, v1); // the markers read here, and re-checked under the lock
+  expect(await sql`SELECT to_regclass('widgets_colour')::text AS t`.then((r) => r[0]?.t)).toBe(
+    "widgets_colour",
+  );
+  // Complete again: later starts run no DDL.
+  await ensureSchema(sql, v1, await readSchemaMarkers(sql));
+  await ensureSchema(sql, v1);
+  expect(await runs(sql)).toEqual([1, 1, 1]);
 });

@@ -19,11 +19,13 @@ export interface SchemaComponent {
   readonly ddl: string;
 }
 
-/** What the last node to apply a component's DDL applied. */
+/** What the last node to apply a component's DDL applied, and what of it is there now. */
 export interface SchemaMarker {
   version: number;
   /** SHA-256 (hex) of the DDL text. */
   fingerprint: string;
+  /** The tables and indexes in the marker's schema when it was read (pg_class: no lock on them). */
+  relations: ReadonlySet<string>;
 }
 
 /** The markers of the pool's schema, by component name: read once at a start and given to every store. */
@@ -43,7 +45,27 @@ const markerTable = `
     applied_at timestamptz NOT NULL DEFAULT now()
   )`;
 
+/** The relations of the marker's schema, read beside each marker: from the catalog, without locking any of them. */
+const relationsNow = `
+  ARRAY(SELECT relname::text FROM pg_class WHERE relnamespace = to_regnamespace(current_schema())) AS relations`;
+
 const fingerprints = new WeakMap<SchemaComponent, Promise<string>>();
+const createdRelations = new WeakMap<SchemaComponent, readonly string[]>();
+
+/**
+ * The tables and indexes the component's DDL creates (`CREATE [UNIQUE] TABLE|INDEX IF NOT EXISTS name`): a marker
+ * counts as current only while they are all there, so one dropped by hand or left out of a partial restore is made
+ * again at the next start instead of failing every query that needs it.
+ */
+export function schemaRelations(component: SchemaComponent): readonly string[] {
+  let names = createdRelations.get(component);
+  if (!names) {
+    const created = /\bCREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+([a-z_][a-z0-9_]*)/gi;
+    names = [...component.ddl.matchAll(created)].map((match) => (match[1] as string).toLowerCase());
+    createdRelations.set(component, names);
+  }
+  return names;
+}
 
 /** SHA-256 (hex) of the component's DDL, through WebCrypto (Bun, Deno, workerd); computed once per component. */
 export function schemaFingerprint(component: SchemaComponent): Promise<string> {
@@ -64,11 +86,14 @@ export async function readSchemaMarkers<Types extends Record<string, unknown>>(
   sql: Pool<Types>,
 ): Promise<SchemaMarkers> {
   try {
-    const rows = await sql<Array<{ component: string; version: number; fingerprint: string }>>`
-      SELECT component, version, fingerprint FROM edgewise_schema
-      WHERE tableoid = to_regclass(format('%I.edgewise_schema', current_schema()))::oid`;
+    const rows = await sql.unsafe<
+      Array<{ component: string; version: number; fingerprint: string; relations: string[] }>
+    >(`
+      SELECT component, version, fingerprint, ${relationsNow} FROM edgewise_schema
+      WHERE tableoid = to_regclass(format('%I.edgewise_schema', current_schema()))::oid`);
+    const relations = new Set(rows[0]?.relations ?? []);
     return new Map(
-      rows.map((row) => [row.component, { version: row.version, fingerprint: row.fingerprint }]),
+      rows.map((row) => [row.component, { version: row.version, fingerprint: row.fingerprint, relations }]),
     );
   } catch (error) {
     if ((error as { code?: unknown }).code === "42P01") return new Map(); // undefined_table: a schema never marked
@@ -84,7 +109,9 @@ function isCurrent(
   if (!marker) return false;
   // A newer node applied a later version: this older node's DDL could only put back older function bodies.
   if (marker.version > component.version) return true;
-  return marker.version === component.version && marker.fingerprint === fingerprint;
+  if (marker.version !== component.version || marker.fingerprint !== fingerprint) return false;
+  // Applied, but something it made is gone (dropped by hand, a partial restore): its DDL makes only what is missing.
+  return schemaRelations(component).every((name) => marker.relations.has(name));
 }
 
 /**
@@ -108,8 +135,11 @@ export async function ensureSchema<Types extends Record<string, unknown>>(
       await tx`SELECT pg_advisory_xact_lock(${markerTableLock})`;
       await tx.unsafe(markerTable);
     }
-    const [marker] = await tx<SchemaMarker[]>`
-      SELECT version, fingerprint FROM edgewise_schema WHERE component = ${component.name}`;
+    const [row] = await tx.unsafe<Array<{ version: number; fingerprint: string; relations: string[] }>>(
+      `SELECT version, fingerprint, ${relationsNow} FROM edgewise_schema WHERE component = $1`,
+      [component.name],
+    );
+    const marker = row && { ...row, relations: new Set(row.relations) };
     if (isCurrent(marker, component, fingerprint)) return;
     await tx.unsafe(component.ddl);
     await tx`
