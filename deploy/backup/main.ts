@@ -1,10 +1,11 @@
-// CLI: `npm run backup -- [--out <file>] [--online --url <node>]` and `npm run restore -- <file>`, on EDGEWISE_DATA_DIR.
+// CLI: `npm run backup -- [--out <file>] [--online --url <node> [--timeout <d>]]` and `npm run restore -- <file>`, on EDGEWISE_DATA_DIR.
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
+import { parseDuration } from "../../shared/config/index.ts";
 import { isEdgewiseError } from "../../shared/errors/index.ts";
 import { backup } from "./backup.ts";
-import { onlineBackup } from "./online-client.ts";
+import { defaultTimeoutMs, onlineBackup } from "./online-client.ts";
 import { restore } from "./restore.ts";
 import { ArchiveError } from "./manifest.ts";
 
@@ -14,10 +15,29 @@ const exitCodes = { refused: 1, usage: 64, badArchive: 65 } as const;
 const env = (name: string) => (process.env[name] === "" ? undefined : process.env[name]);
 const openDb = (path: string) => openBunSqlite(path, "NORMAL");
 
+const synopsis = [
+  "usage: npm run backup -- [--data-dir <dir>] [--out <file>]",
+  "       EDGEWISE_TOKEN=<admin token> npm run backup -- --online --url <node> [--out <file>] [--timeout <duration>]",
+  "       npm run restore -- <file> [--data-dir <dir>]",
+];
+
+const help = [
+  ...synopsis,
+  "",
+  "  --data-dir <dir>     the node's data dir (default EDGEWISE_DATA_DIR, else ./.edgewise)",
+  "  --out <file>         the archive to write, never overwritten (default edgewise-backup-<time>.tar.gz)",
+  "  --online             back up a running node on embedded defaults through its POST /v1/backup",
+  "  --url <node>         the running node's base URL (with --online)",
+  `  --timeout <duration> with --online, the longest the node may send nothing (500ms, 30s, 5m; default ${defaultTimeoutMs / 60_000}m):`,
+  "                       it packs the whole archive before its answer starts, so allow for a large data dir;",
+  "                       past it the request is aborted, nothing is written, and the exit code is 1",
+  "  -h, --help           this text",
+  "",
+  "exit codes: 0 done; 1 refused or failed; 64 usage; 65 a bad archive (deploy/README.md, Backup and restore)",
+];
+
 function usage(message: string): never {
-  console.error(`${message}\nusage: npm run backup -- [--data-dir <dir>] [--out <file>]`);
-  console.error("       EDGEWISE_TOKEN=<admin token> npm run backup -- --online --url <node> [--out <file>]");
-  console.error("       npm run restore -- <file> [--data-dir <dir>]");
+  console.error([message, ...synopsis].join("\n"));
   process.exit(exitCodes.usage);
 }
 
@@ -30,6 +50,8 @@ function parse(args: string[]) {
         out: { type: "string" },
         online: { type: "boolean" },
         url: { type: "string" },
+        timeout: { type: "string" },
+        help: { type: "boolean", short: "h" },
       },
       allowPositionals: true,
     });
@@ -41,6 +63,10 @@ function parse(args: string[]) {
 async function main(): Promise<void> {
   const [command, ...rest] = process.argv.slice(2);
   const parsed = parse(rest);
+  if (parsed.values.help || command === "--help" || command === "-h") {
+    console.log(help.join("\n"));
+    return;
+  }
   const dataDir = parsed.values["data-dir"] ?? env("EDGEWISE_DATA_DIR") ?? "./.edgewise";
   if (command === "backup") {
     if (parsed.positionals.length > 0) usage(`unexpected argument ${parsed.positionals[0]}`);
@@ -51,6 +77,7 @@ async function main(): Promise<void> {
       return;
     }
     if (parsed.values.url) usage("--url is for --online");
+    if (parsed.values.timeout) usage("--timeout is for --online");
     const databaseUrl = env("DATABASE_URL");
     const manifest = await backup({ dataDir, out, openDb, databaseUrl });
     const files = manifest.entries.filter((entry) => entry.type === "file").length;
@@ -65,7 +92,8 @@ async function main(): Promise<void> {
     return;
   }
   if (command === "restore") {
-    if (parsed.values.online || parsed.values.url) usage("--online and --url are for backup");
+    if (parsed.values.online || parsed.values.url || parsed.values.timeout)
+      usage("--online, --url and --timeout are for backup");
     const [archive, extra] = parsed.positionals;
     if (!archive) usage("name the archive to restore");
     if (extra) usage(`unexpected argument ${extra}`);
@@ -85,12 +113,19 @@ async function main(): Promise<void> {
 }
 
 /** `--online`: the running node at --url streams its archive; the admin token comes from EDGEWISE_TOKEN. */
-async function backupOnline(values: { url?: string; "data-dir"?: string }, out: string): Promise<void> {
+async function backupOnline(
+  values: { url?: string; "data-dir"?: string; timeout?: string },
+  out: string,
+): Promise<void> {
   if (!values.url) usage("--online needs --url <node>");
   if (values["data-dir"]) usage("--data-dir is the node's own with --online");
+  const timeoutMs = values.timeout === undefined ? defaultTimeoutMs : parseDuration(values.timeout);
+  // setTimeout fires at once past 2^31 - 1 ms (about 24 days).
+  if (!timeoutMs || timeoutMs > 2 ** 31 - 1)
+    usage(`--timeout takes a duration above zero and below 24d, e.g. 30s or 5m (not ${values.timeout})`);
   const token = env("EDGEWISE_TOKEN");
   if (!token) usage("--online needs an admin token in EDGEWISE_TOKEN (never on the command line)");
-  const manifest = await onlineBackup({ url: values.url, token, out });
+  const manifest = await onlineBackup({ url: values.url, token, out, timeoutMs });
   const files = manifest.entries.filter((entry) => entry.type === "file").length;
   console.log(
     `[backup] ${values.url} (taken ${manifest.createdAt}) → ${out} (${files} files, checked, mode 0600); it holds secrets: store it as you store them`,

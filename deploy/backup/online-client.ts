@@ -25,12 +25,20 @@ export interface OnlineBackupRequest {
   token: string;
   /** The archive to write; refused if it exists. */
   out: string;
+  /**
+   * The longest the node may send nothing: before its answer starts (it packs the whole archive first) and between
+   * two parts of it. Past it the request is aborted and nothing is written.
+   */
+  timeoutMs: number;
 }
+
+/** `--timeout`'s default: a stalled node fails a cron job in minutes; a large data dir's packing fits well within. */
+export const defaultTimeoutMs = 10 * 60_000;
 
 /**
  * Writes the node's answer to a 0600 temporary file beside `out`, extracts it into a private directory there and
  * checks every entry against its manifest as a restore does, and only then renames it to `out`. A refusal, a cut
- * stream or a corrupt archive leaves nothing behind.
+ * stream, a node silent for `timeoutMs` or a corrupt archive leaves nothing behind.
  */
 export async function onlineBackup(request: OnlineBackupRequest): Promise<Manifest> {
   const out = resolve(request.out);
@@ -38,21 +46,35 @@ export async function onlineBackup(request: OnlineBackupRequest): Promise<Manife
   const tag = randomBytes(4).toString("hex");
   const partial = join(dirname(out), `.${basename(out)}.partial-${tag}`);
   let checking: string | undefined;
+  const silence = silenceBound(request.timeoutMs);
   try {
     // Relative to the URL's path, so a node behind a proxy under a prefix (`https://host/edgewise`) is reached there.
-    const response = await fetch(backupUrl(request.url), {
-      method: "POST",
-      headers: { authorization: `Bearer ${request.token}` },
-    });
-    if (!response.ok || !response.body) throw new EdgewiseError("conflict", await refusal(response));
+    const response = await silence.guard(
+      fetch(backupUrl(request.url), {
+        method: "POST",
+        headers: { authorization: `Bearer ${request.token}` },
+        signal: silence.signal,
+      }),
+    );
+    silence.heard();
+    if (!response.ok || !response.body)
+      throw new EdgewiseError("conflict", await silence.guard(refusal(response)));
     const fd = openSync(partial, "wx", 0o600);
     try {
       const reader = response.body.getReader();
-      for (let read = await reader.read(); !read.done; read = await reader.read()) writeSync(fd, read.value);
+      for (
+        let read = await silence.guard(reader.read());
+        !read.done;
+        read = await silence.guard(reader.read())
+      ) {
+        silence.heard();
+        writeSync(fd, read.value);
+      }
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
+    silence.end();
     checking = mkdtempSync(join(dirname(out), `.${basename(out)}.check-`));
     extractArchive(partial, checking);
     const manifest = verify(checking);
@@ -60,7 +82,13 @@ export async function onlineBackup(request: OnlineBackupRequest): Promise<Manife
     syncDir(dirname(out));
     return manifest;
   } catch (error) {
+    silence.end();
     rmSync(partial, { force: true });
+    if (silence.expired)
+      throw new EdgewiseError(
+        "unavailable",
+        `the node sent nothing for ${request.timeoutMs} ms (--timeout); the request was aborted and nothing was written`,
+      );
     if (error instanceof ArchiveError)
       throw new EdgewiseError(
         "conflict",
@@ -70,6 +98,41 @@ export async function onlineBackup(request: OnlineBackupRequest): Promise<Manife
   } finally {
     if (checking) rmSync(checking, { recursive: true, force: true });
   }
+}
+
+/**
+ * Aborts the request once nothing has come for `ms`: `heard` restarts the count at each part of the answer. `guard`
+ * also rejects a pending step at that moment, so the bound holds even where a runtime leaves a read hanging after
+ * its request is aborted.
+ */
+function silenceBound(ms: number) {
+  const controller = new AbortController();
+  let expire = () => {};
+  const expiredAt = new Promise<never>((_, reject) => {
+    expire = () => reject(new Error("silent past the bound"));
+  });
+  expiredAt.catch(() => undefined);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const bound = {
+    expired: false,
+    signal: controller.signal,
+    heard() {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        bound.expired = true;
+        controller.abort(new Error(`nothing from the node for ${ms} ms`));
+        expire();
+      }, ms);
+    },
+    guard<T>(step: Promise<T>): Promise<T> {
+      return Promise.race([step, expiredAt]);
+    },
+    end() {
+      clearTimeout(timer);
+    },
+  };
+  bound.heard();
+  return bound;
 }
 
 /** The node's problem+json, as one line: its status, detail and Retry-After. */
