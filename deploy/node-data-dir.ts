@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import type { SyncMode } from "../actors/hosts/local/sql.ts";
 import type { Logger } from "../shared/telemetry/log/index.ts";
 import { acquireActorHostLease } from "./actor-host-lease.ts";
+import { clearStaging } from "./backup/online.ts";
 import { createPrivateFile, reportTightened, tightenDataDir } from "./data-dir-files.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
 import type { NodeOptions } from "./node-options.ts";
@@ -39,6 +40,11 @@ export async function claimDataDir(
   ]) {
     const lock = lockDataDir(dataDir, part, openLockDb);
     stops.push(() => lock.release());
+  }
+  // An online backup interrupted by a kill left its staging copy (secrets included): never data, removed. Only with
+  // the pglite lock held, which every node that takes online backups holds (embedded Postgres only).
+  if (!config.DATABASE_URL && clearStaging(dataDir)) {
+    logger.warn("removed the staging dir an interrupted online backup left in the data dir", { dataDir });
   }
   // Files an earlier version left readable by others (it made SQLite's 0644, PGlite's 0666): private from now on.
   // After the locks: a node still running on this dir is refused first, instead of its files changing under the walk.

@@ -39,8 +39,14 @@ export interface BackupOptions {
   databaseUrl?: string | undefined;
 }
 
-/** Files that belong to a running process, not to the data: the locks (remade at start) and the readiness probe. */
-export const skipped = /^(actors|pglite)\.lock(\.pid|-journal)?$|^\.readyz-probe$/;
+/** Where a running node stages an online backup's copy and archive, in its data dir (online.ts): never data. */
+export const stagingDir = ".online-backup";
+
+/**
+ * Files that belong to a running process, not to the data: the locks (remade at start), the readiness probe, and
+ * an online backup's staging dir (one a killed node left is removed at its next start).
+ */
+export const skipped = /^(actors|pglite)\.lock(\.pid|-journal)?$|^\.readyz-probe$|^\.online-backup$/;
 
 /** SQLite files a node keeps open in WAL mode while it runs. */
 export const sqliteFiles = ["actors.db", "traces.db"];

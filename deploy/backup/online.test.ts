@@ -1,7 +1,16 @@
 // npm run backup -- --online: a running node backed up mid-saga restores and settles once; refusals leave nothing.
 import { afterAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type postgres from "postgres";
@@ -16,8 +25,8 @@ import { referenceSystem } from "../reference.ts";
 const root = resolve(import.meta.dir, "../..");
 const work = mkdtempSync(join(tmpdir(), "edgewise-online-"));
 const dir = (name: string) => join(work, name);
-// Where the nodes of this file (in process, and the processes it starts) stage their copies: checked below for
-// leftovers, apart from any other run's.
+// The $TMPDIR of the nodes of this file (in process, and the processes it starts): they stage their copies in their
+// data dirs, so nothing may land here, apart from any other run's.
 const staged = dir("tmp");
 mkdirSync(staged);
 const ownTmpdir = process.env.TMPDIR;
@@ -90,8 +99,11 @@ async function run(extra: Record<string, string>, ...args: string[]) {
 const onlineBackup = (url: string, token: string, out: string) =>
   run({ EDGEWISE_TOKEN: token }, "backup", "--", "--online", "--url", url, "--out", out);
 
-/** What a refused backup must not leave: the archive, a partial or check file beside it, a staging copy. */
+/** What a backup must not leave: the archive (if refused), a partial or check file beside it, a staging copy. */
 const staging = () => readdirSync(staged);
+const stagedIn = (dataDir: string) => existsSync(join(dataDir, ".online-backup"));
+const archived = (archive: string) =>
+  Bun.spawnSync(["tar", "-tzf", archive]).stdout.toString().split("\n").filter(Boolean);
 const leftovers = () =>
   readdirSync(work).filter((name) => name.includes(".partial-") || name.includes(".check-"));
 
@@ -148,9 +160,11 @@ describe("npm run backup -- --online", () => {
     expect(made.stdout).toContain("checked, mode 0600");
     expect(statSync(archive).mode & 0o777).toBe(0o600);
     expect(leftovers()).toEqual([]);
-    // The node's staging copy goes once the archive is sent.
-    for (let i = 0; i < 50 && staging().length > 0; i++) await Bun.sleep(20);
+    // The node's staging copy, in its data dir, goes once the archive is sent; none was ever in $TMPDIR.
+    for (let i = 0; i < 50 && stagedIn(source); i++) await Bun.sleep(20);
+    expect(stagedIn(source)).toBe(false);
     expect(staging()).toEqual([]);
+    expect(archived(archive).filter((path) => path.includes(".online-backup"))).toEqual([]);
 
     // The live node went on: every order it accepted, before, during and after the backup, settles.
     const live = await quiet(api, world, placed);
@@ -226,6 +240,7 @@ describe("npm run backup -- --online", () => {
       expect(existsSync(out)).toBe(false);
       expect(leftovers()).toEqual([]);
       expect(staging()).toEqual(before);
+      expect(stagedIn(dataDir)).toBe(false);
     } finally {
       release();
       await holding;
@@ -241,6 +256,7 @@ describe("npm run backup -- --online", () => {
     expect(ok.stderr).toBe("");
     expect(ok.code).toBe(0);
     expect(staging()).toEqual(before);
+    expect(stagedIn(dataDir)).toBe(false);
   }, 120_000);
 
   test("refused to a caller without admin (401, 403), and over the CLI, with nothing written", async () => {
@@ -270,6 +286,42 @@ describe("npm run backup -- --online", () => {
       paths: Record<string, Record<string, { security?: unknown }>>;
     };
     expect(spec.paths["/v1/backup"]?.post?.security).toEqual([{ bearer: ["admin"] }, { apiKey: ["admin"] }]);
+  }, 60_000);
+
+  test("a staging dir an interrupted backup left is never archived, and goes at the node's next start and next backup", async () => {
+    const dataDir = dir("leftover");
+    const first = await nodeInProcess(dataDir);
+    await first.node.stop();
+    // What a node killed mid-copy leaves: part of its files (secrets included) and a partial archive.
+    const leftover = () => {
+      mkdirSync(join(dataDir, ".online-backup/data/pglite/base"), { recursive: true, mode: 0o700 });
+      writeFileSync(join(dataDir, ".online-backup/data/jwt-secret"), "half a copy", { mode: 0o600 });
+      writeFileSync(join(dataDir, ".online-backup/data/pglite/base/1"), "part of a page", { mode: 0o600 });
+      writeFileSync(join(dataDir, ".online-backup/archive.tar.gz"), "truncated", { mode: 0o600 });
+    };
+    leftover();
+
+    // Stopped: the offline backup leaves it out, so a restore never takes it for data.
+    const offline = dir("leftover-offline.tar.gz");
+    const made = await run({}, "backup", "--", "--data-dir", dataDir, "--out", offline);
+    expect({ code: made.code, stderr: made.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(archived(offline).some((path) => path.includes(".online-backup"))).toBe(false);
+    expect(archived(offline)).toContain("jwt-secret");
+
+    // The next start removes it, once it holds the data dir's locks.
+    const { node } = await nodeInProcess(dataDir);
+    expect(stagedIn(dataDir)).toBe(false);
+
+    // One left while the node runs (a removal that failed): the next backup starts from an empty staging dir.
+    leftover();
+    const out = dir("leftover-online.tar.gz");
+    const online = await onlineBackup(node.url, node.adminToken as string, out);
+    expect({ code: online.code, stderr: online.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(archived(out).some((path) => path.includes(".online-backup"))).toBe(false);
+    expect(archived(out)).toContain("jwt-secret");
+    for (let i = 0; i < 50 && stagedIn(dataDir); i++) await Bun.sleep(20);
+    expect(stagedIn(dataDir)).toBe(false);
+    expect(staging()).toEqual([]);
   }, 60_000);
 
   test("with DATABASE_URL: a clear refusal that points to the offline procedure, nothing written", async () => {

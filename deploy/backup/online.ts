@@ -2,21 +2,21 @@
 import {
   closeSync,
   cpSync,
+  existsSync,
   mkdirSync,
-  mkdtempSync,
   openSync,
   readdirSync,
   readSync,
   rmSync,
   statSync,
 } from "node:fs";
-import { hostname, tmpdir } from "node:os";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type { SqlDatabase } from "../../actors/hosts/local/sql.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { EmbeddedPostgres } from "../local/pglite/index.ts";
 import { writeArchive } from "./archive.ts";
-import { skipped, sqliteFiles, storeFacts, walk } from "./backup.ts";
+import { skipped, sqliteFiles, stagingDir, storeFacts, walk } from "./backup.ts";
 import { edgewiseBuild, type Manifest, manifestFormat, manifestName } from "./manifest.ts";
 
 export interface OnlineBackupParts {
@@ -51,7 +51,14 @@ const sqliteJournal = new RegExp(
  * outcome, billing transaction or timer of this process commits to either store between the two copies. What was
  * under way then (a delivery claimed but not answered, an outbox row sent but not marked) is in the copy as a node
  * killed at that instant leaves it, which a restored node settles exactly once, as after `npm run backup` of a
- * node that died (backup.test.ts). The copy lands in a private temporary directory, not in the data dir.
+ * node that died (backup.test.ts).
+ *
+ * The copy and the archive are staged in the data dir's own `.online-backup/` (0700), not under $TMPDIR: they hold
+ * the node's secrets, which then stay on the data dir's file system, with its owner and modes, rather than in a
+ * directory other users share (often another file system, or memory); the data dir's parent may not be the node's
+ * to write. Both backups skip that name (`skipped`), so it is never archived. One backup at a time in the one
+ * process on the dir (`busy`, and the data dir's lock): whatever is there at the start of a backup, or of a node
+ * (clearStaging), an interrupted one left.
  */
 export async function takeOnlineBackup(
   parts: OnlineBackupParts,
@@ -72,7 +79,9 @@ export async function takeOnlineBackup(
     if (staging) rmSync(staging, { recursive: true, force: true });
   };
   try {
-    staging = mkdtempSync(join(tmpdir(), "edgewise-online-backup-"));
+    staging = join(parts.dataDir, stagingDir);
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(staging, { mode: 0o700 });
     const copy = join(staging, "data");
     mkdirSync(copy);
     const asked = performance.now();
@@ -110,6 +119,17 @@ export async function takeOnlineBackup(
     cleanUp();
     throw error;
   }
+}
+
+/**
+ * Removes the staging dir an online backup of a killed node left in `dataDir` (a partial copy of its files and
+ * secrets); true if there was one. Only for a process that holds the data dir's locks: no backup runs there then.
+ */
+export function clearStaging(dataDir: string): boolean {
+  const path = join(dataDir, stagingDir);
+  if (!existsSync(path)) return false;
+  rmSync(path, { recursive: true, force: true });
+  return true;
 }
 
 /** Everything a stopped node's backup holds: each SQLite file by VACUUM INTO (whole, no journal), the rest copied. */
