@@ -54,6 +54,8 @@ export async function onlineBackup(request: OnlineBackupRequest): Promise<Manife
         method: "POST",
         headers: { authorization: `Bearer ${request.token}` },
         signal: silence.signal,
+        // Bun's own idle timer (BUN_CONFIG_HTTP_IDLE_TIMEOUT) off: --timeout is the one bound, whatever the environment.
+        timeout: false,
       }),
     );
     silence.heard();

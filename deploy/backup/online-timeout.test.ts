@@ -30,12 +30,16 @@ function stallingNode(answer: (request: Request) => Promise<Response>) {
   return { url: `http://127.0.0.1:${server.port}`, gone, stop: () => server.stop(true) };
 }
 
-/** The command as an operator runs it, with a bound of one second; the time it took. */
+/** The command as an operator runs it, with `extra` arguments (a --timeout) and environment; the time it took. */
 async function backupWithin(url: string, out: string, ...extra: string[]) {
+  return await backupWithEnv({}, url, out, ...extra);
+}
+
+async function backupWithEnv(env: Record<string, string>, url: string, out: string, ...extra: string[]) {
   const started = performance.now();
   const child = Bun.spawn(
     ["npm", "run", "-s", "backup", "--", "--online", "--url", url, "--out", out, ...extra],
-    { cwd: root, env: { ...process.env, EDGEWISE_TOKEN: "token" }, stdout: "pipe", stderr: "pipe" },
+    { cwd: root, env: { ...process.env, ...env, EDGEWISE_TOKEN: "token" }, stdout: "pipe", stderr: "pipe" },
   );
   // Without a bound the command would hang: the test kills it and fails rather than waiting for its own timeout.
   const killer = setTimeout(() => child.kill("SIGKILL"), 20_000);
@@ -123,6 +127,33 @@ test("a node that sends slowly, each gap under the bound (3.2 s in all, bound 1 
     node.stop();
   }
 }, 30_000);
+
+test("a node packing for longer than Bun's own idle timer: --timeout is the bound, not Bun's", async () => {
+  // Bun's fetch gives up on a connection idle for BUN_CONFIG_HTTP_IDLE_TIMEOUT (set to 1 s, it fires after about
+  // 8 s, on its timer's tick). The node sends nothing until its archive is whole: 12 s of silence here,
+  // within --timeout 30s. Not an archive, so refused as corrupt: the answer was read, not cut off.
+  const node = stallingNode(async () => {
+    await Bun.sleep(12_000);
+    return new Response(new Uint8Array(1024).fill(1), { headers: { "content-type": "application/gzip" } });
+  });
+  try {
+    const out = join(work, "packing.tar.gz");
+    const result = await backupWithEnv(
+      { BUN_CONFIG_HTTP_IDLE_TIMEOUT: "1" },
+      node.url,
+      out,
+      "--timeout",
+      "30s",
+    );
+    expect(result.stderr).toContain("the archive the node sent is incomplete or corrupt");
+    expect(result.code).toBe(1);
+    expect(result.ms).toBeGreaterThan(12_000);
+    expect(existsSync(out)).toBe(false);
+    expect(nothingLeft()).toEqual([]);
+  } finally {
+    node.stop();
+  }
+}, 40_000);
 
 test("--timeout takes a duration: a bad one is a usage error (64), and --help documents it", async () => {
   const bad = await backupWithin("http://127.0.0.1:9", join(work, "bad.tar.gz"), "--timeout", "soon");
