@@ -8,7 +8,17 @@
 // Options (environment): DEMO_ORDERS (100), DEMO_CONCURRENCY (16), DEMO_SEED (7), DEMO_VERBOSE=1 (node logs).
 // Exit code 0 only when every order reached a terminal status and the four invariants of API.md hold.
 import process from "node:process";
+import { exitWithHelp } from "./cli-help.ts";
 import { Api, type EmbeddedNode, type Order, pool, seededRandom, startEmbeddedNode } from "./demo/support.ts";
+
+exitWithHelp([
+  "usage: npm run demo",
+  "Starts a node of its own (embedded defaults, a temporary data dir, removed at the end), places DEMO_ORDERS orders",
+  "through the saga over the API (some cancelled), and checks the invariants of API.md. Exit code 0 only when every",
+  "order settled and the invariants hold. Environment: EDGEWISE_URL and EDGEWISE_TOKEN (an admin JWT) run it",
+  "against that node instead; DEMO_ORDERS (100), DEMO_CONCURRENCY (16), DEMO_SEED (7); DEMO_VERBOSE=1 prints the",
+  "node's logs.",
+]);
 
 const ORDERS = Number(process.env.DEMO_ORDERS ?? 100);
 const CONCURRENCY = Number(process.env.DEMO_CONCURRENCY ?? 16);

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { issueToken } from "../edge/middleware/auth/tokens.ts";
+import { exitWithHelp } from "./cli-help.ts";
 import { parseConfig, parseDuration } from "../shared/config/index.ts";
 import { isEdgewiseError } from "../shared/errors/index.ts";
 
@@ -41,9 +42,20 @@ function jwtEnvironment(): Record<string, string | undefined> {
   return Object.fromEntries(jwtSettings.map((name) => [name, process.env[name] || devVars[name]]));
 }
 
+const usage = "usage: npm run -s token -- [--sub <sub>] [--scope <scope>]... [--ttl <duration, e.g. 1h>]";
+
+/** What `npm run -s token -- --help` prints. */
+const help = [
+  usage,
+  "A JWT signed with JWT_SECRET (from the environment, else .dev.vars in the repo's root), for a Worker or a node",
+  "given a key of yours. Defaults: --sub admin, --scope admin (repeat it, or separate scopes with commas), --ttl 1h.",
+  "It carries JWT_ISSUER and JWT_AUDIENCE when they are set, and lasts at most JWT_MAX_LIFETIME.",
+  "Exit codes: 0 printed; 64 a usage error; 78 JWT_SECRET missing or a JWT_* setting invalid.",
+];
+
 function fail(message: string, code: number): never {
   console.error(`[edgewise] no token: ${message}`);
-  console.error("usage: npm run -s token -- [--sub <sub>] [--scope <scope>]... [--ttl <duration, e.g. 1h>]");
+  console.error(usage);
   process.exit(code);
 }
 
@@ -62,6 +74,7 @@ function parse(argv: string[]) {
 }
 
 async function main(): Promise<void> {
+  exitWithHelp(help);
   const args = parse(process.argv.slice(2));
   let config: ReturnType<typeof parseConfig>;
   try {

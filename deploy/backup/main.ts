@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 import { parseDuration } from "../../shared/config/index.ts";
 import { isEdgewiseError } from "../../shared/errors/index.ts";
+import { exitWithHelp } from "../cli-help.ts";
 import { backup } from "./backup.ts";
 import { defaultTimeoutMs, onlineBackup } from "./online-client.ts";
 import { restore } from "./restore.ts";
@@ -23,6 +24,12 @@ const synopsis = [
 
 const help = [
   ...synopsis,
+  "",
+  "backup: a stopped node's data dir as one gzipped tar with a manifest of checksums, written 0600; refused while a",
+  'node or broker runs on it. With DATABASE_URL, pg_dump the node\'s schema too (deploy/README.md, "Backup and restore").',
+  "--online: the same archive from a running node on embedded Postgres, checked against its manifest before it is kept.",
+  "restore: the archive into a missing or empty data dir, every file checked against the manifest first.",
+  "npm runs both in the repo's root: relative paths are taken from there.",
   "",
   "  --data-dir <dir>     the node's data dir (default EDGEWISE_DATA_DIR, else ./.edgewise)",
   "  --out <file>         the archive to write, never overwritten (default edgewise-backup-<time>.tar.gz)",
@@ -62,6 +69,7 @@ function parse(args: string[]) {
 
 async function main(): Promise<void> {
   const [command, ...rest] = process.argv.slice(2);
+  exitWithHelp(help, rest);
   const parsed = parse(rest);
   if (parsed.values.help || command === "--help" || command === "-h") {
     console.log(help.join("\n"));

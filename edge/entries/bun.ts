@@ -1,4 +1,5 @@
 // The Bun entry behind `npm start`: configuration from the environment, then one self-hosted node.
+import { exitWithHelp, nodeHelp } from "../../deploy/cli-help.ts";
 import { configOrExit } from "../../deploy/config.ts";
 import { referenceSystem } from "../../deploy/reference.ts";
 import { stopOnSignals } from "../../deploy/shutdown.ts";
@@ -6,6 +7,7 @@ import { exitOnStartFailure } from "../../deploy/start-failure.ts";
 import { startNode } from "../../deploy/bun/node.ts";
 import { firstRunLines, listeningLine, queueLine } from "../../deploy/try-it.ts";
 
+exitWithHelp(nodeHelp("start"));
 const config = configOrExit();
 const node = await startNode({ config, ...referenceSystem() }).catch(exitOnStartFailure(config));
 console.log(listeningLine(node.url, config.HOST, `data in ${config.EDGEWISE_DATA_DIR}`));

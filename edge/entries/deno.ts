@@ -1,4 +1,5 @@
 // The Deno entry behind `npm run start:deno`: the same node as on Bun, with Deno.serve and node:sqlite.
+import { exitWithHelp, nodeHelp } from "../../deploy/cli-help.ts";
 import { configOrExit } from "../../deploy/config.ts";
 import { referenceSystem } from "../../deploy/reference.ts";
 import { stopOnSignals } from "../../deploy/shutdown.ts";
@@ -9,6 +10,7 @@ import { nodeTcpRedis } from "../middleware/rate-limit/redis-tcp-node.ts";
 import { startNode } from "../../deploy/node.ts";
 import { firstRunLines, listeningLine, queueLine } from "../../deploy/try-it.ts";
 
+exitWithHelp(nodeHelp("run start:deno"));
 const config = configOrExit();
 const node = await startNode({
   config,

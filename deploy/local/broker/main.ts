@@ -5,6 +5,7 @@ import { reportTightened, tightenDataDir } from "../../data-dir-files.ts";
 import { type DataDirLock, lockDataDir } from "../../data-dir-lock.ts";
 import { exitOnStartFailure } from "../../start-failure.ts";
 import { stopOnSignals } from "../../shutdown.ts";
+import { exitWithHelp } from "../../cli-help.ts";
 import { parseConfig } from "../../../shared/config/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { isLoopbackHost } from "../../../shared/net/ip.ts";
@@ -35,6 +36,18 @@ function number(name: string, fallback: number, check: (n: number) => boolean): 
 
 /** The extended key usage of a certificate that may serve TLS (id-kp-serverAuth). */
 const serverAuth = "1.3.6.1.5.5.7.3.1";
+
+exitWithHelp([
+  "usage: npm run broker",
+  "The QStash-compatible broker alone, configured from the environment (deploy/local/broker/README.md lists it all):",
+  "  QSTASH_PORT (8080; 0 picks a free port), QSTASH_HOST (127.0.0.1)",
+  "  DATABASE_URL (else PGlite in EDGEWISE_DATA_DIR, ./.edgewise), QSTASH_DB_SCHEMA, EDGEWISE_PGLITE_SYNC (FULL)",
+  "  QSTASH_TOKEN, QSTASH_CURRENT_SIGNING_KEY, QSTASH_NEXT_SIGNING_KEY (qstash dev's public ones, for loopback)",
+  "  QSTASH_TIME_SCALE (1), QSTASH_DELIVERY_CONCURRENCY (256 with DATABASE_URL, else 64)",
+  "  TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE (mutual TLS to actor hosts); QSTASH_TLS_CERT_FILE, QSTASH_TLS_KEY_FILE",
+  "  (its API over HTTPS); LOG_LEVEL (debug adds a failed start's stack)",
+  "It prints the four QSTASH_* values a node needs. A bad setting stops it with exit code 78.",
+]);
 
 const env = (name: string) => (process.env[name] === "" ? undefined : process.env[name]);
 

@@ -9,6 +9,7 @@ import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { exitWithHelp } from "../../cli-help.ts";
 import { EdgewiseError, isEdgewiseError } from "../../../shared/errors/index.ts";
 import { normalizeSan, opensslVersion } from "./openssl.ts";
 import {
@@ -160,7 +161,20 @@ function retire(dir: string): string[] {
   ];
 }
 
+/** What `npm run certs -- --help` prints. */
+const help = [
+  "usage: npm run certs -- [--out <dir>] [--san <name>]... [--broker-san <name>]... [--days <n>] [--force]",
+  "       npm run certs -- rotate-ca [--role gateway|actor-host|broker]... [--out <dir>]",
+  "       npm run certs -- retire-old-ca [--out <dir>]",
+  "Development certificates for a split deployment over mutual TLS, in --out (.edgewise/certs): one CA per role",
+  "(gateway, actor-host, broker), kept when present (--force makes new ones), and every leaf reissued, valid for",
+  "--days (90). --san adds a name to the actor host's certificate, --broker-san to the broker's server certificate",
+  "(both always name localhost and 127.0.0.1). rotate-ca, then a plain run, then retire-old-ca replace a role CA",
+  'without downtime (SECURITY.md, "Rotating a role CA"). Runs the openssl CLI, or the one OPENSSL names.',
+];
+
 function main(): void {
+  exitWithHelp(help);
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {

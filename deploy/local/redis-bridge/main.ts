@@ -1,10 +1,20 @@
 // CLI: `npx bun deploy/local/redis-bridge/main.ts` serves Upstash's Redis REST API over a local Redis.
+import { exitWithHelp } from "../../cli-help.ts";
 import { stopOnSignals } from "../../shutdown.ts";
 import { randomBytes } from "node:crypto";
 import { parseDuration } from "../../../shared/config/index.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { maskSecrets } from "../../../shared/telemetry/log/redact.ts";
 import { DEFAULT_PORT, DEFAULT_REDIS_URL, startRedisBridge } from "./index.ts";
+
+exitWithHelp([
+  "usage: npm run redis-bridge",
+  "Upstash's Redis REST API over a Redis, configured from the environment (deploy/local/redis-bridge/README.md):",
+  "  REDIS_BRIDGE_PORT (8079; 0 picks a free port), REDIS_BRIDGE_HOST (127.0.0.1), REDIS_URL (redis://127.0.0.1:6379)",
+  "  UPSTASH_REDIS_REST_TOKEN (generated and printed once), REDIS_BRIDGE_TIMEOUT (30s)",
+  "It prints UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN for a node or a Worker. A bad value, or a Redis it",
+  "cannot reach at start, stops it with exit code 1.",
+]);
 
 const env = (name: string) => (process.env[name] === "" ? undefined : process.env[name]);
 
