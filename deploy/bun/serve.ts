@@ -32,6 +32,21 @@ function tlsOptions(material: TlsMaterial, requireClientCert: boolean) {
 
 type BunServer = ReturnType<typeof Bun.serve>;
 
+/**
+ * Throws EADDRINUSE when something listens on the port: a TLS listener binds with SO_REUSEPORT (for rotations), which
+ * would share a port that another node's SO_REUSEPORT listener holds. A listener without it is refused there.
+ */
+function portFree(port: number, hostname: string): void {
+  const probe = Bun.serve({
+    port,
+    hostname,
+    reusePort: false,
+    development: false,
+    fetch: () => new Response(),
+  });
+  probe.stop(true);
+}
+
 export const bunServe: Serve = (options) => {
   const tls = options.tls;
   const listen = (port: number): BunServer =>
@@ -43,13 +58,18 @@ export const bunServe: Serve = (options) => {
       development: false,
       error: (error) => unansweredFailure(error, options.onError),
       ...(options.maxRequestBodySize ? { maxRequestBodySize: options.maxRequestBodySize } : {}),
-      ...(tls ? { reusePort: true, tls: tlsOptions(tls.files.current(), tls.requireClientCert) } : {}),
+      // Outside development mode Bun sets SO_REUSEPORT unless told not to, so a second node on a port in use would
+      // bind it too, and the kernel would split connections between two nodes with their own data and keys. Only a
+      // TLS listener shares its port, with its successor during a rotation (and only once `portFree` said so).
+      reusePort: tls !== undefined,
+      ...(tls ? { tls: tlsOptions(tls.files.current(), tls.requireClientCert) } : {}),
       fetch: (request, self) => {
         const address = self.requestIP(request)?.address;
         return options.fetch(request, address ? { address } : {});
       },
     });
 
+  if (tls && options.port !== 0) portFree(options.port, options.hostname);
   let server = listen(options.port);
   const port = server.port ?? options.port;
   if (!tls) return { port, stop: (force) => server.stop(force) };

@@ -76,6 +76,8 @@ export async function startRedisBridge(options: RedisBridgeOptions): Promise<Red
       // Never Bun's development error page (its default unless NODE_ENV=production) for a failure that escapes
       // the handler, which answers its own failures: Upstash's error shape, and the failure logged (masked).
       development: false,
+      // Which also turns on SO_REUSEPORT unless told not to: a second bridge would bind this port beside the first.
+      reusePort: false,
       error: (error) => {
         log(
           `a request failed outside the handler: ${error instanceof Error ? error.message : String(error)}`,
