@@ -111,7 +111,11 @@ export interface NodeExtension {
    * node calls it at a bounded rate, after the request has moved on, and counts its failures.
    */
   securityEvents?: (event: SecurityEvent) => Promise<unknown>;
-  /** Records admin actions (API keys, the console's dead letters, online backups) in the activity log. */
+  /**
+   * Records admin actions (API keys, the console's dead letters, online backups) in the activity log. Its
+   * `writeIn`, when it has one, writes on the node's API key store's transactions: only for an activity log on the
+   * node's own pool (`ExtensionContext.sql`), as the commerce extension's is.
+   */
   adminEvents?: AdminEvents;
   /** The activity log, for the console's events and their live stream. */
   activity?: ConsoleEventLog;

@@ -1,5 +1,6 @@
 // Admin actions (keys, subscriptions, balances, stock, dead letters, backups) as `admin.<action>` CloudEvents.
 import type { Context } from "hono";
+import type postgres from "postgres";
 import { createEnvelope } from "../../shared/envelope/index.ts";
 import { errorFields, type Logger } from "../../shared/telemetry/log/index.ts";
 import type { GatewayEnv } from "../env.ts";
@@ -68,6 +69,12 @@ export function adminEventEnvelope(event: AdminEvent) {
   });
 }
 
+/**
+ * Writes one admin event on `tx`, a transaction of a store whose tables are on the activity log's own database, by
+ * the log's insert on that transaction: the event is kept if and only if the store's change is.
+ */
+export type AdminEventWriterIn = (tx: postgres.TransactionSql, event: AdminEvent) => Promise<unknown>;
+
 /** Records the admin actions of requests: awaited by the route, so its answer comes after the record. */
 export interface AdminEvents {
   /**
@@ -84,22 +91,33 @@ export interface AdminEvents {
   ): Promise<void>;
   /**
    * Records `action` in the action's own transaction, where its store can write the record there (`account_set`:
-   * the ledger and the activity log share the database). `act` does the action, and writes the event `eventOf`
-   * makes from what changed in the same transaction, or throws and keeps neither. Its error is rethrown (the
-   * caller's problem+json); when `act` had made the event, that is logged at warn and counted as `failed` too.
+   * the ledger and the activity log share the database; API keys and webhook subscriptions, through `writeIn`).
+   * `act` does the action, and writes the event `eventOf` makes from what changed in the same transaction, or throws
+   * and keeps neither. `eventOf`'s `target` is for a target known only once the store wrote it (a new key's or
+   * subscription's id); else the one given here. Its error is rethrown (the caller's problem+json); when `act` had
+   * made the event, that is logged at warn and counted as `failed` too.
    */
   recordInTransaction<T>(
     c: Context<GatewayEnv>,
     action: AdminAction,
-    target: AdminTarget,
-    act: (eventOf: (change?: Record<string, unknown>) => AdminEvent) => Promise<T>,
+    target: AdminTarget | undefined,
+    act: (eventOf: (change?: Record<string, unknown>, target?: AdminTarget) => AdminEvent) => Promise<T>,
     actor?: AdminActor,
   ): Promise<T>;
+  /**
+   * Present where the activity log is a Postgres table (the commerce system's): writes an event on a transaction of
+   * a store on that same database, for the recorder a route hands the store with `recordInTransaction`. Only for a
+   * store on the log's own database (every host builds the API key and webhook stores on the log's pool); absent,
+   * the route records after the action with `record`.
+   */
+  writeIn?: AdminEventWriterIn;
 }
 
 export interface AdminEventsOptions {
   /** Writes one event (to the activity log). */
   write: (event: AdminEvent) => Promise<unknown>;
+  /** Writes one event on a store's transaction of the activity log's database: `AdminEvents.writeIn`. */
+  writeIn?: AdminEventWriterIn;
   /** Hears each outcome: `edgewise_admin_events_total{action,outcome}`. */
   onOutcome?: (action: AdminAction, outcome: "recorded" | "failed") => void;
   /** Each failure to record at warn, with the action, target and actor (never the change). */
@@ -137,6 +155,7 @@ export function adminEvents(options: AdminEventsOptions): AdminEvents {
     });
   };
   return {
+    ...(options.writeIn ? { writeIn: options.writeIn } : {}),
     async record(c, action, target, change, actor) {
       const event = eventOf(c, action, target, change, actor);
       try {
@@ -150,8 +169,10 @@ export function adminEvents(options: AdminEventsOptions): AdminEvents {
     async recordInTransaction(c, action, target, act, actor) {
       let made: AdminEvent | undefined;
       try {
-        const done = await act((change) => {
-          made = eventOf(c, action, target, change, actor);
+        const done = await act((change, known) => {
+          const about = known ?? target;
+          if (!about) throw new Error(`admin.${action}: no target to record`);
+          made = eventOf(c, action, about, change, actor);
           return made;
         });
         if (made) options.onOutcome?.(action, "recorded");

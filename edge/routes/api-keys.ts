@@ -19,7 +19,11 @@ export interface ApiKeyRoutesOptions {
   store: ApiKeyStore;
   /** This node's verifier cache: a revoke then takes effect here at once, and on other nodes within its ttl. */
   cache?: Pick<CachedApiKeyVerifier, "forget"> | undefined;
-  /** Records `admin.api_key_created` and `admin.api_key_revoked` (never the key) once done. */
+  /**
+   * Records `admin.api_key_created` and `admin.api_key_revoked` (never the key): in the store's own transaction
+   * when it has `writeIn` (the store is on the activity log's database), so a key is never created or revoked
+   * without its record; else once done.
+   */
   adminEvents?: AdminEvents | undefined;
 }
 
@@ -47,6 +51,9 @@ export function apiKeyRoutes(options: ApiKeyRoutesOptions): Hono<GatewayEnv> {
     "/v1/api-keys",
     describeRoute({
       summary: "Issue an API key for a subject (admin); the key is shown only in this answer",
+      description:
+        "The key and its record in the activity log (admin.api_key_created: who, for whom, which scopes) are " +
+        "written in one transaction: if the record cannot be written, the answer is 503, no key exists and none is shown.",
       tags: ["api-keys"],
       ...requires("admin", { 201: json("The key, shown only here", ApiKeyCreated) }),
     }),
@@ -55,13 +62,20 @@ export function apiKeyRoutes(options: ApiKeyRoutesOptions): Hono<GatewayEnv> {
     async (c) => {
       requireScope(c.var.principal, "admin");
       const grant = c.req.valid("json");
+      const target = (id: string) => ({ subject: `api-keys/${id}`, apiKeyId: id, sub: grant.sub });
+      const change = { scopes: grant.scopes, ...(grant.name !== undefined ? { name: grant.name } : {}) };
+      const audit = options.adminEvents;
+      const writeIn = audit?.writeIn;
+      if (audit && writeIn) {
+        const { id, key } = await audit.recordInTransaction(c, "api_key_created", undefined, (eventOf) =>
+          issueApiKey(options.store, grant, (tx, created) =>
+            writeIn(tx, eventOf(change, target(created.id))),
+          ),
+        );
+        return c.json({ id, key }, 201);
+      }
       const { id, key } = await issueApiKey(options.store, grant);
-      await options.adminEvents?.record(
-        c,
-        "api_key_created",
-        { subject: `api-keys/${id}`, apiKeyId: id, sub: grant.sub },
-        { scopes: grant.scopes, ...(grant.name !== undefined ? { name: grant.name } : {}) },
-      );
+      await audit?.record(c, "api_key_created", target(id), change);
       return c.json({ id, key }, 201);
     },
   );
@@ -70,6 +84,9 @@ export function apiKeyRoutes(options: ApiKeyRoutesOptions): Hono<GatewayEnv> {
     "/v1/api-keys/:id",
     describeRoute({
       summary: "Revoke an API key (admin): it stops working on every node within 5 s",
+      description:
+        "The revocation and its record in the activity log (admin.api_key_revoked) are written in one " +
+        "transaction: if the record cannot be written, the answer is 503 and the key still works; retry.",
       tags: ["api-keys"],
       ...requires("admin", { 204: { description: "Revoked" }, 404: problem("No such API key") }),
     }),
@@ -79,12 +96,20 @@ export function apiKeyRoutes(options: ApiKeyRoutesOptions): Hono<GatewayEnv> {
     async (c) => {
       requireScope(c.var.principal, "admin");
       const { id } = c.req.valid("param");
+      const target = { subject: `api-keys/${id}`, apiKeyId: id };
+      const audit = options.adminEvents;
+      const writeIn = audit?.writeIn;
       // A URL-safe id of another shape cannot be a key's: no query for it.
-      if (!isApiKeyId(id) || !(await options.store.revoke(id))) {
-        throw new EdgewiseError("not_found", "no such API key");
-      }
+      const revoked =
+        isApiKeyId(id) &&
+        (audit && writeIn
+          ? await audit.recordInTransaction(c, "api_key_revoked", target, (eventOf) =>
+              options.store.revoke(id, (tx) => writeIn(tx, eventOf())),
+            )
+          : await options.store.revoke(id));
+      if (!revoked) throw new EdgewiseError("not_found", "no such API key");
       options.cache?.forget(id);
-      await options.adminEvents?.record(c, "api_key_revoked", { subject: `api-keys/${id}`, apiKeyId: id });
+      if (!writeIn) await audit?.record(c, "api_key_revoked", target);
       return c.body(null, 204);
     },
   );

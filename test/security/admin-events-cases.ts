@@ -77,12 +77,27 @@ export async function adminEventsAfter(sql: postgres.Sql, seq: string): Promise<
  * Makes the activity log refuse, as a failing database would, every `admin.account_set` record whose subject starts
  * with `prefix`: a trigger on the node's own table (its schema), raising an error. Returns what drops it again.
  */
-export async function refuseAccountRecords(sql: postgres.Sql, prefix: string): Promise<() => Promise<void>> {
-  const name = `refuse_${prefix.replace(/[^a-z0-9]/gi, "_").toLowerCase()}`;
+export function refuseAccountRecords(sql: postgres.Sql, prefix: string): Promise<() => Promise<void>> {
+  return refuseRecords(sql, "admin.account_set", prefix);
+}
+
+/**
+ * Makes the activity log refuse every record of `type` whose subject (or, given `path`, the text at that path of its
+ * data, e.g. `["target", "sub"]`) starts with `prefix`: a trigger on the node's own table, raising an error, as a
+ * failing database would. Returns what drops it again.
+ */
+export async function refuseRecords(
+  sql: postgres.Sql,
+  type: string,
+  prefix: string,
+  path?: string[],
+): Promise<() => Promise<void>> {
+  const name = `refuse_${prefix.replace(/[^a-z0-9]/gi, "_").toLowerCase()}_${crypto.randomUUID().slice(0, 8)}`;
+  const field = path ? `NEW.data #>> '{${path.join(",")}}'` : "NEW.subject";
   await sql.unsafe(`
     CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-      IF NEW.type = 'admin.account_set' AND starts_with(NEW.subject, '${prefix}') THEN
+      IF NEW.type = '${type}' AND starts_with(${field}, '${prefix}') THEN
         RAISE EXCEPTION 'the activity log refuses this record (a test)';
       END IF;
       RETURN NEW;
@@ -94,6 +109,28 @@ export async function refuseAccountRecords(sql: postgres.Sql, prefix: string): P
     await sql.unsafe(`DROP TRIGGER ${name} ON activity_log`);
     await sql.unsafe(`DROP FUNCTION ${name}()`);
   };
+}
+
+/** `act` while the activity log refuses those records (`refuseRecords`); the log takes them again after. */
+export async function whileRefused(
+  sql: postgres.Sql,
+  refused: { type: string; prefix: string; path?: string[] },
+  act: () => Promise<Answer>,
+): Promise<Answer> {
+  const allow = await refuseRecords(sql, refused.type, refused.prefix, refused.path);
+  try {
+    return await act();
+  } finally {
+    await allow();
+  }
+}
+
+/** The answer to an admin action whose record could not be written: 503 problem+json, saying nothing of why. */
+export function expectRefusedForItsRecord(answer: Answer): void {
+  expect(answer.status).toBe(503);
+  expect(answer.contentType).toStartWith("application/problem+json");
+  expect(answer.body).toMatchObject({ status: 503, title: "Service unavailable" });
+  expect(JSON.stringify(answer.body)).not.toContain("refuses this record");
 }
 
 /** Runs `act`, then expects exactly one admin event, of `type`, naming the request and holding none of `secrets`. */

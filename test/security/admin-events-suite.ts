@@ -6,10 +6,12 @@ import {
   type AuditedNode,
   call,
   deadLetter,
+  expectRefusedForItsRecord,
   lastSeq,
   onlyEvent,
   refuseAccountRecords,
   token,
+  whileRefused,
 } from "./admin-events-cases.ts";
 
 export function adminAuditTests(node: () => AuditedNode): void {
@@ -176,6 +178,178 @@ export function adminAuditTests(node: () => AuditedNode): void {
     );
     expect(retried.data.change).toEqual({ balanceCentsBefore: 500, balanceCentsAfter: 1_000_000 });
     expect((await call(n, "GET", `/v1/accounts/${customerId}`, root)).body.balanceCents).toBe(1_000_000);
+  }, 30_000);
+
+  test("an API key creation whose record cannot be written is refused: 503, no key left behind, none shown", async () => {
+    const n = node();
+    const root = await token(n, "root");
+    const sub = uniqueName("audit-keyless");
+    const keysOf = async () =>
+      (await n.sql<{ id: string }[]>`SELECT id FROM edgewise_api_keys WHERE sub = ${sub}`).map(
+        (row) => row.id,
+      );
+    const before = await lastSeq(n.sql);
+    const create = () => call(n, "POST", "/v1/api-keys", root, { sub, scopes: ["admin"], name: "refused" });
+    // The log refuses the records of keys for this subject (a real error from the real table).
+    const refused = await whileRefused(
+      n.sql,
+      { type: "admin.api_key_created", prefix: sub, path: ["target", "sub"] },
+      create,
+    );
+    expectRefusedForItsRecord(refused);
+    expect(refused.body.key).toBeUndefined();
+    expect(refused.body.id).toBeUndefined();
+    expect(JSON.stringify(refused.body)).not.toContain("ew_");
+    // No key row at all: nothing that could authenticate, and nothing recorded.
+    expect(await keysOf()).toEqual([]);
+    expect(await adminEventsAfter(n.sql, before)).toEqual([]);
+    // The retry makes one key, recorded once, and it works.
+    const retried = await onlyEvent(n, "admin.api_key_created", create, 201, (answer) => [
+      String(answer.body.key),
+      root,
+    ]);
+    expect(await keysOf()).toEqual([String(retried.answer.body.id)]);
+    const key = { apiKey: String(retried.answer.body.key) };
+    expect((await call(n, "GET", `/v1/activity?subject=${retried.event.envelope.subject}`, key)).status).toBe(
+      200,
+    );
+  }, 30_000);
+
+  test("an API key revocation whose record cannot be written is refused: 503, the key still works", async () => {
+    const n = node();
+    const root = await token(n, "root");
+    const issued = await call(n, "POST", "/v1/api-keys", root, {
+      sub: uniqueName("audit-kept"),
+      scopes: ["admin"],
+    });
+    expect(issued.status).toBe(201);
+    const keyId = String(issued.body.id);
+    const key = { apiKey: String(issued.body.key) };
+    const works = async () => (await call(n, "GET", `/v1/activity?subject=api-keys/${keyId}`, key)).status;
+    const revokedAt = async () =>
+      (
+        await n.sql<
+          { revoked_at: Date | null }[]
+        >`SELECT revoked_at FROM edgewise_api_keys WHERE id = ${keyId}`
+      )[0]?.revoked_at;
+    expect(await works()).toBe(200);
+    const before = await lastSeq(n.sql);
+    const revoke = () => call(n, "DELETE", `/v1/api-keys/${keyId}`, root);
+    const refused = await whileRefused(
+      n.sql,
+      { type: "admin.api_key_revoked", prefix: `api-keys/${keyId}` },
+      revoke,
+    );
+    expectRefusedForItsRecord(refused);
+    expect(String(refused.body.detail)).toContain("not revoked");
+    // Not revoked: the row says so (not just this node's cache), the key still authenticates, nothing recorded.
+    expect(await revokedAt()).toBeNull();
+    expect(await works()).toBe(200);
+    expect(await adminEventsAfter(n.sql, before)).toEqual([]);
+    // The admin's retry revokes it, recorded once; it stops working.
+    const retried = await onlyEvent(n, "admin.api_key_revoked", revoke, 204, () => [key.apiKey, root]);
+    expect(retried.data.target).toEqual({ subject: `api-keys/${keyId}`, apiKeyId: keyId });
+    expect(await revokedAt()).toBeInstanceOf(Date);
+    expect(await works()).toBe(401);
+  }, 30_000);
+
+  test("a webhook subscription whose record cannot be written is refused: 503, no subscription, no secret shown", async () => {
+    const n = node();
+    const root = await token(n, "root");
+    const url = `http://127.0.0.1:9/${uniqueName("audit-hookless")}`;
+    const rowsOf = async () =>
+      (await n.sql<{ id: string }[]>`SELECT id FROM webhook_subscriptions WHERE url = ${url}`).map(
+        (row) => row.id,
+      );
+    const before = await lastSeq(n.sql);
+    const subscribe = () =>
+      call(n, "POST", "/v1/webhooks/subscriptions", root, { url, events: ["order.confirmed"] });
+    const refused = await whileRefused(
+      n.sql,
+      { type: "admin.webhook_subscription_created", prefix: url, path: ["change", "url"] },
+      subscribe,
+    );
+    expectRefusedForItsRecord(refused);
+    expect(refused.body.secret).toBeUndefined();
+    expect(JSON.stringify(refused.body)).not.toContain("whsec_");
+    expect(await rowsOf()).toEqual([]);
+    expect(await adminEventsAfter(n.sql, before)).toEqual([]);
+    const retried = await onlyEvent(n, "admin.webhook_subscription_created", subscribe, 201, (answer) => [
+      String(answer.body.secret),
+      root,
+    ]);
+    const id = String(retried.answer.body.id);
+    expect(await rowsOf()).toEqual([id]);
+    expect(retried.data.target).toEqual({ subject: `webhooks/${id}`, subscriptionId: id });
+    expect((await call(n, "GET", `/v1/webhooks/subscriptions/${id}`, root)).status).toBe(200);
+  }, 30_000);
+
+  /** A new subscription, its secret, and a reader of its stored secrets and deletion. */
+  async function subscribed(n: AuditedNode, root: string) {
+    const created = await call(n, "POST", "/v1/webhooks/subscriptions", root, {
+      url: `http://127.0.0.1:9/${uniqueName("audit-hook")}`,
+      events: ["order.confirmed"],
+    });
+    expect(created.status).toBe(201);
+    const id = String(created.body.id);
+    const stored = async () =>
+      (
+        await n.sql<{ secret: string; previous_secret: string | null; deleted_at: Date | null }[]>`
+          SELECT secret, previous_secret, deleted_at FROM webhook_subscriptions WHERE id = ${id}`
+      )[0];
+    return { id, secret: String(created.body.secret), subject: `webhooks/${id}`, stored };
+  }
+
+  test("a secret rotation whose record cannot be written is refused: 503, the old secret stays, none shown", async () => {
+    const n = node();
+    const root = await token(n, "root");
+    const { id, secret, subject, stored } = await subscribed(n, root);
+    const before = await lastSeq(n.sql);
+    const rotate = () => call(n, "POST", `/v1/webhooks/subscriptions/${id}/rotate-secret`, root, {});
+    const refused = await whileRefused(
+      n.sql,
+      { type: "admin.webhook_secret_rotated", prefix: subject },
+      rotate,
+    );
+    expectRefusedForItsRecord(refused);
+    expect(JSON.stringify(refused.body)).not.toContain("whsec_");
+    // The old secret is still the only one, and nothing is recorded.
+    expect(await stored()).toEqual({ secret, previous_secret: null, deleted_at: null });
+    expect(await adminEventsAfter(n.sql, before)).toEqual([]);
+    const rotated = await onlyEvent(n, "admin.webhook_secret_rotated", rotate, 200, (answer) => [
+      String(answer.body.secret),
+      secret,
+      root,
+    ]);
+    expect(rotated.data.change).toEqual({
+      previousSecretExpiresAt: rotated.answer.body.previousSecretExpiresAt,
+    });
+    expect(await stored()).toEqual({
+      secret: String(rotated.answer.body.secret),
+      previous_secret: secret,
+      deleted_at: null,
+    });
+  }, 30_000);
+
+  test("a subscription deletion whose record cannot be written is refused: 503, it still exists with its secret", async () => {
+    const n = node();
+    const root = await token(n, "root");
+    const { id, secret, subject, stored } = await subscribed(n, root);
+    const before = await lastSeq(n.sql);
+    const remove = () => call(n, "DELETE", `/v1/webhooks/subscriptions/${id}`, root);
+    const refused = await whileRefused(
+      n.sql,
+      { type: "admin.webhook_subscription_deleted", prefix: subject },
+      remove,
+    );
+    expectRefusedForItsRecord(refused);
+    // Still there, with its secret, and nothing is recorded.
+    expect((await call(n, "GET", `/v1/webhooks/subscriptions/${id}`, root)).status).toBe(200);
+    expect(await stored()).toEqual({ secret, previous_secret: null, deleted_at: null });
+    expect(await adminEventsAfter(n.sql, before)).toEqual([]);
+    await onlyEvent(n, "admin.webhook_subscription_deleted", remove, 204, () => [secret, root]);
+    expect((await call(n, "GET", `/v1/webhooks/subscriptions/${id}`, root)).status).toBe(404);
+    expect((await stored())?.deleted_at).toBeInstanceOf(Date);
   }, 30_000);
 
   test("inventory_set carries the stock and price before and after, from the turn that applied the Put", async () => {

@@ -13,6 +13,7 @@ import type {
   DeliveryAttempt,
   NewSubscription,
   SubscriptionPage,
+  SubscriptionRecorder,
   WebhookStore,
   WebhookSubscription,
 } from "./store.ts";
@@ -91,13 +92,18 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
     return ensureSchema(this.sql, webhooksSchema, markers);
   }
 
-  async createSubscription(subscription: NewSubscription): Promise<WebhookSubscription> {
+  async createSubscription(
+    subscription: NewSubscription,
+    record?: SubscriptionRecorder,
+  ): Promise<WebhookSubscription> {
     try {
-      const [row] = await this.sql<SubscriptionRow[]>`
-        INSERT INTO webhook_subscriptions (id, url, events, secret)
-        VALUES (${subscription.id}, ${subscription.url}, ${subscription.events.join(" ")}, ${subscription.secret})
-        RETURNING *`;
-      return fromRow(row as SubscriptionRow);
+      return await this.changed(record, "the subscription was not created", async (sql) => {
+        const [row] = await sql<SubscriptionRow[]>`
+          INSERT INTO webhook_subscriptions (id, url, events, secret)
+          VALUES (${subscription.id}, ${subscription.url}, ${subscription.events.join(" ")}, ${subscription.secret})
+          RETURNING *`;
+        return fromRow(row as SubscriptionRow);
+      });
     } catch (error) {
       if ((error as { code?: unknown }).code === "23505") {
         throw new EdgewiseError("conflict", "a webhook subscription with this id exists", { cause: error });
@@ -106,10 +112,13 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
     }
   }
 
-  async deleteSubscription(id: string): Promise<boolean> {
-    const rows = await this.sql`
-      UPDATE webhook_subscriptions SET deleted_at = coalesce(deleted_at, now()) WHERE id = ${id} RETURNING id`;
-    return rows.length > 0;
+  async deleteSubscription(id: string, record?: SubscriptionRecorder): Promise<boolean> {
+    const deleted = await this.changed(record, "the subscription was not deleted", async (sql) => {
+      const [row] = await sql<SubscriptionRow[]>`
+        UPDATE webhook_subscriptions SET deleted_at = coalesce(deleted_at, now()) WHERE id = ${id} RETURNING *`;
+      return row ? fromRow(row) : undefined;
+    });
+    return deleted !== undefined;
   }
 
   async getSubscription(id: string): Promise<WebhookSubscription | undefined> {
@@ -151,13 +160,40 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
     id: string,
     secret: string,
     previousExpiresAt: Date,
+    record?: SubscriptionRecorder,
   ): Promise<WebhookSubscription | undefined> {
-    const [row] = await this.sql<SubscriptionRow[]>`
-      UPDATE webhook_subscriptions
-      SET previous_secret = secret, previous_secret_expires_at = ${previousExpiresAt}, secret = ${secret}
-      WHERE id = ${id} AND deleted_at IS NULL
-      RETURNING *`;
-    return row ? fromRow(row) : undefined;
+    return await this.changed(record, "the secret was not rotated", async (sql) => {
+      const [row] = await sql<SubscriptionRow[]>`
+        UPDATE webhook_subscriptions
+        SET previous_secret = secret, previous_secret_expires_at = ${previousExpiresAt}, secret = ${secret}
+        WHERE id = ${id} AND deleted_at IS NULL
+        RETURNING *`;
+      return row ? fromRow(row) : undefined;
+    });
+  }
+
+  /**
+   * `change` on the pool; with `record`, in a transaction with the record of the subscription it wrote (none when
+   * it wrote nothing). A failing record rolls the change back and is a 503 saying what was not done.
+   */
+  private async changed<T extends WebhookSubscription | undefined>(
+    record: SubscriptionRecorder | undefined,
+    notDone: string,
+    change: (sql: postgres.Sql<Types> | postgres.TransactionSql<Types>) => Promise<T>,
+  ): Promise<T> {
+    if (!record) return await change(this.sql);
+    return (await this.sql.begin(async (tx) => {
+      const written = await change(tx);
+      if (written === undefined) return written;
+      try {
+        await record(tx as unknown as postgres.TransactionSql, written);
+      } catch (error) {
+        throw new EdgewiseError("unavailable", `the change could not be recorded, so ${notDone}; retry`, {
+          cause: error,
+        });
+      }
+      return written;
+    })) as T;
   }
 
   async recordAttempt(attempt: AttemptRecord): Promise<number> {

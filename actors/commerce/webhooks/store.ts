@@ -1,4 +1,5 @@
 // The webhook store port: subscriptions, the attempts log, and the inbound replay guard.
+import type postgres from "postgres";
 
 export interface WebhookSubscription {
   id: string;
@@ -53,10 +54,28 @@ export interface DeliveryAttempt extends AttemptRecord {
   at: Date;
 }
 
+/**
+ * Writes the record of a subscription created, deleted or given a new secret (the activity log's
+ * `admin.webhook_*`, on the same database) on the change's own transaction, given the subscription as written: both
+ * commit or neither does, and if it throws the change is not made (`unavailable`). The store knows nothing of what
+ * the record says or where it goes.
+ */
+export type SubscriptionRecorder = (
+  tx: postgres.TransactionSql,
+  subscription: WebhookSubscription,
+) => Promise<unknown>;
+
 export interface WebhookStore {
-  createSubscription(subscription: NewSubscription): Promise<WebhookSubscription>;
-  /** Soft-deletes; true when the subscription exists (deleting twice is not an error). */
-  deleteSubscription(id: string): Promise<boolean>;
+  /** With `record`, the subscription is created only with its record. */
+  createSubscription(
+    subscription: NewSubscription,
+    record?: SubscriptionRecorder,
+  ): Promise<WebhookSubscription>;
+  /**
+   * Soft-deletes; true when the subscription exists (deleting twice is not an error), false when it does not
+   * (nothing recorded). With `record`, deleted only with its record: if that fails, it still exists.
+   */
+  deleteSubscription(id: string, record?: SubscriptionRecorder): Promise<boolean>;
   /** Deleted ones too, with `deletedAt` set. */
   getSubscription(id: string): Promise<WebhookSubscription | undefined>;
   /**
@@ -68,9 +87,15 @@ export interface WebhookStore {
   pageSubscriptions(page: SubscriptionPage): Promise<WebhookSubscription[]>;
   /**
    * Makes `secret` the active secret of an active subscription. The one it replaces keeps signing beside it until
-   * `previousExpiresAt`; a secret rotated out earlier is dropped. Undefined when there is no such subscription.
+   * `previousExpiresAt`; a secret rotated out earlier is dropped. Undefined when there is no such subscription
+   * (nothing recorded). With `record`, rotated only with its record: if that fails, the old secret stays.
    */
-  rotateSecret(id: string, secret: string, previousExpiresAt: Date): Promise<WebhookSubscription | undefined>;
+  rotateSecret(
+    id: string,
+    secret: string,
+    previousExpiresAt: Date,
+    record?: SubscriptionRecorder,
+  ): Promise<WebhookSubscription | undefined>;
   /** Appends to the attempts log; returns the attempt's number. */
   recordAttempt(attempt: AttemptRecord): Promise<number>;
   listAttempts(subscriptionId: string, eventId?: string): Promise<DeliveryAttempt[]>;

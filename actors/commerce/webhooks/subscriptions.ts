@@ -8,7 +8,7 @@ import { WebhookEventNames } from "../messages.ts";
 import { isSubscriptionId } from "./messages.ts";
 import { generateSecret } from "./secret.ts";
 import { checkTarget, type TargetPolicy } from "./ssrf.ts";
-import type { WebhookStore } from "./store.ts";
+import type { SubscriptionRecorder, WebhookStore } from "./store.ts";
 
 export const webhookEventNames: readonly string[] = [...new Set(Object.values(WebhookEventNames))];
 
@@ -39,11 +39,13 @@ export interface CreatedSubscription {
 
 /**
  * Validates the body (`request.invalid`, 400, with field paths), refuses a URL the SSRF guard refuses
- * (same error, path `url`), and stores the subscription with a fresh id and secret.
+ * (same error, path `url`), and stores the subscription with a fresh id and secret; with `record`, in one
+ * transaction with its record (the store's `SubscriptionRecorder`).
  */
 export async function createSubscription(
   deps: { store: WebhookStore; policy: TargetPolicy },
   body: unknown,
+  record?: SubscriptionRecorder,
 ): Promise<CreatedSubscription> {
   const parsed = v.safeParse(CreateSubscriptionBody, body);
   if (!parsed.success) throw validationError("request.invalid", "body", parsed.issues);
@@ -55,19 +57,24 @@ export async function createSubscription(
       meta: { reason: check.reason },
     });
   }
-  const created = await deps.store.createSubscription({
-    id: prefixedId("whsub"),
-    url,
-    events,
-    secret: generateSecret(),
-  });
+  const created = await deps.store.createSubscription(
+    { id: prefixedId("whsub"), url, events, secret: generateSecret() },
+    record,
+  );
   return { id: created.id, url: created.url, events: created.events, secret: created.secret };
 }
 
-/** `DELETE /v1/webhooks/subscriptions/{id}`: `not_found` unless it exists; deliveries still queued become no-ops. */
-export async function deleteSubscription(store: WebhookStore, id: string): Promise<void> {
+/**
+ * `DELETE /v1/webhooks/subscriptions/{id}`: `not_found` unless it exists; deliveries still queued become no-ops.
+ * With `record`, deleted in one transaction with its record.
+ */
+export async function deleteSubscription(
+  store: WebhookStore,
+  id: string,
+  record?: SubscriptionRecorder,
+): Promise<void> {
   // A malformed id cannot exist: no query for it.
-  if (!isSubscriptionId(id) || !(await store.deleteSubscription(id))) {
+  if (!isSubscriptionId(id) || !(await store.deleteSubscription(id, record))) {
     throw new EdgewiseError("not_found", "no such webhook subscription");
   }
 }

@@ -1,4 +1,5 @@
 // The API key store port: records keyed by id, holding only the secret's hash; plus an in-memory adapter.
+import type postgres from "postgres";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 
 export interface NewApiKey {
@@ -19,16 +20,29 @@ export interface ApiKeyRecord extends NewApiKey {
 /** What `list` shows: everything but the hash. */
 export type ApiKeySummary = Omit<ApiKeyRecord, "secretHash">;
 
+/**
+ * Writes the record of a key created or revoked (the activity log's `admin.api_key_*`, on the same database) on the
+ * change's own transaction, given the key as written: both commit or neither does, and if it throws the change is
+ * not made (`unavailable`). The store knows nothing of what the record says or where it goes.
+ */
+export type ApiKeyRecorder = (tx: postgres.TransactionSql, key: ApiKeyRecord) => Promise<unknown>;
+
 export interface ApiKeyStore {
-  /** Fails with `conflict` if the id is taken. */
-  create(key: NewApiKey): Promise<ApiKeyRecord>;
+  /** Fails with `conflict` if the id is taken. With `record`, the key is created only with its record. */
+  create(key: NewApiKey, record?: ApiKeyRecorder): Promise<ApiKeyRecord>;
   find(id: string): Promise<ApiKeyRecord | undefined>;
-  /** True when the key exists (revoking twice is not an error); false when it never did. */
-  revoke(id: string): Promise<boolean>;
+  /**
+   * True when the key exists (revoking twice is not an error); false when it never did (nothing recorded). With
+   * `record`, the key is revoked only with its record: if that fails, it still works.
+   */
+  revoke(id: string, record?: ApiKeyRecorder): Promise<boolean>;
   list(filter?: { sub?: string }): Promise<ApiKeySummary[]>;
 }
 
-/** For tests and single-process demos: same contract as the Postgres adapter, nothing persisted. */
+/**
+ * For tests and single-process demos: same contract as the Postgres adapter, nothing persisted. It has no
+ * transaction to write a record in, so it refuses a recorder rather than make a change without its record.
+ */
 export class MemoryApiKeyStore implements ApiKeyStore {
   readonly #keys = new Map<string, ApiKeyRecord>();
   /** How many times `find` was called: lets tests see the verifier's cache at work. */
@@ -36,7 +50,8 @@ export class MemoryApiKeyStore implements ApiKeyStore {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  async create(key: NewApiKey): Promise<ApiKeyRecord> {
+  async create(key: NewApiKey, recorder?: ApiKeyRecorder): Promise<ApiKeyRecord> {
+    if (recorder) throw noTransaction();
     if (this.#keys.has(key.id)) {
       throw new EdgewiseError("conflict", "an API key with this id exists");
     }
@@ -56,7 +71,8 @@ export class MemoryApiKeyStore implements ApiKeyStore {
     return record ? { ...record } : undefined;
   }
 
-  async revoke(id: string): Promise<boolean> {
+  async revoke(id: string, recorder?: ApiKeyRecorder): Promise<boolean> {
+    if (recorder) throw noTransaction();
     const record = this.#keys.get(id);
     if (!record) return false;
     record.revokedAt ??= new Date(this.now());
@@ -68,4 +84,8 @@ export class MemoryApiKeyStore implements ApiKeyStore {
       .filter((record) => filter.sub === undefined || record.sub === filter.sub)
       .map(({ secretHash: _, ...summary }) => summary);
   }
+}
+
+function noTransaction(): EdgewiseError {
+  return new EdgewiseError("internal", "the in-memory API key store cannot record a change in a transaction");
 }

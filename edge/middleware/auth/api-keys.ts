@@ -1,6 +1,6 @@
 // API keys: the `ew_<id>_<secret>` format, issuing a key, and checking one against its stored hash.
 import { timingSafeEqual } from "../../../shared/crypto/hmac.ts";
-import type { ApiKeyRecord, ApiKeyStore } from "./api-key-store.ts";
+import type { ApiKeyRecord, ApiKeyRecorder, ApiKeyStore } from "./api-key-store.ts";
 import type { Principal } from "./principal.ts";
 import { scopeSet } from "./scope-set.ts";
 import { sha256Hex } from "../../../shared/crypto/hex.ts";
@@ -55,13 +55,19 @@ export interface ApiKeyGrant {
   name?: string | undefined;
 }
 
-/** Creates a key in the store and returns it in full: the only time the secret exists outside the caller. */
+/**
+ * Creates a key in the store and returns it in full: the only time the secret exists outside the caller. With
+ * `record`, in the same transaction as the key's record (`ApiKeyRecorder`): if that fails, no key exists and none
+ * is returned.
+ */
 export async function issueApiKey(
   store: ApiKeyStore,
   grant: ApiKeyGrant,
+  record?: ApiKeyRecorder,
 ): Promise<{ id: string; key: string }> {
   const { id, key, secretHash } = await generateApiKey();
-  await store.create({ id, secretHash, sub: grant.sub, scopes: [...grant.scopes], name: grant.name ?? null });
+  const created = { id, secretHash, sub: grant.sub, scopes: [...grant.scopes], name: grant.name ?? null };
+  await store.create(created, record);
   return { id, key };
 }
 

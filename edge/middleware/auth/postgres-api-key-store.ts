@@ -6,7 +6,7 @@ import {
   type SchemaComponent,
   type SchemaMarkers,
 } from "../../../shared/postgres/schema-marker.ts";
-import type { ApiKeyRecord, ApiKeyStore, ApiKeySummary, NewApiKey } from "./api-key-store.ts";
+import type { ApiKeyRecord, ApiKeyRecorder, ApiKeyStore, ApiKeySummary, NewApiKey } from "./api-key-store.ts";
 
 interface Row {
   id: string;
@@ -52,13 +52,22 @@ export class PostgresApiKeyStore<Types extends Record<string, unknown> = Record<
     return ensureSchema(this.sql, apiKeysSchema, markers);
   }
 
-  async create(key: NewApiKey): Promise<ApiKeyRecord> {
-    try {
-      const [row] = await this.sql<Row[]>`
+  async create(key: NewApiKey, record?: ApiKeyRecorder): Promise<ApiKeyRecord> {
+    const insert = async (sql: postgres.Sql<Types> | postgres.TransactionSql<Types>) => {
+      const [row] = await sql<Row[]>`
         INSERT INTO edgewise_api_keys (id, secret_sha256, sub, scopes, name)
         VALUES (${key.id}, ${key.secretHash}, ${key.sub}, ${key.scopes.join(" ")}, ${key.name})
         RETURNING *`;
       return fromRow(row as Row);
+    };
+    try {
+      if (!record) return await insert(this.sql);
+      // The key and its record in one transaction: a key whose record failed never existed.
+      return (await this.sql.begin(async (tx) => {
+        const created = await insert(tx);
+        await recordIn(tx, created, record, "the API key was not created");
+        return created;
+      })) as ApiKeyRecord;
     } catch (error) {
       if ((error as { code?: unknown }).code === "23505") {
         throw new EdgewiseError("conflict", "an API key with this id exists", { cause: error });
@@ -72,10 +81,17 @@ export class PostgresApiKeyStore<Types extends Record<string, unknown> = Record<
     return row ? fromRow(row) : undefined;
   }
 
-  async revoke(id: string): Promise<boolean> {
-    const rows = await this.sql`
-      UPDATE edgewise_api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = ${id} RETURNING id`;
-    return rows.length > 0;
+  async revoke(id: string, record?: ApiKeyRecorder): Promise<boolean> {
+    const revoke = (sql: postgres.Sql<Types> | postgres.TransactionSql<Types>) => sql<Row[]>`
+      UPDATE edgewise_api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = ${id} RETURNING *`;
+    if (!record) return (await revoke(this.sql)).length > 0;
+    // The revocation and its record in one transaction: a revocation whose record failed leaves the key working.
+    return (await this.sql.begin(async (tx) => {
+      const [row] = await revoke(tx);
+      if (!row) return false;
+      await recordIn(tx, fromRow(row), record, "the API key was not revoked and still works");
+      return true;
+    })) as boolean;
   }
 
   async list(filter: { sub?: string } = {}): Promise<ApiKeySummary[]> {
@@ -88,6 +104,22 @@ export class PostgresApiKeyStore<Types extends Record<string, unknown> = Record<
     return rows.map((row) => {
       const { secretHash: _, ...summary } = fromRow(row);
       return summary;
+    });
+  }
+}
+
+/** Runs `record` on the change's transaction; its failure rolls the change back and is a 503 saying so. */
+async function recordIn<Types extends Record<string, unknown>>(
+  tx: postgres.TransactionSql<Types>,
+  key: ApiKeyRecord,
+  record: ApiKeyRecorder,
+  notDone: string,
+): Promise<void> {
+  try {
+    await record(tx as unknown as postgres.TransactionSql, key);
+  } catch (error) {
+    throw new EdgewiseError("unavailable", `the change could not be recorded, so ${notDone}; retry`, {
+      cause: error,
     });
   }
 }

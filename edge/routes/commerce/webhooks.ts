@@ -1,5 +1,5 @@
 // The webhook endpoints: subscriptions for outbound events (webhooks:admin), and signed inbound webhooks.
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { describeRoute } from "hono-openapi";
 import {
   CreateSubscriptionBody,
@@ -16,12 +16,15 @@ import {
   receiveInbound,
   rotateSubscriptionSecret,
   showSubscription,
+  type SubscriptionRecorder,
+  subscriptionView,
   type TargetPolicy,
   type WebhookStore,
+  type WebhookSubscription,
 } from "../../../actors/commerce/webhooks/index.ts";
 import type { Transport } from "../../../actors/runtime/index.ts";
 import { type Clock, systemClock } from "../../../shared/clock/index.ts";
-import type { AdminEvents } from "../../audit/admin-events.ts";
+import type { AdminAction, AdminEvents, AdminTarget } from "../../audit/admin-events.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
@@ -46,9 +49,16 @@ export interface WebhookRoutesOptions {
   /** Records refused and replayed inbound webhooks (the activity log's security events). */
   onRefusal?: (refusal: InboundRefusal, outcome: "refused" | "replayed") => Promise<void> | void;
   clock?: Clock;
-  /** Records subscriptions created and deleted and secrets rotated as `admin.*` (never a secret). */
+  /**
+   * Records subscriptions created and deleted and secrets rotated as `admin.*` (never a secret): in the store's own
+   * transaction when it has `writeIn` (the store is on the activity log's database), so none of them is made
+   * without its record; else once done.
+   */
   adminEvents?: AdminEvents | undefined;
 }
+
+/** A subscription's target as its admin events name it. */
+const subscriptionTarget = (id: string): AdminTarget => ({ subject: `webhooks/${id}`, subscriptionId: id });
 
 /** A subscription URL as an admin event names it: origin and path, without credentials, query or fragment. */
 function shownUrl(url: string): string {
@@ -63,6 +73,24 @@ function shownUrl(url: string): string {
 export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
   const clock = options.clock ?? systemClock;
   const app = new Hono<GatewayEnv>();
+  const audit = options.adminEvents;
+  const writeIn = audit?.writeIn;
+  /**
+   * Does `change` with its record written in the store's transaction (`change` gets the recorder to hand the store;
+   * `describe` makes the event's change from the subscription as written); where the store cannot, `change` runs
+   * without one and the caller records after it.
+   */
+  const inTransaction = <T>(
+    c: Context<GatewayEnv>,
+    action: AdminAction,
+    describe: (written: WebhookSubscription) => Record<string, unknown> | undefined,
+    change: (record?: SubscriptionRecorder) => Promise<T>,
+  ): Promise<T> =>
+    audit && writeIn
+      ? audit.recordInTransaction(c, action, undefined, (eventOf) =>
+          change((tx, written) => writeIn(tx, eventOf(describe(written), subscriptionTarget(written.id)))),
+        )
+      : change();
   // A failed prune is retried at the next minute's webhook; the ids it would forget are harmless meanwhile.
   const pruneSeenIds = inboundPruner(options.store);
 
@@ -70,6 +98,9 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
     "/v1/webhooks/subscriptions",
     describeRoute({
       summary: "Subscribe a URL to order events (Standard Webhooks)",
+      description:
+        "The subscription and its record in the activity log (admin.webhook_subscription_created) are written in one " +
+        "transaction: if the record cannot be written, the answer is 503, no subscription exists and no secret is shown.",
       tags: ["webhooks"],
       ...requires("webhooks:admin", {
         201: json("The subscription; its secret is shown only here", SubscriptionCreated),
@@ -79,16 +110,21 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
     validate("json", CreateSubscriptionBody),
     async (c) => {
       requireScope(c.var.principal, "webhooks:admin");
-      const created = await createSubscription(
-        { store: options.store, policy: options.policy },
-        c.req.valid("json"),
+      const described = (made: { url: string; events: string[] }) => ({
+        url: shownUrl(made.url),
+        events: made.events,
+      });
+      const created = await inTransaction(c, "webhook_subscription_created", described, (record) =>
+        createSubscription({ store: options.store, policy: options.policy }, c.req.valid("json"), record),
       );
-      await options.adminEvents?.record(
-        c,
-        "webhook_subscription_created",
-        { subject: `webhooks/${created.id}`, subscriptionId: created.id },
-        { url: shownUrl(created.url), events: created.events },
-      );
+      if (!writeIn) {
+        await audit?.record(
+          c,
+          "webhook_subscription_created",
+          subscriptionTarget(created.id),
+          described(created),
+        );
+      }
       return c.json(created, 201);
     },
   );
@@ -153,6 +189,9 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
       summary:
         "Rotate a subscription's secret: the new one is shown only here; the old one keeps signing beside it " +
         "for overlapSeconds (default 86400)",
+      description:
+        "The new secret and its record in the activity log (admin.webhook_secret_rotated) are written in one " +
+        "transaction: if the record cannot be written, the answer is 503 and the old secret is still the only one.",
       tags: ["webhooks"],
       ...requires("webhooks:admin", {
         200: json("The new secret, shown only here", SecretRotated),
@@ -164,17 +203,25 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
     validate("json", RotateSecretBody),
     async (c) => {
       requireScope(c.var.principal, "webhooks:admin");
-      const rotated = await rotateSubscriptionSecret(
-        { store: options.store, clock },
-        c.req.valid("param").id,
-        c.req.valid("json"),
-      );
-      await options.adminEvents?.record(
+      const rotated = await inTransaction(
         c,
         "webhook_secret_rotated",
-        { subject: `webhooks/${rotated.id}`, subscriptionId: rotated.id },
-        { previousSecretExpiresAt: rotated.previousSecretExpiresAt },
+        (written) => ({
+          previousSecretExpiresAt: subscriptionView(written, clock.now()).previousSecretExpiresAt,
+        }),
+        (record) =>
+          rotateSubscriptionSecret(
+            { store: options.store, clock },
+            c.req.valid("param").id,
+            c.req.valid("json"),
+            record,
+          ),
       );
+      if (!writeIn) {
+        await audit?.record(c, "webhook_secret_rotated", subscriptionTarget(rotated.id), {
+          previousSecretExpiresAt: rotated.previousSecretExpiresAt,
+        });
+      }
       return c.json(rotated);
     },
   );
@@ -183,6 +230,9 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
     "/v1/webhooks/subscriptions/:id",
     describeRoute({
       summary: "Delete a webhook subscription; deliveries already queued for it are dropped",
+      description:
+        "The deletion and its record in the activity log (admin.webhook_subscription_deleted) are written in one " +
+        "transaction: if the record cannot be written, the answer is 503 and the subscription still exists.",
       tags: ["webhooks"],
       ...requires("webhooks:admin", {
         204: { description: "Deleted" },
@@ -194,11 +244,13 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
     async (c) => {
       requireScope(c.var.principal, "webhooks:admin");
       const { id } = c.req.valid("param");
-      await deleteSubscription(options.store, id);
-      await options.adminEvents?.record(c, "webhook_subscription_deleted", {
-        subject: `webhooks/${id}`,
-        subscriptionId: id,
-      });
+      await inTransaction(
+        c,
+        "webhook_subscription_deleted",
+        () => undefined,
+        (record) => deleteSubscription(options.store, id, record),
+      );
+      if (!writeIn) await audit?.record(c, "webhook_subscription_deleted", subscriptionTarget(id));
       return c.body(null, 204);
     },
   );
