@@ -2,7 +2,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ManualClock } from "../../shared/clock/index.ts";
 import { cachedApiKeyVerifier } from "../../edge/middleware/auth/api-key-cache.ts";
-import { hashSecret, parseApiKey } from "../../edge/middleware/auth/api-keys.ts";
+import type { ApiKeyRecorder } from "../../edge/middleware/auth/api-key-store.ts";
+import { generateApiKey, hashSecret, parseApiKey } from "../../edge/middleware/auth/api-keys.ts";
 import { PostgresApiKeyStore } from "../../edge/middleware/auth/postgres-api-key-store.ts";
 import { issueToken } from "../../edge/middleware/auth/tokens.ts";
 import { apiKeyRoutes } from "../../edge/routes/api-keys.ts";
@@ -145,5 +146,50 @@ describe("DELETE /v1/api-keys/{id}", () => {
     }
     expect(status).toBe(401);
     expect(performance.now() - revokedAt).toBeLessThan(ttlMs + 200);
+  });
+});
+
+describe("a recorder on the store's transaction (the activity log's admin.api_key_* on a node)", () => {
+  test("the record is kept with the change; one that throws leaves no key, or the key unrevoked: 503", async () => {
+    await db.sql`CREATE TABLE key_records (id text NOT NULL, what text NOT NULL)`;
+    const records = async () =>
+      (await db.sql`SELECT id, what FROM key_records ORDER BY id, what`).map((r) => ({ ...r }));
+    const record =
+      (what: string): ApiKeyRecorder =>
+      async (tx, key) =>
+        tx`INSERT INTO key_records (id, what) VALUES (${key.id}, ${what})`;
+    const failing =
+      (what: string): ApiKeyRecorder =>
+      async (tx, key) => {
+        // Written, then the record fails: the row it wrote goes with the change.
+        await record(what)(tx, key);
+        throw new Error("the record's write failed");
+      };
+    const newKey = async () => {
+      const { id, secretHash } = await generateApiKey();
+      return { id, secretHash, sub: "svc-recorded", scopes: ["orders:read"], name: null };
+    };
+
+    const kept = await store.create(await newKey(), record("created"));
+    expect(await records()).toEqual([{ id: kept.id, what: "created" }]);
+    expect((await store.find(kept.id))?.revokedAt).toBeNull();
+
+    const lost = await newKey();
+    await expect(store.create(lost, failing("created"))).rejects.toMatchObject({ code: "unavailable" });
+    expect(await store.find(lost.id)).toBeUndefined();
+
+    const refused = await store.revoke(kept.id, failing("revoked")).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: "unavailable", message: expect.stringContaining("still works") });
+    expect((await store.find(kept.id))?.revokedAt).toBeNull();
+    expect(await records()).toEqual([{ id: kept.id, what: "created" }]);
+
+    expect(await store.revoke(kept.id, record("revoked"))).toBe(true);
+    expect((await store.find(kept.id))?.revokedAt).toBeInstanceOf(Date);
+    expect(await records()).toEqual([
+      { id: kept.id, what: "created" },
+      { id: kept.id, what: "revoked" },
+    ]);
+    // No such key: false, and nothing to record.
+    expect(await store.revoke("0000000000000000", failing("revoked"))).toBe(false);
   });
 });
