@@ -113,7 +113,7 @@ export interface NodeExtension {
   securityEvents?: (event: SecurityEvent) => Promise<unknown>;
   /**
    * Records admin actions (API keys, the console's dead letters, online backups) in the activity log. Its
-   * `writeIn`, when it has one, writes on the node's API key store's transactions: only for an activity log on the
+   * `writeIn`, when it has one, writes on the node's API key store's transactions (a key's creation): only for an activity log on the
    * node's own pool (`ExtensionContext.sql`), as the commerce extension's is.
    */
   adminEvents?: AdminEvents;

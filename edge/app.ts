@@ -105,8 +105,8 @@ export interface AppOptions {
   /**
    * Records what administrators do (API keys here, dead letters in the console) as `admin.<action>` in the
    * activity log; the commerce routes take theirs from the commerce system. Without it, nothing is recorded. With
-   * `writeIn`, a key is created or revoked in one transaction with its record: `apiKeys` must then be on the
-   * activity log's database.
+   * `writeIn`, a key is created in one transaction with its record (a revocation is recorded after it, never with
+   * it): `apiKeys` must then be on the activity log's database.
    */
   adminEvents?: AdminEvents;
   /** The operator console at `/_console` (HTML, admins only; see edge/console). */

@@ -118,15 +118,16 @@ export interface CommerceSystem {
    */
   recordSecurityEvent(event: SecurityEvent): Promise<void>;
   /**
-   * Records admin actions in the activity log as `admin.<action>`, awaited by the route before it answers. Written in
-   * the action's own transaction, so the action is kept only with its record (a record that cannot be written is
-   * the request's 503, nothing changed): `admin.account_set` (the ledger's), `admin.api_key_created` and
-   * `admin.api_key_revoked` (the API key store's, through `writeIn`: give this to the app only with an API key
-   * store on this system's pool, as every host does), `admin.webhook_subscription_created`,
-   * `admin.webhook_secret_rotated` and `admin.webhook_subscription_deleted` (the webhook store's). The others
-   * (stock, dead letters, backups, console sign-ins: not in this database) are written after the action, through the
-   * `postgres` breaker; a failure there is logged at warn and counted, and the action's answer stands. The commerce
-   * routes use it; give it to the app (API keys, console) and the backup route too.
+   * Records admin actions in the activity log as `admin.<action>`, awaited by the route before it answers. Grants are
+   * written in the action's own transaction, so the grant is kept only with its record (a record that cannot be
+   * written is the request's 503, nothing changed): `admin.account_set` (the ledger's), `admin.api_key_created` (the
+   * API key store's, through `writeIn`: give this to the app only with an API key store on this system's pool, as
+   * every host does), `admin.webhook_subscription_created` (the webhook store's). Revocations
+   * (`admin.api_key_revoked`, `admin.webhook_secret_rotated`, `admin.webhook_subscription_deleted`) never wait on
+   * their record, and the others (stock, dead letters, backups, console sign-ins: not in this database) cannot: they
+   * are written after the action, through the `postgres` breaker; a failure there is logged at warn and counted, and
+   * the action's answer stands. The commerce routes use it; give it to the app (API keys, console) and the backup
+   * route too.
    */
   adminEvents: AdminEvents;
   /**
@@ -288,7 +289,7 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
   const admin = adminEvents({
     write: pg((event) => activity.recordActivity(adminEventEnvelope(event))),
     // On a store's transaction of this pool: the webhook store here, and the API key store each host builds on the
-    // same pool (deploy/node.ts, the Worker's per-request connection), so the change and its record commit together.
+    // same pool (deploy/node.ts, the Worker's per-request connection), so a grant and its record commit together.
     writeIn: (tx, event) => activity.recordActivityIn(tx, adminEventEnvelope(event)),
     ...(options.onAdminEvent ? { onOutcome: options.onAdminEvent } : {}),
     ...(options.logger ? { logger: options.logger } : {}),

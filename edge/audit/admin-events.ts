@@ -91,7 +91,8 @@ export interface AdminEvents {
   ): Promise<void>;
   /**
    * Records `action` in the action's own transaction, where its store can write the record there (`account_set`:
-   * the ledger and the activity log share the database; API keys and webhook subscriptions, through `writeIn`).
+   * the ledger and the activity log share the database; an API key or a webhook subscription created, through
+   * `writeIn`). For grants only: a revocation is recorded after it with `record`, never held back by its record.
    * `act` does the action, and writes the event `eventOf` makes from what changed in the same transaction, or throws
    * and keeps neither. `eventOf`'s `target` is for a target known only once the store wrote it (a new key's or
    * subscription's id); else the one given here. Its error is rethrown (the caller's problem+json); when `act` had

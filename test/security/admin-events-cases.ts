@@ -11,6 +11,8 @@ export interface AuditedNode {
   jwtSecret: string;
   brokerUrl: string;
   brokerToken: string;
+  /** The node's JSON log lines so far (warn and above at least). */
+  lines: string[];
 }
 
 export interface Answer {
@@ -131,6 +133,43 @@ export function expectRefusedForItsRecord(answer: Answer): void {
   expect(answer.contentType).toStartWith("application/problem+json");
   expect(answer.body).toMatchObject({ status: 503, title: "Service unavailable" });
   expect(JSON.stringify(answer.body)).not.toContain("refuses this record");
+}
+
+/** How many records of `action` failed so far, from the node's /metrics. */
+export async function failedRecords(node: AuditedNode, action: string): Promise<number> {
+  const line = (await (await fetch(`${node.url}/metrics`)).text())
+    .split("\n")
+    .find((series) => series.startsWith(`edgewise_admin_events_total{action="${action}",outcome="failed"}`));
+  return line === undefined ? 0 : Number(line.split(" ").at(-1));
+}
+
+/**
+ * The answer to an action that takes access away, whose record could not be written: the action stood, and the node
+ * said so: one warn line naming the action and its target (action_rolled_back: false, never a secret), and one more
+ * `edgewise_admin_events_total{action,outcome="failed"}` than `failedBefore`.
+ */
+export async function expectStoodUnrecorded(
+  node: AuditedNode,
+  answer: Answer,
+  action: string,
+  subject: string,
+  failedBefore: number,
+  secrets: string[],
+): Promise<void> {
+  let warned: Record<string, unknown> | undefined;
+  await eventually(async () => {
+    warned = node.lines
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((l) => l.msg === "admin event not recorded" && l.request_id === answer.requestId);
+    return warned !== undefined;
+  }, "the warn line of the record not written");
+  expect(warned).toMatchObject({ level: "warn", action, target: { subject }, action_rolled_back: false });
+  for (const secret of secrets) expect(JSON.stringify(warned)).not.toContain(secret);
+  // /metrics may serve its last render for a moment: wait for one made after the failure.
+  await eventually(
+    async () => (await failedRecords(node, action)) === failedBefore + 1,
+    "the failed record counted",
+  );
 }
 
 /** Runs `act`, then expects exactly one admin event, of `type`, naming the request and holding none of `secrets`. */

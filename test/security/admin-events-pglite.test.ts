@@ -13,20 +13,27 @@ let node: EdgewiseNode;
 let audited: AuditedNode;
 const dataDir = mkdtempSync(join(tmpdir(), "edgewise-admin-events-"));
 const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
+const lines: string[] = [];
 
 beforeAll(async () => {
-  node = await startLocalNode(dataDir, {
-    JWT_SECRET: jwtSecret,
-    WEBHOOKS_ALLOW_PRIVATE: "1",
-    EDGEWISE_DELIVERY_RETRIES: "0",
-    RATE_LIMIT: "1000000/60s",
-  });
+  node = await startLocalNode(
+    dataDir,
+    {
+      JWT_SECRET: jwtSecret,
+      WEBHOOKS_ALLOW_PRIVATE: "1",
+      EDGEWISE_DELIVERY_RETRIES: "0",
+      RATE_LIMIT: "1000000/60s",
+      LOG_LEVEL: "warn",
+    },
+    { log: (line) => lines.push(line) },
+  );
   audited = {
     url: node.url,
     sql: node.sql,
     jwtSecret,
     brokerUrl: node.brokerUrl,
     brokerToken: node.broker?.token ?? "",
+    lines,
   };
 }, 60_000);
 afterAll(async () => {

@@ -7,13 +7,7 @@ import { decodeCursor, encodeCursor } from "../projections/cursor.ts";
 import { type Page, PageLimit } from "../projections/page-limit.ts";
 import { isSubscriptionId, SubscriptionId } from "./messages.ts";
 import { generateSecret } from "./secret.ts";
-import type {
-  AttemptOutcome,
-  DeliveryAttempt,
-  SubscriptionRecorder,
-  WebhookStore,
-  WebhookSubscription,
-} from "./store.ts";
+import type { AttemptOutcome, DeliveryAttempt, WebhookStore, WebhookSubscription } from "./store.ts";
 
 /** A subscription as the API shows it after its creation: never its secret. */
 export interface SubscriptionView {
@@ -149,20 +143,19 @@ export async function listDeliveryAttempts(
 /**
  * A new secret for an active subscription, shown only in this answer. Deliveries from now on carry a signature
  * with each secret (`v1,<new> v1,<old>`) until the overlap ends, so a receiver can switch at its own pace; a
- * secret rotated out earlier stops signing at once. With `record`, rotated in one transaction with its record.
+ * secret rotated out earlier stops signing at once.
  */
 export async function rotateSubscriptionSecret(
   deps: { store: ManagementStore; clock: Clock },
   id: string,
   body: unknown,
-  record?: SubscriptionRecorder,
 ): Promise<{ id: string; secret: string; previousSecretExpiresAt: string | null }> {
   const parsed = v.safeParse(RotateSecretBody, body ?? {});
   if (!parsed.success) throw validationError("request.invalid", "body", parsed.issues);
   const now = deps.clock.now();
   const expiresAt = new Date(now + parsed.output.overlapSeconds * 1000);
   const rotated = isSubscriptionId(id)
-    ? await deps.store.rotateSecret(id, generateSecret(), expiresAt, record)
+    ? await deps.store.rotateSecret(id, generateSecret(), expiresAt)
     : undefined;
   if (!rotated) throw notFound();
   return {

@@ -96,14 +96,29 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
     subscription: NewSubscription,
     record?: SubscriptionRecorder,
   ): Promise<WebhookSubscription> {
+    const insert = async (sql: postgres.Sql<Types> | postgres.TransactionSql<Types>) => {
+      const [row] = await sql<SubscriptionRow[]>`
+        INSERT INTO webhook_subscriptions (id, url, events, secret)
+        VALUES (${subscription.id}, ${subscription.url}, ${subscription.events.join(" ")}, ${subscription.secret})
+        RETURNING *`;
+      return fromRow(row as SubscriptionRow);
+    };
     try {
-      return await this.changed(record, "the subscription was not created", async (sql) => {
-        const [row] = await sql<SubscriptionRow[]>`
-          INSERT INTO webhook_subscriptions (id, url, events, secret)
-          VALUES (${subscription.id}, ${subscription.url}, ${subscription.events.join(" ")}, ${subscription.secret})
-          RETURNING *`;
-        return fromRow(row as SubscriptionRow);
-      });
+      if (!record) return await insert(this.sql);
+      // The subscription and its record in one transaction: one whose record failed never existed.
+      return (await this.sql.begin(async (tx) => {
+        const created = await insert(tx);
+        try {
+          await record(tx as unknown as postgres.TransactionSql, created);
+        } catch (error) {
+          throw new EdgewiseError(
+            "unavailable",
+            "the change could not be recorded, so the subscription was not created; retry",
+            { cause: error },
+          );
+        }
+        return created;
+      })) as WebhookSubscription;
     } catch (error) {
       if ((error as { code?: unknown }).code === "23505") {
         throw new EdgewiseError("conflict", "a webhook subscription with this id exists", { cause: error });
@@ -112,13 +127,10 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
     }
   }
 
-  async deleteSubscription(id: string, record?: SubscriptionRecorder): Promise<boolean> {
-    const deleted = await this.changed(record, "the subscription was not deleted", async (sql) => {
-      const [row] = await sql<SubscriptionRow[]>`
-        UPDATE webhook_subscriptions SET deleted_at = coalesce(deleted_at, now()) WHERE id = ${id} RETURNING *`;
-      return row ? fromRow(row) : undefined;
-    });
-    return deleted !== undefined;
+  async deleteSubscription(id: string): Promise<boolean> {
+    const rows = await this.sql`
+      UPDATE webhook_subscriptions SET deleted_at = coalesce(deleted_at, now()) WHERE id = ${id} RETURNING id`;
+    return rows.length > 0;
   }
 
   async getSubscription(id: string): Promise<WebhookSubscription | undefined> {
@@ -160,40 +172,13 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
     id: string,
     secret: string,
     previousExpiresAt: Date,
-    record?: SubscriptionRecorder,
   ): Promise<WebhookSubscription | undefined> {
-    return await this.changed(record, "the secret was not rotated", async (sql) => {
-      const [row] = await sql<SubscriptionRow[]>`
-        UPDATE webhook_subscriptions
-        SET previous_secret = secret, previous_secret_expires_at = ${previousExpiresAt}, secret = ${secret}
-        WHERE id = ${id} AND deleted_at IS NULL
-        RETURNING *`;
-      return row ? fromRow(row) : undefined;
-    });
-  }
-
-  /**
-   * `change` on the pool; with `record`, in a transaction with the record of the subscription it wrote (none when
-   * it wrote nothing). A failing record rolls the change back and is a 503 saying what was not done.
-   */
-  private async changed<T extends WebhookSubscription | undefined>(
-    record: SubscriptionRecorder | undefined,
-    notDone: string,
-    change: (sql: postgres.Sql<Types> | postgres.TransactionSql<Types>) => Promise<T>,
-  ): Promise<T> {
-    if (!record) return await change(this.sql);
-    return (await this.sql.begin(async (tx) => {
-      const written = await change(tx);
-      if (written === undefined) return written;
-      try {
-        await record(tx as unknown as postgres.TransactionSql, written);
-      } catch (error) {
-        throw new EdgewiseError("unavailable", `the change could not be recorded, so ${notDone}; retry`, {
-          cause: error,
-        });
-      }
-      return written;
-    })) as T;
+    const [row] = await this.sql<SubscriptionRow[]>`
+      UPDATE webhook_subscriptions
+      SET previous_secret = secret, previous_secret_expires_at = ${previousExpiresAt}, secret = ${secret}
+      WHERE id = ${id} AND deleted_at IS NULL
+      RETURNING *`;
+    return row ? fromRow(row) : undefined;
   }
 
   async recordAttempt(attempt: AttemptRecord): Promise<number> {

@@ -55,10 +55,10 @@ export interface DeliveryAttempt extends AttemptRecord {
 }
 
 /**
- * Writes the record of a subscription created, deleted or given a new secret (the activity log's
- * `admin.webhook_*`, on the same database) on the change's own transaction, given the subscription as written: both
- * commit or neither does, and if it throws the change is not made (`unavailable`). The store knows nothing of what
- * the record says or where it goes.
+ * Writes the record of a subscription created (the activity log's `admin.webhook_subscription_created`, on the same
+ * database) on its own transaction, given the subscription as written: both commit or neither does, and if it throws
+ * no subscription is made (`unavailable`). The store knows nothing of what the record says or where it goes. A
+ * deletion or a secret rotation takes none: they never wait on their record.
  */
 export type SubscriptionRecorder = (
   tx: postgres.TransactionSql,
@@ -71,11 +71,8 @@ export interface WebhookStore {
     subscription: NewSubscription,
     record?: SubscriptionRecorder,
   ): Promise<WebhookSubscription>;
-  /**
-   * Soft-deletes; true when the subscription exists (deleting twice is not an error), false when it does not
-   * (nothing recorded). With `record`, deleted only with its record: if that fails, it still exists.
-   */
-  deleteSubscription(id: string, record?: SubscriptionRecorder): Promise<boolean>;
+  /** Soft-deletes; true when the subscription exists (deleting twice is not an error). */
+  deleteSubscription(id: string): Promise<boolean>;
   /** Deleted ones too, with `deletedAt` set. */
   getSubscription(id: string): Promise<WebhookSubscription | undefined>;
   /**
@@ -87,15 +84,9 @@ export interface WebhookStore {
   pageSubscriptions(page: SubscriptionPage): Promise<WebhookSubscription[]>;
   /**
    * Makes `secret` the active secret of an active subscription. The one it replaces keeps signing beside it until
-   * `previousExpiresAt`; a secret rotated out earlier is dropped. Undefined when there is no such subscription
-   * (nothing recorded). With `record`, rotated only with its record: if that fails, the old secret stays.
+   * `previousExpiresAt`; a secret rotated out earlier is dropped. Undefined when there is no such subscription.
    */
-  rotateSecret(
-    id: string,
-    secret: string,
-    previousExpiresAt: Date,
-    record?: SubscriptionRecorder,
-  ): Promise<WebhookSubscription | undefined>;
+  rotateSecret(id: string, secret: string, previousExpiresAt: Date): Promise<WebhookSubscription | undefined>;
   /** Appends to the attempts log; returns the attempt's number. */
   recordAttempt(attempt: AttemptRecord): Promise<number>;
   listAttempts(subscriptionId: string, eventId?: string): Promise<DeliveryAttempt[]>;

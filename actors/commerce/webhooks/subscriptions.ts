@@ -64,17 +64,10 @@ export async function createSubscription(
   return { id: created.id, url: created.url, events: created.events, secret: created.secret };
 }
 
-/**
- * `DELETE /v1/webhooks/subscriptions/{id}`: `not_found` unless it exists; deliveries still queued become no-ops.
- * With `record`, deleted in one transaction with its record.
- */
-export async function deleteSubscription(
-  store: WebhookStore,
-  id: string,
-  record?: SubscriptionRecorder,
-): Promise<void> {
+/** `DELETE /v1/webhooks/subscriptions/{id}`: `not_found` unless it exists; deliveries still queued become no-ops. */
+export async function deleteSubscription(store: WebhookStore, id: string): Promise<void> {
   // A malformed id cannot exist: no query for it.
-  if (!isSubscriptionId(id) || !(await store.deleteSubscription(id, record))) {
+  if (!isSubscriptionId(id) || !(await store.deleteSubscription(id))) {
     throw new EdgewiseError("not_found", "no such webhook subscription");
   }
 }

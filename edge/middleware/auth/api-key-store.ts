@@ -21,9 +21,10 @@ export interface ApiKeyRecord extends NewApiKey {
 export type ApiKeySummary = Omit<ApiKeyRecord, "secretHash">;
 
 /**
- * Writes the record of a key created or revoked (the activity log's `admin.api_key_*`, on the same database) on the
- * change's own transaction, given the key as written: both commit or neither does, and if it throws the change is
- * not made (`unavailable`). The store knows nothing of what the record says or where it goes.
+ * Writes the record of a key created (the activity log's `admin.api_key_created`, on the same database) on the
+ * key's own transaction, given the key as written: both commit or neither does, and if it throws no key is made
+ * (`unavailable`). The store knows nothing of what the record says or where it goes. A revocation takes none: it
+ * never waits on its record.
  */
 export type ApiKeyRecorder = (tx: postgres.TransactionSql, key: ApiKeyRecord) => Promise<unknown>;
 
@@ -31,17 +32,14 @@ export interface ApiKeyStore {
   /** Fails with `conflict` if the id is taken. With `record`, the key is created only with its record. */
   create(key: NewApiKey, record?: ApiKeyRecorder): Promise<ApiKeyRecord>;
   find(id: string): Promise<ApiKeyRecord | undefined>;
-  /**
-   * True when the key exists (revoking twice is not an error); false when it never did (nothing recorded). With
-   * `record`, the key is revoked only with its record: if that fails, it still works.
-   */
-  revoke(id: string, record?: ApiKeyRecorder): Promise<boolean>;
+  /** True when the key exists (revoking twice is not an error); false when it never did. */
+  revoke(id: string): Promise<boolean>;
   list(filter?: { sub?: string }): Promise<ApiKeySummary[]>;
 }
 
 /**
  * For tests and single-process demos: same contract as the Postgres adapter, nothing persisted. It has no
- * transaction to write a record in, so it refuses a recorder rather than make a change without its record.
+ * transaction to write a record in, so it refuses a recorder rather than create a key without its record.
  */
 export class MemoryApiKeyStore implements ApiKeyStore {
   readonly #keys = new Map<string, ApiKeyRecord>();
@@ -71,8 +69,7 @@ export class MemoryApiKeyStore implements ApiKeyStore {
     return record ? { ...record } : undefined;
   }
 
-  async revoke(id: string, recorder?: ApiKeyRecorder): Promise<boolean> {
-    if (recorder) throw noTransaction();
+  async revoke(id: string): Promise<boolean> {
     const record = this.#keys.get(id);
     if (!record) return false;
     record.revokedAt ??= new Date(this.now());

@@ -65,7 +65,15 @@ export class PostgresApiKeyStore<Types extends Record<string, unknown> = Record<
       // The key and its record in one transaction: a key whose record failed never existed.
       return (await this.sql.begin(async (tx) => {
         const created = await insert(tx);
-        await recordIn(tx, created, record, "the API key was not created");
+        try {
+          await record(tx as unknown as postgres.TransactionSql, created);
+        } catch (error) {
+          throw new EdgewiseError(
+            "unavailable",
+            "the change could not be recorded, so the API key was not created; retry",
+            { cause: error },
+          );
+        }
         return created;
       })) as ApiKeyRecord;
     } catch (error) {
@@ -81,17 +89,10 @@ export class PostgresApiKeyStore<Types extends Record<string, unknown> = Record<
     return row ? fromRow(row) : undefined;
   }
 
-  async revoke(id: string, record?: ApiKeyRecorder): Promise<boolean> {
-    const revoke = (sql: postgres.Sql<Types> | postgres.TransactionSql<Types>) => sql<Row[]>`
-      UPDATE edgewise_api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = ${id} RETURNING *`;
-    if (!record) return (await revoke(this.sql)).length > 0;
-    // The revocation and its record in one transaction: a revocation whose record failed leaves the key working.
-    return (await this.sql.begin(async (tx) => {
-      const [row] = await revoke(tx);
-      if (!row) return false;
-      await recordIn(tx, fromRow(row), record, "the API key was not revoked and still works");
-      return true;
-    })) as boolean;
+  async revoke(id: string): Promise<boolean> {
+    const rows = await this.sql`
+      UPDATE edgewise_api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = ${id} RETURNING id`;
+    return rows.length > 0;
   }
 
   async list(filter: { sub?: string } = {}): Promise<ApiKeySummary[]> {
@@ -104,22 +105,6 @@ export class PostgresApiKeyStore<Types extends Record<string, unknown> = Record<
     return rows.map((row) => {
       const { secretHash: _, ...summary } = fromRow(row);
       return summary;
-    });
-  }
-}
-
-/** Runs `record` on the change's transaction; its failure rolls the change back and is a 503 saying so. */
-async function recordIn<Types extends Record<string, unknown>>(
-  tx: postgres.TransactionSql<Types>,
-  key: ApiKeyRecord,
-  record: ApiKeyRecorder,
-  notDone: string,
-): Promise<void> {
-  try {
-    await record(tx as unknown as postgres.TransactionSql, key);
-  } catch (error) {
-    throw new EdgewiseError("unavailable", `the change could not be recorded, so ${notDone}; retry`, {
-      cause: error,
     });
   }
 }

@@ -1,5 +1,5 @@
 // The webhook endpoints: subscriptions for outbound events (webhooks:admin), and signed inbound webhooks.
-import { type Context, Hono } from "hono";
+import { Hono } from "hono";
 import { describeRoute } from "hono-openapi";
 import {
   CreateSubscriptionBody,
@@ -16,15 +16,12 @@ import {
   receiveInbound,
   rotateSubscriptionSecret,
   showSubscription,
-  type SubscriptionRecorder,
-  subscriptionView,
   type TargetPolicy,
   type WebhookStore,
-  type WebhookSubscription,
 } from "../../../actors/commerce/webhooks/index.ts";
 import type { Transport } from "../../../actors/runtime/index.ts";
 import { type Clock, systemClock } from "../../../shared/clock/index.ts";
-import type { AdminAction, AdminEvents, AdminTarget } from "../../audit/admin-events.ts";
+import type { AdminEvents, AdminTarget } from "../../audit/admin-events.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
@@ -50,9 +47,10 @@ export interface WebhookRoutesOptions {
   onRefusal?: (refusal: InboundRefusal, outcome: "refused" | "replayed") => Promise<void> | void;
   clock?: Clock;
   /**
-   * Records subscriptions created and deleted and secrets rotated as `admin.*` (never a secret): in the store's own
-   * transaction when it has `writeIn` (the store is on the activity log's database), so none of them is made
-   * without its record; else once done.
+   * Records subscriptions created and deleted and secrets rotated as `admin.*` (never a secret). A creation grants
+   * (events start going to a URL): in the store's own transaction when it has `writeIn` (the store is on the activity
+   * log's database), so no subscription exists without its record; else once done. A deletion or a rotation takes
+   * away: always once done, so it holds even when its record cannot be written (warn line, counted `failed`).
    */
   adminEvents?: AdminEvents | undefined;
 }
@@ -75,22 +73,6 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
   const app = new Hono<GatewayEnv>();
   const audit = options.adminEvents;
   const writeIn = audit?.writeIn;
-  /**
-   * Does `change` with its record written in the store's transaction (`change` gets the recorder to hand the store;
-   * `describe` makes the event's change from the subscription as written); where the store cannot, `change` runs
-   * without one and the caller records after it.
-   */
-  const inTransaction = <T>(
-    c: Context<GatewayEnv>,
-    action: AdminAction,
-    describe: (written: WebhookSubscription) => Record<string, unknown> | undefined,
-    change: (record?: SubscriptionRecorder) => Promise<T>,
-  ): Promise<T> =>
-    audit && writeIn
-      ? audit.recordInTransaction(c, action, undefined, (eventOf) =>
-          change((tx, written) => writeIn(tx, eventOf(describe(written), subscriptionTarget(written.id)))),
-        )
-      : change();
   // A failed prune is retried at the next minute's webhook; the ids it would forget are harmless meanwhile.
   const pruneSeenIds = inboundPruner(options.store);
 
@@ -114,9 +96,16 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
         url: shownUrl(made.url),
         events: made.events,
       });
-      const created = await inTransaction(c, "webhook_subscription_created", described, (record) =>
-        createSubscription({ store: options.store, policy: options.policy }, c.req.valid("json"), record),
-      );
+      const deps = { store: options.store, policy: options.policy };
+      // A grant (events start going to the URL): where the store can, made only with its record.
+      const created =
+        audit && writeIn
+          ? await audit.recordInTransaction(c, "webhook_subscription_created", undefined, (eventOf) =>
+              createSubscription(deps, c.req.valid("json"), (tx, made) =>
+                writeIn(tx, eventOf(described(made), subscriptionTarget(made.id))),
+              ),
+            )
+          : await createSubscription(deps, c.req.valid("json"));
       if (!writeIn) {
         await audit?.record(
           c,
@@ -190,8 +179,10 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
         "Rotate a subscription's secret: the new one is shown only here; the old one keeps signing beside it " +
         "for overlapSeconds (default 86400)",
       description:
-        "The new secret and its record in the activity log (admin.webhook_secret_rotated) are written in one " +
-        "transaction: if the record cannot be written, the answer is 503 and the old secret is still the only one.",
+        "The secret is rotated first, then the rotation is recorded in the activity log " +
+        "(admin.webhook_secret_rotated): a rotation never waits on its record, so if the record cannot be written " +
+        "the new secret stands all the same and the answer is 200 (the failure is logged at warn and counted in " +
+        "edgewise_admin_events_total). With overlapSeconds 0 the old secret stops signing at once.",
       tags: ["webhooks"],
       ...requires("webhooks:admin", {
         200: json("The new secret, shown only here", SecretRotated),
@@ -203,25 +194,15 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
     validate("json", RotateSecretBody),
     async (c) => {
       requireScope(c.var.principal, "webhooks:admin");
-      const rotated = await inTransaction(
-        c,
-        "webhook_secret_rotated",
-        (written) => ({
-          previousSecretExpiresAt: subscriptionView(written, clock.now()).previousSecretExpiresAt,
-        }),
-        (record) =>
-          rotateSubscriptionSecret(
-            { store: options.store, clock },
-            c.req.valid("param").id,
-            c.req.valid("json"),
-            record,
-          ),
+      const rotated = await rotateSubscriptionSecret(
+        { store: options.store, clock },
+        c.req.valid("param").id,
+        c.req.valid("json"),
       );
-      if (!writeIn) {
-        await audit?.record(c, "webhook_secret_rotated", subscriptionTarget(rotated.id), {
-          previousSecretExpiresAt: rotated.previousSecretExpiresAt,
-        });
-      }
+      // After the rotation, never with it: a leaked secret must stop signing even if its record cannot be written.
+      await audit?.record(c, "webhook_secret_rotated", subscriptionTarget(rotated.id), {
+        previousSecretExpiresAt: rotated.previousSecretExpiresAt,
+      });
       return c.json(rotated);
     },
   );
@@ -231,8 +212,10 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
     describeRoute({
       summary: "Delete a webhook subscription; deliveries already queued for it are dropped",
       description:
-        "The deletion and its record in the activity log (admin.webhook_subscription_deleted) are written in one " +
-        "transaction: if the record cannot be written, the answer is 503 and the subscription still exists.",
+        "The subscription is deleted first, then the deletion is recorded in the activity log " +
+        "(admin.webhook_subscription_deleted): a deletion never waits on its record, so if the record cannot be " +
+        "written the subscription is gone all the same and the answer is 204 (the failure is logged at warn and " +
+        "counted in edgewise_admin_events_total).",
       tags: ["webhooks"],
       ...requires("webhooks:admin", {
         204: { description: "Deleted" },
@@ -244,13 +227,9 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
     async (c) => {
       requireScope(c.var.principal, "webhooks:admin");
       const { id } = c.req.valid("param");
-      await inTransaction(
-        c,
-        "webhook_subscription_deleted",
-        () => undefined,
-        (record) => deleteSubscription(options.store, id, record),
-      );
-      if (!writeIn) await audit?.record(c, "webhook_subscription_deleted", subscriptionTarget(id));
+      await deleteSubscription(options.store, id);
+      // After the deletion, never with it: events stop going to the URL even if its record cannot be written.
+      await audit?.record(c, "webhook_subscription_deleted", subscriptionTarget(id));
       return c.body(null, 204);
     },
   );

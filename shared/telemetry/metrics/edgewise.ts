@@ -196,7 +196,7 @@ export class EdgewiseMetrics {
 
     this.adminEvents = r.counter({
       name: "edgewise_admin_events_total",
-      help: "Admin actions (API keys, webhook subscriptions, balances, stock, dead letters, backups) by action and outcome: recorded in the activity log, or failed (a warn line says which; account_set, the api_key_* and the webhook_* actions were rolled back with their record, the others stood).",
+      help: "Admin actions (API keys, webhook subscriptions, balances, stock, dead letters, backups) by action and outcome: recorded in the activity log, or failed (a warn line says which; the grants account_set, api_key_created and webhook_subscription_created were rolled back with their record; the others stood, revocations included).",
       labelNames: ["action", "outcome"],
     });
 
@@ -392,8 +392,9 @@ export class EdgewiseMetrics {
   }
 
   /**
-   * One admin action's record in the activity log: `recorded`, or `failed` (`account_set`, `api_key_*` and
-   * `webhook_*` were rolled back with it; every other action stood).
+   * One admin action's record in the activity log: `recorded`, or `failed` (the grants `account_set`,
+   * `api_key_created` and `webhook_subscription_created` were rolled back with it; every other action stood,
+   * revocations included).
    */
   adminEvent(action: string, outcome: "recorded" | "failed"): void {
     this.adminEvents.inc({ action, outcome });
