@@ -103,3 +103,13 @@ function asArchiveError(error: unknown): unknown {
   }
   return error;
 }
+
+/** Makes a rename in `dir` durable. */
+export function syncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,24 +1,15 @@
 // `npm run backup`: an offline, consistent copy of a stopped node's data dir, as one gzipped tar with a manifest.
-import { randomBytes } from "node:crypto";
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  lstatSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-} from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
-import { basename, dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { SqlDatabase } from "../../actors/hosts/local/sql.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { type ActorHostLease, acquireActorHostLease } from "../actor-host-lease.ts";
 import { type DataDirLock, lockDataDir, openElsewhere } from "../data-dir-lock.ts";
 import { writeArchive } from "./archive.ts";
+import { keepChecked, partialPath } from "./keep.ts";
 import {
+  ArchiveError,
   digestFile,
   edgewiseBuild,
   type Manifest,
@@ -37,6 +28,11 @@ export interface BackupOptions {
    * the operator dumps that schema (deploy/README.md). Used to check that no actor host runs on it.
    */
   databaseUrl?: string | undefined;
+  /**
+   * Tests only (the CLI never sets it): runs on the written archive, under its temporary name, before it is checked,
+   * to damage it as a write that went wrong unnoticed would (a full disk, a bug in the tar or gzip stream).
+   */
+  beforeCheck?: ((archive: string) => void) | undefined;
 }
 
 /** Where a running node stages an online backup's copy and archive, in its data dir (online.ts): never data. */
@@ -70,7 +66,7 @@ export async function backup(options: BackupOptions): Promise<Manifest> {
   }
   const locks: DataDirLock[] = [];
   let lease: ActorHostLease | undefined;
-  const partial = join(dirname(out), `.${basename(out)}.partial-${randomBytes(4).toString("hex")}`);
+  const partial = partialPath(out);
   try {
     for (const part of ["pglite", "actors"] as const)
       locks.push(lockDataDir(dataDir, part, options.openDb, "Stop it, then back up"));
@@ -92,18 +88,24 @@ export async function backup(options: BackupOptions): Promise<Manifest> {
       postgres: options.databaseUrl ? "external" : "embedded",
       stores: storeFacts(dataDir, options.openDb),
       // Checksums first: the locks (and refusals) above keep every writer off the data dir until the archive is
-      // written, so the files node-tar reads next are these. A restore still checks what it extracts against them.
+      // written, so the files node-tar reads next are these. The archive is checked against them before it is kept.
       entries: walk(dataDir),
     };
     // Last, so a listing ends with it; restore trusts nothing it extracted until it has read and checked it.
     const body = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
     const paths = manifest.entries.map((entry) => entry.path);
     await writeArchive(dataDir, paths, { name: manifestName, body }, partial);
-    renameSync(partial, out);
-    syncDir(dirname(out));
-    return manifest;
+    options.beforeCheck?.(partial);
+    // Read back whole before it is kept, as the online command and restore read theirs: a write that went wrong
+    // unnoticed (a full disk, a bug in the tar or gzip stream) is found now, not when the archive is needed.
+    return keepChecked(partial, out);
   } catch (error) {
     rmSync(partial, { force: true });
+    if (error instanceof ArchiveError)
+      throw new EdgewiseError(
+        "internal",
+        `the archive just written failed the check a restore makes: ${error.message}. A full or failing disk, a fault in writing it, or a file of the data dir changed while it was copied; it was removed and nothing was kept: back up again`,
+      );
     throw error;
   } finally {
     await lease?.release();
@@ -178,14 +180,4 @@ export function walk(dir: string, prefix = "", inodes = new Map<string, string>(
     }
   }
   return found;
-}
-
-/** Makes a rename in `dir` durable. */
-export function syncDir(dir: string): void {
-  const fd = openSync(dir, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

@@ -25,9 +25,10 @@ const synopsis = [
 const help = [
   ...synopsis,
   "",
-  "backup: a stopped node's data dir as one gzipped tar with a manifest of checksums, written 0600; refused while a",
-  'node or broker runs on it. With DATABASE_URL, pg_dump the node\'s schema too (deploy/README.md, "Backup and restore").',
-  "--online: the same archive from a running node on embedded Postgres, checked against its manifest before it is kept.",
+  "backup: a stopped node's data dir as one gzipped tar with a manifest of checksums, written 0600 and checked against",
+  "its manifest before it is kept; refused while a node or broker runs on it. With DATABASE_URL, pg_dump the node's",
+  'schema too (deploy/README.md, "Backup and restore").',
+  "--online: the same archive from a running node on embedded Postgres, checked the same way before it is kept.",
   "restore: the archive into a missing or empty data dir, every file checked against the manifest first.",
   "npm runs both in the repo's root: relative paths are taken from there.",
   "",
@@ -90,7 +91,7 @@ async function main(): Promise<void> {
     const manifest = await backup({ dataDir, out, openDb, databaseUrl });
     const files = manifest.entries.filter((entry) => entry.type === "file").length;
     console.log(
-      `[backup] ${dataDir} → ${out} (${files} files, mode 0600); it holds secrets: store it as you store them`,
+      `[backup] ${dataDir} → ${out} (${files} files, checked, mode 0600); it holds secrets: store it as you store them`,
     );
     if (databaseUrl) {
       console.log(

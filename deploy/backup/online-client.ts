@@ -1,22 +1,10 @@
 // `npm run backup -- --online --url <node>`: fetches a running node's archive, checks it whole, then moves it into place.
-import { randomBytes } from "node:crypto";
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdtempSync,
-  openSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { closeSync, existsSync, fsyncSync, openSync, rmSync, writeSync } from "node:fs";
+import { resolve } from "node:path";
 import { EdgewiseError } from "../../shared/errors/index.ts";
-import { extractArchive } from "./archive.ts";
-import { syncDir } from "./backup.ts";
+import { keepChecked, partialPath } from "./keep.ts";
 import type { Manifest } from "./manifest.ts";
 import { ArchiveError } from "./manifest.ts";
-import { verify } from "./restore.ts";
 
 export interface OnlineBackupRequest {
   /** The node's base URL. */
@@ -36,16 +24,14 @@ export interface OnlineBackupRequest {
 export const defaultTimeoutMs = 10 * 60_000;
 
 /**
- * Writes the node's answer to a 0600 temporary file beside `out`, extracts it into a private directory there and
- * checks every entry against its manifest as a restore does, and only then renames it to `out`. A refusal, a cut
+ * Writes the node's answer to a 0600 temporary file beside `out`, then checks it whole and renames it to `out` as
+ * the offline backup does (`keepChecked`). A refusal, a cut
  * stream, a node silent for `timeoutMs` or a corrupt archive leaves nothing behind.
  */
 export async function onlineBackup(request: OnlineBackupRequest): Promise<Manifest> {
   const out = resolve(request.out);
   if (existsSync(out)) throw new EdgewiseError("conflict", `${out} exists; backups are never overwritten`);
-  const tag = randomBytes(4).toString("hex");
-  const partial = join(dirname(out), `.${basename(out)}.partial-${tag}`);
-  let checking: string | undefined;
+  const partial = partialPath(out);
   const silence = silenceBound(request.timeoutMs);
   try {
     // Relative to the URL's path, so a node behind a proxy under a prefix (`https://host/edgewise`) is reached there.
@@ -77,12 +63,7 @@ export async function onlineBackup(request: OnlineBackupRequest): Promise<Manife
       closeSync(fd);
     }
     silence.end();
-    checking = mkdtempSync(join(dirname(out), `.${basename(out)}.check-`));
-    extractArchive(partial, checking);
-    const manifest = verify(checking);
-    renameSync(partial, out);
-    syncDir(dirname(out));
-    return manifest;
+    return keepChecked(partial, out);
   } catch (error) {
     silence.end();
     rmSync(partial, { force: true });
@@ -97,8 +78,6 @@ export async function onlineBackup(request: OnlineBackupRequest): Promise<Manife
         `the archive the node sent is incomplete or corrupt: ${error.message}`,
       );
     throw error;
-  } finally {
-    if (checking) rmSync(checking, { recursive: true, force: true });
   }
 }
 

@@ -16,8 +16,7 @@ import { basename, join, resolve } from "node:path";
 import type { SqlDatabase } from "../../actors/hosts/local/sql.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { type DataDirLock, lockDataDir } from "../data-dir-lock.ts";
-import { extractArchive } from "./archive.ts";
-import { syncDir } from "./backup.ts";
+import { extractArchive, syncDir } from "./archive.ts";
 import {
   ArchiveError,
   digestFile,
