@@ -15,6 +15,7 @@ import { join, resolve } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { Database } from "bun:sqlite";
 import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
+import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../../test/broker/helpers.ts";
 import { backup } from "./backup.ts";
 
 const root = resolve(import.meta.dir, "../..");
@@ -180,4 +181,52 @@ describe("npm run backup checks its archive before it keeps it", () => {
     },
     30_000,
   );
+
+  test("with DATABASE_URL it names the schema to pg_dump, and the command it prints dumps it", async () => {
+    const schema = uniqueSchema("backup_dump");
+    await createSchema(schema);
+    try {
+      const psql = Bun.spawnSync([
+        "psql",
+        "-q",
+        TEST_DATABASE_URL,
+        "-c",
+        `CREATE TABLE ${schema}.orders_read (id text)`,
+      ]);
+      expect(psql.stderr.toString()).toBe("");
+      // A gateway's data dir (no actors.db): no lease to take, so the password here is never tried, and never shown.
+      const source = emptyDir("gateway");
+      writeFileSync(join(source, "jwt-secret"), crypto.randomUUID(), { mode: 0o600 });
+      const url = `${TEST_DATABASE_URL.replace("postgres@", "postgres:hunter2secret@")}?search_path=${schema}&prepare=false`;
+      const made = await run(
+        { DATABASE_URL: url },
+        "backup",
+        "--",
+        "--data-dir",
+        source,
+        "--out",
+        join(work, "gateway.tar.gz"),
+      );
+      expect(made.code).toBe(0);
+      expect(made.stdout).not.toContain("hunter2secret");
+      expect(made.stdout).toContain(`not the node's Postgres tables (schema ${schema})`);
+      const line = made.stdout.split("\n").find((l) => l.includes("pg_dump ")) ?? "";
+      expect(line).toContain("before the node starts again");
+      const args = line
+        .slice(line.indexOf("pg_dump "))
+        .split(" ")
+        .filter((a) => a.startsWith("--format") || a.startsWith("--schema"));
+      expect(args).toEqual(["--format=custom", `--schema=${schema}`]);
+      // As it says: the URL as postgres.js takes it is refused, without those parameters it dumps the schema.
+      const dump = join(work, "gateway.pgdump");
+      const refused = Bun.spawnSync(["pg_dump", ...args, `--file=${dump}`, url]);
+      expect(refused.stderr.toString()).toContain('invalid URI query parameter: "search_path"');
+      const dumped = Bun.spawnSync(["pg_dump", ...args, `--file=${dump}`, url.slice(0, url.indexOf("?"))]);
+      expect(dumped.stderr.toString()).toBe("");
+      const listed = Bun.spawnSync(["pg_restore", "--list", dump]).stdout.toString();
+      expect(listed).toContain(`TABLE ${schema} orders_read`);
+    } finally {
+      await dropSchema(schema);
+    }
+  }, 30_000);
 });

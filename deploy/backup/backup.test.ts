@@ -393,7 +393,7 @@ describe("npm run backup / npm run restore", () => {
         archivePg,
       );
       expect(made.code).toBe(0);
-      expect(made.stdout).toContain("Dump the node's Postgres schema now");
+      expect(made.stdout).toContain("Dump that schema now, before the node starts again");
       const dump = dir("pg.dump");
       const dumped = Bun.spawnSync([
         "pg_dump",

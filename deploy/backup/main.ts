@@ -5,6 +5,7 @@ import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 import { parseDuration } from "../../shared/config/index.ts";
 import { isEdgewiseError } from "../../shared/errors/index.ts";
 import { exitWithHelp } from "../cli-help.ts";
+import { requestedSchema } from "../local/broker/search-path.ts";
 import { backup } from "./backup.ts";
 import { defaultTimeoutMs, onlineBackup } from "./online-client.ts";
 import { restore } from "./restore.ts";
@@ -93,11 +94,7 @@ async function main(): Promise<void> {
     console.log(
       `[backup] ${dataDir} → ${out} (${files} files, checked, mode 0600); it holds secrets: store it as you store them`,
     );
-    if (databaseUrl) {
-      console.log(
-        "[backup] DATABASE_URL is set: this archive holds the data dir only. Dump the node's Postgres schema now, before the node starts again (deploy/README.md, Backup and restore)",
-      );
-    }
+    if (databaseUrl) console.log(dumpReminder(databaseUrl));
     return;
   }
   if (command === "restore") {
@@ -119,6 +116,20 @@ async function main(): Promise<void> {
     return;
   }
   usage(command ? `unknown command ${command}` : "backup or restore?");
+}
+
+/**
+ * What the operator must still do with DATABASE_URL: pg_dump the node's schema. Names the schema the URL asks for,
+ * never the URL itself (it may hold a password); pg_dump (libpq) refuses the URL parameters postgres.js takes.
+ */
+function dumpReminder(databaseUrl: string): string {
+  const schema = requestedSchema(databaseUrl);
+  const name =
+    schema === undefined ? undefined : /^[a-z_][a-z0-9_$]*$/.test(schema) ? schema : `'"${schema}"'`;
+  return [
+    `[backup] DATABASE_URL is set: this archive holds the data dir only, not the node's Postgres tables (${name ? `schema ${name}` : "the schema the role's search_path gives, public unless set"}).`,
+    `[backup] Dump that schema now, before the node starts again: pg_dump --format=custom --schema=${name ?? "<schema>"} --file=<dump> "<DATABASE_URL without the parameters libpq refuses, such as search_path= and prepare=>" (deploy/README.md, Backup and restore)`,
+  ].join("\n");
 }
 
 /** `--online`: the running node at --url streams its archive; the admin token comes from EDGEWISE_TOKEN. */
