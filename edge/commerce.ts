@@ -36,9 +36,16 @@ import {
 import { describeCustomerTarget } from "../actors/commerce/customer-target.ts";
 import { EventSchemas, Participants } from "../actors/commerce/messages.ts";
 import { readSideEvents, readSideKey } from "../actors/commerce/subscriptions.ts";
-import type { BillingSql } from "../actors/commerce/billing/schema.ts";
+import { type BillingSql, billingSchema } from "../actors/commerce/billing/schema.ts";
+import { activityLogSchema } from "../actors/commerce/projections/activity-table.ts";
+import { ordersReadSchema } from "../actors/commerce/projections/orders-table.ts";
+import { webhooksSchema } from "../actors/commerce/webhooks/postgres-store.ts";
 import { createEnvelope } from "../shared/envelope/index.ts";
-import { readSchemaMarkers, type SchemaMarkers } from "../shared/postgres/schema-marker.ts";
+import {
+  readSchemaMarkers,
+  type SchemaComponent,
+  type SchemaMarkers,
+} from "../shared/postgres/schema-marker.ts";
 import { type Dependencies, guardedPort } from "../shared/resilience/index.ts";
 import {
   boundedSecurityEvents,
@@ -99,6 +106,14 @@ export interface CommerceSystemOptions {
   logger?: Logger;
 }
 
+/** The stores `CommerceSystem.migrate` makes: give them to readSchemaMarkers for the markers it is given. */
+export const commerceSchemas: readonly SchemaComponent[] = [
+  billingSchema,
+  ordersReadSchema,
+  activityLogSchema,
+  webhooksSchema,
+];
+
 export interface CommerceSystem {
   billing: BillingLedger;
   relay: BillingOutboxRelay;
@@ -109,7 +124,8 @@ export interface CommerceSystem {
   routes: Hono<GatewayEnv>;
   /**
    * Creates the tables if missing, one part after another (the embedded PGlite serves one connection); parts whose
-   * schema marker is current run no DDL. `markers`: the start's readSchemaMarkers, else read here, once.
+   * schema marker is current run no DDL. `markers`: the start's readSchemaMarkers (asked about `commerceSchemas`),
+   * else read here, once.
    */
   migrate(markers?: SchemaMarkers): Promise<void>;
   /**
@@ -353,7 +369,7 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
     describeTarget: async (target) =>
       describeCustomerTarget(target) ?? describeWebhookTarget(webhookStore, target),
     async migrate(markers) {
-      const known = markers ?? (await readSchemaMarkers(sql));
+      const known = markers ?? (await readSchemaMarkers(sql, commerceSchemas));
       await billing.migrate(known);
       await projector.migrate(known);
       await activity.migrate(known);

@@ -37,10 +37,10 @@ import {
   type SecurityEvents,
 } from "../../shared/telemetry/log/index.ts";
 import type { EdgewiseMetrics } from "../../shared/telemetry/metrics/index.ts";
-import { type CommerceSystem, commerceSystem, securityEventEnvelope } from "../commerce.ts";
+import { type CommerceSystem, commerceSchemas, commerceSystem, securityEventEnvelope } from "../commerce.ts";
 import { cachedApiKeyVerifier } from "../middleware/auth/api-key-cache.ts";
 import type { ApiKeyStore } from "../middleware/auth/api-key-store.ts";
-import { PostgresApiKeyStore } from "../middleware/auth/postgres-api-key-store.ts";
+import { apiKeysSchema, PostgresApiKeyStore } from "../middleware/auth/postgres-api-key-store.ts";
 import { guardedRedis } from "../middleware/rate-limit/guarded-redis.ts";
 import { upstashRestRedis } from "../middleware/rate-limit/upstash.ts";
 
@@ -280,7 +280,7 @@ export class CommerceOnWorkers {
           // waiting out the connect timeout on every request.
           // One round trip when every store's schema marker is current: no DDL, no table lock.
           const migrate = async () => {
-            const markers = await readSchemaMarkers(sql);
+            const markers = await readSchemaMarkers(sql, [...commerceSchemas, apiKeysSchema]);
             await system.migrate(markers);
             await apiKeys.migrate(markers);
           };

@@ -57,7 +57,7 @@ test("the DDL runs on the first start only; a changed DDL (a new version) runs o
   const v1 = component(1, "colour");
   await ensureSchema(sql, v1);
   await ensureSchema(sql, v1);
-  await ensureSchema(sql, v1, await readSchemaMarkers(sql));
+  await ensureSchema(sql, v1, await readSchemaMarkers(sql, [v1]));
   expect(await runs(sql)).toEqual([1]);
 
   const v2 = component(2, "size");
@@ -139,7 +139,7 @@ test("a marked component whose table or index was dropped is applied again at th
   };
   await ensureSchema(sql, v1);
   await sql`DROP TABLE widgets`; // by hand, or a restore of some tables only: the marker says applied
-  await ensureSchema(sql, v1, await readSchemaMarkers(sql));
+  await ensureSchema(sql, v1, await readSchemaMarkers(sql, [v1]));
   expect(await sql`SELECT to_regclass('widgets')::text AS t`.then((r) => r[0]?.t)).toBe("widgets");
   await sql`DROP INDEX widgets_colour`;
   await ensureSchema(sql, v1); // the markers read here, and re-checked under the lock
@@ -147,7 +147,34 @@ test("a marked component whose table or index was dropped is applied again at th
     "widgets_colour",
   );
   // Complete again: later starts run no DDL.
-  await ensureSchema(sql, v1, await readSchemaMarkers(sql));
+  await ensureSchema(sql, v1, await readSchemaMarkers(sql, [v1]));
   await ensureSchema(sql, v1);
   expect(await runs(sql)).toEqual([1, 1, 1]);
+});
+
+test("the markers name only the tables and indexes of the stores asked about, not the schema's other relations", async () => {
+  const { sql } = await freshSchema("crowded");
+  const v1: SchemaComponent = {
+    ...component(1, "colour"),
+    ddl: `${component(1, "colour").ddl}
+      CREATE INDEX IF NOT EXISTS widgets_colour ON widgets (colour);`,
+  };
+  await ensureSchema(sql, v1);
+  // A schema shared with a user's own tables (a table, its sequence and its index each): read at every start.
+  await sql.unsafe(
+    Array.from({ length: 200 }, (_, i) => `CREATE TABLE user_table_${i} (id serial PRIMARY KEY);`).join(""),
+  );
+  const markers = await readSchemaMarkers(sql, [v1]);
+  expect([...(markers.get("widgets")?.relations ?? [])].sort()).toEqual([
+    "widget_ddl_runs",
+    "widgets",
+    "widgets_colour",
+  ]);
+  await ensureSchema(sql, v1, markers);
+  // Markers read without asking about a store do not make it current: it checks under its lock, and runs no DDL.
+  await ensureSchema(sql, v1, await readSchemaMarkers(sql));
+  expect(await runs(sql)).toEqual([1]);
+  await sql`DROP INDEX widgets_colour`;
+  await ensureSchema(sql, v1, await readSchemaMarkers(sql, [v1]));
+  expect(await runs(sql)).toEqual([1, 1]);
 });

@@ -24,7 +24,10 @@ export interface SchemaMarker {
   version: number;
   /** SHA-256 (hex) of the DDL text. */
   fingerprint: string;
-  /** The tables and indexes in the marker's schema when it was read (pg_class: no lock on them). */
+  /**
+   * Of the tables and indexes the components asked about create (`schemaRelations`), those in the marker's schema
+   * when it was read (pg_class: no lock on them). Never the schema's other relations: it may hold thousands.
+   */
   relations: ReadonlySet<string>;
 }
 
@@ -45,9 +48,18 @@ const markerTable = `
     applied_at timestamptz NOT NULL DEFAULT now()
   )`;
 
-/** The relations of the marker's schema, read beside each marker: from the catalog, without locking any of them. */
+/**
+ * Which of the names in `$1` (comma-separated) are relations of the marker's schema, read beside each marker from the
+ * catalog, without locking any of them. Only those names, by pg_class's (relname, relnamespace) index: a schema that
+ * also holds thousands of relations of its own (a user's tables beside Edgewise's) costs no more to read.
+ */
 const relationsNow = `
-  ARRAY(SELECT relname::text FROM pg_class WHERE relnamespace = to_regnamespace(current_schema())) AS relations`;
+  ARRAY(SELECT relname::text FROM pg_class
+    WHERE relname = ANY(string_to_array($1, ',')) AND relnamespace = to_regnamespace(current_schema())) AS relations`;
+
+/** The names `relationsNow` asks about: those the components' DDL creates (identifiers: no commas). */
+const askedNames = (components: readonly SchemaComponent[]) =>
+  [...new Set(components.flatMap((component) => schemaRelations(component)))].join(",");
 
 const fingerprints = new WeakMap<SchemaComponent, Promise<string>>();
 const createdRelations = new WeakMap<SchemaComponent, readonly string[]>();
@@ -81,16 +93,22 @@ export function schemaFingerprint(component: SchemaComponent): Promise<string> {
  * The markers in the first schema of the pool's search_path (where the stores' tables are), in one round trip and
  * without a table lock but the marker table's own ACCESS SHARE. None when the table is missing there: a marker
  * table in a later schema of the path (another deployment's, in `public`) is not this schema's and is ignored.
+ * `components`: the stores the markers are for, whose tables and indexes are looked up beside them; a store not
+ * among them is not taken as current from these markers, and checks its own under its lock (one transaction more).
  */
 export async function readSchemaMarkers<Types extends Record<string, unknown>>(
   sql: Pool<Types>,
+  components: readonly SchemaComponent[] = [],
 ): Promise<SchemaMarkers> {
   try {
     const rows = await sql.unsafe<
       Array<{ component: string; version: number; fingerprint: string; relations: string[] }>
-    >(`
+    >(
+      `
       SELECT component, version, fingerprint, ${relationsNow} FROM edgewise_schema
-      WHERE tableoid = to_regclass(format('%I.edgewise_schema', current_schema()))::oid`);
+      WHERE tableoid = to_regclass(format('%I.edgewise_schema', current_schema()))::oid`,
+      [askedNames(components)],
+    );
     const relations = new Set(rows[0]?.relations ?? []);
     return new Map(
       rows.map((row) => [row.component, { version: row.version, fingerprint: row.fingerprint, relations }]),
@@ -117,7 +135,8 @@ function isCurrent(
 /**
  * Applies the component's DDL unless the marker says it is current, and then records it, in one transaction
  * under the component's advisory lock (re-checked there: another node may have applied it meanwhile). Given the
- * start's `markers` (readSchemaMarkers), a current component costs no round trip at all; without, one.
+ * start's `markers` (readSchemaMarkers, with this component among those it was asked about), a current component
+ * costs no round trip at all; without, one.
  */
 export async function ensureSchema<Types extends Record<string, unknown>>(
   sql: Pool<Types>,
@@ -125,7 +144,7 @@ export async function ensureSchema<Types extends Record<string, unknown>>(
   markers?: SchemaMarkers,
 ): Promise<void> {
   const fingerprint = await schemaFingerprint(component);
-  const known = markers ?? (await readSchemaMarkers(sql));
+  const known = markers ?? (await readSchemaMarkers(sql, [component]));
   if (isCurrent(known.get(component.name), component, fingerprint)) return;
   await sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${component.lock})`;
@@ -136,8 +155,8 @@ export async function ensureSchema<Types extends Record<string, unknown>>(
       await tx.unsafe(markerTable);
     }
     const [row] = await tx.unsafe<Array<{ version: number; fingerprint: string; relations: string[] }>>(
-      `SELECT version, fingerprint, ${relationsNow} FROM edgewise_schema WHERE component = $1`,
-      [component.name],
+      `SELECT version, fingerprint, ${relationsNow} FROM edgewise_schema WHERE component = $2`,
+      [askedNames([component]), component.name],
     );
     const marker = row && { ...row, relations: new Set(row.relations) };
     if (isCurrent(marker, component, fingerprint)) return;
