@@ -1,7 +1,7 @@
 // Schema markers on the real Postgres: applied once per version, upgrades, older nodes, concurrent first starts.
 import { afterAll, expect, test } from "bun:test";
 import postgres from "postgres";
-import { ensureSchema, readSchemaMarkers, type SchemaComponent } from "./schema-marker.ts";
+import { ensureSchema, readSchemaMarkers, type SchemaComponent, schemaRelations } from "./schema-marker.ts";
 
 const url = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const suffix = `${process.pid}_${Math.floor(Math.random() * 1e6)}`;
@@ -175,6 +175,33 @@ test("the markers name only the tables and indexes of the stores asked about, no
   await ensureSchema(sql, v1, await readSchemaMarkers(sql));
   expect(await runs(sql)).toEqual([1]);
   await sql`DROP INDEX widgets_colour`;
+  await ensureSchema(sql, v1, await readSchemaMarkers(sql, [v1]));
+  expect(await runs(sql)).toEqual([1, 1]);
+});
+
+test("tables and indexes are named as the catalog names them, so a complete store runs no DDL on its next start", async () => {
+  const { schema, sql } = await freshSchema("names");
+  const long = `widgets_colour_${"x".repeat(60)}`; // Postgres keeps its first 63 bytes
+  const v1: SchemaComponent = {
+    ...component(1, "colour"),
+    ddl: `${component(1, "colour").ddl}
+      CREATE INDEX IF NOT EXISTS ${long} ON widgets (colour);
+      CREATE TABLE IF NOT EXISTS "Widget Parts" (id text PRIMARY KEY);
+      CREATE TABLE IF NOT EXISTS ${schema}.widget_notes (id text PRIMARY KEY);
+      CREATE UNIQUE INDEX IF NOT EXISTS WIDGETS_ID ON widgets (id);`,
+  };
+  expect(schemaRelations(v1)).toEqual([
+    "widget_ddl_runs",
+    "widgets",
+    long.slice(0, 63),
+    "Widget Parts",
+    "widgets_id",
+  ]);
+  await ensureSchema(sql, v1);
+  await ensureSchema(sql, v1, await readSchemaMarkers(sql, [v1]));
+  await ensureSchema(sql, v1);
+  expect(await runs(sql)).toEqual([1]);
+  await sql`DROP TABLE "Widget Parts"`;
   await ensureSchema(sql, v1, await readSchemaMarkers(sql, [v1]));
   expect(await runs(sql)).toEqual([1, 1]);
 });

@@ -49,31 +49,57 @@ const markerTable = `
   )`;
 
 /**
- * Which of the names in `$1` (comma-separated) are relations of the marker's schema, read beside each marker from the
+ * Which of the names in `$1` (a JSON array) are relations of the marker's schema, read beside each marker from the
  * catalog, without locking any of them. Only those names, by pg_class's (relname, relnamespace) index: a schema that
  * also holds thousands of relations of its own (a user's tables beside Edgewise's) costs no more to read.
  */
 const relationsNow = `
   ARRAY(SELECT relname::text FROM pg_class
-    WHERE relname = ANY(string_to_array($1, ',')) AND relnamespace = to_regnamespace(current_schema())) AS relations`;
+    WHERE relname = ANY(ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))
+      AND relnamespace = to_regnamespace(current_schema())) AS relations`;
 
-/** The names `relationsNow` asks about: those the components' DDL creates (identifiers: no commas). */
+/** The names `relationsNow` asks about: those the components' DDL creates. */
 const askedNames = (components: readonly SchemaComponent[]) =>
-  [...new Set(components.flatMap((component) => schemaRelations(component)))].join(",");
+  JSON.stringify([...new Set(components.flatMap((component) => schemaRelations(component)))]);
 
 const fingerprints = new WeakMap<SchemaComponent, Promise<string>>();
 const createdRelations = new WeakMap<SchemaComponent, readonly string[]>();
 
+/** One identifier, quoted or not. */
+const identifier = '(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)';
+const created = new RegExp(
+  String.raw`\bCREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+(${identifier}(?:\s*\.\s*${identifier})*)`,
+  "gi",
+);
+/** Postgres keeps at most NAMEDATALEN - 1 bytes of an identifier, and cuts a longer one there (on a character). */
+const maxIdentifierBytes = 63;
+
+/** The name pg_class holds for an unqualified identifier as written: quoted kept as is, else folded; cut to 63 bytes. */
+function catalogName(written: string): string {
+  const name = written.startsWith('"') ? written.slice(1, -1).replaceAll('""', '"') : written.toLowerCase();
+  let cut = "";
+  for (const char of name) {
+    if (new TextEncoder().encode(cut + char).length > maxIdentifierBytes) break;
+    cut += char;
+  }
+  return cut;
+}
+
 /**
  * The tables and indexes the component's DDL creates (`CREATE [UNIQUE] TABLE|INDEX IF NOT EXISTS name`): a marker
  * counts as current only while they are all there, so one dropped by hand or left out of a partial restore is made
- * again at the next start instead of failing every query that needs it.
+ * again at the next start instead of failing every query that needs it. Named as pg_class names them (folded to
+ * lower case unless quoted, cut at 63 bytes), or a start would find one missing every time and run the DDL at every
+ * start; a schema-qualified name is left out, since it may be another schema's than the one the markers look in.
  */
 export function schemaRelations(component: SchemaComponent): readonly string[] {
   let names = createdRelations.get(component);
   if (!names) {
-    const created = /\bCREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+([a-z_][a-z0-9_]*)/gi;
-    names = [...component.ddl.matchAll(created)].map((match) => (match[1] as string).toLowerCase());
+    const parts = (written: string) => written.match(new RegExp(identifier, "g")) ?? [];
+    names = [...component.ddl.matchAll(created)]
+      .map((match) => parts(match[1] as string))
+      .filter((written) => written.length === 1)
+      .map((written) => catalogName(written[0] as string));
     createdRelations.set(component, names);
   }
   return names;
