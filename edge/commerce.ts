@@ -342,14 +342,23 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
       adminEvents: admin,
       ledger: {
         // The admin event goes into the ledger's transaction, on the same pool: the activity log is a table of the
-        // same database on every host (one pool per node, one connection per request on Workers).
-        putAccount: pg((customerId: string, cents: number, audit?: (set: AccountSet) => AdminEvent) =>
-          billing.putAccount(
-            customerId,
-            cents,
-            audit && ((tx, set) => activity.recordActivityIn(tx, adminEventEnvelope(audit(set)))),
-          ),
-        ),
+        // same database on every host (one pool per node, one connection per request on Workers). The `postgres`
+        // timeout's signal (with the request's) goes in too: a set whose caller was answered 504 is rolled back.
+        putAccount: (
+          customerId: string,
+          cents: number,
+          audit?: (set: AccountSet) => AdminEvent,
+          signal?: AbortSignal,
+        ) => {
+          const put = (deadline: AbortSignal | undefined) =>
+            billing.putAccount(
+              customerId,
+              cents,
+              audit && ((tx, set) => activity.recordActivityIn(tx, adminEventEnvelope(audit(set)))),
+              deadline,
+            );
+          return dependencies ? dependencies.call("postgres", put, signal) : put(signal);
+        },
         getAccount: pg((customerId: string) => billing.getAccount(customerId)),
       },
       readModel: { listOrders: pg((query) => projector.listOrders(query)) },

@@ -102,12 +102,15 @@ export class BillingLedger implements MessageConsumer {
   /**
    * `PUT /v1/accounts/{customerId}`: sets the balance, creating the account, by funding the difference. Also
    * returns the balance it replaced (0 for a new account), read under the same lock, for the admin event; `record`
-   * writes that event in the same transaction, so a set is never kept without it.
+   * writes that event in the same transaction, so a set is never kept without it. `signal`: the caller's deadline
+   * (the `postgres` dependency's timeout, the request's). Once it fired the caller has answered with an error, so
+   * the set is rolled back rather than committed after that answer (a lock wait can outlast it).
    */
   async putAccount(
     customerId: string,
     balanceCents: number,
     record?: AccountSetRecorder,
+    signal?: AbortSignal,
   ): Promise<AccountSet> {
     const parsed = v.safeParse(AccountInput, { customerId, balanceCents });
     if (!parsed.success) throw validationError("request.invalid", "account", parsed.issues);
@@ -135,6 +138,11 @@ export class BillingLedger implements MessageConsumer {
       }
       const set: AccountSet = { customerId, balanceCents, previousBalanceCents: current };
       if (record) await record(tx, set);
+      if (signal?.aborted) {
+        throw new EdgewiseError("timeout", "the caller stopped waiting: the balance set is rolled back", {
+          cause: signal.reason,
+        });
+      }
       return set;
     });
   }

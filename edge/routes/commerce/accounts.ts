@@ -20,12 +20,14 @@ export interface AccountSetView {
 export interface AccountsLedger {
   /**
    * The account as set. With `audit`, the event it makes from the set is written in the set's own transaction: both
-   * are kept or neither is, and a record that cannot be written fails the call with the balance unchanged.
+   * are kept or neither is, and a record that cannot be written fails the call with the balance unchanged. Once
+   * `signal` (the request's) has fired, or the call's own timeout, the set is rolled back instead of committed.
    */
   putAccount(
     customerId: string,
     balanceCents: number,
     audit?: (set: AccountSetView) => AdminEvent,
+    signal?: AbortSignal,
   ): Promise<AccountSetView>;
   /** Throws not_found for an account never set. */
   getAccount(customerId: string): Promise<{ customerId: string; balanceCents: number }>;
@@ -62,16 +64,20 @@ export function accountRoutes(ledger: AccountsLedger, adminEvents?: AdminEvents)
             "account_set",
             { subject: customerId, customerId },
             (eventOf) =>
-              ledger.putAccount(customerId, balanceCents, (made) =>
-                eventOf({
-                  ...(made.previousBalanceCents !== undefined
-                    ? { balanceCentsBefore: made.previousBalanceCents }
-                    : {}),
-                  balanceCentsAfter: made.balanceCents,
-                }),
+              ledger.putAccount(
+                customerId,
+                balanceCents,
+                (made) =>
+                  eventOf({
+                    ...(made.previousBalanceCents !== undefined
+                      ? { balanceCentsBefore: made.previousBalanceCents }
+                      : {}),
+                    balanceCentsAfter: made.balanceCents,
+                  }),
+                c.var.signal,
               ),
           )
-        : await ledger.putAccount(customerId, balanceCents);
+        : await ledger.putAccount(customerId, balanceCents, undefined, c.var.signal);
       return c.json({ customerId: set.customerId, balanceCents: set.balanceCents });
     },
   );

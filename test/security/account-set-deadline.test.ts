@@ -1,0 +1,97 @@
+// A balance set that outlasts its caller's deadline (the `postgres` timeout, 5 s) is rolled back with its record:
+// the caller was answered 504, so nothing of it may commit afterwards. Real Postgres: another session holds a lock.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import type postgres from "postgres";
+import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
+import { uniqueName } from "../commerce/client.ts";
+import { type AuditedNode, adminEventsAfter, call, lastSeq, token } from "./admin-events-cases.ts";
+
+let running: CommerceNode;
+let node: AuditedNode;
+const lines: string[] = [];
+
+beforeAll(async () => {
+  running = await startCommerceNode(
+    "account_deadline",
+    { LOG_LEVEL: "warn" },
+    { log: (line) => lines.push(line) },
+  );
+  node = {
+    url: running.node.url,
+    sql: running.node.sql,
+    jwtSecret: running.jwtSecret,
+    brokerUrl: running.node.brokerUrl,
+    brokerToken: running.node.broker?.token ?? "",
+    lines,
+  };
+}, 60_000);
+afterAll(() => running?.stop());
+
+/** Another session holds `lock` for 6.5 s, past the 5 s timeout, once this resolves; `released` once it let go. */
+async function holding(
+  lock: (tx: postgres.TransactionSql) => Promise<unknown>,
+): Promise<{ released: Promise<void> }> {
+  let taken!: () => void;
+  const held = new Promise<void>((resolve) => {
+    taken = resolve;
+  });
+  const released = node.sql
+    .begin(async (tx) => {
+      await lock(tx);
+      taken();
+      await Bun.sleep(6_500);
+    })
+    .then(() => undefined);
+  await held;
+  return { released };
+}
+
+/** Sets the balance to 100, then to 999 while `lock` is held; returns the answer, and what stands once it is let go. */
+async function setPastDeadline(customerId: string, lock: (tx: postgres.TransactionSql) => Promise<unknown>) {
+  const root = await token(node, "root");
+  expect((await call(node, "PUT", `/v1/accounts/${customerId}`, root, { balanceCents: 100 })).status).toBe(
+    200,
+  );
+  const before = await lastSeq(node.sql);
+  const { released } = await holding(lock);
+  const answer = await call(node, "PUT", `/v1/accounts/${customerId}`, root, { balanceCents: 999 });
+  await released;
+  await Bun.sleep(300); // the set's own transaction goes on once the lock is let go
+  const [journal] = await node.sql<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM billing_transactions WHERE customer_id = ${customerId}`;
+  return {
+    answer,
+    balance: (await call(node, "GET", `/v1/accounts/${customerId}`, root)).body.balanceCents,
+    records: await adminEventsAfter(node.sql, before),
+    journal: journal?.n,
+  };
+}
+
+test("a set waiting on its account's row past the timeout is answered 504 and never commits", async () => {
+  const customerId = uniqueName("deadline-row");
+  const after = await setPastDeadline(
+    customerId,
+    (tx) => tx`SELECT 1 FROM billing_accounts WHERE id = ${customerId} FOR UPDATE`,
+  );
+  expect(after.answer.status).toBe(504);
+  expect(after.answer.contentType).toStartWith("application/problem+json");
+  expect(after.balance).toBe(100);
+  expect(after.records).toEqual([]);
+  expect(after.journal).toBe(1); // the first set's funding only
+}, 30_000);
+
+test("a set whose record waits on the activity log past the timeout is rolled back, as its warn line says", async () => {
+  const customerId = uniqueName("deadline-log");
+  const after = await setPastDeadline(
+    customerId,
+    (tx) => tx`LOCK TABLE activity_log IN SHARE ROW EXCLUSIVE MODE`,
+  );
+  expect(after.answer.status).toBe(504);
+  expect(after.balance).toBe(100);
+  expect(after.records).toEqual([]);
+  expect(after.journal).toBe(1);
+  const warned = lines
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .find((line) => line.msg === "admin event not recorded" && line.request_id === after.answer.requestId);
+  expect(warned).toMatchObject({ action: "account_set", action_rolled_back: true });
+}, 30_000);
