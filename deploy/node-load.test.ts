@@ -137,3 +137,53 @@ test("a read of the broker that does not come back is not trusted: past 2 s the 
     await dropSchema(stuckSchema);
   }
 }, 30_000);
+
+test("a broker whose reads have been slow (a busy database) is still refused from while a read is as slow", async () => {
+  const slowSchema = uniqueSchema("node_load_slow");
+  await createSchema(slowSchema);
+  const broker = await startTestBroker(slowSchema);
+  const locker = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
+  const stops: Stop[] = [];
+  try {
+    await broker.pauseDeliveries();
+    const published = await call(broker, `/v2/publish/${receiver.url()}`, { method: "POST", body: "work" });
+    expect(published.status).toBe(201);
+    const lines: LogLine[] = [];
+    const logger = createLogger({ level: "info", sink: (line) => lines.push(JSON.parse(line) as LogLine) });
+    const options = { config: parseConfig({ EDGEWISE_MAX_QUEUE_DELAY: "300ms" }) } as NodeOptions;
+    const load = nodeLoad({ options, brokerSql: broker.sql, metrics: new EdgewiseMetrics(), logger, stops });
+    const app = new Hono<GatewayEnv>();
+    app.onError(errorHandler({ logger }));
+    if (load.admission) app.use(load.admission);
+    app.post("/v1/orders", (c) => c.json({ status: "pending" }, 202));
+    const place = async () => (await app.request("/v1/orders", { method: "POST" })).status;
+    await waitFor(() => load.load.behindMs() > 300, 5_000, "the broker to be 300 ms behind");
+
+    // The broker's database is busy: each read waits about 1.5 s for it, as on PGlite's one connection under load.
+    const lockFor = (ms: number, during?: () => Promise<void>) =>
+      locker.begin(async (tx) => {
+        await tx`LOCK TABLE ${tx(slowSchema)}.qstash_messages IN ACCESS EXCLUSIVE MODE`;
+        await Promise.all([Bun.sleep(ms), during?.()]);
+      });
+    for (let slow = 0; slow < 3; slow++) {
+      await lockFor(1_500);
+      await Bun.sleep(400); // the read that waited comes back, and the next one too
+    }
+    // A read 2.5 s late is no later than such reads are: the last value still stands, and new orders are refused.
+    const answers: number[] = [];
+    await lockFor(2_500, async () => {
+      await Bun.sleep(100);
+      while (answers.length < 11) {
+        answers.push(await place());
+        await Bun.sleep(200);
+      }
+    });
+    expect(answers.filter((status) => status !== 503)).toEqual([]);
+    expect(lines.filter((line) => line.msg.includes("has not been read"))).toEqual([]);
+  } finally {
+    for (const stop of stops) await stop();
+    await broker.stop();
+    await locker.end();
+    await dropSchema(slowSchema);
+  }
+}, 30_000);

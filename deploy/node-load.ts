@@ -23,8 +23,13 @@ const SAMPLE_MS = 250;
 /**
  * A sample older than this is not trusted: a read of the broker that has not come back (its table locked, its
  * connection wedged, PGlite held by a backup's quiet instant) says nothing of the wait now. It counts as a failed read.
+ * Unless reads have been slow: a busy database (PGlite's one connection under load: 1.5 to 3.8 s a read, measured)
+ * answers every read late, and taking orders each time one is would open admission under the very load it is for.
+ * So the bound is also STALE_FACTOR times the slowest of the last READS_KEPT reads that came back.
  */
 const STALE_MS = 2_000;
+const STALE_FACTOR = 4;
+const READS_KEPT = 8;
 /** Event-loop lag: a timer every 100 ms, the worst lateness kept over the last 5 s. */
 const LAG_TICK_MS = 100;
 const LAG_WINDOW = 50;
@@ -40,6 +45,9 @@ export function nodeLoad(parts: NodeLoadParts) {
   // When the last read came back (monotonic), and whether the read under way has already been told stale.
   let sampledAt = performance.now();
   let toldStale = false;
+  // How long the last reads that came back took (ms): what a read counts as stale against.
+  const readTimes: number[] = [];
+  const staleAfterMs = () => Math.max(STALE_MS, STALE_FACTOR * Math.max(0, ...readTimes));
   // Refusals since the node began refusing: a refusal itself is logged at debug (edge/errors.ts), so an episode
   // is told once at warn when it starts and once at info when it ends, neither silent nor a line per request.
   let refusedInEpisode = 0;
@@ -59,11 +67,14 @@ export function nodeLoad(parts: NodeLoadParts) {
   let reading: Promise<void> | undefined;
   const readBroker = async () => {
     if (!brokerSql) return;
+    const startedAt = performance.now();
     try {
       // Claims go by due time (store-messages.ts claimDue): the oldest due message's wait is what a new one meets.
       const [row] = await brokerSql<Array<{ due: string | null }>>`
         SELECT min(due_at)::text AS due FROM qstash_messages WHERE state = 'pending' AND queue_name IS NULL`;
       brokerBehindMs = row?.due ? Math.max(0, Date.now() - Number(row.due)) : 0;
+      readTimes.push(performance.now() - startedAt);
+      if (readTimes.length > READS_KEPT) readTimes.shift();
     } catch {
       // A failing database is /readyz's and the breakers' to report; admission does not refuse on a guess.
       brokerBehindMs = 0;
@@ -72,15 +83,18 @@ export function nodeLoad(parts: NodeLoadParts) {
     toldStale = false;
     episodeOver(brokerBehindMs);
   };
-  // The wait as last read; once that read is older than STALE_MS, 0 (unknown, as when a read fails), said once.
+  // The wait as last read; once that read is older than its bound (staleAfterMs), 0 (unknown, as when a read
+  // fails), said once.
   const behindMs = () => {
-    if (!brokerSql || performance.now() - sampledAt <= STALE_MS) return brokerBehindMs;
+    const staleAfter = staleAfterMs();
+    if (!brokerSql || performance.now() - sampledAt <= staleAfter) return brokerBehindMs;
     if (!toldStale) {
       toldStale = true;
       logger.warn(
-        `admission: the broker's backlog has not been read for ${STALE_MS / 1000} s; taking new orders`,
+        `admission: the broker's backlog has not been read for ${Math.round(staleAfter / 100) / 10} s; taking new orders`,
         {
           last_behind_ms: Math.round(brokerBehindMs),
+          slowest_read_ms: Math.round(Math.max(0, ...readTimes)),
         },
       );
       episodeOver(0);
