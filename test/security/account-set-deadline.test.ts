@@ -1,7 +1,10 @@
-// A balance set that outlasts its caller's deadline (the `postgres` timeout, 5 s) is rolled back with its record:
-// the caller was answered 504, so nothing of it may commit afterwards. Real Postgres: another session holds a lock.
+// A balance set and its admin.account_set record in one transaction, against other sessions holding its locks
+// (real Postgres): past the caller's deadline (the `postgres` timeout, 5 s) it is rolled back, not committed after the
+// 504; and its record takes its place in the log (seq) last, so the console's live tail, which reads on from the
+// highest seq it has shown, never steps over it.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type postgres from "postgres";
+import { SystemAccounts } from "../../actors/commerce/billing/schema.ts";
 import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
 import { uniqueName } from "../commerce/client.ts";
 import { type AuditedNode, adminEventsAfter, call, lastSeq, token } from "./admin-events-cases.ts";
@@ -94,4 +97,48 @@ test("a set whose record waits on the activity log past the timeout is rolled ba
     .map((line) => JSON.parse(line) as Record<string, unknown>)
     .find((line) => line.msg === "admin event not recorded" && line.request_id === after.answer.requestId);
   expect(warned).toMatchObject({ action: "account_set", action_rolled_back: true });
+}, 30_000);
+
+test("a set waiting on the funding account commits its record after what the log took meanwhile: the tail sees it", async () => {
+  const root = await token(node, "root");
+  const customerId = uniqueName("tail-set");
+  const sku = uniqueName("tail-sku");
+  expect((await call(node, "PUT", `/v1/accounts/${customerId}`, root, { balanceCents: 100 })).status).toBe(
+    200,
+  );
+  const shownBefore = await lastSeq(node.sql);
+  // The funding account (which every balance set moves last) is held by another session for a second.
+  let release = () => {};
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let taken = () => {};
+  const isTaken = new Promise<void>((resolve) => {
+    taken = resolve;
+  });
+  const holding = node.sql.begin(async (tx) => {
+    await tx`SELECT 1 FROM billing_accounts WHERE id = ${SystemAccounts.funding} FOR NO KEY UPDATE`;
+    taken();
+    await released;
+  });
+  await isTaken;
+  const setting = call(node, "PUT", `/v1/accounts/${customerId}`, root, { balanceCents: 999 });
+  await Bun.sleep(300);
+  // Meanwhile another admin action is recorded, and the live tail shows it and moves on past it.
+  expect(
+    (await call(node, "PUT", `/v1/inventory/${sku}`, root, { available: 1, priceCents: 1 })).status,
+  ).toBe(200);
+  const tail = (after: string) =>
+    node.sql<{ seq: string; type: string; subject: string }[]>`
+      SELECT seq::text, type, subject FROM activity_log WHERE seq > ${after}::bigint ORDER BY seq`;
+  const shown = (await tail(shownBefore)).filter((row) => row.type.startsWith("admin."));
+  expect(shown.map((row) => row.subject)).toEqual([sku]);
+  release();
+  await holding;
+  expect((await setting).status).toBe(200);
+  // The next read of the tail, from the last seq it showed, has the balance set's record.
+  const next = await tail(shown.at(-1)?.seq ?? shownBefore);
+  expect(next.filter((row) => row.type === "admin.account_set").map((row) => row.subject)).toEqual([
+    customerId,
+  ]);
 }, 30_000);

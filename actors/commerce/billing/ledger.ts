@@ -114,37 +114,44 @@ export class BillingLedger implements MessageConsumer {
   ): Promise<AccountSet> {
     const parsed = v.safeParse(AccountInput, { customerId, balanceCents });
     if (!parsed.success) throw validationError("request.invalid", "account", parsed.issues);
-    return await this.transaction(async (tx, system) => {
-      await tx`
-        INSERT INTO billing_accounts (id, kind) VALUES (${customerId}, 'customer') ON CONFLICT (id) DO NOTHING`;
-      const current = await lockCustomer(tx, customerId);
-      if (current === undefined) throw new EdgewiseError("conflict", `account id "${customerId}" is taken`);
-      const delta = balanceCents - current;
-      if (delta !== 0) {
-        await post(
-          tx,
-          {
-            kind: "funding",
-            customerId,
-            orderId: null,
-            messageId: null,
-            entries: [
-              { accountId: customerId, amountCents: delta },
-              { accountId: SystemAccounts.funding, amountCents: -delta },
-            ],
-          },
-          system,
-        );
-      }
-      const set: AccountSet = { customerId, balanceCents, previousBalanceCents: current };
-      if (record) await record(tx, set);
-      if (signal?.aborted) {
-        throw new EdgewiseError("timeout", "the caller stopped waiting: the balance set is rolled back", {
-          cause: signal.reason,
-        });
-      }
-      return set;
-    });
+    return await this.transaction(
+      async (tx, system) => {
+        await tx`
+          INSERT INTO billing_accounts (id, kind) VALUES (${customerId}, 'customer') ON CONFLICT (id) DO NOTHING`;
+        const current = await lockCustomer(tx, customerId);
+        if (current === undefined) throw new EdgewiseError("conflict", `account id "${customerId}" is taken`);
+        const delta = balanceCents - current;
+        if (delta !== 0) {
+          await post(
+            tx,
+            {
+              kind: "funding",
+              customerId,
+              orderId: null,
+              messageId: null,
+              entries: [
+                { accountId: customerId, amountCents: delta },
+                { accountId: SystemAccounts.funding, amountCents: -delta },
+              ],
+            },
+            system,
+          );
+        }
+        return { customerId, balanceCents, previousBalanceCents: current } satisfies AccountSet;
+      },
+      async (tx, set) => {
+        // The record is the last write before COMMIT, after the system accounts' moves (which may wait on another
+        // transaction): its seq is taken right before COMMIT, as any other entry's is. An entry the log took during
+        // that wait has a lower seq, so a reader going on from the highest seq it has seen (the console's live
+        // tail) does not step over the record.
+        if (record) await record(tx, set);
+        if (signal?.aborted) {
+          throw new EdgewiseError("timeout", "the caller stopped waiting: the balance set is rolled back", {
+            cause: signal.reason,
+          });
+        }
+      },
+    );
   }
 
   /** `GET /v1/accounts/{customerId}`; `not_found` if it was never set. */
@@ -259,12 +266,17 @@ export class BillingLedger implements MessageConsumer {
   }
 
   /** Runs `work`, then the system-account moves it posted, last before COMMIT (see `SystemMoves`). */
-  private async transaction<T>(work: (tx: BillingTx, system: SystemMoves) => Promise<T>): Promise<T> {
+  /** `work`, then the system accounts' moves, then `last` (the final writes before COMMIT), in one transaction. */
+  private async transaction<T>(
+    work: (tx: BillingTx, system: SystemMoves) => Promise<T>,
+    last?: (tx: BillingTx, result: T) => Promise<void>,
+  ): Promise<T> {
     try {
       return (await this.sql.begin(async (tx) => {
         const system = new SystemMoves();
         const result = await work(tx, system);
         await system.apply(tx);
+        if (last) await last(tx, result);
         return result;
       })) as T;
     } catch (error) {
