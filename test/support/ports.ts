@@ -14,15 +14,16 @@ function ephemeralRange(): [number, number] {
 }
 
 /**
- * A port nobody listens on now, below the kernel's ephemeral range. A port from that range (port 0, or a random one
- * in it) can be taken by any outgoing connection of the machine between a server's kill and its restart, and the
- * restart then fails with "port in use" (CI on a2507cc: pglite.test.ts picked 38060). Below the range only another
+ * A port nobody listens on now, outside the kernel's ephemeral range (below it, as a rule). A port from that range
+ * (port 0, or a random one in it) can be taken by any outgoing connection of the machine between a server's kill and
+ * its restart, and the restart then fails with "port in use" (CI on a2507cc: pglite.test.ts picked 38060). Outside the range only another
  * explicit listener can take it, and this one is checked free when picked.
  */
 export function restartablePort(): number {
-  const [ephemeralLow] = ephemeralRange();
-  const low = 20_000;
-  const high = Math.max(low + 1_000, ephemeralLow - 1);
+  const [ephemeralLow, ephemeralHigh] = ephemeralRange();
+  // Below the range where there is room for it (the usual 32768-60999), else above it.
+  const [low, high] = ephemeralLow > 21_000 ? [20_000, ephemeralLow - 1] : [ephemeralHigh + 1, 65_535];
+  if (high <= low) throw new Error(`no port outside the ephemeral range ${ephemeralLow}-${ephemeralHigh}`);
   for (let tries = 0; tries < 50; tries++) {
     const port = low + Math.floor(Math.random() * (high - low));
     try {
