@@ -87,12 +87,14 @@ export function createNodeApp(parts: NodeAppParts): GatewayApp {
         : {}),
       ...jwtClaimChecks(config),
     },
-    // Verifying a key may query Postgres: behind its breaker, so a dead database answers 503 at once.
+    // Verifying a key may query Postgres: behind its breaker, so a dead database answers 503 at once. `create` gets
+    // the call's signal (its timeout's, with the request's): a key whose caller was answered 504 is rolled back.
     apiKeys: guardedPort<ApiKeyStore>(
       apiKeys,
       ["create", "find", "revoke", "list"],
       dependencies,
       "postgres",
+      { create: 2 },
     ),
     rateLimit: rateLimit({
       limiterFor: () => limiter,

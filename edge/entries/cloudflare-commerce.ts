@@ -220,13 +220,15 @@ export class CommerceOnWorkers {
   open(ctx: ExecutionContext): CommerceScope {
     const sql = this.connect();
     const store = new PostgresApiKeyStore(sql);
-    // As on a node: behind the `postgres` breaker, and a dead database is 503 `unavailable`, not 500 `internal`.
+    // As on a node: behind the `postgres` breaker, and a dead database is 503 `unavailable`, not 500 `internal`;
+    // `create` gets the call's signal, so a key whose caller was answered 504 is rolled back.
     const apiKeys = this.dependencies
       ? guardedPort<PostgresApiKeyStore>(
           store,
           ["create", "find", "revoke", "list"],
           this.dependencies,
           "postgres",
+          { create: 2 },
         )
       : store;
     const background: Array<Promise<unknown>> = [];

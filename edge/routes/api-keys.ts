@@ -68,14 +68,18 @@ export function apiKeyRoutes(options: ApiKeyRoutesOptions): Hono<GatewayEnv> {
       const audit = options.adminEvents;
       const writeIn = audit?.writeIn;
       if (audit && writeIn) {
+        // With the request's signal: a key still waiting to commit when the caller is answered 504 is rolled back.
         const { id, key } = await audit.recordInTransaction(c, "api_key_created", undefined, (eventOf) =>
-          issueApiKey(options.store, grant, (tx, created) =>
-            writeIn(tx, eventOf(change, target(created.id))),
+          issueApiKey(
+            options.store,
+            grant,
+            (tx, created) => writeIn(tx, eventOf(change, target(created.id))),
+            c.var.signal,
           ),
         );
         return c.json({ id, key }, 201);
       }
-      const { id, key } = await issueApiKey(options.store, grant);
+      const { id, key } = await issueApiKey(options.store, grant, undefined, c.var.signal);
       await audit?.record(c, "api_key_created", target(id), change);
       return c.json({ id, key }, 201);
     },

@@ -60,4 +60,37 @@ describe("guardedPort", () => {
     await expect(guarded.get()).rejects.toThrow();
     expect(performance.now() - started).toBeLessThan(400);
   });
+
+  test("a method named in `signals` gets the call's signal, which fires at the timeout and with the caller's", async () => {
+    const seen: Array<AbortSignal | undefined> = [];
+    const store = {
+      async create(_key: string, _record?: unknown, signal?: AbortSignal): Promise<boolean> {
+        seen.push(signal);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        return signal?.aborted ?? false;
+      },
+    };
+    const dependencies = new Dependencies({ policies: { postgres: { timeoutMs: 20 } } });
+    const guarded = guardedPort(store, ["create"], dependencies, "postgres", { create: 2 });
+    // No signal from the caller: the method still gets one, and it has fired by the time the call timed out.
+    const timedOut = await guarded.create("a").then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(isEdgewiseError(timedOut) && timedOut.code).toBe("timeout");
+    expect(seen[0]).toBeInstanceOf(AbortSignal);
+    expect(seen[0]?.aborted).toBe(true);
+    // The caller's signal ends the call, and the method's signal with it.
+    const patient = new Dependencies();
+    const caller = new AbortController();
+    const call = guardedPort(store, ["create"], patient, "postgres", { create: 2 }).create(
+      "b",
+      undefined,
+      caller.signal,
+    );
+    caller.abort(new Error("the request's deadline"));
+    await expect(call).rejects.toThrow("the request's deadline");
+    expect(seen[1]).not.toBe(caller.signal);
+    expect(seen[1]?.aborted).toBe(true);
+  });
 });

@@ -29,8 +29,13 @@ export type ApiKeySummary = Omit<ApiKeyRecord, "secretHash">;
 export type ApiKeyRecorder = (tx: postgres.TransactionSql, key: ApiKeyRecord) => Promise<unknown>;
 
 export interface ApiKeyStore {
-  /** Fails with `conflict` if the id is taken. With `record`, the key is created only with its record. */
-  create(key: NewApiKey, record?: ApiKeyRecorder): Promise<ApiKeyRecord>;
+  /**
+   * Fails with `conflict` if the id is taken. With `record`, the key is created only with its record, in one
+   * transaction; and once `signal` (the caller's deadline) has fired before its COMMIT, the caller has been answered
+   * with an error, so the key and its record are rolled back (`timeout`) rather than committed after that answer (a
+   * lock wait can outlast it). Without `record` the key is one INSERT, and `signal` is not looked at.
+   */
+  create(key: NewApiKey, record?: ApiKeyRecorder, signal?: AbortSignal): Promise<ApiKeyRecord>;
   find(id: string): Promise<ApiKeyRecord | undefined>;
   /** True when the key exists (revoking twice is not an error); false when it never did. */
   revoke(id: string): Promise<boolean>;

@@ -58,16 +58,17 @@ export interface ApiKeyGrant {
 /**
  * Creates a key in the store and returns it in full: the only time the secret exists outside the caller. With
  * `record`, in the same transaction as the key's record (`ApiKeyRecorder`): if that fails, no key exists and none
- * is returned.
+ * is returned; nor once `signal` (the request's) has fired before COMMIT (`ApiKeyStore.create`).
  */
 export async function issueApiKey(
   store: ApiKeyStore,
   grant: ApiKeyGrant,
   record?: ApiKeyRecorder,
+  signal?: AbortSignal,
 ): Promise<{ id: string; key: string }> {
   const { id, key, secretHash } = await generateApiKey();
   const created = { id, secretHash, sub: grant.sub, scopes: [...grant.scopes], name: grant.name ?? null };
-  await store.create(created, record);
+  await store.create(created, record, signal);
   return { id, key };
 }
 

@@ -52,7 +52,7 @@ export class PostgresApiKeyStore<Types extends Record<string, unknown> = Record<
     return ensureSchema(this.sql, apiKeysSchema, markers);
   }
 
-  async create(key: NewApiKey, record?: ApiKeyRecorder): Promise<ApiKeyRecord> {
+  async create(key: NewApiKey, record?: ApiKeyRecorder, signal?: AbortSignal): Promise<ApiKeyRecord> {
     const insert = async (sql: postgres.Sql<Types> | postgres.TransactionSql<Types>) => {
       const [row] = await sql<Row[]>`
         INSERT INTO edgewise_api_keys (id, secret_sha256, sub, scopes, name)
@@ -73,6 +73,13 @@ export class PostgresApiKeyStore<Types extends Record<string, unknown> = Record<
             "the change could not be recorded, so the API key was not created; retry",
             { cause: error },
           );
+        }
+        // The last step before COMMIT: a caller answered 504 meanwhile (a lock wait outlasted its deadline) must
+        // not find the key made after all, nor a warn line saying it was rolled back while it stands.
+        if (signal?.aborted) {
+          throw new EdgewiseError("timeout", "the caller stopped waiting: the API key is not created", {
+            cause: signal.reason,
+          });
         }
         return created;
       })) as ApiKeyRecord;

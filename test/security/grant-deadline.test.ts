@@ -1,0 +1,105 @@
+// An API key created in one transaction with its admin.* record, against another session holding a lock past the
+// caller's deadline (the `postgres` timeout, 5 s; real Postgres): answered 504 and rolled back when it resumes,
+// never committed after that answer, and the warn line saying so is true.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import type postgres from "postgres";
+import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
+import { uniqueName } from "../commerce/client.ts";
+import {
+  type Answer,
+  type AuditedNode,
+  adminEventsAfter,
+  call,
+  lastSeq,
+  token,
+} from "./admin-events-cases.ts";
+
+let running: CommerceNode;
+let node: AuditedNode;
+const lines: string[] = [];
+
+beforeAll(async () => {
+  running = await startCommerceNode(
+    "grant_deadline",
+    { LOG_LEVEL: "warn" },
+    { log: (line) => lines.push(line) },
+  );
+  node = {
+    url: running.node.url,
+    sql: running.node.sql,
+    jwtSecret: running.jwtSecret,
+    brokerUrl: running.node.brokerUrl,
+    brokerToken: running.node.broker?.token ?? "",
+    lines,
+  };
+}, 60_000);
+afterAll(() => running?.stop());
+
+const lockKeys = (tx: postgres.TransactionSql) => tx`LOCK TABLE edgewise_api_keys IN SHARE MODE`;
+const lockLog = (tx: postgres.TransactionSql) => tx`LOCK TABLE activity_log IN SHARE ROW EXCLUSIVE MODE`;
+
+/**
+ * `create` while another session holds `lock` for 6.5 s, past the 5 s timeout; returns its answer and the admin
+ * records written since, read once the lock is let go and the creation's own transaction has gone on.
+ */
+async function createPastDeadline(
+  lock: (tx: postgres.TransactionSql) => Promise<unknown>,
+  create: () => Promise<Answer>,
+): Promise<{ answer: Answer; records: unknown[] }> {
+  const before = await lastSeq(node.sql);
+  let taken!: () => void;
+  const held = new Promise<void>((resolve) => {
+    taken = resolve;
+  });
+  const released = node.sql.begin(async (tx) => {
+    await lock(tx);
+    taken();
+    await Bun.sleep(6_500);
+  });
+  await held;
+  const answer = await create();
+  await released;
+  await Bun.sleep(300); // the creation's own transaction goes on once the lock is let go
+  return { answer, records: await adminEventsAfter(node.sql, before) };
+}
+
+function expectTimedOut(answer: Answer): void {
+  expect(answer.status).toBe(504);
+  expect(answer.contentType).toStartWith("application/problem+json");
+}
+
+/** The node's warn line for the request of `answer`, if it logged one. */
+function warnedFor(answer: Answer): Record<string, unknown> | undefined {
+  return lines
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .find((line) => line.msg === "admin event not recorded" && line.request_id === answer.requestId);
+}
+
+async function keysOf(sub: string): Promise<string[]> {
+  const rows = await node.sql<{ id: string }[]>`SELECT id FROM edgewise_api_keys WHERE sub = ${sub}`;
+  return rows.map((row) => row.id);
+}
+
+const createKey = async (sub: string) =>
+  call(node, "POST", "/v1/api-keys", await token(node, "root"), { sub, scopes: ["admin"] });
+
+test("an API key waiting on its table past the timeout is answered 504 and never exists", async () => {
+  const sub = uniqueName("deadline-key");
+  const { answer, records } = await createPastDeadline(lockKeys, () => createKey(sub));
+  expectTimedOut(answer);
+  expect(JSON.stringify(answer.body)).not.toContain("ew_");
+  expect(await keysOf(sub)).toEqual([]);
+  expect(records).toEqual([]);
+  // Nothing stands in the way of the retry.
+  expect((await createKey(sub)).status).toBe(201);
+  expect(await keysOf(sub)).toHaveLength(1);
+}, 30_000);
+
+test("an API key whose record waits on the activity log past the timeout is rolled back, as its warn line says", async () => {
+  const sub = uniqueName("deadline-key-log");
+  const { answer, records } = await createPastDeadline(lockLog, () => createKey(sub));
+  expectTimedOut(answer);
+  expect(await keysOf(sub)).toEqual([]);
+  expect(records).toEqual([]);
+  expect(warnedFor(answer)).toMatchObject({ action: "api_key_created", action_rolled_back: true });
+}, 30_000);
