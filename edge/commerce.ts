@@ -243,6 +243,7 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
   const policy = options.webhookPolicy;
   const dependencies = options.dependencies;
   // Subscriptions, attempts and inbound ids live in Postgres too: behind its breaker like every other query.
+  // `createSubscription` gets the call's signal: a subscription whose caller was answered 504 is rolled back.
   const webhookStore: WebhookStore = dependencies
     ? guardedPort<WebhookStore>(
         postgresWebhookStore,
@@ -263,6 +264,7 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
         ],
         dependencies,
         "postgres",
+        { createSubscription: 2 },
       )
     : postgresWebhookStore;
   const webhooks = webhooksConsumer({

@@ -1,6 +1,6 @@
-// An API key created in one transaction with its admin.* record, against another session holding a lock past the
-// caller's deadline (the `postgres` timeout, 5 s; real Postgres): answered 504 and rolled back when it resumes,
-// never committed after that answer, and the warn line saying so is true.
+// An API key or a webhook subscription created in one transaction with its admin.* record, against another session
+// holding a lock past the caller's deadline (the `postgres` timeout, 5 s; real Postgres): answered 504 and rolled
+// back when it resumes, never committed after that answer, and the warn line saying so is true.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type postgres from "postgres";
 import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
@@ -36,6 +36,7 @@ beforeAll(async () => {
 afterAll(() => running?.stop());
 
 const lockKeys = (tx: postgres.TransactionSql) => tx`LOCK TABLE edgewise_api_keys IN SHARE MODE`;
+const lockSubscriptions = (tx: postgres.TransactionSql) => tx`LOCK TABLE webhook_subscriptions IN SHARE MODE`;
 const lockLog = (tx: postgres.TransactionSql) => tx`LOCK TABLE activity_log IN SHARE ROW EXCLUSIVE MODE`;
 
 /**
@@ -80,8 +81,19 @@ async function keysOf(sub: string): Promise<string[]> {
   return rows.map((row) => row.id);
 }
 
+async function subscriptionsTo(url: string): Promise<string[]> {
+  const rows = await node.sql<{ id: string }[]>`SELECT id FROM webhook_subscriptions WHERE url = ${url}`;
+  return rows.map((row) => row.id);
+}
+
 const createKey = async (sub: string) =>
   call(node, "POST", "/v1/api-keys", await token(node, "root"), { sub, scopes: ["admin"] });
+
+const subscribe = async (url: string) =>
+  call(node, "POST", "/v1/webhooks/subscriptions", await token(node, "root"), {
+    url,
+    events: ["order.confirmed"],
+  });
 
 test("an API key waiting on its table past the timeout is answered 504 and never exists", async () => {
   const sub = uniqueName("deadline-key");
@@ -102,4 +114,27 @@ test("an API key whose record waits on the activity log past the timeout is roll
   expect(await keysOf(sub)).toEqual([]);
   expect(records).toEqual([]);
   expect(warnedFor(answer)).toMatchObject({ action: "api_key_created", action_rolled_back: true });
+}, 30_000);
+
+test("a subscription waiting on its table past the timeout is answered 504 and never exists", async () => {
+  const url = `http://127.0.0.1:9/${uniqueName("deadline-hook")}`;
+  const { answer, records } = await createPastDeadline(lockSubscriptions, () => subscribe(url));
+  expectTimedOut(answer);
+  expect(JSON.stringify(answer.body)).not.toContain("whsec_");
+  expect(await subscriptionsTo(url)).toEqual([]);
+  expect(records).toEqual([]);
+  expect((await subscribe(url)).status).toBe(201);
+  expect(await subscriptionsTo(url)).toHaveLength(1);
+}, 30_000);
+
+test("a subscription whose record waits on the activity log past the timeout is rolled back, as its warn line says", async () => {
+  const url = `http://127.0.0.1:9/${uniqueName("deadline-hook-log")}`;
+  const { answer, records } = await createPastDeadline(lockLog, () => subscribe(url));
+  expectTimedOut(answer);
+  expect(await subscriptionsTo(url)).toEqual([]);
+  expect(records).toEqual([]);
+  expect(warnedFor(answer)).toMatchObject({
+    action: "webhook_subscription_created",
+    action_rolled_back: true,
+  });
 }, 30_000);

@@ -95,6 +95,7 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
   async createSubscription(
     subscription: NewSubscription,
     record?: SubscriptionRecorder,
+    signal?: AbortSignal,
   ): Promise<WebhookSubscription> {
     const insert = async (sql: postgres.Sql<Types> | postgres.TransactionSql<Types>) => {
       const [row] = await sql<SubscriptionRow[]>`
@@ -116,6 +117,13 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
             "the change could not be recorded, so the subscription was not created; retry",
             { cause: error },
           );
+        }
+        // The last step before COMMIT: a caller answered 504 meanwhile (a lock wait outlasted its deadline) must
+        // not find the subscription made after all, nor a warn line saying it was rolled back while it stands.
+        if (signal?.aborted) {
+          throw new EdgewiseError("timeout", "the caller stopped waiting: the subscription is not created", {
+            cause: signal.reason,
+          });
         }
         return created;
       })) as WebhookSubscription;

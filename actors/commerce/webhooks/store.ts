@@ -66,10 +66,17 @@ export type SubscriptionRecorder = (
 ) => Promise<unknown>;
 
 export interface WebhookStore {
-  /** With `record`, the subscription is created only with its record. */
+  /**
+   * With `record`, the subscription is created only with its record, in one transaction; and once `signal` (the
+   * caller's deadline) has fired before its COMMIT, the caller has been answered with an error, so the subscription
+   * and its record are rolled back (`timeout`) rather than committed after that answer (a lock wait can outlast it):
+   * no events start going to a URL its admin was told was not subscribed. Without `record` it is one INSERT, and
+   * `signal` is not looked at.
+   */
   createSubscription(
     subscription: NewSubscription,
     record?: SubscriptionRecorder,
+    signal?: AbortSignal,
   ): Promise<WebhookSubscription>;
   /** Soft-deletes; true when the subscription exists (deleting twice is not an error). */
   deleteSubscription(id: string): Promise<boolean>;

@@ -40,12 +40,14 @@ export interface CreatedSubscription {
 /**
  * Validates the body (`request.invalid`, 400, with field paths), refuses a URL the SSRF guard refuses
  * (same error, path `url`), and stores the subscription with a fresh id and secret; with `record`, in one
- * transaction with its record (the store's `SubscriptionRecorder`).
+ * transaction with its record (the store's `SubscriptionRecorder`), rolled back once `signal` (the request's) has
+ * fired before COMMIT (`WebhookStore.createSubscription`).
  */
 export async function createSubscription(
   deps: { store: WebhookStore; policy: TargetPolicy },
   body: unknown,
   record?: SubscriptionRecorder,
+  signal?: AbortSignal,
 ): Promise<CreatedSubscription> {
   const parsed = v.safeParse(CreateSubscriptionBody, body);
   if (!parsed.success) throw validationError("request.invalid", "body", parsed.issues);
@@ -60,6 +62,7 @@ export async function createSubscription(
   const created = await deps.store.createSubscription(
     { id: prefixedId("whsub"), url, events, secret: generateSecret() },
     record,
+    signal,
   );
   return { id: created.id, url: created.url, events: created.events, secret: created.secret };
 }

@@ -97,15 +97,19 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
         events: made.events,
       });
       const deps = { store: options.store, policy: options.policy };
-      // A grant (events start going to the URL): where the store can, made only with its record.
+      // A grant (events start going to the URL): where the store can, made only with its record; and with the
+      // request's signal, so a subscription still waiting to commit when the caller is answered 504 is rolled back.
       const created =
         audit && writeIn
           ? await audit.recordInTransaction(c, "webhook_subscription_created", undefined, (eventOf) =>
-              createSubscription(deps, c.req.valid("json"), (tx, made) =>
-                writeIn(tx, eventOf(described(made), subscriptionTarget(made.id))),
+              createSubscription(
+                deps,
+                c.req.valid("json"),
+                (tx, made) => writeIn(tx, eventOf(described(made), subscriptionTarget(made.id))),
+                c.var.signal,
               ),
             )
-          : await createSubscription(deps, c.req.valid("json"));
+          : await createSubscription(deps, c.req.valid("json"), undefined, c.var.signal);
       if (!writeIn) {
         await audit?.record(
           c,
