@@ -103,7 +103,8 @@ export async function startNodeQueue(parts: NodeQueueParts): Promise<NodeQueue> 
     nextSigningKey: config.QSTASH_NEXT_SIGNING_KEY ?? (broker as Broker).nextSigningKey,
   };
 
-  const publicKeys = publicSigningKeysWarning(config.HOST, queue);
+  // A gateway (ACTOR_HOST_URL) serves no delivery endpoint: the queue delivers to its actor host.
+  const publicKeys = publicSigningKeysWarning(config.HOST, queue, config.ACTOR_HOST_URL === undefined);
   if (publicKeys) logger.warn(publicKeys);
   const plainBroker = plainBrokerWarning(config.QSTASH_URL);
   if (plainBroker) logger.warn(plainBroker);

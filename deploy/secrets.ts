@@ -61,14 +61,18 @@ export function brokerCredentials(dataDir: string): {
 
 /**
  * A warning for a node whose delivery route trusts `qstash dev`'s public signing keys (as `npm run broker` signs
- * with by default) while it listens beyond loopback: anyone who can reach it could sign a delivery.
+ * with by default) while it listens beyond loopback: anyone who can reach it could sign a delivery. A gateway of a
+ * split deployment (`servesDeliveries: false`) has no delivery route (its queue delivers to the actor host), so
+ * the keys open nothing there and it is not warned.
  */
 export function publicSigningKeysWarning(
   host: string,
   keys: { currentSigningKey: string; nextSigningKey: string },
+  servesDeliveries = true,
 ): string | undefined {
   const loopbackOnly = isLoopbackHost(host);
-  if (loopbackOnly || ![keys.currentSigningKey, keys.nextSigningKey].some(isDevSigningKey)) return undefined;
+  if (!servesDeliveries || loopbackOnly) return undefined;
+  if (![keys.currentSigningKey, keys.nextSigningKey].some(isDevSigningKey)) return undefined;
   return (
     `deliveries: this node trusts qstash dev's public signing keys and listens on ${host}, so anyone who can reach ` +
     "it can sign a delivery; set QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY to keys of your own"

@@ -74,6 +74,8 @@ export async function startCommerceGateway(
   actorHostSecret: string,
   /** Added to its environment; a name mapped to undefined is left out. */
   env: Record<string, string | undefined> = {},
+  /** `log` receives the gateway's JSON log lines (default: dropped). */
+  options: { log?: (line: string) => void } = {},
 ): Promise<CommerceNode> {
   const dataDir = mkdtempSync(join(tmpdir(), "edgewise-gateway-"));
   const broker = actorHost.node.broker;
@@ -98,7 +100,7 @@ export async function startCommerceGateway(
     ),
     ...referenceSystem(),
     ...(environment.DATABASE_URL ? { schema: actorHost.schema } : {}),
-    log: () => {},
+    log: options.log ?? (() => {}),
   }).catch((error: unknown) => {
     rmSync(dataDir, { recursive: true, force: true });
     throw error;

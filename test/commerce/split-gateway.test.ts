@@ -3,6 +3,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import postgres from "postgres";
 import { Webhook } from "standardwebhooks";
 import { generateSecret } from "../../actors/commerce/webhooks/index.ts";
+import { DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY } from "../../deploy/local/broker/config.ts";
 import { startReceiver, TEST_DATABASE_URL } from "../broker/helpers.ts";
 import { edgewiseRejection } from "../support/errors.ts";
 import { type CommerceNode, startCommerceGateway, startCommerceNode } from "./bun-node.ts";
@@ -94,6 +95,35 @@ test("an order placed through the gateway confirms; billing's replies go to the 
   expect(placed.status).toBe(202);
   expect((await client.settle(placed.body.orderId)).status).toBe("confirmed");
   expect(await queuedFor(gateway.node.url)).toBe(0);
+});
+
+test("a gateway on every interface with npm run broker's public keys is not warned about deliveries: it serves none", async () => {
+  // README's split deployment as written: HOST unset (0.0.0.0) and the qstash dev keys npm run broker prints. The
+  // actor host rightly warns that anyone reaching it could sign a delivery; the gateway has no delivery endpoint
+  // (its queue delivers to the actor host), so the same warning there was false.
+  const lines: string[] = [];
+  const exposed = await startCommerceGateway(
+    actorHost,
+    actorHostSecret,
+    {
+      HOST: "0.0.0.0",
+      LOG_LEVEL: "debug",
+      QSTASH_CURRENT_SIGNING_KEY: DEV_CURRENT_SIGNING_KEY,
+      QSTASH_NEXT_SIGNING_KEY: DEV_NEXT_SIGNING_KEY,
+    },
+    { log: (line) => lines.push(line) },
+  );
+  try {
+    const probe = await fetch(`${exposed.node.url}/_edgewise/deliver/counter/k`, {
+      method: "POST",
+      body: "{}",
+    });
+    expect(probe.status).toBe(404);
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.filter((line) => line.includes("public signing keys"))).toEqual([]);
+  } finally {
+    await exposed.stop();
+  }
 });
 
 test("a gateway without its actor host's database or queue is refused at start, naming what is missing", async () => {
