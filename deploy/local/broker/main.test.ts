@@ -43,6 +43,9 @@ describe("the broker's CLI settings", () => {
     [{ QSTASH_TIME_SCALE: "0" }, 'QSTASH_TIME_SCALE is not valid (got "0")'],
     [{ EDGEWISE_PGLITE_SYNC: "SOMETIMES" }, "EDGEWISE_PGLITE_SYNC must be FULL or NORMAL"],
     [{ DATABASE_URL: "postgres://app:ab/cd#ef@127.0.0.1:5432/db" }, "DATABASE_URL is not a valid URL"],
+    // README: QSTASH_DB_SCHEMA is only with DATABASE_URL, refused on PGlite. It was refused, but late (exit 1, after
+    // taking the data dir's lock) and by startBroker's option names ("schema needs databaseUrl").
+    [{ QSTASH_DB_SCHEMA: "queue" }, "QSTASH_DB_SCHEMA needs DATABASE_URL"],
   ])("%p is refused with one line and exit code 78", async (settings, reason) => {
     const { code, stdout, lines } = await start(settings);
     expect(code).toBe(78);

@@ -95,6 +95,13 @@ function readSettings() {
       "QSTASH_TLS_CERT_FILE and QSTASH_TLS_KEY_FILE go together",
     );
   }
+  // The embedded PGlite keeps the broker's tables in public: a schema asked for there would be ignored.
+  if (env("QSTASH_DB_SCHEMA") !== undefined && env("DATABASE_URL") === undefined) {
+    throw settingError(
+      "QSTASH_DB_SCHEMA",
+      "QSTASH_DB_SCHEMA needs DATABASE_URL: the embedded PGlite keeps the broker's tables in its public schema",
+    );
+  }
   // The qstash dev token is public (Upstash's docs): on a broker reachable from other machines it would let anyone
   // publish, and the broker signs and delivers what they publish, with its broker-role certificate, so an actor
   // host's mutual TLS and signature checks admit it. Beyond loopback, a token of one's own is required.
