@@ -153,15 +153,25 @@ export function storeFacts(dataDir: string, openDb: (path: string) => SqlDatabas
   return facts;
 }
 
+/** What only a data dir holds at its top: a directory below one that holds any of these is another data dir. */
+const dataDirMarks = /^(actors|pglite)\.lock$|^(actors|traces)\.db$/;
+
 /**
  * Every directory and file under `dir` (sorted, directories before their contents) but the skipped ones, each file
- * with its size and sha256.
+ * with its size and sha256. Another node's or broker's data dir inside it is refused: its locks and open SQLite
+ * files are not checked (a node running there would be copied mid-write), and its lock files would be restored.
  */
 export function walk(dir: string, prefix = "", inodes = new Map<string, string>()): ManifestEntry[] {
   const found: ManifestEntry[] = [];
   for (const name of readdirSync(dir).sort()) {
     const path = prefix ? `${prefix}/${name}` : name;
     if (!prefix && skipped.test(name)) continue;
+    if (prefix && dataDirMarks.test(name)) {
+      throw new EdgewiseError(
+        "config.invalid",
+        `${join(dir)} is another data dir (it holds ${name}) inside this one: give each node and broker a data dir of its own, none inside another's, and back up each on its own`,
+      );
+    }
     if (!prefix && name === manifestName) throw new Error(`the data dir holds a file named ${manifestName}`);
     const stat = lstatSync(join(dir, name));
     if (stat.isDirectory()) {
