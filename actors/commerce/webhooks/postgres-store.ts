@@ -1,6 +1,7 @@
 // The WebhookStore on Postgres (postgres.js), on the caller's pool; tables created once per version of their DDL.
 import type postgres from "postgres";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { recordGrant } from "../../../shared/postgres/recorded-grant.ts";
 import {
   ensureSchema,
   type SchemaComponent,
@@ -107,26 +108,9 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
     try {
       if (!record) return await insert(this.sql);
       // The subscription and its record in one transaction: one whose record failed never existed.
-      return (await this.sql.begin(async (tx) => {
-        const created = await insert(tx);
-        try {
-          await record(tx as unknown as postgres.TransactionSql, created);
-        } catch (error) {
-          throw new EdgewiseError(
-            "unavailable",
-            "the change could not be recorded, so the subscription was not created; retry",
-            { cause: error },
-          );
-        }
-        // The last step before COMMIT: a caller answered 504 meanwhile (a lock wait outlasted its deadline) must
-        // not find the subscription made after all, nor a warn line saying it was rolled back while it stands.
-        if (signal?.aborted) {
-          throw new EdgewiseError("timeout", "the caller stopped waiting: the subscription is not created", {
-            cause: signal.reason,
-          });
-        }
-        return created;
-      })) as WebhookSubscription;
+      return (await this.sql.begin(async (tx) =>
+        recordGrant(tx, await insert(tx), record, signal, "the subscription"),
+      )) as WebhookSubscription;
     } catch (error) {
       if ((error as { code?: unknown }).code === "23505") {
         throw new EdgewiseError("conflict", "a webhook subscription with this id exists", { cause: error });

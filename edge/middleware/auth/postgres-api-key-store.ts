@@ -1,6 +1,7 @@
 // The ApiKeyStore on Postgres (postgres.js): table `edgewise_api_keys`, on the node's one shared pool.
 import type postgres from "postgres";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
+import { recordGrant } from "../../../shared/postgres/recorded-grant.ts";
 import {
   ensureSchema,
   type SchemaComponent,
@@ -63,26 +64,9 @@ export class PostgresApiKeyStore<Types extends Record<string, unknown> = Record<
     try {
       if (!record) return await insert(this.sql);
       // The key and its record in one transaction: a key whose record failed never existed.
-      return (await this.sql.begin(async (tx) => {
-        const created = await insert(tx);
-        try {
-          await record(tx as unknown as postgres.TransactionSql, created);
-        } catch (error) {
-          throw new EdgewiseError(
-            "unavailable",
-            "the change could not be recorded, so the API key was not created; retry",
-            { cause: error },
-          );
-        }
-        // The last step before COMMIT: a caller answered 504 meanwhile (a lock wait outlasted its deadline) must
-        // not find the key made after all, nor a warn line saying it was rolled back while it stands.
-        if (signal?.aborted) {
-          throw new EdgewiseError("timeout", "the caller stopped waiting: the API key is not created", {
-            cause: signal.reason,
-          });
-        }
-        return created;
-      })) as ApiKeyRecord;
+      return (await this.sql.begin(async (tx) =>
+        recordGrant(tx, await insert(tx), record, signal, "the API key"),
+      )) as ApiKeyRecord;
     } catch (error) {
       if ((error as { code?: unknown }).code === "23505") {
         throw new EdgewiseError("conflict", "an API key with this id exists", { cause: error });
