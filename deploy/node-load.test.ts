@@ -72,6 +72,27 @@ test("refusing new orders is logged once at warn when it starts and once at info
   }
 }, 30_000);
 
+/**
+ * A node's admission over `broker` (limit 300 ms), once a message held there has waited past it: the load, its log
+ * lines, and a POST /v1/orders placed through admission (its status).
+ */
+async function admissionBehind(broker: Awaited<ReturnType<typeof startTestBroker>>, stops: Stop[]) {
+  await broker.pauseDeliveries();
+  const published = await call(broker, `/v2/publish/${receiver.url()}`, { method: "POST", body: "work" });
+  expect(published.status).toBe(201);
+  const lines: LogLine[] = [];
+  const logger = createLogger({ level: "info", sink: (line) => lines.push(JSON.parse(line) as LogLine) });
+  const options = { config: parseConfig({ EDGEWISE_MAX_QUEUE_DELAY: "300ms" }) } as NodeOptions;
+  const load = nodeLoad({ options, brokerSql: broker.sql, metrics: new EdgewiseMetrics(), logger, stops });
+  const app = new Hono<GatewayEnv>();
+  app.onError(errorHandler({ logger }));
+  if (load.admission) app.use(load.admission);
+  app.post("/v1/orders", (c) => c.json({ status: "pending" }, 202));
+  const place = async () => (await app.request("/v1/orders", { method: "POST" })).status;
+  await waitFor(() => load.load.behindMs() > 300, 5_000, "the broker to be 300 ms behind");
+  return { load, lines, place };
+}
+
 test("a read of the broker that does not come back is not trusted: past 2 s the node takes orders, and says so once", async () => {
   const stuckSchema = uniqueSchema("node_load_stuck");
   await createSchema(stuckSchema);
@@ -80,19 +101,7 @@ test("a read of the broker that does not come back is not trusted: past 2 s the 
   const stops: Stop[] = [];
   let unlock = () => {};
   try {
-    await broker.pauseDeliveries();
-    const published = await call(broker, `/v2/publish/${receiver.url()}`, { method: "POST", body: "work" });
-    expect(published.status).toBe(201);
-    const lines: LogLine[] = [];
-    const logger = createLogger({ level: "info", sink: (line) => lines.push(JSON.parse(line) as LogLine) });
-    const options = { config: parseConfig({ EDGEWISE_MAX_QUEUE_DELAY: "300ms" }) } as NodeOptions;
-    const load = nodeLoad({ options, brokerSql: broker.sql, metrics: new EdgewiseMetrics(), logger, stops });
-    const app = new Hono<GatewayEnv>();
-    app.onError(errorHandler({ logger }));
-    if (load.admission) app.use(load.admission);
-    app.post("/v1/orders", (c) => c.json({ status: "pending" }, 202));
-    const place = async () => (await app.request("/v1/orders", { method: "POST" })).status;
-    await waitFor(() => load.load.behindMs() > 300, 5_000, "the broker to be 300 ms behind");
+    const { load, lines, place } = await admissionBehind(broker, stops);
     expect(await place()).toBe(503);
 
     // The broker's table is locked by another session (a migration, a VACUUM FULL, a wedged connection): the
@@ -145,19 +154,7 @@ test("a broker whose reads have been slow (a busy database) is still refused fro
   const locker = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
   const stops: Stop[] = [];
   try {
-    await broker.pauseDeliveries();
-    const published = await call(broker, `/v2/publish/${receiver.url()}`, { method: "POST", body: "work" });
-    expect(published.status).toBe(201);
-    const lines: LogLine[] = [];
-    const logger = createLogger({ level: "info", sink: (line) => lines.push(JSON.parse(line) as LogLine) });
-    const options = { config: parseConfig({ EDGEWISE_MAX_QUEUE_DELAY: "300ms" }) } as NodeOptions;
-    const load = nodeLoad({ options, brokerSql: broker.sql, metrics: new EdgewiseMetrics(), logger, stops });
-    const app = new Hono<GatewayEnv>();
-    app.onError(errorHandler({ logger }));
-    if (load.admission) app.use(load.admission);
-    app.post("/v1/orders", (c) => c.json({ status: "pending" }, 202));
-    const place = async () => (await app.request("/v1/orders", { method: "POST" })).status;
-    await waitFor(() => load.load.behindMs() > 300, 5_000, "the broker to be 300 ms behind");
+    const { lines, place } = await admissionBehind(broker, stops);
 
     // The broker's database is busy: each read waits about 1.5 s for it, as on PGlite's one connection under load.
     const lockFor = (ms: number, during?: () => Promise<void>) =>

@@ -5,49 +5,25 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type postgres from "postgres";
 import { SystemAccounts } from "../../actors/commerce/billing/schema.ts";
-import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
+import type { CommerceNode } from "../commerce/bun-node.ts";
 import { uniqueName } from "../commerce/client.ts";
-import { type AuditedNode, adminEventsAfter, call, lastSeq, token } from "./admin-events-cases.ts";
+import {
+  type AuditedNode,
+  adminEventsAfter,
+  call,
+  holdingPastDeadline,
+  lastSeq,
+  startAuditedNode,
+  token,
+} from "./admin-events-cases.ts";
 
 let running: CommerceNode;
 let node: AuditedNode;
-const lines: string[] = [];
 
 beforeAll(async () => {
-  running = await startCommerceNode(
-    "account_deadline",
-    { LOG_LEVEL: "warn" },
-    { log: (line) => lines.push(line) },
-  );
-  node = {
-    url: running.node.url,
-    sql: running.node.sql,
-    jwtSecret: running.jwtSecret,
-    brokerUrl: running.node.brokerUrl,
-    brokerToken: running.node.broker?.token ?? "",
-    lines,
-  };
+  ({ running, node } = await startAuditedNode("account_deadline"));
 }, 60_000);
 afterAll(() => running?.stop());
-
-/** Another session holds `lock` for 6.5 s, past the 5 s timeout, once this resolves; `released` once it let go. */
-async function holding(
-  lock: (tx: postgres.TransactionSql) => Promise<unknown>,
-): Promise<{ released: Promise<void> }> {
-  let taken!: () => void;
-  const held = new Promise<void>((resolve) => {
-    taken = resolve;
-  });
-  const released = node.sql
-    .begin(async (tx) => {
-      await lock(tx);
-      taken();
-      await Bun.sleep(6_500);
-    })
-    .then(() => undefined);
-  await held;
-  return { released };
-}
 
 /** Sets the balance to 100, then to 999 while `lock` is held; returns the answer, and what stands once it is let go. */
 async function setPastDeadline(customerId: string, lock: (tx: postgres.TransactionSql) => Promise<unknown>) {
@@ -56,7 +32,7 @@ async function setPastDeadline(customerId: string, lock: (tx: postgres.Transacti
     200,
   );
   const before = await lastSeq(node.sql);
-  const { released } = await holding(lock);
+  const { released } = await holdingPastDeadline(node.sql, lock);
   const answer = await call(node, "PUT", `/v1/accounts/${customerId}`, root, { balanceCents: 999 });
   await released;
   await Bun.sleep(300); // the set's own transaction goes on once the lock is let go
@@ -93,7 +69,7 @@ test("a set whose record waits on the activity log past the timeout is rolled ba
   expect(after.balance).toBe(100);
   expect(after.records).toEqual([]);
   expect(after.journal).toBe(1);
-  const warned = lines
+  const warned = node.lines
     .map((line) => JSON.parse(line) as Record<string, unknown>)
     .find((line) => line.msg === "admin event not recorded" && line.request_id === after.answer.requestId);
   expect(warned).toMatchObject({ action: "account_set", action_rolled_back: true });

@@ -3,6 +3,7 @@ import { expect } from "bun:test";
 import type postgres from "postgres";
 import { issueToken } from "../../edge/middleware/auth/tokens.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
+import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
 import { eventually, uniqueName } from "../commerce/client.ts";
 
 export interface AuditedNode {
@@ -221,4 +222,52 @@ export async function deadLetter(node: AuditedNode): Promise<string> {
     return dlqId !== "";
   }, "the refused delivery's dead letter");
   return dlqId;
+}
+
+/**
+ * A Bun node with the real Postgres (its own schema `name`) whose log lines at warn and above are kept in `lines`,
+ * for the audit tests that check a failed record's warn line.
+ */
+export async function startAuditedNode(
+  name: string,
+  env: Record<string, string> = {},
+): Promise<{ running: CommerceNode; node: AuditedNode }> {
+  const lines: string[] = [];
+  const running = await startCommerceNode(
+    name,
+    { LOG_LEVEL: "warn", ...env },
+    { log: (line) => lines.push(line) },
+  );
+  const node: AuditedNode = {
+    url: running.node.url,
+    sql: running.node.sql,
+    jwtSecret: running.jwtSecret,
+    brokerUrl: running.node.brokerUrl,
+    brokerToken: running.node.broker?.token ?? "",
+    lines,
+  };
+  return { running, node };
+}
+
+/**
+ * Another session of `sql` takes `lock` and holds it for 6.5 s, past the `postgres` dependency's 5 s timeout; resolves
+ * once it is taken, with `released`, which resolves once it is let go.
+ */
+export async function holdingPastDeadline(
+  sql: postgres.Sql,
+  lock: (tx: postgres.TransactionSql) => Promise<unknown>,
+): Promise<{ released: Promise<void> }> {
+  let taken!: () => void;
+  const held = new Promise<void>((resolve) => {
+    taken = resolve;
+  });
+  const released = sql
+    .begin(async (tx) => {
+      await lock(tx);
+      taken();
+      await Bun.sleep(6_500);
+    })
+    .then(() => undefined);
+  await held;
+  return { released };
 }

@@ -3,36 +3,24 @@
 // back with it, logged at warn and counted.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { adminActions } from "../../edge/audit/admin-events.ts";
-import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
+import type { CommerceNode } from "../commerce/bun-node.ts";
 import { eventually, uniqueName } from "../commerce/client.ts";
 import {
-  type AuditedNode,
   adminEventsAfter,
+  type AuditedNode,
   call,
   lastSeq,
   refuseAccountRecords,
+  startAuditedNode,
   token,
 } from "./admin-events-cases.ts";
 import { adminAuditTests } from "./admin-events-suite.ts";
 
 let running: CommerceNode;
 let audited: AuditedNode;
-const lines: string[] = [];
 
 beforeAll(async () => {
-  running = await startCommerceNode(
-    "admin_events",
-    { EDGEWISE_DELIVERY_RETRIES: "0", LOG_LEVEL: "warn" },
-    { log: (line) => lines.push(line) },
-  );
-  audited = {
-    url: running.node.url,
-    sql: running.node.sql,
-    jwtSecret: running.jwtSecret,
-    brokerUrl: running.node.brokerUrl,
-    brokerToken: running.node.broker?.token ?? "",
-    lines,
-  };
+  ({ running, node: audited } = await startAuditedNode("admin_events", { EDGEWISE_DELIVERY_RETRIES: "0" }));
 }, 60_000);
 afterAll(() => running?.stop());
 
@@ -56,7 +44,7 @@ test("when the record fails, the balance set is rolled back with it: a warn line
   // The account was new: rolled back with the set, it does not exist.
   expect((await call(audited, "GET", `/v1/accounts/${customerId}`, root)).status).toBe(404);
   expect(await adminEventsAfter(audited.sql, before)).toEqual([]);
-  const warned = lines
+  const warned = audited.lines
     .map((line) => JSON.parse(line))
     .find((l) => l.msg === "admin event not recorded" && l.request_id === answer.requestId);
   expect(warned).toMatchObject({

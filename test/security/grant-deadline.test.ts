@@ -3,35 +3,24 @@
 // back when it resumes, never committed after that answer, and the warn line saying so is true.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type postgres from "postgres";
-import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
+import type { CommerceNode } from "../commerce/bun-node.ts";
 import { uniqueName } from "../commerce/client.ts";
 import {
+  adminEventsAfter,
   type Answer,
   type AuditedNode,
-  adminEventsAfter,
   call,
+  holdingPastDeadline,
   lastSeq,
+  startAuditedNode,
   token,
 } from "./admin-events-cases.ts";
 
 let running: CommerceNode;
 let node: AuditedNode;
-const lines: string[] = [];
 
 beforeAll(async () => {
-  running = await startCommerceNode(
-    "grant_deadline",
-    { LOG_LEVEL: "warn" },
-    { log: (line) => lines.push(line) },
-  );
-  node = {
-    url: running.node.url,
-    sql: running.node.sql,
-    jwtSecret: running.jwtSecret,
-    brokerUrl: running.node.brokerUrl,
-    brokerToken: running.node.broker?.token ?? "",
-    lines,
-  };
+  ({ running, node } = await startAuditedNode("grant_deadline"));
 }, 60_000);
 afterAll(() => running?.stop());
 
@@ -48,16 +37,7 @@ async function createPastDeadline(
   create: () => Promise<Answer>,
 ): Promise<{ answer: Answer; records: unknown[] }> {
   const before = await lastSeq(node.sql);
-  let taken!: () => void;
-  const held = new Promise<void>((resolve) => {
-    taken = resolve;
-  });
-  const released = node.sql.begin(async (tx) => {
-    await lock(tx);
-    taken();
-    await Bun.sleep(6_500);
-  });
-  await held;
+  const { released } = await holdingPastDeadline(node.sql, lock);
   const answer = await create();
   await released;
   await Bun.sleep(300); // the creation's own transaction goes on once the lock is let go
@@ -71,7 +51,7 @@ function expectTimedOut(answer: Answer): void {
 
 /** The node's warn line for the request of `answer`, if it logged one. */
 function warnedFor(answer: Answer): Record<string, unknown> | undefined {
-  return lines
+  return node.lines
     .map((line) => JSON.parse(line) as Record<string, unknown>)
     .find((line) => line.msg === "admin event not recorded" && line.request_id === answer.requestId);
 }
