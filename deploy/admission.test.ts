@@ -170,3 +170,30 @@ test("behind its queue, a retry of an order already accepted (same Idempotency-K
   expect(metric(metrics, "edgewise_admission_refused_total")).toBe(1);
   await node.stop();
 }, 60_000);
+
+test("behind its queue, refused placements with new Idempotency-Keys load no order actor to find they are new", async () => {
+  const { node, api } = await nodeOn(join(work, "resident"), { EDGEWISE_MAX_QUEUE_DELAY: "300ms" });
+  await api.putSku("resident-sku", 100, 250);
+  await api.putAccount("resident-customer", 100_000);
+  const items = [{ sku: "resident-sku", quantity: 1 }];
+  await node.broker?.pauseDeliveries();
+  expect((await api.place("resident-customer", items, { "idempotency-key": "resident-0" })).status).toBe(202);
+  const deadline = Date.now() + 10_000;
+  while (metric(await (await fetch(`${node.url}/metrics`)).text(), "edgewise_queue_behind_seconds") <= 0.3) {
+    expect(Date.now()).toBeLessThan(deadline);
+    await Bun.sleep(50);
+  }
+
+  // Each refusal asks whether its key's order exists: the local host tells from its store, activating nothing
+  // (before, each new key loaded an order actor and ran a read turn on it, and left it resident).
+  const orders = () => node.host?.stats().byType.find((entry) => entry.type === "order")?.active ?? 0;
+  const before = orders();
+  for (let n = 1; n <= 200; n++) {
+    const reply = await api.place("resident-customer", items, { "idempotency-key": `resident-${n}` });
+    expect(reply.status).toBe(503);
+  }
+  expect(orders()).toBe(before);
+  // The order already accepted is still answered, not refused.
+  expect((await api.place("resident-customer", items, { "idempotency-key": "resident-0" })).status).toBe(202);
+  await node.stop();
+}, 60_000);

@@ -23,6 +23,12 @@ export interface ActorHost {
   ask(address: ActorAddress, type: string, data: unknown, options?: AskOptions): Promise<TurnOutcome>;
   /** A queued delivery addressed by `envelope.target`; resolves after the actor committed. */
   receive(envelope: Envelope): Promise<TurnOutcome>;
+  /**
+   * Whether the actor has state on this host, told without activating it: false when it has never committed a turn
+   * and no instance of it is active (it would start from its initial state), true otherwise (ask it to know more).
+   * Optional: a host that cannot tell cheaply (Durable Objects, a remote actor host) leaves it out, and callers ask.
+   */
+  hasState?(address: ActorAddress): boolean;
 }
 
 /** The envelope attributes an asker may set, held to the limits every delivery of the envelope is held to. */

@@ -175,6 +175,18 @@ export class LocalActorHost implements ActorHost {
     return this.store.inspect(formatAddress(address));
   }
 
+  /**
+   * `ActorHost.hasState` without activating the actor: an active instance (whose first commit may still be under
+   * way), else one indexed lookup in the store. A caller that only needs to know whether an actor exists (admission's
+   * "does this order exist?") so avoids loading an instance and running a turn for a key never used.
+   */
+  hasState(address: ActorAddress): boolean {
+    this.registry.resolve(address.type);
+    assertValidKey(address.key);
+    const id = formatAddress(address);
+    return this.instances.has(id) || this.store.hasState(id);
+  }
+
   stats(): HostStats {
     let mailboxDepth = 0;
     const byType = new Map<string, { type: string; active: number; mailboxDepth: number }>();

@@ -34,6 +34,7 @@ export class LocalStore implements OutboxStore {
     }
     const sql = {
       loadState: "SELECT version, state FROM actor_state WHERE actor = ?",
+      hasState: "SELECT 1 AS found FROM actor_state WHERE actor = ?",
       saveState:
         "INSERT INTO actor_state (actor, version, state) VALUES (?, ?, ?) ON CONFLICT (actor) DO UPDATE SET version = excluded.version, state = excluded.state",
       inbox: "SELECT reply FROM inbox WHERE actor = ? AND id = ?",
@@ -90,6 +91,11 @@ export class LocalStore implements OutboxStore {
   loadState(actor: string): StoredState | undefined {
     const row = this.q.loadState!.get(actor);
     return row ? { version: Number(row.version), state: JSON.parse(String(row.state)) } : undefined;
+  }
+
+  /** Whether `actor` has committed state: one lookup of actor_state's primary key, the state itself not read. */
+  hasState(actor: string): boolean {
+    return this.q.hasState!.get(actor) !== undefined;
   }
 
   inbox(actor: string, id: string): InboxRecord | undefined {

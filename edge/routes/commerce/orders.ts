@@ -45,7 +45,10 @@ async function orderIdFor(sub: string, header: string | undefined): Promise<stri
 /**
  * True when this `POST /v1/orders` repeats a placement already accepted: the caller's order for its Idempotency-Key
  * exists. Admission lets it through while refusing new work, since it writes nothing new (the order actor answers it
- * from its state, as a read). Asks with a read only; a missing order, or no key, rejects or is false.
+ * from its state, as a read). An order has state once placed (a Place that failed commits none), so a host that can
+ * tell (`hasState`: the local host, one indexed lookup) answers a key never placed without activating its order;
+ * only an order with state, or on a host that cannot tell, is asked with a read. A missing order, or no key, rejects
+ * or is false.
  */
 export function placedBefore(actors: ActorHost) {
   const orders = actorClient(actors, orderActor);
@@ -53,7 +56,9 @@ export function placedBefore(actors: ActorHost) {
     const header = c.req.header("idempotency-key");
     const caller = c.var.principal;
     if (header === undefined || caller === undefined) return false;
-    await orders.ask(await orderIdFor(caller.sub, header), "Get", {}, { signal: c.var.signal });
+    const orderId = await orderIdFor(caller.sub, header);
+    if (actors.hasState?.({ type: orderActor.type, key: orderId }) === false) return false;
+    await orders.ask(orderId, "Get", {}, { signal: c.var.signal });
     return true;
   };
 }

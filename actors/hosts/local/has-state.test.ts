@@ -1,0 +1,60 @@
+// The local host's hasState: whether an actor has state, told from the store without activating the actor.
+import { afterEach, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { orderActor } from "../../commerce/order.ts";
+import { LocalActorHost } from "./host.ts";
+import { openBunSqlite } from "./sqlite-bun.ts";
+
+const dirs: string[] = [];
+const hosts: LocalActorHost[] = [];
+afterEach(async () => {
+  await Promise.all(hosts.splice(0).map((host) => host.stop()));
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function boot(file: string): LocalActorHost {
+  const host = new LocalActorHost({
+    actors: [orderActor],
+    db: openBunSqlite(file),
+    onBackgroundError: () => {},
+  });
+  hosts.push(host);
+  return host;
+}
+
+const order = (key: string) => ({ type: orderActor.type, key });
+const place = { customerId: "c-1", items: [{ sku: "sku-1", quantity: 1 }] };
+
+test("hasState is false for an order never placed or whose Place failed, true once placed, also after a restart, and activates nothing", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "edgewise-has-state-"));
+  dirs.push(dir);
+  const file = join(dir, "actors.db");
+  const host = boot(file);
+
+  // Never seen: false, and no actor is loaded to say so.
+  for (let n = 0; n < 100; n++) expect(host.hasState(order(`never-${n}`))).toBe(false);
+  expect(host.stats().activeActors).toBe(0);
+
+  // Placed: its state is committed with the Place's turn.
+  await host.ask(order("placed"), "Place", place);
+  expect(host.hasState(order("placed"))).toBe(true);
+  // A Place that fails commits nothing: an id no order may have ("constructor" is a valid actor key).
+  const failed = await host.ask(order("constructor"), "Place", place).catch((error: unknown) => error);
+  expect(failed).toMatchObject({ code: "request.invalid" });
+  // Its instance is active (so hasState answers true while it is: ask it), but nothing of it is stored.
+  expect(host.store.hasState("order/constructor")).toBe(false);
+  expect(host.stats().activeActors).toBe(2);
+  await host.stop();
+
+  // From disk, with no actor active: the placed order has state, the failed and unknown ones none.
+  const again = boot(file);
+  expect(again.hasState(order("placed"))).toBe(true);
+  expect(again.hasState(order("constructor"))).toBe(false);
+  expect(again.hasState(order("never-0"))).toBe(false);
+  expect(again.stats().activeActors).toBe(0);
+  // An unknown type or an invalid key is refused as by ask.
+  expect(() => again.hasState({ type: "nobody", key: "k" })).toThrow();
+  expect(() => again.hasState(order("a/b"))).toThrow();
+});
