@@ -17,26 +17,12 @@ import { Database } from "bun:sqlite";
 import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../../test/broker/helpers.ts";
 import { backup } from "./backup.ts";
+import { npmRun as run } from "../../test/support/npm-run.ts";
 
 const root = resolve(import.meta.dir, "../..");
 const work = mkdtempSync(join(tmpdir(), "edgewise-backup-check-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 const openDb = (path: string) => openBunSqlite(path, "NORMAL");
-
-async function run(extra: Record<string, string>, ...args: string[]) {
-  const child = Bun.spawn(["npm", "run", "-s", ...args], {
-    cwd: root,
-    env: { ...process.env, ...extra },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-    child.exited,
-  ]);
-  return { code, stdout, stderr };
-}
 
 /** A small data dir of its own: a secret, a SQLite file, `size` random bytes in a tree (they do not compress). */
 function dataDir(name: string, size = 300_000): string {

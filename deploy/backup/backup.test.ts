@@ -25,6 +25,7 @@ import { checkInvariants, makeWorld, setUpWorld, type World } from "../../test/c
 import { denoEntryCommand, freePort, type Started, startProcess } from "../../test/e2e/process.ts";
 import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../../test/broker/helpers.ts";
 import { acquireActorHostLease } from "../actor-host-lease.ts";
+import { npmRun as runWith } from "../../test/support/npm-run.ts";
 
 const root = resolve(import.meta.dir, "../..");
 const work = mkdtempSync(join(tmpdir(), "edgewise-backup-"));
@@ -89,21 +90,6 @@ const client = (base: string, dataDir: string) =>
 
 async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return await runWith({}, ...args);
-}
-
-async function runWith(extra: Record<string, string>, ...args: string[]) {
-  const child = Bun.spawn(["npm", "run", "-s", ...args], {
-    cwd: root,
-    env: { ...process.env, ...extra },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-    child.exited,
-  ]);
-  return { code, stdout, stderr };
 }
 
 /** Everything API.md lets a client read about the world: orders, their read model, stock, balances, points. */

@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { CommerceClient, type OrderView } from "../../test/commerce/client.ts";
 import { makeWorld, setUpWorld, type World } from "../../test/chaos/invariants.ts";
 import { denoEntryCommand, freePort, type Started, startProcess } from "../../test/e2e/process.ts";
+import { npmRun as run } from "../../test/support/npm-run.ts";
 
 const root = resolve(import.meta.dir, "../..");
 const work = mkdtempSync(join(tmpdir(), "edgewise-online-deno-"));
@@ -40,21 +41,6 @@ async function denoNode(dataDir: string) {
   const url = `http://127.0.0.1:${port}`;
   const jwtSecret = readFileSync(join(dataDir, "jwt-secret"), "utf8").trim();
   return { node, token: node.match, url, api: new CommerceClient({ base: url, jwtSecret }) };
-}
-
-async function run(extra: Record<string, string>, ...args: string[]) {
-  const child = Bun.spawn(["npm", "run", "-s", ...args], {
-    cwd: root,
-    env: { ...process.env, ...extra },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-    child.exited,
-  ]);
-  return { code, stdout, stderr };
 }
 
 /** Each customer's orders as GET /v1/orders lists them, with the orders, stock and balances behind them. */

@@ -21,6 +21,7 @@ import { freePort, type Started, startProcess } from "../../test/e2e/process.ts"
 import { parseConfig } from "../../shared/config/index.ts";
 import { type EdgewiseNode, startNode } from "../bun/node.ts";
 import { referenceSystem } from "../reference.ts";
+import { npmRun as run } from "../../test/support/npm-run.ts";
 
 const root = resolve(import.meta.dir, "../..");
 const work = mkdtempSync(join(tmpdir(), "edgewise-online-"));
@@ -79,21 +80,6 @@ async function nodeInProcess(dataDir: string, extra: { databaseUrl?: string; sch
   });
   inProcess.push(node);
   return { node, api: client(node.url, dataDir) };
-}
-
-async function run(extra: Record<string, string>, ...args: string[]) {
-  const child = Bun.spawn(["npm", "run", "-s", ...args], {
-    cwd: root,
-    env: { ...process.env, ...extra },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-    child.exited,
-  ]);
-  return { code, stdout, stderr };
 }
 
 const onlineBackup = (url: string, token: string, out: string) =>
