@@ -37,22 +37,7 @@ test("refusing new orders is logged once at warn when it starts and once at info
   const stops: Stop[] = [];
   try {
     // The broker holds a message due and not delivered: it falls behind.
-    await broker.pauseDeliveries();
-    const published = await call(broker, `/v2/publish/${receiver.url()}`, { method: "POST", body: "work" });
-    expect(published.status).toBe(201);
-    const { messageId } = published.body as { messageId: string };
-
-    const lines: LogLine[] = [];
-    const logger = createLogger({ level: "info", sink: (line) => lines.push(JSON.parse(line) as LogLine) });
-    const options = { config: parseConfig({ EDGEWISE_MAX_QUEUE_DELAY: "300ms" }) } as NodeOptions;
-    const load = nodeLoad({ options, brokerSql: broker.sql, metrics: new EdgewiseMetrics(), logger, stops });
-    const app = new Hono<GatewayEnv>();
-    app.onError(errorHandler({ logger }));
-    if (load.admission) app.use(load.admission);
-    app.post("/v1/orders", (c) => c.json({ status: "pending" }, 202));
-    const place = async () => (await app.request("/v1/orders", { method: "POST" })).status;
-
-    await waitFor(() => load.load.behindMs() > 300, 5_000, "the broker to be 300 ms behind");
+    const { load, lines, place, messageId } = await admissionBehind(broker, stops);
     expect([await place(), await place(), await place()]).toEqual([503, 503, 503]);
     const refusing = lines.filter((line) => line.msg.startsWith("admission: refusing new orders"));
     expect(refusing).toHaveLength(1);
@@ -74,12 +59,13 @@ test("refusing new orders is logged once at warn when it starts and once at info
 
 /**
  * A node's admission over `broker` (limit 300 ms), once a message held there has waited past it: the load, its log
- * lines, and a POST /v1/orders placed through admission (its status).
+ * lines, a POST /v1/orders placed through admission (its status), and the held message's id.
  */
 async function admissionBehind(broker: Awaited<ReturnType<typeof startTestBroker>>, stops: Stop[]) {
   await broker.pauseDeliveries();
   const published = await call(broker, `/v2/publish/${receiver.url()}`, { method: "POST", body: "work" });
   expect(published.status).toBe(201);
+  const { messageId } = published.body as { messageId: string };
   const lines: LogLine[] = [];
   const logger = createLogger({ level: "info", sink: (line) => lines.push(JSON.parse(line) as LogLine) });
   const options = { config: parseConfig({ EDGEWISE_MAX_QUEUE_DELAY: "300ms" }) } as NodeOptions;
@@ -90,7 +76,7 @@ async function admissionBehind(broker: Awaited<ReturnType<typeof startTestBroker
   app.post("/v1/orders", (c) => c.json({ status: "pending" }, 202));
   const place = async () => (await app.request("/v1/orders", { method: "POST" })).status;
   await waitFor(() => load.load.behindMs() > 300, 5_000, "the broker to be 300 ms behind");
-  return { load, lines, place };
+  return { load, lines, place, messageId };
 }
 
 test("a read of the broker that does not come back is not trusted: past 2 s the node takes orders, and says so once", async () => {
