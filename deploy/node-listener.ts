@@ -30,6 +30,11 @@ export function serveNodeApp(parts: NodeListenerParts): ReturnType<Serve> {
     hostname: config.HOST,
     // On Bun: a request may take REQUEST_TIMEOUT to answer before the connection counts as idle.
     idleTimeoutSeconds: idleTimeoutFor(config.REQUEST_TIMEOUT),
+    // No body limit of Bun's own: past its 128 MiB default, Bun answered 413 with an empty body before the app, so a
+    // Content-Length over it got no problem+json. The app bounds every body it reads (BODY_LIMIT, the delivery and
+    // console limits), refusing a declared length unread and a streamed one at its limit, and Bun buffers nothing
+    // that is not read (it stops reading the socket instead).
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     fetch: async (request, peer) => {
       traffic.requestsUnderWay++;
       try {

@@ -12,7 +12,11 @@ export interface ServeOptions {
   port: number;
   hostname: string;
   fetch: (request: Request, peer: Peer) => Response | Promise<Response>;
-  /** Largest request body the server itself accepts; the app applies its own, smaller limits. */
+  /**
+   * Bun only: the largest request body the server itself accepts, refused with its own empty 413 before `fetch` sees
+   * the request (128 MiB unless set). Deno.serve has no such limit. A server whose `fetch` bounds the bodies it reads
+   * sets `Number.MAX_SAFE_INTEGER`, so that its own refusal is the one a client gets.
+   */
   maxRequestBodySize?: number;
   /**
    * Bun only: seconds a connection may stay silent, an answer still being worked on included, before Bun closes

@@ -1,5 +1,6 @@
-// Security suite, hostile-clients: raw TCP clients that trickle a body, hang up mid-body or send a request target
-// that is no URL, against `npm start`'s Bun node and `npm run start:deno`'s Deno node, each run as its entry.
+// Security suite, hostile-clients: raw TCP clients that trickle a body, hang up mid-body, declare a body past the
+// runtime's own limit or send a request target that is no URL, against `npm start`'s Bun node and
+// `npm run start:deno`'s Deno node, each run as its entry.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -126,6 +127,23 @@ for (const runtime of runtimes) {
       expect(order.status).toBe(202);
       expect(Date.now() - started).toBeLessThan(2_000);
       cases.tried(`${runtime.name}: hang-up mid-body`, line.status === 400);
+    });
+
+    test("a Content-Length past Bun's own 128 MiB default gets the app's 413 problem+json, not an empty 413", async () => {
+      const answer = await rawExchange(port, {
+        head: `${head("/v1/orders", "Content-Length: 200000000\r\n")}{`,
+        closeWaitMs: 100,
+      });
+      expect(answer.status).toBe(413);
+      expect(problem(answer)).toMatchObject({
+        status: 413,
+        code: "request.too_large",
+        title: "Request body too large",
+        instance: "/v1/orders",
+      });
+      expect(answer.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(answer.headers.get("x-request-id")).toBeTruthy();
+      cases.tried(`${runtime.name}: Content-Length past the runtime's limit`, answer.status === 413);
     });
 
     test("CONNECT host:port (a target Bun hands over as no URL) gets the API's problem+json", async () => {
