@@ -58,3 +58,20 @@ test("hasState is false for an order never placed or whose Place failed, true on
   expect(() => again.hasState({ type: "nobody", key: "k" })).toThrow();
   expect(() => again.hasState(order("a/b"))).toThrow();
 });
+
+test("once stopped, hasState refuses as an ask does (503 unavailable), not with its closed store's error", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "edgewise-has-state-"));
+  dirs.push(dir);
+  const host = boot(join(dir, "actors.db"));
+  await host.stop();
+  hosts.splice(hosts.indexOf(host), 1);
+  const asked = await host.ask(order("never"), "Get", {}).catch((error: unknown) => error);
+  expect(asked).toMatchObject({ code: "unavailable" });
+  let told: unknown;
+  try {
+    host.hasState(order("never"));
+  } catch (error) {
+    told = error;
+  }
+  expect(told).toMatchObject({ code: "unavailable", message: (asked as Error).message });
+});

@@ -35,6 +35,9 @@ const maxTimerFirings = 256;
 /** Instances looked at, oldest first, for an idle one to evict when the host is full (see `makeRoom`). */
 const evictionScan = 64;
 
+/** What a message, or `hasState`, meets once the host is stopping: retried elsewhere or later. */
+const shuttingDown = () => new EdgewiseError("unavailable", "this actor host is shutting down");
+
 /** Keyed by actor and id: a timer id may be one the handler chose, and two actors may choose the same. */
 const firingKey = (timer: { actor: string; id: string }) => `${timer.actor} ${timer.id}`;
 
@@ -178,11 +181,13 @@ export class LocalActorHost implements ActorHost {
   /**
    * `ActorHost.hasState` without activating the actor: an active instance (whose first commit may still be under
    * way), else one indexed lookup in the store. A caller that only needs to know whether an actor exists (admission's
-   * "does this order exist?") so avoids loading an instance and running a turn for a key never used.
+   * "does this order exist?") so avoids loading an instance and running a turn for a key never used. Once stopping,
+   * it refuses as an ask does (503 `unavailable`), so a caller answering for the actor answers what the actor would.
    */
   hasState(address: ActorAddress): boolean {
     this.registry.resolve(address.type);
     assertValidKey(address.key);
+    if (this.stopped) throw shuttingDown();
     const id = formatAddress(address);
     return this.instances.has(id) || this.store.hasState(id);
   }
@@ -218,8 +223,7 @@ export class LocalActorHost implements ActorHost {
     envelope: Envelope,
     options: DeliverOptions = {},
   ): Promise<TurnOutcome> {
-    if (this.stopped)
-      return Promise.reject(new EdgewiseError("unavailable", "this actor host is shutting down"));
+    if (this.stopped) return Promise.reject(shuttingDown());
     return this.instanceFor(address).deliver(envelope, options);
   }
 
