@@ -130,12 +130,7 @@ export const inventoryActor = defineActor({
     },
 
     Get(ctx): StockView {
-      if (!ctx.state.exists) {
-        // Restocked units of an unlisted sku are kept (and counted in `stocked`); say so rather than hide them.
-        const waiting = ctx.state.available;
-        const held = waiting > 0 ? `; ${waiting} restocked units wait for a PUT with its price` : "";
-        throw new EdgewiseError("not_found", `sku ${ctx.key} was never set${held}`);
-      }
+      if (!ctx.state.exists) throw neverSet(ctx.key, ctx.state);
       return view(ctx);
     },
 
@@ -246,6 +241,17 @@ function release(ctx: Turn, orderId: string, held: OrderRecord | undefined): voi
   stock.available += held.quantity;
   record(ctx, orderId, { stage: "released", quantity: held.quantity });
   changed(ctx);
+}
+
+/**
+ * What `Get` answers for a sku never `Put`: not_found, naming restocked units that wait for a price (they are kept,
+ * and counted in `stocked`: say so rather than hide them). The gateway answers the same, without asking, from the
+ * initial state for a sku the host says has none (`ActorHost.hasState`).
+ */
+export function neverSet(sku: string, state: Pick<InventoryState, "available">): EdgewiseError {
+  const waiting = state.available;
+  const held = waiting > 0 ? `; ${waiting} restocked units wait for a PUT with its price` : "";
+  return new EdgewiseError("not_found", `sku ${sku} was never set${held}`);
 }
 
 /** Version 1 → 2: the per-order records leave state for `legacy` (see the header), counters stay. */

@@ -286,8 +286,16 @@ function sameOrder(
 }
 
 function placed(ctx: Turn): Turn {
-  if (!ctx.state.placed) throw new EdgewiseError("not_found", `order ${ctx.key} does not exist`);
+  if (!ctx.state.placed) throw orderNotFound(ctx.key);
   return ctx;
+}
+
+/**
+ * What an order never placed answers every message but Place with. The gateway answers the same, without asking,
+ * for an order the host says has no state (`ActorHost.hasState`): no state is the initial one, never placed.
+ */
+export function orderNotFound(orderId: string): EdgewiseError {
+  return new EdgewiseError("not_found", `order ${orderId} does not exist`);
 }
 
 function billingOf(order: OrderState) {

@@ -26,7 +26,9 @@ export interface ActorHost {
   /**
    * Whether the actor has state on this host, told without activating it: false when it has never committed a turn
    * and no instance of it is active (it would start from its initial state), true otherwise (ask it to know more).
-   * Optional: a host that cannot tell cheaply (Durable Objects, a remote actor host) leaves it out, and callers ask.
+   * Throws what an ask would before any turn (unknown type, invalid key, a host stopping). Optional: a host that
+   * cannot tell cheaply (Durable Objects, a remote actor host) leaves it out, and callers ask. Admission and the
+   * gateway's reads of orders and skus use it to answer unknown ids without loading an actor for each.
    */
   hasState?(address: ActorAddress): boolean;
 }

@@ -1,7 +1,7 @@
 // The inventory endpoints: set a sku's stock and price, and read it (cached, refreshed by StockChanged).
 import { Hono } from "hono";
 import { describeRoute } from "hono-openapi";
-import { inventoryActor } from "../../../actors/commerce/inventory.ts";
+import { inventoryActor, neverSet } from "../../../actors/commerce/inventory.ts";
 import { type ActorHost, actorClient } from "../../../actors/runtime/index.ts";
 import type { AdminEvents } from "../../audit/admin-events.ts";
 import type { GatewayEnv } from "../../env.ts";
@@ -92,6 +92,10 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
       requireScope(c.var.principal, "inventory:read");
       const { sku } = c.req.valid("param");
       const read = await cache.read(`inventory:${sku}`, async () => {
+        // A sku with no state on this host would answer from its initial state, never set: answered so here, without
+        // activating it (each unknown sku a client sends would load one). Inside the load, so nothing is cached.
+        if (options.actors.hasState?.({ type: inventoryActor.type, key: sku }) === false)
+          throw neverSet(sku, inventoryActor.initial(sku));
         const current = await skus.ask(sku, "Get", {}, { signal: c.var.signal });
         return { version: current.version, value: current };
       });

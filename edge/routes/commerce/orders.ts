@@ -2,7 +2,7 @@
 import { type Context, Hono } from "hono";
 import { describeRoute } from "hono-openapi";
 import { type ActorHost, actorClient } from "../../../actors/runtime/index.ts";
-import { orderActor } from "../../../actors/commerce/order.ts";
+import { orderActor, orderNotFound } from "../../../actors/commerce/order.ts";
 import { newId } from "../../../shared/ids/index.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { hasScope, requireOwner, requireScope, scoped } from "../../middleware/auth/principal.ts";
@@ -43,6 +43,16 @@ async function orderIdFor(sub: string, header: string | undefined): Promise<stri
 }
 
 /**
+ * True when the host tells, without activating the order, that it has no state: never placed (a Place that failed
+ * commits none), so every message but Place would answer `orderNotFound`. False also on a host that cannot tell
+ * (Durable Objects, a remote actor host): ask the order then. Spares loading an actor, running a read turn and
+ * keeping it resident (evicting a useful one) for each unknown id a client sends.
+ */
+function neverPlaced(actors: ActorHost, orderId: string): boolean {
+  return actors.hasState?.({ type: orderActor.type, key: orderId }) === false;
+}
+
+/**
  * True when this `POST /v1/orders` repeats a placement already accepted: the caller's order for its Idempotency-Key
  * exists. Admission lets it through while refusing new work, since it writes nothing new (the order actor answers it
  * from its state, as a read). An order has state once placed (a Place that failed commits none), so a host that can
@@ -57,7 +67,7 @@ export function placedBefore(actors: ActorHost) {
     const caller = c.var.principal;
     if (header === undefined || caller === undefined) return false;
     const orderId = await orderIdFor(caller.sub, header);
-    if (actors.hasState?.({ type: orderActor.type, key: orderId }) === false) return false;
+    if (neverPlaced(actors, orderId)) return false;
     await orders.ask(orderId, "Get", {}, { signal: c.var.signal });
     return true;
   };
@@ -78,6 +88,8 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
     cache.read(
       `order:${orderId}`,
       async () => {
+        // Inside the load: a cached entry is served as before, and a throw here is not cached (cachedRead).
+        if (neverPlaced(options.actors, orderId)) throw orderNotFound(orderId);
         const view = await orders.ask(orderId, "Get", {}, { signal });
         return { version: view.version, value: view };
       },
@@ -162,7 +174,8 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
     async (c) => {
       const caller = requireScope(c.var.principal, "orders:write");
       const { orderId } = c.req.valid("param");
-      // The owner first: someone else's order gets 403 before anything changes.
+      // The owner first: someone else's order gets 403 before anything changes. An unknown one is 404, as ever.
+      if (neverPlaced(options.actors, orderId)) throw orderNotFound(orderId);
       const current = await orders.ask(orderId, "Get", {}, { signal: c.var.signal });
       requireOwner(caller, current.customerId);
       const view = await orders.ask(orderId, "Cancel", {}, { signal: c.var.signal });
