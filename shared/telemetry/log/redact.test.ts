@@ -139,6 +139,37 @@ describe("redact", () => {
     });
   });
 
+  test("an API key's id stays readable by name; the key, and every other secret name, stays masked", () => {
+    const id = "0123456789abcdef";
+    // As the admin audit's warn line carries them: the actor's key and the target revoked.
+    const ids = {
+      actor: { sub: "ops", via: "api-key", apiKeyId: id },
+      target: { subject: `api-keys/${id}`, apiKeyId: id },
+      api_key_id: id,
+      "x-api-key-id": id,
+      API_KEY_ID: id,
+      apiKeyIds: [id],
+      privateKeyId: id,
+      keyId: id,
+    };
+    expect(redact(ids)).toEqual(ids);
+    // Masked still: the key itself under any writing of its name, and a secret's name that ends in a key id.
+    const secrets = {
+      apiKey: apiKey,
+      api_key: apiKey,
+      "x-api-key": apiKey,
+      API_KEY: apiKey,
+      privateKey: "pk",
+      apiKeyIdToken: "t",
+      secretApiKeyId: "s",
+      apiKeyIdentity: "s",
+      tokenApiKeyId: "t",
+    };
+    expect(redact(secrets)).toEqual(Object.fromEntries(Object.keys(secrets).map((key) => [key, redacted])));
+    // A whole key under an id's name still loses its secret, by its shape.
+    expect(redact({ apiKeyId: apiKey })).toEqual({ apiKeyId: `ew_0123456789abcdef_${redacted}` });
+  });
+
   test("Headers and Maps are read by entry, so their credentials are redacted by name", () => {
     const headers = new Headers({ authorization: `Bearer ${jwt}`, "x-request-id": "r1" });
     expect(redact({ headers })).toEqual({ headers: { authorization: redacted, "x-request-id": "r1" } });

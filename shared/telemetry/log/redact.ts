@@ -10,7 +10,15 @@ export const redacted = "[redacted]";
 const sensitiveKey =
   /authorization|cookie|token|secret|passw(?:or)?d|api[-_]?key|signature|credential|private[-_]?key/i;
 
-export const isSensitiveKey = (key: string): boolean => sensitiveKey.test(key);
+/**
+ * Names of a key's id (`apiKeyId`, `api_key_id`, `privateKeyId`, `apiKeyIds`): an id names a key without granting
+ * anything (the admin audit's actor and target carry one), so it stays readable though its name says `api-key`.
+ * Its value is still masked by shape: a whole key put there loses its secret (`ew_<id>_[redacted]`).
+ */
+const keyIdKey = /(?:api|private)[-_]?key[-_]?ids?$/i;
+
+/** Whether a key's value is a secret: its name says so, the name of a key's id aside (`secretApiKeyId` still is). */
+export const isSensitiveKey = (key: string): boolean => sensitiveKey.test(key.replace(keyIdKey, ""));
 
 /**
  * Token shapes, one pass over each string. Order matters: the first alternative that matches at a position wins.
