@@ -88,6 +88,28 @@ describe("PostgresWebhookStore", () => {
     expect((await store.getSubscription(kept.id))?.deletedAt).toBeNull();
   });
 
+  test("without a recorder too, a subscription whose caller stopped waiting before COMMIT is rolled back", async () => {
+    // Another session holds the table past the caller's deadline; the creation goes on once it lets go.
+    let taken!: () => void;
+    const held = new Promise<void>((resolve) => {
+      taken = resolve;
+    });
+    const released = db.sql.begin(async (tx) => {
+      await tx`LOCK TABLE webhook_subscriptions IN SHARE MODE`;
+      taken();
+      await Bun.sleep(600);
+    });
+    await held;
+    const late = newSubscription("whsub_t100000000000000", ["order.confirmed"]);
+    const error = await store.createSubscription(late, undefined, AbortSignal.timeout(150)).catch((e) => e);
+    await released;
+    expect(error).toMatchObject({ code: "timeout" });
+    expect(await store.getSubscription(late.id)).toBeUndefined();
+    // Within its deadline, the same subscription is made.
+    await store.createSubscription(late, undefined, AbortSignal.timeout(5_000));
+    expect((await store.getSubscription(late.id))?.deletedAt).toBeNull();
+  });
+
   test("the attempts log numbers attempts per (subscription, event)", async () => {
     const sub = "whsub_a000000000000000";
     const base = { subscriptionId: sub, eventId: "evt_1", error: null };

@@ -98,7 +98,7 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
     record?: SubscriptionRecorder,
     signal?: AbortSignal,
   ): Promise<WebhookSubscription> {
-    const insert = async (sql: postgres.Sql<Types> | postgres.TransactionSql<Types>) => {
+    const insert = async (sql: postgres.TransactionSql<Types>) => {
       const [row] = await sql<SubscriptionRow[]>`
         INSERT INTO webhook_subscriptions (id, url, events, secret)
         VALUES (${subscription.id}, ${subscription.url}, ${subscription.events.join(" ")}, ${subscription.secret})
@@ -106,8 +106,8 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
       return fromRow(row as SubscriptionRow);
     };
     try {
-      if (!record) return await insert(this.sql);
-      // The subscription and its record in one transaction: one whose record failed never existed.
+      // The subscription and its record (with an activity log) in one transaction: one whose record failed never
+      // existed; nor one whose caller stopped waiting before COMMIT, with a log or without.
       return (await this.sql.begin(async (tx) =>
         recordGrant(tx, await insert(tx), record, signal, "the subscription"),
       )) as WebhookSubscription;

@@ -70,8 +70,8 @@ export interface WebhookStore {
    * With `record`, the subscription is created only with its record, in one transaction; and once `signal` (the
    * caller's deadline) has fired before its COMMIT, the caller has been answered with an error, so the subscription
    * and its record are rolled back (`timeout`) rather than committed after that answer (a lock wait can outlast it):
-   * no events start going to a URL its admin was told was not subscribed. Without `record` it is one INSERT, and
-   * `signal` is not looked at.
+   * no events start going to a URL its admin was told was not subscribed. Without `record` (no activity log) the
+   * same holds for the subscription alone: it is still made in a transaction, rolled back once `signal` has fired.
    */
   createSubscription(
     subscription: NewSubscription,

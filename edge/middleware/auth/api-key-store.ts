@@ -33,7 +33,8 @@ export interface ApiKeyStore {
    * Fails with `conflict` if the id is taken. With `record`, the key is created only with its record, in one
    * transaction; and once `signal` (the caller's deadline) has fired before its COMMIT, the caller has been answered
    * with an error, so the key and its record are rolled back (`timeout`) rather than committed after that answer (a
-   * lock wait can outlast it). Without `record` the key is one INSERT, and `signal` is not looked at.
+   * lock wait can outlast it). Without `record` (no activity log) the same holds for the key alone: it is still
+   * made in a transaction, and rolled back once `signal` has fired before its COMMIT.
    */
   create(key: NewApiKey, record?: ApiKeyRecorder, signal?: AbortSignal): Promise<ApiKeyRecord>;
   find(id: string): Promise<ApiKeyRecord | undefined>;

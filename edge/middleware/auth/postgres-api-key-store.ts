@@ -54,7 +54,7 @@ export class PostgresApiKeyStore<Types extends Record<string, unknown> = Record<
   }
 
   async create(key: NewApiKey, record?: ApiKeyRecorder, signal?: AbortSignal): Promise<ApiKeyRecord> {
-    const insert = async (sql: postgres.Sql<Types> | postgres.TransactionSql<Types>) => {
+    const insert = async (sql: postgres.TransactionSql<Types>) => {
       const [row] = await sql<Row[]>`
         INSERT INTO edgewise_api_keys (id, secret_sha256, sub, scopes, name)
         VALUES (${key.id}, ${key.secretHash}, ${key.sub}, ${key.scopes.join(" ")}, ${key.name})
@@ -62,8 +62,8 @@ export class PostgresApiKeyStore<Types extends Record<string, unknown> = Record<
       return fromRow(row as Row);
     };
     try {
-      if (!record) return await insert(this.sql);
-      // The key and its record in one transaction: a key whose record failed never existed.
+      // The key and its record (with an activity log) in one transaction: a key whose record failed never existed;
+      // nor one whose caller stopped waiting before COMMIT, with a log or without.
       return (await this.sql.begin(async (tx) =>
         recordGrant(tx, await insert(tx), record, signal, "the API key"),
       )) as ApiKeyRecord;
