@@ -1,23 +1,40 @@
-// Which Postgres errors count against its breaker: a refused query (bad data, a constraint) is the database answering.
+// Which Postgres errors count against its breaker: only the server saying it cannot serve; any other answer is it up.
 import { EdgewiseError, isEdgewiseError } from "../errors/index.ts";
 import { defaultIsFailure } from "./breaker-options.ts";
 
 /**
- * SQLSTATE classes in which the server blames the statement, not itself: 21 cardinality, 22 data exception
- * (a value out of range), 23 integrity constraint (a CHECK, a unique key), 40 transaction rollback (a
- * serialization failure or deadlock, which the caller retries), 42 syntax or access rule, 44 WITH CHECK OPTION,
- * P0 a PL/pgSQL RAISE. Anything else (08 connection, 53 resources, 57 shutdown, 58 I/O, XX internal) counts.
+ * SQLSTATE classes in which the server says it cannot serve: 08 connection exception, 28 invalid authorization and
+ * 3D invalid catalog name (a connection refused: its role or database gone), 53 insufficient resources (disk full,
+ * out of memory, too many connections), 57 operator intervention (a shutdown, a cancel, `statement_timeout`), 58
+ * system error (I/O), F0 configuration file error, XX internal error (corruption).
  */
-const statementClasses = new Set(["21", "22", "23", "40", "42", "44", "P0"]);
+const unavailableClasses = new Set(["08", "28", "3D", "53", "57", "58", "F0", "XX"]);
+/** And one code of another class: a read-only transaction (a standby after a failover) cannot take the writes. */
+const unavailableCodes = new Set(["25006"]);
 
 /**
- * The `isFailure` of a breaker in front of Postgres: as the default, except that an error carrying a SQLSTATE
- * of the classes above is the database answering, so a caller's bad input cannot open the breaker for everyone.
+ * An error the server sent (postgres.js's PostgresError, PGlite's DatabaseError): a SQLSTATE and a severity. A
+ * driver's own error has neither (`CONNECTION_CLOSED`), or a code that only looks like one (`EPIPE`, `EPERM`).
+ */
+function sqlStateOf(error: unknown): string | undefined {
+  const fields = error as { code?: unknown; severity?: unknown; severity_local?: unknown } | null;
+  const code = fields?.code;
+  if (typeof code !== "string" || !/^[0-9A-Z]{5}$/.test(code)) return undefined;
+  return typeof fields?.severity === "string" || typeof fields?.severity_local === "string"
+    ? code
+    : undefined;
+}
+
+/**
+ * The `isFailure` of a breaker in front of Postgres: as the default, except that an error the server sent counts
+ * only in the classes above. Any other is the server answering a statement, which proves it up: bad data (22), a
+ * constraint (23), a trigger's refusal or its bug (09, P0, 2F, 38, 39), a permission (42), a lock or object state
+ * (55), a limit (54), a serialization failure (40). So neither a caller's bad input nor a table refusing writes (an
+ * audit record after a revocation, written through this breaker) can open it and fail every Postgres call.
  */
 export function sqlIsFailure(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) && statementClasses.has(code.slice(0, 2)))
-    return false;
+  const code = sqlStateOf(error);
+  if (code !== undefined) return unavailableClasses.has(code.slice(0, 2)) || unavailableCodes.has(code);
   return defaultIsFailure(error);
 }
 

@@ -30,6 +30,64 @@ test("values out of range, a constraint, a bad statement: the database answered;
   expect(sqlIsFailure(new Error("timeout"))).toBe(true);
 });
 
+/** A real error the server sends with SQLSTATE `code`, as a trigger or function raising it would. */
+const raised = (code: string) =>
+  errorOf(() =>
+    sql.unsafe(`DO $$ BEGIN RAISE EXCEPTION 'raised (a test)' USING ERRCODE = '${code}'; END $$`),
+  );
+
+test("any other statement the server refuses proves it up: a trigger's refusal or bug, a lock, a limit, a permission", async () => {
+  await sql.unsafe("CREATE FUNCTION pg_temp.no_return() RETURNS int LANGUAGE plpgsql AS $$ BEGIN END $$");
+  const answered = [
+    await errorOf(() => sql.unsafe("DO $$ BEGIN RAISE EXCEPTION 'refused (a test)'; END $$")), // P0001
+    await errorOf(() => sql`SELECT pg_temp.no_return()`), // 2F005: a function (a trigger's) with no RETURN
+    ...(await Promise.all(
+      [
+        "09000", // triggered action exception
+        "38000", // external routine exception
+        "39000", // external routine invocation
+        "42501", // insufficient privilege
+        "55P03", // lock not available (lock_timeout, NOWAIT)
+        "54000", // program limit exceeded
+        "0A000", // feature not supported
+        "25P02", // in a failed transaction
+        "40001", // serialization failure
+        "23505", // a unique key
+      ].map(raised),
+    )),
+  ];
+  for (const error of answered) {
+    expect((error as { severity?: unknown }).severity).toBe("ERROR");
+    expect({ code: (error as { code?: unknown }).code, failure: sqlIsFailure(error) }).toMatchObject({
+      failure: false,
+    });
+  }
+});
+
+test("the server saying it cannot serve counts, and so does a driver's error whatever its code looks like", async () => {
+  const timedOut = await errorOf(() =>
+    sql.begin(async (tx) => {
+      await tx`SET LOCAL statement_timeout = 50`;
+      await tx`SELECT pg_sleep(1)`;
+    }),
+  );
+  expect((timedOut as { code?: unknown }).code).toBe("57014");
+  const unavailable = [
+    timedOut,
+    ...(await Promise.all(
+      ["08006", "28P01", "3D000", "53100", "53300", "57P01", "58030", "F0000", "XX001", "25006"].map(raised),
+    )),
+  ];
+  for (const error of unavailable) {
+    expect({ code: (error as { code?: unknown }).code, failure: sqlIsFailure(error) }).toMatchObject({
+      failure: true,
+    });
+  }
+  // Not sent by the server (no severity): a socket's errno that is five capitals, a driver's own code.
+  expect(sqlIsFailure(Object.assign(new Error("write EPIPE"), { code: "EPIPE" }))).toBe(true);
+  expect(sqlIsFailure(Object.assign(new Error("closed"), { code: "CONNECTION_CLOSED" }))).toBe(true);
+});
+
 test("a caller sending bad values again and again does not open the Postgres breaker for everyone", async () => {
   const dependencies = new Dependencies({ policies: { postgres: { breaker: { isFailure: sqlIsFailure } } } });
   for (let i = 0; i < 12; i++)
