@@ -171,6 +171,32 @@ describe("the broker's API beyond loopback", () => {
     expect(url).toMatch(/^http:\/\/\[::1\]:\d+$/);
   });
 
+  // qstash dev's signing keys are public: beyond loopback, anyone could sign a delivery that an actor host trusting
+  // them accepts. Before, the broker started without a word about it.
+  const publicKeys = "its signing keys are qstash dev's public ones";
+  test.each([
+    [{}],
+    [{ QSTASH_CURRENT_SIGNING_KEY: `sig_${crypto.randomUUID()}` }],
+    [{ QSTASH_CURRENT_SIGNING_KEY: "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r" }],
+  ])("with a public signing key (%p) it warns once, naming the settings", async (settings) => {
+    const { output } = await running(settings);
+    expect(output.split(publicKeys).length - 1).toBe(1);
+    expect(output).toContain("[broker] warning: QSTASH_HOST 0.0.0.0 is reachable beyond this machine");
+    expect(output).toContain("Set QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY");
+  });
+
+  test("with signing keys of its own, or on loopback with the public ones, it does not warn about them", async () => {
+    const own = await running({
+      QSTASH_CURRENT_SIGNING_KEY: `sig_${crypto.randomUUID()}`,
+      QSTASH_NEXT_SIGNING_KEY: `sig_${crypto.randomUUID()}`,
+    });
+    expect(own.output).toContain("QSTASH_URL=");
+    expect(own.output).not.toContain(publicKeys);
+    const loopback = await running({ QSTASH_HOST: "127.0.0.1" });
+    expect(loopback.output).toContain("QSTASH_URL=");
+    expect(loopback.output).not.toContain(publicKeys);
+  });
+
   test("with QSTASH_TLS_CERT_FILE it serves https, and does not warn", async () => {
     const ca = makeCa({
       cert: join(dataDir, "ca2.pem"),

@@ -18,6 +18,7 @@ import {
   defaultDeliveryConcurrency,
   startBroker,
 } from "./index.ts";
+import { isDevSigningKey } from "./config.ts";
 
 /** A bad setting: `config.invalid` naming it, which stops the broker with exit code 78, as a node does. */
 function settingError(name: string, message: string): EdgewiseError {
@@ -180,6 +181,15 @@ if (serverTls) {
 if (!serverTls && !isLoopbackHost(settings.host)) {
   console.warn(
     `[broker] warning: QSTASH_HOST ${settings.host} is reachable beyond this machine over plain HTTP: QSTASH_TOKEN and every message body cross the network in clear. Set QSTASH_TLS_CERT_FILE and QSTASH_TLS_KEY_FILE to serve HTTPS (npm run certs issues broker-server.pem), unless TLS is terminated in front of the broker.`,
+  );
+}
+// Beyond loopback, deliveries signed with qstash dev's public keys can be forged by anyone: an actor host that
+// trusts those keys (to accept this broker's deliveries) accepts anyone's. Warned, not refused, as a node is
+// (deploy/secrets.ts publicSigningKeysWarning).
+const signingKeys = [env("QSTASH_CURRENT_SIGNING_KEY"), env("QSTASH_NEXT_SIGNING_KEY")];
+if (!isLoopbackHost(settings.host) && signingKeys.some((key) => key === undefined || isDevSigningKey(key))) {
+  console.warn(
+    `[broker] warning: QSTASH_HOST ${settings.host} is reachable beyond this machine and its signing keys are qstash dev's public ones: anyone can sign a delivery that an actor host trusting those keys accepts. Set QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY to keys of your own and set the same ones on the actor hosts.`,
   );
 }
 // On PGlite, one process at a time on the data dir's embedded Postgres (a node on the same dir included). Kept
