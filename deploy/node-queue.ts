@@ -103,8 +103,13 @@ export async function startNodeQueue(parts: NodeQueueParts): Promise<NodeQueue> 
     nextSigningKey: config.QSTASH_NEXT_SIGNING_KEY ?? (broker as Broker).nextSigningKey,
   };
 
-  // A gateway (ACTOR_HOST_URL) serves no delivery endpoint: the queue delivers to its actor host.
-  const publicKeys = publicSigningKeysWarning(config.HOST, queue, config.ACTOR_HOST_URL === undefined);
+  // A gateway (ACTOR_HOST_URL) serves no delivery endpoint: the queue delivers to its actor host. A node that hosts
+  // actors with TLS_CERT_FILE and TLS_CA_FILE serves them over mutual TLS (node-listener.ts).
+  const hostsActors = config.ACTOR_HOST_URL === undefined;
+  const publicKeys = publicSigningKeysWarning(config.HOST, queue, {
+    servesDeliveries: hostsActors,
+    requiresClientCert: hostsActors && config.TLS_CERT_FILE !== undefined && config.TLS_CA_FILE !== undefined,
+  });
   if (publicKeys) logger.warn(publicKeys);
   const plainBroker = plainBrokerWarning(config.QSTASH_URL);
   if (plainBroker) logger.warn(plainBroker);

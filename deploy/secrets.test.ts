@@ -37,8 +37,14 @@ test("a node that trusts qstash dev's public keys is warned, unless it listens o
   expect(publicSigningKeysWarning("0.0.0.0", brokerCredentials(dir))).toBeUndefined();
   // A split deployment's gateway has no delivery endpoint (its queue delivers to the actor host): the keys open
   // nothing there, so README's split deployment, run as written on npm run broker's keys, warns on the actor host only.
-  expect(publicSigningKeysWarning("0.0.0.0", dev, false)).toBeUndefined();
-  expect(publicSigningKeysWarning("0.0.0.0", dev, true)).toContain("can sign a delivery");
+  expect(publicSigningKeysWarning("0.0.0.0", dev, { servesDeliveries: false })).toBeUndefined();
+  expect(publicSigningKeysWarning("0.0.0.0", dev, { servesDeliveries: true })).toContain(
+    "can sign a delivery",
+  );
+  // Behind mutual TLS a client certificate is needed, but a gateway's passes as well as the broker's: still warned.
+  expect(publicSigningKeysWarning("0.0.0.0", dev, { requiresClientCert: true })).toContain(
+    "any client with a certificate from TLS_CA_FILE's CAs (a gateway's as well as the broker's) can sign a delivery",
+  );
 });
 
 test("the JWT key: the node's own (0600, with an admin token) on defaults; none beside a JWKS; JWT_SECRET as given", async () => {

@@ -59,23 +59,36 @@ export function brokerCredentials(dataDir: string): {
   };
 }
 
+/** Where a node's delivery route is, for `publicSigningKeysWarning`. */
+export interface DeliveryListener {
+  /** False on a split deployment's gateway: it has no delivery route. Default true. */
+  servesDeliveries?: boolean;
+  /** The listener admits only clients with a certificate from TLS_CA_FILE's CAs (an actor host's mutual TLS). */
+  requiresClientCert?: boolean;
+}
+
 /**
  * A warning for a node whose delivery route trusts `qstash dev`'s public signing keys (as `npm run broker` signs
  * with by default) while it listens beyond loopback: anyone who can reach it could sign a delivery. A gateway of a
  * split deployment (`servesDeliveries: false`) has no delivery route (its queue delivers to the actor host), so
- * the keys open nothing there and it is not warned.
+ * the keys open nothing there and it is not warned. Behind mutual TLS the route is reached only with a client
+ * certificate, but a gateway's as well as the broker's (Bun cannot tell the handler which, bun#14097): still warned,
+ * saying so.
  */
 export function publicSigningKeysWarning(
   host: string,
   keys: { currentSigningKey: string; nextSigningKey: string },
-  servesDeliveries = true,
+  { servesDeliveries = true, requiresClientCert = false }: DeliveryListener = {},
 ): string | undefined {
   const loopbackOnly = isLoopbackHost(host);
   if (!servesDeliveries || loopbackOnly) return undefined;
   if (![keys.currentSigningKey, keys.nextSigningKey].some(isDevSigningKey)) return undefined;
+  const who = requiresClientCert
+    ? `, so any client with a certificate from TLS_CA_FILE's CAs (a gateway's as well as the broker's) can sign a delivery`
+    : ", so anyone who can reach it can sign a delivery";
   return (
-    `deliveries: this node trusts qstash dev's public signing keys and listens on ${host}, so anyone who can reach ` +
-    "it can sign a delivery; set QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY to keys of your own"
+    `deliveries: this node trusts qstash dev's public signing keys and listens on ${host}${who}; ` +
+    "set QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY to keys of your own"
   );
 }
 
