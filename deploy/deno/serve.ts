@@ -2,6 +2,7 @@
 import { EdgewiseError, problemResponse } from "../../shared/errors/index.ts";
 import { requestIdFor } from "../../edge/middleware/request-id/index.ts";
 import { apiSecurityHeaders } from "../../edge/middleware/secure-headers/index.ts";
+import { isAuthority } from "../host-header.ts";
 import { type Serve, unansweredFailure } from "../serve.ts";
 
 interface DenoAddr {
@@ -48,6 +49,11 @@ export const denoServe: Serve = (options) => {
         onError: (error) => unansweredFailure(error, options.onError),
       },
       async (request, info) => {
+        // Deno.serve's request.url is `http://` + Host + the target, Host unchecked: `Host: x/_edgewise` would make
+        // `GET /healthz` reach the app as /_edgewise/healthz, past a front proxy that filters paths. No Host (or an
+        // empty one) is given `localhost:<port>` by Deno.
+        const host = request.headers.get("host");
+        if (host && !isAuthority(host)) return badHost(request, host);
         if (closing) return shuttingDown(request);
         underWay++;
         try {
@@ -75,19 +81,61 @@ export const denoServe: Serve = (options) => {
 
 /**
  * The 503 for a request that arrives while the server closes. It never reaches the app, so it is given here what
- * the app gives every answer, as Bun's (served by the app until its listener closes) have: an `X-Request-Id` (the
- * caller's, when sane) for the client to quote, the problem's `instance`, and the API's security headers.
+ * the app gives every answer, as Bun's (served by the app until its listener closes) have.
  */
 function shuttingDown(request: Request): Response {
-  const headers = new Headers(apiSecurityHeaders.map(([name, value]) => [name, value]));
-  headers.set("connection", "close");
-  headers.set("retry-after", "1");
+  return adapterProblem(
+    request,
+    new EdgewiseError("unavailable", "this server is shutting down"),
+    pathOf(request.url),
+    [
+      ["connection", "close"],
+      ["retry-after", "1"],
+    ],
+  );
+}
+
+/** The 400 for a Host that is no authority, before the app sees the URL Deno built from it. */
+function badHost(request: Request, host: string): Response {
+  // The target's path is what follows the Host in request.url (a URL parser would read the Host's `/` or `?` too).
+  const prefix = `http://${host}`;
+  const target = request.url.startsWith(prefix) ? request.url.slice(prefix.length) : undefined;
+  return adapterProblem(
+    request,
+    new EdgewiseError(
+      "request.invalid",
+      "the Host header is not a host name or address with an optional port",
+    ),
+    target?.startsWith("/") ? pathOf(`http://target${target}`) : undefined,
+    [],
+  );
+}
+
+/**
+ * An answer given here, not by the app: with what the app gives every answer, an `X-Request-Id` (the caller's, when
+ * sane) for the client to quote, the problem's `instance`, and the API's security headers.
+ */
+function adapterProblem(
+  request: Request,
+  error: EdgewiseError,
+  instance: string | undefined,
+  extra: [string, string][],
+): Response {
+  const headers = new Headers([
+    ...apiSecurityHeaders.map(([name, value]): [string, string] => [name, value]),
+    ...extra,
+  ]);
   headers.set("x-request-id", requestIdFor(request.headers.get("x-request-id")));
-  return problemResponse(new EdgewiseError("unavailable", "this server is shutting down"), {
-    // The path as sent, percent-encoding kept, as the app's error handler gives it.
-    instance: new URL(request.url).pathname,
-    headers,
-  });
+  return problemResponse(error, { ...(instance ? { instance } : {}), headers });
+}
+
+/** The path as sent, percent-encoding kept, as the app's error handler gives it; none when `url` is no URL. */
+function pathOf(url: string): string | undefined {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 // Security suite, hostile-clients: raw TCP clients that trickle a body, hang up mid-body, declare a body past the
-// runtime's own limit or send a request target that is no URL, against `npm start`'s Bun node and
-// `npm run start:deno`'s Deno node, each run as its entry.
+// runtime's own limit, or send a request target that is no URL or a Host that is no authority, against
+// `npm start`'s Bun node and `npm run start:deno`'s Deno node, each run as its entry.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -144,6 +144,93 @@ for (const runtime of runtimes) {
       expect(answer.headers.get("x-content-type-options")).toBe("nosniff");
       expect(answer.headers.get("x-request-id")).toBeTruthy();
       cases.tried(`${runtime.name}: Content-Length past the runtime's limit`, answer.status === 413);
+    });
+
+    /** `GET <path>` with this Host (none when null) and a request id to find its access line by. */
+    const withHost = (path: string, host: string | null, requestId: string) =>
+      rawExchange(port, {
+        head:
+          `GET ${path} HTTP/1.1\r\n${host === null ? "" : `Host: ${host}\r\n`}` +
+          `X-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n`,
+        closeWaitMs: 100,
+      });
+    const accessLine = (requestId: string) =>
+      node
+        .output()
+        .split("\n")
+        .find((line) => line.includes(requestId) && line.includes('"msg":"request"'));
+
+    test("a Host that is no authority never moves the path: 400 problem+json on Deno, ignored on Bun", async () => {
+      // Deno.serve built request.url as `http://<Host><target>`: these made `GET /v1/orders` reach the app as
+      // /_edgewise/v1/orders, /, /openapi.json or /v1/api-keys. Bun's request.url ignores such a Host.
+      const hostile = [
+        "x/_edgewise",
+        "x?a=",
+        "x#frag",
+        "x/openapi.json?",
+        "x/v1/api-keys?",
+        "user@x",
+        "x%2F_edgewise",
+        "x\\y",
+        "x y",
+      ];
+      const sent: [string, string][] = [];
+      for (const host of hostile) {
+        const requestId = `host-${crypto.randomUUID()}`;
+        sent.push([host, requestId]);
+        const answer = await withHost("/v1/orders", host, requestId);
+        expect(answer.headers.get("x-request-id")).toBe(requestId);
+        expect(answer.headers.get("x-content-type-options")).toBe("nosniff");
+        if (runtime.name === "Deno") {
+          expect([host, answer.status]).toEqual([host, 400]);
+          expect(problem(answer)).toMatchObject({
+            status: 400,
+            code: "request.invalid",
+            instance: "/v1/orders",
+          });
+        } else {
+          // As before: the app answers the target as sent (no token: 401). Bun's request.url is then the target
+          // alone (`/v1/orders`), no URL, so the problem names no `instance`.
+          expect([host, answer.status]).toEqual([host, 401]);
+          expect(problem(answer)?.code).toBe("unauthorized");
+        }
+      }
+      // Access lines are written before each answer leaves: one for a request sent last shows the others would be in.
+      const marker = `host-marker-${crypto.randomUUID()}`;
+      expect((await withHost("/v1/orders", "127.0.0.1", marker)).status).toBe(401);
+      const deadline = Date.now() + 3_000;
+      while (!accessLine(marker) && Date.now() < deadline) await Bun.sleep(50);
+      expect(accessLine(marker)).toBeDefined();
+      for (const [host, requestId] of sent) {
+        const line = accessLine(requestId);
+        // Deno: the app never saw the request. Bun: it saw the route the target names, whatever the Host said.
+        if (runtime.name === "Deno") expect([host, line]).toEqual([host, undefined]);
+        else
+          expect([host, JSON.parse(line ?? "{}")]).toMatchObject([
+            host,
+            { route: "/v1/orders", status: 401 },
+          ]);
+        cases.tried(
+          `${runtime.name}: Host ${JSON.stringify(host)}`,
+          runtime.name === "Deno" ? !line : !!line,
+        );
+      }
+    });
+
+    test("a Host that is a host name or address, with or without a port, is served as before", async () => {
+      for (const host of [
+        `127.0.0.1:${port}`,
+        "localhost",
+        `[::1]:${port}`,
+        "example.com",
+        "example.com:443",
+      ]) {
+        const answer = await withHost("/healthz", host, `host-${crypto.randomUUID()}`);
+        expect([host, answer.status, answer.body]).toEqual([host, 200, '{"status":"ok"}']);
+      }
+      // No Host on HTTP/1.1: Bun refuses it itself; Deno serves it as for `localhost:<port>`.
+      const none = await withHost("/healthz", null, `host-${crypto.randomUUID()}`);
+      expect(none.status).toBe(runtime.name === "Deno" ? 200 : 400);
     });
 
     test("CONNECT host:port (a target Bun hands over as no URL) gets the API's problem+json", async () => {

@@ -1,0 +1,25 @@
+// Whether a Host header is an authority (RFC 3986 host, optional port): Deno.serve puts it in request.url unchecked.
+
+/** A percent-encoded byte that decodes to what a reg-name may carry as is (unreserved, sub-delims), or non-ASCII. */
+const encoded =
+  "%(?:2[146-9A-Ea-e]|3[0-9BbDd]|4[1-9A-Fa-f]|5[0-9AaFf]|6[1-9A-Fa-f]|7[0-9AaEe]|[89A-Fa-f][0-9A-Fa-f])";
+const literal = "[A-Za-z0-9\\-._~!$&'()*+,;=]";
+/**
+ * A reg-name, which an IPv4 address also is; never empty (RFC 9110 4.2.1: an http URI has a host). Runs of literal
+ * characters between encoded bytes, so that each character can be matched one way only (no backtracking).
+ */
+const regName = `(?:${literal}+(?:${encoded}${literal}*)*|(?:${encoded}${literal}*)+)`;
+/** A bracketed IPv6 address, loosely: hex digits, colons and dots (for an embedded IPv4) only. */
+const ipLiteral = "\\[[0-9A-Fa-f:.]+\\]";
+/** Empty, or 0 to 65535 (a URL parser refuses a larger port). */
+const port = "(?::(?:\\d{0,4}|[0-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5]))?";
+const authority = new RegExp(`^(?:${ipLiteral}|${regName})${port}$`);
+
+/**
+ * True when `host` can stand between `http://` and a request target without changing where the target's path
+ * begins or ends: no `/`, `?`, `#`, `@`, `\`, whitespace, control character or other delimiter, and no
+ * percent-encoding that decodes to one.
+ */
+export function isAuthority(host: string): boolean {
+  return authority.test(host);
+}
