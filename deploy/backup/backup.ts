@@ -67,6 +67,7 @@ export async function backup(options: BackupOptions): Promise<Manifest> {
   const locks: DataDirLock[] = [];
   let lease: ActorHostLease | undefined;
   const partial = partialPath(out);
+  let checking = false;
   try {
     for (const part of ["pglite", "actors"] as const)
       locks.push(lockDataDir(dataDir, part, options.openDb, "Stop it, then back up"));
@@ -98,9 +99,11 @@ export async function backup(options: BackupOptions): Promise<Manifest> {
     options.beforeCheck?.(partial);
     // Read back whole before it is kept, as the online command and restore read theirs: a write that went wrong
     // unnoticed (a full disk, a bug in the tar or gzip stream) is found now, not when the archive is needed.
+    checking = true;
     return keepChecked(partial, out);
   } catch (error) {
-    rmSync(partial, { force: true });
+    // From here on keepChecked removes `partial` itself, but for a checked archive it keeps (`out` appeared).
+    if (!checking) rmSync(partial, { force: true });
     if (error instanceof ArchiveError)
       throw new EdgewiseError(
         "internal",

@@ -1,13 +1,13 @@
-// Both backups' last step: an archive written under a temporary name beside its own, checked whole, then renamed.
+// Both backups' last step: an archive written under a temporary name beside its own, checked whole, then put in place.
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, renameSync, rmSync } from "node:fs";
+import { closeSync, linkSync, mkdtempSync, openSync, renameSync, rmSync, unlinkSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { extractArchive, syncDir } from "./archive.ts";
 import type { Manifest } from "./manifest.ts";
 import { verify } from "./restore.ts";
 
-/** Where a backup writes `out` (an absolute path) until it is checked: beside it, so the last step is a rename. */
+/** Where a backup writes `out` (an absolute path) until it is checked: beside it, so the last step is a link. */
 export function partialPath(out: string): string {
   return join(dirname(out), `.${basename(out)}.partial-${randomBytes(4).toString("hex")}`);
 }
@@ -15,11 +15,13 @@ export function partialPath(out: string): string {
 /**
  * Extracts the archive written, fsynced and closed at `partial` into a private directory beside `out`, checks every
  * entry against its manifest as a restore does (`verify`: nothing missing, nothing extra, each file's size and
- * sha256), and only then renames it to `out` and fsyncs the directory. Throws what the check found (an
- * ArchiveError) and keeps nothing: `partial` and the directory are removed.
+ * sha256), and only then gives it the name `out` (never over a file there: `placeNew`) and fsyncs the directory.
+ * Throws what the check found (an ArchiveError) and keeps nothing: `partial` and the directory are removed. Only
+ * when `out` appeared while it was written is the checked archive kept, at `partial`, and the error says so.
  */
 export function keepChecked(partial: string, out: string): Manifest {
   const checking = mkdtempSync(join(dirname(out), `.${basename(out)}.check-`));
+  let appeared = false;
   try {
     try {
       extractArchive(partial, checking);
@@ -32,13 +34,54 @@ export function keepChecked(partial: string, out: string): Manifest {
       );
     }
     const manifest = verify(checking);
-    renameSync(partial, out);
+    if (!placeNew(partial, out)) {
+      appeared = true;
+      throw new EdgewiseError(
+        "conflict",
+        `${out} appeared while the backup was written; backups are never overwritten: the checked archive is kept at ${partial} (mode 0600, it holds the data dir's secrets): rename it, or remove it`,
+      );
+    }
     syncDir(dirname(out));
     return manifest;
   } catch (error) {
-    rmSync(partial, { force: true });
+    if (!appeared) rmSync(partial, { force: true });
     throw error;
   } finally {
     rmSync(checking, { recursive: true, force: true });
   }
+}
+
+/** What link(2) answers on a file system without hard links (FAT, some network and FUSE mounts). */
+const noHardLinks = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
+
+/**
+ * Gives `partial` the name `out` unless a file has it, as one step: `out` is checked when the backup starts, but a
+ * file made there meanwhile (another backup to the same path, an operator) would be replaced by a rename. A hard
+ * link fails with EEXIST instead. Where the file system has none, `out` is first created empty with O_EXCL, which
+ * claims the name as one step too, and then replaced by the archive (a rename): a process killed in between leaves
+ * that empty file. False, and `partial` left as it is, when `out` exists.
+ */
+export function placeNew(partial: string, out: string, link: typeof linkSync = linkSync): boolean {
+  try {
+    link(partial, out);
+  } catch (error) {
+    const code = String((error as { code?: unknown } | null)?.code);
+    if (code === "EEXIST") return false;
+    if (!noHardLinks.has(code)) throw error;
+    return claimThenRename(partial, out);
+  }
+  unlinkSync(partial);
+  return true;
+}
+
+/** `placeNew` without hard links: false when `out` exists, else `partial` renamed over the empty file made there. */
+function claimThenRename(partial: string, out: string): boolean {
+  try {
+    closeSync(openSync(out, "wx", 0o600));
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code === "EEXIST") return false;
+    throw error;
+  }
+  renameSync(partial, out);
+  return true;
 }

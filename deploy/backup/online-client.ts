@@ -24,8 +24,8 @@ export interface OnlineBackupRequest {
 export const defaultTimeoutMs = 10 * 60_000;
 
 /**
- * Writes the node's answer to a 0600 temporary file beside `out`, then checks it whole and renames it to `out` as
- * the offline backup does (`keepChecked`). A refusal, a cut
+ * Writes the node's answer to a 0600 temporary file beside `out`, then checks it whole and gives it the name `out`
+ * as the offline backup does (`keepChecked`). A refusal, a cut
  * stream, a node silent for `timeoutMs` or a corrupt archive leaves nothing behind.
  */
 export async function onlineBackup(request: OnlineBackupRequest): Promise<Manifest> {
@@ -33,6 +33,7 @@ export async function onlineBackup(request: OnlineBackupRequest): Promise<Manife
   if (existsSync(out)) throw new EdgewiseError("conflict", `${out} exists; backups are never overwritten`);
   const partial = partialPath(out);
   const silence = silenceBound(request.timeoutMs);
+  let checking = false;
   try {
     // Relative to the URL's path, so a node behind a proxy under a prefix (`https://host/edgewise`) is reached there.
     const response = await silence.guard(
@@ -63,10 +64,12 @@ export async function onlineBackup(request: OnlineBackupRequest): Promise<Manife
       closeSync(fd);
     }
     silence.end();
+    checking = true;
     return keepChecked(partial, out);
   } catch (error) {
     silence.end();
-    rmSync(partial, { force: true });
+    // From here on keepChecked removes `partial` itself, but for a checked archive it keeps (`out` appeared).
+    if (!checking) rmSync(partial, { force: true });
     if (silence.expired)
       throw new EdgewiseError(
         "unavailable",
