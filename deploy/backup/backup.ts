@@ -25,7 +25,8 @@ export interface BackupOptions {
   openDb: (path: string) => SqlDatabase;
   /**
    * The node's DATABASE_URL, when it keeps its Postgres elsewhere: the archive then holds the data dir alone, and
-   * the operator dumps that schema (deploy/README.md). Used to check that no actor host runs on it.
+   * the operator dumps that schema (deploy/README.md). Used to check that no actor host runs on it. Whether the node
+   * kept its Postgres elsewhere is told by the data dir (`postgresOf`), not by this being set.
    */
   databaseUrl?: string | undefined;
   /**
@@ -64,6 +65,7 @@ export async function backup(options: BackupOptions): Promise<Manifest> {
   if (out.startsWith(`${dataDir}/`)) {
     throw new EdgewiseError("config.invalid", "the backup must be written outside the data dir it copies");
   }
+  const postgres = postgresOf(dataDir, options.databaseUrl);
   const locks: DataDirLock[] = [];
   let lease: ActorHostLease | undefined;
   const partial = partialPath(out);
@@ -73,7 +75,7 @@ export async function backup(options: BackupOptions): Promise<Manifest> {
       locks.push(lockDataDir(dataDir, part, options.openDb, "Stop it, then back up"));
     for (const name of sqliteFiles) sqliteInUse(dataDir, name, options.openDb);
     // An actor host's data dir on a shared database: its lease proves no actor host writes there meanwhile.
-    if (options.databaseUrl && existsSync(join(dataDir, "actors.db"))) {
+    if (postgres === "external" && options.databaseUrl && existsSync(join(dataDir, "actors.db"))) {
       lease = await acquireActorHostLease({
         url: options.databaseUrl,
         holder: `npm run backup pid ${process.pid}`,
@@ -86,7 +88,7 @@ export async function backup(options: BackupOptions): Promise<Manifest> {
       edgewise: edgewiseBuild(),
       createdAt: new Date().toISOString(),
       source: { host: hostname(), dataDir },
-      postgres: options.databaseUrl ? "external" : "embedded",
+      postgres,
       stores: storeFacts(dataDir, options.openDb),
       // Checksums first: the locks (and refusals) above keep every writer off the data dir until the archive is
       // written, so the files node-tar reads next are these. The archive is checked against them before it is kept.
@@ -114,6 +116,28 @@ export async function backup(options: BackupOptions): Promise<Manifest> {
     await lease?.release();
     for (const lock of locks.reverse()) lock.release();
   }
+}
+
+/**
+ * How the node kept its Postgres, told by its data dir, not by this process's environment (a DATABASE_URL left in
+ * the operator's shell would label an embedded node's archive external, and restore would then ask for a dump that
+ * does not exist). A node on embedded Postgres makes `pglite/` at its first start, and one on DATABASE_URL never
+ * does: `pglite/` is embedded; no `pglite/` but the node's own stores (actors.db, traces.db) is external, with or
+ * without DATABASE_URL. Refused when the dir says embedded and DATABASE_URL is set: either the variable is stray or
+ * `pglite/` is left from an earlier life of the dir, and nothing in the dir tells which. A dir with neither (no node
+ * ever ran in it) is labelled as before: external with DATABASE_URL, else embedded.
+ */
+export function postgresOf(dataDir: string, databaseUrl: string | undefined): Manifest["postgres"] {
+  const embedded = existsSync(join(dataDir, "pglite"));
+  if (embedded && databaseUrl) {
+    throw new EdgewiseError(
+      "config.invalid",
+      `data dir ${dataDir} holds an embedded Postgres (pglite/), but DATABASE_URL is set: if the node ran on its embedded Postgres, unset DATABASE_URL and back up again; if it ran on DATABASE_URL, its pglite/ is left from before: move it out of the data dir, then back up`,
+    );
+  }
+  if (embedded) return "embedded";
+  if (databaseUrl || sqliteFiles.some((name) => existsSync(join(dataDir, name)))) return "external";
+  return "embedded";
 }
 
 /** Refuses a SQLite file another process has open (a gateway of a split deployment takes no lock). */

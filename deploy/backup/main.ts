@@ -94,7 +94,7 @@ async function main(): Promise<void> {
     console.log(
       `[backup] ${dataDir} → ${out} (${files} files, checked, mode 0600); it holds secrets: store it as you store them`,
     );
-    if (databaseUrl) console.log(dumpReminder(databaseUrl));
+    if (manifest.postgres === "external") console.log(dumpReminder(databaseUrl));
     return;
   }
   if (command === "restore") {
@@ -119,15 +119,21 @@ async function main(): Promise<void> {
 }
 
 /**
- * What the operator must still do with DATABASE_URL: pg_dump the node's schema. Names the schema the URL asks for,
+ * What the operator must still do for a node on DATABASE_URL: pg_dump its schema. Names the schema the URL asks for,
  * never the URL itself (it may hold a password); pg_dump (libpq) refuses the URL parameters postgres.js takes.
+ * Without DATABASE_URL here (the data dir told: no pglite/), the schema is the one the node's own DATABASE_URL names.
  */
-function dumpReminder(databaseUrl: string): string {
-  const schema = requestedSchema(databaseUrl);
+function dumpReminder(databaseUrl: string | undefined): string {
+  const schema = databaseUrl === undefined ? undefined : requestedSchema(databaseUrl);
   const name =
     schema === undefined ? undefined : /^[a-z_][a-z0-9_$]*$/.test(schema) ? schema : `'"${schema}"'`;
+  const which = name
+    ? `schema ${name}`
+    : databaseUrl === undefined
+      ? "the schema the node's DATABASE_URL names"
+      : "the schema the role's search_path gives, public unless set";
   return [
-    `[backup] DATABASE_URL is set: this archive holds the data dir only, not the node's Postgres tables (${name ? `schema ${name}` : "the schema the role's search_path gives, public unless set"}).`,
+    `[backup] ${databaseUrl === undefined ? "the data dir has no pglite/: the node kept its Postgres elsewhere (DATABASE_URL), and" : "DATABASE_URL is set:"} this archive holds the data dir only, not the node's Postgres tables (${which}).`,
     `[backup] Dump that schema now, before the node starts again: pg_dump --format=custom --schema=${name ?? "<schema>"} --file=<dump> "<DATABASE_URL without the parameters libpq refuses, such as search_path= and prepare=>" (deploy/README.md, Backup and restore)`,
   ].join("\n");
 }
