@@ -14,6 +14,7 @@ import { nodeDependencies } from "./node-dependencies.ts";
 import { type HttpTraffic, serveNodeApp } from "./node-listener.ts";
 import { nodeLoad } from "./node-load.ts";
 import type { EdgewiseNode, NodeExtension, NodeOptions } from "./node-options.ts";
+import { portBindable } from "./node-port.ts";
 import { openNodePostgres } from "./node-postgres.ts";
 import { startNodeQueue } from "./node-queue.ts";
 import { nodeRateLimit } from "./node-rate-limit.ts";
@@ -65,6 +66,10 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
       ...(options.log ? { sink: options.log } : {}),
     });
   const log = (line: string) => logger.info(line);
+
+  // Before anything is made in the data dir: a start refused for a busy port leaves no data dir, secrets or PGlite
+  // files behind (the listener itself comes last, once the node is assembled).
+  await portBindable(config.HOST, config.PORT);
 
   // The data dir's locks and a shared database's actor-host lease, before anything is opened there.
   const { dataDir, openPrivateDb } = await claimDataDir(options, logger, stops);
