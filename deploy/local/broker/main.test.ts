@@ -1,6 +1,6 @@
 // `npm run broker` refuses a bad setting before it starts: one line naming it, exit code 78, as a node does.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../../../test/broker/helpers.ts";
@@ -78,15 +78,21 @@ describe("the broker's CLI settings", () => {
     },
   );
 
-  test("a busy port names the port and QSTASH_PORT, the broker's setting, not a node's PORT", async () => {
+  test("a busy port names the port and QSTASH_PORT, the broker's setting, not a node's PORT, and makes no data dir", async () => {
     const holder = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("taken") });
+    const firstStart = join(dataDir, "busy-port", "new", ".edgewise");
     try {
-      const { code, stdout, lines } = await start({ QSTASH_PORT: String(holder.port) });
+      const { code, stdout, lines } = await start({
+        QSTASH_PORT: String(holder.port),
+        EDGEWISE_DATA_DIR: firstStart,
+      });
       expect(code).toBe(1);
       expect(stdout).not.toContain("broker running");
       expect(lines[0]).toBe(
         `[edgewise] could not start: port ${holder.port} is in use: stop what holds it, or set QSTASH_PORT`,
       );
+      // The port is tried before the data dir is made: nothing of it, nor its parents, is left behind.
+      expect(existsSync(join(dataDir, "busy-port"))).toBe(false);
     } finally {
       holder.stop(true);
     }

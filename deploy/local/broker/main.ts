@@ -3,6 +3,7 @@ import { X509Certificate } from "node:crypto";
 import { openBunSqlite } from "../../../actors/hosts/local/sqlite-bun.ts";
 import { reportTightened, tightenDataDir } from "../../data-dir-files.ts";
 import { type DataDirLock, lockDataDir } from "../../data-dir-lock.ts";
+import { portBindable } from "../../node-port.ts";
 import { exitOnStartFailure } from "../../start-failure.ts";
 import { stopOnSignals } from "../../shutdown.ts";
 import { exitWithHelp } from "../../cli-help.ts";
@@ -192,6 +193,9 @@ if (!isLoopbackHost(settings.host) && signingKeys.some((key) => key === undefine
     `[broker] warning: QSTASH_HOST ${settings.host} is reachable beyond this machine and its signing keys are qstash dev's public ones: anyone can sign a delivery that an actor host trusting those keys accepts. Set QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY to keys of your own and set the same ones on the actor hosts.`,
   );
 }
+// The port first, as a node asks it (deploy/node-port.ts): a start refused for a busy port makes no data dir, lock
+// or PGlite files. Found only when the broker listened, a first start left them all behind.
+await portBindable(settings.host, settings.port).catch(failed);
 // On PGlite, one process at a time on the data dir's embedded Postgres (a node on the same dir included). Kept
 // referenced until the broker stops: a collected connection would close, and its lock go with it.
 let pgliteLock: DataDirLock | undefined;
