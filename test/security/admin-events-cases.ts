@@ -2,6 +2,7 @@
 import { expect } from "bun:test";
 import type postgres from "postgres";
 import { issueToken } from "../../edge/middleware/auth/tokens.ts";
+import type { EdgewiseNode } from "../../deploy/bun/node.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
 import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
 import { eventually, uniqueName } from "../commerce/client.ts";
@@ -14,6 +15,18 @@ export interface AuditedNode {
   brokerToken: string;
   /** The node's JSON log lines so far (warn and above at least). */
   lines: string[];
+}
+
+/** The audit cases' view of a running node: its URL, its Postgres, the key its tokens are signed with, its broker. */
+export function auditedView(node: EdgewiseNode, jwtSecret: string, lines: string[]): AuditedNode {
+  return {
+    url: node.url,
+    sql: node.sql,
+    jwtSecret,
+    brokerUrl: node.brokerUrl,
+    brokerToken: node.broker?.token ?? "",
+    lines,
+  };
 }
 
 export interface Answer {
@@ -238,15 +251,7 @@ export async function startAuditedNode(
     { LOG_LEVEL: "warn", ...env },
     { log: (line) => lines.push(line) },
   );
-  const node: AuditedNode = {
-    url: running.node.url,
-    sql: running.node.sql,
-    jwtSecret: running.jwtSecret,
-    brokerUrl: running.node.brokerUrl,
-    brokerToken: running.node.broker?.token ?? "",
-    lines,
-  };
-  return { running, node };
+  return { running, node: auditedView(running.node, running.jwtSecret, lines) };
 }
 
 /**

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { EdgewiseNode } from "../../deploy/bun/node.ts";
 import { startLocalNode } from "../support/local-node.ts";
-import { type AuditedNode, call, onlyEvent, token } from "./admin-events-cases.ts";
+import { type AuditedNode, auditedView, call, onlyEvent, token } from "./admin-events-cases.ts";
 import { adminAuditTests } from "./admin-events-suite.ts";
 
 let node: EdgewiseNode;
@@ -27,14 +27,7 @@ beforeAll(async () => {
     },
     { log: (line) => lines.push(line) },
   );
-  audited = {
-    url: node.url,
-    sql: node.sql,
-    jwtSecret,
-    brokerUrl: node.brokerUrl,
-    brokerToken: node.broker?.token ?? "",
-    lines,
-  };
+  audited = auditedView(node, jwtSecret, lines);
 }, 60_000);
 afterAll(async () => {
   await node?.stop();

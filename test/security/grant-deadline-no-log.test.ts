@@ -10,7 +10,7 @@ import { type EdgewiseNode, startNode } from "../../deploy/bun/node.ts";
 import { parseConfig } from "../../shared/config/index.ts";
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
 import { uniqueName } from "../commerce/client.ts";
-import { type AuditedNode, call, holdingPastDeadline, token } from "./admin-events-cases.ts";
+import { type AuditedNode, auditedView, call, holdingPastDeadline, token } from "./admin-events-cases.ts";
 
 const schema = uniqueSchema("grant_deadline_no_log");
 const dataDir = mkdtempSync(join(tmpdir(), "edgewise-grant-deadline-no-log-"));
@@ -34,14 +34,7 @@ beforeAll(async () => {
     brokerTimeScale: 0.01,
     log: () => {},
   });
-  node = {
-    url: running.url,
-    sql: running.sql,
-    jwtSecret,
-    brokerUrl: running.brokerUrl,
-    brokerToken: running.broker?.token ?? "",
-    lines: [],
-  };
+  node = auditedView(running, jwtSecret, []);
 }, 60_000);
 afterAll(async () => {
   await running?.stop();
