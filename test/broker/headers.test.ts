@@ -161,6 +161,31 @@ describe("publish headers", () => {
     expect(destination.of(messageId)[0]?.body).toBe("<x/>");
   });
 
+  test("a forwarded header named like an Object.prototype member (__proto__, constructor) arrives, and is hashed for deduplication", async () => {
+    const url = destination.url("/fwd-proto");
+    const publish = async (headers: Record<string, string>) => {
+      const response = await call(broker, `/v2/publish/${url}`, {
+        method: "POST",
+        body: "same",
+        headers: { "Upstash-Content-Based-Deduplication": "true", ...headers },
+      });
+      return response.body as { messageId: string; deduplicated?: boolean };
+    };
+    const a = await publish({ "Upstash-Forward-__proto__": "a", "Upstash-Forward-Constructor": "c" });
+    const b = await publish({ "Upstash-Forward-__proto__": "b", "Upstash-Forward-Constructor": "c" });
+    expect(b.deduplicated).toBeUndefined();
+    expect(b.messageId).not.toBe(a.messageId);
+    await waitFor(() => destination.deliveries.filter((d) => d.path === "/fwd-proto").length === 2);
+    const received = destination.deliveries
+      .filter((d) => d.path === "/fwd-proto")
+      .map((d) => new Map(Object.entries(d.headers)))
+      .map((headers) => [headers.get("__proto__"), headers.get("constructor")]);
+    expect(received.sort()).toEqual([
+      ["a", "c"],
+      ["b", "c"],
+    ]);
+  });
+
   test("Upstash-Method picks the delivery method", async () => {
     const put = await client.publish({ url: destination.url("/put"), body: "p", method: "PUT" });
     const get = await client.publish({ url: destination.url("/get"), method: "GET" });

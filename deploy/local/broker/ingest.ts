@@ -129,10 +129,8 @@ export interface IngestInput {
  * The content-based deduplication key: what QStash hashes (its deduplication page), the destination, the body, and
  * the headers (Content-Type and the forwarded ones), the latter by lower-case name, in name order.
  */
-function contentKey(url: string, headers: Record<string, string>, body: Uint8Array): string {
-  const named = Object.keys(headers)
-    .sort()
-    .map((name) => [name, headers[name]]);
+function contentKey(url: string, headers: ReadonlyMap<string, string>, body: Uint8Array): string {
+  const named = [...headers].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   // JSON holds no raw newline, so the newline ends the prefix unambiguously.
   const hash = createHash("sha256")
     .update(`${JSON.stringify([url, named])}\n`)
@@ -147,15 +145,16 @@ export async function buildMessage(input: IngestInput, options: ResolvedOptions)
   if (input.body.byteLength > options.maxBodyBytes) {
     throw new HttpError(413, `message body exceeds the limit of ${options.maxBodyBytes} bytes`);
   }
-  const forward: Record<string, string> = {};
+  // A Map, not an object: a forwarded name is the caller's, and `forward["__proto__"] = value` would drop it.
+  const forward = new Map<string, string>();
   const upstash = new Map<string, string>();
   for (const [rawName, value] of input.headers) {
     const name = rawName.toLowerCase();
     if (name.startsWith("upstash-forward-")) {
       const target = name.slice("upstash-forward-".length);
-      if (target && !NOT_FORWARDED.has(target)) forward[target] = value;
+      if (target && !NOT_FORWARDED.has(target)) forward.set(target, value);
     } else if (name === "content-type") {
-      forward["content-type"] = value;
+      forward.set("content-type", value);
     } else if (name.startsWith("upstash-")) {
       upstash.set(name, value);
       const feature = IGNORED.exec(name)?.[1];
@@ -224,7 +223,8 @@ export async function buildMessage(input: IngestInput, options: ResolvedOptions)
     id: newMessageId(),
     url: input.destination,
     method,
-    headers: forward,
+    // Own data properties, `__proto__` included, which JSON (the stored jsonb) and `new Headers` both keep.
+    headers: Object.fromEntries(forward),
     body: input.body,
     queueName: input.queueName,
     maxRetries,
