@@ -176,6 +176,15 @@ describe("redact", () => {
     expect(redact(new Map([["token", "t"]]))).toEqual({ token: redacted });
   });
 
+  test("a key named __proto__ or constructor (a parsed body's, a header's) is kept as a field, and redacted inside", () => {
+    const body = JSON.parse('{"__proto__":{"token":"t","x":1},"constructor":{"prototype":{"y":2}}}');
+    const out = redact({ body, headers: new Headers([["__proto__", "h"]]) });
+    expect(JSON.stringify(out)).toBe(
+      '{"body":{"__proto__":{"token":"[redacted]","x":1},"constructor":{"prototype":{"y":2}}},"headers":{"__proto__":"h"}}',
+    );
+    expect(Object.getPrototypeOf((out as { body: object }).body)).toBe(Object.prototype);
+  });
+
   test("cycles, depth, long arrays, bigints and functions become JSON-safe", () => {
     const cycle: Record<string, unknown> = { name: "a" };
     cycle.self = cycle;

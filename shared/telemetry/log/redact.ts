@@ -134,17 +134,19 @@ function entriesOf(
   depth: number,
   seen: WeakSet<object>,
 ): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+  // Pairs, then own properties: a key is whatever was logged (a parsed body's, a header's), and assigning to
+  // `out["__proto__"]` would set out's prototype instead, leaving that field out of the line.
+  const out: Array<[string, unknown]> = [];
   for (const [rawKey, item] of entries) {
     const key = String(rawKey);
     if (isSensitiveKey(key)) {
-      if (item !== undefined) out[key] = redacted;
+      if (item !== undefined) out.push([key, redacted]);
       continue;
     }
     const clean = walk(item, depth + 1, seen);
-    if (clean !== undefined) out[maskSecrets(key)] = clean;
+    if (clean !== undefined) out.push([maskSecrets(key), clean]);
   }
-  return out;
+  return Object.fromEntries(out);
 }
 
 const maxCauses = 5;
