@@ -82,7 +82,7 @@ export function liveStreamRoutes(
       (expiry as { unref?: () => void }).unref?.();
     }
     c.header("X-Accel-Buffering", "no");
-    return streamSSE(c, async (stream) => {
+    const response = streamSSE(c, async (stream) => {
       stream.onAbort(end);
       try {
         // How long EventSource waits before reconnecting; it also gets the headers and a first byte out at once.
@@ -107,5 +107,8 @@ export function liveStreamRoutes(
         end();
       }
     });
+    // The events are data, as on the pages: never stored (streamSSE says `no-cache`, which lets a copy be kept).
+    response.headers.set("Cache-Control", "no-store");
+    return response;
   });
 }

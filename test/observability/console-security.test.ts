@@ -210,6 +210,20 @@ describe("markup an outsider controls is text", () => {
     expect(text.match(/^id: /gm)).toEqual(["id: "]);
     expect(text).toContain("id: 1\n");
   });
+
+  test("the live stream is never stored: its events (customers, orders, clients' IPs) are no-store as the pages are", async () => {
+    const gateway = app({
+      events: { latestActivity: async () => [], activityAfter: async () => [] },
+      live: { intervalMs: 20, heartbeatMs: 60_000 },
+    });
+    const { cookie } = await signIn(gateway, await token(["admin"]));
+    const response = await gateway.request("/_console/events/stream", { headers: { cookie } });
+    await response.body?.cancel();
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toContain("text/event-stream");
+    // `no-cache` (Hono's streamSSE default) lets a browser or a proxy keep a copy, only to revalidate it first.
+    expect(response.headers.get("cache-control")).toBe("no-store");
+  });
 });
 
 describe("the admin token", () => {

@@ -739,7 +739,7 @@ describe("the live event stream", () => {
     const { response, stream } = await open();
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toContain("text/event-stream");
-    expect(response.headers.get("cache-control")).toContain("no-cache");
+    expect(response.headers.get("cache-control")).toBe("no-store");
     try {
       const placed = log.append("OrderConfirmed", { orderId: "o-1", note: "<script>alert(1)</script>" });
       const refused = log.append("security.auth_failed", { reason: "expired" });
