@@ -15,6 +15,7 @@ import {
   trace,
   TraceFlags,
 } from "@opentelemetry/api";
+import { TraceState } from "@opentelemetry/core";
 import { maskSecrets } from "../log/redact.ts";
 
 export { SpanKind, SpanStatusCode, trace };
@@ -45,8 +46,9 @@ export function parseTraceparent(
   };
   if (!isSpanContextValid(spanContext)) return undefined;
   if (tracestate) {
-    // The API has no TraceState parser of its own; keep the header as it came.
-    spanContext.traceState = rawTraceState(tracestate);
+    // Parsed and bounded as W3C asks (32 members, 512 characters; a malformed member is dropped), never kept as it
+    // came: it is copied into every message the request leads to, whose envelope holds at most 512 characters.
+    spanContext.traceState = new TraceState(tracestate);
   }
   return spanContext;
 }
@@ -250,19 +252,4 @@ export function withContext<T>(ctx: Context, fn: () => T): T {
 export function ageMs(time: string, now = Date.now()): number | undefined {
   const at = Date.parse(time);
   return Number.isFinite(at) ? Math.max(0, now - at) : undefined;
-}
-
-function rawTraceState(header: string) {
-  const entries = header
-    .split(",")
-    .map((part) => part.trim())
-    .filter((part) => part.includes("="));
-  const make = (list: string[]) => ({
-    set: (key: string, value: string) =>
-      make([`${key}=${value}`, ...list.filter((e) => !e.startsWith(`${key}=`))]),
-    unset: (key: string) => make(list.filter((e) => !e.startsWith(`${key}=`))),
-    get: (key: string) => list.find((e) => e.startsWith(`${key}=`))?.slice(key.length + 1),
-    serialize: () => list.join(","),
-  });
-  return make(entries);
 }
