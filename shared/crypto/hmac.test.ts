@@ -9,8 +9,27 @@ describe("timingSafeEqual", () => {
     expect(timingSafeEqual("abcd", "abc")).toBe(false);
     expect(timingSafeEqual("abc", "abcd")).toBe(false);
     expect(timingSafeEqual("", "")).toBe(true);
-    // Compared as UTF-8 bytes: different characters never collapse to the same code unit.
+    // Different characters never collapse to the same code unit.
     expect(timingSafeEqual("é", "e")).toBe(false);
+    expect(timingSafeEqual("é", "é")).toBe(true);
+    expect(timingSafeEqual("\u{1F511}key", "\u{1F511}key")).toBe(true);
+  });
+
+  test("a lone surrogate is not U+FFFD: strings that differ only there are not equal", () => {
+    // A UTF-8 encoding of both sides made each lone surrogate U+FFFD, and called these equal.
+    expect(timingSafeEqual("\uD800", "\uFFFD")).toBe(false);
+    expect(timingSafeEqual("a\uDC00b", "a\uFFFDb")).toBe(false);
+    expect(timingSafeEqual("\uD800", "\uDBFF")).toBe(false);
+  });
+
+  test("a difference anywhere, or in length only, is found: first, middle, last, one code unit more or less", () => {
+    const secret = "s3cr3t-token-0123456789abcdef";
+    const at = (i: number) => `${secret.slice(0, i)}${secret[i] === "x" ? "y" : "x"}${secret.slice(i + 1)}`;
+    for (const i of [0, 14, secret.length - 1]) expect(timingSafeEqual(at(i), secret)).toBe(false);
+    expect(timingSafeEqual(`${secret}\0`, secret)).toBe(false);
+    expect(timingSafeEqual(secret, secret.slice(0, -1))).toBe(false);
+    expect(timingSafeEqual("", secret)).toBe(false);
+    expect(timingSafeEqual(secret, `${secret}`)).toBe(true);
   });
 });
 

@@ -28,11 +28,15 @@ export function hmacSigner(secret: string) {
   };
 }
 
-/** Compares two strings in constant time for their length (for tokens and secrets). */
+/**
+ * Compares two strings in constant time for their length (for tokens and secrets): every UTF-16 code unit of the
+ * longer is looked at, whatever differs first. Code units, not UTF-8 bytes: encoding turned each lone surrogate
+ * into U+FFFD, so two different strings compared equal, and it cost two allocations per comparison.
+ */
 export function timingSafeEqual(a: string, b: string): boolean {
-  const left = encoder.encode(a);
-  const right = encoder.encode(b);
-  let diff = left.length ^ right.length;
-  for (let i = 0; i < Math.max(left.length, right.length); i++) diff |= (left[i] ?? 0) ^ (right[i] ?? 0);
+  let diff = a.length ^ b.length;
+  const length = Math.max(a.length, b.length);
+  // Past a string's end charCodeAt is NaN, which `| 0` makes 0: the loop's work depends on the lengths only.
+  for (let i = 0; i < length; i++) diff |= (a.charCodeAt(i) | 0) ^ (b.charCodeAt(i) | 0);
   return diff === 0;
 }
