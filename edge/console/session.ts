@@ -15,6 +15,8 @@ import { evictLeastRecent, touch } from "../../shared/collections/recency.ts";
 
 export const sessionCookie = "edgewise_console";
 const cookiePath = "/_console";
+/** A session's cookie is 64 hex digits (256 random bits): the first 32 find it, the last 32 prove it. */
+const selectorLength = 32;
 
 export type Session =
   | {
@@ -51,6 +53,8 @@ export interface ConsoleSessions {
 }
 
 interface Held {
+  /** The cookie's second half, compared in constant time; the map is keyed by its first half. */
+  verifier: string;
   principal: Principal;
   csrf: string;
   expiresAt: number;
@@ -61,33 +65,46 @@ export function consoleSessions(jwt: JwtOptions | undefined, options: SessionOpt
   const verify = jwt ? jwtVerifier(jwt) : undefined;
   const ttlMs = options.ttlMs ?? 8 * 3600_000;
   const maxSessions = options.maxSessions ?? 1_000;
-  /** By id, least recently used first (a Map keeps insertion order). */
+  /**
+   * By the cookie's first half, least recently used first (a Map keeps insertion order). A lookup by the whole
+   * cookie would compare a caller's guess with a session's secret in a string comparison that stops at the first
+   * difference; here only the first half is a lookup key, and the second half is compared in constant time.
+   */
   const held = new Map<string, Held>();
 
-  const end = (id: string) => {
-    const session = held.get(id);
-    if (!session) return;
-    held.delete(id);
+  const lookup = (cookie: string): { key: string; session: Held } | undefined => {
+    const key = cookie.slice(0, selectorLength);
+    const session = held.get(key);
+    if (!session || !timingSafeEqual(cookie.slice(selectorLength), session.verifier)) return undefined;
+    return { key, session };
+  };
+  const endKey = (key: string, session: Held) => {
+    held.delete(key);
     session.end.abort();
   };
-  const find = (id: string): Held | undefined => {
-    const session = held.get(id);
-    if (!session) return undefined;
-    if (session.expiresAt <= Date.now()) {
-      end(id);
+  const end = (cookie: string) => {
+    const found = lookup(cookie);
+    if (found) endKey(found.key, found.session);
+  };
+  const find = (cookie: string): Held | undefined => {
+    const found = lookup(cookie);
+    if (!found) return undefined;
+    if (found.session.expiresAt <= Date.now()) {
+      endKey(found.key, found.session);
       return undefined;
     }
     // Last used goes last: past the bound, the session unused the longest ends, not one in use.
-    touch(held, id);
-    return session;
+    touch(held, found.key);
+    return found.session;
   };
   const open = (principal: Principal, tokenExpiresAtMs: number): { id: string; session: Held } => {
-    for (const [id, session] of held) if (session.expiresAt <= Date.now()) end(id);
+    for (const [key, session] of held) if (session.expiresAt <= Date.now()) endKey(key, session);
     evictLeastRecent(held, maxSessions, { evicted: (session) => session.end.abort() });
     const expiresAt = Math.min(Date.now() + ttlMs, tokenExpiresAtMs);
     const id = randomHex(32);
-    const session = { principal, csrf: randomHex(32), expiresAt, end: new AbortController() };
-    held.set(id, session);
+    const verifier = id.slice(selectorLength);
+    const session = { verifier, principal, csrf: randomHex(32), expiresAt, end: new AbortController() };
+    held.set(id.slice(0, selectorLength), session);
     return { id, session };
   };
   const admitted = (session: Held): Session => ({

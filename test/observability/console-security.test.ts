@@ -321,6 +321,30 @@ describe("the session cookie", () => {
     expect(again.csrf).not.toBe(session.csrf);
   });
 
+  test("only the whole cookie opens its session: one that differs in either half, or in length, is refused", async () => {
+    // The session is found by the cookie's first half and proven by its second, compared in constant time.
+    const gateway = app();
+    const { value } = await signIn(gateway, await token(["admin"]));
+    const status = async (cookieValue: string) =>
+      (await gateway.request("/_console", { headers: { cookie: `edgewise_console=${cookieValue}` } })).status;
+    const flip = (text: string, at: number) =>
+      `${text.slice(0, at)}${text[at] === "0" ? "1" : "0"}${text.slice(at + 1)}`;
+    expect(value).toMatch(/^[0-9a-f]{64}$/);
+    for (const wrong of [
+      flip(value, 0),
+      flip(value, 40),
+      flip(value, 63),
+      value.slice(0, 32),
+      value.slice(0, 63),
+      `${value}0`,
+      `${value.slice(0, 32)}${"0".repeat(32)}`,
+    ]) {
+      expect(await status(wrong)).toBe(401);
+    }
+    // None of those guesses ended the session: its own cookie still opens it.
+    expect(await status(value)).toBe(200);
+  });
+
   test("signing out ends the session on the server: a copy of the cookie kept from before is refused", async () => {
     const gateway = app();
     const { cookie, csrf } = await signIn(gateway, await token(["admin"]));

@@ -56,4 +56,41 @@ describe("verified-token cache", () => {
     clock.advance(1_000);
     expect(await verify?.(token)).toEqual({ reason: "unknown key" });
   });
+
+  test("the remembered claims under another signature, of the same length or not, are refused; the token still passes", async () => {
+    // Remembered by its claims, with the signature compared in constant time: a guess is verified, never matched.
+    const clock = new ManualClock(Date.UTC(2026, 10, 25));
+    const verify = jwtVerifier({ secret, clock });
+    const token = await issueToken({ sub: "u", scopes: ["admin"], ttlSeconds: 60, secret, now: clock.now() });
+    expect("principal" in ((await verify?.(token)) ?? {})).toBe(true);
+    const signed = token.slice(0, token.lastIndexOf(".") + 1);
+    const signature = token.slice(signed.length);
+    for (const guess of [
+      "A".repeat(signature.length),
+      `${signature.slice(0, 20)}${signature[20] === "A" ? "B" : "A"}${signature.slice(21)}`,
+      signature.slice(0, 20),
+      `${signature}AAAA`,
+      "",
+    ]) {
+      expect("principal" in ((await verify?.(`${signed}${guess}`)) ?? {})).toBe(false);
+    }
+    expect("principal" in ((await verify?.(token)) ?? {})).toBe(true);
+  });
+
+  test("two ES256 signatures of the same claims (ECDSA signs differently each time) both verify", async () => {
+    const { privateKey, publicKey } = await generateKeyPair("ES256");
+    const verify = jwtVerifier({ jwks: async () => publicKey });
+    const exp = Math.floor(Date.now() / 1000) + 600;
+    const sign = () =>
+      new SignJWT({ scope: "orders:read" })
+        .setProtectedHeader({ alg: "ES256", kid: "k1" })
+        .setSubject("u")
+        .setExpirationTime(exp)
+        .sign(privateKey);
+    const [first, second] = [await sign(), await sign()];
+    expect(first).not.toBe(second);
+    for (const token of [first, second, first, second]) {
+      expect("principal" in ((await verify?.(token)) ?? {})).toBe(true);
+    }
+  });
 });

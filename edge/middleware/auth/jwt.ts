@@ -9,6 +9,7 @@ import {
 } from "jose";
 import { type Clock, systemClock } from "../../../shared/clock/index.ts";
 import type { Config } from "../../../shared/config/index.ts";
+import { timingSafeEqual } from "../../../shared/crypto/hmac.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { type ClaimsOutcome, principalFromClaims } from "./claims.ts";
 import { type RemoteKeySetOptions, remoteKeySet } from "./jwks.ts";
@@ -157,8 +158,9 @@ export function jwtVerifier(options: JwtOptions): JwtVerifier | undefined {
 class KeySetUnavailable extends Error {}
 
 /**
- * Tokens whose signature and claims already checked out, keyed by the exact token string (so a change of one
- * byte is a miss). A hit is re-checked against the clock (`exp`, `nbf`: wall time) and is kept at most a minute of
+ * Tokens whose signature and claims already checked out. Keyed by the signed part (header and payload), with the
+ * signature compared in constant time: a lookup by the whole token would compare a caller's guess with a cached
+ * token's signature in a string comparison that stops at the first difference. A change of one byte is a miss. A hit is re-checked against the clock (`exp`, `nbf`: wall time) and is kept at most a minute of
  * monotonic time, so a key removed from the JWKS stops being honoured within that, whatever the wall clock does (a
  * minute of wall time lasted an hour and a minute after a step back of an hour). Only successes are kept; a bounded
  * LRU.
@@ -167,7 +169,7 @@ class VerifiedTokens {
   private readonly entries = new Map<
     string,
     /** `until` is monotonic; `exp` and `nbf` are wall time. */
-    { outcome: ClaimsOutcome; exp: number; nbf: number; until: number }
+    { signature: string; outcome: ClaimsOutcome; exp: number; nbf: number; until: number }
   >();
 
   constructor(
@@ -177,8 +179,10 @@ class VerifiedTokens {
   ) {}
 
   get(token: string): ClaimsOutcome | undefined {
-    const entry = this.entries.get(token);
-    if (!entry) return undefined;
+    const [signed, signature] = split(token);
+    const entry = this.entries.get(signed);
+    // Another signature of the same claims is verified as any token is; the entry stays for its own.
+    if (!entry || !timingSafeEqual(signature, entry.signature)) return undefined;
     const now = this.clock.now();
     const tolerance = this.toleranceSeconds * 1000;
     if (
@@ -186,17 +190,20 @@ class VerifiedTokens {
       now >= entry.exp + tolerance ||
       now < entry.nbf - tolerance
     ) {
-      this.entries.delete(token);
+      this.entries.delete(signed);
       return undefined;
     }
-    this.entries.delete(token);
-    this.entries.set(token, entry);
+    this.entries.delete(signed);
+    this.entries.set(signed, entry);
     return entry.outcome;
   }
 
   remember(token: string, payload: { exp?: number; nbf?: number }, outcome: ClaimsOutcome): ClaimsOutcome {
     if (this.capacity <= 0 || !("principal" in outcome) || payload.exp === undefined) return outcome;
-    this.entries.set(token, {
+    const [signed, signature] = split(token);
+    this.entries.delete(signed);
+    this.entries.set(signed, {
+      signature,
       outcome,
       exp: payload.exp * 1000,
       nbf: (payload.nbf ?? 0) * 1000,
@@ -205,6 +212,12 @@ class VerifiedTokens {
     if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value as string);
     return outcome;
   }
+}
+
+/** A compact JWS as its signed part (`header.payload`) and its signature. */
+function split(token: string): [string, string] {
+  const dot = token.lastIndexOf(".");
+  return [token.slice(0, dot + 1), token.slice(dot + 1)];
 }
 
 /** Separates "no key for this token" (the token's fault) from "no key set at all" (ours). */
