@@ -245,8 +245,8 @@ function release(ctx: Turn, orderId: string, held: OrderRecord | undefined): voi
 
 /**
  * What `Get` answers for a sku never `Put`: not_found, naming restocked units that wait for a price (they are kept,
- * and counted in `stocked`: say so rather than hide them). The gateway answers the same, without asking, from the
- * initial state for a sku the host says has none (`ActorHost.hasState`).
+ * and counted in `stocked`: say so rather than hide them). The gateway answers the same, activating none, from the
+ * initial state for a sku the host says has none (an ask `onlyIfState` answered `noState`).
  */
 export function neverSet(sku: string, state: Pick<InventoryState, "available">): EdgewiseError {
   const waiting = state.available;

@@ -291,8 +291,9 @@ function placed(ctx: Turn): Turn {
 }
 
 /**
- * What an order never placed answers every message but Place with. The gateway answers the same, without asking,
- * for an order the host says has no state (`ActorHost.hasState`): no state is the initial one, never placed.
+ * What an order never placed answers every message but Place with. The gateway answers the same, activating none,
+ * for an order the host says has no state (an ask `onlyIfState` answered `noState`): no state is the initial one,
+ * never placed.
  */
 export function orderNotFound(orderId: string): EdgewiseError {
   return new EdgewiseError("not_found", `order ${orderId} does not exist`);

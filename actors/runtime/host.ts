@@ -16,10 +16,18 @@ export interface AskOptions {
   correlationid?: string;
   /** Stops waiting: a message not yet started is dropped; a running turn still commits. */
   signal?: AbortSignal;
+  /**
+   * Answer only if the actor has state (as `hasState` tells: it committed a turn, or an instance of it is active).
+   * When it has none, the host neither activates it nor runs a turn, and resolves `{ noState: true }` (no reply):
+   * for reads whose every answer from the initial state is a 404 (an order never placed, a sku never set), so an
+   * unknown id costs no actor. A host that cannot tell without activating (Durable Objects), or that predates the
+   * option (an older remote actor host), ignores it and asks as usual: callers handle both answers.
+   */
+  onlyIfState?: boolean;
 }
 
 export interface ActorHost {
-  /** Request and reply: the reply leaves only after the turn committed. */
+  /** Request and reply: the reply leaves only after the turn committed (or `noState`: see `onlyIfState`). */
   ask(address: ActorAddress, type: string, data: unknown, options?: AskOptions): Promise<TurnOutcome>;
   /** A queued delivery addressed by `envelope.target`; resolves after the actor committed. */
   receive(envelope: Envelope): Promise<TurnOutcome>;
@@ -27,8 +35,8 @@ export interface ActorHost {
    * Whether the actor has state on this host, told without activating it: false when it has never committed a turn
    * and no instance of it is active (it would start from its initial state), true otherwise (ask it to know more).
    * Throws what an ask would before any turn (unknown type, invalid key, a host stopping). Optional: a host that
-   * cannot tell cheaply (Durable Objects, a remote actor host) leaves it out, and callers ask. Admission and the
-   * gateway's reads of orders and skus use it to answer unknown ids without loading an actor for each.
+   * cannot tell cheaply (Durable Objects, a remote actor host) leaves it out. Callers ask with `onlyIfState`
+   * instead, which a host with `hasState` answers from it, and a remote actor host in the same round trip.
    */
   hasState?(address: ActorAddress): boolean;
 }
@@ -91,6 +99,16 @@ export interface ActorClient<D extends AnyActorDefinition> {
     data: DataOf<D, K>,
     options?: AskOptions,
   ): Promise<ReplyOf<D, K>>;
+  /**
+   * `ask` with `onlyIfState`: undefined when the host told that the actor has no state (no turn ran), else the
+   * reply. For message types whose reply is never undefined.
+   */
+  askIfState<K extends MessageType<D>>(
+    key: string,
+    type: K,
+    data: DataOf<D, K>,
+    options?: AskOptions,
+  ): Promise<ReplyOf<D, K> | undefined>;
 }
 
 export function actorClient<D extends AnyActorDefinition>(host: ActorHost, definition: D): ActorClient<D> {
@@ -98,6 +116,13 @@ export function actorClient<D extends AnyActorDefinition>(host: ActorHost, defin
     async ask(key, type, data, options) {
       const outcome = await host.ask({ type: definition.type, key }, type, data, options);
       return outcome.reply as never;
+    },
+    async askIfState(key, type, data, options) {
+      const outcome = await host.ask({ type: definition.type, key }, type, data, {
+        ...options,
+        onlyIfState: true,
+      });
+      return outcome.noState ? undefined : (outcome.reply as never);
     },
   };
 }

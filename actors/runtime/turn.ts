@@ -34,6 +34,11 @@ export interface TurnOutcome {
   /** True when the message id was already handled: the handler did not run again. */
   duplicate: boolean;
   reply: unknown;
+  /**
+   * Set only in answer to an ask with `onlyIfState` (AskOptions) whose actor has no state: no turn ran, nothing
+   * was activated, `reply` is undefined and `duplicate` false.
+   */
+  noState?: true;
 }
 
 export interface DeliverOptions {

@@ -1,4 +1,4 @@
-// The local host's hasState: whether an actor has state, told from the store without activating the actor.
+// The local host's hasState (told from the store, activating nothing), and the asks onlyIfState it answers from it.
 import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -74,4 +74,36 @@ test("once stopped, hasState refuses as an ask does (503 unavailable), not with 
     told = error;
   }
   expect(told).toMatchObject({ code: "unavailable", message: (asked as Error).message });
+});
+
+test("an ask onlyIfState answers noState for an order without state, activating none; an active or placed one is asked", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "edgewise-has-state-"));
+  dirs.push(dir);
+  const host = boot(join(dir, "actors.db"));
+  const noState = { duplicate: false, reply: undefined, noState: true as const };
+  for (let n = 0; n < 50; n++)
+    expect(await host.ask(order(`never-${n}`), "Get", {}, { onlyIfState: true })).toEqual(noState);
+  expect(host.stats().activeActors).toBe(0);
+
+  await host.ask(order("placed"), "Place", place);
+  const read = await host.ask(order("placed"), "Get", {}, { onlyIfState: true });
+  expect(read).toMatchObject({ duplicate: false, reply: { status: "pending", customerId: "c-1" } });
+  expect(read.noState).toBeUndefined();
+  // Active without committed state (a failed Place): it counts as having state, so the order answers itself.
+  await host.ask(order("constructor"), "Place", place).catch(() => {});
+  const active = await host
+    .ask(order("constructor"), "Get", {}, { onlyIfState: true })
+    .catch((error: unknown) => error);
+  expect(active).toMatchObject({ code: "not_found", message: "order constructor does not exist" });
+  // Checked as any ask: an invalid key is refused, not told "no state"; once stopping, 503 as an ask.
+  const invalid = await host
+    .ask(order("a/b"), "Get", {}, { onlyIfState: true })
+    .catch((error: unknown) => error);
+  expect(invalid).toMatchObject({ code: "actor.invalid_key" });
+  await host.stop();
+  hosts.splice(hosts.indexOf(host), 1);
+  const stopping = await host
+    .ask(order("never-0"), "Get", {}, { onlyIfState: true })
+    .catch((error: unknown) => error);
+  expect(stopping).toMatchObject({ code: "unavailable" });
 });

@@ -154,10 +154,13 @@ export class LocalActorHost implements ActorHost {
     return this.registry.types;
   }
 
+  /** With `onlyIfState`, an actor without state (`hasState`) is answered `{ noState: true }`, and not activated. */
   ask(address: ActorAddress, type: string, data: unknown, options?: AskOptions): Promise<TurnOutcome> {
     let envelope: Envelope;
     try {
       envelope = askEnvelope(address, type, data, options);
+      if (options?.onlyIfState && !this.hasState(address))
+        return Promise.resolve({ duplicate: false, reply: undefined, noState: true });
     } catch (error) {
       return Promise.reject(error);
     }

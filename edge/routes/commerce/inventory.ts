@@ -92,11 +92,11 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
       requireScope(c.var.principal, "inventory:read");
       const { sku } = c.req.valid("param");
       const read = await cache.read(`inventory:${sku}`, async () => {
-        // A sku with no state on this host would answer from its initial state, never set: answered so here, without
-        // activating it (each unknown sku a client sends would load one). Inside the load, so nothing is cached.
-        if (options.actors.hasState?.({ type: inventoryActor.type, key: sku }) === false)
-          throw neverSet(sku, inventoryActor.initial(sku));
-        const current = await skus.ask(sku, "Get", {}, { signal: c.var.signal });
+        // A sku without state would answer from its initial state, never set: answered so here where the host says
+        // it has none (`onlyIfState`), without activating it (each unknown sku a client sends would load one). Inside
+        // the load, so nothing is cached.
+        const current = await skus.askIfState(sku, "Get", {}, { signal: c.var.signal });
+        if (current === undefined) throw neverSet(sku, inventoryActor.initial(sku));
         return { version: current.version, value: current };
       });
       c.header(cacheHeader, read.hit ? "hit" : "miss");

@@ -43,22 +43,12 @@ async function orderIdFor(sub: string, header: string | undefined): Promise<stri
 }
 
 /**
- * True when the host tells, without activating the order, that it has no state: never placed (a Place that failed
- * commits none), so every message but Place would answer `orderNotFound`. False also on a host that cannot tell
- * (Durable Objects, a remote actor host): ask the order then. Spares loading an actor, running a read turn and
- * keeping it resident (evicting a useful one) for each unknown id a client sends.
- */
-function neverPlaced(actors: ActorHost, orderId: string): boolean {
-  return actors.hasState?.({ type: orderActor.type, key: orderId }) === false;
-}
-
-/**
  * True when this `POST /v1/orders` repeats a placement already accepted: the caller's order for its Idempotency-Key
  * exists. Admission lets it through while refusing new work, since it writes nothing new (the order actor answers it
- * from its state, as a read). An order has state once placed (a Place that failed commits none), so a host that can
- * tell (`hasState`: the local host, one indexed lookup) answers a key never placed without activating its order;
- * only an order with state, or on a host that cannot tell, is asked with a read. A missing order, or no key, rejects
- * or is false.
+ * from its state, as a read). An order has state once placed (a Place that failed commits none), so its read is
+ * asked `onlyIfState`: a host that can tell (the local host, one indexed lookup; a remote actor host, in the same
+ * request) answers a key never placed without activating its order; on one that cannot, the order answers
+ * `orderNotFound`. A missing order, or no key, rejects or is false.
  */
 export function placedBefore(actors: ActorHost) {
   const orders = actorClient(actors, orderActor);
@@ -67,9 +57,7 @@ export function placedBefore(actors: ActorHost) {
     const caller = c.var.principal;
     if (header === undefined || caller === undefined) return false;
     const orderId = await orderIdFor(caller.sub, header);
-    if (neverPlaced(actors, orderId)) return false;
-    await orders.ask(orderId, "Get", {}, { signal: c.var.signal });
-    return true;
+    return (await orders.askIfState(orderId, "Get", {}, { signal: c.var.signal })) !== undefined;
   };
 }
 
@@ -88,9 +76,11 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
     cache.read(
       `order:${orderId}`,
       async () => {
-        // Inside the load: a cached entry is served as before, and a throw here is not cached (cachedRead).
-        if (neverPlaced(options.actors, orderId)) throw orderNotFound(orderId);
-        const view = await orders.ask(orderId, "Get", {}, { signal });
+        // An order without state was never placed (a Place that failed commits none): the host says so without
+        // activating it (`onlyIfState`), and the answer is its actor's own. A host that cannot tell asks the order,
+        // which throws the same. Inside the load: a cached entry is served as before, and a throw is not cached.
+        const view = await orders.askIfState(orderId, "Get", {}, { signal });
+        if (view === undefined) throw orderNotFound(orderId);
         return { version: view.version, value: view };
       },
       // A pending order changes as reservations arrive, and a cancelled one when its refund lands: neither change
@@ -174,9 +164,10 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
     async (c) => {
       const caller = requireScope(c.var.principal, "orders:write");
       const { orderId } = c.req.valid("param");
-      // The owner first: someone else's order gets 403 before anything changes. An unknown one is 404, as ever.
-      if (neverPlaced(options.actors, orderId)) throw orderNotFound(orderId);
-      const current = await orders.ask(orderId, "Get", {}, { signal: c.var.signal });
+      // The owner first: someone else's order gets 403 before anything changes. An unknown one is 404, as ever,
+      // answered without activating it where the host can tell (`onlyIfState`, as in readOrder).
+      const current = await orders.askIfState(orderId, "Get", {}, { signal: c.var.signal });
+      if (current === undefined) throw orderNotFound(orderId);
       requireOwner(caller, current.customerId);
       const view = await orders.ask(orderId, "Cancel", {}, { signal: c.var.signal });
       // Read-your-writes: a cached "confirmed" is not served after this cancel answered "cancelled".

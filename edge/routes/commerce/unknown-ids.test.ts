@@ -61,9 +61,14 @@ function gateway(actors: ActorHost, name: string): Hono<GatewayEnv> {
 }
 
 const told = gateway(host, "told");
-// The same host as one that cannot tell (as Durable Objects or a remote host): every read asks the actor.
+// The same host as one that cannot tell (as Durable Objects, or an actor host that predates `onlyIfState`): it
+// drops the option, so every read asks the actor.
 const asked = gateway(
-  { ask: (...args) => host.ask(...args), receive: (envelope) => host.receive(envelope) },
+  {
+    ask: (address, type, data, { onlyIfState: _ignored, ...options } = {}) =>
+      host.ask(address, type, data, options),
+    receive: (envelope) => host.receive(envelope),
+  },
   "asked",
 );
 
