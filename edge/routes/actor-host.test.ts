@@ -7,6 +7,9 @@ import { counterActor } from "../../actors/examples/counter.ts";
 import { LocalActorHost } from "../../actors/hosts/local/index.ts";
 import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 import { RemoteActorHost } from "../../actors/hosts/remote/client.ts";
+import { onlyIfStateMember } from "../../actors/hosts/remote/protocol.ts";
+import { actorClient, askEnvelope } from "../../actors/runtime/index.ts";
+import { parseEnvelope } from "../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { createApp } from "../app.ts";
 
@@ -124,5 +127,88 @@ describe("remote actor host: one retry on a failed connection", () => {
       code: "unavailable",
     });
     expect(local.inspect({ type: "counter", key: "retry2" }).state).toBeUndefined();
+  });
+});
+
+describe("remote actor host: an ask only if the actor has state (onlyIfState)", () => {
+  const counter = (key: string) => ({ type: "counter", key });
+  /** A gateway's remote host that counts its requests to `node`. */
+  const counted = (node: { request: typeof actorNode.request } = actorNode) => {
+    const host = new RemoteActorHost({
+      baseUrl: "http://actors.internal",
+      secret,
+      fetch: ((input: string | URL | Request, init?: RequestInit) => {
+        counted.requests += 1;
+        return node.request(input instanceof Request ? input : String(input), init);
+      }) as typeof fetch,
+    });
+    counted.requests = 0;
+    return host;
+  };
+  counted.requests = 0;
+
+  test("an actor without state is answered noState in that one request, and none is activated; one with state answers", async () => {
+    const gateway = counted();
+    const before = local.stats().activeActors;
+    for (let n = 0; n < 20; n++) {
+      expect(await gateway.ask(counter(`absent-${n}`), "Get", {}, { onlyIfState: true })).toEqual({
+        duplicate: false,
+        reply: undefined,
+        noState: true,
+      });
+    }
+    expect(counted.requests).toBe(20);
+    expect(local.stats().activeActors).toBe(before);
+    expect(local.hasState(counter("absent-0"))).toBe(false);
+
+    // An actor with state: its reply, in one request as without the option.
+    await gateway.ask(counter("present"), "Increment", { by: 2 });
+    counted.requests = 0;
+    expect(await gateway.ask(counter("present"), "Get", {}, { onlyIfState: true })).toEqual({
+      duplicate: false,
+      reply: { count: 2 },
+    });
+    expect(counted.requests).toBe(1);
+    // The typed client's askIfState: undefined for no state, the reply otherwise.
+    const counters = actorClient(gateway, counterActor);
+    expect(await counters.askIfState("absent-0", "Get", {})).toBeUndefined();
+    expect(await counters.askIfState("present", "Get", {})).toEqual({ count: 2 });
+    // Checked as an ask is: an unknown type or a bad key is refused, not told "no state".
+    const refused = await gateway
+      .ask({ type: "nobody", key: "k" }, "Get", {}, { onlyIfState: true })
+      .catch((caught: unknown) => caught);
+    expect((refused as EdgewiseError).code).toBe("actor.unknown_type");
+    expect(local.stats().activeActors).toBe(before + 1);
+  });
+
+  test("an ask without it (as an older gateway sends) runs as before and activates its actor", async () => {
+    const before = local.stats().activeActors;
+    expect(await remote.ask(counter("asked-plainly"), "Get", {})).toEqual({
+      duplicate: false,
+      reply: { count: 0 },
+    });
+    expect(local.stats().activeActors).toBe(before + 1);
+  });
+
+  test("an actor host that predates it ignores the member: the ask runs, and its reply comes back", async () => {
+    // Such a host reads an ask's body with parseEnvelope only, which drops the member with every unknown one.
+    const envelope = askEnvelope(counter("old-host"), "Get", {});
+    expect(parseEnvelope({ ...envelope, [onlyIfStateMember]: true })).toEqual(parseEnvelope(envelope));
+    // Its route passed the envelope's attributes to the host, never the option: so does this node's host.
+    const older = createApp({
+      actors: {
+        ask: (address, type, data, { onlyIfState: _dropped, ...options } = {}) =>
+          local.ask(address, type, data, options),
+        receive: (delivery) => local.receive(delivery),
+      },
+      actorHost: { secret },
+    });
+    const gateway = counted(older);
+    expect(await gateway.ask(counter("old-host"), "Get", {}, { onlyIfState: true })).toEqual({
+      duplicate: false,
+      reply: { count: 0 },
+    });
+    expect(counted.requests).toBe(1);
+    expect(local.hasState(counter("old-host"))).toBe(true);
   });
 });

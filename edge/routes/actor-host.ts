@@ -4,8 +4,10 @@ import { parseEnvelope } from "../../shared/envelope/index.ts";
 import { EdgewiseError, toEdgewiseError } from "../../shared/errors/index.ts";
 import { hmacSigner } from "../../shared/crypto/hmac.ts";
 import {
+  type ActorHostAnswer,
   actorHostPaths,
   actorHostPingPath,
+  onlyIfStateMember,
   signatureHeaders,
   signatureToleranceMs,
   signedMessage,
@@ -44,7 +46,11 @@ export function actorHostRoutes(options: ActorHostRoutesOptions) {
     app.post(path, async (c) => {
       const body = await signedBody(c, path);
       try {
-        const envelope = parseEnvelope(JSON.parse(body));
+        const message: unknown = JSON.parse(body);
+        // Read before `parseEnvelope`, which drops it with every member the envelope does not name (protocol.ts).
+        const onlyIfState =
+          typeof message === "object" && message !== null && Reflect.get(message, onlyIfStateMember) === true;
+        const envelope = parseEnvelope(message);
         const outcome =
           operation === "ask"
             ? await options.actors.ask(targetOf(envelope), envelope.type, envelope.data, {
@@ -52,10 +58,15 @@ export function actorHostRoutes(options: ActorHostRoutesOptions) {
                 source: envelope.source,
                 ...(envelope.traceparent ? { traceparent: envelope.traceparent } : {}),
                 ...(envelope.correlationid ? { correlationid: envelope.correlationid } : {}),
+                // The local host answers an actor without state from `hasState`, before activating it.
+                ...(onlyIfState ? { onlyIfState } : {}),
                 signal: c.req.raw.signal,
               })
             : await options.actors.receive(envelope);
-        return c.json({ ok: true, duplicate: outcome.duplicate, reply: outcome.reply });
+        const answer: ActorHostAnswer = outcome.noState
+          ? { ok: true, noState: true }
+          : { ok: true, duplicate: outcome.duplicate, reply: outcome.reply };
+        return c.json(answer);
       } catch (thrown) {
         const error =
           thrown instanceof SyntaxError

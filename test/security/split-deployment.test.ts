@@ -9,6 +9,7 @@ import postgres from "postgres";
 import { TEST_DATABASE_URL } from "../broker/helpers.ts";
 import { CommerceClient, eventually, expectOk } from "../commerce/client.ts";
 import { type Started, startProcess } from "../e2e/process.ts";
+import { parseMetrics } from "../observability/metrics-scrape.ts";
 import { attackCategory } from "./report.ts";
 import {
   gatewayTls,
@@ -95,6 +96,50 @@ async function presentedSerial(of: "actor host" | "broker" = "actor host"): Prom
   return serial;
 }
 
+/** The TLS options of a client holding the gateway's certificate: what the actor host's listener admits. */
+const actorHostTls = async () => ({
+  ca: await pem("actor-host-ca.pem"),
+  cert: await pem("gateway.pem"),
+  key: await pem("gateway.key"),
+});
+
+/** Everything a client sees of an answer but its varying headers: status, content type and the exact body. */
+async function answered(
+  base: string,
+  method: string,
+  path: string,
+  as: { sub: string; scopes: string[] },
+  tls?: Record<string, string>,
+) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${await client.token(as.sub, as.scopes)}` },
+    ...(tls ? { tls } : {}),
+  } as RequestInit);
+  return {
+    status: response.status,
+    contentType: response.headers.get("content-type"),
+    body: await response.text(),
+  };
+}
+
+/**
+ * What the actor host's /metrics says of its actors: resident ones and turns run, by type, and the asks it was
+ * sent. Read after its one-second reuse of a render, so every request before the call is in it.
+ */
+async function actorHostMetrics() {
+  await Bun.sleep(1_100);
+  const response = await fetch(`${actorHostUrl}/metrics`, { tls: await actorHostTls() } as RequestInit);
+  expect(response.status).toBe(200);
+  const scrape = await parseMetrics(await response.text());
+  const types = ["order", "inventory"];
+  return {
+    active: types.map((type) => scrape.value("edgewise_actors_active", { actor_type: type })),
+    turns: types.map((type) => scrape.count("edgewise_actor_turn_duration_seconds", { actor_type: type })),
+    asks: scrape.count("http_server_request_duration_seconds", { http_route: "/_edgewise/actors/ask" }),
+  };
+}
+
 describe("split deployment over mutual TLS", () => {
   test("an order goes end to end: gateway → actor host → broker → actor host, and confirms", async () => {
     // Every internal hop over TLS: the actor host's listener, and the broker's API the nodes publish to.
@@ -122,6 +167,67 @@ describe("split deployment over mutual TLS", () => {
     await eventually(async () => (await client.sku("split-sku")).available === 5, "the units back", 5_000);
     await client.putSku("split-sku", 50, 700);
     expect(await client.sku("split-sku")).toMatchObject({ available: 50, priceCents: 700 });
+  }, 60_000);
+
+  test("unknown order ids and skus are answered 404 by the gateway, as by the actor host's own routes, activating no actor there", async () => {
+    const customer = "split-unknown-alice";
+    await client.putSku("split-unknown-sku", 5, 300);
+    await client.putAccount(customer, 10_000);
+    const placed = await client.place(customer, [{ sku: "split-unknown-sku", quantity: 1 }]);
+    expect(placed.status).toBe(202);
+    const orderId = placed.body.orderId;
+    // Read while pending (a client polls so) and until settled: one ask each on the actor host, as before.
+    expect((await client.settle(orderId)).status).toBe("confirmed");
+
+    const as = { sub: customer, scopes: ["orders:read", "orders:write", "inventory:read"] };
+    const requests = Array.from({ length: 50 }, (_, n) => [
+      ["GET", `/v1/orders/split-never-${n}`],
+      ["POST", `/v1/orders/split-never-${n}/cancel`],
+      ["GET", `/v1/inventory/split-never-${n}`],
+    ]).flat() as Array<[string, string]>;
+    const before = await actorHostMetrics();
+    const answers = [];
+    for (const [method, path] of requests) answers.push(await answered(client.target.base, method, path, as));
+    const after = await actorHostMetrics();
+    // Each was one signed ask to the actor host, answered there without a turn or an actor.
+    expect(after.asks - before.asks).toBe(requests.length);
+    expect(after.active).toEqual(before.active);
+    expect(after.turns).toEqual(before.turns);
+
+    // The same bytes as the local host's path: the actor host's own public routes, which tell from its store.
+    for (const [index, [method, path]] of requests.entries()) {
+      const local = await answered(actorHostUrl, method, path, as, await actorHostTls());
+      expect({ path, ...answers[index] }).toEqual({ path, ...local });
+    }
+    expect(answers[0]).toEqual({
+      status: 404,
+      contentType: "application/problem+json",
+      body: JSON.stringify({
+        type: "https://edgewise.dev/problems/not_found",
+        title: "Not found",
+        status: 404,
+        detail: "order split-never-0 does not exist",
+        code: "not_found",
+        instance: "/v1/orders/split-never-0",
+      }),
+    });
+    expect(JSON.parse(answers[2]?.body ?? "")).toMatchObject({ detail: "sku split-never-0 was never set" });
+
+    // Ids that exist read as before, in one ask each (no extra round trip), and the order still cancels.
+    const reads = await actorHostMetrics();
+    for (let i = 0; i < 5; i++) {
+      const read = await answered(client.target.base, "GET", `/v1/orders/${orderId}`, as);
+      expect(read.status).toBe(200);
+      expect(JSON.parse(read.body)).toMatchObject({ orderId, customerId: customer, status: "confirmed" });
+    }
+    expect((await client.sku("split-unknown-sku")).available).toBe(4);
+    expect((await actorHostMetrics()).asks - reads.asks).toBe(6);
+    const cancelled = await answered(client.target.base, "POST", `/v1/orders/${orderId}/cancel`, as);
+    expect({ status: cancelled.status, body: JSON.parse(cancelled.body) }).toEqual({
+      status: 202,
+      body: { orderId, status: "cancelled" },
+    });
+    expect((await client.order(orderId)).status).toBe("cancelled");
   }, 60_000);
 
   test("a client without a valid certificate is refused at the TLS handshake", async () => {

@@ -29,6 +29,10 @@ export class DurableObjectHost implements ActorHost {
     return Object.keys(this.namespaces);
   }
 
+  /**
+   * `onlyIfState` is ignored: a Durable Object stub cannot tell whether its object has state without activating
+   * it (the object's own storage is the only place that knows), so the ask runs and the actor answers itself.
+   */
   async ask(address: ActorAddress, type: string, data: unknown, options?: AskOptions): Promise<TurnOutcome> {
     const stub = this.stub(address);
     return unwrap(await rpc(() => stub.ask(askEnvelope(address, type, data, options), activeTraceHeaders())));

@@ -10,7 +10,14 @@ import {
   askEnvelope,
   type TurnOutcome,
 } from "../../runtime/index.ts";
-import { actorHostPaths, actorHostPingPath, signatureHeaders, signedMessage } from "./protocol.ts";
+import {
+  type ActorHostAnswer,
+  actorHostPaths,
+  actorHostPingPath,
+  onlyIfStateMember,
+  signatureHeaders,
+  signedMessage,
+} from "./protocol.ts";
 
 export interface RemoteActorHostOptions {
   /** The actor host's base URL, e.g. `https://actors.internal:9443`. */
@@ -42,8 +49,6 @@ export function isConnectionError(error: unknown): boolean {
   return false;
 }
 
-type Wire = { ok: true; duplicate: boolean; reply: unknown } | { ok: false; error: unknown };
-
 export class RemoteActorHost implements ActorHost {
   private readonly signer: ReturnType<typeof hmacSigner>;
   private readonly fetch: typeof fetch;
@@ -55,13 +60,20 @@ export class RemoteActorHost implements ActorHost {
     this.base = options.baseUrl.replace(/\/+$/, "");
   }
 
+  /**
+   * With `onlyIfState`, the same request says so (protocol.ts, `onlyIfStateMember`): the actor host answers
+   * `noState` for an actor without state, in this one round trip. An actor host that predates the option runs the
+   * ask as before, and its reply (or the actor's error) comes back as usual.
+   */
   async ask(
     address: ActorAddress,
     type: string,
     data: unknown,
     options: AskOptions = {},
   ): Promise<TurnOutcome> {
-    return this.call(actorHostPaths.ask, askEnvelope(address, type, data, options), options.signal);
+    const envelope = askEnvelope(address, type, data, options);
+    const body = options.onlyIfState ? { ...envelope, [onlyIfStateMember]: true } : envelope;
+    return this.call(actorHostPaths.ask, body, options.signal, options.onlyIfState === true);
   }
 
   receive(envelope: Envelope): Promise<TurnOutcome> {
@@ -98,8 +110,13 @@ export class RemoteActorHost implements ActorHost {
     });
   }
 
-  private async call(path: string, envelope: Envelope, signal?: AbortSignal): Promise<TurnOutcome> {
-    const body = JSON.stringify(envelope);
+  private async call(
+    path: string,
+    message: Envelope | Record<string, unknown>,
+    signal?: AbortSignal,
+    onlyIfState = false,
+  ): Promise<TurnOutcome> {
+    const body = JSON.stringify(message);
     let response: Response;
     try {
       response = await this.post(path, body, signal).catch((error: unknown) => {
@@ -116,13 +133,18 @@ export class RemoteActorHost implements ActorHost {
         throw new EdgewiseError("timeout", "the actor host did not answer in time", { cause: error });
       throw new EdgewiseError("unavailable", "the actor host is unreachable", { cause: error });
     }
-    const answer = (await response.json().catch(() => undefined)) as Partial<Wire> | undefined;
-    const wire = typeof answer?.ok === "boolean" ? (answer as Wire) : undefined;
+    const answer = (await response.json().catch(() => undefined)) as Partial<ActorHostAnswer> | undefined;
+    const wire = typeof answer?.ok === "boolean" ? (answer as ActorHostAnswer) : undefined;
     // The actor host's own refusal (a problem, not the wire's answer): this gateway's secret or clock is wrong.
     if (!wire && response.status === 401) throw signatureRefused();
     if (!wire)
       throw new EdgewiseError("unavailable", `the actor host answered ${response.status} without a body`);
-    if (wire.ok) return { duplicate: wire.duplicate, reply: wire.reply };
+    // `noState` is taken only where it was asked for: to any other ask it would be a reply-less success.
+    if (wire.ok && "noState" in wire && wire.noState === true && onlyIfState)
+      return { duplicate: false, reply: undefined, noState: true };
+    if (wire.ok && "duplicate" in wire) return { duplicate: wire.duplicate, reply: wire.reply };
+    if (wire.ok)
+      throw new EdgewiseError("internal", "the actor host answered ok with neither a reply nor noState");
     throw isEdgewiseError(wire.error)
       ? toEdgewiseError(wire.error)
       : new EdgewiseError("internal", "actor host failed");
