@@ -212,3 +212,34 @@ describe("remote actor host: an ask only if the actor has state (onlyIfState)", 
     expect(local.hasState(counter("old-host"))).toBe(true);
   });
 });
+
+describe("remote actor host: trace context", () => {
+  test("an ask's traceparent, tracestate and correlation id reach the actor host's ask as the gateway gave them", async () => {
+    const seen: Array<Record<string, unknown>> = [];
+    const recording = createApp({
+      actors: {
+        ask: (address, type, data, options = {}) => {
+          const { signal: _signal, ...given } = options;
+          seen.push(given);
+          return local.ask(address, type, data, options);
+        },
+        receive: (delivery) => local.receive(delivery),
+      },
+      actorHost: { secret },
+    });
+    const gateway = new RemoteActorHost({
+      baseUrl: "http://actors.internal",
+      secret,
+      fetch: ((input: string | URL | Request, init?: RequestInit) =>
+        recording.request(input instanceof Request ? input : String(input), init)) as typeof fetch,
+    });
+    const trace = {
+      traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      tracestate: "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7",
+      correlationid: "order-trace-1",
+    };
+    await gateway.ask({ type: "counter", key: "traced" }, "Get", {}, trace);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject(trace);
+  });
+});

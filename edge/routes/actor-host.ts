@@ -57,6 +57,7 @@ export function actorHostRoutes(options: ActorHostRoutesOptions) {
                 id: envelope.id,
                 source: envelope.source,
                 ...(envelope.traceparent ? { traceparent: envelope.traceparent } : {}),
+                ...(envelope.tracestate ? { tracestate: envelope.tracestate } : {}),
                 ...(envelope.correlationid ? { correlationid: envelope.correlationid } : {}),
                 // The local host answers an actor without state from `hasState`, before activating it.
                 ...(onlyIfState ? { onlyIfState } : {}),
