@@ -90,6 +90,8 @@ export function commerce(options: CommerceOptions) {
       stop: async () => {
         await activityRetention?.stop();
         await system.relay.stop();
+        // Stops retrying advances that failed while Redis was away (the queue retries their events anyway).
+        if (readCache instanceof RedisReadCache) readCache.close();
       },
       securityEvents: (event) => {
         pruneSecurityEvents(Date.now());

@@ -22,7 +22,8 @@ export function cacheAdvanceOf(envelope: Envelope, consumer = "cache"): { key: s
 /**
  * Subscribed to StockChanged (key `reads`) and the order events. `advance` is idempotent (the floor only
  * grows), so a redelivery changes nothing; `duplicate` is always false, as the cache cannot tell. A Redis failure
- * throws `unavailable` (503), so the queue retries; meanwhile the entry's TTL bounds how stale a read can be.
+ * throws `unavailable` (503), so the queue retries; the Redis cache also applies the advance itself once Redis
+ * answers (RedisReadCache), and the entry's TTL bounds how stale a read can be.
  */
 export class ReadCacheConsumer implements MessageConsumer {
   readonly type = Participants.cache;

@@ -29,6 +29,11 @@ export interface RedisReadCacheOptions {
   timeoutMs?: number;
   /** After a failure, `get` and `fill` skip Redis for this long (counted as errors). Default 1000 ms. */
   cooldownMs?: number;
+  /**
+   * How many keys whose advance failed this cache remembers, to apply once Redis answers again. Default 10,000;
+   * past it the oldest is forgotten (its event, retried by the queue, and the value's TTL still end the stale read).
+   */
+  maxPendingAdvances?: number;
   /** Told about every failure: for logs or metrics. Must not throw. */
   report?: (error: unknown) => void;
   clock?: Clock;
@@ -66,6 +71,16 @@ export class RedisReadCache implements ReadCache {
   private readonly cooldownMs: number;
   private readonly clock: Clock;
   private coolingUntil = Number.NEGATIVE_INFINITY;
+  /**
+   * Advances that failed (Redis down or slow), by key: the highest version. Until one is applied, `get` and `fill`
+   * apply it first, and a timer retries them all every `cooldownMs`: a value the advance should have dropped is not
+   * served again once Redis answers (on this node at once; on the others once this node's retry gets through),
+   * instead of until the queue's next retry of the event (12 s, then 2.5 min) or the value's TTL.
+   */
+  private readonly pending = new Map<string, number>();
+  private readonly maxPending: number;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private draining: Promise<void> | undefined;
 
   constructor(
     private readonly redis: ScriptRedis,
@@ -76,6 +91,7 @@ export class RedisReadCache implements ReadCache {
     this.timeoutMs = options.timeoutMs ?? 500;
     this.cooldownMs = options.cooldownMs ?? 1000;
     this.clock = options.clock ?? systemClock;
+    this.maxPending = options.maxPendingAdvances ?? 10_000;
     if (!(this.timeoutMs > 0))
       throw new EdgewiseError("config.invalid", "RedisReadCache: timeoutMs must be > 0");
   }
@@ -88,6 +104,7 @@ export class RedisReadCache implements ReadCache {
         public: true,
       });
     }
+    await this.applyPending(key);
     const entry = decode(await this.call(getScript, key, []));
     if (entry) this.counters.hits++;
     else this.counters.misses++;
@@ -99,6 +116,7 @@ export class RedisReadCache implements ReadCache {
     checkTtl(ttlSeconds);
     const json = JSON.stringify(value);
     if (json === undefined || this.cooling()) return;
+    await this.applyPending(key);
     const ttlMs = Math.ceil(ttlSeconds * 1000);
     await this.call(fillScript, key, [
       String(version),
@@ -111,11 +129,72 @@ export class RedisReadCache implements ReadCache {
   /** Always tries Redis, even while cooling down: the cache consumer must learn of a failure, and retry. */
   async advance(key: string, version: number): Promise<void> {
     checkVersion(version);
-    await this.call(advanceScript, key, [String(version), String(this.floorTtlMs)]);
+    try {
+      await this.call(advanceScript, key, [String(version), String(this.floorTtlMs)]);
+    } catch (error) {
+      this.remember(key, version);
+      throw error;
+    }
+    if ((this.pending.get(key) ?? -1) <= version) this.pending.delete(key);
+  }
+
+  /** How many failed advances wait to be applied. */
+  pendingAdvances(): number {
+    return this.pending.size;
+  }
+
+  /** Stops retrying the failed advances (they are forgotten). */
+  close(): void {
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.pending.clear();
   }
 
   stats(): ReadCacheStats {
     return this.counters.snapshot();
+  }
+
+  private remember(key: string, version: number): void {
+    const known = this.pending.get(key);
+    if (known !== undefined && known >= version) return;
+    this.pending.delete(key); // re-inserted last: the oldest failure goes first when full
+    this.pending.set(key, version);
+    if (this.pending.size > this.maxPending) {
+      const oldest = this.pending.keys().next().value;
+      if (oldest !== undefined) this.pending.delete(oldest);
+    }
+    this.scheduleRetry();
+  }
+
+  /** Applies `key`'s failed advance, if any, before it is read or filled; throws as `call` does. */
+  private async applyPending(key: string): Promise<void> {
+    const version = this.pending.get(key);
+    if (version === undefined) return;
+    await this.call(advanceScript, key, [String(version), String(this.floorTtlMs)]);
+    if (this.pending.get(key) === version) this.pending.delete(key);
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer !== undefined) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.draining ??= this.drain().finally(() => {
+        this.draining = undefined;
+        if (this.pending.size > 0) this.scheduleRetry();
+      });
+    }, this.cooldownMs);
+    (this.retryTimer as { unref?: () => void }).unref?.();
+  }
+
+  /** Applies the failed advances, oldest first, one at a time; stops at the first failure (the timer tries again). */
+  private async drain(): Promise<void> {
+    for (const key of [...this.pending.keys()]) {
+      try {
+        await this.applyPending(key);
+      } catch {
+        return;
+      }
+    }
   }
 
   /** Monotonic: in wall time, a clock stepped back an hour after a failure kept the cache skipped for the hour. */

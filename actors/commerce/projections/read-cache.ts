@@ -13,6 +13,9 @@ import { EdgewiseError } from "../../../shared/errors/index.ts";
  *   OrderRejected is published), so no advance would ever evict it: the gateway caches an order only when its
  *   status is not `pending` (pass `cacheable: (order) => order.status !== "pending"`). Confirmed orders still
  *   change once more (cancel), and that publishes OrderCancelled.
+ * - An advance that fails (Redis down or slow) is remembered by the Redis cache that tried it and applied as soon as
+ *   Redis answers again (before that node's next read or fill of the key, and by a retry every cooldown), so the
+ *   value it should have dropped is not served once Redis is back; the queue retries the event besides.
  * - Entries live `ttlSeconds` (default 60 s) at most, which bounds staleness when an advance is lost or late.
  * - Redis failing never fails a read: `cachedRead` falls through to `load` and does not fill; the cache counts the
  *   failure in `stats().errors`.

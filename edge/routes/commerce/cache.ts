@@ -12,7 +12,7 @@ export interface CachedReads {
   /**
    * After a write through the gateway, raises `key`'s floor to the version the write returned, so the next read
    * loads the new value instead of serving the old one until the write's event reaches the cache consumer. Never
-   * throws: a cache that fails leaves that event (retried by the queue) and the TTL to end the stale read.
+   * throws: a Redis cache that fails applies it once Redis answers again, and the write's event does so too.
    */
   advance(key: string, version: number): Promise<void>;
 }
