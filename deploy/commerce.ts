@@ -37,7 +37,7 @@ export function commerce(options: CommerceOptions) {
     const readCache =
       options.readCache ??
       (context.redis
-        ? new RedisReadCache(context.redis)
+        ? new RedisReadCache(context.redis, { prefix: `${config.REDIS_KEY_PREFIX}read:` })
         : context.hostsActors
           ? new MemoryReadCache()
           : undefined);

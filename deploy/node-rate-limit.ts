@@ -36,6 +36,7 @@ export function nodeRateLimit(
     rate: config.RATE_LIMIT,
     onRedisFailure: config.RATE_LIMIT_ON_REDIS_FAILURE,
     ...(rateLimitRedis ? { redis: rateLimitRedis } : {}),
+    prefix: `${config.REDIS_KEY_PREFIX}rl`,
     // Told of every request that found Redis failing (thousands a second under load, the breaker open): one line
     // per interval, with how many it stands for, so the outage shows without flooding the log.
     report: everyInterval(10_000, (error, failures) =>

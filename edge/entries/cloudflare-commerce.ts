@@ -173,7 +173,9 @@ export class CommerceOnWorkers {
       ? upstashRestRedis(Redis, config.UPSTASH_REDIS_REST_URL, config.UPSTASH_REDIS_REST_TOKEN as string)
       : undefined;
     this.readCache = redis
-      ? new RedisReadCache(dependencies ? guardedRedis(redis, dependencies) : redis)
+      ? new RedisReadCache(dependencies ? guardedRedis(redis, dependencies) : redis, {
+          prefix: `${config.REDIS_KEY_PREFIX}read:`,
+        })
       : undefined;
     // The isolate's hits and misses, as a node's /metrics shows its cache's (`edgewise_read_cache_*`).
     if (this.readCache) metrics?.observeReadCache("reads", this.readCache);

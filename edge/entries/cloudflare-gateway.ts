@@ -66,6 +66,7 @@ export function gatewayFromEnv(
     rate: config.RATE_LIMIT,
     onRedisFailure: config.RATE_LIMIT_ON_REDIS_FAILURE,
     ...(redis ? { redis } : {}),
+    prefix: `${config.REDIS_KEY_PREFIX}rl`,
   });
   return {
     clientIp: clientIp({

@@ -275,6 +275,20 @@ export const ConfigSchema = v.object({
   REDIS_URL: v.optional(connectionUrl("REDIS_URL", /^rediss?:\/\//, "redis://")),
   UPSTASH_REDIS_REST_URL: v.optional(v.pipe(v.string(), v.url("UPSTASH_REDIS_REST_URL must be a URL"))),
   UPSTASH_REDIS_REST_TOKEN: v.optional(v.string()),
+  /**
+   * What every Redis key of this deployment starts with (the read cache's `<prefix>read:`, the rate limiter's
+   * `<prefix>rl`): two deployments sharing one Redis need two, or each answers from the other's cache.
+   */
+  REDIS_KEY_PREFIX: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(
+        /^[A-Za-z0-9:._-]{1,64}$/,
+        "REDIS_KEY_PREFIX must be 1-64 characters of letters, digits, ':', '.', '_' and '-'",
+      ),
+    ),
+    "edgewise:",
+  ),
   /** Proxies whose forwarding header (TRUSTED_PROXY_HEADER) is believed: IPs or CIDRs, comma-separated. */
   TRUSTED_PROXIES: v.optional(list, ""),
   /**
