@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { TEST_REDIS_URL } from "../../actors/commerce/projections/testing.ts";
 import { parseConfig } from "../../shared/config/index.ts";
+import { cleanup, openDirect } from "../redis-bridge/helpers.ts";
 import { type CommerceNode, startCommerceNode } from "./bun-node.ts";
 import { eventually, uniqueName } from "./client.ts";
 
@@ -23,6 +24,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await production?.stop();
   await staging?.stop();
+  const redis = await openDirect();
+  await cleanup(redis, `${run}-`);
+  redis.close();
 });
 
 test("a sku and an order of one deployment are not read from the other's cache", async () => {
