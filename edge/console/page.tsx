@@ -32,7 +32,23 @@ export function page(c: Context, node: Child, status: 200 | 400 | 401 | 403 | 40
 /** A request the console refuses (4xx): a browser gets a page saying why, any other client the problem+json. */
 export function refused(c: Context, title: string, error: EdgewiseError) {
   if (!wantsHtml(c)) throw error;
-  return page(c, <Notice title={title} message={sentence(error.message)} />, error.status as 400 | 404);
+  return page(c, <Notice title={title} message={sentence(refusal(error))} />, error.status as 400 | 404);
+}
+
+/** A parameter's name a page may show: a short plain word, as every parameter the console takes is. */
+const plainName = /^[A-Za-z0-9_.-]{1,40}$/;
+
+/**
+ * What a refusal says on a page. A refused field is named by the client's own text when the console does not take
+ * it (`?<any text>=1`), so a link could put a sentence of its choosing on the console's origin ("Your session
+ * expired. Sign in again at https://…"). A name that is not a plain word is not shown: any such parameter is one
+ * the console does not take. The problem+json keeps the name, for the client that sent it.
+ */
+function refusal(error: EdgewiseError): string {
+  const first = error.issues?.[0];
+  if (first === undefined || first.path === "" || plainName.test(first.path)) return error.message;
+  const target = /^(query|param) is invalid /.exec(error.message)?.[1] ?? "the request";
+  return `${target} is invalid (a parameter it does not take, whose name is not shown)`;
 }
 
 /** A console page that is not there: a browser gets the page, any other client the API's problem+json. */

@@ -451,3 +451,69 @@ describe("the live stream's ?after=, on the activity log in Postgres", () => {
     expect(text).not.toContain(`"subject":"order/o-1"`);
   });
 });
+
+describe("a refused parameter's name on a page", () => {
+  const sentence = "Your session expired. Sign in again at https://evil.example";
+  const pages = [
+    ["/_console", "Invalid console address"],
+    ["/_console/actors", "Invalid actor address"],
+    ["/_console/events/stream", "Invalid stream position"],
+  ] as const;
+  const unnamed = "a parameter it does not take, whose name is not shown";
+
+  test("is shown only as a plain word: a sentence of the link's choosing never reaches the console's origin", async () => {
+    const gateway = app();
+    for (const [path, title] of pages) {
+      for (const query of [
+        `${encodeURIComponent(sentence)}=1`,
+        encodeURIComponent(sentence),
+        // A name the query's encoding check refuses: undecodable, or decodable with a value that is not.
+        `${encodeURIComponent("Your session expired. Sign in at evil")}%FF=1`,
+        `${encodeURIComponent(sentence)}=%FF`,
+        `${"a".repeat(41)}=1`,
+        `${encodeURIComponent("<b>x</b>")}=1`,
+      ]) {
+        const { api, page } = await both(gateway, `${path}?${query}`);
+        expect({ query, status: page.status, title: page.title }).toEqual({ query, status: 400, title });
+        expect(page.html).toContain(unnamed);
+        for (const words of ["evil", "session expired", "a".repeat(41), "x&lt;/b&gt;"]) {
+          expect({ query, words, shown: page.html.includes(words) }).toEqual({ query, words, shown: false });
+        }
+        // The API's problem+json still names it, for the client that sent it.
+        expect({ query, ...api }).toMatchObject({ query, status: 400, code: "request.invalid" });
+        expect(api.detail).toStartWith("query is invalid (");
+        expect(api.detail).not.toContain(unnamed);
+      }
+    }
+  });
+
+  test("a short plain word is still named, as a client's typo should be", async () => {
+    const gateway = app();
+    for (const [path] of pages) {
+      for (const name of ["then", "a".repeat(40), "evil.example"]) {
+        const { page } = await both(gateway, `${path}?${name}=1`);
+        expect(page.status).toBe(400);
+        expect(page.html).toContain(
+          `Query is invalid (${name}: is not a field here (unknown fields are refused)).`,
+        );
+      }
+    }
+  });
+
+  test("the values a page names (a dead letter's id, an actor's key, a trace id) are refused by their rules unshown", async () => {
+    const gateway = app({ inspect: () => Promise.reject(new Error("not asked")) });
+    const text = encodeURIComponent(sentence);
+    for (const [path, init] of [
+      [`/_console/actors/counter/${text}`, {}],
+      [`/_console/actors?type=counter&key=${text}`, {}],
+      [`/_console/traces/${text}`, {}],
+      [`/_console/dlq/${text}/retry`, { method: "POST" }],
+      [`/_console?notice=${text}`, {}],
+      [`/_console/events/stream?after=${text}`, {}],
+    ] as const) {
+      const { page } = await both(gateway, path, init);
+      expect({ path, status: page.status }).toEqual({ path, status: 400 });
+      expect({ path, shown: page.html.includes("evil") }).toEqual({ path, shown: false });
+    }
+  });
+});
