@@ -16,9 +16,13 @@ export const consolePolicy =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
   "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/** A console page: its own CSP, never cached. */
+/**
+ * A console page: its own CSP, never cached, and readable by this origin only (`Cross-Origin-Resource-Policy:
+ * same-origin`, where the API's is `same-site`): a sibling subdomain cannot load an admin's page as a resource.
+ */
 export function page(c: Context, node: Child, status: 200 | 400 | 401 | 403 | 404 | 502 | 503 = 200) {
   c.header("Content-Security-Policy", consolePolicy);
+  c.header("Cross-Origin-Resource-Policy", "same-origin");
   c.header("Cache-Control", "no-store");
   return c.html(
     <>

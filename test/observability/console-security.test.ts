@@ -467,6 +467,51 @@ describe("CSRF, framing", () => {
     }
   });
 
+  test("its pages are for its own origin (CORP same-origin); its static files and the API keep same-site", async () => {
+    const gateway = app();
+    const admin = { authorization: `Bearer ${await token(["admin"])}`, accept: "text/html" };
+    const signIn = `/_console?token=${await token(["admin"])}`;
+    const pages: Array<[string, RequestInit, number]> = [
+      ["/_console", { headers: admin }, 200],
+      ["/_console?then=1", { headers: admin }, 400],
+      ["/_console/actors/order/x", { headers: admin }, 404],
+      ["/_console", { headers: { accept: "text/html" } }, 401],
+      [
+        "/_console",
+        { headers: { authorization: `Bearer ${await token(["orders:read"])}`, accept: "text/html" } },
+        403,
+      ],
+      ["/_console/logout", { method: "POST", headers: admin }, 200],
+      [signIn, { headers: { accept: "text/html", "sec-fetch-site": "cross-site" } }, 200],
+    ];
+    for (const [path, init, status] of pages) {
+      const response = await gateway.request(path, init);
+      expect({ path, status: response.status, type: response.headers.get("content-type") }).toEqual({
+        path,
+        status,
+        type: "text/html; charset=UTF-8",
+      });
+      expect({ path, corp: response.headers.get("cross-origin-resource-policy") }).toEqual({
+        path,
+        corp: "same-origin",
+      });
+    }
+    for (const [path, init] of [
+      ["/_console/static/console.js", {}],
+      ["/_console/static/console.css", {}],
+      ["/healthz", {}],
+      // The console's refusals to a client that takes no HTML are the API's problem+json.
+      ["/_console?then=1", { headers: { authorization: admin.authorization } }],
+      ["/_console", {}],
+    ] as const) {
+      const response = await gateway.request(path, init);
+      expect({ path, corp: response.headers.get("cross-origin-resource-policy") }).toEqual({
+        path,
+        corp: "same-site",
+      });
+    }
+  });
+
   test("nothing frames the console, and its CSP allows no inline script", async () => {
     const gateway = app();
     // As a browser asks: a client that does not take HTML gets problem+json for a missing page, under the API's CSP.

@@ -22,6 +22,9 @@ export const apiSecurityHeaders: ReadonlyArray<readonly [string, string]> = [
   ["Cross-Origin-Opener-Policy", "same-origin"],
 ];
 
+/** The headers a route that serves HTML (it sets its own CSP) keeps where it set them. */
+const ownHeaders = new Set(["Content-Security-Policy", "Cross-Origin-Resource-Policy"]);
+
 export interface SecureHeadersOptions {
   /** Allowed origins; `["*"]` for any; empty for no CORS headers at all. */
   corsOrigins?: string[];
@@ -32,10 +35,12 @@ export function secureHeaders(options: SecureHeadersOptions = {}) {
   const headers = async (c: Context<GatewayEnv>, next: Next) => {
     await next();
     const target = c.res.headers;
-    // An HTML route (the console) brings its own CSP; every other header is the same everywhere.
+    // An HTML route (the console) brings its own CSP, and may narrow Cross-Origin-Resource-Policy to same-origin;
+    // every other header is the same everywhere.
     const ownPolicy = target.has("content-security-policy");
     for (const [name, value] of apiSecurityHeaders) {
-      if (!(ownPolicy && name === "Content-Security-Policy")) target.set(name, value);
+      if (ownPolicy && ownHeaders.has(name) && target.has(name)) continue;
+      target.set(name, value);
     }
     // Answers are per caller (balances, orders) and X-API-Key is no credential to a shared cache, which could
     // otherwise keep one under its URL and serve it to the next caller. A route that may be cached says so itself.
