@@ -171,20 +171,23 @@ export async function checkConsoleToken(
   };
 }
 
-/** The session cookie: HttpOnly, SameSite=Strict, only under /_console, Secure over https; gone at `expiresAt`. */
-export function setSessionCookie(c: Context<GatewayEnv>, value: string, expiresAt: number): void {
+/** The session cookie's attributes: HttpOnly, SameSite=Strict, only under /_console, Secure over https. */
+function cookieAttributes(c: Context<GatewayEnv>) {
   const secure = new URL(c.req.url).protocol === "https:" || c.req.header("x-forwarded-proto") === "https";
+  return { path: cookiePath, httpOnly: true, sameSite: "Strict", secure } as const;
+}
+
+/** The session cookie, gone at `expiresAt`. */
+export function setSessionCookie(c: Context<GatewayEnv>, value: string, expiresAt: number): void {
   setCookie(c, sessionCookie, value, {
-    path: cookiePath,
-    httpOnly: true,
-    sameSite: "Strict",
-    secure,
+    ...cookieAttributes(c),
     maxAge: Math.max(0, Math.floor((expiresAt - Date.now()) / 1000)),
   });
 }
 
+/** Clears the session cookie (`Max-Age=0`) with the same attributes as the cookie it replaces. */
 export function clearSessionCookie(c: Context<GatewayEnv>): void {
-  deleteCookie(c, sessionCookie, { path: cookiePath });
+  deleteCookie(c, sessionCookie, cookieAttributes(c));
 }
 
 /** Constant-time comparison of two CSRF tokens; an empty one (a session without a cookie) never matches. */

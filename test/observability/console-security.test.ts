@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { ActorHost } from "../../actors/runtime/index.ts";
 import { createApp } from "../../edge/app.ts";
 import type { ConsoleEventLog, ConsoleLogEntry, ConsoleOptions } from "../../edge/console/index.tsx";
+import { signedConsoleSessions } from "../../edge/console/signed-session.ts";
 import { issueToken } from "../../edge/middleware/auth/tokens.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
 import { captureSink, createLogger } from "../../shared/telemetry/log/index.ts";
@@ -353,6 +354,50 @@ describe("the session cookie", () => {
     expect(out.headers.get("set-cookie")).toContain("Max-Age=0");
     const replayed = await gateway.request("/_console", { headers: { cookie } });
     expect(replayed.status).toBe(401);
+  });
+
+  test("the cookie that clears it has its attributes: HttpOnly, SameSite=Strict, Path=/_console, Secure over https", async () => {
+    // On a node (sessions held in memory) and on Workers (the cookie is the session), signed out or found ended.
+    for (const gateway of [
+      app(),
+      app({ sessionStore: signedConsoleSessions({ secret }, { secret: `${secret}-console` }) }),
+    ]) {
+      for (const [origin, headers, secure] of [
+        ["http://localhost", {}, false],
+        ["https://localhost", {}, true],
+        ["http://localhost", { "x-forwarded-proto": "https" }, true],
+      ] as const) {
+        const login = await gateway.request(`${origin}/_console?token=${await token(["admin"])}`, {
+          headers,
+        });
+        const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] as string;
+        const html = await (
+          await gateway.request(`${origin}/_console`, { headers: { ...headers, cookie } })
+        ).text();
+        const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? "";
+        const out = await gateway.request(`${origin}/_console/logout`, form(cookie, `csrf=${csrf}`, headers));
+        expect(out.status).toBe(200);
+        // A cookie the console no longer knows is cleared the same way (the node's, after sign-out).
+        const ended = await gateway.request(`${origin}/_console`, {
+          headers: { ...headers, cookie: "edgewise_console=ended" },
+        });
+        for (const cleared of [out.headers.get("set-cookie") ?? "", ended.headers.get("set-cookie") ?? ""]) {
+          const attributes = cleared.split(/;\s*/).slice(1).sort();
+          expect({ origin, headers, attributes }).toEqual({
+            origin,
+            headers,
+            attributes: [
+              "HttpOnly",
+              "Max-Age=0",
+              "Path=/_console",
+              "SameSite=Strict",
+              ...(secure ? ["Secure"] : []),
+            ].sort(),
+          });
+          expect(cleared.startsWith("edgewise_console=;")).toBe(true);
+        }
+      }
+    }
   });
 
   test("a session ends when its time is up on the server, whatever the browser keeps", async () => {
