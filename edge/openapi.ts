@@ -15,7 +15,9 @@ const commonErrors = {
   401: problem("No credentials, or a bad token or API key (with WWW-Authenticate: Bearer)"),
   403: problem("The caller lacks the route's scope, or the object is someone else's"),
   429: problem("Rate limited: RateLimit-* headers, and Retry-After"),
-  503: problem("A dependency is down or its breaker is open; Retry-After when known"),
+  503: problem(
+    "A dependency is down or its breaker is open, or Postgres refused for now (a lock, a deadlock); Retry-After when known",
+  ),
 };
 const bodyErrors = {
   413: problem("The body is over the limit (64 KiB unless BODY_LIMIT says otherwise)"),

@@ -11,6 +11,15 @@ import { defaultIsFailure } from "./breaker-options.ts";
 const unavailableClasses = new Set(["08", "28", "3D", "53", "57", "58", "F0", "XX"]);
 /** And one code of another class: a read-only transaction (a standby after a failover) cannot take the writes. */
 const unavailableCodes = new Set(["25006"]);
+/**
+ * Refusals that say "not now": another transaction held what this one needed, and the server rolled this one back.
+ * 40001 serialization failure, 40P01 deadlock detected (the server ended this side of a deadlock), 55P03 lock not
+ * available (a wait past the role's or database's `lock_timeout`). The server is up and the same call may succeed at
+ * once: a 503 `unavailable` with a short `Retry-After`, not counted against the breaker.
+ */
+const transientCodes = new Set(["40001", "40P01", "55P03"]);
+/** Seconds a client is asked to wait after a transient refusal: locks are held for milliseconds to seconds. */
+const transientRetryAfterSeconds = 1;
 
 /**
  * An error the server sent (postgres.js's PostgresError, PGlite's DatabaseError): a SQLSTATE and a severity. A
@@ -26,14 +35,26 @@ function sqlStateOf(error: unknown): string | undefined {
 }
 
 /**
+ * The SQLSTATE the server answered with: the error's own, or, for an error of ours that wraps the server's answer
+ * (the billing ledger's `unavailable`, a grant's record refused), its cause's.
+ */
+function answeredState(error: unknown): string | undefined {
+  const own = sqlStateOf(error);
+  if (own !== undefined || !isEdgewiseError(error)) return own;
+  return sqlStateOf((error as { cause?: unknown }).cause);
+}
+
+/**
  * The `isFailure` of a breaker in front of Postgres: as the default, except that an error the server sent counts
  * only in the classes above. Any other is the server answering a statement, which proves it up: bad data (22), a
  * constraint (23), a trigger's refusal or its bug (09, P0, 2F, 38, 39), a permission (42), a lock or object state
- * (55), a limit (54), a serialization failure (40). So neither a caller's bad input nor a table refusing writes (an
- * audit record after a revocation, written through this breaker) can open it and fail every Postgres call.
+ * (55), a limit (54), a serialization failure or deadlock (40). So neither a caller's bad input nor a table refusing
+ * writes (an audit record after a revocation, written through this breaker) nor another session holding a lock past
+ * `lock_timeout` can open it and fail every Postgres call. Our own error wrapping the server's answer (the billing
+ * ledger answers any database error as `unavailable`) is judged by that answer.
  */
 export function sqlIsFailure(error: unknown): boolean {
-  const code = sqlStateOf(error);
+  const code = answeredState(error);
   if (code !== undefined) return unavailableClasses.has(code.slice(0, 2)) || unavailableCodes.has(code);
   return defaultIsFailure(error);
 }
@@ -41,12 +62,33 @@ export function sqlIsFailure(error: unknown): boolean {
 /**
  * A Postgres call's failure as a caller should see it: the database or its connection failing (what `sqlIsFailure`
  * counts: a reset, a refused connection, a server shutting down) is `unavailable`, a 503 to retry, as the billing
- * ledger already answers; a statement the database refused, and our own errors (`breaker.open`, `timeout`), pass
- * through. Without it a driver's `ECONNRESET` was a 500 `internal`, logged as a bug, for the calls that met the
- * outage before the breaker opened and for each half-open probe. The `postgres` dependency policy applies it to
- * every call (node and Worker alike: `mapError` in their policies).
+ * ledger already answers; a transient refusal (a lock wait past `lock_timeout`, a deadlock, a serialization failure)
+ * is `unavailable` too, with `Retry-After: 1` (also on the ledger's own `unavailable` for one); a statement the
+ * database refused otherwise, and our own errors (`breaker.open`, `timeout`), pass through. Without it a driver's
+ * `ECONNRESET`, or a revocation that met a locked row, was a 500 `internal`, logged as a bug, for the calls that met
+ * it. The `postgres` dependency policy applies it to every call (node and Worker alike: `mapError` in their
+ * policies).
  */
 export function asPostgresFailure(error: unknown): unknown {
-  if (isEdgewiseError(error) || !sqlIsFailure(error)) return error;
+  const transient = transientCodes.has(answeredState(error) ?? "");
+  if (isEdgewiseError(error)) {
+    if (!transient || error.code !== "unavailable" || !(error instanceof EdgewiseError)) return error;
+    if (typeof error.meta?.retryAfterSeconds === "number") return error;
+    return new EdgewiseError(error.code, error.message, {
+      cause: error.cause,
+      meta: { ...error.meta, retryAfterSeconds: transientRetryAfterSeconds },
+    });
+  }
+  if (transient) {
+    return new EdgewiseError(
+      "unavailable",
+      "Postgres refused for now (a lock or a conflict with another transaction); retry",
+      {
+        cause: error,
+        meta: { retryAfterSeconds: transientRetryAfterSeconds },
+      },
+    );
+  }
+  if (!sqlIsFailure(error)) return error;
   return new EdgewiseError("unavailable", "Postgres is unavailable; retry", { cause: error });
 }

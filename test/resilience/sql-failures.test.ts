@@ -1,7 +1,13 @@
 // The Postgres breaker's failure rule against the real Postgres: a refused statement counts as an answer, an outage as a failure.
 import { afterAll, expect, test } from "bun:test";
 import postgres from "postgres";
-import { Dependencies, isBreakerOpen, sqlIsFailure } from "../../shared/resilience/index.ts";
+import { EdgewiseError } from "../../shared/errors/index.ts";
+import {
+  asPostgresFailure,
+  Dependencies,
+  isBreakerOpen,
+  sqlIsFailure,
+} from "../../shared/resilience/index.ts";
 import { TEST_DATABASE_URL } from "../broker/helpers.ts";
 
 const sql = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
@@ -100,3 +106,118 @@ test("a caller sending bad values again and again does not open the Postgres bre
     await errorOf(() => strict.call("postgres", () => sql`SELECT '0000-01-01T00:00:00Z'::timestamptz`));
   expect(isBreakerOpen(await errorOf(() => strict.call("postgres", () => sql`SELECT 1`)))).toBe(true);
 });
+
+/** Two more sessions, for a lock one holds while the other waits. */
+async function twoSessions<T>(use: (a: postgres.Sql, b: postgres.Sql) => Promise<T>): Promise<T> {
+  const a = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
+  const b = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    return await use(a, b);
+  } finally {
+    await Promise.all([a.end({ timeout: 1 }), b.end({ timeout: 1 })]);
+  }
+}
+
+/** Real refusals of "not now": a wait past lock_timeout (55P03), a deadlock the server broke (40P01), and a 40001. */
+async function transientRefusals(): Promise<unknown[]> {
+  const key = Math.floor(Math.random() * 2 ** 30);
+  const lockTimeout = await twoSessions(async (a, b) => {
+    let taken!: () => void;
+    const held = new Promise<void>((resolve) => {
+      taken = resolve;
+    });
+    const holding = a.begin(async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(${key})`;
+      taken();
+      await Bun.sleep(500);
+    });
+    await held;
+    const error = await errorOf(() =>
+      b.begin(async (tx) => {
+        await tx`SET LOCAL lock_timeout = 50`;
+        await tx`SELECT pg_advisory_xact_lock(${key})`;
+      }),
+    );
+    await holding;
+    return error;
+  });
+  const deadlock = await twoSessions(async (a, b) => {
+    let aHas!: () => void;
+    let bHas!: () => void;
+    const aHolds = new Promise<void>((resolve) => {
+      aHas = resolve;
+    });
+    const bHolds = new Promise<void>((resolve) => {
+      bHas = resolve;
+    });
+    // Each takes one lock, then waits for the other's: the server ends one side (after deadlock_timeout, 1 s).
+    const sides = [
+      a.begin(async (tx) => {
+        await tx`SELECT pg_advisory_xact_lock(${key})`;
+        aHas();
+        await bHolds;
+        await tx`SELECT pg_advisory_xact_lock(${key + 1})`;
+      }),
+      b.begin(async (tx) => {
+        await tx`SELECT pg_advisory_xact_lock(${key + 1})`;
+        bHas();
+        await aHolds;
+        await tx`SELECT pg_advisory_xact_lock(${key})`;
+      }),
+    ];
+    const settled = await Promise.allSettled(sides);
+    const refused = settled.filter((side) => side.status === "rejected");
+    expect(refused).toHaveLength(1);
+    return (refused[0] as PromiseRejectedResult).reason;
+  });
+  return [lockTimeout, deadlock, await raised("40001")];
+}
+
+test("a lock wait past lock_timeout, a deadlock, a serialization failure: 503 unavailable with Retry-After, not a breaker failure", async () => {
+  const refusals = await transientRefusals();
+  expect(refusals.map((error) => (error as { code?: unknown }).code)).toEqual(["55P03", "40P01", "40001"]);
+  for (const error of refusals) {
+    expect(sqlIsFailure(error)).toBe(false);
+    const seen = asPostgresFailure(error);
+    expect(seen).toBeInstanceOf(EdgewiseError);
+    expect(seen).toMatchObject({ code: "unavailable", status: 503, meta: { retryAfterSeconds: 1 } });
+    expect((seen as EdgewiseError).cause).toBe(error);
+    // The billing ledger's own `unavailable` around one (any database error is one there) is judged by what it wraps.
+    const wrapped = new EdgewiseError("unavailable", "the billing ledger is unavailable; retry", {
+      cause: error,
+    });
+    expect(sqlIsFailure(wrapped)).toBe(false);
+    expect(asPostgresFailure(wrapped)).toMatchObject({
+      code: "unavailable",
+      message: "the billing ledger is unavailable; retry",
+      meta: { retryAfterSeconds: 1 },
+    });
+  }
+  // An outage the ledger wraps still counts, and keeps its answer as it was.
+  const outage = await raised("08006");
+  const wrappedOutage = new EdgewiseError("unavailable", "the billing ledger is unavailable; retry", {
+    cause: outage,
+  });
+  expect(sqlIsFailure(wrappedOutage)).toBe(true);
+  expect(asPostgresFailure(wrappedOutage)).toBe(wrappedOutage);
+  // And an outage answers 503 without a Retry-After of one second, as before.
+  expect((asPostgresFailure(outage) as EdgewiseError).meta).toBeUndefined();
+}, 20_000);
+
+test("a lock refused again and again, even wrapped as the billing ledger's unavailable, does not open the breaker", async () => {
+  const [lockTimeout] = await transientRefusals();
+  const dependencies = new Dependencies({ policies: { postgres: { breaker: { isFailure: sqlIsFailure } } } });
+  for (let i = 0; i < 12; i++) {
+    await errorOf(() =>
+      dependencies.call("postgres", () =>
+        Promise.reject(
+          new EdgewiseError("unavailable", "the billing ledger is unavailable; retry", {
+            cause: lockTimeout,
+          }),
+        ),
+      ),
+    );
+  }
+  const [row] = await dependencies.call("postgres", () => sql`SELECT 1 AS one`);
+  expect(row).toEqual({ one: 1 });
+}, 20_000);
