@@ -15,7 +15,7 @@ export { Bulkhead, type BulkheadOptions, type BulkheadSnapshot } from "./bulkhea
 export { guardedPort } from "./guarded-port.ts";
 export { type ResilientOptions, type ResilientPolicy, resilient } from "./policy.ts";
 export { type BackoffOptions, backoffDelay, defaultRetryOn, type RetryOptions, retry } from "./retry.ts";
-export { asPostgresFailure, sqlIsFailure } from "./sql-failures.ts";
+export { asPostgresFailure, rolledBackForConflict, sqlIsFailure } from "./sql-failures.ts";
 export { isTimeout, withTimeout } from "./timeout.ts";
 export type { WindowOptions } from "./window.ts";
 export {

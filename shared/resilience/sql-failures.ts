@@ -45,6 +45,17 @@ function answeredState(error: unknown): string | undefined {
 }
 
 /**
+ * Whether the server rolled a whole transaction back for a conflict with another one (40001 serialization failure,
+ * 40P01 deadlock detected): none of it was applied, and run again at once it usually goes through, as Postgres's
+ * manual advises. Not a wait past `lock_timeout` (55P03): that bound is the operator's, and a rerun would wait it out
+ * again.
+ */
+export function rolledBackForConflict(error: unknown): boolean {
+  const code = sqlStateOf(error);
+  return code === "40001" || code === "40P01";
+}
+
+/**
  * The `isFailure` of a breaker in front of Postgres: as the default, except that an error the server sent counts
  * only in the classes above. Any other is the server answering a statement, which proves it up: bad data (22), a
  * constraint (23), a trigger's refusal or its bug (09, P0, 2F, 38, 39), a permission (42), a lock or object state

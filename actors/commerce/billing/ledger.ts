@@ -5,6 +5,7 @@ import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts"
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { validationError } from "../../../shared/errors/valibot.ts";
 import type { SchemaMarkers } from "../../../shared/postgres/schema-marker.ts";
+import { rolledBackForConflict } from "../../../shared/resilience/sql-failures.ts";
 import {
   activeContext,
   contextFromTraceparent,
@@ -82,7 +83,8 @@ const AccountInput = v.object({
 /**
  * Every change is one short Postgres transaction on the caller's pool: the journal entries, the balances, the
  * handled message id and the reply in the outbox commit together or not at all. A database failure throws
- * `unavailable` (retryable); bad input throws a poison code before any database work.
+ * `unavailable` (retryable), after one rerun of a transaction the server rolled back for a conflict with another;
+ * bad input throws a poison code before any database work.
  */
 export class BillingLedger implements MessageConsumer {
   readonly type = Participants.billing;
@@ -265,20 +267,29 @@ export class BillingLedger implements MessageConsumer {
     }
   }
 
-  /** Runs `work`, then the system-account moves it posted, last before COMMIT (see `SystemMoves`). */
-  /** `work`, then the system accounts' moves, then `last` (the final writes before COMMIT), in one transaction. */
+  /**
+   * `work`, then the system accounts' moves, then `last` (the final writes before COMMIT), in one transaction. One
+   * the server rolled back for a conflict with another (a deadlock it broke, a serialization failure under a role's
+   * `default_transaction_isolation = serializable`) runs once more at once: nothing of it was applied, and its
+   * handled message id is written in it, so a payment is still taken at most once.
+   */
   private async transaction<T>(
     work: (tx: BillingTx, system: SystemMoves) => Promise<T>,
     last?: (tx: BillingTx, result: T) => Promise<void>,
   ): Promise<T> {
-    try {
-      return (await this.sql.begin(async (tx) => {
+    const run = async () =>
+      (await this.sql.begin(async (tx) => {
         const system = new SystemMoves();
         const result = await work(tx, system);
         await system.apply(tx);
         if (last) await last(tx, result);
         return result;
       })) as T;
+    try {
+      return await run().catch((error: unknown) => {
+        if (!rolledBackForConflict(error)) throw error;
+        return run();
+      });
     } catch (error) {
       throw asRetryable(error);
     }
