@@ -244,11 +244,37 @@ describe("payments", () => {
     await expectInvariants();
   });
 
+  test("a balance set leaves room for the refunds of the captures not refunded yet", async () => {
+    await ledger.putAccount("roomy", 1_000);
+    const orderId = nextOrder();
+    await ledger.receive(payment("roomy", orderId, 100));
+    // Before, this was set, and the order's refund then took the balance past the bound: refused, retried and
+    // dead-lettered, the order cancelled but its 100 cents never back.
+    await expectCode(ledger.putAccount("roomy", Number.MAX_SAFE_INTEGER), "conflict");
+    expect(await balance("roomy")).toBe(900);
+    await ledger.putAccount("roomy", Number.MAX_SAFE_INTEGER - 100);
+    expect(replyOf(await ledger.receive(refund("roomy", orderId, 100)))).toMatchObject({
+      type: "PaymentRefunded",
+      data: { balanceCents: Number.MAX_SAFE_INTEGER },
+    });
+    // Refunded, the capture no longer holds room.
+    await ledger.putAccount("roomy", Number.MAX_SAFE_INTEGER);
+    await expectInvariants();
+  });
+
   test("a refund that would take a balance past the largest safe integer is refused whole, and applies once it fits", async () => {
     await ledger.putAccount("rich", 1_000);
     const orderId = nextOrder();
     await ledger.receive(payment("rich", orderId, 100));
-    await ledger.putAccount("rich", Number.MAX_SAFE_INTEGER);
+    // A balance set before PUT left room for refunds (above), made here by a funding transaction of its own.
+    await sql.begin(async (tx) => {
+      const delta = Number.MAX_SAFE_INTEGER - 900;
+      await tx`INSERT INTO billing_transactions (id, kind, customer_id) VALUES ('t-rich', 'funding', 'rich')`;
+      await tx`INSERT INTO billing_entries VALUES ('t-rich', 'rich', ${delta}), ('t-rich', ${SystemAccounts.funding}, ${-delta})`;
+      await tx`UPDATE billing_accounts SET balance_cents = balance_cents + ${delta} WHERE id = 'rich'`;
+      await tx`UPDATE billing_accounts SET balance_cents = balance_cents - ${delta} WHERE id = ${SystemAccounts.funding}`;
+    });
+    expect(await balance("rich")).toBe(Number.MAX_SAFE_INTEGER);
     const message = refund("rich", orderId, 100);
     // Postgres would hold MAX_SAFE_INTEGER + 100 exactly; read back it would round, and the reply would fail.
     await expectCode(ledger.receive(message), "conflict");

@@ -122,6 +122,7 @@ export class BillingLedger implements MessageConsumer {
           INSERT INTO billing_accounts (id, kind) VALUES (${customerId}, 'customer') ON CONFLICT (id) DO NOTHING`;
         const current = await lockCustomer(tx, customerId);
         if (current === undefined) throw new EdgewiseError("conflict", `account id "${customerId}" is taken`);
+        if (balanceCents > current) await leaveRoomForRefunds(tx, customerId, balanceCents, current);
         const delta = balanceCents - current;
         if (delta !== 0) {
           await post(
@@ -302,6 +303,36 @@ export class BillingLedger implements MessageConsumer {
       throw asRetryable(error);
     }
   }
+}
+
+/**
+ * Refuses (`conflict`, 409) a balance that a refund of the customer's captures not yet refunded would take past
+ * MAX_SAFE_INTEGER cents. Any of them may still be refunded (a confirmed order may be cancelled at any time), and
+ * the journal refuses a posting past that bound: before, such a refund was retried and dead-lettered, the order
+ * cancelled but its money never back. Captures and refunds leave balance + unrefunded captures unchanged, so a
+ * balance set within this room keeps every later refund within the bound. Only a raise is checked: a balance set
+ * lower never takes a refund nearer the bound. Runs with the customer's row locked, as captures and refunds do.
+ */
+async function leaveRoomForRefunds(
+  tx: BillingTx,
+  customerId: string,
+  balanceCents: number,
+  current: number,
+): Promise<void> {
+  const [row] = await tx`
+    SELECT coalesce(sum(-e.amount_cents), 0)::text AS cents
+    FROM billing_transactions c
+    JOIN billing_entries e ON e.transaction_id = c.id AND e.account_id = c.customer_id
+    WHERE c.customer_id = ${customerId} AND c.kind = 'capture' AND NOT EXISTS (
+      SELECT 1 FROM billing_transactions r WHERE r.order_id = c.order_id AND r.kind = 'refund')`;
+  const refundable = BigInt((row?.cents as string | undefined) ?? "0");
+  const room = BigInt(Number.MAX_SAFE_INTEGER) - refundable;
+  if (BigInt(balanceCents) <= room) return;
+  const most = room > BigInt(current) ? room : BigInt(current);
+  throw new EdgewiseError(
+    "conflict",
+    `balanceCents must be at most ${most} for this customer: ${refundable} cents of its captures may still be refunded, and no balance may pass ${Number.MAX_SAFE_INTEGER} cents`,
+  );
 }
 
 /** Our own errors pass through; anything from the driver or the database becomes `unavailable` (503). */

@@ -48,7 +48,12 @@ export function accountRoutes(ledger: AccountsLedger, adminEvents?: AdminEvents)
         "The balance and its record in the activity log (admin.account_set: who, the balance before and after) are " +
         "written in one transaction: if the record cannot be written, the answer is 503 and the balance is unchanged.",
       tags: ["billing"],
-      ...requires("billing:write", { 200: json("The account as set", AccountView) }),
+      ...requires("billing:write", {
+        200: json("The account as set", AccountView),
+        409: problem(
+          "conflict: the balance plus the customer's captures not yet refunded (any may still be refunded) would pass 9007199254740991 cents; the detail says the most it may be",
+        ),
+      }),
     }),
     scoped("billing:write"),
     validate("param", CustomerParam),
