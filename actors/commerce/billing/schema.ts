@@ -26,11 +26,21 @@ const ddl = `
   CREATE TABLE IF NOT EXISTS billing_accounts (
     id text PRIMARY KEY,
     kind text NOT NULL CHECK (kind IN ('customer', 'system')),
-    balance_cents bigint NOT NULL DEFAULT 0,
+    balance_cents numeric NOT NULL DEFAULT 0,
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT billing_accounts_customer_not_negative CHECK (kind <> 'customer' OR balance_cents >= 0)
   );
+  -- Version 1 made balance_cents a bigint. The system accounts sum every customer's funding and captures with no
+  -- bound: once about 1,024 customers had been given the largest balance, system:funding reached bigint's range
+  -- and every later PUT that funds an account failed (22003). numeric holds any sum; customer balances stay within
+  -- Number.MAX_SAFE_INTEGER (journal.ts). Checked in the catalog first, so only a table still on bigint is altered.
+  DO $numeric_balance$ BEGIN
+    IF (SELECT atttypid FROM pg_attribute WHERE attrelid = 'billing_accounts'::regclass
+        AND attname = 'balance_cents' AND NOT attisdropped) = 'bigint'::regtype THEN
+      ALTER TABLE billing_accounts ALTER COLUMN balance_cents TYPE numeric;
+    END IF;
+  END $numeric_balance$;
   INSERT INTO billing_accounts (id, kind) VALUES ('${SystemAccounts.funding}', 'system'),
     ('${SystemAccounts.revenue}', 'system') ON CONFLICT (id) DO NOTHING;
 
@@ -94,7 +104,7 @@ const ddl = `
   );
 `;
 
-export const billingSchema: SchemaComponent = { name: "billing", version: 1, lock: 8245641, ddl };
+export const billingSchema: SchemaComponent = { name: "billing", version: 2, lock: 8245641, ddl };
 
 /**
  * Creates the billing tables, the balance trigger and the system accounts if missing; safe on every start and
