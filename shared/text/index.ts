@@ -10,6 +10,11 @@ export const noControlCharacters = v.regex<string, string>(
   "must not contain control characters",
 );
 
+/** True when `text` holds a control character (C0, DEL, C1): what `noControlCharacters` refuses. */
+export function hasControlCharacter(text: string): boolean {
+  return /\p{Cc}/u.test(text);
+}
+
 /**
  * True when `text` holds half a surrogate pair (`"\ud800"` in JSON, or a JWT claim): such text has no UTF-8 form,
  * so Postgres, `TextEncoder` and every other encoder store U+FFFD in its place, and two different ids (`x\ud800`,

@@ -185,6 +185,22 @@ export const claimRows: AttackRow[] = [
     detail: "invalid token: malformed sub",
   },
   {
+    // Before, accepted: Postgres refuses NUL in text (the caller's security events were lost), and the activity
+    // log's JSON keeps U+FFFD in its place (an admin "alice\u0000" was recorded as the admin "alice\ufffd").
+    name: "sub with a NUL",
+    gateway: "hs",
+    token: () => hs256(claims({ sub: "alice\u0000" })),
+    status: 401,
+    detail: "invalid token: malformed sub",
+  },
+  {
+    name: "sub with a line break or another control character, from the JWKS",
+    gateway: "jwks",
+    token: ({ ec }) => signed(claims({ sub: "alice\nadmin\u0085" }), ec),
+    status: 401,
+    detail: "invalid token: malformed sub",
+  },
+  {
     name: "sub with a surrogate pair (an emoji) is valid",
     gateway: "hs",
     token: () => hs256(claims({ sub: "alice\ud83d\ude00" })),

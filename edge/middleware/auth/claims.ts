@@ -1,6 +1,6 @@
 // From a verified JWT's claims to a principal: `sub` is required, scopes come from `scope` (or `scp`).
 import type { JWTPayload } from "jose";
-import { hasUnpairedSurrogate } from "../../../shared/text/index.ts";
+import { hasControlCharacter, hasUnpairedSurrogate } from "../../../shared/text/index.ts";
 import type { Principal } from "./principal.ts";
 import { scopeSet } from "./scope-set.ts";
 
@@ -12,6 +12,10 @@ export function principalFromClaims(payload: JWTPayload): ClaimsOutcome {
   // Half a surrogate pair (`"\ud800"` in the payload's JSON) has no UTF-8 form: Postgres would store U+FFFD, so the
   // caller would own the orders, account and points of the customer whose sub has U+FFFD there.
   if (hasUnpairedSurrogate(payload.sub)) return { reason: "malformed sub" };
+  // Nor a control character, which an API key's sub and a customerId may not hold either: Postgres refuses NUL in
+  // text (the caller's rate-limit security events were lost) and the activity log's JSON stores U+FFFD for it (an
+  // admin "a\u0000b" was recorded as "a\ufffdb", another admin).
+  if (hasControlCharacter(payload.sub)) return { reason: "malformed sub" };
   const granted = grantedScopes(payload);
   if (granted === undefined) return { reason: "bad scope" };
   return { principal: { sub: payload.sub, scopes: scopeSet(granted), via: "jwt" } };
