@@ -216,22 +216,6 @@ export function createApp(options: AppOptions): GatewayApp {
     );
   }
 
-  // The document is public: mounted before authentication, so a caller's credentials, good or bad, do not matter
-  // (it is generated from the whole app, routes mounted below included, at its first request, then kept).
-  app.get(
-    "/openapi.json",
-    describeRoute({
-      summary:
-        "This document: OpenAPI 3.1, generated from the schemas the gateway validates and answers with",
-      tags: ["operations"],
-      ...publicRoute,
-      responses: {
-        200: { description: "OpenAPI 3.1", content: { "application/json": { schema: { type: "object" } } } },
-      },
-    }),
-    openAPIRouteHandler(app, openApiOptions),
-  );
-
   // The delivery endpoint authenticates by the broker's signature, not by a caller's token or rate limit,
   // so it is mounted before them; it has its own body limit.
   if (options.delivery) {
@@ -267,6 +251,23 @@ export function createApp(options: AppOptions): GatewayApp {
   });
 
   if (options.clientCert) app.use(requireClientCert(options.clientCert));
+  // The document is public: mounted before authentication, so a caller's credentials, good or bad, do not matter
+  // (it is generated from the whole app, routes mounted below included, at its first request, then kept). A client
+  // certificate, when required, it does need: every request does but probes, scrapes and the signed endpoints.
+  app.get(
+    "/openapi.json",
+    describeRoute({
+      summary:
+        "This document: OpenAPI 3.1, generated from the schemas the gateway validates and answers with",
+      tags: ["operations"],
+      ...publicRoute,
+      responses: {
+        200: { description: "OpenAPI 3.1", content: { "application/json": { schema: { type: "object" } } } },
+      },
+    }),
+    openAPIRouteHandler(app, openApiOptions),
+  );
+
   // 5. body limit → 6. authentication → 7. rate limit → 8. admission; 9. validation sits on each route.
   if (options.clientIp) app.use(options.clientIp);
   const apiBodyLimit = bodyLimit({ maxBytes: options.bodyLimitBytes ?? 64 * 1024 });
