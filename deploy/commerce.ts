@@ -5,13 +5,13 @@ import {
   RedisReadCache,
   securityEventPruner,
 } from "../actors/commerce/projections/index.ts";
-import type { PostWebhook, Resolve } from "../actors/commerce/webhooks/index.ts";
+import { parseInboundSecrets, type PostWebhook, type Resolve } from "../actors/commerce/webhooks/index.ts";
 import { commerceSystem } from "../edge/commerce.ts";
 import type { Config } from "../shared/config/index.ts";
 import { EdgewiseError } from "../shared/errors/index.ts";
 import { errorFields } from "../shared/telemetry/log/index.ts";
 import { ActivityRetention } from "./activity-retention.ts";
-import type { ExtensionContext, NodeExtension } from "./node.ts";
+import type { ExtensionContext, NodeExtender, NodeExtension } from "./node.ts";
 
 export { routeCache } from "../edge/commerce.ts";
 
@@ -28,10 +28,9 @@ export interface CommerceOptions {
 }
 
 /** The extension for startNode: everything the commerce API needs beyond its actors (wired in edge/commerce.ts). */
-export function commerce(options: CommerceOptions) {
-  return async (context: ExtensionContext): Promise<NodeExtension> => {
+export function commerce(options: CommerceOptions): NodeExtender {
+  const extend = async (context: ExtensionContext): Promise<NodeExtension> => {
     const { sql, transport, config, actors, log, logger } = context;
-    if (!context.hostsActors) requireSharedWithActorHost(config);
     // A node without Redis caches in its own memory only if it hosts the actors: the consumer that invalidates the
     // cache runs where the actors' events are delivered, so a gateway-only node's memory would never be told.
     const readCache =
@@ -102,6 +101,14 @@ export function commerce(options: CommerceOptions) {
       describeTarget: system.describeTarget,
     };
   };
+  return Object.assign(extend, { checkConfig: checkCommerceConfig });
+}
+
+/** What commerce refuses from its settings alone: startNode asks before it makes anything (see NodeExtender). */
+function checkCommerceConfig(config: Config): void {
+  // A gateway's actors live on its actor host (node-actors.ts): it hosts none of its own.
+  if (config.ACTOR_HOST_URL !== undefined) requireSharedWithActorHost(config);
+  parseInboundSecrets(config.INBOUND_WEBHOOK_SECRETS);
 }
 
 /**

@@ -42,7 +42,7 @@ export interface NodeOptions {
   /** The Postgres schema for this node's tables, so several nodes can share one database in tests. */
   schema?: string;
   /** Adds an application (the reference commerce system) on the node's pool, queue and actors. */
-  extend?: (context: ExtensionContext) => Promise<NodeExtension>;
+  extend?: NodeExtender;
   /**
    * Where the node's log lines go, each a JSON record at LOG_LEVEL or above. Default: the console (stdout; warn
    * and error to stderr). When given (tests, benches, the demo), the access log is off unless `accessLog` is set.
@@ -74,6 +74,15 @@ export interface NodeOptions {
   /** How often an embedded PGlite whose queue is elsewhere looks for tables to vacuum. Default 10 s. */
   upkeepEveryMs?: number;
 }
+
+/**
+ * Makes an extension once the node's pool, queue and actors are open. `checkConfig`, when given, is asked first,
+ * before the node makes anything (its data dir, secrets, PGlite's files): it throws `config.invalid` for settings
+ * the extension cannot run with, decided from the configuration alone.
+ */
+export type NodeExtender = ((context: ExtensionContext) => Promise<NodeExtension>) & {
+  checkConfig?: (config: Config) => void;
+};
 
 /** What a node shares with an extension. */
 export interface ExtensionContext {

@@ -1,7 +1,6 @@
 // One self-hosted Edgewise node, on any runtime that brings a serve and a SQLite driver: the composition root.
 import { PostgresApiKeyStore } from "../edge/middleware/auth/postgres-api-key-store.ts";
 import { placedBefore } from "../edge/routes/commerce/orders.ts";
-import { EdgewiseError } from "../shared/errors/index.ts";
 import { boundedSecurityEvents, createLogger, errorFields } from "../shared/telemetry/log/index.ts";
 import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
 import { onlineBackupRoutes } from "./backup/online-route.ts";
@@ -9,6 +8,7 @@ import { followDeliveryOrigin } from "./delivery-origin.ts";
 import { otlpMetricsConfigFromEnv, startOtlpMetricsExport } from "./metrics-export.ts";
 import { nodeActors, nodeTransport } from "./node-actors.ts";
 import { createNodeApp } from "./node-app.ts";
+import { checkNodeConfig } from "./node-config-check.ts";
 import { claimDataDir } from "./node-data-dir.ts";
 import { nodeDependencies } from "./node-dependencies.ts";
 import { type HttpTraffic, serveNodeApp } from "./node-listener.ts";
@@ -25,7 +25,13 @@ import { jwtSecret } from "./secrets.ts";
 import { dialableHost } from "./serve.ts";
 import { startNodeTracing, tracingEnabled } from "./tracing.ts";
 
-export type { EdgewiseNode, ExtensionContext, NodeExtension, NodeOptions } from "./node-options.ts";
+export type {
+  EdgewiseNode,
+  ExtensionContext,
+  NodeExtender,
+  NodeExtension,
+  NodeOptions,
+} from "./node-options.ts";
 export { nodeDependencyPolicies } from "./node-dependencies.ts";
 export { everyInterval } from "./node-rate-limit.ts";
 
@@ -50,14 +56,10 @@ export async function startNode(options: NodeOptions): Promise<EdgewiseNode> {
  */
 async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<EdgewiseNode> {
   const { config } = options;
-  // PGlite ignores the search_path asked for at connect time: the tables would land in public, silently.
-  if (options.schema && !config.DATABASE_URL) {
-    throw new EdgewiseError(
-      "config.invalid",
-      "startNode's schema option needs DATABASE_URL (PGlite keeps its tables in public)",
-    );
-  }
-  // Read first, so a malformed OTEL_* setting stops the node before it opens anything.
+  const tracingOn = options.tracing ?? tracingEnabled();
+  // Settings refused from the environment alone are refused first, before the node opens or makes anything.
+  checkNodeConfig(options, tracingOn);
+  // Read first too, so a malformed OTEL_* setting stops the node before it opens anything.
   const otlpMetrics = otlpMetricsConfigFromEnv();
   const logger =
     options.logger ??
@@ -73,17 +75,16 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
 
   // The data dir's locks and a shared database's actor-host lease, before anything is opened there.
   const { dataDir, openPrivateDb } = await claimDataDir(options, logger, stops);
-  const tracing =
-    (options.tracing ?? tracingEnabled())
-      ? startNodeTracing({
-          dataDir,
-          openDb: openPrivateDb,
-          onError: (error) =>
-            logger.warn("trace store: a write failed; those spans are not kept", {
-              error: errorFields(error),
-            }),
-        })
-      : undefined;
+  const tracing = tracingOn
+    ? startNodeTracing({
+        dataDir,
+        openDb: openPrivateDb,
+        onError: (error) =>
+          logger.warn("trace store: a write failed; those spans are not kept", {
+            error: errorFields(error),
+          }),
+      })
+    : undefined;
   if (tracing) stops.push(() => tracing.stop());
   // Everything GET /metrics serves (and the OTLP export pushes); each part below feeds it through a plain callback.
   const metrics = new EdgewiseMetrics({

@@ -51,7 +51,13 @@ export interface RunningServer {
   stop(force?: boolean): Promise<void>;
 }
 
-export type Serve = (options: ServeOptions) => RunningServer | Promise<RunningServer>;
+export type Serve = ((options: ServeOptions) => RunningServer | Promise<RunningServer>) & {
+  /**
+   * Set by a serve that cannot listen with `tls` (Deno's): the refusal it throws then. A node that would listen
+   * with its certificate throws it before it makes anything.
+   */
+  tlsRefusal?: () => Error;
+};
 
 /**
  * The host a client on this machine dials to reach a server bound to `bound`: a wildcard (every interface) is

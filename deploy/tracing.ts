@@ -91,6 +91,23 @@ export function tracingEnabled(value = env("EDGEWISE_TRACING")): boolean {
   return tracingSetting(value);
 }
 
+/** What installTracing reads from the environment, each bad setting refused with `config.invalid` naming it. */
+function tracingSettings(serviceName: string) {
+  return {
+    reads: readSamplingFromEnv(),
+    writes: writeSamplingFromEnv(),
+    resource: otlpResource(serviceName, env("OTEL_RESOURCE_ATTRIBUTES")),
+  };
+}
+
+/**
+ * Refuses now what installTracing would refuse, writing nothing: a node asks before it makes its data dir. Once
+ * the provider is installed, its settings were read then and are not read again, so nothing is asked.
+ */
+export function checkTracingSettings(serviceName = env("OTEL_SERVICE_NAME") ?? "edgewise"): void {
+  if (!installed) tracingSettings(serviceName);
+}
+
 /**
  * Registers the process-wide tracer provider once (later calls return the same one). OTLP/HTTP export is added
  * when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set; the exporter reads those itself.
@@ -100,15 +117,14 @@ export function installTracing(serviceName = env("OTEL_SERVICE_NAME") ?? "edgewi
   // A trace's first span is sampled before the SDK (shared/telemetry/trace/sampling.ts), by the policy for reads or
   // for writes; the SDK's own sampler is its default, ParentBased(AlwaysOn) unless OTEL_TRACES_SAMPLER says
   // otherwise: a child follows its parent.
-  const reads = readSamplingFromEnv();
-  const writes = writeSamplingFromEnv();
+  const { reads, writes, resource } = tracingSettings(serviceName);
   const fanout = new FanoutProcessor();
   const processors: SpanProcessor[] = [fanout];
   if (env("OTEL_EXPORTER_OTLP_ENDPOINT") || env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) {
     processors.push(new BatchSpanProcessor(new OTLPTraceExporter()));
   }
   const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes(otlpResource(serviceName, env("OTEL_RESOURCE_ATTRIBUTES"))),
+    resource: resourceFromAttributes(resource),
     spanProcessors: processors,
   });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());

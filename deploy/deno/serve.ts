@@ -25,14 +25,15 @@ interface DenoGlobal {
   ): DenoServer;
 }
 
+/** Deno.serve takes a cert and key but has no option to request or verify client certificates. */
+const tlsRefusal = () =>
+  new EdgewiseError(
+    "config.invalid",
+    "TLS listeners (mutual TLS) are Bun-only for now: Deno.serve cannot request client certificates; run this node on Bun or terminate TLS in front of it",
+  );
+
 export const denoServe: Serve = (options) => {
-  if (options.tls) {
-    // Deno.serve takes a cert and key but has no option to request or verify client certificates.
-    throw new EdgewiseError(
-      "config.invalid",
-      "TLS listeners (mutual TLS) are Bun-only for now: Deno.serve cannot request client certificates; run this node on Bun or terminate TLS in front of it",
-    );
-  }
+  if (options.tls) throw tlsRefusal();
   const deno = (globalThis as unknown as { Deno: DenoGlobal }).Deno;
   // Deno's shutdown() fails a request whose body is still arriving (BadResource, answered 500), so a graceful stop
   // first waits for the handlers under way; requests that arrive meanwhile get 503 and `connection: close`.
@@ -78,6 +79,7 @@ export const denoServe: Serve = (options) => {
     },
   };
 };
+denoServe.tlsRefusal = tlsRefusal;
 
 /**
  * The 503 for a request that arrives while the server closes. It never reaches the app, so it is given here what
