@@ -15,6 +15,7 @@ import { type HttpTraffic, serveNodeApp } from "./node-listener.ts";
 import { nodeLoad } from "./node-load.ts";
 import type { EdgewiseNode, NodeExtension, NodeOptions } from "./node-options.ts";
 import { portBindable } from "./node-port.ts";
+import { clearReadCacheAfterRestore } from "./read-cache-restored.ts";
 import { openNodePostgres } from "./node-postgres.ts";
 import { startNodeQueue } from "./node-queue.ts";
 import { nodeRateLimit } from "./node-rate-limit.ts";
@@ -104,6 +105,13 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   // Every remote dependency has one breaker and a timeout (shared/resilience); /readyz and /metrics show them.
   const dependencies = nodeDependencies(logger);
   const rateLimit = nodeRateLimit(options, dependencies, logger, stops);
+  // Redis outlives `npm run restore`: the first start after one drops the read cache's newer entries and floors.
+  await clearReadCacheAfterRestore({
+    dataDir,
+    redis: rateLimit.rawRedis,
+    prefix: `${config.REDIS_KEY_PREFIX}read:`,
+    logger,
+  });
 
   // The public URL depends on the port actually bound (PORT=0 picks one), so it is read lazily.
   let publicUrl = config.PUBLIC_URL ?? "";

@@ -30,7 +30,8 @@ const help = [
   "its manifest before it is kept; refused while a node or broker runs on it. With DATABASE_URL, pg_dump the node's",
   'schema too (deploy/README.md, "Backup and restore").',
   "--online: the same archive from a running node on embedded Postgres, checked the same way before it is kept.",
-  "restore: the archive into a missing or empty data dir, every file checked against the manifest first.",
+  "restore: the archive into a missing or empty data dir, every file checked against the manifest first; the node's",
+  "first start on it clears its read cache's keys in Redis (newer than the backup).",
   "npm runs both in the repo's root: relative paths are taken from there.",
   "",
   "  --data-dir <dir>     the node's data dir (default EDGEWISE_DATA_DIR, else ./.edgewise)",
@@ -108,6 +109,9 @@ async function main(): Promise<void> {
     const { version, commit } = manifest.edgewise;
     const build = commit ? `${version} ${commit.slice(0, 12)}` : version;
     console.log(`[restore] ${archive} (taken ${manifest.createdAt}, Edgewise ${build}) → ${dataDir}`);
+    console.log(
+      "[restore] the node's first start on it clears its read cache's keys in the Redis its config names (<REDIS_KEY_PREFIX>read:{*), newer than the backup",
+    );
     if (manifest.postgres === "external") {
       console.log(
         "[restore] the node kept its Postgres elsewhere (DATABASE_URL): restore the dump taken with this backup before starting it",

@@ -16,6 +16,7 @@ import { basename, join, resolve } from "node:path";
 import type { SqlDatabase } from "../../actors/hosts/local/sql.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { type DataDirLock, lockDataDir } from "../data-dir-lock.ts";
+import { markRestored } from "../read-cache-restored.ts";
 import { extractArchive, syncDir } from "./archive.ts";
 import {
   ArchiveError,
@@ -73,6 +74,8 @@ export async function restore(options: RestoreOptions): Promise<Manifest> {
     const manifest = verify(staging);
     for (const name of readdirSync(staging)) renameSync(join(staging, name), join(dataDir, name));
     rmSync(staging, { recursive: true });
+    // Redis's read cache is newer than this dir: the node's first start clears it (read-cache-restored.ts).
+    markRestored(dataDir, manifest.createdAt);
     syncDir(dataDir);
     return manifest;
   } catch (error) {

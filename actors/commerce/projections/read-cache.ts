@@ -17,6 +17,8 @@ import { EdgewiseError } from "../../../shared/errors/index.ts";
  *   Redis answers again (before that node's next read or fill of the key, and by a retry every cooldown), so the
  *   value it should have dropped is not served once Redis is back; the queue retries the event besides.
  * - Entries live `ttlSeconds` (default 60 s) at most, which bounds staleness when an advance is lost or late.
+ * - Redis outlives a node's restore from backup: its entries and floors are then newer than the restored actors, so
+ *   the node's first start after a restore deletes its prefix's keys (deploy/read-cache-restored.ts).
  * - Redis failing never fails a read: `cachedRead` falls through to `load` and does not fill; the cache counts the
  *   failure in `stats().errors`.
  */

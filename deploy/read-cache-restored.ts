@@ -1,0 +1,97 @@
+// After `npm run restore`: the node's first start clears its read cache's keys in Redis, which are newer than the dir.
+import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { RatelimitRedis } from "../edge/middleware/rate-limit/upstash.ts";
+import { errorFields, type Logger } from "../shared/telemetry/log/index.ts";
+
+/**
+ * The file restore leaves in the data dir: the node that starts on it next clears its read cache, then removes it.
+ * Redis outlives a restore: its entries (values read after the backup point, and version floors above the restored
+ * actors' versions) would serve the lost newer state for up to their TTL (60 s) and refuse fills for up to the
+ * floor's (an hour).
+ */
+export const restoredMarker = "restored-read-cache";
+
+export function markRestored(dataDir: string, archiveCreatedAt: string): void {
+  const text = `${JSON.stringify({ restoredAt: new Date().toISOString(), archiveCreatedAt })}\n`;
+  writeFileSync(join(dataDir, restoredMarker), text, { mode: 0o600 });
+}
+
+/**
+ * The read cache's keys of one deployment: `<prefix>{<key>}` and `<prefix>{<key>}:floor`, where `prefix` is
+ * `<REDIS_KEY_PREFIX>read:`. REDIS_KEY_PREFIX takes no `{` and no glob characters, so `<prefix>{*` matches no key of
+ * another prefix, not even of one that starts with this one (its keys go on `read:{`, never straight on `{`).
+ */
+export const readCachePattern = (prefix: string) => `${prefix}{*`;
+
+/** KEYS: none; ARGV: cursor, pattern, count. Touches no key, so no key needs declaring. */
+const scanScript = "return redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])";
+/** KEYS: what SCAN found, declared as a script must. */
+const deleteScript = "local n = 0 for _, key in ipairs(KEYS) do n = n + redis.call('DEL', key) end return n";
+
+const asText = (reply: unknown): string =>
+  reply instanceof Uint8Array ? new TextDecoder().decode(reply) : String(reply);
+
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** Deletes every key matching `pattern`, SCAN batch by batch; returns how many were deleted. */
+export async function deleteMatching(
+  redis: RatelimitRedis,
+  pattern: string,
+  timeoutMs: number,
+): Promise<number> {
+  let cursor = "0";
+  let deleted = 0;
+  do {
+    const reply = await withDeadline(redis.eval(scanScript, [], [cursor, pattern, "500"]), timeoutMs);
+    if (!Array.isArray(reply) || !Array.isArray(reply[1]))
+      throw new Error("SCAN answered no cursor and keys");
+    cursor = asText(reply[0]);
+    const keys = (reply[1] as unknown[]).map(asText);
+    if (keys.length > 0) deleted += Number(await withDeadline(redis.eval(deleteScript, keys, []), timeoutMs));
+  } while (cursor !== "0");
+  return deleted;
+}
+
+export interface AfterRestoreOptions {
+  dataDir: string;
+  /** The node's Redis (REDIS_URL or Upstash REST), if its config names one. */
+  redis: RatelimitRedis | undefined;
+  /** The read cache's key prefix, `<REDIS_KEY_PREFIX>read:`. */
+  prefix: string;
+  logger: Logger;
+  /** How long one Redis call may take. Default 5000 ms. */
+  timeoutMs?: number;
+}
+
+/**
+ * On the first start after a restore, before the node serves: deletes this deployment's read-cache keys in Redis and
+ * then the marker. If Redis fails, the node starts all the same (reads fall through to the actors while Redis is
+ * away), warns with the command that does the same by hand, and keeps the marker, so its next start tries again.
+ * Without Redis the cache is in the node's memory, empty at start: the marker is removed.
+ */
+export async function clearReadCacheAfterRestore(options: AfterRestoreOptions): Promise<void> {
+  const marker = join(options.dataDir, restoredMarker);
+  if (!existsSync(marker)) return;
+  const { redis, logger } = options;
+  const pattern = readCachePattern(options.prefix);
+  if (redis) {
+    try {
+      const deleted = await deleteMatching(redis, pattern, options.timeoutMs ?? 5_000);
+      logger.info(`restored data dir: cleared the read cache's keys in Redis (${pattern})`, { deleted });
+    } catch (error) {
+      logger.warn(
+        `restored data dir: clearing the read cache's keys in Redis (${pattern}) failed; until they are gone, reads may answer state newer than the restore for up to 60 s, and fills of those keys are refused for up to an hour. The next start tries again, or delete them by hand: redis-cli -u <REDIS_URL> --scan --pattern '${pattern}' | xargs -r -d '\\n' redis-cli -u <REDIS_URL> del`,
+        { error: errorFields(error) },
+      );
+      return;
+    }
+  }
+  rmSync(marker, { force: true });
+}
