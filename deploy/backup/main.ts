@@ -112,6 +112,9 @@ async function main(): Promise<void> {
     console.log(
       "[restore] the node's first start on it clears its read cache's keys in the Redis its config names (<REDIS_KEY_PREFIX>read:{*), newer than the backup",
     );
+    console.log(
+      `[restore] everything else is as it was at ${manifest.createdAt}: API keys revoked since then are valid again, webhook subscriptions deleted since then are back, and secrets rotated since then are the old ones; revoke, delete and rotate them again once the node runs (deploy/README.md, Backup and restore)`,
+    );
     if (manifest.postgres === "external") {
       console.log(
         "[restore] the node kept its Postgres elsewhere (DATABASE_URL): restore the dump taken with this backup before starting it",

@@ -14,6 +14,7 @@ const work = mkdtempSync(join(tmpdir(), "edgewise-restore-cache-"));
 const run = uniqueName("restorecache");
 const prefix = `${run}:`;
 const started: Started[] = [];
+let archive = "";
 afterAll(async () => {
   for (const node of started) await node.kill("SIGKILL");
   const redis = await openDirect();
@@ -23,7 +24,7 @@ afterAll(async () => {
 }, 30_000);
 
 /** `npm start` on `dataDir` with embedded Postgres and this run's Redis keys, as an operator runs it. */
-async function nodeProcess(dataDir: string, redisUrl = TEST_REDIS_URL) {
+async function nodeProcess(dataDir: string, extra: Record<string, string> = {}) {
   const port = freePort();
   const node = await startProcess([process.execPath, join(root, "edge/entries/bun.ts")], {
     cwd: root,
@@ -33,8 +34,9 @@ async function nodeProcess(dataDir: string, redisUrl = TEST_REDIS_URL) {
       RATE_LIMIT: "1000000/60s",
       EDGEWISE_SHUTDOWN_DELAY: "0ms",
       EDGEWISE_DATA_DIR: dataDir,
-      REDIS_URL: redisUrl,
+      REDIS_URL: TEST_REDIS_URL,
       REDIS_KEY_PREFIX: prefix,
+      ...extra,
     },
     pattern: /admin token[^:]*: (\S+)/,
   });
@@ -48,6 +50,10 @@ const read = async (api: CommerceClient, path: string) => {
   return { status: reply.status, cache: reply.headers.get("x-cache"), body: reply.body };
 };
 
+/** The status of a read with an API key alone: 404 (a sku never set) once the key is accepted, 401 when it is not. */
+const withKey = async (api: CommerceClient, key: string) =>
+  (await fetch(`${api.target.base}/v1/inventory/${run}-none`, { headers: { "x-api-key": key } })).status;
+
 test("after a restore, the node neither serves the lost newer state from Redis nor has its fills refused", async () => {
   const source = join(work, "source");
   const sku = `${run}-mug`;
@@ -55,12 +61,19 @@ test("after a restore, the node neither serves the lost newer state from Redis n
   let { node, api } = await nodeProcess(source);
   await api.putSku(sku, 5, 250);
   await api.putAccount(customer, 10_000);
+  const issued = await api.call<{ id: string; key: string }>("POST", "/v1/api-keys", {
+    body: { sub: `${run}-ci`, scopes: ["inventory:read"] },
+  });
+  expect(issued.status).toBe(201);
   await node.kill("SIGTERM");
-  const archive = join(work, "before.tar.gz");
+  archive = join(work, "before.tar.gz");
   expect((await npmRun({}, "backup", "--", "--data-dir", source, "--out", archive)).code).toBe(0);
 
   // After the backup point: the stock changes and an order is placed, and both are read into the cache.
   ({ node, api } = await nodeProcess(source));
+  expect(await withKey(api, issued.body.key)).toBe(404);
+  expect((await api.call("DELETE", `/v1/api-keys/${issued.body.id}`)).status).toBe(204);
+  await eventually(async () => (await withKey(api, issued.body.key)) === 401, "the key revoked");
   await api.putSku(sku, 9, 250);
   const placed = await api.place(customer, [{ sku, quantity: 1 }], { "idempotency-key": `${run}-k1` });
   expect(placed.status).toBe(202);
@@ -85,6 +98,8 @@ test("after a restore, the node neither serves the lost newer state from Redis n
   const restored = await npmRun({}, "restore", "--", archive, "--data-dir", target);
   expect(restored.code).toBe(0);
   expect(restored.stdout).toContain("read cache");
+  // What Redis does not hold comes back as of the backup too: the operator is told to undo it again.
+  expect(restored.stdout).toContain("API keys revoked since then are valid again");
   expect(existsSync(join(target, restoredMarker))).toBe(true);
   ({ node, api } = await nodeProcess(target));
 
@@ -93,6 +108,8 @@ test("after a restore, the node neither serves the lost newer state from Redis n
   expect([stock.status, stock.cache, stock.body.available]).toEqual([200, "miss", 5]);
   const order = await read(api, `/v1/orders/${orderId}`);
   expect([order.status, order.body.code]).toEqual([404, "not_found"]);
+  // The revoked key works again: the restore took its revocation back (restore said so above).
+  expect(await withKey(api, issued.body.key)).toBe(404);
   // Its reads are cached again at once: no floor from after the backup refuses its fills.
   await eventually(async () => (await read(api, `/v1/inventory/${sku}`)).cache === "hit", "the stock cached");
   for (const key of others) expect(text(await direct(redis, "GET", key))).toBe("1:{}");
