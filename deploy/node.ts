@@ -15,7 +15,11 @@ import { type HttpTraffic, serveNodeApp } from "./node-listener.ts";
 import { nodeLoad } from "./node-load.ts";
 import type { EdgewiseNode, NodeExtension, NodeOptions } from "./node-options.ts";
 import { portBindable } from "./node-port.ts";
-import { clearReadCacheAfterRestore } from "./read-cache-restored.ts";
+import {
+  clearReadCacheAfterRestore,
+  externalQueueWarning,
+  restoredSinceStart,
+} from "./read-cache-restored.ts";
 import { openNodePostgres } from "./node-postgres.ts";
 import { startNodeQueue } from "./node-queue.ts";
 import { nodeRateLimit } from "./node-rate-limit.ts";
@@ -105,7 +109,9 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   // Every remote dependency has one breaker and a timeout (shared/resilience); /readyz and /metrics show them.
   const dependencies = nodeDependencies(logger);
   const rateLimit = nodeRateLimit(options, dependencies, logger, stops);
-  // Redis outlives `npm run restore`: the first start after one drops the read cache's newer entries and floors.
+  // Redis and an external queue outlive `npm run restore`: the first start after one drops the read cache's newer
+  // entries and floors, and says what the queue needs.
+  if (config.QSTASH_URL && restoredSinceStart(dataDir)) logger.warn(externalQueueWarning);
   await clearReadCacheAfterRestore({
     dataDir,
     redis: rateLimit.rawRedis,

@@ -1,4 +1,4 @@
-// After `npm run restore`: the node's first start clears its read cache's keys in Redis, which are newer than the dir.
+// After `npm run restore`: the node's first start clears its read cache in Redis, and warns of an external queue.
 import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RatelimitRedis } from "../edge/middleware/rate-limit/upstash.ts";
@@ -11,6 +11,18 @@ import { errorFields, type Logger } from "../shared/telemetry/log/index.ts";
  * floor's (an hour).
  */
 export const restoredMarker = "restored-read-cache";
+
+/** Whether the data dir was restored and no node has started on it since (or its read cache was not cleared yet). */
+export const restoredSinceStart = (dataDir: string): boolean => existsSync(join(dataDir, restoredMarker));
+
+/**
+ * A queue outside the data dir (QSTASH_URL) is not restored with it: unless its state comes from the same stop, what
+ * it delivered after the backup is not delivered again, and what the restored outboxes send again is dropped as a
+ * repeat; the saga's nudge (10 minutes, then longer) moves such orders on. Said at the first start (and at the next
+ * ones while the marker stays, when clearing Redis failed).
+ */
+export const externalQueueWarning =
+  "restored data dir on a queue outside it (QSTASH_URL): unless the broker's state was restored from the same stop as the backup (npm run broker's data dir or QSTASH_DB_SCHEMA), messages it delivered after the backup are not delivered again and those the outboxes send again are dropped as repeats, so orders in flight at the backup stay pending until their saga's nudge (10 minutes after they were placed, then longer); Upstash QStash cannot be restored (deploy/README.md, Backup and restore)";
 
 export function markRestored(dataDir: string, archiveCreatedAt: string): void {
   const text = `${JSON.stringify({ restoredAt: new Date().toISOString(), archiveCreatedAt })}\n`;

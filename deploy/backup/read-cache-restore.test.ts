@@ -125,3 +125,22 @@ test("after a restore, the node neither serves the lost newer state from Redis n
   expect((await read(api, `/v1/inventory/${sku}`)).cache).toBe("hit");
   await node.kill("SIGTERM");
 }, 120_000);
+
+test("a restored node on a queue outside its data dir (QSTASH_URL) says, at its first start, what the queue needs", async () => {
+  expect(archive).not.toBe(""); // the archive of the test above
+  const target = join(work, "restored-external-queue");
+  expect((await npmRun({}, "restore", "--", archive, "--data-dir", target)).code).toBe(0);
+  // A broker that is not there: the node starts all the same (its deliveries wait), and the warning is about restores.
+  const queue = {
+    QSTASH_URL: `http://127.0.0.1:${freePort()}`,
+    QSTASH_TOKEN: "token",
+    QSTASH_CURRENT_SIGNING_KEY: "sig_current",
+    QSTASH_NEXT_SIGNING_KEY: "sig_next",
+  };
+  let { node } = await nodeProcess(target, queue);
+  expect(node.output()).toContain("restored data dir on a queue outside it (QSTASH_URL)");
+  await node.kill("SIGTERM");
+  ({ node } = await nodeProcess(target, queue));
+  expect(node.output()).not.toContain("restored data dir on a queue outside it");
+  await node.kill("SIGTERM");
+}, 60_000);
