@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { Redis } from "@upstash/redis";
 import type { RedisBridge } from "./local/redis-bridge/index.ts";
 import { tcpRedis } from "../edge/middleware/rate-limit/redis-tcp-bun.ts";
+import { nodeTcpRedis } from "../edge/middleware/rate-limit/redis-tcp-node.ts";
 import { upstashRestRedis } from "../edge/middleware/rate-limit/upstash.ts";
 import { captureSink, createLogger } from "../shared/telemetry/log/index.ts";
 import {
@@ -35,6 +36,8 @@ afterAll(async () => {
 
 const clients = {
   tcp: () => tcpRedis({ url: TEST_REDIS_URL }),
+  // Deno's client (node:net), which Bun runs too.
+  "node-tcp": () => nodeTcpRedis({ url: TEST_REDIS_URL }),
   rest: () => ({ ...upstashRestRedis(Redis, bridge.url, bridge.token), close() {} }),
 };
 
