@@ -44,6 +44,10 @@ const deleteScript = "local n = 0 for _, key in ipairs(KEYS) do n = n + redis.ca
 const asText = (reply: unknown): string =>
   reply instanceof Uint8Array ? new TextDecoder().decode(reply) : String(reply);
 
+/**
+ * Bounds a start-time Redis call. The RatelimitRedis port takes no AbortSignal, so the call itself is not cut off: a
+ * late answer is ignored, and the start goes on (warning) rather than waiting on a Redis that does not answer.
+ */
 function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
