@@ -1,6 +1,7 @@
 // Schema markers: a store's DDL runs once per version of it, so a start whose stores are current takes no table lock.
 import type postgres from "postgres";
 import { sha256Hex } from "../crypto/hex.ts";
+import { EdgewiseError } from "../errors/index.ts";
 
 /**
  * One store's Postgres schema. `ddl` is idempotent and additive (it never drops or narrows anything), so running it
@@ -159,20 +160,73 @@ function isCurrent(
 }
 
 /**
+ * How long a start waits, in all, for the locks its migration needs: another node's migration of the same component
+ * (the advisory lock, held for as long as its DDL runs), or a table its DDL must lock while another session holds
+ * it. The role's `lock_timeout` and `statement_timeout` (an operator's `ALTER ROLE … SET`, or DATABASE_URL's options)
+ * are bounds for serving requests: under them, a node starting beside one that migrates for longer than 200 ms failed
+ * to start (55P03 or 57014 on `pg_advisory_xact_lock`), where waiting would have succeeded.
+ */
+export const schemaMigrationWaitMs = 60_000;
+
+/** A transaction's statement that met a lock it could not have in time (55P03), or a deadlock the server broke. */
+function lockRefused(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "55P03" || code === "40P01";
+}
+
+/**
  * Applies the component's DDL unless the marker says it is current, and then records it, in one transaction
  * under the component's advisory lock (re-checked there: another node may have applied it meanwhile). Given the
  * start's `markers` (readSchemaMarkers, with this component among those it was asked about), a current component
  * costs no round trip at all; without, one.
+ *
+ * The transaction sets aside the role's `statement_timeout` (a DDL that rewrites a table takes what it takes, and
+ * cancelled halfway it would be redone, and cancelled, at every start) and waits for the advisory lock as long as
+ * `waitMs` allows. Its DDL waits for a table lock no longer than the role's `lock_timeout` (while it waits, every
+ * query of that table queues behind it), and the transaction is run again until `waitMs` is spent; then the start
+ * fails with an `unavailable` that says which component and why.
  */
 export async function ensureSchema<Types extends Record<string, unknown>>(
   sql: Pool<Types>,
   component: SchemaComponent,
   markers?: SchemaMarkers,
+  waitMs = schemaMigrationWaitMs,
 ): Promise<void> {
   const fingerprint = await schemaFingerprint(component);
   const known = markers ?? (await readSchemaMarkers(sql, [component]));
   if (isCurrent(known.get(component.name), component, fingerprint)) return;
+  const deadline = performance.now() + waitMs;
+  for (let pause = 50; ; pause = Math.min(pause * 2, 1_000)) {
+    try {
+      return await migrateOnce(sql, component, fingerprint, deadline);
+    } catch (error) {
+      const left = deadline - performance.now();
+      if (!lockRefused(error)) throw error;
+      if (left <= 0) {
+        throw new EdgewiseError(
+          "unavailable",
+          `the ${component.name} schema could not be migrated: its locks were not free within ${Math.round(waitMs / 1_000)} s (another node migrating it, or a session holding its tables); start again once they are`,
+          { cause: error },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
+    }
+  }
+}
+
+/** Milliseconds left until `deadline`, as a setting's text: at least 1 (0 would be no bound at all). */
+const msLeft = (deadline: number) => String(Math.max(1, Math.ceil(deadline - performance.now())));
+
+async function migrateOnce<Types extends Record<string, unknown>>(
+  sql: Pool<Types>,
+  component: SchemaComponent,
+  fingerprint: string,
+  deadline: number,
+): Promise<void> {
   await sql.begin(async (tx) => {
+    const [settings] = await tx<Array<{ lockTimeout: string }>>`
+      SELECT current_setting('lock_timeout') AS "lockTimeout",
+             set_config('statement_timeout', '0', true), set_config('lock_timeout', ${msLeft(deadline)}, true)`;
     await tx`SELECT pg_advisory_xact_lock(${component.lock})`;
     const [table] = await tx<Array<{ exists: boolean }>>`
       SELECT to_regclass(format('%I.edgewise_schema', current_schema())) IS NOT NULL AS exists`;
@@ -186,6 +240,9 @@ export async function ensureSchema<Types extends Record<string, unknown>>(
     );
     const marker = row && { ...row, relations: new Set(row.relations) };
     if (isCurrent(marker, component, fingerprint)) return;
+    // The role's bound on a table lock, if it has one (else what is left): waiting, the DDL holds up that table.
+    const role = settings?.lockTimeout ?? "0";
+    await tx`SELECT set_config('lock_timeout', ${role === "0" ? msLeft(deadline) : role}, true)`;
     await tx.unsafe(component.ddl);
     await tx`
       INSERT INTO edgewise_schema (component, version, fingerprint)
