@@ -16,7 +16,7 @@ export const pruneSetting = "edgewise.activity_prune";
  */
 export const activityLogSchema: SchemaComponent = {
   name: "activity_log",
-  version: 1,
+  version: 2,
   lock: 8245612,
   ddl: `
       CREATE TABLE IF NOT EXISTS activity_log (
@@ -33,6 +33,8 @@ export const activityLogSchema: SchemaComponent = {
       );
       CREATE INDEX IF NOT EXISTS activity_log_type ON activity_log (type, seq DESC);
       CREATE INDEX IF NOT EXISTS activity_log_subjects ON activity_log USING gin (subjects);
+      -- pruneActivity's batches by age: without it the last one (fewer than a batch left) read every row kept.
+      CREATE INDEX IF NOT EXISTS activity_log_recorded ON activity_log (recorded_at);
       CREATE OR REPLACE FUNCTION activity_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         IF TG_OP = 'DELETE' AND current_setting('${pruneSetting}', true) = 'on' THEN
