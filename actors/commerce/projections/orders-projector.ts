@@ -2,6 +2,7 @@
 import type postgres from "postgres";
 import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts";
 import type { SchemaMarkers } from "../../../shared/postgres/schema-marker.ts";
+import { rolledBackForConflict } from "../../../shared/resilience/sql-failures.ts";
 import type { MessageConsumer } from "../../runtime/consumers.ts";
 import type { TurnOutcome } from "../../runtime/turn.ts";
 import { Participants } from "../messages.ts";
@@ -57,8 +58,21 @@ export class OrdersProjector<Types extends Record<string, unknown> = Record<stri
     return { duplicate: !result.changed, reply };
   }
 
-  /** Folds one event in; `at` is the event's time in epoch ms. */
+  /**
+   * Folds one event in; `at` is the event's time in epoch ms. A transaction the server rolled back for a conflict
+   * (40001 under a role's `default_transaction_isolation = serializable`, when another event of the order wrote its
+   * row meanwhile; 40P01) runs once more at once, as the billing ledger's do: nothing of it was applied, and the
+   * merge is by version, so running it again is safe. Before, the delivery failed, and under a short backoff one was
+   * dead-lettered after a few such refusals.
+   */
   async apply(event: OrderEvent, at: number): Promise<MergeResult> {
+    return await this.applyOnce(event, at).catch((error: unknown) => {
+      if (!rolledBackForConflict(error)) throw error;
+      return this.applyOnce(event, at);
+    });
+  }
+
+  private async applyOnce(event: OrderEvent, at: number): Promise<MergeResult> {
     return await this.sql.begin(async (tx) => {
       // Twice at most: when a concurrent first event inserted the row between the read and the insert.
       for (let attempt = 0; ; attempt++) {
