@@ -59,11 +59,12 @@ export class OrdersProjector<Types extends Record<string, unknown> = Record<stri
   }
 
   /**
-   * Folds one event in; `at` is the event's time in epoch ms. A transaction the server rolled back for a conflict
-   * (40001 under a role's `default_transaction_isolation = serializable`, when another event of the order wrote its
-   * row meanwhile; 40P01) runs once more at once, as the billing ledger's do: nothing of it was applied, and the
-   * merge is by version, so running it again is safe. Before, the delivery failed, and under a short backoff one was
-   * dead-lettered after a few such refusals.
+   * Folds one event in; `at` is the event's time in epoch ms. The transaction is READ COMMITTED whatever the role's
+   * `default_transaction_isolation`: its row lock and the merge by version are what keep the row right, and under
+   * serializable, events of different orders inserted at once ended each other (40001, read/write dependencies
+   * through the index pages they share), about one in two, again when run once more. One the server still rolls
+   * back for a conflict (a deadlock, 40P01) runs once more at once, as the billing ledger's do: nothing of it was
+   * applied, and the merge is by version, so running it again is safe.
    */
   async apply(event: OrderEvent, at: number): Promise<MergeResult> {
     return await this.applyOnce(event, at).catch((error: unknown) => {
@@ -73,7 +74,7 @@ export class OrdersProjector<Types extends Record<string, unknown> = Record<stri
   }
 
   private async applyOnce(event: OrderEvent, at: number): Promise<MergeResult> {
-    return await this.sql.begin(async (tx) => {
+    return await this.sql.begin("isolation level read committed", async (tx) => {
       // Twice at most: when a concurrent first event inserted the row between the read and the insert.
       for (let attempt = 0; ; attempt++) {
         const [row] = await tx<OrderRow[]>`
