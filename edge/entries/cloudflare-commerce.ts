@@ -220,6 +220,10 @@ export class CommerceOnWorkers {
   }
 
   open(ctx: ExecutionContext): CommerceScope {
+    // Read-cache advances that failed in an earlier request: its retry timer does not run once that request ended.
+    if (this.readCache instanceof RedisReadCache && this.readCache.pendingAdvances() > 0) {
+      ctx.waitUntil(this.readCache.retryPending());
+    }
     const sql = this.connect();
     const store = new PostgresApiKeyStore(sql);
     // As on a node: behind the `postgres` breaker, and a dead database is 503 `unavailable`, not 500 `internal`;

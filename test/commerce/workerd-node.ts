@@ -25,14 +25,16 @@ export interface CommerceWorker {
 }
 
 /**
- * The Worker with the queue (the local broker, retries shortened 100x), Postgres and a JWT secret; `vars` adds or
- * overrides `--var`s. Ready when it returns: /readyz passed and the commerce tables exist.
+ * The Worker with the queue (the local broker, retries shortened 100x unless `brokerTimeScale` says), Postgres and
+ * a JWT secret; `vars` adds or overrides `--var`s. Ready when it returns: /readyz passed and the commerce tables exist.
  */
 export async function startCommerceWorker(
   name: string,
   vars: Record<string, string> = {},
   /** More `wrangler dev` flags, e.g. `--test-scheduled` (GET /__scheduled runs the cron). */
   flags: string[] = [],
+  /** The broker's retry backoff multiplier: 0.01 unless a test needs its real delays (1). */
+  brokerTimeScale = 0.01,
 ): Promise<CommerceWorker> {
   const brokerSchema = uniqueSchema(`${name}_broker`);
   const workerSchema = uniqueSchema(name);
@@ -56,7 +58,7 @@ export async function startCommerceWorker(
       port: 0,
       databaseUrl: TEST_DATABASE_URL,
       schema: brokerSchema,
-      timeScale: 0.01,
+      timeScale: brokerTimeScale,
       log: () => {},
     });
     await createSchema(workerSchema);

@@ -81,6 +81,7 @@ export class RedisReadCache implements ReadCache {
   private readonly maxPending: number;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private draining: Promise<void> | undefined;
+  private retrying: Promise<void> | undefined;
 
   constructor(
     private readonly redis: ScriptRedis,
@@ -141,6 +142,20 @@ export class RedisReadCache implements ReadCache {
   /** How many failed advances wait to be applied. */
   pendingAdvances(): number {
     return this.pending.size;
+  }
+
+  /**
+   * Applies the failed advances now, where no timer outlives a request (Workers: under `wrangler dev` the retry
+   * timer's advance never landed once the request that set it had ended). Resolves when done or stopped at a
+   * failure; never rejects.
+   */
+  retryPending(): Promise<void> {
+    if (this.pending.size === 0) return Promise.resolve();
+    // Not the timer's drain: one started by a request that has ended may never settle there.
+    this.retrying ??= this.drain().finally(() => {
+      this.retrying = undefined;
+    });
+    return this.retrying;
   }
 
   /** Stops retrying the failed advances (they are forgotten). */
