@@ -1,18 +1,14 @@
 // A start whose Postgres stores are all migrated runs no DDL: it neither waits for their writers nor holds them up.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import postgres from "postgres";
-import { BillingLedger } from "../actors/commerce/billing/index.ts";
-import { ActivityLog } from "../actors/commerce/projections/activity-log.ts";
-import { OrdersProjector } from "../actors/commerce/projections/orders-projector.ts";
 import {
   TEST_DATABASE_URL,
   type TestDatabase,
   testDatabase,
 } from "../actors/commerce/projections/testing.ts";
-import { PostgresWebhookStore } from "../actors/commerce/webhooks/postgres-store.ts";
-import { PostgresApiKeyStore } from "../edge/middleware/auth/postgres-api-key-store.ts";
 import { readSchemaMarkers } from "../shared/postgres/schema-marker.ts";
-import { migrate as migrateBroker, type Sql } from "./local/broker/db.ts";
+import type { Sql } from "./local/broker/db.ts";
+import { startStores } from "./schema-start-stores.ts";
 
 /** Every table of every store the node and a Workers isolate migrate at start, and the embedded broker's. */
 const tables = [
@@ -33,17 +29,6 @@ const tables = [
   "qstash_queues",
   "qstash_dedup",
 ];
-
-/** What a node start runs (deploy/node.ts, deploy/commerce.ts, the broker), with the markers read once. */
-async function startStores(sql: Sql): Promise<void> {
-  const markers = await readSchemaMarkers(sql);
-  await new BillingLedger(sql).migrate(markers);
-  await new OrdersProjector(sql).migrate(markers);
-  await new ActivityLog(sql).migrate(markers);
-  await new PostgresWebhookStore(sql).migrate(markers);
-  await new PostgresApiKeyStore(sql).migrate(markers);
-  await migrateBroker(sql, markers);
-}
 
 let db: TestDatabase;
 let schema: string;

@@ -1,32 +1,17 @@
 // A start under the role's short lock_timeout / statement_timeout waits for another node's migration, or a writer.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import postgres from "postgres";
-import { BillingLedger } from "../actors/commerce/billing/index.ts";
 import { billingSchema } from "../actors/commerce/billing/schema.ts";
-import { ActivityLog } from "../actors/commerce/projections/activity-log.ts";
-import { OrdersProjector } from "../actors/commerce/projections/orders-projector.ts";
 import {
   TEST_DATABASE_URL,
   type TestDatabase,
   testDatabase,
 } from "../actors/commerce/projections/testing.ts";
-import { PostgresWebhookStore } from "../actors/commerce/webhooks/postgres-store.ts";
-import { PostgresApiKeyStore } from "../edge/middleware/auth/postgres-api-key-store.ts";
 import { ensureSchema, readSchemaMarkers } from "../shared/postgres/schema-marker.ts";
-import { migrate as migrateBroker, type Sql } from "./local/broker/db.ts";
+import type { Sql } from "./local/broker/db.ts";
+import { startStores } from "./schema-start-stores.ts";
 
 const components = ["activity_log", "api_keys", "billing", "broker", "orders_read", "webhooks"];
-
-/** What a node start runs (deploy/node.ts, deploy/commerce.ts, the broker), with the markers read once. */
-async function startStores(sql: Sql): Promise<void> {
-  const markers = await readSchemaMarkers(sql);
-  await new BillingLedger(sql).migrate(markers);
-  await new OrdersProjector(sql).migrate(markers);
-  await new ActivityLog(sql).migrate(markers);
-  await new PostgresWebhookStore(sql).migrate(markers);
-  await new PostgresApiKeyStore(sql).migrate(markers);
-  await migrateBroker(sql, markers);
-}
 
 let db: TestDatabase;
 let schema: string;

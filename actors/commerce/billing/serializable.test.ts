@@ -1,26 +1,20 @@
 // The billing ledger on a role whose default_transaction_isolation is serializable: concurrent payments all apply.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { connect, type Sql } from "../../../deploy/local/broker/db.ts";
 import { createEnvelope } from "../../../shared/envelope/index.ts";
-import { BillingLedger, ledgerInvariants } from "./index.ts";
+import { ledgerInvariants } from "./index.ts";
+import { type BillingTestDatabase, billingTestDatabase } from "./testing.ts";
 
-const base = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-// As an operator's `ALTER ROLE … SET default_transaction_isolation = serializable` gives every session.
-const url = `${base}${base.includes("?") ? "&" : "?"}default_transaction_isolation=serializable`;
-const schema = `billing_test_serializable_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
-let sql: Sql;
-let ledger: BillingLedger;
+let db: BillingTestDatabase;
 
 beforeAll(async () => {
-  sql = await connect({ url, max: 10, schema });
-  ledger = new BillingLedger(sql);
-  await ledger.migrate();
+  // As an operator's `ALTER ROLE … SET default_transaction_isolation = serializable` gives every session.
+  db = await billingTestDatabase("serializable", {
+    max: 10,
+    settings: { default_transaction_isolation: "serializable" },
+  });
 });
 
-afterAll(async () => {
-  await sql`DROP SCHEMA IF EXISTS ${sql(schema)} CASCADE`;
-  await sql.end();
-});
+afterAll(() => db?.drop());
 
 const payment = (customerId: string, orderId: string, amountCents: number) =>
   createEnvelope({
@@ -31,13 +25,13 @@ const payment = (customerId: string, orderId: string, amountCents: number) =>
   });
 
 test("30 payments of one customer at once, on a serializable role: each is captured once, none refused", async () => {
-  const [isolation] = await sql<
+  const [isolation] = await db.sql<
     { level: string }[]
   >`SELECT current_setting('transaction_isolation') AS level`;
   expect(isolation?.level).toBe("serializable");
-  await ledger.putAccount("busy", 1_000_000);
+  await db.ledger.putAccount("busy", 1_000_000);
   const outcomes = await Promise.allSettled(
-    Array.from({ length: 30 }, (_, n) => ledger.receive(payment("busy", `o-busy-${n}`, 100 + n))),
+    Array.from({ length: 30 }, (_, n) => db.ledger.receive(payment("busy", `o-busy-${n}`, 100 + n))),
   );
   const refused = outcomes.filter((outcome) => outcome.status === "rejected");
   expect(refused.map((outcome) => String((outcome as PromiseRejectedResult).reason))).toEqual([]);
@@ -46,6 +40,6 @@ test("30 payments of one customer at once, on a serializable role: each is captu
     expect(reply.type).toBe("PaymentCaptured");
   }
   const spent = Array.from({ length: 30 }, (_, n) => 100 + n).reduce((a, b) => a + b, 0);
-  expect((await ledger.getAccount("busy")).balanceCents).toBe(1_000_000 - spent);
-  expect((await ledgerInvariants(sql)).violations).toEqual([]);
+  expect((await db.ledger.getAccount("busy")).balanceCents).toBe(1_000_000 - spent);
+  expect((await ledgerInvariants(db.sql)).violations).toEqual([]);
 }, 60_000);
