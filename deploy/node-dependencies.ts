@@ -3,6 +3,7 @@ import {
   Dependencies,
   type DependencyPolicy,
   asPostgresFailure,
+  redisIsFailure,
   sqlIsFailure,
 } from "../shared/resilience/index.ts";
 import type { Logger } from "../shared/telemetry/log/index.ts";
@@ -15,7 +16,8 @@ export const nodeDependencyPolicies: Record<string, Partial<DependencyPolicy>> =
   // A refused statement (a value out of range, a constraint) is the database answering, not failing.
   // A lost connection reaches callers as 503 `unavailable` (asPostgresFailure), not as a driver error (a 500).
   postgres: { timeoutMs: 5_000, breaker: { isFailure: sqlIsFailure }, mapError: asPostgresFailure },
-  redis: { timeoutMs: 500 },
+  // An error reply (NOSCRIPT after Redis lost its scripts, WRONGTYPE) is Redis answering, not failing.
+  redis: { timeoutMs: 500, breaker: { isFailure: redisIsFailure } },
   broker: { timeoutMs: 5_000 },
   "actor-host": { timeoutMs: 10_000 },
   webhook: { timeoutMs: 10_000 },

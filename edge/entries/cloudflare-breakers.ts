@@ -10,6 +10,7 @@ import type { QueueEnv } from "../../actors/hosts/cloudflare/queue.ts";
 import type { Config } from "../../shared/config/index.ts";
 import {
   asPostgresFailure,
+  redisIsFailure,
   type Dependencies,
   type DependencyPolicy,
   sqlIsFailure,
@@ -28,7 +29,8 @@ export interface BreakersEnv {
 export const workerDependencyPolicies: Record<string, Partial<DependencyPolicy>> = {
   // A refused statement (a value out of range, a constraint) is the database answering, not failing.
   postgres: { timeoutMs: 5_000, breaker: { isFailure: sqlIsFailure }, mapError: asPostgresFailure },
-  redis: { timeoutMs: 500 },
+  // An error reply (NOSCRIPT after Redis lost its scripts, WRONGTYPE) is Redis answering, not failing.
+  redis: { timeoutMs: 500, breaker: { isFailure: redisIsFailure } },
   broker: { timeoutMs: 5_000 },
   webhook: { timeoutMs: 10_000 },
 };

@@ -1,0 +1,57 @@
+// Which Redis errors count against its breaker: only Redis away or saying it cannot serve; any other reply is it up.
+import { defaultIsFailure } from "./breaker-options.ts";
+
+/**
+ * Error replies in which Redis says it cannot serve now: still loading its data set, busy in a script, a replica
+ * without its master or read-only after a failover, out of memory, unable to persist (MISCONF), a cluster down or
+ * resharding, too few replicas, or refusing the connection's credentials.
+ */
+const unavailableReplies = new Set([
+  "LOADING",
+  "BUSY",
+  "MASTERDOWN",
+  "READONLY",
+  "OOM",
+  "MISCONF",
+  "CLUSTERDOWN",
+  "TRYAGAIN",
+  "NOREPLICAS",
+  "NOAUTH",
+  "WRONGPASS",
+]);
+
+/**
+ * The first word of an error reply Redis sent, or undefined for an error of the client or the network. Over TCP the
+ * clients mark Redis's replies: Bun's RedisClient with `code: "ERR_REDIS_SERVER_ERROR"`, ioredis with a
+ * `ReplyError`. Over REST, @upstash/redis throws every error body as an `UpstashError` (`<reply>, command was: …`, or `Command failed: <reply>`),
+ * the HTTP status dropped; a 503 of the REST server that cannot reach Redis (the local bridge's `ERR redis-bridge:
+ * …`) and Upstash's request quota (`ERR max … limit exceeded`) are Redis unavailable, not a reply.
+ */
+function replyCode(error: unknown): string | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const marked =
+    (error as { code?: unknown }).code === "ERR_REDIS_SERVER_ERROR" ||
+    error.name === "ReplyError" ||
+    error.name === "UpstashError";
+  if (!marked) return undefined;
+  // The SDK's auto-pipelining says `Command failed: <reply>`.
+  const reply = error.message.replace(/^Command failed: /, "");
+  if (error.name === "UpstashError" && /^ERR (redis-bridge:|max .*limit exceeded)/i.test(reply)) {
+    return undefined;
+  }
+  return /^([A-Z][A-Z_]*)\b/.exec(reply)?.[1];
+}
+
+/**
+ * The `isFailure` of a breaker in front of Redis, as `sqlIsFailure` is for Postgres: an error reply Redis sent counts
+ * only for the codes above. Any other reply is Redis answering the command, which proves it up: NOSCRIPT (its script
+ * cache lost to a restart, a failover or SCRIPT FLUSH), WRONGTYPE, a script's error, an `ERR` about the command. A
+ * NOSCRIPT counted as a failure opened the breaker after a burst of them, and then the EVAL that reloads the script
+ * was refused by the open breaker and every half-open probe was another EVALSHA meeting NOSCRIPT: the breaker never
+ * closed. The connection refused or lost, a timeout, a stuck connection, and Redis's refusals above still count.
+ */
+export function redisIsFailure(error: unknown): boolean {
+  const code = replyCode(error);
+  if (code !== undefined) return unavailableReplies.has(code);
+  return defaultIsFailure(error);
+}
