@@ -318,6 +318,7 @@ export class LocalActorHost implements ActorHost {
   private async relayLoop(): Promise<void> {
     const transport = this.options.transport;
     if (!transport) return;
+    let failedPasses = 0;
     while (!this.stopped) {
       // While the queue's breaker refuses calls, a pass would only read a page of the outbox, have every send
       // refused locally and write the page back with its backoff; pass after pass (other actors' entries are still
@@ -332,8 +333,17 @@ export class LocalActorHost implements ActorHost {
       let sent = 0;
       try {
         sent = await this.relayPass();
+        failedPasses = 0;
       } catch (error) {
         this.options.onBackgroundError("relay pass failed", error);
+        // A pass that threw wrote nothing back: its entries are still due, often already sent (the write after the
+        // send failed, as on a full disk). Running the next pass at once resent them in a loop, hundreds a second,
+        // each with its warning; it waits as a failed send would instead.
+        failedPasses++;
+        await this.sleep(this.clock.now() + retryDelay(failedPasses, this.options.relayPolicy), (wake) => {
+          this.relayWake = wake;
+        });
+        continue;
       }
       if (sent > 0) continue;
       const next = await this.store.nextDue();
