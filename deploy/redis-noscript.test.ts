@@ -10,29 +10,43 @@ import { guardedRedis } from "../edge/middleware/rate-limit/guarded-redis.ts";
 import { tcpRedis } from "../edge/middleware/rate-limit/redis-tcp-bun.ts";
 import { TcpForwarder } from "../test/rate-limit/forwarder.ts";
 import { type RatelimitRedis, upstashRestRedis } from "../edge/middleware/rate-limit/upstash.ts";
-import type { RespConnection } from "./local/redis-bridge/connection.ts";
+import { parseRedisUrl, RespConnection } from "./local/redis-bridge/connection.ts";
 import { startRedisBridge } from "./local/redis-bridge/index.ts";
-import {
-  cleanup,
-  direct,
-  openDirect,
-  startTestBridge,
-  TEST_REDIS_URL,
-  uniquePrefix,
-} from "../test/redis-bridge/helpers.ts";
+import { direct, uniquePrefix } from "../test/redis-bridge/helpers.ts";
+import { closedPort } from "../test/rate-limit/support.ts";
 import { Dependencies, redisIsFailure } from "../shared/resilience/index.ts";
 import { nodeDependencyPolicies } from "./node-dependencies.ts";
 
 const prefix = uniquePrefix("noscript");
+/**
+ * A real Redis of this file's own: SCRIPT FLUSH empties the script cache of the whole server, so on the shared test
+ * Redis it would make another test file's EVALSHA, run meanwhile right after its EVAL or SCRIPT LOAD, meet NOSCRIPT.
+ */
+const port = closedPort();
+const redisUrl = `redis://127.0.0.1:${port}`;
+let redisServer: ReturnType<typeof Bun.spawn> | undefined;
 let raw: RespConnection;
 const closers: Array<() => void | Promise<void>> = [];
 beforeAll(async () => {
-  raw = await openDirect();
+  redisServer = Bun.spawn(
+    ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    { stdout: "ignore", stderr: "ignore" },
+  );
+  for (let tries = 0; ; tries++) {
+    const connection = await RespConnection.open(parseRedisUrl(redisUrl)).catch(() => undefined);
+    if (connection) {
+      raw = connection;
+      break;
+    }
+    if (tries > 100) throw new Error("redis-server did not start");
+    await Bun.sleep(50);
+  }
 });
 afterAll(async () => {
   for (const close of closers) await close();
-  await cleanup(raw, prefix);
-  raw.close();
+  raw?.close();
+  redisServer?.kill();
+  await redisServer?.exited;
 });
 
 /** What a Redis restart (`--save ""`), a failover or an operator does to every client's loaded scripts. */
@@ -44,7 +58,7 @@ const links: Array<[string, () => Promise<RatelimitRedis>]> = [
   [
     "TCP (REDIS_URL)",
     async () => {
-      const client = tcpRedis({ url: TEST_REDIS_URL });
+      const client = tcpRedis({ url: redisUrl });
       closers.push(() => client.close());
       return client;
     },
@@ -52,7 +66,7 @@ const links: Array<[string, () => Promise<RatelimitRedis>]> = [
   [
     "REST bridge (UPSTASH_REDIS_REST_URL)",
     async () => {
-      const bridge = await startTestBridge();
+      const bridge = await startRedisBridge({ port: 0, redisUrl, token: `noscript-token-${port}` });
       closers.push(() => bridge.stop());
       return upstashRestRedis(Redis, bridge.url, bridge.token);
     },
@@ -161,8 +175,7 @@ test("Redis unreachable counts, over TCP and through the bridge", async () => {
   expect(redisIsFailure(tcpError)).toBe(true);
 
   // The bridge reaches Redis through a forwarder, cut once the bridge has started.
-  const target = new URL(TEST_REDIS_URL);
-  const forwarder = new TcpForwarder({ hostname: target.hostname, port: Number(target.port || 6379) });
+  const forwarder = new TcpForwarder({ hostname: "127.0.0.1", port });
   forwarder.start();
   const bridge = await startRedisBridge({
     port: 0,
