@@ -15,6 +15,8 @@ export interface NodeReadinessParts {
   queue: NodeQueue;
   actors: NodeActors;
   redis: NodeRateLimit;
+  /** REDIS_KEY_PREFIX: the probe reads a key of it, which a Redis user limited to the prefix's keys may read. */
+  redisKeyPrefix: string;
   dependencies: Dependencies;
 }
 
@@ -61,7 +63,7 @@ export function nodeReadiness(parts: NodeReadinessParts): DependencyCheck[] {
       name: "redis",
       critical: false,
       // The raw client: a readiness probe must see Redis itself, not its breaker's fast failure.
-      check: async () => void (await rawRedis?.get("edgewise:ping")),
+      check: async () => void (await rawRedis?.get(`${parts.redisKeyPrefix}ping`)),
       breaker: () => dependencies.state("redis"),
     });
   }

@@ -135,7 +135,16 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   });
   const { host } = actors;
 
-  const readiness = nodeReadiness({ sql, embedded, dataDir, queue, actors, redis: rateLimit, dependencies });
+  const readiness = nodeReadiness({
+    sql,
+    embedded,
+    dataDir,
+    queue,
+    actors,
+    redis: rateLimit,
+    redisKeyPrefix: config.REDIS_KEY_PREFIX,
+    dependencies,
+  });
   const extension: NodeExtension = options.extend
     ? await options.extend({
         config,

@@ -76,7 +76,8 @@ export function redisCheck(config: Config, dependencies: Dependencies): Dependen
   return {
     name: "redis",
     critical: false,
-    check: async () => void (await redis.get("edgewise:ping")),
+    // A key of this deployment's prefix: a Redis user limited to its prefix's keys may read it (REDIS_KEY_PREFIX).
+    check: async () => void (await redis.get(`${config.REDIS_KEY_PREFIX}ping`)),
     breaker: () => dependencies.state("redis"),
   };
 }
