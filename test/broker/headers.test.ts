@@ -24,6 +24,16 @@ afterAll(async () => {
   await dropSchema(schema);
 });
 
+/** Publishes the body "same" to `url` with content-based deduplication and `headers`; the broker's answer. */
+async function publishSame(url: string, headers: Record<string, string>) {
+  const response = await call(broker, `/v2/publish/${url}`, {
+    method: "POST",
+    body: "same",
+    headers: { "Upstash-Content-Based-Deduplication": "true", ...headers },
+  });
+  return response.body as { messageId: string; deduplicated?: boolean };
+}
+
 describe("publish headers", () => {
   test("Upstash-Delay waits (scaled by timeScale)", async () => {
     const started = performance.now();
@@ -109,14 +119,7 @@ describe("publish headers", () => {
 
   test("content-based deduplication also hashes Content-Type and the forwarded headers, as QStash does", async () => {
     const url = destination.url("/content-headers");
-    const publish = async (headers: Record<string, string>) => {
-      const response = await call(broker, `/v2/publish/${url}`, {
-        method: "POST",
-        body: "same",
-        headers: { "Upstash-Content-Based-Deduplication": "true", ...headers },
-      });
-      return response.body as { messageId: string; deduplicated?: boolean };
-    };
+    const publish = (headers: Record<string, string>) => publishSame(url, headers);
     const a = await publish({ "Upstash-Forward-X-Tenant": "a" });
     const b = await publish({ "Upstash-Forward-X-Tenant": "b" });
     const json = await publish({ "Upstash-Forward-X-Tenant": "a", "Content-Type": "application/json" });
@@ -163,14 +166,7 @@ describe("publish headers", () => {
 
   test("a forwarded header named like an Object.prototype member (__proto__, constructor) arrives, and is hashed for deduplication", async () => {
     const url = destination.url("/fwd-proto");
-    const publish = async (headers: Record<string, string>) => {
-      const response = await call(broker, `/v2/publish/${url}`, {
-        method: "POST",
-        body: "same",
-        headers: { "Upstash-Content-Based-Deduplication": "true", ...headers },
-      });
-      return response.body as { messageId: string; deduplicated?: boolean };
-    };
+    const publish = (headers: Record<string, string>) => publishSame(url, headers);
     const a = await publish({ "Upstash-Forward-__proto__": "a", "Upstash-Forward-Constructor": "c" });
     const b = await publish({ "Upstash-Forward-__proto__": "b", "Upstash-Forward-Constructor": "c" });
     expect(b.deduplicated).toBeUndefined();

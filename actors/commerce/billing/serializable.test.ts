@@ -1,8 +1,7 @@
 // The billing ledger on a role whose default_transaction_isolation is serializable: concurrent payments all apply.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createEnvelope } from "../../../shared/envelope/index.ts";
 import { ledgerInvariants } from "./index.ts";
-import { type BillingTestDatabase, billingTestDatabase } from "./testing.ts";
+import { type BillingTestDatabase, billingTestDatabase, paymentRequested } from "./testing.ts";
 
 let db: BillingTestDatabase;
 
@@ -16,14 +15,6 @@ beforeAll(async () => {
 
 afterAll(() => db?.drop());
 
-const payment = (customerId: string, orderId: string, amountCents: number) =>
-  createEnvelope({
-    type: "PaymentRequested",
-    source: `edgewise://actor/order/${orderId}`,
-    target: `billing/${customerId}`,
-    data: { orderId, customerId, amountCents },
-  });
-
 test("30 payments of one customer at once, on a serializable role: each is captured once, none refused", async () => {
   const [isolation] = await db.sql<
     { level: string }[]
@@ -31,7 +22,7 @@ test("30 payments of one customer at once, on a serializable role: each is captu
   expect(isolation?.level).toBe("serializable");
   await db.ledger.putAccount("busy", 1_000_000);
   const outcomes = await Promise.allSettled(
-    Array.from({ length: 30 }, (_, n) => db.ledger.receive(payment("busy", `o-busy-${n}`, 100 + n))),
+    Array.from({ length: 30 }, (_, n) => db.ledger.receive(paymentRequested("busy", `o-busy-${n}`, 100 + n))),
   );
   const refused = outcomes.filter((outcome) => outcome.status === "rejected");
   expect(refused.map((outcome) => String((outcome as PromiseRejectedResult).reason))).toEqual([]);

@@ -1,8 +1,7 @@
 // The system accounts sum every funding and capture: past bigint's range they still take each one (a real Postgres).
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createEnvelope } from "../../../shared/envelope/index.ts";
 import { ledgerInvariants, SystemAccounts } from "./index.ts";
-import { type BillingTestDatabase, billingTestDatabase } from "./testing.ts";
+import { type BillingTestDatabase, billingTestDatabase, paymentRequested } from "./testing.ts";
 
 let db: BillingTestDatabase;
 
@@ -13,13 +12,6 @@ beforeAll(async () => {
 afterAll(() => db?.drop());
 
 const most = Number.MAX_SAFE_INTEGER;
-const payment = (customerId: string, orderId: string, amountCents: number) =>
-  createEnvelope({
-    type: "PaymentRequested",
-    source: `edgewise://actor/order/${orderId}`,
-    target: `billing/${customerId}`,
-    data: { orderId, customerId, amountCents },
-  });
 const systemBalance = async (id: string) =>
   BigInt(
     (await db.sql`SELECT balance_cents::text AS b FROM billing_accounts WHERE id = ${id}`)[0]?.b as string,
@@ -44,7 +36,7 @@ test("1,026 customers each given the largest balance, and spending it: each PUT 
   // answered 503 `unavailable` on every retry), and so would every later PUT that funds an account.
   for (let n = 1; n <= 1_026; n++) {
     await db.ledger.putAccount(`whale-${n}`, most);
-    const outcome = await db.ledger.receive(payment(`whale-${n}`, `o-${n}`, most));
+    const outcome = await db.ledger.receive(paymentRequested(`whale-${n}`, `o-${n}`, most));
     expect((outcome.reply as { type: string }).type).toBe("PaymentCaptured");
   }
   expect(await systemBalance(SystemAccounts.revenue)).toBe(1_026n * BigInt(most));

@@ -1,5 +1,6 @@
 // Test support: a billing ledger in a schema of its own on the test Postgres, migrated, dropped after.
 import { connect, type Sql } from "../../../deploy/local/broker/db.ts";
+import { createEnvelope } from "../../../shared/envelope/index.ts";
 import { BillingLedger } from "./index.ts";
 
 const base = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -33,3 +34,12 @@ export async function billingTestDatabase(
     },
   };
 }
+
+/** A PaymentRequested from order `orderId` for `customerId`'s billing, as the order's saga sends it. */
+export const paymentRequested = (customerId: string, orderId: string, amountCents: number) =>
+  createEnvelope({
+    type: "PaymentRequested",
+    source: `edgewise://actor/order/${orderId}`,
+    target: `billing/${customerId}`,
+    data: { orderId, customerId, amountCents },
+  });
