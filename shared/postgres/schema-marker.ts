@@ -117,9 +117,10 @@ export function schemaFingerprint(component: SchemaComponent): Promise<string> {
 }
 
 /**
- * The markers in the first schema of the pool's search_path (where the stores' tables are), in one round trip and
- * without a table lock but the marker table's own ACCESS SHARE. None when the table is missing there: a marker
- * table in a later schema of the path (another deployment's, in `public`) is not this schema's and is ignored.
+ * The markers in the first schema of the pool's search_path (where the stores' tables are), in two statements (the
+ * catalog, then the table) and without a table lock but the marker table's own ACCESS SHARE. None when the table is
+ * missing there, without an error on the server: a marker table in a later schema of the path (another
+ * deployment's, in `public`) is not this schema's and is ignored.
  * `components`: the stores the markers are for, whose tables and indexes are looked up beside them; a store not
  * among them is not taken as current from these markers, and checks its own under its lock (one transaction more).
  */
@@ -127,6 +128,11 @@ export async function readSchemaMarkers<Types extends Record<string, unknown>>(
   sql: Pool<Types>,
   components: readonly SchemaComponent[] = [],
 ): Promise<SchemaMarkers> {
+  // Asked of the catalog first: a SELECT from the missing table would fail, and the server would log `ERROR:
+  // relation "edgewise_schema" does not exist` for every healthy first start. One round trip more, once per start.
+  const [table] = await sql<Array<{ exists: boolean }>>`
+    SELECT to_regclass(format('%I.edgewise_schema', current_schema())) IS NOT NULL AS exists`;
+  if (!table?.exists) return new Map();
   try {
     const rows = await sql.unsafe<
       Array<{ component: string; version: number; fingerprint: string; relations: string[] }>
@@ -141,7 +147,8 @@ export async function readSchemaMarkers<Types extends Record<string, unknown>>(
       rows.map((row) => [row.component, { version: row.version, fingerprint: row.fingerprint, relations }]),
     );
   } catch (error) {
-    if ((error as { code?: unknown }).code === "42P01") return new Map(); // undefined_table: a schema never marked
+    // Dropped between the two statements (by hand): as never marked.
+    if ((error as { code?: unknown }).code === "42P01") return new Map();
     throw error;
   }
 }
