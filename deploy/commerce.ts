@@ -6,7 +6,7 @@ import {
   securityEventPruner,
 } from "../actors/commerce/projections/index.ts";
 import { parseInboundSecrets, type PostWebhook, type Resolve } from "../actors/commerce/webhooks/index.ts";
-import { commerceSystem } from "../edge/commerce.ts";
+import { commerceSchemas, commerceSystem } from "../edge/commerce.ts";
 import type { Config } from "../shared/config/index.ts";
 import { EdgewiseError } from "../shared/errors/index.ts";
 import { errorFields } from "../shared/telemetry/log/index.ts";
@@ -56,7 +56,7 @@ export function commerce(options: CommerceOptions): NodeExtender {
       log,
       logger,
     });
-    await system.migrate();
+    await system.migrate(context.schemaMarkers);
     if (readCache) context.metrics.observeReadCache("reads", readCache);
     // Where billing's relay runs: a reply stuck in its outbox would otherwise show in no gauge.
     if (context.hostsActors) {
@@ -101,7 +101,7 @@ export function commerce(options: CommerceOptions): NodeExtender {
       describeTarget: system.describeTarget,
     };
   };
-  return Object.assign(extend, { checkConfig: checkCommerceConfig });
+  return Object.assign(extend, { checkConfig: checkCommerceConfig, schemas: commerceSchemas });
 }
 
 /** What commerce refuses from its settings alone: startNode asks before it makes anything (see NodeExtender). */

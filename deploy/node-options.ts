@@ -18,6 +18,7 @@ import type { RatelimitRedis } from "../edge/middleware/rate-limit/upstash.ts";
 import type { DependencyCheck } from "../edge/routes/health.ts";
 import type { Config } from "../shared/config/index.ts";
 import type { EdgewiseError } from "../shared/errors/index.ts";
+import type { SchemaComponent, SchemaMarkers } from "../shared/postgres/schema-marker.ts";
 import type { Dependencies } from "../shared/resilience/index.ts";
 import type { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
 import type { Logger, SecurityEvent, SecurityEvents } from "../shared/telemetry/log/index.ts";
@@ -82,12 +83,22 @@ export interface NodeOptions {
  */
 export type NodeExtender = ((context: ExtensionContext) => Promise<NodeExtension>) & {
   checkConfig?: (config: Config) => void;
+  /**
+   * The Postgres stores the extension migrates at start: the node reads their schema markers with its own stores',
+   * in the one read of its start, and gives them to it as `ExtensionContext.schemaMarkers`.
+   */
+  schemas?: readonly SchemaComponent[];
 };
 
 /** What a node shares with an extension. */
 export interface ExtensionContext {
   config: Config;
   sql: Sql;
+  /**
+   * The start's schema markers of `sql`, asked about the node's stores and the extender's `schemas`: give them to
+   * those stores' `migrate`, which then reads none of its own.
+   */
+  schemaMarkers: SchemaMarkers;
   /** Publishes to the queue; the broker delivers to `deliveryUrl(target)`. */
   transport: Transport;
   /** The actors, wherever they run (in process, or on a remote actor host). */

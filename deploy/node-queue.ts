@@ -1,5 +1,6 @@
 // The node's queue: the embedded broker (unless QSTASH_URL), its deliveries to this node in process, the broker's CAs.
 import type { GatewayApp } from "../edge/app.ts";
+import type { SchemaMarkers } from "../shared/postgres/schema-marker.ts";
 import { errorFields, type Logger } from "../shared/telemetry/log/index.ts";
 import type { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
 import { brokerApiFetch, plainBrokerWarning } from "./broker-api.ts";
@@ -30,6 +31,8 @@ export interface NodeQueue {
 export interface NodeQueueParts {
   options: NodeOptions;
   sql: Sql;
+  /** The start's schema markers of `sql`, asked about `brokerSchema` too: the broker reads none of its own. */
+  schemaMarkers: SchemaMarkers;
   embedded: EmbeddedPostgres | undefined;
   dataDir: string;
   metrics: EdgewiseMetrics;
@@ -38,7 +41,7 @@ export interface NodeQueueParts {
 }
 
 export async function startNodeQueue(parts: NodeQueueParts): Promise<NodeQueue> {
-  const { options, sql, embedded, dataDir, metrics, logger, stops } = parts;
+  const { options, sql, schemaMarkers, embedded, dataDir, metrics, logger, stops } = parts;
   const { config } = options;
   // The embedded broker hands deliveries for this node straight to the app: the same signed request, route and
   // verification, without a loopback TCP hop. Anything else (another node, a webhook) goes out over fetch.
@@ -62,6 +65,7 @@ export async function startNodeQueue(parts: NodeQueueParts): Promise<NodeQueue> 
     ? undefined
     : await startBroker({
         sql,
+        schemaMarkers,
         port: 0,
         serve: options.serve,
         fetch: brokerFetch,

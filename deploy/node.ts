@@ -1,10 +1,12 @@
 // One self-hosted Edgewise node, on any runtime that brings a serve and a SQLite driver: the composition root.
-import { PostgresApiKeyStore } from "../edge/middleware/auth/postgres-api-key-store.ts";
+import { apiKeysSchema, PostgresApiKeyStore } from "../edge/middleware/auth/postgres-api-key-store.ts";
 import { placedBefore } from "../edge/routes/commerce/orders.ts";
+import { readSchemaMarkers } from "../shared/postgres/schema-marker.ts";
 import { boundedSecurityEvents, createLogger, errorFields } from "../shared/telemetry/log/index.ts";
 import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
 import { onlineBackupRoutes } from "./backup/online-route.ts";
 import { followDeliveryOrigin } from "./delivery-origin.ts";
+import { brokerSchema } from "./local/broker/db.ts";
 import { otlpMetricsConfigFromEnv, startOtlpMetricsExport } from "./metrics-export.ts";
 import { nodeActors, nodeTransport } from "./node-actors.ts";
 import { createNodeApp } from "./node-app.ts";
@@ -98,12 +100,28 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   });
 
   const { embedded, sql } = await openNodePostgres(options, dataDir, logger, stops);
+  // Every store's schema marker in one read: the broker's, the API keys' and the extension's stores' (each then runs
+  // its DDL only when its marker is not current, re-checked under its lock).
+  const schemaMarkers = await readSchemaMarkers(sql, [
+    brokerSchema,
+    apiKeysSchema,
+    ...(options.extend?.schemas ?? []),
+  ]);
   // The broker's deliveries wait until the node serves (`queue.serving()` below).
-  const queue = await startNodeQueue({ options, sql, embedded, dataDir, metrics, logger, stops });
+  const queue = await startNodeQueue({
+    options,
+    sql,
+    schemaMarkers,
+    embedded,
+    dataDir,
+    metrics,
+    logger,
+    stops,
+  });
   const { broker } = queue;
 
   const apiKeys = new PostgresApiKeyStore(sql);
-  await apiKeys.migrate();
+  await apiKeys.migrate(schemaMarkers);
   const secret = await jwtSecret(config, dataDir);
 
   // Every remote dependency has one breaker and a timeout (shared/resilience); /readyz and /metrics show them.
@@ -149,6 +167,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
     ? await options.extend({
         config,
         sql,
+        schemaMarkers,
         transport,
         actors: actors.actors,
         hostsActors: host !== undefined,

@@ -4,6 +4,7 @@ import { maskSecrets } from "../../../shared/telemetry/log/redact.ts";
 import type { Serve } from "../../serve.ts";
 import type { TlsFiles, TlsMaterial } from "../../tls.ts";
 import type { PGliteSync } from "../pglite/durable.ts";
+import type { SchemaMarkers } from "../../../shared/postgres/schema-marker.ts";
 import type { Sql } from "./db.ts";
 
 /**
@@ -54,6 +55,11 @@ export interface BrokerOptions {
    * The broker then leaves it open when it stops. Its int8 columns must parse as numbers: use `connect`.
    */
   sql?: Sql;
+  /**
+   * The schema markers of `sql`, read by its owner at its start (with `brokerSchema` among the components asked
+   * about): the broker's migration then reads none of its own. Only with `sql`.
+   */
+  schemaMarkers?: SchemaMarkers;
   /** A postgres.js URL. Without it (and without `sql`), an embedded PGlite is started in `dataDir`. */
   databaseUrl?: string;
   /** Postgres schema for the `qstash_*` tables (created if missing). Default: the connection's search_path. */

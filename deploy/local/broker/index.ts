@@ -76,7 +76,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
       if (!embedded) await checkSchema(sql, url, config.schema);
     }
     const ownsPool = !options.sql;
-    await migrate(sql);
+    await migrate(sql, options.sql ? options.schemaMarkers : undefined);
     const recovered = await recoverInFlight(sql);
     const db = sql;
     const maintenance = config.maintenance && new Maintenance(db, config.maintenance, config.log);
