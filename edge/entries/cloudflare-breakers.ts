@@ -11,6 +11,7 @@ import type { Config } from "../../shared/config/index.ts";
 import {
   asPostgresFailure,
   redisIsFailure,
+  redisReplyCode,
   type Dependencies,
   type DependencyPolicy,
   sqlIsFailure,
@@ -78,6 +79,8 @@ export function redisCheck(config: Config, dependencies: Dependencies): Dependen
     critical: false,
     // A key of this deployment's prefix: a Redis user limited to its prefix's keys may read it (REDIS_KEY_PREFIX).
     check: async () => void (await redis.get(`${config.REDIS_KEY_PREFIX}ping`)),
+    // Redis's error reply (NOPERM from an ACL, WRONGPASS for the token) is named by its code, not "unreachable".
+    reasonFrom: redisReplyCode,
     breaker: () => dependencies.state("redis"),
   };
 }

@@ -17,6 +17,8 @@ export interface DependencyCheck {
   breaker?: () => string;
   /** What a failed check means, as `reason` (default "unreachable"; "timed out" when it took too long). */
   failedAs?: string;
+  /** A reason read from the check's error, before `failedAs` (Redis's reply code, e.g. "NOPERM"); undefined if none. */
+  reasonFrom?: (error: unknown) => string | undefined;
 }
 
 export interface HealthOptions {
@@ -56,7 +58,7 @@ export function healthRoutes(options: HealthOptions = {}) {
         } catch (error) {
           const reason = isTimeout(error)
             ? "timed out"
-            : (reasonOf(error) ?? dependency.failedAs ?? "unreachable");
+            : (reasonOf(error) ?? dependency.reasonFrom?.(error) ?? dependency.failedAs ?? "unreachable");
           return {
             name: dependency.name,
             ok: false,

@@ -141,7 +141,10 @@ export const Readiness = v.object({
       critical: v.boolean(),
       /** How long the check took. */
       ms: v.number(),
-      /** Why it failed: "timed out", "unreachable", "unwritable" (a node's data dir) or "refused" (Redis refused the password). */
+      /**
+       * Why it failed: "timed out", "unreachable", "unwritable" (a node's data dir), "refused" (Redis refused the
+       * password), or the code of Redis's error reply (e.g. "NOPERM": an ACL refused the probe's key).
+       */
       reason: v.optional(v.string()),
       /** Its circuit breaker's state, where it has one. */
       breaker: v.optional(v.unknown()),

@@ -21,13 +21,15 @@ const unavailableReplies = new Set([
 ]);
 
 /**
- * The first word of an error reply Redis sent, or undefined for an error of the client or the network. Over TCP the
+ * The first word of an error reply Redis sent (`NOPERM`, `WRONGPASS`, `LOADING`, `ERR`), or undefined for an error of
+ * the client or the network. Only that word: the rest of a reply may name keys. /readyz's Redis check shows it as
+ * its reason, so an ACL's refusal is not taken for a network problem. Over TCP the
  * clients mark Redis's replies: Bun's RedisClient with `code: "ERR_REDIS_SERVER_ERROR"`, ioredis with a
  * `ReplyError`. Over REST, @upstash/redis throws every error body as an `UpstashError` (`<reply>, command was: …`, or `Command failed: <reply>`),
  * the HTTP status dropped; a 503 of the REST server that cannot reach Redis (the local bridge's `ERR redis-bridge:
  * …`) and Upstash's request quota (`ERR max … limit exceeded`) are Redis unavailable, not a reply.
  */
-function replyCode(error: unknown): string | undefined {
+export function redisReplyCode(error: unknown): string | undefined {
   if (!(error instanceof Error)) return undefined;
   const marked =
     (error as { code?: unknown }).code === "ERR_REDIS_SERVER_ERROR" ||
@@ -51,7 +53,7 @@ function replyCode(error: unknown): string | undefined {
  * closed. The connection refused or lost, a timeout, a stuck connection, and Redis's refusals above still count.
  */
 export function redisIsFailure(error: unknown): boolean {
-  const code = replyCode(error);
+  const code = redisReplyCode(error);
   if (code !== undefined) return unavailableReplies.has(code);
   return defaultIsFailure(error);
 }
