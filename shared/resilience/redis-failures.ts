@@ -26,8 +26,9 @@ const unavailableReplies = new Set([
  * its reason, so an ACL's refusal is not taken for a network problem. Over TCP the
  * clients mark Redis's replies: Bun's RedisClient with `code: "ERR_REDIS_SERVER_ERROR"`, ioredis with a
  * `ReplyError`. Over REST, @upstash/redis throws every error body as an `UpstashError` (`<reply>, command was: …`, or `Command failed: <reply>`),
- * the HTTP status dropped; a 503 of the REST server that cannot reach Redis (the local bridge's `ERR redis-bridge:
- * …`) and Upstash's request quota (`ERR max … limit exceeded`) are Redis unavailable, not a reply.
+ * the HTTP status dropped; the local bridge's own failures (`ERR redis-bridge: …`: its 503 when it cannot reach
+ * Redis, and its 500 when Redis refuses its AUTH or SELECT on reconnecting) and Upstash's request quota (`ERR max …
+ * limit exceeded`) are Redis unavailable, not a reply.
  */
 export function redisReplyCode(error: unknown): string | undefined {
   if (!(error instanceof Error)) return undefined;

@@ -1,9 +1,12 @@
-// The bridge's log never carries a command's arguments, a path's values or a token: a real 500 (its Redis changed
-// password under it, so reconnecting is refused) on a redis-server of this test's own, never the shared one.
+// The bridge's log never carries a command's arguments, a path's values or a token, and the redis breaker counts its
+// 500s: a real 500 (its Redis changed password under it, so reconnecting is refused) on a redis-server of its own.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
+import { Redis } from "@upstash/redis";
 import { parseRedisUrl, RespConnection } from "../../deploy/local/redis-bridge/connection.ts";
 import { type RedisBridge, startRedisBridge } from "../../deploy/local/redis-bridge/index.ts";
+import { upstashRestRedis } from "../../edge/middleware/rate-limit/upstash.ts";
+import { redisIsFailure, redisReplyCode } from "../../shared/resilience/index.ts";
 import { closedPort } from "../rate-limit/support.ts";
 import { call, direct } from "./helpers.ts";
 
@@ -86,4 +89,17 @@ test("an unexpected failure is logged by route and command, without arguments, v
     expect(line).not.toContain(password);
     expect(line).not.toContain("eyJ");
   }
+}, 30_000);
+
+// The refused setup above is the bridge failing, not Redis answering: its 500 says `ERR redis-bridge: …`, which the
+// redis breaker counts (redisIsFailure), where an `ERR …` reply of Redis's own would be Redis up.
+test("the refused setup's 500 reaches the SDK as the bridge's failure, which the redis breaker counts", async () => {
+  const rest = upstashRestRedis(Redis, bridge.url, bridge.token);
+  const error = await rest.get("k").then(
+    () => undefined,
+    (thrown: unknown) => thrown,
+  );
+  expect(String(error)).toMatch(/ERR redis-bridge: Redis refused the connection setup: WRONGPASS/);
+  expect(redisReplyCode(error)).toBeUndefined();
+  expect(redisIsFailure(error)).toBe(true);
 }, 30_000);
