@@ -20,6 +20,21 @@ const unavailableCodes = new Set(["25006"]);
 const transientCodes = new Set(["40001", "40P01", "55P03"]);
 /** Seconds a client is asked to wait after a transient refusal: locks are held for milliseconds to seconds. */
 const transientRetryAfterSeconds = 1;
+/**
+ * Seconds a client is asked to wait after a call met Postgres failing while its breaker is still closed (a reset or
+ * refused connection, a server shutting down): as long as a half-open breaker's rejection asks. A blip is over by
+ * then; an outage that lasts opens the breaker, whose own 503 `breaker.open` then says how long it stays open.
+ */
+const outageRetryAfterSeconds = 1;
+
+/** `error` with `Retry-After: seconds`, unless it already says how long to wait. */
+function withRetryAfter(error: EdgewiseError, seconds: number): EdgewiseError {
+  if (typeof error.meta?.retryAfterSeconds === "number") return error;
+  return new EdgewiseError(error.code, error.message, {
+    cause: error.cause,
+    meta: { ...error.meta, retryAfterSeconds: seconds },
+  });
+}
 
 /**
  * An error the server sent (postgres.js's PostgresError, PGlite's DatabaseError): a SQLSTATE and a severity. A
@@ -73,22 +88,19 @@ export function sqlIsFailure(error: unknown): boolean {
 /**
  * A Postgres call's failure as a caller should see it: the database or its connection failing (what `sqlIsFailure`
  * counts: a reset, a refused connection, a server shutting down) is `unavailable`, a 503 to retry, as the billing
- * ledger already answers; a transient refusal (a lock wait past `lock_timeout`, a deadlock, a serialization failure)
- * is `unavailable` too, with `Retry-After: 1` (also on the ledger's own `unavailable` for one); a statement the
- * database refused otherwise, and our own errors (`breaker.open`, `timeout`), pass through. Without it a driver's
- * `ECONNRESET`, or a revocation that met a locked row, was a 500 `internal`, logged as a bug, for the calls that met
- * it. The `postgres` dependency policy applies it to every call (node and Worker alike: `mapError` in their
- * policies).
+ * ledger already answers, with `Retry-After: 1` (also on the ledger's own `unavailable` for one), as a breaker's
+ * 503 has one; a transient refusal (a lock wait past `lock_timeout`, a deadlock, a serialization failure) is
+ * `unavailable` too, with `Retry-After: 1`; a statement the database refused otherwise, and our own errors
+ * (`breaker.open`, `timeout`), pass through. Without it a driver's `ECONNRESET`, or a revocation that met a locked
+ * row, was a 500 `internal`, logged as a bug, for the calls that met it. The `postgres` dependency policy applies it
+ * to every call (node and Worker alike: `mapError` in their policies).
  */
 export function asPostgresFailure(error: unknown): unknown {
   const transient = transientCodes.has(answeredState(error) ?? "");
   if (isEdgewiseError(error)) {
-    if (!transient || error.code !== "unavailable" || !(error instanceof EdgewiseError)) return error;
-    if (typeof error.meta?.retryAfterSeconds === "number") return error;
-    return new EdgewiseError(error.code, error.message, {
-      cause: error.cause,
-      meta: { ...error.meta, retryAfterSeconds: transientRetryAfterSeconds },
-    });
+    if (error.code !== "unavailable" || !(error instanceof EdgewiseError)) return error;
+    if (transient) return withRetryAfter(error, transientRetryAfterSeconds);
+    return sqlIsFailure(error) ? withRetryAfter(error, outageRetryAfterSeconds) : error;
   }
   if (transient) {
     return new EdgewiseError(
@@ -101,5 +113,8 @@ export function asPostgresFailure(error: unknown): unknown {
     );
   }
   if (!sqlIsFailure(error)) return error;
-  return new EdgewiseError("unavailable", "Postgres is unavailable; retry", { cause: error });
+  return new EdgewiseError("unavailable", "Postgres is unavailable; retry", {
+    cause: error,
+    meta: { retryAfterSeconds: outageRetryAfterSeconds },
+  });
 }

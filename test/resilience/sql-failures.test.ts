@@ -193,15 +193,19 @@ test("a lock wait past lock_timeout, a deadlock, a serialization failure: 503 un
       meta: { retryAfterSeconds: 1 },
     });
   }
-  // An outage the ledger wraps still counts, and keeps its answer as it was.
+  // An outage the ledger wraps still counts, and keeps its answer, with the outage's Retry-After of one second.
   const outage = await raised("08006");
   const wrappedOutage = new EdgewiseError("unavailable", "the billing ledger is unavailable; retry", {
     cause: outage,
   });
   expect(sqlIsFailure(wrappedOutage)).toBe(true);
-  expect(asPostgresFailure(wrappedOutage)).toBe(wrappedOutage);
-  // And an outage answers 503 without a Retry-After of one second, as before.
-  expect((asPostgresFailure(outage) as EdgewiseError).meta).toBeUndefined();
+  expect(asPostgresFailure(wrappedOutage)).toMatchObject({
+    code: "unavailable",
+    message: "the billing ledger is unavailable; retry",
+    meta: { retryAfterSeconds: 1 },
+  });
+  // And an outage answers 503 with it too (test/resilience/postgres-outage-retry-after.test.ts, on a node).
+  expect(asPostgresFailure(outage)).toMatchObject({ code: "unavailable", meta: { retryAfterSeconds: 1 } });
 }, 20_000);
 
 test("a lock refused again and again, even wrapped as the billing ledger's unavailable, does not open the breaker", async () => {
