@@ -92,20 +92,23 @@ export class Probe {
   /** Wraps the consumers (billing, projector, activity, cache, webhooks) of the reference system's extension. */
   wrapSystem(system: ReturnType<typeof referenceSystem>): ReturnType<typeof referenceSystem> {
     const extend = system.extend;
+    const wrapped = async (context: Parameters<typeof extend>[0]) => {
+      const extension = await extend(context);
+      return {
+        ...extension,
+        consumers: (extension.consumers ?? []).map(
+          (consumer): MessageConsumer => ({
+            type: consumer.type,
+            receive: (envelope: Envelope) => this.observe(envelope, consumer.receive(envelope)),
+          }),
+        ),
+      };
+    };
+    // The extender's own properties (its config check and the schemas its start reads markers of) go with it:
+    // without `schemas`, the node would check the commerce stores' markers in a transaction of their own.
     return {
       ...system,
-      extend: async (context) => {
-        const extension = await extend(context);
-        return {
-          ...extension,
-          consumers: (extension.consumers ?? []).map(
-            (consumer): MessageConsumer => ({
-              type: consumer.type,
-              receive: (envelope: Envelope) => this.observe(envelope, consumer.receive(envelope)),
-            }),
-          ),
-        };
-      },
+      extend: Object.assign(wrapped, { checkConfig: extend.checkConfig, schemas: extend.schemas }),
     };
   }
 }
