@@ -21,7 +21,7 @@ import { type OrderLineView, type OrderRecord, searchText } from "./order-merge.
  */
 export const ordersReadSchema: SchemaComponent = {
   name: "orders_read",
-  version: 2,
+  version: 3,
   lock: 8245611,
   ddl: `
       CREATE TABLE IF NOT EXISTS orders_read (
@@ -37,6 +37,17 @@ export const ordersReadSchema: SchemaComponent = {
         updated_at timestamptz NOT NULL,
         search tsvector NOT NULL
       );
+      -- Version 3: rows written before the search text was NFC (f946ab1, 2026-12-07) keep a decomposed id's words as
+      -- written, which a search's NFC words never match; their text is made again as searchText makes it. Only
+      -- those rows are written, and first: the CREATE INDEXes below lock out writers until the commit, so the scan
+      -- runs before them. normalize needs a UTF8 database, and any other holds no such row.
+      DO $nfc_search$ BEGIN
+        IF current_setting('server_encoding') = 'UTF8' THEN
+          UPDATE orders_read SET search = to_tsvector('simple',
+            normalize(array_to_string(ARRAY[order_id, customer_id] || skus || ARRAY[status], ' '), NFC))
+          WHERE array_to_string(ARRAY[order_id, customer_id] || skus, ' ') IS NOT NFC NORMALIZED;
+        END IF;
+      END $nfc_search$;
       CREATE INDEX IF NOT EXISTS orders_read_recent ON orders_read (created_at DESC, order_id DESC);
       CREATE INDEX IF NOT EXISTS orders_read_customer
         ON orders_read (customer_id, created_at DESC, order_id DESC);
