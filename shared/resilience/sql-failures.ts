@@ -60,6 +60,15 @@ function answeredState(error: unknown): string | undefined {
 }
 
 /**
+ * Whether `error` is the Postgres server's answer (it carries a SQLSTATE), or our error wrapping one: what a caller
+ * that cannot tell a Postgres call's error from its own bug (the broker's one request handler) may hand to
+ * `asPostgresFailure`, which takes any error it is given as a Postgres call's.
+ */
+export function answeredByPostgres(error: unknown): boolean {
+  return answeredState(error) !== undefined;
+}
+
+/**
  * Whether the server rolled a whole transaction back for a conflict with another one (40001 serialization failure,
  * 40P01 deadlock detected): none of it was applied, and run again at once it usually goes through, as Postgres's
  * manual advises. Not a wait past `lock_timeout` (55P03): that bound is the operator's, and a rerun would wait it out

@@ -12,12 +12,19 @@ export class HttpError extends Error {
   }
 }
 
-export const json = (value: unknown, status = 200): Response =>
-  new Response(JSON.stringify(value), { status, headers: { "content-type": "application/json" } });
+export const json = (value: unknown, status = 200, headers: Record<string, string> = {}): Response =>
+  new Response(JSON.stringify(value), {
+    status,
+    headers: { ...headers, "content-type": "application/json" },
+  });
 
 export const empty = (status = 200): Response => new Response(null, { status });
 
-export const errorResponse = (status: number, message: string): Response => json({ error: message }, status);
+export const errorResponse = (
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+): Response => json({ error: message }, status, headers);
 
 /** `Authorization: Bearer <token>`, or `?qstash_token=<token>` where headers cannot be set. */
 export function authorize(req: Request, url: URL, token: string): void {

@@ -1,4 +1,6 @@
 // The broker's request router: health, authentication, then the QStash v2 paths, every error as {"error": "..."}.
+import { isEdgewiseError } from "../../../shared/errors/index.ts";
+import { answeredByPostgres, asPostgresFailure } from "../../../shared/resilience/sql-failures.ts";
 import { authorize, errorResponse, HttpError } from "./http-util.ts";
 import { dlqRoute, eventsRoute, keysRoute, messagesRoute, queuesRoute } from "./routes-admin.ts";
 import { healthRoute } from "./routes-health.ts";
@@ -79,13 +81,39 @@ function refuseNul(url: URL): void {
   }
 }
 
+/**
+ * Postgres answering that it cannot serve this call now, as the gateway's one mapping (`asPostgresFailure`) says:
+ * a lock wait past `lock_timeout`, a deadlock or a serialization failure (the statement, one per write, rolled back
+ * whole), or the server shutting down or out of connections. A QStash client retries a 503 after `Retry-After`.
+ * Only the server's own answers are mapped: any other error here may be the broker's bug, a 500.
+ */
+function postgresRefusal(error: unknown): { code: string; message: string; retryAfter: number } | undefined {
+  if (!answeredByPostgres(error)) return undefined;
+  const failure = asPostgresFailure(error);
+  if (!isEdgewiseError(failure) || failure.status !== 503 || !failure.public) return undefined;
+  const seconds = failure.meta?.retryAfterSeconds;
+  return {
+    code: String((error as { code?: unknown }).code),
+    message: failure.message,
+    retryAfter: typeof seconds === "number" ? Math.max(0, Math.ceil(seconds)) : 1,
+  };
+}
+
 /** Handles one request; errors become QStash-shaped JSON, and unexpected ones are logged, not shown. */
 export async function handle(req: Request, ctx: BrokerContext): Promise<Response> {
   try {
     return await route(req, ctx);
   } catch (error) {
     if (error instanceof HttpError) return errorResponse(error.status, error.message);
-    ctx.options.log(`request ${req.method} ${new URL(req.url).pathname}: ${String(error)}`);
+    const request = `request ${req.method} ${new URL(req.url).pathname}`;
+    const refusal = postgresRefusal(error);
+    if (refusal) {
+      ctx.options.log(
+        `${request}: answered 503 (retry in ${refusal.retryAfter} s): ${refusal.code} ${String(error)}`,
+      );
+      return errorResponse(503, refusal.message, { "retry-after": String(refusal.retryAfter) });
+    }
+    ctx.options.log(`${request}: ${String(error)}`);
     return errorResponse(500, "internal error");
   }
 }
