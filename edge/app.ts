@@ -314,9 +314,13 @@ export function createApp(options: AppOptions): GatewayApp {
   return app;
 }
 
+/** What a client chose (a raw path, a forged delivery's target) as a security event keeps it: cut, then masked. */
+const clientText = (text: string): string => maskSecrets(text.slice(0, 256));
+
 /**
  * The middleware hooks that turn refusals into security events. Each carries a reason, the route and the
- * caller's address, never a credential or a body; the raw path is cut and masked (an attacker chose it).
+ * caller's address, never a credential or a body; the raw path and a delivery's target are cut and masked (an
+ * attacker chose them).
  */
 export function securityReporters(sink: SecurityEventSink) {
   const report: SecurityEventSink = (event) => {
@@ -328,7 +332,7 @@ export function securityReporters(sink: SecurityEventSink) {
   };
   const request = (c: Context<GatewayEnv>) => ({
     method: c.req.method,
-    path: maskSecrets(c.req.path.slice(0, 256)),
+    path: clientText(c.req.path),
     requestId: c.var.requestId,
   });
   return {
@@ -347,11 +351,14 @@ export function securityReporters(sink: SecurityEventSink) {
     onSignatureFailure: (
       failure: { target: string; reason: "missing" | "invalid" },
       c: Context<GatewayEnv>,
-    ) =>
+    ) => {
+      // The path's `type/key`, before either is validated: a forged delivery's can be as long as a URL may be.
+      const target = clientText(failure.target);
       report({
         kind: "signature_failed",
-        subject: failure.target,
-        data: { ...failure, peer: c.env?.remoteAddress, ...request(c) },
-      }),
+        subject: target,
+        data: { ...failure, target, peer: c.env?.remoteAddress, ...request(c) },
+      });
+    },
   };
 }

@@ -373,4 +373,36 @@ describe("logs through the gateway", () => {
     await security.settled();
     expect(recorded.at(-1)?.data.droppedBefore).toBe(7);
   });
+
+  test("a forged delivery's target, which its sender chose, is recorded bounded and masked, as its path is", async () => {
+    recorded.length = 0;
+    clock.advance(1_000);
+    // A key far past any actor's (256 characters), ending in a token-shaped run; and a type as long.
+    const key = `${"k".repeat(20_000)}-${upstashToken}`;
+    const type = "t".repeat(20_000);
+    const response = await app.request(`${publicUrl}/_edgewise/deliver/${type}/${key}`, {
+      method: "POST",
+      body: "{}",
+    });
+    expect(response.status).toBe(401);
+    await security.settled();
+    const [event] = recorded.filter((recorded) => recorded.kind === "signature_failed");
+    expect(event?.subject.length).toBeLessThanOrEqual(256);
+    expect(String(event?.data.target).length).toBeLessThanOrEqual(256);
+    expect(event?.subject).toBe(String(event?.data.target));
+    expect(event?.subject.startsWith("ttt")).toBe(true);
+    expect(String(event?.data.path).length).toBeLessThanOrEqual(256);
+    // A target within the bound keeps all of it, a token in it masked.
+    recorded.length = 0;
+    clock.advance(1_000);
+    await app.request(`${publicUrl}/_edgewise/deliver/counter/${upstashToken}`, {
+      method: "POST",
+      body: "{}",
+    });
+    await security.settled();
+    expect(recorded.find((recorded) => recorded.kind === "signature_failed")).toMatchObject({
+      subject: "counter/[redacted]",
+      data: { target: "counter/[redacted]", reason: "missing" },
+    });
+  });
 });
