@@ -9,6 +9,8 @@ import { tcpRedis } from "../edge/middleware/rate-limit/redis-tcp-bun.ts";
 import { nodeTcpRedis } from "../edge/middleware/rate-limit/redis-tcp-node.ts";
 import { upstashRestRedis } from "../edge/middleware/rate-limit/upstash.ts";
 import { captureSink, createLogger } from "../shared/telemetry/log/index.ts";
+import { startClusterRedis } from "../test/support/redis-cluster-server.ts";
+import { parseRedisUrl, RespConnection } from "./local/redis-bridge/connection.ts";
 import {
   cleanup,
   direct,
@@ -103,3 +105,36 @@ test("Redis away: the node is told what to run, and the marker stays for the nex
   });
   expect(existsSync(join(dataDir, restoredMarker))).toBe(false);
 });
+
+test("on a Redis Cluster node, whose scripts may not touch keys of two slots, every key goes and no other", async () => {
+  // Each cache key is its own hash tag (`read:{inventory:sku-1}` and its `:floor` share one slot, two cache keys do
+  // not): one script over a SCAN batch of them was refused CROSSSLOT, and the marker stayed at every start.
+  const cluster = await startClusterRedis();
+  try {
+    const dataDir = mkdtempSync(join(work, "cluster-"));
+    const admin = await RespConnection.open(parseRedisUrl(cluster.url));
+    const own = Array.from({ length: 600 }, (_, i) => `edgewise:read:{inventory:sku-${i}}`);
+    const keep = ["edgewise:rl:ada:1", "other:read:{inventory:sku-1}"];
+    for (const key of [...own, ...own.map((key) => `${key}:floor`), ...keep])
+      await direct(admin, "SET", key, "7:{}", "PX", "600000");
+    markRestored(dataDir, new Date().toISOString());
+    const sink = captureSink();
+    const client = tcpRedis({ url: cluster.url });
+    await clearReadCacheAfterRestore({
+      dataDir,
+      redis: client,
+      prefix: "edgewise:read:",
+      logger: createLogger({ sink: sink.sink }),
+    });
+    client.close();
+    expect(sink.records().map((r) => [r.level, r.msg, r.deleted])).toEqual([
+      ["info", "restored data dir: cleared the read cache's keys in Redis (edgewise:read:{*)", 1200],
+    ]);
+    expect(existsSync(join(dataDir, restoredMarker))).toBe(false);
+    expect(await direct(admin, "DBSIZE")).toBe(keep.length);
+    for (const key of keep) expect(text(await direct(admin, "GET", key))).toBe("7:{}");
+    admin.close();
+  } finally {
+    await cluster.stop();
+  }
+}, 30_000);

@@ -38,8 +38,37 @@ export const readCachePattern = (prefix: string) => `${prefix}{*`;
 
 /** KEYS: none; ARGV: cursor, pattern, count. Touches no key, so no key needs declaring. */
 const scanScript = "return redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])";
-/** KEYS: what SCAN found, declared as a script must. */
+/** KEYS: keys of one hash slot that SCAN found, declared as a script must. */
 const deleteScript = "local n = 0 for _, key in ipairs(KEYS) do n = n + redis.call('DEL', key) end return n";
+/** Scripts in flight at once while a SCAN batch's keys go (each a round trip over REST). */
+const deletesInFlight = 16;
+
+/**
+ * The part of a key Redis Cluster hashes to pick its slot: the text between the first `{` and the next `}`, when
+ * that is not empty; else the whole key (the cluster specification's hash tags).
+ */
+export function hashTagOf(key: string): string {
+  const open = key.indexOf("{");
+  if (open < 0) return key;
+  const close = key.indexOf("}", open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : key;
+}
+
+/**
+ * Keys grouped so that each group's keys share a hash slot: a value and its floor (`…{key}` and `…{key}:floor`)
+ * together, two cache keys apart. A cluster refuses a script whose keys are of two slots (CROSSSLOT), and each cache
+ * key is its own hash tag by design, so that its value and floor meet in one script wherever the key lives.
+ */
+export function bySlot(keys: readonly string[]): string[][] {
+  const groups = new Map<string, string[]>();
+  for (const key of keys) {
+    const tag = hashTagOf(key);
+    const group = groups.get(tag);
+    if (group) group.push(key);
+    else groups.set(tag, [key]);
+  }
+  return [...groups.values()];
+}
 
 const asText = (reply: unknown): string =>
   reply instanceof Uint8Array ? new TextDecoder().decode(reply) : String(reply);
@@ -56,7 +85,12 @@ function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
-/** Deletes every key matching `pattern`, SCAN batch by batch; returns how many were deleted. */
+/**
+ * Deletes every key matching `pattern`, SCAN batch by batch, one script per hash slot of the batch (a cluster, even of
+ * one shard, refuses a script over two: CROSSSLOT); returns how many were deleted. On a cluster of several shards,
+ * SCAN in a script sees only the node that runs it; the TCP clients talk to REDIS_URL's node and follow no MOVED, for
+ * this as for every other command.
+ */
 export async function deleteMatching(
   redis: RatelimitRedis,
   pattern: string,
@@ -69,8 +103,15 @@ export async function deleteMatching(
     if (!Array.isArray(reply) || !Array.isArray(reply[1]))
       throw new Error("SCAN answered no cursor and keys");
     cursor = asText(reply[0]);
-    const keys = (reply[1] as unknown[]).map(asText);
-    if (keys.length > 0) deleted += Number(await withDeadline(redis.eval(deleteScript, keys, []), timeoutMs));
+    const groups = bySlot((reply[1] as unknown[]).map(asText));
+    for (let at = 0; at < groups.length; at += deletesInFlight) {
+      const counts = await Promise.all(
+        groups
+          .slice(at, at + deletesInFlight)
+          .map((keys) => withDeadline(redis.eval(deleteScript, keys, []), timeoutMs)),
+      );
+      for (const count of counts) deleted += Number(count);
+    }
   } while (cursor !== "0");
   return deleted;
 }
