@@ -1,6 +1,6 @@
 // What /readyz checks on a node: Postgres, the broker, a gateway's actor host, the data dir, and Redis.
 import type { DependencyCheck } from "../edge/routes/health.ts";
-import { type Dependencies, redisReplyCode } from "../shared/resilience/index.ts";
+import { type Dependencies, redisCheckReason } from "../shared/resilience/index.ts";
 import { dataDirCheck } from "./data-dir-check.ts";
 import type { Sql } from "./local/broker/db.ts";
 import type { EmbeddedPostgres } from "./local/pglite/index.ts";
@@ -64,8 +64,9 @@ export function nodeReadiness(parts: NodeReadinessParts): DependencyCheck[] {
       critical: false,
       // The raw client: a readiness probe must see Redis itself, not its breaker's fast failure.
       check: async () => void (await rawRedis?.get(`${parts.redisKeyPrefix}ping`)),
-      // Redis answering with an error (NOPERM from an ACL, LOADING) is named by its code, not "unreachable".
-      reasonFrom: redisReplyCode,
+      // Redis answering with an error (NOPERM from an ACL, LOADING) is named by its code, and Redis refusing the REST
+      // bridge's AUTH "refused", as over TCP: not "unreachable".
+      reasonFrom: redisCheckReason,
       breaker: () => dependencies.state("redis"),
     });
   }

@@ -11,7 +11,7 @@ import type { Config } from "../../shared/config/index.ts";
 import {
   asPostgresFailure,
   redisIsFailure,
-  redisReplyCode,
+  redisCheckReason,
   type Dependencies,
   type DependencyPolicy,
   sqlIsFailure,
@@ -79,8 +79,9 @@ export function redisCheck(config: Config, dependencies: Dependencies): Dependen
     critical: false,
     // A key of this deployment's prefix: a Redis user limited to its prefix's keys may read it (REDIS_KEY_PREFIX).
     check: async () => void (await redis.get(`${config.REDIS_KEY_PREFIX}ping`)),
-    // Redis's error reply (NOPERM from an ACL, WRONGPASS for the token) is named by its code, not "unreachable".
-    reasonFrom: redisReplyCode,
+    // Redis's error reply (NOPERM from an ACL, WRONGPASS for the token) is named by its code, and Redis refusing the
+    // local bridge's AUTH "refused", as a node over TCP says: not "unreachable".
+    reasonFrom: redisCheckReason,
     breaker: () => dependencies.state("redis"),
   };
 }

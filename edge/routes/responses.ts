@@ -143,7 +143,7 @@ export const Readiness = v.object({
       ms: v.number(),
       /**
        * Why it failed: "timed out", "unreachable", "unwritable" (a node's data dir), "refused" (Redis refused the
-       * password), or the code of Redis's error reply (e.g. "NOPERM": an ACL refused the probe's key).
+       * password, a node's over TCP or the REST bridge's), or the code of Redis's error reply (e.g. "NOPERM": an ACL refused the probe's key).
        */
       reason: v.optional(v.string()),
       /** Its circuit breaker's state, where it has one. */

@@ -16,7 +16,7 @@ export { guardedPort } from "./guarded-port.ts";
 export { type ResilientOptions, type ResilientPolicy, resilient } from "./policy.ts";
 export { type BackoffOptions, backoffDelay, defaultRetryOn, type RetryOptions, retry } from "./retry.ts";
 export { asPostgresFailure, rolledBackForConflict, sqlIsFailure } from "./sql-failures.ts";
-export { redisIsFailure, redisReplyCode } from "./redis-failures.ts";
+export { bridgeSetupRefused, redisIsFailure, redisCheckReason, redisReplyCode } from "./redis-failures.ts";
 export { isTimeout, withTimeout } from "./timeout.ts";
 export type { WindowOptions } from "./window.ts";
 export {

@@ -46,6 +46,27 @@ export function redisReplyCode(error: unknown): string | undefined {
 }
 
 /**
+ * How the local REST bridge's error begins when Redis refused the bridge's own AUTH or SELECT on connecting (its
+ * 500, `ERR redis-bridge: Redis refused the connection setup: WRONGPASS …`): the bridge writes it with this text
+ * (deploy/local/redis-bridge/connection.ts), and REST carries nothing but the text.
+ */
+export const bridgeSetupRefused = "redis-bridge: Redis refused the connection setup: ";
+
+/**
+ * /readyz's reason for a failed Redis check: the code of an error reply Redis sent (`redisReplyCode`: NOPERM from an
+ * ACL, LOADING), or "refused" when Redis refused the local REST bridge's own connection setup (its AUTH after a
+ * password change: WRONGPASS, NOAUTH; or its SELECT), which is what a node over TCP says of Redis refusing its
+ * connection (redis-tcp-commands.ts). Undefined otherwise, for "unreachable". Only for naming: to the breaker that
+ * refusal is the bridge failing, and counts as it did (`redisReplyCode` stays undefined for it).
+ */
+export function redisCheckReason(error: unknown): string | undefined {
+  const code = redisReplyCode(error);
+  if (code !== undefined || !(error instanceof Error) || error.name !== "UpstashError") return code;
+  const reply = error.message.replace(/^Command failed: /, "");
+  return reply.startsWith(`ERR ${bridgeSetupRefused}`) ? "refused" : undefined;
+}
+
+/**
  * The `isFailure` of a breaker in front of Redis, as `sqlIsFailure` is for Postgres: an error reply Redis sent counts
  * only for the codes above. Any other reply is Redis answering the command, which proves it up: NOSCRIPT (its script
  * cache lost to a restart, a failover or SCRIPT FLUSH), WRONGTYPE, a script's error, an `ERR` about the command. A

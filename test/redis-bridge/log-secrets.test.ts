@@ -6,7 +6,7 @@ import { Redis } from "@upstash/redis";
 import { parseRedisUrl, RespConnection } from "../../deploy/local/redis-bridge/connection.ts";
 import { type RedisBridge, startRedisBridge } from "../../deploy/local/redis-bridge/index.ts";
 import { upstashRestRedis } from "../../edge/middleware/rate-limit/upstash.ts";
-import { redisIsFailure, redisReplyCode } from "../../shared/resilience/index.ts";
+import { redisCheckReason, redisIsFailure, redisReplyCode } from "../../shared/resilience/index.ts";
 import { closedPort } from "../rate-limit/support.ts";
 import { call, direct } from "./helpers.ts";
 
@@ -102,4 +102,6 @@ test("the refused setup's 500 reaches the SDK as the bridge's failure, which the
   expect(String(error)).toMatch(/ERR redis-bridge: Redis refused the connection setup: WRONGPASS/);
   expect(redisReplyCode(error)).toBeUndefined();
   expect(redisIsFailure(error)).toBe(true);
+  // /readyz names it as a node over TCP names Redis refusing its password (node and Worker use the same reason).
+  expect(redisCheckReason(error)).toBe("refused");
 }, 30_000);

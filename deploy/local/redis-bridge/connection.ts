@@ -1,5 +1,6 @@
 // One pipelined RESP2 connection to Redis over TCP, and the redis:// URL that describes it.
 import net from "node:net";
+import { bridgeSetupRefused } from "../../../shared/resilience/redis-failures.ts";
 import { type Arg, encodeCommands, ErrorReply, type Reply, ReplyParser } from "./resp.ts";
 
 export interface RedisTarget {
@@ -119,7 +120,7 @@ export class RespConnection {
       const refused = replies.find((reply) => reply instanceof ErrorReply);
       if (refused instanceof ErrorReply) {
         connection.close();
-        throw new Error(`redis-bridge: Redis refused the connection setup: ${refused.message}`);
+        throw new Error(`${bridgeSetupRefused}${refused.message}`);
       }
     }
     return connection;
