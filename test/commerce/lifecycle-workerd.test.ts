@@ -44,9 +44,9 @@ afterAll(async () => {
 lifecycleSuite("workerd", () => (running as CommerceWorker).client);
 consoleWorkerdSuite(() => running as CommerceWorker);
 
-/** The tables in each Inventory object's SQLite file, as workerd persists them under wrangler dev. */
-function inventoryObjects(persistTo: string): Map<string, string[]> {
-  const dir = join(persistTo, "v3", "do", "edgewise-Inventory");
+/** The tables in each object's SQLite file of one class (Inventory, Order), as workerd persists them under wrangler dev. */
+function storedObjects(persistTo: string, className: string): Map<string, string[]> {
+  const dir = join(persistTo, "v3", "do", `edgewise-${className}`);
   const objects = new Map<string, string[]>();
   if (!existsSync(dir)) return objects;
   for (const file of readdirSync(dir).filter((name) => /^[0-9a-f]{64}\.sqlite$/.test(name))) {
@@ -72,7 +72,8 @@ function inventoryObjects(persistTo: string): Map<string, string[]> {
 
 test("reading skus that were never set leaves no stored Durable Object behind (workerd)", async () => {
   const { client, persistTo } = running as CommerceWorker;
-  const stored = () => [...inventoryObjects(persistTo).values()].filter((tables) => tables.length > 0).length;
+  const stored = () =>
+    [...storedObjects(persistTo, "Inventory").values()].filter((tables) => tables.length > 0).length;
   const before = stored();
   for (let i = 0; i < 5; i++)
     expect((await client.call("GET", `/v1/inventory/${uniqueName("never-set")}`)).status).toBe(404);
@@ -82,6 +83,31 @@ test("reading skus that were never set leaves no stored Durable Object behind (w
   await client.putSku(sku, 3, 100);
   expect(stored()).toBe(before + 1);
   expect(await client.sku(sku)).toMatchObject({ available: 3 });
+}, 30_000);
+
+test("reading or cancelling orders never placed answers 404 and leaves no stored Durable Object, nor an alarm (workerd)", async () => {
+  // The Durable Object host ignores `onlyIfState` (a stub cannot tell without activating its object), so the order
+  // is asked: under wrangler dev each id gets an object (and a file holding only Miniflare's record of its name), but
+  // its Get throws not_found, a turn that throws commits nothing, and so it creates no table and sets no alarm
+  // (workerd keeps an object's alarm in its own `_cf_METADATA` table, which the count includes).
+  const { client, persistTo } = running as CommerceWorker;
+  const objects = () => [...storedObjects(persistTo, "Order")].filter(([, tables]) => tables.length > 0);
+  const before = new Set(objects().map(([file]) => file));
+  for (let i = 0; i < 3; i++) {
+    const orderId = uniqueName("never-placed");
+    expect(await client.call("GET", `/v1/orders/${orderId}`)).toMatchObject({
+      status: 404,
+      body: { code: "not_found" },
+    });
+    expect((await client.call("POST", `/v1/orders/${orderId}/cancel`)).status).toBe(404);
+  }
+  expect(objects().length).toBe(before.size);
+  // The count sees a write: a placed order's commit creates its object's tables, and its outbox an alarm.
+  const placed = await client.place(uniqueName("placer"), [{ sku: uniqueName("no-such-sku"), quantity: 1 }]);
+  expect(placed.status).toBe(202);
+  const created = objects().filter(([file]) => !before.has(file));
+  expect(created).toHaveLength(1);
+  expect(created[0]?.[1]).toEqual(expect.arrayContaining(["state", "inbox", "_cf_METADATA"]));
 }, 30_000);
 
 test("the cron prunes the activity log past EDGEWISE_ACTIVITY_RETENTION, as a node does; newer entries stay", async () => {
