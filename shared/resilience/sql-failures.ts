@@ -69,6 +69,35 @@ export function answeredByPostgres(error: unknown): boolean {
 }
 
 /**
+ * The driver's own codes for a connection to Postgres that was lost or never made: postgres.js's (`CONNECTION_CLOSED`
+ * and its kin, `CONNECT_TIMEOUT`) and the socket's (a reset, a refusal, a timeout, no route). Only these: an error
+ * with any other code, or none, may be a bug of the caller's.
+ */
+const connectionLostCodes = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+]);
+
+/**
+ * Whether `error` is the driver saying its connection to Postgres was lost or could not be made: what a caller that
+ * cannot tell a Postgres call's error from its own bug (the broker's one request handler) may take for Postgres
+ * being unavailable, as `asPostgresFailure` takes it (`sqlIsFailure` counts it).
+ */
+export function lostPostgresConnection(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && sqlStateOf(error) === undefined && connectionLostCodes.has(code);
+}
+
+/**
  * Whether the server rolled a whole transaction back for a conflict with another one (40001 serialization failure,
  * 40P01 deadlock detected): none of it was applied, and run again at once it usually goes through, as Postgres's
  * manual advises. Not a wait past `lock_timeout` (55P03): that bound is the operator's, and a rerun would wait it out

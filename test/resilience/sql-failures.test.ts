@@ -8,6 +8,7 @@ import {
   isBreakerOpen,
   sqlIsFailure,
 } from "../../shared/resilience/index.ts";
+import { lostPostgresConnection } from "../../shared/resilience/sql-failures.ts";
 import { TEST_DATABASE_URL } from "../broker/helpers.ts";
 
 const sql = postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
@@ -34,6 +35,17 @@ test("values out of range, a constraint, a bad statement: the database answered;
   await down.end({ timeout: 0 });
   expect(sqlIsFailure(outage)).toBe(true);
   expect(sqlIsFailure(new Error("timeout"))).toBe(true);
+});
+
+test("a lost or refused connection is the driver's, told apart from the server's answers and from bugs", async () => {
+  const down = postgres("postgres://postgres@127.0.0.1:1/test", { max: 1, connect_timeout: 1 });
+  const refused = await errorOf(() => down`SELECT 1`);
+  await down.end({ timeout: 0 });
+  expect(lostPostgresConnection(refused)).toBe(true);
+  const answered = await errorOf(() => sql`SELECT 1/0`); // 22012: the server answered
+  expect(lostPostgresConnection(answered)).toBe(false);
+  expect(lostPostgresConnection(new TypeError("x is undefined"))).toBe(false);
+  expect(lostPostgresConnection(Object.assign(new Error("no such file"), { code: "ENOENT" }))).toBe(false);
 });
 
 /** A real error the server sends with SQLSTATE `code`, as a trigger or function raising it would. */

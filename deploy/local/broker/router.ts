@@ -1,6 +1,10 @@
 // The broker's request router: health, authentication, then the QStash v2 paths, every error as {"error": "..."}.
 import { isEdgewiseError } from "../../../shared/errors/index.ts";
-import { answeredByPostgres, asPostgresFailure } from "../../../shared/resilience/sql-failures.ts";
+import {
+  answeredByPostgres,
+  asPostgresFailure,
+  lostPostgresConnection,
+} from "../../../shared/resilience/sql-failures.ts";
 import { authorize, errorResponse, HttpError } from "./http-util.ts";
 import { dlqRoute, eventsRoute, keysRoute, messagesRoute, queuesRoute } from "./routes-admin.ts";
 import { healthRoute } from "./routes-health.ts";
@@ -84,11 +88,12 @@ function refuseNul(url: URL): void {
 /**
  * Postgres answering that it cannot serve this call now, as the gateway's one mapping (`asPostgresFailure`) says:
  * a lock wait past `lock_timeout`, a deadlock or a serialization failure (the statement, one per write, rolled back
- * whole), or the server shutting down or out of connections. A QStash client retries a 503 after `Retry-After`.
- * Only the server's own answers are mapped: any other error here may be the broker's bug, a 500.
+ * whole), or the server shutting down or out of connections; or the driver's connection to it lost or refused (a
+ * reset, a refused connect: Postgres is down or restarting). A QStash client retries a 503 after `Retry-After`. Only
+ * the server's own answers and those driver codes are mapped: any other error here may be the broker's bug, a 500.
  */
 function postgresRefusal(error: unknown): { code: string; message: string; retryAfter: number } | undefined {
-  if (!answeredByPostgres(error)) return undefined;
+  if (!answeredByPostgres(error) && !lostPostgresConnection(error)) return undefined;
   const failure = asPostgresFailure(error);
   if (!isEdgewiseError(failure) || failure.status !== 503 || !failure.public) return undefined;
   const seconds = failure.meta?.retryAfterSeconds;
