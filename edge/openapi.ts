@@ -21,7 +21,9 @@ const commonErrors = {
 };
 const bodyErrors = {
   413: problem("The body is over the limit (64 KiB unless BODY_LIMIT says otherwise)"),
-  415: problem("The body is not declared as application/json"),
+  415: problem(
+    "The body is not declared as JSON (application/json, or a +json type), names a charset other than UTF-8, or has a Content-Encoding (Accept-Encoding: identity)",
+  ),
 };
 
 /** A JSON answer in the document, with the schema of `edge/routes/responses.ts` that tests hold real answers to. */
@@ -93,7 +95,9 @@ export const openApiOptions: Partial<GenerateSpecOptions> = {
   },
   // /openapi.json itself is an operation (API.md lists it), not a static file to leave out.
   excludeStaticFile: false,
-  defaultValidationErrorResponse: problem("The request is invalid: each field's path and what is wrong"),
+  defaultValidationErrorResponse: problem(
+    "The request is invalid (a field wrong or unknown, or a member named twice in one object): each field's path and what is wrong",
+  ),
   // Every route reads its body through the body limit; the authenticated routes' errors come with `requires`.
   defaultOptions: {
     POST: { responses: bodyErrors },

@@ -129,6 +129,83 @@ describe("validate", () => {
     });
   });
 
+  test("a content-coded body is a 415 with Accept-Encoding: identity, not its compressed bytes read as text", async () => {
+    const gzipped = Bun.gzipSync(Buffer.from('{"by":2}'));
+    for (const [coding, body] of [
+      ["gzip", gzipped],
+      ["GZIP", gzipped],
+      ["br", Buffer.from('{"by":2}')], // labelled but sent plain: before, taken as if the label were not there
+      ["gzip, identity", gzipped],
+    ] as const) {
+      const refused = await app.request("/counters", {
+        method: "POST",
+        body,
+        headers: { "content-type": "application/json", "content-encoding": coding },
+      });
+      expect({ coding, status: refused.status }).toEqual({ coding, status: 415 });
+      expect(refused.headers.get("accept-encoding")).toBe("identity");
+      expect(await refused.json()).toMatchObject({
+        code: "request.unsupported_media_type",
+        detail: "send the body without a Content-Encoding: a compressed request body is not accepted",
+      });
+    }
+    const identity = await app.request("/counters", {
+      method: "POST",
+      body: '{"by":2}',
+      headers: { "content-type": "application/json", "content-encoding": "identity" },
+    });
+    expect(await identity.json()).toEqual({ by: 2 });
+  });
+
+  test("a JSON body may name UTF-8 as its charset, and no other: 415, not other text than was sent", async () => {
+    const send = (contentType: string, bytes: Uint8Array<ArrayBuffer>) =>
+      app.request("/names", { method: "POST", body: bytes, headers: { "content-type": contentType } });
+    // "Ã©" in Latin-1 is the bytes C3 A9, which read as UTF-8 are "é": before, the route got "é".
+    const latin1 = new Uint8Array([...Buffer.from('{"name":"'), 0xc3, 0xa9, ...Buffer.from('"}')]);
+    for (const contentType of [
+      "application/json; charset=latin1",
+      "application/json; charset=ISO-8859-1",
+      'application/json;charset="windows-1252"',
+      "application/merge-patch+json; charset=utf-16",
+    ]) {
+      const refused = await send(contentType, latin1);
+      expect({ contentType, status: refused.status }).toEqual({ contentType, status: 415 });
+      expect(await refused.json()).toMatchObject({
+        code: "request.unsupported_media_type",
+        detail: "send the body as UTF-8 JSON (RFC 8259): its Content-Type names another charset",
+      });
+    }
+    for (const contentType of [
+      "application/json; charset=utf-8",
+      'application/json; charset="UTF-8"',
+      "application/json;charset=utf8",
+      "application/vnd.api+json; charset=UTF-8",
+      "application/json",
+    ]) {
+      const accepted = await send(contentType, latin1);
+      expect({ contentType, body: await accepted.json() }).toEqual({ contentType, body: { name: "é" } });
+    }
+  });
+
+  test("a member named twice in one object is a 400 naming it, not the last one silently kept", async () => {
+    for (const [path, body, field] of [
+      ["/counters", '{"by":1,"by":500}', "by"],
+      ["/counters", '{"by":1,"\\u0062y":500}', "by"], // the same name, escaped
+      ["/batch", "[1,2]", undefined],
+      ["/names", '{"name":"a,\\"name\\":\\"b"}', undefined], // the second "name" is inside a string
+    ] as const) {
+      const response = await post(path, body);
+      if (field === undefined) {
+        expect({ body, status: response.status }).toEqual({ body, status: 200 });
+        continue;
+      }
+      expect({ body, status: response.status }).toEqual({ body, status: 400 });
+      expect(((await response.json()) as { errors: unknown }).errors).toEqual([
+        { path: field, message: "is given more than once (a JSON object's member names must be unique)" },
+      ]);
+    }
+  });
+
   test("malformed percent-encoding in any query parameter is a 400 problem naming it, not its raw text", async () => {
     const refused = async (query: string) => {
       const response = await app.request(`/things?${query}`);

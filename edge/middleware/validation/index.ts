@@ -5,6 +5,7 @@ import { uniqueSymbol, validator } from "hono-openapi";
 import { EdgewiseError, type FieldIssue } from "../../../shared/errors/index.ts";
 import { issueMessage } from "../../../shared/errors/valibot.ts";
 import { hasUnpairedSurrogate } from "../../../shared/text/index.ts";
+import { duplicateMemberAt, refuseUnreadableBody } from "./json-body.ts";
 
 /**
  * hono-openapi's validator, so the same schema both checks the request and documents it in /openapi.json.
@@ -68,7 +69,9 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
  * text is left in Hono's body cache, where the validator's `c.req.json()` parses it.
  */
 async function decodeStrictly(c: Context): Promise<void> {
-  if (!hasBody(c.req.raw) || !isJson(c.req.header("content-type"))) return;
+  const contentType = c.req.header("content-type");
+  if (!hasBody(c.req.raw) || !isJson(contentType)) return;
+  refuseUnreadableBody(c, contentType);
   const bytes = await c.req.arrayBuffer();
   let text: string;
   try {
@@ -79,6 +82,7 @@ async function decodeStrictly(c: Context): Promise<void> {
     });
   }
   refuseUnpairedSurrogates(text);
+  refuseDuplicateMembers(text);
   (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
 }
 
@@ -102,6 +106,26 @@ function refuseUnpairedSurrogates(text: string): void {
   throw new EdgewiseError("request.invalid", `body is invalid (${path ? `${path}: ` : ""}${message})`, {
     issues: [{ path, message }],
   });
+}
+
+/** A member named twice in one object is a 400 naming it: which of the two a reader keeps is not defined. */
+function refuseDuplicateMembers(text: string): void {
+  const path = duplicateMemberAt(text);
+  // Only valid JSON is named so; text that is not is left to the validator's own answer.
+  if (path === undefined || !parses(text)) return;
+  const message = "is given more than once (a JSON object's member names must be unique)";
+  throw new EdgewiseError("request.invalid", `body is invalid (${path}: ${message})`, {
+    issues: [{ path, message }],
+  });
+}
+
+function parses(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The dotted path of the first string or member name holding half a surrogate pair, if any. */
