@@ -214,6 +214,41 @@ describe("gateway app (in process)", () => {
     expect((await app.request("/v1/counters/k1/nope", { method: "DELETE" })).status).toBe(404);
   });
 
+  test("a known path with a trailing slash: a read is redirected there (308), any other method's 404 names it", async () => {
+    for (const method of ["GET", "HEAD"]) {
+      const redirected = await app.request("/v1/counters/k%20one/?x=1&y=%2F", { method });
+      expect({ method, status: redirected.status, location: redirected.headers.get("location") }).toEqual({
+        method,
+        status: 308,
+        location: "/v1/counters/k%20one?x=1&y=%2F",
+      });
+      expect(redirected.headers.get("cache-control")).toBe("no-store");
+    }
+    expect((await app.request("/healthz//")).headers.get("location")).toBe("/healthz");
+    // Not redirected: a write (the redirect would have the client send its body again), and a path whose canonical
+    // form takes no GET; both a 404 that names the path to use.
+    for (const [method, path, canonical] of [
+      ["POST", "/v1/counters/k1/increment/", "/v1/counters/k1/increment"],
+      ["GET", "/v1/counters/k1/increment/", "/v1/counters/k1/increment"],
+    ] as const) {
+      const refused = await app.request(path, { method, body: method === "POST" ? "{}" : null });
+      expect({ method, status: refused.status }).toEqual({ method, status: 404 });
+      expect(refused.headers.get("location")).toBeNull();
+      const problem = (await refused.json()) as { code: string; detail: string };
+      expect(problem.code).toBe("not_found");
+      expect(problem.detail).toContain(`the path is ${canonical}, without the trailing slash`);
+    }
+    // A path the API does not have stays a plain 404, and nothing redirects off this origin or to "/".
+    for (const path of ["/nope/", "//evil.example/", "/", "///"]) {
+      const response = await app.request(path);
+      expect({ path, status: response.status, location: response.headers.get("location") }).toEqual({
+        path,
+        status: 404,
+        location: null,
+      });
+    }
+  });
+
   test("GET /openapi.json is OpenAPI 3.1 generated from the schemas the routes validate with", async () => {
     const spec = (await (await app.request("/openapi.json")).json()) as {
       openapi: string;

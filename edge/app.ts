@@ -5,6 +5,7 @@ import { EdgewiseError } from "../shared/errors/index.ts";
 import { type ActorHost, type MessageConsumer, withConsumers } from "../actors/runtime/index.ts";
 import type { GatewayEnv } from "./env.ts";
 import { allowedMethodsFor } from "./allowed-methods.ts";
+import { canonicalLocation, withoutTrailingSlash } from "./trailing-slash.ts";
 import { errorHandler } from "./errors.ts";
 import { openApiOptions, publicRoute } from "./openapi.ts";
 import { type CachedApiKeyVerifier, cachedApiKeyVerifier } from "./middleware/auth/api-key-cache.ts";
@@ -139,12 +140,33 @@ function noRoute(c: Context<GatewayEnv>): never {
   throw new EdgewiseError("not_found", `no route for ${c.req.method} ${c.req.path}`);
 }
 
-/** No handler for this method: 405 with `Allow` when the path has handlers for others (RFC 9110), else 404. */
+/**
+ * No handler for this method: 405 with `Allow` when the path has handlers for others (RFC 9110), else 404. A path
+ * the API has but for a trailing slash (`/v1/orders/`) is redirected there for a read (308, the query kept), and
+ * named in the 404 of any other method, whose body a redirect would have the client send again.
+ */
 function noRouteIn(app: Hono<GatewayEnv>) {
   const allowedMethods = allowedMethodsFor(app.routes);
-  return (c: Context<GatewayEnv>): never => {
+  return (c: Context<GatewayEnv>): Response => {
     const allowed = allowedMethods(c.req.path);
-    if (allowed.length === 0) noRoute(c);
+    if (allowed.length === 0) {
+      const canonical = withoutTrailingSlash(c.req.path);
+      const canonicalMethods = canonical === undefined ? [] : allowedMethods(canonical);
+      if (canonicalMethods.length > 0) {
+        const location = canonicalLocation(c.req.url);
+        if (
+          (c.req.method === "GET" || c.req.method === "HEAD") &&
+          canonicalMethods.includes("GET") &&
+          location
+        )
+          return c.body(null, 308, { location });
+        throw new EdgewiseError(
+          "not_found",
+          `no route for ${c.req.method} ${c.req.path}; the path is ${canonical}, without the trailing slash`,
+        );
+      }
+      noRoute(c);
+    }
     c.header("allow", allowed.join(", "));
     throw new EdgewiseError(
       "method_not_allowed",
