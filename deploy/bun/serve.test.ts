@@ -71,3 +71,37 @@ test("a free port starts, TLS or not, and again once the listener stopped", asyn
   expect(await startOn(port, false)).toBe("started");
   expect(await startOn(port, true)).toBe("started");
 });
+
+// Bun writes Date on every answer but a HEAD's (RFC 9110 §6.6.1 asks it of all of them): bunServe adds it, to an
+// answer made here and to one whose headers are immutable (a proxied one), and keeps one the answer already has.
+// (`fetch` in this file is the listeners' handler: the network's is `globalThis.fetch`.)
+test("a HEAD answer has a Date, as its GET does", async () => {
+  const upstream = Bun.serve({ port: 0, hostname, fetch: () => new Response("upstream") });
+  const server = await bunServe({
+    port: 0,
+    hostname,
+    fetch: (request) => {
+      const path = new URL(request.url).pathname;
+      if (path === "/proxied")
+        return globalThis.fetch(`http://${hostname}:${upstream.port}/`, { method: request.method });
+      if (path === "/dated")
+        return new Response("ok", { headers: { date: "Thu, 01 Jan 2026 00:00:00 GMT" } });
+      return new Response("ok");
+    },
+  });
+  try {
+    for (const path of ["/", "/proxied", "/dated"]) {
+      for (const method of ["GET", "HEAD"]) {
+        const answer = await globalThis.fetch(`http://${hostname}:${server.port}${path}`, { method });
+        await answer.body?.cancel();
+        const date = answer.headers.get("date");
+        expect({ path, method, dated: date !== null }).toEqual({ path, method, dated: true });
+        if (path === "/dated") expect(date).toBe("Thu, 01 Jan 2026 00:00:00 GMT");
+        else expect(Math.abs(Date.parse(date as string) - Date.now())).toBeLessThan(60_000);
+      }
+    }
+  } finally {
+    await server.stop(true);
+    upstream.stop(true);
+  }
+});

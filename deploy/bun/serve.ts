@@ -33,6 +33,24 @@ function tlsOptions(material: TlsMaterial, requireClientCert: boolean) {
 type BunServer = ReturnType<typeof Bun.serve>;
 
 /**
+ * Bun writes `Date` on every answer but a HEAD's, which RFC 9110 §6.6.1 asks of an origin server with a clock, and
+ * §9.3.2 asks to carry the headers its GET would: a HEAD probe (a CDN's, a monitor's) saw no date to age it by.
+ * Bun keeps a `Date` the answer sets, so a HEAD answer gets one here. A proxied answer's headers are immutable.
+ */
+function dated(answer: Response): Response {
+  if (answer.headers.has("date")) return answer;
+  const date = new Date().toUTCString();
+  try {
+    answer.headers.set("date", date);
+    return answer;
+  } catch {
+    const headers = new Headers(answer.headers);
+    headers.set("date", date);
+    return new Response(answer.body, { status: answer.status, statusText: answer.statusText, headers });
+  }
+}
+
+/**
  * Throws EADDRINUSE when something listens on the port: a TLS listener binds with SO_REUSEPORT (for rotations), which
  * would share a port that another node's SO_REUSEPORT listener holds. A listener without it is refused there.
  */
@@ -65,7 +83,8 @@ export const bunServe: Serve = (options) => {
       ...(tls ? { tls: tlsOptions(tls.files.current(), tls.requireClientCert) } : {}),
       fetch: (request, self) => {
         const address = self.requestIP(request)?.address;
-        return options.fetch(request, address ? { address } : {});
+        const answer = options.fetch(request, address ? { address } : {});
+        return request.method === "HEAD" ? Promise.resolve(answer).then(dated) : answer;
       },
     });
 
