@@ -1,5 +1,7 @@
-// HTTP framing under workerd: a refused streamed body leaves its connection usable, and HEAD never states a wrong length.
+// HTTP framing under workerd: a refused streamed body leaves its connection usable, HEAD never states a wrong length, and
+// the gateway's HTTP semantics are a node's (a trailing slash redirected, a body it cannot read as sent refused).
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { SignJWT } from "jose";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -11,9 +13,10 @@ const root = resolve(import.meta.dir, "../..");
 const persistTo = mkdtempSync(join(tmpdir(), "edgewise-http-workerd-"));
 let server: Awaited<ReturnType<typeof startProcess>>;
 let host = "";
+let secret = "";
 
 beforeAll(async () => {
-  const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
+  secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
   server = await startProcess(wranglerDev({ persistTo, vars: { JWT_SECRET: secret } }), {
     cwd: root,
     env: wranglerEnv,
@@ -89,4 +92,30 @@ test("HEAD for a client that takes gzip: no Content-Length beside Content-Encodi
     if (acceptEncoding !== "") expect(headers).toContain("content-encoding: gzip");
     if (headers.includes("content-encoding:")) expect(headers).not.toContain("content-length:");
   }
+}, 30_000);
+
+test("as on a node: a trailing slash is redirected for a read, and a gzipped or Latin-1 body is a 415", async () => {
+  const redirected = await fetch(`http://${host}/healthz/?probe=1`, { redirect: "manual" });
+  expect(redirected.status).toBe(308);
+  expect(redirected.headers.get("location")).toBe("/healthz?probe=1");
+  const token = await new SignJWT({ sub: "http-workerd", scope: "admin" })
+    .setProtectedHeader({ alg: "HS256" })
+    .setExpirationTime("5m")
+    .sign(new TextEncoder().encode(secret));
+  const increment = (body: Uint8Array<ArrayBuffer> | string, headers: Record<string, string>) =>
+    fetch(`http://${host}/v1/counters/http-workerd/increment`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...headers },
+      body,
+    });
+  const gzipped = await increment(new Uint8Array(Bun.gzipSync(Buffer.from('{"by":2}'))), {
+    "content-encoding": "gzip",
+  });
+  expect(gzipped.status).toBe(415);
+  expect(gzipped.headers.get("accept-encoding")).toBe("identity");
+  expect((await increment('{"by":2}', { "content-type": "application/json; charset=latin1" })).status).toBe(
+    415,
+  );
+  expect((await increment('{"by":1,"by":500}', {})).status).toBe(400);
+  expect(await (await increment('{"by":2}', {})).json()).toEqual({ count: 2 });
 }, 30_000);
