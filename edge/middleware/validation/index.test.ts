@@ -185,6 +185,9 @@ describe("validate", () => {
       const accepted = await send(contentType, latin1);
       expect({ contentType, body: await accepted.json() }).toEqual({ contentType, body: { name: "é" } });
     }
+    // A byte order mark before the JSON (RFC 8259 §8.1 lets a parser ignore it) is dropped, not a parse error.
+    const marked = new Uint8Array([0xef, 0xbb, 0xbf, ...Buffer.from('{"name":"bom"}')]);
+    expect(await (await send("application/json; charset=utf-8", marked)).json()).toEqual({ name: "bom" });
   });
 
   test("a member named twice in one object is a 400 naming it, not the last one silently kept", async () => {
