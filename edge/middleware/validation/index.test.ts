@@ -196,8 +196,14 @@ describe("validate", () => {
       ["/counters", '{"by":1,"\\u0062y":500}', "by"], // the same name, escaped
       ["/batch", "[1,2]", undefined],
       ["/names", '{"name":"a,\\"name\\":\\"b"}', undefined], // the second "name" is inside a string
+      ["/counters", '{"b\\x":1,"b\\x":2}', null], // not JSON (no such escape): malformed, not a duplicate or a 500
     ] as const) {
       const response = await post(path, body);
+      if (field === null) {
+        expect({ body, status: response.status }).toEqual({ body, status: 400 });
+        expect(((await response.json()) as { detail: string }).detail).toBe("Malformed JSON in request body");
+        continue;
+      }
       if (field === undefined) {
         expect({ body, status: response.status }).toEqual({ body, status: 200 });
         continue;

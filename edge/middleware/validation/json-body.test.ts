@@ -24,6 +24,9 @@ describe("duplicateMemberAt", () => {
     "[]",
     '"x"',
     "42",
+    // Not JSON (an escape it does not have): no answer, and no throw (the validator says what is wrong).
+    '{"a\\x":1,"a\\x":2}',
+    '{"a\\u12":1}',
   ])("%p has none", (text) => {
     expect(duplicateMemberAt(text)).toBeUndefined();
   });

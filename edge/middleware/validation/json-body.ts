@@ -57,8 +57,8 @@ function charsetOf(contentType: string | undefined): string | undefined {
  * The dotted path (as the validator names fields: `items.0.sku`) of the first member whose name its object already
  * has, in JSON `text`; undefined when there is none. `JSON.parse` keeps the last of the two silently, where other
  * parsers keep the first (RFC 8259 §4 calls the outcome unpredictable; I-JSON, RFC 7493, forbids it): a proxy or a
- * client-side check that read `{"by":1,"by":500}` as 1 let 500 through. Text that is not JSON may give any answer;
- * the caller parses it first.
+ * client-side check that read `{"by":1,"by":500}` as 1 let 500 through. Text that is not JSON may give any answer
+ * but never throws: the caller confirms with a parse before it names one.
  */
 export function duplicateMemberAt(text: string): string | undefined {
   const path: string[] = [];
@@ -73,8 +73,9 @@ export function duplicateMemberAt(text: string): string | undefined {
       if (end === -1) return undefined;
       const frame = frames.at(-1);
       if (expectName && frame && "names" in frame) {
-        const raw = text.slice(at + 1, end);
-        const name = raw.includes("\\") ? (JSON.parse(`"${raw}"`) as string) : raw;
+        const name = memberName(text.slice(at + 1, end));
+        // An escape JSON does not have (`"a\x"`): not JSON, which is the validator's to answer.
+        if (name === undefined) return undefined;
         if (frame.names.has(name)) return [...path, name].join(".");
         frame.names.add(name);
         path.push(name);
@@ -105,6 +106,16 @@ export function duplicateMemberAt(text: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/** A member name's text, its escapes read; undefined where it is no JSON string. */
+function memberName(raw: string): string | undefined {
+  if (!raw.includes("\\")) return raw;
+  try {
+    return JSON.parse(`"${raw}"`) as string;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The index of the quote that closes the string opening at `start`, or -1. */
