@@ -11,6 +11,7 @@ import type { Config } from "../shared/config/index.ts";
 import { EdgewiseError } from "../shared/errors/index.ts";
 import { errorFields } from "../shared/telemetry/log/index.ts";
 import { ActivityRetention } from "./activity-retention.ts";
+import { Retention } from "./retention.ts";
 import type { ExtensionContext, NodeExtender, NodeExtension } from "./node.ts";
 
 export { routeCache } from "../edge/commerce.ts";
@@ -77,6 +78,15 @@ export function commerce(options: CommerceOptions): NodeExtender {
             onError: (error) => logger.warn("activity log: pruning failed", { error: errorFields(error) }),
           });
 
+    // EDGEWISE_WEBHOOK_ATTEMPT_RETENTION: the attempt log grows by a row per attempt per subscription otherwise.
+    const webhookAttemptRetention = new Retention(
+      (olderThan) => system.webhookAttempts.pruneAttempts(new Date(olderThan)),
+      {
+        keepMs: config.EDGEWISE_WEBHOOK_ATTEMPT_RETENTION,
+        onError: (error) => logger.warn("webhook attempts: pruning failed", { error: errorFields(error) }),
+      },
+    );
+
     return {
       consumers: context.hostsActors ? system.consumers : [],
       routes: [system.routes],
@@ -85,9 +95,11 @@ export function commerce(options: CommerceOptions): NodeExtender {
         // a gateway polling the same table would only compete for its rows.
         if (context.hostsActors) void system.relay.start();
         activityRetention?.start();
+        webhookAttemptRetention.start();
       },
       stop: async () => {
         await activityRetention?.stop();
+        await webhookAttemptRetention.stop();
         await system.relay.stop();
         // Stops retrying advances that failed while Redis was away (the queue retries their events anyway).
         if (readCache instanceof RedisReadCache) readCache.close();

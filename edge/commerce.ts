@@ -119,6 +119,8 @@ export interface CommerceSystem {
   relay: BillingOutboxRelay;
   projector: OrdersProjector;
   activity: ActivityLog;
+  /** The outbound webhooks' attempt log, for its retention (EDGEWISE_WEBHOOK_ATTEMPT_RETENTION). */
+  webhookAttempts: Pick<WebhookStore, "pruneAttempts">;
   /** The queue consumers that are not actors: billing, projector, activity, webhooks, and cache when given. */
   consumers: MessageConsumer[];
   routes: Hono<GatewayEnv>;
@@ -326,6 +328,7 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
     relay,
     projector,
     activity,
+    webhookAttempts: postgresWebhookStore,
     consumers: [
       viaPostgres(billing),
       // Deliveries to one subscription (`webhooks/{id}`) come here; the fan-out of events goes through the read side.

@@ -18,6 +18,7 @@ import {
 import { commerceConsumerSubscriptions } from "../../actors/commerce/subscriptions.ts";
 import { resolveWithNodeDns } from "../../actors/commerce/webhooks/dns-resolver.ts";
 import { postWithFetch } from "../../actors/commerce/webhooks/post.ts";
+import { PostgresWebhookStore } from "../../actors/commerce/webhooks/postgres-store.ts";
 import { durableActor } from "../../actors/hosts/cloudflare/index.ts";
 import { type QueueEnv, relayTransportFromEnv } from "../../actors/hosts/cloudflare/queue.ts";
 import {
@@ -26,6 +27,7 @@ import {
   SubscriptionRegistry,
   type Transport,
 } from "../../actors/runtime/index.ts";
+import { dueAfter } from "../../shared/clock/index.ts";
 import type { Config } from "../../shared/config/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { readSchemaMarkers } from "../../shared/postgres/schema-marker.ts";
@@ -139,6 +141,11 @@ export class CommerceOnWorkers {
    * once an hour per isolate (as a node does at start and then hourly), on a connection of its own.
    */
   readonly pruneActivity: (now: number) => Promise<void> | undefined;
+  /**
+   * EDGEWISE_WEBHOOK_ATTEMPT_RETENTION: the cron calls it every minute, and it prunes the outbound webhooks' attempt
+   * log at most once an hour per isolate, on a connection of its own.
+   */
+  readonly pruneWebhookAttempts: (now: number) => Promise<void> | undefined;
   /** When billing last pruned its handled ids in this isolate: at most once an hour across its requests. */
   private readonly billingPrunes: PruneSchedule = { lastAt: undefined };
   private readonly pruneSecurityEvents = securityEventPruner(
@@ -167,6 +174,16 @@ export class CommerceOnWorkers {
             { pruneActivity: (query) => this.onActivityLog((log) => log.pruneActivity(query)) },
             { keepMs, onError: (error) => console.error("[edgewise] activity log: pruning failed", error) },
           );
+    let attemptsPrunedAt = Number.NEGATIVE_INFINITY;
+    this.pruneWebhookAttempts = (now) => {
+      if (!dueAfter(now, attemptsPrunedAt, 3_600_000)) return undefined;
+      attemptsPrunedAt = now;
+      const before = new Date(now - config.EDGEWISE_WEBHOOK_ATTEMPT_RETENTION);
+      return this.onPostgres((sql) => new PostgresWebhookStore(sql).pruneAttempts(before)).then(
+        () => undefined,
+        (error: unknown) => console.error("[edgewise] webhook attempts: pruning failed", error),
+      );
+    };
     // An isolate-local memory cache is unsafe here: another isolate would keep serving what this one
     // invalidated. Redis over REST (fetch, so fine across requests) or no cache at all.
     const redis = config.UPSTASH_REDIS_REST_URL
@@ -199,10 +216,17 @@ export class CommerceOnWorkers {
   }
 
   /** `work` on the activity log over a connection of its own, behind the `postgres` breaker; ended after it. */
-  private async onActivityLog<T>(work: (log: ActivityLog) => Promise<T>): Promise<T> {
+  private onActivityLog<T>(work: (log: ActivityLog) => Promise<T>): Promise<T> {
+    return this.onPostgres((sql) => work(new ActivityLog(sql)));
+  }
+
+  /** `work` on a connection of its own, through the `postgres` breaker; the connection ends after it. */
+  private async onPostgres<T>(
+    work: (sql: ReturnType<CommerceOnWorkers["connect"]>) => Promise<T>,
+  ): Promise<T> {
     const sql = this.connect();
     try {
-      const run = () => work(new ActivityLog(sql));
+      const run = () => work(sql);
       return await (this.dependencies ? this.dependencies.call("postgres", run) : run());
     } finally {
       await sql.end({ timeout: 5 }).catch(() => {});

@@ -222,6 +222,7 @@ async function drain(env: Env, ctx: ExecutionContext): Promise<void> {
     await scope.ready();
     await scope.drainBilling();
     await commerce.pruneActivity(Date.now());
+    await commerce.pruneWebhookAttempts(Date.now());
   } finally {
     scope.close();
     dependencies.tick(waitUntil);

@@ -180,6 +180,22 @@ export const ConfigSchema = v.object({
    */
   EDGEWISE_ACTIVITY_RETENTION: v.optional(duration("EDGEWISE_ACTIVITY_RETENTION")),
   /**
+   * How long the outbound webhooks' attempt log (`GET /v1/webhooks/subscriptions/{id}/attempts`) keeps an attempt:
+   * one row per attempt per subscription, for every order that ends. The node deletes older ones at start and every
+   * hour (deploy/retention.ts). At least 21 days: a delivery's retries span up to 20 days (EDGEWISE_DELIVERY_RETRIES
+   * at most 20, each wait at most a day), and a retry finds an earlier 2xx in this log, so a shorter one could post
+   * an event that was delivered again.
+   */
+  EDGEWISE_WEBHOOK_ATTEMPT_RETENTION: v.optional(
+    durationAtLeast(
+      "EDGEWISE_WEBHOOK_ATTEMPT_RETENTION",
+      21 * 86_400_000,
+      "21d",
+      "a delivery's retries span up to 20 days, and a retry checks this log for an earlier 2xx",
+    ),
+    "30d",
+  ),
+  /**
    * On SIGTERM, /readyz answers 503 `draining` for this long while the node still serves, so a load balancer stops
    * sending before the listener closes (a connection refused). Set it to the balancer's probe period or more.
    */

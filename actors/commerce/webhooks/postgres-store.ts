@@ -41,10 +41,13 @@ interface AttemptRow {
   at: Date;
 }
 
+/** Attempts deleted per statement by `pruneAttempts`. */
+const ATTEMPT_PRUNE_BATCH = 5_000;
+
 // Events are stored space-separated, like API key scopes: no array types needed from the driver.
 export const webhooksSchema: SchemaComponent = {
   name: "webhooks",
-  version: 1,
+  version: 2,
   lock: 8245602,
   ddl: `
     CREATE TABLE IF NOT EXISTS webhook_subscriptions (
@@ -73,6 +76,8 @@ export const webhooksSchema: SchemaComponent = {
     );
     CREATE INDEX IF NOT EXISTS webhook_deliveries_event ON webhook_deliveries (subscription_id, event_id);
     CREATE INDEX IF NOT EXISTS webhook_deliveries_newest ON webhook_deliveries (subscription_id, id DESC);
+    -- pruneAttempts' batches by age (version 2): without it each batch would read every attempt kept.
+    CREATE INDEX IF NOT EXISTS webhook_deliveries_at ON webhook_deliveries (at);
     CREATE TABLE IF NOT EXISTS webhook_inbound_seen (
       source text NOT NULL,
       webhook_id text NOT NULL,
@@ -222,6 +227,20 @@ export class PostgresWebhookStore<Types extends Record<string, unknown> = Record
     const rows = await this.sql`
       SELECT 1 FROM webhook_inbound_seen WHERE source = ${source} AND webhook_id = ${webhookId}`;
     return rows.length > 0;
+  }
+
+  async pruneAttempts(before: Date, batchSize = ATTEMPT_PRUNE_BATCH): Promise<number> {
+    // Oldest first, a batch per statement (index webhook_deliveries_at): the first prune of a log kept for months
+    // may delete millions, and on PGlite one statement holds the only connection.
+    let pruned = 0;
+    for (;;) {
+      const rows = await this.sql`
+        DELETE FROM webhook_deliveries WHERE id IN (
+          SELECT id FROM webhook_deliveries WHERE at < ${before} ORDER BY at LIMIT ${batchSize})
+        RETURNING 1`;
+      pruned += rows.length;
+      if (rows.length < batchSize) return pruned;
+    }
   }
 
   async pruneInbound(before: Date): Promise<number> {

@@ -99,6 +99,12 @@ export interface WebhookStore {
   listAttempts(subscriptionId: string, eventId?: string): Promise<DeliveryAttempt[]>;
   /** One page of a subscription's attempts, newest first. */
   pageAttempts(subscriptionId: string, page: AttemptPage): Promise<DeliveryAttempt[]>;
+  /**
+   * Forgets attempts made before `before`, oldest first in batches of `batchSize`; returns how many. The node calls
+   * it with EDGEWISE_WEBHOOK_ATTEMPT_RETENTION, kept longer than the queue's retry horizon: `wasDelivered` reads
+   * these rows, so a redelivery of an event whose attempts are gone would be posted again.
+   */
+  pruneAttempts(before: Date, batchSize?: number): Promise<number>;
   /** True once some attempt of this event at this subscription got a 2xx. */
   wasDelivered(subscriptionId: string, eventId: string): Promise<boolean>;
   /** Marks an inbound `webhook-id` of a source as seen; false when it already was (a replay). */
