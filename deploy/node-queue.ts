@@ -76,6 +76,7 @@ export async function startNodeQueue(parts: NodeQueueParts): Promise<NodeQueue> 
           config.QSTASH_DELIVERY_CONCURRENCY ?? defaultDeliveryConcurrency(embedded !== undefined),
         ...(options.brokerTimeScale ? { timeScale: options.brokerTimeScale } : {}),
         eventRetentionMs: config.EDGEWISE_BROKER_EVENT_RETENTION,
+        dlqRetentionMs: config.EDGEWISE_BROKER_DLQ_RETENTION,
         // The embedded PGlite has no autovacuum: the broker vacuums its own tables there.
         ...(embedded ? { maintenance: { vacuumEveryMs: 10_000 } } : {}),
         log: (line) => brokerLog.warn(line),

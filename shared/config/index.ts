@@ -175,6 +175,19 @@ export const ConfigSchema = v.object({
    */
   EDGEWISE_BROKER_EVENT_RETENTION: v.optional(duration("EDGEWISE_BROKER_EVENT_RETENTION"), "7d"),
   /**
+   * How long the embedded broker keeps a dead letter (`GET /v2/dlq`, the console's dead letters) that nobody replayed
+   * or deleted, as QStash's plans do. Older ones are deleted every minute and at start, and the broker logs how many.
+   */
+  EDGEWISE_BROKER_DLQ_RETENTION: v.optional(
+    durationAtLeast(
+      "EDGEWISE_BROKER_DLQ_RETENTION",
+      86_400_000,
+      "1d",
+      "a dead letter waits for an operator to replay or delete it",
+    ),
+    "30d",
+  ),
+  /**
    * How long the activity log keeps an entry; unset, for good. About 6 entries an order, some 370 MB an hour at 15
    * orders/s on PGlite. Set, the node deletes older entries at start and every hour (deploy/activity-retention.ts).
    */

@@ -97,6 +97,11 @@ export interface BrokerOptions {
   dedupWindowMs?: number;
   /** How long events (logs) are kept. Default 7 days. */
   eventRetentionMs?: number;
+  /**
+   * How long a dead letter is kept (QStash's DLQ retention, which its plans set): older ones are deleted by the
+   * housekeeping sweep. Default 30 days.
+   */
+  dlqRetentionMs?: number;
   /** Fallback poll when nothing woke the dispatcher. Default 1000 ms. */
   pollIntervalMs?: number;
   /** How deliveries are sent. Default: the global fetch (keep-alive). */
@@ -142,6 +147,7 @@ export interface ResolvedOptions {
   maxDelayMs: number;
   dedupWindowMs: number;
   eventRetentionMs: number;
+  dlqRetentionMs: number;
   pollIntervalMs: number;
   fetch: FetchLike;
   log: (message: string) => void;
@@ -190,6 +196,7 @@ export function resolveOptions(options: BrokerOptions = {}): ResolvedOptions {
     maxDelayMs: positive("maxDelayMs", options.maxDelayMs ?? 365 * 86_400_000),
     dedupWindowMs: positive("dedupWindowMs", options.dedupWindowMs ?? 10 * 60_000),
     eventRetentionMs: positive("eventRetentionMs", options.eventRetentionMs ?? 7 * 86_400_000),
+    dlqRetentionMs: positive("dlqRetentionMs", options.dlqRetentionMs ?? 30 * 86_400_000),
     pollIntervalMs: positive("pollIntervalMs", options.pollIntervalMs ?? 1000),
     fetch: options.fetch ?? ((input, init) => fetch(input, init)),
     log: maskedLog(options.log ?? ((message) => console.error(`[qstash-broker] ${message}`))),

@@ -126,7 +126,7 @@ export async function transactionPooled(databaseUrl: string): Promise<boolean> {
 // stored before the `logged` column existed had theirs logged already, hence true for them.
 export const brokerSchema: SchemaComponent = {
   name: "broker",
-  version: 1,
+  version: 2,
   lock: 8245531,
   ddl: `
       CREATE TABLE IF NOT EXISTS qstash_messages (
@@ -174,6 +174,8 @@ export const brokerSchema: SchemaComponent = {
         last_error text
       );
       CREATE INDEX IF NOT EXISTS qstash_dlq_seq ON qstash_dlq (seq);
+      -- Dead letters past their retention, found by age (version 2).
+      CREATE INDEX IF NOT EXISTS qstash_dlq_failed ON qstash_dlq (failed_at);
       CREATE TABLE IF NOT EXISTS qstash_events (
         id bigserial PRIMARY KEY,
         time bigint NOT NULL,

@@ -155,8 +155,13 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     const upkeep = embedded ? startPGliteUpkeep(db, config.log) : undefined;
     // Once now (a broker that was down, or started with a shorter retention, prunes at once), then every minute.
     const sweepOnce = () =>
-      void housekeeping(db, config.eventRetentionMs).catch((error) =>
-        config.log(`housekeeping: ${String(error)}`),
+      void housekeeping(db, { eventsMs: config.eventRetentionMs, deadLettersMs: config.dlqRetentionMs }).then(
+        ({ deadLetters }) => {
+          // Said every time: a dead letter is an operator's to replay or delete, and this one was never handled.
+          if (deadLetters > 0)
+            config.log(`housekeeping: deleted ${deadLetters} dead letters older than the DLQ retention`);
+        },
+        (error) => config.log(`housekeeping: ${String(error)}`),
       );
     sweepOnce();
     const sweep = setInterval(sweepOnce, HOUSEKEEPING_MS);

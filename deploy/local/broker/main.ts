@@ -46,6 +46,7 @@ exitWithHelp([
   "  DATABASE_URL (else PGlite in EDGEWISE_DATA_DIR, ./.edgewise), QSTASH_DB_SCHEMA, EDGEWISE_PGLITE_SYNC (FULL)",
   "  QSTASH_TOKEN, QSTASH_CURRENT_SIGNING_KEY, QSTASH_NEXT_SIGNING_KEY (qstash dev's public ones, for loopback)",
   "  QSTASH_TIME_SCALE (1), QSTASH_DELIVERY_CONCURRENCY (256 with DATABASE_URL, else 64)",
+  "  EDGEWISE_BROKER_EVENT_RETENTION (7d), EDGEWISE_BROKER_DLQ_RETENTION (30d)",
   "  TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE (mutual TLS to actor hosts); QSTASH_TLS_CERT_FILE, QSTASH_TLS_KEY_FILE",
   "  (its API over HTTPS); LOG_LEVEL (debug adds a failed start's stack)",
   "It prints the four QSTASH_* values a node needs. A bad setting stops it with exit code 78.",
@@ -68,8 +69,14 @@ const failed: (error: unknown) => never = exitOnStartFailure(
 /** The settings, read and checked before anything starts: a bad one stops the broker with one line. */
 function readSettings() {
   // The node's rules for these settings (shared/config), so both read them alike.
-  const { EDGEWISE_PGLITE_SYNC: pgliteSync } = parseConfig({
+  const {
+    EDGEWISE_PGLITE_SYNC: pgliteSync,
+    EDGEWISE_BROKER_EVENT_RETENTION: eventRetentionMs,
+    EDGEWISE_BROKER_DLQ_RETENTION: dlqRetentionMs,
+  } = parseConfig({
     EDGEWISE_PGLITE_SYNC: env("EDGEWISE_PGLITE_SYNC"),
+    EDGEWISE_BROKER_EVENT_RETENTION: env("EDGEWISE_BROKER_EVENT_RETENTION"),
+    EDGEWISE_BROKER_DLQ_RETENTION: env("EDGEWISE_BROKER_DLQ_RETENTION"),
     DATABASE_URL: env("DATABASE_URL"),
   });
   // Delivering to actor hosts that require mutual TLS: the broker's own certificate (its role CA is the identity
@@ -119,6 +126,8 @@ function readSettings() {
     host,
     token,
     pgliteSync,
+    eventRetentionMs,
+    dlqRetentionMs,
     port: number("QSTASH_PORT", DEV_PORT, (n) => Number.isInteger(n) && n >= 0 && n <= 65535),
     timeScale: number("QSTASH_TIME_SCALE", 1, (n) => n > 0),
     deliveryConcurrency: number(
@@ -224,6 +233,8 @@ const broker = await startBroker({
   nextSigningKey: env("QSTASH_NEXT_SIGNING_KEY"),
   timeScale: settings.timeScale,
   deliveryConcurrency: settings.deliveryConcurrency,
+  eventRetentionMs: settings.eventRetentionMs,
+  dlqRetentionMs: settings.dlqRetentionMs,
   ...(tls ? { fetch: mtlsFetch(tls) } : {}),
   ...(serverTls ? { tls: { files: serverTls, onApplied: serverApplied("applied") } } : {}),
 }).catch(failed);

@@ -206,19 +206,36 @@ export async function listEvents(sql: Sql, f: EventFilter): Promise<{ rows: Even
     : { rows };
 }
 
+/** Dead letters deleted per statement: each carries its message's and its last answer's bodies (up to 1 MiB). */
+const DLQ_PRUNE_BATCH = 500;
+
 /**
- * Forgets expired deduplication ids and events older than the retention. Events go oldest first, 10,000 per
- * statement (index qstash_events_time): a log left by a shorter retention or a long stop may hold millions, and
- * on PGlite one statement holds the only connection.
+ * Forgets expired deduplication ids, events older than their retention and dead letters older than theirs; returns
+ * how many dead letters went. Events go oldest first, 10,000 per statement (index qstash_events_time): a log left by
+ * a shorter retention or a long stop may hold millions, and on PGlite one statement holds the only connection. Dead
+ * letters likewise, by the time they failed (index qstash_dlq_failed), in smaller batches.
  */
-export async function housekeeping(sql: Sql, eventRetentionMs: number): Promise<void> {
+export async function housekeeping(
+  sql: Sql,
+  retention: { eventsMs: number; deadLettersMs: number },
+): Promise<{ deadLetters: number }> {
   const now = Date.now();
   await sql`DELETE FROM qstash_dedup WHERE expires_at < ${now}`;
   for (;;) {
     const gone = await sql`
       DELETE FROM qstash_events WHERE id IN (
-        SELECT id FROM qstash_events WHERE time < ${now - eventRetentionMs} ORDER BY time, id LIMIT 10000)
+        SELECT id FROM qstash_events WHERE time < ${now - retention.eventsMs} ORDER BY time, id LIMIT 10000)
       RETURNING 1`;
-    if (gone.length < 10_000) return;
+    if (gone.length < 10_000) break;
+  }
+  let deadLetters = 0;
+  for (;;) {
+    const gone = await sql`
+      DELETE FROM qstash_dlq WHERE dlq_id IN (
+        SELECT dlq_id FROM qstash_dlq WHERE failed_at < ${now - retention.deadLettersMs}
+        ORDER BY failed_at LIMIT ${DLQ_PRUNE_BATCH})
+      RETURNING 1`;
+    deadLetters += gone.length;
+    if (gone.length < DLQ_PRUNE_BATCH) return { deadLetters };
   }
 }
