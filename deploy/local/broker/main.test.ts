@@ -46,6 +46,9 @@ describe("the broker's CLI settings", () => {
     // README: QSTASH_DB_SCHEMA is only with DATABASE_URL, refused on PGlite. It was refused, but late (exit 1, after
     // taking the data dir's lock) and by startBroker's option names ("schema needs databaseUrl").
     [{ QSTASH_DB_SCHEMA: "queue" }, "QSTASH_DB_SCHEMA needs DATABASE_URL"],
+    // Its retentions are read as a node reads them (they were not read at all: 7 days of events whatever was set).
+    [{ EDGEWISE_BROKER_EVENT_RETENTION: "a week" }, "EDGEWISE_BROKER_EVENT_RETENTION"],
+    [{ EDGEWISE_BROKER_DLQ_RETENTION: "1h" }, "EDGEWISE_BROKER_DLQ_RETENTION must be at least 1d"],
   ])("%p is refused with one line and exit code 78", async (settings, reason) => {
     const { code, stdout, lines } = await start(settings);
     expect(code).toBe(78);
