@@ -25,6 +25,7 @@ import {
   type TurnRecord,
   targetOf,
   type ActorSnapshot,
+  nextMacrotask,
 } from "../../runtime/index.ts";
 import type { SqlDatabase } from "./sql.ts";
 import { type DueTimer, LocalStore } from "./store.ts";
@@ -32,6 +33,8 @@ import { evictLeastRecent } from "../../../shared/collections/recency.ts";
 
 /** Timer firings in flight at once, at most. */
 const maxTimerFirings = 256;
+/** Handled ids the inbox prune deletes per statement. */
+const INBOX_PRUNE_BATCH = 1_000;
 /** Instances looked at, oldest first, for an idle one to evict when the host is full (see `makeRoom`). */
 const evictionScan = 64;
 
@@ -102,6 +105,8 @@ export class LocalActorHost implements ActorHost {
   private timerWake: (() => void) | undefined;
   private readonly loops: Promise<void>[] = [];
   private sweepHandle: ReturnType<typeof setInterval> | undefined;
+  /** The inbox prune under way, if any. */
+  private pruning: Promise<void> | undefined;
 
   constructor(options: LocalHostOptions) {
     this.registry = new ActorRegistry(options.actors);
@@ -146,7 +151,7 @@ export class LocalActorHost implements ActorHost {
     const deadline = Date.now() + drainMs;
     while (Date.now() < deadline && [...this.instances.values()].some((instance) => !instance.idle))
       await new Promise((resolve) => setTimeout(resolve, 10));
-    await Promise.all([...this.loops, ...this.firings]);
+    await Promise.all([...this.loops, ...this.firings, this.pruning]);
     this.store.close();
   }
 
@@ -286,12 +291,25 @@ export class LocalActorHost implements ActorHost {
     this.pruneInbox();
   }
 
+  /**
+   * Forgets handled ids past the retention, a batch per statement and a macrotask between batches, unless a prune
+   * is under way. One statement for all of them held the event loop for as long as it ran and left the WAL file the
+   * size of every page it touched, for good: a node started after a day down has millions (300,000 took 1.4 s and
+   * 42 MB of WAL). Batches commit one by one, so SQLite's checkpoints reuse the WAL between them (about 8 MB).
+   */
   private pruneInbox(): void {
-    try {
-      this.store.pruneInbox(this.clock.now() - this.options.inboxRetentionMs);
-    } catch (error) {
-      this.options.onBackgroundError("inbox pruning failed", error);
-    }
+    if (this.pruning) return;
+    const olderThan = this.clock.now() - this.options.inboxRetentionMs;
+    this.pruning = (async () => {
+      try {
+        while (!this.stopped && this.store.pruneInbox(olderThan, INBOX_PRUNE_BATCH) === INBOX_PRUNE_BATCH)
+          await new Promise<void>((resolve) => nextMacrotask(resolve));
+      } catch (error) {
+        this.options.onBackgroundError("inbox pruning failed", error);
+      }
+    })().finally(() => {
+      this.pruning = undefined;
+    });
   }
 
   // --- relay ---

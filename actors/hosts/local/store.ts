@@ -39,7 +39,9 @@ export class LocalStore implements OutboxStore {
         "INSERT INTO actor_state (actor, version, state) VALUES (?, ?, ?) ON CONFLICT (actor) DO UPDATE SET version = excluded.version, state = excluded.state",
       inbox: "SELECT reply FROM inbox WHERE actor = ? AND id = ?",
       addInbox: "INSERT INTO inbox (actor, id, reply, at) VALUES (?, ?, ?, ?)",
-      pruneInbox: "DELETE FROM inbox WHERE at < ?",
+      // Oldest first, by inbox_by_time, at most a batch: see the host's pruneInbox.
+      pruneInbox:
+        "DELETE FROM inbox WHERE (id, actor) IN (SELECT id, actor FROM inbox WHERE at < ? ORDER BY at LIMIT ?)",
       addOutbox: "INSERT INTO outbox (actor, envelope) VALUES (?, ?)",
       // The page's sizes come from the rows' headers (octet_length reads no content); only the envelopes within
       // the byte budget are read.
@@ -200,9 +202,12 @@ export class LocalStore implements OutboxStore {
     return at === null || at === undefined ? undefined : Number(at);
   }
 
-  /** Forgets handled message ids older than the retention window. Returns how many were removed. */
-  pruneInbox(olderThan: number): number {
-    return this.q.pruneInbox!.run(olderThan).changes;
+  /**
+   * Forgets up to `limit` handled message ids older than the retention window, oldest first. Returns how many were
+   * removed: fewer than `limit` means none older are left.
+   */
+  pruneInbox(olderThan: number, limit = Number.MAX_SAFE_INTEGER): number {
+    return this.q.pruneInbox!.run(olderThan, limit).changes;
   }
 
   /** What an operator or a test sees of one actor. */
