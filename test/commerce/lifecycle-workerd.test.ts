@@ -110,7 +110,7 @@ test("reading or cancelling orders never placed answers 404 and leaves no stored
   expect(created[0]?.[1]).toEqual(expect.arrayContaining(["state", "inbox", "_cf_METADATA"]));
 }, 30_000);
 
-test("the cron prunes the activity log past EDGEWISE_ACTIVITY_RETENTION, as a node does; newer entries stay", async () => {
+test("the cron prunes the activity log past EDGEWISE_ACTIVITY_RETENTION and the webhook attempt log past EDGEWISE_WEBHOOK_ATTEMPT_RETENTION, as a node does; newer entries stay", async () => {
   const worker = running as CommerceWorker;
   const sql = postgres(TEST_DATABASE_URL, {
     max: 1,
@@ -126,6 +126,11 @@ test("the cron prunes the activity log past EDGEWISE_ACTIVITY_RETENTION, as a no
       prefix: `${prefix}-old`,
     });
     await recordAgedActivity(sql, { type: "AgedTest", count: 2, ageMs: 60_000, prefix: `${prefix}-new` });
+    // Attempts a day either side of the default 30 days (the cron's first run in this isolate prunes them too).
+    await sql`
+      INSERT INTO webhook_deliveries (subscription_id, event_id, attempt, outcome, at) VALUES
+        (${`${prefix}-sub`}, 'old', 1, 'delivered', now() - interval '31 days'),
+        (${`${prefix}-sub`}, 'new', 1, 'delivered', now() - interval '29 days')`;
     // wrangler dev runs the scheduled handler on this request (--test-scheduled), as Cloudflare does each minute.
     const cron = await fetch(`${worker.worker.match}/__scheduled?cron=*+*+*+*+*`);
     expect(cron.status).toBe(200);
@@ -133,6 +138,10 @@ test("the cron prunes the activity log past EDGEWISE_ACTIVITY_RETENTION, as a no
       SELECT id FROM activity_log WHERE id LIKE ${`${prefix}-%`} ORDER BY id`;
     // Before, a Worker ignored the setting: all five stayed.
     expect(left.map((row) => row.id)).toEqual([`${prefix}-new-1`, `${prefix}-new-2`]);
+    const attempts = await sql<Array<{ event_id: string }>>`
+      SELECT event_id FROM webhook_deliveries WHERE subscription_id = ${`${prefix}-sub`}`;
+    // Before, the attempt log was never pruned: both stayed.
+    expect(attempts.map((row) => row.event_id)).toEqual(["new"]);
   } finally {
     await sql.end();
   }
