@@ -1,8 +1,8 @@
 // The local host: clock-driven timers, failed group commits, retention, eviction, recovery, aborts, reads.
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import * as v from "valibot";
 import { ManualClock } from "../../../shared/clock/index.ts";
 import { createEnvelope } from "../../../shared/envelope/index.ts";
@@ -122,6 +122,10 @@ describe("local host", () => {
       expect(statSync(`${file}-wal`).size).toBeLessThan(16 * 1024 * 1024);
     } finally {
       reader.close();
+      // Stopped here, not after the test: its 40 MB file is removed with its directory.
+      await host.stop();
+      hosts.splice(hosts.indexOf(host), 1);
+      rmSync(dirname(file), { recursive: true, force: true });
     }
   }, 60_000);
 
