@@ -34,8 +34,16 @@ export function cidrContains(cidr: Cidr, ip: Ip): boolean {
 }
 
 /**
+ * The widest range a proxy fleet is in: 10.0.0.0/8 and fc00::/7, the widest private ranges. A wider one (0.0.0.0/0,
+ * ::/0) holds addresses of the internet at large, so any client there is a "proxy" whose X-Forwarded-For is believed:
+ * it writes its own address, and every per-address budget (anonymous requests, refused credentials) is its to reset.
+ */
+const widestPrefix = { 4: 8, 6: 7 } as const;
+
+/**
  * A predicate over address text for a list of IPs/CIDRs. A bad entry is a configuration error, raised at start,
- * not a range silently left out: a missing proxy would key every client behind it as one.
+ * not a range silently left out: a missing proxy would key every client behind it as one; so is a range wider than
+ * any proxy fleet (widestPrefix), which would believe every client's forwarding header.
  */
 export function cidrMatcher(entries: readonly string[]): (address: string) => boolean {
   const ranges = entries.map((entry) => {
@@ -46,6 +54,13 @@ export function cidrMatcher(entries: readonly string[]): (address: string) => bo
         `TRUSTED_PROXIES: "${entry}" is not an IP address or CIDR range (e.g. 10.0.0.0/8, 2001:db8::/32)`,
         // Naming the variable makes it a bad setting (exit 78), not a failure to start (exit 1).
         { issues: [{ path: "TRUSTED_PROXIES", message: "not an IP address or CIDR range" }] },
+      );
+    }
+    if (cidr.prefix < widestPrefix[cidr.base.version]) {
+      throw new EdgewiseError(
+        "config.invalid",
+        `TRUSTED_PROXIES: "${entry}" is wider than any proxy fleet (IPv4 /${widestPrefix[4]}, IPv6 /${widestPrefix[6]} at most): every client in it could write its own address in the forwarding header; list the proxies' addresses or their network (e.g. 10.0.0.0/8)`,
+        { issues: [{ path: "TRUSTED_PROXIES", message: "a range wider than any proxy fleet" }] },
       );
     }
     return cidr;

@@ -70,9 +70,9 @@ describe("CIDR matching", () => {
   });
 
   test("families never cross", () => {
-    expect(cidrMatcher(["0.0.0.0/0"])("2001:db8::1")).toBe(false);
-    expect(cidrMatcher(["::/0"])("1.2.3.4")).toBe(false);
-    expect(cidrMatcher(["0.0.0.0/0", "::/0"])("2001:db8::1")).toBe(true);
+    expect(cidrMatcher(["0.0.0.0/8"])("::1")).toBe(false);
+    expect(cidrMatcher(["::/8"])("0.1.2.3")).toBe(false);
+    expect(cidrMatcher(["0.0.0.0/8", "::/8"])("::1")).toBe(true);
   });
 
   test("host bits past the prefix are ignored", () => {
@@ -80,8 +80,23 @@ describe("CIDR matching", () => {
   });
 
   test("non-addresses never match", () => {
-    expect(cidrMatcher(["0.0.0.0/0", "::/0"])("unknown")).toBe(false);
+    expect(cidrMatcher(["10.0.0.0/8", "fc00::/7"])("unknown")).toBe(false);
     expect(cidrMatcher([])("1.2.3.4")).toBe(false);
+  });
+
+  test("the widest private ranges are proxies' networks; a range wider than them is refused", () => {
+    expect(cidrMatcher(["10.0.0.0/8", "fc00::/7"])("fd12::1")).toBe(true);
+    for (const entry of [
+      "0.0.0.0/0",
+      "::/0",
+      "::ffff:0:0/96",
+      "128.0.0.0/1",
+      "0.0.0.0/7",
+      "2000::/3",
+      "fc00::/6",
+    ]) {
+      expect(() => cidrMatcher([entry])).toThrow(/TRUSTED_PROXIES: ".*" is wider than any proxy fleet/);
+    }
   });
 
   test.each(["10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/8/8", "10.0.0.0/x", "proxy.internal", ""])(
