@@ -28,10 +28,18 @@ export interface CommerceOptions {
   readCache?: ReadCache;
 }
 
+/**
+ * Said at every start with WEBHOOKS_ALLOW_PRIVATE=1: the setting is for development and tests, and nothing else tells
+ * an operator who left it on that an admin's subscription URL may now reach the node's own network.
+ */
+export const allowPrivateWarning =
+  "WEBHOOKS_ALLOW_PRIVATE=1: outbound webhooks may reach loopback, private and link-local addresses (this node's own ports, the internal network, a cloud metadata service at 169.254.169.254); for development and tests only, unset it in production (SECURITY.md, 'Outbound webhooks: SSRF')";
+
 /** The extension for startNode: everything the commerce API needs beyond its actors (wired in edge/commerce.ts). */
 export function commerce(options: CommerceOptions): NodeExtender {
   const extend = async (context: ExtensionContext): Promise<NodeExtension> => {
     const { sql, transport, config, actors, log, logger } = context;
+    if (config.WEBHOOKS_ALLOW_PRIVATE) logger.warn(allowPrivateWarning);
     // A node without Redis caches in its own memory only if it hosts the actors: the consumer that invalidates the
     // cache runs where the actors' events are delivered, so a gateway-only node's memory would never be told.
     const readCache =

@@ -1,0 +1,48 @@
+// Security suite: a Bun or Deno node started with WEBHOOKS_ALLOW_PRIVATE=1 warns that webhooks may reach private addresses.
+import { expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { allowPrivateWarning } from "../../deploy/commerce.ts";
+import { denoEntryCommand, freePort, startProcess } from "../e2e/process.ts";
+
+const root = resolve(import.meta.dir, "../..");
+
+const entries = {
+  bun: [process.execPath, join(root, "edge/entries/bun.ts")],
+  deno: denoEntryCommand(root),
+};
+
+/** The warning line a node printed before it served (the admin token is printed once it does), if any. */
+async function warningAtStart(command: string[], allowPrivate: string): Promise<string | undefined> {
+  const node = await startProcess(command, {
+    cwd: root,
+    env: {
+      PORT: String(freePort()),
+      HOST: "127.0.0.1",
+      EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-allow-private-")),
+      WEBHOOKS_ALLOW_PRIVATE: allowPrivate,
+    },
+    pattern: /admin token/,
+  });
+  try {
+    return node
+      .output()
+      .split("\n")
+      .find((line) => line.includes("WEBHOOKS_ALLOW_PRIVATE=1"));
+  } finally {
+    await node.kill();
+  }
+}
+
+// Before, a node started on it without a word: nothing told an operator who left it on outside development.
+for (const [runtime, command] of Object.entries(entries)) {
+  test(`a ${runtime} node warns at start while WEBHOOKS_ALLOW_PRIVATE=1`, async () => {
+    const line = await warningAtStart(command, "1");
+    expect(line && JSON.parse(line)).toMatchObject({ level: "warn", msg: allowPrivateWarning });
+  }, 90_000);
+}
+
+test("a node with WEBHOOKS_ALLOW_PRIVATE=0 says nothing of it", async () => {
+  expect(await warningAtStart(entries.bun, "0")).toBeUndefined();
+}, 90_000);
