@@ -318,6 +318,22 @@ describe("npm run backup -- --online", () => {
     expect(staging()).toEqual([]);
   }, 120_000);
 
+  // The SQLite copies were made by VACUUM INTO, which creates its file under the umask: actors.db and traces.db went
+  // into the archive 0644 (the offline backup's were 0600), so a plain `tar -x` of it left them readable by all.
+  test("every entry of the archive is private as a node keeps it: files 0600, directories 0700", async () => {
+    const dataDir = dir("modes");
+    const { node } = await nodeInProcess(dataDir);
+    const out = dir("modes.tar.gz");
+    const online = await onlineBackup(node.url, node.adminToken as string, out);
+    expect({ code: online.code, stderr: online.stderr }).toEqual({ code: 0, stderr: "" });
+    const listing = Bun.spawnSync(["tar", "-tvzf", out]).stdout.toString().split("\n").filter(Boolean);
+    const entries = listing.map((line) => ({ mode: line.split(/\s+/)[0], path: line.split(/\s+/).at(-1) }));
+    expect(entries.map((entry) => entry.path)).toContain("actors.db");
+    expect(entries.map((entry) => entry.path)).toContain("traces.db");
+    expect(entries.filter((entry) => entry.mode !== "-rw-------" && entry.mode !== "drwx------")).toEqual([]);
+    await node.stop();
+  }, 60_000);
+
   test("with DATABASE_URL: a clear refusal that points to the offline procedure, nothing written", async () => {
     const schema = uniqueSchema("online_pg");
     await createSchema(schema);

@@ -1,5 +1,6 @@
 // Online backup: a running node's data dir copied at one quiet instant, streamed as the archive `npm run backup` writes.
 import {
+  chmodSync,
   closeSync,
   cpSync,
   existsSync,
@@ -148,6 +149,9 @@ function copyDataDir(dataDir: string, into: string, openDb: (path: string) => Sq
     } finally {
       db.close();
     }
+    // VACUUM INTO creates the file under the umask (0644): the archive keeps each entry's mode, which a plain tar -x
+    // restores, so the copy is made as private as the node's own (data-dir-files.ts).
+    chmodSync(to, 0o600);
   }
 }
 
