@@ -3,6 +3,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 import { parseDuration } from "../../shared/config/index.ts";
+import { isLoopbackHost } from "../../shared/net/ip.ts";
 import { isEdgewiseError } from "../../shared/errors/index.ts";
 import { exitWithHelp } from "../cli-help.ts";
 import { requestedSchema } from "../local/broker/search-path.ts";
@@ -145,6 +146,20 @@ function dumpReminder(databaseUrl: string | undefined): string {
   ].join("\n");
 }
 
+/** An http:// URL to another machine: the admin token goes out, and the archive comes back, as plain text. */
+function crossesNetworkInClear(url: string): boolean {
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "http:" && !isLoopbackHost(parsed.hostname);
+  } catch {
+    return false; // refused as a bad URL by the request itself
+  }
+}
+
+/** Said before the request: the token has gone by the time any answer could be judged. */
+const plainHttpWarning = (url: string) =>
+  `[backup] warning: ${new URL(url).origin} is plain http to another machine: EDGEWISE_TOKEN (an admin credential) and the archive (every secret of the node) cross the network unencrypted; reach the node over https:// (a proxy that terminates TLS), or run the command on the node's machine against http://127.0.0.1`;
+
 /** `--online`: the running node at --url streams its archive; the admin token comes from EDGEWISE_TOKEN. */
 async function backupOnline(
   values: { url?: string; "data-dir"?: string; timeout?: string },
@@ -158,6 +173,7 @@ async function backupOnline(
     usage(`--timeout takes a duration above zero and below 24d, e.g. 30s or 5m (not ${values.timeout})`);
   const token = env("EDGEWISE_TOKEN");
   if (!token) usage("--online needs an admin token in EDGEWISE_TOKEN (never on the command line)");
+  if (crossesNetworkInClear(values.url)) console.error(plainHttpWarning(values.url));
   const manifest = await onlineBackup({ url: values.url, token, out, timeoutMs });
   const files = manifest.entries.filter((entry) => entry.type === "file").length;
   console.log(
