@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { Header } from "tar";
+import { Header, type HeaderData } from "tar";
 import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 import { ArchiveError } from "./manifest.ts";
 import { restore } from "./restore.ts";
@@ -14,7 +14,13 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 const outside = join(work, "outside");
 mkdirSync(outside);
 
-type Entry = { path: string; type?: string; linkpath?: string; body?: string; pax?: Record<string, string> };
+type Entry = {
+  path: string;
+  type?: HeaderData["type"];
+  linkpath?: string;
+  body?: string;
+  pax?: Record<string, string>;
+};
 
 /** A gzipped tar with exactly these entries, as a hand-made archive would hold them (no manifest unless listed). */
 function archive(name: string, entries: Entry[]): string {
