@@ -20,6 +20,20 @@ export function checkNodeConfig(options: NodeOptions, tracing: boolean): void {
     );
   }
   cidrMatcher(config.TRUSTED_PROXIES);
+  // Read by a Worker only (API Shield's request.cf.tlsClientAuth): a node would start, take it as said, and admit
+  // requests with no certificate at all.
+  const clientCert = config.REQUIRE_CLIENT_CERT
+    ? "REQUIRE_CLIENT_CERT"
+    : config.CLIENT_CERT_FINGERPRINTS.length > 0
+      ? "CLIENT_CERT_FINGERPRINTS"
+      : undefined;
+  if (clientCert) {
+    throw new EdgewiseError(
+      "config.invalid",
+      `${clientCert} is a Worker's setting (behind API Shield); a node never checks it and would admit requests without a client certificate: unset it, and for mutual TLS on a node set TLS_CERT_FILE, TLS_KEY_FILE and TLS_CA_FILE on the actor host (SECURITY.md, Mutual TLS)`,
+      { issues: [{ path: clientCert, message: "read on Workers only" }] },
+    );
+  }
   if (tracing) checkTracingSettings();
   // A node that hosts actors listens with its certificate (node-listener.ts); a gateway's is for its own calls.
   if (config.TLS_CERT_FILE && !config.ACTOR_HOST_URL && options.serve.tlsRefusal) {
