@@ -59,7 +59,7 @@ export function cidrMatcher(entries: readonly string[]): (address: string) => bo
     if (cidr.prefix < widestPrefix[cidr.base.version]) {
       throw new EdgewiseError(
         "config.invalid",
-        `TRUSTED_PROXIES: "${entry}" is wider than any proxy fleet (IPv4 /${widestPrefix[4]}, IPv6 /${widestPrefix[6]} at most): every client in it could write its own address in the forwarding header; list the proxies' addresses or their network (e.g. 10.0.0.0/8)`,
+        `TRUSTED_PROXIES: "${entry}" is wider than any proxy fleet (the widest taken is an IPv4 /${widestPrefix[4]} or an IPv6 /${widestPrefix[6]}): every client in it could write its own address in the forwarding header; list the proxies' addresses or their network (e.g. 10.0.0.0/8)`,
         { issues: [{ path: "TRUSTED_PROXIES", message: "a range wider than any proxy fleet" }] },
       );
     }
