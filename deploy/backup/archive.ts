@@ -1,5 +1,5 @@
 // The backup's gzipped tar, written and read by node-tar: a reader of untrusted archives is not code to hand-write.
-import { closeSync, createWriteStream, fsyncSync, openSync, readSync } from "node:fs";
+import { closeSync, createWriteStream, fsyncSync, openSync, readSync, statfsSync } from "node:fs";
 import { Header, Pack, ReadEntry, UnpackSync } from "tar";
 import { ArchiveError, safePath } from "./manifest.ts";
 
@@ -47,16 +47,24 @@ export async function writeArchive(
  * Extracts a gzipped tar into the existing directory `into`. node-tar refuses absolute paths, `..` and writing
  * through a symlink; strict, any of its warnings (a bad header, a truncated or corrupt gzip) is an error. What a
  * backup never holds fails the whole extraction rather than being skipped: an entry that is not a file or a
- * directory, a path our stricter safePath refuses, a path named twice. Synchronous, so once it returns or throws
- * nothing is still being written into `into`.
+ * directory, a path our stricter safePath refuses, a path named twice. So do files that would leave less than
+ * `reserveBytes` free on `into`'s file system (an ENOSPC, before they are written). Synchronous, so once it returns
+ * or throws nothing is still being written into `into`.
  */
-export function extractArchive(archive: string, into: string): void {
+export function extractArchive(archive: string, into: string, reserveBytes = 0): void {
   let failure: unknown;
   const seen = new Set<string>();
   const refuse = (why: string) => {
     failure ??= new ArchiveError(`it holds ${why}`);
     return false;
   };
+  // Each entry's size is in its header, read before any of its bytes are written: an archive whose files come to more
+  // than the file system can spare (a few KB of gzip can declare and hold gigabytes of zeros) is refused there,
+  // rather than filling the disk other processes write to until the extraction fails.
+  const { bavail, bsize, blocks } = statfsSync(into);
+  // A file system that reports no size at all (some FUSE mounts) is not judged.
+  const room = blocks > 0 ? bavail * bsize - reserveBytes : Number.POSITIVE_INFINITY;
+  let declared = 0;
   const unpack = new UnpackSync({
     cwd: into,
     strict: true,
@@ -69,6 +77,17 @@ export function extractArchive(archive: string, into: string): void {
       if (!safePath(name)) return refuse(`an unsafe path (${path})`);
       if (seen.has(name)) return refuse(`${name} twice`);
       seen.add(name);
+      declared += Math.ceil((entry as ReadEntry).size / bsize) * bsize;
+      if (declared > room) {
+        failure ??= Object.assign(
+          new Error(
+            `the archive's files need more room than the target's file system can spare (${Math.floor((bavail * bsize) / mebibyte)} MiB free${reserveBytes > 0 ? `; a restore leaves ${reserveBytes / mebibyte} MiB free for the node` : ""}); nothing of it was kept`,
+          ),
+          // What the file system would have said once full: said before a byte of it is written.
+          { code: "ENOSPC" },
+        );
+        return false;
+      }
       return true;
     },
   });
@@ -88,6 +107,8 @@ export function extractArchive(archive: string, into: string): void {
   if (!failure) unpack.end();
   if (failure) throw failure;
 }
+
+const mebibyte = 1_048_576;
 
 /**
  * node-tar's and zlib's refusals, and a tree that does not form (a file where a directory should be), are the

@@ -19,6 +19,8 @@ type Entry = {
   type?: HeaderData["type"];
   linkpath?: string;
   body?: string;
+  /** The size its header declares, when not its body's. */
+  size?: number;
   pax?: Record<string, string>;
 };
 
@@ -52,7 +54,7 @@ function file(entry: Entry, body: Buffer): Buffer[] {
   const header = new Header({
     path: entry.path,
     type,
-    size: type === "File" || type === "ExtendedHeader" ? body.length : 0,
+    size: entry.size ?? (type === "File" || type === "ExtendedHeader" ? body.length : 0),
     mode: 0o644,
     mtime: new Date(0),
     ...(entry.linkpath ? { linkpath: entry.linkpath } : {}),
@@ -102,3 +104,23 @@ for (const [name, entries, why] of cases) {
     expect(existsSync(join(work, "escaped"))).toBe(false);
   });
 }
+
+// Before, the size was known only from the manifest, which comes last: a few KB of gzip holding gigabytes of zeros
+// filled the target's file system (200 KB to 200 MB on a 32 MB tmpfs) before the restore failed with ENOSPC.
+test("refused before it is written: files that come to more than the file system has free", async () => {
+  const target = join(work, "target-too-large");
+  mkdirSync(target);
+  const refused = restore({
+    // A petabyte declared, a few bytes present: the header alone is refused, before anything is written.
+    archive: archive("too-large", [
+      { path: "jwt-secret", body: "x" },
+      { path: "pglite/base/1", body: "x".repeat(1000), size: 2 ** 50 },
+    ]),
+    dataDir: target,
+    openDb: (path) => openBunSqlite(path, "NORMAL"),
+  });
+  await expect(refused).rejects.toThrow(
+    /the archive's files need more room than the target's file system can spare \(\d+ MiB free; a restore leaves 64 MiB free for the node\)/,
+  );
+  expect(readdirSync(target)).toEqual([]);
+});

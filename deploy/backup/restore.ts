@@ -27,6 +27,9 @@ import {
   parseManifest,
 } from "./manifest.ts";
 
+/** What a restore leaves free on the target's file system, for the node that starts on it to write. */
+const restoreReserveBytes = 64 * 1_048_576;
+
 export interface RestoreOptions {
   archive: string;
   /** Must be missing or empty. */
@@ -70,7 +73,7 @@ export async function restore(options: RestoreOptions): Promise<Manifest> {
   }
   try {
     mkdirSync(staging, { mode: 0o700 });
-    extractArchive(archive, staging);
+    extractArchive(archive, staging, restoreReserveBytes);
     const manifest = verify(staging);
     for (const name of readdirSync(staging)) renameSync(join(staging, name), join(dataDir, name));
     rmSync(staging, { recursive: true });
