@@ -5,7 +5,10 @@ import type { Principal } from "./middleware/auth/principal.ts";
 export interface GatewayVariables {
   /** Set by request-id: echoed in `X-Request-Id` and carried into logs and problem details. */
   requestId: string;
-  /** Set by request-id: the app's logger bound to this request (its id, and the caller's trace id if sent). */
+  /**
+   * Set by request-id: the app's logger bound to this request (its id, and the caller's trace id if sent); the
+   * telemetry middleware binds the request's own trace and SERVER span ids to it, the delivery route its delivery's.
+   */
   log: Logger;
   /** Set by client-ip: the runtime's own peer address, or a forwarded one from a trusted proxy. */
   clientIp: string;

@@ -89,7 +89,12 @@ export function deliveryRoutes(options: DeliveryOptions): Hono<GatewayEnv> {
   const { onDelivery } = options;
   app.post("/_edgewise/deliver/:type/:key", async (c) => {
     const started = onDelivery ? performance.now() : 0;
+    // The trace the delivery belongs to, for its log lines: no span is active here (a delivery gets no SERVER span,
+    // and one handed in process none of the gateway's middleware), so the envelope's and the delivery span's ids.
+    const traced: DeliveryTrace = {};
     const answer = (response: Response, outcome: DeliveryRecord["outcome"], verified: boolean): Response => {
+      // The access line is written after this route returns, outside the delivery's span: it names the same trace.
+      if (verified && c.var.log) c.set("log", c.var.log.child(traceFields(traced)));
       onDelivery?.({
         targetType: verified ? c.req.param("type") : "_unverified",
         status: response.status,
@@ -123,9 +128,6 @@ export function deliveryRoutes(options: DeliveryOptions): Hono<GatewayEnv> {
       );
     }
     let messageId: unknown;
-    // The trace the failure belongs to, for its log line: no span is active here (a delivery gets no SERVER span,
-    // and one handed in process none of the gateway's middleware), so the envelope's and the delivery span's ids.
-    const traced: DeliveryTrace = {};
     try {
       const envelope = JSON.parse(body) as Envelope;
       messageId = envelope?.id;

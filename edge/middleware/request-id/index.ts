@@ -9,7 +9,8 @@ export interface RequestIdOptions {
   headerName?: string;
   /**
    * The app's logger. Each request gets `c.var.log`, a child bound to `request_id` and, when the caller sent a
-   * W3C `traceparent`, its `trace_id`. Default: JSON lines on the console at warn.
+   * W3C `traceparent`, its `trace_id` (the telemetry middleware then binds the request's own trace and span ids).
+   * Default: JSON lines on the console at warn.
    */
   logger?: Logger;
   /**

@@ -48,11 +48,12 @@ export function telemetry(options: TelemetryOptions = {}) {
   const { onRequest, untraced } = options;
   return createMiddleware<GatewayEnv>(async (c, next) => {
     const started = performance.now();
-    const span = c.req.path.startsWith(deliveryPrefix)
-      ? undefined
-      : serverSpan(c, untraced?.(c.req.path) ?? false);
+    const never = untraced?.(c.req.path) ?? false;
+    const span = c.req.path.startsWith(deliveryPrefix) ? undefined : serverSpan(c, never);
     let route: string | undefined;
     if (span) {
+      // An untraced path's fresh ids name nothing anyone has (a caller's trace id is bound by request-id already).
+      if (!never) bindTraceIds(c, span.span);
       try {
         await withContext(span.context, next);
       } finally {
@@ -116,6 +117,16 @@ function serverSpan(
       ? droppedSpan(starts ? undefined : trace.getSpanContext(parent)?.traceId)
       : tracer().startSpan(method, { kind: SpanKind.SERVER }, parent);
   return isSpanValid(span) ? { span, context: trace.setSpan(parent, span) } : undefined;
+}
+
+/**
+ * Binds the request's trace to `c.var.log`, for its lines written outside the span: the access line, written by
+ * the request-id middleware once this one returned, carried no trace id unless the caller sent a `traceparent`.
+ */
+function bindTraceIds(c: Context<GatewayEnv>, span: Span): void {
+  if (!c.var.log) return;
+  const { traceId, spanId } = span.spanContext();
+  c.set("log", c.var.log.child({ trace_id: traceId, span_id: spanId }));
 }
 
 /** The longest `url.path` a span keeps; the route (`http.route`) is always whole. */

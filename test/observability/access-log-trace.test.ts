@@ -1,0 +1,116 @@
+// Access lines on a node name their request's trace: a request that starts one, and each delivery of its messages.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type EdgewiseNode, startNode } from "../../deploy/bun/node.ts";
+import { referenceSystem } from "../../deploy/reference.ts";
+import { parseConfig } from "../../shared/config/index.ts";
+import { captureSink, createLogger } from "../../shared/telemetry/log/index.ts";
+import {
+  readSampling,
+  sampleReads,
+  sampleWrites,
+  writeSampling,
+} from "../../shared/telemetry/trace/sampling.ts";
+import { createSigner } from "../../deploy/local/broker/signing.ts";
+import { createEnvelope } from "../../shared/envelope/index.ts";
+import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
+import { CommerceClient, uniqueName } from "../commerce/client.ts";
+
+const capture = captureSink();
+const schema = uniqueSchema("access_log_trace");
+const dataDir = mkdtempSync(join(tmpdir(), "edgewise-access-trace-"));
+const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
+const policies = { reads: readSampling(), writes: writeSampling() };
+let node: EdgewiseNode;
+let client: CommerceClient;
+
+beforeAll(async () => {
+  node = await startNode({
+    config: parseConfig({
+      HOST: "127.0.0.1",
+      PORT: "0",
+      DATABASE_URL: TEST_DATABASE_URL,
+      EDGEWISE_DATA_DIR: dataDir,
+      JWT_SECRET: jwtSecret,
+      RATE_LIMIT: "1000000/60s",
+    }),
+    ...referenceSystem(),
+    schema,
+    brokerTimeScale: 0.01,
+    // A logger of the test's: the access log is on, and debug keeps the deliveries' (quiet) access lines.
+    logger: createLogger({ level: "debug", sink: capture.sink }),
+  });
+  client = new CommerceClient({ base: node.url, jwtSecret });
+  // Every request recorded, so each access line's ids can be looked up among the stored spans.
+  sampleReads({ ratio: 1 });
+  sampleWrites({ ratio: 1 });
+}, 30_000);
+afterAll(async () => {
+  sampleReads(policies.reads);
+  sampleWrites(policies.writes);
+  await node?.stop();
+  await dropSchema(schema);
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+type Line = Record<string, unknown>;
+const accessLines = (): Line[] => capture.records().filter((record) => record.msg === "request");
+
+test("a request without a traceparent: its access line names the trace and SERVER span the gateway started", async () => {
+  const tracing = node.tracing;
+  if (!tracing) throw new Error("tracing is off");
+  const [sku, customer] = [uniqueName("access-sku"), uniqueName("access-cust")];
+  await client.putSku(sku, 10, 100);
+  await client.putAccount(customer, 10_000);
+  const placed = await client.place(customer, [{ sku, quantity: 1 }]);
+  expect(placed.status).toBe(202);
+  const read = await client.call("GET", `/v1/inventory/${sku}`);
+  expect(read.status).toBe(200);
+
+  await tracing.flush();
+  for (const [reply, route] of [
+    [placed, "/v1/orders"],
+    [read, "/v1/inventory/:sku"],
+  ] as const) {
+    const line = accessLines().find((record) => record.request_id === reply.headers.get("x-request-id"));
+    expect(line).toMatchObject({ route, status: reply.status });
+    expect(line?.trace_id).toMatch(/^[0-9a-f]{32}$/);
+    const server = tracing.store
+      .trace(line?.trace_id as string)
+      .find((span) => span.kind === "SERVER" && span.spanId === line?.span_id);
+    expect(server?.name).toBe(`${reply === placed ? "POST" : "GET"} ${route}`);
+  }
+}, 60_000);
+
+test("a delivery over HTTP: its access line names the trace its message carries", async () => {
+  // The embedded broker hands this node's deliveries over in process, past the access log; QStash's come over HTTP.
+  const broker = node.broker;
+  if (!broker) throw new Error("no embedded broker");
+  const traceId = "5a1c0ffee5a1c0ffee5a1c0ffee5a1c0";
+  const sku = uniqueName("access-delivered");
+  const envelope = createEnvelope({
+    type: "Put",
+    source: "edgewise://test/access-log",
+    target: `inventory/${sku}`,
+    data: { available: 1, priceCents: 100 },
+    traceparent: `00-${traceId}-5a1c0ffee5a1c0ff-01`,
+  });
+  const path = `/_edgewise/deliver/inventory/${sku}`;
+  const body = JSON.stringify(envelope);
+  const signature = await createSigner(broker.currentSigningKey)(
+    `${node.publicUrl}${path}`,
+    new TextEncoder().encode(body),
+  );
+  const delivered = await fetch(`${node.url}${path}`, {
+    method: "POST",
+    body,
+    headers: { "content-type": "application/cloudevents+json", "upstash-signature": signature },
+  });
+  expect(delivered.status).toBe(200);
+  await delivered.arrayBuffer();
+  const line = accessLines().find((record) => record.request_id === delivered.headers.get("x-request-id"));
+  expect(line).toMatchObject({ route: "/_edgewise/deliver/:type/:key", status: 200, trace_id: traceId });
+  expect(line?.span_id).toMatch(/^[0-9a-f]{16}$/);
+}, 60_000);
