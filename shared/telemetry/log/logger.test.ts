@@ -37,6 +37,21 @@ describe("createLogger", () => {
     });
   });
 
+  test("a client's string cannot end a line: separators and C1 controls are escaped, and read back the same", () => {
+    const capture = captureSink();
+    const log = createLogger({ sink: capture.sink, clock });
+    // U+2028 and U+2029 end a line to JavaScript's source rules and to Python's splitlines, NEL (U+0085) too;
+    // CSI (U+009B) starts a terminal's control sequence. JSON.stringify writes all of them raw.
+    const sku = 'a\u2028"level":"error"\u2029b\u0085c\u009b31md\u007fe\n';
+    log.info(`no route for GET /${sku}`, { sku, nested: { sku } });
+    expect(capture.lines).toHaveLength(1);
+    const line = capture.lines[0] as string;
+    expect(line).not.toMatch(/[\n\r\u007f-\u009f\u2028\u2029]/);
+    expect(line.split(/\r\n|[\n\r\u0085\u2028\u2029]/)).toHaveLength(1);
+    const record = JSON.parse(line);
+    expect(record).toMatchObject({ level: "info", msg: `no route for GET /${sku}`, sku, nested: { sku } });
+  });
+
   test("levels below LOG_LEVEL are not written; a reserved field name cannot overwrite the record's own", () => {
     const capture = captureSink();
     const log = createLogger({ level: "warn", sink: capture.sink, clock });

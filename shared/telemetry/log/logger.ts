@@ -44,6 +44,18 @@ function actorText(actor: unknown): unknown {
   return typeof type === "string" && typeof key === "string" ? `${type}/${key}` : actor;
 }
 
+/**
+ * What JSON.stringify leaves raw but a reader may take for the end of a line or a terminal's control: U+2028 and
+ * U+2029 (line and paragraph separators), and DEL and the C1 controls, NEL (U+0085, a line break to Unicode) and
+ * CSI (U+009B) among them. Any client string can hold them; escaped, the line is the same JSON.
+ */
+const breaksLine = /[\u007f-\u009f\u2028\u2029]/;
+const breaksLines = new RegExp(breaksLine.source, "g");
+const oneLine = (json: string) =>
+  breaksLine.test(json)
+    ? json.replace(breaksLines, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`)
+    : json;
+
 export function createLogger(options: LoggerOptions = {}): Logger {
   return new JsonLogger(
     options.level ?? "info",
@@ -108,7 +120,7 @@ class JsonLogger implements Logger {
       if (merged.actor !== undefined) record.actor = actorText(merged.actor);
       if (merged.message_id !== undefined) record.message_id = merged.message_id;
       for (const key in merged) if (!placed.has(key)) record[key] = merged[key];
-      this.sink(JSON.stringify(redact(record)), level);
+      this.sink(oneLine(JSON.stringify(redact(record))), level);
     } catch {
       // Dropped: there is nowhere safer to report a failure of the log itself.
     }
