@@ -47,7 +47,7 @@ export function nodeTransport(
           )
       : (target) => `${actorsOrigin ?? publicUrl()}${deliveryPath(target)}`,
     retries: config.EDGEWISE_DELIVERY_RETRIES,
-    // The SDK's own HTTP client unless a private CA is to be trusted (a refused certificate is then also named).
+    // The fetch that trusts a private CA when there is one (a refused certificate is then also named).
     ...(brokerCa ? { fetch: queueFetch } : {}),
   });
   // While the broker's breaker is open, relays keep every message in their outboxes and back off.

@@ -184,3 +184,46 @@ test("the same message from two deployments on one broker reaches both; the same
     production.stop();
   }
 });
+
+test("a broker that is down or refuses fails the send, and nothing is written to the console", async () => {
+  // The relay reports a failed pass on the node's JSON log. The SDK's own HTTP client also printed a line of plain
+  // text to stderr for each (`[Upstash QStash] POST … failed after 1 attempt: …`), among the JSON lines.
+  const refusing = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: () => new Response("nope", { status: 401 }),
+  });
+  const closed = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
+  const closedUrl = `http://127.0.0.1:${closed.port}`;
+  closed.stop(true);
+  const printed: unknown[][] = [];
+  const saved = { error: console.error, warn: console.warn, log: console.log };
+  console.error = (...args: unknown[]) => void printed.push(args);
+  console.warn = (...args: unknown[]) => void printed.push(args);
+  console.log = (...args: unknown[]) => void printed.push(args);
+  try {
+    for (const baseUrl of [`http://127.0.0.1:${refusing.port}`, closedUrl]) {
+      const transport = new QStashTransport({
+        baseUrl,
+        token: "t",
+        deliveryUrl: () => receiver.url("/down"),
+      });
+      const envelope = createEnvelope({
+        type: "Ping",
+        source: "edgewise://test",
+        target: "counter/down",
+        data: {},
+      });
+      expect(
+        await transport.send([envelope]).then(
+          () => "sent",
+          () => "failed",
+        ),
+      ).toBe("failed");
+    }
+  } finally {
+    Object.assign(console, saved);
+    refusing.stop(true);
+  }
+  expect(printed).toEqual([]);
+});

@@ -16,8 +16,8 @@ export interface QStashTransportOptions {
   /** Messages per `/v2/batch` request. */
   batchSize?: number;
   /**
-   * How the broker's API is called. Default: the SDK's own HTTP client (the global fetch). A node gives one that
-   * trusts the CA of a self-hosted broker's certificate (QSTASH_CA_FILE, deploy/tls.ts `caFetch`).
+   * How the broker's API is called. Default: the global fetch. A node gives one that trusts the CA of a self-hosted
+   * broker's certificate (QSTASH_CA_FILE, deploy/tls.ts `caFetch`).
    */
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
 }
@@ -57,9 +57,14 @@ export class QStashTransport implements Transport {
       retry: false,
       devMode: false,
     });
-    // Only for a fetch of the node's own (a private CA to trust): otherwise the SDK's own HTTP client does the calls,
-    // as it does against Upstash.
-    if (options.fetch) this.client.http = brokerRequester(this.client.http, options.fetch, options);
+    // Always ours, with the runtime's fetch unless a node gives its own (a private CA to trust): the SDK's HttpClient
+    // prints a line of plain text to the console for each failed call, among the node's JSON log lines, and the relay
+    // already logs the failure it is thrown.
+    this.client.http = brokerRequester(
+      this.client.http,
+      options.fetch ?? ((input, init) => fetch(input, init)),
+      options,
+    );
     this.batchSize = options.batchSize ?? 100;
   }
 
@@ -108,9 +113,9 @@ type Requester = Client["http"];
 type UpstashRequest = Parameters<Requester["request"]>[0];
 
 /**
- * The SDK's HTTP layer, sending with `options.fetch`. @upstash/qstash 2.12 has no fetch option (its HttpClient calls
- * the global fetch), and Bun's fetch takes the CAs to trust per call (`tls.ca`), so a broker with a certificate from
- * a private CA could not be trusted otherwise. The SDK's public `http` field is its seam: the SDK still turns each
+ * The SDK's HTTP layer, sending with `send`. @upstash/qstash 2.12 has no fetch option (its HttpClient calls the
+ * global fetch, and writes each failure to the console), and Bun's fetch takes the CAs to trust per call (`tls.ca`),
+ * so a broker with a certificate from a private CA could not be trusted otherwise. The SDK's public `http` field is its seam: the SDK still turns each
  * message into QStash's headers (those of `http.headers` and its telemetry kept), and only the request is ours. It
  * behaves as the SDK's own HttpClient with `retry: false` and `devMode: false`: one attempt, and a non-2xx thrown as
  * a QstashError with the broker's answer.
