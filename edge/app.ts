@@ -30,6 +30,7 @@ import { type DependencyCheck, healthRoutes } from "./routes/health.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import type { Dependencies } from "../shared/resilience/index.ts";
 import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
+import { methodText } from "../shared/telemetry/http-method.ts";
 import { type Logger, maskSecrets, type SecurityEventSink } from "../shared/telemetry/log/index.ts";
 
 export interface AppOptions {
@@ -353,7 +354,7 @@ export function securityReporters(sink: SecurityEventSink) {
     }
   };
   const request = (c: Context<GatewayEnv>) => ({
-    method: c.req.method,
+    method: methodText(c.req.method),
     path: clientText(c.req.path),
     requestId: c.var.requestId,
   });

@@ -2,6 +2,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes, routePath } from "hono/route";
 import { newId } from "../../../shared/ids/index.ts";
+import { methodText } from "../../../shared/telemetry/http-method.ts";
 import { createLogger, type Logger, traceIdFromTraceparent } from "../../../shared/telemetry/log/index.ts";
 import type { GatewayEnv } from "../../env.ts";
 
@@ -60,7 +61,7 @@ export function requestId(options: RequestIdOptions = {}): MiddlewareHandler<Gat
 function logAccess(c: Context<GatewayEnv>, started: number, quiet: boolean): void {
   const status = c.res.status;
   const fields = {
-    method: c.req.method,
+    method: methodText(c.req.method),
     route: routePattern(c),
     status,
     duration_ms: Math.round((performance.now() - started) * 10) / 10,

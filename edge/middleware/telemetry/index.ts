@@ -18,6 +18,7 @@ import {
   tracer,
   withContext,
 } from "../../../shared/telemetry/trace/index.ts";
+import { httpMethodName, methodText } from "../../../shared/telemetry/http-method.ts";
 import { maskSecrets } from "../../../shared/telemetry/log/redact.ts";
 import { isReadMethod, keepRead, keepWrite } from "../../../shared/telemetry/trace/sampling.ts";
 
@@ -137,9 +138,13 @@ const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0
 function endServerSpan(c: Context<GatewayEnv>, span: Span, route: string): void {
   if (!span.isRecording()) return;
   const status = c.res.status;
-  span.updateName(`${c.req.method} ${route}`);
+  // A method outside RFC 9110's is `_OTHER`, and the name says `HTTP` (OTel's rule): a span's name is what backends
+  // group by, and a client can send any token as a method (on Deno, thousands of characters).
+  const method = httpMethodName(c.req.method);
+  span.updateName(`${method === "_OTHER" ? "HTTP" : method} ${route}`);
   span.setAttributes({
-    "http.request.method": c.req.method,
+    "http.request.method": method,
+    ...(method === "_OTHER" ? { "http.request.method_original": methodText(c.req.method) } : {}),
     "http.route": route,
     "http.response.status_code": status,
     // Masked as logs are: a token pasted into a URL must not land in the trace store. Cut to `maxPathChars`: the

@@ -1,5 +1,6 @@
 // Edgewise's instruments: HTTP RED, actor turns, mailboxes and outboxes, deliveries, breakers, rate limits, caches.
 import type { Dependencies } from "../../resilience/index.ts";
+import { httpMethodName } from "../http-method.ts";
 import { MetricsRegistry, type RegistryOptions } from "./registry.ts";
 
 /*
@@ -85,17 +86,6 @@ export interface NodeLoad {
   eventLoopLagMs: () => number;
 }
 
-const knownMethods = new Set([
-  "GET",
-  "HEAD",
-  "POST",
-  "PUT",
-  "DELETE",
-  "CONNECT",
-  "OPTIONS",
-  "TRACE",
-  "PATCH",
-]);
 const breakerStates = ["closed", "open", "half-open"] as const;
 
 /** `2xx`, `4xx`, `5xx`. */
@@ -355,7 +345,7 @@ export class EdgewiseMetrics {
 
   request(sample: RequestSample): void {
     this.http.record(sample.durationMs / 1000, {
-      http_request_method: knownMethods.has(sample.method) ? sample.method : "_OTHER",
+      http_request_method: httpMethodName(sample.method),
       http_route: sample.route,
       http_response_status_code: String(sample.status),
     });
