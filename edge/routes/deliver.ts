@@ -94,7 +94,7 @@ export function deliveryRoutes(options: DeliveryOptions): Hono<GatewayEnv> {
     const traced: DeliveryTrace = {};
     const answer = (response: Response, outcome: DeliveryRecord["outcome"], verified: boolean): Response => {
       // The access line is written after this route returns, outside the delivery's span: it names the same trace.
-      if (verified && c.var.log) c.set("log", c.var.log.child(traceFields(traced)));
+      if (verified && c.var.log?.isEnabled("info")) c.set("log", c.var.log.child(traceFields(traced)));
       onDelivery?.({
         targetType: verified ? c.req.param("type") : "_unverified",
         status: response.status,
