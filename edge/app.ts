@@ -2,6 +2,7 @@
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { describeRoute, openAPIRouteHandler } from "hono-openapi";
 import { EdgewiseError } from "../shared/errors/index.ts";
+import { actorHostPaths, actorHostPingPath } from "../actors/hosts/remote/protocol.ts";
 import { type ActorHost, type MessageConsumer, withConsumers } from "../actors/runtime/index.ts";
 import type { GatewayEnv } from "./env.ts";
 import { allowedMethodsFor } from "./allowed-methods.ts";
@@ -176,6 +177,12 @@ function noRouteIn(app: Hono<GatewayEnv>) {
   };
 }
 
+/** The actor host's routes, which gateways call with their span's `traceparent`. */
+const actorHostRoutePaths: ReadonlySet<string> = new Set([
+  ...Object.values(actorHostPaths),
+  actorHostPingPath,
+]);
+
 /** Health probes and metric scrapes: counted and logged, never traced. */
 const operationalPaths: ReadonlySet<string> = new Set(["/healthz", "/readyz", "/metrics"]);
 
@@ -207,6 +214,9 @@ export function createApp(options: AppOptions): GatewayApp {
     telemetry({
       ...(onRequest ? { onRequest } : {}),
       untraced: (path) => operationalPaths.has(path) || (consoleMounted && isConsolePath(path)),
+      // Decided before the signature is checked (the span starts first): an outsider's call to these is recorded
+      // too, where an actor host is reachable without mutual TLS.
+      ...(options.actorHost ? { internal: (path: string) => actorHostRoutePaths.has(path) } : {}),
     }),
   );
   app.use(secureHeaders({ corsOrigins: options.corsOrigins ?? [] }));

@@ -40,17 +40,25 @@ export interface TelemetryOptions {
    * and reported to `onRequest`.
    */
   untraced?: (path: string) => boolean;
+  /**
+   * Paths only another part of the system calls (an actor host's routes, signed by the gateway): there a caller's
+   * sampled `traceparent` is followed, so a trace is recorded whole. Anywhere else, `/_edgewise/*` included, it
+   * passes the sampling policy like any outsider's. Default none.
+   */
+  internal?: (path: string) => boolean;
 }
 
 /** The broker's deliveries get a CONSUMER span in the delivery route instead (its parent is in the body). */
 const deliveryPrefix = "/_edgewise/deliver/";
 
 export function telemetry(options: TelemetryOptions = {}) {
-  const { onRequest, untraced } = options;
+  const { onRequest, untraced, internal } = options;
   return createMiddleware<GatewayEnv>(async (c, next) => {
     const started = performance.now();
     const never = untraced?.(c.req.path) ?? false;
-    const span = c.req.path.startsWith(deliveryPrefix) ? undefined : serverSpan(c, never);
+    const span = c.req.path.startsWith(deliveryPrefix)
+      ? undefined
+      : serverSpan(c, never, internal?.(c.req.path) ?? false);
     let route: string | undefined;
     if (span) {
       // An untraced path's fresh ids name nothing anyone has (a caller's trace id is bound by request-id already).
@@ -98,6 +106,7 @@ export function matchedRoute(c: Context<GatewayEnv>): string {
 function serverSpan(
   c: Context<GatewayEnv>,
   untraced: boolean,
+  internal: boolean,
 ): { span: Span; context: TraceContext } | undefined {
   const parent = contextFromTraceparent(
     c.req.header("traceparent"),
@@ -108,11 +117,12 @@ function serverSpan(
   // A request that starts a trace is sampled here, before the SDK, by the policy for reads or for writes: a dropped
   // one costs no SDK span. One that continues a caller's trace follows the caller's decision (the SDK's ParentBased),
   // except that a caller outside the system cannot make its requests recorded: its sampled flag passes the same
-  // policy, or the request runs unrecorded under the caller's trace id. Internal hops (`/_edgewise/*`, signed or
-  // on mutual TLS) follow their caller, so a trace is recorded whole. An `untraced` path is never recorded, and asks
-  // no policy (it would spend the API's budget).
+  // policy, or the request runs unrecorded under the caller's trace id. Internal hops (an actor host's routes, signed
+  // or on mutual TLS) follow their caller, so a trace is recorded whole; any other `/_edgewise/*` path is anyone's to
+  // call (a 404), and was recorded for any sampled traceparent. An `untraced` path is never recorded, and asks no
+  // policy (it would spend the API's budget).
   const starts = !hasSpan(parent);
-  const callerSampled = !starts && isSampled(parent) && !c.req.path.startsWith("/_edgewise/");
+  const callerSampled = !starts && isSampled(parent) && !internal;
   const span =
     untraced || ((starts || callerSampled) && !(isReadMethod(method) ? keepRead() : keepWrite()))
       ? droppedSpan(starts ? undefined : trace.getSpanContext(parent)?.traceId)
