@@ -139,7 +139,7 @@ export type GatewayApp = Hono<GatewayEnv> & {
 };
 
 function noRoute(c: Context<GatewayEnv>): never {
-  throw new EdgewiseError("not_found", `no route for ${c.req.method} ${c.req.path}`);
+  throw new EdgewiseError("not_found", `no route for ${methodText(c.req.method)} ${c.req.path}`);
 }
 
 /**
@@ -172,7 +172,7 @@ function noRouteIn(app: Hono<GatewayEnv>) {
     c.header("allow", allowed.join(", "));
     throw new EdgewiseError(
       "method_not_allowed",
-      `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allowed.join(", ")}`,
+      `${methodText(c.req.method)} is not allowed on ${c.req.path}; allowed: ${allowed.join(", ")}`,
     );
   };
 }

@@ -129,6 +129,12 @@ test("a made-up method names no span and fills no line: `_OTHER`, `HTTP <route>`
   expect(answered.status).toBe(405);
   const line = accessLines().find((record) => record.request_id === answered.headers.get("x-request-id"));
   expect(String(line?.method)).toBe(`Z${"X".repeat(31)}…`);
+  // The refusal's detail, in the answer and its debug line, names the method the same way.
+  const refused = capture
+    .records()
+    .find((record) => record.request_id === line?.request_id && record.msg === "request refused");
+  expect(String(refused?.detail)).toStartWith(`Z${"X".repeat(31)}… is not allowed on /v1/orders/o-1`);
+  expect(((await answered.json()) as { detail: string }).detail).toBe(refused?.detail as string);
   await tracing.flush();
   const server = tracing.store
     .trace(line?.trace_id as string)
