@@ -164,7 +164,7 @@ function noRouteIn(app: Hono<GatewayEnv>) {
           return c.body(null, 308, { location });
         throw new EdgewiseError(
           "not_found",
-          `no route for ${c.req.method} ${c.req.path}; the path is ${canonical}, without the trailing slash`,
+          `no route for ${methodText(c.req.method)} ${c.req.path}; the path is ${canonical}, without the trailing slash`,
         );
       }
       noRoute(c);
