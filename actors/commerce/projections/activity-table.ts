@@ -16,7 +16,7 @@ export const pruneSetting = "edgewise.activity_prune";
  */
 export const activityLogSchema: SchemaComponent = {
   name: "activity_log",
-  version: 2,
+  version: 3,
   lock: 8245612,
   ddl: `
       CREATE TABLE IF NOT EXISTS activity_log (
@@ -35,6 +35,10 @@ export const activityLogSchema: SchemaComponent = {
       CREATE INDEX IF NOT EXISTS activity_log_subjects ON activity_log USING gin (subjects);
       -- pruneActivity's batches by age: without it the last one (fewer than a batch left) read every row kept.
       CREATE INDEX IF NOT EXISTS activity_log_recorded ON activity_log (recorded_at);
+      -- Version 3: GET /v1/activity?type=admin.* (a family) reads the range of its types here, bytewise as starts_with
+      -- compares; activity_log_type, in the database's collation, cannot serve a prefix, and before, such a page read
+      -- the log newest first until it had a page: the whole log for a family with no entries (1.7 s for 2 million).
+      CREATE INDEX IF NOT EXISTS activity_log_type_family ON activity_log ((type COLLATE "C"), seq DESC);
       CREATE OR REPLACE FUNCTION activity_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         IF TG_OP = 'DELETE' AND current_setting('${pruneSetting}', true) = 'on' THEN
