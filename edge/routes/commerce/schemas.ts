@@ -1,6 +1,7 @@
 // Request schemas of the commerce API (API.md), shared by validation and /openapi.json. Objects are strict.
 import * as v from "valibot";
 import { CustomerId } from "../../../actors/commerce/customer-key.ts";
+import { PageLimit } from "../../../actors/commerce/projections/page-limit.ts";
 import { noControlCharacters } from "../../../shared/text/index.ts";
 
 /**
@@ -95,15 +96,8 @@ function mergedWithinLimit(items: ReadonlyArray<{ sku: string; quantity: number 
   return true;
 }
 
-const limit = v.optional(
-  v.pipe(
-    v.string(),
-    v.regex(/^\d{1,3}$/, "must be 1 to 100"),
-    v.transform(Number),
-    v.minValue(1, "must be 1 to 100"),
-    v.maxValue(100, "must be 1 to 100"),
-  ),
-);
+/** 1 to 100, 20 when absent: the read models' own rule, so /openapi.json gives its bounds and default. */
+const limit = PageLimit;
 const cursor = v.optional(v.pipe(v.string(), v.maxLength(512)));
 
 export const ListOrdersQuery = v.strictObject({
