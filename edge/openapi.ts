@@ -10,20 +10,82 @@ export const problem = (description: string) => ({
   content: { [problemContentType]: { schema: { $ref: "#/components/schemas/Problem" } } },
 });
 
+/** A response header in the document: its meaning, its value's schema, and whether every such answer carries it. */
+export const header = (
+  description: string,
+  schema: { type: "string" | "integer"; enum?: string[] },
+  required = true,
+) => ({
+  description,
+  required,
+  schema,
+});
+
+/** What the rate limit says on every answer it counted, as draft-ietf-httpapi-ratelimit-headers names it. */
+const rateLimitHeaders = {
+  "RateLimit-Limit": header("The caller's budget of requests in the window", { type: "integer" }),
+  "RateLimit-Remaining": header("Requests left in the window", { type: "integer" }),
+  "RateLimit-Reset": header("Seconds until the window resets", { type: "integer" }),
+};
+const retryAfter = (required: boolean) => ({
+  "Retry-After": header("Seconds to wait before sending the request again", { type: "integer" }, required),
+});
+
+/** A 401: problem+json, with the challenge RFC 6750 asks for. */
+export const unauthorized = (description: string) => ({
+  ...problem(description),
+  headers: {
+    "WWW-Authenticate": header('`Bearer`, with `error="invalid_token"` when a credential was refused', {
+      type: "string",
+    }),
+  },
+});
+
+/** A 503: problem+json, with Retry-After when the node knows when to come back. */
+export const unavailable = (description: string) => ({ ...problem(description), headers: retryAfter(false) });
+
 /** The errors any authenticated route may answer, by the middleware that answers them. */
 const commonErrors = {
-  401: problem("No credentials, or a bad token or API key (with WWW-Authenticate: Bearer)"),
+  400: problem(
+    "The request is invalid: each field's path and what is wrong; or it carries both Authorization and X-API-Key",
+  ),
+  401: unauthorized("No credentials, or a bad token or API key"),
   403: problem("The caller lacks the route's scope, or the object is someone else's"),
-  429: problem("Rate limited: RateLimit-* headers, and Retry-After"),
-  503: problem(
+  429: { ...problem("Rate limited"), headers: { ...retryAfter(true), ...rateLimitHeaders } },
+  503: unavailable(
     "A dependency is down or its breaker is open, or Postgres refused for now (a lock, a deadlock); Retry-After when known",
   ),
+  504: problem("The request took longer than REQUEST_TIMEOUT (10 s unless set), its body's arrival included"),
 };
 const bodyErrors = {
   413: problem("The body is over the limit (64 KiB unless BODY_LIMIT says otherwise)"),
   415: problem(
     "The body is not declared as JSON (application/json, or a +json type), names a charset other than UTF-8, or has a Content-Encoding (Accept-Encoding: identity)",
   ),
+  // The body must arrive within the request's time, on every route that takes one.
+  504: commonErrors[504],
+};
+
+/** The answers a route without a caller's credentials (an inbound webhook) shares with the authenticated ones. */
+export const limitedPublicErrors = {
+  400: problem("The request is invalid, or it carries both Authorization and X-API-Key"),
+  401: unauthorized("A credential was sent and refused (none is needed here)"),
+  429: commonErrors[429],
+  503: commonErrors[503],
+};
+
+/**
+ * A refusal that a browser gets as an HTML page and any other client as problem+json (the console), with the
+ * headers of the API's answer of that status.
+ */
+export const problemOrPage = (status: 400 | 401 | 403, description: string) => {
+  const answer: ReturnType<typeof problem> & { headers?: Record<string, ReturnType<typeof header>> } =
+    commonErrors[status];
+  return {
+    ...answer,
+    description,
+    content: { ...answer.content, "text/html": { schema: { type: "string" as const } } },
+  };
 };
 
 /** A JSON answer in the document, with the schema of `edge/routes/responses.ts` that tests hold real answers to. */
@@ -47,8 +109,19 @@ export const requires = (
 
 /** An operation any authenticated caller may use, whatever its scopes: its answers, and the common errors. */
 export const authenticated = (responses: Responses): Pick<DescribeRouteOptions, "responses"> => ({
-  responses: { ...commonErrors, ...responses },
+  responses: { ...commonErrors, ...withRateLimitHeaders(responses) },
 });
+
+/** A rate-limited route's successful answers say what the limit counted (RateLimit-*), as its errors do. */
+function withRateLimitHeaders(responses: Responses): Responses {
+  return Object.fromEntries(
+    Object.entries(responses).map(([status, answer]) => {
+      if (!/^2/.test(status) || typeof answer !== "object" || answer === null || "$ref" in answer)
+        return [status, answer];
+      return [status, { ...answer, headers: { ...rateLimitHeaders, ...answer.headers } }];
+    }),
+  );
+}
 
 type Responses = NonNullable<DescribeRouteOptions["responses"]>;
 
@@ -72,7 +145,7 @@ export const openApiOptions: Partial<GenerateSpecOptions> = {
         Problem: {
           type: "object",
           description: "RFC 9457 problem details",
-          required: ["type", "title", "status", "code"],
+          required: ["type", "title", "status", "detail", "code"],
           properties: {
             type: { type: "string" },
             title: { type: "string" },
@@ -85,7 +158,14 @@ export const openApiOptions: Partial<GenerateSpecOptions> = {
               description: "For request.invalid: each field's path and what is wrong with it",
               items: {
                 type: "object",
-                properties: { path: { type: "string" }, message: { type: "string" } },
+                required: ["path", "message"],
+                properties: {
+                  path: {
+                    type: "string",
+                    description: "Dotted, e.g. items.0.quantity; empty for the whole value",
+                  },
+                  message: { type: "string" },
+                },
               },
             },
           },

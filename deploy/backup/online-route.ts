@@ -4,7 +4,7 @@ import { describeRoute } from "hono-openapi";
 import type { AdminEvents } from "../../edge/audit/admin-events.ts";
 import type { GatewayEnv } from "../../edge/env.ts";
 import { requireScope, scoped } from "../../edge/middleware/auth/principal.ts";
-import { problem, requires } from "../../edge/openapi.ts";
+import { problem, requires, unavailable } from "../../edge/openapi.ts";
 import { type OnlineBackupParts, takeOnlineBackup } from "./online.ts";
 
 /** `adminEvents` records each archive handed out as `admin.backup_taken`, before its first byte is sent. */
@@ -28,7 +28,7 @@ export function onlineBackupRoutes(
         409: problem(
           "The node keeps its Postgres at DATABASE_URL (back it up offline), or a backup is under way",
         ),
-        503: problem("No quiet instant came within the bound (a transaction stayed open): Retry-After"),
+        503: unavailable("No quiet instant came within the bound (a transaction stayed open): Retry-After"),
       }),
     }),
     scoped("admin"),

@@ -5,7 +5,7 @@ import * as v from "valibot";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { GatewayEnv } from "../env.ts";
 import { validate } from "../middleware/validation/index.ts";
-import { requires } from "../openapi.ts";
+import { problemOrPage, requires } from "../openapi.ts";
 import type { ConsoleAccess } from "./access.tsx";
 import type { BrokerCall } from "./broker.ts";
 import { type DeadLetter, type ListedDeadLetter, listDeadLetters } from "./dead-letters.ts";
@@ -120,6 +120,10 @@ export function overviewRoutes(
       ...requires("admin", {
         200: { description: "The console", content: { "text/html": { schema: { type: "string" } } } },
         303: { description: "Signed in: the session cookie is set, and the token leaves the address bar" },
+        // A browser (Accept: text/html) gets a page saying why; any other client the API's problem+json.
+        400: problemOrPage(400, "The address has a query the console does not take"),
+        401: problemOrPage(401, "No admin session or token: a browser gets the sign-in page"),
+        403: problemOrPage(403, "The token has no admin scope"),
       }),
     }),
     pageChecked(validate("query", OverviewQuery), "Invalid console address", { documented: true }),

@@ -94,7 +94,10 @@ export function apiKeyRoutes(options: ApiKeyRoutesOptions): Hono<GatewayEnv> {
         "a revocation never waits on its record, so if the record cannot be written the key is revoked all the " +
         "same and the answer is 204 (the failure is logged at warn and counted in edgewise_admin_events_total).",
       tags: ["api-keys"],
-      ...requires("admin", { 204: { description: "Revoked" }, 404: problem("No such API key") }),
+      ...requires("admin", {
+        204: { description: "Revoked; also when it already was (revoking is idempotent)" },
+        404: problem("No API key was ever issued with this id"),
+      }),
     }),
     scoped("admin"),
     // The same rule as every other path id (400 naming `id`), checked once the caller may know what exists.

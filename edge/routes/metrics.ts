@@ -13,7 +13,7 @@ import type { GatewayEnv } from "../env.ts";
 import { bearerToken } from "../middleware/auth/index.ts";
 import type { JwtVerifier } from "../middleware/auth/jwt.ts";
 import { requireScope } from "../middleware/auth/principal.ts";
-import { problem, publicRoute } from "../openapi.ts";
+import { problem, publicRoute, unauthorized } from "../openapi.ts";
 
 export interface MetricsRouteOptions {
   registry: MetricsRegistry;
@@ -81,7 +81,12 @@ export function metricsRoutes(options: MetricsRouteOptions): Hono<GatewayEnv> {
           description: "Prometheus text format",
           content: { [prometheusContentType]: { schema: { type: "string" } } },
         },
-        ...(token ? { 401: problem("METRICS_TOKEN is set, and neither it nor an admin JWT was sent") } : {}),
+        ...(token
+          ? {
+              401: unauthorized("METRICS_TOKEN is set, and neither it nor a valid JWT was sent"),
+              403: problem("A valid JWT without the admin scope"),
+            }
+          : {}),
       },
     }),
     async (c) => {

@@ -1,4 +1,6 @@
 // How the read routes use the Redis read cache: read-through, with a version so an older fill never wins.
+import { header } from "../../openapi.ts";
+
 export interface CachedReads {
   /**
    * The cached value under `key`, or `load()`'s, stored when `cacheable` says so. `load` returns the
@@ -19,6 +21,14 @@ export interface CachedReads {
 
 /** Tells the client where a read came from: `X-Cache: hit` or `miss` (counted in the cache's stats too). */
 export const cacheHeader = "X-Cache";
+
+/** The header as /openapi.json documents it on a cached read's answer. */
+export const cacheHeaders = {
+  [cacheHeader]: header("Where the read came from: the read cache (hit) or the actor (miss)", {
+    type: "string",
+    enum: ["hit", "miss"],
+  }),
+};
 
 /** No cache: every read loads. */
 export const noCache: CachedReads = {

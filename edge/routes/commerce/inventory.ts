@@ -9,7 +9,7 @@ import { requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
 import { json, problem, requires } from "../../openapi.ts";
 import { SkuView as SkuBody } from "../responses.ts";
-import { type CachedReads, cacheHeader, noCache } from "./cache.ts";
+import { type CachedReads, cacheHeader, cacheHeaders, noCache } from "./cache.ts";
 import { PutInventoryBody, SkuParam } from "./schemas.ts";
 
 export interface InventoryRoutesOptions {
@@ -82,7 +82,7 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
       summary: "Read a sku",
       tags: ["inventory"],
       ...requires("inventory:read", {
-        200: json("The sku (X-Cache: hit or miss)", SkuBody),
+        200: { ...json("The sku", SkuBody), headers: cacheHeaders },
         404: problem("The sku was never set (restocked units waiting for a price are named)"),
       }),
     }),

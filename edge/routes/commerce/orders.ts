@@ -7,10 +7,10 @@ import { newId } from "../../../shared/ids/index.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { hasScope, requireOwner, requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
-import { json, problem, requires } from "../../openapi.ts";
+import { header, json, problem, requires, unavailable } from "../../openapi.ts";
 import { idempotencyKey } from "../idempotency-key.ts";
 import { OrderAccepted, OrderPage, OrderView } from "../responses.ts";
-import { type CachedReads, cacheHeader, noCache } from "./cache.ts";
+import { type CachedReads, cacheHeader, cacheHeaders, noCache } from "./cache.ts";
 import { ListOrdersQuery, OrderParam, PlaceOrderBody } from "./schemas.ts";
 
 /** The orders read model (Postgres), as the list endpoint needs it. */
@@ -106,10 +106,10 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
       ...requires("orders:write", {
         202: {
           ...json("Accepted: the order, pending until the saga settles it", OrderAccepted),
-          headers: { Location: { description: "/v1/orders/{orderId}", schema: { type: "string" } } },
+          headers: { Location: header("The order's address: /v1/orders/{orderId}", { type: "string" }) },
         },
         422: problem("idempotency.mismatch: this Idempotency-Key was used with another body"),
-        503: problem(
+        503: unavailable(
           "overloaded: the node's queue is behind (EDGEWISE_MAX_QUEUE_DELAY), nothing was written, send it again after Retry-After (a retry of an order already accepted, same Idempotency-Key, is answered, not refused); or a dependency is down or its breaker is open",
         ),
       }),
@@ -133,7 +133,7 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
       summary: "Read an order",
       tags: ["orders"],
       ...requires("orders:read", {
-        200: json("The order (X-Cache: hit or miss)", OrderView),
+        200: { ...json("The order", OrderView), headers: cacheHeaders },
         404: problem("No such order"),
       }),
     }),

@@ -25,7 +25,7 @@ import type { AdminEvents, AdminTarget } from "../../audit/admin-events.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
-import { json, problem, publicRoute, requires } from "../../openapi.ts";
+import { json, limitedPublicErrors, problem, publicRoute, requires, unauthorized } from "../../openapi.ts";
 import {
   AttemptPage,
   InboundAccepted,
@@ -222,8 +222,8 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
         "counted in edgewise_admin_events_total).",
       tags: ["webhooks"],
       ...requires("webhooks:admin", {
-        204: { description: "Deleted" },
-        404: problem("No such subscription"),
+        204: { description: "Deleted; also when it already was (deleting is idempotent)" },
+        404: problem("No subscription was ever created with this id"),
       }),
     }),
     scoped("webhooks:admin"),
@@ -268,9 +268,16 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
         },
       },
       responses: {
+        ...limitedPublicErrors,
         202: json("Accepted, or already processed (its webhook-id was seen)", InboundAccepted),
-        400: problem("The body is not an event this source may send"),
-        401: problem("Unsigned, forged, stale, or from an unknown source"),
+        400: problem("The body is not JSON; or the request carries both Authorization and X-API-Key"),
+        401: unauthorized(
+          "Unsigned, forged, stale, or from an unknown source; or a caller's credential was sent and refused",
+        ),
+        422: problem(
+          "A signed JSON body that is not an event this source may send: message.unknown_type (its `type`) or " +
+            "message.invalid (its fields)",
+        ),
       },
     }),
     validate("param", SourceParam),
