@@ -147,7 +147,7 @@ export const Readiness = v.object({
        */
       reason: v.optional(v.string()),
       /** Its circuit breaker's state, where it has one. */
-      breaker: v.optional(v.unknown()),
+      breaker: v.optional(v.picklist(["closed", "open", "half-open"])),
     }),
   ),
 });
