@@ -9,7 +9,7 @@ import type { GatewayEnv } from "../env.ts";
 import { sha256Hex } from "../../shared/crypto/hex.ts";
 import { validate } from "../middleware/validation/index.ts";
 import { authenticated, json } from "../openapi.ts";
-import { idempotencyKey } from "./idempotency-key.ts";
+import { idempotencyKey, idempotencyKeySchema } from "./idempotency-key.ts";
 import { CounterView } from "./responses.ts";
 
 const KeyParam = v.object({
@@ -55,7 +55,7 @@ export function counterRoutes(actors: ActorHost, options: CounterRouteOptions = 
           required: false,
           description:
             "1-255 visible ASCII characters: a retry with the same key on the same counter returns the same reply",
-          schema: { type: "string" },
+          schema: idempotencyKeySchema,
         },
       ],
       ...authenticated({ 200: json("The new count", CounterView) }),

@@ -3,6 +3,14 @@ import { EdgewiseError } from "../../shared/errors/index.ts";
 
 const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
 
+/** The header as /openapi.json documents it: the same rule, so a client held to the document sends no key refused. */
+export const idempotencyKeySchema = {
+  type: "string" as const,
+  minLength: 1,
+  maxLength: 255,
+  pattern: idempotencyKeyPattern.source,
+};
+
 /**
  * The header's value, checked: 1-255 visible ASCII characters, else `request.invalid` (400); undefined when absent.
  * What a route derives from it is stored (an order's id, a message id kept in the actor's inbox for the retention

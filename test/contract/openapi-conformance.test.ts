@@ -615,6 +615,32 @@ describe("every operation", () => {
     expectConformance();
   });
 
+  test("takes exactly the Idempotency-Key values the document allows", async () => {
+    const keyed = operations().filter(([method, path]) =>
+      client.checker.parameterSchema(method, path, "header", "Idempotency-Key"),
+    );
+    expect(keyed.map(([method, path]) => `${method} ${path}`).sort()).toEqual([
+      "POST /v1/counters/{key}/increment",
+      "POST /v1/orders",
+    ]);
+    const bodies: Record<string, unknown> = {
+      "/v1/orders": { customerId: id("keyed"), items: [{ sku: id("widget"), quantity: 1 }] },
+      "/v1/counters/{key}/increment": { by: 1 },
+    };
+    for (const [method, path] of keyed) {
+      const validate = client.checker.parameterSchema(method, path, "header", "Idempotency-Key");
+      for (const key of ["", "k 1", "k\u00e9", "k".repeat(256), "k-1", "~!".repeat(127)]) {
+        await client.call(method, path, {
+          params: { key: id("keyed") },
+          body: bodies[path],
+          headers: { "idempotency-key": key },
+          status: validate?.(key) ? (path === "/v1/orders" ? 202 : 200) : 400,
+        });
+      }
+    }
+    expectConformance();
+  });
+
   test("over the rate limit is 429 with Retry-After and RateLimit-*; under it, RateLimit-* on the answer", async () => {
     const spent = client.admin();
     const first = await client.call("GET", "/v1/counters/{key}", {

@@ -8,7 +8,7 @@ import type { GatewayEnv } from "../../env.ts";
 import { hasScope, requireOwner, requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
 import { header, json, problem, requires, unavailable } from "../../openapi.ts";
-import { idempotencyKey } from "../idempotency-key.ts";
+import { idempotencyKey, idempotencyKeySchema } from "../idempotency-key.ts";
 import { OrderAccepted, OrderPage, OrderView } from "../responses.ts";
 import { type CachedReads, cacheHeader, cacheHeaders, noCache } from "./cache.ts";
 import { ListOrdersQuery, OrderParam, PlaceOrderBody } from "./schemas.ts";
@@ -99,8 +99,8 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
           name: "Idempotency-Key",
           required: false,
           description:
-            "The same key, caller and body give the same orderId; the same key with another body is 422",
-          schema: { type: "string" },
+            "1-255 visible ASCII characters (else 400): the same key, caller and body give the same orderId; the same key with another body is 422",
+          schema: idempotencyKeySchema,
         },
       ],
       ...requires("orders:write", {
