@@ -694,6 +694,21 @@ describe("every operation", () => {
       headers: signed(id("limited"), body),
       status: 429,
     });
+    // Refused credentials spend a budget of their own per address: past it, a bad credential is 429, not 401.
+    await Promise.all(
+      Array.from({ length: rateLimit }, () =>
+        fetch(`${node.url}/v1/nothing-here`, { headers: { authorization: "Bearer not-a-jwt" } }).then((r) =>
+          r.text(),
+        ),
+      ),
+    );
+    const guessing = await client.call("GET", "/v1/orders", {
+      as: null,
+      headers: { authorization: "Bearer not-a-jwt" },
+      status: 429,
+    });
+    for (const name of ["retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"])
+      expect({ name, value: guessing.headers.get(name) }).toEqual({ name, value: expect.any(String) });
     expectConformance();
   });
 });
