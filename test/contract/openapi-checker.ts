@@ -82,6 +82,14 @@ export class OpenApiChecker {
     } catch {
       return [...problems, `${where}: ${type} body is not JSON: ${answer.text.slice(0, 80)}`];
     }
+    // RFC 9457: a problem's `status` is the answer's; Edgewise's `type` names its `code`.
+    if (type === "application/problem+json" && typeof body === "object" && body !== null) {
+      const { status, type: uri, code } = body as { status?: unknown; type?: unknown; code?: unknown };
+      if (status !== answer.status)
+        problems.push(`${where}: problem status ${String(status)} is not the answer's`);
+      if (typeof uri !== "string" || !uri.endsWith(`/${String(code)}`))
+        problems.push(`${where}: problem type ${String(uri)} does not name its code ${String(code)}`);
+    }
     const validate = this.validator(`${method} ${path} ${answer.status} ${type}`, media.schema);
     if (!validate(body)) {
       for (const error of validate.errors ?? []) {
