@@ -32,6 +32,8 @@ let client: ContractClient;
  */
 let failing: EdgewiseNode;
 let failingClient: ContractClient;
+/** A subscription to order.rejected at a URL that refuses connections (made by the `limit` case). */
+let rejectedHook: string;
 
 /** A node on embedded defaults (PGlite, the embedded broker, Redis in memory) in a data dir of its own. */
 async function start(env: Record<string, string>): Promise<[EdgewiseNode, ContractClient]> {
@@ -585,7 +587,8 @@ describe("every operation", () => {
       body: { url: "http://127.0.0.1:9/hook", events: ["order.rejected"] },
       status: 201,
     });
-    const params = { id: (hook.json as { id: string }).id };
+    rejectedHook = (hook.json as { id: string }).id;
+    const params = { id: rejectedHook };
     const lists = operations().filter(
       ([method, path]) => method === "GET" && client.checker.parameterSchema(method, path, "query", "limit"),
     );
@@ -638,6 +641,19 @@ describe("every operation", () => {
         });
       }
     }
+    // Those orders are rejected (no account), and order.rejected goes to a subscription whose URL refuses
+    // connections: its attempts have no status code (null) and an error, as documented.
+    const deadline = Date.now() + 15_000;
+    let attempts: Array<{ statusCode: number | null }> = [];
+    while (attempts.length === 0 && Date.now() < deadline) {
+      await Bun.sleep(100);
+      const page = await client.call("GET", "/v1/webhooks/subscriptions/{id}/attempts", {
+        params: { id: rejectedHook },
+        status: 200,
+      });
+      attempts = (page.json as { items: typeof attempts }).items;
+    }
+    expect(attempts[0]?.statusCode).toBeNull();
     expectConformance();
   });
 
