@@ -3,18 +3,18 @@ import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { retryHorizonMs } from "../actors/queue/retry-policy.ts";
+import { redeliveryHorizonMs } from "../actors/queue/retry-policy.ts";
 import { startLocalNode } from "../test/support/local-node.ts";
 
 const minute = 60_000;
 const day = 86_400_000;
 
 test("the backoff spreads 3 retries over about 33 minutes, and 20 over about 16 days", () => {
-  expect(retryHorizonMs(0)).toBe(0);
-  expect(retryHorizonMs(3)).toBeGreaterThan(32 * minute);
-  expect(retryHorizonMs(3)).toBeLessThan(34 * minute);
-  expect(retryHorizonMs(20)).toBeGreaterThan(16 * day);
-  expect(retryHorizonMs(20)).toBeLessThan(17 * day);
+  expect(redeliveryHorizonMs(0)).toBe(0);
+  expect(redeliveryHorizonMs(3)).toBeGreaterThan(32 * minute);
+  expect(redeliveryHorizonMs(3)).toBeLessThan(34 * minute);
+  expect(redeliveryHorizonMs(20)).toBeGreaterThan(16 * day);
+  expect(redeliveryHorizonMs(20)).toBeLessThan(17 * day);
 });
 
 test("with 20 retries the default 7-day inbox is too short, and the node says so; with 3 it says nothing", async () => {

@@ -4,7 +4,7 @@ import { LocalActorHost } from "../actors/hosts/local/index.ts";
 import type { SqlDatabase } from "../actors/hosts/local/sql.ts";
 import { RemoteActorHost } from "../actors/hosts/remote/client.ts";
 import { deliveryPath, QStashTransport } from "../actors/queue/qstash-transport.ts";
-import { retryHorizonMs } from "../actors/queue/retry-policy.ts";
+import { redeliveryHorizonMs } from "../actors/queue/retry-policy.ts";
 import {
   type ActorHost,
   SubscriptionRegistry,
@@ -99,11 +99,11 @@ export function nodeActors(parts: NodeActorsParts): NodeActors {
           logger.warn(what, { component: "host", ...fields, error: errorFields(error) }),
       });
   // The inbox is what makes a redelivery a duplicate: one that forgets sooner than the queue redelivers applies it again.
-  const horizonMs = retryHorizonMs(config.EDGEWISE_DELIVERY_RETRIES);
+  const horizonMs = redeliveryHorizonMs(config.EDGEWISE_DELIVERY_RETRIES);
   if (host && config.EDGEWISE_INBOX_RETENTION < horizonMs)
     logger.warn(
       "EDGEWISE_INBOX_RETENTION is shorter than the queue's retries of a message (EDGEWISE_DELIVERY_RETRIES): a redelivery after the retention is applied again",
-      { inboxRetentionMs: config.EDGEWISE_INBOX_RETENTION, retryHorizonMs: horizonMs },
+      { inboxRetentionMs: config.EDGEWISE_INBOX_RETENTION, redeliveryHorizonMs: horizonMs },
     );
   if (host) metrics.observeActors(() => host.stats().byType).observeOutbox(() => host.outboxBacklog());
   const remoteHost = host

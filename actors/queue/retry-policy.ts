@@ -11,7 +11,7 @@ export function backoffMs(retryNumber: number, timeScale: number): number {
  * receiver already applied (its answer lost) may come again, unless a Retry-After asks for longer. 3 retries: about
  * 33 minutes; 20: about 16 days.
  */
-export function retryHorizonMs(retries: number): number {
+export function redeliveryHorizonMs(retries: number): number {
   let total = 0;
   for (let n = 1; n <= retries; n++) total += backoffMs(n, 1);
   return total;
