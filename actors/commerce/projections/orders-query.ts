@@ -58,6 +58,51 @@ export async function getOrder<Types extends Record<string, unknown>>(
 }
 
 /**
+ * How many orders a search reads newest first, per row of its page, before it reads its matches by index instead:
+ * a page of a word in every 250th order (of those the filters keep) is found within them.
+ */
+const searchWindowPerRow = 250;
+
+/**
+ * The newest `wanted` orders that pass `filters` and `search`, newest first, read in one statement that is bounded
+ * whatever the planner thinks of the words. It reads the newest `wanted * 250` orders that pass `filters` and
+ * keeps those that match: when that fills the page, no older order can belong on it. Otherwise it reads every match
+ * by the text and id indexes (a MATERIALIZED CTE, planned alone, with no LIMIT to tempt the planner into a walk) and
+ * sorts them. A walk of the orders newest first until a page is full, which the planner chose for a word it thought
+ * common, read the whole table when the word's orders were old (1.3 s for 5,000 of 1,000,000).
+ */
+async function searchPage<Types extends Record<string, unknown>>(
+  sql: postgres.Sql<Types>,
+  filters: postgres.PendingQuery<postgres.Row[]>,
+  search: postgres.PendingQuery<postgres.Row[]>,
+  wanted: number,
+): Promise<OrderRow[]> {
+  return await sql<OrderRow[]>`
+    WITH recent AS (
+      SELECT order_id, created_at FROM (
+        SELECT order_id, created_at, search, ids FROM orders_read
+        WHERE TRUE ${filters}
+        ORDER BY created_at DESC, order_id DESC
+        LIMIT ${wanted * searchWindowPerRow}
+      ) AS orders_read
+      WHERE TRUE ${search}
+      ORDER BY created_at DESC, order_id DESC
+      LIMIT ${wanted}
+    ), matches AS MATERIALIZED (
+      SELECT order_id, created_at FROM orders_read WHERE TRUE ${filters} ${search}
+    ), page AS (
+      SELECT order_id FROM recent WHERE (SELECT count(*) FROM recent) >= ${wanted}
+      UNION ALL
+      (SELECT order_id FROM matches WHERE (SELECT count(*) FROM recent) < ${wanted}
+       ORDER BY created_at DESC, order_id DESC
+       LIMIT ${wanted})
+    )
+    SELECT ${orderColumns(sql)} FROM orders_read
+    WHERE order_id IN (SELECT order_id FROM page)
+    ORDER BY created_at DESC, order_id DESC`;
+}
+
+/**
  * Each word of `q` is a phrase query (`phraseto_tsquery('simple', word)`) and all must match: `SKU-123` matches
  * the sku `SKU-123` and not an order holding both `SKU-9` and `ABC-123`, which `plainto_tsquery` would accept.
  * A word also matches an order, customer or sku id equal to it, and `q` as a whole does too (a customer `a b`):
@@ -90,15 +135,18 @@ export async function listOrders<Types extends Record<string, unknown>>(
       : words.length === 1 && words[0] === q
         ? sql`AND ${allWords}`
         : sql`AND (ids @> ARRAY[${q}]::text[] OR (${allWords}))`;
-  const rows = await sql<OrderRow[]>`
-    SELECT ${orderColumns(sql)} FROM orders_read
-    WHERE TRUE
+  const filters = sql`
       ${customerId === undefined ? none : sql`AND customer_id = ${customerId}`}
       ${status === undefined ? none : sql`AND status = ${status}`}
-      ${search}
-      ${after === undefined ? none : sql`AND (created_at, order_id) < (${after.t}::timestamptz, ${after.id})`}
+      ${after === undefined ? none : sql`AND (created_at, order_id) < (${after.t}::timestamptz, ${after.id})`}`;
+  const rows =
+    search === none
+      ? await sql<OrderRow[]>`
+    SELECT ${orderColumns(sql)} FROM orders_read
+    WHERE TRUE ${filters}
     ORDER BY created_at DESC, order_id DESC
-    LIMIT ${limit + 1}`;
+    LIMIT ${limit + 1}`
+      : await searchPage(sql, filters, search, limit + 1);
   const page = rows.slice(0, limit).map(fromRow);
   const last = page.at(-1);
   return {
