@@ -59,11 +59,18 @@ const commonErrors = {
 };
 const bodyErrors = {
   413: problem("The body is over the limit (64 KiB unless BODY_LIMIT says otherwise)"),
+  // The body must arrive within the request's time, on every route that takes one.
+  504: commonErrors[504],
+};
+
+/**
+ * The 415 of a route whose JSON body is validated (`validate("json", …)`), added by each such route: the other POSTs
+ * (a cancel, an inbound webhook, a backup) read no JSON body and never answer it.
+ */
+export const jsonBodyErrors = {
   415: problem(
     "The body is not declared as JSON (application/json, or a +json type), names a charset other than UTF-8, or has a Content-Encoding (Accept-Encoding: identity)",
   ),
-  // The body must arrive within the request's time, on every route that takes one.
-  504: commonErrors[504],
 };
 
 /** The answers a route without a caller's credentials (an inbound webhook) shares with the authenticated ones. */

@@ -11,7 +11,7 @@ import type { ApiKeyStore } from "../middleware/auth/api-key-store.ts";
 import { isApiKeyId, issueApiKey } from "../middleware/auth/api-keys.ts";
 import { requireScope, scoped, scopes } from "../middleware/auth/principal.ts";
 import { validate } from "../middleware/validation/index.ts";
-import { json, problem, requires } from "../openapi.ts";
+import { json, jsonBodyErrors, problem, requires } from "../openapi.ts";
 import { IdParam } from "./commerce/schemas.ts";
 import { ApiKeyCreated } from "./responses.ts";
 
@@ -56,7 +56,7 @@ export function apiKeyRoutes(options: ApiKeyRoutesOptions): Hono<GatewayEnv> {
         "The key and its record in the activity log (admin.api_key_created: who, for whom, which scopes) are " +
         "written in one transaction: if the record cannot be written, the answer is 503, no key exists and none is shown.",
       tags: ["api-keys"],
-      ...requires("admin", { 201: json("The key, shown only here", ApiKeyCreated) }),
+      ...requires("admin", { 201: json("The key, shown only here", ApiKeyCreated), ...jsonBodyErrors }),
     }),
     scoped("admin"),
     validate("json", CreateApiKeyBody),

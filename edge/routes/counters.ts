@@ -8,7 +8,7 @@ import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { GatewayEnv } from "../env.ts";
 import { sha256Hex } from "../../shared/crypto/hex.ts";
 import { validate } from "../middleware/validation/index.ts";
-import { authenticated, json } from "../openapi.ts";
+import { authenticated, json, jsonBodyErrors } from "../openapi.ts";
 import { idempotencyKey, idempotencyKeySchema } from "./idempotency-key.ts";
 import { CounterView } from "./responses.ts";
 
@@ -58,7 +58,7 @@ export function counterRoutes(actors: ActorHost, options: CounterRouteOptions = 
           schema: idempotencyKeySchema,
         },
       ],
-      ...authenticated({ 200: json("The new count", CounterView) }),
+      ...authenticated({ 200: json("The new count", CounterView), ...jsonBodyErrors }),
     }),
     validate("param", KeyParam),
     validate("json", IncrementBody),

@@ -230,3 +230,22 @@ async function eventuallyValue<T>(read: () => Promise<T>, done: (value: T) => bo
     await Bun.sleep(50);
   }
 }
+
+test("415 is declared on exactly the operations that take a JSON body: a cancel, an inbound webhook or a backup never answers it", () => {
+  const operations = Object.entries(spec.paths).flatMap(([path, methods]) =>
+    Object.entries(methods).map(([method, operation]) => ({
+      at: `${method.toUpperCase()} ${path}`,
+      takesJson:
+        (operation as { requestBody?: { content?: Record<string, unknown> } }).requestBody?.content?.[
+          "application/json"
+        ] !== undefined,
+      declares415: "415" in operation.responses,
+    })),
+  );
+  // The inbound webhook documents its event as its body, but reads the raw bytes its signature covers: no 415.
+  const rawBody = "POST /webhooks/inbound/{source}";
+  const validated = operations.filter((operation) => operation.at !== rawBody);
+  expect(validated.filter((operation) => operation.takesJson).length).toBeGreaterThanOrEqual(7);
+  expect(validated.filter((operation) => operation.takesJson !== operation.declares415)).toEqual([]);
+  expect(operations.find((operation) => operation.at === rawBody)?.declares415).toBe(false);
+});

@@ -5,7 +5,7 @@ import type { AdminEvent, AdminEvents } from "../../audit/admin-events.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { requireOwner, requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
-import { json, problem, requires } from "../../openapi.ts";
+import { json, jsonBodyErrors, problem, requires } from "../../openapi.ts";
 import { AccountView } from "../responses.ts";
 import { CustomerParam, PutAccountBody } from "./schemas.ts";
 
@@ -50,6 +50,7 @@ export function accountRoutes(ledger: AccountsLedger, adminEvents?: AdminEvents)
       tags: ["billing"],
       ...requires("billing:write", {
         200: json("The account as set", AccountView),
+        ...jsonBodyErrors,
         409: problem(
           "conflict: the balance plus the customer's captures not yet refunded (any may still be refunded) would pass 9007199254740991 cents; the detail says the most it may be",
         ),

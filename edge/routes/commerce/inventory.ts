@@ -7,7 +7,7 @@ import type { AdminEvents } from "../../audit/admin-events.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
-import { json, problem, requires } from "../../openapi.ts";
+import { json, jsonBodyErrors, problem, requires } from "../../openapi.ts";
 import { SkuView as SkuBody } from "../responses.ts";
 import { type CachedReads, cacheHeader, cacheHeaders, noCache } from "./cache.ts";
 import { PutInventoryBody, SkuParam } from "./schemas.ts";
@@ -49,7 +49,7 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
         "Recorded in the activity log as admin.inventory_set: who, and the stock and price before (once the sku was " +
         "set) and after, as the inventory actor applied them.",
       tags: ["inventory"],
-      ...requires("inventory:write", { 200: json("The sku as set", SkuBody) }),
+      ...requires("inventory:write", { 200: json("The sku as set", SkuBody), ...jsonBodyErrors }),
     }),
     scoped("inventory:write"),
     validate("param", SkuParam),

@@ -7,7 +7,7 @@ import { newId } from "../../../shared/ids/index.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { hasScope, requireOwner, requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
-import { header, json, problem, requires, unavailable } from "../../openapi.ts";
+import { header, json, jsonBodyErrors, problem, requires, unavailable } from "../../openapi.ts";
 import { idempotencyKey, idempotencyKeySchema } from "../idempotency-key.ts";
 import { OrderAccepted, OrderPage, OrderView } from "../responses.ts";
 import { type CachedReads, cacheHeader, cacheHeaders, noCache } from "./cache.ts";
@@ -109,6 +109,7 @@ export function orderRoutes(options: OrderRoutesOptions): Hono<GatewayEnv> {
           headers: { Location: header("The order's address: /v1/orders/{orderId}", { type: "string" }) },
         },
         422: problem("idempotency.mismatch: this Idempotency-Key was used with another body"),
+        ...jsonBodyErrors,
         503: unavailable(
           "overloaded: the node's queue is behind (EDGEWISE_MAX_QUEUE_DELAY), nothing was written, send it again after Retry-After (a retry of an order already accepted, same Idempotency-Key, is answered, not refused); or a dependency is down or its breaker is open",
         ),

@@ -25,7 +25,15 @@ import type { AdminEvents, AdminTarget } from "../../audit/admin-events.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
-import { json, limitedPublicErrors, problem, publicRoute, requires, unauthorized } from "../../openapi.ts";
+import {
+  json,
+  jsonBodyErrors,
+  limitedPublicErrors,
+  problem,
+  publicRoute,
+  requires,
+  unauthorized,
+} from "../../openapi.ts";
 import {
   AttemptPage,
   InboundAccepted,
@@ -86,6 +94,7 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
       tags: ["webhooks"],
       ...requires("webhooks:admin", {
         201: json("The subscription; its secret is shown only here", SubscriptionCreated),
+        ...jsonBodyErrors,
       }),
     }),
     scoped("webhooks:admin"),
@@ -190,6 +199,7 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
       tags: ["webhooks"],
       ...requires("webhooks:admin", {
         200: json("The new secret, shown only here", SecretRotated),
+        ...jsonBodyErrors,
         404: problem("No such subscription"),
       }),
     }),
