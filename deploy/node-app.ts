@@ -74,6 +74,7 @@ export function createNodeApp(parts: NodeAppParts): GatewayApp {
     }),
     auth: {
       secret: secret.value,
+      ...(config.JWT_PREVIOUS_SECRET ? { previousSecret: config.JWT_PREVIOUS_SECRET } : {}),
       // One key set for the API and the console's logins; a provider outage is logged, once per failed round.
       ...(config.JWT_JWKS_URL
         ? {

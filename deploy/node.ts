@@ -123,6 +123,12 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   const apiKeys = new PostgresApiKeyStore(sql);
   await apiKeys.migrate(schemaMarkers);
   const secret = await jwtSecret(config, dataDir);
+  // A rotation left half done keeps the old secret honoured: said at every start until it is unset.
+  if (config.JWT_PREVIOUS_SECRET) {
+    logger.warn(
+      "JWT: HS256 tokens signed with JWT_PREVIOUS_SECRET are still accepted (a rotation under way); unset it to refuse them",
+    );
+  }
 
   // Every remote dependency has one breaker and a timeout (shared/resilience); /readyz and /metrics show them.
   const dependencies = nodeDependencies(logger);

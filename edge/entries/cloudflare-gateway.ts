@@ -76,6 +76,7 @@ export function gatewayFromEnv(
     }),
     auth: {
       ...(config.JWT_SECRET ? { secret: config.JWT_SECRET } : {}),
+      ...(config.JWT_PREVIOUS_SECRET ? { previousSecret: config.JWT_PREVIOUS_SECRET } : {}),
       // One key set per isolate: with commerce the app is built per request, and a `jwksUrl` would make each its
       // own, fetched anew.
       ...(config.JWT_JWKS_URL ? { jwks: remoteKeySet(config.JWT_JWKS_URL) } : {}),

@@ -265,6 +265,13 @@ export const ConfigSchema = v.object({
   PUBLIC_URL: v.optional(v.pipe(v.string(), v.url("PUBLIC_URL must be a URL"))),
   /** HS256 key for JWTs; unset = generated into the data dir on first start. */
   JWT_SECRET: v.optional(v.pipe(v.string(), v.minLength(32, "JWT_SECRET must be at least 32 characters"))),
+  /**
+   * During a rotation of JWT_SECRET: the secret being replaced, still accepted for HS256 tokens (never signed with)
+   * until it is unset, so tokens issued before the switch keep working until they expire or the rotation ends.
+   */
+  JWT_PREVIOUS_SECRET: v.optional(
+    v.pipe(v.string(), v.minLength(32, "JWT_PREVIOUS_SECRET must be at least 32 characters")),
+  ),
   JWT_JWKS_URL: v.optional(
     v.pipe(
       v.string(),
@@ -501,6 +508,13 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         {
           issues: [{ path: "ACTOR_HOST_SECRET", message: "required when ACTOR_HOST_URL is set" }],
         },
+      );
+    }
+    if (result.output.JWT_PREVIOUS_SECRET !== undefined && result.output.JWT_SECRET === undefined) {
+      throw new EdgewiseError(
+        "config.invalid",
+        "Invalid configuration:\n  JWT_PREVIOUS_SECRET is accepted beside JWT_SECRET during a rotation: it needs JWT_SECRET",
+        { issues: [{ path: "JWT_SECRET", message: "required when JWT_PREVIOUS_SECRET is set" }] },
       );
     }
     if (result.output.ACTOR_HOST_PUBLIC_URL !== undefined && result.output.ACTOR_HOST_URL === undefined) {

@@ -17,6 +17,11 @@ import { type RemoteKeySetOptions, remoteKeySet } from "./jwks.ts";
 export interface JwtOptions {
   /** HS256 key, at least 32 bytes (JWT_SECRET). */
   secret?: string | Uint8Array | undefined;
+  /**
+   * A second HS256 key still accepted during a rotation (JWT_PREVIOUS_SECRET): tokens signed with the secret being
+   * replaced keep working until it is unset. Nothing is signed with it. Ignored without `secret`.
+   */
+  previousSecret?: string | Uint8Array | undefined;
   /** Where RS256/ES256 public keys are published (JWT_JWKS_URL); fetched by jose, cached, refetched on an unknown `kid`. */
   jwksUrl?: string | URL | undefined;
   /**
@@ -67,10 +72,13 @@ const publicKeyAlgorithms = ["RS256", "ES256"];
 
 /** Undefined when neither a secret nor a key set is configured: then no JWT is accepted. */
 export function jwtVerifier(options: JwtOptions): JwtVerifier | undefined {
-  const hmacKey =
-    typeof options.secret === "string" ? new TextEncoder().encode(options.secret) : options.secret;
+  const hmacKey = secretBytes(options.secret);
   if (hmacKey !== undefined && hmacKey.byteLength < 32) {
     throw new EdgewiseError("config.invalid", "the JWT secret must be at least 32 bytes");
+  }
+  const previousKey = hmacKey === undefined ? undefined : secretBytes(options.previousSecret);
+  if (previousKey !== undefined && previousKey.byteLength < 32) {
+    throw new EdgewiseError("config.invalid", "the previous JWT secret must be at least 32 bytes");
   }
   const remote =
     options.jwks ??
@@ -90,17 +98,8 @@ export function jwtVerifier(options: JwtOptions): JwtVerifier | undefined {
   };
   const clock = options.clock;
   const claims = (): JWTVerifyOptions => (clock ? { ...checks, currentDate: new Date(clock.now()) } : checks);
-  // jose would import a raw key again on every verification; a CryptoKey is imported once.
-  const hmacCryptoKey =
-    hmacKey === undefined
-      ? undefined
-      : crypto.subtle.importKey(
-          "raw",
-          hmacKey as Uint8Array<ArrayBuffer>,
-          { name: "HMAC", hash: "SHA-256" },
-          false,
-          ["verify"],
-        );
+  const hmacCryptoKey = hmacKey === undefined ? undefined : importHmacKey(hmacKey);
+  const previousCryptoKey = previousKey === undefined ? undefined : importHmacKey(previousKey);
   const cache = new VerifiedTokens(options.cacheEntries ?? 10_000, tolerance, clock ?? systemClock);
   /**
    * jose checks `iat` only against a maximum age; a token issued in the future (past the same tolerance as `nbf`)
@@ -133,11 +132,19 @@ export function jwtVerifier(options: JwtOptions): JwtVerifier | undefined {
       // The token's `alg` only picks which of our keys to try, and each key is tried with its own algorithms
       // alone: an HS256 token is never checked against a public key (algorithm confusion), nor `none` at all.
       if (alg === "HS256" && hmacCryptoKey !== undefined) {
-        const { payload } = await jwtVerify(token, await hmacCryptoKey, {
-          ...claims(),
-          algorithms: hmacAlgorithms,
-        });
-        return accept(token, payload);
+        const hmacChecks = { ...claims(), algorithms: hmacAlgorithms };
+        try {
+          const { payload } = await jwtVerify(token, await hmacCryptoKey, hmacChecks);
+          return accept(token, payload);
+        } catch (error) {
+          // During a rotation, a signature the current secret refuses may be the previous one's; any other
+          // failure (expired, bad claims) is the token's whichever key signed it.
+          if (previousCryptoKey === undefined || !(error instanceof errors.JWSSignatureVerificationFailed)) {
+            throw error;
+          }
+          const { payload } = await jwtVerify(token, await previousCryptoKey, hmacChecks);
+          return accept(token, payload);
+        }
       }
       if (alg !== undefined && publicKeyAlgorithms.includes(alg) && keySet !== undefined) {
         const { payload } = await jwtVerify(token, keySet, { ...claims(), algorithms: publicKeyAlgorithms });
@@ -156,6 +163,21 @@ export function jwtVerifier(options: JwtOptions): JwtVerifier | undefined {
 }
 
 class KeySetUnavailable extends Error {}
+
+function secretBytes(secret: string | Uint8Array | undefined): Uint8Array | undefined {
+  return typeof secret === "string" ? new TextEncoder().encode(secret) : secret;
+}
+
+// jose would import a raw key again on every verification; a CryptoKey is imported once.
+function importHmacKey(key: Uint8Array): Promise<CryptoKey> {
+  return crypto.subtle.importKey(
+    "raw",
+    key as Uint8Array<ArrayBuffer>,
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["verify"],
+  );
+}
 
 /**
  * Tokens whose signature and claims already checked out. Keyed by the signed part (header and payload), with the
