@@ -69,6 +69,11 @@ export interface BrokerOptions {
   /** The embedded PGlite's durability: `FULL` (the default) fsyncs every commit, `NORMAL` does not. */
   pgliteSync?: PGliteSync;
   token?: string;
+  /**
+   * During a rotation of the token: the one being replaced, still accepted (QSTASH_PREVIOUS_TOKEN) until the
+   * broker restarts without it, so publishers can move to the new token one by one.
+   */
+  previousToken?: string | undefined;
   currentSigningKey?: string;
   nextSigningKey?: string;
   /** Multiplies retry backoff, Retry-After, Upstash-Delay and Upstash-Not-Before distances. Default 1. */
@@ -135,6 +140,7 @@ export interface ResolvedOptions {
   schema: string | undefined;
   dataDir: string;
   token: string;
+  previousToken: string | undefined;
   currentSigningKey: string;
   nextSigningKey: string;
   timeScale: number;
@@ -179,6 +185,7 @@ export function resolveOptions(options: BrokerOptions = {}): ResolvedOptions {
     schema: options.schema,
     dataDir: options.dataDir ?? "./.edgewise",
     token: options.token ?? DEV_TOKEN,
+    previousToken: options.previousToken,
     currentSigningKey: options.currentSigningKey ?? DEV_CURRENT_SIGNING_KEY,
     nextSigningKey: options.nextSigningKey ?? DEV_NEXT_SIGNING_KEY,
     timeScale: positive("timeScale", options.timeScale ?? 1),

@@ -26,12 +26,16 @@ export const errorResponse = (
   headers: Record<string, string> = {},
 ): Response => json({ error: message }, status, headers);
 
-/** `Authorization: Bearer <token>`, or `?qstash_token=<token>` where headers cannot be set. */
-export function authorize(req: Request, url: URL, token: string): void {
+/**
+ * `Authorization: Bearer <token>`, or `?qstash_token=<token>` where headers cannot be set. During a rotation the
+ * previous token is accepted too; both are compared, whichever matches, so the time says nothing of which did.
+ */
+export function authorize(req: Request, url: URL, token: string, previousToken?: string): void {
   const header = req.headers.get("authorization");
   const given = header?.startsWith("Bearer ") ? header.slice(7).trim() : url.searchParams.get("qstash_token");
-  if (!given || !timingSafeEqual(given, token))
-    throw new HttpError(401, "Unauthorized: invalid or missing token");
+  const current = given ? timingSafeEqual(given, token) : false;
+  const previous = given && previousToken !== undefined ? timingSafeEqual(given, previousToken) : false;
+  if (!current && !previous) throw new HttpError(401, "Unauthorized: invalid or missing token");
 }
 
 /** The request body, refused with 413 past `limit` bytes (checked before and while reading). */

@@ -45,6 +45,7 @@ exitWithHelp([
   "  QSTASH_PORT (8080; 0 picks a free port), QSTASH_HOST (127.0.0.1)",
   "  DATABASE_URL (else PGlite in EDGEWISE_DATA_DIR, ./.edgewise), QSTASH_DB_SCHEMA, EDGEWISE_PGLITE_SYNC (FULL)",
   "  QSTASH_TOKEN, QSTASH_CURRENT_SIGNING_KEY, QSTASH_NEXT_SIGNING_KEY (qstash dev's public ones, for loopback)",
+  "  QSTASH_PREVIOUS_TOKEN (during a rotation of QSTASH_TOKEN: the old token, still accepted until unset)",
   "  QSTASH_TIME_SCALE (1), QSTASH_DELIVERY_CONCURRENCY (256 with DATABASE_URL, else 64)",
   "  EDGEWISE_BROKER_EVENT_RETENTION (7d), EDGEWISE_BROKER_DLQ_RETENTION (30d)",
   "  TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE (mutual TLS to actor hosts); QSTASH_TLS_CERT_FILE, QSTASH_TLS_KEY_FILE",
@@ -122,9 +123,23 @@ function readSettings() {
       `QSTASH_HOST ${host} is reachable beyond this machine: set QSTASH_TOKEN to a secret of your own (the default is qstash dev's public token, with which anyone could publish)`,
     );
   }
+  const previousToken = env("QSTASH_PREVIOUS_TOKEN");
+  if (previousToken !== undefined && token === undefined) {
+    throw settingError(
+      "QSTASH_PREVIOUS_TOKEN",
+      "QSTASH_PREVIOUS_TOKEN is accepted beside QSTASH_TOKEN during a rotation: set QSTASH_TOKEN to the new token",
+    );
+  }
+  if (previousToken !== undefined && (previousToken === token || previousToken === DEV_TOKEN)) {
+    throw settingError(
+      "QSTASH_PREVIOUS_TOKEN",
+      "QSTASH_PREVIOUS_TOKEN must be the token being replaced: not QSTASH_TOKEN itself, nor qstash dev's public one",
+    );
+  }
   return {
     host,
     token,
+    previousToken,
     pgliteSync,
     eventRetentionMs,
     dlqRetentionMs,
@@ -147,7 +162,7 @@ try {
 } catch (error) {
   failed(error);
 }
-const { tlsFiles, serverTlsFiles, token } = settings;
+const { tlsFiles, serverTlsFiles, token, previousToken } = settings;
 const watchOrFail = (paths: TlsPaths | undefined, what: string) => {
   if (!paths) return undefined;
   try {
@@ -202,6 +217,12 @@ if (!isLoopbackHost(settings.host) && signingKeys.some((key) => key === undefine
     `[broker] warning: QSTASH_HOST ${settings.host} is reachable beyond this machine and its signing keys are qstash dev's public ones: anyone can sign a delivery that an actor host trusting those keys accepts. Set QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY to keys of your own and set the same ones on the actor hosts.`,
   );
 }
+// A rotation left half done keeps the old token working: said at every start until it is unset.
+if (previousToken !== undefined) {
+  console.warn(
+    "[broker] warning: QSTASH_PREVIOUS_TOKEN is still accepted beside QSTASH_TOKEN (a token rotation under way); once every publisher uses the new token, restart without it to refuse the old one.",
+  );
+}
 // The port first, as a node asks it (deploy/node-port.ts): a start refused for a busy port makes no data dir, lock
 // or PGlite files. Found only when the broker listened, a first start left them all behind.
 await portBindable(settings.host, settings.port).catch(failed);
@@ -229,6 +250,7 @@ const broker = await startBroker({
   dataDir,
   pgliteSync: settings.pgliteSync,
   token,
+  previousToken,
   currentSigningKey: env("QSTASH_CURRENT_SIGNING_KEY"),
   nextSigningKey: env("QSTASH_NEXT_SIGNING_KEY"),
   timeScale: settings.timeScale,

@@ -14,7 +14,7 @@ async function route(req: Request, ctx: BrokerContext): Promise<Response> {
   const url = new URL(req.url);
   const health = await healthRoute(req, url.pathname, ctx);
   if (health) return health;
-  authorize(req, url, ctx.options.token);
+  authorize(req, url, ctx.options.token, ctx.options.previousToken);
   const path = url.pathname;
   if (path.startsWith("/v2/publish/")) {
     if (req.method !== "POST") throw new HttpError(405, "method not allowed");
