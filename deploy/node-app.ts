@@ -66,7 +66,9 @@ export function createNodeApp(parts: NodeAppParts): GatewayApp {
           },
         }
       : {}),
-    ...(host && config.ACTOR_HOST_SECRET ? { actorHost: { secret: config.ACTOR_HOST_SECRET } } : {}),
+    ...(host && config.ACTOR_HOST_SECRET
+      ? { actorHost: { secret: config.ACTOR_HOST_SECRET, previousSecret: config.ACTOR_HOST_PREVIOUS_SECRET } }
+      : {}),
     clientIp: clientIp({
       trustedProxies: config.TRUSTED_PROXIES,
       forwardedHeader: config.TRUSTED_PROXY_HEADER,

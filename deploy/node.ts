@@ -129,6 +129,11 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
       "JWT: HS256 tokens signed with JWT_PREVIOUS_SECRET are still accepted (a rotation under way); unset it to refuse them",
     );
   }
+  if (config.ACTOR_HOST_PREVIOUS_SECRET) {
+    logger.warn(
+      "actor host: gateways' requests signed with ACTOR_HOST_PREVIOUS_SECRET are still accepted (a rotation under way); unset it once every gateway signs with ACTOR_HOST_SECRET",
+    );
+  }
 
   // Every remote dependency has one breaker and a timeout (shared/resilience); /readyz and /metrics show them.
   const dependencies = nodeDependencies(logger);

@@ -51,7 +51,8 @@ export interface AppOptions {
    * Serve this node's actors to gateways elsewhere (a split deployment): signed requests on
    * `/_edgewise/actors/*`, answered from `actors`.
    */
-  actorHost?: { secret: string };
+  /** `previousSecret`: during a rotation, the secret being replaced, still accepted (ACTOR_HOST_PREVIOUS_SECRET). */
+  actorHost?: { secret: string; previousSecret?: string | undefined };
   /**
    * Workers behind API Shield mTLS: refuse requests without a client certificate Cloudflare verified (see
    * middleware/client-cert). Health checks, metrics and the signed delivery endpoint are mounted before it.
@@ -277,7 +278,14 @@ export function createApp(options: AppOptions): GatewayApp {
   }
   if (options.actorHost) {
     app.use("/_edgewise/actors/*", bodyLimit({ maxBytes: deliveryBodyLimit }));
-    app.route("/", actorHostRoutes({ actors: options.actors, secret: options.actorHost.secret }));
+    app.route(
+      "/",
+      actorHostRoutes({
+        actors: options.actors,
+        secret: options.actorHost.secret,
+        previousSecret: options.actorHost.previousSecret,
+      }),
+    );
   }
   app.all("/_edgewise/*", () => {
     throw new EdgewiseError("not_found", "no such internal endpoint");

@@ -18,11 +18,17 @@ import type { GatewayEnv } from "../env.ts";
 export interface ActorHostRoutesOptions {
   actors: ActorHost;
   secret: string;
+  /** During a rotation: the secret being replaced, still accepted until unset (ACTOR_HOST_PREVIOUS_SECRET). */
+  previousSecret?: string | undefined;
   now?: () => number;
 }
 
 export function actorHostRoutes(options: ActorHostRoutesOptions) {
   const signer = hmacSigner(options.secret);
+  const previous = options.previousSecret === undefined ? undefined : hmacSigner(options.previousSecret);
+  const verified = async (message: string, signature: string): Promise<boolean> =>
+    (await signer.verify(message, signature)) ||
+    (previous !== undefined && (await previous.verify(message, signature)));
   const now = options.now ?? Date.now;
   const app = new Hono<GatewayEnv>();
   /** The body of a request signed by a gateway that holds the secret, recently; `unauthorized` otherwise. */
@@ -31,7 +37,7 @@ export function actorHostRoutes(options: ActorHostRoutesOptions) {
     const timestamp = c.req.header(signatureHeaders.timestamp) ?? "";
     const signature = c.req.header(signatureHeaders.signature) ?? "";
     const fresh = /^\d{1,16}$/.test(timestamp) && Math.abs(now() - Number(timestamp)) <= signatureToleranceMs;
-    if (!fresh || !(await signer.verify(signedMessage(path, timestamp, body), signature))) {
+    if (!fresh || !(await verified(signedMessage(path, timestamp, body), signature))) {
       throw new EdgewiseError("unauthorized", "missing, stale or invalid request signature");
     }
     return body;

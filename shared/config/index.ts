@@ -391,6 +391,13 @@ export const ConfigSchema = v.object({
     v.pipe(v.string(), v.minLength(32, "ACTOR_HOST_SECRET must be at least 32 characters")),
   ),
   /**
+   * An actor host's, during a rotation of ACTOR_HOST_SECRET: the secret being replaced, still accepted on gateways'
+   * requests until unset, so gateways can move to the new secret one by one. Gateways sign with ACTOR_HOST_SECRET.
+   */
+  ACTOR_HOST_PREVIOUS_SECRET: v.optional(
+    v.pipe(v.string(), v.minLength(32, "ACTOR_HOST_PREVIOUS_SECRET must be at least 32 characters")),
+  ),
+  /**
    * Mutual TLS on Bun (a split deployment, see SECURITY.md): this process's certificate and key (PEM files,
    * reloaded when they change). On an actor host they make the listener HTTPS; on a gateway they are the
    * client certificate it presents to ACTOR_HOST_URL; on the broker, the one it delivers with.
@@ -515,6 +522,18 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         "config.invalid",
         "Invalid configuration:\n  JWT_PREVIOUS_SECRET is accepted beside JWT_SECRET during a rotation: it needs JWT_SECRET",
         { issues: [{ path: "JWT_SECRET", message: "required when JWT_PREVIOUS_SECRET is set" }] },
+      );
+    }
+    if (
+      result.output.ACTOR_HOST_PREVIOUS_SECRET !== undefined &&
+      result.output.ACTOR_HOST_SECRET === undefined
+    ) {
+      throw new EdgewiseError(
+        "config.invalid",
+        "Invalid configuration:\n  ACTOR_HOST_PREVIOUS_SECRET is accepted beside ACTOR_HOST_SECRET during a rotation: it needs ACTOR_HOST_SECRET",
+        {
+          issues: [{ path: "ACTOR_HOST_SECRET", message: "required when ACTOR_HOST_PREVIOUS_SECRET is set" }],
+        },
       );
     }
     if (result.output.ACTOR_HOST_PUBLIC_URL !== undefined && result.output.ACTOR_HOST_URL === undefined) {
