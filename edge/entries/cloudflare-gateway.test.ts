@@ -164,6 +164,34 @@ describe("JWT_MAX_LIFETIME on Workers", () => {
   });
 });
 
+describe("JWT_PREVIOUS_SECRET on Workers", () => {
+  test("during a rotation tokens of the previous secret pass beside the new one's; a third secret's do not", async () => {
+    const current = "worker-new-secret-for-tests-0123456789";
+    const previous = "worker-old-secret-for-tests-0123456789";
+    const app = createApp({
+      ...gatewayFromEnv({ JWT_SECRET: current, JWT_PREVIOUS_SECRET: previous }),
+      actors: local,
+    });
+    const ask = async (key: string) => {
+      const token = await new SignJWT({ sub: "alice", scope: "admin" })
+        .setProtectedHeader({ alg: "HS256" })
+        .setExpirationTime(Math.floor(Date.now() / 1000) + 60)
+        .sign(new TextEncoder().encode(key));
+      const response = await app.request("/v1/counters/rotation/increment", {
+        method: "POST",
+        body: "{}",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      });
+      return response.status;
+    };
+    expect([
+      await ask(current),
+      await ask(previous),
+      await ask("a-third-secret-for-tests-0123456789"),
+    ]).toEqual([200, 200, 401]);
+  });
+});
+
 describe("a Worker without JWT_SECRET or JWT_JWKS_URL", () => {
   test("refuses every caller of the demo counters (401), as a node with a key does an anonymous one", async () => {
     const app = createApp({ ...gatewayFromEnv({}), actors: local });
