@@ -69,6 +69,42 @@ test("the old secret's tokens work through the rotation, and stop once JWT_PREVI
   expect(await read(await adminToken(newSecret, "issued-later"))).toBe(404);
 }, 90_000);
 
+test("the generated key: deleting the data dir's jwt-secret withdraws the printed admin token, and a new one is printed", async () => {
+  const ownDir = mkdtempSync(join(tmpdir(), "edgewise-jwt-generated-"));
+  const start = () =>
+    startNode({
+      config: parseConfig({
+        HOST: "127.0.0.1",
+        PORT: "0",
+        DATABASE_URL: TEST_DATABASE_URL,
+        EDGEWISE_DATA_DIR: ownDir,
+      }),
+      ...referenceSystem(),
+      schema,
+      brokerTimeScale: 0.01,
+      logger: createLogger({ level: "warn", sink: captureSink().sink }),
+    });
+  const status = async (on: EdgewiseNode, token: string | undefined) =>
+    (await fetch(`${on.url}/v1/inventory/jwt-rotation`, { headers: { authorization: `Bearer ${token}` } }))
+      .status;
+  try {
+    await node?.stop();
+    node = undefined;
+    let own = await start();
+    const printed = own.adminToken;
+    expect(await status(own, printed)).toBe(404);
+    await own.stop();
+    rmSync(join(ownDir, "jwt-secret"));
+    own = await start();
+    expect(await status(own, printed)).toBe(401);
+    expect(own.adminToken).not.toBe(printed);
+    expect(await status(own, own.adminToken)).toBe(404);
+    await own.stop();
+  } finally {
+    rmSync(ownDir, { recursive: true, force: true });
+  }
+}, 90_000);
+
 test("JWT_PREVIOUS_SECRET without JWT_SECRET is refused at start, naming the variables, never the value", () => {
   expect(() => parseConfig({ JWT_PREVIOUS_SECRET: oldSecret })).toThrow(
     /JWT_PREVIOUS_SECRET .*needs JWT_SECRET/,
