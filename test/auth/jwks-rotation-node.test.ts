@@ -1,43 +1,17 @@
 // Rotating an identity provider's keys (JWT_JWKS_URL) under a running node, against a JWKS server of our own: what
 // SECURITY.md's "Rotating credentials" tells an operator to expect, and that a restart ends a removed key at once.
 import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { SignJWT } from "jose";
-import { type EdgewiseNode, startNode } from "../../deploy/bun/node.ts";
-import { referenceSystem } from "../../deploy/reference.ts";
-import { parseConfig } from "../../shared/config/index.ts";
-import { captureSink, createLogger } from "../../shared/telemetry/log/index.ts";
-import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
+import { restartableNode } from "../support/restartable-node.ts";
 import { type SigningKey, signingKey, startJwksServer } from "./helpers.ts";
 
-const schema = uniqueSchema("auth_jwks_rotation");
-const dataDir = mkdtempSync(join(tmpdir(), "edgewise-jwks-rotation-"));
 let jwks: ReturnType<typeof startJwksServer> | undefined;
-let node: EdgewiseNode | undefined;
-afterAll(async () => {
-  await node?.stop();
-  jwks?.stop();
-  await dropSchema(schema);
-  rmSync(dataDir, { recursive: true, force: true });
-});
+const node = restartableNode("auth_jwks_rotation");
+afterAll(() => jwks?.stop());
 
 async function restart(): Promise<void> {
-  await node?.stop();
-  node = await startNode({
-    config: parseConfig({
-      HOST: "127.0.0.1",
-      PORT: "0",
-      DATABASE_URL: TEST_DATABASE_URL,
-      EDGEWISE_DATA_DIR: dataDir,
-      JWT_JWKS_URL: jwks?.url,
-    }),
-    ...referenceSystem(),
-    schema,
-    brokerTimeScale: 0.01,
-    logger: createLogger({ level: "warn", sink: captureSink().sink }),
-  });
+  if (!jwks) throw new Error("the JWKS server is not started");
+  await node.restart({ JWT_JWKS_URL: jwks.url });
 }
 
 const read = async (key: SigningKey) => {
@@ -45,7 +19,7 @@ const read = async (key: SigningKey) => {
     .setProtectedHeader({ alg: key.alg, kid: key.kid })
     .sign(key.privateKey);
   return (
-    await fetch(`${node?.url}/v1/inventory/jwks-rotation`, { headers: { authorization: `Bearer ${token}` } })
+    await fetch(`${node.url}/v1/inventory/jwks-rotation`, { headers: { authorization: `Bearer ${token}` } })
   ).status;
 };
 

@@ -1,45 +1,20 @@
 // Rotating JWT_SECRET on a running node: JWT_PREVIOUS_SECRET keeps the old secret's tokens working through the switch, and unsetting it refuses them.
-import { afterAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SignJWT } from "jose";
 import { type EdgewiseNode, startNode } from "../../deploy/bun/node.ts";
+import { restartableNode } from "../support/restartable-node.ts";
 import { referenceSystem } from "../../deploy/reference.ts";
 import { parseConfig } from "../../shared/config/index.ts";
 import { captureSink, createLogger } from "../../shared/telemetry/log/index.ts";
-import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
+import { TEST_DATABASE_URL } from "../broker/helpers.ts";
 
-const schema = uniqueSchema("auth_jwt_rotation");
-const dataDir = mkdtempSync(join(tmpdir(), "edgewise-jwt-rotation-"));
 const oldSecret = "old-secret-old-secret-old-secret-old-secret";
 const newSecret = "new-secret-new-secret-new-secret-new-secret";
-let node: EdgewiseNode | undefined;
-
-afterAll(async () => {
-  await node?.stop();
-  await dropSchema(schema);
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
-async function restart(env: Record<string, string>): Promise<string[]> {
-  await node?.stop();
-  const capture = captureSink();
-  node = await startNode({
-    config: parseConfig({
-      HOST: "127.0.0.1",
-      PORT: "0",
-      DATABASE_URL: TEST_DATABASE_URL,
-      EDGEWISE_DATA_DIR: dataDir,
-      ...env,
-    }),
-    ...referenceSystem(),
-    schema,
-    brokerTimeScale: 0.01,
-    logger: createLogger({ level: "info", sink: capture.sink }),
-  });
-  return capture.lines;
-}
+const node = restartableNode("auth_jwt_rotation");
+const restart = (env: Record<string, string>) => node.restart(env);
 
 const adminToken = (secret: string, sub: string) =>
   new SignJWT({ sub, scope: "admin", exp: Math.floor(Date.now() / 1000) + 300 })
@@ -48,7 +23,7 @@ const adminToken = (secret: string, sub: string) =>
 
 // 404: authenticated as admin, and the sku was never set; 401: the token was refused.
 const read = async (token: string) =>
-  (await fetch(`${node?.url}/v1/inventory/jwt-rotation`, { headers: { authorization: `Bearer ${token}` } }))
+  (await fetch(`${node.url}/v1/inventory/jwt-rotation`, { headers: { authorization: `Bearer ${token}` } }))
     .status;
 
 test("the old secret's tokens work through the rotation, and stop once JWT_PREVIOUS_SECRET is unset", async () => {
@@ -80,7 +55,7 @@ test("the generated key: deleting the data dir's jwt-secret withdraws the printe
         EDGEWISE_DATA_DIR: ownDir,
       }),
       ...referenceSystem(),
-      schema,
+      schema: node.schema,
       brokerTimeScale: 0.01,
       logger: createLogger({ level: "warn", sink: captureSink().sink }),
     });
@@ -88,8 +63,7 @@ test("the generated key: deleting the data dir's jwt-secret withdraws the printe
     (await fetch(`${on.url}/v1/inventory/jwt-rotation`, { headers: { authorization: `Bearer ${token}` } }))
       .status;
   try {
-    await node?.stop();
-    node = undefined;
+    await node.stop();
     let own = await start();
     const printed = own.adminToken;
     expect(await status(own, printed)).toBe(404);

@@ -1,50 +1,19 @@
 // Rotating ACTOR_HOST_SECRET in a split deployment: the actor host accepts the previous secret beside the new one
 // (ACTOR_HOST_PREVIOUS_SECRET), so gateways move over one by one with no refused call; unset, the old one is refused.
-import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { expect, test } from "bun:test";
 import { RemoteActorHost } from "../../actors/hosts/remote/client.ts";
-import { type EdgewiseNode, startNode } from "../../deploy/bun/node.ts";
-import { referenceSystem } from "../../deploy/reference.ts";
 import { parseConfig } from "../../shared/config/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
-import { captureSink, createLogger } from "../../shared/telemetry/log/index.ts";
-import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
+import { restartableNode } from "../support/restartable-node.ts";
 
-const schema = uniqueSchema("actor_host_rotation");
-const dataDir = mkdtempSync(join(tmpdir(), "edgewise-actor-host-rotation-"));
 const oldSecret = "old-actor-host-secret-old-actor-host-secret";
 const newSecret = "new-actor-host-secret-new-actor-host-secret";
-let node: EdgewiseNode | undefined;
-afterAll(async () => {
-  await node?.stop();
-  await dropSchema(schema);
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
-async function restart(env: Record<string, string>): Promise<string[]> {
-  await node?.stop();
-  const capture = captureSink();
-  node = await startNode({
-    config: parseConfig({
-      HOST: "127.0.0.1",
-      PORT: "0",
-      DATABASE_URL: TEST_DATABASE_URL,
-      EDGEWISE_DATA_DIR: dataDir,
-      ...env,
-    }),
-    ...referenceSystem(),
-    schema,
-    brokerTimeScale: 0.01,
-    logger: createLogger({ level: "info", sink: capture.sink }),
-  });
-  return capture.lines;
-}
+const node = restartableNode("actor_host_rotation");
+const restart = (env: Record<string, string>) => node.restart(env);
 
 /** A gateway's view of the actor host, signing with `secret`: undefined when its ping passes, else the error. */
 const ping = (secret: string) =>
-  new RemoteActorHost({ baseUrl: node?.url ?? "", secret })
+  new RemoteActorHost({ baseUrl: node.url, secret })
     .ping()
     .then(() => undefined)
     .catch((error: unknown) => error);
