@@ -1,16 +1,15 @@
 // GET /v1/orders?q= reads a bounded number of orders whatever the planner thinks of the word, with the same pages.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import postgres from "postgres";
 import { listOrders } from "./orders-query.ts";
 import { migrateOrdersRead } from "./orders-table.ts";
-import { TEST_DATABASE_URL, type TestDatabase, testDatabase } from "./testing.ts";
+import { type PlanProbe, planProbe } from "./plan-probe.ts";
+import { type TestDatabase, testDatabase } from "./testing.ts";
 
 const total = 20_000;
 /** The oldest orders hold the sku SKU-OLD: 1.5% of the table, which the planner thinks common enough to walk for. */
 const oldOnes = 300;
 let db: TestDatabase;
-let probe: postgres.Sql;
-const statements: Array<{ query: string; parameters: unknown[] }> = [];
+let probe: PlanProbe;
 
 beforeAll(async () => {
   db = await testDatabase("orders_search_plan");
@@ -35,37 +34,12 @@ beforeAll(async () => {
       FROM generate_series(1, ${total}::int) AS i
     ) AS o`;
   await db.sql`ANALYZE orders_read`;
-  const [row] = await db.sql<{ schema: string }[]>`SELECT current_schema() AS schema`;
-  probe = postgres(TEST_DATABASE_URL, {
-    max: 1,
-    onnotice: () => {},
-    connection: { search_path: row?.schema as string },
-    debug: (_connection, query, parameters) => void statements.push({ query, parameters }),
-  });
+  probe = await planProbe(db.sql);
 });
 afterAll(async () => {
   await probe?.end();
   await db?.drop();
 });
-
-interface PlanNode {
-  "Relation Name"?: string;
-  "Actual Rows"?: number;
-  "Actual Loops"?: number;
-  "Rows Removed by Filter"?: number;
-  "Rows Removed by Index Recheck"?: number;
-  Plans?: PlanNode[];
-}
-
-/** The orders_read rows the plan's scans read: those they returned and those their filters threw away. */
-function rowsRead(node: PlanNode): number {
-  const own =
-    node["Relation Name"] === "orders_read"
-      ? ((node["Actual Rows"] ?? 0) + (node["Rows Removed by Filter"] ?? 0)) * (node["Actual Loops"] ?? 1) +
-        (node["Rows Removed by Index Recheck"] ?? 0)
-      : 0;
-  return own + (node.Plans ?? []).reduce((sum, child) => sum + rowsRead(child), 0);
-}
 
 /** Every order a word matches, newest first, as a page walk must visit them. */
 async function allMatches(sku: string, customerId?: string): Promise<string[]> {
@@ -81,7 +55,7 @@ async function walk(query: { q: string; customerId?: string; limit: number }): P
   const found: string[] = [];
   let cursor: string | undefined;
   do {
-    const page = await listOrders(probe, { ...query, ...(cursor === undefined ? {} : { cursor }) });
+    const page = await listOrders(probe.sql, { ...query, ...(cursor === undefined ? {} : { cursor }) });
     found.push(...page.items.map((order) => order.orderId));
     cursor = page.nextCursor ?? undefined;
   } while (cursor !== undefined);
@@ -89,20 +63,12 @@ async function walk(query: { q: string; customerId?: string; limit: number }): P
 }
 
 test("a word whose orders are all old is found by reading them, not the whole table newest first", async () => {
-  statements.length = 0;
-  const page = await listOrders(probe, { q: "SKU-OLD" });
+  probe.reset();
+  const page = await listOrders(probe.sql, { q: "SKU-OLD" });
   expect(page.items.map((order) => order.orderId)).toEqual((await allMatches("SKU-OLD")).slice(0, 20));
-  const listed = statements.find((statement) => statement.query.includes("FROM orders_read"));
-  if (!listed) throw new Error("listOrders ran no statement on orders_read");
-  // The same statement and parameters, explained; enable_seqscan left on.
-  const [explained] = await probe.unsafe(
-    `EXPLAIN (ANALYZE, FORMAT JSON) ${listed.query}`,
-    listed.parameters as postgres.ParameterOrJSON<never>[],
-  );
-  const plan = (explained?.["QUERY PLAN"] as Array<{ Plan: PlanNode }> | undefined)?.[0]?.Plan;
-  if (!plan) throw new Error("EXPLAIN returned no plan");
-  // At most a window of 250 orders per row wanted (21), the word's orders, and the page's rows: not 20,000.
-  expect(rowsRead(plan)).toBeLessThanOrEqual(21 * 250 + oldOnes + 21);
+  // The same statement and parameters, explained; enable_seqscan left on. At most a window of 250 orders per row
+  // wanted (21), the word's orders, and the page's rows: not 20,000.
+  expect(await probe.rowsRead("orders_read")).toBeLessThanOrEqual(21 * 250 + oldOnes + 21);
 });
 
 test("every word's pages, to the last, are its orders newest first, each once, through either reading", async () => {
@@ -117,9 +83,9 @@ test("every word's pages, to the last, are its orders newest first, each once, t
   }
   // A common word with a customer: the first pages, read within the window.
   const common = await allMatches("SKU-3", "c-7");
-  const first = await listOrders(probe, { q: "SKU-3", customerId: "c-7", limit: 50 });
+  const first = await listOrders(probe.sql, { q: "SKU-3", customerId: "c-7", limit: 50 });
   expect(first.items.map((order) => order.orderId)).toEqual(common.slice(0, 50));
-  const second = await listOrders(probe, {
+  const second = await listOrders(probe.sql, {
     q: "SKU-3",
     customerId: "c-7",
     limit: 50,
@@ -129,11 +95,11 @@ test("every word's pages, to the last, are its orders newest first, each once, t
 });
 
 test("the same pages once the server plans the statement generically (after 5 runs, or forced)", async () => {
-  await probe`SET plan_cache_mode = force_generic_plan`;
+  await probe.sql`SET plan_cache_mode = force_generic_plan`;
   try {
     expect(await walk({ q: "SKU-OLD", limit: 100 })).toEqual(await allMatches("SKU-OLD"));
     expect(await walk({ q: "SKU-HUNDRED", limit: 9 })).toEqual(await allMatches("SKU-HUNDRED"));
   } finally {
-    await probe`RESET plan_cache_mode`;
+    await probe.sql`RESET plan_cache_mode`;
   }
 });

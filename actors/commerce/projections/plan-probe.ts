@@ -1,0 +1,65 @@
+// Test support only: a connection that records the statements a read model runs, and what their plans read.
+import postgres from "postgres";
+import type { Sql } from "../../../deploy/local/broker/db.ts";
+import { TEST_DATABASE_URL } from "./testing.ts";
+
+interface PlanNode {
+  "Relation Name"?: string;
+  "Actual Rows"?: number;
+  "Actual Loops"?: number;
+  "Rows Removed by Filter"?: number;
+  "Rows Removed by Index Recheck"?: number;
+  Plans?: PlanNode[];
+}
+
+export interface PlanProbe {
+  /** A pool of one connection on `sql`'s schema whose statements are recorded: give it to the store under test. */
+  sql: postgres.Sql;
+  /** Forgets the statements recorded so far. */
+  reset(): void;
+  /**
+   * The rows of `table` that the plan of the first recorded statement naming it read (returned, thrown away by a
+   * filter or an index recheck, each loop counted), that statement run again under EXPLAIN ANALYZE with its own
+   * parameters; enable_seqscan left on.
+   */
+  rowsRead(table: string): Promise<number>;
+  end(): Promise<void>;
+}
+
+export async function planProbe(sql: Sql): Promise<PlanProbe> {
+  const [row] = await sql<{ schema: string }[]>`SELECT current_schema() AS schema`;
+  const statements: Array<{ query: string; parameters: unknown[] }> = [];
+  const probe = postgres(TEST_DATABASE_URL, {
+    max: 1,
+    onnotice: () => {},
+    connection: { search_path: row?.schema as string },
+    debug: (_connection, query, parameters) => void statements.push({ query, parameters }),
+  });
+  return {
+    sql: probe,
+    reset: () => {
+      statements.length = 0;
+    },
+    async rowsRead(table) {
+      const listed = statements.find((statement) => statement.query.includes(`FROM ${table}`));
+      if (!listed) throw new Error(`no statement on ${table} was recorded`);
+      const [explained] = await probe.unsafe(
+        `EXPLAIN (ANALYZE, FORMAT JSON) ${listed.query}`,
+        listed.parameters as postgres.ParameterOrJSON<never>[],
+      );
+      const plan = (explained?.["QUERY PLAN"] as Array<{ Plan: PlanNode }> | undefined)?.[0]?.Plan;
+      if (!plan) throw new Error("EXPLAIN returned no plan");
+      return read(plan, table);
+    },
+    end: () => probe.end(),
+  };
+}
+
+function read(node: PlanNode, table: string): number {
+  const own =
+    node["Relation Name"] === table
+      ? ((node["Actual Rows"] ?? 0) + (node["Rows Removed by Filter"] ?? 0)) * (node["Actual Loops"] ?? 1) +
+        (node["Rows Removed by Index Recheck"] ?? 0)
+      : 0;
+  return own + (node.Plans ?? []).reduce((sum, child) => sum + read(child, table), 0);
+}
