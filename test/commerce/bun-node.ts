@@ -8,6 +8,7 @@ import { referenceSystem } from "../../deploy/reference.ts";
 import type { Resolve } from "../../actors/commerce/webhooks/index.ts";
 import { postWithNodeHttp } from "../../actors/commerce/webhooks/node-post.ts";
 import { parseConfig } from "../../shared/config/index.ts";
+import type { Logger } from "../../shared/telemetry/log/index.ts";
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
 import { CommerceClient } from "./client.ts";
 
@@ -26,10 +27,11 @@ export async function startCommerceNode(
   name: string,
   env: Record<string, string> = {},
   /**
-   * `log` receives the node's JSON log lines (default: dropped). `resolve` replaces the system resolver the webhook
+   * `log` receives the node's JSON log lines (default: dropped); `logger`, a logger of the test's, takes precedence
+   * (its level decides which lines are written, the access log's included). `resolve` replaces the system resolver the webhook
    * SSRF guard asks, so a test can map names to the addresses it wants.
    */
-  options: { log?: (line: string) => void; resolve?: Resolve } = {},
+  options: { log?: (line: string) => void; logger?: Logger; resolve?: Resolve } = {},
 ): Promise<CommerceNode> {
   const schema = uniqueSchema(name);
   const dataDir = mkdtempSync(join(tmpdir(), `edgewise-${name}-`));
@@ -50,6 +52,7 @@ export async function startCommerceNode(
     schema,
     brokerTimeScale: 0.01,
     log: options.log ?? (() => {}),
+    ...(options.logger ? { logger: options.logger } : {}),
   });
   return {
     node,

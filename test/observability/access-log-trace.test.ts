@@ -1,11 +1,6 @@
 // Access lines on a node name their request's trace (a request that starts one, a delivery); a made-up method is bounded.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type EdgewiseNode, startNode } from "../../deploy/bun/node.ts";
-import { referenceSystem } from "../../deploy/reference.ts";
-import { parseConfig } from "../../shared/config/index.ts";
+import type { EdgewiseNode } from "../../deploy/bun/node.ts";
 import { captureSink, createLogger } from "../../shared/telemetry/log/index.ts";
 import {
   readSampling,
@@ -15,34 +10,23 @@ import {
 } from "../../shared/telemetry/trace/sampling.ts";
 import { createSigner } from "../../deploy/local/broker/signing.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
-import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
-import { CommerceClient, uniqueName } from "../commerce/client.ts";
+import { type CommerceClient, uniqueName } from "../commerce/client.ts";
+import { type CommerceNode, startCommerceNode } from "../commerce/bun-node.ts";
 
 const capture = captureSink();
-const schema = uniqueSchema("access_log_trace");
-const dataDir = mkdtempSync(join(tmpdir(), "edgewise-access-trace-"));
-const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
 const policies = { reads: readSampling(), writes: writeSampling() };
+let running: CommerceNode;
 let node: EdgewiseNode;
 let client: CommerceClient;
 
 beforeAll(async () => {
-  node = await startNode({
-    config: parseConfig({
-      HOST: "127.0.0.1",
-      PORT: "0",
-      DATABASE_URL: TEST_DATABASE_URL,
-      EDGEWISE_DATA_DIR: dataDir,
-      JWT_SECRET: jwtSecret,
-      RATE_LIMIT: "1000000/60s",
-    }),
-    ...referenceSystem(),
-    schema,
-    brokerTimeScale: 0.01,
+  running = await startCommerceNode(
+    "access_log_trace",
+    {},
     // A logger of the test's: the access log is on, and debug keeps the deliveries' (quiet) access lines.
-    logger: createLogger({ level: "debug", sink: capture.sink }),
-  });
-  client = new CommerceClient({ base: node.url, jwtSecret });
+    { logger: createLogger({ level: "debug", sink: capture.sink }) },
+  );
+  ({ node, client } = running);
   // Every request recorded, so each access line's ids can be looked up among the stored spans.
   sampleReads({ ratio: 1 });
   sampleWrites({ ratio: 1 });
@@ -50,9 +34,7 @@ beforeAll(async () => {
 afterAll(async () => {
   sampleReads(policies.reads);
   sampleWrites(policies.writes);
-  await node?.stop();
-  await dropSchema(schema);
-  rmSync(dataDir, { recursive: true, force: true });
+  await running?.stop();
 });
 
 type Line = Record<string, unknown>;
