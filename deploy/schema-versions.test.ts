@@ -28,7 +28,7 @@ const components: SchemaComponent[] = [
  */
 const pinned: Record<string, Record<number, string>> = {
   billing: { 1: "5d5c58685ba6", 2: "02a8d2340bc5" },
-  orders_read: { 1: "71dcfb49dab8", 2: "5f53c7d65ffe", 3: "e89276929c15" },
+  orders_read: { 1: "71dcfb49dab8", 2: "5f53c7d65ffe", 3: "e89276929c15", 4: "6059c0d00202" },
   activity_log: { 1: "069e4df9bdd6", 2: "1d681227d707", 3: "7a5c02efa6de" },
   webhooks: { 1: "b2f57953623f", 2: "ba703d6953fe" },
   api_keys: { 1: "b15426a3b78b" },
