@@ -32,7 +32,7 @@ const pinned: Record<string, Record<number, string>> = {
   activity_log: { 1: "069e4df9bdd6", 2: "1d681227d707", 3: "7a5c02efa6de" },
   webhooks: { 1: "b2f57953623f", 2: "ba703d6953fe" },
   api_keys: { 1: "b15426a3b78b" },
-  broker: { 1: "6cc442d735c6", 2: "7e508fd3cf65" },
+  broker: { 1: "6cc442d735c6", 2: "7e508fd3cf65", 3: "d2529b53baf1" },
 };
 
 test("each component's DDL is the one pinned for its version", async () => {

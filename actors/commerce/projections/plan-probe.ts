@@ -18,9 +18,9 @@ export interface PlanProbe {
   /** Forgets the statements recorded so far. */
   reset(): void;
   /**
-   * The rows of `table` that the plan of the first recorded statement naming it read (returned, thrown away by a
-   * filter or an index recheck, each loop counted), that statement run again under EXPLAIN ANALYZE with its own
-   * parameters; enable_seqscan left on.
+   * The rows of `table` that the plans of the recorded statements naming it read (returned, thrown away by a
+   * filter or an index recheck, each loop counted), in all: each statement run again under EXPLAIN ANALYZE with its
+   * own parameters; enable_seqscan left on.
    */
   rowsRead(table: string): Promise<number>;
   end(): Promise<void>;
@@ -41,15 +41,19 @@ export async function planProbe(sql: Sql): Promise<PlanProbe> {
       statements.length = 0;
     },
     async rowsRead(table) {
-      const listed = statements.find((statement) => statement.query.includes(`FROM ${table}`));
-      if (!listed) throw new Error(`no statement on ${table} was recorded`);
-      const [explained] = await probe.unsafe(
-        `EXPLAIN (ANALYZE, FORMAT JSON) ${listed.query}`,
-        listed.parameters as postgres.ParameterOrJSON<never>[],
-      );
-      const plan = (explained?.["QUERY PLAN"] as Array<{ Plan: PlanNode }> | undefined)?.[0]?.Plan;
-      if (!plan) throw new Error("EXPLAIN returned no plan");
-      return read(plan, table);
+      const listed = statements.filter((statement) => statement.query.includes(`FROM ${table}`));
+      if (listed.length === 0) throw new Error(`no statement on ${table} was recorded`);
+      let rows = 0;
+      for (const statement of listed) {
+        const [explained] = await probe.unsafe(
+          `EXPLAIN (ANALYZE, FORMAT JSON) ${statement.query}`,
+          statement.parameters as postgres.ParameterOrJSON<never>[],
+        );
+        const plan = (explained?.["QUERY PLAN"] as Array<{ Plan: PlanNode }> | undefined)?.[0]?.Plan;
+        if (!plan) throw new Error("EXPLAIN returned no plan");
+        rows += read(plan, table);
+      }
+      return rows;
     },
     end: () => probe.end(),
   };

@@ -1,6 +1,7 @@
 // The broker's Postgres: one postgres.js pool, and the qstash_* tables, created once per version of their DDL.
 import type net from "node:net";
 import postgres from "postgres";
+import { addColumnIfMissing } from "../../../actors/commerce/add-column.ts";
 import {
   ensureSchema,
   type SchemaComponent,
@@ -126,7 +127,7 @@ export async function transactionPooled(databaseUrl: string): Promise<boolean> {
 // stored before the `logged` column existed had theirs logged already, hence true for them.
 export const brokerSchema: SchemaComponent = {
   name: "broker",
-  version: 2,
+  version: 3,
   lock: 8245531,
   ddl: `
       CREATE TABLE IF NOT EXISTS qstash_messages (
@@ -188,10 +189,14 @@ export const brokerSchema: SchemaComponent = {
         next_delivery_time bigint
       );
       CREATE INDEX IF NOT EXISTS qstash_events_message ON qstash_events (message_id, id);
-      -- Events carried by a later row (store-events.ts), and the log listed newest first by time.
-      ALTER TABLE qstash_events ADD COLUMN IF NOT EXISTS created_time bigint,
-        ADD COLUMN IF NOT EXISTS created_due bigint, ADD COLUMN IF NOT EXISTS active_time bigint;
+      -- Events carried by a later row (store-events.ts), and the log listed newest first by time. Added only where
+      -- missing (version 3): ALTER TABLE … IF NOT EXISTS locked out the log's readers until the commit.
+      ${addColumnIfMissing("qstash_events", "created_time", "bigint")}
+      ${addColumnIfMissing("qstash_events", "created_due", "bigint")}
+      ${addColumnIfMissing("qstash_events", "active_time", "bigint")}
       CREATE INDEX IF NOT EXISTS qstash_events_time ON qstash_events (time, id);
+      -- The log of one state newest first (GET /v2/events?state=FAILED), by its own rows alone (version 3).
+      CREATE INDEX IF NOT EXISTS qstash_events_state ON qstash_events (state, time, id);
       CREATE TABLE IF NOT EXISTS qstash_queues (
         name text PRIMARY KEY,
         parallelism int NOT NULL,

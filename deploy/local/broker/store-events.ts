@@ -160,19 +160,29 @@ export async function listEvents(sql: Sql, f: EventFilter): Promise<{ rows: Even
   const from = (column: string) =>
     f.fromDate === undefined ? sql`` : sql`AND ${sql(column)} >= ${f.fromDate}`;
   const before = c ? sql`AND (t, k, sub) < (${c.time}::bigint, ${c.key}::bigint, ${c.sub}::int)` : sql``;
+  // Rows with an event of a wanted state: their own, or one they carry. A rare state is read by its index
+  // (qstash_events_state); CREATED and ACTIVE, carried by most rows, walking the log by time.
+  const carries = (state: EventState) => f.states?.includes(state) ?? false;
+  const rowState = f.states
+    ? sql`AND (state IN ${sql(f.states)} ${carries("CREATED") ? sql`OR created_time IS NOT NULL` : sql``}
+        ${carries("ACTIVE") ? sql`OR active_time IS NOT NULL` : sql``})`
+    : sql``;
+  // A carried event is at most FOLD_WINDOW_MS older than its row, so count+1 events are from the nth row's
+  // time less that on.
+  const carriedBack = carries("CREATED") || carries("ACTIVE") ? FOLD_WINDOW_MS : 0;
 
   const [nth] = await sql`
     SELECT time FROM qstash_events
-    WHERE true ${rowFilter} ${f.states ? sql`AND state IN ${sql(f.states)}` : sql``} ${upTo("time")} ${from("time")}
+    WHERE true ${rowFilter} ${rowState} ${upTo("time")} ${from("time")}
       ${c ? sql`AND (time, id, 2) < (${c.time}::bigint, ${c.key}::bigint, ${c.sub}::int)` : sql``}
     ORDER BY time DESC, id DESC OFFSET ${f.count} LIMIT 1`;
-  const lo = nth ? Math.max(nth.time as number, f.fromDate ?? 0) : f.fromDate;
+  const lo = nth ? Math.max((nth.time as number) - carriedBack, f.fromDate ?? 0) : f.fromDate;
   const rowsFrom = lo === undefined ? sql`` : sql`AND time >= ${lo}`;
   const rowsUpTo = finiteHi === undefined ? sql`` : sql`AND time <= ${finiteHi + FOLD_WINDOW_MS}`;
 
   const listed = await sql<ListedEvent[]>`
     WITH r AS (
-      SELECT * FROM qstash_events WHERE true ${rowFilter} ${rowsFrom} ${rowsUpTo}
+      SELECT * FROM qstash_events WHERE true ${rowFilter} ${rowState} ${rowsFrom} ${rowsUpTo}
     ), ev AS (
       SELECT time AS t, id AS k, 2 AS sub, state, message_id, url, queue_name, response_status, error,
         next_delivery_time
