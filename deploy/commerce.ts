@@ -5,7 +5,12 @@ import {
   RedisReadCache,
   securityEventPruner,
 } from "../actors/commerce/projections/index.ts";
-import { parseInboundSecrets, type PostWebhook, type Resolve } from "../actors/commerce/webhooks/index.ts";
+import {
+  INBOUND_ID_KEEP_MS,
+  parseInboundSecrets,
+  type PostWebhook,
+  type Resolve,
+} from "../actors/commerce/webhooks/index.ts";
 import { commerceSchemas, commerceSystem } from "../edge/commerce.ts";
 import type { Config } from "../shared/config/index.ts";
 import { EdgewiseError } from "../shared/errors/index.ts";
@@ -88,10 +93,21 @@ export function commerce(options: CommerceOptions): NodeExtender {
 
     // EDGEWISE_WEBHOOK_ATTEMPT_RETENTION: the attempt log grows by a row per attempt per subscription otherwise.
     const webhookAttemptRetention = new Retention(
-      (olderThan) => system.webhookAttempts.pruneAttempts(new Date(olderThan)),
+      (olderThan) => system.webhookRetention.pruneAttempts(new Date(olderThan)),
       {
         keepMs: config.EDGEWISE_WEBHOOK_ATTEMPT_RETENTION,
         onError: (error) => logger.warn("webhook attempts: pruning failed", { error: errorFields(error) }),
+      },
+    );
+
+    // Inbound webhook ids are forgotten after an accepted webhook as well (inboundPruner), but while none comes
+    // they would stay: this forgets them at start and every minute, whatever arrives.
+    const inboundIdRetention = new Retention(
+      (olderThan) => system.webhookRetention.pruneInbound(new Date(olderThan)),
+      {
+        keepMs: INBOUND_ID_KEEP_MS,
+        everyMs: 60_000,
+        onError: (error) => logger.warn("inbound webhook ids: pruning failed", { error: errorFields(error) }),
       },
     );
 
@@ -104,10 +120,12 @@ export function commerce(options: CommerceOptions): NodeExtender {
         if (context.hostsActors) void system.relay.start();
         activityRetention?.start();
         webhookAttemptRetention.start();
+        inboundIdRetention.start();
       },
       stop: async () => {
         await activityRetention?.stop();
         await webhookAttemptRetention.stop();
+        await inboundIdRetention.stop();
         await system.relay.stop();
         // Stops retrying advances that failed while Redis was away (the queue retries their events anyway).
         if (readCache instanceof RedisReadCache) readCache.close();

@@ -119,8 +119,11 @@ export interface CommerceSystem {
   relay: BillingOutboxRelay;
   projector: OrdersProjector;
   activity: ActivityLog;
-  /** The outbound webhooks' attempt log, for its retention (EDGEWISE_WEBHOOK_ATTEMPT_RETENTION). */
-  webhookAttempts: Pick<WebhookStore, "pruneAttempts">;
+  /**
+   * The outbound webhooks' attempt log, for its retention (EDGEWISE_WEBHOOK_ATTEMPT_RETENTION), and the inbound ids
+   * seen, for theirs (`INBOUND_ID_KEEP_MS`).
+   */
+  webhookRetention: Pick<WebhookStore, "pruneAttempts" | "pruneInbound">;
   /** The queue consumers that are not actors: billing, projector, activity, webhooks, and cache when given. */
   consumers: MessageConsumer[];
   routes: Hono<GatewayEnv>;
@@ -328,7 +331,7 @@ export function commerceSystem(options: CommerceSystemOptions): CommerceSystem {
     relay,
     projector,
     activity,
-    webhookAttempts: postgresWebhookStore,
+    webhookRetention: postgresWebhookStore,
     consumers: [
       viaPostgres(billing),
       // Deliveries to one subscription (`webhooks/{id}`) come here; the fan-out of events goes through the read side.

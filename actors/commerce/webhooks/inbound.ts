@@ -174,16 +174,18 @@ export interface InboundDeps {
   now: number;
 }
 
+/** How long an inbound id is kept: twice the timestamp tolerance (an older webhook fails that check first). */
+export const INBOUND_ID_KEEP_MS = 2 * TOLERANCE_SECONDS * 1000;
+
 /**
- * Forgets inbound ids once they can no longer be replayed (twice the timestamp tolerance: an older webhook fails
- * its timestamp check before its id is looked up), at most once per `everyMs` per process, off the request path.
- * Without it the table of seen ids grows by one row per webhook, for good.
+ * Forgets inbound ids once they can no longer be replayed (`INBOUND_ID_KEEP_MS`), at most once per `everyMs` per
+ * process, off the request path. Without it the table of seen ids grows by one row per webhook, for good.
  */
 export function inboundPruner(
   store: Pick<WebhookStore, "pruneInbound">,
   options: { everyMs?: number; keepMs?: number; onError?: (error: unknown) => void } = {},
 ): (now: number) => void {
-  const { everyMs = 60_000, keepMs = 2 * TOLERANCE_SECONDS * 1000 } = options;
+  const { everyMs = 60_000, keepMs = INBOUND_ID_KEEP_MS } = options;
   let last = Number.NEGATIVE_INFINITY;
   return (now) => {
     if (!dueAfter(now, last, everyMs)) return;
