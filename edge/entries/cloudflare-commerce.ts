@@ -18,6 +18,7 @@ import {
 import { commerceConsumerSubscriptions } from "../../actors/commerce/subscriptions.ts";
 import { resolveWithNodeDns } from "../../actors/commerce/webhooks/dns-resolver.ts";
 import { postWithFetch } from "../../actors/commerce/webhooks/post.ts";
+import { INBOUND_ID_KEEP_MS } from "../../actors/commerce/webhooks/inbound.ts";
 import { PostgresWebhookStore } from "../../actors/commerce/webhooks/postgres-store.ts";
 import { durableActor } from "../../actors/hosts/cloudflare/index.ts";
 import { type QueueEnv, relayTransportFromEnv } from "../../actors/hosts/cloudflare/queue.ts";
@@ -146,6 +147,11 @@ export class CommerceOnWorkers {
    * log at most once an hour per isolate, on a connection of its own.
    */
   readonly pruneWebhookAttempts: (now: number) => Promise<void> | undefined;
+  /**
+   * The cron calls it every minute: inbound webhook ids past replay (`INBOUND_ID_KEEP_MS`) are forgotten whether or
+   * not webhooks still arrive (each accepted one prunes too), on a connection of its own.
+   */
+  readonly pruneInboundIds: (now: number) => Promise<void> | undefined;
   /** When billing last pruned its handled ids in this isolate: at most once an hour across its requests. */
   private readonly billingPrunes: PruneSchedule = { lastAt: undefined };
   private readonly pruneSecurityEvents = securityEventPruner(
@@ -182,6 +188,16 @@ export class CommerceOnWorkers {
       return this.onPostgres((sql) => new PostgresWebhookStore(sql).pruneAttempts(before)).then(
         () => undefined,
         (error: unknown) => console.error("[edgewise] webhook attempts: pruning failed", error),
+      );
+    };
+    let inboundPrunedAt = Number.NEGATIVE_INFINITY;
+    this.pruneInboundIds = (now) => {
+      if (!dueAfter(now, inboundPrunedAt, 60_000)) return undefined;
+      inboundPrunedAt = now;
+      const before = new Date(now - INBOUND_ID_KEEP_MS);
+      return this.onPostgres((sql) => new PostgresWebhookStore(sql).pruneInbound(before)).then(
+        () => undefined,
+        (error: unknown) => console.error("[edgewise] inbound webhook ids: pruning failed", error),
       );
     };
     // An isolate-local memory cache is unsafe here: another isolate would keep serving what this one

@@ -210,7 +210,8 @@ async function handle(request: Request, env: Env, ctx: ExecutionContext): Promis
 
 /**
  * The cron trigger ([triggers] in wrangler.toml): drains what the relay after each commit left in the billing
- * outbox (a failed publish backing off, a commit that landed after its request's pool ended).
+ * outbox (a failed publish backing off, a commit that landed after its request's pool ended), and runs the
+ * retentions.
  */
 async function drain(env: Env, ctx: ExecutionContext): Promise<void> {
   const { commerce, dependencies } = isolateFor(env);
@@ -223,6 +224,7 @@ async function drain(env: Env, ctx: ExecutionContext): Promise<void> {
     await scope.drainBilling();
     await commerce.pruneActivity(Date.now());
     await commerce.pruneWebhookAttempts(Date.now());
+    await commerce.pruneInboundIds(Date.now());
   } finally {
     scope.close();
     dependencies.tick(waitUntil);

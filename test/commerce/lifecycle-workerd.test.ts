@@ -110,7 +110,7 @@ test("reading or cancelling orders never placed answers 404 and leaves no stored
   expect(created[0]?.[1]).toEqual(expect.arrayContaining(["state", "inbox", "_cf_METADATA"]));
 }, 30_000);
 
-test("the cron prunes the activity log past EDGEWISE_ACTIVITY_RETENTION and the webhook attempt log past EDGEWISE_WEBHOOK_ATTEMPT_RETENTION, as a node does; newer entries stay", async () => {
+test("the cron prunes the activity log past EDGEWISE_ACTIVITY_RETENTION, the webhook attempt log past EDGEWISE_WEBHOOK_ATTEMPT_RETENTION and inbound webhook ids past replay, as a node does; newer entries stay", async () => {
   const worker = running as CommerceWorker;
   const sql = postgres(TEST_DATABASE_URL, {
     max: 1,
@@ -131,6 +131,10 @@ test("the cron prunes the activity log past EDGEWISE_ACTIVITY_RETENTION and the 
       INSERT INTO webhook_deliveries (subscription_id, event_id, attempt, outcome, at) VALUES
         (${`${prefix}-sub`}, 'old', 1, 'delivered', now() - interval '31 days'),
         (${`${prefix}-sub`}, 'new', 1, 'delivered', now() - interval '29 days')`;
+    // Inbound ids either side of twice the 5-minute tolerance, with no webhook arriving to prune them.
+    await sql`
+      INSERT INTO webhook_inbound_seen (source, webhook_id, received_at) VALUES
+        (${prefix}, 'old', now() - interval '11 minutes'), (${prefix}, 'new', now() - interval '9 minutes')`;
     // wrangler dev runs the scheduled handler on this request (--test-scheduled), as Cloudflare does each minute.
     const cron = await fetch(`${worker.worker.match}/__scheduled?cron=*+*+*+*+*`);
     expect(cron.status).toBe(200);
@@ -142,6 +146,10 @@ test("the cron prunes the activity log past EDGEWISE_ACTIVITY_RETENTION and the 
       SELECT event_id FROM webhook_deliveries WHERE subscription_id = ${`${prefix}-sub`}`;
     // Before, the attempt log was never pruned: both stayed.
     expect(attempts.map((row) => row.event_id)).toEqual(["new"]);
+    const inbound = await sql<Array<{ webhook_id: string }>>`
+      SELECT webhook_id FROM webhook_inbound_seen WHERE source = ${prefix}`;
+    // Before, they stayed until an accepted webhook reached an isolate: both stayed.
+    expect(inbound.map((row) => row.webhook_id)).toEqual(["new"]);
   } finally {
     await sql.end();
   }
