@@ -18,11 +18,21 @@ export interface AdmissionOptions {
   repeatsAccepted?: (c: Context<GatewayEnv>) => Promise<boolean>;
   /** Called for each refusal (a metric). */
   onRefused?: () => void;
+  /** The jitter's source, in [0, 1). Default `Math.random`. */
+  random?: () => number;
 }
 
-/** Retry-After, in whole seconds: about the time the queues need to catch up, from 1 to 30. */
+/** Retry-After's base, in whole seconds: about the time the queues need to catch up, from 1 to 30. */
 export const retryAfterSeconds = (behindMs: number, maxBehindMs: number) =>
   Math.min(30, Math.max(1, Math.ceil((behindMs - maxBehindMs / 2) / 1000)));
+
+/**
+ * Retry-After as sent: the base plus up to half as much again (at least 1 s), in whole seconds, so 1 to 45.
+ * A burst refused together was told one number and came back as the same burst, to be refused again; jitter spreads
+ * it. Never below the base: the queues need that long, and an earlier retry is only refused again.
+ */
+export const jitteredRetryAfter = (base: number, random: () => number = Math.random) =>
+  base + Math.floor(random() * (Math.max(1, Math.ceil(base / 2)) + 1));
 
 /**
  * Mounted after authentication and the rate limit and before the routes, so a refusal comes before anything is
@@ -30,7 +40,7 @@ export const retryAfterSeconds = (behindMs: number, maxBehindMs: number) =>
  * A request that repeats accepted work (`repeatsAccepted`) is not new work: it passes even while refusing.
  */
 export function admission(options: AdmissionOptions): MiddlewareHandler<GatewayEnv> {
-  const { behindMs, maxBehindMs, startsWork, repeatsAccepted, onRefused } = options;
+  const { behindMs, maxBehindMs, startsWork, repeatsAccepted, onRefused, random } = options;
   const repeats = async (c: Context<GatewayEnv>) =>
     repeatsAccepted ? repeatsAccepted(c).catch(() => false) : false;
   return async (c, next) => {
@@ -41,7 +51,11 @@ export function admission(options: AdmissionOptions): MiddlewareHandler<GatewayE
         throw new EdgewiseError(
           "overloaded",
           `the node's queues are ${Math.round(behind / 100) / 10} s behind (the limit is ${maxBehindMs / 1000} s); nothing was written, retry later`,
-          { status: 503, public: true, meta: { retryAfterSeconds: retryAfterSeconds(behind, maxBehindMs) } },
+          {
+            status: 503,
+            public: true,
+            meta: { retryAfterSeconds: jitteredRetryAfter(retryAfterSeconds(behind, maxBehindMs), random) },
+          },
         );
       }
     }
