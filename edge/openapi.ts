@@ -65,7 +65,7 @@ const bodyErrors = {
 
 /**
  * The 415 of a route whose JSON body is validated (`validate("json", …)`), added by each such route: the other POSTs
- * (a cancel, an inbound webhook, a backup) read no JSON body and never answer it.
+ * (a cancel, a backup) read no JSON body and never answer it; an inbound webhook declares its own (a Content-Encoding).
  */
 export const jsonBodyErrors = {
   415: problem(

@@ -489,6 +489,13 @@ describe("the commerce API", () => {
       headers: signed(id("m6"), invalid),
       status: 422,
     });
+    // A compressed body: 415 before its signature is checked (this one is labelled gzip, sent plain).
+    await client.call("POST", inbound, {
+      ...supplier,
+      raw: body,
+      headers: { ...signed(id("m7"), body), "content-encoding": "gzip" },
+      status: 415,
+    });
     expectConformance();
   });
 

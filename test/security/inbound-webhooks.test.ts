@@ -184,6 +184,42 @@ describe("refusals", () => {
     }
   });
 
+  test("a compressed webhook is 415 with Accept-Encoding: identity, signed or not, any source; sent plain it is taken", async () => {
+    const { sku } = await restockedOnce();
+    const body = restocked(sku, 3);
+    const id = uniqueName("msg");
+    const signed = officialHeaders(id, new Date(), body);
+    const forged = officialHeaders(id, new Date(), body, generateSecret());
+    const attempts: Array<[string, string, Record<string, string>, string, BodyInit]> = [
+      ["gzip, signed over its JSON", "supplier", signed, "gzip", Bun.gzipSync(body)],
+      ["gzip, forged", "supplier", forged, "gzip", Bun.gzipSync(body)],
+      ["gzip, an unknown source", "nobody", signed, "gzip", Bun.gzipSync(body)],
+      ["labelled br, sent plain and signed", "supplier", signed, "br", body],
+    ];
+    for (const [name, source, headers, coding, sent] of attempts) {
+      const response = await fetch(`${running.node.url}/webhooks/inbound/${source}`, {
+        method: "POST",
+        headers: { ...headers, "content-type": "application/json", "content-encoding": coding },
+        body: sent,
+      });
+      const problem = (await response.json()) as { code: string };
+      expectClosed(
+        cases,
+        `compressed: ${name}`,
+        {
+          status: response.status,
+          code: problem.code,
+          accepts: response.headers.get("accept-encoding"),
+          stock: stock(sku),
+        },
+        { status: 415, code: "request.unsupported_media_type", accepts: "identity", stock: 7 },
+      );
+    }
+    // The same webhook id, sent plain: nothing of it was recorded as seen.
+    expect((await post("supplier", body, signed)).status).toBe(202);
+    await eventually(() => stock(sku) === 10, "the plain restock");
+  });
+
   test("a validly signed webhook with an oversized webhook-id is refused, not a 5xx, and restocks nothing", async () => {
     const { sku } = await restockedOnce();
     const body = restocked(sku, 100);

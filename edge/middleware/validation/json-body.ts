@@ -2,6 +2,22 @@
 import type { Context } from "hono";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 
+/**
+ * 415 with `Accept-Encoding: identity` for a body with any `Content-Encoding` but `identity`: no runtime decodes one
+ * (see `refuseUnreadableBody`). Also asked of an inbound webhook before its signature, which is over bytes it would
+ * misread.
+ */
+export function refuseContentCoding(c: Context): void {
+  const coding = c.req.header("content-encoding")?.trim().toLowerCase();
+  if (coding && coding !== "identity") {
+    c.header("Accept-Encoding", "identity");
+    throw new EdgewiseError(
+      "request.unsupported_media_type",
+      "send the body without a Content-Encoding: a compressed request body is not accepted",
+    );
+  }
+}
+
 /** The labels of UTF-8 in the WHATWG Encoding Standard (what `TextDecoder` takes): the charsets a JSON body may name. */
 const utf8Labels: ReadonlySet<string> = new Set([
   "utf-8",
@@ -21,14 +37,7 @@ const utf8Labels: ReadonlySet<string> = new Set([
  * happen to be valid UTF-8 (`Ã©`, C3 A9) reached the routes as other text (`é`).
  */
 export function refuseUnreadableBody(c: Context, contentType: string | undefined): void {
-  const coding = c.req.header("content-encoding")?.trim().toLowerCase();
-  if (coding && coding !== "identity") {
-    c.header("Accept-Encoding", "identity");
-    throw new EdgewiseError(
-      "request.unsupported_media_type",
-      "send the body without a Content-Encoding: a compressed request body is not accepted",
-    );
-  }
+  refuseContentCoding(c);
   const charset = charsetOf(contentType);
   if (charset !== undefined && !utf8Labels.has(charset)) {
     throw new EdgewiseError(

@@ -25,7 +25,9 @@ import type { AdminEvents, AdminTarget } from "../../audit/admin-events.ts";
 import type { GatewayEnv } from "../../env.ts";
 import { requireScope, scoped } from "../../middleware/auth/principal.ts";
 import { validate } from "../../middleware/validation/index.ts";
+import { refuseContentCoding } from "../../middleware/validation/json-body.ts";
 import {
+  header,
   json,
   jsonBodyErrors,
   limitedPublicErrors,
@@ -284,6 +286,12 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
         401: unauthorized(
           "Unsigned, forged, stale, or from an unknown source; or a caller's credential was sent and refused",
         ),
+        415: {
+          ...problem(
+            "The body has a Content-Encoding (before its signature is checked: it is over bytes no runtime decodes)",
+          ),
+          headers: { "Accept-Encoding": header("What is taken: `identity`", { type: "string" }) },
+        },
         422: problem(
           "A signed JSON body that is not an event this source may send: message.unknown_type (its `type`) or " +
             "message.invalid (its fields)",
@@ -292,6 +300,9 @@ export function webhookRoutes(options: WebhookRoutesOptions): Hono<GatewayEnv> {
     }),
     validate("param", SourceParam),
     async (c) => {
+      // Before the signature: a compressed body reads as other bytes, and its sender got a 401 that sent it looking
+      // at its secret. The 415 says only what /openapi.json says, the same for any source or signature.
+      refuseContentCoding(c);
       const outcome = await receiveInbound(
         {
           secrets: options.inboundSecrets,
