@@ -45,7 +45,8 @@ export interface ApiKeyStore {
 
 /**
  * For tests and single-process demos: same contract as the Postgres adapter, nothing persisted. It has no
- * transaction to write a record in, so it refuses a recorder rather than create a key without its record.
+ * transaction to write a record in, so it refuses a recorder rather than create a key without its record; a caller's
+ * deadline already fired refuses the key (`timeout`), as the Postgres adapter rolls it back.
  */
 export class MemoryApiKeyStore implements ApiKeyStore {
   readonly #keys = new Map<string, ApiKeyRecord>();
@@ -54,8 +55,14 @@ export class MemoryApiKeyStore implements ApiKeyStore {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  async create(key: NewApiKey, recorder?: ApiKeyRecorder): Promise<ApiKeyRecord> {
+  async create(key: NewApiKey, recorder?: ApiKeyRecorder, signal?: AbortSignal): Promise<ApiKeyRecord> {
     if (recorder) throw noTransaction();
+    // Its "COMMIT" is the set below: a caller already answered (504) must not find the key made after all.
+    if (signal?.aborted) {
+      throw new EdgewiseError("timeout", "the caller stopped waiting: the API key is not created", {
+        cause: signal.reason,
+      });
+    }
     if (this.#keys.has(key.id)) {
       throw new EdgewiseError("conflict", "an API key with this id exists");
     }

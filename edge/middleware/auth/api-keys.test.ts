@@ -71,4 +71,18 @@ describe("MemoryApiKeyStore", () => {
     );
     expect(await store.list()).toEqual([]);
   });
+
+  test("a caller whose deadline has fired (answered 504) gets no key, as the Postgres adapter rolls it back", async () => {
+    const store = new MemoryApiKeyStore();
+    const late = new AbortController();
+    late.abort(new Error("deadline"));
+    const grant = { sub: "svc", scopes: ["orders:read"] };
+    await expect(issueApiKey(store, grant, undefined, late.signal)).rejects.toMatchObject({
+      code: "timeout",
+    });
+    expect(await store.list()).toEqual([]);
+    // Within its deadline, the key is made.
+    const { id } = await issueApiKey(store, grant, undefined, AbortSignal.timeout(5_000));
+    expect((await store.find(id))?.sub).toBe("svc");
+  });
 });
