@@ -190,7 +190,7 @@ export function clearSessionCookie(c: Context<GatewayEnv>): void {
   deleteCookie(c, sessionCookie, cookieAttributes(c));
 }
 
-/** Constant-time comparison of two CSRF tokens; an empty one (a session without a cookie) never matches. */
-export function sameToken(a: string, b: string): boolean {
-  return a.length > 0 && timingSafeEqual(a, b);
+/** Constant-time comparison of a CSRF token sent with the session's; an empty one (no cookie) never matches. */
+export function sameToken(given: string, expected: string): boolean {
+  return expected.length > 0 && timingSafeEqual(given, expected);
 }

@@ -30,6 +30,27 @@ describe("timingSafeEqual", () => {
     expect(timingSafeEqual(secret, secret.slice(0, -1))).toBe(false);
     expect(timingSafeEqual("", secret)).toBe(false);
     expect(timingSafeEqual(secret, `${secret}`)).toBe(true);
+    // Wrapping round a shorter secret never makes a repetition of it equal.
+    expect(timingSafeEqual("abcabc", "abc")).toBe(false);
+    expect(timingSafeEqual("abc", "")).toBe(false);
+    expect(timingSafeEqual("", "")).toBe(true);
+  });
+
+  test("the time tells nothing of the secret's length: a short guess against a huge secret takes no longer", () => {
+    // 32 M code units: looping over the longer string took tens of ms, so timing guesses of rising length found it.
+    const secret = "s".repeat(32 * 1024 * 1024);
+    const guess = "s".repeat(64);
+    const fastest = (run: () => void) => {
+      let best = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < 5; i++) {
+        const start = performance.now();
+        run();
+        best = Math.min(best, performance.now() - start);
+      }
+      return best;
+    };
+    expect(timingSafeEqual(guess, secret)).toBe(false);
+    expect(fastest(() => timingSafeEqual(guess, secret))).toBeLessThan(1);
   });
 });
 

@@ -29,14 +29,17 @@ export function hmacSigner(secret: string) {
 }
 
 /**
- * Compares two strings in constant time for their length (for tokens and secrets): every UTF-16 code unit of the
- * longer is looked at, whatever differs first. Code units, not UTF-8 bytes: encoding turned each lone surrogate
- * into U+FFFD, so two different strings compared equal, and it cost two allocations per comparison.
+ * Compares what a caller `given` with the `secret` it must match (a token, a signature, a hash) in time that depends
+ * on `given`'s length alone: one step per UTF-16 code unit of `given`, each against the secret's code unit at that
+ * place (wrapping round a shorter secret), whatever differs first. It looped over the longer of the two, so a caller
+ * sending ever longer guesses found the secret's length where the time started to grow (METRICS_TOKEN's, the
+ * broker's token's). Code units, not UTF-8 bytes: encoding turned each lone surrogate into U+FFFD, so two different
+ * strings compared equal, and it cost two allocations per comparison. Argument order matters: the secret second.
  */
-export function timingSafeEqual(a: string, b: string): boolean {
-  let diff = a.length ^ b.length;
-  const length = Math.max(a.length, b.length);
-  // Past a string's end charCodeAt is NaN, which `| 0` makes 0: the loop's work depends on the lengths only.
-  for (let i = 0; i < length; i++) diff |= (a.charCodeAt(i) | 0) ^ (b.charCodeAt(i) | 0);
+export function timingSafeEqual(given: string, secret: string): boolean {
+  let diff = given.length ^ secret.length;
+  const wrap = secret.length;
+  // With an empty secret `i % 0` is NaN and charCodeAt(NaN) of "" is NaN, which `| 0` makes 0: no branch on it.
+  for (let i = 0; i < given.length; i++) diff |= given.charCodeAt(i) ^ (secret.charCodeAt(i % wrap) | 0);
   return diff === 0;
 }

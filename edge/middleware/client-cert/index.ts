@@ -37,7 +37,7 @@ export function clientCertRefusal(
   const presented = (auth.certFingerprintSHA256 ?? "").toLowerCase();
   // Every entry is compared, in constant time, so the answer's timing says nothing of which one nearly matched.
   let match = false;
-  for (const print of allowed) match = timingSafeEqual(print, presented) || match;
+  for (const print of allowed) match = timingSafeEqual(presented, print) || match;
   return match ? undefined : "not_allowed";
 }
 
