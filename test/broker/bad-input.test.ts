@@ -105,6 +105,21 @@ describe("bad input changes nothing", () => {
     expect(await stored()).toEqual({ messages: 0, events: 0 });
   });
 
+  test("an Upstash-Method it does not take is not repeated back: the error names the methods it takes", async () => {
+    for (const method of ["BREW", `X${"<script>".repeat(500)}`, "GET\u0085"]) {
+      const response = await call(broker, `/v2/publish/${url()}`, {
+        method: "POST",
+        body: "x",
+        headers: [["Upstash-Method", method]],
+      });
+      expect(response.status).toBe(400);
+      expect(response.body).toEqual({
+        error: "invalid Upstash-Method: use one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
+      });
+    }
+    expect(await stored()).toEqual({ messages: 0, events: 0 });
+  });
+
   test("a delay past the maximum (1 year, as on QStash's pay-as-you-go plan) is 400, however large", async () => {
     const inDays = (days: number) => String(Math.floor(Date.now() / 1000) + days * 86_400);
     for (const header of [

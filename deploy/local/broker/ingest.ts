@@ -166,7 +166,9 @@ export async function buildMessage(input: IngestInput, options: ResolvedOptions)
   }
   const now = Date.now();
   const method = (upstash.get("upstash-method") ?? "POST").toUpperCase();
-  if (!METHODS.has(method)) throw new HttpError(400, `invalid Upstash-Method: ${method}`);
+  // The value is not repeated back: any length, any bytes a header may carry; the error says what is taken.
+  if (!METHODS.has(method))
+    throw new HttpError(400, `invalid Upstash-Method: use one of ${[...METHODS].join(", ")}`);
 
   let maxRetries = options.defaultRetries;
   const retriesText = upstash.get("upstash-retries");
