@@ -112,3 +112,44 @@ test("without hard links (link fails EPERM): the name is claimed with O_EXCL, so
   expect(placeNew(partial, join(dir, "linked"))).toBe(true);
   expect(readdirSync(dir).sort()).toEqual(["free", "linked", "taken"]);
 });
+
+test("without hard links, a backup killed between claiming --out and the rename leaves a note naming the archive, not an empty file", async () => {
+  const dir = outDir("killed-claim");
+  const partial = join(dir, ".backup.tar.gz.partial-k");
+  const out = join(dir, "backup.tar.gz");
+  writeFileSync(partial, "checked");
+  // A process of its own, killed (SIGKILL) where its rename would have run.
+  const script = join(dir, "..", "killed-claim.ts");
+  writeFileSync(
+    script,
+    `import { placeNew } from ${JSON.stringify(join(import.meta.dir, "keep.ts"))};
+const noLinks = () => { throw Object.assign(new Error("Operation not permitted"), { code: "EPERM" }); };
+placeNew(process.argv[2], process.argv[3], noLinks, () => process.kill(process.pid, "SIGKILL"));`,
+  );
+  const child = Bun.spawnSync([process.execPath, script, partial, out], { stdout: "ignore", stderr: "pipe" });
+  expect(child.signalCode).toBe("SIGKILL");
+  expect(readFileSync(partial, "utf8")).toBe("checked");
+  const note = readFileSync(out, "utf8");
+  expect(note).toStartWith("edgewise backup: not an archive.");
+  expect(note).toContain(partial);
+  // A restore of it says what it is and where the archive is, instead of a gzip error.
+  const error = await edgewiseRejection(
+    restore({ archive: out, dataDir: join(work, "claim-restored"), openDb }),
+  );
+  expect(error.code).toBe("config.invalid");
+  expect(error.message).toContain(`may be at ${partial}`);
+});
+
+test("without hard links, a rename that fails removes the claim: nothing is left at --out", () => {
+  const dir = outDir("failed-rename");
+  const partial = join(dir, ".a.partial");
+  writeFileSync(partial, "checked");
+  const noLinks = (() => {
+    throw Object.assign(new Error("Operation not permitted"), { code: "EPERM" });
+  }) as unknown as Parameters<typeof placeNew>[2];
+  const busy = (() => {
+    throw Object.assign(new Error("Device or resource busy"), { code: "EBUSY" });
+  }) as unknown as Parameters<typeof placeNew>[3];
+  expect(() => placeNew(partial, join(dir, "out"), noLinks, busy)).toThrow("busy");
+  expect(readdirSync(dir)).toEqual([".a.partial"]);
+});

@@ -1,9 +1,19 @@
 // Both backups' last step: an archive written under a temporary name beside its own, checked whole, then put in place.
 import { randomBytes } from "node:crypto";
-import { closeSync, linkSync, mkdtempSync, openSync, renameSync, rmSync, unlinkSync } from "node:fs";
+import {
+  closeSync,
+  linkSync,
+  mkdtempSync,
+  openSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { extractArchive, syncDir } from "./archive.ts";
+import { claimNote } from "./claim.ts";
 import type { Manifest } from "./manifest.ts";
 import { verify } from "./restore.ts";
 
@@ -57,31 +67,49 @@ const noHardLinks = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
 /**
  * Gives `partial` the name `out` unless a file has it, as one step: `out` is checked when the backup starts, but a
  * file made there meanwhile (another backup to the same path, an operator) would be replaced by a rename. A hard
- * link fails with EEXIST instead. Where the file system has none, `out` is first created empty with O_EXCL, which
- * claims the name as one step too, and then replaced by the archive (a rename): a process killed in between leaves
- * that empty file. False, and `partial` left as it is, when `out` exists.
+ * link fails with EEXIST instead. Where the file system has none, `out` is first created with O_EXCL, which claims
+ * the name as one step too, and then replaced by the archive (a rename): a process killed in between leaves the
+ * claim, which holds a note naming `partial` (`claimNote`; a restore of it says so), not an empty file. False, and
+ * `partial` left as it is, when `out` exists.
  */
-export function placeNew(partial: string, out: string, link: typeof linkSync = linkSync): boolean {
+export function placeNew(
+  partial: string,
+  out: string,
+  link: typeof linkSync = linkSync,
+  rename: typeof renameSync = renameSync,
+): boolean {
   try {
     link(partial, out);
   } catch (error) {
     const code = String((error as { code?: unknown } | null)?.code);
     if (code === "EEXIST") return false;
     if (!noHardLinks.has(code)) throw error;
-    return claimThenRename(partial, out);
+    return claimThenRename(partial, out, rename);
   }
   unlinkSync(partial);
   return true;
 }
 
-/** `placeNew` without hard links: false when `out` exists, else `partial` renamed over the empty file made there. */
-function claimThenRename(partial: string, out: string): boolean {
+/** `placeNew` without hard links: false when `out` exists, else `partial` renamed over the claim made there. */
+function claimThenRename(partial: string, out: string, rename: typeof renameSync): boolean {
+  let fd: number;
   try {
-    closeSync(openSync(out, "wx", 0o600));
+    fd = openSync(out, "wx", 0o600);
   } catch (error) {
     if ((error as { code?: unknown } | null)?.code === "EEXIST") return false;
     throw error;
   }
-  renameSync(partial, out);
+  try {
+    writeSync(fd, claimNote(partial));
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    rename(partial, out);
+  } catch (error) {
+    // The claim is ours and names an archive the caller removes: it would be left behind with nothing behind it.
+    rmSync(out, { force: true });
+    throw error;
+  }
   return true;
 }

@@ -18,6 +18,7 @@ import { EdgewiseError } from "../../shared/errors/index.ts";
 import { type DataDirLock, lockDataDir } from "../data-dir-lock.ts";
 import { markRestored } from "../read-cache-restored.ts";
 import { extractArchive, syncDir } from "./archive.ts";
+import { readClaimNote } from "./claim.ts";
 import {
   ArchiveError,
   digestFile,
@@ -47,6 +48,8 @@ export async function restore(options: RestoreOptions): Promise<Manifest> {
   const archive = resolve(options.archive);
   const dataDir = resolve(options.dataDir);
   if (!existsSync(archive)) throw new EdgewiseError("config.invalid", `${archive} does not exist`);
+  const claim = statSync(archive).isFile() ? readClaimNote(archive) : undefined;
+  if (claim !== undefined) throw new EdgewiseError("config.invalid", `${archive}: ${claim}`);
   const created = !existsSync(dataDir);
   if (!created) {
     if (!statSync(dataDir).isDirectory())
