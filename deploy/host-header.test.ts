@@ -63,6 +63,28 @@ describe("isAuthority", () => {
     expect(isAuthority(host)).toBe(false);
   });
 
+  // Authorities by the grammar that a URL parser refuses: request.url built from one could not be parsed.
+  test.each([
+    "999.1.1.1",
+    "1.2.3.256",
+    "1.2.3.4.5",
+    "4294967296",
+    "a.1",
+    "1.08",
+    "[ffff]",
+    "[1.2.3.4]",
+    "[:::]",
+    "%80",
+    "a%80b",
+    "%C3",
+    "%ED%A0%80",
+    "xn--a",
+    "xn--a.com",
+  ])("refuses %p, which a URL parser refuses", (host) => {
+    expect(URL.canParse(`http://${host}/`)).toBe(false);
+    expect(isAuthority(host)).toBe(false);
+  });
+
   test("a long Host is refused in linear time (no backtracking over its characters)", () => {
     const started = performance.now();
     expect(isAuthority(`${"a".repeat(100_000)}/`)).toBe(false);
