@@ -6,6 +6,7 @@ import type { Child } from "hono/jsx";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { errorFields } from "../../shared/telemetry/log/index.ts";
 import type { GatewayEnv } from "../env.ts";
+import { fieldNames } from "../middleware/validation/index.ts";
 import { Notice } from "./views/layout.tsx";
 
 /**
@@ -33,26 +34,33 @@ export function page(c: Context, node: Child, status: 200 | 400 | 401 | 403 | 40
   );
 }
 
-/** A request the console refuses (4xx): a browser gets a page saying why, any other client the problem+json. */
-export function refused(c: Context, title: string, error: EdgewiseError) {
+/**
+ * A request the console refuses (4xx): a browser gets a page saying why, any other client the problem+json. `takes`:
+ * the names of the parameters the refusing validator takes, when it was one (`pageChecked`).
+ */
+export function refused(c: Context, title: string, error: EdgewiseError, takes?: readonly string[]) {
   if (!wantsHtml(c)) throw error;
-  return page(c, <Notice title={title} message={sentence(refusal(error))} />, error.status as 400 | 404);
+  return page(
+    c,
+    <Notice title={title} message={sentence(refusal(error, takes))} />,
+    error.status as 400 | 404,
+  );
 }
-
-/** A parameter's name a page may show: a short plain word, as every parameter the console takes is. */
-const plainName = /^[A-Za-z0-9_.-]{1,40}$/;
 
 /**
  * What a refusal says on a page. A refused field is named by the client's own text when the console does not take
- * it (`?<any text>=1`), so a link could put a sentence of its choosing on the console's origin ("Your session
- * expired. Sign in again at https://…"). A name that is not a plain word is not shown: any such parameter is one
- * the console does not take. The problem+json keeps the name, for the client that sent it.
+ * it (`?<any text>=1`), so a link could put words of its choosing on the console's origin: a sentence ("Your session
+ * expired. Sign in again at https://…"), or, as a plain word, `Sign_in_at_evil.example`. So a page names only the
+ * parameters the console takes, and for any other says which those are (what a typo needs). The problem+json keeps
+ * the name, for the client that sent it.
  */
-function refusal(error: EdgewiseError): string {
+function refusal(error: EdgewiseError, takes: readonly string[] = []): string {
   const first = error.issues?.[0];
-  if (first === undefined || first.path === "" || plainName.test(first.path)) return error.message;
+  if (first === undefined || first.path === "") return error.message;
+  if (takes.includes(first.path.split(".")[0] as string)) return error.message;
   const target = /^(query|param) is invalid /.exec(error.message)?.[1] ?? "the request";
-  return `${target} is invalid (a parameter it does not take, whose name is not shown)`;
+  const known = takes.length > 0 ? `it takes ${takes.join(", ")}` : "it takes none";
+  return `${target} is invalid (a parameter it does not take, whose name is not shown: ${known})`;
 }
 
 /** A console page that is not there: a browser gets the page, any other client the API's problem+json. */
@@ -70,6 +78,7 @@ export function pageChecked<Check extends MiddlewareHandler>(
   title: string,
   options: { documented?: boolean } = {},
 ): Check {
+  const takes = (check as { [fieldNames]?: readonly string[] })[fieldNames] ?? [];
   const checked: MiddlewareHandler = async (c, next) => {
     let passed = false;
     try {
@@ -79,7 +88,7 @@ export function pageChecked<Check extends MiddlewareHandler>(
       });
     } catch (error) {
       if (passed || !(error instanceof EdgewiseError)) throw error;
-      return refused(c, title, error);
+      return refused(c, title, error, takes);
     }
   };
   if (!options.documented) return checked as Check;

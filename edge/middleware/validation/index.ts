@@ -58,8 +58,14 @@ export function validate<Schema extends StandardSchemaV1, Target extends keyof V
     return checked(c, next);
   };
   const openapi = (checked as unknown as Record<symbol, unknown>)[uniqueSymbol];
-  return Object.assign(strict, { [uniqueSymbol]: openapi }) as unknown as typeof checked;
+  return Object.assign(strict, {
+    [uniqueSymbol]: openapi,
+    [fieldNames]: Object.keys((schema as { entries?: object }).entries ?? {}),
+  }) as unknown as typeof checked;
 }
+
+/** On a query's or a path's validator: the names its object schema takes (none for another schema). */
+export const fieldNames = Symbol("fieldNames");
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
