@@ -1,4 +1,4 @@
-// Whether a Host header is an authority (RFC 3986 host, optional port) a URL parser takes: Deno.serve puts it in request.url unchecked.
+// Whether a Host header is an authority (RFC 3986 host, optional port) a URL parser takes: runtimes build request.url from it unchecked.
 
 /** A percent-encoded byte that decodes to what a reg-name may carry as is (unreserved, sub-delims), or non-ASCII. */
 const encoded =

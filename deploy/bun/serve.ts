@@ -7,6 +7,7 @@
 // With requireClientCert, a client must present a certificate issued by one of the CAs in files.current().ca;
 // the handler cannot see which (bun#14097), which is why each role has its own CA (see deploy/tls.ts).
 import { EdgewiseError } from "../../shared/errors/index.ts";
+import { hostRefusal } from "../adapter-answer.ts";
 import { type Serve, unansweredFailure } from "../serve.ts";
 import type { TlsMaterial } from "../tls.ts";
 
@@ -83,7 +84,7 @@ export const bunServe: Serve = (options) => {
       ...(tls ? { tls: tlsOptions(tls.files.current(), tls.requireClientCert) } : {}),
       fetch: (request, self) => {
         const address = self.requestIP(request)?.address;
-        const answer = options.fetch(request, address ? { address } : {});
+        const answer = hostRefusal(request) ?? options.fetch(request, address ? { address } : {});
         return request.method === "HEAD" ? Promise.resolve(answer).then(dated) : answer;
       },
     });

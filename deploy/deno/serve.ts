@@ -1,8 +1,6 @@
 // The serve port on Deno: Deno.serve, with the peer address from the connection info. Runs only under Deno.
-import { EdgewiseError, problemResponse } from "../../shared/errors/index.ts";
-import { requestIdFor } from "../../edge/middleware/request-id/index.ts";
-import { apiSecurityHeaders } from "../../edge/middleware/secure-headers/index.ts";
-import { isAuthority } from "../host-header.ts";
+import { EdgewiseError } from "../../shared/errors/index.ts";
+import { adapterProblem, hostRefusal, pathOf } from "../adapter-answer.ts";
 import { type Serve, unansweredFailure } from "../serve.ts";
 
 interface DenoAddr {
@@ -53,8 +51,8 @@ export const denoServe: Serve = (options) => {
         // Deno.serve's request.url is `http://` + Host + the target, Host unchecked: `Host: x/_edgewise` would make
         // `GET /healthz` reach the app as /_edgewise/healthz, past a front proxy that filters paths. No Host (or an
         // empty one) is given `localhost:<port>` by Deno.
-        const host = request.headers.get("host");
-        if (host && !isAuthority(host)) return badHost(request, host);
+        const refused = hostRefusal(request);
+        if (refused) return refused;
         if (closing) return shuttingDown(request);
         underWay++;
         try {
@@ -95,49 +93,6 @@ function shuttingDown(request: Request): Response {
       ["retry-after", "1"],
     ],
   );
-}
-
-/** The 400 for a Host that is no authority, before the app sees the URL Deno built from it. */
-function badHost(request: Request, host: string): Response {
-  // The target's path is what follows the Host in request.url (a URL parser would read the Host's `/` or `?` too).
-  const prefix = `http://${host}`;
-  const target = request.url.startsWith(prefix) ? request.url.slice(prefix.length) : undefined;
-  return adapterProblem(
-    request,
-    new EdgewiseError(
-      "request.invalid",
-      "the Host header is not a host name or address with an optional port",
-    ),
-    target?.startsWith("/") ? pathOf(`http://target${target}`) : undefined,
-    [],
-  );
-}
-
-/**
- * An answer given here, not by the app: with what the app gives every answer, an `X-Request-Id` (the caller's, when
- * sane) for the client to quote, the problem's `instance`, and the API's security headers.
- */
-function adapterProblem(
-  request: Request,
-  error: EdgewiseError,
-  instance: string | undefined,
-  extra: [string, string][],
-): Response {
-  const headers = new Headers([
-    ...apiSecurityHeaders.map(([name, value]): [string, string] => [name, value]),
-    ...extra,
-  ]);
-  headers.set("x-request-id", requestIdFor(request.headers.get("x-request-id")));
-  return problemResponse(error, { ...(instance ? { instance } : {}), headers });
-}
-
-/** The path as sent, percent-encoding kept, as the app's error handler gives it; none when `url` is no URL. */
-function pathOf(url: string): string | undefined {
-  try {
-    return new URL(url).pathname;
-  } catch {
-    return undefined;
-  }
 }
 
 /**
