@@ -33,9 +33,9 @@ export const fanOutPageSize = 256;
  * Pages one delivery of the fan-out handles (1,024 subscriptions); the rest goes on in a `WebhookFanOut` message to
  * `webhooks/outbound`, which the queue delivers as a request of its own. Each page is a read, and up to three requests
  * to QStash (100 messages a /v2/batch), and a Worker invocation may make 50 subrequests on the Free plan (10,000 by
- * default on Paid): one delivery fanned out to 50,000 subscriptions made 196 reads and 588 requests, and outlasted the
- * gateway's request timeout, so each redelivery started over from the first page and the last subscribers never got
- * the event. Now a delivery makes at most 4 reads and 13 requests to the queue (`fanOutQueueRequests`).
+ * default on Paid): one delivery fanned out to 5,000 subscriptions made 59 requests, so on the Free plan it failed on
+ * every retry and the later subscribers never got the event (50,000: 196 reads and 588 requests in one request).
+ * Now a delivery makes at most 4 reads and 13 requests to the queue (`fanOutQueueRequests`).
  */
 export const fanOutPagesPerDelivery = 4;
 
