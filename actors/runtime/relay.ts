@@ -13,6 +13,16 @@ export interface RelayPolicy {
    * (`defaultRelayBatchBytes`).
    */
   batchBytes?: number;
+  /**
+   * Deliveries a pass hands to the transport, at most, once events are expanded per subscriber (a pass sends at
+   * least one entry whatever it expands to). Default 1,000 (`defaultRelayMaxDeliveries`).
+   */
+  maxDeliveries?: number;
+  /**
+   * Their JSON, at most, counted as the QStash transport bounds a request (3 bytes a UTF-16 unit). Default 16 MiB
+   * (`defaultRelayDeliveryBytes`).
+   */
+  deliveryBytes?: number;
   /** First retry delay; doubles per attempt, with jitter, up to `maxDelayMs`. */
   baseDelayMs: number;
   maxDelayMs: number;
@@ -26,6 +36,16 @@ export const defaultRelayPolicy: RelayPolicy = { batchSize: 256, baseDelayMs: 25
  * queue's timeout (5 s on a node), so the pass failed and was sent again, pass after pass.
  */
 export const defaultRelayBatchBytes = 4 * 1024 * 1024;
+
+/**
+ * A pass's deliveries are bounded too, once events are expanded: on Workers a Durable Object's alarm is one
+ * invocation, and each request to QStash (a /v2/batch of at most 100 messages and 4 MiB) is one of its subrequests, of
+ * which the Free plan allows 50. A page of 256 events of 40 subscribers each made 103 requests in one alarm. With
+ * these bounds a pass makes at most 19 (10 by count, 8 by size, one split), and the rest waits for the next pass,
+ * which an object's alarm runs 1 ms later.
+ */
+export const defaultRelayMaxDeliveries = 1_000;
+export const defaultRelayDeliveryBytes = 16 * 1024 * 1024;
 
 export interface RelayPass {
   sent: number;
@@ -154,12 +174,33 @@ export async function relayOnce(
     pass.sent += group.length;
   };
 
-  // Expanded per actor first: a selector that throws holds back its own actor only.
+  // Expanded per actor first: a selector that throws holds back its own actor only. Entries whose deliveries would
+  // take the pass over its bounds are left due, for the next pass (each actor's in order: a prefix of each is sent).
   const ready: Array<{ group: OutboxRecord[]; deliveries: Envelope[] }> = [];
+  const room = {
+    deliveries: policy.maxDeliveries ?? defaultRelayMaxDeliveries,
+    bytes: policy.deliveryBytes ?? defaultRelayDeliveryBytes,
+  };
+  let full = false;
   for (const group of byActor.values()) {
+    if (full) break;
     try {
-      const envelopes = group.map((entry) => entry.envelope);
-      ready.push({ group, deliveries: subscriptions ? subscriptions.expand(envelopes) : envelopes });
+      const taken: OutboxRecord[] = [];
+      const deliveries: Envelope[] = [];
+      for (const entry of group) {
+        const mine = subscriptions ? subscriptions.expand([entry.envelope]) : [entry.envelope];
+        const bytes = mine.length * JSON.stringify(entry.envelope).length * 3;
+        const first = ready.length === 0 && taken.length === 0;
+        if (!first && (mine.length > room.deliveries || bytes > room.bytes)) {
+          full = true;
+          break;
+        }
+        taken.push(entry);
+        deliveries.push(...mine);
+        room.deliveries -= mine.length;
+        room.bytes -= bytes;
+      }
+      if (taken.length > 0) ready.push({ group: taken, deliveries });
     } catch (error) {
       backOff(group, error, false);
     }
