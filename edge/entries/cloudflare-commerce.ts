@@ -13,6 +13,7 @@ import {
   type ReadCache,
   RedisReadCache,
   activityPruner,
+  retriesPerRequest,
   securityEventPruner,
 } from "../../actors/commerce/projections/index.ts";
 import { commerceConsumerSubscriptions } from "../../actors/commerce/subscriptions.ts";
@@ -208,6 +209,8 @@ export class CommerceOnWorkers {
     this.readCache = redis
       ? new RedisReadCache(dependencies ? guardedRedis(redis, dependencies) : redis, {
           prefix: `${config.REDIS_KEY_PREFIX}read:`,
+          // Each retry runs in some request's background, out of that request's subrequests.
+          retriesPerDrain: retriesPerRequest,
         })
       : undefined;
     // The isolate's hits and misses, as a node's /metrics shows its cache's (`edgewise_read_cache_*`).

@@ -25,4 +25,9 @@ export {
   type ReadCacheStats,
 } from "./read-cache.ts";
 export { MemoryReadCache, type MemoryReadCacheOptions } from "./read-cache-memory.ts";
-export { RedisReadCache, type RedisReadCacheOptions, type ScriptRedis } from "./read-cache-redis.ts";
+export {
+  RedisReadCache,
+  type RedisReadCacheOptions,
+  retriesPerRequest,
+  type ScriptRedis,
+} from "./read-cache-redis.ts";

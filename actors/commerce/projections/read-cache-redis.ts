@@ -34,6 +34,12 @@ export interface RedisReadCacheOptions {
    * past it the oldest is forgotten (its event, retried by the queue, and the value's TTL still end the stale read).
    */
   maxPendingAdvances?: number;
+  /**
+   * How many remembered advances one retry applies, at most, oldest first; the rest wait for the next retry. Default:
+   * all. Each is a request to Redis, and on Workers a subrequest of the request the retry runs in (50 on the Free
+   * plan): `retriesPerRequest` there.
+   */
+  retriesPerDrain?: number;
   /** Told about every failure: for logs or metrics. Must not throw. */
   report?: (error: unknown) => void;
   clock?: Clock;
@@ -62,6 +68,14 @@ function decode(reply: unknown): CachedEntry | undefined {
     return undefined;
   }
 }
+
+/**
+ * `retriesPerDrain` on Workers. An isolate may remember 10,000 failed advances after an outage, and each request's
+ * background retry applied them all: past 50 that was every subrequest the request had (the Free plan's), its own
+ * Redis and queue calls included, and a failure that cooled the cache. A key read or filled before its turn applies
+ * its own advance first, so none is served stale meanwhile.
+ */
+export const retriesPerRequest = 16;
 
 export class RedisReadCache implements ReadCache {
   private readonly counters = new CacheCounters();
@@ -202,9 +216,13 @@ export class RedisReadCache implements ReadCache {
     (this.retryTimer as { unref?: () => void }).unref?.();
   }
 
-  /** Applies the failed advances, oldest first, one at a time; stops at the first failure (the timer tries again). */
+  /**
+   * Applies the failed advances, oldest first, one at a time, `retriesPerDrain` at most; stops at the first failure
+   * (the timer, or on Workers the next request, tries again).
+   */
   private async drain(): Promise<void> {
-    for (const key of [...this.pending.keys()]) {
+    const keys = [...this.pending.keys()];
+    for (const key of keys.slice(0, Math.min(keys.length, this.options.retriesPerDrain ?? keys.length))) {
       try {
         await this.applyPending(key);
       } catch {
