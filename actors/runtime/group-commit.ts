@@ -29,7 +29,16 @@ export interface GroupCommitOptions<View extends CommitView> {
   defer: (flush: () => void) => void;
   /** A batch holds at most this many turns, which bounds how long a reply waits for its commit. */
   maxBatch?: number;
+  /**
+   * A batch is written once its turns' state texts reach this many characters (`defaultMaxBatchStateChars`): each
+   * queued turn holds its own, up to 2 MB, and a Workers isolate has 128 MB, which 512 turns of an actor whose state
+   * is near the row limit would take eight times over.
+   */
+  maxBatchStateChars?: number;
 }
+
+/** 16 Mi characters of state text queued at most: some 8 turns of a state near the 2 MB row limit. */
+export const defaultMaxBatchStateChars = 16 * 1024 * 1024;
 
 /**
  * Why: one fsync (or, on workerd, one output-gate flush) per batch instead of per turn. A turn's reply still
@@ -41,16 +50,21 @@ export class GroupCommit<View extends CommitView> {
   private queue: Array<Queued<View>> = [];
   private scheduled = false;
   private readonly maxBatch: number;
+  private readonly maxStateChars: number;
+  /** The state text the queued turns hold. */
+  private queuedStateChars = 0;
 
   constructor(private readonly options: GroupCommitOptions<View>) {
     this.maxBatch = options.maxBatch ?? 512;
+    this.maxStateChars = options.maxBatchStateChars ?? defaultMaxBatchStateChars;
   }
 
   enqueue(view: View, commit: TurnCommit): Promise<void> {
     if (view.poisoned !== undefined) return Promise.reject(view.poisoned);
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ view, commit, resolve, reject });
-      if (this.queue.length >= this.maxBatch) this.flush();
+      this.queuedStateChars += commit.stateJson?.length ?? 0;
+      if (this.queue.length >= this.maxBatch || this.queuedStateChars >= this.maxStateChars) this.flush();
       else if (!this.scheduled) {
         this.scheduled = true;
         this.options.defer(() => this.flush());
@@ -63,6 +77,7 @@ export class GroupCommit<View extends CommitView> {
     this.scheduled = false;
     const batch = this.queue;
     this.queue = [];
+    this.queuedStateChars = 0;
     if (batch.length === 0) return;
     const writable = batch.filter((entry) => entry.view.poisoned === undefined);
     for (const entry of batch) if (entry.view.poisoned !== undefined) entry.reject(entry.view.poisoned);
