@@ -110,6 +110,7 @@ export function createNodeApp(parts: NodeAppParts): GatewayApp {
     dependencies,
     metrics,
     ...(config.METRICS_TOKEN ? { metricsToken: config.METRICS_TOKEN } : {}),
+    ...(config.METRICS_PREVIOUS_TOKEN ? { metricsPreviousToken: config.METRICS_PREVIOUS_TOKEN } : {}),
     // Rendered at most once a second: /metrics is public unless METRICS_TOKEN is set, and a render costs ms of CPU
     // and the broker's counts on the one Postgres pool.
     metricsReuseMs: 1_000,

@@ -129,6 +129,11 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
       "JWT: HS256 tokens signed with JWT_PREVIOUS_SECRET are still accepted (a rotation under way); unset it to refuse them",
     );
   }
+  if (config.METRICS_PREVIOUS_TOKEN) {
+    logger.warn(
+      "metrics: scrapes with METRICS_PREVIOUS_TOKEN are still accepted (a rotation under way); unset it once every scraper sends METRICS_TOKEN",
+    );
+  }
   if (config.ACTOR_HOST_PREVIOUS_SECRET) {
     logger.warn(
       "actor host: gateways' requests signed with ACTOR_HOST_PREVIOUS_SECRET are still accepted (a rotation under way); unset it once every gateway signs with ACTOR_HOST_SECRET",

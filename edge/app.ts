@@ -90,6 +90,8 @@ export interface AppOptions {
   metrics?: EdgewiseMetrics;
   /** When set, GET /metrics needs `Authorization: Bearer <metricsToken>`. */
   metricsToken?: string;
+  /** With `metricsToken`, during its rotation: the token being replaced, still accepted (METRICS_PREVIOUS_TOKEN). */
+  metricsPreviousToken?: string;
   /** A scrape within this many ms of the last render of /metrics gets it again (see metricsRoutes). Default 0. */
   metricsReuseMs?: number;
   corsOrigins?: string[];
@@ -243,7 +245,11 @@ export function createApp(options: AppOptions): GatewayApp {
       metricsRoutes({
         registry: metrics.registry,
         ...(options.metricsToken
-          ? { token: options.metricsToken, verifyJwt: options.auth ? jwtVerifier(options.auth) : undefined }
+          ? {
+              token: options.metricsToken,
+              previousToken: options.metricsPreviousToken,
+              verifyJwt: options.auth ? jwtVerifier(options.auth) : undefined,
+            }
           : {}),
         ...(options.metricsReuseMs ? { reuseMs: options.metricsReuseMs } : {}),
       }),

@@ -9,6 +9,7 @@ import { counterActor } from "../../actors/examples/counter.ts";
 import { LocalActorHost } from "../../actors/hosts/local/index.ts";
 import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
 import { signingKey, startJwksServer } from "../../test/auth/helpers.ts";
+import { Dependencies } from "../../shared/resilience/index.ts";
 import { createApp } from "../app.ts";
 import type { GatewayEnv } from "../env.ts";
 import { gatewayFromEnv, remoteActorHostFromEnv } from "./cloudflare-gateway.ts";
@@ -188,6 +189,25 @@ describe("JWT_PREVIOUS_SECRET on Workers", () => {
       await ask(current),
       await ask(previous),
       await ask("a-third-secret-for-tests-0123456789"),
+    ]).toEqual([200, 200, 401]);
+  });
+});
+
+describe("METRICS_PREVIOUS_TOKEN on Workers", () => {
+  test("during a rotation /metrics takes the previous token beside the new one; a third is refused", async () => {
+    const current = "worker-new-metrics-token-0123";
+    const previous = "worker-old-metrics-token-0123";
+    const app = createApp({
+      ...gatewayFromEnv({ METRICS_TOKEN: current, METRICS_PREVIOUS_TOKEN: previous }),
+      actors: local,
+      dependencies: new Dependencies(),
+    });
+    const scrape = async (token: string) =>
+      (await app.request("/metrics", { headers: { authorization: `Bearer ${token}` } })).status;
+    expect([
+      await scrape(current),
+      await scrape(previous),
+      await scrape("a-third-metrics-token-0123"),
     ]).toEqual([200, 200, 401]);
   });
 });

@@ -25,6 +25,7 @@ type GatewayOptions = Pick<
   | "requestTimeoutMs"
   | "clientCert"
   | "metricsToken"
+  | "metricsPreviousToken"
 >;
 
 /** The binding a Worker reaches a self-hosted actor host through (see wrangler.toml, `[[mtls_certificates]]`). */
@@ -90,6 +91,7 @@ export function gatewayFromEnv(
     requestTimeoutMs: config.REQUEST_TIMEOUT,
     // As on a node: /metrics then needs this token or an admin JWT (a secret: `wrangler secret put METRICS_TOKEN`).
     ...(config.METRICS_TOKEN ? { metricsToken: config.METRICS_TOKEN } : {}),
+    ...(config.METRICS_PREVIOUS_TOKEN ? { metricsPreviousToken: config.METRICS_PREVIOUS_TOKEN } : {}),
     // Behind API Shield mTLS: Cloudflare verified the client certificate; the app checks its verdict.
     ...(config.REQUIRE_CLIENT_CERT ? { clientCert: { fingerprints: config.CLIENT_CERT_FINGERPRINTS } } : {}),
   };

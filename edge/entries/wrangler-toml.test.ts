@@ -47,8 +47,9 @@ function workerReads(): Map<string, string> {
   const known = knownVariables();
   const reads = new Map<string, string>();
   for (const [file, code] of workerModules()) {
-    // The parser names every setting, the node-only ones too; which the Worker uses is what its modules read.
-    if (file === join(root, "shared/config/index.ts")) continue;
+    // The parser (shared/config/, its checks of related settings included) names every setting, the node-only ones
+    // too; which the Worker uses is what its modules read.
+    if (file.startsWith(join(root, "shared/config/"))) continue;
     const where = relative(root, file);
     // Read from the env itself (env.NAME, env["NAME"], reader(env, "NAME")): a variable or a binding, whatever it is.
     for (const m of code.matchAll(

@@ -23,6 +23,11 @@ export interface MetricsRouteOptions {
    */
   token?: string;
   /**
+   * With `token`, during a rotation of it (METRICS_PREVIOUS_TOKEN): the token being replaced, accepted beside it so
+   * scrapers can move to the new one at any time before it is unset.
+   */
+  previousToken?: string | undefined;
+  /**
    * With `token`: also admits a Bearer JWT with the `admin` scope (API.md's "admin where configured"), checked
    * by this verifier. JWTs only: they are checked in memory, while an API key would cost a store lookup on a
    * route that comes before the rate limit.
@@ -67,13 +72,19 @@ function reusedRender(registry: MetricsRegistry, reuseMs: number, clock: Clock):
 
 export function metricsRoutes(options: MetricsRouteOptions): Hono<GatewayEnv> {
   const { registry, token } = options;
-  const expected = token ? `Bearer ${token}` : undefined;
+  // Every accepted header is compared, whichever matches: the time taken says nothing about which one did.
+  const accepted = token
+    ? [token, ...(options.previousToken ? [options.previousToken] : [])].map((t) => `Bearer ${t}`)
+    : [];
+  const admitted = (authorization: string) =>
+    accepted.map((expected) => timingSafeEqual(authorization, expected)).includes(true);
   const scrape = reusedRender(registry, options.reuseMs ?? 0, options.clock ?? systemClock);
   const app = new Hono<GatewayEnv>();
   app.get(
     "/metrics",
     describeRoute({
-      summary: "Prometheus metrics; when METRICS_TOKEN is configured, Bearer <METRICS_TOKEN> or an admin JWT",
+      summary:
+        "Prometheus metrics; when METRICS_TOKEN is configured, Bearer <METRICS_TOKEN> (or METRICS_PREVIOUS_TOKEN during its rotation) or an admin JWT",
       tags: ["operations"],
       ...(token ? {} : publicRoute),
       responses: {
@@ -91,8 +102,7 @@ export function metricsRoutes(options: MetricsRouteOptions): Hono<GatewayEnv> {
     }),
     async (c) => {
       const authorization = c.req.header("authorization") ?? "";
-      if (expected && !timingSafeEqual(authorization, expected))
-        await admitAdmin(authorization, options.verifyJwt);
+      if (token && !admitted(authorization)) await admitAdmin(authorization, options.verifyJwt);
       return c.body(await scrape(), 200, {
         "content-type": prometheusContentType,
       });

@@ -2,6 +2,7 @@
 import * as v from "valibot";
 import { EdgewiseError } from "../errors/index.ts";
 import { isLoopbackHost } from "../net/ip.ts";
+import { rotationIssue } from "./rotation.ts";
 
 /** Durations are written `500ms`, `10s`, `5m`, `2h` or `7d`. */
 export function parseDuration(text: string): number | undefined {
@@ -436,6 +437,10 @@ export const ConfigSchema = v.object({
   METRICS_TOKEN: v.optional(
     v.pipe(v.string(), v.minLength(16, "METRICS_TOKEN must be at least 16 characters")),
   ),
+  /** During a rotation of METRICS_TOKEN: the token being replaced, still accepted on /metrics until unset. */
+  METRICS_PREVIOUS_TOKEN: v.optional(
+    v.pipe(v.string(), v.minLength(16, "METRICS_PREVIOUS_TOKEN must be at least 16 characters")),
+  ),
   LOG_LEVEL: v.optional(
     v.picklist(["debug", "info", "warn", "error"], "LOG_LEVEL must be debug, info, warn or error"),
     "info",
@@ -517,24 +522,11 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         },
       );
     }
-    if (result.output.JWT_PREVIOUS_SECRET !== undefined && result.output.JWT_SECRET === undefined) {
-      throw new EdgewiseError(
-        "config.invalid",
-        "Invalid configuration:\n  JWT_PREVIOUS_SECRET is accepted beside JWT_SECRET during a rotation: it needs JWT_SECRET",
-        { issues: [{ path: "JWT_SECRET", message: "required when JWT_PREVIOUS_SECRET is set" }] },
-      );
-    }
-    if (
-      result.output.ACTOR_HOST_PREVIOUS_SECRET !== undefined &&
-      result.output.ACTOR_HOST_SECRET === undefined
-    ) {
-      throw new EdgewiseError(
-        "config.invalid",
-        "Invalid configuration:\n  ACTOR_HOST_PREVIOUS_SECRET is accepted beside ACTOR_HOST_SECRET during a rotation: it needs ACTOR_HOST_SECRET",
-        {
-          issues: [{ path: "ACTOR_HOST_SECRET", message: "required when ACTOR_HOST_PREVIOUS_SECRET is set" }],
-        },
-      );
+    const rotation = rotationIssue(result.output);
+    if (rotation) {
+      throw new EdgewiseError("config.invalid", `Invalid configuration:\n  ${rotation.message}`, {
+        issues: [rotation.issue],
+      });
     }
     if (result.output.ACTOR_HOST_PUBLIC_URL !== undefined && result.output.ACTOR_HOST_URL === undefined) {
       throw new EdgewiseError(

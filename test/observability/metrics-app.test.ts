@@ -199,3 +199,18 @@ test("deliveries: by target type and outcome; an unsigned caller cannot mint lab
     after.count("edgewise_actor_turn_duration_seconds", { actor_type: "counter", outcome: "duplicate" }),
   ).toBe(1);
 });
+
+test("during a rotation of the metrics token, the previous one scrapes beside it; a third token does not", async () => {
+  const previous = "previous-scrape-token-0123456789";
+  const rotating = createApp({ actors: host, metrics, metricsToken, metricsPreviousToken: previous });
+  const scrape = async (bearer: string) =>
+    (await rotating.request("/metrics", { headers: { authorization: `Bearer ${bearer}` } })).status;
+  expect([
+    await scrape(metricsToken),
+    await scrape(previous),
+    await scrape("a-third-scrape-token-0123"),
+  ]).toEqual([200, 200, 401]);
+  // Without a rotation, the token alone.
+  const alone = await app.request("/metrics", { headers: { authorization: `Bearer ${previous}` } });
+  expect(alone.status).toBe(401);
+});
