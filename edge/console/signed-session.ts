@@ -5,10 +5,12 @@
 // the session's CSRF token, HS256 under a key derived from the server secret with a label of its own. So an API JWT
 // is never a console cookie nor the reverse (other key, and `typ`/`aud` are checked), and any isolate that knows the
 // secret opens the console for it. What it cannot do, unlike the node's sessions: sign-out only clears the browser's
-// cookie, so a copy taken before keeps working until its `exp`; rotating the secret ends every session (SECURITY.md).
+// cookie, so a copy taken before keeps working until its `exp`; rotating the secret ends every session (SECURITY.md),
+// unless the secret being replaced is kept as `previousSecret`: cookies it sealed then last until their `exp`.
 import type { Context } from "hono";
 import { getCookie } from "hono/cookie";
 import { jwtVerify, SignJWT } from "jose";
+import type { Config } from "../../shared/config/index.ts";
 import { randomHex } from "../../shared/crypto/hex.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import type { GatewayEnv } from "../env.ts";
@@ -27,8 +29,30 @@ import {
 export interface SignedSessionOptions {
   /** The server secret the cookie's key is derived from (JWT_SECRET, or a dedicated one); at least 32 bytes. */
   secret: string;
+  /**
+   * During a rotation: the secret being replaced. Cookies sealed under its key still open the console until their
+   * `exp` (8 hours at most); new ones are sealed under `secret`'s.
+   */
+  previousSecret?: string | undefined;
   /** How long a session lasts at most, in ms (never past its token's `exp`). Default 8 h. */
   ttlMs?: number;
+}
+
+/**
+ * The secrets a Worker's console cookies are sealed with: CONSOLE_SESSION_SECRET, else JWT_SECRET; and during a
+ * rotation of the one in use, the one being replaced (CONSOLE_SESSION_PREVIOUS_SECRET, or JWT_PREVIOUS_SECRET when
+ * the key comes from JWT_SECRET). Undefined when there is none: only a Bearer admin opens the console.
+ */
+export function consoleSessionSecrets(
+  config: Pick<
+    Config,
+    "CONSOLE_SESSION_SECRET" | "CONSOLE_SESSION_PREVIOUS_SECRET" | "JWT_SECRET" | "JWT_PREVIOUS_SECRET"
+  >,
+): Pick<SignedSessionOptions, "secret" | "previousSecret"> | undefined {
+  if (config.CONSOLE_SESSION_SECRET)
+    return { secret: config.CONSOLE_SESSION_SECRET, previousSecret: config.CONSOLE_SESSION_PREVIOUS_SECRET };
+  if (config.JWT_SECRET) return { secret: config.JWT_SECRET, previousSecret: config.JWT_PREVIOUS_SECRET };
+  return undefined;
 }
 
 const audience = "edgewise-console";
@@ -53,33 +77,46 @@ export function signedConsoleSessions(
   jwt: JwtOptions | undefined,
   options: SignedSessionOptions,
 ): ConsoleSessions {
-  if (new TextEncoder().encode(options.secret).byteLength < 32) {
-    throw new EdgewiseError("config.invalid", "the console session secret must be at least 32 bytes");
+  for (const given of [options.secret, options.previousSecret]) {
+    if (given !== undefined && new TextEncoder().encode(given).byteLength < 32) {
+      throw new EdgewiseError("config.invalid", "the console session secret must be at least 32 bytes");
+    }
   }
   const verify = jwt ? jwtVerifier(jwt) : undefined;
   const ttlMs = options.ttlMs ?? 8 * 3600_000;
   const key = deriveKey(options.secret);
+  // Only read with: nothing is sealed under the secret being replaced.
+  const keys = options.previousSecret ? [key, deriveKey(options.previousSecret)] : [key];
+
+  /** The cookie's claims under the first key that verifies it (each failure alike: no session). */
+  const opened = async (cookie: string) => {
+    for (const candidate of keys) {
+      try {
+        return await jwtVerify(cookie, await candidate, {
+          algorithms: ["HS256"],
+          audience,
+          typ: type,
+          requiredClaims: ["exp", "sub"],
+          clockTolerance: 0,
+        });
+      } catch {
+        // Forged, altered, expired, or sealed under another secret: the next key, or no session.
+      }
+    }
+    return undefined;
+  };
 
   const read = async (cookie: string): Promise<Session | undefined> => {
     // A cookie longer than any this code issues is not parsed (the gateway's credential bound).
     if (cookie.length > 4096) return undefined;
-    try {
-      const { payload } = await jwtVerify(cookie, await key, {
-        algorithms: ["HS256"],
-        audience,
-        typ: type,
-        requiredClaims: ["exp", "sub"],
-        clockTolerance: 0,
-      });
-      const scopes = typeof payload.scope === "string" ? payload.scope.split(" ") : [];
-      const csrf = typeof payload.csrf === "string" ? payload.csrf : "";
-      const principal = { sub: payload.sub as string, scopes: new Set(scopes), via: "jwt" as const };
-      if (!hasScope(principal, "admin") || !/^[0-9a-f]{64}$/.test(csrf)) return undefined;
-      return { kind: "admin", principal, via: "cookie", csrf, expiresAt: (payload.exp as number) * 1000 };
-    } catch {
-      // Forged, altered, expired, or sealed under another secret: no session.
-      return undefined;
-    }
+    const verified = await opened(cookie);
+    if (!verified) return undefined;
+    const { payload } = verified;
+    const scopes = typeof payload.scope === "string" ? payload.scope.split(" ") : [];
+    const csrf = typeof payload.csrf === "string" ? payload.csrf : "";
+    const principal = { sub: payload.sub as string, scopes: new Set(scopes), via: "jwt" as const };
+    if (!hasScope(principal, "admin") || !/^[0-9a-f]{64}$/.test(csrf)) return undefined;
+    return { kind: "admin", principal, via: "cookie", csrf, expiresAt: (payload.exp as number) * 1000 };
   };
 
   return {

@@ -14,7 +14,11 @@ import type { Config } from "../../shared/config/index.ts";
 import type { Dependencies } from "../../shared/resilience/index.ts";
 import type { ConsoleEventLog, ConsoleOptions } from "../console/index.tsx";
 import { topologyOf } from "../console/local.ts";
-import { bearerOnlyConsoleSessions, signedConsoleSessions } from "../console/signed-session.ts";
+import {
+  bearerOnlyConsoleSessions,
+  consoleSessionSecrets,
+  signedConsoleSessions,
+} from "../console/signed-session.ts";
 import type { JwtOptions } from "../middleware/auth/jwt.ts";
 
 /**
@@ -30,7 +34,7 @@ export function workerConsole(
   dependencies: Dependencies,
   commerce: boolean,
 ): ConsoleOptions {
-  const secret = config.CONSOLE_SESSION_SECRET ?? config.JWT_SECRET;
+  const secrets = consoleSessionSecrets(config);
   const local = actors instanceof DurableObjectHost;
   return {
     topology: topologyOf(
@@ -49,8 +53,8 @@ export function workerConsole(
         }
       : {}),
     ...(local ? { inspect: (address) => actors.inspect(address) } : {}),
-    sessionStore: secret
-      ? signedConsoleSessions(auth, { secret })
+    sessionStore: secrets
+      ? signedConsoleSessions(auth, secrets)
       : bearerOnlyConsoleSessions("set CONSOLE_SESSION_SECRET (or JWT_SECRET) to sign in with ?token="),
     live: false,
     tracesElsewhere:

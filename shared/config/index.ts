@@ -291,6 +291,13 @@ export const ConfigSchema = v.object({
     v.pipe(v.string(), v.minLength(32, "CONSOLE_SESSION_SECRET must be at least 32 characters")),
   ),
   /**
+   * Workers only, during a rotation of CONSOLE_SESSION_SECRET: the secret being replaced. Cookies sealed with it
+   * keep opening the console until they expire; new ones are sealed with CONSOLE_SESSION_SECRET.
+   */
+  CONSOLE_SESSION_PREVIOUS_SECRET: v.optional(
+    v.pipe(v.string(), v.minLength(32, "CONSOLE_SESSION_PREVIOUS_SECRET must be at least 32 characters")),
+  ),
+  /**
    * The longest a JWT may still be valid: a token whose `exp` is further ahead is refused (401), as Kong's
    * `maximum_expiration` does. Unset: no limit. npm start's admin token is issued for at most this long.
    */

@@ -5,6 +5,7 @@ import type { Config } from "./index.ts";
 export const rotations = [
   { previous: "JWT_PREVIOUS_SECRET", current: "JWT_SECRET" },
   { previous: "ACTOR_HOST_PREVIOUS_SECRET", current: "ACTOR_HOST_SECRET" },
+  { previous: "CONSOLE_SESSION_PREVIOUS_SECRET", current: "CONSOLE_SESSION_SECRET" },
   { previous: "METRICS_PREVIOUS_TOKEN", current: "METRICS_TOKEN" },
 ] as const;
 
