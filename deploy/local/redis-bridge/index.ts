@@ -16,6 +16,11 @@ export interface RedisBridgeOptions {
   redisUrl?: string;
   /** The bearer token clients must send (UPSTASH_REDIS_REST_TOKEN). Required. */
   token: string;
+  /**
+   * During a rotation of `token`: the one being replaced, still accepted until the bridge restarts without it
+   * (UPSTASH_REDIS_REST_PREVIOUS_TOKEN), so nodes and Workers can move to the new token one by one.
+   */
+  previousToken?: string;
   /** Largest request body, in bytes. Default 10 MiB. */
   maxBodyBytes?: number;
   /** How long to wait for a TCP connection to Redis. Default 5000 ms. */
@@ -46,6 +51,7 @@ export interface RedisBridge {
 export async function startRedisBridge(options: RedisBridgeOptions): Promise<RedisBridge> {
   const { token } = options;
   if (typeof token !== "string" || token.length === 0) throw new Error("redis-bridge: a token is required");
+  if (options.previousToken === token) throw new Error("redis-bridge: previousToken must differ from token");
   const port = options.port ?? DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new Error("redis-bridge: port must be 0-65535");
@@ -84,7 +90,14 @@ export async function startRedisBridge(options: RedisBridgeOptions): Promise<Red
         );
         return Response.json({ error: "ERR internal error" }, { status: 500 });
       },
-      fetch: createHandler({ token, link, scripts: new ScriptShim(), log, maxBodyBytes }),
+      fetch: createHandler({
+        token,
+        previousToken: options.previousToken,
+        link,
+        scripts: new ScriptShim(),
+        log,
+        maxBodyBytes,
+      }),
     });
   } catch (error) {
     await link.close();

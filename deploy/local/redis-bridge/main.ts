@@ -12,6 +12,7 @@ exitWithHelp([
   "Upstash's Redis REST API over a Redis, configured from the environment (deploy/local/redis-bridge/README.md):",
   "  REDIS_BRIDGE_PORT (8079; 0 picks a free port), REDIS_BRIDGE_HOST (127.0.0.1), REDIS_URL (redis://127.0.0.1:6379)",
   "  UPSTASH_REDIS_REST_TOKEN (generated and printed once), REDIS_BRIDGE_TIMEOUT (30s)",
+  "  UPSTASH_REDIS_REST_PREVIOUS_TOKEN (during a rotation of UPSTASH_REDIS_REST_TOKEN: the old token, still accepted)",
   "It prints UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN for a node or a Worker. A bad value, or a Redis it",
   "cannot reach at start, stops it with exit code 1.",
 ]);
@@ -43,16 +44,38 @@ function replyTimeoutMs(): number | undefined {
 }
 
 const given = env("UPSTASH_REDIS_REST_TOKEN");
+const previous = env("UPSTASH_REDIS_REST_PREVIOUS_TOKEN");
+
+/** The token being replaced, accepted beside the configured one; never beside a generated one, nor the same one. */
+function previousToken(): string | undefined {
+  if (previous === undefined) return undefined;
+  if (given === undefined) {
+    throw new EdgewiseError(
+      "config.invalid",
+      "UPSTASH_REDIS_REST_PREVIOUS_TOKEN is accepted beside UPSTASH_REDIS_REST_TOKEN during a rotation: set UPSTASH_REDIS_REST_TOKEN to the new token",
+    );
+  }
+  if (previous === given) {
+    throw new EdgewiseError(
+      "config.invalid",
+      "UPSTASH_REDIS_REST_PREVIOUS_TOKEN must be the token being replaced, not UPSTASH_REDIS_REST_TOKEN itself",
+    );
+  }
+  return previous;
+}
+
 // Inside the chain, so that a bad variable ends the start with its one-line message, as a failed start does.
 const bridge = await Promise.resolve()
   .then(() => {
     const timeout = replyTimeoutMs();
+    const replaced = previousToken();
     return startRedisBridge({
       port: port(),
       hostname: env("REDIS_BRIDGE_HOST") ?? "127.0.0.1",
       redisUrl: env("REDIS_URL") ?? DEFAULT_REDIS_URL,
       token: given ?? randomBytes(24).toString("base64url"),
       ...(timeout !== undefined ? { replyTimeoutMs: timeout } : {}),
+      ...(replaced !== undefined ? { previousToken: replaced } : {}),
     });
   })
   .catch((error: unknown) => {
@@ -60,6 +83,13 @@ const bridge = await Promise.resolve()
     console.error(maskSecrets(error instanceof Error ? error.message : String(error)));
     process.exit(1);
   });
+
+// A rotation left half done keeps the old token honoured: said at every start until it is unset.
+if (previous !== undefined) {
+  console.error(
+    "[redis-bridge] warning: UPSTASH_REDIS_REST_PREVIOUS_TOKEN is still accepted beside UPSTASH_REDIS_REST_TOKEN (a token rotation under way); once every node and Worker uses the new token, restart without it to refuse the old one",
+  );
+}
 
 // A generated token is printed once, so it can be copied; a token the user set is never printed.
 const redisUrl = new URL(env("REDIS_URL") ?? DEFAULT_REDIS_URL);

@@ -9,6 +9,8 @@ import { readBoundedBody } from "../../../shared/net/body.ts";
 
 export interface BridgeContext {
   token: string;
+  /** During a rotation: the token being replaced, accepted beside `token` (UPSTASH_REDIS_REST_PREVIOUS_TOKEN). */
+  previousToken?: string | undefined;
   link: RedisLink;
   scripts: ScriptShim;
   log: (message: string) => void;
@@ -153,13 +155,16 @@ function routeOf(pathname: string): string {
 
 /** The fetch handler: method, then token (`Authorization: Bearer` or `?_token=`), then the route. */
 export function createHandler(ctx: BridgeContext): (req: Request) => Promise<Response> {
-  const expected = digest(ctx.token);
+  const expected = [ctx.token, ...(ctx.previousToken ? [ctx.previousToken] : [])].map(digest);
   const authorized = (req: Request, url: URL): boolean => {
     const header = req.headers.get("authorization");
     const bearer = header?.match(/^Bearer\s+(.+)$/i)?.[1]?.trim();
     const given = header === null ? url.searchParams.get("_token") : bearer;
-    // Comparing SHA-256 digests keeps the comparison constant-time and the token's length private.
-    return given !== undefined && given !== null && timingSafeEqual(digest(given), expected);
+    if (given === undefined || given === null) return false;
+    // Comparing SHA-256 digests keeps the comparison constant-time and the token's length private; each accepted
+    // token is compared, whichever matches.
+    const sent = digest(given);
+    return expected.map((token) => timingSafeEqual(sent, token)).includes(true);
   };
   return async (req) => {
     try {
