@@ -40,7 +40,10 @@ async function refusedStart(name: string, env: Record<string, string>, command =
   };
 }
 
-const gatewaySettings = { ACTOR_HOST_URL: "http://127.0.0.1:9", ACTOR_HOST_SECRET: "a".repeat(32) };
+const gatewaySettings = {
+  ACTOR_HOST_URL: "http://127.0.0.1:9",
+  ACTOR_HOST_SECRET: "data-dir-config-secret-3e9b7a1f5c2d8064",
+};
 
 describe("a start refused for its settings leaves no data dir, and says what it said before", () => {
   test.each([

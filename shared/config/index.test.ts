@@ -245,7 +245,7 @@ describe("gateway configuration", () => {
 });
 
 describe("mutual TLS configuration", () => {
-  const secret = "s".repeat(32);
+  const secret = "mtls-gateway-secret-4f8a1c9e2b7d3065";
   test("certificate, key and CA come as a set", () => {
     const config = parseConfig({ TLS_CERT_FILE: "c.pem", TLS_KEY_FILE: "k.pem", TLS_CA_FILE: "ca.pem" });
     expect(config.TLS_CA_FILE).toBe("ca.pem");

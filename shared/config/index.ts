@@ -3,6 +3,7 @@ import * as v from "valibot";
 import { EdgewiseError } from "../errors/index.ts";
 import { isLoopbackHost } from "../net/ip.ts";
 import { rotationIssue } from "./rotation.ts";
+import { isWeakSecret, weakSecretMessage } from "./secret-strength.ts";
 
 /** Durations are written `500ms`, `10s`, `5m`, `2h` or `7d`. */
 export function parseDuration(text: string): number | undefined {
@@ -152,6 +153,15 @@ function isOrigin(text: string): boolean {
   }
 }
 
+/** A key HMACs are made with: at least 32 characters, and not obviously weak (secret-strength.ts). */
+const hmacSecret = (name: string) =>
+  v.pipe(
+    v.string(),
+    v.minLength(32, `${name} must be at least 32 characters`),
+    // A short one is refused by its length alone: one reason per variable.
+    v.check((text) => text.length < 32 || !isWeakSecret(text), weakSecretMessage(name)),
+  );
+
 export const ConfigSchema = v.object({
   PORT: v.optional(port("PORT"), "8787"),
   /** The interface the gateway listens on. */
@@ -265,14 +275,12 @@ export const ConfigSchema = v.object({
   /** The base URL the broker delivers to; default `http://127.0.0.1:$PORT`. */
   PUBLIC_URL: v.optional(v.pipe(v.string(), v.url("PUBLIC_URL must be a URL"))),
   /** HS256 key for JWTs; unset = generated into the data dir on first start. */
-  JWT_SECRET: v.optional(v.pipe(v.string(), v.minLength(32, "JWT_SECRET must be at least 32 characters"))),
+  JWT_SECRET: v.optional(hmacSecret("JWT_SECRET")),
   /**
    * During a rotation of JWT_SECRET: the secret being replaced, still accepted for HS256 tokens (never signed with)
    * until it is unset, so tokens issued before the switch keep working until they expire or the rotation ends.
    */
-  JWT_PREVIOUS_SECRET: v.optional(
-    v.pipe(v.string(), v.minLength(32, "JWT_PREVIOUS_SECRET must be at least 32 characters")),
-  ),
+  JWT_PREVIOUS_SECRET: v.optional(hmacSecret("JWT_PREVIOUS_SECRET")),
   JWT_JWKS_URL: v.optional(
     v.pipe(
       v.string(),
@@ -287,16 +295,12 @@ export const ConfigSchema = v.object({
    * Workers only: the key the console's session cookies are sealed with (edge/console/signed-session.ts); unset =
    * derived from JWT_SECRET. A Worker with only JWT_JWKS_URL needs it for `?token=` sign-in.
    */
-  CONSOLE_SESSION_SECRET: v.optional(
-    v.pipe(v.string(), v.minLength(32, "CONSOLE_SESSION_SECRET must be at least 32 characters")),
-  ),
+  CONSOLE_SESSION_SECRET: v.optional(hmacSecret("CONSOLE_SESSION_SECRET")),
   /**
    * Workers only, during a rotation of CONSOLE_SESSION_SECRET: the secret being replaced. Cookies sealed with it
    * keep opening the console until they expire; new ones are sealed with CONSOLE_SESSION_SECRET.
    */
-  CONSOLE_SESSION_PREVIOUS_SECRET: v.optional(
-    v.pipe(v.string(), v.minLength(32, "CONSOLE_SESSION_PREVIOUS_SECRET must be at least 32 characters")),
-  ),
+  CONSOLE_SESSION_PREVIOUS_SECRET: v.optional(hmacSecret("CONSOLE_SESSION_PREVIOUS_SECRET")),
   /**
    * The longest a JWT may still be valid: a token whose `exp` is further ahead is refused (401), as Kong's
    * `maximum_expiration` does. Unset: no limit. npm start's admin token is issued for at most this long.
@@ -395,16 +399,12 @@ export const ConfigSchema = v.object({
    */
   ACTOR_HOST_PUBLIC_URL: v.optional(v.pipe(v.string(), v.url("ACTOR_HOST_PUBLIC_URL must be a URL"))),
   /** Split deployment: the secret gateways and actor hosts sign internal requests with. */
-  ACTOR_HOST_SECRET: v.optional(
-    v.pipe(v.string(), v.minLength(32, "ACTOR_HOST_SECRET must be at least 32 characters")),
-  ),
+  ACTOR_HOST_SECRET: v.optional(hmacSecret("ACTOR_HOST_SECRET")),
   /**
    * An actor host's, during a rotation of ACTOR_HOST_SECRET: the secret being replaced, still accepted on gateways'
    * requests until unset, so gateways can move to the new secret one by one. Gateways sign with ACTOR_HOST_SECRET.
    */
-  ACTOR_HOST_PREVIOUS_SECRET: v.optional(
-    v.pipe(v.string(), v.minLength(32, "ACTOR_HOST_PREVIOUS_SECRET must be at least 32 characters")),
-  ),
+  ACTOR_HOST_PREVIOUS_SECRET: v.optional(hmacSecret("ACTOR_HOST_PREVIOUS_SECRET")),
   /**
    * Mutual TLS on Bun (a split deployment, see SECURITY.md): this process's certificate and key (PEM files,
    * reloaded when they change). On an actor host they make the listener HTTPS; on a gateway they are the

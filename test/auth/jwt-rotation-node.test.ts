@@ -11,8 +11,8 @@ import { parseConfig } from "../../shared/config/index.ts";
 import { captureSink, createLogger } from "../../shared/telemetry/log/index.ts";
 import { TEST_DATABASE_URL } from "../broker/helpers.ts";
 
-const oldSecret = "old-secret-old-secret-old-secret-old-secret";
-const newSecret = "new-secret-new-secret-new-secret-new-secret";
+const oldSecret = "old-jwt-secret-5d2f8a1c7e9b3046-rotation";
+const newSecret = "new-jwt-secret-9c4e1b7a3f6d2058-rotation";
 const node = restartableNode("auth_jwt_rotation");
 const restart = (env: Record<string, string>) => node.restart(env);
 

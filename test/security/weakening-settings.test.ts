@@ -73,3 +73,25 @@ describe("REQUIRE_CLIENT_CERT or CLIENT_CERT_FINGERPRINTS on a node", () => {
     expect(gatewayFromEnv({ REQUIRE_CLIENT_CERT: "1" }).clientCert).toEqual({ fingerprints: [] });
   });
 });
+
+// A 32-character JWT_SECRET of one letter passed the length check, and anyone could sign tokens with it.
+describe("an obviously weak HMAC secret", () => {
+  const weak = "Zq".repeat(20);
+  for (const [runtime, command] of Object.entries(entries)) {
+    test(`a ${runtime} node refuses JWT_SECRET=<one piece repeated> (78), naming it, never printing it`, async () => {
+      const { code, stderr } = await started(command, { JWT_SECRET: weak });
+      expect({
+        code,
+        refused: stderr.includes("JWT_SECRET is too weak to sign with"),
+        printed: stderr.includes("ZqZq"),
+      }).toEqual({ code: 78, refused: true, printed: false });
+    }, 60_000);
+  }
+
+  test("a Worker refuses it as a configuration error (its guard answers 500 naming it)", () => {
+    expect(() => gatewayFromEnv({ JWT_SECRET: "a".repeat(32) })).toThrow(
+      /JWT_SECRET is too weak to sign with/,
+    );
+    expect(gatewayFromEnv({ JWT_SECRET: crypto.randomUUID() }).auth).toBeDefined();
+  });
+});
