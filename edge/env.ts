@@ -12,6 +12,11 @@ export interface GatewayVariables {
   log: Logger;
   /** Set by client-ip: the runtime's own peer address, or a forwarded one from a trusted proxy. */
   clientIp: string;
+  /**
+   * Set by client-ip: the scheme the client used, the connection's own or, from a trusted proxy, the one it forwards
+   * (X-Forwarded-Proto, or Forwarded's `proto=`). Unset in an app without client-ip: read the request's URL then.
+   */
+  clientProto: "http" | "https" | undefined;
   /** Set by auth: who is calling; undefined when anonymous. */
   principal: Principal | undefined;
   /**

@@ -171,9 +171,13 @@ export async function checkConsoleToken(
   };
 }
 
-/** The session cookie's attributes: HttpOnly, SameSite=Strict, only under /_console, Secure over https. */
+/**
+ * The session cookie's attributes: HttpOnly, SameSite=Strict, only under /_console, Secure over https: the
+ * connection's, or the client's as a trusted proxy forwards it (client-ip's `clientProto`), never a header any
+ * client can send.
+ */
 function cookieAttributes(c: Context<GatewayEnv>) {
-  const secure = new URL(c.req.url).protocol === "https:" || c.req.header("x-forwarded-proto") === "https";
+  const secure = (c.var.clientProto ?? new URL(c.req.url).protocol.slice(0, -1)) === "https";
   return { path: cookiePath, httpOnly: true, sameSite: "Strict", secure } as const;
 }
 

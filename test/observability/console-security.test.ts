@@ -5,6 +5,7 @@ import type { ActorHost } from "../../actors/runtime/index.ts";
 import { createApp } from "../../edge/app.ts";
 import type { ConsoleEventLog, ConsoleLogEntry, ConsoleOptions } from "../../edge/console/index.tsx";
 import { signedConsoleSessions } from "../../edge/console/signed-session.ts";
+import { clientIp } from "../../edge/middleware/client-ip/index.ts";
 import { issueToken } from "../../edge/middleware/auth/tokens.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
 import { captureSink, createLogger } from "../../shared/telemetry/log/index.ts";
@@ -24,6 +25,18 @@ function app(extra: Partial<ConsoleOptions> = {}, logger?: ReturnType<typeof cre
     actors: {} as unknown as ActorHost,
     auth: { secret },
     ...(logger ? { logger } : {}),
+    console: { topology, breakers: () => [], ...extra },
+  });
+}
+
+/** A node behind a proxy at 10.0.0.0/8 (TRUSTED_PROXIES): only that peer's forwarding headers are believed. */
+const proxy = "10.0.0.7";
+const client = "203.0.113.9";
+function proxiedApp(extra: Partial<ConsoleOptions> = {}) {
+  return createApp({
+    actors: {} as unknown as ActorHost,
+    auth: { secret },
+    clientIp: clientIp({ platform: "bun", trustedProxies: ["10.0.0.0/8"] }),
     console: { topology, breakers: () => [], ...extra },
   });
 }
@@ -287,7 +300,7 @@ describe("the admin token", () => {
 });
 
 describe("the session cookie", () => {
-  test("HttpOnly, SameSite=Strict, Path=/_console; Secure over https (or behind a proxy that says so)", async () => {
+  test("HttpOnly, SameSite=Strict, Path=/_console; Secure over https (or behind a trusted proxy that says so)", async () => {
     const gateway = app();
     const admin = await token(["admin"]);
     const plain = await signIn(gateway, admin);
@@ -296,10 +309,27 @@ describe("the session cookie", () => {
     expect(plain.setCookie).toContain("Path=/_console;");
     expect(plain.setCookie).not.toContain("Secure");
     expect((await signIn(gateway, admin, "https://localhost")).setCookie).toContain("Secure");
-    const proxied = await gateway.request(`/_console?token=${admin}`, {
-      headers: { "x-forwarded-proto": "https" },
-    });
-    expect(proxied.headers.get("set-cookie")).toContain("Secure");
+    const secureFrom = async (forwarded: Record<string, string>, peer: string) =>
+      (
+        (
+          await proxiedApp().request(
+            `/_console?token=${admin}`,
+            { headers: forwarded },
+            { remoteAddress: peer },
+          )
+        ).headers.get("set-cookie") ?? ""
+      ).includes("Secure");
+    // The proxy's word on the client's scheme, both ways; a client's own header is not believed.
+    expect(await secureFrom({ "x-forwarded-proto": "https" }, proxy)).toBe(true);
+    expect(await secureFrom({}, proxy)).toBe(false);
+    expect(await secureFrom({ "x-forwarded-proto": "https" }, client)).toBe(false);
+    // Nor without TRUSTED_PROXIES, whoever the peer is.
+    const direct = await gateway.request(
+      `/_console?token=${admin}`,
+      { headers: { "x-forwarded-proto": "https" } },
+      { remoteAddress: proxy },
+    );
+    expect(direct.headers.get("set-cookie")).not.toContain("Secure");
   });
 
   test("holds an opaque session id, not the admin token: a copy of it is no credential for the API", async () => {
@@ -359,33 +389,44 @@ describe("the session cookie", () => {
   test("the cookie that clears it has its attributes: HttpOnly, SameSite=Strict, Path=/_console, Secure over https", async () => {
     // On a node (sessions held in memory) and on Workers (the cookie is the session), signed out or found ended.
     for (const gateway of [
-      app(),
-      app({ sessionStore: signedConsoleSessions({ secret }, { secret: `${secret}-console` }) }),
+      proxiedApp(),
+      proxiedApp({ sessionStore: signedConsoleSessions({ secret }, { secret: `${secret}-console` }) }),
     ]) {
-      for (const [origin, headers, secure] of [
-        ["http://localhost", {}, false],
-        ["https://localhost", {}, true],
-        ["http://localhost", { "x-forwarded-proto": "https" }, true],
+      for (const [origin, headers, peer, secure] of [
+        ["http://localhost", {}, client, false],
+        ["https://localhost", {}, client, true],
+        ["http://localhost", { "x-forwarded-proto": "https" }, proxy, true],
+        ["http://localhost", { "x-forwarded-proto": "https" }, client, false],
       ] as const) {
-        const login = await gateway.request(`${origin}/_console?token=${await token(["admin"])}`, {
-          headers,
-        });
+        const env = { remoteAddress: peer };
+        const login = await gateway.request(
+          `${origin}/_console?token=${await token(["admin"])}`,
+          { headers },
+          env,
+        );
         const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] as string;
         const html = await (
-          await gateway.request(`${origin}/_console`, { headers: { ...headers, cookie } })
+          await gateway.request(`${origin}/_console`, { headers: { ...headers, cookie } }, env)
         ).text();
         const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? "";
-        const out = await gateway.request(`${origin}/_console/logout`, form(cookie, `csrf=${csrf}`, headers));
+        const out = await gateway.request(
+          `${origin}/_console/logout`,
+          form(cookie, `csrf=${csrf}`, headers),
+          env,
+        );
         expect(out.status).toBe(200);
         // A cookie the console no longer knows is cleared the same way (the node's, after sign-out).
-        const ended = await gateway.request(`${origin}/_console`, {
-          headers: { ...headers, cookie: "edgewise_console=ended" },
-        });
+        const ended = await gateway.request(
+          `${origin}/_console`,
+          { headers: { ...headers, cookie: "edgewise_console=ended" } },
+          env,
+        );
         for (const cleared of [out.headers.get("set-cookie") ?? "", ended.headers.get("set-cookie") ?? ""]) {
           const attributes = cleared.split(/;\s*/).slice(1).sort();
-          expect({ origin, headers, attributes }).toEqual({
+          expect({ origin, headers, peer, attributes }).toEqual({
             origin,
             headers,
+            peer,
             attributes: [
               "HttpOnly",
               "Max-Age=0",

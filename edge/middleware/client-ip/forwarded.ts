@@ -57,6 +57,31 @@ export function forwardedHops(header: string | undefined): string[] {
 }
 
 /**
+ * The scheme the nearest proxy says the client used: the last `X-Forwarded-Proto` value (a proxy that appends
+ * writes its own last), or the `proto=` of `Forwarded`'s last element (the one the nearest proxy wrote). Undefined
+ * when it says neither `http` nor `https`.
+ */
+export function forwardedProto(
+  header: "x-forwarded-for" | "forwarded",
+  value: string | undefined,
+): "http" | "https" | undefined {
+  if (!value) return undefined;
+  let proto: string | undefined;
+  if (header === "x-forwarded-for") proto = value.split(",").at(-1);
+  else {
+    for (const pair of splitOutsideQuotes(splitOutsideQuotes(value, ",").at(-1) ?? "", ";")) {
+      const eq = pair.indexOf("=");
+      if (eq > 0 && pair.slice(0, eq).trim().toLowerCase() === "proto") proto = pair.slice(eq + 1);
+    }
+  }
+  const scheme = proto
+    ?.trim()
+    .replace(/^"(.*)"$/, "$1")
+    .toLowerCase();
+  return scheme === "https" || scheme === "http" ? scheme : undefined;
+}
+
+/**
  * The client address: the direct peer, unless it is a trusted proxy; then the rightmost hop that is not one.
  * Each trusted proxy appends the address it saw, so everything left of the first untrusted hop (from the right)
  * was written by the client and is ignored. A hop that is not an address (`unknown`, `_hidden`, garbage) ends the

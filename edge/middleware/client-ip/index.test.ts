@@ -120,6 +120,60 @@ describe("Workers: CF-Connecting-IP", () => {
   });
 });
 
+describe("the client's scheme (clientProto): the connection's, or a trusted proxy's word", () => {
+  async function scheme(
+    options: ClientIpOptions,
+    headers: Record<string, string>,
+    remoteAddress: string,
+    url = "http://edge.test/",
+  ) {
+    const app = new Hono<GatewayEnv>();
+    app.use(clientIp(options));
+    app.get("/", (c) => c.text(String(c.var.clientProto)));
+    return (await app.request(url, { headers }, { remoteAddress })).text();
+  }
+  const https = { "x-forwarded-proto": "https" };
+
+  test("X-Forwarded-Proto from a trusted proxy; from anyone else, or with no trusted proxies, ignored", async () => {
+    expect(await scheme(bun(["10.0.0.0/8"]), https, "10.0.0.1")).toBe("https");
+    expect(await scheme(bun(["10.0.0.0/8"]), https, "::ffff:10.0.0.1")).toBe("https");
+    expect(await scheme(bun(["10.0.0.0/8"]), https, "203.0.113.9")).toBe("http");
+    expect(await scheme(bun(), https, "10.0.0.1")).toBe("http");
+    // The proxy's last word (its own, when it appends), either way; junk leaves the connection's.
+    expect(await scheme(bun(["10.0.0.0/8"]), { "x-forwarded-proto": "https, http" }, "10.0.0.1")).toBe(
+      "http",
+    );
+    expect(await scheme(bun(["10.0.0.0/8"]), { "x-forwarded-proto": "gopher" }, "10.0.0.1")).toBe("http");
+    expect(await scheme(bun(["10.0.0.0/8"]), { "x-forwarded-proto": "http" }, "10.0.0.1", "https://e/")).toBe(
+      "http",
+    );
+  });
+
+  test("the connection's own scheme without a header", async () => {
+    expect(await scheme(bun(["10.0.0.0/8"]), {}, "10.0.0.1", "https://edge.test/")).toBe("https");
+    expect(await scheme(bun(), https, "203.0.113.9", "https://edge.test/")).toBe("https");
+  });
+
+  test("with Forwarded, its last element's proto=, and X-Forwarded-Proto is not read", async () => {
+    const options: ClientIpOptions = { ...bun(["10.0.0.0/8"]), forwardedHeader: "forwarded" };
+    const header = 'for=1.1.1.1;proto=http, for=203.0.113.5;proto="HTTPS"';
+    expect(await scheme(options, { forwarded: header }, "10.0.0.1")).toBe("https");
+    expect(await scheme(options, { forwarded: header }, "203.0.113.9")).toBe("http");
+    expect(await scheme(options, { forwarded: "for=203.0.113.5", ...https }, "10.0.0.1")).toBe("http");
+  });
+
+  test("Workers: Cloudflare's URL, or a trusted proxy's word", async () => {
+    const workers: ClientIpOptions = { platform: "workers", trustedProxies: ["10.0.0.0/8"] };
+    expect(await scheme(workers, { "cf-connecting-ip": "203.0.113.5", ...https }, "", "http://e/")).toBe(
+      "http",
+    );
+    expect(await scheme(workers, { "cf-connecting-ip": "10.0.0.1", ...https }, "", "http://e/")).toBe(
+      "https",
+    );
+    expect(await scheme(workers, { "cf-connecting-ip": "203.0.113.5" }, "", "https://e/")).toBe("https");
+  });
+});
+
 describe("resolveClientIp", () => {
   const trusted = (address: string) => address.startsWith("10.");
 

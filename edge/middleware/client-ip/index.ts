@@ -1,8 +1,9 @@
-// clientIp(): sets `c.var.clientIp` from the runtime's peer address, believing forwarding headers only from trusted proxies.
+// clientIp(): sets `c.var.clientIp` (and `clientProto`) from the runtime's peer, believing forwarding headers only from trusted proxies.
 import type { MiddlewareHandler } from "hono";
 import type { GatewayEnv } from "../../env.ts";
 import { cidrMatcher } from "./cidr.ts";
-import { forwardedHops, resolveClientIp, xForwardedForHops } from "./forwarded.ts";
+import { canonicalIp } from "../../../shared/net/ip.ts";
+import { forwardedHops, forwardedProto, resolveClientIp, xForwardedForHops } from "./forwarded.ts";
 
 export interface ClientIpOptions {
   /** Proxies whose forwarding header is believed: IPs or CIDRs, IPv4 or IPv6 (TRUSTED_PROXIES). */
@@ -46,6 +47,13 @@ export function clientIp(options: ClientIpOptions): MiddlewareHandler<GatewayEnv
     return ip;
   };
 
+  // The scheme's header: with X-Forwarded-For, X-Forwarded-Proto; with Forwarded, its own `proto=`.
+  const protoHeader = forwardedHeader === "forwarded" ? "forwarded" : "x-forwarded-proto";
+  const peerTrusted = (peer: string | undefined) => {
+    const address = peer === undefined ? undefined : canonicalIp(peer.trim());
+    return address !== undefined && isTrusted(address);
+  };
+
   return async function clientIpMiddleware(c, next) {
     const peer = platform === "workers" ? c.req.header("cf-connecting-ip") : c.env?.remoteAddress;
     const hops = believesHeaders ? hopsOf(c.req.header(forwardedHeader)) : [];
@@ -53,10 +61,22 @@ export function clientIp(options: ClientIpOptions): MiddlewareHandler<GatewayEnv
       "clientIp",
       hops.length === 0 ? fromPeer(peer) : (resolveClientIp(peer, hops, isTrusted) ?? unknown),
     );
+    // The connection's own scheme, unless a trusted proxy says which one the client used: anyone else's header is
+    // the client's own word (a Secure cookie over plain http, say).
+    const said = believesHeaders ? c.req.header(protoHeader) : undefined;
+    const forwarded = said === undefined ? undefined : forwardedProto(forwardedHeader, said);
+    c.set(
+      "clientProto",
+      forwarded !== undefined && peerTrusted(peer)
+        ? forwarded
+        : c.req.url.startsWith("https:")
+          ? "https"
+          : "http",
+    );
     await next();
   };
 }
 
 export { canonicalIp, formatIp, parseIp } from "../../../shared/net/ip.ts";
 export { cidrMatcher, parseCidr } from "./cidr.ts";
-export { resolveClientIp } from "./forwarded.ts";
+export { forwardedProto, resolveClientIp } from "./forwarded.ts";
