@@ -217,8 +217,8 @@ export function createApp(options: AppOptions): GatewayApp {
     telemetry({
       ...(onRequest ? { onRequest } : {}),
       untraced: (path) => operationalPaths.has(path) || (consoleMounted && isConsolePath(path)),
-      // Decided before the signature is checked (the span starts first): an outsider's call to these is recorded
-      // too, where an actor host is reachable without mutual TLS.
+      // Their SERVER span starts once the route has checked the signature (`traceSigned`): an outsider's call to
+      // these records nothing, even where an actor host is reachable without mutual TLS.
       ...(options.actorHost ? { internal: (path: string) => actorHostRoutePaths.has(path) } : {}),
     }),
   );

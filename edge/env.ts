@@ -24,6 +24,12 @@ export interface GatewayVariables {
    * asked for goes on, and an order whose request arrived whole is placed once (its Idempotency-Key finds it).
    */
   signal: AbortSignal;
+  /**
+   * Set by telemetry on an internal path (an actor host's routes): runs `work` under the request's SERVER span,
+   * started only when this is called, once the route has checked the caller's signature. Until then the request
+   * records nothing, so an outsider's call cannot add spans to the trace store.
+   */
+  traceSigned: (<T>(work: () => Promise<T>) => Promise<T>) | undefined;
 }
 
 /** Per-runtime facts an entry passes in as Hono `env` bindings. */

@@ -19,6 +19,7 @@ import {
   withContext,
 } from "../../../shared/telemetry/trace/index.ts";
 import { httpMethodName, methodText } from "../../../shared/telemetry/http-method.ts";
+import type { Logger } from "../../../shared/telemetry/log/index.ts";
 import { maskSecrets } from "../../../shared/telemetry/log/redact.ts";
 import { isReadMethod, keepRead, keepWrite } from "../../../shared/telemetry/trace/sampling.ts";
 
@@ -41,8 +42,10 @@ export interface TelemetryOptions {
    */
   untraced?: (path: string) => boolean;
   /**
-   * Paths only another part of the system calls (an actor host's routes, signed by the gateway): there a caller's
-   * sampled `traceparent` is followed, so a trace is recorded whole. Anywhere else, `/_edgewise/*` included, it
+   * Paths only another part of the system calls (an actor host's routes, signed by the gateway): nothing is recorded
+   * until the route has checked the caller's signature and calls `c.var.traceSigned`, which starts the SERVER span;
+   * there a caller's sampled `traceparent` is followed, so a trace is recorded whole. A request refused before that
+   * records nothing, whatever its `traceparent`. Anywhere else, `/_edgewise/*` included, a caller's sampled flag
    * passes the sampling policy like any outsider's. Default none.
    */
   internal?: (path: string) => boolean;
@@ -56,13 +59,27 @@ export function telemetry(options: TelemetryOptions = {}) {
   return createMiddleware<GatewayEnv>(async (c, next) => {
     const started = performance.now();
     const never = untraced?.(c.req.path) ?? false;
-    const span = c.req.path.startsWith(deliveryPrefix)
+    const signed = !never && (internal?.(c.req.path) ?? false);
+    let span = c.req.path.startsWith(deliveryPrefix)
       ? undefined
-      : serverSpan(c, never, internal?.(c.req.path) ?? false);
+      : signed
+        ? unsignedSpan(c)
+        : serverSpan(c, never, false);
     let route: string | undefined;
     if (span) {
+      const log = c.var.log;
       // An untraced path's fresh ids name nothing anyone has (a caller's trace id is bound by request-id already).
-      if (!never) bindTraceIds(c, span.span);
+      if (!never) bindTraceIds(c, log, span.span);
+      if (signed) {
+        c.set("traceSigned", async (work) => {
+          const started = serverSpan(c, false, true);
+          // No SDK: the caller's context, as before the check (nothing records either way).
+          if (!started) return await withContext(callerContext(c), work);
+          span = started;
+          bindTraceIds(c, log, started.span);
+          return await withContext(started.context, work);
+        });
+      }
       try {
         await withContext(span.context, next);
       } finally {
@@ -108,11 +125,7 @@ function serverSpan(
   untraced: boolean,
   internal: boolean,
 ): { span: Span; context: TraceContext } | undefined {
-  const parent = contextFromTraceparent(
-    c.req.header("traceparent"),
-    c.req.header("tracestate"),
-    activeContext(),
-  );
+  const parent = callerContext(c);
   const method = c.req.method;
   // A request that starts a trace is sampled here, before the SDK, by the policy for reads or for writes: a dropped
   // one costs no SDK span. One that continues a caller's trace follows the caller's decision (the SDK's ParentBased),
@@ -131,14 +144,30 @@ function serverSpan(
 }
 
 /**
- * Binds the request's trace to `c.var.log`, for its lines written outside the span: the access line, written by
- * the request-id middleware once this one returned, carried no trace id unless the caller sent a `traceparent`.
+ * An internal path's request until its signature is checked (`traceSigned`): unrecorded, under the caller's trace id
+ * when it sent one, so that a refused request, whoever sent it, records nothing and its access line still correlates.
  */
-function bindTraceIds(c: Context<GatewayEnv>, span: Span): void {
+function unsignedSpan(c: Context<GatewayEnv>): { span: Span; context: TraceContext } {
+  const parent = callerContext(c);
+  const span = droppedSpan(trace.getSpanContext(parent)?.traceId);
+  return { span, context: trace.setSpan(parent, span) };
+}
+
+/** The context a request's W3C headers name (the caller's span), or the active one when it sent none. */
+function callerContext(c: Context<GatewayEnv>): TraceContext {
+  return contextFromTraceparent(c.req.header("traceparent"), c.req.header("tracestate"), activeContext());
+}
+
+/**
+ * Binds the request's trace to `log` (the request's logger as request-id made it) as `c.var.log`, for its lines
+ * written outside the span: the access line, written by the request-id middleware once this one returned, carried
+ * no trace id unless the caller sent a `traceparent`.
+ */
+function bindTraceIds(c: Context<GatewayEnv>, log: Logger | undefined, span: Span): void {
   // No access line below info (the lines written inside the span take its ids themselves).
-  if (!c.var.log?.isEnabled("info")) return;
+  if (!log?.isEnabled("info")) return;
   const { traceId, spanId } = span.spanContext();
-  c.set("log", c.var.log.child({ trace_id: traceId, span_id: spanId }));
+  c.set("log", log.child({ trace_id: traceId, span_id: spanId }));
 }
 
 /** The longest `url.path` a span keeps; the route (`http.route`) is always whole. */
