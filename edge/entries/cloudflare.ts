@@ -16,6 +16,7 @@ import { type AppOptions, createApp, securityReporters } from "../app.ts";
 import type { RateLimitOptions } from "../middleware/rate-limit/index.ts";
 import { apiSecurityHeaders } from "../middleware/secure-headers/index.ts";
 import { newId } from "../../shared/ids/index.ts";
+import { createLogger } from "../../shared/telemetry/log/index.ts";
 import type { DependencyCheck } from "../routes/health.ts";
 import { type BreakersEnv, brokerCheck, redisCheck, workerDependencies } from "./cloudflare-breakers.ts";
 import { workerConsole, workerEvents } from "./cloudflare-console.ts";
@@ -94,6 +95,9 @@ function isolateFor(env: Env): Isolate {
     if (commerce) securityReporters(commerce.securityEvents.emit).onDenied(denial, c);
   };
   const config = workerConfig(env);
+  // JSON lines on the console, as a node writes them (Workers Logs keeps each console call, with its level): one
+  // access line per request at info, through the same request-id middleware and the same redaction.
+  const logger = createLogger({ level: config.LOG_LEVEL });
   const gateway = gatewayFromEnv(env, dependencies, {
     onDenied,
     onDecision: (decision, routeClass) => metrics.metrics.rateLimit(decision, routeClass),
@@ -105,6 +109,7 @@ function isolateFor(env: Env): Isolate {
     ...gateway,
     dependencies,
     metrics: metrics.metrics,
+    logger,
     // The console (edge/entries/cloudflare-console.ts); with commerce, each request adds its activity log.
     console: workerConsole(config, gateway.auth, actors, dependencies, url !== undefined),
   };

@@ -231,6 +231,74 @@ describe("traces (workerd)", () => {
   );
 
   test.skipIf(Boolean(skip))(
+    "the Worker writes one JSON access line per request, as a node does, named by its SERVER span and redacted",
+    async () => {
+      const worker = running as CommerceWorker;
+      const received = receiver as ReturnType<typeof startReceiver>;
+      const sku = uniqueName("access-sku");
+      const traceId = hex(16);
+      const requestId = `access-${hex(6)}`;
+      const read = await worker.client.call("GET", `/v1/inventory/${sku}`, {
+        headers: { traceparent: `00-${traceId}-${hex(8)}-01`, "x-request-id": requestId },
+      });
+      expect(read.status).toBe(404);
+      // A request id the gateway accepts (short, URL-safe) that has a token's shape: echoed, never logged.
+      const tokenShaped = `Ab1${"xY9".repeat(15)}`;
+      const refused = await fetch(`${worker.worker.match}/v1/orders`, {
+        method: "POST",
+        headers: { "x-request-id": tokenShaped, authorization: `Bearer ${tokenShaped}` },
+      });
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get("x-request-id")).toBe(tokenShaped);
+      await refused.arrayBuffer();
+
+      const lines = () =>
+        worker.worker
+          .output()
+          .split("\n")
+          .filter((line) => line.startsWith("{"))
+          .map((line) => JSON.parse(line) as Record<string, unknown>)
+          .filter((line) => line.msg === "request");
+      let server: Received | undefined;
+      await eventually(() => {
+        server = received.spans.find((span) => span.traceId === traceId && span.kind === 2);
+        return server !== undefined && lines().some((line) => line.request_id === requestId);
+      }, "the read's access line and SERVER span");
+      const line = lines().find((record) => record.request_id === requestId);
+      // The fields a node's access line has (edge/middleware/request-id), in the same order.
+      expect(Object.keys(line ?? {})).toEqual([
+        "time",
+        "level",
+        "msg",
+        "trace_id",
+        "span_id",
+        "request_id",
+        "method",
+        "route",
+        "status",
+        "duration_ms",
+        "client_ip",
+        "sub",
+      ]);
+      expect(line).toMatchObject({
+        level: "info",
+        method: "GET",
+        route: "/v1/inventory/:sku",
+        status: 404,
+        trace_id: traceId,
+        span_id: server?.spanId,
+        client_ip: "127.0.0.1",
+      });
+      expect(line?.route).not.toContain(sku);
+      expect(lines()).toContainEqual(
+        expect.objectContaining({ route: "/v1/orders", status: 401, request_id: "[redacted]" }),
+      );
+      expect(worker.worker.output()).not.toContain(tokenShaped);
+    },
+    30_000,
+  );
+
+  test.skipIf(Boolean(skip))(
     "each isolate pushes its metrics over OTLP: the gateway's requests and the Durable Objects' turns",
     async () => {
       const api = (running as CommerceWorker).client;
