@@ -1,5 +1,11 @@
 // The QStash transport against the real broker: QSTASH_DEV in the environment does not redirect what it publishes.
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import {
+  QstashChatRatelimitError,
+  QstashDailyRatelimitError,
+  QstashError,
+  QstashRatelimitError,
+} from "@upstash/qstash";
 import type { Broker } from "../../deploy/local/broker/index.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
 import { qstashTransportFromEnv } from "../hosts/cloudflare/queue.ts";
@@ -226,4 +232,71 @@ test("a broker that is down or refuses fails the send, and nothing is written to
     refusing.stop(true);
   }
   expect(printed).toEqual([]);
+});
+
+test("a 429 is the SDK's rate-limit error for the limit it names, and the transport says how long it asked to wait", async () => {
+  // What Upstash answers when a limit is spent (its docs, "API Rate Limit Response"): the reset is a unix timestamp.
+  let headers: Record<string, string> = {};
+  const limiting = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: () => new Response("slow down", { status: 429, headers }),
+  });
+  const transport = new QStashTransport({
+    baseUrl: `http://127.0.0.1:${limiting.port}`,
+    token: "t",
+    deliveryUrl: () => receiver.url("/limited"),
+  });
+  const envelope = createEnvelope({ type: "Ping", source: "edgewise://test", target: "counter/l", data: {} });
+  const refusal = async (answer: Record<string, string>) => {
+    headers = answer;
+    const error: unknown = await transport.send([envelope]).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    return { error, waitMs: transport.retryAfterMs(error) };
+  };
+  const inSeconds = (seconds: number) => String(Math.floor(Date.now() / 1000) + seconds);
+  try {
+    const daily = await refusal({
+      "RateLimit-Limit": "1000",
+      "RateLimit-Remaining": "0",
+      "RateLimit-Reset": inSeconds(3_600),
+    });
+    expect(daily.error).toBeInstanceOf(QstashDailyRatelimitError);
+    expect(daily.error).toMatchObject({ status: 429, limit: "1000", remaining: "0" });
+    expect(daily.waitMs).toBeGreaterThan(3_590_000);
+    expect(daily.waitMs).toBeLessThanOrEqual(3_600_000);
+
+    const burst = await refusal({
+      "Burst-RateLimit-Limit": "100",
+      "Burst-RateLimit-Remaining": "0",
+      "Burst-RateLimit-Reset": inSeconds(2),
+    });
+    expect(burst.error).toBeInstanceOf(QstashRatelimitError);
+    expect(burst.error).not.toBeInstanceOf(QstashDailyRatelimitError);
+    expect(burst.error).toMatchObject({ status: 429, limit: "100" });
+    expect(burst.waitMs).toBeGreaterThan(1_000);
+    expect(burst.waitMs).toBeLessThanOrEqual(2_000);
+
+    const chat = await refusal({
+      "x-ratelimit-limit-requests": "10",
+      "x-ratelimit-reset-requests": inSeconds(60),
+    });
+    expect(chat.error).toBeInstanceOf(QstashChatRatelimitError);
+    expect(chat.waitMs).toBeGreaterThan(59_000);
+
+    // No reset header but a Retry-After (a proxy in front): its wait. Neither: a rate limit with no known end.
+    const proxied = await refusal({ "Retry-After": "30" });
+    expect(proxied.error).toBeInstanceOf(QstashRatelimitError);
+    expect(proxied.waitMs).toBeGreaterThan(29_000);
+    expect(proxied.waitMs).toBeLessThanOrEqual(31_000);
+    const bare = await refusal({});
+    expect(bare.error).toBeInstanceOf(QstashRatelimitError);
+    expect(bare.waitMs).toBeUndefined();
+    // Any other refusal is no rate limit.
+    expect(transport.retryAfterMs(new QstashError("nope", 401))).toBeUndefined();
+  } finally {
+    limiting.stop(true);
+  }
 });

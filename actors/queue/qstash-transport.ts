@@ -4,6 +4,7 @@ import type { Envelope } from "../../shared/envelope/index.ts";
 import { EdgewiseError } from "../../shared/errors/index.ts";
 import { type ActorAddress, parseAddress } from "../runtime/address.ts";
 import type { Transport } from "../runtime/transport.ts";
+import { rateLimitError, rateLimitWaitMs } from "./qstash-rate-limit.ts";
 
 export interface QStashTransportOptions {
   /** The broker: Upstash QStash, or the local broker in deploy/local/broker. */
@@ -96,6 +97,11 @@ export class QStashTransport implements Transport {
     }
   }
 
+  /** A 429's reset, as the SDK's rate-limit error carries it: the relay waits that long before the next send. */
+  retryAfterMs(error: unknown): number | undefined {
+    return rateLimitWaitMs(error, Date.now());
+  }
+
   private async learnTag(origin: string): Promise<void> {
     const tag = await deploymentTag(origin);
     if (this.tags.size >= 64) this.tags.clear(); // origins come from configuration: a handful at most
@@ -117,8 +123,9 @@ type UpstashRequest = Parameters<Requester["request"]>[0];
  * global fetch, and writes each failure to the console), and Bun's fetch takes the CAs to trust per call (`tls.ca`),
  * so a broker with a certificate from a private CA could not be trusted otherwise. The SDK's public `http` field is its seam: the SDK still turns each
  * message into QStash's headers (those of `http.headers` and its telemetry kept), and only the request is ours. It
- * behaves as the SDK's own HttpClient with `retry: false` and `devMode: false`: one attempt, and a non-2xx thrown as
- * a QstashError with the broker's answer.
+ * behaves as the SDK's own HttpClient with `retry: false` and `devMode: false`: one attempt, a 429 thrown as the
+ * SDK's rate-limit error for the limit its headers name (`rateLimitError`), and any other non-2xx as a QstashError
+ * with the broker's answer.
  */
 function brokerRequester(
   sdk: Requester,
@@ -147,6 +154,11 @@ function brokerRequester(
         headers,
         ...(request.body === undefined ? {} : { body: request.body }),
       });
+      if (response.status === 429) {
+        // The SDK reads no body here either: the headers say which limit and when it resets.
+        await response.body?.cancel();
+        throw rateLimitError(response.headers, Date.now());
+      }
       if (response.status < 200 || response.status >= 300) {
         const text = await response.text();
         throw new QstashError(text.length > 0 ? text : `Error: status=${response.status}`, response.status);

@@ -18,6 +18,7 @@ export function guardedTransport(
   return {
     send: (envelopes: Envelope[]) => dependencies.call(dependency, () => transport.send(envelopes)),
     availableInMs: () => dependencies.for(dependency).breaker?.reopensInMs(),
+    ...(transport.retryAfterMs ? { retryAfterMs: (error) => transport.retryAfterMs?.(error) } : {}),
   };
 }
 

@@ -197,6 +197,33 @@ describe("outbox relay", () => {
     expect((outbox.rows[0]?.retryAt ?? 0) - clock.now()).toBeLessThanOrEqual(1_000);
   });
 
+  test("a rate-limited send: no call per actor, and no retry before the queue's reset (the longest backoff at most)", async () => {
+    const outbox = new MemoryOutbox();
+    for (const actor of ["a/1", "b/1", "c/1"]) outbox.add(actor, message(1));
+    const clock = new ManualClock(0);
+    const limit = new Error("429");
+    let calls = 0;
+    let waitMs = 700;
+    const limited = {
+      send: async () => {
+        calls++;
+        throw limit;
+      },
+      retryAfterMs: (error: unknown) => (error === limit ? waitMs : undefined),
+    };
+    const pass = await relayOnce(outbox, limited, clock, policy);
+    expect(pass).toMatchObject({ sent: 0, failed: 3, lastError: limit });
+    // One call for the pass; before, the refused batch fell back to a call per actor, each refused the same way.
+    expect(calls).toBe(1);
+    // The first backoff is 50-100 ms: every entry waits for the reset instead.
+    expect(outbox.rows.map((row) => row.retryAt)).toEqual([700, 700, 700]);
+    // A daily limit's reset hours away: as long as the longest backoff (a later retry time would read as due).
+    waitMs = 5 * 3_600_000;
+    clock.advance(700);
+    await relayOnce(outbox, limited, clock, policy);
+    expect(outbox.rows.map((row) => row.retryAt - clock.now())).toEqual([1_000, 1_000, 1_000]);
+  });
+
   test("a failed pass names its messages and their actors, in outbox order, the first ten of each and a count", async () => {
     const outbox = new MemoryOutbox();
     // 12 actors with 2 messages each, interleaved as turns commit; one actor's messages still go out.

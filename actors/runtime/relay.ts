@@ -129,7 +129,8 @@ export function failedSendDelay(
  * delivery per subscribed actor. All actors' deliveries go to the transport in one call, which keeps each actor's
  * order (a QStash batch is stored in its order) and costs the broker one commit instead of one per actor. If that
  * call fails, the pass falls back to one call per actor, so that a message the broker refuses holds back only its
- * own actor, and what the failed call did store is deduplicated by the broker. An event whose key selector throws
+ * own actor, and what the failed call did store is deduplicated by the broker; a call refused for a rate limit
+ * (`Transport.retryAfterMs`) backs every actor off instead, until the limit resets. An event whose key selector throws
  * fails like a send: it retries (visible as outbox lag) and holds back that actor's later messages, rather than
  * being dropped or delivered out of order.
  */
@@ -157,15 +158,23 @@ export async function relayOnce(
   const sent: number[] = [];
   const failures: OutboxFailure[] = [];
   const failedEntries: OutboxRecord[] = [];
+  /**
+   * A failed send's delay, no shorter than a rate limit's wait when the queue named one: retried sooner, each
+   * attempt is refused again and counts against the limit. Capped at the longest backoff, as a retry time further
+   * ahead than `retryHorizonMs` would be read as due at once (a daily limit may reset hours later).
+   */
+  const failedSendDelayFor = (attempts: number, error: unknown): number => {
+    const backoff = failedSendDelay(attempts, policy, transport.availableInMs?.());
+    const asked = transport.retryAfterMs?.(error);
+    return asked === undefined ? backoff : Math.max(backoff, Math.min(asked, policy.maxDelayMs));
+  };
   const backOff = (group: OutboxRecord[], error: unknown, sending: boolean) => {
     pass.failed += group.length;
     pass.lastError = error;
     failedEntries.push(...group);
     const attempts = Math.max(...group.map((entry) => entry.attempts)) + 1;
     // A key selector that threw backs off as usual; a failed send also waits for the queue's breaker.
-    const delay = sending
-      ? failedSendDelay(attempts, policy, transport.availableInMs?.())
-      : retryDelay(attempts, policy);
+    const delay = sending ? failedSendDelayFor(attempts, error) : retryDelay(attempts, policy);
     const retryAt = clock.now() + delay;
     for (const entry of group) failures.push({ seq: entry.seq, attempts, retryAt });
   };
@@ -207,15 +216,19 @@ export async function relayOnce(
   }
   const together = ready.flatMap((one) => one.deliveries);
   let sentTogether = false;
+  let rateLimited: { error: unknown } | undefined;
   if (ready.length > 1 && together.length > 0) {
     try {
       await transport.send(together);
       sentTogether = true;
-    } catch {
-      // Each actor on its own below: the error it meets is the one recorded.
+    } catch (error) {
+      // Each actor on its own below: the error it meets is the one recorded. Unless the queue refused for a rate
+      // limit: it would refuse each of those calls too, one per actor, every one counted against the limit.
+      if (transport.retryAfterMs?.(error) !== undefined) rateLimited = { error };
     }
   }
   if (sentTogether) for (const { group } of ready) succeeded(group);
+  else if (rateLimited) for (const { group } of ready) backOff(group, rateLimited.error, true);
   else {
     await Promise.all(
       ready.map(async ({ group, deliveries }) => {

@@ -13,4 +13,10 @@ export interface Transport {
    * is back, and the breaker still keeps the load off a queue that is down.
    */
   availableInMs?(): number | undefined;
+  /**
+   * After a failed send: how long the queue asked to wait, when it refused for a rate limit and said until when
+   * (QStash's 429 and its reset). The relay sends nothing more from that pass and retries no sooner (its longest
+   * backoff at most); undefined for any other failure.
+   */
+  retryAfterMs?(error: unknown): number | undefined;
 }
