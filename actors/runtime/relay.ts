@@ -125,6 +125,23 @@ export function failedSendDelay(
 }
 
 /**
+ * The delay before `transport`'s failed send is tried again: `failedSendDelay`, and no shorter than a rate limit's
+ * wait when the queue named one (`Transport.retryAfterMs`): retried sooner, each attempt is refused again and counts
+ * against the limit. Capped at the longest backoff, as a retry time further ahead than `retryHorizonMs` would be read
+ * as due at once (a daily limit may reset hours later).
+ */
+export function sendRetryDelay(
+  transport: Transport,
+  error: unknown,
+  attempts: number,
+  policy: RelayPolicy,
+): number {
+  const backoff = failedSendDelay(attempts, policy, transport.availableInMs?.());
+  const asked = transport.retryAfterMs?.(error);
+  return asked === undefined ? backoff : Math.max(backoff, Math.min(asked, policy.maxDelayMs));
+}
+
+/**
  * One pass over what is due. Each actor's entries stay in order; with subscriptions, each event expands into one
  * delivery per subscribed actor. All actors' deliveries go to the transport in one call, which keeps each actor's
  * order (a QStash batch is stored in its order) and costs the broker one commit instead of one per actor. If that
@@ -158,23 +175,13 @@ export async function relayOnce(
   const sent: number[] = [];
   const failures: OutboxFailure[] = [];
   const failedEntries: OutboxRecord[] = [];
-  /**
-   * A failed send's delay, no shorter than a rate limit's wait when the queue named one: retried sooner, each
-   * attempt is refused again and counts against the limit. Capped at the longest backoff, as a retry time further
-   * ahead than `retryHorizonMs` would be read as due at once (a daily limit may reset hours later).
-   */
-  const failedSendDelayFor = (attempts: number, error: unknown): number => {
-    const backoff = failedSendDelay(attempts, policy, transport.availableInMs?.());
-    const asked = transport.retryAfterMs?.(error);
-    return asked === undefined ? backoff : Math.max(backoff, Math.min(asked, policy.maxDelayMs));
-  };
   const backOff = (group: OutboxRecord[], error: unknown, sending: boolean) => {
     pass.failed += group.length;
     pass.lastError = error;
     failedEntries.push(...group);
     const attempts = Math.max(...group.map((entry) => entry.attempts)) + 1;
     // A key selector that threw backs off as usual; a failed send also waits for the queue's breaker.
-    const delay = sending ? failedSendDelayFor(attempts, error) : retryDelay(attempts, policy);
+    const delay = sending ? sendRetryDelay(transport, error, attempts, policy) : retryDelay(attempts, policy);
     const retryAt = clock.now() + delay;
     for (const entry of group) failures.push({ seq: entry.seq, attempts, retryAt });
   };

@@ -167,6 +167,20 @@ describe("billing outbox relay", () => {
     expect(due.fromAfter).toBeLessThanOrEqual(1_300); // the probe, plus up to 1 s of jitter
   });
 
+  test("a batch refused for a rate limit is due again at the limit's reset, not after the first backoff", async () => {
+    const ledger = new BillingLedger(sql);
+    await replies(ledger, "relay-limited", 1);
+    const limit = new Error("429");
+    const limited: Transport = {
+      send: async () => Promise.reject(limit),
+      retryAfterMs: (error) => (error === limit ? 150 : undefined),
+    };
+    // The first backoff is 20-40 ms; the queue asked for 150 (the policy's ceiling is 200).
+    const due = await dueAfter(() => new BillingOutboxRelay(sql, limited, { policy }).relayOnce());
+    expect(due.fromBefore).toBeGreaterThanOrEqual(150);
+    expect(due.fromAfter).toBeLessThanOrEqual(151);
+  });
+
   test("a claimed batch is leased: a second relay sends nothing while the first one is sending", async () => {
     const ledger = new BillingLedger(sql);
     await replies(ledger, "relay-lease", 2);

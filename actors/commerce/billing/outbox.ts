@@ -2,7 +2,7 @@
 import type { Envelope } from "../../../shared/envelope/index.ts";
 import {
   defaultRelayPolicy,
-  failedSendDelay,
+  sendRetryDelay,
   type RelayPass,
   type RelayPolicy,
   relayFailureFields,
@@ -89,7 +89,7 @@ export class BillingOutboxRelay {
       await this.transport.send(envelopes);
     } catch (error) {
       const attempts = Math.max(...rows.map((row) => row.attempts)) + 1;
-      const delay = failedSendDelay(attempts, this.policy, this.transport.availableInMs?.());
+      const delay = sendRetryDelay(this.transport, error, attempts, this.policy);
       this.retryInMs = delay;
       await this.sql`
         UPDATE billing_outbox SET attempts = attempts + 1, last_error = ${errorText(error)},
