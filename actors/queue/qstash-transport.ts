@@ -23,6 +23,12 @@ export interface QStashTransportOptions {
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
 }
 
+/**
+ * When the relay handed a message to the broker (ms since the epoch), on each delivery: the broker forwards it as a
+ * header. Not signed (QStash's signature covers the URL and body only), so it is read only as a span's attribute.
+ */
+export const publishedAtHeader = "edgewise-published-at";
+
 export const deliveryPath = (target: ActorAddress): string =>
   `/_edgewise/deliver/${encodeURIComponent(target.type)}/${encodeURIComponent(target.key)}`;
 
@@ -79,10 +85,12 @@ export class QStashTransport implements Transport {
         url: this.options.deliveryUrl(parseAddress(envelope.target as string)),
       }));
     for (const { url } of targeted) if (!this.tags.has(originOf(url))) await this.learnTag(originOf(url));
+    const publishedAt = String(Date.now());
     const deliveries = targeted.map(({ envelope, url }) => ({
       url,
       body: JSON.stringify(envelope),
-      headers: { "content-type": "application/cloudevents+json" },
+      // Forwarded to the delivery (Upstash-Forward-*): its span tells the broker's wait from the relay's lag.
+      headers: { "content-type": "application/cloudevents+json", [publishedAtHeader]: publishedAt },
       deduplicationId: deduplicationId(envelope, this.tags.get(originOf(url)) as string),
       retries: this.options.retries ?? 3,
     }));

@@ -3,6 +3,7 @@ import type { Clock } from "../../shared/clock/index.ts";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import type { OutboxFailure, OutboxRecord, OutboxStore } from "./storage.ts";
 import type { SubscriptionRegistry } from "./subscriptions.ts";
+import { sendTraced } from "./send-span.ts";
 import type { Transport } from "./transport.ts";
 
 export interface RelayPolicy {
@@ -226,7 +227,7 @@ export async function relayOnce(
   let rateLimited: { error: unknown } | undefined;
   if (ready.length > 1 && together.length > 0) {
     try {
-      await transport.send(together);
+      await sendTraced(transport, together);
       sentTogether = true;
     } catch (error) {
       // Each actor on its own below: the error it meets is the one recorded. Unless the queue refused for a rate
@@ -240,7 +241,7 @@ export async function relayOnce(
     await Promise.all(
       ready.map(async ({ group, deliveries }) => {
         try {
-          if (deliveries.length > 0) await transport.send(deliveries);
+          if (deliveries.length > 0) await sendTraced(transport, deliveries);
         } catch (error) {
           backOff(group, error, true);
           return;

@@ -3,6 +3,7 @@ import { Receiver } from "@upstash/qstash";
 import { type Context, Hono } from "hono";
 import type { Envelope } from "../../shared/envelope/index.ts";
 import { backoffMs } from "../../actors/queue/retry-policy.ts";
+import { publishedAtHeader } from "../../actors/queue/qstash-transport.ts";
 import { EdgewiseError, problemContentType, toEdgewiseError, toProblem } from "../../shared/errors/index.ts";
 import { errorFields, type Logger, traceIdFromTraceparent } from "../../shared/telemetry/log/index.ts";
 import {
@@ -141,6 +142,7 @@ export function deliveryRoutes(options: DeliveryOptions): Hono<GatewayEnv> {
       const outcome = await processTraced(
         envelope,
         Number(c.req.header("upstash-retried")) || 0,
+        c.req.header(publishedAtHeader),
         () => options.actors.receive(envelope),
         traced,
       );
@@ -221,6 +223,7 @@ function traceFields(traced: DeliveryTrace): { trace_id?: string; span_id?: stri
 async function processTraced<T extends { duplicate: boolean }>(
   envelope: Envelope,
   retried: number,
+  publishedAt: string | undefined,
   work: () => Promise<T>,
   traced: DeliveryTrace,
 ): Promise<T> {
@@ -260,11 +263,22 @@ async function processTraced<T extends { duplicate: boolean }>(
     "edgewise.message.type": String(envelope.type),
     "edgewise.delivery.retried": retried,
     ...(queueMs !== undefined ? { "edgewise.queue_time_ms": queueMs } : {}),
+    ...brokerWait(publishedAt),
   });
   return await inSpan(parent, span, work, (outcome) => {
     span.setAttribute("edgewise.delivery.duplicate", outcome.duplicate);
     span.setStatus({ code: SpanStatusCode.OK });
   });
+}
+
+/**
+ * How long the message waited in the broker, from the relay's publish (`publishedAtHeader`) to this attempt: its
+ * retries' backoffs included. The rest of `edgewise.queue_time_ms`, from the commit, is the relay's lag. Another
+ * machine's clock, as the envelope's `time` is: a skew shows as a negative or too long wait, kept as measured.
+ */
+function brokerWait(publishedAt: string | undefined): { "edgewise.broker_wait_ms"?: number } {
+  if (publishedAt === undefined || !/^\d{1,15}$/.test(publishedAt)) return {};
+  return { "edgewise.broker_wait_ms": Date.now() - Number(publishedAt) };
 }
 
 /**

@@ -57,7 +57,13 @@ describe("traces (bun)", () => {
       return (
         turns().some((span) => span.name === "turn order PaymentCaptured") &&
         spans.some((span) => span.name === "create OrderConfirmed") &&
-        spans.every((span) => span.parentSpanId === callerSpanId || ids.has(span.parentSpanId as string))
+        spans.every((span) => span.parentSpanId === callerSpanId || ids.has(span.parentSpanId as string)) &&
+        // Each delivered message's send, which ends once the broker took it (after its delivery may have started).
+        spans
+          .filter((span) => span.kind === "CONSUMER")
+          .every((consumer) =>
+            spans.some((span) => span.kind === "CLIENT" && span.parentSpanId === consumer.parentSpanId),
+          )
       );
     }, "the order's spans in the trace store");
 
@@ -94,6 +100,19 @@ describe("traces (bun)", () => {
       expect(producer).toBeDefined();
       expect(consumer.links.some((link) => link.spanId === producer?.spanId)).toBe(true);
       expect(producer?.attributes["messaging.message.id"]).toBe(consumer.attributes["messaging.message.id"]);
+      // The relay's publish of that message (a relay's or billing's outbox), under the span that created it, and
+      // the time the message then waited in the broker, within its whole wait since the commit.
+      const send = spans.find((span) => span.kind === "CLIENT" && span.parentSpanId === producer?.spanId);
+      expect(send).toMatchObject({
+        name: `send ${producer?.attributes["edgewise.message.type"]}`,
+        status: "OK",
+        attributes: { "messaging.operation.type": "send" },
+      });
+      expect(send?.attributes["messaging.message.id"]).toBe(producer?.attributes["messaging.message.id"]);
+      expect(send?.startMs).toBeGreaterThanOrEqual(producer?.startMs as number);
+      const brokerWait = consumer.attributes["edgewise.broker_wait_ms"];
+      expect(brokerWait).toBeGreaterThanOrEqual(0);
+      expect(brokerWait).toBeLessThanOrEqual((consumer.attributes["edgewise.queue_time_ms"] as number) + 1);
     }
 
     // Billing: its transaction span is a delivery's child, and its reply was produced under it.

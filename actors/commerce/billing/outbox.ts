@@ -9,6 +9,7 @@ import {
   retryDelay,
   retryHorizonMs,
 } from "../../runtime/relay.ts";
+import { sendTraced } from "../../runtime/send-span.ts";
 import type { Transport } from "../../runtime/transport.ts";
 import type { BillingSql, BillingTx } from "./schema.ts";
 
@@ -86,7 +87,7 @@ export class BillingOutboxRelay {
     const seqs = rows.map((row) => row.seq);
     const envelopes = rows.map((row) => JSON.parse(row.envelope) as Envelope);
     try {
-      await this.transport.send(envelopes);
+      await sendTraced(this.transport, envelopes);
     } catch (error) {
       const attempts = Math.max(...rows.map((row) => row.attempts)) + 1;
       const delay = sendRetryDelay(this.transport, error, attempts, this.policy);
