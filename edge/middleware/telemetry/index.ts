@@ -72,12 +72,12 @@ export function telemetry(options: TelemetryOptions = {}) {
       if (!never) bindTraceIds(c, log, span.span);
       if (signed) {
         c.set("traceSigned", async (work) => {
-          const started = serverSpan(c, false, true);
+          const verified = serverSpan(c, false, true);
           // No SDK: the caller's context, as before the check (nothing records either way).
-          if (!started) return await withContext(callerContext(c), work);
-          span = started;
-          bindTraceIds(c, log, started.span);
-          return await withContext(started.context, work);
+          if (!verified) return await withContext(callerContext(c), work);
+          span = verified;
+          bindTraceIds(c, log, verified.span);
+          return await withContext(verified.context, work);
         });
       }
       try {
