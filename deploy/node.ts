@@ -14,6 +14,7 @@ import { checkNodeConfig } from "./node-config-check.ts";
 import { claimDataDir } from "./node-data-dir.ts";
 import { nodeDependencies } from "./node-dependencies.ts";
 import { type HttpTraffic, serveNodeApp } from "./node-listener.ts";
+import { stoppingOnListenerFailure } from "./node-listener-failure.ts";
 import { nodeLoad } from "./node-load.ts";
 import type { EdgewiseNode, NodeExtension, NodeOptions } from "./node-options.ts";
 import { portBindable } from "./node-port.ts";
@@ -75,6 +76,14 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
       ...(options.log ? { sink: options.log } : {}),
     });
   const log = (line: string) => logger.info(line);
+  // A listener that stops accepting (Deno.serve on EMFILE) stops this node in order, once it exists.
+  let stopThisNode: (() => Promise<void>) | undefined;
+  const serve = stoppingOnListenerFailure(
+    options.serve,
+    logger,
+    () => stopThisNode?.() ?? Promise.resolve(),
+    options.onFatal,
+  );
 
   // Before anything is made in the data dir: a start refused for a busy port leaves no data dir, secrets or PGlite
   // files behind (the listener itself comes last, once the node is assembled).
@@ -109,7 +118,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   ]);
   // The broker's deliveries wait until the node serves (`queue.serving()` below).
   const queue = await startNodeQueue({
-    options,
+    options: { ...options, serve },
     sql,
     schemaMarkers,
     embedded,
@@ -243,7 +252,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
     }),
     logger,
   });
-  const server = await serveNodeApp({ serve: options.serve, config, app, traffic, tls, host, logger });
+  const server = await serveNodeApp({ serve, config, app, traffic, tls, host, logger });
   const scheme = tls.tlsFiles && host ? "https" : "http";
   // What this machine dials to reach the node: 127.0.0.1 when bound to every interface, else the bound address.
   const localUrl = `${scheme}://${dialableHost(config.HOST)}:${server.port}`;
@@ -265,7 +274,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   if (metricsExport) stops.push(() => metricsExport.stop());
 
   let stopped: Promise<void> | undefined;
-  return {
+  const node: EdgewiseNode = {
     url: localUrl,
     port: server.port,
     publicUrl,
@@ -294,4 +303,6 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
       return stopped;
     },
   };
+  stopThisNode = () => node.stop();
+  return node;
 }

@@ -29,6 +29,12 @@ export interface ServeOptions {
    */
   onError?: (error: unknown) => void;
   /**
+   * Deno only: the listener stopped accepting connections for good. Deno.serve ends its accept loop on an accept
+   * error, such as EMFILE once idle connections (which it never closes) hold every file descriptor; the server
+   * serves nothing new after it. Without this, the error is unhandled and ends the process with Deno's stack trace.
+   */
+  onListenerFailed?: (error: unknown) => void;
+  /**
    * Serve HTTPS with the certificate in `files`, following its rotations without downtime. Bun only for now;
    * see `deploy/tls.ts` for the mutual TLS design (a peer's role is the CA that issued its certificate).
    */

@@ -9,6 +9,8 @@ interface DenoAddr {
 }
 interface DenoServer {
   addr: DenoAddr;
+  /** Rejects when the accept loop fails (EMFILE, say): the listener is closed then, the open connections are not. */
+  finished: Promise<void>;
   shutdown(): Promise<void>;
 }
 interface DenoGlobal {
@@ -68,6 +70,8 @@ export const denoServe: Serve = (options) => {
   } catch (error) {
     throw listenFailure(error);
   }
+  const { onListenerFailed } = options;
+  if (onListenerFailed) server.finished.catch((error: unknown) => onListenerFailed(error));
   return {
     port: server.addr.port,
     async stop(force) {
