@@ -1,4 +1,5 @@
 // Starts a server process for an end-to-end test and waits for a line it prints; kills its whole group.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 
@@ -52,11 +53,18 @@ export async function startProcess(
 
 export { freePort } from "../support/wrangler.ts";
 
-/** `npm run start:deno`'s command, for a test to start a Deno node as an operator would. */
-export const denoEntryCommand = (root: string): string[] => [
-  join(root, "node_modules/.bin/deno"),
-  "run",
-  "--allow-all",
-  "--no-lock",
-  join(root, "edge/entries/deno.ts"),
-];
+/**
+ * `npm run start:deno`'s command, read from package.json (`exec deno run <flags> <entry>`), for a test to start a
+ * Deno node as an operator would, with the same flags; `--no-lock` added, so a run writes no deno.lock.
+ */
+export function denoEntryCommand(root: string): string[] {
+  const scripts = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).scripts as Record<
+    string,
+    string
+  >;
+  const [exec, deno, run, ...rest] = (scripts["start:deno"] ?? "").split(/\s+/);
+  if (exec !== "exec" || deno !== "deno" || run !== "run")
+    throw new Error("start:deno is not `exec deno run …`");
+  const entry = rest.pop() ?? "";
+  return [join(root, "node_modules/.bin/deno"), "run", ...rest, "--no-lock", join(root, entry)];
+}

@@ -50,6 +50,13 @@ test("smoke on Deno: authentication, rate limit, actor ask; metrics pushed over 
   );
   try {
     await gatewaySmoke(base, server.match);
+    // Past its start lines, the node writes JSON lines only, as on Bun. Before, Deno's own plain-text notice about
+    // request.signal's legacy abort came after the first answer (`--unstable-no-legacy-abort` in start:deno).
+    const stray = server
+      .output()
+      .split("\n")
+      .filter((line) => line !== "" && !/^(\{|\[edgewise\] | {2}curl )/.test(line));
+    expect(stray).toEqual([]);
     // As on Bun, the line after the address says where the queue is (before, Deno printed none).
     expect(server.output()).toMatch(/^\[edgewise\] queue: embedded broker at http:\/\/127\.0\.0\.1:\d+$/m);
     // As on Bun, a newcomer gets commands that work as printed, not only a token.
