@@ -53,7 +53,10 @@ export interface ServeOptions {
 export interface RunningServer {
   /** The port actually bound (a requested 0 picks a free one). */
   port: number;
-  /** Stops listening; requests under way finish, unless `force` closes their connections too. */
+  /**
+   * Stops listening; requests under way finish, unless `force`: Bun then closes their connections; Deno cannot once
+   * its graceful shutdown has begun, so it stops waiting for them, and they end with the process.
+   */
   stop(force?: boolean): Promise<void>;
 }
 

@@ -40,6 +40,7 @@ export const denoServe: Serve = (options) => {
   let underWay = 0;
   let closing = false;
   let settled: (() => void) | undefined;
+  let shutdown: Promise<void> | undefined;
   let server: DenoServer;
   try {
     server = deno.serve(
@@ -76,8 +77,18 @@ export const denoServe: Serve = (options) => {
     port: server.addr.port,
     async stop(force) {
       closing = true;
-      if (!force && underWay > 0) await new Promise<void>((resolve) => (settled = resolve));
-      await server.shutdown();
+      if (force) {
+        // shutdown() waits for every connection, one whose body never ends too, for as long as its client keeps
+        // it, and once it has begun nothing closes them (aborting the serve's signal then throws BadResource,
+        // uncaught): a forced stop no longer waits for it. The listener is closed; those connections end with the
+        // process.
+        shutdown ??= server.shutdown();
+        shutdown.catch(() => undefined);
+        return;
+      }
+      if (underWay > 0) await new Promise<void>((resolve) => (settled = resolve));
+      shutdown ??= server.shutdown();
+      await shutdown;
     },
   };
 };
