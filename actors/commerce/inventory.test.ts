@@ -148,9 +148,28 @@ describe("inventory actor", () => {
         { sku: "apple", version: 2, available: 7, reserved: 3, sold: 0, priceCents: 250 },
       ],
     ]);
-    expect(record("apple", "o1")).toEqual({ stage: "reserved", quantity: 3 });
+    expect(record("apple", "o1")).toEqual({ stage: "reserved", quantity: 3, unitPriceCents: 250 });
     expect(record("pear", "o1")).toBeUndefined();
     expectBalanced("apple", ["o1"]);
+  });
+
+  test("an answer sent again (the order's nudge) repeats the price it reserved at, not a price Put since", async () => {
+    const { ask, deliver, sent } = boot();
+    await ask("apple", "Put", { available: 10, priceCents: 250 });
+    await deliver("apple", "OrderPlaced", placed("o1", [{ sku: "apple", quantity: 2 }]), "evt-1");
+    await ask("apple", "Put", { available: 8, priceCents: 300 });
+    // The first StockReserved may still be on its way: whichever of the two the order takes, it pays 250.
+    await deliver("apple", "OrderPlaced", placed("o1", [{ sku: "apple", quantity: 2 }]), "evt-2");
+    const answers = (await sent()).filter((message) => message.type === "StockReserved");
+    expect(answers.map((message) => message.data)).toEqual([
+      { orderId: "o1", sku: "apple", quantity: 2, unitPriceCents: 250 },
+      { orderId: "o1", sku: "apple", quantity: 2, unitPriceCents: 250 },
+    ]);
+    // A new order reserves at the new price.
+    await deliver("apple", "OrderPlaced", placed("o2", [{ sku: "apple", quantity: 1 }]), "evt-3");
+    expect((await sent()).find((message) => message.type === "StockReserved")?.data).toMatchObject({
+      unitPriceCents: 300,
+    });
   });
 
   test("short stock, or a sku never set, answers StockRejected and reserves nothing", async () => {

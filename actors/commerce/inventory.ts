@@ -35,8 +35,12 @@ const units = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.M
  * `released` and `returned` are final, so a late or repeated event never reserves again.
  */
 const Stage = v.picklist(["reserved", "sold", "refused", "released", "returned"]);
-/** One order at this sku, in kv under `order:{orderId}`. `quantity`: the units it holds, or held. */
-export const OrderRecord = v.object({ stage: Stage, quantity: units });
+/**
+ * One order at this sku, in kv under `order:{orderId}`. `quantity`: the units it holds, or held. `unitPriceCents`:
+ * the price it reserved at, which an answer sent again repeats (absent on records written before it was kept, and
+ * once the story has moved past `reserved`).
+ */
+export const OrderRecord = v.object({ stage: Stage, quantity: units, unitPriceCents: v.optional(units) });
 export type OrderRecord = v.InferOutput<typeof OrderRecord>;
 
 export const InventoryState = v.object({
@@ -149,7 +153,9 @@ export const inventoryActor = defineActor({
       if (known !== undefined) {
         // The order heard nothing (its nudge sent OrderPlaced again): answer again as the first time. Past
         // reserved or refused, the order has moved on and needs no answer.
-        if (known.stage === "reserved") answerReserved(ctx, orderId, known.quantity);
+        // The price is the one it reserved at: a Put in between must not change what an order pays by which of
+        // the two answers reaches it first.
+        if (known.stage === "reserved") answerReserved(ctx, orderId, known.quantity, known.unitPriceCents);
         else if (known.stage === "refused") answerRefused(ctx, orderId, known.quantity);
         return;
       }
@@ -164,8 +170,8 @@ export const inventoryActor = defineActor({
       }
       stock.available -= quantity;
       stock.reserved += quantity;
-      record(ctx, orderId, { stage: "reserved", quantity });
-      answerReserved(ctx, orderId, quantity);
+      record(ctx, orderId, { stage: "reserved", quantity, unitPriceCents: stock.priceCents });
+      answerReserved(ctx, orderId, quantity, stock.priceCents);
       changed(ctx);
     },
 
@@ -207,14 +213,14 @@ const recordOf = (ctx: Turn, orderId: string) => records.read(ctx, orderId);
 const record = (ctx: Turn, orderId: string, value: v.InferOutput<typeof OrderRecord>) =>
   records.write(ctx, orderId, value);
 
-/** Tells the order its units here are reserved, at this sku's price. */
-function answerReserved(ctx: Turn, orderId: string, quantity: number): void {
-  const reservation: v.InferInput<typeof StockReserved> = {
-    orderId,
-    sku: ctx.key,
-    quantity,
-    unitPriceCents: ctx.state.priceCents,
-  };
+/** Tells the order its units here are reserved, at the price they were reserved at (this sku's price by default). */
+function answerReserved(
+  ctx: Turn,
+  orderId: string,
+  quantity: number,
+  unitPriceCents = ctx.state.priceCents,
+): void {
+  const reservation: v.InferInput<typeof StockReserved> = { orderId, sku: ctx.key, quantity, unitPriceCents };
   ctx.send({ type: Participants.order, key: orderId }, "StockReserved", reservation);
 }
 
