@@ -1,5 +1,6 @@
 // startRedisBridge: Upstash's Redis REST API in front of a real Redis, so @upstash/redis runs locally unchanged.
 import { maskSecrets } from "../../../shared/telemetry/log/redact.ts";
+import { hostRefusal } from "../../adapter-answer.ts";
 import { DEFAULT_REPLY_TIMEOUT_MS, parseRedisUrl, RedisLink } from "./connection.ts";
 import { createHandler } from "./routes.ts";
 import { ScriptShim } from "./scripts.ts";
@@ -71,6 +72,14 @@ export async function startRedisBridge(options: RedisBridgeOptions): Promise<Red
     log,
   );
   await link.connection(); // fail at start, not on the first request, when Redis is not there
+  const handle = createHandler({
+    token,
+    previousToken: options.previousToken,
+    link,
+    scripts: new ScriptShim(),
+    log,
+    maxBodyBytes,
+  });
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({
@@ -90,14 +99,9 @@ export async function startRedisBridge(options: RedisBridgeOptions): Promise<Red
         );
         return Response.json({ error: "ERR internal error" }, { status: 500 });
       },
-      fetch: createHandler({
-        token,
-        previousToken: options.previousToken,
-        link,
-        scripts: new ScriptShim(),
-        log,
-        maxBodyBytes,
-      }),
+      // A Host that is no authority gets the nodes' and the broker's 400 before the routes: Bun builds request.url
+      // from one a URL parser refuses (`999.1.1.1`), and the routes' `new URL(req.url)` threw, a 500 and a log line.
+      fetch: (req) => hostRefusal(req) ?? handle(req),
     });
   } catch (error) {
     await link.close();
