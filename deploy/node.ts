@@ -29,6 +29,7 @@ import { nodeRateLimit } from "./node-rate-limit.ts";
 import { nodeReadiness } from "./node-readiness.ts";
 import { type Stop, stopNode } from "./node-stop.ts";
 import { watchNodeTls } from "./node-tls.ts";
+import { rotationWarnings } from "../shared/config/rotation.ts";
 import { jwtSecret } from "./secrets.ts";
 import { dialableHost } from "./serve.ts";
 import { startNodeTracing, tracingEnabled } from "./tracing.ts";
@@ -133,21 +134,13 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
   await apiKeys.migrate(schemaMarkers);
   const secret = await jwtSecret(config, dataDir);
   // A rotation left half done keeps the old secret honoured: said at every start until it is unset.
-  if (config.JWT_PREVIOUS_SECRET) {
-    logger.warn(
-      "JWT: HS256 tokens signed with JWT_PREVIOUS_SECRET are still accepted (a rotation under way); unset it to refuse them",
-    );
-  }
-  if (config.METRICS_PREVIOUS_TOKEN) {
-    logger.warn(
-      "metrics: scrapes with METRICS_PREVIOUS_TOKEN are still accepted (a rotation under way); unset it once every scraper sends METRICS_TOKEN",
-    );
-  }
-  if (config.ACTOR_HOST_PREVIOUS_SECRET) {
-    logger.warn(
-      "actor host: gateways' requests signed with ACTOR_HOST_PREVIOUS_SECRET are still accepted (a rotation under way); unset it once every gateway signs with ACTOR_HOST_SECRET",
-    );
-  }
+  // (A node's console sessions live in its memory: CONSOLE_SESSION_PREVIOUS_SECRET is the Workers' only.)
+  for (const warning of rotationWarnings(config, [
+    "JWT_PREVIOUS_SECRET",
+    "METRICS_PREVIOUS_TOKEN",
+    "ACTOR_HOST_PREVIOUS_SECRET",
+  ]))
+    logger.warn(warning);
 
   // Every remote dependency has one breaker and a timeout (shared/resilience); /readyz and /metrics show them.
   const dependencies = nodeDependencies(logger);

@@ -11,6 +11,7 @@ import { type TracingEnv, workerTracing } from "../../actors/hosts/cloudflare/tr
 import { deliveryPath } from "../../actors/queue/qstash-transport.ts";
 import { guardedTransport } from "../../actors/runtime/index.ts";
 import type { CoordinatedDependencies } from "../../actors/hosts/cloudflare/coordinated-dependencies.ts";
+import { rotationWarnings } from "../../shared/config/rotation.ts";
 import { EdgewiseError, isEdgewiseError, problemResponse } from "../../shared/errors/index.ts";
 import { type AppOptions, createApp, securityReporters } from "../app.ts";
 import type { RateLimitOptions } from "../middleware/rate-limit/index.ts";
@@ -128,6 +129,14 @@ function isolateFor(env: Env): Isolate {
     commerce = new CommerceOnWorkers(config, url, guarded, actors, dependencies, metrics.metrics);
     readiness.unshift(brokerCheck(env, dependencies));
   }
+  // A node says these at every start; an isolate, once, when its first request builds it (ACTOR_HOST_PREVIOUS_SECRET
+  // is an actor host's: a Worker only signs, with ACTOR_HOST_SECRET).
+  for (const warning of rotationWarnings(config, [
+    "JWT_PREVIOUS_SECRET",
+    "METRICS_PREVIOUS_TOKEN",
+    "CONSOLE_SESSION_PREVIOUS_SECRET",
+  ]))
+    console.warn(`[edgewise] ${warning}`);
   isolate = {
     options,
     actorPaths: Object.keys(namespaces).map((type) => deliveryPath({ type, key: "" })),
