@@ -134,8 +134,8 @@ test("a restored node on a queue outside its data dir (QSTASH_URL) says, at its 
   const queue = {
     QSTASH_URL: `http://127.0.0.1:${freePort()}`,
     QSTASH_TOKEN: "token",
-    QSTASH_CURRENT_SIGNING_KEY: "sig_current",
-    QSTASH_NEXT_SIGNING_KEY: "sig_next",
+    QSTASH_CURRENT_SIGNING_KEY: `sig_${crypto.randomUUID().replaceAll("-", "")}`,
+    QSTASH_NEXT_SIGNING_KEY: `sig_${crypto.randomUUID().replaceAll("-", "")}`,
   };
   let { node } = await nodeProcess(target, queue);
   expect(node.output()).toContain("restored data dir on a queue outside it (QSTASH_URL)");

@@ -69,8 +69,8 @@ describe("broker configuration", () => {
     const config = parseConfig({
       QSTASH_URL: "http://127.0.0.1:8080",
       QSTASH_TOKEN: "t",
-      QSTASH_CURRENT_SIGNING_KEY: "a",
-      QSTASH_NEXT_SIGNING_KEY: "b",
+      QSTASH_CURRENT_SIGNING_KEY: "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r",
+      QSTASH_NEXT_SIGNING_KEY: "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs",
     });
     expect(config.QSTASH_URL).toBe("http://127.0.0.1:8080");
   });
@@ -78,8 +78,8 @@ describe("broker configuration", () => {
   test("QSTASH_CA_FILE needs an https:// QSTASH_URL: with http://, or none, the hop would be plain text", () => {
     const broker = {
       QSTASH_TOKEN: "t",
-      QSTASH_CURRENT_SIGNING_KEY: "a",
-      QSTASH_NEXT_SIGNING_KEY: "b",
+      QSTASH_CURRENT_SIGNING_KEY: "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r",
+      QSTASH_NEXT_SIGNING_KEY: "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs",
       QSTASH_CA_FILE: "/etc/edgewise/broker-ca-bundle.pem",
     };
     expect(() => parseConfig({ ...broker, QSTASH_URL: "http://10.0.0.5:8080" })).toThrow(

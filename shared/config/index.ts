@@ -162,6 +162,16 @@ const hmacSecret = (name: string) =>
     v.check((text) => text.length < 32 || !isWeakSecret(text), weakSecretMessage(name)),
   );
 
+/**
+ * A QStash signing key: one signature, on any delivery, lets a weak key be found offline, and with it deliveries be
+ * forged. No length rule of its own (the weak-secret floor asks about 64 bits, which no short key has).
+ */
+const signingKey = (name: string) =>
+  v.pipe(
+    v.string(),
+    v.check((text) => !isWeakSecret(text), weakSecretMessage(name)),
+  );
+
 export const ConfigSchema = v.object({
   PORT: v.optional(port("PORT"), "8787"),
   /** The interface the gateway listens on. */
@@ -256,8 +266,12 @@ export const ConfigSchema = v.object({
   /** A QStash-protocol broker; unset = the embedded local broker. */
   QSTASH_URL: v.optional(v.pipe(v.string(), v.url("QSTASH_URL must be a URL"))),
   QSTASH_TOKEN: v.optional(v.string()),
-  QSTASH_CURRENT_SIGNING_KEY: v.optional(v.string()),
-  QSTASH_NEXT_SIGNING_KEY: v.optional(v.string()),
+  /**
+   * The keys deliveries' signatures are checked with. Upstash's are `sig_` and 28 random characters, and set their
+   * length; a key of one's own (`npm run broker`) that is obviously weak is refused, as an HMAC secret is.
+   */
+  QSTASH_CURRENT_SIGNING_KEY: v.optional(signingKey("QSTASH_CURRENT_SIGNING_KEY")),
+  QSTASH_NEXT_SIGNING_KEY: v.optional(signingKey("QSTASH_NEXT_SIGNING_KEY")),
   /**
    * The CAs trusted for an https QSTASH_URL (a PEM bundle, reloaded when it changes): a self-hosted broker whose
    * certificate a private CA issued (`npm run certs`: broker-ca-bundle.pem). Unset: the runtime's public roots.

@@ -55,6 +55,30 @@ describe("weak secrets", () => {
     }
   });
 
+  test("each QStash signing key refuses a weak one by name; Upstash's form, qstash dev's keys and a UUID pass", () => {
+    // A delivery's Upstash-Signature is an HS256 JWT under the key: one of them lets a weak key be found offline.
+    for (const name of ["QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY"]) {
+      for (const key of ["a", "sig_current", "sig_next_test", "sig_aaaaaaaaaaaaaaaaaaaaaaaaaaaa"]) {
+        let caught: unknown;
+        try {
+          parseConfig({ [name]: key });
+        } catch (error) {
+          caught = error;
+        }
+        expect([name, key, caught]).toMatchObject([name, key, { code: "config.invalid" }]);
+        expect((caught as Error).message).toContain(`${name} is too weak to sign with`);
+        if (key.length > 1) expect((caught as Error).message).not.toContain(key);
+      }
+      for (const key of [
+        "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r",
+        "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs",
+        `sig_${crypto.randomUUID().replaceAll("-", "")}`,
+        `sig_${randomBytes(21).toString("base64url")}`,
+      ])
+        expect(parseConfig({ [name]: key })[name as "QSTASH_NEXT_SIGNING_KEY"]).toBe(key);
+    }
+  });
+
   test("a huge value is judged in one pass", () => {
     const start = performance.now();
     expect(isWeakSecret(`${"a".repeat(1_000_000)}b`)).toBe(true);

@@ -24,8 +24,8 @@ async function startWorker(): Promise<Started> {
       vars: {
         QSTASH_URL: `http://127.0.0.1:${dead}`,
         QSTASH_TOKEN: "test-token",
-        QSTASH_CURRENT_SIGNING_KEY: "sig_current_test",
-        QSTASH_NEXT_SIGNING_KEY: "sig_next_test",
+        QSTASH_CURRENT_SIGNING_KEY: `sig_${crypto.randomUUID().replaceAll("-", "")}`,
+        QSTASH_NEXT_SIGNING_KEY: `sig_${crypto.randomUUID().replaceAll("-", "")}`,
         PUBLIC_URL: `http://127.0.0.1:${port}`,
         DATABASE_URL: `postgres://postgres@127.0.0.1:${dead}/none`,
         RATE_LIMIT: "1000000/60s",

@@ -49,6 +49,9 @@ describe("the broker's CLI settings", () => {
     // Its retentions are read as a node reads them (they were not read at all: 7 days of events whatever was set).
     [{ EDGEWISE_BROKER_EVENT_RETENTION: "a week" }, "EDGEWISE_BROKER_EVENT_RETENTION"],
     [{ EDGEWISE_BROKER_DLQ_RETENTION: "1h" }, "EDGEWISE_BROKER_DLQ_RETENTION must be at least 1d"],
+    // The receivers refuse an obviously weak key (shared/config): the broker signed with it all the same.
+    [{ QSTASH_CURRENT_SIGNING_KEY: "sig_current" }, "QSTASH_CURRENT_SIGNING_KEY is too weak to sign with"],
+    [{ QSTASH_NEXT_SIGNING_KEY: "a" }, "QSTASH_NEXT_SIGNING_KEY is too weak to sign with"],
   ])("%p is refused with one line and exit code 78", async (settings, reason) => {
     const { code, stdout, lines } = await start(settings);
     expect(code).toBe(78);

@@ -79,6 +79,9 @@ function readSettings() {
     EDGEWISE_BROKER_EVENT_RETENTION: env("EDGEWISE_BROKER_EVENT_RETENTION"),
     EDGEWISE_BROKER_DLQ_RETENTION: env("EDGEWISE_BROKER_DLQ_RETENTION"),
     DATABASE_URL: env("DATABASE_URL"),
+    // Only checked here (an obviously weak key is refused, as the receivers refuse it); read below.
+    QSTASH_CURRENT_SIGNING_KEY: env("QSTASH_CURRENT_SIGNING_KEY"),
+    QSTASH_NEXT_SIGNING_KEY: env("QSTASH_NEXT_SIGNING_KEY"),
   });
   // Delivering to actor hosts that require mutual TLS: the broker's own certificate (its role CA is the identity
   // the actor host admits), and the CA of the hosts it delivers to. Reloaded when the files change.
