@@ -153,3 +153,17 @@ test("without hard links, a rename that fails removes the claim: nothing is left
   expect(() => placeNew(partial, join(dir, "out"), noLinks, busy)).toThrow("busy");
   expect(readdirSync(dir)).toEqual([".a.partial"]);
 });
+
+test("without hard links, a note that cannot be written (a full disk) removes the claim: no empty file at --out", () => {
+  const dir = outDir("failed-note");
+  const partial = join(dir, ".a.partial");
+  writeFileSync(partial, "checked");
+  const noLinks = (() => {
+    throw Object.assign(new Error("Operation not permitted"), { code: "EPERM" });
+  }) as unknown as Parameters<typeof placeNew>[2];
+  const full = () => {
+    throw Object.assign(new Error("No space left on device"), { code: "ENOSPC" });
+  };
+  expect(() => placeNew(partial, join(dir, "out"), noLinks, undefined, full)).toThrow("No space left");
+  expect(readdirSync(dir)).toEqual([".a.partial"]);
+});

@@ -77,6 +77,7 @@ export function placeNew(
   out: string,
   link: typeof linkSync = linkSync,
   rename: typeof renameSync = renameSync,
+  write: (fd: number, text: string) => unknown = writeSync,
 ): boolean {
   try {
     link(partial, out);
@@ -84,14 +85,19 @@ export function placeNew(
     const code = String((error as { code?: unknown } | null)?.code);
     if (code === "EEXIST") return false;
     if (!noHardLinks.has(code)) throw error;
-    return claimThenRename(partial, out, rename);
+    return claimThenRename(partial, out, rename, write);
   }
   unlinkSync(partial);
   return true;
 }
 
 /** `placeNew` without hard links: false when `out` exists, else `partial` renamed over the claim made there. */
-function claimThenRename(partial: string, out: string, rename: typeof renameSync): boolean {
+function claimThenRename(
+  partial: string,
+  out: string,
+  rename: typeof renameSync,
+  write: (fd: number, text: string) => unknown,
+): boolean {
   let fd: number;
   try {
     fd = openSync(out, "wx", 0o600);
@@ -100,14 +106,15 @@ function claimThenRename(partial: string, out: string, rename: typeof renameSync
     throw error;
   }
   try {
-    writeSync(fd, claimNote(partial));
-  } finally {
-    closeSync(fd);
-  }
-  try {
+    try {
+      write(fd, claimNote(partial));
+    } finally {
+      closeSync(fd);
+    }
     rename(partial, out);
   } catch (error) {
-    // The claim is ours and names an archive the caller removes: it would be left behind with nothing behind it.
+    // The claim is ours and names an archive the caller removes: it would be left behind with nothing behind it,
+    // empty when the note itself could not be written (a full disk, just after the archive filled it).
     rmSync(out, { force: true });
     throw error;
   }
