@@ -15,9 +15,10 @@ export function hostRefusal(request: Request): Response | undefined {
   const host = request.headers.get("host");
   if (!host || isAuthority(host)) return undefined;
   // The target's path is what follows the Host in request.url (a URL parser would read the Host's `/` or `?` too),
-  // or request.url itself where the runtime kept the bare target.
-  const prefix = `http://${host}`;
-  const target = request.url.startsWith(prefix) ? request.url.slice(prefix.length) : request.url;
+  // or request.url itself where the runtime kept the bare target. Over TLS the runtimes write `https://`: with the
+  // plain prefix alone, a TLS listener's 400 (an actor host's) lost its `instance`.
+  const prefix = [`http://${host}`, `https://${host}`].find((scheme) => request.url.startsWith(scheme));
+  const target = prefix ? request.url.slice(prefix.length) : request.url;
   return adapterProblem(
     request,
     new EdgewiseError(
