@@ -5,10 +5,7 @@ import { createEnvelope, type Envelope } from "../../shared/envelope/index.ts";
 import { defaultRelayPolicy, relayOnce } from "../runtime/relay.ts";
 import type { OutboxFailure, OutboxRecord, OutboxStore } from "../runtime/storage.ts";
 import { SubscriptionRegistry, subscribe } from "../runtime/subscriptions.ts";
-import { QStashTransport } from "./qstash-transport.ts";
-
-/** External subrequests a Worker invocation (a Durable Object's alarm included) may make on the Workers Free plan. */
-const freePlanSubrequests = 50;
+import { countingQStash, freePlanSubrequests } from "./counting-qstash.ts";
 
 /** One Durable Object's outbox (one actor), in memory: a double of the OutboxStore port. */
 class MemoryOutbox implements OutboxStore {
@@ -30,29 +27,6 @@ class MemoryOutbox implements OutboxStore {
   }
 }
 
-/** The QStash transport with a fetch that answers as QStash does and counts requests: each is a subrequest. */
-function countingQueue() {
-  const published: Envelope[] = [];
-  let requests = 0;
-  const transport = new QStashTransport({
-    baseUrl: "https://qstash.example",
-    token: "test-token",
-    deliveryUrl: (target) => `https://edgewise.example/_edgewise/deliver/${target.type}/${target.key}`,
-    fetch: async (_url, init) => {
-      requests++;
-      const messages = JSON.parse(String(init.body)) as Array<{ body: string }>;
-      for (const message of messages) published.push(JSON.parse(message.body) as Envelope);
-      return Response.json(messages.map((_, i) => ({ messageId: `msg_${requests}_${i}` })));
-    },
-  });
-  const taken = () => {
-    const made = requests;
-    requests = 0;
-    return made;
-  };
-  return { transport, published, taken };
-}
-
 /** Every `Announced` event goes to 40 listeners. */
 const listeners = 40;
 const subscriptions = new SubscriptionRegistry([
@@ -68,7 +42,7 @@ test("a page of 256 events to 40 subscribers each: no pass makes more than 19 re
   for (let n = 0; n < 256; n++) {
     outbox.add(createEnvelope({ type: "Announced", source: "edgewise://publisher/one", data: { n } }));
   }
-  const { transport, published, taken } = countingQueue();
+  const { transport, published, requests: taken } = countingQStash();
   const clock = new ManualClock();
   const perPass: number[] = [];
   while (outbox.rows.length > 0 && perPass.length < 100) {
@@ -103,7 +77,7 @@ test("one event that alone expands past the bounds still goes, whole, in a pass 
   ]);
   outbox.add(createEnvelope({ type: "Wide", source: "edgewise://publisher/one", data: {} }));
   outbox.add(createEnvelope({ type: "Wide", source: "edgewise://publisher/one", data: {} }));
-  const { transport, published } = countingQueue();
+  const { transport, published } = countingQStash();
   const first = await relayOnce(outbox, transport, new ManualClock(), defaultRelayPolicy, wide);
   expect(first.sent).toBe(1);
   expect(published).toHaveLength(1_200);

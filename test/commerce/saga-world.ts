@@ -6,7 +6,7 @@ import { BillingOutboxRelay } from "../../actors/commerce/billing/index.ts";
 import type { BillingTestDatabase } from "../../actors/commerce/billing/testing.ts";
 import { commerceActorSubscriptions, commerceActors } from "../../actors/commerce/actors.ts";
 import { customerKey } from "../../actors/commerce/customer-key.ts";
-import type { InventoryState, OrderRecord } from "../../actors/commerce/inventory.ts";
+import { type InventoryState, inventoryActor, type OrderRecord } from "../../actors/commerce/inventory.ts";
 import type { OrderView } from "../../actors/commerce/order.ts";
 import { LocalActorHost } from "../../actors/hosts/local/host.ts";
 import { openBunSqlite } from "../../actors/hosts/local/sqlite-bun.ts";
@@ -185,15 +185,8 @@ export class SagaWorld {
     (await this.ask<{ points: number }>("loyalty", customerKey(customerId), "Get")).points;
   /** A sku's state; one no message ever reached has none, and holds nothing. */
   stock = (sku: string): InventoryState =>
-    (this.host.inspect({ type: "inventory", key: sku }).state as InventoryState | null) ?? {
-      exists: false,
-      available: 0,
-      reserved: 0,
-      sold: 0,
-      priceCents: 0,
-      stocked: 0,
-      version: 0,
-    };
+    (this.host.inspect({ type: "inventory", key: sku }).state as InventoryState | null) ??
+    inventoryActor.initial(sku);
   stockRecord = (sku: string, orderId: string) =>
     this.host.store.kvGet(`inventory/${sku}`, `order:${orderId}`) as OrderRecord | undefined;
 

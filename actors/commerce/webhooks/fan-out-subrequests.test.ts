@@ -1,15 +1,13 @@
 // One delivery of the webhook fan-out stays within a Worker's subrequest budget, however many subscriptions there are.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createEnvelope, type Envelope } from "../../../shared/envelope/index.ts";
-import { QStashTransport } from "../../queue/qstash-transport.ts";
+import { countingQStash, freePlanSubrequests } from "../../queue/counting-qstash.ts";
 import { fanOut, fanOutPagesPerDelivery, fanOutQueueRequests } from "./fan-out.ts";
 import { WEBHOOK_FAN_OUT, type WebhookDelivery } from "./messages.ts";
 import type { WebhookStore } from "./store.ts";
-import { testStore } from "./test-support.ts";
+import { confirmedEvent, testStore } from "./test-support.ts";
 
 const subscribers = 5_000;
-/** External subrequests a Worker invocation may make on the Workers Free plan (Paid: 10,000 by default). */
-const freePlanSubrequests = 50;
 
 let db: Awaited<ReturnType<typeof testStore>>;
 
@@ -22,36 +20,6 @@ beforeAll(async () => {
     FROM generate_series(1, ${subscribers}) AS n`;
 }, 60_000);
 afterAll(() => db.close());
-
-/**
- * The queue as a Worker reaches it: the QStash transport, each of whose HTTP requests is a subrequest of the
- * invocation that makes it, answered as QStash answers a /v2/batch. What it publishes is kept for the next delivery.
- */
-function queue() {
-  const published: Envelope[] = [];
-  let requests = 0;
-  const transport = new QStashTransport({
-    baseUrl: "https://qstash.example",
-    token: "test-token",
-    deliveryUrl: (target) => `https://edgewise.example/_edgewise/deliver/${target.type}/${target.key}`,
-    fetch: async (_url, init) => {
-      requests++;
-      const messages = JSON.parse(String(init.body)) as Array<{ body: string }>;
-      for (const message of messages) published.push(JSON.parse(message.body) as Envelope);
-      return Response.json(messages.map((_, i) => ({ messageId: `msg_${requests}_${i}` })));
-    },
-  });
-  return {
-    transport,
-    published,
-    /** The requests made since the last call. */
-    requests: () => {
-      const made = requests;
-      requests = 0;
-      return made;
-    },
-  };
-}
 
 /** The store, counting its reads. */
 function countingStore() {
@@ -74,24 +42,10 @@ function countingStore() {
   };
 }
 
-const confirmed = (orderId: string): Envelope =>
-  createEnvelope({
-    type: "OrderConfirmed",
-    source: "edgewise://order",
-    data: {
-      orderId,
-      version: 3,
-      customerId: "c1",
-      items: [{ sku: "sku-1", quantity: 2, unitPriceCents: 500 }],
-      totalCents: 1000,
-    },
-    target: "webhooks/outbound",
-  });
-
 test(`a fan-out to ${subscribers.toLocaleString("en")} subscriptions: no delivery makes more than ${fanOutQueueRequests} requests to the queue, and every subscriber gets the event once`, async () => {
-  const { transport, published, requests } = queue();
+  const { transport, published, requests } = countingQStash();
   const { store, reads } = countingStore();
-  const event = confirmed("o-subrequests");
+  const event = confirmedEvent("o-subrequests");
 
   // The queue delivers the event, then each continuation the fan-out publishes, each as a request of its own.
   const perDelivery: Array<{ requests: number; reads: number }> = [];
@@ -128,15 +82,15 @@ test(`a fan-out to ${subscribers.toLocaleString("en")} subscriptions: no deliver
 }, 60_000);
 
 test("a continuation delivered twice sends the same messages under the same ids (the broker keeps one of each)", async () => {
-  const { transport, published } = queue();
+  const { transport, published } = countingQStash();
   const { store } = countingStore();
-  await fanOut({ store, transport }, confirmed("o-twice"));
+  await fanOut({ store, transport }, confirmedEvent("o-twice"));
   const rest = published.find((envelope) => envelope.type === WEBHOOK_FAN_OUT) as Envelope;
   expect(rest.target).toBe("webhooks/outbound");
   expect(rest.data).toMatchObject({ after: `whsub_${String(4 * 256).padStart(16, "0")}` });
 
-  const first = queue();
-  const again = queue();
+  const first = countingQStash();
+  const again = countingQStash();
   const reply = await fanOut({ store, transport: first.transport }, rest);
   await fanOut({ store, transport: again.transport }, rest);
   expect(reply.reply).toMatchObject({
@@ -153,12 +107,12 @@ test("a continuation delivered twice sends the same messages under the same ids 
 }, 60_000);
 
 test("a malformed continuation is refused as message.invalid (dead-lettered at once), not half applied", async () => {
-  const { transport, published } = queue();
+  const { transport, published } = countingQStash();
   const { store } = countingStore();
   const bad = createEnvelope({
     type: WEBHOOK_FAN_OUT,
     source: "edgewise://webhooks/outbound",
-    data: { event: confirmed("o-bad"), after: "not-a-subscription" },
+    data: { event: confirmedEvent("o-bad"), after: "not-a-subscription" },
     target: "webhooks/outbound",
   });
   await expect(fanOut({ store, transport }, bad)).rejects.toMatchObject({ code: "message.invalid" });

@@ -5,7 +5,7 @@ import type { TurnOutcome } from "../../runtime/turn.ts";
 import { fanOut, fanOutPageSize } from "./fan-out.ts";
 import { deliveryId, WEBHOOK_FAN_OUT, type WebhookDelivery } from "./messages.ts";
 import type { WebhookStore } from "./store.ts";
-import { testStore } from "./test-support.ts";
+import { confirmedEvent, testStore } from "./test-support.ts";
 
 const subscribers = 50_000;
 let db: Awaited<ReturnType<typeof testStore>>;
@@ -26,20 +26,6 @@ beforeAll(async () => {
       ('whsub_cancelonly0000001', 'https://other.example/hook', 'order.cancelled', 'whsec_y', null)`;
 }, 60_000);
 afterAll(() => db.close());
-
-const confirmed = (orderId: string): Envelope =>
-  createEnvelope({
-    type: "OrderConfirmed",
-    source: "edgewise://order",
-    data: {
-      orderId,
-      version: 3,
-      customerId: "c1",
-      items: [{ sku: "sku-1", quantity: 2, unitPriceCents: 500 }],
-      totalCents: 1000,
-    },
-    target: "webhooks/outbound",
-  });
 
 /** The store, counting the most subscriptions any one read handed out. */
 function countingStore() {
@@ -109,7 +95,7 @@ async function fanOutAll(
 test(`one event to ${subscribers.toLocaleString("en")} subscriptions: each gets one delivery, and the fan-out holds one page at a time`, async () => {
   const { store, reads } = countingStore();
   const transport = countingTransport();
-  const event = confirmed("o-many");
+  const event = confirmedEvent("o-many");
   const outcome = await fanOutAll({ store, transport }, event);
 
   expect(outcome.deliveries).toBe(subscribers);
@@ -126,7 +112,7 @@ test(`one event to ${subscribers.toLocaleString("en")} subscriptions: each gets 
 
 test("a send that fails midway fails the fan-out; its redelivery sends every delivery, with the same ids", async () => {
   const { store } = countingStore();
-  const event = confirmed("o-retried");
+  const event = confirmedEvent("o-retried");
   const failing = countingTransport(3);
   await expect(fanOut({ store, transport: failing }, event)).rejects.toThrow("broker down");
   const retried = countingTransport();

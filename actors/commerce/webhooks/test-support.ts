@@ -1,6 +1,6 @@
 // Test support (tests only, Bun): a Postgres schema per file, a recording transport, a local receiver.
 import { connect } from "../../../deploy/local/broker/db.ts";
-import type { Envelope } from "../../../shared/envelope/index.ts";
+import { createEnvelope, type Envelope } from "../../../shared/envelope/index.ts";
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../../../test/broker/helpers.ts";
 import type { Transport } from "../../runtime/transport.ts";
 import { PostgresWebhookStore } from "./postgres-store.ts";
@@ -70,3 +70,18 @@ export function startHookReceiver(
     stop: () => server.stop(true),
   };
 }
+
+/** An order's OrderConfirmed as webhooks/outbound receives it: one line, 1,000 cents. */
+export const confirmedEvent = (orderId: string): Envelope =>
+  createEnvelope({
+    type: "OrderConfirmed",
+    source: "edgewise://order",
+    data: {
+      orderId,
+      version: 3,
+      customerId: "c1",
+      items: [{ sku: "sku-1", quantity: 2, unitPriceCents: 500 }],
+      totalCents: 1000,
+    },
+    target: "webhooks/outbound",
+  });
