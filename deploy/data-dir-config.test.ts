@@ -85,7 +85,7 @@ describe("a start refused for its settings leaves no data dir, and says what it 
     60_000,
   );
 
-  test("a Deno node that would listen with TLS: exit 1, refused before its certificate is read", async () => {
+  test("a Deno node that would listen with TLS: exit 78 naming TLS_CERT_FILE, refused before its certificate is read", async () => {
     // Real files, so the refusal is the listener's, as it was when the node reached it last.
     const certs = mkdtempSync(join(work, "certs-"));
     const ca = makeCa({ cert: join(certs, "ca.pem"), key: join(certs, "ca.key"), commonName: "test ca" });
@@ -103,8 +103,8 @@ describe("a start refused for its settings leaves no data dir, and says what it 
       denoEntryCommand(root),
     );
     expect(refused).toEqual({
-      code: 1,
-      line: "[edgewise] could not start: config.invalid: TLS listeners (mutual TLS) are Bun-only for now: Deno.serve cannot request client certificates; run this node on Bun or terminate TLS in front of it",
+      code: 78,
+      line: "[edgewise] could not start: config.invalid: TLS_CERT_FILE: a TLS listener is Bun-only for now (this adapter serves plain HTTP, and Deno.serve cannot request the client certificates TLS_CA_FILE would ask for); run this node on Bun or terminate TLS in front of it",
       made: false,
     });
   }, 60_000);

@@ -25,11 +25,15 @@ interface DenoGlobal {
   ): DenoServer;
 }
 
-/** Deno.serve takes a cert and key but has no option to request or verify client certificates. */
+/**
+ * Deno.serve takes a cert and key but has no option to request or verify client certificates. A setting, so it names
+ * TLS_CERT_FILE: exit 78 like any other (start-failure.ts), whether or not TLS_CA_FILE asks for mutual TLS.
+ */
 const tlsRefusal = () =>
   new EdgewiseError(
     "config.invalid",
-    "TLS listeners (mutual TLS) are Bun-only for now: Deno.serve cannot request client certificates; run this node on Bun or terminate TLS in front of it",
+    "TLS_CERT_FILE: a TLS listener is Bun-only for now (this adapter serves plain HTTP, and Deno.serve cannot request the client certificates TLS_CA_FILE would ask for); run this node on Bun or terminate TLS in front of it",
+    { issues: [{ path: "TLS_CERT_FILE", message: "a TLS listener is Bun-only" }] },
   );
 
 export const denoServe: Serve = (options) => {
