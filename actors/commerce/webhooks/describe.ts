@@ -12,6 +12,9 @@ export interface WebhookTarget {
   note?: string;
 }
 
+const fanOutNote =
+  "a WebhookFanOut carries on after the subscription its data names (after), not to every subscription; a domain event sent here goes to every subscription of it";
+
 /**
  * Describes a target of the `webhooks` consumer: a subscription's id and the URL its deliveries are POSTed to (from
  * the store), or the fan-out. Undefined for any other target.
@@ -21,8 +24,9 @@ export async function describeWebhookTarget(
   target: ActorAddress,
 ): Promise<WebhookTarget | undefined> {
   if (target.type !== Participants.webhooks) return undefined;
-  if (target.key === OUTBOUND_KEY)
-    return { label: "webhook fan-out: the event, to every subscription of it" };
+  // Events reach the fan-out through readside/events, so what is dead-lettered here is a WebhookFanOut (fan-out.ts),
+  // or a domain event sent here directly by a version before the read side took one delivery per event.
+  if (target.key === OUTBOUND_KEY) return { label: "webhook fan-out", note: fanOutNote };
   if (!isSubscriptionId(target.key)) return undefined;
   const subscription = await store.getSubscription(target.key);
   const label = `webhook subscription ${target.key}`;
