@@ -197,6 +197,35 @@ describe("outbox relay", () => {
     expect((outbox.rows[0]?.retryAt ?? 0) - clock.now()).toBeLessThanOrEqual(1_000);
   });
 
+  test("an actor whose key selector throws partway takes none of the pass's room: the other actors send up to the bound", async () => {
+    const outbox = new MemoryOutbox();
+    for (const n of [1, 2, 3]) outbox.add("a/1", message(n));
+    for (const n of [4, 5]) outbox.add("b/1", message(n));
+    // Two deliveries an event; a/1's third event makes the selector throw, after its first two have expanded.
+    const registry = new SubscriptionRegistry([
+      subscribe({
+        event: "M",
+        actor: "audit",
+        keys: (data) => {
+          const { n } = data as { n: number };
+          if (n === 3) throw new Error("selector bug");
+          return [`x${n}`, `y${n}`];
+        },
+      }),
+    ]);
+    const sent: number[] = [];
+    const pass = await relayOnce(
+      outbox,
+      { send: async (list) => void sent.push(...list.map((e) => (e.data as { n: number }).n)) },
+      new ManualClock(),
+      { ...policy, maxDeliveries: 4 },
+      registry,
+    );
+    expect(pass).toMatchObject({ sent: 2, failed: 3 });
+    expect(sent).toEqual([4, 4, 5, 5]);
+    expect(outbox.rows.map((row) => (row.envelope.data as { n: number }).n)).toEqual([1, 2, 3]);
+  });
+
   test("a rate-limited send: no call per actor, and no retry before the queue's reset (the longest backoff at most)", async () => {
     const outbox = new MemoryOutbox();
     for (const actor of ["a/1", "b/1", "c/1"]) outbox.add(actor, message(1));

@@ -204,20 +204,24 @@ export async function relayOnce(
     try {
       const taken: OutboxRecord[] = [];
       const deliveries: Envelope[] = [];
+      // Counted against the pass once the whole group has expanded: a selector that throws partway backs the group
+      // off, and what its earlier entries would have taken stays for the other actors.
+      const left = { ...room };
       for (const entry of group) {
         const mine = subscriptions ? subscriptions.expand([entry.envelope]) : [entry.envelope];
         const bytes = mine.length * JSON.stringify(entry.envelope).length * 3;
         const first = ready.length === 0 && taken.length === 0;
-        if (!first && (mine.length > room.deliveries || bytes > room.bytes)) {
+        if (!first && (mine.length > left.deliveries || bytes > left.bytes)) {
           full = true;
           break;
         }
         taken.push(entry);
         deliveries.push(...mine);
-        room.deliveries -= mine.length;
-        room.bytes -= bytes;
+        left.deliveries -= mine.length;
+        left.bytes -= bytes;
       }
       if (taken.length > 0) ready.push({ group: taken, deliveries });
+      Object.assign(room, left);
     } catch (error) {
       backOff(group, error, false);
     }
