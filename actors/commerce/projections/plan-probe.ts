@@ -4,6 +4,7 @@ import type { Sql } from "../../../deploy/local/broker/db.ts";
 import { TEST_DATABASE_URL } from "./testing.ts";
 
 interface PlanNode {
+  "Node Type"?: string;
   "Relation Name"?: string;
   "Actual Rows"?: number;
   "Actual Loops"?: number;
@@ -20,7 +21,8 @@ export interface PlanProbe {
   /**
    * The rows of `table` that the plans of the recorded statements naming it read (returned, thrown away by a
    * filter or an index recheck, each loop counted), in all: each statement run again under EXPLAIN ANALYZE with its
-   * own parameters; enable_seqscan left on.
+   * own parameters; enable_seqscan left on. A bitmap heap scan counts the entries its bitmap index scans found when
+   * they are more than the rows it read: two indexes ANDed may find many rows each and few together.
    */
   rowsRead(table: string): Promise<number>;
   end(): Promise<void>;
@@ -60,10 +62,28 @@ export async function planProbe(sql: Sql): Promise<PlanProbe> {
 }
 
 function read(node: PlanNode, table: string): number {
-  const own =
+  const heap =
     node["Relation Name"] === table
       ? ((node["Actual Rows"] ?? 0) + (node["Rows Removed by Filter"] ?? 0)) * (node["Actual Loops"] ?? 1) +
         (node["Rows Removed by Index Recheck"] ?? 0)
       : 0;
+  // A bitmap index scan names its index, not the table: its entries belong to the bitmap heap scan above it. One
+  // index alone finds what the heap scan then reads, so the larger is counted, not both.
+  const own =
+    node["Relation Name"] === table && node["Node Type"] === "Bitmap Heap Scan"
+      ? Math.max(heap, bitmapEntries(node))
+      : heap;
   return own + (node.Plans ?? []).reduce((sum, child) => sum + read(child, table), 0);
+}
+
+/** The index entries the bitmap index scans under a bitmap heap scan found (through BitmapAnd and BitmapOr). */
+function bitmapEntries(node: PlanNode): number {
+  return (node.Plans ?? []).reduce(
+    (sum, child) =>
+      sum +
+      (child["Node Type"] === "Bitmap Index Scan"
+        ? (child["Actual Rows"] ?? 0) * (child["Actual Loops"] ?? 1)
+        : bitmapEntries(child)),
+    0,
+  );
 }
