@@ -7,6 +7,7 @@ import {
 } from "../../actors/hosts/cloudflare/breaker-coordinator.ts";
 import { CoordinatedDependencies } from "../../actors/hosts/cloudflare/coordinated-dependencies.ts";
 import type { QueueEnv } from "../../actors/hosts/cloudflare/queue.ts";
+import { workerLogger } from "../../actors/hosts/cloudflare/worker-log.ts";
 import type { Config } from "../../shared/config/index.ts";
 import {
   asPostgresFailure,
@@ -38,13 +39,22 @@ export const workerDependencyPolicies: Record<string, Partial<DependencyPolicy>>
 
 /** The isolate's breakers. Builds objects only (no I/O), so isolateFor() may call it on the first request. */
 export function workerDependencies(env: BreakersEnv): CoordinatedDependencies {
-  const log = (line: string) => console.log(`[edgewise] ${line}`);
+  const logger = workerLogger(env);
   return new CoordinatedDependencies({
     coordinator: env.BREAKERS ? coordinatorPort(env.BREAKERS) : undefined,
     policies: workerDependencyPolicies,
+    // As a node logs its breakers (deploy/node-dependencies.ts): closing at info, opening at warn.
     onStateChange: (change) =>
-      log(`breaker ${change.name}: ${change.from} → ${change.to} (${change.reason})`),
-    log,
+      logger[change.to === "closed" ? "info" : "warn"](
+        `breaker ${change.name}: ${change.from} → ${change.to}`,
+        {
+          breaker: change.name,
+          from: change.from,
+          to: change.to,
+          reason: change.reason,
+        },
+      ),
+    log: (line, level, fields) => logger[level](line, fields),
   });
 }
 

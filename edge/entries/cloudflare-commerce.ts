@@ -36,7 +36,9 @@ import { readSchemaMarkers } from "../../shared/postgres/schema-marker.ts";
 import { type Dependencies, guardedPort, isBreakerOpen } from "../../shared/resilience/index.ts";
 import {
   boundedSecurityEvents,
+  createLogger,
   errorFields,
+  type Logger,
   type SecurityEvent,
   type SecurityEvents,
 } from "../../shared/telemetry/log/index.ts";
@@ -157,7 +159,9 @@ export class CommerceOnWorkers {
   private readonly billingPrunes: PruneSchedule = { lastAt: undefined };
   private readonly pruneSecurityEvents = securityEventPruner(
     { pruneActivity: (query) => this.onActivityLog((log) => log.pruneActivity(query)) },
-    { onError: (error) => console.error("[edgewise] security events: pruning failed", error) },
+    {
+      onError: (error) => this.logger.warn("security events: pruning failed", { error: errorFields(error) }),
+    },
   );
 
   constructor(
@@ -171,6 +175,8 @@ export class CommerceOnWorkers {
      * cache counts its lookups (`edgewise_read_cache_*`).
      */
     private readonly metrics?: EdgewiseMetrics,
+    /** The isolate's JSON logger (the gateway's, at LOG_LEVEL): pruning and billing relay failures, at warn. */
+    private readonly logger: Logger = createLogger({ level: config.LOG_LEVEL }),
   ) {
     metrics?.countBillingPayments();
     const keepMs = config.EDGEWISE_ACTIVITY_RETENTION;
@@ -179,7 +185,11 @@ export class CommerceOnWorkers {
         ? () => undefined
         : activityPruner(
             { pruneActivity: (query) => this.onActivityLog((log) => log.pruneActivity(query)) },
-            { keepMs, onError: (error) => console.error("[edgewise] activity log: pruning failed", error) },
+            {
+              keepMs,
+              onError: (error) =>
+                this.logger.warn("activity log: pruning failed", { error: errorFields(error) }),
+            },
           );
     let attemptsPrunedAt = Number.NEGATIVE_INFINITY;
     this.pruneWebhookAttempts = (now) => {
@@ -188,7 +198,8 @@ export class CommerceOnWorkers {
       const before = new Date(now - config.EDGEWISE_WEBHOOK_ATTEMPT_RETENTION);
       return this.onPostgres((sql) => new PostgresWebhookStore(sql).pruneAttempts(before)).then(
         () => undefined,
-        (error: unknown) => console.error("[edgewise] webhook attempts: pruning failed", error),
+        (error: unknown) =>
+          this.logger.warn("webhook attempts: pruning failed", { error: errorFields(error) }),
       );
     };
     let inboundPrunedAt = Number.NEGATIVE_INFINITY;
@@ -198,7 +209,8 @@ export class CommerceOnWorkers {
       const before = new Date(now - INBOUND_ID_KEEP_MS);
       return this.onPostgres((sql) => new PostgresWebhookStore(sql).pruneInbound(before)).then(
         () => undefined,
-        (error: unknown) => console.error("[edgewise] inbound webhook ids: pruning failed", error),
+        (error: unknown) =>
+          this.logger.warn("inbound webhook ids: pruning failed", { error: errorFields(error) }),
       );
     };
     // An isolate-local memory cache is unsafe here: another isolate would keep serving what this one
@@ -285,7 +297,7 @@ export class CommerceOnWorkers {
       for (let pass = 0; pass < drainPasses; pass++) {
         const { sent, failed, lastError, failedMessages } = await relay.relayOnce();
         if (lastError !== undefined) {
-          console.error(`[edgewise] billing relay: ${failed} messages will be retried`, {
+          this.logger.warn(`billing relay: ${failed} messages will be retried`, {
             ...relayFailureFields(failedMessages ?? []),
             error: errorFields(lastError),
           });
@@ -295,6 +307,7 @@ export class CommerceOnWorkers {
     };
     const system = commerceSystem({
       sql,
+      logger: this.logger,
       transport: this.transport,
       actors: this.actors,
       webhookPolicy: { resolve: resolveWithNodeDns, allowPrivate: this.config.WEBHOOKS_ALLOW_PRIVATE },
@@ -314,7 +327,7 @@ export class CommerceOnWorkers {
       // request; what fails there (or lands after the pool ended) waits for the next commit or the cron.
       afterBillingCommit: (relay) => {
         const relayed = drain(relay).catch((error) =>
-          console.error("[edgewise] billing relay after commit failed", error),
+          this.logger.warn("billing relay after commit failed", { error: errorFields(error) }),
         );
         background.push(relayed);
         ctx.waitUntil(relayed);

@@ -126,7 +126,7 @@ function isolateFor(env: Env): Isolate {
     }
     // While the broker's breaker is open, the billing relay keeps its outbox and the cron retries it.
     const guarded = guardedTransport(transport, dependencies, "broker");
-    commerce = new CommerceOnWorkers(config, url, guarded, actors, dependencies, metrics.metrics);
+    commerce = new CommerceOnWorkers(config, url, guarded, actors, dependencies, metrics.metrics, logger);
     readiness.unshift(brokerCheck(env, dependencies));
   }
   // A node says these at every start; an isolate, once, when its first request builds it (ACTOR_HOST_PREVIOUS_SECRET
@@ -136,7 +136,7 @@ function isolateFor(env: Env): Isolate {
     "METRICS_PREVIOUS_TOKEN",
     "CONSOLE_SESSION_PREVIOUS_SECRET",
   ]))
-    console.warn(`[edgewise] ${warning}`);
+    logger.warn(warning);
   isolate = {
     options,
     actorPaths: Object.keys(namespaces).map((type) => deliveryPath({ type, key: "" })),

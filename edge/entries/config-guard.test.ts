@@ -2,14 +2,15 @@
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../../shared/config/index.ts";
 import { EdgewiseError, problemContentType } from "../../shared/errors/index.ts";
+import { captureSink, createLogger } from "../../shared/telemetry/log/index.ts";
 import { configGuard } from "./config-guard.ts";
 
 const request = new Request("https://edgewise.example/v1/orders");
 
 function guarded() {
-  const logged: Array<{ line: string; fields: unknown }> = [];
-  const guard = configGuard((line, fields) => logged.push({ line, fields }));
-  return { guard, logged };
+  const capture = captureSink();
+  const guard = configGuard(createLogger({ sink: capture.sink }));
+  return { guard, logged: capture.lines };
 }
 
 describe("configGuard", () => {
@@ -35,7 +36,11 @@ describe("configGuard", () => {
       });
     }
     expect(logged).toHaveLength(1);
-    expect(logged[0]?.line).toContain("configuration is invalid");
+    expect(JSON.parse(logged[0] as string)).toMatchObject({
+      level: "error",
+      msg: "the Worker's configuration is invalid; requests get 500 until it is fixed",
+      error: { code: "config.invalid" },
+    });
     expect(JSON.stringify(logged)).not.toContain(secret);
   });
 

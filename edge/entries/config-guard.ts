@@ -5,7 +5,7 @@ import {
   isEdgewiseError,
   problemResponse,
 } from "../../shared/errors/index.ts";
-import { errorFields, maskSecrets, redact } from "../../shared/telemetry/log/redact.ts";
+import { createLogger, errorFields, type Logger, maskSecrets } from "../../shared/telemetry/log/index.ts";
 
 export interface ConfigGuard {
   /**
@@ -21,17 +21,18 @@ export interface ConfigGuard {
  * Without it, an exception out of `fetch` becomes workerd's generic HTML page (error 1101), which says nothing of
  * the cause, and every request logs it again. The configuration is the same for every request of an isolate (and
  * only a deploy changes it), so the same error is logged once per isolate. Messages name variables, never their
- * values (shared/config); they are masked again on the way out all the same.
+ * values (shared/config); they are masked again on the way out all the same. Each is one JSON line at error, as a
+ * node writes them (shared/telemetry/log: redacted); LOG_LEVEL cannot hide it (error is the highest level), and the
+ * guard needs no parsed configuration to write it.
  */
-export function configGuard(log: (line: string, fields: unknown) => void = console.error): ConfigGuard {
+export function configGuard(logger: Logger = createLogger()): ConfigGuard {
   let reported: string | undefined;
   const refused = (error: EdgewiseError | ErrorData): EdgewiseError => {
     if (reported !== error.message) {
       reported = error.message;
-      log(
-        "[edgewise] the Worker's configuration is invalid; requests get 500 until it is fixed",
-        redact(errorFields(error)),
-      );
+      logger.error("the Worker's configuration is invalid; requests get 500 until it is fixed", {
+        error: errorFields(error),
+      });
     }
     return publicConfigError(error);
   };
@@ -42,7 +43,7 @@ export function configGuard(log: (line: string, fields: unknown) => void = conso
       } catch (error) {
         const instance = new URL(request.url).pathname;
         if (isConfigError(error)) return problemResponse(refused(error), { instance });
-        log("[edgewise] request failed outside the app", redact(errorFields(error)));
+        logger.error("request failed outside the app", { error: errorFields(error) });
         return problemResponse(error, { instance });
       }
     },

@@ -5,6 +5,7 @@ import { type Envelope, parseEnvelope } from "../../../shared/envelope/index.ts"
 import { type ErrorData, EdgewiseError, toEdgewiseError } from "../../../shared/errors/index.ts";
 import { contextFromTraceparent, withContext } from "../../../shared/telemetry/trace/index.ts";
 import { errorFields } from "../../../shared/telemetry/log/redact.ts";
+import type { LogLevel } from "../../../shared/telemetry/log/levels.ts";
 import {
   type ActorAddress,
   ActorInstance,
@@ -27,6 +28,7 @@ import { CommitQueue } from "./group-commit.ts";
 import { DurableActorStore } from "./storage.ts";
 import { type IsolateMetrics, isolateMetrics } from "./metrics.ts";
 import { type WorkerTracing, workerTracing } from "./tracing.ts";
+import { workerLogger } from "./worker-log.ts";
 
 export interface DurableActorOptions<Env> {
   /**
@@ -50,8 +52,9 @@ export interface DurableActorOptions<Env> {
    */
   turnTimeoutMs?: number;
   /**
-   * Reports failures of alarm work (relay, timers); defaults to console.error. `fields` says what failed: a relay
-   * pass's message ids and actors (`relayFailureFields`).
+   * Reports failures of alarm work (relay, timers) and turns that failed with a 5xx; defaults to the isolate's JSON
+   * logger (worker-log.ts: warn for what is retried, error for the rest). `fields` says what failed: a relay pass's
+   * message ids and actors (`relayFailureFields`).
    */
   onBackgroundError?: (what: string, error: unknown, fields?: Record<string, unknown>) => void;
 }
@@ -91,10 +94,6 @@ export function durableActor<Env = unknown>(
 ) {
   const clock = options.clock ?? systemClock;
   const relayPolicy = options.relayPolicy ?? defaultRelayPolicy;
-  const report =
-    options.onBackgroundError ??
-    ((what: string, error: unknown, fields?: Record<string, unknown>) =>
-      console.error(`[edgewise] ${what}`, { ...fields, error: errorFields(error) }));
 
   return class DurableActor extends DurableObject<Env> implements DurableActorRpc {
     private readonly definition: AnyActorDefinition;
@@ -112,9 +111,21 @@ export function durableActor<Env = unknown>(
     private instance: ActorInstance | undefined;
     /** The alarm as last set by this object; null when none is pending. */
     private alarmAt: number | null = null;
+    /** Where failures go: `onBackgroundError`, else one JSON line at `level` (the node's host logs the same). */
+    private readonly report: (
+      what: string,
+      error: unknown,
+      fields?: Record<string, unknown>,
+      level?: LogLevel,
+    ) => void;
 
     constructor(ctx: DurableObjectState, env: Env) {
       super(ctx, env);
+      const logger = workerLogger(env).child({ component: "durable-object" });
+      this.report =
+        options.onBackgroundError ??
+        ((what, error, fields, level = "warn") =>
+          logger[level](what, { ...fields, error: errorFields(error) }));
       this.definition = typeof definition === "function" ? definition(env) : definition;
       // As a node reads them (a bad value is `config.invalid`, which every call of this object then answers).
       this.retentionMs = options.inboxRetentionMs ?? settingFromEnv(env, "EDGEWISE_INBOX_RETENTION");
@@ -181,7 +192,7 @@ export function durableActor<Env = unknown>(
         if (this.transport) {
           const pass = await relayOnce(this.store, this.transport, clock, relayPolicy, this.subscriptions);
           if (pass.lastError !== undefined) {
-            report(
+            this.report(
               `relay: ${pass.failed} messages will be retried`,
               pass.lastError,
               relayFailureFields(pass.failedMessages ?? []),
@@ -195,7 +206,7 @@ export function durableActor<Env = unknown>(
         // alarm set to the time of the one running once it returns, and the work would then wait for a later commit.
         this.rearm(clock.now() + 1);
       } catch (error) {
-        report("alarm pass failed", error);
+        this.report("alarm pass failed", error, {}, "error");
         this.rearm(clock.now() + relayPolicy.baseDelayMs);
       }
     }
@@ -220,7 +231,13 @@ export function durableActor<Env = unknown>(
         const failure = toEdgewiseError(error);
         // Only the code and message cross RPC: the cause (a handler's own error) is reported here (the default
         // report logs it redacted), or it would be seen nowhere.
-        if (failure.status >= 500) report(`${this.definition.type} turn failed: ${failure.code}`, error);
+        if (failure.status >= 500)
+          this.report(
+            `${this.definition.type} turn failed: ${failure.code}`,
+            error,
+            this.instance ? { actor: this.instance.address } : {},
+            "error",
+          );
         return { ok: false, error: failure.toJSON() };
       }
     }
@@ -260,7 +277,14 @@ export function durableActor<Env = unknown>(
             const attempts = timer.attempts + 1;
             const at = clock.now() + retryDelay(attempts, relayPolicy);
             this.store.retryTimer(timer.id, timer.envelope.id, at, attempts);
-            report(`timer ${timer.id} on ${instance.address.type}/${instance.address.key} failed`, error);
+            this.report(
+              `timer ${timer.id} on ${instance.address.type}/${instance.address.key} failed`,
+              error,
+              {
+                actor: instance.address,
+                timer: timer.id,
+              },
+            );
           }
         }),
       );

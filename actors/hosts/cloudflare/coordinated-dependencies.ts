@@ -19,6 +19,8 @@ import {
   reportedReasons,
   type SharedView,
 } from "./breaker-shared.ts";
+import { errorFields } from "../../../shared/telemetry/log/redact.ts";
+import { workerLogger } from "./worker-log.ts";
 
 /** Where the shared state lives: the BreakerCoordinator Durable Object in production, a fake in unit tests. */
 export interface BreakerCoordinatorPort {
@@ -48,7 +50,8 @@ export interface CoordinatedDependenciesOptions extends DependenciesOptions {
   coordination?: CoordinationOptions;
   /** This isolate's id in reports and permits. Default: a random UUID. */
   isolate?: string;
-  log?: (line: string) => void;
+  /** Where the coordinator's reachability is reported. Default: the isolate's JSON logger (worker-log.ts). */
+  log?: (line: string, level: "info" | "warn", fields: Record<string, unknown>) => void;
 }
 
 /** `ctx.waitUntil`, bound: how a sync outlives the request that started it. */
@@ -128,7 +131,7 @@ export class CoordinatedDependencies extends Dependencies {
   private readonly clock: Clock;
   private readonly settings: Required<CoordinationOptions>;
   private readonly dependencyPolicies: DependenciesOptions["policies"];
-  private readonly log: (line: string) => void;
+  private readonly log: NonNullable<CoordinatedDependenciesOptions["log"]>;
   /** Set while an answer is applied: those transitions are the coordinator's, not evidence to report. */
   private applying = false;
 
@@ -145,7 +148,7 @@ export class CoordinatedDependencies extends Dependencies {
     this.clock = base.clock ?? systemClock;
     this.dependencyPolicies = base.policies;
     this.isolate = isolate ?? crypto.randomUUID();
-    this.log = log ?? ((line) => console.log(`[edgewise] ${line}`));
+    this.log = log ?? ((line, level, fields) => workerLogger()[level](line, fields));
     this.settings = {
       syncIntervalMs: coordination?.syncIntervalMs ?? 5_000,
       syncTimeoutMs: coordination?.syncTimeoutMs ?? 2_000,
@@ -287,7 +290,8 @@ export class CoordinatedDependencies extends Dependencies {
     try {
       const view = await withTimeout(() => coordinator.sync(link.name, report), this.settings.syncTimeoutMs);
       if (attempt !== link.attempt) return;
-      if (link.failures > 0) this.log(`breaker ${link.name}: coordinator reachable again`);
+      if (link.failures > 0)
+        this.log(`breaker ${link.name}: coordinator reachable again`, "info", { breaker: link.name });
       link.failures = 0;
       link.syncs += 1;
       link.reported = completed;
@@ -302,7 +306,14 @@ export class CoordinatedDependencies extends Dependencies {
       link.nextSyncAt = this.clock.now() + this.settings.syncIntervalMs;
       if (link.failures === 1) {
         const why = error instanceof Error ? error.message : String(error);
-        this.log(`breaker ${link.name}: coordinator unreachable (${why}); this isolate's breaker runs alone`);
+        this.log(
+          `breaker ${link.name}: coordinator unreachable (${why}); this isolate's breaker runs alone`,
+          "warn",
+          {
+            breaker: link.name,
+            error: errorFields(error),
+          },
+        );
       }
     } finally {
       if (attempt === link.attempt) link.inFlightSince = undefined;

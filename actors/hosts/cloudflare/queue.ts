@@ -4,6 +4,7 @@ import { guardedTransport } from "../../runtime/guarded.ts";
 import type { Transport } from "../../runtime/transport.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { settingFromEnv } from "./env-settings.ts";
+import { workerLogger } from "./worker-log.ts";
 import { Dependencies } from "../../../shared/resilience/index.ts";
 
 /**
@@ -69,9 +70,11 @@ export function relayTransportFromEnv(env: QueueEnv): Transport | undefined {
   if (!transport) return undefined;
   // The default policy: a 5 s timeout, as the node's broker breaker has.
   relayDependencies ??= new Dependencies({
+    // As a node logs its breakers (deploy/node-dependencies.ts): closing at info, opening at warn.
     onStateChange: (change) =>
-      console.log(
-        `[edgewise] relay breaker ${change.name}: ${change.from} → ${change.to} (${change.reason})`,
+      workerLogger(env)[change.to === "closed" ? "info" : "warn"](
+        `relay breaker ${change.name}: ${change.from} → ${change.to}`,
+        { breaker: change.name, from: change.from, to: change.to, reason: change.reason },
       ),
   });
   return guardedTransport(transport, relayDependencies, "broker");

@@ -4,7 +4,9 @@ import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { errorFields } from "../../../shared/telemetry/log/redact.ts";
 import { type OtlpTarget, postSpans } from "./otlp-json.ts";
+import { workerLogger } from "./worker-log.ts";
 
 /** At most this many spans wait for an export; more are dropped (and counted in the next report). */
 const maxBuffered = 4096;
@@ -48,8 +50,9 @@ class BufferingProcessor implements SpanProcessor {
     const now = Date.now();
     if (now - this.reportedAt < reportEveryMs) return;
     this.reportedAt = now;
-    const reason = error instanceof Error ? error.message : String(error);
-    console.error(`[edgewise] trace export failed, ${this.dropped} spans dropped so far: ${reason}`);
+    // A warning, as a node's failed trace write is: requests are served all the same. The isolate's logger (its
+    // level set by the gateway or object that turned tracing on).
+    workerLogger().warn("trace export failed", { dropped: this.dropped, error: errorFields(error) });
   }
 }
 

@@ -1,0 +1,134 @@
+// Workers write the node's JSON lines beyond the gateway too: a Durable Object's relay and the config guard, under wrangler dev.
+import { expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { HttpDriver } from "../conformance/http-driver.ts";
+import { startProcess } from "../e2e/process.ts";
+import { freePort, wranglerDev, wranglerEnv } from "../support/wrangler.ts";
+
+const root = join(import.meta.dir, "../..");
+
+/**
+ * wrangler dev renders a console.warn or console.error call for a terminal: colours and a `▲ [WARNING]` or
+ * `✘ [ERROR]` mark before what the Worker wrote (Workers Logs keeps the call's text and its level instead).
+ */
+const colour = new RegExp(`${String.fromCharCode(27)}\\[[\\d;]*m`, "g");
+const unmarked = (line: string) =>
+  line
+    .replace(colour, "")
+    .trim()
+    .replace(/^[✘▲] \[(?:ERROR|WARNING)\] /u, "");
+
+/** The JSON records among a process's output lines; any other line is left out (wrangler's own, say). */
+function records(output: string): Array<Record<string, unknown>> {
+  return output
+    .split("\n")
+    .map(unmarked)
+    .filter((line) => line.startsWith("{"))
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/** wrangler relays workerd's lines a while after they are written: wait for one that matches. */
+async function waitForLine(
+  output: () => string,
+  match: (line: string) => boolean,
+  what: string,
+): Promise<string> {
+  for (const deadline = Date.now() + 20_000; Date.now() < deadline; await Bun.sleep(100)) {
+    const found = output()
+      .split("\n")
+      .find((line) => match(line));
+    if (found !== undefined) return found.trim();
+  }
+  throw new Error(`no ${what} in the Worker's output:\n${output().slice(-3_000)}`);
+}
+
+test("a Durable Object's failed relay is one JSON warn line: the node's fields, message ids, no token", async () => {
+  const persistTo = mkdtempSync(join(tmpdir(), "edgewise-logs-workerd-"));
+  // A broker that is not there: the counter's relay fails and its Durable Object reports it.
+  const token = `qstash-token-${crypto.randomUUID()}`;
+  const port = freePort();
+  const worker = await HttpDriver.start({
+    name: "workerd",
+    cwd: root,
+    command: () =>
+      wranglerDev({
+        config: "test/messaging/cloudflare/wrangler.toml",
+        port,
+        persistTo,
+        vars: {
+          QSTASH_URL: `http://127.0.0.1:${freePort()}`,
+          QSTASH_TOKEN: token,
+          PUBLIC_URL: `http://127.0.0.1:${port}`,
+        },
+      }),
+    readyPattern: /Ready on https?:\/\/[\w.]+:(\d+)/,
+    processGroup: true,
+    env: wranglerEnv,
+    startTimeoutMs: 25_000,
+  });
+  try {
+    const outcome = await worker.ask("counter", "logs-producer", "SendTo", { key: "logs-target", count: 1 });
+    expect(outcome.ok).toBe(true);
+    const ids = (outcome.ok ? (outcome.reply as { ids: string[] }).ids : []) as string[];
+    const line = await waitForLine(
+      () => worker.log,
+      (text) => text.includes("messages will be retried"),
+      "relay line",
+    );
+    const record = records(line)[0];
+    expect(Object.keys(record ?? {}).slice(0, 3)).toEqual(["time", "level", "msg"]);
+    expect(record).toMatchObject({
+      level: "warn",
+      msg: "relay: 1 messages will be retried",
+      component: "durable-object",
+      message_ids: ids,
+      message_count: 1,
+      error: { message: expect.any(String) },
+    });
+    expect(worker.log).not.toContain(token);
+    expect(worker.log).not.toContain("[edgewise] relay");
+  } finally {
+    await worker.close();
+    rmSync(persistTo, { recursive: true, force: true });
+  }
+}, 90_000);
+
+test("the config guard's line is one JSON error line naming the variable, never its value", async () => {
+  const persistTo = mkdtempSync(join(tmpdir(), "edgewise-logs-workerd-"));
+  const secret = "short-secret-value";
+  const server = await startProcess(
+    wranglerDev({ persistTo, vars: { JWT_SECRET: secret, LOG_LEVEL: "error" } }),
+    {
+      cwd: root,
+      env: wranglerEnv,
+      pattern: /Ready on (https?:\/\/[\w.]+:\d+)/,
+    },
+  );
+  try {
+    expect((await fetch(`${server.match}/healthz`)).status).toBe(500);
+    const line = await waitForLine(
+      server.output,
+      (text) => text.includes("configuration is invalid"),
+      "guard line",
+    );
+    const record = records(line)[0];
+    expect(Object.keys(record ?? {}).slice(0, 3)).toEqual(["time", "level", "msg"]);
+    expect(record).toMatchObject({
+      level: "error",
+      msg: "the Worker's configuration is invalid; requests get 500 until it is fixed",
+      error: { code: "config.invalid", message: expect.stringContaining("JWT_SECRET") },
+    });
+    expect(server.output()).not.toContain(secret);
+  } finally {
+    await server.kill();
+    rmSync(persistTo, { recursive: true, force: true });
+  }
+}, 90_000);
