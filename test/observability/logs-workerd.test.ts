@@ -101,6 +101,54 @@ test("a Durable Object's failed relay is one JSON warn line: the node's fields, 
   }
 }, 90_000);
 
+test("a Durable Object honours LOG_LEVEL: at error, a failed turn is written and a retried relay is not", async () => {
+  const persistTo = mkdtempSync(join(tmpdir(), "edgewise-logs-workerd-"));
+  const port = freePort();
+  const worker = await HttpDriver.start({
+    name: "workerd",
+    cwd: root,
+    command: () =>
+      wranglerDev({
+        config: "test/messaging/cloudflare/wrangler.toml",
+        port,
+        persistTo,
+        vars: {
+          QSTASH_URL: `http://127.0.0.1:${freePort()}`,
+          QSTASH_TOKEN: `qstash-token-${crypto.randomUUID()}`,
+          PUBLIC_URL: `http://127.0.0.1:${port}`,
+          LOG_LEVEL: "error",
+        },
+      }),
+    readyPattern: /Ready on https?:\/\/[\w.]+:(\d+)/,
+    processGroup: true,
+    env: wranglerEnv,
+    startTimeoutMs: 25_000,
+  });
+  try {
+    const sent = await worker.ask("counter", "quiet-producer", "SendTo", { key: "quiet-target", count: 1 });
+    expect(sent.ok).toBe(true);
+    await Bun.sleep(1_000); // the relay pass after the commit fails (a warning, below LOG_LEVEL)
+    const failed = await worker.ask("counter", "quiet-failing", "FailAfterEffects", {});
+    expect(failed.ok).toBe(false);
+    // Lines reach wrangler's output in the order written: once the turn's error line is there, so is any earlier one.
+    const line = await waitForLine(
+      () => worker.log,
+      (text) => text.includes("turn failed"),
+      "turn failed line",
+    );
+    expect(records(line)[0]).toMatchObject({
+      level: "error",
+      msg: "counter turn failed: actor.handler_failed",
+      component: "durable-object",
+      actor: "counter/quiet-failing",
+    });
+    expect(worker.log).not.toContain("messages will be retried");
+  } finally {
+    await worker.close();
+    rmSync(persistTo, { recursive: true, force: true });
+  }
+}, 90_000);
+
 test("the config guard's line is one JSON error line naming the variable, never its value", async () => {
   const persistTo = mkdtempSync(join(tmpdir(), "edgewise-logs-workerd-"));
   const secret = "short-secret-value";
