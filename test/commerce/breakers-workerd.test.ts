@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Started, startProcess } from "../e2e/process.ts";
-import { freePort, wranglerDev, wranglerEnv } from "../support/wrangler.ts";
+import { freePort, wranglerDev, wranglerEnv, wranglerRecords } from "../support/wrangler.ts";
 
 const root = join(import.meta.dir, "../..");
 const persistTo = mkdtempSync(join(tmpdir(), "edgewise-breakers-workerd-"));
@@ -110,5 +110,13 @@ test("a new isolate learns the trip from the coordinator: it fails fast after on
   }
   // Alone it would take five failures; the first call made the breaker, whose first sync brought the trip.
   expect(codes).toEqual(["unavailable", "breaker.open"]);
-  expect(worker.output()).toContain("breaker postgres: closed → open (coordinated)");
+  // The Worker's JSON line, as a node logs a breaker opening: at warn, the reason a field.
+  expect(wranglerRecords(worker.output())).toContainEqual(
+    expect.objectContaining({
+      level: "warn",
+      msg: "breaker postgres: closed → open",
+      breaker: "postgres",
+      reason: "coordinated",
+    }),
+  );
 }, 60_000);

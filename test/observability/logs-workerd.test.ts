@@ -1,39 +1,13 @@
-// Workers write the node's JSON lines beyond the gateway too: a Durable Object's relay and the config guard, under wrangler dev.
+// Workers write the node's JSON lines beyond the gateway: a Durable Object's and the config guard's, under wrangler dev.
 import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HttpDriver } from "../conformance/http-driver.ts";
 import { startProcess } from "../e2e/process.ts";
-import { freePort, wranglerDev, wranglerEnv } from "../support/wrangler.ts";
+import { freePort, wranglerDev, wranglerEnv, wranglerRecords as records } from "../support/wrangler.ts";
 
 const root = join(import.meta.dir, "../..");
-
-/**
- * wrangler dev renders a console.warn or console.error call for a terminal: colours and a `▲ [WARNING]` or
- * `✘ [ERROR]` mark before what the Worker wrote (Workers Logs keeps the call's text and its level instead).
- */
-const colour = new RegExp(`${String.fromCharCode(27)}\\[[\\d;]*m`, "g");
-const unmarked = (line: string) =>
-  line
-    .replace(colour, "")
-    .trim()
-    .replace(/^[✘▲] \[(?:ERROR|WARNING)\] /u, "");
-
-/** The JSON records among a process's output lines; any other line is left out (wrangler's own, say). */
-function records(output: string): Array<Record<string, unknown>> {
-  return output
-    .split("\n")
-    .map(unmarked)
-    .filter((line) => line.startsWith("{"))
-    .flatMap((line) => {
-      try {
-        return [JSON.parse(line) as Record<string, unknown>];
-      } catch {
-        return [];
-      }
-    });
-}
 
 /** wrangler relays workerd's lines a while after they are written: wait for one that matches. */
 async function waitForLine(

@@ -1,4 +1,4 @@
-// Starting `wrangler dev` from tests and benches: a free loopback port, and the one command line they share.
+// Starting `wrangler dev` from tests and benches: a free port, the one command line, and the JSON lines it relays.
 import { join, resolve } from "node:path";
 
 const root = resolve(import.meta.dir, "../..");
@@ -43,3 +43,29 @@ export function wranglerDev(options: WranglerDevOptions): string[] {
 
 /** The environment wrangler needs in tests: no metrics, no colours, CI mode. */
 export const wranglerEnv = { CI: "true", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" };
+
+/**
+ * wrangler dev renders a console.warn or console.error call for a terminal: colours and a `▲ [WARNING]` or
+ * `✘ [ERROR]` mark before what the Worker wrote (Workers Logs keeps the call's text and its level instead).
+ */
+const colour = new RegExp(`${String.fromCharCode(27)}\\[[\\d;]*m`, "g");
+const unmarked = (line: string) =>
+  line
+    .replace(colour, "")
+    .trim()
+    .replace(/^[✘▲] \[(?:ERROR|WARNING)\] /u, "");
+
+/** The JSON records among a process's output lines; any other line is left out (wrangler's own, say). */
+export function wranglerRecords(output: string): Array<Record<string, unknown>> {
+  return output
+    .split("\n")
+    .map(unmarked)
+    .filter((line) => line.startsWith("{"))
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+}
