@@ -1,4 +1,5 @@
 // The node's breakers and timeouts, one per remote dependency (shared/resilience); /readyz and /metrics show them.
+import { brokerDependencyPolicy } from "../actors/queue/qstash-rate-limit.ts";
 import {
   Dependencies,
   type DependencyPolicy,
@@ -18,7 +19,8 @@ export const nodeDependencyPolicies: Record<string, Partial<DependencyPolicy>> =
   postgres: { timeoutMs: 5_000, breaker: { isFailure: sqlIsFailure }, mapError: asPostgresFailure },
   // An error reply (NOSCRIPT after Redis lost its scripts, WRONGTYPE) is Redis answering, not failing.
   redis: { timeoutMs: 500, breaker: { isFailure: redisIsFailure } },
-  broker: { timeoutMs: 5_000 },
+  // A 429 (the queue's limit spent) is the queue answering; the relay waits for its reset.
+  broker: brokerDependencyPolicy,
   "actor-host": { timeoutMs: 10_000 },
   webhook: { timeoutMs: 10_000 },
 };

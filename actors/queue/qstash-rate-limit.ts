@@ -1,5 +1,6 @@
 // QStash's 429: the SDK's rate-limit errors, raised as its HttpClient raises them, and how long each asks to wait.
 import { QstashChatRatelimitError, QstashDailyRatelimitError, QstashRatelimitError } from "@upstash/qstash";
+import { type DependencyPolicy, defaultIsFailure } from "../../shared/resilience/index.ts";
 import { retryAfterMs } from "./retry-policy.ts";
 
 /**
@@ -56,3 +57,28 @@ export function rateLimitWaitMs(error: unknown, now: number): number | undefined
   const at = value >= 1e12 ? value : value * 1000;
   return Math.max(0, Math.ceil(at - now));
 }
+
+/** Whether an error is QStash's 429 (any of the SDK's three rate-limit errors, as `rateLimitError` raises them). */
+export function isRateLimited(error: unknown): boolean {
+  return (
+    error instanceof QstashRatelimitError ||
+    error instanceof QstashDailyRatelimitError ||
+    error instanceof QstashChatRatelimitError
+  );
+}
+
+/**
+ * The `isFailure` of the broker's breaker: a 429 is the queue answering that a limit is spent (a daily one may last
+ * hours), not the queue failing. The relay already waits for its reset (`Transport.retryAfterMs`) with every message
+ * kept in the outbox; counted as failures, a few of them opened the breaker, which then refused the node's other
+ * calls to the broker (the console's) and showed the broker as open in /readyz and /metrics though it answers.
+ */
+export function brokerIsFailure(error: unknown): boolean {
+  return !isRateLimited(error) && defaultIsFailure(error);
+}
+
+/** The broker's timeout and breaker, one object for a node's and a Worker's policies alike. */
+export const brokerDependencyPolicy: Partial<DependencyPolicy> = {
+  timeoutMs: 5_000,
+  breaker: { isFailure: brokerIsFailure },
+};

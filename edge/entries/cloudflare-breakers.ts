@@ -8,6 +8,7 @@ import {
 import { CoordinatedDependencies } from "../../actors/hosts/cloudflare/coordinated-dependencies.ts";
 import type { QueueEnv } from "../../actors/hosts/cloudflare/queue.ts";
 import { workerLogger } from "../../actors/hosts/cloudflare/worker-log.ts";
+import { brokerDependencyPolicy } from "../../actors/queue/qstash-rate-limit.ts";
 import type { Config } from "../../shared/config/index.ts";
 import {
   asPostgresFailure,
@@ -33,7 +34,8 @@ export const workerDependencyPolicies: Record<string, Partial<DependencyPolicy>>
   postgres: { timeoutMs: 5_000, breaker: { isFailure: sqlIsFailure }, mapError: asPostgresFailure },
   // An error reply (NOSCRIPT after Redis lost its scripts, WRONGTYPE) is Redis answering, not failing.
   redis: { timeoutMs: 500, breaker: { isFailure: redisIsFailure } },
-  broker: { timeoutMs: 5_000 },
+  // A 429 (the queue's limit spent) is the queue answering; the relay waits for its reset.
+  broker: brokerDependencyPolicy,
   webhook: { timeoutMs: 10_000 },
 };
 

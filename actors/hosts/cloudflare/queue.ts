@@ -1,5 +1,6 @@
 // The queue on Workers, from the Worker's environment: the QStash transport for the relay, the delivery endpoint's keys.
 import { deliveryPath, QStashTransport } from "../../queue/qstash-transport.ts";
+import { brokerDependencyPolicy } from "../../queue/qstash-rate-limit.ts";
 import { guardedTransport } from "../../runtime/guarded.ts";
 import type { Transport } from "../../runtime/transport.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
@@ -68,8 +69,9 @@ let relayDependencies: Dependencies | undefined;
 export function relayTransportFromEnv(env: QueueEnv): Transport | undefined {
   const transport = qstashTransportFromEnv(env);
   if (!transport) return undefined;
-  // The default policy: a 5 s timeout, as the node's broker breaker has.
+  // The node's broker policy: a 5 s timeout, and a 429 (the queue's limit spent) not counted as a failure.
   relayDependencies ??= new Dependencies({
+    policies: { broker: brokerDependencyPolicy },
     // As a node logs its breakers (deploy/node-dependencies.ts): closing at info, opening at warn.
     onStateChange: (change) =>
       workerLogger(env)[change.to === "closed" ? "info" : "warn"](
