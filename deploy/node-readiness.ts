@@ -1,4 +1,5 @@
 // What /readyz checks on a node: Postgres, the broker, a gateway's actor host, the data dir, and Redis.
+import type { Transport } from "../actors/runtime/transport.ts";
 import type { DependencyCheck } from "../edge/routes/health.ts";
 import { type Dependencies, redisCheckReason } from "../shared/resilience/index.ts";
 import { dataDirCheck } from "./data-dir-check.ts";
@@ -18,6 +19,8 @@ export interface NodeReadinessParts {
   /** REDIS_KEY_PREFIX: the probe reads a key of it, which a Redis user limited to the prefix's keys may read. */
   redisKeyPrefix: string;
   dependencies: Dependencies;
+  /** The relays' transport to the broker: /readyz shows until when the queue's limit is spent, if it said so. */
+  transport: Transport;
 }
 
 /** The node's own checks; an extension adds its own after them. */
@@ -37,6 +40,8 @@ export function nodeReadiness(parts: NodeReadinessParts): DependencyCheck[] {
       name: "broker",
       critical: true,
       breaker: () => dependencies.state("broker"),
+      // A 429 to a publish is the queue pacing us, not down (brokerIsFailure): shown, and still ready.
+      rateLimitedUntil: () => parts.transport.rateLimitedUntil?.(),
       check: async (signal) => {
         const response = await queueFetch(`${queue.url}/v2/keys`, {
           headers: { authorization: `Bearer ${queue.token}` },

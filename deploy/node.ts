@@ -180,6 +180,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
     redis: rateLimit,
     redisKeyPrefix: config.REDIS_KEY_PREFIX,
     dependencies,
+    transport,
   });
   const extension: NodeExtension = options.extend
     ? await options.extend({

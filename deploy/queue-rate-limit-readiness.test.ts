@@ -1,4 +1,4 @@
-// A node whose queue answers 429 (its limit spent) stays ready: the broker's breaker takes the 429 as an answer.
+// A queue answering 429 (its limit spent): the broker breaker stays closed, /readyz ready, and says until when.
 import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,14 +17,19 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A QStash stand-in whose daily limit is spent for an hour: every publish is Upstash's daily-limit 429. */
+/** A QStash stand-in whose daily limit is spent for an hour (every publish Upstash's daily-limit 429) until `lift`. */
 function limitedQueue() {
   const resetAt = Math.floor(Date.now() / 1000) + 3_600;
+  const state = { limited: true };
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
-    fetch(request) {
+    async fetch(request) {
       if (new URL(request.url).pathname === "/v2/keys") return Response.json({});
+      if (!state.limited) {
+        const batch = (await request.json()) as unknown[];
+        return Response.json(batch.map((_, n) => ({ messageId: `msg_${n}` })));
+      }
       return new Response("daily limit exceeded", {
         status: 429,
         headers: { "RateLimit-Limit": "500", "RateLimit-Remaining": "0", "RateLimit-Reset": String(resetAt) },
@@ -32,7 +37,13 @@ function limitedQueue() {
     },
   });
   cleanups.push(() => server.stop(true));
-  return { url: `http://127.0.0.1:${server.port}`, resetAt };
+  return {
+    url: `http://127.0.0.1:${server.port}`,
+    resetAt,
+    lift: () => {
+      state.limited = false;
+    },
+  };
 }
 
 test("429s from the queue leave the broker's breaker closed, its other calls admitted, and /readyz ready", async () => {
@@ -76,16 +87,28 @@ test("429s from the queue leave the broker's breaker closed, its other calls adm
     redis: { rawRedis: undefined, rateLimitRedis: undefined },
     redisKeyPrefix: "edgewise:",
     dependencies,
+    transport,
   } as unknown as NodeReadinessParts;
   const app = new Hono().route("/", healthRoutes({ checks: nodeReadiness(parts) }));
   const response = await app.request("/readyz");
   const body = (await response.json()) as {
     status: string;
-    dependencies: Record<string, { ok: boolean; breaker?: string }>;
+    dependencies: Record<string, { ok: boolean; breaker?: string; rateLimitedUntil?: string }>;
   };
   expect(response.status).toBe(200);
   expect(body.status).toBe("ready");
-  expect(body.dependencies.broker).toMatchObject({ ok: true, breaker: "closed" });
+  // Visible all the same: until when the queue's limit is spent, as its last 429 said.
+  expect(body.dependencies.broker).toMatchObject({
+    ok: true,
+    breaker: "closed",
+    rateLimitedUntil: new Date(queue.resetAt * 1000).toISOString(),
+  });
+
+  // Once the queue takes a publish again, /readyz says nothing of a limit.
+  queue.lift();
+  await transport.send([createEnvelope({ type: "Ping", source: "test", target: "counter/sink", data: {} })]);
+  const after = (await (await app.request("/readyz")).json()) as typeof body;
+  expect(after.dependencies.broker?.rateLimitedUntil).toBeUndefined();
 });
 
 test("a queue failing (503) still opens the broker's breaker: only the 429 is taken as an answer", async () => {

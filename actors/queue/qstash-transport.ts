@@ -53,6 +53,8 @@ export class QStashTransport implements Transport {
   private readonly batchSize: number;
   /** `deploymentTag` per delivery origin; a deployment delivers to one or two (a split one's actor host). */
   private readonly tags = new Map<string, string>();
+  /** The reset of the last 429 (see `rateLimitedUntil`), cleared by a publish the queue takes. */
+  private limitedUntil: number | undefined;
 
   constructor(private readonly options: QStashTransportOptions) {
     // The relay owns retries and backoff; the SDK's own retry loop would hide failures from it. Left unset, devMode
@@ -76,6 +78,22 @@ export class QStashTransport implements Transport {
   }
 
   async send(envelopes: Envelope[]): Promise<void> {
+    try {
+      if (await this.publish(envelopes)) this.limitedUntil = undefined;
+    } catch (error) {
+      const wait = rateLimitWaitMs(error, Date.now());
+      if (wait !== undefined) this.limitedUntil = Date.now() + wait;
+      throw error;
+    }
+  }
+
+  /** While the queue's last answer to a publish was a 429 whose reset is ahead: that reset, in ms since the epoch. */
+  rateLimitedUntil(): number | undefined {
+    return this.limitedUntil !== undefined && this.limitedUntil > Date.now() ? this.limitedUntil : undefined;
+  }
+
+  /** Whether anything went to the queue (an envelope without a target has nobody to go to). */
+  private async publish(envelopes: Envelope[]): Promise<boolean> {
     // The relay expands events into one targeted delivery per subscriber. One still without a target has no
     // subscriber (or the host has no subscription registry): there is nobody to deliver it to.
     const targeted = envelopes
@@ -103,6 +121,7 @@ export class QStashTransport implements Transport {
         });
       }
     }
+    return deliveries.length > 0;
   }
 
   /** A 429's reset, as the SDK's rate-limit error carries it: the relay waits that long before the next send. */

@@ -19,6 +19,7 @@ export function guardedTransport(
     send: (envelopes: Envelope[]) => dependencies.call(dependency, () => transport.send(envelopes)),
     availableInMs: () => dependencies.for(dependency).breaker?.reopensInMs(),
     ...(transport.retryAfterMs ? { retryAfterMs: (error) => transport.retryAfterMs?.(error) } : {}),
+    ...(transport.rateLimitedUntil ? { rateLimitedUntil: () => transport.rateLimitedUntil?.() } : {}),
   };
 }
 

@@ -19,4 +19,9 @@ export interface Transport {
    * backoff at most); undefined for any other failure.
    */
   retryAfterMs?(error: unknown): number | undefined;
+  /**
+   * While the queue's last answer to a send was such a refusal and its reset is still ahead: that reset, in ms since
+   * the epoch (/readyz shows it). Undefined otherwise, and once a send is taken.
+   */
+  rateLimitedUntil?(): number | undefined;
 }

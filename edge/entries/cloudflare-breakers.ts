@@ -9,6 +9,7 @@ import { CoordinatedDependencies } from "../../actors/hosts/cloudflare/coordinat
 import type { QueueEnv } from "../../actors/hosts/cloudflare/queue.ts";
 import { workerLogger } from "../../actors/hosts/cloudflare/worker-log.ts";
 import { brokerDependencyPolicy } from "../../actors/queue/qstash-rate-limit.ts";
+import type { Transport } from "../../actors/runtime/transport.ts";
 import type { Config } from "../../shared/config/index.ts";
 import {
   asPostgresFailure,
@@ -61,11 +62,17 @@ export function workerDependencies(env: BreakersEnv): CoordinatedDependencies {
 }
 
 /** /readyz's broker check, as on a node: the queue's API answers below 500. */
-export function brokerCheck(env: QueueEnv, dependencies: Dependencies): DependencyCheck {
+export function brokerCheck(
+  env: QueueEnv,
+  dependencies: Dependencies,
+  transport?: Transport,
+): DependencyCheck {
   return {
     name: "broker",
     critical: true,
     breaker: () => dependencies.state("broker"),
+    // Billing's relay in this isolate: until when its last publish was refused for QStash's limit (a 429).
+    rateLimitedUntil: () => transport?.rateLimitedUntil?.(),
     check: async (signal) => {
       const response = await fetch(`${(env.QSTASH_URL as string).replace(/\/+$/, "")}/v2/keys`, {
         headers: { authorization: `Bearer ${env.QSTASH_TOKEN}` },

@@ -127,7 +127,7 @@ function isolateFor(env: Env): Isolate {
     // While the broker's breaker is open, the billing relay keeps its outbox and the cron retries it.
     const guarded = guardedTransport(transport, dependencies, "broker");
     commerce = new CommerceOnWorkers(config, url, guarded, actors, dependencies, metrics.metrics, logger);
-    readiness.unshift(brokerCheck(env, dependencies));
+    readiness.unshift(brokerCheck(env, dependencies, guarded));
   }
   // A node says these at every start; an isolate, once, when its first request builds it (ACTOR_HOST_PREVIOUS_SECRET
   // is an actor host's: a Worker only signs, with ACTOR_HOST_SECRET).

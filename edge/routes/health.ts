@@ -15,6 +15,8 @@ export interface DependencyCheck {
   check(signal: AbortSignal): Promise<void>;
   /** The state of the breaker in front of it, once there is one. */
   breaker?: () => string;
+  /** Until when (ms since the epoch) it said a limit of ours is spent, while that is ahead: it answers, and paces us. */
+  rateLimitedUntil?: () => number | undefined;
   /** What a failed check means, as `reason` (default "unreachable"; "timed out" when it took too long). */
   failedAs?: string;
   /** A reason read from the check's error, before `failedAs` (Redis's reply code, e.g. "NOPERM"); undefined if none. */
@@ -115,8 +117,19 @@ export function healthRoutes(options: HealthOptions = {}) {
       const results = await currentChecks();
       const dependencies = Object.fromEntries(
         results.map(({ name, ...rest }) => {
-          const breaker = checks.find((check) => check.name === name)?.breaker?.();
-          return [name, { ...rest, ...(breaker ? { breaker } : {}) }];
+          const check = checks.find((candidate) => candidate.name === name);
+          const breaker = check?.breaker?.();
+          const limitedUntil = check?.rateLimitedUntil?.();
+          return [
+            name,
+            {
+              ...rest,
+              ...(breaker ? { breaker } : {}),
+              ...(limitedUntil === undefined
+                ? {}
+                : { rateLimitedUntil: new Date(limitedUntil).toISOString() }),
+            },
+          ];
         }),
       );
       const ready = results.every((result) => result.ok || !result.critical);

@@ -148,6 +148,11 @@ export const Readiness = v.object({
       reason: v.optional(v.string()),
       /** Its circuit breaker's state, where it has one. */
       breaker: v.optional(v.picklist(["closed", "open", "half-open"])),
+      /**
+       * Until when the dependency said a limit of ours is spent (the broker: QStash's 429 to the relay's last publish,
+       * its reset), while that is ahead. The dependency answers and the node stays ready; its messages wait in the outboxes.
+       */
+      rateLimitedUntil: v.optional(v.pipe(v.string(), v.isoTimestamp())),
     }),
   ),
 });
