@@ -106,6 +106,8 @@ export function nodeActors(parts: NodeActorsParts): NodeActors {
       { inboxRetentionMs: config.EDGEWISE_INBOX_RETENTION, redeliveryHorizonMs: horizonMs },
     );
   if (host) metrics.observeActors(() => host.stats().byType).observeOutbox(() => host.outboxBacklog());
+  // Every relay of the node (the host's, billing's) publishes through this one transport.
+  metrics.observeQueueRateLimit(() => transport.rateLimitedUntil?.());
   const remoteHost = host
     ? undefined
     : new RemoteActorHost({

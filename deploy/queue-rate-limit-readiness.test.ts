@@ -9,6 +9,7 @@ import { guardedTransport } from "../actors/runtime/index.ts";
 import { healthRoutes } from "../edge/routes/health.ts";
 import { createEnvelope } from "../shared/envelope/index.ts";
 import { Dependencies, isBreakerOpen } from "../shared/resilience/index.ts";
+import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
 import { nodeDependencyPolicies } from "./node-dependencies.ts";
 import { type NodeReadinessParts, nodeReadiness } from "./node-readiness.ts";
 
@@ -104,11 +105,21 @@ test("429s from the queue leave the broker's breaker closed, its other calls adm
     rateLimitedUntil: new Date(queue.resetAt * 1000).toISOString(),
   });
 
+  // And in /metrics: the seconds until the reset.
+  const metrics = new EdgewiseMetrics({}).observeQueueRateLimit(() => transport.rateLimitedUntil?.());
+  const limitedFor = async () => {
+    const families = await metrics.registry.collect();
+    const family = families.find(({ name }) => name === "edgewise_queue_rate_limited_seconds");
+    return (family?.points[0] as { value?: number } | undefined)?.value;
+  };
+  expect(await limitedFor()).toBeGreaterThan(3_000);
+
   // Once the queue takes a publish again, /readyz says nothing of a limit.
   queue.lift();
   await transport.send([createEnvelope({ type: "Ping", source: "test", target: "counter/sink", data: {} })]);
   const after = (await (await app.request("/readyz")).json()) as typeof body;
   expect(after.dependencies.broker?.rateLimitedUntil).toBeUndefined();
+  expect(await limitedFor()).toBe(0);
 });
 
 test("a queue failing (503) still opens the broker's breaker: only the 429 is taken as an answer", async () => {

@@ -113,6 +113,7 @@ export class EdgewiseMetrics {
   private billingOutbox: Source<OutboxBacklog> | undefined;
   private broker: Source<BrokerStats> | undefined;
   private brokerDelivered: Source<number> | undefined;
+  private queueLimitedUntil: (() => number | undefined) | undefined;
   private dependencies: Dependencies | undefined;
   private readonly caches = new Map<string, CacheStatsSource>();
 
@@ -234,6 +235,17 @@ export class EdgewiseMetrics {
       help: "Deliveries the embedded broker saw answered 2xx since it started.",
       observe: async (observe) => {
         if (this.brokerDelivered) observe(await this.brokerDelivered());
+      },
+    });
+
+    r.callbackGauge({
+      name: "edgewise_queue_rate_limited_seconds",
+      help: "Seconds until the queue's limit resets, while its last answer to a publish was a 429 saying so (QStash's daily or burst limit; 0 otherwise). The queue answers: the node stays ready and its relays wait, every message kept.",
+      unit: "s",
+      observe: (observe) => {
+        if (!this.queueLimitedUntil) return;
+        const until = this.queueLimitedUntil();
+        observe(until === undefined ? 0 : Math.max(0, (until - Date.now()) / 1000));
       },
     });
 
@@ -439,6 +451,12 @@ export class EdgewiseMetrics {
   observeBroker(stats: Source<BrokerStats>, delivered?: Source<number>): this {
     this.broker = stats;
     this.brokerDelivered = delivered;
+    return this;
+  }
+
+  /** Until when (ms since the epoch) the queue said its limit is spent (`Transport.rateLimitedUntil`). */
+  observeQueueRateLimit(limitedUntil: () => number | undefined): this {
+    this.queueLimitedUntil = limitedUntil;
     return this;
   }
 
