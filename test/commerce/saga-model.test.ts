@@ -2,7 +2,9 @@
 // on the real actors (local host, SQLite) and the real billing ledger (Postgres), with the invariants after each.
 //
 // The queue promises no order across or within actors (README, guarantee 5: a retried message arrives after later
-// ones), so any message in flight may be delivered next, each 1–3 times, now and then three at once. Runs:
+// ones), so any message in flight may be delivered next, each 1–3 times, now and then three at once; schedules lean
+// on the races that matter: a cancel made the moment its order is confirmed, what is in flight held back for later
+// messages to overtake (one in 4 or in 2 late, and stalls), nudges after waits. Runs:
 // SAGA_MODEL_RUNS (default 30, about 20 s); seed: SAGA_MODEL_SEED (fixed by default, so CI is repeatable; another
 // seed for a longer hunt). A failure prints the violations, the last deliveries, the seed and the `path` of the shrunk
 // case: SAGA_MODEL_SEED=<seed> SAGA_MODEL_PATH=<path> replays just that case.
@@ -23,13 +25,14 @@ const TIME_LIMIT_MS = Number(process.env.SAGA_MODEL_TIME_LIMIT_MS || 45_000);
 
 type Op =
   | { kind: "place"; customer: number; lines: Array<{ sku: number; quantity: number }> }
-  | { kind: "cancel"; order: number }
+  | { kind: "cancel"; order: number; race: boolean; holdBack: boolean }
   | { kind: "replace"; order: number }
   | { kind: "put"; sku: number; available: number; priceCents: number }
   | { kind: "restock"; sku: number; quantity: number }
   | { kind: "fund"; customer: number; balanceCents: number }
   | { kind: "wait"; minutes: number }
-  | { kind: "restart" };
+  | { kind: "restart" }
+  | { kind: "stall" };
 
 /** Three skus are `Put` at the start; the fourth never is (every order of it is refused until a `Put` op). */
 const SKUS = 4;
@@ -52,7 +55,18 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       }),
     }),
   },
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant("cancel" as const), order: fc.nat(20) }) },
+  // Mostly the latest order, which may still be pending. With `race`, the next order to be confirmed instead, the
+  // moment it is: its cancel goes out with its OrderConfirmed still in flight, and the two race to each actor;
+  // with `holdBack`, what is in flight then is held back a while, so that the cancel's messages overtake it.
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant("cancel" as const),
+      order: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.nat(20) }),
+      race: fc.boolean(),
+      holdBack: fc.boolean(),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("replace" as const), order: fc.nat(20) }) },
   {
     weight: 1,
@@ -85,6 +99,8 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc.record({ kind: fc.constant("wait" as const), minutes: fc.integer({ min: 10, max: 240 }) }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("restart" as const) }) },
+  // What is in flight is held back a while (a stalled partition), and what is sent next overtakes it.
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("stall" as const) }) },
 );
 
 /** Deliveries before a command: a few (the command races the saga), or enough for an order to settle first. */
@@ -105,6 +121,8 @@ const scenario = fc.record({
   steps: fc.array(fc.record({ gap, op }), { minLength: 6, maxLength: 16 }),
   /** Seeds the queue's choices: copies per message, which message next, bursts. */
   schedule: fc.integer(),
+  /** One message in this many is held back for a while, for later ones to overtake. */
+  lateOdds: fc.constantFrom(4, 2),
 });
 type Scenario = typeof scenario extends fc.Arbitrary<infer T> ? T : never;
 
@@ -134,7 +152,7 @@ async function run(plan: Scenario): Promise<void> {
     funded: new Map(),
     orders: [],
   };
-  const world = new SagaWorld(db, worldFile(dir, n), new Choices(plan.schedule));
+  const world = new SagaWorld(db, worldFile(dir, n), new Choices(plan.schedule), plan.lateOdds);
   const add = (map: Map<string, number>, key: string, by: number) => map.set(key, (map.get(key) ?? 0) + by);
   const put = async (sku: string, available: number, priceCents: number) => {
     // Read first: a sku never Put answers no `previous`, yet may hold restocked units, which the Put replaces.
@@ -147,6 +165,29 @@ async function run(plan: Scenario): Promise<void> {
     add(model.funded, customerId, balanceCents - set.previousBalanceCents);
   };
   const orderAt = (index: number) => model.orders[index % model.orders.length];
+  /** Counting back from the latest order. */
+  const recent = (back: number) => model.orders[model.orders.length - 1 - (back % model.orders.length)];
+  /** Racing cancels asked for and not yet made (each: hold back?); confirmations (`world.confirmed`) seen so far. */
+  const racing: boolean[] = [];
+  let seenConfirmed = 0;
+  /** After each delivery: the stock invariant, which holds whatever is in flight; racing cancels made. */
+  const afterStep = async (): Promise<boolean> => {
+    const broken = stockViolations(world, model);
+    if (broken.length > 0) throw new Error(broken.join("\n"));
+    let asked = false;
+    for (; seenConfirmed < world.confirmed.length; seenConfirmed++) {
+      const holdBack = racing.shift();
+      if (holdBack === undefined) continue;
+      if (holdBack) world.holdBack();
+      await world.ask("order", world.confirmed[seenConfirmed] as string, "Cancel");
+      asked = true;
+    }
+    return asked;
+  };
+  const step = async () => {
+    await world.step();
+    if (await afterStep()) await world.relay();
+  };
   const bodies = new Map<string, unknown>();
   let restocks = 0;
 
@@ -163,12 +204,17 @@ async function run(plan: Scenario): Promise<void> {
         bodies.set(orderId, body);
         break;
       }
-      case "cancel":
+      case "cancel": {
+        // A racing one waits for the next confirmation (`afterStep`); confirmations are only made by deliveries.
+        const orderId = recent(step.order);
+        if (step.race) racing.push(step.holdBack);
+        else if (orderId !== undefined) await world.ask("order", orderId, "Cancel");
+        break;
+      }
       case "replace": {
         const orderId = orderAt(step.order);
         if (orderId === undefined) break;
-        if (step.kind === "cancel") await world.ask("order", orderId, "Cancel");
-        else await world.ask("order", orderId, "Place", bodies.get(orderId));
+        await world.ask("order", orderId, "Place", bodies.get(orderId));
         break;
       }
       case "put":
@@ -190,6 +236,9 @@ async function run(plan: Scenario): Promise<void> {
       case "restart":
         await world.restart();
         break;
+      case "stall":
+        world.holdBack();
+        break;
     }
     await world.relay();
   };
@@ -200,14 +249,10 @@ async function run(plan: Scenario): Promise<void> {
     for (const [i, balance] of plan.balances.entries())
       if (balance !== null) await fund(model.customers[i] as string, balance);
     for (const { gap, op } of plan.steps) {
-      for (let g = 0; g < gap; g++) {
-        await world.step();
-        const broken = stockViolations(world, model);
-        if (broken.length > 0) throw new Error(broken.join("\n"));
-      }
+      for (let g = 0; g < gap; g++) await step();
       await apply(op);
     }
-    await world.drain();
+    await world.drain(afterStep);
     const violations = await endViolations(world, db, model);
     if (violations.length > 0) {
       const last = world.log.slice(-40);

@@ -56,6 +56,8 @@ export class SagaWorld {
   /** Steps of the queue so far: the clock of `dueAt`. */
   private steps = 0;
   private readonly firstIds = new Map<string, string>();
+  /** Orders whose OrderConfirmed was published, in that order: a racing cancel waits for the next one. */
+  readonly confirmed: string[] = [];
   /** Saga steps an order's nudge sent again under a new id (an inventory's fan-out counts once per sku). */
   resent = 0;
   /** Every delivery made, in order, for a failure's report. */
@@ -67,6 +69,8 @@ export class SagaWorld {
     private readonly db: BillingTestDatabase,
     private readonly file: string,
     private readonly choices: Choices,
+    /** One message in `lateOdds` is held back (1 in 4 unless a schedule says otherwise). */
+    private readonly lateOdds = 4,
   ) {
     this.host = this.openHost();
     this.billingRelay = new BillingOutboxRelay(db.sql, this.billingTransport, {
@@ -109,6 +113,9 @@ export class SagaWorld {
     this.seenActor = this.transport.sent.length;
     this.seenBilling = this.billingTransport.sent.length;
     for (const envelope of fresh) {
+      const orderId = (envelope.data as { orderId?: string }).orderId;
+      if (envelope.type === "OrderConfirmed" && orderId !== undefined && !this.confirmed.includes(orderId))
+        this.confirmed.push(orderId);
       if (envelope.type === "OrderPlaced" || envelope.type === "PaymentRequested") {
         const step = `${envelope.type} ${(envelope.data as { orderId: string }).orderId}`;
         const id = this.firstIds.get(step);
@@ -121,12 +128,18 @@ export class SagaWorld {
 
   /** Hands a message to the queue (at least once: 1–3 deliveries). */
   enqueue(envelope: Envelope): void {
-    const late = this.choices.next(4) === 0;
+    const late = this.choices.next(this.lateOdds) === 0;
     this.pool.push({
       envelope,
       copies: 1 + this.choices.next(3),
       dueAt: this.steps + (late ? 1 + this.choices.next(60) : 0),
     });
+  }
+
+  /** Holds back every message in flight for 1–30 more steps each (a stalled partition): later ones overtake them. */
+  holdBack(): void {
+    for (const entry of this.pool)
+      entry.dueAt = Math.max(entry.dueAt, this.steps + 1 + this.choices.next(30));
   }
 
   /**
@@ -150,14 +163,18 @@ export class SagaWorld {
     await this.relay();
   }
 
-  /** Delivers until the queue and both outboxes are empty; time skips ahead to a late message when none is due. */
-  async drain(maxSteps = 5_000): Promise<void> {
+  /**
+   * Delivers until the queue and both outboxes are empty; time skips ahead to a late message when none is due.
+   * `afterStep` runs after each step, and answers whether it asked an actor anything (whose messages then join).
+   */
+  async drain(afterStep: () => Promise<boolean> = async () => false, maxSteps = 5_000): Promise<void> {
     await this.relay();
     for (let n = 0; this.pool.length > 0; n++) {
       if (n === maxSteps) throw new Error(`the queue did not drain in ${maxSteps} steps`);
       if (this.pool.every((entry) => entry.dueAt > this.steps + 1))
         this.steps = Math.min(...this.pool.map((entry) => entry.dueAt)) - 1;
       await this.step();
+      if (await afterStep()) await this.relay();
     }
   }
 
