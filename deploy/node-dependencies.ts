@@ -4,6 +4,7 @@ import {
   Dependencies,
   type DependencyPolicy,
   asPostgresFailure,
+  logStateChange,
   redisIsFailure,
   sqlIsFailure,
 } from "../shared/resilience/index.ts";
@@ -29,15 +30,6 @@ export const nodeDependencyPolicies: Record<string, Partial<DependencyPolicy>> =
 export function nodeDependencies(logger: Logger): Dependencies {
   return new Dependencies({
     policies: nodeDependencyPolicies,
-    onStateChange: (change) =>
-      logger[change.to === "closed" ? "info" : "warn"](
-        `breaker ${change.name}: ${change.from} → ${change.to}`,
-        {
-          breaker: change.name,
-          from: change.from,
-          to: change.to,
-          reason: change.reason,
-        },
-      ),
+    onStateChange: logStateChange(logger),
   });
 }

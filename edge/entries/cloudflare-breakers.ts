@@ -17,6 +17,7 @@ import {
   redisCheckReason,
   type Dependencies,
   type DependencyPolicy,
+  logStateChange,
   sqlIsFailure,
 } from "../../shared/resilience/index.ts";
 import { upstashRestRedis } from "../middleware/rate-limit/upstash.ts";
@@ -46,17 +47,8 @@ export function workerDependencies(env: BreakersEnv): CoordinatedDependencies {
   return new CoordinatedDependencies({
     coordinator: env.BREAKERS ? coordinatorPort(env.BREAKERS) : undefined,
     policies: workerDependencyPolicies,
-    // As a node logs its breakers (deploy/node-dependencies.ts): closing at info, opening at warn.
-    onStateChange: (change) =>
-      logger[change.to === "closed" ? "info" : "warn"](
-        `breaker ${change.name}: ${change.from} → ${change.to}`,
-        {
-          breaker: change.name,
-          from: change.from,
-          to: change.to,
-          reason: change.reason,
-        },
-      ),
+    // As a node logs its breakers: closing at info, opening at warn.
+    onStateChange: logStateChange(logger),
     log: (line, level, fields) => logger[level](line, fields),
   });
 }

@@ -17,6 +17,7 @@ export { type ResilientOptions, type ResilientPolicy, resilient } from "./policy
 export { type BackoffOptions, backoffDelay, defaultRetryOn, type RetryOptions, retry } from "./retry.ts";
 export { asPostgresFailure, rolledBackForConflict, sqlIsFailure } from "./sql-failures.ts";
 export { bridgeSetupRefused, redisIsFailure, redisCheckReason, redisReplyCode } from "./redis-failures.ts";
+export { type LevelLogger, logStateChange } from "./state-change-log.ts";
 export { isTimeout, withTimeout } from "./timeout.ts";
 export type { WindowOptions } from "./window.ts";
 export {

@@ -24,10 +24,9 @@ async function waitForLine(
   throw new Error(`no ${what} in the Worker's output:\n${output().slice(-3_000)}`);
 }
 
-test("a Durable Object's failed relay is one JSON warn line: the node's fields, message ids, no token", async () => {
+/** The messaging test Worker under wrangler dev, its queue a port nobody listens on, with `vars` on top. */
+async function startWorker(vars: Record<string, string>) {
   const persistTo = mkdtempSync(join(tmpdir(), "edgewise-logs-workerd-"));
-  // A broker that is not there: the counter's relay fails and its Durable Object reports it.
-  const token = `qstash-token-${crypto.randomUUID()}`;
   const port = freePort();
   const worker = await HttpDriver.start({
     name: "workerd",
@@ -39,8 +38,9 @@ test("a Durable Object's failed relay is one JSON warn line: the node's fields, 
         persistTo,
         vars: {
           QSTASH_URL: `http://127.0.0.1:${freePort()}`,
-          QSTASH_TOKEN: token,
+          QSTASH_TOKEN: `qstash-token-${crypto.randomUUID()}`,
           PUBLIC_URL: `http://127.0.0.1:${port}`,
+          ...vars,
         },
       }),
     readyPattern: /Ready on https?:\/\/[\w.]+:(\d+)/,
@@ -48,6 +48,13 @@ test("a Durable Object's failed relay is one JSON warn line: the node's fields, 
     env: wranglerEnv,
     startTimeoutMs: 25_000,
   });
+  return { worker, persistTo };
+}
+
+test("a Durable Object's failed relay is one JSON warn line: the node's fields, message ids, no token", async () => {
+  // A broker that is not there: the counter's relay fails and its Durable Object reports it.
+  const token = `qstash-token-${crypto.randomUUID()}`;
+  const { worker, persistTo } = await startWorker({ QSTASH_TOKEN: token });
   try {
     const outcome = await worker.ask("counter", "logs-producer", "SendTo", { key: "logs-target", count: 1 });
     expect(outcome.ok).toBe(true);
@@ -76,28 +83,7 @@ test("a Durable Object's failed relay is one JSON warn line: the node's fields, 
 }, 90_000);
 
 test("a Durable Object honours LOG_LEVEL: at error, a failed turn is written and a retried relay is not", async () => {
-  const persistTo = mkdtempSync(join(tmpdir(), "edgewise-logs-workerd-"));
-  const port = freePort();
-  const worker = await HttpDriver.start({
-    name: "workerd",
-    cwd: root,
-    command: () =>
-      wranglerDev({
-        config: "test/messaging/cloudflare/wrangler.toml",
-        port,
-        persistTo,
-        vars: {
-          QSTASH_URL: `http://127.0.0.1:${freePort()}`,
-          QSTASH_TOKEN: `qstash-token-${crypto.randomUUID()}`,
-          PUBLIC_URL: `http://127.0.0.1:${port}`,
-          LOG_LEVEL: "error",
-        },
-      }),
-    readyPattern: /Ready on https?:\/\/[\w.]+:(\d+)/,
-    processGroup: true,
-    env: wranglerEnv,
-    startTimeoutMs: 25_000,
-  });
+  const { worker, persistTo } = await startWorker({ LOG_LEVEL: "error" });
   try {
     const sent = await worker.ask("counter", "quiet-producer", "SendTo", { key: "quiet-target", count: 1 });
     expect(sent.ok).toBe(true);

@@ -6,7 +6,7 @@ import type { Transport } from "../../runtime/transport.ts";
 import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { settingFromEnv } from "./env-settings.ts";
 import { workerLogger } from "./worker-log.ts";
-import { Dependencies } from "../../../shared/resilience/index.ts";
+import { Dependencies, logStateChange } from "../../../shared/resilience/index.ts";
 
 /**
  * The variables the queue reads. Non-secret ones may be `[vars]` in wrangler.toml; the token and signing keys
@@ -73,11 +73,7 @@ export function relayTransportFromEnv(env: QueueEnv): Transport | undefined {
   relayDependencies ??= new Dependencies({
     policies: { broker: brokerDependencyPolicy },
     // As a node logs its breakers (deploy/node-dependencies.ts): closing at info, opening at warn.
-    onStateChange: (change) =>
-      workerLogger(env)[change.to === "closed" ? "info" : "warn"](
-        `relay breaker ${change.name}: ${change.from} → ${change.to}`,
-        { breaker: change.name, from: change.from, to: change.to, reason: change.reason },
-      ),
+    onStateChange: logStateChange(workerLogger(env), "relay breaker"),
   });
   return guardedTransport(transport, relayDependencies, "broker");
 }
