@@ -5,6 +5,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { eventually, uniqueName } from "../commerce/client.ts";
 import { type CommerceWorker, startCommerceWorker } from "../commerce/workerd-node.ts";
+import { wranglerRecords } from "../support/wrangler.ts";
 import { expectGatewayAndTurns, hex, kindName, placeTracedOrder } from "./saga-trace.ts";
 
 const root = join(import.meta.dir, "../..");
@@ -252,18 +253,19 @@ describe("traces (workerd)", () => {
       expect(refused.headers.get("x-request-id")).toBe(tokenShaped);
       await refused.arrayBuffer();
 
-      const lines = () =>
-        worker.worker
-          .output()
-          .split("\n")
-          .filter((line) => line.startsWith("{"))
-          .map((line) => JSON.parse(line) as Record<string, unknown>)
-          .filter((line) => line.msg === "request");
+      // wranglerRecords skips a line it cannot parse: stdout and stderr arrive in chunks, interleaved, and the last
+      // line may still be on its way (a bare JSON.parse of each line failed this test in CI once).
+      const lines = () => wranglerRecords(worker.worker.output()).filter((line) => line.msg === "request");
       let server: Received | undefined;
+      // Both access lines: the 401's is written after the read's, and may reach wrangler's output later.
       await eventually(() => {
         server = received.spans.find((span) => span.traceId === traceId && span.kind === 2);
-        return server !== undefined && lines().some((line) => line.request_id === requestId);
-      }, "the read's access line and SERVER span");
+        return (
+          server !== undefined &&
+          lines().some((line) => line.request_id === requestId) &&
+          lines().some((line) => line.route === "/v1/orders" && line.status === 401)
+        );
+      }, "the read's access line, the refusal's and the read's SERVER span");
       const line = lines().find((record) => record.request_id === requestId);
       // The fields a node's access line has (edge/middleware/request-id), in the same order.
       expect(Object.keys(line ?? {})).toEqual([
