@@ -127,6 +127,19 @@ describe("inventory actor", () => {
     expectBalanced("apple");
   });
 
+  test("Put on a sku never set that a restock gave units answers those units as replaced", async () => {
+    const { ask, deliver, state, expectBalanced } = boot();
+    await deliver("pear", "Restock", { sku: "pear", quantity: 7 });
+    expect(state("pear")).toMatchObject({ exists: false, available: 7 });
+    // Before, the answer had no `previous`: the record of who set the sku did not say 7 units were replaced.
+    expect(await ask("pear", "Put", { available: 3, priceCents: 120 })).toMatchObject({
+      available: 3,
+      priceCents: 120,
+      previous: { available: 7, priceCents: 0 },
+    });
+    expectBalanced("pear");
+  });
+
   test("OrderPlaced reserves this sku's lines at the current price, and answers the order", async () => {
     const { ask, deliver, sent, record, expectBalanced } = boot();
     await ask("apple", "Put", { available: 10, priceCents: 250 });

@@ -82,7 +82,7 @@ export interface StockView {
 
 /**
  * What `Put` answers: the sku as set, and the stock and price it replaced, read in the same turn (absent for a sku
- * never set), for the record of who set it.
+ * never set that holds no units; a never-priced sku's price is 0), for the record of who set it.
  */
 export interface StockSet extends StockView {
   previous?: { available: number; priceCents: number };
@@ -118,8 +118,10 @@ export const inventoryActor = defineActor({
       if (!v.is(Sku, ctx.key))
         throw new EdgewiseError("request.invalid", "a sku is 1-128 URL-safe characters");
       const stock = ctx.state;
-      const previous = stock.exists
-        ? { available: stock.available, priceCents: stock.priceCents }
+      // A sku never set may still hold units (a restock webhook for it came first): what it replaces is said too.
+      const previous =
+        stock.exists || stock.available > 0
+          ? { available: stock.available, priceCents: stock.priceCents }
         : undefined;
       const set = () => ({ ...view(ctx), ...(previous ? { previous } : {}) });
       if (stock.exists && stock.available === data.available && stock.priceCents === data.priceCents) {
