@@ -122,7 +122,7 @@ export const inventoryActor = defineActor({
       const previous =
         stock.exists || stock.available > 0
           ? { available: stock.available, priceCents: stock.priceCents }
-        : undefined;
+          : undefined;
       const set = () => ({ ...view(ctx), ...(previous ? { previous } : {}) });
       if (stock.exists && stock.available === data.available && stock.priceCents === data.priceCents) {
         return set();
