@@ -21,6 +21,11 @@ export interface QStashTransportOptions {
    * broker's certificate (QSTASH_CA_FILE, deploy/tls.ts `caFetch`).
    */
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
+  /**
+   * Told each answer that moves `rateLimitedUntil`: a 429's reset (ms since the epoch), or undefined for a publish
+   * the queue took. On Workers, every relay of an isolate tells one `QueueLimit` (actors/hosts/cloudflare/queue-limit.ts).
+   */
+  onRateLimit?: (until: number | undefined) => void;
 }
 
 /**
@@ -79,10 +84,16 @@ export class QStashTransport implements Transport {
 
   async send(envelopes: Envelope[]): Promise<void> {
     try {
-      if (await this.publish(envelopes)) this.limitedUntil = undefined;
+      if (await this.publish(envelopes)) {
+        this.limitedUntil = undefined;
+        this.options.onRateLimit?.(undefined);
+      }
     } catch (error) {
       const wait = rateLimitWaitMs(error, Date.now());
-      if (wait !== undefined) this.limitedUntil = Date.now() + wait;
+      if (wait !== undefined) {
+        this.limitedUntil = Date.now() + wait;
+        this.options.onRateLimit?.(this.limitedUntil);
+      }
       throw error;
     }
   }

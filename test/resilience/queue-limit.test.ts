@@ -1,0 +1,123 @@
+// An isolate's QueueLimit under Bun: the real QStash transport against a loopback queue, and a port that records what
+// reaches it (the BreakerCoordinator object itself answers in test/commerce/queue-rate-limit-workerd.test.ts).
+import { afterEach, expect, test } from "bun:test";
+import {
+  limitReportingTransport,
+  QueueLimit,
+  type QueueLimitPort,
+} from "../../actors/hosts/cloudflare/queue-limit.ts";
+import { QStashTransport } from "../../actors/queue/qstash-transport.ts";
+import { createEnvelope } from "../../shared/envelope/index.ts";
+
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0)) cleanup();
+});
+
+/** A queue that takes publishes, or answers Upstash's daily-limit 429 with a reset an hour on while `limited`. */
+function queue() {
+  const resetAt = Math.floor(Date.now() / 1000) + 3_600;
+  const state = { limited: false };
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(request) {
+      if (state.limited) {
+        return new Response("daily limit exceeded", {
+          status: 429,
+          headers: {
+            "RateLimit-Limit": "500",
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": String(resetAt),
+          },
+        });
+      }
+      const batch = (await request.json()) as unknown[];
+      return Response.json(batch.map((_, n) => ({ messageId: `msg_${n}` })));
+    },
+  });
+  cleanups.push(() => server.stop(true));
+  return { url: `http://127.0.0.1:${server.port}`, resetAt, state };
+}
+
+/** What the coordinator was told, in order; `down` makes it fail. */
+function recordingPort() {
+  const reports: Array<number | undefined> = [];
+  const state = { down: false };
+  const port: QueueLimitPort = {
+    report: async (limitedForMs) => {
+      if (state.down) throw new Error("coordinator down");
+      reports.push(limitedForMs);
+    },
+    read: async () => undefined,
+  };
+  return { port, reports, state };
+}
+
+function relay(url: string, limit: QueueLimit) {
+  const transport = new QStashTransport({
+    baseUrl: url,
+    token: "t",
+    deliveryUrl: () => "http://127.0.0.1:1/_edgewise/deliver/order/o1",
+    onRateLimit: (until) => limit.observe(until),
+  });
+  const reporting = limitReportingTransport(transport, limit);
+  let n = 0;
+  const send = () =>
+    reporting
+      .send([createEnvelope({ type: "Ping", source: "test", target: "order/o1", data: { n: n++ } })])
+      .then(
+        () => "taken",
+        (error: unknown) => error,
+      );
+  return { reporting, send };
+}
+
+test("a queue that takes every publish costs the coordinator nothing", async () => {
+  const { url } = queue();
+  const { port, reports } = recordingPort();
+  const { reporting, send } = relay(url, new QueueLimit({ port }));
+  for (let i = 0; i < 20; i++) expect(await send()).toBe("taken");
+  expect(reports).toHaveLength(0);
+  expect(reporting.rateLimitedUntil?.()).toBeUndefined();
+});
+
+test("a 429 is reported once with its reset, again only when it changes, and cleared by the publish taken after it", async () => {
+  const { url, resetAt, state } = queue();
+  const { port, reports } = recordingPort();
+  const limit = new QueueLimit({ port });
+  const { reporting, send } = relay(url, limit);
+  state.limited = true;
+  for (let i = 0; i < 5; i++) expect(await send()).not.toBe("taken");
+  // One report for five refusals of the same reset: about an hour ahead.
+  expect(reports).toHaveLength(1);
+  expect(reports[0]).toBeGreaterThan(3_500_000);
+  expect(Math.abs((reports[0] as number) + Date.now() - resetAt * 1000)).toBeLessThan(2_000);
+  expect(reporting.rateLimitedUntil?.()).toBe(resetAt * 1000);
+
+  state.limited = false;
+  expect(await send()).toBe("taken");
+  expect(await send()).toBe("taken");
+  expect(reports).toStrictEqual([reports[0], undefined]);
+  expect(reporting.rateLimitedUntil?.()).toBeUndefined();
+});
+
+test("a coordinator that fails costs the relay nothing but the try: the 429 still rejects the send, and is reported later", async () => {
+  const { url, state } = queue();
+  const recording = recordingPort();
+  const lines: string[] = [];
+  const limit = new QueueLimit({ port: recording.port, log: (line) => lines.push(line) });
+  const { send } = relay(url, limit);
+  state.limited = true;
+  recording.state.down = true;
+  const refused = await send();
+  expect(refused).not.toBe("taken");
+  expect((refused as Error).message).not.toContain("coordinator down");
+  expect(await send()).not.toBe("taken");
+  // Said once per outage, not per send.
+  expect(lines).toEqual(["queue limit: coordinator unreachable; /readyz shows this isolate's own"]);
+  recording.state.down = false;
+  expect(await send()).not.toBe("taken");
+  expect(recording.reports).toHaveLength(1);
+  expect(lines.at(-1)).toBe("queue limit: coordinator reachable again");
+});
