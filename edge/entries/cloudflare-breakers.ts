@@ -7,6 +7,7 @@ import {
 } from "../../actors/hosts/cloudflare/breaker-coordinator.ts";
 import { CoordinatedDependencies } from "../../actors/hosts/cloudflare/coordinated-dependencies.ts";
 import type { QueueEnv } from "../../actors/hosts/cloudflare/queue.ts";
+import type { QueueLimit } from "../../actors/hosts/cloudflare/queue-limit.ts";
 import { workerLogger } from "../../actors/hosts/cloudflare/worker-log.ts";
 import { brokerDependencyPolicy } from "../../actors/queue/qstash-rate-limit.ts";
 import type { Transport } from "../../actors/runtime/transport.ts";
@@ -53,25 +54,45 @@ export function workerDependencies(env: BreakersEnv): CoordinatedDependencies {
   });
 }
 
-/** /readyz's broker check, as on a node: the queue's API answers below 500. */
+/**
+ * /readyz's broker check, as on a node: the queue's API answers below 500. A 429 to a publish is the queue pacing us,
+ * not down: `rateLimitedUntil` names its reset and the Worker stays ready.
+ */
 export function brokerCheck(
   env: QueueEnv,
   dependencies: Dependencies,
   transport?: Transport,
+  limit?: QueueLimit,
 ): DependencyCheck {
+  /** The latest 429 any isolate reported to the broker's coordinator (the Durable Objects' relays), read by the check. */
+  let shared: number | undefined;
   return {
     name: "broker",
     critical: true,
     breaker: () => dependencies.state("broker"),
-    // Billing's relay in this isolate: until when its last publish was refused for QStash's limit (a 429).
-    rateLimitedUntil: () => transport?.rateLimitedUntil?.(),
+    // Billing's relay in this isolate, or any isolate's relay as the coordinator last heard: until when the queue's
+    // last answer to a publish was QStash's 429.
+    rateLimitedUntil: () => {
+      const known = [transport?.rateLimitedUntil?.(), shared].filter(
+        (until): until is number => until !== undefined && until > Date.now(),
+      );
+      return known.length > 0 ? Math.max(...known) : undefined;
+    },
     check: async (signal) => {
-      const response = await fetch(`${(env.QSTASH_URL as string).replace(/\/+$/, "")}/v2/keys`, {
-        headers: { authorization: `Bearer ${env.QSTASH_TOKEN}` },
-        signal,
+      // Never rejects: an unreachable coordinator leaves the isolate's own answer.
+      const read = limit?.shared().then((until) => {
+        shared = until;
       });
-      await response.body?.cancel();
-      if (response.status >= 500) throw new Error(`broker answered ${response.status}`);
+      try {
+        const response = await fetch(`${(env.QSTASH_URL as string).replace(/\/+$/, "")}/v2/keys`, {
+          headers: { authorization: `Bearer ${env.QSTASH_TOKEN}` },
+          signal,
+        });
+        await response.body?.cancel();
+        if (response.status >= 500) throw new Error(`broker answered ${response.status}`);
+      } finally {
+        await read;
+      }
     },
   };
 }

@@ -4,8 +4,10 @@ import { DurableObjectHost, durableActor } from "../../actors/hosts/cloudflare/i
 import {
   deliveryFromEnv,
   qstashTransportFromEnv,
+  queueLimitFromEnv,
   relayTransportFromEnv,
 } from "../../actors/hosts/cloudflare/queue.ts";
+import { limitReportingTransport } from "../../actors/hosts/cloudflare/queue-limit.ts";
 import { type IsolateMetrics, isolateMetrics } from "../../actors/hosts/cloudflare/metrics.ts";
 import { type TracingEnv, workerTracing } from "../../actors/hosts/cloudflare/tracing.ts";
 import { deliveryPath } from "../../actors/queue/qstash-transport.ts";
@@ -117,7 +119,9 @@ function isolateFor(env: Env): Isolate {
   const redis = redisCheck(config, dependencies);
   const readiness: DependencyCheck[] = redis ? [redis] : [];
   if (url) {
-    const transport = qstashTransportFromEnv(env);
+    // The queue's answers to billing's relay, reported to the broker's coordinator as the objects' relays report theirs.
+    const limit = queueLimitFromEnv(env);
+    const transport = qstashTransportFromEnv(env, { onRateLimit: (until) => limit.observe(until) });
     if (!transport || !delivery) {
       throw new EdgewiseError(
         "config.invalid",
@@ -125,9 +129,10 @@ function isolateFor(env: Env): Isolate {
       );
     }
     // While the broker's breaker is open, the billing relay keeps its outbox and the cron retries it.
-    const guarded = guardedTransport(transport, dependencies, "broker");
+    const guarded = limitReportingTransport(guardedTransport(transport, dependencies, "broker"), limit);
     commerce = new CommerceOnWorkers(config, url, guarded, actors, dependencies, metrics.metrics, logger);
-    readiness.unshift(brokerCheck(env, dependencies, guarded));
+    readiness.unshift(brokerCheck(env, dependencies, guarded, limit));
+    metrics.metrics.observeQueueRateLimit(() => limit.rateLimitedUntil());
   }
   // A node says these at every start; an isolate, once, when its first request builds it (ACTOR_HOST_PREVIOUS_SECRET
   // is an actor host's: a Worker only signs, with ACTOR_HOST_SECRET).

@@ -30,7 +30,8 @@ export interface CommerceWorker {
  */
 export async function startCommerceWorker(
   name: string,
-  vars: Record<string, string> = {},
+  /** Or made from the broker (a front of it as QSTASH_URL, say), once it runs. */
+  vars: Record<string, string> | ((broker: Broker) => Record<string, string>) = {},
   /** More `wrangler dev` flags, e.g. `--test-scheduled` (GET /__scheduled runs the cron). */
   flags: string[] = [],
   /** The broker's retry backoff multiplier: 0.01 unless a test needs its real delays (1). */
@@ -82,7 +83,7 @@ export async function startCommerceWorker(
               JWT_SECRET: jwtSecret,
               RATE_LIMIT: "1000000/60s",
               WEBHOOKS_ALLOW_PRIVATE: "1",
-              ...vars,
+              ...(typeof vars === "function" ? vars(queue) : vars),
             },
             extra: flags,
           }),

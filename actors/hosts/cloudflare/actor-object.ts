@@ -136,6 +136,10 @@ export function durableActor<Env = unknown>(
       this.tracing = workerTracing(env);
       const metrics = isolateMetrics(env, "actors");
       this.metrics = metrics.pushes ? metrics : undefined;
+      // The queue's last answer to this isolate's relays (relayTransportFromEnv's is the isolate's, not the object's).
+      const transport = this.transport;
+      if (this.metrics && transport?.rateLimitedUntil)
+        this.metrics.metrics.observeQueueRateLimit(() => transport.rateLimitedUntil?.());
       this.subscriptions =
         typeof options.subscriptions === "function" ? options.subscriptions(env) : options.subscriptions;
       void ctx.blockConcurrencyWhile(async () => {

@@ -7,6 +7,12 @@ import { EdgewiseError } from "../../../shared/errors/index.ts";
 import { settingFromEnv } from "./env-settings.ts";
 import { workerLogger } from "./worker-log.ts";
 import { Dependencies, logStateChange } from "../../../shared/resilience/index.ts";
+import {
+  limitReportingTransport,
+  QueueLimit,
+  type QueueLimitNamespace,
+  queueLimitPort,
+} from "./queue-limit.ts";
 
 /**
  * The variables the queue reads. Non-secret ones may be `[vars]` in wrangler.toml; the token and signing keys
@@ -40,7 +46,7 @@ const set = (value: string | undefined): value is string => value !== undefined 
  */
 export function qstashTransportFromEnv(
   env: QueueEnv,
-  options: { retries?: number } = {},
+  options: { retries?: number; onRateLimit?: (until: number | undefined) => void } = {},
 ): QStashTransport | undefined {
   if (!set(env.QSTASH_URL)) return undefined;
   const missing = (["QSTASH_TOKEN", "PUBLIC_URL"] as const).filter((name) => !set(env[name]));
@@ -53,11 +59,28 @@ export function qstashTransportFromEnv(
     token: env.QSTASH_TOKEN as string,
     deliveryUrl: (target) => `${base}${deliveryPath(target)}`,
     retries: options.retries ?? settingFromEnv(env, "EDGEWISE_DELIVERY_RETRIES"),
+    ...(options.onRateLimit ? { onRateLimit: options.onRateLimit } : {}),
   });
 }
 
 /** The relays' breaker for the broker: one per isolate, shared by every Durable Object that runs in it. */
 let relayDependencies: Dependencies | undefined;
+/** The queue's last answer to any relay of the isolate's Durable Objects, reported to the `broker` coordinator. */
+let relayLimit: QueueLimit | undefined;
+
+/** The coordinator binding, where the objects' relays report a 429 for the gateway's /readyz (wrangler.toml). */
+export interface QueueLimitEnv {
+  BREAKERS?: QueueLimitNamespace;
+}
+
+/** A `QueueLimit` reporting to the `broker` coordinator when the env binds one; this isolate's own otherwise. */
+export function queueLimitFromEnv(env: QueueLimitEnv): QueueLimit {
+  const logger = workerLogger(env);
+  return new QueueLimit({
+    port: env.BREAKERS ? queueLimitPort(env.BREAKERS) : undefined,
+    log: (line, fields) => logger.warn(line, fields),
+  });
+}
 
 /**
  * The relay's transport for Durable Objects: `qstashTransportFromEnv` behind the isolate's `broker` breaker, with
@@ -66,8 +89,10 @@ let relayDependencies: Dependencies | undefined;
  * after a backoff of up to a minute. The breaker is the isolate's own: an object's alarm has no request in whose
  * `waitUntil` to sync a BreakerCoordinator, as the Worker's fetch path does.
  */
-export function relayTransportFromEnv(env: QueueEnv): Transport | undefined {
-  const transport = qstashTransportFromEnv(env);
+export function relayTransportFromEnv(env: QueueEnv & QueueLimitEnv): Transport | undefined {
+  relayLimit ??= queueLimitFromEnv(env);
+  const limit = relayLimit;
+  const transport = qstashTransportFromEnv(env, { onRateLimit: (until) => limit.observe(until) });
   if (!transport) return undefined;
   // The node's broker policy: a 5 s timeout, and a 429 (the queue's limit spent) not counted as a failure.
   relayDependencies ??= new Dependencies({
@@ -75,7 +100,9 @@ export function relayTransportFromEnv(env: QueueEnv): Transport | undefined {
     // As a node logs its breakers (deploy/node-dependencies.ts): closing at info, opening at warn.
     onStateChange: logStateChange(workerLogger(env), "relay breaker"),
   });
-  return guardedTransport(transport, relayDependencies, "broker");
+  // A 429 (with its reset) and the publish taken after it go to the coordinator, where the gateway's /readyz reads
+  // them; its `rateLimitedUntil` is the isolate's, which the objects' OTLP metrics push.
+  return limitReportingTransport(guardedTransport(transport, relayDependencies, "broker"), limit);
 }
 
 /**
