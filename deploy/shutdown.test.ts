@@ -25,13 +25,18 @@ async function child(stop: "resolves" | "rejects" | "hangs", timeoutMs: number) 
   children.push(proc);
   const reader = proc.stdout.getReader();
   let out = "";
-  while (!out.includes("ready")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    out += new TextDecoder().decode(value);
-  }
+  /** Reads stdout until it holds `text` (or ends). */
+  const printed = async (text: string) => {
+    while (!out.includes(text)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+  };
+  await printed("ready");
   return {
     proc,
+    printed,
     async ended() {
       const code = await proc.exited;
       for (;;) {
@@ -73,9 +78,11 @@ describe("stopOnSignals", () => {
   });
 
   test("a second signal during the stop exits at once", async () => {
-    const { proc, ended } = await child("hangs", 60_000);
+    const { proc, printed, ended } = await child("hangs", 60_000);
     proc.kill("SIGTERM");
-    await Bun.sleep(200);
+    // The stop under way before the second signal. A sleep is not enough: a child not yet run when both are pending
+    // takes SIGINT first (the kernel delivers the lower number first), stops on it and exits on SIGTERM.
+    await printed("draining on SIGTERM");
     const started = Date.now();
     proc.kill("SIGINT");
     const { code, stderr } = await ended();
