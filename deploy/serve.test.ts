@@ -97,5 +97,8 @@ test("Deno: a fetch that throws is answered problem+json, not Deno's bare text 5
     head: "GET /anything HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
   });
   expectOpaqueFailure(answer);
+  // The probe prints its report before it answers, but this process reads the probe's stdout and the socket apart:
+  // the answer may be read first. Waited for (2 s at most), not assumed.
+  for (let i = 0; i < 100 && !deno.output().includes("reported: failed in"); i++) await Bun.sleep(20);
   expect(deno.output()).toContain("reported: failed in");
 });
