@@ -143,10 +143,18 @@ describe("managing a subscription", () => {
         });
       }
 
-      const attempts = await api.call<{ items: Array<Record<string, unknown>>; nextCursor: string | null }>(
-        "GET",
-        `/v1/webhooks/subscriptions/${created.id}/attempts`,
+      // The node records the attempt once the receiver's answer is back, after the receiver saw the delivery:
+      // read the attempts once there is one, not at once.
+      const readAttempts = () =>
+        api.call<{ items: Array<Record<string, unknown>>; nextCursor: string | null }>(
+          "GET",
+          `/v1/webhooks/subscriptions/${created.id}/attempts`,
+        );
+      await eventually(
+        async () => ((await readAttempts()).body.items ?? []).length > 0,
+        "the attempt's record",
       );
+      const attempts = await readAttempts();
       expect(attempts.status).toBe(200);
       expect(attempts.body.items[0]).toMatchObject({
         eventId: delivery.headers["webhook-id"],
