@@ -68,8 +68,18 @@ async function loseReplies(ms: number): Promise<void> {
  * reply instead), and nothing it started earlier is still queued on the one connection.
  */
 async function warmUp(to: Broker, body: string): Promise<void> {
-  expect((await publish(to, body)).status).toBe(201);
+  const published = await publish(to, body);
+  expect(published.status).toBe(201);
+  const { messageId } = published.body as { messageId: string };
   await waitFor(() => bodiesOf(body).length === 1, 5_000, "the first delivery");
+  // The receiver takes the request before it answers, and the broker records the answer after that: its row goes
+  // then. Idle only once it has (a fault while the outcome is still being written loses that reply instead).
+  await waitFor(
+    async () =>
+      (await to.sql`SELECT count(*)::int AS n FROM qstash_messages WHERE id = ${messageId}`)[0]?.n === 0,
+    5_000,
+    "the first delivery's outcome",
+  );
   await Bun.sleep(200);
 }
 
@@ -90,8 +100,11 @@ describe("the broker, when Postgres's replies are lost", () => {
     await Bun.sleep(300);
     expect(bodiesOf("p1").map((d) => d.messageId)).toEqual([messageId]);
     expect(logged).toContain("recovered 1 message(s) left active by a lost reply; they will be delivered");
-    const [row] = await to.sql`SELECT count(*)::int AS n FROM qstash_messages WHERE id = ${messageId}`;
-    expect(row?.n).toBe(0);
+    // The row goes when the receiver's answer is recorded, after the receiver took the request: waited for.
+    const stored = async () =>
+      (await to.sql`SELECT count(*)::int AS n FROM qstash_messages WHERE id = ${messageId}`)[0]?.n;
+    await waitFor(async () => (await stored()) === 0, 10_000, "the delivered message's row to go");
+    expect(await stored()).toBe(0);
   });
 
   test("a claim that committed but whose reply was lost: the message is delivered once", async () => {
@@ -109,7 +122,10 @@ describe("the broker, when Postgres's replies are lost", () => {
     expect(bodiesOf("c1")[0]?.retried).toBe(0);
     expect(logged).toContain("recovered 1 message(s) left active by a lost reply; they will be delivered");
     const client = new Client({ baseUrl: to.url, token: to.token });
-    const states = (await client.logs({ messageIds: [messageId] })).logs.map((l) => l.state).reverse();
-    expect(states).toEqual(["CREATED", "ACTIVE", "ERROR", "ACTIVE", "DELIVERED"]);
+    const states = async () =>
+      (await client.logs({ messageIds: [messageId] })).logs.map((l) => l.state).reverse();
+    // DELIVERED is logged when the receiver's answer is recorded, after the receiver took the request: waited for.
+    await waitFor(async () => (await states()).includes("DELIVERED"), 10_000, "the DELIVERED event");
+    expect(await states()).toEqual(["CREATED", "ACTIVE", "ERROR", "ACTIVE", "DELIVERED"]);
   });
 });
