@@ -22,7 +22,8 @@ import { referenceSystem } from "../reference.ts";
 import { parseConfig } from "../../shared/config/index.ts";
 import { CommerceClient, type OrderView } from "../../test/commerce/client.ts";
 import { checkInvariants, makeWorld, setUpWorld, type World } from "../../test/chaos/invariants.ts";
-import { denoEntryCommand, freePort, type Started, startProcess } from "../../test/e2e/process.ts";
+import { denoEntryCommand, type Started, startProcess } from "../../test/e2e/process.ts";
+import { restartablePort } from "../../test/support/ports.ts";
 import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../../test/broker/helpers.ts";
 import { acquireActorHostLease } from "../actor-host-lease.ts";
 import { npmRun as runWith } from "../../test/support/npm-run.ts";
@@ -42,7 +43,7 @@ const env = { HOST: "127.0.0.1", RATE_LIMIT: "1000000/60s", EDGEWISE_SHUTDOWN_DE
 
 /** `npm start` on `dataDir`, embedded defaults, as an operator runs it. */
 async function nodeProcess(dataDir: string): Promise<{ node: Started; api: CommerceClient }> {
-  const port = freePort();
+  const port = restartablePort();
   const node = await startProcess([process.execPath, join(root, "edge/entries/bun.ts")], {
     cwd: root,
     env: { ...env, EDGEWISE_DATA_DIR: dataDir, PORT: String(port) },
@@ -54,7 +55,7 @@ async function nodeProcess(dataDir: string): Promise<{ node: Started; api: Comme
 
 /** `npm run start:deno` on `dataDir`, embedded defaults: Deno's node:sqlite and PGlite write the same dir. */
 async function denoNodeProcess(dataDir: string): Promise<{ node: Started; api: CommerceClient }> {
-  const port = freePort();
+  const port = restartablePort();
   const node = await startProcess(denoEntryCommand(root), {
     cwd: root,
     env: { ...env, EDGEWISE_DATA_DIR: dataDir, PORT: String(port) },

@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { CommerceClient, type OrderView } from "../../test/commerce/client.ts";
 import { makeWorld, setUpWorld, type World } from "../../test/chaos/invariants.ts";
-import { denoEntryCommand, freePort, type Started, startProcess } from "../../test/e2e/process.ts";
+import { denoEntryCommand, type Started, startProcess } from "../../test/e2e/process.ts";
+import { restartablePort } from "../../test/support/ports.ts";
 import { npmRun as run } from "../../test/support/npm-run.ts";
 
 const root = resolve(import.meta.dir, "../..");
@@ -22,7 +23,7 @@ afterAll(async () => {
 
 /** `npm run start:deno` on `dataDir`, embedded defaults; `token` is the admin token it prints. */
 async function denoNode(dataDir: string) {
-  const port = freePort();
+  const port = restartablePort();
   const node = await startProcess(denoEntryCommand(root), {
     cwd: root,
     env: {

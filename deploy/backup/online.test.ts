@@ -17,7 +17,8 @@ import type postgres from "postgres";
 import { CommerceClient, type OrderView } from "../../test/commerce/client.ts";
 import { checkInvariants, makeWorld, setUpWorld, type World } from "../../test/chaos/invariants.ts";
 import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../../test/broker/helpers.ts";
-import { freePort, type Started, startProcess } from "../../test/e2e/process.ts";
+import { type Started, startProcess } from "../../test/e2e/process.ts";
+import { restartablePort } from "../../test/support/ports.ts";
 import { parseConfig } from "../../shared/config/index.ts";
 import { type EdgewiseNode, startNode } from "../bun/node.ts";
 import { referenceSystem } from "../reference.ts";
@@ -49,7 +50,7 @@ const client = (base: string, dataDir: string) =>
 
 /** `npm start` on `dataDir`, embedded defaults; `token` is the admin token it prints. */
 async function nodeProcess(dataDir: string) {
-  const port = freePort();
+  const port = restartablePort();
   const node = await startProcess([process.execPath, join(root, "edge/entries/bun.ts")], {
     cwd: root,
     env: { ...env, EDGEWISE_DATA_DIR: dataDir, PORT: String(port) },

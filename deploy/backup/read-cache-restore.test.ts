@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { CommerceClient, eventually, uniqueName } from "../../test/commerce/client.ts";
 import { freePort, type Started, startProcess } from "../../test/e2e/process.ts";
+import { restartablePort } from "../../test/support/ports.ts";
 import { npmRun } from "../../test/support/npm-run.ts";
 import { cleanup, direct, openDirect, TEST_REDIS_URL, text } from "../../test/redis-bridge/helpers.ts";
 import { restoredMarker } from "../read-cache-restored.ts";
@@ -25,7 +26,7 @@ afterAll(async () => {
 
 /** `npm start` on `dataDir` with embedded Postgres and this run's Redis keys, as an operator runs it. */
 async function nodeProcess(dataDir: string, extra: Record<string, string> = {}) {
-  const port = freePort();
+  const port = restartablePort();
   const node = await startProcess([process.execPath, join(root, "edge/entries/bun.ts")], {
     cwd: root,
     env: {

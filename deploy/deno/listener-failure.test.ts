@@ -4,14 +4,15 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { denoEntryCommand, freePort, startProcess } from "../../test/e2e/process.ts";
+import { denoEntryCommand, startProcess } from "../../test/e2e/process.ts";
+import { restartablePort } from "../../test/support/ports.ts";
 
 const root = resolve(import.meta.dir, "../..");
 /** The node's file descriptor limit (ulimit -n): low, so that a few hundred idle connections reach it. */
 const fdLimit = 512;
 
 test("on Deno, idle connections up to the fd limit end the node with a logged reason and a drain, not a crash", async () => {
-  const port = freePort();
+  const port = restartablePort();
   const dataDir = mkdtempSync(join(tmpdir(), "edgewise-deno-emfile-"));
   const node = await startProcess(
     ["sh", "-c", `ulimit -n ${fdLimit} && exec "$0" "$@"`, ...denoEntryCommand(root)],

@@ -4,12 +4,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { denoEntryCommand, freePort, startProcess } from "../../test/e2e/process.ts";
+import { denoEntryCommand, startProcess } from "../../test/e2e/process.ts";
+import { restartablePort } from "../../test/support/ports.ts";
 
 const root = resolve(import.meta.dir, "../..");
 
 test("on Deno, SIGTERM during an upload that never ends stops after the 10 s drain with exit 0, not at the 28 s bound", async () => {
-  const port = freePort();
+  const port = restartablePort();
   const dataDir = mkdtempSync(join(tmpdir(), "edgewise-deno-stop-"));
   const node = await startProcess(denoEntryCommand(root), {
     cwd: root,

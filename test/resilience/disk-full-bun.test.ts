@@ -8,7 +8,7 @@ import { ledgerInvariants } from "../../actors/commerce/billing/index.ts";
 import { connect } from "../../deploy/local/broker/db.ts";
 import { startEmbeddedPostgres } from "../../deploy/local/pglite/index.ts";
 import { CommerceClient, eventually, type OrderView, uniqueName } from "../commerce/client.ts";
-import { freePort } from "../support/wrangler.ts";
+import { restartablePort } from "../support/ports.ts";
 
 const root = resolve(import.meta.dir, "../..");
 const work = mkdtempSync(join(tmpdir(), "edgewise-disk-full-"));
@@ -98,7 +98,7 @@ test.skipIf(!tmpfs)(
     const disk = join(work, "disk");
     const copy = join(work, "copy");
     mkdirSync(disk);
-    const port = freePort();
+    const port = restartablePort();
     const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
     const shell = new Shell({
       BUN: process.execPath,
