@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Started, startProcess } from "../e2e/process.ts";
+import { restartablePort } from "../support/ports.ts";
 import { freePort, wranglerDev, wranglerEnv, wranglerRecords } from "../support/wrangler.ts";
 
 const root = join(import.meta.dir, "../..");
@@ -15,7 +16,7 @@ const dead = freePort(); // nothing listens there: Postgres and the broker are d
 let worker: Started | undefined;
 
 async function startWorker(): Promise<Started> {
-  const port = freePort();
+  const port = restartablePort();
   return startProcess(
     wranglerDev({
       port,
@@ -110,7 +111,13 @@ test("a new isolate learns the trip from the coordinator: it fails fast after on
   }
   // Alone it would take five failures; the first call made the breaker, whose first sync brought the trip.
   expect(codes).toEqual(["unavailable", "breaker.open"]);
-  // The Worker's JSON line, as a node logs a breaker opening: at warn, the reason a field.
+  // The Worker's JSON line, as a node logs a breaker opening: at warn, the reason a field. wrangler relays the
+  // Worker's console output on its own schedule, apart from the answers: waited for (5 s at most), not assumed.
+  const opened = () =>
+    wranglerRecords(worker?.output() ?? "").some(
+      (line) => line.msg === "breaker postgres: closed → open" && line.reason === "coordinated",
+    );
+  for (let i = 0; i < 100 && !opened(); i++) await Bun.sleep(50);
   expect(wranglerRecords(worker.output())).toContainEqual(
     expect.objectContaining({
       level: "warn",
