@@ -289,6 +289,18 @@ describe("embedded PGlite", () => {
       await client.batch(Array.from({ length: 5 }, (_, n) => ({ url: receiver.url(), body: String(n) })))
     ).map((r) => (r as { messageId: string }).messageId);
     await waitFor(() => receiver.deliveries.length >= 5, 10_000, "5 deliveries");
+    // The receiver takes a delivery before it answers; the broker removes the message once the answer is back.
+    // Each removal committed first (a 404), so that the quiet spell starts after the last of them.
+    const removed = async () => {
+      for (const id of accepted) {
+        const answer = await fetch(`${baseUrl}/v2/messages/${id}`, {
+          headers: { authorization: `Bearer ${DEV_TOKEN}` },
+        });
+        if (answer.status !== 404) return false;
+      }
+      return true;
+    };
+    await waitFor(removed, 10_000, "the 5 removals");
     // Quiet for longer than the writer's period: no publish came to carry the removals to the disk.
     await Bun.sleep(600);
     first.kill("SIGKILL");
