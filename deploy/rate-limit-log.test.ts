@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ManualClock } from "../shared/clock/index.ts";
 import { startLocalNode } from "../test/support/local-node.ts";
+import { restartablePort } from "../test/support/ports.ts";
 import { everyInterval } from "./node.ts";
 
 test("Redis down: 40 requests, each counted locally, leave one warning that says how many failed", async () => {
@@ -38,9 +39,7 @@ test("Redis down: 40 requests, each counted locally, leave one warning that says
 // Bun's RedisClient (and ioredis) say "Connection closed" for a refused password too: an operator told "unreachable"
 // looks at the network, not at the password in REDIS_URL.
 test("a wrong Redis password is named: the warning quotes Redis's refusal, /readyz says refused", async () => {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = probe.port;
-  probe.stop(true);
+  const port = restartablePort();
   const redis = Bun.spawn(
     ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--requirepass", "right-password"].concat(
       ["--save", "", "--appendonly", "no"],

@@ -13,7 +13,7 @@ import { type RatelimitRedis, upstashRestRedis } from "../edge/middleware/rate-l
 import { parseRedisUrl, RespConnection } from "./local/redis-bridge/connection.ts";
 import { startRedisBridge } from "./local/redis-bridge/index.ts";
 import { direct, uniquePrefix } from "../test/redis-bridge/helpers.ts";
-import { closedPort } from "../test/rate-limit/support.ts";
+import { restartablePort } from "../test/support/ports.ts";
 import { Dependencies, redisIsFailure } from "../shared/resilience/index.ts";
 import { nodeDependencyPolicies } from "./node-dependencies.ts";
 
@@ -22,7 +22,7 @@ const prefix = uniquePrefix("noscript");
  * A real Redis of this file's own: SCRIPT FLUSH empties the script cache of the whole server, so on the shared test
  * Redis it would make another test file's EVALSHA, run meanwhile right after its EVAL or SCRIPT LOAD, meet NOSCRIPT.
  */
-const port = closedPort();
+const port = restartablePort();
 const redisUrl = `redis://127.0.0.1:${port}`;
 let redisServer: ReturnType<typeof Bun.spawn> | undefined;
 let raw: RespConnection;

@@ -7,10 +7,10 @@ import { parseRedisUrl, RespConnection } from "../../deploy/local/redis-bridge/c
 import { type RedisBridge, startRedisBridge } from "../../deploy/local/redis-bridge/index.ts";
 import { upstashRestRedis } from "../../edge/middleware/rate-limit/upstash.ts";
 import { redisCheckReason, redisIsFailure, redisReplyCode } from "../../shared/resilience/index.ts";
-import { closedPort } from "../rate-limit/support.ts";
+import { restartablePort } from "../support/ports.ts";
 import { call, direct } from "./helpers.ts";
 
-const port = closedPort();
+const port = restartablePort();
 const password = `pw-${randomBytes(8).toString("hex")}`;
 const redisUrl = `redis://default:${password}@127.0.0.1:${port}`;
 let redisServer: ReturnType<typeof Bun.spawn> | undefined;

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "bun:test";
 import { createSchema, dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
+import { restartablePort } from "./ports.ts";
 
 /** Debian's `pgbouncer` package (`.ci/run` installs it); tests that need it skip when it is missing. */
 export const pgbouncerBinary: string | undefined = [Bun.which("pgbouncer"), "/usr/sbin/pgbouncer"].find(
@@ -36,9 +37,7 @@ export async function startPgBouncer(options: PgBouncerOptions = {}): Promise<Pg
   if (!pgbouncerBinary) throw new Error("pgbouncer is not installed (apt-get install pgbouncer)");
   const target = new URL(TEST_DATABASE_URL);
   const dir = mkdtempSync(join(tmpdir(), "edgewise-pgbouncer-"));
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = probe.port;
-  probe.stop(true);
+  const port = restartablePort();
   const server = [
     `host=${target.hostname}`,
     `port=${target.port || 5432}`,

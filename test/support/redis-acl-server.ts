@@ -1,6 +1,6 @@
 // Test support: a redis-server of a test file's own, with one ACL user held to a key pattern (never the shared one).
 import { parseRedisUrl, RespConnection } from "../../deploy/local/redis-bridge/connection.ts";
-import { closedPort } from "../rate-limit/support.ts";
+import { restartablePort } from "./ports.ts";
 import { direct } from "../redis-bridge/helpers.ts";
 
 export interface AclRedis {
@@ -16,7 +16,7 @@ export interface AclRedis {
  * its prefix. ACL users belong to the server, so they are never set on the Redis other test files share.
  */
 export async function startAclRedis(user: string, keys: string, password: string): Promise<AclRedis> {
-  const port = closedPort();
+  const port = restartablePort();
   const server = Bun.spawn(
     ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
     { stdout: "ignore", stderr: "ignore" },
