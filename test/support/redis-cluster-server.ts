@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseRedisUrl, RespConnection } from "../../deploy/local/redis-bridge/connection.ts";
-import { closedPort } from "../rate-limit/support.ts";
 import { direct, text } from "../redis-bridge/helpers.ts";
+import { restartablePort } from "./ports.ts";
 
 export interface ClusterRedis {
   /** `redis://127.0.0.1:<port>`. */
@@ -19,7 +19,7 @@ export interface ClusterRedis {
  * refuses: a command or script whose keys hash to different slots is CROSSSLOT.
  */
 export async function startClusterRedis(): Promise<ClusterRedis> {
-  const port = closedPort();
+  const port = restartablePort();
   const dir = mkdtempSync(join(tmpdir(), "edgewise-redis-cluster-"));
   const server = Bun.spawn(
     [
@@ -36,7 +36,7 @@ export async function startClusterRedis(): Promise<ClusterRedis> {
       "yes",
       // The cluster bus's port, else the port + 10,000, which for an ephemeral port may be past 65,535 or taken.
       "--cluster-port",
-      String(closedPort()),
+      String(restartablePort()),
       "--cluster-config-file",
       join(dir, "nodes.conf"),
       "--dir",
