@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { denoEntryCommand, startProcess } from "../../test/e2e/process.ts";
 import { restartablePort } from "../../test/support/ports.ts";
+import { wranglerRecords } from "../../test/support/wrangler.ts";
 
 const root = resolve(import.meta.dir, "../..");
 /** The node's file descriptor limit (ulimit -n): low, so that a few hundred idle connections reach it. */
@@ -34,10 +35,13 @@ test("on Deno, idle connections up to the fd limit end the node with a logged re
     }
     const code = await Promise.race([node.child.exited, Bun.sleep(40_000).then(() => "still running")]);
     const lines = node.output().split("\n");
-    const failure = lines
-      .filter((line) => line.startsWith("{"))
-      .map((line) => JSON.parse(line) as { level: string; msg: string })
-      .find((record) => record.msg.startsWith("the HTTP listener stopped accepting connections"));
+    // wranglerRecords skips a line it cannot parse: stdout and stderr are read as they come, so a long line (an
+    // error's stack) written in parts may have the other stream's text in between (aee1622).
+    const failure = wranglerRecords(node.output()).find(
+      (record) =>
+        typeof record.msg === "string" &&
+        record.msg.startsWith("the HTTP listener stopped accepting connections"),
+    );
     // Before: Deno's "error: Uncaught (in promise) Http: Error: Too many open files (os error 24)", and no drain.
     expect({
       code,
