@@ -2,6 +2,20 @@
 import { describe, expect, test } from "bun:test";
 import { errorFields, maskSecrets, redact, redacted } from "./redact.ts";
 
+/**
+ * The fastest of three runs, in ms: a quadratic scan takes about 0.6 s every time, while a single run on a loaded CI
+ * machine may be stalled by a GC or the scheduler for longer than the bound.
+ */
+function bestOf3(run: () => void): number {
+  let fastest = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < 3; i++) {
+    const started = performance.now();
+    run();
+    fastest = Math.min(fastest, performance.now() - started);
+  }
+  return fastest;
+}
+
 const jwt =
   "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsInNjb3BlIjoiYWRtaW4ifQ.c2lnbmF0dXJlLWJ5dGVzLWhlcmU";
 const upstashRest = "AX8sASQgN2Q5ZjE1YTQtYjBiZS00ZDg2LWE3ZmQtNjQ4ZjI3YzNhYjE0ZmE1OWQ4Y2E3";
@@ -93,20 +107,22 @@ describe("maskSecrets", () => {
   });
 
   test("a long run with no token in it is scanned quickly", () => {
-    const started = performance.now();
-    maskSecrets("a".repeat(8_000));
-    maskSecrets("a-".repeat(4_000));
-    maskSecrets(`x://${"a:".repeat(4_000)}`);
-    maskSecrets("a://b:".repeat(1_500));
-    expect(performance.now() - started).toBeLessThan(100);
+    const fastest = bestOf3(() => {
+      maskSecrets("a".repeat(8_000));
+      maskSecrets("a-".repeat(4_000));
+      maskSecrets(`x://${"a:".repeat(4_000)}`);
+      maskSecrets("a://b:".repeat(1_500));
+    });
+    expect(fastest).toBeLessThan(100);
   });
 
   test("many URL starts in one long run are scanned in linear time (an error's stack or message is not cut)", () => {
     // Each `scheme://user:` once looked for an `@` up to the run's end: 64 KB of them took about 0.6 s.
-    const started = performance.now();
-    maskSecrets("a://b:".repeat(11_000));
-    maskSecrets("a://:x".repeat(11_000));
-    expect(performance.now() - started).toBeLessThan(100);
+    const fastest = bestOf3(() => {
+      maskSecrets("a://b:".repeat(11_000));
+      maskSecrets("a://:x".repeat(11_000));
+    });
+    expect(fastest).toBeLessThan(100);
     expect(maskSecrets("url=postgres://u:p/w@h/db?next=http://y:1/z")).toBe(
       "url=postgres://u:[redacted]@h/db?next=http://y:1/z",
     );
