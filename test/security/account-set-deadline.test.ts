@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import type postgres from "postgres";
 import { SystemAccounts } from "../../actors/commerce/billing/schema.ts";
 import type { CommerceNode } from "../commerce/bun-node.ts";
-import { uniqueName } from "../commerce/client.ts";
+import { eventually, uniqueName } from "../commerce/client.ts";
 import {
   type AuditedNode,
   adminEventsAfter,
@@ -69,9 +69,15 @@ test("a set whose record waits on the activity log past the timeout is rolled ba
   expect(after.balance).toBe(100);
   expect(after.records).toEqual([]);
   expect(after.journal).toBe(1);
-  const warned = node.lines
-    .map((line) => JSON.parse(line) as Record<string, unknown>)
-    .find((line) => line.msg === "admin event not recorded" && line.request_id === after.answer.requestId);
+  // The set's transaction logs it once it resumes after the lock is let go (its record fails, the rollback's answer
+  // comes back), which on a loaded machine may be later than the 300 ms pause: wait for it.
+  let warned: Record<string, unknown> | undefined;
+  await eventually(() => {
+    warned = node.lines
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((line) => line.msg === "admin event not recorded" && line.request_id === after.answer.requestId);
+    return warned !== undefined;
+  }, "the warn line of the rolled-back set");
   expect(warned).toMatchObject({ action: "account_set", action_rolled_back: true });
 }, 30_000);
 

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type postgres from "postgres";
 import type { CommerceNode } from "../commerce/bun-node.ts";
-import { uniqueName } from "../commerce/client.ts";
+import { eventually, uniqueName } from "../commerce/client.ts";
 import {
   adminEventsAfter,
   type Answer,
@@ -49,11 +49,20 @@ function expectTimedOut(answer: Answer): void {
   expect(answer.contentType).toStartWith("application/problem+json");
 }
 
-/** The node's warn line for the request of `answer`, if it logged one. */
-function warnedFor(answer: Answer): Record<string, unknown> | undefined {
-  return node.lines
-    .map((line) => JSON.parse(line) as Record<string, unknown>)
-    .find((line) => line.msg === "admin event not recorded" && line.request_id === answer.requestId);
+/**
+ * The node's warn line for the request of `answer`, once it logged one. The creation's transaction writes it when it
+ * resumes after the lock is let go (its record fails, the rollback's answer comes back), which on a loaded machine
+ * may be later than the 300 ms pause: wait for it.
+ */
+async function warnedFor(answer: Answer): Promise<Record<string, unknown> | undefined> {
+  let warned: Record<string, unknown> | undefined;
+  await eventually(() => {
+    warned = node.lines
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((line) => line.msg === "admin event not recorded" && line.request_id === answer.requestId);
+    return warned !== undefined;
+  }, "the warn line of the rolled-back grant");
+  return warned;
 }
 
 async function keysOf(sub: string): Promise<string[]> {
@@ -93,7 +102,7 @@ test("an API key whose record waits on the activity log past the timeout is roll
   expectTimedOut(answer);
   expect(await keysOf(sub)).toEqual([]);
   expect(records).toEqual([]);
-  expect(warnedFor(answer)).toMatchObject({ action: "api_key_created", action_rolled_back: true });
+  expect(await warnedFor(answer)).toMatchObject({ action: "api_key_created", action_rolled_back: true });
 }, 30_000);
 
 test("a subscription waiting on its table past the timeout is answered 504 and never exists", async () => {
@@ -113,7 +122,7 @@ test("a subscription whose record waits on the activity log past the timeout is 
   expectTimedOut(answer);
   expect(await subscriptionsTo(url)).toEqual([]);
   expect(records).toEqual([]);
-  expect(warnedFor(answer)).toMatchObject({
+  expect(await warnedFor(answer)).toMatchObject({
     action: "webhook_subscription_created",
     action_rolled_back: true,
   });
