@@ -51,7 +51,8 @@ describe("JWKS", () => {
   });
 
   test("an unknown kid refetches at most once per cooldown, and a rotated-in key then works", async () => {
-    const cooldownMs = 300;
+    // Ten calls must fit in one cooldown: 1 s leaves a loaded machine room (300 ms did not, always).
+    const cooldownMs = 1_000;
     const current = await signingKey("RS256", "current");
     const next = await signingKey("ES256", "next");
     const jwks = startJwksServer([current.jwk]);
@@ -104,10 +105,12 @@ describe("JWKS", () => {
       servers.push(jwks);
       const reported: unknown[] = [];
       const report = (error: unknown) => reported.push(error);
+      // Ten calls must fit in one backoff, and five in one max age: a loaded machine needs room (300 and 200 ms
+      // did not always give it).
       const { app } = gatewayFor(jwks.url, {
-        cacheMaxAge: 200,
-        cooldownDuration: 1_000,
-        retryMs: 300,
+        cacheMaxAge: 500,
+        cooldownDuration: 5_000,
+        retryMs: 1_000,
         report,
       });
       const token = await sign(rsa);
@@ -115,7 +118,7 @@ describe("JWKS", () => {
       expect(jwks.hits).toBe(1);
 
       jwks.fail();
-      await Bun.sleep(250); // past cacheMaxAge: jose refetches, and the fetch fails
+      await Bun.sleep(550); // past cacheMaxAge: jose refetches, and the fetch fails
       const during = [];
       for (let i = 0; i < 10; i++) during.push(await status(app, token));
       expect(during).toEqual(Array(10).fill(200));
@@ -123,7 +126,7 @@ describe("JWKS", () => {
       expect(reported).toHaveLength(1); // the outage is told, though every request was answered
 
       jwks.recover();
-      await Bun.sleep(350); // past the backoff: one probe, which succeeds
+      await Bun.sleep(1_050); // past the backoff: one probe, which succeeds
       expect(await status(app, token)).toBe(200);
       expect(jwks.hits).toBe(3);
       for (let i = 0; i < 5; i++) expect(await status(app, token)).toBe(200);
@@ -135,7 +138,8 @@ describe("JWKS", () => {
       const jwks = startJwksServer([rsa.jwk]);
       servers.push(jwks);
       jwks.fail();
-      const { app } = gatewayFor(jwks.url, { retryMs: 300 });
+      // Ten calls must fit in one backoff: 1 s leaves a loaded machine room.
+      const { app } = gatewayFor(jwks.url, { retryMs: 1_000 });
       const token = await sign(rsa);
       const statuses = [];
       for (let i = 0; i < 10; i++) statuses.push(await status(app, token));
@@ -143,7 +147,7 @@ describe("JWKS", () => {
       expect(jwks.hits).toBe(1);
 
       jwks.recover();
-      await Bun.sleep(350);
+      await Bun.sleep(1_050);
       expect(await status(app, token)).toBe(200);
       expect(jwks.hits).toBe(2);
     });
@@ -167,13 +171,14 @@ describe("JWKS", () => {
       const rsa = await signingKey("RS256", "rsa-1");
       const jwks = startJwksServer([rsa.jwk]);
       servers.push(jwks);
-      const { app } = gatewayFor(jwks.url, { cacheMaxAge: 100, maxStaleMs: 400, retryMs: 50 });
+      // The second call must come within maxStaleMs of the first: 1 s, not 400 ms, for a loaded machine.
+      const { app } = gatewayFor(jwks.url, { cacheMaxAge: 100, maxStaleMs: 1_000, retryMs: 50 });
       const token = await sign(rsa);
       expect(await status(app, token)).toBe(200);
       jwks.fail();
       await Bun.sleep(150);
       expect(await status(app, token)).toBe(200);
-      await Bun.sleep(300); // 450 ms since the last successful fetch
+      await Bun.sleep(900); // 1,050 ms since the last successful fetch
       expect(await status(app, token)).toBe(503);
     });
   });
