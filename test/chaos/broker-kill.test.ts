@@ -3,7 +3,7 @@
 // billing's outbox keep every message meanwhile; once it is back, everything drains and the invariants hold.
 import { afterAll, test } from "bun:test";
 import type { Started } from "../e2e/process.ts";
-import { freePort } from "../e2e/process.ts";
+import { restartablePort } from "../support/ports.ts";
 import { FAULT_SECONDS } from "./load.ts";
 import {
   devBrokerEnv,
@@ -15,7 +15,8 @@ import {
 import { expectScenarioHeld, runFaultScenario } from "./scenario.ts";
 
 const schema = uniqueSchema("chaos_broker");
-const brokerPort = freePort();
+// The broker restarts on it after the fault: outside the ephemeral range, so no outgoing connection takes it meanwhile.
+const brokerPort = restartablePort();
 const brokerUrl = `http://127.0.0.1:${brokerPort}`;
 let broker: Started | undefined;
 let running: InProcessNode | undefined;

@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type postgres from "postgres";
 import { CommerceClient } from "../commerce/client.ts";
-import { freePort, type Started } from "../e2e/process.ts";
+import type { Started } from "../e2e/process.ts";
+import { restartablePort } from "../support/ports.ts";
 import { createSchema, dropSchema, schemaPool, startNodeProcess, uniqueSchema } from "./nodes.ts";
 import { runFaultScenario } from "./scenario.ts";
 
@@ -18,7 +19,8 @@ const DOWN_SECONDS = Number(process.env.CHAOS_NODE_DOWN_SECONDS ?? 2);
 
 const schema = uniqueSchema("chaos_node");
 const dataDir = mkdtempSync(join(tmpdir(), "edgewise-chaos-node-"));
-const port = freePort();
+// The node restarts on it after the fault: outside the ephemeral range, so no outgoing connection takes it meanwhile.
+const port = restartablePort();
 const jwtSecret = crypto.randomUUID() + crypto.randomUUID();
 let node: Started | undefined;
 let sql: postgres.Sql | undefined;

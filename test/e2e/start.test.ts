@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { restartablePort } from "../support/ports.ts";
 import { freePort } from "../support/wrangler.ts";
 import { startProcess } from "./process.ts";
 
@@ -38,7 +39,8 @@ async function start(dataDir: string, port: number) {
 describe("npm start", () => {
   test("prints a working admin token and curl line; state and the key survive a SIGKILL and restart", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "edgewise-start-"));
-    const port = freePort(); // a port the OS just had free, not a random guess that may be taken
+    // Restarted on it after the SIGKILL: a port outside the ephemeral range, which no outgoing connection takes meanwhile.
+    const port = restartablePort();
     const base = `http://127.0.0.1:${port}`;
     const first = await start(dataDir, port);
     expect(first.printed).toContain(

@@ -10,6 +10,7 @@ import { type ActorAddress, actorSource, formatAddress } from "../../actors/runt
 import { type Broker, startBroker } from "../../deploy/local/broker/index.ts";
 import { createSigner } from "../../deploy/local/broker/signing.ts";
 import { createEnvelope, type Envelope } from "../../shared/envelope/index.ts";
+import { restartablePort } from "../support/ports.ts";
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema, waitFor } from "../broker/helpers.ts";
 import { HttpDriver } from "../conformance/http-driver.ts";
 import type { Snapshot } from "../conformance/protocol.ts";
@@ -26,7 +27,9 @@ const brokerLog: string[] = [];
 
 beforeAll(async () => {
   broker = await startBroker({
-    port: 0,
+    // Restarted on the same port after a 20 s outage below: not port 0's ephemeral one, which an outgoing
+    // connection of the machine may hold by then.
+    port: restartablePort(),
     databaseUrl: TEST_DATABASE_URL,
     schema,
     timeScale: 0.01,

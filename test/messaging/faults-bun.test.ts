@@ -13,10 +13,10 @@ import { parseConfig } from "../../shared/config/index.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
 import { dropSchema, startTestBroker, TEST_DATABASE_URL, uniqueSchema, waitFor } from "../broker/helpers.ts";
 import { counter } from "../conformance/fixtures.ts";
+import { restartablePort } from "../support/ports.ts";
 import { forwarder, ghost } from "./faults-fixtures.ts";
 
 const root = resolve(import.meta.dir, "../..");
-const freePort = () => 22_000 + Math.floor(Math.random() * 9_000);
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
@@ -64,9 +64,15 @@ describe("messaging faults (Bun host, real broker, real Postgres)", () => {
     cleanups.push(() => dropSchema(schema));
     const broker = await startTestBroker(schema, { timeScale: 0.001 });
     cleanups.push(() => broker.stop());
-    const consumerPort = freePort();
+    // The consumer starts on it 20 s later: a port checked free, outside the ephemeral range.
+    const consumerPort = restartablePort();
     const consumerUrl = `http://127.0.0.1:${consumerPort}`;
-    const producer = await node({ brokerUrl: broker.url, port: freePort(), actors: [counter], consumerUrl });
+    const producer = await node({
+      brokerUrl: broker.url,
+      port: restartablePort(),
+      actors: [counter],
+      consumerUrl,
+    });
     await producer.host!.ask({ type: "counter", key: "p1" }, "SendTo", { key: "c1", count: 20 });
     await waitFor(() => stateOf(producer, "counter", "p1").outboxSize === 0, 5_000, "relay to the broker");
     const downSince = Date.now();
@@ -82,7 +88,7 @@ describe("messaging faults (Bun host, real broker, real Postgres)", () => {
     cleanups.push(() => dropSchema(schema));
     const broker = await startTestBroker(schema);
     cleanups.push(() => broker.stop());
-    const port = freePort();
+    const port = restartablePort(); // the fixed node restarts on it
     const dataDir = mkdtempSync(join(tmpdir(), "edgewise-msg-"));
     const before = await node({ brokerUrl: broker.url, port, dataDir, actors: [forwarder] });
     await before.host!.ask({ type: "forwarder", key: "f" }, "Forward", {
@@ -118,7 +124,7 @@ describe("messaging faults (Bun host, real broker, real Postgres)", () => {
     cleanups.push(() => dropSchema(schema));
     const broker = await startTestBroker(schema);
     cleanups.push(() => broker.stop());
-    const consumer = await node({ brokerUrl: broker.url, port: freePort(), actors: [counter] });
+    const consumer = await node({ brokerUrl: broker.url, port: restartablePort(), actors: [counter] });
     const envelope = createEnvelope({
       type: "Increment",
       source: "edgewise://test",
@@ -143,7 +149,7 @@ describe("messaging faults (Bun host, real broker, real Postgres)", () => {
   test("the broker SIGKILLed mid-stream and restarted loses nothing and applies nothing twice", async () => {
     const schema = uniqueSchema("broker_crash");
     cleanups.push(() => dropSchema(schema));
-    const brokerPort = freePort();
+    const brokerPort = restartablePort(); // the broker restarts on it after the SIGKILL
     const brokerUrl = `http://127.0.0.1:${brokerPort}`;
     const startBrokerProcess = async () => {
       const child = Bun.spawn([process.execPath, join(root, "deploy/local/broker/main.ts")], {
@@ -172,7 +178,7 @@ describe("messaging faults (Bun host, real broker, real Postgres)", () => {
       return child;
     };
     const first = await startBrokerProcess();
-    const app = await node({ brokerUrl, port: freePort(), actors: [counter] });
+    const app = await node({ brokerUrl, port: restartablePort(), actors: [counter] });
     const total = 300;
     for (let i = 0; i < 3; i++)
       await app.host!.ask({ type: "counter", key: "src" }, "SendTo", { key: "dst", count: 100 });

@@ -3,7 +3,8 @@
 import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { jwtVerify } from "jose";
-import { freePort, type Started, startProcess } from "../e2e/process.ts";
+import { type Started, startProcess } from "../e2e/process.ts";
+import { restartablePort } from "../support/ports.ts";
 import {
   BROKER_TIME_SCALE,
   DEV_TOKEN,
@@ -16,7 +17,8 @@ import {
 import { expectScenarioHeld, runFaultScenario } from "../chaos/scenario.ts";
 
 const schema = uniqueSchema("signing_rotation");
-const brokerPort = freePort();
+// The broker restarts on it with the next keys: outside the ephemeral range, so no outgoing connection takes it.
+const brokerPort = restartablePort();
 const brokerUrl = `http://127.0.0.1:${brokerPort}`;
 const keyA = `sig_${crypto.randomUUID().replaceAll("-", "")}`;
 const keyB = `sig_${crypto.randomUUID().replaceAll("-", "")}`;
