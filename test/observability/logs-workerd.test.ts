@@ -9,7 +9,10 @@ import { freePort, wranglerDev, wranglerEnv, wranglerRecords as records } from "
 
 const root = join(import.meta.dir, "../..");
 
-/** wrangler relays workerd's lines a while after they are written: wait for one that matches. */
+/**
+ * wrangler relays workerd's lines a while after they are written: wait for one that matches, whole. Its output comes
+ * in chunks, stdout's and stderr's interleaved, so a line can be there half-written: it is taken once it parses.
+ */
 async function waitForLine(
   output: () => string,
   match: (line: string) => boolean,
@@ -18,7 +21,7 @@ async function waitForLine(
   for (const deadline = Date.now() + 20_000; Date.now() < deadline; await Bun.sleep(100)) {
     const found = output()
       .split("\n")
-      .find((line) => match(line));
+      .find((line) => match(line) && records(line).length === 1);
     if (found !== undefined) return found.trim();
   }
   throw new Error(`no ${what} in the Worker's output:\n${output().slice(-3_000)}`);
