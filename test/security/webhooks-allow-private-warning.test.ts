@@ -25,13 +25,28 @@ async function warningAtStart(command: string[], allowPrivate: string): Promise<
     },
     pattern: /admin token/,
   });
-  try {
-    return node
+  // The warning goes to stderr and the token to stdout, read apart: the token can be seen first, and a line can be
+  // there half-written. Where a warning is due, wait (10 s at most) for it whole.
+  const warning = () =>
+    node
       .output()
       .split("\n")
-      .find((line) => line.includes("WEBHOOKS_ALLOW_PRIVATE=1"));
+      .find((line) => line.includes("WEBHOOKS_ALLOW_PRIVATE=1") && parses(line));
+  try {
+    for (const deadline = Date.now() + 10_000; allowPrivate === "1" && !warning() && Date.now() < deadline; )
+      await Bun.sleep(50);
+    return warning();
   } finally {
     await node.kill();
+  }
+}
+
+function parses(line: string): boolean {
+  try {
+    JSON.parse(line);
+    return true;
+  } catch {
+    return false;
   }
 }
 
