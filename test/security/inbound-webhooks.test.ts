@@ -264,7 +264,9 @@ describe("refusals", () => {
       ),
     );
     expect(new Set(answers.map((answer) => answer.status))).toEqual(new Set([401]));
-    await Bun.sleep(200);
+    // Each refusal is recorded after its answer (security-events.ts): wait for the recordings started, not 200 ms,
+    // which a loaded machine's Postgres may take longer than (and then none is in the activity log yet).
+    await running.node.securityEvents.settled();
     const refused = expectOk(
       await running.client.call<{ items: Array<{ data: { webhookId?: string } }> }>(
         "GET",
