@@ -238,6 +238,8 @@ describe("refusals", () => {
 
   test("refusals and replays are recorded as security events", async () => {
     const api = running.client;
+    // Those of the tests above, recorded after their answers: the last ones may still be on their way.
+    await running.node.securityEvents.settled();
     const refused = expectOk(
       await api.call<{ items: Array<{ data: { reason: string } }> }>(
         "GET",
