@@ -18,6 +18,7 @@ import { type CertFiles, type LeafOptions, issueCert, makeCa } from "../../deplo
 import type { RunningServer } from "../../deploy/serve.ts";
 import { type TlsFiles, mtlsFetch, watchTlsFiles } from "../../deploy/tls.ts";
 import { actorHostRoutes } from "../../edge/routes/actor-host.ts";
+import { eventually } from "../commerce/client.ts";
 import { attackCategory } from "./report.ts";
 
 const cases = attackCategory("mtls");
@@ -201,14 +202,15 @@ describe("mutual TLS: certificate files", () => {
     files.onChange((material) => changes.push(material.cert));
     const before = files.current();
     const next = leaf("watched-next", { ca: gatewayCa, usage: ["clientAuth"] });
-    // The key lands first: the pair does not match yet, so the old material stays.
+    // The key lands first: the pair does not match yet, so the old material stays. The watcher polls every 50 ms,
+    // later on a loaded machine: wait for its word on the new key, not a fixed 200 ms.
     await Bun.write(paths.key, pem(next.key));
-    await Bun.sleep(200);
+    await eventually(() => errors.length > 0, "the watcher to read the new key");
     expect(files.current()).toBe(before);
     expect(changes).toEqual([]);
     expect(String(errors[0])).toContain("does not match");
     await Bun.write(paths.cert, pem(next.cert));
-    await Bun.sleep(200);
+    await eventually(() => changes.length > 0, "the watcher to apply the new pair");
     expect(files.current().cert).toBe(pem(next.cert));
     expect(changes).toEqual([pem(next.cert)]);
   });
