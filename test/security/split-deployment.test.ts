@@ -306,9 +306,12 @@ describe("split deployment over mutual TLS", () => {
       cases.tried("a gateway without the broker CA", refused.status === 503 && broker?.ok === false);
       expect(refused.status).toBe(503);
       expect(broker).toMatchObject({ ok: false });
+      // The remedy comes later in the same line, which the gateway's output may hold half-written: wait for both.
       await eventually(
-        () => untrusting.output().includes("presented a certificate this node refuses"),
-        "the refusal in the gateway's log",
+        () =>
+          untrusting.output().includes("presented a certificate this node refuses") &&
+          untrusting.output().includes("set QSTASH_CA_FILE"),
+        "the refusal and its remedy in the gateway's log",
         5_000,
       );
       expect(untrusting.output()).toContain("set QSTASH_CA_FILE");
