@@ -12,10 +12,13 @@ const root = resolve(import.meta.dir, "../..");
 test("a JWT_SECRET too short and a malformed QSTASH_URL: 500 problem+json naming them, logged once, no value", async () => {
   const persistTo = mkdtempSync(join(tmpdir(), "edgewise-config-workerd-"));
   const secret = "short-secret-value";
-  const server = await startProcess(
-    wranglerDev({ persistTo, vars: { JWT_SECRET: secret, QSTASH_URL: "not a url" } }),
-    { cwd: root, env: wranglerEnv, pattern: /Ready on (https?:\/\/[\w.]+:\d+)/ },
-  );
+  const command = () => wranglerDev({ persistTo, vars: { JWT_SECRET: secret, QSTASH_URL: "not a url" } });
+  const server = await startProcess(command(), {
+    cwd: root,
+    env: wranglerEnv,
+    pattern: /Ready on (https?:\/\/[\w.]+:\d+)/,
+    again: () => ({ command: command() }),
+  });
   try {
     for (const path of ["/healthz", "/v1/counters/a/increment", "/healthz"]) {
       const response = await fetch(`${server.match}${path}`);

@@ -13,11 +13,21 @@ let base = "";
 let auth: Record<string, string>;
 
 beforeAll(async () => {
-  const port = freePort();
+  let port = freePort();
+  const env = () => ({
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    EDGEWISE_DATA_DIR: dataDir,
+    EDGEWISE_TRACING: "off",
+  });
   server = await startProcess(denoEntryCommand(root), {
     cwd: root,
-    env: { PORT: String(port), HOST: "127.0.0.1", EDGEWISE_DATA_DIR: dataDir, EDGEWISE_TRACING: "off" },
+    env: env(),
     pattern: /admin token[^:]*: (\S+)/,
+    again: () => {
+      port = freePort();
+      return { command: denoEntryCommand(root), env: env() };
+    },
   });
   base = `http://127.0.0.1:${port}`;
   auth = { authorization: `Bearer ${server.match}` };

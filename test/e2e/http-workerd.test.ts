@@ -17,10 +17,12 @@ let secret = "";
 
 beforeAll(async () => {
   secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
-  server = await startProcess(wranglerDev({ persistTo, vars: { JWT_SECRET: secret } }), {
+  const command = () => wranglerDev({ persistTo, vars: { JWT_SECRET: secret } });
+  server = await startProcess(command(), {
     cwd: root,
     env: wranglerEnv,
     pattern: /Ready on (https?:\/\/[\w.]+:\d+)/,
+    again: () => ({ command: command() }),
   });
   host = new URL(server.match).host;
 }, 60_000);

@@ -12,10 +12,38 @@ export interface Started {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startProcess(
-  command: string[],
-  options: { env?: Record<string, string>; cwd: string; pattern: RegExp; timeoutMs?: number },
-): Promise<Started> {
+export interface StartOptions {
+  env?: Record<string, string>;
+  cwd: string;
+  pattern: RegExp;
+  timeoutMs?: number;
+  /**
+   * The command and environment once more, on a new port. A port from freePort() can be taken (by an outgoing
+   * connection, another test's server) before the process binds it: given this, a process that exits saying its port
+   * is in use is started again with what it returns, 3 starts at most.
+   */
+  again?: () => { command: string[]; env?: Record<string, string> };
+}
+
+/** What a node (start-failure.ts), the broker, Deno, workerd or wrangler print when their port is taken. */
+const portTaken = /address already in use|EADDRINUSE|port \d+ is in use/i;
+
+export async function startProcess(command: string[], options: StartOptions): Promise<Started> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(command, options);
+    } catch (error) {
+      if (!options.again || attempt >= 3 || !(error instanceof PortTaken)) throw error;
+      const next = options.again();
+      command = next.command;
+      options = { ...options, env: next.env ?? options.env };
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+async function startOnce(command: string[], options: StartOptions): Promise<Started> {
   const child = Bun.spawn(command, {
     cwd: options.cwd,
     env: { ...process.env, ...options.env },
@@ -30,8 +58,7 @@ export async function startProcess(
     for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>)
       printed += decoder.decode(chunk);
   };
-  void collect(child.stdout);
-  void collect(child.stderr);
+  const collected = Promise.all([collect(child.stdout), collect(child.stderr)]).catch(() => {});
   const kill = async (signal: NodeJS.Signals = "SIGKILL") => {
     try {
       process.kill(-child.pid, signal);
@@ -48,7 +75,10 @@ export async function startProcess(
     await Bun.sleep(50);
   }
   await kill();
-  throw new Error(`${command.join(" ")} did not print ${options.pattern}:\n${printed.slice(-3000)}`);
+  // What it printed last, before saying why it stopped.
+  await Promise.race([collected, Bun.sleep(1_000)]);
+  const message = `${command.join(" ")} did not print ${options.pattern}:\n${printed.slice(-3000)}`;
+  throw portTaken.test(printed) ? new PortTaken(message) : new Error(message);
 }
 
 export { freePort } from "../support/wrangler.ts";

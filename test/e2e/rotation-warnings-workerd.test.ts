@@ -23,6 +23,7 @@ test("JWT_, METRICS_ and CONSOLE_SESSION_PREVIOUS_*: one warning each for the is
     cwd: root,
     env: wranglerEnv,
     pattern: /Ready on (https?:\/\/[\w.]+:\d+)/,
+    again: () => ({ command: wranglerDev({ persistTo, vars }) }),
   });
   try {
     for (let i = 0; i < 3; i++) expect((await fetch(`${server.match}/healthz`)).status).toBe(200);

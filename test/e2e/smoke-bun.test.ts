@@ -9,16 +9,22 @@ import { gatewaySmoke } from "./smoke.ts";
 const root = resolve(import.meta.dir, "../..");
 
 test("smoke on Bun: authentication, rate limit, actor ask", async () => {
-  const port = freePort();
-  const server = await startProcess([process.execPath, join(root, "edge/entries/bun.ts")], {
+  let port = freePort();
+  const env = () => ({
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    RATE_LIMIT: "5/60s",
+    EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-smoke-bun-")),
+  });
+  const command = [process.execPath, join(root, "edge/entries/bun.ts")];
+  const server = await startProcess(command, {
     cwd: root,
-    env: {
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      RATE_LIMIT: "5/60s",
-      EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-smoke-bun-")),
-    },
+    env: env(),
     pattern: /admin token[^:]*: (\S+)/,
+    again: () => {
+      port = freePort();
+      return { command, env: env() };
+    },
   });
   try {
     expect(server.match.split(".")).toHaveLength(3);

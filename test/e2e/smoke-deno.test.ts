@@ -13,17 +13,22 @@ const root = resolve(import.meta.dir, "../..");
 
 /** `deno run edge/entries/deno.ts` on a free port and a fresh data dir, RATE_LIMIT=5/60s, plus `env`. */
 async function startDenoNode(env: Record<string, string>, pattern: RegExp) {
-  const port = freePort();
+  let port = freePort();
+  const settings = () => ({
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    RATE_LIMIT: "5/60s",
+    EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-smoke-deno-")),
+    ...env,
+  });
   const server = await startProcess(denoEntryCommand(root), {
     cwd: root,
-    env: {
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      RATE_LIMIT: "5/60s",
-      EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-smoke-deno-")),
-      ...env,
-    },
+    env: settings(),
     pattern,
+    again: () => {
+      port = freePort();
+      return { command: denoEntryCommand(root), env: settings() };
+    },
   });
   return { server, base: `http://127.0.0.1:${port}` };
 }

@@ -20,6 +20,9 @@ test("smoke on workerd: authentication, rate limit, actor ask", async () => {
       cwd: root,
       env: wranglerEnv,
       pattern: /Ready on (https?:\/\/[\w.]+:\d+)/,
+      again: () => ({
+        command: wranglerDev({ persistTo, vars: { JWT_SECRET: secret, RATE_LIMIT: "5/60s" } }),
+      }),
     },
   );
   try {

@@ -121,6 +121,9 @@ test("the config guard's line is one JSON error line naming the variable, never 
       cwd: root,
       env: wranglerEnv,
       pattern: /Ready on (https?:\/\/[\w.]+:\d+)/,
+      again: () => ({
+        command: wranglerDev({ persistTo, vars: { JWT_SECRET: secret, LOG_LEVEL: "error" } }),
+      }),
     },
   );
   try {

@@ -31,16 +31,21 @@ for (const runtime of runtimes) {
     beforeAll(async () => {
       port = freePort();
       dataDir = mkdtempSync(join(tmpdir(), "edgewise-hostile-"));
+      const env = () => ({
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        EDGEWISE_DATA_DIR: dataDir,
+        EDGEWISE_TRACING: "off",
+        REQUEST_TIMEOUT: `${timeoutMs}ms`,
+      });
       node = await startProcess(runtime.command, {
         cwd: root,
-        env: {
-          PORT: String(port),
-          HOST: "127.0.0.1",
-          EDGEWISE_DATA_DIR: dataDir,
-          EDGEWISE_TRACING: "off",
-          REQUEST_TIMEOUT: `${timeoutMs}ms`,
-        },
+        env: env(),
         pattern: /admin token[^:]*: (\S+)/,
+        again: () => {
+          port = freePort();
+          return { command: runtime.command, env: env() };
+        },
       });
       token = node.match;
     }, 30_000);

@@ -15,15 +15,17 @@ const entries = {
 
 /** The warning line a node printed before it served (the admin token is printed once it does), if any. */
 async function warningAtStart(command: string[], allowPrivate: string): Promise<string | undefined> {
+  const env = () => ({
+    PORT: String(freePort()),
+    HOST: "127.0.0.1",
+    EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-allow-private-")),
+    WEBHOOKS_ALLOW_PRIVATE: allowPrivate,
+  });
   const node = await startProcess(command, {
     cwd: root,
-    env: {
-      PORT: String(freePort()),
-      HOST: "127.0.0.1",
-      EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-allow-private-")),
-      WEBHOOKS_ALLOW_PRIVATE: allowPrivate,
-    },
+    env: env(),
     pattern: /admin token/,
+    again: () => ({ command, env: env() }),
   });
   // The warning goes to stderr and the token to stdout, read apart: the token can be seen first, and a line can be
   // there half-written. Where a warning is due, wait (10 s at most) for it whole.
