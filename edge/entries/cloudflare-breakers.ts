@@ -80,7 +80,7 @@ export function brokerCheck(
     },
     check: async (signal) => {
       // Never rejects: an unreachable coordinator leaves the isolate's own answer.
-      const read = limit?.shared().then((until) => {
+      const read = limit?.shared(signal).then((until) => {
         shared = until;
       });
       try {

@@ -121,3 +121,57 @@ test("a coordinator that fails costs the relay nothing but the try: the 429 stil
   expect(recording.reports).toHaveLength(1);
   expect(lines.at(-1)).toBe("queue limit: coordinator reachable again");
 });
+
+test("a publish the queue takes waits for no report: not another relay's in flight, nor a resolved promise", async () => {
+  const limited = queue();
+  const open = queue();
+  limited.state.limited = true;
+  // A coordinator that takes the 429's report but never answers (overloaded, or its isolate stuck).
+  const port: QueueLimitPort = { report: () => new Promise<void>(() => {}), read: async () => undefined };
+  const limit = new QueueLimit({ port, timeoutMs: 1_500 });
+  const refusedRelay = relay(limited.url, limit);
+  const takenRelay = relay(open.url, limit);
+  const refused = refusedRelay.send();
+  await Bun.sleep(50);
+  const started = performance.now();
+  expect(await takenRelay.send()).toBe("taken");
+  // Before, it waited for the other relay's report, until the port's timeout (1.5 s).
+  expect(performance.now() - started).toBeLessThan(500);
+  expect(await refused).not.toBe("taken");
+  // Nothing changed since: no report, and nothing to await.
+  expect(await takenRelay.send()).toBe("taken");
+  expect(limit.flush()).toBeUndefined();
+});
+
+test("a read of the shared limit for /readyz is abandoned well within its budget, and an aborted one says nothing", async () => {
+  const lines: string[] = [];
+  // A coordinator that never answers a read.
+  const port: QueueLimitPort = { report: async () => {}, read: () => new Promise(() => {}) };
+  const limit = new QueueLimit({ port, log: (line) => lines.push(line) });
+  const started = performance.now();
+  expect(await limit.shared()).toBeUndefined();
+  // /readyz gives each check 2 s; the read runs beside the queue's request within it. Before, it took the 2 s.
+  expect(performance.now() - started).toBeLessThan(1_000);
+  expect(lines).toEqual(["queue limit: coordinator unreachable; /readyz shows this isolate's own"]);
+
+  // The check's own deadline passing is not the coordinator's fault.
+  const quiet = new QueueLimit({ port, log: (line) => lines.push(`quiet: ${line}`) });
+  const controller = new AbortController();
+  const read = quiet.shared(controller.signal);
+  controller.abort();
+  expect(await read).toBeUndefined();
+  expect(lines).toHaveLength(1);
+});
+
+test("a read answers only a duration ahead as a limit", async () => {
+  // What a coordinator of another version, or a corrupted record, could answer over RPC.
+  for (const answer of [Number.NaN, -5, 0, Number.POSITIVE_INFINITY, "5", null]) {
+    const limit = new QueueLimit({
+      port: { report: async () => {}, read: async () => answer as number | undefined },
+    });
+    expect(await limit.shared()).toBeUndefined();
+  }
+  const limit = new QueueLimit({ port: { report: async () => {}, read: async () => 60_000 } });
+  const until = (await limit.shared()) as number;
+  expect(Math.abs(until - Date.now() - 60_000)).toBeLessThan(1_000);
+});

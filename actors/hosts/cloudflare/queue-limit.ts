@@ -26,8 +26,14 @@ export interface QueueLimitOptions {
   /** Without one (no BREAKERS binding), the limit stays this isolate's own. */
   port?: QueueLimitPort | undefined;
   clock?: Clock;
-  /** A report or read slower than this is abandoned. Default 2 s. */
+  /** A report slower than this is abandoned. Default 2 s. */
   timeoutMs?: number;
+  /**
+   * A read (`shared`, from /readyz's broker check) slower than this is abandoned. Default 500 ms: the check runs it
+   * beside the queue's own request within /readyz's 2 s budget, so a slow coordinator must not take that budget
+   * (the check would time out and /readyz answer 503 for a queue that answers).
+   */
+  readTimeoutMs?: number;
   /** While limited, the same reset is reported again after this long (another isolate may have cleared it). Default 60 s. */
   refreshMs?: number;
   /** Where an unreachable port is said, once per outage. */
@@ -66,11 +72,13 @@ export class QueueLimit {
   private unreachable = false;
   private readonly clock: Clock;
   private readonly timeoutMs: number;
+  private readonly readTimeoutMs: number;
   private readonly refreshMs: number;
 
   constructor(private readonly options: QueueLimitOptions = {}) {
     this.clock = options.clock ?? systemClock;
     this.timeoutMs = options.timeoutMs ?? 2_000;
+    this.readTimeoutMs = options.readTimeoutMs ?? 500;
     this.refreshMs = options.refreshMs ?? 60_000;
   }
 
@@ -85,11 +93,13 @@ export class QueueLimit {
   }
 
   /**
-   * Reports this isolate's answer to the port when it changed; resolves at once otherwise (no I/O). Never rejects:
-   * a port that fails is tried again at the next flush.
+   * Reports this isolate's answer to the port when it changed, and returns that report; undefined otherwise (nothing
+   * to wait for, not even a resolved promise). Never rejects: a port that fails is tried again at the next flush.
+   * While a report is in flight, another relay's send does not wait for it (a slow coordinator would hold every
+   * object of the isolate, 429 or not): a change meanwhile is reported at a later flush.
    */
-  flush(): Promise<void> {
-    if (this.inFlight) return this.inFlight;
+  flush(): Promise<void> | undefined {
+    if (this.inFlight) return undefined;
     const port = this.options.port;
     const now = this.clock.now();
     const current = this.rateLimitedUntil();
@@ -101,7 +111,7 @@ export class QueueLimit {
         : this.reported === undefined ||
           Math.abs(current - this.reported) >= 1_000 ||
           now - this.reportedAt >= this.refreshMs;
-    if (!port || !due) return Promise.resolve();
+    if (!port || !due) return undefined;
     const run = this.report(port, current, now).finally(() => {
       this.inFlight = undefined;
     });
@@ -109,15 +119,20 @@ export class QueueLimit {
     return run;
   }
 
-  /** The latest answer any isolate reported, as a time (ms since the epoch); undefined if none or unreachable. */
-  async shared(): Promise<number | undefined> {
+  /**
+   * The latest answer any isolate reported, as a time (ms since the epoch); undefined if none, unreachable, slower
+   * than `readTimeoutMs`, or `signal` aborted first. Never rejects.
+   */
+  async shared(signal?: AbortSignal): Promise<number | undefined> {
     const port = this.options.port;
     if (!port) return undefined;
     try {
-      const ms = await withTimeout(() => port.read(), this.timeoutMs);
-      return ms === undefined ? undefined : this.clock.now() + ms;
+      const ms = await withTimeout(() => port.read(), this.readTimeoutMs, signal);
+      // Over RPC: only a duration ahead is a limit (not NaN, negative or anything else).
+      return typeof ms === "number" && ms > 0 && Number.isFinite(ms) ? this.clock.now() + ms : undefined;
     } catch (error) {
-      this.failed(error);
+      // The caller giving up (its check's deadline) says nothing of the coordinator.
+      if (!signal?.aborted) this.failed(error);
       return undefined;
     }
   }
@@ -156,7 +171,9 @@ export function limitReportingTransport(transport: Transport, limit: QueueLimit)
       try {
         await transport.send(envelopes);
       } finally {
-        await limit.flush();
+        // No await at all unless there is a change to report: a queue that takes every publish costs nothing here.
+        const report = limit.flush();
+        if (report) await report;
       }
     },
     ...(transport.availableInMs ? { availableInMs: () => transport.availableInMs?.() } : {}),
