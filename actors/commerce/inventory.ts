@@ -81,11 +81,12 @@ export interface StockView {
 }
 
 /**
- * What `Put` answers: the sku as set, and the stock and price it replaced, read in the same turn (absent for a sku
- * never set that holds no units; a never-priced sku's price is 0), for the record of who set it.
+ * What `Put` answers: the sku as set, and the stock and price it replaced, read in the same turn, for the record of
+ * who set it. Absent for a sku never set that holds no units; for one a restock gave units before any `Put`, the units
+ * only (it had no price: its state's 0 is not one).
  */
 export interface StockSet extends StockView {
-  previous?: { available: number; priceCents: number };
+  previous?: { available: number; priceCents?: number };
 }
 
 type Turn = TurnContext<InventoryState>;
@@ -119,9 +120,10 @@ export const inventoryActor = defineActor({
         throw new EdgewiseError("request.invalid", "a sku is 1-128 URL-safe characters");
       const stock = ctx.state;
       // A sku never set may still hold units (a restock webhook for it came first): what it replaces is said too.
-      const previous =
-        stock.exists || stock.available > 0
-          ? { available: stock.available, priceCents: stock.priceCents }
+      const previous = stock.exists
+        ? { available: stock.available, priceCents: stock.priceCents }
+        : stock.available > 0
+          ? { available: stock.available }
           : undefined;
       const set = () => ({ ...view(ctx), ...(previous ? { previous } : {}) });
       if (stock.exists && stock.available === data.available && stock.priceCents === data.priceCents) {

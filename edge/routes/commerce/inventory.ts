@@ -15,7 +15,10 @@ import { PutInventoryBody, SkuParam } from "./schemas.ts";
 export interface InventoryRoutesOptions {
   actors: ActorHost;
   cache?: CachedReads;
-  /** Records each Put as `admin.inventory_set`, with the stock and price before (once set) and after. */
+  /**
+   * Records each Put as `admin.inventory_set`, with the stock and price before (once set; the restocked units alone
+   * for a sku never set) and after.
+   */
   adminEvents?: AdminEvents | undefined;
 }
 
@@ -47,7 +50,8 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
       summary: "Set a sku's available stock and price",
       description:
         "Recorded in the activity log as admin.inventory_set: who, and the stock and price before (once the sku was " +
-        "set) and after, as the inventory actor applied them.",
+        "set; for a sku never set, the restocked units it held, without a price) and after, as the inventory actor " +
+        "applied them.",
       tags: ["inventory"],
       ...requires("inventory:write", { 200: json("The sku as set", SkuBody), ...jsonBodyErrors }),
     }),
@@ -67,7 +71,8 @@ export function inventoryRoutes(options: InventoryRoutesOptions): Hono<GatewayEn
         "inventory_set",
         { subject: sku, sku },
         {
-          ...(before ? { availableBefore: before.available, priceCentsBefore: before.priceCents } : {}),
+          ...(before ? { availableBefore: before.available } : {}),
+          ...(before?.priceCents === undefined ? {} : { priceCentsBefore: before.priceCents }),
           availableAfter: view.available,
           priceCentsAfter: view.priceCents,
         },
