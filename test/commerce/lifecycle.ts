@@ -490,10 +490,17 @@ export function lifecycleSuite(host: string, client: () => CommerceClient, timeo
             "order.confirmed",
           ]);
 
-          const attempts = await api.call<{ items: Array<{ eventId: string; outcome: string }> }>(
-            "GET",
-            `/v1/webhooks/subscriptions/${id}/attempts`,
-          );
+          // The node records an attempt once the receiver has answered, after the receiver saw it: wait for both.
+          const readAttempts = () =>
+            api.call<{ items: Array<{ eventId: string; outcome: string }> }>(
+              "GET",
+              `/v1/webhooks/subscriptions/${id}/attempts`,
+            );
+          let attempts = await readAttempts();
+          await eventually(async () => {
+            attempts = await readAttempts();
+            return attempts.body.items.length >= 2;
+          }, "both attempts recorded");
           expect(attempts.body.items.slice(0, 2)).toEqual([
             expect.objectContaining({ eventId: second.headers["webhook-id"], outcome: "delivered" }),
             expect.objectContaining({ eventId: first.headers["webhook-id"], outcome: "delivered" }),
