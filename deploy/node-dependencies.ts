@@ -26,10 +26,25 @@ export const nodeDependencyPolicies: Record<string, Partial<DependencyPolicy>> =
   webhook: { timeoutMs: 10_000 },
 };
 
-/** The breakers, each change of state logged (a breaker closing at info, opening at warn). */
-export function nodeDependencies(logger: Logger): Dependencies {
+/**
+ * The breakers, each change of state logged (a breaker closing at info, opening at warn). `postgresTimeoutMs`, when
+ * given, replaces the `postgres` timeout (NodeOptions.postgresTimeoutMs), and its breaker's time window with it: two
+ * timeouts, as by default (5 s and 10 s), so that calls timing out one after another trip it no sooner than there.
+ */
+export function nodeDependencies(logger: Logger, postgresTimeoutMs?: number): Dependencies {
+  const postgres = nodeDependencyPolicies.postgres;
   return new Dependencies({
-    policies: nodeDependencyPolicies,
+    policies:
+      postgresTimeoutMs === undefined
+        ? nodeDependencyPolicies
+        : {
+            ...nodeDependencyPolicies,
+            postgres: {
+              ...postgres,
+              timeoutMs: postgresTimeoutMs,
+              breaker: { ...postgres?.breaker, window: { kind: "time", ms: 2 * postgresTimeoutMs } },
+            },
+          },
     onStateChange: logStateChange(logger),
   });
 }

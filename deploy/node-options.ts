@@ -68,6 +68,12 @@ export interface NodeOptions {
   /** How long an online backup (POST /v1/backup) may wait for a quiet instant before it answers 503. Default 5 s. */
   backupQuiesceMs?: number;
   /**
+   * How long one call to Postgres may take (its `postgres` dependency timeout, deploy/node-dependencies.ts) before
+   * it fails and the request is answered 504; its breaker's time window is twice that. Default 5 s; tests of that
+   * deadline set it shorter.
+   */
+  postgresTimeoutMs?: number;
+  /**
    * Something this node cannot go on from: another node took the database's actor-host lease while this one's
    * Postgres connection was down (deploy/actor-host-lease.ts). Default: log it and exit with code 1.
    */

@@ -143,7 +143,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
     logger.warn(warning);
 
   // Every remote dependency has one breaker and a timeout (shared/resilience); /readyz and /metrics show them.
-  const dependencies = nodeDependencies(logger);
+  const dependencies = nodeDependencies(logger, options.postgresTimeoutMs);
   const rateLimit = nodeRateLimit(options, dependencies, logger, stops);
   // Redis and an external queue outlive `npm run restore`: the first start after one drops the read cache's newer
   // entries and floors, and says what the queue needs.

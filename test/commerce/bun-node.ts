@@ -29,9 +29,14 @@ export async function startCommerceNode(
   /**
    * `log` receives the node's JSON log lines (default: dropped); `logger`, a logger of the test's, takes precedence
    * (its level decides which lines are written, the access log's included). `resolve` replaces the system resolver the webhook
-   * SSRF guard asks, so a test can map names to the addresses it wants.
+   * SSRF guard asks, so a test can map names to the addresses it wants. `postgresTimeoutMs`: the node's (startNode's).
    */
-  options: { log?: (line: string) => void; logger?: Logger; resolve?: Resolve } = {},
+  options: {
+    log?: (line: string) => void;
+    logger?: Logger;
+    resolve?: Resolve;
+    postgresTimeoutMs?: number;
+  } = {},
 ): Promise<CommerceNode> {
   const schema = uniqueSchema(name);
   const dataDir = mkdtempSync(join(tmpdir(), `edgewise-${name}-`));
@@ -53,6 +58,7 @@ export async function startCommerceNode(
     brokerTimeScale: 0.01,
     log: options.log ?? (() => {}),
     ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.postgresTimeoutMs !== undefined ? { postgresTimeoutMs: options.postgresTimeoutMs } : {}),
   });
   return {
     node,

@@ -1,5 +1,5 @@
 // A balance set and its admin.account_set record in one transaction, against other sessions holding its locks
-// (real Postgres): past the caller's deadline (the `postgres` timeout, 5 s) it is rolled back, not committed after the
+// (real Postgres): past the caller's deadline (the `postgres` timeout, 3 s here) it is rolled back, not committed after the
 // 504; and its record takes its place in the log (seq) last, so the console's live tail, which reads on from the
 // highest seq it has shown, never steps over it.
 import { afterAll, beforeAll, expect, test } from "bun:test";
@@ -11,6 +11,7 @@ import {
   type AuditedNode,
   adminEventsAfter,
   call,
+  deadlineTestTimeoutMs,
   holdingPastDeadline,
   lastSeq,
   startAuditedNode,
@@ -21,7 +22,11 @@ let running: CommerceNode;
 let node: AuditedNode;
 
 beforeAll(async () => {
-  ({ running, node } = await startAuditedNode("account_deadline"));
+  ({ running, node } = await startAuditedNode(
+    "account_deadline",
+    {},
+    { postgresTimeoutMs: deadlineTestTimeoutMs },
+  ));
 }, 60_000);
 afterAll(() => running?.stop());
 
@@ -32,9 +37,9 @@ async function setPastDeadline(customerId: string, lock: (tx: postgres.Transacti
     200,
   );
   const before = await lastSeq(node.sql);
-  const { released } = await holdingPastDeadline(node.sql, lock);
+  const hold = await holdingPastDeadline(node.sql, lock);
   const answer = await call(node, "PUT", `/v1/accounts/${customerId}`, root, { balanceCents: 999 });
-  await released;
+  await hold.letGo();
   await Bun.sleep(300); // the set's own transaction goes on once the lock is let go
   const [journal] = await node.sql<{ n: number }[]>`
     SELECT count(*)::int AS n FROM billing_transactions WHERE customer_id = ${customerId}`;

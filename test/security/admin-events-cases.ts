@@ -239,40 +239,59 @@ export async function deadLetter(node: AuditedNode): Promise<string> {
 
 /**
  * A Bun node with the real Postgres (its own schema `name`) whose log lines at warn and above are kept in `lines`,
- * for the audit tests that check a failed record's warn line.
+ * for the audit tests that check a failed record's warn line; `postgresTimeoutMs` as startNode's.
  */
 export async function startAuditedNode(
   name: string,
   env: Record<string, string> = {},
+  options: { postgresTimeoutMs?: number } = {},
 ): Promise<{ running: CommerceNode; node: AuditedNode }> {
   const lines: string[] = [];
   const running = await startCommerceNode(
     name,
     { LOG_LEVEL: "warn", ...env },
-    { log: (line) => lines.push(line) },
+    { log: (line) => lines.push(line), ...options },
   );
   return { running, node: auditedView(running.node, running.jwtSecret, lines) };
 }
 
 /**
- * Another session of `sql` takes `lock` and holds it for 6.5 s, past the `postgres` dependency's 5 s timeout; resolves
- * once it is taken, with `released`, which resolves once it is let go.
+ * The `postgres` timeout of the deadline tests' nodes (startNode's `postgresTimeoutMs`): shorter than the default 5 s,
+ * which each case waited out, and still several times what their other calls take on a loaded machine (the 300 ms
+ * wait and the call of account-set-deadline's tail case among them, which must not time out).
+ */
+export const deadlineTestTimeoutMs = 3_000;
+
+/**
+ * Another session of `sql` takes `lock` and holds it past the node's `postgres` timeout (`deadlineTestTimeoutMs`):
+ * resolves once it is taken, with `letGo`, which ends the hold (once the caller has its answer) and resolves once
+ * it is let go. The hold ends on its own after 6.5 s, under REQUEST_TIMEOUT (10 s): a call whose deadline is not
+ * enforced then goes on and commits, and its test sees it.
  */
 export async function holdingPastDeadline(
   sql: postgres.Sql,
   lock: (tx: postgres.TransactionSql) => Promise<unknown>,
-): Promise<{ released: Promise<void> }> {
+): Promise<{ letGo: () => Promise<void> }> {
   let taken!: () => void;
   const held = new Promise<void>((resolve) => {
     taken = resolve;
+  });
+  let letGoNow!: () => void;
+  const asked = new Promise<void>((resolve) => {
+    letGoNow = resolve;
   });
   const released = sql
     .begin(async (tx) => {
       await lock(tx);
       taken();
-      await Bun.sleep(6_500);
+      await Promise.race([asked, Bun.sleep(6_500)]);
     })
     .then(() => undefined);
   await held;
-  return { released };
+  return {
+    letGo: () => {
+      letGoNow();
+      return released;
+    },
+  };
 }

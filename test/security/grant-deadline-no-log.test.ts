@@ -1,5 +1,5 @@
 // An API key created on a node without the commerce extension (no activity log, so no record to write with it),
-// against another session holding its table past the caller's deadline (the `postgres` timeout, 5 s; real
+// against another session holding its table past the caller's deadline (the `postgres` timeout, 3 s here; real
 // Postgres): answered 504 and rolled back when it resumes, never committed after that answer, as with the log.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -10,7 +10,14 @@ import { type EdgewiseNode, startNode } from "../../deploy/bun/node.ts";
 import { parseConfig } from "../../shared/config/index.ts";
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from "../broker/helpers.ts";
 import { uniqueName } from "../commerce/client.ts";
-import { type AuditedNode, auditedView, call, holdingPastDeadline, token } from "./admin-events-cases.ts";
+import {
+  type AuditedNode,
+  auditedView,
+  call,
+  deadlineTestTimeoutMs,
+  holdingPastDeadline,
+  token,
+} from "./admin-events-cases.ts";
 
 const schema = uniqueSchema("grant_deadline_no_log");
 const dataDir = mkdtempSync(join(tmpdir(), "edgewise-grant-deadline-no-log-"));
@@ -32,6 +39,7 @@ beforeAll(async () => {
     actors: [counterActor],
     schema,
     brokerTimeScale: 0.01,
+    postgresTimeoutMs: deadlineTestTimeoutMs,
     log: () => {},
   });
   node = auditedView(running, jwtSecret, []);
@@ -60,12 +68,9 @@ test("the node has no activity log: a key is created with no record", async () =
 
 test("an API key waiting on its table past the timeout is answered 504 and never exists", async () => {
   const sub = uniqueName("no-log-deadline-key");
-  const { released } = await holdingPastDeadline(
-    node.sql,
-    (tx) => tx`LOCK TABLE edgewise_api_keys IN SHARE MODE`,
-  );
+  const hold = await holdingPastDeadline(node.sql, (tx) => tx`LOCK TABLE edgewise_api_keys IN SHARE MODE`);
   const answer = await createKey(sub);
-  await released;
+  await hold.letGo();
   await Bun.sleep(300); // the creation's own statement goes on once the lock is let go
   expect(answer.status).toBe(504);
   expect(answer.contentType).toStartWith("application/problem+json");

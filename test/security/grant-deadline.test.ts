@@ -1,5 +1,5 @@
 // An API key or a webhook subscription created in one transaction with its admin.* record, against another session
-// holding a lock past the caller's deadline (the `postgres` timeout, 5 s; real Postgres): answered 504 and rolled
+// holding a lock past the caller's deadline (the `postgres` timeout, 3 s here; real Postgres): answered 504 and rolled
 // back when it resumes, never committed after that answer, and the warn line saying so is true.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type postgres from "postgres";
@@ -10,6 +10,7 @@ import {
   type Answer,
   type AuditedNode,
   call,
+  deadlineTestTimeoutMs,
   holdingPastDeadline,
   lastSeq,
   startAuditedNode,
@@ -20,7 +21,11 @@ let running: CommerceNode;
 let node: AuditedNode;
 
 beforeAll(async () => {
-  ({ running, node } = await startAuditedNode("grant_deadline"));
+  ({ running, node } = await startAuditedNode(
+    "grant_deadline",
+    {},
+    { postgresTimeoutMs: deadlineTestTimeoutMs },
+  ));
 }, 60_000);
 afterAll(() => running?.stop());
 
@@ -29,7 +34,7 @@ const lockSubscriptions = (tx: postgres.TransactionSql) => tx`LOCK TABLE webhook
 const lockLog = (tx: postgres.TransactionSql) => tx`LOCK TABLE activity_log IN SHARE ROW EXCLUSIVE MODE`;
 
 /**
- * `create` while another session holds `lock` for 6.5 s, past the 5 s timeout; returns its answer and the admin
+ * `create` while another session holds `lock` past the timeout, until it answers; returns its answer and the admin
  * records written since, read once the lock is let go and the creation's own transaction has gone on.
  */
 async function createPastDeadline(
@@ -37,9 +42,9 @@ async function createPastDeadline(
   create: () => Promise<Answer>,
 ): Promise<{ answer: Answer; records: unknown[] }> {
   const before = await lastSeq(node.sql);
-  const { released } = await holdingPastDeadline(node.sql, lock);
+  const hold = await holdingPastDeadline(node.sql, lock);
   const answer = await create();
-  await released;
+  await hold.letGo();
   await Bun.sleep(300); // the creation's own transaction goes on once the lock is let go
   return { answer, records: await adminEventsAfter(node.sql, before) };
 }
