@@ -1,6 +1,6 @@
 // Security suite: a Bun or Deno node started with WEBHOOKS_ALLOW_PRIVATE=1 warns that webhooks may reach private addresses.
-import { expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { allowPrivateWarning } from "../../deploy/commerce.ts";
@@ -13,12 +13,17 @@ const entries = {
   deno: denoEntryCommand(root),
 };
 
+// One data dir for the three starts, one after the other: the warning is said at every start, and each fresh one
+// cost a start its embedded PGlite's first setup (seconds, most of the start).
+const dataDir = mkdtempSync(join(tmpdir(), "edgewise-allow-private-"));
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
 /** The warning line a node printed before it served (the admin token is printed once it does), if any. */
 async function warningAtStart(command: string[], allowPrivate: string): Promise<string | undefined> {
   const env = () => ({
     PORT: String(freePort()),
     HOST: "127.0.0.1",
-    EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-allow-private-")),
+    EDGEWISE_DATA_DIR: dataDir,
     WEBHOOKS_ALLOW_PRIVATE: allowPrivate,
   });
   const node = await startProcess(command, {
