@@ -62,7 +62,7 @@ export interface NodeOptions {
   tracing?: boolean;
   /**
    * How long `stop` waits for the HTTP requests under way (after EDGEWISE_SHUTDOWN_DELAY) before it closes their
-   * connections. Default 10 s.
+   * connections. Default EDGEWISE_SHUTDOWN_DRAIN (10 s).
    */
   httpDrainMs?: number;
   /** How long an online backup (POST /v1/backup) may wait for a quiet instant before it answers 503. Default 5 s. */

@@ -289,7 +289,7 @@ async function assembleNode(options: NodeOptions, stops: Stop[]): Promise<Edgewi
         traffic,
         consoleShutdown,
         server,
-        httpDrainMs: options.httpDrainMs ?? 10_000,
+        httpDrainMs: options.httpDrainMs ?? config.EDGEWISE_SHUTDOWN_DRAIN,
         broker,
         host,
         stops,

@@ -234,6 +234,11 @@ export const ConfigSchema = v.object({
    * sending before the listener closes (a connection refused). Set it to the balancer's probe period or more.
    */
   EDGEWISE_SHUTDOWN_DELAY: v.optional(duration("EDGEWISE_SHUTDOWN_DELAY"), "0s"),
+  /**
+   * On SIGTERM, after EDGEWISE_SHUTDOWN_DELAY, how long the requests under way get to finish before their connections
+   * are closed. Keep the delay, this and about 8 s for the rest of the stop under its 28 s bound.
+   */
+  EDGEWISE_SHUTDOWN_DRAIN: v.optional(duration("EDGEWISE_SHUTDOWN_DRAIN"), "10s"),
   /** An actor with no message for this long is evicted from memory (its state stays on disk). */
   EDGEWISE_IDLE_EVICT: v.optional(duration("EDGEWISE_IDLE_EVICT"), "60s"),
   /** Actors held in memory at most; one more evicts the least recently asked idle one (its state stays on disk). */
