@@ -1,8 +1,8 @@
 // The gateway smoke test on Deno: `deno run edge/entries/deno.ts` (node:sqlite, Deno.serve, PGlite, broker).
-import { expect, test } from "bun:test";
+import { afterAll, expect, test } from "bun:test";
 import { RedisClient } from "bun";
 import { SignJWT } from "jose";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -11,14 +11,19 @@ import { gatewaySmoke } from "./smoke.ts";
 
 const root = resolve(import.meta.dir, "../..");
 
-/** `deno run edge/entries/deno.ts` on a free port and a fresh data dir, RATE_LIMIT=5/60s, plus `env`. */
+// One data dir for the nodes the file starts, one after the other: a fresh one cost each start its embedded PGlite's
+// first setup, most of a start.
+const dataDir = mkdtempSync(join(tmpdir(), "edgewise-smoke-deno-"));
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+/** `deno run edge/entries/deno.ts` on a free port and the file's data dir, RATE_LIMIT=5/60s, plus `env`. */
 async function startDenoNode(env: Record<string, string>, pattern: RegExp) {
   let port = freePort();
   const settings = () => ({
     PORT: String(port),
     HOST: "127.0.0.1",
     RATE_LIMIT: "5/60s",
-    EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-smoke-deno-")),
+    EDGEWISE_DATA_DIR: dataDir,
     ...env,
   });
   const server = await startProcess(denoEntryCommand(root), {
@@ -113,6 +118,9 @@ test("on Deno, REDIS_URL: the rate limit counts in the real Redis over TCP, and 
 
 test("on Deno, an address it cannot listen on stops the start with exit 1 and one line naming HOST, as on Bun", async () => {
   // 192.0.2.1 (TEST-NET-1) is no address of this machine; a name that does not resolve cannot be listened on either.
+  // A data dir no node ran on (what a node left may be warned of first), one for both: each start sets up PGlite
+  // before it listens, which the second does not do again.
+  const hostDataDir = mkdtempSync(join(tmpdir(), "edgewise-deno-host-"));
   for (const host of ["192.0.2.1", "nosuch.invalid"]) {
     const child = Bun.spawn(denoEntryCommand(root), {
       cwd: root,
@@ -120,7 +128,7 @@ test("on Deno, an address it cannot listen on stops the start with exit 1 and on
         ...process.env,
         HOST: host,
         PORT: "0",
-        EDGEWISE_DATA_DIR: mkdtempSync(join(tmpdir(), "edgewise-deno-host-")),
+        EDGEWISE_DATA_DIR: hostDataDir,
       },
       stdout: "pipe",
       stderr: "pipe",
@@ -138,6 +146,7 @@ test("on Deno, an address it cannot listen on stops the start with exit 1 and on
       ),
     });
   }
+  rmSync(hostDataDir, { recursive: true, force: true });
 }, 60_000);
 
 test("on Deno, a request that arrives while the node stops gets a 503 with a request id, as from the app", async () => {
