@@ -174,7 +174,9 @@ test("tightening a data dir whose PGlite another process is writing skips the fi
     const ready = await churn.stdout.getReader().read();
     expect(new TextDecoder().decode(ready.value)).toContain("ready");
     const refusals: string[] = [];
-    for (let run = 0; run < 1_500; run++) {
+    // With the removed files not skipped, a refusal came by run 23, 33 and 170 of three tries (15 to 40 in 1,500):
+    // 600 runs still catch it, with 40% of the walks (CPU-bound, seconds beside the churn) of the 1,500 there were.
+    for (let run = 0; run < 600; run++) {
       try {
         const { failed } = tightenDataDir(dataDir);
         // A file that is gone was not left readable by anyone: nothing to report either.
