@@ -1,6 +1,6 @@
 // `npm start` on embedded defaults, as a newcomer runs it: the printed token works, data survives a SIGKILL.
-import { describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { restartablePort } from "../support/ports.ts";
@@ -37,8 +37,12 @@ async function start(dataDir: string, port: number) {
 }
 
 describe("npm start", () => {
+  // The first case's data dir, taken on by the second once its nodes have exited: a fresh one cost that start its
+  // embedded PGlite's first setup, most of a start, and what the second checks does not need one.
+  const dataDir = mkdtempSync(join(tmpdir(), "edgewise-start-"));
+  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
   test("prints a working admin token and curl line; state and the key survive a SIGKILL and restart", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "edgewise-start-"));
     // Restarted on it after the SIGKILL: a port outside the ephemeral range, which no outgoing connection takes meanwhile.
     const port = restartablePort();
     const base = `http://127.0.0.1:${port}`;
@@ -136,7 +140,6 @@ describe("npm start", () => {
   }, 120_000);
 
   test("a SIGTERM to `npm start` (what a supervisor or `docker stop` sends to it) drains the node, then npm exits", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "edgewise-start-npm-"));
     const port = freePort();
     // Its own process group: the cleanup below kills the whole group, a node left orphaned (the bug) included.
     const npm = await startProcess(["npm", "start"], {
