@@ -1,6 +1,6 @@
 // A node's stop: /readyz says draining while the node still serves (closing kept-alive connections), and an upload
 // that never ends cannot hold it.
-import { expect, test } from "bun:test";
+import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { connect } from "node:net";
@@ -34,8 +34,12 @@ function keepAliveRequest(base: string, path: string): Promise<{ answer: string;
   });
 }
 
+// One data dir for the file's nodes, one after the other: a fresh one cost each its embedded PGlite's first setup,
+// most of a start. The first case publishes nothing, so the second's broker has only its own orders' messages.
+const dataDir = mkdtempSync(join(tmpdir(), "edgewise-stop-"));
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
 test("stop: readiness 503 during EDGEWISE_SHUTDOWN_DELAY, then a bounded drain", async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), "edgewise-stop-"));
   const node = await startLocalNode(dataDir, { EDGEWISE_SHUTDOWN_DELAY: "2s" }, { httpDrainMs: 500 });
   try {
     expect((await fetch(`${node.url}/readyz`)).status).toBe(200);
@@ -76,12 +80,10 @@ test("stop: readiness 503 during EDGEWISE_SHUTDOWN_DELAY, then a bounded drain",
     expect(await upload).not.toBe(200);
   } finally {
     await node.stop();
-    rmSync(dataDir, { recursive: true, force: true });
   }
 }, 30_000);
 
 test("stop: the embedded broker stops handing out messages before the actors stop, so none is refused", async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), "edgewise-stop-"));
   const config = parseConfig({
     HOST: "127.0.0.1",
     PORT: "0",
@@ -117,6 +119,5 @@ test("stop: the embedded broker stops handing out messages before the actors sto
     expect(refused?.n).toBe(0);
   } finally {
     await node.stop();
-    rmSync(dataDir, { recursive: true, force: true });
   }
 }, 60_000);
