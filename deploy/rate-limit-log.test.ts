@@ -1,5 +1,5 @@
 // A node whose Redis is down logs the rate limiter's failure once per interval, not once per request, and says why.
-import { expect, test } from "bun:test";
+import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,11 +8,15 @@ import { startLocalNode } from "../test/support/local-node.ts";
 import { restartablePort } from "../test/support/ports.ts";
 import { everyInterval } from "./node.ts";
 
+// One data dir for the file's two nodes, one after the other: a fresh one cost each its embedded PGlite's first
+// setup, most of a start; what they check is their own log lines and /readyz.
+const dataDir = mkdtempSync(join(tmpdir(), "edgewise-rl-log-"));
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
 test("Redis down: 40 requests, each counted locally, leave one warning that says how many failed", async () => {
   const unused = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
   const closedPort = unused.port;
   unused.stop(true);
-  const dataDir = mkdtempSync(join(tmpdir(), "edgewise-rl-log-"));
   const lines: string[] = [];
   const node = await startLocalNode(
     dataDir,
@@ -32,7 +36,6 @@ test("Redis down: 40 requests, each counted locally, leave one warning that says
     expect(JSON.parse(warnings[0] as string)).toMatchObject({ level: "warn", failures: 1 });
   } finally {
     await node.stop();
-    rmSync(dataDir, { recursive: true, force: true });
   }
 }, 60_000);
 
@@ -46,7 +49,6 @@ test("a wrong Redis password is named: the warning quotes Redis's refusal, /read
     ),
     { stdout: "ignore", stderr: "ignore" },
   );
-  const dataDir = mkdtempSync(join(tmpdir(), "edgewise-rl-auth-"));
   const lines: string[] = [];
   try {
     for (let tries = 0; ; tries++) {
@@ -82,7 +84,6 @@ test("a wrong Redis password is named: the warning quotes Redis's refusal, /read
   } finally {
     redis.kill();
     await redis.exited;
-    rmSync(dataDir, { recursive: true, force: true });
   }
 }, 60_000);
 
