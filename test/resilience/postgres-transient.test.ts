@@ -154,14 +154,26 @@ test("a balance set the server ends to break a deadlock runs once more in place:
     (tx) => tx`SELECT 1 FROM billing_accounts WHERE id = ${SystemAccounts.funding} FOR UPDATE`,
   );
   const [{ pid } = { pid: 0 }] = await lock.tx<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+  // The other session asks for the customer's row as soon as the set waits on it, from inside the server: the set
+  // checks for a deadlock once, deadlock_timeout (1 s) after it began to wait, and a request made later (a test
+  // polling from a loaded machine took longer once) is no deadlock yet then, so the set met lock_timeout: 503.
+  await lock.tx.unsafe(`
+    CREATE OR REPLACE FUNCTION pg_temp.until_blocking(blocker int) RETURNS boolean LANGUAGE plpgsql AS $$
+    BEGIN
+      LOOP
+        IF EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND blocker = ANY(pg_blocking_pids(pid))) THEN
+          RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.005);
+      END LOOP;
+    END $$`);
+  // Sent before the set (execute(): postgres.js sends a query only once awaited otherwise), so it is waiting for the
+  // set on the server when the set begins to wait; it gets the customer's row only once the server ended the set's
+  // transaction (40P01, rolled back).
+  const asked = lock.tx`
+    SELECT 1 FROM billing_accounts WHERE id = ${customerId} AND pg_temp.until_blocking(${pid}) FOR UPDATE`.execute();
   const answer = send("PUT", `/v1/accounts/${customerId}`, root, { balanceCents: 300 });
-  await eventually(async () => {
-    const [waiting] = await other<{ n: number }[]>`
-      SELECT count(*)::int AS n FROM pg_stat_activity WHERE ${pid}::int = ANY(pg_blocking_pids(pid))`;
-    return (waiting?.n ?? 0) > 0;
-  }, "the set waiting on the funding account");
-  // The other session gets the customer's row only once the server ended the set's transaction (40P01, rolled back).
-  await lock.tx`SELECT 1 FROM billing_accounts WHERE id = ${customerId} FOR UPDATE`;
+  await asked;
   await lock.release();
   const set = await answer;
   expect(set).toMatchObject({ status: 200, body: { customerId, balanceCents: 300 } });
