@@ -59,10 +59,16 @@ describe("guarded ports", () => {
     const db = failing();
     const billing = guardedConsumer({ type: "billing", receive: db.run }, dependencies, "postgres");
     for (let i = 0; i < 5; i++) await billing.receive(envelope()).catch(() => {});
-    const started = performance.now();
-    const error = await billing.receive(envelope()).catch((e: unknown) => e);
-    expect(isBreakerOpen(error)).toBe(true);
-    expect(performance.now() - started).toBeLessThan(50);
+    // The fastest of three refusals: one may be stalled past the bound by a GC or the scheduler on a loaded machine,
+    // while a refusal that waited (for the 5 s timeout, a backoff) would be slow every time.
+    let fastest = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      const error = await billing.receive(envelope()).catch((e: unknown) => e);
+      fastest = Math.min(fastest, performance.now() - started);
+      expect(isBreakerOpen(error)).toBe(true);
+    }
+    expect(fastest).toBeLessThan(50);
     expect(db.calls).toBe(5);
   });
 

@@ -233,7 +233,9 @@ describe("a broken store", () => {
     });
     const started = performance.now();
     const res = await call("/v1/things/1");
-    expect(performance.now() - started).toBeLessThan(300);
+    // Below the 1 s default timeout (a timeoutMs left unused fails), with 650 ms over the 50 ms one for a loaded
+    // machine's stalls.
+    expect(performance.now() - started).toBeLessThan(700);
     expect(res.status).toBe(503);
     expect(res.headers.get("retry-after")).toBe("1");
     expect(res.headers.get("ratelimit-limit")).toBeNull();
