@@ -135,8 +135,9 @@ describe("the pool, through a faulty connection to Postgres", () => {
     stop = true;
     await Promise.all(callers);
     expect(failures).toBeGreaterThan(10); // the fault was seen, again and again
-    // postgres.js's own backoff had grown past 10 s by then (3^n / 100 s, up to 20 s); ours stops at 1 s.
-    expect(backAfterMs).toBeLessThan(2_500);
+    // postgres.js's own backoff had grown past 10 s by then (3^n / 100 s, up to 20 s); ours stops at 1 s. Half of
+    // 10 s leaves a loaded machine's reconnect and stalls room over that second.
+    expect(backAfterMs).toBeLessThan(5_000);
   }, 45_000);
 
   test("with several hosts in the URL, a connection refused by one goes to the next", async () => {
