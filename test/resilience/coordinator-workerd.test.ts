@@ -78,8 +78,8 @@ test("a trip in isolate A makes B fail fast after it syncs; one probe is granted
   expect((await sync("b1", dep)).coordination).toMatchObject({ local: "open", held: true, generation: 1 });
   expect(await call("b1", dep, "ok")).toMatchObject({ result: "breaker.open", state: "open", invoked: 1 });
 
-  // After the shared reset time (1.5 s) both ask for a probe; the coordinator grants exactly one.
-  await Bun.sleep(1_600);
+  // After the shared reset time (4 s) both ask for a probe; the coordinator grants exactly one.
+  await Bun.sleep(4_100);
   expect((await sync("a1", dep)).coordination).toMatchObject({ permit: true });
   expect((await sync("b1", dep)).coordination).toMatchObject({ permit: false, held: true });
   const halfOpen = await coordinator(dep);
@@ -108,7 +108,7 @@ test("with two probe permits, two of three isolates probe; a failed probe reopen
     expect((await sync(isolate, dep, permits)).coordination).toMatchObject({ local: "open", held: true });
   }
 
-  await Bun.sleep(1_600);
+  await Bun.sleep(4_100);
   const asked = await Promise.all(["p2", "q2", "r2"].map((isolate) => sync(isolate, dep, permits)));
   const granted = asked.filter((view) => view.coordination?.permit).map((view) => view.isolate);
   expect(granted).toHaveLength(2);

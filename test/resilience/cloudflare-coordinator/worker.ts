@@ -28,8 +28,9 @@ function isolateFor(env: Env, id: string, permits: number): Isolate {
       dependencies: new CoordinatedDependencies({
         coordinator: coordinatorPort(env.BREAKERS),
         isolate: id,
-        // Trips on 3 failures in a row; the shared breaker reopens after 1.5 s.
-        policies: { db: { timeoutMs: 2_000, breaker: { consecutiveFailures: 3, resetTimeoutMs: 1_500 } } },
+        // Trips on 3 failures in a row; the shared breaker reopens after 4 s, time enough for the test's steps in
+        // the open state (a few requests through wrangler) on a loaded machine.
+        policies: { db: { timeoutMs: 2_000, breaker: { consecutiveFailures: 3, resetTimeoutMs: 4_000 } } },
         // Syncs only on transitions and on /sync (no interval sync mid-test), holds never lapse, leases last.
         coordination: {
           syncIntervalMs: 600_000,
