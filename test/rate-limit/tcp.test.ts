@@ -68,15 +68,17 @@ for (const [suite, name, connect] of adapters) {
         const redis = connect({ url: `redis://127.0.0.1:${forwarder.port}`, reconnectBackoffMs: 200 });
         clients.push(redis);
         const limiter = resilientLimiter(
-          upstashLimiter({ redis, limit: 100, windowMs: 60_000, prefix, timeoutMs: 250 }),
-          { fallback: memoryLimiter({ limit: 100, windowMs: 60_000 }), onFailure: "open", timeoutMs: 1_000 },
+          // Timeouts well past the 2 s bound below: a call that waited for either instead of failing at once on
+          // the refused connection fails it, while a loaded machine's stalls have most of 2 s.
+          upstashLimiter({ redis, limit: 100, windowMs: 60_000, prefix, timeoutMs: 2_500 }),
+          { fallback: memoryLimiter({ limit: 100, windowMs: 60_000 }), onFailure: "open", timeoutMs: 3_000 },
         );
         expect((await limiter.limit("flap")).reason).toBe("allowed");
 
         forwarder.stop();
         const started = performance.now();
         const during = await Promise.all(Array.from({ length: 10 }, () => limiter.limit("flap")));
-        expect(performance.now() - started).toBeLessThan(1_000);
+        expect(performance.now() - started).toBeLessThan(2_000);
         expect(during.every((d) => d.reason === "fallback")).toBe(true);
 
         forwarder.start(); // the same port
