@@ -13,8 +13,11 @@ const cases = attackCategory("hostile-clients");
 const root = resolve(import.meta.dir, "../..");
 /** REQUEST_TIMEOUT of both nodes, short so that a slow client's case takes about a second. */
 const timeoutMs = 1_000;
-/** The deadline's 50 ms slot, and a loaded machine's scheduling. */
-const slackMs = 1_500;
+/**
+ * The deadline's 50 ms slot, and a loaded machine's scheduling. A body that is waited for never ends, and the default
+ * REQUEST_TIMEOUT is 10 s, so a slack of 3 s still catches both.
+ */
+const slackMs = 3_000;
 
 const runtimes = [
   { name: "Bun", command: [process.execPath, join(root, "edge/entries/bun.ts")] },
@@ -135,8 +138,10 @@ for (const runtime of runtimes) {
           items: [{ sku: "hostile-sku", quantity: 1 }],
         }),
       });
+      // A 202 is already an answer within REQUEST_TIMEOUT (1 s; a held mailbox makes it 504): the bound on the
+      // client's side only adds room for a loaded machine's stalls.
       expect(order.status).toBe(202);
-      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(Date.now() - started).toBeLessThan(5_000);
       cases.tried(`${runtime.name}: hang-up mid-body`, line.status === 400);
     });
 
