@@ -163,10 +163,19 @@ test("on Deno, a request that arrives while the node stops gets a 503 with a req
       open.once("error", reject);
     });
     open.on("error", () => {});
+    let answered = "";
+    open.on("data", (chunk: Buffer) => {
+      answered += chunk.toString("latin1");
+    });
+    // The stop comes once the server has the request: Deno.serve answers its `Expect: 100-continue` only then. A
+    // fixed 200 ms could pass on a loaded machine before Deno had read the head, and the stop then waited for nothing.
     open.write(
-      `POST /v1/counters/stop/increment HTTP/1.1\r\nHost: ${hostname}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n4\r\n{"by`,
+      `POST /v1/counters/stop/increment HTTP/1.1\r\nHost: ${hostname}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nexpect: 100-continue\r\n\r\n`,
     );
-    await Bun.sleep(200);
+    const taken = Date.now() + 10_000;
+    while (!answered.includes(" 100 Continue\r\n") && Date.now() < taken) await Bun.sleep(10);
+    expect(answered).toStartWith("HTTP/1.1 100 Continue\r\n");
+    open.write(`4\r\n{"by`);
     process.kill(-server.child.pid, "SIGTERM");
 
     let refused: Response | undefined;
