@@ -416,14 +416,16 @@ describe("turn time limit", () => {
 
   test("the host's limit applies to actors that set none; a turn under it commits, one over it fails and frees the mailbox", async () => {
     const transport = new RecordingTransport();
-    const host = boot({ actors: [napper], turnTimeoutMs: 200, transport }).start();
+    // 1 s, so that the turns meant to commit (a 20 ms nap, an immediate one) do so on a loaded machine too: with
+    // 200 ms, a stall of that much made one of them time out.
+    const host = boot({ actors: [napper], turnTimeoutMs: 1_000, transport }).start();
     expect((await host.ask({ type: "napper", key: "n" }, "Nap", { ms: 20 })).reply).toEqual({ naps: 1 });
-    const slow = host.ask({ type: "napper", key: "n" }, "Nap", { ms: 600 }).catch((caught) => caught);
+    const slow = host.ask({ type: "napper", key: "n" }, "Nap", { ms: 2_500 }).catch((caught) => caught);
     const next = host.ask({ type: "napper", key: "n" }, "Nap", { ms: 0 });
     const error = (await slow) as EdgewiseError;
     expect(error.code).toBe("actor.turn_timeout");
     expect(error.status).toBe(503);
-    expect(error.message).toContain("napper/n did not finish handling Nap within 200 ms");
+    expect(error.message).toContain("napper/n did not finish handling Nap within 1000 ms");
     // The queued turn ran as soon as the slow one was given up, on the state before it.
     expect((await next).reply).toEqual({ naps: 2 });
     const hung = host.ask({ type: "napper", key: "h" }, "HangThenSend", {}).catch((caught) => caught);
@@ -431,7 +433,9 @@ describe("turn time limit", () => {
     // The handler saw its signal abort; its late send was refused, and nothing of it reached the outbox.
     await Bun.sleep(10);
     expect(lateSend).toBe("actor.turn_timeout");
-    await Bun.sleep(500); // the slow Nap finishes in the background: its state change is discarded
+    // The slow Nap finishes in the background (2.5 s after it began; two 1 s timeouts have passed since): its state
+    // change is discarded.
+    await Bun.sleep(700);
     expect(host.inspect({ type: "napper", key: "n" })).toMatchObject({ state: { naps: 2 }, inboxSize: 2 });
     expect(host.inspect({ type: "napper", key: "h" })).toMatchObject({ inboxSize: 0, outboxSize: 0 });
     expect(transport.sent).toHaveLength(0);
