@@ -202,6 +202,10 @@ describe("messaging faults (Bun host, real broker, real Postgres)", () => {
     expect(stateOf(app, "counter", "dst")).toMatchObject({ state: { count: sum }, inboxSize: total });
     // The relay removes a message from the outbox once the broker has taken it, which a delivery can overtake on a
     // loaded machine: waited for, as the other tests here do.
-    await waitFor(() => stateOf(app, "counter", "src").outboxSize === 0, 10_000, "the relay's outbox to drain");
+    await waitFor(
+      () => stateOf(app, "counter", "src").outboxSize === 0,
+      10_000,
+      "the relay's outbox to drain",
+    );
   }, 60_000);
 });
