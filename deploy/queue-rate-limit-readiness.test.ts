@@ -12,6 +12,7 @@ import { Dependencies, isBreakerOpen } from "../shared/resilience/index.ts";
 import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
 import { nodeDependencyPolicies } from "./node-dependencies.ts";
 import { type NodeReadinessParts, nodeReadiness } from "./node-readiness.ts";
+import { dailyLimitAnswer } from "../test/support/qstash-limit.ts";
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -31,10 +32,7 @@ function limitedQueue() {
         const batch = (await request.json()) as unknown[];
         return Response.json(batch.map((_, n) => ({ messageId: `msg_${n}` })));
       }
-      return new Response("daily limit exceeded", {
-        status: 429,
-        headers: { "RateLimit-Limit": "500", "RateLimit-Remaining": "0", "RateLimit-Reset": String(resetAt) },
-      });
+      return dailyLimitAnswer(resetAt);
     },
   });
   cleanups.push(() => server.stop(true));

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { eventually, uniqueName } from "./client.ts";
 import { type CommerceWorker, startCommerceWorker } from "./workerd-node.ts";
+import { dailyLimitAnswer } from "../support/qstash-limit.ts";
 
 /** In front of the local broker: while `limited`, every publish gets Upstash's daily-limit 429 with a reset an hour on. */
 function limitedFront() {
@@ -16,14 +17,7 @@ function limitedFront() {
       const url = new URL(request.url);
       if (state.limited && request.method === "POST" && /^\/v2\/(batch|publish|enqueue)/.test(url.pathname)) {
         state.refused += 1;
-        return new Response("daily limit exceeded", {
-          status: 429,
-          headers: {
-            "RateLimit-Limit": "500",
-            "RateLimit-Remaining": "0",
-            "RateLimit-Reset": String(resetAt),
-          },
-        });
+        return dailyLimitAnswer(resetAt);
       }
       if (request.method === "POST" && url.pathname.startsWith("/v2/batch")) state.passed += 1;
       const headers = new Headers(request.headers);

@@ -8,6 +8,7 @@ import {
 } from "../../actors/hosts/cloudflare/queue-limit.ts";
 import { QStashTransport } from "../../actors/queue/qstash-transport.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
+import { dailyLimitAnswer } from "../support/qstash-limit.ts";
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -23,14 +24,7 @@ function queue() {
     port: 0,
     async fetch(request) {
       if (state.limited) {
-        return new Response("daily limit exceeded", {
-          status: 429,
-          headers: {
-            "RateLimit-Limit": "500",
-            "RateLimit-Remaining": "0",
-            "RateLimit-Reset": String(resetAt),
-          },
-        });
+        return dailyLimitAnswer(resetAt);
       }
       const batch = (await request.json()) as unknown[];
       return Response.json(batch.map((_, n) => ({ messageId: `msg_${n}` })));
