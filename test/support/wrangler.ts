@@ -1,5 +1,6 @@
 // Starting `wrangler dev` from tests and benches: a free port, the one command line, and the JSON lines it relays.
 import { join, resolve } from "node:path";
+import { restartablePort } from "./ports.ts";
 
 const root = resolve(import.meta.dir, "../..");
 
@@ -29,10 +30,12 @@ export function wranglerDev(options: WranglerDevOptions): string[] {
     ...(options.config ? ["-c", options.config] : []),
     "--ip",
     "127.0.0.1",
+    // Ports outside the kernel's ephemeral range (ports.ts): wrangler binds them seconds after they are picked, and
+    // a port from that range may become an outgoing connection's local port meanwhile (then wrangler cannot start).
     "--port",
-    String(options.port ?? freePort()),
+    String(options.port ?? restartablePort()),
     "--inspector-port",
-    String(freePort()),
+    String(restartablePort()),
     "--persist-to",
     options.persistTo,
     ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
