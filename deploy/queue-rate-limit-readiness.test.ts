@@ -12,37 +12,18 @@ import { Dependencies, isBreakerOpen } from "../shared/resilience/index.ts";
 import { EdgewiseMetrics } from "../shared/telemetry/metrics/index.ts";
 import { nodeDependencyPolicies } from "./node-dependencies.ts";
 import { type NodeReadinessParts, nodeReadiness } from "./node-readiness.ts";
-import { dailyLimitAnswer } from "../test/support/qstash-limit.ts";
+import { queueStandIn } from "../test/support/qstash-limit.ts";
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A QStash stand-in whose daily limit is spent for an hour (every publish Upstash's daily-limit 429) until `lift`. */
+/** A QStash stand-in whose daily limit is spent for an hour (every publish Upstash's daily-limit 429) until lifted. */
 function limitedQueue() {
-  const resetAt = Math.floor(Date.now() / 1000) + 3_600;
-  const state = { limited: true };
-  const server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    async fetch(request) {
-      if (new URL(request.url).pathname === "/v2/keys") return Response.json({});
-      if (!state.limited) {
-        const batch = (await request.json()) as unknown[];
-        return Response.json(batch.map((_, n) => ({ messageId: `msg_${n}` })));
-      }
-      return dailyLimitAnswer(resetAt);
-    },
-  });
-  cleanups.push(() => server.stop(true));
-  return {
-    url: `http://127.0.0.1:${server.port}`,
-    resetAt,
-    lift: () => {
-      state.limited = false;
-    },
-  };
+  const queue = queueStandIn({ limited: true });
+  cleanups.push(() => queue.stop());
+  return queue;
 }
 
 test("429s from the queue leave the broker's breaker closed, its other calls admitted, and /readyz ready", async () => {
@@ -113,7 +94,7 @@ test("429s from the queue leave the broker's breaker closed, its other calls adm
   expect(await limitedFor()).toBeGreaterThan(3_000);
 
   // Once the queue takes a publish again, /readyz says nothing of a limit.
-  queue.lift();
+  queue.state.limited = false;
   await transport.send([createEnvelope({ type: "Ping", source: "test", target: "counter/sink", data: {} })]);
   const after = (await (await app.request("/readyz")).json()) as typeof body;
   expect(after.dependencies.broker?.rateLimitedUntil).toBeUndefined();

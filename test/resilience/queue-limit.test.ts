@@ -8,7 +8,7 @@ import {
 } from "../../actors/hosts/cloudflare/queue-limit.ts";
 import { QStashTransport } from "../../actors/queue/qstash-transport.ts";
 import { createEnvelope } from "../../shared/envelope/index.ts";
-import { dailyLimitAnswer } from "../support/qstash-limit.ts";
+import { queueStandIn } from "../support/qstash-limit.ts";
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -17,21 +17,9 @@ afterEach(() => {
 
 /** A queue that takes publishes, or answers Upstash's daily-limit 429 with a reset an hour on while `limited`. */
 function queue() {
-  const resetAt = Math.floor(Date.now() / 1000) + 3_600;
-  const state = { limited: false };
-  const server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    async fetch(request) {
-      if (state.limited) {
-        return dailyLimitAnswer(resetAt);
-      }
-      const batch = (await request.json()) as unknown[];
-      return Response.json(batch.map((_, n) => ({ messageId: `msg_${n}` })));
-    },
-  });
-  cleanups.push(() => server.stop(true));
-  return { url: `http://127.0.0.1:${server.port}`, resetAt, state };
+  const standIn = queueStandIn({ limited: false });
+  cleanups.push(() => standIn.stop());
+  return standIn;
 }
 
 /** What the coordinator was told, in order; `down` makes it fail. */
